@@ -1,0 +1,120 @@
+# shrink - make targets (GNU make). Each target says why it exists.
+#
+#   make            build libshrink.a, libshrink.so and the shrink CLI into build/
+#   make demo       install missing Debian packages (as root), build, run info/generate/ppl
+#   make test       every test: unit tests with dispatched kernels and with SHRINK_KERNELS=ref,
+#                   CLI tests, then the same suite under ASan + UBSan
+#   make check      the unit + CLI tests once (quick loop while developing)
+#   make asan       build the ASan + UBSan variant into build-asan/
+#   make bench      build the benchmarks (bench/), see docs/perf.md
+#   make install    install library, header, CLI and pkg-config file under $(PREFIX)
+#   make clean      remove build outputs
+
+PREFIX  ?= /usr/local
+BUILD   ?= build
+CC      ?= cc
+OPT     ?= -O2
+WERROR  ?= -Werror
+SAN     ?=
+
+WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter $(WERROR)
+BASE_CFLAGS = -std=c11 $(OPT) -g -fPIC -fvisibility=hidden -fopenmp -D_GNU_SOURCE -Iinclude \
+              $(WARN) $(SAN) $(EXTRA_CFLAGS)
+LDLIBS   = -fopenmp -lm -lpthread $(SAN)
+
+# ISA-specific flags apply to the files under src/kernels/x86/ only.
+AVX2_FLAGS   = -mavx2 -mfma -mf16c
+AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mfma -mf16c
+
+LIB_SRC  = $(wildcard src/*/*.c)
+ISA_SRC  = $(wildcard src/kernels/x86/*.c)
+CLI_SRC  = $(wildcard tools/cli/*.c)
+TEST_SRC = $(wildcard tests/test_*.c)
+BENCH_SRC= $(wildcard bench/bench_*.c)
+
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o) $(ISA_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
+TESTS    = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCHES  = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all lib cli demo test check asan asan-check bench install uninstall clean deps fuzz
+all: lib cli
+
+lib: $(BUILD)/libshrink.a $(BUILD)/libshrink.so
+cli: $(BUILD)/shrink
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/src/kernels/x86/%_avx2.o: src/kernels/x86/%_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(AVX2_FLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/src/kernels/x86/%_avx512.o: src/kernels/x86/%_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libshrink.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libshrink.so: $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(LDLIBS) -Wl,-soname,libshrink.so.0
+
+$(BUILD)/shrink: $(CLI_OBJ) $(BUILD)/libshrink.a
+	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libshrink.a $(LDLIBS)
+
+# Tests link the static library and may include internal headers (src/...).
+$(BUILD)/tests/%: tests/%.c tests/test_util.h $(BUILD)/libshrink.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Isrc -o $@ $< $(BUILD)/libshrink.a $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libshrink.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Isrc -o $@ $< $(BUILD)/libshrink.a $(LDLIBS)
+
+# The Debian packages the build and the tests need (gcc with OpenMP, make, python3 for
+# the CLI test script's JSON checks is NOT needed: tests are C and sh only).
+deps:
+	@sh tools/deps.sh
+
+# The main job on the default model: info, a short generation, perplexity.
+demo: deps all
+	@sh tools/demo.sh $(BUILD)/shrink
+
+# Quick loop: unit tests (dispatched kernels, then the scalar references) and CLI tests.
+check: all $(TESTS)
+	@sh tests/run_all.sh $(BUILD)
+
+# Sanitizer build: the same tests under ASan + UBSan (no recovery: any report fails).
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" all build-asan-tests
+build-asan-tests: $(TESTS)
+asan-check: asan
+	@ASAN_OPTIONS=detect_leaks=1 sh tests/run_all.sh build-asan
+
+# Everything CI runs.
+test: deps check asan-check
+
+bench: all $(BENCHES)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
+	           $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 $(BUILD)/libshrink.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libshrink.so $(DESTDIR)$(PREFIX)/lib/libshrink.so.0
+	ln -sf libshrink.so.0 $(DESTDIR)$(PREFIX)/lib/libshrink.so
+	install -m 644 include/shrink.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(BUILD)/shrink $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' shrink.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/shrink.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libshrink.a $(DESTDIR)$(PREFIX)/lib/libshrink.so* \
+	      $(DESTDIR)$(PREFIX)/include/shrink.h $(DESTDIR)$(PREFIX)/bin/shrink \
+	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/shrink.pc
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

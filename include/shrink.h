@@ -1,0 +1,260 @@
+/*
+ * shrink.h - the only public header of libshrink.
+ *
+ * libshrink loads language models (llama2.c checkpoints, Hugging Face folders), tokenizes text
+ * exactly like the reference tokenizers, runs the models on the CPU and measures them
+ * (perplexity, speed, memory). Compression methods build on this API.
+ *
+ * Conventions (see docs/architecture.md):
+ *   - every fallible function returns shrink_status; SHRINK_OK is 0, errors are negative;
+ *     on failure shrink_last_error() holds a message naming the file/function and the problem;
+ *   - results come back through out-parameters; whoever calls a creator owns the result and
+ *     releases it with the matching _free (every _free accepts NULL);
+ *   - the library never prints to stdout and never exits the process.
+ */
+#ifndef SHRINK_H
+#define SHRINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define SHRINK_API __attribute__((visibility("default")))
+#else
+#define SHRINK_API
+#endif
+
+#define SHRINK_VERSION "0.1.0"
+
+/* ==== status ============================================================================== */
+
+typedef enum shrink_status {
+    SHRINK_OK              = 0,
+    SHRINK_ERR_IO          = -1, /* open/read/write/mmap failed */
+    SHRINK_ERR_FORMAT      = -2, /* the file is malformed (bad magic, truncated, bad sizes) */
+    SHRINK_ERR_NOMEM       = -3, /* allocation failed */
+    SHRINK_ERR_UNSUPPORTED = -4, /* well-formed but not something shrink can run */
+    SHRINK_ERR_ARG         = -5, /* a bad argument from the caller */
+    SHRINK_ERR_RANGE       = -6, /* a value out of its allowed range (token id, position) */
+} shrink_status;
+
+/* The message of the last error on this thread ("" if none). Valid until the next failing
+ * call on the same thread. */
+SHRINK_API const char *shrink_last_error(void);
+SHRINK_API const char *shrink_status_name(shrink_status st);
+
+/* ==== data types ========================================================================== */
+
+typedef enum shrink_dtype {
+    SHRINK_DTYPE_F32  = 0,
+    SHRINK_DTYPE_F16  = 1,
+    SHRINK_DTYPE_BF16 = 2,
+    SHRINK_DTYPE_COUNT
+} shrink_dtype;
+
+SHRINK_API const char *shrink_dtype_name(shrink_dtype t);          /* "f32", "f16", "bf16" */
+/* Parses "f32"/"f16"/"bf16" (also "float32", "F16", ...). Returns SHRINK_ERR_ARG if unknown. */
+SHRINK_API shrink_status shrink_dtype_parse(const char *name, shrink_dtype *out);
+
+/* ==== threads ============================================================================= */
+
+/* Number of threads the library's kernels use (0 = one per core). Global, set once. */
+SHRINK_API void shrink_set_threads(int n_threads);
+SHRINK_API int  shrink_get_threads(void);
+/* A description of the CPU features and the kernels chosen, e.g. "avx512 (avx512f, f16c)". */
+SHRINK_API const char *shrink_kernels_name(void);
+
+/* ==== models ============================================================================== */
+
+typedef struct shrink_model shrink_model;     /* opaque */
+
+typedef struct shrink_load_params {
+    const char *tokenizer_path; /* NULL: look beside the model; else tokenizer.bin/.model/.json
+                                   or a folder with vocab.json + merges.txt */
+    bool        widen_f32;      /* true: convert f16/bf16 weights to f32 in memory at load */
+    bool        no_tokenizer;   /* true: do not load a tokenizer (info on a bare file) */
+} shrink_load_params;
+
+SHRINK_API shrink_load_params shrink_load_params_default(void);
+
+/* Loads a llama2.c checkpoint (.bin; tokenizer.bin/tok*.bin beside it) or a Hugging Face
+ * folder (config.json + model.safetensors or sharded with model.safetensors.index.json, or
+ * the path of a .safetensors file inside such a folder). The weight files are memory-mapped
+ * and validated (sizes, offsets, dtypes, shapes) before use.
+ * On success *out owns the model; on failure *out is NULL and shrink_last_error() says what
+ * was wrong and in which file. */
+SHRINK_API shrink_status shrink_model_load(shrink_model **out, const char *path,
+                                           const shrink_load_params *params);
+SHRINK_API void shrink_model_free(shrink_model *model);
+
+typedef struct shrink_model_info {
+    const char *arch;           /* "llama" or "gpt2" */
+    const char *format;         /* "llama2c" or "safetensors" */
+    int32_t     dim;            /* hidden size */
+    int32_t     n_layers;
+    int32_t     n_heads;
+    int32_t     n_kv_heads;
+    int32_t     head_dim;
+    int32_t     ffn_dim;
+    int32_t     vocab_size;
+    int32_t     max_seq_len;    /* context length of the model */
+    float       norm_eps;
+    float       rope_theta;     /* 0 for learned positions */
+    bool        tied_embeddings;
+    bool        rope_interleaved;
+    int32_t     bos_id;         /* -1 if none */
+    int32_t     eos_id;         /* -1 if none */
+    bool        add_bos;        /* the tokenizer prepends BOS to a text */
+    int64_t     n_params;
+    int64_t     n_tensors;
+    uint64_t    weight_bytes;   /* bytes of weights as held in memory */
+    uint64_t    file_bytes;     /* bytes of the weight file(s) */
+} shrink_model_info;
+
+SHRINK_API void shrink_model_get_info(const shrink_model *model, shrink_model_info *info);
+
+typedef struct shrink_tensor_info {
+    const char  *name;          /* name in the file */
+    shrink_dtype dtype;
+    int32_t      n_dims;
+    int64_t      shape[4];      /* outermost first, as in PyTorch */
+    uint64_t     bytes;
+} shrink_tensor_info;
+
+/* Tensor i (0 <= i < n_tensors) in file order. Returns SHRINK_ERR_RANGE for a bad index. */
+SHRINK_API shrink_status shrink_model_tensor(const shrink_model *model, int64_t i,
+                                             shrink_tensor_info *info);
+
+/* Bytes of run-time state (KV cache and activations) for a context of n_ctx tokens and a
+ * batch of n_batch tokens processed at once. */
+SHRINK_API uint64_t shrink_model_state_bytes(const shrink_model *model, int32_t n_ctx,
+                                             int32_t n_batch);
+
+/* ==== tokenizer =========================================================================== */
+
+typedef struct shrink_tokenizer shrink_tokenizer;  /* opaque */
+
+/* The model's tokenizer (owned by the model; NULL if it has none). */
+SHRINK_API const shrink_tokenizer *shrink_model_tokenizer(const shrink_model *model);
+
+/* Loads a tokenizer from tokenizer.bin (llama2.c), tokenizer.model (sentencepiece),
+ * tokenizer.json (Hugging Face; Llama/sentencepiece-BPE or GPT-2 byte-level BPE), or a folder
+ * holding one of those or vocab.json + merges.txt. */
+SHRINK_API shrink_status shrink_tokenizer_load(shrink_tokenizer **out, const char *path);
+SHRINK_API void shrink_tokenizer_free(shrink_tokenizer *tok);
+
+SHRINK_API int32_t shrink_tokenizer_vocab_size(const shrink_tokenizer *tok);
+SHRINK_API int32_t shrink_tokenizer_bos(const shrink_tokenizer *tok);   /* -1 if none */
+SHRINK_API int32_t shrink_tokenizer_eos(const shrink_tokenizer *tok);   /* -1 if none */
+
+/* Encodes text[0..len) (UTF-8; invalid UTF-8 gives SHRINK_ERR_ARG). With add_bos, BOS is
+ * prepended. On success *ids is a malloc'd array of *n_ids ids that the caller frees with
+ * shrink_free(). */
+SHRINK_API shrink_status shrink_tokenizer_encode(const shrink_tokenizer *tok, const char *text,
+                                                 size_t len, bool add_bos, int32_t **ids,
+                                                 size_t *n_ids);
+
+/* Decodes ids to UTF-8 text exactly as the reference tokenizer does (sentencepiece drops the
+ * one dummy-prefix space at the start). *text is malloc'd and NUL-terminated; free with
+ * shrink_free(); *len excludes the NUL. */
+SHRINK_API shrink_status shrink_tokenizer_decode(const shrink_tokenizer *tok, const int32_t *ids,
+                                                 size_t n_ids, char **text, size_t *len);
+
+/* The bytes token `id` stands for when it follows token `prev` in a stream (byte tokens
+ * <0xNN> become their byte; after BOS a sentencepiece piece loses its leading space, as
+ * llama2.c's run.c prints). Writes at most cap bytes to buf, returns the number of bytes
+ * of the piece, or a negative status for a bad id. */
+SHRINK_API int32_t shrink_tokenizer_piece(const shrink_tokenizer *tok, int32_t prev, int32_t id,
+                                          char *buf, size_t cap);
+
+SHRINK_API void shrink_free(void *p);
+
+/* ==== running a model ===================================================================== */
+
+typedef struct shrink_context shrink_context;  /* opaque: KV cache + activations */
+
+/* A run state for up to n_ctx positions (<= the model's max_seq_len; 0 = the model's) that
+ * processes up to n_batch tokens per call (0 = 512). Owns its buffers. */
+SHRINK_API shrink_status shrink_context_create(shrink_context **out, const shrink_model *model,
+                                               int32_t n_ctx, int32_t n_batch);
+SHRINK_API void shrink_context_free(shrink_context *ctx);
+SHRINK_API int32_t shrink_context_n_ctx(const shrink_context *ctx);
+
+/* Runs tokens[0..n) at positions pos..pos+n-1, appending them to the KV cache (which must hold
+ * exactly pos positions already; pos = 0 restarts). The whole batch is processed as
+ * matrix-matrix work. If logits is not NULL, writes the logits of the last `n_logits` tokens
+ * of the batch (n_logits = 1 for decoding, n for scoring), row-major [n_logits, vocab].
+ * n may exceed n_batch: the batch is then processed in pieces. */
+SHRINK_API shrink_status shrink_context_eval(shrink_context *ctx, const int32_t *tokens,
+                                             int32_t n, int32_t pos, float *logits,
+                                             int32_t n_logits);
+
+/* ==== sampling ============================================================================ */
+
+typedef struct shrink_sampler_params {
+    float    temperature; /* 0 = greedy (argmax) */
+    int32_t  top_k;       /* 0 = off */
+    float    top_p;       /* 1 = off */
+    uint64_t seed;
+} shrink_sampler_params;
+
+SHRINK_API shrink_sampler_params shrink_sampler_params_default(void);
+
+typedef struct shrink_sampler shrink_sampler;
+SHRINK_API shrink_status shrink_sampler_create(shrink_sampler **out, int32_t vocab_size,
+                                               const shrink_sampler_params *params);
+SHRINK_API void shrink_sampler_free(shrink_sampler *s);
+/* Picks a token from logits[0..vocab) (logits may be modified). Deterministic for a seed. */
+SHRINK_API int32_t shrink_sampler_sample(shrink_sampler *s, float *logits);
+
+/* ==== measuring =========================================================================== */
+
+typedef enum shrink_ppl_method {
+    SHRINK_PPL_SLIDING   = 0, /* Hugging Face "perplexity of fixed-length models" */
+    SHRINK_PPL_LLAMA_CPP = 1, /* llama-perplexity: chunks of ctx, BOS first, 2nd half scored */
+} shrink_ppl_method;
+
+typedef struct shrink_ppl_params {
+    shrink_ppl_method method;
+    int32_t           n_ctx;    /* window length; 0 = min(model context, 512) */
+    int32_t           stride;   /* sliding only; 0 = n_ctx / 2 */
+    /* called after each window with windows done / total; may be NULL */
+    void            (*progress)(void *user, int64_t done, int64_t total);
+    void             *user;
+} shrink_ppl_params;
+
+typedef struct shrink_ppl_result {
+    double  ppl;
+    double  nll;           /* mean negative log-likelihood, nats per scored token */
+    int64_t tokens_scored;
+    int64_t n_tokens;      /* tokens in the text (with BOS if the model uses one) */
+    int64_t windows;
+    double  seconds;
+    double  tok_per_s;     /* tokens evaluated (not only scored) per second */
+} shrink_ppl_result;
+
+SHRINK_API shrink_ppl_params shrink_ppl_params_default(void);
+
+/* Scores token ids (ids[0] is BOS if the model uses one; the llama.cpp method puts BOS at the
+ * start of each chunk itself). ctx must have n_ctx >= params->n_ctx. */
+SHRINK_API shrink_status shrink_perplexity(shrink_context *ctx, const int32_t *ids, int64_t n_ids,
+                                           const shrink_ppl_params *params,
+                                           shrink_ppl_result *result);
+
+/* Peak resident set size of this process in bytes (0 if unknown). */
+SHRINK_API uint64_t shrink_peak_rss(void);
+/* Wall-clock seconds from a monotonic clock. */
+SHRINK_API double shrink_time(void);
+/* Measures memory read bandwidth in bytes/s with the library's threads (streams a buffer of
+ * `bytes` bytes, best of `reps`). */
+SHRINK_API double shrink_measure_bandwidth(size_t bytes, int reps);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SHRINK_H */

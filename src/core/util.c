@@ -1,0 +1,70 @@
+/*
+ * util.c - time, peak memory, threads, memory bandwidth measurement.
+ */
+#include "core.h"
+
+#include <omp.h>
+#include <sys/resource.h>
+#include <time.h>
+
+double shrink_time(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+uint64_t shrink_peak_rss(void) {
+    /* VmHWM from /proc is exact; getrusage's ru_maxrss (KiB) is the fallback. */
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof line, f)) {
+            unsigned long long kb;
+            if (sscanf(line, "VmHWM: %llu kB", &kb) == 1) {
+                fclose(f);
+                return (uint64_t)kb * 1024;
+            }
+        }
+        fclose(f);
+    }
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) return (uint64_t)ru.ru_maxrss * 1024;
+    return 0;
+}
+
+static int sk_threads = 0;
+
+void shrink_set_threads(int n_threads) {
+    if (n_threads <= 0) n_threads = omp_get_num_procs();
+    sk_threads = n_threads;
+    omp_set_num_threads(n_threads);
+}
+
+int shrink_get_threads(void) { return sk_threads > 0 ? sk_threads : omp_get_max_threads(); }
+
+double shrink_measure_bandwidth(size_t bytes, int reps) {
+    size_t n = bytes / sizeof(float);
+    if (n < 1024) n = 1024;
+    float *buf = sk_aligned_alloc(64, n * sizeof(float));
+    if (!buf) return 0;
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) buf[i] = (float)(i & 1023);
+    double best = 0;
+    for (int r = 0; r < (reps > 0 ? reps : 1); r++) {
+        double sum = 0, t0 = shrink_time();
+        /* 16 independent accumulators so the loop vectorizes and is bound by loads */
+        #pragma omp parallel for schedule(static) reduction(+ : sum)
+        for (size_t i = 0; i < n / 16; i++) {
+            float acc = 0;
+            const float *p = buf + i * 16;
+            for (int k = 0; k < 16; k++) acc += p[k];
+            sum += acc;
+        }
+        double dt = shrink_time() - t0;
+        if (sum == -1.0) best = -1; /* keeps the sum live */
+        double bw = (double)(n * sizeof(float)) / dt;
+        if (bw > best) best = bw;
+    }
+    sk_free(buf);
+    return best;
+}

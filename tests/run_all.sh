@@ -1,0 +1,20 @@
+#!/bin/sh
+# Runs every test executable in BUILD/tests twice (dispatched kernels, then SHRINK_KERNELS=ref),
+# then tests/test_cli.sh against BUILD/shrink. Exit status 77 means skipped.
+# Prints "N passed, N failed, N skipped" and fails if anything failed.
+build=${1:-build}
+pass=0; fail=0; skip=0
+run() {
+    label=$1; shift
+    "$@"; rc=$?
+    if [ $rc -eq 0 ]; then pass=$((pass+1)); elif [ $rc -eq 77 ]; then skip=$((skip+1));
+    else fail=$((fail+1)); echo "FAILED: $label (exit $rc)"; fi
+}
+for t in "$build"/tests/test_*; do
+    [ -x "$t" ] || continue
+    run "$t" "$t"
+    run "$t [SHRINK_KERNELS=ref]" env SHRINK_KERNELS=ref "$t"
+done
+if [ -f tests/test_cli.sh ]; then run "test_cli.sh" sh tests/test_cli.sh "$build/shrink"; fi
+echo "test programs: $pass passed, $fail failed, $skip skipped"
+[ $fail -eq 0 ]
