@@ -1,0 +1,135 @@
+/*
+ * dtype.c - THE dtype table: one row per shrink_dtype, and the scalar f16/bf16 conversions.
+ * Everything that needs to know about a dtype (readers, writers, kernels, tests) looks here.
+ */
+#include "kernels.h"
+
+float sk_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1F;
+    uint32_t man = h & 0x3FF;
+    uint32_t u;
+    if (exp == 0) {
+        if (man == 0) {
+            u = sign;
+        } else { /* subnormal: normalize */
+            exp = 127 - 15 + 1;
+            while (!(man & 0x400)) {
+                man <<= 1;
+                exp--;
+            }
+            man &= 0x3FF;
+            u = sign | exp << 23 | man << 13;
+        }
+    } else if (exp == 31) {
+        u = sign | 0x7F800000u | man << 13; /* inf / nan */
+    } else {
+        u = sign | (exp + 127 - 15) << 23 | man << 13;
+    }
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+uint16_t sk_f32_to_f16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint32_t sign = (u >> 16) & 0x8000;
+    uint32_t exp = (u >> 23) & 0xFF;
+    uint32_t man = u & 0x7FFFFF;
+    if (exp == 0xFF) return (uint16_t)(sign | 0x7C00 | (man ? 0x200 | (man >> 13) : 0));
+    int32_t e = (int32_t)exp - 127 + 15;
+    if (e >= 31) return (uint16_t)(sign | 0x7C00);
+    if (e <= 0) { /* subnormal or zero in half */
+        if (e < -10) return (uint16_t)sign;
+        man |= 0x800000;
+        uint32_t shift = (uint32_t)(14 - e);
+        uint32_t half = man >> shift;
+        uint32_t rem = man & ((1u << shift) - 1);
+        uint32_t mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1))) half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t half = sign | (uint32_t)e << 10 | man >> 13;
+    uint32_t rem = man & 0x1FFF;
+    if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++; /* may carry into exp: ok */
+    return (uint16_t)half;
+}
+
+float sk_bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+uint16_t sk_f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7FFFFFFF) > 0x7F800000) return (uint16_t)((u >> 16) | 0x40); /* quiet nan */
+    u += 0x7FFF + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
+static void f32_to_f32(const void *src, float *dst, int64_t n) {
+    memcpy(dst, src, (size_t)n * sizeof(float));
+}
+static void f32_from_f32(const float *src, void *dst, int64_t n) {
+    memcpy(dst, src, (size_t)n * sizeof(float));
+}
+static void f16_to_f32_row(const void *src, float *dst, int64_t n) {
+    const uint16_t *s = src;
+    for (int64_t i = 0; i < n; i++) dst[i] = sk_f16_to_f32(s[i]);
+}
+static void f16_from_f32_row(const float *src, void *dst, int64_t n) {
+    uint16_t *d = dst;
+    for (int64_t i = 0; i < n; i++) d[i] = sk_f32_to_f16(src[i]);
+}
+static void bf16_to_f32_row(const void *src, float *dst, int64_t n) {
+    const uint16_t *s = src;
+    for (int64_t i = 0; i < n; i++) dst[i] = sk_bf16_to_f32(s[i]);
+}
+static void bf16_from_f32_row(const float *src, void *dst, int64_t n) {
+    uint16_t *d = dst;
+    for (int64_t i = 0; i < n; i++) d[i] = sk_f32_to_bf16(src[i]);
+}
+
+static const sk_dtype_traits sk_dtypes[SHRINK_DTYPE_COUNT] = {
+    [SHRINK_DTYPE_F32]  = {.name = "f32",  .st_name = "F32",  .block = 1, .bytes = 4,
+                           .to_f32 = f32_to_f32,      .from_f32 = f32_from_f32,
+                           .tol_rel = 0},
+    [SHRINK_DTYPE_F16]  = {.name = "f16",  .st_name = "F16",  .block = 1, .bytes = 2,
+                           .to_f32 = f16_to_f32_row,  .from_f32 = f16_from_f32_row,
+                           .tol_rel = 4.9e-4},
+    [SHRINK_DTYPE_BF16] = {.name = "bf16", .st_name = "BF16", .block = 1, .bytes = 2,
+                           .to_f32 = bf16_to_f32_row, .from_f32 = bf16_from_f32_row,
+                           .tol_rel = 3.9e-3},
+};
+
+const sk_dtype_traits *sk_dtype(shrink_dtype t) {
+    SHRINK_ASSERT((unsigned)t < SHRINK_DTYPE_COUNT);
+    return &sk_dtypes[t];
+}
+
+uint64_t sk_dtype_row_bytes(shrink_dtype t, int64_t n) {
+    const sk_dtype_traits *d = sk_dtype(t);
+    return (uint64_t)n / d->block * d->bytes;
+}
+
+const char *shrink_dtype_name(shrink_dtype t) {
+    return (unsigned)t < SHRINK_DTYPE_COUNT ? sk_dtypes[t].name : "?";
+}
+
+shrink_status shrink_dtype_parse(const char *name, shrink_dtype *out) {
+    static const struct { const char *s; shrink_dtype t; } alias[] = {
+        {"f32", SHRINK_DTYPE_F32},   {"fp32", SHRINK_DTYPE_F32},  {"float32", SHRINK_DTYPE_F32},
+        {"f16", SHRINK_DTYPE_F16},   {"fp16", SHRINK_DTYPE_F16},  {"float16", SHRINK_DTYPE_F16},
+        {"half", SHRINK_DTYPE_F16},  {"bf16", SHRINK_DTYPE_BF16}, {"bfloat16", SHRINK_DTYPE_BF16},
+    };
+    for (size_t i = 0; i < sizeof alias / sizeof alias[0]; i++)
+        if (strcasecmp(name, alias[i].s) == 0) {
+            *out = alias[i].t;
+            return SHRINK_OK;
+        }
+    return sk_error(SHRINK_ERR_ARG, "unknown dtype '%s' (allowed: f32, f16, bf16)", name);
+}
