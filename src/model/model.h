@@ -122,4 +122,7 @@ struct shrink_model {
  * if registering fails. */
 SK_HIDDEN void *sk_model_own(struct shrink_model *m, void *buf);
 
+/* The model a context runs. */
+SK_HIDDEN const struct shrink_model *sk_context_model(const shrink_context *x);
+
 #endif /* SK_MODEL_H */

@@ -1,0 +1,376 @@
+/*
+ * decoder.c - the forward pass of every supported architecture, and the run state
+ * (shrink_context: KV cache + activations).
+ *
+ * Shapes: T = tokens in the batch, D = dim, H = n_heads, KV = n_kv_heads, hd = head_dim,
+ * F = ffn_dim, V = vocab_size, C = n_ctx (positions the cache holds), L = n_layers.
+ *
+ * One implementation serves Llama and GPT-2: the decoder branches on the architecture row
+ * (norm kind, FFN kind, positional encoding) and on which biases the model has, never on the
+ * architecture's name. Reads like llama2.c's forward(), but every step runs on the whole batch
+ * of T tokens, so the projections are matrix-matrix products (prompt processing) and T = 1 is
+ * decoding.
+ *
+ * Numerics follow the references: RMSNorm  x / sqrt(mean(x^2) + eps) * w (Hugging Face
+ * LlamaRMSNorm); LayerNorm with biased variance (torch.nn.LayerNorm); GELU with the tanh
+ * approximation (gelu_new); RoPE frequencies theta^(-2i/hd) computed in double.
+ */
+#include "model.h"
+
+#include <math.h>
+#include <omp.h>
+
+struct shrink_context {
+    const struct shrink_model *model;
+    int32_t n_ctx;   /* C */
+    int32_t n_batch; /* max T per forward */
+    int32_t n_past;  /* positions held by the cache */
+
+    float *k_cache;  /* (L, KV, C, hd) */
+    float *v_cache;  /* (L, KV, C, hd) */
+    float *rope_cos; /* (C, hd/2) */
+    float *rope_sin; /* (C, hd/2) */
+
+    float *x;        /* (T, D) residual stream */
+    float *xn;       /* (T, D) normalized input of a sub-layer */
+    float *tmp;      /* (T, D) sub-layer output before the residual add */
+    float *q;        /* (T, H*hd) */
+    float *kv;       /* (T, 2*KV*hd) new keys | new values before they go to the cache */
+    float *att;      /* (T, H*hd) attention output, heads concatenated */
+    float *hb;       /* (T, F) */
+    float *hb2;      /* (T, F) */
+    float *scores;   /* (threads, C) attention scores, one row per thread */
+    int    n_threads_scores;
+};
+
+/* ==== small ops ================================================================ */
+
+static void rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
+    double ss = 0.0;
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float s = (float)(1.0 / sqrt(ss / n + eps));
+    for (int i = 0; i < n; i++) out[i] = x[i] * s * w[i];
+}
+
+static void layernorm(float *out, const float *x, const float *w, const float *b, int n,
+                      float eps) {
+    double mean = 0.0, var = 0.0;
+    for (int i = 0; i < n; i++) mean += x[i];
+    mean /= n;
+    for (int i = 0; i < n; i++) var += ((double)x[i] - mean) * ((double)x[i] - mean);
+    var /= n;
+    float rstd = (float)(1.0 / sqrt(var + eps));
+    for (int i = 0; i < n; i++) out[i] = (float)(x[i] - mean) * rstd * w[i] + (b ? b[i] : 0.f);
+}
+
+/* xn[t] = norm(x[t]) for every token, by the architecture's norm kind. */
+static void norm_rows(const struct shrink_model *m, float *xn, const float *x, int T,
+                      const float *w, const float *b) {
+    const sk_config *c = &m->cfg;
+    const int D = c->dim;
+    #pragma omp parallel for schedule(static) if (T > 8)
+    for (int t = 0; t < T; t++) {
+        if (c->arch->norm == SK_NORM_RMS)
+            rmsnorm(xn + (size_t)t * D, x + (size_t)t * D, w, D, c->norm_eps);
+        else
+            layernorm(xn + (size_t)t * D, x + (size_t)t * D, w, b, D, c->norm_eps);
+    }
+}
+
+/* Y = X W^T (+ bias per row). */
+static void linear(const sk_mat *W, const float *bias, const float *X, int T, float *Y,
+                   int64_t ldy) {
+    sk_matmul(W, X, T, Y, ldy);
+    if (!bias) return;
+    for (int t = 0; t < T; t++)
+        for (int64_t r = 0; r < W->rows; r++) Y[t * ldy + r] += bias[r];
+}
+
+static void add_rows(float *x, const float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+static float gelu_tanh(float x) {
+    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+
+static float silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* Rotates one head vector in place at position pos. */
+static void rope_head(float *v, int hd, const float *cs, const float *sn, sk_rope_layout lay) {
+    const int half = hd / 2;
+    if (lay == SK_ROPE_HALF) {
+        for (int i = 0; i < half; i++) {
+            float a = v[i], b = v[i + half];
+            v[i]        = a * cs[i] - b * sn[i];
+            v[i + half] = b * cs[i] + a * sn[i];
+        }
+    } else {
+        for (int i = 0; i < half; i++) {
+            float a = v[2 * i], b = v[2 * i + 1];
+            v[2 * i]     = a * cs[i] - b * sn[i];
+            v[2 * i + 1] = b * cs[i] + a * sn[i];
+        }
+    }
+}
+
+/* ==== context ================================================================== */
+
+shrink_status shrink_context_create(shrink_context **out, const shrink_model *model,
+                                    int32_t n_ctx, int32_t n_batch) {
+    *out = NULL;
+    if (!model) return sk_error(SHRINK_ERR_ARG, "shrink_context_create: model is NULL");
+    const sk_config *c = &model->cfg;
+    if (n_ctx <= 0) n_ctx = c->max_seq_len;
+    if (n_ctx > c->max_seq_len)
+        return sk_error(SHRINK_ERR_ARG,
+                        "shrink_context_create: n_ctx %d exceeds the model's context length %d",
+                        n_ctx, c->max_seq_len);
+    if (n_batch <= 0) n_batch = 512;
+    if (n_batch > n_ctx) n_batch = n_ctx;
+
+    shrink_context *x = sk_calloc(1, sizeof *x);
+    if (!x) return sk_error(SHRINK_ERR_NOMEM, "shrink_context_create: out of memory");
+    x->model = model;
+    x->n_ctx = n_ctx;
+    x->n_batch = n_batch;
+    const size_t L = (size_t)c->n_layers, KV = (size_t)c->n_kv_heads, hd = (size_t)c->head_dim;
+    const size_t D = (size_t)c->dim, H = (size_t)c->n_heads, F = (size_t)c->ffn_dim;
+    const size_t C = (size_t)n_ctx, T = (size_t)n_batch;
+    x->n_threads_scores = omp_get_max_threads();
+    if (x->n_threads_scores < 1) x->n_threads_scores = 1;
+
+    x->k_cache = sk_calloc(L * KV * C * hd, sizeof(float));
+    x->v_cache = sk_calloc(L * KV * C * hd, sizeof(float));
+    x->rope_cos = sk_calloc(C * (hd / 2 + 1), sizeof(float));
+    x->rope_sin = sk_calloc(C * (hd / 2 + 1), sizeof(float));
+    x->x = sk_calloc(T * D, sizeof(float));
+    x->xn = sk_calloc(T * D, sizeof(float));
+    x->tmp = sk_calloc(T * D, sizeof(float));
+    x->q = sk_calloc(T * H * hd, sizeof(float));
+    x->kv = sk_calloc(T * 2 * KV * hd, sizeof(float));
+    x->att = sk_calloc(T * H * hd, sizeof(float));
+    x->hb = sk_calloc(T * F, sizeof(float));
+    x->hb2 = sk_calloc(T * F, sizeof(float));
+    x->scores = sk_calloc((size_t)x->n_threads_scores * C, sizeof(float));
+    if (!x->k_cache || !x->v_cache || !x->rope_cos || !x->rope_sin || !x->x || !x->xn ||
+        !x->tmp || !x->q || !x->kv || !x->att || !x->hb || !x->hb2 || !x->scores) {
+        shrink_context_free(x);
+        return sk_error(SHRINK_ERR_NOMEM,
+                        "shrink_context_create: out of memory for a context of %d tokens "
+                        "(%" PRIu64 " bytes)",
+                        n_ctx, shrink_model_state_bytes(model, n_ctx, n_batch));
+    }
+    if (c->arch->pos == SK_POS_ROPE) {
+        const size_t half = hd / 2;
+        for (size_t p = 0; p < C; p++)
+            for (size_t i = 0; i < half; i++) {
+                double freq = pow((double)c->rope_theta, -(double)(2 * i) / (double)hd);
+                double ang = (double)p * freq;
+                x->rope_cos[p * half + i] = (float)cos(ang);
+                x->rope_sin[p * half + i] = (float)sin(ang);
+            }
+    }
+    *out = x;
+    return SHRINK_OK;
+}
+
+void shrink_context_free(shrink_context *x) {
+    if (!x) return;
+    sk_free(x->k_cache);
+    sk_free(x->v_cache);
+    sk_free(x->rope_cos);
+    sk_free(x->rope_sin);
+    sk_free(x->x);
+    sk_free(x->xn);
+    sk_free(x->tmp);
+    sk_free(x->q);
+    sk_free(x->kv);
+    sk_free(x->att);
+    sk_free(x->hb);
+    sk_free(x->hb2);
+    sk_free(x->scores);
+    sk_free(x);
+}
+
+int32_t shrink_context_n_ctx(const shrink_context *x) { return x ? x->n_ctx : 0; }
+
+const struct shrink_model *sk_context_model(const shrink_context *x) { return x->model; }
+
+uint64_t shrink_model_state_bytes(const shrink_model *m, int32_t n_ctx, int32_t n_batch) {
+    const sk_config *c = &m->cfg;
+    if (n_ctx <= 0 || n_ctx > c->max_seq_len) n_ctx = c->max_seq_len;
+    if (n_batch <= 0) n_batch = 512;
+    if (n_batch > n_ctx) n_batch = n_ctx;
+    uint64_t C = (uint64_t)n_ctx, T = (uint64_t)n_batch, hd = (uint64_t)c->head_dim;
+    uint64_t cache = 2ull * c->n_layers * c->n_kv_heads * C * hd;
+    uint64_t rope = 2ull * C * (hd / 2 + 1);
+    uint64_t act = T * (3ull * c->dim + 2ull * c->n_heads * hd + 2ull * c->n_kv_heads * hd +
+                        2ull * c->ffn_dim);
+    uint64_t scores = (uint64_t)omp_get_max_threads() * C;
+    return 4 * (cache + rope + act + scores);
+}
+
+/* ==== attention ================================================================ */
+
+/* att[t, h] = softmax(q[t,h] . K[g, 0..p] / sqrt(hd)) V[g, 0..p], p = pos + t, g = h's kv
+ * head: causal attention with grouped-query heads over the cache. */
+static void attention(shrink_context *x, int l, int T, int pos) {
+    const sk_config *c = &x->model->cfg;
+    const int H = c->n_heads, hd = c->head_dim, C = x->n_ctx;
+    const int group = H / c->n_kv_heads;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const size_t head_stride = (size_t)C * hd;
+    const float *kl = x->k_cache + (size_t)l * c->n_kv_heads * head_stride;
+    const float *vl = x->v_cache + (size_t)l * c->n_kv_heads * head_stride;
+
+    #pragma omp parallel for collapse(2) schedule(dynamic, 4) if (T * H > 1)
+    for (int t = 0; t < T; t++) {
+        for (int h = 0; h < H; h++) {
+            float *sc = x->scores + (size_t)omp_get_thread_num() * C;
+            const float *qv = x->q + ((size_t)t * H + h) * hd;
+            const float *K = kl + (size_t)(h / group) * head_stride;
+            const float *V = vl + (size_t)(h / group) * head_stride;
+            const int n = pos + t + 1; /* keys 0 .. pos+t */
+            float mx = -INFINITY;
+            for (int j = 0; j < n; j++) {
+                const float *kv = K + (size_t)j * hd;
+                float s = 0.0f;
+                #pragma omp simd reduction(+ : s)
+                for (int i = 0; i < hd; i++) s += qv[i] * kv[i];
+                s *= scale;
+                sc[j] = s;
+                if (s > mx) mx = s;
+            }
+            float sum = 0.0f;
+            for (int j = 0; j < n; j++) {
+                sc[j] = expf(sc[j] - mx);
+                sum += sc[j];
+            }
+            const float inv = 1.0f / sum;
+            float *o = x->att + ((size_t)t * H + h) * hd;
+            for (int i = 0; i < hd; i++) o[i] = 0.0f;
+            for (int j = 0; j < n; j++) {
+                const float p = sc[j] * inv;
+                const float *vv = V + (size_t)j * hd;
+                #pragma omp simd
+                for (int i = 0; i < hd; i++) o[i] += p * vv[i];
+            }
+        }
+    }
+}
+
+/* ==== the forward pass ========================================================= */
+
+/* Runs T <= n_batch tokens at positions pos.. and leaves the final-normed hidden states of
+ * the last n_out tokens in x->xn[(T - n_out) ...]. */
+static void forward(shrink_context *x, const int32_t *tokens, int T, int pos) {
+    const struct shrink_model *m = x->model;
+    const sk_config *c = &m->cfg;
+    const int D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim;
+    const int F = c->ffn_dim, C = x->n_ctx, half = hd / 2;
+    const size_t kvd = (size_t)KV * hd;
+
+    /* token embedding (+ learned position embedding) */
+    for (int t = 0; t < T; t++) {
+        float *xt = x->x + (size_t)t * D;
+        sk_mat_row_f32(&m->tok_emb, tokens[t], xt);
+        if (c->arch->pos == SK_POS_LEARNED) {
+            sk_mat_row_f32(&m->pos_emb, pos + t, x->tmp);
+            add_rows(xt, x->tmp, (size_t)D);
+        }
+    }
+
+    for (int l = 0; l < c->n_layers; l++) {
+        const sk_layer *w = &m->layers[l];
+
+        /* attention: xn = norm(x); q, k, v projections */
+        norm_rows(m, x->xn, x->x, T, w->attn_norm, w->attn_norm_b);
+        linear(&w->wq, w->bq, x->xn, T, x->q, (int64_t)H * hd);
+        linear(&w->wk, w->bk, x->xn, T, x->kv, (int64_t)(2 * kvd));
+        linear(&w->wv, w->bv, x->xn, T, x->kv + kvd, (int64_t)(2 * kvd));
+
+        /* rotary position embedding of q and k, then k and v into the cache */
+        #pragma omp parallel for schedule(static) if (T > 8)
+        for (int t = 0; t < T; t++) {
+            const int p = pos + t;
+            float *kt = x->kv + (size_t)t * 2 * kvd;
+            if (c->arch->pos == SK_POS_ROPE) {
+                const float *cs = x->rope_cos + (size_t)p * half;
+                const float *sn = x->rope_sin + (size_t)p * half;
+                for (int h = 0; h < H; h++)
+                    rope_head(x->q + ((size_t)t * H + h) * hd, hd, cs, sn, c->rope_layout);
+                for (int g = 0; g < KV; g++) rope_head(kt + (size_t)g * hd, hd, cs, sn,
+                                                       c->rope_layout);
+            }
+            for (int g = 0; g < KV; g++) {
+                size_t at = (((size_t)l * KV + g) * C + p) * hd;
+                memcpy(x->k_cache + at, kt + (size_t)g * hd, (size_t)hd * sizeof(float));
+                memcpy(x->v_cache + at, kt + kvd + (size_t)g * hd, (size_t)hd * sizeof(float));
+            }
+        }
+
+        attention(x, l, T, pos);
+
+        /* output projection and residual */
+        linear(&w->wo, w->bo, x->att, T, x->tmp, D);
+        add_rows(x->x, x->tmp, (size_t)T * D);
+
+        /* feed-forward: xn = norm(x); SwiGLU or GELU MLP; residual */
+        norm_rows(m, x->xn, x->x, T, w->ffn_norm, w->ffn_norm_b);
+        if (c->arch->ffn == SK_FFN_SWIGLU) {
+            linear(&w->w_gate, NULL, x->xn, T, x->hb, F);
+            linear(&w->w_up, w->b_up, x->xn, T, x->hb2, F);
+            for (size_t i = 0; i < (size_t)T * F; i++) x->hb[i] = silu(x->hb[i]) * x->hb2[i];
+        } else {
+            linear(&w->w_up, w->b_up, x->xn, T, x->hb, F);
+            for (size_t i = 0; i < (size_t)T * F; i++) x->hb[i] = gelu_tanh(x->hb[i]);
+        }
+        linear(&w->w_down, w->b_down, x->hb, T, x->tmp, D);
+        add_rows(x->x, x->tmp, (size_t)T * D);
+    }
+}
+
+shrink_status shrink_context_eval(shrink_context *x, const int32_t *tokens, int32_t n,
+                                  int32_t pos, float *logits, int32_t n_logits) {
+    if (!x || (!tokens && n > 0))
+        return sk_error(SHRINK_ERR_ARG, "shrink_context_eval: NULL context or tokens");
+    const struct shrink_model *m = x->model;
+    const sk_config *c = &m->cfg;
+    if (n <= 0) return sk_error(SHRINK_ERR_ARG, "shrink_context_eval: %d tokens", n);
+    if (pos < 0 || pos > x->n_past)
+        return sk_error(SHRINK_ERR_RANGE,
+                        "shrink_context_eval: position %d but the cache holds %d positions",
+                        pos, x->n_past);
+    if ((int64_t)pos + n > x->n_ctx)
+        return sk_error(SHRINK_ERR_RANGE,
+                        "shrink_context_eval: positions %d..%d exceed the context of %d",
+                        pos, pos + n - 1, x->n_ctx);
+    if (logits && (n_logits < 1 || n_logits > n))
+        return sk_error(SHRINK_ERR_ARG, "shrink_context_eval: n_logits %d not in [1, %d]",
+                        n_logits, n);
+    for (int32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+            return sk_error(SHRINK_ERR_RANGE, "shrink_context_eval: token id %d not in [0, %d)",
+                            tokens[i], c->vocab_size);
+    if (!logits) n_logits = 0;
+
+    const int D = c->dim, V = c->vocab_size;
+    const int first_logit = n - n_logits; /* index in the call of the first logits row */
+    for (int32_t done = 0; done < n;) {
+        int T = n - done < x->n_batch ? n - done : x->n_batch;
+        forward(x, tokens + done, T, pos + done);
+        x->n_past = pos + done + T;
+        /* logits of the rows of this piece that are among the last n_logits of the call */
+        int lo = first_logit > done ? first_logit - done : 0;
+        if (n_logits > 0 && lo < T) {
+            int nl = T - lo;
+            float *hx = x->x + (size_t)lo * D;
+            norm_rows(m, x->xn, hx, nl, m->final_norm, m->final_norm_b);
+            sk_matmul(&m->head, x->xn, nl, logits + (size_t)(done + lo - first_logit) * V, V);
+        }
+        done += T;
+    }
+    return SHRINK_OK;
+}
