@@ -23,6 +23,10 @@ typedef enum sk_rope_layout {
     SK_ROPE_HALF,        /* Hugging Face rotate-half: pairs (i, i + hd/2) */
     SK_ROPE_INTERLEAVED, /* llama2.c / GGUF: pairs (2i, 2i + 1) */
 } sk_rope_layout;
+typedef enum sk_names {
+    SK_NAMES_LLAMA, /* model.embed_tokens, model.layers.N.self_attn.q_proj, ... */
+    SK_NAMES_GPT2,  /* [transformer.]wte, h.N.attn.c_attn (Conv1D, fused q|k|v), ... */
+} sk_names;
 
 /* One row per architecture (arch.c). */
 typedef struct sk_arch {
@@ -33,9 +37,13 @@ typedef struct sk_arch {
     int          norm_bias;   /* LayerNorm has a bias */
     int          mlp_bias;    /* FFN linear layers have biases */
     int          out_bias;    /* attention output projection has a bias */
+    int          qkv_bias;    /* q/k/v projections have biases by default (GPT-2, Qwen2) */
+    int          tied;        /* default of tie_word_embeddings */
+    sk_names     names;       /* tensor naming scheme of Hugging Face files */
 } sk_arch;
 
 SK_HIDDEN const sk_arch *sk_arch_find(const char *name); /* NULL if unknown */
+SK_HIDDEN const sk_arch *sk_arch_at(int i);              /* row i, NULL past the end */
 
 typedef struct sk_config {
     const sk_arch *arch;

@@ -1,0 +1,75 @@
+/*
+ * arch.c - THE architecture table: one row per architecture the decoder runs.
+ *
+ * The decoder and the loader branch on row fields (norm kind, FFN kind, positions, biases,
+ * tensor naming), never on the row's name. Hugging Face model_type values that are the Llama
+ * architecture with other defaults (mistral, qwen2) are rows of their own; config.c rejects
+ * the settings of those families the decoder cannot run (e.g. sliding-window attention).
+ * A new architecture is one new row here plus, if it names tensors differently, a naming
+ * table in load.c.
+ */
+#include "model.h"
+
+static const sk_arch sk_archs[] = {
+    {
+        .name      = "llama",
+        .norm      = SK_NORM_RMS,
+        .ffn       = SK_FFN_SWIGLU,
+        .pos       = SK_POS_ROPE,
+        .norm_bias = 0,
+        .mlp_bias  = 0,
+        .out_bias  = 0,
+        .qkv_bias  = 0,
+        .tied      = 0,
+        .names     = SK_NAMES_LLAMA,
+    },
+    {
+        .name      = "mistral",
+        .norm      = SK_NORM_RMS,
+        .ffn       = SK_FFN_SWIGLU,
+        .pos       = SK_POS_ROPE,
+        .norm_bias = 0,
+        .mlp_bias  = 0,
+        .out_bias  = 0,
+        .qkv_bias  = 0,
+        .tied      = 0,
+        .names     = SK_NAMES_LLAMA,
+    },
+    {
+        .name      = "qwen2",
+        .norm      = SK_NORM_RMS,
+        .ffn       = SK_FFN_SWIGLU,
+        .pos       = SK_POS_ROPE,
+        .norm_bias = 0,
+        .mlp_bias  = 0,
+        .out_bias  = 0,
+        .qkv_bias  = 1,
+        .tied      = 0,
+        .names     = SK_NAMES_LLAMA,
+    },
+    {
+        .name      = "gpt2",
+        .norm      = SK_NORM_LAYER,
+        .ffn       = SK_FFN_GELU_TANH,
+        .pos       = SK_POS_LEARNED,
+        .norm_bias = 1,
+        .mlp_bias  = 1,
+        .out_bias  = 1,
+        .qkv_bias  = 1,
+        .tied      = 1,
+        .names     = SK_NAMES_GPT2,
+    },
+};
+
+#define SK_N_ARCHS ((int)(sizeof sk_archs / sizeof sk_archs[0]))
+
+const sk_arch *sk_arch_find(const char *name) {
+    if (!name) return NULL;
+    for (int i = 0; i < SK_N_ARCHS; i++)
+        if (strcmp(sk_archs[i].name, name) == 0) return &sk_archs[i];
+    return NULL;
+}
+
+const sk_arch *sk_arch_at(int i) {
+    return i >= 0 && i < SK_N_ARCHS ? &sk_archs[i] : NULL;
+}
