@@ -1,0 +1,197 @@
+/*
+ * llama2c.c - reader of llama2.c legacy checkpoints (karpathy/llama2.c, export.py
+ * legacy_export; read by run.c's read_checkpoint / memory_map_weights).
+ *
+ * Layout, all little-endian, no magic, no padding:
+ *   1. header, 7 x int32: dim (D), hidden_dim (F), n_layers (L), n_heads (H), n_kv_heads (KV),
+ *      vocab_size (V; negative = an untied classifier follows at the end), seq_len (S);
+ *   2. f32 arrays, row-major, hd = D / H, KVD = KV * hd:
+ *        token_embedding_table (V, D)   rms_att_weight (L, D)
+ *        wq (L, D, D)    wk (L, KVD, D)    wv (L, KVD, D)    wo (L, D, D)
+ *        rms_ffn_weight (L, D)
+ *        w1 (L, F, D)    w2 (L, D, F)    w3 (L, F, D)
+ *        rms_final_weight (D)
+ *        freq_cis_real (S, hd/2)   freq_cis_imag (S, hd/2)   (skipped: RoPE is recomputed)
+ *        wcls (V, D)                      only when vocab_size < 0
+ *      Every matrix is (out, in), the layout sk_mat wants (run.c: matmul(xout, x, w, n, d)
+ *      computes W (d, n) @ x). q/k rows are in llama2.c's interleaved RoPE order
+ *      (SK_ROPE_INTERLEAVED), not Hugging Face's rotate-half order.
+ *
+ * Every header field is read on its own and checked (positive, H % KV == 0, D % H == 0, even
+ * head size) and the file size must equal exactly what the header implies; all products are
+ * overflow-checked. The tensors get Hugging Face names, one per layer and matrix, so that the
+ * loader binds both formats with one table ("model.layers.N.self_attn.q_proj.weight", ...).
+ * The newer llama2.c "version" exports (magic "ak42") are recognized and refused.
+ */
+#include "formats.h"
+
+#define LLAMA2C_HEADER_BYTES 28
+#define LLAMA2C_MAGIC        0x616b3432u /* "ak42": llama2.c export.py version 1/2 files */
+#define LLAMA2C_MAX_DIM      (1 << 20)
+#define LLAMA2C_MAX_LAYERS   4096
+
+/* One array of the file: `count` tensors of shape (rows, cols) (cols 0: a vector). */
+typedef struct l2c_array {
+    const char *name;  /* Hugging Face name, %d = layer (NULL: skipped) */
+    int         per_layer;
+    int64_t     rows, cols;
+} l2c_array;
+
+static int32_t rd_i32(const uint8_t *p) {
+    uint32_t u = sk_rd_u32(p);
+    int32_t v;
+    memcpy(&v, &u, 4);
+    return v;
+}
+
+static shrink_status check_field(const char *name, const char *field, int32_t v, int32_t max) {
+    if (v <= 0 || v > max)
+        return sk_error(SHRINK_ERR_FORMAT, "%s: header field %s is %" PRId32 " but must be in "
+                        "[1, %" PRId32 "]", name, field, v, max);
+    return SHRINK_OK;
+}
+
+/* Reads and validates the header into *c. */
+static shrink_status parse_header(const uint8_t *data, size_t len, const char *name,
+                                  sk_config *c, int *untied) {
+    if (len < LLAMA2C_HEADER_BYTES)
+        return sk_error(SHRINK_ERR_FORMAT, "%s: file is %zu bytes, too short for a llama2.c "
+                        "header (%d bytes)", name, len, LLAMA2C_HEADER_BYTES);
+    if (sk_rd_u32(data) == LLAMA2C_MAGIC)
+        return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: llama2.c versioned export (magic \"ak42\", "
+                        "version %" PRIu32 ") is not supported; export with the legacy format",
+                        name, sk_rd_u32(data + 4));
+    int32_t dim = rd_i32(data + 0), hidden = rd_i32(data + 4), n_layers = rd_i32(data + 8);
+    int32_t n_heads = rd_i32(data + 12), n_kv = rd_i32(data + 16), vocab = rd_i32(data + 20);
+    int32_t seq = rd_i32(data + 24);
+    shrink_status st;
+    if ((st = check_field(name, "dim", dim, LLAMA2C_MAX_DIM))) return st;
+    if ((st = check_field(name, "hidden_dim", hidden, LLAMA2C_MAX_DIM))) return st;
+    if ((st = check_field(name, "n_layers", n_layers, LLAMA2C_MAX_LAYERS))) return st;
+    if ((st = check_field(name, "n_heads", n_heads, dim))) return st;
+    if ((st = check_field(name, "n_kv_heads", n_kv, n_heads))) return st;
+    if (vocab == INT32_MIN || vocab == 0 || (vocab < 0 ? -vocab : vocab) > LLAMA2C_MAX_DIM)
+        return sk_error(SHRINK_ERR_FORMAT, "%s: header field vocab_size is %" PRId32 " but its "
+                        "magnitude must be in [1, %d]", name, vocab, LLAMA2C_MAX_DIM);
+    if ((st = check_field(name, "seq_len", seq, LLAMA2C_MAX_DIM))) return st;
+    if (dim % n_heads != 0)
+        return sk_error(SHRINK_ERR_FORMAT, "%s: dim %" PRId32 " is not a multiple of n_heads %"
+                        PRId32, name, dim, n_heads);
+    if (n_heads % n_kv != 0)
+        return sk_error(SHRINK_ERR_FORMAT, "%s: n_heads %" PRId32 " is not a multiple of "
+                        "n_kv_heads %" PRId32, name, n_heads, n_kv);
+    if ((dim / n_heads) % 2 != 0)
+        return sk_error(SHRINK_ERR_FORMAT, "%s: head size %" PRId32 " is odd (RoPE rotates "
+                        "pairs)", name, dim / n_heads);
+
+    memset(c, 0, sizeof *c);
+    c->arch        = sk_arch_find("llama");
+    c->dim         = dim;
+    c->n_layers    = n_layers;
+    c->n_heads     = n_heads;
+    c->n_kv_heads  = n_kv;
+    c->head_dim    = dim / n_heads;
+    c->ffn_dim     = hidden;
+    c->vocab_size  = vocab < 0 ? -vocab : vocab;
+    c->max_seq_len = seq;
+    c->norm_eps    = 1e-5f;    /* run.c rmsnorm */
+    c->rope_theta  = 10000.0f; /* run.c: powf(10000.0f, head_dim / (float)head_size) */
+    c->rope_layout = SK_ROPE_INTERLEAVED;
+    c->tied        = vocab > 0;
+    c->qkv_bias    = 0;
+    c->bos_id      = 1;
+    c->eos_id      = 2;
+    c->add_bos     = 1;
+    *untied        = vocab < 0;
+    SHRINK_ASSERT(c->arch);
+    return sk_config_validate(c, name);
+}
+
+shrink_status sk_llama2c_parse(const uint8_t *data, size_t len, const char *name,
+                               sk_config *cfg, sk_tensor **out, int64_t *n_out) {
+    *out = NULL;
+    *n_out = 0;
+    int untied = 0;
+    shrink_status st = parse_header(data, len, name, cfg, &untied);
+    if (st) return st;
+    const int64_t D = cfg->dim, F = cfg->ffn_dim, L = cfg->n_layers, V = cfg->vocab_size;
+    const int64_t S = cfg->max_seq_len, hd = cfg->head_dim, KVD = cfg->n_kv_heads * hd;
+    const l2c_array arrays[] = {
+        {"model.embed_tokens.weight",                      0, V, D},
+        {"model.layers.%d.input_layernorm.weight",          1, D, 0},
+        {"model.layers.%d.self_attn.q_proj.weight",         1, D, D},
+        {"model.layers.%d.self_attn.k_proj.weight",         1, KVD, D},
+        {"model.layers.%d.self_attn.v_proj.weight",         1, KVD, D},
+        {"model.layers.%d.self_attn.o_proj.weight",         1, D, D},
+        {"model.layers.%d.post_attention_layernorm.weight", 1, D, 0},
+        {"model.layers.%d.mlp.gate_proj.weight",            1, F, D},
+        {"model.layers.%d.mlp.down_proj.weight",            1, D, F},
+        {"model.layers.%d.mlp.up_proj.weight",              1, F, D},
+        {"model.norm.weight",                               0, D, 0},
+        {NULL /* freq_cis_real */,                          0, S, hd / 2},
+        {NULL /* freq_cis_imag */,                          0, S, hd / 2},
+        {"lm_head.weight",                                  0, V, D},
+    };
+    const int n_arrays = (int)(sizeof arrays / sizeof arrays[0]) - (untied ? 0 : 1);
+
+    /* Sizes first: the file must be exactly header + all arrays. Every value is < 2^20, so
+     * products of two fit easily; the sums and the per-layer factor are checked anyway. */
+    uint64_t total = LLAMA2C_HEADER_BYTES;
+    int64_t n_tensors = 0;
+    for (int a = 0; a < n_arrays; a++) {
+        uint64_t elems = (uint64_t)arrays[a].rows * (uint64_t)(arrays[a].cols ? arrays[a].cols : 1);
+        uint64_t bytes;
+        if (!sk_mul_ok(elems, 4 * (uint64_t)(arrays[a].per_layer ? L : 1), &bytes) ||
+            !sk_add_ok(total, bytes, &total))
+            return sk_error(SHRINK_ERR_FORMAT, "%s: checkpoint size overflows", name);
+        if (arrays[a].name) n_tensors += arrays[a].per_layer ? L : 1;
+    }
+    if (total != (uint64_t)len)
+        return sk_error(SHRINK_ERR_FORMAT, "%s: file is %zu bytes but its header (dim %" PRId64
+                        ", hidden_dim %" PRId64 ", n_layers %" PRId64 ", vocab_size %" PRId64
+                        ", seq_len %" PRId64 "%s) implies %" PRIu64 " bytes", name, len, D, F, L,
+                        V, S, untied ? ", untied classifier" : "", total);
+
+    sk_tensor *t = sk_calloc((size_t)n_tensors, sizeof *t);
+    if (!t) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", name);
+    const uint8_t *p = data + LLAMA2C_HEADER_BYTES;
+    int64_t n = 0;
+    for (int a = 0; a < n_arrays; a++) {
+        const l2c_array *ar = &arrays[a];
+        uint64_t bytes = (uint64_t)ar->rows * (uint64_t)(ar->cols ? ar->cols : 1) * 4;
+        int64_t count = ar->per_layer ? L : 1;
+        for (int64_t l = 0; l < count; l++, p += bytes) {
+            if (!ar->name) continue;
+            char buf[96];
+            snprintf(buf, sizeof buf, ar->name, (int)l);
+            sk_tensor *x = &t[n];
+            if (!(x->name = sk_strdup(buf))) {
+                sk_tensors_free(t, n);
+                return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", name);
+            }
+            x->dtype = SHRINK_DTYPE_F32;
+            x->n_dims = ar->cols ? 2 : 1;
+            x->shape[0] = ar->rows;
+            x->shape[1] = ar->cols;
+            x->bytes = bytes;
+            x->data = p;
+            n++;
+        }
+    }
+    SHRINK_ASSERT(n == n_tensors && p == data + len);
+    *out = t;
+    *n_out = n;
+    return SHRINK_OK;
+}
+
+shrink_status sk_llama2c_open(struct shrink_model *m, const char *path) {
+    sk_map *maps = sk_realloc(m->maps, (size_t)(m->n_maps + 1) * sizeof *maps);
+    if (!maps) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
+    m->maps = maps;
+    sk_map *mp = &m->maps[m->n_maps];
+    shrink_status st = sk_map_file(path, mp);
+    if (st) return st;
+    m->n_maps++;
+    m->file_bytes += mp->size;
+    return sk_llama2c_parse(mp->data, mp->size, path, &m->cfg, &m->tensors, &m->n_tensors);
+}
