@@ -1,0 +1,275 @@
+/*
+ * bench.c - `shrink bench MODEL`: prompt-processing and decode speed, like llama-bench.
+ *
+ *   pp: --pp tokens evaluated in one shrink_context_eval call from position 0;
+ *   tg: --tg single-token evals at positions 0, 1, ... (decode from an empty context);
+ * each measured --reps times after one warm-up run, reported as mean ± sample standard
+ * deviation of tokens/s. Token ids are fixed, (i * 7919) % vocab, so no tokenizer is needed.
+ *
+ * Also reported: threads, peak RSS, weight bytes, the memory read bandwidth (measured here with
+ * shrink_measure_bandwidth over 512 MiB, best of 5, unless --bandwidth gives it), the decode
+ * roofline fraction = weight_bytes * decode tok/s / bandwidth, and the GFLOP/s of prompt
+ * processing counted as
+ *     flops(pp run) = pp * 2 * matmul_params + 2 * n_layers * q_dim * pp * (pp + 1)
+ *     matmul_params = n_layers * (dim*q_dim + 2*dim*kv_dim + q_dim*dim + n_ffn*dim*ffn_dim)
+ *                     + dim * vocab
+ * (q_dim = n_heads * head_dim, kv_dim = n_kv_heads * head_dim, n_ffn = 3 for gated MLPs (Llama),
+ * 2 for GPT-2; the second term is Q*K^T and A*V over the causal prefix, 4 * q_dim flops per
+ * layer per attended position). Norms, activations and softmax are not counted.
+ */
+#include "cli.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct bench_opts {
+    int32_t pp;
+    int32_t tg;
+    int32_t reps;
+    double  bandwidth;   /* GB/s; 0 = measure */
+} bench_opts;
+
+static bench_opts opts;
+
+static const cli_opt bench_rows[] = {
+    {"--pp", NULL, CLI_OPT_INT, &opts.pp, "N", 0, 1 << 20,
+     "prompt tokens evaluated at once (default 512, capped at the model context; 0 = skip)"},
+    {"--tg", NULL, CLI_OPT_INT, &opts.tg, "N", 0, 1 << 20,
+     "tokens decoded one at a time (default 128; 0 = skip)"},
+    {"--reps", "-r", CLI_OPT_INT, &opts.reps, "N", 1, 1000,
+     "measured repetitions after one warm-up (default 5)"},
+    {"--bandwidth", NULL, CLI_OPT_FLOAT, &opts.bandwidth, "GBs", 0, 1e6,
+     "memory bandwidth in GB/s for the roofline (default: measure)"},
+};
+
+static const cli_spec spec = {
+    .name        = "bench",
+    .synopsis    = "MODEL [--pp 512] [--tg 128] [--reps 5] [--bandwidth GBs] [options]",
+    .description = "Measures prompt processing (pp) and decode (tg) speed, mean ± sd over the\n"
+                   "repetitions, and prints a markdown table like llama-bench's with the\n"
+                   "memory bandwidth, the decode roofline fraction and the pp GFLOP/s.",
+    .opts        = bench_rows,
+    .n_opts      = sizeof bench_rows / sizeof bench_rows[0],
+    .n_pos_min   = 1,
+    .n_pos_max   = 1,
+    .model       = true,
+};
+
+typedef struct bench_stat {
+    double mean;    /* tokens/s */
+    double sd;
+} bench_stat;
+
+typedef struct bench_result {
+    const char       *model;
+    shrink_model_info mi;
+    int32_t           pp, tg, reps;
+    bench_stat        pp_rate;
+    bench_stat        tg_rate;
+    double            pp_flops;        /* flops of one pp run */
+    double            bandwidth;       /* bytes/s */
+    bool              bw_measured;
+    uint64_t          l3_bytes;        /* 0 if unknown */
+} bench_result;
+
+/* ==== measuring =========================================================================== */
+
+static bench_stat stat_of(const double *x, int n) {
+    bench_stat s = {0, 0};
+    for (int i = 0; i < n; i++) s.mean += x[i] / n;
+    for (int i = 0; i < n && n > 1; i++) s.sd += (x[i] - s.mean) * (x[i] - s.mean) / (n - 1);
+    s.sd = sqrt(s.sd);
+    return s;
+}
+
+/* One run of the test: n tokens at once (batch) or one at a time; returns seconds or < 0. */
+static double run_once(shrink_context *ctx, const int32_t *ids, int32_t n, bool batch,
+                       float *logits) {
+    double        t0 = shrink_time();
+    shrink_status st = SHRINK_OK;
+    if (batch) st = shrink_context_eval(ctx, ids, n, 0, logits, 1);
+    for (int32_t i = 0; !batch && i < n && st == SHRINK_OK; i++)
+        st = shrink_context_eval(ctx, &ids[i], 1, i, logits, 1);
+    if (st != SHRINK_OK) {
+        cli_fail_status(st);
+        return -1;
+    }
+    return shrink_time() - t0;
+}
+
+/* Warm-up + reps runs of one test; *out gets tokens/s. */
+static int measure(shrink_context *ctx, const int32_t *ids, int32_t n, bool batch, float *logits,
+                   cli_progress *prog, int64_t *done, int64_t total, bench_stat *out) {
+    double *rate = calloc((size_t)opts.reps, sizeof *rate);
+    if (!rate) return cli_fail("out of memory");
+    for (int r = -1; r < opts.reps; r++) {
+        double s = run_once(ctx, ids, n, batch, logits);
+        if (s < 0) {
+            free(rate);
+            return CLI_ERR;
+        }
+        if (r >= 0) rate[r] = (double)n / s;
+        cli_progress_update(prog, ++*done, total);
+    }
+    *out = stat_of(rate, opts.reps);
+    free(rate);
+    return CLI_OK;
+}
+
+static double pp_flops(const shrink_model_info *mi, int32_t pp) {
+    double q_dim  = (double)mi->n_heads * mi->head_dim;
+    double kv_dim = (double)mi->n_kv_heads * mi->head_dim;
+    double n_ffn  = strcmp(mi->arch, "gpt2") ? 3 : 2;   /* GPT-2's MLP has no gate */
+    double layer  = mi->dim * q_dim + 2 * mi->dim * kv_dim + q_dim * mi->dim +
+                    n_ffn * mi->dim * (double)mi->ffn_dim;
+    double matmul = mi->n_layers * layer + (double)mi->dim * mi->vocab_size;
+    return pp * 2 * matmul + 2.0 * mi->n_layers * q_dim * pp * (pp + 1.0);
+}
+
+static int run_bench(shrink_model *m, const cli_common *common, bench_result *b) {
+    int32_t         n   = b->pp > b->tg ? b->pp : b->tg;
+    shrink_context *ctx = NULL;
+    shrink_status   st  = shrink_context_create(&ctx, m, n, b->pp > 0 ? b->pp : 1);
+    if (st != SHRINK_OK) return cli_fail_status(st);
+    int32_t *ids    = malloc((size_t)n * sizeof *ids);
+    float   *logits = malloc((size_t)b->mi.vocab_size * sizeof *logits);
+    int      rc     = CLI_OK;
+    if (!ids || !logits) {
+        rc = cli_fail("out of memory");
+        goto out;
+    }
+    for (int32_t i = 0; i < n; i++) ids[i] = (int32_t)(((int64_t)i * 7919) % b->mi.vocab_size);
+
+    cli_progress prog;
+    int64_t      done  = 0;
+    int64_t      total = (int64_t)(opts.reps + 1) * ((b->pp > 0) + (b->tg > 0));
+    cli_progress_start(&prog, "bench runs", common);
+    if (b->pp > 0) rc = measure(ctx, ids, b->pp, true, logits, &prog, &done, total, &b->pp_rate);
+    if (rc == CLI_OK && b->tg > 0)
+        rc = measure(ctx, ids, b->tg, false, logits, &prog, &done, total, &b->tg_rate);
+    cli_progress_end(&prog);
+out:
+    free(ids);
+    free(logits);
+    shrink_context_free(ctx);
+    return rc;
+}
+
+/* ==== output ============================================================================== */
+
+static double roofline(const bench_result *b) {
+    return b->bandwidth > 0 ? (double)b->mi.weight_bytes * b->tg_rate.mean / b->bandwidth : 0;
+}
+
+static double gflops(const bench_result *b) {
+    return b->pp > 0 ? b->pp_flops * (b->pp_rate.mean / b->pp) / 1e9 : 0;
+}
+
+static void print_json(const bench_result *b) {
+    cli_json j;
+    cli_json_begin(&j, stdout);
+    cli_json_key(&j, "model");              cli_json_str(&j, b->model);
+    cli_json_key(&j, "arch");               cli_json_str(&j, b->mi.arch);
+    cli_json_key(&j, "n_params");           cli_json_int(&j, b->mi.n_params);
+    cli_json_key(&j, "weight_bytes");       cli_json_u64(&j, b->mi.weight_bytes);
+    cli_json_key(&j, "threads");            cli_json_int(&j, shrink_get_threads());
+    cli_json_key(&j, "kernels");            cli_json_str(&j, shrink_kernels_name());
+    cli_json_key(&j, "pp");                 cli_json_int(&j, b->pp);
+    cli_json_key(&j, "tg");                 cli_json_int(&j, b->tg);
+    cli_json_key(&j, "reps");               cli_json_int(&j, b->reps);
+    cli_json_key(&j, "pp_tok_s");           cli_json_num(&j, b->pp_rate.mean);
+    cli_json_key(&j, "pp_tok_s_sd");        cli_json_num(&j, b->pp_rate.sd);
+    cli_json_key(&j, "pp_gflops");          cli_json_num(&j, gflops(b));
+    cli_json_key(&j, "decode_tok_s");       cli_json_num(&j, b->tg_rate.mean);
+    cli_json_key(&j, "decode_tok_s_sd");    cli_json_num(&j, b->tg_rate.sd);
+    cli_json_key(&j, "bandwidth_bytes_s");  cli_json_num(&j, b->bandwidth);
+    cli_json_key(&j, "bandwidth_measured"); cli_json_bool(&j, b->bw_measured);
+    cli_json_key(&j, "roofline_fraction");  cli_json_num(&j, roofline(b));
+    cli_json_key(&j, "l3_bytes");           cli_json_u64(&j, b->l3_bytes);
+    cli_json_key(&j, "peak_rss_bytes");     cli_json_u64(&j, shrink_peak_rss());
+    cli_json_end(&j);
+}
+
+static void print_row(const bench_result *b, const char *test, bench_stat s, double gf) {
+    const char *name = strrchr(b->model, '/');
+    char        wb[32], gfs[32];
+    name = name && name[1] ? name + 1 : b->model;
+    if (gf > 0) snprintf(gfs, sizeof gfs, "%.2f", gf);
+    else snprintf(gfs, sizeof gfs, "-");
+    printf("| %s | %.2f M | %s | %d | %s | %.2f ± %.2f | %s |\n", name,
+           (double)b->mi.n_params / 1e6, cli_fmt_bytes(wb, sizeof wb, b->mi.weight_bytes),
+           shrink_get_threads(), test, s.mean, s.sd, gfs);
+}
+
+static void print_table(const bench_result *b) {
+    char t[32], bw[32];
+    printf("| model | params | weights | threads | test | t/s | GFLOP/s |\n");
+    printf("| --- | ---: | ---: | ---: | --- | ---: | ---: |\n");
+    if (b->pp > 0) {
+        snprintf(t, sizeof t, "pp%d", b->pp);
+        print_row(b, t, b->pp_rate, gflops(b));
+    }
+    if (b->tg > 0) {
+        snprintf(t, sizeof t, "tg%d", b->tg);
+        print_row(b, t, b->tg_rate, 0);
+    }
+    printf("\nkernels: %s\n", shrink_kernels_name());
+    printf("memory bandwidth: %.1f GB/s (%s)\n", b->bandwidth / 1e9,
+           b->bw_measured ? "measured: 512 MiB read, best of 5" : "given with --bandwidth");
+    if (b->tg > 0)
+        printf("decode roofline: %s x %.1f tok/s = %.2f GB/s = %.1f%% of the bandwidth%s\n",
+               cli_fmt_bytes(bw, sizeof bw, b->mi.weight_bytes), b->tg_rate.mean,
+               (double)b->mi.weight_bytes * b->tg_rate.mean / 1e9, 100 * roofline(b),
+               b->l3_bytes && b->mi.weight_bytes <= b->l3_bytes
+                   ? " (weights fit in L3: more than 100% is possible)" : "");
+    printf("peak RSS: %s\n", cli_fmt_bytes(bw, sizeof bw, shrink_peak_rss()));
+}
+
+/* ==== command ============================================================================= */
+
+/* Applies the defaults and checks the sizes against the model's context. */
+static int plan(bench_result *b) {
+    int32_t max = b->mi.max_seq_len;
+    b->pp = opts.pp < 0 ? (max < 512 ? max : 512) : opts.pp;
+    b->tg = opts.tg < 0 ? (max < 128 ? max : 128) : opts.tg;
+    if (b->pp > max || b->tg > max)
+        return cli_fail("--pp %d / --tg %d: the model's context holds %d tokens", b->pp, b->tg,
+                        max);
+    if (b->pp == 0 && b->tg == 0) return cli_fail("nothing to measure: --pp 0 and --tg 0");
+    b->reps     = opts.reps;
+    b->pp_flops = pp_flops(&b->mi, b->pp);
+    long l3     = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    b->l3_bytes = l3 > 0 ? (uint64_t)l3 : 0;
+    return CLI_OK;
+}
+
+int cmd_bench(int argc, char **argv) {
+    cli_common    common;
+    char         *pos[1];
+    int           n_pos;
+    shrink_model *m = NULL;
+    bench_result  b = {0};
+
+    memset(&opts, 0, sizeof opts);
+    opts.pp   = -1;   /* -1: the default, capped at the model's context */
+    opts.tg   = -1;
+    opts.reps = 5;
+    int rc = cli_parse(&spec, argc, argv, &common, pos, &n_pos);
+    if (rc != CLI_OK || common.help) return rc;
+    b.model = pos[0];
+    if ((rc = cli_load_model(b.model, &common, CLI_TOK_NONE, &m)) != CLI_OK) return rc;
+    shrink_model_get_info(m, &b.mi);
+    if ((rc = plan(&b)) != CLI_OK) goto out_model;
+
+    b.bw_measured = opts.bandwidth <= 0;
+    b.bandwidth   = b.bw_measured ? shrink_measure_bandwidth((size_t)512 << 20, 5)
+                                  : opts.bandwidth * 1e9;
+    if ((rc = run_bench(m, &common, &b)) != CLI_OK) goto out_model;
+    if (common.json) print_json(&b);
+    else print_table(&b);
+out_model:
+    shrink_model_free(m);
+    return rc;
+}

@@ -1,0 +1,469 @@
+/*
+ * cli.c - the pieces every subcommand uses (see cli.h): option parsing from a table, errors,
+ * model loading with the common options, reading and checking text files, JSON output,
+ * progress lines, byte formatting. Uses include/shrink.h only.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ==== options ============================================================================= */
+
+/* The options of every command; `dst` is filled in by cli_parse (a cli_common field). */
+enum { COMMON_THREADS, COMMON_JSON, COMMON_TOKENIZER, COMMON_F32, COMMON_PROGRESS, COMMON_HELP,
+       COMMON_COUNT };
+
+static const cli_opt common_rows[COMMON_COUNT] = {
+    [COMMON_THREADS]   = {"--threads", "-t", CLI_OPT_INT, NULL, "N", 0, 4096,
+                          "threads for the kernels (default 0 = one per core)"},
+    [COMMON_JSON]      = {"--json", NULL, CLI_OPT_FLAG, NULL, NULL, 0, 0,
+                          "print one JSON object on stdout instead of text"},
+    [COMMON_TOKENIZER] = {"--tokenizer", NULL, CLI_OPT_STR, NULL, "FILE", 0, 0,
+                          "tokenizer file or folder (default: the one beside the model)"},
+    [COMMON_F32]       = {"--f32", NULL, CLI_OPT_FLAG, NULL, NULL, 0, 0,
+                          "convert f16/bf16 weights to f32 in memory at load"},
+    [COMMON_PROGRESS]  = {"--progress", NULL, CLI_OPT_FLAG, NULL, NULL, 0, 0,
+                          "progress on stderr even when it is not a terminal"},
+    [COMMON_HELP]      = {"--help", "-h", CLI_OPT_FLAG, NULL, NULL, 0, 0,
+                          "show this help and exit"},
+};
+
+static bool common_applies(const cli_spec *spec, int row) {
+    return spec->model || (row != COMMON_TOKENIZER && row != COMMON_F32);
+}
+
+static void common_bind(cli_opt rows[COMMON_COUNT], cli_common *c) {
+    memcpy(rows, common_rows, sizeof common_rows);
+    rows[COMMON_THREADS].dst   = &c->threads;
+    rows[COMMON_JSON].dst      = &c->json;
+    rows[COMMON_TOKENIZER].dst = &c->tokenizer;
+    rows[COMMON_F32].dst       = &c->f32;
+    rows[COMMON_PROGRESS].dst  = &c->progress;
+    rows[COMMON_HELP].dst      = &c->help;
+}
+
+static void print_opt(FILE *f, const cli_opt *o) {
+    char left[64];
+    snprintf(left, sizeof left, "%s%s%s%s%s", o->alias ? o->alias : "", o->alias ? ", " : "",
+             o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "");
+    fprintf(f, "  %-22s %s\n", left, o->help);
+}
+
+void cli_usage(const cli_spec *spec, FILE *f) {
+    fprintf(f, "usage: shrink %s %s\n", spec->name, spec->synopsis);
+    if (spec->description) fprintf(f, "\n%s\n", spec->description);
+    fprintf(f, "\noptions:\n");
+    for (int i = 0; i < spec->n_opts; i++) print_opt(f, &spec->opts[i]);
+    for (int i = 0; i < COMMON_COUNT; i++)
+        if (common_applies(spec, i)) print_opt(f, &common_rows[i]);
+}
+
+static int usage_error(const cli_spec *spec, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int usage_error(const cli_spec *spec, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "shrink %s: ", spec->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\n\n", stderr);
+    cli_usage(spec, stderr);
+    return CLI_USAGE;
+}
+
+/* Stores the text value `v` of option `o`; returns CLI_OK or CLI_USAGE. */
+static int set_value(const cli_spec *spec, const cli_opt *o, const char *v) {
+    char *end = NULL;
+    errno = 0;
+    switch (o->kind) {
+    case CLI_OPT_FLAG:
+        *(bool *)o->dst = true;
+        return CLI_OK;
+    case CLI_OPT_STR:
+        *(const char **)o->dst = v;
+        return CLI_OK;
+    case CLI_OPT_INT: {
+        long long x = strtoll(v, &end, 10);
+        if (errno || end == v || *end || x < (long long)o->min || x > (long long)o->max)
+            return usage_error(spec, "%s: '%s' is not an integer in [%.0f, %.0f]", o->name, v,
+                               o->min, o->max);
+        *(int32_t *)o->dst = (int32_t)x;
+        return CLI_OK;
+    }
+    case CLI_OPT_U64: {
+        unsigned long long x = strtoull(v, &end, 10);
+        if (errno || end == v || *end || strchr(v, '-'))
+            return usage_error(spec, "%s: '%s' is not a non-negative integer", o->name, v);
+        *(uint64_t *)o->dst = (uint64_t)x;
+        return CLI_OK;
+    }
+    case CLI_OPT_FLOAT: {
+        double x = strtod(v, &end);
+        if (errno || end == v || *end || !isfinite(x) || x < o->min || x > o->max)
+            return usage_error(spec, "%s: '%s' is not a number in [%g, %g]", o->name, v, o->min,
+                               o->max);
+        *(double *)o->dst = x;
+        return CLI_OK;
+    }
+    }
+    return CLI_USAGE;
+}
+
+static const cli_opt *find_opt(const cli_spec *spec, const cli_opt *common, const char *name,
+                               size_t len) {
+    for (int i = 0; i < spec->n_opts + COMMON_COUNT; i++) {
+        const cli_opt *o = i < spec->n_opts ? &spec->opts[i] : &common[i - spec->n_opts];
+        if (i >= spec->n_opts && !common_applies(spec, i - spec->n_opts)) continue;
+        if ((strlen(o->name) == len && !strncmp(o->name, name, len)) ||
+            (o->alias && strlen(o->alias) == len && !strncmp(o->alias, name, len)))
+            return o;
+    }
+    return NULL;
+}
+
+int cli_parse(const cli_spec *spec, int argc, char **argv, cli_common *common, char **pos,
+              int *n_pos) {
+    cli_opt rows[COMMON_COUNT];
+    bool    options_done = false;
+    memset(common, 0, sizeof *common);
+    common_bind(rows, common);
+    *n_pos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (options_done || a[0] != '-' || a[1] == '\0') {
+            if (*n_pos >= spec->n_pos_max)
+                return usage_error(spec, "unexpected argument '%s'", a);
+            pos[(*n_pos)++] = argv[i];
+            continue;
+        }
+        if (!strcmp(a, "--")) {
+            options_done = true;
+            continue;
+        }
+        const char *eq  = a[1] == '-' ? strchr(a, '=') : NULL;
+        size_t      len = eq ? (size_t)(eq - a) : strlen(a);
+        const cli_opt *o = find_opt(spec, rows, a, len);
+        if (!o) return usage_error(spec, "unknown option '%.*s'", (int)len, a);
+        const char *v = NULL;
+        if (o->kind == CLI_OPT_FLAG) {
+            if (eq) return usage_error(spec, "option %s takes no value", o->name);
+        } else if (eq) {
+            v = eq + 1;
+        } else if (i + 1 < argc) {
+            v = argv[++i];
+        } else {
+            return usage_error(spec, "option %s needs a value (%s)", o->name, o->metavar);
+        }
+        int rc = set_value(spec, o, v);
+        if (rc != CLI_OK) return rc;
+    }
+    if (common->help) {
+        cli_usage(spec, stdout);
+        return CLI_OK;
+    }
+    if (*n_pos < spec->n_pos_min) return usage_error(spec, "missing arguments");
+    return CLI_OK;
+}
+
+/* ==== errors ============================================================================== */
+
+int cli_fail(const char *fmt, ...) {
+    va_list ap;
+    fputs("shrink: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return CLI_ERR;
+}
+
+int cli_fail_status(shrink_status st) {
+    const char *msg = shrink_last_error();
+    return cli_fail("%s", msg && *msg ? msg : shrink_status_name(st));
+}
+
+void cli_warn(const char *fmt, ...) {
+    va_list ap;
+    fputs("shrink: warning: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/* ==== models ============================================================================== */
+
+int cli_load_model(const char *path, const cli_common *common, cli_tok_mode mode,
+                   shrink_model **out) {
+    shrink_load_params lp = shrink_load_params_default();
+    struct stat        st;
+    *out = NULL;
+    shrink_set_threads(common->threads);
+    if (stat(path, &st) != 0) return cli_fail("%s: %s", path, strerror(errno));
+    lp.tokenizer_path = common->tokenizer;
+    lp.widen_f32      = common->f32;
+    lp.no_tokenizer   = mode == CLI_TOK_NONE;
+    shrink_status rc  = shrink_model_load(out, path, &lp);
+    if (rc != SHRINK_OK && mode == CLI_TOK_OPTIONAL && !common->tokenizer) {
+        /* maybe only the tokenizer failed: keep its message if the model alone loads */
+        char why[512];
+        snprintf(why, sizeof why, "%s", shrink_last_error());
+        lp.no_tokenizer = true;
+        if (shrink_model_load(out, path, &lp) != SHRINK_OK) return cli_fail_status(rc);
+        cli_warn("no tokenizer loaded: %s", why);
+        return CLI_OK;
+    }
+    if (rc != SHRINK_OK) return cli_fail_status(rc);
+    if (mode == CLI_TOK_NEED && !shrink_model_tokenizer(*out)) {
+        shrink_model_free(*out);
+        *out = NULL;
+        return cli_fail("%s: no tokenizer found beside the model; give one with --tokenizer FILE",
+                        path);
+    }
+    return CLI_OK;
+}
+
+/* ==== text files ========================================================================== */
+
+/* Length of the valid UTF-8 sequence at s[0..n) (n >= 1), or 0 if it is not one. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n) {
+    unsigned c  = s[0];
+    unsigned lo = 0x80, hi = 0xBF;  /* allowed range of the second byte */
+    size_t   len;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) len = 3;
+    else if (c >= 0xF0 && c <= 0xF4) len = 4;
+    else return 0;
+    if (c == 0xE0) lo = 0xA0;       /* overlong 3-byte forms */
+    if (c == 0xED) hi = 0x9F;       /* UTF-16 surrogates */
+    if (c == 0xF0) lo = 0x90;       /* overlong 4-byte forms */
+    if (c == 0xF4) hi = 0x8F;       /* above U+10FFFF */
+    if (len > n || s[1] < lo || s[1] > hi) return 0;
+    for (size_t k = 2; k < len; k++)
+        if ((s[k] & 0xC0) != 0x80) return 0;
+    return len;
+}
+
+size_t cli_utf8_valid_prefix(const char *str, size_t n) {
+    const unsigned char *s = (const unsigned char *)str;
+    size_t               i = 0;
+    while (i < n) {
+        size_t len = utf8_seq_len(s + i, n - i);
+        if (len == 0) return i;
+        i += len;
+    }
+    return n;
+}
+
+int cli_read_text(const char *path, char **text, size_t *len) {
+    FILE  *f   = fopen(path, "rb");
+    char  *buf = NULL;
+    size_t cap = 0, n = 0;
+    *text = NULL;
+    *len  = 0;
+    if (!f) return cli_fail("%s: %s", path, strerror(errno));
+    for (;;) {
+        if (n + 1 >= cap) {
+            size_t ncap = cap ? cap * 2 : 1 << 16;
+            char  *nb   = realloc(buf, ncap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return cli_fail("%s: out of memory reading the file", path);
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    if (ferror(f)) {
+        int e = errno;
+        free(buf);
+        fclose(f);
+        return cli_fail("%s: read error: %s", path, strerror(e));
+    }
+    fclose(f);
+    buf[n] = '\0';
+    size_t bad = cli_utf8_valid_prefix(buf, n);
+    if (bad < n) {
+        unsigned byte = (unsigned char)buf[bad];
+        free(buf);
+        return cli_fail("%s: not UTF-8 text: invalid byte 0x%02X at byte offset %zu", path, byte,
+                        bad);
+    }
+    const char *nul = memchr(buf, '\0', n);
+    if (nul) {
+        size_t at = (size_t)(nul - buf);
+        free(buf);
+        return cli_fail("%s: not a text file: NUL byte at byte offset %zu", path, at);
+    }
+    *text = buf;
+    *len  = n;
+    return CLI_OK;
+}
+
+/* ==== JSON output ========================================================================= */
+
+static void json_sep(cli_json *j) {
+    if (!j->first[j->depth]) fputc(',', j->f);
+    j->first[j->depth] = false;
+}
+
+void cli_json_begin(cli_json *j, FILE *f) {
+    memset(j, 0, sizeof *j);
+    j->f = f;
+    fputc('{', f);
+    j->first[0] = true;
+}
+
+void cli_json_end(cli_json *j) {
+    fputs("}\n", j->f);
+    fflush(j->f);
+}
+
+void cli_json_key(cli_json *j, const char *key) {
+    json_sep(j);
+    cli_json_str(j, key);
+    fputc(':', j->f);
+    j->first[j->depth] = true;   /* the value that follows needs no comma */
+}
+
+void cli_json_strn(cli_json *j, const char *s, size_t n) {
+    FILE *f = j->f;
+    json_sep(j);
+    fputc('"', f);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            size_t len = utf8_seq_len((const unsigned char *)s + i, n - i);
+            if (len == 0) {
+                fputs("\\ufffd", f);
+                i++;
+            } else {
+                fwrite(s + i, 1, len, f);
+                i += len;
+            }
+            continue;
+        }
+        switch (c) {
+        case '"':  fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        default:
+            if (c < 0x20 || c == 0x7F) fprintf(f, "\\u%04x", c);
+            else fputc(c, f);
+        }
+        i++;
+    }
+    fputc('"', f);
+}
+
+void cli_json_str(cli_json *j, const char *s) {
+    if (!s) cli_json_null(j);
+    else cli_json_strn(j, s, strlen(s));
+}
+
+void cli_json_int(cli_json *j, int64_t v) {
+    json_sep(j);
+    fprintf(j->f, "%lld", (long long)v);
+}
+
+void cli_json_u64(cli_json *j, uint64_t v) {
+    json_sep(j);
+    fprintf(j->f, "%llu", (unsigned long long)v);
+}
+
+void cli_json_num(cli_json *j, double v) {
+    json_sep(j);
+    if (isfinite(v)) fprintf(j->f, "%.17g", v);
+    else fputs("null", j->f);
+}
+
+void cli_json_bool(cli_json *j, bool v) {
+    json_sep(j);
+    fputs(v ? "true" : "false", j->f);
+}
+
+void cli_json_null(cli_json *j) {
+    json_sep(j);
+    fputs("null", j->f);
+}
+
+static void json_open(cli_json *j, char c) {
+    json_sep(j);
+    fputc(c, j->f);
+    if (j->depth + 1 < (int)(sizeof j->first / sizeof j->first[0])) j->depth++;
+    j->first[j->depth] = true;
+}
+
+static void json_close(cli_json *j, char c) {
+    fputc(c, j->f);
+    if (j->depth > 0) j->depth--;
+}
+
+void cli_json_obj_begin(cli_json *j) { json_open(j, '{'); }
+void cli_json_obj_end(cli_json *j) { json_close(j, '}'); }
+void cli_json_arr_begin(cli_json *j) { json_open(j, '['); }
+void cli_json_arr_end(cli_json *j) { json_close(j, ']'); }
+
+/* ==== progress ============================================================================ */
+
+void cli_progress_start(cli_progress *p, const char *label, const cli_common *common) {
+    memset(p, 0, sizeof *p);
+    p->tty     = isatty(STDERR_FILENO);
+    p->enabled = p->tty || common->progress;
+    p->label   = label;
+    p->t0      = shrink_time();
+    p->t_last  = -1;
+}
+
+void cli_progress_update(cli_progress *p, int64_t done, int64_t total) {
+    if (!p->enabled) return;
+    double now = shrink_time();
+    /* at most 10 lines a second on a terminal, one a second into a file */
+    double every = p->tty ? 0.1 : 1.0;
+    if (done < total && p->t_last >= 0 && now - p->t_last < every) return;
+    p->t_last = now;
+    double el = now - p->t0;
+    fprintf(stderr, "%s%s %lld/%lld  %.1f s", p->tty ? "\r" : "", p->label, (long long)done,
+            (long long)total, el);
+    if (done > 0 && done < total)
+        fprintf(stderr, "  ETA %.1f s", el / (double)done * (double)(total - done));
+    fputs(p->tty ? "\033[K" : "\n", stderr);
+    fflush(stderr);
+}
+
+void cli_progress_end(cli_progress *p) {
+    if (p->enabled && p->tty && p->t_last >= 0) fputc('\n', stderr);
+    p->enabled = false;
+}
+
+void cli_progress_cb(void *user, int64_t done, int64_t total) {
+    cli_progress_update((cli_progress *)user, done, total);
+}
+
+/* ==== formatting ========================================================================== */
+
+const char *cli_fmt_bytes(char *buf, size_t cap, uint64_t bytes) {
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)bytes;
+    int    u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0) snprintf(buf, cap, "%llu B", (unsigned long long)bytes);
+    else snprintf(buf, cap, "%.2f %s", v, units[u]);
+    return buf;
+}

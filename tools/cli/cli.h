@@ -1,0 +1,172 @@
+/*
+ * cli.h - what the subcommands of the `shrink` command share: the option table and its parser,
+ * model loading with the common options, error reporting, a small JSON writer, progress lines
+ * with an ETA, and the text-file reader of `ppl`.
+ *
+ * The CLI uses the public API (include/shrink.h) only. It is the one place that turns a
+ * shrink_status into a message and an exit code:
+ *   CLI_OK    (0) success,
+ *   CLI_ERR   (1) a runtime error: "shrink: <message>" on stderr (the library's
+ *                 shrink_last_error() for library failures),
+ *   CLI_USAGE (2) a usage error: the message and the command's usage on stderr.
+ * Nothing but results ever goes to stdout; messages, statistics and progress go to stderr.
+ * Every option, output and JSON key is documented in docs/cli.md.
+ */
+#ifndef SHRINK_CLI_H
+#define SHRINK_CLI_H
+
+#include "shrink.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum { CLI_OK = 0, CLI_ERR = 1, CLI_USAGE = 2 };
+
+/* ==== subcommands ========================================================================= */
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary;                 /* one line for `shrink help` */
+    int (*run)(int argc, char **argv);   /* argv[0] is the command name */
+} cli_command;
+
+int cmd_info(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_ppl(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_version(int argc, char **argv);
+
+/* ==== options ============================================================================= */
+
+typedef enum cli_opt_kind {
+    CLI_OPT_FLAG,   /* bool, no argument */
+    CLI_OPT_INT,    /* int32_t in [min, max] */
+    CLI_OPT_U64,    /* uint64_t */
+    CLI_OPT_FLOAT,  /* double in [min, max] */
+    CLI_OPT_STR,    /* const char * (points into argv) */
+} cli_opt_kind;
+
+/* One row per option of a command. `dst` points at a variable of the kind's type. */
+typedef struct cli_opt {
+    const char  *name;      /* "--temp" */
+    const char  *alias;     /* "-t" or NULL */
+    cli_opt_kind kind;
+    void        *dst;
+    const char  *metavar;   /* "T" (NULL for flags) */
+    double       min;       /* allowed range of INT and FLOAT values */
+    double       max;
+    const char  *help;
+} cli_opt;
+
+/* The options every command takes. */
+typedef struct cli_common {
+    int32_t     threads;    /* --threads N (0 = one per core) */
+    bool        json;       /* --json */
+    const char *tokenizer;  /* --tokenizer FILE */
+    bool        f32;        /* --f32: widen f16/bf16 weights to f32 at load */
+    bool        progress;   /* --progress: progress lines even if stderr is not a terminal */
+    bool        help;       /* --help */
+} cli_common;
+
+/* What a command tells the parser about itself. */
+typedef struct cli_spec {
+    const char    *name;         /* "generate" */
+    const char    *synopsis;     /* "MODEL -p TEXT -n N [options]" */
+    const char    *description;  /* a paragraph for --help */
+    const cli_opt *opts;         /* the command's own options */
+    int            n_opts;
+    int            n_pos_min;    /* positional arguments required */
+    int            n_pos_max;
+    bool           model;        /* the command loads a model: --tokenizer and --f32 apply */
+} cli_spec;
+
+/* Parses argv[1..argc) (argv[0] is the command name) into the command's option variables,
+ * `common` and pos[0..*n_pos). Accepts "--opt VALUE" and "--opt=VALUE"; "--" ends options.
+ * Returns CLI_OK, or CLI_USAGE after printing the problem and the usage on stderr. When
+ * --help was given, prints the help on stdout and sets common->help (the caller returns 0). */
+int cli_parse(const cli_spec *spec, int argc, char **argv, cli_common *common, char **pos,
+              int *n_pos);
+void cli_usage(const cli_spec *spec, FILE *f);   /* the full help text of a command */
+
+/* ==== errors ============================================================================== */
+
+/* "shrink: <message>\n" on stderr; returns CLI_ERR. */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "shrink: <shrink_last_error() or the status name>\n" on stderr; returns CLI_ERR. */
+int cli_fail_status(shrink_status st);
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ==== models ============================================================================== */
+
+typedef enum cli_tok_mode {
+    CLI_TOK_NEED,       /* a model without a tokenizer is an error */
+    CLI_TOK_OPTIONAL,   /* if the tokenizer does not load, warn and load the model without it */
+    CLI_TOK_NONE,       /* do not load a tokenizer */
+} cli_tok_mode;
+
+/* Applies --threads, then loads `path` with --tokenizer and --f32. Returns CLI_OK, or CLI_ERR
+ * after printing "shrink: <message>" (the library's message names the file and the problem). */
+int cli_load_model(const char *path, const cli_common *common, cli_tok_mode mode,
+                   shrink_model **out);
+
+/* ==== text files ========================================================================== */
+
+/* Reads a whole file into a malloc'd, NUL-terminated buffer (free with free()) and checks that
+ * it is UTF-8; prints "shrink: FILE: ..." (with the byte offset of bad UTF-8) and returns
+ * CLI_ERR on failure. */
+int cli_read_text(const char *path, char **text, size_t *len);
+/* Byte offset of the first invalid UTF-8 sequence in s[0..n), or n if it is all valid
+ * (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF). */
+size_t cli_utf8_valid_prefix(const char *s, size_t n);
+
+/* ==== JSON output ========================================================================= */
+
+/* A streaming writer of one JSON object on one line: cli_json_begin(f), keys and values,
+ * cli_json_end(). Strings are escaped; bytes that are not valid UTF-8 become U+FFFD. */
+typedef struct cli_json {
+    FILE *f;
+    int   depth;
+    bool  first[8];     /* no value written yet at this depth */
+} cli_json;
+
+void cli_json_begin(cli_json *j, FILE *f);
+void cli_json_end(cli_json *j);                       /* closes the object and prints '\n' */
+void cli_json_key(cli_json *j, const char *key);      /* then exactly one value */
+void cli_json_str(cli_json *j, const char *s);
+void cli_json_strn(cli_json *j, const char *s, size_t n);
+void cli_json_int(cli_json *j, int64_t v);
+void cli_json_u64(cli_json *j, uint64_t v);
+void cli_json_num(cli_json *j, double v);             /* non-finite values become null */
+void cli_json_bool(cli_json *j, bool v);
+void cli_json_null(cli_json *j);
+void cli_json_obj_begin(cli_json *j);
+void cli_json_obj_end(cli_json *j);
+void cli_json_arr_begin(cli_json *j);
+void cli_json_arr_end(cli_json *j);
+
+/* ==== progress ============================================================================ */
+
+/* A line on stderr, "label  done/total  12.3 s  ETA 4.5 s", redrawn at most 10 times a second;
+ * enabled when stderr is a terminal or with --progress. */
+typedef struct cli_progress {
+    bool        enabled;
+    bool        tty;        /* redraw in place with '\r' */
+    const char *label;
+    double      t0;
+    double      t_last;
+} cli_progress;
+
+void cli_progress_start(cli_progress *p, const char *label, const cli_common *common);
+void cli_progress_update(cli_progress *p, int64_t done, int64_t total);
+void cli_progress_end(cli_progress *p);
+/* Adapter for shrink_ppl_params.progress (user = the cli_progress). */
+void cli_progress_cb(void *user, int64_t done, int64_t total);
+
+/* ==== formatting ========================================================================== */
+
+/* "1.01 MiB", "4.2 GiB", "512 B" into buf. */
+const char *cli_fmt_bytes(char *buf, size_t cap, uint64_t bytes);
+
+#endif /* SHRINK_CLI_H */

@@ -1,0 +1,75 @@
+/*
+ * shrink.c - main() of the `shrink` command: the table of subcommands and `shrink help`.
+ *
+ * Each subcommand lives in its own file (info.c, generate.c, ppl.c, bench.c, version.c) and
+ * parses its own options with cli_parse (cli.c). Exit codes: 0 success, 1 runtime error,
+ * 2 usage error (see cli.h). docs/cli.md documents every command, option and JSON key.
+ */
+#include "cli.h"
+
+#include <string.h>
+
+static int cmd_help(int argc, char **argv);
+
+static const cli_command commands[] = {
+    {"info",     "show a model's architecture, config, tensors and memory needs", cmd_info},
+    {"generate", "generate text from a prompt, streaming tokens as they come",    cmd_generate},
+    {"ppl",      "perplexity and bits per byte of a model on a text file",        cmd_ppl},
+    {"bench",    "prompt-processing and decode speed, memory, roofline fraction", cmd_bench},
+    {"version",  "version, CPU kernels and threads",                              cmd_version},
+    {"help",     "help on a command: shrink help COMMAND",                        cmd_help},
+};
+enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
+
+static const cli_command *find_command(const char *name) {
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(commands[i].name, name)) return &commands[i];
+    return NULL;
+}
+
+static void print_usage(FILE *f) {
+    fprintf(f, "usage: shrink COMMAND [options]\n\n"
+               "Loads, runs and measures language models on the CPU.\n\ncommands:\n");
+    for (int i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'shrink COMMAND --help' shows a command's options; docs/cli.md has them all.\n");
+}
+
+/* shrink help [COMMAND]: the overview, or COMMAND --help. */
+static int cmd_help(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        print_usage(stdout);
+        return CLI_OK;
+    }
+    const cli_command *c = find_command(argv[1]);
+    if (!c) {
+        fprintf(stderr, "shrink: unknown command '%s'\n\n", argv[1]);
+        print_usage(stderr);
+        return CLI_USAGE;
+    }
+    if (c->run == cmd_help) {
+        print_usage(stdout);
+        return CLI_OK;
+    }
+    char *sub[] = {(char *)c->name, "--help", NULL};
+    return c->run(2, sub);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        print_usage(stderr);
+        return CLI_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        print_usage(stdout);
+        return CLI_OK;
+    }
+    if (!strcmp(argv[1], "--version")) return cmd_version(1, argv + 1);
+    const cli_command *c = find_command(argv[1]);
+    if (!c) {
+        fprintf(stderr, "shrink: unknown command '%s'\n\n", argv[1]);
+        print_usage(stderr);
+        return CLI_USAGE;
+    }
+    return c->run(argc - 1, argv + 1);
+}
