@@ -7,7 +7,8 @@
  * test_skip(), which prints why and exits 77 (tests/run_all.sh counts it as skipped).
  *
  * Paths: shared assets are found in $SHRINK_SHARED, else ../shared (tests run from the
- * repository root); models in $SHRINK_MODELS, else <shared>/models.
+ * repository root); models in $SHRINK_MODELS, else <shared>/models. test_asset() also falls
+ * back to the copies in tests/fixtures/ and models/stories260K/ for a clone without ../shared.
  */
 #ifndef TEST_UTIL_H
 #define TEST_UTIL_H
@@ -67,6 +68,22 @@ static inline const char *test_model(char *buf, size_t cap, const char *rel) {
     if (!test_is_dir(root)) return NULL;
     snprintf(buf, cap, "%s/%s", root, rel);
     return buf;
+}
+
+/* The asset REL (a path relative to the shared folder, e.g. "fixtures/stories260K/ppl.json")
+ * into buf: the first that exists of $SHRINK_SHARED/REL, ../shared/REL, tests/fixtures/REL (a
+ * copy of the small assets, same layout) and REL under the repository root (the embedded model
+ * models/stories260K/). NULL if none exists. Tests run from the repository root. */
+static inline const char *test_asset(char *buf, size_t cap, const char *rel) {
+    const char *env     = getenv("SHRINK_SHARED");
+    const char *roots[] = {env && *env ? env : NULL, "../shared", "tests/fixtures", "."};
+    struct stat st;
+    for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
+        if (!roots[i]) continue;
+        snprintf(buf, cap, "%s/%s", roots[i], rel);
+        if (stat(buf, &st) == 0) return buf;
+    }
+    return NULL;
 }
 
 #endif
