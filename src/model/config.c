@@ -172,7 +172,7 @@ static shrink_status parse_rope(const sk_json *j, const char *name, sk_config *c
 static shrink_status parse_llama(const sk_json *j, const char *name, sk_config *c) {
     static const char *const silu[] = {"silu", NULL};
     shrink_status st;
-    int attn_bias = 0;
+    int attn_bias = 0, mlp_bias = 0;
     if ((st = get_i32(j, "hidden_size", name, 1, 0, &c->dim)) ||
         (st = get_i32(j, "intermediate_size", name, 1, 0, &c->ffn_dim)) ||
         (st = get_i32(j, "num_hidden_layers", name, 1, 0, &c->n_layers)) ||
@@ -183,8 +183,11 @@ static shrink_status parse_llama(const sk_json *j, const char *name, sk_config *
         (st = get_f32(j, "rms_norm_eps", name, 1e-6f, &c->norm_eps)) ||
         (st = parse_rope(j, name, c)) ||
         (st = check_str(j, "hidden_act", name, silu)) ||
-        (st = get_bool(j, "attention_bias", name, 0, &attn_bias)))
+        (st = get_bool(j, "attention_bias", name, 0, &attn_bias)) ||
+        (st = get_bool(j, "mlp_bias", name, 0, &mlp_bias)))
         return st;
+    if (mlp_bias)
+        return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: mlp_bias = true is not supported", name);
     if (c->n_heads <= 0)
         return sk_error(SHRINK_ERR_FORMAT, "%s: num_attention_heads is %" PRId32 " but must be "
                         "positive", name, c->n_heads);

@@ -114,6 +114,7 @@ struct shrink_model {
 
     sk_tensor   *tensors;      /* file tensors, in file order */
     int64_t      n_tensors;
+    int64_t      n_params;     /* elements of the tensors bound to the fields above */
     uint64_t     file_bytes;
     uint64_t     weight_bytes; /* bytes of the matrices and vectors the decoder reads */
 

@@ -1,0 +1,595 @@
+/*
+ * load.c - shrink_model_load: detect the format, read config and tensor table, bind tensors
+ * to the decoder's fields (model.h) by name, load the tokenizer.
+ *
+ * Paths accepted: a llama2.c legacy .bin; a Hugging Face folder (config.json +
+ * model.safetensors or model.safetensors.index.json); a .safetensors / .index.json /
+ * config.json file inside such a folder. A file with neither extension is sniffed: a
+ * safetensors header (u64 length, then '{') means safetensors, anything else llama2.c.
+ *
+ * Binding is table-driven: one row per tensor role and naming scheme (sk_arch.names), with
+ * its file shape in terms of the config. Shapes: D = dim, F = ffn_dim, V = vocab, S = max
+ * positions, Q = n_heads * head_dim, KV = n_kv_heads * head_dim.
+ *   - weight matrices stay borrowed views into the mapping when the file holds them as
+ *     (out, in) and suitably aligned; with widen_f32 (or when unaligned) they are copied;
+ *   - GPT-2 Conv1D weights are stored (in, out) and are transposed into owned (out, in)
+ *     buffers of the same dtype; c_attn is split into wq / wk / wv views of one buffer;
+ *   - norm weights and all biases are widened to owned f32.
+ * Biases the configuration requires must be present; other biases are bound when present.
+ * A missing tensor or a wrong shape is SHRINK_ERR_FORMAT naming the tensor and the file.
+ */
+#include "../formats/formats.h"
+
+#include <dirent.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- ownership ------------------------------------------------------------------------ */
+
+shrink_load_params shrink_load_params_default(void) {
+    shrink_load_params p = {.tokenizer_path = NULL, .widen_f32 = false, .no_tokenizer = false};
+    return p;
+}
+
+void *sk_model_own(struct shrink_model *m, void *buf) {
+    if (!buf) return NULL;
+    if (m->n_owned == m->cap_owned) {
+        int nc = m->cap_owned ? m->cap_owned * 2 : 64;
+        void **o = sk_realloc(m->owned, (size_t)nc * sizeof *o);
+        if (!o) {
+            sk_free(buf);
+            return NULL;
+        }
+        m->owned = o;
+        m->cap_owned = nc;
+    }
+    m->owned[m->n_owned++] = buf;
+    return buf;
+}
+
+void shrink_model_free(shrink_model *m) {
+    if (!m) return;
+    shrink_tokenizer_free(m->tok);
+    for (int i = 0; i < m->n_owned; i++) sk_free(m->owned[i]);
+    sk_free(m->owned);
+    sk_free(m->layers);
+    sk_tensors_free(m->tensors, m->n_tensors);
+    for (int i = 0; i < m->n_maps; i++) sk_unmap(&m->maps[i]);
+    sk_free(m->maps);
+    sk_free(m->path);
+    sk_free(m);
+}
+
+const shrink_tokenizer *shrink_model_tokenizer(const shrink_model *m) { return m ? m->tok : NULL; }
+
+/* ---- the binding table ---------------------------------------------------------------- */
+
+typedef enum bind_dim { BD_NONE, BD_D, BD_F, BD_V, BD_S, BD_Q, BD_KV, BD_QKV } bind_dim;
+
+typedef enum bind_kind {
+    BK_MAT,      /* sk_mat field */
+    BK_VEC,      /* const float * field, widened to f32 */
+    BK_QKV,      /* fused Conv1D q|k|v weight -> wq, wk, wv */
+    BK_QKV_BIAS, /* fused q|k|v bias -> bq, bk, bv */
+} bind_kind;
+
+typedef enum bind_need {
+    BN_ALWAYS,
+    BN_QKV_BIAS,   /* required if cfg.qkv_bias, else bound when present */
+    BN_OUT_BIAS,   /* required if arch.out_bias, else bound when present */
+    BN_MLP_BIAS,   /* required if arch.mlp_bias, else bound when present */
+    BN_NORM_BIAS,  /* required if arch.norm_bias, else bound when present */
+    BN_SWIGLU,     /* required if arch.ffn == SWIGLU, else ignored */
+    BN_LEARNED,    /* required if arch.pos == LEARNED, else ignored */
+    BN_UNTIED,     /* required if the head is not tied, else ignored */
+} bind_need;
+
+typedef struct bind_row {
+    const char *name;    /* %d = layer index */
+    int         layer;   /* 1: field of sk_layer; 0: field of struct shrink_model */
+    bind_kind   kind;
+    bind_dim    rows;    /* shape as the decoder wants it: (rows, cols), cols BD_NONE for */
+    bind_dim    cols;    /* vectors; Conv1D files store (cols, rows) */
+    int         conv1d;
+    bind_need   need;
+    size_t      off;     /* offsetof the field */
+} bind_row;
+
+#define LF(f) offsetof(sk_layer, f)
+#define MF(f) offsetof(struct shrink_model, f)
+
+static const bind_row bind_llama[] = {
+    {"model.embed_tokens.weight",                       0, BK_MAT, BD_V, BD_D, 0, BN_ALWAYS, MF(tok_emb)},
+    {"model.norm.weight",                               0, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, MF(final_norm)},
+    {"lm_head.weight",                                  0, BK_MAT, BD_V, BD_D, 0, BN_UNTIED, MF(head)},
+    {"model.layers.%d.input_layernorm.weight",          1, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, LF(attn_norm)},
+    {"model.layers.%d.self_attn.q_proj.weight",         1, BK_MAT, BD_Q, BD_D, 0, BN_ALWAYS, LF(wq)},
+    {"model.layers.%d.self_attn.k_proj.weight",         1, BK_MAT, BD_KV, BD_D, 0, BN_ALWAYS, LF(wk)},
+    {"model.layers.%d.self_attn.v_proj.weight",         1, BK_MAT, BD_KV, BD_D, 0, BN_ALWAYS, LF(wv)},
+    {"model.layers.%d.self_attn.q_proj.bias",           1, BK_VEC, BD_Q, BD_NONE, 0, BN_QKV_BIAS, LF(bq)},
+    {"model.layers.%d.self_attn.k_proj.bias",           1, BK_VEC, BD_KV, BD_NONE, 0, BN_QKV_BIAS, LF(bk)},
+    {"model.layers.%d.self_attn.v_proj.bias",           1, BK_VEC, BD_KV, BD_NONE, 0, BN_QKV_BIAS, LF(bv)},
+    {"model.layers.%d.self_attn.o_proj.weight",         1, BK_MAT, BD_D, BD_Q, 0, BN_ALWAYS, LF(wo)},
+    {"model.layers.%d.self_attn.o_proj.bias",           1, BK_VEC, BD_D, BD_NONE, 0, BN_OUT_BIAS, LF(bo)},
+    {"model.layers.%d.post_attention_layernorm.weight", 1, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, LF(ffn_norm)},
+    {"model.layers.%d.mlp.gate_proj.weight",            1, BK_MAT, BD_F, BD_D, 0, BN_SWIGLU, LF(w_gate)},
+    {"model.layers.%d.mlp.up_proj.weight",              1, BK_MAT, BD_F, BD_D, 0, BN_ALWAYS, LF(w_up)},
+    {"model.layers.%d.mlp.down_proj.weight",            1, BK_MAT, BD_D, BD_F, 0, BN_ALWAYS, LF(w_down)},
+    {NULL, 0, 0, 0, 0, 0, 0, 0},
+};
+
+/* GPT-2 names; files written by GPT2LMHeadModel prefix them with "transformer." (not
+ * lm_head), GPT2Model files do not: both are tried. */
+static const bind_row bind_gpt2[] = {
+    {"wte.weight",              0, BK_MAT, BD_V, BD_D, 0, BN_ALWAYS, MF(tok_emb)},
+    {"wpe.weight",              0, BK_MAT, BD_S, BD_D, 0, BN_LEARNED, MF(pos_emb)},
+    {"ln_f.weight",             0, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, MF(final_norm)},
+    {"ln_f.bias",               0, BK_VEC, BD_D, BD_NONE, 0, BN_NORM_BIAS, MF(final_norm_b)},
+    {"lm_head.weight",          0, BK_MAT, BD_V, BD_D, 0, BN_UNTIED, MF(head)},
+    {"h.%d.ln_1.weight",        1, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, LF(attn_norm)},
+    {"h.%d.ln_1.bias",          1, BK_VEC, BD_D, BD_NONE, 0, BN_NORM_BIAS, LF(attn_norm_b)},
+    {"h.%d.attn.c_attn.weight", 1, BK_QKV, BD_QKV, BD_D, 1, BN_ALWAYS, 0},
+    {"h.%d.attn.c_attn.bias",   1, BK_QKV_BIAS, BD_QKV, BD_NONE, 0, BN_QKV_BIAS, 0},
+    {"h.%d.attn.c_proj.weight", 1, BK_MAT, BD_D, BD_Q, 1, BN_ALWAYS, LF(wo)},
+    {"h.%d.attn.c_proj.bias",   1, BK_VEC, BD_D, BD_NONE, 0, BN_OUT_BIAS, LF(bo)},
+    {"h.%d.ln_2.weight",        1, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, LF(ffn_norm)},
+    {"h.%d.ln_2.bias",          1, BK_VEC, BD_D, BD_NONE, 0, BN_NORM_BIAS, LF(ffn_norm_b)},
+    {"h.%d.mlp.c_fc.weight",    1, BK_MAT, BD_F, BD_D, 1, BN_ALWAYS, LF(w_up)},
+    {"h.%d.mlp.c_fc.bias",      1, BK_VEC, BD_F, BD_NONE, 0, BN_MLP_BIAS, LF(b_up)},
+    {"h.%d.mlp.c_proj.weight",  1, BK_MAT, BD_D, BD_F, 1, BN_ALWAYS, LF(w_down)},
+    {"h.%d.mlp.c_proj.bias",    1, BK_VEC, BD_D, BD_NONE, 0, BN_MLP_BIAS, LF(b_down)},
+    {NULL, 0, 0, 0, 0, 0, 0, 0},
+};
+
+static const char *const prefixes_llama[] = {"", NULL};
+static const char *const prefixes_gpt2[] = {"transformer.", "", NULL};
+
+/* ---- binding state -------------------------------------------------------------------- */
+
+typedef struct name_idx {
+    const char *name;
+    int64_t     i;
+} name_idx;
+
+typedef struct binder {
+    struct shrink_model      *m;
+    const shrink_load_params *params;
+    name_idx                 *sorted;  /* tensor names sorted, with their indices */
+    uint8_t                  *used;    /* per tensor: bound */
+    const char               *file;    /* for messages */
+} binder;
+
+static int cmp_name_idx(const void *a, const void *b) {
+    return strcmp(((const name_idx *)a)->name, ((const name_idx *)b)->name);
+}
+
+/* Index of the tensor called `name`, -1 if none (binary search over b->sorted). */
+static int64_t find_tensor(const binder *b, const char *name) {
+    int64_t lo = 0, hi = b->m->n_tensors - 1;
+    while (lo <= hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(b->sorted[mid].name, name);
+        if (c == 0) return b->sorted[mid].i;
+        if (c < 0) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return -1;
+}
+
+static int64_t dim_value(const sk_config *c, bind_dim d) {
+    int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
+    switch (d) {
+    case BD_D:   return c->dim;
+    case BD_F:   return c->ffn_dim;
+    case BD_V:   return c->vocab_size;
+    case BD_S:   return c->max_seq_len;
+    case BD_Q:   return q;
+    case BD_KV:  return kv;
+    case BD_QKV: return q + 2 * kv;
+    default:     return 0;
+    }
+}
+
+/* 1: must be present, 0: bind when present, -1: ignore. */
+static int need_of(const sk_config *c, bind_need n) {
+    switch (n) {
+    case BN_ALWAYS:    return 1;
+    case BN_QKV_BIAS:  return c->qkv_bias ? 1 : 0;
+    case BN_OUT_BIAS:  return c->arch->out_bias ? 1 : 0;
+    case BN_MLP_BIAS:  return c->arch->mlp_bias ? 1 : 0;
+    case BN_NORM_BIAS: return c->arch->norm_bias ? 1 : 0;
+    case BN_SWIGLU:    return c->arch->ffn == SK_FFN_SWIGLU ? 1 : -1;
+    case BN_LEARNED:   return c->arch->pos == SK_POS_LEARNED ? 1 : -1;
+    case BN_UNTIED:    return c->tied ? -1 : 1;
+    }
+    return 1;
+}
+
+/* Raw bytes of tensor t in an aligned owned-by-caller buffer (NULL on OOM). */
+static void *copy_aligned(const sk_tensor *t) {
+    void *p = sk_aligned_alloc(64, (size_t)t->bytes);
+    if (p) memcpy(p, t->data, (size_t)t->bytes);
+    return p;
+}
+
+/* A vector of n elements widened to an owned f32 buffer. */
+static shrink_status bind_vec(binder *b, const sk_tensor *t, const float **out) {
+    size_t n = (size_t)t->shape[0];
+    float *dst = sk_model_own(b->m, sk_aligned_alloc(64, n * sizeof(float)));
+    if (!dst) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory for '%s'", b->file, t->name);
+    if (t->dtype == SHRINK_DTYPE_F32) {
+        memcpy(dst, t->data, n * sizeof(float));
+    } else {
+        void *raw = copy_aligned(t);
+        if (!raw) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", b->file);
+        sk_dtype(t->dtype)->to_f32(raw, dst, (int64_t)n);
+        sk_free(raw);
+    }
+    b->m->weight_bytes += n * sizeof(float);
+    *out = dst;
+    return SHRINK_OK;
+}
+
+/* Matrix (rows, cols) from tensor t: a view when possible, else an owned copy (transposed
+ * from (cols, rows) when conv1d, widened to f32 when asked). */
+static shrink_status bind_mat(binder *b, const sk_tensor *t, int64_t rows, int64_t cols,
+                              int conv1d, sk_mat *out) {
+    size_t es = sk_dtype(t->dtype)->bytes;
+    int widen = b->params->widen_f32 && t->dtype != SHRINK_DTYPE_F32;
+    int aligned = ((uintptr_t)t->data % es) == 0;
+    out->rows = rows;
+    out->cols = cols;
+    out->dtype = t->dtype;
+    if (!conv1d && !widen && aligned) {
+        out->data = t->data;
+        b->m->weight_bytes += t->bytes;
+        return SHRINK_OK;
+    }
+    /* same-dtype owned copy in (out, in) layout */
+    uint8_t *buf = sk_aligned_alloc(64, (size_t)t->bytes);
+    if (!buf) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory for '%s'", b->file, t->name);
+    const uint8_t *src = t->data;
+    if (conv1d) {
+        /* file (cols, rows) -> (rows, cols): dst[r, k] = src[k, r] */
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t k = 0; k < cols; k++)
+                memcpy(buf + ((size_t)r * (size_t)cols + (size_t)k) * es,
+                       src + ((size_t)k * (size_t)rows + (size_t)r) * es, es);
+    } else {
+        memcpy(buf, src, (size_t)t->bytes);
+    }
+    if (widen) {
+        float *f = sk_aligned_alloc(64, (size_t)rows * (size_t)cols * sizeof(float));
+        if (!f) {
+            sk_free(buf);
+            return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory for '%s'", b->file, t->name);
+        }
+        sk_dtype(t->dtype)->to_f32(buf, f, rows * cols);
+        sk_free(buf);
+        buf = (uint8_t *)f;
+        out->dtype = SHRINK_DTYPE_F32;
+    }
+    if (!sk_model_own(b->m, buf))
+        return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory for '%s'", b->file, t->name);
+    out->data = buf;
+    b->m->weight_bytes += (uint64_t)rows * (uint64_t)cols * sk_dtype(out->dtype)->bytes;
+    return SHRINK_OK;
+}
+
+/* Checks t's shape against the expected (rows, cols) (file order: (cols, rows) for Conv1D). */
+static shrink_status check_shape(binder *b, const sk_tensor *t, int64_t rows, int64_t cols,
+                                 int conv1d) {
+    int ok;
+    if (cols == 0) ok = t->n_dims == 1 && t->shape[0] == rows;
+    else if (conv1d) ok = t->n_dims == 2 && t->shape[0] == cols && t->shape[1] == rows;
+    else ok = t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols;
+    if (ok) return SHRINK_OK;
+    char got[96] = "", want[64];
+    size_t k = 0;
+    for (int d = 0; d < t->n_dims && k < sizeof got - 24; d++)
+        k += (size_t)snprintf(got + k, sizeof got - k, "%s%" PRId64, d ? ", " : "", t->shape[d]);
+    if (cols == 0) snprintf(want, sizeof want, "%" PRId64, rows);
+    else if (conv1d) snprintf(want, sizeof want, "%" PRId64 ", %" PRId64, cols, rows);
+    else snprintf(want, sizeof want, "%" PRId64 ", %" PRId64, rows, cols);
+    return sk_error(SHRINK_ERR_FORMAT, "%s: tensor '%s' has shape [%s] but the config needs [%s]",
+                    b->file, t->name, got, want);
+}
+
+static shrink_status bind_one(binder *b, const bind_row *r, int layer) {
+    const sk_config *c = &b->m->cfg;
+    int need = need_of(c, r->need);
+    if (need < 0) return SHRINK_OK;
+    const char *const *pre = c->arch->names == SK_NAMES_GPT2 ? prefixes_gpt2 : prefixes_llama;
+    char base[128], name[160];
+    snprintf(base, sizeof base, r->name, layer);
+    int64_t ti = -1;
+    for (int p = 0; pre[p] && ti < 0; p++) {
+        snprintf(name, sizeof name, "%s%s", pre[p], base);
+        ti = find_tensor(b, name);
+    }
+    if (ti < 0) {
+        if (!need) return SHRINK_OK;
+        return sk_error(SHRINK_ERR_FORMAT, "%s: missing tensor '%s%s'", b->file, pre[0], base);
+    }
+    const sk_tensor *t = &b->m->tensors[ti];
+    int64_t rows = dim_value(c, r->rows), cols = dim_value(c, r->cols);
+    shrink_status st = check_shape(b, t, rows, cols, r->conv1d);
+    if (st) return st;
+    b->used[ti] = 1;
+
+    uint8_t *base_ptr = layer >= 0 ? (uint8_t *)&b->m->layers[layer] : (uint8_t *)b->m;
+    sk_layer *l = layer >= 0 ? &b->m->layers[layer] : NULL;
+    int64_t q = dim_value(c, BD_Q), kv = dim_value(c, BD_KV);
+    switch (r->kind) {
+    case BK_MAT:
+        return bind_mat(b, t, rows, cols, r->conv1d, (sk_mat *)(base_ptr + r->off));
+    case BK_VEC:
+        return bind_vec(b, t, (const float **)(base_ptr + r->off));
+    case BK_QKV: {
+        sk_mat all;
+        if ((st = bind_mat(b, t, rows, cols, r->conv1d, &all))) return st;
+        size_t rb = (size_t)cols * sk_dtype(all.dtype)->bytes; /* bytes per row */
+        const uint8_t *p = all.data;
+        l->wq = (sk_mat){.dtype = all.dtype, .rows = q, .cols = cols, .data = p};
+        l->wk = (sk_mat){.dtype = all.dtype, .rows = kv, .cols = cols, .data = p + (size_t)q * rb};
+        l->wv = (sk_mat){.dtype = all.dtype, .rows = kv, .cols = cols,
+                         .data = p + (size_t)(q + kv) * rb};
+        return SHRINK_OK;
+    }
+    case BK_QKV_BIAS: {
+        const float *v;
+        if ((st = bind_vec(b, t, &v))) return st;
+        l->bq = v;
+        l->bk = v + q;
+        l->bv = v + q + kv;
+        return SHRINK_OK;
+    }
+    }
+    return SHRINK_OK;
+}
+
+/* Binds every row of the architecture's table; sets the tied head, counts parameters. */
+static shrink_status bind_all(struct shrink_model *m, const shrink_load_params *params,
+                              const char *file, int64_t *n_params) {
+    const sk_config *c = &m->cfg;
+    binder b = {.m = m, .params = params, .file = file};
+    shrink_status st = SHRINK_OK;
+    b.sorted = sk_malloc((size_t)(m->n_tensors ? m->n_tensors : 1) * sizeof *b.sorted);
+    b.used = sk_calloc((size_t)(m->n_tensors ? m->n_tensors : 1), 1);
+    m->layers = sk_calloc((size_t)c->n_layers, sizeof *m->layers);
+    if (!b.sorted || !b.used || !m->layers) {
+        st = sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", file);
+        goto out;
+    }
+    for (int64_t i = 0; i < m->n_tensors; i++) b.sorted[i] = (name_idx){m->tensors[i].name, i};
+    qsort(b.sorted, (size_t)m->n_tensors, sizeof *b.sorted, cmp_name_idx);
+
+    const bind_row *rows = c->arch->names == SK_NAMES_GPT2 ? bind_gpt2 : bind_llama;
+    for (const bind_row *r = rows; r->name && !st; r++) {
+        if (!r->layer) st = bind_one(&b, r, -1);
+        for (int l = 0; r->layer && l < c->n_layers && !st; l++) st = bind_one(&b, r, l);
+    }
+    if (st) goto out;
+    if (c->tied) m->head = m->tok_emb;
+    *n_params = 0;
+    for (int64_t i = 0; i < m->n_tensors; i++) {
+        if (!b.used[i]) continue;
+        int64_t e = 1;
+        for (int d = 0; d < m->tensors[i].n_dims; d++) e *= m->tensors[i].shape[d];
+        *n_params += e;
+    }
+out:
+    sk_free(b.sorted);
+    sk_free(b.used);
+    return st;
+}
+
+/* ---- tokenizer ------------------------------------------------------------------------ */
+
+/* First tok*.bin in dir by name order (malloc'd path), NULL if none. */
+static char *find_tok_bin(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return NULL;
+    char best[256] = "";
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 8 || n >= sizeof best || strncmp(e->d_name, "tok", 3) != 0 ||
+            strcmp(e->d_name + n - 4, ".bin") != 0)
+            continue;
+        if (!best[0] || strcmp(e->d_name, best) < 0) snprintf(best, sizeof best, "%s", e->d_name);
+    }
+    closedir(d);
+    if (!best[0]) return NULL;
+    char *p = sk_path_join(dir, best);
+    if (p && !sk_file_exists(p)) {
+        sk_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* The tokenizer path to use beside a model (malloc'd), or NULL if there is none. */
+static char *tokenizer_beside(const struct shrink_model *m, const char *dir) {
+    if (strcmp(m->format, "llama2c") == 0) {
+        char name[64];
+        char *p = sk_path_join(dir, "tokenizer.bin");
+        if (p && sk_file_exists(p)) return p;
+        sk_free(p);
+        snprintf(name, sizeof name, "tok%" PRId32 ".bin", m->cfg.vocab_size);
+        p = sk_path_join(dir, name);
+        if (p && sk_file_exists(p)) return p;
+        sk_free(p);
+        return find_tok_bin(dir);
+    }
+    static const char *const files[] = {"tokenizer.json", "tokenizer.model", "vocab.json",
+                                        "tokenizer.bin", NULL};
+    for (int i = 0; files[i]; i++) {
+        char *p = sk_path_join(dir, files[i]);
+        int found = p && sk_file_exists(p);
+        sk_free(p);
+        if (found) return sk_strdup(dir); /* the tokenizer code picks the file in the folder */
+    }
+    return NULL;
+}
+
+static shrink_status load_tokenizer(struct shrink_model *m, const shrink_load_params *params,
+                                    const char *dir) {
+    if (params->no_tokenizer) return SHRINK_OK;
+    char *tp = params->tokenizer_path ? sk_strdup(params->tokenizer_path)
+                                      : tokenizer_beside(m, dir);
+    if (!tp) return SHRINK_OK; /* no tokenizer: commands that need one say so */
+    shrink_status st = shrink_tokenizer_load(&m->tok, tp);
+    if (st == SHRINK_OK) {
+        int32_t tv = shrink_tokenizer_vocab_size(m->tok);
+        if (tv > m->cfg.vocab_size)
+            st = sk_error(SHRINK_ERR_FORMAT, "%s: tokenizer has %" PRId32 " tokens but the model's "
+                          "vocabulary has only %" PRId32, tp, tv, m->cfg.vocab_size);
+    }
+    sk_free(tp);
+    return st;
+}
+
+/* ---- detection and loading ------------------------------------------------------------ */
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Does the file start like a safetensors file (u64 header length within the file, '{')? */
+static int sniff_safetensors(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    uint8_t h[9];
+    int ok = fread(h, 1, 9, f) == 9;
+    long size = -1;
+    if (ok && fseek(f, 0, SEEK_END) == 0) size = ftell(f);
+    fclose(f);
+    return ok && size >= 9 && sk_rd_u64(h) <= (uint64_t)size - 8 && h[8] == '{';
+}
+
+/* Picks the weight file of a Hugging Face folder (malloc'd). */
+static shrink_status hf_weights(const char *dir, char **out) {
+    static const char *const names[] = {"model.safetensors", "model.safetensors.index.json",
+                                        NULL};
+    for (int i = 0; names[i]; i++) {
+        char *p = sk_path_join(dir, names[i]);
+        if (!p) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", dir);
+        if (sk_file_exists(p)) {
+            *out = p;
+            return SHRINK_OK;
+        }
+        sk_free(p);
+    }
+    return sk_error(SHRINK_ERR_IO, "%s: no model.safetensors or model.safetensors.index.json in "
+                    "the folder", dir);
+}
+
+static shrink_status load_into(struct shrink_model *m, const char *path,
+                               const shrink_load_params *params) {
+    char *dir = NULL, *weights = NULL;
+    shrink_status st;
+    int hf;
+    if (sk_dir_exists(path)) {
+        hf = 1;
+        dir = sk_strdup(path);
+    } else if (sk_file_exists(path)) {
+        hf = ends_with(path, ".safetensors") || ends_with(path, ".json") ||
+             (!ends_with(path, ".bin") && sniff_safetensors(path));
+        dir = sk_path_dir(path);
+        if (hf && !ends_with(path, "config.json")) weights = sk_strdup(path);
+    } else {
+        return sk_error(SHRINK_ERR_IO, "%s: no such file or folder", path);
+    }
+    if (!dir) {
+        st = sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    if (hf) {
+        m->format = "safetensors";
+        if (!weights && (st = hf_weights(dir, &weights))) goto out;
+        if ((st = sk_config_load(dir, &m->cfg))) goto out;
+        if ((st = sk_safetensors_open(m, weights))) goto out;
+    } else {
+        m->format = "llama2c";
+        if ((st = sk_llama2c_open(m, path))) goto out;
+        weights = sk_strdup(path);
+        if (!weights) {
+            st = sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
+            goto out;
+        }
+    }
+    int64_t n_params = 0;
+    if ((st = bind_all(m, params, weights, &n_params))) goto out;
+    m->n_params = n_params;
+    st = load_tokenizer(m, params, dir);
+out:
+    sk_free(dir);
+    sk_free(weights);
+    return st;
+}
+
+shrink_status shrink_model_load(shrink_model **out, const char *path,
+                                const shrink_load_params *params) {
+    if (!out) return sk_error(SHRINK_ERR_ARG, "shrink_model_load: out is NULL");
+    *out = NULL;
+    if (!path || !*path) return sk_error(SHRINK_ERR_ARG, "shrink_model_load: no path");
+    shrink_load_params def = shrink_load_params_default();
+    if (!params) params = &def;
+    struct shrink_model *m = sk_calloc(1, sizeof *m);
+    if (!m) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
+    m->path = sk_strdup(path);
+    shrink_status st = m->path ? load_into(m, path, params)
+                               : sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
+    if (st) {
+        shrink_model_free(m);
+        return st;
+    }
+    *out = m;
+    return SHRINK_OK;
+}
+
+/* ---- queries -------------------------------------------------------------------------- */
+
+void shrink_model_get_info(const shrink_model *m, shrink_model_info *info) {
+    memset(info, 0, sizeof *info);
+    if (!m) return;
+    const sk_config *c = &m->cfg;
+    info->arch             = c->arch->name;
+    info->format           = m->format;
+    info->dim              = c->dim;
+    info->n_layers         = c->n_layers;
+    info->n_heads          = c->n_heads;
+    info->n_kv_heads       = c->n_kv_heads;
+    info->head_dim         = c->head_dim;
+    info->ffn_dim          = c->ffn_dim;
+    info->vocab_size       = c->vocab_size;
+    info->max_seq_len      = c->max_seq_len;
+    info->norm_eps         = c->norm_eps;
+    info->rope_theta       = c->arch->pos == SK_POS_ROPE ? c->rope_theta : 0;
+    info->tied_embeddings  = c->tied != 0;
+    info->rope_interleaved = c->rope_layout == SK_ROPE_INTERLEAVED;
+    info->bos_id           = c->bos_id;
+    info->eos_id           = c->eos_id;
+    info->add_bos          = c->add_bos != 0;
+    info->n_params         = m->n_params;
+    info->n_tensors        = m->n_tensors;
+    info->weight_bytes     = m->weight_bytes;
+    info->file_bytes       = m->file_bytes;
+}
+
+shrink_status shrink_model_tensor(const shrink_model *m, int64_t i, shrink_tensor_info *info) {
+    if (!m || !info) return sk_error(SHRINK_ERR_ARG, "shrink_model_tensor: NULL argument");
+    if (i < 0 || i >= m->n_tensors)
+        return sk_error(SHRINK_ERR_RANGE, "shrink_model_tensor: index %" PRId64 " not in [0, %"
+                        PRId64 ")", i, m->n_tensors);
+    const sk_tensor *t = &m->tensors[i];
+    memset(info, 0, sizeof *info);
+    info->name = t->name;
+    info->dtype = t->dtype;
+    info->n_dims = t->n_dims;
+    for (int d = 0; d < t->n_dims && d < 4; d++) info->shape[d] = t->shape[d];
+    info->bytes = t->bytes;
+    return SHRINK_OK;
+}
