@@ -4,9 +4,9 @@
  * Shapes: a weight matrix W is (rows = out features, cols = in features), row-major, each row
  * `cols` contiguous elements of W->dtype. Activations are f32, row-major, one row per token.
  *
- * Every kernel has a scalar reference (`*_ref`, in f32.c / f16.c ...) that is its
- * specification; SIMD versions live in x86/<family>_<isa>.c and are chosen once at init by
- * dispatch.c (SHRINK_KERNELS=ref forces the references).
+ * Every kernel has a scalar reference (`*_ref`, in matmul.c) that is its specification;
+ * SIMD versions live in x86/<family>_<isa>.c and are chosen once at init by dispatch.c
+ * (SHRINK_KERNELS=ref forces the references). Design notes: docs/kernels.md.
  */
 #ifndef SK_KERNELS_H
 #define SK_KERNELS_H
@@ -58,11 +58,69 @@ SK_HIDDEN void sk_matmul_ref(const sk_mat *W, const float *X, int64_t T, float *
 /* Row r of W as f32 (dst has W->cols floats). Used for embedding lookups. */
 SK_HIDDEN void sk_mat_row_f32(const sk_mat *W, int64_t r, float *dst);
 
+/* ---- vector helpers (dispatched; the _ref versions are the specification) -------------- */
+
+/* sum_i a[i] * b[i], accumulated in f32 (the ref in index order; SIMD in lanes). */
+SK_HIDDEN float sk_vec_dot_f32(const float *a, const float *b, int64_t n);
+SK_HIDDEN float sk_vec_dot_f32_ref(const float *a, const float *b, int64_t n);
+/* y[i] += alpha * x[i] */
+SK_HIDDEN void sk_vec_axpy_f32(int64_t n, float alpha, const float *x, float *y);
+SK_HIDDEN void sk_vec_axpy_f32_ref(int64_t n, float alpha, const float *x, float *y);
+
+/* ---- kernel sets (one per ISA) ------------------------------------------------------------
+ *
+ * sk_matmul is one driver (matmul.c) over a set of small kernels:
+ *   T == 1: `gemv` computes y[r] for a range of rows, streaming each weight row once;
+ *           the driver splits the rows across the OpenMP threads.
+ *   T >  1: GotoBLAS-style blocking. The driver packs X into token tiles of `nr` tokens
+ *           ([k][nr] f32, zero padded), each thread packs its weight rows block by block
+ *           into panels of `mr` rows ([k][mr] f32, widened from f16/bf16, zero padded) with
+ *           `pack_w`, and `tile` computes an nt x mrows block of Y from one panel and one
+ *           token tile (mr*nr accumulators in registers, X broadcast, W loaded as vectors).
+ * The ref set has no gemv/pack_w/tile: the driver then runs sk_matmul_ref's loop over row
+ * ranges (bit-identical to sk_matmul_ref). */
+typedef struct sk_kernel_set {
+    const char *name; /* "ref", "avx2", "avx512" */
+    int mr, nr;       /* GEMM micro-tile: mr weight rows x nr tokens */
+    /* y[r - r0] = sum_k W[r, k] x[k] for r in [r0, r1) */
+    void (*gemv)(const sk_mat *W, const float *x, float *y, int64_t r0, int64_t r1);
+    /* dst[p][k][mr] = W[r0 + p*mr + i, k0 + k] for i < mr, k < kc, p < ceil(nrows/mr);
+     * rows past nrows are zero. dst is 64-byte aligned. */
+    void (*pack_w)(const sk_mat *W, int64_t r0, int64_t nrows, int64_t k0, int64_t kc,
+                   float *dst);
+    /* For t < nt, i < mrows: Y[t*ldy + i] (+)= sum_{k<kc} wp[k*mr + i] * xp[k*nr + t]
+     * (accumulate != 0: add to Y; else overwrite). nt <= nr, mrows <= mr. */
+    void (*tile)(int64_t kc, const float *wp, const float *xp, float *Y, int64_t ldy, int nt,
+                 int mrows, int accumulate);
+    float (*dot_f32)(const float *a, const float *b, int64_t n);
+    void (*axpy_f32)(int64_t n, float alpha, const float *x, float *y);
+} sk_kernel_set;
+
+typedef enum sk_isa { SK_ISA_REF = 0, SK_ISA_AVX2 = 1, SK_ISA_AVX512 = 2, SK_ISA_COUNT } sk_isa;
+
+SK_HIDDEN extern const sk_kernel_set sk_kernels_ref;    /* matmul.c */
+SK_HIDDEN extern const sk_kernel_set sk_kernels_avx2;   /* x86/matmul_avx2.c */
+SK_HIDDEN extern const sk_kernel_set sk_kernels_avx512; /* x86/matmul_avx512.c */
+
+/* sk_matmul with a given kernel set (tests and benchmarks compare the sets). */
+SK_HIDDEN void sk_matmul_with(const sk_kernel_set *ks, const sk_mat *W, const float *X,
+                              int64_t T, float *Y, int64_t ldy);
+
 /* ---- dispatch -------------------------------------------------------------------------- */
 
-/* Fills the dispatch table once (thread-safe, idempotent). Called by sk_matmul itself. */
+/* Fills the dispatch table once (thread-safe, idempotent). Called by sk_matmul itself.
+ * SHRINK_KERNELS=ref|avx2|avx512 forces a level (never above what the CPU has). */
 SK_HIDDEN void sk_kernels_init(void);
 /* "avx512", "avx2" or "ref". */
 SK_HIDDEN const char *sk_kernels_isa(void);
+/* The highest level this CPU and OS support. */
+SK_HIDDEN sk_isa sk_cpu_isa(void);
+/* The kernel set of a level, or NULL if this CPU cannot run it. */
+SK_HIDDEN const sk_kernel_set *sk_kernels_get(sk_isa isa);
+/* The chosen set. */
+SK_HIDDEN const sk_kernel_set *sk_kernels(void);
+/* Tests and benchmarks: choose a level (clamped to sk_cpu_isa()); returns the level set.
+ * Not to be called while kernels run on other threads. */
+SK_HIDDEN sk_isa sk_kernels_force(sk_isa isa);
 
 #endif /* SK_KERNELS_H */

@@ -1,20 +1,21 @@
 /*
  * matmul.c - Y = X W^T for f32/f16/bf16 weights: the scalar reference (the specification)
- * and the threaded driver that calls the dispatched kernel.
+ * and the threaded driver that runs a kernel set (see kernels.h and docs/kernels.md).
  */
 #include "kernels.h"
+
+#include <omp.h>
 
 void sk_mat_row_f32(const sk_mat *W, int64_t r, float *dst) {
     const uint8_t *row = (const uint8_t *)W->data + (uint64_t)r * sk_dtype_row_bytes(W->dtype, W->cols);
     sk_dtype(W->dtype)->to_f32(row, dst, W->cols);
 }
 
-/* Reference: widen each weight row to f32, dot with each token row, accumulate in f32
- * in index order. */
-void sk_matmul_ref(const sk_mat *W, const float *X, int64_t T, float *Y, int64_t ldy) {
-    float *wrow = sk_malloc((size_t)W->cols * sizeof(float));
-    SHRINK_ASSERT(wrow != NULL);
-    for (int64_t r = 0; r < W->rows; r++) {
+/* Reference over rows [r0, r1): widen each weight row to f32, dot with each token row,
+ * accumulate in f32 in index order. */
+static void matmul_ref_rows(const sk_mat *W, const float *X, int64_t T, float *Y, int64_t ldy,
+                            int64_t r0, int64_t r1, float *wrow) {
+    for (int64_t r = r0; r < r1; r++) {
         sk_mat_row_f32(W, r, wrow);
         for (int64_t t = 0; t < T; t++) {
             const float *x = X + t * W->cols;
@@ -23,13 +24,189 @@ void sk_matmul_ref(const sk_mat *W, const float *X, int64_t T, float *Y, int64_t
             Y[t * ldy + r] = acc;
         }
     }
+}
+
+void sk_matmul_ref(const sk_mat *W, const float *X, int64_t T, float *Y, int64_t ldy) {
+    float *wrow = sk_malloc((size_t)W->cols * sizeof(float));
+    SHRINK_ASSERT(wrow != NULL);
+    matmul_ref_rows(W, X, T, Y, ldy, 0, W->rows, wrow);
     sk_free(wrow);
 }
 
-void sk_matmul(const sk_mat *W, const float *X, int64_t T, float *Y, int64_t ldy) {
-    sk_matmul_ref(W, X, T, Y, ldy);
+float sk_vec_dot_f32_ref(const float *a, const float *b, int64_t n) {
+    float acc = 0.0f;
+    for (int64_t i = 0; i < n; i++) acc += a[i] * b[i];
+    return acc;
 }
 
-void sk_kernels_init(void) {}
-const char *sk_kernels_isa(void) { return "ref"; }
-const char *shrink_kernels_name(void) { return sk_kernels_isa(); }
+void sk_vec_axpy_f32_ref(int64_t n, float alpha, const float *x, float *y) {
+    for (int64_t i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+
+const sk_kernel_set sk_kernels_ref = {
+    .name = "ref", .mr = 1, .nr = 1, .gemv = NULL, .pack_w = NULL, .tile = NULL,
+    .dot_f32 = sk_vec_dot_f32_ref, .axpy_f32 = sk_vec_axpy_f32_ref,
+};
+
+/* ---- the driver ------------------------------------------------------------------------ */
+
+/* Below this many multiply-adds a call runs on one thread (the fork costs more). */
+#define SK_PAR_MIN_WORK (1 << 16)
+/* K block of the GEMM: an X tile (kc x nr floats) stays in L1 while weight panels
+ * (kc x mr) stream from L2. */
+#define SK_KC_MAX 256
+/* Weight rows packed per block (per thread): mc_rows x kc floats (<= 256 KiB, in L2). */
+#define SK_MC_ROWS 256
+
+static int threads_for(double work) {
+    int n = omp_get_max_threads();
+    if (work < SK_PAR_MIN_WORK || n < 1) n = 1;
+    return n;
+}
+
+/* [lo, hi) of `n` units for thread i of nth (static, contiguous, balanced). */
+static void split(int64_t n, int i, int nth, int64_t *lo, int64_t *hi) {
+    *lo = n * i / nth;
+    *hi = n * (i + 1) / nth;
+}
+
+static void matmul_ref_threaded(const sk_mat *W, const float *X, int64_t T, float *Y,
+                                int64_t ldy) {
+    int nth = threads_for((double)W->rows * (double)W->cols * (double)T);
+    if (nth > W->rows) nth = (int)W->rows;
+    if (nth < 1) nth = 1;
+    float *wrows = sk_malloc((size_t)nth * (size_t)W->cols * sizeof(float));
+    SHRINK_ASSERT(wrows != NULL);
+    #pragma omp parallel num_threads(nth)
+    {
+        int i = omp_get_thread_num(), n = omp_get_num_threads();
+        int64_t lo, hi;
+        split(W->rows, i, n, &lo, &hi);
+        matmul_ref_rows(W, X, T, Y, ldy, lo, hi, wrows + (size_t)i * (size_t)W->cols);
+    }
+    sk_free(wrows);
+}
+
+/* T == 1: rows split across threads in chunks of 16 (whole cache lines of y). */
+static void gemv_threaded(const sk_kernel_set *ks, const sk_mat *W, const float *x, float *y) {
+    int64_t chunks = (W->rows + 15) / 16;
+    int nth = threads_for((double)W->rows * (double)W->cols);
+    if (nth > chunks) nth = (int)chunks;
+    if (nth <= 1) {
+        ks->gemv(W, x, y, 0, W->rows);
+        return;
+    }
+    #pragma omp parallel num_threads(nth)
+    {
+        int64_t lo, hi;
+        split(chunks, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        lo *= 16;
+        hi *= 16;
+        if (hi > W->rows) hi = W->rows;
+        if (lo < hi) ks->gemv(W, x, y + lo, lo, hi);
+    }
+}
+
+/* Packs tokens [t0, t0+nr) x k [k0, k0+kc) of X as dst[k][nr], zero past T. */
+static void pack_x(const float *X, int64_t cols, int64_t T, int64_t t0, int nr, int64_t k0,
+                   int64_t kc, float *dst) {
+    for (int j = 0; j < nr; j++) {
+        int64_t t = t0 + j;
+        if (t < T) {
+            const float *x = X + t * cols + k0;
+            for (int64_t k = 0; k < kc; k++) dst[k * nr + j] = x[k];
+        } else {
+            for (int64_t k = 0; k < kc; k++) dst[k * nr + j] = 0.0f;
+        }
+    }
+}
+
+/* T > 1. Layout of the packed X (shared by all threads): for each K block b (offset k0,
+ * width kc), tiles of nr tokens, each kc x nr: xp + k0*ntiles*nr + tile*kc*nr. */
+static void gemm_threaded(const sk_kernel_set *ks, const sk_mat *W, const float *X, int64_t T,
+                          float *Y, int64_t ldy) {
+    const int mr = ks->mr, nr = ks->nr;
+    const int64_t rows = W->rows, cols = W->cols;
+    const int64_t ntiles = (T + nr - 1) / nr;
+    const int64_t npanels = (rows + mr - 1) / mr;
+    const int64_t nkb = (cols + SK_KC_MAX - 1) / SK_KC_MAX;
+    const int64_t kcb = (cols + nkb - 1) / nkb;             /* balanced K blocks */
+    const int64_t mcp = SK_MC_ROWS / mr > 0 ? SK_MC_ROWS / mr : 1; /* panels per block */
+
+    int nth = threads_for((double)rows * (double)cols * (double)T);
+    if (nth > npanels) nth = (int)npanels;
+    if (nth < 1) nth = 1;
+
+    float *xp = sk_aligned_alloc(64, (size_t)(ntiles * nr * cols) * sizeof(float));
+    size_t wsz = (size_t)(mcp * mr * kcb);
+    float *wp_all = sk_aligned_alloc(64, (size_t)nth * wsz * sizeof(float));
+    SHRINK_ASSERT(xp != NULL && wp_all != NULL);
+
+    #pragma omp parallel num_threads(nth)
+    {
+        /* pack X: every (K block, tile) pair once, shared */
+        #pragma omp for schedule(static) collapse(2)
+        for (int64_t b = 0; b < nkb; b++)
+            for (int64_t j = 0; j < ntiles; j++) {
+                int64_t k0 = b * kcb, kc = cols - k0 < kcb ? cols - k0 : kcb;
+                pack_x(X, cols, T, j * nr, nr, k0, kc, xp + k0 * ntiles * nr + j * kc * nr);
+            }
+        /* implicit barrier: xp is complete */
+
+        int me = omp_get_thread_num();
+        float *wp = wp_all + (size_t)me * wsz;
+        int64_t p_lo, p_hi;
+        split(npanels, me, omp_get_num_threads(), &p_lo, &p_hi);
+        for (int64_t b = 0; b < nkb; b++) {
+            int64_t k0 = b * kcb, kc = cols - k0 < kcb ? cols - k0 : kcb;
+            const float *xb = xp + k0 * ntiles * nr;
+            for (int64_t p0 = p_lo; p0 < p_hi; p0 += mcp) {
+                int64_t p1 = p0 + mcp < p_hi ? p0 + mcp : p_hi;
+                int64_t r0 = p0 * mr, r1 = p1 * mr < rows ? p1 * mr : rows;
+                ks->pack_w(W, r0, r1 - r0, k0, kc, wp);
+                for (int64_t j = 0; j < ntiles; j++) {
+                    int nt = T - j * nr < nr ? (int)(T - j * nr) : nr;
+                    const float *xt = xb + j * kc * nr;
+                    float *yt = Y + j * nr * ldy;
+                    for (int64_t p = p0; p < p1; p++) {
+                        int64_t r = p * mr;
+                        int mrows = rows - r < mr ? (int)(rows - r) : mr;
+                        ks->tile(kc, wp + (p - p0) * kc * mr, xt, yt + r, ldy, nt, mrows,
+                                 b > 0);
+                    }
+                }
+            }
+        }
+    }
+    sk_free(wp_all);
+    sk_free(xp);
+}
+
+void sk_matmul_with(const sk_kernel_set *ks, const sk_mat *W, const float *X, int64_t T,
+                    float *Y, int64_t ldy) {
+    SHRINK_ASSERT(W->rows >= 0 && W->cols >= 0 && T >= 0 && (T <= 1 || ldy >= W->rows));
+    if (W->rows == 0 || T == 0) return;
+    if (W->cols == 0) {
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t r = 0; r < W->rows; r++) Y[t * ldy + r] = 0.0f;
+        return;
+    }
+    if (ks->tile == NULL)
+        matmul_ref_threaded(W, X, T, Y, ldy);
+    else if (T == 1)
+        gemv_threaded(ks, W, X, Y);
+    else
+        gemm_threaded(ks, W, X, T, Y, ldy);
+}
+
+void sk_matmul(const sk_mat *W, const float *X, int64_t T, float *Y, int64_t ldy) {
+    sk_matmul_with(sk_kernels(), W, X, T, Y, ldy);
+}
+
+float sk_vec_dot_f32(const float *a, const float *b, int64_t n) {
+    return sk_kernels()->dot_f32(a, b, n);
+}
+
+void sk_vec_axpy_f32(int64_t n, float alpha, const float *x, float *y) {
+    sk_kernels()->axpy_f32(n, alpha, x, y);
+}

@@ -1,0 +1,215 @@
+/*
+ * bench_kernels.c - sk_matmul speed for every dtype x kernel set this CPU has, at the shapes
+ * of mix-llama-22m (dim 384, ffn 1024, vocab 32000, 6 heads of 64, 2 kv heads), with 1 and 2
+ * threads. Never asserts; prints markdown tables.
+ *
+ *   GEMV (T = 1): GB/s of weights streamed and % of the memory read bandwidth measured in the
+ *     same run (shrink_measure_bandwidth). Two regimes: "ram" cycles through enough copies
+ *     of the matrix to exceed L3 (>= 256 MiB), "cache" repeats one matrix (L2/L3 resident
+ *     where it fits). GB/s is taken over the mean time in "ram", the minimum in "cache".
+ *   GEMM (T = 512 by default): GFLOP/s (2 rows cols T / time) and % of the 2-thread fp32
+ *     peak of docs (190 GFLOP/s; 95 with 1 thread), and of the micro-kernel's own
+ *     throughput on L1-resident data measured in this run ("tile peak").
+ *
+ * usage: bench_kernels [--quick] [--T N] [--isa ref|avx2|avx512] [--dtype f32|f16|bf16]
+ */
+#include "kernels/kernels.h"
+
+#include <omp.h>
+
+static double min_time = 0.25; /* seconds per measurement (at least 3 reps) */
+
+typedef struct timing { double min, mean; } timing;
+
+static float frand(uint64_t *s) {
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((double)(*s >> 40) / (double)(1ull << 24) * 2.0 - 1.0);
+}
+
+static void *make_w(shrink_dtype dt, int64_t rows, int64_t cols, uint64_t seed) {
+    size_t n = (size_t)(rows * cols);
+    float *tmp = sk_aligned_alloc(64, n * sizeof(float));
+    void *w = sk_aligned_alloc(64, (size_t)sk_dtype_row_bytes(dt, (int64_t)n));
+    #pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        uint64_t s = seed + (uint64_t)r * 7919;
+        for (int64_t k = 0; k < cols; k++) tmp[r * cols + k] = frand(&s);
+    }
+    sk_dtype(dt)->from_f32(tmp, w, (int64_t)n);
+    sk_free(tmp);
+    return w;
+}
+
+/* Runs sk_matmul_with over the ncopies matrices in turn until min_time has passed. */
+static timing run(const sk_kernel_set *ks, sk_mat *mats, int ncopies, const float *X, int64_t T,
+                  float *Y) {
+    timing tm = {1e30, 0};
+    int reps = 0;
+    double total = 0;
+    if (ncopies == 1) sk_matmul_with(ks, &mats[0], X, T, Y, mats[0].rows); /* warm up */
+    while (reps < 3 || total < min_time) {
+        for (int c = 0; c < ncopies; c++) {
+            double t0 = shrink_time();
+            sk_matmul_with(ks, &mats[c], X, T, Y, mats[c].rows);
+            double dt = shrink_time() - t0;
+            if (dt < tm.min) tm.min = dt;
+            total += dt;
+            reps++;
+        }
+        if (reps > 100000) break;
+    }
+    tm.mean = total / reps;
+    return tm;
+}
+
+typedef struct shape { const char *name; int64_t rows, cols; } shape;
+
+static const shape shapes[] = {
+    {"wq/wo 384x384", 384, 384},     {"wk/wv 128x384", 128, 384}, {"w1/w3 1024x384", 1024, 384},
+    {"w2 384x1024", 384, 1024},      {"cls 32000x384", 32000, 384},
+};
+#define NSHAPES (int)(sizeof shapes / sizeof shapes[0])
+
+/* GFLOP/s of the micro-kernel alone on L1-resident panels (kc = 256), nth threads. */
+static double tile_peak(const sk_kernel_set *ks, int nth) {
+    if (!ks->tile) return 0;
+    const int64_t kc = 256;
+    double best = 0;
+    #pragma omp parallel num_threads(nth) reduction(max : best)
+    {
+        float *wp = sk_aligned_alloc(64, (size_t)(kc * ks->mr) * sizeof(float));
+        float *xp = sk_aligned_alloc(64, (size_t)(kc * ks->nr) * sizeof(float));
+        float *y = sk_aligned_alloc(64, (size_t)(ks->nr * ks->mr) * sizeof(float));
+        for (int64_t i = 0; i < kc * ks->mr; i++) wp[i] = 0.001f * (float)(i % 7);
+        for (int64_t i = 0; i < kc * ks->nr; i++) xp[i] = 0.001f * (float)(i % 5);
+        const int iters = 20000;
+        for (int rep = 0; rep < 3; rep++) {
+            #pragma omp barrier
+            double t0 = shrink_time();
+            for (int i = 0; i < iters; i++)
+                ks->tile(kc, wp, xp, y, ks->mr, ks->nr, ks->mr, i & 1);
+            double dt = shrink_time() - t0;
+            double gf = 2.0 * (double)kc * ks->mr * ks->nr * iters / dt / 1e9;
+            if (gf > best) best = gf;
+        }
+        sk_free(wp); sk_free(xp); sk_free(y);
+    }
+    return best * nth; /* per-thread best x threads */
+}
+
+int main(int argc, char **argv) {
+    int64_t Tgemm = 512;
+    const char *only_isa = NULL, *only_dt = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) min_time = 0.05;
+        else if (strcmp(argv[i], "--T") == 0 && i + 1 < argc) Tgemm = atoll(argv[++i]);
+        else if (strcmp(argv[i], "--isa") == 0 && i + 1 < argc) only_isa = argv[++i];
+        else if (strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) only_dt = argv[++i];
+        else {
+            fprintf(stderr, "usage: %s [--quick] [--T N] [--isa ref|avx2|avx512] [--dtype f32|f16|bf16]\n", argv[0]);
+            return 2;
+        }
+    }
+    int maxth = omp_get_max_threads();
+    int thr[2] = {1, maxth >= 2 ? 2 : 1};
+    int nthr = maxth >= 2 ? 2 : 1;
+
+    printf("# bench_kernels\n\nkernels: %s; omp max threads %d\n\n", shrink_kernels_name(), maxth);
+    double bw[2];
+    for (int i = 0; i < nthr; i++) {
+        omp_set_num_threads(thr[i]);
+        bw[i] = shrink_measure_bandwidth((size_t)512 << 20, 5);
+        printf("memory read bandwidth, %d thread(s): %.1f GB/s\n", thr[i], bw[i] / 1e9);
+    }
+    printf("\n");
+
+    /* inputs */
+    int64_t maxcols = 1024;
+    float *X = sk_aligned_alloc(64, (size_t)(Tgemm * maxcols) * sizeof(float));
+    float *Y = sk_aligned_alloc(64, (size_t)(Tgemm * 32000) * sizeof(float));
+    uint64_t s = 42;
+    for (int64_t i = 0; i < Tgemm * maxcols; i++) X[i] = frand(&s);
+
+    /* ---- GEMV ---- */
+    printf("## GEMV (T = 1)\n\n");
+    printf("| shape | dtype | isa | threads | regime | MiB | min us | mean us | GB/s | %% of bw |\n");
+    printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    for (int d = 0; d < SHRINK_DTYPE_COUNT; d++) {
+        shrink_dtype dt = (shrink_dtype)d;
+        if (only_dt && strcmp(only_dt, shrink_dtype_name(dt))) continue;
+        for (int si = 0; si < NSHAPES; si++) {
+            const shape *sh = &shapes[si];
+            uint64_t bytes = sk_dtype_row_bytes(dt, sh->rows * sh->cols);
+            int ncopies = (int)(((uint64_t)256 << 20) / bytes) + 1;
+            sk_mat *mats = calloc((size_t)ncopies, sizeof *mats);
+            for (int c = 0; c < ncopies; c++)
+                mats[c] = (sk_mat){.dtype = dt, .rows = sh->rows, .cols = sh->cols,
+                                   .data = make_w(dt, sh->rows, sh->cols, (uint64_t)c + 1)};
+            for (int l = 0; l < SK_ISA_COUNT; l++) {
+                const sk_kernel_set *ks = sk_kernels_get((sk_isa)l);
+                if (!ks || (only_isa && strcmp(only_isa, ks->name))) continue;
+                for (int ti = 0; ti < nthr; ti++) {
+                    omp_set_num_threads(thr[ti]);
+                    for (int regime = 0; regime < 2; regime++) {
+                        if (regime == 1 && bytes > ((uint64_t)48 << 20)) continue; /* no cache regime */
+                        timing tm = run(ks, mats, regime == 0 ? ncopies : 1, X, 1, Y);
+                        /* ram: bytes over the mean time (every call streams from memory);
+                         * cache: over the best time */
+                        double gbs = (double)bytes / (regime == 0 ? tm.mean : tm.min) / 1e9;
+                        printf("| %s | %s | %s | %d | %s | %.2f | %.1f | %.1f | %.1f | %.0f%% |\n",
+                               sh->name, shrink_dtype_name(dt), ks->name, thr[ti],
+                               regime == 0 ? "ram" : "cache", (double)bytes / (1 << 20),
+                               tm.min * 1e6, tm.mean * 1e6, gbs,
+                               regime == 0 ? 100.0 * gbs * 1e9 / bw[ti] : 0.0);
+                        fflush(stdout);
+                    }
+                }
+            }
+            for (int c = 0; c < ncopies; c++) sk_free((void *)mats[c].data);
+            free(mats);
+        }
+    }
+
+    /* ---- GEMM ---- */
+    printf("\n## GEMM (T = %" PRId64 ")\n\n", Tgemm);
+    for (int l = 0; l < SK_ISA_COUNT; l++) {
+        const sk_kernel_set *ks = sk_kernels_get((sk_isa)l);
+        if (!ks || !ks->tile || (only_isa && strcmp(only_isa, ks->name))) continue;
+        for (int ti = 0; ti < nthr; ti++)
+            printf("micro-kernel %s (%dx%d) on L1 data, %d thread(s): %.1f GFLOP/s\n", ks->name,
+                   ks->mr, ks->nr, thr[ti], tile_peak(ks, thr[ti]));
+    }
+    printf("\n| shape | dtype | isa | threads | min ms | mean ms | GFLOP/s (min) | %% of peak (95/thread) |\n");
+    printf("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    for (int d = 0; d < SHRINK_DTYPE_COUNT; d++) {
+        shrink_dtype dt = (shrink_dtype)d;
+        if (only_dt && strcmp(only_dt, shrink_dtype_name(dt))) continue;
+        for (int si = 0; si < NSHAPES; si++) {
+            const shape *sh = &shapes[si];
+            sk_mat m = {.dtype = dt, .rows = sh->rows, .cols = sh->cols,
+                        .data = make_w(dt, sh->rows, sh->cols, 99)};
+            for (int l = 0; l < SK_ISA_COUNT; l++) {
+                const sk_kernel_set *ks = sk_kernels_get((sk_isa)l);
+                if (!ks || (only_isa && strcmp(only_isa, ks->name))) continue;
+                /* the scalar reference is ~100x slower: only the small shapes */
+                if (!ks->tile && sh->rows * sh->cols > 400000) continue;
+                for (int ti = 0; ti < nthr; ti++) {
+                    omp_set_num_threads(thr[ti]);
+                    double save = min_time;
+                    if (!ks->tile) min_time = 0;
+                    timing tm = run(ks, &m, 1, X, Tgemm, Y);
+                    min_time = save;
+                    double gf = 2.0 * (double)sh->rows * sh->cols * Tgemm / tm.min / 1e9;
+                    printf("| %s | %s | %s | %d | %.2f | %.2f | %.1f | %.0f%% |\n", sh->name,
+                           shrink_dtype_name(dt), ks->name, thr[ti], tm.min * 1e3, tm.mean * 1e3,
+                           gf, 100.0 * gf / (95.0 * thr[ti]));
+                    fflush(stdout);
+                }
+            }
+            sk_free((void *)m.data);
+        }
+    }
+    sk_free(X);
+    sk_free(Y);
+    return 0;
+}
