@@ -280,6 +280,9 @@ static shrink_status config_parse_named(const char *text, size_t len, const char
         (st = get_token_id(j, "bos_token_id", name, gpt2 ? 50256 : 1, &c->bos_id)) ||
         (st = get_token_id(j, "eos_token_id", name, gpt2 ? 50256 : 2, &c->eos_id)))
         goto out;
+    /* the Hugging Face defaults (Llama 1/2, GPT-2 50256) only where the vocabulary has them */
+    if (!sk_json_get(j, "bos_token_id") && c->bos_id >= c->vocab_size) c->bos_id = -1;
+    if (!sk_json_get(j, "eos_token_id") && c->eos_id >= c->vocab_size) c->eos_id = -1;
     c->add_bos = !gpt2;
     if (tok_config && (st = parse_tok_config(tok_config, tok_len, tok_name, c))) goto out;
     st = sk_config_validate(c, name);
