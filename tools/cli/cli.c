@@ -199,6 +199,14 @@ void cli_warn(const char *fmt, ...) {
 
 /* ==== models ============================================================================== */
 
+/* The library's message, prefixed with `path` unless it names it already. */
+static int fail_naming(const char *path, shrink_status st) {
+    const char *msg = shrink_last_error();
+    if (!msg || !*msg) msg = shrink_status_name(st);
+    if (strstr(msg, path)) return cli_fail("%s", msg);
+    return cli_fail("%s: %s", path, msg);
+}
+
 int cli_load_model(const char *path, const cli_common *common, cli_tok_mode mode,
                    shrink_model **out) {
     shrink_load_params lp = shrink_load_params_default();
@@ -215,11 +223,11 @@ int cli_load_model(const char *path, const cli_common *common, cli_tok_mode mode
         char why[512];
         snprintf(why, sizeof why, "%s", shrink_last_error());
         lp.no_tokenizer = true;
-        if (shrink_model_load(out, path, &lp) != SHRINK_OK) return cli_fail_status(rc);
+        if (shrink_model_load(out, path, &lp) != SHRINK_OK) return fail_naming(path, rc);
         cli_warn("no tokenizer loaded: %s", why);
         return CLI_OK;
     }
-    if (rc != SHRINK_OK) return cli_fail_status(rc);
+    if (rc != SHRINK_OK) return fail_naming(path, rc);
     if (mode == CLI_TOK_NEED && !shrink_model_tokenizer(*out)) {
         shrink_model_free(*out);
         *out = NULL;
@@ -330,16 +338,8 @@ void cli_json_end(cli_json *j) {
     fflush(j->f);
 }
 
-void cli_json_key(cli_json *j, const char *key) {
-    json_sep(j);
-    cli_json_str(j, key);
-    fputc(':', j->f);
-    j->first[j->depth] = true;   /* the value that follows needs no comma */
-}
-
-void cli_json_strn(cli_json *j, const char *s, size_t n) {
-    FILE *f = j->f;
-    json_sep(j);
+/* A quoted, escaped string without a separator. */
+static void json_write_str(FILE *f, const char *s, size_t n) {
     fputc('"', f);
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
@@ -367,6 +367,18 @@ void cli_json_strn(cli_json *j, const char *s, size_t n) {
         i++;
     }
     fputc('"', f);
+}
+
+void cli_json_key(cli_json *j, const char *key) {
+    json_sep(j);
+    json_write_str(j->f, key, strlen(key));
+    fputc(':', j->f);
+    j->first[j->depth] = true;   /* the value that follows needs no comma */
+}
+
+void cli_json_strn(cli_json *j, const char *s, size_t n) {
+    json_sep(j);
+    json_write_str(j->f, s, n);
 }
 
 void cli_json_str(cli_json *j, const char *s) {

@@ -278,7 +278,7 @@ int cmd_generate(int argc, char **argv) {
     }
     rc = run(ctx, m, &mi, smp, ids, &o, &gs);
     if (rc == CLI_OK && common.json) print_json(&o, ids, &gs);
-    else if (o.stream) print_stats(&o, &gs);
+    else if (rc == CLI_OK) print_stats(&o, &gs);
 
     shrink_sampler_free(smp);
 out_ctx:

@@ -1,0 +1,309 @@
+#!/bin/sh
+# test_cli.sh - end-to-end tests of the `shrink` command (POSIX sh; run from the repository root
+# by tests/run_all.sh with the path of the binary):
+#
+#   sh tests/test_cli.sh build/shrink
+#
+# Covers: --help of every command (exit 0), usage errors (exit 2, usage on stderr, stdout
+# empty), greedy generation of stories260K equal to fixtures/stories260K/greedy200.txt byte for
+# byte, `shrink ppl` equal to fixtures/stories260K/ppl.json to 4 significant digits (sliding and
+# non-overlapping), --json output of every command (one object; keys checked with grep, and with
+# python3's json module when it is installed), and bad input: broken model files, configs and
+# text files built in a temporary folder from the real ones must give a non-zero exit below 128,
+# a message on stderr naming the file, no sanitizer report and nothing on stdout.
+#
+# Assets come from $SHRINK_SHARED, ../shared, then the copies in tests/fixtures/ and
+# models/stories260K/ (see tests/fixtures/README.md); a test whose asset is absent is skipped
+# with a message. Ends with "test_cli: N passed, N failed, N skipped"; exit 1 on any failure.
+set -u
+bin=${1:-build/shrink}
+pass=0
+fail=0
+skip=0
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/shrink-cli.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT INT TERM
+
+ok()   { pass=$((pass + 1)); }
+bad()  { fail=$((fail + 1)); echo "FAIL: $*"; }
+skipped() { skip=$((skip + 1)); echo "SKIP: $*"; }
+
+# asset REL: prints the first existing of $SHRINK_SHARED/REL, ../shared/REL, tests/fixtures/REL,
+# ./REL; fails if none exists.
+asset() {
+    for root in ${SHRINK_SHARED:+"$SHRINK_SHARED"} ../shared tests/fixtures .; do
+        if [ -e "$root/$1" ]; then echo "$root/$1"; return 0; fi
+    done
+    return 1
+}
+
+# run CMD...: runs with stdout in $tmp/out, stderr in $tmp/err; sets rc.
+run() {
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+}
+
+# sanitized: fails (and says so) if stderr holds an ASan/UBSan/LSan report.
+sanitized() {
+    if grep -q -e 'Sanitizer' -e 'runtime error:' "$tmp/err"; then
+        bad "$1: sanitizer report: $(grep -m 3 -e 'Sanitizer' -e 'runtime error:' "$tmp/err")"
+        return 1
+    fi
+    return 0
+}
+
+# expect_ok DESC CMD...: exit 0, no sanitizer report.
+expect_ok() {
+    desc=$1
+    shift
+    run "$@"
+    sanitized "$desc" || return 1
+    if [ $rc -ne 0 ]; then bad "$desc: exit $rc: $(head -c 400 "$tmp/err")"; return 1; fi
+    ok
+}
+
+# expect_fail DESC WANT CMD...: exit in [1, 127], stdout empty, stderr contains WANT.
+expect_fail() {
+    desc=$1
+    want=$2
+    shift 2
+    run "$@"
+    sanitized "$desc" || return 1
+    if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then bad "$desc: exit $rc (want 1..127)"; return 1; fi
+    if [ -s "$tmp/out" ]; then bad "$desc: stdout not empty: $(head -c 200 "$tmp/out")"; return 1; fi
+    if ! grep -qF -- "$want" "$tmp/err"; then
+        bad "$desc: stderr does not mention '$want': $(head -c 400 "$tmp/err")"
+        return 1
+    fi
+    ok
+}
+
+# json_has DESC KEY...: $tmp/out is one line holding one JSON object with these keys.
+json_has() {
+    desc=$1
+    shift
+    if [ "$(wc -l <"$tmp/out")" -ne 1 ] || ! grep -q '^{.*}$' "$tmp/out"; then
+        bad "$desc: not one JSON object on one line: $(head -c 200 "$tmp/out")"
+        return 1
+    fi
+    for k in "$@"; do
+        if ! grep -q "\"$k\":" "$tmp/out"; then bad "$desc: no key \"$k\""; return 1; fi
+    done
+    if command -v python3 >/dev/null 2>&1 &&
+        ! python3 -c 'import json,sys; json.load(sys.stdin)' <"$tmp/out" 2>"$tmp/pyerr"; then
+        bad "$desc: invalid JSON: $(cat "$tmp/pyerr")"
+        return 1
+    fi
+    ok
+}
+
+# json_num KEY: the number of "KEY": in $tmp/out (first occurrence).
+json_num() {
+    sed -n "s/.*\"$1\":\\(-\\{0,1\\}[0-9.eE+-]*\\).*/\\1/p" "$tmp/out" | head -n 1
+}
+
+# same4 A B: A and B agree to 4 significant digits (relative difference below 5e-5).
+same4() {
+    awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b != 0 && d / b < 5e-5) }'
+}
+
+if [ ! -x "$bin" ]; then
+    echo "test_cli: $bin is not an executable; build it with make"
+    exit 1
+fi
+
+# ==== help and usage ==========================================================================
+
+for c in info generate ppl bench version help; do
+    expect_ok "$c --help" "$bin" "$c" --help && {
+        grep -q "usage: shrink" "$tmp/out" && ok || bad "$c --help: no usage on stdout"
+    }
+done
+expect_ok "shrink --help" "$bin" --help
+expect_ok "shrink help ppl" "$bin" help ppl
+expect_ok "shrink version" "$bin" version
+for c in info generate ppl bench version; do
+    run "$bin" "$c" --no-such-option
+    [ $rc -eq 2 ] && [ ! -s "$tmp/out" ] && grep -q "usage: shrink $c" "$tmp/err" && ok ||
+        bad "$c --no-such-option: exit $rc (want 2 and usage on stderr)"
+done
+run "$bin"
+[ $rc -eq 2 ] && ok || bad "shrink without a command: exit $rc (want 2)"
+run "$bin" no-such-command
+[ $rc -eq 2 ] && ok || bad "unknown command: exit $rc (want 2)"
+run "$bin" ppl only-a-model
+[ $rc -eq 2 ] && ok || bad "ppl with one argument: exit $rc (want 2)"
+run "$bin" generate m -n
+[ $rc -eq 2 ] && ok || bad "generate -n without a value: exit $rc (want 2)"
+run "$bin" generate m --threads abc
+[ $rc -eq 2 ] && ok || bad "--threads abc: exit $rc (want 2)"
+run "$bin" generate m --top-p 1.5
+[ $rc -eq 2 ] && ok || bad "--top-p 1.5: exit $rc (want 2)"
+run "$bin" version --json
+json_has "version --json" version kernels threads
+
+# ==== stories260K: generation and perplexity ===================================================
+
+model=$(asset models/stories260K/stories260K.bin) || model=""
+greedy=$(asset fixtures/stories260K/greedy200.txt) || greedy=""
+text=$(asset fixtures/stories260K/ppl_text.txt) || text=""
+ppljson=$(asset fixtures/stories260K/ppl.json) || ppljson=""
+
+if [ -z "$model" ] || [ -z "$greedy" ]; then
+    skipped "greedy200: stories260K or greedy200.txt not found"
+else
+    if expect_ok "generate greedy200" "$bin" generate "$model" -n 200 --temp 0; then
+        cmp -s "$tmp/out" "$greedy" && ok ||
+            bad "generate -n 200 --temp 0 differs from $greedy: $(cmp "$tmp/out" "$greedy" 2>&1)"
+    fi
+    expect_ok "generate --json" "$bin" generate "$model" -n 16 --json &&
+        json_has "generate --json" text tokens prompt_tokens n_prompt n_generated stop pp_tok_s \
+            decode_tok_s peak_rss_bytes
+    expect_ok "generate --temp 0.9 (1)" "$bin" generate "$model" -p "Once upon a time" -n 40 \
+        --temp 0.9 --top-p 0.9 --top-k 40 --seed 7 && cp "$tmp/out" "$tmp/sample1"
+    expect_ok "generate --temp 0.9 (2)" "$bin" generate "$model" -p "Once upon a time" -n 40 \
+        --temp 0.9 --top-p 0.9 --top-k 40 --seed 7 --threads 1 &&
+        { cmp -s "$tmp/out" "$tmp/sample1" && ok || bad "sampling with one seed is not reproducible"; }
+    grep -q '^Once upon a time' "$tmp/sample1" && ok || bad "generate does not echo the prompt"
+    expect_ok "info" "$bin" info "$model" &&
+        { grep -q "parameters:" "$tmp/out" && grep -q "memory to run:" "$tmp/out" && ok ||
+            bad "info: no parameters / memory lines"; }
+    expect_ok "info --json" "$bin" info "$model" --json &&
+        json_has "info --json" arch format dim n_layers n_heads n_kv_heads vocab_size max_seq_len \
+            n_params n_tensors file_bytes weight_bytes state_bytes mem_bytes tokenizer_vocab tensors
+    expect_ok "bench --json" "$bin" bench "$model" --pp 32 --tg 8 --reps 2 --bandwidth 20 --json &&
+        json_has "bench --json" pp_tok_s pp_tok_s_sd decode_tok_s decode_tok_s_sd pp_gflops \
+            roofline_fraction bandwidth_bytes_s threads peak_rss_bytes weight_bytes
+    expect_ok "bench" "$bin" bench "$model" --pp 16 --tg 4 --reps 1 --bandwidth 20 &&
+        { grep -q '^| model' "$tmp/out" && grep -q '| tg4 |' "$tmp/out" && ok ||
+            bad "bench: no markdown table"; }
+fi
+
+if [ -z "$model" ] || [ -z "$text" ] || [ -z "$ppljson" ]; then
+    skipped "ppl: stories260K, ppl_text.txt or ppl.json not found"
+else
+    ref=$(awk '/"non_overlapping"/ { no = 1 } /"ppl":/ { gsub(/[ ,]/, "", $2); if (!no) print $2 }' "$ppljson")
+    ref_no=$(awk '/"non_overlapping"/ { no = 1 } /"ppl":/ { gsub(/[ ,]/, "", $2); if (no) print $2 }' "$ppljson")
+    if expect_ok "ppl --ctx 128 --stride 64" "$bin" ppl "$model" "$text" --ctx 128 --stride 64 \
+        --json --progress; then
+        json_has "ppl --json" ppl nll bpb tokens_scored n_tokens windows ctx stride method seconds \
+            tok_s peak_rss_bytes
+        got=$(json_num ppl)
+        same4 "$got" "$ref" && ok || bad "ppl ctx 128 stride 64: $got, reference $ref"
+        [ "$(json_num tokens_scored)" = 9651 ] && ok ||
+            bad "ppl tokens_scored $(json_num tokens_scored), reference 9651"
+        grep -q "ppl windows" "$tmp/err" && ok || bad "ppl --progress: no progress on stderr"
+    fi
+    if expect_ok "ppl --stride 128" "$bin" ppl "$model" "$text" --ctx 128 --stride 128 --json; then
+        got=$(json_num ppl)
+        same4 "$got" "$ref_no" && ok || bad "ppl non-overlapping: $got, reference $ref_no"
+    fi
+    expect_ok "ppl --llama-cpp" "$bin" ppl "$model" "$text" --ctx 128 --llama-cpp &&
+        { grep -q "perplexity:" "$tmp/out" && ok || bad "ppl --llama-cpp: no perplexity line"; }
+fi
+
+# ==== bad input ================================================================================
+
+if [ -z "$model" ]; then
+    skipped "bad input (llama2.c): stories260K not found"
+else
+    d="$tmp/bad"
+    mkdir -p "$d"
+    cp "$(dirname "$model")/tok512.bin" "$d/tok512.bin"
+    size=$(wc -c <"$model")
+    # patch FILE OFFSET BYTES-as-printf-escapes: overwrite bytes in place
+    patch() { printf "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null; }
+
+    head -c 100000 "$model" >"$d/truncated.bin"
+    expect_fail "truncated checkpoint" "truncated.bin" "$bin" info "$d/truncated.bin"
+    head -c $((size - 4)) "$model" >"$d/short4.bin"
+    expect_fail "checkpoint 4 bytes short" "short4.bin" "$bin" generate "$d/short4.bin" -n 4
+    head -c 12 "$model" >"$d/header12.bin"
+    expect_fail "12-byte checkpoint" "header12.bin" "$bin" info "$d/header12.bin"
+    : >"$d/empty.bin"
+    expect_fail "empty checkpoint" "empty.bin" "$bin" info "$d/empty.bin"
+    printf 'GGUF\003\000\000\000' >"$d/magic.bin"
+    tail -c +9 "$model" >>"$d/magic.bin"
+    expect_fail "wrong magic (GGUF bytes)" "magic.bin" "$bin" info "$d/magic.bin"
+    cp "$model" "$d/negdim.bin"
+    patch "$d/negdim.bin" 0 '\377\377\377\377'
+    expect_fail "config dim -1" "negdim.bin" "$bin" info "$d/negdim.bin"
+    cp "$model" "$d/layers.bin"
+    patch "$d/layers.bin" 8 '\000\000\001\000'
+    expect_fail "n_layers 65536 (sizes past the end)" "layers.bin" "$bin" info "$d/layers.bin"
+    cp "$model" "$d/heads.bin"
+    patch "$d/heads.bin" 12 '\007\000\000\000'
+    expect_fail "n_heads 7 (does not divide dim)" "heads.bin" "$bin" generate "$d/heads.bin" -n 4
+    cp "$model" "$d/huge.bin"
+    patch "$d/huge.bin" 0 '\377\377\377\177'
+    patch "$d/huge.bin" 4 '\377\377\377\177'
+    expect_fail "dim and ffn 2^31-1 (products overflow)" "huge.bin" "$bin" bench "$d/huge.bin"
+    expect_fail "missing model folder" "$tmp/no/such/dir" "$bin" info "$tmp/no/such/dir"
+    expect_fail "missing model file" "$d/none.bin" "$bin" generate "$d/none.bin"
+    expect_fail "tokenizer missing" "$d/none.model" "$bin" generate "$model" --tokenizer "$d/none.model"
+    head -c 100 "$(dirname "$model")/tok512.bin" >"$d/tok_trunc.bin"
+    expect_fail "truncated tokenizer" "tok_trunc.bin" "$bin" generate "$model" --tokenizer "$d/tok_trunc.bin"
+    if [ -n "$text" ]; then
+        printf 'Once upon a time \377 there was' >"$d/latin1.txt"
+        expect_fail "non-UTF-8 text" "latin1.txt: not UTF-8 text: invalid byte 0xFF at byte offset 17" \
+            "$bin" ppl "$model" "$d/latin1.txt"
+        printf 'caf\303' >"$d/cut.txt"
+        expect_fail "text ending inside a UTF-8 sequence" "offset 3" "$bin" ppl "$model" "$d/cut.txt"
+        printf '\355\240\200' >"$d/surrogate.txt"
+        expect_fail "UTF-8 surrogate" "surrogate.txt" "$bin" ppl "$model" "$d/surrogate.txt"
+        expect_fail "missing text file" "$d/none.txt" "$bin" ppl "$model" "$d/none.txt"
+        expect_fail "text is a directory" "$d" "$bin" ppl "$model" "$d"
+    fi
+fi
+
+hf=$(asset models/stories260K-hf/config.json) || hf=""
+if [ -z "$hf" ]; then
+    skipped "bad input (Hugging Face folder): models/stories260K-hf not found (needs ../shared)"
+else
+    src=$(dirname "$hf")
+    mk() { mkdir -p "$tmp/$1" && cp "$src"/* "$tmp/$1/" && chmod -R u+w "$tmp/$1"; }
+    expect_ok "hf folder loads" "$bin" info "$src"
+
+    mk hf_neg
+    sed 's/"hidden_size": *[0-9]*/"hidden_size": -64/' "$src/config.json" >"$tmp/hf_neg/config.json"
+    expect_fail "config hidden_size -64" "hf_neg" "$bin" info "$tmp/hf_neg"
+    mk hf_heads
+    sed 's/"num_attention_heads": *[0-9]*/"num_attention_heads": 7/' "$src/config.json" >"$tmp/hf_heads/config.json"
+    expect_fail "config num_attention_heads 7" "hf_heads" "$bin" info "$tmp/hf_heads"
+    mk hf_layers
+    sed 's/"num_hidden_layers": *[0-9]*/"num_hidden_layers": 9/' "$src/config.json" >"$tmp/hf_layers/config.json"
+    expect_fail "config num_hidden_layers 9 (tensors missing)" "hf_layers" "$bin" info "$tmp/hf_layers"
+    mk hf_json
+    printf '{"model_type": "llama", "hidden_size": 64,' >"$tmp/hf_json/config.json"
+    expect_fail "config.json cut short" "hf_json" "$bin" info "$tmp/hf_json"
+    mk hf_arch
+    sed 's/LlamaForCausalLM/MambaForCausalLM/; s/"model_type": *"llama"/"model_type": "mamba"/' \
+        "$src/config.json" >"$tmp/hf_arch/config.json"
+    expect_fail "unsupported architecture" "hf_arch" "$bin" info "$tmp/hf_arch"
+
+    st="$src/model.safetensors"
+    mk hf_hdr
+    printf '\377\377\377\377\000\000\000\000' | dd of="$tmp/hf_hdr/model.safetensors" bs=1 conv=notrunc 2>/dev/null
+    expect_fail "safetensors header length past the end" "hf_hdr" "$bin" info "$tmp/hf_hdr"
+    mk hf_magic
+    printf 'X' | dd of="$tmp/hf_magic/model.safetensors" bs=1 seek=8 conv=notrunc 2>/dev/null
+    expect_fail "safetensors header not JSON (wrong magic)" "hf_magic" "$bin" info "$tmp/hf_magic"
+    mk hf_trunc
+    head -c $(($(wc -c <"$st") - 100)) "$st" >"$tmp/hf_trunc/model.safetensors"
+    expect_fail "safetensors truncated" "hf_trunc" "$bin" info "$tmp/hf_trunc"
+    mk hf_missing
+    LC_ALL=C sed 's/model\.norm\.weight/model.norm.weighX/' "$st" >"$tmp/hf_missing/model.safetensors"
+    expect_fail "tensor model.norm.weight missing" "hf_missing" "$bin" info "$tmp/hf_missing"
+    mk hf_shape
+    LC_ALL=C sed 's/"shape":\[512,64\]/"shape":[512,65]/' "$st" >"$tmp/hf_shape/model.safetensors"
+    if cmp -s "$st" "$tmp/hf_shape/model.safetensors"; then
+        skipped "safetensors shape edit: pattern not found in the header"
+    else
+        expect_fail "safetensors shape does not match the data" "hf_shape" "$bin" info "$tmp/hf_shape"
+    fi
+    mk hf_nofile
+    rm "$tmp/hf_nofile/model.safetensors"
+    expect_fail "folder without model.safetensors" "hf_nofile" "$bin" info "$tmp/hf_nofile"
+fi
+
+echo "test_cli: $pass passed, $fail failed, $skip skipped"
+[ $fail -eq 0 ]
