@@ -31,7 +31,11 @@ for d in ${SHRINK_SHARED:+"$SHRINK_SHARED"} ../shared tests/fixtures; do
 done
 
 run() {
-    printf '\n$ %s\n' "$*"
+    printf '\n$'
+    for a in "$@"; do
+        case "$a" in *" "*) printf ' "%s"' "$a" ;; *) printf ' %s' "$a" ;; esac
+    done
+    printf '\n'
     "$@"
 }
 
