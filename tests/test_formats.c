@@ -166,6 +166,41 @@ static void test_st_valid(void) {
     free(b);
 }
 
+/* Deterministic mutations of a valid file: every parse must fail or succeed cleanly (ASan
+ * and UBSan watch), never crash; outputs are consistent with the status. */
+static void test_st_mutations(void) {
+    const char *h = "{\"__metadata__\": {\"k\": \"v\"}, \"w\": {\"dtype\": \"F16\", \"shape\": "
+                    "[2, 3], \"data_offsets\": [0, 12]}, \"v\": {\"dtype\": \"F32\", \"shape\": "
+                    "[1], \"data_offsets\": [12, 16]}}";
+    size_t len;
+    uint8_t *orig = st_build(h, 16, 0, &len);
+    uint8_t *b = malloc(len);
+    uint64_t rng = 0x9E3779B97F4A7C15ull;
+    int failures = 0;
+    for (int it = 0; it < 20000; it++) {
+        memcpy(b, orig, len);
+        int flips = 1 + it % 4;
+        for (int f = 0; f < flips; f++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            size_t at = (size_t)(rng % len);
+            b[at] = (uint8_t)(rng >> 32);
+        }
+        sk_tensor *t;
+        int64_t n;
+        shrink_status st = sk_safetensors_parse(b, len, "mut.safetensors", &t, &n);
+        if (st == SHRINK_OK) {
+            for (int64_t i = 0; i < n; i++)
+                failures += (const uint8_t *)t[i].data + t[i].bytes > b + len;
+            sk_tensors_free(t, n);
+        } else {
+            failures += t != NULL || !strstr(shrink_last_error(), "mut.safetensors");
+        }
+    }
+    CHECK(failures == 0, "%d inconsistent results on mutated files", failures);
+    free(b);
+    free(orig);
+}
+
 /* ==== sharded index ======================================================================= */
 
 static void test_index(void) {
@@ -746,6 +781,7 @@ static void test_real_models(void) {
 int main(void) {
     test_st_broken();
     test_st_valid();
+    test_st_mutations();
     test_index();
     test_l2c_valid();
     test_l2c_broken();

@@ -225,7 +225,8 @@ static void attention(shrink_context *x, int l, int T, int pos) {
     const float *kl = x->k_cache + (size_t)l * c->n_kv_heads * head_stride;
     const float *vl = x->v_cache + (size_t)l * c->n_kv_heads * head_stride;
 
-    #pragma omp parallel for collapse(2) schedule(dynamic, 4) if (T * H > 1)
+    #pragma omp parallel for collapse(2) schedule(dynamic, 4) if (T * H > 1) \
+        num_threads(x->n_threads_scores)
     for (int t = 0; t < T; t++) {
         for (int h = 0; h < H; h++) {
             float *sc = x->scores + (size_t)omp_get_thread_num() * C;

@@ -62,21 +62,6 @@ static size_t utf8_put(uint32_t cp, char *out) {
     return 4;
 }
 
-/* Code point at s[0..n) (valid UTF-8 with n >= 1) and its length. */
-static uint32_t utf8_get(const char *str, size_t n, size_t *len) {
-    const unsigned char *s = (const unsigned char *)str;
-    size_t l = sk_utf8_len(str, n);
-    *len     = l;
-    switch (l) {
-    case 1: return s[0];
-    case 2: return (uint32_t)(s[0] & 0x1F) << 6 | (s[1] & 0x3F);
-    case 3: return (uint32_t)(s[0] & 0x0F) << 12 | (uint32_t)(s[1] & 0x3F) << 6 | (s[2] & 0x3F);
-    default:
-        return (uint32_t)(s[0] & 0x07) << 18 | (uint32_t)(s[1] & 0x3F) << 12 |
-               (uint32_t)(s[2] & 0x3F) << 6 | (s[3] & 0x3F);
-    }
-}
-
 /* The bytes piece s[0..n) stands for; characters outside the table (added tokens) are kept
  * as UTF-8. out has room for n bytes. Used by tokenizer.c to build the decoded forms. */
 SK_HIDDEN size_t sk_gpt2_unmap(const char *s, size_t n, char *out);
@@ -84,7 +69,7 @@ size_t sk_gpt2_unmap(const char *s, size_t n, char *out) {
     size_t o = 0;
     for (size_t i = 0; i < n;) {
         size_t   l;
-        uint32_t cp = utf8_get(s + i, n - i, &l);
+        uint32_t cp = sk_utf8_get(s + i, n - i, &l);
         int      b  = gpt2_u2b(cp);
         if (b >= 0) {
             out[o++] = (char)b;
@@ -223,7 +208,7 @@ static int char_class(uint32_t cp) {
 }
 
 static int class_at(const char *s, size_t n, size_t i, size_t *len) {
-    return char_class(utf8_get(s + i, n - i, len));
+    return char_class(sk_utf8_get(s + i, n - i, len));
 }
 
 /* End of the pre-token starting at s[i] (i < n): the first alternative of the regex that

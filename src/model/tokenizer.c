@@ -48,6 +48,7 @@ void shrink_tokenizer_free(shrink_tokenizer *t) {
     sk_free(t->dec_len);
     sk_free(t->pieces.slots);
     sk_free(t->merges.slots);
+    sk_free(t->bigrams);
     sk_free(t);
 }
 
@@ -126,21 +127,24 @@ shrink_status sk_tok_vocab_index(shrink_tokenizer *t, int allow_gaps) {
     }
     uint32_t cap = pow2_at_least((size_t)t->n_vocab * 2);
     t->pieces.cap   = cap;
-    t->pieces.slots = sk_malloc((size_t)cap * sizeof(int32_t));
+    t->pieces.slots = sk_malloc((size_t)cap * sizeof *t->pieces.slots);
     if (!t->pieces.slots) return sk_error(SHRINK_ERR_NOMEM, "%s: no memory for piece map", t->what);
-    memset(t->pieces.slots, 0xff, (size_t)cap * sizeof(int32_t));
+    for (uint32_t h = 0; h < cap; h++) t->pieces.slots[h].id = -1;
     for (int32_t i = 0; i < t->n_vocab; i++) {
         const char *s = sk_tok_piece_str(t, i);
         size_t      n = t->piece_len[i];
         if (n == 0) continue; /* empty pieces (gaps) are never looked up */
-        uint32_t h = hash_bytes(s, n) & (cap - 1);
+        uint32_t hash = hash_bytes(s, n), h = hash & (cap - 1);
         for (;;) {
-            int32_t j = t->pieces.slots[h];
-            if (j < 0) {
-                t->pieces.slots[h] = i;
+            sk_strmap_slot *slot = &t->pieces.slots[h];
+            if (slot->id < 0) {
+                slot->id   = i;
+                slot->hash = hash;
                 break;
             }
-            if (t->piece_len[j] == n && memcmp(sk_tok_piece_str(t, j), s, n) == 0) break;
+            if (slot->hash == hash && t->piece_len[slot->id] == n &&
+                memcmp(sk_tok_piece_str(t, slot->id), s, n) == 0)
+                break; /* a repeated piece keeps its first id */
             h = (h + 1) & (cap - 1);
         }
     }
@@ -150,11 +154,14 @@ shrink_status sk_tok_vocab_index(shrink_tokenizer *t, int allow_gaps) {
 int32_t sk_tok_find(const shrink_tokenizer *t, const char *s, size_t len) {
     if (!t->pieces.cap || len == 0) return -1;
     uint32_t mask = t->pieces.cap - 1;
-    uint32_t h    = hash_bytes(s, len) & mask;
+    uint32_t hash = hash_bytes(s, len), h = hash & mask;
     for (;;) {
-        int32_t j = t->pieces.slots[h];
+        const sk_strmap_slot *slot = &t->pieces.slots[h];
+        int32_t               j    = slot->id;
         if (j < 0) return -1;
-        if (t->piece_len[j] == len && memcmp(t->blob + t->piece_off[j], s, len) == 0) return j;
+        if (slot->hash == hash && t->piece_len[j] == len &&
+            memcmp(t->blob + t->piece_off[j], s, len) == 0)
+            return j;
         h = (h + 1) & mask;
     }
 }
@@ -305,40 +312,66 @@ static shrink_status build_decoded(shrink_tokenizer *t) {
     return SHRINK_OK;
 }
 
-/* The id a lone character c starts as in the merge engine (-1: not a piece). */
-static int32_t initial_id(const shrink_tokenizer *t, unsigned char c) {
-    char    s  = (char)c;
-    int32_t id = sk_tok_find(t, &s, 1);
-    if (id >= 0 || !t->use_ranks) return id;
-    return t->byte_fallback && t->byte_ids[c] >= 0 ? t->byte_ids[c] : t->unk;
+/* ---- bigrams ---------------------------------------------------------------------------- */
+
+static void bigram_insert(shrink_tokenizer *t, uint64_t key) {
+    uint32_t mask = t->bigram_cap - 1, h = hash_pair(key) & mask;
+    while (t->bigrams[h] != UINT64_MAX) {
+        if (t->bigrams[h] == key) return;
+        h = (h + 1) & mask;
+    }
+    t->bigrams[h] = key;
 }
 
-/* ASCII characters no merge can involve become chunk barriers for the SPM encoder. */
-static shrink_status find_barriers(shrink_tokenizer *t) {
-    uint8_t used[128] = {0}; /* 1: may take part in a merge */
-    if (t->use_ranks) {
-        uint8_t *in_merge = sk_calloc((size_t)t->n_vocab, 1);
-        if (!in_merge) return sk_error(SHRINK_ERR_NOMEM, "%s: no memory", t->what);
-        for (uint32_t i = 0; i < t->merges.cap; i++) {
-            uint64_t k = t->merges.slots[i].key;
-            if (k == UINT64_MAX) continue;
-            in_merge[k >> 32]        = 1;
-            in_merge[k & 0xffffffff] = 1;
-        }
-        for (int c = 0; c < 128; c++) {
-            int32_t id = initial_id(t, (unsigned char)c);
-            used[c]    = id < 0 ? 0 : in_merge[id];
-        }
-        sk_free(in_merge);
-    } else {
-        for (int32_t i = 0; i < t->n_vocab; i++) {
-            if (!is_mergeable(t, i) || t->piece_len[i] < 2) continue;
-            const unsigned char *s = (const unsigned char *)sk_tok_piece_str(t, i);
-            for (uint32_t k = 0; k < t->piece_len[i]; k++)
-                if (s[k] < 128) used[s[k]] = 1;
+int sk_tok_bigram(const shrink_tokenizer *t, uint32_t a, uint32_t b) {
+    uint64_t key  = (uint64_t)a << 32 | b;
+    uint32_t mask = t->bigram_cap - 1, h = hash_pair(key) & mask;
+    for (;;) {
+        uint64_t k = t->bigrams[h];
+        if (k == key) return 1;
+        if (k == UINT64_MAX) return 0;
+        h = (h + 1) & mask;
+    }
+}
+
+/* Whether piece id can be the result of a merge: by score, a normal or user-defined piece;
+ * by rank, the result of some merge rule. */
+static void mark_merge_results(const shrink_tokenizer *t, uint8_t *res) {
+    if (!t->use_ranks) {
+        for (int32_t i = 0; i < t->n_vocab; i++) res[i] = is_mergeable(t, i);
+        return;
+    }
+    for (uint32_t i = 0; i < t->merges.cap; i++)
+        if (t->merges.slots[i].key != UINT64_MAX) res[t->merges.slots[i].id] = 1;
+}
+
+static shrink_status find_bigrams(shrink_tokenizer *t) {
+    uint8_t *res = sk_calloc((size_t)t->n_vocab, 1);
+    if (!res) return sk_error(SHRINK_ERR_NOMEM, "%s: no memory", t->what);
+    mark_merge_results(t, res);
+    size_t total = 0;
+    for (int32_t i = 0; i < t->n_vocab; i++)
+        if (res[i]) total += t->piece_len[i];
+    t->bigram_cap = pow2_at_least(total * 2 + 1);
+    t->bigrams    = sk_malloc((size_t)t->bigram_cap * sizeof *t->bigrams);
+    if (!t->bigrams) {
+        sk_free(res);
+        return sk_error(SHRINK_ERR_NOMEM, "%s: no memory for %u bigrams", t->what, t->bigram_cap);
+    }
+    memset(t->bigrams, 0xff, (size_t)t->bigram_cap * sizeof *t->bigrams);
+    for (int32_t i = 0; i < t->n_vocab; i++) {
+        const char *s = sk_tok_piece_str(t, i);
+        size_t      n = t->piece_len[i], l, bad;
+        /* a piece that is not valid UTF-8 never equals a span of (valid) text */
+        if (!res[i] || n < 2 || !sk_utf8_valid(s, n, &bad)) continue;
+        uint32_t prev = sk_utf8_get(s, n, &l);
+        for (size_t k = l; k < n; k += l) {
+            uint32_t cp = sk_utf8_get(s + k, n - k, &l);
+            bigram_insert(t, (uint64_t)prev << 32 | cp);
+            prev = cp;
         }
     }
-    for (int c = 0; c < 128; c++) t->barrier[c] = !used[c];
+    sk_free(res);
     return SHRINK_OK;
 }
 
@@ -371,7 +404,7 @@ shrink_status sk_tok_finish(shrink_tokenizer *t) {
                                 "vocabulary needs all 256)", t->what, b);
     }
     if ((st = build_decoded(t))) return st;
-    if (t->kind == SK_TOK_SPM && (st = find_barriers(t))) return st;
+    if (t->kind == SK_TOK_SPM && (st = find_bigrams(t))) return st;
     sk_free(t->is_set);
     t->is_set = NULL;
     return SHRINK_OK;
@@ -388,6 +421,7 @@ typedef struct bpe_sym {
 
 typedef struct bpe_cand {
     float    key;   /* score, or -rank: higher pops first */
+    int32_t  id;    /* the merged piece */
     int32_t  left;  /* left symbol; ties pop the leftmost first */
     uint32_t len_l; /* lengths when pushed: a mismatch later means the entry is stale */
     uint32_t len_r;
@@ -502,8 +536,9 @@ static shrink_status push_pair(const shrink_tokenizer *t, sk_bpe_work *w, const 
     if (l < 0) return SHRINK_OK;
     int32_t r = w->sym[l].next;
     float   key;
-    if (r < 0 || merge_of(t, w, text, l, r, &key) < 0) return SHRINK_OK;
-    bpe_cand c = {key, l, w->sym[l].len, w->sym[r].len};
+    int32_t id;
+    if (r < 0 || (id = merge_of(t, w, text, l, r, &key)) < 0) return SHRINK_OK;
+    bpe_cand c = {key, id, l, w->sym[l].len, w->sym[r].len};
     return heap_push(w, c);
 }
 
@@ -531,10 +566,7 @@ shrink_status sk_bpe_merge(const shrink_tokenizer *t, sk_bpe_work *w, const char
         if (a->len != c.len_l || a->next < 0) continue;
         bpe_sym *b = &w->sym[a->next];
         if (b->len != c.len_r) continue;
-        float   key;
-        int32_t id = merge_of(t, w, text, c.left, a->next, &key);
-        SHRINK_ASSERT(id >= 0);
-        a->id   = id;
+        a->id   = c.id; /* same symbols, same lengths: the same merge as when pushed */
         a->len += b->len;
         a->next = b->next;
         if (b->next >= 0) w->sym[b->next].prev = c.left;

@@ -40,9 +40,14 @@ typedef enum sk_piece_type {
 } sk_piece_type;
 
 /* Open-addressing hash map from piece strings to ids; the strings live in the tokenizer. */
+typedef struct sk_strmap_slot {
+    int32_t  id;   /* -1 = empty */
+    uint32_t hash; /* of the piece: most probes are settled without touching the piece */
+} sk_strmap_slot;
+
 typedef struct sk_strmap {
-    int32_t *slots; /* (cap) ids, -1 = empty */
-    uint32_t cap;   /* power of two */
+    sk_strmap_slot *slots; /* (cap) */
+    uint32_t        cap;   /* power of two */
 } sk_strmap;
 
 /* Open-addressing hash map from (left id, right id) to a merge: rank and merged id. */
@@ -96,9 +101,12 @@ struct shrink_tokenizer {
     /* ---- GPT-2 settings ---- */
     int         add_prefix_space;   /* ByteLevel pre-tokenizer option: prepend " " */
 
-    /* ASCII characters that can never be part of a merge: the SPM encoder cuts the text at
-     * them into chunks merged independently (saves memory on long texts). */
-    uint8_t     barrier[128];
+    /* SPM: the code point pairs (a, b) that stand next to each other inside some piece a merge
+     * can produce. No merge can ever join two neighbouring characters that are not such a pair,
+     * so the encoder cuts the text there into chunks merged independently: the same result as
+     * merging the whole text, with heaps the size of a word instead of the text. */
+    uint64_t   *bigrams;        /* (bigram_cap) (uint64)a << 32 | b; UINT64_MAX = empty */
+    uint32_t    bigram_cap;     /* power of two */
 };
 
 /* Vocabularies beyond this are certainly hostile (the largest real ones are ~256k). */
@@ -116,6 +124,8 @@ SK_HIDDEN shrink_status sk_tok_vocab_set(shrink_tokenizer *t, int32_t id, const 
 SK_HIDDEN shrink_status sk_tok_vocab_index(shrink_tokenizer *t, int allow_gaps);
 /* Id of piece s[0..len), or -1. */
 SK_HIDDEN int32_t sk_tok_find(const shrink_tokenizer *t, const char *s, size_t len);
+/* Whether code points a, b stand next to each other in a piece a merge can produce (SPM). */
+SK_HIDDEN int sk_tok_bigram(const shrink_tokenizer *t, uint32_t a, uint32_t b);
 static inline const char *sk_tok_piece_str(const shrink_tokenizer *t, int32_t id) {
     return t->blob + t->piece_off[id];
 }
@@ -127,7 +137,7 @@ SK_HIDDEN shrink_status sk_tok_merges_init(shrink_tokenizer *t, size_t n);
 SK_HIDDEN shrink_status sk_tok_merge_add(shrink_tokenizer *t, const char *a, size_t a_len,
                                          const char *b, size_t b_len, int32_t rank);
 
-/* Finishes loading: byte ids, decoded forms, barrier characters, checks special ids. */
+/* Finishes loading: byte ids, decoded forms, bigrams, checks special ids. */
 SK_HIDDEN shrink_status sk_tok_finish(shrink_tokenizer *t);
 
 /* An empty tokenizer of `kind` named `what` (copied), or NULL when out of memory. */
@@ -198,6 +208,21 @@ static inline size_t sk_utf8_len(const char *s, size_t n) {
     unsigned char c = (unsigned char)s[0];
     size_t l = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
     return l <= n ? l : n;
+}
+
+/* Code point at s[0..n) (valid UTF-8, n >= 1) and its length in *len. */
+static inline uint32_t sk_utf8_get(const char *str, size_t n, size_t *len) {
+    const unsigned char *s = (const unsigned char *)str;
+    size_t l = sk_utf8_len(str, n);
+    *len     = l;
+    switch (l) {
+    case 1: return s[0];
+    case 2: return (uint32_t)(s[0] & 0x1F) << 6 | (s[1] & 0x3F);
+    case 3: return (uint32_t)(s[0] & 0x0F) << 12 | (uint32_t)(s[1] & 0x3F) << 6 | (s[2] & 0x3F);
+    default:
+        return (uint32_t)(s[0] & 0x07) << 18 | (uint32_t)(s[1] & 0x3F) << 12 |
+               (uint32_t)(s[2] & 0x3F) << 6 | (s[3] & 0x3F);
+    }
 }
 
 #endif /* SK_TOKENIZER_H */

@@ -11,8 +11,11 @@
 
 #include <immintrin.h>
 
-#define MR 16
-#define NR 6
+#ifndef MR
+#define MR 24
+#define NR 4
+#endif
+#define MV (MR / 8)
 #define SK_INLINE static inline __attribute__((always_inline))
 
 static size_t esize(shrink_dtype dt) { return dt == SHRINK_DTYPE_F32 ? 4 : 2; }
@@ -159,42 +162,43 @@ static void pack_w_avx2(const sk_mat *W, int64_t r0, int64_t nrows, int64_t k0, 
 
 SK_INLINE void tile_impl(int64_t kc, const float *wp, const float *xp, float *Y, int64_t ldy,
                          const int nt, int mrows, int accumulate) {
-    __m256 c0[NR], c1[NR];
-#pragma GCC unroll 6
-    for (int j = 0; j < nt; j++) c0[j] = c1[j] = _mm256_setzero_ps();
+    __m256 c[NR][MV];
+#pragma GCC unroll 8
+    for (int j = 0; j < nt; j++)
+#pragma GCC unroll 4
+        for (int v = 0; v < MV; v++) c[j][v] = _mm256_setzero_ps();
     for (int64_t k = 0; k < kc; k++) {
-        __m256 w0 = _mm256_load_ps(wp + k * MR);
-        __m256 w1 = _mm256_load_ps(wp + k * MR + 8);
-#pragma GCC unroll 6
+        __m256 w[MV];
+#pragma GCC unroll 4
+        for (int v = 0; v < MV; v++) w[v] = _mm256_load_ps(wp + k * MR + 8 * v);
+#pragma GCC unroll 8
         for (int j = 0; j < nt; j++) {
             __m256 b = _mm256_broadcast_ss(xp + k * NR + j);
-            c0[j] = _mm256_fmadd_ps(w0, b, c0[j]);
-            c1[j] = _mm256_fmadd_ps(w1, b, c1[j]);
+#pragma GCC unroll 4
+            for (int v = 0; v < MV; v++) c[j][v] = _mm256_fmadd_ps(w[v], b, c[j][v]);
         }
     }
     if (mrows == MR) {
-#pragma GCC unroll 6
-        for (int j = 0; j < nt; j++) {
-            float *y = Y + j * ldy;
-            if (accumulate) {
-                c0[j] = _mm256_add_ps(c0[j], _mm256_loadu_ps(y));
-                c1[j] = _mm256_add_ps(c1[j], _mm256_loadu_ps(y + 8));
+#pragma GCC unroll 8
+        for (int j = 0; j < nt; j++)
+#pragma GCC unroll 4
+            for (int v = 0; v < MV; v++) {
+                float *y = Y + j * ldy + 8 * v;
+                _mm256_storeu_ps(y, accumulate ? _mm256_add_ps(c[j][v], _mm256_loadu_ps(y)) : c[j][v]);
             }
-            _mm256_storeu_ps(y, c0[j]);
-            _mm256_storeu_ps(y + 8, c1[j]);
-        }
     } else {
-        __m256i m0 = mask8(mrows), m1 = mask8(mrows - 8);
-#pragma GCC unroll 6
-        for (int j = 0; j < nt; j++) {
-            float *y = Y + j * ldy;
-            if (accumulate) {
-                c0[j] = _mm256_add_ps(c0[j], _mm256_maskload_ps(y, m0));
-                c1[j] = _mm256_add_ps(c1[j], _mm256_maskload_ps(y + 8, m1));
+        __m256i m[MV];
+#pragma GCC unroll 4
+        for (int v = 0; v < MV; v++) m[v] = mask8(mrows - 8 * v);
+#pragma GCC unroll 8
+        for (int j = 0; j < nt; j++)
+#pragma GCC unroll 4
+            for (int v = 0; v < MV; v++) {
+                float *y = Y + j * ldy + 8 * v;
+                __m256 r = c[j][v];
+                if (accumulate) r = _mm256_add_ps(r, _mm256_maskload_ps(y, m[v]));
+                _mm256_maskstore_ps(y, m[v], r);
             }
-            _mm256_maskstore_ps(y, m0, c0[j]);
-            _mm256_maskstore_ps(y + 8, m1, c1[j]);
-        }
     }
 }
 
@@ -202,7 +206,10 @@ static void tile_avx2(int64_t kc, const float *wp, const float *xp, float *Y, in
                       int nt, int mrows, int accumulate) {
     switch (nt) {
 #define CASE(n) case n: tile_impl(kc, wp, xp, Y, ldy, n, mrows, accumulate); break;
-    CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6)
+    CASE(1) CASE(2) CASE(3) CASE(4)
+#if NR > 4
+    CASE(5) CASE(6)
+#endif
 #undef CASE
     default: break;
     }
