@@ -6,8 +6,9 @@
  * each measured --reps times after one warm-up run, reported as mean ± sample standard
  * deviation of tokens/s. Token ids are fixed, (i * 7919) % vocab, so no tokenizer is needed.
  *
- * Also reported: threads, peak RSS, weight bytes, the memory read bandwidth (measured here with
- * shrink_measure_bandwidth over 512 MiB, best of 5, unless --bandwidth gives it), the decode
+ * Also reported: threads, peak RSS (taken before the bandwidth buffer exists), weight bytes, the
+ * memory read bandwidth (measured here after the runs with shrink_measure_bandwidth over
+ * 512 MiB, best of 5, unless --bandwidth gives it), the decode
  * roofline fraction = weight_bytes * decode tok/s / bandwidth, and the GFLOP/s of prompt
  * processing counted as
  *     flops(pp run) = pp * 2 * matmul_params + 2 * n_layers * q_dim * pp * (pp + 1)
@@ -70,6 +71,7 @@ typedef struct bench_result {
     bench_stat        tg_rate;
     double            pp_flops;        /* flops of one pp run */
     double            bandwidth;       /* bytes/s */
+    uint64_t          peak_rss;        /* before the bandwidth buffer is allocated */
     bool              bw_measured;
     uint64_t          l3_bytes;        /* 0 if unknown */
 } bench_result;
@@ -188,7 +190,7 @@ static void print_json(const bench_result *b) {
     cli_json_key(&j, "bandwidth_measured"); cli_json_bool(&j, b->bw_measured);
     cli_json_key(&j, "roofline_fraction");  cli_json_num(&j, roofline(b));
     cli_json_key(&j, "l3_bytes");           cli_json_u64(&j, b->l3_bytes);
-    cli_json_key(&j, "peak_rss_bytes");     cli_json_u64(&j, shrink_peak_rss());
+    cli_json_key(&j, "peak_rss_bytes");     cli_json_u64(&j, b->peak_rss);
     cli_json_end(&j);
 }
 
@@ -224,7 +226,8 @@ static void print_table(const bench_result *b) {
                (double)b->mi.weight_bytes * b->tg_rate.mean / 1e9, 100 * roofline(b),
                b->l3_bytes && b->mi.weight_bytes <= b->l3_bytes
                    ? " (weights fit in L3: more than 100% is possible)" : "");
-    printf("peak RSS: %s\n", cli_fmt_bytes(bw, sizeof bw, shrink_peak_rss()));
+    printf("peak RSS: %s (before the bandwidth measurement)\n",
+           cli_fmt_bytes(bw, sizeof bw, b->peak_rss));
 }
 
 /* ==== command ============================================================================= */
@@ -263,10 +266,12 @@ int cmd_bench(int argc, char **argv) {
     shrink_model_get_info(m, &b.mi);
     if ((rc = plan(&b)) != CLI_OK) goto out_model;
 
+    if ((rc = run_bench(m, &common, &b)) != CLI_OK) goto out_model;
+    /* after the runs, so that peak RSS is the model's and not the 512 MiB buffer's */
+    b.peak_rss    = shrink_peak_rss();
     b.bw_measured = opts.bandwidth <= 0;
     b.bandwidth   = b.bw_measured ? shrink_measure_bandwidth((size_t)512 << 20, 5)
                                   : opts.bandwidth * 1e9;
-    if ((rc = run_bench(m, &common, &b)) != CLI_OK) goto out_model;
     if (common.json) print_json(&b);
     else print_table(&b);
 out_model:
