@@ -263,10 +263,12 @@ shrink_status sk_tok_encode_gpt2(const shrink_tokenizer *t, const char *text, si
     shrink_status st = w ? SHRINK_OK : sk_error(SHRINK_ERR_NOMEM, "shrink_tokenizer_encode: "
                                                 "no memory");
     for (size_t i = 0; i < len && !st;) {
-        size_t e = gpt2_pretoken(text, len, i);
-        for (size_t k = i; k < e && !st; k++)
+        size_t e      = gpt2_pretoken(text, len, i);
+        int    cached = sk_bpe_cached(w, text, i, e - i, out);
+        if (cached < 0) st = sk_error(SHRINK_ERR_NOMEM, "shrink_tokenizer_encode: no memory");
+        for (size_t k = i; k < e && !cached && !st; k++)
             st = sk_bpe_sym_add(w, (uint32_t)k, 1, t->byte_ids[(unsigned char)text[k]]);
-        if (!st) st = sk_bpe_merge(t, w, text, out);
+        if (!st && !cached) st = sk_bpe_merge(t, w, text, out);
         i = e;
     }
     sk_bpe_work_free(w);

@@ -503,11 +503,10 @@ static shrink_status spm_normalize(const shrink_tokenizer *t, const char *s, siz
     return SHRINK_OK;
 }
 
-/* The initial symbol(s) of the character s[pos..pos+len); *known: it is a piece. */
+/* The initial symbol(s) of the character s[pos..pos+len). */
 static shrink_status spm_add_char(const shrink_tokenizer *t, sk_bpe_work *w, const char *s,
-                                  uint32_t pos, uint32_t len, int *known) {
+                                  uint32_t pos, uint32_t len) {
     int32_t id = sk_tok_find(t, s + pos, len);
-    *known     = id >= 0;
     if (id >= 0 || !t->use_ranks) return sk_bpe_sym_add(w, pos, len, id); /* -1: by string */
     /* rank mode (Hugging Face): an unknown character becomes its byte pieces at once */
     if (!t->byte_fallback) return sk_bpe_sym_add(w, pos, len, t->unk);
@@ -532,21 +531,26 @@ shrink_status sk_tok_encode_spm(const shrink_tokenizer *t, const char *text, siz
     /* Cut between two characters no piece has side by side: no merge can join them, so the
      * chunks merge independently to the same result (see bigrams in tokenizer.h). By rank,
      * a character that is no piece starts as byte pieces; never cut next to one. */
-    uint32_t prev_cp    = 0;
-    int      prev_known = 0;
     for (size_t i = 0; i < n && !st;) {
-        size_t   l;
-        int      known = 0;
-        uint32_t cp = sk_utf8_get(s + i, n - i, &l);
-        if (i > 0 && !sk_tok_bigram(t, prev_cp, cp) &&
-            (!t->use_ranks || (prev_known && sk_tok_find(t, s + i, l) >= 0)))
-            st = sk_bpe_merge(t, w, s, out);
-        if (!st) st = spm_add_char(t, w, s, (uint32_t)i, (uint32_t)l, &known);
-        prev_cp    = cp;
-        prev_known = known;
-        i += l;
+        size_t   a = i, l;
+        uint32_t cp    = sk_utf8_get(s + i, n - i, &l);
+        int      known = !t->use_ranks || sk_tok_find(t, s + i, l) >= 0;
+        for (i += l; i < n; i += l) {
+            uint32_t cp2    = sk_utf8_get(s + i, n - i, &l);
+            int      known2 = !t->use_ranks || sk_tok_find(t, s + i, l) >= 0;
+            if (!sk_tok_bigram(t, cp, cp2) && known && known2) break;
+            cp    = cp2;
+            known = known2;
+        }
+        int cached = sk_bpe_cached(w, s, a, i - a, out);
+        if (cached < 0) st = sk_error(SHRINK_ERR_NOMEM, "shrink_tokenizer_encode: no memory");
+        if (cached) continue;
+        for (size_t k = a; k < i && !st; k += l) {
+            l  = sk_utf8_len(s + k, n - k);
+            st = spm_add_char(t, w, s, (uint32_t)k, (uint32_t)l);
+        }
+        if (!st) st = sk_bpe_merge(t, w, s, out);
     }
-    if (!st) st = sk_bpe_merge(t, w, s, out);
     sk_bpe_work_free(w);
     sk_free(s);
     return st;

@@ -427,20 +427,82 @@ typedef struct bpe_cand {
     uint32_t len_r;
 } bpe_cand;
 
+/* A segment already merged in this call: text[off..off+len) gave ids arena[ids..ids+n). */
+typedef struct bpe_cached {
+    uint32_t hash;
+    uint32_t off, len; /* 0 len = empty slot */
+    uint32_t ids, n;
+} bpe_cached;
+
+#define BPE_CACHE_SLOTS   (1u << 15)
+#define BPE_CACHE_MAX_LEN 64 /* longer segments are rare and not worth keeping */
+
 struct sk_bpe_work {
-    bpe_sym  *sym;
-    size_t    n, cap;
-    bpe_cand *heap;
-    size_t    hn, hcap;
+    bpe_sym    *sym;
+    size_t      n, cap;
+    bpe_cand   *heap;
+    size_t      hn, hcap;
+    bpe_cached *cache;   /* (BPE_CACHE_SLOTS) or NULL; words repeat, merging them again does
+                            not pay */
+    uint32_t    cache_used;
+    sk_ids      arena;   /* the cached ids */
 };
 
-sk_bpe_work *sk_bpe_work_new(void) { return sk_calloc(1, sizeof(sk_bpe_work)); }
+sk_bpe_work *sk_bpe_work_new(void) {
+    sk_bpe_work *w = sk_calloc(1, sizeof(sk_bpe_work));
+    if (w) w->cache = sk_calloc(BPE_CACHE_SLOTS, sizeof *w->cache); /* NULL: no caching */
+    return w;
+}
 
 void sk_bpe_work_free(sk_bpe_work *w) {
     if (!w) return;
     sk_free(w->sym);
     sk_free(w->heap);
+    sk_free(w->cache);
+    sk_free(w->arena.v);
     sk_free(w);
+}
+
+/* The slot of segment text[off..off+len): the one holding it, or the empty one for it. */
+static bpe_cached *cache_slot(sk_bpe_work *w, const char *text, uint32_t off, uint32_t len,
+                              uint32_t hash) {
+    uint32_t h = hash & (BPE_CACHE_SLOTS - 1);
+    for (;;) {
+        bpe_cached *c = &w->cache[h];
+        if (c->len == 0) return c;
+        if (c->hash == hash && c->len == len && memcmp(text + c->off, text + off, len) == 0)
+            return c;
+        h = (h + 1) & (BPE_CACHE_SLOTS - 1);
+    }
+}
+
+int sk_bpe_cached(sk_bpe_work *w, const char *text, size_t off, size_t len, sk_ids *out) {
+    if (!w->cache || len < 2 || len > BPE_CACHE_MAX_LEN) return 0;
+    bpe_cached *c = cache_slot(w, text, (uint32_t)off, (uint32_t)len,
+                               hash_bytes(text + off, len));
+    if (c->len == 0) return 0;
+    for (uint32_t i = 0; i < c->n; i++)
+        if (sk_ids_push(out, w->arena.v[c->ids + i])) return -1;
+    return 1;
+}
+
+/* Remembers that segment text[off..off+len) gave out->v[from..out->n). */
+static void cache_put(sk_bpe_work *w, const char *text, uint32_t off, uint32_t len,
+                      const sk_ids *out, size_t from) {
+    if (!w->cache || len < 2 || len > BPE_CACHE_MAX_LEN ||
+        w->cache_used >= BPE_CACHE_SLOTS / 4 * 3)
+        return;
+    bpe_cached *c = cache_slot(w, text, off, len, hash_bytes(text + off, len));
+    if (c->len) return;
+    size_t ids = w->arena.n;
+    for (size_t i = from; i < out->n; i++)
+        if (sk_ids_push(&w->arena, out->v[i])) return; /* no memory: just do not cache */
+    c->hash = hash_bytes(text + off, len);
+    c->off  = off;
+    c->len  = len;
+    c->ids  = (uint32_t)ids;
+    c->n    = (uint32_t)(out->n - from);
+    w->cache_used++;
 }
 
 shrink_status sk_ids_push(sk_ids *a, int32_t id) {
@@ -557,7 +619,10 @@ static shrink_status emit_symbol(const shrink_tokenizer *t, const bpe_sym *s, co
 
 shrink_status sk_bpe_merge(const shrink_tokenizer *t, sk_bpe_work *w, const char *text,
                            sk_ids *out) {
-    shrink_status st = SHRINK_OK;
+    shrink_status st   = SHRINK_OK;
+    size_t        from = out->n;
+    uint32_t      off  = w->n ? w->sym[0].start : 0; /* the segment, before merging */
+    uint32_t      len  = w->n ? w->sym[w->n - 1].start + w->sym[w->n - 1].len - off : 0;
     w->hn = 0;
     for (size_t i = 0; i + 1 < w->n && !st; i++) st = push_pair(t, w, text, (int32_t)i);
     while (w->hn && !st) {
@@ -576,6 +641,7 @@ shrink_status sk_bpe_merge(const shrink_tokenizer *t, sk_bpe_work *w, const char
     }
     for (int32_t i = w->n ? 0 : -1; i >= 0 && !st; i = w->sym[i].next)
         st = emit_symbol(t, &w->sym[i], text, out);
+    if (!st) cache_put(w, text, off, len, out, from);
     w->n = 0;
     return st;
 }

@@ -187,6 +187,11 @@ typedef struct sk_bpe_work sk_bpe_work;
 SK_HIDDEN sk_bpe_work *sk_bpe_work_new(void);
 SK_HIDDEN void sk_bpe_work_free(sk_bpe_work *w);
 
+/* If segment text[off..off+len) was merged before in this work's life, appends its ids to
+ * out and returns 1; 0 if not cached (then add its symbols and merge); -1 out of memory.
+ * Segments must be cut the same way every time (the same text gives the same ids). */
+SK_HIDDEN int sk_bpe_cached(sk_bpe_work *w, const char *text, size_t off, size_t len,
+                            sk_ids *out);
 /* Initial symbols of a segment: byte spans of `text` with their ids (-1: not a piece). */
 SK_HIDDEN shrink_status sk_bpe_sym_add(sk_bpe_work *w, uint32_t start, uint32_t len,
                                        int32_t id);
