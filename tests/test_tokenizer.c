@@ -503,6 +503,185 @@ static void test_json_variants(void) {
     CHECK(t == NULL, "failed loads leave *out NULL");
 }
 
+/* ==== tokenizer.json built from the other files ============================================ */
+
+typedef struct strbuf {
+    char  *p;
+    size_t n, cap;
+} strbuf;
+
+static void sb_put(strbuf *b, const char *s, size_t n) {
+    if (b->n + n + 1 > b->cap) {
+        b->cap = (b->n + n + 1) * 2;
+        b->p   = realloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+static void sb_str(strbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+
+static void sb_json_str(strbuf *b, const char *s, size_t n) {
+    sb_put(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char          e[8];
+        if (c == '"' || c == '\\') {
+            e[0] = '\\', e[1] = (char)c;
+            sb_put(b, e, 2);
+        } else if (c < 0x20) {
+            snprintf(e, sizeof e, "\\u%04x", c);
+            sb_put(b, e, 6);
+        } else {
+            sb_put(b, (const char *)&c, 1);
+        }
+    }
+    sb_put(b, "\"", 1);
+}
+
+/* The Hugging Face tokenizer.json of a GPT-2 folder: vocab.json as model.vocab, merges.txt
+ * lines as model.merges, a ByteLevel pre-tokenizer. */
+static char *gpt2_json(const char *dir) {
+    char   vp[1100], mp[1100];
+    size_t vl, ml;
+    snprintf(vp, sizeof vp, "%s/vocab.json", dir);
+    snprintf(mp, sizeof mp, "%s/merges.txt", dir);
+    char  *v = slurp(vp, &vl), *m = slurp(mp, &ml);
+    strbuf b = {0};
+    if (v && m) {
+        sb_str(&b, "{\"version\": \"1.0\", \"pre_tokenizer\": {\"type\": \"ByteLevel\", "
+                   "\"add_prefix_space\": false, \"trim_offsets\": true, \"use_regex\": true},"
+                   " \"decoder\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", "
+                   "\"vocab\": ");
+        sb_put(&b, v, vl);
+        sb_str(&b, ", \"merges\": [");
+        int first = 1;
+        for (char *line = m; line < m + ml;) {
+            char  *nl = memchr(line, '\n', (size_t)(m + ml - line));
+            size_t n  = nl ? (size_t)(nl - line) : (size_t)(m + ml - line);
+            if (n && strncmp(line, "#version", 8) != 0) {
+                if (!first) sb_str(&b, ", ");
+                sb_json_str(&b, line, n);
+                first = 0;
+            }
+            line += n + 1;
+        }
+        sb_str(&b, "]}}");
+    }
+    sk_free(v);
+    sk_free(m);
+    return b.p;
+}
+
+/* The Hugging Face tokenizer.json of a sentencepiece model, as transformers' LlamaConverter
+ * makes it: merges (a, b) for every mergeable piece a+b with a, b in the vocabulary, ordered by
+ * the score of a+b (higher first), then by the ids of a and b. */
+typedef struct hf_merge {
+    float   score;
+    int32_t a, b, seq;
+} hf_merge;
+
+static int hf_merge_cmp(const void *x, const void *y) {
+    const hf_merge *p = x, *q = y;
+    if (p->score != q->score) return p->score > q->score ? -1 : 1;
+    if (p->a != q->a) return p->a < q->a ? -1 : 1;
+    if (p->b != q->b) return p->b < q->b ? -1 : 1;
+    return p->seq - q->seq;
+}
+
+static char *spm_json(const shrink_tokenizer *t) {
+    size_t    cap = 0, n = 0;
+    hf_merge *m   = NULL;
+    for (int32_t i = 0; i < t->n_vocab; i++) {
+        if (t->types[i] != SK_PIECE_NORMAL) continue;
+        const char *s = sk_tok_piece_str(t, i);
+        size_t      l = t->piece_len[i];
+        for (size_t k = 1; k < l; k++) {
+            if (((unsigned char)s[k] & 0xC0) == 0x80) continue; /* split between characters */
+            int32_t a = sk_tok_find(t, s, k), b = sk_tok_find(t, s + k, l - k);
+            if (a < 0 || b < 0) continue;
+            if (n == cap) m = realloc(m, (cap = cap ? cap * 2 : 1024) * sizeof *m);
+            m[n] = (hf_merge){t->scores[i], a, b, (int32_t)n};
+            n++;
+        }
+    }
+    qsort(m, n, sizeof *m, hf_merge_cmp);
+    strbuf b = {0};
+    sb_str(&b, "{\"version\": \"1.0\", \"added_tokens\": [{\"id\": 0, \"content\": \"<unk>\", "
+               "\"special\": true}, {\"id\": 1, \"content\": \"<s>\", \"special\": true}, "
+               "{\"id\": 2, \"content\": \"</s>\", \"special\": true}], \"normalizer\": "
+               "{\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Prepend\", \"prepend\": "
+               "\"\xe2\x96\x81\"}, {\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, "
+               "\"content\": \"\xe2\x96\x81\"}]}, \"pre_tokenizer\": null, \"decoder\": "
+               "{\"type\": \"Sequence\", \"decoders\": [{\"type\": \"Replace\"}, "
+               "{\"type\": \"ByteFallback\"}, {\"type\": \"Fuse\"}, {\"type\": \"Strip\"}]}, "
+               "\"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"byte_fallback\": true, "
+               "\"fuse_unk\": true, \"vocab\": {");
+    for (int32_t i = 0; i < t->n_vocab; i++) {
+        char num[32];
+        if (i) sb_str(&b, ", ");
+        sb_json_str(&b, sk_tok_piece_str(t, i), t->piece_len[i]);
+        snprintf(num, sizeof num, ": %d", i);
+        sb_str(&b, num);
+    }
+    sb_str(&b, "}, \"merges\": [");
+    for (size_t i = 0; i < n; i++) {
+        if (i) sb_str(&b, ", ");
+        sb_str(&b, "[");
+        sb_json_str(&b, sk_tok_piece_str(t, m[i].a), t->piece_len[m[i].a]);
+        sb_str(&b, ", ");
+        sb_json_str(&b, sk_tok_piece_str(t, m[i].b), t->piece_len[m[i].b]);
+        sb_str(&b, "]");
+    }
+    sb_str(&b, "]}}");
+    free(m);
+    return b.p;
+}
+
+/* Writes json to a temporary tokenizer.json and runs the fixture cases through it. */
+static void check_json_tokenizer(const char *json, const char *label, const char *jsonl) {
+    char dir[] = "/tmp/shrink_tok_XXXXXX";
+    if (!json || !mkdtemp(dir)) {
+        CHECK(0, "%s: could not make a tokenizer.json", label);
+        return;
+    }
+    char path[sizeof dir + 32];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fwrite(json, 1, strlen(json), f) == strlen(json), "write %s", path);
+    if (f) fclose(f);
+    printf("  (%s as tokenizer.json)\n", label);
+    check_jsonl(path, jsonl);
+    remove(path);
+    rmdir(dir);
+}
+
+static void test_json_from_files(void) {
+    char a[1024], b[1024];
+    if (asset(a, sizeof a, "models/tokenizers/gpt2") &&
+        asset(b, sizeof b, "fixtures/tokenizers/gpt2.jsonl")) {
+        char *json = gpt2_json(a);
+        check_json_tokenizer(json, "gpt2 vocab.json + merges.txt", b);
+        free(json);
+    }
+    static const struct {
+        const char *model, *jsonl;
+    } spm[] = {
+        {"models/stories260K/tok512.model", "fixtures/tokenizers/tok512.jsonl"},
+        {"models/tokenizers/llama2/tokenizer.model", "fixtures/tokenizers/llama2.jsonl"},
+    };
+    for (size_t i = 0; i < sizeof spm / sizeof spm[0]; i++) {
+        if (!asset(a, sizeof a, spm[i].model) || !asset(b, sizeof b, spm[i].jsonl)) continue;
+        shrink_tokenizer *t = load(a);
+        if (!t) continue;
+        char *json = spm_json(t);
+        check_json_tokenizer(json, spm[i].model, b);
+        free(json);
+        shrink_tokenizer_free(t);
+    }
+}
+
 /* ==== speed ================================================================================ */
 
 static double now_s(void) {
@@ -557,6 +736,7 @@ int main(void) {
     test_fixtures();
     test_greedy_pieces();
     test_ppl_tokens();
+    test_json_from_files();
     test_speed();
     return test_summary("test_tokenizer");
 }
