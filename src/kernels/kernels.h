@@ -73,7 +73,7 @@ SK_HIDDEN void sk_vec_axpy_f32_ref(int64_t n, float alpha, const float *x, float
  *   T == 1: `gemv` computes y[r] for a range of rows, streaming each weight row once;
  *           the driver splits the rows across the OpenMP threads.
  *   T >  1: GotoBLAS-style blocking. The driver packs X into token tiles of `nr` tokens
- *           ([k][nr] f32, zero padded), each thread packs its weight rows block by block
+ *           ([k][nr] f32, zero padded) with `pack_x`, each thread packs its weight rows block by block
  *           into panels of `mr` rows ([k][mr] f32, widened from f16/bf16, zero padded) with
  *           `pack_w`, and `tile` computes an nt x mrows block of Y from one panel and one
  *           token tile (mr*nr accumulators in registers, X broadcast, W loaded as vectors).
@@ -87,6 +87,9 @@ typedef struct sk_kernel_set {
     /* dst[p][k][mr] = W[r0 + p*mr + i, k0 + k] for i < mr, k < kc, p < ceil(nrows/mr);
      * rows past nrows are zero. dst is 64-byte aligned. */
     void (*pack_w)(const sk_mat *W, int64_t r0, int64_t nrows, int64_t k0, int64_t kc,
+                   float *dst);
+    /* dst[k*nr + j] = X[(t0 + j)*cols + k0 + k] for k < kc, j < nr; zero where t0 + j >= T. */
+    void (*pack_x)(const float *X, int64_t cols, int64_t T, int64_t t0, int64_t k0, int64_t kc,
                    float *dst);
     /* For t < nt, i < mrows: Y[t*ldy + i] (+)= sum_{k<kc} wp[k*mr + i] * xp[k*nr + t]
      * (accumulate != 0: add to Y; else overwrite). nt <= nr, mrows <= mr. */

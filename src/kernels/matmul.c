@@ -44,7 +44,7 @@ void sk_vec_axpy_f32_ref(int64_t n, float alpha, const float *x, float *y) {
 }
 
 const sk_kernel_set sk_kernels_ref = {
-    .name = "ref", .mr = 1, .nr = 1, .gemv = NULL, .pack_w = NULL, .tile = NULL,
+    .name = "ref", .mr = 1, .nr = 1, .gemv = NULL, .pack_w = NULL, .pack_x = NULL, .tile = NULL,
     .dot_f32 = sk_vec_dot_f32_ref, .axpy_f32 = sk_vec_axpy_f32_ref,
 };
 
@@ -107,20 +107,6 @@ static void gemv_threaded(const sk_kernel_set *ks, const sk_mat *W, const float 
     }
 }
 
-/* Packs tokens [t0, t0+nr) x k [k0, k0+kc) of X as dst[k][nr], zero past T. */
-static void pack_x(const float *X, int64_t cols, int64_t T, int64_t t0, int nr, int64_t k0,
-                   int64_t kc, float *dst) {
-    for (int j = 0; j < nr; j++) {
-        int64_t t = t0 + j;
-        if (t < T) {
-            const float *x = X + t * cols + k0;
-            for (int64_t k = 0; k < kc; k++) dst[k * nr + j] = x[k];
-        } else {
-            for (int64_t k = 0; k < kc; k++) dst[k * nr + j] = 0.0f;
-        }
-    }
-}
-
 /* T > 1. Layout of the packed X (shared by all threads): for each K block b (offset k0,
  * width kc), tiles of nr tokens, each kc x nr: xp + k0*ntiles*nr + tile*kc*nr. */
 static void gemm_threaded(const sk_kernel_set *ks, const sk_mat *W, const float *X, int64_t T,
@@ -149,7 +135,7 @@ static void gemm_threaded(const sk_kernel_set *ks, const sk_mat *W, const float 
         for (int64_t b = 0; b < nkb; b++)
             for (int64_t j = 0; j < ntiles; j++) {
                 int64_t k0 = b * kcb, kc = cols - k0 < kcb ? cols - k0 : kcb;
-                pack_x(X, cols, T, j * nr, nr, k0, kc, xp + k0 * ntiles * nr + j * kc * nr);
+                ks->pack_x(X, cols, T, j * nr, k0, kc, xp + k0 * ntiles * nr + j * kc * nr);
             }
         /* implicit barrier: xp is complete */
 

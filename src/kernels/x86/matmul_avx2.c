@@ -5,6 +5,7 @@
  *   gemv    4 weight rows at a time, 8 columns per step; f16 widened with vcvtph2ps, bf16 by
  *           zero-extension and a 16-bit shift. Column tails go through a zero-padded copy.
  *   pack_w  8 x 8 blocks transposed in registers into [k][16] panels.
+ *   pack_x  4 x 4 transposes of token rows into [k][4] tiles.
  *   tile    24 rows (3 ymm) x up to 4 tokens = 12 accumulators.
  */
 #include "../kernels.h"
@@ -15,6 +16,7 @@
 #define MR 24
 #define NR 4
 #define MV (MR / 8) /* ymm vectors per panel row */
+_Static_assert(NR == 4 && MR % 8 == 0, "pack_x_avx2 transposes 4 tokens; panels are whole ymm");
 #define SK_INLINE static inline __attribute__((always_inline))
 
 static size_t esize(shrink_dtype dt) { return dt == SHRINK_DTYPE_F32 ? 4 : 2; }
@@ -157,6 +159,28 @@ static void pack_w_avx2(const sk_mat *W, int64_t r0, int64_t nrows, int64_t k0, 
     }
 }
 
+/* X tile of NR = 4 tokens: 4 x 4 transposes of 128-bit rows; rows past T are zero. */
+static void pack_x_avx2(const float *X, int64_t cols, int64_t T, int64_t t0, int64_t k0,
+                        int64_t kc, float *dst) {
+    int nvalid = T - t0 >= NR ? NR : (int)(T - t0);
+    const float *row[NR];
+    for (int j = 0; j < NR; j++) row[j] = X + (t0 + (j < nvalid ? j : 0)) * cols + k0;
+    int64_t k = 0;
+    for (; k + 4 <= kc; k += 4) {
+        __m128 r0 = _mm_loadu_ps(row[0] + k);
+        __m128 r1 = nvalid > 1 ? _mm_loadu_ps(row[1] + k) : _mm_setzero_ps();
+        __m128 r2 = nvalid > 2 ? _mm_loadu_ps(row[2] + k) : _mm_setzero_ps();
+        __m128 r3 = nvalid > 3 ? _mm_loadu_ps(row[3] + k) : _mm_setzero_ps();
+        _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+        _mm_storeu_ps(dst + (k + 0) * NR, r0);
+        _mm_storeu_ps(dst + (k + 1) * NR, r1);
+        _mm_storeu_ps(dst + (k + 2) * NR, r2);
+        _mm_storeu_ps(dst + (k + 3) * NR, r3);
+    }
+    for (; k < kc; k++)
+        for (int j = 0; j < NR; j++) dst[k * NR + j] = j < nvalid ? row[j][k] : 0.0f;
+}
+
 /* ---- the micro-kernel ------------------------------------------------------------------ */
 
 SK_INLINE void tile_impl(int64_t kc, const float *wp, const float *xp, float *Y, int64_t ldy,
@@ -244,6 +268,6 @@ static void axpy_avx2(int64_t n, float alpha, const float *x, float *y) {
 
 const sk_kernel_set sk_kernels_avx2 = {
     .name = "avx2", .mr = MR, .nr = NR,
-    .gemv = gemv_avx2, .pack_w = pack_w_avx2, .tile = tile_avx2,
+    .gemv = gemv_avx2, .pack_w = pack_w_avx2, .pack_x = pack_x_avx2, .tile = tile_avx2,
     .dot_f32 = dot_avx2, .axpy_f32 = axpy_avx2,
 };

@@ -6,6 +6,7 @@
  *           widened with vcvtph2ps, bf16 by zero-extending to 32 bits and shifting left 16.
  *   pack_w  16 x 16 blocks: 16 rows loaded (widened), transposed in registers, stored as
  *           [k][32] panels.
+ *   pack_x  the same transpose on up to 12 token rows ([k][12] tiles).
  *   tile    32 rows (2 zmm) x up to 12 tokens = 24 accumulators; per k two panel loads and
  *           one broadcast of X per token.
  */
@@ -15,6 +16,7 @@
 
 #define MR 32
 #define NR 12
+_Static_assert(NR <= 16 && MR == 32, "pack_x transposes <= 16 tokens; tile has 2 zmm of rows");
 #define SK_INLINE static inline __attribute__((always_inline))
 
 /* ---- loads that widen to f32 ------------------------------------------------------------ */
@@ -159,6 +161,23 @@ static void pack_w_avx512(const sk_mat *W, int64_t r0, int64_t nrows, int64_t k0
     }
 }
 
+/* X tile: 16 k x up to 16 tokens per transpose; rows past T are zero; 12 lanes stored. */
+static void pack_x_avx512(const float *X, int64_t cols, int64_t T, int64_t t0, int64_t k0,
+                          int64_t kc, float *dst) {
+    int nvalid = T - t0 >= NR ? NR : (int)(T - t0);
+    const __mmask16 mst = (__mmask16)((1u << NR) - 1);
+    for (int64_t kk = 0; kk < kc; kk += 16) {
+        int nk = kc - kk >= 16 ? 16 : (int)(kc - kk);
+        __mmask16 m = (__mmask16)((1u << nk) - 1);
+        __m512 v[16];
+        for (int j = 0; j < 16; j++)
+            v[j] = j < nvalid ? _mm512_maskz_loadu_ps(m, X + (t0 + j) * cols + k0 + kk)
+                              : _mm512_setzero_ps();
+        transpose16(v);
+        for (int k = 0; k < nk; k++) _mm512_mask_storeu_ps(dst + (kk + k) * NR, mst, v[k]);
+    }
+}
+
 /* ---- the micro-kernel ------------------------------------------------------------------ */
 
 SK_INLINE void tile_impl(int64_t kc, const float *wp, const float *xp, float *Y, int64_t ldy,
@@ -231,6 +250,6 @@ static void axpy_avx512(int64_t n, float alpha, const float *x, float *y) {
 
 const sk_kernel_set sk_kernels_avx512 = {
     .name = "avx512", .mr = MR, .nr = NR,
-    .gemv = gemv_avx512, .pack_w = pack_w_avx512, .tile = tile_avx512,
+    .gemv = gemv_avx512, .pack_w = pack_w_avx512, .pack_x = pack_x_avx512, .tile = tile_avx512,
     .dot_f32 = dot_avx512, .axpy_f32 = axpy_avx512,
 };
