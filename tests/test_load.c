@@ -7,6 +7,8 @@
 #include "formats/formats.h"
 #include "test_util.h"
 
+#include <unistd.h>
+
 static shrink_model *load(const char *rel, int widen, int no_tok) {
     char path[2048];
     if (!test_model(path, sizeof path, rel)) return NULL;
@@ -179,6 +181,24 @@ static void test_tokenizer_lookup(void) {
     if (!test_model(path, sizeof path, "stories260K/stories260K.bin")) return;
     st = shrink_model_load(&m, path, &p);
     CHECK(st != SHRINK_OK && m == NULL, "a missing --tokenizer fails the load");
+
+    /* a truncated llama2.c tokenizer (fewer pieces than the model's vocabulary) is refused */
+    char tok[2048], cut[] = "/tmp/shrink_test_tok_XXXXXX.bin";
+    if (!test_model(tok, sizeof tok, "stories260K/tok512.bin")) return;
+    int fd = mkstemps(cut, 4);
+    FILE *in = fopen(tok, "rb");
+    if (fd >= 0 && in) {
+        char head[100];
+        size_t n = fread(head, 1, sizeof head, in);
+        CHECK(write(fd, head, n) == (ssize_t)n, "write");
+        close(fd);
+        p.tokenizer_path = cut;
+        st = shrink_model_load(&m, path, &p);
+        CHECK(st == SHRINK_ERR_FORMAT && strstr(shrink_last_error(), cut), "truncated tokenizer: %s",
+              shrink_last_error());
+        unlink(cut);
+    }
+    if (in) fclose(in);
 }
 
 int main(void) {

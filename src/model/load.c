@@ -386,6 +386,11 @@ out:
 
 /* ---- tokenizer ------------------------------------------------------------------------ */
 
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
 /* First tok*.bin in dir by name order (malloc'd path), NULL if none. */
 static char *find_tok_bin(const char *dir) {
     DIR *d = opendir(dir);
@@ -442,20 +447,21 @@ static shrink_status load_tokenizer(struct shrink_model *m, const shrink_load_pa
     shrink_status st = shrink_tokenizer_load(&m->tok, tp);
     if (st == SHRINK_OK) {
         int32_t tv = shrink_tokenizer_vocab_size(m->tok);
-        if (tv > m->cfg.vocab_size)
+        /* A llama2.c tokenizer.bin stores no count: run.c reads exactly vocab_size pieces, so
+         * fewer means a truncated or mismatched file. Other tokenizers may be smaller than a
+         * padded embedding table. */
+        int exact = ends_with(tp, ".bin") && sk_file_exists(tp);
+        if (tv > m->cfg.vocab_size || (exact && tv != m->cfg.vocab_size))
             st = sk_error(SHRINK_ERR_FORMAT, "%s: tokenizer has %" PRId32 " tokens but the model's "
-                          "vocabulary has only %" PRId32, tp, tv, m->cfg.vocab_size);
+                          "vocabulary has %" PRId32 "%s", tp, tv, m->cfg.vocab_size,
+                          exact ? " (a llama2.c tokenizer must have exactly as many; truncated?)"
+                                : "");
     }
     sk_free(tp);
     return st;
 }
 
 /* ---- detection and loading ------------------------------------------------------------ */
-
-static int ends_with(const char *s, const char *suffix) {
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
 
 /* Does the file start like a safetensors file (u64 header length within the file, '{')? */
 static int sniff_safetensors(const char *path) {
