@@ -6,7 +6,7 @@
  *   GEMV (T = 1): GB/s of weights streamed and % of the memory read bandwidth measured in the
  *     same run (shrink_measure_bandwidth). Two regimes: "ram" cycles through enough copies
  *     of the matrix to exceed L3 (>= 256 MiB), "cache" repeats one matrix (L2/L3 resident
- *     where it fits). GB/s is taken over the mean time in "ram", the minimum in "cache".
+ *     where it fits). GB/s is taken over the median time in "ram", the minimum in "cache".
  *   GEMM (T = 512 by default): GFLOP/s (2 rows cols T / time) and % of the 2-thread fp32
  *     peak of docs (190 GFLOP/s; 95 with 1 thread), and of the micro-kernel's own
  *     throughput on L1-resident data measured in this run ("tile peak").
@@ -20,7 +20,12 @@
 
 static double min_time = 0.25; /* seconds per measurement (at least 3 reps) */
 
-typedef struct timing { double min, mean; } timing;
+typedef struct timing { double min, median, mean; } timing;
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
 
 static float frand(uint64_t *s) {
     *s = *s * 6364136223846793005ull + 1442695040888963407ull;
@@ -41,25 +46,27 @@ static void *make_w(shrink_dtype dt, int64_t rows, int64_t cols, uint64_t seed) 
     return w;
 }
 
-/* Runs sk_matmul_with over the ncopies matrices in turn until min_time has passed. */
+#define MAX_REPS 20000
+
+/* Runs sk_matmul_with over the ncopies matrices in turn until min_time has passed (at least
+ * 3 calls). The median is robust against the other tenants of a shared host. */
 static timing run(const sk_kernel_set *ks, sk_mat *mats, int ncopies, const float *X, int64_t T,
                   float *Y) {
-    timing tm = {1e30, 0};
+    static double times[MAX_REPS];
     int reps = 0;
     double total = 0;
     if (ncopies == 1) sk_matmul_with(ks, &mats[0], X, T, Y, mats[0].rows); /* warm up */
-    while (reps < 3 || total < min_time) {
-        for (int c = 0; c < ncopies; c++) {
+    while ((reps < 3 || total < min_time) && reps < MAX_REPS) {
+        for (int c = 0; c < ncopies && reps < MAX_REPS; c++) {
             double t0 = shrink_time();
             sk_matmul_with(ks, &mats[c], X, T, Y, mats[c].rows);
             double dt = shrink_time() - t0;
-            if (dt < tm.min) tm.min = dt;
+            times[reps++] = dt;
             total += dt;
-            reps++;
         }
-        if (reps > 100000) break;
     }
-    tm.mean = total / reps;
+    qsort(times, (size_t)reps, sizeof(double), cmp_double);
+    timing tm = {times[0], times[reps / 2], total / reps};
     return tm;
 }
 
@@ -174,8 +181,8 @@ int main(int argc, char **argv) {
     /* ---- GEMV ---- */
     if (!only_op || strcmp(only_op, "gemv") == 0) {
     printf("## GEMV (T = 1)\n\n");
-    printf("| shape | dtype | isa | threads | regime | MiB | min us | mean us | GB/s | %% of bw |\n");
-    printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    printf("| shape | dtype | isa | threads | regime | MiB | min us | median us | mean us | GB/s | %% of bw |\n");
+    printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for (int d = 0; d < SHRINK_DTYPE_COUNT; d++) {
         shrink_dtype dt = (shrink_dtype)d;
         if (only_dt && strcmp(only_dt, shrink_dtype_name(dt))) continue;
@@ -195,13 +202,13 @@ int main(int argc, char **argv) {
                     for (int regime = 0; regime < 2; regime++) {
                         if (regime == 1 && bytes > ((uint64_t)48 << 20)) continue; /* no cache regime */
                         timing tm = run(ks, mats, regime == 0 ? ncopies : 1, X, 1, Y);
-                        /* ram: bytes over the mean time (every call streams from memory);
-                         * cache: over the best time */
-                        double gbs = (double)bytes / (regime == 0 ? tm.mean : tm.min) / 1e9;
-                        printf("| %s | %s | %s | %d | %s | %.2f | %.1f | %.1f | %.1f | %.0f%% |\n",
+                        /* ram: bytes over the median time (every call streams from
+                         * memory); cache: over the best time */
+                        double gbs = (double)bytes / (regime == 0 ? tm.median : tm.min) / 1e9;
+                        printf("| %s | %s | %s | %d | %s | %.2f | %.1f | %.1f | %.1f | %.1f | %.0f%% |\n",
                                sh->name, shrink_dtype_name(dt), ks->name, thr[ti],
                                regime == 0 ? "ram" : "cache", (double)bytes / (1 << 20),
-                               tm.min * 1e6, tm.mean * 1e6, gbs,
+                               tm.min * 1e6, tm.median * 1e6, tm.mean * 1e6, gbs,
                                regime == 0 ? 100.0 * gbs * 1e9 / bw[ti] : 0.0);
                         fflush(stdout);
                     }
@@ -224,8 +231,8 @@ int main(int argc, char **argv) {
             printf("micro-kernel %s (%dx%d) on L1 data, %d thread(s): %.1f GFLOP/s\n", ks->name,
                    ks->mr, ks->nr, thr[ti], tile_peak(ks, thr[ti]));
     }
-    printf("\n| shape | dtype | isa | threads | min ms | mean ms | GFLOP/s (min) | %% of peak (95/thread) |\n");
-    printf("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    printf("\n| shape | dtype | isa | threads | min ms | median ms | GFLOP/s (min) | GFLOP/s (median) | %% of peak (95/thread, min) |\n");
+    printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for (int d = 0; d < SHRINK_DTYPE_COUNT; d++) {
         shrink_dtype dt = (shrink_dtype)d;
         if (only_dt && strcmp(only_dt, shrink_dtype_name(dt))) continue;
@@ -244,10 +251,12 @@ int main(int argc, char **argv) {
                     if (!ks->tile) min_time = 0;
                     timing tm = run(ks, &m, 1, X, Tgemm, Y);
                     min_time = save;
-                    double gf = 2.0 * (double)sh->rows * sh->cols * Tgemm / tm.min / 1e9;
-                    printf("| %s | %s | %s | %d | %.2f | %.2f | %.1f | %.0f%% |\n", sh->name,
-                           shrink_dtype_name(dt), ks->name, thr[ti], tm.min * 1e3, tm.mean * 1e3,
-                           gf, 100.0 * gf / (95.0 * thr[ti]));
+                    double flop = 2.0 * (double)sh->rows * sh->cols * Tgemm;
+                    double gf = flop / tm.min / 1e9;
+                    printf("| %s | %s | %s | %d | %.2f | %.2f | %.1f | %.1f | %.0f%% |\n", sh->name,
+                           shrink_dtype_name(dt), ks->name, thr[ti], tm.min * 1e3,
+                           tm.median * 1e3, gf, flop / tm.median / 1e9,
+                           100.0 * gf / (95.0 * thr[ti]));
                     fflush(stdout);
                 }
             }

@@ -50,17 +50,19 @@ const sk_kernel_set sk_kernels_ref = {
 
 /* ---- the driver ------------------------------------------------------------------------ */
 
-/* Below this many multiply-adds a call runs on one thread (the fork costs more). */
+/* Below this many multiply-adds a call runs on one thread (the fork costs more). A GEMV
+ * is memory-bound: two threads stream faster even for small matrices. */
 #define SK_PAR_MIN_WORK (1 << 16)
+#define SK_PAR_MIN_GEMV (1 << 14)
 /* K block of the GEMM: an X tile (kc x nr floats) stays in L1 while weight panels
  * (kc x mr) stream from L2. */
 #define SK_KC_MAX 256
 /* Weight rows packed per block (per thread): mc_rows x kc floats (<= 256 KiB, in L2). */
 #define SK_MC_ROWS 256
 
-static int threads_for(double work) {
+static int threads_for(double work, double min_work) {
     int n = omp_get_max_threads();
-    if (work < SK_PAR_MIN_WORK || n < 1) n = 1;
+    if (work < min_work || n < 1) n = 1;
     return n;
 }
 
@@ -72,7 +74,7 @@ static void split(int64_t n, int i, int nth, int64_t *lo, int64_t *hi) {
 
 static void matmul_ref_threaded(const sk_mat *W, const float *X, int64_t T, float *Y,
                                 int64_t ldy) {
-    int nth = threads_for((double)W->rows * (double)W->cols * (double)T);
+    int nth = threads_for((double)W->rows * (double)W->cols * (double)T, SK_PAR_MIN_WORK);
     if (nth > W->rows) nth = (int)W->rows;
     if (nth < 1) nth = 1;
     float *wrows = sk_malloc((size_t)nth * (size_t)W->cols * sizeof(float));
@@ -90,7 +92,7 @@ static void matmul_ref_threaded(const sk_mat *W, const float *X, int64_t T, floa
 /* T == 1: rows split across threads in chunks of 16 (whole cache lines of y). */
 static void gemv_threaded(const sk_kernel_set *ks, const sk_mat *W, const float *x, float *y) {
     int64_t chunks = (W->rows + 15) / 16;
-    int nth = threads_for((double)W->rows * (double)W->cols);
+    int nth = threads_for((double)W->rows * (double)W->cols, SK_PAR_MIN_GEMV);
     if (nth > chunks) nth = (int)chunks;
     if (nth <= 1) {
         ks->gemv(W, x, y, 0, W->rows);
@@ -119,7 +121,7 @@ static void gemm_threaded(const sk_kernel_set *ks, const sk_mat *W, const float 
     const int64_t kcb = (cols + nkb - 1) / nkb;             /* balanced K blocks */
     const int64_t mcp = SK_MC_ROWS / mr > 0 ? SK_MC_ROWS / mr : 1; /* panels per block */
 
-    int nth = threads_for((double)rows * (double)cols * (double)T);
+    int nth = threads_for((double)rows * (double)cols * (double)T, SK_PAR_MIN_WORK);
     if (nth > npanels) nth = (int)npanels;
     if (nth < 1) nth = 1;
 

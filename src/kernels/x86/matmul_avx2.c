@@ -130,8 +130,8 @@ SK_INLINE void pack_impl(const sk_mat *W, int64_t r0, int64_t nrows, int64_t k0,
             int64_t rbase = p * MR + h * 8;
             int nvalid = nrows - rbase >= 8 ? 8 : (nrows - rbase > 0 ? (int)(nrows - rbase) : 0);
             const uint8_t *row[8];
-            for (int i = 0; i < 8; i++)
-                row[i] = (const uint8_t *)W->data + (size_t)(r0 + rbase + (i < nvalid ? i : 0)) * rb;
+            for (int i = 0; i < 8; i++) /* rows past nrows are never read */
+                row[i] = i < nvalid ? (const uint8_t *)W->data + (size_t)(r0 + rbase + i) * rb : NULL;
             for (int64_t kk = 0; kk < kc; kk += 8) {
                 int nk = kc - kk >= 8 ? 8 : (int)(kc - kk);
                 __m256 v[8];

@@ -131,8 +131,8 @@ SK_INLINE void pack_impl(const sk_mat *W, int64_t r0, int64_t nrows, int64_t k0,
             int64_t rbase = p * MR + h * 16; /* relative to r0 */
             int nvalid = nrows - rbase >= 16 ? 16 : (nrows - rbase > 0 ? (int)(nrows - rbase) : 0);
             const uint8_t *row[16];
-            for (int i = 0; i < 16; i++)
-                row[i] = (const uint8_t *)W->data + (size_t)(r0 + rbase + (i < nvalid ? i : 0)) * rb;
+            for (int i = 0; i < 16; i++) /* rows past nrows are never read */
+                row[i] = i < nvalid ? (const uint8_t *)W->data + (size_t)(r0 + rbase + i) * rb : NULL;
             for (int64_t kk = 0; kk < kc; kk += 16) {
                 int nk = kc - kk >= 16 ? 16 : (int)(kc - kk);
                 __mmask16 m = (__mmask16)((1u << nk) - 1);
