@@ -217,12 +217,15 @@ static void print_json(const gen_out *o, const int32_t *ids, const gen_stats *gs
 }
 
 static void print_stats(const gen_out *o, const gen_stats *gs) {
-    if (isatty(STDOUT_FILENO)) putchar('\n');
+    /* end the text's line: on a terminal with a newline on stdout; otherwise stdout must stay
+     * exactly the text, and the newline goes to stderr in case both streams are one file */
+    bool tty = isatty(STDOUT_FILENO);
+    if (tty) putchar('\n');
     fflush(stdout);
     fprintf(stderr,
-            "\nprompt: %zu tokens, %.1f tok/s | generated: %zu tokens, %.1f tok/s | stop: %s | "
+            "%sprompt: %zu tokens, %.1f tok/s | generated: %zu tokens, %.1f tok/s | stop: %s | "
             "threads %d\n",
-            gs->n_prompt, (double)gs->n_prompt / gs->pp_seconds, o->n_ids,
+            tty ? "" : "\n", gs->n_prompt, (double)gs->n_prompt / gs->pp_seconds, o->n_ids,
             o->n_ids ? (double)o->n_ids / gs->decode_seconds : 0.0, gs->stop,
             shrink_get_threads());
 }
