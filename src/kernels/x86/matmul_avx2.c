@@ -104,16 +104,19 @@ static void gemv_avx2(const sk_mat *W, const float *x, float *y, int64_t r0, int
 
 SK_INLINE void transpose8(__m256 r[8]) {
     __m256 t[8], s[8];
+#pragma GCC unroll 8
     for (int a = 0; a < 4; a++) {
         t[2 * a] = _mm256_unpacklo_ps(r[2 * a], r[2 * a + 1]);
         t[2 * a + 1] = _mm256_unpackhi_ps(r[2 * a], r[2 * a + 1]);
     }
+#pragma GCC unroll 8
     for (int b = 0; b < 2; b++) {
         s[4 * b + 0] = _mm256_shuffle_ps(t[4 * b], t[4 * b + 2], 0x44);
         s[4 * b + 1] = _mm256_shuffle_ps(t[4 * b], t[4 * b + 2], 0xEE);
         s[4 * b + 2] = _mm256_shuffle_ps(t[4 * b + 1], t[4 * b + 3], 0x44);
         s[4 * b + 3] = _mm256_shuffle_ps(t[4 * b + 1], t[4 * b + 3], 0xEE);
     }
+#pragma GCC unroll 8
     for (int c = 0; c < 4; c++) {
         r[c] = _mm256_permute2f128_ps(s[c], s[4 + c], 0x20);
         r[4 + c] = _mm256_permute2f128_ps(s[c], s[4 + c], 0x31);
@@ -130,21 +133,26 @@ SK_INLINE void pack_impl(const sk_mat *W, int64_t r0, int64_t nrows, int64_t k0,
             int64_t rbase = p * MR + h * 8;
             int nvalid = nrows - rbase >= 8 ? 8 : (nrows - rbase > 0 ? (int)(nrows - rbase) : 0);
             const uint8_t *row[8];
+#pragma GCC unroll 8
             for (int i = 0; i < 8; i++) /* rows past nrows are never read */
                 row[i] = i < nvalid ? (const uint8_t *)W->data + (size_t)(r0 + rbase + i) * rb : NULL;
             for (int64_t kk = 0; kk < kc; kk += 8) {
                 int nk = kc - kk >= 8 ? 8 : (int)(kc - kk);
                 __m256 v[8];
                 if (nk == 8) {
+#pragma GCC unroll 8
                     for (int i = 0; i < 8; i++)
                         v[i] = i < nvalid ? load8(row[i], k0 + kk, dt) : _mm256_setzero_ps();
                 } else {
+#pragma GCC unroll 8
                     for (int i = 0; i < 8; i++)
                         v[i] = i < nvalid ? load8_n(row[i], k0 + kk, nk, dt) : _mm256_setzero_ps();
                 }
                 transpose8(v);
                 float *o = pd + kk * MR + h * 8;
-                for (int j = 0; j < nk; j++) _mm256_store_ps(o + j * MR, v[j]);
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) /* constant bounds: v stays in registers */
+                    if (j < nk) _mm256_store_ps(o + j * MR, v[j]);
             }
         }
     }

@@ -95,11 +95,13 @@ static void gemv_avx512(const sk_mat *W, const float *x, float *y, int64_t r0, i
 /* In-place transpose of 16 rows of 16 floats: r[i][j] -> r[j][i]. */
 SK_INLINE void transpose16(__m512 r[16]) {
     __m512 t[16], u[16];
+#pragma GCC unroll 16
     for (int a = 0; a < 8; a++) {
         t[2 * a] = _mm512_unpacklo_ps(r[2 * a], r[2 * a + 1]);
         t[2 * a + 1] = _mm512_unpackhi_ps(r[2 * a], r[2 * a + 1]);
     }
     /* u[4b + c], 128-bit lane L: column 4L + c of rows 4b .. 4b+3 */
+#pragma GCC unroll 16
     for (int b = 0; b < 4; b++) {
         __m512d t0 = _mm512_castps_pd(t[4 * b]), t1 = _mm512_castps_pd(t[4 * b + 1]);
         __m512d t2 = _mm512_castps_pd(t[4 * b + 2]), t3 = _mm512_castps_pd(t[4 * b + 3]);
@@ -108,6 +110,7 @@ SK_INLINE void transpose16(__m512 r[16]) {
         u[4 * b + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
         u[4 * b + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
     }
+#pragma GCC unroll 16
     for (int c = 0; c < 4; c++) {
         __m512 v = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44);
         __m512 w = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
@@ -131,6 +134,7 @@ SK_INLINE void pack_impl(const sk_mat *W, int64_t r0, int64_t nrows, int64_t k0,
             int64_t rbase = p * MR + h * 16; /* relative to r0 */
             int nvalid = nrows - rbase >= 16 ? 16 : (nrows - rbase > 0 ? (int)(nrows - rbase) : 0);
             const uint8_t *row[16];
+#pragma GCC unroll 16
             for (int i = 0; i < 16; i++) /* rows past nrows are never read */
                 row[i] = i < nvalid ? (const uint8_t *)W->data + (size_t)(r0 + rbase + i) * rb : NULL;
             for (int64_t kk = 0; kk < kc; kk += 16) {
@@ -138,15 +142,19 @@ SK_INLINE void pack_impl(const sk_mat *W, int64_t r0, int64_t nrows, int64_t k0,
                 __mmask16 m = (__mmask16)((1u << nk) - 1);
                 __m512 v[16];
                 if (nk == 16) {
+#pragma GCC unroll 16
                     for (int i = 0; i < 16; i++)
                         v[i] = i < nvalid ? load16(row[i], k0 + kk, dt) : _mm512_setzero_ps();
                 } else {
+#pragma GCC unroll 16
                     for (int i = 0; i < 16; i++)
                         v[i] = i < nvalid ? load16_m(row[i], k0 + kk, dt, m) : _mm512_setzero_ps();
                 }
                 transpose16(v);
                 float *o = pd + kk * MR + h * 16;
-                for (int j = 0; j < nk; j++) _mm512_store_ps(o + j * MR, v[j]);
+#pragma GCC unroll 16
+                for (int j = 0; j < 16; j++) /* constant bounds: v stays in registers */
+                    if (j < nk) _mm512_store_ps(o + j * MR, v[j]);
             }
         }
     }
@@ -170,11 +178,14 @@ static void pack_x_avx512(const float *X, int64_t cols, int64_t T, int64_t t0, i
         int nk = kc - kk >= 16 ? 16 : (int)(kc - kk);
         __mmask16 m = (__mmask16)((1u << nk) - 1);
         __m512 v[16];
+#pragma GCC unroll 16
         for (int j = 0; j < 16; j++)
             v[j] = j < nvalid ? _mm512_maskz_loadu_ps(m, X + (t0 + j) * cols + k0 + kk)
                               : _mm512_setzero_ps();
         transpose16(v);
-        for (int k = 0; k < nk; k++) _mm512_mask_storeu_ps(dst + (kk + k) * NR, mst, v[k]);
+#pragma GCC unroll 16
+        for (int k = 0; k < 16; k++)
+            if (k < nk) _mm512_mask_storeu_ps(dst + (kk + k) * NR, mst, v[k]);
     }
 }
 
