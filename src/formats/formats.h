@@ -1,6 +1,6 @@
 /*
- * formats.h - the internal reader interface of src/formats/ (and the Hugging Face config
- * reader in src/model/config.c). Nothing outside src/ includes this.
+ * formats.h - the internal reader and writer interface of src/formats/ (and the Hugging Face
+ * config reader in src/model/config.c). Nothing outside src/ includes this.
  *
  * Every reader has a from-memory entry point (bytes + length + a name used in messages) so
  * fuzzers and tests need no files, and a file entry point that maps the file(s) into a model.
@@ -91,5 +91,260 @@ SK_HIDDEN shrink_status sk_config_parse(const char *text, size_t len, const char
 
 /* Reads <dir>/config.json (and <dir>/tokenizer_config.json if present) into *cfg. */
 SK_HIDDEN shrink_status sk_config_load(const char *dir, sk_config *cfg);
+
+/* ==== writing ============================================================================
+ *
+ * Every writer streams: it asks a tensor source (sk_source) for one block of rows at a time,
+ * converts it to the output dtype, lays it out as the format wants (q/k row permutation
+ * between RoPE layouts, GPT-2 Conv1D transposes) and writes it. Peak memory is one block
+ * (SK_WRITE_BLOCK_BYTES of output, at least one row) plus the file's header, whatever the
+ * model's size; pages of mmap'd sources are released once their tensor is written.
+ *
+ * Canonical tensors. A source describes a model by its config only: the writer derives the
+ * list of tensors (sk_wtensor) from the architecture row and the config, in the order
+ * below, and asks the source to fill each. Shapes are the decoder's (model.h): matrices
+ * (out, in) row-major, vectors (n). Names are the Hugging Face names without any
+ * "transformer." prefix (llama: "model.layers.3.self_attn.q_proj.weight"; gpt2:
+ * "h.3.attn.c_attn.weight" with the fused q|k|v rows (3*D, D), i.e. already transposed from
+ * Conv1D). q/k rows are in the order cfg.rope_layout says; the writer permutes as needed.
+ *   llama: embed_tokens (V, D); per layer: input_layernorm (D), q_proj (H*hd, D),
+ *          k_proj (KV*hd, D), v_proj (KV*hd, D), [q/k/v biases when cfg.qkv_bias],
+ *          o_proj (D, H*hd), post_attention_layernorm (D), gate_proj (F, D), up_proj (F, D),
+ *          down_proj (D, F); norm (D); lm_head (V, D) unless cfg.tied.
+ *   gpt2:  wte (V, D), wpe (S, D); per layer: ln_1 w/b (D), c_attn w (3D, D) / b (3D),
+ *          attn.c_proj w (D, D) / b (D), ln_2 w/b (D), c_fc w (F, D) / b (F),
+ *          mlp.c_proj w (D, F) / b (D); ln_f w/b (D); lm_head (V, D) unless cfg.tied.
+ */
+
+/* Output formats. */
+typedef enum sk_format {
+    SK_FORMAT_GGUF,    /* one .gguf file (version 3) */
+    SK_FORMAT_HF,      /* a Hugging Face folder: config.json, model.safetensors[+index], tokenizer */
+    SK_FORMAT_LLAMA2C, /* a llama2.c legacy .bin (Llama with f32 weights only) */
+    SK_FORMAT_COUNT
+} sk_format;
+
+SK_HIDDEN const char *sk_format_name(sk_format f);              /* "gguf", "hf", "llama2c" */
+/* "gguf" / "hf" / "llama2c" (also "safetensors"); -1 if unknown. */
+SK_HIDDEN int sk_format_parse(const char *name);
+/* The format a path implies: .gguf -> GGUF, .bin -> llama2.c, anything else a HF folder. */
+SK_HIDDEN sk_format sk_format_from_path(const char *path);
+
+/* Tensor roles (one per kind of canonical tensor). */
+typedef enum sk_role {
+    SK_ROLE_TOK_EMB, SK_ROLE_POS_EMB, SK_ROLE_FINAL_NORM, SK_ROLE_FINAL_NORM_B, SK_ROLE_HEAD,
+    SK_ROLE_ATTN_NORM, SK_ROLE_ATTN_NORM_B, SK_ROLE_WQ, SK_ROLE_WK, SK_ROLE_WV, SK_ROLE_BQ,
+    SK_ROLE_BK, SK_ROLE_BV, SK_ROLE_WQKV, SK_ROLE_BQKV, SK_ROLE_WO, SK_ROLE_BO,
+    SK_ROLE_FFN_NORM, SK_ROLE_FFN_NORM_B, SK_ROLE_W_GATE, SK_ROLE_W_UP, SK_ROLE_B_UP,
+    SK_ROLE_W_DOWN, SK_ROLE_B_DOWN,
+    SK_ROLE_COUNT
+} sk_role;
+
+/* One canonical tensor (see above). */
+typedef struct sk_wtensor {
+    char    name[96];  /* canonical name */
+    sk_role role;
+    int32_t layer;     /* -1 for tensors outside the layers */
+    int32_t n_dims;    /* 1 (vector) or 2 (matrix) */
+    int64_t rows;      /* matrices: out features; vectors: length */
+    int64_t cols;      /* matrices: in features; vectors: 1 */
+} sk_wtensor;
+
+/* Fills dst with rows [row0, row0 + n_rows) of tensor t as `dtype` elements, row-major:
+ *   transposed == 0: rows of the canonical (t->rows, t->cols) matrix (vectors: elements);
+ *   transposed == 1: rows of its transpose, (t->cols, t->rows) (only asked for matrices).
+ * q/k rows are in src->cfg.rope_layout order. dst holds n_rows * (transposed ? t->rows :
+ * t->cols) elements, 64-byte aligned. Called once per block, tensors in canonical order,
+ * blocks in row order; returns SHRINK_OK or an error status (after sk_error). */
+typedef shrink_status (*sk_fill_fn)(void *user, const sk_wtensor *t, int64_t row0,
+                                    int64_t n_rows, int transposed, shrink_dtype dtype,
+                                    void *dst);
+
+/* A model to write, described without holding its weights. */
+typedef struct sk_source {
+    sk_config    cfg;        /* architecture and sizes; rope_layout of q/k rows fill gives */
+    shrink_dtype dtype;      /* the model's own dtype of matrices (output dtype by default) */
+    /* optional: the model's dtype of tensor t if it differs from `dtype` (NULL: `dtype`) */
+    shrink_dtype (*dtype_of)(void *user, const sk_wtensor *t);
+    sk_fill_fn   fill;
+    void        *user;
+    /* tokenizer: written into GGUF metadata / tokenizer.json; may be NULL (no tokenizer) */
+    const struct shrink_tokenizer *tok;
+    /* folder (or file) holding the source's tokenizer files, copied as they are into a HF
+     * output (tokenizer.json, tokenizer.model, vocab.json + merges.txt, tokenizer_config.json,
+     * special_tokens_map.json); NULL: generated from `tok` */
+    const char  *tok_dir;
+    const char  *name;       /* general.name; NULL: "shrink" */
+    /* files the output must not replace (the source's own files); may be NULL */
+    const char *const *inputs;
+    int          n_inputs;
+} sk_source;
+
+#define SK_WRITE_BLOCK_BYTES (16u << 20)   /* output bytes per block (at least one row) */
+#define SK_SHARD_DEFAULT     (2000000000ull) /* HF: shard above 2 GB (transformers' "2GB") */
+
+typedef struct sk_write_opts {
+    int      dtype;          /* shrink_dtype of the matrices, or -1: the source's dtype */
+    uint64_t shard_bytes;    /* HF: largest shard; 0 = SK_SHARD_DEFAULT */
+    /* called after each block with bytes of tensor data written / total; may be NULL */
+    void   (*progress)(void *user, int64_t done, int64_t total);
+    void    *progress_user;
+} sk_write_opts;
+
+SK_HIDDEN sk_write_opts sk_write_opts_default(void);
+
+/* The canonical tensor list of a config: *out (malloc'd, free with sk_free) gets *n rows. */
+SK_HIDDEN shrink_status sk_wtensors(const sk_config *cfg, sk_wtensor **out, int64_t *n);
+
+/* Writes the model `src` describes to `out` in format `fmt` (atomically: see sk_out_*).
+ * On failure nothing is left at `out` (a folder this call created is removed again) and
+ * the message names the output or the tensor. */
+SK_HIDDEN shrink_status sk_write(const sk_source *src, const char *out, sk_format fmt,
+                                 const sk_write_opts *o);
+
+/* A source that reads the tensors of a loaded (or sk_model_open'ed) model: from its file
+ * tensors (m->tensors, by the file format's names and layouts), so nothing is copied.
+ * `src` borrows m; it is valid while m lives. */
+SK_HIDDEN shrink_status sk_source_from_model(const struct shrink_model *m, sk_source *src);
+
+/* Opens a model for conversion: like shrink_model_load (format detection, config, tensor
+ * table, tokenizer) but binds nothing to the decoder, so no weight is copied, transposed or
+ * widened; the result is for sk_source_from_model / sk_model_write / shrink_model_free only
+ * (not for contexts). Implemented in load.c. */
+SK_HIDDEN shrink_status sk_model_open(struct shrink_model **out, const char *path,
+                                      const shrink_load_params *params);
+
+/* sk_source_from_model + sk_write. */
+SK_HIDDEN shrink_status sk_model_write(const struct shrink_model *m, const char *out,
+                                       sk_format fmt, const sk_write_opts *o);
+
+/* Dtype conversion of n elements (any pair of F32/F16/BF16; equal dtypes copy). */
+SK_HIDDEN void sk_convert(const void *src, shrink_dtype sdt, void *dst, shrink_dtype ddt,
+                          int64_t n);
+
+/* ---- atomic output files (write.c) ----------------------------------------------------- */
+
+/* A file being written: bytes go to a temporary "<dir>/.<name>.tmp-XXXXXX" in the target
+ * folder; sk_out_commit fsyncs it and renames it over `path`; sk_out_abort (or any failing
+ * sk_out_* call) removes it. `path` is never touched before the commit. */
+typedef struct sk_out {
+    int      fd;         /* -1 when closed */
+    char    *path;       /* final path (malloc'd) */
+    char    *tmp;        /* temporary path (malloc'd) */
+    uint64_t written;    /* bytes written so far */
+} sk_out;
+
+/* Opens a temporary file for `path`. Refuses (SHRINK_ERR_ARG) when `path` resolves to one of
+ * inputs[0..n_inputs) (same device and inode, or the same canonical path) or is a folder. */
+SK_HIDDEN shrink_status sk_out_open(sk_out *o, const char *path, const char *const *inputs,
+                                    int n_inputs);
+/* Writes n bytes (retrying short writes); on failure aborts o. */
+SK_HIDDEN shrink_status sk_out_write(sk_out *o, const void *p, size_t n);
+/* Writes zero bytes up to the next multiple of `align` of o->written. */
+SK_HIDDEN shrink_status sk_out_pad(sk_out *o, uint64_t align);
+/* Writes n bytes at absolute offset `off` (a header filled in after the data). */
+SK_HIDDEN shrink_status sk_out_pwrite(sk_out *o, const void *p, size_t n, uint64_t off);
+/* fsync, close, rename to path, fsync the folder. On failure the temporary is removed. */
+SK_HIDDEN shrink_status sk_out_commit(sk_out *o);
+/* fsync + close without renaming yet (for a group of files committed together with
+ * sk_out_rename once all are complete). */
+SK_HIDDEN shrink_status sk_out_finish(sk_out *o);
+SK_HIDDEN shrink_status sk_out_rename(sk_out *o);
+/* Closes and unlinks the temporary; frees o's strings. Safe on a committed/aborted/zeroed o. */
+SK_HIDDEN void sk_out_abort(sk_out *o);
+
+/* 1 if paths a and b name the same existing file (device + inode), else 0. */
+SK_HIDDEN int sk_same_file(const char *a, const char *b);
+
+/* ==== GGUF (gguf.c) ======================================================================
+ * Version 3 (2 is read too), little-endian; layout in gguf.c's header and docs/formats.md.
+ * The parse validates everything before returning: counts against the bytes left (a header
+ * claiming 10^18 tensors or a 100 GB string fails at once, nothing is allocated for it),
+ * value types, nesting depth of arrays, general.alignment (a power of two), tensor names
+ * (unique, at most SK_GGUF_MAX_NAME bytes), dims (1..4, products overflow-checked), ggml
+ * types (known: sizes from the ggml type table), data offsets (aligned, inside the data
+ * section, not overlapping). Strings and array payloads are views into the parsed bytes. */
+
+#define SK_GGUF_MAGIC     0x46554747u /* "GGUF" read as a little-endian u32 */
+#define SK_GGUF_VERSION   3
+#define SK_GGUF_ALIGNMENT 32          /* default general.alignment */
+#define SK_GGUF_MAX_NAME  64          /* GGML_MAX_NAME: tensor names are shorter */
+#define SK_GGUF_MAX_DEPTH 8           /* nesting of arrays of arrays */
+
+typedef enum sk_gguf_type {
+    SK_GGUF_UINT8 = 0, SK_GGUF_INT8 = 1, SK_GGUF_UINT16 = 2, SK_GGUF_INT16 = 3,
+    SK_GGUF_UINT32 = 4, SK_GGUF_INT32 = 5, SK_GGUF_FLOAT32 = 6, SK_GGUF_BOOL = 7,
+    SK_GGUF_STRING = 8, SK_GGUF_ARRAY = 9, SK_GGUF_UINT64 = 10, SK_GGUF_INT64 = 11,
+    SK_GGUF_FLOAT64 = 12, SK_GGUF_TYPE_COUNT
+} sk_gguf_type;
+
+typedef struct sk_gguf_str {
+    const char *s;   /* view, NOT NUL-terminated */
+    uint64_t    len;
+} sk_gguf_str;
+
+typedef struct sk_gguf_value {
+    sk_gguf_type type;
+    union {
+        uint64_t    u;     /* UINT8..UINT64, BOOL */
+        int64_t     i;     /* INT8..INT64 */
+        double      f;     /* FLOAT32, FLOAT64 */
+        sk_gguf_str s;     /* STRING */
+    } v;
+    /* ARRAY: element type, count, and the raw payload (packed little-endian elements for
+     * fixed-size types; for STRING/ARRAY elements, walk it with sk_gguf_array_str/_next) */
+    sk_gguf_type   arr_type;
+    uint64_t       arr_n;
+    const uint8_t *arr_data;
+    uint64_t       arr_bytes;
+} sk_gguf_value;
+
+typedef struct sk_gguf_kv {
+    sk_gguf_str   key;
+    sk_gguf_value val;
+} sk_gguf_kv;
+
+typedef struct sk_gguf_tensor {
+    sk_gguf_str    name;
+    uint32_t       n_dims;
+    int64_t        ne[4];     /* ggml order: ne[0] is the innermost (contiguous) dimension */
+    uint32_t       type;      /* ggml_type */
+    uint64_t       offset;    /* relative to the data section */
+    uint64_t       bytes;
+    const uint8_t *data;      /* view */
+} sk_gguf_tensor;
+
+typedef struct sk_gguf {
+    uint32_t        version;
+    uint64_t        alignment;
+    uint64_t        data_offset;  /* start of the data section in the file */
+    int64_t         n_kv;
+    sk_gguf_kv     *kv;           /* (n_kv) */
+    int64_t         n_tensors;
+    sk_gguf_tensor *tensors;      /* (n_tensors) */
+} sk_gguf;
+
+/* Parses a GGUF file held in data[0..len); `name` is used in messages. On success *out owns
+ * the tables (views into data); free with sk_gguf_free. The from-memory entry point the GGUF
+ * fuzzer calls. */
+SK_HIDDEN shrink_status sk_gguf_parse(const uint8_t *data, size_t len, const char *name,
+                                      sk_gguf **out);
+SK_HIDDEN void sk_gguf_free(sk_gguf *g);
+/* The key/value called `key` (NUL-terminated), NULL if absent. */
+SK_HIDDEN const sk_gguf_kv *sk_gguf_find(const sk_gguf *g, const char *key);
+/* Element i of a STRING array (i < arr_n); walks the payload (O(i)); use the iterator for
+ * whole arrays: *pos starts at 0, each call returns the next string. */
+SK_HIDDEN sk_gguf_str sk_gguf_array_next_str(const sk_gguf_value *v, uint64_t *pos);
+SK_HIDDEN const char *sk_gguf_type_name(sk_gguf_type t);
+/* ggml tensor type name ("f32", "q4_K", ...), "?" if unknown. */
+SK_HIDDEN const char *sk_ggml_type_name(uint32_t type);
+
+/* Maps a .gguf file into m->maps, fills m->cfg (from the arch keys), m->tensors (PyTorch
+ * order shapes, llama.cpp names) and m->file_bytes. Non-f32/f16/bf16 tensors are
+ * SHRINK_ERR_UNSUPPORTED naming the tensor, its type and the file. */
+SK_HIDDEN shrink_status sk_gguf_open(struct shrink_model *m, const char *path);
+/* The tokenizer in a parsed GGUF's metadata (tokenizer.ggml.*): *out NULL if it has none. */
+SK_HIDDEN shrink_status sk_gguf_tokenizer(const sk_gguf *g, const char *name,
+                                          struct shrink_tokenizer **out);
 
 #endif /* SK_FORMATS_H */
