@@ -14,14 +14,14 @@
 #
 # Assets come from $SHRINK_SHARED, ../shared, then the copies in tests/fixtures/ and
 # models/stories260K/ (see tests/fixtures/README.md); a test whose asset is absent is skipped
-# with a message. Ends with "test_cli: N passed, N failed, N skipped"; exit 1 on any failure.
+# with a message. KEEP_TMP=1 keeps the temporary folder of broken files. Ends with "test_cli: N passed, N failed, N skipped"; exit 1 on any failure.
 set -u
 bin=${1:-build/shrink}
 pass=0
 fail=0
 skip=0
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shrink-cli.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT INT TERM
+trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
 
 ok()   { pass=$((pass + 1)); }
 bad()  { fail=$((fail + 1)); echo "FAIL: $*"; }
@@ -310,6 +310,35 @@ else
     else
         expect_fail "safetensors shape does not match the data" "hf_shape" "$bin" info "$tmp/hf_shape"
     fi
+    # header edits that change its length: rewrite the u64 length in front of the JSON
+    hlen=$(od -An -t u8 -N 8 "$st" | tr -d ' ')
+    le64() {
+        n=$1
+        i=0
+        while [ $i -lt 8 ]; do
+            printf "\\$(printf '%03o' $((n % 256)))"
+            n=$((n / 256))
+            i=$((i + 1))
+        done
+    }
+    # st_edit DIR SED-EXPRESSION: DIR/model.safetensors = the model with its header edited
+    st_edit() {
+        mk "$1"
+        tail -c +9 "$st" | head -c "$hlen" | LC_ALL=C sed "$2" >"$tmp/hdr.json"
+        { le64 "$(wc -c <"$tmp/hdr.json")"; cat "$tmp/hdr.json"; tail -c +$((9 + hlen)) "$st"; } \
+            >"$tmp/$1/model.safetensors"
+    }
+    st_edit hf_same 's/x/x/'
+    cmp -s "$st" "$tmp/hf_same/model.safetensors" && ok || bad "st_edit does not rebuild the file"
+    st_edit hf_overflow 's/"shape":\[512,64\]/"shape":[4611686018427387904,4611686018427387904]/'
+    expect_fail "safetensors shape product overflows" "hf_overflow" "$bin" info "$tmp/hf_overflow"
+    st_edit hf_offsets 's/"data_offsets":\[0,131072\]/"data_offsets":[0,99999999999]/'
+    expect_fail "safetensors data offsets past the end" "hf_offsets" "$bin" info "$tmp/hf_offsets"
+    st_edit hf_dtype 's/"dtype":"F32","shape":\[512,64\]/"dtype":"I32","shape":[512,64]/'
+    expect_fail "safetensors unsupported dtype" "hf_dtype" "$bin" info "$tmp/hf_dtype"
+    st_edit hf_hdrjson 's/^{/{"oops"/'
+    expect_fail "safetensors header JSON broken" "hf_hdrjson" "$bin" info "$tmp/hf_hdrjson"
+
     mk hf_nofile
     rm "$tmp/hf_nofile/model.safetensors"
     expect_fail "folder without model.safetensors" "hf_nofile" "$bin" info "$tmp/hf_nofile"
