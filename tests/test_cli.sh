@@ -14,7 +14,8 @@
 #
 # Assets come from $SHRINK_SHARED, ../shared, then the copies in tests/fixtures/ and
 # models/stories260K/ (see tests/fixtures/README.md); a test whose asset is absent is skipped
-# with a message. KEEP_TMP=1 keeps the temporary folder of broken files. Ends with "test_cli: N passed, N failed, N skipped"; exit 1 on any failure.
+# with a message. KEEP_TMP=1 keeps the temporary folder of broken files.
+# Ends with "test_cli: N passed, N failed, N skipped"; exit 1 on any failure.
 set -u
 bin=${1:-build/shrink}
 pass=0
