@@ -222,6 +222,35 @@ SK_HIDDEN shrink_status sk_model_write(const struct shrink_model *m, const char 
 SK_HIDDEN void sk_convert(const void *src, shrink_dtype sdt, void *dst, shrink_dtype ddt,
                           int64_t n);
 
+/* ---- shared by the writers (write.c) ---------------------------------------------------- */
+
+typedef struct sk_write_progress {
+    int64_t done;    /* tensor bytes written */
+    int64_t total;
+    void  (*fn)(void *user, int64_t done, int64_t total);
+    void   *user;
+} sk_write_progress;
+
+struct sk_out;
+/* Streams tensor t of src into o block by block as `dt` (transposed: rows of the transpose),
+ * with q/k rows permuted from src->cfg.rope_layout to `layout`. On failure aborts o. */
+SK_HIDDEN shrink_status sk_write_stream(const sk_source *src, const sk_wtensor *t,
+                                        struct sk_out *o, shrink_dtype dt, int transposed,
+                                        sk_rope_layout layout, sk_write_progress *pr);
+/* File name pattern (%d = layer) of a role: GGUF (llama.cpp) names, or Hugging Face names of
+ * the Llama or GPT-2 family (GPT-2 without the "transformer." prefix). NULL if none. */
+SK_HIDDEN const char *sk_role_name(sk_role r, int gguf, int gpt2);
+/* Whether a GPT-2 Hugging Face file stores the role's weight as Conv1D (in, out). */
+SK_HIDDEN int sk_role_conv1d(sk_role r);
+
+/* The writers sk_write dispatches to (gguf.c, hf.c, llama2c.c). */
+SK_HIDDEN shrink_status sk_gguf_write(const sk_source *src, const char *out,
+                                      const sk_write_opts *o);
+SK_HIDDEN shrink_status sk_hf_write(const sk_source *src, const char *out,
+                                    const sk_write_opts *o);
+SK_HIDDEN shrink_status sk_llama2c_write(const sk_source *src, const char *out,
+                                         const sk_write_opts *o);
+
 /* ---- atomic output files (write.c) ----------------------------------------------------- */
 
 /* A file being written: bytes go to a temporary "<dir>/.<name>.tmp-XXXXXX" in the target
@@ -340,9 +369,10 @@ SK_HIDDEN const char *sk_gguf_type_name(sk_gguf_type t);
 SK_HIDDEN const char *sk_ggml_type_name(uint32_t type);
 
 /* Maps a .gguf file into m->maps, fills m->cfg (from the arch keys), m->tensors (PyTorch
- * order shapes, llama.cpp names) and m->file_bytes. Non-f32/f16/bf16 tensors are
- * SHRINK_ERR_UNSUPPORTED naming the tensor, its type and the file. */
-SK_HIDDEN shrink_status sk_gguf_open(struct shrink_model *m, const char *path);
+ * order shapes, llama.cpp names), m->file_bytes and, if want_tok, m->tok from the metadata.
+ * Non-f32/f16/bf16 tensors are SHRINK_ERR_UNSUPPORTED naming the tensor, its type and the
+ * file. */
+SK_HIDDEN shrink_status sk_gguf_open(struct shrink_model *m, const char *path, int want_tok);
 /* The tokenizer in a parsed GGUF's metadata (tokenizer.ggml.*): *out NULL if it has none. */
 SK_HIDDEN shrink_status sk_gguf_tokenizer(const sk_gguf *g, const char *name,
                                           struct shrink_tokenizer **out);

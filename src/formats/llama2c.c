@@ -25,6 +25,8 @@
  */
 #include "formats.h"
 
+#include <math.h>
+
 #define LLAMA2C_HEADER_BYTES 28
 #define LLAMA2C_MAGIC        0x616b3432u /* "ak42": llama2.c export.py version 1/2 files */
 #define LLAMA2C_MAX_DIM      (1 << 20)
@@ -194,4 +196,108 @@ shrink_status sk_llama2c_open(struct shrink_model *m, const char *path) {
     m->n_maps++;
     m->file_bytes += mp->size;
     return sk_llama2c_parse(mp->data, mp->size, path, &m->cfg, &m->tensors, &m->n_tensors);
+}
+
+/* ==== writing ============================================================================ */
+
+/* The canonical tensor of (role, layer) in ts[0..n), or NULL. */
+static const sk_wtensor *find_w(const sk_wtensor *ts, int64_t n, sk_role role, int layer) {
+    for (int64_t i = 0; i < n; i++)
+        if (ts[i].role == role && ts[i].layer == layer) return &ts[i];
+    return NULL;
+}
+
+/* What run.c cannot express: anything but a plain Llama with its fixed constants. */
+static shrink_status l2c_check(const sk_source *src, const char *out, const sk_write_opts *o) {
+    const sk_config *c = &src->cfg;
+    if (c->arch->names != SK_NAMES_LLAMA || c->arch->ffn != SK_FFN_SWIGLU)
+        return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: llama2.c checkpoints hold Llama models only "
+                        "(this one is %s)", out, c->arch->name);
+    if (c->qkv_bias)
+        return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: llama2.c checkpoints have no q/k/v biases",
+                        out);
+    if ((int64_t)c->head_dim * c->n_heads != c->dim)
+        return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: llama2.c needs head_dim * n_heads == dim "
+                        "(%d * %d != %d)", out, c->head_dim, c->n_heads, c->dim);
+    if (c->rope_theta != 10000.0f || c->norm_eps != 1e-5f)
+        return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: llama2.c's run.c fixes rope_theta = 10000 "
+                        "and rms_norm_eps = 1e-5; this model has %g and %g", out,
+                        (double)c->rope_theta, (double)c->norm_eps);
+    if (o->dtype >= 0 && o->dtype != SHRINK_DTYPE_F32)
+        return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: llama2.c legacy checkpoints are f32 only "
+                        "(asked for %s)", out, shrink_dtype_name((shrink_dtype)o->dtype));
+    return SHRINK_OK;
+}
+
+/* freq_cis_real / imag (S, hd/2) as llama2.c's export computes them (precompute_freqs_cis;
+ * run.c does not read them). */
+static shrink_status write_freqs(sk_out *f, const sk_config *c, int imag) {
+    int64_t half = c->head_dim / 2;
+    float *row = sk_malloc((size_t)half * sizeof *row);
+    if (!row) {
+        sk_out_abort(f);
+        return sk_error(SHRINK_ERR_NOMEM, "out of memory");
+    }
+    shrink_status st = SHRINK_OK;
+    for (int64_t t = 0; t < c->max_seq_len && !st; t++) {
+        for (int64_t i = 0; i < half; i++) {
+            float freq = 1.0f / powf(10000.0f, (float)(2 * i) / (float)c->head_dim);
+            float a = (float)t * freq;
+            row[i] = imag ? sinf(a) : cosf(a);
+        }
+        st = sk_out_write(f, row, (size_t)half * sizeof *row); /* little-endian hosts */
+    }
+    sk_free(row);
+    return st;
+}
+
+shrink_status sk_llama2c_write(const sk_source *src, const char *out, const sk_write_opts *o) {
+    shrink_status st = l2c_check(src, out, o);
+    if (st) return st;
+    const sk_config *c = &src->cfg;
+    sk_wtensor *ts;
+    int64_t n;
+    if ((st = sk_wtensors(c, &ts, &n))) return st;
+    uint64_t total = 0;
+    for (int64_t i = 0; i < n; i++) total += (uint64_t)ts[i].rows * (uint64_t)ts[i].cols * 4;
+    sk_write_progress pr = {0, (int64_t)total, o->progress, o->progress_user};
+    sk_out f;
+    if ((st = sk_out_open(&f, out, src->inputs, src->n_inputs))) {
+        sk_free(ts);
+        return st;
+    }
+    int32_t hdr[7] = {c->dim, c->ffn_dim, c->n_layers, c->n_heads, c->n_kv_heads,
+                      c->tied ? c->vocab_size : -c->vocab_size, c->max_seq_len};
+    uint8_t h[28];
+    for (int k = 0; k < 7; k++)
+        for (int b = 0; b < 4; b++) h[4 * k + b] = (uint8_t)((uint32_t)hdr[k] >> (8 * b));
+    st = sk_out_write(&f, h, sizeof h);
+    /* the arrays in file order (see the top of this file) */
+    static const struct {
+        sk_role role;
+        int     per_layer;
+    } order[] = {
+        {SK_ROLE_TOK_EMB, 0}, {SK_ROLE_ATTN_NORM, 1}, {SK_ROLE_WQ, 1},       {SK_ROLE_WK, 1},
+        {SK_ROLE_WV, 1},      {SK_ROLE_WO, 1},        {SK_ROLE_FFN_NORM, 1}, {SK_ROLE_W_GATE, 1},
+        {SK_ROLE_W_DOWN, 1},  {SK_ROLE_W_UP, 1},      {SK_ROLE_FINAL_NORM, 0},
+    };
+    for (size_t a = 0; a < sizeof order / sizeof order[0] && !st; a++) {
+        int count = order[a].per_layer ? c->n_layers : 1;
+        for (int l = 0; l < count && !st; l++) {
+            const sk_wtensor *t = find_w(ts, n, order[a].role, order[a].per_layer ? l : -1);
+            SHRINK_ASSERT(t);
+            st = sk_write_stream(src, t, &f, SHRINK_DTYPE_F32, 0, SK_ROPE_INTERLEAVED, &pr);
+        }
+    }
+    if (!st) st = write_freqs(&f, c, 0);
+    if (!st) st = write_freqs(&f, c, 1);
+    if (!st && !c->tied) {
+        const sk_wtensor *t = find_w(ts, n, SK_ROLE_HEAD, -1);
+        SHRINK_ASSERT(t);
+        st = sk_write_stream(src, t, &f, SHRINK_DTYPE_F32, 0, SK_ROPE_INTERLEAVED, &pr);
+    }
+    sk_free(ts);
+    if (!st) st = sk_out_commit(&f);
+    else sk_out_abort(&f);
+    return st;
 }

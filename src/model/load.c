@@ -2,7 +2,8 @@
  * load.c - shrink_model_load: detect the format, read config and tensor table, bind tensors
  * to the decoder's fields (model.h) by name, load the tokenizer.
  *
- * Paths accepted: a llama2.c legacy .bin; a Hugging Face folder (config.json +
+ * Paths accepted: a GGUF file (.gguf or the "GGUF" magic: arch llama or gpt2, llama.cpp's
+ * tensor names, tokenizer from its metadata); a llama2.c legacy .bin; a Hugging Face folder (config.json +
  * model.safetensors or model.safetensors.index.json); a .safetensors / .index.json /
  * config.json file inside such a folder. A file with neither extension is sniffed: a
  * safetensors header (u64 length, then '{') means safetensors, anything else llama2.c.
@@ -141,6 +142,49 @@ static const bind_row bind_gpt2[] = {
     {NULL, 0, 0, 0, 0, 0, 0, 0},
 };
 
+/* GGUF (llama.cpp) names: shapes are stored ne-first, which the reader turns into PyTorch
+ * order, so every matrix is already (out, in); GPT-2's attn_qkv is the fused (3D, D) matrix
+ * (convert_hf_to_gguf.py transposes the Conv1D weights). q/k rows are interleaved. */
+static const bind_row bind_gguf_llama[] = {
+    {"token_embd.weight",         0, BK_MAT, BD_V, BD_D, 0, BN_ALWAYS, MF(tok_emb)},
+    {"output_norm.weight",        0, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, MF(final_norm)},
+    {"output.weight",             0, BK_MAT, BD_V, BD_D, 0, BN_UNTIED, MF(head)},
+    {"blk.%d.attn_norm.weight",   1, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, LF(attn_norm)},
+    {"blk.%d.attn_q.weight",      1, BK_MAT, BD_Q, BD_D, 0, BN_ALWAYS, LF(wq)},
+    {"blk.%d.attn_k.weight",      1, BK_MAT, BD_KV, BD_D, 0, BN_ALWAYS, LF(wk)},
+    {"blk.%d.attn_v.weight",      1, BK_MAT, BD_KV, BD_D, 0, BN_ALWAYS, LF(wv)},
+    {"blk.%d.attn_q.bias",        1, BK_VEC, BD_Q, BD_NONE, 0, BN_QKV_BIAS, LF(bq)},
+    {"blk.%d.attn_k.bias",        1, BK_VEC, BD_KV, BD_NONE, 0, BN_QKV_BIAS, LF(bk)},
+    {"blk.%d.attn_v.bias",        1, BK_VEC, BD_KV, BD_NONE, 0, BN_QKV_BIAS, LF(bv)},
+    {"blk.%d.attn_output.weight", 1, BK_MAT, BD_D, BD_Q, 0, BN_ALWAYS, LF(wo)},
+    {"blk.%d.ffn_norm.weight",    1, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, LF(ffn_norm)},
+    {"blk.%d.ffn_gate.weight",    1, BK_MAT, BD_F, BD_D, 0, BN_SWIGLU, LF(w_gate)},
+    {"blk.%d.ffn_up.weight",      1, BK_MAT, BD_F, BD_D, 0, BN_ALWAYS, LF(w_up)},
+    {"blk.%d.ffn_down.weight",    1, BK_MAT, BD_D, BD_F, 0, BN_ALWAYS, LF(w_down)},
+    {NULL, 0, 0, 0, 0, 0, 0, 0},
+};
+
+static const bind_row bind_gguf_gpt2[] = {
+    {"token_embd.weight",         0, BK_MAT, BD_V, BD_D, 0, BN_ALWAYS, MF(tok_emb)},
+    {"position_embd.weight",      0, BK_MAT, BD_S, BD_D, 0, BN_LEARNED, MF(pos_emb)},
+    {"output_norm.weight",        0, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, MF(final_norm)},
+    {"output_norm.bias",          0, BK_VEC, BD_D, BD_NONE, 0, BN_NORM_BIAS, MF(final_norm_b)},
+    {"output.weight",             0, BK_MAT, BD_V, BD_D, 0, BN_UNTIED, MF(head)},
+    {"blk.%d.attn_norm.weight",   1, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, LF(attn_norm)},
+    {"blk.%d.attn_norm.bias",     1, BK_VEC, BD_D, BD_NONE, 0, BN_NORM_BIAS, LF(attn_norm_b)},
+    {"blk.%d.attn_qkv.weight",    1, BK_QKV, BD_QKV, BD_D, 0, BN_ALWAYS, 0},
+    {"blk.%d.attn_qkv.bias",      1, BK_QKV_BIAS, BD_QKV, BD_NONE, 0, BN_QKV_BIAS, 0},
+    {"blk.%d.attn_output.weight", 1, BK_MAT, BD_D, BD_Q, 0, BN_ALWAYS, LF(wo)},
+    {"blk.%d.attn_output.bias",   1, BK_VEC, BD_D, BD_NONE, 0, BN_OUT_BIAS, LF(bo)},
+    {"blk.%d.ffn_norm.weight",    1, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, LF(ffn_norm)},
+    {"blk.%d.ffn_norm.bias",      1, BK_VEC, BD_D, BD_NONE, 0, BN_NORM_BIAS, LF(ffn_norm_b)},
+    {"blk.%d.ffn_up.weight",      1, BK_MAT, BD_F, BD_D, 0, BN_ALWAYS, LF(w_up)},
+    {"blk.%d.ffn_up.bias",        1, BK_VEC, BD_F, BD_NONE, 0, BN_MLP_BIAS, LF(b_up)},
+    {"blk.%d.ffn_down.weight",    1, BK_MAT, BD_D, BD_F, 0, BN_ALWAYS, LF(w_down)},
+    {"blk.%d.ffn_down.bias",      1, BK_VEC, BD_D, BD_NONE, 0, BN_MLP_BIAS, LF(b_down)},
+    {NULL, 0, 0, 0, 0, 0, 0, 0},
+};
+
 static const char *const prefixes_llama[] = {"", NULL};
 static const char *const prefixes_gpt2[] = {"transformer.", "", NULL};
 
@@ -175,6 +219,8 @@ static int64_t find_tensor(const binder *b, const char *name) {
     }
     return -1;
 }
+
+static int is_gguf(const struct shrink_model *m) { return strcmp(m->format, "gguf") == 0; }
 
 static int64_t dim_value(const sk_config *c, bind_dim d) {
     int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
@@ -299,7 +345,8 @@ static shrink_status bind_one(binder *b, const bind_row *r, int layer) {
     const sk_config *c = &b->m->cfg;
     int need = need_of(c, r->need);
     if (need < 0) return SHRINK_OK;
-    const char *const *pre = c->arch->names == SK_NAMES_GPT2 ? prefixes_gpt2 : prefixes_llama;
+    const char *const *pre = c->arch->names == SK_NAMES_GPT2 && !is_gguf(b->m) ? prefixes_gpt2
+                                                                               : prefixes_llama;
     char base[128], name[160];
     snprintf(base, sizeof base, r->name, layer);
     int64_t ti = -1;
@@ -364,7 +411,9 @@ static shrink_status bind_all(struct shrink_model *m, const shrink_load_params *
     for (int64_t i = 0; i < m->n_tensors; i++) b.sorted[i] = (name_idx){m->tensors[i].name, i};
     qsort(b.sorted, (size_t)m->n_tensors, sizeof *b.sorted, cmp_name_idx);
 
-    const bind_row *rows = c->arch->names == SK_NAMES_GPT2 ? bind_gpt2 : bind_llama;
+    int gpt2 = c->arch->names == SK_NAMES_GPT2;
+    const bind_row *rows = is_gguf(m) ? (gpt2 ? bind_gguf_gpt2 : bind_gguf_llama)
+                                      : (gpt2 ? bind_gpt2 : bind_llama);
     for (const bind_row *r = rows; r->name && !st; r++) {
         if (!r->layer) st = bind_one(&b, r, -1);
         for (int l = 0; r->layer && l < c->n_layers && !st; l++) st = bind_one(&b, r, l);
@@ -492,11 +541,45 @@ static shrink_status hf_weights(const char *dir, char **out) {
                     "the folder", dir);
 }
 
+/* Does the file start with the GGUF magic? */
+static int sniff_gguf(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    uint8_t h[4];
+    int ok = fread(h, 1, 4, f) == 4 && sk_rd_u32(h) == SK_GGUF_MAGIC;
+    fclose(f);
+    return ok;
+}
+
+/* A .gguf file (or any file starting with the GGUF magic): config, tensors and, unless a
+ * tokenizer path is given or none is wanted, the tokenizer from its metadata. */
+static shrink_status load_gguf(struct shrink_model *m, const char *path,
+                               const shrink_load_params *params, int bind) {
+    m->format = "gguf";
+    int want_tok = !params->no_tokenizer && !params->tokenizer_path;
+    shrink_status st = sk_gguf_open(m, path, want_tok);
+    if (st) return st;
+    if (bind) {
+        int64_t n_params = 0;
+        if ((st = bind_all(m, params, path, &n_params))) return st;
+        m->n_params = n_params;
+    }
+    if (params->tokenizer_path && !params->no_tokenizer) {
+        char *dir = sk_path_dir(path);
+        if (!dir) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
+        st = load_tokenizer(m, params, dir);
+        sk_free(dir);
+    }
+    return st;
+}
+
 static shrink_status load_into(struct shrink_model *m, const char *path,
-                               const shrink_load_params *params) {
+                               const shrink_load_params *params, int bind) {
     char *dir = NULL, *weights = NULL;
     shrink_status st;
     int hf;
+    if (sk_file_exists(path) && (ends_with(path, ".gguf") || sniff_gguf(path)))
+        return load_gguf(m, path, params, bind);
     if (sk_dir_exists(path)) {
         hf = 1;
         dir = sk_strdup(path);
@@ -527,7 +610,7 @@ static shrink_status load_into(struct shrink_model *m, const char *path,
         }
     }
     int64_t n_params = 0;
-    if ((st = bind_all(m, params, weights, &n_params))) goto out;
+    if (bind && (st = bind_all(m, params, weights, &n_params))) goto out;
     m->n_params = n_params;
     st = load_tokenizer(m, params, dir);
 out:
@@ -536,8 +619,8 @@ out:
     return st;
 }
 
-shrink_status shrink_model_load(shrink_model **out, const char *path,
-                                const shrink_load_params *params) {
+static shrink_status model_load(shrink_model **out, const char *path,
+                                const shrink_load_params *params, int bind) {
     if (!out) return sk_error(SHRINK_ERR_ARG, "shrink_model_load: out is NULL");
     *out = NULL;
     if (!path || !*path) return sk_error(SHRINK_ERR_ARG, "shrink_model_load: no path");
@@ -546,7 +629,7 @@ shrink_status shrink_model_load(shrink_model **out, const char *path,
     struct shrink_model *m = sk_calloc(1, sizeof *m);
     if (!m) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
     m->path = sk_strdup(path);
-    shrink_status st = m->path ? load_into(m, path, params)
+    shrink_status st = m->path ? load_into(m, path, params, bind)
                                : sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
     if (st) {
         shrink_model_free(m);
@@ -554,6 +637,16 @@ shrink_status shrink_model_load(shrink_model **out, const char *path,
     }
     *out = m;
     return SHRINK_OK;
+}
+
+shrink_status shrink_model_load(shrink_model **out, const char *path,
+                                const shrink_load_params *params) {
+    return model_load(out, path, params, 1);
+}
+
+shrink_status sk_model_open(struct shrink_model **out, const char *path,
+                            const shrink_load_params *params) {
+    return model_load(out, path, params, 0);
 }
 
 /* ---- queries -------------------------------------------------------------------------- */

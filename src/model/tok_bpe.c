@@ -275,3 +275,44 @@ shrink_status sk_tok_encode_gpt2(const shrink_tokenizer *t, const char *text, si
     sk_free(buf);
     return st;
 }
+
+/* ==== from arrays (GGUF metadata) ========================================================== */
+
+shrink_status sk_tok_load_gpt2_arrays(const sk_tok_arrays *a, const char *what,
+                                      shrink_tokenizer **out) {
+    *out = NULL;
+    shrink_tokenizer *t = sk_tok_new(SK_TOK_GPT2, what);
+    if (!t) return sk_error(SHRINK_ERR_NOMEM, "%s: no memory", what);
+    shrink_status st = sk_tok_vocab_init(t, a->n_vocab);
+    for (int64_t i = 0; i < a->n_vocab && !st; i++) {
+        int32_t ty = a->types ? a->types[i] : SK_PIECE_NORMAL;
+        if (ty < SK_PIECE_NORMAL || ty > SK_PIECE_BYTE) ty = SK_PIECE_NORMAL;
+        if (a->piece_lens[i] > UINT32_MAX) {
+            st = sk_error(SHRINK_ERR_FORMAT, "%s: piece %" PRId64 " is too long", what, i);
+            break;
+        }
+        st = sk_tok_vocab_set(t, (int32_t)i, a->pieces[i], (size_t)a->piece_lens[i], 0.0f,
+                              (sk_piece_type)ty);
+    }
+    if (!st) st = sk_tok_vocab_index(t, 0);
+    if (!st) st = sk_tok_merges_init(t, (size_t)a->n_merges + 1);
+    for (int64_t i = 0; i < a->n_merges && !st; i++) {
+        const char *m = a->merges[i];
+        size_t n = (size_t)a->merge_lens[i];
+        const char *sp = memchr(m, ' ', n);
+        if (!sp || sp == m || sp + 1 == m + n)
+            st = sk_error(SHRINK_ERR_FORMAT, "%s: merge %" PRId64 " is not \"a b\"", what, i);
+        else
+            st = sk_tok_merge_add(t, m, (size_t)(sp - m), sp + 1, (size_t)(m + n - sp - 1),
+                                  (int32_t)i);
+    }
+    if (!st) st = gpt2_finish(t);
+    if (!st && a->bos >= 0) t->bos = a->bos;
+    if (!st && a->eos >= 0) t->eos = a->eos;
+    if (st) {
+        shrink_tokenizer_free(t);
+        return st;
+    }
+    *out = t;
+    return SHRINK_OK;
+}

@@ -555,3 +555,38 @@ shrink_status sk_tok_encode_spm(const shrink_tokenizer *t, const char *text, siz
     sk_free(s);
     return st;
 }
+
+/* ==== from arrays (GGUF metadata) ========================================================== */
+
+shrink_status sk_tok_load_spm_arrays(const sk_tok_arrays *a, const char *what,
+                                     shrink_tokenizer **out) {
+    *out = NULL;
+    shrink_tokenizer *t = sk_tok_new(SK_TOK_SPM, what);
+    if (!t) return sk_error(SHRINK_ERR_NOMEM, "%s: no memory", what);
+    shrink_status st = sk_tok_vocab_init(t, a->n_vocab);
+    for (int64_t i = 0; i < a->n_vocab && !st; i++) {
+        int32_t ty = a->types ? a->types[i] : SK_PIECE_NORMAL;
+        if (ty < SK_PIECE_NORMAL || ty > SK_PIECE_BYTE) ty = SK_PIECE_NORMAL;
+        if (a->piece_lens[i] > UINT32_MAX) {
+            st = sk_error(SHRINK_ERR_FORMAT, "%s: piece %" PRId64 " is too long", what, i);
+            break;
+        }
+        st = sk_tok_vocab_set(t, (int32_t)i, a->pieces[i], (size_t)a->piece_lens[i],
+                              a->scores ? a->scores[i] : 0.0f, (sk_piece_type)ty);
+        if (!st && ty == SK_PIECE_UNKNOWN && t->unk < 0) t->unk = (int32_t)i;
+    }
+    if (!st) st = sk_tok_vocab_index(t, 0);
+    if (!st) {
+        if (a->bos >= 0) t->bos = a->bos;
+        if (a->eos >= 0) t->eos = a->eos;
+        if (a->unk >= 0) t->unk = a->unk;
+        if (a->add_space_prefix >= 0) t->add_dummy_prefix = a->add_space_prefix;
+        st = sk_tok_finish(t);
+    }
+    if (st) {
+        shrink_tokenizer_free(t);
+        return st;
+    }
+    *out = t;
+    return SHRINK_OK;
+}

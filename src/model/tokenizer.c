@@ -648,6 +648,9 @@ shrink_status sk_bpe_merge(const shrink_tokenizer *t, sk_bpe_work *w, const char
 
 /* ==== Hugging Face JSON ==================================================================== */
 
+/* Most ids a JSON vocabulary may leave unused (they become empty UNUSED pieces). */
+#define SK_TOK_MAX_GAPS (1 << 16)
+
 static shrink_status json_id(const sk_json *v, const char *what, const char *key, int32_t *id) {
     if (!v || v->type != SK_JSON_NUMBER || !v->is_int || v->integer < 0 ||
         v->integer >= SK_TOK_MAX_VOCAB)
@@ -676,6 +679,13 @@ shrink_status sk_tok_vocab_from_json(shrink_tokenizer *t, const sk_json *vocab,
         if ((st = json_id(sk_json_get(a, "id"), what, c, &id))) return st;
         if (id > max_id) max_id = id;
     }
+    /* The table has max_id + 1 rows whatever the number of pieces: one piece with id 2^24 - 1
+     * would make a 100-byte file allocate ~1 GB. Ids may leave gaps, but only a few. */
+    size_t n_given = vocab->len + (added ? added->len : 0);
+    if ((uint64_t)max_id >= (uint64_t)n_given + SK_TOK_MAX_GAPS)
+        return sk_error(SHRINK_ERR_FORMAT, "%s: ids go up to %" PRId32 " but only %zu pieces are "
+                        "given (more than %d ids missing)", what, max_id, n_given,
+                        SK_TOK_MAX_GAPS);
     if ((st = sk_tok_vocab_init(t, (int64_t)max_id + 1))) return st;
     for (size_t i = 0; i < vocab->len; i++) {
         id = (int32_t)vocab->items[i].integer;
@@ -1051,4 +1061,51 @@ int32_t shrink_tokenizer_piece(const shrink_tokenizer *t, int32_t prev, int32_t 
     if (n > (size_t)INT32_MAX) n = INT32_MAX;
     memcpy(buf, s, n < cap ? n : cap);
     return (int32_t)n;
+}
+
+/* ==== merges as a list (writers) =========================================================== */
+
+static int cmp_rank(const void *a, const void *b) {
+    const sk_pairmap_slot *x = *(const sk_pairmap_slot *const *)a;
+    const sk_pairmap_slot *y = *(const sk_pairmap_slot *const *)b;
+    return (x->rank > y->rank) - (x->rank < y->rank);
+}
+
+shrink_status sk_tok_merges_list(const shrink_tokenizer *t, char ***merges, size_t **lens,
+                                 int64_t *n_out) {
+    *merges = NULL;
+    *lens = NULL;
+    *n_out = 0;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < t->merges.cap; i++) n += t->merges.slots[i].key != UINT64_MAX;
+    const sk_pairmap_slot **s = sk_malloc((size_t)(n ? n : 1) * sizeof *s);
+    char **m = sk_calloc(n ? n : 1, sizeof *m);
+    size_t *l = sk_malloc((size_t)(n ? n : 1) * sizeof *l);
+    if (!s || !m || !l) goto out_nomem;
+    n = 0;
+    for (uint32_t i = 0; i < t->merges.cap; i++)
+        if (t->merges.slots[i].key != UINT64_MAX) s[n++] = &t->merges.slots[i];
+    qsort(s, n, sizeof *s, cmp_rank);
+    for (uint32_t i = 0; i < n; i++) {
+        int32_t a = (int32_t)(s[i]->key >> 32), b = (int32_t)(s[i]->key & 0xFFFFFFFFu);
+        size_t la = t->piece_len[a], lb = t->piece_len[b];
+        m[i] = sk_malloc(la + lb + 2);
+        if (!m[i]) goto out_nomem;
+        memcpy(m[i], sk_tok_piece_str(t, a), la);
+        m[i][la] = ' ';
+        memcpy(m[i] + la + 1, sk_tok_piece_str(t, b), lb);
+        m[i][la + lb + 1] = '\0';
+        l[i] = la + lb + 1;
+    }
+    sk_free(s);
+    *merges = m;
+    *lens = l;
+    *n_out = n;
+    return SHRINK_OK;
+out_nomem:
+    for (uint32_t i = 0; m && i < n; i++) sk_free(m[i]);
+    sk_free(m);
+    sk_free(l);
+    sk_free(s);
+    return sk_error(SHRINK_ERR_NOMEM, "%s: no memory for the merge list", t->what);
 }

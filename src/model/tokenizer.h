@@ -157,6 +157,33 @@ SK_HIDDEN shrink_status sk_tok_load_gpt2_mem(const char *vocab_json, size_t voca
                                              const char *merges_txt, size_t merges_len,
                                              const char *what, shrink_tokenizer **out);
 
+/* A vocabulary given as arrays (GGUF tokenizer.ggml.* metadata, or any other container):
+ * pieces are views (not NUL-terminated) and are copied. */
+typedef struct sk_tok_arrays {
+    int64_t            n_vocab;
+    const char *const *pieces;      /* (n_vocab) sentencepiece pieces ("▁" for spaces) or
+                                       byte-level pieces */
+    const uint64_t    *piece_lens;  /* (n_vocab) */
+    const float       *scores;      /* (n_vocab) or NULL (SPM: merge priority; default 0) */
+    const int32_t     *types;       /* (n_vocab) sk_piece_type values or NULL (all NORMAL) */
+    int64_t            n_merges;    /* GPT-2: merges "a b" in rank order */
+    const char *const *merges;
+    const uint64_t    *merge_lens;
+    int32_t            bos, eos, unk;      /* -1: none (GPT-2: <|endoftext|> if present) */
+    int                add_space_prefix;   /* SPM dummy prefix: 1/0, -1 = default (yes) */
+} sk_tok_arrays;
+
+/* Sentencepiece BPE (score mode, byte fallback) from arrays (tok_spm.c). */
+SK_HIDDEN shrink_status sk_tok_load_spm_arrays(const sk_tok_arrays *a, const char *what,
+                                               shrink_tokenizer **out);
+/* GPT-2 byte-level BPE from arrays: pieces + merges (tok_bpe.c). */
+SK_HIDDEN shrink_status sk_tok_load_gpt2_arrays(const sk_tok_arrays *a, const char *what,
+                                                shrink_tokenizer **out);
+/* The merges of a rank-mode tokenizer as "a b" strings in rank order (tokenizer.c): *merges
+ * and each string malloc'd (free each, then the arrays, with sk_free). */
+SK_HIDDEN shrink_status sk_tok_merges_list(const shrink_tokenizer *t, char ***merges,
+                                           size_t **lens, int64_t *n);
+
 /* Loader parts tok_spm.c and tok_bpe.c share for tokenizer.json. */
 typedef struct sk_json sk_json;
 SK_HIDDEN shrink_status sk_tok_hf_spm_from_json(const sk_json *root, const char *what,
