@@ -117,4 +117,33 @@ uninstall:
 clean:
 	rm -rf build build-asan
 
+# Fuzzing (docs/style.md section 12): the libFuzzer targets fuzz/fuzz_<format>.c, built with
+# clang, ASan + UBSan (no recovery) and coverage, against the library compiled the same way,
+# into build-fuzz/fuzz/; beside each a replay_<format> (fuzz/fuzz_main.c: runs files through
+# the target without libFuzzer). fuzz/run.sh runs them; `make fuzz-run` runs each for
+# FUZZ_SECONDS (CI: 60). tests/test_fuzz_regress.c replays fuzz/regress/ and fuzz/corpus/ in
+# every `make check`. WERROR is off here: clang warns where gcc does not (omp simd hints).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SRC      = $(filter-out fuzz/fuzz_main.c,$(wildcard fuzz/fuzz_*.c))
+FUZZ_BINS     = $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%) $(FUZZ_SRC:fuzz/fuzz_%.c=$(BUILD)/fuzz/replay_%)
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) OPT=-O1 WERROR= EXTRA_CFLAGS=-fsanitize=fuzzer-no-link \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	    fuzz-build
+fuzz-build: $(FUZZ_BINS)
+fuzz-run: fuzz
+	@sh fuzz/run.sh $(FUZZ_SECONDS)
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_tok.h $(BUILD)/libshrink.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Isrc -fsanitize=fuzzer -o $@ $< $(BUILD)/libshrink.a $(LDLIBS)
+$(BUILD)/fuzz/replay_%: fuzz/fuzz_%.c fuzz/fuzz_main.c fuzz/fuzz_tok.h $(BUILD)/libshrink.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Isrc -o $@ $< fuzz/fuzz_main.c $(BUILD)/libshrink.a $(LDLIBS)
+$(BUILD)/tests/test_fuzz_regress: $(wildcard fuzz/fuzz_*.c fuzz/*.h)
+.PHONY: fuzz-build fuzz-run fuzz-clean
+clean: fuzz-clean
+fuzz-clean:
+	rm -rf build-fuzz
+
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

@@ -1,0 +1,176 @@
+# make_seeds.py - writes the seed corpora fuzz/corpus/<format>/ (committed; run again only to
+# change them): small valid files of every format, from the shared models and test fixtures
+# (tok512.model/.bin, config.json files, GPT-2 merges) and built by hand (safetensors,
+# llama2.c checkpoints, a sentencepiece model, tokenizer.json of both families).
+#   python3 fuzz/make_seeds.py [MODELS_DIR]
+import json, struct, os, shutil
+import sys
+# Run from the repository root with ../shared beside it; writes fuzz/corpus/<format>/.
+R = 'fuzz/corpus'
+M = sys.argv[1] if len(sys.argv) > 1 else '../shared/models'
+def out(fmt, name, data):
+    d = os.path.join(R, fmt); os.makedirs(d, exist_ok=True)
+    if isinstance(data, str): data = data.encode()
+    open(os.path.join(d, name), 'wb').write(data)
+
+# ---- safetensors
+def st(tensors, meta=None, pad=0):
+    hdr = {}
+    if meta is not None: hdr['__metadata__'] = meta
+    off = 0; blob = b''
+    for name, dt, shape, esz in tensors:
+        n = 1
+        for s in shape: n *= s
+        b = bytes((i * 7 + 3) & 255 for i in range(n * esz))
+        hdr[name] = {'dtype': dt, 'shape': shape, 'data_offsets': [off, off + len(b)]}
+        off += len(b); blob += b
+    h = json.dumps(hdr, separators=(',', ':')).encode()
+    h += b' ' * ((8 - len(h) % 8) % 8 + pad)
+    return struct.pack('<Q', len(h)) + h + blob
+out('safetensors', 'llama_tiny.safetensors', st([
+    ('model.embed_tokens.weight', 'F32', [8, 4], 4),
+    ('model.layers.0.input_layernorm.weight', 'F32', [4], 4),
+    ('model.layers.0.self_attn.q_proj.weight', 'F16', [4, 4], 2),
+    ('model.layers.0.mlp.up_proj.weight', 'BF16', [6, 4], 2),
+    ('model.norm.weight', 'F32', [4], 4)], meta={'format': 'pt'}))
+out('safetensors', 'raw_dtypes.safetensors', st([
+    ('tokens', 'I32', [2, 3], 4), ('grad', 'F64', [3], 8), ('mask', 'BOOL', [4], 1),
+    ('u8', 'U8', [1, 1, 2], 1), ('scalar', 'F32', [], 4), ('empty', 'F16', [0, 5], 2),
+    ('f8', 'F8_E4M3', [2], 1), ('i64', 'I64', [1], 8)]))
+out('safetensors', 'gpt2_tiny.safetensors', st([
+    ('wte.weight', 'F32', [16, 8], 4), ('h.0.attn.c_attn.weight', 'F32', [8, 24], 4),
+    ('h.0.attn.c_attn.bias', 'F32', [24], 4), ('ln_f.weight', 'F16', [8], 2)]))
+out('safetensors', 'empty.safetensors', struct.pack('<Q', 8) + b'{}      ')
+
+# ---- llama2.c checkpoints
+def l2c(D, F, L, H, KV, V, S):
+    hd = D // H; kvd = KV * hd; Va = abs(V)
+    n = Va*D + L*D + L*D*D + 2*L*kvd*D + L*D*D + L*D + 3*L*F*D + D + 2*S*(hd//2)
+    if V < 0: n += Va * D
+    return struct.pack('<7i', D, F, L, H, KV, V, S) + b''.join(struct.pack('<f', ((i % 13) - 6) / 10) for i in range(n))
+out('llama2c', 'tied.bin', l2c(8, 16, 1, 2, 1, 6, 4))
+out('llama2c', 'untied.bin', l2c(8, 12, 2, 2, 2, -5, 2))
+out('llama2c', 'header_only.bin', struct.pack('<7i', 64, 172, 5, 8, 4, 512, 512))
+
+# ---- configs
+for name, src in [('stories260K-hf', 'stories260K-hf'), ('mix-gpt2-30m', 'mix-gpt2-30m'), ('mix-llama-14m', 'mix-llama-14m')]:
+    out('config', name + '.config.json', open(f'{M}/{src}/config.json', 'rb').read())
+    out('json', name + '.config.json', open(f'{M}/{src}/config.json', 'rb').read())
+out('config', 'gpt2.tokenizer_config.json', open(f'{M}/mix-gpt2-30m/tokenizer_config.json', 'rb').read())
+out('config', 'llama.tokenizer_config.json', open(f'{M}/mix-llama-14m/tokenizer_config.json', 'rb').read())
+out('config', 'qwen2_rope.config.json', json.dumps({
+    'architectures': ['Qwen2ForCausalLM'], 'model_type': 'qwen2', 'hidden_size': 32, 'intermediate_size': 64,
+    'num_hidden_layers': 2, 'num_attention_heads': 4, 'num_key_value_heads': 2, 'head_dim': 8,
+    'vocab_size': 100, 'max_position_embeddings': 64, 'rms_norm_eps': 1e-6, 'rope_scaling': None,
+    'rope_parameters': {'rope_theta': 1000000.0, 'rope_type': 'default'}, 'attention_bias': True,
+    'tie_word_embeddings': False, 'hidden_act': 'silu', 'bos_token_id': None, 'eos_token_id': [2, 3],
+    'dtype': 'bfloat16'}, indent=1))
+
+# ---- json
+out('json', 'index.json', json.dumps({'metadata': {'total_size': 123}, 'weight_map': {
+    'a.weight': 'model-00001-of-00002.safetensors', 'b.weight': 'model-00002-of-00002.safetensors',
+    'c.weight': 'model-00001-of-00002.safetensors'}}, indent=2))
+out('json', 'escapes.json', '{"s": "a\\u00e9\\ud83d\\ude00\\n\\t\\"\\\\\\/\\b\\f\\r", "n": [0, -0, 1.5e-3, -12, 18446744073709551615, 9223372036854775807, -9223372036854775808, 1E+2], "b": [true, false, null], "e": {}, "a": [], "dup": 1, "dup": 2, "nested": [[[{"x": [1]}]]]}')
+out('json', 'utf8.json', '["caf\u00e9", "\u4e2d\u6587", "\U0001F600", "\u2581"]'.encode('utf-8'))
+
+# ---- tokenizer.model / tokenizer.bin
+out('tokenizer_model', 'tok512.model', open(f'{M}/stories260K/tok512.model', 'rb').read())
+out('tokenizer_bin', 'tok512.bin', open(f'{M}/stories260K/tok512.bin', 'rb').read())
+
+# a minimal sentencepiece model written by hand: 3 control pieces, bytes, a few pieces
+def varint(v):
+    b = b''
+    while True:
+        c = v & 127; v >>= 7
+        if v: b += bytes([c | 128])
+        else: return b + bytes([c])
+def fld(f, w, payload):
+    k = varint(f << 3 | w)
+    if w == 2: return k + varint(len(payload)) + payload
+    return k + payload
+def piece(s, score, typ):
+    return fld(1, 2, fld(1, 2, s.encode()) + fld(2, 5, struct.pack('<f', score)) + fld(3, 0, varint(typ)))
+pieces = [('<unk>', 0, 2), ('<s>', 0, 3), ('</s>', 0, 3)] + [('<0x%02X>' % b, 0, 6) for b in range(256)] + \
+         [('\u2581', -1, 1), ('a', -2, 1), ('b', -3, 1), ('ab', -4, 1), ('\u2581ab', -5, 1), ('\u2581a', -6, 1)]
+trainer = fld(3, 0, varint(2)) + fld(35, 0, varint(1)) + fld(40, 0, varint(0)) + fld(41, 0, varint(1)) + fld(42, 0, varint(2))
+norm = fld(1, 2, b'identity') + fld(3, 0, varint(1)) + fld(4, 0, varint(0)) + fld(5, 0, varint(1))
+out('tokenizer_model', 'tiny_bpe.model', b''.join(piece(*p) for p in pieces) + fld(2, 2, trainer) + fld(3, 2, norm))
+
+def l2ctok(pieces, maxlen):
+    b = struct.pack('<i', maxlen)
+    for s, sc in pieces:
+        e = s.encode(); b += struct.pack('<fi', sc, len(e)) + e
+    return b
+out('tokenizer_bin', 'tiny.bin', l2ctok([('<unk>', 0), ('\n<s>\n', 0), ('\n</s>\n', 0)] + [('<0x%02X>' % b, 0) for b in range(256)] +
+    [(' ', -1), ('a', -2), ('b', -3), ('ab', -4), (' ab', -5), ('\u00e9', -6)], 8))
+
+# ---- tokenizer.json
+# parse tok512.model to build a LlamaConverter-style tokenizer.json (as tests/test_tokenizer.c's spm_json)
+def rd_varint(b, i):
+    x = 0; s = 0
+    while True:
+        c = b[i]; i += 1; x |= (c & 127) << s; s += 7
+        if not c & 128: return x, i
+def spm_pieces(b):
+    i = 0; ps = []
+    while i < len(b):
+        k, i = rd_varint(b, i); f, w = k >> 3, k & 7
+        if w == 0: _, i = rd_varint(b, i); continue
+        if w == 5: i += 4; continue
+        if w == 1: i += 8; continue
+        l, i = rd_varint(b, i); sub = b[i:i + l]; i += l
+        if f != 1: continue
+        j = 0; s = ''; sc = 0.0; ty = 1
+        while j < len(sub):
+            k, j = rd_varint(sub, j); ff, ww = k >> 3, k & 7
+            if ww == 2:
+                l2, j = rd_varint(sub, j); 
+                if ff == 1: s = sub[j:j + l2].decode()
+                j += l2
+            elif ww == 5: sc = struct.unpack('<f', sub[j:j + 4])[0]; j += 4
+            elif ww == 0:
+                v, j = rd_varint(sub, j)
+                if ff == 3: ty = v
+        ps.append((s, sc, ty))
+    return ps
+ps = spm_pieces(open(f'{M}/stories260K/tok512.model', 'rb').read())
+vocab = {s: i for i, (s, sc, ty) in enumerate(ps)}
+merges = []
+for i, (s, sc, ty) in enumerate(ps):
+    if ty != 1: continue
+    for k in range(1, len(s)):
+        a, b = s[:k], s[k:]
+        if a in vocab and b in vocab: merges.append((sc, vocab[a], vocab[b], a, b))
+merges.sort(key=lambda m: (-m[0], m[1], m[2]))
+tj = {'version': '1.0', 'added_tokens': [{'id': 0, 'content': '<unk>', 'special': True}, {'id': 1, 'content': '<s>', 'special': True}, {'id': 2, 'content': '</s>', 'special': True}],
+      'normalizer': {'type': 'Sequence', 'normalizers': [{'type': 'Prepend', 'prepend': '\u2581'}, {'type': 'Replace', 'pattern': {'String': ' '}, 'content': '\u2581'}]},
+      'pre_tokenizer': None,
+      'decoder': {'type': 'Sequence', 'decoders': [{'type': 'Replace', 'pattern': {'String': '\u2581'}, 'content': ' '}, {'type': 'ByteFallback'}, {'type': 'Fuse'}, {'type': 'Strip', 'content': ' ', 'start': 1, 'stop': 0}]},
+      'model': {'type': 'BPE', 'dropout': None, 'unk_token': '<unk>', 'byte_fallback': True, 'fuse_unk': True, 'vocab': vocab, 'merges': [[m[3], m[4]] for m in merges]}}
+out('tokenizer_json', 'tok512.tokenizer.json', json.dumps(tj, ensure_ascii=False))
+
+# a small GPT-2 byte-level tokenizer.json: the 256 byte pieces, the first merges of GPT-2's merges.txt
+def bytes_to_unicode():
+    bs = list(range(ord('!'), ord('~') + 1)) + list(range(ord('\u00a1'), ord('\u00ac') + 1)) + list(range(ord('\u00ae'), ord('\u00ff') + 1))
+    cs = bs[:]; n = 0
+    for b in range(256):
+        if b not in bs: bs.append(b); cs.append(256 + n); n += 1
+    return dict(zip(bs, [chr(c) for c in cs]))
+bu = bytes_to_unicode()
+gv = {bu[b]: i for i, b in enumerate(sorted(bu))}
+gm = []
+for line in open('tests/fixtures/models/tokenizers/gpt2/merges.txt', encoding='utf-8'):
+    if line.startswith('#version'): continue
+    a, b = line.rstrip('\n').split(' ')
+    if a in gv and b in gv:
+        gv.setdefault(a + b, len(gv)); gm.append(a + ' ' + b)
+    if len(gm) >= 150: break
+gv['<|endoftext|>'] = len(gv)
+gj = {'version': '1.0', 'added_tokens': [{'id': gv['<|endoftext|>'], 'content': '<|endoftext|>', 'special': True}],
+      'normalizer': None, 'pre_tokenizer': {'type': 'ByteLevel', 'add_prefix_space': False, 'trim_offsets': True, 'use_regex': True},
+      'decoder': {'type': 'ByteLevel', 'add_prefix_space': True, 'trim_offsets': True, 'use_regex': True},
+      'model': {'type': 'BPE', 'dropout': None, 'unk_token': None, 'vocab': gv, 'merges': gm}}
+out('tokenizer_json', 'gpt2_small.tokenizer.json', json.dumps(gj, ensure_ascii=False))
+# the tiny Llama tokenizer.json of tests/test_tokenizer.c
+out('tokenizer_json', 'llama_tiny.tokenizer.json', '{"model": {"type": "BPE", "byte_fallback": true, "unk_token": "<unk>", "vocab": {"<unk>": 0, "<s>": 1, "</s>": 2, "<0x0A>": 3, "\u2581": 4, "a": 5, "b": 6, "ab": 7, "\u2581ab": 8}, "merges": ["a b", "\u2581 ab"]}, "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"}, {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]}, "added_tokens": [{"id": 1, "content": "<s>", "special": true}, {"id": 2, "content": "</s>", "special": true}]}'.encode('utf-8'))
+out('tokenizer_json', 'metaspace.tokenizer.json', json.dumps({'model': {'type': 'BPE', 'vocab': {'<unk>': 0, '\u2581': 1, 'x': 2, '\u2581x': 3}, 'merges': [['\u2581', 'x']], 'unk_token': '<unk>'}, 'pre_tokenizer': {'type': 'Metaspace', 'replacement': '\u2581', 'prepend_scheme': 'first'}, 'decoder': {'type': 'Metaspace'}}, ensure_ascii=False))
