@@ -82,7 +82,8 @@ typedef struct shrink_load_params {
 
 SHRINK_API shrink_load_params shrink_load_params_default(void);
 
-/* Loads a llama2.c checkpoint (.bin; tokenizer.bin/tok*.bin beside it) or a Hugging Face
+/* Loads a GGUF file (arch llama or gpt2, F32/F16/BF16 tensors, tokenizer from its metadata),
+ * a llama2.c checkpoint (.bin; tokenizer.bin/tok*.bin beside it) or a Hugging Face
  * folder (config.json + model.safetensors or sharded with model.safetensors.index.json, or
  * the path of a .safetensors file inside such a folder). The weight files are memory-mapped
  * and validated (sizes, offsets, dtypes, shapes) before use.
@@ -94,7 +95,7 @@ SHRINK_API void shrink_model_free(shrink_model *model);
 
 typedef struct shrink_model_info {
     const char *arch;           /* "llama" or "gpt2" */
-    const char *format;         /* "llama2c" or "safetensors" */
+    const char *format;         /* "llama2c", "safetensors" or "gguf" */
     int32_t     dim;            /* hidden size */
     int32_t     n_layers;
     int32_t     n_heads;
@@ -134,6 +135,40 @@ SHRINK_API shrink_status shrink_model_tensor(const shrink_model *model, int64_t 
  * batch of n_batch tokens processed at once. */
 SHRINK_API uint64_t shrink_model_state_bytes(const shrink_model *model, int32_t n_ctx,
                                              int32_t n_batch);
+
+/* ==== converting ========================================================================== */
+
+typedef struct shrink_convert_params {
+    const char *to;             /* "gguf", "hf" or "llama2c"; NULL: from the output path
+                                   (.gguf -> gguf, .bin -> llama2c, anything else a HF folder) */
+    int32_t     dtype;          /* shrink_dtype of the weight matrices, or -1 to keep the
+                                   input's (GGUF keeps vectors in f32, llama2.c is all f32) */
+    uint64_t    shard_bytes;    /* HF output: largest safetensors shard (0 = 2 GB) */
+    const char *tokenizer_path; /* NULL: the input's own tokenizer (beside it / in the GGUF) */
+    /* called as tensor bytes are written (done / total); may be NULL */
+    void      (*progress)(void *user, int64_t done, int64_t total);
+    void       *user;
+} shrink_convert_params;
+
+typedef struct shrink_convert_result {
+    const char *format;         /* "gguf", "hf", "llama2c" (static string) */
+    shrink_dtype dtype;         /* of the weight matrices written */
+    int64_t     n_tensors;      /* tensors in the input */
+    int64_t     n_params;
+    uint64_t    tensor_bytes;   /* tensor data written */
+    double      seconds;
+} shrink_convert_result;
+
+SHRINK_API shrink_convert_params shrink_convert_params_default(void);
+
+/* Converts the model at `in` (any format shrink_model_load reads) to `out`, streaming: the
+ * input is mapped, each tensor is read, converted and written block by block, so memory stays
+ * far below the model's size. The output is written to a temporary beside it and renamed
+ * when complete: a failure leaves nothing at `out`, and an output that is the input is
+ * refused. `result` may be NULL. */
+SHRINK_API shrink_status shrink_convert(const char *in, const char *out,
+                                        const shrink_convert_params *params,
+                                        shrink_convert_result *result);
 
 /* ==== tokenizer =========================================================================== */
 

@@ -1,0 +1,118 @@
+/*
+ * convert.c - `shrink convert IN OUT`: any model shrink reads (GGUF, Hugging Face folder,
+ * llama2.c .bin) to GGUF, a Hugging Face folder or a llama2.c .bin.
+ *
+ * The output format is --to, else OUT's extension (.gguf -> gguf, .bin -> llama2c, anything
+ * else a Hugging Face folder). --dtype sets the dtype of the weight matrices (default: the
+ * input's). The conversion streams (shrink_convert): tensors are read through the input's
+ * mapping and written block by block, so peak RSS stays far below the model's size; progress
+ * with an ETA goes to stderr. The output appears only when complete (temporary + rename).
+ */
+#include "cli.h"
+
+#include <string.h>
+
+typedef struct convert_opts {
+    const char *to;
+    const char *dtype;
+    uint64_t    shard_size;
+} convert_opts;
+
+static convert_opts opts;
+
+static const cli_opt convert_rows[] = {
+    {"--to", NULL, CLI_OPT_STR, &opts.to, "FORMAT", 0, 0,
+     "gguf, hf or llama2c (default: from OUT: .gguf, .bin, else a HF folder)"},
+    {"--dtype", NULL, CLI_OPT_STR, &opts.dtype, "DTYPE", 0, 0,
+     "f32, f16 or bf16 for the weight matrices (default: the input's)"},
+    {"--shard-size", NULL, CLI_OPT_U64, &opts.shard_size, "BYTES", 0, 0,
+     "HF output: largest safetensors shard (default 2000000000)"},
+};
+
+static const cli_spec spec = {
+    .name        = "convert",
+    .synopsis    = "IN OUT [--to gguf|hf|llama2c] [--dtype f32|f16|bf16] [--shard-size BYTES]",
+    .description = "Converts a model between GGUF, Hugging Face (config.json + safetensors +\n"
+                   "tokenizer files) and llama2.c .bin, tensor by tensor without loading the\n"
+                   "whole model. Same-dtype conversions are lossless (bit for bit). OUT is\n"
+                   "written to a temporary and renamed when complete; it may not be IN.",
+    .opts        = convert_rows,
+    .n_opts      = sizeof convert_rows / sizeof convert_rows[0],
+    .n_pos_min   = 2,
+    .n_pos_max   = 2,
+    .model       = true,
+};
+
+/* Progress in MiB with an ETA (cli_progress), from shrink_convert's byte counts. */
+static void progress_cb(void *user, int64_t done, int64_t total) {
+    int64_t mib = 1 << 20;
+    cli_progress_update((cli_progress *)user, (done + mib - 1) / mib, (total + mib - 1) / mib);
+}
+
+static void print_json(const char *in, const char *out, const shrink_convert_result *r) {
+    cli_json j;
+    cli_json_begin(&j, stdout);
+    cli_json_key(&j, "input");          cli_json_str(&j, in);
+    cli_json_key(&j, "output");         cli_json_str(&j, out);
+    cli_json_key(&j, "format");         cli_json_str(&j, r->format);
+    cli_json_key(&j, "dtype");          cli_json_str(&j, shrink_dtype_name(r->dtype));
+    cli_json_key(&j, "n_tensors");      cli_json_int(&j, r->n_tensors);
+    cli_json_key(&j, "n_params");       cli_json_int(&j, r->n_params);
+    cli_json_key(&j, "tensor_bytes");   cli_json_u64(&j, r->tensor_bytes);
+    cli_json_key(&j, "seconds");        cli_json_num(&j, r->seconds);
+    cli_json_key(&j, "peak_rss_bytes"); cli_json_u64(&j, shrink_peak_rss());
+    cli_json_end(&j);
+}
+
+static void print_text(const char *in, const char *out, const shrink_convert_result *r) {
+    char b[32], c[32];
+    printf("converted:  %s -> %s (%s, %s)\n", in, out, r->format, shrink_dtype_name(r->dtype));
+    printf("parameters: %lld, tensor data %s\n", (long long)r->n_params,
+           cli_fmt_bytes(b, sizeof b, r->tensor_bytes));
+    printf("time:       %.2f s, peak RSS %s\n", r->seconds,
+           cli_fmt_bytes(c, sizeof c, shrink_peak_rss()));
+}
+
+int cmd_convert(int argc, char **argv) {
+    cli_common common;
+    char      *pos[2];
+    int        n_pos;
+    memset(&opts, 0, sizeof opts);
+    int rc = cli_parse(&spec, argc, argv, &common, pos, &n_pos);
+    if (rc != CLI_OK || common.help) return rc;
+    if (common.f32)
+        return cli_fail("convert: use --dtype f32 instead of --f32");
+    shrink_convert_params p = shrink_convert_params_default();
+    if (opts.to && strcmp(opts.to, "gguf") && strcmp(opts.to, "hf") &&
+        strcmp(opts.to, "llama2c")) {
+        fprintf(stderr, "shrink convert: --to: '%s' is not gguf, hf or llama2c\n\n", opts.to);
+        cli_usage(&spec, stderr);
+        return CLI_USAGE;
+    }
+    p.to = opts.to;
+    if (opts.dtype) {
+        shrink_dtype d;
+        if (shrink_dtype_parse(opts.dtype, &d) != SHRINK_OK) {
+            fprintf(stderr, "shrink convert: --dtype: '%s' is not f32, f16 or bf16\n\n",
+                    opts.dtype);
+            cli_usage(&spec, stderr);
+            return CLI_USAGE;
+        }
+        p.dtype = d;
+    }
+    p.shard_bytes = opts.shard_size;
+    p.tokenizer_path = common.tokenizer;
+    shrink_set_threads(common.threads);
+
+    cli_progress prog;
+    cli_progress_start(&prog, "convert MiB", &common);
+    p.progress = progress_cb;
+    p.user = &prog;
+    shrink_convert_result r;
+    shrink_status st = shrink_convert(pos[0], pos[1], &p, &r);
+    cli_progress_end(&prog);
+    if (st != SHRINK_OK) return cli_fail_status(st);
+    if (common.json) print_json(pos[0], pos[1], &r);
+    else print_text(pos[0], pos[1], &r);
+    return CLI_OK;
+}
