@@ -247,6 +247,62 @@ SHRINK_API void shrink_sampler_free(shrink_sampler *s);
 /* Picks a token from logits[0..vocab) (logits may be modified). Deterministic for a seed. */
 SHRINK_API int32_t shrink_sampler_sample(shrink_sampler *s, float *logits);
 
+/* ==== random-weight models ================================================================ */
+
+/* A model with the shape of a published one (`shrink init --list`). */
+typedef struct shrink_preset_info {
+    const char *name;        /* "gpt2", "tinyllama-1.1b", ... */
+    const char *arch;        /* "llama" or "gpt2" */
+    const char *source;      /* the model whose config the preset copies */
+    int32_t     dim;
+    int32_t     n_layers;
+    int32_t     n_heads;
+    int32_t     n_kv_heads;
+    int32_t     ffn_dim;
+    int32_t     vocab_size;
+    int32_t     max_seq_len;
+    bool        tied_embeddings;
+    int64_t     n_params;    /* counted from the shape */
+} shrink_preset_info;
+
+/* Preset i (0 <= i < shrink_preset_count()). Returns SHRINK_ERR_RANGE for a bad index. */
+SHRINK_API int32_t       shrink_preset_count(void);
+SHRINK_API shrink_status shrink_preset_get(int32_t i, shrink_preset_info *info);
+
+typedef struct shrink_init_params {
+    const char  *preset;         /* a preset name, or NULL */
+    const char  *config_path;    /* or a Hugging Face config.json (file, or folder holding it) */
+    uint64_t     seed;
+    shrink_dtype dtype;          /* of the weights written (default f32) */
+    const char  *to;             /* "gguf", "hf" or "llama2c"; NULL: from the output path
+                                    (.gguf -> gguf, .bin -> llama2c, anything else a HF folder) */
+    const char  *tokenizer_path; /* carried into the output; NULL: the model has no tokenizer */
+    /* called after each block with bytes of tensor data written / total; may be NULL */
+    void       (*progress)(void *user, int64_t done, int64_t total);
+    void        *user;
+} shrink_init_params;
+
+typedef struct shrink_init_result {
+    const char *arch;            /* "llama", "gpt2", ... (static string) */
+    const char *format;          /* "gguf", "hf", "llama2c" (static string) */
+    int64_t     n_tensors;
+    int64_t     n_params;
+    uint64_t    tensor_bytes;    /* tensor data written */
+    double      seconds;
+} shrink_init_result;
+
+SHRINK_API shrink_init_params shrink_init_params_default(void);
+
+/* Writes a model with random weights to `out`, initialized as Hugging Face transformers
+ * initializes a new model: matrices and embeddings normal(0, initializer_range = 0.02 unless
+ * the config says otherwise; GPT-2's c_proj weights / sqrt(2 n_layer)), norm weights 1,
+ * biases 0. Exactly one of preset and config_path must be given. The weights are generated
+ * block by block while they are written (peak memory a few tens of MB at any size), and the
+ * bytes are a function of (config, seed, dtype, format) only, not of the thread count.
+ * The output is written atomically (nothing is left at `out` on failure). result may be NULL. */
+SHRINK_API shrink_status shrink_model_init(const char *out, const shrink_init_params *params,
+                                           shrink_init_result *result);
+
 /* ==== measuring =========================================================================== */
 
 typedef enum shrink_ppl_method {

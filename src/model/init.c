@@ -118,102 +118,47 @@ out:
     return st;
 }
 
-/* ==== the tensor table ===================================================================== */
+/* ==== initializers ======================================================================== */
 
-typedef enum init_dim { ID_NONE, ID_D, ID_F, ID_V, ID_S, ID_Q, ID_KV, ID_QKV } init_dim;
-
-typedef enum init_need {
-    IN_ALWAYS,
-    IN_QKV_BIAS,  /* cfg.qkv_bias */
-    IN_OUT_BIAS,  /* arch.out_bias, or Llama's attention_bias (q/k/v and o_proj together) */
-    IN_MLP_BIAS,  /* arch.mlp_bias */
-    IN_NORM_BIAS, /* arch.norm_bias */
-    IN_SWIGLU,    /* arch.ffn == SWIGLU */
-    IN_LEARNED,   /* arch.pos == LEARNED */
-    IN_UNTIED,    /* the head is not tied */
-} init_need;
-
-typedef struct init_row {
-    const char  *name;    /* %d = layer index */
-    int          layer;   /* 1: once per layer */
-    init_dim     d0, d1;  /* file shape; d1 ID_NONE for vectors */
+/* One row per tensor role (formats.h): what _init_weights does to a tensor of that role.
+ * `resid` marks the residual output projections GPT-2 scales by 1 / sqrt(2 L) (HF's
+ * GPT2PreTrainedModel matches every parameter named "c_proj.weight"; Llama scales none). */
+static const struct {
     sk_init_kind kind;
-    init_need    need;
-    int          resid;   /* GPT-2 residual projection: std / sqrt(2 L) */
-} init_row;
-
-/* LlamaForCausalLM (llama, mistral, qwen2). */
-static const init_row rows_llama[] = {
-    {"model.embed_tokens.weight",                       0, ID_V,  ID_D,    SK_INIT_NORMAL, IN_ALWAYS,   0},
-    {"model.layers.%d.input_layernorm.weight",          1, ID_D,  ID_NONE, SK_INIT_ONES,   IN_ALWAYS,   0},
-    {"model.layers.%d.self_attn.q_proj.weight",         1, ID_Q,  ID_D,    SK_INIT_NORMAL, IN_ALWAYS,   0},
-    {"model.layers.%d.self_attn.q_proj.bias",           1, ID_Q,  ID_NONE, SK_INIT_ZEROS,  IN_QKV_BIAS, 0},
-    {"model.layers.%d.self_attn.k_proj.weight",         1, ID_KV, ID_D,    SK_INIT_NORMAL, IN_ALWAYS,   0},
-    {"model.layers.%d.self_attn.k_proj.bias",           1, ID_KV, ID_NONE, SK_INIT_ZEROS,  IN_QKV_BIAS, 0},
-    {"model.layers.%d.self_attn.v_proj.weight",         1, ID_KV, ID_D,    SK_INIT_NORMAL, IN_ALWAYS,   0},
-    {"model.layers.%d.self_attn.v_proj.bias",           1, ID_KV, ID_NONE, SK_INIT_ZEROS,  IN_QKV_BIAS, 0},
-    {"model.layers.%d.self_attn.o_proj.weight",         1, ID_D,  ID_Q,    SK_INIT_NORMAL, IN_ALWAYS,   0},
-    {"model.layers.%d.self_attn.o_proj.bias",           1, ID_D,  ID_NONE, SK_INIT_ZEROS,  IN_OUT_BIAS, 0},
-    {"model.layers.%d.post_attention_layernorm.weight", 1, ID_D,  ID_NONE, SK_INIT_ONES,   IN_ALWAYS,   0},
-    {"model.layers.%d.mlp.gate_proj.weight",            1, ID_F,  ID_D,    SK_INIT_NORMAL, IN_SWIGLU,   0},
-    {"model.layers.%d.mlp.up_proj.weight",              1, ID_F,  ID_D,    SK_INIT_NORMAL, IN_ALWAYS,   0},
-    {"model.layers.%d.mlp.down_proj.weight",            1, ID_D,  ID_F,    SK_INIT_NORMAL, IN_ALWAYS,   0},
-    {"model.norm.weight",                               0, ID_D,  ID_NONE, SK_INIT_ONES,   IN_ALWAYS,   0},
-    {"lm_head.weight",                                  0, ID_V,  ID_D,    SK_INIT_NORMAL, IN_UNTIED,   0},
-    {NULL, 0, 0, 0, 0, 0, 0},
+    int          resid;
+} init_roles[SK_ROLE_COUNT] = {
+    [SK_ROLE_TOK_EMB]      = {SK_INIT_NORMAL, 0},
+    [SK_ROLE_POS_EMB]      = {SK_INIT_NORMAL, 0},
+    [SK_ROLE_FINAL_NORM]   = {SK_INIT_ONES,   0},
+    [SK_ROLE_FINAL_NORM_B] = {SK_INIT_ZEROS,  0},
+    [SK_ROLE_HEAD]         = {SK_INIT_NORMAL, 0},
+    [SK_ROLE_ATTN_NORM]    = {SK_INIT_ONES,   0},
+    [SK_ROLE_ATTN_NORM_B]  = {SK_INIT_ZEROS,  0},
+    [SK_ROLE_WQ]           = {SK_INIT_NORMAL, 0},
+    [SK_ROLE_WK]           = {SK_INIT_NORMAL, 0},
+    [SK_ROLE_WV]           = {SK_INIT_NORMAL, 0},
+    [SK_ROLE_BQ]           = {SK_INIT_ZEROS,  0},
+    [SK_ROLE_BK]           = {SK_INIT_ZEROS,  0},
+    [SK_ROLE_BV]           = {SK_INIT_ZEROS,  0},
+    [SK_ROLE_WQKV]         = {SK_INIT_NORMAL, 0},
+    [SK_ROLE_BQKV]         = {SK_INIT_ZEROS,  0},
+    [SK_ROLE_WO]           = {SK_INIT_NORMAL, 1},
+    [SK_ROLE_BO]           = {SK_INIT_ZEROS,  0},
+    [SK_ROLE_FFN_NORM]     = {SK_INIT_ONES,   0},
+    [SK_ROLE_FFN_NORM_B]   = {SK_INIT_ZEROS,  0},
+    [SK_ROLE_W_GATE]       = {SK_INIT_NORMAL, 0},
+    [SK_ROLE_W_UP]         = {SK_INIT_NORMAL, 0},
+    [SK_ROLE_B_UP]         = {SK_INIT_ZEROS,  0},
+    [SK_ROLE_W_DOWN]       = {SK_INIT_NORMAL, 1},
+    [SK_ROLE_B_DOWN]       = {SK_INIT_ZEROS,  0},
 };
 
-/* GPT2LMHeadModel: Conv1D weights are stored (in, out). */
-static const init_row rows_gpt2[] = {
-    {"transformer.wte.weight",              0, ID_V, ID_D,    SK_INIT_NORMAL, IN_ALWAYS,    0},
-    {"transformer.wpe.weight",              0, ID_S, ID_D,    SK_INIT_NORMAL, IN_LEARNED,   0},
-    {"transformer.h.%d.ln_1.weight",        1, ID_D, ID_NONE, SK_INIT_ONES,   IN_ALWAYS,    0},
-    {"transformer.h.%d.ln_1.bias",          1, ID_D, ID_NONE, SK_INIT_ZEROS,  IN_NORM_BIAS, 0},
-    {"transformer.h.%d.attn.c_attn.weight", 1, ID_D, ID_QKV,  SK_INIT_NORMAL, IN_ALWAYS,    0},
-    {"transformer.h.%d.attn.c_attn.bias",   1, ID_QKV, ID_NONE, SK_INIT_ZEROS, IN_QKV_BIAS, 0},
-    {"transformer.h.%d.attn.c_proj.weight", 1, ID_Q, ID_D,    SK_INIT_NORMAL, IN_ALWAYS,    1},
-    {"transformer.h.%d.attn.c_proj.bias",   1, ID_D, ID_NONE, SK_INIT_ZEROS,  IN_OUT_BIAS,  0},
-    {"transformer.h.%d.ln_2.weight",        1, ID_D, ID_NONE, SK_INIT_ONES,   IN_ALWAYS,    0},
-    {"transformer.h.%d.ln_2.bias",          1, ID_D, ID_NONE, SK_INIT_ZEROS,  IN_NORM_BIAS, 0},
-    {"transformer.h.%d.mlp.c_fc.weight",    1, ID_D, ID_F,    SK_INIT_NORMAL, IN_ALWAYS,    0},
-    {"transformer.h.%d.mlp.c_fc.bias",      1, ID_F, ID_NONE, SK_INIT_ZEROS,  IN_MLP_BIAS,  0},
-    {"transformer.h.%d.mlp.c_proj.weight",  1, ID_F, ID_D,    SK_INIT_NORMAL, IN_ALWAYS,    1},
-    {"transformer.h.%d.mlp.c_proj.bias",    1, ID_D, ID_NONE, SK_INIT_ZEROS,  IN_MLP_BIAS,  0},
-    {"transformer.ln_f.weight",             0, ID_D, ID_NONE, SK_INIT_ONES,   IN_ALWAYS,    0},
-    {"transformer.ln_f.bias",               0, ID_D, ID_NONE, SK_INIT_ZEROS,  IN_NORM_BIAS, 0},
-    {"lm_head.weight",                      0, ID_V, ID_D,    SK_INIT_NORMAL, IN_UNTIED,    0},
-    {NULL, 0, 0, 0, 0, 0, 0},
+/* Per naming scheme (the architecture row's `names`): whether residual projections are
+ * scaled at init (GPT-2's "Scale the weights of residual layers at initialization"). */
+static const int init_resid_scaled[] = {
+    [SK_NAMES_LLAMA] = 0,
+    [SK_NAMES_GPT2]  = 1,
 };
-
-static int64_t dim_of(const sk_config *c, init_dim d) {
-    int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
-    switch (d) {
-    case ID_NONE: return 0;
-    case ID_D:    return c->dim;
-    case ID_F:    return c->ffn_dim;
-    case ID_V:    return c->vocab_size;
-    case ID_S:    return c->max_seq_len;
-    case ID_Q:    return q;
-    case ID_KV:   return kv;
-    case ID_QKV:  return q + 2 * kv;
-    }
-    return 0;
-}
-
-static int needed(const sk_config *c, init_need n) {
-    const sk_arch *a = c->arch;
-    switch (n) {
-    case IN_ALWAYS:    return 1;
-    case IN_QKV_BIAS:  return c->qkv_bias;
-    case IN_OUT_BIAS:  return a->out_bias || (c->qkv_bias && !a->qkv_bias);
-    case IN_MLP_BIAS:  return a->mlp_bias;
-    case IN_NORM_BIAS: return a->norm_bias;
-    case IN_SWIGLU:    return a->ffn == SK_FFN_SWIGLU;
-    case IN_LEARNED:   return a->pos == SK_POS_LEARNED;
-    case IN_UNTIED:    return !c->tied;
-    }
-    return 1;
-}
 
 /* FNV-1a of a name: the stream a tensor's values come from. */
 static uint64_t name_hash(const char *s) {
@@ -222,68 +167,22 @@ static uint64_t name_hash(const char *s) {
     return h;
 }
 
-/* Visits every tensor of config c in order; with out != NULL fills out[0..). Returns the
- * number of tensors. */
-static int64_t walk(const sk_config *c, float init_range, sk_init_tensor *out) {
-    const init_row *rows = c->arch->names == SK_NAMES_GPT2 ? rows_gpt2 : rows_llama;
-    float resid_std = init_range / sqrtf(2.0f * (float)c->n_layers);
-    int64_t n = 0;
-    /* rows in table order, the per-layer block repeated for each layer */
-    const init_row *first_layer = rows;
-    while (first_layer->name && !first_layer->layer) first_layer++;
-    const init_row *after_layers = first_layer;
-    while (after_layers->name && after_layers->layer) after_layers++;
-
-    for (int pass = 0; pass < 3; pass++) {
-        const init_row *lo = pass == 0 ? rows : pass == 1 ? first_layer : after_layers;
-        const init_row *hi = pass == 0 ? first_layer : pass == 1 ? after_layers : NULL;
-        int n_rep = pass == 1 ? c->n_layers : 1;
-        for (int l = 0; l < n_rep; l++) {
-            for (const init_row *r = lo; r->name && r != hi; r++) {
-                if (!needed(c, r->need)) continue;
-                if (out) {
-                    sk_init_tensor *t = &out[n];
-                    memset(t, 0, sizeof *t);
-                    snprintf(t->name, sizeof t->name, r->name, l);
-                    t->n_dims = r->d1 == ID_NONE ? 1 : 2;
-                    t->shape[0] = dim_of(c, r->d0);
-                    t->shape[1] = r->d1 == ID_NONE ? 0 : dim_of(c, r->d1);
-                    t->n_elems = t->shape[0] * (t->n_dims == 2 ? t->shape[1] : 1);
-                    t->kind = r->kind;
-                    t->std = r->kind != SK_INIT_NORMAL ? 0 : r->resid ? resid_std : init_range;
-                    t->key = name_hash(t->name);
-                }
-                n++;
-            }
-        }
+sk_init_spec sk_init_spec_of(const sk_config *c, float init_range, const sk_wtensor *t) {
+    SHRINK_ASSERT((unsigned)t->role < SK_ROLE_COUNT);
+    sk_init_spec s = {.kind = init_roles[t->role].kind, .std = 0, .key = name_hash(t->name)};
+    if (s.kind == SK_INIT_NORMAL) {
+        s.std = init_range;
+        if (init_roles[t->role].resid && init_resid_scaled[c->arch->names])
+            s.std = init_range / sqrtf(2.0f * (float)c->n_layers);
     }
-    return n;
-}
-
-shrink_status sk_init_tensors(const sk_config *c, float init_range, sk_init_tensor **out,
-                              int64_t *n_out) {
-    *out = NULL;
-    *n_out = 0;
-    shrink_status st = sk_config_validate(c, "sk_init_tensors");
-    if (st) return st;
-    if (!(init_range >= 0 && isfinite(init_range)))
-        return sk_error(SHRINK_ERR_ARG, "sk_init_tensors: initializer range %g must be finite "
-                        "and >= 0", (double)init_range);
-    int64_t n = walk(c, init_range, NULL);
-    sk_init_tensor *t = sk_calloc((size_t)n, sizeof *t);
-    if (!t) return sk_error(SHRINK_ERR_NOMEM, "sk_init_tensors: out of memory for %" PRId64
-                            " tensors", n);
-    walk(c, init_range, t);
-    *out = t;
-    *n_out = n;
-    return SHRINK_OK;
+    return s;
 }
 
 int64_t sk_init_n_params(const sk_config *c) {
-    sk_init_tensor *t;
+    sk_wtensor *t;
     int64_t n, sum = 0;
-    if (sk_init_tensors(c, 0.02f, &t, &n)) return -1;
-    for (int64_t i = 0; i < n; i++) sum += t[i].n_elems;
+    if (sk_config_validate(c, "sk_init_n_params") || sk_wtensors(c, &t, &n)) return -1;
+    for (int64_t i = 0; i < n; i++) sum += t[i].rows * (t[i].n_dims == 2 ? t[i].cols : 1);
     sk_free(t);
     return sum;
 }
@@ -305,15 +204,74 @@ static inline uint64_t stream_bits(uint64_t key, uint64_t c) {
     return mix64(key + (c + 1) * SK_GOLDEN);
 }
 
-/* Box–Muller on pair p of a stream: two independent standard normals from the uniforms of
- * counters 2p and 2p + 1. u1 is in (0, 1] (never 0, so the log is finite), u2 in [0, 1). */
+/* ln x for x in (0, 1] (never subnormal here): x = m 2^e with m in [sqrt(1/2), sqrt(2)),
+ * ln m = 2 atanh(s) = 2 (s + s^3/3 + s^5/5 + ...), s = (m - 1) / (m + 1), |s| <= 0.1716;
+ * the terms up to s^19 leave a relative error below 1e-16. Our own code rather than libm's
+ * log so the values are the same with every C library, and 3x faster. */
+static inline double ln_unit(double x) {
+    uint64_t b;
+    memcpy(&b, &x, 8);
+    int64_t e = (int64_t)(b >> 52) - 1023;
+    b = (b & 0x000FFFFFFFFFFFFFULL) | 0x3FF0000000000000ULL;   /* m in [1, 2) */
+    double m;
+    memcpy(&m, &b, 8);
+    int big = m > 1.4142135623730951;
+    m = big ? 0.5 * m : m;
+    e += big;
+    double s = (m - 1.0) / (m + 1.0), s2 = s * s;
+    double p = 1.0 / 19;
+    p = 1.0 / 17 + s2 * p;
+    p = 1.0 / 15 + s2 * p;
+    p = 1.0 / 13 + s2 * p;
+    p = 1.0 / 11 + s2 * p;
+    p = 1.0 / 9 + s2 * p;
+    p = 1.0 / 7 + s2 * p;
+    p = 1.0 / 5 + s2 * p;
+    p = 1.0 / 3 + s2 * p;
+    return (double)e * 0.6931471805599453 + 2.0 * s * (1.0 + s2 * p);
+}
+
+/* sin and cos of t in [-pi/4, pi/4] by their Taylor series (to t^15 and t^16: error below
+ * 1e-16). */
+static inline void sincos_quarter(double t, double *s, double *c) {
+    double t2 = t * t;
+    double ps = -1.0 / 1307674368000.0;                /* -1/15! */
+    ps = 1.0 / 6227020800.0 + t2 * ps;                 /*  1/13! */
+    ps = -1.0 / 39916800.0 + t2 * ps;                  /* -1/11! */
+    ps = 1.0 / 362880.0 + t2 * ps;                     /*  1/9!  */
+    ps = -1.0 / 5040.0 + t2 * ps;
+    ps = 1.0 / 120.0 + t2 * ps;
+    ps = -1.0 / 6.0 + t2 * ps;
+    double pc = 1.0 / 20922789888000.0;                /*  1/16! */
+    pc = -1.0 / 87178291200.0 + t2 * pc;               /* -1/14! */
+    pc = 1.0 / 479001600.0 + t2 * pc;                  /*  1/12! */
+    pc = -1.0 / 3628800.0 + t2 * pc;                   /* -1/10! */
+    pc = 1.0 / 40320.0 + t2 * pc;
+    pc = -1.0 / 720.0 + t2 * pc;
+    pc = 1.0 / 24.0 + t2 * pc;
+    pc = -0.5 + t2 * pc;
+    *s = t + t * t2 * ps;
+    *c = 1.0 + t2 * pc;
+}
+
+/* Box–Muller on pair p of a stream: two independent standard normals
+ *     z0 = r cos(phi), z1 = r sin(phi),  r = sqrt(-2 ln u1),  phi uniform in a period,
+ * from the 64-bit words of counters 2p and 2p + 1:
+ *     u1 = (top 53 bits of word 2p + 1) / 2^53, in (0, 1] (never 0: the log is finite);
+ *     phi = q pi/2 + (f - 1/2) pi/2, q = top 2 bits of word 2p + 1, f = its next 52 bits
+ *     / 2^52 in [0, 1): a quadrant and an angle in [-pi/4, pi/4) within it. */
 static inline void normal_pair(uint64_t key, uint64_t p, double *z0, double *z1) {
-    double u1 = ((double)(stream_bits(key, 2 * p) >> 11) + 1.0) * 0x1p-53;
-    double u2 = (double)(stream_bits(key, 2 * p + 1) >> 11) * 0x1p-53;
-    double r = sqrt(-2.0 * log(u1));
-    double a = 2.0 * M_PI * u2;
-    *z0 = r * cos(a);
-    *z1 = r * sin(a);
+    uint64_t w0 = stream_bits(key, 2 * p), w1 = stream_bits(key, 2 * p + 1);
+    double u1 = ((double)(w0 >> 11) + 1.0) * 0x1p-53;
+    double r = sqrt(-2.0 * ln_unit(u1));
+    unsigned q = (unsigned)(w1 >> 62);
+    double f = (double)((w1 >> 10) & 0xFFFFFFFFFFFFFULL) * 0x1p-52;
+    double s, c;
+    sincos_quarter((f - 0.5) * 1.5707963267948966, &s, &c);
+    /* rotate (cos, sin) by q quarter turns */
+    double cq = (q & 1) ? s : c, sq = (q & 1) ? c : s;
+    *z0 = r * ((q == 1 || q == 2) ? -cq : cq);
+    *z1 = r * ((q >= 2) ? -sq : sq);
 }
 
 /* Elements [start, start + n) of a normal(0, std) stream: element 2p is z0 of pair p,
@@ -336,22 +294,229 @@ static void fill_normal(uint64_t key, float std, int64_t start, int64_t n, float
     }
 }
 
+/* Element i of a stream: element 2p is z0 of pair p, 2p + 1 is z1. */
+static inline float normal_at(uint64_t key, float std, uint64_t i) {
+    double z0, z1;
+    normal_pair(key, i / 2, &z0, &z1);
+    return (float)(std * ((i & 1) ? z1 : z0));
+}
+
+static inline uint64_t stream_key(const sk_init_spec *s, uint64_t seed) {
+    return mix64(seed ^ mix64(s->key));
+}
+
 #define SK_INIT_CHUNK 8192   /* elements per parallel work item */
 
-void sk_init_fill(const sk_init_tensor *t, uint64_t seed, int64_t start, int64_t n, float *dst) {
-    SHRINK_ASSERT(start >= 0 && n >= 0 && start + n <= t->n_elems);
-    if (t->kind != SK_INIT_NORMAL) {
-        float v = t->kind == SK_INIT_ONES ? 1.0f : 0.0f;
+void sk_init_fill(const sk_init_spec *s, uint64_t seed, int64_t start, int64_t n, float *dst) {
+    SHRINK_ASSERT(start >= 0 && n >= 0);
+    if (s->kind != SK_INIT_NORMAL) {
+        float v = s->kind == SK_INIT_ONES ? 1.0f : 0.0f;
         for (int64_t k = 0; k < n; k++) dst[k] = v;
         return;
     }
-    uint64_t key = mix64(seed ^ mix64(t->key));
-    double std = t->std;
+    uint64_t key = stream_key(s, seed);
     int64_t n_chunks = (n + SK_INIT_CHUNK - 1) / SK_INIT_CHUNK;
     #pragma omp parallel for schedule(static) if (n_chunks > 4 && !omp_in_parallel())
     for (int64_t ch = 0; ch < n_chunks; ch++) {
         int64_t lo = ch * SK_INIT_CHUNK;
         int64_t m = n - lo < SK_INIT_CHUNK ? n - lo : SK_INIT_CHUNK;
-        fill_normal(key, (float)std, start + lo, m, dst + lo);
+        fill_normal(key, s->std, start + lo, m, dst + lo);
     }
+}
+
+void sk_init_fill_cols(const sk_init_spec *s, uint64_t seed, int64_t rows, int64_t cols,
+                       int64_t col0, int64_t n_cols, float *dst) {
+    SHRINK_ASSERT(col0 >= 0 && n_cols >= 0 && col0 + n_cols <= cols);
+    if (s->kind != SK_INIT_NORMAL) {
+        sk_init_fill(s, seed, 0, rows * n_cols, dst);
+        return;
+    }
+    uint64_t key = stream_key(s, seed);
+    /* one element at a time (each costs a whole Box–Muller pair): only GPT-2's Conv1D
+     * weights in a Hugging Face file are asked for this way */
+    #pragma omp parallel for schedule(static) if (rows * n_cols > 4 * SK_INIT_CHUNK && \
+                                                  !omp_in_parallel())
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < n_cols; j++)
+            dst[j * rows + r] = normal_at(key, s->std, (uint64_t)(r * cols + col0 + j));
+}
+
+/* ==== the tensor source ==================================================================== */
+
+/* f32 -> dtype in parallel chunks (the conversions are scalar). */
+static void convert_f32(const float *src, shrink_dtype dtype, void *dst, int64_t n) {
+    const sk_dtype_traits *d = sk_dtype(dtype);
+    int64_t n_chunks = (n + SK_INIT_CHUNK - 1) / SK_INIT_CHUNK;
+    #pragma omp parallel for schedule(static) if (n_chunks > 4 && !omp_in_parallel())
+    for (int64_t ch = 0; ch < n_chunks; ch++) {
+        int64_t lo = ch * SK_INIT_CHUNK;
+        int64_t m = n - lo < SK_INIT_CHUNK ? n - lo : SK_INIT_CHUNK;
+        d->from_f32(src + lo, (uint8_t *)dst + (size_t)lo * d->bytes, m);
+    }
+}
+
+/* sk_fill_fn: rows [row0, row0 + n_rows) of tensor t (or of its transpose), generated. */
+static shrink_status init_fill(void *user, const sk_wtensor *t, int64_t row0, int64_t n_rows,
+                               int transposed, shrink_dtype dtype, void *dst) {
+    const sk_init_params *p = user;
+    sk_init_spec s = sk_init_spec_of(&p->cfg, p->init_range, t);
+    int64_t cols = t->n_dims == 2 ? t->cols : 1;
+    int64_t n = n_rows * (transposed ? t->rows : cols);
+    float *f = dtype == SHRINK_DTYPE_F32 ? dst : sk_aligned_alloc(64, (size_t)n * sizeof(float));
+    if (!f)
+        return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory for %" PRId64 " values", t->name, n);
+    if (transposed) sk_init_fill_cols(&s, p->seed, t->rows, cols, row0, n_rows, f);
+    else sk_init_fill(&s, p->seed, row0 * cols, n, f);
+    if (dtype != SHRINK_DTYPE_F32) {
+        convert_f32(f, dtype, dst, n);
+        sk_free(f);
+    }
+    return SHRINK_OK;
+}
+
+void sk_init_source(const sk_init_params *p, sk_source *src) {
+    memset(src, 0, sizeof *src);
+    src->cfg   = p->cfg;
+    src->dtype = p->dtype;
+    src->fill  = init_fill;
+    src->user  = (void *)p;
+    src->name  = "shrink init";
+}
+
+/* ==== public API =========================================================================== */
+
+int32_t shrink_preset_count(void) { return SK_N_PRESETS; }
+
+shrink_status shrink_preset_get(int32_t i, shrink_preset_info *info) {
+    const sk_preset *p = sk_preset_at(i);
+    if (!p || !info)
+        return sk_error(SHRINK_ERR_RANGE, "shrink_preset_get: index %" PRId32 " not in [0, %d)",
+                        i, SK_N_PRESETS);
+    sk_config c;
+    shrink_status st = sk_preset_config(p, &c);
+    if (st) return st;
+    memset(info, 0, sizeof *info);
+    info->name            = p->name;
+    info->arch            = p->arch;
+    info->source          = p->source;
+    info->dim             = p->dim;
+    info->n_layers        = p->n_layers;
+    info->n_heads         = p->n_heads;
+    info->n_kv_heads      = p->n_kv_heads;
+    info->ffn_dim         = p->ffn_dim;
+    info->vocab_size      = p->vocab_size;
+    info->max_seq_len     = p->max_seq_len;
+    info->tied_embeddings = p->tied != 0;
+    info->n_params        = sk_init_n_params(&c);
+    return SHRINK_OK;
+}
+
+shrink_init_params shrink_init_params_default(void) {
+    shrink_init_params p;
+    memset(&p, 0, sizeof p);
+    p.dtype = SHRINK_DTYPE_F32;
+    return p;
+}
+
+/* The config and initializer range that params ask for. */
+static shrink_status init_config(const shrink_init_params *params, sk_config *cfg,
+                                 float *init_range) {
+    if (!params->preset == !params->config_path)
+        return sk_error(SHRINK_ERR_ARG, "shrink_model_init: give exactly one of a preset and a "
+                        "config.json");
+    if (params->config_path) return sk_init_config_load(params->config_path, cfg, init_range);
+    const sk_preset *p = sk_preset_find(params->preset);
+    if (!p) {
+        char names[512];
+        size_t k = 0;
+        names[0] = '\0';
+        for (int i = 0; i < SK_N_PRESETS && k < sizeof names; i++)
+            k += (size_t)snprintf(names + k, sizeof names - k, "%s%s", i ? ", " : "",
+                                  sk_presets[i].name);
+        return sk_error(SHRINK_ERR_ARG, "unknown preset '%.64s' (presets: %s)", params->preset,
+                        names);
+    }
+    *init_range = 0.02f;
+    return sk_preset_config(p, cfg);
+}
+
+/* A tokenizer carried into the output: its size must fit the model's vocabulary, and its
+ * BOS/EOS become the model's. */
+static shrink_status init_tokenizer(const char *path, sk_config *cfg, shrink_tokenizer **out) {
+    shrink_status st = shrink_tokenizer_load(out, path);
+    if (st) return st;
+    int32_t tv = shrink_tokenizer_vocab_size(*out);
+    if (tv > cfg->vocab_size) {
+        shrink_tokenizer_free(*out);
+        *out = NULL;
+        return sk_error(SHRINK_ERR_ARG, "%s: the tokenizer has %" PRId32 " tokens but the "
+                        "model's vocabulary only %" PRId32, path, tv, cfg->vocab_size);
+    }
+    int32_t bos = shrink_tokenizer_bos(*out), eos = shrink_tokenizer_eos(*out);
+    if (bos >= 0) cfg->bos_id = bos;
+    if (eos >= 0) cfg->eos_id = eos;
+    return SHRINK_OK;
+}
+
+/* Passes the writer's progress on and keeps the bytes written. */
+typedef struct init_progress {
+    int64_t done;
+    void  (*fn)(void *user, int64_t done, int64_t total);
+    void   *user;
+} init_progress;
+
+static void progress_relay(void *user, int64_t done, int64_t total) {
+    init_progress *p = user;
+    p->done = done;
+    if (p->fn) p->fn(p->user, done, total);
+}
+
+shrink_status shrink_model_init(const char *out, const shrink_init_params *params,
+                                shrink_init_result *result) {
+    if (!out || !*out || !params)
+        return sk_error(SHRINK_ERR_ARG, "shrink_model_init: no output path or no params");
+    if ((unsigned)params->dtype >= SHRINK_DTYPE_COUNT)
+        return sk_error(SHRINK_ERR_ARG, "shrink_model_init: bad dtype %d", (int)params->dtype);
+    sk_init_params ip = {.seed = params->seed, .dtype = params->dtype};
+    shrink_status st = init_config(params, &ip.cfg, &ip.init_range);
+    if (st) return st;
+
+    sk_format fmt = sk_format_from_path(out);
+    if (params->to) {
+        int f = sk_format_parse(params->to);
+        if (f < 0)
+            return sk_error(SHRINK_ERR_ARG, "unknown output format '%.32s' (allowed: gguf, hf, "
+                            "llama2c)", params->to);
+        fmt = (sk_format)f;
+    }
+    shrink_tokenizer *tok = NULL;
+    if (params->tokenizer_path && (st = init_tokenizer(params->tokenizer_path, &ip.cfg, &tok)))
+        return st;
+
+    sk_source src;
+    sk_init_source(&ip, &src);
+    src.tok = tok;
+    src.tok_dir = params->tokenizer_path;
+    sk_write_opts wo = sk_write_opts_default();
+    wo.dtype = (int)params->dtype;
+    init_progress pr = {0, params->progress, params->user};
+    wo.progress = progress_relay;
+    wo.progress_user = &pr;
+    double t0 = shrink_time();
+    st = sk_write(&src, out, fmt, &wo);
+    shrink_tokenizer_free(tok);
+    if (st) return st;
+    if (result) {
+        sk_wtensor *t;
+        int64_t n = 0;
+        memset(result, 0, sizeof *result);
+        if (sk_wtensors(&ip.cfg, &t, &n) == SHRINK_OK) sk_free(t);
+        result->n_params  = sk_init_n_params(&ip.cfg);
+        result->tensor_bytes = (uint64_t)pr.done;
+        result->arch         = ip.cfg.arch->name;
+        result->format       = sk_format_name(fmt);
+        result->n_tensors    = n;
+        result->seconds      = shrink_time() - t0;
+    }
+    return SHRINK_OK;
 }

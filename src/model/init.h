@@ -19,7 +19,7 @@
 #ifndef SK_INIT_H
 #define SK_INIT_H
 
-#include "model.h"
+#include "../formats/formats.h"
 
 /* ---- presets --------------------------------------------------------------------------- */
 
@@ -53,7 +53,7 @@ SK_HIDDEN shrink_status sk_preset_config(const sk_preset *p, sk_config *out);
  * *init_range (0.02 when absent; must be finite and >= 0). */
 SK_HIDDEN shrink_status sk_init_config_load(const char *path, sk_config *cfg, float *init_range);
 
-/* ---- the tensor table ------------------------------------------------------------------ */
+/* ---- initializers ---------------------------------------------------------------------- */
 
 typedef enum sk_init_kind {
     SK_INIT_NORMAL, /* normal(0, std) */
@@ -61,32 +61,47 @@ typedef enum sk_init_kind {
     SK_INIT_ZEROS,  /* biases */
 } sk_init_kind;
 
-typedef struct sk_init_tensor {
-    char         name[96];   /* Hugging Face name ("model.layers.3.mlp.up_proj.weight") */
-    int32_t      n_dims;     /* 1 or 2 */
-    int64_t      shape[2];   /* as a Hugging Face file stores it (GPT-2 Conv1D: (in, out)) */
-    int64_t      n_elems;
+/* How one tensor is initialized. */
+typedef struct sk_init_spec {
     sk_init_kind kind;
-    float        std;        /* SK_INIT_NORMAL only */
-    uint64_t     key;        /* stream key: hash of the name (set by sk_init_tensors) */
-} sk_init_tensor;
+    float        std;   /* SK_INIT_NORMAL only */
+    uint64_t     key;   /* the tensor's stream: a hash of its canonical name */
+} sk_init_spec;
 
-/* The tensors of a model with config c, in Hugging Face order (embeddings, layer by layer,
- * final norm, untied head), with their initializers for initializer range `init_range`.
- * Names are those Hugging Face's LlamaForCausalLM / GPT2LMHeadModel save ("transformer."
- * prefix for GPT-2); a tied head has no tensor. *out is sk_malloc'd (sk_free it). */
-SK_HIDDEN shrink_status sk_init_tensors(const sk_config *c, float init_range,
-                                        sk_init_tensor **out, int64_t *n_out);
+/* The initializer of canonical tensor t (formats.h: sk_wtensors) of a model with config c
+ * and initializer range `init_range`. */
+SK_HIDDEN sk_init_spec sk_init_spec_of(const sk_config *c, float init_range,
+                                       const sk_wtensor *t);
 
-/* Parameter count of config c (the sum of the table's elements; a tied head counts once). */
+/* Parameter count of config c: the elements of its canonical tensors (a tied head counts
+ * once). -1 if c is not valid. */
 SK_HIDDEN int64_t sk_init_n_params(const sk_config *c);
 
 /* ---- the generator --------------------------------------------------------------------- */
 
-/* dst[k] = element (start + k) of tensor t for seed `seed`, k < n. Uses the library's
- * threads for large n (call from outside a parallel region); the values do not depend on the
- * thread count nor on how a tensor is cut into ranges. */
-SK_HIDDEN void sk_init_fill(const sk_init_tensor *t, uint64_t seed, int64_t start, int64_t n,
+/* dst[k] = element (start + k) of the tensor (row-major, canonical layout) for seed `seed`,
+ * k < n. Uses the library's threads for large n (call from outside a parallel region); the
+ * values do not depend on the thread count nor on how a tensor is cut into ranges. */
+SK_HIDDEN void sk_init_fill(const sk_init_spec *s, uint64_t seed, int64_t start, int64_t n,
                             float *dst);
+
+/* Columns [col0, col0 + n_cols) of a (rows, cols) tensor as rows of its transpose:
+ * dst[j * rows + r] = element (r * cols + col0 + j). The same values as sk_init_fill. */
+SK_HIDDEN void sk_init_fill_cols(const sk_init_spec *s, uint64_t seed, int64_t rows,
+                                 int64_t cols, int64_t col0, int64_t n_cols, float *dst);
+
+/* ---- a model to write ------------------------------------------------------------------ */
+
+typedef struct sk_init_params {
+    sk_config    cfg;
+    uint64_t     seed;
+    float        init_range;   /* initializer_range; 0.02 in Hugging Face configs */
+    shrink_dtype dtype;        /* of every tensor written */
+} sk_init_params;
+
+/* A tensor source (formats.h) whose tensors are generated on the fly from *p, for sk_write.
+ * src borrows p (keep it alive while src is used). The tokenizer fields of src are left NULL:
+ * the caller sets src->tok / src->tok_dir to carry a tokenizer into the output. */
+SK_HIDDEN void sk_init_source(const sk_init_params *p, sk_source *src);
 
 #endif /* SK_INIT_H */
