@@ -3,10 +3,12 @@
  * of mix-llama-22m (dim 384, ffn 1024, vocab 32000, 6 heads of 64, 2 kv heads), with 1 and 2
  * threads. Never asserts; prints markdown tables.
  *
- *   GEMV (T = 1): GB/s of weights streamed and % of the memory read bandwidth measured in the
- *     same run (shrink_measure_bandwidth). Two regimes: "ram" cycles through enough copies
- *     of the matrix to exceed L3 (>= 256 MiB), "cache" repeats one matrix (L2/L3 resident
- *     where it fits). GB/s is taken over the median time in "ram", the minimum in "cache".
+ *   GEMV (T = 1): GB/s of weights streamed. Two regimes: "ram" cycles through enough
+ *     copies of the matrix to exceed L3 (>= 256 MiB), "cache" repeats one matrix (L2/L3
+ *     resident where it fits). In "ram" each call is paired with a plain vector read of
+ *     another copy of the same size at the same moment ("% of read": the GEMV's roofline
+ *     fraction, robust on a shared host), and min GB/s is also compared with the memory
+ *     bandwidth measured at the start (shrink_measure_bandwidth or a vector read, the larger).
  *   GEMM (T = 512 by default): GFLOP/s (2 rows cols T / time) and % of the 2-thread fp32
  *     peak of docs (190 GFLOP/s; 95 with 1 thread), and of the micro-kernel's own
  *     throughput on L1-resident data measured in this run ("tile peak").
@@ -48,16 +50,60 @@ static void *make_w(shrink_dtype dt, int64_t rows, int64_t cols, uint64_t seed) 
 
 #define MAX_REPS 20000
 
+typedef float v16f __attribute__((vector_size(64)));
+
+/* Sums n bytes (a multiple of 128) at p with the OpenMP threads, independent vector lanes
+ * (GCC vector extension: SSE in this baseline file), so it is bound by memory, not by an
+ * add chain. The plain read a GEMV is compared with. */
+static float read_sum(const void *p, size_t bytes) {
+    const v16f *b = p;
+    size_t n = bytes / sizeof(v16f);
+    float total = 0;
+    #pragma omp parallel
+    {
+        v16f a0 = {0}, a1 = {0};
+        #pragma omp for schedule(static) nowait
+        for (size_t i = 0; i < n / 2; i++) {
+            a0 += b[2 * i];
+            a1 += b[2 * i + 1];
+        }
+        a0 += a1;
+        float s = 0;
+        for (int k = 0; k < 16; k++) s += a0[k];
+        #pragma omp atomic
+        total += s;
+    }
+    return total;
+}
+
+static timing summarize(double *times, int reps, double total) {
+    qsort(times, (size_t)reps, sizeof(double), cmp_double);
+    timing tm = {times[0], times[reps / 2], total / reps};
+    return tm;
+}
+
 /* Runs sk_matmul_with over the ncopies matrices in turn until min_time has passed (at least
- * 3 calls). The median is robust against the other tenants of a shared host. */
+ * 3 calls). The median is robust against the other tenants of a shared host. If rd is not
+ * NULL, each call is preceded by a plain read of the same matrix (read_sum), timed into *rd:
+ * the two see the same moment of the machine. */
 static timing run(const sk_kernel_set *ks, sk_mat *mats, int ncopies, const float *X, int64_t T,
-                  float *Y) {
-    static double times[MAX_REPS];
+                  float *Y, timing *rd) {
+    static double times[MAX_REPS], rtimes[MAX_REPS];
     int reps = 0;
-    double total = 0;
+    double total = 0, rtotal = 0;
+    volatile float sink = 0;
     if (ncopies == 1) sk_matmul_with(ks, &mats[0], X, T, Y, mats[0].rows); /* warm up */
     while ((reps < 3 || total < min_time) && reps < MAX_REPS) {
         for (int c = 0; c < ncopies && reps < MAX_REPS; c++) {
+            if (rd) {
+                int r2 = (c + ncopies / 2) % ncopies; /* not the one read next */
+                size_t bytes = (size_t)sk_dtype_row_bytes(mats[r2].dtype, mats[r2].rows * mats[r2].cols);
+                double t0 = shrink_time();
+                sink += read_sum(mats[r2].data, bytes & ~(size_t)127);
+                double dt = shrink_time() - t0;
+                rtimes[reps] = dt * (double)bytes / (double)(bytes & ~(size_t)127);
+                rtotal += rtimes[reps];
+            }
             double t0 = shrink_time();
             sk_matmul_with(ks, &mats[c], X, T, Y, mats[c].rows);
             double dt = shrink_time() - t0;
@@ -65,15 +111,13 @@ static timing run(const sk_kernel_set *ks, sk_mat *mats, int ncopies, const floa
             total += dt;
         }
     }
-    qsort(times, (size_t)reps, sizeof(double), cmp_double);
-    timing tm = {times[0], times[reps / 2], total / reps};
-    return tm;
+    if (rd) *rd = summarize(rtimes, reps, rtotal);
+    return summarize(times, reps, total);
 }
 
 /* Read bandwidth with independent vector lanes (GCC vector extension: SSE in this baseline
  * file, 4 independent 16-byte adds per cache line, so it is bound by memory, not by an add
  * chain). Best of reps, bytes/s. */
-typedef float v16f __attribute__((vector_size(64)));
 static double read_bandwidth(size_t bytes, int reps) {
     size_t n = bytes / sizeof(v16f);
     v16f *buf = sk_aligned_alloc(64, n * sizeof(v16f));
@@ -181,8 +225,8 @@ int main(int argc, char **argv) {
     /* ---- GEMV ---- */
     if (!only_op || strcmp(only_op, "gemv") == 0) {
     printf("## GEMV (T = 1)\n\n");
-    printf("| shape | dtype | isa | threads | regime | MiB | min us | median us | mean us | GB/s | %% of bw |\n");
-    printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    printf("| shape | dtype | isa | threads | regime | MiB | min us | median us | GB/s (min) | GB/s (median) | %% of bw (min) | read GB/s (median) | %% of read (median) |\n");
+    printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for (int d = 0; d < SHRINK_DTYPE_COUNT; d++) {
         shrink_dtype dt = (shrink_dtype)d;
         if (only_dt && strcmp(only_dt, shrink_dtype_name(dt))) continue;
@@ -201,15 +245,21 @@ int main(int argc, char **argv) {
                     omp_set_num_threads(thr[ti]);
                     for (int regime = 0; regime < 2; regime++) {
                         if (regime == 1 && bytes > ((uint64_t)48 << 20)) continue; /* no cache regime */
-                        timing tm = run(ks, mats, regime == 0 ? ncopies : 1, X, 1, Y);
-                        /* ram: bytes over the median time (every call streams from
-                         * memory); cache: over the best time */
-                        double gbs = (double)bytes / (regime == 0 ? tm.median : tm.min) / 1e9;
-                        printf("| %s | %s | %s | %d | %s | %.2f | %.1f | %.1f | %.1f | %.1f | %.0f%% |\n",
-                               sh->name, shrink_dtype_name(dt), ks->name, thr[ti],
-                               regime == 0 ? "ram" : "cache", (double)bytes / (1 << 20),
-                               tm.min * 1e6, tm.median * 1e6, tm.mean * 1e6, gbs,
-                               regime == 0 ? 100.0 * gbs * 1e9 / bw[ti] : 0.0);
+                        timing rd;
+                        timing tm = run(ks, mats, regime == 0 ? ncopies : 1, X, 1, Y,
+                                        regime == 0 ? &rd : NULL);
+                        double gmin = (double)bytes / tm.min / 1e9;
+                        double gmed = (double)bytes / tm.median / 1e9;
+                        if (regime == 0)
+                            printf("| %s | %s | %s | %d | ram | %.2f | %.1f | %.1f | %.1f | %.1f | %.0f%% | %.1f | %.0f%% |\n",
+                                   sh->name, shrink_dtype_name(dt), ks->name, thr[ti],
+                                   (double)bytes / (1 << 20), tm.min * 1e6, tm.median * 1e6, gmin,
+                                   gmed, 100.0 * gmin * 1e9 / bw[ti],
+                                   (double)bytes / rd.median / 1e9, 100.0 * rd.median / tm.median);
+                        else
+                            printf("| %s | %s | %s | %d | cache | %.2f | %.1f | %.1f | %.1f | %.1f | | | |\n",
+                                   sh->name, shrink_dtype_name(dt), ks->name, thr[ti],
+                                   (double)bytes / (1 << 20), tm.min * 1e6, tm.median * 1e6, gmin, gmed);
                         fflush(stdout);
                     }
                 }
@@ -249,7 +299,7 @@ int main(int argc, char **argv) {
                     omp_set_num_threads(thr[ti]);
                     double save = min_time;
                     if (!ks->tile) min_time = 0;
-                    timing tm = run(ks, &m, 1, X, Tgemm, Y);
+                    timing tm = run(ks, &m, 1, X, Tgemm, Y, NULL);
                     min_time = save;
                     double flop = 2.0 * (double)sh->rows * sh->cols * Tgemm;
                     double gf = flop / tm.min / 1e9;
