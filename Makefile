@@ -128,6 +128,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_SRC      = $(filter-out fuzz/fuzz_main.c,$(wildcard fuzz/fuzz_*.c))
 FUZZ_BINS     = $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%) $(FUZZ_SRC:fuzz/fuzz_%.c=$(BUILD)/fuzz/replay_%)
 fuzz:
+	@sh tools/deps.sh fuzz
 	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) OPT=-O1 WERROR= EXTRA_CFLAGS=-fsanitize=fuzzer-no-link \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	    fuzz-build

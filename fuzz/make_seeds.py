@@ -1,7 +1,8 @@
 # make_seeds.py - writes the seed corpora fuzz/corpus/<format>/ (committed; run again only to
 # change them): small valid files of every format, from the shared models and test fixtures
-# (tok512.model/.bin, config.json files, GPT-2 merges) and built by hand (safetensors,
-# llama2.c checkpoints, a sentencepiece model, tokenizer.json of both families).
+# (tok512.model/.bin, config.json files, GPT-2 merges, stories260K.gguf metadata) and built
+# by hand (safetensors, GGUF, llama2.c checkpoints, a sentencepiece model, tokenizer.json of
+# both families).
 #   python3 fuzz/make_seeds.py [MODELS_DIR]
 import json, struct, os, shutil
 import sys
@@ -174,3 +175,118 @@ out('tokenizer_json', 'gpt2_small.tokenizer.json', json.dumps(gj, ensure_ascii=F
 # the tiny Llama tokenizer.json of tests/test_tokenizer.c
 out('tokenizer_json', 'llama_tiny.tokenizer.json', '{"model": {"type": "BPE", "byte_fallback": true, "unk_token": "<unk>", "vocab": {"<unk>": 0, "<s>": 1, "</s>": 2, "<0x0A>": 3, "\u2581": 4, "a": 5, "b": 6, "ab": 7, "\u2581ab": 8}, "merges": ["a b", "\u2581 ab"]}, "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"}, {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]}, "added_tokens": [{"id": 1, "content": "<s>", "special": true}, {"id": 2, "content": "</s>", "special": true}]}'.encode('utf-8'))
 out('tokenizer_json', 'metaspace.tokenizer.json', json.dumps({'model': {'type': 'BPE', 'vocab': {'<unk>': 0, '\u2581': 1, 'x': 2, '\u2581x': 3}, 'merges': [['\u2581', 'x']], 'unk_token': '<unk>'}, 'pre_tokenizer': {'type': 'Metaspace', 'replacement': '\u2581', 'prepend_scheme': 'first'}, 'decoder': {'type': 'Metaspace'}}, ensure_ascii=False))
+
+# ---- GGUF: tiny llama (f32; f16 untied, alignment 64) and gpt2 models whose metadata
+# follow llama.cpp's (stories260K.gguf's keys with smaller sizes), every value type and some
+# quantized tensor types, and ggml's own kv-types test file
+FMT = {0:'<B',1:'<b',2:'<H',3:'<h',4:'<I',5:'<i',6:'<f',7:'<?',10:'<Q',11:'<q',12:'<d'}
+class GR:
+    def __init__(s, b): s.b = b; s.p = 0
+    def take(s, n): v = s.b[s.p:s.p+n]; s.p += n; return v
+    def u(s, f): v = struct.unpack_from(f, s.b, s.p)[0]; s.p += struct.calcsize(f); return v
+    def str(s): n = s.u('<Q'); return s.take(n).decode('utf-8', 'replace')
+def val(r, t):
+    if t == 8: return r.str()
+    if t == 9:
+        at = r.u('<I'); n = r.u('<Q'); return (at, [val(r, at) for _ in range(n)])
+    return r.u(FMT[t])
+def read(path):
+    b = open(path, 'rb').read(); r = GR(b)
+    magic, ver, nt, nkv = r.u('<I'), r.u('<I'), r.u('<Q'), r.u('<Q')
+    kvs = []
+    for _ in range(nkv):
+        k = r.str(); t = r.u('<I'); kvs.append((k, t, val(r, t)))
+    ts = []
+    for _ in range(nt):
+        name = r.str(); nd = r.u('<I'); ne = [r.u('<q') for _ in range(nd)]; ty = r.u('<I'); off = r.u('<Q')
+        ts.append((name, ne, ty, off))
+    return ver, kvs, ts
+RG = 'fuzz/corpus/gguf'; os.makedirs(RG, exist_ok=True)
+SH = os.path.dirname(M.rstrip('/'))
+def s_(x): e = x.encode(); return struct.pack('<Q', len(e)) + e
+PK = {0:'<B',1:'<b',2:'<H',3:'<h',4:'<I',5:'<i',6:'<f',7:'<?',10:'<Q',11:'<q',12:'<d'}
+def v_(t, v):
+    if t == 8: return s_(v)
+    if t == 9:
+        at, items = v; return struct.pack('<IQ', at, len(items)) + b''.join(v_(at, i) for i in items)
+    return struct.pack(PK[t], v)
+def gguf(kvs, tensors, align=32):
+    # tensors: (name, ne, type, bytes)
+    h = struct.pack('<IIQQ', 0x46554747, 3, len(tensors), len(kvs))
+    for k, t, v in kvs: h += s_(k) + struct.pack('<I', t) + v_(t, v)
+    off = 0; data = b''
+    for name, ne, ty, b in tensors:
+        h += s_(name) + struct.pack('<I', len(ne)) + b''.join(struct.pack('<q', n) for n in ne) + struct.pack('<IQ', ty, off)
+        pad = (-len(b)) % align
+        data += b + b'\0' * pad; off += len(b) + pad
+    h += b'\0' * ((-len(h)) % align)
+    return h + data
+def f32(n, seed=1): return b''.join(struct.pack('<f', ((i * seed) % 17 - 8) / 16) for i in range(n))
+def f16(n, seed=1): return b''.join(struct.pack('<e', ((i * seed) % 17 - 8) / 16) for i in range(n))
+def prod(ne):
+    p = 1
+    for n in ne: p *= n
+    return p
+
+_, kvs, _ = read(SH + '/fixtures/gguf/stories260K.gguf')
+D, F, H, KV, V, S = 8, 16, 2, 1, 512, 16
+hd = D // H
+repl = {'llama.context_length': S, 'llama.embedding_length': D, 'llama.feed_forward_length': F,
+        'llama.attention.head_count': H, 'llama.attention.head_count_kv': KV, 'llama.block_count': 1,
+        'llama.rope.dimension_count': hd}
+kvs = [(k, t, repl.get(k, v)) for k, t, v in kvs]
+def llama_tensors(dt16, untied):
+    T = []
+    def add(name, ne, half=False):
+        n = prod(ne)
+        if half: T.append((name, ne, 1, f16(n, len(T) + 3)))
+        else: T.append((name, ne, 0, f32(n, len(T) + 3)))
+    add('token_embd.weight', [D, V])
+    add('output_norm.weight', [D])
+    if untied: add('output.weight', [D, V], dt16)
+    add('blk.0.attn_q.weight', [D, D], dt16); add('blk.0.attn_k.weight', [D, KV * hd], dt16)
+    add('blk.0.attn_v.weight', [D, KV * hd], dt16); add('blk.0.attn_output.weight', [D, D], dt16)
+    add('blk.0.attn_norm.weight', [D]); add('blk.0.ffn_gate.weight', [D, F], dt16)
+    add('blk.0.ffn_down.weight', [F, D], dt16); add('blk.0.ffn_up.weight', [D, F], dt16)
+    add('blk.0.ffn_norm.weight', [D])
+    return T
+open(RG + '/llama-tiny-f32.gguf', 'wb').write(gguf(kvs, llama_tensors(False, False)))
+open(RG + '/llama-tiny-f16-untied.gguf', 'wb').write(gguf(kvs + [('general.alignment', 4, 64)], llama_tensors(True, True), align=64))
+
+# GPT-2: tokens and merges of fuzz/corpus/tokenizer_json/gpt2_small.tokenizer.json
+tj = json.load(open('fuzz/corpus/tokenizer_json/gpt2_small.tokenizer.json', encoding='utf-8'))
+vocab = sorted(tj['model']['vocab'].items(), key=lambda kv: kv[1])
+toks = [k for k, _ in vocab]
+V2 = len(toks); D2, S2 = 8, 16
+ttype = [3 if t == '<|endoftext|>' else 1 for t in toks]
+kv2 = [('general.architecture', 8, 'gpt2'), ('general.name', 8, 'gpt2-tiny'),
+       ('gpt2.context_length', 4, S2), ('gpt2.embedding_length', 4, D2), ('gpt2.feed_forward_length', 4, 4 * D2),
+       ('gpt2.block_count', 4, 1), ('gpt2.attention.head_count', 4, 2), ('gpt2.attention.layer_norm_epsilon', 6, 1e-5),
+       ('general.file_type', 4, 1), ('tokenizer.ggml.model', 8, 'gpt2'), ('tokenizer.ggml.pre', 8, 'gpt-2'),
+       ('tokenizer.ggml.tokens', 9, (8, toks)), ('tokenizer.ggml.token_type', 9, (5, ttype)),
+       ('tokenizer.ggml.merges', 9, (8, tj['model']['merges'])),
+       ('tokenizer.ggml.bos_token_id', 4, V2 - 1), ('tokenizer.ggml.eos_token_id', 4, V2 - 1),
+       ('tokenizer.ggml.add_bos_token', 7, False)]
+T2 = []
+def add2(name, ne, half=False):
+    n = prod(ne); T2.append((name, ne, 1 if half else 0, (f16 if half else f32)(n, len(T2) + 5)))
+add2('token_embd.weight', [D2, V2]); add2('position_embd.weight', [D2, S2])
+add2('output_norm.weight', [D2]); add2('output_norm.bias', [D2])
+add2('blk.0.attn_norm.weight', [D2]); add2('blk.0.attn_norm.bias', [D2])
+add2('blk.0.attn_qkv.weight', [D2, 3 * D2], True); add2('blk.0.attn_qkv.bias', [3 * D2])
+add2('blk.0.attn_output.weight', [D2, D2], True); add2('blk.0.attn_output.bias', [D2])
+add2('blk.0.ffn_norm.weight', [D2]); add2('blk.0.ffn_norm.bias', [D2])
+add2('blk.0.ffn_up.weight', [D2, 4 * D2], True); add2('blk.0.ffn_up.bias', [4 * D2])
+add2('blk.0.ffn_down.weight', [4 * D2, D2], True); add2('blk.0.ffn_down.bias', [D2])
+open(RG + '/gpt2-tiny.gguf', 'wb').write(gguf(kv2, T2))
+
+# every value type and nested arrays; tensors of quantized types (sizes from ggml's table)
+kv3 = [('general.alignment', 4, 16), ('u8', 0, 1), ('i8', 1, -1), ('u16', 2, 2), ('i16', 3, -2), ('u32', 4, 3),
+       ('i32', 5, -3), ('f32', 6, 0.5), ('bool', 7, True), ('str', 8, 'caf\u00e9'), ('u64', 10, 2**63), ('i64', 11, -2**62),
+       ('f64', 12, 1e300), ('arr.u8', 9, (0, [1, 2, 3])), ('arr.f64', 9, (12, [1.5])), ('arr.empty', 9, (8, [])),
+       ('arr.nested', 9, (9, [(4, [1, 2]), (8, ['x', 'yz'])])), ('arr.bool', 9, (7, [True, False]))]
+T3 = [('q4_0', [32, 2], 2, bytes(36)), ('q8_0', [64], 8, bytes(68)), ('q4_K', [256], 12, bytes(144)),
+      ('q6_K', [256, 1, 1, 1], 14, bytes(210)), ('bf16', [3, 2], 30, bytes(12)), ('i32', [2], 26, bytes(8))]
+open(RG + '/types-and-quants.gguf', 'wb').write(gguf(kv3, T3, align=16))
+shutil.copy(SH + '/fixtures/gguf/ggml-gguf-kv-types.gguf', RG)
+os.chmod(RG + '/ggml-gguf-kv-types.gguf', 0o644)

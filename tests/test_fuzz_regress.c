@@ -41,6 +41,9 @@
 #define LLVMFuzzerTestOneInput fuzz_tokenizer_bin
 #include "../fuzz/fuzz_tokenizer_bin.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_gguf
+#include "../fuzz/fuzz_gguf.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*fuzz_fn)(const uint8_t *, size_t);
 
@@ -55,6 +58,7 @@ static const struct {
     {"tokenizer_json", fuzz_tokenizer_json},
     {"tokenizer_model", fuzz_tokenizer_model},
     {"tokenizer_bin", fuzz_tokenizer_bin},
+    {"gguf", fuzz_gguf},
 };
 
 /* Peak resident set of this process so far, in MB. */

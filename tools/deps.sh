@@ -7,16 +7,25 @@
 #   libc6-dev  libc headers and crt files (only "Recommended" by gcc)
 #   libgomp1   OpenMP runtime (-fopenmp)
 #   libasan8, libubsan1   ASan + UBSan runtimes of `make test` (Debian 12 names)
+# With the argument `fuzz` (run by `make fuzz`), also:
+#   clang               clang 14 on Debian 12, the compiler of the libFuzzer targets
+#   libclang-rt-14-dev  libFuzzer and clang's ASan/UBSan runtimes (only "Recommended" by clang)
+#   libomp-14-dev       OpenMP for clang (omp.h, libomp): the library is built with -fopenmp
 #
 # If something is missing: as root, runs apt-get update && apt-get install -y ...; otherwise
 # prints the exact apt-get line and exits 1. On a system without dpkg it only checks that a
-# C compiler and make are on PATH.
+# C compiler and make (and clang for `fuzz`) are on PATH.
 set -u
 pkgs="gcc make libc6-dev libgomp1 libasan8 libubsan1"
+tools="cc make"
+if [ "${1:-}" = fuzz ]; then
+    pkgs="$pkgs clang libclang-rt-14-dev libomp-14-dev"
+    tools="$tools clang"
+fi
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
-    for c in cc make; do
-        command -v "$c" >/dev/null 2>&1 || { echo "deps: '$c' not found; install a C11 compiler with OpenMP and make" >&2; exit 1; }
+    for c in $tools; do
+        command -v "$c" >/dev/null 2>&1 || { echo "deps: '$c' not found; install a C11 compiler with OpenMP and make (fuzzing: clang with libFuzzer)" >&2; exit 1; }
     done
     exit 0
 fi
