@@ -102,6 +102,7 @@ static void test_matmul(void) {
         check_matmul((shrink_dtype)d, 1000, 384, 1, 0);
         check_matmul((shrink_dtype)d, 1001, 77, 1, 3);
         check_matmul((shrink_dtype)d, 200, 1030, 30, 0);
+        check_matmul((shrink_dtype)d, 20, 300, 200, 1); /* one panel: tokens split over threads */
     }
 }
 
@@ -116,7 +117,7 @@ static void test_zero_cols(const sk_kernel_set *ks) {
 static void test_threads(const sk_kernel_set *ks) {
     /* the same result with 1 and 2 threads (static partitioning; each output computed by
      * one thread in the same order) */
-    int64_t rows = 515, cols = 200, T = 21;
+    int64_t rows = 515, cols = 200, T = 41;
     float *wf = malloc((size_t)(rows * cols) * sizeof(float));
     void *w = make_w(SHRINK_DTYPE_F16, rows, cols, wf);
     float *X = malloc((size_t)(T * cols) * sizeof(float));
@@ -125,12 +126,16 @@ static void test_threads(const sk_kernel_set *ks) {
     sk_mat W = {.dtype = SHRINK_DTYPE_F16, .rows = rows, .cols = cols, .data = w};
     int saved = omp_get_max_threads();
     for (int64_t tt = 1; tt <= T; tt += T - 1) {
-        omp_set_num_threads(1);
-        sk_matmul_with(ks, &W, X, tt, A, rows);
-        omp_set_num_threads(2);
-        sk_matmul_with(ks, &W, X, tt, B, rows);
-        CHECK(memcmp(A, B, (size_t)(tt * rows) * sizeof(float)) == 0,
-              "%s: 1 and 2 threads agree, T=%" PRId64, ks->name, tt);
+        for (int64_t nrows = rows; nrows > 0; nrows -= 500) { /* 515 rows, then 15 */
+            sk_mat Wn = W;
+            Wn.rows = nrows;
+            omp_set_num_threads(1);
+            sk_matmul_with(ks, &Wn, X, tt, A, nrows);
+            omp_set_num_threads(2);
+            sk_matmul_with(ks, &Wn, X, tt, B, nrows);
+            CHECK(memcmp(A, B, (size_t)(tt * nrows) * sizeof(float)) == 0,
+                  "%s: 1 and 2 threads agree, rows=%" PRId64 " T=%" PRId64, ks->name, nrows, tt);
+        }
     }
     omp_set_num_threads(saved);
     free(wf); free(w); free(X); free(A); free(B);

@@ -122,7 +122,7 @@ static void gemm_threaded(const sk_kernel_set *ks, const sk_mat *W, const float 
     const int64_t mcp = SK_MC_ROWS / mr > 0 ? SK_MC_ROWS / mr : 1; /* panels per block */
 
     int nth = threads_for((double)rows * (double)cols * (double)T, SK_PAR_MIN_WORK);
-    if (nth > npanels) nth = (int)npanels;
+    if (nth > npanels * ntiles) nth = (int)(npanels * ntiles);
     if (nth < 1) nth = 1;
 
     float *xp = sk_aligned_alloc(64, (size_t)(ntiles * nr * cols) * sizeof(float));
@@ -141,10 +141,18 @@ static void gemm_threaded(const sk_kernel_set *ks, const sk_mat *W, const float 
             }
         /* implicit barrier: xp is complete */
 
-        int me = omp_get_thread_num();
+        /* Threads form a grid: the panels (output rows) are split statically over nr_th
+         * threads, the token tiles over the nth / nr_th of each; tokens are only split when
+         * there are fewer panels than threads (e.g. 32 rows x 512 tokens). */
+        int me = omp_get_thread_num(), n = omp_get_num_threads();
+        int nr_th = npanels >= n ? n : (int)npanels;
+        int nt_th = n / nr_th;
         float *wp = wp_all + (size_t)me * wsz;
-        int64_t p_lo, p_hi;
-        split(npanels, me, omp_get_num_threads(), &p_lo, &p_hi);
+        int64_t p_lo = 0, p_hi = 0, j_lo = 0, j_hi = 0;
+        if (me < nr_th * nt_th) {
+            split(npanels, me % nr_th, nr_th, &p_lo, &p_hi);
+            split(ntiles, me / nr_th, nt_th, &j_lo, &j_hi);
+        }
         for (int64_t b = 0; b < nkb; b++) {
             int64_t k0 = b * kcb, kc = cols - k0 < kcb ? cols - k0 : kcb;
             const float *xb = xp + k0 * ntiles * nr;
@@ -152,7 +160,7 @@ static void gemm_threaded(const sk_kernel_set *ks, const sk_mat *W, const float 
                 int64_t p1 = p0 + mcp < p_hi ? p0 + mcp : p_hi;
                 int64_t r0 = p0 * mr, r1 = p1 * mr < rows ? p1 * mr : rows;
                 ks->pack_w(W, r0, r1 - r0, k0, kc, wp);
-                for (int64_t j = 0; j < ntiles; j++) {
+                for (int64_t j = j_lo; j < j_hi; j++) {
                     int nt = T - j * nr < nr ? (int)(T - j * nr) : nr;
                     const float *xt = xb + j * kc * nr;
                     float *yt = Y + j * nr * ldy;
