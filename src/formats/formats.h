@@ -282,6 +282,11 @@ SK_HIDDEN shrink_status sk_out_rename(sk_out *o);
 /* Closes and unlinks the temporary; frees o's strings. Safe on a committed/aborted/zeroed o. */
 SK_HIDDEN void sk_out_abort(sk_out *o);
 
+/* Drops the whole pages inside [p, p + n) of a read-only file mapping from this process
+ * (madvise MADV_DONTNEED: they are read again from the page cache if touched). Only for
+ * sk_map mappings, never heap memory. Best effort. */
+SK_HIDDEN void sk_map_release(const void *p, uint64_t n);
+
 /* 1 if paths a and b name the same existing file (device + inode), else 0. */
 SK_HIDDEN int sk_same_file(const char *a, const char *b);
 

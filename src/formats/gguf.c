@@ -560,7 +560,24 @@ static const sk_gguf_tensor *find_tensor(const sk_gguf *g, const char *name) {
     return NULL;
 }
 
-static shrink_status gguf_config(const sk_gguf *g, const char *name, sk_config *c) {
+/* memcmp(a, b, n) == 0; on a file mapping in chunks whose pages are dropped once compared,
+ * so comparing two large matrices does not make them both resident. */
+static int same_bytes(const uint8_t *a, const uint8_t *b, uint64_t n, int mapped) {
+    const uint64_t chunk = 8u << 20;
+    for (uint64_t o = 0; o < n; o += chunk) {
+        size_t k = (size_t)(n - o < chunk ? n - o : chunk);
+        int eq = memcmp(a + o, b + o, k) == 0;
+        if (mapped) {
+            sk_map_release(a + o, k);
+            sk_map_release(b + o, k);
+        }
+        if (!eq) return 0;
+    }
+    return 1;
+}
+
+/* The model config from the arch keys; `mapped`: the bytes are an sk_map mapping. */
+static shrink_status gguf_config(const sk_gguf *g, const char *name, int mapped, sk_config *c) {
     char arch[32];
     shrink_status st = SHRINK_OK;
     memset(c, 0, sizeof *c);
@@ -632,7 +649,7 @@ static shrink_status gguf_config(const sk_gguf *g, const char *name, sk_config *
      * convert_hf_to_gguf.py's GPT2Model write the shared matrix twice) */
     const sk_gguf_tensor *head = find_tensor(g, "output.weight");
     c->tied = !head || (emb && head->type == emb->type && head->bytes == emb->bytes &&
-                        memcmp(head->data, emb->data, (size_t)head->bytes) == 0);
+                        same_bytes(head->data, emb->data, head->bytes, mapped));
 
     int64_t v;
     c->bos_id = c->eos_id = -1;
@@ -694,10 +711,12 @@ shrink_status sk_gguf_open(struct shrink_model *m, const char *path, int want_to
     m->file_bytes += mp->size;
     sk_gguf *g;
     if ((st = sk_gguf_parse(mp->data, mp->size, path, &g))) return st;
-    if (!(st = gguf_config(g, path, &m->cfg)) &&
+    if (!(st = gguf_config(g, path, 1, &m->cfg)) &&
         !(st = gguf_tensors(g, path, &m->tensors, &m->n_tensors)) && want_tok)
         st = sk_gguf_tokenizer(g, path, &m->tok);
     sk_gguf_free(g);
+    /* the tied-head check and the metadata touched pages a converter may never read again */
+    sk_map_release(mp->data, mp->size);
     return st;
 }
 

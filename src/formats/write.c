@@ -549,9 +549,7 @@ static const sk_tensor *model_tensor(const struct shrink_model *m, const sk_wten
     return NULL;
 }
 
-/* Drops the pages of [p, p + n) from this process (a read-only file mapping re-reads them
- * from the page cache if touched again). Best effort. */
-static void release_pages(const void *p, uint64_t n) {
+void sk_map_release(const void *p, uint64_t n) {
     long pg = sysconf(_SC_PAGESIZE);
     if (pg <= 0 || n == 0) return;
     uintptr_t a = (uintptr_t)p, e = a + (uintptr_t)n;
@@ -591,8 +589,11 @@ static shrink_status model_fill(void *user, const sk_wtensor *t, int64_t row0, i
     const uint8_t *s = ft->data;
     int direct = transposed == stored_t || t->n_dims == 1;
     int64_t out_cols = transposed ? t->rows : t->cols;
+    int mapped = in_mapping(m, ft->data);
     if (direct) {
-        sk_convert(s + (size_t)row0 * (size_t)fc * ses, ft->dtype, dst, dt, n_rows * fc);
+        const uint8_t *from = s + (size_t)row0 * (size_t)fc * ses;
+        sk_convert(from, ft->dtype, dst, dt, n_rows * fc);
+        if (mapped) sk_map_release(from, (uint64_t)n_rows * (uint64_t)fc * ses);
     } else {
         /* gather: dst[j][k] = file[k][row0 + j]; a file row at a time keeps reads sequential */
         uint8_t *d = dst;
@@ -607,9 +608,7 @@ static shrink_status model_fill(void *user, const sk_wtensor *t, int64_t row0, i
         }
     }
     int64_t total_rows = transposed ? t->cols : t->rows;
-    if (row0 + n_rows >= total_rows && in_mapping(m, ft->data) &&
-        !(t->role == SK_ROLE_TOK_EMB && m->cfg.tied))
-        release_pages(ft->data, ft->bytes);
+    if (row0 + n_rows >= total_rows && mapped) sk_map_release(ft->data, ft->bytes);
     return SHRINK_OK;
 }
 
