@@ -21,6 +21,7 @@
 #include "cli.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,18 +33,18 @@ typedef struct bench_opts {
     double  bandwidth;   /* GB/s; 0 = measure */
 } bench_opts;
 
-static bench_opts opts;
-
+#define O(field) offsetof(bench_opts, field)
 static const cli_opt bench_rows[] = {
-    {"--pp", NULL, CLI_OPT_INT, &opts.pp, "N", 0, 1 << 20,
+    {"--pp",        NULL, CLI_OPT_INT,   O(pp),        "N", 0, 1 << 20,
      "prompt tokens evaluated at once (default 512, capped at the model context; 0 = skip)"},
-    {"--tg", NULL, CLI_OPT_INT, &opts.tg, "N", 0, 1 << 20,
+    {"--tg",        NULL, CLI_OPT_INT,   O(tg),        "N", 0, 1 << 20,
      "tokens decoded one at a time (default 128; 0 = skip)"},
-    {"--reps", "-r", CLI_OPT_INT, &opts.reps, "N", 1, 1000,
+    {"--reps",      "-r", CLI_OPT_INT,   O(reps),      "N", 1, 1000,
      "measured repetitions after one warm-up (default 5)"},
-    {"--bandwidth", NULL, CLI_OPT_FLOAT, &opts.bandwidth, "GBs", 0, 1e6,
+    {"--bandwidth", NULL, CLI_OPT_FLOAT, O(bandwidth), "GBs", 0, 1e6,
      "memory bandwidth in GB/s for the roofline (default: measure)"},
 };
+#undef O
 
 static const cli_spec spec = {
     .name        = "bench",
@@ -102,11 +103,12 @@ static double run_once(shrink_context *ctx, const int32_t *ids, int32_t n, bool 
 }
 
 /* Warm-up + reps runs of one test; *out gets tokens/s. */
-static int measure(shrink_context *ctx, const int32_t *ids, int32_t n, bool batch, float *logits,
-                   cli_progress *prog, int64_t *done, int64_t total, bench_stat *out) {
-    double *rate = calloc((size_t)opts.reps, sizeof *rate);
+static int measure(shrink_context *ctx, const int32_t *ids, int32_t n, bool batch, int reps,
+                   float *logits, cli_progress *prog, int64_t *done, int64_t total,
+                   bench_stat *out) {
+    double *rate = calloc((size_t)reps, sizeof *rate);
     if (!rate) return cli_fail("out of memory");
-    for (int r = -1; r < opts.reps; r++) {
+    for (int r = -1; r < reps; r++) {
         double s = run_once(ctx, ids, n, batch, logits);
         if (s < 0) {
             free(rate);
@@ -115,7 +117,7 @@ static int measure(shrink_context *ctx, const int32_t *ids, int32_t n, bool batc
         if (r >= 0) rate[r] = (double)n / s;
         cli_progress_update(prog, ++*done, total);
     }
-    *out = stat_of(rate, opts.reps);
+    *out = stat_of(rate, reps);
     free(rate);
     return CLI_OK;
 }
@@ -146,11 +148,12 @@ static int run_bench(shrink_model *m, const cli_common *common, bench_result *b)
 
     cli_progress prog;
     int64_t      done  = 0;
-    int64_t      total = (int64_t)(opts.reps + 1) * ((b->pp > 0) + (b->tg > 0));
+    int64_t      total = (int64_t)(b->reps + 1) * ((b->pp > 0) + (b->tg > 0));
     cli_progress_start(&prog, "bench runs", common);
-    if (b->pp > 0) rc = measure(ctx, ids, b->pp, true, logits, &prog, &done, total, &b->pp_rate);
+    if (b->pp > 0) rc = measure(ctx, ids, b->pp, true, b->reps, logits, &prog, &done, total, &b->pp_rate);
     if (rc == CLI_OK && b->tg > 0)
-        rc = measure(ctx, ids, b->tg, false, logits, &prog, &done, total, &b->tg_rate);
+        rc = measure(ctx, ids, b->tg, false, b->reps, logits, &prog, &done, total,
+                     &b->tg_rate);
     cli_progress_end(&prog);
 out:
     free(ids);
@@ -233,15 +236,15 @@ static void print_table(const bench_result *b) {
 /* ==== command ============================================================================= */
 
 /* Applies the defaults and checks the sizes against the model's context. */
-static int plan(bench_result *b) {
+static int plan(const bench_opts *opts, bench_result *b) {
     int32_t max = b->mi.max_seq_len;
-    b->pp = opts.pp < 0 ? (max < 512 ? max : 512) : opts.pp;
-    b->tg = opts.tg < 0 ? (max < 128 ? max : 128) : opts.tg;
+    b->pp = opts->pp < 0 ? (max < 512 ? max : 512) : opts->pp;
+    b->tg = opts->tg < 0 ? (max < 128 ? max : 128) : opts->tg;
     if (b->pp > max || b->tg > max)
         return cli_fail("--pp %d / --tg %d: the model's context holds %d tokens", b->pp, b->tg,
                         max);
     if (b->pp == 0 && b->tg == 0) return cli_fail("nothing to measure: --pp 0 and --tg 0");
-    b->reps     = opts.reps;
+    b->reps     = opts->reps;
     b->pp_flops = pp_flops(&b->mi, b->pp);
     long l3     = sysconf(_SC_LEVEL3_CACHE_SIZE);
     b->l3_bytes = l3 > 0 ? (uint64_t)l3 : 0;
@@ -255,16 +258,14 @@ int cmd_bench(int argc, char **argv) {
     shrink_model *m = NULL;
     bench_result  b = {0};
 
-    memset(&opts, 0, sizeof opts);
-    opts.pp   = -1;   /* -1: the default, capped at the model's context */
-    opts.tg   = -1;
-    opts.reps = 5;
-    int rc = cli_parse(&spec, argc, argv, &common, pos, &n_pos);
+    /* pp, tg -1: the defaults, capped at the model's context */
+    bench_opts    opts = {.pp = -1, .tg = -1, .reps = 5};
+    int rc = cli_parse(&spec, argc, argv, &opts, &common, pos, &n_pos);
     if (rc != CLI_OK || common.help) return rc;
     b.model = pos[0];
     if ((rc = cli_load_model(b.model, &common, CLI_TOK_NONE, &m)) != CLI_OK) return rc;
     shrink_model_get_info(m, &b.mi);
-    if ((rc = plan(&b)) != CLI_OK) goto out_model;
+    if ((rc = plan(&opts, &b)) != CLI_OK) goto out_model;
 
     if ((rc = run_bench(m, &common, &b)) != CLI_OK) goto out_model;
     /* after the runs, so that peak RSS is the model's and not the 512 MiB buffer's */

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,37 +16,29 @@
 
 /* ==== options ============================================================================= */
 
-/* The options of every command; `dst` is filled in by cli_parse (a cli_common field). */
+/* The options of every command, stored in a cli_common. */
 enum { COMMON_THREADS, COMMON_JSON, COMMON_TOKENIZER, COMMON_F32, COMMON_PROGRESS, COMMON_HELP,
        COMMON_COUNT };
 
+#define COMMON(f) offsetof(cli_common, f)
 static const cli_opt common_rows[COMMON_COUNT] = {
-    [COMMON_THREADS]   = {"--threads", "-t", CLI_OPT_INT, NULL, "N", 0, 4096,
+    [COMMON_THREADS]   = {"--threads", "-t", CLI_OPT_INT, COMMON(threads), "N", 0, 4096,
                           "threads for the kernels (default 0 = one per core)"},
-    [COMMON_JSON]      = {"--json", NULL, CLI_OPT_FLAG, NULL, NULL, 0, 0,
+    [COMMON_JSON]      = {"--json", NULL, CLI_OPT_FLAG, COMMON(json), NULL, 0, 0,
                           "print one JSON object on stdout instead of text"},
-    [COMMON_TOKENIZER] = {"--tokenizer", NULL, CLI_OPT_STR, NULL, "FILE", 0, 0,
+    [COMMON_TOKENIZER] = {"--tokenizer", NULL, CLI_OPT_STR, COMMON(tokenizer), "FILE", 0, 0,
                           "tokenizer file or folder (default: the one beside the model)"},
-    [COMMON_F32]       = {"--f32", NULL, CLI_OPT_FLAG, NULL, NULL, 0, 0,
+    [COMMON_F32]       = {"--f32", NULL, CLI_OPT_FLAG, COMMON(f32), NULL, 0, 0,
                           "convert f16/bf16 weights to f32 in memory at load"},
-    [COMMON_PROGRESS]  = {"--progress", NULL, CLI_OPT_FLAG, NULL, NULL, 0, 0,
+    [COMMON_PROGRESS]  = {"--progress", NULL, CLI_OPT_FLAG, COMMON(progress), NULL, 0, 0,
                           "progress on stderr even when it is not a terminal"},
-    [COMMON_HELP]      = {"--help", "-h", CLI_OPT_FLAG, NULL, NULL, 0, 0,
+    [COMMON_HELP]      = {"--help", "-h", CLI_OPT_FLAG, COMMON(help), NULL, 0, 0,
                           "show this help and exit"},
 };
+#undef COMMON
 
 static bool common_applies(const cli_spec *spec, int row) {
     return spec->model || (row != COMMON_TOKENIZER && row != COMMON_F32);
-}
-
-static void common_bind(cli_opt rows[COMMON_COUNT], cli_common *c) {
-    memcpy(rows, common_rows, sizeof common_rows);
-    rows[COMMON_THREADS].dst   = &c->threads;
-    rows[COMMON_JSON].dst      = &c->json;
-    rows[COMMON_TOKENIZER].dst = &c->tokenizer;
-    rows[COMMON_F32].dst       = &c->f32;
-    rows[COMMON_PROGRESS].dst  = &c->progress;
-    rows[COMMON_HELP].dst      = &c->help;
 }
 
 static void print_opt(FILE *f, const cli_opt *o) {
@@ -77,30 +70,32 @@ static int usage_error(const cli_spec *spec, const char *fmt, ...) {
     return CLI_USAGE;
 }
 
-/* Stores the text value `v` of option `o`; returns CLI_OK or CLI_USAGE. */
-static int set_value(const cli_spec *spec, const cli_opt *o, const char *v) {
+/* Stores the text value `v` of option `o` into its field of `base`; returns CLI_OK or
+ * CLI_USAGE. */
+static int set_value(const cli_spec *spec, const cli_opt *o, void *base, const char *v) {
+    void *dst = (char *)base + o->offset;
     char *end = NULL;
     errno = 0;
     switch (o->kind) {
     case CLI_OPT_FLAG:
-        *(bool *)o->dst = true;
+        *(bool *)dst = true;
         return CLI_OK;
     case CLI_OPT_STR:
-        *(const char **)o->dst = v;
+        *(const char **)dst = v;
         return CLI_OK;
     case CLI_OPT_INT: {
         long long x = strtoll(v, &end, 10);
         if (errno || end == v || *end || x < (long long)o->min || x > (long long)o->max)
             return usage_error(spec, "%s: '%s' is not an integer in [%.0f, %.0f]", o->name, v,
                                o->min, o->max);
-        *(int32_t *)o->dst = (int32_t)x;
+        *(int32_t *)dst = (int32_t)x;
         return CLI_OK;
     }
     case CLI_OPT_U64: {
         unsigned long long x = strtoull(v, &end, 10);
         if (errno || end == v || *end || strchr(v, '-'))
             return usage_error(spec, "%s: '%s' is not a non-negative integer", o->name, v);
-        *(uint64_t *)o->dst = (uint64_t)x;
+        *(uint64_t *)dst = (uint64_t)x;
         return CLI_OK;
     }
     case CLI_OPT_FLOAT: {
@@ -108,18 +103,19 @@ static int set_value(const cli_spec *spec, const cli_opt *o, const char *v) {
         if (errno || end == v || *end || !isfinite(x) || x < o->min || x > o->max)
             return usage_error(spec, "%s: '%s' is not a number in [%g, %g]", o->name, v, o->min,
                                o->max);
-        *(double *)o->dst = x;
+        *(double *)dst = x;
         return CLI_OK;
     }
     }
     return CLI_USAGE;
 }
 
-static const cli_opt *find_opt(const cli_spec *spec, const cli_opt *common, const char *name,
-                               size_t len) {
+/* The row of option `name` (len bytes), and in *common whether it is a common option. */
+static const cli_opt *find_opt(const cli_spec *spec, const char *name, size_t len, bool *common) {
     for (int i = 0; i < spec->n_opts + COMMON_COUNT; i++) {
-        const cli_opt *o = i < spec->n_opts ? &spec->opts[i] : &common[i - spec->n_opts];
-        if (i >= spec->n_opts && !common_applies(spec, i - spec->n_opts)) continue;
+        *common = i >= spec->n_opts;
+        const cli_opt *o = *common ? &common_rows[i - spec->n_opts] : &spec->opts[i];
+        if (*common && !common_applies(spec, i - spec->n_opts)) continue;
         if ((strlen(o->name) == len && !strncmp(o->name, name, len)) ||
             (o->alias && strlen(o->alias) == len && !strncmp(o->alias, name, len)))
             return o;
@@ -127,12 +123,10 @@ static const cli_opt *find_opt(const cli_spec *spec, const cli_opt *common, cons
     return NULL;
 }
 
-int cli_parse(const cli_spec *spec, int argc, char **argv, cli_common *common, char **pos,
-              int *n_pos) {
-    cli_opt rows[COMMON_COUNT];
-    bool    options_done = false;
+int cli_parse(const cli_spec *spec, int argc, char **argv, void *opts, cli_common *common,
+              char **pos, int *n_pos) {
+    bool options_done = false;
     memset(common, 0, sizeof *common);
-    common_bind(rows, common);
     *n_pos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -146,9 +140,10 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, cli_common *common, c
             options_done = true;
             continue;
         }
-        const char *eq  = a[1] == '-' ? strchr(a, '=') : NULL;
-        size_t      len = eq ? (size_t)(eq - a) : strlen(a);
-        const cli_opt *o = find_opt(spec, rows, a, len);
+        const char    *eq  = a[1] == '-' ? strchr(a, '=') : NULL;
+        size_t         len = eq ? (size_t)(eq - a) : strlen(a);
+        bool           is_common;
+        const cli_opt *o = find_opt(spec, a, len, &is_common);
         if (!o) return usage_error(spec, "unknown option '%.*s'", (int)len, a);
         const char *v = NULL;
         if (o->kind == CLI_OPT_FLAG) {
@@ -160,7 +155,7 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, cli_common *common, c
         } else {
             return usage_error(spec, "option %s needs a value (%s)", o->name, o->metavar);
         }
-        int rc = set_value(spec, o, v);
+        int rc = set_value(spec, o, is_common ? (void *)common : opts, v);
         if (rc != CLI_OK) return rc;
     }
     if (common->help) {

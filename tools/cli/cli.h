@@ -49,12 +49,13 @@ typedef enum cli_opt_kind {
     CLI_OPT_STR,    /* const char * (points into argv) */
 } cli_opt_kind;
 
-/* One row per option of a command. `dst` points at a variable of the kind's type. */
+/* One row per option of a command. The value goes to the variable at `offset` in the
+ * command's options struct (or in cli_common for the common options), of the kind's type. */
 typedef struct cli_opt {
     const char  *name;      /* "--temp" */
     const char  *alias;     /* "-t" or NULL */
     cli_opt_kind kind;
-    void        *dst;
+    size_t       offset;    /* offsetof(<options struct>, <field>) */
     const char  *metavar;   /* "T" (NULL for flags) */
     double       min;       /* allowed range of INT and FLOAT values */
     double       max;
@@ -83,12 +84,12 @@ typedef struct cli_spec {
     bool           model;        /* the command loads a model: --tokenizer and --f32 apply */
 } cli_spec;
 
-/* Parses argv[1..argc) (argv[0] is the command name) into the command's option variables,
- * `common` and pos[0..*n_pos). Accepts "--opt VALUE" and "--opt=VALUE"; "--" ends options.
+/* Parses argv[1..argc) (argv[0] is the command name) into the command's options struct `opts`
+ * (which holds the defaults on entry), `common` and pos[0..*n_pos). Accepts "--opt VALUE" and "--opt=VALUE"; "--" ends options.
  * Returns CLI_OK, or CLI_USAGE after printing the problem and the usage on stderr. When
  * --help was given, prints the help on stdout and sets common->help (the caller returns 0). */
-int cli_parse(const cli_spec *spec, int argc, char **argv, cli_common *common, char **pos,
-              int *n_pos);
+int cli_parse(const cli_spec *spec, int argc, char **argv, void *opts, cli_common *common,
+              char **pos, int *n_pos);
 void cli_usage(const cli_spec *spec, FILE *f);   /* the full help text of a command */
 
 /* ==== errors ============================================================================== */

@@ -10,6 +10,7 @@
  */
 #include "cli.h"
 
+#include <stddef.h>
 #include <string.h>
 
 typedef struct convert_opts {
@@ -18,14 +19,12 @@ typedef struct convert_opts {
     uint64_t    shard_size;
 } convert_opts;
 
-static convert_opts opts;
-
 static const cli_opt convert_rows[] = {
-    {"--to", NULL, CLI_OPT_STR, &opts.to, "FORMAT", 0, 0,
+    {"--to", NULL, CLI_OPT_STR, offsetof(convert_opts, to), "FORMAT", 0, 0,
      "gguf, hf or llama2c (default: from OUT: .gguf, .bin, else a HF folder)"},
-    {"--dtype", NULL, CLI_OPT_STR, &opts.dtype, "DTYPE", 0, 0,
+    {"--dtype", NULL, CLI_OPT_STR, offsetof(convert_opts, dtype), "DTYPE", 0, 0,
      "f32, f16 or bf16 for the weight matrices (default: the input's)"},
-    {"--shard-size", NULL, CLI_OPT_U64, &opts.shard_size, "BYTES", 0, 0,
+    {"--shard-size", NULL, CLI_OPT_U64, offsetof(convert_opts, shard_size), "BYTES", 0, 0,
      "HF output: largest safetensors shard (default 2000000000)"},
 };
 
@@ -77,8 +76,8 @@ int cmd_convert(int argc, char **argv) {
     cli_common common;
     char      *pos[2];
     int        n_pos;
-    memset(&opts, 0, sizeof opts);
-    int rc = cli_parse(&spec, argc, argv, &common, pos, &n_pos);
+    convert_opts opts = {0};
+    int rc = cli_parse(&spec, argc, argv, &opts, &common, pos, &n_pos);
     if (rc != CLI_OK || common.help) return rc;
     if (common.f32)
         return cli_fail("convert: use --dtype f32 instead of --f32");

@@ -13,6 +13,7 @@
 #include "cli.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,24 +28,24 @@ typedef struct gen_opts {
     int32_t     ctx;
 } gen_opts;
 
-static gen_opts opts;
-
+#define O(field) offsetof(gen_opts, field)
 static const cli_opt gen_rows[] = {
-    {"--prompt", "-p", CLI_OPT_STR,   &opts.prompt,    "TEXT", 0, 0,
+    {"--prompt",    "-p", CLI_OPT_STR,   O(prompt),    "TEXT", 0, 0,
      "the prompt (default empty: start from BOS)"},
-    {"--n-predict", "-n", CLI_OPT_INT, &opts.n_predict, "N", 0, 1 << 24,
+    {"--n-predict", "-n", CLI_OPT_INT,   O(n_predict), "N",    0, 1 << 24,
      "tokens to generate (default 128)"},
-    {"--temp",   NULL, CLI_OPT_FLOAT, &opts.temp,      "T", 0, 100,
+    {"--temp",      NULL, CLI_OPT_FLOAT, O(temp),      "T",    0, 100,
      "temperature; 0 = greedy argmax (default 0)"},
-    {"--top-k",  NULL, CLI_OPT_INT,   &opts.top_k,     "K", 0, 1 << 30,
+    {"--top-k",     NULL, CLI_OPT_INT,   O(top_k),     "K",    0, 1 << 30,
      "sample from the K most likely tokens; 0 = off (default 0)"},
-    {"--top-p",  NULL, CLI_OPT_FLOAT, &opts.top_p,     "P", 0, 1,
+    {"--top-p",     NULL, CLI_OPT_FLOAT, O(top_p),     "P",    0, 1,
      "nucleus sampling threshold; 1 = off (default 1)"},
-    {"--seed",   "-s", CLI_OPT_U64,   &opts.seed,      "S", 0, 0,
+    {"--seed",      "-s", CLI_OPT_U64,   O(seed),      "S",    0, 0,
      "random seed of the sampler (default 42)"},
-    {"--ctx",    "-c", CLI_OPT_INT,   &opts.ctx,       "N", 0, 1 << 24,
+    {"--ctx",       "-c", CLI_OPT_INT,   O(ctx),       "N",    0, 1 << 24,
      "context length (default: the model's)"},
 };
+#undef O
 
 static const cli_spec spec = {
     .name        = "generate",
@@ -127,10 +128,10 @@ typedef struct gen_stats {
 
 /* The prompt's token ids (malloc'd by the library: free with shrink_free). An empty prompt
  * is encoded with BOS even for models that add none (GPT-2 then starts from <|endoftext|>). */
-static int encode_prompt(const shrink_model *m, const shrink_model_info *mi, int32_t **ids,
-                         size_t *n) {
+static int encode_prompt(const shrink_model *m, const shrink_model_info *mi, const char *prompt,
+                         int32_t **ids, size_t *n) {
     const shrink_tokenizer *tok = shrink_model_tokenizer(m);
-    const char             *p   = opts.prompt ? opts.prompt : "";
+    const char             *p   = prompt ? prompt : "";
     shrink_status st = shrink_tokenizer_encode(tok, p, strlen(p), mi->add_bos || !*p, ids, n);
     if (st != SHRINK_OK) return cli_fail_status(st);
     if (*n == 0) {
@@ -142,7 +143,8 @@ static int encode_prompt(const shrink_model *m, const shrink_model_info *mi, int
 }
 
 static int run(shrink_context *ctx, const shrink_model *m, const shrink_model_info *mi,
-               shrink_sampler *smp, const int32_t *ids, gen_out *o, gen_stats *gs) {
+               shrink_sampler *smp, const int32_t *ids, int32_t n_predict, gen_out *o,
+               gen_stats *gs) {
     const shrink_tokenizer *tok = shrink_model_tokenizer(m);
     int32_t n_ctx = shrink_context_n_ctx(ctx);
     int32_t eos   = mi->eos_id >= 0 ? mi->eos_id : shrink_tokenizer_eos(tok);
@@ -162,7 +164,7 @@ static int run(shrink_context *ctx, const shrink_model *m, const shrink_model_in
     int32_t prev = ids[gs->n_prompt - 1];
     gs->stop     = "length";
     t0           = shrink_time();
-    for (int32_t g = 0; g < opts.n_predict; g++) {
+    for (int32_t g = 0; g < n_predict; g++) {
         int32_t id = shrink_sampler_sample(smp, logits);
         if (id == eos || id == bos) {
             gs->stop = id == eos ? "eos" : "bos";
@@ -170,7 +172,7 @@ static int run(shrink_context *ctx, const shrink_model *m, const shrink_model_in
         }
         if ((rc = emit(tok, o, prev, id)) != CLI_OK) break;
         prev = id;
-        if (g + 1 == opts.n_predict) break;
+        if (g + 1 == n_predict) break;
         if (pos >= n_ctx) {
             gs->stop = "context";
             break;
@@ -186,10 +188,11 @@ static int run(shrink_context *ctx, const shrink_model *m, const shrink_model_in
     return rc;
 }
 
-static void print_json(const gen_out *o, const int32_t *ids, const gen_stats *gs) {
+static void print_json(const gen_opts *opt, const gen_out *o, const int32_t *ids,
+                       const gen_stats *gs) {
     cli_json j;
     cli_json_begin(&j, stdout);
-    cli_json_key(&j, "prompt");         cli_json_str(&j, opts.prompt ? opts.prompt : "");
+    cli_json_key(&j, "prompt");         cli_json_str(&j, opt->prompt ? opt->prompt : "");
     cli_json_key(&j, "text");           cli_json_strn(&j, o->text ? o->text : "", o->len);
     cli_json_key(&j, "prompt_tokens");
     cli_json_arr_begin(&j);
@@ -207,10 +210,10 @@ static void print_json(const gen_out *o, const int32_t *ids, const gen_stats *gs
     cli_json_key(&j, "decode_seconds"); cli_json_num(&j, gs->decode_seconds);
     cli_json_key(&j, "decode_tok_s");
     cli_json_num(&j, o->n_ids ? (double)o->n_ids / gs->decode_seconds : 0.0);
-    cli_json_key(&j, "temp");           cli_json_num(&j, opts.temp);
-    cli_json_key(&j, "top_k");          cli_json_int(&j, opts.top_k);
-    cli_json_key(&j, "top_p");          cli_json_num(&j, opts.top_p);
-    cli_json_key(&j, "seed");           cli_json_u64(&j, opts.seed);
+    cli_json_key(&j, "temp");           cli_json_num(&j, opt->temp);
+    cli_json_key(&j, "top_k");          cli_json_int(&j, opt->top_k);
+    cli_json_key(&j, "top_p");          cli_json_num(&j, opt->top_p);
+    cli_json_key(&j, "seed");           cli_json_u64(&j, opt->seed);
     cli_json_key(&j, "threads");        cli_json_int(&j, shrink_get_threads());
     cli_json_key(&j, "peak_rss_bytes"); cli_json_u64(&j, shrink_peak_rss());
     cli_json_end(&j);
@@ -241,18 +244,15 @@ int cmd_generate(int argc, char **argv) {
     gen_out         o   = {0};
     gen_stats       gs  = {0};
 
-    memset(&opts, 0, sizeof opts);
-    opts.n_predict = 128;
-    opts.top_p     = 1.0;
-    opts.seed      = 42;
-    int rc = cli_parse(&spec, argc, argv, &common, pos, &n_pos);
+    gen_opts        opts = {.n_predict = 128, .top_p = 1.0, .seed = 42};
+    int rc = cli_parse(&spec, argc, argv, &opts, &common, pos, &n_pos);
     if (rc != CLI_OK || common.help) return rc;
     rc = cli_load_model(pos[0], &common, CLI_TOK_NEED, &m);
     if (rc != CLI_OK) return rc;
 
     shrink_model_info mi;
     shrink_model_get_info(m, &mi);
-    if ((rc = encode_prompt(m, &mi, &ids, &gs.n_prompt)) != CLI_OK) goto out_model;
+    if ((rc = encode_prompt(m, &mi, opts.prompt, &ids, &gs.n_prompt)) != CLI_OK) goto out_model;
 
     shrink_status st = shrink_context_create(&ctx, m, opts.ctx, 0);
     if (st != SHRINK_OK) {
@@ -279,8 +279,8 @@ int cmd_generate(int argc, char **argv) {
         fputs(opts.prompt, stdout);
         fflush(stdout);
     }
-    rc = run(ctx, m, &mi, smp, ids, &o, &gs);
-    if (rc == CLI_OK && common.json) print_json(&o, ids, &gs);
+    rc = run(ctx, m, &mi, smp, ids, opts.n_predict, &o, &gs);
+    if (rc == CLI_OK && common.json) print_json(&opts, &o, ids, &gs);
     else if (rc == CLI_OK) print_stats(&o, &gs);
 
     shrink_sampler_free(smp);

@@ -6,18 +6,19 @@
  */
 #include "cli.h"
 
+#include <stddef.h>
 #include <string.h>
 
 typedef struct info_opts {
     int32_t ctx;    /* context of the memory estimate; 0 = the model's */
 } info_opts;
 
-static info_opts opts;
-
+#define O(field) offsetof(info_opts, field)
 static const cli_opt info_rows[] = {
-    {"--ctx", "-c", CLI_OPT_INT, &opts.ctx, "N", 0, 1 << 24,
+    {"--ctx", "-c", CLI_OPT_INT, O(ctx), "N", 0, 1 << 24,
      "context length for the run-state estimate (default: the model's)"},
 };
+#undef O
 
 static const cli_spec spec = {
     .name        = "info",
@@ -162,8 +163,8 @@ int cmd_info(int argc, char **argv) {
     char        *pos[1];
     int          n_pos;
     shrink_model *m = NULL;
-    memset(&opts, 0, sizeof opts);
-    int rc = cli_parse(&spec, argc, argv, &common, pos, &n_pos);
+    info_opts    opts = {0};
+    int rc = cli_parse(&spec, argc, argv, &opts, &common, pos, &n_pos);
     if (rc != CLI_OK || common.help) return rc;
     rc = cli_load_model(pos[0], &common, CLI_TOK_OPTIONAL, &m);
     if (rc != CLI_OK) return rc;

@@ -19,6 +19,7 @@
 #include "cli.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,16 +29,16 @@ typedef struct ppl_opts {
     bool    llama_cpp;
 } ppl_opts;
 
-static ppl_opts opts;
-
+#define O(field) offsetof(ppl_opts, field)
 static const cli_opt ppl_rows[] = {
-    {"--ctx", "-c", CLI_OPT_INT, &opts.ctx, "N", 0, 1 << 24,
+    {"--ctx",       "-c", CLI_OPT_INT,  O(ctx),       "N", 0, 1 << 24,
      "window length in tokens (default min(model context, 512))"},
-    {"--stride", NULL, CLI_OPT_INT, &opts.stride, "S", 0, 1 << 24,
+    {"--stride",    NULL, CLI_OPT_INT,  O(stride),    "S", 0, 1 << 24,
      "sliding window step (default ctx/2; = ctx: non-overlapping windows)"},
-    {"--llama-cpp", NULL, CLI_OPT_FLAG, &opts.llama_cpp, NULL, 0, 0,
+    {"--llama-cpp", NULL, CLI_OPT_FLAG, O(llama_cpp), NULL, 0, 0,
      "llama-perplexity's method: chunks of ctx, BOS each, 2nd half scored"},
 };
+#undef O
 
 static const cli_spec spec = {
     .name        = "ppl",
@@ -58,11 +59,14 @@ typedef struct ppl_report {
     size_t            text_bytes;
     int32_t           ctx;
     int32_t           stride;
+    bool              llama_cpp;  /* the method: llama-perplexity's instead of sliding */
     double            bpb;
     shrink_ppl_result r;
 } ppl_report;
 
-static const char *method_name(void) { return opts.llama_cpp ? "llama.cpp" : "sliding"; }
+static const char *method_name(const ppl_report *p) {
+    return p->llama_cpp ? "llama.cpp" : "sliding";
+}
 
 static void print_json(const ppl_report *p) {
     cli_json j;
@@ -78,7 +82,7 @@ static void print_json(const ppl_report *p) {
     cli_json_key(&j, "windows");        cli_json_int(&j, p->r.windows);
     cli_json_key(&j, "ctx");            cli_json_int(&j, p->ctx);
     cli_json_key(&j, "stride");         cli_json_int(&j, p->stride);
-    cli_json_key(&j, "method");         cli_json_str(&j, method_name());
+    cli_json_key(&j, "method");         cli_json_str(&j, method_name(p));
     cli_json_key(&j, "seconds");        cli_json_num(&j, p->r.seconds);
     cli_json_key(&j, "tok_s");          cli_json_num(&j, p->r.tok_per_s);
     cli_json_key(&j, "threads");        cli_json_int(&j, shrink_get_threads());
@@ -93,7 +97,7 @@ static void print_text(const ppl_report *p) {
     printf("bits per byte:  %.4f\n", p->bpb);
     printf("tokens scored:  %lld of %lld (%lld windows, ctx %d, stride %d, %s)\n",
            (long long)p->r.tokens_scored, (long long)p->r.n_tokens, (long long)p->r.windows,
-           p->ctx, p->stride, method_name());
+           p->ctx, p->stride, method_name(p));
     printf("time:           %.2f s, %.1f tok/s, %d threads\n", p->r.seconds, p->r.tok_per_s,
            shrink_get_threads());
     printf("peak RSS:       %s\n", cli_fmt_bytes(b, sizeof b, shrink_peak_rss()));
@@ -120,7 +124,7 @@ static int score(shrink_model *m, const shrink_model_info *mi, const char *text,
     }
     cli_progress       prog;
     shrink_ppl_params  pp = shrink_ppl_params_default();
-    pp.method   = opts.llama_cpp ? SHRINK_PPL_LLAMA_CPP : SHRINK_PPL_SLIDING;
+    pp.method   = p->llama_cpp ? SHRINK_PPL_LLAMA_CPP : SHRINK_PPL_SLIDING;
     pp.n_ctx    = p->ctx;
     pp.stride   = p->stride;
     pp.progress = cli_progress_cb;
@@ -144,11 +148,12 @@ int cmd_ppl(int argc, char **argv) {
     shrink_model *m    = NULL;
     ppl_report    p    = {0};
 
-    memset(&opts, 0, sizeof opts);
-    int rc = cli_parse(&spec, argc, argv, &common, pos, &n_pos);
+    ppl_opts      opts = {0};
+    int rc = cli_parse(&spec, argc, argv, &opts, &common, pos, &n_pos);
     if (rc != CLI_OK || common.help) return rc;
     p.model = pos[0];
     p.text  = pos[1];
+    p.llama_cpp = opts.llama_cpp;
     if ((rc = cli_read_text(p.text, &text, &p.text_bytes)) != CLI_OK) return rc;
     if ((rc = cli_load_model(p.model, &common, CLI_TOK_NEED, &m)) != CLI_OK) goto out_text;
 

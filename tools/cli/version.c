@@ -16,7 +16,7 @@ int cmd_version(int argc, char **argv) {
     cli_common common;
     char      *pos[1];
     int        n_pos;
-    int        rc = cli_parse(&spec, argc, argv, &common, pos, &n_pos);
+    int        rc = cli_parse(&spec, argc, argv, NULL, &common, pos, &n_pos);
     if (rc != CLI_OK || common.help) return rc;
     shrink_set_threads(common.threads);
     if (common.json) {
