@@ -17,6 +17,7 @@ static const cli_command commands[] = {
     {"ppl",      "perplexity and bits per byte of a model on a text file",        cmd_ppl},
     {"bench",    "prompt-processing and decode speed, memory, roofline fraction", cmd_bench},
     {"convert",  "convert a model between GGUF, Hugging Face and llama2.c",       cmd_convert},
+    {"init",     "write a random-weight model of a preset or config.json shape",  cmd_init},
     {"version",  "version, CPU kernels and threads",                              cmd_version},
     {"help",     "help on a command: shrink help COMMAND",                        cmd_help},
 };
