@@ -114,7 +114,12 @@ fi
 
 # ==== help and usage ==========================================================================
 
+# every command that `shrink help` lists
+commands=$("$bin" help | awk '/^commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 }')
 for c in info generate ppl bench version help; do
+    case " $(echo $commands) " in *" $c "*) ok ;; *) bad "shrink help does not list $c" ;; esac
+done
+for c in $commands; do
     expect_ok "$c --help" "$bin" "$c" --help && {
         grep -q "usage: shrink" "$tmp/out" && ok || bad "$c --help: no usage on stdout"
     }
@@ -122,7 +127,8 @@ done
 expect_ok "shrink --help" "$bin" --help
 expect_ok "shrink help ppl" "$bin" help ppl
 expect_ok "shrink version" "$bin" version
-for c in info generate ppl bench version; do
+for c in $commands; do
+    [ "$c" = help ] && continue
     run "$bin" "$c" --no-such-option
     [ $rc -eq 2 ] && [ ! -s "$tmp/out" ] && grep -q "usage: shrink $c" "$tmp/err" && ok ||
         bad "$c --no-such-option: exit $rc (want 2 and usage on stderr)"
