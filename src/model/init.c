@@ -307,70 +307,79 @@ static inline uint64_t stream_key(const sk_init_spec *s, uint64_t seed) {
 
 #define SK_INIT_CHUNK 8192   /* elements per parallel work item */
 
-void sk_init_fill(const sk_init_spec *s, uint64_t seed, int64_t start, int64_t n, float *dst) {
-    SHRINK_ASSERT(start >= 0 && n >= 0);
-    if (s->kind != SK_INIT_NORMAL) {
-        float v = s->kind == SK_INIT_ONES ? 1.0f : 0.0f;
-        for (int64_t k = 0; k < n; k++) dst[k] = v;
-        return;
+/* A block of a tensor as the writer asks for it: output element k is canonical element
+ * start + k, or (transposed) canonical element (k % rows) * cols + col0 + k / rows. */
+typedef struct init_block {
+    sk_init_spec s;
+    uint64_t     key;         /* stream_key(s, seed) */
+    int          transposed;
+    int64_t      start;       /* not transposed */
+    int64_t      rows, cols;  /* transposed: the canonical shape */
+    int64_t      col0;
+} init_block;
+
+/* Output elements [k0, k0 + m) of block b into out[0..m) as f32. */
+static void block_f32(const init_block *b, int64_t k0, int64_t m, float *out) {
+    if (b->s.kind != SK_INIT_NORMAL) {
+        float v = b->s.kind == SK_INIT_ONES ? 1.0f : 0.0f;
+        for (int64_t k = 0; k < m; k++) out[k] = v;
+    } else if (!b->transposed) {
+        fill_normal(b->key, b->s.std, b->start + k0, m, out);
+    } else {
+        /* one element at a time (each costs a whole Box–Muller pair): only GPT-2's Conv1D
+         * weights in a Hugging Face file are asked for this way */
+        for (int64_t k = k0; k < k0 + m; k++) {
+            int64_t j = k / b->rows, r = k % b->rows;
+            out[k - k0] = normal_at(b->key, b->s.std, (uint64_t)(r * b->cols + b->col0 + j));
+        }
     }
-    uint64_t key = stream_key(s, seed);
+}
+
+/* n output elements of block b into dst as `dtype`: chunks of SK_INIT_CHUNK over the threads,
+ * each generated in f32 (in place for f32, else in a per-chunk buffer) and narrowed. */
+static void block_fill(const init_block *b, int64_t n, shrink_dtype dtype, void *dst) {
+    const sk_dtype_traits *d = sk_dtype(dtype);
     int64_t n_chunks = (n + SK_INIT_CHUNK - 1) / SK_INIT_CHUNK;
     #pragma omp parallel for schedule(static) if (n_chunks > 4 && !omp_in_parallel())
     for (int64_t ch = 0; ch < n_chunks; ch++) {
-        int64_t lo = ch * SK_INIT_CHUNK;
-        int64_t m = n - lo < SK_INIT_CHUNK ? n - lo : SK_INIT_CHUNK;
-        fill_normal(key, s->std, start + lo, m, dst + lo);
+        float buf[SK_INIT_CHUNK];
+        int64_t k0 = ch * SK_INIT_CHUNK;
+        int64_t m = n - k0 < SK_INIT_CHUNK ? n - k0 : SK_INIT_CHUNK;
+        if (dtype == SHRINK_DTYPE_F32) {
+            block_f32(b, k0, m, (float *)dst + k0);
+        } else {
+            block_f32(b, k0, m, buf);
+            d->from_f32(buf, (uint8_t *)dst + (size_t)k0 * d->bytes, m);
+        }
     }
+}
+
+void sk_init_fill(const sk_init_spec *s, uint64_t seed, int64_t start, int64_t n, float *dst) {
+    SHRINK_ASSERT(start >= 0 && n >= 0);
+    init_block b = {.s = *s, .key = stream_key(s, seed), .start = start};
+    block_fill(&b, n, SHRINK_DTYPE_F32, dst);
 }
 
 void sk_init_fill_cols(const sk_init_spec *s, uint64_t seed, int64_t rows, int64_t cols,
                        int64_t col0, int64_t n_cols, float *dst) {
     SHRINK_ASSERT(col0 >= 0 && n_cols >= 0 && col0 + n_cols <= cols);
-    if (s->kind != SK_INIT_NORMAL) {
-        sk_init_fill(s, seed, 0, rows * n_cols, dst);
-        return;
-    }
-    uint64_t key = stream_key(s, seed);
-    /* one element at a time (each costs a whole Box–Muller pair): only GPT-2's Conv1D
-     * weights in a Hugging Face file are asked for this way */
-    #pragma omp parallel for schedule(static) if (rows * n_cols > 4 * SK_INIT_CHUNK && \
-                                                  !omp_in_parallel())
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t j = 0; j < n_cols; j++)
-            dst[j * rows + r] = normal_at(key, s->std, (uint64_t)(r * cols + col0 + j));
+    init_block b = {.s = *s, .key = stream_key(s, seed), .transposed = 1, .rows = rows,
+                    .cols = cols, .col0 = col0};
+    block_fill(&b, rows * n_cols, SHRINK_DTYPE_F32, dst);
 }
 
 /* ==== the tensor source ==================================================================== */
 
-/* f32 -> dtype in parallel chunks (the conversions are scalar). */
-static void convert_f32(const float *src, shrink_dtype dtype, void *dst, int64_t n) {
-    const sk_dtype_traits *d = sk_dtype(dtype);
-    int64_t n_chunks = (n + SK_INIT_CHUNK - 1) / SK_INIT_CHUNK;
-    #pragma omp parallel for schedule(static) if (n_chunks > 4 && !omp_in_parallel())
-    for (int64_t ch = 0; ch < n_chunks; ch++) {
-        int64_t lo = ch * SK_INIT_CHUNK;
-        int64_t m = n - lo < SK_INIT_CHUNK ? n - lo : SK_INIT_CHUNK;
-        d->from_f32(src + lo, (uint8_t *)dst + (size_t)lo * d->bytes, m);
-    }
-}
-
-/* sk_fill_fn: rows [row0, row0 + n_rows) of tensor t (or of its transpose), generated. */
+/* sk_fill_fn: rows [row0, row0 + n_rows) of tensor t (or of its transpose), generated
+ * straight into dst: no buffer beyond one chunk per thread. */
 static shrink_status init_fill(void *user, const sk_wtensor *t, int64_t row0, int64_t n_rows,
                                int transposed, shrink_dtype dtype, void *dst) {
     const sk_init_params *p = user;
     sk_init_spec s = sk_init_spec_of(&p->cfg, p->init_range, t);
     int64_t cols = t->n_dims == 2 ? t->cols : 1;
-    int64_t n = n_rows * (transposed ? t->rows : cols);
-    float *f = dtype == SHRINK_DTYPE_F32 ? dst : sk_aligned_alloc(64, (size_t)n * sizeof(float));
-    if (!f)
-        return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory for %" PRId64 " values", t->name, n);
-    if (transposed) sk_init_fill_cols(&s, p->seed, t->rows, cols, row0, n_rows, f);
-    else sk_init_fill(&s, p->seed, row0 * cols, n, f);
-    if (dtype != SHRINK_DTYPE_F32) {
-        convert_f32(f, dtype, dst, n);
-        sk_free(f);
-    }
+    init_block b = {.s = s, .key = stream_key(&s, p->seed), .transposed = transposed,
+                    .start = row0 * cols, .rows = t->rows, .cols = cols, .col0 = row0};
+    block_fill(&b, n_rows * (transposed ? t->rows : cols), dtype, dst);
     return SHRINK_OK;
 }
 

@@ -108,44 +108,47 @@ static int list_presets(const cli_common *common) {
 
 /* ==== writing ============================================================================= */
 
-static void print_result(const char *out, const shrink_init_result *r,
-                         const shrink_init_params *p, const cli_common *common) {
-    const char *dtype = shrink_dtype_name(p->dtype);
-    const char *from = p->preset ? p->preset : p->config_path;
-    uint64_t rss = shrink_peak_rss();
-    if (common->json) {
-        cli_json j;
-        cli_json_begin(&j, stdout);
-        cli_json_key(&j, "out");       cli_json_str(&j, out);
-        cli_json_key(&j, "format");    cli_json_str(&j, r->format);
-        cli_json_key(&j, "arch");      cli_json_str(&j, r->arch);
-        cli_json_key(&j, "preset");
-        if (p->preset) cli_json_str(&j, p->preset);
-        else cli_json_null(&j);
-        cli_json_key(&j, "config");
-        if (p->config_path) cli_json_str(&j, p->config_path);
-        else cli_json_null(&j);
-        cli_json_key(&j, "seed");      cli_json_u64(&j, p->seed);
-        cli_json_key(&j, "dtype");     cli_json_str(&j, dtype);
-        cli_json_key(&j, "n_params");  cli_json_int(&j, r->n_params);
-        cli_json_key(&j, "n_tensors"); cli_json_int(&j, r->n_tensors);
-        cli_json_key(&j, "tensor_bytes"); cli_json_u64(&j, r->tensor_bytes);
-        cli_json_key(&j, "tokenizer");
-        if (p->tokenizer_path) cli_json_str(&j, p->tokenizer_path);
-        else cli_json_null(&j);
-        cli_json_key(&j, "seconds");   cli_json_num(&j, r->seconds);
-        cli_json_key(&j, "peak_rss");  cli_json_u64(&j, rss);
-        cli_json_end(&j);
-        return;
-    }
-    char b1[32], b2[32];
-    printf("%s: %s (%s), %lld parameters (%.1f M) in %lld tensors, %s, seed %llu, %s%s\n", out,
-           from, r->arch, (long long)r->n_params, (double)r->n_params / 1e6,
-           (long long)r->n_tensors, dtype, (unsigned long long)p->seed, r->format,
-           p->tokenizer_path ? ", with tokenizer" : ", no tokenizer");
-    fprintf(stderr, "wrote %s of tensors in %.2f s, peak RSS %s\n",
-            cli_fmt_bytes(b1, sizeof b1, r->tensor_bytes), r->seconds,
-            cli_fmt_bytes(b2, sizeof b2, rss));
+/* Progress in MiB with an ETA (cli_progress), from the writer's byte counts. */
+static void progress_cb(void *user, int64_t done, int64_t total) {
+    int64_t mib = 1 << 20;
+    cli_progress_update((cli_progress *)user, (done + mib - 1) / mib, (total + mib - 1) / mib);
+}
+
+static void print_json(const char *out, const shrink_init_result *r, const shrink_init_params *p) {
+    cli_json j;
+    cli_json_begin(&j, stdout);
+    cli_json_key(&j, "output");         cli_json_str(&j, out);
+    cli_json_key(&j, "preset");
+    if (p->preset) cli_json_str(&j, p->preset);
+    else cli_json_null(&j);
+    cli_json_key(&j, "config");
+    if (p->config_path) cli_json_str(&j, p->config_path);
+    else cli_json_null(&j);
+    cli_json_key(&j, "arch");           cli_json_str(&j, r->arch);
+    cli_json_key(&j, "format");         cli_json_str(&j, r->format);
+    cli_json_key(&j, "dtype");          cli_json_str(&j, shrink_dtype_name(p->dtype));
+    cli_json_key(&j, "seed");           cli_json_u64(&j, p->seed);
+    cli_json_key(&j, "tokenizer");
+    if (p->tokenizer_path) cli_json_str(&j, p->tokenizer_path);
+    else cli_json_null(&j);
+    cli_json_key(&j, "n_tensors");      cli_json_int(&j, r->n_tensors);
+    cli_json_key(&j, "n_params");       cli_json_int(&j, r->n_params);
+    cli_json_key(&j, "tensor_bytes");   cli_json_u64(&j, r->tensor_bytes);
+    cli_json_key(&j, "seconds");        cli_json_num(&j, r->seconds);
+    cli_json_key(&j, "peak_rss_bytes"); cli_json_u64(&j, shrink_peak_rss());
+    cli_json_end(&j);
+}
+
+static void print_text(const char *out, const shrink_init_result *r, const shrink_init_params *p) {
+    char b[32], c[32];
+    printf("initialized: %s -> %s (%s %s, %s, seed %llu, %s)\n",
+           p->preset ? p->preset : p->config_path, out, r->arch, r->format,
+           shrink_dtype_name(p->dtype), (unsigned long long)p->seed,
+           p->tokenizer_path ? "with tokenizer" : "no tokenizer");
+    printf("parameters:  %lld in %lld tensors, tensor data %s\n", (long long)r->n_params,
+           (long long)r->n_tensors, cli_fmt_bytes(b, sizeof b, r->tensor_bytes));
+    printf("time:        %.2f s, peak RSS %s\n", r->seconds,
+           cli_fmt_bytes(c, sizeof c, shrink_peak_rss()));
 }
 
 static bool preset_known(const char *name) {
@@ -203,13 +206,14 @@ int cmd_init(int argc, char **argv) {
     }
 
     cli_progress prog;
-    cli_progress_start(&prog, "init bytes", &common);
-    p.progress = cli_progress_cb;
+    cli_progress_start(&prog, "MiB written", &common);
+    p.progress = progress_cb;
     p.user     = &prog;
     shrink_init_result r;
     shrink_status st = shrink_model_init(pos[0], &p, &r);
     cli_progress_end(&prog);
     if (st != SHRINK_OK) return cli_fail_status(st);
-    print_result(pos[0], &r, &p, &common);
+    if (common.json) print_json(pos[0], &r, &p);
+    else print_text(pos[0], &r, &p);
     return CLI_OK;
 }
