@@ -381,6 +381,7 @@ static shrink_status check_tensors(rd *r, sk_gguf *g) {
             st = sk_error(SHRINK_ERR_FORMAT, "%s: tensor '%s': data [%" PRIu64 ", %" PRIu64 ") "
                           "is outside the data section (%" PRIu64 " bytes)", r->name, nt,
                           t->offset, t->offset + (t->bytes < sec ? t->bytes : sec), sec);
+        if (st) break; /* no pointer to a rejected offset: past the input it is UB */
         o[i] = (off_idx){t->offset, t->offset + t->bytes, i};
         by_name[i] = t;
         t->data = r->p + g->data_offset + t->offset;
