@@ -99,11 +99,13 @@ static void check_logprobs(const char *model_rel, const char *fixture_rel, int w
         CHECK(st == SHRINK_OK, "eval step %d: %s", t, shrink_last_error());
         log_softmax(step, V);
         for (int i = 0; i < V; i++) {
-            double e = fabs(step[i] - batch[(size_t)t * V + i]);
+            /* relative to the value: log-probabilities near -200 have an ulp of 1.5e-5, and
+             * the GEMV and GEMM kernels sum in different orders */
+            double e = fabs(step[i] - batch[(size_t)t * V + i]) / (1.0 + fabs(step[i]) / 16);
             if (e > maxdiff) maxdiff = e;
         }
     }
-    CHECK(maxdiff < 2e-5, "%s: token-by-token vs batch max diff %.3g", model_rel, maxdiff);
+    CHECK(maxdiff < 2e-5, "%s: token-by-token vs batch max scaled diff %.3g", model_rel, maxdiff);
     printf("  %-36s T=%-3d V=%-6d max err %.2e, step vs batch %.2e\n", model_rel, T, V,
            maxerr, maxdiff);
     shrink_context_free(ctx);
