@@ -224,6 +224,7 @@ static void attention(shrink_context *x, int l, int T, int pos) {
     const size_t head_stride = (size_t)C * hd;
     const float *kl = x->k_cache + (size_t)l * c->n_kv_heads * head_stride;
     const float *vl = x->v_cache + (size_t)l * c->n_kv_heads * head_stride;
+    const sk_kernel_set *ks = sk_kernels(); /* single-threaded SIMD kernels */
 
     #pragma omp parallel for collapse(2) schedule(dynamic, 4) if (T * H > 1) \
         num_threads(x->n_threads_scores)
@@ -234,15 +235,16 @@ static void attention(shrink_context *x, int l, int T, int pos) {
             const float *K = kl + (size_t)(h / group) * head_stride;
             const float *V = vl + (size_t)(h / group) * head_stride;
             const int n = pos + t + 1; /* keys 0 .. pos+t */
+            /* scores: the keys are the rows of a (n, hd) f32 matrix, q the vector */
+            const sk_mat Km = {.dtype = SHRINK_DTYPE_F32, .rows = n, .cols = hd, .data = K};
+            if (ks->gemv)
+                ks->gemv(&Km, qv, sc, 0, n);
+            else /* the reference set has no gemv */
+                for (int j = 0; j < n; j++) sc[j] = ks->dot_f32(qv, K + (size_t)j * hd, hd);
             float mx = -INFINITY;
             for (int j = 0; j < n; j++) {
-                const float *kv = K + (size_t)j * hd;
-                float s = 0.0f;
-                #pragma omp simd reduction(+ : s)
-                for (int i = 0; i < hd; i++) s += qv[i] * kv[i];
-                s *= scale;
-                sc[j] = s;
-                if (s > mx) mx = s;
+                sc[j] *= scale;
+                if (sc[j] > mx) mx = sc[j];
             }
             float sum = 0.0f;
             for (int j = 0; j < n; j++) {
@@ -252,12 +254,7 @@ static void attention(shrink_context *x, int l, int T, int pos) {
             const float inv = 1.0f / sum;
             float *o = x->att + ((size_t)t * H + h) * hd;
             for (int i = 0; i < hd; i++) o[i] = 0.0f;
-            for (int j = 0; j < n; j++) {
-                const float p = sc[j] * inv;
-                const float *vv = V + (size_t)j * hd;
-                #pragma omp simd
-                for (int i = 0; i < hd; i++) o[i] += p * vv[i];
-            }
+            for (int j = 0; j < n; j++) ks->axpy_f32(hd, sc[j] * inv, V + (size_t)j * hd, o);
         }
     }
 }
