@@ -37,7 +37,7 @@ CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all lib cli demo test check asan asan-check bench install uninstall clean deps fuzz
+.PHONY: all lib cli demo test check asan asan-check bench bench-blas install uninstall clean deps fuzz
 all: lib cli
 
 lib: $(BUILD)/libshrink.a $(BUILD)/libshrink.so
@@ -98,6 +98,13 @@ asan-check: asan
 test: deps check asan-check
 
 bench: all $(BENCHES)
+
+# The machine's fp32 GEMM ceiling with OpenBLAS (needs libopenblas-dev; not a dependency of
+# shrink, only the yardstick of docs/perf.md).
+bench-blas: $(BUILD)/bench/blas_peak
+$(BUILD)/bench/blas_peak: bench/blas_peak.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -D_GNU_SOURCE -o $@ $< -lopenblas
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \

@@ -82,17 +82,22 @@ static void linear(const sk_mat *W, const float *bias, const float *X, int T, fl
                    int64_t ldy) {
     sk_matmul(W, X, T, Y, ldy);
     if (!bias) return;
+    #pragma omp parallel for schedule(static) if (T > 8)
     for (int t = 0; t < T; t++)
         for (int64_t r = 0; r < W->rows; r++) Y[t * ldy + r] += bias[r];
 }
 
+/* x += y over n floats (threads share the work when n is large). */
 static void add_rows(float *x, const float *y, size_t n) {
+    #pragma omp parallel for schedule(static) if (n > 16384)
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
+/* GELU, tanh approximation: 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), computed
+ * through the identity 0.5 (1 + tanh(u)) = 1 / (1 + exp(-2u)) (libm's tanhf is 5x slower). */
 static float gelu_tanh(float x) {
     const float k = 0.7978845608028654f; /* sqrt(2/pi) */
-    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+    return x / (1.0f + expf(-2.0f * k * (x + 0.044715f * x * x * x)));
 }
 
 static float silu(float x) { return x / (1.0f + expf(-x)); }
@@ -320,9 +325,11 @@ static void forward(shrink_context *x, const int32_t *tokens, int T, int pos) {
         if (c->arch->ffn == SK_FFN_SWIGLU) {
             linear(&w->w_gate, NULL, x->xn, T, x->hb, F);
             linear(&w->w_up, w->b_up, x->xn, T, x->hb2, F);
+            #pragma omp parallel for schedule(static) if (T > 8)
             for (size_t i = 0; i < (size_t)T * F; i++) x->hb[i] = silu(x->hb[i]) * x->hb2[i];
         } else {
             linear(&w->w_up, w->b_up, x->xn, T, x->hb, F);
+            #pragma omp parallel for schedule(static) if (T > 8)
             for (size_t i = 0; i < (size_t)T * F; i++) x->hb[i] = gelu_tanh(x->hb[i]);
         }
         linear(&w->w_down, w->b_down, x->hb, T, x->tmp, D);

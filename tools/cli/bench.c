@@ -11,9 +11,10 @@
  * 512 MiB, best of 5, unless --bandwidth gives it), the decode
  * roofline fraction = weight_bytes * decode tok/s / bandwidth, and the GFLOP/s of prompt
  * processing counted as
- *     flops(pp run) = pp * 2 * matmul_params + 2 * n_layers * q_dim * pp * (pp + 1)
- *     matmul_params = n_layers * (dim*q_dim + 2*dim*kv_dim + q_dim*dim + n_ffn*dim*ffn_dim)
- *                     + dim * vocab
+ *     flops(pp run) = pp * 2 * layer_params + 2 * dim * vocab
+ *                     + 2 * n_layers * q_dim * pp * (pp + 1)
+ *     layer_params  = n_layers * (dim*q_dim + 2*dim*kv_dim + q_dim*dim + n_ffn*dim*ffn_dim)
+ * (the output head runs once: a pp run asks for the last token's logits only, as llama-bench)
  * (q_dim = n_heads * head_dim, kv_dim = n_kv_heads * head_dim, n_ffn = 3 for gated MLPs (Llama),
  * 2 for GPT-2; the second term is Q*K^T and A*V over the causal prefix, 4 * q_dim flops per
  * layer per attended position). Norms, activations and softmax are not counted.
@@ -128,8 +129,8 @@ static double pp_flops(const shrink_model_info *mi, int32_t pp) {
     double n_ffn  = strcmp(mi->arch, "gpt2") ? 3 : 2;   /* GPT-2's MLP has no gate */
     double layer  = mi->dim * q_dim + 2 * mi->dim * kv_dim + q_dim * mi->dim +
                     n_ffn * mi->dim * (double)mi->ffn_dim;
-    double matmul = mi->n_layers * layer + (double)mi->dim * mi->vocab_size;
-    return pp * 2 * matmul + 2.0 * mi->n_layers * q_dim * pp * (pp + 1.0);
+    double head   = (double)mi->dim * mi->vocab_size; /* once: only the last token's logits */
+    return pp * 2 * mi->n_layers * layer + 2 * head + 2.0 * mi->n_layers * q_dim * pp * (pp + 1.0);
 }
 
 static int run_bench(shrink_model *m, const cli_common *common, bench_result *b) {
