@@ -63,6 +63,9 @@ SK_HIDDEN void sk_mat_row_f32(const sk_mat *W, int64_t r, float *dst);
 /* sum_i a[i] * b[i], accumulated in f32 (the ref in index order; SIMD in lanes). */
 SK_HIDDEN float sk_vec_dot_f32(const float *a, const float *b, int64_t n);
 SK_HIDDEN float sk_vec_dot_f32_ref(const float *a, const float *b, int64_t n);
+/* x[i] = expf(x[i] - sub); returns their sum (in index order). SIMD versions use a polynomial
+ * accurate to a few ulp and may sum in lanes. */
+SK_HIDDEN float sk_vec_exp_sum_f32_ref(float *x, int64_t n, float sub);
 /* y[i] += alpha * x[i] */
 SK_HIDDEN void sk_vec_axpy_f32(int64_t n, float alpha, const float *x, float *y);
 SK_HIDDEN void sk_vec_axpy_f32_ref(int64_t n, float alpha, const float *x, float *y);
@@ -97,6 +100,8 @@ typedef struct sk_kernel_set {
                  int mrows, int accumulate);
     float (*dot_f32)(const float *a, const float *b, int64_t n);
     void (*axpy_f32)(int64_t n, float alpha, const float *x, float *y);
+    /* x[i] = exp(x[i] - sub) for i < n; returns the sum of the new x (softmax numerators) */
+    float (*exp_sum_f32)(float *x, int64_t n, float sub);
 } sk_kernel_set;
 
 typedef enum sk_isa { SK_ISA_REF = 0, SK_ISA_AVX2 = 1, SK_ISA_AVX512 = 2, SK_ISA_COUNT } sk_isa;

@@ -4,6 +4,8 @@
  */
 #include "kernels.h"
 
+#include <math.h>
+
 #include <omp.h>
 
 void sk_mat_row_f32(const sk_mat *W, int64_t r, float *dst) {
@@ -43,9 +45,19 @@ void sk_vec_axpy_f32_ref(int64_t n, float alpha, const float *x, float *y) {
     for (int64_t i = 0; i < n; i++) y[i] += alpha * x[i];
 }
 
+float sk_vec_exp_sum_f32_ref(float *x, int64_t n, float sub) {
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - sub);
+        sum += x[i];
+    }
+    return sum;
+}
+
 const sk_kernel_set sk_kernels_ref = {
     .name = "ref", .mr = 1, .nr = 1, .gemv = NULL, .pack_w = NULL, .pack_x = NULL, .tile = NULL,
     .dot_f32 = sk_vec_dot_f32_ref, .axpy_f32 = sk_vec_axpy_f32_ref,
+    .exp_sum_f32 = sk_vec_exp_sum_f32_ref,
 };
 
 /* ---- the driver ------------------------------------------------------------------------ */

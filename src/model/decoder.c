@@ -39,7 +39,8 @@ struct shrink_context {
     float *att;      /* (T, H*hd) attention output, heads concatenated */
     float *hb;       /* (T, F) */
     float *hb2;      /* (T, F) */
-    float *scores;   /* (threads, C) attention scores, one row per thread */
+    float *scratch;  /* (threads, attn_scratch_floats) attention work space, one per thread */
+    size_t scratch_floats;
     int    n_threads_scores;
 };
 
@@ -122,6 +123,20 @@ static void rope_head(float *v, int hd, const float *cs, const float *sn, sk_rop
 
 /* ==== context ================================================================== */
 
+/* The blocked attention of prompt processing supports GEMM micro-tiles up to this size. */
+#define SK_ATTN_MAX_MR 32
+#define SK_ATTN_MAX_NR 16
+
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* Floats of one thread's attention work space: query block, its packed copy, packed keys,
+ * scores / probabilities, their packed copy, a packed value panel (see attention_blocked). */
+static size_t attn_scratch_floats(size_t C, size_t hd) {
+    const size_t mr = SK_ATTN_MAX_MR, nr = SK_ATTN_MAX_NR;
+    return round16(nr * hd) + round16(hd * nr) + round16((C + mr) * hd) + round16(nr * C) +
+           round16(C * nr) + round16(C * mr) + 16;
+}
+
 shrink_status shrink_context_create(shrink_context **out, const shrink_model *model,
                                     int32_t n_ctx, int32_t n_batch) {
     *out = NULL;
@@ -158,9 +173,11 @@ shrink_status shrink_context_create(shrink_context **out, const shrink_model *mo
     x->att = sk_calloc(T * H * hd, sizeof(float));
     x->hb = sk_calloc(T * F, sizeof(float));
     x->hb2 = sk_calloc(T * F, sizeof(float));
-    x->scores = sk_calloc((size_t)x->n_threads_scores * C, sizeof(float));
+    x->scratch_floats = attn_scratch_floats(C, hd);
+    x->scratch = sk_aligned_alloc(64, (size_t)x->n_threads_scores * x->scratch_floats *
+                                          sizeof(float));
     if (!x->k_cache || !x->v_cache || !x->rope_cos || !x->rope_sin || !x->x || !x->xn ||
-        !x->tmp || !x->q || !x->kv || !x->att || !x->hb || !x->hb2 || !x->scores) {
+        !x->tmp || !x->q || !x->kv || !x->att || !x->hb || !x->hb2 || !x->scratch) {
         shrink_context_free(x);
         return sk_error(SHRINK_ERR_NOMEM,
                         "shrink_context_create: out of memory for a context of %d tokens "
@@ -195,7 +212,7 @@ void shrink_context_free(shrink_context *x) {
     sk_free(x->att);
     sk_free(x->hb);
     sk_free(x->hb2);
-    sk_free(x->scores);
+    sk_free(x->scratch);
     sk_free(x);
 }
 
@@ -213,7 +230,7 @@ uint64_t shrink_model_state_bytes(const shrink_model *m, int32_t n_ctx, int32_t 
     uint64_t rope = 2ull * C * (hd / 2 + 1);
     uint64_t act = T * (3ull * c->dim + 2ull * c->n_heads * hd + 2ull * c->n_kv_heads * hd +
                         2ull * c->ffn_dim);
-    uint64_t scores = (uint64_t)omp_get_max_threads() * C;
+    uint64_t scores = (uint64_t)omp_get_max_threads() * attn_scratch_floats(C, hd);
     return 4 * (cache + rope + act + scores);
 }
 
@@ -235,7 +252,7 @@ static void attention(shrink_context *x, int l, int T, int pos) {
         num_threads(x->n_threads_scores)
     for (int t = 0; t < T; t++) {
         for (int h = 0; h < H; h++) {
-            float *sc = x->scores + (size_t)omp_get_thread_num() * C;
+            float *sc = x->scratch + (size_t)omp_get_thread_num() * x->scratch_floats;
             const float *qv = x->q + ((size_t)t * H + h) * hd;
             const float *K = kl + (size_t)(h / group) * head_stride;
             const float *V = vl + (size_t)(h / group) * head_stride;
@@ -260,6 +277,80 @@ static void attention(shrink_context *x, int l, int T, int pos) {
             float *o = x->att + ((size_t)t * H + h) * hd;
             for (int i = 0; i < hd; i++) o[i] = 0.0f;
             for (int j = 0; j < n; j++) ks->axpy_f32(hd, sc[j] * inv, V + (size_t)j * hd, o);
+        }
+    }
+}
+
+/* Softmax of row s[0..n) scaled by `scale`, over the first `valid` entries; the rest -> 0. */
+static void softmax_causal(const sk_kernel_set *ks, float *s, int n, int valid, float scale) {
+    float mx = -INFINITY;
+    for (int j = 0; j < valid; j++) {
+        s[j] *= scale;
+        if (s[j] > mx) mx = s[j];
+    }
+    const float inv = 1.0f / ks->exp_sum_f32(s, valid, mx);
+    for (int j = 0; j < valid; j++) s[j] *= inv;
+    for (int j = valid; j < n; j++) s[j] = 0.0f;
+}
+
+/* The same attention as attention() for a batch (prompt processing), by blocks of nr queries
+ * of one head: S = Qb K^T and O = P V are computed with the GEMM micro-kernels of the kernel
+ * set (pack_x, pack_w, tile), so every key and value row is read once per block of queries
+ * rather than once per query. Keys past a query's position get probability 0. */
+static void attention_blocked(shrink_context *x, const sk_kernel_set *ks, int l, int T,
+                              int pos) {
+    const sk_config *c = &x->model->cfg;
+    const int H = c->n_heads, hd = c->head_dim, C = x->n_ctx, mr = ks->mr, nr = ks->nr;
+    const int group = H / c->n_kv_heads;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const size_t head_stride = (size_t)C * hd;
+    const float *kl = x->k_cache + (size_t)l * c->n_kv_heads * head_stride;
+    const float *vl = x->v_cache + (size_t)l * c->n_kv_heads * head_stride;
+    const int nblocks = (T + nr - 1) / nr;
+    const int vpanels = (hd + mr - 1) / mr;
+
+    #pragma omp parallel for collapse(2) schedule(dynamic, 1) num_threads(x->n_threads_scores)
+    for (int h = 0; h < H; h++) {
+        for (int b = 0; b < nblocks; b++) {
+            float *w = x->scratch + (size_t)omp_get_thread_num() * x->scratch_floats;
+            float *qb = w;                                        /* (nr, hd) queries */
+            float *xp = qb + round16((size_t)SK_ATTN_MAX_NR * hd); /* packed queries */
+            float *kp = xp + round16((size_t)hd * SK_ATTN_MAX_NR); /* packed key panels */
+            float *sp = kp + round16((size_t)(C + SK_ATTN_MAX_MR) * hd); /* (nr, C) S, P */
+            float *pp = sp + round16((size_t)SK_ATTN_MAX_NR * C); /* packed P */
+            float *vp = pp + round16((size_t)C * SK_ATTN_MAX_NR); /* packed value panel */
+            const int t0 = b * nr, nt = T - t0 < nr ? T - t0 : nr;
+            const int n = pos + t0 + nt; /* keys seen by the block's last query */
+            const float *K = kl + (size_t)(h / group) * head_stride;
+            const float *V = vl + (size_t)(h / group) * head_stride;
+
+            /* S (nt, n) = Qb K^T: the keys are the rows of a (n, hd) weight matrix */
+            for (int j = 0; j < nt; j++)
+                memcpy(qb + (size_t)j * hd, x->q + ((size_t)(t0 + j) * H + h) * hd,
+                       (size_t)hd * sizeof(float));
+            ks->pack_x(qb, hd, nt, 0, 0, hd, xp);
+            const sk_mat Km = {.dtype = SHRINK_DTYPE_F32, .rows = n, .cols = hd, .data = K};
+            ks->pack_w(&Km, 0, n, 0, hd, kp);
+            for (int r = 0; r < n; r += mr)
+                ks->tile(hd, kp + (size_t)r * hd, xp, sp + r, C, nt, n - r < mr ? n - r : mr, 0);
+
+            /* P = causal softmax of each row */
+            for (int j = 0; j < nt; j++)
+                softmax_causal(ks, sp + (size_t)j * C, n, pos + t0 + j + 1, scale);
+
+            /* O (nt, hd) = P V: V^T is a (hd, n) weight matrix whose packed panels are slices
+             * of V's rows */
+            ks->pack_x(sp, C, nt, 0, 0, n, pp);
+            float *out = x->att + ((size_t)t0 * H + h) * hd;
+            for (int p = 0; p < vpanels; p++) {
+                const int i0 = p * mr, mrows = hd - i0 < mr ? hd - i0 : mr;
+                for (int k = 0; k < n; k++) {
+                    memcpy(vp + (size_t)k * mr, V + (size_t)k * hd + i0,
+                           (size_t)mrows * sizeof(float));
+                    for (int i = mrows; i < mr; i++) vp[(size_t)k * mr + i] = 0.0f;
+                }
+                ks->tile(n, vp, pp, out + i0, (int64_t)H * hd, nt, mrows, 0);
+            }
         }
     }
 }
@@ -314,7 +405,11 @@ static void forward(shrink_context *x, const int32_t *tokens, int T, int pos) {
             }
         }
 
-        attention(x, l, T, pos);
+        const sk_kernel_set *ks = sk_kernels();
+        if (T >= 4 && ks->tile && ks->mr <= SK_ATTN_MAX_MR && ks->nr <= SK_ATTN_MAX_NR)
+            attention_blocked(x, ks, l, T, pos);
+        else
+            attention(x, l, T, pos);
 
         /* output projection and residual */
         linear(&w->wo, w->bo, x->att, T, x->tmp, D);

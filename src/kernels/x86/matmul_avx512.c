@@ -259,8 +259,48 @@ static void axpy_avx512(int64_t n, float alpha, const float *x, float *y) {
     }
 }
 
+/* exp(x) for x in lanes: x = n ln2 + r with n = round(x / ln2) and |r| <= ln2/2 (ln2 split in
+ * a high and a low part so r is exact to float precision), e^r by a degree-6 polynomial
+ * (Cephes expf coefficients), then scaled by 2^n with vscalefps, which also gives 0 for
+ * very negative x. Inputs here are <= 0 (x - max), so there is no overflow. */
+static inline __m512 exp_avx512(__m512 x) {
+    const __m512 log2e = _mm512_set1_ps(1.44269504088896341f);
+    const __m512 ln2_hi = _mm512_set1_ps(0.693359375f);
+    const __m512 ln2_lo = _mm512_set1_ps(-2.12194440e-4f);
+    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT);
+    __m512 r = _mm512_fnmadd_ps(n, ln2_hi, x);
+    r = _mm512_fnmadd_ps(n, ln2_lo, r);
+    __m512 p = _mm512_set1_ps(1.9875691500E-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+static float exp_sum_avx512(float *x, int64_t n, float sub) {
+    const __m512 vs = _mm512_set1_ps(sub);
+    __m512 acc = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vs));
+        _mm512_storeu_ps(x + i, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512 e = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vs));
+        _mm512_mask_storeu_ps(x + i, m, e);
+        acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(m, e));
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
 const sk_kernel_set sk_kernels_avx512 = {
     .name = "avx512", .mr = MR, .nr = NR,
     .gemv = gemv_avx512, .pack_w = pack_w_avx512, .pack_x = pack_x_avx512, .tile = tile_avx512,
-    .dot_f32 = dot_avx512, .axpy_f32 = axpy_avx512,
+    .dot_f32 = dot_avx512, .axpy_f32 = axpy_avx512, .exp_sum_f32 = exp_sum_avx512,
 };
