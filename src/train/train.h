@@ -1,0 +1,189 @@
+/*
+ * train.h - the training engine's internal interface: fp32 master parameters of a model, the
+ * training forward pass and its backward pass (gradients of the mean cross-entropy), and the
+ * layer functions they are made of (layers.c: <layer>_forward / <layer>_backward pairs).
+ * Nothing outside src/ (and tests/) includes this.
+ *
+ * Shapes: B = sequences in a batch, T = positions per sequence, N = B*T rows, D = dim,
+ * H = n_heads, KV = n_kv_heads, hd = head_dim, F = ffn_dim, V = vocab_size, L = n_layers.
+ *
+ * Parameters are the canonical tensors of the config (formats.h: sk_wtensors), one
+ * sk_train_param each, in canonical order, in the decoder's layout: matrices (out, in)
+ * row-major (GPT-2's Conv1D weights are (out, in) here although a Hugging Face GPT-2 file
+ * stores them (in, out): `conv1d` says so), q/k rows in cfg.rope_layout order (a llama2.c
+ * model keeps its interleaved rows). All weights live in one block (`w_all`), all gradients
+ * in another (`g_all`), tensor by tensor in table order, so an optimizer may walk either the
+ * table or the whole block. A tied head has no row of its own: the token embedding's
+ * gradient includes the head's contribution.
+ *
+ * Typical use (the training loop):
+ *     sk_train_model *tm;
+ *     sk_train_create_from_model(&tm, model);     // or sk_train_create(&tm, &source)
+ *     sk_train_zero_grad(tm);
+ *     for (micro-batches) sk_train_forward_backward(tm, tokens, B, T, &loss);  // g +=
+ *     ... optimizer step on tm->params[i].w with tm->params[i].g ...
+ *     sk_source src; sk_train_source(tm, &src); src.tok = model->tok; sk_write(&src, ...);
+ */
+#ifndef SK_TRAIN_H
+#define SK_TRAIN_H
+
+#include "../formats/formats.h"
+
+/* ==== parameters ============================================================================ */
+
+typedef struct sk_train_param {
+    sk_wtensor     t;        /* canonical name ("h.0.attn.c_attn.weight", no "transformer."
+                                prefix), role, layer, shape: t.rows x t.cols (vectors: cols 1) */
+    int64_t        n;        /* elements: t.rows * t.cols */
+    int64_t        offset;   /* of w / g inside w_all / g_all (elements) */
+    int            conv1d;   /* a Hugging Face GPT-2 file stores this matrix transposed,
+                                (t.cols, t.rows): compare or save gradients accordingly */
+    shrink_dtype   dtype;    /* the source's dtype of this tensor (f16/bf16 are widened) */
+    float         *w;        /* (t.rows, t.cols) fp32 master weights (points into w_all) */
+    float         *g;        /* same shape: gradients, accumulated (+=) (points into g_all) */
+    /* Set by the caller, read by forward_backward: */
+    int            frozen;   /* 1: its gradient is neither computed nor added (g untouched) */
+    const float   *mask_f32; /* NULL, or n factors: g += mask * dloss/dw (LoRA, pruning) */
+    const uint8_t *mask_u8;  /* NULL, or n flags: an element whose flag is 0 gets no gradient */
+} sk_train_param;
+
+struct sk_train_state; /* activations and work buffers (model_grad.c) */
+
+typedef struct sk_train_model {
+    sk_config       cfg;
+    shrink_dtype    dtype;     /* the source's dtype of the matrices (for saving) */
+    sk_train_param *params;    /* n_params rows, canonical order */
+    int64_t         n_params;
+    int64_t         n_elems;   /* floats in w_all (and g_all) */
+    float          *w_all;     /* owned */
+    float          *g_all;     /* owned */
+    /* Gradients accumulated are grad_scale * d(mean loss)/dw (default 1; a loop that
+     * accumulates k micro-batches may set 1/k). */
+    float           grad_scale;
+    struct sk_train_state *st; /* owned; sized for the largest (B, T) seen so far */
+} sk_train_model;
+
+/* fp32 master parameters from any tensor source (formats.h): a loaded model
+ * (sk_source_from_model), a random initialization (sk_init_source), ... Every canonical
+ * tensor is read once through src->fill as f32. On success *out is owned by the caller
+ * (sk_train_free); the source is not referenced afterwards. Activations are allocated on the
+ * first forward_backward (or sk_train_reserve). */
+SK_HIDDEN shrink_status sk_train_create(sk_train_model **out, const sk_source *src);
+/* The same from a loaded (or sk_model_open'ed) model; the model may be freed afterwards. */
+SK_HIDDEN shrink_status sk_train_create_from_model(sk_train_model **out,
+                                                   const struct shrink_model *m);
+SK_HIDDEN void sk_train_free(sk_train_model *tm); /* NULL is a no-op */
+
+/* The parameter called `name` (canonical name; a "transformer." prefix is ignored, so the
+ * names of a Hugging Face GPT-2 file work too), NULL if none. */
+SK_HIDDEN sk_train_param *sk_train_find(sk_train_model *tm, const char *name);
+
+/* Allocates the activation arena for batches up to (B, T) now (forward_backward does it on
+ * demand otherwise). T <= cfg.max_seq_len. */
+SK_HIDDEN shrink_status sk_train_reserve(sk_train_model *tm, int B, int T);
+
+/* g_all = 0. */
+SK_HIDDEN void sk_train_zero_grad(sk_train_model *tm);
+
+/* tokens: (B, T + 1) row-major; row b's inputs are tokens[b][0..T), its targets
+ * tokens[b][1..T] (every sequence starts at position 0). *loss = mean cross-entropy over the
+ * B*T predictions (natural log). Gradients of grad_scale * loss are ADDED to the g of every
+ * parameter that is not frozen (masks applied). Uses the library's threads; call from outside
+ * a parallel region. Errors: token ids out of range, T > max_seq_len (SHRINK_ERR_RANGE), out
+ * of memory for the arena. */
+SK_HIDDEN shrink_status sk_train_forward_backward(sk_train_model *tm, const int32_t *tokens,
+                                                  int B, int T, float *loss);
+/* The loss only (validation): the same forward pass, no gradient touched. */
+SK_HIDDEN shrink_status sk_train_loss(sk_train_model *tm, const int32_t *tokens, int B, int T,
+                                      float *loss);
+
+/* A tensor source (formats.h) over the master weights, for sk_write: src->cfg = tm->cfg,
+ * src->dtype = the original dtype (pass sk_write_opts.dtype to choose another), tensors
+ * filled from w (transposed / q-k-permuted by the writers as each format wants). src borrows
+ * tm; the caller sets src->tok / tok_dir / name / inputs. */
+SK_HIDDEN void sk_train_source(const sk_train_model *tm, sk_source *src);
+
+/* ==== layers (layers.c) =====================================================================
+ *
+ * Each backward ADDS its parameter gradients into dw/db (NULL: not wanted, e.g. frozen) and
+ * ADDS or WRITES its input gradient as each comment says. Rows are independent unless said
+ * otherwise; all functions thread over rows with OpenMP (call from outside a parallel region).
+ */
+
+/* out[n] = wte[tok[n]] (+ wpe[n % T] when wpe). */
+SK_HIDDEN void encoder_forward(float *out, const int32_t *tok, const float *wte,
+                               const float *wpe, int N, int T, int D);
+/* dwte[tok[n]] += dout[n]; dwpe[n % T] += dout[n] (either may be NULL). */
+SK_HIDDEN void encoder_backward(float *dwte, float *dwpe, const float *dout,
+                                const int32_t *tok, int N, int T, int D);
+
+/* LayerNorm (biased variance); saves mean, rstd (N) for the backward. */
+SK_HIDDEN void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                                 const float *w, const float *b, int N, int D, float eps);
+/* dinp += ...; dw, db += ... */
+SK_HIDDEN void layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
+                                  const float *inp, const float *w, const float *mean,
+                                  const float *rstd, int N, int D);
+
+/* RMSNorm x / sqrt(mean(x^2) + eps) * w; saves rstd (N). */
+SK_HIDDEN void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N,
+                               int D, float eps);
+SK_HIDDEN void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                                const float *w, const float *rstd, int N, int D);
+
+/* Y (N, out) = X (N, in) W^T (+ bias); W (out, in) f32. */
+SK_HIDDEN void matmul_forward(float *Y, const float *X, const float *W, const float *bias,
+                              int N, int in, int out);
+/* dX (N, in) += dY W (dX may be NULL); dW += dY^T X, dbias += sum_n dY (either may be NULL).
+ * `mask_f32` / `mask_u8` (either NULL) multiply the dW contribution element by element.
+ * work: at least matmul_work_floats(N, in, out) floats. */
+SK_HIDDEN void matmul_backward(float *dX, float *dW, float *dbias, const float *dY,
+                               const float *X, const float *W, int N, int in, int out,
+                               const float *mask_f32, const uint8_t *mask_u8, float *work);
+SK_HIDDEN size_t matmul_work_floats(int N, int in, int out);
+
+/* RoPE in place on (N, nh, hd) rows, position of row n = n % T; cos/sin tables (T, hd/2). */
+SK_HIDDEN void rope_forward(float *x, const float *cos_t, const float *sin_t, int N, int T,
+                            int nh, int hd, sk_rope_layout layout);
+/* In place: dx (the gradient w.r.t. the rotated values) becomes the gradient w.r.t. the
+ * values before rotation (the inverse rotation). */
+SK_HIDDEN void rope_backward(float *dx, const float *cos_t, const float *sin_t, int N, int T,
+                             int nh, int hd, sk_rope_layout layout);
+
+/* Causal attention with grouped-query heads, B sequences of T positions.
+ * q (N, H*hd), k, v (N, KV*hd) -> out (N, H*hd); saves att (B, H, T, T) probabilities. */
+SK_HIDDEN void attention_forward(float *out, float *att, const float *q, const float *k,
+                                 const float *v, int B, int T, int H, int KV, int hd);
+/* dq, dk, dv are WRITTEN (dk, dv sum the gradients of the query heads sharing a kv head).
+ * work: omp_get_max_threads() * T floats. */
+SK_HIDDEN void attention_backward(float *dq, float *dk, float *dv, const float *dout,
+                                  const float *q, const float *k, const float *v,
+                                  const float *att, int B, int T, int H, int KV, int hd,
+                                  float *work);
+
+/* GELU, tanh approximation, elementwise over n. */
+SK_HIDDEN void gelu_forward(float *out, const float *inp, size_t n);
+SK_HIDDEN void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n); /* = */
+
+/* SwiGLU: out = silu(gate) * up, elementwise over n. */
+SK_HIDDEN void swiglu_forward(float *out, const float *gate, const float *up, size_t n);
+SK_HIDDEN void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                               const float *up, size_t n); /* written (=) */
+
+/* Residual: x += y (forward); the backward of a residual add is the identity: the caller
+ * passes the same gradient to both branches. */
+SK_HIDDEN void residual_forward(float *x, const float *y, size_t n);
+
+/* Fused classifier: for rows [0, N) in chunks of `chunk`, logits = X head^T (V columns),
+ * loss += -log softmax(logits)[target], then (when dX) the logits are turned into their
+ * gradient scale * (p - onehot) in place and pushed through the head at once:
+ * dX += dlogits head, dhead += dlogits^T X (dhead NULL: frozen). Only chunk x V logits exist
+ * at any time. Returns the summed loss (double). work: classifier_work_floats(...) floats. */
+SK_HIDDEN double classifier_forward_backward(float *dX, float *dhead, const float *X,
+                                             const float *head, const int32_t *targets,
+                                             int N, int D, int V, float scale,
+                                             const float *mask_f32, const uint8_t *mask_u8,
+                                             float *work, int chunk);
+SK_HIDDEN size_t classifier_work_floats(int D, int V, int chunk);
+
+#endif /* SK_TRAIN_H */
