@@ -1,0 +1,211 @@
+/*
+ * checkpoint.c - training checkpoints: everything a run needs to continue bit for bit, in one
+ * file written atomically (sk_out_*: temporary beside it, fsync, rename), so a process killed
+ * at any moment leaves either the previous checkpoint or the new one, never a mix.
+ *
+ * Layout (little-endian; docs/training.md):
+ *    0  magic "SKCKPT\0\0"          8  version u32, n_params u32
+ *   16  step u64                    24  optimizer t u64
+ *   32  optimizer kind u32, state arrays u32 (0: none, 1: m, 2: m and v)
+ *   40  loader rng u64              48  loader pos u64
+ *   56  loss f64                    64  validation loss f64 (NaN: none)
+ *   72  config length u32, config text (key=value lines)
+ *   then per parameter: name length u32, name, element count u64, weights f32[n],
+ *        m f32[n] (if state >= 1), v f32[n] (if state == 2)
+ *   last: FNV-1a 64 of every byte before it (u64)
+ * The floats are the in-memory fp32 values (the host is little-endian, checked at compile
+ * time), so a reload restores them exactly.
+ */
+#include "optim.h"
+
+#include <math.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "checkpoint.c writes the host's floats as little-endian"
+#endif
+
+#define FNV_OFFSET 0xcbf29ce484222325ull
+#define FNV_PRIME  0x100000001b3ull
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * FNV_PRIME;
+    return h;
+}
+
+/* ==== writing ============================================================================= */
+
+typedef struct ck_writer {
+    sk_out   o;
+    uint64_t hash;
+} ck_writer;
+
+static shrink_status ck_put(ck_writer *w, const void *p, size_t n) {
+    w->hash = fnv1a(w->hash, p, n);
+    return sk_out_write(&w->o, p, n);
+}
+
+static shrink_status ck_u32(ck_writer *w, uint32_t v) {
+    uint8_t b[4];
+    for (int i = 0; i < 4; i++) b[i] = (uint8_t)(v >> (8 * i));
+    return ck_put(w, b, 4);
+}
+
+static shrink_status ck_u64(ck_writer *w, uint64_t v) {
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+    return ck_put(w, b, 8);
+}
+
+static shrink_status ck_f64(ck_writer *w, double v) {
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    return ck_u64(w, u);
+}
+
+static int state_arrays(const sk_optim *o) {
+    return o->v ? 2 : o->m ? 1 : 0;
+}
+
+static shrink_status write_param(ck_writer *w, const sk_trainer *tr, int64_t i) {
+    const sk_train_param *p = &tr->tm->params[i];
+    const sk_optim       *o = tr->opt;
+    size_t len = strlen(p->t.name);
+    shrink_status st;
+    if ((st = ck_u32(w, (uint32_t)len)) || (st = ck_put(w, p->t.name, len)) ||
+        (st = ck_u64(w, (uint64_t)p->n)) || (st = ck_put(w, p->w, (size_t)p->n * 4)))
+        return st;
+    if (o->m && (st = ck_put(w, o->m + o->off[i], (size_t)p->n * 4))) return st;
+    if (o->v && (st = ck_put(w, o->v + o->off[i], (size_t)p->n * 4))) return st;
+    return SHRINK_OK;
+}
+
+shrink_status sk_ckpt_save(const sk_trainer *tr, const char *path) {
+    ck_writer w = {.hash = FNV_OFFSET};
+    shrink_status st = sk_out_open(&w.o, path, NULL, 0);
+    if (st) return st;
+    size_t clen = strlen(tr->config);
+    if ((st = ck_put(&w, SK_CKPT_MAGIC, 8)) || (st = ck_u32(&w, SK_CKPT_VERSION)) ||
+        (st = ck_u32(&w, (uint32_t)tr->tm->n_params)) || (st = ck_u64(&w, (uint64_t)tr->step)) ||
+        (st = ck_u64(&w, (uint64_t)tr->opt->t)) || (st = ck_u32(&w, (uint32_t)tr->opt->p.kind)) ||
+        (st = ck_u32(&w, (uint32_t)state_arrays(tr->opt))) || (st = ck_u64(&w, tr->train.rng)) ||
+        (st = ck_u64(&w, (uint64_t)tr->train.pos)) || (st = ck_f64(&w, tr->loss)) ||
+        (st = ck_f64(&w, tr->val_loss)) || (st = ck_u32(&w, (uint32_t)clen)) ||
+        (st = ck_put(&w, tr->config, clen)))
+        return st;
+    for (int64_t i = 0; i < tr->tm->n_params; i++)
+        if ((st = write_param(&w, tr, i))) return st;
+    uint64_t h = w.hash;
+    if ((st = ck_u64(&w, h))) return st;
+    return sk_out_commit(&w.o);
+}
+
+/* ==== reading ============================================================================= */
+
+typedef struct ck_reader {
+    const uint8_t *p;
+    size_t         left;
+    const char    *path;
+} ck_reader;
+
+static shrink_status ck_take(ck_reader *r, size_t n, const uint8_t **out, const char *what) {
+    if (n > r->left)
+        return sk_error(SHRINK_ERR_FORMAT, "%s: truncated checkpoint (%s needs %zu bytes, %zu "
+                        "left)", r->path, what, n, r->left);
+    *out = r->p;
+    r->p += n;
+    r->left -= n;
+    return SHRINK_OK;
+}
+
+static shrink_status read_param(ck_reader *r, sk_trainer *tr, int64_t i, int arrays) {
+    sk_train_param *p = &tr->tm->params[i];
+    const uint8_t  *b = NULL;
+    shrink_status   st;
+    if ((st = ck_take(r, 4, &b, "a name length"))) return st;
+    uint32_t len = sk_rd_u32(b);
+    if ((st = ck_take(r, len, &b, "a name"))) return st;
+    if (len != strlen(p->t.name) || memcmp(b, p->t.name, len))
+        return sk_error(SHRINK_ERR_ARG, "%s: parameter %" PRId64 " is '%.*s', the model's is "
+                        "'%s'", r->path, i, (int)(len < 200 ? len : 200), (const char *)b,
+                        p->t.name);
+    if ((st = ck_take(r, 8, &b, "an element count"))) return st;
+    if (sk_rd_u64(b) != (uint64_t)p->n)
+        return sk_error(SHRINK_ERR_ARG, "%s: '%s' has %" PRIu64 " elements, the model's %" PRId64,
+                        r->path, p->t.name, sk_rd_u64(b), p->n);
+    size_t bytes = (size_t)p->n * 4;
+    if ((st = ck_take(r, bytes, &b, p->t.name))) return st;
+    memcpy(p->w, b, bytes);
+    if (arrays >= 1) {
+        if ((st = ck_take(r, bytes, &b, p->t.name))) return st;
+        memcpy(tr->opt->m + tr->opt->off[i], b, bytes);
+    }
+    if (arrays == 2) {
+        if ((st = ck_take(r, bytes, &b, p->t.name))) return st;
+        memcpy(tr->opt->v + tr->opt->off[i], b, bytes);
+    }
+    return SHRINK_OK;
+}
+
+/* Checks magic, version, checksum and the header against tr; fills r past the config. */
+static shrink_status read_header(ck_reader *r, sk_trainer *tr, const uint8_t *d, size_t len,
+                                 int *arrays) {
+    if (len < 84 || memcmp(d, SK_CKPT_MAGIC, 8))
+        return sk_error(SHRINK_ERR_FORMAT, "%s: not a shrink checkpoint", r->path);
+    if (sk_rd_u32(d + 8) != SK_CKPT_VERSION)
+        return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: checkpoint version %" PRIu32 " (this "
+                        "shrink reads %d)", r->path, sk_rd_u32(d + 8), SK_CKPT_VERSION);
+    if (fnv1a(FNV_OFFSET, d, len - 8) != sk_rd_u64(d + len - 8))
+        return sk_error(SHRINK_ERR_FORMAT, "%s: checkpoint checksum mismatch (corrupt file)",
+                        r->path);
+    if (sk_rd_u32(d + 12) != (uint64_t)tr->tm->n_params)
+        return sk_error(SHRINK_ERR_ARG, "%s: %" PRIu32 " parameters, the model has %" PRId64,
+                        r->path, sk_rd_u32(d + 12), tr->tm->n_params);
+    *arrays = (int)sk_rd_u32(d + 36);
+    if (sk_rd_u32(d + 32) != (uint32_t)tr->opt->p.kind || *arrays != state_arrays(tr->opt))
+        return sk_error(SHRINK_ERR_ARG, "%s: the checkpoint's optimizer differs from this run's",
+                        r->path);
+    uint32_t clen = sk_rd_u32(d + 72);
+    r->p    = d + 76;
+    r->left = len - 8 - 76;
+    const uint8_t *c = NULL;
+    shrink_status st = ck_take(r, clen, &c, "the config");
+    if (st) return st;
+    if (clen != strlen(tr->config) || memcmp(c, tr->config, clen))
+        return sk_error(SHRINK_ERR_ARG, "%s: the checkpoint was written by a run with other "
+                        "options; resume with the same ones. Checkpoint:\n%.*s\nthis run:\n%s",
+                        r->path, (int)(clen < 4000 ? clen : 4000), (const char *)c, tr->config);
+    return SHRINK_OK;
+}
+
+shrink_status sk_ckpt_load(sk_trainer *tr, const char *path) {
+    sk_map m;
+    shrink_status st = sk_map_file(path, &m);
+    if (st) return st;
+    ck_reader r = {.path = path};
+    int arrays = 0;
+    if ((st = read_header(&r, tr, m.data, m.size, &arrays))) goto out_unmap;
+    for (int64_t i = 0; i < tr->tm->n_params && !st; i++) st = read_param(&r, tr, i, arrays);
+    if (!st && r.left != 0)
+        st = sk_error(SHRINK_ERR_FORMAT, "%s: %zu bytes after the last parameter", path, r.left);
+    if (st) goto out_unmap;
+    const uint8_t *d = m.data;
+    double loss, val;
+    uint64_t u = sk_rd_u64(d + 56);
+    memcpy(&loss, &u, 8);
+    u = sk_rd_u64(d + 64);
+    memcpy(&val, &u, 8);
+    tr->step      = (int64_t)sk_rd_u64(d + 16);
+    tr->opt->t    = (int64_t)sk_rd_u64(d + 24);
+    tr->train.rng = sk_rd_u64(d + 40);
+    tr->train.pos = (int64_t)sk_rd_u64(d + 48);
+    tr->loss      = loss;
+    tr->val_loss  = val;
+    if (tr->step < 0 || tr->step > tr->o.steps || tr->train.pos < 0 ||
+        tr->train.pos > tr->train.tok->n)
+        st = sk_error(SHRINK_ERR_FORMAT, "%s: step %" PRId64 " / data position %" PRId64
+                      " out of range", path, tr->step, tr->train.pos);
+out_unmap:
+    sk_unmap(&m);
+    return st;
+}
