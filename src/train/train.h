@@ -41,10 +41,11 @@ typedef struct sk_train_param {
     shrink_dtype   dtype;    /* the source's dtype of this tensor (f16/bf16 are widened) */
     float         *w;        /* (t.rows, t.cols) fp32 master weights (points into w_all) */
     float         *g;        /* same shape: gradients, accumulated (+=) (points into g_all) */
-    /* Set by the caller, read by forward_backward: */
+    /* Set by the caller, read by forward_backward (the pointers are borrowed): */
     int            frozen;   /* 1: its gradient is neither computed nor added (g untouched) */
     const float   *mask_f32; /* NULL, or n factors: g += mask * dloss/dw (LoRA, pruning) */
-    const uint8_t *mask_u8;  /* NULL, or n flags: an element whose flag is 0 gets no gradient */
+    const uint8_t *mask_u8;  /* NULL, or n flags: an element whose flag is 0 gets no gradient
+                                (a masked tensor's gradient goes through a scratch buffer) */
 } sk_train_param;
 
 struct sk_train_state; /* activations and work buffers (model_grad.c) */
@@ -103,6 +104,9 @@ SK_HIDDEN shrink_status sk_train_loss(sk_train_model *tm, const int32_t *tokens,
  * tm; the caller sets src->tok / tok_dir / name / inputs. */
 SK_HIDDEN void sk_train_source(const sk_train_model *tm, sk_source *src);
 
+/* dst (cols, rows) = src (rows, cols)^T (threaded). */
+SK_HIDDEN void sk_transpose(float *dst, const float *src, int64_t rows, int64_t cols);
+
 /* ==== layers (layers.c) =====================================================================
  *
  * Each backward ADDS its parameter gradients into dw/db (NULL: not wanted, e.g. frozen) and
@@ -134,12 +138,11 @@ SK_HIDDEN void rmsnorm_backward(float *dinp, float *dw, const float *dout, const
 /* Y (N, out) = X (N, in) W^T (+ bias); W (out, in) f32. */
 SK_HIDDEN void matmul_forward(float *Y, const float *X, const float *W, const float *bias,
                               int N, int in, int out);
-/* dX (N, in) += dY W (dX may be NULL); dW += dY^T X, dbias += sum_n dY (either may be NULL).
- * `mask_f32` / `mask_u8` (either NULL) multiply the dW contribution element by element.
+/* dX (N, in) += dY W; dW += dY^T X; dbias += sum_n dY (any of the three may be NULL).
  * work: at least matmul_work_floats(N, in, out) floats. */
 SK_HIDDEN void matmul_backward(float *dX, float *dW, float *dbias, const float *dY,
                                const float *X, const float *W, int N, int in, int out,
-                               const float *mask_f32, const uint8_t *mask_u8, float *work);
+                               float *work);
 SK_HIDDEN size_t matmul_work_floats(int N, int in, int out);
 
 /* RoPE in place on (N, nh, hd) rows, position of row n = n % T; cos/sin tables (T, hd/2). */
@@ -175,15 +178,15 @@ SK_HIDDEN void swiglu_backward(float *dgate, float *dup, const float *dout, cons
 SK_HIDDEN void residual_forward(float *x, const float *y, size_t n);
 
 /* Fused classifier: for rows [0, N) in chunks of `chunk`, logits = X head^T (V columns),
- * loss += -log softmax(logits)[target], then (when dX) the logits are turned into their
- * gradient scale * (p - onehot) in place and pushed through the head at once:
- * dX += dlogits head, dhead += dlogits^T X (dhead NULL: frozen). Only chunk x V logits exist
- * at any time. Returns the summed loss (double). work: classifier_work_floats(...) floats. */
+ * loss += -log softmax(logits)[target], then (when dX or dhead) the logits are turned into
+ * their gradient scale * (p - onehot) in place and pushed through the head at once:
+ * dX += dlogits head (through headT = head^T (D, V), needed only with dX),
+ * dhead += dlogits^T X (NULL: frozen). Only chunk x V logits exist at any time. Returns the
+ * summed loss (double). work: classifier_work_floats(D, V, chunk) floats. */
 SK_HIDDEN double classifier_forward_backward(float *dX, float *dhead, const float *X,
-                                             const float *head, const int32_t *targets,
-                                             int N, int D, int V, float scale,
-                                             const float *mask_f32, const uint8_t *mask_u8,
-                                             float *work, int chunk);
+                                             const float *head, const float *headT,
+                                             const int32_t *targets, int N, int D, int V,
+                                             float scale, float *work, int chunk);
 SK_HIDDEN size_t classifier_work_floats(int D, int V, int chunk);
 
 #endif /* SK_TRAIN_H */

@@ -1,0 +1,512 @@
+/*
+ * layers.c - every layer of the decoder as a forward/backward pair (llm.c style): the forward
+ * computes what the decoder computes (same formulas as decoder.c, so a trained model runs the
+ * same in inference) and saves exactly what its backward needs, named in its comment; the
+ * backward sits right below it.
+ *
+ * Shapes as in train.h: N = B*T rows (row n = sequence n / T, position n % T), D = dim,
+ * H / KV heads of hd, F = ffn_dim, V = vocab. Activations are f32 row-major.
+ *
+ * Parameter gradients are always ADDED (so micro-batches accumulate); a NULL gradient pointer
+ * means "not wanted" (frozen) and skips that work. Input gradients are added or written as
+ * each comment says. Loops are threaded over rows with OpenMP; reductions over rows (weight
+ * and bias gradients of norms) are threaded over columns instead, so no two threads write
+ * the same float and results do not depend on the thread count.
+ */
+#include "train.h"
+
+#include <math.h>
+#include <omp.h>
+
+/* ==== helpers ================================================================================ */
+
+/* dst (cols, rows) = src (rows, cols)^T, by 32 x 32 blocks. */
+void sk_transpose(float *dst, const float *src, int64_t rows, int64_t cols) {
+    const int64_t bs = 32;
+    const int64_t nbr = (rows + bs - 1) / bs, nbc = (cols + bs - 1) / bs;
+    #pragma omp parallel for collapse(2) schedule(static) if (rows * cols > 65536)
+    for (int64_t br = 0; br < nbr; br++)
+        for (int64_t bc = 0; bc < nbc; bc++) {
+            int64_t r1 = (br + 1) * bs < rows ? (br + 1) * bs : rows;
+            int64_t c1 = (bc + 1) * bs < cols ? (bc + 1) * bs : cols;
+            for (int64_t r = br * bs; r < r1; r++)
+                for (int64_t c = bc * bs; c < c1; c++) dst[c * rows + r] = src[r * cols + c];
+        }
+}
+
+/* y += x over n floats. */
+static void add_to(float *y, const float *x, size_t n) {
+    #pragma omp parallel for schedule(static) if (n > 32768)
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+/* ==== token and position embedding ========================================================= */
+
+/* out[n] = wte[tok[n]] (+ wpe[n % T]). Saves nothing: the backward needs only the tokens. */
+void encoder_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int N,
+                     int T, int D) {
+    #pragma omp parallel for schedule(static) if (N > 64)
+    for (int n = 0; n < N; n++) {
+        float *o = out + (size_t)n * D;
+        const float *e = wte + (size_t)tok[n] * D;
+        if (wpe) {
+            const float *p = wpe + (size_t)(n % T) * D;
+            for (int i = 0; i < D; i++) o[i] = e[i] + p[i];
+        } else {
+            memcpy(o, e, (size_t)D * sizeof(float));
+        }
+    }
+}
+
+/* dwte[tok[n]] += dout[n] (rows may repeat: threaded over column blocks), dwpe[t] += sum over
+ * the sequences of dout[b*T + t]. */
+void encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int N,
+                      int T, int D) {
+    if (dwte) {
+        const int cb = 64, nb = (D + cb - 1) / cb;
+        #pragma omp parallel for schedule(static) if (N * D > 65536)
+        for (int b = 0; b < nb; b++) {
+            int i0 = b * cb, i1 = i0 + cb < D ? i0 + cb : D;
+            for (int n = 0; n < N; n++) {
+                float *g = dwte + (size_t)tok[n] * D;
+                const float *d = dout + (size_t)n * D;
+                for (int i = i0; i < i1; i++) g[i] += d[i];
+            }
+        }
+    }
+    if (dwpe) {
+        #pragma omp parallel for schedule(static) if (N * D > 65536)
+        for (int t = 0; t < T; t++)
+            for (int n = t; n < N; n += T) {
+                float *g = dwpe + (size_t)t * D;
+                const float *d = dout + (size_t)n * D;
+                for (int i = 0; i < D; i++) g[i] += d[i];
+            }
+    }
+}
+
+/* ==== LayerNorm ============================================================================== */
+
+/* out = (x - mean) * rstd * w + b, biased variance (torch.nn.LayerNorm), statistics in double
+ * as decoder.c. Saves mean and rstd (N each) "to be used later in the backward pass". */
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                       const float *b, int N, int D, float eps) {
+    #pragma omp parallel for schedule(static) if (N > 16)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * D;
+        float *o = out + (size_t)n * D;
+        double m = 0.0, v = 0.0;
+        for (int i = 0; i < D; i++) m += x[i];
+        m /= D;
+        for (int i = 0; i < D; i++) v += ((double)x[i] - m) * ((double)x[i] - m);
+        v /= D;
+        float s = (float)(1.0 / sqrt(v + eps));
+        for (int i = 0; i < D; i++) o[i] = (float)(x[i] - m) * s * w[i] + (b ? b[i] : 0.f);
+        mean[n] = (float)m;
+        rstd[n] = s;
+    }
+}
+
+/* dinp += rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm)), dnorm = dout * w,
+ * norm = (x - mean) * rstd; dw += sum_n dout * norm, db += sum_n dout. */
+void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                        const float *w, const float *mean, const float *rstd, int N, int D) {
+    if (dinp) {
+        #pragma omp parallel for schedule(static) if (N > 16)
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * D, *dy = dout + (size_t)n * D;
+            float *dx = dinp + (size_t)n * D;
+            const float m = mean[n], s = rstd[n];
+            double a = 0.0, c = 0.0;
+            for (int i = 0; i < D; i++) {
+                float dn = dy[i] * w[i];
+                a += dn;
+                c += (double)dn * ((x[i] - m) * s);
+            }
+            const float ma = (float)(a / D), mc = (float)(c / D);
+            for (int i = 0; i < D; i++) {
+                float nrm = (x[i] - m) * s;
+                dx[i] += s * (dy[i] * w[i] - ma - nrm * mc);
+            }
+        }
+    }
+    if (dw || db) {
+        const int cb = 16, nb = (D + cb - 1) / cb;
+        #pragma omp parallel for schedule(static) if (N * D > 65536)
+        for (int b = 0; b < nb; b++) {
+            int i0 = b * cb, i1 = i0 + cb < D ? i0 + cb : D;
+            float aw[16] = {0}, ab[16] = {0};
+            for (int n = 0; n < N; n++) {
+                const float *x = inp + (size_t)n * D, *dy = dout + (size_t)n * D;
+                for (int i = i0; i < i1; i++) {
+                    aw[i - i0] += dy[i] * ((x[i] - mean[n]) * rstd[n]);
+                    ab[i - i0] += dy[i];
+                }
+            }
+            for (int i = i0; i < i1; i++) {
+                if (dw) dw[i] += aw[i - i0];
+                if (db) db[i] += ab[i - i0];
+            }
+        }
+    }
+}
+
+/* ==== RMSNorm ================================================================================ */
+
+/* out = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps) (Hugging Face LlamaRMSNorm), sum of
+ * squares in double as decoder.c. Saves rstd (N). */
+void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int D,
+                     float eps) {
+    #pragma omp parallel for schedule(static) if (N > 16)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * D;
+        float *o = out + (size_t)n * D;
+        double ss = 0.0;
+        for (int i = 0; i < D; i++) ss += (double)x[i] * x[i];
+        float s = (float)(1.0 / sqrt(ss / D + eps));
+        for (int i = 0; i < D; i++) o[i] = x[i] * s * w[i];
+        rstd[n] = s;
+    }
+}
+
+/* dinp += rstd * dout * w - x * rstd^3 * mean(dout * w * x); dw += sum_n dout * x * rstd. */
+void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                      const float *w, const float *rstd, int N, int D) {
+    if (dinp) {
+        #pragma omp parallel for schedule(static) if (N > 16)
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * D, *dy = dout + (size_t)n * D;
+            float *dx = dinp + (size_t)n * D;
+            const float s = rstd[n];
+            double c = 0.0;
+            for (int i = 0; i < D; i++) c += (double)dy[i] * w[i] * x[i];
+            const float k = (float)(c / D) * s * s * s;
+            for (int i = 0; i < D; i++) dx[i] += s * dy[i] * w[i] - k * x[i];
+        }
+    }
+    if (dw) {
+        const int cb = 16, nb = (D + cb - 1) / cb;
+        #pragma omp parallel for schedule(static) if (N * D > 65536)
+        for (int b = 0; b < nb; b++) {
+            int i0 = b * cb, i1 = i0 + cb < D ? i0 + cb : D;
+            float aw[16] = {0};
+            for (int n = 0; n < N; n++) {
+                const float *x = inp + (size_t)n * D, *dy = dout + (size_t)n * D;
+                for (int i = i0; i < i1; i++) aw[i - i0] += dy[i] * x[i] * rstd[n];
+            }
+            for (int i = i0; i < i1; i++) dw[i] += aw[i - i0];
+        }
+    }
+}
+
+/* ==== linear layers ========================================================================== */
+
+/* Y (N, out) = X (N, in) W^T (+ bias), W (out, in) f32, through the GEMM kernels. Saves
+ * nothing itself: the backward needs X (the caller keeps it) and W. */
+void matmul_forward(float *Y, const float *X, const float *W, const float *bias, int N, int in,
+                    int out) {
+    const sk_mat Wm = {.dtype = SHRINK_DTYPE_F32, .rows = out, .cols = in, .data = W};
+    sk_matmul(&Wm, X, N, Y, out);
+    if (!bias) return;
+    #pragma omp parallel for schedule(static) if (N > 16)
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < out; o++) Y[(size_t)n * out + o] += bias[o];
+}
+
+/* Rows of dW computed per GEMM call (bounds the temporary to SK_DW_BLOCK * in floats). */
+#define SK_DW_BLOCK 512
+
+size_t matmul_work_floats(int N, int in, int out) {
+    int ob = out < SK_DW_BLOCK ? out : SK_DW_BLOCK;
+    return (size_t)in * out + (size_t)N * in + (size_t)N * out + (size_t)ob * in + 64;
+}
+
+/* dW (out, in) += dY^T X, dbias += column sums of dY, given XT = X^T (in, N) and
+ * dYT = dY^T (out, N). Both products are GEMMs of the kernel set: tmp (ob, in) = dYT_block
+ * XT^T, block of `ob` rows of dW at a time, then added. */
+static void linear_dw(float *dW, float *dbias, const float *XT, const float *dYT, int N,
+                      int in, int out, float *tmp) {
+    if (dW) {
+        const sk_mat Xm = {.dtype = SHRINK_DTYPE_F32, .rows = in, .cols = N, .data = XT};
+        for (int o0 = 0; o0 < out; o0 += SK_DW_BLOCK) {
+            int ob = out - o0 < SK_DW_BLOCK ? out - o0 : SK_DW_BLOCK;
+            sk_matmul(&Xm, dYT + (size_t)o0 * N, ob, tmp, in);
+            add_to(dW + (size_t)o0 * in, tmp, (size_t)ob * in);
+        }
+    }
+    if (dbias) {
+        #pragma omp parallel for schedule(static) if ((size_t)N * out > 65536)
+        for (int o = 0; o < out; o++) {
+            const float *r = dYT + (size_t)o * N;
+            float s = 0.0f;
+            for (int n = 0; n < N; n++) s += r[n];
+            dbias[o] += s;
+        }
+    }
+}
+
+/* dX (N, in) += dY (N, out) W (out, in) given WT = W^T (in, out): tmp = dY WT^T by GEMM. */
+static void linear_dx(float *dX, const float *dY, const float *WT, int N, int in, int out,
+                      float *tmp) {
+    const sk_mat Wm = {.dtype = SHRINK_DTYPE_F32, .rows = in, .cols = out, .data = WT};
+    sk_matmul(&Wm, dY, N, tmp, in);
+    add_to(dX, tmp, (size_t)N * in);
+}
+
+/* dX += dY W; dW += dY^T X; dbias += sum_n dY. Any of dX, dW, dbias may be NULL.
+ * work: matmul_work_floats(N, in, out) floats. */
+void matmul_backward(float *dX, float *dW, float *dbias, const float *dY, const float *X,
+                     const float *W, int N, int in, int out, float *work) {
+    float *wt = work;                          /* (in, out) */
+    float *tx = wt + (size_t)in * out;         /* (N, in): dX part, then X^T (in, N) */
+    float *dyt = tx + (size_t)N * in;          /* (out, N) */
+    float *tmp = dyt + (size_t)N * out;        /* (SK_DW_BLOCK, in) */
+    if (dX) {
+        sk_transpose(wt, W, out, in);
+        linear_dx(dX, dY, wt, N, in, out, tx);
+    }
+    if (dW || dbias) {
+        sk_transpose(dyt, dY, N, out);
+        if (dW) sk_transpose(tx, X, N, in);
+        linear_dw(dW, dbias, tx, dyt, N, in, out, tmp);
+    }
+}
+
+/* ==== rotary position embedding ============================================================== */
+
+/* Rotates every head of every row in place (q or k): pairs (i, i + hd/2) (rotate-half) or
+ * (2i, 2i+1) (interleaved) by the angle of position n % T. Saves nothing: the rotation is
+ * orthogonal, its backward is the inverse rotation. */
+void rope_forward(float *x, const float *cos_t, const float *sin_t, int N, int T, int nh, int hd,
+                  sk_rope_layout layout) {
+    const int half = hd / 2;
+    const int stride = layout == SK_ROPE_HALF ? 1 : 2, off = layout == SK_ROPE_HALF ? half : 1;
+    #pragma omp parallel for schedule(static) if (N > 16)
+    for (int n = 0; n < N; n++) {
+        const float *cs = cos_t + (size_t)(n % T) * half, *sn = sin_t + (size_t)(n % T) * half;
+        for (int h = 0; h < nh; h++) {
+            float *v = x + ((size_t)n * nh + h) * hd;
+            for (int i = 0; i < half; i++) {
+                int i0 = i * stride, i1 = i0 + off;
+                float a = v[i0], b = v[i1];
+                v[i0] = a * cs[i] - b * sn[i];
+                v[i1] = b * cs[i] + a * sn[i];
+            }
+        }
+    }
+}
+
+/* d(before) = R^T d(after): da = da' cos + db' sin, db = db' cos - da' sin. */
+void rope_backward(float *dx, const float *cos_t, const float *sin_t, int N, int T, int nh,
+                   int hd, sk_rope_layout layout) {
+    const int half = hd / 2;
+    const int stride = layout == SK_ROPE_HALF ? 1 : 2, off = layout == SK_ROPE_HALF ? half : 1;
+    #pragma omp parallel for schedule(static) if (N > 16)
+    for (int n = 0; n < N; n++) {
+        const float *cs = cos_t + (size_t)(n % T) * half, *sn = sin_t + (size_t)(n % T) * half;
+        for (int h = 0; h < nh; h++) {
+            float *v = dx + ((size_t)n * nh + h) * hd;
+            for (int i = 0; i < half; i++) {
+                int i0 = i * stride, i1 = i0 + off;
+                float a = v[i0], b = v[i1];
+                v[i0] = a * cs[i] + b * sn[i];
+                v[i1] = b * cs[i] - a * sn[i];
+            }
+        }
+    }
+}
+
+/* ==== causal attention (grouped-query heads) ================================================= */
+
+/* For each sequence b, head h (kv head g = h / (H / KV)) and position t:
+ *   p = softmax_j<=t (q[t] . k[j] / sqrt(hd)),  out[t] = sum_j p_j v[j].
+ * Saves att (B, H, T, T): the probabilities (zeros above the diagonal) for the backward,
+ * which also needs q, k, v (the caller keeps them). */
+void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                       int B, int T, int H, int KV, int hd) {
+    const int group = H / KV;
+    const size_t qs = (size_t)H * hd, ks = (size_t)KV * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    #pragma omp parallel for collapse(3) schedule(dynamic, 8)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++) {
+                const int g = h / group;
+                const float *qt = q + ((size_t)b * T + t) * qs + (size_t)h * hd;
+                float *p = att + (((size_t)b * H + h) * T + t) * T;
+                float mx = -INFINITY;
+                for (int j = 0; j <= t; j++) {
+                    const float *kj = k + ((size_t)b * T + j) * ks + (size_t)g * hd;
+                    float s = 0.0f;
+                    for (int i = 0; i < hd; i++) s += qt[i] * kj[i];
+                    s *= scale;
+                    p[j] = s;
+                    if (s > mx) mx = s;
+                }
+                float sum = 0.0f;
+                for (int j = 0; j <= t; j++) {
+                    p[j] = expf(p[j] - mx);
+                    sum += p[j];
+                }
+                const float inv = 1.0f / sum;
+                for (int j = 0; j <= t; j++) p[j] *= inv;
+                for (int j = t + 1; j < T; j++) p[j] = 0.0f;
+                float *o = out + ((size_t)b * T + t) * qs + (size_t)h * hd;
+                for (int i = 0; i < hd; i++) o[i] = 0.0f;
+                for (int j = 0; j <= t; j++) {
+                    const float *vj = v + ((size_t)b * T + j) * ks + (size_t)g * hd;
+                    for (int i = 0; i < hd; i++) o[i] += p[j] * vj[i];
+                }
+            }
+}
+
+/* dv[j] += p_tj dout[t]; dp_tj = dout[t] . v[j]; ds = p (dp - sum_j p dp);
+ * dq[t] = scale sum_j ds_tj k[j]; dk[j] += scale ds_tj q[t]. Threaded over (b, kv head) so
+ * the query heads sharing a kv head add into its dk/dv one after the other. dq, dk, dv are
+ * written. work: omp_get_max_threads() * T floats. */
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                        const float *k, const float *v, const float *att, int B, int T, int H,
+                        int KV, int hd, float *work) {
+    const int group = H / KV;
+    const size_t qs = (size_t)H * hd, ks = (size_t)KV * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    #pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < KV; g++) {
+            float *ds = work + (size_t)omp_get_thread_num() * T;
+            for (int j = 0; j < T; j++) {
+                memset(dk + ((size_t)b * T + j) * ks + (size_t)g * hd, 0, (size_t)hd * 4);
+                memset(dv + ((size_t)b * T + j) * ks + (size_t)g * hd, 0, (size_t)hd * 4);
+            }
+            for (int h = g * group; h < (g + 1) * group; h++)
+                for (int t = 0; t < T; t++) {
+                    const float *p = att + (((size_t)b * H + h) * T + t) * T;
+                    const float *dot = dout + ((size_t)b * T + t) * qs + (size_t)h * hd;
+                    const float *qt = q + ((size_t)b * T + t) * qs + (size_t)h * hd;
+                    float *dqt = dq + ((size_t)b * T + t) * qs + (size_t)h * hd;
+                    float dsum = 0.0f;
+                    for (int j = 0; j <= t; j++) {
+                        const float *vj = v + ((size_t)b * T + j) * ks + (size_t)g * hd;
+                        float *dvj = dv + ((size_t)b * T + j) * ks + (size_t)g * hd;
+                        float dp = 0.0f;
+                        for (int i = 0; i < hd; i++) {
+                            dp += dot[i] * vj[i];
+                            dvj[i] += p[j] * dot[i];
+                        }
+                        ds[j] = dp;
+                        dsum += p[j] * dp;
+                    }
+                    for (int i = 0; i < hd; i++) dqt[i] = 0.0f;
+                    for (int j = 0; j <= t; j++) {
+                        const float d = p[j] * (ds[j] - dsum) * scale;
+                        const float *kj = k + ((size_t)b * T + j) * ks + (size_t)g * hd;
+                        float *dkj = dk + ((size_t)b * T + j) * ks + (size_t)g * hd;
+                        for (int i = 0; i < hd; i++) {
+                            dqt[i] += d * kj[i];
+                            dkj[i] += d * qt[i];
+                        }
+                    }
+                }
+        }
+}
+
+/* ==== feed-forward activations =============================================================== */
+
+#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+
+/* GELU, tanh approximation, through 0.5 (1 + tanh(u)) = 1 / (1 + exp(-2u)) as decoder.c.
+ * Saves nothing: the backward needs the input (the caller keeps it). */
+void gelu_forward(float *out, const float *inp, size_t n) {
+    #pragma omp parallel for schedule(static) if (n > 16384)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = x / (1.0f + expf(-2.0f * GELU_K * (x + 0.044715f * x * x * x)));
+    }
+}
+
+/* d/dx 0.5 x (1 + tanh u) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx. dinp is written. */
+void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+    #pragma omp parallel for schedule(static) if (n > 16384)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float u = GELU_K * (x + 0.044715f * x * x * x);
+        float th = tanhf(u);
+        float du = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+        dinp[i] = dout[i] * (0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du);
+    }
+}
+
+/* out = silu(gate) * up, silu(x) = x / (1 + exp(-x)). Saves nothing: the backward needs
+ * gate and up (the caller keeps them). */
+void swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
+    #pragma omp parallel for schedule(static) if (n > 16384)
+    for (size_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+/* dgate = dout up silu'(gate), silu' = sig (1 + x (1 - sig)); dup = dout silu(gate).
+ * Written. */
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                     const float *up, size_t n) {
+    #pragma omp parallel for schedule(static) if (n > 16384)
+    for (size_t i = 0; i < n; i++) {
+        float x = gate[i], sg = 1.0f / (1.0f + expf(-x));
+        dgate[i] = dout[i] * up[i] * sg * (1.0f + x * (1.0f - sg));
+        dup[i] = dout[i] * x * sg;
+    }
+}
+
+/* ==== residual =============================================================================== */
+
+/* x += y. The backward of a residual is the identity: the gradient of the sum flows unchanged
+ * into both branches (the caller passes the same buffer on). */
+void residual_forward(float *x, const float *y, size_t n) { add_to(x, y, n); }
+
+/* ==== fused classifier: logits, softmax, cross-entropy, and their backward =================== */
+
+size_t classifier_work_floats(int D, int V, int chunk) {
+    int vb = V < SK_DW_BLOCK ? V : SK_DW_BLOCK;
+    return (size_t)chunk * V * 2 + (size_t)chunk * D * 2 + (size_t)vb * D + 64;
+}
+
+/* For rows in chunks of `chunk`: logits (c, V) = X head^T; loss += logsumexp - logit[target]
+ * (in double); then, when dX or dhead is wanted, the logits become scale * (softmax - onehot)
+ * in place and go through the head's backward at once (dX += dlogits head via headT (D, V),
+ * dhead += dlogits^T X). Only one chunk of logits exists at a time; nothing is saved. */
+double classifier_forward_backward(float *dX, float *dhead, const float *X, const float *head,
+                                   const float *headT, const int32_t *targets, int N, int D,
+                                   int V, float scale, float *work, int chunk) {
+    float *logits = work;                        /* (chunk, V) */
+    float *dlt = logits + (size_t)chunk * V;     /* (V, chunk) dlogits^T */
+    float *tx = dlt + (size_t)chunk * V;         /* (chunk, D): dX part, X^T (D, chunk) */
+    float *tmp = tx + (size_t)chunk * D;         /* (chunk, D) / (SK_DW_BLOCK, D) */
+    const sk_mat Hm = {.dtype = SHRINK_DTYPE_F32, .rows = V, .cols = D, .data = head};
+    double loss = 0.0;
+    for (int n0 = 0; n0 < N; n0 += chunk) {
+        const int c = N - n0 < chunk ? N - n0 : chunk;
+        sk_matmul(&Hm, X + (size_t)n0 * D, c, logits, V);
+        double part = 0.0;
+        #pragma omp parallel for schedule(static) reduction(+ : part) if (c > 1)
+        for (int r = 0; r < c; r++) {
+            float *l = logits + (size_t)r * V;
+            const int tgt = targets[n0 + r];
+            float mx = -INFINITY;
+            for (int i = 0; i < V; i++) mx = l[i] > mx ? l[i] : mx;
+            double s = 0.0;
+            for (int i = 0; i < V; i++) s += exp((double)(l[i] - mx));
+            part += (double)mx + log(s) - (double)l[tgt];
+            if (dX || dhead) {
+                const float inv = (float)(1.0 / s);
+                for (int i = 0; i < V; i++) l[i] = scale * (expf(l[i] - mx) * inv);
+                l[tgt] -= scale;
+            }
+        }
+        loss += part;
+        if (dX) linear_dx(dX + (size_t)n0 * D, logits, headT, c, D, V, tx);
+        if (dhead) {
+            sk_transpose(dlt, logits, c, V);
+            sk_transpose(tx, X + (size_t)n0 * D, c, D);
+            linear_dw(dhead, NULL, tx, dlt, c, D, V, tmp);
+        }
+    }
+    return loss;
+}

@@ -1,0 +1,611 @@
+/*
+ * model_grad.c - the training model: fp32 master parameters (one table row per canonical
+ * tensor), the training forward pass (decoder.c's structure, every activation the backward
+ * needs kept per layer) and the backward pass, strung together from the layers of layers.c.
+ *
+ * Like the decoder, the passes branch on the architecture row and the config (norm kind,
+ * FFN kind, positional encoding, RoPE layout, biases present, tied head), never on the
+ * architecture's name. Shapes as in train.h; Q = H*hd, K = KV*hd.
+ */
+#include "train.h"
+
+#include <math.h>
+#include <omp.h>
+
+/* ==== the run state: activations saved by the forward pass, gradients of the backward ===== */
+
+struct sk_train_state {
+    int B, T;              /* capacity */
+    int32_t *inp, *tgt;    /* (N) input ids, target ids */
+    float *rope_cos;       /* (T, hd/2) */
+    float *rope_sin;
+    /* saved by the forward pass, per layer l (offset l * size) */
+    float *res;            /* (L+1, N, D) residual stream entering layer l; res[L] the last */
+    float *mid;            /* (L, N, D) residual after the attention block */
+    float *xn1, *mean1, *rstd1; /* (L, N, D), (L, N), (L, N) attention norm out, statistics */
+    float *q, *k, *v;      /* (L, N, Q), (L, N, K), (L, N, K) after RoPE */
+    float *att;            /* (L, B, H, T, T) attention probabilities */
+    float *ao;             /* (L, N, Q) attention output (input of wo) */
+    float *xn2, *mean2, *rstd2; /* FFN norm */
+    float *fa, *fb, *fh;   /* (L, N, F): SwiGLU gate, up, silu(gate)*up; GELU pre, -, gelu */
+    float *xnf, *meanf, *rstdf; /* final norm */
+    /* gradients of activations (one layer at a time) */
+    float *dres, *dxn, *dq, *dk, *dv, *dao, *dfh, *dfa, *dfb;
+    float *headT;          /* (D, V) */
+    float *work;           /* matmul / classifier / attention work space */
+    size_t work_floats;
+    float *gmask;          /* (n_elems) scratch gradients of masked tensors, or NULL */
+};
+
+static void state_free(struct sk_train_state *s) {
+    if (!s) return;
+    float *bufs[] = {s->rope_cos, s->rope_sin, s->res, s->mid, s->xn1, s->mean1, s->rstd1,
+                     s->q, s->k, s->v, s->att, s->ao, s->xn2, s->mean2, s->rstd2, s->fa,
+                     s->fb, s->fh, s->xnf, s->meanf, s->rstdf, s->dres, s->dxn, s->dq, s->dk,
+                     s->dv, s->dao, s->dfh, s->dfa, s->dfb, s->headT, s->work, s->gmask};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sk_free(bufs[i]);
+    sk_free(s->inp);
+    sk_free(s->tgt);
+    sk_free(s);
+}
+
+/* Rows of logits held at once by the classifier: about 4M floats. */
+static int classifier_chunk(int N, int V) {
+    int c = (int)((4u << 20) / (unsigned)V);
+    if (c < 16) c = 16;
+    if (c > 256) c = 256;
+    return c < N ? c : N;
+}
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+static float *falloc(size_t n) { return sk_aligned_alloc(64, (n ? n : 1) * sizeof(float)); }
+
+static shrink_status state_alloc(const sk_train_model *tm, int B, int T,
+                                 struct sk_train_state **out) {
+    const sk_config *c = &tm->cfg;
+    const size_t L = (size_t)c->n_layers, D = (size_t)c->dim, F = (size_t)c->ffn_dim;
+    const size_t Q = (size_t)c->n_heads * c->head_dim, K = (size_t)c->n_kv_heads * c->head_dim;
+    const size_t N = (size_t)B * T, H = (size_t)c->n_heads, V = (size_t)c->vocab_size;
+    const size_t half = (size_t)c->head_dim / 2;
+    struct sk_train_state *s = sk_calloc(1, sizeof *s);
+    if (!s) return sk_error(SHRINK_ERR_NOMEM, "sk_train_reserve: out of memory");
+    s->B = B;
+    s->T = T;
+    s->inp = sk_malloc(N * sizeof(int32_t));
+    s->tgt = sk_malloc(N * sizeof(int32_t));
+    s->rope_cos = falloc((size_t)T * half);
+    s->rope_sin = falloc((size_t)T * half);
+    s->res = falloc((L + 1) * N * D);
+    s->mid = falloc(L * N * D);
+    s->xn1 = falloc(L * N * D);
+    s->mean1 = falloc(L * N);
+    s->rstd1 = falloc(L * N);
+    s->q = falloc(L * N * Q);
+    s->k = falloc(L * N * K);
+    s->v = falloc(L * N * K);
+    s->att = falloc(L * (size_t)B * H * T * T);
+    s->ao = falloc(L * N * Q);
+    s->xn2 = falloc(L * N * D);
+    s->mean2 = falloc(L * N);
+    s->rstd2 = falloc(L * N);
+    s->fa = falloc(L * N * F);
+    s->fb = falloc(L * N * F);
+    s->fh = falloc(L * N * F);
+    s->xnf = falloc(N * D);
+    s->meanf = falloc(N);
+    s->rstdf = falloc(N);
+    s->dres = falloc(N * D);
+    s->dxn = falloc(N * D);
+    s->dq = falloc(N * Q);
+    s->dk = falloc(N * K);
+    s->dv = falloc(N * K);
+    s->dao = falloc(N * Q);
+    s->dfh = falloc(N * F);
+    s->dfa = falloc(N * F);
+    s->dfb = falloc(N * F);
+    s->headT = falloc(D * V);
+    size_t w = classifier_work_floats((int)D, (int)V, classifier_chunk((int)N, (int)V));
+    w = max_sz(w, matmul_work_floats((int)N, (int)D, (int)(Q + 2 * K)));
+    w = max_sz(w, matmul_work_floats((int)N, (int)Q, (int)D));
+    w = max_sz(w, matmul_work_floats((int)N, (int)D, (int)F));
+    w = max_sz(w, matmul_work_floats((int)N, (int)F, (int)D));
+    w = max_sz(w, (size_t)omp_get_max_threads() * T);
+    s->work_floats = w;
+    s->work = falloc(w);
+    if (!s->inp || !s->tgt || !s->rope_cos || !s->rope_sin || !s->res || !s->mid || !s->xn1 ||
+        !s->mean1 || !s->rstd1 || !s->q || !s->k || !s->v || !s->att || !s->ao || !s->xn2 ||
+        !s->mean2 || !s->rstd2 || !s->fa || !s->fb || !s->fh || !s->xnf || !s->meanf ||
+        !s->rstdf || !s->dres || !s->dxn || !s->dq || !s->dk || !s->dv || !s->dao || !s->dfh ||
+        !s->dfa || !s->dfb || !s->headT || !s->work) {
+        state_free(s);
+        return sk_error(SHRINK_ERR_NOMEM, "sk_train_reserve: out of memory for the "
+                        "activations of B=%d, T=%d", B, T);
+    }
+    /* RoPE angles p * theta^(-2i/hd) in double, as decoder.c */
+    if (c->arch->pos == SK_POS_ROPE)
+        for (size_t p = 0; p < (size_t)T; p++)
+            for (size_t i = 0; i < half; i++) {
+                double freq = pow((double)c->rope_theta, -(double)(2 * i) / c->head_dim);
+                s->rope_cos[p * half + i] = (float)cos((double)p * freq);
+                s->rope_sin[p * half + i] = (float)sin((double)p * freq);
+            }
+    *out = s;
+    return SHRINK_OK;
+}
+
+shrink_status sk_train_reserve(sk_train_model *tm, int B, int T) {
+    if (!tm || B < 1 || T < 1)
+        return sk_error(SHRINK_ERR_ARG, "sk_train_reserve: bad arguments (B=%d, T=%d)", B, T);
+    if (T > tm->cfg.max_seq_len)
+        return sk_error(SHRINK_ERR_RANGE, "sk_train_reserve: T=%d exceeds the model's context "
+                        "length %d", T, tm->cfg.max_seq_len);
+    if (tm->st && B <= tm->st->B && T <= tm->st->T) return SHRINK_OK;
+    if (tm->st) {
+        if (B < tm->st->B) B = tm->st->B;
+        if (T < tm->st->T) T = tm->st->T;
+    }
+    struct sk_train_state *s = NULL;
+    shrink_status st = state_alloc(tm, B, T, &s);
+    if (st) return st;
+    state_free(tm->st);
+    tm->st = s;
+    return SHRINK_OK;
+}
+
+/* ==== parameters ============================================================================ */
+
+static shrink_status create(sk_train_model **out, const sk_source *src) {
+    *out = NULL;
+    if (!src || !src->fill || !src->cfg.arch)
+        return sk_error(SHRINK_ERR_ARG, "sk_train_create: incomplete source");
+    shrink_status st = sk_config_validate(&src->cfg, "sk_train_create");
+    if (st) return st;
+    sk_train_model *tm = sk_calloc(1, sizeof *tm);
+    if (!tm) return sk_error(SHRINK_ERR_NOMEM, "sk_train_create: out of memory");
+    tm->cfg = src->cfg;
+    tm->dtype = src->dtype;
+    tm->grad_scale = 1.0f;
+    sk_wtensor *ts = NULL;
+    int64_t n = 0;
+    if ((st = sk_wtensors(&tm->cfg, &ts, &n))) goto fail;
+    tm->params = sk_calloc((size_t)n, sizeof *tm->params);
+    if (!tm->params) {
+        st = sk_error(SHRINK_ERR_NOMEM, "sk_train_create: out of memory");
+        goto fail;
+    }
+    tm->n_params = n;
+    int64_t off = 0;
+    for (int64_t i = 0; i < n; i++) {
+        sk_train_param *p = &tm->params[i];
+        p->t = ts[i];
+        p->n = ts[i].rows * ts[i].cols;
+        p->offset = off;
+        off += (p->n + 15) & ~(int64_t)15; /* every tensor 64-byte aligned */
+        p->conv1d = tm->cfg.arch->names == SK_NAMES_GPT2 && ts[i].n_dims == 2 &&
+                    sk_role_conv1d(ts[i].role);
+        p->dtype = src->dtype_of ? src->dtype_of(src->user, &ts[i]) : src->dtype;
+    }
+    tm->n_elems = off;
+    tm->w_all = falloc((size_t)off);
+    tm->g_all = falloc((size_t)off);
+    if (!tm->w_all || !tm->g_all) {
+        st = sk_error(SHRINK_ERR_NOMEM, "sk_train_create: out of memory for %" PRId64
+                      " parameters", off);
+        goto fail;
+    }
+    memset(tm->w_all, 0, (size_t)off * sizeof(float));
+    memset(tm->g_all, 0, (size_t)off * sizeof(float));
+    for (int64_t i = 0; i < n; i++) {
+        sk_train_param *p = &tm->params[i];
+        p->w = tm->w_all + p->offset;
+        p->g = tm->g_all + p->offset;
+        if ((st = src->fill(src->user, &p->t, 0, p->t.rows, 0, SHRINK_DTYPE_F32, p->w)))
+            goto fail;
+    }
+    sk_free(ts);
+    *out = tm;
+    return SHRINK_OK;
+fail:
+    sk_free(ts);
+    sk_train_free(tm);
+    return st;
+}
+
+shrink_status sk_train_create(sk_train_model **out, const sk_source *src) {
+    if (!out) return sk_error(SHRINK_ERR_ARG, "sk_train_create: out is NULL");
+    return create(out, src);
+}
+
+shrink_status sk_train_create_from_model(sk_train_model **out, const struct shrink_model *m) {
+    if (!out) return sk_error(SHRINK_ERR_ARG, "sk_train_create_from_model: out is NULL");
+    *out = NULL;
+    sk_source src;
+    shrink_status st = sk_source_from_model(m, &src);
+    if (st) return st;
+    return create(out, &src);
+}
+
+void sk_train_free(sk_train_model *tm) {
+    if (!tm) return;
+    state_free(tm->st);
+    sk_free(tm->params);
+    sk_free(tm->w_all);
+    sk_free(tm->g_all);
+    sk_free(tm);
+}
+
+sk_train_param *sk_train_find(sk_train_model *tm, const char *name) {
+    if (!tm || !name) return NULL;
+    if (strncmp(name, "transformer.", 12) == 0) name += 12;
+    for (int64_t i = 0; i < tm->n_params; i++)
+        if (strcmp(tm->params[i].t.name, name) == 0) return &tm->params[i];
+    return NULL;
+}
+
+void sk_train_zero_grad(sk_train_model *tm) {
+    if (tm) memset(tm->g_all, 0, (size_t)tm->n_elems * sizeof(float));
+}
+
+/* ---- saving: a tensor source over the master weights ------------------------------------ */
+
+static shrink_status train_fill(void *user, const sk_wtensor *t, int64_t row0, int64_t n_rows,
+                                int transposed, shrink_dtype dt, void *dst) {
+    const sk_train_model *tm = user;
+    const sk_train_param *p = NULL;
+    for (int64_t i = 0; i < tm->n_params && !p; i++)
+        if (tm->params[i].t.role == t->role && tm->params[i].t.layer == t->layer)
+            p = &tm->params[i];
+    if (!p && t->role == SK_ROLE_HEAD && tm->cfg.tied)
+        for (int64_t i = 0; i < tm->n_params && !p; i++)
+            if (tm->params[i].t.role == SK_ROLE_TOK_EMB) p = &tm->params[i];
+    if (!p) return sk_error(SHRINK_ERR_FORMAT, "sk_train_source: no tensor '%s'", t->name);
+    if (!transposed || t->n_dims == 1) {
+        sk_convert(p->w + row0 * p->t.cols, SHRINK_DTYPE_F32, dst, dt, n_rows * p->t.cols);
+        return SHRINK_OK;
+    }
+    /* rows of the transpose: dst[j][k] = w[k][row0 + j] */
+    const size_t es = sk_dtype(dt)->bytes;
+    float *row = sk_malloc((size_t)p->t.rows * sizeof(float));
+    if (!row) return sk_error(SHRINK_ERR_NOMEM, "sk_train_source: out of memory");
+    for (int64_t j = 0; j < n_rows; j++) {
+        for (int64_t k = 0; k < p->t.rows; k++) row[k] = p->w[k * p->t.cols + row0 + j];
+        sk_convert(row, SHRINK_DTYPE_F32, (uint8_t *)dst + (size_t)j * p->t.rows * es, dt,
+                   p->t.rows);
+    }
+    sk_free(row);
+    return SHRINK_OK;
+}
+
+static shrink_dtype train_dtype_of(void *user, const sk_wtensor *t) {
+    const sk_train_model *tm = user;
+    for (int64_t i = 0; i < tm->n_params; i++)
+        if (tm->params[i].t.role == t->role && tm->params[i].t.layer == t->layer)
+            return tm->params[i].dtype;
+    return tm->dtype;
+}
+
+void sk_train_source(const sk_train_model *tm, sk_source *src) {
+    memset(src, 0, sizeof *src);
+    src->cfg = tm->cfg;
+    src->dtype = tm->dtype;
+    src->dtype_of = train_dtype_of;
+    src->fill = train_fill;
+    src->user = (void *)(uintptr_t)tm;
+}
+
+/* ==== binding parameters to the layers ====================================================== */
+
+/* A parameter as a layer sees it: weights, and where its gradient goes (NULL: frozen). */
+typedef struct slot {
+    const float *w;
+    float       *g;
+} slot;
+
+typedef struct layer_slots {
+    slot attn_norm, attn_norm_b, wq, wk, wv, bq, bk, bv, wo, bo;
+    slot ffn_norm, ffn_norm_b, w_gate, w_up, b_up, w_down, b_down;
+} layer_slots;
+
+typedef struct model_slots {
+    slot tok_emb, pos_emb, final_norm, final_norm_b, head;
+    layer_slots *layers;
+} model_slots;
+
+/* Where parameter p's gradient is accumulated: g, the mask scratch, or nowhere (frozen). */
+static float *grad_target(const sk_train_model *tm, const sk_train_param *p) {
+    if (p->frozen) return NULL;
+    if (p->mask_f32 || p->mask_u8) return tm->st->gmask + p->offset;
+    return p->g;
+}
+
+static slot slot_at(const sk_train_param *p, float *g, int64_t row0, int64_t cols) {
+    slot s = {.w = p->w + row0 * cols, .g = g ? g + row0 * cols : NULL};
+    return s;
+}
+
+/* Fills the slots from the parameter table by role and layer (fused GPT-2 q|k|v split into
+ * row ranges). */
+static void bind_slots(const sk_train_model *tm, model_slots *ms) {
+    const sk_config *c = &tm->cfg;
+    const int64_t Q = (int64_t)c->n_heads * c->head_dim, K = (int64_t)c->n_kv_heads * c->head_dim;
+    for (int64_t i = 0; i < tm->n_params; i++) {
+        const sk_train_param *p = &tm->params[i];
+        float *g = grad_target(tm, p);
+        slot s = slot_at(p, g, 0, 0);
+        layer_slots *l = p->t.layer >= 0 ? &ms->layers[p->t.layer] : NULL;
+        const int64_t cols = p->t.cols;
+        switch (p->t.role) {
+        case SK_ROLE_TOK_EMB:      ms->tok_emb = s; break;
+        case SK_ROLE_POS_EMB:      ms->pos_emb = s; break;
+        case SK_ROLE_FINAL_NORM:   ms->final_norm = s; break;
+        case SK_ROLE_FINAL_NORM_B: ms->final_norm_b = s; break;
+        case SK_ROLE_HEAD:         ms->head = s; break;
+        case SK_ROLE_ATTN_NORM:    l->attn_norm = s; break;
+        case SK_ROLE_ATTN_NORM_B:  l->attn_norm_b = s; break;
+        case SK_ROLE_WQ:           l->wq = s; break;
+        case SK_ROLE_WK:           l->wk = s; break;
+        case SK_ROLE_WV:           l->wv = s; break;
+        case SK_ROLE_BQ:           l->bq = s; break;
+        case SK_ROLE_BK:           l->bk = s; break;
+        case SK_ROLE_BV:           l->bv = s; break;
+        case SK_ROLE_WQKV:
+            l->wq = slot_at(p, g, 0, cols);
+            l->wk = slot_at(p, g, Q, cols);
+            l->wv = slot_at(p, g, Q + K, cols);
+            break;
+        case SK_ROLE_BQKV:
+            l->bq = slot_at(p, g, 0, 1);
+            l->bk = slot_at(p, g, Q, 1);
+            l->bv = slot_at(p, g, Q + K, 1);
+            break;
+        case SK_ROLE_WO:           l->wo = s; break;
+        case SK_ROLE_BO:           l->bo = s; break;
+        case SK_ROLE_FFN_NORM:     l->ffn_norm = s; break;
+        case SK_ROLE_FFN_NORM_B:   l->ffn_norm_b = s; break;
+        case SK_ROLE_W_GATE:       l->w_gate = s; break;
+        case SK_ROLE_W_UP:         l->w_up = s; break;
+        case SK_ROLE_B_UP:         l->b_up = s; break;
+        case SK_ROLE_W_DOWN:       l->w_down = s; break;
+        case SK_ROLE_B_DOWN:       l->b_down = s; break;
+        default: break;
+        }
+    }
+    if (c->tied) ms->head = ms->tok_emb;
+}
+
+/* ==== norms by the architecture's kind ====================================================== */
+
+static void norm_forward(const sk_config *c, float *out, float *mean, float *rstd,
+                         const float *inp, slot w, slot b, int N) {
+    if (c->arch->norm == SK_NORM_RMS)
+        rmsnorm_forward(out, rstd, inp, w.w, N, c->dim, c->norm_eps);
+    else
+        layernorm_forward(out, mean, rstd, inp, w.w, b.w, N, c->dim, c->norm_eps);
+}
+
+static void norm_backward(const sk_config *c, float *dinp, const float *dout,
+                          const float *inp, slot w, slot b, const float *mean,
+                          const float *rstd, int N) {
+    if (c->arch->norm == SK_NORM_RMS)
+        rmsnorm_backward(dinp, w.g, dout, inp, w.w, rstd, N, c->dim);
+    else
+        layernorm_backward(dinp, w.g, b.w ? b.g : NULL, dout, inp, w.w, mean, rstd, N, c->dim);
+}
+
+/* ==== forward and backward ================================================================== */
+
+static shrink_status check_tokens(const sk_train_model *tm, const int32_t *tokens, int B, int T,
+                                  const char *fn) {
+    if (!tm || !tokens || B < 1 || T < 1)
+        return sk_error(SHRINK_ERR_ARG, "%s: bad arguments (B=%d, T=%d)", fn, B, T);
+    if (T > tm->cfg.max_seq_len)
+        return sk_error(SHRINK_ERR_RANGE, "%s: T=%d exceeds the model's context length %d", fn,
+                        T, tm->cfg.max_seq_len);
+    const int64_t n = (int64_t)B * (T + 1);
+    for (int64_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= tm->cfg.vocab_size)
+            return sk_error(SHRINK_ERR_RANGE, "%s: token id %d at %" PRId64 " not in [0, %d)",
+                            fn, tokens[i], i, tm->cfg.vocab_size);
+    return SHRINK_OK;
+}
+
+/* The forward pass over st->inp, keeping every activation; leaves the final-normed hidden
+ * states in st->xnf. */
+static void forward(const sk_train_model *tm, const model_slots *ms, int B, int T) {
+    const sk_config *c = &tm->cfg;
+    struct sk_train_state *s = tm->st;
+    const int N = B * T, D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim;
+    const int F = c->ffn_dim, Q = H * hd, K = KV * hd;
+    const size_t ND = (size_t)N * D;
+
+    /* token embedding (+ learned position embedding) */
+    encoder_forward(s->res, s->inp, ms->tok_emb.w,
+                    c->arch->pos == SK_POS_LEARNED ? ms->pos_emb.w : NULL, N, T, D);
+
+    for (int l = 0; l < c->n_layers; l++) {
+        const layer_slots *w = &ms->layers[l];
+        float *x = s->res + (size_t)l * ND, *mid = s->mid + (size_t)l * ND;
+        float *xn1 = s->xn1 + (size_t)l * ND, *xn2 = s->xn2 + (size_t)l * ND;
+        float *q = s->q + (size_t)l * N * Q, *k = s->k + (size_t)l * N * K;
+        float *v = s->v + (size_t)l * N * K, *ao = s->ao + (size_t)l * N * Q;
+        float *att = s->att + (size_t)l * B * H * T * T;
+        float *fa = s->fa + (size_t)l * N * F, *fb = s->fb + (size_t)l * N * F;
+        float *fh = s->fh + (size_t)l * N * F;
+
+        /* attention: xn = norm(x); q, k, v projections; RoPE on q and k */
+        norm_forward(c, xn1, s->mean1 + (size_t)l * N, s->rstd1 + (size_t)l * N, x,
+                     w->attn_norm, w->attn_norm_b, N);
+        matmul_forward(q, xn1, w->wq.w, w->bq.w, N, D, Q);
+        matmul_forward(k, xn1, w->wk.w, w->bk.w, N, D, K);
+        matmul_forward(v, xn1, w->wv.w, w->bv.w, N, D, K);
+        if (c->arch->pos == SK_POS_ROPE) {
+            rope_forward(q, s->rope_cos, s->rope_sin, N, T, H, hd, c->rope_layout);
+            rope_forward(k, s->rope_cos, s->rope_sin, N, T, KV, hd, c->rope_layout);
+        }
+        attention_forward(ao, att, q, k, v, B, T, H, KV, hd);
+
+        /* output projection and residual: mid = x + ao wo^T (+ bo) */
+        matmul_forward(mid, ao, w->wo.w, w->bo.w, N, Q, D);
+        residual_forward(mid, x, ND);
+
+        /* feed-forward: xn = norm(mid); SwiGLU or GELU MLP; residual */
+        norm_forward(c, xn2, s->mean2 + (size_t)l * N, s->rstd2 + (size_t)l * N, mid,
+                     w->ffn_norm, w->ffn_norm_b, N);
+        if (c->arch->ffn == SK_FFN_SWIGLU) {
+            matmul_forward(fa, xn2, w->w_gate.w, NULL, N, D, F);
+            matmul_forward(fb, xn2, w->w_up.w, w->b_up.w, N, D, F);
+            swiglu_forward(fh, fa, fb, (size_t)N * F);
+        } else {
+            matmul_forward(fa, xn2, w->w_up.w, w->b_up.w, N, D, F);
+            gelu_forward(fh, fa, (size_t)N * F);
+        }
+        float *xo = s->res + (size_t)(l + 1) * ND;
+        matmul_forward(xo, fh, w->w_down.w, w->b_down.w, N, F, D);
+        residual_forward(xo, mid, ND);
+    }
+    norm_forward(c, s->xnf, s->meanf, s->rstdf, s->res + (size_t)c->n_layers * ND,
+                 ms->final_norm, ms->final_norm_b, N);
+}
+
+/* The backward pass; the classifier has left d loss / d xnf in st->dxn. */
+static void backward(const sk_train_model *tm, const model_slots *ms, int B, int T) {
+    const sk_config *c = &tm->cfg;
+    struct sk_train_state *s = tm->st;
+    const int N = B * T, D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim;
+    const int F = c->ffn_dim, Q = H * hd, K = KV * hd, L = c->n_layers;
+    const size_t ND = (size_t)N * D;
+
+    /* final norm: dres = d loss / d res[L] */
+    memset(s->dres, 0, ND * sizeof(float));
+    norm_backward(c, s->dres, s->dxn, s->res + (size_t)L * ND, ms->final_norm,
+                  ms->final_norm_b, s->meanf, s->rstdf, N);
+
+    for (int l = L - 1; l >= 0; l--) {
+        const layer_slots *w = &ms->layers[l];
+        const float *x = s->res + (size_t)l * ND, *mid = s->mid + (size_t)l * ND;
+        const float *xn1 = s->xn1 + (size_t)l * ND, *xn2 = s->xn2 + (size_t)l * ND;
+        const float *q = s->q + (size_t)l * N * Q, *k = s->k + (size_t)l * N * K;
+        const float *v = s->v + (size_t)l * N * K, *ao = s->ao + (size_t)l * N * Q;
+        const float *att = s->att + (size_t)l * B * H * T * T;
+        const float *fa = s->fa + (size_t)l * N * F, *fb = s->fb + (size_t)l * N * F;
+        const float *fh = s->fh + (size_t)l * N * F;
+
+        /* res[l+1] = mid + down(fh): dres flows to mid unchanged and into the MLP */
+        memset(s->dfh, 0, (size_t)N * F * sizeof(float));
+        matmul_backward(s->dfh, w->w_down.g, w->b_down.w ? w->b_down.g : NULL, s->dres, fh,
+                        w->w_down.w, N, F, D, s->work);
+        memset(s->dxn, 0, ND * sizeof(float));
+        if (c->arch->ffn == SK_FFN_SWIGLU) {
+            swiglu_backward(s->dfa, s->dfb, s->dfh, fa, fb, (size_t)N * F);
+            matmul_backward(s->dxn, w->w_gate.g, NULL, s->dfa, xn2, w->w_gate.w, N, D, F,
+                            s->work);
+            matmul_backward(s->dxn, w->w_up.g, w->b_up.w ? w->b_up.g : NULL, s->dfb, xn2,
+                            w->w_up.w, N, D, F, s->work);
+        } else {
+            gelu_backward(s->dfa, fa, s->dfh, (size_t)N * F);
+            matmul_backward(s->dxn, w->w_up.g, w->b_up.w ? w->b_up.g : NULL, s->dfa, xn2,
+                            w->w_up.w, N, D, F, s->work);
+        }
+        norm_backward(c, s->dres, s->dxn, mid, w->ffn_norm, w->ffn_norm_b,
+                      s->mean2 + (size_t)l * N, s->rstd2 + (size_t)l * N, N);
+
+        /* mid = x + o(ao): dres (now d/dmid) flows to x unchanged and into attention */
+        memset(s->dao, 0, (size_t)N * Q * sizeof(float));
+        matmul_backward(s->dao, w->wo.g, w->bo.w ? w->bo.g : NULL, s->dres, ao, w->wo.w, N, Q,
+                        D, s->work);
+        attention_backward(s->dq, s->dk, s->dv, s->dao, q, k, v, att, B, T, H, KV, hd,
+                           s->work);
+        if (c->arch->pos == SK_POS_ROPE) {
+            rope_backward(s->dq, s->rope_cos, s->rope_sin, N, T, H, hd, c->rope_layout);
+            rope_backward(s->dk, s->rope_cos, s->rope_sin, N, T, KV, hd, c->rope_layout);
+        }
+        memset(s->dxn, 0, ND * sizeof(float));
+        matmul_backward(s->dxn, w->wq.g, w->bq.w ? w->bq.g : NULL, s->dq, xn1, w->wq.w, N, D, Q,
+                        s->work);
+        matmul_backward(s->dxn, w->wk.g, w->bk.w ? w->bk.g : NULL, s->dk, xn1, w->wk.w, N, D, K,
+                        s->work);
+        matmul_backward(s->dxn, w->wv.g, w->bv.w ? w->bv.g : NULL, s->dv, xn1, w->wv.w, N, D, K,
+                        s->work);
+        norm_backward(c, s->dres, s->dxn, x, w->attn_norm, w->attn_norm_b,
+                      s->mean1 + (size_t)l * N, s->rstd1 + (size_t)l * N, N);
+    }
+    /* embeddings */
+    encoder_backward(ms->tok_emb.g, c->arch->pos == SK_POS_LEARNED ? ms->pos_emb.g : NULL,
+                     s->dres, s->inp, N, T, D);
+}
+
+/* g += mask * scratch for every masked, unfrozen parameter. */
+static void apply_masks(sk_train_model *tm) {
+    for (int64_t i = 0; i < tm->n_params; i++) {
+        sk_train_param *p = &tm->params[i];
+        if (p->frozen || (!p->mask_f32 && !p->mask_u8)) continue;
+        const float *src = tm->st->gmask + p->offset;
+        #pragma omp parallel for schedule(static) if (p->n > 65536)
+        for (int64_t j = 0; j < p->n; j++) {
+            float m = p->mask_f32 ? p->mask_f32[j] : 1.0f;
+            if (p->mask_u8 && !p->mask_u8[j]) m = 0.0f;
+            p->g[j] += m * src[j];
+        }
+    }
+}
+
+static shrink_status run(sk_train_model *tm, const int32_t *tokens, int B, int T, float *loss,
+                         int want_grad, const char *fn) {
+    shrink_status st = check_tokens(tm, tokens, B, T, fn);
+    if (st) return st;
+    if ((st = sk_train_reserve(tm, B, T))) return st;
+    struct sk_train_state *s = tm->st;
+    const sk_config *c = &tm->cfg;
+    const int N = B * T, D = c->dim, V = c->vocab_size;
+
+    /* masked parameters accumulate into a scratch first */
+    int masked = 0;
+    for (int64_t i = 0; i < tm->n_params; i++)
+        masked |= !tm->params[i].frozen && (tm->params[i].mask_f32 || tm->params[i].mask_u8);
+    if (want_grad && masked) {
+        if (!s->gmask && !(s->gmask = falloc((size_t)tm->n_elems)))
+            return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory for masked gradients", fn);
+        memset(s->gmask, 0, (size_t)tm->n_elems * sizeof(float));
+    }
+    model_slots ms = {0};
+    ms.layers = sk_calloc((size_t)c->n_layers, sizeof *ms.layers);
+    if (!ms.layers) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", fn);
+    bind_slots(tm, &ms);
+
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            s->inp[b * T + t] = tokens[(size_t)b * (T + 1) + t];
+            s->tgt[b * T + t] = tokens[(size_t)b * (T + 1) + t + 1];
+        }
+    forward(tm, &ms, B, T);
+
+    /* fused classifier: loss, and d loss / d xnf into dxn, dhead pushed at once */
+    const float scale = tm->grad_scale / (float)N;
+    float *dxnf = NULL;
+    if (want_grad) {
+        dxnf = s->dxn;
+        memset(dxnf, 0, (size_t)N * D * sizeof(float));
+        sk_transpose(s->headT, ms.head.w, V, D);
+    }
+    double sum = classifier_forward_backward(dxnf, want_grad ? ms.head.g : NULL, s->xnf,
+                                             ms.head.w, s->headT, s->tgt, N, D, V, scale,
+                                             s->work, classifier_chunk(N, V));
+    if (want_grad) {
+        backward(tm, &ms, B, T);
+        if (masked) apply_masks(tm);
+    }
+    sk_free(ms.layers);
+    if (loss) *loss = (float)(sum / N);
+    return SHRINK_OK;
+}
+
+shrink_status sk_train_forward_backward(sk_train_model *tm, const int32_t *tokens, int B, int T,
+                                        float *loss) {
+    return run(tm, tokens, B, T, loss, 1, "sk_train_forward_backward");
+}
+
+shrink_status sk_train_loss(sk_train_model *tm, const int32_t *tokens, int B, int T,
+                            float *loss) {
+    return run(tm, tokens, B, T, loss, 0, "sk_train_loss");
+}
