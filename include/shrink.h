@@ -345,6 +345,83 @@ SHRINK_API double shrink_time(void);
  * `bytes` bytes, best of `reps`). */
 SHRINK_API double shrink_measure_bandwidth(size_t bytes, int reps);
 
+/* ==== training ============================================================================ */
+
+/* Writes the tokens of the UTF-8 text file `text_path` (encoded with tok, BOS first when
+ * add_bos) to a token file `out` (docs/training.md: "SKTOKENS" header, uint16 tokens when the
+ * vocabulary has at most 65536 entries, else uint32), atomically. n_tokens may be NULL. */
+SHRINK_API shrink_status shrink_tokenize_file(const shrink_tokenizer *tok, const char *text_path,
+                                              const char *out, bool add_bos, int64_t *n_tokens);
+
+/* What shrink_train reports after every optimizer step. */
+typedef struct shrink_train_log {
+    int64_t step;        /* optimizer steps done (1 after the first) */
+    int64_t steps;       /* of the run */
+    double  loss;        /* mean training loss of the step's micro-batches (nats/token) */
+    double  val_loss;    /* validation loss at this step, NaN when not evaluated */
+    double  lr;          /* learning rate of the step */
+    double  grad_norm;   /* global gradient norm before clipping */
+    double  tok_per_s;   /* training tokens per second in this process so far */
+    double  seconds;     /* wall time of this process so far */
+    double  eta;         /* seconds left at the current speed */
+    bool    saved;       /* a checkpoint was written after this step */
+} shrink_train_log;
+
+typedef struct shrink_train_params {
+    const char *data;           /* training data: a token file or UTF-8 text (required) */
+    const char *valid;          /* validation data, or NULL */
+    const char *out_dir;        /* checkpoint.bin and the final model go here (required) */
+    const char *to;             /* final model: "gguf", "hf", "llama2c"; NULL: the input's */
+    const char *resume_dir;     /* continue from <resume_dir>/checkpoint.bin, or NULL */
+    const char *tokenizer_path; /* NULL: the model's own */
+    int64_t     steps;          /* optimizer steps (default 100) */
+    int32_t     batch;          /* B sequences per micro-batch (default 4) */
+    int32_t     ctx;            /* T positions per sequence (default 64) */
+    int32_t     accum;          /* micro-batches per step (default 1) */
+    const char *optimizer;      /* "adamw" (default) or "sgd" */
+    const char *schedule;       /* "cosine" (default), "linear" or "constant" */
+    double      lr;             /* peak learning rate (default 3e-4) */
+    double      lr_min;         /* at the last step (cosine, linear; default 0) */
+    int64_t     warmup;         /* steps of linear warmup (default 0) */
+    double      wd;             /* decoupled weight decay of matrices (default 0) */
+    double      momentum;       /* SGD momentum (default 0) */
+    double      clip;           /* global gradient-norm limit, 0 = none (default 1) */
+    uint64_t    seed;           /* of the random windows */
+    bool        sequential;     /* sequential windows instead of random ones */
+    int64_t     eval_every;     /* validation every N steps and at the end (0: at the end) */
+    int64_t     eval_windows;   /* fixed validation windows of T + 1 tokens (default 16) */
+    int64_t     save_every;     /* checkpoint every K steps and at the end (0: at the end) */
+    void      (*log)(void *user, const shrink_train_log *l);  /* after every step; may be NULL */
+    void       *user;
+} shrink_train_params;
+
+typedef struct shrink_train_result {
+    int64_t step;               /* steps done (== steps) */
+    int64_t resumed_from;       /* the checkpoint's step, or -1 */
+    double  loss;               /* of the last step */
+    double  val_loss;           /* last validation loss (NaN if none) */
+    double  val_loss_start;     /* validation loss before this process's first step */
+    int64_t n_params;           /* trainable parameters */
+    int64_t train_tokens;       /* tokens in the training data */
+    int64_t valid_tokens;
+    double  seconds;
+    double  tok_per_s;
+    char    model_out[1024];    /* the final model's path */
+    const char *format;         /* its format (static string) */
+} shrink_train_result;
+
+SHRINK_API shrink_train_params shrink_train_params_default(void);
+
+/* Trains all parameters of the model at `model_path` (any format shrink_model_load reads; f16
+ * and bf16 weights are trained as fp32 master weights and written back in their dtype) on
+ * params->data, writing <out_dir>/checkpoint.bin atomically every save_every steps and at the
+ * end, then the final model to <out_dir>/model.gguf, <out_dir>/model (a Hugging Face folder)
+ * or <out_dir>/model.bin. With resume_dir, the weights, optimizer state, data position and
+ * step come from its checkpoint, whose options must equal these: the run then ends exactly
+ * (bit for bit) as the uninterrupted run with the same threads would. result may be NULL. */
+SHRINK_API shrink_status shrink_train(const char *model_path, const shrink_train_params *params,
+                                      shrink_train_result *result);
+
 #ifdef __cplusplus
 }
 #endif

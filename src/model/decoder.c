@@ -248,7 +248,8 @@ static void attention(shrink_context *x, int l, int T, int pos) {
     const float *vl = x->v_cache + (size_t)l * c->n_kv_heads * head_stride;
     const sk_kernel_set *ks = sk_kernels(); /* single-threaded SIMD kernels */
 
-    #pragma omp parallel for collapse(2) schedule(dynamic, 4) if (T * H > 1) \
+    #pragma omp parallel for collapse(2) schedule(dynamic, 4) \
+        if ((double)T * H * (pos + T) * hd > 32768.0) \
         num_threads(x->n_threads_scores)
     for (int t = 0; t < T; t++) {
         for (int h = 0; h < H; h++) {

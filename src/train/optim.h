@@ -185,18 +185,6 @@ SK_HIDDEN int64_t sk_valid_windows(const sk_tokens *tok, int32_t T, int64_t max_
 
 /* ==== the loop (loop.c) ================================================================== */
 
-typedef struct sk_train_log {
-    int64_t step;        /* optimizer steps done (1-based after the first step) */
-    int64_t steps;       /* of the run */
-    double  loss;        /* mean training loss of the step's A micro-batches */
-    double  val_loss;    /* validation loss at this step, NAN if not evaluated */
-    double  lr;
-    double  grad_norm;   /* before clipping */
-    double  tok_s;       /* training tokens per second, this process, so far */
-    double  seconds;     /* this process's wall time so far */
-    double  eta;         /* seconds left at the current speed */
-    bool    saved;       /* a checkpoint was written after this step */
-} sk_train_log;
 
 typedef struct sk_train_opts {
     int64_t         steps;        /* optimizer steps */
@@ -213,7 +201,7 @@ typedef struct sk_train_opts {
     int64_t         eval_windows; /* validation windows (fixed, from the start of the data) */
     int64_t         save_every;   /* checkpoint every K steps (and at the last); 0: last only */
     const char     *ckpt_path;    /* checkpoint file; NULL: none written */
-    void          (*log)(void *user, const sk_train_log *l);  /* after every step; may be NULL */
+    void          (*log)(void *user, const shrink_train_log *l);  /* after every step; may be NULL */
     void           *user;
 } sk_train_opts;
 

@@ -18,6 +18,8 @@ static const cli_command commands[] = {
     {"bench",    "prompt-processing and decode speed, memory, roofline fraction", cmd_bench},
     {"convert",  "convert a model between GGUF, Hugging Face and llama2.c",       cmd_convert},
     {"init",     "write a random-weight model of a preset or config.json shape",  cmd_init},
+    {"tokenize", "encode a text file into a token file for training",            cmd_tokenize},
+    {"train",    "train a model: AdamW/SGD, checkpoints, exact resume",           cmd_train},
     {"version",  "version, CPU kernels and threads",                              cmd_version},
     {"help",     "help on a command: shrink help COMMAND",                        cmd_help},
 };

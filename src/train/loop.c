@@ -1,0 +1,200 @@
+/*
+ * loop.c - the training loop: micro-batches through train.h's forward_backward with gradient
+ * accumulation, global-norm clipping, the optimizer step at the scheduled learning rate,
+ * validation every N steps over fixed windows, checkpoints every K steps, and the logs.
+ * Printing belongs to the caller (a log callback gets every step's numbers).
+ *
+ * A step is a pure function of (weights, optimizer state, loader state, step number), all of
+ * which the checkpoint holds, so a resumed run repeats an uninterrupted one bit for bit (with
+ * the same thread count: forward_backward's sums follow the threads' split).
+ */
+#include "optim.h"
+
+#include <math.h>
+
+sk_train_opts sk_train_opts_default(void) {
+    return (sk_train_opts){
+        .steps        = 100,
+        .batch        = 4,
+        .ctx          = 64,
+        .accum        = 1,
+        .sched        = {.kind = SK_SCHED_COSINE, .lr = 3e-4, .lr_min = 0.0, .warmup = 0},
+        .optim        = sk_optim_params_default(),
+        .clip         = 1.0,
+        .seed         = 0,
+        .eval_every   = 0,
+        .eval_windows = 16,
+    };
+}
+
+/* ==== setup =============================================================================== */
+
+static shrink_status check_opts(const sk_train_opts *o, const sk_train_model *tm) {
+    if (o->steps < 1) return sk_error(SHRINK_ERR_ARG, "train: steps %" PRId64 " < 1", o->steps);
+    if (o->batch < 1 || o->accum < 1)
+        return sk_error(SHRINK_ERR_ARG, "train: batch %d and accum %d must be >= 1", o->batch,
+                        o->accum);
+    if (o->ctx < 1 || o->ctx > tm->cfg.max_seq_len)
+        return sk_error(SHRINK_ERR_ARG, "train: context %d not in [1, %d] (the model's)",
+                        o->ctx, tm->cfg.max_seq_len);
+    if (o->sched.warmup < 0 || (unsigned)o->sched.kind >= SK_SCHED_COUNT)
+        return sk_error(SHRINK_ERR_ARG, "train: bad schedule");
+    if ((unsigned)o->optim.kind >= SK_OPTIM_COUNT)
+        return sk_error(SHRINK_ERR_ARG, "train: bad optimizer");
+    return SHRINK_OK;
+}
+
+/* The options that decide the trajectory, as text: a checkpoint only resumes a run whose
+ * text is equal. Doubles with 17 digits (exact). */
+static char *config_text(const sk_train_opts *o, const sk_train_model *tm, const sk_tokens *d) {
+    char *s = sk_malloc(1024);
+    if (!s) return NULL;
+    snprintf(s, 1024,
+             "steps=%" PRId64 "\nbatch=%d\nctx=%d\naccum=%d\nschedule=%s\nlr=%.17g\n"
+             "lr_min=%.17g\nwarmup=%" PRId64 "\noptim=%s\nbeta1=%.17g\nbeta2=%.17g\n"
+             "eps=%.17g\nwd=%.17g\nmomentum=%.17g\nclip=%.17g\nseed=%" PRIu64 "\n"
+             "sequential=%d\ndecay_vectors=%d\nparams=%" PRId64 "\ntrain_tokens=%" PRId64 "\n",
+             o->steps, o->batch, o->ctx, o->accum, sk_sched_name(o->sched.kind), o->sched.lr,
+             o->sched.lr_min, o->sched.warmup, o->optim.kind == SK_OPTIM_ADAMW ? "adamw" : "sgd",
+             o->optim.beta1, o->optim.beta2, o->optim.eps, o->optim.wd, o->optim.momentum,
+             o->clip, o->seed, o->sequential, o->decay_vectors, tm->n_elems, d->n);
+    return s;
+}
+
+/* The optimizer's view of tm's table (pointers, so later freeze/mask edits need a rebuild). */
+static void bind_params(sk_trainer *tr) {
+    for (int64_t i = 0; i < tr->tm->n_params; i++) {
+        const sk_train_param *p = &tr->tm->params[i];
+        tr->op[i] = (sk_opt_param){
+            .w = p->w, .g = p->g, .mask = p->mask_u8, .mask_f32 = p->mask_f32, .n = p->n,
+            .frozen = p->frozen != 0,
+            .decay  = p->t.n_dims == 2 || tr->o.decay_vectors,
+        };
+    }
+}
+
+shrink_status sk_trainer_create(sk_trainer **out, sk_train_model *tm, const sk_tokens *train,
+                                const sk_tokens *valid, const sk_train_opts *o) {
+    *out = NULL;
+    shrink_status st = check_opts(o, tm);
+    if (st) return st;
+    sk_trainer *tr = sk_calloc(1, sizeof *tr);
+    if (!tr) return sk_error(SHRINK_ERR_NOMEM, "train: out of memory");
+    tr->o              = *o;
+    tr->o.sched.steps  = o->steps;
+    tr->tm             = tm;
+    tr->valid          = valid;
+    tr->loss           = NAN;
+    tr->val_loss       = NAN;
+    tr->n_valid        = valid ? sk_valid_windows(valid, o->ctx, o->eval_windows) : 0;
+    tr->op             = sk_calloc((size_t)tm->n_params, sizeof *tr->op);
+    tr->tokens         = sk_calloc((size_t)o->batch * ((size_t)o->ctx + 1), sizeof(int32_t));
+    tr->config         = config_text(o, tm, train);
+    if (!tr->op || !tr->tokens || !tr->config) {
+        st = sk_error(SHRINK_ERR_NOMEM, "train: out of memory");
+        goto out_free;
+    }
+    bind_params(tr);
+    if ((st = sk_loader_init(&tr->train, train, o->ctx, o->sequential, o->seed, "train data")))
+        goto out_free;
+    if (valid && !tr->n_valid) {
+        st = sk_error(SHRINK_ERR_ARG, "validation data: %" PRId64 " tokens, a window of context "
+                      "%d needs %d", valid->n, o->ctx, o->ctx + 1);
+        goto out_free;
+    }
+    if ((st = sk_optim_create(&tr->opt, &o->optim, tr->op, (int)tm->n_params))) goto out_free;
+    if ((st = sk_train_reserve(tm, o->batch, o->ctx))) goto out_free;
+    *out = tr;
+    return SHRINK_OK;
+out_free:
+    sk_trainer_free(tr);
+    return st;
+}
+
+void sk_trainer_free(sk_trainer *tr) {
+    if (!tr) return;
+    sk_optim_free(tr->opt);
+    sk_free(tr->op);
+    sk_free(tr->tokens);
+    sk_free(tr->config);
+    sk_free(tr);
+}
+
+/* ==== validation ========================================================================== */
+
+shrink_status sk_trainer_eval(sk_trainer *tr, double *loss) {
+    int32_t T = tr->o.ctx, B = tr->o.batch;
+    double  sum = 0.0;
+    *loss = NAN;
+    if (!tr->n_valid) return sk_error(SHRINK_ERR_ARG, "train: no validation data");
+    for (int64_t w0 = 0; w0 < tr->n_valid; w0 += B) {
+        int32_t b = (int32_t)(tr->n_valid - w0 < B ? tr->n_valid - w0 : B);
+        for (int32_t j = 0; j < b; j++)
+            for (int32_t i = 0; i <= T; i++)
+                tr->tokens[j * (T + 1) + i] = sk_tokens_at(tr->valid, (w0 + j) * T + i);
+        float l;
+        shrink_status st = sk_train_loss(tr->tm, tr->tokens, b, T, &l);
+        if (st) return st;
+        sum += (double)l * b;
+    }
+    *loss = sum / (double)tr->n_valid;
+    return SHRINK_OK;
+}
+
+/* ==== the loop ============================================================================ */
+
+/* One optimizer step: A micro-batches, clip, update. Fills lg's loss, lr and grad norm. */
+static shrink_status train_step(sk_trainer *tr, shrink_train_log *lg) {
+    const sk_train_opts *o = &tr->o;
+    sk_train_model *tm = tr->tm;
+    sk_train_zero_grad(tm);
+    tm->grad_scale = 1.0f / (float)o->accum;
+    double loss = 0.0;
+    for (int32_t a = 0; a < o->accum; a++) {
+        sk_loader_next(&tr->train, o->batch, tr->tokens);
+        float l;
+        shrink_status st = sk_train_forward_backward(tm, tr->tokens, o->batch, o->ctx, &l);
+        if (st) return st;
+        loss += l;
+    }
+    lg->loss      = loss / o->accum;
+    lg->grad_norm = sk_grad_norm(tr->op, (int)tm->n_params, 1.0);
+    lg->lr        = sk_schedule_lr(&o->sched, tr->step);
+    if (!isfinite(lg->loss) || !isfinite(lg->grad_norm))
+        return sk_error(SHRINK_ERR_RANGE, "train: step %" PRId64 ": loss %g, gradient norm %g "
+                        "(diverged; lower --lr)", tr->step + 1, lg->loss, lg->grad_norm);
+    sk_optim_step(tr->opt, tr->op, (int)tm->n_params, lg->lr,
+                  sk_clip_factor(lg->grad_norm, o->clip));
+    tr->step++;
+    tr->loss = lg->loss;
+    return SHRINK_OK;
+}
+
+shrink_status sk_trainer_run(sk_trainer *tr) {
+    const sk_train_opts *o = &tr->o;
+    double  t0     = shrink_time();
+    int64_t first  = tr->step;
+    int64_t tokens = 0;
+    bind_params(tr);
+    while (tr->step < o->steps) {
+        shrink_train_log lg = {.steps = o->steps, .val_loss = NAN};
+        shrink_status st = train_step(tr, &lg);
+        if (st) return st;
+        lg.step = tr->step;
+        tokens += (int64_t)o->accum * o->batch * o->ctx;
+        bool last = tr->step == o->steps;
+        if (tr->n_valid && ((o->eval_every && tr->step % o->eval_every == 0) || last)) {
+            if ((st = sk_trainer_eval(tr, &lg.val_loss))) return st;
+            tr->val_loss = lg.val_loss;
+        }
+        if (o->ckpt_path && ((o->save_every && tr->step % o->save_every == 0) || last)) {
+            if ((st = sk_ckpt_save(tr, o->ckpt_path))) return st;
+            lg.saved = true;
+        }
+        lg.seconds = shrink_time() - t0;
+        lg.tok_per_s   = lg.seconds > 0 ? (double)tokens / lg.seconds : 0.0;
+        lg.eta     = lg.seconds / (double)(tr->step - first) * (double)(o->steps - tr->step);
+        if (o->log) o->log(o->user, &lg);
+    }
+    return SHRINK_OK;
+}

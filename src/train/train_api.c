@@ -1,0 +1,217 @@
+/*
+ * train_api.c - the public face of training (include/shrink.h): shrink_tokenize_file and
+ * shrink_train, which opens the model and the data, builds the fp32 parameter table
+ * (train.h), runs the loop (loop.c) with checkpoints (checkpoint.c) and writes the final
+ * model through the format writers (formats.h). Options and files: docs/training.md.
+ */
+#include "optim.h"
+
+#include <errno.h>
+#include <math.h>
+#include <sys/stat.h>
+
+shrink_status shrink_tokenize_file(const shrink_tokenizer *tok, const char *text_path,
+                                   const char *out, bool add_bos, int64_t *n_tokens) {
+    if (!tok || !text_path || !out)
+        return sk_error(SHRINK_ERR_ARG, "shrink_tokenize_file: NULL argument");
+    sk_tokens t;
+    shrink_status st = sk_tokens_open(&t, text_path, tok, add_bos,
+                                      shrink_tokenizer_vocab_size(tok));
+    if (st) return st;
+    if (!t.ids) {
+        sk_tokens_close(&t);
+        return sk_error(SHRINK_ERR_ARG, "%s: is a token file already, not text", text_path);
+    }
+    st = sk_tokfile_write(out, t.ids, t.n, t.vocab_size);
+    if (!st && n_tokens) *n_tokens = t.n;
+    sk_tokens_close(&t);
+    return st;
+}
+
+shrink_train_params shrink_train_params_default(void) {
+    sk_train_opts o = sk_train_opts_default();
+    return (shrink_train_params){
+        .steps        = o.steps,
+        .batch        = o.batch,
+        .ctx          = o.ctx,
+        .accum        = o.accum,
+        .lr           = o.sched.lr,
+        .clip         = o.clip,
+        .eval_windows = o.eval_windows,
+    };
+}
+
+/* ==== options ============================================================================= */
+
+static shrink_status make_opts(const shrink_train_params *p, sk_train_opts *o) {
+    *o = sk_train_opts_default();
+    int sched = p->schedule ? sk_sched_parse(p->schedule) : SK_SCHED_COSINE;
+    int optim = p->optimizer ? sk_optim_parse(p->optimizer) : SK_OPTIM_ADAMW;
+    if (sched < 0)
+        return sk_error(SHRINK_ERR_ARG, "shrink_train: schedule '%s' is not constant, cosine or "
+                        "linear", p->schedule);
+    if (optim < 0)
+        return sk_error(SHRINK_ERR_ARG, "shrink_train: optimizer '%s' is not adamw or sgd",
+                        p->optimizer);
+    if (!(p->lr > 0) || p->lr_min < 0 || p->wd < 0 || p->clip < 0 || p->momentum < 0 ||
+        p->warmup < 0 || p->eval_every < 0 || p->save_every < 0)
+        return sk_error(SHRINK_ERR_ARG, "shrink_train: lr %g, lr_min %g, wd %g, clip %g, "
+                        "momentum %g, warmup %" PRId64 ": none may be negative (lr > 0)", p->lr,
+                        p->lr_min, p->wd, p->clip, p->momentum, p->warmup);
+    o->steps          = p->steps;
+    o->batch          = p->batch;
+    o->ctx            = p->ctx;
+    o->accum          = p->accum;
+    o->sched.kind     = (sk_sched_kind)sched;
+    o->sched.lr       = p->lr;
+    o->sched.lr_min   = p->lr_min;
+    o->sched.warmup   = p->warmup;
+    o->optim.kind     = (sk_optim_kind)optim;
+    o->optim.wd       = p->wd;
+    o->optim.momentum = p->momentum;
+    o->clip           = p->clip;
+    o->seed           = p->seed;
+    o->sequential     = p->sequential;
+    o->eval_every     = p->eval_every;
+    o->eval_windows   = p->eval_windows > 0 ? p->eval_windows : 16;
+    o->save_every     = p->save_every;
+    o->log            = p->log;
+    o->user           = p->user;
+    return SHRINK_OK;
+}
+
+/* The output format: --to, else the input's ("safetensors" is a Hugging Face folder). */
+static shrink_status out_format(const shrink_train_params *p, const struct shrink_model *m,
+                                sk_format *fmt) {
+    const char *name = p->to ? p->to : !strcmp(m->format, "safetensors") ? "hf" : m->format;
+    int f = sk_format_parse(name);
+    if (f < 0)
+        return sk_error(SHRINK_ERR_ARG, "shrink_train: output format '%s' is not gguf, hf or "
+                        "llama2c", name);
+    *fmt = (sk_format)f;
+    return SHRINK_OK;
+}
+
+static shrink_status make_dir(const char *dir) {
+    if (sk_dir_exists(dir)) return SHRINK_OK;
+    if (mkdir(dir, 0777) != 0)
+        return sk_error(SHRINK_ERR_IO, "%s: cannot create the folder: %s", dir, strerror(errno));
+    return SHRINK_OK;
+}
+
+/* ==== the final model ===================================================================== */
+
+static shrink_status save_model(const sk_train_model *tm, const struct shrink_model *m,
+                                const char *out_dir, sk_format fmt, shrink_train_result *r) {
+    static const char *const names[SK_FORMAT_COUNT] = {
+        [SK_FORMAT_GGUF] = "model.gguf", [SK_FORMAT_HF] = "model",
+        [SK_FORMAT_LLAMA2C] = "model.bin"};
+    char *out = sk_path_join(out_dir, names[fmt]);
+    char *dir = m->path ? (sk_dir_exists(m->path) ? sk_strdup(m->path) : sk_path_dir(m->path))
+                        : NULL;
+    if (!out || (m->path && !dir)) {
+        sk_free(out);
+        sk_free(dir);
+        return sk_error(SHRINK_ERR_NOMEM, "shrink_train: out of memory");
+    }
+    sk_source src;
+    sk_train_source(tm, &src);
+    src.tok = m->tok;
+    if (dir && !strcmp(m->format, "safetensors")) src.tok_dir = dir;
+    const char *inputs[2] = {m->path, dir};
+    src.inputs   = inputs;
+    src.n_inputs = dir ? 2 : 0;
+    shrink_status st = sk_write(&src, out, fmt, NULL);
+    snprintf(r->model_out, sizeof r->model_out, "%s", out);
+    r->format = sk_format_name(fmt);
+    sk_free(out);
+    sk_free(dir);
+    return st;
+}
+
+/* ==== shrink_train ======================================================================== */
+
+typedef struct run {
+    struct shrink_model *m;
+    sk_train_model      *tm;
+    sk_tokens            train, valid;
+    sk_trainer          *tr;
+    char                *ckpt;
+} run;
+
+static void run_free(run *r) {
+    sk_trainer_free(r->tr);
+    sk_tokens_close(&r->valid);
+    sk_tokens_close(&r->train);
+    sk_train_free(r->tm);
+    shrink_model_free(r->m);
+    sk_free(r->ckpt);
+}
+
+/* Model, parameter table, data, trainer. */
+static shrink_status run_open(run *r, const char *model_path, const shrink_train_params *p,
+                              const sk_train_opts *o) {
+    shrink_load_params lp = shrink_load_params_default();
+    lp.tokenizer_path = p->tokenizer_path;
+    shrink_status st = sk_model_open(&r->m, model_path, &lp);
+    if (st && !p->tokenizer_path) {   /* token files need no tokenizer */
+        lp.no_tokenizer = true;
+        st = sk_model_open(&r->m, model_path, &lp);
+    }
+    if (st) return st;
+    if ((st = sk_train_create_from_model(&r->tm, r->m))) return st;
+    const sk_config *c = &r->m->cfg;
+    if ((st = sk_tokens_open(&r->train, p->data, r->m->tok, c->add_bos, c->vocab_size)))
+        return st;
+    if (p->valid &&
+        (st = sk_tokens_open(&r->valid, p->valid, r->m->tok, c->add_bos, c->vocab_size)))
+        return st;
+    if ((st = make_dir(p->out_dir))) return st;
+    if (!(r->ckpt = sk_path_join(p->out_dir, "checkpoint.bin")))
+        return sk_error(SHRINK_ERR_NOMEM, "shrink_train: out of memory");
+    sk_train_opts oo = *o;
+    oo.ckpt_path = r->ckpt;
+    return sk_trainer_create(&r->tr, r->tm, &r->train, p->valid ? &r->valid : NULL, &oo);
+}
+
+shrink_status shrink_train(const char *model_path, const shrink_train_params *p,
+                           shrink_train_result *result) {
+    shrink_train_result dummy;
+    shrink_train_result *res = result ? result : &dummy;
+    memset(res, 0, sizeof *res);
+    res->resumed_from = -1;
+    if (!model_path || !p || !p->data || !p->out_dir)
+        return sk_error(SHRINK_ERR_ARG, "shrink_train: model, data and output folder needed");
+    sk_train_opts o;
+    shrink_status st = make_opts(p, &o);
+    if (st) return st;
+    double t0 = shrink_time();
+    run r = {0};
+    sk_format fmt = SK_FORMAT_GGUF;
+    if ((st = run_open(&r, model_path, p, &o)) || (st = out_format(p, r.m, &fmt))) goto out;
+    if (p->resume_dir) {
+        char *path = sk_path_join(p->resume_dir, "checkpoint.bin");
+        st = path ? sk_ckpt_load(r.tr, path) : sk_error(SHRINK_ERR_NOMEM, "out of memory");
+        sk_free(path);
+        if (st) goto out;
+        res->resumed_from = r.tr->step;
+    }
+    int64_t first = r.tr->step;
+    res->val_loss_start = NAN;
+    if (r.tr->n_valid && (st = sk_trainer_eval(r.tr, &res->val_loss_start))) goto out;
+    if ((st = sk_trainer_run(r.tr))) goto out;
+    if (r.tr->step == first && (st = sk_ckpt_save(r.tr, r.ckpt))) goto out;
+    if ((st = save_model(r.tm, r.m, p->out_dir, fmt, res))) goto out;
+    res->step         = r.tr->step;
+    res->loss         = r.tr->loss;
+    res->val_loss     = r.tr->val_loss;
+    res->n_params     = r.tm->n_elems;
+    res->train_tokens = r.train.n;
+    res->valid_tokens = p->valid ? r.valid.n : 0;
+    res->seconds      = shrink_time() - t0;
+    res->tok_per_s    = (double)(r.tr->step - first) * o.accum * o.batch * o.ctx /
+                        (res->seconds > 0 ? res->seconds : 1);
+out:
+    run_free(&r);
+    return st;
+}

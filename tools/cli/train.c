@@ -1,0 +1,209 @@
+/*
+ * train.c - `shrink train MODEL --data TRAIN --out DIR [options]`: trains every parameter of a
+ * model (shrink_train) with AdamW or SGD, logging each step (step, loss, validation loss,
+ * learning rate, gradient norm, tokens/s, ETA) on stderr, or with --json one JSON object per
+ * step on stdout, then a summary. Checkpoints go to DIR/checkpoint.bin atomically; --resume
+ * DIR continues a run bit for bit. docs/training.md documents the options and files.
+ */
+#include "cli.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+typedef struct train_opts {
+    const char *data;
+    const char *valid;
+    const char *out;
+    const char *to;
+    const char *resume;
+    const char *schedule;
+    const char *optimizer;
+    int32_t     steps;
+    int32_t     batch;
+    int32_t     ctx;
+    int32_t     accum;
+    int32_t     warmup;
+    int32_t     eval_every;
+    int32_t     eval_windows;
+    int32_t     save_every;
+    double      lr;
+    double      lr_min;
+    double      wd;
+    double      clip;
+    double      momentum;
+    uint64_t    seed;
+    bool        sequential;
+} train_opts;
+
+#define O(f) offsetof(train_opts, f)
+static const cli_opt train_rows[] = {
+    {"--data", NULL, CLI_OPT_STR, O(data), "FILE", 0, 0, "training data: token file or text"},
+    {"--valid", NULL, CLI_OPT_STR, O(valid), "FILE", 0, 0, "validation data: token file or text"},
+    {"--out", "-o", CLI_OPT_STR, O(out), "DIR", 0, 0, "checkpoint and final model folder"},
+    {"--to", NULL, CLI_OPT_STR, O(to), "FORMAT", 0, 0, "final model: gguf, hf or llama2c "
+     "(default: the input's)"},
+    {"--resume", NULL, CLI_OPT_STR, O(resume), "DIR", 0, 0, "continue from DIR/checkpoint.bin"},
+    {"--steps", "-n", CLI_OPT_INT, O(steps), "N", 1, 1e9, "optimizer steps (default 100)"},
+    {"--batch", "-b", CLI_OPT_INT, O(batch), "B", 1, 65536, "sequences per micro-batch "
+     "(default 4)"},
+    {"--ctx", "-c", CLI_OPT_INT, O(ctx), "T", 1, 1 << 20, "tokens per sequence (default 64)"},
+    {"--accum", NULL, CLI_OPT_INT, O(accum), "A", 1, 65536, "micro-batches per step "
+     "(default 1)"},
+    {"--lr", NULL, CLI_OPT_FLOAT, O(lr), "LR", 1e-12, 10, "peak learning rate (default 3e-4)"},
+    {"--lr-min", NULL, CLI_OPT_FLOAT, O(lr_min), "LR", 0, 10, "final learning rate (default 0)"},
+    {"--warmup", NULL, CLI_OPT_INT, O(warmup), "N", 0, 1e9, "linear warmup steps (default 0)"},
+    {"--schedule", NULL, CLI_OPT_STR, O(schedule), "S", 0, 0, "cosine (default), linear or "
+     "constant"},
+    {"--optimizer", NULL, CLI_OPT_STR, O(optimizer), "OPT", 0, 0, "adamw (default) or sgd"},
+    {"--wd", NULL, CLI_OPT_FLOAT, O(wd), "WD", 0, 10, "decoupled weight decay of matrices "
+     "(default 0)"},
+    {"--momentum", NULL, CLI_OPT_FLOAT, O(momentum), "M", 0, 1, "SGD momentum (default 0)"},
+    {"--clip", NULL, CLI_OPT_FLOAT, O(clip), "C", 0, 1e9, "gradient-norm limit, 0 = off "
+     "(default 1)"},
+    {"--seed", "-s", CLI_OPT_U64, O(seed), "S", 0, 0, "seed of the random windows (default 0)"},
+    {"--sequential", NULL, CLI_OPT_FLAG, O(sequential), NULL, 0, 0, "sequential windows "
+     "instead of random ones"},
+    {"--eval-every", NULL, CLI_OPT_INT, O(eval_every), "N", 0, 1e9, "validation loss every N "
+     "steps (and at the end)"},
+    {"--eval-windows", NULL, CLI_OPT_INT, O(eval_windows), "W", 1, 1e6, "validation windows "
+     "(default 16)"},
+    {"--save-every", NULL, CLI_OPT_INT, O(save_every), "K", 0, 1e9, "checkpoint every K steps "
+     "(and at the end)"},
+};
+#undef O
+
+static const cli_spec spec = {
+    .name        = "train",
+    .synopsis    = "MODEL --data TRAIN --out DIR [--valid VALID] [--steps N] [--batch B] [--ctx T]\n"
+                   "       [--lr LR] [--warmup N] [--schedule S] [--wd WD] [--clip C] [--accum A]\n"
+                   "       [--seed S] [--eval-every N] [--save-every K] [--to FORMAT] "
+                   "[--resume DIR]",
+    .description = "Trains all parameters of MODEL (fp32 master weights, whatever its dtype) on\n"
+                   "TRAIN (a token file from `shrink tokenize`, or text encoded with the model's\n"
+                   "tokenizer). Writes DIR/checkpoint.bin (weights, optimizer state, data\n"
+                   "position, step) atomically every K steps and at the end, and the final model\n"
+                   "as DIR/model.gguf, DIR/model (Hugging Face) or DIR/model.bin. --resume DIR\n"
+                   "continues a run given the same options: it ends bit for bit as the\n"
+                   "uninterrupted run would (same --threads).",
+    .opts        = train_rows,
+    .n_opts      = sizeof train_rows / sizeof train_rows[0],
+    .n_pos_min   = 1,
+    .n_pos_max   = 1,
+    .model       = true,
+};
+
+typedef struct log_state {
+    const cli_common *common;
+} log_state;
+
+static void log_step(void *user, const shrink_train_log *l) {
+    const log_state *s = user;
+    if (s->common->json) {
+        cli_json j;
+        cli_json_begin(&j, stdout);
+        cli_json_key(&j, "step");      cli_json_int(&j, l->step);
+        cli_json_key(&j, "steps");     cli_json_int(&j, l->steps);
+        cli_json_key(&j, "loss");      cli_json_num(&j, l->loss);
+        cli_json_key(&j, "val_loss");  cli_json_num(&j, l->val_loss);
+        cli_json_key(&j, "lr");        cli_json_num(&j, l->lr);
+        cli_json_key(&j, "grad_norm"); cli_json_num(&j, l->grad_norm);
+        cli_json_key(&j, "tok_s");     cli_json_num(&j, l->tok_per_s);
+        cli_json_key(&j, "seconds");   cli_json_num(&j, l->seconds);
+        cli_json_key(&j, "eta");       cli_json_num(&j, l->eta);
+        cli_json_key(&j, "saved");     cli_json_bool(&j, l->saved);
+        cli_json_end(&j);
+        fflush(stdout);
+        return;
+    }
+    char val[32] = "";
+    if (!isnan(l->val_loss)) snprintf(val, sizeof val, "  val %.4f", l->val_loss);
+    fprintf(stderr, "step %lld/%lld  loss %.4f%s  lr %.3g  norm %.3g  %.0f tok/s  ETA %.1f s%s\n",
+            (long long)l->step, (long long)l->steps, l->loss, val, l->lr, l->grad_norm,
+            l->tok_per_s, l->eta, l->saved ? "  [saved]" : "");
+}
+
+static int usage(const char *msg) {
+    fprintf(stderr, "shrink train: %s\n\n", msg);
+    cli_usage(&spec, stderr);
+    return CLI_USAGE;
+}
+
+int cmd_train(int argc, char **argv) {
+    cli_common common;
+    char      *pos[1];
+    int        n_pos;
+    train_opts o = {.steps = 100, .batch = 4, .ctx = 64, .accum = 1, .lr = 3e-4, .clip = 1.0,
+                    .eval_windows = 16};
+    int rc = cli_parse(&spec, argc, argv, &o, &common, pos, &n_pos);
+    if (rc != CLI_OK || common.help) return rc;
+    if (!o.data) return usage("missing --data TRAIN");
+    if (!o.out) return usage("missing --out DIR");
+    if (o.to && strcmp(o.to, "gguf") && strcmp(o.to, "hf") && strcmp(o.to, "llama2c"))
+        return usage("--to: not gguf, hf or llama2c");
+    if (o.schedule && strcmp(o.schedule, "cosine") && strcmp(o.schedule, "linear") &&
+        strcmp(o.schedule, "constant"))
+        return usage("--schedule: not cosine, linear or constant");
+    if (o.optimizer && strcmp(o.optimizer, "adamw") && strcmp(o.optimizer, "sgd"))
+        return usage("--optimizer: not adamw or sgd");
+    shrink_set_threads(common.threads);
+    log_state ls = {&common};
+    shrink_train_params p = shrink_train_params_default();
+    p.data           = o.data;
+    p.valid          = o.valid;
+    p.out_dir        = o.out;
+    p.to             = o.to;
+    p.resume_dir     = o.resume;
+    p.tokenizer_path = common.tokenizer;
+    p.steps          = o.steps;
+    p.batch          = o.batch;
+    p.ctx            = o.ctx;
+    p.accum          = o.accum;
+    p.optimizer      = o.optimizer;
+    p.schedule       = o.schedule;
+    p.lr             = o.lr;
+    p.lr_min         = o.lr_min;
+    p.warmup         = o.warmup;
+    p.wd             = o.wd;
+    p.momentum       = o.momentum;
+    p.clip           = o.clip;
+    p.seed           = o.seed;
+    p.sequential     = o.sequential;
+    p.eval_every     = o.eval_every;
+    p.eval_windows   = o.eval_windows;
+    p.save_every     = o.save_every;
+    p.log            = log_step;
+    p.user           = &ls;
+    shrink_train_result r;
+    shrink_status st = shrink_train(pos[0], &p, &r);
+    if (st != SHRINK_OK) return cli_fail_status(st);
+    if (common.json) {
+        cli_json j;
+        cli_json_begin(&j, stdout);
+        cli_json_key(&j, "output");         cli_json_str(&j, r.model_out);
+        cli_json_key(&j, "format");         cli_json_str(&j, r.format);
+        cli_json_key(&j, "step");           cli_json_int(&j, r.step);
+        cli_json_key(&j, "resumed_from");   cli_json_int(&j, r.resumed_from);
+        cli_json_key(&j, "loss");           cli_json_num(&j, r.loss);
+        cli_json_key(&j, "val_loss");       cli_json_num(&j, r.val_loss);
+        cli_json_key(&j, "val_loss_start"); cli_json_num(&j, r.val_loss_start);
+        cli_json_key(&j, "n_params");       cli_json_int(&j, r.n_params);
+        cli_json_key(&j, "train_tokens");   cli_json_int(&j, r.train_tokens);
+        cli_json_key(&j, "valid_tokens");   cli_json_int(&j, r.valid_tokens);
+        cli_json_key(&j, "seconds");        cli_json_num(&j, r.seconds);
+        cli_json_key(&j, "tok_s");          cli_json_num(&j, r.tok_per_s);
+        cli_json_key(&j, "peak_rss_bytes"); cli_json_u64(&j, shrink_peak_rss());
+        cli_json_end(&j);
+    } else {
+        if (r.resumed_from >= 0) printf("resumed:    from step %lld\n", (long long)r.resumed_from);
+        /* %.9g: enough digits to tell any two floats apart (runs are compared on this line) */
+        if (!isnan(r.val_loss_start))
+            printf("start:      val_loss %.9g\n", r.val_loss_start);
+        printf("final:      step %lld loss %.9g val_loss %.9g\n", (long long)r.step, r.loss,
+               r.val_loss);
+        printf("model:      %s (%s), %lld parameters\n", r.model_out, r.format,
+               (long long)r.n_params);
+        printf("time:       %.2f s, %.0f tok/s\n", r.seconds, r.tok_per_s);
+    }
+    return CLI_OK;
+}
