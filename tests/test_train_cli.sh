@@ -113,6 +113,8 @@ run "run 2" "$bin" train "$model" $opts --out "$tmp/r2" && grep '^final:' "$tmp/
 cmp -s "$tmp/final1" "$tmp/final2" && [ -s "$tmp/final1" ] && ok ||
     bad "two runs with one seed: $(cat "$tmp/final1") vs $(cat "$tmp/final2")"
 cmp -s "$tmp/r1/model.bin" "$tmp/r2/model.bin" && ok || bad "two runs with one seed: models differ"
+run "generate with the trained llama2.c model (tokenizer.bin copied beside it)" \
+    "$bin" generate "$tmp/r1/model.bin" -n 8 --temp 0
 
 # shellcheck disable=SC2086
 "$bin" train "$model" $opts --out "$tmp/r3" >"$tmp/out3" 2>"$tmp/err3" &

@@ -6,6 +6,8 @@
  */
 #include "optim.h"
 
+#include "../model/tokenizer.h"
+
 #include <errno.h>
 #include <math.h>
 #include <sys/stat.h>
@@ -101,6 +103,27 @@ static shrink_status make_dir(const char *dir) {
 
 /* ==== the final model ===================================================================== */
 
+/* A llama2.c .bin holds no tokenizer: copy the input's tokenizer .bin beside the output (as
+ * <out_dir>/tokenizer.bin) so the model loads with it. Nothing to do for other tokenizers. */
+static shrink_status copy_llama2c_tokenizer(const struct shrink_model *m, const char *out_dir) {
+    const char *from = m->tok ? m->tok->what : NULL;
+    size_t      len  = from ? strlen(from) : 0;
+    if (len < 4 || strcmp(from + len - 4, ".bin") || !sk_file_exists(from)) return SHRINK_OK;
+    char  *data;
+    size_t n;
+    shrink_status st = sk_read_file(from, (size_t)1 << 30, &data, &n);
+    if (st) return st;
+    char *to = sk_path_join(out_dir, "tokenizer.bin");
+    sk_out o;
+    if (!to) st = sk_error(SHRINK_ERR_NOMEM, "shrink_train: out of memory");
+    else if (!sk_same_file(from, to) && !(st = sk_out_open(&o, to, NULL, 0)) &&
+             !(st = sk_out_write(&o, data, n)))
+        st = sk_out_commit(&o);
+    sk_free(to);
+    sk_free(data);
+    return st;
+}
+
 static shrink_status save_model(const sk_train_model *tm, const struct shrink_model *m,
                                 const char *out_dir, sk_format fmt, shrink_train_result *r) {
     static const char *const names[SK_FORMAT_COUNT] = {
@@ -122,6 +145,7 @@ static shrink_status save_model(const sk_train_model *tm, const struct shrink_mo
     src.inputs   = inputs;
     src.n_inputs = dir ? 2 : 0;
     shrink_status st = sk_write(&src, out, fmt, NULL);
+    if (!st && fmt == SK_FORMAT_LLAMA2C) st = copy_llama2c_tokenizer(m, out_dir);
     snprintf(r->model_out, sizeof r->model_out, "%s", out);
     r->format = sk_format_name(fmt);
     sk_free(out);
