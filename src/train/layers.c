@@ -213,63 +213,108 @@ void matmul_forward(float *Y, const float *X, const float *W, const float *bias,
         for (int o = 0; o < out; o++) Y[(size_t)n * out + o] += bias[o];
 }
 
-/* Rows of dW computed per GEMM call (bounds the temporary to SK_DW_BLOCK * in floats). */
-#define SK_DW_BLOCK 512
+/* ---- accumulating GEMM for the backward products ---------------------------------------
+ *
+ * C[t*ldc + r] += sum_k A(k, t) B(k, r) for t < nt, r < nr_, k < K, with A(k, t) =
+ * A[k*ak + t*at] and B(k, r) = B[k*bk + r] (B's r contiguous). Both backward products of a
+ * linear layer have this form without any transposed copy:
+ *   dW (out, in) += dY^T X:  t = o, r = i, k = n:  A = dY (ak = out, at = 1), B = X;
+ *   dX (N, in)  += dY W:     t = n, r = i, k = o:  A = dY (ak = 1, at = out), B = W.
+ * It runs on the GEMM micro-kernel of the kernel set (kernels.h: `tile` with accumulate).
+ * One parallel region, no barrier inside: the threads form a grid over (tiles of nr t's) x
+ * (panels of mr r's); each thread, for each block of GEMM_KC k's, packs its own B panels
+ * ([k][mr], slices of B's rows) and, tile by tile, its A tile ([k][nr]), then sweeps its
+ * panels. Every C element is owned by one thread, so no reduction is needed and the sums do
+ * not depend on the thread count. The reference kernel set (no tile) runs plain loops. */
+#define GEMM_KC 128
 
-size_t matmul_work_floats(int N, int in, int out) {
-    int ob = out < SK_DW_BLOCK ? out : SK_DW_BLOCK;
-    return (size_t)in * out + (size_t)N * in + (size_t)N * out + (size_t)ob * in + 64;
-}
-
-/* dW (out, in) += dY^T X, dbias += column sums of dY, given XT = X^T (in, N) and
- * dYT = dY^T (out, N). Both products are GEMMs of the kernel set: tmp (ob, in) = dYT_block
- * XT^T, block of `ob` rows of dW at a time, then added. */
-static void linear_dw(float *dW, float *dbias, const float *XT, const float *dYT, int N,
-                      int in, int out, float *tmp) {
-    if (dW) {
-        const sk_mat Xm = {.dtype = SHRINK_DTYPE_F32, .rows = in, .cols = N, .data = XT};
-        for (int o0 = 0; o0 < out; o0 += SK_DW_BLOCK) {
-            int ob = out - o0 < SK_DW_BLOCK ? out - o0 : SK_DW_BLOCK;
-            sk_matmul(&Xm, dYT + (size_t)o0 * N, ob, tmp, in);
-            add_to(dW + (size_t)o0 * in, tmp, (size_t)ob * in);
+static void gemm_acc(float *C, int64_t ldc, int64_t nt, int64_t nr_, int64_t K, const float *A,
+                     int64_t ak, int64_t at, const float *Bm, int64_t bk) {
+    const sk_kernel_set *ks = sk_kernels();
+    if (!ks->tile) {
+        #pragma omp parallel for schedule(static) if (nt * nr_ * K > 65536)
+        for (int64_t t = 0; t < nt; t++)
+            for (int64_t k = 0; k < K; k++) {
+                const float a = A[k * ak + t * at];
+                const float *b = Bm + k * bk;
+                float *c = C + t * ldc;
+                for (int64_t r = 0; r < nr_; r++) c[r] += a * b[r];
+            }
+        return;
+    }
+    const int mr = ks->mr, nr = ks->nr;
+    const int64_t npan = (nr_ + mr - 1) / mr, ntile = (nt + nr - 1) / nr;
+    int nth = omp_get_max_threads();
+    if ((int64_t)nth > ntile * npan) nth = (int)(ntile * npan);
+    if (nt * nr_ * K < 32768) nth = 1;
+    /* grid: tg groups of tiles x pg groups of panels */
+    const int tg = ntile >= nth ? nth : (int)ntile, pg = nth / tg;
+    const int64_t pan_per = (npan + pg - 1) / pg;
+    float *buf = sk_aligned_alloc(64, (size_t)tg * pg * ((size_t)pan_per * mr + nr) * GEMM_KC *
+                                          sizeof(float));
+    SHRINK_ASSERT(buf);
+    #pragma omp parallel num_threads(tg * pg)
+    {
+        const int id = omp_get_thread_num(), ti = id / pg, pi = id % pg;
+        float *bp = buf + (size_t)id * ((size_t)pan_per * mr + nr) * GEMM_KC;
+        float *ap = bp + (size_t)pan_per * mr * GEMM_KC;
+        const int64_t j0 = ntile * ti / tg, j1 = ntile * (ti + 1) / tg;
+        const int64_t p0 = pan_per * pi, p1 = p0 + pan_per < npan ? p0 + pan_per : npan;
+        for (int64_t k0 = 0; k0 < K && p0 < p1; k0 += GEMM_KC) {
+            const int64_t kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
+            for (int64_t p = p0; p < p1; p++) {
+                float *d = bp + (size_t)(p - p0) * kc * mr;
+                const int64_t r0 = p * mr, mrows = nr_ - r0 < mr ? nr_ - r0 : mr;
+                for (int64_t k = 0; k < kc; k++) {
+                    const float *b = Bm + (k0 + k) * bk + r0;
+                    float *dk = d + k * mr;
+                    int64_t i = 0;
+                    for (; i < mrows; i++) dk[i] = b[i];
+                    for (; i < mr; i++) dk[i] = 0.0f;
+                }
+            }
+            for (int64_t j = j0; j < j1; j++) {
+                const int64_t t0 = j * nr, tn = nt - t0 < nr ? nt - t0 : nr;
+                for (int64_t k = 0; k < kc; k++) {
+                    const float *src = A + (k0 + k) * ak + t0 * at;
+                    float *dk = ap + k * nr;
+                    int64_t t = 0;
+                    for (; t < tn; t++) dk[t] = src[t * at];
+                    for (; t < nr; t++) dk[t] = 0.0f;
+                }
+                for (int64_t p = p0; p < p1; p++) {
+                    const int64_t r0 = p * mr, mrows = nr_ - r0 < mr ? nr_ - r0 : mr;
+                    ks->tile(kc, bp + (size_t)(p - p0) * kc * mr, ap, C + t0 * ldc + r0, ldc,
+                             (int)tn, (int)mrows, 1);
+                }
+            }
         }
     }
-    if (dbias) {
-        #pragma omp parallel for schedule(static) if ((size_t)N * out > 65536)
-        for (int o = 0; o < out; o++) {
-            const float *r = dYT + (size_t)o * N;
-            float s = 0.0f;
-            for (int n = 0; n < N; n++) s += r[n];
-            dbias[o] += s;
-        }
+    sk_free(buf);
+}
+
+size_t matmul_work_floats(int N, int in, int out) { return 64; }
+
+/* dbias[o] += sum_n dY[n, o] (threaded over column blocks). */
+static void bias_backward(float *dbias, const float *dY, int N, int out) {
+    const int cb = 64, nb = (out + cb - 1) / cb;
+    #pragma omp parallel for schedule(static) if ((size_t)N * out > 65536)
+    for (int b = 0; b < nb; b++) {
+        const int o0 = b * cb, o1 = o0 + cb < out ? o0 + cb : out;
+        float acc[64] = {0};
+        for (int n = 0; n < N; n++)
+            for (int o = o0; o < o1; o++) acc[o - o0] += dY[(size_t)n * out + o];
+        for (int o = o0; o < o1; o++) dbias[o] += acc[o - o0];
     }
 }
 
-/* dX (N, in) += dY (N, out) W (out, in) given WT = W^T (in, out): tmp = dY WT^T by GEMM. */
-static void linear_dx(float *dX, const float *dY, const float *WT, int N, int in, int out,
-                      float *tmp) {
-    const sk_mat Wm = {.dtype = SHRINK_DTYPE_F32, .rows = in, .cols = out, .data = WT};
-    sk_matmul(&Wm, dY, N, tmp, in);
-    add_to(dX, tmp, (size_t)N * in);
-}
-
-/* dX += dY W; dW += dY^T X; dbias += sum_n dY. Any of dX, dW, dbias may be NULL.
- * work: matmul_work_floats(N, in, out) floats. */
+/* dX += dY W; dW += dY^T X; dbias += sum_n dY. Any of dX, dW, dbias may be NULL. Both
+ * products through gemm_acc; `work` is not needed any more (kept for the interface). */
 void matmul_backward(float *dX, float *dW, float *dbias, const float *dY, const float *X,
                      const float *W, int N, int in, int out, float *work) {
-    float *wt = work;                          /* (in, out) */
-    float *tx = wt + (size_t)in * out;         /* (N, in): dX part, then X^T (in, N) */
-    float *dyt = tx + (size_t)N * in;          /* (out, N) */
-    float *tmp = dyt + (size_t)N * out;        /* (SK_DW_BLOCK, in) */
-    if (dX) {
-        sk_transpose(wt, W, out, in);
-        linear_dx(dX, dY, wt, N, in, out, tx);
-    }
-    if (dW || dbias) {
-        sk_transpose(dyt, dY, N, out);
-        if (dW) sk_transpose(tx, X, N, in);
-        linear_dw(dW, dbias, tx, dyt, N, in, out, tmp);
-    }
+    if (dX) gemm_acc(dX, in, N, in, out, dY, 1, out, W, in);
+    if (dW) gemm_acc(dW, in, out, in, N, dY, out, 1, X, in);
+    if (dbias) bias_backward(dbias, dY, N, out);
 }
 
 /* ==== rotary position embedding ============================================================== */
@@ -324,8 +369,9 @@ void rope_backward(float *dx, const float *cos_t, const float *sin_t, int N, int
  * which also needs q, k, v (the caller keeps them). */
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                        int B, int T, int H, int KV, int hd) {
+    const sk_kernel_set *ks = sk_kernels(); /* single-threaded SIMD dot / axpy */
     const int group = H / KV;
-    const size_t qs = (size_t)H * hd, ks = (size_t)KV * hd;
+    const size_t qs = (size_t)H * hd, kvs = (size_t)KV * hd;
     const float scale = 1.0f / sqrtf((float)hd);
     #pragma omp parallel for collapse(3) schedule(dynamic, 8)
     for (int b = 0; b < B; b++)
@@ -333,30 +379,20 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
             for (int t = 0; t < T; t++) {
                 const int g = h / group;
                 const float *qt = q + ((size_t)b * T + t) * qs + (size_t)h * hd;
+                const float *kb = k + (size_t)b * T * kvs + (size_t)g * hd;
+                const float *vb = v + (size_t)b * T * kvs + (size_t)g * hd;
                 float *p = att + (((size_t)b * H + h) * T + t) * T;
                 float mx = -INFINITY;
                 for (int j = 0; j <= t; j++) {
-                    const float *kj = k + ((size_t)b * T + j) * ks + (size_t)g * hd;
-                    float s = 0.0f;
-                    for (int i = 0; i < hd; i++) s += qt[i] * kj[i];
-                    s *= scale;
-                    p[j] = s;
-                    if (s > mx) mx = s;
+                    p[j] = ks->dot_f32(qt, kb + (size_t)j * kvs, hd) * scale;
+                    if (p[j] > mx) mx = p[j];
                 }
-                float sum = 0.0f;
-                for (int j = 0; j <= t; j++) {
-                    p[j] = expf(p[j] - mx);
-                    sum += p[j];
-                }
-                const float inv = 1.0f / sum;
+                const float inv = 1.0f / ks->exp_sum_f32(p, t + 1, mx);
                 for (int j = 0; j <= t; j++) p[j] *= inv;
                 for (int j = t + 1; j < T; j++) p[j] = 0.0f;
                 float *o = out + ((size_t)b * T + t) * qs + (size_t)h * hd;
-                for (int i = 0; i < hd; i++) o[i] = 0.0f;
-                for (int j = 0; j <= t; j++) {
-                    const float *vj = v + ((size_t)b * T + j) * ks + (size_t)g * hd;
-                    for (int i = 0; i < hd; i++) o[i] += p[j] * vj[i];
-                }
+                memset(o, 0, (size_t)hd * sizeof(float));
+                for (int j = 0; j <= t; j++) ks->axpy_f32(hd, p[j], vb + (size_t)j * kvs, o);
             }
 }
 
@@ -367,16 +403,21 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
                         const float *k, const float *v, const float *att, int B, int T, int H,
                         int KV, int hd, float *work) {
+    const sk_kernel_set *ks = sk_kernels();
     const int group = H / KV;
-    const size_t qs = (size_t)H * hd, ks = (size_t)KV * hd;
+    const size_t qs = (size_t)H * hd, kvs = (size_t)KV * hd;
     const float scale = 1.0f / sqrtf((float)hd);
     #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int b = 0; b < B; b++)
         for (int g = 0; g < KV; g++) {
             float *ds = work + (size_t)omp_get_thread_num() * T;
+            const float *kb = k + (size_t)b * T * kvs + (size_t)g * hd;
+            const float *vb = v + (size_t)b * T * kvs + (size_t)g * hd;
+            float *dkb = dk + (size_t)b * T * kvs + (size_t)g * hd;
+            float *dvb = dv + (size_t)b * T * kvs + (size_t)g * hd;
             for (int j = 0; j < T; j++) {
-                memset(dk + ((size_t)b * T + j) * ks + (size_t)g * hd, 0, (size_t)hd * 4);
-                memset(dv + ((size_t)b * T + j) * ks + (size_t)g * hd, 0, (size_t)hd * 4);
+                memset(dkb + (size_t)j * kvs, 0, (size_t)hd * sizeof(float));
+                memset(dvb + (size_t)j * kvs, 0, (size_t)hd * sizeof(float));
             }
             for (int h = g * group; h < (g + 1) * group; h++)
                 for (int t = 0; t < T; t++) {
@@ -386,25 +427,15 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                     float *dqt = dq + ((size_t)b * T + t) * qs + (size_t)h * hd;
                     float dsum = 0.0f;
                     for (int j = 0; j <= t; j++) {
-                        const float *vj = v + ((size_t)b * T + j) * ks + (size_t)g * hd;
-                        float *dvj = dv + ((size_t)b * T + j) * ks + (size_t)g * hd;
-                        float dp = 0.0f;
-                        for (int i = 0; i < hd; i++) {
-                            dp += dot[i] * vj[i];
-                            dvj[i] += p[j] * dot[i];
-                        }
-                        ds[j] = dp;
-                        dsum += p[j] * dp;
+                        ds[j] = ks->dot_f32(dot, vb + (size_t)j * kvs, hd);
+                        ks->axpy_f32(hd, p[j], dot, dvb + (size_t)j * kvs);
+                        dsum += p[j] * ds[j];
                     }
-                    for (int i = 0; i < hd; i++) dqt[i] = 0.0f;
+                    memset(dqt, 0, (size_t)hd * sizeof(float));
                     for (int j = 0; j <= t; j++) {
                         const float d = p[j] * (ds[j] - dsum) * scale;
-                        const float *kj = k + ((size_t)b * T + j) * ks + (size_t)g * hd;
-                        float *dkj = dk + ((size_t)b * T + j) * ks + (size_t)g * hd;
-                        for (int i = 0; i < hd; i++) {
-                            dqt[i] += d * kj[i];
-                            dkj[i] += d * qt[i];
-                        }
+                        ks->axpy_f32(hd, d, kb + (size_t)j * kvs, dqt);
+                        ks->axpy_f32(hd, d, qt, dkb + (size_t)j * kvs);
                     }
                 }
         }
@@ -463,22 +494,17 @@ void residual_forward(float *x, const float *y, size_t n) { add_to(x, y, n); }
 
 /* ==== fused classifier: logits, softmax, cross-entropy, and their backward =================== */
 
-size_t classifier_work_floats(int D, int V, int chunk) {
-    int vb = V < SK_DW_BLOCK ? V : SK_DW_BLOCK;
-    return (size_t)chunk * V * 2 + (size_t)chunk * D * 2 + (size_t)vb * D + 64;
-}
+size_t classifier_work_floats(int D, int V, int chunk) { return (size_t)chunk * V + 64; }
 
 /* For rows in chunks of `chunk`: logits (c, V) = X head^T; loss += logsumexp - logit[target]
  * (in double); then, when dX or dhead is wanted, the logits become scale * (softmax - onehot)
- * in place and go through the head's backward at once (dX += dlogits head via headT (D, V),
+ * in place and go through the head's backward at once (dX += dlogits head,
  * dhead += dlogits^T X). Only one chunk of logits exists at a time; nothing is saved. */
 double classifier_forward_backward(float *dX, float *dhead, const float *X, const float *head,
                                    const float *headT, const int32_t *targets, int N, int D,
                                    int V, float scale, float *work, int chunk) {
-    float *logits = work;                        /* (chunk, V) */
-    float *dlt = logits + (size_t)chunk * V;     /* (V, chunk) dlogits^T */
-    float *tx = dlt + (size_t)chunk * V;         /* (chunk, D): dX part, X^T (D, chunk) */
-    float *tmp = tx + (size_t)chunk * D;         /* (chunk, D) / (SK_DW_BLOCK, D) */
+    const sk_kernel_set *ks = sk_kernels();
+    float *logits = work; /* (chunk, V) */
     const sk_mat Hm = {.dtype = SHRINK_DTYPE_F32, .rows = V, .cols = D, .data = head};
     double loss = 0.0;
     for (int n0 = 0; n0 < N; n0 += chunk) {
@@ -489,24 +515,20 @@ double classifier_forward_backward(float *dX, float *dhead, const float *X, cons
         for (int r = 0; r < c; r++) {
             float *l = logits + (size_t)r * V;
             const int tgt = targets[n0 + r];
+            const float lt = l[tgt];
             float mx = -INFINITY;
             for (int i = 0; i < V; i++) mx = l[i] > mx ? l[i] : mx;
-            double s = 0.0;
-            for (int i = 0; i < V; i++) s += exp((double)(l[i] - mx));
-            part += (double)mx + log(s) - (double)l[tgt];
+            const float s = ks->exp_sum_f32(l, V, mx); /* l[i] = exp(l[i] - mx) */
+            part += (double)mx + log((double)s) - (double)lt;
             if (dX || dhead) {
-                const float inv = (float)(1.0 / s);
-                for (int i = 0; i < V; i++) l[i] = scale * (expf(l[i] - mx) * inv);
+                const float k = scale / s;
+                for (int i = 0; i < V; i++) l[i] *= k;
                 l[tgt] -= scale;
             }
         }
         loss += part;
-        if (dX) linear_dx(dX + (size_t)n0 * D, logits, headT, c, D, V, tx);
-        if (dhead) {
-            sk_transpose(dlt, logits, c, V);
-            sk_transpose(tx, X + (size_t)n0 * D, c, D);
-            linear_dw(dhead, NULL, tx, dlt, c, D, V, tmp);
-        }
+        if (dX) gemm_acc(dX + (size_t)n0 * D, D, c, D, V, logits, 1, V, head, D);
+        if (dhead) gemm_acc(dhead, D, V, D, c, logits, V, 1, X + (size_t)n0 * D, D);
     }
     return loss;
 }

@@ -31,7 +31,6 @@ struct sk_train_state {
     float *xnf, *meanf, *rstdf; /* final norm */
     /* gradients of activations (one layer at a time) */
     float *dres, *dxn, *dq, *dk, *dv, *dao, *dfh, *dfa, *dfb;
-    float *headT;          /* (D, V) */
     float *work;           /* matmul / classifier / attention work space */
     size_t work_floats;
     float *gmask;          /* (n_elems) scratch gradients of masked tensors, or NULL */
@@ -42,7 +41,7 @@ static void state_free(struct sk_train_state *s) {
     float *bufs[] = {s->rope_cos, s->rope_sin, s->res, s->mid, s->xn1, s->mean1, s->rstd1,
                      s->q, s->k, s->v, s->att, s->ao, s->xn2, s->mean2, s->rstd2, s->fa,
                      s->fb, s->fh, s->xnf, s->meanf, s->rstdf, s->dres, s->dxn, s->dq, s->dk,
-                     s->dv, s->dao, s->dfh, s->dfa, s->dfb, s->headT, s->work, s->gmask};
+                     s->dv, s->dao, s->dfh, s->dfa, s->dfb, s->work, s->gmask};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sk_free(bufs[i]);
     sk_free(s->inp);
     sk_free(s->tgt);
@@ -104,7 +103,6 @@ static shrink_status state_alloc(const sk_train_model *tm, int B, int T,
     s->dfh = falloc(N * F);
     s->dfa = falloc(N * F);
     s->dfb = falloc(N * F);
-    s->headT = falloc(D * V);
     size_t w = classifier_work_floats((int)D, (int)V, classifier_chunk((int)N, (int)V));
     w = max_sz(w, matmul_work_floats((int)N, (int)D, (int)(Q + 2 * K)));
     w = max_sz(w, matmul_work_floats((int)N, (int)Q, (int)D));
@@ -117,7 +115,7 @@ static shrink_status state_alloc(const sk_train_model *tm, int B, int T,
         !s->mean1 || !s->rstd1 || !s->q || !s->k || !s->v || !s->att || !s->ao || !s->xn2 ||
         !s->mean2 || !s->rstd2 || !s->fa || !s->fb || !s->fh || !s->xnf || !s->meanf ||
         !s->rstdf || !s->dres || !s->dxn || !s->dq || !s->dk || !s->dv || !s->dao || !s->dfh ||
-        !s->dfa || !s->dfb || !s->headT || !s->work) {
+        !s->dfa || !s->dfb || !s->work) {
         state_free(s);
         return sk_error(SHRINK_ERR_NOMEM, "sk_train_reserve: out of memory for the "
                         "activations of B=%d, T=%d", B, T);
@@ -586,10 +584,9 @@ static shrink_status run(sk_train_model *tm, const int32_t *tokens, int B, int T
     if (want_grad) {
         dxnf = s->dxn;
         memset(dxnf, 0, (size_t)N * D * sizeof(float));
-        sk_transpose(s->headT, ms.head.w, V, D);
     }
     double sum = classifier_forward_backward(dxnf, want_grad ? ms.head.g : NULL, s->xnf,
-                                             ms.head.w, s->headT, s->tgt, N, D, V, scale,
+                                             ms.head.w, NULL, s->tgt, N, D, V, scale,
                                              s->work, classifier_chunk(N, V));
     if (want_grad) {
         backward(tm, &ms, B, T);
