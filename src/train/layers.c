@@ -20,20 +20,6 @@
 
 /* ==== helpers ================================================================================ */
 
-/* dst (cols, rows) = src (rows, cols)^T, by 32 x 32 blocks. */
-void sk_transpose(float *dst, const float *src, int64_t rows, int64_t cols) {
-    const int64_t bs = 32;
-    const int64_t nbr = (rows + bs - 1) / bs, nbc = (cols + bs - 1) / bs;
-    #pragma omp parallel for collapse(2) schedule(static) if (rows * cols > 65536)
-    for (int64_t br = 0; br < nbr; br++)
-        for (int64_t bc = 0; bc < nbc; bc++) {
-            int64_t r1 = (br + 1) * bs < rows ? (br + 1) * bs : rows;
-            int64_t c1 = (bc + 1) * bs < cols ? (bc + 1) * bs : cols;
-            for (int64_t r = br * bs; r < r1; r++)
-                for (int64_t c = bc * bs; c < c1; c++) dst[c * rows + r] = src[r * cols + c];
-        }
-}
-
 /* y += x over n floats. */
 static void add_to(float *y, const float *x, size_t n) {
     #pragma omp parallel for schedule(static) if (n > 32768)
@@ -293,8 +279,6 @@ static void gemm_acc(float *C, int64_t ldc, int64_t nt, int64_t nr_, int64_t K, 
     sk_free(buf);
 }
 
-size_t matmul_work_floats(int N, int in, int out) { return 64; }
-
 /* dbias[o] += sum_n dY[n, o] (threaded over column blocks). */
 static void bias_backward(float *dbias, const float *dY, int N, int out) {
     const int cb = 64, nb = (out + cb - 1) / cb;
@@ -308,10 +292,9 @@ static void bias_backward(float *dbias, const float *dY, int N, int out) {
     }
 }
 
-/* dX += dY W; dW += dY^T X; dbias += sum_n dY. Any of dX, dW, dbias may be NULL. Both
- * products through gemm_acc; `work` is not needed any more (kept for the interface). */
+/* dX += dY W; dW += dY^T X; dbias += sum_n dY. Any of dX, dW, dbias may be NULL. */
 void matmul_backward(float *dX, float *dW, float *dbias, const float *dY, const float *X,
-                     const float *W, int N, int in, int out, float *work) {
+                     const float *W, int N, int in, int out) {
     if (dX) gemm_acc(dX, in, N, in, out, dY, 1, out, W, in);
     if (dW) gemm_acc(dW, in, out, in, N, dY, out, 1, X, in);
     if (dbias) bias_backward(dbias, dY, N, out);
@@ -501,8 +484,8 @@ size_t classifier_work_floats(int D, int V, int chunk) { return (size_t)chunk * 
  * in place and go through the head's backward at once (dX += dlogits head,
  * dhead += dlogits^T X). Only one chunk of logits exists at a time; nothing is saved. */
 double classifier_forward_backward(float *dX, float *dhead, const float *X, const float *head,
-                                   const float *headT, const int32_t *targets, int N, int D,
-                                   int V, float scale, float *work, int chunk) {
+                                   const int32_t *targets, int N, int D, int V, float scale,
+                                   float *work, int chunk) {
     const sk_kernel_set *ks = sk_kernels();
     float *logits = work; /* (chunk, V) */
     const sk_mat Hm = {.dtype = SHRINK_DTYPE_F32, .rows = V, .cols = D, .data = head};

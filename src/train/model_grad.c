@@ -104,10 +104,6 @@ static shrink_status state_alloc(const sk_train_model *tm, int B, int T,
     s->dfa = falloc(N * F);
     s->dfb = falloc(N * F);
     size_t w = classifier_work_floats((int)D, (int)V, classifier_chunk((int)N, (int)V));
-    w = max_sz(w, matmul_work_floats((int)N, (int)D, (int)(Q + 2 * K)));
-    w = max_sz(w, matmul_work_floats((int)N, (int)Q, (int)D));
-    w = max_sz(w, matmul_work_floats((int)N, (int)D, (int)F));
-    w = max_sz(w, matmul_work_floats((int)N, (int)F, (int)D));
     w = max_sz(w, (size_t)omp_get_max_threads() * T);
     s->work_floats = w;
     s->work = falloc(w);
@@ -492,18 +488,17 @@ static void backward(const sk_train_model *tm, const model_slots *ms, int B, int
         /* res[l+1] = mid + down(fh): dres flows to mid unchanged and into the MLP */
         memset(s->dfh, 0, (size_t)N * F * sizeof(float));
         matmul_backward(s->dfh, w->w_down.g, w->b_down.w ? w->b_down.g : NULL, s->dres, fh,
-                        w->w_down.w, N, F, D, s->work);
+                        w->w_down.w, N, F, D);
         memset(s->dxn, 0, ND * sizeof(float));
         if (c->arch->ffn == SK_FFN_SWIGLU) {
             swiglu_backward(s->dfa, s->dfb, s->dfh, fa, fb, (size_t)N * F);
-            matmul_backward(s->dxn, w->w_gate.g, NULL, s->dfa, xn2, w->w_gate.w, N, D, F,
-                            s->work);
+            matmul_backward(s->dxn, w->w_gate.g, NULL, s->dfa, xn2, w->w_gate.w, N, D, F);
             matmul_backward(s->dxn, w->w_up.g, w->b_up.w ? w->b_up.g : NULL, s->dfb, xn2,
-                            w->w_up.w, N, D, F, s->work);
+                            w->w_up.w, N, D, F);
         } else {
             gelu_backward(s->dfa, fa, s->dfh, (size_t)N * F);
             matmul_backward(s->dxn, w->w_up.g, w->b_up.w ? w->b_up.g : NULL, s->dfa, xn2,
-                            w->w_up.w, N, D, F, s->work);
+                            w->w_up.w, N, D, F);
         }
         norm_backward(c, s->dres, s->dxn, mid, w->ffn_norm, w->ffn_norm_b,
                       s->mean2 + (size_t)l * N, s->rstd2 + (size_t)l * N, N);
@@ -511,7 +506,7 @@ static void backward(const sk_train_model *tm, const model_slots *ms, int B, int
         /* mid = x + o(ao): dres (now d/dmid) flows to x unchanged and into attention */
         memset(s->dao, 0, (size_t)N * Q * sizeof(float));
         matmul_backward(s->dao, w->wo.g, w->bo.w ? w->bo.g : NULL, s->dres, ao, w->wo.w, N, Q,
-                        D, s->work);
+                        D);
         attention_backward(s->dq, s->dk, s->dv, s->dao, q, k, v, att, B, T, H, KV, hd,
                            s->work);
         if (c->arch->pos == SK_POS_ROPE) {
@@ -519,12 +514,9 @@ static void backward(const sk_train_model *tm, const model_slots *ms, int B, int
             rope_backward(s->dk, s->rope_cos, s->rope_sin, N, T, KV, hd, c->rope_layout);
         }
         memset(s->dxn, 0, ND * sizeof(float));
-        matmul_backward(s->dxn, w->wq.g, w->bq.w ? w->bq.g : NULL, s->dq, xn1, w->wq.w, N, D, Q,
-                        s->work);
-        matmul_backward(s->dxn, w->wk.g, w->bk.w ? w->bk.g : NULL, s->dk, xn1, w->wk.w, N, D, K,
-                        s->work);
-        matmul_backward(s->dxn, w->wv.g, w->bv.w ? w->bv.g : NULL, s->dv, xn1, w->wv.w, N, D, K,
-                        s->work);
+        matmul_backward(s->dxn, w->wq.g, w->bq.w ? w->bq.g : NULL, s->dq, xn1, w->wq.w, N, D, Q);
+        matmul_backward(s->dxn, w->wk.g, w->bk.w ? w->bk.g : NULL, s->dk, xn1, w->wk.w, N, D, K);
+        matmul_backward(s->dxn, w->wv.g, w->bv.w ? w->bv.g : NULL, s->dv, xn1, w->wv.w, N, D, K);
         norm_backward(c, s->dres, s->dxn, x, w->attn_norm, w->attn_norm_b,
                       s->mean1 + (size_t)l * N, s->rstd1 + (size_t)l * N, N);
     }
@@ -586,7 +578,7 @@ static shrink_status run(sk_train_model *tm, const int32_t *tokens, int B, int T
         memset(dxnf, 0, (size_t)N * D * sizeof(float));
     }
     double sum = classifier_forward_backward(dxnf, want_grad ? ms.head.g : NULL, s->xnf,
-                                             ms.head.w, NULL, s->tgt, N, D, V, scale,
+                                             ms.head.w, s->tgt, N, D, V, scale,
                                              s->work, classifier_chunk(N, V));
     if (want_grad) {
         backward(tm, &ms, B, T);

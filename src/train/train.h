@@ -104,9 +104,6 @@ SK_HIDDEN shrink_status sk_train_loss(sk_train_model *tm, const int32_t *tokens,
  * tm; the caller sets src->tok / tok_dir / name / inputs. */
 SK_HIDDEN void sk_train_source(const sk_train_model *tm, sk_source *src);
 
-/* dst (cols, rows) = src (rows, cols)^T (threaded). */
-SK_HIDDEN void sk_transpose(float *dst, const float *src, int64_t rows, int64_t cols);
-
 /* ==== layers (layers.c) =====================================================================
  *
  * Each backward ADDS its parameter gradients into dw/db (NULL: not wanted, e.g. frozen) and
@@ -139,11 +136,9 @@ SK_HIDDEN void rmsnorm_backward(float *dinp, float *dw, const float *dout, const
 SK_HIDDEN void matmul_forward(float *Y, const float *X, const float *W, const float *bias,
                               int N, int in, int out);
 /* dX (N, in) += dY W; dW += dY^T X; dbias += sum_n dY (any of the three may be NULL).
- * work: at least matmul_work_floats(N, in, out) floats. */
+ * Both products run on the GEMM micro-kernel (no transposed copies). */
 SK_HIDDEN void matmul_backward(float *dX, float *dW, float *dbias, const float *dY,
-                               const float *X, const float *W, int N, int in, int out,
-                               float *work);
-SK_HIDDEN size_t matmul_work_floats(int N, int in, int out);
+                               const float *X, const float *W, int N, int in, int out);
 
 /* RoPE in place on (N, nh, hd) rows, position of row n = n % T; cos/sin tables (T, hd/2). */
 SK_HIDDEN void rope_forward(float *x, const float *cos_t, const float *sin_t, int N, int T,
@@ -180,13 +175,12 @@ SK_HIDDEN void residual_forward(float *x, const float *y, size_t n);
 /* Fused classifier: for rows [0, N) in chunks of `chunk`, logits = X head^T (V columns),
  * loss += -log softmax(logits)[target], then (when dX or dhead) the logits are turned into
  * their gradient scale * (p - onehot) in place and pushed through the head at once:
- * dX += dlogits head (through headT = head^T (D, V), needed only with dX),
- * dhead += dlogits^T X (NULL: frozen). Only chunk x V logits exist at any time. Returns the
- * summed loss (double). work: classifier_work_floats(D, V, chunk) floats. */
+ * dX += dlogits head, dhead += dlogits^T X (either NULL: not wanted). Only chunk x V logits
+ * exist at any time. Returns the summed loss (double). work: classifier_work_floats(D, V,
+ * chunk) floats. */
 SK_HIDDEN double classifier_forward_backward(float *dX, float *dhead, const float *X,
-                                             const float *head, const float *headT,
-                                             const int32_t *targets, int N, int D, int V,
-                                             float scale, float *work, int chunk);
+                                             const float *head, const int32_t *targets, int N,
+                                             int D, int V, float scale, float *work, int chunk);
 SK_HIDDEN size_t classifier_work_floats(int D, int V, int chunk);
 
 #endif /* SK_TRAIN_H */
