@@ -233,8 +233,21 @@ static void gemm_acc(float *C, int64_t ldc, int64_t nt, int64_t nr_, int64_t K, 
     int nth = omp_get_max_threads();
     if ((int64_t)nth > ntile * npan) nth = (int)(ntile * npan);
     if (nt * nr_ * K < 32768) nth = 1;
-    /* grid: tg groups of tiles x pg groups of panels */
-    const int tg = ntile >= nth ? nth : (int)ntile, pg = nth / tg;
+    /* grid: tg groups of tiles x pg groups of panels, tg * pg <= nth. Each thread packs the
+     * B panels of its panel group and the A tiles of its tile group, so B is packed tg times
+     * and A pg times: choose the split that packs fewer floats. */
+    int tg = 1, pg = 1;
+    double best = -1;
+    for (int a = 1; a <= nth; a++) {
+        const int b = nth / a;
+        if (a > ntile || b > npan) continue;
+        const double cost = (double)a * (double)nr_ + (double)b * (double)nt;
+        if (best < 0 || cost < best || (cost == best && a * b > tg * pg)) {
+            best = cost;
+            tg = a;
+            pg = b;
+        }
+    }
     const int64_t pan_per = (npan + pg - 1) / pg;
     float *buf = sk_aligned_alloc(64, (size_t)tg * pg * ((size_t)pan_per * mr + nr) * GEMM_KC *
                                           sizeof(float));
@@ -252,22 +265,24 @@ static void gemm_acc(float *C, int64_t ldc, int64_t nt, int64_t nr_, int64_t K, 
                 float *d = bp + (size_t)(p - p0) * kc * mr;
                 const int64_t r0 = p * mr, mrows = nr_ - r0 < mr ? nr_ - r0 : mr;
                 for (int64_t k = 0; k < kc; k++) {
-                    const float *b = Bm + (k0 + k) * bk + r0;
                     float *dk = d + k * mr;
-                    int64_t i = 0;
-                    for (; i < mrows; i++) dk[i] = b[i];
-                    for (; i < mr; i++) dk[i] = 0.0f;
+                    memcpy(dk, Bm + (k0 + k) * bk + r0, (size_t)mrows * sizeof(float));
+                    for (int64_t i = mrows; i < mr; i++) dk[i] = 0.0f;
                 }
             }
             for (int64_t j = j0; j < j1; j++) {
                 const int64_t t0 = j * nr, tn = nt - t0 < nr ? nt - t0 : nr;
-                for (int64_t k = 0; k < kc; k++) {
-                    const float *src = A + (k0 + k) * ak + t0 * at;
-                    float *dk = ap + k * nr;
-                    int64_t t = 0;
-                    for (; t < tn; t++) dk[t] = src[t * at];
-                    for (; t < nr; t++) dk[t] = 0.0f;
-                }
+                if (ak == 1) /* A's rows are t's: the kernel set's own token packing */
+                    ks->pack_x(A, at, nt, t0, k0, kc, ap);
+                else
+                    for (int64_t k = 0; k < kc; k++) {
+                        const float *src = A + (k0 + k) * ak + t0 * at;
+                        float *dk = ap + k * nr;
+                        if (at == 1) memcpy(dk, src, (size_t)tn * sizeof(float));
+                        else
+                            for (int64_t t = 0; t < tn; t++) dk[t] = src[t * at];
+                        for (int64_t t = tn; t < nr; t++) dk[t] = 0.0f;
+                    }
                 for (int64_t p = p0; p < p1; p++) {
                     const int64_t r0 = p * mr, mrows = nr_ - r0 < mr ? nr_ - r0 : mr;
                     ks->tile(kc, bp + (size_t)(p - p0) * kc * mr, ap, C + t0 * ldc + r0, ldc,
