@@ -55,6 +55,9 @@ $(BUILD)/src/kernels/x86/%_avx512.o: src/kernels/x86/%_avx512.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
 
+# The llama.cpp block-type quantizers must not fuse multiply-adds (ggml's bytes).
+$(BUILD)/src/kernels/q_legacy.o $(BUILD)/src/kernels/kquants.o: EXTRA_CFLAGS += -ffp-contract=off
+
 $(BUILD)/libshrink.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

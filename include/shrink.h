@@ -54,6 +54,15 @@ typedef enum shrink_dtype {
     SHRINK_DTYPE_F32  = 0,
     SHRINK_DTYPE_F16  = 1,
     SHRINK_DTYPE_BF16 = 2,
+    /* llama.cpp block types, their exact storage layouts (docs/formats.md) */
+    SHRINK_DTYPE_Q8_0 = 3,
+    SHRINK_DTYPE_Q4_0 = 4,
+    SHRINK_DTYPE_Q4_1 = 5,
+    SHRINK_DTYPE_Q5_0 = 6,
+    SHRINK_DTYPE_Q5_1 = 7,
+    SHRINK_DTYPE_Q4_K = 8,
+    SHRINK_DTYPE_Q5_K = 9,
+    SHRINK_DTYPE_Q6_K = 10,
     SHRINK_DTYPE_COUNT
 } shrink_dtype;
 

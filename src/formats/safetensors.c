@@ -62,7 +62,8 @@ static size_t st_dtype_bytes(const char *s) {
 /* The shrink dtype whose safetensors spelling is s; -1 if none. */
 static int st_dtype_to_shrink(const char *s) {
     for (int t = 0; t < SHRINK_DTYPE_COUNT; t++)
-        if (strcmp(sk_dtype((shrink_dtype)t)->st_name, s) == 0) return t;
+        if (sk_dtype((shrink_dtype)t)->st_name && strcmp(sk_dtype((shrink_dtype)t)->st_name, s) == 0)
+            return t;
     return -1;
 }
 

@@ -70,7 +70,7 @@ sk_write_opts sk_write_opts_default(void) {
 void sk_convert(const void *src, shrink_dtype sdt, void *dst, shrink_dtype ddt, int64_t n) {
     if (n <= 0) return;
     if (sdt == ddt) {
-        memcpy(dst, src, (size_t)n * sk_dtype(sdt)->bytes);
+        memcpy(dst, src, (size_t)sk_dtype_row_bytes(sdt, n));
         return;
     }
     if (sdt == SHRINK_DTYPE_F32) {
@@ -81,14 +81,15 @@ void sk_convert(const void *src, shrink_dtype sdt, void *dst, shrink_dtype ddt, 
         sk_dtype(sdt)->to_f32(src, dst, n);
         return;
     }
-    /* f16 <-> bf16 through f32, a chunk at a time */
+    /* f16 <-> bf16 (or a block type, n a multiple of its block) through f32, a chunk at a
+     * time (1024: a multiple of every block) */
     float tmp[1024];
     const uint8_t *s = src;
     uint8_t *d = dst;
     for (int64_t i = 0; i < n; i += 1024) {
         int64_t k = n - i < 1024 ? n - i : 1024;
-        sk_dtype(sdt)->to_f32(s + (size_t)i * 2, tmp, k);
-        sk_dtype(ddt)->from_f32(tmp, d + (size_t)i * 2, k);
+        sk_dtype(sdt)->to_f32(s + sk_dtype_row_bytes(sdt, i), tmp, k);
+        sk_dtype(ddt)->from_f32(tmp, d + sk_dtype_row_bytes(ddt, i), k);
     }
 }
 
@@ -591,9 +592,13 @@ static shrink_status model_fill(void *user, const sk_wtensor *t, int64_t row0, i
     int64_t out_cols = transposed ? t->rows : t->cols;
     int mapped = in_mapping(m, ft->data);
     if (direct) {
-        const uint8_t *from = s + (size_t)row0 * (size_t)fc * ses;
+        const uint8_t *from = s + sk_dtype_row_bytes(ft->dtype, row0 * fc);
         sk_convert(from, ft->dtype, dst, dt, n_rows * fc);
-        if (mapped) sk_map_release(from, (uint64_t)n_rows * (uint64_t)fc * ses);
+        if (mapped) sk_map_release(from, sk_dtype_row_bytes(ft->dtype, n_rows * fc));
+    } else if (sk_dtype(ft->dtype)->block > 1 || sk_dtype(dt)->block > 1) {
+        return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: tensor '%s': cannot transpose %s data",
+                        m->path, ft->name, sk_dtype(ft->dtype)->block > 1
+                                               ? sk_dtype(ft->dtype)->name : sk_dtype(dt)->name);
     } else {
         /* gather: dst[j][k] = file[k][row0 + j]; a file row at a time keeps reads sequential */
         uint8_t *d = dst;
@@ -621,7 +626,8 @@ static shrink_dtype model_dtype_of(void *user, const sk_wtensor *t) {
         e.role = SK_ROLE_TOK_EMB;
         ft = model_tensor(m, &e, &stored_t);
     }
-    return ft ? ft->dtype : SHRINK_DTYPE_F32;
+    /* block types (q4_K, ...) are written widened to f32 unless a dtype is asked for */
+    return ft && sk_dtype(ft->dtype)->block == 1 ? ft->dtype : SHRINK_DTYPE_F32;
 }
 
 shrink_status sk_source_from_model(const struct shrink_model *m, sk_source *src) {

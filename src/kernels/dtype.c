@@ -3,6 +3,7 @@
  * Everything that needs to know about a dtype (readers, writers, kernels, tests) looks here.
  */
 #include "kernels.h"
+#include "ggml_quants.h"
 
 float sk_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
@@ -104,6 +105,32 @@ static const sk_dtype_traits sk_dtypes[SHRINK_DTYPE_COUNT] = {
     [SHRINK_DTYPE_BF16] = {.name = "bf16", .st_name = "BF16", .block = 1, .bytes = 2,
                            .to_f32 = bf16_to_f32_row, .from_f32 = bf16_from_f32_row,
                            .tol_rel = 3.9e-3},
+    /* block types: tol_rel is the RMS error of a round trip relative to the RMS of
+     * normally distributed data (tests/test_quants.c) */
+    [SHRINK_DTYPE_Q8_0] = {.name = "q8_0", .block = SK_QK8_0, .bytes = sizeof(block_q8_0),
+                           .to_f32 = sk_q8_0_dequant_ref, .from_f32 = sk_q8_0_quant_ref,
+                           .tol_rel = 6e-3},
+    [SHRINK_DTYPE_Q4_0] = {.name = "q4_0", .block = SK_QK4_0, .bytes = sizeof(block_q4_0),
+                           .to_f32 = sk_q4_0_dequant_ref, .from_f32 = sk_q4_0_quant_ref,
+                           .tol_rel = 0.11},
+    [SHRINK_DTYPE_Q4_1] = {.name = "q4_1", .block = SK_QK4_1, .bytes = sizeof(block_q4_1),
+                           .to_f32 = sk_q4_1_dequant_ref, .from_f32 = sk_q4_1_quant_ref,
+                           .tol_rel = 0.09},
+    [SHRINK_DTYPE_Q5_0] = {.name = "q5_0", .block = SK_QK5_0, .bytes = sizeof(block_q5_0),
+                           .to_f32 = sk_q5_0_dequant_ref, .from_f32 = sk_q5_0_quant_ref,
+                           .tol_rel = 0.055},
+    [SHRINK_DTYPE_Q5_1] = {.name = "q5_1", .block = SK_QK5_1, .bytes = sizeof(block_q5_1),
+                           .to_f32 = sk_q5_1_dequant_ref, .from_f32 = sk_q5_1_quant_ref,
+                           .tol_rel = 0.045},
+    [SHRINK_DTYPE_Q4_K] = {.name = "q4_K", .block = SK_QK_K, .bytes = sizeof(block_q4_K),
+                           .to_f32 = sk_q4_K_dequant_ref, .from_f32 = sk_q4_K_quant_ref,
+                           .tol_rel = 0.09},
+    [SHRINK_DTYPE_Q5_K] = {.name = "q5_K", .block = SK_QK_K, .bytes = sizeof(block_q5_K),
+                           .to_f32 = sk_q5_K_dequant_ref, .from_f32 = sk_q5_K_quant_ref,
+                           .tol_rel = 0.045},
+    [SHRINK_DTYPE_Q6_K] = {.name = "q6_K", .block = SK_QK_K, .bytes = sizeof(block_q6_K),
+                           .to_f32 = sk_q6_K_dequant_ref, .from_f32 = sk_q6_K_quant_ref,
+                           .tol_rel = 0.025},
 };
 
 const sk_dtype_traits *sk_dtype(shrink_dtype t) {

@@ -1,5 +1,5 @@
 /*
- * matmul.c - Y = X W^T for f32/f16/bf16 weights: the scalar reference (the specification)
+ * matmul.c - Y = X W^T for f32/f16/bf16 and block-quantized weights: the scalar reference (the specification)
  * and the threaded driver that runs a kernel set (see kernels.h and docs/kernels.md).
  */
 #include "kernels.h"
@@ -101,13 +101,70 @@ static void matmul_ref_threaded(const sk_mat *W, const float *X, int64_t T, floa
     sk_free(wrows);
 }
 
+/* ---- block types (q8_0, q4_K, ...): rows dequantized through the dtype row's to_f32 ---- */
+
+/* Elements dequantized at a time: a multiple of every block (256), 8 KiB of f32 on the stack. */
+#define SK_DEQ_CHUNK 2048
+
+/* gemv for a block type: each row dequantized a chunk at a time and dotted with x by the
+ * set's f32 dot (the sum of the chunk dots, so not bit-identical to the reference). */
+static void gemv_blocks(const sk_kernel_set *ks, const sk_mat *W, const float *x, float *y,
+                        int64_t r0, int64_t r1) {
+    const sk_dtype_traits *d = sk_dtype(W->dtype);
+    const uint64_t rb = sk_dtype_row_bytes(W->dtype, W->cols);
+    float buf[SK_DEQ_CHUNK];
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = (const uint8_t *)W->data + (uint64_t)r * rb;
+        float acc = 0.0f;
+        for (int64_t k = 0; k < W->cols; k += SK_DEQ_CHUNK) {
+            int64_t n = W->cols - k < SK_DEQ_CHUNK ? W->cols - k : SK_DEQ_CHUNK;
+            d->to_f32(row + (uint64_t)k / d->block * d->bytes, buf, n);
+            acc += ks->dot_f32(buf, x + k, n);
+        }
+        y[r - r0] = acc;
+    }
+}
+
+/* pack_w for a block type: the blocks covering [k0, k0 + kc) of each row dequantized, then
+ * stored as [p][k][mr] panels like the set's own pack_w. */
+static void pack_w_blocks(const sk_kernel_set *ks, const sk_mat *W, int64_t r0, int64_t nrows,
+                          int64_t k0, int64_t kc, float *dst) {
+    const sk_dtype_traits *d = sk_dtype(W->dtype);
+    const int mr = ks->mr;
+    const int64_t bl = (int64_t)d->block;
+    const uint64_t rb = sk_dtype_row_bytes(W->dtype, W->cols);
+    const int64_t kb0 = k0 / bl, kb1 = (k0 + kc + bl - 1) / bl;
+    float buf[SK_KC_MAX + 2 * 256];
+    SHRINK_ASSERT((kb1 - kb0) * bl <= (int64_t)(sizeof buf / sizeof buf[0]));
+    int64_t npan = (nrows + mr - 1) / mr;
+    for (int64_t p = 0; p < npan; p++)
+        for (int i = 0; i < mr; i++) {
+            float *out = dst + p * kc * mr + i;
+            int64_t r = p * mr + i;
+            if (r >= nrows) {
+                for (int64_t k = 0; k < kc; k++) out[k * mr] = 0.0f;
+                continue;
+            }
+            const uint8_t *row = (const uint8_t *)W->data + (uint64_t)(r0 + r) * rb;
+            d->to_f32(row + (uint64_t)kb0 * d->bytes, buf, (kb1 - kb0) * bl);
+            const float *src = buf + (k0 - kb0 * bl);
+            for (int64_t k = 0; k < kc; k++) out[k * mr] = src[k];
+        }
+}
+
+static void gemv_rows(const sk_kernel_set *ks, const sk_mat *W, const float *x, float *y,
+                      int64_t r0, int64_t r1) {
+    if (sk_dtype(W->dtype)->block > 1) gemv_blocks(ks, W, x, y, r0, r1);
+    else ks->gemv(W, x, y, r0, r1);
+}
+
 /* T == 1: rows split across threads in chunks of 16 (whole cache lines of y). */
 static void gemv_threaded(const sk_kernel_set *ks, const sk_mat *W, const float *x, float *y) {
     int64_t chunks = (W->rows + 15) / 16;
     int nth = threads_for((double)W->rows * (double)W->cols, SK_PAR_MIN_GEMV);
     if (nth > chunks) nth = (int)chunks;
     if (nth <= 1) {
-        ks->gemv(W, x, y, 0, W->rows);
+        gemv_rows(ks, W, x, y, 0, W->rows);
         return;
     }
     #pragma omp parallel num_threads(nth)
@@ -117,7 +174,7 @@ static void gemv_threaded(const sk_kernel_set *ks, const sk_mat *W, const float 
         lo *= 16;
         hi *= 16;
         if (hi > W->rows) hi = W->rows;
-        if (lo < hi) ks->gemv(W, x, y + lo, lo, hi);
+        if (lo < hi) gemv_rows(ks, W, x, y + lo, lo, hi);
     }
 }
 
@@ -171,7 +228,8 @@ static void gemm_threaded(const sk_kernel_set *ks, const sk_mat *W, const float 
             for (int64_t p0 = p_lo; p0 < p_hi; p0 += mcp) {
                 int64_t p1 = p0 + mcp < p_hi ? p0 + mcp : p_hi;
                 int64_t r0 = p0 * mr, r1 = p1 * mr < rows ? p1 * mr : rows;
-                ks->pack_w(W, r0, r1 - r0, k0, kc, wp);
+                if (sk_dtype(W->dtype)->block > 1) pack_w_blocks(ks, W, r0, r1 - r0, k0, kc, wp);
+                else ks->pack_w(W, r0, r1 - r0, k0, kc, wp);
                 for (int64_t j = j_lo; j < j_hi; j++) {
                     int nt = T - j * nr < nr ? (int)(T - j * nr) : nr;
                     const float *xt = xb + j * kc * nr;

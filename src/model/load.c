@@ -282,7 +282,11 @@ static shrink_status bind_mat(binder *b, const sk_tensor *t, int64_t rows, int64
                               int conv1d, sk_mat *out) {
     size_t es = sk_dtype(t->dtype)->bytes;
     int widen = b->params->widen_f32 && t->dtype != SHRINK_DTYPE_F32;
-    int aligned = ((uintptr_t)t->data % es) == 0;
+    /* block types: fp16 fields, 2-byte alignment is enough */
+    int aligned = ((uintptr_t)t->data % (sk_dtype(t->dtype)->block > 1 ? 2 : es)) == 0;
+    if (conv1d && sk_dtype(t->dtype)->block > 1)
+        return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: tensor '%s': a transposed (Conv1D) weight "
+                        "cannot be %s", b->file, t->name, sk_dtype(t->dtype)->name);
     out->rows = rows;
     out->cols = cols;
     out->dtype = t->dtype;
@@ -318,7 +322,7 @@ static shrink_status bind_mat(binder *b, const sk_tensor *t, int64_t rows, int64
     if (!sk_model_own(b->m, buf))
         return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory for '%s'", b->file, t->name);
     out->data = buf;
-    b->m->weight_bytes += (uint64_t)rows * (uint64_t)cols * sk_dtype(out->dtype)->bytes;
+    b->m->weight_bytes += sk_dtype_row_bytes(out->dtype, rows * cols);
     return SHRINK_OK;
 }
 
@@ -375,7 +379,7 @@ static shrink_status bind_one(binder *b, const bind_row *r, int layer) {
     case BK_QKV: {
         sk_mat all;
         if ((st = bind_mat(b, t, rows, cols, r->conv1d, &all))) return st;
-        size_t rb = (size_t)cols * sk_dtype(all.dtype)->bytes; /* bytes per row */
+        size_t rb = (size_t)sk_dtype_row_bytes(all.dtype, cols); /* bytes per row */
         const uint8_t *p = all.data;
         l->wq = (sk_mat){.dtype = all.dtype, .rows = q, .cols = cols, .data = p};
         l->wk = (sk_mat){.dtype = all.dtype, .rows = kv, .cols = cols, .data = p + (size_t)q * rb};

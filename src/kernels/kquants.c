@@ -1,0 +1,371 @@
+/*
+ * kquants.c - llama.cpp's K-quant super-block types Q4_K, Q5_K, Q6_K (and Q8_K, the activation
+ * format of K-quant dot products): scalar dequantizers equal bit for bit to ggml's, and the
+ * round-to-nearest reference quantizers that give ggml's bytes (quantize_row_<type>_ref,
+ * no importance matrix). Layouts: ggml_quants.h.
+ *
+ * The quantizers search for each sub-block's scale (and min) minimizing a weighted squared
+ * error, then quantize the scales themselves to 6 bits (Q4_K/Q5_K, relative to the fp16
+ * super-block scales d and dmin) or 8 bits (Q6_K). Every float operation is written in
+ * ggml's order; the file is built with -ffp-contract=off (Makefile).
+ */
+#include "kernels.h"
+#include "ggml_quants.h"
+
+#include <math.h>
+
+#define GROUP_MAX_EPS 1e-15f
+
+/* Round to nearest, ties to even, for |v| < 2^22 (the 1.5 * 2^23 trick, exact in float). */
+static int nearest_int(float v) {
+    float f = v + 12582912.0f;
+    int32_t i;
+    memcpy(&i, &f, 4);
+    return (i & 0x007FFFFF) - 0x00400000;
+}
+
+static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* Scale and min of n values (x ~ scale * L - min, L in [0, nmax], min >= 0 returned as
+ * *neg_min = -min clipped so that the zero point is not positive): starts from the
+ * min/max grid, then tries nstep + 1 slightly different grid spacings (rmin + rdelta * is
+ * steps wider) and keeps the weighted least-squares fit with the smallest error. */
+static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t *L,
+                           float *neg_min, uint8_t *Laux, float rmin, float rdelta, int nstep) {
+    float mn = x[0], mx = x[0];
+    float sum_w = w[0], sum_x = sum_w * x[0];
+    for (int i = 1; i < n; i++) {
+        if (x[i] < mn) mn = x[i];
+        if (x[i] > mx) mx = x[i];
+        sum_w += w[i];
+        sum_x += w[i] * x[i];
+    }
+    if (mn > 0) mn = 0;
+    if (mx == mn) {
+        for (int i = 0; i < n; i++) L[i] = 0;
+        *neg_min = -mn;
+        return 0.0f;
+    }
+    float iscale = (float)nmax / (mx - mn);
+    float scale = 1 / iscale;
+    float best_err = 0;
+    for (int i = 0; i < n; i++) {
+        L[i] = (uint8_t)clampi(nearest_int(iscale * (x[i] - mn)), 0, nmax);
+        float diff = scale * L[i] + mn - x[i];
+        best_err += w[i] * (diff * diff);
+    }
+    for (int is = 0; is <= nstep; is++) {
+        iscale = (rmin + rdelta * (float)is + (float)nmax) / (mx - mn);
+        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+        for (int i = 0; i < n; i++) {
+            int l = clampi(nearest_int(iscale * (x[i] - mn)), 0, nmax);
+            Laux[i] = (uint8_t)l;
+            sum_l += w[i] * (float)l;
+            sum_l2 += w[i] * (float)l * (float)l;
+            sum_xl += w[i] * (float)l * x[i];
+        }
+        float D = sum_w * sum_l2 - sum_l * sum_l;
+        if (D > 0) {
+            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+            if (this_min > 0) {
+                this_min = 0;
+                this_scale = sum_xl / sum_l2;
+            }
+            float err = 0;
+            for (int i = 0; i < n; i++) {
+                float diff = this_scale * Laux[i] + this_min - x[i];
+                err += w[i] * (diff * diff);
+            }
+            if (err < best_err) {
+                for (int i = 0; i < n; i++) L[i] = Laux[i];
+                best_err = err;
+                scale = this_scale;
+                mn = this_min;
+            }
+        }
+    }
+    *neg_min = -mn;
+    return scale;
+}
+
+/* Symmetric scale of n values, L in [0, 2*nmax) holding q + nmax (q in [-nmax, nmax-1]):
+ * the grid through the signed absmax, then 18 nearby grid spacings, keeping the best
+ * x^2-weighted least-squares scale. */
+static float fit_scale_sym(int n, int nmax, const float *x, int8_t *L) {
+    float amax = 0, max = 0;
+    for (int i = 0; i < n; i++)
+        if (fabsf(x[i]) > amax) {
+            amax = fabsf(x[i]);
+            max = x[i];
+        }
+    if (amax < GROUP_MAX_EPS) {
+        for (int i = 0; i < n; i++) L[i] = 0;
+        return 0.0f;
+    }
+    float iscale = (float)-nmax / max;
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        int l = clampi(nearest_int(iscale * x[i]), -nmax, nmax - 1);
+        L[i] = (int8_t)(l + nmax);
+        float w = x[i] * x[i];
+        sumlx += w * x[i] * (float)l;
+        suml2 += w * (float)l * (float)l;
+    }
+    float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
+    float best = scale * sumlx;
+    for (int is = -9; is <= 9; is++) {
+        if (is == 0) continue;
+        iscale = -((float)nmax + 0.1f * (float)is) / max;
+        sumlx = suml2 = 0;
+        for (int i = 0; i < n; i++) {
+            int l = clampi(nearest_int(iscale * x[i]), -nmax, nmax - 1);
+            float w = x[i] * x[i];
+            sumlx += w * x[i] * (float)l;
+            suml2 += w * (float)l * (float)l;
+        }
+        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+            for (int i = 0; i < n; i++)
+                L[i] = (int8_t)(nmax + clampi(nearest_int(iscale * x[i]), -nmax, nmax - 1));
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    return scale;
+}
+
+/* Scale and min of sub-block j (< 8) from the 12 packed bytes: j < 4 in the low 6 bits of
+ * bytes j and j+4; j >= 4 split as 4 low bits in byte j+4 and 2 high bits on top of
+ * bytes j-4 (scale) and j (min). */
+static void scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0x0F) | (q[j - 4] >> 6) << 4;
+        *m = (q[j + 4] >> 4) | (q[j] >> 6) << 4;
+    }
+}
+
+/* Packs 8 six-bit scales and mins (the inverse of scale_min_k4). */
+static void pack_scales_k4(const int ls[8], const int lm[8], uint8_t q[SK_K_SCALE_SIZE]) {
+    for (int j = 0; j < 4; j++) {
+        q[j] = (uint8_t)ls[j];
+        q[j + 4] = (uint8_t)lm[j];
+    }
+    for (int j = 4; j < 8; j++) {
+        q[j + 4] = (uint8_t)((ls[j] & 0x0F) | (lm[j] & 0x0F) << 4);
+        q[j - 4] |= (uint8_t)((ls[j] >> 4) << 6);
+        q[j] |= (uint8_t)((lm[j] >> 4) << 6);
+    }
+}
+
+/* Common part of Q4_K/Q5_K: per-sub-block fits, 6-bit scales/mins, then the final levels
+ * L[256] in [0, nmax] against the quantized scales. */
+static void quant_k_scales(const float *x, int nmax, float rmin, int nstep, uint8_t L[SK_QK_K],
+                           sk_half *d, sk_half *dmin, uint8_t scales[SK_K_SCALE_SIZE]) {
+    float w[32], sc[8], mins[8];
+    uint8_t Laux[32];
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < 8; j++) {
+        const float *xs = x + 32 * j;
+        float sum_x2 = 0;
+        for (int l = 0; l < 32; l++) sum_x2 += xs[l] * xs[l];
+        float av_x = sqrtf(sum_x2 / 32);
+        for (int l = 0; l < 32; l++) w[l] = av_x + fabsf(xs[l]);
+        sc[j] = fit_scale_min(32, nmax, xs, w, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep);
+        if (sc[j] > max_scale) max_scale = sc[j];
+        if (mins[j] > max_min) max_min = mins[j];
+    }
+    float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
+    float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
+    int ls[8], lm[8];
+    for (int j = 0; j < 8; j++) {
+        ls[j] = nearest_int(inv_scale * sc[j]);
+        lm[j] = nearest_int(inv_min * mins[j]);
+        if (ls[j] > 63) ls[j] = 63;
+        if (lm[j] > 63) lm[j] = 63;
+    }
+    memset(scales, 0, SK_K_SCALE_SIZE);
+    pack_scales_k4(ls, lm, scales);
+    *d = sk_f32_to_f16(max_scale / 63.0f);
+    *dmin = sk_f32_to_f16(max_min / 63.0f);
+    for (int j = 0; j < 8; j++) {
+        int s, m;
+        scale_min_k4(j, scales, &s, &m);
+        float dj = sk_f16_to_f32(*d) * (float)s;
+        if (dj == 0.0f) continue;
+        float dm = sk_f16_to_f32(*dmin) * (float)m;
+        for (int i = 0; i < 32; i++)
+            L[32 * j + i] = (uint8_t)clampi(nearest_int((x[32 * j + i] + dm) / dj), 0, nmax);
+    }
+}
+
+/* ---- Q4_K ---- */
+
+void sk_q4_K_dequant_ref(const void *src, float *dst, int64_t n) {
+    const block_q4_K *b = src;
+    for (int64_t i = 0; i < n / SK_QK_K; i++) {
+        float d = sk_f16_to_f32(b[i].d), dmin = sk_f16_to_f32(b[i].dmin);
+        const uint8_t *q = b[i].qs;
+        float *y = dst + i * SK_QK_K;
+        /* 64 elements per 32 bytes: low nibbles are sub-block 2k, high nibbles 2k+1 */
+        for (int k = 0; k < 4; k++, q += 32, y += 64) {
+            int s0, m0, s1, m1;
+            scale_min_k4(2 * k, b[i].scales, &s0, &m0);
+            scale_min_k4(2 * k + 1, b[i].scales, &s1, &m1);
+            float d0 = d * (float)s0, mm0 = dmin * (float)m0;
+            float d1 = d * (float)s1, mm1 = dmin * (float)m1;
+            for (int l = 0; l < 32; l++) y[l] = d0 * (float)(q[l] & 0x0F) - mm0;
+            for (int l = 0; l < 32; l++) y[32 + l] = d1 * (float)(q[l] >> 4) - mm1;
+        }
+    }
+}
+
+void sk_q4_K_quant_ref(const float *src, void *dst, int64_t n) {
+    block_q4_K *b = dst;
+    uint8_t L[SK_QK_K];
+    for (int64_t i = 0; i < n / SK_QK_K; i++) {
+        quant_k_scales(src + i * SK_QK_K, 15, -1.0f, 20, L, &b[i].d, &b[i].dmin, b[i].scales);
+        for (int k = 0; k < 4; k++)
+            for (int l = 0; l < 32; l++)
+                b[i].qs[32 * k + l] = (uint8_t)(L[64 * k + l] | L[64 * k + 32 + l] << 4);
+    }
+}
+
+/* ---- Q5_K ---- */
+
+void sk_q5_K_dequant_ref(const void *src, float *dst, int64_t n) {
+    const block_q5_K *b = src;
+    for (int64_t i = 0; i < n / SK_QK_K; i++) {
+        float d = sk_f16_to_f32(b[i].d), dmin = sk_f16_to_f32(b[i].dmin);
+        const uint8_t *q = b[i].qs;
+        float *y = dst + i * SK_QK_K;
+        /* sub-block 2k: low nibbles + bit 2k of qh; 2k+1: high nibbles + bit 2k+1 */
+        for (int k = 0; k < 4; k++, q += 32, y += 64) {
+            int s0, m0, s1, m1;
+            scale_min_k4(2 * k, b[i].scales, &s0, &m0);
+            scale_min_k4(2 * k + 1, b[i].scales, &s1, &m1);
+            float d0 = d * (float)s0, mm0 = dmin * (float)m0;
+            float d1 = d * (float)s1, mm1 = dmin * (float)m1;
+            for (int l = 0; l < 32; l++)
+                y[l] = d0 * (float)((q[l] & 0x0F) + ((b[i].qh[l] >> (2 * k) & 1) << 4)) - mm0;
+            for (int l = 0; l < 32; l++)
+                y[32 + l] = d1 * (float)((q[l] >> 4) + ((b[i].qh[l] >> (2 * k + 1) & 1) << 4)) - mm1;
+        }
+    }
+}
+
+void sk_q5_K_quant_ref(const float *src, void *dst, int64_t n) {
+    block_q5_K *b = dst;
+    uint8_t L[SK_QK_K];
+    for (int64_t i = 0; i < n / SK_QK_K; i++) {
+        quant_k_scales(src + i * SK_QK_K, 31, -0.5f, 15, L, &b[i].d, &b[i].dmin, b[i].scales);
+        memset(b[i].qh, 0, sizeof b[i].qh);
+        for (int k = 0; k < 4; k++)
+            for (int l = 0; l < 32; l++) {
+                int l0 = L[64 * k + l], l1 = L[64 * k + 32 + l];
+                b[i].qs[32 * k + l] = (uint8_t)((l0 & 0x0F) | (l1 & 0x0F) << 4);
+                b[i].qh[l] |= (uint8_t)((l0 >> 4) << (2 * k) | (l1 >> 4) << (2 * k + 1));
+            }
+    }
+}
+
+/* ---- Q6_K ---- */
+
+void sk_q6_K_dequant_ref(const void *src, float *dst, int64_t n) {
+    const block_q6_K *b = src;
+    for (int64_t i = 0; i < n / SK_QK_K; i++) {
+        float d = sk_f16_to_f32(b[i].d);
+        float *y = dst + i * SK_QK_K;
+        /* two halves of 128: ql[64], qh[32], scales[8] each; element 32*g + l of a half
+         * (g < 4) has low bits in ql[l + 32*(g&1)] (nibble g>>1), high bits at 2g of qh[l] */
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = b[i].ql + 64 * h, *qh = b[i].qh + 32 * h;
+            const int8_t *sc = b[i].scales + 8 * h;
+            for (int g = 0; g < 4; g++)
+                for (int l = 0; l < 32; l++) {
+                    int lo = (ql[l + 32 * (g & 1)] >> (4 * (g >> 1))) & 0x0F;
+                    int q = (lo | ((qh[l] >> (2 * g)) & 3) << 4) - 32;
+                    y[128 * h + 32 * g + l] = d * (float)sc[l / 16 + 2 * g] * (float)q;
+                }
+        }
+    }
+}
+
+void sk_q6_K_quant_ref(const float *src, void *dst, int64_t n) {
+    block_q6_K *b = dst;
+    int8_t L[SK_QK_K];
+    float scales[SK_QK_K / 16];
+    for (int64_t i = 0; i < n / SK_QK_K; i++) {
+        const float *x = src + i * SK_QK_K;
+        float max_scale = 0, max_abs = 0;
+        for (int ib = 0; ib < SK_QK_K / 16; ib++) {
+            scales[ib] = fit_scale_sym(16, 32, x + 16 * ib, L + 16 * ib);
+            if (fabsf(scales[ib]) > max_abs) {
+                max_abs = fabsf(scales[ib]);
+                max_scale = scales[ib];
+            }
+        }
+        if (max_abs < GROUP_MAX_EPS) {
+            memset(&b[i], 0, sizeof b[i]);
+            continue;
+        }
+        float iscale = -128.0f / max_scale;
+        b[i].d = sk_f32_to_f16(1 / iscale);
+        for (int ib = 0; ib < SK_QK_K / 16; ib++) {
+            int s = nearest_int(iscale * scales[ib]);
+            b[i].scales[ib] = (int8_t)(s < 127 ? s : 127);
+        }
+        for (int j = 0; j < SK_QK_K / 16; j++) {
+            float dj = sk_f16_to_f32(b[i].d) * (float)b[i].scales[j];
+            if (dj == 0.0f) continue;
+            for (int k = 0; k < 16; k++)
+                L[16 * j + k] = (int8_t)(clampi(nearest_int(x[16 * j + k] / dj), -32, 31) + 32);
+        }
+        for (int h = 0; h < 2; h++) {
+            uint8_t *ql = b[i].ql + 64 * h, *qh = b[i].qh + 32 * h;
+            const int8_t *Lh = L + 128 * h;
+            for (int l = 0; l < 32; l++) {
+                ql[l] = (uint8_t)((Lh[l] & 0x0F) | (Lh[l + 64] & 0x0F) << 4);
+                ql[l + 32] = (uint8_t)((Lh[l + 32] & 0x0F) | (Lh[l + 96] & 0x0F) << 4);
+                qh[l] = (uint8_t)((Lh[l] >> 4) | (Lh[l + 32] >> 4) << 2 | (Lh[l + 64] >> 4) << 4 |
+                                  (Lh[l + 96] >> 4) << 6);
+            }
+        }
+    }
+}
+
+/* ---- Q8_K: x = d * q, q in [-128, 127], d = signed absmax / -127 ---- */
+
+void sk_q8_K_dequant_ref(const void *src, float *dst, int64_t n) {
+    const block_q8_K *b = src;
+    for (int64_t i = 0; i < n / SK_QK_K; i++)
+        for (int j = 0; j < SK_QK_K; j++) dst[i * SK_QK_K + j] = b[i].d * (float)b[i].qs[j];
+}
+
+void sk_q8_K_quant_ref(const float *src, void *dst, int64_t n) {
+    block_q8_K *b = dst;
+    for (int64_t i = 0; i < n / SK_QK_K; i++) {
+        const float *x = src + i * SK_QK_K;
+        float amax = 0, max = 0;
+        for (int j = 0; j < SK_QK_K; j++)
+            if (fabsf(x[j]) > amax) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        memset(&b[i], 0, sizeof b[i]);
+        if (amax == 0) continue;
+        float iscale = -127.0f / max;
+        for (int j = 0; j < SK_QK_K; j++) {
+            int v = nearest_int(iscale * x[j]);
+            b[i].qs[j] = (int8_t)(v < 127 ? v : 127);
+        }
+        for (int j = 0; j < SK_QK_K / 16; j++) {
+            int sum = 0;
+            for (int k = 0; k < 16; k++) sum += b[i].qs[16 * j + k];
+            b[i].bsums[j] = (int16_t)sum;
+        }
+        b[i].d = 1 / iscale;
+    }
+}
