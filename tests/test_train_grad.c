@@ -231,7 +231,7 @@ static void check_finite_differences(const tiny_case *tc) {
     for (int64_t i = 0; i < tm->n_params; i++) {
         sk_train_param *p = &tm->params[i];
         double num = 0, den = 0;
-        for (int s = 0; s < 6; s++) {
+        for (int s = 0; s < 4; s++) {
             int64_t j = (int64_t)(rnd() % (uint32_t)p->n);
             /* an embedding row that no token uses has a zero gradient: pick a used one */
             if (p->t.role == SK_ROLE_TOK_EMB && s % 2 == 0)
@@ -338,10 +338,12 @@ out:
 }
 
 int main(void) {
-    shrink_set_threads(2);
-    check_freeze_masks_source();
+    /* the finite differences run ~800 tiny forward passes: one thread (no barriers) */
+    shrink_set_threads(1);
     for (size_t i = 0; i < sizeof tiny_cases / sizeof tiny_cases[0]; i++)
         check_finite_differences(&tiny_cases[i]);
+    shrink_set_threads(2);
+    check_freeze_masks_source();
     char buf[1024];
     if (!test_shared(buf, sizeof buf, "fixtures")) {
         if (test_failed) return test_summary("test_train_grad");

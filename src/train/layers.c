@@ -31,7 +31,7 @@ static void add_to(float *y, const float *x, size_t n) {
 /* out[n] = wte[tok[n]] (+ wpe[n % T]). Saves nothing: the backward needs only the tokens. */
 void encoder_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int N,
                      int T, int D) {
-    #pragma omp parallel for schedule(static) if (N > 64)
+    #pragma omp parallel for schedule(static) if ((size_t)N * D > 32768)
     for (int n = 0; n < N; n++) {
         float *o = out + (size_t)n * D;
         const float *e = wte + (size_t)tok[n] * D;
@@ -77,7 +77,7 @@ void encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t
  * as decoder.c. Saves mean and rstd (N each) "to be used later in the backward pass". */
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                        const float *b, int N, int D, float eps) {
-    #pragma omp parallel for schedule(static) if (N > 16)
+    #pragma omp parallel for schedule(static) if ((size_t)N * D > 32768)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * D;
         float *o = out + (size_t)n * D;
@@ -98,7 +98,7 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
 void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, const float *mean, const float *rstd, int N, int D) {
     if (dinp) {
-        #pragma omp parallel for schedule(static) if (N > 16)
+        #pragma omp parallel for schedule(static) if ((size_t)N * D > 32768)
         for (int n = 0; n < N; n++) {
             const float *x = inp + (size_t)n * D, *dy = dout + (size_t)n * D;
             float *dx = dinp + (size_t)n * D;
@@ -143,7 +143,7 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
  * squares in double as decoder.c. Saves rstd (N). */
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int D,
                      float eps) {
-    #pragma omp parallel for schedule(static) if (N > 16)
+    #pragma omp parallel for schedule(static) if ((size_t)N * D > 32768)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * D;
         float *o = out + (size_t)n * D;
@@ -159,7 +159,7 @@ void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, 
 void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
                       const float *w, const float *rstd, int N, int D) {
     if (dinp) {
-        #pragma omp parallel for schedule(static) if (N > 16)
+        #pragma omp parallel for schedule(static) if ((size_t)N * D > 32768)
         for (int n = 0; n < N; n++) {
             const float *x = inp + (size_t)n * D, *dy = dout + (size_t)n * D;
             float *dx = dinp + (size_t)n * D;
@@ -194,7 +194,7 @@ void matmul_forward(float *Y, const float *X, const float *W, const float *bias,
     const sk_mat Wm = {.dtype = SHRINK_DTYPE_F32, .rows = out, .cols = in, .data = W};
     sk_matmul(&Wm, X, N, Y, out);
     if (!bias) return;
-    #pragma omp parallel for schedule(static) if (N > 16)
+    #pragma omp parallel for schedule(static) if ((size_t)N * out > 32768)
     for (int n = 0; n < N; n++)
         for (int o = 0; o < out; o++) Y[(size_t)n * out + o] += bias[o];
 }
@@ -324,7 +324,7 @@ void rope_forward(float *x, const float *cos_t, const float *sin_t, int N, int T
                   sk_rope_layout layout) {
     const int half = hd / 2;
     const int stride = layout == SK_ROPE_HALF ? 1 : 2, off = layout == SK_ROPE_HALF ? half : 1;
-    #pragma omp parallel for schedule(static) if (N > 16)
+    #pragma omp parallel for schedule(static) if ((size_t)N * nh * hd > 32768)
     for (int n = 0; n < N; n++) {
         const float *cs = cos_t + (size_t)(n % T) * half, *sn = sin_t + (size_t)(n % T) * half;
         for (int h = 0; h < nh; h++) {
@@ -344,7 +344,7 @@ void rope_backward(float *dx, const float *cos_t, const float *sin_t, int N, int
                    int hd, sk_rope_layout layout) {
     const int half = hd / 2;
     const int stride = layout == SK_ROPE_HALF ? 1 : 2, off = layout == SK_ROPE_HALF ? half : 1;
-    #pragma omp parallel for schedule(static) if (N > 16)
+    #pragma omp parallel for schedule(static) if ((size_t)N * nh * hd > 32768)
     for (int n = 0; n < N; n++) {
         const float *cs = cos_t + (size_t)(n % T) * half, *sn = sin_t + (size_t)(n % T) * half;
         for (int h = 0; h < nh; h++) {
@@ -371,7 +371,8 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
     const int group = H / KV;
     const size_t qs = (size_t)H * hd, kvs = (size_t)KV * hd;
     const float scale = 1.0f / sqrtf((float)hd);
-    #pragma omp parallel for collapse(3) schedule(dynamic, 8)
+    #pragma omp parallel for collapse(3) schedule(dynamic, 8) \
+        if ((size_t)B * H * T * T * hd > 262144)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
             for (int t = 0; t < T; t++) {
@@ -405,7 +406,8 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
     const int group = H / KV;
     const size_t qs = (size_t)H * hd, kvs = (size_t)KV * hd;
     const float scale = 1.0f / sqrtf((float)hd);
-    #pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    #pragma omp parallel for collapse(2) schedule(dynamic, 1) \
+        if ((size_t)B * H * T * T * hd > 131072)
     for (int b = 0; b < B; b++)
         for (int g = 0; g < KV; g++) {
             float *ds = work + (size_t)omp_get_thread_num() * T;
