@@ -11,10 +11,13 @@
  *   3. sk_matmul of every kernel set against sk_matmul_ref for every block type (GEMV and
  *      GEMM shapes; tolerance as test_kernels: 1e-5 * sum |w x|);
  *   4. llama.cpp's Q4_K_M GGUF files load; stories260K-Q4_K_M's first 60 greedy tokens equal
- *      those of the f32 file (as llama.cpp's do, fixtures/gguf/README.md).
+ *      those of the f32 file (as llama.cpp's do, fixtures/gguf/README.md);
+ *   5. GGUF written with a block dtype (shrink convert --dtype q8_0 ...): quantized bytes,
+ *      llama.cpp's per-tensor fallbacks, reload.
  */
 #include "kernels/ggml_quants.h"
 #include "kernels/kernels.h"
+#include "model/model.h"
 #include "test_util.h"
 
 #include <stdint.h>
@@ -337,11 +340,75 @@ static void test_gguf_files(void) {
     shrink_model_free(q);
 }
 
+/* shrink convert --dtype <block type> writes GGUF: each matrix quantized by the row's from_f32
+ * (bytes = quantize(source f32)), fallbacks where the block does not divide the rows, and the
+ * file reloads. stories260K: rows of 64 (q4_K -> q5_0) and ffn_down rows of 172 (-> f16). */
+static const sk_tensor *find_t(const struct shrink_model *m, const char *name) {
+    for (int64_t i = 0; i < m->n_tensors; i++)
+        if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];
+    return NULL;
+}
+
+static void test_gguf_write(void) {
+    char src[1024];
+    if (!test_shared(src, sizeof src, "fixtures/gguf/stories260K.gguf")) return;
+    char dir[] = "/tmp/shrink_quants_XXXXXX";
+    if (!mkdtemp(dir)) return;
+    static const struct { shrink_dtype dt, q, down; uint32_t ft; } cases[] = {
+        {SHRINK_DTYPE_Q8_0, SHRINK_DTYPE_Q8_0, SHRINK_DTYPE_F16, 7},
+        {SHRINK_DTYPE_Q4_K, SHRINK_DTYPE_Q5_0, SHRINK_DTYPE_F16, 15},
+        {SHRINK_DTYPE_Q6_K, SHRINK_DTYPE_Q8_0, SHRINK_DTYPE_F16, 18},
+    };
+    shrink_model *f;
+    if (shrink_model_load(&f, src, NULL) != SHRINK_OK) return;
+    const sk_tensor *fq = find_t(f, "blk.1.attn_q.weight");
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char out[1100];
+        snprintf(out, sizeof out, "%s/%s.gguf", dir, shrink_dtype_name(cases[c].dt));
+        shrink_convert_params cp = shrink_convert_params_default();
+        cp.dtype = cases[c].dt;
+        shrink_status st = shrink_convert(src, out, &cp, NULL);
+        CHECK(st == SHRINK_OK, "convert to %s: %s", out, shrink_last_error());
+        shrink_model *m;
+        if (st || shrink_model_load(&m, out, NULL) != SHRINK_OK) {
+            CHECK(0, "reload %s: %s", out, shrink_last_error());
+            continue;
+        }
+        const sk_tensor *q = find_t(m, "blk.1.attn_q.weight");
+        const sk_tensor *d = find_t(m, "blk.1.ffn_down.weight");
+        const sk_tensor *n = find_t(m, "blk.1.attn_norm.weight");
+        CHECK(q && d && n && q->dtype == cases[c].q && d->dtype == cases[c].down &&
+                  n->dtype == SHRINK_DTYPE_F32,
+              "%s: tensor dtypes %s %s", out, q ? shrink_dtype_name(q->dtype) : "-",
+              d ? shrink_dtype_name(d->dtype) : "-");
+        if (q && fq && fq->dtype == SHRINK_DTYPE_F32) {
+            int64_t ne = fq->shape[0] * fq->shape[1];
+            uint64_t rb = sk_dtype_row_bytes(q->dtype, ne);
+            uint8_t *want = malloc(rb);
+            float *tmp = malloc((size_t)ne * sizeof(float));
+            memcpy(tmp, fq->data, (size_t)ne * sizeof(float));
+            sk_dtype(q->dtype)->from_f32(tmp, want, ne);
+            CHECK(q->bytes == rb && !memcmp(q->data, want, rb), "%s: attn_q bytes", out);
+            free(want);
+            free(tmp);
+        }
+        int32_t a[40] = {0}, b[40] = {0};
+        if (cases[c].dt == SHRINK_DTYPE_Q8_0)
+            CHECK(greedy(m, a, 40) && greedy(f, b, 40) && !memcmp(a, b, sizeof a),
+                  "%s: greedy tokens differ from f32", out);
+        shrink_model_free(m);
+        remove(out);
+    }
+    shrink_model_free(f);
+    remove(dir);
+}
+
 int main(void) {
     test_table();
     test_fixture();
     test_round_trip();
     test_matmul();
     test_gguf_files();
+    test_gguf_write();
     return test_summary("test_quants");
 }

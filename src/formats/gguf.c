@@ -71,7 +71,32 @@ const char *sk_ggml_type_name(uint32_t type) {
 
 /* ggml type of a shrink dtype */
 static uint32_t ggml_of_dtype(shrink_dtype d) {
-    return d == SHRINK_DTYPE_F16 ? 1 : d == SHRINK_DTYPE_BF16 ? 30 : 0;
+    for (uint32_t t = 0; t < N_GGML_TYPES; t++)
+        if (ggml_types[t].block && ggml_types[t].dtype == (int)d) return t;
+    return 0;
+}
+
+/* The dtype a matrix with rows of `cols` is written in when `want` is asked for: a block type
+ * whose block does not divide the rows falls back as llama-quantize does (q4_K -> q5_0,
+ * q5_K -> q5_1, q6_K -> q8_0), then to f16 (where llama-quantize refuses a legacy type). */
+static shrink_dtype gguf_fallback(shrink_dtype want, int64_t cols) {
+    if (cols % (int64_t)sk_dtype(want)->block == 0) return want;
+    shrink_dtype fb = want == SHRINK_DTYPE_Q4_K   ? SHRINK_DTYPE_Q5_0
+                      : want == SHRINK_DTYPE_Q5_K ? SHRINK_DTYPE_Q5_1
+                      : want == SHRINK_DTYPE_Q6_K ? SHRINK_DTYPE_Q8_0
+                                                  : SHRINK_DTYPE_F16;
+    return cols % (int64_t)sk_dtype(fb)->block == 0 ? fb : SHRINK_DTYPE_F16;
+}
+
+/* llama_ftype of the matrices' dtype (general.file_type) */
+static uint32_t gguf_file_type(shrink_dtype d) {
+    static const uint32_t ft[SHRINK_DTYPE_COUNT] = {
+        [SHRINK_DTYPE_F32] = 0,   [SHRINK_DTYPE_F16] = 1,   [SHRINK_DTYPE_BF16] = 32,
+        [SHRINK_DTYPE_Q8_0] = 7,  [SHRINK_DTYPE_Q4_0] = 2,  [SHRINK_DTYPE_Q4_1] = 3,
+        [SHRINK_DTYPE_Q5_0] = 8,  [SHRINK_DTYPE_Q5_1] = 9,  [SHRINK_DTYPE_Q4_K] = 15,
+        [SHRINK_DTYPE_Q5_K] = 17, [SHRINK_DTYPE_Q6_K] = 18,
+    };
+    return ft[d];
 }
 
 /* ==== value types ======================================================================== */
@@ -1043,9 +1068,9 @@ shrink_status sk_gguf_write(const sk_source *src, const char *out, const sk_writ
             kv_arch_u32(&kv, &n_kv, arch, "attention.value_length", (uint32_t)c->head_dim);
         }
     }
-    /* general.file_type: llama_ftype ALL_F32 0, MOSTLY_F16 1, MOSTLY_BF16 32 */
-    kv_u32(&kv, &n_kv, "general.file_type",
-           mdt == SHRINK_DTYPE_F16 ? 1 : mdt == SHRINK_DTYPE_BF16 ? 32 : 0);
+    /* general.file_type: llama_ftype ALL_F32 0, MOSTLY_F16 1, MOSTLY_BF16 32, MOSTLY_Q8_0 7,
+     * ..., MOSTLY_Q4_K_M 15 (for q4_K), MOSTLY_Q5_K_M 17, MOSTLY_Q6_K 18 */
+    kv_u32(&kv, &n_kv, "general.file_type", gguf_file_type(mdt));
     if (c->arch->names != SK_NAMES_GPT2) {
         kv_arch_u32(&kv, &n_kv, arch, "vocab_size", (uint32_t)c->vocab_size);
         kv_arch_u32(&kv, &n_kv, arch, "rope.dimension_count", (uint32_t)c->head_dim);
@@ -1065,7 +1090,7 @@ shrink_status sk_gguf_write(const sk_source *src, const char *out, const sk_writ
         const sk_wtensor *t = &ts[i];
         char name[SK_GGUF_MAX_NAME + 16];
         gguf_name(t, name, sizeof name);
-        dts[i] = t->n_dims == 1 ? SHRINK_DTYPE_F32 : mdt;
+        dts[i] = t->n_dims == 1 ? SHRINK_DTYPE_F32 : gguf_fallback(mdt, t->cols);
         wb_str(&ti, name, strlen(name));
         wb_u32(&ti, (uint32_t)t->n_dims);
         /* ne[0] is the contiguous dimension: [in, out] for an (out, in) matrix */
@@ -1073,7 +1098,7 @@ shrink_status sk_gguf_write(const sk_source *src, const char *out, const sk_writ
         wb_u64(&ti, (uint64_t)t->rows);
         wb_u32(&ti, ggml_of_dtype(dts[i]));
         wb_u64(&ti, off);
-        uint64_t bytes = (uint64_t)t->rows * (uint64_t)t->cols * sk_dtype(dts[i])->bytes;
+        uint64_t bytes = sk_dtype_row_bytes(dts[i], t->rows * t->cols);
         off += (bytes + SK_GGUF_ALIGNMENT - 1) / SK_GGUF_ALIGNMENT * SK_GGUF_ALIGNMENT;
         total += bytes;
     }

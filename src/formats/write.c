@@ -424,8 +424,7 @@ shrink_status sk_write_stream(const sk_source *src, const sk_wtensor *t, sk_out 
     const sk_config *c = &src->cfg;
     int64_t rows = transposed ? t->cols : t->rows;
     int64_t cols = transposed ? t->rows : t->cols;
-    size_t es = sk_dtype(dt)->bytes;
-    size_t row_bytes = (size_t)cols * es;
+    size_t row_bytes = (size_t)sk_dtype_row_bytes(dt, cols);
     int permute = role_is_rope(c, t->role) && layout != c->rope_layout && !transposed;
     int64_t unit = permute ? c->head_dim : 1;
     int64_t per = (int64_t)(SK_WRITE_BLOCK_BYTES / (row_bytes ? row_bytes : 1));
@@ -677,6 +676,9 @@ shrink_status sk_write(const sk_source *src, const char *out, sk_format fmt,
         return sk_error(SHRINK_ERR_ARG, "sk_write: incomplete source or no output path");
     if (o->dtype >= SHRINK_DTYPE_COUNT || o->dtype < -1)
         return sk_error(SHRINK_ERR_ARG, "sk_write: bad dtype %d", o->dtype);
+    if (o->dtype >= 0 && sk_dtype((shrink_dtype)o->dtype)->block > 1 && fmt != SK_FORMAT_GGUF)
+        return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: %s is a GGUF type; Hugging Face and llama2.c "
+                        "files hold f32/f16/bf16", out, sk_dtype((shrink_dtype)o->dtype)->name);
     shrink_status st = sk_config_validate(&src->cfg, out);
     if (st) return st;
     switch (fmt) {

@@ -152,11 +152,15 @@ shrink_status shrink_dtype_parse(const char *name, shrink_dtype *out) {
         {"f32", SHRINK_DTYPE_F32},   {"fp32", SHRINK_DTYPE_F32},  {"float32", SHRINK_DTYPE_F32},
         {"f16", SHRINK_DTYPE_F16},   {"fp16", SHRINK_DTYPE_F16},  {"float16", SHRINK_DTYPE_F16},
         {"half", SHRINK_DTYPE_F16},  {"bf16", SHRINK_DTYPE_BF16}, {"bfloat16", SHRINK_DTYPE_BF16},
+        {"q8_0", SHRINK_DTYPE_Q8_0}, {"q4_0", SHRINK_DTYPE_Q4_0}, {"q4_1", SHRINK_DTYPE_Q4_1},
+        {"q5_0", SHRINK_DTYPE_Q5_0}, {"q5_1", SHRINK_DTYPE_Q5_1}, {"q4_k", SHRINK_DTYPE_Q4_K},
+        {"q5_k", SHRINK_DTYPE_Q5_K}, {"q6_k", SHRINK_DTYPE_Q6_K},
     };
     for (size_t i = 0; i < sizeof alias / sizeof alias[0]; i++)
         if (strcasecmp(name, alias[i].s) == 0) {
             *out = alias[i].t;
             return SHRINK_OK;
         }
-    return sk_error(SHRINK_ERR_ARG, "unknown dtype '%s' (allowed: f32, f16, bf16)", name);
+    return sk_error(SHRINK_ERR_ARG, "unknown dtype '%s' (allowed: f32, f16, bf16; GGUF only: "
+                    "q8_0, q4_0, q4_1, q5_0, q5_1, q4_K, q5_K, q6_K)", name);
 }
