@@ -30,7 +30,8 @@ static const cli_opt convert_rows[] = {
 
 static const cli_spec spec = {
     .name        = "convert",
-    .synopsis    = "IN OUT [--to gguf|hf|llama2c] [--dtype f32|f16|bf16] [--shard-size BYTES]",
+    .synopsis    = "IN OUT [--to gguf|hf|llama2c] [--dtype f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_K|q5_K|q6_K]\n"
+                   "       [--shard-size BYTES]",
     .description = "Converts a model between GGUF, Hugging Face (config.json + safetensors +\n"
                    "tokenizer files) and llama2.c .bin, tensor by tensor without loading the\n"
                    "whole model. Same-dtype conversions are lossless (bit for bit). OUT is\n"
