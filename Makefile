@@ -69,7 +69,7 @@ $(BUILD)/shrink: $(CLI_OBJ) $(BUILD)/libshrink.a
 	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libshrink.a $(LDLIBS)
 
 # Tests link the static library and may include internal headers (src/...).
-$(BUILD)/tests/%: tests/%.c tests/test_util.h $(BUILD)/libshrink.a
+$(BUILD)/tests/%: tests/%.c tests/test_util.h tests/test_fixture.h $(BUILD)/libshrink.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Isrc -o $@ $< $(BUILD)/libshrink.a $(LDLIBS)
 

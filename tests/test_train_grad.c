@@ -10,33 +10,13 @@
 #include "model/init.h"
 #include "train/train.h"
 #include "test_util.h"
+#include "test_fixture.h"
 
 #include <math.h>
 
 /* ---- fixtures -------------------------------------------------------------------------- */
 
-typedef struct fixture {
-    sk_map     map;
-    sk_st_raw *t;
-    int64_t    n;
-} fixture;
-
-static const sk_st_raw *fixture_get(const fixture *f, const char *name) {
-    for (int64_t i = 0; i < f->n; i++)
-        if (strcmp(f->t[i].name, name) == 0) return &f->t[i];
-    return NULL;
-}
-
-static int fixture_open(fixture *f, const char *path) {
-    memset(f, 0, sizeof *f);
-    if (sk_map_file(path, &f->map) != SHRINK_OK) return 0;
-    return sk_safetensors_parse_raw(f->map.data, f->map.size, path, &f->t, &f->n) == SHRINK_OK;
-}
-
-static void fixture_close(fixture *f) {
-    sk_st_raw_free(f->t, f->n);
-    sk_unmap(&f->map);
-}
+/* fixture_open / fixture_get / fixture_close: tests/test_fixture.h */
 
 static double f64_at(const sk_st_raw *t, uint64_t i) {
     double d;
