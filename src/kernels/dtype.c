@@ -140,7 +140,7 @@ const sk_dtype_traits *sk_dtype(shrink_dtype t) {
 
 uint64_t sk_dtype_row_bytes(shrink_dtype t, int64_t n) {
     const sk_dtype_traits *d = sk_dtype(t);
-    return (uint64_t)n / d->block * d->bytes;
+    return d->row_head + (uint64_t)n / d->block * d->bytes;
 }
 
 const char *shrink_dtype_name(shrink_dtype t) {

@@ -15,20 +15,66 @@
 
 /* ---- the dtype table ------------------------------------------------------------------- */
 
+/* Tensor-level inputs of a quantizer (sk_dtype_traits.quantize). Zeroed = row-local RTN. */
+typedef struct sk_qparams {
+    const float *imatrix;  /* n importance weights (mean x^2 of each input column), or NULL */
+    int   tensor_range;    /* per-tensor types: 1 = use [tmin, tmax], the whole tensor's range */
+    float tmin, tmax;
+    float act_scale;       /* w8a8_static: the calibrated activation scale (absmax / 127) */
+} sk_qparams;
+
+/* What sk_matmul turns a token's activations into before calling a row's vec_dot
+ * (the kernels' "vec_dot type", as in ggml). Layouts: docs/kernels.md. */
+typedef enum sk_act_format {
+    SK_ACT_F32 = 0,   /* f32 as is (dequantizing kernels, e.g. nf4) */
+    SK_ACT_Q8_32,     /* sk_act_q8_32 blocks of 32: int8 with f32 scale d and s = d*sum(q) */
+    SK_ACT_Q8_K,      /* ggml's block_q8_K (256 int8, f32 d, 16 sums of 16) */
+    SK_ACT_I8_TOKEN,  /* sk_act_i8 header + n int8: one scale per token (W8A8 dynamic) */
+    SK_ACT_I8_STATIC, /* as SK_ACT_I8_TOKEN, the scale read from the weight (W8A8 static) */
+    SK_ACT_COUNT
+} sk_act_format;
+
+typedef struct sk_act_q8_32 {
+    float  d;      /* scale: x ~ d * q */
+    float  s;      /* d * sum(q) (for kernels of offset/min types) */
+    int8_t qs[32];
+} sk_act_q8_32;
+
+typedef struct sk_act_i8 {
+    float   d;     /* scale of the whole token */
+    int32_t sum;   /* sum(q) */
+    /* followed by n int8 */
+} sk_act_i8;
+
+/* dot of one weight row (n elements, w at the row's first byte, head included) with one
+ * token's activations in the row's act format */
+typedef float (*sk_vec_dot_fn)(int64_t n, const void *w, const void *xa);
+
 typedef struct sk_dtype_traits {
     const char *name;       /* "f32" */
     const char *st_name;    /* safetensors spelling: "F32" */
     size_t      block;      /* elements per block */
     size_t      bytes;      /* bytes per block */
+    size_t      row_head;   /* bytes before each row's first block (per-row scales); 0 mostly.
+                             * For row_head > 0, to_f32/from_f32/quantize take whole rows
+                             * (src/dst at the head) and to_f32_range reads part of one. */
     /* dst[0..n) = src widened to f32 (n a multiple of block) */
     void (*to_f32)(const void *src, float *dst, int64_t n);
     /* dst = src narrowed (round to nearest even); n a multiple of block */
     void (*from_f32)(const float *src, void *dst, int64_t n);
+    /* quantize one row with tensor-level parameters (NULL: as from_f32); NULL: from_f32 */
+    void (*quantize)(const float *src, void *dst, int64_t n, const sk_qparams *p);
+    /* row_head > 0 only: dst[0..n) = elements [k0, k0 + n) of the row at `row` (k0 and n
+     * multiples of block) */
+    void (*to_f32_range)(const void *row, int64_t k0, int64_t n, float *dst);
+    sk_act_format act;      /* activations for vec_dot */
+    sk_vec_dot_fn vec_dot_ref; /* the scalar reference dot (NULL: dequantize + f32 dot) */
     double tol_rel;         /* tests: relative error of a round trip */
 } sk_dtype_traits;
 
 SK_HIDDEN const sk_dtype_traits *sk_dtype(shrink_dtype t);
-/* Bytes of n elements of dtype t (n a multiple of the block). */
+/* Bytes of a row of n elements of dtype t (n a multiple of the block), head included.
+ * NOT an offset inside a row for row_head > 0 types. */
 SK_HIDDEN uint64_t sk_dtype_row_bytes(shrink_dtype t, int64_t n);
 
 /* Scalar conversions (IEEE half, bfloat16); round to nearest even, NaN/Inf preserved. */
