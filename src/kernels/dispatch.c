@@ -12,6 +12,7 @@ static pthread_once_t sk_once = PTHREAD_ONCE_INIT;
 static const sk_kernel_set *sk_chosen = &sk_kernels_ref;
 static sk_isa sk_cpu_level = SK_ISA_REF;
 static int sk_has_bf16;
+static int sk_has_vnni;
 static char sk_desc[160];
 
 static uint64_t xgetbv0(void) {
@@ -29,6 +30,7 @@ static sk_isa detect(void) {
     if ((xcr0 & 0x6) != 0x6) return SK_ISA_REF; /* XMM and YMM state */
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return SK_ISA_REF;
     int avx2 = (b >> 5) & 1;
+    sk_has_vnni = (c >> 11) & 1; /* AVX512_VNNI */
     int avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1, avx512bw = (b >> 30) & 1,
         avx512vl = (b >> 31) & 1;
     unsigned a1 = 0, b1, c1, d1;
@@ -57,8 +59,9 @@ static void describe(void) {
     sk_isa lvl = SK_ISA_REF;
     for (int i = 0; i < SK_ISA_COUNT; i++)
         if (sk_chosen == set_of((sk_isa)i)) lvl = (sk_isa)i;
-    snprintf(sk_desc, sizeof sk_desc, "%s (%s; cpu up to %s%s)", sk_chosen->name, feat[lvl],
-             set_of(sk_cpu_level)->name, sk_has_bf16 ? ", avx512bf16" : "");
+    snprintf(sk_desc, sizeof sk_desc, "%s (%s; cpu up to %s%s%s)", sk_chosen->name, feat[lvl],
+             set_of(sk_cpu_level)->name, sk_has_vnni ? ", avx512vnni" : "",
+             sk_has_bf16 ? ", avx512bf16" : "");
 }
 
 static void init_once(void) {
@@ -107,6 +110,11 @@ sk_isa sk_kernels_force(sk_isa isa) {
     sk_chosen = set_of(isa);
     describe();
     return isa;
+}
+
+int sk_cpu_has_vnni(void) {
+    sk_kernels_init();
+    return sk_cpu_level >= SK_ISA_AVX512 && sk_has_vnni;
 }
 
 const char *shrink_kernels_name(void) {

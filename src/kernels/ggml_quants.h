@@ -132,4 +132,15 @@ SK_HIDDEN void sk_q6_K_quant_ref(const float *src, void *dst, int64_t n);
 SK_HIDDEN void sk_q8_K_dequant_ref(const void *src, float *dst, int64_t n);
 SK_HIDDEN void sk_q8_K_quant_ref(const float *src, void *dst, int64_t n);
 
+/* qdot.c: reference dots (vec_dot_ref) against quantized activations: the 32-blocks with
+ * sk_act_q8_32, the K-quants with block_q8_K (kernels.h, sk_act_format) */
+SK_HIDDEN float sk_q8_0_dot_ref(int64_t n, const void *w, const void *xa);
+SK_HIDDEN float sk_q4_0_dot_ref(int64_t n, const void *w, const void *xa);
+SK_HIDDEN float sk_q4_1_dot_ref(int64_t n, const void *w, const void *xa);
+SK_HIDDEN float sk_q5_0_dot_ref(int64_t n, const void *w, const void *xa);
+SK_HIDDEN float sk_q5_1_dot_ref(int64_t n, const void *w, const void *xa);
+SK_HIDDEN float sk_q4_K_dot_ref(int64_t n, const void *w, const void *xa);
+SK_HIDDEN float sk_q5_K_dot_ref(int64_t n, const void *w, const void *xa);
+SK_HIDDEN float sk_q6_K_dot_ref(int64_t n, const void *w, const void *xa);
+
 #endif /* SK_GGML_QUANTS_H */

@@ -177,4 +177,44 @@ SK_HIDDEN const sk_kernel_set *sk_kernels(void);
  * Not to be called while kernels run on other threads. */
 SK_HIDDEN sk_isa sk_kernels_force(sk_isa isa);
 
+/* ---- quantized activations and dot kernels (qdot.c, x86/qdot_<isa>.c) ---------------------
+ *
+ * Decode (T == 1) with a block or int8 weight type: sk_matmul quantizes x once into the row's
+ * act format, then calls the row's vec_dot per weight row. Layouts and the reference dot
+ * semantics: /work/notes/layouts.md and docs/kernels.md ("Quantized decode").
+ *   SK_ACT_Q8_32     n % 32 == 0: n/32 sk_act_q8_32, d = absmax/127, q = roundf(x/d)
+ *   SK_ACT_Q8_K      n % 256 == 0: n/256 block_q8_K (ggml's quantize_row_q8_K_ref)
+ *   SK_ACT_I8_TOKEN  sk_act_i8 + n int8, d = absmax/127, q = roundf(x/d)
+ *   SK_ACT_I8_STATIC sk_act_i8 + n int8, d = static_scale, q = clamp(roundf(x/d), -127, 127);
+ *                    the scale is the f32 at byte SK_ACT_STATIC_OFF of the weight's row head
+ *                    (the same in every row)
+ *   SK_ACT_F32       n f32 (a copy) */
+#define SK_ACT_STATIC_OFF 4
+
+/* Bytes of the activations of n elements in format f (n a multiple of the format's block). */
+SK_HIDDEN size_t sk_act_bytes(sk_act_format f, int64_t n);
+/* Elements per block of format f (32, 256, 1). */
+SK_HIDDEN int64_t sk_act_block(sk_act_format f);
+typedef void (*sk_act_quant_fn)(const float *x, int64_t n, void *dst, float static_scale);
+/* dst (sk_act_bytes(f, n) bytes, any alignment) = x[0..n) in format f. _ref: the scalar
+ * specification; sk_act_quantize: the chosen ISA's (byte-identical to the ref). */
+SK_HIDDEN void sk_act_quantize_ref(sk_act_format f, const float *x, int64_t n, void *dst,
+                                   float static_scale);
+SK_HIDDEN void sk_act_quantize(sk_act_format f, const float *x, int64_t n, void *dst,
+                               float static_scale);
+/* The quantizer of format f for a level (clamped to the CPU; the ref where none exists). */
+SK_HIDDEN sk_act_quant_fn sk_act_quant_get(sk_isa isa, sk_act_format f);
+/* dst[0..n) = the f32 values the activations stand for (d * q). Tests and fake quantization. */
+SK_HIDDEN void sk_act_dequantize(sk_act_format f, const void *src, int64_t n, float *dst);
+/* The dot kernel of dtype t for a level: the SIMD kernel when one exists for that ISA (or a
+ * lower one) and this CPU runs it, else sk_dtype(t)->vec_dot_ref (NULL: no dot kernel). */
+SK_HIDDEN sk_vec_dot_fn sk_vec_dot_get(sk_isa isa, shrink_dtype t);
+/* x86/qdot_<isa>.c: that ISA's kernels, NULL where it has none. */
+SK_HIDDEN sk_vec_dot_fn sk_qdot_avx2(shrink_dtype t);
+SK_HIDDEN sk_vec_dot_fn sk_qdot_avx512(shrink_dtype t);
+SK_HIDDEN sk_act_quant_fn sk_act_quant_avx2(sk_act_format f);
+SK_HIDDEN sk_act_quant_fn sk_act_quant_avx512(sk_act_format f);
+/* AVX-512 VNNI (vpdpbusd) present: the avx512 dot kernels need it (dispatch.c). */
+SK_HIDDEN int sk_cpu_has_vnni(void);
+
 #endif /* SK_KERNELS_H */

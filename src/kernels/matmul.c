@@ -248,6 +248,79 @@ static void gemm_threaded(const sk_kernel_set *ks, const sk_mat *W, const float 
     sk_free(xp);
 }
 
+/* ---- quantized decode: x quantized once, one vec_dot per weight row ------------------- */
+
+static sk_isa isa_of(const sk_kernel_set *ks) {
+    return ks == &sk_kernels_avx512 ? SK_ISA_AVX512 : ks == &sk_kernels_avx2 ? SK_ISA_AVX2
+                                                                              : SK_ISA_REF;
+}
+
+/* SK_ACT_I8_STATIC: the calibrated activation scale in row 0's head (kernels.h) */
+static float act_static_scale(const sk_mat *W) {
+    float a = 0.0f;
+    if (sk_dtype(W->dtype)->act == SK_ACT_I8_STATIC)
+        memcpy(&a, (const uint8_t *)W->data + SK_ACT_STATIC_OFF, sizeof a);
+    return a;
+}
+
+/* Activations of up to this many bytes live on the stack (a 8192-wide f32 row). */
+#define SK_ACT_STACK 32768
+
+/* T == 1 for a dtype with a dot kernel: x in the row's act format (the set's quantizer; the
+ * references for the ref set), then rows split across threads in chunks of 16 as in
+ * gemv_threaded, y[r] = vec_dot(row r, xa). */
+static void gemv_qdot(const sk_kernel_set *ks, const sk_mat *W, const float *x, float *y) {
+    const sk_dtype_traits *d = sk_dtype(W->dtype);
+    const sk_isa isa = isa_of(ks);
+    const sk_vec_dot_fn dot = isa == SK_ISA_REF ? d->vec_dot_ref : sk_vec_dot_get(isa, W->dtype);
+    const size_t nbytes = sk_act_bytes(d->act, W->cols);
+    _Alignas(64) uint8_t stack[SK_ACT_STACK];
+    const void *xa = x;
+    void *heap = NULL;
+    if (d->act != SK_ACT_F32) {
+        void *buf = nbytes <= sizeof stack ? (void *)stack : (heap = sk_aligned_alloc(64, nbytes));
+        SHRINK_ASSERT(buf != NULL);
+        if (isa == SK_ISA_REF) sk_act_quantize_ref(d->act, x, W->cols, buf, act_static_scale(W));
+        else sk_act_quant_get(isa, d->act)(x, W->cols, buf, act_static_scale(W));
+        xa = buf;
+    }
+    const uint64_t rb = sk_dtype_row_bytes(W->dtype, W->cols);
+    const uint8_t *w = W->data;
+    const int64_t rows = W->rows, cols = W->cols, chunks = (rows + 15) / 16;
+    int nth = threads_for((double)rows * (double)cols, SK_PAR_MIN_GEMV);
+    if (nth > chunks) nth = (int)chunks;
+    if (nth < 1) nth = 1;
+    #pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+        int64_t lo, hi;
+        split(chunks, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        lo *= 16;
+        hi = hi * 16 < rows ? hi * 16 : rows;
+        for (int64_t r = lo; r < hi; r++) y[r] = dot(cols, w + (uint64_t)r * rb, xa);
+    }
+    sk_free(heap);
+}
+
+/* Prompt processing for the int8-activation types (w8a8*): X as the scheme sees it, each
+ * token row quantized and dequantized (fake quantization), so the f32 GEMM computes what the
+ * decode kernels compute up to f32 rounding. Returns NULL for the other types (X as is). */
+static float *fake_quant_x(const sk_kernel_set *ks, const sk_mat *W, const float *X,
+                           int64_t T) {
+    const sk_act_format f = sk_dtype(W->dtype)->act;
+    if (f != SK_ACT_I8_TOKEN && f != SK_ACT_I8_STATIC) return NULL;
+    const int64_t cols = W->cols;
+    float *Xq = sk_malloc((size_t)(T * cols) * sizeof(float));
+    void *buf = sk_malloc(sk_act_bytes(f, cols));
+    SHRINK_ASSERT(Xq != NULL && buf != NULL);
+    const sk_act_quant_fn q = sk_act_quant_get(isa_of(ks), f);
+    for (int64_t t = 0; t < T; t++) {
+        q(X + t * cols, cols, buf, act_static_scale(W));
+        sk_act_dequantize(f, buf, cols, Xq + t * cols);
+    }
+    sk_free(buf);
+    return Xq;
+}
+
 void sk_matmul_with(const sk_kernel_set *ks, const sk_mat *W, const float *X, int64_t T,
                     float *Y, int64_t ldy) {
     SHRINK_ASSERT(W->rows >= 0 && W->cols >= 0 && T >= 0 && (T <= 1 || ldy >= W->rows));
@@ -257,12 +330,19 @@ void sk_matmul_with(const sk_kernel_set *ks, const sk_mat *W, const float *X, in
             for (int64_t r = 0; r < W->rows; r++) Y[t * ldy + r] = 0.0f;
         return;
     }
+    if (T == 1 && sk_dtype(W->dtype)->vec_dot_ref != NULL) {
+        gemv_qdot(ks, W, X, Y);
+        return;
+    }
+    float *Xq = fake_quant_x(ks, W, X, T);
+    if (Xq) X = Xq;
     if (ks->tile == NULL)
         matmul_ref_threaded(W, X, T, Y, ldy);
     else if (T == 1)
         gemv_threaded(ks, W, X, Y);
     else
         gemm_threaded(ks, W, X, T, Y, ldy);
+    sk_free(Xq);
 }
 
 void sk_matmul(const sk_mat *W, const float *X, int64_t T, float *Y, int64_t ldy) {

@@ -1,0 +1,332 @@
+/*
+ * qdot.c - quantized decode: the activation quantizers (sk_act_quantize_ref) and the scalar
+ * reference dot products (vec_dot_ref of the dtype rows) of the llama.cpp block types against
+ * quantized activations, plus the lookups that hand out the SIMD versions (x86/qdot_<isa>.c).
+ *
+ * These references are the specification of the SIMD kernels (layouts.md, docs/kernels.md):
+ * integer sums per block in int32; each block's sum converted to float and multiplied by
+ * (weight block scale * activation block scale); offsets and mins through the activation
+ * sums (sk_act_q8_32.s, block_q8_K.bsums); blocks accumulated in f32 in index order.
+ * A SIMD kernel computes the same integer sums exactly and differs only in the order of the
+ * f32 additions. Like ggml's vec_dot_<type>_q8_0/_q8_K (ggml-cpu/quants.c, generic).
+ */
+#include "kernels.h"
+#include "ggml_quants.h"
+
+#include <math.h>
+
+/* ==== activation quantizers ================================================================ */
+
+size_t sk_act_bytes(sk_act_format f, int64_t n) {
+    switch (f) {
+    case SK_ACT_F32:       return (size_t)n * sizeof(float);
+    case SK_ACT_Q8_32:     return (size_t)(n / 32) * sizeof(sk_act_q8_32);
+    case SK_ACT_Q8_K:      return (size_t)(n / SK_QK_K) * sizeof(block_q8_K);
+    case SK_ACT_I8_TOKEN:
+    case SK_ACT_I8_STATIC: return sizeof(sk_act_i8) + (size_t)n;
+    default:               SHRINK_ASSERT(!"unknown activation format"); return 0;
+    }
+}
+
+int64_t sk_act_block(sk_act_format f) {
+    return f == SK_ACT_Q8_32 ? 32 : f == SK_ACT_Q8_K ? SK_QK_K : 1;
+}
+
+/* q = roundf(x / d) clamped to [-127, 127]; 0 when d == 0 */
+static int8_t q8_of(float x, float d) {
+    if (d == 0.0f) return 0;
+    float v = roundf(x / d);
+    return (int8_t)(v > 127.0f ? 127 : v < -127.0f ? -127 : (int)v);
+}
+
+static void act_q8_32_ref(const float *x, int64_t n, void *dst, float static_scale) {
+    (void)static_scale;
+    uint8_t *out = dst;
+    for (int64_t b = 0; b < n / 32; b++) {
+        const float *xb = x + b * 32;
+        sk_act_q8_32 blk;
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(xb[j]));
+        blk.d = amax / 127.0f;
+        int sum = 0;
+        for (int j = 0; j < 32; j++) {
+            blk.qs[j] = q8_of(xb[j], blk.d);
+            sum += blk.qs[j];
+        }
+        blk.s = blk.d * (float)sum;
+        memcpy(out + b * sizeof blk, &blk, sizeof blk);
+    }
+}
+
+static void act_q8_K_ref(const float *x, int64_t n, void *dst, float static_scale) {
+    (void)static_scale;
+    sk_q8_K_quant_ref(x, dst, n);
+}
+
+static void act_i8_ref(const float *x, int64_t n, void *dst, float d) {
+    int8_t *q = (int8_t *)dst + sizeof(sk_act_i8);
+    sk_act_i8 h = {.d = d, .sum = 0};
+    for (int64_t i = 0; i < n; i++) {
+        q[i] = q8_of(x[i], d);
+        h.sum += q[i];
+    }
+    memcpy(dst, &h, sizeof h);
+}
+
+static void act_i8_token_ref(const float *x, int64_t n, void *dst, float static_scale) {
+    (void)static_scale;
+    float amax = 0.0f;
+    for (int64_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
+    act_i8_ref(x, n, dst, amax / 127.0f);
+}
+
+static void act_i8_static_ref(const float *x, int64_t n, void *dst, float static_scale) {
+    act_i8_ref(x, n, dst, static_scale > 0.0f ? static_scale : 0.0f);
+}
+
+static void act_f32_ref(const float *x, int64_t n, void *dst, float static_scale) {
+    (void)static_scale;
+    memcpy(dst, x, (size_t)n * sizeof(float));
+}
+
+static sk_act_quant_fn act_quant_ref(sk_act_format f) {
+    switch (f) {
+    case SK_ACT_F32:       return act_f32_ref;
+    case SK_ACT_Q8_32:     return act_q8_32_ref;
+    case SK_ACT_Q8_K:      return act_q8_K_ref;
+    case SK_ACT_I8_TOKEN:  return act_i8_token_ref;
+    case SK_ACT_I8_STATIC: return act_i8_static_ref;
+    default:               SHRINK_ASSERT(!"unknown activation format"); return NULL;
+    }
+}
+
+void sk_act_quantize_ref(sk_act_format f, const float *x, int64_t n, void *dst,
+                         float static_scale) {
+    SHRINK_ASSERT(n % sk_act_block(f) == 0);
+    act_quant_ref(f)(x, n, dst, static_scale);
+}
+
+static sk_isa isa_of_set(const sk_kernel_set *ks) {
+    return ks == &sk_kernels_avx512 ? SK_ISA_AVX512 : ks == &sk_kernels_avx2 ? SK_ISA_AVX2
+                                                                              : SK_ISA_REF;
+}
+
+sk_act_quant_fn sk_act_quant_get(sk_isa isa, sk_act_format f) {
+    if (isa > sk_cpu_isa()) isa = sk_cpu_isa();
+    sk_act_quant_fn fn = NULL;
+    if (isa >= SK_ISA_AVX512) fn = sk_act_quant_avx512(f);
+    if (!fn && isa >= SK_ISA_AVX2) fn = sk_act_quant_avx2(f);
+    return fn ? fn : act_quant_ref(f);
+}
+
+void sk_act_quantize(sk_act_format f, const float *x, int64_t n, void *dst, float static_scale) {
+    SHRINK_ASSERT(n % sk_act_block(f) == 0);
+    sk_act_quant_get(isa_of_set(sk_kernels()), f)(x, n, dst, static_scale);
+}
+
+void sk_act_dequantize(sk_act_format f, const void *src, int64_t n, float *dst) {
+    const uint8_t *p = src;
+    switch (f) {
+    case SK_ACT_F32: memcpy(dst, src, (size_t)n * sizeof(float)); break;
+    case SK_ACT_Q8_32:
+        for (int64_t b = 0; b < n / 32; b++) {
+            sk_act_q8_32 blk;
+            memcpy(&blk, p + b * sizeof blk, sizeof blk);
+            for (int j = 0; j < 32; j++) dst[b * 32 + j] = blk.d * (float)blk.qs[j];
+        }
+        break;
+    case SK_ACT_Q8_K: {
+        block_q8_K blk;
+        for (int64_t b = 0; b < n / SK_QK_K; b++) {
+            memcpy(&blk, p + b * sizeof blk, sizeof blk);
+            sk_q8_K_dequant_ref(&blk, dst + b * SK_QK_K, SK_QK_K);
+        }
+        break;
+    }
+    case SK_ACT_I8_TOKEN:
+    case SK_ACT_I8_STATIC: {
+        sk_act_i8 h;
+        memcpy(&h, p, sizeof h);
+        const int8_t *q = (const int8_t *)(p + sizeof h);
+        for (int64_t i = 0; i < n; i++) dst[i] = h.d * (float)q[i];
+        break;
+    }
+    default: SHRINK_ASSERT(!"unknown activation format");
+    }
+}
+
+/* ==== reference dots: legacy 32-blocks x sk_act_q8_32 ======================================= */
+
+/* Blocks are read through memcpy: rows of these types are not aligned in general. */
+#define LOAD(var, base, i) memcpy(&(var), (const uint8_t *)(base) + (size_t)(i) * sizeof(var), sizeof(var))
+
+float sk_q8_0_dot_ref(int64_t n, const void *w, const void *xa) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++) {
+        block_q8_0 wb;
+        sk_act_q8_32 xb;
+        LOAD(wb, w, b);
+        LOAD(xb, xa, b);
+        int32_t isum = 0;
+        for (int j = 0; j < 32; j++) isum += wb.qs[j] * xb.qs[j];
+        acc += (float)isum * (sk_f16_to_f32(wb.d) * xb.d);
+    }
+    return acc;
+}
+
+/* element j (< 32) of a 4-bit block: low nibble of byte j, or high nibble of byte j - 16 */
+static int nib(const uint8_t *qs, int j) { return j < 16 ? qs[j] & 0x0F : qs[j - 16] >> 4; }
+
+float sk_q4_0_dot_ref(int64_t n, const void *w, const void *xa) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++) {
+        block_q4_0 wb;
+        sk_act_q8_32 xb;
+        LOAD(wb, w, b);
+        LOAD(xb, xa, b);
+        int32_t isum = 0;
+        for (int j = 0; j < 32; j++) isum += (nib(wb.qs, j) - 8) * xb.qs[j];
+        acc += (float)isum * (sk_f16_to_f32(wb.d) * xb.d);
+    }
+    return acc;
+}
+
+float sk_q4_1_dot_ref(int64_t n, const void *w, const void *xa) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++) {
+        block_q4_1 wb;
+        sk_act_q8_32 xb;
+        LOAD(wb, w, b);
+        LOAD(xb, xa, b);
+        int32_t isum = 0;
+        for (int j = 0; j < 32; j++) isum += nib(wb.qs, j) * xb.qs[j];
+        acc += (float)isum * (sk_f16_to_f32(wb.d) * xb.d) + sk_f16_to_f32(wb.m) * xb.s;
+    }
+    return acc;
+}
+
+static int q5_hi(const uint8_t qh[4], int j) { return (qh[j / 8] >> (j % 8) & 1) << 4; }
+
+float sk_q5_0_dot_ref(int64_t n, const void *w, const void *xa) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++) {
+        block_q5_0 wb;
+        sk_act_q8_32 xb;
+        LOAD(wb, w, b);
+        LOAD(xb, xa, b);
+        int32_t isum = 0;
+        for (int j = 0; j < 32; j++) isum += (nib(wb.qs, j) + q5_hi(wb.qh, j) - 16) * xb.qs[j];
+        acc += (float)isum * (sk_f16_to_f32(wb.d) * xb.d);
+    }
+    return acc;
+}
+
+float sk_q5_1_dot_ref(int64_t n, const void *w, const void *xa) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++) {
+        block_q5_1 wb;
+        sk_act_q8_32 xb;
+        LOAD(wb, w, b);
+        LOAD(xb, xa, b);
+        int32_t isum = 0;
+        for (int j = 0; j < 32; j++) isum += (nib(wb.qs, j) + q5_hi(wb.qh, j)) * xb.qs[j];
+        acc += (float)isum * (sk_f16_to_f32(wb.d) * xb.d) + sk_f16_to_f32(wb.m) * xb.s;
+    }
+    return acc;
+}
+
+/* ==== reference dots: K-quants x block_q8_K ================================================= */
+
+/* 6-bit scale and min of sub-block j (< 8) of q4_K/q5_K (as kquants.c's scale_min_k4) */
+static void k4_scale_min(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0x0F) | (q[j - 4] >> 6) << 4;
+        *m = (q[j + 4] >> 4) | (q[j] >> 6) << 4;
+    }
+}
+
+/* q4_K and q5_K (qh != NULL): element 32*j + l of a super-block is in sub-block j (scale
+ * sc_j, min m_j): x = d*sc_j*q - dmin*m_j. Integer part sum_j sc_j * sum_l q*xq; the mins
+ * through the q8_K sums of 16: sum_j m_j * (bsums[2j] + bsums[2j+1]). */
+static float k45_dot(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh, float d,
+                     float dmin, const block_q8_K *xb) {
+    int32_t isum = 0, imin = 0;
+    for (int j = 0; j < 8; j++) {
+        int sc, m;
+        k4_scale_min(j, scales, &sc, &m);
+        const uint8_t *q = qs + 32 * (j / 2);
+        int32_t s = 0;
+        for (int l = 0; l < 32; l++) {
+            int v = j % 2 ? q[l] >> 4 : q[l] & 0x0F;
+            if (qh) v |= (qh[l] >> j & 1) << 4;
+            s += v * xb->qs[32 * j + l];
+        }
+        isum += sc * s;
+        imin += m * (xb->bsums[2 * j] + xb->bsums[2 * j + 1]);
+    }
+    return (float)isum * (d * xb->d) - (float)imin * (dmin * xb->d);
+}
+
+float sk_q4_K_dot_ref(int64_t n, const void *w, const void *xa) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / SK_QK_K; b++) {
+        block_q4_K wb;
+        block_q8_K xb;
+        LOAD(wb, w, b);
+        LOAD(xb, xa, b);
+        acc += k45_dot(wb.scales, wb.qs, NULL, sk_f16_to_f32(wb.d), sk_f16_to_f32(wb.dmin), &xb);
+    }
+    return acc;
+}
+
+float sk_q5_K_dot_ref(int64_t n, const void *w, const void *xa) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / SK_QK_K; b++) {
+        block_q5_K wb;
+        block_q8_K xb;
+        LOAD(wb, w, b);
+        LOAD(xb, xa, b);
+        acc += k45_dot(wb.scales, wb.qs, wb.qh, sk_f16_to_f32(wb.d), sk_f16_to_f32(wb.dmin), &xb);
+    }
+    return acc;
+}
+
+/* q6_K: element 128*h + 32*g + l (h < 2, g < 4, l < 32) has low bits in nibble g/2 of
+ * ql[64h + l + 32*(g%2)], high bits at 2g of qh[32h + l], scale scales[8h + 2g + l/16];
+ * x = d * sc * (q - 32). */
+float sk_q6_K_dot_ref(int64_t n, const void *w, const void *xa) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / SK_QK_K; b++) {
+        block_q6_K wb;
+        block_q8_K xb;
+        LOAD(wb, w, b);
+        LOAD(xb, xa, b);
+        int32_t isum = 0;
+        for (int h = 0; h < 2; h++)
+            for (int g = 0; g < 4; g++)
+                for (int s16 = 0; s16 < 2; s16++) {
+                    int32_t s = 0;
+                    for (int l = 16 * s16; l < 16 * s16 + 16; l++) {
+                        int lo = wb.ql[64 * h + l + 32 * (g % 2)] >> (4 * (g / 2)) & 0x0F;
+                        int q = (lo | (wb.qh[32 * h + l] >> (2 * g) & 3) << 4) - 32;
+                        s += q * xb.qs[128 * h + 32 * g + l];
+                    }
+                    isum += wb.scales[8 * h + 2 * g + s16] * s;
+                }
+        acc += (float)isum * (sk_f16_to_f32(wb.d) * xb.d);
+    }
+    return acc;
+}
+
+/* ==== lookups ================================================================================ */
+
+sk_vec_dot_fn sk_vec_dot_get(sk_isa isa, shrink_dtype t) {
+    if (isa > sk_cpu_isa()) isa = sk_cpu_isa();
+    sk_vec_dot_fn fn = NULL;
+    if (isa >= SK_ISA_AVX512 && sk_cpu_has_vnni()) fn = sk_qdot_avx512(t);
+    if (!fn && isa >= SK_ISA_AVX2) fn = sk_qdot_avx2(t);
+    return fn ? fn : sk_dtype(t)->vec_dot_ref;
+}

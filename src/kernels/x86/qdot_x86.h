@@ -1,0 +1,415 @@
+/*
+ * qdot_x86.h - the 256-bit quantized dot kernels and activation quantizers, written once over
+ * three primitives that each including ISA file defines before including this header:
+ *
+ *   __m256i mul_sum_u8s8(__m256i acc, __m256i u, __m256i s)
+ *       acc + (per int32 lane) the sum of the 4 products u8 * s8; the u8 values here are at
+ *       most 128 (so AVX2's maddubs does not saturate: 2 * 128 * 127 < 32768)
+ *   __m256i mul_sum_i16(__m256i acc, __m256i a, __m256i b)
+ *       acc + (per int32 lane) a16[2i] * b16[2i] + a16[2i+1] * b16[2i+1]
+ *   __m256i bits_0x10(const uint8_t *qh)
+ *       32 bytes: 0x10 where bit j of the little-endian u32 at qh is set, else 0
+ *
+ * qdot_avx2.c implements them with maddubs/madd, qdot_avx512.c with AVX-512 VNNI
+ * (vpdpbusd/vpdpwssd on ymm) and a mask register. Everything here is static: each ISA file
+ * gets its own copy compiled with its own flags (docs/style.md, section 6).
+ *
+ * The specification is qdot.c: every kernel computes the references' integer sums exactly
+ * and differs only in how the f32 block terms are added (in 8 lanes, two accumulators).
+ * Unaligned data: vectors with loadu, scalars with memcpy.
+ */
+#ifndef SK_QDOT_X86_H
+#define SK_QDOT_X86_H
+
+#include "../kernels.h"
+#include "../ggml_quants.h"
+
+#include <immintrin.h>
+#include <math.h>
+
+#define SK_INLINE static inline __attribute__((always_inline))
+
+SK_INLINE float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+SK_INLINE int32_t hsum8i(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+SK_INLINE float f16(const void *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+SK_INLINE float f32_at(const void *p) {
+    float f;
+    memcpy(&f, p, 4);
+    return f;
+}
+
+SK_INLINE __m256i loadu32(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+/* 16 bytes of nibbles -> 32 bytes: the low nibbles (elements 0..15), then the high ones */
+SK_INLINE __m256i nibbles32(const uint8_t *qs) {
+    __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    __m256i v = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+}
+
+/* int32 lanes of sum(wq * xq) for signed bytes: |w| as u8 and x with w's sign */
+SK_INLINE __m256i mul_sum_s8s8(__m256i acc, __m256i w, __m256i x) {
+    return mul_sum_u8s8(acc, _mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+}
+
+/* ==== legacy 32-blocks x sk_act_q8_32 ======================================================= */
+
+#define ACT_D(xb) f32_at((const uint8_t *)(xb) + offsetof(sk_act_q8_32, d))
+#define ACT_S(xb) f32_at((const uint8_t *)(xb) + offsetof(sk_act_q8_32, s))
+
+static float q8_0_dot(int64_t n, const void *w, const void *xa) {
+    const block_q8_0 *wb = w;
+    const sk_act_q8_32 *xb = xa;
+    const int64_t nb = n / 32;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        __m256i p0 = mul_sum_s8s8(_mm256_setzero_si256(), loadu32(wb[b].qs), loadu32(xb[b].qs));
+        __m256i p1 = mul_sum_s8s8(_mm256_setzero_si256(), loadu32(wb[b + 1].qs),
+                                  loadu32(xb[b + 1].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(&wb[b].d) * ACT_D(&xb[b])),
+                               _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16(&wb[b + 1].d) * ACT_D(&xb[b + 1])),
+                               _mm256_cvtepi32_ps(p1), acc1);
+    }
+    if (b < nb) {
+        __m256i p0 = mul_sum_s8s8(_mm256_setzero_si256(), loadu32(wb[b].qs), loadu32(xb[b].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(&wb[b].d) * ACT_D(&xb[b])),
+                               _mm256_cvtepi32_ps(p0), acc0);
+    }
+    return hsum8(_mm256_add_ps(acc0, acc1));
+}
+
+/* The 4- and 5-bit 32-blocks: the unsigned codes q (0..15 or 0..31) times x with
+ * mul_sum_u8s8, so sum((q - z) * xq) = sum(q * xq) - z * sum(xq); the z term goes through
+ * the activation block's s = d * sum(xq): acc += d_w*d_x*sum(q*xq), off += d_w*s (or m*s). */
+#define LEGACY_DOT(NAME, BT, CODES, OFF_SCALE, OFF_SIGN)                                        \
+    static float NAME(int64_t n, const void *w, const void *xa) {                              \
+        const BT *wb = w;                                                                      \
+        const sk_act_q8_32 *xb = xa;                                                           \
+        const int64_t nb = n / 32;                                                             \
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                         \
+        float off0 = 0.0f, off1 = 0.0f;                                                        \
+        int64_t b = 0;                                                                         \
+        for (; b + 2 <= nb; b += 2) {                                                          \
+            const BT *w0 = &wb[b], *w1 = &wb[b + 1];                                           \
+            __m256i p0 = mul_sum_u8s8(_mm256_setzero_si256(), CODES(w0), loadu32(xb[b].qs));   \
+            __m256i p1 = mul_sum_u8s8(_mm256_setzero_si256(), CODES(w1),                       \
+                                      loadu32(xb[b + 1].qs));                                  \
+            float d0 = f16(&w0->d), d1 = f16(&w1->d);                                          \
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * ACT_D(&xb[b])), _mm256_cvtepi32_ps(p0),  \
+                                   acc0);                                                      \
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d1 * ACT_D(&xb[b + 1])),                     \
+                                   _mm256_cvtepi32_ps(p1), acc1);                              \
+            off0 += OFF_SCALE(w0, d0) * ACT_S(&xb[b]);                                         \
+            off1 += OFF_SCALE(w1, d1) * ACT_S(&xb[b + 1]);                                     \
+        }                                                                                      \
+        if (b < nb) {                                                                          \
+            const BT *w0 = &wb[b];                                                             \
+            __m256i p0 = mul_sum_u8s8(_mm256_setzero_si256(), CODES(w0), loadu32(xb[b].qs));   \
+            float d0 = f16(&w0->d);                                                            \
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * ACT_D(&xb[b])), _mm256_cvtepi32_ps(p0),  \
+                                   acc0);                                                      \
+            off0 += OFF_SCALE(w0, d0) * ACT_S(&xb[b]);                                         \
+        }                                                                                      \
+        return hsum8(_mm256_add_ps(acc0, acc1)) OFF_SIGN (off0 + off1);                        \
+    }
+
+#define CODES4(wp) nibbles32((wp)->qs)
+#define CODES5(wp) _mm256_or_si256(nibbles32((wp)->qs), bits_0x10((wp)->qh))
+#define OFF_D8(wp, d) (8.0f * (d))
+#define OFF_D16(wp, d) (16.0f * (d))
+#define OFF_M(wp, d) f16(&(wp)->m)
+
+LEGACY_DOT(q4_0_dot, block_q4_0, CODES4, OFF_D8, -)
+LEGACY_DOT(q4_1_dot, block_q4_1, CODES4, OFF_M, +)
+LEGACY_DOT(q5_0_dot, block_q5_0, CODES5, OFF_D16, -)
+LEGACY_DOT(q5_1_dot, block_q5_1, CODES5, OFF_M, +)
+
+/* ==== K-quants x block_q8_K ================================================================= */
+
+/* q4_K/q5_K packed 6-bit scales and mins -> sc[8], m[8] (ggml's kmask trick, bytewise) */
+SK_INLINE void k4_unpack(const uint8_t *q, uint8_t sc[8], uint8_t m[8]) {
+    for (int j = 0; j < 4; j++) {
+        sc[j] = q[j] & 63;
+        m[j] = q[j + 4] & 63;
+        sc[j + 4] = (uint8_t)((q[j + 8] & 0x0F) | (q[j] >> 6) << 4);
+        m[j + 4] = (uint8_t)((q[j + 8] >> 4) | (q[j + 4] >> 6) << 4);
+    }
+}
+
+/* shuffle masks broadcasting int16 lane k of a 128-bit half to all 8 lanes */
+SK_INLINE __m256i bcast16(__m256i v, int k) {
+    return _mm256_shuffle_epi8(v, _mm256_set1_epi16((short)(0x0100 * (2 * k + 1) + 2 * k)));
+}
+
+/* q4_K (has_qh = 0) and q5_K: per super-block, 4 steps of 64 elements (32 bytes of codes:
+ * low nibbles sub-block 2j, high nibbles 2j+1, the 5th bits from qh). The 6-bit scales are
+ * applied to 16-bit pair sums: codes x q8 through _mm256_maddubs_epi16 (codes <= 31: no
+ * saturation), then the scales through mul_sum_i16. Mins: sum_j m_j * (bsums[2j] +
+ * bsums[2j+1]) with one madd. */
+SK_INLINE float k45_dot(int64_t n, const void *w, const void *xa, const int has_qh) {
+    const block_q8_K *xb = xa;
+    const uint8_t *wp = w;
+    const size_t bsz = has_qh ? sizeof(block_q5_K) : sizeof(block_q4_K);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0.0f;
+    for (int64_t b = 0; b < n / SK_QK_K; b++, wp += bsz) {
+        const uint8_t *scales = wp + 4, *qh = wp + 4 + SK_K_SCALE_SIZE;
+        const uint8_t *qs = has_qh ? qh + SK_QK_K / 8 : qh;
+        const float dx = f32_at(&xb[b].d);
+        const float d = f16(wp) * dx, dmin = f16(wp + 2) * dx;
+        uint8_t sc[8], mn[8];
+        k4_unpack(scales, sc, mn);
+        /* mins: 8 int16 m_j against the 8 sums of 32 */
+        __m128i bs_lo = _mm_loadu_si128((const __m128i *)xb[b].bsums);
+        __m128i bs_hi = _mm_loadu_si128((const __m128i *)(xb[b].bsums + 8));
+        __m128i bs32 = _mm_hadd_epi16(bs_lo, bs_hi);
+        __m128i mins16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
+        __m128i pm = _mm_madd_epi16(mins16, bs32);
+        pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, 0x4E));
+        pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, 0xB1));
+        const int32_t imin = _mm_cvtsi128_si32(pm);
+        __m256i sc16 = _mm256_broadcastsi128_si256(
+            _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
+        __m256i hbits = has_qh ? loadu32(qh) : _mm256_setzero_si256();
+        __m256i sumi = _mm256_setzero_si256();
+        const int8_t *q8 = xb[b].qs;
+        for (int j = 0; j < 4; j++) {
+            __m256i q4 = loadu32(qs + 32 * j);
+            __m256i ql = _mm256_and_si256(q4, m4);
+            __m256i qh4 = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            if (has_qh) {
+                __m256i b0 = _mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one);
+                __m256i b1 = _mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one);
+                ql = _mm256_or_si256(ql, _mm256_slli_epi16(b0, 4));
+                qh4 = _mm256_or_si256(qh4, _mm256_slli_epi16(b1, 4));
+            }
+            __m256i pl = _mm256_maddubs_epi16(ql, loadu32(q8 + 64 * j));
+            __m256i ph = _mm256_maddubs_epi16(qh4, loadu32(q8 + 64 * j + 32));
+            sumi = mul_sum_i16(sumi, pl, bcast16(sc16, 2 * j));
+            sumi = mul_sum_i16(sumi, ph, bcast16(sc16, 2 * j + 1));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        accm += dmin * (float)imin;
+    }
+    return hsum8(acc) - accm;
+}
+
+static float q4_K_dot(int64_t n, const void *w, const void *xa) { return k45_dot(n, w, xa, 0); }
+static float q5_K_dot(int64_t n, const void *w, const void *xa) { return k45_dot(n, w, xa, 1); }
+
+/* q6_K: unsigned 6-bit codes u = q + 32 per half of 128 (4 groups g of 32: low nibbles of
+ * ql[0..31] / ql[32..63], then their high nibbles; 2 bits of qh each), times x with maddubs
+ * (u <= 63: no saturation), scales per 16 through mul_sum_i16; the -32 through the q8_K sums:
+ * isum = sum sc*sum(u*x) - 32 * sum_j sc_j * bsums_j. */
+static float q6_K_dot(int64_t n, const void *w, const void *xa) {
+    const block_q8_K *xb = xa;
+    const uint8_t *wp = w;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / SK_QK_K; b++, wp += sizeof(block_q6_K)) {
+        const uint8_t *ql = wp + offsetof(block_q6_K, ql), *qh = wp + offsetof(block_q6_K, qh);
+        const uint8_t *scp = wp + offsetof(block_q6_K, scales);
+        const float d = f16(wp + offsetof(block_q6_K, d)) * f32_at(&xb[b].d);
+        __m256i sc_all = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)scp));
+        __m256i bsums = loadu32(xb[b].bsums);
+        __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(sc_all, bsums), 5);
+        sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
+        const int8_t *q8 = xb[b].qs;
+        for (int h = 0; h < 2; h++, ql += 64, qh += 32, q8 += 128) {
+            /* the 8 scales of this half as int16, both 128-bit lanes */
+            __m256i sc = _mm256_broadcastsi128_si256(
+                _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(scp + 8 * h))));
+            __m256i l0 = loadu32(ql), l1 = loadu32(ql + 32), hb = loadu32(qh);
+            __m256i u[4];
+            u[0] = _mm256_and_si256(l0, m4);
+            u[1] = _mm256_and_si256(l1, m4);
+            u[2] = _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4);
+            u[3] = _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4);
+            for (int g = 0; g < 4; g++) {
+                __m256i hi = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * g), m2);
+                __m256i q = _mm256_or_si256(u[g], _mm256_slli_epi16(hi, 4));
+                __m256i p = _mm256_maddubs_epi16(q, loadu32(q8 + 32 * g));
+                /* elements 0..15 use scale 2g, 16..31 scale 2g+1 */
+                __m256i s = _mm256_blend_epi32(bcast16(sc, 2 * g), bcast16(sc, 2 * g + 1), 0xF0);
+                sumi = mul_sum_i16(sumi, p, s);
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum8(acc);
+}
+
+/* ==== activation quantizers (byte-identical to qdot.c's references) ======================== */
+
+/* roundf (half away from zero) of 8 lanes, exactly: truncate, then step away from zero when
+ * the dropped fraction is >= 0.5 (v - trunc(v) is exact) */
+SK_INLINE __m256 round_away(__m256 v) {
+    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m256 sign = _mm256_and_ps(v, _mm256_set1_ps(-0.0f));
+    __m256 frac = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(v, t));
+    __m256 step = _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ),
+                                _mm256_or_ps(sign, _mm256_set1_ps(1.0f)));
+    return _mm256_add_ps(t, step);
+}
+
+SK_INLINE __m256 abs8(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+
+SK_INLINE float hmax8(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* 32 floats / d -> 32 int8 (roundf, clamp +-127; all 0 when d == 0); returns sum(q) */
+SK_INLINE int quant32(const float *x, float d, int8_t *q) {
+    if (d == 0.0f) {
+        memset(q, 0, 32);
+        return 0;
+    }
+    const __m256 vd = _mm256_set1_ps(d), lim = _mm256_set1_ps(127.0f);
+    __m256i i[4];
+    for (int k = 0; k < 4; k++) {
+        __m256 v = round_away(_mm256_div_ps(_mm256_loadu_ps(x + 8 * k), vd));
+        v = _mm256_max_ps(_mm256_min_ps(v, lim), _mm256_sub_ps(_mm256_setzero_ps(), lim));
+        i[k] = _mm256_cvttps_epi32(v);
+    }
+    __m256i sum = _mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3]));
+    /* packs interleave 128-bit lanes: 0 1 4 5 2 3 6 7 (units of 4) -> undo with a permute */
+    __m256i p16a = _mm256_packs_epi32(i[0], i[1]), p16b = _mm256_packs_epi32(i[2], i[3]);
+    __m256i p8 = _mm256_packs_epi16(p16a, p16b);
+    p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)q, p8);
+    return hsum8i(sum);
+}
+
+SK_INLINE float absmax(const float *x, int64_t n) {
+    __m256 m = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) m = _mm256_max_ps(m, abs8(_mm256_loadu_ps(x + i)));
+    float r = hmax8(m);
+    for (; i < n; i++) r = fmaxf(r, fabsf(x[i]));
+    return r;
+}
+
+static void act_q8_32(const float *x, int64_t n, void *dst, float static_scale) {
+    (void)static_scale;
+    uint8_t *out = dst;
+    for (int64_t b = 0; b < n / 32; b++) {
+        sk_act_q8_32 blk;
+        blk.d = absmax(x + 32 * b, 32) / 127.0f;
+        blk.s = blk.d * (float)quant32(x + 32 * b, blk.d, blk.qs);
+        memcpy(out + b * sizeof blk, &blk, sizeof blk);
+    }
+}
+
+static void act_i8(const float *x, int64_t n, void *dst, float d) {
+    int8_t *q = (int8_t *)dst + sizeof(sk_act_i8);
+    sk_act_i8 h = {.d = d, .sum = 0};
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) h.sum += quant32(x + i, d, q + i);
+    if (i < n) {
+        float tmp[32] = {0};
+        int8_t qt[32];
+        memcpy(tmp, x + i, (size_t)(n - i) * sizeof(float));
+        h.sum += quant32(tmp, d, qt); /* zero padding adds 0 */
+        memcpy(q + i, qt, (size_t)(n - i));
+    }
+    memcpy(dst, &h, sizeof h);
+}
+
+static void act_i8_token(const float *x, int64_t n, void *dst, float static_scale) {
+    (void)static_scale;
+    act_i8(x, n, dst, absmax(x, n) / 127.0f);
+}
+
+static void act_i8_static(const float *x, int64_t n, void *dst, float static_scale) {
+    act_i8(x, n, dst, static_scale > 0.0f ? static_scale : 0.0f);
+}
+
+/* ggml's quantize_row_q8_K_ref: iscale = -127 / (the signed value of largest magnitude, the
+ * first one on ties), q = nearest-even(iscale * x) capped at 127 (vcvtps2dq rounds to even
+ * like ggml's nearest_int), bsums of 16, d = 1 / iscale */
+static void act_q8_K(const float *x, int64_t n, void *dst, float static_scale) {
+    (void)static_scale;
+    uint8_t *out = dst;
+    for (int64_t b = 0; b < n / SK_QK_K; b++) {
+        const float *xb = x + b * SK_QK_K;
+        block_q8_K blk;
+        memset(&blk, 0, sizeof blk);
+        float amax = absmax(xb, SK_QK_K);
+        if (amax != 0.0f) {
+            int first = 0;
+            while (fabsf(xb[first]) != amax) first++;
+            const float iscale = -127.0f / xb[first];
+            const __m256 vi = _mm256_set1_ps(iscale);
+            for (int k = 0; k < SK_QK_K; k += 32) {
+                __m256i i[4];
+                for (int u = 0; u < 4; u++)
+                    i[u] = _mm256_min_epi32(
+                        _mm256_cvtps_epi32(_mm256_mul_ps(vi, _mm256_loadu_ps(xb + k + 8 * u))),
+                        _mm256_set1_epi32(127));
+                __m256i p8 = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]),
+                                                _mm256_packs_epi32(i[2], i[3]));
+                p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+                _mm256_storeu_si256((__m256i *)(blk.qs + k), p8);
+                /* sums of 16 */
+                const __m256i ones = _mm256_set1_epi16(1);
+                __m256i lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(p8));
+                __m256i hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(p8, 1));
+                blk.bsums[k / 16] = (int16_t)hsum8i(_mm256_madd_epi16(lo, ones));
+                blk.bsums[k / 16 + 1] = (int16_t)hsum8i(_mm256_madd_epi16(hi, ones));
+            }
+            blk.d = 1 / iscale;
+        }
+        memcpy(out + b * sizeof blk, &blk, sizeof blk);
+    }
+}
+
+/* ==== lookups ================================================================================ */
+
+static sk_vec_dot_fn qdot_lookup(shrink_dtype t) {
+    switch (t) {
+    case SHRINK_DTYPE_Q8_0: return q8_0_dot;
+    case SHRINK_DTYPE_Q4_0: return q4_0_dot;
+    case SHRINK_DTYPE_Q4_1: return q4_1_dot;
+    case SHRINK_DTYPE_Q5_0: return q5_0_dot;
+    case SHRINK_DTYPE_Q5_1: return q5_1_dot;
+    case SHRINK_DTYPE_Q4_K: return q4_K_dot;
+    case SHRINK_DTYPE_Q5_K: return q5_K_dot;
+    case SHRINK_DTYPE_Q6_K: return q6_K_dot;
+    default:                return NULL;
+    }
+}
+
+static sk_act_quant_fn act_quant_lookup(sk_act_format f) {
+    switch (f) {
+    case SK_ACT_Q8_32:     return act_q8_32;
+    case SK_ACT_Q8_K:      return act_q8_K;
+    case SK_ACT_I8_TOKEN:  return act_i8_token;
+    case SK_ACT_I8_STATIC: return act_i8_static;
+    default:               return NULL;
+    }
+}
+
+#endif /* SK_QDOT_X86_H */
