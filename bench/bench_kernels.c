@@ -37,13 +37,15 @@ static float frand(uint64_t *s) {
 static void *make_w(shrink_dtype dt, int64_t rows, int64_t cols, uint64_t seed) {
     size_t n = (size_t)(rows * cols);
     float *tmp = sk_aligned_alloc(64, n * sizeof(float));
-    void *w = sk_aligned_alloc(64, (size_t)sk_dtype_row_bytes(dt, (int64_t)n));
+    uint64_t rb = sk_dtype_row_bytes(dt, cols);
+    void *w = sk_aligned_alloc(64, (size_t)((uint64_t)rows * rb));
     #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         uint64_t s = seed + (uint64_t)r * 7919;
         for (int64_t k = 0; k < cols; k++) tmp[r * cols + k] = frand(&s);
     }
-    sk_dtype(dt)->from_f32(tmp, w, (int64_t)n);
+    for (int64_t r = 0; r < rows; r++) /* row by row: row-head types scale each row */
+        sk_dtype(dt)->from_f32(tmp + r * cols, (uint8_t *)w + (uint64_t)r * rb, cols);
     sk_free(tmp);
     return w;
 }
@@ -97,7 +99,7 @@ static timing run(const sk_kernel_set *ks, sk_mat *mats, int ncopies, const floa
         for (int c = 0; c < ncopies && reps < MAX_REPS; c++) {
             if (rd) {
                 int r2 = (c + ncopies / 2) % ncopies; /* not the one read next */
-                size_t bytes = (size_t)sk_dtype_row_bytes(mats[r2].dtype, mats[r2].rows * mats[r2].cols);
+                size_t bytes = (size_t)sk_dtype_tensor_bytes(mats[r2].dtype, mats[r2].rows, mats[r2].cols);
                 double t0 = shrink_time();
                 sink += read_sum(mats[r2].data, bytes & ~(size_t)127);
                 double dt = shrink_time() - t0;
@@ -232,7 +234,7 @@ int main(int argc, char **argv) {
         if (only_dt && strcmp(only_dt, shrink_dtype_name(dt))) continue;
         for (int si = 0; si < NSHAPES; si++) {
             const shape *sh = &shapes[si];
-            uint64_t bytes = sk_dtype_row_bytes(dt, sh->rows * sh->cols);
+            uint64_t bytes = sk_dtype_tensor_bytes(dt, sh->rows, sh->cols);
             int ncopies = (int)(((uint64_t)256 << 20) / bytes) + 1;
             sk_mat *mats = calloc((size_t)ncopies, sizeof *mats);
             for (int c = 0; c < ncopies; c++)

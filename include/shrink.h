@@ -63,11 +63,30 @@ typedef enum shrink_dtype {
     SHRINK_DTYPE_Q4_K = 8,
     SHRINK_DTYPE_Q5_K = 9,
     SHRINK_DTYPE_Q6_K = 10,
+    /* shrink's own types (docs/formats.md, "shrink's own quantized types"): GGUF type ids
+     * 1000 + (value - 11); llama.cpp cannot read them. "row head": per-row f32 scales
+     * stored before the row's elements. */
+    SHRINK_DTYPE_INT8_CH        = 11, /* int8 per output channel: row head f32 d, x = d*q */
+    SHRINK_DTYPE_INT8_CH_ASYM   = 12, /* uint8 per channel: row head f32 d, m; x = m + d*q */
+    SHRINK_DTYPE_INT8_T         = 13, /* int8 per tensor: int8_ch with one d in every row */
+    SHRINK_DTYPE_INT8_T_ASYM    = 14, /* uint8 per tensor: int8_ch_asym with one d, m */
+    SHRINK_DTYPE_INT4_G32       = 15, /* int4 groups of 32, f16 scale: x = d*(q-8) */
+    SHRINK_DTYPE_INT4_G64       = 16, /* int4 groups of 64 */
+    SHRINK_DTYPE_INT4_G128      = 17, /* int4 groups of 128 */
+    SHRINK_DTYPE_INT4_G32_ASYM  = 18, /* uint4 groups of 32, f16 scale and min: x = d*q + m */
+    SHRINK_DTYPE_INT4_G64_ASYM  = 19, /* uint4 groups of 64 */
+    SHRINK_DTYPE_INT4_G128_ASYM = 20, /* uint4 groups of 128 */
+    SHRINK_DTYPE_NF4            = 21, /* NormalFloat4 (bitsandbytes), groups of 64, f16 absmax */
+    SHRINK_DTYPE_NF4_DQ         = 22, /* nf4 with 8-bit block scales (row head f32 D) */
+    SHRINK_DTYPE_W8A8           = 23, /* int8_ch weights, int8 activations per token */
+    SHRINK_DTYPE_W8A8_STATIC    = 24, /* int8_ch weights, calibrated activation scale a */
     SHRINK_DTYPE_COUNT
 } shrink_dtype;
 
-SHRINK_API const char *shrink_dtype_name(shrink_dtype t);          /* "f32", "f16", "bf16" */
-/* Parses "f32"/"f16"/"bf16" (also "float32", "F16", ...). Returns SHRINK_ERR_ARG if unknown. */
+SHRINK_API const char *shrink_dtype_name(shrink_dtype t);          /* "f32", "q4_K", "int4_g128" */
+/* Parses a dtype name: "f32"/"f16"/"bf16" (also "float32", "F16", ...), the llama.cpp block
+ * types ("q4_K") and shrink's own types ("int4_g128"; dashes may replace underscores:
+ * "int4-g128", "w8a8-static"). Case-insensitive. Returns SHRINK_ERR_ARG if unknown. */
 SHRINK_API shrink_status shrink_dtype_parse(const char *name, shrink_dtype *out);
 
 /* ==== threads ============================================================================= */

@@ -93,13 +93,13 @@ static void test_matmul(void) {
     };
     static const int64_t Ts[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 25, 64};
     for (int d = 0; d < SHRINK_DTYPE_COUNT; d++)
-        for (size_t s = 0; sk_dtype((shrink_dtype)d)->block == 1 && /* blocks: test_quants */
+        for (size_t s = 0; !sk_dtype_quantized((shrink_dtype)d) && /* test_quants, _qshrink */
                            s < sizeof shapes / sizeof shapes[0]; s++)
             for (size_t t = 0; t < sizeof Ts / sizeof Ts[0]; t++)
                 check_matmul((shrink_dtype)d, shapes[s][0], shapes[s][1], Ts[t], t % 3 == 1 ? 5 : 0);
     /* prompt-sized and decode-sized */
     for (int d = 0; d < SHRINK_DTYPE_COUNT; d++) {
-        if (sk_dtype((shrink_dtype)d)->block > 1) continue; /* block types: test_quants.c */
+        if (sk_dtype_quantized((shrink_dtype)d)) continue; /* test_quants.c, test_qshrink.c */
         check_matmul((shrink_dtype)d, 70, 300, 513, 0);
         check_matmul((shrink_dtype)d, 1000, 384, 1, 0);
         check_matmul((shrink_dtype)d, 1001, 77, 1, 3);

@@ -218,9 +218,15 @@ SK_HIDDEN shrink_status sk_model_open(struct shrink_model **out, const char *pat
 SK_HIDDEN shrink_status sk_model_write(const struct shrink_model *m, const char *out,
                                        sk_format fmt, const sk_write_opts *o);
 
-/* Dtype conversion of n elements (any pair of F32/F16/BF16; equal dtypes copy). */
+/* Dtype conversion of n elements (any pair of F32/F16/BF16; equal dtypes copy). Block types
+ * need n a multiple of the block; row-head types (int8_ch, ...) one row: use sk_convert_rows. */
 SK_HIDDEN void sk_convert(const void *src, shrink_dtype sdt, void *dst, shrink_dtype ddt,
                           int64_t n);
+/* Dtype conversion of `rows` rows of `cols` elements, row-major, each row with its own head for
+ * row-head types (quantizing one row at a time with the row's own statistics). Any pair of
+ * dtypes (cols a multiple of both blocks). SHRINK_ERR_NOMEM if a row buffer is unavailable. */
+SK_HIDDEN shrink_status sk_convert_rows(const void *src, shrink_dtype sdt, void *dst,
+                                        shrink_dtype ddt, int64_t rows, int64_t cols);
 
 /* ---- shared by the writers (write.c) ---------------------------------------------------- */
 
@@ -370,8 +376,11 @@ SK_HIDDEN const sk_gguf_kv *sk_gguf_find(const sk_gguf *g, const char *key);
  * whole arrays: *pos starts at 0, each call returns the next string. */
 SK_HIDDEN sk_gguf_str sk_gguf_array_next_str(const sk_gguf_value *v, uint64_t *pos);
 SK_HIDDEN const char *sk_gguf_type_name(sk_gguf_type t);
-/* ggml tensor type name ("f32", "q4_K", ...), "?" if unknown. */
+/* ggml tensor type name ("f32", "q4_K", ...; "int4_g128" for shrink's own), "?" if unknown. */
 SK_HIDDEN const char *sk_ggml_type_name(uint32_t type);
+/* GGUF type id of SHRINK_DTYPE_INT8_CH; shrink's own types follow in enum order (1000..1013).
+ * Not ggml types: llama.cpp cannot read files that use them (docs/formats.md). */
+#define SK_GGUF_TYPE_OWN 1000u
 
 /* Maps a .gguf file into m->maps, fills m->cfg (from the arch keys), m->tensors (PyTorch
  * order shapes, llama.cpp names), m->file_bytes and, if want_tok, m->tok from the metadata.

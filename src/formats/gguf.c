@@ -64,16 +64,86 @@ static const ggml_type_row *ggml_type(uint32_t t) {
     return t < N_GGML_TYPES && ggml_types[t].block ? &ggml_types[t] : NULL;
 }
 
-const char *sk_ggml_type_name(uint32_t type) {
-    const ggml_type_row *r = ggml_type(type);
-    return r ? r->name : "?";
+/* shrink's own types (docs/formats.md, "shrink's own quantized types"): GGUF type id
+ * SK_GGUF_TYPE_OWN + i. ggml has no such types, so llama.cpp refuses these files. Block, bytes
+ * and row head come from the dtype table (row i of a tensor is row_head + ne0/block*bytes). */
+static const struct {
+    const char  *name;
+    shrink_dtype dtype;
+} own_types[] = {
+    {"int8_ch", SHRINK_DTYPE_INT8_CH},               /* 1000 */
+    {"int8_ch_asym", SHRINK_DTYPE_INT8_CH_ASYM},     /* 1001 */
+    {"int8_t", SHRINK_DTYPE_INT8_T},                 /* 1002 */
+    {"int8_t_asym", SHRINK_DTYPE_INT8_T_ASYM},       /* 1003 */
+    {"int4_g32", SHRINK_DTYPE_INT4_G32},             /* 1004 */
+    {"int4_g64", SHRINK_DTYPE_INT4_G64},             /* 1005 */
+    {"int4_g128", SHRINK_DTYPE_INT4_G128},           /* 1006 */
+    {"int4_g32_asym", SHRINK_DTYPE_INT4_G32_ASYM},   /* 1007 */
+    {"int4_g64_asym", SHRINK_DTYPE_INT4_G64_ASYM},   /* 1008 */
+    {"int4_g128_asym", SHRINK_DTYPE_INT4_G128_ASYM}, /* 1009 */
+    {"nf4", SHRINK_DTYPE_NF4},                       /* 1010 */
+    {"nf4_dq", SHRINK_DTYPE_NF4_DQ},                 /* 1011 */
+    {"w8a8", SHRINK_DTYPE_W8A8},                     /* 1012 */
+    {"w8a8_static", SHRINK_DTYPE_W8A8_STATIC},       /* 1013 */
+};
+enum { N_OWN_TYPES = sizeof own_types / sizeof own_types[0] };
+
+/* A GGUF tensor type: a ggml type or one of shrink's own. */
+typedef struct tensor_type {
+    const char *name;
+    uint64_t    block;     /* elements per block */
+    uint64_t    bytes;     /* bytes per block */
+    uint64_t    row_head;  /* bytes before each row (ne0 elements) */
+    int         dtype;     /* shrink_dtype, or -1 if shrink cannot hold it yet */
+} tensor_type;
+
+/* 1 and *out if t is a known type id, else 0 */
+static int tensor_type_of(uint32_t t, tensor_type *out) {
+    const ggml_type_row *g = ggml_type(t);
+    if (g) {
+        *out = (tensor_type){g->name, g->block, g->bytes, 0, g->dtype};
+        return 1;
+    }
+    if (t < SK_GGUF_TYPE_OWN || t - SK_GGUF_TYPE_OWN >= N_OWN_TYPES) return 0;
+    const sk_dtype_traits *d = sk_dtype(own_types[t - SK_GGUF_TYPE_OWN].dtype);
+    *out = (tensor_type){own_types[t - SK_GGUF_TYPE_OWN].name, d->block, d->bytes, d->row_head,
+                         (int)own_types[t - SK_GGUF_TYPE_OWN].dtype};
+    return 1;
 }
 
-/* ggml type of a shrink dtype */
+const char *sk_ggml_type_name(uint32_t type) {
+    tensor_type tt;
+    return tensor_type_of(type, &tt) ? tt.name : "?";
+}
+
+/* GGUF type id of a shrink dtype */
 static uint32_t ggml_of_dtype(shrink_dtype d) {
     for (uint32_t t = 0; t < N_GGML_TYPES; t++)
         if (ggml_types[t].block && ggml_types[t].dtype == (int)d) return t;
+    for (uint32_t i = 0; i < N_OWN_TYPES; i++)
+        if (own_types[i].dtype == d) return SK_GGUF_TYPE_OWN + i;
+    SHRINK_ASSERT(0 && "dtype without a GGUF type");
     return 0;
+}
+
+/* Fallbacks of shrink's own types whose block does not divide the rows: a smaller group of
+ * the same kind, then 8 bits per channel (block 1, always possible):
+ * int4_g128 -> int4_g64 -> int4_g32 -> int8_ch, the _asym ones -> int8_ch_asym,
+ * nf4 / nf4_dq -> int4_g32 -> int8_ch. */
+static shrink_dtype own_fallback(shrink_dtype want, int64_t cols) {
+    while (cols % (int64_t)sk_dtype(want)->block != 0) {
+        switch (want) {
+        case SHRINK_DTYPE_INT4_G128:      want = SHRINK_DTYPE_INT4_G64; break;
+        case SHRINK_DTYPE_INT4_G64:       want = SHRINK_DTYPE_INT4_G32; break;
+        case SHRINK_DTYPE_INT4_G128_ASYM: want = SHRINK_DTYPE_INT4_G64_ASYM; break;
+        case SHRINK_DTYPE_INT4_G64_ASYM:  want = SHRINK_DTYPE_INT4_G32_ASYM; break;
+        case SHRINK_DTYPE_INT4_G32_ASYM:  want = SHRINK_DTYPE_INT8_CH_ASYM; break;
+        case SHRINK_DTYPE_NF4:
+        case SHRINK_DTYPE_NF4_DQ:         want = SHRINK_DTYPE_INT4_G32; break;
+        default:                          want = SHRINK_DTYPE_INT8_CH; break;
+        }
+    }
+    return want;
 }
 
 /* The dtype a matrix with rows of `cols` is written in when `want` is asked for: a block type
@@ -81,6 +151,7 @@ static uint32_t ggml_of_dtype(shrink_dtype d) {
  * q5_K -> q5_1, q6_K -> q8_0), then to f16 (where llama-quantize refuses a legacy type). */
 static shrink_dtype gguf_fallback(shrink_dtype want, int64_t cols) {
     if (cols % (int64_t)sk_dtype(want)->block == 0) return want;
+    if (want >= SHRINK_DTYPE_INT8_CH) return own_fallback(want, cols);
     shrink_dtype fb = want == SHRINK_DTYPE_Q4_K   ? SHRINK_DTYPE_Q5_0
                       : want == SHRINK_DTYPE_Q5_K ? SHRINK_DTYPE_Q5_1
                       : want == SHRINK_DTYPE_Q6_K ? SHRINK_DTYPE_Q8_0
@@ -96,6 +167,8 @@ static uint32_t gguf_file_type(shrink_dtype d) {
         [SHRINK_DTYPE_Q5_0] = 8,  [SHRINK_DTYPE_Q5_1] = 9,  [SHRINK_DTYPE_Q4_K] = 15,
         [SHRINK_DTYPE_Q5_K] = 17, [SHRINK_DTYPE_Q6_K] = 18,
     };
+    /* shrink's own types have no llama_ftype: their GGUF type id (1000+) */
+    if (d >= SHRINK_DTYPE_INT8_CH) return ggml_of_dtype(d);
     return ft[d];
 }
 
@@ -352,15 +425,25 @@ static shrink_status parse_tensor_info(rd *r, sk_gguf_tensor *t) {
         t->ne[d] = (int64_t)ne;
     }
     if ((st = rd_u32(r, &t->type, nt))) return st;
-    const ggml_type_row *tr = ggml_type(t->type);
-    if (!tr)
+    tensor_type tt;
+    if (!tensor_type_of(t->type, &tt))
         return sk_error(SHRINK_ERR_FORMAT, "%s: tensor '%s' has unknown ggml type %" PRIu32,
                         r->name, nt, t->type);
-    if (t->ne[0] % tr->block != 0)
+    const tensor_type *tr = &tt;
+    if (t->ne[0] % (int64_t)tr->block != 0)
         return sk_error(SHRINK_ERR_FORMAT, "%s: tensor '%s': row length %" PRId64 " is not a "
-                        "multiple of the %s block size %" PRIu32, r->name, nt, t->ne[0],
+                        "multiple of the %s block size %" PRIu64, r->name, nt, t->ne[0],
                         tr->name, tr->block);
-    if (!sk_mul_ok(n_elems / tr->block, tr->bytes, &t->bytes))
+    /* bytes = rows * (row_head + ne0/block * bytes); without a row head n_elems/block * bytes */
+    uint64_t rows = 1, row_bytes;
+    for (uint32_t d = 1; d < t->n_dims && tr->row_head; d++)
+        if (!sk_mul_ok(rows, (uint64_t)t->ne[d], &rows))
+            return sk_error(SHRINK_ERR_FORMAT, "%s: tensor '%s': row count overflows", r->name,
+                            nt);
+    if (!sk_mul_ok((uint64_t)t->ne[0] / tr->block, tr->bytes, &row_bytes) ||
+        !sk_add_ok(row_bytes, tr->row_head, &row_bytes) ||
+        !(tr->row_head ? sk_mul_ok(rows, row_bytes, &t->bytes)
+                       : sk_mul_ok(n_elems / tr->block, tr->bytes, &t->bytes)))
         return sk_error(SHRINK_ERR_FORMAT, "%s: tensor '%s': byte size overflows", r->name, nt);
     return rd_u64(r, &t->offset, nt);
 }
@@ -701,7 +784,9 @@ static shrink_status gguf_tensors(const sk_gguf *g, const char *name, sk_tensor 
     if (!t) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", name);
     for (int64_t i = 0; i < g->n_tensors; i++) {
         const sk_gguf_tensor *gt = &g->tensors[i];
-        const ggml_type_row *tr = ggml_type(gt->type);
+        tensor_type tt;
+        SHRINK_ASSERT(tensor_type_of(gt->type, &tt)); /* checked by sk_gguf_parse */
+        const tensor_type *tr = &tt;
         if (tr->dtype < 0) {
             char nt[72];
             key_text(gt->name, nt, sizeof nt);
@@ -1098,7 +1183,12 @@ shrink_status sk_gguf_write(const sk_source *src, const char *out, const sk_writ
         wb_u64(&ti, (uint64_t)t->rows);
         wb_u32(&ti, ggml_of_dtype(dts[i]));
         wb_u64(&ti, off);
-        uint64_t bytes = sk_dtype_row_bytes(dts[i], t->rows * t->cols);
+        if (t->n_dims == 1 && sk_dtype_quantized(dts[i])) {
+            st = sk_error(SHRINK_ERR_UNSUPPORTED, "%s: vector '%s' cannot be %s (vectors are "
+                          "written f32, f16 or bf16)", out, name, sk_dtype(dts[i])->name);
+            goto out_free;
+        }
+        uint64_t bytes = sk_dtype_tensor_bytes(dts[i], t->rows, t->cols);
         off += (bytes + SK_GGUF_ALIGNMENT - 1) / SK_GGUF_ALIGNMENT * SK_GGUF_ALIGNMENT;
         total += bytes;
     }

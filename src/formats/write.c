@@ -94,6 +94,40 @@ void sk_convert(const void *src, shrink_dtype sdt, void *dst, shrink_dtype ddt, 
 }
 
 /* ==== the canonical tensor list ========================================================== */
+shrink_status sk_convert_rows(const void *src, shrink_dtype sdt, void *dst, shrink_dtype ddt,
+                              int64_t rows, int64_t cols) {
+    const sk_dtype_traits *s = sk_dtype(sdt), *d = sk_dtype(ddt);
+    if (rows <= 0) return SHRINK_OK;
+    if (sdt == ddt) {
+        memcpy(dst, src, (size_t)sk_dtype_tensor_bytes(sdt, rows, cols));
+        return SHRINK_OK;
+    }
+    if (!s->row_head && !d->row_head) {
+        sk_convert(src, sdt, dst, ddt, rows * cols);
+        return SHRINK_OK;
+    }
+    /* a row-head type on either side: row by row (its scales are per row), through f32 */
+    uint64_t sb = sk_dtype_row_bytes(sdt, cols), db = sk_dtype_row_bytes(ddt, cols);
+    float *tmp = sdt == SHRINK_DTYPE_F32 || ddt == SHRINK_DTYPE_F32
+                     ? NULL : sk_malloc((size_t)cols * sizeof(float));
+    if (sdt != SHRINK_DTYPE_F32 && ddt != SHRINK_DTYPE_F32 && !tmp)
+        return sk_error(SHRINK_ERR_NOMEM, "out of memory for a row of %" PRId64 " floats", cols);
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *sr = (const uint8_t *)src + (size_t)r * sb;
+        uint8_t *dr = (uint8_t *)dst + (size_t)r * db;
+        if (sdt == SHRINK_DTYPE_F32) {
+            d->from_f32((const float *)sr, dr, cols);
+        } else if (ddt == SHRINK_DTYPE_F32) {
+            s->to_f32(sr, (float *)dr, cols);
+        } else {
+            s->to_f32(sr, tmp, cols);
+            d->from_f32(tmp, dr, cols);
+        }
+    }
+    sk_free(tmp);
+    return SHRINK_OK;
+}
+
 
 /* Shape of a row in terms of the config. */
 typedef enum wdim { WD_1, WD_D, WD_F, WD_V, WD_S, WD_Q, WD_KV, WD_QKV } wdim;
@@ -590,13 +624,23 @@ static shrink_status model_fill(void *user, const sk_wtensor *t, int64_t row0, i
     int direct = transposed == stored_t || t->n_dims == 1;
     int64_t out_cols = transposed ? t->rows : t->cols;
     int mapped = in_mapping(m, ft->data);
-    if (direct) {
-        const uint8_t *from = s + sk_dtype_row_bytes(ft->dtype, row0 * fc);
-        sk_convert(from, ft->dtype, dst, dt, n_rows * fc);
-        if (mapped) sk_map_release(from, sk_dtype_row_bytes(ft->dtype, n_rows * fc));
-    } else if (sk_dtype(ft->dtype)->block > 1 || sk_dtype(dt)->block > 1) {
+    if (direct && t->n_dims == 1 && sk_dtype_quantized(ft->dtype)) {
+        /* a quantized vector is one row of its file tensor: widen it whole, convert the slice */
+        float *v = sk_malloc((size_t)elems * sizeof(float));
+        if (!v) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory for '%s'", m->path, ft->name);
+        sk_dtype(ft->dtype)->to_f32(ft->data, v, elems);
+        shrink_status st = sk_convert_rows(v + row0, SHRINK_DTYPE_F32, dst, dt, n_rows, 1);
+        sk_free(v);
+        if (st) return st;
+    } else if (direct) {
+        /* whole rows of fc elements (row-head types carry their scales per row) */
+        const uint8_t *from = s + sk_dtype_tensor_bytes(ft->dtype, row0, fc);
+        shrink_status st = sk_convert_rows(from, ft->dtype, dst, dt, n_rows, fc);
+        if (st) return st;
+        if (mapped) sk_map_release(from, sk_dtype_tensor_bytes(ft->dtype, n_rows, fc));
+    } else if (sk_dtype_quantized(ft->dtype) || sk_dtype_quantized(dt)) {
         return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: tensor '%s': cannot transpose %s data",
-                        m->path, ft->name, sk_dtype(ft->dtype)->block > 1
+                        m->path, ft->name, sk_dtype_quantized(ft->dtype)
                                                ? sk_dtype(ft->dtype)->name : sk_dtype(dt)->name);
     } else {
         /* gather: dst[j][k] = file[k][row0 + j]; a file row at a time keeps reads sequential */
@@ -625,8 +669,9 @@ static shrink_dtype model_dtype_of(void *user, const sk_wtensor *t) {
         e.role = SK_ROLE_TOK_EMB;
         ft = model_tensor(m, &e, &stored_t);
     }
-    /* block types (q4_K, ...) are written widened to f32 unless a dtype is asked for */
-    return ft && sk_dtype(ft->dtype)->block == 1 ? ft->dtype : SHRINK_DTYPE_F32;
+    /* quantized types (q4_K, int8_ch, ...) are written widened to f32 unless a dtype is asked
+     * for */
+    return ft && !sk_dtype_quantized(ft->dtype) ? ft->dtype : SHRINK_DTYPE_F32;
 }
 
 shrink_status sk_source_from_model(const struct shrink_model *m, sk_source *src) {
@@ -676,7 +721,7 @@ shrink_status sk_write(const sk_source *src, const char *out, sk_format fmt,
         return sk_error(SHRINK_ERR_ARG, "sk_write: incomplete source or no output path");
     if (o->dtype >= SHRINK_DTYPE_COUNT || o->dtype < -1)
         return sk_error(SHRINK_ERR_ARG, "sk_write: bad dtype %d", o->dtype);
-    if (o->dtype >= 0 && sk_dtype((shrink_dtype)o->dtype)->block > 1 && fmt != SK_FORMAT_GGUF)
+    if (o->dtype >= 0 && sk_dtype_quantized((shrink_dtype)o->dtype) && fmt != SK_FORMAT_GGUF)
         return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: %s is a GGUF type; Hugging Face and llama2.c "
                         "files hold f32/f16/bf16", out, sk_dtype((shrink_dtype)o->dtype)->name);
     shrink_status st = sk_config_validate(&src->cfg, out);

@@ -4,6 +4,7 @@
  */
 #include "kernels.h"
 #include "ggml_quants.h"
+#include "shrink_quants.h"
 
 float sk_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
@@ -139,6 +140,66 @@ static const sk_dtype_traits sk_dtypes[SHRINK_DTYPE_COUNT] = {
                            .to_f32 = sk_q6_K_dequant_ref, .from_f32 = sk_q6_K_quant_ref,
                            .act = SK_ACT_Q8_K, .vec_dot_ref = sk_q6_K_dot_ref,
                            .tol_rel = 0.025},
+    /* shrink's own types (shrink_quants.h, docs/formats.md). Row-head types: to_f32, from_f32
+     * and quantize take whole rows; from_f32 uses the row's own statistics (so int8_t and
+     * int8_t_asym without tensor parameters behave like int8_ch / int8_ch_asym, and w8a8_static
+     * stores a = 0, "not calibrated"); quantize() takes the tensor-level parameters.
+     * tol_rel: measured RMS round-trip error on normal data (tests/test_qshrink.c) + margin. */
+#define ROW_HEAD_FUNCS(t, deq) .to_f32 = sk_##deq##_to_f32, .from_f32 = sk_##t##_from_f32,       \
+                               .quantize = sk_##t##_quantize, .to_f32_range = sk_##deq##_to_f32_range
+#define BLOCK_FUNCS(t) .to_f32 = sk_##t##_to_f32, .from_f32 = sk_##t##_from_f32,                 \
+                       .quantize = sk_##t##_quantize
+    [SHRINK_DTYPE_INT8_CH]        = {.name = "int8_ch", .block = 1, .bytes = 1,
+                                     .row_head = SK_HEAD_D, ROW_HEAD_FUNCS(int8_ch, int8_ch),
+                                     .act = SK_ACT_Q8_32, .tol_rel = 9.5e-3},
+    [SHRINK_DTYPE_INT8_CH_ASYM]   = {.name = "int8_ch_asym", .block = 1, .bytes = 1,
+                                     .row_head = SK_HEAD_DM,
+                                     ROW_HEAD_FUNCS(int8_ch_asym, int8_ch_asym),
+                                     .act = SK_ACT_Q8_32, .tol_rel = 9e-3},
+    [SHRINK_DTYPE_INT8_T]         = {.name = "int8_t", .block = 1, .bytes = 1,
+                                     .row_head = SK_HEAD_D, ROW_HEAD_FUNCS(int8_t, int8_ch),
+                                     .act = SK_ACT_Q8_32, .tol_rel = 9.5e-3},
+    [SHRINK_DTYPE_INT8_T_ASYM]    = {.name = "int8_t_asym", .block = 1, .bytes = 1,
+                                     .row_head = SK_HEAD_DM,
+                                     ROW_HEAD_FUNCS(int8_t_asym, int8_ch_asym),
+                                     .act = SK_ACT_Q8_32, .tol_rel = 9e-3},
+    [SHRINK_DTYPE_INT4_G32]       = {.name = "int4_g32", .block = 32,
+                                     .bytes = sizeof(sk_block_int4_g32), BLOCK_FUNCS(int4_g32),
+                                     .act = SK_ACT_Q8_32, .tol_rel = 0.11},
+    [SHRINK_DTYPE_INT4_G64]       = {.name = "int4_g64", .block = 64,
+                                     .bytes = sizeof(sk_block_int4_g64), BLOCK_FUNCS(int4_g64),
+                                     .act = SK_ACT_Q8_32, .tol_rel = 0.125},
+    [SHRINK_DTYPE_INT4_G128]      = {.name = "int4_g128", .block = 128,
+                                     .bytes = sizeof(sk_block_int4_g128), BLOCK_FUNCS(int4_g128),
+                                     .act = SK_ACT_Q8_32, .tol_rel = 0.135},
+    [SHRINK_DTYPE_INT4_G32_ASYM]  = {.name = "int4_g32_asym", .block = 32,
+                                     .bytes = sizeof(sk_block_int4_g32_asym),
+                                     BLOCK_FUNCS(int4_g32_asym),
+                                     .act = SK_ACT_Q8_32, .tol_rel = 0.09},
+    [SHRINK_DTYPE_INT4_G64_ASYM]  = {.name = "int4_g64_asym", .block = 64,
+                                     .bytes = sizeof(sk_block_int4_g64_asym),
+                                     BLOCK_FUNCS(int4_g64_asym),
+                                     .act = SK_ACT_Q8_32, .tol_rel = 0.105},
+    [SHRINK_DTYPE_INT4_G128_ASYM] = {.name = "int4_g128_asym", .block = 128,
+                                     .bytes = sizeof(sk_block_int4_g128_asym),
+                                     BLOCK_FUNCS(int4_g128_asym),
+                                     .act = SK_ACT_Q8_32, .tol_rel = 0.115},
+    [SHRINK_DTYPE_NF4]            = {.name = "nf4", .block = SK_QK_NF4,
+                                     .bytes = sizeof(sk_block_nf4), BLOCK_FUNCS(nf4),
+                                     .act = SK_ACT_F32, .tol_rel = 0.105},
+    [SHRINK_DTYPE_NF4_DQ]         = {.name = "nf4_dq", .block = SK_QK_NF4,
+                                     .bytes = sizeof(sk_block_nf4_dq),
+                                     .row_head = SK_HEAD_NF4D, ROW_HEAD_FUNCS(nf4_dq, nf4_dq),
+                                     .act = SK_ACT_F32, .tol_rel = 0.105},
+    [SHRINK_DTYPE_W8A8]           = {.name = "w8a8", .block = 1, .bytes = 1,
+                                     .row_head = SK_HEAD_D, ROW_HEAD_FUNCS(w8a8, int8_ch),
+                                     .act = SK_ACT_I8_TOKEN, .tol_rel = 9.5e-3},
+    [SHRINK_DTYPE_W8A8_STATIC]    = {.name = "w8a8_static", .block = 1, .bytes = 1,
+                                     .row_head = SK_HEAD_DM,
+                                     ROW_HEAD_FUNCS(w8a8_static, w8a8_static),
+                                     .act = SK_ACT_I8_STATIC, .tol_rel = 9.5e-3},
+#undef ROW_HEAD_FUNCS
+#undef BLOCK_FUNCS
 };
 
 const sk_dtype_traits *sk_dtype(shrink_dtype t) {
@@ -151,24 +212,43 @@ uint64_t sk_dtype_row_bytes(shrink_dtype t, int64_t n) {
     return d->row_head + (uint64_t)n / d->block * d->bytes;
 }
 
+uint64_t sk_dtype_tensor_bytes(shrink_dtype t, int64_t rows, int64_t cols) {
+    return (uint64_t)rows * sk_dtype_row_bytes(t, cols);
+}
+
+int sk_dtype_quantized(shrink_dtype t) {
+    const sk_dtype_traits *d = sk_dtype(t);
+    return d->block > 1 || d->row_head > 0;
+}
+
 const char *shrink_dtype_name(shrink_dtype t) {
     return (unsigned)t < SHRINK_DTYPE_COUNT ? sk_dtypes[t].name : "?";
 }
 
 shrink_status shrink_dtype_parse(const char *name, shrink_dtype *out) {
     static const struct { const char *s; shrink_dtype t; } alias[] = {
-        {"f32", SHRINK_DTYPE_F32},   {"fp32", SHRINK_DTYPE_F32},  {"float32", SHRINK_DTYPE_F32},
-        {"f16", SHRINK_DTYPE_F16},   {"fp16", SHRINK_DTYPE_F16},  {"float16", SHRINK_DTYPE_F16},
-        {"half", SHRINK_DTYPE_F16},  {"bf16", SHRINK_DTYPE_BF16}, {"bfloat16", SHRINK_DTYPE_BF16},
-        {"q8_0", SHRINK_DTYPE_Q8_0}, {"q4_0", SHRINK_DTYPE_Q4_0}, {"q4_1", SHRINK_DTYPE_Q4_1},
-        {"q5_0", SHRINK_DTYPE_Q5_0}, {"q5_1", SHRINK_DTYPE_Q5_1}, {"q4_k", SHRINK_DTYPE_Q4_K},
-        {"q5_k", SHRINK_DTYPE_Q5_K}, {"q6_k", SHRINK_DTYPE_Q6_K},
+        {"fp32", SHRINK_DTYPE_F32},  {"float32", SHRINK_DTYPE_F32}, {"fp16", SHRINK_DTYPE_F16},
+        {"float16", SHRINK_DTYPE_F16}, {"half", SHRINK_DTYPE_F16},  {"bfloat16", SHRINK_DTYPE_BF16},
     };
+    /* the table's names (case-insensitive, '-' for '_': "int4-g128", "w8a8-static") */
+    char norm[32];
+    size_t len = strlen(name);
+    if (len < sizeof norm) {
+        for (size_t i = 0; i <= len; i++) norm[i] = name[i] == '-' ? '_' : name[i];
+        for (int t = 0; t < SHRINK_DTYPE_COUNT; t++)
+            if (strcasecmp(norm, sk_dtypes[t].name) == 0) {
+                *out = (shrink_dtype)t;
+                return SHRINK_OK;
+            }
+    }
     for (size_t i = 0; i < sizeof alias / sizeof alias[0]; i++)
         if (strcasecmp(name, alias[i].s) == 0) {
             *out = alias[i].t;
             return SHRINK_OK;
         }
     return sk_error(SHRINK_ERR_ARG, "unknown dtype '%s' (allowed: f32, f16, bf16; GGUF only: "
-                    "q8_0, q4_0, q4_1, q5_0, q5_1, q4_K, q5_K, q6_K)", name);
+                    "q8_0, q4_0, q4_1, q5_0, q5_1, q4_K, q5_K, q6_K; GGUF only, shrink's own "
+                    "types: int8_ch, int8_ch_asym, int8_t, int8_t_asym, int4_g32, int4_g64, "
+                    "int4_g128, int4_g32_asym, int4_g64_asym, int4_g128_asym, nf4, nf4_dq, "
+                    "w8a8, w8a8_static; '-' may replace '_')", name);
 }

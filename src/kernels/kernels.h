@@ -76,6 +76,12 @@ SK_HIDDEN const sk_dtype_traits *sk_dtype(shrink_dtype t);
 /* Bytes of a row of n elements of dtype t (n a multiple of the block), head included.
  * NOT an offset inside a row for row_head > 0 types. */
 SK_HIDDEN uint64_t sk_dtype_row_bytes(shrink_dtype t, int64_t n);
+/* Bytes of a (rows, cols) matrix of dtype t: rows * sk_dtype_row_bytes(t, cols) (every row
+ * has its own head). Use this, not sk_dtype_row_bytes(t, rows * cols), for whole tensors. */
+SK_HIDDEN uint64_t sk_dtype_tensor_bytes(shrink_dtype t, int64_t rows, int64_t cols);
+/* 1 if t is quantized (block > 1 or a row head): not addressable element by element (no
+ * transposes, no per-element copies, whole rows only for row-head types); 0 for f32/f16/bf16. */
+SK_HIDDEN int sk_dtype_quantized(shrink_dtype t);
 
 /* Scalar conversions (IEEE half, bfloat16); round to nearest even, NaN/Inf preserved. */
 SK_HIDDEN float    sk_f16_to_f32(uint16_t h);

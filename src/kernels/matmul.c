@@ -101,7 +101,15 @@ static void matmul_ref_threaded(const sk_mat *W, const float *X, int64_t T, floa
     sk_free(wrows);
 }
 
-/* ---- block types (q8_0, q4_K, ...): rows dequantized through the dtype row's to_f32 ---- */
+/* ---- quantized types (q8_0, q4_K, int8_ch, ...): rows dequantized through the dtype row -- */
+
+/* dst[0..n) = elements [k0, k0 + n) of `row` (k0, n multiples of the block): to_f32_range for
+ * types with a row head (per-row scales before the blocks), else to_f32 from the k0's block. */
+static void row_range_f32(const sk_dtype_traits *d, const uint8_t *row, int64_t k0, int64_t n,
+                          float *dst) {
+    if (d->row_head > 0) d->to_f32_range(row, k0, n, dst);
+    else d->to_f32(row + (uint64_t)k0 / d->block * d->bytes, dst, n);
+}
 
 /* Elements dequantized at a time: a multiple of every block (256), 8 KiB of f32 on the stack. */
 #define SK_DEQ_CHUNK 2048
@@ -118,7 +126,7 @@ static void gemv_blocks(const sk_kernel_set *ks, const sk_mat *W, const float *x
         float acc = 0.0f;
         for (int64_t k = 0; k < W->cols; k += SK_DEQ_CHUNK) {
             int64_t n = W->cols - k < SK_DEQ_CHUNK ? W->cols - k : SK_DEQ_CHUNK;
-            d->to_f32(row + (uint64_t)k / d->block * d->bytes, buf, n);
+            row_range_f32(d, row, k, n, buf);
             acc += ks->dot_f32(buf, x + k, n);
         }
         y[r - r0] = acc;
@@ -146,7 +154,7 @@ static void pack_w_blocks(const sk_kernel_set *ks, const sk_mat *W, int64_t r0, 
                 continue;
             }
             const uint8_t *row = (const uint8_t *)W->data + (uint64_t)(r0 + r) * rb;
-            d->to_f32(row + (uint64_t)kb0 * d->bytes, buf, (kb1 - kb0) * bl);
+            row_range_f32(d, row, kb0 * bl, (kb1 - kb0) * bl, buf);
             const float *src = buf + (k0 - kb0 * bl);
             for (int64_t k = 0; k < kc; k++) out[k * mr] = src[k];
         }
@@ -154,7 +162,7 @@ static void pack_w_blocks(const sk_kernel_set *ks, const sk_mat *W, int64_t r0, 
 
 static void gemv_rows(const sk_kernel_set *ks, const sk_mat *W, const float *x, float *y,
                       int64_t r0, int64_t r1) {
-    if (sk_dtype(W->dtype)->block > 1) gemv_blocks(ks, W, x, y, r0, r1);
+    if (sk_dtype_quantized(W->dtype)) gemv_blocks(ks, W, x, y, r0, r1);
     else ks->gemv(W, x, y, r0, r1);
 }
 
@@ -228,7 +236,7 @@ static void gemm_threaded(const sk_kernel_set *ks, const sk_mat *W, const float 
             for (int64_t p0 = p_lo; p0 < p_hi; p0 += mcp) {
                 int64_t p1 = p0 + mcp < p_hi ? p0 + mcp : p_hi;
                 int64_t r0 = p0 * mr, r1 = p1 * mr < rows ? p1 * mr : rows;
-                if (sk_dtype(W->dtype)->block > 1) pack_w_blocks(ks, W, r0, r1 - r0, k0, kc, wp);
+                if (sk_dtype_quantized(W->dtype)) pack_w_blocks(ks, W, r0, r1 - r0, k0, kc, wp);
                 else ks->pack_w(W, r0, r1 - r0, k0, kc, wp);
                 for (int64_t j = j_lo; j < j_hi; j++) {
                     int nt = T - j * nr < nr ? (int)(T - j * nr) : nr;

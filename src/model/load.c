@@ -282,9 +282,9 @@ static shrink_status bind_mat(binder *b, const sk_tensor *t, int64_t rows, int64
                               int conv1d, sk_mat *out) {
     size_t es = sk_dtype(t->dtype)->bytes;
     int widen = b->params->widen_f32 && t->dtype != SHRINK_DTYPE_F32;
-    /* block types: fp16 fields, 2-byte alignment is enough */
+    /* block types: fp16 fields, 2-byte alignment is enough; row heads are read with memcpy */
     int aligned = ((uintptr_t)t->data % (sk_dtype(t->dtype)->block > 1 ? 2 : es)) == 0;
-    if (conv1d && sk_dtype(t->dtype)->block > 1)
+    if (conv1d && sk_dtype_quantized(t->dtype))
         return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: tensor '%s': a transposed (Conv1D) weight "
                         "cannot be %s", b->file, t->name, sk_dtype(t->dtype)->name);
     out->rows = rows;
@@ -314,7 +314,10 @@ static shrink_status bind_mat(binder *b, const sk_tensor *t, int64_t rows, int64
             sk_free(buf);
             return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory for '%s'", b->file, t->name);
         }
-        sk_dtype(t->dtype)->to_f32(buf, f, rows * cols);
+        /* row by row: row-head types have their scales in each row */
+        uint64_t rb = sk_dtype_row_bytes(t->dtype, cols);
+        for (int64_t r = 0; r < rows; r++)
+            sk_dtype(t->dtype)->to_f32(buf + (size_t)r * rb, f + (size_t)r * (size_t)cols, cols);
         sk_free(buf);
         buf = (uint8_t *)f;
         out->dtype = SHRINK_DTYPE_F32;
@@ -322,7 +325,7 @@ static shrink_status bind_mat(binder *b, const sk_tensor *t, int64_t rows, int64
     if (!sk_model_own(b->m, buf))
         return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory for '%s'", b->file, t->name);
     out->data = buf;
-    b->m->weight_bytes += sk_dtype_row_bytes(out->dtype, rows * cols);
+    b->m->weight_bytes += sk_dtype_tensor_bytes(out->dtype, rows, cols);
     return SHRINK_OK;
 }
 

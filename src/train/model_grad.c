@@ -255,8 +255,9 @@ static shrink_status train_fill(void *user, const sk_wtensor *t, int64_t row0, i
             if (tm->params[i].t.role == SK_ROLE_TOK_EMB) p = &tm->params[i];
     if (!p) return sk_error(SHRINK_ERR_FORMAT, "sk_train_source: no tensor '%s'", t->name);
     if (!transposed || t->n_dims == 1) {
-        sk_convert(p->w + row0 * p->t.cols, SHRINK_DTYPE_F32, dst, dt, n_rows * p->t.cols);
-        return SHRINK_OK;
+        /* whole rows: row-head dtypes (int8_ch, ...) quantize each row with its own scale */
+        return sk_convert_rows(p->w + row0 * p->t.cols, SHRINK_DTYPE_F32, dst, dt, n_rows,
+                               p->t.cols);
     }
     /* rows of the transpose: dst[j][k] = w[k][row0 + j] */
     const size_t es = sk_dtype(dt)->bytes;

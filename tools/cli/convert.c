@@ -23,14 +23,19 @@ static const cli_opt convert_rows[] = {
     {"--to", NULL, CLI_OPT_STR, offsetof(convert_opts, to), "FORMAT", 0, 0,
      "gguf, hf or llama2c (default: from OUT: .gguf, .bin, else a HF folder)"},
     {"--dtype", NULL, CLI_OPT_STR, offsetof(convert_opts, dtype), "DTYPE", 0, 0,
-     "f32, f16 or bf16 for the weight matrices (default: the input's)"},
+     "dtype of the weight matrices (default: the input's): f32, f16, bf16; GGUF only:\n"
+     "llama.cpp's q8_0 ... q6_K, or shrink's own int8_ch, int8_ch_asym, int8_t, int8_t_asym,\n"
+     "int4_g32|64|128[_asym], nf4, nf4_dq, w8a8, w8a8_static (llama.cpp cannot read those;\n"
+     "row by row, no calibration; docs/formats.md)"},
     {"--shard-size", NULL, CLI_OPT_U64, offsetof(convert_opts, shard_size), "BYTES", 0, 0,
      "HF output: largest safetensors shard (default 2000000000)"},
 };
 
 static const cli_spec spec = {
     .name        = "convert",
-    .synopsis    = "IN OUT [--to gguf|hf|llama2c] [--dtype f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_K|q5_K|q6_K]\n"
+    .synopsis    = "IN OUT [--to gguf|hf|llama2c] [--dtype f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_K|q5_K|q6_K|\n"
+                   "       int8_ch|int8_ch_asym|int8_t|int8_t_asym|int4_g32|int4_g64|int4_g128|\n"
+                   "       int4_g32_asym|int4_g64_asym|int4_g128_asym|nf4|nf4_dq|w8a8|w8a8_static]\n"
                    "       [--shard-size BYTES]",
     .description = "Converts a model between GGUF, Hugging Face (config.json + safetensors +\n"
                    "tokenizer files) and llama2.c .bin, tensor by tensor without loading the\n"
@@ -93,8 +98,7 @@ int cmd_convert(int argc, char **argv) {
     if (opts.dtype) {
         shrink_dtype d;
         if (shrink_dtype_parse(opts.dtype, &d) != SHRINK_OK) {
-            fprintf(stderr, "shrink convert: --dtype: '%s' is not f32, f16 or bf16\n\n",
-                    opts.dtype);
+            fprintf(stderr, "shrink convert: --dtype: %s\n\n", shrink_last_error());
             cli_usage(&spec, stderr);
             return CLI_USAGE;
         }
