@@ -93,7 +93,6 @@ void sk_convert(const void *src, shrink_dtype sdt, void *dst, shrink_dtype ddt, 
     }
 }
 
-/* ==== the canonical tensor list ========================================================== */
 shrink_status sk_convert_rows(const void *src, shrink_dtype sdt, void *dst, shrink_dtype ddt,
                               int64_t rows, int64_t cols) {
     const sk_dtype_traits *s = sk_dtype(sdt), *d = sk_dtype(ddt);
@@ -128,6 +127,7 @@ shrink_status sk_convert_rows(const void *src, shrink_dtype sdt, void *dst, shri
     return SHRINK_OK;
 }
 
+/* ==== the canonical tensor list ========================================================== */
 
 /* Shape of a row in terms of the config. */
 typedef enum wdim { WD_1, WD_D, WD_F, WD_V, WD_S, WD_Q, WD_KV, WD_QKV } wdim;
