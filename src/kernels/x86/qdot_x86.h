@@ -145,14 +145,18 @@ LEGACY_DOT(q5_1_dot, block_q5_1, CODES5, OFF_M, +)
 
 /* ==== K-quants x block_q8_K ================================================================= */
 
-/* q4_K/q5_K packed 6-bit scales and mins -> sc[8], m[8] (ggml's kmask trick, bytewise) */
-SK_INLINE void k4_unpack(const uint8_t *q, uint8_t sc[8], uint8_t m[8]) {
-    for (int j = 0; j < 4; j++) {
-        sc[j] = q[j] & 63;
-        m[j] = q[j + 4] & 63;
-        sc[j + 4] = (uint8_t)((q[j + 8] & 0x0F) | (q[j] >> 6) << 4);
-        m[j + 4] = (uint8_t)((q[j + 8] >> 4) | (q[j + 4] >> 6) << 4);
-    }
+/* q4_K/q5_K packed 6-bit scales and mins -> 16 int16: the 8 scales (low 128 bits), then the
+ * 8 mins (ggml's kmask trick on 32-bit words, in registers) */
+SK_INLINE __m256i k4_scales_mins(const uint8_t *q) {
+    uint32_t u[4];
+    memcpy(u, q, 12);
+    const uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
+    u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
+    const uint32_t m_lo = u[1] & kmask1;
+    u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
+    u[2] = m_lo;
+    u[0] &= kmask1;
+    return _mm256_cvtepu8_epi16(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]));
 }
 
 /* shuffle masks broadcasting int16 lane k of a 128-bit half to all 8 lanes */
@@ -171,25 +175,19 @@ SK_INLINE float k45_dot(int64_t n, const void *w, const void *xa, const int has_
     const size_t bsz = has_qh ? sizeof(block_q5_K) : sizeof(block_q4_K);
     const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps();
-    float accm = 0.0f;
+    __m128 accm = _mm_setzero_ps();
     for (int64_t b = 0; b < n / SK_QK_K; b++, wp += bsz) {
         const uint8_t *scales = wp + 4, *qh = wp + 4 + SK_K_SCALE_SIZE;
         const uint8_t *qs = has_qh ? qh + SK_QK_K / 8 : qh;
         const float dx = f32_at(&xb[b].d);
         const float d = f16(wp) * dx, dmin = f16(wp + 2) * dx;
-        uint8_t sc[8], mn[8];
-        k4_unpack(scales, sc, mn);
+        const __m256i sm = k4_scales_mins(scales);
         /* mins: 8 int16 m_j against the 8 sums of 32 */
         __m128i bs_lo = _mm_loadu_si128((const __m128i *)xb[b].bsums);
         __m128i bs_hi = _mm_loadu_si128((const __m128i *)(xb[b].bsums + 8));
-        __m128i bs32 = _mm_hadd_epi16(bs_lo, bs_hi);
-        __m128i mins16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
-        __m128i pm = _mm_madd_epi16(mins16, bs32);
-        pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, 0x4E));
-        pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, 0xB1));
-        const int32_t imin = _mm_cvtsi128_si32(pm);
-        __m256i sc16 = _mm256_broadcastsi128_si256(
-            _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
+        __m128i pm = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), _mm_hadd_epi16(bs_lo, bs_hi));
+        accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(pm), accm);
+        const __m256i sc16 = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));
         __m256i hbits = has_qh ? loadu32(qh) : _mm256_setzero_si256();
         __m256i sumi = _mm256_setzero_si256();
         const int8_t *q8 = xb[b].qs;
@@ -209,9 +207,10 @@ SK_INLINE float k45_dot(int64_t n, const void *w, const void *xa, const int has_
             sumi = mul_sum_i16(sumi, ph, bcast16(sc16, 2 * j + 1));
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        accm += dmin * (float)imin;
     }
-    return hsum8(acc) - accm;
+    accm = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
+    accm = _mm_add_ss(accm, _mm_movehdup_ps(accm));
+    return hsum8(acc) - _mm_cvtss_f32(accm);
 }
 
 static float q4_K_dot(int64_t n, const void *w, const void *xa) { return k45_dot(n, w, xa, 0); }
