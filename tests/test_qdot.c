@@ -274,6 +274,7 @@ static void test_matmul(void) {
         check_matmul((shrink_dtype)t, 300, c2, 1); /* threaded */
         check_matmul((shrink_dtype)t, 37, c1, 5);
         check_matmul((shrink_dtype)t, 1, c2, 1);
+        if (L == 1) check_matmul((shrink_dtype)t, 40, 77, 1); /* no act blocks: dequantized */
     }
 }
 

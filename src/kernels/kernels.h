@@ -193,7 +193,7 @@ SK_HIDDEN sk_isa sk_kernels_force(sk_isa isa);
  *   SK_ACT_I8_TOKEN  sk_act_i8 + n int8, d = absmax/127, q = roundf(x/d)
  *   SK_ACT_I8_STATIC sk_act_i8 + n int8, d = static_scale, q = clamp(roundf(x/d), -127, 127);
  *                    the scale is the f32 at byte SK_ACT_STATIC_OFF of the weight's row head
- *                    (the same in every row)
+ *                    (the same in every row); 0 ("not calibrated"): as SK_ACT_I8_TOKEN
  *   SK_ACT_F32       n f32 (a copy) */
 #define SK_ACT_STATIC_OFF 4
 

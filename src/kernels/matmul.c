@@ -338,7 +338,8 @@ void sk_matmul_with(const sk_kernel_set *ks, const sk_mat *W, const float *X, in
             for (int64_t r = 0; r < W->rows; r++) Y[t * ldy + r] = 0.0f;
         return;
     }
-    if (T == 1 && sk_dtype(W->dtype)->vec_dot_ref != NULL) {
+    const sk_dtype_traits *d = sk_dtype(W->dtype);
+    if (T == 1 && d->vec_dot_ref != NULL && W->cols % sk_act_block(d->act) == 0) {
         gemv_qdot(ks, W, X, Y);
         return;
     }

@@ -12,6 +12,7 @@
  */
 #include "kernels.h"
 #include "ggml_quants.h"
+#include "shrink_quants.h"
 
 #include <math.h>
 
@@ -80,8 +81,10 @@ static void act_i8_token_ref(const float *x, int64_t n, void *dst, float static_
     act_i8_ref(x, n, dst, amax / 127.0f);
 }
 
+/* a scale of 0 means "not calibrated" (w8a8_static's from_f32): the token's own, as w8a8 */
 static void act_i8_static_ref(const float *x, int64_t n, void *dst, float static_scale) {
-    act_i8_ref(x, n, dst, static_scale > 0.0f ? static_scale : 0.0f);
+    if (static_scale > 0.0f) act_i8_ref(x, n, dst, static_scale);
+    else act_i8_token_ref(x, n, dst, 0.0f);
 }
 
 static void act_f32_ref(const float *x, int64_t n, void *dst, float static_scale) {
@@ -319,6 +322,129 @@ float sk_q6_K_dot_ref(int64_t n, const void *w, const void *xa) {
         acc += (float)isum * (sk_f16_to_f32(wb.d) * xb.d);
     }
     return acc;
+}
+
+/* ==== reference dots: shrink's own types (shrink_quants.h, layouts.md) ===================== */
+
+/* int8 weights with a row head f32 d (int8_ch, int8_t) x sk_act_q8_32: per activation block
+ * of 32, isum = sum wq*xq; acc += isum * (d * d_x). */
+float sk_int8_dot_ref(int64_t n, const void *w, const void *xa) {
+    const uint8_t *row = w;
+    const float d = sk_rd_f32(row);
+    const int8_t *q = (const int8_t *)(row + SK_HEAD_D);
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++) {
+        sk_act_q8_32 xb;
+        LOAD(xb, xa, b);
+        int32_t isum = 0;
+        for (int j = 0; j < 32; j++) isum += q[32 * b + j] * xb.qs[j];
+        acc += (float)isum * (d * xb.d);
+    }
+    return acc;
+}
+
+/* uint8 weights with a row head f32 d, f32 m (int8_ch_asym, int8_t_asym): x = m + d*q;
+ * per activation block: acc += isum * (d * d_x) + m * s_x. */
+float sk_int8_asym_dot_ref(int64_t n, const void *w, const void *xa) {
+    const uint8_t *row = w;
+    const float d = sk_rd_f32(row), m = sk_rd_f32(row + 4);
+    const uint8_t *q = row + SK_HEAD_DM;
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++) {
+        sk_act_q8_32 xb;
+        LOAD(xb, xa, b);
+        int32_t isum = 0;
+        for (int j = 0; j < 32; j++) isum += q[32 * b + j] * xb.qs[j];
+        acc += (float)isum * (d * xb.d) + m * xb.s;
+    }
+    return acc;
+}
+
+/* int4 groups of g (sym: {f16 d; qs}, x = d*(q-8); asym: {f16 d; f16 m; qs}, x = d*q + m),
+ * x sk_act_q8_32: each group spans g/32 activation blocks; per activation block, isum over
+ * its 32 codes (element e of the group: nibble of byte e % (g/2), high if e >= g/2). */
+static float int4_dot(int64_t n, const uint8_t *w, const void *xa, int g, int asym) {
+    const size_t head = asym ? 4 : 2, bsz = head + (size_t)g / 2;
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / g; b++, w += bsz) {
+        uint16_t hd, hm = 0;
+        memcpy(&hd, w, 2);
+        if (asym) memcpy(&hm, w + 2, 2);
+        const float d = sk_f16_to_f32(hd), m = sk_f16_to_f32(hm);
+        const uint8_t *qs = w + head;
+        for (int a = 0; a < g / 32; a++) {
+            sk_act_q8_32 xb;
+            LOAD(xb, xa, b * (g / 32) + a);
+            int32_t isum = 0;
+            for (int j = 0; j < 32; j++) {
+                int e = 32 * a + j;
+                int q = e < g / 2 ? qs[e] & 0x0F : qs[e - g / 2] >> 4;
+                isum += (asym ? q : q - 8) * xb.qs[j];
+            }
+            acc += (float)isum * (d * xb.d);
+            if (asym) acc += m * xb.s;
+        }
+    }
+    return acc;
+}
+
+float sk_int4_g32_dot_ref(int64_t n, const void *w, const void *xa) { return int4_dot(n, w, xa, 32, 0); }
+float sk_int4_g64_dot_ref(int64_t n, const void *w, const void *xa) { return int4_dot(n, w, xa, 64, 0); }
+float sk_int4_g128_dot_ref(int64_t n, const void *w, const void *xa) { return int4_dot(n, w, xa, 128, 0); }
+float sk_int4_g32_asym_dot_ref(int64_t n, const void *w, const void *xa) { return int4_dot(n, w, xa, 32, 1); }
+float sk_int4_g64_asym_dot_ref(int64_t n, const void *w, const void *xa) { return int4_dot(n, w, xa, 64, 1); }
+float sk_int4_g128_asym_dot_ref(int64_t n, const void *w, const void *xa) { return int4_dot(n, w, xa, 128, 1); }
+
+/* nf4 / nf4_dq x f32 activations: dequantize (the dtype row's arithmetic: d * NF4[q], d the
+ * f16 block absmax or D*s), then the f32 dot in index order. */
+static float nf4_block_dot(const uint8_t *qs, float d, const float *x, float acc) {
+    for (int j = 0; j < SK_QK_NF4; j++) {
+        int q = j < SK_QK_NF4 / 2 ? qs[j] & 0x0F : qs[j - SK_QK_NF4 / 2] >> 4;
+        acc += d * sk_nf4_values[q] * x[j];
+    }
+    return acc;
+}
+
+float sk_nf4_dot_ref(int64_t n, const void *w, const void *xa) {
+    const uint8_t *p = w;
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / SK_QK_NF4; b++, p += sizeof(sk_block_nf4)) {
+        uint16_t h;
+        memcpy(&h, p, 2);
+        acc = nf4_block_dot(p + 2, sk_f16_to_f32(h), (const float *)xa + b * SK_QK_NF4, acc);
+    }
+    return acc;
+}
+
+float sk_nf4_dq_dot_ref(int64_t n, const void *w, const void *xa) {
+    const uint8_t *p = w;
+    const float D = sk_rd_f32(p);
+    p += SK_HEAD_NF4D;
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / SK_QK_NF4; b++, p += sizeof(sk_block_nf4_dq))
+        acc = nf4_block_dot(p + 1, D * (float)p[0], (const float *)xa + b * SK_QK_NF4, acc);
+    return acc;
+}
+
+/* w8a8 (head f32 d) and w8a8_static (head f32 d, f32 a) x sk_act_i8: one integer sum over
+ * the row (int64 here: no overflow for any n; the SIMD kernels sum int32 lanes of n/8
+ * products each, then the lanes in int64), times d * d_x once. */
+static float w8a8_dot(int64_t n, const uint8_t *row, size_t head, const void *xa) {
+    sk_act_i8 h;
+    memcpy(&h, xa, sizeof h);
+    const int8_t *x = (const int8_t *)xa + sizeof h;
+    const int8_t *q = (const int8_t *)(row + head);
+    int64_t isum = 0;
+    for (int64_t i = 0; i < n; i++) isum += q[i] * x[i];
+    return (float)isum * (sk_rd_f32(row) * h.d);
+}
+
+float sk_w8a8_dot_ref(int64_t n, const void *w, const void *xa) {
+    return w8a8_dot(n, w, SK_HEAD_D, xa);
+}
+
+float sk_w8a8_static_dot_ref(int64_t n, const void *w, const void *xa) {
+    return w8a8_dot(n, w, SK_HEAD_DM, xa);
 }
 
 /* ==== lookups ================================================================================ */

@@ -149,4 +149,18 @@ SK_HIDDEN void sk_nf4_dq_to_f32_range(const void *row, int64_t k0, int64_t n, fl
 SK_HIDDEN void sk_nf4_dq_from_f32(const float *src, void *dst, int64_t n);
 SK_HIDDEN void sk_nf4_dq_quantize(const float *src, void *dst, int64_t n, const sk_qparams *p);
 
+/* qdot.c: reference dots (vec_dot_ref) against the rows' activation formats (kernels.h) */
+SK_HIDDEN float sk_int8_dot_ref(int64_t n, const void *w, const void *xa);      /* int8_ch, int8_t */
+SK_HIDDEN float sk_int8_asym_dot_ref(int64_t n, const void *w, const void *xa); /* *_asym */
+SK_HIDDEN float sk_int4_g32_dot_ref(int64_t n, const void *w, const void *xa);
+SK_HIDDEN float sk_int4_g64_dot_ref(int64_t n, const void *w, const void *xa);
+SK_HIDDEN float sk_int4_g128_dot_ref(int64_t n, const void *w, const void *xa);
+SK_HIDDEN float sk_int4_g32_asym_dot_ref(int64_t n, const void *w, const void *xa);
+SK_HIDDEN float sk_int4_g64_asym_dot_ref(int64_t n, const void *w, const void *xa);
+SK_HIDDEN float sk_int4_g128_asym_dot_ref(int64_t n, const void *w, const void *xa);
+SK_HIDDEN float sk_nf4_dot_ref(int64_t n, const void *w, const void *xa);
+SK_HIDDEN float sk_nf4_dq_dot_ref(int64_t n, const void *w, const void *xa);
+SK_HIDDEN float sk_w8a8_dot_ref(int64_t n, const void *w, const void *xa);
+SK_HIDDEN float sk_w8a8_static_dot_ref(int64_t n, const void *w, const void *xa);
+
 #endif /* SK_SHRINK_QUANTS_H */

@@ -343,7 +343,8 @@ static void act_i8_token(const float *x, int64_t n, void *dst, float static_scal
 }
 
 static void act_i8_static(const float *x, int64_t n, void *dst, float static_scale) {
-    act_i8(x, n, dst, static_scale > 0.0f ? static_scale : 0.0f);
+    if (static_scale > 0.0f) act_i8(x, n, dst, static_scale);
+    else act_i8_token(x, n, dst, 0.0f);
 }
 
 /* ggml's quantize_row_q8_K_ref: iscale = -127 / (the signed value of largest magnitude, the
