@@ -148,8 +148,8 @@ static void check_dot(shrink_dtype dt, int64_t n) {
         if (!sk_kernels_get((sk_isa)l)) continue;
         sk_vec_dot_fn fn = sk_vec_dot_get((sk_isa)l, dt);
         float got = fn(n, w, xa);
-        CHECK(fabs(got - ref) <= tol, "%s n=%" PRId64 " level %d%s: dot %.9g vs ref %.9g (tol %.3g)",
-              d->name, n, l, fn == d->vec_dot_ref ? " (ref)" : "", (double)got, (double)ref, tol);
+        CHECK(fabs(got - ref) <= tol,
+              "%s n=%" PRId64 " level %d%s: dot %.9g vs ref %.9g (tol %.3g)", d->name, n, l, fn == d->vec_dot_ref ? " (ref)" : "", (double)got, (double)ref, tol);
     }
     free(wf); free(x); free(wd); free(xd); free(wbuf); free(xbuf);
 }

@@ -161,7 +161,8 @@ void sk_act_dequantize(sk_act_format f, const void *src, int64_t n, float *dst) 
 /* ==== reference dots: legacy 32-blocks x sk_act_q8_32 ======================================= */
 
 /* Blocks are read through memcpy: rows of these types are not aligned in general. */
-#define LOAD(var, base, i) memcpy(&(var), (const uint8_t *)(base) + (size_t)(i) * sizeof(var), sizeof(var))
+#define LOAD(var, base, i) \
+    memcpy(&(var), (const uint8_t *)(base) + (size_t)(i) * sizeof(var), sizeof(var))
 
 float sk_q8_0_dot_ref(int64_t n, const void *w, const void *xa) {
     float acc = 0.0f;
@@ -388,12 +389,24 @@ static float int4_dot(int64_t n, const uint8_t *w, const void *xa, int g, int as
     return acc;
 }
 
-float sk_int4_g32_dot_ref(int64_t n, const void *w, const void *xa) { return int4_dot(n, w, xa, 32, 0); }
-float sk_int4_g64_dot_ref(int64_t n, const void *w, const void *xa) { return int4_dot(n, w, xa, 64, 0); }
-float sk_int4_g128_dot_ref(int64_t n, const void *w, const void *xa) { return int4_dot(n, w, xa, 128, 0); }
-float sk_int4_g32_asym_dot_ref(int64_t n, const void *w, const void *xa) { return int4_dot(n, w, xa, 32, 1); }
-float sk_int4_g64_asym_dot_ref(int64_t n, const void *w, const void *xa) { return int4_dot(n, w, xa, 64, 1); }
-float sk_int4_g128_asym_dot_ref(int64_t n, const void *w, const void *xa) { return int4_dot(n, w, xa, 128, 1); }
+float sk_int4_g32_dot_ref(int64_t n, const void *w, const void *xa) {
+    return int4_dot(n, w, xa, 32, 0);
+}
+float sk_int4_g64_dot_ref(int64_t n, const void *w, const void *xa) {
+    return int4_dot(n, w, xa, 64, 0);
+}
+float sk_int4_g128_dot_ref(int64_t n, const void *w, const void *xa) {
+    return int4_dot(n, w, xa, 128, 0);
+}
+float sk_int4_g32_asym_dot_ref(int64_t n, const void *w, const void *xa) {
+    return int4_dot(n, w, xa, 32, 1);
+}
+float sk_int4_g64_asym_dot_ref(int64_t n, const void *w, const void *xa) {
+    return int4_dot(n, w, xa, 64, 1);
+}
+float sk_int4_g128_asym_dot_ref(int64_t n, const void *w, const void *xa) {
+    return int4_dot(n, w, xa, 128, 1);
+}
 
 /* nf4 / nf4_dq x f32 activations: dequantize (the dtype row's arithmetic: d * NF4[q], d the
  * f16 block absmax or D*s), then the f32 dot in index order. */

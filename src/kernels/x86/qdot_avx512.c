@@ -25,5 +25,86 @@ static inline __attribute__((always_inline)) __m256i bits_0x10(const uint8_t *qh
 
 #include "qdot_x86.h"
 
-sk_vec_dot_fn sk_qdot_avx512(shrink_dtype t) { return qdot_lookup(t); }
+/* ---- zmm kernels: where 16 lanes pay (a table of 16 floats in one register, 64 int8) ---- */
+
+/* nf4: vpermps takes the low 4 bits of each dword, so a zero-extended byte looks up its low
+ * nibble directly and, shifted right by 4, its high nibble: 16 codes per lookup. */
+SK_INLINE __m512 nf4_block16(const uint8_t *qs, const float *x, __m512 lut) {
+    __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qs));
+    __m512i v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16)));
+    __m512 s0 = _mm512_mul_ps(_mm512_permutexvar_ps(v0, lut), _mm512_loadu_ps(x));
+    __m512 s1 = _mm512_mul_ps(_mm512_permutexvar_ps(v1, lut), _mm512_loadu_ps(x + 16));
+    s0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v0, 4), lut),
+                         _mm512_loadu_ps(x + 32), s0);
+    s1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v1, 4), lut),
+                         _mm512_loadu_ps(x + 48), s1);
+    return _mm512_add_ps(s0, s1);
+}
+
+static float nf4_dot_z(int64_t n, const void *w, const void *xa) {
+    const uint8_t *p = w;
+    const float *x = xa;
+    const __m512 lut = _mm512_loadu_ps(sk_nf4_values);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n / SK_QK_NF4; b++, p += sizeof(sk_block_nf4), x += SK_QK_NF4)
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(f16(p)), nf4_block16(p + 2, x, lut), acc);
+    return _mm512_reduce_add_ps(acc);
+}
+
+static float nf4_dq_dot_z(int64_t n, const void *w, const void *xa) {
+    const uint8_t *p = (const uint8_t *)w + SK_HEAD_NF4D;
+    const float *x = xa, D = f32_at(w);
+    const __m512 lut = _mm512_loadu_ps(sk_nf4_values);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n / SK_QK_NF4; b++, p += sizeof(sk_block_nf4_dq), x += SK_QK_NF4)
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(D * (float)p[0]), nf4_block16(p + 1, x, lut), acc);
+    return _mm512_reduce_add_ps(acc);
+}
+
+/* w8a8: 64 int8 per step; AVX-512 has no vpsignb, so x takes w's sign with a masked
+ * subtraction (mask = w < 0); the tail with masked loads (zeros add nothing). int32 lanes per
+ * chunk of 2^16 elements, chunks summed in int64. */
+SK_INLINE float w8a8_dot_z(int64_t n, const uint8_t *row, size_t head, const uint8_t *xa) {
+    const uint8_t *q = row + head, *x = xa + sizeof(sk_act_i8);
+    int64_t isum = 0;
+    for (int64_t c = 0; c < n; c += 65536) {
+        const int64_t end = n - c < 65536 ? n : c + 65536;
+        __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
+        int64_t i = c;
+        for (; i + 128 <= end; i += 128) {
+            __m512i w0 = _mm512_loadu_si512(q + i), w1 = _mm512_loadu_si512(q + i + 64);
+            __m512i x0 = _mm512_loadu_si512(x + i), x1 = _mm512_loadu_si512(x + i + 64);
+            x0 = _mm512_mask_sub_epi8(x0, _mm512_movepi8_mask(w0), _mm512_setzero_si512(), x0);
+            x1 = _mm512_mask_sub_epi8(x1, _mm512_movepi8_mask(w1), _mm512_setzero_si512(), x1);
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_abs_epi8(w0), x0);
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_abs_epi8(w1), x1);
+        }
+        for (; i < end; i += 64) {
+            __mmask64 m = end - i >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << (end - i)) - 1;
+            __m512i w0 = _mm512_maskz_loadu_epi8(m, q + i), x0 = _mm512_maskz_loadu_epi8(m, x + i);
+            x0 = _mm512_mask_sub_epi8(x0, _mm512_movepi8_mask(w0), _mm512_setzero_si512(), x0);
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_abs_epi8(w0), x0);
+        }
+        isum += _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1));
+    }
+    return (float)isum * (f32_at(row) * f32_at(xa + offsetof(sk_act_i8, d)));
+}
+
+static float w8a8_dot_zmm(int64_t n, const void *w, const void *xa) {
+    return w8a8_dot_z(n, w, SK_HEAD_D, xa);
+}
+
+static float w8a8_static_dot_zmm(int64_t n, const void *w, const void *xa) {
+    return w8a8_dot_z(n, w, SK_HEAD_DM, xa);
+}
+
+sk_vec_dot_fn sk_qdot_avx512(shrink_dtype t) {
+    switch (t) {
+    case SHRINK_DTYPE_NF4:         return nf4_dot_z;
+    case SHRINK_DTYPE_NF4_DQ:      return nf4_dq_dot_z;
+    case SHRINK_DTYPE_W8A8:        return w8a8_dot_zmm;
+    case SHRINK_DTYPE_W8A8_STATIC: return w8a8_static_dot_zmm;
+    default:                       return qdot_lookup(t);
+    }
+}
 sk_act_quant_fn sk_act_quant_avx512(sk_act_format f) { return act_quant_lookup(f); }

@@ -23,6 +23,7 @@
 
 #include "../kernels.h"
 #include "../ggml_quants.h"
+#include "../shrink_quants.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -71,77 +72,79 @@ SK_INLINE __m256i mul_sum_s8s8(__m256i acc, __m256i w, __m256i x) {
 
 /* ==== legacy 32-blocks x sk_act_q8_32 ======================================================= */
 
-#define ACT_D(xb) f32_at((const uint8_t *)(xb) + offsetof(sk_act_q8_32, d))
-#define ACT_S(xb) f32_at((const uint8_t *)(xb) + offsetof(sk_act_q8_32, s))
+/* Blocks are addressed as bytes (rows need not be aligned to the block structs). */
+#define XA_SZ sizeof(sk_act_q8_32)
+#define XA_D(xp, b) f32_at((xp) + (size_t)(b) * XA_SZ + offsetof(sk_act_q8_32, d))
+#define XA_S(xp, b) f32_at((xp) + (size_t)(b) * XA_SZ + offsetof(sk_act_q8_32, s))
+#define XA_QS(xp, b) loadu32((xp) + (size_t)(b) * XA_SZ + offsetof(sk_act_q8_32, qs))
 
 static float q8_0_dot(int64_t n, const void *w, const void *xa) {
-    const block_q8_0 *wb = w;
-    const sk_act_q8_32 *xb = xa;
+    const uint8_t *wp = w, *xp = xa;
+    const size_t bs = sizeof(block_q8_0);
     const int64_t nb = n / 32;
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        __m256i p0 = mul_sum_s8s8(_mm256_setzero_si256(), loadu32(wb[b].qs), loadu32(xb[b].qs));
-        __m256i p1 = mul_sum_s8s8(_mm256_setzero_si256(), loadu32(wb[b + 1].qs),
-                                  loadu32(xb[b + 1].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(&wb[b].d) * ACT_D(&xb[b])),
-                               _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16(&wb[b + 1].d) * ACT_D(&xb[b + 1])),
+    for (; b + 2 <= nb; b += 2, wp += 2 * bs) {
+        __m256i p0 = mul_sum_s8s8(_mm256_setzero_si256(), loadu32(wp + 2), XA_QS(xp, b));
+        __m256i p1 = mul_sum_s8s8(_mm256_setzero_si256(), loadu32(wp + bs + 2), XA_QS(xp, b + 1));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(wp) * XA_D(xp, b)), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16(wp + bs) * XA_D(xp, b + 1)),
                                _mm256_cvtepi32_ps(p1), acc1);
     }
     if (b < nb) {
-        __m256i p0 = mul_sum_s8s8(_mm256_setzero_si256(), loadu32(wb[b].qs), loadu32(xb[b].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(&wb[b].d) * ACT_D(&xb[b])),
-                               _mm256_cvtepi32_ps(p0), acc0);
+        __m256i p0 = mul_sum_s8s8(_mm256_setzero_si256(), loadu32(wp + 2), XA_QS(xp, b));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(wp) * XA_D(xp, b)), _mm256_cvtepi32_ps(p0), acc0);
     }
     return hsum8(_mm256_add_ps(acc0, acc1));
 }
 
 /* The 4- and 5-bit 32-blocks: the unsigned codes q (0..15 or 0..31) times x with
  * mul_sum_u8s8, so sum((q - z) * xq) = sum(q * xq) - z * sum(xq); the z term goes through
- * the activation block's s = d * sum(xq): acc += d_w*d_x*sum(q*xq), off += d_w*s (or m*s). */
-#define LEGACY_DOT(NAME, BT, CODES, OFF_SCALE, OFF_SIGN)                                        \
+ * the activation block's s = d * sum(xq): acc += d_w*d_x*sum(q*xq), off += d_w*s (or m*s).
+ * BS: block bytes; QS, QH, M: offsets of the codes, the 5th bits, the min (asym). */
+#define LEGACY_DOT(NAME, BS, CODES, OFF_SCALE, OFF_SIGN)                                        \
     static float NAME(int64_t n, const void *w, const void *xa) {                              \
-        const BT *wb = w;                                                                      \
-        const sk_act_q8_32 *xb = xa;                                                           \
+        const uint8_t *wp = w, *xp = xa;                                                       \
         const int64_t nb = n / 32;                                                             \
         __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                         \
         float off0 = 0.0f, off1 = 0.0f;                                                        \
         int64_t b = 0;                                                                         \
-        for (; b + 2 <= nb; b += 2) {                                                          \
-            const BT *w0 = &wb[b], *w1 = &wb[b + 1];                                           \
-            __m256i p0 = mul_sum_u8s8(_mm256_setzero_si256(), CODES(w0), loadu32(xb[b].qs));   \
-            __m256i p1 = mul_sum_u8s8(_mm256_setzero_si256(), CODES(w1),                       \
-                                      loadu32(xb[b + 1].qs));                                  \
-            float d0 = f16(&w0->d), d1 = f16(&w1->d);                                          \
-            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * ACT_D(&xb[b])), _mm256_cvtepi32_ps(p0),  \
+        for (; b + 2 <= nb; b += 2, wp += 2 * (BS)) {                                          \
+            const uint8_t *w1 = wp + (BS);                                                     \
+            __m256i p0 = mul_sum_u8s8(_mm256_setzero_si256(), CODES(wp), XA_QS(xp, b));        \
+            __m256i p1 = mul_sum_u8s8(_mm256_setzero_si256(), CODES(w1), XA_QS(xp, b + 1));    \
+            float d0 = f16(wp), d1 = f16(w1);                                                  \
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * XA_D(xp, b)), _mm256_cvtepi32_ps(p0),    \
                                    acc0);                                                      \
-            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d1 * ACT_D(&xb[b + 1])),                     \
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d1 * XA_D(xp, b + 1)),                       \
                                    _mm256_cvtepi32_ps(p1), acc1);                              \
-            off0 += OFF_SCALE(w0, d0) * ACT_S(&xb[b]);                                         \
-            off1 += OFF_SCALE(w1, d1) * ACT_S(&xb[b + 1]);                                     \
+            off0 += OFF_SCALE(wp, d0) * XA_S(xp, b);                                           \
+            off1 += OFF_SCALE(w1, d1) * XA_S(xp, b + 1);                                       \
         }                                                                                      \
         if (b < nb) {                                                                          \
-            const BT *w0 = &wb[b];                                                             \
-            __m256i p0 = mul_sum_u8s8(_mm256_setzero_si256(), CODES(w0), loadu32(xb[b].qs));   \
-            float d0 = f16(&w0->d);                                                            \
-            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * ACT_D(&xb[b])), _mm256_cvtepi32_ps(p0),  \
+            __m256i p0 = mul_sum_u8s8(_mm256_setzero_si256(), CODES(wp), XA_QS(xp, b));        \
+            float d0 = f16(wp);                                                                \
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * XA_D(xp, b)), _mm256_cvtepi32_ps(p0),    \
                                    acc0);                                                      \
-            off0 += OFF_SCALE(w0, d0) * ACT_S(&xb[b]);                                         \
+            off0 += OFF_SCALE(wp, d0) * XA_S(xp, b);                                           \
         }                                                                                      \
         return hsum8(_mm256_add_ps(acc0, acc1)) OFF_SIGN (off0 + off1);                        \
     }
 
-#define CODES4(wp) nibbles32((wp)->qs)
-#define CODES5(wp) _mm256_or_si256(nibbles32((wp)->qs), bits_0x10((wp)->qh))
-#define OFF_D8(wp, d) (8.0f * (d))
-#define OFF_D16(wp, d) (16.0f * (d))
-#define OFF_M(wp, d) f16(&(wp)->m)
+#define CODES_Q4_0(p) nibbles32((p) + offsetof(block_q4_0, qs))
+#define CODES_Q4_1(p) nibbles32((p) + offsetof(block_q4_1, qs))
+#define CODES_Q5_0(p) _mm256_or_si256(nibbles32((p) + offsetof(block_q5_0, qs)), \
+                                      bits_0x10((p) + offsetof(block_q5_0, qh)))
+#define CODES_Q5_1(p) _mm256_or_si256(nibbles32((p) + offsetof(block_q5_1, qs)), \
+                                      bits_0x10((p) + offsetof(block_q5_1, qh)))
+#define OFF_D8(p, d) (8.0f * (d))
+#define OFF_D16(p, d) (16.0f * (d))
+#define OFF_M(p, d) f16((p) + 2) /* q4_1, q5_1: f16 m right after f16 d */
 
-LEGACY_DOT(q4_0_dot, block_q4_0, CODES4, OFF_D8, -)
-LEGACY_DOT(q4_1_dot, block_q4_1, CODES4, OFF_M, +)
-LEGACY_DOT(q5_0_dot, block_q5_0, CODES5, OFF_D16, -)
-LEGACY_DOT(q5_1_dot, block_q5_1, CODES5, OFF_M, +)
+LEGACY_DOT(q4_0_dot, sizeof(block_q4_0), CODES_Q4_0, OFF_D8, -)
+LEGACY_DOT(q4_1_dot, sizeof(block_q4_1), CODES_Q4_1, OFF_M, +)
+LEGACY_DOT(q5_0_dot, sizeof(block_q5_0), CODES_Q5_0, OFF_D16, -)
+LEGACY_DOT(q5_1_dot, sizeof(block_q5_1), CODES_Q5_1, OFF_M, +)
 
 /* ==== K-quants x block_q8_K ================================================================= */
 
@@ -170,27 +173,26 @@ SK_INLINE __m256i bcast16(__m256i v, int k) {
  * saturation), then the scales through mul_sum_i16. Mins: sum_j m_j * (bsums[2j] +
  * bsums[2j+1]) with one madd. */
 SK_INLINE float k45_dot(int64_t n, const void *w, const void *xa, const int has_qh) {
-    const block_q8_K *xb = xa;
-    const uint8_t *wp = w;
+    const uint8_t *wp = w, *xp = xa;
     const size_t bsz = has_qh ? sizeof(block_q5_K) : sizeof(block_q4_K);
     const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps();
     __m128 accm = _mm_setzero_ps();
-    for (int64_t b = 0; b < n / SK_QK_K; b++, wp += bsz) {
+    for (int64_t b = 0; b < n / SK_QK_K; b++, wp += bsz, xp += sizeof(block_q8_K)) {
         const uint8_t *scales = wp + 4, *qh = wp + 4 + SK_K_SCALE_SIZE;
         const uint8_t *qs = has_qh ? qh + SK_QK_K / 8 : qh;
-        const float dx = f32_at(&xb[b].d);
+        const float dx = f32_at(xp + offsetof(block_q8_K, d));
         const float d = f16(wp) * dx, dmin = f16(wp + 2) * dx;
         const __m256i sm = k4_scales_mins(scales);
         /* mins: 8 int16 m_j against the 8 sums of 32 */
-        __m128i bs_lo = _mm_loadu_si128((const __m128i *)xb[b].bsums);
-        __m128i bs_hi = _mm_loadu_si128((const __m128i *)(xb[b].bsums + 8));
+        __m128i bs_lo = _mm_loadu_si128((const __m128i *)(xp + offsetof(block_q8_K, bsums)));
+        __m128i bs_hi = _mm_loadu_si128((const __m128i *)(xp + offsetof(block_q8_K, bsums) + 16));
         __m128i pm = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), _mm_hadd_epi16(bs_lo, bs_hi));
         accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(pm), accm);
         const __m256i sc16 = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));
         __m256i hbits = has_qh ? loadu32(qh) : _mm256_setzero_si256();
         __m256i sumi = _mm256_setzero_si256();
-        const int8_t *q8 = xb[b].qs;
+        const uint8_t *q8 = xp + offsetof(block_q8_K, qs);
         for (int j = 0; j < 4; j++) {
             __m256i q4 = loadu32(qs + 32 * j);
             __m256i ql = _mm256_and_si256(q4, m4);
@@ -221,19 +223,18 @@ static float q5_K_dot(int64_t n, const void *w, const void *xa) { return k45_dot
  * (u <= 63: no saturation), scales per 16 through mul_sum_i16; the -32 through the q8_K sums:
  * isum = sum sc*sum(u*x) - 32 * sum_j sc_j * bsums_j. */
 static float q6_K_dot(int64_t n, const void *w, const void *xa) {
-    const block_q8_K *xb = xa;
-    const uint8_t *wp = w;
+    const uint8_t *wp = w, *xp = xa;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / SK_QK_K; b++, wp += sizeof(block_q6_K)) {
+    for (int64_t b = 0; b < n / SK_QK_K; b++, wp += sizeof(block_q6_K), xp += sizeof(block_q8_K)) {
         const uint8_t *ql = wp + offsetof(block_q6_K, ql), *qh = wp + offsetof(block_q6_K, qh);
         const uint8_t *scp = wp + offsetof(block_q6_K, scales);
-        const float d = f16(wp + offsetof(block_q6_K, d)) * f32_at(&xb[b].d);
+        const float d = f16(wp + offsetof(block_q6_K, d)) * f32_at(xp + offsetof(block_q8_K, d));
         __m256i sc_all = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)scp));
-        __m256i bsums = loadu32(xb[b].bsums);
+        __m256i bsums = loadu32(xp + offsetof(block_q8_K, bsums));
         __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(sc_all, bsums), 5);
         sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
-        const int8_t *q8 = xb[b].qs;
+        const uint8_t *q8 = xp + offsetof(block_q8_K, qs);
         for (int h = 0; h < 2; h++, ql += 64, qh += 32, q8 += 128) {
             /* the 8 scales of this half as int16, both 128-bit lanes */
             __m256i sc = _mm256_broadcastsi128_si256(
@@ -255,6 +256,166 @@ static float q6_K_dot(int64_t n, const void *w, const void *xa) {
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
+    return hsum8(acc);
+}
+
+/* ==== shrink's own types (shrink_quants.h) ================================================== */
+
+/* int8_ch / int8_t (head f32 d, int8 codes) x sk_act_q8_32: d * sum_b d_x * sum(wq * xq) */
+static float int8_dot(int64_t n, const void *w, const void *xa) {
+    const uint8_t *q = (const uint8_t *)w + SK_HEAD_D, *xp = xa;
+    const int64_t nb = n / 32;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        __m256i p0 = mul_sum_s8s8(_mm256_setzero_si256(), loadu32(q + 32 * b), XA_QS(xp, b));
+        __m256i p1 = mul_sum_s8s8(_mm256_setzero_si256(), loadu32(q + 32 * b + 32),
+                                  XA_QS(xp, b + 1));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(XA_D(xp, b)), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(XA_D(xp, b + 1)), _mm256_cvtepi32_ps(p1), acc1);
+    }
+    if (b < nb) {
+        __m256i p0 = mul_sum_s8s8(_mm256_setzero_si256(), loadu32(q + 32 * b), XA_QS(xp, b));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(XA_D(xp, b)), _mm256_cvtepi32_ps(p0), acc0);
+    }
+    return f32_at(w) * hsum8(_mm256_add_ps(acc0, acc1));
+}
+
+/* int8_ch_asym / int8_t_asym (head f32 d, f32 m, uint8 codes): the codes shifted to signed
+ * (q - 128, one xor) so both ISAs take the s8 x s8 path; x = m + d*q = (m + 128 d) + d*(q-128),
+ * the constant through the activation sums s. */
+static float int8_asym_dot(int64_t n, const void *w, const void *xa) {
+    const uint8_t *q = (const uint8_t *)w + SK_HEAD_DM, *xp = xa;
+    const float d = f32_at(w), m = f32_at((const uint8_t *)w + 4);
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    const int64_t nb = n / 32;
+    __m256 acc = _mm256_setzero_ps();
+    float ssum = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i ws = _mm256_xor_si256(loadu32(q + 32 * b), flip);
+        __m256i p = mul_sum_s8s8(_mm256_setzero_si256(), ws, XA_QS(xp, b));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(XA_D(xp, b)), _mm256_cvtepi32_ps(p), acc);
+        ssum += XA_S(xp, b);
+    }
+    return d * hsum8(acc) + (m + 128.0f * d) * ssum;
+}
+
+/* int4 groups of 64 and 128 (sym {f16 d; qs}, asym {f16 d; f16 m; qs}): 32 bytes of codes at
+ * a time; their low nibbles are one activation block, their high nibbles the block g/64
+ * further (element e of a group is in byte e % (g/2)). Per group: v = sum_a d_x[a] *
+ * sum(q * xq) over its g/32 activation blocks, acc += d_w * v; the offset (-8 d_w or m) times
+ * the sum of the blocks' s. The groups of 32 have q4_0's / q4_1's layout (their kernels). */
+SK_INLINE float int4_gdot(int64_t n, const uint8_t *w, const uint8_t *xp, const int g,
+                          const int asym) {
+    const size_t head = asym ? 4 : 2, bsz = head + (size_t)g / 2;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc = _mm256_setzero_ps();
+    float off = 0.0f;
+    for (int64_t b = 0; b < n / g; b++, w += bsz, xp += (size_t)(g / 32) * XA_SZ) {
+        const uint8_t *qs = w + head;
+        __m256 v = _mm256_setzero_ps();
+        float ss = 0.0f;
+        for (int c = 0; c < g / 64; c++) {
+            __m256i q = loadu32(qs + 32 * c);
+            __m256i lo = _mm256_and_si256(q, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            const int alo = c, ahi = c + g / 64;
+            __m256i plo = mul_sum_u8s8(_mm256_setzero_si256(), lo, XA_QS(xp, alo));
+            __m256i phi = mul_sum_u8s8(_mm256_setzero_si256(), hi, XA_QS(xp, ahi));
+            v = _mm256_fmadd_ps(_mm256_set1_ps(XA_D(xp, alo)), _mm256_cvtepi32_ps(plo), v);
+            v = _mm256_fmadd_ps(_mm256_set1_ps(XA_D(xp, ahi)), _mm256_cvtepi32_ps(phi), v);
+            ss += XA_S(xp, alo) + XA_S(xp, ahi);
+        }
+        const float d = f16(w);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), v, acc);
+        off += (asym ? f16(w + 2) : -8.0f * d) * ss;
+    }
+    return hsum8(acc) + off;
+}
+
+static float int4_g64_dot(int64_t n, const void *w, const void *xa) {
+    return int4_gdot(n, w, xa, 64, 0);
+}
+static float int4_g128_dot(int64_t n, const void *w, const void *xa) {
+    return int4_gdot(n, w, xa, 128, 0);
+}
+static float int4_g64_asym_dot(int64_t n, const void *w, const void *xa) {
+    return int4_gdot(n, w, xa, 64, 1);
+}
+static float int4_g128_asym_dot(int64_t n, const void *w, const void *xa) {
+    return int4_gdot(n, w, xa, 128, 1);
+}
+
+/* w8a8 / w8a8_static (head f32 d [, f32 a]) x sk_act_i8: int32 lanes per chunk of 2^16
+ * elements (no overflow), chunks summed in int64; a tail of n % 32 through a zero-padded copy;
+ * one scale product d * d_x at the end. */
+SK_INLINE float w8a8_dot_impl(int64_t n, const uint8_t *row, size_t head, const uint8_t *xa) {
+    const uint8_t *q = row + head, *x = xa + sizeof(sk_act_i8);
+    int64_t isum = 0, i = 0;
+    while (i + 32 <= n) {
+        const int64_t end = n - (n - i) % 32 < i + 65536 ? n - (n - i) % 32 : i + 65536;
+        __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+        for (; i + 64 <= end; i += 64) {
+            a0 = mul_sum_s8s8(a0, loadu32(q + i), loadu32(x + i));
+            a1 = mul_sum_s8s8(a1, loadu32(q + i + 32), loadu32(x + i + 32));
+        }
+        for (; i < end; i += 32) a0 = mul_sum_s8s8(a0, loadu32(q + i), loadu32(x + i));
+        isum += hsum8i(_mm256_add_epi32(a0, a1));
+    }
+    if (i < n) {
+        uint8_t tq[32] = {0}, tx[32] = {0};
+        memcpy(tq, q + i, (size_t)(n - i));
+        memcpy(tx, x + i, (size_t)(n - i));
+        isum += hsum8i(mul_sum_s8s8(_mm256_setzero_si256(), loadu32(tq), loadu32(tx)));
+    }
+    return (float)isum * (f32_at(row) * f32_at(xa + offsetof(sk_act_i8, d)));
+}
+
+static float w8a8_dot(int64_t n, const void *w, const void *xa) {
+    return w8a8_dot_impl(n, w, SK_HEAD_D, xa);
+}
+
+static float w8a8_static_dot(int64_t n, const void *w, const void *xa) {
+    return w8a8_dot_impl(n, w, SK_HEAD_DM, xa);
+}
+
+/* nf4 (blocks {f16 d; qs[32]}) and nf4_dq (head f32 D; blocks {u8 s; qs[32]}) x f32: the codes
+ * dequantized in registers through two 8-entry tables (permutevar8x32 on the low 3 bits of
+ * the code, bit 3 choosing the table), times x, summed per block, times the block scale. Byte
+ * j of a block holds element j (low nibble) and j + 32 (high). */
+SK_INLINE __m256 nf4_lookup8(__m256i code, __m256 t0, __m256 t1) {
+    __m256 lo = _mm256_permutevar8x32_ps(t0, code), hi = _mm256_permutevar8x32_ps(t1, code);
+    return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(code, 28)));
+}
+
+SK_INLINE __m256 nf4_block8(const uint8_t *qs, const float *x, __m256 t0, __m256 t1) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    for (int k = 0; k < 32; k += 8) {
+        __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + k)));
+        s0 = _mm256_fmadd_ps(nf4_lookup8(v, t0, t1), _mm256_loadu_ps(x + k), s0);
+        s1 = _mm256_fmadd_ps(nf4_lookup8(_mm256_srli_epi32(v, 4), t0, t1),
+                             _mm256_loadu_ps(x + 32 + k), s1);
+    }
+    return _mm256_add_ps(s0, s1);
+}
+
+static float nf4_dot(int64_t n, const void *w, const void *xa) {
+    const uint8_t *p = w;
+    const float *x = xa;
+    const __m256 t0 = _mm256_loadu_ps(sk_nf4_values), t1 = _mm256_loadu_ps(sk_nf4_values + 8);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / SK_QK_NF4; b++, p += sizeof(sk_block_nf4), x += SK_QK_NF4)
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(p)), nf4_block8(p + 2, x, t0, t1), acc);
+    return hsum8(acc);
+}
+
+static float nf4_dq_dot(int64_t n, const void *w, const void *xa) {
+    const uint8_t *p = (const uint8_t *)w + SK_HEAD_NF4D;
+    const float *x = xa, D = f32_at(w);
+    const __m256 t0 = _mm256_loadu_ps(sk_nf4_values), t1 = _mm256_loadu_ps(sk_nf4_values + 8);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / SK_QK_NF4; b++, p += sizeof(sk_block_nf4_dq), x += SK_QK_NF4)
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(D * (float)p[0]), nf4_block8(p + 1, x, t0, t1), acc);
     return hsum8(acc);
 }
 
@@ -398,6 +559,20 @@ static sk_vec_dot_fn qdot_lookup(shrink_dtype t) {
     case SHRINK_DTYPE_Q4_K: return q4_K_dot;
     case SHRINK_DTYPE_Q5_K: return q5_K_dot;
     case SHRINK_DTYPE_Q6_K: return q6_K_dot;
+    case SHRINK_DTYPE_INT8_CH:
+    case SHRINK_DTYPE_INT8_T:         return int8_dot;
+    case SHRINK_DTYPE_INT8_CH_ASYM:
+    case SHRINK_DTYPE_INT8_T_ASYM:    return int8_asym_dot;
+    case SHRINK_DTYPE_INT4_G32:       return q4_0_dot; /* the same block and formula */
+    case SHRINK_DTYPE_INT4_G64:       return int4_g64_dot;
+    case SHRINK_DTYPE_INT4_G128:      return int4_g128_dot;
+    case SHRINK_DTYPE_INT4_G32_ASYM:  return q4_1_dot; /* the same block and formula */
+    case SHRINK_DTYPE_INT4_G64_ASYM:  return int4_g64_asym_dot;
+    case SHRINK_DTYPE_INT4_G128_ASYM: return int4_g128_asym_dot;
+    case SHRINK_DTYPE_NF4:            return nf4_dot;
+    case SHRINK_DTYPE_NF4_DQ:         return nf4_dq_dot;
+    case SHRINK_DTYPE_W8A8:           return w8a8_dot;
+    case SHRINK_DTYPE_W8A8_STATIC:    return w8a8_static_dot;
     default:                return NULL;
     }
 }
