@@ -42,7 +42,21 @@ struct shrink_context {
     float *scratch;  /* (threads, attn_scratch_floats) attention work space, one per thread */
     size_t scratch_floats;
     int    n_threads_scores;
+
+    sk_observe_fn observe; /* NULL, or called with the input of every matrix product */
+    void         *observe_user;
 };
+
+void sk_context_set_observer(shrink_context *x, sk_observe_fn fn, void *user) {
+    x->observe = fn;
+    x->observe_user = user;
+}
+
+/* Shows the input X (T, cols) of matrix `which` of layer l to the observer, if any. */
+static void observe(const shrink_context *x, int l, sk_linear which, const float *X, int T,
+                    int64_t cols) {
+    if (x->observe) x->observe(x->observe_user, l, which, X, T, cols);
+}
 
 /* ==== small ops ================================================================ */
 
@@ -382,6 +396,9 @@ static void forward(shrink_context *x, const int32_t *tokens, int T, int pos) {
 
         /* attention: xn = norm(x); q, k, v projections */
         norm_rows(m, x->xn, x->x, T, w->attn_norm, w->attn_norm_b);
+        observe(x, l, SK_LIN_Q, x->xn, T, D);
+        observe(x, l, SK_LIN_K, x->xn, T, D);
+        observe(x, l, SK_LIN_V, x->xn, T, D);
         linear(&w->wq, w->bq, x->xn, T, x->q, (int64_t)H * hd);
         linear(&w->wk, w->bk, x->xn, T, x->kv, (int64_t)(2 * kvd));
         linear(&w->wv, w->bv, x->xn, T, x->kv + kvd, (int64_t)(2 * kvd));
@@ -413,11 +430,14 @@ static void forward(shrink_context *x, const int32_t *tokens, int T, int pos) {
             attention(x, l, T, pos);
 
         /* output projection and residual */
+        observe(x, l, SK_LIN_O, x->att, T, (int64_t)H * hd);
         linear(&w->wo, w->bo, x->att, T, x->tmp, D);
         add_rows(x->x, x->tmp, (size_t)T * D);
 
         /* feed-forward: xn = norm(x); SwiGLU or GELU MLP; residual */
         norm_rows(m, x->xn, x->x, T, w->ffn_norm, w->ffn_norm_b);
+        if (c->arch->ffn == SK_FFN_SWIGLU) observe(x, l, SK_LIN_GATE, x->xn, T, D);
+        observe(x, l, SK_LIN_UP, x->xn, T, D);
         if (c->arch->ffn == SK_FFN_SWIGLU) {
             linear(&w->w_gate, NULL, x->xn, T, x->hb, F);
             linear(&w->w_up, w->b_up, x->xn, T, x->hb2, F);
@@ -428,6 +448,7 @@ static void forward(shrink_context *x, const int32_t *tokens, int T, int pos) {
             #pragma omp parallel for schedule(static) if (T > 8)
             for (size_t i = 0; i < (size_t)T * F; i++) x->hb[i] = gelu_tanh(x->hb[i]);
         }
+        observe(x, l, SK_LIN_DOWN, x->hb, T, F);
         linear(&w->w_down, w->b_down, x->hb, T, x->tmp, D);
         add_rows(x->x, x->tmp, (size_t)T * D);
     }
@@ -469,6 +490,7 @@ shrink_status shrink_context_eval(shrink_context *x, const int32_t *tokens, int3
             int nl = T - lo;
             float *hx = x->x + (size_t)lo * D;
             norm_rows(m, x->xn, hx, nl, m->final_norm, m->final_norm_b);
+            observe(x, -1, SK_LIN_HEAD, x->xn, nl, D);
             sk_matmul(&m->head, x->xn, nl, logits + (size_t)(done + lo - first_logit) * V, V);
         }
         done += T;

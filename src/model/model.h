@@ -134,4 +134,20 @@ SK_HIDDEN void *sk_model_own(struct shrink_model *m, void *buf);
 /* The model a context runs. */
 SK_HIDDEN const struct shrink_model *sk_context_model(const shrink_context *x);
 
+/* The linear layers of the decoder, as observers see them (GPT-2's fused q|k|v is SK_LIN_Q,
+ * K and V share its input). */
+typedef enum sk_linear {
+    SK_LIN_Q, SK_LIN_K, SK_LIN_V, SK_LIN_O, SK_LIN_GATE, SK_LIN_UP, SK_LIN_DOWN,
+    SK_LIN_HEAD, /* the output head (layer -1), observed only for tokens whose logits are asked */
+    SK_LIN_COUNT
+} sk_linear;
+
+/* Called before each matrix product with its input X (T, cols) f32, row-major; the calls of
+ * one forward pass come from one thread, in order (calibration: shrink_quantize w8a8_static). */
+typedef void (*sk_observe_fn)(void *user, int layer, sk_linear which, const float *X,
+                              int64_t T, int64_t cols);
+/* Sets (fn non-NULL) or clears the observer of a context. Costs one test per product when
+ * unset. */
+SK_HIDDEN void sk_context_set_observer(shrink_context *x, sk_observe_fn fn, void *user);
+
 #endif /* SK_MODEL_H */
