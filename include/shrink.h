@@ -198,6 +198,72 @@ SHRINK_API shrink_status shrink_convert(const char *in, const char *out,
                                         const shrink_convert_params *params,
                                         shrink_convert_result *result);
 
+/* ==== quantizing ========================================================================== */
+
+typedef struct shrink_quantize_params {
+    const char *scheme;         /* a scheme of shrink_quantize_scheme_name(): "q4_K_M", "q8_0",
+                                   "int4_g128", "w8a8_static", ... (required) */
+    const char *keep;           /* comma-separated globs on GGUF tensor names kept at
+                                   keep_dtype ("output.weight,*.attn_v.*"), or NULL */
+    int32_t     keep_dtype;     /* shrink_dtype of kept tensors (default f16) */
+    const char *calib_path;     /* w8a8_static: UTF-8 calibration text (required there) */
+    int64_t     calib_tokens;   /* tokens of calib_path run through the model (default 4096) */
+    const char *tokenizer_path; /* NULL: the input's own tokenizer */
+    bool        tensor_stats;   /* fill shrink_quantize_result.tensors */
+    /* called as tensor bytes are written (done / total; calibration reports tokens first
+     * with phase 0, then phase 1 is the writing); may be NULL */
+    void      (*progress)(void *user, int phase, int64_t done, int64_t total);
+    void       *user;
+} shrink_quantize_params;
+
+/* One tensor of the output. */
+typedef struct shrink_quantize_tensor {
+    char         name[64];      /* GGUF name: "blk.3.attn_v.weight" */
+    int32_t      n_dims;
+    int64_t      shape[2];      /* outermost first: (rows, cols) of a matrix, (n) of a vector */
+    shrink_dtype dtype;         /* as written */
+    uint64_t     bytes;
+    double       rel_rms;       /* ||dequant(q) - w|| / ||w|| (0 for a tensor of zeros) */
+    bool         fallback;      /* the scheme's type did not fit the rows: a fallback type */
+    bool         kept;          /* matched --keep */
+} shrink_quantize_tensor;
+
+typedef struct shrink_quantize_result {
+    const char  *scheme;        /* canonical scheme name (static string) */
+    const char  *in_dtype;      /* dtype of >= 90% of the input's matrix elements, else "mixed" */
+    uint64_t     in_file_bytes; /* the input's weight file(s) */
+    uint64_t     out_file_bytes;
+    uint64_t     tensor_bytes;  /* tensor data written */
+    int64_t      n_params;      /* elements of the tensors written */
+    double       bits_per_weight; /* 8 * tensor_bytes / n_params */
+    int64_t      n_tensors;
+    int64_t      n_fallback;    /* tensors written in a fallback type */
+    bool         requantized;   /* the input held quantized tensors (dequantized first) */
+    int64_t      calib_tokens;  /* tokens run for calibration (w8a8_static) */
+    double       seconds;
+    shrink_quantize_tensor *tensors; /* (n_tensors) with tensor_stats, else NULL; owned by the
+                                        result: release with shrink_quantize_result_free */
+} shrink_quantize_result;
+
+SHRINK_API shrink_quantize_params shrink_quantize_params_default(void);
+
+/* Scheme i (0 <= i < shrink_quantize_scheme_count()), its name ("q4_K_M"); NULL past the end. */
+SHRINK_API int32_t     shrink_quantize_scheme_count(void);
+SHRINK_API const char *shrink_quantize_scheme_name(int32_t i);
+
+/* Quantizes the model at `in` (any format shrink_model_load reads; a quantized GGUF is
+ * dequantized and quantized again) into the GGUF file `out` with params->scheme (per-tensor
+ * rules: docs/quantization.md). Streams tensor by tensor: memory stays near one tensor plus a
+ * block of output. Rows are quantized in parallel (shrink_set_threads). The output is written
+ * to a temporary beside it and renamed when complete: on failure nothing is left at `out`,
+ * and an output that is the input is refused. An unknown scheme is SHRINK_ERR_ARG listing the
+ * schemes; w8a8_static without calib_path is SHRINK_ERR_ARG. `result` may be NULL; release it
+ * with shrink_quantize_result_free. */
+SHRINK_API shrink_status shrink_quantize(const char *in, const char *out,
+                                         const shrink_quantize_params *params,
+                                         shrink_quantize_result *result);
+SHRINK_API void shrink_quantize_result_free(shrink_quantize_result *result);
+
 /* ==== tokenizer =========================================================================== */
 
 typedef struct shrink_tokenizer shrink_tokenizer;  /* opaque */

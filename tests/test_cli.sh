@@ -353,3 +353,111 @@ fi
 
 echo "test_cli: $pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ]
+# ==== quantize =================================================================================
+
+# footprint FILE: the footprint line on stdout names FILE's size in MB (1e6 bytes, 2 decimals)
+# and a ratio and bits/weight that are numbers.
+footprint() {
+    line=$(tail -n 1 "$tmp/out")
+    got=$(echo "$line" | awk '{ print $6 }')
+    size=$(wc -c <"$1")
+    awk -v g="$got" -v s="$size" 'BEGIN { d = g - s / 1e6; if (d < 0) d = -d; exit !(d <= 0.0051) }' &&
+        echo "$line" | grep -Eq '^[a-z0-9_]+ [0-9.]+ MB -> [a-zA-Z0-9_]+ [0-9.]+ MB, [0-9.]+x (smaller|larger), [0-9.]+ bits/weight$' &&
+        ok || bad "quantize footprint '$line' vs $1 of $size bytes"
+}
+
+qdir="$tmp/quant"
+mkdir -p "$qdir"
+if [ -z "$model" ] || [ -z "$text" ]; then
+    skipped "quantize: stories260K or ppl_text.txt not found"
+else
+    head -c 2000 "$text" >"$qdir/prefix.txt"
+    pplq() { "$bin" ppl "$1" "$qdir/prefix.txt" --ctx 128 --stride 128 --threads 1 --json; }
+    expect_ok "ppl of stories260K f32 (baseline)" pplq "$model"
+    base=$(json_num ppl)
+    [ -n "$base" ] || base=0
+    for s in q8_0 q4_K_M q4_0 q6_K int8_ch int8_t int4_g128 int4_g32_asym nf4 nf4_dq w8a8; do
+        if expect_ok "quantize stories260K $s" "$bin" quantize "$model" "$qdir/$s.gguf" --scheme "$s"; then
+            footprint "$qdir/$s.gguf"
+            expect_ok "info of quantized $s" "$bin" info "$qdir/$s.gguf"
+            if expect_ok "ppl of quantized $s" pplq "$qdir/$s.gguf"; then
+                # 8-bit within 2% of f32, 4-bit within 25% (stories260K is tiny: 64-wide rows)
+                case $s in q8_0|q6_K|int8*|w8a8*) lim=1.02 ;; *) lim=1.25 ;; esac
+                awk -v q="$(json_num ppl)" -v b="$base" -v l="$lim" 'BEGIN { exit !(q > 0 && q < b * l) }' &&
+                    ok || bad "quantize $s: ppl $(json_num ppl), f32 $base (limit x$lim)"
+            fi
+        fi
+    done
+    if expect_ok "quantize w8a8_static --calib" "$bin" quantize "$model" "$qdir/static.gguf" \
+        --scheme w8a8_static --calib "$text" --calib-tokens 512 --json; then
+        json_has "quantize w8a8_static --json" calib_tokens
+        [ "$(json_num calib_tokens)" = 512 ] && ok || bad "w8a8_static: calib_tokens $(json_num calib_tokens)"
+        expect_ok "ppl of w8a8_static" pplq "$qdir/static.gguf"
+    fi
+    if expect_ok "quantize --keep" "$bin" quantize "$model" "$qdir/keep.gguf" --scheme q4_0 \
+        --keep 'blk.*.attn_v.*,token_embd.weight' --verbose; then
+        grep -Eq '^blk\.3\.attn_v\.weight +32 x 64 +f16 .*\(kept\)' "$tmp/out" &&
+            grep -Eq '^blk\.3\.attn_q\.weight +64 x 64 +q4_0 ' "$tmp/out" &&
+            grep -Eq '^token_embd\.weight .* f16 ' "$tmp/out" && ok ||
+            bad "quantize --keep: table $(head -c 300 "$tmp/out")"
+    fi
+    if expect_ok "quantize --json --verbose" "$bin" quantize "$model" "$qdir/j.gguf" --scheme q5_1 \
+        --json --verbose --progress; then
+        json_has "quantize --json" input output scheme in_dtype in_file_bytes out_file_bytes \
+            tensor_bytes n_params bits_per_weight ratio n_tensors n_fallback requantized seconds \
+            peak_rss_bytes tensors rel_rms
+        [ "$(json_num out_file_bytes)" = "$(wc -c <"$qdir/j.gguf" | tr -d ' ')" ] && ok ||
+            bad "quantize --json: out_file_bytes $(json_num out_file_bytes) != file size"
+        awk -v b="$(json_num bits_per_weight)" -v t="$(json_num tensor_bytes)" -v n="$(json_num n_params)" \
+            'BEGIN { d = b - 8 * t / n; if (d < 0) d = -d; exit !(d < 1e-9) }' && ok ||
+            bad "quantize --json: bits_per_weight != 8 tensor_bytes / n_params"
+        grep -q "quantize MiB" "$tmp/err" && ok || bad "quantize --progress: no progress on stderr"
+    fi
+    # a quantized GGUF in: dequantized, quantized again, with a warning
+    if expect_ok "requantize a GGUF" "$bin" quantize "$qdir/q4_K_M.gguf" "$qdir/re.gguf" --scheme q8_0; then
+        grep -q "quantized again" "$tmp/err" && ok || bad "requantize: no warning"
+        footprint "$qdir/re.gguf"
+    fi
+
+    # bad input: a non-zero exit, the problem named, and no output file
+    expect_fail "quantize: unknown scheme lists the schemes" "q4_K_M" \
+        "$bin" quantize "$model" "$qdir/bad1.gguf" --scheme q3_K_XL
+    expect_fail "quantize: w8a8_static without --calib" "--calib" \
+        "$bin" quantize "$model" "$qdir/bad2.gguf" --scheme w8a8_static
+    expect_fail "quantize: missing input" "$qdir/none.bin" \
+        "$bin" quantize "$qdir/none.bin" "$qdir/bad3.gguf" --scheme q8_0
+    head -c 100000 "$model" >"$qdir/trunc.bin"
+    expect_fail "quantize: truncated input" "trunc.bin" \
+        "$bin" quantize "$qdir/trunc.bin" "$qdir/bad4.gguf" --scheme q8_0
+    cp "$qdir/q8_0.gguf" "$qdir/same.gguf"
+    expect_fail "quantize: OUT is IN" "is the input" \
+        "$bin" quantize "$qdir/same.gguf" "$qdir/same.gguf" --scheme q4_0
+    cmp -s "$qdir/q8_0.gguf" "$qdir/same.gguf" && ok || bad "quantize OUT=IN changed the input"
+    expect_fail "quantize: missing calibration text" "$qdir/none.txt" \
+        "$bin" quantize "$model" "$qdir/bad5.gguf" --scheme w8a8_static --calib "$qdir/none.txt"
+    run "$bin" quantize "$model" "$qdir/bad6.gguf"
+    [ $rc -eq 2 ] && ok || bad "quantize without --scheme: exit $rc (want 2)"
+    for f in bad1 bad2 bad3 bad4 bad5 bad6; do
+        [ ! -e "$qdir/$f.gguf" ] && ok || bad "quantize left $qdir/$f.gguf behind"
+    done
+    [ -z "$(ls -A "$qdir" | grep '^\.')" ] && ok || bad "quantize left temporaries: $(ls -A "$qdir" | grep '^\.')"
+fi
+
+m14=$(asset models/mix-llama-14m/config.json) || m14=""
+if [ -z "$m14" ]; then
+    skipped "quantize mix-llama-14m: model not found (needs ../shared)"
+elif [ -n "${ASAN_OPTIONS:-}${UBSAN_OPTIONS:-}" ]; then
+    skipped "quantize mix-llama-14m: only in the run without sanitizers"
+else
+    m14=$(dirname "$m14")
+    for s in q4_K_M q5_K_M q8_0 int4_g128; do
+        if expect_ok "quantize mix-llama-14m $s" "$bin" quantize "$m14" "$qdir/m14-$s.gguf" --scheme "$s" --threads 2; then
+            footprint "$qdir/m14-$s.gguf"
+            expect_ok "info mix-llama-14m $s" "$bin" info "$qdir/m14-$s.gguf" --json &&
+                json_has "info of quantized mix-llama-14m $s" tensors
+        fi
+    done
+    [ -f "$qdir/m14-q4_K_M.gguf" ] && head -c 4000 "$(asset data/corpus/test.txt || echo "$text")" >"$qdir/p14.txt" &&
+        expect_ok "ppl of mix-llama-14m q4_K_M" "$bin" ppl "$qdir/m14-q4_K_M.gguf" "$qdir/p14.txt" --ctx 256
+fi
+

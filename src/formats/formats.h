@@ -189,6 +189,11 @@ typedef struct sk_write_opts {
     /* called after each block with bytes of tensor data written / total; may be NULL */
     void   (*progress)(void *user, int64_t done, int64_t total);
     void    *progress_user;
+    /* GGUF only (shrink_quantize): the dtype of tensor i (writing order, t as listed) instead
+     * of the default (vectors f32, matrices `dtype` with sk_gguf_fallback); NULL: default */
+    shrink_dtype (*tensor_dtype)(void *user, const sk_wtensor *t, int64_t i);
+    void    *tensor_user;
+    int64_t  file_type;      /* GGUF general.file_type (llama_ftype); -1: from `dtype` */
 } sk_write_opts;
 
 SK_HIDDEN sk_write_opts sk_write_opts_default(void);
@@ -217,6 +222,11 @@ SK_HIDDEN shrink_status sk_model_open(struct shrink_model **out, const char *pat
 /* sk_source_from_model + sk_write. */
 SK_HIDDEN shrink_status sk_model_write(const struct shrink_model *m, const char *out,
                                        sk_format fmt, const sk_write_opts *o);
+/* sk_write of `src` (a source over m, possibly wrapping sk_source_from_model's) with m's files
+ * (and its folder) as the inputs the output must not replace. */
+SK_HIDDEN shrink_status sk_model_write_source(const struct shrink_model *m, sk_source *src,
+                                              const char *out, sk_format fmt,
+                                              const sk_write_opts *o);
 
 /* Dtype conversion of n elements (any pair of F32/F16/BF16; equal dtypes copy). Block types
  * need n a multiple of the block; row-head types (int8_ch, ...) one row: use sk_convert_rows. */
@@ -381,6 +391,12 @@ SK_HIDDEN const char *sk_ggml_type_name(uint32_t type);
 /* GGUF type id of SHRINK_DTYPE_INT8_CH; shrink's own types follow in enum order (1000..1013).
  * Not ggml types: llama.cpp cannot read files that use them (docs/formats.md). */
 #define SK_GGUF_TYPE_OWN 1000u
+
+/* The dtype a matrix with rows of `cols` elements is written in when `want` is asked for:
+ * `want` if its block divides cols, else llama-quantize's fallback (q4_K -> q5_0, q5_K ->
+ * q5_1, q6_K -> q8_0), else f16; shrink's own types: smaller groups, then 8 bits per channel
+ * (gguf.c, own_fallback). */
+SK_HIDDEN shrink_dtype sk_gguf_fallback(shrink_dtype want, int64_t cols);
 
 /* Maps a .gguf file into m->maps, fills m->cfg (from the arch keys), m->tensors (PyTorch
  * order shapes, llama.cpp names), m->file_bytes and, if want_tok, m->tok from the metadata.

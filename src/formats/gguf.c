@@ -149,7 +149,7 @@ static shrink_dtype own_fallback(shrink_dtype want, int64_t cols) {
 /* The dtype a matrix with rows of `cols` is written in when `want` is asked for: a block type
  * whose block does not divide the rows falls back as llama-quantize does (q4_K -> q5_0,
  * q5_K -> q5_1, q6_K -> q8_0), then to f16 (where llama-quantize refuses a legacy type). */
-static shrink_dtype gguf_fallback(shrink_dtype want, int64_t cols) {
+shrink_dtype sk_gguf_fallback(shrink_dtype want, int64_t cols) {
     if (cols % (int64_t)sk_dtype(want)->block == 0) return want;
     if (want >= SHRINK_DTYPE_INT8_CH) return own_fallback(want, cols);
     shrink_dtype fb = want == SHRINK_DTYPE_Q4_K   ? SHRINK_DTYPE_Q5_0
@@ -1155,7 +1155,8 @@ shrink_status sk_gguf_write(const sk_source *src, const char *out, const sk_writ
     }
     /* general.file_type: llama_ftype ALL_F32 0, MOSTLY_F16 1, MOSTLY_BF16 32, MOSTLY_Q8_0 7,
      * ..., MOSTLY_Q4_K_M 15 (for q4_K), MOSTLY_Q5_K_M 17, MOSTLY_Q6_K 18 */
-    kv_u32(&kv, &n_kv, "general.file_type", gguf_file_type(mdt));
+    kv_u32(&kv, &n_kv, "general.file_type",
+           o->file_type >= 0 ? (uint32_t)o->file_type : gguf_file_type(mdt));
     if (c->arch->names != SK_NAMES_GPT2) {
         kv_arch_u32(&kv, &n_kv, arch, "vocab_size", (uint32_t)c->vocab_size);
         kv_arch_u32(&kv, &n_kv, arch, "rope.dimension_count", (uint32_t)c->head_dim);
@@ -1175,7 +1176,9 @@ shrink_status sk_gguf_write(const sk_source *src, const char *out, const sk_writ
         const sk_wtensor *t = &ts[i];
         char name[SK_GGUF_MAX_NAME + 16];
         gguf_name(t, name, sizeof name);
-        dts[i] = t->n_dims == 1 ? SHRINK_DTYPE_F32 : gguf_fallback(mdt, t->cols);
+        dts[i] = o->tensor_dtype       ? o->tensor_dtype(o->tensor_user, t, i)
+                 : t->n_dims == 1      ? SHRINK_DTYPE_F32
+                                       : sk_gguf_fallback(mdt, t->cols);
         wb_str(&ti, name, strlen(name));
         wb_u32(&ti, (uint32_t)t->n_dims);
         /* ne[0] is the contiguous dimension: [in, out] for an (out, in) matrix */

@@ -61,7 +61,8 @@ sk_format sk_format_from_path(const char *path) {
 }
 
 sk_write_opts sk_write_opts_default(void) {
-    sk_write_opts o = {.dtype = -1, .shard_bytes = 0, .progress = NULL, .progress_user = NULL};
+    sk_write_opts o = {.dtype = -1, .shard_bytes = 0, .progress = NULL, .progress_user = NULL,
+                       .tensor_dtype = NULL, .tensor_user = NULL, .file_type = -1};
     return o;
 }
 
@@ -740,6 +741,13 @@ shrink_status sk_model_write(const struct shrink_model *m, const char *out, sk_f
     sk_source src;
     shrink_status st = sk_source_from_model(m, &src);
     if (st) return st;
+    return sk_model_write_source(m, &src, out, fmt, o);
+}
+
+shrink_status sk_model_write_source(const struct shrink_model *m, sk_source *srcp,
+                                    const char *out, sk_format fmt, const sk_write_opts *o) {
+    sk_source src = *srcp;
+    shrink_status st;
     char *dir = m->path ? (sk_dir_exists(m->path) ? sk_strdup(m->path) : sk_path_dir(m->path))
                         : NULL;
     const char *inputs[64];

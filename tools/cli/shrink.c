@@ -18,6 +18,7 @@ static const cli_command commands[] = {
     {"bench",    "prompt-processing and decode speed, memory, roofline fraction", cmd_bench},
     {"convert",  "convert a model between GGUF, Hugging Face and llama2.c",       cmd_convert},
     {"init",     "write a random-weight model of a preset or config.json shape",  cmd_init},
+    {"quantize", "quantize a model to GGUF: q4_K_M, q8_0, int4_g128, nf4, w8a8, ...", cmd_quantize},
     {"tokenize", "encode a text file into a token file for training",            cmd_tokenize},
     {"train",    "train a model: AdamW/SGD, checkpoints, exact resume",           cmd_train},
     {"version",  "version, CPU kernels and threads",                              cmd_version},

@@ -1,0 +1,50 @@
+/*
+ * quant.h - the internal interface of src/quant/: quantization schemes and their per-tensor
+ * rules (quantize.c). Nothing outside src/ (and the tests) includes this.
+ *
+ * A scheme names what `shrink quantize --scheme` writes: one dtype for every matrix ("q8_0",
+ * "int4_g128", ...) or one of llama.cpp's mixes ("q4_K_M", "q5_K_M"), whose per-tensor types
+ * follow llama.cpp's llama_tensor_get_type (src/llama-quant.cpp) for those file types.
+ * docs/quantization.md lists the schemes and the rules.
+ */
+#ifndef SK_QUANT_H
+#define SK_QUANT_H
+
+#include "../formats/formats.h"
+
+typedef enum sk_mix {
+    SK_MIX_NONE = 0, /* every matrix in the scheme's dtype (llama-quantize --pure) */
+    SK_MIX_Q4_K_M,   /* LLAMA_FTYPE_MOSTLY_Q4_K_M */
+    SK_MIX_Q5_K_M,   /* LLAMA_FTYPE_MOSTLY_Q5_K_M */
+} sk_mix;
+
+typedef struct sk_scheme {
+    const char  *name;      /* "q4_K_M" */
+    shrink_dtype dtype;     /* of the matrices; a mix's base type */
+    sk_mix       mix;
+    int64_t      file_type; /* GGUF general.file_type (llama_ftype); -1: from dtype */
+} sk_scheme;
+
+/* The scheme called `name` (case-insensitive, '-' may replace '_'); NULL if unknown. */
+SK_HIDDEN const sk_scheme *sk_scheme_find(const char *name);
+SK_HIDDEN int32_t          sk_scheme_count(void);
+SK_HIDDEN const sk_scheme *sk_scheme_at(int32_t i);
+
+/* What llama.cpp's llama_tensor_get_type decides for a 2-D weight that llama-quantize
+ * quantizes (not norms, not position embeddings) under a mix, from the tensor's GGUF name,
+ * its row length ne0, its layer i_layer of n_layer (blocks are visited in layer order, so
+ * llama.cpp's attn_v / ffn_down counters equal the layer), whether the file has an
+ * output.weight (if not, token_embd.weight takes the output's rule) and whether the model is
+ * a llama 70B (80 layers with GQA: attn_v one step up). Row lengths the type's block does not
+ * divide fall back as llama.cpp does (q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0, then f16 where
+ * llama.cpp would refuse); *fallback is set to 1 then (may be NULL). */
+SK_HIDDEN shrink_dtype sk_mix_type(sk_mix mix, const char *name, int64_t ne0, int i_layer,
+                                   int n_layer, int has_output, int is_70b, int *fallback);
+
+/* The type a matrix of rows of `cols` elements gets when `want` is asked for: `want` if its
+ * block divides cols, else the dtype's fallback chain (sk_gguf_fallback: llama-quantize's for
+ * llama.cpp types, then f16; smaller groups, then 8 bits per channel for shrink's own types).
+ * *fallback set to 1 if not `want` (may be NULL). */
+SK_HIDDEN shrink_dtype sk_quant_fallback(shrink_dtype want, int64_t cols, int *fallback);
+
+#endif /* SK_QUANT_H */
