@@ -13,8 +13,12 @@
  *     peak of docs (190 GFLOP/s; 95 with 1 thread), and of the micro-kernel's own
  *     throughput on L1-resident data measured in this run ("tile peak").
  *
- * usage: bench_kernels [--quick] [--T N] [--isa ref|avx2|avx512] [--dtype f32|f16|bf16]
- *                      [--only gemv|gemm]
+ *   Quantized decode (qgemv): every dtype with a dot kernel against f32 at 1B shapes (2048 x
+ *     2048, 5632 x 2048, 2048 x 5632) with the chosen kernel set and all threads, ram regime:
+ *     GB/s, % of a plain read, speed-up over f32.
+ *
+ * usage: bench_kernels [--quick] [--T N] [--isa ref|avx2|avx512] [--dtype NAME]
+ *                      [--only gemv|qgemv|gemm]
  */
 #include "kernels/kernels.h"
 
@@ -159,6 +163,13 @@ static const shape shapes[] = {
 };
 #define NSHAPES (int)(sizeof shapes / sizeof shapes[0])
 
+/* The decode-GEMV comparison of the quantized types: TinyLlama-1.1B's matrices (dim 2048,
+ * ffn 5632), where weights stream from RAM. */
+static const shape qshapes[] = {
+    {"wq/wo 2048x2048", 2048, 2048}, {"w1/w3 5632x2048", 5632, 2048}, {"w2 2048x5632", 2048, 5632},
+};
+#define NQSHAPES (int)(sizeof qshapes / sizeof qshapes[0])
+
 /* GFLOP/s of the micro-kernel alone on L1-resident panels (kc = 256), nth threads. */
 static double tile_peak(const sk_kernel_set *ks, int nth) {
     if (!ks->tile) return 0;
@@ -196,7 +207,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) only_dt = argv[++i];
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) only_op = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--quick] [--T N] [--isa ref|avx2|avx512] [--dtype f32|f16|bf16] [--only gemv|gemm]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--T N] [--isa ref|avx2|avx512] [--dtype NAME] [--only gemv|qgemv|gemm]\n", argv[0]);
             return 2;
         }
     }
@@ -234,6 +245,7 @@ int main(int argc, char **argv) {
         if (only_dt && strcmp(only_dt, shrink_dtype_name(dt))) continue;
         for (int si = 0; si < NSHAPES; si++) {
             const shape *sh = &shapes[si];
+            if (sh->cols % (int64_t)sk_dtype(dt)->block) continue; /* e.g. q4_K at 384 */
             uint64_t bytes = sk_dtype_tensor_bytes(dt, sh->rows, sh->cols);
             int ncopies = (int)(((uint64_t)256 << 20) / bytes) + 1;
             sk_mat *mats = calloc((size_t)ncopies, sizeof *mats);
@@ -273,6 +285,51 @@ int main(int argc, char **argv) {
 
     }
 
+    /* ---- quantized decode vs f32 at 1B shapes ---- */
+    if (!only_op || strcmp(only_op, "qgemv") == 0) {
+    const int nth = thr[nthr - 1];
+    omp_set_num_threads(nth);
+    const sk_kernel_set *ks = sk_kernels();
+    printf("\n## Decode GEMV of the quantized types vs f32 (T = 1, %s, %d threads, ram)\n\n"
+           "Activations are quantized once per call (docs/kernels.md); speed-up = f32 median "
+           "time / this dtype's median time on the same shape; %% of read = a plain read of "
+           "the same bytes at the same moment / the GEMV time.\n\n", ks->name, nth);
+    printf("| shape | dtype | bits/weight | MiB | median us | GB/s (median) | %% of read | speed-up vs f32 |\n");
+    printf("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    for (int si = 0; si < NQSHAPES; si++) {
+        const shape *sh = &qshapes[si];
+        double t_f32 = 0;
+        float *Xq = sk_aligned_alloc(64, (size_t)sh->cols * sizeof(float));
+        float *Yq = sk_aligned_alloc(64, (size_t)sh->rows * sizeof(float));
+        for (int64_t k = 0; k < sh->cols; k++) Xq[k] = frand(&s);
+        for (int d = 0; d < SHRINK_DTYPE_COUNT; d++) {
+            shrink_dtype dt = (shrink_dtype)d;
+            const sk_dtype_traits *tr = sk_dtype(dt);
+            if (dt != SHRINK_DTYPE_F32 && !tr->vec_dot_ref) continue;
+            if (only_dt && dt != SHRINK_DTYPE_F32 && strcmp(only_dt, shrink_dtype_name(dt))) continue;
+            if (sh->cols % (int64_t)tr->block) continue;
+            uint64_t bytes = sk_dtype_tensor_bytes(dt, sh->rows, sh->cols);
+            int ncopies = (int)(((uint64_t)256 << 20) / bytes) + 1;
+            sk_mat *mats = calloc((size_t)ncopies, sizeof *mats);
+            for (int c = 0; c < ncopies; c++)
+                mats[c] = (sk_mat){.dtype = dt, .rows = sh->rows, .cols = sh->cols,
+                                   .data = make_w(dt, sh->rows, sh->cols, (uint64_t)c + 1)};
+            timing rd;
+            timing tm = run(ks, mats, ncopies, Xq, 1, Yq, &rd);
+            if (dt == SHRINK_DTYPE_F32) t_f32 = tm.median;
+            printf("| %s | %s | %.2f | %.2f | %.1f | %.1f | %.0f%% | %.2fx |\n", sh->name,
+                   shrink_dtype_name(dt), 8.0 * (double)bytes / (double)(sh->rows * sh->cols),
+                   (double)bytes / (1 << 20), tm.median * 1e6, (double)bytes / tm.median / 1e9,
+                   100.0 * rd.median / tm.median, t_f32 > 0 ? t_f32 / tm.median : 0.0);
+            fflush(stdout);
+            for (int c = 0; c < ncopies; c++) sk_free((void *)mats[c].data);
+            free(mats);
+        }
+        sk_free(Xq);
+        sk_free(Yq);
+    }
+    }
+
     /* ---- GEMM ---- */
     if (!only_op || strcmp(only_op, "gemm") == 0) {
     printf("\n## GEMM (T = %" PRId64 ")\n\n", Tgemm);
@@ -290,6 +347,7 @@ int main(int argc, char **argv) {
         if (only_dt && strcmp(only_dt, shrink_dtype_name(dt))) continue;
         for (int si = 0; si < NSHAPES; si++) {
             const shape *sh = &shapes[si];
+            if (sh->cols % (int64_t)sk_dtype(dt)->block) continue;
             sk_mat m = {.dtype = dt, .rows = sh->rows, .cols = sh->cols,
                         .data = make_w(dt, sh->rows, sh->cols, 99)};
             for (int l = 0; l < SK_ISA_COUNT; l++) {
