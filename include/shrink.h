@@ -431,6 +431,74 @@ SHRINK_API shrink_status shrink_perplexity(shrink_context *ctx, const int32_t *i
                                            const shrink_ppl_params *params,
                                            shrink_ppl_result *result);
 
+/* Speed as llama-bench measures it: pp = pp tokens evaluated in one shrink_context_eval call
+ * from position 0, tg = tg single-token evaluations at positions 0, 1, ...; each test runs once
+ * to warm up, then reps times, and reports the mean and sample standard deviation of tokens/s.
+ * Token ids are fixed, (i * 7919) % vocab, so no tokenizer is needed. */
+typedef struct shrink_bench_params {
+    int32_t pp;       /* prompt tokens (0 = skip); at most the model's context */
+    int32_t tg;       /* decoded tokens (0 = skip); at most the model's context */
+    int32_t reps;     /* measured repetitions (>= 1) */
+    /* called after each run (warm-ups included) with runs done / total; may be NULL */
+    void  (*progress)(void *user, int64_t done, int64_t total);
+    void   *user;
+} shrink_bench_params;
+
+typedef struct shrink_bench_result {
+    double pp_tok_s;      /* mean tokens/s of the pp runs (0 if skipped) */
+    double pp_tok_s_sd;
+    double tg_tok_s;      /* mean tokens/s of the tg runs (0 if skipped) */
+    double tg_tok_s_sd;
+} shrink_bench_result;
+
+SHRINK_API shrink_bench_params shrink_bench_params_default(void);  /* pp 512, tg 128, reps 5 */
+/* Measures the model's speed with the library's threads (creates and frees its own context of
+ * max(pp, tg) positions). */
+SHRINK_API shrink_status shrink_bench(const shrink_model *model, const shrink_bench_params *params,
+                                      shrink_bench_result *result);
+
+/* ==== comparing models ==================================================================== */
+
+typedef struct shrink_compare_params {
+    shrink_ppl_method method;     /* the windows of shrink_perplexity */
+    int32_t           n_ctx;      /* 0 = min(base context, 512) */
+    int32_t           stride;     /* sliding only; 0 = n_ctx / 2 */
+    int64_t           max_tokens; /* > 0: only the first windows that score this many tokens */
+    /* called after each window (all models) with windows done / total; may be NULL */
+    void            (*progress)(void *user, int64_t done, int64_t total);
+    void             *user;
+} shrink_compare_params;
+
+typedef struct shrink_compare_result {
+    double  ppl;           /* equals shrink_perplexity's with the same windows */
+    double  nll;           /* mean NLL, nats per scored token */
+    double  kl_mean;       /* mean over scored tokens of KL(P_base || P_model), nats */
+    double  kl_p99;        /* 99th percentile of the per-token KL (linear interpolation) */
+    double  kl_max;
+    double  top1_same;     /* fraction of scored tokens whose argmax equals the base's */
+    int64_t tokens_scored;
+    int64_t windows;
+    int64_t n_tokens;      /* tokens used (after max_tokens) */
+    double  seconds;       /* evaluating this model and its statistics */
+} shrink_compare_result;
+
+SHRINK_API shrink_compare_params shrink_compare_params_default(void);
+
+/* Scores token ids with ctxs[0] (the base) and ctxs[1..n_ctxs) in lockstep, window by window
+ * and piece by piece exactly as shrink_perplexity does (the same evaluation calls), and at
+ * every scored position computes each model's NLL, the KL divergence
+ *     KL(P_base || P_model) = sum_v p_base(v) (log p_base(v) - log p_model(v))
+ * from the full log-softmax of both (in double, exponentials from the SIMD exp kernel), and
+ * whether the two argmax tokens agree (llama-perplexity --kl-divergence's statistics).
+ * results[i] is for ctxs[i]; results[0] has KL 0 and top1_same 1. Every model must have the
+ * base's vocabulary size, BOS id and add_bos, and each context at least n_ctx positions;
+ * otherwise SHRINK_ERR_ARG names the model. Memory: 3 x SK_PPL_PIECE(128) x vocab floats plus
+ * one double per scored token and model (for the percentile). */
+SHRINK_API shrink_status shrink_compare(shrink_context *const *ctxs, int32_t n_ctxs,
+                                        const int32_t *ids, int64_t n_ids,
+                                        const shrink_compare_params *params,
+                                        shrink_compare_result *results);
+
 /* Peak resident set size of this process in bytes (0 if unknown). */
 SHRINK_API uint64_t shrink_peak_rss(void);
 /* Wall-clock seconds from a monotonic clock. */

@@ -218,6 +218,99 @@ else
         { grep -q "perplexity:" "$tmp/out" && ok || bad "ppl --llama-cpp: no perplexity line"; }
 fi
 
+# ==== compare ==================================================================================
+
+# py EXPR: evaluates a Python expression over the JSON object in $tmp/out bound to j; exit 0 if
+# it is true. Without python3 the check is skipped (returns 0).
+py() {
+    command -v python3 >/dev/null 2>&1 || return 0
+    python3 -c "import json,sys; j = json.load(open(sys.argv[1])); sys.exit(0 if ($1) else 1)" "$tmp/out"
+}
+
+if [ -z "$model" ] || [ -z "$text" ]; then
+    skipped "compare: stories260K or ppl_text.txt not found"
+else
+    head -c 3000 "$text" >"$tmp/cmp.txt"
+    # a model against itself: KL 0, delta-ppl 0, top-1 100 %, one row per model
+    if expect_ok "compare self" "$bin" compare "$model" "$model" --text "$tmp/cmp.txt" --ctx 64 \
+        --tokens 256 --pp 16 --tg 4 --reps 1; then
+        grep -q '^| model | scheme | bpw | size | ppl | Δppl % | KL mean | KL p99 | same top-1 % | pp16 t/s | tg4 t/s | peak RSS |$' "$tmp/out" &&
+            ok || bad "compare: no markdown header: $(head -n 1 "$tmp/out")"
+        [ "$(grep -c '^| stories260K.bin' "$tmp/out")" = 2 ] && ok || bad "compare: not 2 model rows"
+        grep '^| stories260K.bin |' "$tmp/out" | grep -q '| +0.000 | 0.000000 | 0.000000 | 100.00 |' &&
+            ok || bad "compare self: KL/delta/top-1 not 0/0/100: $(grep '^| stories260K.bin |' "$tmp/out")"
+        grep -q '256 tokens scored' "$tmp/out" && ok || bad "compare --tokens 256: $(tail -n 4 "$tmp/out")"
+    fi
+    if expect_ok "compare self --json" "$bin" compare "$model" "$model" --text "$tmp/cmp.txt" \
+        --ctx 64 --tokens 256 --pp 16 --tg 4 --reps 1 --json; then
+        json_has "compare --json" base text ctx stride method tokens_scored models name scheme \
+            bits_per_weight file_bytes ppl delta_ppl_pct kl_mean kl_p99 top1_same_pct pp_tok_s \
+            tg_tok_s peak_rss_bytes
+        py 'len(j["models"]) == 2 and j["models"][1]["kl_mean"] == 0 and j["models"][1]["kl_p99"] == 0 and j["models"][1]["delta_ppl_pct"] == 0 and j["models"][1]["top1_same_pct"] == 100 and j["tokens_scored"] == 256 and all(m["pp_tok_s"] > 0 and m["tg_tok_s"] > 0 and m["peak_rss_bytes"] > 0 and m["scheme"] == "f32" and m["bits_per_weight"] == 32 for m in j["models"])' &&
+            ok || bad "compare self --json: $(head -c 600 "$tmp/out")"
+    fi
+    # the base's perplexity equals shrink ppl's with the same windows
+    for m in "--stride 32" "--llama-cpp"; do
+        # shellcheck disable=SC2086
+        expect_ok "ppl $m" "$bin" ppl "$model" "$tmp/cmp.txt" --ctx 64 $m --json && want=$(json_num ppl)
+        # shellcheck disable=SC2086
+        if expect_ok "compare --no-speed $m" "$bin" compare "$model" "$model" --text "$tmp/cmp.txt" \
+            --ctx 64 $m --no-speed --json; then
+            got=$(sed -n 's/.*"models":\[{[^}]*"ppl":\([0-9.eE+-]*\).*/\1/p' "$tmp/out")
+            awk -v a="$got" -v b="$want" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 0 && d / b < 1e-9) }' &&
+                ok || bad "compare $m: base ppl $got, shrink ppl $want"
+            py 'all(m["pp_tok_s"] is None and m["peak_rss_bytes"] is None for m in j["models"])' &&
+                ok || bad "compare --no-speed: speed or RSS reported"
+        fi
+    done
+    gq=$(asset fixtures/gguf/stories260K-Q4_K_M.gguf) || gq=""
+    if [ -n "$gq" ] && expect_ok "compare f32 vs Q4_K_M" "$bin" compare "$model" "$gq" \
+        --text "$tmp/cmp.txt" --ctx 64 --tokens 256 --no-speed --json; then
+        py 'j["models"][1]["kl_mean"] > 1e-4 and j["models"][1]["top1_same_pct"] < 100 and j["models"][1]["scheme"] == "f16/q8_0/q5_0" and 4 < j["models"][1]["bits_per_weight"] < 16' &&
+            ok || bad "compare f32 vs Q4_K_M: $(head -c 800 "$tmp/out")"
+    fi
+
+    # hostile input
+    : >"$tmp/empty.txt"
+    expect_fail "compare empty text" "empty.txt" "$bin" compare "$model" "$model" --text "$tmp/empty.txt" --no-speed
+    expect_fail "compare missing text" "$tmp/none.txt" "$bin" compare "$model" "$model" --text "$tmp/none.txt"
+    expect_fail "compare missing model" "$tmp/none.bin" "$bin" compare "$model" "$tmp/none.bin" --text "$tmp/cmp.txt"
+    run "$bin" compare "$model" "$model"
+    [ $rc -eq 2 ] && [ ! -s "$tmp/out" ] && grep -q -- "--text" "$tmp/err" && ok ||
+        bad "compare without --text: exit $rc (want 2, --text named)"
+    run "$bin" compare "$model" --text "$tmp/cmp.txt"
+    [ $rc -eq 2 ] && ok || bad "compare with the base only: exit $rc (want 2)"
+    mix=$(asset models/mix-llama-14m/config.json) || mix=""
+    if [ -n "$mix" ]; then
+        expect_fail "compare different vocabularies" "vocabulary" "$bin" compare "$model" \
+            "$(dirname "$mix")" --text "$tmp/cmp.txt" --no-speed
+    fi
+fi
+
+# mix-llama-14m (Hugging Face, f16) against llama.cpp's Q4_K_M of it: KL > 0, a plausible
+# perplexity equal to `shrink ppl`'s on the GGUF (skipped under sanitizers: 32000-token vocabulary)
+mixd=$(asset models/mix-llama-14m/config.json) || mixd=""
+mixq=$(asset fixtures/gguf/mix-llama-14m-Q4_K_M.gguf) || mixq=""
+corpus=$(asset data/corpus/test.txt) || corpus=""
+if [ -z "$mixd" ] || [ -z "$mixq" ] || [ -z "$corpus" ]; then
+    skipped "compare mix-llama-14m vs Q4_K_M: assets not found"
+elif [ -n "${ASAN_OPTIONS:-}${UBSAN_OPTIONS:-}" ]; then
+    skipped "compare mix-llama-14m vs Q4_K_M: checked in the run without sanitizers"
+else
+    head -c 1200 "$corpus" >"$tmp/mix.txt"
+    expect_ok "ppl Q4_K_M" "$bin" ppl "$mixq" "$tmp/mix.txt" --ctx 128 --json && want=$(json_num ppl)
+    if expect_ok "compare mix-llama-14m vs Q4_K_M" "$bin" compare "$(dirname "$mixd")" "$mixq" \
+        --text "$tmp/mix.txt" --ctx 128 --pp 16 --tg 4 --reps 1 --json; then
+        py 'j["models"][1]["kl_mean"] > 1e-5 and j["models"][1]["kl_p99"] >= j["models"][1]["kl_mean"] and 50 < j["models"][0]["ppl"] < 2000 and abs(j["models"][1]["delta_ppl_pct"]) < 10 and j["models"][1]["scheme"] == "q4_K/q6_K" and j["models"][0]["scheme"] == "f16" and 4.5 < j["models"][1]["bits_per_weight"] < 7' &&
+            ok || bad "compare mix-llama-14m vs Q4_K_M: $(head -c 1200 "$tmp/out")"
+        if command -v python3 >/dev/null 2>&1; then
+            got=$(python3 -c 'import json,sys; print(repr(json.load(open(sys.argv[1]))["models"][1]["ppl"]))' "$tmp/out")
+            awk -v a="$got" -v b="$want" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 0 && d / b < 1e-9) }' &&
+                ok || bad "compare: Q4_K_M ppl $got, shrink ppl $want"
+        fi
+    fi
+fi
+
 # ==== bad input ================================================================================
 
 if [ -z "$model" ]; then

@@ -80,49 +80,6 @@ typedef struct bench_result {
 
 /* ==== measuring =========================================================================== */
 
-static bench_stat stat_of(const double *x, int n) {
-    bench_stat s = {0, 0};
-    for (int i = 0; i < n; i++) s.mean += x[i] / n;
-    for (int i = 0; i < n && n > 1; i++) s.sd += (x[i] - s.mean) * (x[i] - s.mean) / (n - 1);
-    s.sd = sqrt(s.sd);
-    return s;
-}
-
-/* One run of the test: n tokens at once (batch) or one at a time; returns seconds or < 0. */
-static double run_once(shrink_context *ctx, const int32_t *ids, int32_t n, bool batch,
-                       float *logits) {
-    double        t0 = shrink_time();
-    shrink_status st = SHRINK_OK;
-    if (batch) st = shrink_context_eval(ctx, ids, n, 0, logits, 1);
-    for (int32_t i = 0; !batch && i < n && st == SHRINK_OK; i++)
-        st = shrink_context_eval(ctx, &ids[i], 1, i, logits, 1);
-    if (st != SHRINK_OK) {
-        cli_fail_status(st);
-        return -1;
-    }
-    return shrink_time() - t0;
-}
-
-/* Warm-up + reps runs of one test; *out gets tokens/s. */
-static int measure(shrink_context *ctx, const int32_t *ids, int32_t n, bool batch, int reps,
-                   float *logits, cli_progress *prog, int64_t *done, int64_t total,
-                   bench_stat *out) {
-    double *rate = calloc((size_t)reps, sizeof *rate);
-    if (!rate) return cli_fail("out of memory");
-    for (int r = -1; r < reps; r++) {
-        double s = run_once(ctx, ids, n, batch, logits);
-        if (s < 0) {
-            free(rate);
-            return CLI_ERR;
-        }
-        if (r >= 0) rate[r] = (double)n / s;
-        cli_progress_update(prog, ++*done, total);
-    }
-    *out = stat_of(rate, reps);
-    free(rate);
-    return CLI_OK;
-}
-
 static double pp_flops(const shrink_model_info *mi, int32_t pp) {
     double q_dim  = (double)mi->n_heads * mi->head_dim;
     double kv_dim = (double)mi->n_kv_heads * mi->head_dim;
@@ -133,34 +90,23 @@ static double pp_flops(const shrink_model_info *mi, int32_t pp) {
     return pp * 2 * mi->n_layers * layer + 2 * head + 2.0 * mi->n_layers * q_dim * pp * (pp + 1.0);
 }
 
+/* The runs themselves are shrink_bench's (src/model/bench.c), shared with `shrink compare`. */
 static int run_bench(shrink_model *m, const cli_common *common, bench_result *b) {
-    int32_t         n   = b->pp > b->tg ? b->pp : b->tg;
-    shrink_context *ctx = NULL;
-    shrink_status   st  = shrink_context_create(&ctx, m, n, b->pp > 0 ? b->pp : 1);
-    if (st != SHRINK_OK) return cli_fail_status(st);
-    int32_t *ids    = malloc((size_t)n * sizeof *ids);
-    float   *logits = malloc((size_t)b->mi.vocab_size * sizeof *logits);
-    int      rc     = CLI_OK;
-    if (!ids || !logits) {
-        rc = cli_fail("out of memory");
-        goto out;
-    }
-    for (int32_t i = 0; i < n; i++) ids[i] = (int32_t)(((int64_t)i * 7919) % b->mi.vocab_size);
-
-    cli_progress prog;
-    int64_t      done  = 0;
-    int64_t      total = (int64_t)(b->reps + 1) * ((b->pp > 0) + (b->tg > 0));
+    cli_progress        prog;
+    shrink_bench_params bp = shrink_bench_params_default();
+    shrink_bench_result r;
+    bp.pp       = b->pp;
+    bp.tg       = b->tg;
+    bp.reps     = b->reps;
+    bp.progress = cli_progress_cb;
+    bp.user     = &prog;
     cli_progress_start(&prog, "bench runs", common);
-    if (b->pp > 0) rc = measure(ctx, ids, b->pp, true, b->reps, logits, &prog, &done, total, &b->pp_rate);
-    if (rc == CLI_OK && b->tg > 0)
-        rc = measure(ctx, ids, b->tg, false, b->reps, logits, &prog, &done, total,
-                     &b->tg_rate);
+    shrink_status st = shrink_bench(m, &bp, &r);
     cli_progress_end(&prog);
-out:
-    free(ids);
-    free(logits);
-    shrink_context_free(ctx);
-    return rc;
+    if (st != SHRINK_OK) return cli_fail_status(st);
+    b->pp_rate = (bench_stat){r.pp_tok_s, r.pp_tok_s_sd};
+    b->tg_rate = (bench_stat){r.tg_tok_s, r.tg_tok_s_sd};
+    return CLI_OK;
 }
 
 /* ==== output ============================================================================== */

@@ -16,6 +16,7 @@ static const cli_command commands[] = {
     {"generate", "generate text from a prompt, streaming tokens as they come",    cmd_generate},
     {"ppl",      "perplexity and bits per byte of a model on a text file",        cmd_ppl},
     {"bench",    "prompt-processing and decode speed, memory, roofline fraction", cmd_bench},
+    {"compare",  "ppl, KL divergence, top-1, speed, RSS of models against a base", cmd_compare},
     {"convert",  "convert a model between GGUF, Hugging Face and llama2.c",       cmd_convert},
     {"init",     "write a random-weight model of a preset or config.json shape",  cmd_init},
     {"quantize", "quantize a model to GGUF: q4_K_M, q8_0, int4_g128, nf4, w8a8, ...", cmd_quantize},
