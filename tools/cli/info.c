@@ -118,14 +118,20 @@ static int check_tensors(const shrink_model *m, const shrink_model_info *mi, inf
 
 static void print_tensors(const shrink_model *m, const shrink_model_info *mi,
                           const info_memory *mem) {
-    int w = (int)mem->name_width;
-    printf("\n%-*s  %-20s  %-5s  %12s\n", w, "name", "shape", "dtype", "bytes");
+    int w = (int)mem->name_width, dw = 5; /* dtype column: "dtype", wider for "int4_g128" */
+    for (int64_t i = 0; i < mi->n_tensors; i++) {
+        shrink_tensor_info t;
+        shrink_model_tensor(m, i, &t);
+        int n = (int)strlen(shrink_dtype_name(t.dtype));
+        if (n > dw) dw = n;
+    }
+    printf("\n%-*s  %-20s  %-*s  %12s\n", w, "name", "shape", dw, "dtype", "bytes");
     for (int64_t i = 0; i < mi->n_tensors; i++) {
         shrink_tensor_info t;
         char               shape[96];
         shrink_model_tensor(m, i, &t);
         shape_str(&t, shape, sizeof shape);
-        printf("%-*s  %-20s  %-5s  %12llu\n", w, t.name, shape, shrink_dtype_name(t.dtype),
+        printf("%-*s  %-20s  %-*s  %12llu\n", w, t.name, shape, dw, shrink_dtype_name(t.dtype),
                (unsigned long long)t.bytes);
     }
 }
