@@ -193,6 +193,7 @@ SK_INLINE float k45_dot(int64_t n, const void *w, const void *xa, const int has_
         __m256i hbits = has_qh ? loadu32(qh) : _mm256_setzero_si256();
         __m256i sumi = _mm256_setzero_si256();
         const uint8_t *q8 = xp + offsetof(block_q8_K, qs);
+        #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             __m256i q4 = loadu32(qs + 32 * j);
             __m256i ql = _mm256_and_si256(q4, m4);
@@ -224,7 +225,7 @@ static float q5_K_dot(int64_t n, const void *w, const void *xa) { return k45_dot
  * isum = sum sc*sum(u*x) - 32 * sum_j sc_j * bsums_j. */
 static float q6_K_dot(int64_t n, const void *w, const void *xa) {
     const uint8_t *wp = w, *xp = xa;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / SK_QK_K; b++, wp += sizeof(block_q6_K), xp += sizeof(block_q8_K)) {
         const uint8_t *ql = wp + offsetof(block_q6_K, ql), *qh = wp + offsetof(block_q6_K, qh);
@@ -235,22 +236,31 @@ static float q6_K_dot(int64_t n, const void *w, const void *xa) {
         __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(sc_all, bsums), 5);
         sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
         const uint8_t *q8 = xp + offsetof(block_q8_K, qs);
+        #pragma GCC unroll 2
         for (int h = 0; h < 2; h++, ql += 64, qh += 32, q8 += 128) {
             /* the 8 scales of this half as int16, both 128-bit lanes */
             __m256i sc = _mm256_broadcastsi128_si256(
                 _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(scp + 8 * h))));
             __m256i l0 = loadu32(ql), l1 = loadu32(ql + 32), hb = loadu32(qh);
-            __m256i u[4];
+            __m256i u[4], hi[4];
             u[0] = _mm256_and_si256(l0, m4);
             u[1] = _mm256_and_si256(l1, m4);
             u[2] = _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4);
             u[3] = _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4);
+            /* bits 2g, 2g+1 of each qh byte moved to bits 4, 5 (shifts of 16-bit words: the
+             * bits crossing into the neighbouring byte are masked off) */
+            hi[0] = _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30);
+            hi[1] = _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30);
+            hi[2] = _mm256_and_si256(hb, m30);
+            hi[3] = _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30);
+            #pragma GCC unroll 4
             for (int g = 0; g < 4; g++) {
-                __m256i hi = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * g), m2);
-                __m256i q = _mm256_or_si256(u[g], _mm256_slli_epi16(hi, 4));
+                __m256i q = _mm256_or_si256(u[g], hi[g]);
                 __m256i p = _mm256_maddubs_epi16(q, loadu32(q8 + 32 * g));
-                /* elements 0..15 use scale 2g, 16..31 scale 2g+1 */
-                __m256i s = _mm256_blend_epi32(bcast16(sc, 2 * g), bcast16(sc, 2 * g + 1), 0xF0);
+                /* elements 0..15 use scale 2g (low 128 bits), 16..31 scale 2g+1 */
+                __m256i s = _mm256_shuffle_epi8(
+                    sc, _mm256_set_m128i(_mm_set1_epi16((short)(0x0100 * (4 * g + 3) + 4 * g + 2)),
+                                         _mm_set1_epi16((short)(0x0100 * (4 * g + 1) + 4 * g))));
                 sumi = mul_sum_i16(sumi, p, s);
             }
         }
@@ -315,6 +325,7 @@ SK_INLINE float int4_gdot(int64_t n, const uint8_t *w, const uint8_t *xp, const 
         const uint8_t *qs = w + head;
         __m256 v = _mm256_setzero_ps();
         float ss = 0.0f;
+        #pragma GCC unroll 2
         for (int c = 0; c < g / 64; c++) {
             __m256i q = loadu32(qs + 32 * c);
             __m256i lo = _mm256_and_si256(q, m4);
@@ -390,6 +401,7 @@ SK_INLINE __m256 nf4_lookup8(__m256i code, __m256 t0, __m256 t1) {
 
 SK_INLINE __m256 nf4_block8(const uint8_t *qs, const float *x, __m256 t0, __m256 t1) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    #pragma GCC unroll 4
     for (int k = 0; k < 32; k += 8) {
         __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + k)));
         s0 = _mm256_fmadd_ps(nf4_lookup8(v, t0, t1), _mm256_loadu_ps(x + k), s0);
@@ -449,6 +461,7 @@ SK_INLINE int quant32(const float *x, float d, int8_t *q) {
     }
     const __m256 vd = _mm256_set1_ps(d), lim = _mm256_set1_ps(127.0f);
     __m256i i[4];
+    #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) {
         __m256 v = round_away(_mm256_div_ps(_mm256_loadu_ps(x + 8 * k), vd));
         v = _mm256_max_ps(_mm256_min_ps(v, lim), _mm256_sub_ps(_mm256_setzero_ps(), lim));
@@ -526,7 +539,7 @@ static void act_q8_K(const float *x, int64_t n, void *dst, float static_scale) {
             const __m256 vi = _mm256_set1_ps(iscale);
             for (int k = 0; k < SK_QK_K; k += 32) {
                 __m256i i[4];
-                for (int u = 0; u < 4; u++)
+                _Pragma("GCC unroll 4") for (int u = 0; u < 4; u++)
                     i[u] = _mm256_min_epi32(
                         _mm256_cvtps_epi32(_mm256_mul_ps(vi, _mm256_loadu_ps(xb + k + 8 * u))),
                         _mm256_set1_epi32(127));
