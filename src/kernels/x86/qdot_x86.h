@@ -101,8 +101,9 @@ static float q8_0_dot(int64_t n, const void *w, const void *xa) {
 /* The 4- and 5-bit 32-blocks: the unsigned codes q (0..15 or 0..31) times x with
  * mul_sum_u8s8, so sum((q - z) * xq) = sum(q * xq) - z * sum(xq); the z term goes through
  * the activation block's s = d * sum(xq): acc += d_w*d_x*sum(q*xq), off += d_w*s (or m*s).
- * BS: block bytes; QS, QH, M: offsets of the codes, the 5th bits, the min (asym). */
-#define LEGACY_DOT(NAME, BS, CODES, OFF_SCALE, OFF_SIGN)                                        \
+ * BS: block bytes; CODES: the 32 codes of a block; OFF_SCALE * s summed per block, times
+ * OFF_MUL at the end (8 or 16 for the zero points, 1 for the mins). */
+#define LEGACY_DOT(NAME, BS, CODES, OFF_SCALE, OFF_SIGN, OFF_MUL)                                        \
     static float NAME(int64_t n, const void *w, const void *xa) {                              \
         const uint8_t *wp = w, *xp = xa;                                                       \
         const int64_t nb = n / 32;                                                             \
@@ -128,7 +129,7 @@ static float q8_0_dot(int64_t n, const void *w, const void *xa) {
                                    acc0);                                                      \
             off0 += OFF_SCALE(wp, d0) * XA_S(xp, b);                                           \
         }                                                                                      \
-        return hsum8(_mm256_add_ps(acc0, acc1)) OFF_SIGN (off0 + off1);                        \
+        return hsum8(_mm256_add_ps(acc0, acc1)) OFF_SIGN OFF_MUL * (off0 + off1);              \
     }
 
 #define CODES_Q4_0(p) nibbles32((p) + offsetof(block_q4_0, qs))
@@ -137,14 +138,13 @@ static float q8_0_dot(int64_t n, const void *w, const void *xa) {
                                       bits_0x10((p) + offsetof(block_q5_0, qh)))
 #define CODES_Q5_1(p) _mm256_or_si256(nibbles32((p) + offsetof(block_q5_1, qs)), \
                                       bits_0x10((p) + offsetof(block_q5_1, qh)))
-#define OFF_D8(p, d) (8.0f * (d))
-#define OFF_D16(p, d) (16.0f * (d))
+#define OFF_D(p, d) (d)        /* q4_0, q5_0: the zero point 8 (16) applied once at the end */
 #define OFF_M(p, d) f16((p) + 2) /* q4_1, q5_1: f16 m right after f16 d */
 
-LEGACY_DOT(q4_0_dot, sizeof(block_q4_0), CODES_Q4_0, OFF_D8, -)
-LEGACY_DOT(q4_1_dot, sizeof(block_q4_1), CODES_Q4_1, OFF_M, +)
-LEGACY_DOT(q5_0_dot, sizeof(block_q5_0), CODES_Q5_0, OFF_D16, -)
-LEGACY_DOT(q5_1_dot, sizeof(block_q5_1), CODES_Q5_1, OFF_M, +)
+LEGACY_DOT(q4_0_dot, sizeof(block_q4_0), CODES_Q4_0, OFF_D, -, 8.0f)
+LEGACY_DOT(q4_1_dot, sizeof(block_q4_1), CODES_Q4_1, OFF_M, +, 1.0f)
+LEGACY_DOT(q5_0_dot, sizeof(block_q5_0), CODES_Q5_0, OFF_D, -, 16.0f)
+LEGACY_DOT(q5_1_dot, sizeof(block_q5_1), CODES_Q5_1, OFF_M, +, 1.0f)
 
 /* ==== K-quants x block_q8_K ================================================================= */
 
