@@ -444,8 +444,23 @@ else
     expect_fail "folder without model.safetensors" "hf_nofile" "$bin" info "$tmp/hf_nofile"
 fi
 
-echo "test_cli: $pass passed, $fail failed, $skip skipped"
-[ $fail -eq 0 ]
+# ==== shrink's own types through convert ======================================================
+
+# convert --dtype with a dash spelling; info names the types (stories260K's rows of 64 and 172:
+# int4_g128 falls back to int4_g64, ffn_down to int8_ch); an unknown dtype lists the names.
+if [ -z "$model" ]; then
+    skipped "convert --dtype int4-g128: stories260K not found"
+else
+    expect_ok "convert --dtype int4-g128" "$bin" convert "$model" "$tmp/own.gguf" --dtype int4-g128
+    if expect_ok "info of an int4_g128 GGUF" "$bin" info "$tmp/own.gguf"; then
+        grep -q ' int4_g64 ' "$tmp/out" && grep -q ' int8_ch ' "$tmp/out" && ok ||
+            bad "info does not name int4_g64 and int8_ch: $(head -c 300 "$tmp/out")"
+    fi
+    expect_fail "convert --dtype int4_g16 lists the types" "w8a8_static" \
+        "$bin" convert "$model" "$tmp/own2.gguf" --dtype int4_g16
+    [ ! -e "$tmp/own2.gguf" ] && ok || bad "convert --dtype int4_g16 left a file"
+fi
+
 # ==== quantize =================================================================================
 
 # footprint FILE: the footprint line on stdout names FILE's size in MB (1e6 bytes, 2 decimals)
