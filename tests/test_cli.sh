@@ -569,3 +569,5 @@ else
         expect_ok "ppl of mix-llama-14m q4_K_M" "$bin" ppl "$qdir/m14-q4_K_M.gguf" "$qdir/p14.txt" --ctx 256
 fi
 
+echo "test_cli: $pass passed, $fail failed, $skip skipped"
+[ $fail -eq 0 ]
