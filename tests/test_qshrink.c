@@ -445,9 +445,11 @@ static void check_matmul(shrink_dtype dt, int64_t rows, int64_t cols, int64_t T)
     uint8_t *w = quant_rows(dt, wf, rows, cols, &p);
     uint64_t rb = sk_dtype_row_bytes(dt, cols);
     for (int64_t r = 0; r < rows; r++) d->to_f32(w + (size_t)r * rb, wf + r * cols, cols);
-    /* int8 activations (w8a8*) or a quantized-activation dot (vec_dot_ref): the activation
-     * rounding bounds the difference (those kernels have their own tests) */
-    int qact = d->vec_dot_ref || d->act == SK_ACT_I8_TOKEN || d->act == SK_ACT_I8_STATIC;
+    /* int8 activations (w8a8*: any T) or a quantized-activation dot (T == 1 with vec_dot_ref
+     * when the act block divides cols): the activation rounding bounds the difference (test_qdot
+     * checks those kernels); otherwise the dequantizing GEMV/GEMM, as exact as f32 */
+    int qact = d->act == SK_ACT_I8_TOKEN || d->act == SK_ACT_I8_STATIC ||
+               (T == 1 && d->vec_dot_ref && cols % sk_act_block(d->act) == 0);
     float *Y = malloc((size_t)(T * rows) * sizeof(float)), *R = malloc((size_t)(T * rows) * 4);
     sk_mat W = {.dtype = dt, .rows = rows, .cols = cols, .data = w};
     sk_matmul_ref(&W, X, T, R, rows);
@@ -496,9 +498,15 @@ static void test_matmul(void) {
         {1, 256, 1}, {17, 256, 1}, {33, 512, 3}, {70, 768, 1}, {40, 2304, 1}, {35, 768, 20},
         {9, 4352, 2}, {21, 384, 5},
     };
-    for (int i = 0; i < N_OWN; i++)
+    /* rows not a multiple of 32 (block-1 types): the dequantizing GEMV through to_f32_range,
+     * a second 2048-element chunk at k0 = 2048 */
+    static const int64_t odd[][3] = {{7, 100, 1}, {5, 2100, 1}, {6, 2100, 3}, {3, 33, 2}};
+    for (int i = 0; i < N_OWN; i++) {
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             check_matmul(L[i].dt, shapes[s][0], shapes[s][1], shapes[s][2]);
+        for (size_t s = 0; L[i].block == 1 && s < sizeof odd / sizeof odd[0]; s++)
+            check_matmul(L[i].dt, odd[s][0], odd[s][1], odd[s][2]);
+    }
 }
 
 /* ==== 6. GGUF ============================================================================== */
