@@ -288,5 +288,35 @@ kv3 = [('general.alignment', 4, 16), ('u8', 0, 1), ('i8', 1, -1), ('u16', 2, 2),
 T3 = [('q4_0', [32, 2], 2, bytes(36)), ('q8_0', [64], 8, bytes(68)), ('q4_K', [256], 12, bytes(144)),
       ('q6_K', [256, 1, 1, 1], 14, bytes(210)), ('bf16', [3, 2], 30, bytes(12)), ('i32', [2], 26, bytes(8))]
 open(RG + '/types-and-quants.gguf', 'wb').write(gguf(kv3, T3, align=16))
+# shrink's own types (GGUF ids 1000..1013, docs/formats.md): the tiny llama with its matrices in
+# the row-head types (rows of 8 and 16: f32 d [, f32 m or a] before each row's int8 codes), and
+# one tensor of each block type
+def own_rows(ty, ne, seed):
+    head = 8 if ty in (1001, 1003, 1013) else 4
+    b = b''
+    for r in range(prod(ne[1:])):
+        b += struct.pack('<f', 0.01 * (1 + (r + seed) % 5))
+        if head == 8: b += struct.pack('<f', -0.05 if ty != 1013 else 0.02)
+        b += bytes(((i * seed + r) * 37) & 255 for i in range(ne[0]))
+    return b
+def own_tensors():
+    T = []
+    def add(name, ne, ty=0):
+        T.append((name, ne, ty, f32(prod(ne), len(T) + 3) if ty == 0 else own_rows(ty, ne, len(T) + 3)))
+    add('token_embd.weight', [D, V], 1000)
+    add('output_norm.weight', [D])
+    add('blk.0.attn_q.weight', [D, D], 1001); add('blk.0.attn_k.weight', [D, KV * hd], 1002)
+    add('blk.0.attn_v.weight', [D, KV * hd], 1003); add('blk.0.attn_output.weight', [D, D], 1012)
+    add('blk.0.attn_norm.weight', [D]); add('blk.0.ffn_gate.weight', [D, F], 1013)
+    add('blk.0.ffn_down.weight', [F, D], 1000); add('blk.0.ffn_up.weight', [D, F], 1001)
+    add('blk.0.ffn_norm.weight', [D])
+    return T
+open(RG + '/llama-tiny-own-int8.gguf', 'wb').write(gguf(kvs, own_tensors()))
+T4 = [('int4_g32', [32, 2], 1004, bytes(36)), ('int4_g64', [64], 1005, bytes(34)),
+      ('int4_g128', [128], 1006, bytes(66)), ('int4_g32_asym', [32], 1007, bytes(20)),
+      ('int4_g64_asym', [64, 1], 1008, bytes(36)), ('int4_g128_asym', [128], 1009, bytes(68)),
+      ('nf4', [64, 2], 1010, bytes(68)), ('nf4_dq', [128, 2], 1011, bytes(2 * (4 + 66))),
+      ('int8_ch', [3, 2], 1000, bytes(14))]
+open(RG + '/own-types.gguf', 'wb').write(gguf([('general.alignment', 4, 16)], T4, align=16))
 shutil.copy(SH + '/fixtures/gguf/ggml-gguf-kv-types.gguf', RG)
 os.chmod(RG + '/ggml-gguf-kv-types.gguf', 0o644)
