@@ -484,8 +484,12 @@ shrink_status shrink_model_init(const char *out, const shrink_init_params *param
                                 shrink_init_result *result) {
     if (!out || !*out || !params)
         return sk_error(SHRINK_ERR_ARG, "shrink_model_init: no output path or no params");
-    if ((unsigned)params->dtype >= SHRINK_DTYPE_COUNT || sk_dtype_quantized(params->dtype))
+    if ((unsigned)params->dtype >= SHRINK_DTYPE_COUNT)
         return sk_error(SHRINK_ERR_ARG, "shrink_model_init: bad dtype %d", (int)params->dtype);
+    if (sk_dtype_quantized(params->dtype))
+        return sk_error(SHRINK_ERR_ARG, "shrink_model_init: %s is a quantized type; init writes "
+                        "f32, f16 or bf16 (quantize the result with shrink quantize or convert)",
+                        shrink_dtype_name(params->dtype));
     sk_init_params ip = {.seed = params->seed, .dtype = params->dtype};
     shrink_status st = init_config(params, &ip.cfg, &ip.init_range);
     if (st) return st;
