@@ -280,19 +280,22 @@ static void plan_tensor(const plan_in *in, qtensor *q) {
 
 /* ==== the quantizing source ============================================================== */
 
-#define STAGE_FLOATS (1u << 20) /* f32 rows staged per step (4 MiB, at least one row) */
+#define STAGE_FLOATS (1u << 18) /* f32 rows staged per thread and step (1 MiB, >= one row) */
 
 typedef struct qjob {
-    sk_source base;          /* the model's source: fills f32 rows */
+    sk_source base;          /* the model's source: fills f32 rows (thread-safe for disjoint
+                                rows: it reads the mapping and converts) */
     qtensor  *ts;
     int64_t   n;
     int64_t   cur;           /* tensor being written (-1 before the first) */
-    float    *stage;         /* (stage_floats) f32 rows */
+    int       n_threads;
+    float    *stage;         /* (n_threads, stage_floats) f32 rows, one slice per thread */
     size_t    stage_floats;
     float    *deq;           /* (n_threads, deq_cols) one dequantized row per thread */
     int64_t   deq_cols;
-    int       n_threads;
     uint64_t  done, total;   /* tensor bytes written / to write */
+    shrink_status err;       /* first failure on a thread, and its message */
+    char      err_msg[512];
     const shrink_quantize_params *p;
 } qjob;
 
@@ -303,12 +306,12 @@ static shrink_dtype q_tensor_dtype(void *user, const sk_wtensor *t, int64_t i) {
     return j->ts[i].dtype;
 }
 
-/* Room for n_rows f32 rows of cols elements in the staging buffer and one row per thread. */
+/* Room for at least one row of cols f32 per thread, staged and dequantized. */
 static shrink_status ensure_buffers(qjob *j, int64_t cols) {
     size_t need = (size_t)cols > STAGE_FLOATS ? (size_t)cols : STAGE_FLOATS;
     if (need > j->stage_floats) {
         sk_free(j->stage);
-        j->stage = sk_aligned_alloc(64, need * sizeof(float));
+        j->stage = sk_aligned_alloc(64, (size_t)j->n_threads * need * sizeof(float));
         j->stage_floats = j->stage ? need : 0;
         if (!j->stage) return sk_error(SHRINK_ERR_NOMEM, "shrink_quantize: out of memory");
     }
@@ -321,64 +324,93 @@ static shrink_status ensure_buffers(qjob *j, int64_t cols) {
     return SHRINK_OK;
 }
 
-/* Per-tensor types: the whole tensor's min and max, read through the source chunk by chunk. */
-static shrink_status tensor_range(qjob *j, qtensor *q, const sk_wtensor *t) {
-    int64_t rows = t->rows, cols = t->cols;
-    int64_t per = (int64_t)(j->stage_floats / (size_t)cols);
-    float lo = INFINITY, hi = -INFINITY;
-    for (int64_t r = 0; r < rows; r += per) {
-        int64_t k = rows - r < per ? rows - r : per;
-        shrink_status st = j->base.fill(j->base.user, t, r, k, 0, SHRINK_DTYPE_F32, j->stage);
-        if (st) return st;
-        const float *x = j->stage;
-        int64_t n = k * cols;
-        float l = lo, h = hi;
-        #pragma omp parallel for reduction(min : l) reduction(max : h) schedule(static) \
-            if (n > 65536)
-        for (int64_t i = 0; i < n; i++) {
-            if (x[i] < l) l = x[i];
-            if (x[i] > h) h = x[i];
-        }
-        lo = l;
-        hi = h;
+/* Records the first failure of a thread (its message is thread-local). */
+static void thread_fail(qjob *j, shrink_status st) {
+    #pragma omp critical(sk_quantize_err)
+    if (!j->err) {
+        j->err = st;
+        snprintf(j->err_msg, sizeof j->err_msg, "%s", shrink_last_error());
     }
-    q->qp.tensor_range = 1;
-    q->qp.tmin = rows * cols > 0 ? lo : 0.0f;
-    q->qp.tmax = rows * cols > 0 ? hi : 0.0f;
-    return SHRINK_OK;
 }
 
-/* Quantizes k rows of src (cols each) into dst (row_bytes each) on the threads, adding the
- * round trip's squared error and the squares of the source to q. */
-static void quantize_rows(qjob *j, qtensor *q, const float *src, int64_t k, int64_t cols,
-                          uint8_t *dst) {
+/* The failure of a parallel region as this thread's status. */
+static shrink_status region_status(qjob *j) {
+    if (!j->err) return SHRINK_OK;
+    shrink_status st = j->err;
+    j->err = SHRINK_OK;
+    return sk_error(st, "%s", j->err_msg);
+}
+
+/* What one step of a thread does with rows [r0, r0 + k) of the tensor, staged in x. */
+typedef enum step_kind { STEP_RANGE, STEP_QUANTIZE } step_kind;
+
+/* Streams rows [row0, row0 + n_rows) of matrix t through the threads: each thread fills
+ * chunks of rows into its own staging slice (chunks dealt round-robin) and either folds them
+ * into the min/max (STEP_RANGE) or quantizes them into dst (row_bytes each, dst's row 0 is
+ * row0) and adds the round trip's squared error. Vectors come as one row of t->rows. */
+static shrink_status stream_rows(qjob *j, qtensor *q, const sk_wtensor *t, int64_t row0,
+                                 int64_t n_rows, step_kind kind, uint8_t *dst) {
+    const int vec = t->n_dims == 1;
+    const int64_t cols = vec ? t->rows : t->cols;
+    shrink_status st = ensure_buffers(j, cols);
+    if (st) return st;
+    const int64_t per = (int64_t)(j->stage_floats / (size_t)cols);
+    const int64_t n_chunks = (n_rows + per - 1) / per;
     const sk_dtype_traits *d = sk_dtype(q->dtype);
     const size_t row_bytes = (size_t)sk_dtype_row_bytes(q->dtype, cols);
-    const sk_qparams *qp = &q->qp;
     double e2 = 0.0, r2 = 0.0;
-    #pragma omp parallel reduction(+ : e2, r2) num_threads(j->n_threads) \
-        if (k > 1 && k * cols >= 32768)
+    float lo = q->qp.tmin, hi = q->qp.tmax;
+    int nt = n_chunks < j->n_threads ? (int)n_chunks : j->n_threads;
+    if ((double)n_rows * (double)cols < 32768.0) nt = 1;
+    #pragma omp parallel num_threads(nt) reduction(+ : e2, r2) reduction(min : lo) \
+        reduction(max : hi)
     {
-        float *tmp = j->deq + (size_t)omp_get_thread_num() * (size_t)j->deq_cols;
-        #pragma omp for schedule(static)
-        for (int64_t i = 0; i < k; i++) {
-            const float *x = src + (size_t)i * (size_t)cols;
-            uint8_t *y = dst + (size_t)i * row_bytes;
-            if (d->quantize) d->quantize(x, y, cols, qp);
-            else d->from_f32(x, y, cols);
-            d->to_f32(y, tmp, cols);
-            double e = 0.0, r = 0.0;
-            for (int64_t c = 0; c < cols; c++) {
-                double dx = (double)tmp[c] - (double)x[c];
-                e += dx * dx;
-                r += (double)x[c] * (double)x[c];
+        const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+        float *x = j->stage + (size_t)tid * j->stage_floats;
+        float *tmp = j->deq + (size_t)tid * (size_t)j->deq_cols;
+        for (int64_t c = tid; c < n_chunks && !j->err; c += nth) {
+            const int64_t r0 = c * per, k = n_rows - r0 < per ? n_rows - r0 : per;
+            shrink_status s2 = vec ? j->base.fill(j->base.user, t, 0, t->rows, 0,
+                                                  SHRINK_DTYPE_F32, x)
+                                   : j->base.fill(j->base.user, t, row0 + r0, k, 0,
+                                                  SHRINK_DTYPE_F32, x);
+            if (s2) {
+                thread_fail(j, s2);
+                break;
             }
-            e2 += e;
-            r2 += r;
+            if (kind == STEP_RANGE) {
+                for (int64_t i = 0; i < k * cols; i++) {
+                    if (x[i] < lo) lo = x[i];
+                    if (x[i] > hi) hi = x[i];
+                }
+                continue;
+            }
+            for (int64_t i = 0; i < k; i++) {
+                const float *xr = x + (size_t)i * (size_t)cols;
+                uint8_t *y = dst + (size_t)(r0 + i) * row_bytes;
+                if (d->quantize) d->quantize(xr, y, cols, &q->qp);
+                else d->from_f32(xr, y, cols);
+                d->to_f32(y, tmp, cols);
+                double e = 0.0, r = 0.0;
+                for (int64_t m = 0; m < cols; m++) {
+                    double dx = (double)tmp[m] - (double)xr[m];
+                    e += dx * dx;
+                    r += (double)xr[m] * (double)xr[m];
+                }
+                e2 += e;
+                r2 += r;
+            }
         }
     }
-    q->err2 += e2;
-    q->ref2 += r2;
+    if ((st = region_status(j))) return st;
+    if (kind == STEP_RANGE) {
+        q->qp.tmin = lo;
+        q->qp.tmax = hi;
+    } else {
+        q->err2 += e2;
+        q->ref2 += r2;
+    }
+    return SHRINK_OK;
 }
 
 static shrink_status q_fill(void *user, const sk_wtensor *t, int64_t row0, int64_t n_rows,
@@ -389,25 +421,21 @@ static shrink_status q_fill(void *user, const sk_wtensor *t, int64_t row0, int64
     SHRINK_ASSERT(j->cur >= 0 && j->cur < j->n && !transposed);
     qtensor *q = &j->ts[j->cur];
     SHRINK_ASSERT(dt == q->dtype);
-    /* a vector is one row of t->rows elements */
-    int64_t cols = t->n_dims == 1 ? t->rows : t->cols;
-    int64_t row_base = t->n_dims == 1 ? 0 : row0, rows_here = t->n_dims == 1 ? 1 : n_rows;
-    if (t->n_dims == 1 && (row0 != 0 || n_rows != t->rows))
+    const int vec = t->n_dims == 1;
+    if (vec && (row0 != 0 || n_rows != t->rows))
         return sk_error(SHRINK_ERR_ARG, "shrink_quantize: '%s' asked in pieces", q->name);
-    if ((st = ensure_buffers(j, cols))) return st;
-    if (row0 == 0 && q->need_range && (st = tensor_range(j, q, t))) return st;
-    const size_t row_bytes = (size_t)sk_dtype_row_bytes(dt, cols);
-    int64_t per = (int64_t)(j->stage_floats / (size_t)cols);
-    for (int64_t r = 0; r < rows_here; r += per) {
-        int64_t k = rows_here - r < per ? rows_here - r : per;
-        if (t->n_dims == 1) st = j->base.fill(j->base.user, t, 0, t->rows, 0, SHRINK_DTYPE_F32,
-                                              j->stage);
-        else st = j->base.fill(j->base.user, t, row_base + r, k, 0, SHRINK_DTYPE_F32, j->stage);
-        if (st) return st;
-        quantize_rows(j, q, j->stage, k, cols, (uint8_t *)dst + (size_t)r * row_bytes);
-        j->done += (uint64_t)k * row_bytes;
-        if (j->p->progress) j->p->progress(j->p->user, 1, (int64_t)j->done, (int64_t)j->total);
+    if (row0 == 0 && q->need_range) {
+        /* per-tensor types: the whole tensor's min and max first */
+        q->qp.tensor_range = 1;
+        q->qp.tmin = INFINITY;
+        q->qp.tmax = -INFINITY;
+        if ((st = stream_rows(j, q, t, 0, vec ? 1 : t->rows, STEP_RANGE, NULL))) return st;
+        if (!(q->qp.tmin <= q->qp.tmax)) q->qp.tmin = q->qp.tmax = 0.0f;
     }
+    if ((st = stream_rows(j, q, t, row0, vec ? 1 : n_rows, STEP_QUANTIZE, dst))) return st;
+    const int64_t cols = vec ? t->rows : t->cols;
+    j->done += (uint64_t)(vec ? 1 : n_rows) * sk_dtype_row_bytes(dt, cols);
+    if (j->p->progress) j->p->progress(j->p->user, 1, (int64_t)j->done, (int64_t)j->total);
     return SHRINK_OK;
 }
 
