@@ -148,7 +148,8 @@ static shrink_dtype own_fallback(shrink_dtype want, int64_t cols) {
 
 /* The dtype a matrix with rows of `cols` is written in when `want` is asked for: a block type
  * whose block does not divide the rows falls back as llama-quantize does (q4_K -> q5_0,
- * q5_K -> q5_1, q6_K -> q8_0), then to f16 (where llama-quantize refuses a legacy type). */
+ * q5_K -> q5_1, q6_K -> q8_0), then to f16 (where llama-quantize refuses a legacy type);
+ * shrink's own types as own_fallback says (never f16). */
 shrink_dtype sk_gguf_fallback(shrink_dtype want, int64_t cols) {
     if (cols % (int64_t)sk_dtype(want)->block == 0) return want;
     if (want >= SHRINK_DTYPE_INT8_CH) return own_fallback(want, cols);
