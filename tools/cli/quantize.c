@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef struct quantize_opts {
     const char *scheme;
@@ -25,14 +26,17 @@ typedef struct quantize_opts {
 
 static const cli_opt quantize_rows[] = {
     {"--scheme", "-s", CLI_OPT_STR, offsetof(quantize_opts, scheme), "NAME", 0, 0,
-     "q8_0 q4_0 q4_1 q5_0 q5_1 q4_K q5_K q6_K q4_K_M q5_K_M int8_ch int8_ch_asym int8_t\n"
-     "                         int8_t_asym int4_g32|64|128[_asym] nf4 nf4_dq w8a8 w8a8_static"},
+     "q8_0 q4_0 q4_1 q5_0 q5_1 q4_K q5_K q6_K q4_K_M q5_K_M int8_ch\n"
+     "                         int8_ch_asym int8_t int8_t_asym int4_g32|g64|g128[_asym] nf4\n"
+     "                         nf4_dq w8a8 w8a8_static (docs/quantization.md)"},
     {"--keep", NULL, CLI_OPT_STR, offsetof(quantize_opts, keep), "GLOBS", 0, 0,
-     "keep tensors whose GGUF name matches a glob at f16 ('output.weight,*.attn_v.*')"},
+     "keep tensors whose GGUF name matches a glob, e.g.\n"
+     "                         'output.weight,*.attn_v.*', in --keep-dtype"},
     {"--keep-dtype", NULL, CLI_OPT_STR, offsetof(quantize_opts, keep_dtype), "DTYPE", 0, 0,
      "dtype of the kept tensors (default f16)"},
     {"--calib", NULL, CLI_OPT_STR, offsetof(quantize_opts, calib), "FILE", 0, 0,
-     "w8a8_static: UTF-8 text run through the model to measure activation scales"},
+     "w8a8_static: UTF-8 text run through the model to measure\n"
+     "                         activation scales"},
     {"--calib-tokens", NULL, CLI_OPT_INT, offsetof(quantize_opts, calib_tokens), "N", 1,
      100000000, "tokens of the calibration text used (default 4096)"},
     {"--verbose", "-v", CLI_OPT_FLAG, offsetof(quantize_opts, verbose), NULL, 0, 0,
@@ -180,6 +184,9 @@ int cmd_quantize(int argc, char **argv) {
         }
         p.keep_dtype = d;
     }
+    if (opts.calib && strncasecmp(opts.scheme, "w8a8_static", 11) != 0 &&
+        strncasecmp(opts.scheme, "w8a8-static", 11) != 0)
+        cli_warn("--calib is used by --scheme w8a8_static only; ignored for %s", opts.scheme);
     p.calib_path = opts.calib;
     p.calib_tokens = opts.calib_tokens;
     p.tokenizer_path = common.tokenizer;
