@@ -78,6 +78,27 @@ SK_INLINE __m256i mul_sum_s8s8(__m256i acc, __m256i w, __m256i x) {
 #define XA_S(xp, b) f32_at((xp) + (size_t)(b) * XA_SZ + offsetof(sk_act_q8_32, s))
 #define XA_QS(xp, b) loadu32((xp) + (size_t)(b) * XA_SZ + offsetof(sk_act_q8_32, qs))
 
+/* Groups of 8 blocks: the 8 weight scales (f16, every BS bytes) and the 8 activation scales
+ * (every 40 bytes) fetched with one gather each, multiplied as vectors and stored; each block
+ * then broadcasts its product from memory (a load, no shuffle). Offsets / mins likewise as
+ * vectors (the activation sums s gathered). The blocks past the last group one at a time. */
+SK_INLINE __m256 f16x8_gather(const uint8_t *p, __m256i idx) {
+    /* dword k = bytes [idx_k, idx_k + 4): the f16 in its low half (little-endian) */
+    __m256i v = _mm256_and_si256(_mm256_i32gather_epi32((const int *)p, idx, 1),
+                                 _mm256_set1_epi32(0xFFFF));
+    v = _mm256_permute4x64_epi64(_mm256_packus_epi32(v, v), 0x08); /* 8 x u16, low 128 */
+    return _mm256_cvtph_ps(_mm256_castsi256_si128(v));
+}
+
+SK_INLINE __m256i idx8(int stride) {
+    return _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
+}
+
+/* One block: acc += d_w * d_x * cvt(p) (the scales of block b, scalar; q8_0 measured faster
+ * this way than with the gathers, whose cost its cheaper integer part does not hide). */
+#define BLOCK_TERM(acc, p, wp, xp, b) \
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(wp) * XA_D(xp, b)), _mm256_cvtepi32_ps(p), acc)
+
 static float q8_0_dot(int64_t n, const void *w, const void *xa) {
     const uint8_t *wp = w, *xp = xa;
     const size_t bs = sizeof(block_q8_0);
@@ -87,49 +108,54 @@ static float q8_0_dot(int64_t n, const void *w, const void *xa) {
     for (; b + 2 <= nb; b += 2, wp += 2 * bs) {
         __m256i p0 = mul_sum_s8s8(_mm256_setzero_si256(), loadu32(wp + 2), XA_QS(xp, b));
         __m256i p1 = mul_sum_s8s8(_mm256_setzero_si256(), loadu32(wp + bs + 2), XA_QS(xp, b + 1));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(wp) * XA_D(xp, b)), _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16(wp + bs) * XA_D(xp, b + 1)),
-                               _mm256_cvtepi32_ps(p1), acc1);
+        BLOCK_TERM(acc0, p0, wp, xp, b);
+        BLOCK_TERM(acc1, p1, wp + bs, xp, b + 1);
     }
     if (b < nb) {
         __m256i p0 = mul_sum_s8s8(_mm256_setzero_si256(), loadu32(wp + 2), XA_QS(xp, b));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(wp) * XA_D(xp, b)), _mm256_cvtepi32_ps(p0), acc0);
+        BLOCK_TERM(acc0, p0, wp, xp, b);
     }
     return hsum8(_mm256_add_ps(acc0, acc1));
 }
 
 /* The 4- and 5-bit 32-blocks: the unsigned codes q (0..15 or 0..31) times x with
  * mul_sum_u8s8, so sum((q - z) * xq) = sum(q * xq) - z * sum(xq); the z term goes through
- * the activation block's s = d * sum(xq): acc += d_w*d_x*sum(q*xq), off += d_w*s (or m*s).
- * BS: block bytes; CODES: the 32 codes of a block; OFF_SCALE * s summed per block, times
- * OFF_MUL at the end (8 or 16 for the zero points, 1 for the mins). */
-#define LEGACY_DOT(NAME, BS, CODES, OFF_SCALE, OFF_SIGN, OFF_MUL)                                        \
+ * the activation block's s = d * sum(xq): acc += d_w*d_x*sum(q*xq), off += d_w*s (z-point
+ * types, times z at the end) or m*s (min types). BS: block bytes; CODES: the 32 codes of a
+ * block; HAS_M: a f16 min after the f16 scale; OFF_SIGN, OFF_MUL: -, z or +, 1. */
+#define LEGACY_DOT(NAME, BS, CODES, HAS_M, OFF_SIGN, OFF_MUL)                                   \
     static float NAME(int64_t n, const void *w, const void *xa) {                              \
         const uint8_t *wp = w, *xp = xa;                                                       \
         const int64_t nb = n / 32;                                                             \
+        const __m256i widx = idx8((int)(BS)), xidx = idx8((int)XA_SZ);                        \
         __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                         \
-        float off0 = 0.0f, off1 = 0.0f;                                                        \
+        __m256 offv = _mm256_setzero_ps();                                                     \
+        float off = 0.0f;                                                                      \
         int64_t b = 0;                                                                         \
-        for (; b + 2 <= nb; b += 2, wp += 2 * (BS)) {                                          \
-            const uint8_t *w1 = wp + (BS);                                                     \
-            __m256i p0 = mul_sum_u8s8(_mm256_setzero_si256(), CODES(wp), XA_QS(xp, b));        \
-            __m256i p1 = mul_sum_u8s8(_mm256_setzero_si256(), CODES(w1), XA_QS(xp, b + 1));    \
-            float d0 = f16(wp), d1 = f16(w1);                                                  \
-            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * XA_D(xp, b)), _mm256_cvtepi32_ps(p0),    \
-                                   acc0);                                                      \
-            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d1 * XA_D(xp, b + 1)),                       \
-                                   _mm256_cvtepi32_ps(p1), acc1);                              \
-            off0 += OFF_SCALE(wp, d0) * XA_S(xp, b);                                           \
-            off1 += OFF_SCALE(w1, d1) * XA_S(xp, b + 1);                                       \
+        for (; b + 8 <= nb; b += 8, wp += 8 * (BS), xp += 8 * XA_SZ) {                         \
+            const __m256 dw = f16x8_gather(wp, widx);                                          \
+            const __m256 sx = _mm256_i32gather_ps((const float *)(xp + 4), xidx, 1);           \
+            float S[8];                                                                        \
+            _mm256_storeu_ps(S, _mm256_mul_ps(dw, _mm256_i32gather_ps((const float *)xp,       \
+                                                                      xidx, 1)));              \
+            offv = _mm256_fmadd_ps(HAS_M ? f16x8_gather(wp + 2, widx) : dw, sx, offv);         \
+            _Pragma("GCC unroll 4") for (int k = 0; k < 8; k += 2) {                           \
+                __m256i p0 = mul_sum_u8s8(_mm256_setzero_si256(), CODES(wp + k * (BS)),        \
+                                          XA_QS(xp, k));                                       \
+                __m256i p1 = mul_sum_u8s8(_mm256_setzero_si256(), CODES(wp + (k + 1) * (BS)),  \
+                                          XA_QS(xp, k + 1));                                   \
+                acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(S + k), _mm256_cvtepi32_ps(p0),     \
+                                       acc0);                                                  \
+                acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(S + k + 1),                         \
+                                       _mm256_cvtepi32_ps(p1), acc1);                          \
+            }                                                                                  \
         }                                                                                      \
-        if (b < nb) {                                                                          \
-            __m256i p0 = mul_sum_u8s8(_mm256_setzero_si256(), CODES(wp), XA_QS(xp, b));        \
-            float d0 = f16(wp);                                                                \
-            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * XA_D(xp, b)), _mm256_cvtepi32_ps(p0),    \
-                                   acc0);                                                      \
-            off0 += OFF_SCALE(wp, d0) * XA_S(xp, b);                                           \
+        for (; b < nb; b++, wp += (BS), xp += XA_SZ) {                                         \
+            __m256i p0 = mul_sum_u8s8(_mm256_setzero_si256(), CODES(wp), XA_QS(xp, 0));        \
+            BLOCK_TERM(acc0, p0, wp, xp, 0);                                                   \
+            off += (HAS_M ? f16(wp + 2) : f16(wp)) * XA_S(xp, 0);                              \
         }                                                                                      \
-        return hsum8(_mm256_add_ps(acc0, acc1)) OFF_SIGN OFF_MUL * (off0 + off1);              \
+        return hsum8(_mm256_add_ps(acc0, acc1)) OFF_SIGN OFF_MUL * (hsum8(offv) + off);        \
     }
 
 #define CODES_Q4_0(p) nibbles32((p) + offsetof(block_q4_0, qs))
@@ -138,13 +164,10 @@ static float q8_0_dot(int64_t n, const void *w, const void *xa) {
                                       bits_0x10((p) + offsetof(block_q5_0, qh)))
 #define CODES_Q5_1(p) _mm256_or_si256(nibbles32((p) + offsetof(block_q5_1, qs)), \
                                       bits_0x10((p) + offsetof(block_q5_1, qh)))
-#define OFF_D(p, d) (d)        /* q4_0, q5_0: the zero point 8 (16) applied once at the end */
-#define OFF_M(p, d) f16((p) + 2) /* q4_1, q5_1: f16 m right after f16 d */
-
-LEGACY_DOT(q4_0_dot, sizeof(block_q4_0), CODES_Q4_0, OFF_D, -, 8.0f)
-LEGACY_DOT(q4_1_dot, sizeof(block_q4_1), CODES_Q4_1, OFF_M, +, 1.0f)
-LEGACY_DOT(q5_0_dot, sizeof(block_q5_0), CODES_Q5_0, OFF_D, -, 16.0f)
-LEGACY_DOT(q5_1_dot, sizeof(block_q5_1), CODES_Q5_1, OFF_M, +, 1.0f)
+LEGACY_DOT(q4_0_dot, sizeof(block_q4_0), CODES_Q4_0, 0, -, 8.0f)
+LEGACY_DOT(q4_1_dot, sizeof(block_q4_1), CODES_Q4_1, 1, +, 1.0f)
+LEGACY_DOT(q5_0_dot, sizeof(block_q5_0), CODES_Q5_0, 0, -, 16.0f)
+LEGACY_DOT(q5_1_dot, sizeof(block_q5_1), CODES_Q5_1, 1, +, 1.0f)
 
 /* ==== K-quants x block_q8_K ================================================================= */
 
