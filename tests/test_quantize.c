@@ -15,9 +15,13 @@
  *   4. w8a8_static: the activation scale stored with blk.0.attn_q equals absmax/127 of
  *      RMSNorm(embedding) over the calibration tokens, computed here without the decoder;
  *   5. errors: unknown scheme (lists the schemes), w8a8_static without a calibration text,
- *      output == input, missing input, non-GGUF output: an error and no output file.
+ *      output == input, missing input, non-GGUF output: an error and no output file;
+ *   6. Q4_K/Q5_K: the quantizers' lane-parallel scale search gives the scalar search's bytes
+ *      on 2048 random super-blocks (normal, one-signed, flat and zero sub-blocks, outliers,
+ *      tiny values) - ggml's own vectors are checked in test_quants.
  */
 #include "formats/formats.h"
+#include "kernels/ggml_quants.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
 #include "quant/quant.h"
@@ -362,6 +366,51 @@ static void test_w8a8_static(void) {
     remove(out);
 }
 
+/* ==== 6. the vector scale search of Q4_K/Q5_K = the scalar one ========================== */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static double rng_u(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+
+static void test_k_lanes(void) {
+    const int64_t nb = 2048, n = nb * 256;
+    float *x = malloc((size_t)n * sizeof(float));
+    /* super-blocks of varied kinds: normal-ish, all positive, all negative, constant (a flat
+     * sub-block: the scalar search returns early), zeros, one outlier, tiny values */
+    for (int64_t b = 0; b < nb; b++) {
+        float *y = x + b * 256;
+        int kind = (int)(b % 7);
+        for (int i = 0; i < 256; i++) {
+            double u = rng_u() - 0.5, v = rng_u() - 0.5;
+            float g = (float)((u + v) * (1 + 10 * rng_u()));
+            y[i] = kind == 1 ? fabsf(g) : kind == 2 ? -fabsf(g) : kind == 3 ? 0.25f
+                 : kind == 4 ? 0.0f : kind == 6 ? g * 1e-12f : g;
+        }
+        if (kind == 5) y[(b * 37) % 256] = 40.0f;
+        if (kind == 3) for (int i = 64; i < 96; i++) y[i] = (float)i; /* one sub-block not flat */
+    }
+    const shrink_dtype ts[] = {SHRINK_DTYPE_Q4_K, SHRINK_DTYPE_Q5_K};
+    for (int k = 0; k < 2; k++) {
+        size_t bytes = (size_t)sk_dtype_row_bytes(ts[k], n);
+        uint8_t *a = malloc(bytes), *b = malloc(bytes);
+        sk_dtype(ts[k])->from_f32(x, a, n);
+        sk_k_quant_scalar(ts[k], x, b, n);
+        int64_t first = -1;
+        for (size_t i = 0; i < bytes && first < 0; i++)
+            if (a[i] != b[i]) first = (int64_t)i;
+        CHECK(first < 0, "%s: lane-parallel scale search differs from the scalar one at byte "
+              "%lld (super-block %lld)", shrink_dtype_name(ts[k]), (long long)first,
+              (long long)(first / (int64_t)sk_dtype(ts[k])->bytes));
+        free(a);
+        free(b);
+    }
+    free(x);
+}
+
 /* ==== 5. errors =========================================================================== */
 
 static void test_errors(void) {
@@ -403,6 +452,7 @@ int main(void) {
     test_bytes_gpt2();
     test_w8a8_static();
     test_errors();
+    test_k_lanes();
     rmdir(tmpdir);
     return test_summary("test_quantize");
 }
