@@ -28,37 +28,43 @@ static inline __attribute__((always_inline)) __m256i bits_0x10(const uint8_t *qh
 /* ---- zmm kernels: where 16 lanes pay (a table of 16 floats in one register, 64 int8) ---- */
 
 /* nf4: vpermps takes the low 4 bits of each dword, so a zero-extended byte looks up its low
- * nibble directly and, shifted right by 4, its high nibble: 16 codes per lookup. */
-SK_INLINE __m512 nf4_block16(const uint8_t *qs, const float *x, __m512 lut) {
+ * nibble directly and, shifted right by 4, its high nibble: 16 codes per lookup. The table
+ * is scaled by the block's d first, so the lookups give the dequantized weights themselves
+ * (d * NF4[q], the reference's values) and each of the four lookups is one FMA into its own
+ * accumulator. */
+SK_INLINE void nf4_block16(const uint8_t *qs, const float *x, __m512 lut, __m512 acc[4]) {
     __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qs));
     __m512i v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16)));
-    __m512 s0 = _mm512_mul_ps(_mm512_permutexvar_ps(v0, lut), _mm512_loadu_ps(x));
-    __m512 s1 = _mm512_mul_ps(_mm512_permutexvar_ps(v1, lut), _mm512_loadu_ps(x + 16));
-    s0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v0, 4), lut),
-                         _mm512_loadu_ps(x + 32), s0);
-    s1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v1, 4), lut),
-                         _mm512_loadu_ps(x + 48), s1);
-    return _mm512_add_ps(s0, s1);
+    acc[0] = _mm512_fmadd_ps(_mm512_permutexvar_ps(v0, lut), _mm512_loadu_ps(x), acc[0]);
+    acc[1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(v1, lut), _mm512_loadu_ps(x + 16), acc[1]);
+    acc[2] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v0, 4), lut),
+                             _mm512_loadu_ps(x + 32), acc[2]);
+    acc[3] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v1, 4), lut),
+                             _mm512_loadu_ps(x + 48), acc[3]);
 }
 
 static float nf4_dot_z(int64_t n, const void *w, const void *xa) {
     const uint8_t *p = w;
     const float *x = xa;
     const __m512 lut = _mm512_loadu_ps(sk_nf4_values);
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
     for (int64_t b = 0; b < n / SK_QK_NF4; b++, p += sizeof(sk_block_nf4), x += SK_QK_NF4)
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(f16(p)), nf4_block16(p + 2, x, lut), acc);
-    return _mm512_reduce_add_ps(acc);
+        nf4_block16(p + 2, x, _mm512_mul_ps(_mm512_set1_ps(f16(p)), lut), acc);
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]),
+                                              _mm512_add_ps(acc[2], acc[3])));
 }
 
 static float nf4_dq_dot_z(int64_t n, const void *w, const void *xa) {
     const uint8_t *p = (const uint8_t *)w + SK_HEAD_NF4D;
     const float *x = xa, D = f32_at(w);
     const __m512 lut = _mm512_loadu_ps(sk_nf4_values);
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
     for (int64_t b = 0; b < n / SK_QK_NF4; b++, p += sizeof(sk_block_nf4_dq), x += SK_QK_NF4)
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(D * (float)p[0]), nf4_block16(p + 1, x, lut), acc);
-    return _mm512_reduce_add_ps(acc);
+        nf4_block16(p + 1, x, _mm512_mul_ps(_mm512_set1_ps(D * (float)p[0]), lut), acc);
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]),
+                                              _mm512_add_ps(acc[2], acc[3])));
 }
 
 /* w8a8: 64 int8 per step; AVX-512 has no vpsignb, so x takes w's sign with a masked
