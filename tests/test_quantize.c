@@ -16,7 +16,7 @@
  *      RMSNorm(embedding) over the calibration tokens, computed here without the decoder;
  *   5. errors: unknown scheme (lists the schemes), w8a8_static without a calibration text,
  *      output == input, missing input, non-GGUF output: an error and no output file;
- *   6. Q4_K/Q5_K: the quantizers' lane-parallel scale search gives the scalar search's bytes
+ *   6. Q4_K/Q5_K/Q6_K: the quantizers' lane-parallel scale search gives the scalar one's bytes
  *      on 2048 random super-blocks (normal, one-signed, flat and zero sub-blocks, outliers,
  *      tiny values) - ggml's own vectors are checked in test_quants.
  */
@@ -366,7 +366,7 @@ static void test_w8a8_static(void) {
     remove(out);
 }
 
-/* ==== 6. the vector scale search of Q4_K/Q5_K = the scalar one ========================== */
+/* ==== 6. the vector scale search of Q4_K/Q5_K/Q6_K = the scalar one ====================== */
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 static double rng_u(void) {
@@ -393,8 +393,8 @@ static void test_k_lanes(void) {
         if (kind == 5) y[(b * 37) % 256] = 40.0f;
         if (kind == 3) for (int i = 64; i < 96; i++) y[i] = (float)i; /* one sub-block not flat */
     }
-    const shrink_dtype ts[] = {SHRINK_DTYPE_Q4_K, SHRINK_DTYPE_Q5_K};
-    for (int k = 0; k < 2; k++) {
+    const shrink_dtype ts[] = {SHRINK_DTYPE_Q4_K, SHRINK_DTYPE_Q5_K, SHRINK_DTYPE_Q6_K};
+    for (int k = 0; k < 3; k++) {
         size_t bytes = (size_t)sk_dtype_row_bytes(ts[k], n);
         uint8_t *a = malloc(bytes), *b = malloc(bytes);
         sk_dtype(ts[k])->from_f32(x, a, n);

@@ -131,8 +131,8 @@ SK_HIDDEN void sk_q6_K_dequant_ref(const void *src, float *dst, int64_t n);
 SK_HIDDEN void sk_q6_K_quant_ref(const float *src, void *dst, int64_t n);
 SK_HIDDEN void sk_q8_K_dequant_ref(const void *src, float *dst, int64_t n);
 SK_HIDDEN void sk_q8_K_quant_ref(const float *src, void *dst, int64_t n);
-/* Q4_K / Q5_K quantized with the one-sub-block-at-a-time scale search (the _ref functions
- * search the 8 sub-blocks of a super-block in vector lanes, bit-identically); for tests. */
+/* Q4_K / Q5_K / Q6_K quantized with the one-sub-block-at-a-time scale search (the _ref
+ * functions search 4 sub-blocks at a time in vector lanes, bit-identically); for tests. */
 SK_HIDDEN void sk_k_quant_scalar(shrink_dtype t, const float *src, void *dst, int64_t n);
 
 /* qdot.c: reference dots (vec_dot_ref) against quantized activations: the 32-blocks with

@@ -8,8 +8,9 @@
  * error, then quantize the scales themselves to 6 bits (Q4_K/Q5_K, relative to the fp16
  * super-block scales d and dmin) or 8 bits (Q6_K). Every float operation is written in
  * ggml's order; the file is built with -ffp-contract=off (Makefile). The Q4_K/Q5_K scale
- * search runs 4 sub-blocks per vector (fit_scale_min_x4, the same operations per lane: the
- * same bytes, 3x faster; fit_scale_min is its scalar reference, sk_k_quant_scalar).
+ * and Q6_K scale searches run 4 sub-blocks per vector (fit_scale_min_x4, fit_scale_sym_x4:
+ * the same operations per lane, so the same bytes, about 3x faster); fit_scale_min and
+ * fit_scale_sym are their scalar references (sk_k_quant_scalar).
  */
 #include "kernels.h"
 #include "ggml_quants.h"
@@ -106,10 +107,10 @@ static v4i v4_nearest_int(v4f v) {
     return (i & 0x007FFFFF) - 0x00400000;
 }
 
-static v4i v4_clamp(v4i v, int hi) {
-    v4i lo_m = v < 0, hi_m = v > hi;
-    v4i hv = {hi, hi, hi, hi};
-    v = v & ~lo_m;
+static v4i v4_clamp(v4i v, int lo, int hi) {
+    v4i lo_m = v < lo, hi_m = v > hi;
+    v4i lv = {lo, lo, lo, lo}, hv = {hi, hi, hi, hi};
+    v = (v & ~lo_m) | (lv & lo_m);
     return (v & ~hi_m) | (hv & hi_m);
 }
 
@@ -142,7 +143,7 @@ static void fit_scale_min_x4(int nmax, const v4f xt[32], const v4f wt[32], uint8
     v4f best_err = zero;
     v4i Lv[32], Laux[32];
     for (int i = 0; i < 32; i++) {
-        Lv[i] = v4_clamp(v4_nearest_int(iscale * (xt[i] - mn)), nmax);
+        Lv[i] = v4_clamp(v4_nearest_int(iscale * (xt[i] - mn)), 0, nmax);
         v4f diff = scale * __builtin_convertvector(Lv[i], v4f) + mn - xt[i];
         best_err += wt[i] * (diff * diff);
     }
@@ -150,7 +151,7 @@ static void fit_scale_min_x4(int nmax, const v4f xt[32], const v4f wt[32], uint8
         iscale = (rmin + rdelta * (float)is + (float)nmax) / (mx - mn);
         v4f sum_l = zero, sum_l2 = zero, sum_xl = zero;
         for (int i = 0; i < 32; i++) {
-            Laux[i] = v4_clamp(v4_nearest_int(iscale * (xt[i] - mn)), nmax);
+            Laux[i] = v4_clamp(v4_nearest_int(iscale * (xt[i] - mn)), 0, nmax);
             v4f l = __builtin_convertvector(Laux[i], v4f);
             sum_l += wt[i] * l;
             sum_l2 += wt[i] * l * l;
@@ -223,6 +224,58 @@ static float fit_scale_sym(int n, int nmax, const float *x, int8_t *L) {
         }
     }
     return scale;
+}
+
+/* fit_scale_sym for 4 sub-blocks of 16 at once (lane j: xt[i][j] = element i of sub-block
+ * j; L[16 j + i]), each lane doing fit_scale_sym's float operations in its order. */
+static void fit_scale_sym_x4(int nmax, const v4f xt[16], int8_t *L, float scale_out[4]) {
+    const v4f zero = {0, 0, 0, 0};
+    const v4i sign = {0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF};
+    v4f amax = zero, max = zero;
+    for (int i = 0; i < 16; i++) {
+        v4i bits;
+        memcpy(&bits, &xt[i], sizeof bits);
+        bits &= sign;
+        v4f ax;
+        memcpy(&ax, &bits, sizeof ax);
+        v4i m = ax > amax;
+        amax = v4_sel(m, ax, amax);
+        max = v4_sel(m, xt[i], max);
+    }
+    const v4i tiny = amax < GROUP_MAX_EPS; /* fit_scale_sym returns early: L = 0, scale 0 */
+    v4f iscale = (float)-nmax / max;
+    v4f sumlx = zero, suml2 = zero;
+    v4i Lv[16];
+    for (int i = 0; i < 16; i++) {
+        Lv[i] = v4_clamp(v4_nearest_int(iscale * xt[i]), -nmax, nmax - 1);
+        v4f l = __builtin_convertvector(Lv[i], v4f);
+        v4f w = xt[i] * xt[i];
+        sumlx += w * xt[i] * l;
+        suml2 += w * l * l;
+    }
+    v4f scale = v4_sel(suml2 != 0, sumlx / suml2, zero);
+    v4f best = scale * sumlx;
+    for (int is = -9; is <= 9; is++) {
+        if (is == 0) continue;
+        iscale = -((float)nmax + 0.1f * (float)is) / max;
+        v4i Laux[16];
+        sumlx = suml2 = zero;
+        for (int i = 0; i < 16; i++) {
+            Laux[i] = v4_clamp(v4_nearest_int(iscale * xt[i]), -nmax, nmax - 1);
+            v4f l = __builtin_convertvector(Laux[i], v4f);
+            v4f w = xt[i] * xt[i];
+            sumlx += w * xt[i] * l;
+            suml2 += w * l * l;
+        }
+        v4i better = ~tiny & (suml2 > 0) & (sumlx * sumlx > best * suml2);
+        for (int i = 0; i < 16; i++) Lv[i] = (Laux[i] & better) | (Lv[i] & ~better);
+        scale = v4_sel(better, sumlx / suml2, scale);
+        best = v4_sel(better, scale * sumlx, best);
+    }
+    for (int j = 0; j < 4; j++) {
+        scale_out[j] = tiny[j] ? 0.0f : scale[j];
+        for (int i = 0; i < 16; i++) L[16 * j + i] = (int8_t)(tiny[j] ? 0 : Lv[i][j] + nmax);
+    }
 }
 
 /* Scale and min of sub-block j (< 8) from the 12 packed bytes: j < 4 in the low 6 bits of
@@ -382,11 +435,6 @@ static void q5_K_quant(const float *src, void *dst, int64_t n, int scalar) {
 
 void sk_q5_K_quant_ref(const float *src, void *dst, int64_t n) { q5_K_quant(src, dst, n, 0); }
 
-void sk_k_quant_scalar(shrink_dtype t, const float *src, void *dst, int64_t n) {
-    SHRINK_ASSERT(t == SHRINK_DTYPE_Q4_K || t == SHRINK_DTYPE_Q5_K);
-    if (t == SHRINK_DTYPE_Q4_K) q4_K_quant(src, dst, n, 1);
-    else q5_K_quant(src, dst, n, 1);
-}
 
 /* ---- Q6_K ---- */
 
@@ -410,15 +458,21 @@ void sk_q6_K_dequant_ref(const void *src, float *dst, int64_t n) {
     }
 }
 
-void sk_q6_K_quant_ref(const float *src, void *dst, int64_t n) {
+static void q6_K_quant(const float *src, void *dst, int64_t n, int scalar) {
     block_q6_K *b = dst;
     int8_t L[SK_QK_K];
     float scales[SK_QK_K / 16];
+    v4f xt[16];
     for (int64_t i = 0; i < n / SK_QK_K; i++) {
         const float *x = src + i * SK_QK_K;
         float max_scale = 0, max_abs = 0;
+        for (int g = 0; g < SK_QK_K / 64 && !scalar; g++) {
+            for (int j = 0; j < 4; j++)
+                for (int k = 0; k < 16; k++) xt[k][j] = x[64 * g + 16 * j + k];
+            fit_scale_sym_x4(32, xt, L + 64 * g, scales + 4 * g);
+        }
         for (int ib = 0; ib < SK_QK_K / 16; ib++) {
-            scales[ib] = fit_scale_sym(16, 32, x + 16 * ib, L + 16 * ib);
+            if (scalar) scales[ib] = fit_scale_sym(16, 32, x + 16 * ib, L + 16 * ib);
             if (fabsf(scales[ib]) > max_abs) {
                 max_abs = fabsf(scales[ib]);
                 max_scale = scales[ib];
@@ -453,6 +507,8 @@ void sk_q6_K_quant_ref(const float *src, void *dst, int64_t n) {
     }
 }
 
+void sk_q6_K_quant_ref(const float *src, void *dst, int64_t n) { q6_K_quant(src, dst, n, 0); }
+
 /* ---- Q8_K: x = d * q, q in [-128, 127], d = signed absmax / -127 ---- */
 
 void sk_q8_K_dequant_ref(const void *src, float *dst, int64_t n) {
@@ -485,4 +541,11 @@ void sk_q8_K_quant_ref(const float *src, void *dst, int64_t n) {
         }
         b[i].d = 1 / iscale;
     }
+}
+
+void sk_k_quant_scalar(shrink_dtype t, const float *src, void *dst, int64_t n) {
+    SHRINK_ASSERT(t == SHRINK_DTYPE_Q4_K || t == SHRINK_DTYPE_Q5_K || t == SHRINK_DTYPE_Q6_K);
+    if (t == SHRINK_DTYPE_Q4_K) q4_K_quant(src, dst, n, 1);
+    else if (t == SHRINK_DTYPE_Q5_K) q5_K_quant(src, dst, n, 1);
+    else q6_K_quant(src, dst, n, 1);
 }
