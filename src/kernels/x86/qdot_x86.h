@@ -214,7 +214,7 @@ SK_INLINE float k45_dot(int64_t n, const void *w, const void *xa, const int has_
         accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(pm), accm);
         const __m256i sc16 = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));
         __m256i hbits = has_qh ? loadu32(qh) : _mm256_setzero_si256();
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi = _mm256_setzero_si256(), sumh = _mm256_setzero_si256();
         const uint8_t *q8 = xp + offsetof(block_q8_K, qs);
         #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
@@ -230,8 +230,9 @@ SK_INLINE float k45_dot(int64_t n, const void *w, const void *xa, const int has_
             __m256i pl = _mm256_maddubs_epi16(ql, loadu32(q8 + 64 * j));
             __m256i ph = _mm256_maddubs_epi16(qh4, loadu32(q8 + 64 * j + 32));
             sumi = mul_sum_i16(sumi, pl, bcast16(sc16, 2 * j));
-            sumi = mul_sum_i16(sumi, ph, bcast16(sc16, 2 * j + 1));
+            sumh = mul_sum_i16(sumh, ph, bcast16(sc16, 2 * j + 1)); /* two dependency chains */
         }
+        sumi = _mm256_add_epi32(sumi, sumh);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
     accm = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
@@ -259,6 +260,7 @@ static float q6_K_dot(int64_t n, const void *w, const void *xa) {
         __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(sc_all, bsums), 5);
         sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
         const uint8_t *q8 = xp + offsetof(block_q8_K, qs);
+        __m256i sumg[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
         #pragma GCC unroll 2
         for (int h = 0; h < 2; h++, ql += 64, qh += 32, q8 += 128) {
             /* the 8 scales of this half as int16, both 128-bit lanes */
@@ -284,9 +286,10 @@ static float q6_K_dot(int64_t n, const void *w, const void *xa) {
                 __m256i s = _mm256_shuffle_epi8(
                     sc, _mm256_set_m128i(_mm_set1_epi16((short)(0x0100 * (4 * g + 3) + 4 * g + 2)),
                                          _mm_set1_epi16((short)(0x0100 * (4 * g + 1) + 4 * g))));
-                sumi = mul_sum_i16(sumi, p, s);
+                sumg[g & 1] = mul_sum_i16(sumg[g & 1], p, s); /* two dependency chains */
             }
         }
+        sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(sumg[0], sumg[1]));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
     return hsum8(acc);
