@@ -8,7 +8,8 @@
  *     percentile and maximum KL, the top-1 rate and both NLLs equal a float64 recomputation from
  *     the two models' logits (shrink_context_eval on the same windows, log-softmax in double);
  *     the KL is > 0 and the perplexity equals shrink_perplexity on the quantized model;
- *   - --tokens (max_tokens) scores exactly that many tokens (sliding);
+ *   - --tokens (max_tokens) scores exactly that many tokens (sliding) or whole chunks
+ *     (llama.cpp), with the perplexity of shrink_perplexity on the tokens used;
  *   - hostile input: models with different vocabularies, too few tokens, a window larger than
  *     a context: SHRINK_ERR_ARG with a message naming the problem;
  *   - shrink_bench: positive rates, bad sizes refused.
@@ -146,6 +147,25 @@ static void test_self(const char *path, const int32_t *ids, size_t n) {
               "scored %lld/%lld windows %lld/%lld", (long long)r[0].tokens_scored,
               (long long)pr.tokens_scored, (long long)r[0].windows, (long long)pr.windows);
     }
+    /* llama.cpp windows with max_tokens: whole chunks (31 scored each at ctx 64), the ppl of
+     * shrink_perplexity on just those chunks */
+    shrink_compare_params p = shrink_compare_params_default();
+    shrink_compare_result r[2];
+    p.method     = SHRINK_PPL_LLAMA_CPP;
+    p.n_ctx      = 64;
+    p.max_tokens = 40;
+    CHECK(shrink_compare(c, 2, ids, (int64_t)n, &p, r) == SHRINK_OK, "compare: %s",
+          shrink_last_error());
+    CHECK(r[0].windows == 2 && r[0].tokens_scored == 62 && r[0].n_tokens == 128,
+          "llama.cpp max_tokens 40: %lld windows, %lld scored of %lld", (long long)r[0].windows,
+          (long long)r[0].tokens_scored, (long long)r[0].n_tokens);
+    shrink_ppl_params pp = shrink_ppl_params_default();
+    shrink_ppl_result pr;
+    pp.method = SHRINK_PPL_LLAMA_CPP;
+    pp.n_ctx  = 64;
+    CHECK(shrink_perplexity(c[0], ids, 128, &pp, &pr) == SHRINK_OK &&
+          fabs(pr.ppl / r[0].ppl - 1) < 1e-12, "llama.cpp max_tokens: ppl %.17g vs %.17g",
+          r[0].ppl, pr.ppl);
     shrink_context_free(c[0]);
     shrink_context_free(c[1]);
     shrink_model_free(a);
