@@ -128,7 +128,8 @@ static float q8_0_dot(int64_t n, const void *w, const void *xa) {
         const uint8_t *wp = w, *xp = xa;                                                       \
         const int64_t nb = n / 32;                                                             \
         const __m256i widx = idx8((int)(BS)), xidx = idx8((int)XA_SZ);                        \
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                         \
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),        \
+                         _mm256_setzero_ps()}; /* four chains */                               \
         __m256 offv = _mm256_setzero_ps();                                                     \
         float off = 0.0f;                                                                      \
         int64_t b = 0;                                                                         \
@@ -144,18 +145,19 @@ static float q8_0_dot(int64_t n, const void *w, const void *xa) {
                                           XA_QS(xp, k));                                       \
                 __m256i p1 = mul_sum_u8s8(_mm256_setzero_si256(), CODES(wp + (k + 1) * (BS)),  \
                                           XA_QS(xp, k + 1));                                   \
-                acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(S + k), _mm256_cvtepi32_ps(p0),     \
-                                       acc0);                                                  \
-                acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(S + k + 1),                         \
-                                       _mm256_cvtepi32_ps(p1), acc1);                          \
+                acc[k & 2] = _mm256_fmadd_ps(_mm256_broadcast_ss(S + k),                       \
+                                             _mm256_cvtepi32_ps(p0), acc[k & 2]);              \
+                acc[(k & 2) + 1] = _mm256_fmadd_ps(_mm256_broadcast_ss(S + k + 1),             \
+                                                   _mm256_cvtepi32_ps(p1), acc[(k & 2) + 1]);  \
             }                                                                                  \
         }                                                                                      \
         for (; b < nb; b++, wp += (BS), xp += XA_SZ) {                                         \
             __m256i p0 = mul_sum_u8s8(_mm256_setzero_si256(), CODES(wp), XA_QS(xp, 0));        \
-            BLOCK_TERM(acc0, p0, wp, xp, 0);                                                   \
+            BLOCK_TERM(acc[0], p0, wp, xp, 0);                                                 \
             off += (HAS_M ? f16(wp + 2) : f16(wp)) * XA_S(xp, 0);                              \
         }                                                                                      \
-        return hsum8(_mm256_add_ps(acc0, acc1)) OFF_SIGN OFF_MUL * (hsum8(offv) + off);        \
+        __m256 a = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])); \
+        return hsum8(a) OFF_SIGN OFF_MUL * (hsum8(offv) + off);                                \
     }
 
 #define CODES_Q4_0(p) nibbles32((p) + offsetof(block_q4_0, qs))
