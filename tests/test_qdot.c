@@ -280,6 +280,8 @@ static void test_matmul(void) {
         check_matmul((shrink_dtype)t, 37, c1, 5);
         check_matmul((shrink_dtype)t, 1, c2, 1);
         if (L == 1) check_matmul((shrink_dtype)t, 40, 77, 1); /* no act blocks: dequantized */
+        if (d->act == SK_ACT_I8_TOKEN || d->act == SK_ACT_I8_STATIC)
+            check_matmul((shrink_dtype)t, 20, 2048, 40); /* X fake-quantized by the threads */
     }
 }
 

@@ -332,15 +332,24 @@ static float *fake_quant_x(const sk_kernel_set *ks, const sk_mat *W, const float
     const sk_act_format f = sk_dtype(W->dtype)->act;
     if (f != SK_ACT_I8_TOKEN && f != SK_ACT_I8_STATIC) return NULL;
     const int64_t cols = W->cols;
+    const size_t nb = sk_act_bytes(f, cols);
+    int nth = threads_for((double)T * (double)cols, SK_PAR_MIN_WORK);
+    if (nth > T) nth = (int)T;
     float *Xq = sk_malloc((size_t)(T * cols) * sizeof(float));
-    void *buf = sk_malloc(sk_act_bytes(f, cols));
-    SHRINK_ASSERT(Xq != NULL && buf != NULL);
+    uint8_t *bufs = sk_malloc((size_t)nth * nb); /* one token's activations per thread */
+    SHRINK_ASSERT(Xq != NULL && bufs != NULL);
     const sk_act_quant_fn q = sk_act_quant_get(isa_of(ks), f);
-    for (int64_t t = 0; t < T; t++) {
-        q(X + t * cols, cols, buf, act_static_scale(W));
-        sk_act_dequantize(f, buf, cols, Xq + t * cols);
+    const float ss = act_static_scale(W);
+    #pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+        uint8_t *buf = bufs + (size_t)omp_get_thread_num() * nb;
+        #pragma omp for schedule(static)
+        for (int64_t t = 0; t < T; t++) {
+            q(X + t * cols, cols, buf, ss);
+            sk_act_dequantize(f, buf, cols, Xq + t * cols);
+        }
     }
-    sk_free(buf);
+    sk_free(bufs);
     return Xq;
 }
 
