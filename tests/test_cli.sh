@@ -250,7 +250,7 @@ else
             ok || bad "compare self --json: $(head -c 600 "$tmp/out")"
     fi
     # the base's perplexity equals shrink ppl's with the same windows
-    for m in "--stride 32" "--llama-cpp"; do
+    for m in "--stride 32" "--stride 64" "--llama-cpp"; do
         # shellcheck disable=SC2086
         expect_ok "ppl $m" "$bin" ppl "$model" "$tmp/cmp.txt" --ctx 64 $m --json && want=$(json_num ppl)
         # shellcheck disable=SC2086

@@ -122,12 +122,13 @@ static void test_self(const char *path, const int32_t *ids, size_t n) {
     shrink_model   *a = load(path), *b = load(path);
     if (!a || !b) return;
     shrink_context *c[2] = {context(a, 64), context(b, 64)};
-    for (int method = 0; method < 2; method++) {
+    /* sliding with overlap, sliding without (stride = ctx: first tokens unscored), llama.cpp */
+    for (int method = 0; method < 3; method++) {
         shrink_compare_params p = shrink_compare_params_default();
         shrink_compare_result r[2];
-        p.method = method ? SHRINK_PPL_LLAMA_CPP : SHRINK_PPL_SLIDING;
+        p.method = method == 2 ? SHRINK_PPL_LLAMA_CPP : SHRINK_PPL_SLIDING;
         p.n_ctx  = 64;
-        p.stride = 32;
+        p.stride = method == 1 ? 64 : 32;
         CHECK(shrink_compare(c, 2, ids, (int64_t)n, &p, r) == SHRINK_OK, "compare self: %s",
               shrink_last_error());
         CHECK(fabs(r[1].kl_mean) < 1e-12 && fabs(r[1].kl_max) < 1e-12 && fabs(r[1].kl_p99) < 1e-12,
@@ -139,7 +140,7 @@ static void test_self(const char *path, const int32_t *ids, size_t n) {
         shrink_ppl_result pr;
         pp.method = p.method;
         pp.n_ctx  = 64;
-        pp.stride = 32;
+        pp.stride = p.stride;
         CHECK(shrink_perplexity(c[0], ids, (int64_t)n, &pp, &pr) == SHRINK_OK, "ppl");
         CHECK(fabs(pr.ppl / r[0].ppl - 1) < 1e-12, "method %d: compare ppl %.17g, "
               "shrink_perplexity %.17g", method, r[0].ppl, pr.ppl);

@@ -34,6 +34,23 @@ double sk_ppl_nll(const float *logits, int32_t V, int32_t target) {
     return log((double)sum) + mx - (double)logits[target];
 }
 
+/* Window k's begin, len and j0. */
+static void window_bounds(const sk_ppl_plan *p, int64_t k, sk_ppl_window *w) {
+    w->begin = k * p->stride;
+    if (p->method == SHRINK_PPL_LLAMA_CPP) {
+        w->len = p->n_ctx;
+        w->j0  = p->n_ctx / 2 + 1;
+    } else {
+        /* each token is scored in the first window that reaches it */
+        int64_t end      = w->begin + p->n_ctx < p->n_ids ? w->begin + p->n_ctx : p->n_ids;
+        int64_t prev_end = k == 0 ? 0
+                         : (w->begin - p->stride + p->n_ctx < p->n_ids
+                                ? w->begin - p->stride + p->n_ctx : p->n_ids);
+        w->len = (int32_t)(end - w->begin);
+        w->j0  = prev_end - w->begin > 1 ? (int32_t)(prev_end - w->begin) : 1;
+    }
+}
+
 shrink_status sk_ppl_plan_make(sk_ppl_plan *p, const sk_config *c, int32_t ctx_cap,
                                shrink_ppl_method method, int32_t n_ctx, int32_t stride,
                                int64_t n_ids, int64_t max_tokens, const char *who) {
@@ -68,26 +85,20 @@ shrink_status sk_ppl_plan_make(sk_ppl_plan *p, const sk_config *c, int32_t ctx_c
         p->stride = stride;
         p->n_ids  = max_tokens > 0 && max_tokens + 1 < n_ids ? max_tokens + 1 : n_ids;
         p->windows = p->n_ids <= n_ctx ? 1 : (p->n_ids - n_ctx + stride - 1) / stride + 1;
-        p->scored = p->n_ids - 1; /* every token after the first, once */
+        /* every token after the first once, except that windows which do not overlap
+         * (stride = n_ctx) leave their first token unscored */
+        for (int64_t k = 0; k < p->windows; k++) {
+            sk_ppl_window w;
+            window_bounds(p, k, &w);
+            p->scored += w.len - w.j0;
+        }
     }
     return SHRINK_OK;
 }
 
 void sk_ppl_window_at(const sk_ppl_plan *p, int64_t k, const int32_t *ids, sk_ppl_window *w,
                       int32_t *win) {
-    w->begin = k * p->stride;
-    if (p->method == SHRINK_PPL_LLAMA_CPP) {
-        w->len = p->n_ctx;
-        w->j0  = p->n_ctx / 2 + 1;
-    } else {
-        /* each token is scored in the first window that reaches it */
-        int64_t end      = w->begin + p->n_ctx < p->n_ids ? w->begin + p->n_ctx : p->n_ids;
-        int64_t prev_end = k == 0 ? 0
-                         : (w->begin - p->stride + p->n_ctx < p->n_ids
-                                ? w->begin - p->stride + p->n_ctx : p->n_ids);
-        w->len = (int32_t)(end - w->begin);
-        w->j0  = prev_end - w->begin > 1 ? (int32_t)(prev_end - w->begin) : 1;
-    }
+    window_bounds(p, k, w);
     memcpy(win, ids + w->begin, (size_t)w->len * sizeof(int32_t));
     if (p->bos >= 0) win[0] = p->bos;
 }

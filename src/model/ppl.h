@@ -42,9 +42,10 @@ typedef struct sk_ppl_piece {
 
 /* Plans the windows of `method` over n_ids tokens for a model with config c and a context of
  * ctx_cap positions; n_ctx 0 = min(model context, 512), stride 0 = n_ctx / 2; max_tokens > 0
- * keeps only the first windows needed to score that many tokens (sliding: exactly
- * min(max_tokens, n_ids - 1); llama.cpp: whole chunks, at least max_tokens when the text has
- * them). Errors name the bad value. */
+ * keeps only the tokens needed to score that many (sliding: the first max_tokens + 1 tokens,
+ * so exactly max_tokens scored when the windows overlap, a few less with stride = n_ctx;
+ * llama.cpp: whole chunks, at least max_tokens when the text has them). Errors name the bad
+ * value. */
 SK_HIDDEN shrink_status sk_ppl_plan_make(sk_ppl_plan *p, const sk_config *c, int32_t ctx_cap,
                                          shrink_ppl_method method, int32_t n_ctx, int32_t stride,
                                          int64_t n_ids, int64_t max_tokens, const char *who);
