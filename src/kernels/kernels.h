@@ -133,7 +133,8 @@ SK_HIDDEN void sk_vec_axpy_f32_ref(int64_t n, float alpha, const float *x, float
  *           `pack_w`, and `tile` computes an nt x mrows block of Y from one panel and one
  *           token tile (mr*nr accumulators in registers, X broadcast, W loaded as vectors).
  * The ref set has no gemv/pack_w/tile: the driver then runs sk_matmul_ref's loop over row
- * ranges (bit-identical to sk_matmul_ref). */
+ * ranges (bit-identical to sk_matmul_ref), or, where activations are quantized (T == 1 with
+ * a dtype that has vec_dot_ref; w8a8 prompts), the reference quantizers and dots. */
 typedef struct sk_kernel_set {
     const char *name; /* "ref", "avx2", "avx512" */
     int mr, nr;       /* GEMM micro-tile: mr weight rows x nr tokens */
