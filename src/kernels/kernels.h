@@ -224,4 +224,50 @@ SK_HIDDEN sk_act_quant_fn sk_act_quant_avx512(sk_act_format f);
 /* AVX-512 VNNI (vpdpbusd) present: the avx512 dot kernels need it (dispatch.c). */
 SK_HIDDEN int sk_cpu_has_vnni(void);
 
+/* ---- int8 GEMM of the W8A8 types (gemm_i8.c, x86/gemm_i8_<isa>.c) ---------------------------
+ *
+ * Prompt processing (T > 1) of w8a8 / w8a8_static: each token quantized once (the act
+ * format's quantizer, as decode), int8 weight panels x int8 token tiles with int32
+ * accumulators, then Y[t, r] = (float)isum * (d_w[r] * d_x[t]): bit-identical to the decode
+ * dot (vec_dot_ref) of every token. K runs in groups of 4 consecutive k (one dword per row or
+ * token, the shape of vpdpbusd's operands); each ISA chooses the packed element type (int8
+ * with an offset, int16) and says so in wgb / xgb. The driver's blocking is gemm_threaded's. */
+#define SK_I8_ACC    1 /* tile: add to the int32 partial sums kept in Y's bytes (else from 0) */
+#define SK_I8_FINISH 2 /* tile: last K block: Y = (float)isum * (dw[i] * dx[t]) as f32 */
+/* Widest row of the int8 GEMM: |sum w x| <= 128 * 127 * 2^17 < 2^31 (exact in int32, even
+ * with -128 weight codes a file may hold). Wider rows take the fake-quantized f32 GEMM. */
+#define SK_I8_MAX_COLS 131072
+typedef struct sk_i8_gemm {
+    const char *name;  /* "avx2", "avx512" */
+    int mr, nr;        /* micro-tile: mr weight rows x nr tokens */
+    int wgb, xgb;      /* bytes of one group of 4 k: per row of a panel, per token of a tile */
+    int kc_max;        /* K block, a multiple of 4 */
+    /* Panels of mr rows, ceil(kc/4) groups each ([g][mr] x wgb bytes), from rows [0, nrows)
+     * (row i's int8 at w + i*rb), k in [k0, k0 + kc); rows >= nrows and k >= kc as 0.
+     * Reads no byte of a row past k0 + kc. dst is 64-byte aligned. */
+    void (*pack_w)(const int8_t *w, uint64_t rb, int64_t nrows, int64_t k0, int64_t kc,
+                   void *dst);
+    /* One tile ([g][nr] x xgb bytes) of tokens [0, nt) (token j's int8 at x + j*xs), k in
+     * [k0, k0 + kc); tokens >= nt and k >= kc as 0. dst is 64-byte aligned. */
+    void (*pack_x)(const int8_t *x, size_t xs, int nt, int64_t k0, int64_t kc, void *dst);
+    /* For t < nt, i < mrows: isum = sum over ng groups of panel row i x tile token t (plus
+     * the int32 stored at Y[t*ldy + i] with SK_I8_ACC); with SK_I8_FINISH Y[t*ldy + i] =
+     * (float)isum * (dw[i] * dx[t]), else the int32 isum is stored in Y's bytes. xsum[t]: the
+     * token's sum of q over its whole row (kernels that offset an operand correct with it).
+     * dw has mr floats, dx and xsum nr entries (padding 0). */
+    void (*tile)(int64_t ng, const void *wp, const void *xp, float *Y, int64_t ldy, int nt,
+                 int mrows, int flags, const float *dw, const float *dx, const int32_t *xsum);
+} sk_i8_gemm;
+
+SK_HIDDEN extern const sk_i8_gemm sk_i8_gemm_avx2;   /* x86/gemm_i8_avx2.c: int16 x madd */
+SK_HIDDEN extern const sk_i8_gemm sk_i8_gemm_avx512; /* x86/gemm_i8_avx512.c: VNNI */
+/* The int8 GEMM kernels of a level (clamped to the CPU; avx512 needs VNNI, else avx2's);
+ * NULL for the ref level. */
+SK_HIDDEN const sk_i8_gemm *sk_i8_gemm_get(sk_isa isa);
+/* Y = X W^T for T > 1 and W of an SK_ACT_I8_* type with the level's int8 GEMM (ref: the
+ * reference quantizer and vec_dot_ref per token and row). Returns 0 without touching Y when
+ * W's type has no int8 activations or W->cols > SK_I8_MAX_COLS. Threads as sk_matmul. */
+SK_HIDDEN int sk_matmul_i8(sk_isa isa, const sk_mat *W, const float *X, int64_t T, float *Y,
+                           int64_t ldy);
+
 #endif /* SK_KERNELS_H */

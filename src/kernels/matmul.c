@@ -324,7 +324,8 @@ static void gemv_qdot(const sk_kernel_set *ks, const sk_mat *W, const float *x, 
     sk_free(heap);
 }
 
-/* Prompt processing for the int8-activation types (w8a8*): X as the scheme sees it, each
+/* Prompt processing for the int8-activation types (w8a8*) with rows too wide for the int8
+ * GEMM (cols > SK_I8_MAX_COLS; gemm_i8.c does the others): X as the scheme sees it, each
  * token row quantized and dequantized (fake quantization), so the f32 GEMM computes what the
  * decode kernels compute up to f32 rounding. Returns NULL for the other types (X as is). */
 static float *fake_quant_x(const sk_kernel_set *ks, const sk_mat *W, const float *X,
@@ -367,6 +368,7 @@ void sk_matmul_with(const sk_kernel_set *ks, const sk_mat *W, const float *X, in
         gemv_qdot(ks, W, X, Y);
         return;
     }
+    if (T > 1 && sk_matmul_i8(isa_of(ks), W, X, T, Y, ldy)) return; /* w8a8 prompts */
     float *Xq = fake_quant_x(ks, W, X, T);
     if (Xq) X = Xq;
     if (ks->tile == NULL)
