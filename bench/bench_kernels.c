@@ -17,8 +17,14 @@
  *     2048, 5632 x 2048, 2048 x 5632) with the chosen kernel set and all threads, ram regime:
  *     GB/s, % of a plain read, speed-up over f32.
  *
+ *   Quantized prompt processing (qgemm): f32, int8_ch (f32 GEMM over dequantized panels),
+ *     w8a8 and w8a8_static (int8 GEMM, gemm_i8.c) at the 1B shapes, T tokens, every kernel set
+ *     with a GEMM, all threads: GFLOP/s-equivalent (2 rows cols T / time, whatever the
+ *     arithmetic) and the speed-up over f32 of the same set; plus the int8 micro-kernel's
+ *     throughput on L1-resident panels (GOP/s, 2 per multiply-add).
+ *
  * usage: bench_kernels [--quick] [--T N] [--isa ref|avx2|avx512] [--dtype NAME]
- *                      [--only gemv|qgemv|gemm]
+ *                      [--only gemv|qgemv|gemm|qgemm]
  */
 #include "kernels/kernels.h"
 
@@ -197,6 +203,34 @@ static double tile_peak(const sk_kernel_set *ks, int nth) {
     return best * nth; /* per-thread best x threads */
 }
 
+/* GOP/s of the int8 GEMM micro-kernel alone on L1-resident panels (kc = 512), nth threads. */
+static double tile_i8_peak(const sk_i8_gemm *g, int nth) {
+    const int64_t ng = 128;
+    double best = 0;
+    #pragma omp parallel num_threads(nth) reduction(max : best)
+    {
+        uint8_t *wp = sk_aligned_alloc(64, (size_t)(ng * g->mr * g->wgb));
+        uint8_t *xp = sk_aligned_alloc(64, (size_t)(ng * g->nr * g->xgb));
+        float *y = sk_aligned_alloc(64, (size_t)(g->nr * g->mr) * sizeof(float));
+        float *dv = sk_aligned_alloc(64, (size_t)(g->mr + g->nr) * sizeof(float));
+        int32_t xs[64] = {0};
+        for (int64_t i = 0; i < ng * g->mr * g->wgb; i++) wp[i] = (uint8_t)(i % 7);
+        for (int64_t i = 0; i < ng * g->nr * g->xgb; i++) xp[i] = (uint8_t)(i % 5);
+        for (int i = 0; i < g->mr + g->nr; i++) dv[i] = 0.001f;
+        const int iters = 500;
+        for (int rep = 0; rep < 200; rep++) {
+            double t0 = shrink_time();
+            for (int i = 0; i < iters; i++)
+                g->tile(ng, wp, xp, y, g->mr, g->nr, g->mr, SK_I8_FINISH, dv, dv + g->mr, xs);
+            double dt = shrink_time() - t0;
+            double gop = 2.0 * (double)(4 * ng) * g->mr * g->nr * iters / dt / 1e9;
+            if (gop > best) best = gop;
+        }
+        sk_free(wp); sk_free(xp); sk_free(y); sk_free(dv);
+    }
+    return best * nth;
+}
+
 int main(int argc, char **argv) {
     int64_t Tgemm = 512;
     const char *only_isa = NULL, *only_dt = NULL, *only_op = NULL;
@@ -207,7 +241,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) only_dt = argv[++i];
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) only_op = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--quick] [--T N] [--isa ref|avx2|avx512] [--dtype NAME] [--only gemv|qgemv|gemm]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--T N] [--isa ref|avx2|avx512] [--dtype NAME] [--only gemv|qgemv|gemm|qgemm]\n", argv[0]);
             return 2;
         }
     }
@@ -372,6 +406,56 @@ int main(int argc, char **argv) {
             }
             sk_free((void *)m.data);
         }
+    }
+    }
+    /* ---- quantized prompt processing (int8 GEMM of the W8A8 types) vs f32 at 1B shapes ---- */
+    if (!only_op || strcmp(only_op, "qgemm") == 0) {
+    const int nth = thr[nthr - 1];
+    omp_set_num_threads(nth);
+    printf("\n## Prompt processing of the W8A8 types vs f32 (T = %" PRId64 ", %d threads)\n\n"
+           "GFLOP/s-equivalent = 2 rows cols T / median time (int8 or f32 arithmetic alike); "
+           "speed-up = f32 median time / this dtype's, same kernel set. int8_ch: weight-only, "
+           "f32 GEMM over dequantized panels; w8a8*: int8 GEMM (gemm_i8.c).\n\n", Tgemm, nth);
+    for (int l = 0; l < SK_ISA_COUNT; l++) {
+        const sk_i8_gemm *g = sk_kernels_get((sk_isa)l) ? sk_i8_gemm_get((sk_isa)l) : NULL;
+        if (!g || (only_isa && strcmp(only_isa, sk_kernels_get((sk_isa)l)->name))) continue;
+        for (int ti = 0; ti < nthr; ti++)
+            printf("micro-kernels of level %s on L1 data, %d thread(s): int8 %s (%dx%d) %.1f GOP/s, "
+                   "f32 (%dx%d) %.1f GFLOP/s\n", sk_kernels_get((sk_isa)l)->name, thr[ti], g->name,
+                   g->mr, g->nr, tile_i8_peak(g, thr[ti]), sk_kernels_get((sk_isa)l)->mr,
+                   sk_kernels_get((sk_isa)l)->nr, tile_peak(sk_kernels_get((sk_isa)l), thr[ti]));
+    }
+    printf("\n| shape | dtype | isa | median ms | GFLOP/s-equiv (median) | speed-up vs f32 |\n");
+    printf("| --- | --- | --- | --- | --- | --- |\n");
+    static const shrink_dtype qdts[] = {SHRINK_DTYPE_F32, SHRINK_DTYPE_INT8_CH, SHRINK_DTYPE_W8A8,
+                                        SHRINK_DTYPE_W8A8_STATIC};
+    for (int si = 0; si < NQSHAPES; si++) {
+        const shape *sh = &qshapes[si];
+        float *Xq = sk_aligned_alloc(64, (size_t)(Tgemm * sh->cols) * sizeof(float));
+        float *Yq = sk_aligned_alloc(64, (size_t)(Tgemm * sh->rows) * sizeof(float));
+        for (int64_t i = 0; i < Tgemm * sh->cols; i++) Xq[i] = frand(&s);
+        sk_mat m[4];
+        for (int d = 0; d < 4; d++)
+            m[d] = (sk_mat){.dtype = qdts[d], .rows = sh->rows, .cols = sh->cols,
+                            .data = make_w(qdts[d], sh->rows, sh->cols, 7)};
+        for (int l = 0; l < SK_ISA_COUNT; l++) {
+            const sk_kernel_set *ks = sk_kernels_get((sk_isa)l);
+            if (!ks || !ks->tile || (only_isa && strcmp(only_isa, ks->name))) continue;
+            double t_f32 = 0;
+            for (int d = 0; d < 4; d++) {
+                if (only_dt && d > 0 && strcmp(only_dt, shrink_dtype_name(qdts[d]))) continue;
+                timing tm = run(ks, &m[d], 1, Xq, Tgemm, Yq, NULL);
+                if (d == 0) t_f32 = tm.median;
+                double flop = 2.0 * (double)sh->rows * sh->cols * Tgemm;
+                printf("| %s | %s | %s | %.2f | %.1f | %.2fx |\n", sh->name,
+                       shrink_dtype_name(qdts[d]), ks->name, tm.median * 1e3,
+                       flop / tm.median / 1e9, t_f32 / tm.median);
+                fflush(stdout);
+            }
+        }
+        for (int d = 0; d < 4; d++) sk_free((void *)m[d].data);
+        sk_free(Xq);
+        sk_free(Yq);
     }
     }
     sk_free(X);
