@@ -8,7 +8,8 @@
  *   3. each level's dot (sk_vec_dot_get) against the reference dot, same tolerance (catches a
  *      SIMD kernel that reads the layout differently from the specification);
  *   4. sk_matmul of every kernel set at T = 1 (quantized decode) and T = 5 (f32 GEMM over
- *      dequantized panels; fake-quantized X for the int8-activation types) against
+ *      dequantized panels; the int8 GEMM for the int8-activation types, whose bit-exactness
+ *      test_gemm_i8 checks) against
  *      sk_matmul_ref (f32 activations), within 1e-5 * sum |w x| plus the activation
  *      quantization's own bound sum_k |w_k| |x_k - xq_k|.
  * Lengths are multiples of the block with a tail of blocks (e.g. 32 .. 4128).
@@ -281,7 +282,7 @@ static void test_matmul(void) {
         check_matmul((shrink_dtype)t, 1, c2, 1);
         if (L == 1) check_matmul((shrink_dtype)t, 40, 77, 1); /* no act blocks: dequantized */
         if (d->act == SK_ACT_I8_TOKEN || d->act == SK_ACT_I8_STATIC)
-            check_matmul((shrink_dtype)t, 20, 2048, 40); /* X fake-quantized by the threads */
+            check_matmul((shrink_dtype)t, 20, 2048, 40); /* X quantized by the threads */
     }
 }
 
