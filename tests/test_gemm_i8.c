@@ -6,11 +6,13 @@
  *      sk_act_quantize_ref, Y[t, r] = vec_dot_ref(row r, token t), itself checked against an
  *      int64 sum recomputed here times (d_w * d_x) (catches a lost k, a wrong offset
  *      correction, a wrong scale, a K-block seam, a padding byte that is not zero);
- *   2. sk_matmul_ref on the fake-quantized X (the f32 specification), within 1e-5 * sum |w x|.
+ *   2. sk_matmul_ref on the fake-quantized X (the f32 specification), within 1e-5 * sum |w x|,
+ *      and a float64 dot of the dequantized operands, within 1e-6 * sum |w x|.
  * Shapes with tails everywhere: rows not multiples of the panel (16, 32), T not multiples of
  * the tile (6, 12), cols odd, multiples of 4, of 64, several K blocks (512, 1024) with a
  * partial group of 4 at the end; weights with -128 codes (a file may hold them);
  * w8a8_static with and without a calibrated scale (clamping); 1 and 2 threads (same bits);
+ * the extremes of int32 at SK_I8_MAX_COLS (all codes -128 or 127, all q = +-127);
  * the padding between rows of Y (ldy > rows) left alone. Rows wider than SK_I8_MAX_COLS
  * take the fake-quantized f32 GEMM: checked against the bound of test_qdot.
  */
@@ -44,6 +46,8 @@ typedef struct tcase {
     uint64_t rb;
 } tcase;
 
+static void tcase_derive(tcase *c);
+
 static void tcase_make(tcase *c, shrink_dtype dt, int64_t rows, int64_t cols, int64_t T,
                        int calibrated, int min_codes) {
     const sk_dtype_traits *d = sk_dtype(dt);
@@ -73,15 +77,22 @@ static void tcase_make(tcase *c, shrink_dtype dt, int64_t rows, int64_t cols, in
         else d->from_f32(wf + r * cols, row, cols);
         if (min_codes) /* -128: a legal byte the quantizer never writes */
             for (int64_t k = r % 7; k < cols; k += 7) row[d->row_head + k] = 0x80;
-        d->to_f32(row, c->wd + r * cols, cols);
     }
+    free(wf);
+    tcase_derive(c);
+}
+
+/* wd, xa, Xd from w and X */
+static void tcase_derive(tcase *c) {
+    const sk_dtype_traits *d = sk_dtype(c->dt);
+    const int64_t cols = c->cols, T = c->T;
+    for (int64_t r = 0; r < c->rows; r++) d->to_f32(c->w + r * c->rb, c->wd + r * cols, cols);
     float ss = 0.0f;
     if (d->act == SK_ACT_I8_STATIC) memcpy(&ss, c->w + SK_ACT_STATIC_OFF, sizeof ss);
     for (int64_t t = 0; t < T; t++) {
         sk_act_quantize_ref(d->act, c->X + t * cols, cols, c->xa + t * c->xab, ss);
         sk_act_dequantize(d->act, c->xa + t * c->xab, cols, c->Xd + t * cols);
     }
-    free(wf);
 }
 
 static void tcase_free(tcase *c) {
@@ -120,9 +131,11 @@ static float *reference(const tcase *c) {
 
 static const float SENTINEL = -12345.5f;
 
-/* sk_matmul_with every set (nthreads threads): bit-identical to R; padding untouched; and
- * within 1e-5 * sum |w xd| of sk_matmul_ref on the fake-quantized X. */
-static void check_case(const tcase *c, const float *R, int nthreads) {
+/* sk_matmul_with every set (nthreads threads): bit-identical to R; padding untouched; within
+ * 1e-6 * sum |w xd| of the float64 dot of the dequantized operands; and (f32_check) within
+ * 1e-5 * sum |w xd| of sk_matmul_ref on the fake-quantized X (not for the extremes, where
+ * the f32 reference's own index-order sum of 2^17 equal terms is off by more). */
+static void check_case(const tcase *c, const float *R, int nthreads, int f32_check) {
     const int64_t ldy = c->rows + 3;
     float *Y = malloc((size_t)(c->T * ldy) * sizeof(float));
     float *F = malloc((size_t)(c->T * c->rows) * sizeof(float));
@@ -136,7 +149,7 @@ static void check_case(const tcase *c, const float *R, int nthreads) {
         const sk_i8_gemm *g = sk_i8_gemm_get((sk_isa)l);
         for (int64_t i = 0; i < c->T * ldy; i++) Y[i] = SENTINEL;
         sk_matmul_with(ks, &W, c->X, c->T, Y, ldy);
-        int64_t nbits = 0, nfar = 0, npad = 0;
+        int64_t nbits = 0, nfar = 0, npad = 0, nf64 = 0;
         for (int64_t t = 0; t < c->T; t++) {
             for (int64_t r = 0; r < c->rows; r++) {
                 float y = Y[t * ldy + r], want = R[t * c->rows + r];
@@ -144,11 +157,17 @@ static void check_case(const tcase *c, const float *R, int nthreads) {
                     fprintf(stderr, "  %s/%s %s: Y[%" PRId64 ",%" PRId64 "] = %.9g, integer ref "
                             "%.9g\n", ks->name, g ? g->name : "ref", sk_dtype(c->dt)->name, t,
                             r, (double)y, (double)want);
-                double mag = 0;
-                for (int64_t k = 0; k < c->cols; k++)
-                    mag += fabs((double)c->wd[r * c->cols + k] * c->Xd[t * c->cols + k]);
+                double mag = 0, exact = 0;
+                for (int64_t k = 0; k < c->cols; k++) {
+                    double p = (double)c->wd[r * c->cols + k] * c->Xd[t * c->cols + k];
+                    mag += fabs(p);
+                    exact += p;
+                }
                 double tol = 1e-5 * mag + 1e-30;
-                if (!(fabs((double)y - F[t * c->rows + r]) <= tol) && !nfar++)
+                if (!(fabs((double)y - exact) <= 1e-6 * mag + 1e-30) && !nf64++)
+                    fprintf(stderr, "  %s %s: Y[%" PRId64 ",%" PRId64 "] = %.9g, float64 %.9g\n",
+                            ks->name, sk_dtype(c->dt)->name, t, r, (double)y, exact);
+                if (f32_check && !(fabs((double)y - F[t * c->rows + r]) <= tol) && !nfar++)
                     fprintf(stderr, "  %s %s: Y[%" PRId64 ",%" PRId64 "] = %.9g, f32 ref on "
                             "fake-quantized X %.9g (tol %.3g)\n", ks->name,
                             sk_dtype(c->dt)->name, t, r, (double)y,
@@ -156,11 +175,12 @@ static void check_case(const tcase *c, const float *R, int nthreads) {
             }
             for (int64_t r = c->rows; r < ldy; r++) npad += Y[t * ldy + r] != SENTINEL;
         }
-        CHECK(nbits == 0 && nfar == 0 && npad == 0,
+        CHECK(nbits == 0 && nfar == 0 && npad == 0 && nf64 == 0,
               "%s (%s) %s %" PRId64 "x%" PRId64 " T=%" PRId64 " %d thread(s): %" PRId64
               " outputs not bit-identical to the integer reference, %" PRId64 " beyond the f32 "
-              "bound, %" PRId64 " padding floats written", ks->name, g ? g->name : "ref dots",
-              sk_dtype(c->dt)->name, c->rows, c->cols, c->T, nthreads, nbits, nfar, npad);
+              "bound, %" PRId64 " off the float64 dot, %" PRId64 " padding floats written",
+              ks->name, g ? g->name : "ref dots", sk_dtype(c->dt)->name, c->rows, c->cols, c->T,
+              nthreads, nbits, nfar, nf64, npad);
     }
     free(Y);
     free(F);
@@ -171,8 +191,8 @@ static void run_case(shrink_dtype dt, int64_t rows, int64_t cols, int64_t T, int
     tcase c;
     tcase_make(&c, dt, rows, cols, T, calibrated, min_codes);
     float *R = reference(&c);
-    check_case(&c, R, 2);
-    if (rows * cols * T >= (1 << 16)) check_case(&c, R, 1); /* threaded vs not: same bits */
+    check_case(&c, R, 2, 1);
+    if (rows * cols * T >= (1 << 16)) check_case(&c, R, 1, 1); /* threaded vs not: same bits */
     free(R);
     tcase_free(&c);
 }
@@ -200,6 +220,32 @@ static void test_shapes(void) {
     run_case(SHRINK_DTYPE_W8A8_STATIC, 20, 2048, 40, 1, 1);
     run_case(SHRINK_DTYPE_W8A8, 300, 1100, 29, 1, 1);
     run_case(SHRINK_DTYPE_W8A8_STATIC, 257, 700, 64, 1, 0);
+    /* near SK_I8_MAX_COLS: 128 / 256 K blocks */
+    run_case(SHRINK_DTYPE_W8A8, 3, 130561, 2, 1, 1);
+}
+
+/* The int32 range at SK_I8_MAX_COLS: every weight code -128 (or 127) and every token q = 127
+ * (or -127 / a mix): |sum| up to 128 * 127 * 2^17 = 2130706432 (and the AVX-512 offset sum
+ * 128 * sum x as large), exact at every level. */
+static void test_extremes(void) {
+    static const struct { uint8_t wcode; float x; } ex[] = {
+        {0x80, 1.0f}, {0x80, -1.0f}, {0x7F, 1.0f}, {0x7F, -1.0f}, {0x81, 1.0f},
+    };
+    for (size_t e = 0; e < sizeof ex / sizeof ex[0]; e++) {
+        tcase c;
+        tcase_make(&c, e % 2 ? SHRINK_DTYPE_W8A8_STATIC : SHRINK_DTYPE_W8A8, 2, SK_I8_MAX_COLS, 3,
+                   0, 0);
+        const size_t head = sk_dtype(c.dt)->row_head;
+        for (int64_t r = 0; r < c.rows; r++)
+            memset(c.w + r * c.rb + head, ex[e].wcode, (size_t)c.cols);
+        for (int64_t i = 0; i < c.T * c.cols; i++) /* token 2: alternating signs */
+            c.X[i] = i / c.cols == 2 && i % 2 ? -ex[e].x : ex[e].x;
+        tcase_derive(&c);
+        float *R = reference(&c);
+        check_case(&c, R, 2, 0);
+        free(R);
+        tcase_free(&c);
+    }
 }
 
 /* Rows wider than SK_I8_MAX_COLS: sk_matmul_i8 declines, sk_matmul runs the fake-quantized
@@ -239,6 +285,7 @@ int main(void) {
             printf("  level %d: int8 GEMM %s\n", l, g ? g->name : "ref (vec_dot_ref per token)");
         }
     test_shapes();
+    test_extremes();
     test_wide_fallback();
     return test_summary("test_gemm_i8");
 }

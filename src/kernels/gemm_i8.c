@@ -69,8 +69,11 @@ static void gemm_i8_blocked(const sk_i8_gemm *g, const sk_mat *W, const uint8_t 
     const uint64_t rb = sk_dtype_row_bytes(W->dtype, cols);
     const int64_t ntiles = (T + nr - 1) / nr;
     const int64_t npanels = (rows + mr - 1) / mr;
-    const int64_t nkb = (cols + g->kc_max - 1) / g->kc_max;
-    const int64_t kcb = ((cols + nkb - 1) / nkb + 3) / 4 * 4; /* balanced, multiples of 4 */
+    /* balanced K blocks, multiples of 4 (<= kc_max); the count recomputed after the rounding
+     * (the same for every cols <= SK_I8_MAX_COLS, checked; kept so no block can be empty) */
+    const int64_t nkb0 = (cols + g->kc_max - 1) / g->kc_max;
+    const int64_t kcb = ((cols + nkb0 - 1) / nkb0 + 3) / 4 * 4;
+    const int64_t nkb = (cols + kcb - 1) / kcb;
     const int64_t ngt = (cols + 3) / 4;                      /* groups of 4 k in a row */
     const int64_t mcp = SK_I8_MC_ROWS / mr > 0 ? SK_I8_MC_ROWS / mr : 1;
     const size_t xtile = (size_t)nr * (size_t)g->xgb;        /* bytes of a group of a tile */
