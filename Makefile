@@ -57,6 +57,8 @@ $(BUILD)/src/kernels/x86/%_avx512.o: src/kernels/x86/%_avx512.c
 
 # The llama.cpp block-type quantizers must not fuse multiply-adds (ggml's bytes).
 $(BUILD)/src/kernels/q_legacy.o $(BUILD)/src/kernels/kquants.o: EXTRA_CFLAGS += -ffp-contract=off
+# The SIMD dequantizers give the references' floats bit for bit: no fused multiply-adds.
+$(BUILD)/src/kernels/x86/dequant_avx2.o $(BUILD)/src/kernels/x86/dequant_avx512.o: EXTRA_CFLAGS += -ffp-contract=off
 
 $(BUILD)/libshrink.a: $(LIB_OBJ)
 	@rm -f $@

@@ -17,8 +17,10 @@
  *     2048, 5632 x 2048, 2048 x 5632) with the chosen kernel set and all threads, ram regime:
  *     GB/s, % of a plain read, speed-up over f32.
  *
- *   Quantized prompt processing (qgemm): f32, int8_ch (f32 GEMM over dequantized panels),
- *     w8a8 and w8a8_static (int8 GEMM, gemm_i8.c) at the 1B shapes, T tokens, every kernel set
+ *   Quantized prompt processing (qgemm): f32, weight-only types (f32 GEMM over panels the SIMD
+ *     dequantizers fill: q8_0, q4_0, q4_K, q6_K, int8_ch, int4_g128, nf4 by default; --dtype
+ *     NAME[,NAME...] or all), w8a8 and w8a8_static (int8 GEMM, gemm_i8.c) at the 1B shapes,
+ *     T tokens, every kernel set
  *     with a GEMM, all threads: GFLOP/s-equivalent (2 rows cols T / time, whatever the
  *     arithmetic) and the speed-up over f32 of the same set; plus the int8 micro-kernel's
  *     throughput on L1-resident panels (GOP/s, 2 per multiply-add).
@@ -427,33 +429,52 @@ int main(int argc, char **argv) {
     }
     printf("\n| shape | dtype | isa | median ms | GFLOP/s-equiv (median) | speed-up vs f32 |\n");
     printf("| --- | --- | --- | --- | --- | --- |\n");
-    static const shrink_dtype qdts[] = {SHRINK_DTYPE_F32, SHRINK_DTYPE_INT8_CH, SHRINK_DTYPE_W8A8,
-                                        SHRINK_DTYPE_W8A8_STATIC};
+    /* f32 first (the yardstick), then the chosen types: --dtype NAME[,NAME...] or "all" (every
+     * quantized type); by default weight-only types of each family and the W8A8 types */
+    static const shrink_dtype qdef[] = {SHRINK_DTYPE_Q8_0, SHRINK_DTYPE_Q4_0, SHRINK_DTYPE_Q4_K,
+                                        SHRINK_DTYPE_Q6_K, SHRINK_DTYPE_INT8_CH,
+                                        SHRINK_DTYPE_INT4_G128, SHRINK_DTYPE_NF4,
+                                        SHRINK_DTYPE_W8A8, SHRINK_DTYPE_W8A8_STATIC};
+    shrink_dtype qdts[SHRINK_DTYPE_COUNT + 1] = {SHRINK_DTYPE_F32};
+    int nq = 1;
+    for (int d = 0; d < SHRINK_DTYPE_COUNT; d++) {
+        int want = 0;
+        if (!sk_dtype_quantized((shrink_dtype)d)) continue;
+        if (only_dt && strcmp(only_dt, "all") == 0) {
+            want = 1;
+        } else if (only_dt) { /* a comma-separated list of names */
+            const char *nm = shrink_dtype_name((shrink_dtype)d);
+            size_t ln = strlen(nm);
+            for (const char *p = only_dt; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+                if (strncmp(p, nm, ln) == 0 && (p[ln] == ',' || p[ln] == 0)) want = 1;
+        } else {
+            for (size_t i = 0; i < sizeof qdef / sizeof qdef[0]; i++) want |= (int)qdef[i] == d;
+        }
+        if (want) qdts[nq++] = (shrink_dtype)d;
+    }
     for (int si = 0; si < NQSHAPES; si++) {
         const shape *sh = &qshapes[si];
         float *Xq = sk_aligned_alloc(64, (size_t)(Tgemm * sh->cols) * sizeof(float));
         float *Yq = sk_aligned_alloc(64, (size_t)(Tgemm * sh->rows) * sizeof(float));
         for (int64_t i = 0; i < Tgemm * sh->cols; i++) Xq[i] = frand(&s);
-        sk_mat m[4];
-        for (int d = 0; d < 4; d++)
-            m[d] = (sk_mat){.dtype = qdts[d], .rows = sh->rows, .cols = sh->cols,
-                            .data = make_w(qdts[d], sh->rows, sh->cols, 7)};
-        for (int l = 0; l < SK_ISA_COUNT; l++) {
-            const sk_kernel_set *ks = sk_kernels_get((sk_isa)l);
-            if (!ks || !ks->tile || (only_isa && strcmp(only_isa, ks->name))) continue;
-            double t_f32 = 0;
-            for (int d = 0; d < 4; d++) {
-                if (only_dt && d > 0 && strcmp(only_dt, shrink_dtype_name(qdts[d]))) continue;
-                timing tm = run(ks, &m[d], 1, Xq, Tgemm, Yq, NULL);
-                if (d == 0) t_f32 = tm.median;
+        double t_f32[SK_ISA_COUNT] = {0};
+        for (int d = 0; d < nq; d++) {
+            if (sh->cols % (int64_t)sk_dtype(qdts[d])->block) continue;
+            sk_mat m = {.dtype = qdts[d], .rows = sh->rows, .cols = sh->cols,
+                        .data = make_w(qdts[d], sh->rows, sh->cols, 7)};
+            for (int l = 0; l < SK_ISA_COUNT; l++) {
+                const sk_kernel_set *ks = sk_kernels_get((sk_isa)l);
+                if (!ks || !ks->tile || (only_isa && strcmp(only_isa, ks->name))) continue;
+                timing tm = run(ks, &m, 1, Xq, Tgemm, Yq, NULL);
+                if (d == 0) t_f32[l] = tm.median;
                 double flop = 2.0 * (double)sh->rows * sh->cols * Tgemm;
                 printf("| %s | %s | %s | %.2f | %.1f | %.2fx |\n", sh->name,
                        shrink_dtype_name(qdts[d]), ks->name, tm.median * 1e3,
-                       flop / tm.median / 1e9, t_f32 / tm.median);
+                       flop / tm.median / 1e9, t_f32[l] / tm.median);
                 fflush(stdout);
             }
+            sk_free((void *)m.data);
         }
-        for (int d = 0; d < 4; d++) sk_free((void *)m[d].data);
         sk_free(Xq);
         sk_free(Yq);
     }

@@ -167,6 +167,25 @@ SK_HIDDEN extern const sk_kernel_set sk_kernels_avx512; /* x86/matmul_avx512.c *
 SK_HIDDEN void sk_matmul_with(const sk_kernel_set *ks, const sk_mat *W, const float *X,
                               int64_t T, float *Y, int64_t ldy);
 
+/* ---- row dequantizers of the quantized dtypes (dequant.c, x86/dequant_<isa>.c) ----------
+ *
+ * Prompt processing (T > 1) of the weight-only quantized types packs f32 panels of the weights
+ * (matmul.c, pack_w_blocks): each row's K block through the level's dequantizer, then the
+ * set's f32 pack_w interleaves the rows into panels. The SIMD dequantizers give the reference's
+ * floats bit for bit (tests/test_dequant.c), so every level packs the same panels. */
+/* dst[0..n) = elements [k0, k0 + n) of the row at `row` (the row's first byte, head included;
+ * k0 and n multiples of the block). Any address. */
+typedef void (*sk_dequant_fn)(const void *row, int64_t k0, int64_t n, float *dst);
+/* The reference: the dtype row's to_f32_range (row-head types) or to_f32 from k0's block. */
+SK_HIDDEN void sk_dequant_ref(shrink_dtype t, const void *row, int64_t k0, int64_t n,
+                              float *dst);
+/* The SIMD dequantizer of dtype t for a level (clamped to the CPU), NULL where there is none
+ * (the ref level, f32/f16/bf16): callers then use sk_dequant_ref. */
+SK_HIDDEN sk_dequant_fn sk_dequant_get(sk_isa isa, shrink_dtype t);
+/* x86/dequant_<isa>.c: that ISA's dequantizers, NULL where it has none. */
+SK_HIDDEN sk_dequant_fn sk_dequant_avx2(shrink_dtype t);
+SK_HIDDEN sk_dequant_fn sk_dequant_avx512(shrink_dtype t);
+
 /* ---- dispatch -------------------------------------------------------------------------- */
 
 /* Fills the dispatch table once (thread-safe, idempotent). Called by sk_matmul itself.

@@ -103,22 +103,17 @@ static void matmul_ref_threaded(const sk_mat *W, const float *X, int64_t T, floa
 
 /* ---- quantized types (q8_0, q4_K, int8_ch, ...): rows dequantized through the dtype row -- */
 
-/* dst[0..n) = elements [k0, k0 + n) of `row` (k0, n multiples of the block): to_f32_range for
- * types with a row head (per-row scales before the blocks), else to_f32 from the k0's block. */
-static void row_range_f32(const sk_dtype_traits *d, const uint8_t *row, int64_t k0, int64_t n,
-                          float *dst) {
-    if (d->row_head > 0) d->to_f32_range(row, k0, n, dst);
-    else d->to_f32(row + (uint64_t)k0 / d->block * d->bytes, dst, n);
-}
+static sk_isa isa_of(const sk_kernel_set *ks);
 
 /* Elements dequantized at a time: a multiple of every block (256), 8 KiB of f32 on the stack. */
 #define SK_DEQ_CHUNK 2048
 
-/* gemv for a block type: each row dequantized a chunk at a time and dotted with x by the
- * set's f32 dot (the sum of the chunk dots, so not bit-identical to the reference). */
+/* gemv for a block type (rows the act format's block does not divide): each row dequantized a
+ * chunk at a time (the level's dequantizer) and dotted with x by the set's f32 dot (the sum of
+ * the chunk dots, so not bit-identical to the reference). */
 static void gemv_blocks(const sk_kernel_set *ks, const sk_mat *W, const float *x, float *y,
                         int64_t r0, int64_t r1) {
-    const sk_dtype_traits *d = sk_dtype(W->dtype);
+    const sk_dequant_fn deq = sk_dequant_get(isa_of(ks), W->dtype);
     const uint64_t rb = sk_dtype_row_bytes(W->dtype, W->cols);
     float buf[SK_DEQ_CHUNK];
     for (int64_t r = r0; r < r1; r++) {
@@ -126,38 +121,36 @@ static void gemv_blocks(const sk_kernel_set *ks, const sk_mat *W, const float *x
         float acc = 0.0f;
         for (int64_t k = 0; k < W->cols; k += SK_DEQ_CHUNK) {
             int64_t n = W->cols - k < SK_DEQ_CHUNK ? W->cols - k : SK_DEQ_CHUNK;
-            row_range_f32(d, row, k, n, buf);
+            if (deq) deq(row, k, n, buf);
+            else sk_dequant_ref(W->dtype, row, k, n, buf);
             acc += ks->dot_f32(buf, x + k, n);
         }
         y[r - r0] = acc;
     }
 }
 
-/* pack_w for a block type: the blocks covering [k0, k0 + kc) of each row dequantized, then
- * stored as [p][k][mr] panels like the set's own pack_w. */
+/* pack_w for a quantized type: per panel, each row's K block [k0, k0 + kc) dequantized by the
+ * level's SIMD dequantizer (the reference's floats; the reference itself for the ref level)
+ * into `scratch` (mr rows of kc floats, L1/L2), then the set's own f32 pack_w interleaves the
+ * rows into the [k][mr] panel with its in-register transposes. k0 and kc are multiples of the
+ * block (gemm_threaded cuts K blocks of whole quantization blocks). */
 static void pack_w_blocks(const sk_kernel_set *ks, const sk_mat *W, int64_t r0, int64_t nrows,
-                          int64_t k0, int64_t kc, float *dst) {
-    const sk_dtype_traits *d = sk_dtype(W->dtype);
+                          int64_t k0, int64_t kc, float *dst, float *scratch) {
     const int mr = ks->mr;
-    const int64_t bl = (int64_t)d->block;
+    const int64_t bl = (int64_t)sk_dtype(W->dtype)->block;
     const uint64_t rb = sk_dtype_row_bytes(W->dtype, W->cols);
-    const int64_t kb0 = k0 / bl, kb1 = (k0 + kc + bl - 1) / bl;
-    float buf[SK_KC_MAX + 2 * 256];
-    SHRINK_ASSERT((kb1 - kb0) * bl <= (int64_t)(sizeof buf / sizeof buf[0]));
-    int64_t npan = (nrows + mr - 1) / mr;
-    for (int64_t p = 0; p < npan; p++)
-        for (int i = 0; i < mr; i++) {
-            float *out = dst + p * kc * mr + i;
-            int64_t r = p * mr + i;
-            if (r >= nrows) {
-                for (int64_t k = 0; k < kc; k++) out[k * mr] = 0.0f;
-                continue;
-            }
-            const uint8_t *row = (const uint8_t *)W->data + (uint64_t)(r0 + r) * rb;
-            row_range_f32(d, row, kb0 * bl, (kb1 - kb0) * bl, buf);
-            const float *src = buf + (k0 - kb0 * bl);
-            for (int64_t k = 0; k < kc; k++) out[k * mr] = src[k];
+    const sk_dequant_fn deq = sk_dequant_get(isa_of(ks), W->dtype);
+    SHRINK_ASSERT(k0 % bl == 0 && kc % bl == 0);
+    for (int64_t p = 0; p * mr < nrows; p++) {
+        int mrows = nrows - p * mr < mr ? (int)(nrows - p * mr) : mr;
+        for (int i = 0; i < mrows; i++) {
+            const uint8_t *row = (const uint8_t *)W->data + (uint64_t)(r0 + p * mr + i) * rb;
+            if (deq) deq(row, k0, kc, scratch + i * kc);
+            else sk_dequant_ref(W->dtype, row, k0, kc, scratch + i * kc);
         }
+        sk_mat panel = {.dtype = SHRINK_DTYPE_F32, .rows = mrows, .cols = kc, .data = scratch};
+        ks->pack_w(&panel, 0, mrows, 0, kc, dst + p * kc * mr);
+    }
 }
 
 static void gemv_rows(const sk_kernel_set *ks, const sk_mat *W, const float *x, float *y,
@@ -194,8 +187,14 @@ static void gemm_threaded(const sk_kernel_set *ks, const sk_mat *W, const float 
     const int64_t rows = W->rows, cols = W->cols;
     const int64_t ntiles = (T + nr - 1) / nr;
     const int64_t npanels = (rows + mr - 1) / mr;
-    const int64_t nkb = (cols + SK_KC_MAX - 1) / SK_KC_MAX;
-    const int64_t kcb = (cols + nkb - 1) / nkb;             /* balanced K blocks */
+    int64_t nkb = (cols + SK_KC_MAX - 1) / SK_KC_MAX;
+    int64_t kcb = (cols + nkb - 1) / nkb;                   /* balanced K blocks */
+    const int quant = sk_dtype_quantized(W->dtype);
+    if (quant) { /* K blocks of whole quantization blocks: each is dequantized once */
+        const int64_t bl = (int64_t)sk_dtype(W->dtype)->block;
+        kcb = (kcb + bl - 1) / bl * bl;
+        nkb = (cols + kcb - 1) / kcb;
+    }
     const int64_t mcp = SK_MC_ROWS / mr > 0 ? SK_MC_ROWS / mr : 1; /* panels per block */
 
     int nth = threads_for((double)rows * (double)cols * (double)T, SK_PAR_MIN_WORK);
@@ -205,7 +204,10 @@ static void gemm_threaded(const sk_kernel_set *ks, const sk_mat *W, const float 
     float *xp = sk_aligned_alloc(64, (size_t)(ntiles * nr * cols) * sizeof(float));
     size_t wsz = (size_t)(mcp * mr * kcb);
     float *wp_all = sk_aligned_alloc(64, (size_t)nth * wsz * sizeof(float));
-    SHRINK_ASSERT(xp != NULL && wp_all != NULL);
+    /* quantized types: mr dequantized rows of a K block per thread (pack_w_blocks) */
+    size_t ssz = quant ? (size_t)(mr * kcb) : 0;
+    float *scratch_all = quant ? sk_aligned_alloc(64, (size_t)nth * ssz * sizeof(float)) : NULL;
+    SHRINK_ASSERT(xp != NULL && wp_all != NULL && (!quant || scratch_all != NULL));
 
     #pragma omp parallel num_threads(nth)
     {
@@ -236,7 +238,8 @@ static void gemm_threaded(const sk_kernel_set *ks, const sk_mat *W, const float 
             for (int64_t p0 = p_lo; p0 < p_hi; p0 += mcp) {
                 int64_t p1 = p0 + mcp < p_hi ? p0 + mcp : p_hi;
                 int64_t r0 = p0 * mr, r1 = p1 * mr < rows ? p1 * mr : rows;
-                if (sk_dtype_quantized(W->dtype)) pack_w_blocks(ks, W, r0, r1 - r0, k0, kc, wp);
+                if (quant)
+                    pack_w_blocks(ks, W, r0, r1 - r0, k0, kc, wp, scratch_all + (size_t)me * ssz);
                 else ks->pack_w(W, r0, r1 - r0, k0, kc, wp);
                 for (int64_t j = j_lo; j < j_hi; j++) {
                     int nt = T - j * nr < nr ? (int)(T - j * nr) : nr;
@@ -252,6 +255,7 @@ static void gemm_threaded(const sk_kernel_set *ks, const sk_mat *W, const float 
             }
         }
     }
+    sk_free(scratch_all);
     sk_free(wp_all);
     sk_free(xp);
 }

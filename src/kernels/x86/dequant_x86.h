@@ -1,0 +1,325 @@
+/*
+ * dequant_x86.h - the SIMD row dequantizers of the quantized dtypes (prompt processing packs
+ * their weights to f32 panels with them; matmul.c, pack_w_blocks). Written once over 16-lane
+ * GCC vectors (zmm with the AVX-512 flags, ymm pairs with the AVX2 flags) and one primitive
+ * each ISA file defines after including this header:
+ *
+ *   void dq_lookup16(float *dst, const float tbl[16], dq_v16u8 q)   dst[i] = tbl[q[i]], q < 16
+ *
+ * Contract (kernels.h, sk_dequant_fn): dst[0..n) = elements [k0, k0 + n) of the row at `row`
+ * (head included; k0 and n multiples of the block), the reference's floats bit for bit: every
+ * element is the reference's formula with its operations in its order (the products and sums
+ * are of the same operands, so vectors change nothing; commuted products are exact), and the
+ * files are built with -ffp-contract=off (Makefile). Scales are read with memcpy: rows and
+ * blocks may sit at any address. The references: q_legacy.c, kquants.c, q_shrink.c;
+ * tests/test_dequant.c compares every type and level with them bit for bit.
+ */
+#ifndef SK_DEQUANT_X86_H
+#define SK_DEQUANT_X86_H
+
+#include "../kernels.h"
+#include "../ggml_quants.h"
+#include "../shrink_quants.h"
+
+#include <immintrin.h>
+
+#define DQ_INLINE static inline __attribute__((always_inline))
+
+
+typedef float    dq_v16f  __attribute__((vector_size(64)));
+typedef int32_t  dq_v16i  __attribute__((vector_size(64)));
+typedef uint8_t  dq_v16u8 __attribute__((vector_size(16)));
+typedef int8_t   dq_v16s8 __attribute__((vector_size(16)));
+typedef uint32_t dq_v16u  __attribute__((vector_size(64)));
+
+/* the ISA file's primitive (defined after this header): dst[i] = tbl[q[i]], q[i] in 0..15 */
+DQ_INLINE void dq_lookup16(float *dst, const float tbl[16], dq_v16u8 q);
+
+DQ_INLINE float dq_rd_f16(const uint8_t *p) { /* vcvtph2ps: exact, as sk_f16_to_f32 */
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+DQ_INLINE float dq_rd_f32(const uint8_t *p) {
+    float f;
+    memcpy(&f, p, 4);
+    return f;
+}
+
+DQ_INLINE dq_v16u8 dq_ld(const uint8_t *p) {
+    dq_v16u8 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+#define dq_st(dst, v)                                                                          \
+    do {                                                                                       \
+        dq_v16f dq_v_ = (v);                                                                   \
+        memcpy((dst), &dq_v_, sizeof dq_v_);                                                   \
+    } while (0)
+
+/* unsigned bytes -> int32 / float lanes */
+#define dq_i32(q) __builtin_convertvector((q), dq_v16i)
+#define dq_f(q)   __builtin_convertvector((q), dq_v16f)
+#define dq_fu8(q) dq_f(dq_i32(q))
+
+/* ---- llama.cpp's 32-blocks (q_legacy.c) ---------------------------------------------------- */
+
+static void q8_0_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    const uint8_t *b = (const uint8_t *)row + k0 / SK_QK8_0 * sizeof(block_q8_0);
+    for (int64_t i = 0; i < n / SK_QK8_0; i++, b += sizeof(block_q8_0), dst += SK_QK8_0) {
+        float d = dq_rd_f16(b);
+        for (int h = 0; h < 2; h++) {
+            dq_v16s8 q;
+            memcpy(&q, b + 2 + 16 * h, 16);
+            dq_st(dst + 16 * h, dq_f(__builtin_convertvector(q, dq_v16i)) * d);
+        }
+    }
+}
+
+/* 4-bit codes of a 32-block: element j < 16 in the low nibble of qs[j], j + 16 in the high */
+static void q4_0_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    const uint8_t *b = (const uint8_t *)row + k0 / SK_QK4_0 * sizeof(block_q4_0);
+    for (int64_t i = 0; i < n / SK_QK4_0; i++, b += sizeof(block_q4_0), dst += SK_QK4_0) {
+        float d = dq_rd_f16(b);
+        dq_v16u8 q = dq_ld(b + 2);
+        dq_st(dst, dq_f(dq_i32(q & 15) - 8) * d);
+        dq_st(dst + 16, dq_f(dq_i32(q >> 4) - 8) * d);
+    }
+}
+
+static void q4_1_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    const uint8_t *b = (const uint8_t *)row + k0 / SK_QK4_1 * sizeof(block_q4_1);
+    for (int64_t i = 0; i < n / SK_QK4_1; i++, b += sizeof(block_q4_1), dst += SK_QK4_1) {
+        float d = dq_rd_f16(b), m = dq_rd_f16(b + 2);
+        dq_v16u8 q = dq_ld(b + 4);
+        dq_st(dst, dq_fu8(q & 15) * d + m);
+        dq_st(dst + 16, dq_fu8(q >> 4) * d + m);
+    }
+}
+
+/* q5: the 5th bit of element j is bit j of the little-endian u32 qh */
+DQ_INLINE void q5_codes(const uint8_t *qhp, const uint8_t *qs, dq_v16i *lo, dq_v16i *hi) {
+    const dq_v16u j = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    uint32_t qh32;
+    memcpy(&qh32, qhp, 4);
+    dq_v16u qh = (dq_v16u){0} + qh32;
+    dq_v16u8 q = dq_ld(qs);
+    *lo = dq_i32(q & 15) | (dq_v16i)(((qh >> j) & 1) << 4);
+    *hi = dq_i32(q >> 4) | (dq_v16i)(((qh >> (j + 16)) & 1) << 4);
+}
+
+static void q5_0_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    const uint8_t *b = (const uint8_t *)row + k0 / SK_QK5_0 * sizeof(block_q5_0);
+    for (int64_t i = 0; i < n / SK_QK5_0; i++, b += sizeof(block_q5_0), dst += SK_QK5_0) {
+        float d = dq_rd_f16(b);
+        dq_v16i lo, hi;
+        q5_codes(b + 2, b + 6, &lo, &hi);
+        dq_st(dst, dq_f(lo - 16) * d);
+        dq_st(dst + 16, dq_f(hi - 16) * d);
+    }
+}
+
+static void q5_1_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    const uint8_t *b = (const uint8_t *)row + k0 / SK_QK5_1 * sizeof(block_q5_1);
+    for (int64_t i = 0; i < n / SK_QK5_1; i++, b += sizeof(block_q5_1), dst += SK_QK5_1) {
+        float d = dq_rd_f16(b), m = dq_rd_f16(b + 2);
+        dq_v16i lo, hi;
+        q5_codes(b + 4, b + 8, &lo, &hi);
+        dq_st(dst, dq_f(lo) * d + m);
+        dq_st(dst + 16, dq_f(hi) * d + m);
+    }
+}
+
+/* ---- K-quants (kquants.c) ------------------------------------------------------------------ */
+
+/* the 6-bit scale and min of sub-block j (kquants.c's scale_min_k4) */
+DQ_INLINE void dq_scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0x0F) | (q[j - 4] >> 6) << 4;
+        *m = (q[j + 4] >> 4) | (q[j] >> 6) << 4;
+    }
+}
+
+/* q4_K / q5_K: 64 elements per 32 code bytes, sub-block 2k in the low nibbles, 2k+1 in the
+ * high ones; q5_K adds bit 2k (2k+1) of qh[l] as the 5th bit. x = (d*sc)*q - dmin*m. */
+DQ_INLINE void qk_deq(const uint8_t *b, int has_qh, float *y) {
+    const uint8_t *sc = b + 4, *qh = b + 16, *q = b + 16 + (has_qh ? SK_QK_K / 8 : 0);
+    float d = dq_rd_f16(b), dmin = dq_rd_f16(b + 2);
+    for (int k = 0; k < 4; k++, q += 32, y += 64) {
+        int s0, m0, s1, m1;
+        dq_scale_min_k4(2 * k, sc, &s0, &m0);
+        dq_scale_min_k4(2 * k + 1, sc, &s1, &m1);
+        float d0 = d * (float)s0, mm0 = dmin * (float)m0;
+        float d1 = d * (float)s1, mm1 = dmin * (float)m1;
+        for (int h = 0; h < 2; h++) {
+            dq_v16u8 v = dq_ld(q + 16 * h), lo = v & 15, hi = v >> 4;
+            if (has_qh) {
+                dq_v16u8 hb = dq_ld(qh + 16 * h);
+                lo |= ((hb >> (2 * k)) & 1) << 4;
+                hi |= ((hb >> (2 * k + 1)) & 1) << 4;
+            }
+            dq_st(y + 16 * h, d0 * dq_fu8(lo) - mm0);
+            dq_st(y + 32 + 16 * h, d1 * dq_fu8(hi) - mm1);
+        }
+    }
+}
+
+static void q4_K_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    const uint8_t *b = (const uint8_t *)row + k0 / SK_QK_K * sizeof(block_q4_K);
+    for (int64_t i = 0; i < n / SK_QK_K; i++, b += sizeof(block_q4_K), dst += SK_QK_K)
+        qk_deq(b, 0, dst);
+}
+
+static void q5_K_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    const uint8_t *b = (const uint8_t *)row + k0 / SK_QK_K * sizeof(block_q5_K);
+    for (int64_t i = 0; i < n / SK_QK_K; i++, b += sizeof(block_q5_K), dst += SK_QK_K)
+        qk_deq(b, 1, dst);
+}
+
+/* q6_K: halves of 128 (ql[64], qh[32], scales[8]); element 32g + l of a half has its low
+ * bits in ql[l + 32 (g & 1)] (nibble g >> 1), its high bits at 2g of qh[l]; 16 lanes share
+ * one scale. x = (d * sc) * (q - 32). */
+static void q6_K_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    const uint8_t *b = (const uint8_t *)row + k0 / SK_QK_K * sizeof(block_q6_K);
+    for (int64_t i = 0; i < n / SK_QK_K; i++, b += sizeof(block_q6_K), dst += SK_QK_K) {
+        float d = dq_rd_f16(b + offsetof(block_q6_K, d));
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = b + 64 * h, *qh = b + SK_QK_K / 2 + 32 * h;
+            const int8_t *sc = (const int8_t *)(b + offsetof(block_q6_K, scales)) + 8 * h;
+            for (int g = 0; g < 4; g++)
+                for (int l = 0; l < 2; l++) {
+                    dq_v16u8 lo = (dq_ld(ql + 16 * l + 32 * (g & 1)) >> (4 * (g >> 1))) & 15;
+                    dq_v16u8 hb = ((dq_ld(qh + 16 * l) >> (2 * g)) & 3) << 4;
+                    float s = d * (float)sc[l + 2 * g];
+                    dq_st(dst + 128 * h + 32 * g + 16 * l, s * dq_f(dq_i32(lo | hb) - 32));
+                }
+        }
+    }
+}
+
+/* ---- shrink's own types (q_shrink.c) --------------------------------------------------------- */
+
+/* int8 with a row head f32 d (int8_ch, int8_t, w8a8: head 4; w8a8_static: head 8): d * q */
+DQ_INLINE void int8_sym_deq(const uint8_t *row, size_t head, int64_t k0, int64_t n, float *dst) {
+    float d = dq_rd_f32(row);
+    const uint8_t *q = row + head + k0;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        dq_v16s8 v;
+        memcpy(&v, q + i, 16);
+        dq_st(dst + i, d * dq_f(__builtin_convertvector(v, dq_v16i)));
+    }
+    for (; i < n; i++) dst[i] = d * (float)(int8_t)q[i];
+}
+
+static void int8_ch_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    int8_sym_deq(row, SK_HEAD_D, k0, n, dst);
+}
+
+static void w8a8_static_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    int8_sym_deq(row, SK_HEAD_DM, k0, n, dst);
+}
+
+/* int8_ch_asym, int8_t_asym: head f32 d, f32 m; m + d * q */
+static void int8_asym_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    const uint8_t *r = row;
+    float d = dq_rd_f32(r), m = dq_rd_f32(r + 4);
+    const uint8_t *q = r + SK_HEAD_DM + k0;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) dq_st(dst + i, m + d * dq_fu8(dq_ld(q + i)));
+    for (; i < n; i++) dst[i] = m + d * (float)q[i];
+}
+
+/* int4 groups of g: byte j (< g/2) holds element j (low nibble) and j + g/2 (high) */
+DQ_INLINE void int4_deq(const uint8_t *row, int64_t k0, int64_t n, float *dst, int g, int asym) {
+    const size_t bytes = (asym ? 4 : 2) + (size_t)g / 2;
+    const uint8_t *b = row + k0 / g * bytes;
+    for (int64_t i = 0; i < n / g; i++, b += bytes, dst += g) {
+        float d = dq_rd_f16(b), m = asym ? dq_rd_f16(b + 2) : 0.0f;
+        const uint8_t *qs = b + (asym ? 4 : 2);
+        for (int c = 0; c < g / 32; c++) {
+            dq_v16u8 v = dq_ld(qs + 16 * c);
+            if (asym) {
+                dq_st(dst + 16 * c, d * dq_fu8(v & 15) + m);
+                dq_st(dst + g / 2 + 16 * c, d * dq_fu8(v >> 4) + m);
+            } else {
+                dq_st(dst + 16 * c, d * dq_f(dq_i32(v & 15) - 8));
+                dq_st(dst + g / 2 + 16 * c, d * dq_f(dq_i32(v >> 4) - 8));
+            }
+        }
+    }
+}
+
+#define DQ_INT4(name, g, asym)                                                                 \
+    static void name##_deq(const void *row, int64_t k0, int64_t n, float *dst) {               \
+        int4_deq(row, k0, n, dst, g, asym);                                                    \
+    }
+DQ_INT4(int4_g32, 32, 0)
+DQ_INT4(int4_g64, 64, 0)
+DQ_INT4(int4_g128, 128, 0)
+DQ_INT4(int4_g32_asym, 32, 1)
+DQ_INT4(int4_g64_asym, 64, 1)
+DQ_INT4(int4_g128_asym, 128, 1)
+#undef DQ_INT4
+
+/* nf4 / nf4_dq: the table is scaled by the block's scale first (16 products d * NF4[c], the
+ * reference's values), then each code looks its product up. */
+DQ_INLINE void nf4_block(const uint8_t *qs, float d, float *y) {
+    dq_v16f tv;
+    float tbl[16];
+    memcpy(&tv, sk_nf4_values, sizeof tv);
+    dq_st(tbl, d * tv);
+    for (int c = 0; c < 2; c++) {
+        dq_v16u8 v = dq_ld(qs + 16 * c);
+        dq_lookup16(y + 16 * c, tbl, v & 15);
+        dq_lookup16(y + 32 + 16 * c, tbl, v >> 4);
+    }
+}
+
+static void nf4_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    const uint8_t *b = (const uint8_t *)row + k0 / SK_QK_NF4 * sizeof(sk_block_nf4);
+    for (int64_t i = 0; i < n / SK_QK_NF4; i++, b += sizeof(sk_block_nf4), dst += SK_QK_NF4)
+        nf4_block(b + 2, dq_rd_f16(b), dst);
+}
+
+static void nf4_dq_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    const uint8_t *r = row;
+    float D = dq_rd_f32(r);
+    const uint8_t *b = r + SK_HEAD_NF4D + k0 / SK_QK_NF4 * sizeof(sk_block_nf4_dq);
+    for (int64_t i = 0; i < n / SK_QK_NF4; i++, b += sizeof(sk_block_nf4_dq), dst += SK_QK_NF4)
+        nf4_block(b + 1, D * (float)b[0], dst);
+}
+
+/* ---- the table ------------------------------------------------------------------------------ */
+
+static const sk_dequant_fn dq_table[SHRINK_DTYPE_COUNT] = {
+    [SHRINK_DTYPE_Q8_0] = q8_0_deq,
+    [SHRINK_DTYPE_Q4_0] = q4_0_deq,
+    [SHRINK_DTYPE_Q4_1] = q4_1_deq,
+    [SHRINK_DTYPE_Q5_0] = q5_0_deq,
+    [SHRINK_DTYPE_Q5_1] = q5_1_deq,
+    [SHRINK_DTYPE_Q4_K] = q4_K_deq,
+    [SHRINK_DTYPE_Q5_K] = q5_K_deq,
+    [SHRINK_DTYPE_Q6_K] = q6_K_deq,
+    [SHRINK_DTYPE_INT8_CH] = int8_ch_deq,
+    [SHRINK_DTYPE_INT8_CH_ASYM] = int8_asym_deq,
+    [SHRINK_DTYPE_INT8_T] = int8_ch_deq,
+    [SHRINK_DTYPE_INT8_T_ASYM] = int8_asym_deq,
+    [SHRINK_DTYPE_INT4_G32] = int4_g32_deq,
+    [SHRINK_DTYPE_INT4_G64] = int4_g64_deq,
+    [SHRINK_DTYPE_INT4_G128] = int4_g128_deq,
+    [SHRINK_DTYPE_INT4_G32_ASYM] = int4_g32_asym_deq,
+    [SHRINK_DTYPE_INT4_G64_ASYM] = int4_g64_asym_deq,
+    [SHRINK_DTYPE_INT4_G128_ASYM] = int4_g128_asym_deq,
+    [SHRINK_DTYPE_NF4] = nf4_deq,
+    [SHRINK_DTYPE_NF4_DQ] = nf4_dq_deq,
+    [SHRINK_DTYPE_W8A8] = int8_ch_deq,
+    [SHRINK_DTYPE_W8A8_STATIC] = w8a8_static_deq,
+};
+
+#endif /* SK_DEQUANT_X86_H */
