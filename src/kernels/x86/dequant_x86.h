@@ -1,18 +1,24 @@
 /*
  * dequant_x86.h - the SIMD row dequantizers of the quantized dtypes (prompt processing packs
- * their weights to f32 panels with them; matmul.c, pack_w_blocks). Written once over 16-lane
- * GCC vectors (zmm with the AVX-512 flags, ymm pairs with the AVX2 flags) and one primitive
- * each ISA file defines after including this header:
+ * their weights to f32 panels with them; matmul.c, pack_w_blocks). Written once: the codes of
+ * 16 elements are assembled in a 16-byte GCC vector (nibbles, 5th and 6th bits, offsets such
+ * as q - 8 done in int8, where they are exact), then one of three primitives that each ISA
+ * file defines after including this header widens them to f32 and applies the block's scale:
  *
- *   void dq_lookup16(float *dst, const float tbl[16], dq_v16u8 q)   dst[i] = tbl[q[i]], q < 16
+ *   void dq_put(float *dst, dq_v16u8 q, int sgn, float d)             dst[i] = (float)q[i] * d
+ *   void dq_put_add(float *dst, dq_v16u8 q, int sgn, float d, float m) dst[i] = (float)q[i] * d + m
+ *   void dq_lookup16(float *dst, const float tbl[16], dq_v16u8 q)     dst[i] = tbl[q[i]], q < 16
+ *
+ * (sgn: the bytes are int8, else uint8; a constant after inlining). AVX-512 does the 16 lanes
+ * in one zmm, AVX2 in two ymm.
  *
  * Contract (kernels.h, sk_dequant_fn): dst[0..n) = elements [k0, k0 + n) of the row at `row`
  * (head included; k0 and n multiples of the block), the reference's floats bit for bit: every
- * element is the reference's formula with its operations in its order (the products and sums
- * are of the same operands, so vectors change nothing; commuted products are exact), and the
- * files are built with -ffp-contract=off (Makefile). Scales are read with memcpy: rows and
- * blocks may sit at any address. The references: q_legacy.c, kquants.c, q_shrink.c;
- * tests/test_dequant.c compares every type and level with them bit for bit.
+ * element is the reference's formula on the same operands with the same roundings. Products
+ * commute exactly; m + p == p + m; p - m == p + (-m) (signed zeros included); the files are
+ * built with -ffp-contract=off (Makefile), so no multiply-add is fused. Scales are read with
+ * memcpy: rows and blocks may sit at any address. The references: q_legacy.c, kquants.c,
+ * q_shrink.c; tests/test_dequant.c compares every type and level with them bit for bit.
  */
 #ifndef SK_DEQUANT_X86_H
 #define SK_DEQUANT_X86_H
@@ -25,14 +31,11 @@
 
 #define DQ_INLINE static inline __attribute__((always_inline))
 
+typedef uint8_t dq_v16u8 __attribute__((vector_size(16)));
 
-typedef float    dq_v16f  __attribute__((vector_size(64)));
-typedef int32_t  dq_v16i  __attribute__((vector_size(64)));
-typedef uint8_t  dq_v16u8 __attribute__((vector_size(16)));
-typedef int8_t   dq_v16s8 __attribute__((vector_size(16)));
-typedef uint32_t dq_v16u  __attribute__((vector_size(64)));
-
-/* the ISA file's primitive (defined after this header): dst[i] = tbl[q[i]], q[i] in 0..15 */
+/* the ISA file's primitives (defined after this header; see the top) */
+DQ_INLINE void dq_put(float *dst, dq_v16u8 q, int sgn, float d);
+DQ_INLINE void dq_put_add(float *dst, dq_v16u8 q, int sgn, float d, float m);
 DQ_INLINE void dq_lookup16(float *dst, const float tbl[16], dq_v16u8 q);
 
 DQ_INLINE float dq_rd_f16(const uint8_t *p) { /* vcvtph2ps: exact, as sk_f16_to_f32 */
@@ -53,28 +56,13 @@ DQ_INLINE dq_v16u8 dq_ld(const uint8_t *p) {
     return v;
 }
 
-#define dq_st(dst, v)                                                                          \
-    do {                                                                                       \
-        dq_v16f dq_v_ = (v);                                                                   \
-        memcpy((dst), &dq_v_, sizeof dq_v_);                                                   \
-    } while (0)
-
-/* unsigned bytes -> int32 / float lanes */
-#define dq_i32(q) __builtin_convertvector((q), dq_v16i)
-#define dq_f(q)   __builtin_convertvector((q), dq_v16f)
-#define dq_fu8(q) dq_f(dq_i32(q))
-
 /* ---- llama.cpp's 32-blocks (q_legacy.c) ---------------------------------------------------- */
 
 static void q8_0_deq(const void *row, int64_t k0, int64_t n, float *dst) {
     const uint8_t *b = (const uint8_t *)row + k0 / SK_QK8_0 * sizeof(block_q8_0);
     for (int64_t i = 0; i < n / SK_QK8_0; i++, b += sizeof(block_q8_0), dst += SK_QK8_0) {
         float d = dq_rd_f16(b);
-        for (int h = 0; h < 2; h++) {
-            dq_v16s8 q;
-            memcpy(&q, b + 2 + 16 * h, 16);
-            dq_st(dst + 16 * h, dq_f(__builtin_convertvector(q, dq_v16i)) * d);
-        }
+        for (int h = 0; h < 2; h++) dq_put(dst + 16 * h, dq_ld(b + 2 + 16 * h), 1, d);
     }
 }
 
@@ -84,8 +72,8 @@ static void q4_0_deq(const void *row, int64_t k0, int64_t n, float *dst) {
     for (int64_t i = 0; i < n / SK_QK4_0; i++, b += sizeof(block_q4_0), dst += SK_QK4_0) {
         float d = dq_rd_f16(b);
         dq_v16u8 q = dq_ld(b + 2);
-        dq_st(dst, dq_f(dq_i32(q & 15) - 8) * d);
-        dq_st(dst + 16, dq_f(dq_i32(q >> 4) - 8) * d);
+        dq_put(dst, (q & 15) - 8, 1, d);
+        dq_put(dst + 16, (q >> 4) - 8, 1, d);
     }
 }
 
@@ -94,30 +82,32 @@ static void q4_1_deq(const void *row, int64_t k0, int64_t n, float *dst) {
     for (int64_t i = 0; i < n / SK_QK4_1; i++, b += sizeof(block_q4_1), dst += SK_QK4_1) {
         float d = dq_rd_f16(b), m = dq_rd_f16(b + 2);
         dq_v16u8 q = dq_ld(b + 4);
-        dq_st(dst, dq_fu8(q & 15) * d + m);
-        dq_st(dst + 16, dq_fu8(q >> 4) * d + m);
+        dq_put_add(dst, q & 15, 0, d, m);
+        dq_put_add(dst + 16, q >> 4, 0, d, m);
     }
 }
 
-/* q5: the 5th bit of element j is bit j of the little-endian u32 qh */
-DQ_INLINE void q5_codes(const uint8_t *qhp, const uint8_t *qs, dq_v16i *lo, dq_v16i *hi) {
-    const dq_v16u j = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    uint32_t qh32;
-    memcpy(&qh32, qhp, 4);
-    dq_v16u qh = (dq_v16u){0} + qh32;
-    dq_v16u8 q = dq_ld(qs);
-    *lo = dq_i32(q & 15) | (dq_v16i)(((qh >> j) & 1) << 4);
-    *hi = dq_i32(q >> 4) | (dq_v16i)(((qh >> (j + 16)) & 1) << 4);
+/* q5: the 5th bit of element j is bit j of the little-endian u32 qh: byte j of the
+ * broadcast bits of qh[j / 8] tested against 1 << (j % 8) */
+DQ_INLINE void q5_codes(const uint8_t *qhp, const uint8_t *qs, dq_v16u8 *lo, dq_v16u8 *hi) {
+    const dq_v16u8 bit = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    const dq_v16u8 q = dq_ld(qs);
+    const dq_v16u8 h0 = {qhp[0], qhp[0], qhp[0], qhp[0], qhp[0], qhp[0], qhp[0], qhp[0],
+                         qhp[1], qhp[1], qhp[1], qhp[1], qhp[1], qhp[1], qhp[1], qhp[1]};
+    const dq_v16u8 h1 = {qhp[2], qhp[2], qhp[2], qhp[2], qhp[2], qhp[2], qhp[2], qhp[2],
+                         qhp[3], qhp[3], qhp[3], qhp[3], qhp[3], qhp[3], qhp[3], qhp[3]};
+    *lo = (q & 15) | ((dq_v16u8)((h0 & bit) != 0) & 16);
+    *hi = (q >> 4) | ((dq_v16u8)((h1 & bit) != 0) & 16);
 }
 
 static void q5_0_deq(const void *row, int64_t k0, int64_t n, float *dst) {
     const uint8_t *b = (const uint8_t *)row + k0 / SK_QK5_0 * sizeof(block_q5_0);
     for (int64_t i = 0; i < n / SK_QK5_0; i++, b += sizeof(block_q5_0), dst += SK_QK5_0) {
         float d = dq_rd_f16(b);
-        dq_v16i lo, hi;
+        dq_v16u8 lo, hi;
         q5_codes(b + 2, b + 6, &lo, &hi);
-        dq_st(dst, dq_f(lo - 16) * d);
-        dq_st(dst + 16, dq_f(hi - 16) * d);
+        dq_put(dst, lo - 16, 1, d);
+        dq_put(dst + 16, hi - 16, 1, d);
     }
 }
 
@@ -125,10 +115,10 @@ static void q5_1_deq(const void *row, int64_t k0, int64_t n, float *dst) {
     const uint8_t *b = (const uint8_t *)row + k0 / SK_QK5_1 * sizeof(block_q5_1);
     for (int64_t i = 0; i < n / SK_QK5_1; i++, b += sizeof(block_q5_1), dst += SK_QK5_1) {
         float d = dq_rd_f16(b), m = dq_rd_f16(b + 2);
-        dq_v16i lo, hi;
+        dq_v16u8 lo, hi;
         q5_codes(b + 4, b + 8, &lo, &hi);
-        dq_st(dst, dq_f(lo) * d + m);
-        dq_st(dst + 16, dq_f(hi) * d + m);
+        dq_put_add(dst, lo, 0, d, m);
+        dq_put_add(dst + 16, hi, 0, d, m);
     }
 }
 
@@ -150,7 +140,8 @@ DQ_INLINE void dq_scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
 DQ_INLINE void qk_deq(const uint8_t *b, int has_qh, float *y) {
     const uint8_t *sc = b + 4, *qh = b + 16, *q = b + 16 + (has_qh ? SK_QK_K / 8 : 0);
     float d = dq_rd_f16(b), dmin = dq_rd_f16(b + 2);
-    for (int k = 0; k < 4; k++, q += 32, y += 64) {
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++, q += 32, y += 64) { /* unrolled: constant bit shifts */
         int s0, m0, s1, m1;
         dq_scale_min_k4(2 * k, sc, &s0, &m0);
         dq_scale_min_k4(2 * k + 1, sc, &s1, &m1);
@@ -163,8 +154,8 @@ DQ_INLINE void qk_deq(const uint8_t *b, int has_qh, float *y) {
                 lo |= ((hb >> (2 * k)) & 1) << 4;
                 hi |= ((hb >> (2 * k + 1)) & 1) << 4;
             }
-            dq_st(y + 16 * h, d0 * dq_fu8(lo) - mm0);
-            dq_st(y + 32 + 16 * h, d1 * dq_fu8(hi) - mm1);
+            dq_put_add(y + 16 * h, lo, 0, d0, -mm0); /* d0 * q - mm0 */
+            dq_put_add(y + 32 + 16 * h, hi, 0, d1, -mm1);
         }
     }
 }
@@ -191,12 +182,14 @@ static void q6_K_deq(const void *row, int64_t k0, int64_t n, float *dst) {
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = b + 64 * h, *qh = b + SK_QK_K / 2 + 32 * h;
             const int8_t *sc = (const int8_t *)(b + offsetof(block_q6_K, scales)) + 8 * h;
-            for (int g = 0; g < 4; g++)
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++) /* unrolled: constant bit shifts */
+#pragma GCC unroll 2
                 for (int l = 0; l < 2; l++) {
                     dq_v16u8 lo = (dq_ld(ql + 16 * l + 32 * (g & 1)) >> (4 * (g >> 1))) & 15;
                     dq_v16u8 hb = ((dq_ld(qh + 16 * l) >> (2 * g)) & 3) << 4;
                     float s = d * (float)sc[l + 2 * g];
-                    dq_st(dst + 128 * h + 32 * g + 16 * l, s * dq_f(dq_i32(lo | hb) - 32));
+                    dq_put(dst + 128 * h + 32 * g + 16 * l, (lo | hb) - 32, 1, s);
                 }
         }
     }
@@ -209,11 +202,7 @@ DQ_INLINE void int8_sym_deq(const uint8_t *row, size_t head, int64_t k0, int64_t
     float d = dq_rd_f32(row);
     const uint8_t *q = row + head + k0;
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        dq_v16s8 v;
-        memcpy(&v, q + i, 16);
-        dq_st(dst + i, d * dq_f(__builtin_convertvector(v, dq_v16i)));
-    }
+    for (; i + 16 <= n; i += 16) dq_put(dst + i, dq_ld(q + i), 1, d);
     for (; i < n; i++) dst[i] = d * (float)(int8_t)q[i];
 }
 
@@ -231,7 +220,7 @@ static void int8_asym_deq(const void *row, int64_t k0, int64_t n, float *dst) {
     float d = dq_rd_f32(r), m = dq_rd_f32(r + 4);
     const uint8_t *q = r + SK_HEAD_DM + k0;
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) dq_st(dst + i, m + d * dq_fu8(dq_ld(q + i)));
+    for (; i + 16 <= n; i += 16) dq_put_add(dst + i, dq_ld(q + i), 0, d, m);
     for (; i < n; i++) dst[i] = m + d * (float)q[i];
 }
 
@@ -245,11 +234,11 @@ DQ_INLINE void int4_deq(const uint8_t *row, int64_t k0, int64_t n, float *dst, i
         for (int c = 0; c < g / 32; c++) {
             dq_v16u8 v = dq_ld(qs + 16 * c);
             if (asym) {
-                dq_st(dst + 16 * c, d * dq_fu8(v & 15) + m);
-                dq_st(dst + g / 2 + 16 * c, d * dq_fu8(v >> 4) + m);
+                dq_put_add(dst + 16 * c, v & 15, 0, d, m);
+                dq_put_add(dst + g / 2 + 16 * c, v >> 4, 0, d, m);
             } else {
-                dq_st(dst + 16 * c, d * dq_f(dq_i32(v & 15) - 8));
-                dq_st(dst + g / 2 + 16 * c, d * dq_f(dq_i32(v >> 4) - 8));
+                dq_put(dst + 16 * c, (v & 15) - 8, 1, d);
+                dq_put(dst + g / 2 + 16 * c, (v >> 4) - 8, 1, d);
             }
         }
     }
@@ -270,10 +259,8 @@ DQ_INT4(int4_g128_asym, 128, 1)
 /* nf4 / nf4_dq: the table is scaled by the block's scale first (16 products d * NF4[c], the
  * reference's values), then each code looks its product up. */
 DQ_INLINE void nf4_block(const uint8_t *qs, float d, float *y) {
-    dq_v16f tv;
     float tbl[16];
-    memcpy(&tv, sk_nf4_values, sizeof tv);
-    dq_st(tbl, d * tv);
+    for (int c = 0; c < 16; c++) tbl[c] = d * sk_nf4_values[c];
     for (int c = 0; c < 2; c++) {
         dq_v16u8 v = dq_ld(qs + 16 * c);
         dq_lookup16(y + 16 * c, tbl, v & 15);
