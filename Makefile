@@ -1,7 +1,7 @@
 # shrink - make targets (GNU make). Each target says why it exists.
 #
 #   make            build libshrink.a, libshrink.so and the shrink CLI into build/
-#   make demo       install missing Debian packages (as root), build, run info/generate/ppl
+#   make demo       install missing Debian packages (as root), build, run info/generate/ppl/quantize/compare
 #   make test       every test: unit tests with dispatched kernels and with SHRINK_KERNELS=ref,
 #                   CLI tests, then the same suite under ASan + UBSan
 #   make check      the unit + CLI tests once (quick loop while developing)

@@ -1,5 +1,6 @@
 #!/bin/sh
-# demo.sh - the main job of shrink on the default model: info, a short generation, perplexity.
+# demo.sh - the main job of shrink on the default model: info, a short generation, perplexity,
+# then quantization (q8_0, q4_K_M, nf4) and a side-by-side comparison of the quantized models.
 #
 #   sh tools/demo.sh [path/to/shrink]        (`make demo` builds first and passes build/shrink)
 #
@@ -48,4 +49,14 @@ if [ -n "$text" ]; then
     echo "(reference for these settings, fixtures/stories260K/ppl.json: perplexity 3.9489)"
 else
     echo "demo: no ppl_text.txt found (../shared or tests/fixtures); skipping ppl" >&2
+fi
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for s in q8_0 q4_K_M nf4; do
+    run "$bin" quantize "$model" "$tmp/stories260K-$s.gguf" --scheme "$s"
+done
+if [ -n "$text" ]; then
+    run "$bin" compare "$model" "$tmp/stories260K-q8_0.gguf" "$tmp/stories260K-q4_K_M.gguf" \
+        "$tmp/stories260K-nf4.gguf" --text "$text" --ctx 128 --stride 64 --reps 1
 fi
