@@ -210,6 +210,10 @@ typedef struct shrink_quantize_params {
     int64_t     calib_tokens;   /* tokens of calib_path run through the model (default 4096) */
     const char *tokenizer_path; /* NULL: the input's own tokenizer */
     bool        tensor_stats;   /* fill shrink_quantize_result.tensors */
+    bool        ggml_exact;     /* the round-to-nearest reference quantizers (from_f32): for
+                                   llama.cpp types llama-quantize's bytes (no imatrix); default
+                                   false: q4_0/q4_1/q5_0/q5_1, int4_g*, nf4* search each block's
+                                   scale (same layouts, docs/quantization.md) */
     /* called as tensor bytes are written (done / total; calibration reports tokens first
      * with phase 0, then phase 1 is the writing); may be NULL */
     void      (*progress)(void *user, int phase, int64_t done, int64_t total);

@@ -18,11 +18,16 @@
  *      output == input, missing input, non-GGUF output: an error and no output file;
  *   6. Q4_K/Q5_K/Q6_K: the quantizers' lane-parallel scale search gives the scalar one's bytes
  *      on 2048 random super-blocks (normal, one-signed, flat and zero sub-blocks, outliers,
- *      tiny values) - ggml's own vectors are checked in test_quants.
+ *      tiny values) - ggml's own vectors are checked in test_quants;
+ *   7. the searched quantizers (q4_0, q4_1, q5_0, q5_1, int4_*, nf4, nf4_dq): no block's
+ *      error above the reference's on normal, heavy-tailed, outlier, zero and constant data,
+ *      a smaller error overall, codes in the layouts' ranges; --ggml-exact (section 3) gives
+ *      the references' bytes.
  */
 #include "formats/formats.h"
 #include "kernels/ggml_quants.h"
 #include "kernels/kernels.h"
+#include "kernels/q_search.h"
 #include "model/model.h"
 #include "quant/quant.h"
 #include "test_util.h"
@@ -144,8 +149,10 @@ static int gguf_to_src(const char *gguf, int gpt2, char *buf, size_t cap) {
 }
 
 /* Expected bytes of `rows` rows of `cols` f32 values quantized as dt (per-tensor min/max
- * for int8_t*) into a malloc'd buffer. */
-static uint8_t *expected_bytes(const float *w, int64_t rows, int64_t cols, shrink_dtype dt) {
+ * for int8_t*) into a malloc'd buffer: the row's quantize hook (the searched quantizers), or
+ * with `exact` (--ggml-exact) from_f32 wherever the hook needs no tensor parameters. */
+static uint8_t *expected_bytes(const float *w, int64_t rows, int64_t cols, shrink_dtype dt,
+                               int exact) {
     const sk_dtype_traits *d = sk_dtype(dt);
     size_t rb = (size_t)sk_dtype_row_bytes(dt, cols);
     uint8_t *out = malloc(rows * rb);
@@ -160,7 +167,10 @@ static uint8_t *expected_bytes(const float *w, int64_t rows, int64_t cols, shrin
         }
     }
     for (int64_t r = 0; r < rows; r++) {
-        if (d->quantize) d->quantize(w + r * cols, out + r * rb, cols, &qp);
+        int tensor_params = dt == SHRINK_DTYPE_INT8_T || dt == SHRINK_DTYPE_INT8_T_ASYM ||
+                            dt == SHRINK_DTYPE_W8A8_STATIC;
+        if (d->quantize && (!exact || tensor_params))
+            d->quantize(w + r * cols, out + r * rb, cols, &qp);
         else d->from_f32(w + r * cols, out + r * rb, cols);
     }
     return out;
@@ -189,10 +199,13 @@ static void test_bytes_llama2c(void) {
     if (!test_model(src, sizeof src, "stories260K/stories260K.bin")) return;
     static const char *const schemes[] = {"q8_0", "q4_K_M", "q6_K", "int8_ch", "int8_t",
                                           "int8_t_asym", "int4_g32", "int4_g64_asym", "nf4",
-                                          "nf4_dq", "w8a8"};
+                                          "nf4_dq", "w8a8", "q4_0", "q5_1", "q4_0", "q4_1",
+                                          "int4_g128_asym", "nf4_dq"};
+    /* --ggml-exact for the last four: the reference quantizers' bytes */
+    const size_t n_schemes = sizeof schemes / sizeof schemes[0], first_exact = n_schemes - 4;
     struct shrink_model *s = open_file(src);
     if (!s) return;
-    for (size_t k = 0; k < sizeof schemes / sizeof schemes[0]; k++) {
+    for (size_t k = 0; k < n_schemes; k++) {
         if (!sk_scheme_find(schemes[k])) {
             CHECK(0, "scheme %s not available", schemes[k]);
             continue;
@@ -201,6 +214,7 @@ static void test_bytes_llama2c(void) {
         shrink_quantize_params p = shrink_quantize_params_default();
         p.scheme = schemes[k];
         p.tensor_stats = true;
+        p.ggml_exact = k >= first_exact;
         shrink_quantize_result r;
         shrink_status st = shrink_quantize(src, out, &p, &r);
         CHECK(st == SHRINK_OK, "quantize %s: %s", schemes[k], shrink_last_error());
@@ -220,11 +234,11 @@ static void test_bytes_llama2c(void) {
             int64_t cols = t->shape[t->n_dims - 1], rows = n_elems(t) / cols;
             float *w = malloc((size_t)n_elems(t) * sizeof(float));
             memcpy(w, st2->data, (size_t)n_elems(t) * sizeof(float));
-            uint8_t *want = expected_bytes(w, rows, cols, t->dtype);
+            uint8_t *want = expected_bytes(w, rows, cols, t->dtype, (int)p.ggml_exact);
             uint64_t nb = (uint64_t)rows * sk_dtype_row_bytes(t->dtype, cols);
-            CHECK(t->bytes == nb && !memcmp(t->data, want, nb), "%s: %s (%s): bytes differ from "
-                  "the dtype row's quantizer of the source", out, t->name,
-                  shrink_dtype_name(t->dtype));
+            CHECK(t->bytes == nb && !memcmp(t->data, want, nb), "%s: %s (%s%s): bytes differ "
+                  "from the dtype row's quantizer of the source", out, t->name,
+                  shrink_dtype_name(t->dtype), p.ggml_exact ? ", --ggml-exact" : "");
             /* the reported error, recomputed from the file */
             for (int64_t j = 0; j < r.n_tensors; j++) {
                 if (strcmp(r.tensors[j].name, t->name)) continue;
@@ -285,7 +299,7 @@ static void test_bytes_gpt2(void) {
         CHECK(up->shape[0] == outf && up->shape[1] == in, "ffn_up shape");
         shrink_dtype dt = up->dtype;
         CHECK(dt == SHRINK_DTYPE_Q8_0 || in % 32, "ffn_up is %s", shrink_dtype_name(dt));
-        uint8_t *want = expected_bytes(w, outf, in, dt);
+        uint8_t *want = expected_bytes(w, outf, in, dt, 0);
         CHECK(!memcmp(up->data, want, (size_t)outf * sk_dtype_row_bytes(dt, in)),
               "tiny-gpt2: ffn_up bytes differ from q8_0 of the transposed Conv1D weight");
         free(want);
@@ -411,6 +425,109 @@ static void test_k_lanes(void) {
     free(x);
 }
 
+/* ==== 7. searched quantizers (src/kernels/q_search.c) ===================================== */
+
+static float rng_normal(void) {
+    return (float)(sqrt(-2.0 * log(1.0 - rng_u())) * cos(6.283185307179586 * rng_u()));
+}
+
+/* Rows of `cols` of a kind: 0 normal, 1 heavy-tailed (normal^3), 2 Student-t-like
+ * (normal / sqrt(u)), 3 blocks with one outlier, zero blocks and constant blocks. */
+static void fill_rows(float *x, int64_t rows, int64_t cols, int kind) {
+    for (int64_t i = 0; i < rows * cols; i++) {
+        float g = rng_normal() * 0.02f;
+        x[i] = kind == 1 ? g * g * g * 2500.0f : kind == 2 ? g / sqrtf(0.05f + (float)rng_u()) : g;
+    }
+    if (kind == 3)
+        for (int64_t b = 0; b < rows * cols / 32; b++) {
+            float *y = x + b * 32;
+            if (b % 5 == 0) y[(b * 7) % 32] = 0.5f;
+            if (b % 5 == 1) memset(y, 0, 32 * sizeof(float));
+            if (b % 5 == 2) for (int j = 0; j < 32; j++) y[j] = -0.01f;
+        }
+}
+
+/* The test's own error weights of a row (q_search.h: 1 uniform, 2 sqrt(mean x^2 + x^2)). */
+static void row_weights(const float *x, int64_t n, int mode, float *w) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    float sigma2 = (float)(s / (double)n);
+    for (int64_t i = 0; i < n; i++) w[i] = mode == 2 ? sqrtf(sigma2 + x[i] * x[i]) : 1.0f;
+}
+
+/* Every searched type: per block, the weighted squared error of the quantize hook's bytes
+ * (decoded by to_f32, the dequantizer llama.cpp shares for its types) is at most the
+ * reference's (from_f32); over all data it is smaller; the int4 symmetric codes stay in
+ * 1..15 and nf4_dq's block scales >= 1, as the layouts say. */
+static void test_search(void) {
+    const int64_t rows = 16, cols = 1024;
+    const int mode = sk_qsearch_mode();
+    CHECK(mode == 1 || mode == 2 || mode == 0, "SHRINK_QSEARCH mode %d", mode);
+    float *x = malloc((size_t)(rows * cols) * sizeof(float));
+    float *w = malloc((size_t)cols * sizeof(float));
+    float *ya = malloc((size_t)cols * sizeof(float)), *yb = malloc((size_t)cols * sizeof(float));
+    for (int t = 0; t < SHRINK_DTYPE_COUNT; t++) {
+        if (!sk_quantize_searches((shrink_dtype)t)) continue;
+        const sk_dtype_traits *d = sk_dtype((shrink_dtype)t);
+        CHECK(d->quantize != NULL, "%s: no searched hook", d->name);
+        const size_t rb = (size_t)sk_dtype_row_bytes((shrink_dtype)t, cols);
+        uint8_t *qa = malloc(rb), *qb = malloc(rb);
+        double tot_s = 0, tot_r = 0;
+        int64_t worse = 0, better = 0, bad_codes = 0;
+        for (int kind = 0; kind < 4; kind++) {
+            fill_rows(x, rows, cols, kind);
+            for (int64_t r = 0; r < rows; r++) {
+                const float *xr = x + r * cols;
+                d->quantize(xr, qa, cols, NULL);
+                d->from_f32(xr, qb, cols);
+                d->to_f32(qa, ya, cols);
+                d->to_f32(qb, yb, cols);
+                row_weights(xr, cols, mode ? mode : 1, w);
+                for (int64_t b = 0; b < cols / (int64_t)d->block; b++) {
+                    double es = 0, er = 0;
+                    for (int64_t j = b * (int64_t)d->block; j < (b + 1) * (int64_t)d->block; j++) {
+                        double ds = (double)ya[j] - xr[j], dr = (double)yb[j] - xr[j];
+                        es += (double)w[j] * ds * ds;
+                        er += (double)w[j] * dr * dr;
+                    }
+                    worse += es > er * (1 + 1e-9) + 1e-30;
+                    better += es < er;
+                    tot_s += es;
+                    tot_r += er;
+                }
+                if (t >= SHRINK_DTYPE_INT4_G32 && t <= SHRINK_DTYPE_INT4_G128) {
+                    const size_t bb = d->bytes;
+                    for (size_t b = 0; b < rb / bb; b++)
+                        for (size_t j = 2; j < bb; j++)
+                            bad_codes += (qa[b * bb + j] & 15) == 0 || (qa[b * bb + j] >> 4) == 0;
+                }
+                if (t == SHRINK_DTYPE_NF4_DQ)
+                    for (int64_t b = 0; b < cols / 64; b++) {
+                        const uint8_t *blk = qa + d->row_head + (size_t)b * d->bytes;
+                        float amax = 0;
+                        for (int j = 0; j < 64; j++) amax = fmaxf(amax, fabsf(xr[b * 64 + j]));
+                        bad_codes += amax > 0 && blk[0] == 0;
+                    }
+            }
+        }
+        CHECK(worse == 0, "%s: %lld blocks with a larger error than the reference", d->name,
+              (long long)worse);
+        CHECK(bad_codes == 0, "%s: %lld codes/scales outside the layout's range", d->name,
+              (long long)bad_codes);
+        if (mode)
+            CHECK(better > 0 && tot_s < 0.97 * tot_r, "%s: searched error %g vs reference %g "
+                  "(%lld blocks better)", d->name, tot_s, tot_r, (long long)better);
+        else
+            CHECK(!memcmp(qa, qb, rb), "%s: SHRINK_QSEARCH=0 is not the reference", d->name);
+        free(qa);
+        free(qb);
+    }
+    free(x);
+    free(w);
+    free(ya);
+    free(yb);
+}
+
 /* ==== 5. errors =========================================================================== */
 
 static void test_errors(void) {
@@ -453,6 +570,7 @@ int main(void) {
     test_w8a8_static();
     test_errors();
     test_k_lanes();
+    test_search();
     rmdir(tmpdir);
     return test_summary("test_quantize");
 }

@@ -5,6 +5,7 @@
 #include "kernels.h"
 #include "ggml_quants.h"
 #include "shrink_quants.h"
+#include "q_search.h"
 
 float sk_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
@@ -114,18 +115,22 @@ static const sk_dtype_traits sk_dtypes[SHRINK_DTYPE_COUNT] = {
                            .tol_rel = 6e-3},
     [SHRINK_DTYPE_Q4_0] = {.name = "q4_0", .block = SK_QK4_0, .bytes = sizeof(block_q4_0),
                            .to_f32 = sk_q4_0_dequant_ref, .from_f32 = sk_q4_0_quant_ref,
+                           .quantize = sk_q4_0_search, /* q_search.c */
                            .act = SK_ACT_Q8_32, .vec_dot_ref = sk_q4_0_dot_ref,
                            .tol_rel = 0.11},
     [SHRINK_DTYPE_Q4_1] = {.name = "q4_1", .block = SK_QK4_1, .bytes = sizeof(block_q4_1),
                            .to_f32 = sk_q4_1_dequant_ref, .from_f32 = sk_q4_1_quant_ref,
+                           .quantize = sk_q4_1_search, /* q_search.c */
                            .act = SK_ACT_Q8_32, .vec_dot_ref = sk_q4_1_dot_ref,
                            .tol_rel = 0.09},
     [SHRINK_DTYPE_Q5_0] = {.name = "q5_0", .block = SK_QK5_0, .bytes = sizeof(block_q5_0),
                            .to_f32 = sk_q5_0_dequant_ref, .from_f32 = sk_q5_0_quant_ref,
+                           .quantize = sk_q5_0_search, /* q_search.c */
                            .act = SK_ACT_Q8_32, .vec_dot_ref = sk_q5_0_dot_ref,
                            .tol_rel = 0.055},
     [SHRINK_DTYPE_Q5_1] = {.name = "q5_1", .block = SK_QK5_1, .bytes = sizeof(block_q5_1),
                            .to_f32 = sk_q5_1_dequant_ref, .from_f32 = sk_q5_1_quant_ref,
+                           .quantize = sk_q5_1_search, /* q_search.c */
                            .act = SK_ACT_Q8_32, .vec_dot_ref = sk_q5_1_dot_ref,
                            .tol_rel = 0.045},
     [SHRINK_DTYPE_Q4_K] = {.name = "q4_K", .block = SK_QK_K, .bytes = sizeof(block_q4_K),
@@ -148,7 +153,7 @@ static const sk_dtype_traits sk_dtypes[SHRINK_DTYPE_COUNT] = {
 #define ROW_HEAD_FUNCS(t, deq) .to_f32 = sk_##deq##_to_f32, .from_f32 = sk_##t##_from_f32,       \
                                .quantize = sk_##t##_quantize, .to_f32_range = sk_##deq##_to_f32_range
 #define BLOCK_FUNCS(t) .to_f32 = sk_##t##_to_f32, .from_f32 = sk_##t##_from_f32,                 \
-                       .quantize = sk_##t##_quantize
+                       .quantize = sk_##t##_search /* q_search.c */
     [SHRINK_DTYPE_INT8_CH]        = {.name = "int8_ch", .block = 1, .bytes = 1,
                                      .row_head = SK_HEAD_D, ROW_HEAD_FUNCS(int8_ch, int8_ch),
                                      .act = SK_ACT_Q8_32,
@@ -200,7 +205,10 @@ static const sk_dtype_traits sk_dtypes[SHRINK_DTYPE_COUNT] = {
                                      .vec_dot_ref = sk_nf4_dot_ref, .tol_rel = 0.105},
     [SHRINK_DTYPE_NF4_DQ]         = {.name = "nf4_dq", .block = SK_QK_NF4,
                                      .bytes = sizeof(sk_block_nf4_dq),
-                                     .row_head = SK_HEAD_NF4D, ROW_HEAD_FUNCS(nf4_dq, nf4_dq),
+                                     .row_head = SK_HEAD_NF4D, .to_f32 = sk_nf4_dq_to_f32,
+                                     .from_f32 = sk_nf4_dq_from_f32,
+                                     .quantize = sk_nf4_dq_search, /* q_search.c */
+                                     .to_f32_range = sk_nf4_dq_to_f32_range,
                                      .act = SK_ACT_F32,
                                      .vec_dot_ref = sk_nf4_dq_dot_ref, .tol_rel = 0.105},
     [SHRINK_DTYPE_W8A8]           = {.name = "w8a8", .block = 1, .bytes = 1,

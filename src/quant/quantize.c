@@ -30,6 +30,7 @@
 #include "quant.h"
 
 #include "../model/tokenizer.h"
+#include "../kernels/q_search.h"
 
 #include <fnmatch.h>
 #include <math.h>
@@ -388,7 +389,8 @@ static shrink_status stream_rows(qjob *j, qtensor *q, const sk_wtensor *t, int64
             for (int64_t i = 0; i < k; i++) {
                 const float *xr = x + (size_t)i * (size_t)cols;
                 uint8_t *y = dst + (size_t)(r0 + i) * row_bytes;
-                if (d->quantize) d->quantize(xr, y, cols, &q->qp);
+                if (d->quantize && !(j->p->ggml_exact && sk_quantize_searches(q->dtype)))
+                    d->quantize(xr, y, cols, &q->qp);
                 else d->from_f32(xr, y, cols);
                 d->to_f32(y, tmp, cols);
                 double e = 0.0, r = 0.0;
@@ -554,6 +556,7 @@ shrink_quantize_params shrink_quantize_params_default(void) {
     shrink_quantize_params p = {.scheme = NULL, .keep = NULL, .keep_dtype = SHRINK_DTYPE_F16,
                                 .calib_path = NULL, .calib_tokens = 4096,
                                 .tokenizer_path = NULL, .tensor_stats = false,
+                                .ggml_exact = false,
                                 .progress = NULL, .user = NULL};
     return p;
 }

@@ -22,6 +22,7 @@ typedef struct quantize_opts {
     const char *calib;
     int32_t     calib_tokens;
     bool        verbose;
+    bool        ggml_exact;
 } quantize_opts;
 
 static const cli_opt quantize_rows[] = {
@@ -39,6 +40,10 @@ static const cli_opt quantize_rows[] = {
      "                         activation scales"},
     {"--calib-tokens", NULL, CLI_OPT_INT, offsetof(quantize_opts, calib_tokens), "N", 1,
      100000000, "tokens of the calibration text used (default 4096)"},
+    {"--ggml-exact", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, ggml_exact), NULL, 0, 0,
+     "round-to-nearest reference quantizers: llama-quantize's\n"
+     "                         bytes for llama.cpp types (default: q4_0 q4_1\n"
+     "                         q5_0 q5_1 int4_* nf4* search each block's scale)"},
     {"--verbose", "-v", CLI_OPT_FLAG, offsetof(quantize_opts, verbose), NULL, 0, 0,
      "a per-tensor table: shape, type, bytes, relative RMS error"},
 };
@@ -46,7 +51,7 @@ static const cli_opt quantize_rows[] = {
 static const cli_spec spec = {
     .name        = "quantize",
     .synopsis    = "IN OUT.gguf --scheme NAME [--keep GLOBS [--keep-dtype DTYPE]]\n"
-                   "       [--calib FILE [--calib-tokens N]] [--verbose]",
+                   "       [--calib FILE [--calib-tokens N]] [--ggml-exact] [--verbose]",
     .description = "Quantizes a model (GGUF, Hugging Face folder or llama2.c .bin; a quantized\n"
                    "GGUF is dequantized first) into a GGUF file, tensor by tensor. q4_K_M and\n"
                    "q5_K_M choose a type per tensor with llama.cpp's rules; the other schemes put\n"
@@ -175,6 +180,7 @@ int cmd_quantize(int argc, char **argv) {
     shrink_quantize_params p = shrink_quantize_params_default();
     p.scheme = opts.scheme;
     p.keep = opts.keep;
+    p.ggml_exact = opts.ggml_exact;
     if (opts.keep_dtype) {
         shrink_dtype d;
         if (shrink_dtype_parse(opts.keep_dtype, &d) != SHRINK_OK) {
