@@ -279,28 +279,25 @@ static float act_static_scale(const sk_mat *W) {
 #define SK_ACT_STACK 32768
 
 /* T == 1 for a dtype with a dot kernel: x in the row's act format (the set's quantizer; the
- * references for the ref set), then rows split across threads in chunks of 16 as in
- * gemv_threaded, y[r] = vec_dot(row r, xa). The block formats (q8_32, q8_K) are quantized
- * by the threads together, a range of blocks each, before a barrier; the per-token formats
- * need the whole row's absmax and are quantized before the parallel region. */
+ * references for the ref set), quantized once by the calling thread (O(cols), against the
+ * O(rows * cols) dots: no barrier inside the parallel region), then rows split across
+ * threads in chunks of 16 as in gemv_threaded, y[r] = vec_dot(row r, xa). One thread (the
+ * thresholds of gemv_threaded) runs without entering a parallel region: libgomp allocates
+ * and frees a team for every region, even a one-thread one. */
 static void gemv_qdot(const sk_kernel_set *ks, const sk_mat *W, const float *x, float *y) {
     const sk_dtype_traits *d = sk_dtype(W->dtype);
     const sk_isa isa = isa_of(ks);
     const sk_vec_dot_fn dot = isa == SK_ISA_REF ? d->vec_dot_ref : sk_vec_dot_get(isa, W->dtype);
     const sk_act_quant_fn quant = isa == SK_ISA_REF ? NULL : sk_act_quant_get(isa, d->act);
     const int64_t rows = W->rows, cols = W->cols, chunks = (rows + 15) / 16;
-    const int64_t ab = sk_act_block(d->act), nab = cols / ab;
-    const size_t nbytes = sk_act_bytes(d->act, cols), abytes = sk_act_bytes(d->act, ab);
-    const float ss = act_static_scale(W);
-    const int by_blocks = d->act == SK_ACT_Q8_32 || d->act == SK_ACT_Q8_K;
+    const size_t nbytes = sk_act_bytes(d->act, cols);
     _Alignas(64) uint8_t stack[SK_ACT_STACK];
     uint8_t *buf = NULL;
     void *heap = NULL;
     if (d->act != SK_ACT_F32) {
         buf = nbytes <= sizeof stack ? stack : (uint8_t *)(heap = sk_aligned_alloc(64, nbytes));
         SHRINK_ASSERT(buf != NULL);
-    }
-    if (buf && !by_blocks) {
+        const float ss = act_static_scale(W);
         if (quant) quant(x, cols, buf, ss);
         else sk_act_quantize_ref(d->act, x, cols, buf, ss);
     }
@@ -309,21 +306,17 @@ static void gemv_qdot(const sk_kernel_set *ks, const sk_mat *W, const float *x, 
     const uint8_t *w = W->data;
     int nth = threads_for((double)rows * (double)cols, SK_PAR_MIN_GEMV);
     if (nth > chunks) nth = (int)chunks;
-    if (nth < 1) nth = 1;
-    #pragma omp parallel num_threads(nth) if (nth > 1)
-    {
-        const int me = omp_get_thread_num(), n = omp_get_num_threads();
-        int64_t lo, hi;
-        if (buf && by_blocks) {
-            split(nab, me, n, &lo, &hi);
-            if (quant) quant(x + lo * ab, (hi - lo) * ab, buf + lo * abytes, ss);
-            else sk_act_quantize_ref(d->act, x + lo * ab, (hi - lo) * ab, buf + lo * abytes, ss);
-            #pragma omp barrier
+    if (nth <= 1) {
+        for (int64_t r = 0; r < rows; r++) y[r] = dot(cols, w + (uint64_t)r * rb, xa);
+    } else {
+        #pragma omp parallel num_threads(nth)
+        {
+            int64_t lo, hi;
+            split(chunks, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+            lo *= 16;
+            hi = hi * 16 < rows ? hi * 16 : rows;
+            for (int64_t r = lo; r < hi; r++) y[r] = dot(cols, w + (uint64_t)r * rb, xa);
         }
-        split(chunks, me, n, &lo, &hi);
-        lo *= 16;
-        hi = hi * 16 < rows ? hi * 16 : rows;
-        for (int64_t r = lo; r < hi; r++) y[r] = dot(cols, w + (uint64_t)r * rb, xa);
     }
     sk_free(heap);
 }

@@ -78,18 +78,27 @@ static void layernorm(float *out, const float *x, const float *w, const float *b
     for (int i = 0; i < n; i++) out[i] = (float)(x[i] - mean) * rstd * w[i] + (b ? b[i] : 0.f);
 }
 
+/* Small loops (decode, T = 1) run outside any parallel region rather than with an `if`
+ * clause: libgomp enters GOMP_parallel for `if (0)` too, and allocates and frees a team for
+ * every region, even a one-thread one (malloc, futex wakes at its barriers). */
+
+static void norm_row(const sk_config *c, float *out, const float *x, const float *w,
+                     const float *b) {
+    if (c->arch->norm == SK_NORM_RMS) rmsnorm(out, x, w, c->dim, c->norm_eps);
+    else layernorm(out, x, w, b, c->dim, c->norm_eps);
+}
+
 /* xn[t] = norm(x[t]) for every token, by the architecture's norm kind. */
 static void norm_rows(const struct shrink_model *m, float *xn, const float *x, int T,
                       const float *w, const float *b) {
     const sk_config *c = &m->cfg;
     const int D = c->dim;
-    #pragma omp parallel for schedule(static) if (T > 8)
-    for (int t = 0; t < T; t++) {
-        if (c->arch->norm == SK_NORM_RMS)
-            rmsnorm(xn + (size_t)t * D, x + (size_t)t * D, w, D, c->norm_eps);
-        else
-            layernorm(xn + (size_t)t * D, x + (size_t)t * D, w, b, D, c->norm_eps);
+    if (T <= 8) { /* decode: no parallel region (above) */
+        for (int t = 0; t < T; t++) norm_row(c, xn + (size_t)t * D, x + (size_t)t * D, w, b);
+        return;
     }
+    #pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++) norm_row(c, xn + (size_t)t * D, x + (size_t)t * D, w, b);
 }
 
 /* Y = X W^T (+ bias per row). */
@@ -97,14 +106,23 @@ static void linear(const sk_mat *W, const float *bias, const float *X, int T, fl
                    int64_t ldy) {
     sk_matmul(W, X, T, Y, ldy);
     if (!bias) return;
-    #pragma omp parallel for schedule(static) if (T > 8)
+    if (T <= 8) {
+        for (int t = 0; t < T; t++)
+            for (int64_t r = 0; r < W->rows; r++) Y[t * ldy + r] += bias[r];
+        return;
+    }
+    #pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++)
         for (int64_t r = 0; r < W->rows; r++) Y[t * ldy + r] += bias[r];
 }
 
 /* x += y over n floats (threads share the work when n is large). */
 static void add_rows(float *x, const float *y, size_t n) {
-    #pragma omp parallel for schedule(static) if (n > 16384)
+    if (n <= 16384) {
+        for (size_t i = 0; i < n; i++) x[i] += y[i];
+        return;
+    }
+    #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
@@ -252,7 +270,8 @@ uint64_t shrink_model_state_bytes(const shrink_model *m, int32_t n_ctx, int32_t 
 
 /* att[t, h] = softmax(q[t,h] . K[g, 0..p] / sqrt(hd)) V[g, 0..p], p = pos + t, g = h's kv
  * head: causal attention with grouped-query heads over the cache. */
-static void attention(shrink_context *x, int l, int T, int pos) {
+static void attention_head(shrink_context *x, const sk_kernel_set *ks, int l, int t, int h,
+                           int pos, float *sc) {
     const sk_config *c = &x->model->cfg;
     const int H = c->n_heads, hd = c->head_dim, C = x->n_ctx;
     const int group = H / c->n_kv_heads;
@@ -260,40 +279,47 @@ static void attention(shrink_context *x, int l, int T, int pos) {
     const size_t head_stride = (size_t)C * hd;
     const float *kl = x->k_cache + (size_t)l * c->n_kv_heads * head_stride;
     const float *vl = x->v_cache + (size_t)l * c->n_kv_heads * head_stride;
+    const float *qv = x->q + ((size_t)t * H + h) * hd;
+    const float *K = kl + (size_t)(h / group) * head_stride;
+    const float *V = vl + (size_t)(h / group) * head_stride;
+    const int n = pos + t + 1; /* keys 0 .. pos+t */
+    /* scores: the keys are the rows of a (n, hd) f32 matrix, q the vector */
+    const sk_mat Km = {.dtype = SHRINK_DTYPE_F32, .rows = n, .cols = hd, .data = K};
+    if (ks->gemv)
+        ks->gemv(&Km, qv, sc, 0, n);
+    else /* the reference set has no gemv */
+        for (int j = 0; j < n; j++) sc[j] = ks->dot_f32(qv, K + (size_t)j * hd, hd);
+    float mx = -INFINITY;
+    for (int j = 0; j < n; j++) {
+        sc[j] *= scale;
+        if (sc[j] > mx) mx = sc[j];
+    }
+    float sum = 0.0f;
+    for (int j = 0; j < n; j++) {
+        sc[j] = expf(sc[j] - mx);
+        sum += sc[j];
+    }
+    const float inv = 1.0f / sum;
+    float *o = x->att + ((size_t)t * H + h) * hd;
+    for (int i = 0; i < hd; i++) o[i] = 0.0f;
+    for (int j = 0; j < n; j++) ks->axpy_f32(hd, sc[j] * inv, V + (size_t)j * hd, o);
+}
+
+static void attention(shrink_context *x, int l, int T, int pos) {
+    const sk_config *c = &x->model->cfg;
+    const int H = c->n_heads, hd = c->head_dim;
     const sk_kernel_set *ks = sk_kernels(); /* single-threaded SIMD kernels */
 
-    #pragma omp parallel for collapse(2) schedule(dynamic, 4) \
-        if ((double)T * H * (pos + T) * hd > 32768.0) \
-        num_threads(x->n_threads_scores)
-    for (int t = 0; t < T; t++) {
-        for (int h = 0; h < H; h++) {
-            float *sc = x->scratch + (size_t)omp_get_thread_num() * x->scratch_floats;
-            const float *qv = x->q + ((size_t)t * H + h) * hd;
-            const float *K = kl + (size_t)(h / group) * head_stride;
-            const float *V = vl + (size_t)(h / group) * head_stride;
-            const int n = pos + t + 1; /* keys 0 .. pos+t */
-            /* scores: the keys are the rows of a (n, hd) f32 matrix, q the vector */
-            const sk_mat Km = {.dtype = SHRINK_DTYPE_F32, .rows = n, .cols = hd, .data = K};
-            if (ks->gemv)
-                ks->gemv(&Km, qv, sc, 0, n);
-            else /* the reference set has no gemv */
-                for (int j = 0; j < n; j++) sc[j] = ks->dot_f32(qv, K + (size_t)j * hd, hd);
-            float mx = -INFINITY;
-            for (int j = 0; j < n; j++) {
-                sc[j] *= scale;
-                if (sc[j] > mx) mx = sc[j];
-            }
-            float sum = 0.0f;
-            for (int j = 0; j < n; j++) {
-                sc[j] = expf(sc[j] - mx);
-                sum += sc[j];
-            }
-            const float inv = 1.0f / sum;
-            float *o = x->att + ((size_t)t * H + h) * hd;
-            for (int i = 0; i < hd; i++) o[i] = 0.0f;
-            for (int j = 0; j < n; j++) ks->axpy_f32(hd, sc[j] * inv, V + (size_t)j * hd, o);
-        }
+    if ((double)T * H * (pos + T) * hd <= 32768.0) { /* no parallel region (above) */
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < H; h++) attention_head(x, ks, l, t, h, pos, x->scratch);
+        return;
     }
+    #pragma omp parallel for collapse(2) schedule(dynamic, 4) num_threads(x->n_threads_scores)
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < H; h++)
+            attention_head(x, ks, l, t, h, pos,
+                           x->scratch + (size_t)omp_get_thread_num() * x->scratch_floats);
 }
 
 /* Softmax of row s[0..n) scaled by `scale`, over the first `valid` entries; the rest -> 0. */
@@ -372,13 +398,35 @@ static void attention_blocked(shrink_context *x, const sk_kernel_set *ks, int l,
 
 /* ==== the forward pass ========================================================= */
 
+/* Token t of the batch (position pos + t): RoPE on its q and k, then its k and v into the
+ * cache of layer l. */
+static void rope_store(shrink_context *x, int l, int t, int pos) {
+    const sk_config *c = &x->model->cfg;
+    const int H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim, C = x->n_ctx;
+    const int half = hd / 2, p = pos + t;
+    const size_t kvd = (size_t)KV * hd;
+    float *kt = x->kv + (size_t)t * 2 * kvd;
+    if (c->arch->pos == SK_POS_ROPE) {
+        const float *cs = x->rope_cos + (size_t)p * half;
+        const float *sn = x->rope_sin + (size_t)p * half;
+        for (int h = 0; h < H; h++)
+            rope_head(x->q + ((size_t)t * H + h) * hd, hd, cs, sn, c->rope_layout);
+        for (int g = 0; g < KV; g++) rope_head(kt + (size_t)g * hd, hd, cs, sn, c->rope_layout);
+    }
+    for (int g = 0; g < KV; g++) {
+        size_t at = (((size_t)l * KV + g) * C + p) * hd;
+        memcpy(x->k_cache + at, kt + (size_t)g * hd, (size_t)hd * sizeof(float));
+        memcpy(x->v_cache + at, kt + kvd + (size_t)g * hd, (size_t)hd * sizeof(float));
+    }
+}
+
 /* Runs T <= n_batch tokens at positions pos.. and leaves the final-normed hidden states of
  * the last n_out tokens in x->xn[(T - n_out) ...]. */
 static void forward(shrink_context *x, const int32_t *tokens, int T, int pos) {
     const struct shrink_model *m = x->model;
     const sk_config *c = &m->cfg;
     const int D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim;
-    const int F = c->ffn_dim, C = x->n_ctx, half = hd / 2;
+    const int F = c->ffn_dim;
     const size_t kvd = (size_t)KV * hd;
 
     /* token embedding (+ learned position embedding) */
@@ -404,23 +452,11 @@ static void forward(shrink_context *x, const int32_t *tokens, int T, int pos) {
         linear(&w->wv, w->bv, x->xn, T, x->kv + kvd, (int64_t)(2 * kvd));
 
         /* rotary position embedding of q and k, then k and v into the cache */
-        #pragma omp parallel for schedule(static) if (T > 8)
-        for (int t = 0; t < T; t++) {
-            const int p = pos + t;
-            float *kt = x->kv + (size_t)t * 2 * kvd;
-            if (c->arch->pos == SK_POS_ROPE) {
-                const float *cs = x->rope_cos + (size_t)p * half;
-                const float *sn = x->rope_sin + (size_t)p * half;
-                for (int h = 0; h < H; h++)
-                    rope_head(x->q + ((size_t)t * H + h) * hd, hd, cs, sn, c->rope_layout);
-                for (int g = 0; g < KV; g++) rope_head(kt + (size_t)g * hd, hd, cs, sn,
-                                                       c->rope_layout);
-            }
-            for (int g = 0; g < KV; g++) {
-                size_t at = (((size_t)l * KV + g) * C + p) * hd;
-                memcpy(x->k_cache + at, kt + (size_t)g * hd, (size_t)hd * sizeof(float));
-                memcpy(x->v_cache + at, kt + kvd + (size_t)g * hd, (size_t)hd * sizeof(float));
-            }
+        if (T <= 8) {
+            for (int t = 0; t < T; t++) rope_store(x, l, t, pos);
+        } else {
+            #pragma omp parallel for schedule(static)
+            for (int t = 0; t < T; t++) rope_store(x, l, t, pos);
         }
 
         const sk_kernel_set *ks = sk_kernels();
@@ -441,12 +477,20 @@ static void forward(shrink_context *x, const int32_t *tokens, int T, int pos) {
         if (c->arch->ffn == SK_FFN_SWIGLU) {
             linear(&w->w_gate, NULL, x->xn, T, x->hb, F);
             linear(&w->w_up, w->b_up, x->xn, T, x->hb2, F);
-            #pragma omp parallel for schedule(static) if (T > 8)
-            for (size_t i = 0; i < (size_t)T * F; i++) x->hb[i] = silu(x->hb[i]) * x->hb2[i];
+            if (T <= 8) {
+                for (size_t i = 0; i < (size_t)T * F; i++) x->hb[i] = silu(x->hb[i]) * x->hb2[i];
+            } else {
+                #pragma omp parallel for schedule(static)
+                for (size_t i = 0; i < (size_t)T * F; i++) x->hb[i] = silu(x->hb[i]) * x->hb2[i];
+            }
         } else {
             linear(&w->w_up, w->b_up, x->xn, T, x->hb, F);
-            #pragma omp parallel for schedule(static) if (T > 8)
-            for (size_t i = 0; i < (size_t)T * F; i++) x->hb[i] = gelu_tanh(x->hb[i]);
+            if (T <= 8) {
+                for (size_t i = 0; i < (size_t)T * F; i++) x->hb[i] = gelu_tanh(x->hb[i]);
+            } else {
+                #pragma omp parallel for schedule(static)
+                for (size_t i = 0; i < (size_t)T * F; i++) x->hb[i] = gelu_tanh(x->hb[i]);
+            }
         }
         observe(x, l, SK_LIN_DOWN, x->hb, T, F);
         linear(&w->w_down, w->b_down, x->hb, T, x->tmp, D);
