@@ -14,7 +14,7 @@
 #        MODELS ("stories260K/stories260K.bin mix-llama-14m mix-llama-22m mix-gpt2-30m"),
 #        TEXTS ("test.txt tinystories_val_subset.txt wikitext2_test.raw"), SCHEMES (all),
 #        CALIB (CORPUS_DIR/train.txt, for w8a8_static; must not be an evaluation text),
-#        CALIB_TOKENS (4096), THREADS (0 = one per core), SHRINK (build/shrink),
+#        CALIB_TOKENS (4096), QUANT_FLAGS (extra quantize flags, e.g. --ggml-exact), THREADS (0 = one per core), SHRINK (build/shrink),
 #        PROGRESS (1: compare's progress with ETA on stderr)
 #
 # Never asserts; prints markdown on stdout, one model at a time, as each is finished; a line
@@ -101,7 +101,7 @@ for m in $model_list; do
         calibargs=""
         [ "$s" = w8a8_static ] && calibargs="--calib $calib --calib-tokens $calib_tokens"
         # shellcheck disable=SC2086
-        if "$shrink" quantize "$base" "$mdir/$s.gguf" --scheme "$s" $calibargs --threads "$threads" \
+        if "$shrink" quantize "$base" "$mdir/$s.gguf" --scheme "$s" $calibargs ${QUANT_FLAGS:-} --threads "$threads" \
                --verbose --json > "$mdir/$s.q.json" 2> "$mdir/$s.q.err"; then
             ok="$ok $s"
         else
