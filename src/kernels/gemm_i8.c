@@ -29,15 +29,6 @@
 /* weight rows packed per block per thread (as matmul.c's SK_MC_ROWS) */
 #define SK_I8_MC_ROWS 256
 
-static void split(int64_t n, int i, int nth, int64_t *lo, int64_t *hi) {
-    *lo = n * i / nth;
-    *hi = n * (i + 1) / nth;
-}
-
-static int threads_for(double work) {
-    int n = omp_get_max_threads();
-    return work < SK_I8_PAR_MIN || n < 1 ? 1 : n;
-}
 
 const sk_i8_gemm *sk_i8_gemm_get(sk_isa isa) {
     if (isa > sk_cpu_isa()) isa = sk_cpu_isa();
@@ -116,14 +107,9 @@ static void gemm_i8_blocked(const sk_i8_gemm *g, const sk_mat *W, const uint8_t 
         /* the thread grid of gemm_threaded: panels split over nr_th threads, token tiles over
          * the nth / nr_th of each */
         int me = omp_get_thread_num(), n = omp_get_num_threads();
-        int nr_th = npanels >= n ? n : (int)npanels;
-        int nt_th = n / nr_th;
         uint8_t *wp = wp_all + (size_t)me * wsz;
-        int64_t p_lo = 0, p_hi = 0, j_lo = 0, j_hi = 0;
-        if (me < nr_th * nt_th) {
-            split(npanels, me % nr_th, nr_th, &p_lo, &p_hi);
-            split(ntiles, me / nr_th, nt_th, &j_lo, &j_hi);
-        }
+        int64_t p_lo, p_hi, j_lo, j_hi;
+        sk_gemm_grid(npanels, ntiles, me, n, &p_lo, &p_hi, &j_lo, &j_hi);
         for (int64_t b = 0; b < nkb; b++) {
             int64_t k0 = b * kcb, kc = cols - k0 < kcb ? cols - k0 : kcb, ng = (kc + 3) / 4;
             int flags = (b > 0 ? SK_I8_ACC : 0) | (b == nkb - 1 ? SK_I8_FINISH : 0);
@@ -166,7 +152,7 @@ int sk_matmul_i8(sk_isa isa, const sk_mat *W, const float *X, int64_t T, float *
         memcpy(&ss, (const uint8_t *)W->data + SK_ACT_STATIC_OFF, sizeof ss);
     const sk_i8_gemm *g = sk_i8_gemm_get(isa);
     const sk_act_quant_fn q = sk_act_quant_get(g ? isa : SK_ISA_REF, f);
-    int nth = threads_for((double)W->rows * (double)cols * (double)T);
+    int nth = sk_threads_for((double)W->rows * (double)cols * (double)T, SK_I8_PAR_MIN);
 
     /* every token quantized once (sk_act_i8 each, xab bytes apart) */
     uint8_t *xa = sk_malloc((size_t)T * xab);

@@ -163,6 +163,17 @@ SK_HIDDEN extern const sk_kernel_set sk_kernels_ref;    /* matmul.c */
 SK_HIDDEN extern const sk_kernel_set sk_kernels_avx2;   /* x86/matmul_avx2.c */
 SK_HIDDEN extern const sk_kernel_set sk_kernels_avx512; /* x86/matmul_avx512.c */
 
+/* Threading helpers shared by the matmul drivers (matmul.c, gemm_i8.c):
+ * the library's thread count, or 1 below min_work multiply-adds (a fork costs more); */
+SK_HIDDEN int sk_threads_for(double work, double min_work);
+/* [lo, hi) of n units for thread i of nth (static, contiguous, balanced); */
+SK_HIDDEN void sk_split(int64_t n, int i, int nth, int64_t *lo, int64_t *hi);
+/* the GEMM thread grid: weight panels split over min(n, npanels) threads, token tiles over the
+ * n / that of each (tokens are only split when there are fewer panels than threads); threads
+ * outside the grid get empty ranges. */
+SK_HIDDEN void sk_gemm_grid(int64_t npanels, int64_t ntiles, int me, int n, int64_t *p_lo,
+                            int64_t *p_hi, int64_t *j_lo, int64_t *j_hi);
+
 /* sk_matmul with a given kernel set (tests and benchmarks compare the sets). */
 SK_HIDDEN void sk_matmul_with(const sk_kernel_set *ks, const sk_mat *W, const float *X,
                               int64_t T, float *Y, int64_t ldy);

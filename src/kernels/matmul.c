@@ -72,21 +72,32 @@ const sk_kernel_set sk_kernels_ref = {
 /* Weight rows packed per block (per thread): mc_rows x kc floats (<= 256 KiB, in L2). */
 #define SK_MC_ROWS 256
 
-static int threads_for(double work, double min_work) {
+int sk_threads_for(double work, double min_work) {
     int n = omp_get_max_threads();
     if (work < min_work || n < 1) n = 1;
     return n;
 }
 
-/* [lo, hi) of `n` units for thread i of nth (static, contiguous, balanced). */
-static void split(int64_t n, int i, int nth, int64_t *lo, int64_t *hi) {
+void sk_split(int64_t n, int i, int nth, int64_t *lo, int64_t *hi) {
     *lo = n * i / nth;
     *hi = n * (i + 1) / nth;
 }
 
+void sk_gemm_grid(int64_t npanels, int64_t ntiles, int me, int n, int64_t *p_lo, int64_t *p_hi,
+                  int64_t *j_lo, int64_t *j_hi) {
+    int nr_th = npanels >= n ? n : (int)npanels;
+    int nt_th = n / nr_th;
+    *p_lo = *p_hi = *j_lo = *j_hi = 0;
+    if (me < nr_th * nt_th) {
+        sk_split(npanels, me % nr_th, nr_th, p_lo, p_hi);
+        sk_split(ntiles, me / nr_th, nt_th, j_lo, j_hi);
+    }
+}
+
+
 static void matmul_ref_threaded(const sk_mat *W, const float *X, int64_t T, float *Y,
                                 int64_t ldy) {
-    int nth = threads_for((double)W->rows * (double)W->cols * (double)T, SK_PAR_MIN_WORK);
+    int nth = sk_threads_for((double)W->rows * (double)W->cols * (double)T, SK_PAR_MIN_WORK);
     if (nth > W->rows) nth = (int)W->rows;
     if (nth < 1) nth = 1;
     float *wrows = sk_malloc((size_t)nth * (size_t)W->cols * sizeof(float));
@@ -95,7 +106,7 @@ static void matmul_ref_threaded(const sk_mat *W, const float *X, int64_t T, floa
     {
         int i = omp_get_thread_num(), n = omp_get_num_threads();
         int64_t lo, hi;
-        split(W->rows, i, n, &lo, &hi);
+        sk_split(W->rows, i, n, &lo, &hi);
         matmul_ref_rows(W, X, T, Y, ldy, lo, hi, wrows + (size_t)i * (size_t)W->cols);
     }
     sk_free(wrows);
@@ -162,7 +173,7 @@ static void gemv_rows(const sk_kernel_set *ks, const sk_mat *W, const float *x, 
 /* T == 1: rows split across threads in chunks of 16 (whole cache lines of y). */
 static void gemv_threaded(const sk_kernel_set *ks, const sk_mat *W, const float *x, float *y) {
     int64_t chunks = (W->rows + 15) / 16;
-    int nth = threads_for((double)W->rows * (double)W->cols, SK_PAR_MIN_GEMV);
+    int nth = sk_threads_for((double)W->rows * (double)W->cols, SK_PAR_MIN_GEMV);
     if (nth > chunks) nth = (int)chunks;
     if (nth <= 1) {
         gemv_rows(ks, W, x, y, 0, W->rows);
@@ -171,7 +182,7 @@ static void gemv_threaded(const sk_kernel_set *ks, const sk_mat *W, const float 
     #pragma omp parallel num_threads(nth)
     {
         int64_t lo, hi;
-        split(chunks, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        sk_split(chunks, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
         lo *= 16;
         hi *= 16;
         if (hi > W->rows) hi = W->rows;
@@ -197,7 +208,7 @@ static void gemm_threaded(const sk_kernel_set *ks, const sk_mat *W, const float 
     }
     const int64_t mcp = SK_MC_ROWS / mr > 0 ? SK_MC_ROWS / mr : 1; /* panels per block */
 
-    int nth = threads_for((double)rows * (double)cols * (double)T, SK_PAR_MIN_WORK);
+    int nth = sk_threads_for((double)rows * (double)cols * (double)T, SK_PAR_MIN_WORK);
     if (nth > npanels * ntiles) nth = (int)(npanels * ntiles);
     if (nth < 1) nth = 1;
 
@@ -224,14 +235,9 @@ static void gemm_threaded(const sk_kernel_set *ks, const sk_mat *W, const float 
          * threads, the token tiles over the nth / nr_th of each; tokens are only split when
          * there are fewer panels than threads (e.g. 32 rows x 512 tokens). */
         int me = omp_get_thread_num(), n = omp_get_num_threads();
-        int nr_th = npanels >= n ? n : (int)npanels;
-        int nt_th = n / nr_th;
         float *wp = wp_all + (size_t)me * wsz;
-        int64_t p_lo = 0, p_hi = 0, j_lo = 0, j_hi = 0;
-        if (me < nr_th * nt_th) {
-            split(npanels, me % nr_th, nr_th, &p_lo, &p_hi);
-            split(ntiles, me / nr_th, nt_th, &j_lo, &j_hi);
-        }
+        int64_t p_lo, p_hi, j_lo, j_hi;
+        sk_gemm_grid(npanels, ntiles, me, n, &p_lo, &p_hi, &j_lo, &j_hi);
         for (int64_t b = 0; b < nkb; b++) {
             int64_t k0 = b * kcb, kc = cols - k0 < kcb ? cols - k0 : kcb;
             const float *xb = xp + k0 * ntiles * nr;
@@ -304,7 +310,7 @@ static void gemv_qdot(const sk_kernel_set *ks, const sk_mat *W, const float *x, 
     const void *xa = buf ? (const void *)buf : (const void *)x;
     const uint64_t rb = sk_dtype_row_bytes(W->dtype, cols);
     const uint8_t *w = W->data;
-    int nth = threads_for((double)rows * (double)cols, SK_PAR_MIN_GEMV);
+    int nth = sk_threads_for((double)rows * (double)cols, SK_PAR_MIN_GEMV);
     if (nth > chunks) nth = (int)chunks;
     if (nth <= 1) {
         for (int64_t r = 0; r < rows; r++) y[r] = dot(cols, w + (uint64_t)r * rb, xa);
@@ -312,7 +318,7 @@ static void gemv_qdot(const sk_kernel_set *ks, const sk_mat *W, const float *x, 
         #pragma omp parallel num_threads(nth)
         {
             int64_t lo, hi;
-            split(chunks, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+            sk_split(chunks, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
             lo *= 16;
             hi = hi * 16 < rows ? hi * 16 : rows;
             for (int64_t r = lo; r < hi; r++) y[r] = dot(cols, w + (uint64_t)r * rb, xa);
@@ -331,7 +337,7 @@ static float *fake_quant_x(const sk_kernel_set *ks, const sk_mat *W, const float
     if (f != SK_ACT_I8_TOKEN && f != SK_ACT_I8_STATIC) return NULL;
     const int64_t cols = W->cols;
     const size_t nb = sk_act_bytes(f, cols);
-    int nth = threads_for((double)T * (double)cols, SK_PAR_MIN_WORK);
+    int nth = sk_threads_for((double)T * (double)cols, SK_PAR_MIN_WORK);
     if (nth > T) nth = (int)T;
     float *Xq = sk_malloc((size_t)(T * cols) * sizeof(float));
     uint8_t *bufs = sk_malloc((size_t)nth * nb); /* one token's activations per thread */
