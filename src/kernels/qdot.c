@@ -181,62 +181,69 @@ float sk_q8_0_dot_ref(int64_t n, const void *w, const void *xa) {
 /* element j (< 32) of a 4-bit block: low nibble of byte j, or high nibble of byte j - 16 */
 static int nib(const uint8_t *qs, int j) { return j < 16 ? qs[j] & 0x0F : qs[j - 16] >> 4; }
 
-float sk_q4_0_dot_ref(int64_t n, const void *w, const void *xa) {
-    float acc = 0.0f;
-    for (int64_t b = 0; b < n / 32; b++) {
-        block_q4_0 wb;
-        sk_act_q8_32 xb;
-        LOAD(wb, w, b);
-        LOAD(xb, xa, b);
-        int32_t isum = 0;
-        for (int j = 0; j < 32; j++) isum += (nib(wb.qs, j) - 8) * xb.qs[j];
-        acc += (float)isum * (sk_f16_to_f32(wb.d) * xb.d);
-    }
-    return acc;
-}
-
-float sk_q4_1_dot_ref(int64_t n, const void *w, const void *xa) {
-    float acc = 0.0f;
-    for (int64_t b = 0; b < n / 32; b++) {
-        block_q4_1 wb;
-        sk_act_q8_32 xb;
-        LOAD(wb, w, b);
-        LOAD(xb, xa, b);
-        int32_t isum = 0;
-        for (int j = 0; j < 32; j++) isum += nib(wb.qs, j) * xb.qs[j];
-        acc += (float)isum * (sk_f16_to_f32(wb.d) * xb.d) + sk_f16_to_f32(wb.m) * xb.s;
-    }
-    return acc;
-}
-
 static int q5_hi(const uint8_t qh[4], int j) { return (qh[j / 8] >> (j % 8) & 1) << 4; }
 
-float sk_q5_0_dot_ref(int64_t n, const void *w, const void *xa) {
+/* One legacy 32-block: its 32 signed codes q (zero point already subtracted), its scale d and
+ * min m (0 for the zero-point types); x = d * q + m. */
+typedef void (*legacy_codes_fn)(const uint8_t *blk, int q[32], float *d, float *m);
+
+static void codes_q4_0(const uint8_t *blk, int q[32], float *d, float *m) {
+    block_q4_0 b;
+    memcpy(&b, blk, sizeof b);
+    for (int j = 0; j < 32; j++) q[j] = nib(b.qs, j) - 8;
+    *d = sk_f16_to_f32(b.d);
+    *m = 0.0f;
+}
+static void codes_q4_1(const uint8_t *blk, int q[32], float *d, float *m) {
+    block_q4_1 b;
+    memcpy(&b, blk, sizeof b);
+    for (int j = 0; j < 32; j++) q[j] = nib(b.qs, j);
+    *d = sk_f16_to_f32(b.d);
+    *m = sk_f16_to_f32(b.m);
+}
+static void codes_q5_0(const uint8_t *blk, int q[32], float *d, float *m) {
+    block_q5_0 b;
+    memcpy(&b, blk, sizeof b);
+    for (int j = 0; j < 32; j++) q[j] = nib(b.qs, j) + q5_hi(b.qh, j) - 16;
+    *d = sk_f16_to_f32(b.d);
+    *m = 0.0f;
+}
+static void codes_q5_1(const uint8_t *blk, int q[32], float *d, float *m) {
+    block_q5_1 b;
+    memcpy(&b, blk, sizeof b);
+    for (int j = 0; j < 32; j++) q[j] = nib(b.qs, j) + q5_hi(b.qh, j);
+    *d = sk_f16_to_f32(b.d);
+    *m = sk_f16_to_f32(b.m);
+}
+
+/* sum over blocks of isum * (d_w * d_x), plus m * s for the min types (s = d_x * sum(xq)) */
+static float legacy_dot_ref(int64_t n, const void *w, const void *xa, size_t bs,
+                            legacy_codes_fn codes) {
     float acc = 0.0f;
     for (int64_t b = 0; b < n / 32; b++) {
-        block_q5_0 wb;
         sk_act_q8_32 xb;
-        LOAD(wb, w, b);
         LOAD(xb, xa, b);
+        int q[32];
+        float d, m;
+        codes((const uint8_t *)w + (size_t)b * bs, q, &d, &m);
         int32_t isum = 0;
-        for (int j = 0; j < 32; j++) isum += (nib(wb.qs, j) + q5_hi(wb.qh, j) - 16) * xb.qs[j];
-        acc += (float)isum * (sk_f16_to_f32(wb.d) * xb.d);
+        for (int j = 0; j < 32; j++) isum += q[j] * xb.qs[j];
+        acc += (float)isum * (d * xb.d) + m * xb.s; /* m = 0 adds exactly 0 */
     }
     return acc;
 }
 
+float sk_q4_0_dot_ref(int64_t n, const void *w, const void *xa) {
+    return legacy_dot_ref(n, w, xa, sizeof(block_q4_0), codes_q4_0);
+}
+float sk_q4_1_dot_ref(int64_t n, const void *w, const void *xa) {
+    return legacy_dot_ref(n, w, xa, sizeof(block_q4_1), codes_q4_1);
+}
+float sk_q5_0_dot_ref(int64_t n, const void *w, const void *xa) {
+    return legacy_dot_ref(n, w, xa, sizeof(block_q5_0), codes_q5_0);
+}
 float sk_q5_1_dot_ref(int64_t n, const void *w, const void *xa) {
-    float acc = 0.0f;
-    for (int64_t b = 0; b < n / 32; b++) {
-        block_q5_1 wb;
-        sk_act_q8_32 xb;
-        LOAD(wb, w, b);
-        LOAD(xb, xa, b);
-        int32_t isum = 0;
-        for (int j = 0; j < 32; j++) isum += (nib(wb.qs, j) + q5_hi(wb.qh, j)) * xb.qs[j];
-        acc += (float)isum * (sk_f16_to_f32(wb.d) * xb.d) + sk_f16_to_f32(wb.m) * xb.s;
-    }
-    return acc;
+    return legacy_dot_ref(n, w, xa, sizeof(block_q5_1), codes_q5_1);
 }
 
 /* ==== reference dots: K-quants x block_q8_K ================================================= */
