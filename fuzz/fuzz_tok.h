@@ -7,7 +7,7 @@
 #ifndef FUZZ_TOK_H
 #define FUZZ_TOK_H
 
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 #include <string.h>
 

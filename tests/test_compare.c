@@ -1,5 +1,5 @@
 /*
- * test_compare.c - shrink_compare (src/model/compare.c) and shrink_bench against independent
+ * test_compare.c - shrink_compare (src/eval/compare.c) and shrink_bench against independent
  * recomputations, through the public API only:
  *
  *   - a model against a second load of itself: KL exactly 0 (< 1e-12), top-1 100 %, the same

@@ -15,7 +15,7 @@
 #include "test_util.h"
 
 #include "formats/formats.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 #include <dirent.h>
 #include <unistd.h>

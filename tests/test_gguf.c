@@ -13,7 +13,7 @@
 #include "test_util.h"
 
 #include "formats/formats.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 #include <stdint.h>
 #include <time.h>

@@ -1,5 +1,5 @@
 /*
- * test_init.c - random-weight models (src/model/init.c, `shrink init`):
+ * test_init.c - random-weight models (src/convert/init.c, `shrink init`):
  *   - the generator: against its specification written with libm (splitmix64 words,
  *     Box–Muller); same seed same bits with 1 and 2 threads and any cut of a tensor; other
  *     seeds and other tensors other values; mean, standard deviation, kurtosis, tails and
@@ -16,7 +16,7 @@
  *     a config.json (biases 0, LayerNorms 1, scaled c_proj, runs), a tokenizer carried over
  *     (needs ../shared), bad requests leaving nothing behind.
  */
-#include "model/init.h"
+#include "convert/init.h"
 #include "formats/formats.h"
 #include "test_util.h"
 

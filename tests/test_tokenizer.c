@@ -15,7 +15,7 @@
 
 #include "core/core.h"
 #include "core/json.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 #include <ctype.h>
 #include <time.h>

@@ -7,7 +7,7 @@
  * untied heads, biases), with freeze flags, masks, accumulation and the saving source.
  */
 #include "formats/formats.h"
-#include "model/init.h"
+#include "convert/init.h"
 #include "train/train.h"
 #include "test_util.h"
 #include "test_fixture.h"

@@ -1,5 +1,5 @@
 /*
- * test_train_loop.c - the training loop on tiny random models (model/init.h sources) and in
+ * test_train_loop.c - the training loop on tiny random models (convert/init.h sources) and in
  * memory data: a model overfits a few hundred random tokens to near-zero loss; a run stopped
  * at a checkpoint and resumed in a fresh trainer ends with the same weights and loss, bit for
  * bit, as the uninterrupted run; two runs with one seed are identical; gradient accumulation
@@ -8,7 +8,7 @@
  */
 #include "test_util.h"
 
-#include "model/init.h"
+#include "convert/init.h"
 #include "train/optim.h"
 
 #include <unistd.h>

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Writes src/model/unicode_tables.h: the code point ranges of the classes the GPT-2
+"""Writes src/tokenizer/unicode_tables.h: the code point ranges of the classes the GPT-2
 pre-tokenization regex uses (\\p{L}, \\p{N}, \\s), as sorted inclusive [lo, hi] pairs.
 
 The classes are taken from the `regex` module itself (the module tools/ref/gpt2_bpe.py uses),
 so the C pre-tokenizer classifies every code point exactly as the reference does. Without
 `regex` it falls back to unicodedata (L* and N* general categories, str.isspace()).
 
-    python3 tools/gen_unicode_tables.py > src/model/unicode_tables.h
+    python3 tools/gen_unicode_tables.py > src/tokenizer/unicode_tables.h
 """
 import sys
 import unicodedata

@@ -26,7 +26,7 @@
  */
 #include "formats.h"
 
-#include "../model/tokenizer.h"
+#include "../tokenizer/tokenizer.h"
 
 #include <math.h>
 

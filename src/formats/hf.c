@@ -28,7 +28,7 @@
  */
 #include "formats.h"
 
-#include "../model/tokenizer.h"
+#include "../tokenizer/tokenizer.h"
 
 #include <errno.h>
 #include <math.h>

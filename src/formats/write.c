@@ -19,7 +19,7 @@
  */
 #include "formats.h"
 
-#include "../model/tokenizer.h"
+#include "../tokenizer/tokenizer.h"
 
 #include <dirent.h>
 #include <errno.h>

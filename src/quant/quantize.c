@@ -29,7 +29,7 @@
  */
 #include "quant.h"
 
-#include "../model/tokenizer.h"
+#include "../tokenizer/tokenizer.h"
 #include "../kernels/q_search.h"
 
 #include <fnmatch.h>

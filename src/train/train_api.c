@@ -6,7 +6,7 @@
  */
 #include "optim.h"
 
-#include "../model/tokenizer.h"
+#include "../tokenizer/tokenizer.h"
 
 #include <errno.h>
 #include <math.h>

@@ -90,7 +90,7 @@ static double pp_flops(const shrink_model_info *mi, int32_t pp) {
     return pp * 2 * mi->n_layers * layer + 2 * head + 2.0 * mi->n_layers * q_dim * pp * (pp + 1.0);
 }
 
-/* The runs themselves are shrink_bench's (src/model/bench.c), shared with `shrink compare`. */
+/* The runs themselves are shrink_bench's (src/eval/bench.c), shared with `shrink compare`. */
 static int run_bench(shrink_model *m, const cli_common *common, bench_result *b) {
     cli_progress        prog;
     shrink_bench_params bp = shrink_bench_params_default();

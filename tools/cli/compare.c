@@ -4,7 +4,7 @@
  * perplexity, Δppl against the base, KL divergence from the base (mean, 99th percentile),
  * same-top-1 rate, prompt and decode speed, peak RSS.
  *
- * The work is the library's: shrink_compare (src/model/compare.c) evaluates every model in
+ * The work is the library's: shrink_compare (src/eval/compare.c) evaluates every model in
  * lockstep on the windows of shrink_perplexity, so a model's perplexity here equals
  * `shrink ppl` with the same --ctx/--stride/--llama-cpp; shrink_bench measures the speeds as
  * `shrink bench` does.

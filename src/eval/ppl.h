@@ -11,7 +11,7 @@
 #ifndef SK_PPL_H
 #define SK_PPL_H
 
-#include "model.h"
+#include "../model/model.h"
 
 #define SK_PPL_PIECE 128
 

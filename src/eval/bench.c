@@ -8,7 +8,7 @@
  * standard deviation of tokens/s. Token ids are fixed, (i * 7919) % vocab. Used by
  * `shrink bench` and `shrink compare` (tools/cli), which report these numbers.
  */
-#include "model.h"
+#include "../model/model.h"
 
 #include <math.h>
 
