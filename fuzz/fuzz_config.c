@@ -2,7 +2,7 @@
  * fuzz_config.c - libFuzzer target: Hugging Face config.json through sk_config_parse, and the
  * same bytes as the tokenizer_config.json beside a fixed valid config.json (add_bos_token).
  */
-#include "formats/formats.h"
+#include "model/source.h"
 
 #include <string.h>
 

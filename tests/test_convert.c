@@ -14,7 +14,7 @@
  */
 #include "test_util.h"
 
-#include "formats/formats.h"
+#include "model/source.h"
 #include "tokenizer/tokenizer.h"
 
 #include <dirent.h>

@@ -5,7 +5,7 @@
  * Every failure must come with the right status and a message naming the file.
  */
 #include "core/json.h"
-#include "formats/formats.h"
+#include "model/source.h"
 #include "test_util.h"
 
 #include <unistd.h>

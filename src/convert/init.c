@@ -17,7 +17,7 @@
 #include "init.h"
 
 #include "../core/json.h"
-#include "../formats/formats.h"
+#include "../model/source.h"
 
 #include <math.h>
 #include <omp.h>

@@ -73,6 +73,10 @@ typedef struct sk_map {
 /* Maps `path` read-only. Fails with a message naming the path. */
 SK_HIDDEN shrink_status sk_map_file(const char *path, sk_map *out);
 SK_HIDDEN void sk_unmap(sk_map *m);
+/* Drops the whole pages inside [p, p + n) of a read-only file mapping from this process
+ * (madvise MADV_DONTNEED: they are read again from the page cache if touched). Only for
+ * sk_map mappings, never heap memory. Best effort. */
+SK_HIDDEN void sk_map_release(const void *p, uint64_t n);
 
 /* Reads a whole (small) file into a malloc'd, NUL-terminated buffer; refuses files larger
  * than max_bytes with a message naming the file. */

@@ -136,3 +136,12 @@ bad:
     if (bad_at) *bad_at = i;
     return 0;
 }
+
+void sk_map_release(const void *p, uint64_t n) {
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0 || n == 0) return;
+    uintptr_t a = (uintptr_t)p, e = a + (uintptr_t)n;
+    a = (a + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg; /* only whole pages inside */
+    e = e / (uintptr_t)pg * (uintptr_t)pg;
+    if (e > a) (void)madvise((void *)a, e - a, MADV_DONTNEED);
+}

@@ -1,6 +1,6 @@
 /*
- * formats.h - the internal reader and writer interface of src/formats/ (and the Hugging Face
- * config reader in src/model/config.c). Nothing outside src/ includes this.
+ * formats.h - the internal reader and writer interface of src/formats/. Nothing outside src/
+ * includes this. The writers write through the atomic output files of src/core/out.h.
  *
  * Every reader has a from-memory entry point (bytes + length + a name used in messages) so
  * fuzzers and tests need no files, and a file entry point that maps the file(s) into a model.
@@ -11,6 +11,7 @@
 #ifndef SK_FORMATS_H
 #define SK_FORMATS_H
 
+#include "../core/out.h"
 #include "../model/model.h"
 
 /* Frees the names and the array of a tensor table (not the data the tensors point into). */
@@ -77,20 +78,6 @@ SK_HIDDEN shrink_status sk_llama2c_parse(const uint8_t *data, size_t len, const 
 
 /* Maps a llama2.c .bin into m->maps, fills m->cfg and m->tensors, sets m->file_bytes. */
 SK_HIDDEN shrink_status sk_llama2c_open(struct shrink_model *m, const char *path);
-
-/* ---- Hugging Face config.json (src/model/config.c) ------------------------------------ */
-
-/* Parses config.json text into *cfg (architecture row from model_type, sizes, eps, rope,
- * tied embeddings, biases, bos/eos). `tok_config` is the text of tokenizer_config.json or
- * NULL; its add_bos_token sets cfg->add_bos (default: Llama yes, GPT-2 no). Unknown or
- * unsupported values give an error naming `name` and the field; the result is validated with
- * sk_config_validate(). rope_layout is SK_ROPE_HALF (Hugging Face). */
-SK_HIDDEN shrink_status sk_config_parse(const char *text, size_t len, const char *name,
-                                        const char *tok_config, size_t tok_len,
-                                        sk_config *cfg);
-
-/* Reads <dir>/config.json (and <dir>/tokenizer_config.json if present) into *cfg. */
-SK_HIDDEN shrink_status sk_config_load(const char *dir, sk_config *cfg);
 
 /* ==== writing ============================================================================
  *
@@ -207,37 +194,6 @@ SK_HIDDEN shrink_status sk_wtensors(const sk_config *cfg, sk_wtensor **out, int6
 SK_HIDDEN shrink_status sk_write(const sk_source *src, const char *out, sk_format fmt,
                                  const sk_write_opts *o);
 
-/* A source that reads the tensors of a loaded (or sk_model_open'ed) model: from its file
- * tensors (m->tensors, by the file format's names and layouts), so nothing is copied.
- * `src` borrows m; it is valid while m lives. */
-SK_HIDDEN shrink_status sk_source_from_model(const struct shrink_model *m, sk_source *src);
-
-/* Opens a model for conversion: like shrink_model_load (format detection, config, tensor
- * table, tokenizer) but binds nothing to the decoder, so no weight is copied, transposed or
- * widened; the result is for sk_source_from_model / sk_model_write / shrink_model_free only
- * (not for contexts). Implemented in load.c. */
-SK_HIDDEN shrink_status sk_model_open(struct shrink_model **out, const char *path,
-                                      const shrink_load_params *params);
-
-/* sk_source_from_model + sk_write. */
-SK_HIDDEN shrink_status sk_model_write(const struct shrink_model *m, const char *out,
-                                       sk_format fmt, const sk_write_opts *o);
-/* sk_write of `src` (a source over m, possibly wrapping sk_source_from_model's) with m's files
- * (and its folder) as the inputs the output must not replace. */
-SK_HIDDEN shrink_status sk_model_write_source(const struct shrink_model *m, sk_source *src,
-                                              const char *out, sk_format fmt,
-                                              const sk_write_opts *o);
-
-/* Dtype conversion of n elements (any pair of F32/F16/BF16; equal dtypes copy). Block types
- * need n a multiple of the block; row-head types (int8_ch, ...) one row: use sk_convert_rows. */
-SK_HIDDEN void sk_convert(const void *src, shrink_dtype sdt, void *dst, shrink_dtype ddt,
-                          int64_t n);
-/* Dtype conversion of `rows` rows of `cols` elements, row-major, each row with its own head for
- * row-head types (quantizing one row at a time with the row's own statistics). Any pair of
- * dtypes (cols a multiple of both blocks). SHRINK_ERR_NOMEM if a row buffer is unavailable. */
-SK_HIDDEN shrink_status sk_convert_rows(const void *src, shrink_dtype sdt, void *dst,
-                                        shrink_dtype ddt, int64_t rows, int64_t cols);
-
 /* ---- shared by the writers (write.c) ---------------------------------------------------- */
 
 typedef struct sk_write_progress {
@@ -258,6 +214,10 @@ SK_HIDDEN shrink_status sk_write_stream(const sk_source *src, const sk_wtensor *
 SK_HIDDEN const char *sk_role_name(sk_role r, int gguf, int gpt2);
 /* Whether a GPT-2 Hugging Face file stores the role's weight as Conv1D (in, out). */
 SK_HIDDEN int sk_role_conv1d(sk_role r);
+/* The file tensor of canonical tensor t in a model's tensor table (m->tensors, by the file
+ * format's names), NULL if absent; *stored_t: stored transposed (GPT-2 Conv1D). */
+SK_HIDDEN const sk_tensor *sk_model_file_tensor(const struct shrink_model *m,
+                                                const sk_wtensor *t, int *stored_t);
 
 /* The writers sk_write dispatches to (gguf.c, hf.c, llama2c.c). */
 SK_HIDDEN shrink_status sk_gguf_write(const sk_source *src, const char *out,
@@ -266,45 +226,6 @@ SK_HIDDEN shrink_status sk_hf_write(const sk_source *src, const char *out,
                                     const sk_write_opts *o);
 SK_HIDDEN shrink_status sk_llama2c_write(const sk_source *src, const char *out,
                                          const sk_write_opts *o);
-
-/* ---- atomic output files (write.c) ----------------------------------------------------- */
-
-/* A file being written: bytes go to a temporary "<dir>/.<name>.tmp-XXXXXX" in the target
- * folder; sk_out_commit fsyncs it and renames it over `path`; sk_out_abort (or any failing
- * sk_out_* call) removes it. `path` is never touched before the commit. */
-typedef struct sk_out {
-    int      fd;         /* -1 when closed */
-    char    *path;       /* final path (malloc'd) */
-    char    *tmp;        /* temporary path (malloc'd) */
-    uint64_t written;    /* bytes written so far */
-} sk_out;
-
-/* Opens a temporary file for `path`. Refuses (SHRINK_ERR_ARG) when `path` resolves to one of
- * inputs[0..n_inputs) (same device and inode, or the same canonical path) or is a folder. */
-SK_HIDDEN shrink_status sk_out_open(sk_out *o, const char *path, const char *const *inputs,
-                                    int n_inputs);
-/* Writes n bytes (retrying short writes); on failure aborts o. */
-SK_HIDDEN shrink_status sk_out_write(sk_out *o, const void *p, size_t n);
-/* Writes zero bytes up to the next multiple of `align` of o->written. */
-SK_HIDDEN shrink_status sk_out_pad(sk_out *o, uint64_t align);
-/* Writes n bytes at absolute offset `off` (a header filled in after the data). */
-SK_HIDDEN shrink_status sk_out_pwrite(sk_out *o, const void *p, size_t n, uint64_t off);
-/* fsync, close, rename to path, fsync the folder. On failure the temporary is removed. */
-SK_HIDDEN shrink_status sk_out_commit(sk_out *o);
-/* fsync + close without renaming yet (for a group of files committed together with
- * sk_out_rename once all are complete). */
-SK_HIDDEN shrink_status sk_out_finish(sk_out *o);
-SK_HIDDEN shrink_status sk_out_rename(sk_out *o);
-/* Closes and unlinks the temporary; frees o's strings. Safe on a committed/aborted/zeroed o. */
-SK_HIDDEN void sk_out_abort(sk_out *o);
-
-/* Drops the whole pages inside [p, p + n) of a read-only file mapping from this process
- * (madvise MADV_DONTNEED: they are read again from the page cache if touched). Only for
- * sk_map mappings, never heap memory. Best effort. */
-SK_HIDDEN void sk_map_release(const void *p, uint64_t n);
-
-/* 1 if paths a and b name the same existing file (device + inode), else 0. */
-SK_HIDDEN int sk_same_file(const char *a, const char *b);
 
 /* ==== GGUF (gguf.c) ======================================================================
  * Version 3 (2 is read too), little-endian; layout in gguf.c's header and docs/formats.md.

@@ -89,6 +89,18 @@ SK_HIDDEN uint16_t sk_f32_to_f16(float f);
 SK_HIDDEN float    sk_bf16_to_f32(uint16_t h);
 SK_HIDDEN uint16_t sk_f32_to_bf16(float f);
 
+/* ---- dtype conversion (convert_dtype.c) ------------------------------------------------ */
+
+/* Dtype conversion of n elements (any pair of F32/F16/BF16; equal dtypes copy). Block types
+ * need n a multiple of the block; row-head types (int8_ch, ...) one row: use sk_convert_rows. */
+SK_HIDDEN void sk_convert(const void *src, shrink_dtype sdt, void *dst, shrink_dtype ddt,
+                          int64_t n);
+/* Dtype conversion of `rows` rows of `cols` elements, row-major, each row with its own head for
+ * row-head types (quantizing one row at a time with the row's own statistics). Any pair of
+ * dtypes (cols a multiple of both blocks). SHRINK_ERR_NOMEM if a row buffer is unavailable. */
+SK_HIDDEN shrink_status sk_convert_rows(const void *src, shrink_dtype sdt, void *dst,
+                                        shrink_dtype ddt, int64_t rows, int64_t cols);
+
 /* ---- matrices -------------------------------------------------------------------------- */
 
 typedef struct sk_mat {
@@ -218,7 +230,8 @@ SK_HIDDEN sk_isa sk_kernels_force(sk_isa isa);
  *
  * Decode (T == 1) with a block or int8 weight type: sk_matmul quantizes x once into the row's
  * act format, then calls the row's vec_dot per weight row. Layouts and the reference dot
- * semantics: /work/notes/layouts.md and docs/kernels.md ("Quantized decode").
+ * semantics: docs/formats.md (the block and shrink type layouts) and docs/kernels.md
+ * ("Quantized decode").
  *   SK_ACT_Q8_32     n % 32 == 0: n/32 sk_act_q8_32, d = absmax/127, q = roundf(x/d)
  *   SK_ACT_Q8_K      n % 256 == 0: n/256 block_q8_K (ggml's quantize_row_q8_K_ref)
  *   SK_ACT_I8_TOKEN  sk_act_i8 + n int8, d = absmax/127, q = roundf(x/d)

@@ -18,7 +18,7 @@
  * A value the decoder cannot run is SHRINK_ERR_UNSUPPORTED naming the field; a malformed or
  * impossible value is SHRINK_ERR_FORMAT naming the file and the field.
  */
-#include "../formats/formats.h"
+#include "source.h"
 
 #include "../core/json.h"
 

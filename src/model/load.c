@@ -19,7 +19,7 @@
  * Biases the configuration requires must be present; other biases are bound when present.
  * A missing tensor or a wrong shape is SHRINK_ERR_FORMAT naming the tensor and the file.
  */
-#include "../formats/formats.h"
+#include "source.h"
 
 #include <dirent.h>
 #include <stddef.h>

@@ -10,7 +10,7 @@
 #ifndef SK_QUANT_H
 #define SK_QUANT_H
 
-#include "../formats/formats.h"
+#include "../model/source.h"
 
 typedef enum sk_mix {
     SK_MIX_NONE = 0, /* every matrix in the scheme's dtype (llama-quantize --pure) */

@@ -6,14 +6,16 @@
  *   2. w8a8_static only: runs the model in f32 over a calibration text with an observer on
  *      the decoder (sk_context_set_observer) that records, for the input of every linear
  *      layer, absmax over all tokens; the tensor's activation scale is absmax / 127;
- *   3. opens the input without binding it (sk_model_open: no copy of any weight) and plans
- *      the type of every tensor the GGUF writer lists (rules below, docs/quantization.md);
- *   4. hands sk_gguf_write a source that wraps the model's: for each block of rows the writer
- *      asks for, it reads the rows as f32 (dequantizing a quantized input, transposing GPT-2's
- *      Conv1D weights to (out, in)), quantizes them row by row on the OpenMP threads with the
- *      dtype row's quantizer (per-tensor types get the whole tensor's min/max from a first
- *      pass), and measures the error of the round trip. Memory: one staging chunk of f32 rows
- *      (4 MiB or one row) plus the writer's block; nothing holds a whole model.
+ *   3. opens the input through the tensor transform (src/model/transform.h: sk_model_open, no
+ *      copy of any weight) and plans the type of every tensor the GGUF writer lists (rules
+ *      below, docs/quantization.md);
+ *   4. lets the transform stream the model into the GGUF writer: for each block of rows the
+ *      writer asks for, the rows come as f32 (dequantizing a quantized input, transposing
+ *      GPT-2's Conv1D weights to (out, in)) on the OpenMP threads, q_rows quantizes them row
+ *      by row with the dtype row's quantizer (per-tensor types get the whole tensor's min/max
+ *      from a first pass, q_begin) and measures the error of the round trip. Memory: one
+ *      staging chunk of f32 rows per thread (1 MiB or one row) plus the writer's block;
+ *      nothing holds a whole model.
  *
  * Per-tensor rules (every scheme): vectors (norms, biases) f32; --keep globs at keep_dtype;
  * position embeddings keep the input's float type (as llama-quantize leaves them); a row length
@@ -28,6 +30,8 @@
  * (src/formats/gguf.c).
  */
 #include "quant.h"
+
+#include "../model/transform.h"
 
 #include "../tokenizer/tokenizer.h"
 #include "../kernels/q_search.h"
@@ -155,47 +159,14 @@ shrink_dtype sk_mix_type(sk_mix mix, const char *name, int64_t ne0, int i_layer,
 
 /* ==== the plan =========================================================================== */
 
-/* One tensor of the output, in writing order. */
+/* What quantize keeps per output tensor (its sk_xf_tensor's user). */
 typedef struct qtensor {
-    sk_wtensor   t;            /* as the GGUF writer lists it */
-    char         name[64];     /* GGUF name */
-    shrink_dtype dtype;
     int          fallback;
     int          kept;
     int          need_range;   /* per-tensor types: the whole tensor's min/max first */
     sk_qparams   qp;
-    uint64_t     bytes;
     double       err2, ref2;   /* sum (dequant(q) - w)^2, sum w^2 */
 } qtensor;
-
-/* The tensors sk_gguf_write writes: the canonical list, plus output.weight for a tied GPT-2
- * (gguf.c's gguf_list). */
-static shrink_status list_tensors(const sk_config *c, qtensor **out, int64_t *n_out) {
-    sk_wtensor *ts;
-    int64_t n;
-    shrink_status st = sk_wtensors(c, &ts, &n);
-    if (st) return st;
-    int extra = c->arch->names == SK_NAMES_GPT2 && c->tied;
-    qtensor *q = sk_calloc((size_t)(n + extra), sizeof *q);
-    if (!q) {
-        sk_free(ts);
-        return sk_error(SHRINK_ERR_NOMEM, "shrink_quantize: out of memory");
-    }
-    for (int64_t i = 0; i < n; i++) q[i].t = ts[i];
-    if (extra) {
-        q[n].t = ts[0];
-        q[n].t.role = SK_ROLE_HEAD;
-        snprintf(q[n].t.name, sizeof q[n].t.name, "lm_head.weight");
-    }
-    sk_free(ts);
-    for (int64_t i = 0; i < n + extra; i++) {
-        const char *pat = sk_role_name(q[i].t.role, 1, 0);
-        snprintf(q[i].name, sizeof q[i].name, pat ? pat : "?", q[i].t.layer);
-    }
-    *out = q;
-    *n_out = n + extra;
-    return SHRINK_OK;
-}
 
 /* Does `name` match one of the comma-separated globs of `list`? */
 static int keep_match(const char *list, const char *name) {
@@ -237,208 +208,158 @@ static int64_t act_index(const sk_config *c, sk_role role, int layer, int has_ou
     return row * SK_LIN_COUNT + which;
 }
 
-typedef struct plan_in {
+/* Per-thread sums of a pass over rows (padded to a cache line: threads update their own). */
+typedef struct qacc {
+    double e2, r2;
+    float  lo, hi;
+    char   pad[64 - 2 * sizeof(double) - 2 * sizeof(float)];
+} qacc;
+
+/* The quantizing method over the tensor transform (src/model/transform.h). */
+typedef struct qjob {
     const sk_scheme              *scheme;
     const shrink_quantize_params *p;
-    const sk_source              *base;
-    const float                  *absmax; /* w8a8_static calibration, or NULL */
+    const float                  *absmax;  /* w8a8_static calibration, or NULL */
     int                           has_output;
-} plan_in;
+    qtensor  *qs;            /* (xf->n), one per output tensor */
+    float    *deq;           /* (n_threads, deq_cols) one dequantized row per thread */
+    int64_t   deq_cols;
+    qacc     *acc;           /* (n_threads) */
+    int64_t   range_cols;    /* row length of the tensor in the range pass */
+} qjob;
 
-static void plan_tensor(const plan_in *in, qtensor *q) {
-    const sk_wtensor *t = &q->t;
-    const sk_config *c = &in->base->cfg;
+static shrink_status plan_tensor(void *user, sk_xf *xf, sk_xf_tensor *x) {
+    qjob *in = user;
+    qtensor *q = &in->qs[x - xf->ts];
+    x->user = q;
+    const sk_wtensor *t = &x->t;
+    const sk_config *c = &xf->base.cfg;
     const sk_scheme *s = in->scheme;
     if (t->n_dims == 1) {
-        q->dtype = SHRINK_DTYPE_F32;
-    } else if (keep_match(in->p->keep, q->name)) {
+        x->dtype = SHRINK_DTYPE_F32;
+    } else if (keep_match(in->p->keep, x->name)) {
         q->kept = 1;
-        q->dtype = sk_quant_fallback((shrink_dtype)in->p->keep_dtype, t->cols, &q->fallback);
+        x->dtype = sk_quant_fallback((shrink_dtype)in->p->keep_dtype, t->cols, &q->fallback);
     } else if (t->role == SK_ROLE_POS_EMB) {
-        shrink_dtype d = in->base->dtype_of ? in->base->dtype_of(in->base->user, t)
-                                            : in->base->dtype;
-        q->dtype = sk_dtype(d)->block == 1 && d <= SHRINK_DTYPE_BF16 ? d : SHRINK_DTYPE_F32;
+        shrink_dtype d = x->in_dtype;
+        x->dtype = sk_dtype(d)->block == 1 && d <= SHRINK_DTYPE_BF16 ? d : SHRINK_DTYPE_F32;
     } else if (s->mix != SK_MIX_NONE) {
         int is_70b = c->arch->names == SK_NAMES_LLAMA && c->n_layers == 80 &&
                      c->n_heads != c->n_kv_heads;
-        q->dtype = sk_mix_type(s->mix, q->name, t->cols, t->layer, c->n_layers, in->has_output,
+        x->dtype = sk_mix_type(s->mix, x->name, t->cols, t->layer, c->n_layers, in->has_output,
                                is_70b, &q->fallback);
     } else {
         shrink_dtype want = s->dtype;
         int w8a8 = want == SHRINK_DTYPE_W8A8 || want == SHRINK_DTYPE_W8A8_STATIC;
         if (w8a8 && t->role == SK_ROLE_TOK_EMB && in->has_output) want = SHRINK_DTYPE_INT8_CH;
-        q->dtype = sk_quant_fallback(want, t->cols, &q->fallback);
+        x->dtype = sk_quant_fallback(want, t->cols, &q->fallback);
     }
-    q->need_range = q->dtype == SHRINK_DTYPE_INT8_T || q->dtype == SHRINK_DTYPE_INT8_T_ASYM;
-    if (q->dtype == SHRINK_DTYPE_W8A8_STATIC) {
+    q->need_range = x->dtype == SHRINK_DTYPE_INT8_T || x->dtype == SHRINK_DTYPE_INT8_T_ASYM;
+    if (x->dtype == SHRINK_DTYPE_W8A8_STATIC) {
         int64_t k = act_index(c, t->role, t->layer, in->has_output);
         float a = in->absmax && k >= 0 ? in->absmax[k] / 127.0f : 0.0f;
         q->qp.act_scale = a > 0 && isfinite(a) ? a : 1.0f / 127.0f; /* an input never seen */
     }
-    int64_t rows = t->n_dims == 1 ? 1 : t->rows, cols = t->n_dims == 1 ? t->rows : t->cols;
-    q->bytes = (uint64_t)rows * sk_dtype_row_bytes(q->dtype, cols);
-}
-
-/* ==== the quantizing source ============================================================== */
-
-#define STAGE_FLOATS (1u << 18) /* f32 rows staged per thread and step (1 MiB, >= one row) */
-
-typedef struct qjob {
-    sk_source base;          /* the model's source: fills f32 rows (thread-safe for disjoint
-                                rows: it reads the mapping and converts) */
-    qtensor  *ts;
-    int64_t   n;
-    int64_t   cur;           /* tensor being written (-1 before the first) */
-    int       n_threads;
-    float    *stage;         /* (n_threads, stage_floats) f32 rows, one slice per thread */
-    size_t    stage_floats;
-    float    *deq;           /* (n_threads, deq_cols) one dequantized row per thread */
-    int64_t   deq_cols;
-    uint64_t  done, total;   /* tensor bytes written / to write */
-    shrink_status err;       /* first failure on a thread, and its message */
-    char      err_msg[512];
-    const shrink_quantize_params *p;
-} qjob;
-
-static shrink_dtype q_tensor_dtype(void *user, const sk_wtensor *t, int64_t i) {
-    qjob *j = user;
-    SHRINK_ASSERT(i >= 0 && i < j->n && j->ts[i].t.role == t->role &&
-                  j->ts[i].t.layer == t->layer);
-    return j->ts[i].dtype;
-}
-
-/* Room for at least one row of cols f32 per thread, staged and dequantized. */
-static shrink_status ensure_buffers(qjob *j, int64_t cols) {
-    size_t need = (size_t)cols > STAGE_FLOATS ? (size_t)cols : STAGE_FLOATS;
-    if (need > j->stage_floats) {
-        sk_free(j->stage);
-        j->stage = sk_aligned_alloc(64, (size_t)j->n_threads * need * sizeof(float));
-        j->stage_floats = j->stage ? need : 0;
-        if (!j->stage) return sk_error(SHRINK_ERR_NOMEM, "shrink_quantize: out of memory");
-    }
-    if (cols > j->deq_cols) {
-        sk_free(j->deq);
-        j->deq = sk_aligned_alloc(64, (size_t)j->n_threads * (size_t)cols * sizeof(float));
-        j->deq_cols = j->deq ? cols : 0;
-        if (!j->deq) return sk_error(SHRINK_ERR_NOMEM, "shrink_quantize: out of memory");
-    }
     return SHRINK_OK;
 }
 
-/* Records the first failure of a thread (its message is thread-local). */
-static void thread_fail(qjob *j, shrink_status st) {
-    #pragma omp critical(sk_quantize_err)
-    if (!j->err) {
-        j->err = st;
-        snprintf(j->err_msg, sizeof j->err_msg, "%s", shrink_last_error());
+/* ==== quantizing rows ==================================================================== */
+
+/* Per-thread sums back to zero (ranges to empty) before a pass. */
+static void acc_reset(qjob *j, int n_threads) {
+    for (int i = 0; i < n_threads; i++) {
+        j->acc[i].e2 = j->acc[i].r2 = 0.0;
+        j->acc[i].lo = INFINITY;
+        j->acc[i].hi = -INFINITY;
     }
 }
 
-/* The failure of a parallel region as this thread's status. */
-static shrink_status region_status(qjob *j) {
-    if (!j->err) return SHRINK_OK;
-    shrink_status st = j->err;
-    j->err = SHRINK_OK;
-    return sk_error(st, "%s", j->err_msg);
+/* A chunk of the range pass: folds its values into the thread's min and max. */
+static shrink_status range_chunk(void *user, int tid, int64_t r, int64_t k, float *x) {
+    qjob *j = user;
+    qacc *a = &j->acc[tid];
+    float lo = a->lo, hi = a->hi;
+    for (int64_t i = 0; i < k * j->range_cols; i++) {
+        if (x[i] < lo) lo = x[i];
+        if (x[i] > hi) hi = x[i];
+    }
+    a->lo = lo;
+    a->hi = hi;
+    return SHRINK_OK;
 }
 
-/* What one step of a thread does with rows [r0, r0 + k) of the tensor, staged in x. */
-typedef enum step_kind { STEP_RANGE, STEP_QUANTIZE } step_kind;
-
-/* Streams rows [row0, row0 + n_rows) of matrix t through the threads: each thread fills
- * chunks of rows into its own staging slice (chunks dealt round-robin) and either folds them
- * into the min/max (STEP_RANGE) or quantizes them into dst (row_bytes each, dst's row 0 is
- * row0) and adds the round trip's squared error. Vectors come as one row of t->rows. */
-static shrink_status stream_rows(qjob *j, qtensor *q, const sk_wtensor *t, int64_t row0,
-                                 int64_t n_rows, step_kind kind, uint8_t *dst) {
-    const int vec = t->n_dims == 1;
-    const int64_t cols = vec ? t->rows : t->cols;
-    shrink_status st = ensure_buffers(j, cols);
+/* Before a tensor's rows: per-tensor types need the whole tensor's min and max. */
+static shrink_status q_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
+    qjob *j = user;
+    qtensor *q = x->user;
+    acc_reset(j, xf->n_threads);
+    if (!q->need_range) return SHRINK_OK;
+    const int vec = x->t.n_dims == 1;
+    q->qp.tensor_range = 1;
+    q->qp.tmin = INFINITY;
+    q->qp.tmax = -INFINITY;
+    j->range_cols = vec ? x->t.rows : x->t.cols;
+    shrink_status st = sk_xf_map_rows(xf, x, 0, vec ? 1 : x->t.rows, range_chunk, j);
     if (st) return st;
-    const int64_t per = (int64_t)(j->stage_floats / (size_t)cols);
-    const int64_t n_chunks = (n_rows + per - 1) / per;
-    const sk_dtype_traits *d = sk_dtype(q->dtype);
-    const size_t row_bytes = (size_t)sk_dtype_row_bytes(q->dtype, cols);
-    double e2 = 0.0, r2 = 0.0;
-    float lo = q->qp.tmin, hi = q->qp.tmax;
-    int nt = n_chunks < j->n_threads ? (int)n_chunks : j->n_threads;
-    if ((double)n_rows * (double)cols < 32768.0) nt = 1;
-    #pragma omp parallel num_threads(nt) reduction(+ : e2, r2) reduction(min : lo) \
-        reduction(max : hi)
-    {
-        const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-        float *x = j->stage + (size_t)tid * j->stage_floats;
-        float *tmp = j->deq + (size_t)tid * (size_t)j->deq_cols;
-        for (int64_t c = tid; c < n_chunks && !j->err; c += nth) {
-            const int64_t r0 = c * per, k = n_rows - r0 < per ? n_rows - r0 : per;
-            shrink_status s2 = vec ? j->base.fill(j->base.user, t, 0, t->rows, 0,
-                                                  SHRINK_DTYPE_F32, x)
-                                   : j->base.fill(j->base.user, t, row0 + r0, k, 0,
-                                                  SHRINK_DTYPE_F32, x);
-            if (s2) {
-                thread_fail(j, s2);
-                break;
-            }
-            if (kind == STEP_RANGE) {
-                for (int64_t i = 0; i < k * cols; i++) {
-                    if (x[i] < lo) lo = x[i];
-                    if (x[i] > hi) hi = x[i];
-                }
-                continue;
-            }
-            for (int64_t i = 0; i < k; i++) {
-                const float *xr = x + (size_t)i * (size_t)cols;
-                uint8_t *y = dst + (size_t)(r0 + i) * row_bytes;
-                if (d->quantize && !(j->p->ggml_exact && sk_quantize_searches(q->dtype)))
-                    d->quantize(xr, y, cols, &q->qp);
-                else d->from_f32(xr, y, cols);
-                d->to_f32(y, tmp, cols);
-                double e = 0.0, r = 0.0;
-                for (int64_t m = 0; m < cols; m++) {
-                    double dx = (double)tmp[m] - (double)xr[m];
-                    e += dx * dx;
-                    r += (double)xr[m] * (double)xr[m];
-                }
-                e2 += e;
-                r2 += r;
-            }
-        }
+    for (int i = 0; i < xf->n_threads; i++) {
+        if (j->acc[i].lo < q->qp.tmin) q->qp.tmin = j->acc[i].lo;
+        if (j->acc[i].hi > q->qp.tmax) q->qp.tmax = j->acc[i].hi;
     }
-    if ((st = region_status(j))) return st;
-    if (kind == STEP_RANGE) {
-        q->qp.tmin = lo;
-        q->qp.tmax = hi;
-    } else {
-        q->err2 += e2;
-        q->ref2 += r2;
+    if (!(q->qp.tmin <= q->qp.tmax)) q->qp.tmin = q->qp.tmax = 0.0f;
+    acc_reset(j, xf->n_threads);
+    return SHRINK_OK;
+}
+
+/* Quantizes k rows with the dtype row's quantizer (the reference one with --ggml-exact) and
+ * adds the round trip's squared error to the thread's sums. */
+static shrink_status q_rows(void *user, sk_xf_tensor *x, int tid, int64_t row0, int64_t k,
+                            float *rows, uint8_t *dst) {
+    qjob *j = user;
+    qtensor *q = x->user;
+    const int64_t cols = x->t.n_dims == 1 ? x->t.rows : x->t.cols;
+    const sk_dtype_traits *d = sk_dtype(x->dtype);
+    const size_t row_bytes = (size_t)sk_dtype_row_bytes(x->dtype, cols);
+    float *tmp = j->deq + (size_t)tid * (size_t)j->deq_cols;
+    qacc *a = &j->acc[tid];
+    for (int64_t i = 0; i < k; i++) {
+        const float *xr = rows + (size_t)i * (size_t)cols;
+        uint8_t *y = dst + (size_t)i * row_bytes;
+        if (d->quantize && !(j->p->ggml_exact && sk_quantize_searches(x->dtype)))
+            d->quantize(xr, y, cols, &q->qp);
+        else d->from_f32(xr, y, cols);
+        d->to_f32(y, tmp, cols);
+        double e = 0.0, r = 0.0;
+        for (int64_t m = 0; m < cols; m++) {
+            double dx = (double)tmp[m] - (double)xr[m];
+            e += dx * dx;
+            r += (double)xr[m] * (double)xr[m];
+        }
+        a->e2 += e;
+        a->r2 += r;
     }
     return SHRINK_OK;
 }
 
-static shrink_status q_fill(void *user, const sk_wtensor *t, int64_t row0, int64_t n_rows,
-                            int transposed, shrink_dtype dt, void *dst) {
+/* After each block: the threads' sums into the tensor's (in thread order). */
+static shrink_status q_end_block(void *user, sk_xf *xf, sk_xf_tensor *x, int64_t row0,
+                                 int64_t n_rows) {
     qjob *j = user;
-    shrink_status st;
-    if (row0 == 0) j->cur++;
-    SHRINK_ASSERT(j->cur >= 0 && j->cur < j->n && !transposed);
-    qtensor *q = &j->ts[j->cur];
-    SHRINK_ASSERT(dt == q->dtype);
-    const int vec = t->n_dims == 1;
-    if (vec && (row0 != 0 || n_rows != t->rows))
-        return sk_error(SHRINK_ERR_ARG, "shrink_quantize: '%s' asked in pieces", q->name);
-    if (row0 == 0 && q->need_range) {
-        /* per-tensor types: the whole tensor's min and max first */
-        q->qp.tensor_range = 1;
-        q->qp.tmin = INFINITY;
-        q->qp.tmax = -INFINITY;
-        if ((st = stream_rows(j, q, t, 0, vec ? 1 : t->rows, STEP_RANGE, NULL))) return st;
-        if (!(q->qp.tmin <= q->qp.tmax)) q->qp.tmin = q->qp.tmax = 0.0f;
+    qtensor *q = x->user;
+    double e2 = 0.0, r2 = 0.0;
+    for (int i = 0; i < xf->n_threads; i++) {
+        e2 += j->acc[i].e2;
+        r2 += j->acc[i].r2;
     }
-    if ((st = stream_rows(j, q, t, row0, vec ? 1 : n_rows, STEP_QUANTIZE, dst))) return st;
-    const int64_t cols = vec ? t->rows : t->cols;
-    j->done += (uint64_t)(vec ? 1 : n_rows) * sk_dtype_row_bytes(dt, cols);
-    if (j->p->progress) j->p->progress(j->p->user, 1, (int64_t)j->done, (int64_t)j->total);
+    q->err2 += e2;
+    q->ref2 += r2;
+    acc_reset(j, xf->n_threads);
     return SHRINK_OK;
+}
+
+/* Progress of the writing phase (phase 1; calibration is phase 0). */
+static void q_progress(void *user, int64_t done, int64_t total) {
+    const shrink_quantize_params *p = user;
+    if (p->progress) p->progress(p->user, 1, done, total);
 }
 
 /* ==== calibration (w8a8_static) ========================================================== */
@@ -629,14 +550,16 @@ static shrink_status check_params(const char *in, const char *out,
     return SHRINK_OK;
 }
 
-static void fill_result(shrink_quantize_result *r, const sk_scheme *s, const qtensor *ts,
-                        int64_t n, const shrink_quantize_params *p) {
+static void fill_result(shrink_quantize_result *r, const sk_scheme *s, const sk_xf *xf,
+                        const shrink_quantize_params *p) {
+    const int64_t n = xf->n;
     r->scheme = s->name;
     r->n_tensors = n;
     for (int64_t i = 0; i < n; i++) {
-        const qtensor *q = &ts[i];
-        r->tensor_bytes += q->bytes;
-        r->n_params += q->t.n_dims == 1 ? q->t.rows : q->t.rows * q->t.cols;
+        const sk_xf_tensor *x = &xf->ts[i];
+        const qtensor *q = x->user;
+        r->tensor_bytes += x->bytes;
+        r->n_params += x->t.n_dims == 1 ? x->t.rows : x->t.rows * x->t.cols;
         r->n_fallback += q->fallback;
     }
     r->bits_per_weight = r->n_params ? 8.0 * (double)r->tensor_bytes / (double)r->n_params : 0;
@@ -644,14 +567,15 @@ static void fill_result(shrink_quantize_result *r, const sk_scheme *s, const qte
     r->tensors = sk_calloc((size_t)n, sizeof *r->tensors);
     if (!r->tensors) return;
     for (int64_t i = 0; i < n; i++) {
-        const qtensor *q = &ts[i];
+        const sk_xf_tensor *x = &xf->ts[i];
+        const qtensor *q = x->user;
         shrink_quantize_tensor *o = &r->tensors[i];
-        snprintf(o->name, sizeof o->name, "%s", q->name);
-        o->n_dims = q->t.n_dims;
-        o->shape[0] = q->t.rows;
-        o->shape[1] = q->t.n_dims == 1 ? 0 : q->t.cols;
-        o->dtype = q->dtype;
-        o->bytes = q->bytes;
+        snprintf(o->name, sizeof o->name, "%s", x->name);
+        o->n_dims = x->t.n_dims;
+        o->shape[0] = x->t.rows;
+        o->shape[1] = x->t.n_dims == 1 ? 0 : x->t.cols;
+        o->dtype = x->dtype;
+        o->bytes = x->bytes;
         o->rel_rms = q->ref2 > 0 ? sqrt(q->err2 / q->ref2) : 0.0;
         o->fallback = q->fallback;
         o->kept = q->kept;
@@ -675,52 +599,47 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
         (st = calibrate(in, p, &absmax, &r->calib_tokens)))
         return st;
 
-    shrink_load_params lp = shrink_load_params_default();
-    lp.tokenizer_path = p->tokenizer_path;
-    struct shrink_model *m = NULL;
+    sk_xf xf;
     qjob j;
     memset(&j, 0, sizeof j);
-    j.cur = -1;
+    j.scheme = s;
     j.p = p;
-    if ((st = sk_model_open(&m, in, &lp))) goto out;
-    if ((st = sk_source_from_model(m, &j.base))) goto out;
+    j.absmax = absmax;
+    if ((st = sk_xf_open(&xf, in, p->tokenizer_path, "shrink_quantize"))) goto out;
+    const struct shrink_model *m = xf.model;
     int quantized;
     r->in_dtype = input_dtype(m, &quantized);
     r->requantized = quantized;
     r->in_file_bytes = m->file_bytes;
-    if ((st = list_tensors(&m->cfg, &j.ts, &j.n))) goto out;
-    plan_in pin = {s, p, &j.base, absmax,
-                   /* output.weight is written unless the head is the token embedding */
-                   !m->cfg.tied || m->cfg.arch->names == SK_NAMES_GPT2};
-    for (int64_t i = 0; i < j.n; i++) {
-        plan_tensor(&pin, &j.ts[i]);
-        j.total += j.ts[i].bytes;
+    /* output.weight is written unless the head is the token embedding */
+    j.has_output = !m->cfg.tied || m->cfg.arch->names == SK_NAMES_GPT2;
+    /* one dequantized row of the longest tensor row per thread, and per-thread sums */
+    for (int64_t i = 0; i < xf.n; i++) {
+        int64_t cols = xf.ts[i].t.n_dims == 1 ? xf.ts[i].t.rows : xf.ts[i].t.cols;
+        if (cols > j.deq_cols) j.deq_cols = cols;
     }
-    j.n_threads = omp_get_max_threads();
-    if (j.n_threads < 1) j.n_threads = 1;
+    j.qs = sk_calloc((size_t)xf.n, sizeof *j.qs);
+    j.deq = sk_aligned_alloc(64, (size_t)xf.n_threads * (size_t)j.deq_cols * sizeof(float));
+    j.acc = sk_aligned_alloc(64, (size_t)xf.n_threads * sizeof *j.acc);
+    if (!j.qs || !j.deq || !j.acc) {
+        st = sk_error(SHRINK_ERR_NOMEM, "shrink_quantize: out of memory");
+        goto out;
+    }
+    sk_xf_method method = {.plan = plan_tensor, .begin = q_begin, .rows = q_rows,
+                           .end_block = q_end_block, .user = &j};
+    sk_xf_opts o = {.dtype = s->dtype, .file_type = s->file_type, .progress = q_progress,
+                    .progress_user = (void *)(uintptr_t)p};
+    if ((st = sk_xf_write(&xf, out, &method, &o))) goto out;
 
-    sk_source src = j.base;
-    src.fill = q_fill;
-    src.user = &j;
-    src.dtype_of = NULL;
-    src.dtype = s->dtype;
-    sk_write_opts o = sk_write_opts_default();
-    o.dtype = s->dtype;
-    o.tensor_dtype = q_tensor_dtype;
-    o.tensor_user = &j;
-    o.file_type = s->file_type;
-    if ((st = sk_model_write_source(m, &src, out, SK_FORMAT_GGUF, &o))) goto out;
-    SHRINK_ASSERT(j.cur == j.n - 1);
-
-    fill_result(r, s, j.ts, j.n, p);
+    fill_result(r, s, &xf, p);
     struct stat sb;
     if (stat(out, &sb) == 0) r->out_file_bytes = (uint64_t)sb.st_size;
     r->seconds = shrink_time() - t0;
 out:
-    sk_free(j.stage);
+    sk_free(j.qs);
     sk_free(j.deq);
-    sk_free(j.ts);
+    sk_free(j.acc);
     sk_free(absmax);
-    shrink_model_free(m);
+    sk_xf_close(&xf);
     return st;
 }

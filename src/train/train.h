@@ -27,7 +27,7 @@
 #ifndef SK_TRAIN_H
 #define SK_TRAIN_H
 
-#include "../formats/formats.h"
+#include "../model/source.h"
 
 /* ==== parameters ============================================================================ */
 
