@@ -8,7 +8,7 @@
  * A new architecture is one new row here plus, if it names tensors differently, a naming
  * table in load.c.
  */
-#include "model.h"
+#include "tensors.h"
 
 static const sk_arch sk_archs[] = {
     {
