@@ -16,7 +16,9 @@
 
 #include "../core/core.h"
 #include "../kernels/kernels.h"
-#include "../formats/tensors.h" /* sk_arch, sk_config, sk_layer, sk_tensor */
+#include "../formats/tensors.h" /* sk_arch, sk_config, sk_layer, sk_tensor, the tensor table */
+
+#include <stddef.h>
 
 struct shrink_tokenizer;
 
@@ -45,6 +47,14 @@ struct shrink_model {
 
     struct shrink_tokenizer *tok; /* NULL if none */
 };
+
+/* The weights outside the layers are laid out as sk_globals (the tensor table's offsets). */
+#define SK_GLOBAL_AT(f) (offsetof(struct shrink_model, f) - offsetof(struct shrink_model, tok_emb))
+_Static_assert(SK_GLOBAL_AT(pos_emb) == offsetof(sk_globals, pos_emb) &&
+               SK_GLOBAL_AT(final_norm) == offsetof(sk_globals, final_norm) &&
+               SK_GLOBAL_AT(final_norm_b) == offsetof(sk_globals, final_norm_b) &&
+               SK_GLOBAL_AT(head) == offsetof(sk_globals, head),
+               "struct shrink_model's weights must match sk_globals");
 
 /* Registers a buffer for release by shrink_model_free. Returns buf, or NULL (and frees buf)
  * if registering fails. */

@@ -168,14 +168,14 @@ typedef struct qtensor {
     double       err2, ref2;   /* sum (dequant(q) - w)^2, sum w^2 */
 } qtensor;
 
-/* The tensors sk_gguf_write writes: the canonical list, plus output.weight for a tied GPT-2
- * (gguf.c's gguf_list). */
+/* The tensors sk_gguf_write writes: the canonical list, plus output.weight for a tied model
+ * of an arch whose GGUF files repeat the head (GPT-2; gguf.c's gguf_list). */
 static shrink_status list_tensors(const sk_config *c, qtensor **out, int64_t *n_out) {
     sk_wtensor *ts;
     int64_t n;
     shrink_status st = sk_wtensors(c, &ts, &n);
     if (st) return st;
-    int extra = c->arch->names == SK_NAMES_GPT2 && c->tied;
+    int extra = c->arch->gguf_head && c->tied;
     qtensor *q = sk_calloc((size_t)(n + extra), sizeof *q);
     if (!q) {
         sk_free(ts);
@@ -185,12 +185,14 @@ static shrink_status list_tensors(const sk_config *c, qtensor **out, int64_t *n_
     if (extra) {
         q[n].t = ts[0];
         q[n].t.role = SK_ROLE_HEAD;
-        snprintf(q[n].t.name, sizeof q[n].t.name, "lm_head.weight");
+        sk_trole_name(sk_trole_at(SK_ROLE_HEAD), c->arch, SK_TNAME_HF, -1, q[n].t.name,
+                      sizeof q[n].t.name);
     }
     sk_free(ts);
     for (int64_t i = 0; i < n + extra; i++) {
-        const char *pat = sk_role_name(q[i].t.role, 1, 0);
-        snprintf(q[i].name, sizeof q[i].name, pat ? pat : "?", q[i].t.layer);
+        if (!sk_trole_name(sk_trole_at(q[i].t.role), c->arch, SK_TNAME_GGUF, q[i].t.layer,
+                           q[i].name, sizeof q[i].name))
+            snprintf(q[i].name, sizeof q[i].name, "?");
     }
     *out = q;
     *n_out = n + extra;
@@ -259,8 +261,8 @@ static void plan_tensor(const plan_in *in, qtensor *q) {
                                             : in->base->dtype;
         q->dtype = sk_dtype(d)->block == 1 && d <= SHRINK_DTYPE_BF16 ? d : SHRINK_DTYPE_F32;
     } else if (s->mix != SK_MIX_NONE) {
-        int is_70b = c->arch->names == SK_NAMES_LLAMA && c->n_layers == 80 &&
-                     c->n_heads != c->n_kv_heads;
+        /* llama.cpp's 70B rule (80 layers with GQA: only the Llama family has GQA) */
+        int is_70b = c->n_layers == 80 && c->n_heads != c->n_kv_heads;
         q->dtype = sk_mix_type(s->mix, q->name, t->cols, t->layer, c->n_layers, in->has_output,
                                is_70b, &q->fallback);
     } else {
@@ -691,7 +693,7 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
     if ((st = list_tensors(&m->cfg, &j.ts, &j.n))) goto out;
     plan_in pin = {s, p, &j.base, absmax,
                    /* output.weight is written unless the head is the token embedding */
-                   !m->cfg.tied || m->cfg.arch->names == SK_NAMES_GPT2};
+                   !m->cfg.tied || m->cfg.arch->gguf_head};
     for (int64_t i = 0; i < j.n; i++) {
         plan_tensor(&pin, &j.ts[i]);
         j.total += j.ts[i].bytes;

@@ -176,8 +176,7 @@ static shrink_status create(sk_train_model **out, const sk_source *src) {
         p->n = ts[i].rows * ts[i].cols;
         p->offset = off;
         off += (p->n + 15) & ~(int64_t)15; /* every tensor 64-byte aligned */
-        p->conv1d = tm->cfg.arch->names == SK_NAMES_GPT2 && ts[i].n_dims == 2 &&
-                    sk_role_conv1d(ts[i].role);
+        p->conv1d = ts[i].n_dims == 2 && sk_trole_conv1d(sk_trole_at(ts[i].role), tm->cfg.arch);
         p->dtype = src->dtype_of ? src->dtype_of(src->user, &ts[i]) : src->dtype;
     }
     tm->n_elems = off;
