@@ -53,13 +53,14 @@ static sk_config tiny_config(const sk_arch *a) {
     return c;
 }
 
-/* The role and layer of file tensor `name` in model m (its format's names), -1 if none. */
+/* The role and layer of file tensor `name` of a config-c model (its format's names), -1 if
+ * none: sk_trole_find, checked against a search written out here. */
 static int role_of(const sk_config *c, int gguf, const char *name, int *layer) {
-    int n;
+    int n, found = -1, found_l = -2;
     const sk_trole *roles = sk_troles(&n);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && found < 0; i++) {
         const sk_trole *r = &roles[i];
-        for (int l = r->layer ? 0 : -1; l < (r->layer ? c->n_layers : 0); l++) {
+        for (int l = r->layer ? 0 : -1; l < (r->layer ? c->n_layers : 0) && found < 0; l++) {
             char base[128], full[160];
             if (!sk_trole_name(r, c->arch, gguf ? SK_TNAME_GGUF : SK_TNAME_HF, l, base,
                                sizeof base))
@@ -68,13 +69,18 @@ static int role_of(const sk_config *c, int gguf, const char *name, int *layer) {
             for (int p = 0; p < 2; p++) {
                 snprintf(full, sizeof full, "%s%s", pre[p], base);
                 if (strcmp(full, name) == 0) {
-                    *layer = l;
-                    return i;
+                    found = i;
+                    found_l = l;
                 }
             }
         }
     }
-    return -1;
+    int l2 = -2, r2 = sk_trole_find(c->arch, gguf ? SK_TNAME_GGUF : SK_TNAME_HF, name,
+                                    c->n_layers, &l2);
+    CHECK(r2 == found && (found < 0 || l2 == found_l), "sk_trole_find('%s') = %d, want %d",
+          name, r2, found);
+    *layer = found_l;
+    return found;
 }
 
 /* ==== 1. the table ======================================================================= */

@@ -140,6 +140,27 @@ const char *sk_trole_name(const sk_trole *r, const sk_arch *a, sk_tname fmt, int
     return buf;
 }
 
+int sk_trole_find(const sk_arch *a, sk_tname fmt, const char *name, int n_layers,
+                  int *layer) {
+    const char *pre = fmt == SK_TNAME_HF && a && strncmp(name, a->hf_prefix, strlen(a->hf_prefix))
+                      == 0 ? a->hf_prefix : "";
+    for (int i = 0; i < N_TROLES; i++) {
+        const sk_trole *r = &troles[i];
+        const char *pat = fmt == SK_TNAME_GGUF ? r->gguf : r->hf[a->hf];
+        if (!pat) continue;
+        for (int l = r->layer ? 0 : -1; l < (r->layer ? n_layers : 0); l++) {
+            char buf[128];
+            snprintf(buf, sizeof buf, pat, l);
+            /* the prefixed spelling only for rows under the base model */
+            if (strcmp(buf, name) == 0 || (!r->top && *pre && strcmp(buf, name + strlen(pre)) == 0)) {
+                *layer = l;
+                return i;
+            }
+        }
+    }
+    return -1;
+}
+
 int sk_trole_conv1d(const sk_trole *r, const sk_arch *a) {
     return r->conv1d && a->hf_conv1d;
 }

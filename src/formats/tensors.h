@@ -211,6 +211,11 @@ SK_HIDDEN int64_t sk_tdim_value(const sk_config *c, sk_tdim d);
 typedef enum sk_tname { SK_TNAME_HF, SK_TNAME_GGUF } sk_tname;
 SK_HIDDEN const char *sk_trole_name(const sk_trole *r, const sk_arch *a, sk_tname fmt,
                                     int layer, char *buf, size_t cap);
+/* The row whose name in `fmt` is `name` (HF: arch a's family, with or without a->hf_prefix;
+ * GGUF names are the same for every arch, a may be NULL), for layers < n_layers; *layer gets
+ * the layer (-1: a model row). -1 if no row has that name. */
+SK_HIDDEN int sk_trole_find(const sk_arch *a, sk_tname fmt, const char *name, int n_layers,
+                            int *layer);
 /* Whether a Hugging Face file of arch a stores role r transposed (Conv1D). */
 SK_HIDDEN int sk_trole_conv1d(const sk_trole *r, const sk_arch *a);
 

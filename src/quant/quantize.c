@@ -129,25 +129,22 @@ shrink_dtype sk_mix_type(sk_mix mix, const char *name, int64_t ne0, int i_layer,
     const shrink_dtype base = mix == SK_MIX_Q5_K_M ? SHRINK_DTYPE_Q5_K : SHRINK_DTYPE_Q4_K;
     shrink_dtype t = base;
     if (mix == SK_MIX_NONE) return sk_quant_fallback(base, ne0, fallback);
-    if (strcmp(name, "output.weight") == 0 ||
-        (!has_output && strcmp(name, "token_embd.weight") == 0)) {
+    /* the role of the GGUF name (llama.cpp's rules go by name; the table maps it) */
+    int layer, role = sk_trole_find(NULL, SK_TNAME_GGUF, name, n_layer, &layer);
+    if (role == SK_ROLE_HEAD || (!has_output && role == SK_ROLE_TOK_EMB)) {
         /* the output matrix (or the embedding that serves as one): q6_K, q8_0 if the base
          * type's block does not divide its rows */
         t = ne0 % (int64_t)sk_dtype(base)->block != 0 ? SHRINK_DTYPE_Q8_0 : SHRINK_DTYPE_Q6_K;
-    } else if (strcmp(name, "token_embd.weight") == 0) {
-        /* the base type */
-    } else if (strstr(name, "attn_v.weight")) {
+    } else if (role == SK_ROLE_WV) {
         if (use_more_bits(i_layer, n_layer)) t = SHRINK_DTYPE_Q6_K;
         if (is_70b && t == SHRINK_DTYPE_Q4_K) t = SHRINK_DTYPE_Q5_K;
-    } else if (strstr(name, "attn_k.weight") || strstr(name, "attn_q.weight")) {
-        /* the base type (other file types change these) */
-    } else if (strstr(name, "ffn_down")) {
+    } else if (role == SK_ROLE_W_DOWN) {
         if (use_more_bits(i_layer, n_layer)) t = SHRINK_DTYPE_Q6_K;
-    } else if (strstr(name, "attn_output.weight")) {
-        /* the base type */
-    } else if (strstr(name, "attn_qkv.weight")) {
+    } else if (role == SK_ROLE_WQKV) {
         t = mix == SK_MIX_Q4_K_M ? SHRINK_DTYPE_Q5_K : SHRINK_DTYPE_Q6_K;
     }
+    /* every other matrix (token embedding, q, k, attention output, gate, up): the base type
+     * (other file types change some of these) */
     /* llama.cpp's convert_incompatible_tensor: q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0, then
      * f16; q8_0 has no fallback there (it refuses the model), f16 here */
     return sk_quant_fallback(t, ne0, fallback);

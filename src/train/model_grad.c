@@ -230,7 +230,8 @@ void sk_train_free(sk_train_model *tm) {
 
 sk_train_param *sk_train_find(sk_train_model *tm, const char *name) {
     if (!tm || !name) return NULL;
-    if (strncmp(name, "transformer.", 12) == 0) name += 12;
+    size_t np = strlen(tm->cfg.arch->hf_prefix); /* GPT-2's "transformer." */
+    if (np && strncmp(name, tm->cfg.arch->hf_prefix, np) == 0) name += np;
     for (int64_t i = 0; i < tm->n_params; i++)
         if (strcmp(tm->params[i].t.name, name) == 0) return &tm->params[i];
     return NULL;
