@@ -4,14 +4,16 @@
  *
  * Every reader has a from-memory entry point (bytes + length + a name used in messages) so
  * fuzzers and tests need no files, and a file entry point that maps the file(s) into a model.
- * Tensors produced by the readers are sk_tensor rows (model.h): `name` is malloc'd, `data`
+ * Tensors produced by the readers are sk_tensor rows (tensors.h): `name` is malloc'd, `data`
  * is a borrowed view into the bytes that were parsed (it may be unaligned). Release a table
  * with sk_tensors_free().
  */
 #ifndef SK_FORMATS_H
 #define SK_FORMATS_H
 
-#include "../model/model.h"
+#include "tensors.h"
+
+struct shrink_model; /* model/model.h: the readers fill one */
 
 /* Frees the names and the array of a tensor table (not the data the tensors point into). */
 SK_HIDDEN void sk_tensors_free(sk_tensor *t, int64_t n);

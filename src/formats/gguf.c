@@ -25,6 +25,7 @@
  * files, architectures other than llama and gpt2.
  */
 #include "formats.h"
+#include "../model/model.h"
 
 #include "../tokenizer/tokenizer.h"
 

@@ -24,6 +24,7 @@
  * The newer llama2.c "version" exports (magic "ak42") are recognized and refused.
  */
 #include "formats.h"
+#include "../model/model.h"
 
 #include <math.h>
 

@@ -18,6 +18,7 @@
  * Not here: format layouts (see the writer files and docs/formats.md).
  */
 #include "formats.h"
+#include "../model/model.h"
 
 #include "../tokenizer/tokenizer.h"
 

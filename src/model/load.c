@@ -20,6 +20,7 @@
  * A missing tensor or a wrong shape is SHRINK_ERR_FORMAT naming the tensor and the file.
  */
 #include "../formats/formats.h"
+#include "model.h"
 
 #include <dirent.h>
 #include <stddef.h>

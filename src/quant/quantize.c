@@ -29,6 +29,8 @@
  */
 #include "quant.h"
 
+#include "../model/model.h"
+
 #include "../tokenizer/tokenizer.h"
 #include "../kernels/q_search.h"
 
