@@ -139,7 +139,7 @@ static void test_table(void) {
                   "%s: '%s' is its HF name", a->name, ts[i].name);
             CHECK(role_of(&c, 0, ts[i].name, &l) == (int)ts[i].role && l == ts[i].layer,
                   "%s: HF '%s' maps back to its role", a->name, ts[i].name);
-            if (!a->gguf_arch) continue;
+            if (!a->gguf_write) continue;
             sk_trole_name(r, a, SK_TNAME_GGUF, ts[i].layer, gg, sizeof gg);
             CHECK(role_of(&c, 1, gg, &l) == (int)ts[i].role && l == ts[i].layer,
                   "%s: GGUF '%s' maps back to '%s'", a->name, gg, ts[i].name);
@@ -275,7 +275,7 @@ static void test_written(void) {
             shrink_model *m;
             snprintf(out, sizeof out, "%s/%s-%d-hf", tmpdir, a->name, tied);
             if ((m = write_and_load(&c, SK_FORMAT_HF, out))) shrink_model_free(m);
-            if (a->gguf_arch && !(c.qkv_bias && !a->fused_qkv)) {
+            if (a->gguf_write && !(c.qkv_bias && !a->fused_qkv)) {
                 snprintf(out, sizeof out, "%s/%s-%d.gguf", tmpdir, a->name, tied);
                 if ((m = write_and_load(&c, SK_FORMAT_GGUF, out))) shrink_model_free(m);
             }

@@ -27,6 +27,7 @@ static const sk_arch sk_archs[] = {
         .hf_conv1d   = 0,
         .hf_class    = "LlamaForCausalLM",
         .gguf_arch   = "llama",
+        .gguf_write  = 1,
         .gguf_head   = 0,
         .add_bos     = 1,
         .resid_scale = 0,
@@ -47,6 +48,7 @@ static const sk_arch sk_archs[] = {
         .hf_conv1d   = 0,
         .hf_class    = "MistralForCausalLM",
         .gguf_arch   = "llama",
+        .gguf_write  = 1,
         .gguf_head   = 0,
         .add_bos     = 1,
         .resid_scale = 0,
@@ -66,7 +68,8 @@ static const sk_arch sk_archs[] = {
         .hf_prefix   = "",
         .hf_conv1d   = 0,
         .hf_class    = "Qwen2ForCausalLM",
-        .gguf_arch   = NULL /* not yet */,
+        .gguf_arch   = "llama",
+        .gguf_write  = 0,
         .gguf_head   = 0,
         .add_bos     = 1,
         .resid_scale = 0,
@@ -87,6 +90,7 @@ static const sk_arch sk_archs[] = {
         .hf_conv1d   = 1,
         .hf_class    = "GPT2LMHeadModel",
         .gguf_arch   = "gpt2",
+        .gguf_write  = 1,
         .gguf_head   = 1,
         .add_bos     = 0,
         .resid_scale = 1,
@@ -109,6 +113,6 @@ const sk_arch *sk_arch_at(int i) {
 const sk_arch *sk_arch_find_gguf(const char *name) {
     if (!name) return NULL;
     for (int i = 0; i < SK_N_ARCHS; i++)
-        if (sk_archs[i].gguf_arch && strcmp(sk_archs[i].gguf_arch, name) == 0) return &sk_archs[i];
+        if (strcmp(sk_archs[i].gguf_arch, name) == 0) return &sk_archs[i];
     return NULL;
 }

@@ -1118,12 +1118,12 @@ static shrink_status alias_fill(void *user, const sk_wtensor *t, int64_t r0, int
 shrink_status sk_gguf_write(const sk_source *src, const char *out, const sk_write_opts *o) {
     const sk_config *c = &src->cfg;
     const char *arch = c->arch->gguf_arch;
-    if (!arch)
-        return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: %s models cannot be written as GGUF yet",
-                        out, c->arch->name);
     if (!c->arch->fused_qkv && c->qkv_bias)
         return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: a %s model with q/k/v biases cannot be "
                         "written as GGUF arch %s", out, c->arch->name, arch);
+    if (!c->arch->gguf_write)
+        return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: %s models cannot be written as GGUF yet",
+                        out, c->arch->name);
     int rope = c->arch->pos == SK_POS_ROPE;
     shrink_dtype mdt = o->dtype >= 0 ? (shrink_dtype)o->dtype : src->dtype;
     sk_wtensor *ts = NULL;

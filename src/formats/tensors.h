@@ -52,7 +52,9 @@ typedef struct sk_arch {
     const char  *hf_prefix;   /* prefix some HF files put before the base model's names */
     int          hf_conv1d;   /* HF stores the rows marked conv1d as (in, out) (GPT-2 Conv1D) */
     const char  *hf_class;    /* config.json "architectures" */
-    const char  *gguf_arch;   /* general.architecture; NULL: not written as GGUF */
+    const char  *gguf_arch;   /* general.architecture it is written as; a file of that arch
+                               * is read as the first row that names it */
+    int          gguf_write;  /* shrink writes it as GGUF (qwen2: not yet) */
     int          gguf_head;   /* GGUF files repeat a tied head as output.weight */
     int          add_bos;     /* default of add_bos_token */
     int          resid_scale; /* init scales residual projections by 1 / sqrt(2 L) */
