@@ -185,7 +185,7 @@ typedef struct sk_trole {
     /* names, %d = layer; NULL: the role has no tensor in that format or family */
     const char  *hf[SK_HF_FAMILIES]; /* Hugging Face, per sk_arch.hf */
     const char  *gguf;               /* llama.cpp (llama-arch.cpp LLM_TENSOR_NAMES) */
-    int          l2c;                /* position among llama.c's arrays (1..), 0: none */
+    int          l2c;                /* position among llama2.c's arrays (1..), 0: none */
     int          layer;              /* one per layer (else one per model) */
     sk_tdim      rows, cols;         /* (out, in) as the decoder wants it; vectors cols 1 */
     sk_twhen     when;
