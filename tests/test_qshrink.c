@@ -1,7 +1,7 @@
 /*
  * test_qshrink.c - shrink's own quantized types (int8_ch ... w8a8_static, enum 11..24):
  *
- *   1. the dtype rows against the agreed layouts (/work/notes/layouts.md, docs/formats.md):
+ *   1. the dtype rows against the layouts of docs/formats.md ("shrink's own quantized types"):
  *      block, bytes, row head, act format, functions; names and dash spellings parse;
  *   2. round trips on normal data within the row's tol_rel (relative RMS error);
  *   3. the formula in float64: every dequantized value equals d*q (etc.) recomputed here from
