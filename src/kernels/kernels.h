@@ -218,7 +218,7 @@ SK_HIDDEN sk_isa sk_kernels_force(sk_isa isa);
  *
  * Decode (T == 1) with a block or int8 weight type: sk_matmul quantizes x once into the row's
  * act format, then calls the row's vec_dot per weight row. Layouts and the reference dot
- * semantics: /work/notes/layouts.md and docs/kernels.md ("Quantized decode").
+ * semantics: docs/formats.md (the dtype layouts) and docs/kernels.md ("Quantized decode").
  *   SK_ACT_Q8_32     n % 32 == 0: n/32 sk_act_q8_32, d = absmax/127, q = roundf(x/d)
  *   SK_ACT_Q8_K      n % 256 == 0: n/256 block_q8_K (ggml's quantize_row_q8_K_ref)
  *   SK_ACT_I8_TOKEN  sk_act_i8 + n int8, d = absmax/127, q = roundf(x/d)
