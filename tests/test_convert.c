@@ -414,8 +414,8 @@ static void atomic_outputs(void) {
 }
 
 int main(void) {
-    char probe[2048];
-    if (!test_model(probe, sizeof probe, "stories260K")) test_skip("test_convert", "no models");
+    /* stories260K is in the repository: those cases run always; a missing shared model fails
+     * with ../shared present, is a counted skip (exit 77) without */
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;

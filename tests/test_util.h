@@ -132,10 +132,13 @@ static inline const char *test_need_shared(char *buf, size_t cap, const char *re
     return NULL;
 }
 
-/* <models>/REL if it exists; else test_missing() and NULL. */
+/* <models>/REL if it exists, else models/REL of the repository (the embedded stories260K);
+ * else test_missing() and NULL. */
 static inline const char *test_need_model(char *buf, size_t cap, const char *rel) {
     struct stat st;
     if (test_model(buf, cap, rel) && stat(buf, &st) == 0) return buf;
+    snprintf(buf, cap, "models/%s", rel);
+    if (stat(buf, &st) == 0) return buf;
     test_missing(rel);
     return NULL;
 }
