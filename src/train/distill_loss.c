@@ -93,7 +93,9 @@ double distill_classifier_forward_backward(float *dX, float *dhead, const float 
         }
         ce_all += ce_part;
         kl_all += kl_part;
-        if (dX || dhead) matmul_backward(dX, dhead, NULL, logits, X + (size_t)n0 * D, head, c, D, V);
+        if (dX || dhead)
+            matmul_backward(dX ? dX + (size_t)n0 * D : NULL, dhead, NULL, logits,
+                            X + (size_t)n0 * D, head, c, D, V);
     }
     loss = a * tau * tau * kl_all + (1.0 - a) * ce_all;
     if (ce_sum) *ce_sum = ce_all;
