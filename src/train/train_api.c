@@ -235,10 +235,10 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
         if (p->top_k < 0)
             return sk_error(SHRINK_ERR_ARG, "distill: top-k %d must be >= 0", p->top_k);
         shrink_load_params tp = shrink_load_params_default();
-        st = sk_model_open(&r->teacher, p->teacher, &tp);
+        st = shrink_model_load(&r->teacher, p->teacher, &tp);
         if (st && !r->m->tok) {
             tp.no_tokenizer = true;
-            st = sk_model_open(&r->teacher, p->teacher, &tp);
+            st = shrink_model_load(&r->teacher, p->teacher, &tp);
         }
         if (st) return st;
         if ((st = same_tokenizer(r->teacher, r->m, p->teacher, model_path))) return st;
