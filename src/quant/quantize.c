@@ -327,7 +327,7 @@ static shrink_status ensure_buffers(qjob *j, int64_t cols) {
 
 /* Records the first failure of a thread (its message is thread-local). */
 static void thread_fail(qjob *j, shrink_status st) {
-    #pragma omp critical(sk_quantize_err)
+    #pragma omp critical
     if (!j->err) {
         j->err = st;
         snprintf(j->err_msg, sizeof j->err_msg, "%s", shrink_last_error());

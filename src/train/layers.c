@@ -29,7 +29,7 @@ static void add_to(float *y, const float *x, size_t n) {
 /* ==== token and position embedding ========================================================= */
 
 /* out[n] = wte[tok[n]] (+ wpe[n % T]). Saves nothing: the backward needs only the tokens. */
-void encoder_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int N,
+void sk_encoder_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int N,
                      int T, int D) {
     #pragma omp parallel for schedule(static) if ((size_t)N * D > 32768)
     for (int n = 0; n < N; n++) {
@@ -46,7 +46,7 @@ void encoder_forward(float *out, const int32_t *tok, const float *wte, const flo
 
 /* dwte[tok[n]] += dout[n] (rows may repeat: threaded over column blocks), dwpe[t] += sum over
  * the sequences of dout[b*T + t]. */
-void encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int N,
+void sk_encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int N,
                       int T, int D) {
     if (dwte) {
         const int cb = 64, nb = (D + cb - 1) / cb;
@@ -75,7 +75,7 @@ void encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t
 
 /* out = (x - mean) * rstd * w + b, biased variance (torch.nn.LayerNorm), statistics in double
  * as decoder.c. Saves mean and rstd (N each) "to be used later in the backward pass". */
-void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+void sk_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                        const float *b, int N, int D, float eps) {
     #pragma omp parallel for schedule(static) if ((size_t)N * D > 32768)
     for (int n = 0; n < N; n++) {
@@ -95,7 +95,7 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
 
 /* dinp += rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm)), dnorm = dout * w,
  * norm = (x - mean) * rstd; dw += sum_n dout * norm, db += sum_n dout. */
-void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+void sk_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, const float *mean, const float *rstd, int N, int D) {
     if (dinp) {
         #pragma omp parallel for schedule(static) if ((size_t)N * D > 32768)
@@ -141,7 +141,7 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
 
 /* out = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps) (Hugging Face LlamaRMSNorm), sum of
  * squares in double as decoder.c. Saves rstd (N). */
-void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int D,
+void sk_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int D,
                      float eps) {
     #pragma omp parallel for schedule(static) if ((size_t)N * D > 32768)
     for (int n = 0; n < N; n++) {
@@ -156,7 +156,7 @@ void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, 
 }
 
 /* dinp += rstd * dout * w - x * rstd^3 * mean(dout * w * x); dw += sum_n dout * x * rstd. */
-void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
+void sk_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
                       const float *w, const float *rstd, int N, int D) {
     if (dinp) {
         #pragma omp parallel for schedule(static) if ((size_t)N * D > 32768)
@@ -189,7 +189,7 @@ void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *in
 
 /* Y (N, out) = X (N, in) W^T (+ bias), W (out, in) f32, through the GEMM kernels. Saves
  * nothing itself: the backward needs X (the caller keeps it) and W. */
-void matmul_forward(float *Y, const float *X, const float *W, const float *bias, int N, int in,
+void sk_matmul_forward(float *Y, const float *X, const float *W, const float *bias, int N, int in,
                     int out) {
     const sk_mat Wm = {.dtype = SHRINK_DTYPE_F32, .rows = out, .cols = in, .data = W};
     sk_matmul(&Wm, X, N, Y, out);
@@ -308,7 +308,7 @@ static void bias_backward(float *dbias, const float *dY, int N, int out) {
 }
 
 /* dX += dY W; dW += dY^T X; dbias += sum_n dY. Any of dX, dW, dbias may be NULL. */
-void matmul_backward(float *dX, float *dW, float *dbias, const float *dY, const float *X,
+void sk_matmul_backward(float *dX, float *dW, float *dbias, const float *dY, const float *X,
                      const float *W, int N, int in, int out) {
     if (dX) gemm_acc(dX, in, N, in, out, dY, 1, out, W, in);
     if (dW) gemm_acc(dW, in, out, in, N, dY, out, 1, X, in);
@@ -320,7 +320,7 @@ void matmul_backward(float *dX, float *dW, float *dbias, const float *dY, const 
 /* Rotates every head of every row in place (q or k): pairs (i, i + hd/2) (rotate-half) or
  * (2i, 2i+1) (interleaved) by the angle of position n % T. Saves nothing: the rotation is
  * orthogonal, its backward is the inverse rotation. */
-void rope_forward(float *x, const float *cos_t, const float *sin_t, int N, int T, int nh, int hd,
+void sk_rope_forward(float *x, const float *cos_t, const float *sin_t, int N, int T, int nh, int hd,
                   sk_rope_layout layout) {
     const int half = hd / 2;
     const int stride = layout == SK_ROPE_HALF ? 1 : 2, off = layout == SK_ROPE_HALF ? half : 1;
@@ -340,7 +340,7 @@ void rope_forward(float *x, const float *cos_t, const float *sin_t, int N, int T
 }
 
 /* d(before) = R^T d(after): da = da' cos + db' sin, db = db' cos - da' sin. */
-void rope_backward(float *dx, const float *cos_t, const float *sin_t, int N, int T, int nh,
+void sk_rope_backward(float *dx, const float *cos_t, const float *sin_t, int N, int T, int nh,
                    int hd, sk_rope_layout layout) {
     const int half = hd / 2;
     const int stride = layout == SK_ROPE_HALF ? 1 : 2, off = layout == SK_ROPE_HALF ? half : 1;
@@ -365,7 +365,7 @@ void rope_backward(float *dx, const float *cos_t, const float *sin_t, int N, int
  *   p = softmax_j<=t (q[t] . k[j] / sqrt(hd)),  out[t] = sum_j p_j v[j].
  * Saves att (B, H, T, T): the probabilities (zeros above the diagonal) for the backward,
  * which also needs q, k, v (the caller keeps them). */
-void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+void sk_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                        int B, int T, int H, int KV, int hd) {
     const sk_kernel_set *ks = sk_kernels(); /* single-threaded SIMD dot / axpy */
     const int group = H / KV;
@@ -399,7 +399,7 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
  * dq[t] = scale sum_j ds_tj k[j]; dk[j] += scale ds_tj q[t]. Threaded over (b, kv head) so
  * the query heads sharing a kv head add into its dk/dv one after the other. dq, dk, dv are
  * written. work: omp_get_max_threads() * T floats. */
-void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+void sk_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
                         const float *k, const float *v, const float *att, int B, int T, int H,
                         int KV, int hd, float *work) {
     const sk_kernel_set *ks = sk_kernels();
@@ -447,7 +447,7 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
 
 /* GELU, tanh approximation, through 0.5 (1 + tanh(u)) = 1 / (1 + exp(-2u)) as decoder.c.
  * Saves nothing: the backward needs the input (the caller keeps it). */
-void gelu_forward(float *out, const float *inp, size_t n) {
+void sk_gelu_forward(float *out, const float *inp, size_t n) {
     #pragma omp parallel for schedule(static) if (n > 16384)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
@@ -456,7 +456,7 @@ void gelu_forward(float *out, const float *inp, size_t n) {
 }
 
 /* d/dx 0.5 x (1 + tanh u) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx. dinp is written. */
-void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+void sk_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     #pragma omp parallel for schedule(static) if (n > 16384)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
@@ -469,14 +469,14 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
 
 /* out = silu(gate) * up, silu(x) = x / (1 + exp(-x)). Saves nothing: the backward needs
  * gate and up (the caller keeps them). */
-void swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
+void sk_swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
     #pragma omp parallel for schedule(static) if (n > 16384)
     for (size_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
 /* dgate = dout up silu'(gate), silu' = sig (1 + x (1 - sig)); dup = dout silu(gate).
  * Written. */
-void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+void sk_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
                      const float *up, size_t n) {
     #pragma omp parallel for schedule(static) if (n > 16384)
     for (size_t i = 0; i < n; i++) {
@@ -490,17 +490,17 @@ void swiglu_backward(float *dgate, float *dup, const float *dout, const float *g
 
 /* x += y. The backward of a residual is the identity: the gradient of the sum flows unchanged
  * into both branches (the caller passes the same buffer on). */
-void residual_forward(float *x, const float *y, size_t n) { add_to(x, y, n); }
+void sk_residual_forward(float *x, const float *y, size_t n) { add_to(x, y, n); }
 
 /* ==== fused classifier: logits, softmax, cross-entropy, and their backward =================== */
 
-size_t classifier_work_floats(int D, int V, int chunk) { return (size_t)chunk * V + 64; }
+size_t sk_classifier_work_floats(int D, int V, int chunk) { return (size_t)chunk * V + 64; }
 
 /* For rows in chunks of `chunk`: logits (c, V) = X head^T; loss += logsumexp - logit[target]
  * (in double); then, when dX or dhead is wanted, the logits become scale * (softmax - onehot)
  * in place and go through the head's backward at once (dX += dlogits head,
  * dhead += dlogits^T X). Only one chunk of logits exists at a time; nothing is saved. */
-double classifier_forward_backward(float *dX, float *dhead, const float *X, const float *head,
+double sk_classifier_forward_backward(float *dX, float *dhead, const float *X, const float *head,
                                    const int32_t *targets, int N, int D, int V, float scale,
                                    float *work, int chunk) {
     const sk_kernel_set *ks = sk_kernels();

@@ -103,7 +103,7 @@ static shrink_status state_alloc(const sk_train_model *tm, int B, int T,
     s->dfh = falloc(N * F);
     s->dfa = falloc(N * F);
     s->dfb = falloc(N * F);
-    size_t w = classifier_work_floats((int)D, (int)V, classifier_chunk((int)N, (int)V));
+    size_t w = sk_classifier_work_floats((int)D, (int)V, classifier_chunk((int)N, (int)V));
     w = max_sz(w, (size_t)omp_get_max_threads() * T);
     s->work_floats = w;
     s->work = falloc(w);
@@ -374,18 +374,18 @@ static void bind_slots(const sk_train_model *tm, model_slots *ms) {
 static void norm_forward(const sk_config *c, float *out, float *mean, float *rstd,
                          const float *inp, slot w, slot b, int N) {
     if (c->arch->norm == SK_NORM_RMS)
-        rmsnorm_forward(out, rstd, inp, w.w, N, c->dim, c->norm_eps);
+        sk_rmsnorm_forward(out, rstd, inp, w.w, N, c->dim, c->norm_eps);
     else
-        layernorm_forward(out, mean, rstd, inp, w.w, b.w, N, c->dim, c->norm_eps);
+        sk_layernorm_forward(out, mean, rstd, inp, w.w, b.w, N, c->dim, c->norm_eps);
 }
 
 static void norm_backward(const sk_config *c, float *dinp, const float *dout,
                           const float *inp, slot w, slot b, const float *mean,
                           const float *rstd, int N) {
     if (c->arch->norm == SK_NORM_RMS)
-        rmsnorm_backward(dinp, w.g, dout, inp, w.w, rstd, N, c->dim);
+        sk_rmsnorm_backward(dinp, w.g, dout, inp, w.w, rstd, N, c->dim);
     else
-        layernorm_backward(dinp, w.g, b.w ? b.g : NULL, dout, inp, w.w, mean, rstd, N, c->dim);
+        sk_layernorm_backward(dinp, w.g, b.w ? b.g : NULL, dout, inp, w.w, mean, rstd, N, c->dim);
 }
 
 /* ==== forward and backward ================================================================== */
@@ -415,7 +415,7 @@ static void forward(const sk_train_model *tm, const model_slots *ms, int B, int 
     const size_t ND = (size_t)N * D;
 
     /* token embedding (+ learned position embedding) */
-    encoder_forward(s->res, s->inp, ms->tok_emb.w,
+    sk_encoder_forward(s->res, s->inp, ms->tok_emb.w,
                     c->arch->pos == SK_POS_LEARNED ? ms->pos_emb.w : NULL, N, T, D);
 
     for (int l = 0; l < c->n_layers; l++) {
@@ -431,33 +431,33 @@ static void forward(const sk_train_model *tm, const model_slots *ms, int B, int 
         /* attention: xn = norm(x); q, k, v projections; RoPE on q and k */
         norm_forward(c, xn1, s->mean1 + (size_t)l * N, s->rstd1 + (size_t)l * N, x,
                      w->attn_norm, w->attn_norm_b, N);
-        matmul_forward(q, xn1, w->wq.w, w->bq.w, N, D, Q);
-        matmul_forward(k, xn1, w->wk.w, w->bk.w, N, D, K);
-        matmul_forward(v, xn1, w->wv.w, w->bv.w, N, D, K);
+        sk_matmul_forward(q, xn1, w->wq.w, w->bq.w, N, D, Q);
+        sk_matmul_forward(k, xn1, w->wk.w, w->bk.w, N, D, K);
+        sk_matmul_forward(v, xn1, w->wv.w, w->bv.w, N, D, K);
         if (c->arch->pos == SK_POS_ROPE) {
-            rope_forward(q, s->rope_cos, s->rope_sin, N, T, H, hd, c->rope_layout);
-            rope_forward(k, s->rope_cos, s->rope_sin, N, T, KV, hd, c->rope_layout);
+            sk_rope_forward(q, s->rope_cos, s->rope_sin, N, T, H, hd, c->rope_layout);
+            sk_rope_forward(k, s->rope_cos, s->rope_sin, N, T, KV, hd, c->rope_layout);
         }
-        attention_forward(ao, att, q, k, v, B, T, H, KV, hd);
+        sk_attention_forward(ao, att, q, k, v, B, T, H, KV, hd);
 
         /* output projection and residual: mid = x + ao wo^T (+ bo) */
-        matmul_forward(mid, ao, w->wo.w, w->bo.w, N, Q, D);
-        residual_forward(mid, x, ND);
+        sk_matmul_forward(mid, ao, w->wo.w, w->bo.w, N, Q, D);
+        sk_residual_forward(mid, x, ND);
 
         /* feed-forward: xn = norm(mid); SwiGLU or GELU MLP; residual */
         norm_forward(c, xn2, s->mean2 + (size_t)l * N, s->rstd2 + (size_t)l * N, mid,
                      w->ffn_norm, w->ffn_norm_b, N);
         if (c->arch->ffn == SK_FFN_SWIGLU) {
-            matmul_forward(fa, xn2, w->w_gate.w, NULL, N, D, F);
-            matmul_forward(fb, xn2, w->w_up.w, w->b_up.w, N, D, F);
-            swiglu_forward(fh, fa, fb, (size_t)N * F);
+            sk_matmul_forward(fa, xn2, w->w_gate.w, NULL, N, D, F);
+            sk_matmul_forward(fb, xn2, w->w_up.w, w->b_up.w, N, D, F);
+            sk_swiglu_forward(fh, fa, fb, (size_t)N * F);
         } else {
-            matmul_forward(fa, xn2, w->w_up.w, w->b_up.w, N, D, F);
-            gelu_forward(fh, fa, (size_t)N * F);
+            sk_matmul_forward(fa, xn2, w->w_up.w, w->b_up.w, N, D, F);
+            sk_gelu_forward(fh, fa, (size_t)N * F);
         }
         float *xo = s->res + (size_t)(l + 1) * ND;
-        matmul_forward(xo, fh, w->w_down.w, w->b_down.w, N, F, D);
-        residual_forward(xo, mid, ND);
+        sk_matmul_forward(xo, fh, w->w_down.w, w->b_down.w, N, F, D);
+        sk_residual_forward(xo, mid, ND);
     }
     norm_forward(c, s->xnf, s->meanf, s->rstdf, s->res + (size_t)c->n_layers * ND,
                  ms->final_norm, ms->final_norm_b, N);
@@ -488,17 +488,17 @@ static void backward(const sk_train_model *tm, const model_slots *ms, int B, int
 
         /* res[l+1] = mid + down(fh): dres flows to mid unchanged and into the MLP */
         memset(s->dfh, 0, (size_t)N * F * sizeof(float));
-        matmul_backward(s->dfh, w->w_down.g, w->b_down.w ? w->b_down.g : NULL, s->dres, fh,
+        sk_matmul_backward(s->dfh, w->w_down.g, w->b_down.w ? w->b_down.g : NULL, s->dres, fh,
                         w->w_down.w, N, F, D);
         memset(s->dxn, 0, ND * sizeof(float));
         if (c->arch->ffn == SK_FFN_SWIGLU) {
-            swiglu_backward(s->dfa, s->dfb, s->dfh, fa, fb, (size_t)N * F);
-            matmul_backward(s->dxn, w->w_gate.g, NULL, s->dfa, xn2, w->w_gate.w, N, D, F);
-            matmul_backward(s->dxn, w->w_up.g, w->b_up.w ? w->b_up.g : NULL, s->dfb, xn2,
+            sk_swiglu_backward(s->dfa, s->dfb, s->dfh, fa, fb, (size_t)N * F);
+            sk_matmul_backward(s->dxn, w->w_gate.g, NULL, s->dfa, xn2, w->w_gate.w, N, D, F);
+            sk_matmul_backward(s->dxn, w->w_up.g, w->b_up.w ? w->b_up.g : NULL, s->dfb, xn2,
                             w->w_up.w, N, D, F);
         } else {
-            gelu_backward(s->dfa, fa, s->dfh, (size_t)N * F);
-            matmul_backward(s->dxn, w->w_up.g, w->b_up.w ? w->b_up.g : NULL, s->dfa, xn2,
+            sk_gelu_backward(s->dfa, fa, s->dfh, (size_t)N * F);
+            sk_matmul_backward(s->dxn, w->w_up.g, w->b_up.w ? w->b_up.g : NULL, s->dfa, xn2,
                             w->w_up.w, N, D, F);
         }
         norm_backward(c, s->dres, s->dxn, mid, w->ffn_norm, w->ffn_norm_b,
@@ -506,23 +506,23 @@ static void backward(const sk_train_model *tm, const model_slots *ms, int B, int
 
         /* mid = x + o(ao): dres (now d/dmid) flows to x unchanged and into attention */
         memset(s->dao, 0, (size_t)N * Q * sizeof(float));
-        matmul_backward(s->dao, w->wo.g, w->bo.w ? w->bo.g : NULL, s->dres, ao, w->wo.w, N, Q,
+        sk_matmul_backward(s->dao, w->wo.g, w->bo.w ? w->bo.g : NULL, s->dres, ao, w->wo.w, N, Q,
                         D);
-        attention_backward(s->dq, s->dk, s->dv, s->dao, q, k, v, att, B, T, H, KV, hd,
+        sk_attention_backward(s->dq, s->dk, s->dv, s->dao, q, k, v, att, B, T, H, KV, hd,
                            s->work);
         if (c->arch->pos == SK_POS_ROPE) {
-            rope_backward(s->dq, s->rope_cos, s->rope_sin, N, T, H, hd, c->rope_layout);
-            rope_backward(s->dk, s->rope_cos, s->rope_sin, N, T, KV, hd, c->rope_layout);
+            sk_rope_backward(s->dq, s->rope_cos, s->rope_sin, N, T, H, hd, c->rope_layout);
+            sk_rope_backward(s->dk, s->rope_cos, s->rope_sin, N, T, KV, hd, c->rope_layout);
         }
         memset(s->dxn, 0, ND * sizeof(float));
-        matmul_backward(s->dxn, w->wq.g, w->bq.w ? w->bq.g : NULL, s->dq, xn1, w->wq.w, N, D, Q);
-        matmul_backward(s->dxn, w->wk.g, w->bk.w ? w->bk.g : NULL, s->dk, xn1, w->wk.w, N, D, K);
-        matmul_backward(s->dxn, w->wv.g, w->bv.w ? w->bv.g : NULL, s->dv, xn1, w->wv.w, N, D, K);
+        sk_matmul_backward(s->dxn, w->wq.g, w->bq.w ? w->bq.g : NULL, s->dq, xn1, w->wq.w, N, D, Q);
+        sk_matmul_backward(s->dxn, w->wk.g, w->bk.w ? w->bk.g : NULL, s->dk, xn1, w->wk.w, N, D, K);
+        sk_matmul_backward(s->dxn, w->wv.g, w->bv.w ? w->bv.g : NULL, s->dv, xn1, w->wv.w, N, D, K);
         norm_backward(c, s->dres, s->dxn, x, w->attn_norm, w->attn_norm_b,
                       s->mean1 + (size_t)l * N, s->rstd1 + (size_t)l * N, N);
     }
     /* embeddings */
-    encoder_backward(ms->tok_emb.g, c->arch->pos == SK_POS_LEARNED ? ms->pos_emb.g : NULL,
+    sk_encoder_backward(ms->tok_emb.g, c->arch->pos == SK_POS_LEARNED ? ms->pos_emb.g : NULL,
                      s->dres, s->inp, N, T, D);
 }
 
@@ -578,7 +578,7 @@ static shrink_status run(sk_train_model *tm, const int32_t *tokens, int B, int T
         dxnf = s->dxn;
         memset(dxnf, 0, (size_t)N * D * sizeof(float));
     }
-    double sum = classifier_forward_backward(dxnf, want_grad ? ms.head.g : NULL, s->xnf,
+    double sum = sk_classifier_forward_backward(dxnf, want_grad ? ms.head.g : NULL, s->xnf,
                                              ms.head.w, s->tgt, N, D, V, scale,
                                              s->work, classifier_chunk(N, V));
     if (want_grad) {
