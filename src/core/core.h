@@ -30,6 +30,9 @@
 
 SK_HIDDEN shrink_status sk_error(shrink_status st, const char *fmt, ...) SK_PRINTF(2, 3);
 SK_HIDDEN void sk_clear_error(void);
+/* A diagnostic that is not an error of the call (a bad environment value): one line, to the
+ * callback of shrink_set_log_callback, dropped without one. The library never prints. */
+SK_HIDDEN void sk_log(const char *fmt, ...) SK_PRINTF(1, 2);
 
 /* Broken invariants (bugs, not bad input) abort with file, line and expression. */
 #define SHRINK_ASSERT(x)                                                                   \

@@ -1,7 +1,8 @@
 /*
  * dispatch.c - chooses the kernel set once: starts at the references, then moves up to AVX2
  * and AVX-512 when cpuid says the CPU has them and xgetbv says the OS saves their registers.
- * SHRINK_KERNELS=ref|avx2|avx512 forces a level (clamped to what the CPU has).
+ * SHRINK_KERNELS=ref|avx2|avx512 forces a level (clamped to what the CPU has); a bad value is
+ * reported through the log callback (sk_log).
  */
 #include "kernels.h"
 
@@ -73,11 +74,11 @@ static void init_once(void) {
         for (int i = 0; i < SK_ISA_COUNT; i++)
             if (strcmp(env, set_of((sk_isa)i)->name) == 0) want = (sk_isa)i;
         if (want == SK_ISA_COUNT)
-            fprintf(stderr, "shrink: SHRINK_KERNELS=%s unknown (ref, avx2, avx512); using %s\n",
-                    env, set_of(lvl)->name);
+            sk_log("SHRINK_KERNELS=%s unknown (ref, avx2, avx512); using %s", env,
+                   set_of(lvl)->name);
         else if (want > sk_cpu_level)
-            fprintf(stderr, "shrink: SHRINK_KERNELS=%s not supported by this CPU; using %s\n",
-                    env, set_of(lvl)->name);
+            sk_log("SHRINK_KERNELS=%s not supported by this CPU; using %s", env,
+                   set_of(lvl)->name);
         else
             lvl = want;
     }
