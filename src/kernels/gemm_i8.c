@@ -30,12 +30,7 @@
 #define SK_I8_MC_ROWS 256
 
 
-const sk_i8_gemm *sk_i8_gemm_get(sk_isa isa) {
-    if (isa > sk_cpu_isa()) isa = sk_cpu_isa();
-    if (isa >= SK_ISA_AVX512 && sk_cpu_has_vnni()) return &sk_i8_gemm_avx512;
-    if (isa >= SK_ISA_AVX2) return &sk_i8_gemm_avx2;
-    return NULL;
-}
+const sk_i8_gemm *sk_i8_gemm_get(sk_isa isa) { return sk_kernel_table(isa)->i8; }
 
 /* ---- the reference: decode's dot for every token and row ------------------------------- */
 
@@ -150,8 +145,9 @@ int sk_matmul_i8(sk_isa isa, const sk_mat *W, const float *X, int64_t T, float *
     float ss = 0.0f; /* SK_ACT_I8_STATIC: the calibrated scale in row 0's head (kernels.h) */
     if (f == SK_ACT_I8_STATIC)
         memcpy(&ss, (const uint8_t *)W->data + SK_ACT_STATIC_OFF, sizeof ss);
-    const sk_i8_gemm *g = sk_i8_gemm_get(isa);
-    const sk_act_quant_fn q = sk_act_quant_get(g ? isa : SK_ISA_REF, f);
+    const sk_isa_table *tb = sk_kernel_table(isa);
+    const sk_i8_gemm *g = tb->i8;
+    const sk_act_quant_fn q = tb->act_quant[f]; /* the reference's at the ref level (g NULL) */
     int nth = sk_threads_for((double)W->rows * (double)cols * (double)T, SK_I8_PAR_MIN);
 
     /* every token quantized once (sk_act_i8 each, xab bytes apart) */

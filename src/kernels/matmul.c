@@ -55,7 +55,7 @@ float sk_vec_exp_sum_f32_ref(float *x, int64_t n, float sub) {
 }
 
 const sk_kernel_set sk_kernels_ref = {
-    .name = "ref", .mr = 1, .nr = 1, .gemv = NULL, .pack_w = NULL, .pack_x = NULL, .tile = NULL,
+    .name = "ref", .isa = SK_ISA_REF, .mr = 1, .nr = 1, .gemv = NULL, .pack_w = NULL, .pack_x = NULL, .tile = NULL,
     .dot_f32 = sk_vec_dot_f32_ref, .axpy_f32 = sk_vec_axpy_f32_ref,
     .exp_sum_f32 = sk_vec_exp_sum_f32_ref,
 };
@@ -114,8 +114,6 @@ static void matmul_ref_threaded(const sk_mat *W, const float *X, int64_t T, floa
 
 /* ---- quantized types (q8_0, q4_K, int8_ch, ...): rows dequantized through the dtype row -- */
 
-static sk_isa isa_of(const sk_kernel_set *ks);
-
 /* Elements dequantized at a time: a multiple of every block (256), 8 KiB of f32 on the stack. */
 #define SK_DEQ_CHUNK 2048
 
@@ -124,7 +122,7 @@ static sk_isa isa_of(const sk_kernel_set *ks);
  * the chunk dots, so not bit-identical to the reference). */
 static void gemv_blocks(const sk_kernel_set *ks, const sk_mat *W, const float *x, float *y,
                         int64_t r0, int64_t r1) {
-    const sk_dequant_fn deq = sk_dequant_get(isa_of(ks), W->dtype);
+    const sk_dequant_fn deq = sk_kernel_table(ks->isa)->dtype[W->dtype].dequant;
     const uint64_t rb = sk_dtype_row_bytes(W->dtype, W->cols);
     float buf[SK_DEQ_CHUNK];
     for (int64_t r = r0; r < r1; r++) {
@@ -150,7 +148,7 @@ static void pack_w_blocks(const sk_kernel_set *ks, const sk_mat *W, int64_t r0, 
     const int mr = ks->mr;
     const int64_t bl = (int64_t)sk_dtype(W->dtype)->block;
     const uint64_t rb = sk_dtype_row_bytes(W->dtype, W->cols);
-    const sk_dequant_fn deq = sk_dequant_get(isa_of(ks), W->dtype);
+    const sk_dequant_fn deq = sk_kernel_table(ks->isa)->dtype[W->dtype].dequant;
     SHRINK_ASSERT(k0 % bl == 0 && kc % bl == 0);
     for (int64_t p = 0; p * mr < nrows; p++) {
         int mrows = nrows - p * mr < mr ? (int)(nrows - p * mr) : mr;
@@ -268,11 +266,6 @@ static void gemm_threaded(const sk_kernel_set *ks, const sk_mat *W, const float 
 
 /* ---- quantized decode: x quantized once, one vec_dot per weight row ------------------- */
 
-static sk_isa isa_of(const sk_kernel_set *ks) {
-    return ks == &sk_kernels_avx512 ? SK_ISA_AVX512 : ks == &sk_kernels_avx2 ? SK_ISA_AVX2
-                                                                              : SK_ISA_REF;
-}
-
 /* SK_ACT_I8_STATIC: the calibrated activation scale in row 0's head (kernels.h) */
 static float act_static_scale(const sk_mat *W) {
     float a = 0.0f;
@@ -292,9 +285,9 @@ static float act_static_scale(const sk_mat *W) {
  * and frees a team for every region, even a one-thread one. */
 static void gemv_qdot(const sk_kernel_set *ks, const sk_mat *W, const float *x, float *y) {
     const sk_dtype_traits *d = sk_dtype(W->dtype);
-    const sk_isa isa = isa_of(ks);
-    const sk_vec_dot_fn dot = isa == SK_ISA_REF ? d->vec_dot_ref : sk_vec_dot_get(isa, W->dtype);
-    const sk_act_quant_fn quant = isa == SK_ISA_REF ? NULL : sk_act_quant_get(isa, d->act);
+    const sk_dtype_kernels *dk = &sk_kernel_table(ks->isa)->dtype[W->dtype];
+    const sk_vec_dot_fn dot = dk->vec_dot;          /* vec_dot_ref at the ref level */
+    const sk_act_quant_fn quant = dk->act_quant;    /* the reference's at the ref level */
     const int64_t rows = W->rows, cols = W->cols, chunks = (rows + 15) / 16;
     const size_t nbytes = sk_act_bytes(d->act, cols);
     _Alignas(64) uint8_t stack[SK_ACT_STACK];
@@ -304,8 +297,7 @@ static void gemv_qdot(const sk_kernel_set *ks, const sk_mat *W, const float *x, 
         buf = nbytes <= sizeof stack ? stack : (uint8_t *)(heap = sk_aligned_alloc(64, nbytes));
         SHRINK_ASSERT(buf != NULL);
         const float ss = act_static_scale(W);
-        if (quant) quant(x, cols, buf, ss);
-        else sk_act_quantize_ref(d->act, x, cols, buf, ss);
+        quant(x, cols, buf, ss);
     }
     const void *xa = buf ? (const void *)buf : (const void *)x;
     const uint64_t rb = sk_dtype_row_bytes(W->dtype, cols);
@@ -342,7 +334,7 @@ static float *fake_quant_x(const sk_kernel_set *ks, const sk_mat *W, const float
     float *Xq = sk_malloc((size_t)(T * cols) * sizeof(float));
     uint8_t *bufs = sk_malloc((size_t)nth * nb); /* one token's activations per thread */
     SHRINK_ASSERT(Xq != NULL && bufs != NULL);
-    const sk_act_quant_fn q = sk_act_quant_get(isa_of(ks), f);
+    const sk_act_quant_fn q = sk_kernel_table(ks->isa)->act_quant[f];
     const float ss = act_static_scale(W);
     #pragma omp parallel num_threads(nth) if (nth > 1)
     {
@@ -371,7 +363,7 @@ void sk_matmul_with(const sk_kernel_set *ks, const sk_mat *W, const float *X, in
         gemv_qdot(ks, W, X, Y);
         return;
     }
-    if (T > 1 && sk_matmul_i8(isa_of(ks), W, X, T, Y, ldy)) return; /* w8a8 prompts */
+    if (T > 1 && sk_matmul_i8(ks->isa, W, X, T, Y, ldy)) return; /* w8a8 prompts */
     float *Xq = fake_quant_x(ks, W, X, T);
     if (Xq) X = Xq;
     if (ks->tile == NULL)
