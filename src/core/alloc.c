@@ -77,4 +77,25 @@ char *sk_strdup(const char *s) { return sk_strndup(s, strlen(s)); }
 
 size_t sk_alloc_bytes_live(void) { return atomic_load(&sk_live); }
 
+void sk_alloc_fail_after(long n) { atomic_store(&sk_fail_countdown, n > 0 ? n : -1); }
+
+shrink_status sk_scratch_reserve(sk_scratch *s, size_t bytes) {
+    SHRINK_ASSERT(s->used == 0);
+    bytes = sk_scratch_round(bytes);
+    if (bytes <= s->cap) return SHRINK_OK;
+    uint8_t *p = sk_aligned_alloc(64, bytes);
+    if (!p)
+        return sk_error(SHRINK_ERR_NOMEM, "out of memory for %zu bytes of kernel scratch", bytes);
+    sk_free(s->base);
+    s->base = p;
+    s->cap = bytes;
+    return SHRINK_OK;
+}
+
+void sk_scratch_free(sk_scratch *s) {
+    sk_free(s->base);
+    s->base = NULL;
+    s->cap = s->used = 0;
+}
+
 void shrink_free(void *p) { sk_free(p); }

@@ -101,11 +101,18 @@ typedef struct sk_mat {
 /* Y[t*ldy + r] = sum_k W[r, k] * X[t*cols + k]   for t < T, r < W->rows.
  * (Y = X W^T, as torch.nn.functional.linear without bias.) Accumulates in f32.
  * Uses the library's threads (OpenMP); call from outside a parallel region.
- * T == 1 is the decode (matrix-vector) case; T > 1 prompt processing (matrix-matrix). */
-SK_HIDDEN void sk_matmul(const sk_mat *W, const float *X, int64_t T, float *Y, int64_t ldy);
+ * T == 1 is the decode (matrix-vector) case; T > 1 prompt processing (matrix-matrix).
+ * Work memory comes from the scratch s (core.h), which must have
+ * sk_matmul_scratch_bytes(sk_kernels(), W, T) bytes left (the caller sizes it once at setup
+ * for its largest call and the thread count; NULL when that is 0); nothing is allocated.
+ * SHRINK_ERR_ARG (with a message) if the scratch is too small, else SHRINK_OK. */
+SK_HIDDEN shrink_status sk_matmul(const sk_mat *W, const float *X, int64_t T, float *Y,
+                                  int64_t ldy, sk_scratch *s);
 
-/* The scalar reference of sk_matmul (single-threaded): the specification, used by tests. */
-SK_HIDDEN void sk_matmul_ref(const sk_mat *W, const float *X, int64_t T, float *Y, int64_t ldy);
+/* The scalar reference of sk_matmul (single-threaded): the specification, used by tests.
+ * Allocates a row (SHRINK_ERR_NOMEM on failure); the library does not call it. */
+SK_HIDDEN shrink_status sk_matmul_ref(const sk_mat *W, const float *X, int64_t T, float *Y,
+                                      int64_t ldy);
 
 /* Row r of W as f32 (dst has W->cols floats). Used for embedding lookups. */
 SK_HIDDEN void sk_mat_row_f32(const sk_mat *W, int64_t r, float *dst);
@@ -175,9 +182,16 @@ SK_HIDDEN void sk_split(int64_t n, int i, int nth, int64_t *lo, int64_t *hi);
 SK_HIDDEN void sk_gemm_grid(int64_t npanels, int64_t ntiles, int me, int n, int64_t *p_lo,
                             int64_t *p_hi, int64_t *j_lo, int64_t *j_hi);
 
-/* sk_matmul with a given kernel set (tests and benchmarks compare the sets). */
-SK_HIDDEN void sk_matmul_with(const sk_kernel_set *ks, const sk_mat *W, const float *X,
-                              int64_t T, float *Y, int64_t ldy);
+/* Scratch bytes sk_matmul takes for W and T tokens with kernel set ks at the current thread
+ * count (omp_get_max_threads()): 0 for most decode calls. */
+SK_HIDDEN size_t sk_matmul_scratch_bytes(const sk_kernel_set *ks, const sk_mat *W, int64_t T);
+/* sk_matmul with a given kernel set and scratch. */
+SK_HIDDEN shrink_status sk_matmul_in(const sk_kernel_set *ks, const sk_mat *W, const float *X,
+                                     int64_t T, float *Y, int64_t ldy, sk_scratch *s);
+/* sk_matmul_in with a scratch of its own, allocated and freed in the call (SHRINK_ERR_NOMEM):
+ * for tests and benchmarks that compare the sets; the library does not call it. */
+SK_HIDDEN shrink_status sk_matmul_with(const sk_kernel_set *ks, const sk_mat *W,
+                                       const float *X, int64_t T, float *Y, int64_t ldy);
 
 /* ---- row dequantizers of the quantized dtypes (dequant.c, x86/dequant_<isa>.c) ----------
  *
@@ -299,10 +313,13 @@ SK_HIDDEN extern const sk_i8_gemm sk_i8_gemm_avx512; /* x86/gemm_i8_avx512.c: VN
  * NULL for the ref level. A read of sk_kernel_table(isa)->i8. */
 SK_HIDDEN const sk_i8_gemm *sk_i8_gemm_get(sk_isa isa);
 /* Y = X W^T for T > 1 and W of an SK_ACT_I8_* type with the level's int8 GEMM (ref: the
- * reference quantizer and vec_dot_ref per token and row). Returns 0 without touching Y when
- * W's type has no int8 activations or W->cols > SK_I8_MAX_COLS. Threads as sk_matmul. */
+ * reference quantizer and vec_dot_ref per token and row). Returns 0 without touching Y (or s)
+ * when W's type has no int8 activations or W->cols > SK_I8_MAX_COLS, else 1. Threads as
+ * sk_matmul; takes sk_matmul_i8_scratch_bytes from s (which must have them: sk_matmul checks). */
 SK_HIDDEN int sk_matmul_i8(sk_isa isa, const sk_mat *W, const float *X, int64_t T, float *Y,
-                           int64_t ldy);
+                           int64_t ldy, sk_scratch *s);
+/* Scratch bytes of sk_matmul_i8 (0: it declines W). */
+SK_HIDDEN size_t sk_matmul_i8_scratch_bytes(sk_isa isa, const sk_mat *W, int64_t T);
 
 /* ---- the kernel table: what each level runs for each dtype ---------------------------------
  *

@@ -189,14 +189,15 @@ void sk_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float 
 
 /* Y (N, out) = X (N, in) W^T (+ bias), W (out, in) f32, through the GEMM kernels. Saves
  * nothing itself: the backward needs X (the caller keeps it) and W. */
-void sk_matmul_forward(float *Y, const float *X, const float *W, const float *bias, int N, int in,
-                    int out) {
+shrink_status sk_matmul_forward(float *Y, const float *X, const float *W, const float *bias,
+                                int N, int in, int out, sk_scratch *s) {
     const sk_mat Wm = {.dtype = SHRINK_DTYPE_F32, .rows = out, .cols = in, .data = W};
-    sk_matmul(&Wm, X, N, Y, out);
-    if (!bias) return;
+    shrink_status st = sk_matmul(&Wm, X, N, Y, out, s);
+    if (st || !bias) return st;
     #pragma omp parallel for schedule(static) if ((size_t)N * out > 32768)
     for (int n = 0; n < N; n++)
         for (int o = 0; o < out; o++) Y[(size_t)n * out + o] += bias[o];
+    return SHRINK_OK;
 }
 
 /* ---- accumulating GEMM for the backward products ---------------------------------------
@@ -214,8 +215,54 @@ void sk_matmul_forward(float *Y, const float *X, const float *W, const float *bi
  * not depend on the thread count. The reference kernel set (no tile) runs plain loops. */
 #define GEMM_KC 128
 
-static void gemm_acc(float *C, int64_t ldc, int64_t nt, int64_t nr_, int64_t K, const float *A,
-                     int64_t ak, int64_t at, const float *Bm, int64_t bk) {
+/* The thread grid of gemm_acc (tg groups of tiles x pg groups of panels, pan_per panels per
+ * group) and the floats of its per-thread packing buffers. */
+typedef struct gemm_acc_plan {
+    int64_t npan, ntile, pan_per;
+    int     tg, pg;
+    size_t  floats; /* all threads' B panels and A tile */
+} gemm_acc_plan;
+
+static gemm_acc_plan gemm_acc_plan_of(const sk_kernel_set *ks, int64_t nt, int64_t nr_,
+                                      int64_t K) {
+    const int mr = ks->mr, nr = ks->nr;
+    gemm_acc_plan p = {.npan = (nr_ + mr - 1) / mr, .ntile = (nt + nr - 1) / nr};
+    int nth = omp_get_max_threads();
+    if ((int64_t)nth > p.ntile * p.npan) nth = (int)(p.ntile * p.npan);
+    if (nt * nr_ * K < 32768) nth = 1;
+    /* grid: tg groups of tiles x pg groups of panels, tg * pg <= nth. Each thread packs the
+     * B panels of its panel group and the A tiles of its tile group, so B is packed tg times
+     * and A pg times: choose the split that packs fewer floats. */
+    int tg = 1, pg = 1;
+    double best = -1;
+    for (int a = 1; a <= nth; a++) {
+        const int b = nth / a;
+        if (a > p.ntile || b > p.npan) continue;
+        const double cost = (double)a * (double)nr_ + (double)b * (double)nt;
+        if (best < 0 || cost < best || (cost == best && a * b > tg * pg)) {
+            best = cost;
+            tg = a;
+            pg = b;
+        }
+    }
+    p.tg = tg;
+    p.pg = pg;
+    p.pan_per = (p.npan + pg - 1) / pg;
+    p.floats = (size_t)tg * pg * ((size_t)p.pan_per * mr + nr) * GEMM_KC;
+    return p;
+}
+
+/* Scratch bytes of gemm_acc (0 for the reference kernel set). */
+static size_t gemm_acc_bytes(int64_t nt, int64_t nr_, int64_t K) {
+    const sk_kernel_set *ks = sk_kernels();
+    if (!ks->tile || nt <= 0 || nr_ <= 0 || K <= 0) return 0;
+    const gemm_acc_plan p = gemm_acc_plan_of(ks, nt, nr_, K);
+    return sk_scratch_round(p.floats * sizeof(float));
+}
+
+static shrink_status gemm_acc(float *C, int64_t ldc, int64_t nt, int64_t nr_, int64_t K,
+                              const float *A, int64_t ak, int64_t at, const float *Bm,
+                              int64_t bk, sk_scratch *s) {
     const sk_kernel_set *ks = sk_kernels();
     if (!ks->tile) {
         #pragma omp parallel for schedule(static) if (nt * nr_ * K > 65536)
@@ -226,32 +273,17 @@ static void gemm_acc(float *C, int64_t ldc, int64_t nt, int64_t nr_, int64_t K, 
                 float *c = C + t * ldc;
                 for (int64_t r = 0; r < nr_; r++) c[r] += a * b[r];
             }
-        return;
+        return SHRINK_OK;
     }
     const int mr = ks->mr, nr = ks->nr;
-    const int64_t npan = (nr_ + mr - 1) / mr, ntile = (nt + nr - 1) / nr;
-    int nth = omp_get_max_threads();
-    if ((int64_t)nth > ntile * npan) nth = (int)(ntile * npan);
-    if (nt * nr_ * K < 32768) nth = 1;
-    /* grid: tg groups of tiles x pg groups of panels, tg * pg <= nth. Each thread packs the
-     * B panels of its panel group and the A tiles of its tile group, so B is packed tg times
-     * and A pg times: choose the split that packs fewer floats. */
-    int tg = 1, pg = 1;
-    double best = -1;
-    for (int a = 1; a <= nth; a++) {
-        const int b = nth / a;
-        if (a > ntile || b > npan) continue;
-        const double cost = (double)a * (double)nr_ + (double)b * (double)nt;
-        if (best < 0 || cost < best || (cost == best && a * b > tg * pg)) {
-            best = cost;
-            tg = a;
-            pg = b;
-        }
-    }
-    const int64_t pan_per = (npan + pg - 1) / pg;
-    float *buf = sk_aligned_alloc(64, (size_t)tg * pg * ((size_t)pan_per * mr + nr) * GEMM_KC *
-                                          sizeof(float));
-    SHRINK_ASSERT(buf);
+    const gemm_acc_plan pl = gemm_acc_plan_of(ks, nt, nr_, K);
+    const int64_t npan = pl.npan, ntile = pl.ntile, pan_per = pl.pan_per;
+    const int tg = pl.tg, pg = pl.pg;
+    const size_t mark = s ? s->used : 0;
+    float *buf = sk_scratch_take(s, pl.floats * sizeof(float));
+    if (!buf)
+        return sk_error(SHRINK_ERR_ARG, "gemm_acc: %zu bytes of scratch left, %zu needed",
+                        sk_scratch_left(s), sk_scratch_round(pl.floats * sizeof(float)));
     #pragma omp parallel num_threads(tg * pg)
     {
         const int id = omp_get_thread_num(), ti = id / pg, pi = id % pg;
@@ -291,7 +323,8 @@ static void gemm_acc(float *C, int64_t ldc, int64_t nt, int64_t nr_, int64_t K, 
             }
         }
     }
-    sk_free(buf);
+    s->used = mark;
+    return SHRINK_OK;
 }
 
 /* dbias[o] += sum_n dY[n, o] (threaded over column blocks). */
@@ -308,11 +341,23 @@ static void bias_backward(float *dbias, const float *dY, int N, int out) {
 }
 
 /* dX += dY W; dW += dY^T X; dbias += sum_n dY. Any of dX, dW, dbias may be NULL. */
-void sk_matmul_backward(float *dX, float *dW, float *dbias, const float *dY, const float *X,
-                     const float *W, int N, int in, int out) {
-    if (dX) gemm_acc(dX, in, N, in, out, dY, 1, out, W, in);
-    if (dW) gemm_acc(dW, in, out, in, N, dY, out, 1, X, in);
+shrink_status sk_matmul_backward(float *dX, float *dW, float *dbias, const float *dY,
+                                 const float *X, const float *W, int N, int in, int out,
+                                 sk_scratch *s) {
+    shrink_status st = SHRINK_OK;
+    if (dX && (st = gemm_acc(dX, in, N, in, out, dY, 1, out, W, in, s))) return st;
+    if (dW && (st = gemm_acc(dW, in, out, in, N, dY, out, 1, X, in, s))) return st;
     if (dbias) bias_backward(dbias, dY, N, out);
+    return SHRINK_OK;
+}
+
+/* The largest scratch of a linear layer's forward and backward products. */
+static size_t linear_bytes(int N, int in, int out) {
+    const sk_mat Wm = {.dtype = SHRINK_DTYPE_F32, .rows = out, .cols = in, .data = NULL};
+    size_t a = sk_matmul_scratch_bytes(sk_kernels(), &Wm, N);
+    size_t b = gemm_acc_bytes(N, in, out), c = gemm_acc_bytes(out, in, N);
+    a = a > b ? a : b;
+    return a > c ? a : c;
 }
 
 /* ==== rotary position embedding ============================================================== */
@@ -496,20 +541,43 @@ void sk_residual_forward(float *x, const float *y, size_t n) { add_to(x, y, n); 
 
 size_t sk_classifier_work_floats(int D, int V, int chunk) { return (size_t)chunk * V + 64; }
 
+size_t sk_layers_scratch_bytes(const sk_config *c, int N, int chunk) {
+    const int D = c->dim, F = c->ffn_dim, Q = c->n_heads * c->head_dim;
+    const int K = c->n_kv_heads * c->head_dim, V = c->vocab_size;
+    const int lin[5][2] = {{D, Q}, {D, K}, {Q, D}, {D, F}, {F, D}}; /* in, out */
+    size_t need = 0;
+    for (int i = 0; i < 5; i++) {
+        const size_t b = linear_bytes(N, lin[i][0], lin[i][1]);
+        need = b > need ? b : need;
+    }
+    /* the classifier: chunks of at most `chunk` rows (and the last, shorter one) */
+    const int last = N % chunk;
+    const int rows[2] = {N < chunk ? N : chunk, last};
+    for (int i = 0; i < 2; i++) {
+        if (rows[i] <= 0) continue;
+        const size_t b = linear_bytes(rows[i], D, V);
+        need = b > need ? b : need;
+    }
+    return need;
+}
+
 /* For rows in chunks of `chunk`: logits (c, V) = X head^T; loss += logsumexp - logit[target]
  * (in double); then, when dX or dhead is wanted, the logits become scale * (softmax - onehot)
  * in place and go through the head's backward at once (dX += dlogits head,
  * dhead += dlogits^T X). Only one chunk of logits exists at a time; nothing is saved. */
-double sk_classifier_forward_backward(float *dX, float *dhead, const float *X, const float *head,
-                                   const int32_t *targets, int N, int D, int V, float scale,
-                                   float *work, int chunk) {
+shrink_status sk_classifier_forward_backward(double *loss_out, float *dX, float *dhead,
+                                             const float *X, const float *head,
+                                             const int32_t *targets, int N, int D, int V,
+                                             float scale, float *work, int chunk,
+                                             sk_scratch *scratch) {
+    shrink_status st;
     const sk_kernel_set *ks = sk_kernels();
     float *logits = work; /* (chunk, V) */
     const sk_mat Hm = {.dtype = SHRINK_DTYPE_F32, .rows = V, .cols = D, .data = head};
     double loss = 0.0;
     for (int n0 = 0; n0 < N; n0 += chunk) {
         const int c = N - n0 < chunk ? N - n0 : chunk;
-        sk_matmul(&Hm, X + (size_t)n0 * D, c, logits, V);
+        if ((st = sk_matmul(&Hm, X + (size_t)n0 * D, c, logits, V, scratch))) return st;
         double part = 0.0;
         #pragma omp parallel for schedule(static) reduction(+ : part) if (c > 1)
         for (int r = 0; r < c; r++) {
@@ -527,8 +595,12 @@ double sk_classifier_forward_backward(float *dX, float *dhead, const float *X, c
             }
         }
         loss += part;
-        if (dX) gemm_acc(dX + (size_t)n0 * D, D, c, D, V, logits, 1, V, head, D);
-        if (dhead) gemm_acc(dhead, D, V, D, c, logits, V, 1, X + (size_t)n0 * D, D);
+        const float *xc = X + (size_t)n0 * D;
+        if (dX && (st = gemm_acc(dX + (size_t)n0 * D, D, c, D, V, logits, 1, V, head, D,
+                                 scratch)))
+            return st;
+        if (dhead && (st = gemm_acc(dhead, D, V, D, c, logits, V, 1, xc, D, scratch))) return st;
     }
-    return loss;
+    *loss_out = loss;
+    return SHRINK_OK;
 }

@@ -133,12 +133,19 @@ SK_HIDDEN void sk_rmsnorm_backward(float *dinp, float *dw, const float *dout, co
                                 const float *w, const float *rstd, int N, int D);
 
 /* Y (N, out) = X (N, in) W^T (+ bias); W (out, in) f32. */
-SK_HIDDEN void sk_matmul_forward(float *Y, const float *X, const float *W, const float *bias,
-                              int N, int in, int out);
+SK_HIDDEN shrink_status sk_matmul_forward(float *Y, const float *X, const float *W,
+                                          const float *bias, int N, int in, int out,
+                                          sk_scratch *s);
 /* dX (N, in) += dY W; dW += dY^T X; dbias += sum_n dY (any of the three may be NULL).
  * Both products run on the GEMM micro-kernel (no transposed copies). */
-SK_HIDDEN void sk_matmul_backward(float *dX, float *dW, float *dbias, const float *dY,
-                               const float *X, const float *W, int N, int in, int out);
+SK_HIDDEN shrink_status sk_matmul_backward(float *dX, float *dW, float *dbias, const float *dY,
+                                           const float *X, const float *W, int N, int in,
+                                           int out, sk_scratch *s);
+/* The products' work memory (sk_matmul_forward, sk_matmul_backward and the classifier's take
+ * it from the scratch s and give it back; nothing is allocated): the largest need of a model of
+ * config c over N rows with classifier chunks of `chunk`, at the current kernels and thread
+ * count. SHRINK_ERR_ARG from a layer whose scratch is too small. */
+SK_HIDDEN size_t sk_layers_scratch_bytes(const sk_config *c, int N, int chunk);
 
 /* RoPE in place on (N, nh, hd) rows, position of row n = n % T; cos/sin tables (T, hd/2). */
 SK_HIDDEN void sk_rope_forward(float *x, const float *cos_t, const float *sin_t, int N, int T,
@@ -176,11 +183,13 @@ SK_HIDDEN void sk_residual_forward(float *x, const float *y, size_t n);
  * loss += -log softmax(logits)[target], then (when dX or dhead) the logits are turned into
  * their gradient scale * (p - onehot) in place and pushed through the head at once:
  * dX += dlogits head, dhead += dlogits^T X (either NULL: not wanted). Only chunk x V logits
- * exist at any time. Returns the summed loss (double). work: sk_classifier_work_floats(D, V,
+ * exist at any time. *loss = the summed loss (double). work: sk_classifier_work_floats(D, V,
  * chunk) floats. */
-SK_HIDDEN double sk_classifier_forward_backward(float *dX, float *dhead, const float *X,
-                                             const float *head, const int32_t *targets, int N,
-                                             int D, int V, float scale, float *work, int chunk);
+SK_HIDDEN shrink_status sk_classifier_forward_backward(double *loss, float *dX, float *dhead,
+                                                       const float *X, const float *head,
+                                                       const int32_t *targets, int N, int D,
+                                                       int V, float scale, float *work,
+                                                       int chunk, sk_scratch *s);
 SK_HIDDEN size_t sk_classifier_work_floats(int D, int V, int chunk);
 
 #endif /* SK_TRAIN_H */
