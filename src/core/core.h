@@ -54,6 +54,8 @@ SK_HIDDEN size_t sk_alloc_bytes_live(void);          /* bytes currently allocate
 /* Tests: the n-th allocation from now fails (n >= 1; each later one succeeds again); 0 turns
  * injected failures off. The same countdown as SHRINK_FAIL_ALLOC=n in the environment. */
 SK_HIDDEN void sk_alloc_fail_after(long n);
+/* 1 if an injected failure has happened since the last sk_alloc_fail_after. */
+SK_HIDDEN int sk_alloc_failed(void);
 
 /* ---- scratch arenas ---------------------------------------------------------------------
  *
