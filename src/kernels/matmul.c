@@ -57,7 +57,8 @@ float sk_vec_exp_sum_f32_ref(float *x, int64_t n, float sub) {
 }
 
 const sk_kernel_set sk_kernels_ref = {
-    .name = "ref", .isa = SK_ISA_REF, .mr = 1, .nr = 1, .gemv = NULL, .pack_w = NULL, .pack_x = NULL, .tile = NULL,
+    .name = "ref", .isa = SK_ISA_REF, .mr = 1, .nr = 1,
+    .gemv = NULL, .pack_w = NULL, .pack_x = NULL, .tile = NULL,
     .dot_f32 = sk_vec_dot_f32_ref, .axpy_f32 = sk_vec_axpy_f32_ref,
     .exp_sum_f32 = sk_vec_exp_sum_f32_ref,
 };
