@@ -95,7 +95,8 @@ check_calls $files > "$tmp/out" || { cat "$tmp/out"; fail "src/ prints or exits 
 # any (or when nm fails or lists no shrink_ symbol at all: a check that sees nothing fails).
 check_static() {
     syms=$("$NM" -g --defined-only "$1" 2>/dev/null) || { echo "$NM failed on $1"; return 1; }
-    names=$(printf '%s\n' "$syms" | awk 'NF >= 3 { print $3 }')
+    # ASan's ODR indicators (__odr_asan.<global>) count as the global they stand for
+    names=$(printf '%s\n' "$syms" | awk 'NF >= 3 { sub(/^__odr_asan\./, "", $3); print $3 }')
     printf '%s\n' "$names" | grep -q '^shrink_' || { echo "$1: no shrink_ symbol seen"; return 1; }
     other=$(printf '%s\n' "$names" | grep -v '^\(shrink_\|sk_\)' | sort -u)
     [ -z "$other" ] || { printf '%s: %s\n' "$1" $other; return 1; }
@@ -119,12 +120,24 @@ int sk_fine_internal(void) { return 2; }
 int matmul_forward(void);
 int matmul_forward(void) { return 3; }
 EOF
+cat > "$tmp/syms_ok.c" <<'EOF'
+int shrink_fine(void);
+int shrink_fine(void) { return 1; }
+int sk_fine_internal(void);
+int sk_fine_internal(void) { return 2; }
+EOF
 if "$CC" -c -fPIC -o "$tmp/syms.o" "$tmp/syms.c" 2>/dev/null &&
    "$CC" -shared -o "$tmp/libsyms.so" "$tmp/syms.o" 2>/dev/null; then
     check_static "$tmp/syms.o" > /dev/null && fail "self-test: planted matmul_forward passed nm"
     check_dynamic "$tmp/libsyms.so" > /dev/null && fail "self-test: planted .so exports passed"
     NM=/nonexistent/nm check_static "$tmp/syms.o" > /dev/null &&
         fail "self-test: a missing nm passed"
+    if "$CC" -c -fPIC -o "$tmp/syms_ok.o" "$tmp/syms_ok.c" 2>/dev/null; then
+        check_static "$tmp/syms_ok.o" > "$tmp/out" ||
+            { cat "$tmp/out"; fail "self-test: only shrink_/sk_ symbols, yet flagged"; }
+    else
+        fail "self-test: cannot compile the clean symbols with $CC"
+    fi
 else
     fail "self-test: cannot compile the planted symbols with $CC"
 fi
