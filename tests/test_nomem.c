@@ -6,8 +6,8 @@
  *      SHRINK_ERR_NOMEM with a message whenever the failure hit (SHRINK_OK only when it did not),
  *      and leaves no library bytes allocated (sk_alloc_bytes_live): shrink_model_init,
  *      shrink_model_load, shrink_context_create, shrink_context_eval, shrink_perplexity,
- *      shrink_compare, shrink_quantize, shrink_bench, shrink_train, and the trainer's
- *      sk_train_create / sk_train_forward_backward;
+ *      shrink_compare, shrink_quantize, shrink_convert, shrink_bench, shrink_train, and the
+ *      trainer's sk_train_create / sk_train_forward_backward;
  *   2. the kernels allocate nothing per call: a context's eval (decode and a prompt, f32 and
  *      q8_0 models) after the first runs with allocations failing and gives the same logits;
  *      a training step allocates only its slot table (no product allocates);
@@ -140,6 +140,17 @@ static shrink_status call_quantize(void *user) {
     shrink_status st = shrink_quantize(model_path, out, &p, &r);
     if (st == SHRINK_OK) shrink_quantize_result_free(&r);
     remove(out);
+    return st;
+}
+
+static shrink_status call_convert(void *user) {
+    char out[320];
+    snprintf(out, sizeof out, "%s/conv", tmp_dir); /* a Hugging Face folder */
+    shrink_convert_params p = shrink_convert_params_default();
+    shrink_status st = shrink_convert((const char *)user, out, &p, NULL);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", out);
+    CHECK(system(cmd) == 0, "rm %s", out);
     return st;
 }
 
@@ -316,6 +327,7 @@ int main(int argc, char **argv) {
     sweep("shrink_perplexity", call_ppl, &ej);
     sweep("shrink_compare", call_compare, &cj);
     sweep("shrink_quantize q4_K_M", call_quantize, NULL);
+    sweep("shrink_convert to HF", call_convert, q8_path);
     sweep("shrink_bench", call_bench, m);
     sweep("sk_train_create + forward_backward", call_grad, &gj);
     sweep("shrink_train", call_train, NULL);
