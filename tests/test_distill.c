@@ -37,6 +37,20 @@ static double rel_err(const float *a, const double *ref, int n) {
     return sqrt(num) / (sqrt(den) + 1e-30);
 }
 
+static sk_scratch scratch;
+
+/* The loss (summed over rows) of sk_distill_classifier_forward_backward. */
+static double dloss(float *dX, float *dhead, const float *X, const float *head,
+                    const int32_t *targets, const sk_distill_rows *t, int N, int D, int V,
+                    float scale, float *work, int chunk, double *ce, double *kl) {
+    double l = NAN;
+    shrink_status st = sk_distill_classifier_forward_backward(&l, dX, dhead, X, head, targets, t,
+                                                              N, D, V, scale, work, chunk,
+                                                              &scratch, ce, kl);
+    CHECK(st == SHRINK_OK, "distill classifier: %s", shrink_last_error());
+    return l;
+}
+
 static void check_reference(void) {
     char path[1024];
     if (!test_need_asset(path, sizeof path, "fixtures/distill/loss_ref.txt")) return;
@@ -63,18 +77,18 @@ static void check_reference(void) {
             float *gX = calloc((size_t)N * D, sizeof(float)), *gH = calloc((size_t)V * D, sizeof(float));
             int32_t *t32 = malloc(sizeof(int32_t) * N), *idx = malloc(sizeof(int32_t) * N * K);
             const int chunk = 3;
-            float *work = malloc(sizeof(float) * classifier_work_floats(D, V, chunk));
+            float *work = malloc(sizeof(float) * sk_classifier_work_floats(D, V, chunk));
             for (int i = 0; i < N * D; i++) Xf[i] = (float)X[i];
             for (int i = 0; i < V * D; i++) Hf[i] = (float)H[i];
             for (int n = 0; n < N; n++) {
                 t32[n] = (int32_t)tg[n];
                 for (int v = 0; v < V; v++) zt[v] = (float)TL[(size_t)n * V + v];
-                distill_teacher_row(zt, V, (float)tau, K, idx + (size_t)n * K, logp + (size_t)n * K);
+                sk_distill_teacher_row(zt, V, (float)tau, K, idx + (size_t)n * K, logp + (size_t)n * K);
             }
             sk_distill_rows rows = {.alpha = (float)alpha, .tau = (float)tau, .K = K,
                                     .idx = K < V ? idx : NULL, .logp = logp};
             double c_ce, c_kl;
-            double c_loss = distill_classifier_forward_backward(gX, gH, Xf, Hf, t32, &rows, N, D,
+            double c_loss = dloss(gX, gH, Xf, Hf, t32, &rows, N, D,
                                                                 V, 1.0f / N, work, chunk,
                                                                 &c_ce, &c_kl) / N;
             c_ce /= N;
@@ -87,7 +101,7 @@ static void check_reference(void) {
             CHECK(ex < 1e-4, "%s: dX rel err %.3g", name, ex);
             CHECK(eh < 1e-4, "%s: dhead rel err %.3g", name, eh);
             /* the loss alone (no gradient wanted) is the same number */
-            double l2 = distill_classifier_forward_backward(NULL, NULL, Xf, Hf, t32, &rows, N, D,
+            double l2 = dloss(NULL, NULL, Xf, Hf, t32, &rows, N, D,
                                                             V, 1.0f / N, work, chunk, NULL, NULL) / N;
             CHECK(l2 == c_loss, "%s: loss without gradient %.9g != %.9g", name, l2, c_loss);
 
@@ -96,10 +110,10 @@ static void check_reference(void) {
             for (int i = 0; i < N * D; i += 3) {
                 const float x0 = Xf[i], h = 1e-2f;
                 Xf[i] = x0 + h;
-                double lp = distill_classifier_forward_backward(NULL, NULL, Xf, Hf, t32, &rows, N,
+                double lp = dloss(NULL, NULL, Xf, Hf, t32, &rows, N,
                                                                 D, V, 1.0f, work, chunk, NULL, NULL) / N;
                 Xf[i] = x0 - h;
-                double lm = distill_classifier_forward_backward(NULL, NULL, Xf, Hf, t32, &rows, N,
+                double lm = dloss(NULL, NULL, Xf, Hf, t32, &rows, N,
                                                                 D, V, 1.0f, work, chunk, NULL, NULL) / N;
                 Xf[i] = x0;
                 double fd = (lp - lm) / (2.0 * h), e = fabs(fd - gX[i]) / (fabs(fd) + 1e-2);
@@ -161,7 +175,7 @@ static void check_model(void) {
     float *zt = malloc(sizeof(float) * V), *logp = malloc(sizeof(float) * N * V);
     for (int n = 0; n < N; n++) {
         for (int v = 0; v < V; v++) zt[v] = (float)((int)(rnd() % 2001) - 1000) / 300.0f;
-        distill_teacher_row(zt, V, 2.0f, V, NULL, logp + (size_t)n * V);
+        sk_distill_teacher_row(zt, V, 2.0f, V, NULL, logp + (size_t)n * V);
     }
     sk_distill_rows rows = {.alpha = 0.0f, .tau = 2.0f, .K = V, .idx = NULL, .logp = logp};
     float l_ce, l_d;
@@ -186,7 +200,7 @@ static void check_model(void) {
     float *lp5 = malloc(sizeof(float) * N * 5);
     for (int n = 0; n < N; n++) {
         for (int v = 0; v < V; v++) zt[v] = (float)((int)(rnd() % 2001) - 1000) / 300.0f;
-        distill_teacher_row(zt, V, 2.0f, 5, idx + n * 5, lp5 + n * 5);
+        sk_distill_teacher_row(zt, V, 2.0f, 5, idx + n * 5, lp5 + n * 5);
     }
     sk_distill_rows r5 = {.alpha = 0.6f, .tau = 2.0f, .K = 5, .idx = idx, .logp = lp5};
     sk_train_zero_grad(tm);
@@ -218,7 +232,12 @@ static void check_model(void) {
 }
 
 int main(void) {
+    if (sk_scratch_reserve(&scratch, (size_t)64 << 20) != SHRINK_OK) {
+        fprintf(stderr, "scratch: %s\n", shrink_last_error());
+        return 1;
+    }
     check_reference();
     check_model();
+    sk_scratch_free(&scratch);
     return test_summary("test_distill");
 }

@@ -11,7 +11,7 @@
 #include <math.h>
 #include <omp.h>
 
-void distill_teacher_row(const float *z, int V, float tau, int K, int32_t *idx, float *logp) {
+void sk_distill_teacher_row(const float *z, int V, float tau, int K, int32_t *idx, float *logp) {
     if (K >= V) {
         double mx = -INFINITY, s = 0.0;
         for (int i = 0; i < V; i++) mx = z[i] > mx ? z[i] : mx;
@@ -38,11 +38,14 @@ void distill_teacher_row(const float *z, int V, float tau, int K, int32_t *idx, 
     for (int k = 0; k < K; k++) logp[k] = (float)(((double)z[idx[k]] - mx) / tau - ls);
 }
 
-double distill_classifier_forward_backward(float *dX, float *dhead, const float *X,
-                                           const float *head, const int32_t *targets,
-                                           const sk_distill_rows *t, int N, int D, int V,
-                                           float scale, float *work, int chunk, double *ce_sum,
-                                           double *kl_sum) {
+shrink_status sk_distill_classifier_forward_backward(double *loss_out, float *dX, float *dhead,
+                                                     const float *X, const float *head,
+                                                     const int32_t *targets,
+                                                     const sk_distill_rows *t, int N, int D,
+                                                     int V, float scale, float *work, int chunk,
+                                                     sk_scratch *scratch, double *ce_sum,
+                                                     double *kl_sum) {
+    shrink_status st;
     float *logits = work; /* (chunk, V) */
     const sk_mat Hm = {.dtype = SHRINK_DTYPE_F32, .rows = V, .cols = D, .data = head};
     const double a = t->alpha, tau = t->tau, itau = 1.0 / tau;
@@ -50,7 +53,7 @@ double distill_classifier_forward_backward(float *dX, float *dhead, const float 
     double loss = 0.0, ce_all = 0.0, kl_all = 0.0;
     for (int n0 = 0; n0 < N; n0 += chunk) {
         const int c = N - n0 < chunk ? N - n0 : chunk;
-        sk_matmul(&Hm, X + (size_t)n0 * D, c, logits, V);
+        if ((st = sk_matmul(&Hm, X + (size_t)n0 * D, c, logits, V, scratch))) return st;
         double ce_part = 0.0, kl_part = 0.0;
         #pragma omp parallel for schedule(static) reduction(+ : ce_part, kl_part) if (c > 1)
         for (int r = 0; r < c; r++) {
@@ -61,13 +64,13 @@ double distill_classifier_forward_backward(float *dX, float *dhead, const float 
             const float *lp = t->logp + row * K;
             float mx = -INFINITY;
             for (int i = 0; i < V; i++) mx = l[i] > mx ? l[i] : mx;
-            double s1 = 0.0, st = 0.0;
+            double s1 = 0.0, stau = 0.0;
             for (int i = 0; i < V; i++) {
                 const double d = (double)l[i] - mx;
                 s1 += exp(d);
-                st += exp(d * itau);
+                stau += exp(d * itau);
             }
-            const double ls1 = log(s1), lst = log(st);
+            const double ls1 = log(s1), lst = log(stau);
             /* CE = mx + log s1 - z_y;  KL = sum_S p (log p - log q), log q_i = (z_i - mx)/tau - lst */
             ce_part += (double)mx + ls1 - (double)l[tgt];
             double kl = 0.0;
@@ -93,12 +96,14 @@ double distill_classifier_forward_backward(float *dX, float *dhead, const float 
         }
         ce_all += ce_part;
         kl_all += kl_part;
-        if (dX || dhead)
-            matmul_backward(dX ? dX + (size_t)n0 * D : NULL, dhead, NULL, logits,
-                            X + (size_t)n0 * D, head, c, D, V);
+        if ((dX || dhead) &&
+            (st = sk_matmul_backward(dX ? dX + (size_t)n0 * D : NULL, dhead, NULL, logits,
+                                     X + (size_t)n0 * D, head, c, D, V, scratch)))
+            return st;
     }
     loss = a * tau * tau * kl_all + (1.0 - a) * ce_all;
     if (ce_sum) *ce_sum = ce_all;
     if (kl_sum) *kl_sum = kl_all;
-    return loss;
+    *loss_out = loss;
+    return SHRINK_OK;
 }

@@ -176,7 +176,7 @@ static shrink_status teacher_rows(sk_trainer *tr, int32_t b, float tau, int K,
         if (st) return st;
         for (int32_t t = 0; t < T; t++) {
             const size_t row = (size_t)j * T + t;
-            distill_teacher_row(tr->tlogits + (size_t)t * V, V, tau, K, tr->tidx + row * K,
+            sk_distill_teacher_row(tr->tlogits + (size_t)t * V, V, tau, K, tr->tidx + row * K,
                                 tr->tlogp + row * K);
         }
     }
