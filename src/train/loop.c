@@ -98,6 +98,8 @@ static void bind_params(sk_trainer *tr) {
     }
 }
 
+static int train_k(const sk_trainer *tr);
+
 shrink_status sk_trainer_create(sk_trainer **out, sk_train_model *tm, const sk_tokens *train,
                                 const sk_tokens *valid, const sk_train_opts *o) {
     *out = NULL;
@@ -136,7 +138,7 @@ shrink_status sk_trainer_create(sk_trainer **out, sk_train_model *tm, const sk_t
             goto out_free;
         tr->tlogits = sk_malloc((size_t)o->ctx * V * sizeof(float));
         tr->tlogp   = sk_malloc(N * V * sizeof(float));
-        tr->tidx    = sk_malloc(N * V * sizeof(int32_t));
+        tr->tidx    = sk_malloc(N * (size_t)train_k(tr) * sizeof(int32_t));
         if (!tr->tlogits || !tr->tlogp || !tr->tidx) {
             st = sk_error(SHRINK_ERR_NOMEM, "distill: out of memory for the teacher's logits");
             goto out_free;
@@ -176,8 +178,8 @@ static shrink_status teacher_rows(sk_trainer *tr, int32_t b, float tau, int K,
         if (st) return st;
         for (int32_t t = 0; t < T; t++) {
             const size_t row = (size_t)j * T + t;
-            sk_distill_teacher_row(tr->tlogits + (size_t)t * V, V, tau, K, tr->tidx + row * K,
-                                tr->tlogp + row * K);
+            sk_distill_teacher_row(tr->tlogits + (size_t)t * V, V, tau, K,
+                                   K < V ? tr->tidx + row * K : NULL, tr->tlogp + row * K);
         }
     }
     rows->tau  = tau;
