@@ -6,12 +6,12 @@
 #
 # Teacher: stories260K (5 layers); student: a random 2-layer model of the same width and
 # tokenizer (`shrink init --config`). Covers: distillation lowers the training loss and the
-# validation KL to the teacher (soft targets at tau 2, top-K and weak modes); two runs with one
-# seed and thread count give the same final line and model bytes; a run killed with SIGKILL at
-# a checkpoint strictly before its last step and resumed ends with the same final line and
-# model bytes; a checkpoint refuses another teacher option; bad input (alpha outside [0, 1],
-# tau <= 0, a tokenizer that differs at token 0, another vocabulary size): a message, exit 1
-# or 2, no output folder written.
+# validation KL to the teacher (soft targets at tau 2, top-K and weak modes, and a q8_0 GGUF
+# teacher); two runs with one seed and thread count give the same final line and model
+# bytes; a run killed with SIGKILL at a checkpoint strictly before its last step and resumed
+# ends with the same final line and model bytes; a checkpoint refuses another temperature;
+# bad input (alpha outside [0, 1], tau <= 0, a tokenizer that differs at token 0, another
+# vocabulary size): a message, exit 1 or 2, no output folder written.
 # Needs models/stories260K (in the repository) and ../shared/data/corpus/: missing, they are a
 # failure when the shared folder ($SHRINK_SHARED, else ../shared) is present, a counted skip
 # (exit 77) when it is absent.
@@ -153,6 +153,19 @@ for mode in "soft" "topk" "weak"; do
         echo "distill $mode: loss $l0 -> $l1, val_kl $k0 -> $k1 after $steps steps"
     fi
 done
+
+# ==== a quantized teacher (q8_0 GGUF) ==========================================================
+
+if run "quantize the teacher" "$bin" quantize "$teacher" "$tmp/teacher_q8.gguf" --scheme q8_0; then
+    if run "distill from the q8_0 teacher" "$bin" distill --teacher "$tmp/teacher_q8.gguf" \
+        --student "$tmp/student.gguf" --data "$tmp/train.tok" --valid "$tmp/valid.txt" \
+        --steps $steps --batch 4 --ctx 32 --lr 3e-3 --eval-windows 8 --out "$tmp/d_q8" \
+        --threads 1 --json; then
+        k0=$(json_num val_kl_start "$tmp/out")
+        k1=$(json_num val_kl "$tmp/out")
+        lt "$k1" "$k0" && ok || bad "q8_0 teacher: validation KL did not fall: $k0 -> $k1"
+    fi
+fi
 
 # ==== same seed and threads -> identical; kill -9 and resume -> identical =====================
 
