@@ -16,6 +16,7 @@ for t in "$build"/tests/test_*; do
     run "$t [SHRINK_KERNELS=ref]" env SHRINK_KERNELS=ref "$t"
 done
 if [ -f tests/test_cli.sh ]; then run "test_cli.sh" sh tests/test_cli.sh "$build/shrink"; fi
+if [ -f tests/test_eval_cli.sh ]; then run "test_eval_cli.sh" sh tests/test_eval_cli.sh "$build/shrink"; fi
 if [ -f tests/test_train_cli.sh ]; then run "test_train_cli.sh" sh tests/test_train_cli.sh "$build/shrink"; fi
 echo "test programs: $pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ]
