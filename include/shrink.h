@@ -588,6 +588,19 @@ SHRINK_API shrink_train_params shrink_train_params_default(void);
 SHRINK_API shrink_status shrink_train(const char *model_path, const shrink_train_params *params,
                                       shrink_train_result *result);
 
+/* ==== temporaries (docs/reliability.md) ================================================== */
+
+/* Removes every temporary file and folder this process is writing (an output appears only
+ * when complete, so nothing else is lost). Async-signal-safe: the CLI calls it from its
+ * SIGINT/SIGTERM/SIGHUP handler before exiting with 128 + the signal. */
+SHRINK_API void shrink_remove_temporaries(void);
+/* Removes the temporaries in folder `dir` left by shrink processes that no longer run
+ * (SIGKILL, power loss): their names carry the writer's process id. Calls removed(user, path)
+ * for each one removed (may be NULL). Returns how many were removed. */
+SHRINK_API int shrink_remove_stale_temporaries(const char *dir,
+                                               void (*removed)(void *user, const char *path),
+                                               void *user);
+
 #ifdef __cplusplus
 }
 #endif

@@ -521,7 +521,7 @@ static shrink_status load_tokenizer(struct shrink_model *m, const shrink_load_pa
 
 /* Does the file start like a safetensors file (u64 header length within the file, '{')? */
 static int sniff_safetensors(const char *path) {
-    FILE *f = fopen(path, "rb");
+    FILE *f = sk_fopen_regular(path);
     if (!f) return 0;
     uint8_t h[9];
     int ok = fread(h, 1, 9, f) == 9;
@@ -550,7 +550,7 @@ static shrink_status hf_weights(const char *dir, char **out) {
 
 /* Does the file start with the GGUF magic? */
 static int sniff_gguf(const char *path) {
-    FILE *f = fopen(path, "rb");
+    FILE *f = sk_fopen_regular(path);
     if (!f) return 0;
     uint8_t h[4];
     int ok = fread(h, 1, 4, f) == 4 && sk_rd_u32(h) == SK_GGUF_MAGIC;
@@ -596,7 +596,7 @@ static shrink_status load_into(struct shrink_model *m, const char *path,
         dir = sk_path_dir(path);
         if (hf && !ends_with(path, "config.json")) weights = sk_strdup(path);
     } else {
-        return sk_error(SHRINK_ERR_IO, "%s: no such file or folder", path);
+        return sk_error_not_found(path, "model file or folder");
     }
     if (!dir) {
         st = sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);

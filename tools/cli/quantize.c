@@ -177,6 +177,11 @@ int cmd_quantize(int argc, char **argv) {
         cli_usage(&spec, stderr);
         return CLI_USAGE;
     }
+    cli_io io[] = {{"IN", pos[0], CLI_IN},
+                   {"--tokenizer", common.tokenizer, CLI_IN},
+                   {"--calib", opts.calib, CLI_IN},
+                   {"OUT", pos[1], CLI_OUT}};
+    if ((rc = cli_check_io(io, 4)) != CLI_OK) return rc;
     shrink_quantize_params p = shrink_quantize_params_default();
     p.scheme = opts.scheme;
     p.keep = opts.keep;
