@@ -98,6 +98,20 @@ static int remove_tree(const char *path, int depth) {
     return rmdir(path);
 }
 
+int sk_remove_tree(const char *path) { return remove_tree(path, 0); }
+
+int sk_path_within(const char *inner, const char *outer) {
+    char *a = realpath(inner, NULL), *b = realpath(outer, NULL);
+    int r = 0;
+    if (a && b) {
+        size_t n = strlen(b);
+        r = !strncmp(a, b, n) && (a[n] == '\0' || a[n] == '/' || (n == 1 && b[0] == '/'));
+    }
+    free(a);
+    free(b);
+    return r;
+}
+
 int shrink_remove_stale_temporaries(const char *dir, void (*removed)(void *user, const char *path),
                                     void *user) {
     DIR *d = opendir(dir && *dir ? dir : ".");
@@ -120,6 +134,19 @@ int shrink_remove_stale_temporaries(const char *dir, void (*removed)(void *user,
 }
 
 /* ==== output files ======================================================================= */
+
+/* The process's umask (read once: umask() can only be read by setting it). */
+static mode_t sk_umask(void) {
+    static atomic_int cached = -1;
+    int v = atomic_load(&cached);
+    if (v < 0) {
+        mode_t um = umask(0);
+        umask(um);
+        v = (int)um;
+        atomic_store(&cached, v);
+    }
+    return (mode_t)v;
+}
 
 shrink_status sk_out_check_kind(const char *path, int want_dir) {
     struct stat st;
@@ -174,9 +201,7 @@ shrink_status sk_out_open(sk_out *o, const char *path, const char *const *inputs
     }
     o->slot = sk_tmp_list(o->tmp, 0);
     /* mkostemp creates 0600; give the file the usual permissions (umask applies) */
-    mode_t um = umask(0);
-    umask(um);
-    if (fchmod(o->fd, 0666 & ~um) != 0) { /* not fatal */
+    if (fchmod(o->fd, 0666 & ~sk_umask()) != 0) { /* not fatal */
     }
     return SHRINK_OK;
 }
@@ -279,6 +304,93 @@ shrink_status sk_out_rename(sk_out *o) {
     sk_free(o->path);
     o->path = NULL;
     return SHRINK_OK;
+}
+
+/* ==== output folders ====================================================================== */
+
+shrink_status sk_outdir_open(sk_outdir *d, const char *path) {
+    memset(d, 0, sizeof *d);
+    if (!path || !*path) return sk_error(SHRINK_ERR_ARG, "sk_outdir_open: no output path");
+    shrink_status kind = sk_out_check_kind(path, 1);
+    if (kind) return kind;
+    d->path = sk_strdup(path);
+    d->tmp = sk_tmp_template(path, "");
+    if (!d->path || !d->tmp) {
+        sk_outdir_abort(d);
+        return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
+    }
+    if (!mkdtemp(d->tmp)) {
+        int e = errno;
+        sk_free(d->tmp);
+        d->tmp = NULL;
+        sk_outdir_abort(d);
+        return sk_error(SHRINK_ERR_IO, "%s: cannot create a temporary folder beside it: %s",
+                        path, strerror(e));
+    }
+    (void)chmod(d->tmp, 0777 & ~sk_umask());
+    d->slot = sk_tmp_list(d->tmp, 1);
+    return SHRINK_OK;
+}
+
+shrink_status sk_outdir_commit(sk_outdir *d) {
+    if (!d->tmp) return sk_error(SHRINK_ERR_ARG, "sk_outdir_commit: nothing to commit");
+    struct stat st;
+    int exists = lstat(d->path, &st) == 0;
+    if (exists && !S_ISDIR(st.st_mode)) {
+        shrink_status k = sk_out_check_kind(d->path, 1);
+        sk_outdir_abort(d);
+        return k;
+    }
+    if (!exists) {
+        if (rename(d->tmp, d->path) != 0) {
+            int e = errno;
+            shrink_status s = sk_error(SHRINK_ERR_IO, "%s: rename from %s failed: %s", d->path,
+                                       d->tmp, strerror(e));
+            sk_outdir_abort(d);
+            return s;
+        }
+    } else if (renameat2(AT_FDCWD, d->tmp, AT_FDCWD, d->path, RENAME_EXCHANGE) != 0) {
+        /* no atomic exchange here: move the old folder aside, then the new one in */
+        char *old = sk_tmp_template(d->path, ".old");
+        if (!old || !mkdtemp(old) || rmdir(old) != 0 || rename(d->path, old) != 0) {
+            int e = errno;
+            sk_free(old);
+            shrink_status s = sk_error(SHRINK_ERR_IO, "%s: cannot move the old folder aside: %s",
+                                       d->path, strerror(e));
+            sk_outdir_abort(d);
+            return s;
+        }
+        if (rename(d->tmp, d->path) != 0) {
+            int e = errno;
+            (void)rename(old, d->path); /* put the old one back */
+            sk_free(old);
+            shrink_status s = sk_error(SHRINK_ERR_IO, "%s: rename from %s failed: %s", d->path,
+                                       d->tmp, strerror(e));
+            sk_outdir_abort(d);
+            return s;
+        }
+        sk_free(d->tmp);
+        d->tmp = old;   /* what is left to remove */
+    }
+    /* d->tmp now names the old folder (or nothing): remove it */
+    sync_dir_of(d->path);
+    sk_tmp_unlist(d->slot);
+    d->slot = 0;
+    if (exists) (void)sk_remove_tree(d->tmp);
+    sk_free(d->tmp);
+    sk_free(d->path);
+    d->tmp = d->path = NULL;
+    return SHRINK_OK;
+}
+
+void sk_outdir_abort(sk_outdir *d) {
+    if (!d) return;
+    if (d->tmp) (void)sk_remove_tree(d->tmp);
+    sk_tmp_unlist(d->slot);
+    d->slot = 0;
+    sk_free(d->tmp);
+    sk_free(d->path);
+    d->tmp = d->path = NULL;
 }
 
 shrink_status sk_out_commit(sk_out *o) {

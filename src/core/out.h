@@ -48,6 +48,26 @@ SK_HIDDEN shrink_status sk_out_rename(sk_out *o);
 /* Closes and unlinks the temporary; frees o's strings. Safe on a committed/aborted/zeroed o. */
 SK_HIDDEN void sk_out_abort(sk_out *o);
 
+/* A folder written as a whole (a Hugging Face model): the files go into a temporary sibling
+ * folder "<parent>/.<name>.shrink-<pid>.tmp-XXXXXX" (listed for the signal handler), which
+ * sk_outdir_commit swaps in for `path` (renameat2 RENAME_EXCHANGE, else two renames), then
+ * removes the old folder: `path` holds exactly the new files, never a mix of two models. */
+typedef struct sk_outdir {
+    char *path;   /* final folder (malloc'd) */
+    char *tmp;    /* the temporary folder the files go to (malloc'd) */
+    int   slot;   /* 1 + slot in the table of temporaries, 0 if not listed */
+} sk_outdir;
+
+SK_HIDDEN shrink_status sk_outdir_open(sk_outdir *d, const char *path);
+SK_HIDDEN shrink_status sk_outdir_commit(sk_outdir *d);
+/* Removes the temporary folder and what it holds; safe on a committed/zeroed d. */
+SK_HIDDEN void sk_outdir_abort(sk_outdir *d);
+/* Removes a file or a folder tree of files; 0 on success. */
+SK_HIDDEN int sk_remove_tree(const char *path);
+/* 1 if existing path `inner` is the folder `outer` or lies inside it (after resolving links
+ * and ".."), else 0. */
+SK_HIDDEN int sk_path_within(const char *inner, const char *outer);
+
 /* 1 if paths a and b name the same existing file (device + inode), else 0. */
 SK_HIDDEN int sk_same_file(const char *a, const char *b);
 
