@@ -8,7 +8,10 @@
  *     CLI's signal handler calls) removes it and leaves the target untouched; a folder listed
  *     as created is removed only while empty; the stale sweep removes the temporaries of a
  *     process that no longer runs and keeps those of running ones and unrelated files;
- *   - outputs are regular files: sk_out_open refuses a FIFO and a symbolic link.
+ *   - outputs are regular files: sk_out_open refuses a FIFO and a symbolic link;
+ *   - NaN and infinities: every dtype's from_f32 (the quantizers) takes rows holding NaN and
+ *     Inf without undefined behaviour (the UBSan run of `make test` fails on a float-to-int
+ *     cast of NaN), and the blocks without them come out as they do from a clean row.
  *
  * The CLI side (inputs never clobbered, signals, bounded reads) is tests/reliability/.
  */
@@ -16,6 +19,7 @@
 
 #include "core/out.h"
 #include "formats/formats.h"
+#include "kernels/kernels.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -206,6 +210,36 @@ static void test_output_kinds(const char *dir) {
           "/dev/zero input: '%s'", shrink_last_error());
 }
 
+static void test_quantizers_nan(void) {
+    enum { N = 1024 };
+    static float clean[N], dirty[N];
+    static uint8_t a[N * 8], b[N * 8];
+    for (int i = 0; i < N; i++) clean[i] = dirty[i] = sinf(0.37f * (float)i) * (1.0f + (float)(i % 7));
+    /* NaN and infinities in the first 256 elements only */
+    dirty[3] = NAN;
+    dirty[40] = INFINITY;
+    dirty[200] = -INFINITY;
+    int tested = 0;
+    for (int t = 0; t < SHRINK_DTYPE_COUNT; t++) {
+        const sk_dtype_traits *d = sk_dtype((shrink_dtype)t);
+        if (!d || !d->from_f32 || N % (int)d->block) continue;
+        uint64_t bytes = sk_dtype_row_bytes((shrink_dtype)t, N);
+        if (bytes > sizeof a) continue;
+        memset(a, 0, sizeof a);
+        memset(b, 0, sizeof b);
+        d->from_f32(clean, a, N);
+        d->from_f32(dirty, b, N);   /* must not be undefined behaviour */
+        tested++;
+        /* per-block types: the blocks past element 256 are independent of the dirty ones */
+        if (d->row_head == 0 && d->block <= 256) {
+            uint64_t off = sk_dtype_row_bytes((shrink_dtype)t, 256);
+            CHECK(!memcmp(a + off, b + off, (size_t)(bytes - off)),
+                  "%s: clean blocks changed by NaN elsewhere in the row", d->name);
+        }
+    }
+    CHECK(tested >= 20, "only %d dtypes quantized", tested);
+}
+
 int main(void) {
     char dir[] = "/tmp/shrink-reliab.XXXXXX";
     if (!mkdtemp(dir)) {
@@ -215,6 +249,7 @@ int main(void) {
     test_gguf_keys();
     test_temporaries(dir);
     test_output_kinds(dir);
+    test_quantizers_nan();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

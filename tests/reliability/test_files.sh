@@ -67,9 +67,9 @@ refused() {
     ok
 }
 
-# same DESC A B: files A and B have the same bytes.
+# same DESC ORIG FILE: FILE still has the bytes of ORIG (else it is restored for the next case).
 same() {
-    if cmp -s "$2" "$3"; then ok; else bad "$1: $2 changed"; fi
+    if cmp -s "$2" "$3"; then ok; else bad "$1: $3 changed"; rm -rf "$3"; cp "$2" "$3"; fi
 }
 
 # ==== 1. no output replaces an input ========================================================
@@ -164,7 +164,7 @@ start_init() {
     pid=$!
     i=0
     while [ $i -lt 200 ]; do
-        if ls -a "$sd" | grep -q 'shrink-'; then return 0; fi
+        if ls -A "$sd" | grep -q '^\.'; then return 0; fi
         sleep 0.1
         i=$((i + 1))
     done
@@ -191,7 +191,7 @@ mkdir -p "$s"
 start_init "$s" "$s/model.gguf"
 kill -KILL $pid
 wait $pid 2>/dev/null
-stale=$(ls -a "$s" | grep 'shrink-' | head -n 1)
+stale=$(ls -A "$s" | grep '^\.' | head -n 1)
 if [ -n "$stale" ]; then
     ok
     run "$bin" tokenize "$d/a.txt" "$s/a.tok" --tokenizer "$tok"

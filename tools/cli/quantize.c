@@ -216,6 +216,10 @@ int cmd_quantize(int argc, char **argv) {
             fprintf(stderr, "shrink quantize: %s\n", shrink_last_error());
             return CLI_USAGE;
         }
+        const char *msg = shrink_last_error();
+        if (msg && *msg && !strstr(msg, pos[0]) && !strstr(msg, pos[1]) &&
+            !(opts.calib && strstr(msg, opts.calib)))
+            return cli_fail("%s: %s", pos[0], msg);   /* a tensor of IN */
         return cli_fail_status(st);
     }
     if (r.requantized)
