@@ -106,6 +106,8 @@ typedef struct shrink_load_params {
                                    or a folder with vocab.json + merges.txt */
     bool        widen_f32;      /* true: convert f16/bf16 weights to f32 in memory at load */
     bool        no_tokenizer;   /* true: do not load a tokenizer (info on a bare file) */
+    bool        allow_nonfinite;/* true: load weights holding NaN or Inf (default: refused,
+                                   naming the tensor; shrink_model_nonfinite counts them) */
 } shrink_load_params;
 
 SHRINK_API shrink_load_params shrink_load_params_default(void);
@@ -120,6 +122,8 @@ SHRINK_API shrink_load_params shrink_load_params_default(void);
 SHRINK_API shrink_status shrink_model_load(shrink_model **out, const char *path,
                                            const shrink_load_params *params);
 SHRINK_API void shrink_model_free(shrink_model *model);
+/* NaN and infinite values in tensor i (f32, f16 and bf16 tensors; 0 for quantized ones). */
+SHRINK_API int64_t shrink_model_nonfinite(const shrink_model *model, int64_t i);
 
 typedef struct shrink_model_info {
     const char *arch;           /* "llama" or "gpt2" */

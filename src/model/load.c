@@ -648,7 +648,12 @@ static shrink_status model_load(shrink_model **out, const char *path,
 
 shrink_status shrink_model_load(shrink_model **out, const char *path,
                                 const shrink_load_params *params) {
-    return model_load(out, path, params, 1);
+    shrink_status st = model_load(out, path, params, 1);
+    if (st || (params && params->allow_nonfinite) || !(st = sk_model_check_finite(*out)))
+        return st;
+    shrink_model_free(*out);
+    *out = NULL;
+    return st;
 }
 
 shrink_status sk_model_open(struct shrink_model **out, const char *path,

@@ -226,5 +226,22 @@ refused "info FIFO" "$d/fifo" "FIFO"
 run "$bin" tokenize "$d/a.txt" "$d/t.tok" --tokenizer "$d/absent.bin"
 refused "--tokenizer absent" "$d/absent.bin" "no such"
 
+# ==== 6. NaN never silently accepted ========================================================
+# stories260K with a NaN as the first weight of layer 0's attention norm (llama2.c layout:
+# 28-byte header, then the 512 x 64 f32 embeddings)
+cp "$model" "$d/nan.bin"
+printf '\000\000\300\177' | dd of="$d/nan.bin" bs=1 seek=131100 conv=notrunc 2>/dev/null
+run "$bin" generate "$d/nan.bin" -p "Once" -n 4 --tokenizer "$tok"
+refused "generate a NaN model" "$d/nan.bin" "NaN" "--allow-nonfinite"
+run "$bin" generate "$d/nan.bin" -p "Once" -n 4 --tokenizer "$tok" --allow-nonfinite
+if [ $rc -eq 0 ]; then ok; else bad "--allow-nonfinite: exit $rc"; fi
+run "$bin" info "$d/nan.bin" --tokenizer "$tok" --json
+if [ $rc -eq 0 ] && grep -q '"nonfinite_values":1,' "$tmp/out"; then ok; else bad "info counts NaN: $(head -c 300 "$tmp/out")"; fi
+run "$bin" compare "$model" "$d/nan.bin" --text "$d/a.txt" --tokenizer "$tok" --allow-nonfinite
+refused "compare with a NaN model" "$d/nan.bin" "NaN"
+run "$bin" quantize "$d/nan.bin" "$d/nan.gguf" --scheme q4_0 --tokenizer "$tok"
+refused "quantize a NaN model" "$d/nan.bin" "NaN"
+if [ ! -e "$d/nan.gguf" ]; then ok; else bad "quantize a NaN model wrote its output"; fi
+
 echo "test_files: $pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ]

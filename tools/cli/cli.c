@@ -21,7 +21,7 @@
 
 /* The options of every command, stored in a cli_common. */
 enum { COMMON_THREADS, COMMON_JSON, COMMON_TOKENIZER, COMMON_F32, COMMON_PROGRESS, COMMON_HELP,
-       COMMON_COUNT };
+       COMMON_NONFINITE, COMMON_COUNT };
 
 #define COMMON(f) offsetof(cli_common, f)
 static const cli_opt common_rows[COMMON_COUNT] = {
@@ -37,11 +37,14 @@ static const cli_opt common_rows[COMMON_COUNT] = {
                           "progress on stderr even when it is not a terminal"},
     [COMMON_HELP]      = {"--help", "-h", CLI_OPT_FLAG, COMMON(help), NULL, 0, 0,
                           "show this help and exit"},
+    [COMMON_NONFINITE] = {"--allow-nonfinite", NULL, CLI_OPT_FLAG, COMMON(allow_nonfinite), NULL,
+                          0, 0, "load a model whose weights hold NaN or Inf (refused by default)"},
 };
 #undef COMMON
 
 static bool common_applies(const cli_spec *spec, int row) {
-    return spec->model || (row != COMMON_TOKENIZER && row != COMMON_F32);
+    return spec->model || (row != COMMON_TOKENIZER && row != COMMON_F32 &&
+                           row != COMMON_NONFINITE);
 }
 
 static void print_opt(FILE *f, const cli_opt *o) {
@@ -228,6 +231,7 @@ int cli_load_model(const char *path, const cli_common *common, cli_tok_mode mode
         return cli_fail("%s: is %s, not a model file or folder", path, kind_name(st.st_mode));
     lp.tokenizer_path = common->tokenizer;
     lp.widen_f32      = common->f32;
+    lp.allow_nonfinite = common->allow_nonfinite;
     lp.no_tokenizer   = mode == CLI_TOK_NONE;
     shrink_status rc  = shrink_model_load(out, path, &lp);
     if (rc != SHRINK_OK && mode == CLI_TOK_OPTIONAL && !common->tokenizer) {

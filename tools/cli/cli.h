@@ -75,6 +75,7 @@ typedef struct cli_common {
     bool        f32;        /* --f32: widen f16/bf16 weights to f32 at load */
     bool        progress;   /* --progress: progress lines even if stderr is not a terminal */
     bool        help;       /* --help */
+    bool        allow_nonfinite; /* --allow-nonfinite: load weights holding NaN or Inf */
 } cli_common;
 
 /* What a command tells the parser about itself. */
