@@ -15,6 +15,7 @@
 #include "test_util.h"
 
 #include "model/source.h"
+#include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
 #include <dirent.h>

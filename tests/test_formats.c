@@ -6,6 +6,7 @@
  */
 #include "core/json.h"
 #include "model/source.h"
+#include "model/model.h"
 #include "test_util.h"
 
 #include <unistd.h>

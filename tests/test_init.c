@@ -18,6 +18,7 @@
  */
 #include "convert/init.h"
 #include "formats/formats.h"
+#include "model/model.h"
 #include "test_util.h"
 
 #include <dirent.h>

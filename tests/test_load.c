@@ -5,6 +5,7 @@
  * and that shrink_model_free releases everything. Needs ../shared (skips otherwise).
  */
 #include "formats/formats.h"
+#include "model/model.h"
 #include "test_util.h"
 
 #include <unistd.h>

@@ -135,15 +135,15 @@ static void test_mix_file(const char *model_rel, const char *fixture_rel, int ti
 
 /* GGUF name of the llama2.c / HF file tensor `name` (llama names), or NULL. */
 static int gguf_to_src(const char *gguf, int gpt2, char *buf, size_t cap) {
-    int layer = layer_of(gguf);
-    for (int r = 0; r < SK_ROLE_COUNT; r++) {
-        const char *g = sk_role_name((sk_role)r, 1, 0), *h = sk_role_name((sk_role)r, 0, gpt2);
-        if (!g || !h) continue;
+    int layer = layer_of(gguf), n;
+    const sk_arch *a = sk_arch_find(gpt2 ? "gpt2" : "llama");
+    const sk_trole *roles = sk_troles(&n);
+    for (int r = 0; r < n; r++) {
         char name[128];
-        snprintf(name, sizeof name, g, layer);
-        if (strcmp(name, gguf) != 0) continue;
-        snprintf(buf, cap, h, layer);
-        return 1;
+        if (!sk_trole_name(&roles[r], a, SK_TNAME_GGUF, layer, name, sizeof name) ||
+            strcmp(name, gguf) != 0)
+            continue;
+        return sk_trole_name(&roles[r], a, SK_TNAME_HF, layer, buf, cap) != NULL;
     }
     return 0;
 }

@@ -17,6 +17,7 @@
  * write files.
  */
 #include "formats.h"
+#include "../model/model.h"
 
 #include "../core/json.h"
 

@@ -176,8 +176,7 @@ static shrink_status create(sk_train_model **out, const sk_source *src) {
         p->n = ts[i].rows * ts[i].cols;
         p->offset = off;
         off += (p->n + 15) & ~(int64_t)15; /* every tensor 64-byte aligned */
-        p->conv1d = tm->cfg.arch->names == SK_NAMES_GPT2 && ts[i].n_dims == 2 &&
-                    sk_role_conv1d(ts[i].role);
+        p->conv1d = ts[i].n_dims == 2 && sk_trole_conv1d(sk_trole_at(ts[i].role), tm->cfg.arch);
         p->dtype = src->dtype_of ? src->dtype_of(src->user, &ts[i]) : src->dtype;
     }
     tm->n_elems = off;
@@ -231,7 +230,8 @@ void sk_train_free(sk_train_model *tm) {
 
 sk_train_param *sk_train_find(sk_train_model *tm, const char *name) {
     if (!tm || !name) return NULL;
-    if (strncmp(name, "transformer.", 12) == 0) name += 12;
+    size_t np = strlen(tm->cfg.arch->hf_prefix); /* GPT-2's "transformer." */
+    if (np && strncmp(name, tm->cfg.arch->hf_prefix, np) == 0) name += np;
     for (int64_t i = 0; i < tm->n_params; i++)
         if (strcmp(tm->params[i].t.name, name) == 0) return &tm->params[i];
     return NULL;
