@@ -365,11 +365,18 @@ static shrink_status load_tokenizer(struct shrink_model *m, const shrink_load_pa
          * fewer means a truncated or mismatched file. Other tokenizers may be smaller than a
          * padded embedding table. */
         int exact = ends_with(tp, ".bin") && sk_file_exists(tp);
-        if (tv > m->cfg.vocab_size || (exact && tv != m->cfg.vocab_size))
-            st = sk_error(SHRINK_ERR_FORMAT, "%s: tokenizer has %" PRId32 " tokens but the model's "
-                          "vocabulary has %" PRId32 "%s", tp, tv, m->cfg.vocab_size,
+        /* Smaller than the vocabulary: only the padding of an embedding table rounded up to a
+         * multiple of 64 (Phi-3, GPT-NeoX, Qwen2: up to a few hundred rows); a tokenizer of
+         * another model is refused here rather than in the middle of a generation. */
+        int32_t gap = m->cfg.vocab_size - tv;
+        int padded = gap > 0 && gap < 1024 && m->cfg.vocab_size % 64 == 0;
+        if (tv > m->cfg.vocab_size || (exact && tv != m->cfg.vocab_size) || (gap > 0 && !padded))
+            st = sk_error(SHRINK_ERR_FORMAT, "%s: the tokenizer%s has %" PRId32 " tokens but "
+                          "the model %s has a vocabulary of %" PRId32 "%s", tp,
+                          params->tokenizer_path ? " given with --tokenizer" : "", tv,
+                          m->path ? m->path : "", m->cfg.vocab_size,
                           exact ? " (a llama2.c tokenizer must have exactly as many; truncated?)"
-                                : "");
+                                : ": it belongs to another model");
     }
     sk_free(tp);
     return st;

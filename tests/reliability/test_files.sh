@@ -243,5 +243,17 @@ run "$bin" quantize "$d/nan.bin" "$d/nan.gguf" --scheme q4_0 --tokenizer "$tok"
 refused "quantize a NaN model" "$d/nan.bin" "NaN"
 if [ ! -e "$d/nan.gguf" ]; then ok; else bad "quantize a NaN model wrote its output"; fi
 
+# ==== 7. checks up front, messages naming the file and the option ==========================
+big=$(asset models/mix-llama-14m) || big=
+spm=$(asset models/stories260K/tok512.model) || spm=
+if [ -n "$big" ] && [ -n "$spm" ]; then
+    # a 512-piece tokenizer with a 32000-token model: refused at load, not mid-generation
+    run "$bin" generate "$big" -p "Once upon a time" -n 8 --tokenizer "$spm"
+    refused "a tokenizer smaller than the vocabulary" "$spm" "--tokenizer" "32000"
+    if grep -q 'shrink_[a-z_]*:' "$tmp/err"; then bad "message names an internal function: $(cat "$tmp/err")"; else ok; fi
+else
+    skip=$((skip + 1)); echo "SKIP: mix-llama-14m or tok512.model not found"
+fi
+
 echo "test_files: $pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ]
