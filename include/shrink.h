@@ -599,7 +599,8 @@ SHRINK_API shrink_status shrink_train(const char *model_path, const shrink_train
  * SIGINT/SIGTERM/SIGHUP handler before exiting with 128 + the signal. */
 SHRINK_API void shrink_remove_temporaries(void);
 /* Removes the temporaries in folder `dir` left by shrink processes that no longer run
- * (SIGKILL, power loss): their names carry the writer's process id. Calls removed(user, path)
+ * (SIGKILL, power loss): their names carry the writer's process id; one modified less than a
+ * minute ago is kept (a writer in another pid namespace may share the folder). Calls removed(user, path)
  * for each one removed (may be NULL). Returns how many were removed. */
 SHRINK_API int shrink_remove_stale_temporaries(const char *dir,
                                                void (*removed)(void *user, const char *path),

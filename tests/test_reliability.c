@@ -23,6 +23,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -172,12 +173,29 @@ static void test_temporaries(const char *dir) {
     write_file(path, "live");
     snprintf(path, sizeof path, "%s/.model.gguf.tmp-Other1", dir);
     write_file(path, "not ours");
+    /* a dead process's temporary modified just now is kept (another pid namespace) */
+    snprintf(path, sizeof path, "%s/.fresh.gguf.shrink-%ld.tmp-Fresh1", dir, (long)child);
+    write_file(path, "fresh");
+    /* the others were last modified two minutes ago */
+    static const char *const old[] = {".model.gguf.shrink-%ld.tmp-AbC123",
+                                      ".model.shrink-%ld.tmp-XyZ789"};
+    for (int k = 0; k < 2; k++) {
+        char name[128];
+        snprintf(name, sizeof name, old[k], (long)child);
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        struct timespec ts[2];
+        clock_gettime(CLOCK_REALTIME, &ts[0]);
+        ts[0].tv_sec -= 120;
+        ts[1] = ts[0];
+        CHECK(utimensat(AT_FDCWD, path, ts, 0) == 0, "backdate %s", path);
+    }
     removed_count = 0;
     int n = shrink_remove_stale_temporaries(dir, on_removed, NULL);
     CHECK(n == 2 && removed_count == 2, "stale: %d removed (2 expected)", n);
     CHECK(count_prefix(dir, ".model.gguf.shrink-") == 1, "the live process's temporary stays");
     CHECK(count_prefix(dir, ".model.shrink-") == 0, "the stale folder is gone");
     CHECK(count_prefix(dir, ".model.gguf.tmp-") == 1, "an unrelated file stays");
+    CHECK(count_prefix(dir, ".fresh.gguf.shrink-") == 1, "a fresh temporary stays");
 }
 
 static void test_output_kinds(const char *dir) {

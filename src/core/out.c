@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ==== the table of live temporaries ====================================================== */
@@ -123,6 +124,13 @@ int shrink_remove_stale_temporaries(const char *dir, void (*removed)(void *user,
         if (pid < 0 || pid == (long)getpid()) continue;
         if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* still running (or not ours) */
         char *p = sk_path_join(dir && *dir ? dir : ".", e->d_name);
+        /* untouched for a minute too: a writer in another pid namespace sharing the folder
+         * (a container, another host) keeps its temporary's mtime fresh while it writes */
+        struct stat sb;
+        if (p && (lstat(p, &sb) != 0 || time(NULL) - sb.st_mtime < SK_STALE_SECONDS)) {
+            sk_free(p);
+            continue;
+        }
         if (p && remove_tree(p, 0) == 0) {
             count++;
             if (removed) removed(user, p);

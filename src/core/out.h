@@ -82,5 +82,7 @@ SK_HIDDEN int  sk_tmp_list(const char *path, int is_dir);
 SK_HIDDEN void sk_tmp_unlist(int slot);
 /* "<dir>/.<base><suffix>.shrink-<pid>.tmp-XXXXXX" as a mkstemp/mkdtemp template (malloc'd). */
 SK_HIDDEN char *sk_tmp_template(const char *path, const char *suffix);
+/* A temporary is stale when its process is gone and it was not modified for this long. */
+#define SK_STALE_SECONDS 60
 
 #endif /* SK_OUT_H */
