@@ -345,8 +345,9 @@ static int check_pair(const cli_io *in, const cli_io *out) {
     if (out->role == CLI_OUT) {
         bool same = stat(out->path, &so) == 0 && so.st_dev == si.st_dev && so.st_ino == si.st_ino;
         if (same || !strcmp(ci, co))
-            rc = cli_fail("%s '%s' is the same file as %s '%s': refusing to overwrite an input "
-                          "(nothing was written)", out->arg, out->path, in->arg, in->path);
+            rc = cli_fail("%s '%s' is the input %s '%s' (the same file): refusing to overwrite "
+                          "an input (nothing was written)", out->arg, out->path, in->arg,
+                          in->path);
         else if (S_ISDIR(si.st_mode)) {
             const char *slash = strrchr(co, '/');
             size_t dlen = slash ? (size_t)(slash - co) : 0;
