@@ -195,6 +195,8 @@ shrink_status sk_out_open(sk_out *o, const char *path, const char *const *inputs
     o->path = sk_strdup(path);
     o->tmp = sk_tmp_template(path, "");
     if (!o->path || !o->tmp) {
+        sk_free(o->tmp); /* not a file name yet: sk_out_abort must not unlink it */
+        o->tmp = NULL;
         sk_out_abort(o);
         return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
     }
@@ -324,6 +326,8 @@ shrink_status sk_outdir_open(sk_outdir *d, const char *path) {
     d->path = sk_strdup(path);
     d->tmp = sk_tmp_template(path, "");
     if (!d->path || !d->tmp) {
+        sk_free(d->tmp); /* not a folder yet: sk_outdir_abort must not remove it */
+        d->tmp = NULL;
         sk_outdir_abort(d);
         return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
     }

@@ -14,7 +14,21 @@
 #include "../core/out.h"
 #include "tensors.h"
 
-struct shrink_model; /* model/model.h: the readers fill one */
+/* What a reader fills when it opens a model's files: the config, the file tensors (data pointing
+ * into the mappings), the mappings themselves, their total size and, for GGUF, the tokenizer.
+ * struct shrink_model (model/model.h) starts with exactly these fields, so the loader hands
+ * the readers its own model as an sk_files. */
+#define SK_FILES_FIELDS                                                                        \
+    sk_config                cfg;                                                              \
+    sk_tensor               *tensors;    /* file tensors, in file order */                     \
+    int64_t                  n_tensors;                                                        \
+    uint64_t                 file_bytes;                                                       \
+    sk_map                  *maps;       /* mapped files */                                    \
+    int                      n_maps;                                                           \
+    struct shrink_tokenizer *tok;        /* NULL if none */
+typedef struct sk_files {
+    SK_FILES_FIELDS
+} sk_files;
 
 /* Frees the names and the array of a tensor table (not the data the tensors point into). */
 SK_HIDDEN void sk_tensors_free(sk_tensor *t, int64_t n);
@@ -61,11 +75,11 @@ SK_HIDDEN shrink_status sk_safetensors_index_parse(const char *text, size_t len,
 SK_HIDDEN void sk_strings_free(char **s, int n);
 
 /* Maps a .safetensors file, or every shard named by a model.safetensors.index.json (each
- * shard once, looked up beside the index), into m->maps and appends their tensors to
- * m->tensors / m->n_tensors. Tensor names must be unique across shards. Adds the files'
- * sizes to m->file_bytes. On failure m keeps what it already owns (shrink_model_free
+ * shard once, looked up beside the index), into f->maps and appends their tensors to
+ * f->tensors / f->n_tensors. Tensor names must be unique across shards. Adds the files'
+ * sizes to f->file_bytes. On failure f keeps what it already owns (shrink_model_free
  * releases it). */
-SK_HIDDEN shrink_status sk_safetensors_open(struct shrink_model *m, const char *path);
+SK_HIDDEN shrink_status sk_safetensors_open(sk_files *f, const char *path);
 
 /* ---- llama2.c legacy checkpoints (llama2c.c) ------------------------------------------- */
 
@@ -78,8 +92,8 @@ SK_HIDDEN shrink_status sk_safetensors_open(struct shrink_model *m, const char *
 SK_HIDDEN shrink_status sk_llama2c_parse(const uint8_t *data, size_t len, const char *name,
                                          sk_config *cfg, sk_tensor **out, int64_t *n_out);
 
-/* Maps a llama2.c .bin into m->maps, fills m->cfg and m->tensors, sets m->file_bytes. */
-SK_HIDDEN shrink_status sk_llama2c_open(struct shrink_model *m, const char *path);
+/* Maps a llama2.c .bin into f->maps, fills f->cfg and f->tensors, sets f->file_bytes. */
+SK_HIDDEN shrink_status sk_llama2c_open(sk_files *f, const char *path);
 
 /* ==== writing ============================================================================
  *
@@ -182,10 +196,6 @@ struct sk_out;
 SK_HIDDEN shrink_status sk_write_stream(const sk_source *src, const sk_wtensor *t,
                                         struct sk_out *o, shrink_dtype dt, int transposed,
                                         sk_rope_layout layout, sk_write_progress *pr);
-/* The file tensor of canonical tensor t in a model's tensor table (m->tensors, by the file
- * format's names), NULL if absent; *stored_t: stored transposed (GPT-2 Conv1D). */
-SK_HIDDEN const sk_tensor *sk_model_file_tensor(const struct shrink_model *m,
-                                                const sk_wtensor *t, int *stored_t);
 
 /* The writers sk_write dispatches to (gguf.c, hf.c, llama2c.c). */
 SK_HIDDEN shrink_status sk_gguf_write(const sk_source *src, const char *out,
@@ -287,11 +297,11 @@ SK_HIDDEN const char *sk_ggml_type_name(uint32_t type);
  * (gguf.c, own_fallback). */
 SK_HIDDEN shrink_dtype sk_gguf_fallback(shrink_dtype want, int64_t cols);
 
-/* Maps a .gguf file into m->maps, fills m->cfg (from the arch keys), m->tensors (PyTorch
- * order shapes, llama.cpp names), m->file_bytes and, if want_tok, m->tok from the metadata.
+/* Maps a .gguf file into f->maps, fills f->cfg (from the arch keys), f->tensors (PyTorch
+ * order shapes, llama.cpp names), f->file_bytes and, if want_tok, f->tok from the metadata.
  * Non-f32/f16/bf16 tensors are SHRINK_ERR_UNSUPPORTED naming the tensor, its type and the
  * file. */
-SK_HIDDEN shrink_status sk_gguf_open(struct shrink_model *m, const char *path, int want_tok);
+SK_HIDDEN shrink_status sk_gguf_open(sk_files *f, const char *path, int want_tok);
 /* The tokenizer in a parsed GGUF's metadata (tokenizer.ggml.*): *out NULL if it has none. */
 SK_HIDDEN shrink_status sk_gguf_tokenizer(const sk_gguf *g, const char *name,
                                           struct shrink_tokenizer **out);

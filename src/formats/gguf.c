@@ -25,7 +25,6 @@
  * files, architectures other than llama and gpt2.
  */
 #include "formats.h"
-#include "../model/model.h"
 
 #include "../tokenizer/tokenizer.h"
 
@@ -845,20 +844,20 @@ static shrink_status gguf_tensors(const sk_gguf *g, const char *name, sk_tensor 
     return SHRINK_OK;
 }
 
-shrink_status sk_gguf_open(struct shrink_model *m, const char *path, int want_tok) {
-    sk_map *maps = sk_realloc(m->maps, (size_t)(m->n_maps + 1) * sizeof *maps);
+shrink_status sk_gguf_open(sk_files *f, const char *path, int want_tok) {
+    sk_map *maps = sk_realloc(f->maps, (size_t)(f->n_maps + 1) * sizeof *maps);
     if (!maps) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
-    m->maps = maps;
-    sk_map *mp = &m->maps[m->n_maps];
+    f->maps = maps;
+    sk_map *mp = &f->maps[f->n_maps];
     shrink_status st = sk_map_file(path, mp);
     if (st) return st;
-    m->n_maps++;
-    m->file_bytes += mp->size;
+    f->n_maps++;
+    f->file_bytes += mp->size;
     sk_gguf *g;
     if ((st = sk_gguf_parse(mp->data, mp->size, path, &g))) return st;
-    if (!(st = gguf_config(g, path, 1, &m->cfg)) &&
-        !(st = gguf_tensors(g, path, &m->tensors, &m->n_tensors)) && want_tok)
-        st = sk_gguf_tokenizer(g, path, &m->tok);
+    if (!(st = gguf_config(g, path, 1, &f->cfg)) &&
+        !(st = gguf_tensors(g, path, &f->tensors, &f->n_tensors)) && want_tok)
+        st = sk_gguf_tokenizer(g, path, &f->tok);
     sk_gguf_free(g);
     /* the tied-head check and the metadata touched pages a converter may never read again */
     sk_map_release(mp->data, mp->size);

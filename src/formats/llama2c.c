@@ -24,7 +24,6 @@
  * The newer llama2.c "version" exports (magic "ak42") are recognized and refused.
  */
 #include "formats.h"
-#include "../model/model.h"
 
 #include <math.h>
 
@@ -198,16 +197,16 @@ shrink_status sk_llama2c_parse(const uint8_t *data, size_t len, const char *name
     return SHRINK_OK;
 }
 
-shrink_status sk_llama2c_open(struct shrink_model *m, const char *path) {
-    sk_map *maps = sk_realloc(m->maps, (size_t)(m->n_maps + 1) * sizeof *maps);
+shrink_status sk_llama2c_open(sk_files *f, const char *path) {
+    sk_map *maps = sk_realloc(f->maps, (size_t)(f->n_maps + 1) * sizeof *maps);
     if (!maps) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
-    m->maps = maps;
-    sk_map *mp = &m->maps[m->n_maps];
+    f->maps = maps;
+    sk_map *mp = &f->maps[f->n_maps];
     shrink_status st = sk_map_file(path, mp);
     if (st) return st;
-    m->n_maps++;
-    m->file_bytes += mp->size;
-    return sk_llama2c_parse(mp->data, mp->size, path, &m->cfg, &m->tensors, &m->n_tensors);
+    f->n_maps++;
+    f->file_bytes += mp->size;
+    return sk_llama2c_parse(mp->data, mp->size, path, &f->cfg, &f->tensors, &f->n_tensors);
 }
 
 /* ==== writing ============================================================================ */

@@ -85,6 +85,10 @@ typedef struct sk_config {
     int            add_bos;    /* texts get BOS prepended (Llama: yes, GPT-2: no) */
 } sk_config;
 
+/* Largest sizes a config may declare (every reader checks through sk_config_validate). */
+#define SK_CFG_MAX_DIM    (1 << 20)
+#define SK_CFG_MAX_LAYERS (1 << 12)
+
 /* Checks a config for values the decoder cannot run; the message names the field and the
  * source (`what`, e.g. the config.json path). */
 SK_HIDDEN shrink_status sk_config_validate(const sk_config *c, const char *what);

@@ -1,6 +1,6 @@
 /*
- * config.c - Hugging Face config.json (+ tokenizer_config.json) into sk_config, and
- * sk_config_validate for every source of a config.
+ * config.c - Hugging Face config.json (+ tokenizer_config.json) into sk_config, checked by
+ * sk_config_validate (formats/arch.c, shared with every other source of a config).
  *
  * Keys read (https://huggingface.co/docs/transformers, LlamaConfig / GPT2Config):
  *   Llama family (llama, mistral, qwen2): hidden_size, intermediate_size, num_hidden_layers,
@@ -24,8 +24,6 @@
 
 #include <math.h>
 
-#define SK_CFG_MAX_DIM    (1 << 20)
-#define SK_CFG_MAX_LAYERS (1 << 12)
 #define SK_CFG_MAX_FILE   (16u << 20)
 
 /* ---- typed field readers -------------------------------------------------------------- */
@@ -314,68 +312,4 @@ out:
     sk_free(path);
     sk_free(tpath);
     return st;
-}
-
-/* ---- validation ----------------------------------------------------------------------- */
-
-/* Field names as each Hugging Face family (sk_arch.hf) spells them, so messages point at the
- * right key; hd_derived: head_dim is dim / n_heads, so dim must divide. */
-typedef struct cfg_names {
-    const char *dim, *n_layers, *n_heads, *n_kv_heads, *head_dim, *ffn_dim, *vocab, *seq, *eps;
-    int         hd_derived;
-} cfg_names;
-
-static const cfg_names cfg_names_of[SK_HF_FAMILIES] = {
-    [SK_HF_LLAMA] = {"hidden_size", "num_hidden_layers", "num_attention_heads",
-                     "num_key_value_heads", "head_dim", "intermediate_size", "vocab_size",
-                     "max_position_embeddings", "rms_norm_eps", 0},
-    [SK_HF_GPT2]  = {"n_embd", "n_layer", "n_head", "n_head", "n_embd / n_head", "n_inner",
-                     "vocab_size", "n_positions", "layer_norm_epsilon", 1},
-};
-
-static shrink_status range(const char *what, const char *field, int64_t v, int64_t lo,
-                           int64_t hi) {
-    if (v < lo || v > hi)
-        return sk_error(SHRINK_ERR_FORMAT, "%s: %s is %" PRId64 " but must be in [%" PRId64
-                        ", %" PRId64 "]", what, field, v, lo, hi);
-    return SHRINK_OK;
-}
-
-shrink_status sk_config_validate(const sk_config *c, const char *what) {
-    if (!c->arch) return sk_error(SHRINK_ERR_FORMAT, "%s: no architecture", what);
-    const cfg_names *n = &cfg_names_of[c->arch->hf];
-    shrink_status st;
-    if ((st = range(what, n->dim, c->dim, 1, SK_CFG_MAX_DIM)) ||
-        (st = range(what, n->n_layers, c->n_layers, 1, SK_CFG_MAX_LAYERS)) ||
-        (st = range(what, n->n_heads, c->n_heads, 1, SK_CFG_MAX_DIM)) ||
-        (st = range(what, n->n_kv_heads, c->n_kv_heads, 1, c->n_heads)) ||
-        (st = range(what, n->head_dim, c->head_dim, 1, SK_CFG_MAX_DIM)) ||
-        (st = range(what, n->ffn_dim, c->ffn_dim, 1, SK_CFG_MAX_DIM)) ||
-        (st = range(what, n->vocab, c->vocab_size, 1, SK_CFG_MAX_DIM)) ||
-        (st = range(what, n->seq, c->max_seq_len, 1, SK_CFG_MAX_DIM)))
-        return st;
-    if ((int64_t)c->n_heads * c->head_dim > SK_CFG_MAX_DIM)
-        return sk_error(SHRINK_ERR_FORMAT, "%s: %s x %s = %" PRId64 " is too large", what,
-                        n->n_heads, n->head_dim, (int64_t)c->n_heads * c->head_dim);
-    if (c->n_heads % c->n_kv_heads != 0)
-        return sk_error(SHRINK_ERR_FORMAT, "%s: %s %" PRId32 " is not a multiple of %s %" PRId32,
-                        what, n->n_heads, c->n_heads, n->n_kv_heads, c->n_kv_heads);
-    if (n->hd_derived && c->dim % c->n_heads != 0)
-        return sk_error(SHRINK_ERR_FORMAT, "%s: %s %" PRId32 " is not a multiple of %s %" PRId32,
-                        what, n->dim, c->dim, n->n_heads, c->n_heads);
-    if (!(c->norm_eps > 0 && c->norm_eps < 1))
-        return sk_error(SHRINK_ERR_FORMAT, "%s: %s is %g but must be in (0, 1)", what, n->eps,
-                        (double)c->norm_eps);
-    if (c->arch->pos == SK_POS_ROPE) {
-        if (!(c->rope_theta > 0 && isfinite(c->rope_theta)))
-            return sk_error(SHRINK_ERR_FORMAT, "%s: rope_theta is %g but must be positive", what,
-                            (double)c->rope_theta);
-        if (c->head_dim % 2 != 0)
-            return sk_error(SHRINK_ERR_FORMAT, "%s: %s %" PRId32 " is odd (RoPE rotates pairs)",
-                            what, n->head_dim, c->head_dim);
-    }
-    if ((st = range(what, "bos_token_id", c->bos_id, -1, c->vocab_size - 1)) ||
-        (st = range(what, "eos_token_id", c->eos_id, -1, c->vocab_size - 1)))
-        return st;
-    return SHRINK_OK;
 }

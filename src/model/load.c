@@ -429,7 +429,7 @@ static shrink_status load_gguf(struct shrink_model *m, const char *path,
                                const shrink_load_params *params, int bind) {
     m->format = "gguf";
     int want_tok = !params->no_tokenizer && !params->tokenizer_path;
-    shrink_status st = sk_gguf_open(m, path, want_tok);
+    shrink_status st = sk_gguf_open(&m->files, path, want_tok);
     if (st) return st;
     if (bind) {
         int64_t n_params = 0;
@@ -471,10 +471,10 @@ static shrink_status load_into(struct shrink_model *m, const char *path,
         m->format = "safetensors";
         if (!weights && (st = hf_weights(dir, &weights))) goto out;
         if ((st = sk_config_load(dir, &m->cfg))) goto out;
-        if ((st = sk_safetensors_open(m, weights))) goto out;
+        if ((st = sk_safetensors_open(&m->files, weights))) goto out;
     } else {
         m->format = "llama2c";
-        if ((st = sk_llama2c_open(m, path))) goto out;
+        if ((st = sk_llama2c_open(&m->files, path))) goto out;
         weights = sk_strdup(path);
         if (!weights) {
             st = sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);

@@ -16,14 +16,17 @@
 
 #include "../core/core.h"
 #include "../kernels/kernels.h"
-#include "../formats/tensors.h" /* sk_arch, sk_config, sk_layer, sk_tensor, the tensor table */
+#include "../formats/formats.h" /* sk_files; sk_arch, sk_config, sk_layer, sk_tensor, the tensor table */
 
 #include <stddef.h>
 
 struct shrink_tokenizer;
 
 struct shrink_model {
-    sk_config    cfg;
+    union {                    /* what the format readers fill (formats.h) */
+        sk_files files;
+        struct { SK_FILES_FIELDS };
+    };
     const char  *format;       /* "llama2c", "safetensors" */
     char        *path;         /* what was loaded */
     sk_mat       tok_emb;      /* (V, D) */
@@ -33,19 +36,12 @@ struct shrink_model {
     sk_mat       head;         /* (V, D); == tok_emb when tied */
     sk_layer    *layers;       /* L of them */
 
-    sk_tensor   *tensors;      /* file tensors, in file order */
-    int64_t      n_tensors;
     int64_t      n_params;     /* elements of the tensors bound to the fields above */
-    uint64_t     file_bytes;
     uint64_t     weight_bytes; /* bytes of the matrices and vectors the decoder reads */
 
-    sk_map      *maps;         /* mapped files */
-    int          n_maps;
     void       **owned;        /* buffers owned by the model (converted weights) */
     int          n_owned;
     int          cap_owned;
-
-    struct shrink_tokenizer *tok; /* NULL if none */
 };
 
 /* The weights outside the layers are laid out as sk_globals (the tensor table's offsets). */
