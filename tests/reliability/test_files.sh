@@ -30,9 +30,15 @@ trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
 
 ok()   { pass=$((pass + 1)); }
 bad()  { fail=$((fail + 1)); echo "FAIL: $*"; }
+shared=${SHRINK_SHARED:-../shared}
+# missing WHAT: a missing asset is a failure when the shared folder is present, else a skip
+missing() {
+    if [ -d "$shared" ]; then bad "$*: not found, but the shared folder $shared is present"
+    else skip=$((skip + 1)); echo "SKIP: $*: not found (no shared folder $shared)"; fi
+}
 
 asset() {
-    for root in ${SHRINK_SHARED:+"$SHRINK_SHARED"} ../shared tests/fixtures .; do
+    for root in "$shared" tests/fixtures .; do
         if [ -e "$root/$1" ]; then echo "$root/$1"; return 0; fi
     done
     return 1
@@ -42,9 +48,10 @@ model=$(asset models/stories260K/stories260K.bin) || model=
 tok=$(asset models/stories260K/tok512.bin) || tok=
 hf=$(asset models/stories260K-hf) || hf=
 if [ -z "$model" ] || [ -z "$tok" ]; then
-    if [ -d ../shared ]; then echo "test_files: stories260K missing from ../shared"; exit 1; fi
-    echo "test_files: SKIPPED: stories260K not found"; exit 77
+    if [ -d "$shared" ]; then echo "test_files: stories260K missing from $shared"; exit 1; fi
+    echo "test_files: SKIPPED: stories260K not found (no shared folder $shared)"; exit 77
 fi
+[ -n "$hf" ] || missing "models/stories260K-hf"
 
 # run CMD...: stdout in $tmp/out, stderr in $tmp/err, exit status in rc (a 60 s limit).
 run() {
@@ -256,7 +263,7 @@ if [ -n "$big" ] && [ -n "$spm" ]; then
     refused "a tokenizer smaller than the vocabulary" "$spm" "--tokenizer" "32000"
     if grep -q 'shrink_[a-z_]*:' "$tmp/err"; then bad "message names an internal function: $(cat "$tmp/err")"; else ok; fi
 else
-    skip=$((skip + 1)); echo "SKIP: mix-llama-14m or tok512.model not found"
+    missing "models/mix-llama-14m or models/stories260K/tok512.model"
 fi
 
 echo "test_files: $pass passed, $fail failed, $skip skipped"
