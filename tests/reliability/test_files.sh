@@ -102,6 +102,8 @@ run "$bin" quantize "$d/m.bin" "$d/m.bin" --scheme q8_0 --tokenizer "$tok"
 refused "quantize IN IN" "OUT" "IN"; same "quantize IN IN" "$model" "$d/m.bin"
 run "$bin" quantize "$d/m.bin" "$d/a.txt" --scheme w8a8_static --calib "$d/a.txt" --tokenizer "$tok"
 refused "quantize OUT = --calib" "OUT" "--calib"; same "quantize OUT = --calib" "$d/a.orig" "$d/a.txt"
+run "$bin" eval --make-lambada "$d/a.txt" "$d/sub/../a.txt"
+refused "eval --make-lambada TEXT TEXT" "OUT" "--make-lambada"; same "eval --make-lambada TEXT TEXT" "$d/a.orig" "$d/a.txt"
 # a HF output folder holding the input, or being the input folder
 run "$bin" convert "$d/m.bin" "$d" --to hf --tokenizer "$tok"
 refused "convert IN into its own folder as HF" "OUT" "IN"; same "convert IN into its own folder" "$model" "$d/m.bin"
