@@ -114,6 +114,8 @@ typedef struct shrink_load_params {
                                    or a folder with vocab.json + merges.txt */
     bool        widen_f32;      /* true: convert f16/bf16 weights to f32 in memory at load */
     bool        no_tokenizer;   /* true: do not load a tokenizer (info on a bare file) */
+    bool        allow_nonfinite;/* true: load weights holding NaN or Inf (default: refused,
+                                   naming the tensor; shrink_model_nonfinite counts them) */
 } shrink_load_params;
 
 SHRINK_API shrink_load_params shrink_load_params_default(void);
@@ -128,6 +130,8 @@ SHRINK_API shrink_load_params shrink_load_params_default(void);
 SHRINK_API shrink_status shrink_model_load(shrink_model **out, const char *path,
                                            const shrink_load_params *params);
 SHRINK_API void shrink_model_free(shrink_model *model);
+/* NaN and infinite values in tensor i (f32, f16 and bf16 tensors; 0 for quantized ones). */
+SHRINK_API int64_t shrink_model_nonfinite(const shrink_model *model, int64_t i);
 
 typedef struct shrink_model_info {
     const char *arch;           /* "llama" or "gpt2" */
@@ -726,6 +730,20 @@ SHRINK_API shrink_train_params shrink_train_params_default(void);
  * (bit for bit) as the uninterrupted run with the same threads would. result may be NULL. */
 SHRINK_API shrink_status shrink_train(const char *model_path, const shrink_train_params *params,
                                       shrink_train_result *result);
+
+/* ==== temporaries (docs/reliability.md) ================================================== */
+
+/* Removes every temporary file and folder this process is writing (an output appears only
+ * when complete, so nothing else is lost). Async-signal-safe: the CLI calls it from its
+ * SIGINT/SIGTERM/SIGHUP handler before exiting with 128 + the signal. */
+SHRINK_API void shrink_remove_temporaries(void);
+/* Removes the temporaries in folder `dir` left by shrink processes that no longer run
+ * (SIGKILL, power loss): their names carry the writer's process id; one modified less than a
+ * minute ago is kept (a writer in another pid namespace may share the folder). Calls removed(user, path)
+ * for each one removed (may be NULL). Returns how many were removed. */
+SHRINK_API int shrink_remove_stale_temporaries(const char *dir,
+                                               void (*removed)(void *user, const char *path),
+                                               void *user);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs every test executable in BUILD/tests twice (dispatched kernels, then SHRINK_KERNELS=ref),
 # then tests/test_cli.sh and tests/test_train_cli.sh against BUILD/shrink, then the include
-# layer check tests/test_layers.sh. Exit status 77 means skipped.
+# layer check tests/test_layers.sh, then the reliability suite tests/reliability/test_*.sh. Exit status 77 means skipped.
 # Prints "N passed, N failed, N skipped" and fails if anything failed.
 build=${1:-build}
 pass=0; fail=0; skip=0
@@ -25,5 +25,8 @@ if [ -f tests/test_train_cli.sh ]; then run "test_train_cli.sh" sh tests/test_tr
 if [ -f tests/test_distill_cli.sh ]; then run "test_distill_cli.sh" sh tests/test_distill_cli.sh "$build/shrink"; fi
 if [ -f tests/test_layers.sh ]; then run "test_layers.sh" sh tests/test_layers.sh; fi
 run "test_skip_rule.sh" sh tests/test_skip_rule.sh
+for t in tests/reliability/test_*.sh; do
+    [ -f "$t" ] && run "$t" sh "$t" "$build/shrink"
+done
 echo "test programs: $pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ]

@@ -44,6 +44,12 @@
 #define LLVMFuzzerTestOneInput fuzz_gguf
 #include "../fuzz/fuzz_gguf.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_tokens
+#include "../fuzz/fuzz_tokens.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_ckpt
+#include "../fuzz/fuzz_ckpt.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*fuzz_fn)(const uint8_t *, size_t);
 
@@ -59,6 +65,8 @@ static const struct {
     {"tokenizer_model", fuzz_tokenizer_model},
     {"tokenizer_bin", fuzz_tokenizer_bin},
     {"gguf", fuzz_gguf},
+    {"tokens", fuzz_tokens},
+    {"ckpt", fuzz_ckpt},
 };
 
 /* Peak resident set of this process so far, in MB. */

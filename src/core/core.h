@@ -109,6 +109,17 @@ typedef struct sk_map {
     size_t         size;
 } sk_map;
 
+/* Opens `path` for reading, refusing (with a message naming the path and what it is) anything
+ * but a regular file, without blocking on a FIFO; *size is the file's size. */
+SK_HIDDEN shrink_status sk_open_regular(const char *path, int *fd, uint64_t *size);
+/* The error for a path that is not the regular file (or folder) expected: "no such <what>"
+ * only when nothing is there, else what it is ("a FIFO (named pipe)") or why it cannot be
+ * seen ("Permission denied"). Returns SHRINK_ERR_IO. */
+SK_HIDDEN shrink_status sk_error_not_found(const char *path, const char *what);
+/* fopen(path, "rb") of a regular file; NULL (no error recorded) for anything else. */
+SK_HIDDEN FILE *sk_fopen_regular(const char *path);
+/* "a folder", "a FIFO (named pipe)", "a character device", ... of a st_mode. */
+SK_HIDDEN const char *sk_file_kind(unsigned mode);
 /* Maps `path` read-only. Fails with a message naming the path. */
 SK_HIDDEN shrink_status sk_map_file(const char *path, sk_map *out);
 SK_HIDDEN void sk_unmap(sk_map *m);

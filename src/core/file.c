@@ -9,10 +9,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-shrink_status sk_map_file(const char *path, sk_map *out) {
-    out->data = NULL;
-    out->size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+const char *sk_file_kind(unsigned mode) {
+    mode_t m = (mode_t)mode;
+    return S_ISDIR(m)    ? "a folder"
+           : S_ISREG(m)  ? "a regular file"
+           : S_ISLNK(m)  ? "a symbolic link"
+           : S_ISFIFO(m) ? "a FIFO (named pipe)"
+           : S_ISCHR(m)  ? "a character device"
+           : S_ISBLK(m)  ? "a block device"
+           : S_ISSOCK(m) ? "a socket"
+                         : "not a regular file";
+}
+
+shrink_status sk_open_regular(const char *path, int *fd_out, uint64_t *size) {
+    *fd_out = -1;
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below) */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return sk_error(SHRINK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
@@ -22,8 +34,48 @@ shrink_status sk_map_file(const char *path, sk_map *out) {
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return sk_error(SHRINK_ERR_IO, "%s: not a regular file", path);
+        return sk_error(SHRINK_ERR_IO, "%s: is %s, not a regular file (shrink reads its inputs "
+                        "from regular files only)", path, sk_file_kind((unsigned)st.st_mode));
     }
+    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    *fd_out = fd;
+    *size = (uint64_t)st.st_size;
+    return SHRINK_OK;
+}
+
+shrink_status sk_error_not_found(const char *path, const char *what) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT) return sk_error(SHRINK_ERR_IO, "%s: no such %s", path, what);
+        return sk_error(SHRINK_ERR_IO, "%s: cannot read the %s: %s", path, what, strerror(errno));
+    }
+    return sk_error(SHRINK_ERR_IO, "%s: is %s, not a %s", path, sk_file_kind((unsigned)st.st_mode),
+                    what);
+}
+
+FILE *sk_fopen_regular(const char *path) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0) return NULL;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return NULL;
+    }
+    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "rb");
+    if (!f) close(fd);
+    return f;
+}
+
+shrink_status sk_map_file(const char *path, sk_map *out) {
+    out->data = NULL;
+    out->size = 0;
+    int fd;
+    uint64_t size;
+    shrink_status rs = sk_open_regular(path, &fd, &size);
+    if (rs) return rs;
+    struct stat st;
+    st.st_size = (off_t)size;
     if (st.st_size > 0) {
         void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED) {
@@ -50,13 +102,18 @@ void sk_unmap(sk_map *m) {
 shrink_status sk_read_file(const char *path, size_t max_bytes, char **out, size_t *len) {
     *out = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return sk_error(SHRINK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return sk_error(SHRINK_ERR_IO, "%s: not a regular file", path);
+    int fd;
+    uint64_t size;
+    shrink_status rs = sk_open_regular(path, &fd, &size);
+    if (rs) return rs;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        return sk_error(SHRINK_ERR_IO, "%s: cannot open: %s", path, strerror(e));
     }
+    struct stat st;
+    st.st_size = (off_t)size;
     if ((uint64_t)st.st_size > max_bytes) {
         fclose(f);
         return sk_error(SHRINK_ERR_FORMAT, "%s: %lld bytes, more than the %zu allowed", path,

@@ -66,7 +66,8 @@ static double row_kl(const float *l, const float *e, const row_stats *sl, const 
     #pragma omp simd reduction(+ : s)
     for (int32_t v = 0; v < V; v++) s += (double)e[v] * ((double)l[v] - (double)m[v]);
     double kl = s / sl->z - sl->lse + sm->lse;
-    return kl > 0.0 ? kl : 0.0;   /* >= 0 in exact arithmetic; rounding can give -1e-12 */
+    /* >= 0 in exact arithmetic; rounding can give -1e-12. NaN stays NaN (never a perfect 0). */
+    return kl < 0.0 ? 0.0 : kl;
 }
 
 /* ==== the comparison ====================================================================== */
@@ -83,6 +84,7 @@ typedef struct cmp_state {
     double    *row_nll;   /* [SK_PPL_PIECE] */
     double    *row_kl;    /* [SK_PPL_PIECE] */
     int32_t   *row_same;  /* [SK_PPL_PIECE] */
+    int32_t   *row_bad;   /* [SK_PPL_PIECE] index + 1 of a non-finite logit of the row, or 0 */
 } cmp_state;
 
 static void cmp_free(cmp_state *s) {
@@ -94,6 +96,7 @@ static void cmp_free(cmp_state *s) {
     sk_free(s->row_nll);
     sk_free(s->row_kl);
     sk_free(s->row_same);
+    sk_free(s->row_bad);
 }
 
 static shrink_status cmp_alloc(cmp_state *s, int32_t V) {
@@ -111,8 +114,9 @@ static shrink_status cmp_alloc(cmp_state *s, int32_t V) {
     s->row_nll   = sk_malloc(SK_PPL_PIECE * sizeof(double));
     s->row_kl    = sk_malloc(SK_PPL_PIECE * sizeof(double));
     s->row_same  = sk_malloc(SK_PPL_PIECE * sizeof(int32_t));
+    s->row_bad   = sk_malloc(SK_PPL_PIECE * sizeof(int32_t));
     if (!s->base || !s->base_e || !s->base_st || !s->logits || !s->scratch || !s->row_nll ||
-        !s->row_kl || !s->row_same) {
+        !s->row_kl || !s->row_same || !s->row_bad) {
         cmp_free(s);
         return sk_error(SHRINK_ERR_NOMEM, "compare: out of memory (%d x %d logits)",
                         SK_PPL_PIECE, V);
@@ -141,6 +145,29 @@ static shrink_status cmp_check(shrink_context *const *ctxs, int32_t n, int32_t n
     return SHRINK_OK;
 }
 
+/* 1 + the first index of a NaN or infinite value of l[0..V), or 0 if all are finite. */
+static int32_t first_nonfinite(const float *l, int32_t V) {
+    for (int32_t v = 0; v < V; v++)
+        if (!isfinite(l[v])) return v + 1;
+    return 0;
+}
+
+/* A model whose logits are not all finite fails the comparison (its statistics would be NaN,
+ * and a clamp or a max could turn them into a perfect score). */
+static shrink_status check_rows(const cmp_state *s, shrink_context *ctx, const float *rows,
+                                const sk_ppl_piece *pc) {
+    for (int32_t r = 0; r < pc->nl; r++)
+        if (s->row_bad[r]) {
+            float x = rows[(size_t)r * s->V + (size_t)(s->row_bad[r] - 1)];
+            return sk_error(SHRINK_ERR_RANGE, "compare: %s gives a non-finite logit (%s for "
+                            "token id %d at position %d): its weights or activations hold NaN "
+                            "or overflow, so it cannot be compared", sk_context_model(ctx)->path,
+                            isnan(x) ? "NaN" : x > 0 ? "+Inf" : "-Inf", s->row_bad[r] - 1,
+                            pc->done + pc->lo + r);
+        }
+    return SHRINK_OK;
+}
+
 /* The base's piece: logits into s->base, row statistics, NLL of each row. */
 static shrink_status eval_base(cmp_state *s, shrink_context *ctx, const int32_t *win,
                                const sk_ppl_piece *pc) {
@@ -151,10 +178,11 @@ static shrink_status eval_base(cmp_state *s, shrink_context *ctx, const int32_t 
     #pragma omp parallel for schedule(static) if (pc->nl > 1)
     for (int32_t r = 0; r < pc->nl; r++) {
         const float *l = s->base + (size_t)r * V;
+        s->row_bad[r] = first_nonfinite(l, V);
         row_stats_of(s->ks, l, V, s->base_e + (size_t)r * V, &s->base_st[r]);
         s->row_nll[r] = sk_ppl_nll(l, V, win[pc->done + pc->lo + r + 1]);
     }
-    return SHRINK_OK;
+    return check_rows(s, ctx, s->base, pc);
 }
 
 /* A model's piece: NLL, KL from the base and top-1 agreement of each row. */
@@ -169,12 +197,13 @@ static shrink_status eval_model(cmp_state *s, shrink_context *ctx, const int32_t
         const float *l = s->base + (size_t)r * V;
         const float *m = s->logits + (size_t)r * V;
         row_stats    sm;
+        s->row_bad[r] = first_nonfinite(m, V);
         row_stats_of(s->ks, m, V, s->scratch + (size_t)omp_get_thread_num() * V, &sm);
         s->row_nll[r]  = sk_ppl_nll(m, V, win[pc->done + pc->lo + r + 1]);
         s->row_kl[r]   = row_kl(l, s->base_e + (size_t)r * V, &s->base_st[r], m, &sm, V);
         s->row_same[r] = sm.argmax == s->base_st[r].argmax;
     }
-    return SHRINK_OK;
+    return check_rows(s, ctx, s->logits, pc);
 }
 
 static int cmp_double(const void *a, const void *b) {

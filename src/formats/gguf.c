@@ -367,6 +367,38 @@ static void key_text(sk_gguf_str k, char *buf, size_t cap) {
     buf[n] = '\0';
 }
 
+/* Refuses a key given twice, in time linear in the keys: an open-addressing hash set of the
+ * key indices (FNV-1a of the bytes), twice as many slots as keys. */
+static shrink_status check_unique_keys(rd *r, const sk_gguf *g) {
+    if (g->n_kv < 2) return SHRINK_OK;
+    uint64_t cap = 4;
+    while (cap < (uint64_t)g->n_kv * 2) cap *= 2;
+    int64_t *slot = sk_malloc((size_t)cap * sizeof *slot);
+    if (!slot) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", r->name);
+    for (uint64_t i = 0; i < cap; i++) slot[i] = -1;
+    shrink_status st = SHRINK_OK;
+    for (int64_t i = 0; i < g->n_kv && !st; i++) {
+        sk_gguf_str k = g->kv[i].key;
+        uint64_t h = 1469598103934665603ull;
+        for (uint64_t b = 0; b < k.len; b++) h = (h ^ (uint8_t)k.s[b]) * 1099511628211ull;
+        for (uint64_t s = h & (cap - 1);; s = (s + 1) & (cap - 1)) {
+            if (slot[s] < 0) {
+                slot[s] = i;
+                break;
+            }
+            sk_gguf_str o = g->kv[slot[s]].key;
+            if (o.len == k.len && !memcmp(o.s, k.s, (size_t)k.len)) {
+                char kt[72];
+                key_text(k, kt, sizeof kt);
+                st = sk_error(SHRINK_ERR_FORMAT, "%s: key '%s' appears twice", r->name, kt);
+                break;
+            }
+        }
+    }
+    sk_free(slot);
+    return st;
+}
+
 static shrink_status parse_kvs(rd *r, sk_gguf *g, uint64_t n_kv) {
     int64_t cap = 0;
     for (uint64_t i = 0; i < n_kv; i++) {
@@ -380,11 +412,10 @@ static shrink_status parse_kvs(rd *r, sk_gguf *g, uint64_t n_kv) {
         if (st) return st;
         key_text(kv->key, kt, sizeof kt);
         if ((st = rd_u32(r, &t, kt)) || (st = rd_value(r, t, &kv->val, 0, kt))) return st;
-        for (int64_t j = 0; j < g->n_kv; j++)
-            if (g->kv[j].key.len == kv->key.len && !memcmp(g->kv[j].key.s, kv->key.s, kv->key.len))
-                return sk_error(SHRINK_ERR_FORMAT, "%s: key '%s' appears twice", r->name, kt);
         g->n_kv++;
     }
+    shrink_status dup = check_unique_keys(r, g);
+    if (dup) return dup;
     const sk_gguf_kv *al = sk_gguf_find(g, "general.alignment");
     g->alignment = SK_GGUF_ALIGNMENT;
     if (al) {

@@ -482,30 +482,29 @@ static shrink_status write_index(outset *s, const char *out, const htensor *ht, 
 
 /* ==== the folder ========================================================================= */
 
-shrink_status sk_hf_write(const sk_source *src, const char *out, const sk_write_opts *o) {
+shrink_status sk_hf_write(const sk_source *src, const char *out_path, const sk_write_opts *o) {
     shrink_dtype dt = o->dtype >= 0 ? (shrink_dtype)o->dtype : src->dtype;
     uint64_t shard_bytes = o->shard_bytes ? o->shard_bytes : SK_SHARD_DEFAULT;
     for (int i = 0; i < src->n_inputs; i++)
-        if (src->inputs[i] && sk_same_file(out, src->inputs[i]))
-            return sk_error(SHRINK_ERR_ARG, "%s: is the input %s; write the Hugging Face folder "
-                            "somewhere else", out, src->inputs[i]);
-    if (sk_file_exists(out))
+        if (src->inputs[i] && (sk_same_file(out_path, src->inputs[i]) ||
+                               sk_path_within(src->inputs[i], out_path)))
+            return sk_error(SHRINK_ERR_ARG, "%s: is or holds the input %s; write the Hugging "
+                            "Face folder somewhere else", out_path, src->inputs[i]);
+    if (sk_file_exists(out_path))
         return sk_error(SHRINK_ERR_ARG, "%s: exists and is a file; a Hugging Face output is a "
-                        "folder", out);
-    int created = 0;
-    if (!sk_dir_exists(out)) {
-        if (mkdir(out, 0777) != 0)
-            return sk_error(SHRINK_ERR_IO, "%s: cannot create the folder: %s", out,
-                            strerror(errno));
-        created = 1;
-    }
+                        "folder", out_path);
+    /* the files go to a temporary sibling folder swapped in for out_path when complete */
+    sk_outdir od;
+    shrink_status st = sk_outdir_open(&od, out_path);
+    if (st) return st;
+    const char *out = od.tmp;
     outset s = {.src = src};
     htensor *ht = NULL;
     int64_t n = 0;
     int n_shards = 0;
     uint64_t total = 0;
     tbuf cfg = {0};
-    shrink_status st = plan(src, dt, shard_bytes, &ht, &n, &n_shards, &total);
+    st = plan(src, dt, shard_bytes, &ht, &n, &n_shards, &total);
     if (st) goto fail;
     sk_write_progress pr = {0, (int64_t)total, o->progress, o->progress_user};
     for (int sh = 0; sh < n_shards && !st; sh++) {
@@ -527,6 +526,7 @@ shrink_status sk_hf_write(const sk_source *src, const char *out, const sk_write_
     if (!copied && src->tok && (st = write_tokenizer(&s, out, src))) goto fail;
     /* everything is complete: move it into place */
     for (int i = 0; i < s.n && !st; i++) st = sk_out_rename(&s.f[i]);
+    if (!st) st = sk_outdir_commit(&od);
     if (st) goto fail;
     sk_free(s.f);
     sk_free(ht);
@@ -536,6 +536,6 @@ fail:
     set_abort(&s);
     sk_free(ht);
     sk_free(cfg.p);
-    if (created) rmdir(out);
+    sk_outdir_abort(&od);
     return st;
 }

@@ -42,6 +42,16 @@ void sk_q8_0_dequant_ref(const void *src, float *dst, int64_t n) {
     }
 }
 
+/* (int8_t)v and (uint8_t)v, truncating toward zero as the casts do for the values a block
+ * can produce, but NaN gives 0 and values out of range saturate: NaN or Inf weights are
+ * never undefined behaviour (they are refused earlier with the tensor's name anyway). */
+static inline int q_trunc_i8(float v) {
+    return v == v ? (v >= 127.0f ? 127 : v <= -128.0f ? -128 : (int)v) : 0;
+}
+static inline unsigned q_trunc_u8(float v) {
+    return v == v ? (v >= 255.0f ? 255u : v <= 0.0f ? 0u : (unsigned)v) : 0u;
+}
+
 void sk_q8_0_quant_ref(const float *src, void *dst, int64_t n) {
     block_q8_0 *b = dst;
     for (int64_t i = 0; i < n / SK_QK8_0; i++) {
@@ -51,7 +61,7 @@ void sk_q8_0_quant_ref(const float *src, void *dst, int64_t n) {
         float d = amax / 127.0f;
         float id = d != 0.0f ? 1.0f / d : 0.0f;
         b[i].d = sk_f32_to_f16(d);
-        for (int j = 0; j < SK_QK8_0; j++) b[i].qs[j] = (int8_t)roundf(x[j] * id);
+        for (int j = 0; j < SK_QK8_0; j++) b[i].qs[j] = (int8_t)q_trunc_i8(roundf(x[j] * id));
     }
 }
 
@@ -78,7 +88,7 @@ void sk_q4_0_quant_ref(const float *src, void *dst, int64_t n) {
         b[i].d = sk_f32_to_f16(d);
         for (int j = 0; j < SK_QK4_0 / 2; j++) {
             /* truncation of (v + 8.5) rounds half up; the max maps to -8 -> 0 */
-            int lo = (int8_t)(x[j] * id + 8.5f), hi = (int8_t)(x[j + SK_QK4_0 / 2] * id + 8.5f);
+            int lo = q_trunc_i8(x[j] * id + 8.5f), hi = q_trunc_i8(x[j + SK_QK4_0 / 2] * id + 8.5f);
             if (lo > 15) lo = 15;
             if (hi > 15) hi = 15;
             b[i].qs[j] = (uint8_t)(lo | hi << 4);
@@ -111,8 +121,8 @@ void sk_q4_1_quant_ref(const float *src, void *dst, int64_t n) {
         b[i].d = sk_f32_to_f16(d);
         b[i].m = sk_f32_to_f16(mn);
         for (int j = 0; j < SK_QK4_1 / 2; j++) {
-            int lo = (int8_t)((x[j] - mn) * id + 0.5f);
-            int hi = (int8_t)((x[j + SK_QK4_1 / 2] - mn) * id + 0.5f);
+            int lo = q_trunc_i8((x[j] - mn) * id + 0.5f);
+            int hi = q_trunc_i8((x[j + SK_QK4_1 / 2] - mn) * id + 0.5f);
             if (lo > 15) lo = 15;
             if (hi > 15) hi = 15;
             b[i].qs[j] = (uint8_t)(lo | hi << 4);
@@ -157,7 +167,7 @@ void sk_q5_0_quant_ref(const float *src, void *dst, int64_t n) {
         b[i].d = sk_f32_to_f16(d);
         uint32_t qh = 0;
         for (int j = 0; j < half; j++) {
-            int lo = (int8_t)(x[j] * id + 16.5f), hi = (int8_t)(x[j + half] * id + 16.5f);
+            int lo = q_trunc_i8(x[j] * id + 16.5f), hi = q_trunc_i8(x[j + half] * id + 16.5f);
             if (lo > 31) lo = 31;
             if (hi > 31) hi = 31;
             b[i].qs[j] = (uint8_t)((lo & 0x0F) | (hi & 0x0F) << 4);
@@ -191,8 +201,8 @@ void sk_q5_1_quant_ref(const float *src, void *dst, int64_t n) {
         uint32_t qh = 0;
         for (int j = 0; j < half; j++) {
             /* (x - min) * id + 0.5 lies in [0.5, 31.5]: truncation rounds half up */
-            unsigned lo = (uint8_t)((x[j] - mn) * id + 0.5f);
-            unsigned hi = (uint8_t)((x[j + half] - mn) * id + 0.5f);
+            unsigned lo = q_trunc_u8((x[j] - mn) * id + 0.5f);
+            unsigned hi = q_trunc_u8((x[j + half] - mn) * id + 0.5f);
             b[i].qs[j] = (uint8_t)((lo & 0x0F) | (hi & 0x0F) << 4);
             qh |= (uint32_t)(lo >> 4 & 1) << j | (uint32_t)(hi >> 4 & 1) << (j + half);
         }

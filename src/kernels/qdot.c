@@ -37,6 +37,7 @@ int64_t sk_act_block(sk_act_format f) {
 static int8_t q8_of(float x, float d) {
     if (d == 0.0f) return 0;
     float v = roundf(x / d);
+    if (v != v) return 0;   /* NaN: never cast to an integer */
     return (int8_t)(v > 127.0f ? 127 : v < -127.0f ? -127 : (int)v);
 }
 

@@ -556,8 +556,9 @@ shrink_status shrink_context_eval(shrink_context *x, const int32_t *tokens, int3
                         n_logits, n);
     for (int32_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
-            return sk_error(SHRINK_ERR_RANGE, "shrink_context_eval: token id %d not in [0, %d)",
-                            tokens[i], c->vocab_size);
+            return sk_error(SHRINK_ERR_RANGE, "%s: token id %d (at position %d) is not in the "
+                            "model's vocabulary of %d tokens", x->model->path ? x->model->path
+                            : "model", tokens[i], pos + i, c->vocab_size);
     if (!logits) n_logits = 0;
     shrink_status st = reserve_matmul_scratch(x); /* a no-op unless threads or kernels changed */
     if (st) return st;

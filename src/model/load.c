@@ -365,11 +365,18 @@ static shrink_status load_tokenizer(struct shrink_model *m, const shrink_load_pa
          * fewer means a truncated or mismatched file. Other tokenizers may be smaller than a
          * padded embedding table. */
         int exact = ends_with(tp, ".bin") && sk_file_exists(tp);
-        if (tv > m->cfg.vocab_size || (exact && tv != m->cfg.vocab_size))
-            st = sk_error(SHRINK_ERR_FORMAT, "%s: tokenizer has %" PRId32 " tokens but the model's "
-                          "vocabulary has %" PRId32 "%s", tp, tv, m->cfg.vocab_size,
+        /* Smaller than the vocabulary: only the padding of an embedding table rounded up to a
+         * multiple of 64 (Phi-3, GPT-NeoX, Qwen2: up to a few hundred rows); a tokenizer of
+         * another model is refused here rather than in the middle of a generation. */
+        int32_t gap = m->cfg.vocab_size - tv;
+        int padded = gap > 0 && gap < 1024 && m->cfg.vocab_size % 64 == 0;
+        if (tv > m->cfg.vocab_size || (exact && tv != m->cfg.vocab_size) || (gap > 0 && !padded))
+            st = sk_error(SHRINK_ERR_FORMAT, "%s: the tokenizer%s has %" PRId32 " tokens but "
+                          "the model %s has a vocabulary of %" PRId32 "%s", tp,
+                          params->tokenizer_path ? " given with --tokenizer" : "", tv,
+                          m->path ? m->path : "", m->cfg.vocab_size,
                           exact ? " (a llama2.c tokenizer must have exactly as many; truncated?)"
-                                : "");
+                                : ": it belongs to another model");
     }
     sk_free(tp);
     return st;
@@ -379,7 +386,7 @@ static shrink_status load_tokenizer(struct shrink_model *m, const shrink_load_pa
 
 /* Does the file start like a safetensors file (u64 header length within the file, '{')? */
 static int sniff_safetensors(const char *path) {
-    FILE *f = fopen(path, "rb");
+    FILE *f = sk_fopen_regular(path);
     if (!f) return 0;
     uint8_t h[9];
     int ok = fread(h, 1, 9, f) == 9;
@@ -408,7 +415,7 @@ static shrink_status hf_weights(const char *dir, char **out) {
 
 /* Does the file start with the GGUF magic? */
 static int sniff_gguf(const char *path) {
-    FILE *f = fopen(path, "rb");
+    FILE *f = sk_fopen_regular(path);
     if (!f) return 0;
     uint8_t h[4];
     int ok = fread(h, 1, 4, f) == 4 && sk_rd_u32(h) == SK_GGUF_MAGIC;
@@ -454,7 +461,7 @@ static shrink_status load_into(struct shrink_model *m, const char *path,
         dir = sk_path_dir(path);
         if (hf && !ends_with(path, "config.json")) weights = sk_strdup(path);
     } else {
-        return sk_error(SHRINK_ERR_IO, "%s: no such file or folder", path);
+        return sk_error_not_found(path, "model file or folder");
     }
     if (!dir) {
         st = sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
@@ -506,7 +513,12 @@ static shrink_status model_load(shrink_model **out, const char *path,
 
 shrink_status shrink_model_load(shrink_model **out, const char *path,
                                 const shrink_load_params *params) {
-    return model_load(out, path, params, 1);
+    shrink_status st = model_load(out, path, params, 1);
+    if (st || (params && params->allow_nonfinite) || !(st = sk_model_check_finite(*out)))
+        return st;
+    shrink_model_free(*out);
+    *out = NULL;
+    return st;
 }
 
 shrink_status sk_model_open(struct shrink_model **out, const char *path,

@@ -322,6 +322,12 @@ static shrink_status q_rows(void *user, sk_xf_tensor *x, int tid, int64_t row0, 
     for (int64_t i = 0; i < k; i++) {
         const float *xr = rows + (size_t)i * (size_t)cols;
         uint8_t *y = dst + (size_t)i * row_bytes;
+        for (int64_t m = 0; m < cols; m++)
+            if (!isfinite(xr[m]))
+                return sk_error(SHRINK_ERR_RANGE, "tensor '%s' holds %s at row %" PRId64
+                                ", column %" PRId64 ": a quantized copy would hide the damage; "
+                                "the input model is broken", x->name, isnan(xr[m]) ? "NaN"
+                                : "an infinity", row0 + i, m);
         if (d->quantize && !(j->p->ggml_exact && sk_quantize_searches(x->dtype)))
             d->quantize(xr, y, cols, &q->qp);
         else d->from_f32(xr, y, cols);

@@ -862,7 +862,7 @@ shrink_status shrink_tokenizer_load(shrink_tokenizer **out, const char *path) {
     *out = NULL;
     if (!path) return sk_error(SHRINK_ERR_ARG, "shrink_tokenizer_load: path is NULL");
     if (sk_dir_exists(path)) return load_dir(path, out);
-    if (!sk_file_exists(path)) return sk_error(SHRINK_ERR_IO, "%s: no such tokenizer file", path);
+    if (!sk_file_exists(path)) return sk_error_not_found(path, "tokenizer file");
     return load_file(path, out);
 }
 

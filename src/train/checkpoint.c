@@ -178,18 +178,47 @@ static shrink_status read_header(ck_reader *r, sk_trainer *tr, const uint8_t *d,
     return SHRINK_OK;
 }
 
+/* A checkpoint whose checksum is right may still be forged or written by a broken run: the
+ * weights and moments must be finite and the second moments >= 0 (AdamW takes their root). */
+static shrink_status check_values(const sk_trainer *tr, const char *path) {
+    const sk_optim *o = tr->opt;
+    for (int64_t i = 0; i < tr->tm->n_params; i++) {
+        const sk_train_param *p = &tr->tm->params[i];
+        for (int64_t k = 0; k < p->n; k++) {
+            float w = p->w[k], m = o->m ? o->m[o->off[i] + k] : 0.0f,
+                  v = o->v ? o->v[o->off[i] + k] : 0.0f;
+            if (!isfinite(w) || !isfinite(m) || !isfinite(v) || v < 0.0f)
+                return sk_error(SHRINK_ERR_FORMAT, "%s: '%s' element %" PRId64 " holds %s "
+                                "(weight %g, moments %g, %g): the checkpoint is broken", path,
+                                p->t.name, k, v < 0.0f ? "a negative second moment"
+                                                       : "NaN or an infinity",
+                                (double)w, (double)m, (double)v);
+        }
+    }
+    return SHRINK_OK;
+}
+
 shrink_status sk_ckpt_load(sk_trainer *tr, const char *path) {
     sk_map m;
     shrink_status st = sk_map_file(path, &m);
     if (st) return st;
+    st = sk_ckpt_load_mem(tr, m.data, m.size, path);
+    sk_unmap(&m);
+    return st;
+}
+
+shrink_status sk_ckpt_load_mem(sk_trainer *tr, const uint8_t *data, size_t size,
+                               const char *path) {
+    shrink_status st;
     ck_reader r = {.path = path};
     int arrays = 0;
-    if ((st = read_header(&r, tr, m.data, m.size, &arrays))) goto out_unmap;
+    if ((st = read_header(&r, tr, data, size, &arrays))) return st;
     for (int64_t i = 0; i < tr->tm->n_params && !st; i++) st = read_param(&r, tr, i, arrays);
     if (!st && r.left != 0)
         st = sk_error(SHRINK_ERR_FORMAT, "%s: %zu bytes after the last parameter", path, r.left);
-    if (st) goto out_unmap;
-    const uint8_t *d = m.data;
+    if (!st) st = check_values(tr, path);
+    if (st) return st;
+    const uint8_t *d = data;
     double loss, val;
     uint64_t u = sk_rd_u64(d + 56);
     memcpy(&loss, &u, 8);
@@ -202,10 +231,9 @@ shrink_status sk_ckpt_load(sk_trainer *tr, const char *path) {
     tr->loss      = loss;
     tr->val_loss  = val;
     if (tr->step < 0 || tr->step > tr->o.steps || tr->train.pos < 0 ||
-        tr->train.pos > tr->train.tok->n)
-        st = sk_error(SHRINK_ERR_FORMAT, "%s: step %" PRId64 " / data position %" PRId64
-                      " out of range", path, tr->step, tr->train.pos);
-out_unmap:
-    sk_unmap(&m);
+        tr->train.pos > tr->train.tok->n || tr->opt->t < 0 || tr->opt->t > tr->step)
+        st = sk_error(SHRINK_ERR_FORMAT, "%s: step %" PRId64 " / optimizer step %" PRId64
+                      " / data position %" PRId64 " out of range", path, tr->step, tr->opt->t,
+                      tr->train.pos);
     return st;
 }

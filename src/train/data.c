@@ -82,7 +82,7 @@ shrink_status sk_tokens_parse(const uint8_t *data, size_t len, const char *name,
     t->data       = data + SK_TOKFILE_HEADER;
     for (int64_t i = 0; i < t->n; i++) {
         int32_t id = sk_tokens_at(t, i);
-        if (id >= t->vocab_size)
+        if (id < 0 || id >= t->vocab_size)   /* a 4-byte token >= 2^31 reads as negative */
             return sk_error(SHRINK_ERR_FORMAT, "%s: token %" PRId64 " is %d, past the "
                             "vocabulary size %d", name, i, id, t->vocab_size);
     }

@@ -268,5 +268,10 @@ SK_HIDDEN shrink_status sk_ckpt_save(const sk_trainer *tr, const char *path);
 /* Restores tr's state from path. The config text must equal tr->config and every parameter
  * must match by name and size (else SHRINK_ERR_ARG naming the difference). */
 SK_HIDDEN shrink_status sk_ckpt_load(sk_trainer *tr, const char *path);
+/* The same from a checkpoint held in data[0..size) (`path` names it in messages): the
+ * from-memory entry point of the checkpoint fuzzer. Values are checked too (finite weights and
+ * moments, second moments >= 0, steps and data position in range). */
+SK_HIDDEN shrink_status sk_ckpt_load_mem(sk_trainer *tr, const uint8_t *data, size_t size,
+                                         const char *path);
 
 #endif /* SK_TRAIN_OPTIM_H */

@@ -13,11 +13,15 @@
 #include <errno.h>
 #include <math.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 shrink_status shrink_tokenize_file(const shrink_tokenizer *tok, const char *text_path,
                                    const char *out, bool add_bos, int64_t *n_tokens) {
     if (!tok || !text_path || !out)
         return sk_error(SHRINK_ERR_ARG, "shrink_tokenize_file: NULL argument");
+    if (sk_same_file(text_path, out))
+        return sk_error(SHRINK_ERR_ARG, "%s: is the text file %s; refusing to overwrite an "
+                        "input", out, text_path);
     sk_tokens t;
     shrink_status st = sk_tokens_open(&t, text_path, tok, add_bos,
                                       shrink_tokenizer_vocab_size(tok));
@@ -98,10 +102,14 @@ static shrink_status out_format(const shrink_train_params *p, const struct shrin
     return SHRINK_OK;
 }
 
-static shrink_status make_dir(const char *dir) {
+/* Creates the output folder if missing; *listed is then its slot in the table of temporaries
+ * (out.h), so that a signal removes it while it is still empty. */
+static shrink_status make_dir(const char *dir, int *created, int *listed) {
     if (sk_dir_exists(dir)) return SHRINK_OK;
     if (mkdir(dir, 0777) != 0)
         return sk_error(SHRINK_ERR_IO, "%s: cannot create the folder: %s", dir, strerror(errno));
+    *created = 1;
+    *listed = sk_tmp_list(dir, 1);
     return SHRINK_OK;
 }
 
@@ -167,6 +175,8 @@ typedef struct run {
     sk_tokens            train, valid;
     sk_trainer          *tr;
     char                *ckpt;
+    int                  dir_created;  /* run_open created the output folder */
+    int                  dir_listed;   /* its slot in the table of temporaries (out.h) */
 } run;
 
 static void run_free(run *r) {
@@ -253,7 +263,7 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
     if (p->valid &&
         (st = sk_tokens_open(&r->valid, p->valid, r->m->tok, c->add_bos, c->vocab_size)))
         return st;
-    if ((st = make_dir(p->out_dir))) return st;
+    if ((st = make_dir(p->out_dir, &r->dir_created, &r->dir_listed))) return st;
     if (!(r->ckpt = sk_path_join(p->out_dir, "checkpoint.bin")))
         return sk_error(SHRINK_ERR_NOMEM, "shrink_train: out of memory");
     sk_train_opts oo = *o;
@@ -305,5 +315,9 @@ shrink_status shrink_train(const char *model_path, const shrink_train_params *p,
                         (res->seconds > 0 ? res->seconds : 1);
 out:
     run_free(&r);
+    /* a failed run leaves no empty output folder behind (rmdir keeps a non-empty one: a
+     * checkpoint written before the failure is what --resume needs) */
+    if (st && r.dir_created) (void)rmdir(p->out_dir);
+    sk_tmp_unlist(r.dir_listed);
     return st;
 }

@@ -6,7 +6,10 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -18,7 +21,7 @@
 
 /* The options of every command, stored in a cli_common. */
 enum { COMMON_THREADS, COMMON_JSON, COMMON_TOKENIZER, COMMON_F32, COMMON_PROGRESS, COMMON_HELP,
-       COMMON_COUNT };
+       COMMON_NONFINITE, COMMON_COUNT };
 
 #define COMMON(f) offsetof(cli_common, f)
 static const cli_opt common_rows[COMMON_COUNT] = {
@@ -34,11 +37,14 @@ static const cli_opt common_rows[COMMON_COUNT] = {
                           "progress on stderr even when it is not a terminal"},
     [COMMON_HELP]      = {"--help", "-h", CLI_OPT_FLAG, COMMON(help), NULL, 0, 0,
                           "show this help and exit"},
+    [COMMON_NONFINITE] = {"--allow-nonfinite", NULL, CLI_OPT_FLAG, COMMON(allow_nonfinite), NULL,
+                          0, 0, "load a model whose weights hold NaN or Inf (refused by default)"},
 };
 #undef COMMON
 
 static bool common_applies(const cli_spec *spec, int row) {
-    return spec->model || (row != COMMON_TOKENIZER && row != COMMON_F32);
+    return spec->model || (row != COMMON_TOKENIZER && row != COMMON_F32 &&
+                           row != COMMON_NONFINITE);
 }
 
 static void print_opt(FILE *f, const cli_opt *o) {
@@ -192,6 +198,18 @@ void cli_warn(const char *fmt, ...) {
     fputc('\n', stderr);
 }
 
+/* What an existing path is, for messages. */
+static const char *kind_name(mode_t m) {
+    return S_ISDIR(m)    ? "a folder"
+           : S_ISREG(m)  ? "a regular file"
+           : S_ISLNK(m)  ? "a symbolic link"
+           : S_ISFIFO(m) ? "a FIFO (named pipe)"
+           : S_ISCHR(m)  ? "a character device"
+           : S_ISBLK(m)  ? "a block device"
+           : S_ISSOCK(m) ? "a socket"
+                         : "not a regular file";
+}
+
 /* ==== models ============================================================================== */
 
 /* The library's message, prefixed with `path` unless it names it already. */
@@ -209,8 +227,11 @@ int cli_load_model(const char *path, const cli_common *common, cli_tok_mode mode
     *out = NULL;
     shrink_set_threads(common->threads);
     if (stat(path, &st) != 0) return cli_fail("%s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+        return cli_fail("%s: is %s, not a model file or folder", path, kind_name(st.st_mode));
     lp.tokenizer_path = common->tokenizer;
     lp.widen_f32      = common->f32;
+    lp.allow_nonfinite = common->allow_nonfinite;
     lp.no_tokenizer   = mode == CLI_TOK_NONE;
     shrink_status rc  = shrink_model_load(out, path, &lp);
     if (rc != SHRINK_OK && mode == CLI_TOK_OPTIONAL && !common->tokenizer) {
@@ -228,6 +249,149 @@ int cli_load_model(const char *path, const cli_common *common, cli_tok_mode mode
         *out = NULL;
         return cli_fail("%s: no tokenizer found beside the model; give one with --tokenizer FILE",
                         path);
+    }
+    return CLI_OK;
+}
+
+/* ==== inputs and outputs ================================================================== */
+
+static void on_signal(int sig) {
+    shrink_remove_temporaries();   /* async-signal-safe */
+    _exit(128 + sig);
+}
+
+void cli_install_signals(void) {
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction sa, old;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        /* a signal ignored at startup (nohup, a background job) stays ignored */
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+bool cli_out_is_folder(const char *to, const char *path) {
+    if (to) return !strcmp(to, "hf");
+    size_t n = strlen(path);
+    return !(n >= 5 && !strcmp(path + n - 5, ".gguf")) && !(n >= 4 && !strcmp(path + n - 4, ".bin"));
+}
+
+/* The absolute path without symbolic links, "." or "..": realpath of the path, or of its
+ * folder plus its name when it does not exist yet (malloc'd; NULL if neither resolves). */
+static char *canon_path(const char *path) {
+    char *r = realpath(path, NULL);
+    if (r) return r;
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    const char *base = path + n;
+    while (base > path && base[-1] != '/') base--;
+    size_t dlen = (size_t)(base - path);
+    char *dir = dlen ? strndup(path, dlen) : strdup(".");
+    char *rd = dir ? realpath(dir, NULL) : NULL;
+    free(dir);
+    if (!rd) return NULL;
+    size_t blen = (size_t)(path + n - base), rlen = strlen(rd);
+    char *out = malloc(rlen + blen + 2);
+    if (out) snprintf(out, rlen + blen + 2, "%s%s%.*s", rd, rlen > 1 ? "/" : "", (int)blen, base);
+    free(rd);
+    return out;
+}
+
+/* Whether path `inner` is `outer` or lies inside it (both canonical). */
+static bool path_within(const char *inner, const char *outer) {
+    size_t n = strlen(outer);
+    if (strncmp(inner, outer, n) != 0) return false;
+    return inner[n] == '\0' || inner[n] == '/' || (n == 1 && outer[0] == '/');
+}
+
+/* A name the model loader reads from a model folder (so an output there replaces the model). */
+static bool model_file_name(const char *name) {
+    static const char *const names[] = {"config.json", "generation_config.json",
+                                        "tokenizer.json", "tokenizer.model",
+                                        "tokenizer_config.json", "special_tokens_map.json",
+                                        "vocab.json", "merges.txt", "added_tokens.json",
+                                        "tokenizer.bin", NULL};
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(name, names[i])) return true;
+    size_t n = strlen(name);
+    return (n > 12 && !strcmp(name + n - 12, ".safetensors")) ||
+           (n > 23 && !strcmp(name + n - 23, ".safetensors.index.json"));
+}
+
+static void stale_removed(void *user, const char *path) {
+    (void)user;
+    cli_warn("removed %s, a temporary left by an interrupted shrink run", path);
+}
+
+/* The folder a temporary of output `path` goes to (malloc'd). */
+static char *out_folder(const char *path, cli_io_role role) {
+    if (role == CLI_OUT_IN_DIR) return strdup(path);
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    while (n > 0 && path[n - 1] != '/') n--;
+    if (n == 0) return strdup(".");
+    return n == 1 ? strdup("/") : strndup(path, n - 1);
+}
+
+static int check_pair(const cli_io *in, const cli_io *out) {
+    struct stat si, so;
+    if (stat(in->path, &si) != 0) return CLI_OK;   /* the command says "no such file" later */
+    int rc = CLI_OK;
+    char *ci = canon_path(in->path), *co = canon_path(out->path);
+    if (!ci || !co) goto done;
+    if (out->role == CLI_OUT) {
+        bool same = stat(out->path, &so) == 0 && so.st_dev == si.st_dev && so.st_ino == si.st_ino;
+        if (same || !strcmp(ci, co))
+            rc = cli_fail("%s '%s' is the input %s '%s' (the same file): refusing to overwrite "
+                          "an input (nothing was written)", out->arg, out->path, in->arg,
+                          in->path);
+        else if (S_ISDIR(si.st_mode)) {
+            const char *slash = strrchr(co, '/');
+            size_t dlen = slash ? (size_t)(slash - co) : 0;
+            if (slash && strlen(ci) == (dlen ? dlen : 1) && !strncmp(ci, co, dlen ? dlen : 1) &&
+                model_file_name(slash + 1) && stat(out->path, &so) == 0)
+                rc = cli_fail("%s '%s' would replace a file of the model folder %s '%s': "
+                              "refusing to overwrite an input (nothing was written)", out->arg,
+                              out->path, in->arg, in->path);
+        }
+    } else if (out->role == CLI_OUT_DIR) {
+        if (path_within(ci, co))
+            rc = cli_fail("%s '%s' %s %s '%s': the output folder is replaced as a whole, "
+                          "refusing to destroy an input (nothing was written)", out->arg,
+                          out->path, !strcmp(ci, co) ? "is" : "holds", in->arg, in->path);
+    }
+done:
+    free(ci);
+    free(co);
+    return rc;
+}
+
+int cli_check_io(const cli_io *io, int n) {
+    for (int o = 0; o < n; o++) {
+        if (!io[o].path || io[o].role == CLI_IN) continue;
+        struct stat sb;
+        bool want_dir = io[o].role != CLI_OUT;
+        if (!*io[o].path) return cli_fail("%s: empty path", io[o].arg);
+        if (lstat(io[o].path, &sb) == 0 && (want_dir ? !S_ISDIR(sb.st_mode)
+                                                      : !S_ISREG(sb.st_mode)))
+            return cli_fail("%s '%s' exists and is %s; shrink writes %s only%s (give another "
+                            "path)", io[o].arg, io[o].path, kind_name(sb.st_mode),
+                            want_dir ? "a folder" : "regular files",
+                            want_dir ? "" : ", never through a link, a FIFO or a device");
+        for (int i = 0; i < n; i++) {
+            if (!io[i].path || io[i].role != CLI_IN) continue;
+            int rc = check_pair(&io[i], &io[o]);
+            if (rc != CLI_OK) return rc;
+        }
+    }
+    for (int o = 0; o < n; o++) {
+        if (!io[o].path || io[o].role == CLI_IN) continue;
+        char *dir = out_folder(io[o].path, io[o].role);
+        if (dir) shrink_remove_stale_temporaries(dir, stale_removed, NULL);
+        free(dir);
     }
     return CLI_OK;
 }
@@ -266,35 +430,48 @@ size_t cli_utf8_valid_prefix(const char *str, size_t n) {
 }
 
 int cli_read_text(const char *path, char **text, size_t *len) {
-    FILE  *f   = fopen(path, "rb");
-    char  *buf = NULL;
-    size_t cap = 0, n = 0;
     *text = NULL;
     *len  = 0;
-    if (!f) return cli_fail("%s: %s", path, strerror(errno));
-    for (;;) {
-        if (n + 1 >= cap) {
-            size_t ncap = cap ? cap * 2 : 1 << 16;
-            char  *nb   = realloc(buf, ncap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return cli_fail("%s: out of memory reading the file", path);
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) break;
-    }
-    if (ferror(f)) {
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return cli_fail("%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
         int e = errno;
-        free(buf);
-        fclose(f);
-        return cli_fail("%s: read error: %s", path, strerror(e));
+        close(fd);
+        return cli_fail("%s: %s", path, strerror(e));
     }
-    fclose(f);
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return cli_fail("%s: is %s, not a text file (shrink reads text only from regular "
+                        "files)", path, kind_name(sb.st_mode));
+    }
+    if ((uint64_t)sb.st_size > CLI_TEXT_MAX) {
+        close(fd);
+        return cli_fail("%s: %lld bytes, more than the %zu bytes a text file may have", path,
+                        (long long)sb.st_size, CLI_TEXT_MAX);
+    }
+    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    size_t cap = (size_t)sb.st_size + 1, n = 0;
+    char  *buf = malloc(cap);
+    if (!buf) {
+        close(fd);
+        return cli_fail("%s: out of memory reading the file", path);
+    }
+    /* read at most the size fstat gave: a file that grows meanwhile is read up to there */
+    while (n + 1 < cap) {
+        ssize_t got = read(fd, buf + n, cap - 1 - n);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            int e = errno;
+            free(buf);
+            close(fd);
+            return cli_fail("%s: read error: %s", path, strerror(e));
+        }
+        if (got == 0) break;
+        n += (size_t)got;
+    }
+    close(fd);
     buf[n] = '\0';
     size_t bad = cli_utf8_valid_prefix(buf, n);
     if (bad < n) {

@@ -77,6 +77,7 @@ typedef struct cli_common {
     bool        f32;        /* --f32: widen f16/bf16 weights to f32 at load */
     bool        progress;   /* --progress: progress lines even if stderr is not a terminal */
     bool        help;       /* --help */
+    bool        allow_nonfinite; /* --allow-nonfinite: load weights holding NaN or Inf */
 } cli_common;
 
 /* What a command tells the parser about itself. */
@@ -120,11 +121,45 @@ typedef enum cli_tok_mode {
 int cli_load_model(const char *path, const cli_common *common, cli_tok_mode mode,
                    shrink_model **out);
 
+/* ==== inputs and outputs (docs/reliability.md) ============================================ */
+
+typedef enum cli_io_role {
+    CLI_IN,          /* a file or folder the command reads */
+    CLI_OUT,         /* a file the command writes (it replaces it as a whole when complete) */
+    CLI_OUT_DIR,     /* a folder the command writes as a whole (a Hugging Face model) */
+    CLI_OUT_IN_DIR,  /* a folder the command writes files into (train --out) */
+} cli_io_role;
+
+/* One path argument of a command: what the user called it ("OUT", "--tokenizer"), the path
+ * (NULL: not given, skipped) and its role. */
+typedef struct cli_io {
+    const char *arg;
+    const char *path;
+    cli_io_role role;
+} cli_io;
+
+/* The one check every command that writes runs before any work: no output may be, contain or
+ * replace one of the inputs, whatever the spelling (same device and inode, symbolic links,
+ * "..", an input inside an output folder, a file of an input model folder); an existing output
+ * path must be a regular file (a folder for CLI_OUT_DIR / CLI_OUT_IN_DIR). Removes the stale
+ * temporaries of dead shrink processes in the outputs' folders, saying so on stderr. Returns
+ * CLI_OK, or CLI_ERR after printing a message naming both arguments. */
+int cli_check_io(const cli_io *io, int n);
+/* Whether an output of format `to` ("gguf", "hf", "llama2c" or NULL: from the extension,
+ * .gguf -> gguf, .bin -> llama2c, else a Hugging Face folder) is a folder. */
+bool cli_out_is_folder(const char *to, const char *path);
+
+/* Installs the SIGINT/SIGTERM/SIGHUP handler: removes the temporaries being written
+ * (shrink_remove_temporaries) and exits with 128 + the signal. */
+void cli_install_signals(void);
+
 /* ==== text files ========================================================================== */
 
-/* Reads a whole file into a malloc'd, NUL-terminated buffer (free with free()) and checks that
- * it is UTF-8; prints "shrink: FILE: ..." (with the byte offset of bad UTF-8) and returns
- * CLI_ERR on failure. */
+/* The largest text file cli_read_text reads (1 GiB). */
+#define CLI_TEXT_MAX ((size_t)1 << 30)
+/* Reads a whole regular file of at most CLI_TEXT_MAX bytes into a malloc'd, NUL-terminated
+ * buffer (free with free()) and checks that it is UTF-8; prints "shrink: FILE: ..." (not a
+ * regular file, too large, or the byte offset of bad UTF-8) and returns CLI_ERR on failure. */
 int cli_read_text(const char *path, char **text, size_t *len);
 /* Byte offset of the first invalid UTF-8 sequence in s[0..n), or n if it is all valid
  * (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF). */

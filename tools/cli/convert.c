@@ -104,6 +104,10 @@ int cmd_convert(int argc, char **argv) {
         }
         p.dtype = d;
     }
+    cli_io io[] = {{"IN", pos[0], CLI_IN},
+                   {"--tokenizer", common.tokenizer, CLI_IN},
+                   {"OUT", pos[1], cli_out_is_folder(opts.to, pos[1]) ? CLI_OUT_DIR : CLI_OUT}};
+    if ((rc = cli_check_io(io, 3)) != CLI_OK) return rc;
     p.shard_bytes = opts.shard_size;
     p.tokenizer_path = common.tokenizer;
     shrink_set_threads(common.threads);

@@ -91,6 +91,10 @@ static int make_file(const eval_opts *o, const cli_common *common, char **pos, i
     }
     shrink_task_kind kind = o->make_lambada ? SHRINK_TASK_LAMBADA : SHRINK_TASK_CHOICE;
     const char      *text = o->make_lambada ? o->make_lambada : o->make_choice;
+    cli_io io[] = {{o->make_lambada ? "--make-lambada" : "--make-choice", text, CLI_IN},
+                   {"OUT", pos[0], CLI_OUT}};
+    int rc = cli_check_io(io, 2);
+    if (rc != CLI_OK) return rc;
     int64_t          n    = 0;
     double           t0   = shrink_time();
     shrink_status st = shrink_task_make(kind, text, pos[0], o->seed, o->limit, &n);

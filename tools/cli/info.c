@@ -41,6 +41,9 @@ typedef struct info_memory {
     uint64_t state_bytes;
     int32_t  tok_vocab;   /* -1 without a tokenizer */
     size_t   name_width;  /* longest tensor name */
+    int64_t  nonfinite;   /* NaN/Inf values in the weights */
+    int64_t  nonfinite_tensors;
+    int64_t  first_bad;   /* index of the first tensor holding some, -1 if none */
 } info_memory;
 
 static void shape_str(const shrink_tensor_info *t, char *buf, size_t cap) {
@@ -81,6 +84,8 @@ static void print_json(const char *path, const shrink_model *m, const shrink_mod
     cli_json_key(&j, "state_batch");      cli_json_int(&j, mem->batch);
     cli_json_key(&j, "state_bytes");      cli_json_u64(&j, mem->state_bytes);
     cli_json_key(&j, "mem_bytes");        cli_json_u64(&j, mi->weight_bytes + mem->state_bytes);
+    cli_json_key(&j, "nonfinite_values");  cli_json_int(&j, mem->nonfinite);
+    cli_json_key(&j, "nonfinite_tensors"); cli_json_int(&j, mem->nonfinite_tensors);
     cli_json_key(&j, "tokenizer_vocab");
     if (mem->tok_vocab >= 0) cli_json_int(&j, mem->tok_vocab);
     else cli_json_null(&j);
@@ -161,6 +166,15 @@ static void print_text(const char *path, const shrink_model *m, const shrink_mod
     if (mem->tok_vocab >= 0) printf("tokenizer:     vocab %d\n", mem->tok_vocab);
     else printf("tokenizer:     none\n");
     printf("tensors:       %lld\n", (long long)mi->n_tensors);
+    if (mem->nonfinite) {
+        shrink_tensor_info t;
+        shrink_model_tensor(m, mem->first_bad, &t);
+        printf("non-finite:    %lld NaN/Inf values in %lld tensor(s), the first in %s: the "
+               "weights are broken\n", (long long)mem->nonfinite,
+               (long long)mem->nonfinite_tensors, t.name);
+    } else {
+        printf("non-finite:    none\n");
+    }
     print_tensors(m, mi, mem);
 }
 
@@ -172,6 +186,7 @@ int cmd_info(int argc, char **argv) {
     info_opts    opts = {0};
     int rc = cli_parse(&spec, argc, argv, &opts, &common, pos, &n_pos);
     if (rc != CLI_OK || common.help) return rc;
+    common.allow_nonfinite = true;   /* info is where NaN/Inf weights are counted */
     rc = cli_load_model(pos[0], &common, CLI_TOK_OPTIONAL, &m);
     if (rc != CLI_OK) return rc;
 
@@ -183,6 +198,14 @@ int cmd_info(int argc, char **argv) {
     mem.state_bytes = shrink_model_state_bytes(m, mem.ctx, mem.batch);
     const shrink_tokenizer *tok = shrink_model_tokenizer(m);
     mem.tok_vocab = tok ? shrink_tokenizer_vocab_size(tok) : -1;
+    mem.nonfinite = mem.nonfinite_tensors = 0;
+    mem.first_bad = -1;
+    for (int64_t i = 0; i < mi.n_tensors; i++) {
+        int64_t n = shrink_model_nonfinite(m, i);
+        if (n && mem.first_bad < 0) mem.first_bad = i;
+        mem.nonfinite += n;
+        mem.nonfinite_tensors += n > 0;
+    }
 
     rc = check_tensors(m, &mi, &mem);
     if (rc == CLI_OK && common.json) print_json(pos[0], m, &mi, &mem);

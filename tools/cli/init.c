@@ -204,6 +204,10 @@ int cmd_init(int argc, char **argv) {
         cli_usage(&spec, stderr);
         return CLI_USAGE;
     }
+    cli_io io[] = {{"--config", opts.config, CLI_IN},
+                   {"--tokenizer", opts.tokenizer, CLI_IN},
+                   {"OUT", pos[0], cli_out_is_folder(opts.to, pos[0]) ? CLI_OUT_DIR : CLI_OUT}};
+    if ((rc = cli_check_io(io, 3)) != CLI_OK) return rc;
 
     cli_progress prog;
     cli_progress_start(&prog, "MiB written", &common);

@@ -177,6 +177,11 @@ int cmd_quantize(int argc, char **argv) {
         cli_usage(&spec, stderr);
         return CLI_USAGE;
     }
+    cli_io io[] = {{"IN", pos[0], CLI_IN},
+                   {"--tokenizer", common.tokenizer, CLI_IN},
+                   {"--calib", opts.calib, CLI_IN},
+                   {"OUT", pos[1], CLI_OUT}};
+    if ((rc = cli_check_io(io, 4)) != CLI_OK) return rc;
     shrink_quantize_params p = shrink_quantize_params_default();
     p.scheme = opts.scheme;
     p.keep = opts.keep;
@@ -211,6 +216,10 @@ int cmd_quantize(int argc, char **argv) {
             fprintf(stderr, "shrink quantize: %s\n", shrink_last_error());
             return CLI_USAGE;
         }
+        const char *msg = shrink_last_error();
+        if (msg && *msg && !strstr(msg, pos[0]) && !strstr(msg, pos[1]) &&
+            !(opts.calib && strstr(msg, opts.calib)))
+            return cli_fail("%s: %s", pos[0], msg);   /* a tensor of IN */
         return cli_fail_status(st);
     }
     if (r.requantized)

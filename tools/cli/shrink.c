@@ -86,5 +86,6 @@ int main(int argc, char **argv) {
         print_usage(stderr);
         return CLI_USAGE;
     }
+    cli_install_signals();
     return c->run(argc - 1, argv + 1);
 }

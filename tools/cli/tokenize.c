@@ -45,6 +45,11 @@ int cmd_tokenize(int argc, char **argv) {
         cli_usage(&spec, stderr);
         return CLI_USAGE;
     }
+    cli_io io[] = {{"TEXT", pos[0], CLI_IN},
+                   {"--model", opts.model, CLI_IN},
+                   {"--tokenizer", common.tokenizer, CLI_IN},
+                   {"OUT", pos[1], CLI_OUT}};
+    if ((rc = cli_check_io(io, 4)) != CLI_OK) return rc;
     shrink_model     *m   = NULL;
     shrink_tokenizer *own = NULL;
     const shrink_tokenizer *tok;

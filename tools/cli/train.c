@@ -9,7 +9,9 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef struct train_opts {
     const char *data;
@@ -177,6 +179,46 @@ static int usage(const cli_spec *sp, const char *msg) {
     return CLI_USAGE;
 }
 
+/* The inputs against what the run writes into --out: checkpoint.bin and the final model
+ * (model.gguf, model.bin or the folder model, from --to or the input's format). The --resume
+ * checkpoint is read whole before anything is written, so --resume DIR --out DIR is fine. */
+static int check_io(const char *model, const train_opts *o, const cli_common *common) {
+    size_t n = strlen(model);
+    while (n > 1 && model[n - 1] == '/') n--;
+    const char *to = o->to;
+    if (!to) {
+        struct stat sb;
+        if (n >= 5 && !strncmp(model + n - 5, ".gguf", 5)) to = "gguf";
+        else if ((stat(model, &sb) == 0 && S_ISDIR(sb.st_mode)) ||
+                 (n >= 12 && !strncmp(model + n - 12, ".safetensors", 12)))
+            to = "hf";
+        else to = "llama2c";
+    }
+    const char *name = !strcmp(to, "gguf") ? "model.gguf" : !strcmp(to, "hf") ? "model"
+                                                                             : "model.bin";
+    size_t cap = strlen(o->out) + 32;
+    char  *ckpt = malloc(cap), *final = malloc(cap);
+    if (!ckpt || !final) {
+        free(ckpt);
+        free(final);
+        return cli_fail("out of memory");
+    }
+    snprintf(ckpt, cap, "%s/checkpoint.bin", o->out);
+    snprintf(final, cap, "%s/%s", o->out, name);
+    cli_io io[] = {{"MODEL", model, CLI_IN},
+                   {"--data", o->data, CLI_IN},
+                   {"--valid", o->valid, CLI_IN},
+                   {"--tokenizer", common->tokenizer, CLI_IN},
+                   {"--teacher", o->teacher, CLI_IN},
+                   {"--out", o->out, CLI_OUT_IN_DIR},
+                   {"--out checkpoint", ckpt, CLI_OUT},
+                   {"--out model", final, strcmp(to, "hf") ? CLI_OUT : CLI_OUT_DIR}};
+    int rc = cli_check_io(io, (int)(sizeof io / sizeof io[0]));
+    free(ckpt);
+    free(final);
+    return rc;
+}
+
 static int run_train(const cli_spec *sp, int argc, char **argv) {
     cli_common common;
     char      *pos[1] = {NULL};
@@ -209,6 +251,7 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
         return usage(sp, "--schedule: not cosine, linear or constant");
     if (o.optimizer && strcmp(o.optimizer, "adamw") && strcmp(o.optimizer, "sgd"))
         return usage(sp, "--optimizer: not adamw or sgd");
+    if ((rc = check_io(model, &o, &common)) != CLI_OK) return rc;
     shrink_set_threads(common.threads);
     log_state ls = {&common};
     shrink_train_params p = shrink_train_params_default();
