@@ -134,7 +134,7 @@ static int64_t chol_lower(double *A, int64_t n) {
         if (!(s > 0.0) || !isfinite(s)) return j + 1;
         const double d = sqrt(s);
         aj[j] = d;
-        #pragma omp parallel for schedule(static) if (n - j > 256)
+        /* serial: a parallel region per column costs more than it saves (barriers) */
         for (int64_t i = j + 1; i < n; i++) {
             double *ai = A + i * n;
             double t = ai[j];
@@ -162,26 +162,34 @@ shrink_status sk_sparsegpt_factor(double *H, int64_t n, double damp, double *U, 
                         "positive definite at column %lld even with damping %g (raise the "
                         "damping or give more calibration tokens)", (long long)n,
                         (long long)(bad - 1), damp);
-    /* L^-1 (lower) into U, by forward substitution column by column */
+    /* L^-1 (lower) into U, row by row: row i = (e_i - sum_{k<i} L[i][k] row k) / L[i][i]
+     * (contiguous rows; the row-major loops matter for n ~ 1000 and more) */
     double *Li = U;
     memset(Li, 0, (size_t)(n * n) * sizeof *Li);
-    #pragma omp parallel for schedule(dynamic, 8) if (n > 128)
-    for (int64_t j = 0; j < n; j++) {
-        Li[j * n + j] = 1.0 / H[j * n + j];
-        for (int64_t i = j + 1; i < n; i++) {
-            double t = 0.0;
-            for (int64_t k = j; k < i; k++) t -= H[i * n + k] * Li[k * n + j];
-            Li[i * n + j] = t / H[i * n + i];
+    for (int64_t i = 0; i < n; i++) {
+        double *li = Li + i * n;
+        const double *hi = H + i * n;
+        li[i] = 1.0;
+        for (int64_t k = 0; k < i; k++) {
+            const double a = hi[k];
+            if (a == 0.0) continue;
+            const double *lk = Li + k * n;
+            for (int64_t j = 0; j <= k; j++) li[j] -= a * lk[j];
         }
+        const double d = hi[i];
+        for (int64_t j = 0; j <= i; j++) li[j] /= d;
     }
-    /* H^-1 = L^-T L^-1: (i, j) = sum_{k >= max(i, j)} Li[k][i] Li[k][j]; into H (lower part
-     * first, then mirrored) */
+    /* H^-1 = L^-T L^-1: row i of its lower triangle = sum_{k >= i} Li[k][i] * Li[k][0..i]; into
+     * H (lower part first, then mirrored) */
     #pragma omp parallel for schedule(dynamic, 8) if (n > 128)
     for (int64_t i = 0; i < n; i++) {
-        for (int64_t j = 0; j <= i; j++) {
-            double t = 0.0;
-            for (int64_t k = i; k < n; k++) t += Li[k * n + i] * Li[k * n + j];
-            H[i * n + j] = t;
+        double *hi = H + i * n;
+        for (int64_t j = 0; j <= i; j++) hi[j] = 0.0;
+        for (int64_t k = i; k < n; k++) {
+            const double *lk = Li + k * n;
+            const double a = lk[i];
+            if (a == 0.0) continue;
+            for (int64_t j = 0; j <= i; j++) hi[j] += a * lk[j];
         }
     }
     for (int64_t i = 0; i < n; i++)
