@@ -4,7 +4,8 @@
 #   make demo       install missing Debian packages (as root), build, run info/generate/ppl/quantize/compare
 #   make test       every test: unit tests with dispatched kernels and with SHRINK_KERNELS=ref,
 #                   CLI tests, then the same suite under ASan + UBSan
-#   make check      the unit + CLI tests once (quick loop while developing)
+#   make check      the unit + CLI tests once (quick loop while developing); also builds bench/
+#                   so the benchmarks cannot break unnoticed
 #   make asan       build the ASan + UBSan variant into build-asan/
 #   make bench      build the benchmarks (bench/), see docs/perf.md
 #   make install    install library, header, CLI and pkg-config file under $(PREFIX)
@@ -34,8 +35,10 @@ BENCH_SRC= $(wildcard bench/bench_*.c)
 
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o) $(ISA_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
-TESTS    = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TESTS    = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) $(BUILD)/tests/test_tensors_extra
 BENCHES  = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+# Helpers of the shell tests (not tests themselves: run_all.sh runs only tests/test_*).
+TEST_TOOLS = $(BUILD)/tests/json_get
 
 .PHONY: all lib cli demo test check asan asan-check bench bench-blas install uninstall clean deps fuzz
 all: lib cli
@@ -75,12 +78,18 @@ $(BUILD)/tests/%: tests/%.c tests/test_util.h tests/test_fixture.h $(BUILD)/libs
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Isrc -o $@ $< $(BUILD)/libshrink.a $(LDLIBS)
 
+# The tensor table with one more row (-DSK_TEST_EXTRA_ROLE): only tensors.c is rebuilt, its
+# symbols take the place of the library's (tests/test_tensors.c, "adding a role is one row").
+$(BUILD)/tests/test_tensors_extra: tests/test_tensors.c src/formats/tensors.c tests/test_util.h $(BUILD)/libshrink.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Isrc -DSK_TEST_EXTRA_ROLE -o $@ tests/test_tensors.c src/formats/tensors.c $(BUILD)/libshrink.a $(LDLIBS)
+
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libshrink.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Isrc -o $@ $< $(BUILD)/libshrink.a $(LDLIBS)
 
-# The Debian packages the build and the tests need (gcc with OpenMP, make, python3 for
-# the CLI test script's JSON checks is NOT needed: tests are C and sh only).
+# The Debian packages the build and the tests need (gcc with OpenMP, make). python3 is NOT
+# needed: tests are C and sh only (the CLI test's JSON checks use tests/json_get.c).
 deps:
 	@sh tools/deps.sh
 
@@ -88,14 +97,15 @@ deps:
 demo: deps all
 	@sh tools/demo.sh $(BUILD)/shrink
 
-# Quick loop: unit tests (dispatched kernels, then the scalar references) and CLI tests.
-check: all $(TESTS)
+# Quick loop: unit tests (dispatched kernels, then the scalar references) and CLI tests; the
+# benchmarks are compiled too (blas_peak, which needs OpenBLAS, stays in bench-blas).
+check: all $(TESTS) $(TEST_TOOLS) $(BENCHES)
 	@sh tests/run_all.sh $(BUILD)
 
 # Sanitizer build: the same tests under ASan + UBSan (no recovery: any report fails).
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" all build-asan-tests
-build-asan-tests: $(TESTS)
+build-asan-tests: $(TESTS) $(TEST_TOOLS)
 asan-check: asan
 	@ASAN_OPTIONS=detect_leaks=1 sh tests/run_all.sh build-asan
 

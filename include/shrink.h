@@ -48,6 +48,14 @@ typedef enum shrink_status {
 SHRINK_API const char *shrink_last_error(void);
 SHRINK_API const char *shrink_status_name(shrink_status st);
 
+/* Diagnostics that are not errors of a call (e.g. an unknown SHRINK_KERNELS value, read when
+ * the kernels are first chosen) go to a log callback: one line of text without a trailing
+ * newline, and the `user` pointer given here. The library never prints; without a callback
+ * (the default) such messages are dropped. Set it before any other call (it is one global,
+ * not synchronized with calls running on other threads); NULL removes it. */
+typedef void (*shrink_log_fn)(const char *msg, void *user);
+SHRINK_API void shrink_set_log_callback(shrink_log_fn fn, void *user);
+
 /* ==== data types ========================================================================== */
 
 typedef enum shrink_dtype {

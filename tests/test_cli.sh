@@ -7,14 +7,17 @@
 # Covers: --help of every command (exit 0), usage errors (exit 2, usage on stderr, stdout
 # empty), greedy generation of stories260K equal to fixtures/stories260K/greedy200.txt byte for
 # byte, `shrink ppl` equal to fixtures/stories260K/ppl.json to 4 significant digits (sliding and
-# non-overlapping), --json output of every command (one object; keys checked with grep, and with
-# python3's json module when it is installed), and bad input: broken model files, configs and
+# non-overlapping), --json output of every command (one object; keys checked with grep, validity
+# and values with tests/json_get.c over the library's JSON parser, built beside the tests as
+# BUILD/tests/json_get: no python3 needed), and bad input: broken model files, configs and
 # text files built in a temporary folder from the real ones must give a non-zero exit below 128,
 # a message on stderr naming the file, no sanitizer report and nothing on stdout.
 #
 # Assets come from $SHRINK_SHARED, ../shared, then the copies in tests/fixtures/ and
-# models/stories260K/ (see tests/fixtures/README.md); a test whose asset is absent is skipped
-# with a message. KEEP_TMP=1 keeps the temporary folder of broken files.
+# models/stories260K/ (see tests/fixtures/README.md). A missing asset is a failure when the
+# shared folder ($SHRINK_SHARED, else ../shared) is present, a counted skip when it is absent
+# (then the script exits 77 if nothing failed). KEEP_TMP=1 keeps the temporary folder of broken
+# files.
 # Ends with "test_cli: N passed, N failed, N skipped"; exit 1 on any failure.
 set -u
 bin=${1:-build/shrink}
@@ -28,14 +31,27 @@ ok()   { pass=$((pass + 1)); }
 bad()  { fail=$((fail + 1)); echo "FAIL: $*"; }
 skipped() { skip=$((skip + 1)); echo "SKIP: $*"; }
 
-# asset REL: prints the first existing of $SHRINK_SHARED/REL, ../shared/REL, tests/fixtures/REL,
-# ./REL; fails if none exists.
+# The shared folder, as in tests/test_util.h: $SHRINK_SHARED if set, else ../shared.
+shared=${SHRINK_SHARED:-../shared}
+absent=0
+# missing DESC: an asset is missing: a failure when the shared folder is present, a counted skip
+# (and exit 77 at the end if nothing failed) when it is absent.
+missing() {
+    if [ -d "$shared" ]; then bad "$*: not found, but the shared folder $shared is present"
+    else skipped "$*: not found (no shared folder $shared)"; absent=1; fi
+}
+
+# asset REL: prints the first existing of <shared>/REL, tests/fixtures/REL, ./REL; fails if
+# none exists.
 asset() {
-    for root in ${SHRINK_SHARED:+"$SHRINK_SHARED"} ../shared tests/fixtures .; do
+    for root in "$shared" tests/fixtures .; do
         if [ -e "$root/$1" ]; then echo "$root/$1"; return 0; fi
     done
     return 1
 }
+
+# The JSON reader (tests/json_get.c), built by `make check` beside the tests of this build.
+jget=$(dirname "$bin")/tests/json_get
 
 # run CMD...: runs with stdout in $tmp/out, stderr in $tmp/err; sets rc.
 run() {
@@ -89,12 +105,26 @@ json_has() {
     for k in "$@"; do
         if ! grep -q "\"$k\":" "$tmp/out"; then bad "$desc: no key \"$k\""; return 1; fi
     done
-    if command -v python3 >/dev/null 2>&1 &&
-        ! python3 -c 'import json,sys; json.load(sys.stdin)' <"$tmp/out" 2>"$tmp/pyerr"; then
-        bad "$desc: invalid JSON: $(cat "$tmp/pyerr")"
+    if ! "$jget" "$tmp/out" 2>"$tmp/jerr"; then
+        bad "$desc: invalid JSON: $(cat "$tmp/jerr")"
         return 1
     fi
     ok
+}
+
+# jcheck EXPR PATH...: the values at PATH... of the JSON in $tmp/out (json_get's paths, e.g.
+# models.1.kl_mean; models.# is the array's length) are v[1], v[2], ... of the awk expression
+# EXPR, with N(i) the i-th as a number (a value that is not a number, e.g. null, fails the
+# check) and S(i) as a string; true if EXPR holds. A missing path fails.
+jcheck() {
+    jexpr=$1
+    shift
+    jvals=$("$jget" "$tmp/out" "$@" 2>"$tmp/jerr") || return 1
+    printf '%s\n' "$jvals" | awk -v n=$# '
+        function N(i) { if (v[i] !~ /^-?[0-9][0-9.]*([eE][-+]?[0-9]+)?$/) nonnum = 1; return v[i] + 0 }
+        function S(i) { return v[i] "" }
+        { v[NR] = $0 }
+        END { if (NR != n) exit 1; okay = ('"$jexpr"'); exit !(okay && !nonnum) }'
 }
 
 # json_num KEY: the number of "KEY": in $tmp/out (first occurrence).
@@ -109,6 +139,10 @@ same4() {
 
 if [ ! -x "$bin" ]; then
     echo "test_cli: $bin is not an executable; build it with make"
+    exit 1
+fi
+if [ ! -x "$jget" ]; then
+    echo "test_cli: $jget is not an executable; build it with make check (or make $jget)"
     exit 1
 fi
 
@@ -156,7 +190,7 @@ text=$(asset fixtures/stories260K/ppl_text.txt) || text=""
 ppljson=$(asset fixtures/stories260K/ppl.json) || ppljson=""
 
 if [ -z "$model" ] || [ -z "$greedy" ]; then
-    skipped "greedy200: stories260K or greedy200.txt not found"
+    missing "greedy200: stories260K or greedy200.txt"
 else
     if expect_ok "generate greedy200" "$bin" generate "$model" -n 200 --temp 0; then
         cmp -s "$tmp/out" "$greedy" && ok ||
@@ -186,7 +220,7 @@ else
 fi
 
 if [ -z "$model" ] || [ -z "$text" ] || [ -z "$ppljson" ]; then
-    skipped "ppl: stories260K, ppl_text.txt or ppl.json not found"
+    missing "ppl: stories260K, ppl_text.txt or ppl.json"
 elif [ -n "${ASAN_OPTIONS:-}${UBSAN_OPTIONS:-}" ]; then
     # A sanitizer run (make asan-check) is 15x slower: score a 3 KB prefix to exercise every
     # path; the plain run checks the numbers against the reference.
@@ -220,15 +254,8 @@ fi
 
 # ==== compare ==================================================================================
 
-# py EXPR: evaluates a Python expression over the JSON object in $tmp/out bound to j; exit 0 if
-# it is true. Without python3 the check is skipped (returns 0).
-py() {
-    command -v python3 >/dev/null 2>&1 || return 0
-    python3 -c "import json,sys; j = json.load(open(sys.argv[1])); sys.exit(0 if ($1) else 1)" "$tmp/out"
-}
-
 if [ -z "$model" ] || [ -z "$text" ]; then
-    skipped "compare: stories260K or ppl_text.txt not found"
+    missing "compare: stories260K or ppl_text.txt"
 else
     head -c 3000 "$text" >"$tmp/cmp.txt"
     # a model against itself: KL 0, delta-ppl 0, top-1 100 %, one row per model
@@ -246,7 +273,15 @@ else
         json_has "compare --json" base text ctx stride method tokens_scored models name scheme \
             bits_per_weight file_bytes ppl delta_ppl_pct kl_mean kl_p99 top1_same_pct pp_tok_s \
             tg_tok_s peak_rss_bytes
-        py 'len(j["models"]) == 2 and j["models"][1]["kl_mean"] == 0 and j["models"][1]["kl_p99"] == 0 and j["models"][1]["delta_ppl_pct"] == 0 and j["models"][1]["top1_same_pct"] == 100 and j["tokens_scored"] == 256 and all(m["pp_tok_s"] > 0 and m["tg_tok_s"] > 0 and m["peak_rss_bytes"] > 0 and m["scheme"] == "f32" and m["bits_per_weight"] == 32 for m in j["models"])' &&
+        jcheck 'N(1) == 2 && N(2) == 0 && N(3) == 0 && N(4) == 0 && N(5) == 100 && N(6) == 256 &&
+                N(7) > 0 && N(8) > 0 && N(9) > 0 && S(10) == "f32" && N(11) == 32 &&
+                N(12) > 0 && N(13) > 0 && N(14) > 0 && S(15) == "f32" && N(16) == 32' \
+            models.# models.1.kl_mean models.1.kl_p99 models.1.delta_ppl_pct \
+            models.1.top1_same_pct tokens_scored \
+            models.0.pp_tok_s models.0.tg_tok_s models.0.peak_rss_bytes models.0.scheme \
+            models.0.bits_per_weight \
+            models.1.pp_tok_s models.1.tg_tok_s models.1.peak_rss_bytes models.1.scheme \
+            models.1.bits_per_weight &&
             ok || bad "compare self --json: $(head -c 600 "$tmp/out")"
     fi
     # the base's perplexity equals shrink ppl's with the same windows
@@ -259,14 +294,17 @@ else
             got=$(sed -n 's/.*"models":\[{[^}]*"ppl":\([0-9.eE+-]*\).*/\1/p' "$tmp/out")
             awk -v a="$got" -v b="$want" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 0 && d / b < 1e-9) }' &&
                 ok || bad "compare $m: base ppl $got, shrink ppl $want"
-            py 'all(m["pp_tok_s"] is None and m["peak_rss_bytes"] is None for m in j["models"])' &&
+            jcheck 'N(1) == 2 && S(2) == "null" && S(3) == "null" && S(4) == "null" && S(5) == "null"' \
+                models.# models.0.pp_tok_s models.0.peak_rss_bytes models.1.pp_tok_s \
+                models.1.peak_rss_bytes &&
                 ok || bad "compare --no-speed: speed or RSS reported"
         fi
     done
-    gq=$(asset fixtures/gguf/stories260K-Q4_K_M.gguf) || gq=""
+    gq=$(asset fixtures/gguf/stories260K-Q4_K_M.gguf) || { gq=""; missing "compare f32 vs Q4_K_M: fixtures/gguf/stories260K-Q4_K_M.gguf"; }
     if [ -n "$gq" ] && expect_ok "compare f32 vs Q4_K_M" "$bin" compare "$model" "$gq" \
         --text "$tmp/cmp.txt" --ctx 64 --tokens 256 --no-speed --json; then
-        py 'j["models"][1]["kl_mean"] > 1e-4 and j["models"][1]["top1_same_pct"] < 100 and j["models"][1]["scheme"] == "f16/q8_0/q5_0" and 4 < j["models"][1]["bits_per_weight"] < 16' &&
+        jcheck 'N(1) > 1e-4 && N(2) < 100 && S(3) == "f16/q8_0/q5_0" && 4 < N(4) && N(4) < 16' \
+            models.1.kl_mean models.1.top1_same_pct models.1.scheme models.1.bits_per_weight &&
             ok || bad "compare f32 vs Q4_K_M: $(head -c 800 "$tmp/out")"
     fi
 
@@ -280,7 +318,7 @@ else
         bad "compare without --text: exit $rc (want 2, --text named)"
     run "$bin" compare "$model" --text "$tmp/cmp.txt"
     [ $rc -eq 2 ] && ok || bad "compare with the base only: exit $rc (want 2)"
-    mix=$(asset models/mix-llama-14m/config.json) || mix=""
+    mix=$(asset models/mix-llama-14m/config.json) || { mix=""; missing "compare different vocabularies: models/mix-llama-14m"; }
     if [ -n "$mix" ]; then
         expect_fail "compare different vocabularies" "vocabulary" "$bin" compare "$model" \
             "$(dirname "$mix")" --text "$tmp/cmp.txt" --no-speed
@@ -293,7 +331,7 @@ mixd=$(asset models/mix-llama-14m/config.json) || mixd=""
 mixq=$(asset fixtures/gguf/mix-llama-14m-Q4_K_M.gguf) || mixq=""
 corpus=$(asset data/corpus/test.txt) || corpus=""
 if [ -z "$mixd" ] || [ -z "$mixq" ] || [ -z "$corpus" ]; then
-    skipped "compare mix-llama-14m vs Q4_K_M: assets not found"
+    missing "compare mix-llama-14m vs Q4_K_M: assets"
 elif [ -n "${ASAN_OPTIONS:-}${UBSAN_OPTIONS:-}" ]; then
     skipped "compare mix-llama-14m vs Q4_K_M: checked in the run without sanitizers"
 else
@@ -301,20 +339,21 @@ else
     expect_ok "ppl Q4_K_M" "$bin" ppl "$mixq" "$tmp/mix.txt" --ctx 128 --json && want=$(json_num ppl)
     if expect_ok "compare mix-llama-14m vs Q4_K_M" "$bin" compare "$(dirname "$mixd")" "$mixq" \
         --text "$tmp/mix.txt" --ctx 128 --pp 16 --tg 4 --reps 1 --json; then
-        py 'j["models"][1]["kl_mean"] > 1e-5 and j["models"][1]["kl_p99"] >= j["models"][1]["kl_mean"] and 50 < j["models"][0]["ppl"] < 2000 and abs(j["models"][1]["delta_ppl_pct"]) < 10 and j["models"][1]["scheme"] == "q4_K/q6_K" and j["models"][0]["scheme"] == "f16" and 4.5 < j["models"][1]["bits_per_weight"] < 7' &&
+        jcheck 'N(1) > 1e-5 && N(2) >= N(1) && 50 < N(3) && N(3) < 2000 && -10 < N(4) &&
+                N(4) < 10 && S(5) == "q4_K/q6_K" && S(6) == "f16" && 4.5 < N(7) && N(7) < 7' \
+            models.1.kl_mean models.1.kl_p99 models.0.ppl models.1.delta_ppl_pct \
+            models.1.scheme models.0.scheme models.1.bits_per_weight &&
             ok || bad "compare mix-llama-14m vs Q4_K_M: $(head -c 1200 "$tmp/out")"
-        if command -v python3 >/dev/null 2>&1; then
-            got=$(python3 -c 'import json,sys; print(repr(json.load(open(sys.argv[1]))["models"][1]["ppl"]))' "$tmp/out")
-            awk -v a="$got" -v b="$want" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 0 && d / b < 1e-9) }' &&
-                ok || bad "compare: Q4_K_M ppl $got, shrink ppl $want"
-        fi
+        got=$("$jget" "$tmp/out" models.1.ppl)
+        awk -v a="$got" -v b="$want" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && b > 0 && d / b < 1e-9) }' &&
+            ok || bad "compare: Q4_K_M ppl $got, shrink ppl $want"
     fi
 fi
 
 # ==== bad input ================================================================================
 
 if [ -z "$model" ]; then
-    skipped "bad input (llama2.c): stories260K not found"
+    missing "bad input (llama2.c): stories260K"
 else
     d="$tmp/bad"
     mkdir -p "$d"
@@ -367,7 +406,7 @@ fi
 
 hf=$(asset models/stories260K-hf/config.json) || hf=""
 if [ -z "$hf" ]; then
-    skipped "bad input (Hugging Face folder): models/stories260K-hf not found (needs ../shared)"
+    missing "bad input (Hugging Face folder): models/stories260K-hf"
 else
     src=$(dirname "$hf")
     mk() { mkdir -p "$tmp/$1" && cp "$src"/* "$tmp/$1/" && chmod -R u+w "$tmp/$1"; }
@@ -406,7 +445,7 @@ else
     mk hf_shape
     LC_ALL=C sed 's/"shape":\[512,64\]/"shape":[512,65]/' "$st" >"$tmp/hf_shape/model.safetensors"
     if cmp -s "$st" "$tmp/hf_shape/model.safetensors"; then
-        skipped "safetensors shape edit: pattern not found in the header"
+        bad "safetensors shape edit: pattern not found in the header"
     else
         expect_fail "safetensors shape does not match the data" "hf_shape" "$bin" info "$tmp/hf_shape"
     fi
@@ -449,7 +488,7 @@ fi
 # convert --dtype with a dash spelling; info names the types (stories260K's rows of 64 and 172:
 # int4_g128 falls back to int4_g64, ffn_down to int8_ch); an unknown dtype lists the names.
 if [ -z "$model" ]; then
-    skipped "convert --dtype int4-g128: stories260K not found"
+    missing "convert --dtype int4-g128: stories260K"
 else
     expect_ok "convert --dtype int4-g128" "$bin" convert "$model" "$tmp/own.gguf" --dtype int4-g128
     if expect_ok "info of an int4_g128 GGUF" "$bin" info "$tmp/own.gguf"; then
@@ -477,7 +516,7 @@ footprint() {
 qdir="$tmp/quant"
 mkdir -p "$qdir"
 if [ -z "$model" ] || [ -z "$text" ]; then
-    skipped "quantize: stories260K or ppl_text.txt not found"
+    missing "quantize: stories260K or ppl_text.txt"
 else
     head -c 2000 "$text" >"$qdir/prefix.txt"
     pplq() { "$bin" ppl "$1" "$qdir/prefix.txt" --ctx 128 --stride 128 --threads 1 --json; }
@@ -553,7 +592,7 @@ fi
 
 m14=$(asset models/mix-llama-14m/config.json) || m14=""
 if [ -z "$m14" ]; then
-    skipped "quantize mix-llama-14m: model not found (needs ../shared)"
+    missing "quantize mix-llama-14m: model"
 elif [ -n "${ASAN_OPTIONS:-}${UBSAN_OPTIONS:-}" ]; then
     skipped "quantize mix-llama-14m: only in the run without sanitizers"
 else
@@ -619,4 +658,5 @@ else
 fi
 
 echo "test_cli: $pass passed, $fail failed, $skip skipped"
-[ $fail -eq 0 ]
+[ $fail -eq 0 ] || exit 1
+[ $absent -eq 0 ] || exit 77 # assets skipped for want of the shared folder: a counted skip

@@ -266,9 +266,9 @@ static void test_hostile(const char *small, const char *big, const int32_t *ids,
 
 int main(void) {
     char m[1024], t[1024], q[1024], big[1024];
-    if (!test_asset(m, sizeof m, "models/stories260K/stories260K.bin") ||
-        !test_asset(t, sizeof t, "fixtures/stories260K/ppl_text.txt"))
-        test_skip("test_compare", "stories260K or its ppl text not found");
+    if (!test_need_asset(m, sizeof m, "models/stories260K/stories260K.bin") ||
+        !test_need_asset(t, sizeof t, "fixtures/stories260K/ppl_text.txt"))
+        return test_summary("test_compare");
     shrink_set_threads(2);
     shrink_model *tm = load(m);
     if (!tm) return test_summary("test_compare");
@@ -279,12 +279,9 @@ int main(void) {
     CHECK(n > 128, "%zu tokens: the tests need more than 128", n);
 
     test_self(m, ids, n < 128 ? n : 128);   /* a few windows of each method */
-    if (test_asset(q, sizeof q, "fixtures/gguf/stories260K-Q4_K_M.gguf"))
+    if (test_need_asset(q, sizeof q, "fixtures/gguf/stories260K-Q4_K_M.gguf"))
         test_quantized(m, q, ids, n);
-    else
-        printf("test_compare: stories260K-Q4_K_M.gguf not found, quantized comparison skipped\n");
-    test_hostile(m, test_asset(big, sizeof big, "models/mix-llama-14m") ? big : NULL,
-                 ids, n);
+    test_hostile(m, test_need_asset(big, sizeof big, "models/mix-llama-14m"), ids, n);
     shrink_free(ids);
     return test_summary("test_compare");
 }

@@ -27,10 +27,8 @@ static void log_softmax(float *x, int n) {
 
 static void check_logprobs(const char *model_rel, const char *fixture_rel, int widen) {
     char mp[1024], fp[1024];
-    if (!test_asset(mp, sizeof mp, model_rel) || !test_asset(fp, sizeof fp, fixture_rel)) {
-        printf("  skip %s (not found)\n", model_rel);
-        return;
-    }
+    if (!test_need_asset(mp, sizeof mp, model_rel)) return;
+    if (!test_need_asset(fp, sizeof fp, fixture_rel)) return;
     shrink_load_params lp = shrink_load_params_default();
     lp.no_tokenizer = true;
     lp.widen_f32 = widen;
@@ -102,23 +100,26 @@ out:
 
 static sk_json *load_json(const char *rel) {
     char p[1024];
-    if (!test_asset(p, sizeof p, rel)) return NULL;
-    char *text;
-    size_t len;
-    if (sk_read_file(p, 1 << 26, &text, &len) != SHRINK_OK) return NULL;
+    if (!test_need_asset(p, sizeof p, rel)) return NULL;
+    char *text = NULL;
+    size_t len = 0;
+    shrink_status st = sk_read_file(p, 1 << 26, &text, &len);
+    CHECK(st == SHRINK_OK, "read %s: %s", p, shrink_last_error());
+    if (st != SHRINK_OK) return NULL;
     sk_json *j = NULL;
     if (sk_json_parse(text, len, p, &j) != SHRINK_OK) j = NULL;
+    CHECK(j != NULL, "parse %s: %s", p, shrink_last_error());
     sk_free(text);
     return j;
 }
 
 static shrink_model *load_stories(void) {
     char mp[1024];
-    if (!test_asset(mp, sizeof mp, "models/stories260K/stories260K.bin")) return NULL;
+    if (!test_need_asset(mp, sizeof mp, "models/stories260K/stories260K.bin")) return NULL;
     shrink_load_params lp = shrink_load_params_default();
     lp.no_tokenizer = true;
     shrink_model *m = NULL;
-    if (shrink_model_load(&m, mp, &lp) != SHRINK_OK) return NULL;
+    CHECK(shrink_model_load(&m, mp, &lp) == SHRINK_OK, "load %s: %s", mp, shrink_last_error());
     return m;
 }
 
@@ -127,8 +128,7 @@ static shrink_model *load_stories(void) {
 static void check_greedy(void) {
     sk_json *j = load_json("fixtures/stories260K/greedy200.json");
     shrink_model *m = load_stories();
-    if (!j || !m) {
-        printf("  skip greedy (fixture or model not found)\n");
+    if (!j || !m) { /* counted by test_need_asset / CHECK in load_json, load_stories */
         sk_json_free(j);
         shrink_model_free(m);
         return;
@@ -167,10 +167,7 @@ static void check_ppl(void) {
     sk_json *ref = load_json("fixtures/stories260K/ppl.json");
     sk_json *tok = load_json("fixtures/stories260K/ppl_tokens.json");
     shrink_model *m = load_stories();
-    if (!ref || !tok || !m) {
-        printf("  skip ppl (fixture or model not found)\n");
-        goto out;
-    }
+    if (!ref || !tok || !m) goto out; /* counted in load_json / load_stories */
     const sk_json *ids = tok->type == SK_JSON_ARRAY ? tok : sk_json_get(tok, "ids");
     CHECK(ids && ids->type == SK_JSON_ARRAY, "ppl_tokens.json: ids array");
     if (!ids || ids->type != SK_JSON_ARRAY) goto out;

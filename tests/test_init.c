@@ -18,6 +18,7 @@
  */
 #include "convert/init.h"
 #include "formats/formats.h"
+#include "model/model.h"
 #include "test_util.h"
 
 #include <dirent.h>
@@ -593,10 +594,7 @@ static void test_write_config(void) {
 /* --tokenizer: carried into the output, which then loads with it. */
 static void test_write_tokenizer(void) {
     char tok[2048], out[512];
-    if (!test_model(tok, sizeof tok, "stories260K/tok512.bin") || access(tok, R_OK) != 0) {
-        printf("test_init: no shared tok512.bin, tokenizer carry-over not tested\n");
-        return;
-    }
+    if (!test_need_asset(tok, sizeof tok, "models/stories260K/tok512.bin")) return;
     if (init_to("tok", "stories260K", NULL, 1, SHRINK_DTYPE_F32, "hf", tok, out, sizeof out))
         return;
     shrink_model *m = NULL;

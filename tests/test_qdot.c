@@ -13,6 +13,8 @@
  *      sk_matmul_ref (f32 activations), within 1e-5 * sum |w x| plus the activation
  *      quantization's own bound sum_k |w_k| |x_k - xq_k|.
  * Lengths are multiples of the block with a tail of blocks (e.g. 32 .. 4128).
+ * Before these, test_dot_list: exactly the dtypes listed in must_dot have a dot kernel (and a
+ * SIMD one at every level this CPU runs), no more, no fewer.
  */
 #include "kernels/kernels.h"
 #include "test_util.h"
@@ -160,12 +162,50 @@ static void check_dot(shrink_dtype dt, int64_t n) {
     free(wf); free(x); free(wd); free(xd); free(wal); free(wbuf); free(xal); free(xbuf);
 }
 
-static void test_dots(void) {
+/* The dtypes that must have a dot kernel (a vec_dot_ref, and a SIMD dot at every level above
+ * the reference that this CPU runs): every quantized type, i.e. all but f32, f16 and bf16. A
+ * type added without a dot, or a dot lost, fails the count below. */
+static const shrink_dtype must_dot[] = {
+    SHRINK_DTYPE_Q8_0,          SHRINK_DTYPE_Q4_0,          SHRINK_DTYPE_Q4_1,
+    SHRINK_DTYPE_Q5_0,          SHRINK_DTYPE_Q5_1,          SHRINK_DTYPE_Q4_K,
+    SHRINK_DTYPE_Q5_K,          SHRINK_DTYPE_Q6_K,          SHRINK_DTYPE_INT8_CH,
+    SHRINK_DTYPE_INT8_CH_ASYM,  SHRINK_DTYPE_INT8_T,        SHRINK_DTYPE_INT8_T_ASYM,
+    SHRINK_DTYPE_INT4_G32,      SHRINK_DTYPE_INT4_G64,      SHRINK_DTYPE_INT4_G128,
+    SHRINK_DTYPE_INT4_G32_ASYM, SHRINK_DTYPE_INT4_G64_ASYM, SHRINK_DTYPE_INT4_G128_ASYM,
+    SHRINK_DTYPE_NF4,           SHRINK_DTYPE_NF4_DQ,        SHRINK_DTYPE_W8A8,
+    SHRINK_DTYPE_W8A8_STATIC,
+};
+enum { N_MUST_DOT = sizeof must_dot / sizeof must_dot[0] };
+
+static int must_have_dot(int t) {
+    for (int i = 0; i < N_MUST_DOT; i++)
+        if ((int)must_dot[i] == t) return 1;
+    return 0;
+}
+
+static void test_dot_list(void) {
+    CHECK(N_MUST_DOT == 22, "the list holds %d types", N_MUST_DOT);
+    CHECK(SHRINK_DTYPE_COUNT == 25, "%d dtypes: a new one must be added to must_dot (or not)",
+          (int)SHRINK_DTYPE_COUNT);
     int ndt = 0;
     for (int t = 0; t < SHRINK_DTYPE_COUNT; t++) {
         const sk_dtype_traits *d = sk_dtype((shrink_dtype)t);
+        int want = must_have_dot(t);
+        ndt += d->vec_dot_ref != NULL;
+        CHECK(!!d->vec_dot_ref == want, "%s: %s a dot kernel", d->name,
+              want ? "must have" : "has, but is not listed with");
+        for (int l = 1; want && l < SK_ISA_COUNT; l++)
+            if (sk_kernels_get((sk_isa)l))
+                CHECK(sk_vec_dot_get((sk_isa)l, (shrink_dtype)t) != d->vec_dot_ref,
+                      "%s: no SIMD dot at level %d (this CPU runs it)", d->name, l);
+    }
+    CHECK(ndt == N_MUST_DOT, "%d dtypes have a dot kernel, want exactly %d", ndt, N_MUST_DOT);
+}
+
+static void test_dots(void) {
+    for (int t = 0; t < SHRINK_DTYPE_COUNT; t++) {
+        const sk_dtype_traits *d = sk_dtype((shrink_dtype)t);
         if (!d->vec_dot_ref) continue;
-        ndt++;
         int64_t L = lcm64((int64_t)d->block, sk_act_block(d->act));
         int64_t ns[] = {L, 2 * L, 3 * L, 5 * L, (4096 / L) * L + L, 4096 / L * L};
         for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) check_dot((shrink_dtype)t, ns[k]);
@@ -178,7 +218,6 @@ static void test_dots(void) {
                        sk_vec_dot_get((sk_isa)l, (shrink_dtype)t) == d->vec_dot_ref ? "ref"
                                                                                    : "simd");
     }
-    CHECK(ndt >= 8, "only %d dtypes have a dot kernel", ndt);
 }
 
 /* q8_0 weights with -128 codes (legal bytes a file may hold; the quantizer never writes them) */
@@ -288,6 +327,7 @@ static void test_matmul(void) {
 
 int main(void) {
     test_act_quant();
+    test_dot_list();
     test_dots();
     test_q8_0_min_code();
     test_matmul();

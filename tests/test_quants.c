@@ -135,10 +135,8 @@ static int bits_equal(const float *a, const float *b, int64_t n, int64_t *first)
 
 static void test_fixture(void) {
     char path[1024], meta[64], name[96];
-    if (!test_shared(path, sizeof path, "fixtures/ggml/ggml_quant_vectors.safetensors")) {
-        printf("test_quants: no ../shared, fixture checks skipped\n");
+    if (!test_need_shared(path, sizeof path, "fixtures/ggml/ggml_quant_vectors.safetensors"))
         return;
-    }
     fixture fx;
     if (!fixture_open(&fx, path)) {
         CHECK(0, "cannot read %s", path);
@@ -330,20 +328,22 @@ static int greedy(shrink_model *m, int32_t *ids, int n) {
 
 static void test_gguf_files(void) {
     char path[1024], fpath[1024];
-    if (test_shared(path, sizeof path, "fixtures/gguf/mix-llama-14m-Q4_K_M.gguf")) {
+    if (test_need_shared(path, sizeof path, "fixtures/gguf/mix-llama-14m-Q4_K_M.gguf")) {
         shrink_model *m;
         shrink_status st = shrink_model_load(&m, path, NULL);
         CHECK(st == SHRINK_OK, "%s: %s", path, shrink_last_error());
         if (!st) shrink_model_free(m);
     }
-    if (!test_shared(path, sizeof path, "fixtures/gguf/stories260K-Q4_K_M.gguf") ||
-        !test_shared(fpath, sizeof fpath, "fixtures/gguf/stories260K.gguf"))
+    if (!test_need_shared(path, sizeof path, "fixtures/gguf/stories260K-Q4_K_M.gguf") ||
+        !test_need_shared(fpath, sizeof fpath, "fixtures/gguf/stories260K.gguf"))
         return;
     shrink_model *q, *f;
     shrink_status st = shrink_model_load(&q, path, NULL);
     CHECK(st == SHRINK_OK, "%s: %s", path, shrink_last_error());
     if (st) return;
-    if (shrink_model_load(&f, fpath, NULL) == SHRINK_OK) {
+    st = shrink_model_load(&f, fpath, NULL);
+    CHECK(st == SHRINK_OK, "%s: %s", fpath, shrink_last_error());
+    if (st == SHRINK_OK) {
         int32_t a[60] = {0}, b[60] = {0};
         CHECK(greedy(q, a, 60) && greedy(f, b, 60) && !memcmp(a, b, sizeof a),
               "stories260K-Q4_K_M: the first 60 greedy tokens differ from the f32 file's");
@@ -363,16 +363,19 @@ static const sk_tensor *find_t(const struct shrink_model *m, const char *name) {
 
 static void test_gguf_write(void) {
     char src[1024];
-    if (!test_shared(src, sizeof src, "fixtures/gguf/stories260K.gguf")) return;
+    if (!test_need_shared(src, sizeof src, "fixtures/gguf/stories260K.gguf")) return;
     char dir[] = "/tmp/shrink_quants_XXXXXX";
-    if (!mkdtemp(dir)) return;
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    if (strstr(dir, "XXXXXX")) return;
     static const struct { shrink_dtype dt, q, down; uint32_t ft; } cases[] = {
         {SHRINK_DTYPE_Q8_0, SHRINK_DTYPE_Q8_0, SHRINK_DTYPE_F16, 7},
         {SHRINK_DTYPE_Q4_K, SHRINK_DTYPE_Q5_0, SHRINK_DTYPE_F16, 15},
         {SHRINK_DTYPE_Q6_K, SHRINK_DTYPE_Q8_0, SHRINK_DTYPE_F16, 18},
     };
     shrink_model *f;
-    if (shrink_model_load(&f, src, NULL) != SHRINK_OK) return;
+    shrink_status fst = shrink_model_load(&f, src, NULL);
+    CHECK(fst == SHRINK_OK, "load %s: %s", src, shrink_last_error());
+    if (fst != SHRINK_OK) return;
     const sk_tensor *fq = find_t(f, "blk.1.attn_q.weight");
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char out[1100];

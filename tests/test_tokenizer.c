@@ -23,13 +23,10 @@
 
 /* Files read with slurp() are freed with sk_free(). */
 
-/* <shared>/rel if it exists, else tests/fixtures/rel if that exists, else NULL. */
+/* <shared>/rel, tests/fixtures/rel or rel if one exists; else NULL after test_missing() (a
+ * failure with ../shared present, a counted skip without). */
 static const char *asset(char *buf, size_t cap, const char *rel) {
-    struct stat st;
-    if (test_shared(buf, cap, rel) && stat(buf, &st) == 0) return buf;
-    snprintf(buf, cap, "tests/fixtures/%s", rel);
-    if (stat(buf, &st) == 0) return buf;
-    return NULL;
+    return test_need_asset(buf, cap, rel);
 }
 
 static char *slurp(const char *path, size_t *len) {
@@ -136,10 +133,7 @@ static void test_fixtures(void) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char a[1024], b[1024];
-        if (!asset(a, sizeof a, cases[i].tok) || !asset(b, sizeof b, cases[i].jsonl)) {
-            printf("  (no %s or %s: skipped)\n", cases[i].tok, cases[i].jsonl);
-            continue;
-        }
+        if (!asset(a, sizeof a, cases[i].tok) || !asset(b, sizeof b, cases[i].jsonl)) continue;
         check_jsonl(a, b);
     }
 }
@@ -724,15 +718,10 @@ static void test_speed(void) {
 }
 
 int main(void) {
-    char buf[1024];
     test_tiny_bin();
     test_broken_bin();
     test_model_proto();
     test_json_variants();
-    if (!asset(buf, sizeof buf, "fixtures/tokenizers/tok512.jsonl")) {
-        if (test_failed) return test_summary("test_tokenizer (handmade cases only)");
-        test_skip("test_tokenizer", "no ../shared (or tests/fixtures) with tokenizer fixtures");
-    }
     test_fixtures();
     test_greedy_pieces();
     test_ppl_tokens();

@@ -7,9 +7,14 @@
 # Covers: a token file's header; fine-tuning stories260K on TinyStories text (a few dozen
 # steps) lowers its validation loss on held-out text, with one JSON object per step and a
 # GGUF output that loads; two runs with one seed and thread count give the same final loss
-# text and the same model bytes; a run killed with SIGKILL after a checkpoint and resumed
-# ends with the same final loss text and model bytes as the uninterrupted run; usage errors.
-# Needs models/stories260K (in the repository) and ../shared/data/corpus/ (skipped without).
+# text and the same model bytes; a run killed with SIGKILL at a checkpoint strictly before its
+# last step (stopped with SIGSTOP as soon as the first checkpoint appears, its step read from the
+# checkpoint's header) and resumed starts from that step and ends with the same final loss text
+# and model bytes as the uninterrupted run (a kill that cannot be placed before the last step is
+# a failure, never a pass); usage errors.
+# Needs models/stories260K (in the repository) and ../shared/data/corpus/: missing, they are a
+# failure when the shared folder ($SHRINK_SHARED, else ../shared) is present, a counted skip
+# (exit 77) when it is absent.
 # Under sanitizers (ASAN_OPTIONS / UBSAN_OPTIONS set) the runs are shorter.
 # Ends with "test_train_cli: N passed, N failed, N skipped"; exit 1 on any failure.
 set -u
@@ -29,8 +34,9 @@ finish()  {
     exit $?
 }
 
+shared=${SHRINK_SHARED:-../shared}
 asset() {
-    for root in ${SHRINK_SHARED:+"$SHRINK_SHARED"} ../shared tests/fixtures .; do
+    for root in "$shared" tests/fixtures .; do
         if [ -e "$root/$1" ]; then echo "$root/$1"; return 0; fi
     done
     return 1
@@ -59,8 +65,13 @@ json_num() {
 model=$(asset models/stories260K/stories260K.bin) || model=""
 corpus=$(asset data/corpus/tinystories_val_subset.txt) || corpus=""
 if [ -z "$model" ] || [ -z "$corpus" ]; then
-    skipped "stories260K or data/corpus/tinystories_val_subset.txt not found (needs ../shared)"
-    finish
+    if [ -d "$shared" ]; then
+        bad "stories260K or data/corpus/tinystories_val_subset.txt not found, but the shared folder $shared is present"
+        finish
+    fi
+    skipped "stories260K or data/corpus/tinystories_val_subset.txt: absent (no shared folder $shared)"
+    echo "test_train_cli: $pass passed, $fail failed, $skip skipped"
+    exit 77
 fi
 if [ -n "${ASAN_OPTIONS:-}${UBSAN_OPTIONS:-}" ]; then steps=8; every=2; ft=6; else
     steps=30; every=4; ft=24; fi
@@ -119,20 +130,36 @@ run "generate with the trained llama2.c model (tokenizer.bin copied beside it)" 
 # shellcheck disable=SC2086
 "$bin" train "$model" $opts --out "$tmp/r3" >"$tmp/out3" 2>"$tmp/err3" &
 pid=$!
+# As soon as the first checkpoint appears, freeze the run (SIGSTOP) so it cannot reach its last
+# step before the SIGKILL; the checkpoint then in place is the one the resume must start from.
 i=0
-while [ ! -f "$tmp/r3/checkpoint.bin" ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i + 1)); done
+stopped=0
+while [ $i -lt 6000 ]; do
+    if [ -f "$tmp/r3/checkpoint.bin" ]; then
+        kill -STOP $pid 2>/dev/null && stopped=1
+        break
+    fi
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.01
+    i=$((i + 1))
+done
+# step: u64 little-endian at byte 16 of the checkpoint (src/train/checkpoint.c)
+ck_step=$(od -An -t u8 -j 16 -N 8 "$tmp/r3/checkpoint.bin" 2>/dev/null | tr -d ' ')
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
 killed_at=$(grep -c '^step' "$tmp/err3")
+if [ $stopped -ne 1 ] || [ -z "$ck_step" ] || [ "$ck_step" -lt 1 ] || [ "$ck_step" -ge "$steps" ]; then
+    bad "resume: could not kill the run strictly before its last step (stopped: $stopped, checkpoint step '${ck_step}', $killed_at steps logged, $steps steps): no resume was tested"
 # shellcheck disable=SC2086
-if run "resume" "$bin" train "$model" $opts --out "$tmp/r3" --resume "$tmp/r3"; then
+elif run "resume" "$bin" train "$model" $opts --out "$tmp/r3" --resume "$tmp/r3"; then
     from=$(sed -n 's/^resumed: *from step \([0-9]*\).*/\1/p' "$tmp/out")
+    [ "$from" = "$ck_step" ] && ok ||
+        bad "resume: resumed from step '${from}', the checkpoint holds step $ck_step"
     grep '^final:' "$tmp/out" >"$tmp/final3"
-    cmp -s "$tmp/final1" "$tmp/final3" && ok ||
+    cmp -s "$tmp/final1" "$tmp/final3" && [ -s "$tmp/final3" ] && ok ||
         bad "killed + resumed: $(cat "$tmp/final3") vs uninterrupted $(cat "$tmp/final1")"
     cmp -s "$tmp/r1/model.bin" "$tmp/r3/model.bin" && ok || bad "killed + resumed: models differ"
-    if [ "${from:-$steps}" -lt "$steps" ]; then ok; echo "resume: killed after step $killed_at, resumed from step $from"
-    else echo "note: the kill came after the last step ($killed_at logged); resume was a no-op"; fi
+    echo "resume: killed at checkpoint step $ck_step of $steps ($killed_at steps logged), resumed from step $from"
 fi
 # a checkpoint refuses other options
 # shellcheck disable=SC2086

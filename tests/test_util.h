@@ -6,9 +6,16 @@
  * and returns non-zero on any failure. A test that needs ../shared and finds none calls
  * test_skip(), which prints why and exits 77 (tests/run_all.sh counts it as skipped).
  *
- * Paths: shared assets are found in $SHRINK_SHARED, else ../shared (tests run from the
- * repository root); models in $SHRINK_MODELS, else <shared>/models. test_asset() also falls
+ * Paths: the shared folder is $SHRINK_SHARED if set, else ../shared (tests run from the
+ * repository root); models are in $SHRINK_MODELS, else <shared>/models. test_asset() also falls
  * back to the copies in tests/fixtures/ and models/stories260K/ for a clone without ../shared.
+ *
+ * The rule for a fixture case whose file is missing (test_need_asset / test_need_shared /
+ * test_need_model, all through test_missing): when the shared folder is present, the file
+ * should be there, so it is a FAILURE; only when the shared folder is absent is it a counted
+ * skip. test_summary() then exits 77 if something was skipped and nothing failed, so
+ * tests/run_all.sh reports the program as skipped rather than passed.
+ * (To see the no-shared behaviour: SHRINK_SHARED=/nonexistent build/tests/test_X.)
  */
 #ifndef TEST_UTIL_H
 #define TEST_UTIL_H
@@ -19,7 +26,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int test_passed, test_failed;
+static int test_passed, test_failed, test_skipped;
 
 #define CHECK(cond, ...)                                                                   \
     do {                                                                                   \
@@ -34,6 +41,11 @@ static int test_passed, test_failed;
     } while (0)
 
 static inline int test_summary(const char *name) {
+    if (test_skipped) {
+        printf("%s: %d passed, %d failed, %d skipped (no shared folder)\n", name, test_passed,
+               test_failed, test_skipped);
+        return test_failed ? 1 : 77;
+    }
     printf("%s: %d passed, %d failed\n", name, test_passed, test_failed);
     return test_failed ? 1 : 0;
 }
@@ -48,10 +60,18 @@ static inline int test_is_dir(const char *p) {
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* <shared>/<rel> into buf, or NULL if there is no shared folder. */
-static inline const char *test_shared(char *buf, size_t cap, const char *rel) {
+/* The shared folder: $SHRINK_SHARED if set and not empty, else ../shared. */
+static inline const char *test_shared_root(void) {
     const char *root = getenv("SHRINK_SHARED");
-    if (!root || !*root) root = "../shared";
+    return root && *root ? root : "../shared";
+}
+
+/* 1 if the shared folder exists (then every fixture a test names must be there). */
+static inline int test_have_shared(void) { return test_is_dir(test_shared_root()); }
+
+/* <shared>/<rel> into buf, or NULL if there is no shared folder (the file may not exist). */
+static inline const char *test_shared(char *buf, size_t cap, const char *rel) {
+    const char *root = test_shared_root();
     if (!test_is_dir(root)) return NULL;
     snprintf(buf, cap, "%s/%s", root, rel);
     return buf;
@@ -71,18 +91,55 @@ static inline const char *test_model(char *buf, size_t cap, const char *rel) {
 }
 
 /* The asset REL (a path relative to the shared folder, e.g. "fixtures/stories260K/ppl.json")
- * into buf: the first that exists of $SHRINK_SHARED/REL, ../shared/REL, tests/fixtures/REL (a
- * copy of the small assets, same layout) and REL under the repository root (the embedded model
+ * into buf: the first that exists of <shared>/REL, tests/fixtures/REL (a copy of the small
+ * assets, same layout) and REL under the repository root (the embedded model
  * models/stories260K/). NULL if none exists. Tests run from the repository root. */
 static inline const char *test_asset(char *buf, size_t cap, const char *rel) {
-    const char *env     = getenv("SHRINK_SHARED");
-    const char *roots[] = {env && *env ? env : NULL, "../shared", "tests/fixtures", "."};
+    const char *roots[] = {test_shared_root(), "tests/fixtures", "."};
     struct stat st;
     for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
-        if (!roots[i]) continue;
         snprintf(buf, cap, "%s/%s", roots[i], rel);
         if (stat(buf, &st) == 0) return buf;
     }
+    return NULL;
+}
+
+/* A file a fixture case needs is missing: a failure when the shared folder is present, a
+ * counted skip when it is absent (see the top of this file). WHAT names the file. */
+static inline void test_missing(const char *what) {
+    if (test_have_shared()) {
+        test_failed++;
+        fprintf(stderr, "FAIL: %s not found, but the shared folder %s is present\n", what,
+                test_shared_root());
+    } else {
+        test_skipped++;
+        printf("  skip: %s not found (no shared folder %s)\n", what, test_shared_root());
+    }
+}
+
+/* test_asset(), applying test_missing() when REL is not found. */
+static inline const char *test_need_asset(char *buf, size_t cap, const char *rel) {
+    if (test_asset(buf, cap, rel)) return buf;
+    test_missing(rel);
+    return NULL;
+}
+
+/* <shared>/REL if it exists; else test_missing() and NULL. */
+static inline const char *test_need_shared(char *buf, size_t cap, const char *rel) {
+    struct stat st;
+    if (test_shared(buf, cap, rel) && stat(buf, &st) == 0) return buf;
+    test_missing(rel);
+    return NULL;
+}
+
+/* <models>/REL if it exists, else models/REL of the repository (the embedded stories260K);
+ * else test_missing() and NULL. */
+static inline const char *test_need_model(char *buf, size_t cap, const char *rel) {
+    struct stat st;
+    if (test_model(buf, cap, rel) && stat(buf, &st) == 0) return buf;
+    snprintf(buf, cap, "models/%s", rel);
+    if (stat(buf, &st) == 0) return buf;
+    test_missing(rel);
     return NULL;
 }
 

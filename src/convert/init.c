@@ -73,7 +73,7 @@ shrink_status sk_preset_config(const sk_preset *p, sk_config *out) {
     out->qkv_bias    = out->arch->qkv_bias;
     out->bos_id      = p->bos_id;
     out->eos_id      = p->eos_id;
-    out->add_bos     = out->arch->names != SK_NAMES_GPT2;
+    out->add_bos     = out->arch->add_bos;
     return sk_config_validate(out, p->name);
 }
 
@@ -120,46 +120,6 @@ out:
 
 /* ==== initializers ======================================================================== */
 
-/* One row per tensor role (formats.h): what _init_weights does to a tensor of that role.
- * `resid` marks the residual output projections GPT-2 scales by 1 / sqrt(2 L) (HF's
- * GPT2PreTrainedModel matches every parameter named "c_proj.weight"; Llama scales none). */
-static const struct {
-    sk_init_kind kind;
-    int          resid;
-} init_roles[SK_ROLE_COUNT] = {
-    [SK_ROLE_TOK_EMB]      = {SK_INIT_NORMAL, 0},
-    [SK_ROLE_POS_EMB]      = {SK_INIT_NORMAL, 0},
-    [SK_ROLE_FINAL_NORM]   = {SK_INIT_ONES,   0},
-    [SK_ROLE_FINAL_NORM_B] = {SK_INIT_ZEROS,  0},
-    [SK_ROLE_HEAD]         = {SK_INIT_NORMAL, 0},
-    [SK_ROLE_ATTN_NORM]    = {SK_INIT_ONES,   0},
-    [SK_ROLE_ATTN_NORM_B]  = {SK_INIT_ZEROS,  0},
-    [SK_ROLE_WQ]           = {SK_INIT_NORMAL, 0},
-    [SK_ROLE_WK]           = {SK_INIT_NORMAL, 0},
-    [SK_ROLE_WV]           = {SK_INIT_NORMAL, 0},
-    [SK_ROLE_BQ]           = {SK_INIT_ZEROS,  0},
-    [SK_ROLE_BK]           = {SK_INIT_ZEROS,  0},
-    [SK_ROLE_BV]           = {SK_INIT_ZEROS,  0},
-    [SK_ROLE_WQKV]         = {SK_INIT_NORMAL, 0},
-    [SK_ROLE_BQKV]         = {SK_INIT_ZEROS,  0},
-    [SK_ROLE_WO]           = {SK_INIT_NORMAL, 1},
-    [SK_ROLE_BO]           = {SK_INIT_ZEROS,  0},
-    [SK_ROLE_FFN_NORM]     = {SK_INIT_ONES,   0},
-    [SK_ROLE_FFN_NORM_B]   = {SK_INIT_ZEROS,  0},
-    [SK_ROLE_W_GATE]       = {SK_INIT_NORMAL, 0},
-    [SK_ROLE_W_UP]         = {SK_INIT_NORMAL, 0},
-    [SK_ROLE_B_UP]         = {SK_INIT_ZEROS,  0},
-    [SK_ROLE_W_DOWN]       = {SK_INIT_NORMAL, 1},
-    [SK_ROLE_B_DOWN]       = {SK_INIT_ZEROS,  0},
-};
-
-/* Per naming scheme (the architecture row's `names`): whether residual projections are
- * scaled at init (GPT-2's "Scale the weights of residual layers at initialization"). */
-static const int init_resid_scaled[] = {
-    [SK_NAMES_LLAMA] = 0,
-    [SK_NAMES_GPT2]  = 1,
-};
-
 /* FNV-1a of a name: the stream a tensor's values come from. */
 static uint64_t name_hash(const char *s) {
     uint64_t h = 0xcbf29ce484222325ULL;
@@ -168,11 +128,15 @@ static uint64_t name_hash(const char *s) {
 }
 
 sk_init_spec sk_init_spec_of(const sk_config *c, float init_range, const sk_wtensor *t) {
-    SHRINK_ASSERT((unsigned)t->role < SK_ROLE_COUNT);
-    sk_init_spec s = {.kind = init_roles[t->role].kind, .std = 0, .key = name_hash(t->name)};
+    /* the tensor table's init columns: what _init_weights does to a tensor of that role */
+    const sk_trole *r = sk_trole_at(t->role);
+    SHRINK_ASSERT(r);
+    sk_init_spec s = {.kind = r->init, .std = 0, .key = name_hash(t->name)};
     if (s.kind == SK_INIT_NORMAL) {
         s.std = init_range;
-        if (init_roles[t->role].resid && init_resid_scaled[c->arch->names])
+        /* GPT-2's "Scale the weights of residual layers at initialization" (HF's
+         * GPT2PreTrainedModel matches every parameter named "c_proj.weight"; Llama: none) */
+        if (r->resid && c->arch->resid_scale)
             s.std = init_range / sqrtf(2.0f * (float)c->n_layers);
     }
     return s;

@@ -55,11 +55,7 @@ SK_HIDDEN shrink_status sk_init_config_load(const char *path, sk_config *cfg, fl
 
 /* ---- initializers ---------------------------------------------------------------------- */
 
-typedef enum sk_init_kind {
-    SK_INIT_NORMAL, /* normal(0, std) */
-    SK_INIT_ONES,   /* norm weights */
-    SK_INIT_ZEROS,  /* biases */
-} sk_init_kind;
+/* sk_init_kind: formats/tensors.h (a column of the tensor table) */
 
 /* How one tensor is initialized. */
 typedef struct sk_init_spec {

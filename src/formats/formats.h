@@ -4,7 +4,7 @@
  *
  * Every reader has a from-memory entry point (bytes + length + a name used in messages) so
  * fuzzers and tests need no files, and a file entry point that maps the file(s) into a model.
- * Tensors produced by the readers are sk_tensor rows (model.h): `name` is malloc'd, `data`
+ * Tensors produced by the readers are sk_tensor rows (tensors.h): `name` is malloc'd, `data`
  * is a borrowed view into the bytes that were parsed (it may be unaligned). Release a table
  * with sk_tensors_free().
  */
@@ -12,7 +12,23 @@
 #define SK_FORMATS_H
 
 #include "../core/out.h"
-#include "../model/model.h"
+#include "tensors.h"
+
+/* What a reader fills when it opens a model's files: the config, the file tensors (data pointing
+ * into the mappings), the mappings themselves, their total size and, for GGUF, the tokenizer.
+ * struct shrink_model (model/model.h) starts with exactly these fields, so the loader hands
+ * the readers its own model as an sk_files. */
+#define SK_FILES_FIELDS                                                                        \
+    sk_config                cfg;                                                              \
+    sk_tensor               *tensors;    /* file tensors, in file order */                     \
+    int64_t                  n_tensors;                                                        \
+    uint64_t                 file_bytes;                                                       \
+    sk_map                  *maps;       /* mapped files */                                    \
+    int                      n_maps;                                                           \
+    struct shrink_tokenizer *tok;        /* NULL if none */
+typedef struct sk_files {
+    SK_FILES_FIELDS
+} sk_files;
 
 /* Frees the names and the array of a tensor table (not the data the tensors point into). */
 SK_HIDDEN void sk_tensors_free(sk_tensor *t, int64_t n);
@@ -59,11 +75,11 @@ SK_HIDDEN shrink_status sk_safetensors_index_parse(const char *text, size_t len,
 SK_HIDDEN void sk_strings_free(char **s, int n);
 
 /* Maps a .safetensors file, or every shard named by a model.safetensors.index.json (each
- * shard once, looked up beside the index), into m->maps and appends their tensors to
- * m->tensors / m->n_tensors. Tensor names must be unique across shards. Adds the files'
- * sizes to m->file_bytes. On failure m keeps what it already owns (shrink_model_free
+ * shard once, looked up beside the index), into f->maps and appends their tensors to
+ * f->tensors / f->n_tensors. Tensor names must be unique across shards. Adds the files'
+ * sizes to f->file_bytes. On failure f keeps what it already owns (shrink_model_free
  * releases it). */
-SK_HIDDEN shrink_status sk_safetensors_open(struct shrink_model *m, const char *path);
+SK_HIDDEN shrink_status sk_safetensors_open(sk_files *f, const char *path);
 
 /* ---- llama2.c legacy checkpoints (llama2c.c) ------------------------------------------- */
 
@@ -76,8 +92,8 @@ SK_HIDDEN shrink_status sk_safetensors_open(struct shrink_model *m, const char *
 SK_HIDDEN shrink_status sk_llama2c_parse(const uint8_t *data, size_t len, const char *name,
                                          sk_config *cfg, sk_tensor **out, int64_t *n_out);
 
-/* Maps a llama2.c .bin into m->maps, fills m->cfg and m->tensors, sets m->file_bytes. */
-SK_HIDDEN shrink_status sk_llama2c_open(struct shrink_model *m, const char *path);
+/* Maps a llama2.c .bin into f->maps, fills f->cfg and f->tensors, sets f->file_bytes. */
+SK_HIDDEN shrink_status sk_llama2c_open(sk_files *f, const char *path);
 
 /* ==== writing ============================================================================
  *
@@ -88,19 +104,12 @@ SK_HIDDEN shrink_status sk_llama2c_open(struct shrink_model *m, const char *path
  * model's size; pages of mmap'd sources are released once their tensor is written.
  *
  * Canonical tensors. A source describes a model by its config only: the writer derives the
- * list of tensors (sk_wtensor) from the architecture row and the config, in the order
- * below, and asks the source to fill each. Shapes are the decoder's (model.h): matrices
- * (out, in) row-major, vectors (n). Names are the Hugging Face names without any
- * "transformer." prefix (llama: "model.layers.3.self_attn.q_proj.weight"; gpt2:
+ * list of tensors (sk_wtensor, sk_wtensors in tensors.h) from the tensor table, the
+ * architecture row and the config, and asks the source to fill each. Shapes are the
+ * decoder's: matrices (out, in) row-major, vectors (n). Names are the Hugging Face names
+ * without any "transformer." prefix (llama: "model.layers.3.self_attn.q_proj.weight"; gpt2:
  * "h.3.attn.c_attn.weight" with the fused q|k|v rows (3*D, D), i.e. already transposed from
  * Conv1D). q/k rows are in the order cfg.rope_layout says; the writer permutes as needed.
- *   llama: embed_tokens (V, D); per layer: input_layernorm (D), q_proj (H*hd, D),
- *          k_proj (KV*hd, D), v_proj (KV*hd, D), [q/k/v biases when cfg.qkv_bias],
- *          o_proj (D, H*hd), post_attention_layernorm (D), gate_proj (F, D), up_proj (F, D),
- *          down_proj (D, F); norm (D); lm_head (V, D) unless cfg.tied.
- *   gpt2:  wte (V, D), wpe (S, D); per layer: ln_1 w/b (D), c_attn w (3D, D) / b (3D),
- *          attn.c_proj w (D, D) / b (D), ln_2 w/b (D), c_fc w (F, D) / b (F),
- *          mlp.c_proj w (D, F) / b (D); ln_f w/b (D); lm_head (V, D) unless cfg.tied.
  */
 
 /* Output formats. */
@@ -116,26 +125,6 @@ SK_HIDDEN const char *sk_format_name(sk_format f);              /* "gguf", "hf",
 SK_HIDDEN int sk_format_parse(const char *name);
 /* The format a path implies: .gguf -> GGUF, .bin -> llama2.c, anything else a HF folder. */
 SK_HIDDEN sk_format sk_format_from_path(const char *path);
-
-/* Tensor roles (one per kind of canonical tensor). */
-typedef enum sk_role {
-    SK_ROLE_TOK_EMB, SK_ROLE_POS_EMB, SK_ROLE_FINAL_NORM, SK_ROLE_FINAL_NORM_B, SK_ROLE_HEAD,
-    SK_ROLE_ATTN_NORM, SK_ROLE_ATTN_NORM_B, SK_ROLE_WQ, SK_ROLE_WK, SK_ROLE_WV, SK_ROLE_BQ,
-    SK_ROLE_BK, SK_ROLE_BV, SK_ROLE_WQKV, SK_ROLE_BQKV, SK_ROLE_WO, SK_ROLE_BO,
-    SK_ROLE_FFN_NORM, SK_ROLE_FFN_NORM_B, SK_ROLE_W_GATE, SK_ROLE_W_UP, SK_ROLE_B_UP,
-    SK_ROLE_W_DOWN, SK_ROLE_B_DOWN,
-    SK_ROLE_COUNT
-} sk_role;
-
-/* One canonical tensor (see above). */
-typedef struct sk_wtensor {
-    char    name[96];  /* canonical name */
-    sk_role role;
-    int32_t layer;     /* -1 for tensors outside the layers */
-    int32_t n_dims;    /* 1 (vector) or 2 (matrix) */
-    int64_t rows;      /* matrices: out features; vectors: length */
-    int64_t cols;      /* matrices: in features; vectors: 1 */
-} sk_wtensor;
 
 /* Fills dst with rows [row0, row0 + n_rows) of tensor t as `dtype` elements, row-major:
  *   transposed == 0: rows of the canonical (t->rows, t->cols) matrix (vectors: elements);
@@ -185,8 +174,6 @@ typedef struct sk_write_opts {
 
 SK_HIDDEN sk_write_opts sk_write_opts_default(void);
 
-/* The canonical tensor list of a config: *out (malloc'd, free with sk_free) gets *n rows. */
-SK_HIDDEN shrink_status sk_wtensors(const sk_config *cfg, sk_wtensor **out, int64_t *n);
 
 /* Writes the model `src` describes to `out` in format `fmt` (atomically: see sk_out_*).
  * On failure nothing is left at `out` (a folder this call created is removed again) and
@@ -209,15 +196,6 @@ struct sk_out;
 SK_HIDDEN shrink_status sk_write_stream(const sk_source *src, const sk_wtensor *t,
                                         struct sk_out *o, shrink_dtype dt, int transposed,
                                         sk_rope_layout layout, sk_write_progress *pr);
-/* File name pattern (%d = layer) of a role: GGUF (llama.cpp) names, or Hugging Face names of
- * the Llama or GPT-2 family (GPT-2 without the "transformer." prefix). NULL if none. */
-SK_HIDDEN const char *sk_role_name(sk_role r, int gguf, int gpt2);
-/* Whether a GPT-2 Hugging Face file stores the role's weight as Conv1D (in, out). */
-SK_HIDDEN int sk_role_conv1d(sk_role r);
-/* The file tensor of canonical tensor t in a model's tensor table (m->tensors, by the file
- * format's names), NULL if absent; *stored_t: stored transposed (GPT-2 Conv1D). */
-SK_HIDDEN const sk_tensor *sk_model_file_tensor(const struct shrink_model *m,
-                                                const sk_wtensor *t, int *stored_t);
 
 /* The writers sk_write dispatches to (gguf.c, hf.c, llama2c.c). */
 SK_HIDDEN shrink_status sk_gguf_write(const sk_source *src, const char *out,
@@ -319,11 +297,11 @@ SK_HIDDEN const char *sk_ggml_type_name(uint32_t type);
  * (gguf.c, own_fallback). */
 SK_HIDDEN shrink_dtype sk_gguf_fallback(shrink_dtype want, int64_t cols);
 
-/* Maps a .gguf file into m->maps, fills m->cfg (from the arch keys), m->tensors (PyTorch
- * order shapes, llama.cpp names), m->file_bytes and, if want_tok, m->tok from the metadata.
+/* Maps a .gguf file into f->maps, fills f->cfg (from the arch keys), f->tensors (PyTorch
+ * order shapes, llama.cpp names), f->file_bytes and, if want_tok, f->tok from the metadata.
  * Non-f32/f16/bf16 tensors are SHRINK_ERR_UNSUPPORTED naming the tensor, its type and the
  * file. */
-SK_HIDDEN shrink_status sk_gguf_open(struct shrink_model *m, const char *path, int want_tok);
+SK_HIDDEN shrink_status sk_gguf_open(sk_files *f, const char *path, int want_tok);
 /* The tokenizer in a parsed GGUF's metadata (tokenizer.ggml.*): *out NULL if it has none. */
 SK_HIDDEN shrink_status sk_gguf_tokenizer(const sk_gguf *g, const char *name,
                                           struct shrink_tokenizer **out);

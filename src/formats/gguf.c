@@ -694,12 +694,11 @@ static shrink_status gguf_config(const sk_gguf *g, const char *name, int mapped,
     int r = get_str(g, "general.architecture", name, arch, sizeof arch, &st);
     if (r < 0) return st;
     if (r == 0) return sk_error(SHRINK_ERR_FORMAT, "%s: missing key 'general.architecture'", name);
-    if (strcmp(arch, "llama") != 0 && strcmp(arch, "gpt2") != 0)
+    c->arch = sk_arch_find_gguf(arch);
+    if (!c->arch)
         return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (llama, "
                         "gpt2)", name, arch);
-    c->arch = sk_arch_find(arch);
-    SHRINK_ASSERT(c->arch);
-    int gpt2 = c->arch->names == SK_NAMES_GPT2;
+    int rope = c->arch->pos == SK_POS_ROPE;
     if ((st = arch_i32(g, arch, "embedding_length", name, 1, 0, &c->dim)) ||
         (st = arch_i32(g, arch, "block_count", name, 1, 0, &c->n_layers)) ||
         (st = arch_i32(g, arch, "feed_forward_length", name, 1, 0, &c->ffn_dim)) ||
@@ -720,7 +719,7 @@ static shrink_status gguf_config(const sk_gguf *g, const char *name, int mapped,
     if (vlen != c->head_dim)
         return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: %s.attention.value_length %" PRId32 " differs "
                         "from key_length %" PRId32, name, arch, vlen, c->head_dim);
-    if (!gpt2 && rope_dim != c->head_dim)
+    if (rope && rope_dim != c->head_dim)
         return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: %s.rope.dimension_count %" PRId32 " is not "
                         "the head size %" PRId32 " (partial RoPE is not supported)", name, arch,
                         rope_dim, c->head_dim);
@@ -732,22 +731,24 @@ static shrink_status gguf_config(const sk_gguf *g, const char *name, int mapped,
     if (r > 0 && strcmp(scaling, "none") != 0)
         return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: %s = '%s'; only unscaled RoPE is supported",
                         name, key, scaling);
-    if (gpt2) {
-        if ((st = arch_f32(g, arch, "attention.layer_norm_epsilon", name, 1e-5f, &c->norm_eps)))
-            return st;
-        c->rope_theta = 0;
-        c->qkv_bias = 1;
-    } else {
-        if ((st = arch_f32(g, arch, "attention.layer_norm_rms_epsilon", name, 1e-5f,
-                           &c->norm_eps)) ||
-            (st = arch_f32(g, arch, "rope.freq_base", name, 10000.0f, &c->rope_theta)))
-            return st;
-        c->qkv_bias = find_tensor(g, "blk.0.attn_q.bias") != NULL;
-    }
+    /* llama.cpp names the epsilon after the norm kind */
+    const char *eps = c->arch->norm == SK_NORM_LAYER ? "attention.layer_norm_epsilon"
+                                                     : "attention.layer_norm_rms_epsilon";
+    if ((st = arch_f32(g, arch, eps, name, 1e-5f, &c->norm_eps))) return st;
+    c->rope_theta = 0;
+    if (rope && (st = arch_f32(g, arch, "rope.freq_base", name, 10000.0f, &c->rope_theta)))
+        return st;
+    /* q/k/v biases: always with a fused q|k|v (GPT-2), else when the file has layer 0's */
+    char bq[96];
+    sk_trole_name(sk_trole_at(SK_ROLE_BQ), c->arch, SK_TNAME_GGUF, 0, bq, sizeof bq);
+    c->qkv_bias = c->arch->fused_qkv || find_tensor(g, bq) != NULL;
     c->rope_layout = SK_ROPE_INTERLEAVED;
 
     /* vocabulary: {arch}.vocab_size, else the token embedding's rows */
-    const sk_gguf_tensor *emb = find_tensor(g, "token_embd.weight");
+    char emb_name[96], head_name[96];
+    sk_trole_name(sk_trole_at(SK_ROLE_TOK_EMB), c->arch, SK_TNAME_GGUF, -1, emb_name, 96);
+    sk_trole_name(sk_trole_at(SK_ROLE_HEAD), c->arch, SK_TNAME_GGUF, -1, head_name, 96);
+    const sk_gguf_tensor *emb = find_tensor(g, emb_name);
     int32_t vocab = 0;
     if ((st = arch_i32(g, arch, "vocab_size", name, 0, 0, &vocab))) return st;
     if (!vocab && emb && emb->n_dims == 2 && emb->ne[1] <= INT32_MAX) vocab = (int32_t)emb->ne[1];
@@ -757,7 +758,7 @@ static shrink_status gguf_config(const sk_gguf *g, const char *name, int mapped,
 
     /* tied: no output.weight, or one byte-identical to token_embd (llama2.c's converter and
      * convert_hf_to_gguf.py's GPT2Model write the shared matrix twice) */
-    const sk_gguf_tensor *head = find_tensor(g, "output.weight");
+    const sk_gguf_tensor *head = find_tensor(g, head_name);
     c->tied = !head || (emb && head->type == emb->type && head->bytes == emb->bytes &&
                         same_bytes(head->data, emb->data, head->bytes, mapped));
 
@@ -769,7 +770,7 @@ static shrink_status gguf_config(const sk_gguf *g, const char *name, int mapped,
     r = get_int(g, "tokenizer.ggml.eos_token_id", name, &v, &st);
     if (r < 0) return st;
     if (r && v >= 0 && v < vocab) c->eos_id = (int32_t)v;
-    c->add_bos = !gpt2;
+    c->add_bos = c->arch->add_bos;
     r = get_int(g, "tokenizer.ggml.add_bos_token", name, &v, &st);
     if (r < 0) return st;
     if (r) c->add_bos = v != 0;
@@ -812,20 +813,20 @@ static shrink_status gguf_tensors(const sk_gguf *g, const char *name, sk_tensor 
     return SHRINK_OK;
 }
 
-shrink_status sk_gguf_open(struct shrink_model *m, const char *path, int want_tok) {
-    sk_map *maps = sk_realloc(m->maps, (size_t)(m->n_maps + 1) * sizeof *maps);
+shrink_status sk_gguf_open(sk_files *f, const char *path, int want_tok) {
+    sk_map *maps = sk_realloc(f->maps, (size_t)(f->n_maps + 1) * sizeof *maps);
     if (!maps) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
-    m->maps = maps;
-    sk_map *mp = &m->maps[m->n_maps];
+    f->maps = maps;
+    sk_map *mp = &f->maps[f->n_maps];
     shrink_status st = sk_map_file(path, mp);
     if (st) return st;
-    m->n_maps++;
-    m->file_bytes += mp->size;
+    f->n_maps++;
+    f->file_bytes += mp->size;
     sk_gguf *g;
     if ((st = sk_gguf_parse(mp->data, mp->size, path, &g))) return st;
-    if (!(st = gguf_config(g, path, 1, &m->cfg)) &&
-        !(st = gguf_tensors(g, path, &m->tensors, &m->n_tensors)) && want_tok)
-        st = sk_gguf_tokenizer(g, path, &m->tok);
+    if (!(st = gguf_config(g, path, 1, &f->cfg)) &&
+        !(st = gguf_tensors(g, path, &f->tensors, &f->n_tensors)) && want_tok)
+        st = sk_gguf_tokenizer(g, path, &f->tok);
     sk_gguf_free(g);
     /* the tied-head check and the metadata touched pages a converter may never read again */
     sk_map_release(mp->data, mp->size);
@@ -1072,29 +1073,31 @@ static void kv_tokenizer(wbuf *b, int64_t *n, const sk_source *src) {
 }
 
 /* GGUF tensor of a canonical tensor: name and type. */
-static void gguf_name(const sk_wtensor *t, char *buf, size_t cap) {
-    snprintf(buf, cap, sk_role_name(t->role, 1, 0), t->layer);
+static void gguf_name(const sk_config *c, const sk_wtensor *t, char *buf, size_t cap) {
+    if (!sk_trole_name(sk_trole_at(t->role), c->arch, SK_TNAME_GGUF, t->layer, buf, cap))
+        snprintf(buf, cap, "?"); /* every role has a GGUF name (test_tensors checks it) */
 }
 
-/* The tensors written: the canonical list, plus output.weight for a tied GPT-2 (as
- * convert_hf_to_gguf.py's GPT2Model writes it). */
+/* The tensors written: the canonical list, plus output.weight for a tied model of an arch
+ * whose GGUF files repeat it (GPT-2: as convert_hf_to_gguf.py's GPT2Model writes it). */
 static shrink_status gguf_list(const sk_source *src, sk_wtensor **ts, int64_t *n) {
     shrink_status st = sk_wtensors(&src->cfg, ts, n);
     if (st) return st;
-    if (src->cfg.arch->names == SK_NAMES_GPT2 && src->cfg.tied) {
+    if (src->cfg.arch->gguf_head && src->cfg.tied) {
         sk_wtensor *g = sk_realloc(*ts, (size_t)(*n + 1) * sizeof *g);
         if (!g) return sk_error(SHRINK_ERR_NOMEM, "out of memory");
         *ts = g;
         sk_wtensor *h = &g[*n];
         *h = g[0]; /* token embedding */
         h->role = SK_ROLE_HEAD;
-        snprintf(h->name, sizeof h->name, "lm_head.weight");
+        sk_trole_name(sk_trole_at(SK_ROLE_HEAD), src->cfg.arch, SK_TNAME_HF, -1, h->name,
+                      sizeof h->name);
         (*n)++;
     }
     return SHRINK_OK;
 }
 
-/* Fill adapter: the head of a tied GPT-2 is the token embedding. */
+/* Fill adapter: the head of a tied model is the token embedding. */
 typedef struct head_alias {
     const sk_source *src;
 } head_alias;
@@ -1105,22 +1108,22 @@ static shrink_status alias_fill(void *user, const sk_wtensor *t, int64_t r0, int
     sk_wtensor e = *t;
     if (e.role == SK_ROLE_HEAD && h->src->cfg.tied) {
         e.role = SK_ROLE_TOK_EMB;
-        snprintf(e.name, sizeof e.name, "%s",
-                 h->src->cfg.arch->names == SK_NAMES_GPT2 ? "wte.weight"
-                                                          : "model.embed_tokens.weight");
+        sk_trole_name(sk_trole_at(SK_ROLE_TOK_EMB), h->src->cfg.arch, SK_TNAME_HF, -1, e.name,
+                      sizeof e.name);
     }
     return h->src->fill(h->src->user, &e, r0, n, tr, dt, dst);
 }
 
 shrink_status sk_gguf_write(const sk_source *src, const char *out, const sk_write_opts *o) {
     const sk_config *c = &src->cfg;
-    const char *arch = c->arch->names == SK_NAMES_GPT2 ? "gpt2" : "llama";
-    if (c->arch->names == SK_NAMES_LLAMA && c->qkv_bias)
+    const char *arch = c->arch->gguf_arch;
+    if (!c->arch->fused_qkv && c->qkv_bias)
         return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: a %s model with q/k/v biases cannot be "
-                        "written as GGUF arch llama", out, c->arch->name);
-    if (strcmp(c->arch->name, "qwen2") == 0)
-        return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: qwen2 models cannot be written as GGUF yet",
-                        out);
+                        "written as GGUF arch %s", out, c->arch->name, arch);
+    if (!c->arch->gguf_write)
+        return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: %s models cannot be written as GGUF yet",
+                        out, c->arch->name);
+    int rope = c->arch->pos == SK_POS_ROPE;
     shrink_dtype mdt = o->dtype >= 0 ? (shrink_dtype)o->dtype : src->dtype;
     sk_wtensor *ts = NULL;
     int64_t n = 0;
@@ -1133,32 +1136,29 @@ shrink_status sk_gguf_write(const sk_source *src, const char *out, const sk_writ
     kv_str(&kv, &n_kv, "general.architecture", arch);
     kv_str(&kv, &n_kv, "general.type", "model");
     kv_str(&kv, &n_kv, "general.name", src->name ? src->name : "shrink");
-    if (c->arch->names == SK_NAMES_GPT2) {
-        kv_arch_u32(&kv, &n_kv, arch, "block_count", (uint32_t)c->n_layers);
-        kv_arch_u32(&kv, &n_kv, arch, "context_length", (uint32_t)c->max_seq_len);
-        kv_arch_u32(&kv, &n_kv, arch, "embedding_length", (uint32_t)c->dim);
-        kv_arch_u32(&kv, &n_kv, arch, "feed_forward_length", (uint32_t)c->ffn_dim);
-        kv_arch_u32(&kv, &n_kv, arch, "attention.head_count", (uint32_t)c->n_heads);
-        kv_arch_f32(&kv, &n_kv, arch, "attention.layer_norm_epsilon", c->norm_eps);
-    } else {
-        kv_arch_u32(&kv, &n_kv, arch, "block_count", (uint32_t)c->n_layers);
-        kv_arch_u32(&kv, &n_kv, arch, "context_length", (uint32_t)c->max_seq_len);
-        kv_arch_u32(&kv, &n_kv, arch, "embedding_length", (uint32_t)c->dim);
-        kv_arch_u32(&kv, &n_kv, arch, "feed_forward_length", (uint32_t)c->ffn_dim);
-        kv_arch_u32(&kv, &n_kv, arch, "attention.head_count", (uint32_t)c->n_heads);
+    /* the keys llama.cpp's converters write: RoPE models (llama) also carry the KV head
+     * count, RoPE keys and head sizes; the epsilon is named after the norm kind */
+    kv_arch_u32(&kv, &n_kv, arch, "block_count", (uint32_t)c->n_layers);
+    kv_arch_u32(&kv, &n_kv, arch, "context_length", (uint32_t)c->max_seq_len);
+    kv_arch_u32(&kv, &n_kv, arch, "embedding_length", (uint32_t)c->dim);
+    kv_arch_u32(&kv, &n_kv, arch, "feed_forward_length", (uint32_t)c->ffn_dim);
+    kv_arch_u32(&kv, &n_kv, arch, "attention.head_count", (uint32_t)c->n_heads);
+    if (rope) {
         kv_arch_u32(&kv, &n_kv, arch, "attention.head_count_kv", (uint32_t)c->n_kv_heads);
         kv_arch_f32(&kv, &n_kv, arch, "rope.freq_base", c->rope_theta);
-        kv_arch_f32(&kv, &n_kv, arch, "attention.layer_norm_rms_epsilon", c->norm_eps);
-        if ((int64_t)c->head_dim * c->n_heads != c->dim) {
-            kv_arch_u32(&kv, &n_kv, arch, "attention.key_length", (uint32_t)c->head_dim);
-            kv_arch_u32(&kv, &n_kv, arch, "attention.value_length", (uint32_t)c->head_dim);
-        }
+    }
+    kv_arch_f32(&kv, &n_kv, arch, c->arch->norm == SK_NORM_LAYER
+                                      ? "attention.layer_norm_epsilon"
+                                      : "attention.layer_norm_rms_epsilon", c->norm_eps);
+    if (rope && (int64_t)c->head_dim * c->n_heads != c->dim) {
+        kv_arch_u32(&kv, &n_kv, arch, "attention.key_length", (uint32_t)c->head_dim);
+        kv_arch_u32(&kv, &n_kv, arch, "attention.value_length", (uint32_t)c->head_dim);
     }
     /* general.file_type: llama_ftype ALL_F32 0, MOSTLY_F16 1, MOSTLY_BF16 32, MOSTLY_Q8_0 7,
      * ..., MOSTLY_Q4_K_M 15 (for q4_K), MOSTLY_Q5_K_M 17, MOSTLY_Q6_K 18 */
     kv_u32(&kv, &n_kv, "general.file_type",
            o->file_type >= 0 ? (uint32_t)o->file_type : gguf_file_type(mdt));
-    if (c->arch->names != SK_NAMES_GPT2) {
+    if (rope) {
         kv_arch_u32(&kv, &n_kv, arch, "vocab_size", (uint32_t)c->vocab_size);
         kv_arch_u32(&kv, &n_kv, arch, "rope.dimension_count", (uint32_t)c->head_dim);
     }
@@ -1176,7 +1176,7 @@ shrink_status sk_gguf_write(const sk_source *src, const char *out, const sk_writ
     for (int64_t i = 0; i < n; i++) {
         const sk_wtensor *t = &ts[i];
         char name[SK_GGUF_MAX_NAME + 16];
-        gguf_name(t, name, sizeof name);
+        gguf_name(c, t, name, sizeof name);
         dts[i] = o->tensor_dtype       ? o->tensor_dtype(o->tensor_user, t, i)
                  : t->n_dims == 1      ? SHRINK_DTYPE_F32
                                        : sk_gguf_fallback(mdt, t->cols);

@@ -157,39 +157,44 @@ static shrink_status set_file(outset *s, const char *dir, const char *name, cons
 
 /* ==== config.json ======================================================================== */
 
+/* The size keys of each Hugging Face family (config.c reads the same keys). */
+static void keys_gpt2(tbuf *b, const sk_config *c) {
+    tb_printf(b, "  \"vocab_size\": %d,\n  \"n_embd\": %d,\n  \"n_layer\": %d,\n"
+                 "  \"n_head\": %d,\n  \"n_inner\": %d,\n  \"n_positions\": %d,\n"
+                 "  \"n_ctx\": %d,\n  \"activation_function\": \"gelu_new\",\n"
+                 "  \"layer_norm_epsilon\": ",
+              c->vocab_size, c->dim, c->n_layers, c->n_heads, c->ffn_dim, c->max_seq_len,
+              c->max_seq_len);
+    tb_float(b, c->norm_eps);
+    tb_put(b, ",\n", 2);
+}
+
+static void keys_llama(tbuf *b, const sk_config *c) {
+    tb_printf(b, "  \"vocab_size\": %d,\n  \"hidden_size\": %d,\n"
+                 "  \"intermediate_size\": %d,\n  \"num_hidden_layers\": %d,\n"
+                 "  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n"
+                 "  \"head_dim\": %d,\n  \"max_position_embeddings\": %d,\n"
+                 "  \"hidden_act\": \"silu\",\n  \"attention_bias\": %s,\n"
+                 "  \"mlp_bias\": false,\n  \"rms_norm_eps\": ",
+              c->vocab_size, c->dim, c->ffn_dim, c->n_layers, c->n_heads, c->n_kv_heads,
+              c->head_dim, c->max_seq_len, c->qkv_bias ? "true" : "false");
+    tb_float(b, c->norm_eps);
+    tb_put(b, ",\n  \"rope_theta\": ", 18);
+    tb_float(b, c->rope_theta);
+    tb_put(b, ",\n  \"rope_scaling\": null,\n", 26);
+}
+
+static void (*const family_keys[SK_HF_FAMILIES])(tbuf *, const sk_config *) = {
+    [SK_HF_LLAMA] = keys_llama,
+    [SK_HF_GPT2]  = keys_gpt2,
+};
+
 static void config_json(tbuf *b, const sk_source *src, shrink_dtype dt) {
     const sk_config *c = &src->cfg;
     static const char *const torch[] = {"float32", "float16", "bfloat16"};
-    int gpt2 = c->arch->names == SK_NAMES_GPT2;
-    const char *cls = gpt2 ? "GPT2LMHeadModel"
-                    : strcmp(c->arch->name, "mistral") == 0 ? "MistralForCausalLM"
-                    : strcmp(c->arch->name, "qwen2") == 0  ? "Qwen2ForCausalLM"
-                                                           : "LlamaForCausalLM";
-    tb_printf(b, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n", cls,
-              c->arch->name);
-    if (gpt2) {
-        tb_printf(b, "  \"vocab_size\": %d,\n  \"n_embd\": %d,\n  \"n_layer\": %d,\n"
-                     "  \"n_head\": %d,\n  \"n_inner\": %d,\n  \"n_positions\": %d,\n"
-                     "  \"n_ctx\": %d,\n  \"activation_function\": \"gelu_new\",\n"
-                     "  \"layer_norm_epsilon\": ",
-                  c->vocab_size, c->dim, c->n_layers, c->n_heads, c->ffn_dim, c->max_seq_len,
-                  c->max_seq_len);
-        tb_float(b, c->norm_eps);
-        tb_put(b, ",\n", 2);
-    } else {
-        tb_printf(b, "  \"vocab_size\": %d,\n  \"hidden_size\": %d,\n"
-                     "  \"intermediate_size\": %d,\n  \"num_hidden_layers\": %d,\n"
-                     "  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n"
-                     "  \"head_dim\": %d,\n  \"max_position_embeddings\": %d,\n"
-                     "  \"hidden_act\": \"silu\",\n  \"attention_bias\": %s,\n"
-                     "  \"mlp_bias\": false,\n  \"rms_norm_eps\": ",
-                  c->vocab_size, c->dim, c->ffn_dim, c->n_layers, c->n_heads, c->n_kv_heads,
-                  c->head_dim, c->max_seq_len, c->qkv_bias ? "true" : "false");
-        tb_float(b, c->norm_eps);
-        tb_put(b, ",\n  \"rope_theta\": ", 18);
-        tb_float(b, c->rope_theta);
-        tb_put(b, ",\n  \"rope_scaling\": null,\n", 26);
-    }
+    tb_printf(b, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n",
+              c->arch->hf_class, c->arch->name);
+    family_keys[c->arch->hf](b, c);
     tb_printf(b, "  \"tie_word_embeddings\": %s,\n", c->tied ? "true" : "false");
     if (c->bos_id >= 0) tb_printf(b, "  \"bos_token_id\": %d,\n", c->bos_id);
     else tb_put(b, "  \"bos_token_id\": null,\n", 24);
@@ -432,14 +437,13 @@ static shrink_status plan(const sk_source *src, shrink_dtype dt, uint64_t shard_
         sk_free(ws);
         return sk_error(SHRINK_ERR_NOMEM, "out of memory");
     }
-    int gpt2 = src->cfg.arch->names == SK_NAMES_GPT2;
+    const sk_arch *a = src->cfg.arch;
     *total = 0;
     for (int64_t i = 0; i < n; i++) {
         ht[i].w = ws[i];
-        int head = ws[i].role == SK_ROLE_HEAD;
-        snprintf(ht[i].name, sizeof ht[i].name, "%s%s", gpt2 && !head ? "transformer." : "",
-                 ws[i].name);
-        ht[i].transposed = gpt2 && ws[i].n_dims == 2 && sk_role_conv1d(ws[i].role);
+        const sk_trole *r = sk_trole_at(ws[i].role);
+        snprintf(ht[i].name, sizeof ht[i].name, "%s%s", r->top ? "" : a->hf_prefix, ws[i].name);
+        ht[i].transposed = ws[i].n_dims == 2 && sk_trole_conv1d(r, a);
         ht[i].bytes = (uint64_t)ws[i].rows * (uint64_t)ws[i].cols * sk_dtype(dt)->bytes;
         *total += ht[i].bytes;
     }

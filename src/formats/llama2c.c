@@ -34,10 +34,35 @@
 
 /* One array of the file: `count` tensors of shape (rows, cols) (cols 0: a vector). */
 typedef struct l2c_array {
-    const char *name;  /* Hugging Face name, %d = layer (NULL: skipped) */
-    int         per_layer;
-    int64_t     rows, cols;
+    const sk_trole *role; /* NULL: freq_cis, skipped */
+    int             per_layer;
+    int64_t         rows, cols;
 } l2c_array;
+
+/* Position of freq_cis_real / imag among the arrays; the tensor table's `l2c` column gives
+ * the others. */
+#define L2C_FREQS 12
+#define L2C_MAX_ARRAYS 16
+
+/* The file's arrays in order, from the tensor table (untied: with the classifier). */
+static int l2c_arrays(const sk_config *c, l2c_array *arrays) {
+    int n_roles, n = 0;
+    const sk_trole *roles = sk_troles(&n_roles);
+    for (int pos = 1; pos < L2C_MAX_ARRAYS; pos++) {
+        if (pos == L2C_FREQS) {
+            for (int k = 0; k < 2; k++)
+                arrays[n++] = (l2c_array){NULL, 0, c->max_seq_len, c->head_dim / 2};
+            continue;
+        }
+        for (int i = 0; i < n_roles; i++) {
+            const sk_trole *r = &roles[i];
+            if (r->l2c != pos || sk_trole_need(r, c) != 1) continue;
+            int64_t cols = r->cols == SK_TD_1 ? 0 : sk_tdim_value(c, r->cols);
+            arrays[n++] = (l2c_array){r, r->layer, sk_tdim_value(c, r->rows), cols};
+        }
+    }
+    return n;
+}
 
 static int32_t rd_i32(const uint8_t *p) {
     uint32_t u = sk_rd_u32(p);
@@ -117,24 +142,9 @@ shrink_status sk_llama2c_parse(const uint8_t *data, size_t len, const char *name
     shrink_status st = parse_header(data, len, name, cfg, &untied);
     if (st) return st;
     const int64_t D = cfg->dim, F = cfg->ffn_dim, L = cfg->n_layers, V = cfg->vocab_size;
-    const int64_t S = cfg->max_seq_len, hd = cfg->head_dim, KVD = cfg->n_kv_heads * hd;
-    const l2c_array arrays[] = {
-        {"model.embed_tokens.weight",                      0, V, D},
-        {"model.layers.%d.input_layernorm.weight",          1, D, 0},
-        {"model.layers.%d.self_attn.q_proj.weight",         1, D, D},
-        {"model.layers.%d.self_attn.k_proj.weight",         1, KVD, D},
-        {"model.layers.%d.self_attn.v_proj.weight",         1, KVD, D},
-        {"model.layers.%d.self_attn.o_proj.weight",         1, D, D},
-        {"model.layers.%d.post_attention_layernorm.weight", 1, D, 0},
-        {"model.layers.%d.mlp.gate_proj.weight",            1, F, D},
-        {"model.layers.%d.mlp.down_proj.weight",            1, D, F},
-        {"model.layers.%d.mlp.up_proj.weight",              1, F, D},
-        {"model.norm.weight",                               0, D, 0},
-        {NULL /* freq_cis_real */,                          0, S, hd / 2},
-        {NULL /* freq_cis_imag */,                          0, S, hd / 2},
-        {"lm_head.weight",                                  0, V, D},
-    };
-    const int n_arrays = (int)(sizeof arrays / sizeof arrays[0]) - (untied ? 0 : 1);
+    const int64_t S = cfg->max_seq_len;
+    l2c_array arrays[L2C_MAX_ARRAYS + 1];
+    const int n_arrays = l2c_arrays(cfg, arrays); /* cfg->tied == !untied */
 
     /* Sizes first: the file must be exactly header + all arrays. Every value is < 2^20, so
      * products of two fit easily; the sums and the per-layer factor are checked anyway. */
@@ -146,7 +156,7 @@ shrink_status sk_llama2c_parse(const uint8_t *data, size_t len, const char *name
         if (!sk_mul_ok(elems, 4 * (uint64_t)(arrays[a].per_layer ? L : 1), &bytes) ||
             !sk_add_ok(total, bytes, &total))
             return sk_error(SHRINK_ERR_FORMAT, "%s: checkpoint size overflows", name);
-        if (arrays[a].name) n_tensors += arrays[a].per_layer ? L : 1;
+        if (arrays[a].role) n_tensors += arrays[a].per_layer ? L : 1;
     }
     if (total != (uint64_t)len)
         return sk_error(SHRINK_ERR_FORMAT, "%s: file is %zu bytes but its header (dim %" PRId64
@@ -163,9 +173,10 @@ shrink_status sk_llama2c_parse(const uint8_t *data, size_t len, const char *name
         uint64_t bytes = (uint64_t)ar->rows * (uint64_t)(ar->cols ? ar->cols : 1) * 4;
         int64_t count = ar->per_layer ? L : 1;
         for (int64_t l = 0; l < count; l++, p += bytes) {
-            if (!ar->name) continue;
+            if (!ar->role) continue;
             char buf[96];
-            snprintf(buf, sizeof buf, ar->name, (int)l);
+            sk_trole_name(ar->role, cfg->arch, SK_TNAME_HF, ar->per_layer ? (int)l : -1, buf,
+                          sizeof buf);
             sk_tensor *x = &t[n];
             if (!(x->name = sk_strdup(buf))) {
                 sk_tensors_free(t, n);
@@ -186,16 +197,16 @@ shrink_status sk_llama2c_parse(const uint8_t *data, size_t len, const char *name
     return SHRINK_OK;
 }
 
-shrink_status sk_llama2c_open(struct shrink_model *m, const char *path) {
-    sk_map *maps = sk_realloc(m->maps, (size_t)(m->n_maps + 1) * sizeof *maps);
+shrink_status sk_llama2c_open(sk_files *f, const char *path) {
+    sk_map *maps = sk_realloc(f->maps, (size_t)(f->n_maps + 1) * sizeof *maps);
     if (!maps) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
-    m->maps = maps;
-    sk_map *mp = &m->maps[m->n_maps];
+    f->maps = maps;
+    sk_map *mp = &f->maps[f->n_maps];
     shrink_status st = sk_map_file(path, mp);
     if (st) return st;
-    m->n_maps++;
-    m->file_bytes += mp->size;
-    return sk_llama2c_parse(mp->data, mp->size, path, &m->cfg, &m->tensors, &m->n_tensors);
+    f->n_maps++;
+    f->file_bytes += mp->size;
+    return sk_llama2c_parse(mp->data, mp->size, path, &f->cfg, &f->tensors, &f->n_tensors);
 }
 
 /* ==== writing ============================================================================ */
@@ -210,7 +221,8 @@ static const sk_wtensor *find_w(const sk_wtensor *ts, int64_t n, sk_role role, i
 /* What run.c cannot express: anything but a plain Llama with its fixed constants. */
 static shrink_status l2c_check(const sk_source *src, const char *out, const sk_write_opts *o) {
     const sk_config *c = &src->cfg;
-    if (c->arch->names != SK_NAMES_LLAMA || c->arch->ffn != SK_FFN_SWIGLU)
+    if (c->arch->norm != SK_NORM_RMS || c->arch->ffn != SK_FFN_SWIGLU ||
+        c->arch->pos != SK_POS_ROPE || c->arch->fused_qkv)
         return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: llama2.c checkpoints hold Llama models only "
                         "(this one is %s)", out, c->arch->name);
     if (c->qkv_bias)
@@ -226,6 +238,12 @@ static shrink_status l2c_check(const sk_source *src, const char *out, const sk_w
     if (o->dtype >= 0 && o->dtype != SHRINK_DTYPE_F32)
         return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: llama2.c legacy checkpoints are f32 only "
                         "(asked for %s)", out, shrink_dtype_name((shrink_dtype)o->dtype));
+    int n_roles;
+    const sk_trole *roles = sk_troles(&n_roles);
+    for (int i = 0; i < n_roles; i++)
+        if (!roles[i].l2c && sk_trole_need(&roles[i], c) == 1)
+            return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: llama2.c checkpoints have no place for "
+                            "tensor '%s'", out, roles[i].hf[c->arch->hf]);
     return SHRINK_OK;
 }
 
@@ -273,28 +291,21 @@ shrink_status sk_llama2c_write(const sk_source *src, const char *out, const sk_w
         for (int b = 0; b < 4; b++) h[4 * k + b] = (uint8_t)((uint32_t)hdr[k] >> (8 * b));
     st = sk_out_write(&f, h, sizeof h);
     /* the arrays in file order (see the top of this file) */
-    static const struct {
-        sk_role role;
-        int     per_layer;
-    } order[] = {
-        {SK_ROLE_TOK_EMB, 0}, {SK_ROLE_ATTN_NORM, 1}, {SK_ROLE_WQ, 1},       {SK_ROLE_WK, 1},
-        {SK_ROLE_WV, 1},      {SK_ROLE_WO, 1},        {SK_ROLE_FFN_NORM, 1}, {SK_ROLE_W_GATE, 1},
-        {SK_ROLE_W_DOWN, 1},  {SK_ROLE_W_UP, 1},      {SK_ROLE_FINAL_NORM, 0},
-    };
-    for (size_t a = 0; a < sizeof order / sizeof order[0] && !st; a++) {
-        int count = order[a].per_layer ? c->n_layers : 1;
+    l2c_array arrays[L2C_MAX_ARRAYS + 1];
+    int n_arrays = l2c_arrays(c, arrays), freqs = 0, n_roles;
+    const sk_trole *roles = sk_troles(&n_roles);
+    for (int a = 0; a < n_arrays && !st; a++) {
+        if (!arrays[a].role) {
+            st = write_freqs(&f, c, freqs++); /* real, then imag */
+            continue;
+        }
+        int count = arrays[a].per_layer ? c->n_layers : 1;
         for (int l = 0; l < count && !st; l++) {
-            const sk_wtensor *t = find_w(ts, n, order[a].role, order[a].per_layer ? l : -1);
+            const sk_wtensor *t = find_w(ts, n, (sk_role)(arrays[a].role - roles),
+                                         arrays[a].per_layer ? l : -1);
             SHRINK_ASSERT(t);
             st = sk_write_stream(src, t, &f, SHRINK_DTYPE_F32, 0, SK_ROPE_INTERLEAVED, &pr);
         }
-    }
-    if (!st) st = write_freqs(&f, c, 0);
-    if (!st) st = write_freqs(&f, c, 1);
-    if (!st && !c->tied) {
-        const sk_wtensor *t = find_w(ts, n, SK_ROLE_HEAD, -1);
-        SHRINK_ASSERT(t);
-        st = sk_write_stream(src, t, &f, SHRINK_DTYPE_F32, 0, SK_ROPE_INTERLEAVED, &pr);
     }
     sk_free(ts);
     if (!st) st = sk_out_commit(&f);

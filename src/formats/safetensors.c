@@ -320,29 +320,29 @@ out_free:
 /* ---- files ---------------------------------------------------------------------------- */
 
 /* Maps one safetensors file into m and appends its tensors. */
-static shrink_status open_one(struct shrink_model *m, const char *path) {
-    sk_map *maps = sk_realloc(m->maps, (size_t)(m->n_maps + 1) * sizeof *maps);
+static shrink_status open_one(sk_files *f, const char *path) {
+    sk_map *maps = sk_realloc(f->maps, (size_t)(f->n_maps + 1) * sizeof *maps);
     if (!maps) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
-    m->maps = maps;
-    sk_map *mp = &m->maps[m->n_maps];
+    f->maps = maps;
+    sk_map *mp = &f->maps[f->n_maps];
     shrink_status st = sk_map_file(path, mp);
     if (st) return st;
-    m->n_maps++;
-    m->file_bytes += mp->size;
+    f->n_maps++;
+    f->file_bytes += mp->size;
 
     sk_tensor *t;
     int64_t n;
     st = sk_safetensors_parse(mp->data, mp->size, path, &t, &n);
     if (st) return st;
-    sk_tensor *all = sk_realloc(m->tensors, (size_t)(m->n_tensors + n + 1) * sizeof *all);
+    sk_tensor *all = sk_realloc(f->tensors, (size_t)(f->n_tensors + n + 1) * sizeof *all);
     if (!all) {
         sk_tensors_free(t, n);
         return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
     }
-    memcpy(all + m->n_tensors, t, (size_t)n * sizeof *t);
-    sk_free(t); /* names moved into m->tensors */
-    m->tensors = all;
-    m->n_tensors += n;
+    memcpy(all + f->n_tensors, t, (size_t)n * sizeof *t);
+    sk_free(t); /* names moved into f->tensors */
+    f->tensors = all;
+    f->n_tensors += n;
     return SHRINK_OK;
 }
 
@@ -351,8 +351,8 @@ static int ends_with(const char *s, const char *suffix) {
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-shrink_status sk_safetensors_open(struct shrink_model *m, const char *path) {
-    if (!ends_with(path, ".json")) return open_one(m, path);
+shrink_status sk_safetensors_open(sk_files *f, const char *path) {
+    if (!ends_with(path, ".json")) return open_one(f, path);
 
     char *text;
     size_t len;
@@ -374,7 +374,7 @@ shrink_status sk_safetensors_open(struct shrink_model *m, const char *path) {
             st = sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
             break;
         }
-        st = open_one(m, p);
+        st = open_one(f, p);
         sk_free(p);
     }
     sk_free(dir);
@@ -382,10 +382,10 @@ shrink_status sk_safetensors_open(struct shrink_model *m, const char *path) {
     if (st) return st;
 
     /* names must be unique across shards too */
-    char **names = sk_malloc((size_t)(m->n_tensors ? m->n_tensors : 1) * sizeof *names);
+    char **names = sk_malloc((size_t)(f->n_tensors ? f->n_tensors : 1) * sizeof *names);
     if (!names) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
-    for (int64_t i = 0; i < m->n_tensors; i++) names[i] = m->tensors[i].name;
-    st = check_unique(names, m->n_tensors, path);
+    for (int64_t i = 0; i < f->n_tensors; i++) names[i] = f->tensors[i].name;
+    st = check_unique(names, f->n_tensors, path);
     sk_free(names);
     return st;
 }

@@ -1,6 +1,6 @@
 /*
- * config.c - Hugging Face config.json (+ tokenizer_config.json) into sk_config, and
- * sk_config_validate for every source of a config.
+ * config.c - Hugging Face config.json (+ tokenizer_config.json) into sk_config, checked by
+ * sk_config_validate (formats/arch.c, shared with every other source of a config).
  *
  * Keys read (https://huggingface.co/docs/transformers, LlamaConfig / GPT2Config):
  *   Llama family (llama, mistral, qwen2): hidden_size, intermediate_size, num_hidden_layers,
@@ -24,8 +24,6 @@
 
 #include <math.h>
 
-#define SK_CFG_MAX_DIM    (1 << 20)
-#define SK_CFG_MAX_LAYERS (1 << 12)
 #define SK_CFG_MAX_FILE   (16u << 20)
 
 /* ---- typed field readers -------------------------------------------------------------- */
@@ -114,24 +112,14 @@ static shrink_status get_token_id(const sk_json *j, const char *key, const char 
 
 /* ---- architecture --------------------------------------------------------------------- */
 
-static const struct {
-    const char *hf_class;
-    const char *arch;
-} arch_classes[] = {
-    {"LlamaForCausalLM",   "llama"},
-    {"MistralForCausalLM", "mistral"},
-    {"Qwen2ForCausalLM",   "qwen2"},
-    {"GPT2LMHeadModel",    "gpt2"},
-};
-
 static shrink_status find_arch(const sk_json *j, const char *name, const sk_arch **out) {
     const char *mt = sk_json_get_str(j, "model_type");
     if (!mt) {
         const sk_json *a = sk_json_get(j, "architectures");
         if (a && a->type == SK_JSON_ARRAY && a->len > 0 && a->items[0].type == SK_JSON_STRING) {
-            for (size_t i = 0; i < sizeof arch_classes / sizeof arch_classes[0]; i++)
-                if (strcmp(a->items[0].str, arch_classes[i].hf_class) == 0)
-                    mt = arch_classes[i].arch;
+            for (int i = 0; sk_arch_at(i); i++)
+                if (strcmp(a->items[0].str, sk_arch_at(i)->hf_class) == 0)
+                    mt = sk_arch_at(i)->name;
             if (!mt)
                 return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: architectures[0] '%.64s' is not "
                                 "supported", name, a->items[0].str);
@@ -258,6 +246,16 @@ static shrink_status parse_tok_config(const char *text, size_t len, const char *
     return st;
 }
 
+/* Per Hugging Face family (sk_arch.hf): the size keys' reader and the token ids
+ * transformers defaults to. */
+static const struct {
+    shrink_status (*parse)(const sk_json *j, const char *name, sk_config *c);
+    int32_t bos, eos;
+} hf_families[SK_HF_FAMILIES] = {
+    [SK_HF_LLAMA] = {parse_llama, 1, 2},
+    [SK_HF_GPT2]  = {parse_gpt2, 50256, 50256},
+};
+
 static shrink_status config_parse_named(const char *text, size_t len, const char *name,
                                         const char *tok_config, size_t tok_len,
                                         const char *tok_name, sk_config *c) {
@@ -271,19 +269,17 @@ static shrink_status config_parse_named(const char *text, size_t len, const char
         goto out;
     }
     if ((st = find_arch(j, name, &c->arch))) goto out;
-    st = c->arch->names == SK_NAMES_GPT2 ? parse_gpt2(j, name, c) : parse_llama(j, name, c);
-    if (st) goto out;
-    int gpt2 = c->arch->names == SK_NAMES_GPT2;
+    if ((st = hf_families[c->arch->hf].parse(j, name, c))) goto out;
     if ((st = get_bool(j, "tie_word_embeddings", name, c->arch->tied, &c->tied)) ||
         (st = check_str(j, "torch_dtype", name, dtypes)) ||
         (st = check_str(j, "dtype", name, dtypes)) ||
-        (st = get_token_id(j, "bos_token_id", name, gpt2 ? 50256 : 1, &c->bos_id)) ||
-        (st = get_token_id(j, "eos_token_id", name, gpt2 ? 50256 : 2, &c->eos_id)))
+        (st = get_token_id(j, "bos_token_id", name, hf_families[c->arch->hf].bos, &c->bos_id)) ||
+        (st = get_token_id(j, "eos_token_id", name, hf_families[c->arch->hf].eos, &c->eos_id)))
         goto out;
     /* the Hugging Face defaults (Llama 1/2, GPT-2 50256) only where the vocabulary has them */
     if (!sk_json_get(j, "bos_token_id") && c->bos_id >= c->vocab_size) c->bos_id = -1;
     if (!sk_json_get(j, "eos_token_id") && c->eos_id >= c->vocab_size) c->eos_id = -1;
-    c->add_bos = !gpt2;
+    c->add_bos = c->arch->add_bos;
     if (tok_config && (st = parse_tok_config(tok_config, tok_len, tok_name, c))) goto out;
     st = sk_config_validate(c, name);
 out:
@@ -316,65 +312,4 @@ out:
     sk_free(path);
     sk_free(tpath);
     return st;
-}
-
-/* ---- validation ----------------------------------------------------------------------- */
-
-/* Field names as the source spells them, so messages point at the right key. */
-typedef struct cfg_names {
-    const char *dim, *n_layers, *n_heads, *n_kv_heads, *head_dim, *ffn_dim, *vocab, *seq, *eps;
-} cfg_names;
-
-static const cfg_names names_llama = {"hidden_size", "num_hidden_layers", "num_attention_heads",
-                                      "num_key_value_heads", "head_dim", "intermediate_size",
-                                      "vocab_size", "max_position_embeddings", "rms_norm_eps"};
-static const cfg_names names_gpt2 = {"n_embd", "n_layer", "n_head", "n_head", "n_embd / n_head",
-                                     "n_inner", "vocab_size", "n_positions",
-                                     "layer_norm_epsilon"};
-
-static shrink_status range(const char *what, const char *field, int64_t v, int64_t lo,
-                           int64_t hi) {
-    if (v < lo || v > hi)
-        return sk_error(SHRINK_ERR_FORMAT, "%s: %s is %" PRId64 " but must be in [%" PRId64
-                        ", %" PRId64 "]", what, field, v, lo, hi);
-    return SHRINK_OK;
-}
-
-shrink_status sk_config_validate(const sk_config *c, const char *what) {
-    if (!c->arch) return sk_error(SHRINK_ERR_FORMAT, "%s: no architecture", what);
-    const cfg_names *n = c->arch->names == SK_NAMES_GPT2 ? &names_gpt2 : &names_llama;
-    shrink_status st;
-    if ((st = range(what, n->dim, c->dim, 1, SK_CFG_MAX_DIM)) ||
-        (st = range(what, n->n_layers, c->n_layers, 1, SK_CFG_MAX_LAYERS)) ||
-        (st = range(what, n->n_heads, c->n_heads, 1, SK_CFG_MAX_DIM)) ||
-        (st = range(what, n->n_kv_heads, c->n_kv_heads, 1, c->n_heads)) ||
-        (st = range(what, n->head_dim, c->head_dim, 1, SK_CFG_MAX_DIM)) ||
-        (st = range(what, n->ffn_dim, c->ffn_dim, 1, SK_CFG_MAX_DIM)) ||
-        (st = range(what, n->vocab, c->vocab_size, 1, SK_CFG_MAX_DIM)) ||
-        (st = range(what, n->seq, c->max_seq_len, 1, SK_CFG_MAX_DIM)))
-        return st;
-    if ((int64_t)c->n_heads * c->head_dim > SK_CFG_MAX_DIM)
-        return sk_error(SHRINK_ERR_FORMAT, "%s: %s x %s = %" PRId64 " is too large", what,
-                        n->n_heads, n->head_dim, (int64_t)c->n_heads * c->head_dim);
-    if (c->n_heads % c->n_kv_heads != 0)
-        return sk_error(SHRINK_ERR_FORMAT, "%s: %s %" PRId32 " is not a multiple of %s %" PRId32,
-                        what, n->n_heads, c->n_heads, n->n_kv_heads, c->n_kv_heads);
-    if (c->arch->names == SK_NAMES_GPT2 && c->dim % c->n_heads != 0)
-        return sk_error(SHRINK_ERR_FORMAT, "%s: %s %" PRId32 " is not a multiple of %s %" PRId32,
-                        what, n->dim, c->dim, n->n_heads, c->n_heads);
-    if (!(c->norm_eps > 0 && c->norm_eps < 1))
-        return sk_error(SHRINK_ERR_FORMAT, "%s: %s is %g but must be in (0, 1)", what, n->eps,
-                        (double)c->norm_eps);
-    if (c->arch->pos == SK_POS_ROPE) {
-        if (!(c->rope_theta > 0 && isfinite(c->rope_theta)))
-            return sk_error(SHRINK_ERR_FORMAT, "%s: rope_theta is %g but must be positive", what,
-                            (double)c->rope_theta);
-        if (c->head_dim % 2 != 0)
-            return sk_error(SHRINK_ERR_FORMAT, "%s: %s %" PRId32 " is odd (RoPE rotates pairs)",
-                            what, n->head_dim, c->head_dim);
-    }
-    if ((st = range(what, "bos_token_id", c->bos_id, -1, c->vocab_size - 1)) ||
-        (st = range(what, "eos_token_id", c->eos_id, -1, c->vocab_size - 1)))
-        return st;
-    return SHRINK_OK;
 }

@@ -8,9 +8,9 @@
  * config.json file inside such a folder. A file with neither extension is sniffed: a
  * safetensors header (u64 length, then '{') means safetensors, anything else llama2.c.
  *
- * Binding is table-driven: one row per tensor role and naming scheme (sk_arch.names), with
- * its file shape in terms of the config. Shapes: D = dim, F = ffn_dim, V = vocab, S = max
- * positions, Q = n_heads * head_dim, KV = n_kv_heads * head_dim.
+ * Binding iterates the tensor table (formats/tensors.c): each row gives the role's name in
+ * the file's format and the architecture's family, its shape in terms of the config, and the
+ * field it is bound to.
  *   - weight matrices stay borrowed views into the mapping when the file holds them as
  *     (out, in) and suitably aligned; with widen_f32 (or when unaligned) they are copied;
  *   - GPT-2 Conv1D weights are stored (in, out) and are transposed into owned (out, in)
@@ -20,6 +20,7 @@
  * A missing tensor or a wrong shape is SHRINK_ERR_FORMAT naming the tensor and the file.
  */
 #include "source.h"
+#include "model.h"
 
 #include <dirent.h>
 #include <stddef.h>
@@ -63,131 +64,6 @@ void shrink_model_free(shrink_model *m) {
 
 const shrink_tokenizer *shrink_model_tokenizer(const shrink_model *m) { return m ? m->tok : NULL; }
 
-/* ---- the binding table ---------------------------------------------------------------- */
-
-typedef enum bind_dim { BD_NONE, BD_D, BD_F, BD_V, BD_S, BD_Q, BD_KV, BD_QKV } bind_dim;
-
-typedef enum bind_kind {
-    BK_MAT,      /* sk_mat field */
-    BK_VEC,      /* const float * field, widened to f32 */
-    BK_QKV,      /* fused Conv1D q|k|v weight -> wq, wk, wv */
-    BK_QKV_BIAS, /* fused q|k|v bias -> bq, bk, bv */
-} bind_kind;
-
-typedef enum bind_need {
-    BN_ALWAYS,
-    BN_QKV_BIAS,   /* required if cfg.qkv_bias, else bound when present */
-    BN_OUT_BIAS,   /* required if arch.out_bias, else bound when present */
-    BN_MLP_BIAS,   /* required if arch.mlp_bias, else bound when present */
-    BN_NORM_BIAS,  /* required if arch.norm_bias, else bound when present */
-    BN_SWIGLU,     /* required if arch.ffn == SWIGLU, else ignored */
-    BN_LEARNED,    /* required if arch.pos == LEARNED, else ignored */
-    BN_UNTIED,     /* required if the head is not tied, else ignored */
-} bind_need;
-
-typedef struct bind_row {
-    const char *name;    /* %d = layer index */
-    int         layer;   /* 1: field of sk_layer; 0: field of struct shrink_model */
-    bind_kind   kind;
-    bind_dim    rows;    /* shape as the decoder wants it: (rows, cols), cols BD_NONE for */
-    bind_dim    cols;    /* vectors; Conv1D files store (cols, rows) */
-    int         conv1d;
-    bind_need   need;
-    size_t      off;     /* offsetof the field */
-} bind_row;
-
-#define LF(f) offsetof(sk_layer, f)
-#define MF(f) offsetof(struct shrink_model, f)
-
-static const bind_row bind_llama[] = {
-    {"model.embed_tokens.weight",                       0, BK_MAT, BD_V, BD_D, 0, BN_ALWAYS, MF(tok_emb)},
-    {"model.norm.weight",                               0, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, MF(final_norm)},
-    {"lm_head.weight",                                  0, BK_MAT, BD_V, BD_D, 0, BN_UNTIED, MF(head)},
-    {"model.layers.%d.input_layernorm.weight",          1, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, LF(attn_norm)},
-    {"model.layers.%d.self_attn.q_proj.weight",         1, BK_MAT, BD_Q, BD_D, 0, BN_ALWAYS, LF(wq)},
-    {"model.layers.%d.self_attn.k_proj.weight",         1, BK_MAT, BD_KV, BD_D, 0, BN_ALWAYS, LF(wk)},
-    {"model.layers.%d.self_attn.v_proj.weight",         1, BK_MAT, BD_KV, BD_D, 0, BN_ALWAYS, LF(wv)},
-    {"model.layers.%d.self_attn.q_proj.bias",           1, BK_VEC, BD_Q, BD_NONE, 0, BN_QKV_BIAS, LF(bq)},
-    {"model.layers.%d.self_attn.k_proj.bias",           1, BK_VEC, BD_KV, BD_NONE, 0, BN_QKV_BIAS, LF(bk)},
-    {"model.layers.%d.self_attn.v_proj.bias",           1, BK_VEC, BD_KV, BD_NONE, 0, BN_QKV_BIAS, LF(bv)},
-    {"model.layers.%d.self_attn.o_proj.weight",         1, BK_MAT, BD_D, BD_Q, 0, BN_ALWAYS, LF(wo)},
-    {"model.layers.%d.self_attn.o_proj.bias",           1, BK_VEC, BD_D, BD_NONE, 0, BN_OUT_BIAS, LF(bo)},
-    {"model.layers.%d.post_attention_layernorm.weight", 1, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, LF(ffn_norm)},
-    {"model.layers.%d.mlp.gate_proj.weight",            1, BK_MAT, BD_F, BD_D, 0, BN_SWIGLU, LF(w_gate)},
-    {"model.layers.%d.mlp.up_proj.weight",              1, BK_MAT, BD_F, BD_D, 0, BN_ALWAYS, LF(w_up)},
-    {"model.layers.%d.mlp.down_proj.weight",            1, BK_MAT, BD_D, BD_F, 0, BN_ALWAYS, LF(w_down)},
-    {NULL, 0, 0, 0, 0, 0, 0, 0},
-};
-
-/* GPT-2 names; files written by GPT2LMHeadModel prefix them with "transformer." (not
- * lm_head), GPT2Model files do not: both are tried. */
-static const bind_row bind_gpt2[] = {
-    {"wte.weight",              0, BK_MAT, BD_V, BD_D, 0, BN_ALWAYS, MF(tok_emb)},
-    {"wpe.weight",              0, BK_MAT, BD_S, BD_D, 0, BN_LEARNED, MF(pos_emb)},
-    {"ln_f.weight",             0, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, MF(final_norm)},
-    {"ln_f.bias",               0, BK_VEC, BD_D, BD_NONE, 0, BN_NORM_BIAS, MF(final_norm_b)},
-    {"lm_head.weight",          0, BK_MAT, BD_V, BD_D, 0, BN_UNTIED, MF(head)},
-    {"h.%d.ln_1.weight",        1, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, LF(attn_norm)},
-    {"h.%d.ln_1.bias",          1, BK_VEC, BD_D, BD_NONE, 0, BN_NORM_BIAS, LF(attn_norm_b)},
-    {"h.%d.attn.c_attn.weight", 1, BK_QKV, BD_QKV, BD_D, 1, BN_ALWAYS, 0},
-    {"h.%d.attn.c_attn.bias",   1, BK_QKV_BIAS, BD_QKV, BD_NONE, 0, BN_QKV_BIAS, 0},
-    {"h.%d.attn.c_proj.weight", 1, BK_MAT, BD_D, BD_Q, 1, BN_ALWAYS, LF(wo)},
-    {"h.%d.attn.c_proj.bias",   1, BK_VEC, BD_D, BD_NONE, 0, BN_OUT_BIAS, LF(bo)},
-    {"h.%d.ln_2.weight",        1, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, LF(ffn_norm)},
-    {"h.%d.ln_2.bias",          1, BK_VEC, BD_D, BD_NONE, 0, BN_NORM_BIAS, LF(ffn_norm_b)},
-    {"h.%d.mlp.c_fc.weight",    1, BK_MAT, BD_F, BD_D, 1, BN_ALWAYS, LF(w_up)},
-    {"h.%d.mlp.c_fc.bias",      1, BK_VEC, BD_F, BD_NONE, 0, BN_MLP_BIAS, LF(b_up)},
-    {"h.%d.mlp.c_proj.weight",  1, BK_MAT, BD_D, BD_F, 1, BN_ALWAYS, LF(w_down)},
-    {"h.%d.mlp.c_proj.bias",    1, BK_VEC, BD_D, BD_NONE, 0, BN_MLP_BIAS, LF(b_down)},
-    {NULL, 0, 0, 0, 0, 0, 0, 0},
-};
-
-/* GGUF (llama.cpp) names: shapes are stored ne-first, which the reader turns into PyTorch
- * order, so every matrix is already (out, in); GPT-2's attn_qkv is the fused (3D, D) matrix
- * (convert_hf_to_gguf.py transposes the Conv1D weights). q/k rows are interleaved. */
-static const bind_row bind_gguf_llama[] = {
-    {"token_embd.weight",         0, BK_MAT, BD_V, BD_D, 0, BN_ALWAYS, MF(tok_emb)},
-    {"output_norm.weight",        0, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, MF(final_norm)},
-    {"output.weight",             0, BK_MAT, BD_V, BD_D, 0, BN_UNTIED, MF(head)},
-    {"blk.%d.attn_norm.weight",   1, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, LF(attn_norm)},
-    {"blk.%d.attn_q.weight",      1, BK_MAT, BD_Q, BD_D, 0, BN_ALWAYS, LF(wq)},
-    {"blk.%d.attn_k.weight",      1, BK_MAT, BD_KV, BD_D, 0, BN_ALWAYS, LF(wk)},
-    {"blk.%d.attn_v.weight",      1, BK_MAT, BD_KV, BD_D, 0, BN_ALWAYS, LF(wv)},
-    {"blk.%d.attn_q.bias",        1, BK_VEC, BD_Q, BD_NONE, 0, BN_QKV_BIAS, LF(bq)},
-    {"blk.%d.attn_k.bias",        1, BK_VEC, BD_KV, BD_NONE, 0, BN_QKV_BIAS, LF(bk)},
-    {"blk.%d.attn_v.bias",        1, BK_VEC, BD_KV, BD_NONE, 0, BN_QKV_BIAS, LF(bv)},
-    {"blk.%d.attn_output.weight", 1, BK_MAT, BD_D, BD_Q, 0, BN_ALWAYS, LF(wo)},
-    {"blk.%d.ffn_norm.weight",    1, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, LF(ffn_norm)},
-    {"blk.%d.ffn_gate.weight",    1, BK_MAT, BD_F, BD_D, 0, BN_SWIGLU, LF(w_gate)},
-    {"blk.%d.ffn_up.weight",      1, BK_MAT, BD_F, BD_D, 0, BN_ALWAYS, LF(w_up)},
-    {"blk.%d.ffn_down.weight",    1, BK_MAT, BD_D, BD_F, 0, BN_ALWAYS, LF(w_down)},
-    {NULL, 0, 0, 0, 0, 0, 0, 0},
-};
-
-static const bind_row bind_gguf_gpt2[] = {
-    {"token_embd.weight",         0, BK_MAT, BD_V, BD_D, 0, BN_ALWAYS, MF(tok_emb)},
-    {"position_embd.weight",      0, BK_MAT, BD_S, BD_D, 0, BN_LEARNED, MF(pos_emb)},
-    {"output_norm.weight",        0, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, MF(final_norm)},
-    {"output_norm.bias",          0, BK_VEC, BD_D, BD_NONE, 0, BN_NORM_BIAS, MF(final_norm_b)},
-    {"output.weight",             0, BK_MAT, BD_V, BD_D, 0, BN_UNTIED, MF(head)},
-    {"blk.%d.attn_norm.weight",   1, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, LF(attn_norm)},
-    {"blk.%d.attn_norm.bias",     1, BK_VEC, BD_D, BD_NONE, 0, BN_NORM_BIAS, LF(attn_norm_b)},
-    {"blk.%d.attn_qkv.weight",    1, BK_QKV, BD_QKV, BD_D, 0, BN_ALWAYS, 0},
-    {"blk.%d.attn_qkv.bias",      1, BK_QKV_BIAS, BD_QKV, BD_NONE, 0, BN_QKV_BIAS, 0},
-    {"blk.%d.attn_output.weight", 1, BK_MAT, BD_D, BD_Q, 0, BN_ALWAYS, LF(wo)},
-    {"blk.%d.attn_output.bias",   1, BK_VEC, BD_D, BD_NONE, 0, BN_OUT_BIAS, LF(bo)},
-    {"blk.%d.ffn_norm.weight",    1, BK_VEC, BD_D, BD_NONE, 0, BN_ALWAYS, LF(ffn_norm)},
-    {"blk.%d.ffn_norm.bias",      1, BK_VEC, BD_D, BD_NONE, 0, BN_NORM_BIAS, LF(ffn_norm_b)},
-    {"blk.%d.ffn_up.weight",      1, BK_MAT, BD_F, BD_D, 0, BN_ALWAYS, LF(w_up)},
-    {"blk.%d.ffn_up.bias",        1, BK_VEC, BD_F, BD_NONE, 0, BN_MLP_BIAS, LF(b_up)},
-    {"blk.%d.ffn_down.weight",    1, BK_MAT, BD_D, BD_F, 0, BN_ALWAYS, LF(w_down)},
-    {"blk.%d.ffn_down.bias",      1, BK_VEC, BD_D, BD_NONE, 0, BN_MLP_BIAS, LF(b_down)},
-    {NULL, 0, 0, 0, 0, 0, 0, 0},
-};
-
-static const char *const prefixes_llama[] = {"", NULL};
-static const char *const prefixes_gpt2[] = {"transformer.", "", NULL};
-
 /* ---- binding state -------------------------------------------------------------------- */
 
 typedef struct name_idx {
@@ -221,35 +97,6 @@ static int64_t find_tensor(const binder *b, const char *name) {
 }
 
 static int is_gguf(const struct shrink_model *m) { return strcmp(m->format, "gguf") == 0; }
-
-static int64_t dim_value(const sk_config *c, bind_dim d) {
-    int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
-    switch (d) {
-    case BD_D:   return c->dim;
-    case BD_F:   return c->ffn_dim;
-    case BD_V:   return c->vocab_size;
-    case BD_S:   return c->max_seq_len;
-    case BD_Q:   return q;
-    case BD_KV:  return kv;
-    case BD_QKV: return q + 2 * kv;
-    default:     return 0;
-    }
-}
-
-/* 1: must be present, 0: bind when present, -1: ignore. */
-static int need_of(const sk_config *c, bind_need n) {
-    switch (n) {
-    case BN_ALWAYS:    return 1;
-    case BN_QKV_BIAS:  return c->qkv_bias ? 1 : 0;
-    case BN_OUT_BIAS:  return c->arch->out_bias ? 1 : 0;
-    case BN_MLP_BIAS:  return c->arch->mlp_bias ? 1 : 0;
-    case BN_NORM_BIAS: return c->arch->norm_bias ? 1 : 0;
-    case BN_SWIGLU:    return c->arch->ffn == SK_FFN_SWIGLU ? 1 : -1;
-    case BN_LEARNED:   return c->arch->pos == SK_POS_LEARNED ? 1 : -1;
-    case BN_UNTIED:    return c->tied ? -1 : 1;
-    }
-    return 1;
-}
 
 /* Raw bytes of tensor t in an aligned owned-by-caller buffer (NULL on OOM). */
 static void *copy_aligned(const sk_tensor *t) {
@@ -348,16 +195,22 @@ static shrink_status check_shape(binder *b, const sk_tensor *t, int64_t rows, in
                     b->file, t->name, got, want);
 }
 
-static shrink_status bind_one(binder *b, const bind_row *r, int layer) {
+/* Binds role r of layer `layer` (-1: a model tensor) when the file has it. */
+static shrink_status bind_one(binder *b, const sk_trole *r, int layer) {
     const sk_config *c = &b->m->cfg;
-    int need = need_of(c, r->need);
+    int need = sk_trole_need(r, c);
     if (need < 0) return SHRINK_OK;
-    const char *const *pre = c->arch->names == SK_NAMES_GPT2 && !is_gguf(b->m) ? prefixes_gpt2
-                                                                               : prefixes_llama;
+    int gguf = is_gguf(b->m);
     char base[128], name[160];
-    snprintf(base, sizeof base, r->name, layer);
+    if (!sk_trole_name(r, c->arch, gguf ? SK_TNAME_GGUF : SK_TNAME_HF, layer, base, sizeof base)) {
+        if (!need) return SHRINK_OK;
+        return sk_error(SHRINK_ERR_FORMAT, "%s: the %s model needs a tensor this format cannot "
+                        "name", b->file, c->arch->name);
+    }
+    /* HF files may put the arch's prefix before the base model's names, or not */
+    const char *const pre[] = {gguf || r->top ? "" : c->arch->hf_prefix, ""};
     int64_t ti = -1;
-    for (int p = 0; pre[p] && ti < 0; p++) {
+    for (int p = 0; p < 2 && ti < 0; p++) {
         snprintf(name, sizeof name, "%s%s", pre[p], base);
         ti = find_tensor(b, name);
     }
@@ -366,22 +219,25 @@ static shrink_status bind_one(binder *b, const bind_row *r, int layer) {
         return sk_error(SHRINK_ERR_FORMAT, "%s: missing tensor '%s%s'", b->file, pre[0], base);
     }
     const sk_tensor *t = &b->m->tensors[ti];
-    int64_t rows = dim_value(c, r->rows), cols = dim_value(c, r->cols);
-    shrink_status st = check_shape(b, t, rows, cols, r->conv1d);
+    int conv1d = !gguf && sk_trole_conv1d(r, c->arch);
+    int64_t rows = sk_tdim_value(c, r->rows);
+    int64_t cols = r->cols == SK_TD_1 ? 0 : sk_tdim_value(c, r->cols); /* 0: a vector */
+    shrink_status st = check_shape(b, t, rows, cols, conv1d);
     if (st) return st;
     b->used[ti] = 1;
 
-    uint8_t *base_ptr = layer >= 0 ? (uint8_t *)&b->m->layers[layer] : (uint8_t *)b->m;
+    /* where the table says the role lives: a field of the layer or of the model's globals */
+    uint8_t *base_ptr = layer >= 0 ? (uint8_t *)&b->m->layers[layer] : (uint8_t *)&b->m->tok_emb;
     sk_layer *l = layer >= 0 ? &b->m->layers[layer] : NULL;
-    int64_t q = dim_value(c, BD_Q), kv = dim_value(c, BD_KV);
-    switch (r->kind) {
-    case BK_MAT:
-        return bind_mat(b, t, rows, cols, r->conv1d, (sk_mat *)(base_ptr + r->off));
-    case BK_VEC:
+    int64_t q = sk_tdim_value(c, SK_TD_Q), kv = sk_tdim_value(c, SK_TD_KV);
+    switch (r->bind) {
+    case SK_TB_MAT:
+        return bind_mat(b, t, rows, cols, conv1d, (sk_mat *)(base_ptr + r->off));
+    case SK_TB_VEC:
         return bind_vec(b, t, (const float **)(base_ptr + r->off));
-    case BK_QKV: {
+    case SK_TB_QKV: {
         sk_mat all;
-        if ((st = bind_mat(b, t, rows, cols, r->conv1d, &all))) return st;
+        if ((st = bind_mat(b, t, rows, cols, conv1d, &all))) return st;
         size_t rb = (size_t)sk_dtype_row_bytes(all.dtype, cols); /* bytes per row */
         const uint8_t *p = all.data;
         l->wq = (sk_mat){.dtype = all.dtype, .rows = q, .cols = cols, .data = p};
@@ -390,7 +246,7 @@ static shrink_status bind_one(binder *b, const bind_row *r, int layer) {
                          .data = p + (size_t)(q + kv) * rb};
         return SHRINK_OK;
     }
-    case BK_QKV_BIAS: {
+    case SK_TB_QKV_BIAS: {
         const float *v;
         if ((st = bind_vec(b, t, &v))) return st;
         l->bq = v;
@@ -398,11 +254,13 @@ static shrink_status bind_one(binder *b, const bind_row *r, int layer) {
         l->bv = v + q + kv;
         return SHRINK_OK;
     }
+    case SK_TB_NONE:
+        return SHRINK_OK;
     }
     return SHRINK_OK;
 }
 
-/* Binds every row of the architecture's table; sets the tied head, counts parameters. */
+/* Binds every row of the tensor table; sets the tied head, counts parameters. */
 static shrink_status bind_all(struct shrink_model *m, const shrink_load_params *params,
                               const char *file, int64_t *n_params) {
     const sk_config *c = &m->cfg;
@@ -418,10 +276,10 @@ static shrink_status bind_all(struct shrink_model *m, const shrink_load_params *
     for (int64_t i = 0; i < m->n_tensors; i++) b.sorted[i] = (name_idx){m->tensors[i].name, i};
     qsort(b.sorted, (size_t)m->n_tensors, sizeof *b.sorted, cmp_name_idx);
 
-    int gpt2 = c->arch->names == SK_NAMES_GPT2;
-    const bind_row *rows = is_gguf(m) ? (gpt2 ? bind_gguf_gpt2 : bind_gguf_llama)
-                                      : (gpt2 ? bind_gpt2 : bind_llama);
-    for (const bind_row *r = rows; r->name && !st; r++) {
+    int n_roles;
+    const sk_trole *roles = sk_troles(&n_roles);
+    for (int i = 0; i < n_roles && !st; i++) {
+        const sk_trole *r = &roles[i];
         if (!r->layer) st = bind_one(&b, r, -1);
         for (int l = 0; r->layer && l < c->n_layers && !st; l++) st = bind_one(&b, r, l);
     }
@@ -564,7 +422,7 @@ static shrink_status load_gguf(struct shrink_model *m, const char *path,
                                const shrink_load_params *params, int bind) {
     m->format = "gguf";
     int want_tok = !params->no_tokenizer && !params->tokenizer_path;
-    shrink_status st = sk_gguf_open(m, path, want_tok);
+    shrink_status st = sk_gguf_open(&m->files, path, want_tok);
     if (st) return st;
     if (bind) {
         int64_t n_params = 0;
@@ -606,10 +464,10 @@ static shrink_status load_into(struct shrink_model *m, const char *path,
         m->format = "safetensors";
         if (!weights && (st = hf_weights(dir, &weights))) goto out;
         if ((st = sk_config_load(dir, &m->cfg))) goto out;
-        if ((st = sk_safetensors_open(m, weights))) goto out;
+        if ((st = sk_safetensors_open(&m->files, weights))) goto out;
     } else {
         m->format = "llama2c";
-        if ((st = sk_llama2c_open(m, path))) goto out;
+        if ((st = sk_llama2c_open(&m->files, path))) goto out;
         weights = sk_strdup(path);
         if (!weights) {
             st = sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);

@@ -1,5 +1,6 @@
 /*
- * model.h - the in-memory model: configuration, architecture row, weights, tensor table.
+ * model.h - the in-memory model: configuration, weights, file tensors (the types they are made
+ * of, and the tensor table, are in formats/tensors.h).
  *
  * Shapes (stated once): D = dim (hidden size), L = n_layers, H = n_heads, KV = n_kv_heads,
  * hd = head_dim, F = ffn_dim (intermediate size), V = vocab_size, S = max_seq_len.
@@ -15,94 +16,17 @@
 
 #include "../core/core.h"
 #include "../kernels/kernels.h"
+#include "../formats/formats.h" /* sk_files; sk_arch, sk_config, sk_layer, sk_tensor, the tensor table */
 
-typedef enum sk_norm_kind { SK_NORM_RMS, SK_NORM_LAYER } sk_norm_kind;
-typedef enum sk_ffn_kind { SK_FFN_SWIGLU, SK_FFN_GELU_TANH } sk_ffn_kind;
-typedef enum sk_pos_kind { SK_POS_ROPE, SK_POS_LEARNED } sk_pos_kind;
-typedef enum sk_rope_layout {
-    SK_ROPE_HALF,        /* Hugging Face rotate-half: pairs (i, i + hd/2) */
-    SK_ROPE_INTERLEAVED, /* llama2.c / GGUF: pairs (2i, 2i + 1) */
-} sk_rope_layout;
-typedef enum sk_names {
-    SK_NAMES_LLAMA, /* model.embed_tokens, model.layers.N.self_attn.q_proj, ... */
-    SK_NAMES_GPT2,  /* [transformer.]wte, h.N.attn.c_attn (Conv1D, fused q|k|v), ... */
-} sk_names;
-
-/* One row per architecture (arch.c). */
-typedef struct sk_arch {
-    const char  *name;        /* "llama", "gpt2" */
-    sk_norm_kind norm;
-    sk_ffn_kind  ffn;
-    sk_pos_kind  pos;
-    int          norm_bias;   /* LayerNorm has a bias */
-    int          mlp_bias;    /* FFN linear layers have biases */
-    int          out_bias;    /* attention output projection has a bias */
-    int          qkv_bias;    /* q/k/v projections have biases by default (GPT-2, Qwen2) */
-    int          tied;        /* default of tie_word_embeddings */
-    sk_names     names;       /* tensor naming scheme of Hugging Face files */
-} sk_arch;
-
-SK_HIDDEN const sk_arch *sk_arch_find(const char *name); /* NULL if unknown */
-SK_HIDDEN const sk_arch *sk_arch_at(int i);              /* row i, NULL past the end */
-
-typedef struct sk_config {
-    const sk_arch *arch;
-    int32_t        dim;
-    int32_t        n_layers;
-    int32_t        n_heads;
-    int32_t        n_kv_heads;
-    int32_t        head_dim;
-    int32_t        ffn_dim;
-    int32_t        vocab_size;
-    int32_t        max_seq_len;
-    float          norm_eps;
-    float          rope_theta;
-    sk_rope_layout rope_layout;
-    int            tied;       /* output head shares the token embedding */
-    int            qkv_bias;   /* attention q/k/v biases (GPT-2, Qwen2) */
-    int32_t        bos_id;     /* -1 if none */
-    int32_t        eos_id;
-    int            add_bos;    /* texts get BOS prepended (Llama: yes, GPT-2: no) */
-} sk_config;
-
-/* Checks a config for values the decoder cannot run; the message names the field and the
- * source (`what`, e.g. the config.json path). */
-SK_HIDDEN shrink_status sk_config_validate(const sk_config *c, const char *what);
-
-typedef struct sk_layer {
-    const float *attn_norm;    /* (D) */
-    const float *attn_norm_b;  /* (D) or NULL */
-    sk_mat       wq;           /* (H*hd, D) */
-    sk_mat       wk;           /* (KV*hd, D) */
-    sk_mat       wv;           /* (KV*hd, D) */
-    const float *bq;           /* (H*hd) or NULL */
-    const float *bk;           /* (KV*hd) or NULL */
-    const float *bv;           /* (KV*hd) or NULL */
-    sk_mat       wo;           /* (D, H*hd) */
-    const float *bo;           /* (D) or NULL */
-    const float *ffn_norm;     /* (D) */
-    const float *ffn_norm_b;   /* (D) or NULL */
-    sk_mat       w_gate;       /* (F, D) SwiGLU only */
-    sk_mat       w_up;         /* (F, D) */
-    const float *b_up;         /* (F) or NULL */
-    sk_mat       w_down;       /* (D, F) */
-    const float *b_down;       /* (D) or NULL */
-} sk_layer;
-
-/* A tensor as stored in the file, for `shrink info` and the writers. */
-typedef struct sk_tensor {
-    char        *name;
-    shrink_dtype dtype;
-    int32_t      n_dims;
-    int64_t      shape[4];
-    uint64_t     bytes;
-    const void  *data;         /* view into a mapping */
-} sk_tensor;
+#include <stddef.h>
 
 struct shrink_tokenizer;
 
 struct shrink_model {
-    sk_config    cfg;
+    union {                    /* what the format readers fill (formats.h) */
+        sk_files files;
+        struct { SK_FILES_FIELDS };
+    };
     const char  *format;       /* "llama2c", "safetensors" */
     char        *path;         /* what was loaded */
     sk_mat       tok_emb;      /* (V, D) */
@@ -112,20 +36,21 @@ struct shrink_model {
     sk_mat       head;         /* (V, D); == tok_emb when tied */
     sk_layer    *layers;       /* L of them */
 
-    sk_tensor   *tensors;      /* file tensors, in file order */
-    int64_t      n_tensors;
     int64_t      n_params;     /* elements of the tensors bound to the fields above */
-    uint64_t     file_bytes;
     uint64_t     weight_bytes; /* bytes of the matrices and vectors the decoder reads */
 
-    sk_map      *maps;         /* mapped files */
-    int          n_maps;
     void       **owned;        /* buffers owned by the model (converted weights) */
     int          n_owned;
     int          cap_owned;
-
-    struct shrink_tokenizer *tok; /* NULL if none */
 };
+
+/* The weights outside the layers are laid out as sk_globals (the tensor table's offsets). */
+#define SK_GLOBAL_AT(f) (offsetof(struct shrink_model, f) - offsetof(struct shrink_model, tok_emb))
+_Static_assert(SK_GLOBAL_AT(pos_emb) == offsetof(sk_globals, pos_emb) &&
+               SK_GLOBAL_AT(final_norm) == offsetof(sk_globals, final_norm) &&
+               SK_GLOBAL_AT(final_norm_b) == offsetof(sk_globals, final_norm_b) &&
+               SK_GLOBAL_AT(head) == offsetof(sk_globals, head),
+               "struct shrink_model's weights must match sk_globals");
 
 /* Registers a buffer for release by shrink_model_free. Returns buf, or NULL (and frees buf)
  * if registering fails. */

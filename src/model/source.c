@@ -11,10 +11,29 @@
 
 #include <dirent.h>
 
-/* The file tensor of canonical tensor t (write.c knows the file names of every role). */
+/* The file tensor of canonical tensor t in model m (named as the model's file format names it,
+ * through the tensor table), and whether it is stored transposed. */
 static const sk_tensor *model_tensor(const struct shrink_model *m, const sk_wtensor *t,
                                      int *stored_t) {
-    return sk_model_file_tensor(m, t, stored_t);
+    const sk_trole *r = sk_trole_at(t->role);
+    int gguf = strcmp(m->format, "gguf") == 0;
+    const sk_arch *a = m->cfg.arch;
+    *stored_t = 0;
+    char base[128], full[160];
+    if (!sk_trole_name(r, a, gguf ? SK_TNAME_GGUF : SK_TNAME_HF, t->layer, base, sizeof base))
+        return NULL;
+    /* HF files may put the arch's prefix before the base model's names, or not */
+    const char *const pre[] = {gguf || r->top ? "" : a->hf_prefix, ""};
+    for (int p = 0; p < 2; p++) {
+        snprintf(full, sizeof full, "%s%s", pre[p], base);
+        for (int64_t i = 0; i < m->n_tensors; i++) {
+            if (strcmp(m->tensors[i].name, full) == 0) {
+                *stored_t = !gguf && sk_trole_conv1d(r, a);
+                return &m->tensors[i];
+            }
+        }
+    }
+    return NULL;
 }
 
 static int ends_with(const char *s, const char *suffix) {

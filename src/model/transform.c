@@ -14,15 +14,15 @@
 
 /* ---- opening ------------------------------------------------------------------------------ */
 
-/* The tensors sk_gguf_write writes: the canonical list, plus output.weight for a tied GPT-2
- * (gguf.c's gguf_list). */
+/* The tensors sk_gguf_write writes: the canonical list, plus output.weight for a tied model
+ * of an arch whose GGUF files repeat the head (GPT-2; gguf.c's gguf_list). */
 static shrink_status list_tensors(sk_xf *xf) {
     const sk_config *c = &xf->base.cfg;
     sk_wtensor *ts;
     int64_t n;
     shrink_status st = sk_wtensors(c, &ts, &n);
     if (st) return st;
-    int extra = c->arch->names == SK_NAMES_GPT2 && c->tied;
+    int extra = c->arch->gguf_head && c->tied;
     sk_xf_tensor *x = sk_calloc((size_t)(n + extra), sizeof *x);
     if (!x) {
         sk_free(ts);
@@ -32,12 +32,14 @@ static shrink_status list_tensors(sk_xf *xf) {
     if (extra) {
         x[n].t = ts[0];
         x[n].t.role = SK_ROLE_HEAD;
-        snprintf(x[n].t.name, sizeof x[n].t.name, "lm_head.weight");
+        sk_trole_name(sk_trole_at(SK_ROLE_HEAD), c->arch, SK_TNAME_HF, -1, x[n].t.name,
+                      sizeof x[n].t.name);
     }
     sk_free(ts);
     for (int64_t i = 0; i < n + extra; i++) {
-        const char *pat = sk_role_name(x[i].t.role, 1, 0);
-        snprintf(x[i].name, sizeof x[i].name, pat ? pat : "?", x[i].t.layer);
+        if (!sk_trole_name(sk_trole_at(x[i].t.role), c->arch, SK_TNAME_GGUF, x[i].t.layer,
+                           x[i].name, sizeof x[i].name))
+            snprintf(x[i].name, sizeof x[i].name, "?");
         x[i].in_dtype = xf->base.dtype_of ? xf->base.dtype_of(xf->base.user, &x[i].t)
                                           : xf->base.dtype;
     }
@@ -85,7 +87,7 @@ static shrink_status ensure_stage(sk_xf *xf, int64_t cols) {
 
 /* Records the first failure of a thread (its message is thread-local). */
 static void thread_fail(sk_xf *xf, shrink_status st) {
-    #pragma omp critical(sk_xf_err)
+    #pragma omp critical
     if (!xf->err) {
         xf->err = st;
         snprintf(xf->err_msg, sizeof xf->err_msg, "%s", shrink_last_error());

@@ -32,6 +32,7 @@
 #include "quant.h"
 
 #include "../model/transform.h"
+#include "../model/model.h"
 
 #include "../tokenizer/tokenizer.h"
 #include "../kernels/q_search.h"
@@ -133,25 +134,22 @@ shrink_dtype sk_mix_type(sk_mix mix, const char *name, int64_t ne0, int i_layer,
     const shrink_dtype base = mix == SK_MIX_Q5_K_M ? SHRINK_DTYPE_Q5_K : SHRINK_DTYPE_Q4_K;
     shrink_dtype t = base;
     if (mix == SK_MIX_NONE) return sk_quant_fallback(base, ne0, fallback);
-    if (strcmp(name, "output.weight") == 0 ||
-        (!has_output && strcmp(name, "token_embd.weight") == 0)) {
+    /* the role of the GGUF name (llama.cpp's rules go by name; the table maps it) */
+    int layer, role = sk_trole_find(NULL, SK_TNAME_GGUF, name, n_layer, &layer);
+    if (role == SK_ROLE_HEAD || (!has_output && role == SK_ROLE_TOK_EMB)) {
         /* the output matrix (or the embedding that serves as one): q6_K, q8_0 if the base
          * type's block does not divide its rows */
         t = ne0 % (int64_t)sk_dtype(base)->block != 0 ? SHRINK_DTYPE_Q8_0 : SHRINK_DTYPE_Q6_K;
-    } else if (strcmp(name, "token_embd.weight") == 0) {
-        /* the base type */
-    } else if (strstr(name, "attn_v.weight")) {
+    } else if (role == SK_ROLE_WV) {
         if (use_more_bits(i_layer, n_layer)) t = SHRINK_DTYPE_Q6_K;
         if (is_70b && t == SHRINK_DTYPE_Q4_K) t = SHRINK_DTYPE_Q5_K;
-    } else if (strstr(name, "attn_k.weight") || strstr(name, "attn_q.weight")) {
-        /* the base type (other file types change these) */
-    } else if (strstr(name, "ffn_down")) {
+    } else if (role == SK_ROLE_W_DOWN) {
         if (use_more_bits(i_layer, n_layer)) t = SHRINK_DTYPE_Q6_K;
-    } else if (strstr(name, "attn_output.weight")) {
-        /* the base type */
-    } else if (strstr(name, "attn_qkv.weight")) {
+    } else if (role == SK_ROLE_WQKV) {
         t = mix == SK_MIX_Q4_K_M ? SHRINK_DTYPE_Q5_K : SHRINK_DTYPE_Q6_K;
     }
+    /* every other matrix (token embedding, q, k, attention output, gate, up): the base type
+     * (other file types change some of these) */
     /* llama.cpp's convert_incompatible_tensor: q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0, then
      * f16; q8_0 has no fallback there (it refuses the model), f16 here */
     return sk_quant_fallback(t, ne0, fallback);
@@ -244,8 +242,8 @@ static shrink_status plan_tensor(void *user, sk_xf *xf, sk_xf_tensor *x) {
         shrink_dtype d = x->in_dtype;
         x->dtype = sk_dtype(d)->block == 1 && d <= SHRINK_DTYPE_BF16 ? d : SHRINK_DTYPE_F32;
     } else if (s->mix != SK_MIX_NONE) {
-        int is_70b = c->arch->names == SK_NAMES_LLAMA && c->n_layers == 80 &&
-                     c->n_heads != c->n_kv_heads;
+        /* llama.cpp's 70B rule (80 layers with GQA: only the Llama family has GQA) */
+        int is_70b = c->n_layers == 80 && c->n_heads != c->n_kv_heads;
         x->dtype = sk_mix_type(s->mix, x->name, t->cols, t->layer, c->n_layers, in->has_output,
                                is_70b, &q->fallback);
     } else {
@@ -612,7 +610,7 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
     r->requantized = quantized;
     r->in_file_bytes = m->file_bytes;
     /* output.weight is written unless the head is the token embedding */
-    j.has_output = !m->cfg.tied || m->cfg.arch->names == SK_NAMES_GPT2;
+    j.has_output = !m->cfg.tied || m->cfg.arch->gguf_head;
     /* one dequantized row of the longest tensor row per thread, and per-thread sums */
     for (int64_t i = 0; i < xf.n; i++) {
         int64_t cols = xf.ts[i].t.n_dims == 1 ? xf.ts[i].t.rows : xf.ts[i].t.cols;

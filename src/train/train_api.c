@@ -6,6 +6,8 @@
  */
 #include "optim.h"
 
+#include "../model/model.h"
+
 #include "../tokenizer/tokenizer.h"
 
 #include <errno.h>

@@ -62,7 +62,14 @@ static int cmd_help(int argc, char **argv) {
     return c->run(2, sub);
 }
 
+/* The library's diagnostics (e.g. a bad SHRINK_KERNELS) on stderr, as "shrink: <msg>". */
+static void log_to_stderr(const char *msg, void *user) {
+    (void)user;
+    fprintf(stderr, "shrink: %s\n", msg);
+}
+
 int main(int argc, char **argv) {
+    shrink_set_log_callback(log_to_stderr, NULL);
     if (argc < 2) {
         print_usage(stderr);
         return CLI_USAGE;
