@@ -613,16 +613,16 @@ fi
 pdir="$tmp/prune"
 mkdir -p "$pdir"
 if [ -z "$model" ] || [ -z "$text" ]; then
-    skipped "prune: stories260K or ppl_text.txt not found"
+    missing "prune: stories260K or ppl_text.txt"
 else
     if expect_ok "prune magnitude --json" "$bin" prune "$model" "$pdir/mag.gguf" --method magnitude \
         --sparsity 0.5 --json; then
         json_has "prune --json" input output method pattern sparsity n_pruned_params n_zero \
             n_params n_tensors n_pruned in_file_bytes out_file_bytes tensor_bytes calib_tokens \
             seconds peak_rss_bytes tensors rel_err
-        awk -v z="$(json_num n_zero)" -v n="$(json_num n_pruned_params)" \
-            'BEGIN { exit !(n > 0 && z / n >= 0.49 && z / n <= 0.5) }' && ok ||
-            bad "prune magnitude 0.5: $(json_num n_zero) zeros of $(json_num n_pruned_params)"
+        jcheck 'N(1) >= 0.49 && N(1) <= 0.5 && N(2) == N(3) / N(4) && S(5) == "true"' sparsity \
+            n_zero n_zero n_pruned_params tensors.2.pruned && ok ||
+            bad "prune magnitude 0.5: sparsity / n_zero / tensors.2.pruned: $(head -c 300 "$tmp/out")"
         [ "$(json_num out_file_bytes)" = "$(wc -c <"$pdir/mag.gguf")" ] && ok ||
             bad "prune --json: out_file_bytes != file size"
         head -c 3000 "$text" >"$pdir/prefix.txt"
