@@ -643,6 +643,14 @@ else
     expect_fail "prune: short calibration text" "were asked" \
         "$bin" prune "$model" "$pdir/bad3.gguf" --method wanda --sparsity 0.5 --calib "$text" \
         --calib-tokens 10000000
+    ltok=$(asset models/tokenizers/llama2/tokenizer.model) || ltok=""
+    if [ -n "$ltok" ]; then
+        expect_fail "prune: calibration tokenizer of another vocabulary" "32000 tokens" \
+            "$bin" prune "$model" "$pdir/bad7.gguf" --method wanda --sparsity 0.5 \
+            --calib "$text" --tokenizer "$ltok"
+    else
+        missing "prune: models/tokenizers/llama2/tokenizer.model"
+    fi
     expect_fail "prune: wanda without --calib" "--calib" \
         "$bin" prune "$model" "$pdir/bad4.gguf" --method wanda --sparsity 0.5
     expect_fail "prune: OUT is IN" "is the input" \
@@ -651,7 +659,7 @@ else
     [ $rc -eq 2 ] && ok || bad "prune --pattern two:four: exit $rc (want 2)"
     run "$bin" prune "$model" "$pdir/bad6.gguf" --sparsity 0.5
     [ $rc -eq 2 ] && ok || bad "prune without --method: exit $rc (want 2)"
-    for f in bad1 bad2 bad3 bad4 bad5 bad6; do
+    for f in bad1 bad2 bad3 bad4 bad5 bad6 bad7; do
         [ ! -e "$pdir/$f.gguf" ] && ok || bad "prune left $pdir/$f.gguf behind"
     done
     [ -z "$(ls -A "$pdir" | grep '^\.')" ] && ok || bad "prune left temporaries: $(ls -A "$pdir" | grep '^\.')"
