@@ -17,6 +17,7 @@ static const cli_command commands[] = {
     {"ppl",      "perplexity and bits per byte of a model on a text file",        cmd_ppl},
     {"bench",    "prompt-processing and decode speed, memory, roofline fraction", cmd_bench},
     {"compare",  "ppl, KL divergence, top-1, speed, RSS of models against a base", cmd_compare},
+    {"eval",     "task accuracy: lambada, multiple choice, generation; models side by side", cmd_eval},
     {"convert",  "convert a model between GGUF, Hugging Face and llama2.c",       cmd_convert},
     {"quantize", "quantize a model to GGUF: q4_K_M, q8_0, int4_g128, nf4, w8a8, ...", cmd_quantize},
     {"prune",    "prune linear layers: threshold, magnitude, wanda, sparsegpt, 2:4", cmd_prune},
