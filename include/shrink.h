@@ -731,6 +731,8 @@ typedef struct shrink_train_log {
     double  seconds;     /* wall time of this process so far */
     double  eta;         /* seconds left at the current speed */
     bool    saved;       /* a checkpoint was written after this step */
+    double  val_kl;      /* distillation: KL(teacher || student) on the validation windows at
+                            this step (temperature 1), NaN when not evaluated or not distilling */
 } shrink_train_log;
 
 typedef struct shrink_train_params {
@@ -759,6 +761,16 @@ typedef struct shrink_train_params {
     int64_t     save_every;     /* checkpoint every K steps and at the end (0: at the end) */
     void      (*log)(void *user, const shrink_train_log *l);  /* after every step; may be NULL */
     void       *user;
+    /* Distillation (docs/distillation.md; `shrink distill`): with a teacher the loss is
+     * alpha tau^2 KL(softmax(z_t / tau) || softmax(z_s / tau)) + (1 - alpha) CE(z_s, y), the
+     * teacher (any format shrink_model_load reads) run through the decoder on every batch. It
+     * must have the student's vocabulary and tokenizer (SHRINK_ERR_ARG names the first token
+     * that differs). The validation loss stays the cross-entropy; val_kl is added. */
+    const char *teacher;        /* NULL: plain training */
+    double      alpha;          /* weight of the KL term, in [0, 1] */
+    double      temperature;    /* tau > 0 */
+    int32_t     top_k;          /* 0: the whole vocabulary; K: the teacher's top K, renormalized */
+    bool        weak;           /* the teacher's top-1 token as the soft target (K = 1) */
 } shrink_train_params;
 
 typedef struct shrink_train_result {
@@ -767,6 +779,8 @@ typedef struct shrink_train_result {
     double  loss;               /* of the last step */
     double  val_loss;           /* last validation loss (NaN if none) */
     double  val_loss_start;     /* validation loss before this process's first step */
+    double  val_kl;             /* distillation: last validation KL to the teacher (NaN if none) */
+    double  val_kl_start;       /* distillation: the same before this process's first step */
     int64_t n_params;           /* trainable parameters */
     int64_t train_tokens;       /* tokens in the training data */
     int64_t valid_tokens;

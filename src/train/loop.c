@@ -10,6 +10,8 @@
  */
 #include "optim.h"
 
+#include "../model/model.h"
+
 #include <math.h>
 
 sk_train_opts sk_train_opts_default(void) {
@@ -41,15 +43,31 @@ static shrink_status check_opts(const sk_train_opts *o, const sk_train_model *tm
         return sk_error(SHRINK_ERR_ARG, "train: bad schedule");
     if ((unsigned)o->optim.kind >= SK_OPTIM_COUNT)
         return sk_error(SHRINK_ERR_ARG, "train: bad optimizer");
+    const sk_distill_opts *d = o->distill;
+    if (d) {
+        if (!d->teacher) return sk_error(SHRINK_ERR_ARG, "distill: no teacher");
+        if (!(d->alpha >= 0 && d->alpha <= 1))
+            return sk_error(SHRINK_ERR_ARG, "distill: alpha %g is not in [0, 1]", d->alpha);
+        if (!(d->tau > 0) || !isfinite(d->tau))
+            return sk_error(SHRINK_ERR_ARG, "distill: temperature %g must be > 0", d->tau);
+        if (d->top_k < 0)
+            return sk_error(SHRINK_ERR_ARG, "distill: top-k %d < 0", d->top_k);
+        if (d->teacher->cfg.vocab_size != tm->cfg.vocab_size)
+            return sk_error(SHRINK_ERR_ARG, "distill: the teacher's vocabulary has %d tokens, "
+                            "the student's %d", d->teacher->cfg.vocab_size, tm->cfg.vocab_size);
+        if (o->ctx > d->teacher->cfg.max_seq_len)
+            return sk_error(SHRINK_ERR_ARG, "distill: context %d exceeds the teacher's %d",
+                            o->ctx, d->teacher->cfg.max_seq_len);
+    }
     return SHRINK_OK;
 }
 
 /* The options that decide the trajectory, as text: a checkpoint only resumes a run whose
  * text is equal. Doubles with 17 digits (exact). */
 static char *config_text(const sk_train_opts *o, const sk_train_model *tm, const sk_tokens *d) {
-    char *s = sk_malloc(1024);
+    char *s = sk_malloc(2048);
     if (!s) return NULL;
-    snprintf(s, 1024,
+    snprintf(s, 2048,
              "steps=%" PRId64 "\nbatch=%d\nctx=%d\naccum=%d\nschedule=%s\nlr=%.17g\n"
              "lr_min=%.17g\nwarmup=%" PRId64 "\noptim=%s\nbeta1=%.17g\nbeta2=%.17g\n"
              "eps=%.17g\nwd=%.17g\nmomentum=%.17g\nclip=%.17g\nseed=%" PRIu64 "\n"
@@ -58,6 +76,13 @@ static char *config_text(const sk_train_opts *o, const sk_train_model *tm, const
              o->sched.lr_min, o->sched.warmup, o->optim.kind == SK_OPTIM_ADAMW ? "adamw" : "sgd",
              o->optim.beta1, o->optim.beta2, o->optim.eps, o->optim.wd, o->optim.momentum,
              o->clip, o->seed, o->sequential, o->decay_vectors, tm->n_elems, d->n);
+    if (o->distill) {
+        const sk_distill_opts *x = o->distill;
+        size_t len = strlen(s);
+        snprintf(s + len, 2048 - len, "teacher=%s\nalpha=%.9g\ntemperature=%.9g\ntop_k=%d\n"
+                 "weak=%d\n", x->teacher_id ? x->teacher_id : "?", x->alpha, x->tau, x->top_k,
+                 x->weak);
+    }
     return s;
 }
 
@@ -72,6 +97,8 @@ static void bind_params(sk_trainer *tr) {
         };
     }
 }
+
+static int train_k(const sk_trainer *tr);
 
 shrink_status sk_trainer_create(sk_trainer **out, sk_train_model *tm, const sk_tokens *train,
                                 const sk_tokens *valid, const sk_train_opts *o) {
@@ -104,6 +131,19 @@ shrink_status sk_trainer_create(sk_trainer **out, sk_train_model *tm, const sk_t
     }
     if ((st = sk_optim_create(&tr->opt, &o->optim, tr->op, (int)tm->n_params))) goto out_free;
     if ((st = sk_train_reserve(tm, o->batch, o->ctx))) goto out_free;
+    tr->val_kl = NAN;
+    if (o->distill) {
+        const size_t V = (size_t)tm->cfg.vocab_size, N = (size_t)o->batch * o->ctx;
+        if ((st = shrink_context_create(&tr->tctx, o->distill->teacher, o->ctx, o->ctx)))
+            goto out_free;
+        tr->tlogits = sk_malloc((size_t)o->ctx * V * sizeof(float));
+        tr->tlogp   = sk_malloc(N * V * sizeof(float));
+        tr->tidx    = sk_malloc(N * (size_t)train_k(tr) * sizeof(int32_t));
+        if (!tr->tlogits || !tr->tlogp || !tr->tidx) {
+            st = sk_error(SHRINK_ERR_NOMEM, "distill: out of memory for the teacher's logits");
+            goto out_free;
+        }
+    }
     *out = tr;
     return SHRINK_OK;
 out_free:
@@ -117,15 +157,50 @@ void sk_trainer_free(sk_trainer *tr) {
     sk_free(tr->op);
     sk_free(tr->tokens);
     sk_free(tr->config);
+    shrink_context_free(tr->tctx);
+    sk_free(tr->tlogits);
+    sk_free(tr->tlogp);
+    sk_free(tr->tidx);
     sk_free(tr);
 }
 
 /* ==== validation ========================================================================== */
 
-shrink_status sk_trainer_eval(sk_trainer *tr, double *loss) {
+/* The teacher's rows for b windows of tr->tokens: the decoder's logits of each window's T
+ * inputs, turned into log-probabilities at tau over K entries per row (K >= V: all). */
+static shrink_status teacher_rows(sk_trainer *tr, int32_t b, float tau, int K,
+                                  sk_distill_rows *rows) {
+    const int32_t T = tr->o.ctx, V = tr->tm->cfg.vocab_size;
+    if (K >= V) K = V;
+    for (int32_t j = 0; j < b; j++) {
+        shrink_status st = shrink_context_eval(tr->tctx, tr->tokens + (size_t)j * (T + 1), T, 0,
+                                               tr->tlogits, T);
+        if (st) return st;
+        for (int32_t t = 0; t < T; t++) {
+            const size_t row = (size_t)j * T + t;
+            sk_distill_teacher_row(tr->tlogits + (size_t)t * V, V, tau, K,
+                                   K < V ? tr->tidx + row * K : NULL, tr->tlogp + row * K);
+        }
+    }
+    rows->tau  = tau;
+    rows->K    = K;
+    rows->idx  = K < V ? tr->tidx : NULL;
+    rows->logp = tr->tlogp;
+    return SHRINK_OK;
+}
+
+/* K of the training rows: 1 (weak), top_k, or V. */
+static int train_k(const sk_trainer *tr) {
+    const sk_distill_opts *d = tr->o.distill;
+    const int V = tr->tm->cfg.vocab_size;
+    return d->weak ? 1 : d->top_k > 0 && d->top_k < V ? d->top_k : V;
+}
+
+shrink_status sk_trainer_eval(sk_trainer *tr, double *loss, double *kl) {
     int32_t T = tr->o.ctx, B = tr->o.batch;
-    double  sum = 0.0;
+    double  sum = 0.0, kl_sum = 0.0;
     *loss = NAN;
+    if (kl) *kl = NAN;
     if (!tr->n_valid) return sk_error(SHRINK_ERR_ARG, "train: no validation data");
     for (int64_t w0 = 0; w0 < tr->n_valid; w0 += B) {
         int32_t b = (int32_t)(tr->n_valid - w0 < B ? tr->n_valid - w0 : B);
@@ -133,11 +208,22 @@ shrink_status sk_trainer_eval(sk_trainer *tr, double *loss) {
             for (int32_t i = 0; i <= T; i++)
                 tr->tokens[j * (T + 1) + i] = sk_tokens_at(tr->valid, (w0 + j) * T + i);
         float l;
-        shrink_status st = sk_train_loss(tr->tm, tr->tokens, b, T, &l);
-        if (st) return st;
+        shrink_status st;
+        if (tr->o.distill) {
+            /* alpha 1, tau 1, the whole vocabulary: ce = the plain loss, kl = KL to the teacher */
+            sk_distill_rows rows = {.alpha = 1.0f};
+            double ce, k;
+            if ((st = teacher_rows(tr, b, 1.0f, tr->tm->cfg.vocab_size, &rows)) ||
+                (st = sk_train_loss_distill(tr->tm, tr->tokens, b, T, &rows, &l, &ce, &k)))
+                return st;
+            l = (float)ce;
+            kl_sum += k * b;
+        } else if ((st = sk_train_loss(tr->tm, tr->tokens, b, T, &l)))
+            return st;
         sum += (double)l * b;
     }
     *loss = sum / (double)tr->n_valid;
+    if (kl && tr->o.distill) *kl = kl_sum / (double)tr->n_valid;
     return SHRINK_OK;
 }
 
@@ -153,8 +239,15 @@ static shrink_status train_step(sk_trainer *tr, shrink_train_log *lg) {
     for (int32_t a = 0; a < o->accum; a++) {
         sk_loader_next(&tr->train, o->batch, tr->tokens);
         float l;
-        shrink_status st = sk_train_forward_backward(tm, tr->tokens, o->batch, o->ctx, &l);
-        if (st) return st;
+        shrink_status st;
+        if (o->distill) {
+            sk_distill_rows rows = {.alpha = o->distill->alpha};
+            if ((st = teacher_rows(tr, o->batch, o->distill->tau, train_k(tr), &rows)) ||
+                (st = sk_train_forward_backward_distill(tm, tr->tokens, o->batch, o->ctx, &rows,
+                                                        &l, NULL, NULL)))
+                return st;
+        } else if ((st = sk_train_forward_backward(tm, tr->tokens, o->batch, o->ctx, &l)))
+            return st;
         loss += l;
     }
     lg->loss      = loss / o->accum;
@@ -177,15 +270,16 @@ shrink_status sk_trainer_run(sk_trainer *tr) {
     int64_t tokens = 0;
     bind_params(tr);
     while (tr->step < o->steps) {
-        shrink_train_log lg = {.steps = o->steps, .val_loss = NAN};
+        shrink_train_log lg = {.steps = o->steps, .val_loss = NAN, .val_kl = NAN};
         shrink_status st = train_step(tr, &lg);
         if (st) return st;
         lg.step = tr->step;
         tokens += (int64_t)o->accum * o->batch * o->ctx;
         bool last = tr->step == o->steps;
         if (tr->n_valid && ((o->eval_every && tr->step % o->eval_every == 0) || last)) {
-            if ((st = sk_trainer_eval(tr, &lg.val_loss))) return st;
+            if ((st = sk_trainer_eval(tr, &lg.val_loss, &lg.val_kl))) return st;
             tr->val_loss = lg.val_loss;
+            tr->val_kl   = lg.val_kl;
         }
         if (o->ckpt_path && ((o->save_every && tr->step % o->save_every == 0) || last)) {
             if ((st = sk_ckpt_save(tr, o->ckpt_path))) return st;

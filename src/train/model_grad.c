@@ -582,7 +582,8 @@ static void apply_masks(sk_train_model *tm) {
 }
 
 static shrink_status run(sk_train_model *tm, const int32_t *tokens, int B, int T, float *loss,
-                         int want_grad, const char *fn) {
+                         int want_grad, const char *fn, const sk_distill_rows *teach,
+                         double *ce, double *kl) {
     shrink_status st = check_tokens(tm, tokens, B, T, fn);
     if (st) return st;
     if ((st = sk_train_reserve(tm, B, T))) return st;
@@ -619,11 +620,21 @@ static shrink_status run(sk_train_model *tm, const int32_t *tokens, int B, int T
         dxnf = s->dxn;
         memset(dxnf, 0, (size_t)N * D * sizeof(float));
     }
-    double sum = 0.0;
-    st = sk_classifier_forward_backward(&sum, dxnf, want_grad ? ms.head.g : NULL, s->xnf,
-                                        ms.head.w, s->tgt, N, D, V, scale, s->work,
-                                        classifier_chunk(N, V), &s->mm);
+    double sum = 0.0, ce_sum = 0.0, kl_sum = 0.0;
+    if (teach)
+        st = sk_distill_classifier_forward_backward(&sum, dxnf, want_grad ? ms.head.g : NULL,
+                                                    s->xnf, ms.head.w, s->tgt, teach, N, D, V,
+                                                    scale, s->work, classifier_chunk(N, V),
+                                                    &s->mm, &ce_sum, &kl_sum);
+    else {
+        st = sk_classifier_forward_backward(&sum, dxnf, want_grad ? ms.head.g : NULL, s->xnf,
+                                            ms.head.w, s->tgt, N, D, V, scale, s->work,
+                                            classifier_chunk(N, V), &s->mm);
+        ce_sum = sum;
+    }
     if (st) goto out;
+    if (ce) *ce = ce_sum / N;
+    if (kl) *kl = kl_sum / N;
     if (want_grad) {
         if ((st = backward(tm, &ms, B, T))) goto out;
         if (masked) apply_masks(tm);
@@ -636,10 +647,36 @@ out:
 
 shrink_status sk_train_forward_backward(sk_train_model *tm, const int32_t *tokens, int B, int T,
                                         float *loss) {
-    return run(tm, tokens, B, T, loss, 1, "sk_train_forward_backward");
+    return run(tm, tokens, B, T, loss, 1, "sk_train_forward_backward", NULL, NULL, NULL);
 }
 
 shrink_status sk_train_loss(sk_train_model *tm, const int32_t *tokens, int B, int T,
                             float *loss) {
-    return run(tm, tokens, B, T, loss, 0, "sk_train_loss");
+    return run(tm, tokens, B, T, loss, 0, "sk_train_loss", NULL, NULL, NULL);
+}
+
+static shrink_status check_teach(const sk_train_model *tm, const sk_distill_rows *t,
+                                 const char *fn) {
+    const int V = tm->cfg.vocab_size;
+    if (!t || !t->logp || t->K < 1 || t->K > V || (!t->idx && t->K != V) ||
+        !(t->alpha >= 0 && t->alpha <= 1) || !(t->tau > 0))
+        return sk_error(SHRINK_ERR_ARG, "%s: bad teacher rows (alpha in [0, 1], tau > 0, "
+                        "1 <= K <= V, idx unless K == V)", fn);
+    return SHRINK_OK;
+}
+
+shrink_status sk_train_forward_backward_distill(sk_train_model *tm, const int32_t *tokens,
+                                                int B, int T, const sk_distill_rows *t,
+                                                float *loss, double *ce, double *kl) {
+    shrink_status st = check_teach(tm, t, "sk_train_forward_backward_distill");
+    if (st) return st;
+    return run(tm, tokens, B, T, loss, 1, "sk_train_forward_backward_distill", t, ce, kl);
+}
+
+shrink_status sk_train_loss_distill(sk_train_model *tm, const int32_t *tokens, int B, int T,
+                                    const sk_distill_rows *t, float *loss, double *ce,
+                                    double *kl) {
+    shrink_status st = check_teach(tm, t, "sk_train_loss_distill");
+    if (st) return st;
+    return run(tm, tokens, B, T, loss, 0, "sk_train_loss_distill", t, ce, kl);
 }

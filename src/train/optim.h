@@ -186,6 +186,18 @@ SK_HIDDEN int64_t sk_valid_windows(const sk_tokens *tok, int32_t T, int64_t max_
 /* ==== the loop (loop.c) ================================================================== */
 
 
+/* Distillation (docs/distillation.md): a teacher model run through the decoder on every
+ * micro-batch, its next-token distribution at temperature tau (whole vocabulary, top K, or its
+ * top 1 with `weak`) becoming the soft targets of train.h's distillation loss. */
+typedef struct sk_distill_opts {
+    const struct shrink_model *teacher;  /* borrowed; same vocabulary as the student */
+    const char *teacher_id;  /* names the teacher in the checkpoint's config (its path) */
+    float       alpha;       /* weight of the KL term, in [0, 1] */
+    float       tau;         /* temperature > 0 */
+    int32_t     top_k;       /* 0: the whole vocabulary; K: the teacher's top K, renormalized */
+    bool        weak;        /* the teacher's top-1 token only (K = 1) */
+} sk_distill_opts;
+
 typedef struct sk_train_opts {
     int64_t         steps;        /* optimizer steps */
     int32_t         batch;        /* B */
@@ -201,6 +213,7 @@ typedef struct sk_train_opts {
     int64_t         eval_windows; /* validation windows (fixed, from the start of the data) */
     int64_t         save_every;   /* checkpoint every K steps (and at the last); 0: last only */
     const char     *ckpt_path;    /* checkpoint file; NULL: none written */
+    const sk_distill_opts *distill; /* NULL: plain training (cross-entropy) */
     void          (*log)(void *user, const shrink_train_log *l);  /* after every step; may be NULL */
     void           *user;
 } sk_train_opts;
@@ -222,6 +235,12 @@ typedef struct sk_trainer {
     double           loss;       /* loss of the last step (NAN before any) */
     double           val_loss;   /* last validation loss (NAN if none) */
     char            *config;     /* the run's trajectory-defining options, as text */
+    /* distillation (o.distill != NULL) */
+    struct shrink_context *tctx; /* the teacher's run state (T positions) */
+    float           *tlogits;    /* (T, V) teacher logits of one sequence */
+    int32_t         *tidx;       /* (B T, K) top-K ids (K < V) */
+    float           *tlogp;      /* (B T, V) teacher log-probabilities (training: K per row) */
+    double           val_kl;     /* last validation KL(teacher || student) at tau 1, NAN if none */
 } sk_trainer;
 
 /* Validates the options (messages name the option), builds the optimizer state and loader. */
@@ -231,8 +250,10 @@ SK_HIDDEN shrink_status sk_trainer_create(sk_trainer **out, sk_train_model *tm,
 SK_HIDDEN void sk_trainer_free(sk_trainer *tr);
 /* Runs steps until o.steps, logging each, validating and checkpointing as configured. */
 SK_HIDDEN shrink_status sk_trainer_run(sk_trainer *tr);
-/* Mean loss over the validation windows (batches of B). */
-SK_HIDDEN shrink_status sk_trainer_eval(sk_trainer *tr, double *loss);
+/* Mean loss over the validation windows (batches of B): the cross-entropy, also when
+ * distilling; then *kl (may be NULL) gets the mean KL(teacher || student) at temperature 1 over
+ * the whole vocabulary (NAN without a teacher). */
+SK_HIDDEN shrink_status sk_trainer_eval(sk_trainer *tr, double *loss, double *kl);
 
 /* ==== checkpoints (checkpoint.c) ========================================================== *
  * One file, written atomically (temporary + fsync + rename): magic, step, optimizer step

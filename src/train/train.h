@@ -192,4 +192,53 @@ SK_HIDDEN shrink_status sk_classifier_forward_backward(double *loss, float *dX, 
                                                        int chunk, sk_scratch *s);
 SK_HIDDEN size_t sk_classifier_work_floats(int D, int V, int chunk);
 
+/* ==== distillation loss (distill_loss.c) ====================================================
+ *
+ * Per row (one prediction) with student logits z, true next token y, temperature tau and weight
+ * alpha in [0, 1]:
+ *     loss = alpha tau^2 KL(p_t || softmax(z / tau)) + (1 - alpha) CE(z, y)
+ * where p_t is the teacher's distribution at temperature tau over a set S of K tokens,
+ * renormalized over S: the whole vocabulary (K = V, idx NULL), its top K (--top-k K), or its
+ * top 1 ("weak" distillation: K = 1, p_t one-hot on the teacher's argmax, KL = -log q[argmax]).
+ * d loss / d z_j = alpha tau (q_j - p_t,j) + (1 - alpha) (softmax(z)_j - [j = y]) (q = softmax(z
+ * / tau); p_t,j = 0 outside S; this uses sum_S p_t = 1).
+ */
+typedef struct sk_distill_rows {
+    float          alpha;  /* weight of the KL term, in [0, 1] */
+    float          tau;    /* temperature > 0 */
+    int            K;      /* entries per row; K == V with idx == NULL: the whole vocabulary */
+    const int32_t *idx;    /* (N, K) token ids (distinct), or NULL (then K == V, ids 0..V-1) */
+    const float   *logp;   /* (N, K) teacher log-probabilities at tau, normalized over the K */
+} sk_distill_rows;
+
+/* From one row of teacher logits z (V): log softmax(z / tau) over the whole vocabulary
+ * (K >= V: idx untouched, logp has V entries) or over the K largest logits (ties: lower id
+ * first), renormalized over those K; idx gets their ids in decreasing order. */
+SK_HIDDEN void sk_distill_teacher_row(const float *z, int V, float tau, int K, int32_t *idx,
+                                   float *logp);
+
+/* The fused classifier of sk_classifier_forward_backward with the loss above instead of the
+ * cross-entropy: for rows [0, N) in chunks, logits = X head^T, the loss of each row added up,
+ * then (dX or dhead) the logits become scale * d loss / d z in place and go through the head:
+ * dX += dlogits head, dhead += dlogits^T X (either NULL: not wanted). *loss = the summed loss;
+ * *ce_sum and *kl_sum (may be NULL) get the summed CE(z, y) and KL(p_t || q) (not weighted).
+ * work: sk_classifier_work_floats(D, V, chunk) floats; scratch: as the classifier's
+ * (sk_layers_scratch_bytes). */
+SK_HIDDEN shrink_status sk_distill_classifier_forward_backward(
+    double *loss, float *dX, float *dhead, const float *X, const float *head,
+    const int32_t *targets, const sk_distill_rows *t, int N, int D, int V, float scale,
+    float *work, int chunk, sk_scratch *scratch, double *ce_sum, double *kl_sum);
+
+/* sk_train_forward_backward with the distillation loss: t holds B*T teacher rows, in the
+ * order of the predictions (row b*T + p). *loss is the mean distillation loss; *ce and *kl (may
+ * be NULL) the mean CE and KL. */
+SK_HIDDEN shrink_status sk_train_forward_backward_distill(sk_train_model *tm,
+                                                          const int32_t *tokens, int B, int T,
+                                                          const sk_distill_rows *t, float *loss,
+                                                          double *ce, double *kl);
+/* The same without gradients (validation). */
+SK_HIDDEN shrink_status sk_train_loss_distill(sk_train_model *tm, const int32_t *tokens, int B,
+                                              int T, const sk_distill_rows *t, float *loss,
+                                              double *ce, double *kl);
+
 #endif /* SK_TRAIN_H */

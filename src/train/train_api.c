@@ -42,6 +42,8 @@ shrink_train_params shrink_train_params_default(void) {
         .lr           = o.sched.lr,
         .clip         = o.clip,
         .eval_windows = o.eval_windows,
+        .alpha        = 0.5,
+        .temperature  = 1.0,
     };
 }
 
@@ -158,6 +160,8 @@ static shrink_status save_model(const sk_train_model *tm, const struct shrink_mo
 /* ==== shrink_train ======================================================================== */
 
 typedef struct run {
+    struct shrink_model *teacher;
+    sk_distill_opts      dopts;
     struct shrink_model *m;
     sk_train_model      *tm;
     sk_tokens            train, valid;
@@ -171,7 +175,44 @@ static void run_free(run *r) {
     sk_tokens_close(&r->train);
     sk_train_free(r->tm);
     shrink_model_free(r->m);
+    shrink_model_free(r->teacher);
     sk_free(r->ckpt);
+}
+
+/* Teacher and student must share the vocabulary and (when both have one) the tokenizer:
+ * every token's bytes, BOS and EOS. */
+static shrink_status same_tokenizer(const struct shrink_model *t, const struct shrink_model *s,
+                                    const char *tpath, const char *spath) {
+    if (t->cfg.vocab_size != s->cfg.vocab_size)
+        return sk_error(SHRINK_ERR_ARG, "distill: the teacher %s has %d tokens, the student %s "
+                        "%d: they must share the tokenizer", tpath, t->cfg.vocab_size, spath,
+                        s->cfg.vocab_size);
+    const shrink_tokenizer *a = t->tok, *b = s->tok;
+    if (!a || !b) return SHRINK_OK; /* token files: the vocabulary size is all we can check */
+    if (shrink_tokenizer_vocab_size(a) != shrink_tokenizer_vocab_size(b))
+        return sk_error(SHRINK_ERR_ARG, "distill: the tokenizers of %s and %s have %d and %d "
+                        "tokens", tpath, spath, shrink_tokenizer_vocab_size(a),
+                        shrink_tokenizer_vocab_size(b));
+    char pa[256], pb[256];
+    for (int32_t id = 0; id < shrink_tokenizer_vocab_size(a); id++) {
+        int32_t na = shrink_tokenizer_piece(a, -1, id, pa, sizeof pa - 1);
+        int32_t nb = shrink_tokenizer_piece(b, -1, id, pb, sizeof pb - 1);
+        if (na < 0 || nb < 0) return na < 0 ? (shrink_status)na : (shrink_status)nb;
+        if (na > (int32_t)sizeof pa - 1) na = (int32_t)sizeof pa - 1;
+        if (nb > (int32_t)sizeof pb - 1) nb = (int32_t)sizeof pb - 1;
+        pa[na] = pb[nb] = 0;
+        if (na != nb || memcmp(pa, pb, (size_t)na))
+            return sk_error(SHRINK_ERR_ARG, "distill: the tokenizers differ at token %d: "
+                            "\"%s\" in the teacher %s, \"%s\" in the student %s", id, pa, tpath,
+                            pb, spath);
+    }
+    if (shrink_tokenizer_bos(a) != shrink_tokenizer_bos(b) ||
+        shrink_tokenizer_eos(a) != shrink_tokenizer_eos(b))
+        return sk_error(SHRINK_ERR_ARG, "distill: BOS/EOS ids differ: %d/%d in the teacher %s, "
+                        "%d/%d in the student %s", shrink_tokenizer_bos(a),
+                        shrink_tokenizer_eos(a), tpath, shrink_tokenizer_bos(b),
+                        shrink_tokenizer_eos(b), spath);
+    return SHRINK_OK;
 }
 
 /* Model, parameter table, data, trainer. */
@@ -185,6 +226,26 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
         st = sk_model_open(&r->m, model_path, &lp);
     }
     if (st) return st;
+    if (p->teacher) {
+        if (!(p->alpha >= 0 && p->alpha <= 1))
+            return sk_error(SHRINK_ERR_ARG, "distill: alpha %g is not in [0, 1]", p->alpha);
+        if (!(p->temperature > 0) || !isfinite(p->temperature))
+            return sk_error(SHRINK_ERR_ARG, "distill: temperature %g must be > 0",
+                            p->temperature);
+        if (p->top_k < 0)
+            return sk_error(SHRINK_ERR_ARG, "distill: top-k %d must be >= 0", p->top_k);
+        shrink_load_params tp = shrink_load_params_default();
+        st = shrink_model_load(&r->teacher, p->teacher, &tp);
+        if (st && !r->m->tok) {
+            tp.no_tokenizer = true;
+            st = shrink_model_load(&r->teacher, p->teacher, &tp);
+        }
+        if (st) return st;
+        if ((st = same_tokenizer(r->teacher, r->m, p->teacher, model_path))) return st;
+        r->dopts = (sk_distill_opts){.teacher = r->teacher, .teacher_id = p->teacher,
+                                     .alpha = (float)p->alpha, .tau = (float)p->temperature,
+                                     .top_k = p->top_k, .weak = p->weak};
+    }
     if ((st = sk_train_create_from_model(&r->tm, r->m))) return st;
     const sk_config *c = &r->m->cfg;
     if ((st = sk_tokens_open(&r->train, p->data, r->m->tok, c->add_bos, c->vocab_size)))
@@ -197,6 +258,7 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
         return sk_error(SHRINK_ERR_NOMEM, "shrink_train: out of memory");
     sk_train_opts oo = *o;
     oo.ckpt_path = r->ckpt;
+    if (p->teacher) oo.distill = &r->dopts;
     return sk_trainer_create(&r->tr, r->tm, &r->train, p->valid ? &r->valid : NULL, &oo);
 }
 
@@ -224,13 +286,17 @@ shrink_status shrink_train(const char *model_path, const shrink_train_params *p,
     }
     int64_t first = r.tr->step;
     res->val_loss_start = NAN;
-    if (r.tr->n_valid && (st = sk_trainer_eval(r.tr, &res->val_loss_start))) goto out;
+    res->val_kl_start = NAN;
+    if (r.tr->n_valid &&
+        (st = sk_trainer_eval(r.tr, &res->val_loss_start, &res->val_kl_start)))
+        goto out;
     if ((st = sk_trainer_run(r.tr))) goto out;
     if (r.tr->step == first && (st = sk_ckpt_save(r.tr, r.ckpt))) goto out;
     if ((st = save_model(r.tm, r.m, p->out_dir, fmt, res))) goto out;
     res->step         = r.tr->step;
     res->loss         = r.tr->loss;
     res->val_loss     = r.tr->val_loss;
+    res->val_kl       = r.tr->val_kl;
     res->n_params     = r.tm->n_elems;
     res->train_tokens = r.train.n;
     res->valid_tokens = p->valid ? r.valid.n : 0;

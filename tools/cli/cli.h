@@ -44,6 +44,7 @@ int cmd_prune(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_distill(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 
 /* ==== options ============================================================================= */

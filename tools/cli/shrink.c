@@ -24,6 +24,7 @@ static const cli_command commands[] = {
     {"init",     "write a random-weight model of a preset or config.json shape",  cmd_init},
     {"tokenize", "encode a text file into a token file for training",            cmd_tokenize},
     {"train",    "train a model: AdamW/SGD, checkpoints, exact resume",           cmd_train},
+    {"distill",  "train a student on a teacher's distribution (KL + CE)",         cmd_distill},
     {"version",  "version, CPU kernels and threads",                              cmd_version},
     {"help",     "help on a command: shrink help COMMAND",                        cmd_help},
 };

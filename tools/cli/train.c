@@ -34,42 +34,65 @@ typedef struct train_opts {
     double      momentum;
     uint64_t    seed;
     bool        sequential;
+    /* shrink distill */
+    const char *teacher;
+    const char *student;
+    const char *mode;
+    double      alpha;
+    double      temperature;
+    int32_t     top_k;
 } train_opts;
 
 #define O(f) offsetof(train_opts, f)
-static const cli_opt train_rows[] = {
-    {"--data", NULL, CLI_OPT_STR, O(data), "FILE", 0, 0, "training data: token file or text"},
-    {"--valid", NULL, CLI_OPT_STR, O(valid), "FILE", 0, 0, "validation data: token file or text"},
-    {"--out", "-o", CLI_OPT_STR, O(out), "DIR", 0, 0, "checkpoint and final model folder"},
-    {"--to", NULL, CLI_OPT_STR, O(to), "FORMAT", 0, 0, "final model: gguf, hf or llama2c "
-     "(default: the input's)"},
-    {"--resume", NULL, CLI_OPT_STR, O(resume), "DIR", 0, 0, "continue from DIR/checkpoint.bin"},
-    {"--steps", "-n", CLI_OPT_INT, O(steps), "N", 1, 1e9, "optimizer steps (default 100)"},
-    {"--batch", "-b", CLI_OPT_INT, O(batch), "B", 1, 65536, "sequences per micro-batch "
-     "(default 4)"},
-    {"--ctx", "-c", CLI_OPT_INT, O(ctx), "T", 1, 1 << 20, "tokens per sequence (default 64)"},
-    {"--accum", NULL, CLI_OPT_INT, O(accum), "A", 1, 65536, "micro-batches per step "
-     "(default 1)"},
-    {"--lr", NULL, CLI_OPT_FLOAT, O(lr), "LR", 1e-12, 10, "peak learning rate (default 3e-4)"},
-    {"--lr-min", NULL, CLI_OPT_FLOAT, O(lr_min), "LR", 0, 10, "final learning rate (default 0)"},
-    {"--warmup", NULL, CLI_OPT_INT, O(warmup), "N", 0, 1e9, "linear warmup steps (default 0)"},
-    {"--schedule", NULL, CLI_OPT_STR, O(schedule), "S", 0, 0, "cosine (default), linear or "
-     "constant"},
-    {"--optimizer", NULL, CLI_OPT_STR, O(optimizer), "OPT", 0, 0, "adamw (default) or sgd"},
-    {"--wd", NULL, CLI_OPT_FLOAT, O(wd), "WD", 0, 10, "decoupled weight decay of matrices "
-     "(default 0)"},
-    {"--momentum", NULL, CLI_OPT_FLOAT, O(momentum), "M", 0, 1, "SGD momentum (default 0)"},
-    {"--clip", NULL, CLI_OPT_FLOAT, O(clip), "C", 0, 1e9, "gradient-norm limit, 0 = off "
-     "(default 1)"},
-    {"--seed", "-s", CLI_OPT_U64, O(seed), "S", 0, 0, "seed of the random windows (default 0)"},
-    {"--sequential", NULL, CLI_OPT_FLAG, O(sequential), NULL, 0, 0, "sequential windows "
-     "instead of random ones"},
-    {"--eval-every", NULL, CLI_OPT_INT, O(eval_every), "N", 0, 1e9, "validation loss every N "
-     "steps (and at the end)"},
-    {"--eval-windows", NULL, CLI_OPT_INT, O(eval_windows), "W", 1, 1e6, "validation windows "
-     "(default 16)"},
-    {"--save-every", NULL, CLI_OPT_INT, O(save_every), "K", 0, 1e9, "checkpoint every K steps "
-     "(and at the end)"},
+#define TRAIN_ROWS \
+    {"--data", NULL, CLI_OPT_STR, O(data), "FILE", 0, 0, "training data: token file or text"}, \
+    {"--valid", NULL, CLI_OPT_STR, O(valid), "FILE", 0, 0, "validation data: token file or text"}, \
+    {"--out", "-o", CLI_OPT_STR, O(out), "DIR", 0, 0, "checkpoint and final model folder"}, \
+    {"--to", NULL, CLI_OPT_STR, O(to), "FORMAT", 0, 0, "final model: gguf, hf or llama2c " \
+     "(default: the input's)"}, \
+    {"--resume", NULL, CLI_OPT_STR, O(resume), "DIR", 0, 0, "continue from DIR/checkpoint.bin"}, \
+    {"--steps", "-n", CLI_OPT_INT, O(steps), "N", 1, 1e9, "optimizer steps (default 100)"}, \
+    {"--batch", "-b", CLI_OPT_INT, O(batch), "B", 1, 65536, "sequences per micro-batch " \
+     "(default 4)"}, \
+    {"--ctx", "-c", CLI_OPT_INT, O(ctx), "T", 1, 1 << 20, "tokens per sequence (default 64)"}, \
+    {"--accum", NULL, CLI_OPT_INT, O(accum), "A", 1, 65536, "micro-batches per step " \
+     "(default 1)"}, \
+    {"--lr", NULL, CLI_OPT_FLOAT, O(lr), "LR", 1e-12, 10, "peak learning rate (default 3e-4)"}, \
+    {"--lr-min", NULL, CLI_OPT_FLOAT, O(lr_min), "LR", 0, 10, "final learning rate (default 0)"}, \
+    {"--warmup", NULL, CLI_OPT_INT, O(warmup), "N", 0, 1e9, "linear warmup steps (default 0)"}, \
+    {"--schedule", NULL, CLI_OPT_STR, O(schedule), "S", 0, 0, "cosine (default), linear or " \
+     "constant"}, \
+    {"--optimizer", NULL, CLI_OPT_STR, O(optimizer), "OPT", 0, 0, "adamw (default) or sgd"}, \
+    {"--wd", NULL, CLI_OPT_FLOAT, O(wd), "WD", 0, 10, "decoupled weight decay of matrices " \
+     "(default 0)"}, \
+    {"--momentum", NULL, CLI_OPT_FLOAT, O(momentum), "M", 0, 1, "SGD momentum (default 0)"}, \
+    {"--clip", NULL, CLI_OPT_FLOAT, O(clip), "C", 0, 1e9, "gradient-norm limit, 0 = off " \
+     "(default 1)"}, \
+    {"--seed", "-s", CLI_OPT_U64, O(seed), "S", 0, 0, "seed of the random windows (default 0)"}, \
+    {"--sequential", NULL, CLI_OPT_FLAG, O(sequential), NULL, 0, 0, "sequential windows " \
+     "instead of random ones"}, \
+    {"--eval-every", NULL, CLI_OPT_INT, O(eval_every), "N", 0, 1e9, "validation loss every N " \
+     "steps (and at the end)"}, \
+    {"--eval-windows", NULL, CLI_OPT_INT, O(eval_windows), "W", 1, 1e6, "validation windows " \
+     "(default 16)"}, \
+    {"--save-every", NULL, CLI_OPT_INT, O(save_every), "K", 0, 1e9, "checkpoint every K steps " \
+     "(and at the end)"}, \
+
+static const cli_opt train_rows[] = {TRAIN_ROWS};
+static const cli_opt distill_rows[] = {
+    {"--teacher", NULL, CLI_OPT_STR, O(teacher), "T", 0, 0, "teacher model (any format shrink "
+     "loads; same tokenizer)"},
+    {"--student", NULL, CLI_OPT_STR, O(student), "S", 0, 0, "student model to train (or the "
+     "positional MODEL)"},
+    {"--alpha", NULL, CLI_OPT_FLOAT, O(alpha), "A", -1e9, 1e9, "weight of the KL term in [0, 1] "
+     "(default 0.5)"},
+    {"--temperature", NULL, CLI_OPT_FLOAT, O(temperature), "TAU", -1e9, 1e9, "softening "
+     "temperature > 0 (default 1)"},
+    {"--top-k", NULL, CLI_OPT_INT, O(top_k), "K", 0, 1 << 24, "KL on the teacher's top K "
+     "tokens, renormalized (default 0: all)"},
+    {"--mode", NULL, CLI_OPT_STR, O(mode), "M", 0, 0, "soft (default) or weak (teacher's top-1 "
+     "token as the target)"},
+    TRAIN_ROWS
 };
 #undef O
 
@@ -93,6 +116,25 @@ static const cli_spec spec = {
     .model       = true,
 };
 
+static const cli_spec distill_spec = {
+    .name        = "distill",
+    .synopsis    = "--teacher T --student S --data TRAIN --out DIR [--alpha A] [--temperature TAU]\n"
+                   "       [--top-k K] [--mode soft|weak] [every option of shrink train]",
+    .description = "Knowledge distillation: trains the student S like `shrink train` (same options,\n"
+                   "checkpoints and bit-exact --resume) on the loss\n"
+                   "  A TAU^2 KL(softmax(z_t/TAU) || softmax(z_s/TAU)) + (1 - A) CE(z_s, y)\n"
+                   "where z_t are the logits of the teacher T run through the decoder on the same\n"
+                   "batch. --top-k K keeps the teacher's K most likely tokens (renormalized);\n"
+                   "--mode weak keeps its top-1 token only. Teacher and student must share the\n"
+                   "tokenizer. The validation loss is the cross-entropy; val_kl is the KL to the\n"
+                   "teacher at temperature 1. docs/distillation.md.",
+    .opts        = distill_rows,
+    .n_opts      = sizeof distill_rows / sizeof distill_rows[0],
+    .n_pos_min   = 0,
+    .n_pos_max   = 1,
+    .model       = true,
+};
+
 typedef struct log_state {
     const cli_common *common;
 } log_state;
@@ -106,6 +148,9 @@ static void log_step(void *user, const shrink_train_log *l) {
         cli_json_key(&j, "steps");     cli_json_int(&j, l->steps);
         cli_json_key(&j, "loss");      cli_json_num(&j, l->loss);
         cli_json_key(&j, "val_loss");  cli_json_num(&j, l->val_loss);
+        if (!isnan(l->val_kl)) {
+            cli_json_key(&j, "val_kl"); cli_json_num(&j, l->val_kl);
+        }
         cli_json_key(&j, "lr");        cli_json_num(&j, l->lr);
         cli_json_key(&j, "grad_norm"); cli_json_num(&j, l->grad_norm);
         cli_json_key(&j, "tok_s");     cli_json_num(&j, l->tok_per_s);
@@ -116,39 +161,64 @@ static void log_step(void *user, const shrink_train_log *l) {
         fflush(stdout);
         return;
     }
-    char val[32] = "";
-    if (!isnan(l->val_loss)) snprintf(val, sizeof val, "  val %.4f", l->val_loss);
+    char val[64] = "";
+    if (!isnan(l->val_loss) && !isnan(l->val_kl))
+        snprintf(val, sizeof val, "  val %.4f  kl %.4f", l->val_loss, l->val_kl);
+    else if (!isnan(l->val_loss))
+        snprintf(val, sizeof val, "  val %.4f", l->val_loss);
     fprintf(stderr, "step %lld/%lld  loss %.4f%s  lr %.3g  norm %.3g  %.0f tok/s  ETA %.1f s%s\n",
             (long long)l->step, (long long)l->steps, l->loss, val, l->lr, l->grad_norm,
             l->tok_per_s, l->eta, l->saved ? "  [saved]" : "");
 }
 
-static int usage(const char *msg) {
-    fprintf(stderr, "shrink train: %s\n\n", msg);
-    cli_usage(&spec, stderr);
+static int usage(const cli_spec *sp, const char *msg) {
+    fprintf(stderr, "shrink %s: %s\n\n", sp->name, msg);
+    cli_usage(sp, stderr);
     return CLI_USAGE;
 }
 
-int cmd_train(int argc, char **argv) {
+static int run_train(const cli_spec *sp, int argc, char **argv) {
     cli_common common;
-    char      *pos[1];
-    int        n_pos;
+    char      *pos[1] = {NULL};
+    int        n_pos = 0;
+    const bool distill = sp == &distill_spec;
     train_opts o = {.steps = 100, .batch = 4, .ctx = 64, .accum = 1, .lr = 3e-4, .clip = 1.0,
-                    .eval_windows = 16};
-    int rc = cli_parse(&spec, argc, argv, &o, &common, pos, &n_pos);
+                    .eval_windows = 16, .alpha = 0.5, .temperature = 1.0};
+    int rc = cli_parse(sp, argc, argv, &o, &common, pos, &n_pos);
     if (rc != CLI_OK || common.help) return rc;
-    if (!o.data) return usage("missing --data TRAIN");
-    if (!o.out) return usage("missing --out DIR");
+    const char *model = pos[0];
+    if (distill) {
+        if (!o.teacher) return usage(sp, "missing --teacher T");
+        if (o.student && model) return usage(sp, "give the student once: --student S or MODEL");
+        if (!o.student && !model) return usage(sp, "missing --student S");
+        if (o.student) model = o.student;
+        if (o.mode && strcmp(o.mode, "soft") && strcmp(o.mode, "weak"))
+            return usage(sp, "--mode: not soft or weak");
+        if (!(o.alpha >= 0 && o.alpha <= 1))
+            return cli_fail("--alpha %g: not in [0, 1]", o.alpha);
+        if (!(o.temperature > 0)) return cli_fail("--temperature %g: must be > 0", o.temperature);
+        if (o.mode && !strcmp(o.mode, "weak") && o.top_k)
+            return usage(sp, "--mode weak uses the teacher's top 1: no --top-k");
+    }
+    if (!o.data) return usage(sp, "missing --data TRAIN");
+    if (!o.out) return usage(sp, "missing --out DIR");
     if (o.to && strcmp(o.to, "gguf") && strcmp(o.to, "hf") && strcmp(o.to, "llama2c"))
-        return usage("--to: not gguf, hf or llama2c");
+        return usage(sp, "--to: not gguf, hf or llama2c");
     if (o.schedule && strcmp(o.schedule, "cosine") && strcmp(o.schedule, "linear") &&
         strcmp(o.schedule, "constant"))
-        return usage("--schedule: not cosine, linear or constant");
+        return usage(sp, "--schedule: not cosine, linear or constant");
     if (o.optimizer && strcmp(o.optimizer, "adamw") && strcmp(o.optimizer, "sgd"))
-        return usage("--optimizer: not adamw or sgd");
+        return usage(sp, "--optimizer: not adamw or sgd");
     shrink_set_threads(common.threads);
     log_state ls = {&common};
     shrink_train_params p = shrink_train_params_default();
+    if (distill) {
+        p.teacher     = o.teacher;
+        p.alpha       = o.alpha;
+        p.temperature = o.temperature;
+        p.top_k       = o.top_k;
+        p.weak        = o.mode && !strcmp(o.mode, "weak");
+    }
     p.data           = o.data;
     p.valid          = o.valid;
     p.out_dir        = o.out;
@@ -175,7 +245,7 @@ int cmd_train(int argc, char **argv) {
     p.log            = log_step;
     p.user           = &ls;
     shrink_train_result r;
-    shrink_status st = shrink_train(pos[0], &p, &r);
+    shrink_status st = shrink_train(model, &p, &r);
     if (st != SHRINK_OK) return cli_fail_status(st);
     if (common.json) {
         cli_json j;
@@ -187,6 +257,11 @@ int cmd_train(int argc, char **argv) {
         cli_json_key(&j, "loss");           cli_json_num(&j, r.loss);
         cli_json_key(&j, "val_loss");       cli_json_num(&j, r.val_loss);
         cli_json_key(&j, "val_loss_start"); cli_json_num(&j, r.val_loss_start);
+        if (distill) {
+            cli_json_key(&j, "teacher");      cli_json_str(&j, o.teacher);
+            cli_json_key(&j, "val_kl");       cli_json_num(&j, r.val_kl);
+            cli_json_key(&j, "val_kl_start"); cli_json_num(&j, r.val_kl_start);
+        }
         cli_json_key(&j, "n_params");       cli_json_int(&j, r.n_params);
         cli_json_key(&j, "train_tokens");   cli_json_int(&j, r.train_tokens);
         cli_json_key(&j, "valid_tokens");   cli_json_int(&j, r.valid_tokens);
@@ -199,11 +274,18 @@ int cmd_train(int argc, char **argv) {
         /* %.9g: enough digits to tell any two floats apart (runs are compared on this line) */
         if (!isnan(r.val_loss_start))
             printf("start:      val_loss %.9g\n", r.val_loss_start);
+        if (distill && !isnan(r.val_kl_start))
+            printf("start:      val_kl %.9g\n", r.val_kl_start);
         printf("final:      step %lld loss %.9g val_loss %.9g\n", (long long)r.step, r.loss,
                r.val_loss);
+        if (distill) printf("final:      val_kl %.9g\n", r.val_kl);
         printf("model:      %s (%s), %lld parameters\n", r.model_out, r.format,
                (long long)r.n_params);
         printf("time:       %.2f s, %.0f tok/s\n", r.seconds, r.tok_per_s);
     }
     return CLI_OK;
 }
+
+int cmd_train(int argc, char **argv) { return run_train(&spec, argc, argv); }
+
+int cmd_distill(int argc, char **argv) { return run_train(&distill_spec, argc, argv); }
