@@ -280,6 +280,81 @@ SHRINK_API shrink_status shrink_quantize(const char *in, const char *out,
                                          shrink_quantize_result *result);
 SHRINK_API void shrink_quantize_result_free(shrink_quantize_result *result);
 
+/* ==== pruning ============================================================================= */
+
+/* Unstructured and N:M pruning of the linear layers (docs/pruning.md). The pruned model is
+ * written dense: pruned weights are exact zeros of the output dtype, so a later sparse
+ * storage type or a masked fine-tuning can take each tensor's mask from its zeros. */
+typedef struct shrink_prune_params {
+    const char *method;         /* "threshold", "magnitude", "wanda", "sparsegpt" (required) */
+    double      sparsity;       /* fraction of each pruned matrix zeroed, in [0, 1); < 0: unset
+                                   (with a pattern: 1 - N/M; threshold: unused) */
+    double      threshold;      /* threshold: |w| < threshold is zeroed */
+    bool        per_row;        /* magnitude: the sparsity per output row (default: per
+                                   matrix); wanda is always per row */
+    /* N:M: in every group of M consecutive inputs of a row at most N stay nonzero (the M - N
+     * smallest scores are zeroed); 0, 0: unstructured */
+    int32_t     pattern_n;
+    int32_t     pattern_m;
+    const char *keep;           /* comma-separated globs on GGUF tensor names left untouched
+                                   (embeddings, head and norms always are), or NULL */
+    int32_t     dtype;          /* shrink_dtype of the output's matrices; -1: the input's */
+    const char *calib_path;     /* wanda, sparsegpt: UTF-8 calibration text (required there) */
+    int64_t     calib_tokens;   /* tokens of it run through the model (default 4096); a
+                                   shorter text is an error */
+    int32_t     calib_ctx;      /* tokens per calibration window from position 0 (0: the
+                                   model's context, at most 512) */
+    const char *tokenizer_path; /* NULL: the input's own tokenizer */
+    double      damp;           /* sparsegpt: damping, fraction of mean(diag H) (0.01) */
+    int32_t     block_size;     /* sparsegpt: columns per block (128; a multiple of M) */
+    /* phase 0: calibrated layers done / total; phase 1: tensor bytes written; may be NULL */
+    void      (*progress)(void *user, int phase, int64_t done, int64_t total);
+    void       *user;
+} shrink_prune_params;
+
+/* One tensor of the output. */
+typedef struct shrink_prune_tensor {
+    char         name[64];      /* GGUF name: "blk.3.attn_v.weight" */
+    int32_t      n_dims;
+    int64_t      shape[2];      /* (rows, cols) of a matrix, (n) of a vector */
+    shrink_dtype dtype;         /* as written */
+    uint64_t     bytes;
+    bool         pruned;        /* a linear layer the method pruned */
+    bool         kept;          /* matched params->keep */
+    int64_t      n_elems;
+    int64_t      n_zero;        /* exact zeros in the pruned f32 values (before the dtype) */
+    double       rel_err;       /* ||W' - W|| / ||W|| of a pruned tensor (0 otherwise) */
+} shrink_prune_tensor;
+
+typedef struct shrink_prune_result {
+    const char  *method;        /* canonical name (static string) */
+    uint64_t     in_file_bytes;
+    uint64_t     out_file_bytes;
+    uint64_t     tensor_bytes;
+    int64_t      n_params;      /* elements of every tensor written */
+    int64_t      n_pruned_params; /* elements of the pruned tensors */
+    int64_t      n_zero;        /* exact zeros in the pruned tensors */
+    double       sparsity;      /* n_zero / n_pruned_params */
+    int64_t      n_tensors;
+    int64_t      n_pruned;      /* tensors pruned */
+    int64_t      calib_tokens;  /* tokens run per calibrated layer (wanda, sparsegpt) */
+    double       seconds;
+    shrink_prune_tensor *tensors; /* (n_tensors), owned: shrink_prune_result_free */
+} shrink_prune_result;
+
+SHRINK_API shrink_prune_params shrink_prune_params_default(void);
+
+/* Prunes the linear layers (q, k, v, o, gate, up, down; GPT-2's fused qkv) of the model at `in`
+ * with params->method and writes it dense to the GGUF file `out` (atomically; nothing at `out`
+ * on failure; an output that is the input is refused). wanda and sparsegpt run the model over
+ * the calibration text layer by layer, each layer seeing the already pruned layers before it.
+ * Bad parameters (sparsity outside [0, 1), an N:M pattern that does not divide a pruned row, a
+ * calibration text shorter than calib_tokens) are SHRINK_ERR_ARG. `result` may be NULL. */
+SHRINK_API shrink_status shrink_prune(const char *in, const char *out,
+                                      const shrink_prune_params *params,
+                                      shrink_prune_result *result);
+SHRINK_API void shrink_prune_result_free(shrink_prune_result *result);
+
 /* ==== tokenizer =========================================================================== */
 
 typedef struct shrink_tokenizer shrink_tokenizer;  /* opaque */

@@ -608,6 +608,63 @@ else
         expect_ok "ppl of mix-llama-14m q4_K_M" "$bin" ppl "$qdir/m14-q4_K_M.gguf" "$qdir/p14.txt" --ctx 256
 fi
 
+# ==== prune ====================================================================================
+
+pdir="$tmp/prune"
+mkdir -p "$pdir"
+if [ -z "$model" ] || [ -z "$text" ]; then
+    missing "prune: stories260K or ppl_text.txt"
+else
+    if expect_ok "prune magnitude --json" "$bin" prune "$model" "$pdir/mag.gguf" --method magnitude \
+        --sparsity 0.5 --json; then
+        json_has "prune --json" input output method pattern sparsity n_pruned_params n_zero \
+            n_params n_tensors n_pruned in_file_bytes out_file_bytes tensor_bytes calib_tokens \
+            seconds peak_rss_bytes tensors rel_err
+        jcheck 'N(1) >= 0.49 && N(1) <= 0.5 && N(2) / N(3) - N(1) < 1e-9 && N(1) - N(2) / N(3) < 1e-9 && N(4) == 0.5' \
+            sparsity n_zero n_pruned_params tensors.2.sparsity && ok ||
+            bad "prune magnitude 0.5: sparsity / n_zero / tensors.2.pruned: $(head -c 300 "$tmp/out")"
+        [ "$(json_num out_file_bytes)" = "$(wc -c <"$pdir/mag.gguf")" ] && ok ||
+            bad "prune --json: out_file_bytes != file size"
+        head -c 3000 "$text" >"$pdir/prefix.txt"
+        expect_ok "ppl of a pruned model" "$bin" ppl "$pdir/mag.gguf" "$pdir/prefix.txt" --ctx 64
+    fi
+    if expect_ok "prune wanda 2:4 --calib --progress" "$bin" prune "$model" "$pdir/w24.gguf" \
+        --method wanda --pattern 2:4 --calib "$text" --calib-tokens 256 --progress; then
+        grep -q "calibrated layers" "$tmp/err" && ok || bad "prune --progress: no calibration progress"
+        grep -q "^wanda: 50.00% of" "$tmp/out" && ok || bad "prune 2:4 line: $(cat "$tmp/out")"
+    fi
+    expect_ok "prune sparsegpt --verbose" "$bin" prune "$model" "$pdir/sg.gguf" --method sparsegpt \
+        --sparsity 0.3 --calib "$text" --calib-tokens 128 --verbose --keep 'blk.0.*' --dtype f16
+    grep -q "blk.0.attn_q.weight .* (kept)" "$tmp/out" && ok || bad "prune --keep: blk.0 not kept"
+    expect_fail "prune: sparsity 1.5" "outside [0, 1)" \
+        "$bin" prune "$model" "$pdir/bad1.gguf" --method magnitude --sparsity 1.5
+    expect_fail "prune: 4:8 on 172 inputs" "does not divide" \
+        "$bin" prune "$model" "$pdir/bad2.gguf" --method magnitude --pattern 4:8
+    expect_fail "prune: short calibration text" "were asked" \
+        "$bin" prune "$model" "$pdir/bad3.gguf" --method wanda --sparsity 0.5 --calib "$text" \
+        --calib-tokens 10000000
+    ltok=$(asset models/tokenizers/llama2/tokenizer.model) || ltok=""
+    if [ -n "$ltok" ]; then
+        expect_fail "prune: calibration tokenizer of another vocabulary" "32000 tokens" \
+            "$bin" prune "$model" "$pdir/bad7.gguf" --method wanda --sparsity 0.5 \
+            --calib "$text" --tokenizer "$ltok"
+    else
+        missing "prune: models/tokenizers/llama2/tokenizer.model"
+    fi
+    expect_fail "prune: wanda without --calib" "--calib" \
+        "$bin" prune "$model" "$pdir/bad4.gguf" --method wanda --sparsity 0.5
+    expect_fail "prune: OUT is IN" "is the input" \
+        "$bin" prune "$pdir/mag.gguf" "$pdir/mag.gguf" --method magnitude --sparsity 0.5
+    run "$bin" prune "$model" "$pdir/bad5.gguf" --method magnitude --pattern two:four
+    [ $rc -eq 2 ] && ok || bad "prune --pattern two:four: exit $rc (want 2)"
+    run "$bin" prune "$model" "$pdir/bad6.gguf" --sparsity 0.5
+    [ $rc -eq 2 ] && ok || bad "prune without --method: exit $rc (want 2)"
+    for f in bad1 bad2 bad3 bad4 bad5 bad6 bad7; do
+        [ ! -e "$pdir/$f.gguf" ] && ok || bad "prune left $pdir/$f.gguf behind"
+    done
+    [ -z "$(ls -A "$pdir" | grep '^\.')" ] && ok || bad "prune left temporaries: $(ls -A "$pdir" | grep '^\.')"
+fi
+
 echo "test_cli: $pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ] || exit 1
 [ $absent -eq 0 ] || exit 77 # assets skipped for want of the shared folder: a counted skip

@@ -1,0 +1,274 @@
+/*
+ * algo.c - the pruning algorithms (prune.h): selection, magnitude / Wanda per row or matrix,
+ * N:M groups, SparseGPT. Plain arrays, no model: shrink_prune (prune.c) feeds them.
+ */
+#include "prune.h"
+
+#include <math.h>
+#include <omp.h>
+
+typedef struct scored {
+    double  s;
+    int64_t i;
+} scored;
+
+static int cmp_scored(const void *a, const void *b) {
+    const scored *x = a, *y = b;
+    if (x->s < y->s) return -1;
+    if (x->s > y->s) return 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+/* The k smallest of score[0..n) into mask, with scratch room for n pairs. */
+static void select_into(const double *score, int64_t n, int64_t k, uint8_t *mask, scored *tmp) {
+    memset(mask, 0, (size_t)n);
+    if (k <= 0) return;
+    if (k >= n) {
+        memset(mask, 1, (size_t)n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        tmp[i].s = score[i];
+        tmp[i].i = i;
+    }
+    qsort(tmp, (size_t)n, sizeof *tmp, cmp_scored);
+    for (int64_t i = 0; i < k; i++) mask[tmp[i].i] = 1;
+}
+
+/* m - n smallest of a group of m scores (m <= 64), by (score, index), into mask. */
+static void select_group(const double *score, int m, int n, uint8_t *mask) {
+    int order[64];
+    for (int i = 0; i < m; i++) order[i] = i;
+    for (int i = 1; i < m; i++) { /* insertion sort: stable */
+        int v = order[i], j = i;
+        while (j > 0 && score[order[j - 1]] > score[v]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = v;
+    }
+    for (int i = 0; i < m; i++) mask[i] = 0;
+    for (int i = 0; i < m - n; i++) mask[order[i]] = 1;
+}
+
+shrink_status sk_prune_select(const double *score, int64_t n, int64_t k, uint8_t *mask) {
+    scored *tmp = sk_malloc((size_t)(n > 0 ? n : 1) * sizeof *tmp);
+    if (!tmp) return sk_error(SHRINK_ERR_NOMEM, "prune: out of memory sorting %lld scores",
+                              (long long)n);
+    select_into(score, n, k, mask, tmp);
+    sk_free(tmp);
+    return SHRINK_OK;
+}
+
+shrink_status sk_prune_rows(float *W, int64_t rows, int64_t cols, const double *scale,
+                            double sparsity, int n, int m) {
+    const int nt = omp_get_max_threads();
+    const size_t per = (size_t)cols;
+    double *score = sk_malloc((size_t)nt * per * sizeof *score);
+    uint8_t *mask = sk_malloc((size_t)nt * per);
+    scored *tmp = sk_malloc((size_t)nt * per * sizeof *tmp);
+    if (!score || !mask || !tmp) {
+        sk_free(score);
+        sk_free(mask);
+        sk_free(tmp);
+        return sk_error(SHRINK_ERR_NOMEM, "prune: out of memory for rows of %lld",
+                        (long long)cols);
+    }
+    const int64_t k = (int64_t)floor((double)cols * sparsity);
+    #pragma omp parallel for schedule(static) num_threads(nt) if (rows * cols > 65536)
+    for (int64_t r = 0; r < rows; r++) {
+        const int tid = omp_get_thread_num();
+        double *s = score + (size_t)tid * per;
+        uint8_t *mk = mask + (size_t)tid * per;
+        float *w = W + (size_t)r * per;
+        for (int64_t c = 0; c < cols; c++)
+            s[c] = fabs((double)w[c]) * (scale ? scale[c] : 1.0);
+        if (n > 0) {
+            for (int64_t c = 0; c < cols; c += m) select_group(s + c, m, n, mk + c);
+        } else {
+            select_into(s, cols, k, mk, tmp + (size_t)tid * per);
+        }
+        for (int64_t c = 0; c < cols; c++)
+            if (mk[c]) w[c] = 0.0f;
+    }
+    sk_free(score);
+    sk_free(mask);
+    sk_free(tmp);
+    return SHRINK_OK;
+}
+
+shrink_status sk_prune_matrix(float *W, int64_t rows, int64_t cols, double sparsity) {
+    const int64_t n = rows * cols;
+    double *s = sk_malloc((size_t)(n > 0 ? n : 1) * sizeof *s);
+    uint8_t *mask = sk_malloc((size_t)(n > 0 ? n : 1));
+    if (!s || !mask) {
+        sk_free(s);
+        sk_free(mask);
+        return sk_error(SHRINK_ERR_NOMEM, "prune: out of memory for a %lld x %lld matrix",
+                        (long long)rows, (long long)cols);
+    }
+    for (int64_t i = 0; i < n; i++) s[i] = fabs((double)W[i]);
+    shrink_status st = sk_prune_select(s, n, (int64_t)floor((double)n * sparsity), mask);
+    if (!st)
+        for (int64_t i = 0; i < n; i++)
+            if (mask[i]) W[i] = 0.0f;
+    sk_free(s);
+    sk_free(mask);
+    return st;
+}
+
+void sk_prune_threshold(float *W, int64_t n, double thr) {
+    for (int64_t i = 0; i < n; i++)
+        if (fabs((double)W[i]) < thr) W[i] = 0.0f;
+}
+
+/* ---- SparseGPT ---------------------------------------------------------------------------- */
+
+/* In-place lower Cholesky factor of A (n x n): A = L L^T, L in the lower triangle (the upper
+ * is set to 0). Returns the failing column + 1, or 0. */
+static int64_t chol_lower(double *A, int64_t n) {
+    for (int64_t j = 0; j < n; j++) {
+        double *aj = A + j * n;
+        double s = aj[j];
+        for (int64_t k = 0; k < j; k++) s -= aj[k] * aj[k];
+        if (!(s > 0.0) || !isfinite(s)) return j + 1;
+        const double d = sqrt(s);
+        aj[j] = d;
+        /* serial: a parallel region per column costs more than it saves (barriers) */
+        for (int64_t i = j + 1; i < n; i++) {
+            double *ai = A + i * n;
+            double t = ai[j];
+            for (int64_t k = 0; k < j; k++) t -= ai[k] * aj[k];
+            ai[j] = t / d;
+        }
+    }
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = i + 1; j < n; j++) A[i * n + j] = 0.0;
+    return 0;
+}
+
+shrink_status sk_sparsegpt_factor(double *H, int64_t n, double damp, double *U, uint8_t *dead) {
+    double mean = 0.0;
+    for (int64_t c = 0; c < n; c++) {
+        dead[c] = H[c * n + c] == 0.0;
+        if (dead[c]) H[c * n + c] = 1.0;
+        mean += H[c * n + c];
+    }
+    mean /= (double)(n > 0 ? n : 1);
+    for (int64_t c = 0; c < n; c++) H[c * n + c] += damp * mean;
+    int64_t bad = chol_lower(H, n);
+    if (bad)
+        return sk_error(SHRINK_ERR_ARG, "sparsegpt: the Hessian of a %lld-column input is not "
+                        "positive definite at column %lld even with damping %g (raise the "
+                        "damping or give more calibration tokens)", (long long)n,
+                        (long long)(bad - 1), damp);
+    /* L^-1 (lower) into U, row by row: row i = (e_i - sum_{k<i} L[i][k] row k) / L[i][i]
+     * (contiguous rows; the row-major loops matter for n ~ 1000 and more) */
+    double *Li = U;
+    memset(Li, 0, (size_t)(n * n) * sizeof *Li);
+    for (int64_t i = 0; i < n; i++) {
+        double *li = Li + i * n;
+        const double *hi = H + i * n;
+        li[i] = 1.0;
+        for (int64_t k = 0; k < i; k++) {
+            const double a = hi[k];
+            if (a == 0.0) continue;
+            const double *lk = Li + k * n;
+            for (int64_t j = 0; j <= k; j++) li[j] -= a * lk[j];
+        }
+        const double d = hi[i];
+        for (int64_t j = 0; j <= i; j++) li[j] /= d;
+    }
+    /* H^-1 = L^-T L^-1: row i of its lower triangle = sum_{k >= i} Li[k][i] * Li[k][0..i]; into
+     * H (lower part first, then mirrored) */
+    #pragma omp parallel for schedule(dynamic, 8) if (n > 128)
+    for (int64_t i = 0; i < n; i++) {
+        double *hi = H + i * n;
+        for (int64_t j = 0; j <= i; j++) hi[j] = 0.0;
+        for (int64_t k = i; k < n; k++) {
+            const double *lk = Li + k * n;
+            const double a = lk[i];
+            if (a == 0.0) continue;
+            for (int64_t j = 0; j <= i; j++) hi[j] += a * lk[j];
+        }
+    }
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = i + 1; j < n; j++) H[i * n + j] = H[j * n + i];
+    bad = chol_lower(H, n);
+    if (bad)
+        return sk_error(SHRINK_ERR_ARG, "sparsegpt: the inverse Hessian of a %lld-column input "
+                        "is not positive definite at column %lld (raise the damping)",
+                        (long long)n, (long long)(bad - 1));
+    /* U = L'^T: upper */
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < n; j++) U[i * n + j] = j >= i ? H[j * n + i] : 0.0;
+    return SHRINK_OK;
+}
+
+shrink_status sk_sparsegpt(double *W, int64_t rows, int64_t cols, const double *U,
+                           const uint8_t *dead, double sparsity, int n, int m, int64_t bs) {
+    if (bs < 1) bs = 128;
+    const int64_t bmax = bs < cols ? bs : cols;
+    uint8_t *mask = sk_malloc((size_t)(rows * bmax));
+    double *err = sk_malloc((size_t)(rows * bmax) * sizeof *err);
+    double *score = n > 0 ? NULL : sk_malloc((size_t)(rows * bmax) * sizeof *score);
+    scored *tmp = n > 0 ? NULL : sk_malloc((size_t)(rows * bmax) * sizeof *tmp);
+    if (!mask || !err || (n == 0 && (!score || !tmp))) {
+        sk_free(mask);
+        sk_free(err);
+        sk_free(score);
+        sk_free(tmp);
+        return sk_error(SHRINK_ERR_NOMEM, "sparsegpt: out of memory for a %lld x %lld block",
+                        (long long)rows, (long long)bmax);
+    }
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            if (dead[c]) W[r * cols + c] = 0.0;
+    for (int64_t i1 = 0; i1 < cols; i1 += bs) {
+        const int64_t i2 = i1 + bs < cols ? i1 + bs : cols, cnt = i2 - i1;
+        if (n == 0) { /* adaptive mask selection over the block */
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t j = 0; j < cnt; j++) {
+                    const double w = W[r * cols + i1 + j], d = U[(i1 + j) * cols + i1 + j];
+                    score[r * cnt + j] = w * w / (d * d);
+                }
+            select_into(score, rows * cnt, (int64_t)floor((double)(rows * cnt) * sparsity),
+                        mask, tmp);
+        }
+        #pragma omp parallel for schedule(static) if (rows * cols > 65536)
+        for (int64_t r = 0; r < rows; r++) {
+            double *w = W + r * cols, *e = err + r * cnt;
+            uint8_t *mk = mask + r * cnt;
+            for (int64_t j = 0; j < cnt; j++) {
+                const int64_t c = i1 + j;
+                const double *u = U + c * cols;
+                if (n > 0 && j % m == 0) {
+                    double s[64];
+                    for (int g = 0; g < m; g++) {
+                        const double d = U[(c + g) * cols + c + g];
+                        s[g] = w[c + g] * w[c + g] / (d * d);
+                    }
+                    select_group(s, m, n, mk + j);
+                }
+                const double q = mk[j] ? 0.0 : w[c];
+                const double ej = (w[c] - q) / u[c];
+                e[j] = ej;
+                if (ej != 0.0)
+                    for (int64_t k = c + 1; k < i2; k++) w[k] -= ej * u[k];
+                w[c] = q;
+            }
+            /* the block's error onto the later columns */
+            for (int64_t j = 0; j < cnt; j++) {
+                const double ej = e[j];
+                if (ej == 0.0) continue;
+                const double *u = U + (i1 + j) * cols;
+                for (int64_t k = i2; k < cols; k++) w[k] -= ej * u[k];
+            }
+        }
+    }
+    sk_free(mask);
+    sk_free(err);
+    sk_free(score);
+    sk_free(tmp);
+    return SHRINK_OK;
+}

@@ -1,0 +1,261 @@
+/*
+ * prune.c - `shrink prune IN OUT.gguf --method M (--sparsity S | --pattern N:M | --threshold
+ * V)`: unstructured and N:M pruning of the linear layers, written dense, through shrink_prune
+ * (the library does the work; this file parses options and prints).
+ *
+ * stdout: one line ("wanda 50.0% of 5.9M weights in 14 matrices zeroed -> OUT (4.2 MB)"), with
+ * --verbose a per-tensor table (name, shape, dtype, sparsity, relative change); or with --json
+ * one object (per-tensor entries always: the sparsity of each tensor). stderr: progress with an
+ * ETA (calibrated layers, then MiB written).
+ */
+#include "cli.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef struct prune_opts {
+    const char *method;
+    double      sparsity;
+    double      threshold;
+    const char *per;
+    const char *pattern;
+    const char *keep;
+    const char *dtype;
+    const char *calib;
+    int32_t     calib_tokens;
+    int32_t     calib_ctx;
+    double      damp;
+    int32_t     block;
+    bool        verbose;
+} prune_opts;
+
+#define O(f) offsetof(prune_opts, f)
+static const cli_opt prune_rows_opts[] = {
+    {"--method", "-m", CLI_OPT_STR, O(method), "M", 0, 0,
+     "threshold | magnitude | wanda | sparsegpt (docs/pruning.md)"},
+    {"--sparsity", "-s", CLI_OPT_FLOAT, O(sparsity), "S", -1e9, 1e9,
+     "fraction of each pruned matrix zeroed, in [0, 1)"},
+    {"--threshold", NULL, CLI_OPT_FLOAT, O(threshold), "V", -1e300, 1e300,
+     "threshold: zero every weight with |w| < V"},
+    {"--per", NULL, CLI_OPT_STR, O(per), "row|matrix", 0, 0,
+     "magnitude: the sparsity per output row or per matrix\n"
+     "                         (default matrix; wanda is per row)"},
+    {"--pattern", NULL, CLI_OPT_STR, O(pattern), "N:M", 0, 0,
+     "semi-structured: N of every M consecutive inputs stay\n"
+     "                         nonzero (2:4, 4:8); sets the sparsity to 1 - N/M"},
+    {"--keep", NULL, CLI_OPT_STR, O(keep), "GLOBS", 0, 0,
+     "leave tensors whose GGUF name matches a glob untouched,\n"
+     "                         e.g. 'blk.0.*,*.attn_v.*' (embeddings, head and\n"
+     "                         norms always are)"},
+    {"--dtype", NULL, CLI_OPT_STR, O(dtype), "DTYPE", 0, 0,
+     "dtype of the output's matrices: f32, f16, bf16 or a\n"
+     "                         quantized type (default: the input's)"},
+    {"--calib", NULL, CLI_OPT_STR, O(calib), "FILE", 0, 0,
+     "wanda, sparsegpt: UTF-8 calibration text"},
+    {"--calib-tokens", NULL, CLI_OPT_INT, O(calib_tokens), "N", 1, 100000000,
+     "tokens of the calibration text used (default 4096)"},
+    {"--calib-ctx", NULL, CLI_OPT_INT, O(calib_ctx), "N", 1, 1000000,
+     "tokens per calibration window (default: context, <= 512)"},
+    {"--damp", NULL, CLI_OPT_FLOAT, O(damp), "F", 1e-12, 1e6,
+     "sparsegpt: damping, fraction of mean(diag H) (0.01)"},
+    {"--block", NULL, CLI_OPT_INT, O(block), "N", 1, 1 << 20,
+     "sparsegpt: columns per block (128)"},
+    {"--verbose", "-v", CLI_OPT_FLAG, O(verbose), NULL, 0, 0,
+     "a per-tensor table: shape, dtype, sparsity, relative change"},
+};
+#undef O
+
+static const cli_spec spec = {
+    .name        = "prune",
+    .synopsis    = "IN OUT.gguf --method M (--sparsity S | --pattern N:M | --threshold V)\n"
+                   "       [--per row|matrix] [--calib FILE [--calib-tokens N]] [--keep GLOBS]\n"
+                   "       [--dtype DTYPE] [--verbose]",
+    .description = "Prunes the linear layers (attention q/k/v/o, FFN gate/up/down) of a model and\n"
+                   "writes it dense as GGUF: pruned weights are exact zeros. threshold zeroes\n"
+                   "|w| < V; magnitude the smallest |w| per matrix or row; wanda the smallest\n"
+                   "|w| * ||x|| per row; sparsegpt masks by w^2 / [H^-1]cc^2 and updates the\n"
+                   "remaining weights (OBS) from the Hessian of the calibration inputs. wanda and\n"
+                   "sparsegpt run the model layer by layer over --calib, each layer seeing the\n"
+                   "pruned layers before it. OUT appears only when complete.",
+    .opts        = prune_rows_opts,
+    .n_opts      = sizeof prune_rows_opts / sizeof prune_rows_opts[0],
+    .n_pos_min   = 2,
+    .n_pos_max   = 2,
+    .model       = true,
+};
+
+typedef struct prune_progress {
+    cli_progress calib;
+    cli_progress write;
+    int          phase;
+    int64_t      last;
+    const cli_common *common;
+} prune_progress;
+
+static void progress_cb(void *user, int phase, int64_t done, int64_t total) {
+    prune_progress *q = user;
+    if (phase != q->phase) {
+        if (q->phase == 0) cli_progress_end(&q->calib);
+        if (phase == 0) cli_progress_start(&q->calib, "calibrated layers", q->common);
+        else cli_progress_start(&q->write, "write MiB", q->common);
+        q->phase = phase;
+    }
+    if (phase == 0) {
+        cli_progress_update(&q->calib, done, total);
+    } else {
+        int64_t mib = 1 << 20, d = done >= total ? (total + mib - 1) / mib : done / mib;
+        if (d == q->last) return;
+        q->last = d;
+        cli_progress_update(&q->write, d, (total + mib - 1) / mib);
+    }
+}
+
+static void print_json(const char *in, const char *out, const shrink_prune_params *p,
+                       const shrink_prune_result *r) {
+    cli_json j;
+    cli_json_begin(&j, stdout);
+    cli_json_key(&j, "input");           cli_json_str(&j, in);
+    cli_json_key(&j, "output");          cli_json_str(&j, out);
+    cli_json_key(&j, "method");          cli_json_str(&j, r->method);
+    cli_json_key(&j, "pattern");
+    if (p->pattern_m) {
+        char pat[32];
+        snprintf(pat, sizeof pat, "%d:%d", p->pattern_n, p->pattern_m);
+        cli_json_str(&j, pat);
+    } else {
+        cli_json_null(&j);
+    }
+    cli_json_key(&j, "sparsity");        cli_json_num(&j, r->sparsity);
+    cli_json_key(&j, "n_pruned_params"); cli_json_int(&j, r->n_pruned_params);
+    cli_json_key(&j, "n_zero");          cli_json_int(&j, r->n_zero);
+    cli_json_key(&j, "n_params");        cli_json_int(&j, r->n_params);
+    cli_json_key(&j, "n_tensors");       cli_json_int(&j, r->n_tensors);
+    cli_json_key(&j, "n_pruned");        cli_json_int(&j, r->n_pruned);
+    cli_json_key(&j, "in_file_bytes");   cli_json_u64(&j, r->in_file_bytes);
+    cli_json_key(&j, "out_file_bytes");  cli_json_u64(&j, r->out_file_bytes);
+    cli_json_key(&j, "tensor_bytes");    cli_json_u64(&j, r->tensor_bytes);
+    cli_json_key(&j, "calib_tokens");    cli_json_int(&j, r->calib_tokens);
+    cli_json_key(&j, "seconds");         cli_json_num(&j, r->seconds);
+    cli_json_key(&j, "peak_rss_bytes");  cli_json_u64(&j, shrink_peak_rss());
+    cli_json_key(&j, "tensors");
+    cli_json_arr_begin(&j);
+    for (int64_t i = 0; i < r->n_tensors; i++) {
+        const shrink_prune_tensor *t = &r->tensors[i];
+        cli_json_obj_begin(&j);
+        cli_json_key(&j, "name");  cli_json_str(&j, t->name);
+        cli_json_key(&j, "shape");
+        cli_json_arr_begin(&j);
+        cli_json_int(&j, t->shape[0]);
+        if (t->n_dims == 2) cli_json_int(&j, t->shape[1]);
+        cli_json_arr_end(&j);
+        cli_json_key(&j, "dtype");    cli_json_str(&j, shrink_dtype_name(t->dtype));
+        cli_json_key(&j, "bytes");    cli_json_u64(&j, t->bytes);
+        cli_json_key(&j, "pruned");   cli_json_bool(&j, t->pruned);
+        cli_json_key(&j, "kept");     cli_json_bool(&j, t->kept);
+        cli_json_key(&j, "sparsity");
+        cli_json_num(&j, t->pruned && t->n_elems ? (double)t->n_zero / (double)t->n_elems : 0.0);
+        cli_json_key(&j, "rel_err");  cli_json_num(&j, t->rel_err);
+        cli_json_obj_end(&j);
+    }
+    cli_json_arr_end(&j);
+    cli_json_end(&j);
+}
+
+static void print_text(const char *out, const shrink_prune_result *r, bool verbose) {
+    if (verbose) {
+        printf("%-28s %-14s %-6s %9s %10s\n", "tensor", "shape", "dtype", "sparsity", "rel_err");
+        for (int64_t i = 0; i < r->n_tensors; i++) {
+            const shrink_prune_tensor *t = &r->tensors[i];
+            char shape[48];
+            if (t->n_dims == 1) snprintf(shape, sizeof shape, "%lld", (long long)t->shape[0]);
+            else snprintf(shape, sizeof shape, "%lld x %lld", (long long)t->shape[0],
+                          (long long)t->shape[1]);
+            if (t->pruned)
+                printf("%-28s %-14s %-6s %8.2f%% %10.3e\n", t->name, shape,
+                       shrink_dtype_name(t->dtype),
+                       100.0 * (double)t->n_zero / (double)(t->n_elems ? t->n_elems : 1),
+                       t->rel_err);
+            else
+                printf("%-28s %-14s %-6s %9s %10s%s\n", t->name, shape,
+                       shrink_dtype_name(t->dtype), "-", "-", t->kept ? "  (kept)" : "");
+        }
+        printf("\n");
+    }
+    printf("%s: %.2f%% of %.2fM weights in %lld matrices zeroed -> %s (%.2f MB)\n", r->method,
+           100.0 * r->sparsity, (double)r->n_pruned_params / 1e6, (long long)r->n_pruned, out,
+           (double)r->out_file_bytes / 1e6);
+}
+
+static int usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "shrink prune: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n\n");
+    cli_usage(&spec, stderr);
+    return CLI_USAGE;
+}
+
+int cmd_prune(int argc, char **argv) {
+    cli_common common;
+    char      *pos[2];
+    int        n_pos;
+    prune_opts opts = {.sparsity = -1.0, .threshold = -1.0, .calib_tokens = 4096,
+                       .damp = 0.01, .block = 128};
+    int rc = cli_parse(&spec, argc, argv, &opts, &common, pos, &n_pos);
+    if (rc != CLI_OK || common.help) return rc;
+    if (common.f32) return cli_fail("prune: --f32 does not apply (weights are read as f32)");
+    if (!opts.method) return usage_error("%s", "--method is required");
+    shrink_prune_params p = shrink_prune_params_default();
+    p.method = opts.method;
+    p.sparsity = opts.sparsity;
+    p.threshold = opts.threshold;
+    if (opts.per) {
+        if (!strcasecmp(opts.per, "row")) p.per_row = true;
+        else if (strcasecmp(opts.per, "matrix")) return usage_error("--per %s: row or matrix",
+                                                                    opts.per);
+    }
+    if (opts.pattern) {
+        int n = 0, m = 0, used = 0;
+        if (sscanf(opts.pattern, "%d:%d%n", &n, &m, &used) != 2 ||
+            opts.pattern[used] != '\0')
+            return usage_error("--pattern '%s': expected N:M, e.g. 2:4", opts.pattern);
+        p.pattern_n = n;
+        p.pattern_m = m;
+    }
+    if (opts.dtype) {
+        shrink_dtype d;
+        if (shrink_dtype_parse(opts.dtype, &d) != SHRINK_OK)
+            return usage_error("--dtype: %s", shrink_last_error());
+        p.dtype = d;
+    }
+    p.keep = opts.keep;
+    p.calib_path = opts.calib;
+    p.calib_tokens = opts.calib_tokens;
+    p.calib_ctx = opts.calib_ctx;
+    p.damp = opts.damp;
+    p.block_size = opts.block;
+    p.tokenizer_path = common.tokenizer;
+    if (opts.calib && strcasecmp(opts.method, "wanda") && strcasecmp(opts.method, "sparsegpt"))
+        cli_warn("--calib is used by wanda and sparsegpt only; ignored for %s", opts.method);
+    shrink_set_threads(common.threads);
+
+    prune_progress prog = {.phase = -1, .last = -1, .common = &common};
+    p.progress = progress_cb;
+    p.user = &prog;
+    shrink_prune_result r;
+    shrink_status st = shrink_prune(pos[0], pos[1], &p, &r);
+    if (prog.phase == 0) cli_progress_end(&prog.calib);
+    if (prog.phase == 1) cli_progress_end(&prog.write);
+    if (st != SHRINK_OK) {
+        if (st == SHRINK_ERR_ARG && strstr(shrink_last_error(), "unknown pruning method")) {
+            fprintf(stderr, "shrink prune: %s\n", shrink_last_error());
+            return CLI_USAGE;
+        }
+        return cli_fail_status(st);
+    }
+    if (common.json) print_json(pos[0], pos[1], &p, &r);
+    else print_text(pos[1], &r, opts.verbose);
+    shrink_prune_result_free(&r);
+    return CLI_OK;
+}
