@@ -7,26 +7,38 @@
 #include "model.h"
 
 #include <omp.h>
+#include <string.h>
+
+/* Bits of element i of p (tensor data may be unaligned: a view into the file). */
+static inline uint32_t bits32(const uint8_t *p, int64_t i) {
+    uint32_t v;
+    memcpy(&v, p + 4 * i, 4);
+    return v;
+}
+static inline uint16_t bits16(const uint8_t *p, int64_t i) {
+    uint16_t v;
+    memcpy(&v, p + 2 * i, 2);
+    return v;
+}
 
 /* Non-finite elements of tensor t: all exponent bits set (NaN or +-Inf). */
 static int64_t count_nonfinite(const sk_tensor *t, int64_t *first) {
     int64_t n = 0, at = -1;
     if (!t->data) return 0;
+    const uint8_t *p = t->data;
     if (t->dtype == SHRINK_DTYPE_F32) {
-        const uint32_t *p = t->data;
         int64_t k = (int64_t)(t->bytes / 4);
         #pragma omp parallel for reduction(+ : n) schedule(static) if (k > (1 << 20))
-        for (int64_t i = 0; i < k; i++) n += (p[i] & 0x7f800000u) == 0x7f800000u;
+        for (int64_t i = 0; i < k; i++) n += (bits32(p, i) & 0x7f800000u) == 0x7f800000u;
         for (int64_t i = 0; n && i < k && at < 0; i++)
-            if ((p[i] & 0x7f800000u) == 0x7f800000u) at = i;
+            if ((bits32(p, i) & 0x7f800000u) == 0x7f800000u) at = i;
     } else if (t->dtype == SHRINK_DTYPE_F16 || t->dtype == SHRINK_DTYPE_BF16) {
-        const uint16_t *p = t->data;
         uint16_t mask = t->dtype == SHRINK_DTYPE_F16 ? 0x7c00u : 0x7f80u;
         int64_t k = (int64_t)(t->bytes / 2);
         #pragma omp parallel for reduction(+ : n) schedule(static) if (k > (1 << 20))
-        for (int64_t i = 0; i < k; i++) n += (p[i] & mask) == mask;
+        for (int64_t i = 0; i < k; i++) n += (bits16(p, i) & mask) == mask;
         for (int64_t i = 0; n && i < k && at < 0; i++)
-            if ((p[i] & mask) == mask) at = i;
+            if ((bits16(p, i) & mask) == mask) at = i;
     }
     if (first) *first = at;
     return n;
