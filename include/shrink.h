@@ -48,6 +48,14 @@ typedef enum shrink_status {
 SHRINK_API const char *shrink_last_error(void);
 SHRINK_API const char *shrink_status_name(shrink_status st);
 
+/* Diagnostics that are not errors of a call (e.g. an unknown SHRINK_KERNELS value, read when
+ * the kernels are first chosen) go to a log callback: one line of text without a trailing
+ * newline, and the `user` pointer given here. The library never prints; without a callback
+ * (the default) such messages are dropped. Set it before any other call (it is one global,
+ * not synchronized with calls running on other threads); NULL removes it. */
+typedef void (*shrink_log_fn)(const char *msg, void *user);
+SHRINK_API void shrink_set_log_callback(shrink_log_fn fn, void *user);
+
 /* ==== data types ========================================================================== */
 
 typedef enum shrink_dtype {
@@ -530,6 +538,123 @@ SHRINK_API shrink_status shrink_compare(shrink_context *const *ctxs, int32_t n_c
                                         const int32_t *ids, int64_t n_ids,
                                         const shrink_compare_params *params,
                                         shrink_compare_result *results);
+
+/* ==== task accuracy (shrink eval; docs/eval.md) =========================================== */
+
+typedef enum shrink_task_kind {
+    SHRINK_TASK_LAMBADA  = 0, /* JSONL {"text"}: the last space-separated word is the target */
+    SHRINK_TASK_CHOICE   = 1, /* JSONL {"context", "choices": [...], "label": k} */
+    SHRINK_TASK_GENERATE = 2, /* JSONL {"prompt", "answer"} */
+} shrink_task_kind;
+
+/* One item of a task file (strings owned by the task). */
+typedef struct shrink_task_item {
+    int64_t  line;        /* 1-based line of the file */
+    char    *context;     /* lambada: text before the last space; generate: the prompt */
+    char   **choices;     /* lambada: the one target " word"; generate: the one answer */
+    int32_t  n_choices;
+    int32_t  label;       /* index of the right choice (0 for lambada and generate) */
+} shrink_task_item;
+
+typedef struct shrink_task {
+    shrink_task_kind  kind;
+    shrink_task_item *items;
+    int64_t           n_items;
+} shrink_task;
+
+/* Reads a task file of `kind` (one JSON object per line; blank lines are skipped), at most
+ * `limit` items when limit > 0. Malformed JSON, a missing or mistyped field, an empty context,
+ * fewer than 2 choices or a label outside them are SHRINK_ERR_FORMAT naming the file, the line
+ * and the field. A file without items is SHRINK_ERR_FORMAT. Release with shrink_task_free. */
+SHRINK_API shrink_status shrink_task_load(shrink_task **out, const char *path,
+                                          shrink_task_kind kind, int64_t limit);
+SHRINK_API void shrink_task_free(shrink_task *task);
+/* "lambada", "choice", "generate" -> kind; SHRINK_ERR_ARG if unknown. */
+SHRINK_API shrink_status shrink_task_kind_parse(const char *name, shrink_task_kind *out);
+SHRINK_API const char   *shrink_task_kind_name(shrink_task_kind kind);
+
+/* The score of one ending after a context. */
+typedef struct shrink_choice_score {
+    double  loglik;      /* sum over the ending's tokens of log p(token | everything before) */
+    int32_t n_tokens;
+    bool    greedy;      /* every token of the ending is the most likely one (first argmax) */
+} shrink_choice_score;
+
+/* Scores endings[k][0..n_ending[k]) after context[0..n_context) (n_context >= 1): evaluates
+ * the context once from position 0, keeps the logits of its last token, then evaluates each
+ * ending from position n_context, so the context's KV cache is computed once for all endings.
+ * Log-probabilities are a log-softmax in double of the float logits. Needs n_context +
+ * max_k n_ending[k] - 1 <= the context's n_ctx, else SHRINK_ERR_RANGE. */
+SHRINK_API shrink_status shrink_eval_choices(shrink_context *ctx, const int32_t *context,
+                                             int32_t n_context, const int32_t *const *endings,
+                                             const int32_t *n_ending, int32_t n_choices,
+                                             shrink_choice_score *out);
+
+/* lm-evaluation-harness's split of (context, continuation) into tokens: trailing whitespace of
+ * the context moves to the continuation, context ids = encode(context) (BOS first when
+ * add_bos), continuation ids = encode(context + continuation) past the context ids' length.
+ * Both arrays are malloc'd (free with shrink_free). An empty continuation after the split is
+ * SHRINK_ERR_ARG. */
+SHRINK_API shrink_status shrink_task_encode_pair(const shrink_tokenizer *tok, bool add_bos,
+                                                 const char *context, const char *continuation,
+                                                 int32_t **ctx_ids, int32_t *n_ctx_ids,
+                                                 int32_t **cont_ids, int32_t *n_cont_ids);
+
+typedef struct shrink_task_params {
+    int32_t     max_new;  /* generate: most tokens generated (default 32) */
+    const char *stop;     /* generate: generation ends at the first occurrence (default "\n") */
+    /* called after each item with items done / total; may be NULL */
+    void      (*progress)(void *user, int64_t done, int64_t total);
+    void       *user;
+} shrink_task_params;
+
+/* One item's result for one model. */
+typedef struct shrink_task_item_result {
+    int32_t  pred;        /* choice: argmax of loglik; lambada: 0; generate: 0 */
+    int32_t  pred_norm;   /* choice: argmax of loglik / bytes of the choice */
+    bool     correct;     /* lambada: greedy == target; choice: pred == label; generate: exact */
+    bool     correct_norm;/* choice: pred_norm == label; generate: the answer is contained */
+    double   loglik;      /* lambada / choice: loglik of the target / right choice */
+    int32_t  truncated;   /* context tokens dropped from the left to fit */
+    uint64_t ids_hash;    /* FNV-1a of every token id the item used (tokenizer check) */
+    char    *generation;  /* generate: the text generated (up to the stop string) */
+} shrink_task_item_result;
+
+typedef struct shrink_task_result {
+    int64_t n_items;
+    double  acc, acc_se;           /* mean of correct, its standard error sqrt(p(1-p)/(n-1)) */
+    double  acc_norm, acc_norm_se; /* choice: acc_norm; generate: contains; lambada: = acc */
+    double  mean_loglik, mean_loglik_se; /* lambada/choice: of the target / right choice */
+    double  ppl;                   /* lambada: exp(-mean loglik), as lm-evaluation-harness */
+    int64_t n_truncated;           /* items whose context was truncated */
+    int64_t tokens_evaluated;
+    double  seconds;
+    shrink_task_item_result *items; /* n_items of them; release with shrink_task_result_free */
+} shrink_task_result;
+
+SHRINK_API shrink_task_params shrink_task_params_default(void);
+
+/* Scores every item of `task` with `model` on `ctx` (a context of that model; its n_ctx is the
+ * length limit: longer items lose context tokens from the left, counted in n_truncated).
+ * lambada and choice items go through shrink_task_encode_pair and shrink_eval_choices; a
+ * generate item is a greedy generation from the prompt (BOS first when the model adds it) of
+ * at most max_new tokens, ending at EOS or at the stop string (removed), compared with the
+ * answer after stripping whitespace at both ends. */
+SHRINK_API shrink_status shrink_eval_task(const shrink_model *model, shrink_context *ctx,
+                                          const shrink_task *task,
+                                          const shrink_task_params *params,
+                                          shrink_task_result *result);
+SHRINK_API void shrink_task_result_free(shrink_task_result *result);
+
+/* Builds a task file from UTF-8 text (paragraphs separated by blank lines; rule in
+ * docs/eval.md), deterministic for (text, seed): SHRINK_TASK_LAMBADA writes {"text"} lines
+ * whose last word ends a sentence and occurs earlier in its paragraph; SHRINK_TASK_CHOICE
+ * writes {"context", "choices", "label"} lines: the true next sentence of a paragraph among
+ * three sentences of other paragraphs. At most `limit` items when limit > 0. The output is
+ * written atomically; *n_items (may be NULL) gets the count. */
+SHRINK_API shrink_status shrink_task_make(shrink_task_kind kind, const char *text_path,
+                                          const char *out_path, uint64_t seed, int64_t limit,
+                                          int64_t *n_items);
 
 /* Peak resident set size of this process in bytes (0 if unknown). */
 SHRINK_API uint64_t shrink_peak_rss(void);

@@ -17,6 +17,10 @@ for t in "$build"/tests/test_*; do
     run "$t [SHRINK_KERNELS=ref]" env SHRINK_KERNELS=ref "$t"
 done
 if [ -f tests/test_cli.sh ]; then run "test_cli.sh" sh tests/test_cli.sh "$build/shrink"; fi
+if [ -f tests/test_library_hygiene.sh ]; then
+    run "test_library_hygiene.sh" sh tests/test_library_hygiene.sh "$build"
+fi
+if [ -f tests/test_eval_cli.sh ]; then run "test_eval_cli.sh" sh tests/test_eval_cli.sh "$build/shrink"; fi
 if [ -f tests/test_train_cli.sh ]; then run "test_train_cli.sh" sh tests/test_train_cli.sh "$build/shrink"; fi
 if [ -f tests/test_layers.sh ]; then run "test_layers.sh" sh tests/test_layers.sh; fi
 run "test_skip_rule.sh" sh tests/test_skip_rule.sh

@@ -257,7 +257,7 @@ static void test_wide_fallback(void) {
     float Y[6];
     for (int l = 0; l < SK_ISA_COUNT; l++)
         if (sk_kernels_get((sk_isa)l))
-            CHECK(sk_matmul_i8((sk_isa)l, &W, c.X, c.T, Y, c.rows) == 0,
+            CHECK(sk_matmul_i8((sk_isa)l, &W, c.X, c.T, Y, c.rows, NULL) == 0,
                   "sk_matmul_i8 level %d took a row of %" PRId64 " > SK_I8_MAX_COLS", l, c.cols);
     float *R = reference(&c);
     for (int l = 0; l < SK_ISA_COUNT; l++) {

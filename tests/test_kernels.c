@@ -293,11 +293,17 @@ int main(void) {
     {
         float wv[6] = {1, 2, 3, 4, 5, 6}, x[4] = {1, 1, 2, -1}, y[6];
         sk_mat W = {.dtype = SHRINK_DTYPE_F32, .rows = 3, .cols = 2, .data = wv};
-        sk_matmul(&W, x, 1, y, 3);
+        sk_scratch s = {0};
+        CHECK(sk_matmul(&W, x, 2, y, 3, &s) == SHRINK_ERR_ARG, "sk_matmul: no scratch, no run");
+        CHECK(sk_scratch_reserve(&s, sk_matmul_scratch_bytes(sk_kernels(), &W, 2)) == SHRINK_OK,
+              "scratch");
+        CHECK(sk_matmul(&W, x, 1, y, 3, &s) == SHRINK_OK, "sk_matmul T=1 status");
         CHECK(y[0] == 3 && y[1] == 7 && y[2] == 11, "sk_matmul T=1");
-        sk_matmul(&W, x, 2, y, 3);
+        CHECK(sk_matmul(&W, x, 2, y, 3, &s) == SHRINK_OK, "sk_matmul T=2 status");
         CHECK(y[0] == 3 && y[1] == 7 && y[2] == 11 && y[3] == 0 && y[4] == 2 && y[5] == 4,
               "sk_matmul T=2");
+        CHECK(s.used == 0, "sk_matmul gave its scratch back");
+        sk_scratch_free(&s);
     }
     return test_summary("test_kernels");
 }

@@ -9,7 +9,7 @@
 #    only on a line that gates the whole program with test_skip() (exit 77).
 # 2. They print no "skip" of their own (a silent skip), except test_kernels.c's line for an
 #    instruction set this CPU lacks (not a fixture).
-# 3. tests/test_cli.sh and tests/test_train_cli.sh report a missing asset through missing()
+# 3. The shell tests (tests/test_*.sh) report a missing asset through missing()
 #    (same rule), never through skipped() with "not found".
 # 4. No shell test needs python3 (the JSON checks use tests/json_get.c), and none returns
 #    success when a tool it needs is missing (`command -v X || return 0`).
@@ -32,7 +32,7 @@ hits=$(grep -niE 'printf\(.*skip' tests/test_*.c | grep -v 'not supported by thi
 [ -z "$hits" ] && ok || bad "tests printing their own skip:
 $hits"
 
-hits=$(grep -nE '^[[:space:]]*skipped ".*not found' tests/test_cli.sh tests/test_train_cli.sh)
+hits=$(grep -nE '^[[:space:]]*skipped "(.*not found|no \.\./shared)' tests/test_*.sh)
 [ -z "$hits" ] && ok || bad "shell tests skipping a missing asset (use missing):
 $hits"
 

@@ -11,6 +11,7 @@
 
 static atomic_size_t sk_live;
 static atomic_long   sk_fail_countdown = -2; /* -2: not read yet, -1: never fail */
+static atomic_int    sk_fail_hit;             /* an injected failure happened */
 
 static int sk_should_fail(void) {
     long c = atomic_load(&sk_fail_countdown);
@@ -21,7 +22,9 @@ static int sk_should_fail(void) {
         c = atomic_load(&sk_fail_countdown);
     }
     if (c < 0) return 0;
-    return atomic_fetch_sub(&sk_fail_countdown, 1) == 1;
+    if (atomic_fetch_sub(&sk_fail_countdown, 1) != 1) return 0;
+    atomic_store(&sk_fail_hit, 1);
+    return 1;
 }
 
 void *sk_aligned_alloc(size_t align, size_t n) {
@@ -76,5 +79,31 @@ char *sk_strndup(const char *s, size_t n) {
 char *sk_strdup(const char *s) { return sk_strndup(s, strlen(s)); }
 
 size_t sk_alloc_bytes_live(void) { return atomic_load(&sk_live); }
+
+void sk_alloc_fail_after(long n) {
+    atomic_store(&sk_fail_hit, 0);
+    atomic_store(&sk_fail_countdown, n > 0 ? n : -1);
+}
+
+int sk_alloc_failed(void) { return atomic_load(&sk_fail_hit); }
+
+shrink_status sk_scratch_reserve(sk_scratch *s, size_t bytes) {
+    SHRINK_ASSERT(s->used == 0);
+    bytes = sk_scratch_round(bytes);
+    if (bytes <= s->cap) return SHRINK_OK;
+    uint8_t *p = sk_aligned_alloc(64, bytes);
+    if (!p)
+        return sk_error(SHRINK_ERR_NOMEM, "out of memory for %zu bytes of kernel scratch", bytes);
+    sk_free(s->base);
+    s->base = p;
+    s->cap = bytes;
+    return SHRINK_OK;
+}
+
+void sk_scratch_free(sk_scratch *s) {
+    sk_free(s->base);
+    s->base = NULL;
+    s->cap = s->used = 0;
+}
 
 void shrink_free(void *p) { sk_free(p); }

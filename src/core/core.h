@@ -30,6 +30,9 @@
 
 SK_HIDDEN shrink_status sk_error(shrink_status st, const char *fmt, ...) SK_PRINTF(2, 3);
 SK_HIDDEN void sk_clear_error(void);
+/* A diagnostic that is not an error of the call (a bad environment value): one line, to the
+ * callback of shrink_set_log_callback, dropped without one. The library never prints. */
+SK_HIDDEN void sk_log(const char *fmt, ...) SK_PRINTF(1, 2);
 
 /* Broken invariants (bugs, not bad input) abort with file, line and expression. */
 #define SHRINK_ASSERT(x)                                                                   \
@@ -48,6 +51,42 @@ SK_HIDDEN void  sk_free(void *p);
 SK_HIDDEN char *sk_strdup(const char *s);
 SK_HIDDEN char *sk_strndup(const char *s, size_t n);
 SK_HIDDEN size_t sk_alloc_bytes_live(void);          /* bytes currently allocated */
+/* Tests: the n-th allocation from now fails (n >= 1; each later one succeeds again); 0 turns
+ * injected failures off. The same countdown as SHRINK_FAIL_ALLOC=n in the environment. */
+SK_HIDDEN void sk_alloc_fail_after(long n);
+/* 1 if an injected failure has happened since the last sk_alloc_fail_after. */
+SK_HIDDEN int sk_alloc_failed(void);
+
+/* ---- scratch arenas ---------------------------------------------------------------------
+ *
+ * Work memory a kernel needs during a call (packed panels, quantized activations), owned by
+ * the caller's long-lived state (a decoder context, a training state) and sized at setup:
+ * sk_scratch_reserve is the only allocation (it grows the arena; never called inside a
+ * kernel), sk_scratch_take hands out 64-byte aligned pieces during a call, and the caller of
+ * the kernel gives them all back by restoring `used`. Kernels say beforehand how many bytes
+ * they take (e.g. sk_matmul_scratch_bytes), so a take never fails inside a kernel. */
+typedef struct sk_scratch {
+    uint8_t *base; /* 64-byte aligned, cap bytes */
+    size_t   cap;
+    size_t   used; /* bytes handed out by the call running now */
+} sk_scratch;
+
+/* Bytes a take of n bytes uses up (a multiple of 64). */
+static inline size_t sk_scratch_round(size_t n) { return (n + 63) & ~(size_t)63; }
+/* Makes room for `bytes` (cap >= bytes); keeps the arena when it is large enough. Not while a
+ * call holds pieces (used must be 0). SHRINK_ERR_NOMEM (with a message) on failure. */
+SK_HIDDEN shrink_status sk_scratch_reserve(sk_scratch *s, size_t bytes);
+SK_HIDDEN void sk_scratch_free(sk_scratch *s);
+/* n bytes (64-byte aligned) from the arena, NULL if fewer than sk_scratch_round(n) are left. */
+static inline void *sk_scratch_take(sk_scratch *s, size_t n) {
+    const size_t r = sk_scratch_round(n);
+    if (!s || !s->base || r > s->cap - s->used) return NULL;
+    void *p = s->base + s->used;
+    s->used += r;
+    return p;
+}
+/* Bytes not yet handed out. */
+static inline size_t sk_scratch_left(const sk_scratch *s) { return s ? s->cap - s->used : 0; }
 
 /* ---- checked arithmetic ---------------------------------------------------------------- */
 

@@ -29,11 +29,13 @@ shrink_status sk_out_open(sk_out *o, const char *path, const char *const *inputs
     char *dir = sk_path_dir(path);
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
-    size_t n = strlen(dir) + strlen(base) + 32;
+    size_t n = (dir ? strlen(dir) : 0) + strlen(base) + 32;
     o->path = sk_strdup(path);
     o->tmp = sk_malloc(n);
     if (!dir || !o->path || !o->tmp) {
         sk_free(dir);
+        sk_free(o->tmp); /* not a file name yet: sk_out_abort must not unlink it */
+        o->tmp = NULL;
         sk_out_abort(o);
         return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
     }

@@ -1,6 +1,7 @@
 /*
- * status.c - error messages (thread-local, stb's stbi_failure_reason made thread-safe) and
- * the assertion handler.
+ * status.c - error messages (thread-local, stb's stbi_failure_reason made thread-safe), the
+ * log callback (diagnostics that are not errors) and the assertion handler: the one place in
+ * src/ that writes to stderr and ends the process (tests/test_library_hygiene.sh).
  */
 #include "core.h"
 
@@ -15,6 +16,24 @@ shrink_status sk_error(shrink_status st, const char *fmt, ...) {
 }
 
 void sk_clear_error(void) { sk_errbuf[0] = '\0'; }
+
+static shrink_log_fn sk_log_fn;
+static void         *sk_log_user;
+
+void shrink_set_log_callback(shrink_log_fn fn, void *user) {
+    sk_log_fn = fn;
+    sk_log_user = user;
+}
+
+void sk_log(const char *fmt, ...) {
+    if (!sk_log_fn) return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    sk_log_fn(msg, sk_log_user);
+}
 
 const char *shrink_last_error(void) { return sk_errbuf; }
 

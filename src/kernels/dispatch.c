@@ -1,7 +1,9 @@
 /*
  * dispatch.c - chooses the kernel set once: starts at the references, then moves up to AVX2
- * and AVX-512 when cpuid says the CPU has them and xgetbv says the OS saves their registers.
- * SHRINK_KERNELS=ref|avx2|avx512 forces a level (clamped to what the CPU has).
+ * and AVX-512 when cpuid says the CPU has them and xgetbv says the OS saves their registers,
+ * and fills the kernel table of every level (per dtype: dequantizer, dot, act quantizer).
+ * SHRINK_KERNELS=ref|avx2|avx512 forces a level (clamped to what the CPU has); a bad value is
+ * reported through the log callback (sk_log).
  */
 #include "kernels.h"
 
@@ -14,6 +16,7 @@ static sk_isa sk_cpu_level = SK_ISA_REF;
 static int sk_has_bf16;
 static int sk_has_vnni;
 static char sk_desc[160];
+static sk_isa_table sk_tables[SK_ISA_COUNT]; /* filled once by init_once */
 
 static uint64_t xgetbv0(void) {
     uint32_t lo, hi;
@@ -64,8 +67,22 @@ static void describe(void) {
              sk_has_bf16 ? ", avx512bf16" : "");
 }
 
+/* The table of every level: its own kernels up to the CPU's level, the CPU level's above. */
+static void fill_tables(void) {
+    for (int i = 0; i < SK_ISA_COUNT; i++) {
+        sk_isa_table *tb = &sk_tables[i];
+        tb->isa = (sk_isa)i > sk_cpu_level ? sk_cpu_level : (sk_isa)i;
+        tb->set = set_of(tb->isa);
+        const int vnni = tb->isa >= SK_ISA_AVX512 && sk_has_vnni;
+        tb->i8 = vnni ? &sk_i8_gemm_avx512 : tb->isa >= SK_ISA_AVX2 ? &sk_i8_gemm_avx2 : NULL;
+        sk_dequant_fill(tb);
+        sk_qdot_fill(tb, vnni);
+    }
+}
+
 static void init_once(void) {
     sk_cpu_level = detect();
+    fill_tables();
     sk_isa lvl = sk_cpu_level;
     const char *env = getenv("SHRINK_KERNELS");
     if (env && *env) {
@@ -73,11 +90,11 @@ static void init_once(void) {
         for (int i = 0; i < SK_ISA_COUNT; i++)
             if (strcmp(env, set_of((sk_isa)i)->name) == 0) want = (sk_isa)i;
         if (want == SK_ISA_COUNT)
-            fprintf(stderr, "shrink: SHRINK_KERNELS=%s unknown (ref, avx2, avx512); using %s\n",
-                    env, set_of(lvl)->name);
+            sk_log("SHRINK_KERNELS=%s unknown (ref, avx2, avx512); using %s", env,
+                   set_of(lvl)->name);
         else if (want > sk_cpu_level)
-            fprintf(stderr, "shrink: SHRINK_KERNELS=%s not supported by this CPU; using %s\n",
-                    env, set_of(lvl)->name);
+            sk_log("SHRINK_KERNELS=%s not supported by this CPU; using %s", env,
+                   set_of(lvl)->name);
         else
             lvl = want;
     }
@@ -93,6 +110,12 @@ const sk_kernel_set *sk_kernels(void) {
 }
 
 const char *sk_kernels_isa(void) { return sk_kernels()->name; }
+
+const sk_isa_table *sk_kernel_table(sk_isa isa) {
+    sk_kernels_init();
+    if ((unsigned)isa >= SK_ISA_COUNT) isa = sk_cpu_level;
+    return &sk_tables[isa];
+}
 
 sk_isa sk_cpu_isa(void) {
     sk_kernels_init();

@@ -30,12 +30,7 @@
 #define SK_I8_MC_ROWS 256
 
 
-const sk_i8_gemm *sk_i8_gemm_get(sk_isa isa) {
-    if (isa > sk_cpu_isa()) isa = sk_cpu_isa();
-    if (isa >= SK_ISA_AVX512 && sk_cpu_has_vnni()) return &sk_i8_gemm_avx512;
-    if (isa >= SK_ISA_AVX2) return &sk_i8_gemm_avx2;
-    return NULL;
-}
+const sk_i8_gemm *sk_i8_gemm_get(sk_isa isa) { return sk_kernel_table(isa)->i8; }
 
 /* ---- the reference: decode's dot for every token and row ------------------------------- */
 
@@ -52,33 +47,65 @@ static void gemm_i8_ref(const sk_mat *W, const uint8_t *xa, size_t xab, int64_t 
 
 /* ---- the blocked driver ---------------------------------------------------------------- */
 
+/* The blocking of gemm_i8_blocked for W and T tokens, and the bytes of its buffers. */
+typedef struct i8_plan {
+    int64_t ntiles, npanels; /* token tiles of nr, weight panels of mr */
+    int64_t kcb, nkb, ngt;   /* K block width and count; groups of 4 k in a row */
+    int64_t mcp;             /* panels packed per block */
+    size_t  xtile, wpan;     /* bytes of a group of a tile, of a panel */
+    size_t  xp_bytes, wsz;   /* packed X (shared); packed panels per thread */
+    int     nth;
+} i8_plan;
+
+static i8_plan i8_plan_of(const sk_i8_gemm *g, const sk_mat *W, int64_t T, int nth) {
+    const int mr = g->mr, nr = g->nr;
+    const int64_t rows = W->rows, cols = W->cols;
+    i8_plan p = {.ntiles = (T + nr - 1) / nr, .npanels = (rows + mr - 1) / mr};
+    /* balanced K blocks, multiples of 4 (<= kc_max); the count recomputed after the rounding
+     * (the same for every cols <= SK_I8_MAX_COLS, checked; kept so no block can be empty) */
+    const int64_t nkb0 = (cols + g->kc_max - 1) / g->kc_max;
+    p.kcb = ((cols + nkb0 - 1) / nkb0 + 3) / 4 * 4;
+    p.nkb = (cols + p.kcb - 1) / p.kcb;
+    p.ngt = (cols + 3) / 4;
+    p.mcp = SK_I8_MC_ROWS / mr > 0 ? SK_I8_MC_ROWS / mr : 1;
+    p.xtile = (size_t)nr * (size_t)g->xgb;
+    p.wpan = (size_t)mr * (size_t)g->wgb;
+    if (nth > p.npanels * p.ntiles) nth = (int)(p.npanels * p.ntiles);
+    p.nth = nth < 1 ? 1 : nth;
+    p.xp_bytes = (size_t)(p.ntiles * p.ngt) * p.xtile;
+    p.wsz = ((size_t)p.mcp * (size_t)((p.kcb + 3) / 4) * p.wpan + 63) / 64 * 64;
+    return p;
+}
+
+/* xp, the panels of every thread, d_w per row, d_x and sum q per token */
+static size_t i8_plan_bytes(const i8_plan *p, int mr, int nr) {
+    return sk_scratch_round(p->xp_bytes) + sk_scratch_round((size_t)p->nth * p->wsz) +
+           sk_scratch_round((size_t)(p->npanels * mr) * sizeof(float)) +
+           2 * sk_scratch_round((size_t)(p->ntiles * nr) * sizeof(float));
+}
+
 static void gemm_i8_blocked(const sk_i8_gemm *g, const sk_mat *W, const uint8_t *xa,
-                            size_t xab, int64_t T, float *Y, int64_t ldy, int nth) {
+                            size_t xab, int64_t T, float *Y, int64_t ldy, int nth_max,
+                            sk_scratch *s) {
     const int mr = g->mr, nr = g->nr;
     const int64_t rows = W->rows, cols = W->cols;
     const size_t head = sk_dtype(W->dtype)->row_head;
     const uint64_t rb = sk_dtype_row_bytes(W->dtype, cols);
-    const int64_t ntiles = (T + nr - 1) / nr;
-    const int64_t npanels = (rows + mr - 1) / mr;
-    /* balanced K blocks, multiples of 4 (<= kc_max); the count recomputed after the rounding
-     * (the same for every cols <= SK_I8_MAX_COLS, checked; kept so no block can be empty) */
-    const int64_t nkb0 = (cols + g->kc_max - 1) / g->kc_max;
-    const int64_t kcb = ((cols + nkb0 - 1) / nkb0 + 3) / 4 * 4;
-    const int64_t nkb = (cols + kcb - 1) / kcb;
-    const int64_t ngt = (cols + 3) / 4;                      /* groups of 4 k in a row */
-    const int64_t mcp = SK_I8_MC_ROWS / mr > 0 ? SK_I8_MC_ROWS / mr : 1;
-    const size_t xtile = (size_t)nr * (size_t)g->xgb;        /* bytes of a group of a tile */
-    const size_t wpan = (size_t)mr * (size_t)g->wgb;         /* bytes of a group of a panel */
-    if (nth > npanels * ntiles) nth = (int)(npanels * ntiles);
-    if (nth < 1) nth = 1;
+    const i8_plan pl = i8_plan_of(g, W, T, nth_max);
+    const int64_t ntiles = pl.ntiles, npanels = pl.npanels, kcb = pl.kcb, nkb = pl.nkb;
+    const int64_t mcp = pl.mcp;
+    const size_t xtile = pl.xtile, wpan = pl.wpan, wsz = pl.wsz;
+    const int nth = pl.nth;
 
-    uint8_t *xp = sk_aligned_alloc(64, (size_t)(ntiles * ngt) * xtile);
-    size_t wsz = ((size_t)mcp * (size_t)((kcb + 3) / 4) * wpan + 63) / 64 * 64;
-    uint8_t *wp_all = sk_aligned_alloc(64, (size_t)nth * wsz);
-    float *dw = sk_calloc((size_t)(npanels * mr), sizeof(float));         /* d_w per row */
-    float *dx = sk_calloc((size_t)(ntiles * nr), sizeof(float));          /* d_x per token */
-    int32_t *xsum = sk_calloc((size_t)(ntiles * nr), sizeof(int32_t));    /* sum q per token */
-    SHRINK_ASSERT(xp && wp_all && dw && dx && xsum);
+    uint8_t *xp = sk_scratch_take(s, pl.xp_bytes);
+    uint8_t *wp_all = sk_scratch_take(s, (size_t)nth * wsz);
+    const size_t ndw = (size_t)(npanels * mr), ndx = (size_t)(ntiles * nr);
+    float *dw = sk_scratch_take(s, ndw * sizeof(float));       /* d_w per row */
+    float *dx = sk_scratch_take(s, ndx * sizeof(float));       /* d_x per token */
+    int32_t *xsum = sk_scratch_take(s, ndx * sizeof(int32_t)); /* sum q per token */
+    memset(dw, 0, ndw * sizeof(float)); /* the padding rows and tokens are 0 */
+    memset(dx, 0, ndx * sizeof(float));
+    memset(xsum, 0, ndx * sizeof(int32_t));
 
     #pragma omp parallel num_threads(nth)
     {
@@ -133,35 +160,48 @@ static void gemm_i8_blocked(const sk_i8_gemm *g, const sk_mat *W, const uint8_t 
             }
         }
     }
-    sk_free(xsum);
-    sk_free(dx);
-    sk_free(dw);
-    sk_free(wp_all);
-    sk_free(xp);
+}
+
+static int i8_takes(const sk_mat *W) {
+    const sk_act_format f = sk_dtype(W->dtype)->act;
+    return (f == SK_ACT_I8_TOKEN || f == SK_ACT_I8_STATIC) && W->cols <= SK_I8_MAX_COLS;
+}
+
+static int i8_threads(const sk_mat *W, int64_t T) {
+    return sk_threads_for((double)W->rows * (double)W->cols * (double)T, SK_I8_PAR_MIN);
+}
+
+size_t sk_matmul_i8_scratch_bytes(sk_isa isa, const sk_mat *W, int64_t T) {
+    if (!i8_takes(W) || T < 1 || W->rows < 1 || W->cols < 1) return 0;
+    const size_t xa = sk_scratch_round((size_t)T * sk_act_bytes(sk_dtype(W->dtype)->act, W->cols));
+    const sk_i8_gemm *g = sk_kernel_table(isa)->i8;
+    if (!g) return xa;
+    const i8_plan p = i8_plan_of(g, W, T, i8_threads(W, T));
+    return xa + i8_plan_bytes(&p, g->mr, g->nr);
 }
 
 int sk_matmul_i8(sk_isa isa, const sk_mat *W, const float *X, int64_t T, float *Y,
-                 int64_t ldy) {
+                 int64_t ldy, sk_scratch *s) {
     const sk_act_format f = sk_dtype(W->dtype)->act;
-    if ((f != SK_ACT_I8_TOKEN && f != SK_ACT_I8_STATIC) || W->cols > SK_I8_MAX_COLS) return 0;
+    if (!i8_takes(W)) return 0;
     SHRINK_ASSERT(T >= 1 && W->rows >= 1 && W->cols >= 1 && (T == 1 || ldy >= W->rows));
     const int64_t cols = W->cols;
     const size_t xab = sk_act_bytes(f, cols);
     float ss = 0.0f; /* SK_ACT_I8_STATIC: the calibrated scale in row 0's head (kernels.h) */
     if (f == SK_ACT_I8_STATIC)
         memcpy(&ss, (const uint8_t *)W->data + SK_ACT_STATIC_OFF, sizeof ss);
-    const sk_i8_gemm *g = sk_i8_gemm_get(isa);
-    const sk_act_quant_fn q = sk_act_quant_get(g ? isa : SK_ISA_REF, f);
-    int nth = sk_threads_for((double)W->rows * (double)cols * (double)T, SK_I8_PAR_MIN);
+    const sk_isa_table *tb = sk_kernel_table(isa);
+    const sk_i8_gemm *g = tb->i8;
+    const sk_act_quant_fn q = tb->act_quant[f]; /* the reference's at the ref level (g NULL) */
+    const int nth = i8_threads(W, T);
+    SHRINK_ASSERT(sk_scratch_left(s) >= sk_matmul_i8_scratch_bytes(isa, W, T));
 
     /* every token quantized once (sk_act_i8 each, xab bytes apart) */
-    uint8_t *xa = sk_malloc((size_t)T * xab);
-    SHRINK_ASSERT(xa != NULL);
+    uint8_t *xa = sk_scratch_take(s, (size_t)T * xab);
     #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
     for (int64_t t = 0; t < T; t++) q(X + t * cols, cols, xa + t * xab, ss);
 
-    if (g) gemm_i8_blocked(g, W, xa, xab, T, Y, ldy, nth);
+    if (g) gemm_i8_blocked(g, W, xa, xab, T, Y, ldy, nth, s);
     else gemm_i8_ref(W, xa, xab, T, Y, ldy, nth);
-    sk_free(xa);
     return 1;
 }

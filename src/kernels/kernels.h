@@ -113,11 +113,18 @@ typedef struct sk_mat {
 /* Y[t*ldy + r] = sum_k W[r, k] * X[t*cols + k]   for t < T, r < W->rows.
  * (Y = X W^T, as torch.nn.functional.linear without bias.) Accumulates in f32.
  * Uses the library's threads (OpenMP); call from outside a parallel region.
- * T == 1 is the decode (matrix-vector) case; T > 1 prompt processing (matrix-matrix). */
-SK_HIDDEN void sk_matmul(const sk_mat *W, const float *X, int64_t T, float *Y, int64_t ldy);
+ * T == 1 is the decode (matrix-vector) case; T > 1 prompt processing (matrix-matrix).
+ * Work memory comes from the scratch s (core.h), which must have
+ * sk_matmul_scratch_bytes(sk_kernels(), W, T) bytes left (the caller sizes it once at setup
+ * for its largest call and the thread count; NULL when that is 0); nothing is allocated.
+ * SHRINK_ERR_ARG (with a message) if the scratch is too small, else SHRINK_OK. */
+SK_HIDDEN shrink_status sk_matmul(const sk_mat *W, const float *X, int64_t T, float *Y,
+                                  int64_t ldy, sk_scratch *s);
 
-/* The scalar reference of sk_matmul (single-threaded): the specification, used by tests. */
-SK_HIDDEN void sk_matmul_ref(const sk_mat *W, const float *X, int64_t T, float *Y, int64_t ldy);
+/* The scalar reference of sk_matmul (single-threaded): the specification, used by tests.
+ * Allocates a row (SHRINK_ERR_NOMEM on failure); the library does not call it. */
+SK_HIDDEN shrink_status sk_matmul_ref(const sk_mat *W, const float *X, int64_t T, float *Y,
+                                      int64_t ldy);
 
 /* Row r of W as f32 (dst has W->cols floats). Used for embedding lookups. */
 SK_HIDDEN void sk_mat_row_f32(const sk_mat *W, int64_t r, float *dst);
@@ -147,8 +154,11 @@ SK_HIDDEN void sk_vec_axpy_f32_ref(int64_t n, float alpha, const float *x, float
  * The ref set has no gemv/pack_w/tile: the driver then runs sk_matmul_ref's loop over row
  * ranges (bit-identical to sk_matmul_ref), or, where activations are quantized (T == 1 with
  * a dtype that has vec_dot_ref; w8a8 prompts), the reference quantizers and dots. */
+typedef enum sk_isa { SK_ISA_REF = 0, SK_ISA_AVX2 = 1, SK_ISA_AVX512 = 2, SK_ISA_COUNT } sk_isa;
+
 typedef struct sk_kernel_set {
     const char *name; /* "ref", "avx2", "avx512" */
+    sk_isa isa;       /* the level of the set */
     int mr, nr;       /* GEMM micro-tile: mr weight rows x nr tokens */
     /* y[r - r0] = sum_k W[r, k] x[k] for r in [r0, r1) */
     void (*gemv)(const sk_mat *W, const float *x, float *y, int64_t r0, int64_t r1);
@@ -169,8 +179,6 @@ typedef struct sk_kernel_set {
     float (*exp_sum_f32)(float *x, int64_t n, float sub);
 } sk_kernel_set;
 
-typedef enum sk_isa { SK_ISA_REF = 0, SK_ISA_AVX2 = 1, SK_ISA_AVX512 = 2, SK_ISA_COUNT } sk_isa;
-
 SK_HIDDEN extern const sk_kernel_set sk_kernels_ref;    /* matmul.c */
 SK_HIDDEN extern const sk_kernel_set sk_kernels_avx2;   /* x86/matmul_avx2.c */
 SK_HIDDEN extern const sk_kernel_set sk_kernels_avx512; /* x86/matmul_avx512.c */
@@ -186,9 +194,16 @@ SK_HIDDEN void sk_split(int64_t n, int i, int nth, int64_t *lo, int64_t *hi);
 SK_HIDDEN void sk_gemm_grid(int64_t npanels, int64_t ntiles, int me, int n, int64_t *p_lo,
                             int64_t *p_hi, int64_t *j_lo, int64_t *j_hi);
 
-/* sk_matmul with a given kernel set (tests and benchmarks compare the sets). */
-SK_HIDDEN void sk_matmul_with(const sk_kernel_set *ks, const sk_mat *W, const float *X,
-                              int64_t T, float *Y, int64_t ldy);
+/* Scratch bytes sk_matmul takes for W and T tokens with kernel set ks at the current thread
+ * count (omp_get_max_threads()): 0 for most decode calls. */
+SK_HIDDEN size_t sk_matmul_scratch_bytes(const sk_kernel_set *ks, const sk_mat *W, int64_t T);
+/* sk_matmul with a given kernel set and scratch. */
+SK_HIDDEN shrink_status sk_matmul_in(const sk_kernel_set *ks, const sk_mat *W, const float *X,
+                                     int64_t T, float *Y, int64_t ldy, sk_scratch *s);
+/* sk_matmul_in with a scratch of its own, allocated and freed in the call (SHRINK_ERR_NOMEM):
+ * for tests and benchmarks that compare the sets; the library does not call it. */
+SK_HIDDEN shrink_status sk_matmul_with(const sk_kernel_set *ks, const sk_mat *W,
+                                       const float *X, int64_t T, float *Y, int64_t ldy);
 
 /* ---- row dequantizers of the quantized dtypes (dequant.c, x86/dequant_<isa>.c) ----------
  *
@@ -203,7 +218,8 @@ typedef void (*sk_dequant_fn)(const void *row, int64_t k0, int64_t n, float *dst
 SK_HIDDEN void sk_dequant_ref(shrink_dtype t, const void *row, int64_t k0, int64_t n,
                               float *dst);
 /* The SIMD dequantizer of dtype t for a level (clamped to the CPU), NULL where there is none
- * (the ref level, f32/f16/bf16): callers then use sk_dequant_ref. */
+ * (the ref level, f32/f16/bf16): callers then use sk_dequant_ref. A read of the kernel table
+ * (sk_kernel_table(isa)->dtype[t].dequant), for tests and benchmarks. */
 SK_HIDDEN sk_dequant_fn sk_dequant_get(sk_isa isa, shrink_dtype t);
 /* x86/dequant_<isa>.c: that ISA's dequantizers, NULL where it has none. */
 SK_HIDDEN sk_dequant_fn sk_dequant_avx2(shrink_dtype t);
@@ -252,12 +268,14 @@ SK_HIDDEN void sk_act_quantize_ref(sk_act_format f, const float *x, int64_t n, v
                                    float static_scale);
 SK_HIDDEN void sk_act_quantize(sk_act_format f, const float *x, int64_t n, void *dst,
                                float static_scale);
-/* The quantizer of format f for a level (clamped to the CPU; the ref where none exists). */
+/* The quantizer of format f for a level (clamped to the CPU; the ref where none exists).
+ * A read of sk_kernel_table(isa)->act_quant[f]. */
 SK_HIDDEN sk_act_quant_fn sk_act_quant_get(sk_isa isa, sk_act_format f);
 /* dst[0..n) = the f32 values the activations stand for (d * q). Tests and fake quantization. */
 SK_HIDDEN void sk_act_dequantize(sk_act_format f, const void *src, int64_t n, float *dst);
 /* The dot kernel of dtype t for a level: the SIMD kernel when one exists for that ISA (or a
- * lower one) and this CPU runs it, else sk_dtype(t)->vec_dot_ref (NULL: no dot kernel). */
+ * lower one) and this CPU runs it, else sk_dtype(t)->vec_dot_ref (NULL: no dot kernel).
+ * A read of sk_kernel_table(isa)->dtype[t].vec_dot. */
 SK_HIDDEN sk_vec_dot_fn sk_vec_dot_get(sk_isa isa, shrink_dtype t);
 /* x86/qdot_<isa>.c: that ISA's kernels, NULL where it has none. */
 SK_HIDDEN sk_vec_dot_fn sk_qdot_avx2(shrink_dtype t);
@@ -305,12 +323,45 @@ typedef struct sk_i8_gemm {
 SK_HIDDEN extern const sk_i8_gemm sk_i8_gemm_avx2;   /* x86/gemm_i8_avx2.c: int16 x madd */
 SK_HIDDEN extern const sk_i8_gemm sk_i8_gemm_avx512; /* x86/gemm_i8_avx512.c: VNNI */
 /* The int8 GEMM kernels of a level (clamped to the CPU; avx512 needs VNNI, else avx2's);
- * NULL for the ref level. */
+ * NULL for the ref level. A read of sk_kernel_table(isa)->i8. */
 SK_HIDDEN const sk_i8_gemm *sk_i8_gemm_get(sk_isa isa);
 /* Y = X W^T for T > 1 and W of an SK_ACT_I8_* type with the level's int8 GEMM (ref: the
- * reference quantizer and vec_dot_ref per token and row). Returns 0 without touching Y when
- * W's type has no int8 activations or W->cols > SK_I8_MAX_COLS. Threads as sk_matmul. */
+ * reference quantizer and vec_dot_ref per token and row). Returns 0 without touching Y (or s)
+ * when W's type has no int8 activations or W->cols > SK_I8_MAX_COLS, else 1. Threads as
+ * sk_matmul; takes sk_matmul_i8_scratch_bytes from s (which must have them: sk_matmul checks). */
 SK_HIDDEN int sk_matmul_i8(sk_isa isa, const sk_mat *W, const float *X, int64_t T, float *Y,
-                           int64_t ldy);
+                           int64_t ldy, sk_scratch *s);
+/* Scratch bytes of sk_matmul_i8 (0: it declines W). */
+SK_HIDDEN size_t sk_matmul_i8_scratch_bytes(sk_isa isa, const sk_mat *W, int64_t T);
+
+/* ---- the kernel table: what each level runs for each dtype ---------------------------------
+ *
+ * One table per level, filled once at init (dispatch.c, with each family's fill function) from
+ * the x86 files' lookups; the drivers read their function pointers from it (no lookup per
+ * call). A level above the CPU's holds the CPU level's kernels (as the getters above clamp). */
+typedef struct sk_dtype_kernels {
+    sk_dequant_fn   dequant;   /* SIMD row dequantizer; NULL: sk_dequant_ref (the ref level,
+                                * f32/f16/bf16, types without one) */
+    sk_vec_dot_fn   vec_dot;   /* dot of a row with the dtype's act format (the SIMD kernel,
+                                * else vec_dot_ref); NULL: no dot kernel */
+    sk_act_quant_fn act_quant; /* quantizer into the dtype's act format (byte-identical to
+                                * sk_act_quantize_ref) */
+} sk_dtype_kernels;
+
+typedef struct sk_isa_table {
+    sk_isa               isa;  /* the level these kernels run at (clamped to the CPU) */
+    const sk_kernel_set *set;  /* that level's f32 kernels */
+    const sk_i8_gemm    *i8;   /* int8 GEMM of the w8a8 prompts (avx512 needs VNNI, else
+                                * avx2's); NULL at the ref level */
+    sk_act_quant_fn      act_quant[SK_ACT_COUNT];   /* quantizer of each act format */
+    sk_dtype_kernels     dtype[SHRINK_DTYPE_COUNT];
+} sk_isa_table;
+
+/* The table of a level (clamped to the CPU); initializes the dispatch on first use. */
+SK_HIDDEN const sk_isa_table *sk_kernel_table(sk_isa isa);
+/* Fill functions, called once by dispatch.c for each level (tb->isa already clamped):
+ * dequant.c fills dtype[].dequant, qdot.c act_quant[] and dtype[].vec_dot / act_quant. */
+SK_HIDDEN void sk_dequant_fill(sk_isa_table *tb);
+SK_HIDDEN void sk_qdot_fill(sk_isa_table *tb, int vnni);
 
 #endif /* SK_KERNELS_H */

@@ -28,11 +28,13 @@ static void matmul_ref_rows(const sk_mat *W, const float *X, int64_t T, float *Y
     }
 }
 
-void sk_matmul_ref(const sk_mat *W, const float *X, int64_t T, float *Y, int64_t ldy) {
+shrink_status sk_matmul_ref(const sk_mat *W, const float *X, int64_t T, float *Y,
+                            int64_t ldy) {
     float *wrow = sk_malloc((size_t)W->cols * sizeof(float));
-    SHRINK_ASSERT(wrow != NULL);
+    if (!wrow) return sk_error(SHRINK_ERR_NOMEM, "sk_matmul_ref: out of memory");
     matmul_ref_rows(W, X, T, Y, ldy, 0, W->rows, wrow);
     sk_free(wrow);
+    return SHRINK_OK;
 }
 
 float sk_vec_dot_f32_ref(const float *a, const float *b, int64_t n) {
@@ -55,7 +57,8 @@ float sk_vec_exp_sum_f32_ref(float *x, int64_t n, float sub) {
 }
 
 const sk_kernel_set sk_kernels_ref = {
-    .name = "ref", .mr = 1, .nr = 1, .gemv = NULL, .pack_w = NULL, .pack_x = NULL, .tile = NULL,
+    .name = "ref", .isa = SK_ISA_REF, .mr = 1, .nr = 1,
+    .gemv = NULL, .pack_w = NULL, .pack_x = NULL, .tile = NULL,
     .dot_f32 = sk_vec_dot_f32_ref, .axpy_f32 = sk_vec_axpy_f32_ref,
     .exp_sum_f32 = sk_vec_exp_sum_f32_ref,
 };
@@ -95,13 +98,21 @@ void sk_gemm_grid(int64_t npanels, int64_t ntiles, int me, int n, int64_t *p_lo,
 }
 
 
-static void matmul_ref_threaded(const sk_mat *W, const float *X, int64_t T, float *Y,
-                                int64_t ldy) {
+/* Threads of the reference driver; each widens its rows into its own f32 row (scratch). */
+static int ref_threads(const sk_mat *W, int64_t T) {
     int nth = sk_threads_for((double)W->rows * (double)W->cols * (double)T, SK_PAR_MIN_WORK);
     if (nth > W->rows) nth = (int)W->rows;
-    if (nth < 1) nth = 1;
-    float *wrows = sk_malloc((size_t)nth * (size_t)W->cols * sizeof(float));
-    SHRINK_ASSERT(wrows != NULL);
+    return nth < 1 ? 1 : nth;
+}
+
+static size_t ref_scratch_bytes(const sk_mat *W, int64_t T) {
+    return sk_scratch_round((size_t)ref_threads(W, T) * (size_t)W->cols * sizeof(float));
+}
+
+static void matmul_ref_threaded(const sk_mat *W, const float *X, int64_t T, float *Y,
+                                int64_t ldy, sk_scratch *s) {
+    const int nth = ref_threads(W, T);
+    float *wrows = sk_scratch_take(s, (size_t)nth * (size_t)W->cols * sizeof(float));
     #pragma omp parallel num_threads(nth)
     {
         int i = omp_get_thread_num(), n = omp_get_num_threads();
@@ -109,12 +120,9 @@ static void matmul_ref_threaded(const sk_mat *W, const float *X, int64_t T, floa
         sk_split(W->rows, i, n, &lo, &hi);
         matmul_ref_rows(W, X, T, Y, ldy, lo, hi, wrows + (size_t)i * (size_t)W->cols);
     }
-    sk_free(wrows);
 }
 
 /* ---- quantized types (q8_0, q4_K, int8_ch, ...): rows dequantized through the dtype row -- */
-
-static sk_isa isa_of(const sk_kernel_set *ks);
 
 /* Elements dequantized at a time: a multiple of every block (256), 8 KiB of f32 on the stack. */
 #define SK_DEQ_CHUNK 2048
@@ -124,7 +132,7 @@ static sk_isa isa_of(const sk_kernel_set *ks);
  * the chunk dots, so not bit-identical to the reference). */
 static void gemv_blocks(const sk_kernel_set *ks, const sk_mat *W, const float *x, float *y,
                         int64_t r0, int64_t r1) {
-    const sk_dequant_fn deq = sk_dequant_get(isa_of(ks), W->dtype);
+    const sk_dequant_fn deq = sk_kernel_table(ks->isa)->dtype[W->dtype].dequant;
     const uint64_t rb = sk_dtype_row_bytes(W->dtype, W->cols);
     float buf[SK_DEQ_CHUNK];
     for (int64_t r = r0; r < r1; r++) {
@@ -150,7 +158,7 @@ static void pack_w_blocks(const sk_kernel_set *ks, const sk_mat *W, int64_t r0, 
     const int mr = ks->mr;
     const int64_t bl = (int64_t)sk_dtype(W->dtype)->block;
     const uint64_t rb = sk_dtype_row_bytes(W->dtype, W->cols);
-    const sk_dequant_fn deq = sk_dequant_get(isa_of(ks), W->dtype);
+    const sk_dequant_fn deq = sk_kernel_table(ks->isa)->dtype[W->dtype].dequant;
     SHRINK_ASSERT(k0 % bl == 0 && kc % bl == 0);
     for (int64_t p = 0; p * mr < nrows; p++) {
         int mrows = nrows - p * mr < mr ? (int)(nrows - p * mr) : mr;
@@ -190,35 +198,62 @@ static void gemv_threaded(const sk_kernel_set *ks, const sk_mat *W, const float 
     }
 }
 
-/* T > 1. Layout of the packed X (shared by all threads): for each K block b (offset k0,
- * width kc), tiles of nr tokens, each kc x nr: xp + k0*ntiles*nr + tile*kc*nr. */
-static void gemm_threaded(const sk_kernel_set *ks, const sk_mat *W, const float *X, int64_t T,
-                          float *Y, int64_t ldy) {
+/* The blocking of gemm_threaded for W and T tokens, and the floats of its buffers. */
+typedef struct gemm_plan {
+    int64_t ntiles, npanels; /* token tiles of nr, weight panels of mr */
+    int64_t nkb, kcb;        /* K blocks and their width */
+    int64_t mcp;             /* panels packed per block */
+    int     nth, quant;
+    size_t  xp_floats;       /* packed X, shared */
+    size_t  wsz, ssz;        /* per thread: packed weight panels; dequantized rows (quant) */
+} gemm_plan;
+
+static gemm_plan gemm_plan_of(const sk_kernel_set *ks, const sk_mat *W, int64_t T) {
     const int mr = ks->mr, nr = ks->nr;
     const int64_t rows = W->rows, cols = W->cols;
-    const int64_t ntiles = (T + nr - 1) / nr;
-    const int64_t npanels = (rows + mr - 1) / mr;
-    int64_t nkb = (cols + SK_KC_MAX - 1) / SK_KC_MAX;
-    int64_t kcb = (cols + nkb - 1) / nkb;                   /* balanced K blocks */
-    const int quant = sk_dtype_quantized(W->dtype);
-    if (quant) { /* K blocks of whole quantization blocks: each is dequantized once */
+    gemm_plan p = {.ntiles = (T + nr - 1) / nr, .npanels = (rows + mr - 1) / mr};
+    p.nkb = (cols + SK_KC_MAX - 1) / SK_KC_MAX;
+    p.kcb = (cols + p.nkb - 1) / p.nkb;                     /* balanced K blocks */
+    p.quant = sk_dtype_quantized(W->dtype);
+    if (p.quant) { /* K blocks of whole quantization blocks: each is dequantized once */
         const int64_t bl = (int64_t)sk_dtype(W->dtype)->block;
-        kcb = (kcb + bl - 1) / bl * bl;
-        nkb = (cols + kcb - 1) / kcb;
+        p.kcb = (p.kcb + bl - 1) / bl * bl;
+        p.nkb = (cols + p.kcb - 1) / p.kcb;
     }
-    const int64_t mcp = SK_MC_ROWS / mr > 0 ? SK_MC_ROWS / mr : 1; /* panels per block */
+    p.mcp = SK_MC_ROWS / mr > 0 ? SK_MC_ROWS / mr : 1;
 
-    int nth = sk_threads_for((double)rows * (double)cols * (double)T, SK_PAR_MIN_WORK);
-    if (nth > npanels * ntiles) nth = (int)(npanels * ntiles);
-    if (nth < 1) nth = 1;
-
-    float *xp = sk_aligned_alloc(64, (size_t)(ntiles * nr * cols) * sizeof(float));
-    size_t wsz = (size_t)(mcp * mr * kcb);
-    float *wp_all = sk_aligned_alloc(64, (size_t)nth * wsz * sizeof(float));
+    p.nth = sk_threads_for((double)rows * (double)cols * (double)T, SK_PAR_MIN_WORK);
+    if (p.nth > p.npanels * p.ntiles) p.nth = (int)(p.npanels * p.ntiles);
+    if (p.nth < 1) p.nth = 1;
+    p.xp_floats = (size_t)(p.ntiles * nr * cols);
+    p.wsz = (size_t)(p.mcp * mr * p.kcb);
     /* quantized types: mr dequantized rows of a K block per thread (pack_w_blocks) */
-    size_t ssz = quant ? (size_t)(mr * kcb) : 0;
-    float *scratch_all = quant ? sk_aligned_alloc(64, (size_t)nth * ssz * sizeof(float)) : NULL;
-    SHRINK_ASSERT(xp != NULL && wp_all != NULL && (!quant || scratch_all != NULL));
+    p.ssz = p.quant ? (size_t)(mr * p.kcb) : 0;
+    return p;
+}
+
+static size_t gemm_scratch_bytes(const gemm_plan *p) {
+    return sk_scratch_round(p->xp_floats * sizeof(float)) +
+           sk_scratch_round((size_t)p->nth * p->wsz * sizeof(float)) +
+           sk_scratch_round((size_t)p->nth * p->ssz * sizeof(float));
+}
+
+/* T > 1. Layout of the packed X (shared by all threads): for each K block b (offset k0,
+ * width kc), tiles of nr tokens, each kc x nr: xp + k0*ntiles*nr + tile*kc*nr. Buffers come
+ * from the scratch (gemm_scratch_bytes). */
+static void gemm_threaded(const sk_kernel_set *ks, const sk_mat *W, const float *X, int64_t T,
+                          float *Y, int64_t ldy, sk_scratch *s) {
+    const gemm_plan pl = gemm_plan_of(ks, W, T);
+    const int mr = ks->mr, nr = ks->nr;
+    const int64_t rows = W->rows, cols = W->cols;
+    const int64_t ntiles = pl.ntiles, npanels = pl.npanels, nkb = pl.nkb, kcb = pl.kcb;
+    const int64_t mcp = pl.mcp;
+    const int quant = pl.quant, nth = pl.nth;
+    const size_t wsz = pl.wsz, ssz = pl.ssz;
+
+    float *xp = sk_scratch_take(s, pl.xp_floats * sizeof(float));
+    float *wp_all = sk_scratch_take(s, (size_t)nth * wsz * sizeof(float));
+    float *scratch_all = quant ? sk_scratch_take(s, (size_t)nth * ssz * sizeof(float)) : NULL;
 
     #pragma omp parallel num_threads(nth)
     {
@@ -261,17 +296,9 @@ static void gemm_threaded(const sk_kernel_set *ks, const sk_mat *W, const float 
             }
         }
     }
-    sk_free(scratch_all);
-    sk_free(wp_all);
-    sk_free(xp);
 }
 
 /* ---- quantized decode: x quantized once, one vec_dot per weight row ------------------- */
-
-static sk_isa isa_of(const sk_kernel_set *ks) {
-    return ks == &sk_kernels_avx512 ? SK_ISA_AVX512 : ks == &sk_kernels_avx2 ? SK_ISA_AVX2
-                                                                              : SK_ISA_REF;
-}
 
 /* SK_ACT_I8_STATIC: the calibrated activation scale in row 0's head (kernels.h) */
 static float act_static_scale(const sk_mat *W) {
@@ -281,8 +308,15 @@ static float act_static_scale(const sk_mat *W) {
     return a;
 }
 
-/* Activations of up to this many bytes live on the stack (a 8192-wide f32 row). */
+/* Activations of up to this many bytes live on the stack (a 8192-wide f32 row); larger ones
+ * in the scratch. */
 #define SK_ACT_STACK 32768
+
+static size_t qdot_scratch_bytes(const sk_mat *W) {
+    const sk_act_format f = sk_dtype(W->dtype)->act;
+    const size_t nbytes = sk_act_bytes(f, W->cols);
+    return f != SK_ACT_F32 && nbytes > SK_ACT_STACK ? sk_scratch_round(nbytes) : 0;
+}
 
 /* T == 1 for a dtype with a dot kernel: x in the row's act format (the set's quantizer; the
  * references for the ref set), quantized once by the calling thread (O(cols), against the
@@ -290,22 +324,20 @@ static float act_static_scale(const sk_mat *W) {
  * threads in chunks of 16 as in gemv_threaded, y[r] = vec_dot(row r, xa). One thread (the
  * thresholds of gemv_threaded) runs without entering a parallel region: libgomp allocates
  * and frees a team for every region, even a one-thread one. */
-static void gemv_qdot(const sk_kernel_set *ks, const sk_mat *W, const float *x, float *y) {
+static void gemv_qdot(const sk_kernel_set *ks, const sk_mat *W, const float *x, float *y,
+                      sk_scratch *s) {
     const sk_dtype_traits *d = sk_dtype(W->dtype);
-    const sk_isa isa = isa_of(ks);
-    const sk_vec_dot_fn dot = isa == SK_ISA_REF ? d->vec_dot_ref : sk_vec_dot_get(isa, W->dtype);
-    const sk_act_quant_fn quant = isa == SK_ISA_REF ? NULL : sk_act_quant_get(isa, d->act);
+    const sk_dtype_kernels *dk = &sk_kernel_table(ks->isa)->dtype[W->dtype];
+    const sk_vec_dot_fn dot = dk->vec_dot;          /* vec_dot_ref at the ref level */
+    const sk_act_quant_fn quant = dk->act_quant;    /* the reference's at the ref level */
     const int64_t rows = W->rows, cols = W->cols, chunks = (rows + 15) / 16;
     const size_t nbytes = sk_act_bytes(d->act, cols);
     _Alignas(64) uint8_t stack[SK_ACT_STACK];
     uint8_t *buf = NULL;
-    void *heap = NULL;
     if (d->act != SK_ACT_F32) {
-        buf = nbytes <= sizeof stack ? stack : (uint8_t *)(heap = sk_aligned_alloc(64, nbytes));
-        SHRINK_ASSERT(buf != NULL);
+        buf = nbytes <= sizeof stack ? stack : (uint8_t *)sk_scratch_take(s, nbytes);
         const float ss = act_static_scale(W);
-        if (quant) quant(x, cols, buf, ss);
-        else sk_act_quantize_ref(d->act, x, cols, buf, ss);
+        quant(x, cols, buf, ss);
     }
     const void *xa = buf ? (const void *)buf : (const void *)x;
     const uint64_t rb = sk_dtype_row_bytes(W->dtype, cols);
@@ -324,25 +356,35 @@ static void gemv_qdot(const sk_kernel_set *ks, const sk_mat *W, const float *x, 
             for (int64_t r = lo; r < hi; r++) y[r] = dot(cols, w + (uint64_t)r * rb, xa);
         }
     }
-    sk_free(heap);
 }
 
 /* Prompt processing for the int8-activation types (w8a8*) with rows too wide for the int8
  * GEMM (cols > SK_I8_MAX_COLS; gemm_i8.c does the others): X as the scheme sees it, each
  * token row quantized and dequantized (fake quantization), so the f32 GEMM computes what the
- * decode kernels compute up to f32 rounding. Returns NULL for the other types (X as is). */
+ * decode kernels compute up to f32 rounding. Returns NULL for the other types (X as is).
+ * Xq and one token's activations per thread come from the scratch (fake_quant_bytes). */
+static int fake_quant_threads(const sk_mat *W, int64_t T) {
+    int nth = sk_threads_for((double)T * (double)W->cols, SK_PAR_MIN_WORK);
+    return nth > T ? (int)T : nth;
+}
+
+static size_t fake_quant_bytes(const sk_mat *W, int64_t T) {
+    const sk_act_format f = sk_dtype(W->dtype)->act;
+    if (f != SK_ACT_I8_TOKEN && f != SK_ACT_I8_STATIC) return 0;
+    return sk_scratch_round((size_t)(T * W->cols) * sizeof(float)) +
+           sk_scratch_round((size_t)fake_quant_threads(W, T) * sk_act_bytes(f, W->cols));
+}
+
 static float *fake_quant_x(const sk_kernel_set *ks, const sk_mat *W, const float *X,
-                           int64_t T) {
+                           int64_t T, sk_scratch *s) {
     const sk_act_format f = sk_dtype(W->dtype)->act;
     if (f != SK_ACT_I8_TOKEN && f != SK_ACT_I8_STATIC) return NULL;
     const int64_t cols = W->cols;
     const size_t nb = sk_act_bytes(f, cols);
-    int nth = sk_threads_for((double)T * (double)cols, SK_PAR_MIN_WORK);
-    if (nth > T) nth = (int)T;
-    float *Xq = sk_malloc((size_t)(T * cols) * sizeof(float));
-    uint8_t *bufs = sk_malloc((size_t)nth * nb); /* one token's activations per thread */
-    SHRINK_ASSERT(Xq != NULL && bufs != NULL);
-    const sk_act_quant_fn q = sk_act_quant_get(isa_of(ks), f);
+    const int nth = fake_quant_threads(W, T);
+    float *Xq = sk_scratch_take(s, (size_t)(T * cols) * sizeof(float));
+    uint8_t *bufs = sk_scratch_take(s, (size_t)nth * nb); /* one token's activations per thread */
+    const sk_act_quant_fn q = sk_kernel_table(ks->isa)->act_quant[f];
     const float ss = act_static_scale(W);
     #pragma omp parallel num_threads(nth) if (nth > 1)
     {
@@ -353,38 +395,73 @@ static float *fake_quant_x(const sk_kernel_set *ks, const sk_mat *W, const float
             sk_act_dequantize(f, buf, cols, Xq + t * cols);
         }
     }
-    sk_free(bufs);
     return Xq;
 }
 
-void sk_matmul_with(const sk_kernel_set *ks, const sk_mat *W, const float *X, int64_t T,
-                    float *Y, int64_t ldy) {
+/* T == 1 with a dot kernel for the dtype: quantized decode (gemv_qdot) */
+static int takes_qdot(const sk_mat *W, int64_t T) {
+    const sk_dtype_traits *d = sk_dtype(W->dtype);
+    return T == 1 && d->vec_dot_ref != NULL && W->cols % sk_act_block(d->act) == 0;
+}
+
+size_t sk_matmul_scratch_bytes(const sk_kernel_set *ks, const sk_mat *W, int64_t T) {
+    if (W->rows <= 0 || W->cols <= 0 || T <= 0) return 0;
+    if (takes_qdot(W, T)) return qdot_scratch_bytes(W);
+    const size_t i8 = T > 1 ? sk_matmul_i8_scratch_bytes(ks->isa, W, T) : 0;
+    if (i8 > 0) return i8;
+    const size_t fq = fake_quant_bytes(W, T);
+    if (ks->tile == NULL) return fq + ref_scratch_bytes(W, T);
+    if (T == 1) return fq;
+    const gemm_plan p = gemm_plan_of(ks, W, T);
+    return fq + gemm_scratch_bytes(&p);
+}
+
+shrink_status sk_matmul_in(const sk_kernel_set *ks, const sk_mat *W, const float *X, int64_t T,
+                           float *Y, int64_t ldy, sk_scratch *s) {
     SHRINK_ASSERT(W->rows >= 0 && W->cols >= 0 && T >= 0 && (T <= 1 || ldy >= W->rows));
-    if (W->rows == 0 || T == 0) return;
+    if (W->rows == 0 || T == 0) return SHRINK_OK;
     if (W->cols == 0) {
         for (int64_t t = 0; t < T; t++)
             for (int64_t r = 0; r < W->rows; r++) Y[t * ldy + r] = 0.0f;
-        return;
+        return SHRINK_OK;
     }
-    const sk_dtype_traits *d = sk_dtype(W->dtype);
-    if (T == 1 && d->vec_dot_ref != NULL && W->cols % sk_act_block(d->act) == 0) {
-        gemv_qdot(ks, W, X, Y);
-        return;
+    const size_t need = sk_matmul_scratch_bytes(ks, W, T);
+    if (need > sk_scratch_left(s))
+        return sk_error(SHRINK_ERR_ARG,
+                        "sk_matmul: %zu bytes of scratch left, %zu needed (%s, %" PRId64
+                        " x %" PRId64 ", %" PRId64 " tokens)",
+                        sk_scratch_left(s), need, sk_dtype(W->dtype)->name, W->rows, W->cols, T);
+    const size_t mark = s ? s->used : 0;
+    if (takes_qdot(W, T)) {
+        gemv_qdot(ks, W, X, Y, s);
+    } else if (T > 1 && sk_matmul_i8(ks->isa, W, X, T, Y, ldy, s)) {
+        /* w8a8 prompts: done */
+    } else {
+        float *Xq = fake_quant_x(ks, W, X, T, s);
+        if (Xq) X = Xq;
+        if (ks->tile == NULL)
+            matmul_ref_threaded(W, X, T, Y, ldy, s);
+        else if (T == 1)
+            gemv_threaded(ks, W, X, Y);
+        else
+            gemm_threaded(ks, W, X, T, Y, ldy, s);
     }
-    if (T > 1 && sk_matmul_i8(isa_of(ks), W, X, T, Y, ldy)) return; /* w8a8 prompts */
-    float *Xq = fake_quant_x(ks, W, X, T);
-    if (Xq) X = Xq;
-    if (ks->tile == NULL)
-        matmul_ref_threaded(W, X, T, Y, ldy);
-    else if (T == 1)
-        gemv_threaded(ks, W, X, Y);
-    else
-        gemm_threaded(ks, W, X, T, Y, ldy);
-    sk_free(Xq);
+    if (s) s->used = mark;
+    return SHRINK_OK;
 }
 
-void sk_matmul(const sk_mat *W, const float *X, int64_t T, float *Y, int64_t ldy) {
-    sk_matmul_with(sk_kernels(), W, X, T, Y, ldy);
+shrink_status sk_matmul(const sk_mat *W, const float *X, int64_t T, float *Y, int64_t ldy,
+                        sk_scratch *s) {
+    return sk_matmul_in(sk_kernels(), W, X, T, Y, ldy, s);
+}
+
+shrink_status sk_matmul_with(const sk_kernel_set *ks, const sk_mat *W, const float *X,
+                             int64_t T, float *Y, int64_t ldy) {
+    sk_scratch s = {0};
+    shrink_status st = sk_scratch_reserve(&s, sk_matmul_scratch_bytes(ks, W, T));
+    if (st == SHRINK_OK) st = sk_matmul_in(ks, W, X, T, Y, ldy, &s);
+    sk_scratch_free(&s);
+    return st;
 }
 
 float sk_vec_dot_f32(const float *a, const float *b, int64_t n) {

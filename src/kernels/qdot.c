@@ -109,22 +109,14 @@ void sk_act_quantize_ref(sk_act_format f, const float *x, int64_t n, void *dst,
     act_quant_ref(f)(x, n, dst, static_scale);
 }
 
-static sk_isa isa_of_set(const sk_kernel_set *ks) {
-    return ks == &sk_kernels_avx512 ? SK_ISA_AVX512 : ks == &sk_kernels_avx2 ? SK_ISA_AVX2
-                                                                              : SK_ISA_REF;
-}
-
 sk_act_quant_fn sk_act_quant_get(sk_isa isa, sk_act_format f) {
-    if (isa > sk_cpu_isa()) isa = sk_cpu_isa();
-    sk_act_quant_fn fn = NULL;
-    if (isa >= SK_ISA_AVX512) fn = sk_act_quant_avx512(f);
-    if (!fn && isa >= SK_ISA_AVX2) fn = sk_act_quant_avx2(f);
-    return fn ? fn : act_quant_ref(f);
+    SHRINK_ASSERT((unsigned)f < SK_ACT_COUNT);
+    return sk_kernel_table(isa)->act_quant[f];
 }
 
 void sk_act_quantize(sk_act_format f, const float *x, int64_t n, void *dst, float static_scale) {
-    SHRINK_ASSERT(n % sk_act_block(f) == 0);
-    sk_act_quant_get(isa_of_set(sk_kernels()), f)(x, n, dst, static_scale);
+    SHRINK_ASSERT(n % sk_act_block(f) == 0 && (unsigned)f < SK_ACT_COUNT);
+    sk_kernel_table(sk_kernels()->isa)->act_quant[f](x, n, dst, static_scale);
 }
 
 void sk_act_dequantize(sk_act_format f, const void *src, int64_t n, float *dst) {
@@ -469,10 +461,27 @@ float sk_w8a8_static_dot_ref(int64_t n, const void *w, const void *xa) {
 
 /* ==== lookups ================================================================================ */
 
+/* The level's quantizers and dots (the avx512 dots need VNNI; a level without a kernel falls
+ * back to the level below, then to the reference). */
+void sk_qdot_fill(sk_isa_table *tb, int vnni) {
+    for (int i = 0; i < SK_ACT_COUNT; i++) {
+        const sk_act_format f = (sk_act_format)i;
+        sk_act_quant_fn fn = NULL;
+        if (tb->isa >= SK_ISA_AVX512) fn = sk_act_quant_avx512(f);
+        if (!fn && tb->isa >= SK_ISA_AVX2) fn = sk_act_quant_avx2(f);
+        tb->act_quant[f] = fn ? fn : act_quant_ref(f);
+    }
+    for (int i = 0; i < SHRINK_DTYPE_COUNT; i++) {
+        const shrink_dtype t = (shrink_dtype)i;
+        sk_vec_dot_fn fn = NULL;
+        if (tb->isa >= SK_ISA_AVX512 && vnni) fn = sk_qdot_avx512(t);
+        if (!fn && tb->isa >= SK_ISA_AVX2) fn = sk_qdot_avx2(t);
+        tb->dtype[t].vec_dot = fn ? fn : sk_dtype(t)->vec_dot_ref;
+        tb->dtype[t].act_quant = tb->act_quant[sk_dtype(t)->act];
+    }
+}
+
 sk_vec_dot_fn sk_vec_dot_get(sk_isa isa, shrink_dtype t) {
-    if (isa > sk_cpu_isa()) isa = sk_cpu_isa();
-    sk_vec_dot_fn fn = NULL;
-    if (isa >= SK_ISA_AVX512 && sk_cpu_has_vnni()) fn = sk_qdot_avx512(t);
-    if (!fn && isa >= SK_ISA_AVX2) fn = sk_qdot_avx2(t);
-    return fn ? fn : sk_dtype(t)->vec_dot_ref;
+    if ((unsigned)t >= SHRINK_DTYPE_COUNT) return NULL;
+    return sk_kernel_table(isa)->dtype[t].vec_dot;
 }

@@ -43,6 +43,9 @@ struct shrink_context {
     float *scratch;  /* (threads, attn_scratch_floats) attention work space, one per thread */
     size_t scratch_floats;
     int    n_threads_scores;
+    sk_scratch mm;              /* the matrix products' work memory (sk_matmul) */
+    int    mm_threads;          /* the thread count and kernel set mm is sized for */
+    const sk_kernel_set *mm_set;
 
     sk_observe_fn observe; /* NULL, or called with the input of every matrix product */
     void         *observe_user;
@@ -102,19 +105,20 @@ static void norm_rows(const struct shrink_model *m, float *xn, const float *x, i
     for (int t = 0; t < T; t++) norm_row(c, xn + (size_t)t * D, x + (size_t)t * D, w, b);
 }
 
-/* Y = X W^T (+ bias per row). */
-static void linear(const sk_mat *W, const float *bias, const float *X, int T, float *Y,
-                   int64_t ldy) {
-    sk_matmul(W, X, T, Y, ldy);
-    if (!bias) return;
+/* Y = X W^T (+ bias per row), the product's work memory from the context's scratch. */
+static shrink_status linear(shrink_context *x, const sk_mat *W, const float *bias,
+                            const float *X, int T, float *Y, int64_t ldy) {
+    shrink_status st = sk_matmul(W, X, T, Y, ldy, &x->mm);
+    if (st || !bias) return st;
     if (T <= 8) {
         for (int t = 0; t < T; t++)
             for (int64_t r = 0; r < W->rows; r++) Y[t * ldy + r] += bias[r];
-        return;
+        return SHRINK_OK;
     }
     #pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++)
         for (int64_t r = 0; r < W->rows; r++) Y[t * ldy + r] += bias[r];
+    return SHRINK_OK;
 }
 
 /* x += y over n floats (threads share the work when n is large). */
@@ -170,6 +174,36 @@ static size_t attn_scratch_floats(size_t C, size_t hd) {
            round16(C * nr) + round16(C * mr) + 16;
 }
 
+/* Sizes the matrix products' scratch for the largest product of a forward (1 or n_batch
+ * tokens, every matrix) with the current kernels and threads; done at create and again only
+ * when the thread count or the kernel set changed since. SHRINK_ERR_NOMEM on failure. */
+static shrink_status reserve_matmul_scratch(shrink_context *x) {
+    const sk_kernel_set *ks = sk_kernels();
+    const int nth = omp_get_max_threads();
+    if (x->mm_set == ks && x->mm_threads == nth) return SHRINK_OK;
+    const struct shrink_model *m = x->model;
+    const int64_t Ts[2] = {1, x->n_batch};
+    size_t need = 0;
+    for (int i = 0; i < 2; i++) {
+        size_t b = sk_matmul_scratch_bytes(ks, &m->head, Ts[i]);
+        need = b > need ? b : need;
+        for (int l = 0; l < m->cfg.n_layers; l++) {
+            const sk_layer *w = &m->layers[l];
+            const sk_mat *mats[7] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up,
+                                     &w->w_down};
+            for (int j = 0; j < 7; j++) {
+                b = sk_matmul_scratch_bytes(ks, mats[j], Ts[i]);
+                need = b > need ? b : need;
+            }
+        }
+    }
+    shrink_status st = sk_scratch_reserve(&x->mm, need);
+    if (st) return st;
+    x->mm_set = ks;
+    x->mm_threads = nth;
+    return SHRINK_OK;
+}
+
 shrink_status shrink_context_create(shrink_context **out, const shrink_model *model,
                                     int32_t n_ctx, int32_t n_batch) {
     *out = NULL;
@@ -210,7 +244,8 @@ shrink_status shrink_context_create(shrink_context **out, const shrink_model *mo
     x->scratch = sk_aligned_alloc(64, (size_t)x->n_threads_scores * x->scratch_floats *
                                           sizeof(float));
     if (!x->k_cache || !x->v_cache || !x->rope_cos || !x->rope_sin || !x->x || !x->xn ||
-        !x->tmp || !x->q || !x->kv || !x->att || !x->hb || !x->hb2 || !x->scratch) {
+        !x->tmp || !x->q || !x->kv || !x->att || !x->hb || !x->hb2 || !x->scratch ||
+        reserve_matmul_scratch(x) != SHRINK_OK) {
         shrink_context_free(x);
         return sk_error(SHRINK_ERR_NOMEM,
                         "shrink_context_create: out of memory for a context of %d tokens "
@@ -246,6 +281,7 @@ void shrink_context_free(shrink_context *x) {
     sk_free(x->hb);
     sk_free(x->hb2);
     sk_free(x->scratch);
+    sk_scratch_free(&x->mm);
     sk_free(x);
 }
 
@@ -423,12 +459,13 @@ static void rope_store(shrink_context *x, int l, int t, int pos) {
 
 /* Runs T <= n_batch tokens at positions pos.. and leaves the final-normed hidden states of
  * the last n_out tokens in x->xn[(T - n_out) ...]. */
-static void forward(shrink_context *x, const int32_t *tokens, int T, int pos) {
+static shrink_status forward(shrink_context *x, const int32_t *tokens, int T, int pos) {
     const struct shrink_model *m = x->model;
     const sk_config *c = &m->cfg;
     const int D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim;
     const int F = c->ffn_dim;
     const size_t kvd = (size_t)KV * hd;
+    shrink_status st;
 
     /* token embedding (+ learned position embedding) */
     for (int t = 0; t < T; t++) {
@@ -448,11 +485,11 @@ static void forward(shrink_context *x, const int32_t *tokens, int T, int pos) {
         observe(x, l, SK_LIN_Q, x->xn, T, D);
         observe(x, l, SK_LIN_K, x->xn, T, D);
         observe(x, l, SK_LIN_V, x->xn, T, D);
-        linear(&w->wq, w->bq, x->xn, T, x->q, (int64_t)H * hd);
+        if ((st = linear(x, &w->wq, w->bq, x->xn, T, x->q, (int64_t)H * hd))) return st;
         sk_lora_apply(m->lora, l, SK_LIN_Q, x->xn, T, x->q, (int64_t)H * hd);
-        linear(&w->wk, w->bk, x->xn, T, x->kv, (int64_t)(2 * kvd));
+        if ((st = linear(x, &w->wk, w->bk, x->xn, T, x->kv, (int64_t)(2 * kvd)))) return st;
         sk_lora_apply(m->lora, l, SK_LIN_K, x->xn, T, x->kv, (int64_t)(2 * kvd));
-        linear(&w->wv, w->bv, x->xn, T, x->kv + kvd, (int64_t)(2 * kvd));
+        if ((st = linear(x, &w->wv, w->bv, x->xn, T, x->kv + kvd, (int64_t)(2 * kvd)))) return st;
         sk_lora_apply(m->lora, l, SK_LIN_V, x->xn, T, x->kv + kvd, (int64_t)(2 * kvd));
 
         /* rotary position embedding of q and k, then k and v into the cache */
@@ -471,7 +508,7 @@ static void forward(shrink_context *x, const int32_t *tokens, int T, int pos) {
 
         /* output projection and residual */
         observe(x, l, SK_LIN_O, x->att, T, (int64_t)H * hd);
-        linear(&w->wo, w->bo, x->att, T, x->tmp, D);
+        if ((st = linear(x, &w->wo, w->bo, x->att, T, x->tmp, D))) return st;
         sk_lora_apply(m->lora, l, SK_LIN_O, x->att, T, x->tmp, D);
         add_rows(x->x, x->tmp, (size_t)T * D);
 
@@ -480,9 +517,9 @@ static void forward(shrink_context *x, const int32_t *tokens, int T, int pos) {
         if (c->arch->ffn == SK_FFN_SWIGLU) observe(x, l, SK_LIN_GATE, x->xn, T, D);
         observe(x, l, SK_LIN_UP, x->xn, T, D);
         if (c->arch->ffn == SK_FFN_SWIGLU) {
-            linear(&w->w_gate, NULL, x->xn, T, x->hb, F);
+            if ((st = linear(x, &w->w_gate, NULL, x->xn, T, x->hb, F))) return st;
             sk_lora_apply(m->lora, l, SK_LIN_GATE, x->xn, T, x->hb, F);
-            linear(&w->w_up, w->b_up, x->xn, T, x->hb2, F);
+            if ((st = linear(x, &w->w_up, w->b_up, x->xn, T, x->hb2, F))) return st;
             sk_lora_apply(m->lora, l, SK_LIN_UP, x->xn, T, x->hb2, F);
             if (T <= 8) {
                 for (size_t i = 0; i < (size_t)T * F; i++) x->hb[i] = silu(x->hb[i]) * x->hb2[i];
@@ -491,7 +528,7 @@ static void forward(shrink_context *x, const int32_t *tokens, int T, int pos) {
                 for (size_t i = 0; i < (size_t)T * F; i++) x->hb[i] = silu(x->hb[i]) * x->hb2[i];
             }
         } else {
-            linear(&w->w_up, w->b_up, x->xn, T, x->hb, F);
+            if ((st = linear(x, &w->w_up, w->b_up, x->xn, T, x->hb, F))) return st;
             sk_lora_apply(m->lora, l, SK_LIN_UP, x->xn, T, x->hb, F);
             if (T <= 8) {
                 for (size_t i = 0; i < (size_t)T * F; i++) x->hb[i] = gelu_tanh(x->hb[i]);
@@ -501,10 +538,11 @@ static void forward(shrink_context *x, const int32_t *tokens, int T, int pos) {
             }
         }
         observe(x, l, SK_LIN_DOWN, x->hb, T, F);
-        linear(&w->w_down, w->b_down, x->hb, T, x->tmp, D);
+        if ((st = linear(x, &w->w_down, w->b_down, x->hb, T, x->tmp, D))) return st;
         sk_lora_apply(m->lora, l, SK_LIN_DOWN, x->hb, T, x->tmp, D);
         add_rows(x->x, x->tmp, (size_t)T * D);
     }
+    return SHRINK_OK;
 }
 
 shrink_status shrink_context_eval(shrink_context *x, const int32_t *tokens, int32_t n,
@@ -530,12 +568,14 @@ shrink_status shrink_context_eval(shrink_context *x, const int32_t *tokens, int3
             return sk_error(SHRINK_ERR_RANGE, "shrink_context_eval: token id %d not in [0, %d)",
                             tokens[i], c->vocab_size);
     if (!logits) n_logits = 0;
+    shrink_status st = reserve_matmul_scratch(x); /* a no-op unless threads or kernels changed */
+    if (st) return st;
 
     const int D = c->dim, V = c->vocab_size;
     const int first_logit = n - n_logits; /* index in the call of the first logits row */
     for (int32_t done = 0; done < n;) {
         int T = n - done < x->n_batch ? n - done : x->n_batch;
-        forward(x, tokens + done, T, pos + done);
+        if ((st = forward(x, tokens + done, T, pos + done))) return st;
         x->n_past = pos + done + T;
         /* logits of the rows of this piece that are among the last n_logits of the call */
         int lo = first_logit > done ? first_logit - done : 0;
@@ -544,7 +584,9 @@ shrink_status shrink_context_eval(shrink_context *x, const int32_t *tokens, int3
             float *hx = x->x + (size_t)lo * D;
             norm_rows(m, x->xn, hx, nl, m->final_norm, m->final_norm_b);
             observe(x, -1, SK_LIN_HEAD, x->xn, nl, D);
-            sk_matmul(&m->head, x->xn, nl, logits + (size_t)(done + lo - first_logit) * V, V);
+            st = sk_matmul(&m->head, x->xn, nl, logits + (size_t)(done + lo - first_logit) * V,
+                           V, &x->mm);
+            if (st) return st;
         }
         done += T;
     }

@@ -414,7 +414,7 @@ void sk_lora_apply(const sk_lora *list, int l, sk_linear which, const float *X, 
         const sk_mat Am = {SHRINK_DTYPE_F32, r, p->in, p->A};
         for (int64_t t0 = 0; t0 < T; t0 += chunk) {
             int64_t tc = T - t0 < chunk ? T - t0 : chunk;
-            sk_matmul(&Am, X + t0 * p->in, tc, U, r);
+            sk_matmul_ref(&Am, X + t0 * p->in, tc, U, r); /* f32, small: no scratch */
             #pragma omp parallel for schedule(static) if (tc * out * r > 65536)
             for (int64_t o = 0; o < out; o++) {
                 const float *b = p->B + o * r;

@@ -87,7 +87,7 @@ static shrink_status ensure_stage(sk_xf *xf, int64_t cols) {
 
 /* Records the first failure of a thread (its message is thread-local). */
 static void thread_fail(sk_xf *xf, shrink_status st) {
-    #pragma omp critical(sk_xf_err)
+    #pragma omp critical
     if (!xf->err) {
         xf->err = st;
         snprintf(xf->err_msg, sizeof xf->err_msg, "%s", shrink_last_error());

@@ -43,10 +43,11 @@ shrink_status sk_optim_create(sk_optim **out, const sk_optim_params *p,
     if (need_v && !(o->v = sk_calloc((size_t)o->total, sizeof(float)))) goto out_nomem;
     *out = o;
     return SHRINK_OK;
-out_nomem:
+out_nomem:;
+    const int64_t total = o ? o->total : 0;
     sk_optim_free(o);
     return sk_error(SHRINK_ERR_NOMEM, "sk_optim_create: no memory for the state of %" PRId64
-                    " parameters", o ? o->total : 0);
+                    " parameters", total);
 }
 
 void sk_optim_free(sk_optim *o) {

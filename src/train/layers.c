@@ -29,7 +29,7 @@ static void add_to(float *y, const float *x, size_t n) {
 /* ==== token and position embedding ========================================================= */
 
 /* out[n] = wte[tok[n]] (+ wpe[n % T]). Saves nothing: the backward needs only the tokens. */
-void encoder_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int N,
+void sk_encoder_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int N,
                      int T, int D) {
     #pragma omp parallel for schedule(static) if ((size_t)N * D > 32768)
     for (int n = 0; n < N; n++) {
@@ -46,7 +46,7 @@ void encoder_forward(float *out, const int32_t *tok, const float *wte, const flo
 
 /* dwte[tok[n]] += dout[n] (rows may repeat: threaded over column blocks), dwpe[t] += sum over
  * the sequences of dout[b*T + t]. */
-void encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int N,
+void sk_encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tok, int N,
                       int T, int D) {
     if (dwte) {
         const int cb = 64, nb = (D + cb - 1) / cb;
@@ -75,7 +75,7 @@ void encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t
 
 /* out = (x - mean) * rstd * w + b, biased variance (torch.nn.LayerNorm), statistics in double
  * as decoder.c. Saves mean and rstd (N each) "to be used later in the backward pass". */
-void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+void sk_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                        const float *b, int N, int D, float eps) {
     #pragma omp parallel for schedule(static) if ((size_t)N * D > 32768)
     for (int n = 0; n < N; n++) {
@@ -95,7 +95,7 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
 
 /* dinp += rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm)), dnorm = dout * w,
  * norm = (x - mean) * rstd; dw += sum_n dout * norm, db += sum_n dout. */
-void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+void sk_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, const float *mean, const float *rstd, int N, int D) {
     if (dinp) {
         #pragma omp parallel for schedule(static) if ((size_t)N * D > 32768)
@@ -141,7 +141,7 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
 
 /* out = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps) (Hugging Face LlamaRMSNorm), sum of
  * squares in double as decoder.c. Saves rstd (N). */
-void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int D,
+void sk_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int D,
                      float eps) {
     #pragma omp parallel for schedule(static) if ((size_t)N * D > 32768)
     for (int n = 0; n < N; n++) {
@@ -156,7 +156,7 @@ void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, 
 }
 
 /* dinp += rstd * dout * w - x * rstd^3 * mean(dout * w * x); dw += sum_n dout * x * rstd. */
-void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
+void sk_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
                       const float *w, const float *rstd, int N, int D) {
     if (dinp) {
         #pragma omp parallel for schedule(static) if ((size_t)N * D > 32768)
@@ -189,14 +189,15 @@ void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *in
 
 /* Y (N, out) = X (N, in) W^T (+ bias), W (out, in) f32, through the GEMM kernels. Saves
  * nothing itself: the backward needs X (the caller keeps it) and W. */
-void matmul_forward(float *Y, const float *X, const float *W, const float *bias, int N, int in,
-                    int out) {
+shrink_status sk_matmul_forward(float *Y, const float *X, const float *W, const float *bias,
+                                int N, int in, int out, sk_scratch *s) {
     const sk_mat Wm = {.dtype = SHRINK_DTYPE_F32, .rows = out, .cols = in, .data = W};
-    sk_matmul(&Wm, X, N, Y, out);
-    if (!bias) return;
+    shrink_status st = sk_matmul(&Wm, X, N, Y, out, s);
+    if (st || !bias) return st;
     #pragma omp parallel for schedule(static) if ((size_t)N * out > 32768)
     for (int n = 0; n < N; n++)
         for (int o = 0; o < out; o++) Y[(size_t)n * out + o] += bias[o];
+    return SHRINK_OK;
 }
 
 /* ---- accumulating GEMM for the backward products ---------------------------------------
@@ -214,8 +215,54 @@ void matmul_forward(float *Y, const float *X, const float *W, const float *bias,
  * not depend on the thread count. The reference kernel set (no tile) runs plain loops. */
 #define GEMM_KC 128
 
-static void gemm_acc(float *C, int64_t ldc, int64_t nt, int64_t nr_, int64_t K, const float *A,
-                     int64_t ak, int64_t at, const float *Bm, int64_t bk) {
+/* The thread grid of gemm_acc (tg groups of tiles x pg groups of panels, pan_per panels per
+ * group) and the floats of its per-thread packing buffers. */
+typedef struct gemm_acc_plan {
+    int64_t npan, ntile, pan_per;
+    int     tg, pg;
+    size_t  floats; /* all threads' B panels and A tile */
+} gemm_acc_plan;
+
+static gemm_acc_plan gemm_acc_plan_of(const sk_kernel_set *ks, int64_t nt, int64_t nr_,
+                                      int64_t K) {
+    const int mr = ks->mr, nr = ks->nr;
+    gemm_acc_plan p = {.npan = (nr_ + mr - 1) / mr, .ntile = (nt + nr - 1) / nr};
+    int nth = omp_get_max_threads();
+    if ((int64_t)nth > p.ntile * p.npan) nth = (int)(p.ntile * p.npan);
+    if (nt * nr_ * K < 32768) nth = 1;
+    /* grid: tg groups of tiles x pg groups of panels, tg * pg <= nth. Each thread packs the
+     * B panels of its panel group and the A tiles of its tile group, so B is packed tg times
+     * and A pg times: choose the split that packs fewer floats. */
+    int tg = 1, pg = 1;
+    double best = -1;
+    for (int a = 1; a <= nth; a++) {
+        const int b = nth / a;
+        if (a > p.ntile || b > p.npan) continue;
+        const double cost = (double)a * (double)nr_ + (double)b * (double)nt;
+        if (best < 0 || cost < best || (cost == best && a * b > tg * pg)) {
+            best = cost;
+            tg = a;
+            pg = b;
+        }
+    }
+    p.tg = tg;
+    p.pg = pg;
+    p.pan_per = (p.npan + pg - 1) / pg;
+    p.floats = (size_t)tg * pg * ((size_t)p.pan_per * mr + nr) * GEMM_KC;
+    return p;
+}
+
+/* Scratch bytes of gemm_acc (0 for the reference kernel set). */
+static size_t gemm_acc_bytes(int64_t nt, int64_t nr_, int64_t K) {
+    const sk_kernel_set *ks = sk_kernels();
+    if (!ks->tile || nt <= 0 || nr_ <= 0 || K <= 0) return 0;
+    const gemm_acc_plan p = gemm_acc_plan_of(ks, nt, nr_, K);
+    return sk_scratch_round(p.floats * sizeof(float));
+}
+
+static shrink_status gemm_acc(float *C, int64_t ldc, int64_t nt, int64_t nr_, int64_t K,
+                              const float *A, int64_t ak, int64_t at, const float *Bm,
+                              int64_t bk, sk_scratch *s) {
     const sk_kernel_set *ks = sk_kernels();
     if (!ks->tile) {
         #pragma omp parallel for schedule(static) if (nt * nr_ * K > 65536)
@@ -226,32 +273,17 @@ static void gemm_acc(float *C, int64_t ldc, int64_t nt, int64_t nr_, int64_t K, 
                 float *c = C + t * ldc;
                 for (int64_t r = 0; r < nr_; r++) c[r] += a * b[r];
             }
-        return;
+        return SHRINK_OK;
     }
     const int mr = ks->mr, nr = ks->nr;
-    const int64_t npan = (nr_ + mr - 1) / mr, ntile = (nt + nr - 1) / nr;
-    int nth = omp_get_max_threads();
-    if ((int64_t)nth > ntile * npan) nth = (int)(ntile * npan);
-    if (nt * nr_ * K < 32768) nth = 1;
-    /* grid: tg groups of tiles x pg groups of panels, tg * pg <= nth. Each thread packs the
-     * B panels of its panel group and the A tiles of its tile group, so B is packed tg times
-     * and A pg times: choose the split that packs fewer floats. */
-    int tg = 1, pg = 1;
-    double best = -1;
-    for (int a = 1; a <= nth; a++) {
-        const int b = nth / a;
-        if (a > ntile || b > npan) continue;
-        const double cost = (double)a * (double)nr_ + (double)b * (double)nt;
-        if (best < 0 || cost < best || (cost == best && a * b > tg * pg)) {
-            best = cost;
-            tg = a;
-            pg = b;
-        }
-    }
-    const int64_t pan_per = (npan + pg - 1) / pg;
-    float *buf = sk_aligned_alloc(64, (size_t)tg * pg * ((size_t)pan_per * mr + nr) * GEMM_KC *
-                                          sizeof(float));
-    SHRINK_ASSERT(buf);
+    const gemm_acc_plan pl = gemm_acc_plan_of(ks, nt, nr_, K);
+    const int64_t npan = pl.npan, ntile = pl.ntile, pan_per = pl.pan_per;
+    const int tg = pl.tg, pg = pl.pg;
+    const size_t mark = s ? s->used : 0;
+    float *buf = sk_scratch_take(s, pl.floats * sizeof(float));
+    if (!buf)
+        return sk_error(SHRINK_ERR_ARG, "gemm_acc: %zu bytes of scratch left, %zu needed",
+                        sk_scratch_left(s), sk_scratch_round(pl.floats * sizeof(float)));
     #pragma omp parallel num_threads(tg * pg)
     {
         const int id = omp_get_thread_num(), ti = id / pg, pi = id % pg;
@@ -291,7 +323,8 @@ static void gemm_acc(float *C, int64_t ldc, int64_t nt, int64_t nr_, int64_t K, 
             }
         }
     }
-    sk_free(buf);
+    s->used = mark;
+    return SHRINK_OK;
 }
 
 /* dbias[o] += sum_n dY[n, o] (threaded over column blocks). */
@@ -308,11 +341,23 @@ static void bias_backward(float *dbias, const float *dY, int N, int out) {
 }
 
 /* dX += dY W; dW += dY^T X; dbias += sum_n dY. Any of dX, dW, dbias may be NULL. */
-void matmul_backward(float *dX, float *dW, float *dbias, const float *dY, const float *X,
-                     const float *W, int N, int in, int out) {
-    if (dX) gemm_acc(dX, in, N, in, out, dY, 1, out, W, in);
-    if (dW) gemm_acc(dW, in, out, in, N, dY, out, 1, X, in);
+shrink_status sk_matmul_backward(float *dX, float *dW, float *dbias, const float *dY,
+                                 const float *X, const float *W, int N, int in, int out,
+                                 sk_scratch *s) {
+    shrink_status st = SHRINK_OK;
+    if (dX && (st = gemm_acc(dX, in, N, in, out, dY, 1, out, W, in, s))) return st;
+    if (dW && (st = gemm_acc(dW, in, out, in, N, dY, out, 1, X, in, s))) return st;
     if (dbias) bias_backward(dbias, dY, N, out);
+    return SHRINK_OK;
+}
+
+/* The largest scratch of a linear layer's forward and backward products. */
+static size_t linear_bytes(int N, int in, int out) {
+    const sk_mat Wm = {.dtype = SHRINK_DTYPE_F32, .rows = out, .cols = in, .data = NULL};
+    size_t a = sk_matmul_scratch_bytes(sk_kernels(), &Wm, N);
+    size_t b = gemm_acc_bytes(N, in, out), c = gemm_acc_bytes(out, in, N);
+    a = a > b ? a : b;
+    return a > c ? a : c;
 }
 
 /* ==== rotary position embedding ============================================================== */
@@ -320,7 +365,7 @@ void matmul_backward(float *dX, float *dW, float *dbias, const float *dY, const 
 /* Rotates every head of every row in place (q or k): pairs (i, i + hd/2) (rotate-half) or
  * (2i, 2i+1) (interleaved) by the angle of position n % T. Saves nothing: the rotation is
  * orthogonal, its backward is the inverse rotation. */
-void rope_forward(float *x, const float *cos_t, const float *sin_t, int N, int T, int nh, int hd,
+void sk_rope_forward(float *x, const float *cos_t, const float *sin_t, int N, int T, int nh, int hd,
                   sk_rope_layout layout) {
     const int half = hd / 2;
     const int stride = layout == SK_ROPE_HALF ? 1 : 2, off = layout == SK_ROPE_HALF ? half : 1;
@@ -340,7 +385,7 @@ void rope_forward(float *x, const float *cos_t, const float *sin_t, int N, int T
 }
 
 /* d(before) = R^T d(after): da = da' cos + db' sin, db = db' cos - da' sin. */
-void rope_backward(float *dx, const float *cos_t, const float *sin_t, int N, int T, int nh,
+void sk_rope_backward(float *dx, const float *cos_t, const float *sin_t, int N, int T, int nh,
                    int hd, sk_rope_layout layout) {
     const int half = hd / 2;
     const int stride = layout == SK_ROPE_HALF ? 1 : 2, off = layout == SK_ROPE_HALF ? half : 1;
@@ -365,7 +410,7 @@ void rope_backward(float *dx, const float *cos_t, const float *sin_t, int N, int
  *   p = softmax_j<=t (q[t] . k[j] / sqrt(hd)),  out[t] = sum_j p_j v[j].
  * Saves att (B, H, T, T): the probabilities (zeros above the diagonal) for the backward,
  * which also needs q, k, v (the caller keeps them). */
-void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+void sk_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                        int B, int T, int H, int KV, int hd) {
     const sk_kernel_set *ks = sk_kernels(); /* single-threaded SIMD dot / axpy */
     const int group = H / KV;
@@ -399,7 +444,7 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
  * dq[t] = scale sum_j ds_tj k[j]; dk[j] += scale ds_tj q[t]. Threaded over (b, kv head) so
  * the query heads sharing a kv head add into its dk/dv one after the other. dq, dk, dv are
  * written. work: omp_get_max_threads() * T floats. */
-void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+void sk_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
                         const float *k, const float *v, const float *att, int B, int T, int H,
                         int KV, int hd, float *work) {
     const sk_kernel_set *ks = sk_kernels();
@@ -447,7 +492,7 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
 
 /* GELU, tanh approximation, through 0.5 (1 + tanh(u)) = 1 / (1 + exp(-2u)) as decoder.c.
  * Saves nothing: the backward needs the input (the caller keeps it). */
-void gelu_forward(float *out, const float *inp, size_t n) {
+void sk_gelu_forward(float *out, const float *inp, size_t n) {
     #pragma omp parallel for schedule(static) if (n > 16384)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
@@ -456,7 +501,7 @@ void gelu_forward(float *out, const float *inp, size_t n) {
 }
 
 /* d/dx 0.5 x (1 + tanh u) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx. dinp is written. */
-void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+void sk_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     #pragma omp parallel for schedule(static) if (n > 16384)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
@@ -469,14 +514,14 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
 
 /* out = silu(gate) * up, silu(x) = x / (1 + exp(-x)). Saves nothing: the backward needs
  * gate and up (the caller keeps them). */
-void swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
+void sk_swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
     #pragma omp parallel for schedule(static) if (n > 16384)
     for (size_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
 /* dgate = dout up silu'(gate), silu' = sig (1 + x (1 - sig)); dup = dout silu(gate).
  * Written. */
-void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+void sk_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
                      const float *up, size_t n) {
     #pragma omp parallel for schedule(static) if (n > 16384)
     for (size_t i = 0; i < n; i++) {
@@ -490,26 +535,49 @@ void swiglu_backward(float *dgate, float *dup, const float *dout, const float *g
 
 /* x += y. The backward of a residual is the identity: the gradient of the sum flows unchanged
  * into both branches (the caller passes the same buffer on). */
-void residual_forward(float *x, const float *y, size_t n) { add_to(x, y, n); }
+void sk_residual_forward(float *x, const float *y, size_t n) { add_to(x, y, n); }
 
 /* ==== fused classifier: logits, softmax, cross-entropy, and their backward =================== */
 
-size_t classifier_work_floats(int D, int V, int chunk) { return (size_t)chunk * V + 64; }
+size_t sk_classifier_work_floats(int D, int V, int chunk) { return (size_t)chunk * V + 64; }
+
+size_t sk_layers_scratch_bytes(const sk_config *c, int N, int chunk) {
+    const int D = c->dim, F = c->ffn_dim, Q = c->n_heads * c->head_dim;
+    const int K = c->n_kv_heads * c->head_dim, V = c->vocab_size;
+    const int lin[5][2] = {{D, Q}, {D, K}, {Q, D}, {D, F}, {F, D}}; /* in, out */
+    size_t need = 0;
+    for (int i = 0; i < 5; i++) {
+        const size_t b = linear_bytes(N, lin[i][0], lin[i][1]);
+        need = b > need ? b : need;
+    }
+    /* the classifier: chunks of at most `chunk` rows (and the last, shorter one) */
+    const int last = N % chunk;
+    const int rows[2] = {N < chunk ? N : chunk, last};
+    for (int i = 0; i < 2; i++) {
+        if (rows[i] <= 0) continue;
+        const size_t b = linear_bytes(rows[i], D, V);
+        need = b > need ? b : need;
+    }
+    return need;
+}
 
 /* For rows in chunks of `chunk`: logits (c, V) = X head^T; loss += logsumexp - logit[target]
  * (in double); then, when dX or dhead is wanted, the logits become scale * (softmax - onehot)
  * in place and go through the head's backward at once (dX += dlogits head,
  * dhead += dlogits^T X). Only one chunk of logits exists at a time; nothing is saved. */
-double classifier_forward_backward(float *dX, float *dhead, const float *X, const float *head,
-                                   const int32_t *targets, int N, int D, int V, float scale,
-                                   float *work, int chunk) {
+shrink_status sk_classifier_forward_backward(double *loss_out, float *dX, float *dhead,
+                                             const float *X, const float *head,
+                                             const int32_t *targets, int N, int D, int V,
+                                             float scale, float *work, int chunk,
+                                             sk_scratch *scratch) {
+    shrink_status st;
     const sk_kernel_set *ks = sk_kernels();
     float *logits = work; /* (chunk, V) */
     const sk_mat Hm = {.dtype = SHRINK_DTYPE_F32, .rows = V, .cols = D, .data = head};
     double loss = 0.0;
     for (int n0 = 0; n0 < N; n0 += chunk) {
         const int c = N - n0 < chunk ? N - n0 : chunk;
-        sk_matmul(&Hm, X + (size_t)n0 * D, c, logits, V);
+        if ((st = sk_matmul(&Hm, X + (size_t)n0 * D, c, logits, V, scratch))) return st;
         double part = 0.0;
         #pragma omp parallel for schedule(static) reduction(+ : part) if (c > 1)
         for (int r = 0; r < c; r++) {
@@ -527,8 +595,12 @@ double classifier_forward_backward(float *dX, float *dhead, const float *X, cons
             }
         }
         loss += part;
-        if (dX) gemm_acc(dX + (size_t)n0 * D, D, c, D, V, logits, 1, V, head, D);
-        if (dhead) gemm_acc(dhead, D, V, D, c, logits, V, 1, X + (size_t)n0 * D, D);
+        const float *xc = X + (size_t)n0 * D;
+        if (dX && (st = gemm_acc(dX + (size_t)n0 * D, D, c, D, V, logits, 1, V, head, D,
+                                 scratch)))
+            return st;
+        if (dhead && (st = gemm_acc(dhead, D, V, D, c, logits, V, 1, xc, D, scratch))) return st;
     }
-    return loss;
+    *loss_out = loss;
+    return SHRINK_OK;
 }

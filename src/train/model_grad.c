@@ -34,6 +34,9 @@ struct sk_train_state {
     float *work;           /* matmul / classifier / attention work space */
     size_t work_floats;
     float *gmask;          /* (n_elems) scratch gradients of masked tensors, or NULL */
+    sk_scratch mm;         /* the matrix products' work memory (sk_layers_scratch_bytes) */
+    int    mm_threads;     /* the thread count and kernel set mm is sized for */
+    const sk_kernel_set *mm_set;
 };
 
 static void state_free(struct sk_train_state *s) {
@@ -45,6 +48,7 @@ static void state_free(struct sk_train_state *s) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sk_free(bufs[i]);
     sk_free(s->inp);
     sk_free(s->tgt);
+    sk_scratch_free(&s->mm);
     sk_free(s);
 }
 
@@ -59,6 +63,21 @@ static int classifier_chunk(int N, int V) {
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
 static float *falloc(size_t n) { return sk_aligned_alloc(64, (n ? n : 1) * sizeof(float)); }
+
+/* Sizes the products' scratch for B*T rows at the current kernels and thread count: at
+ * reserve, then again only when the threads or the kernel set changed. */
+static shrink_status reserve_scratch(const sk_config *c, struct sk_train_state *s) {
+    const sk_kernel_set *ks = sk_kernels();
+    const int nth = omp_get_max_threads();
+    if (s->mm_set == ks && s->mm_threads == nth) return SHRINK_OK;
+    const int N = s->B * s->T;
+    shrink_status st = sk_scratch_reserve(
+        &s->mm, sk_layers_scratch_bytes(c, N, classifier_chunk(N, c->vocab_size)));
+    if (st) return st;
+    s->mm_set = ks;
+    s->mm_threads = nth;
+    return SHRINK_OK;
+}
 
 static shrink_status state_alloc(const sk_train_model *tm, int B, int T,
                                  struct sk_train_state **out) {
@@ -103,7 +122,7 @@ static shrink_status state_alloc(const sk_train_model *tm, int B, int T,
     s->dfh = falloc(N * F);
     s->dfa = falloc(N * F);
     s->dfb = falloc(N * F);
-    size_t w = classifier_work_floats((int)D, (int)V, classifier_chunk((int)N, (int)V));
+    size_t w = sk_classifier_work_floats((int)D, (int)V, classifier_chunk((int)N, (int)V));
     w = max_sz(w, (size_t)omp_get_max_threads() * T);
     s->work_floats = w;
     s->work = falloc(w);
@@ -111,7 +130,7 @@ static shrink_status state_alloc(const sk_train_model *tm, int B, int T,
         !s->mean1 || !s->rstd1 || !s->q || !s->k || !s->v || !s->att || !s->ao || !s->xn2 ||
         !s->mean2 || !s->rstd2 || !s->fa || !s->fb || !s->fh || !s->xnf || !s->meanf ||
         !s->rstdf || !s->dres || !s->dxn || !s->dq || !s->dk || !s->dv || !s->dao || !s->dfh ||
-        !s->dfa || !s->dfb || !s->work) {
+        !s->dfa || !s->dfb || !s->work || reserve_scratch(c, s) != SHRINK_OK) {
         state_free(s);
         return sk_error(SHRINK_ERR_NOMEM, "sk_train_reserve: out of memory for the "
                         "activations of B=%d, T=%d", B, T);
@@ -374,18 +393,18 @@ static void bind_slots(const sk_train_model *tm, model_slots *ms) {
 static void norm_forward(const sk_config *c, float *out, float *mean, float *rstd,
                          const float *inp, slot w, slot b, int N) {
     if (c->arch->norm == SK_NORM_RMS)
-        rmsnorm_forward(out, rstd, inp, w.w, N, c->dim, c->norm_eps);
+        sk_rmsnorm_forward(out, rstd, inp, w.w, N, c->dim, c->norm_eps);
     else
-        layernorm_forward(out, mean, rstd, inp, w.w, b.w, N, c->dim, c->norm_eps);
+        sk_layernorm_forward(out, mean, rstd, inp, w.w, b.w, N, c->dim, c->norm_eps);
 }
 
 static void norm_backward(const sk_config *c, float *dinp, const float *dout,
                           const float *inp, slot w, slot b, const float *mean,
                           const float *rstd, int N) {
     if (c->arch->norm == SK_NORM_RMS)
-        rmsnorm_backward(dinp, w.g, dout, inp, w.w, rstd, N, c->dim);
+        sk_rmsnorm_backward(dinp, w.g, dout, inp, w.w, rstd, N, c->dim);
     else
-        layernorm_backward(dinp, w.g, b.w ? b.g : NULL, dout, inp, w.w, mean, rstd, N, c->dim);
+        sk_layernorm_backward(dinp, w.g, b.w ? b.g : NULL, dout, inp, w.w, mean, rstd, N, c->dim);
 }
 
 /* ==== forward and backward ================================================================== */
@@ -407,15 +426,17 @@ static shrink_status check_tokens(const sk_train_model *tm, const int32_t *token
 
 /* The forward pass over st->inp, keeping every activation; leaves the final-normed hidden
  * states in st->xnf. */
-static void forward(const sk_train_model *tm, const model_slots *ms, int B, int T) {
+static shrink_status forward(const sk_train_model *tm, const model_slots *ms, int B,
+                             int T) {
     const sk_config *c = &tm->cfg;
     struct sk_train_state *s = tm->st;
     const int N = B * T, D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim;
     const int F = c->ffn_dim, Q = H * hd, K = KV * hd;
     const size_t ND = (size_t)N * D;
+    shrink_status st;
 
     /* token embedding (+ learned position embedding) */
-    encoder_forward(s->res, s->inp, ms->tok_emb.w,
+    sk_encoder_forward(s->res, s->inp, ms->tok_emb.w,
                     c->arch->pos == SK_POS_LEARNED ? ms->pos_emb.w : NULL, N, T, D);
 
     for (int l = 0; l < c->n_layers; l++) {
@@ -431,45 +452,51 @@ static void forward(const sk_train_model *tm, const model_slots *ms, int B, int 
         /* attention: xn = norm(x); q, k, v projections; RoPE on q and k */
         norm_forward(c, xn1, s->mean1 + (size_t)l * N, s->rstd1 + (size_t)l * N, x,
                      w->attn_norm, w->attn_norm_b, N);
-        matmul_forward(q, xn1, w->wq.w, w->bq.w, N, D, Q);
-        matmul_forward(k, xn1, w->wk.w, w->bk.w, N, D, K);
-        matmul_forward(v, xn1, w->wv.w, w->bv.w, N, D, K);
+        if ((st = sk_matmul_forward(q, xn1, w->wq.w, w->bq.w, N, D, Q, &s->mm))) return st;
+        if ((st = sk_matmul_forward(k, xn1, w->wk.w, w->bk.w, N, D, K, &s->mm))) return st;
+        if ((st = sk_matmul_forward(v, xn1, w->wv.w, w->bv.w, N, D, K, &s->mm))) return st;
         if (c->arch->pos == SK_POS_ROPE) {
-            rope_forward(q, s->rope_cos, s->rope_sin, N, T, H, hd, c->rope_layout);
-            rope_forward(k, s->rope_cos, s->rope_sin, N, T, KV, hd, c->rope_layout);
+            sk_rope_forward(q, s->rope_cos, s->rope_sin, N, T, H, hd, c->rope_layout);
+            sk_rope_forward(k, s->rope_cos, s->rope_sin, N, T, KV, hd, c->rope_layout);
         }
-        attention_forward(ao, att, q, k, v, B, T, H, KV, hd);
+        sk_attention_forward(ao, att, q, k, v, B, T, H, KV, hd);
 
         /* output projection and residual: mid = x + ao wo^T (+ bo) */
-        matmul_forward(mid, ao, w->wo.w, w->bo.w, N, Q, D);
-        residual_forward(mid, x, ND);
+        if ((st = sk_matmul_forward(mid, ao, w->wo.w, w->bo.w, N, Q, D, &s->mm))) return st;
+        sk_residual_forward(mid, x, ND);
 
         /* feed-forward: xn = norm(mid); SwiGLU or GELU MLP; residual */
         norm_forward(c, xn2, s->mean2 + (size_t)l * N, s->rstd2 + (size_t)l * N, mid,
                      w->ffn_norm, w->ffn_norm_b, N);
         if (c->arch->ffn == SK_FFN_SWIGLU) {
-            matmul_forward(fa, xn2, w->w_gate.w, NULL, N, D, F);
-            matmul_forward(fb, xn2, w->w_up.w, w->b_up.w, N, D, F);
-            swiglu_forward(fh, fa, fb, (size_t)N * F);
+            st = sk_matmul_forward(fa, xn2, w->w_gate.w, NULL, N, D, F, &s->mm);
+            if (st || (st = sk_matmul_forward(fb, xn2, w->w_up.w, w->b_up.w, N, D, F, &s->mm)))
+                return st;
+            sk_swiglu_forward(fh, fa, fb, (size_t)N * F);
         } else {
-            matmul_forward(fa, xn2, w->w_up.w, w->b_up.w, N, D, F);
-            gelu_forward(fh, fa, (size_t)N * F);
+            st = sk_matmul_forward(fa, xn2, w->w_up.w, w->b_up.w, N, D, F, &s->mm);
+            if (st) return st;
+            sk_gelu_forward(fh, fa, (size_t)N * F);
         }
         float *xo = s->res + (size_t)(l + 1) * ND;
-        matmul_forward(xo, fh, w->w_down.w, w->b_down.w, N, F, D);
-        residual_forward(xo, mid, ND);
+        st = sk_matmul_forward(xo, fh, w->w_down.w, w->b_down.w, N, F, D, &s->mm);
+        if (st) return st;
+        sk_residual_forward(xo, mid, ND);
     }
     norm_forward(c, s->xnf, s->meanf, s->rstdf, s->res + (size_t)c->n_layers * ND,
                  ms->final_norm, ms->final_norm_b, N);
+    return SHRINK_OK;
 }
 
 /* The backward pass; the classifier has left d loss / d xnf in st->dxn. */
-static void backward(const sk_train_model *tm, const model_slots *ms, int B, int T) {
+static shrink_status backward(const sk_train_model *tm, const model_slots *ms, int B,
+                              int T) {
     const sk_config *c = &tm->cfg;
     struct sk_train_state *s = tm->st;
     const int N = B * T, D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim;
     const int F = c->ffn_dim, Q = H * hd, K = KV * hd, L = c->n_layers;
     const size_t ND = (size_t)N * D;
+    shrink_status st;
 
     /* final norm: dres = d loss / d res[L] */
     memset(s->dres, 0, ND * sizeof(float));
@@ -488,42 +515,55 @@ static void backward(const sk_train_model *tm, const model_slots *ms, int B, int
 
         /* res[l+1] = mid + down(fh): dres flows to mid unchanged and into the MLP */
         memset(s->dfh, 0, (size_t)N * F * sizeof(float));
-        matmul_backward(s->dfh, w->w_down.g, w->b_down.w ? w->b_down.g : NULL, s->dres, fh,
-                        w->w_down.w, N, F, D);
+        st = sk_matmul_backward(s->dfh, w->w_down.g, w->b_down.w ? w->b_down.g : NULL, s->dres,
+                                fh, w->w_down.w, N, F, D, &s->mm);
+        if (st) return st;
         memset(s->dxn, 0, ND * sizeof(float));
         if (c->arch->ffn == SK_FFN_SWIGLU) {
-            swiglu_backward(s->dfa, s->dfb, s->dfh, fa, fb, (size_t)N * F);
-            matmul_backward(s->dxn, w->w_gate.g, NULL, s->dfa, xn2, w->w_gate.w, N, D, F);
-            matmul_backward(s->dxn, w->w_up.g, w->b_up.w ? w->b_up.g : NULL, s->dfb, xn2,
-                            w->w_up.w, N, D, F);
+            sk_swiglu_backward(s->dfa, s->dfb, s->dfh, fa, fb, (size_t)N * F);
+            st = sk_matmul_backward(s->dxn, w->w_gate.g, NULL, s->dfa, xn2, w->w_gate.w, N, D,
+                                    F, &s->mm);
+            if (st) return st;
+            st = sk_matmul_backward(s->dxn, w->w_up.g, w->b_up.w ? w->b_up.g : NULL, s->dfb,
+                                    xn2, w->w_up.w, N, D, F, &s->mm);
+            if (st) return st;
         } else {
-            gelu_backward(s->dfa, fa, s->dfh, (size_t)N * F);
-            matmul_backward(s->dxn, w->w_up.g, w->b_up.w ? w->b_up.g : NULL, s->dfa, xn2,
-                            w->w_up.w, N, D, F);
+            sk_gelu_backward(s->dfa, fa, s->dfh, (size_t)N * F);
+            st = sk_matmul_backward(s->dxn, w->w_up.g, w->b_up.w ? w->b_up.g : NULL, s->dfa,
+                                    xn2, w->w_up.w, N, D, F, &s->mm);
+            if (st) return st;
         }
         norm_backward(c, s->dres, s->dxn, mid, w->ffn_norm, w->ffn_norm_b,
                       s->mean2 + (size_t)l * N, s->rstd2 + (size_t)l * N, N);
 
         /* mid = x + o(ao): dres (now d/dmid) flows to x unchanged and into attention */
         memset(s->dao, 0, (size_t)N * Q * sizeof(float));
-        matmul_backward(s->dao, w->wo.g, w->bo.w ? w->bo.g : NULL, s->dres, ao, w->wo.w, N, Q,
-                        D);
-        attention_backward(s->dq, s->dk, s->dv, s->dao, q, k, v, att, B, T, H, KV, hd,
+        st = sk_matmul_backward(s->dao, w->wo.g, w->bo.w ? w->bo.g : NULL, s->dres, ao,
+                                w->wo.w, N, Q, D, &s->mm);
+        if (st) return st;
+        sk_attention_backward(s->dq, s->dk, s->dv, s->dao, q, k, v, att, B, T, H, KV, hd,
                            s->work);
         if (c->arch->pos == SK_POS_ROPE) {
-            rope_backward(s->dq, s->rope_cos, s->rope_sin, N, T, H, hd, c->rope_layout);
-            rope_backward(s->dk, s->rope_cos, s->rope_sin, N, T, KV, hd, c->rope_layout);
+            sk_rope_backward(s->dq, s->rope_cos, s->rope_sin, N, T, H, hd, c->rope_layout);
+            sk_rope_backward(s->dk, s->rope_cos, s->rope_sin, N, T, KV, hd, c->rope_layout);
         }
         memset(s->dxn, 0, ND * sizeof(float));
-        matmul_backward(s->dxn, w->wq.g, w->bq.w ? w->bq.g : NULL, s->dq, xn1, w->wq.w, N, D, Q);
-        matmul_backward(s->dxn, w->wk.g, w->bk.w ? w->bk.g : NULL, s->dk, xn1, w->wk.w, N, D, K);
-        matmul_backward(s->dxn, w->wv.g, w->bv.w ? w->bv.g : NULL, s->dv, xn1, w->wv.w, N, D, K);
+        st = sk_matmul_backward(s->dxn, w->wq.g, w->bq.w ? w->bq.g : NULL, s->dq, xn1, w->wq.w,
+                                N, D, Q, &s->mm);
+        if (st) return st;
+        st = sk_matmul_backward(s->dxn, w->wk.g, w->bk.w ? w->bk.g : NULL, s->dk, xn1, w->wk.w,
+                                N, D, K, &s->mm);
+        if (st) return st;
+        st = sk_matmul_backward(s->dxn, w->wv.g, w->bv.w ? w->bv.g : NULL, s->dv, xn1, w->wv.w,
+                                N, D, K, &s->mm);
+        if (st) return st;
         norm_backward(c, s->dres, s->dxn, x, w->attn_norm, w->attn_norm_b,
                       s->mean1 + (size_t)l * N, s->rstd1 + (size_t)l * N, N);
     }
     /* embeddings */
-    encoder_backward(ms->tok_emb.g, c->arch->pos == SK_POS_LEARNED ? ms->pos_emb.g : NULL,
+    sk_encoder_backward(ms->tok_emb.g, c->arch->pos == SK_POS_LEARNED ? ms->pos_emb.g : NULL,
                      s->dres, s->inp, N, T, D);
+    return SHRINK_OK;
 }
 
 /* g += mask * scratch for every masked, unfrozen parameter. */
@@ -548,6 +588,7 @@ static shrink_status run(sk_train_model *tm, const int32_t *tokens, int B, int T
     if ((st = sk_train_reserve(tm, B, T))) return st;
     struct sk_train_state *s = tm->st;
     const sk_config *c = &tm->cfg;
+    if ((st = reserve_scratch(c, s))) return st; /* a no-op unless threads or kernels changed */
     const int N = B * T, D = c->dim, V = c->vocab_size;
 
     /* masked parameters accumulate into a scratch first */
@@ -569,7 +610,7 @@ static shrink_status run(sk_train_model *tm, const int32_t *tokens, int B, int T
             s->inp[b * T + t] = tokens[(size_t)b * (T + 1) + t];
             s->tgt[b * T + t] = tokens[(size_t)b * (T + 1) + t + 1];
         }
-    forward(tm, &ms, B, T);
+    if ((st = forward(tm, &ms, B, T))) goto out;
 
     /* fused classifier: loss, and d loss / d xnf into dxn, dhead pushed at once */
     const float scale = tm->grad_scale / (float)N;
@@ -578,16 +619,19 @@ static shrink_status run(sk_train_model *tm, const int32_t *tokens, int B, int T
         dxnf = s->dxn;
         memset(dxnf, 0, (size_t)N * D * sizeof(float));
     }
-    double sum = classifier_forward_backward(dxnf, want_grad ? ms.head.g : NULL, s->xnf,
-                                             ms.head.w, s->tgt, N, D, V, scale,
-                                             s->work, classifier_chunk(N, V));
+    double sum = 0.0;
+    st = sk_classifier_forward_backward(&sum, dxnf, want_grad ? ms.head.g : NULL, s->xnf,
+                                        ms.head.w, s->tgt, N, D, V, scale, s->work,
+                                        classifier_chunk(N, V), &s->mm);
+    if (st) goto out;
     if (want_grad) {
-        backward(tm, &ms, B, T);
+        if ((st = backward(tm, &ms, B, T))) goto out;
         if (masked) apply_masks(tm);
     }
-    sk_free(ms.layers);
     if (loss) *loss = (float)(sum / N);
-    return SHRINK_OK;
+out:
+    sk_free(ms.layers);
+    return st;
 }
 
 shrink_status sk_train_forward_backward(sk_train_model *tm, const int32_t *tokens, int B, int T,

@@ -112,75 +112,84 @@ SK_HIDDEN void sk_train_source(const sk_train_model *tm, sk_source *src);
  */
 
 /* out[n] = wte[tok[n]] (+ wpe[n % T] when wpe). */
-SK_HIDDEN void encoder_forward(float *out, const int32_t *tok, const float *wte,
+SK_HIDDEN void sk_encoder_forward(float *out, const int32_t *tok, const float *wte,
                                const float *wpe, int N, int T, int D);
 /* dwte[tok[n]] += dout[n]; dwpe[n % T] += dout[n] (either may be NULL). */
-SK_HIDDEN void encoder_backward(float *dwte, float *dwpe, const float *dout,
+SK_HIDDEN void sk_encoder_backward(float *dwte, float *dwpe, const float *dout,
                                 const int32_t *tok, int N, int T, int D);
 
 /* LayerNorm (biased variance); saves mean, rstd (N) for the backward. */
-SK_HIDDEN void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+SK_HIDDEN void sk_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                                  const float *w, const float *b, int N, int D, float eps);
 /* dinp += ...; dw, db += ... */
-SK_HIDDEN void layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
+SK_HIDDEN void sk_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
                                   const float *inp, const float *w, const float *mean,
                                   const float *rstd, int N, int D);
 
 /* RMSNorm x / sqrt(mean(x^2) + eps) * w; saves rstd (N). */
-SK_HIDDEN void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N,
+SK_HIDDEN void sk_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N,
                                int D, float eps);
-SK_HIDDEN void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
+SK_HIDDEN void sk_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
                                 const float *w, const float *rstd, int N, int D);
 
 /* Y (N, out) = X (N, in) W^T (+ bias); W (out, in) f32. */
-SK_HIDDEN void matmul_forward(float *Y, const float *X, const float *W, const float *bias,
-                              int N, int in, int out);
+SK_HIDDEN shrink_status sk_matmul_forward(float *Y, const float *X, const float *W,
+                                          const float *bias, int N, int in, int out,
+                                          sk_scratch *s);
 /* dX (N, in) += dY W; dW += dY^T X; dbias += sum_n dY (any of the three may be NULL).
  * Both products run on the GEMM micro-kernel (no transposed copies). */
-SK_HIDDEN void matmul_backward(float *dX, float *dW, float *dbias, const float *dY,
-                               const float *X, const float *W, int N, int in, int out);
+SK_HIDDEN shrink_status sk_matmul_backward(float *dX, float *dW, float *dbias, const float *dY,
+                                           const float *X, const float *W, int N, int in,
+                                           int out, sk_scratch *s);
+/* The products' work memory (sk_matmul_forward, sk_matmul_backward and the classifier's take
+ * it from the scratch s and give it back; nothing is allocated): the largest need of a model of
+ * config c over N rows with classifier chunks of `chunk`, at the current kernels and thread
+ * count. SHRINK_ERR_ARG from a layer whose scratch is too small. */
+SK_HIDDEN size_t sk_layers_scratch_bytes(const sk_config *c, int N, int chunk);
 
 /* RoPE in place on (N, nh, hd) rows, position of row n = n % T; cos/sin tables (T, hd/2). */
-SK_HIDDEN void rope_forward(float *x, const float *cos_t, const float *sin_t, int N, int T,
+SK_HIDDEN void sk_rope_forward(float *x, const float *cos_t, const float *sin_t, int N, int T,
                             int nh, int hd, sk_rope_layout layout);
 /* In place: dx (the gradient w.r.t. the rotated values) becomes the gradient w.r.t. the
  * values before rotation (the inverse rotation). */
-SK_HIDDEN void rope_backward(float *dx, const float *cos_t, const float *sin_t, int N, int T,
+SK_HIDDEN void sk_rope_backward(float *dx, const float *cos_t, const float *sin_t, int N, int T,
                              int nh, int hd, sk_rope_layout layout);
 
 /* Causal attention with grouped-query heads, B sequences of T positions.
  * q (N, H*hd), k, v (N, KV*hd) -> out (N, H*hd); saves att (B, H, T, T) probabilities. */
-SK_HIDDEN void attention_forward(float *out, float *att, const float *q, const float *k,
+SK_HIDDEN void sk_attention_forward(float *out, float *att, const float *q, const float *k,
                                  const float *v, int B, int T, int H, int KV, int hd);
 /* dq, dk, dv are WRITTEN (dk, dv sum the gradients of the query heads sharing a kv head).
  * work: omp_get_max_threads() * T floats. */
-SK_HIDDEN void attention_backward(float *dq, float *dk, float *dv, const float *dout,
+SK_HIDDEN void sk_attention_backward(float *dq, float *dk, float *dv, const float *dout,
                                   const float *q, const float *k, const float *v,
                                   const float *att, int B, int T, int H, int KV, int hd,
                                   float *work);
 
 /* GELU, tanh approximation, elementwise over n. */
-SK_HIDDEN void gelu_forward(float *out, const float *inp, size_t n);
-SK_HIDDEN void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n); /* = */
+SK_HIDDEN void sk_gelu_forward(float *out, const float *inp, size_t n);
+SK_HIDDEN void sk_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n); /* = */
 
 /* SwiGLU: out = silu(gate) * up, elementwise over n. */
-SK_HIDDEN void swiglu_forward(float *out, const float *gate, const float *up, size_t n);
-SK_HIDDEN void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+SK_HIDDEN void sk_swiglu_forward(float *out, const float *gate, const float *up, size_t n);
+SK_HIDDEN void sk_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
                                const float *up, size_t n); /* written (=) */
 
 /* Residual: x += y (forward); the backward of a residual add is the identity: the caller
  * passes the same gradient to both branches. */
-SK_HIDDEN void residual_forward(float *x, const float *y, size_t n);
+SK_HIDDEN void sk_residual_forward(float *x, const float *y, size_t n);
 
 /* Fused classifier: for rows [0, N) in chunks of `chunk`, logits = X head^T (V columns),
  * loss += -log softmax(logits)[target], then (when dX or dhead) the logits are turned into
  * their gradient scale * (p - onehot) in place and pushed through the head at once:
  * dX += dlogits head, dhead += dlogits^T X (either NULL: not wanted). Only chunk x V logits
- * exist at any time. Returns the summed loss (double). work: classifier_work_floats(D, V,
+ * exist at any time. *loss = the summed loss (double). work: sk_classifier_work_floats(D, V,
  * chunk) floats. */
-SK_HIDDEN double classifier_forward_backward(float *dX, float *dhead, const float *X,
-                                             const float *head, const int32_t *targets, int N,
-                                             int D, int V, float scale, float *work, int chunk);
-SK_HIDDEN size_t classifier_work_floats(int D, int V, int chunk);
+SK_HIDDEN shrink_status sk_classifier_forward_backward(double *loss, float *dX, float *dhead,
+                                                       const float *X, const float *head,
+                                                       const int32_t *targets, int N, int D,
+                                                       int V, float scale, float *work,
+                                                       int chunk, sk_scratch *s);
+SK_HIDDEN size_t sk_classifier_work_floats(int D, int V, int chunk);
 
 #endif /* SK_TRAIN_H */

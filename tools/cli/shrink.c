@@ -17,6 +17,7 @@ static const cli_command commands[] = {
     {"ppl",      "perplexity and bits per byte of a model on a text file",        cmd_ppl},
     {"bench",    "prompt-processing and decode speed, memory, roofline fraction", cmd_bench},
     {"compare",  "ppl, KL divergence, top-1, speed, RSS of models against a base", cmd_compare},
+    {"eval",     "task accuracy: lambada, multiple choice, generation; models side by side", cmd_eval},
     {"convert",  "convert a model between GGUF, Hugging Face and llama2.c",       cmd_convert},
     {"quantize", "quantize a model to GGUF: q4_K_M, q8_0, int4_g128, nf4, w8a8, ...", cmd_quantize},
     {"init",     "write a random-weight model of a preset or config.json shape",  cmd_init},
@@ -61,7 +62,14 @@ static int cmd_help(int argc, char **argv) {
     return c->run(2, sub);
 }
 
+/* The library's diagnostics (e.g. a bad SHRINK_KERNELS) on stderr, as "shrink: <msg>". */
+static void log_to_stderr(const char *msg, void *user) {
+    (void)user;
+    fprintf(stderr, "shrink: %s\n", msg);
+}
+
 int main(int argc, char **argv) {
+    shrink_set_log_callback(log_to_stderr, NULL);
     if (argc < 2) {
         print_usage(stderr);
         return CLI_USAGE;

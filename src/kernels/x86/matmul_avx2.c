@@ -275,7 +275,7 @@ static void axpy_avx2(int64_t n, float alpha, const float *x, float *y) {
 }
 
 const sk_kernel_set sk_kernels_avx2 = {
-    .name = "avx2", .mr = MR, .nr = NR,
+    .name = "avx2", .isa = SK_ISA_AVX2, .mr = MR, .nr = NR,
     .gemv = gemv_avx2, .pack_w = pack_w_avx2, .pack_x = pack_x_avx2, .tile = tile_avx2,
     .dot_f32 = dot_avx2, .axpy_f32 = axpy_avx2,
     .exp_sum_f32 = sk_vec_exp_sum_f32_ref, /* no AVX2 exp yet */

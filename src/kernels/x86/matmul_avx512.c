@@ -300,7 +300,7 @@ static float exp_sum_avx512(float *x, int64_t n, float sub) {
 }
 
 const sk_kernel_set sk_kernels_avx512 = {
-    .name = "avx512", .mr = MR, .nr = NR,
+    .name = "avx512", .isa = SK_ISA_AVX512, .mr = MR, .nr = NR,
     .gemv = gemv_avx512, .pack_w = pack_w_avx512, .pack_x = pack_x_avx512, .tile = tile_avx512,
     .dot_f32 = dot_avx512, .axpy_f32 = axpy_avx512, .exp_sum_f32 = exp_sum_avx512,
 };
