@@ -100,9 +100,10 @@ static shrink_status put(sk_lora *a, const sk_config *c, const char *tname, int 
     }
     for (size_t i = 0; i < n; i++)
         if (!isfinite(f[i])) {
+            double v = f[i];
             sk_free(f);
             return sk_error(SHRINK_ERR_FORMAT, "%s: tensor '%s': element %zu is not finite (%g)",
-                            a->path, tname, i, (double)f[i]);
+                            a->path, tname, i, v);
         }
     if (is_b) p->B = f;
     else p->A = f;
