@@ -159,6 +159,34 @@ typedef struct shrink_model_info {
 
 SHRINK_API void shrink_model_get_info(const shrink_model *model, shrink_model_info *info);
 
+/* ==== LoRA adapters ======================================================================= */
+
+/* Reads the LoRA adapter at `path` - a PEFT folder (adapter_config.json +
+ * adapter_model.safetensors), that folder's .safetensors, or a llama.cpp GGUF LoRA adapter
+ * (.gguf, general.type = adapter) - and applies it to `model` at run time without merging:
+ * every adapted projection computes W x + scale * (alpha / r) * B (A x) (alpha / sqrt(r) with
+ * PEFT's use_rslora). Adapters stack in the order added. The adapter is checked against the
+ * model (architecture, target modules, layers, shapes, rank, finite values) first; on failure
+ * the model is unchanged and the message names the file and the tensor. Contexts already
+ * created see the adapter too. Llama-family bases only (not GPT-2's fused q|k|v). */
+SHRINK_API shrink_status shrink_model_add_lora(shrink_model *model, const char *path,
+                                               double scale);
+
+typedef struct shrink_lora_info {
+    const char *path;
+    const char *format;         /* "peft" or "gguf" */
+    int64_t     rank;
+    double      alpha;
+    double      scale;          /* the user's scale */
+    int64_t     n_pairs;        /* adapted projections */
+    int64_t     n_params;       /* elements of the A and B matrices */
+} shrink_lora_info;
+
+/* Number of adapters added to the model, and adapter i (0 <= i < that). */
+SHRINK_API int shrink_model_n_lora(const shrink_model *model);
+SHRINK_API shrink_status shrink_model_lora(const shrink_model *model, int i,
+                                           shrink_lora_info *info);
+
 typedef struct shrink_tensor_info {
     const char  *name;          /* name in the file */
     shrink_dtype dtype;

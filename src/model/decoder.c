@@ -16,6 +16,7 @@
  * approximation (gelu_new); RoPE frequencies theta^(-2i/hd) computed in double.
  */
 #include "model.h"
+#include "lora.h"
 
 #include <math.h>
 #include <omp.h>
@@ -485,8 +486,11 @@ static shrink_status forward(shrink_context *x, const int32_t *tokens, int T, in
         observe(x, l, SK_LIN_K, x->xn, T, D);
         observe(x, l, SK_LIN_V, x->xn, T, D);
         if ((st = linear(x, &w->wq, w->bq, x->xn, T, x->q, (int64_t)H * hd))) return st;
+        sk_lora_apply(m->lora, l, SK_LIN_Q, x->xn, T, x->q, (int64_t)H * hd);
         if ((st = linear(x, &w->wk, w->bk, x->xn, T, x->kv, (int64_t)(2 * kvd)))) return st;
+        sk_lora_apply(m->lora, l, SK_LIN_K, x->xn, T, x->kv, (int64_t)(2 * kvd));
         if ((st = linear(x, &w->wv, w->bv, x->xn, T, x->kv + kvd, (int64_t)(2 * kvd)))) return st;
+        sk_lora_apply(m->lora, l, SK_LIN_V, x->xn, T, x->kv + kvd, (int64_t)(2 * kvd));
 
         /* rotary position embedding of q and k, then k and v into the cache */
         if (T <= 8) {
@@ -505,6 +509,7 @@ static shrink_status forward(shrink_context *x, const int32_t *tokens, int T, in
         /* output projection and residual */
         observe(x, l, SK_LIN_O, x->att, T, (int64_t)H * hd);
         if ((st = linear(x, &w->wo, w->bo, x->att, T, x->tmp, D))) return st;
+        sk_lora_apply(m->lora, l, SK_LIN_O, x->att, T, x->tmp, D);
         add_rows(x->x, x->tmp, (size_t)T * D);
 
         /* feed-forward: xn = norm(x); SwiGLU or GELU MLP; residual */
@@ -513,7 +518,9 @@ static shrink_status forward(shrink_context *x, const int32_t *tokens, int T, in
         observe(x, l, SK_LIN_UP, x->xn, T, D);
         if (c->arch->ffn == SK_FFN_SWIGLU) {
             if ((st = linear(x, &w->w_gate, NULL, x->xn, T, x->hb, F))) return st;
+            sk_lora_apply(m->lora, l, SK_LIN_GATE, x->xn, T, x->hb, F);
             if ((st = linear(x, &w->w_up, w->b_up, x->xn, T, x->hb2, F))) return st;
+            sk_lora_apply(m->lora, l, SK_LIN_UP, x->xn, T, x->hb2, F);
             if (T <= 8) {
                 for (size_t i = 0; i < (size_t)T * F; i++) x->hb[i] = silu(x->hb[i]) * x->hb2[i];
             } else {
@@ -522,6 +529,7 @@ static shrink_status forward(shrink_context *x, const int32_t *tokens, int T, in
             }
         } else {
             if ((st = linear(x, &w->w_up, w->b_up, x->xn, T, x->hb, F))) return st;
+            sk_lora_apply(m->lora, l, SK_LIN_UP, x->xn, T, x->hb, F);
             if (T <= 8) {
                 for (size_t i = 0; i < (size_t)T * F; i++) x->hb[i] = gelu_tanh(x->hb[i]);
             } else {
@@ -531,6 +539,7 @@ static shrink_status forward(shrink_context *x, const int32_t *tokens, int T, in
         }
         observe(x, l, SK_LIN_DOWN, x->hb, T, F);
         if ((st = linear(x, &w->w_down, w->b_down, x->hb, T, x->tmp, D))) return st;
+        sk_lora_apply(m->lora, l, SK_LIN_DOWN, x->hb, T, x->tmp, D);
         add_rows(x->x, x->tmp, (size_t)T * D);
     }
     return SHRINK_OK;

@@ -21,6 +21,7 @@
  */
 #include "source.h"
 #include "model.h"
+#include "lora.h"
 
 #include <dirent.h>
 #include <stddef.h>
@@ -52,6 +53,7 @@ void *sk_model_own(struct shrink_model *m, void *buf) {
 void shrink_model_free(shrink_model *m) {
     if (!m) return;
     shrink_tokenizer_free(m->tok);
+    sk_lora_free(m->lora);
     for (int i = 0; i < m->n_owned; i++) sk_free(m->owned[i]);
     sk_free(m->owned);
     sk_free(m->layers);

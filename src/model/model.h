@@ -39,6 +39,8 @@ struct shrink_model {
     int64_t      n_params;     /* elements of the tensors bound to the fields above */
     uint64_t     weight_bytes; /* bytes of the matrices and vectors the decoder reads */
 
+    struct sk_lora *lora;      /* adapters applied at run time (lora.h), NULL if none */
+
     void       **owned;        /* buffers owned by the model (converted weights) */
     int          n_owned;
     int          cap_owned;

@@ -58,6 +58,7 @@ static const cli_spec spec = {
     .n_pos_min   = 1,
     .n_pos_max   = 1,
     .model       = true,
+    .lora        = true,
 };
 
 typedef struct bench_stat {

@@ -20,8 +20,8 @@
 /* ==== options ============================================================================= */
 
 /* The options of every command, stored in a cli_common. */
-enum { COMMON_THREADS, COMMON_JSON, COMMON_TOKENIZER, COMMON_F32, COMMON_PROGRESS, COMMON_HELP,
-       COMMON_NONFINITE, COMMON_COUNT };
+enum { COMMON_THREADS, COMMON_JSON, COMMON_TOKENIZER, COMMON_F32, COMMON_LORA, COMMON_PROGRESS,
+       COMMON_HELP, COMMON_NONFINITE, COMMON_COUNT };
 
 #define COMMON(f) offsetof(cli_common, f)
 static const cli_opt common_rows[COMMON_COUNT] = {
@@ -33,6 +33,9 @@ static const cli_opt common_rows[COMMON_COUNT] = {
                           "tokenizer file or folder (default: the one beside the model)"},
     [COMMON_F32]       = {"--f32", NULL, CLI_OPT_FLAG, COMMON(f32), NULL, 0, 0,
                           "convert f16/bf16 weights to f32 in memory at load"},
+    [COMMON_LORA]      = {"--lora", NULL, CLI_OPT_LIST, COMMON(lora), "FILE[:SCALE]", 0, 0,
+                          "apply a LoRA adapter (PEFT folder or llama.cpp GGUF) without merging; "
+                          "repeatable"},
     [COMMON_PROGRESS]  = {"--progress", NULL, CLI_OPT_FLAG, COMMON(progress), NULL, 0, 0,
                           "progress on stderr even when it is not a terminal"},
     [COMMON_HELP]      = {"--help", "-h", CLI_OPT_FLAG, COMMON(help), NULL, 0, 0,
@@ -43,6 +46,7 @@ static const cli_opt common_rows[COMMON_COUNT] = {
 #undef COMMON
 
 static bool common_applies(const cli_spec *spec, int row) {
+    if (row == COMMON_LORA) return spec->lora;
     return spec->model || (row != COMMON_TOKENIZER && row != COMMON_F32 &&
                            row != COMMON_NONFINITE);
 }
@@ -89,6 +93,13 @@ static int set_value(const cli_spec *spec, const cli_opt *o, void *base, const c
     case CLI_OPT_STR:
         *(const char **)dst = v;
         return CLI_OK;
+    case CLI_OPT_LIST: {
+        cli_list *l = dst;
+        if (l->n >= CLI_LIST_MAX)
+            return usage_error(spec, "%s: at most %d times", o->name, CLI_LIST_MAX);
+        l->v[l->n++] = v;
+        return CLI_OK;
+    }
     case CLI_OPT_INT: {
         long long x = strtoll(v, &end, 10);
         if (errno || end == v || *end || x < (long long)o->min || x > (long long)o->max)
@@ -220,6 +231,27 @@ static int fail_naming(const char *path, shrink_status st) {
     return cli_fail("%s: %s", path, msg);
 }
 
+int cli_split_scale(const char *arg, char *file, size_t cap, double *scale) {
+    const char *colon = strrchr(arg, ':');
+    char       *end   = NULL;
+    *scale = 1.0;
+    file[0] = 0;
+    if (colon && colon[1]) {
+        errno = 0;
+        double x = strtod(colon + 1, &end);
+        if (!errno && end != colon + 1 && !*end && isfinite(x)) {
+            if ((size_t)(colon - arg) >= cap) return cli_fail("%s: path too long", arg);
+            memcpy(file, arg, (size_t)(colon - arg));
+            file[colon - arg] = 0;
+            *scale = x;
+            return CLI_OK;
+        }
+    }
+    if (strlen(arg) >= cap) return cli_fail("%s: path too long", arg);
+    strcpy(file, arg);
+    return CLI_OK;
+}
+
 int cli_load_model(const char *path, const cli_common *common, cli_tok_mode mode,
                    shrink_model **out) {
     shrink_load_params lp = shrink_load_params_default();
@@ -249,6 +281,17 @@ int cli_load_model(const char *path, const cli_common *common, cli_tok_mode mode
         *out = NULL;
         return cli_fail("%s: no tokenizer found beside the model; give one with --tokenizer FILE",
                         path);
+    }
+    for (int i = 0; i < common->lora.n; i++) {
+        char   file[4096];
+        double scale;
+        if (cli_split_scale(common->lora.v[i], file, sizeof file, &scale) != CLI_OK ||
+            shrink_model_add_lora(*out, file, scale) != SHRINK_OK) {
+            if (file[0]) cli_fail("%s", shrink_last_error());
+            shrink_model_free(*out);
+            *out = NULL;
+            return CLI_ERR;
+        }
     }
     return CLI_OK;
 }

@@ -55,7 +55,14 @@ typedef enum cli_opt_kind {
     CLI_OPT_U64,    /* uint64_t */
     CLI_OPT_FLOAT,  /* double in [min, max] */
     CLI_OPT_STR,    /* const char * (points into argv) */
+    CLI_OPT_LIST,   /* cli_list: repeatable, each value points into argv */
 } cli_opt_kind;
+
+#define CLI_LIST_MAX 16
+typedef struct cli_list {
+    const char *v[CLI_LIST_MAX];
+    int         n;
+} cli_list;
 
 /* One row per option of a command. The value goes to the variable at `offset` in the
  * command's options struct (or in cli_common for the common options), of the kind's type. */
@@ -79,6 +86,7 @@ typedef struct cli_common {
     bool        progress;   /* --progress: progress lines even if stderr is not a terminal */
     bool        help;       /* --help */
     bool        allow_nonfinite; /* --allow-nonfinite: load weights holding NaN or Inf */
+    cli_list    lora;       /* --lora FILE[:SCALE], repeatable (commands with spec.lora) */
 } cli_common;
 
 /* What a command tells the parser about itself. */
@@ -91,6 +99,7 @@ typedef struct cli_spec {
     int            n_pos_min;    /* positional arguments required */
     int            n_pos_max;
     bool           model;        /* the command loads a model: --tokenizer and --f32 apply */
+    bool           lora;         /* --lora applies (cli_load_model adds the adapters) */
 } cli_spec;
 
 /* Parses argv[1..argc) (argv[0] is the command name) into the command's options struct `opts`
@@ -117,8 +126,11 @@ typedef enum cli_tok_mode {
     CLI_TOK_NONE,       /* do not load a tokenizer */
 } cli_tok_mode;
 
-/* Applies --threads, then loads `path` with --tokenizer and --f32. Returns CLI_OK, or CLI_ERR
+/* Applies --threads, then loads `path` with --tokenizer and --f32, then adds the --lora
+ * adapters (FILE or FILE:SCALE, scale 1 by default). Returns CLI_OK, or CLI_ERR
  * after printing "shrink: <message>" (the library's message names the file and the problem). */
+/* Splits "FILE[:SCALE]" (SCALE a finite number; else the whole argument is the file). */
+int cli_split_scale(const char *arg, char *file, size_t cap, double *scale);
 int cli_load_model(const char *path, const cli_common *common, cli_tok_mode mode,
                    shrink_model **out);
 

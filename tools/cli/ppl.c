@@ -51,6 +51,7 @@ static const cli_spec spec = {
     .n_pos_min   = 2,
     .n_pos_max   = 2,
     .model       = true,
+    .lora        = true,
 };
 
 typedef struct ppl_report {

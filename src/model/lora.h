@@ -1,0 +1,52 @@
+/*
+ * lora.h - LoRA adapters held beside a model's weights (model/lora.c): read from a PEFT folder
+ * (adapter_config.json + adapter_model.safetensors) or a llama.cpp GGUF LoRA adapter
+ * (general.type = adapter), applied at run time without merging (the decoder adds
+ * scale * B (A x) to each adapted projection) or merged by `shrink merge` (src/lora/).
+ *
+ * Every pair is held as f32: A (r, in) and B (out, r), PyTorch's shapes, with B's rows of
+ * q/k in the RoPE layout the adapter was loaded for. scale = user scale * alpha / r
+ * (alpha / sqrt(r) with PEFT's use_rslora).
+ */
+#ifndef SK_MODEL_LORA_H
+#define SK_MODEL_LORA_H
+
+#include "model.h"
+
+/* The projections an adapter can target, in sk_linear order (SK_LIN_Q .. SK_LIN_DOWN). */
+#define SK_LORA_N_LIN 7
+
+typedef struct sk_lora_pair {
+    float  *A;      /* (r, in) or NULL: this projection is not adapted */
+    float  *B;      /* (out, r) */
+    int64_t r, in, out;
+} sk_lora_pair;
+
+typedef struct sk_lora {
+    char         *path;
+    const char   *format;   /* "peft" or "gguf" */
+    int64_t       r;        /* rank (largest over the pairs) */
+    double        alpha;
+    double        user_scale;
+    float         scale;    /* user_scale * alpha / r (or / sqrt(r)) */
+    int32_t       n_layers;
+    int64_t       n_pairs;  /* pairs present */
+    int64_t       n_params; /* elements of A and B */
+    sk_lora_pair *pairs;    /* (n_layers * SK_LORA_N_LIN), [layer * 7 + sk_linear] */
+    struct sk_lora *next;
+} sk_lora;
+
+/* Reads the adapter at `path` (a PEFT folder, its adapter_model.safetensors, or a .gguf) for a
+ * base model of config `cfg`; B's q/k rows are permuted to `layout`. Checks architecture,
+ * target names, layers, shapes, rank (1..min(in, out)), finiteness; messages name the file
+ * and the tensor. *out is malloc'd: free with sk_lora_free. */
+SK_HIDDEN shrink_status sk_lora_read(const char *path, const sk_config *cfg,
+                                     sk_rope_layout layout, double user_scale, sk_lora **out);
+SK_HIDDEN void sk_lora_free(sk_lora *a); /* the list from a on */
+
+/* Y (T rows, ldy apart) += scale * (X A^T) B^T for every adapter of the list on projection
+ * `which` of layer l. X is (T, in). Uses the library's threads; outside parallel regions. */
+SK_HIDDEN void sk_lora_apply(const sk_lora *list, int l, sk_linear which, const float *X,
+                             int64_t T, float *Y, int64_t ldy);
+
+#endif /* SK_MODEL_LORA_H */
