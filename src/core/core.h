@@ -136,6 +136,9 @@ SK_HIDDEN int sk_file_exists(const char *path);      /* regular file */
 SK_HIDDEN int sk_dir_exists(const char *path);
 /* dir + "/" + name into a malloc'd string. */
 SK_HIDDEN char *sk_path_join(const char *dir, const char *name);
+/* 1 if `name` matches one of the comma-separated globs (fnmatch) of `list` (NULL: none); a glob
+ * of 255 bytes or more never matches. Quantize's and prune's --keep. */
+SK_HIDDEN int sk_glob_list_match(const char *list, const char *name);
 /* The folder part of a path ("." if none), malloc'd. */
 SK_HIDDEN char *sk_path_dir(const char *path);
 

@@ -3,7 +3,9 @@
  */
 #include "core.h"
 
+#include <fnmatch.h>
 #include <omp.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -41,3 +43,21 @@ void shrink_set_threads(int n_threads) {
 }
 
 int shrink_get_threads(void) { return sk_threads > 0 ? sk_threads : omp_get_max_threads(); }
+
+int sk_glob_list_match(const char *list, const char *name) {
+    if (!list) return 0;
+    const char *p = list;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        char pat[256];
+        if (n > 0 && n < sizeof pat) {
+            memcpy(pat, p, n);
+            pat[n] = 0;
+            if (fnmatch(pat, name, 0) == 0) return 1;
+        }
+        if (!e) break;
+        p = e + 1;
+    }
+    return 0;
+}

@@ -25,7 +25,6 @@
 #include "../model/transform.h"
 #include "../tokenizer/tokenizer.h"
 
-#include <fnmatch.h>
 #include <math.h>
 #include <omp.h>
 #include <strings.h>
@@ -55,23 +54,6 @@ typedef struct pjob {
     ptensor  *ps;        /* (xf->n) */
 } pjob;
 
-static int keep_match(const char *list, const char *name) {
-    if (!list) return 0;
-    const char *p = list;
-    while (*p) {
-        const char *e = strchr(p, ',');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        char pat[256];
-        if (n > 0 && n < sizeof pat) {
-            memcpy(pat, p, n);
-            pat[n] = 0;
-            if (fnmatch(pat, name, 0) == 0) return 1;
-        }
-        if (!e) break;
-        p = e + 1;
-    }
-    return 0;
-}
 
 /* The calibrated input of a prunable role, -1 if the role is not pruned. */
 static int role_input(sk_role r) {
@@ -569,7 +551,7 @@ shrink_status shrink_prune(const char *in, const char *out, const shrink_prune_p
         ptensor *q = &j.ps[i];
         q->input = role_input(x->t.role);
         if (x->t.n_dims != 2 || q->input < 0) continue;
-        if (keep_match(p->keep, x->name)) {
+        if (sk_glob_list_match(p->keep, x->name)) {
             q->kept = 1;
             continue;
         }

@@ -37,7 +37,6 @@
 #include "../tokenizer/tokenizer.h"
 #include "../kernels/q_search.h"
 
-#include <fnmatch.h>
 #include <math.h>
 #include <omp.h>
 #include <strings.h>
@@ -166,24 +165,6 @@ typedef struct qtensor {
     double       err2, ref2;   /* sum (dequant(q) - w)^2, sum w^2 */
 } qtensor;
 
-/* Does `name` match one of the comma-separated globs of `list`? */
-static int keep_match(const char *list, const char *name) {
-    if (!list) return 0;
-    const char *p = list;
-    while (*p) {
-        const char *e = strchr(p, ',');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        char pat[256];
-        if (n > 0 && n < sizeof pat) {
-            memcpy(pat, p, n);
-            pat[n] = 0;
-            if (fnmatch(pat, name, 0) == 0) return 1;
-        }
-        if (!e) break;
-        p = e + 1;
-    }
-    return 0;
-}
 
 /* The calibrated input of the matrix a role stands for: index into the absmax table
  * ((n_layers + 1) x SK_LIN_COUNT, the head in the last row); -1 if none. */
@@ -235,7 +216,7 @@ static shrink_status plan_tensor(void *user, sk_xf *xf, sk_xf_tensor *x) {
     const sk_scheme *s = in->scheme;
     if (t->n_dims == 1) {
         x->dtype = SHRINK_DTYPE_F32;
-    } else if (keep_match(in->p->keep, x->name)) {
+    } else if (sk_glob_list_match(in->p->keep, x->name)) {
         q->kept = 1;
         x->dtype = sk_quant_fallback((shrink_dtype)in->p->keep_dtype, t->cols, &q->fallback);
     } else if (t->role == SK_ROLE_POS_EMB) {
