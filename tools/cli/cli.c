@@ -680,6 +680,30 @@ void cli_progress_cb(void *user, int64_t done, int64_t total) {
     cli_progress_update((cli_progress *)user, done, total);
 }
 
+void cli_phase_progress_cb(void *user, int phase, int64_t done, int64_t total) {
+    cli_phase_progress *q = user;
+    if (phase != q->phase) {
+        if (q->phase == 0) cli_progress_end(&q->calib);
+        if (phase == 0) cli_progress_start(&q->calib, q->calib_label, q->common);
+        else cli_progress_start(&q->write, q->write_label, q->common);
+        q->phase = phase;
+    }
+    if (phase == 0) {
+        cli_progress_update(&q->calib, done, total);
+    } else {
+        /* whole MiB done (the total rounded up; the last call shows total/total) */
+        int64_t mib = 1 << 20, d = done >= total ? (total + mib - 1) / mib : done / mib;
+        if (d == q->last) return;
+        q->last = d;
+        cli_progress_update(&q->write, d, (total + mib - 1) / mib);
+    }
+}
+
+void cli_phase_progress_end(cli_phase_progress *q) {
+    if (q->phase == 0) cli_progress_end(&q->calib);
+    if (q->phase == 1) cli_progress_end(&q->write);
+}
+
 /* ==== formatting ========================================================================== */
 
 const char *cli_fmt_bytes(char *buf, size_t cap, uint64_t bytes) {

@@ -218,6 +218,19 @@ typedef struct cli_progress {
 void cli_progress_start(cli_progress *p, const char *label, const cli_common *common);
 void cli_progress_update(cli_progress *p, int64_t done, int64_t total);
 void cli_progress_end(cli_progress *p);
+/* Progress of a calibrate-then-write command (quantize, prune): phase 0 counts `calib_label`
+ * units, phase 1 bytes written, shown as whole MiB under `write_label`. Set phase = last = -1
+ * and the labels; pass cli_phase_progress_cb as the library's progress and user = this; call
+ * cli_phase_progress_end after the library call. */
+typedef struct cli_phase_progress {
+    cli_progress      calib, write;
+    int               phase;   /* -1: none yet */
+    int64_t           last;    /* MiB last shown */
+    const char       *calib_label, *write_label;
+    const cli_common *common;
+} cli_phase_progress;
+void cli_phase_progress_cb(void *user, int phase, int64_t done, int64_t total);
+void cli_phase_progress_end(cli_phase_progress *q);
 /* Adapter for shrink_ppl_params.progress (user = the cli_progress). */
 void cli_progress_cb(void *user, int64_t done, int64_t total);
 

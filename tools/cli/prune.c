@@ -86,32 +86,6 @@ static const cli_spec spec = {
     .model       = true,
 };
 
-typedef struct prune_progress {
-    cli_progress calib;
-    cli_progress write;
-    int          phase;
-    int64_t      last;
-    const cli_common *common;
-} prune_progress;
-
-static void progress_cb(void *user, int phase, int64_t done, int64_t total) {
-    prune_progress *q = user;
-    if (phase != q->phase) {
-        if (q->phase == 0) cli_progress_end(&q->calib);
-        if (phase == 0) cli_progress_start(&q->calib, "calibrated layers", q->common);
-        else cli_progress_start(&q->write, "write MiB", q->common);
-        q->phase = phase;
-    }
-    if (phase == 0) {
-        cli_progress_update(&q->calib, done, total);
-    } else {
-        int64_t mib = 1 << 20, d = done >= total ? (total + mib - 1) / mib : done / mib;
-        if (d == q->last) return;
-        q->last = d;
-        cli_progress_update(&q->write, d, (total + mib - 1) / mib);
-    }
-}
-
 static void print_json(const char *in, const char *out, const shrink_prune_params *p,
                        const shrink_prune_result *r) {
     cli_json j;
@@ -240,13 +214,13 @@ int cmd_prune(int argc, char **argv) {
         cli_warn("--calib is used by wanda and sparsegpt only; ignored for %s", opts.method);
     shrink_set_threads(common.threads);
 
-    prune_progress prog = {.phase = -1, .last = -1, .common = &common};
-    p.progress = progress_cb;
+    cli_phase_progress prog = {.phase = -1, .last = -1, .calib_label = "calibrated layers",
+                               .write_label = "write MiB", .common = &common};
+    p.progress = cli_phase_progress_cb;
     p.user = &prog;
     shrink_prune_result r;
     shrink_status st = shrink_prune(pos[0], pos[1], &p, &r);
-    if (prog.phase == 0) cli_progress_end(&prog.calib);
-    if (prog.phase == 1) cli_progress_end(&prog.write);
+    cli_phase_progress_end(&prog);
     if (st != SHRINK_OK) {
         if (st == SHRINK_ERR_ARG && strstr(shrink_last_error(), "unknown pruning method")) {
             fprintf(stderr, "shrink prune: %s\n", shrink_last_error());

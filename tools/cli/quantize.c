@@ -65,34 +65,6 @@ static const cli_spec spec = {
     .model       = true,
 };
 
-typedef struct quantize_progress {
-    cli_progress calib;
-    cli_progress write;
-    int          phase;   /* -1: none yet */
-    int64_t      last;    /* MiB last shown */
-    const cli_common *common;
-} quantize_progress;
-
-/* Calibration tokens (phase 0), then MiB written (phase 1), each with an ETA. */
-static void progress_cb(void *user, int phase, int64_t done, int64_t total) {
-    quantize_progress *q = user;
-    if (phase != q->phase) {
-        if (q->phase == 0) cli_progress_end(&q->calib);
-        if (phase == 0) cli_progress_start(&q->calib, "calibration tokens", q->common);
-        else cli_progress_start(&q->write, "quantize MiB", q->common);
-        q->phase = phase;
-    }
-    if (phase == 0) {
-        cli_progress_update(&q->calib, done, total);
-    } else {
-        /* whole MiB done (the total rounded up; the last call shows total/total) */
-        int64_t mib = 1 << 20, d = done >= total ? (total + mib - 1) / mib : done / mib;
-        if (d == q->last) return;
-        q->last = d;
-        cli_progress_update(&q->write, d, (total + mib - 1) / mib);
-    }
-}
-
 static void shape_str(char *buf, size_t cap, const shrink_quantize_tensor *t) {
     if (t->n_dims == 1) snprintf(buf, cap, "%lld", (long long)t->shape[0]);
     else snprintf(buf, cap, "%lld x %lld", (long long)t->shape[0], (long long)t->shape[1]);
@@ -204,13 +176,13 @@ int cmd_quantize(int argc, char **argv) {
     p.tensor_stats = opts.verbose;
     shrink_set_threads(common.threads);
 
-    quantize_progress prog = {.phase = -1, .last = -1, .common = &common};
-    p.progress = progress_cb;
+    cli_phase_progress prog = {.phase = -1, .last = -1, .calib_label = "calibration tokens",
+                               .write_label = "quantize MiB", .common = &common};
+    p.progress = cli_phase_progress_cb;
     p.user = &prog;
     shrink_quantize_result r;
     shrink_status st = shrink_quantize(pos[0], pos[1], &p, &r);
-    if (prog.phase == 0) cli_progress_end(&prog.calib);
-    if (prog.phase == 1) cli_progress_end(&prog.write);
+    cli_phase_progress_end(&prog);
     if (st != SHRINK_OK) {
         if (st == SHRINK_ERR_ARG && strstr(shrink_last_error(), "unknown scheme")) {
             fprintf(stderr, "shrink quantize: %s\n", shrink_last_error());
