@@ -412,10 +412,13 @@ void sk_lora_apply(const sk_lora *list, int l, sk_linear which, const float *X, 
         const int64_t r = p->r, out = p->out;
         const int64_t chunk = LORA_STACK_FLOATS / r;
         const float s = a->scale;
-        const sk_mat Am = {SHRINK_DTYPE_F32, r, p->in, p->A};
         for (int64_t t0 = 0; t0 < T; t0 += chunk) {
             int64_t tc = T - t0 < chunk ? T - t0 : chunk;
-            sk_matmul_ref(&Am, X + t0 * p->in, tc, U, r); /* f32, small: no scratch */
+            /* U = X A^T (tc x r): r dots per token with the dispatched f32 dot, no allocation */
+            #pragma omp parallel for schedule(static) if (tc * r * p->in > 65536)
+            for (int64_t t = 0; t < tc; t++)
+                for (int64_t k = 0; k < r; k++)
+                    U[t * r + k] = sk_vec_dot_f32(p->A + k * p->in, X + (t0 + t) * p->in, p->in);
             #pragma omp parallel for schedule(static) if (tc * out * r > 65536)
             for (int64_t o = 0; o < out; o++) {
                 const float *b = p->B + o * r;
