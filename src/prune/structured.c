@@ -29,6 +29,7 @@
 #include "../model/source.h"
 
 #include <math.h>
+#include <omp.h>
 #include <strings.h>
 #include <sys/stat.h>
 
@@ -71,7 +72,8 @@ typedef struct sscore {
     int                  resid_layer;
     int64_t              n_obs;      /* tokens observed */
     /* the unmasked model's log-probabilities */
-    float               *base_lp;    /* (n, V) */
+    float               *base_p;     /* (n, V) next-token probabilities */
+    double              *base_negent; /* (n) sum p log p per token */
     float               *logits;     /* (n_ctx, V) */
     double               base_ppl;
 } sscore;
@@ -94,7 +96,8 @@ static void sscore_free(sscore *s) {
     sk_free(s->neuron_act);
     sk_free(s->cos_sum);
     sk_free(s->resid);
-    sk_free(s->base_lp);
+    sk_free(s->base_p);
+    sk_free(s->base_negent);
     sk_free(s->logits);
     shrink_free(s->ids);
     shrink_context_free(s->ctx);
@@ -145,7 +148,7 @@ static void observe(void *user, int layer, sk_linear which, const float *X, int6
 }
 
 /* Runs the (masked) model over the calibration tokens: the unmasked pass (base) keeps its
- * log-probabilities; the others return the mean KL from them. Perplexity: every next token
+ * probabilities; the others return the mean KL from them. Perplexity: every next token
  * within a window. */
 static shrink_status score_pass(sscore *s, int base, double *kl_out, double *ppl_out) {
     double kl = 0.0, nll = 0.0;
@@ -155,25 +158,34 @@ static shrink_status score_pass(sscore *s, int base, double *kl_out, double *ppl
         const int32_t wl = (int32_t)(s->n - w0 < s->n_ctx ? s->n - w0 : s->n_ctx);
         shrink_status st = shrink_context_eval(s->ctx, s->ids + w0, wl, 0, s->logits, wl);
         if (st) return st;
+        #pragma omp parallel for reduction(+ : kl, nll, scored) schedule(static)
         for (int32_t t = 0; t < wl; t++) {
-            float *z = s->logits + (size_t)t * V;
+            const float *z = s->logits + (size_t)t * V;
             float mx = -INFINITY;
             for (int v = 0; v < V; v++) mx = z[v] > mx ? z[v] : mx;
             double se = 0.0;
-            for (int v = 0; v < V; v++) se += exp((double)z[v] - mx);
+            for (int v = 0; v < V; v++) se += expf(z[v] - mx);
             const double lse = mx + log(se);
-            for (int v = 0; v < V; v++) z[v] = (float)((double)z[v] - lse);
             if (t + 1 < wl) {
-                nll -= z[s->ids[w0 + t + 1]];
+                nll += lse - z[s->ids[w0 + t + 1]];
                 scored++;
             }
-            float *b = s->base_lp + (size_t)(w0 + t) * V;
-            if (base) {
-                memcpy(b, z, (size_t)V * sizeof *z);
-            } else {
-                double k = 0.0;
-                for (int v = 0; v < V; v++) k += exp((double)b[v]) * ((double)b[v] - z[v]);
-                kl += k;
+            float *b = s->base_p + (size_t)(w0 + t) * V;
+            if (base) { /* probabilities and sum p log p of the unmasked model */
+                double negent = 0.0;
+                for (int v = 0; v < V; v++) {
+                    const double lp = (double)z[v] - lse;
+                    b[v] = (float)exp(lp);
+                    negent += b[v] > 0 ? b[v] * lp : 0.0;
+                }
+                s->base_negent[w0 + t] = negent;
+            } else { /* KL = sum p_b log p_b - sum p_b log q */
+                double pz = 0.0, ps = 0.0;
+                for (int v = 0; v < V; v++) {
+                    pz += (double)b[v] * z[v];
+                    ps += b[v];
+                }
+                kl += s->base_negent[w0 + t] - (pz - ps * lse);
             }
         }
     }
@@ -215,10 +227,11 @@ static shrink_status sscore_open(sscore *s, const char *in, const char *tok_path
     s->neuron_act = sk_calloc(L * (size_t)s->F, sizeof(double));
     s->cos_sum = sk_calloc(L, sizeof(double));
     s->resid = sk_malloc((size_t)piece * (size_t)s->D * sizeof(float));
-    s->base_lp = sk_malloc((size_t)s->n * (size_t)s->V * sizeof(float));
+    s->base_p = sk_malloc((size_t)s->n * (size_t)s->V * sizeof(float));
+    s->base_negent = sk_malloc((size_t)s->n * sizeof(double));
     s->logits = sk_malloc((size_t)s->n_ctx * (size_t)s->V * sizeof(float));
     if (!s->wo || !s->wo0 || !s->wd || !s->wd0 || !s->bo0 || !s->bd0 || !s->head_act ||
-        !s->neuron_act || !s->cos_sum || !s->resid || !s->base_lp || !s->logits)
+        !s->neuron_act || !s->cos_sum || !s->resid || !s->base_p || !s->base_negent || !s->logits)
         return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory for the scores of %lld "
                         "calibration tokens", in, (long long)s->n);
     for (int l = 0; l < s->L; l++) {
