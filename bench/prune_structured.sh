@@ -7,7 +7,8 @@
 # perplexity of every pruned GGUF beside `shrink ppl --llama-cpp`'s.
 #
 #   sh bench/prune_structured.sh [MODEL] [OUTDIR]
-#   env: SHRINK (build/shrink), CALIB (train.txt), TEXT (test.txt), CALIB_TOKENS (512),
+#   env: SHRINK (build/shrink), CALIB (train.txt), TEXT (test.txt), CALIB_TOKENS (256),
+#        NEURON_BLOCK (128: neurons measured together by --by sensitivity),
 #        TOKENS (4096, scored by compare), THREADS (2), LLAMA (/work/llama.cpp/build/bin),
 #        SPECS ("heads=25% neurons=25% layers=2 heads=25%,neurons=25%,layers=2"), BY
 set -u
@@ -16,7 +17,8 @@ model=${1:-../shared/models/mix-llama-22m-long}
 out=${2:-/tmp/prune_structured}
 calib=${CALIB:-../shared/data/corpus/train.txt}
 text=${TEXT:-../shared/data/corpus/test.txt}
-ctok=${CALIB_TOKENS:-512}
+ctok=${CALIB_TOKENS:-256}
+nblock=${NEURON_BLOCK:-128}
 tokens=${TOKENS:-4096}
 threads=${THREADS:-2}
 llama=${LLAMA:-/work/llama.cpp/build/bin}
@@ -33,7 +35,7 @@ for spec in $specs; do
         f="$out/$tag-$by.gguf"
         t0=$(date +%s)
         "$shrink" prune "$model" "$f" --structured "$spec" --by "$by" --calib "$calib" \
-            --calib-tokens "$ctok" --threads "$threads" >"$out/$tag-$by.txt" 2>/dev/null || {
+            --calib-tokens "$ctok" --neuron-block "$nblock" --threads "$threads" >"$out/$tag-$by.txt" 2>/dev/null || {
             echo "prune $spec by $by failed"; continue; }
         echo "$spec by $by: $(head -n 2 "$out/$tag-$by.txt" | tr '\n' ' ') [$(( $(date +%s) - t0 )) s]"
         models="$models $f"
