@@ -88,6 +88,9 @@ typedef enum shrink_dtype {
     SHRINK_DTYPE_NF4_DQ         = 22, /* nf4 with 8-bit block scales (row head f32 D) */
     SHRINK_DTYPE_W8A8           = 23, /* int8_ch weights, int8 activations per token */
     SHRINK_DTYPE_W8A8_STATIC    = 24, /* int8_ch weights, calibrated activation scale a */
+    /* more llama.cpp block types (added after shrink's own, whose GGUF ids follow the enum) */
+    SHRINK_DTYPE_Q2_K = 25,
+    SHRINK_DTYPE_Q3_K = 26,
     SHRINK_DTYPE_COUNT
 } shrink_dtype;
 

@@ -1,5 +1,6 @@
 /*
- * test_quants.c - llama.cpp's block types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K;
+ * test_quants.c - llama.cpp's block types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K,
+ * Q5_K, Q6_K;
  * Q8_K through its reference functions):
  *
  *   1. ggml's own vectors (../shared/fixtures/ggml/ggml_quant_vectors.safetensors): the
@@ -102,6 +103,8 @@ static const qtype qtypes[] = {
     {"q4_1", SHRINK_DTYPE_Q4_1, 32, sizeof(block_q4_1), sk_q4_1_dequant_ref, sk_q4_1_quant_ref},
     {"q5_0", SHRINK_DTYPE_Q5_0, 32, sizeof(block_q5_0), sk_q5_0_dequant_ref, sk_q5_0_quant_ref},
     {"q5_1", SHRINK_DTYPE_Q5_1, 32, sizeof(block_q5_1), sk_q5_1_dequant_ref, sk_q5_1_quant_ref},
+    {"q2_K", SHRINK_DTYPE_Q2_K, 256, sizeof(block_q2_K), sk_q2_K_dequant_ref, sk_q2_K_quant_ref},
+    {"q3_K", SHRINK_DTYPE_Q3_K, 256, sizeof(block_q3_K), sk_q3_K_dequant_ref, sk_q3_K_quant_ref},
     {"q4_K", SHRINK_DTYPE_Q4_K, 256, sizeof(block_q4_K), sk_q4_K_dequant_ref, sk_q4_K_quant_ref},
     {"q5_K", SHRINK_DTYPE_Q5_K, 256, sizeof(block_q5_K), sk_q5_K_dequant_ref, sk_q5_K_quant_ref},
     {"q6_K", SHRINK_DTYPE_Q6_K, 256, sizeof(block_q6_K), sk_q6_K_dequant_ref, sk_q6_K_quant_ref},
