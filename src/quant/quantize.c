@@ -45,7 +45,10 @@
 /* ==== schemes ============================================================================ */
 
 /* llama_ftype values (llama.h) of the mixes */
-enum { FTYPE_Q4_K_M = 15, FTYPE_Q5_K_M = 17 };
+enum {
+    FTYPE_Q2_K = 10, FTYPE_Q3_K_S = 11, FTYPE_Q3_K_M = 12, FTYPE_Q3_K_L = 13, FTYPE_Q4_K_S = 14,
+    FTYPE_Q4_K_M = 15, FTYPE_Q5_K_S = 16, FTYPE_Q5_K_M = 17
+};
 
 static const sk_scheme schemes[] = {
     {"q8_0",           SHRINK_DTYPE_Q8_0,           SK_MIX_NONE,   -1},
@@ -56,7 +59,17 @@ static const sk_scheme schemes[] = {
     {"q4_K",           SHRINK_DTYPE_Q4_K,           SK_MIX_NONE,   14}, /* MOSTLY_Q4_K_S */
     {"q5_K",           SHRINK_DTYPE_Q5_K,           SK_MIX_NONE,   16}, /* MOSTLY_Q5_K_S */
     {"q6_K",           SHRINK_DTYPE_Q6_K,           SK_MIX_NONE,   -1},
+    {"q2_K",           SHRINK_DTYPE_Q2_K,           SK_MIX_NONE,   -1},
+    {"q3_K",           SHRINK_DTYPE_Q3_K,           SK_MIX_NONE,   -1},
+    /* llama.cpp's mixes (mix_rows); llama-quantize's Q2_K is q2_K_M here (q2_K: every
+     * matrix q2_K, as every single type name) */
+    {"q2_K_M",         SHRINK_DTYPE_Q2_K,           SK_MIX_Q2_K,   FTYPE_Q2_K},
+    {"q3_K_S",         SHRINK_DTYPE_Q3_K,           SK_MIX_Q3_K_S, FTYPE_Q3_K_S},
+    {"q3_K_M",         SHRINK_DTYPE_Q3_K,           SK_MIX_Q3_K_M, FTYPE_Q3_K_M},
+    {"q3_K_L",         SHRINK_DTYPE_Q3_K,           SK_MIX_Q3_K_L, FTYPE_Q3_K_L},
+    {"q4_K_S",         SHRINK_DTYPE_Q4_K,           SK_MIX_Q4_K_S, FTYPE_Q4_K_S},
     {"q4_K_M",         SHRINK_DTYPE_Q4_K,           SK_MIX_Q4_K_M, FTYPE_Q4_K_M},
+    {"q5_K_S",         SHRINK_DTYPE_Q5_K,           SK_MIX_Q5_K_S, FTYPE_Q5_K_S},
     {"q5_K_M",         SHRINK_DTYPE_Q5_K,           SK_MIX_Q5_K_M, FTYPE_Q5_K_M},
     {"int8_ch",        SHRINK_DTYPE_INT8_CH,        SK_MIX_NONE,   -1},
     {"int8_ch_asym",   SHRINK_DTYPE_INT8_CH_ASYM,   SK_MIX_NONE,   -1},
@@ -128,29 +141,81 @@ static int use_more_bits(int i_layer, int n_layers) {
            (i_layer - n_layers / 8) % 3 == 2;
 }
 
+/* llama.cpp's per-tensor rules of its mixes (llama_tensor_get_type), one row per mix. A rule
+ * gives a role `hit` where its condition holds for the tensor's layer i of n, else `miss`
+ * (KEEP: the mix's base type). */
+typedef enum { W_NEVER = 0, W_ALWAYS, W_MORE_BITS, W_FIRST, W_FIRST_FRAC, W_GQA } mix_when;
+#define KEEP SHRINK_DTYPE_COUNT
+typedef struct mix_rule {
+    mix_when     when;
+    int          arg;        /* W_FIRST: i < arg; W_FIRST_FRAC: i < n / arg; W_GQA: n_gqa >= arg */
+    shrink_dtype hit, miss;
+} mix_rule;
+typedef struct mix_row {
+    sk_mix       mix;
+    shrink_dtype base;
+    mix_rule     attn_v, ffn_down, attn_output, attn_qkv;
+} mix_row;
+
+#define Q(t) SHRINK_DTYPE_##t
+static const mix_row mix_rows[] = {
+    /* mix          base     attn_v                           ffn_down
+     *              attn_output                    attn_qkv */
+    {SK_MIX_Q2_K,   Q(Q2_K), {W_GQA, 4, Q(Q4_K), Q(Q3_K)},    {W_ALWAYS, 0, Q(Q3_K), KEEP},
+                    {W_ALWAYS, 0, Q(Q3_K), KEEP},  {W_NEVER, 0, KEEP, KEEP}},
+    {SK_MIX_Q3_K_S, Q(Q3_K), {W_NEVER, 0, KEEP, KEEP},        {W_NEVER, 0, KEEP, KEEP},
+                    {W_NEVER, 0, KEEP, KEEP},      {W_NEVER, 0, KEEP, KEEP}},
+    {SK_MIX_Q3_K_M, Q(Q3_K), {W_FIRST, 2, Q(Q5_K), Q(Q4_K)},  {W_FIRST_FRAC, 16, Q(Q5_K), Q(Q4_K)},
+                    {W_ALWAYS, 0, Q(Q4_K), KEEP},  {W_ALWAYS, 0, Q(Q4_K), KEEP}},
+    {SK_MIX_Q3_K_L, Q(Q3_K), {W_ALWAYS, 0, Q(Q5_K), KEEP},    {W_ALWAYS, 0, Q(Q5_K), KEEP},
+                    {W_ALWAYS, 0, Q(Q5_K), KEEP},  {W_ALWAYS, 0, Q(Q4_K), KEEP}},
+    {SK_MIX_Q4_K_S, Q(Q4_K), {W_FIRST, 4, Q(Q5_K), KEEP},     {W_FIRST_FRAC, 8, Q(Q5_K), KEEP},
+                    {W_NEVER, 0, KEEP, KEEP},      {W_NEVER, 0, KEEP, KEEP}},
+    {SK_MIX_Q4_K_M, Q(Q4_K), {W_MORE_BITS, 0, Q(Q6_K), KEEP}, {W_MORE_BITS, 0, Q(Q6_K), KEEP},
+                    {W_NEVER, 0, KEEP, KEEP},      {W_ALWAYS, 0, Q(Q5_K), KEEP}},
+    {SK_MIX_Q5_K_S, Q(Q5_K), {W_NEVER, 0, KEEP, KEEP},        {W_NEVER, 0, KEEP, KEEP},
+                    {W_NEVER, 0, KEEP, KEEP},      {W_NEVER, 0, KEEP, KEEP}},
+    {SK_MIX_Q5_K_M, Q(Q5_K), {W_MORE_BITS, 0, Q(Q6_K), KEEP}, {W_MORE_BITS, 0, Q(Q6_K), KEEP},
+                    {W_NEVER, 0, KEEP, KEEP},      {W_ALWAYS, 0, Q(Q6_K), KEEP}},
+};
+#undef Q
+
+static shrink_dtype apply_rule(const mix_rule *r, shrink_dtype base, int i, int n, int n_gqa) {
+    int hit = r->when == W_ALWAYS || (r->when == W_MORE_BITS && use_more_bits(i, n)) ||
+              (r->when == W_FIRST && i < r->arg) || (r->when == W_FIRST_FRAC && i < n / r->arg) ||
+              (r->when == W_GQA && n_gqa >= r->arg);
+    shrink_dtype t = hit ? r->hit : r->miss;
+    return t == KEEP ? base : t;
+}
+
 shrink_dtype sk_mix_type(sk_mix mix, const char *name, int64_t ne0, int i_layer, int n_layer,
-                         int has_output, int is_70b, int *fallback) {
-    const shrink_dtype base = mix == SK_MIX_Q5_K_M ? SHRINK_DTYPE_Q5_K : SHRINK_DTYPE_Q4_K;
+                         int has_output, int is_70b, int n_gqa, int *fallback) {
+    const mix_row *m = NULL;
+    for (size_t k = 0; k < sizeof mix_rows / sizeof mix_rows[0]; k++)
+        if (mix_rows[k].mix == mix) m = &mix_rows[k];
+    if (!m) return sk_quant_fallback(SHRINK_DTYPE_Q4_K, ne0, fallback); /* not a mix */
+    const shrink_dtype base = m->base;
     shrink_dtype t = base;
-    if (mix == SK_MIX_NONE) return sk_quant_fallback(base, ne0, fallback);
     /* the role of the GGUF name (llama.cpp's rules go by name; the table maps it) */
     int layer, role = sk_trole_find(NULL, SK_TNAME_GGUF, name, n_layer, &layer);
     if (role == SK_ROLE_HEAD || (!has_output && role == SK_ROLE_TOK_EMB)) {
-        /* the output matrix (or the embedding that serves as one): q6_K, q8_0 if the base
-         * type's block does not divide its rows */
+        /* the output matrix (or the embedding that serves as one): q6_K, q8_0 if the K-quant
+         * block does not divide its rows */
         t = ne0 % (int64_t)sk_dtype(base)->block != 0 ? SHRINK_DTYPE_Q8_0 : SHRINK_DTYPE_Q6_K;
     } else if (role == SK_ROLE_WV) {
-        if (use_more_bits(i_layer, n_layer)) t = SHRINK_DTYPE_Q6_K;
-        if (is_70b && t == SHRINK_DTYPE_Q4_K) t = SHRINK_DTYPE_Q5_K;
+        t = apply_rule(&m->attn_v, base, i_layer, n_layer, n_gqa);
+        if (is_70b && (t == SHRINK_DTYPE_Q3_K || t == SHRINK_DTYPE_Q4_K)) t = SHRINK_DTYPE_Q5_K;
     } else if (role == SK_ROLE_W_DOWN) {
-        if (use_more_bits(i_layer, n_layer)) t = SHRINK_DTYPE_Q6_K;
+        t = apply_rule(&m->ffn_down, base, i_layer, n_layer, n_gqa);
+    } else if (role == SK_ROLE_WO) {
+        t = apply_rule(&m->attn_output, base, i_layer, n_layer, n_gqa);
     } else if (role == SK_ROLE_WQKV) {
-        t = mix == SK_MIX_Q4_K_M ? SHRINK_DTYPE_Q5_K : SHRINK_DTYPE_Q6_K;
+        t = apply_rule(&m->attn_qkv, base, i_layer, n_layer, n_gqa);
     }
-    /* every other matrix (token embedding, q, k, attention output, gate, up): the base type
-     * (other file types change some of these) */
-    /* llama.cpp's convert_incompatible_tensor: q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0, then
-     * f16; q8_0 has no fallback there (it refuses the model), f16 here */
+    /* every other matrix (token embedding, q, k, gate, up): the base type */
+    /* llama.cpp's convert_incompatible_tensor: q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0
+     * (q2_K/q3_K -> iq4_nl there, q4_0 here), then f16; q8_0 has no fallback there (it
+     * refuses the model), f16 here */
     return sk_quant_fallback(t, ne0, fallback);
 }
 
@@ -225,8 +290,9 @@ static shrink_status plan_tensor(void *user, sk_xf *xf, sk_xf_tensor *x) {
     } else if (s->mix != SK_MIX_NONE) {
         /* llama.cpp's 70B rule (80 layers with GQA: only the Llama family has GQA) */
         int is_70b = c->n_layers == 80 && c->n_heads != c->n_kv_heads;
+        int n_gqa = c->n_kv_heads > 0 ? c->n_heads / c->n_kv_heads : 1;
         x->dtype = sk_mix_type(s->mix, x->name, t->cols, t->layer, c->n_layers, in->has_output,
-                               is_70b, &q->fallback);
+                               is_70b, n_gqa, &q->fallback);
     } else {
         shrink_dtype want = s->dtype;
         int w8a8 = want == SHRINK_DTYPE_W8A8 || want == SHRINK_DTYPE_W8A8_STATIC;
