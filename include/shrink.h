@@ -91,6 +91,7 @@ typedef enum shrink_dtype {
     /* more llama.cpp block types (added after shrink's own, whose GGUF ids follow the enum) */
     SHRINK_DTYPE_Q2_K = 25,
     SHRINK_DTYPE_Q3_K = 26,
+    SHRINK_DTYPE_IQ4_NL = 27, /* 4-bit non-linear grid, blocks of 32 */
     SHRINK_DTYPE_COUNT
 } shrink_dtype;
 

@@ -153,6 +153,11 @@ static const sk_dtype_traits sk_dtypes[SHRINK_DTYPE_COUNT] = {
                            .to_f32 = sk_q3_K_dequant_ref, .from_f32 = sk_q3_K_quant_ref,
                            .act = SK_ACT_Q8_K, .vec_dot_ref = sk_q3_K_dot_ref,
                            .tol_rel = 0.16},
+    [SHRINK_DTYPE_IQ4_NL] = {.name = "iq4_nl", .block = SK_QK4_NL, .bytes = sizeof(block_iq4_nl),
+                             .to_f32 = sk_iq4_nl_dequant_ref, .from_f32 = sk_iq4_nl_quant_ref,
+                             .quantize = sk_iq4_nl_quantize,
+                             .act = SK_ACT_Q8_32, .vec_dot_ref = sk_iq4_nl_dot_ref,
+                             .tol_rel = 0.08},
     /* shrink's own types (shrink_quants.h, docs/formats.md). Row-head types: to_f32, from_f32
      * and quantize take whole rows; from_f32 uses the row's own statistics (so int8_t and
      * int8_t_asym without tensor parameters behave like int8_ch / int8_ch_asym, and w8a8_static
@@ -281,7 +286,7 @@ shrink_status shrink_dtype_parse(const char *name, shrink_dtype *out) {
             return SHRINK_OK;
         }
     return sk_error(SHRINK_ERR_ARG, "unknown dtype '%s' (allowed: f32, f16, bf16; GGUF only: "
-                    "q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K; GGUF only, shrink's own "
+                    "q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K, iq4_nl; GGUF only, shrink's own "
                     "types: int8_ch, int8_ch_asym, int8_t, int8_t_asym, int4_g32, int4_g64, "
                     "int4_g128, int4_g32_asym, int4_g64_asym, int4_g128_asym, nf4, nf4_dq, "
                     "w8a8, w8a8_static; '-' may replace '_')", name);

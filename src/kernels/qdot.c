@@ -209,6 +209,14 @@ static void codes_q5_1(const uint8_t *blk, int q[32], float *d, float *m) {
     *m = sk_f16_to_f32(b.m);
 }
 
+static void codes_iq4_nl(const uint8_t *blk, int q[32], float *d, float *m) {
+    block_iq4_nl b;
+    memcpy(&b, blk, sizeof b);
+    for (int j = 0; j < 32; j++) q[j] = sk_iq4_nl_grid[nib(b.qs, j)];
+    *d = sk_f16_to_f32(b.d);
+    *m = 0.0f;
+}
+
 /* sum over blocks of isum * (d_w * d_x), plus m * s for the min types (s = d_x * sum(xq)) */
 static float legacy_dot_ref(int64_t n, const void *w, const void *xa, size_t bs,
                             legacy_codes_fn codes) {
@@ -226,6 +234,9 @@ static float legacy_dot_ref(int64_t n, const void *w, const void *xa, size_t bs,
     return acc;
 }
 
+float sk_iq4_nl_dot_ref(int64_t n, const void *w, const void *xa) {
+    return legacy_dot_ref(n, w, xa, sizeof(block_iq4_nl), codes_iq4_nl);
+}
 float sk_q4_0_dot_ref(int64_t n, const void *w, const void *xa) {
     return legacy_dot_ref(n, w, xa, sizeof(block_q4_0), codes_q4_0);
 }

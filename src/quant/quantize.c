@@ -61,6 +61,7 @@ static const sk_scheme schemes[] = {
     {"q6_K",           SHRINK_DTYPE_Q6_K,           SK_MIX_NONE,   -1},
     {"q2_K",           SHRINK_DTYPE_Q2_K,           SK_MIX_NONE,   -1},
     {"q3_K",           SHRINK_DTYPE_Q3_K,           SK_MIX_NONE,   -1},
+    {"iq4_nl",         SHRINK_DTYPE_IQ4_NL,         SK_MIX_NONE,   -1},
     /* llama.cpp's mixes (mix_rows); llama-quantize's Q2_K is q2_K_M here (q2_K: every
      * matrix q2_K, as every single type name) */
     {"q2_K_M",         SHRINK_DTYPE_Q2_K,           SK_MIX_Q2_K,   FTYPE_Q2_K},
@@ -213,8 +214,8 @@ shrink_dtype sk_mix_type(sk_mix mix, const char *name, int64_t ne0, int i_layer,
         t = apply_rule(&m->attn_qkv, base, i_layer, n_layer, n_gqa);
     }
     /* every other matrix (token embedding, q, k, gate, up): the base type */
-    /* llama.cpp's convert_incompatible_tensor: q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0
-     * (q2_K/q3_K -> iq4_nl there, q4_0 here), then f16; q8_0 has no fallback there (it
+    /* llama.cpp's convert_incompatible_tensor: q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0,
+     * q2_K / q3_K -> iq4_nl, then f16; q8_0 has no fallback there (it
      * refuses the model), f16 here */
     return sk_quant_fallback(t, ne0, fallback);
 }

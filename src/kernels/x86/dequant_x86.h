@@ -87,6 +87,19 @@ static void q4_1_deq(const void *row, int64_t k0, int64_t n, float *dst) {
     }
 }
 
+/* iq4_nl: the nibbles as grid values (int8), times d */
+static void iq4_nl_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    const uint8_t *b = (const uint8_t *)row + k0 / SK_QK4_NL * sizeof(block_iq4_nl);
+    dq_v16u8 grid;
+    memcpy(&grid, sk_iq4_nl_grid, sizeof grid);
+    for (int64_t i = 0; i < n / SK_QK4_NL; i++, b += sizeof(block_iq4_nl), dst += SK_QK4_NL) {
+        float d = dq_rd_f16(b);
+        dq_v16u8 q = dq_ld(b + 2);
+        dq_put(dst, __builtin_shuffle(grid, q & 15), 1, d);
+        dq_put(dst + 16, __builtin_shuffle(grid, q >> 4), 1, d);
+    }
+}
+
 /* q5: the 5th bit of element j is bit j of the little-endian u32 qh: byte j of the
  * broadcast bits of qh[j / 8] tested against 1 << (j % 8) */
 DQ_INLINE void q5_codes(const uint8_t *qhp, const uint8_t *qs, dq_v16u8 *lo, dq_v16u8 *hi) {
@@ -330,6 +343,7 @@ static const sk_dequant_fn dq_table[SHRINK_DTYPE_COUNT] = {
     [SHRINK_DTYPE_Q6_K] = q6_K_deq,
     [SHRINK_DTYPE_Q2_K] = q2_K_deq,
     [SHRINK_DTYPE_Q3_K] = q3_K_deq,
+    [SHRINK_DTYPE_IQ4_NL] = iq4_nl_deq,
     [SHRINK_DTYPE_INT8_CH] = int8_ch_deq,
     [SHRINK_DTYPE_INT8_CH_ASYM] = int8_asym_deq,
     [SHRINK_DTYPE_INT8_T] = int8_ch_deq,

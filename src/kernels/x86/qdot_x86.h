@@ -171,6 +171,30 @@ LEGACY_DOT(q4_1_dot, sizeof(block_q4_1), CODES_Q4_1, 1, +, 1.0f)
 LEGACY_DOT(q5_0_dot, sizeof(block_q5_0), CODES_Q5_0, 0, -, 16.0f)
 LEGACY_DOT(q5_1_dot, sizeof(block_q5_1), CODES_Q5_1, 1, +, 1.0f)
 
+/* iq4_nl: the nibbles looked up in the grid (pshufb on the 16 int8 values), then signed x
+ * signed bytes; d = f16 first in the block as q8_0's. */
+static float iq4_nl_dot(int64_t n, const void *w, const void *xa) {
+    const uint8_t *wp = w, *xp = xa;
+    const __m256i grid = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sk_iq4_nl_grid));
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    const int64_t nb = n / 32;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2, wp += 2 * sizeof(block_iq4_nl)) {
+        __m256i v0 = _mm256_shuffle_epi8(grid, nibbles32(wp + 2));
+        __m256i v1 = _mm256_shuffle_epi8(grid, nibbles32(wp + sizeof(block_iq4_nl) + 2));
+        __m256i p0 = mul_sum_s8s8(_mm256_setzero_si256(), v0, XA_QS(xp, b));
+        __m256i p1 = mul_sum_s8s8(_mm256_setzero_si256(), v1, XA_QS(xp, b + 1));
+        BLOCK_TERM(acc0, p0, wp, xp, b);
+        BLOCK_TERM(acc1, p1, wp + sizeof(block_iq4_nl), xp, b + 1);
+    }
+    if (b < nb) {
+        __m256i v0 = _mm256_shuffle_epi8(grid, nibbles32(wp + 2));
+        __m256i p0 = mul_sum_s8s8(_mm256_setzero_si256(), v0, XA_QS(xp, b));
+        BLOCK_TERM(acc0, p0, wp, xp, b);
+    }
+    return hsum8(_mm256_add_ps(acc0, acc1));
+}
+
 /* ==== K-quants x block_q8_K ================================================================= */
 
 /* q4_K/q5_K packed 6-bit scales and mins -> 16 int16: the 8 scales (low 128 bits), then the
@@ -695,6 +719,7 @@ static sk_vec_dot_fn qdot_lookup(shrink_dtype t) {
     case SHRINK_DTYPE_Q6_K: return q6_K_dot;
     case SHRINK_DTYPE_Q2_K: return q2_K_dot;
     case SHRINK_DTYPE_Q3_K: return q3_K_dot;
+    case SHRINK_DTYPE_IQ4_NL: return iq4_nl_dot;
     case SHRINK_DTYPE_INT8_CH:
     case SHRINK_DTYPE_INT8_T:         return int8_dot;
     case SHRINK_DTYPE_INT8_CH_ASYM:
