@@ -100,6 +100,15 @@ SHRINK_API const char *shrink_dtype_name(shrink_dtype t);          /* "f32", "q4
  * types ("q4_K") and shrink's own types ("int4_g128"; dashes may replace underscores:
  * "int4-g128", "w8a8-static"). Case-insensitive. Returns SHRINK_ERR_ARG if unknown. */
 SHRINK_API shrink_status shrink_dtype_parse(const char *name, shrink_dtype *out);
+/* Bits per weight of dtype t's storage (8 * block bytes / block elements; row heads, a few
+ * bytes per row, not counted): f32 32, q8_0 8.5, q4_K 4.5, q2_K 2.625. */
+SHRINK_API double shrink_dtype_bits(shrink_dtype t);
+/* Elements per block of dtype t (1 for f32/f16/bf16 and the per-channel types, 32 for q4_0,
+ * 256 for the K-quants): a row's length must be a multiple of it. */
+SHRINK_API int64_t shrink_dtype_block_size(shrink_dtype t);
+/* true for shrink's own types (int8_*, int4_*, nf4*, w8a8*): GGUF files holding them run in
+ * shrink only; llama.cpp cannot read them. */
+SHRINK_API bool shrink_dtype_is_own(shrink_dtype t);
 
 /* ==== threads ============================================================================= */
 
@@ -274,6 +283,7 @@ typedef struct shrink_quantize_tensor {
     double       rel_rms;       /* ||dequant(q) - w|| / ||w|| (0 for a tensor of zeros) */
     bool         fallback;      /* the scheme's type did not fit the rows: a fallback type */
     bool         kept;          /* matched --keep */
+    shrink_dtype wanted;        /* the type the scheme chose; differs from dtype on a fallback */
 } shrink_quantize_tensor;
 
 typedef struct shrink_quantize_result {
@@ -298,6 +308,20 @@ SHRINK_API shrink_quantize_params shrink_quantize_params_default(void);
 /* Scheme i (0 <= i < shrink_quantize_scheme_count()), its name ("q4_K_M"); NULL past the end. */
 SHRINK_API int32_t     shrink_quantize_scheme_count(void);
 SHRINK_API const char *shrink_quantize_scheme_name(int32_t i);
+
+/* What scheme i is, for choosing one (shrink quantize --list). */
+typedef struct shrink_quantize_scheme_info {
+    const char  *name;                /* "q4_K_M" */
+    shrink_dtype dtype;               /* every matrix's type; a mix's base type */
+    bool         mix;                 /* per-tensor types by llama.cpp's rules */
+    const char  *llama_cpp;           /* llama-quantize's type for the same file ("Q4_K_M",
+                                         "Q4_K_S --pure"); NULL: llama.cpp cannot read it */
+    const char  *use;                 /* what it is for, one line */
+    double       ref_bits_per_weight; /* of the file on the reference model (0: not measured) */
+    double       ref_kl;              /* mean KL(original || quantized) there; < 0: not measured */
+    const char  *ref;                 /* the reference: model, text, tokens, commit; or NULL */
+} shrink_quantize_scheme_info;
+SHRINK_API shrink_status shrink_quantize_scheme_get(int32_t i, shrink_quantize_scheme_info *info);
 
 /* Quantizes the model at `in` (any format shrink_model_load reads; a quantized GGUF is
  * dequantized and quantized again) into the GGUF file `out` with params->scheme (per-tensor

@@ -260,6 +260,19 @@ int sk_dtype_quantized(shrink_dtype t) {
     return d->block > 1 || d->row_head > 0;
 }
 
+double shrink_dtype_bits(shrink_dtype t) {
+    if ((unsigned)t >= SHRINK_DTYPE_COUNT) return 0.0;
+    return 8.0 * (double)sk_dtypes[t].bytes / (double)sk_dtypes[t].block;
+}
+
+int64_t shrink_dtype_block_size(shrink_dtype t) {
+    return (unsigned)t < SHRINK_DTYPE_COUNT ? (int64_t)sk_dtypes[t].block : 0;
+}
+
+bool shrink_dtype_is_own(shrink_dtype t) {
+    return (unsigned)t < SHRINK_DTYPE_COUNT && sk_dtype_own(t);
+}
+
 const char *shrink_dtype_name(shrink_dtype t) {
     return (unsigned)t < SHRINK_DTYPE_COUNT ? sk_dtypes[t].name : "?";
 }

@@ -30,6 +30,12 @@ typedef struct sk_scheme {
     shrink_dtype dtype;     /* of the matrices; a mix's base type */
     sk_mix       mix;
     int64_t      file_type; /* GGUF general.file_type (llama_ftype); -1: from dtype */
+    /* for users (shrink quantize --list, shrink_quantize_scheme_get) */
+    const char  *llama_cpp; /* llama-quantize's name for the same types, NULL if none */
+    const char  *use;       /* what it is for, one line */
+    double       ref_bpw;   /* bits/weight of the file on the reference model (0: not measured) */
+    double       ref_kl;    /* mean KL(original || quantized) there (< 0: not measured) */
+    int          ref;       /* which measurement (quantize.c, scheme_refs) */
 } sk_scheme;
 
 /* The scheme called `name` (case-insensitive, '-' may replace '_'); NULL if unknown. */
