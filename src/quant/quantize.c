@@ -74,8 +74,8 @@ static const sk_scheme schemes[] = {
     /* one type for every matrix (llama-quantize --pure) */
     SINGLE("q8_0", Q8_0, -1, "Q8_0", "near lossless, half of f16", 8.51, 0.000010, 0),
     SINGLE("q6_K", Q6_K, -1, "Q6_K --pure", "near lossless at 6.6 bits", 6.57, 0.000103, 0),
-    SINGLE("q5_K", Q5_K, 16, "Q5_K_S --pure", "every matrix q5_K", 5.51, 0.000486, 0),
-    SINGLE("q4_K", Q4_K, 14, "Q4_K_S --pure", "every matrix q4_K", 4.51, 0.001525, 0),
+    SINGLE("q5_K", Q5_K, -1, "Q5_K_S --pure", "every matrix q5_K", 5.51, 0.000486, 0),
+    SINGLE("q4_K", Q4_K, -1, "Q4_K_S --pure", "every matrix q4_K", 4.51, 0.001525, 0),
     SINGLE("q3_K", Q3_K, -1, "Q3_K_S --pure", "every matrix q3_K", 0, -1, 1),
     SINGLE("q2_K", Q2_K, -1, "Q2_K --pure", "every matrix q2_K: large loss", 0, -1, 1),
     SINGLE("q5_1", Q5_1, -1, "Q5_1 --pure", "legacy 32-blocks with a min", 6.01, 0.000334, 0),
