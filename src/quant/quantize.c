@@ -50,8 +50,8 @@ enum {
     FTYPE_Q4_K_M = 15, FTYPE_Q5_K_S = 16, FTYPE_Q5_K_M = 17
 };
 
-/* Where the ref_bpw / ref_kl of a scheme row were measured (docs/quantization.md, "Results";
- * docs/dev/quantization-log.md): `shrink compare` of the quantized file against the original,
+/* Where the ref_bpw / ref_kl of a scheme row were measured (docs/dev/quantization-log.md,
+ * the results tables): `shrink compare` of the quantized file against the original,
  * 2048 tokens of test.txt, ctx 256. */
 static const char *const scheme_refs[] = {
     "mix-llama-14m, test.txt, 2048 tokens, commit 7c59448",
