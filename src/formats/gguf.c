@@ -830,8 +830,8 @@ static shrink_status gguf_tensors(const sk_gguf *g, const char *name, sk_tensor 
             key_text(gt->name, nt, sizeof nt);
             sk_tensors_free(t, i);
             return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: tensor '%s': unsupported tensor type %s "
-                            "(issue: quantized types land with the quantization work)", name, nt,
-                            tr->name);
+                            "(shrink reads f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K..q6_K, "
+                            "iq4_nl and its own types)", name, nt, tr->name);
         }
         t[i].name = sk_strndup(gt->name.s, (size_t)gt->name.len);
         if (!t[i].name) {
