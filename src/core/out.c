@@ -183,7 +183,7 @@ shrink_status sk_out_open(sk_out *o, const char *path, const char *const *inputs
                           int n_inputs) {
     memset(o, 0, sizeof *o);
     o->fd = -1;
-    if (!path || !*path) return sk_error(SHRINK_ERR_ARG, "sk_out_open: no output path");
+    if (!path || !*path) return sk_error(SHRINK_ERR_ARG, "no output path given");
     for (int i = 0; i < n_inputs; i++)
         if (inputs[i] && sk_same_file(path, inputs[i]))
             return sk_error(SHRINK_ERR_ARG, "%s: is the input file %s; refusing to overwrite "
@@ -267,7 +267,7 @@ shrink_status sk_out_pwrite(sk_out *o, const void *p, size_t n, uint64_t off) {
 }
 
 shrink_status sk_out_finish(sk_out *o) {
-    if (o->fd < 0) return sk_error(SHRINK_ERR_ARG, "sk_out_finish: file not open");
+    if (o->fd < 0) return sk_error(SHRINK_ERR_ARG, "writing an output that is not open");
     if (fsync(o->fd) != 0 && errno != EINVAL) {
         int e = errno;
         shrink_status st = sk_error(SHRINK_ERR_IO, "%s: fsync failed: %s", o->path, strerror(e));
@@ -298,7 +298,7 @@ static void sync_dir_of(const char *path) {
 }
 
 shrink_status sk_out_rename(sk_out *o) {
-    if (!o->tmp) return sk_error(SHRINK_ERR_ARG, "sk_out_rename: nothing to rename");
+    if (!o->tmp) return sk_error(SHRINK_ERR_ARG, "no finished output to move into place");
     if (rename(o->tmp, o->path) != 0) {
         int e = errno;
         shrink_status st = sk_error(SHRINK_ERR_IO, "%s: rename from %s failed: %s", o->path,
@@ -320,7 +320,7 @@ shrink_status sk_out_rename(sk_out *o) {
 
 shrink_status sk_outdir_open(sk_outdir *d, const char *path) {
     memset(d, 0, sizeof *d);
-    if (!path || !*path) return sk_error(SHRINK_ERR_ARG, "sk_outdir_open: no output path");
+    if (!path || !*path) return sk_error(SHRINK_ERR_ARG, "no output folder given");
     shrink_status kind = sk_out_check_kind(path, 1);
     if (kind) return kind;
     d->path = sk_strdup(path);
@@ -345,7 +345,7 @@ shrink_status sk_outdir_open(sk_outdir *d, const char *path) {
 }
 
 shrink_status sk_outdir_commit(sk_outdir *d) {
-    if (!d->tmp) return sk_error(SHRINK_ERR_ARG, "sk_outdir_commit: nothing to commit");
+    if (!d->tmp) return sk_error(SHRINK_ERR_ARG, "no finished output folder to move into place");
     struct stat st;
     int exists = lstat(d->path, &st) == 0;
     if (exists && !S_ISDIR(st.st_mode)) {

@@ -52,7 +52,7 @@ _Static_assert(SK_GLOBAL_AT(pos_emb) == offsetof(sk_globals, pos_emb) &&
                SK_GLOBAL_AT(final_norm) == offsetof(sk_globals, final_norm) &&
                SK_GLOBAL_AT(final_norm_b) == offsetof(sk_globals, final_norm_b) &&
                SK_GLOBAL_AT(head) == offsetof(sk_globals, head),
-               "struct shrink_model's weights must match sk_globals");
+               "the model's global weights must match the tensor table's offsets");
 
 /* Registers a buffer for release by shrink_model_free. Returns buf, or NULL (and frees buf)
  * if registering fails. */

@@ -192,7 +192,7 @@ shrink_status sk_xf_write(sk_xf *xf, const char *out, const sk_xf_method *m,
                           const sk_xf_opts *o) {
     shrink_status st;
     if (!xf->model || !m || !m->plan || !o)
-        return sk_error(SHRINK_ERR_ARG, "%s: sk_xf_write needs an open model, a plan and "
+        return sk_error(SHRINK_ERR_ARG, "%s: writing needs an open model, a plan and "
                         "options", xf->what);
     if (sk_format_from_path(out) != SK_FORMAT_GGUF)
         return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: %s writes GGUF only; name the output "
