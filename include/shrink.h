@@ -130,7 +130,8 @@ SHRINK_API shrink_load_params shrink_load_params_default(void);
 SHRINK_API shrink_status shrink_model_load(shrink_model **out, const char *path,
                                            const shrink_load_params *params);
 SHRINK_API void shrink_model_free(shrink_model *model);
-/* NaN and infinite values in tensor i (f32, f16 and bf16 tensors; 0 for quantized ones). */
+/* NaN and infinite values in tensor i (quantized tensors: in their dequantized rows, so a NaN
+ * block scale counts its whole block); -1 if memory for a row cannot be had. */
 SHRINK_API int64_t shrink_model_nonfinite(const shrink_model *model, int64_t i);
 
 typedef struct shrink_model_info {
@@ -216,6 +217,8 @@ typedef struct shrink_convert_params {
     /* called as tensor bytes are written (done / total); may be NULL */
     void      (*progress)(void *user, int64_t done, int64_t total);
     void       *user;
+    bool        allow_nonfinite;/* true: convert weights holding NaN or Inf (default: refused,
+                                   naming the tensor, quantized tensors included) */
 } shrink_convert_params;
 
 typedef struct shrink_convert_result {

@@ -7,7 +7,8 @@
 
 shrink_convert_params shrink_convert_params_default(void) {
     shrink_convert_params p = {.to = NULL, .dtype = -1, .shard_bytes = 0,
-                               .tokenizer_path = NULL, .progress = NULL, .user = NULL};
+                               .tokenizer_path = NULL, .progress = NULL, .user = NULL,
+                               .allow_nonfinite = false};
     return p;
 }
 
@@ -44,6 +45,11 @@ shrink_status shrink_convert(const char *in, const char *out, const shrink_conve
     struct shrink_model *m;
     shrink_status st = sk_model_open(&m, in, &lp);
     if (st) return st;
+    if (!p->allow_nonfinite &&
+        (st = sk_model_check_finite(m, "--allow-nonfinite converts it anyway"))) {
+        shrink_model_free(m);
+        return st;
+    }
     sk_write_opts o = sk_write_opts_default();
     o.dtype = p->dtype;
     o.shard_bytes = p->shard_bytes;

@@ -516,7 +516,8 @@ static shrink_status model_load(shrink_model **out, const char *path,
 shrink_status shrink_model_load(shrink_model **out, const char *path,
                                 const shrink_load_params *params) {
     shrink_status st = model_load(out, path, params, 1);
-    if (st || (params && params->allow_nonfinite) || !(st = sk_model_check_finite(*out)))
+    if (st || (params && params->allow_nonfinite) ||
+        !(st = sk_model_check_finite(*out, "--allow-nonfinite loads the model anyway")))
         return st;
     shrink_model_free(*out);
     *out = NULL;

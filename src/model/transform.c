@@ -56,6 +56,9 @@ shrink_status sk_xf_open(sk_xf *xf, const char *in, const char *tokenizer_path,
     shrink_load_params lp = shrink_load_params_default();
     lp.tokenizer_path = tokenizer_path;
     shrink_status st = sk_model_open(&xf->model, in, &lp);
+    /* NaN/Inf weights (quantized ones included) refused before any work: a quantized or
+     * pruned copy would hide the damage */
+    if (!st) st = sk_model_check_finite(xf->model, NULL);
     if (!st) st = sk_source_from_model(xf->model, &xf->base);
     if (!st) st = list_tensors(xf);
     xf->n_threads = omp_get_max_threads();

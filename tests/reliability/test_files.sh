@@ -255,6 +255,33 @@ refused "compare with a NaN model" "$d/nan.bin" "NaN"
 run "$bin" quantize "$d/nan.bin" "$d/nan.gguf" --scheme q4_0 --tokenizer "$tok"
 refused "quantize a NaN model" "$d/nan.bin" "NaN"
 if [ ! -e "$d/nan.gguf" ]; then ok; else bad "quantize a NaN model wrote its output"; fi
+# a quantized model whose first q8_0 block scale (token_embd.weight) is NaN: two q8_0 copies,
+# one made from weights whose first value is 100, differ first at that block's f16 scale
+mkdir -p "$d/qa" "$d/qb"
+cp "$model" "$d/qa/m.bin"; cp "$model" "$d/qb/m.bin"
+printf '\000\000\310\102' | dd of="$d/qb/m.bin" bs=1 seek=28 conv=notrunc 2>/dev/null
+"$bin" quantize "$d/qa/m.bin" "$d/qa/q.gguf" --scheme q8_0 --tokenizer "$tok" >/dev/null 2>&1
+"$bin" quantize "$d/qb/m.bin" "$d/qb/q.gguf" --scheme q8_0 --tokenizer "$tok" >/dev/null 2>&1
+at=$(cmp "$d/qa/q.gguf" "$d/qb/q.gguf" 2>/dev/null | sed -n 's/.* byte \([0-9]*\),.*/\1/p')
+if [ -n "$at" ]; then
+    cp "$d/qa/q.gguf" "$d/qnan.gguf"
+    printf '\000\176' | dd of="$d/qnan.gguf" bs=1 seek=$((at - 1)) conv=notrunc 2>/dev/null
+    run "$bin" generate "$d/qnan.gguf" -p "Once" -n 4
+    refused "generate with a NaN q8_0 scale" "$d/qnan.gguf" "token_embd.weight" "NaN"
+    run "$bin" info "$d/qnan.gguf" --json
+    if [ $rc -eq 0 ] && grep -q '"nonfinite_values":32,' "$tmp/out"; then ok
+    else bad "info counts a NaN q8_0 block: $(head -c 300 "$tmp/out") $(head -c 300 "$tmp/err")"; fi
+    run "$bin" convert "$d/qnan.gguf" "$d/qnan-conv.gguf"
+    refused "convert a NaN q8_0 scale" "$d/qnan.gguf" "token_embd.weight" "--allow-nonfinite"
+    if [ ! -e "$d/qnan-conv.gguf" ]; then ok; else bad "convert of a NaN scale wrote its output"; fi
+    run "$bin" convert "$d/qnan.gguf" "$d/qnan-conv.gguf" --allow-nonfinite
+    if [ $rc -eq 0 ] && [ -f "$d/qnan-conv.gguf" ]; then ok; else bad "convert --allow-nonfinite: exit $rc"; fi
+    run "$bin" quantize "$d/qnan.gguf" "$d/qnan-q4.gguf" --scheme q4_0
+    refused "quantize a NaN q8_0 scale" "$d/qnan.gguf" "token_embd.weight"
+    if [ ! -e "$d/qnan-q4.gguf" ]; then ok; else bad "quantize of a NaN scale wrote its output"; fi
+else
+    bad "the two q8_0 copies do not differ (quantize failed?)"
+fi
 
 # ==== 7. checks up front, messages naming the file and the option ==========================
 big=$(asset models/mix-llama-14m) || big=
