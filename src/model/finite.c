@@ -24,9 +24,6 @@ static inline uint16_t bits16(const uint8_t *p, int64_t i) {
     return v;
 }
 
-/* Rows of a quantized tensor dequantized at once by a thread (bounds its buffer). */
-#define FINITE_ROW_FLOATS ((int64_t)1 << 16)
-
 /* Non-finite elements of quantized tensor t, from its rows dequantized by the dtype table's
  * to_f32; the first one's index in *first. -1 if a row buffer cannot be had. */
 static int64_t count_quantized(const sk_tensor *t, int64_t *first) {
@@ -36,14 +33,12 @@ static int64_t count_quantized(const sk_tensor *t, int64_t *first) {
     const uint64_t rb = cols > 0 ? sk_dtype_row_bytes(t->dtype, cols) : 0;
     if (rb == 0 || cols % (int64_t)d->block != 0) return 0; /* the readers refuse such shapes */
     const int64_t rows = (int64_t)(t->bytes / rb);
-    /* a row longer than the buffer (never in practice) is read whole all the same */
-    const int64_t buf = cols > FINITE_ROW_FLOATS ? cols : FINITE_ROW_FLOATS;
     const uint8_t *p = t->data;
     int64_t n = 0, at = -1;
     int nomem = 0;
     #pragma omp parallel reduction(+ : n) if (rows * cols > (1 << 18))
     {
-        float *x = sk_malloc((size_t)buf * sizeof *x);
+        float *x = sk_malloc((size_t)cols * sizeof *x);
         if (!x) {
             #pragma omp atomic write
             nomem = 1;
@@ -52,21 +47,21 @@ static int64_t count_quantized(const sk_tensor *t, int64_t *first) {
         for (int64_t r = 0; r < rows; r++) {
             if (!x) continue;
             d->to_f32(p + (size_t)r * rb, x, cols);
-            int64_t k = 0;
-            for (int64_t c = 0; c < cols; c++) k += !isfinite(x[c]);
-            if (k) {
-                n += k;
-                for (int64_t c = 0; c < cols; c++)
-                    if (!isfinite(x[c])) {
-                        #pragma omp critical(sk_finite_first)
-                        if (at < 0 || r * cols + c < at) at = r * cols + c;
-                        break;
-                    }
-            }
+            for (int64_t c = 0; c < cols; c++) n += !isfinite(x[c]);
         }
         sk_free(x);
     }
     if (nomem) return -1;
+    if (n && first) { /* the first one, by a serial pass up to it */
+        float *x = sk_malloc((size_t)cols * sizeof *x);
+        if (!x) return -1;
+        for (int64_t r = 0; r < rows && at < 0; r++) {
+            d->to_f32(p + (size_t)r * rb, x, cols);
+            for (int64_t c = 0; c < cols && at < 0; c++)
+                if (!isfinite(x[c])) at = r * cols + c;
+        }
+        sk_free(x);
+    }
     if (first) *first = at;
     return n;
 }
