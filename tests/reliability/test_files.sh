@@ -162,8 +162,14 @@ if [ -n "$hf" ]; then
 fi
 
 # ==== 4. interrupted runs leave nothing =====================================================
-# start_init DIR OUT...: `shrink init` of a 250 MB model in the background, until a
-# temporary shows up in DIR (up to 20 s); sets pid.
+# writing PID DIR: 0 if process PID has a temporary open in DIR: a named one (".name...")
+# or an unnamed O_TMPFILE file (its /proc/PID/fd link reads "DIR/#inode (deleted)").
+writing() {
+    ls -A "$2" | grep -q '^\.' && return 0
+    ls -l "/proc/$1/fd" 2>/dev/null | grep -qF -- "$2/#"
+}
+# start_init DIR OUT...: `shrink init` of a 250 MB model in the background, until it is
+# writing a temporary in DIR (up to 20 s); sets pid, and seen=1 if the write was seen.
 start_init() {
     sd=$1
     shift
@@ -172,8 +178,9 @@ start_init() {
     $defsig "$bin" init --preset gpt2 --dtype f16 "$@" >"$tmp/out" 2>"$tmp/err" &
     pid=$!
     i=0
+    seen=0
     while [ $i -lt 200 ]; do
-        if ls -A "$sd" | grep -q '^\.'; then return 0; fi
+        if writing $pid "$sd"; then seen=1; return 0; fi
         sleep 0.1
         i=$((i + 1))
     done
@@ -189,15 +196,20 @@ for sig in INT TERM HUP; do
     s=$tmp/sig$sig
     mkdir -p "$s"
     if [ $sig = HUP ]; then start_init "$s" "$s/model" --to hf; else start_init "$s" "$s/model.gguf"; fi
+    [ $seen = 1 ] || bad "SIG$sig: no write seen in $s (the test did not interrupt a write)"
     kill -$sig $pid
     wait $pid
     rc=$?
     if [ $rc -eq $code ]; then ok; else bad "SIG$sig: exit $rc, expected $code"; fi
     if [ -z "$(ls -A "$s")" ]; then ok; else bad "SIG$sig: left behind: $(ls -a "$s" | tr '\n' ' ')"; fi
 done
+# SIGKILL with the named temporaries (SHRINK_NO_TMPFILE=1, as on a file system without
+# O_TMPFILE): the next run recognises the stale one
 s=$tmp/sigKILL
 mkdir -p "$s"
+export SHRINK_NO_TMPFILE=1
 start_init "$s" "$s/model.gguf"
+unset SHRINK_NO_TMPFILE
 kill -KILL $pid
 wait $pid 2>/dev/null
 stale=$(ls -A "$s" | grep '^\.' | head -n 1)
@@ -211,6 +223,31 @@ if [ -n "$stale" ]; then
 else
     bad "SIGKILL: no temporary seen (the test did not interrupt a write)"
 fi
+# SIGKILL with unnamed temporaries (O_TMPFILE + linkat, the default where the file system
+# has it): nothing at all is left in the folder
+s=$tmp/sigKILL2
+mkdir -p "$s"
+start_init "$s" "$s/model.gguf"
+named=$(ls -A "$s")   # a named temporary here: this file system has no O_TMPFILE
+kill -KILL $pid
+wait $pid 2>/dev/null
+if [ $seen = 0 ]; then
+    bad "SIGKILL with O_TMPFILE: no write seen (the test did not interrupt a write)"
+elif [ -n "$named" ]; then
+    echo "note: no O_TMPFILE under $tmp (shrink used $named): only named temporaries tested"
+elif [ -z "$(ls -A "$s")" ]; then ok
+else bad "SIGKILL with O_TMPFILE: left $(ls -A "$s" | tr '\n' ' ')"; fi
+# both kinds of temporaries write the same bytes, new and over an existing file
+run "$bin" tokenize "$d/a.txt" "$d/tf1.tok" --tokenizer "$tok"
+rc1=$rc
+export SHRINK_NO_TMPFILE=1
+run "$bin" tokenize "$d/a.txt" "$d/tf2.tok" --tokenizer "$tok"
+unset SHRINK_NO_TMPFILE
+if [ $rc1 -eq 0 ] && [ $rc -eq 0 ] && cmp -s "$d/tf1.tok" "$d/tf2.tok"; then ok
+else bad "tokenize with and without SHRINK_NO_TMPFILE differ (exit $rc1, $rc)"; fi
+run "$bin" tokenize "$d/a.txt" "$d/tf2.tok" --tokenizer "$tok"
+if [ $rc -eq 0 ] && cmp -s "$d/tf1.tok" "$d/tf2.tok" && [ -z "$(ls -A "$d" | grep '^\.')" ]; then ok
+else bad "tokenize over an existing file (exit $rc): $(ls -A "$d" | tr '\n' ' ')"; fi
 # a failed train leaves no empty --out
 run "$bin" train "$model" --tokenizer "$tok" --data "$d/a.txt" --out "$tmp/trainout" --ctx 100000 --steps 1
 if [ $rc -eq 1 ] && [ ! -e "$tmp/trainout" ]; then ok; else bad "failed train: exit $rc, --out left: $(ls -a "$tmp/trainout" 2>&1 | tr '\n' ' ')"; fi
