@@ -102,6 +102,14 @@ run "$bin" quantize "$d/m.bin" "$d/m.bin" --scheme q8_0 --tokenizer "$tok"
 refused "quantize IN IN" "OUT" "IN"; same "quantize IN IN" "$model" "$d/m.bin"
 run "$bin" quantize "$d/m.bin" "$d/a.txt" --scheme w8a8_static --calib "$d/a.txt" --tokenizer "$tok"
 refused "quantize OUT = --calib" "OUT" "--calib"; same "quantize OUT = --calib" "$d/a.orig" "$d/a.txt"
+# prune: onto its --calib text, onto its input through a symbolic link
+printf 'Once upon a time there was a little cat.\n' >"$d/c.gguf"
+cp "$d/c.gguf" "$d/c.orig"
+run "$bin" prune "$d/m.bin" "$d/c.gguf" --method wanda --sparsity 0.5 --calib "$d/c.gguf" --tokenizer "$tok"
+refused "prune OUT = --calib" "OUT" "--calib"; same "prune OUT = --calib" "$d/c.orig" "$d/c.gguf"
+ln -s m.bin "$d/ml.gguf"
+run "$bin" prune "$d/ml.gguf" "$d/m.bin" --method magnitude --sparsity 0.5
+refused "prune IN via a link = OUT" "OUT" "IN"; same "prune IN via a link = OUT" "$model" "$d/m.bin"
 run "$bin" eval --make-lambada "$d/a.txt" "$d/sub/../a.txt"
 refused "eval --make-lambada TEXT TEXT" "OUT" "--make-lambada"; same "eval --make-lambada TEXT TEXT" "$d/a.orig" "$d/a.txt"
 # a HF output folder holding the input, or being the input folder
@@ -273,6 +281,36 @@ refused "--tokenizer FIFO" "$d/fifo" "FIFO"
 if grep -q "no such" "$tmp/err"; then bad "--tokenizer FIFO said 'no such'"; else ok; fi
 run "$bin" info "$d/fifo"
 refused "info FIFO" "$d/fifo" "FIFO"
+# every input of every writing command (cli_check_io), and --lora: a message naming the
+# option at once
+mkdir -p "$d/rs"
+mkfifo "$d/rs/checkpoint.bin"
+for c in "quantize|--calib|$d/fifo|quantize $d/m.bin $d/q.gguf --scheme w8a8_static --tokenizer $tok --calib" \
+         "quantize|--calib|/dev/zero|quantize $d/m.bin $d/q.gguf --scheme w8a8_static --tokenizer $tok --calib" \
+         "prune|--calib|/dev/zero|prune $d/m.bin $d/p.gguf --method wanda --sparsity 0.5 --tokenizer $tok --calib" \
+         "prune|--tokenizer|$d/fifo|prune $d/m.bin $d/p.gguf --method magnitude --sparsity 0.5 --tokenizer" \
+         "convert|--tokenizer|/dev/zero|convert $d/m.bin $d/cv.gguf --tokenizer" \
+         "tokenize|TEXT|/dev/zero|tokenize $d/t.tok --tokenizer $tok" \
+         "train|--valid|$d/fifo|train $model --tokenizer $tok --data $d/a.txt --out $d/tv --steps 1 --valid" \
+         "train|--resume|$d/fifo|train $model --tokenizer $tok --data $d/a.txt --out $d/tr --steps 1 --resume" \
+         "train|--resume|$d/rs/checkpoint.bin|train $model --tokenizer $tok --data $d/a.txt --out $d/tr --steps 1 --ctx 8 --batch 1 --resume $d/rs #" \
+         "distill|--teacher|/dev/zero|distill $model --tokenizer $tok --data $d/a.txt --out $d/td --steps 1 --teacher" \
+         "eval|--make-lambada|$d/fifo|eval $d/lam.jsonl --make-lambada" \
+         "ppl|--lora|$d/fifo|ppl $model $d/a.txt --tokenizer $tok --lora" \
+         "generate|--lora|/dev/zero|generate $model -p Once -n 2 --tokenizer $tok --lora"; do
+    name=${c%%|*}; rest=${c#*|}; opt=${rest%%|*}; rest=${rest#*|}; path=${rest%%|*}; args=${rest#*|}
+    # shellcheck disable=SC2086
+    case $name in
+        tokenize) run "$bin" tokenize "$path" "$d/t.tok" --tokenizer "$tok" ;;
+        eval) run "$bin" eval --make-lambada "$path" "$d/lam.jsonl" ;;
+        *) case $args in *'#') run "$bin" ${args%#} ;; *) run "$bin" $args "$path" ;; esac ;;
+    esac
+    refused "$name $opt $path" "$path"
+    if grep -qiE 'FIFO|character device' "$tmp/err"; then ok; else bad "$name $opt $path: the message does not say what it is: $(head -c 300 "$tmp/err")"; fi
+done
+for o in q.gguf p.gguf cv.gguf t.tok tv tr td lam.jsonl; do
+    if [ -e "$d/$o" ]; then bad "a refused input left $d/$o"; fi
+done
 run "$bin" tokenize "$d/a.txt" "$d/t.tok" --tokenizer "$d/absent.bin"
 refused "--tokenizer absent" "$d/absent.bin" "no such"
 

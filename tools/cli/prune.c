@@ -212,6 +212,11 @@ int cmd_prune(int argc, char **argv) {
     p.tokenizer_path = common.tokenizer;
     if (opts.calib && strcasecmp(opts.method, "wanda") && strcasecmp(opts.method, "sparsegpt"))
         cli_warn("--calib is used by wanda and sparsegpt only; ignored for %s", opts.method);
+    cli_io io[] = {{"IN", pos[0], CLI_IN},
+                   {"--tokenizer", common.tokenizer, CLI_IN},
+                   {"--calib", opts.calib, CLI_IN},
+                   {"OUT", pos[1], CLI_OUT}};
+    if ((rc = cli_check_io(io, 4)) != CLI_OK) return rc;
     shrink_set_threads(common.threads);
 
     cli_phase_progress prog = {.phase = -1, .last = -1, .calib_label = "calibrated layers",
