@@ -143,7 +143,8 @@ SHRINK_API shrink_load_params shrink_load_params_default(void);
 SHRINK_API shrink_status shrink_model_load(shrink_model **out, const char *path,
                                            const shrink_load_params *params);
 SHRINK_API void shrink_model_free(shrink_model *model);
-/* NaN and infinite values in tensor i (f32, f16 and bf16 tensors; 0 for quantized ones). */
+/* NaN and infinite values in tensor i (quantized tensors: in their dequantized rows, so a NaN
+ * block scale counts its whole block); -1 if memory for a row cannot be had. */
 SHRINK_API int64_t shrink_model_nonfinite(const shrink_model *model, int64_t i);
 
 typedef struct shrink_model_info {
@@ -229,6 +230,8 @@ typedef struct shrink_convert_params {
     /* called as tensor bytes are written (done / total); may be NULL */
     void      (*progress)(void *user, int64_t done, int64_t total);
     void       *user;
+    bool        allow_nonfinite;/* true: convert weights holding NaN or Inf (default: refused,
+                                   naming the tensor, quantized tensors included) */
 } shrink_convert_params;
 
 typedef struct shrink_convert_result {
@@ -861,6 +864,114 @@ SHRINK_API shrink_train_params shrink_train_params_default(void);
  * (bit for bit) as the uninterrupted run with the same threads would. result may be NULL. */
 SHRINK_API shrink_status shrink_train(const char *model_path, const shrink_train_params *params,
                                       shrink_train_result *result);
+
+/* ==== structured pruning and sensitivity (docs/pruning.md) ================================ */
+
+/* Units of structured removal. A head is one query head (its columns of the output
+ * projection; under grouped-query attention its K/V group stays); a kv-head is one K/V group
+ * with all its query heads; a neuron block is `block` consecutive FFN neurons; a layer is a
+ * whole decoder layer (removed = skipped: the residual passes through). */
+typedef enum shrink_unit {
+    SHRINK_UNIT_LAYER, SHRINK_UNIT_HEAD, SHRINK_UNIT_KV_HEAD, SHRINK_UNIT_NEURON_BLOCK,
+    SHRINK_UNIT_COUNT
+} shrink_unit;
+/* "layer", "head", "kv-head", "neuron-block"; shrink_unit_parse: SHRINK_ERR_ARG if unknown. */
+SHRINK_API const char *shrink_unit_name(shrink_unit u);
+SHRINK_API shrink_status shrink_unit_parse(const char *name, shrink_unit *out);
+
+typedef struct shrink_sensitivity_params {
+    shrink_unit unit;
+    const char *calib_path;     /* UTF-8 text the KL and perplexity are measured on */
+    int64_t     calib_tokens;   /* tokens of it used (default 512) */
+    int32_t     calib_ctx;      /* tokens per window (default min(context, 256)) */
+    int32_t     block;          /* neurons per neuron block (0: ffn_dim / 16) */
+    const char *tokenizer_path; /* as shrink_load_params */
+    /* called after each unit measured with units done / total; may be NULL */
+    void      (*progress)(void *user, int64_t done, int64_t total);
+    void       *user;
+} shrink_sensitivity_params;
+
+typedef struct shrink_sensitivity_entry {
+    int32_t layer;       /* the unit's layer */
+    int32_t index;       /* head, kv-head or neuron block within the layer; -1 for a layer */
+    double  kl;          /* mean KL(original || unit removed) per token, nats */
+    double  ppl;         /* perplexity with the unit removed */
+    double  proxy;       /* the cheap score: layer: block influence 1 - cos(h_in, h_out);
+                            head / kv-head: mean ||head output|| * ||W_o columns||_F;
+                            neuron block: sum of mean |a_i| * ||W_down column i|| */
+    int32_t rank;        /* 0 = least sensitive (smallest kl) */
+} shrink_sensitivity_entry;
+
+typedef struct shrink_sensitivity_result {
+    shrink_unit unit;
+    double      base_ppl;     /* perplexity of the model as it is */
+    int64_t     n_tokens;     /* calibration tokens used */
+    int32_t     block;        /* neurons per block (neuron-block) */
+    int64_t     n;            /* entries, in model order (layer, index) */
+    shrink_sensitivity_entry *entries; /* owned: shrink_sensitivity_result_free */
+    double      seconds;
+} shrink_sensitivity_result;
+
+SHRINK_API shrink_sensitivity_params shrink_sensitivity_params_default(void);
+/* Measures, for every unit of params->unit, the KL divergence from the model's own
+ * next-token distribution and the perplexity on the calibration text when that unit alone
+ * is removed (masked: its output columns zeroed, which equals removing it), and the cheap
+ * proxy score. */
+SHRINK_API shrink_status shrink_sensitivity(const char *in,
+                                            const shrink_sensitivity_params *params,
+                                            shrink_sensitivity_result *result);
+SHRINK_API void shrink_sensitivity_result_free(shrink_sensitivity_result *result);
+
+/* How structured pruning ranks units: by the measured KL of shrink_sensitivity, by the
+ * activation proxies (Minitron's head / neuron importance, ShortGPT's block influence for
+ * layers), or at random (seeded; a baseline). */
+typedef enum shrink_rank_by {
+    SHRINK_RANK_ACTIVATION, SHRINK_RANK_SENSITIVITY, SHRINK_RANK_RANDOM
+} shrink_rank_by;
+
+typedef struct shrink_structured_params {
+    int32_t        heads;      /* query heads removed per layer (a multiple of n_kv_heads:
+                                  the same number from each K/V group) */
+    int32_t        kv_heads;   /* K/V groups removed per layer, with their query heads */
+    int32_t        neurons;    /* FFN neurons removed per layer */
+    int32_t        layers;     /* whole layers removed */
+    shrink_rank_by by;
+    int32_t        block;      /* sensitivity: neurons per block (0: ffn_dim / 16) */
+    uint64_t       seed;       /* random */
+    const char    *calib_path; /* activation / sensitivity: calibration text */
+    int64_t        calib_tokens;
+    int32_t        calib_ctx;
+    const char    *tokenizer_path;
+    int            dtype;      /* shrink_dtype of the output's matrices, -1: the input's */
+    /* phase 0: units scored (done / total); phase 1: tensor bytes written */
+    void         (*progress)(void *user, int phase, int64_t done, int64_t total);
+    void          *user;
+} shrink_structured_params;
+
+typedef struct shrink_structured_result {
+    int32_t  n_layers_in, n_heads_in, n_kv_heads_in, ffn_dim_in;
+    int32_t  n_layers, n_heads, n_kv_heads, ffn_dim; /* the output's config */
+    /* what was removed, indices in the input model (owned: shrink_structured_result_free) */
+    int32_t *removed_layers;   /* (n_layers_in - n_layers) input layers, ascending */
+    int32_t *removed_heads;    /* (n_layers_in x (n_heads_in - n_heads)) per input layer,
+                                  ascending; rows of removed layers are -1 */
+    int32_t *removed_neurons;  /* (n_layers_in x (ffn_dim_in - ffn_dim)) likewise */
+    int64_t  params_in, params_out;
+    uint64_t in_file_bytes, out_file_bytes;
+    int64_t  calib_tokens;
+    double   seconds;
+} shrink_structured_result;
+
+SHRINK_API shrink_structured_params shrink_structured_params_default(void);
+/* Removes heads, K/V groups, FFN neurons and layers from the model at `in` and writes a
+ * smaller model with the new config (GGUF for *.gguf, else a Hugging Face folder): the same
+ * count per layer (the config has one n_heads / ffn_dim for all layers), the units of least
+ * importance by params->by. Its logits equal the input's with those units masked. Removing
+ * every head, neuron or layer, or heads that are not a multiple of n_kv_heads, is an error. */
+SHRINK_API shrink_status shrink_prune_structured(const char *in, const char *out,
+                                                 const shrink_structured_params *params,
+                                                 shrink_structured_result *result);
+SHRINK_API void shrink_structured_result_free(shrink_structured_result *result);
 
 /* ==== temporaries (docs/reliability.md) ================================================== */
 

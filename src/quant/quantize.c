@@ -548,7 +548,7 @@ static shrink_status calibrate(const char *in, const shrink_quantize_params *p, 
     c.absmax = sk_calloc((size_t)(c.n_layers + 1) * SK_LIN_COUNT, sizeof(float));
     logits = sk_malloc((size_t)piece * (size_t)V * sizeof(float));
     if (!c.absmax || !logits) {
-        st = sk_error(SHRINK_ERR_NOMEM, "shrink_quantize: out of memory for calibration");
+        st = sk_error(SHRINK_ERR_NOMEM, "quantize: out of memory for calibration");
         goto out;
     }
     sk_context_set_observer(ctx, calib_observe, &c);
@@ -628,9 +628,9 @@ static shrink_status check_params(const char *in, const char *out,
                                   const shrink_quantize_params *p, const sk_scheme **s) {
     char list[512];
     if (!in || !*in || !out || !*out)
-        return sk_error(SHRINK_ERR_ARG, "shrink_quantize: input and output paths are required");
+        return sk_error(SHRINK_ERR_ARG, "quantize: input and output paths are required");
     if (!p->scheme)
-        return sk_error(SHRINK_ERR_ARG, "shrink_quantize: no scheme (one of: %s)",
+        return sk_error(SHRINK_ERR_ARG, "quantize: no scheme (one of: %s)",
                         scheme_list(list, sizeof list));
     *s = sk_scheme_find(p->scheme);
     if (!*s)
@@ -639,13 +639,14 @@ static shrink_status check_params(const char *in, const char *out,
     if (p->keep_dtype < 0 || p->keep_dtype >= SHRINK_DTYPE_COUNT ||
         !sk_dtype((shrink_dtype)p->keep_dtype)->name ||
         !sk_dtype((shrink_dtype)p->keep_dtype)->block)
-        return sk_error(SHRINK_ERR_ARG, "shrink_quantize: bad keep dtype %d", (int)p->keep_dtype);
+        return sk_error(SHRINK_ERR_ARG, "quantize: unknown type %d for kept tensors",
+                        (int)p->keep_dtype);
     if ((*s)->dtype == SHRINK_DTYPE_W8A8_STATIC && (!p->calib_path || !*p->calib_path))
         return sk_error(SHRINK_ERR_ARG, "scheme w8a8_static needs a calibration text: the "
                         "activation scale of every matrix is measured by running the model over "
                         "it (give --calib FILE; w8a8 needs none)");
     if (p->calib_tokens < 0)
-        return sk_error(SHRINK_ERR_ARG, "shrink_quantize: calib_tokens %lld < 0",
+        return sk_error(SHRINK_ERR_ARG, "quantize: a calibration token count of %lld is negative",
                         (long long)p->calib_tokens);
     if (sk_same_file(in, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the input; refusing to overwrite it", out);
@@ -711,7 +712,7 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
     j.scheme = s;
     j.p = p;
     j.absmax = absmax;
-    if ((st = sk_xf_open(&xf, in, p->tokenizer_path, "shrink_quantize"))) goto out;
+    if ((st = sk_xf_open(&xf, in, p->tokenizer_path, "quantize"))) goto out;
     const struct shrink_model *m = xf.model;
     int quantized;
     r->in_dtype = input_dtype(m, &quantized);
@@ -728,7 +729,7 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
     j.deq = sk_aligned_alloc(64, (size_t)xf.n_threads * (size_t)j.deq_cols * sizeof(float));
     j.acc = sk_aligned_alloc(64, (size_t)xf.n_threads * sizeof *j.acc);
     if (!j.qs || !j.deq || !j.acc) {
-        st = sk_error(SHRINK_ERR_NOMEM, "shrink_quantize: out of memory");
+        st = sk_error(SHRINK_ERR_NOMEM, "quantize: out of memory");
         goto out;
     }
     sk_xf_method method = {.plan = plan_tensor, .begin = q_begin, .rows = q_rows,

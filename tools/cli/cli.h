@@ -41,6 +41,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_sensitivity(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_train(int argc, char **argv);
@@ -155,7 +156,9 @@ typedef struct cli_io {
 /* The one check every command that writes runs before any work: no output may be, contain or
  * replace one of the inputs, whatever the spelling (same device and inode, symbolic links,
  * "..", an input inside an output folder, a file of an input model folder); an existing output
- * path must be a regular file (a folder for CLI_OUT_DIR / CLI_OUT_IN_DIR). Removes the stale
+ * path must be a regular file (a folder for CLI_OUT_DIR / CLI_OUT_IN_DIR), and an existing
+ * input a regular file or a folder (a FIFO or /dev/zero gets a message naming its option at
+ * once, before any work: no endless read, no wait for a writer). Removes the stale
  * temporaries of dead shrink processes in the outputs' folders, saying so on stderr. Returns
  * CLI_OK, or CLI_ERR after printing a message naming both arguments. */
 int cli_check_io(const cli_io *io, int n);

@@ -130,6 +130,7 @@ int cmd_convert(int argc, char **argv) {
     if ((rc = cli_check_io(io, 3)) != CLI_OK) return rc;
     p.shard_bytes = opts.shard_size;
     p.tokenizer_path = common.tokenizer;
+    p.allow_nonfinite = common.allow_nonfinite;
     shrink_set_threads(common.threads);
 
     cli_progress prog;
