@@ -23,6 +23,7 @@ typedef struct quantize_opts {
     int32_t     calib_tokens;
     bool        verbose;
     bool        ggml_exact;
+    bool        list;       /* handled before parsing (scheme_list_cmd): here for --help */
 } quantize_opts;
 
 static const cli_opt quantize_rows[] = {
@@ -45,6 +46,8 @@ static const cli_opt quantize_rows[] = {
      "                         q5_0 q5_1 int4_* nf4* search each block's scale)"},
     {"--verbose", "-v", CLI_OPT_FLAG, offsetof(quantize_opts, verbose), NULL, 0, 0,
      "a per-tensor table: shape, type, bytes, relative RMS error"},
+    {"--list", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, list), NULL, 0, 0,
+     "print the schemes (bits/weight, use, measured KL) and exit"},
 };
 
 static void print_scheme_table(FILE *f);
@@ -52,10 +55,12 @@ static void print_scheme_table(FILE *f);
 static const cli_spec spec = {
     .name        = "quantize",
     .synopsis    = "IN OUT.gguf --scheme NAME [--keep GLOBS [--keep-dtype DTYPE]]\n"
-                   "       [--calib FILE [--calib-tokens N]] [--ggml-exact] [--verbose]",
+                   "       [--calib FILE [--calib-tokens N]] [--ggml-exact] [--verbose]\n"
+                   "       shrink quantize --list [--json]",
     .description = "Quantizes a model (GGUF, Hugging Face folder or llama2.c .bin; a quantized\n"
-                   "GGUF is dequantized first) into a GGUF file, tensor by tensor. q4_K_M and\n"
-                   "q5_K_M choose a type per tensor with llama.cpp's rules; the other schemes put\n"
+                   "GGUF is dequantized first) into a GGUF file, tensor by tensor. The mixes\n"
+                   "(q4_K_M, q5_K_M, q4_K_S, q5_K_S, q3_K_S/M/L, q2_K_M = llama-quantize's Q2_K)\n"
+                   "choose a type per tensor with llama.cpp's rules; the other schemes put\n"
                    "every matrix in one type. Norms and biases stay f32. Rows a type's block does\n"
                    "not divide fall back per tensor (docs/quantization.md). Prints what was\n"
                    "written (tensors per type, bits/weight, fallbacks and why) and the footprint\n"
