@@ -130,23 +130,26 @@ static void print_json(const char *in, const char *out, const shrink_quantize_re
     cli_json_end(&j);
 }
 
-static void print_text(const shrink_quantize_result *r, bool verbose, const cli_written *w) {
-    if (verbose && r->tensors) {
+/* --verbose: one line per tensor as it is written (library's tensor_done), as llama-quantize
+ * prints them; the header before the first. */
+static void print_tensor_row(void *user, const shrink_quantize_tensor *t, int64_t i, int64_t n) {
+    (void)user;
+    (void)n;
+    if (i == 0)
         printf("%-28s %-14s %-10s %12s %10s\n", "tensor", "shape", "type", "bytes", "rel_rms");
-        for (int64_t i = 0; i < r->n_tensors; i++) {
-            const shrink_quantize_tensor *t = &r->tensors[i];
-            char shape[48], why[96] = "";
-            shape_str(shape, sizeof shape, t);
-            if (t->fallback)
-                snprintf(why, sizeof why, "  (fallback from %s: rows of %lld, blocks of %lld)",
-                         shrink_dtype_name(t->wanted), (long long)t->shape[1],
-                         (long long)shrink_dtype_block_size(t->wanted));
-            printf("%-28s %-14s %-10s %12llu %10.3e%s%s\n", t->name, shape,
-                   shrink_dtype_name(t->dtype), (unsigned long long)t->bytes, t->rel_rms,
-                   why, t->kept ? "  (kept)" : "");
-        }
-        printf("\n");
-    }
+    char shape[48], why[96] = "";
+    shape_str(shape, sizeof shape, t);
+    if (t->fallback)
+        snprintf(why, sizeof why, "  (fallback from %s: rows of %lld, blocks of %lld)",
+                 shrink_dtype_name(t->wanted), (long long)t->shape[1],
+                 (long long)shrink_dtype_block_size(t->wanted));
+    printf("%-28s %-14s %-10s %12llu %10.3e%s%s\n", t->name, shape, shrink_dtype_name(t->dtype),
+           (unsigned long long)t->bytes, t->rel_rms, why, t->kept ? "  (kept)" : "");
+    fflush(stdout);
+}
+
+static void print_text(const shrink_quantize_result *r, bool verbose, const cli_written *w) {
+    if (verbose && r->tensors) printf("\n"); /* after the per-tensor lines */
     cli_written_print(w, stdout);
     double ratio = r->out_file_bytes ? (double)r->in_file_bytes / (double)r->out_file_bytes : 0;
     bool larger = ratio > 0 && ratio < 1;
@@ -293,6 +296,7 @@ int cmd_quantize(int argc, char **argv) {
     p.calib_tokens = opts.calib_tokens;
     p.tokenizer_path = common.tokenizer;
     p.tensor_stats = true; /* the per-type summary; the table only with --verbose */
+    if (opts.verbose && !common.json) p.tensor_done = print_tensor_row;
     shrink_set_threads(common.threads);
 
     cli_phase_progress prog = {.phase = -1, .last = -1, .calib_label = "calibration tokens",
