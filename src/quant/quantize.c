@@ -2,7 +2,7 @@
  * quantize.c - shrink_quantize: any model shrink reads -> a quantized GGUF file, streaming.
  *
  * What it does, in order:
- *   1. finds the scheme (one dtype for every matrix, or llama.cpp's q4_K_M / q5_K_M mix);
+ *   1. finds the scheme (one dtype for every matrix, or one of llama.cpp's mixes, mix_rows);
  *   2. w8a8_static only: runs the model in f32 over a calibration text with an observer on
  *      the decoder (sk_context_set_observer) that records, for the input of every linear
  *      layer, absmax over all tokens; the tensor's activation scale is absmax / 127;
@@ -21,7 +21,8 @@
  * position embeddings keep the input's float type (as llama-quantize leaves them); a row length
  * the type's block does not divide falls back (sk_quant_fallback). Mixes: sk_mix_type, which
  * follows llama.cpp's llama_tensor_get_type (src/llama-quant.cpp at the commit of
- * ../shared/fixtures/gguf: c392e50, build 4748) for Q4_K_M / Q5_K_M. Single dtypes: every
+ * ../shared/fixtures/gguf: c392e50, build 4748) for Q2_K, Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M
+ * (mix_rows: one row per mix). Single dtypes: every
  * matrix in the dtype, embeddings and head included (llama-quantize --pure), except for
  * w8a8 / w8a8_static, whose token embedding is int8_ch when it is only a lookup table (a
  * separate output.weight exists): activation quantization applies to matrix products only.
