@@ -12,10 +12,16 @@
 #   2. an existing output that is not a regular file (FIFO, symbolic link) is refused;
 #   3. a Hugging Face folder written over an existing one holds exactly the new model;
 #   4. SIGINT, SIGTERM and SIGHUP during a write leave no temporary and exit 128 + signal;
-#      after SIGKILL the next command writing in that folder removes the stale temporary and
-#      says so; a failed `train` leaves no empty --out;
-#   5. /dev/zero and a FIFO as a text, token or tokenizer input get a message at once (no
-#      endless read, no wait for a writer); "no such file" only when there is none.
+#      after SIGKILL nothing is left with O_TMPFILE, and with named temporaries
+#      (SHRINK_NO_TMPFILE=1) the next command writing in that folder removes the stale one and
+#      says so; both write the same bytes; a failed `train` leaves no empty --out;
+#   5. /dev/zero and a FIFO as a text, token, calibration, tokenizer, teacher, checkpoint or
+#      adapter input get a message naming the option at once (no endless read, no wait for a
+#      writer); "no such file" only when there is none;
+#   6. NaN/Inf weights (f32, and a forged NaN q8_0 block scale) refused at load, convert and
+#      quantize naming the tensor, counted by info, allowed with --allow-nonfinite;
+#   7. a tokenizer smaller than the vocabulary refused at load, naming the option; no
+#      internal function in messages.
 #
 # Needs stories260K (../shared or the copies in tests/fixtures/ and models/stories260K/).
 # Ends with "test_files: N passed, N failed, N skipped"; exit 1 on any failure, 77 if the
