@@ -479,6 +479,7 @@ static shrink_status forward(shrink_context *x, const int32_t *tokens, int T, in
 
     for (int l = 0; l < c->n_layers; l++) {
         const sk_layer *w = &m->layers[l];
+        observe(x, l, SK_LIN_RESID, x->x, T, D);
 
         /* attention: xn = norm(x); q, k, v projections */
         norm_rows(m, x->xn, x->x, T, w->attn_norm, w->attn_norm_b);
@@ -542,6 +543,7 @@ static shrink_status forward(shrink_context *x, const int32_t *tokens, int T, in
         sk_lora_apply(m->lora, l, SK_LIN_DOWN, x->hb, T, x->tmp, D);
         add_rows(x->x, x->tmp, (size_t)T * D);
     }
+    observe(x, c->n_layers, SK_LIN_RESID, x->x, T, D);
     return SHRINK_OK;
 }
 

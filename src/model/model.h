@@ -72,6 +72,8 @@ SK_HIDDEN const struct shrink_model *sk_context_model(const shrink_context *x);
 typedef enum sk_linear {
     SK_LIN_Q, SK_LIN_K, SK_LIN_V, SK_LIN_O, SK_LIN_GATE, SK_LIN_UP, SK_LIN_DOWN,
     SK_LIN_HEAD, /* the output head (layer -1), observed only for tokens whose logits are asked */
+    SK_LIN_RESID, /* not a product: the residual stream (T, D) entering layer l (l = n_layers:
+                     leaving the last layer); block influence of structured pruning */
     SK_LIN_COUNT
 } sk_linear;
 

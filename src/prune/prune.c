@@ -220,26 +220,23 @@ static void calib_observe(void *user, int layer, sk_linear which, const float *X
     }
 }
 
-/* Tokens of the calibration text: exactly p->calib_tokens of them (a shorter text is an
- * error). */
-static shrink_status calib_tokens(const shrink_model *m, const shrink_prune_params *p,
-                                  int32_t **ids_out, int64_t *n_out) {
+shrink_status sk_prune_calib_tokens(const shrink_model *m, const char *path, int64_t want,
+                                    int32_t **ids_out, int64_t *n_out) {
     const shrink_tokenizer *tok = shrink_model_tokenizer(m);
     if (!tok)
         return sk_error(SHRINK_ERR_ARG, "%s: the model has no tokenizer to encode the "
-                        "calibration text (give one with --tokenizer)", p->calib_path);
+                        "calibration text (give one with --tokenizer)", path);
     char *text = NULL;
     size_t len;
-    shrink_status st = sk_read_file(p->calib_path, (size_t)1 << 31, &text, &len);
+    shrink_status st = sk_read_file(path, (size_t)1 << 31, &text, &len);
     if (st) return st;
     size_t bad;
     if (!sk_utf8_valid(text, len, &bad)) {
         st = sk_error(SHRINK_ERR_FORMAT, "%s: not UTF-8 text: invalid byte 0x%02X at byte "
-                      "offset %zu", p->calib_path, (unsigned char)text[bad], bad);
+                      "offset %zu", path, (unsigned char)text[bad], bad);
         sk_free(text);
         return st;
     }
-    const int64_t want = p->calib_tokens;
     size_t pre = (size_t)want * 16 + 4096;
     if (pre >= len) pre = len;
     while (pre < len && ((unsigned char)text[pre] & 0xC0) == 0x80) pre--;
@@ -257,7 +254,7 @@ static shrink_status calib_tokens(const shrink_model *m, const shrink_prune_para
     if ((int64_t)n_ids < want) {
         shrink_free(ids);
         return sk_error(SHRINK_ERR_ARG, "%s: the calibration text gives %zu tokens but %lld "
-                        "were asked (--calib-tokens)", p->calib_path, n_ids, (long long)want);
+                        "were asked (--calib-tokens)", path, n_ids, (long long)want);
     }
     for (int64_t i = 0; i < want; i++)
         if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size) {
@@ -265,7 +262,7 @@ static shrink_status calib_tokens(const shrink_model *m, const shrink_prune_para
             shrink_free(ids);
             return sk_error(SHRINK_ERR_ARG, "%s: the tokenizer gives id %d, outside the model's "
                             "vocabulary of %d: the tokenizer is not the model's",
-                            p->calib_path, bad_id, m->cfg.vocab_size);
+                            path, bad_id, m->cfg.vocab_size);
         }
     *ids_out = ids;
     *n_out = want;
@@ -354,7 +351,8 @@ static shrink_status calibrate_and_prune(pjob *j, sk_xf *xf, const char *in,
     if (st) return st;
     struct shrink_model *mm = m;
     const sk_config *cfg = &mm->cfg;
-    if ((st = calib_tokens(m, p, &ids, &n))) goto out;
+    if ((st = sk_prune_calib_tokens(m, p->calib_path, p->calib_tokens, &ids, &n)))
+        goto out;
     int32_t n_ctx = p->calib_ctx > 0 ? p->calib_ctx
                                      : (cfg->max_seq_len < 512 ? cfg->max_seq_len : 512);
     if (n_ctx > cfg->max_seq_len) n_ctx = cfg->max_seq_len;

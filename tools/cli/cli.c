@@ -65,6 +65,7 @@ void cli_usage(const cli_spec *spec, FILE *f) {
     for (int i = 0; i < spec->n_opts; i++) print_opt(f, &spec->opts[i]);
     for (int i = 0; i < COMMON_COUNT; i++)
         if (common_applies(spec, i)) print_opt(f, &common_rows[i]);
+    if (spec->epilog && f == stdout) spec->epilog(f); /* not in usage errors */
 }
 
 static int usage_error(const cli_spec *spec, const char *fmt, ...)
