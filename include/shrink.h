@@ -834,6 +834,40 @@ SHRINK_API shrink_train_params shrink_train_params_default(void);
 SHRINK_API shrink_status shrink_train(const char *model_path, const shrink_train_params *params,
                                       shrink_train_result *result);
 
+/* ==== LoRA: merge, adapter files, training (issue 13; src/lora/, docs/adapters.md) ======== */
+
+typedef struct shrink_merge_params {
+    const char *const *adapters; /* n_adapters adapter paths (as shrink_model_add_lora reads) */
+    const double *scales;       /* n_adapters user scales, or NULL: all 1 */
+    int32_t     n_adapters;
+    int32_t     dtype;          /* shrink_dtype of the output's matrices; -1: the base's (a
+                                   quantized base then is SHRINK_ERR_ARG: give a dtype) */
+    const char *to;             /* "gguf", "hf", "llama2c"; NULL: from the output path */
+    const char *tokenizer_path; /* NULL: the base's own */
+    void      (*progress)(void *user, int64_t done, int64_t total); /* bytes; may be NULL */
+    void       *user;
+} shrink_merge_params;
+
+typedef struct shrink_merge_result {
+    const char  *format;        /* static string */
+    shrink_dtype dtype;         /* of the matrices written */
+    int64_t      n_merged;      /* matrices changed */
+    int64_t      n_adapter_params; /* elements of the adapters' A and B */
+    uint64_t     tensor_bytes;
+    double       seconds;
+} shrink_merge_result;
+
+SHRINK_API shrink_merge_params shrink_merge_params_default(void);
+
+/* Writes the base model at `base` with W + scale * (alpha / r) * B A of every adapter merged
+ * into its projections, to `out` (GGUF, a Hugging Face folder or llama2.c .bin; atomically,
+ * nothing at `out` on failure). Adapters are checked against the base as
+ * shrink_model_add_lora checks them; one of scale 0 changes nothing (the output is then what
+ * shrink_convert writes). `result` may be NULL. */
+SHRINK_API shrink_status shrink_merge(const char *base, const char *out,
+                                      const shrink_merge_params *params,
+                                      shrink_merge_result *result);
+
 /* ==== temporaries (docs/reliability.md) ================================================== */
 
 /* Removes every temporary file and folder this process is writing (an output appears only
