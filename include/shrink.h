@@ -868,6 +868,13 @@ SHRINK_API shrink_status shrink_merge(const char *base, const char *out,
                                       const shrink_merge_params *params,
                                       shrink_merge_result *result);
 
+/* Writes adapter i of `model` (shrink_model_add_lora) to `out`: a llama.cpp GGUF LoRA adapter
+ * when out ends in .gguf, else a PEFT folder (adapter_config.json + adapter_model.safetensors).
+ * alpha is written as scale * alpha / r * r, so the file applies what the model applies
+ * (the user's scale included). Atomic; the adapter's own file is refused as `out`. */
+SHRINK_API shrink_status shrink_model_save_lora(const shrink_model *model, int i,
+                                                const char *out);
+
 /* ==== temporaries (docs/reliability.md) ================================================== */
 
 /* Removes every temporary file and folder this process is writing (an output appears only
