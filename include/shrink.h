@@ -875,6 +875,36 @@ SHRINK_API shrink_status shrink_merge(const char *base, const char *out,
 SHRINK_API shrink_status shrink_model_save_lora(const shrink_model *model, int i,
                                                 const char *out);
 
+/* LoRA training on a frozen base (`shrink lora`, docs/adapters.md). */
+typedef struct shrink_lora_params {
+    int64_t     rank;           /* r >= 1 (default 8), at most each target's smaller side */
+    double      alpha;          /* lora_alpha > 0 (default 16): scale alpha / r */
+    const char *targets;        /* comma list of q, k, v, o, gate, up, down (or q_proj ...,
+                                   attn_q ..., all); default all seven */
+    double      dropout;        /* lora_dropout in [0, 1) on the adapter's input (default 0) */
+    bool        rslora;         /* scale alpha / sqrt(r) (rsLoRA) */
+    const char *out;            /* the adapter: *.gguf (llama.cpp) or a PEFT folder (required) */
+} shrink_lora_params;
+
+typedef struct shrink_lora_result {
+    shrink_train_result train;  /* model_out = the adapter; n_params = trainable parameters */
+    int64_t     n_trainable;    /* elements of the A and B matrices */
+    int64_t     n_all;          /* the base's parameters + n_trainable (PEFT's "all params") */
+} shrink_lora_result;
+
+SHRINK_API shrink_lora_params shrink_lora_params_default(void);
+
+/* Trains a LoRA adapter on the frozen model at `model_path` with shrink_train's loop, options,
+ * checkpoints (<out_dir>/checkpoint.bin) and bit-exact resume; A and B of every target
+ * projection are the only trainable parameters (A Kaiming-uniform, B zero, as PEFT). The base
+ * is read as shrink_train reads it (a quantized GGUF base trains on its dequantized values).
+ * The adapter is written to lora->out at the end. Bad parameters (rank < 1 or larger than a
+ * target, unknown target) are SHRINK_ERR_ARG before anything is written. result may be NULL. */
+SHRINK_API shrink_status shrink_lora_train(const char *model_path,
+                                           const shrink_train_params *train,
+                                           const shrink_lora_params *lora,
+                                           shrink_lora_result *result);
+
 /* ==== temporaries (docs/reliability.md) ================================================== */
 
 /* Removes every temporary file and folder this process is writing (an output appears only
