@@ -14,7 +14,6 @@
 #include "../core/out.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 
 static const char *const peft_mod[SK_LORA_N_LIN] = {"q_proj", "k_proj", "v_proj", "o_proj",
@@ -23,45 +22,11 @@ static const char *const gguf_mod[SK_LORA_N_LIN] = {"attn_q", "attn_k", "attn_v"
                                                      "attn_output", "ffn_gate", "ffn_up",
                                                      "ffn_down"};
 
-/* A growable byte buffer; `oom` sticks once an allocation failed. */
-typedef struct bytes {
-    uint8_t *p;
-    size_t   n, cap;
-    int      oom;
-} bytes;
-
-static void put(bytes *b, const void *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n > b->cap) {
-        size_t nc = b->cap ? b->cap : 4096;
-        while (nc < b->n + n) nc *= 2;
-        uint8_t *q = sk_realloc(b->p, nc);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-}
-
-static void put_u32(bytes *b, uint32_t v) { put(b, &v, 4); }
-static void put_u64(bytes *b, uint64_t v) { put(b, &v, 8); }
-static void put_gstr(bytes *b, const char *s) {
+static void put_u32(sk_bytes *b, uint32_t v) { sk_bytes_put(b, &v, 4); }
+static void put_u64(sk_bytes *b, uint64_t v) { sk_bytes_put(b, &v, 8); }
+static void put_gstr(sk_bytes *b, const char *s) {
     put_u64(b, strlen(s));
-    put(b, s, strlen(s));
-}
-
-static void putf(bytes *b, const char *fmt, ...) SK_PRINTF(2, 3);
-static void putf(bytes *b, const char *fmt, ...) {
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0) put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+    sk_bytes_put(b, s, strlen(s));
 }
 
 /* B of pair p as the file stores it: q/k rows moved to `want` when the adapter's differ. */
@@ -81,7 +46,7 @@ static shrink_status b_rows(const sk_lora *a, const sk_config *c, int which,
 /* alpha that makes the file's scale (alpha / r) equal a's effective scale. */
 static double file_alpha(const sk_lora *a) { return (double)a->scale * (double)a->r; }
 
-static shrink_status write_file(const char *path, const bytes *b, const char *const *inputs,
+static shrink_status write_file(const char *path, const sk_bytes *b, const char *const *inputs,
                                 int n_inputs, int finish_only, sk_out *o) {
     shrink_status st = sk_out_open(o, path, inputs, n_inputs);
     if (!st) st = sk_out_write(o, b->p, b->n);
@@ -92,10 +57,10 @@ static shrink_status write_file(const char *path, const bytes *b, const char *co
 static shrink_status write_gguf(const sk_lora *a, const sk_config *c, const char *path,
                                 const char *const *inputs, int n_inputs) {
     const uint64_t align = 32;
-    bytes h = {0}, d = {0};
+    sk_bytes h = {0}, d = {0};
     shrink_status st = SHRINK_OK;
     int64_t n_t = 2 * a->n_pairs;
-    put(&h, "GGUF", 4);
+    sk_bytes_put(&h, "GGUF", 4);
     put_u32(&h, 3);
     put_u64(&h, (uint64_t)n_t);
     put_u64(&h, 4);
@@ -111,7 +76,7 @@ static shrink_status write_gguf(const sk_lora *a, const sk_config *c, const char
     put_gstr(&h, "adapter.lora.alpha");
     put_u32(&h, SK_GGUF_FLOAT32);
     float alpha = (float)file_alpha(a);
-    put(&h, &alpha, 4);
+    sk_bytes_put(&h, &alpha, 4);
     for (int l = 0; l < a->n_layers && !st; l++)
         for (int w = 0; w < SK_LORA_N_LIN && !st; w++) {
             const sk_lora_pair *p = &a->pairs[(size_t)l * SK_LORA_N_LIN + w];
@@ -130,15 +95,15 @@ static shrink_status write_gguf(const sk_lora *a, const sk_config *c, const char
                 put_u32(&h, 0);                               /* GGML_TYPE_F32 */
                 put_u64(&h, (uint64_t)d.n);
                 size_t nb = (size_t)p->r * (size_t)(ab ? p->out : p->in) * sizeof(float);
-                put(&d, ab ? B : p->A, nb);
+                sk_bytes_put(&d, ab ? B : p->A, nb);
                 static const uint8_t zero[32];
-                put(&d, zero, (size_t)((align - d.n % align) % align));
+                sk_bytes_put(&d, zero, (size_t)((align - d.n % align) % align));
             }
             sk_free(tmp);
         }
     static const uint8_t zero[32];
-    put(&h, zero, (size_t)((align - h.n % align) % align));
-    put(&h, d.p, d.n);
+    sk_bytes_put(&h, zero, (size_t)((align - h.n % align) % align));
+    sk_bytes_put(&h, d.p, d.n);
     if (!st && (h.oom || d.oom)) st = sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
     sk_out o = {.fd = -1};
     if (!st) st = write_file(path, &h, inputs, n_inputs, 0, &o);
@@ -156,10 +121,10 @@ static shrink_status write_peft(const sk_lora *a, const sk_config *c, const char
     if (sk_file_exists(path))
         return sk_error(SHRINK_ERR_ARG, "%s: exists and is a file; a PEFT adapter is a folder "
                         "(name it *.gguf for llama.cpp's format)", path);
-    bytes hj = {0}, d = {0}, cfg = {0}, st_file = {0};
+    sk_bytes hj = {0}, d = {0}, cfg = {0}, st_file = {0};
     shrink_status st = SHRINK_OK;
     int targets[SK_LORA_N_LIN] = {0};
-    putf(&hj, "{\"__metadata__\":{\"format\":\"pt\"}");
+    sk_bytes_printf(&hj, "{\"__metadata__\":{\"format\":\"pt\"}");
     for (int l = 0; l < a->n_layers && !st; l++)
         for (int w = 0; w < SK_LORA_N_LIN && !st; w++) {
             const sk_lora_pair *p = &a->pairs[(size_t)l * SK_LORA_N_LIN + w];
@@ -170,27 +135,27 @@ static shrink_status write_peft(const sk_lora *a, const sk_config *c, const char
             if ((st = b_rows(a, c, w, p, SK_ROPE_HALF, &tmp, &B))) break;
             for (int ab = 0; ab < 2; ab++) {
                 size_t nb = (size_t)p->r * (size_t)(ab ? p->out : p->in) * sizeof(float);
-                putf(&hj, ",\"base_model.model.model.layers.%d.%s.%s.lora_%c.weight\":{\"dtype\":"
+                sk_bytes_printf(&hj, ",\"base_model.model.model.layers.%d.%s.%s.lora_%c.weight\":{\"dtype\":"
                      "\"F32\",\"shape\":[%lld,%lld],\"data_offsets\":[%zu,%zu]}", l,
                      w < SK_LIN_GATE ? "self_attn" : "mlp", peft_mod[w], ab ? 'B' : 'A',
                      (long long)(ab ? p->out : p->r), (long long)(ab ? p->r : p->in), d.n,
                      d.n + nb);
-                put(&d, ab ? B : p->A, nb);
+                sk_bytes_put(&d, ab ? B : p->A, nb);
             }
             sk_free(tmp);
         }
-    putf(&hj, "}");
-    while (hj.n % 8) put(&hj, " ", 1);
+    sk_bytes_printf(&hj, "}");
+    while (hj.n % 8) sk_bytes_put(&hj, " ", 1);
     put_u64(&st_file, hj.n);
-    put(&st_file, hj.p, hj.n);
-    put(&st_file, d.p, d.n);
-    putf(&cfg, "{\n  \"peft_type\": \"LORA\",\n  \"task_type\": \"CAUSAL_LM\",\n  \"r\": %lld,\n"
+    sk_bytes_put(&st_file, hj.p, hj.n);
+    sk_bytes_put(&st_file, d.p, d.n);
+    sk_bytes_printf(&cfg, "{\n  \"peft_type\": \"LORA\",\n  \"task_type\": \"CAUSAL_LM\",\n  \"r\": %lld,\n"
          "  \"lora_alpha\": %.9g,\n  \"lora_dropout\": 0.0,\n  \"bias\": \"none\",\n"
          "  \"fan_in_fan_out\": false,\n  \"use_rslora\": false,\n  \"inference_mode\": true,\n"
          "  \"target_modules\": [", (long long)a->r, file_alpha(a));
     for (int w = 0, k = 0; w < SK_LORA_N_LIN; w++)
-        if (targets[w]) putf(&cfg, "%s\"%s\"", k++ ? ", " : "", peft_mod[w]);
-    putf(&cfg, "]\n}\n");
+        if (targets[w]) sk_bytes_printf(&cfg, "%s\"%s\"", k++ ? ", " : "", peft_mod[w]);
+    sk_bytes_printf(&cfg, "]\n}\n");
     if (!st && (hj.oom || d.oom || cfg.oom || st_file.oom))
         st = sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
     sk_outdir od = {0};

@@ -10,7 +10,7 @@
  *     U = A drop(X)ᵀ, dB += s dYᵀ U, dU = s dY B, dA += dUᵀ drop(X), dX += drop'(dU A).
  * Initialization as PEFT: A Kaiming-uniform (a = sqrt(5): U(-1/sqrt(in), 1/sqrt(in))), B = 0.
  * Dropout (PEFT's lora_dropout, on the adapter's input only) draws its mask from a hash of
- * (seed, forward pass, layer, projection, element), so the backward pass regenerates it and a
+ * (seed, training pass, layer, projection, element), so the backward pass regenerates it and a
  * resumed run draws the same masks. Every sum runs in a fixed order per output element, so
  * results do not depend on the thread count.
  */
@@ -30,7 +30,6 @@ struct sk_lora_train {
     float           scale;
     int64_t        *ia;        /* (L * 7) index of A in tm->params, -1: not adapted */
     int64_t         n_trainable;
-    int64_t         calls;     /* training forward passes so far (dropout's stream) */
     float          *xd;        /* dropped-out input (N * max in) */
     float          *u, *du;    /* (N * r) */
     size_t          cap_x, cap_u, cap_du;
@@ -68,7 +67,7 @@ static uint64_t drop_thr(double p) {
 
 /* The key of this pass's mask on projection w of layer l. */
 static uint64_t drop_key(const struct sk_lora_train *lt, int l, int w) {
-    return mix(lt->o.seed ^ mix((uint64_t)lt->calls * 0x9E3779B97F4A7C15ull +
+    return mix(lt->o.seed ^ mix((uint64_t)lt->hook.passes * 0x9E3779B97F4A7C15ull +
                                 (uint64_t)(l * SK_LORA_N_LIN + w)));
 }
 
@@ -106,22 +105,39 @@ static const sk_train_param *pa(const struct sk_lora_train *lt, int l, int w) {
     return i < 0 ? NULL : &lt->tm->params[i];
 }
 
+/* One adapted projection in a pass: its A and B, shapes, the adapter's input Xd (X, or X with
+ * this pass's dropout) and U = Xd Aᵀ (N, r). ps->A is NULL when (l, which) is not adapted. */
+typedef struct lora_pass {
+    const sk_train_param *A, *B;
+    int64_t               r, in, out;
+    const float          *Xd;
+    float                *U;
+} lora_pass;
+
+static shrink_status prepare(struct sk_lora_train *lt, int l, sk_linear which, const float *X,
+                             int N, lora_pass *ps) {
+    memset(ps, 0, sizeof *ps);
+    if (which >= SK_LORA_N_LIN || !(ps->A = pa(lt, l, which))) return SHRINK_OK;
+    ps->B = ps->A + 1;
+    ps->r = ps->A->t.rows;
+    ps->in = ps->A->t.cols;
+    ps->out = ps->B->t.rows;
+    shrink_status st = dropped(lt, l, which, X, N, ps->in, &ps->Xd);
+    if (!st) st = grow(&lt->u, &lt->cap_u, (size_t)N * (size_t)ps->r);
+    if (st) return st;
+    ps->U = lt->u;
+    x_at(ps->U, ps->Xd, ps->A->w, N, ps->in, ps->r);
+    return SHRINK_OK;
+}
+
 static shrink_status hook_forward(sk_train_hook *h, int l, sk_linear which, const float *X,
                                   int N, float *Y) {
     struct sk_lora_train *lt = (struct sk_lora_train *)h;
-    if (which >= SK_LORA_N_LIN) return SHRINK_OK;
-    const sk_train_param *A = pa(lt, l, which);
-    if (!A) return SHRINK_OK;
-    const sk_train_param *B = A + 1;
-    const int64_t r = A->t.rows, in = A->t.cols, out = B->t.rows;
-    if (l == 0 && which == SK_LIN_Q && h->training) lt->calls++; /* one per forward pass */
-    const float *Xd;
-    shrink_status st = dropped(lt, l, which, X, N, in, &Xd);
-    if (!st) st = grow(&lt->u, &lt->cap_u, (size_t)N * (size_t)r);
-    if (st) return st;
-    float *U = lt->u;
-    x_at(U, Xd, A->w, N, in, r);
-    const float s = lt->scale, *b = B->w;
+    lora_pass ps;
+    shrink_status st = prepare(lt, l, which, X, N, &ps);
+    if (st || !ps.A) return st;
+    const int64_t r = ps.r, out = ps.out;
+    const float s = lt->scale, *b = ps.B->w, *U = ps.U;
     #pragma omp parallel for schedule(static) if ((int64_t)N * out * r > 65536)
     for (int64_t n = 0; n < N; n++)
         for (int64_t o = 0; o < out; o++) {
@@ -135,18 +151,14 @@ static shrink_status hook_forward(sk_train_hook *h, int l, sk_linear which, cons
 static shrink_status hook_backward(sk_train_hook *h, int l, sk_linear which, const float *X,
                                    const float *dY, int N, float *dX) {
     struct sk_lora_train *lt = (struct sk_lora_train *)h;
-    if (which >= SK_LORA_N_LIN) return SHRINK_OK;
-    const sk_train_param *A = pa(lt, l, which);
-    if (!A) return SHRINK_OK;
-    const sk_train_param *B = A + 1;
-    const int64_t r = A->t.rows, in = A->t.cols, out = B->t.rows;
-    const float *Xd;
-    shrink_status st = dropped(lt, l, which, X, N, in, &Xd);
-    if (!st) st = grow(&lt->u, &lt->cap_u, (size_t)N * (size_t)r);
-    if (!st) st = grow(&lt->du, &lt->cap_du, (size_t)N * (size_t)r);
-    if (st) return st;
-    float *U = lt->u, *dU = lt->du;
-    x_at(U, Xd, A->w, N, in, r);
+    lora_pass ps;
+    shrink_status st = prepare(lt, l, which, X, N, &ps);
+    if (st || !ps.A) return st;
+    if ((st = grow(&lt->du, &lt->cap_du, (size_t)N * (size_t)ps.r))) return st;
+    const sk_train_param *A = ps.A, *B = ps.B;
+    const int64_t r = ps.r, in = ps.in, out = ps.out;
+    const float *Xd = ps.Xd, *U = ps.U;
+    float *dU = lt->du;
     const float s = lt->scale;
     const float *a = A->w, *b = B->w;
     float *ga = A->g, *gb = B->g;
@@ -311,7 +323,7 @@ void sk_lora_train_free(struct sk_lora_train *lt) {
 int64_t sk_lora_train_params(const struct sk_lora_train *lt) { return lt ? lt->n_trainable : 0; }
 
 void sk_lora_train_set_calls(struct sk_lora_train *lt, int64_t calls) {
-    if (lt) lt->calls = calls;
+    if (lt) lt->hook.passes = calls;
 }
 
 shrink_status sk_lora_train_save(const struct sk_lora_train *lt, const char *path,

@@ -620,7 +620,10 @@ static shrink_status run(sk_train_model *tm, const int32_t *tokens, int B, int T
             return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory for masked gradients", fn);
         memset(s->gmask, 0, (size_t)tm->n_elems * sizeof(float));
     }
-    if (tm->hook) tm->hook->training = want_grad;
+    if (tm->hook) {
+        tm->hook->training = want_grad;
+        tm->hook->passes += want_grad != 0;
+    }
     model_slots ms = {0};
     ms.layers = sk_calloc((size_t)c->n_layers, sizeof *ms.layers);
     if (!ms.layers) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", fn);

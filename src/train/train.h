@@ -53,7 +53,7 @@ struct sk_train_state; /* activations and work buffers (model_grad.c) */
 /* Computation beside each linear layer (LoRA, lora.c). forward: after the base product of
  * projection `which` of layer l, Y (N, out) += f(X (N, in)); backward: given dY, dX += the
  * input gradient of f and f's own parameter gradients added. `training` is set by the pass
- * (0: validation). NULL in sk_train_model: none. */
+ * (0: validation) and `passes` counts the training passes. NULL in sk_train_model: none. */
 typedef struct sk_train_hook sk_train_hook;
 struct sk_train_hook {
     shrink_status (*forward)(sk_train_hook *h, int layer, sk_linear which, const float *X,
@@ -61,6 +61,7 @@ struct sk_train_hook {
     shrink_status (*backward)(sk_train_hook *h, int layer, sk_linear which, const float *X,
                               const float *dY, int N, float *dX);
     int training;
+    int64_t passes;  /* training passes begun (run() counts them) */
 };
 
 typedef struct sk_train_model {
