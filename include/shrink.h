@@ -540,6 +540,10 @@ typedef struct shrink_ppl_result {
     int64_t windows;
     double  seconds;
     double  tok_per_s;     /* tokens evaluated (not only scored) per second */
+    /* standard error of the mean NLL over the scored tokens (sample sd / sqrt(n)), and its
+     * propagation to the perplexity, ppl * nll_se, as llama-perplexity prints "PPL = x +/- y" */
+    double  nll_se;
+    double  ppl_se;
 } shrink_ppl_result;
 
 SHRINK_API shrink_ppl_params shrink_ppl_params_default(void);
@@ -599,6 +603,17 @@ typedef struct shrink_compare_result {
     int64_t windows;
     int64_t n_tokens;      /* tokens used (after max_tokens) */
     double  seconds;       /* evaluating this model and its statistics */
+    /* Standard errors from the per-token values (sample sd / sqrt(n), as llama-perplexity
+     * --kl-divergence): nll_se of the mean NLL, ppl_se = ppl * nll_se; dppl = ppl - ppl_base
+     * and dppl_se its paired error, sqrt(var_m + var_b - 2 cov) with var = (ppl * nll_se)^2 and
+     * cov the covariance of the two models' per-token NLL scaled by both ppls / n (0 for the
+     * base); kl_mean_se of the mean KL; top1_same_se = sqrt(p (1 - p) / (n - 1)). */
+    double  nll_se;
+    double  ppl_se;
+    double  dppl;
+    double  dppl_se;
+    double  kl_mean_se;
+    double  top1_same_se;
 } shrink_compare_result;
 
 SHRINK_API shrink_compare_params shrink_compare_params_default(void);

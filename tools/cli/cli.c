@@ -718,3 +718,5 @@ const char *cli_fmt_bytes(char *buf, size_t cap, uint64_t bytes) {
     else snprintf(buf, cap, "%.2f %s", v, units[u]);
     return buf;
 }
+
+const char *cli_s(long long n) { return n == 1 ? "" : "s"; }

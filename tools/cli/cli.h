@@ -239,4 +239,7 @@ void cli_progress_cb(void *user, int64_t done, int64_t total);
 /* "1.01 MiB", "4.2 GiB", "512 B" into buf. */
 const char *cli_fmt_bytes(char *buf, size_t cap, uint64_t bytes);
 
+/* "" for 1, "s" otherwise: "%d thread%s", n, cli_s(n). */
+const char *cli_s(long long n);
+
 #endif /* SHRINK_CLI_H */

@@ -19,6 +19,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -395,11 +396,18 @@ static void print_json(const cmp_job *job, const cmp_quality *q) {
         cli_json_key(&j, "n_params");        cli_json_int(&j, r->n_params);
         cli_json_key(&j, "ppl");             cli_json_num(&j, r->q.ppl);
         cli_json_key(&j, "nll");             cli_json_num(&j, r->q.nll);
+        cli_json_key(&j, "ppl_se");          cli_json_num(&j, r->q.ppl_se);
+        cli_json_key(&j, "nll_se");          cli_json_num(&j, r->q.nll_se);
+        cli_json_key(&j, "delta_ppl");       cli_json_num(&j, r->q.dppl);
+        cli_json_key(&j, "delta_ppl_se");    cli_json_num(&j, r->q.dppl_se);
         cli_json_key(&j, "delta_ppl_pct");   cli_json_num(&j, delta_pct(r, &rows[0]));
+        cli_json_key(&j, "delta_ppl_pct_se"); cli_json_num(&j, 100.0 * r->q.dppl_se / rows[0].q.ppl);
         cli_json_key(&j, "kl_mean");         cli_json_num(&j, r->q.kl_mean);
+        cli_json_key(&j, "kl_mean_se");      cli_json_num(&j, r->q.kl_mean_se);
         cli_json_key(&j, "kl_p99");          cli_json_num(&j, r->q.kl_p99);
         cli_json_key(&j, "kl_max");          cli_json_num(&j, r->q.kl_max);
         cli_json_key(&j, "top1_same_pct");   cli_json_num(&j, 100.0 * r->q.top1_same);
+        cli_json_key(&j, "top1_same_pct_se"); cli_json_num(&j, 100.0 * r->q.top1_same_se);
         cli_json_key(&j, "eval_seconds");    cli_json_num(&j, r->q.seconds);
         cli_json_key(&j, "pp");              if (r->speed) cli_json_int(&j, r->pp); else cli_json_null(&j);
         cli_json_key(&j, "tg");              if (r->speed) cli_json_int(&j, r->tg); else cli_json_null(&j);
@@ -414,40 +422,65 @@ static void print_json(const cmp_job *job, const cmp_quality *q) {
     cli_json_end(&j);
 }
 
+/* "x ± se" (fmt for both), with a leading "~" when the difference from the base, diff, is
+ * at most se (within its uncertainty). se < 0 (the base row's differences): x alone. */
+static const char *with_se(char *buf, size_t cap, const char *fmt, double x, double se,
+                           double diff) {
+    char xs[40], ss[40], sf[16];
+    snprintf(xs, sizeof xs, fmt, x);
+    if (se < 0) return snprintf(buf, cap, "%s", xs), buf;
+    snprintf(sf, sizeof sf, "%%%s", fmt[1] == '+' ? fmt + 2 : fmt + 1);   /* "%+.3f" -> "%.3f" */
+    snprintf(ss, sizeof ss, sf, se);
+    snprintf(buf, cap, "%s%s ± %s", fabs(diff) <= se ? "~" : "", xs, ss);
+    return buf;
+}
+
 static void print_table(const cmp_job *job, const cmp_quality *q) {
     const cmp_row *rows = q->rows;
     const cmp_row *sp   = NULL;   /* a row with speeds, for the column names */
     for (int i = 0; i < job->n && !sp; i++) sp = rows[i].speed ? &rows[i] : NULL;
-    char pp[32] = "pp t/s", tg[32] = "tg t/s";
-    if (sp) {
-        snprintf(pp, sizeof pp, "pp%d t/s", sp->pp);
-        snprintf(tg, sizeof tg, "tg%d t/s", sp->tg);
-    }
-    printf("| model | scheme | bpw | size | ppl | Δppl %% | KL mean | KL p99 | same top-1 %% | %s "
-           "| %s | peak RSS |\n", pp, tg);
-    printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    printf("| model | scheme | bpw | size | ppl | Δppl %% | KL mean | KL p99 | same top-1 %% |");
+    if (sp) printf(" pp%d t/s | tg%d t/s | peak RSS |", sp->pp, sp->tg);
+    printf("\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |%s\n",
+           sp ? " ---: | ---: | ---: |" : "");
     for (int i = 0; i < job->n; i++) {
         const cmp_row *r = &rows[i];
+        double         b = rows[0].q.ppl;
         char name[256], size[32], rss[32], pps[32] = "-", tgs[32] = "-";
-        if (r->speed && r->pp) snprintf(pps, sizeof pps, "%.1f", r->s.pp_tok_s);
-        if (r->speed && r->tg) snprintf(tgs, sizeof tgs, "%.1f", r->s.tg_tok_s);
-        if (r->speed) cli_fmt_bytes(rss, sizeof rss, r->peak_rss);
-        else snprintf(rss, sizeof rss, "-");
-        printf("| %s%s | %s | %.2f | %s | %.4f | %+.3f | %.6f | %.6f | %.2f | %s | %s | %s |\n",
+        char ppl[96], dppl[96], kl[96], top1[96];
+        /* the base row has no error bars on its differences from itself */
+        double         d = delta_pct(r, &rows[0]);
+        with_se(ppl, sizeof ppl, "%.4f", r->q.ppl, r->q.ppl_se, HUGE_VAL);
+        with_se(dppl, sizeof dppl, "%+.3f", d, i ? 100.0 * r->q.dppl_se / b : -1, d);
+        with_se(kl, sizeof kl, "%.6f", r->q.kl_mean, i ? r->q.kl_mean_se : -1, r->q.kl_mean);
+        with_se(top1, sizeof top1, "%.2f", 100.0 * r->q.top1_same,
+                i ? 100.0 * r->q.top1_same_se : -1, 100.0 * (1.0 - r->q.top1_same));
+        printf("| %s%s | %s | %.2f | %s | %s | %s | %s | %.6f | %s |",
                base_name(job->paths[i], name, sizeof name), i == 0 ? " (base)" : "", r->scheme,
-               r->bpw, cli_fmt_bytes(size, sizeof size, r->file_bytes), r->q.ppl,
-               delta_pct(r, &rows[0]), r->q.kl_mean, r->q.kl_p99, 100.0 * r->q.top1_same, pps,
-               tgs, rss);
+               r->bpw, cli_fmt_bytes(size, sizeof size, r->file_bytes), ppl, dppl, kl,
+               r->q.kl_p99, top1);
+        if (sp) {
+            if (r->speed && r->pp) snprintf(pps, sizeof pps, "%.1f", r->s.pp_tok_s);
+            if (r->speed && r->tg) snprintf(tgs, sizeof tgs, "%.1f", r->s.tg_tok_s);
+            if (r->speed) cli_fmt_bytes(rss, sizeof rss, r->peak_rss);
+            else snprintf(rss, sizeof rss, "-");
+            printf(" %s | %s | %s |", pps, tgs, rss);
+        }
+        printf("\n");
     }
-    printf("\ntext: %s, %lld tokens scored of %lld (%lld windows, ctx %d, stride %d, %s)\n",
+    printf("\ntext: %s, %lld tokens scored of %lld (%lld window%s, ctx %d, stride %d, %s)\n",
            job->opts->text, (long long)rows[0].q.tokens_scored, (long long)rows[0].q.n_tokens,
-           (long long)rows[0].q.windows, q->ctx, q->stride, method_name(job->opts));
+           (long long)rows[0].q.windows, cli_s(rows[0].q.windows), q->ctx, q->stride,
+           method_name(job->opts));
     printf("KL: KL(P_base || P_model) in nats per scored token; same top-1: the model's most "
            "likely token is the base's\n");
+    printf("±: standard error over the scored tokens (Δppl paired with the base); ~: the "
+           "difference from the base is smaller than its standard error\n");
     if (sp)
-        printf("speed: tokens/s, mean of %d runs after a warm-up (shrink bench's method), %d "
-               "threads; peak RSS: each model loaded and run alone in a forked child\n",
-               job->opts->reps, shrink_get_threads());
+        printf("speed: tokens/s, median of %d run%s after a warm-up (shrink bench's method), %d "
+               "thread%s; peak RSS: each model loaded and run alone in a forked child\n",
+               job->opts->reps, cli_s(job->opts->reps), shrink_get_threads(),
+               cli_s(shrink_get_threads()));
 }
 
 /* ==== command ============================================================================= */

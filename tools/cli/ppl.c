@@ -10,6 +10,9 @@
  *     only the second half of each chunk scored).
  * Defaults: ctx = min(model context, 512), stride = ctx / 2.
  *
+ * Error bars: ± the standard error of the mean NLL over the scored tokens (their sample sd /
+ * sqrt(n)), propagated to the perplexity as ppl * se (llama-perplexity's "PPL = x +/- y").
+ *
  * Bits per byte = total NLL of the scored tokens in bits / the bytes of text those tokens
  * cover, with the bytes per token of the whole file:
  *     bpb = nll / ln 2 * n_text_tokens / file_bytes
@@ -44,8 +47,10 @@ static const cli_spec spec = {
     .name        = "ppl",
     .synopsis    = "MODEL TEXTFILE [--ctx N] [--stride S] [--llama-cpp] [options]",
     .description = "Tokenizes TEXTFILE whole (BOS first if the model uses one) and prints the\n"
-                   "perplexity, the mean NLL (nats/token), bits per byte, tokens scored, time\n"
-                   "and tokens/s. TEXTFILE must be UTF-8.",
+                   "perplexity and the mean NLL (nats/token), each ± its standard error (the\n"
+                   "per-token NLL's sd / sqrt(tokens), times ppl for the perplexity, as\n"
+                   "llama-perplexity), bits per byte, tokens scored, time and tokens/s.\n"
+                   "TEXTFILE must be UTF-8.",
     .opts        = ppl_rows,
     .n_opts      = sizeof ppl_rows / sizeof ppl_rows[0],
     .n_pos_min   = 2,
@@ -75,7 +80,9 @@ static void print_json(const ppl_report *p) {
     cli_json_key(&j, "model");          cli_json_str(&j, p->model);
     cli_json_key(&j, "text");           cli_json_str(&j, p->text);
     cli_json_key(&j, "ppl");            cli_json_num(&j, p->r.ppl);
+    cli_json_key(&j, "ppl_se");         cli_json_num(&j, p->r.ppl_se);
     cli_json_key(&j, "nll");            cli_json_num(&j, p->r.nll);
+    cli_json_key(&j, "nll_se");         cli_json_num(&j, p->r.nll_se);
     cli_json_key(&j, "bpb");            cli_json_num(&j, p->bpb);
     cli_json_key(&j, "tokens_scored");  cli_json_int(&j, p->r.tokens_scored);
     cli_json_key(&j, "n_tokens");       cli_json_int(&j, p->r.n_tokens);
@@ -93,8 +100,8 @@ static void print_json(const ppl_report *p) {
 
 static void print_text(const ppl_report *p) {
     char b[32];
-    printf("perplexity:     %.4f\n", p->r.ppl);
-    printf("nll:            %.6f nats/token\n", p->r.nll);
+    printf("perplexity:     %.4f ± %.4f\n", p->r.ppl, p->r.ppl_se);
+    printf("nll:            %.6f ± %.6f nats/token\n", p->r.nll, p->r.nll_se);
     printf("bits per byte:  %.4f\n", p->bpb);
     printf("tokens scored:  %lld of %lld (%lld windows, ctx %d, stride %d, %s)\n",
            (long long)p->r.tokens_scored, (long long)p->r.n_tokens, (long long)p->r.windows,
