@@ -556,8 +556,11 @@ SHRINK_API shrink_status shrink_perplexity(shrink_context *ctx, const int32_t *i
 
 /* Speed as llama-bench measures it: pp = pp tokens evaluated in one shrink_context_eval call
  * from position 0, tg = tg single-token evaluations at positions 0, 1, ...; each test runs once
- * to warm up, then reps times, and reports the mean and sample standard deviation of tokens/s.
- * Token ids are fixed, (i * 7919) % vocab, so no tokenizer is needed. */
+ * to warm up, then reps times, and reports the median, mean, sample standard deviation, min and
+ * max of tokens/s. With pin (the default) each OpenMP thread is bound to one CPU of the
+ * process's allowed set during the runs (thread i to the i-th allowed CPU, wrapping), and the
+ * process's affinity is restored afterwards. Token ids are fixed, (i * 7919) % vocab, so no
+ * tokenizer is needed. */
 typedef struct shrink_bench_params {
     int32_t pp;       /* prompt tokens (0 = skip); at most the model's context */
     int32_t tg;       /* decoded tokens (0 = skip); at most the model's context */
@@ -565,6 +568,7 @@ typedef struct shrink_bench_params {
     /* called after each run (warm-ups included) with runs done / total; may be NULL */
     void  (*progress)(void *user, int64_t done, int64_t total);
     void   *user;
+    bool    pin;      /* bind each thread to one CPU during the runs (default true) */
 } shrink_bench_params;
 
 typedef struct shrink_bench_result {
@@ -572,6 +576,10 @@ typedef struct shrink_bench_result {
     double pp_tok_s_sd;
     double tg_tok_s;      /* mean tokens/s of the tg runs (0 if skipped) */
     double tg_tok_s_sd;
+    double pp_tok_s_median, pp_tok_s_min, pp_tok_s_max;
+    double tg_tok_s_median, tg_tok_s_min, tg_tok_s_max;
+    int32_t threads;      /* threads of the runs */
+    int32_t pinned;       /* threads bound to one CPU each (0: not pinned, or it failed) */
 } shrink_bench_result;
 
 SHRINK_API shrink_bench_params shrink_bench_params_default(void);  /* pp 512, tg 128, reps 5 */

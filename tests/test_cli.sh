@@ -212,8 +212,10 @@ else
         json_has "info --json" arch format dim n_layers n_heads n_kv_heads vocab_size max_seq_len \
             n_params n_tensors file_bytes weight_bytes state_bytes mem_bytes tokenizer_vocab tensors
     expect_ok "bench --json" "$bin" bench "$model" --pp 32 --tg 8 --reps 2 --bandwidth 20 --json &&
-        json_has "bench --json" pp_tok_s pp_tok_s_sd decode_tok_s decode_tok_s_sd pp_gflops \
-            roofline_fraction bandwidth_bytes_s threads peak_rss_bytes weight_bytes
+        json_has "bench --json" pp_tokens_per_s pp_tokens_per_s_sd tg_tokens_per_s \
+            tg_tokens_per_s_sd tg_tokens_per_s_mean tg_tokens_per_s_min tg_tokens_per_s_max \
+            pp_gflops roofline_fraction bandwidth_bytes_s threads threads_pinned spread_warning \
+            peak_rss_bytes weight_bytes
     expect_ok "bench" "$bin" bench "$model" --pp 16 --tg 4 --reps 1 --bandwidth 20 &&
         { grep -q '^| model' "$tmp/out" && grep -q '| tg4 |' "$tmp/out" && ok ||
             bad "bench: no markdown table"; }
@@ -264,23 +266,24 @@ else
         grep -q '^| model | scheme | bpw | size | ppl | Δppl % | KL mean | KL p99 | same top-1 % | pp16 t/s | tg4 t/s | peak RSS |$' "$tmp/out" &&
             ok || bad "compare: no markdown header: $(head -n 1 "$tmp/out")"
         [ "$(grep -c '^| stories260K.bin' "$tmp/out")" = 2 ] && ok || bad "compare: not 2 model rows"
-        grep '^| stories260K.bin |' "$tmp/out" | grep -q '| +0.000 | 0.000000 | 0.000000 | 100.00 |' &&
+        grep '^| stories260K.bin |' "$tmp/out" | grep -q '| ~+0.000 ± 0.000 | ~0.000000 ± 0.000000 | 0.000000 | ~100.00 ± 0.00 |' &&
             ok || bad "compare self: KL/delta/top-1 not 0/0/100: $(grep '^| stories260K.bin |' "$tmp/out")"
         grep -q '256 tokens scored' "$tmp/out" && ok || bad "compare --tokens 256: $(tail -n 4 "$tmp/out")"
     fi
     if expect_ok "compare self --json" "$bin" compare "$model" "$model" --text "$tmp/cmp.txt" \
         --ctx 64 --tokens 256 --pp 16 --tg 4 --reps 1 --json; then
         json_has "compare --json" base text ctx stride method tokens_scored models name scheme \
-            bits_per_weight file_bytes ppl delta_ppl_pct kl_mean kl_p99 top1_same_pct pp_tok_s \
-            tg_tok_s peak_rss_bytes
+            bits_per_weight file_bytes ppl ppl_se delta_ppl delta_ppl_se delta_ppl_pct \
+            delta_ppl_pct_se kl_mean kl_mean_se kl_p99 top1_same_pct top1_same_pct_se \
+            pp_tokens_per_s tg_tokens_per_s peak_rss_bytes
         jcheck 'N(1) == 2 && N(2) == 0 && N(3) == 0 && N(4) == 0 && N(5) == 100 && N(6) == 256 &&
                 N(7) > 0 && N(8) > 0 && N(9) > 0 && S(10) == "f32" && N(11) == 32 &&
                 N(12) > 0 && N(13) > 0 && N(14) > 0 && S(15) == "f32" && N(16) == 32' \
             models.# models.1.kl_mean models.1.kl_p99 models.1.delta_ppl_pct \
             models.1.top1_same_pct tokens_scored \
-            models.0.pp_tok_s models.0.tg_tok_s models.0.peak_rss_bytes models.0.scheme \
+            models.0.pp_tokens_per_s models.0.tg_tokens_per_s models.0.peak_rss_bytes models.0.scheme \
             models.0.bits_per_weight \
-            models.1.pp_tok_s models.1.tg_tok_s models.1.peak_rss_bytes models.1.scheme \
+            models.1.pp_tokens_per_s models.1.tg_tokens_per_s models.1.peak_rss_bytes models.1.scheme \
             models.1.bits_per_weight &&
             ok || bad "compare self --json: $(head -c 600 "$tmp/out")"
     fi
@@ -295,7 +298,7 @@ else
             awk -v a="$got" -v b="$want" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 0 && d / b < 1e-9) }' &&
                 ok || bad "compare $m: base ppl $got, shrink ppl $want"
             jcheck 'N(1) == 2 && S(2) == "null" && S(3) == "null" && S(4) == "null" && S(5) == "null"' \
-                models.# models.0.pp_tok_s models.0.peak_rss_bytes models.1.pp_tok_s \
+                models.# models.0.pp_tokens_per_s models.0.peak_rss_bytes models.1.pp_tokens_per_s \
                 models.1.peak_rss_bytes &&
                 ok || bad "compare --no-speed: speed or RSS reported"
         fi

@@ -14,11 +14,13 @@
  *     (llama.cpp), with the perplexity of shrink_perplexity on the tokens used;
  *   - hostile input: models with different vocabularies, too few tokens, a window larger than
  *     a context: SHRINK_ERR_ARG with a message naming the problem;
- *   - shrink_bench: positive rates, bad sizes refused.
+ *   - shrink_bench: positive rates, min <= median, mean <= max, every thread pinned and the
+ *     process's affinity restored afterwards, bad sizes refused.
  */
 #include "shrink.h"
 #include "test_util.h"
 
+#include <sched.h>
 #include <stdint.h>
 
 static shrink_model *load(const char *path) {
@@ -312,8 +314,30 @@ static void test_hostile(const char *small, const char *big, const int32_t *ids,
     bp.pp   = 16;
     bp.tg   = 4;
     bp.reps = 2;
+    cpu_set_t before, after;
+    CHECK(sched_getaffinity(0, sizeof before, &before) == 0, "sched_getaffinity");
+    bp.reps = 3;
     CHECK(shrink_bench(a, &bp, &br) == SHRINK_OK && br.pp_tok_s > 0 && br.tg_tok_s > 0,
           "bench: %s", shrink_last_error());
+    /* median, mean, min, max of the same 3 runs: min <= median, mean <= max */
+    CHECK(br.pp_tok_s_min <= br.pp_tok_s_median && br.pp_tok_s_median <= br.pp_tok_s_max &&
+          br.pp_tok_s_min <= br.pp_tok_s && br.pp_tok_s <= br.pp_tok_s_max &&
+          br.tg_tok_s_min <= br.tg_tok_s_median && br.tg_tok_s_median <= br.tg_tok_s_max &&
+          br.pp_tok_s_min > 0 && br.tg_tok_s_min > 0,
+          "bench statistics: pp min %g median %g mean %g max %g, tg min %g median %g max %g",
+          br.pp_tok_s_min, br.pp_tok_s_median, br.pp_tok_s, br.pp_tok_s_max, br.tg_tok_s_min,
+          br.tg_tok_s_median, br.tg_tok_s_max);
+    /* pinned: every thread bound during the runs, the process's CPUs given back after */
+    CHECK(br.threads == shrink_get_threads() && br.pinned == br.threads,
+          "bench pinned %d of %d threads", br.pinned, br.threads);
+    CHECK(sched_getaffinity(0, sizeof after, &after) == 0 && CPU_EQUAL(&before, &after),
+          "bench: the affinity was not restored (%d CPUs before, %d after)", CPU_COUNT(&before),
+          CPU_COUNT(&after));
+    bp.pin = false;
+    CHECK(shrink_bench(a, &bp, &br) == SHRINK_OK && br.pinned == 0, "bench unpinned: %d pinned",
+          br.pinned);
+    bp.pin  = true;
+    bp.reps = 2;
     bp.pp = 1 << 20;
     CHECK(shrink_bench(a, &bp, &br) == SHRINK_ERR_ARG, "bench pp past the context");
     bp.pp = bp.tg = 0;

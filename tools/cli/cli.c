@@ -720,3 +720,27 @@ const char *cli_fmt_bytes(char *buf, size_t cap, uint64_t bytes) {
 }
 
 const char *cli_s(long long n) { return n == 1 ? "" : "s"; }
+
+void cli_json_speed(cli_json *j, const char *test, bool have, double median, double mean,
+                    double sd, double min, double max) {
+    static const char *const suffix[] = {"", "_mean", "_sd", "_min", "_max"};
+    const double             v[]      = {median, mean, sd, min, max};
+    for (int k = 0; k < 5; k++) {
+        char key[64];
+        snprintf(key, sizeof key, "%s_tokens_per_s%s", test, suffix[k]);
+        cli_json_key(j, key);
+        if (have) cli_json_num(j, v[k]);
+        else cli_json_null(j);
+    }
+}
+
+bool cli_speed_spread_warn(const char *who, const char *test, double median, double sd,
+                           int reps) {
+    double rel = median > 0 ? sd / median : 0;
+    if (rel <= CLI_SPREAD_WARN) return false;
+    fprintf(stderr, "shrink: warning: %s%s%s: the %d runs spread by %.0f%% of the median "
+            "(sd %.3g tokens/s, over %.0f%%): the machine was busy or the test is too short; "
+            "rerun with more --reps or a longer test\n", who ? who : "", who ? " " : "", test,
+            reps, 100 * rel, sd, 100 * CLI_SPREAD_WARN);
+    return true;
+}

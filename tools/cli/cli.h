@@ -242,4 +242,16 @@ const char *cli_fmt_bytes(char *buf, size_t cap, uint64_t bytes);
 /* "" for 1, "s" otherwise: "%d thread%s", n, cli_s(n). */
 const char *cli_s(long long n);
 
+/* One speed test of shrink_bench ("pp" or "tg") in the shared JSON vocabulary (docs/cli.md):
+ * <test>_tokens_per_s (the median), <test>_tokens_per_s_mean, _sd, _min, _max; all null when
+ * !have (test skipped or --no-speed). */
+void cli_json_speed(cli_json *j, const char *test, bool have, double median, double mean,
+                    double sd, double min, double max);
+/* Relative spread of a speed test (sd / median, 0 if the median is 0); above
+ * CLI_SPREAD_WARN a warning line on stderr names the test and what to do. Returns true when
+ * it warned. */
+#define CLI_SPREAD_WARN 0.10
+bool cli_speed_spread_warn(const char *who, const char *test, double median, double sd,
+                           int reps);
+
 #endif /* SHRINK_CLI_H */

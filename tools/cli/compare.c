@@ -2,7 +2,11 @@
  * compare.c - `shrink compare BASE MODEL... --text FILE`: one table over a base model and
  * compressed versions of it: dtypes of the weight matrices, bits per weight, file size,
  * perplexity, Δppl against the base, KL divergence from the base (mean, 99th percentile),
- * same-top-1 rate, prompt and decode speed, peak RSS.
+ * same-top-1 rate, prompt and decode speed, peak RSS. Perplexity, Δppl (paired with the base),
+ * KL mean and same-top-1 carry ± their standard error over the scored tokens, and a "~" marks a
+ * difference from the base no larger than its error; speeds are shrink_bench's medians, with a
+ * warning on stderr when a test's runs spread by more than 10 %; --no-speed drops the speed
+ * columns.
  *
  * The work is the library's: shrink_compare (src/eval/compare.c) evaluates every model in
  * lockstep on the windows of shrink_perplexity, so a model's perplexity here equals
@@ -57,7 +61,7 @@ static const cli_opt compare_rows[] = {
     {"--tokens",    "-n", CLI_OPT_INT,  O(tokens),    "N", 0, 1 << 30,
      "score only the first windows holding N tokens (default: the whole text)"},
     {"--no-speed",  NULL, CLI_OPT_FLAG, O(no_speed),  NULL, 0, 0,
-     "skip the speed runs (and with them peak RSS)"},
+     "skip the speed runs: no pp, tg and peak RSS columns"},
     {"--pp",        NULL, CLI_OPT_INT,  O(pp),        "N", 0, 1 << 20,
      "prompt tokens of the pp test (default 128, capped at the context; 0 = skip)"},
     {"--tg",        NULL, CLI_OPT_INT,  O(tg),        "N", 0, 1 << 20,
@@ -355,6 +359,14 @@ static int speed_child(const cmp_job *job, void *vout) {
     cli_progress_end(&prog);
     if (st != SHRINK_OK) rc = cli_fail("%s: %s", job->paths[job->model], shrink_last_error());
     row->speed = rc == CLI_OK;
+    if (row->speed && row->pp) {
+        snprintf(label, sizeof label, "pp%d", row->pp);
+        cli_speed_spread_warn(name, label, row->s.pp_tok_s_median, row->s.pp_tok_s_sd, bp.reps);
+    }
+    if (row->speed && row->tg) {
+        snprintf(label, sizeof label, "tg%d", row->tg);
+        cli_speed_spread_warn(name, label, row->s.tg_tok_s_median, row->s.tg_tok_s_sd, bp.reps);
+    }
     shrink_model_free(m);
     return rc;
 }
@@ -411,10 +423,11 @@ static void print_json(const cmp_job *job, const cmp_quality *q) {
         cli_json_key(&j, "eval_seconds");    cli_json_num(&j, r->q.seconds);
         cli_json_key(&j, "pp");              if (r->speed) cli_json_int(&j, r->pp); else cli_json_null(&j);
         cli_json_key(&j, "tg");              if (r->speed) cli_json_int(&j, r->tg); else cli_json_null(&j);
-        cli_json_key(&j, "pp_tok_s");        if (r->speed && r->pp) cli_json_num(&j, r->s.pp_tok_s); else cli_json_null(&j);
-        cli_json_key(&j, "pp_tok_s_sd");     if (r->speed && r->pp) cli_json_num(&j, r->s.pp_tok_s_sd); else cli_json_null(&j);
-        cli_json_key(&j, "tg_tok_s");        if (r->speed && r->tg) cli_json_num(&j, r->s.tg_tok_s); else cli_json_null(&j);
-        cli_json_key(&j, "tg_tok_s_sd");     if (r->speed && r->tg) cli_json_num(&j, r->s.tg_tok_s_sd); else cli_json_null(&j);
+        const shrink_bench_result *b = &r->s;
+        cli_json_speed(&j, "pp", r->speed && r->pp, b->pp_tok_s_median, b->pp_tok_s,
+                       b->pp_tok_s_sd, b->pp_tok_s_min, b->pp_tok_s_max);
+        cli_json_speed(&j, "tg", r->speed && r->tg, b->tg_tok_s_median, b->tg_tok_s,
+                       b->tg_tok_s_sd, b->tg_tok_s_min, b->tg_tok_s_max);
         cli_json_key(&j, "peak_rss_bytes");  if (r->speed) cli_json_u64(&j, r->peak_rss); else cli_json_null(&j);
         cli_json_obj_end(&j);
     }
@@ -460,8 +473,8 @@ static void print_table(const cmp_job *job, const cmp_quality *q) {
                r->bpw, cli_fmt_bytes(size, sizeof size, r->file_bytes), ppl, dppl, kl,
                r->q.kl_p99, top1);
         if (sp) {
-            if (r->speed && r->pp) snprintf(pps, sizeof pps, "%.1f", r->s.pp_tok_s);
-            if (r->speed && r->tg) snprintf(tgs, sizeof tgs, "%.1f", r->s.tg_tok_s);
+            if (r->speed && r->pp) snprintf(pps, sizeof pps, "%.1f", r->s.pp_tok_s_median);
+            if (r->speed && r->tg) snprintf(tgs, sizeof tgs, "%.1f", r->s.tg_tok_s_median);
             if (r->speed) cli_fmt_bytes(rss, sizeof rss, r->peak_rss);
             else snprintf(rss, sizeof rss, "-");
             printf(" %s | %s | %s |", pps, tgs, rss);
@@ -477,8 +490,8 @@ static void print_table(const cmp_job *job, const cmp_quality *q) {
     printf("±: standard error over the scored tokens (Δppl paired with the base); ~: the "
            "difference from the base is smaller than its standard error\n");
     if (sp)
-        printf("speed: tokens/s, median of %d run%s after a warm-up (shrink bench's method), %d "
-               "thread%s; peak RSS: each model loaded and run alone in a forked child\n",
+        printf("speed: tokens/s, median of %d run%s after a warm-up, threads pinned (shrink bench's "
+               "method), %d thread%s; peak RSS: each model loaded and run alone in a forked child\n",
                job->opts->reps, cli_s(job->opts->reps), shrink_get_threads(),
                cli_s(shrink_get_threads()));
 }
