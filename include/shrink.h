@@ -765,6 +765,11 @@ SHRINK_API double shrink_time(void);
 /* Measures memory read bandwidth in bytes/s with the library's threads (streams a buffer of
  * `bytes` bytes, best of `reps`). */
 SHRINK_API double shrink_measure_bandwidth(size_t bytes, int reps);
+/* Writes v with the fewest significant digits (1..17, %g style) that read back (strtod) as
+ * exactly v: 3e-4 gives "0.0003", not "0.00029999999999999997"; 0.1 gives "0.1"; whole
+ * numbers below 1e15 with their digits ("100", not "1e+02"). NaN and
+ * infinities give "nan", "inf", "-inf". Returns buf (truncated to cap - 1 bytes if needed). */
+SHRINK_API const char *shrink_fmt_double(char *buf, size_t cap, double v);
 
 /* ==== training ============================================================================ */
 

@@ -197,8 +197,8 @@ else
             bad "generate -n 200 --temp 0 differs from $greedy: $(cmp "$tmp/out" "$greedy" 2>&1)"
     fi
     expect_ok "generate --json" "$bin" generate "$model" -n 16 --json &&
-        json_has "generate --json" text tokens prompt_tokens n_prompt n_generated stop pp_tok_s \
-            decode_tok_s peak_rss_bytes
+        json_has "generate --json" text tokens prompt_tokens n_prompt n_generated stop pp_tokens_per_s \
+            tg_tokens_per_s peak_rss_bytes
     expect_ok "generate --temp 0.9 (1)" "$bin" generate "$model" -p "Once upon a time" -n 40 \
         --temp 0.9 --top-p 0.9 --top-k 40 --seed 7 && cp "$tmp/out" "$tmp/sample1"
     expect_ok "generate --temp 0.9 (2)" "$bin" generate "$model" -p "Once upon a time" -n 40 \
@@ -239,7 +239,7 @@ else
     if expect_ok "ppl --ctx 128 --stride 64" "$bin" ppl "$model" "$text" --ctx 128 --stride 64 \
         --json --progress; then
         json_has "ppl --json" ppl nll bpb tokens_scored n_tokens windows ctx stride method seconds \
-            tok_s peak_rss_bytes
+            tokens_per_s peak_rss_bytes
         got=$(json_num ppl)
         same4 "$got" "$ref" && ok || bad "ppl ctx 128 stride 64: $got, reference $ref"
         [ "$(json_num tokens_scored)" = 9651 ] && ok ||
@@ -505,14 +505,17 @@ fi
 
 # ==== quantize =================================================================================
 
-# footprint FILE: the footprint line on stdout names FILE's size in MB (1e6 bytes, 2 decimals)
-# and a ratio and bits/weight that are numbers.
+# footprint FILE: the footprint line on stdout names FILE's size (cli_fmt_bytes: B, or KiB/MiB/GiB
+# with 2 decimals, powers of 1024)
 footprint() {
     line=$(tail -n 1 "$tmp/out")
     got=$(echo "$line" | awk '{ print $6 }')
+    unit=$(echo "$line" | awk '{ sub(/,$/, "", $7); print $7 }')
     size=$(wc -c <"$1")
-    awk -v g="$got" -v s="$size" 'BEGIN { d = g - s / 1e6; if (d < 0) d = -d; exit !(d <= 0.0051) }' &&
-        echo "$line" | grep -Eq '^[a-z0-9_]+ [0-9.]+ MB -> [a-zA-Z0-9_]+ [0-9.]+ MB, [0-9.]+x (smaller|larger), [0-9.]+ bits/weight$' &&
+    awk -v g="$got" -v u="$unit" -v s="$size" 'BEGIN {
+            m = u == "B" ? 1 : u == "KiB" ? 1024 : u == "MiB" ? 1048576 : u == "GiB" ? 1073741824 : 0
+            d = g - s / m; if (d < 0) d = -d; exit !(m > 0 && d <= 0.0051) }' &&
+        echo "$line" | grep -Eq '^[a-z0-9_]+ [0-9.]+ (B|KiB|MiB|GiB) -> [a-zA-Z0-9_]+ [0-9.]+ (B|KiB|MiB|GiB), [0-9.]+x (smaller|larger), [0-9.]+ bits/weight$' &&
         ok || bad "quantize footprint '$line' vs $1 of $size bytes"
 }
 

@@ -109,7 +109,7 @@ if run "fine-tune" "$bin" train "$model" --data "$tmp/train.tok" --valid "$tmp/v
     v1=$(json_num val_loss "$tmp/out")
     awk -v a="$v0" -v b="$v1" 'BEGIN { exit !(b < a) }' && ok ||
         bad "fine-tuning did not lower the validation loss: $v0 -> $v1"
-    echo "fine-tune: validation loss $v0 -> $v1 after $ft steps, $(json_num tok_s "$tmp/out") tok/s"
+    echo "fine-tune: validation loss $v0 -> $v1 after $ft steps, $(json_num tokens_per_s "$tmp/out") tok/s"
     run "info on the fine-tuned GGUF" "$bin" info "$tmp/ft/model.gguf"
 fi
 

@@ -613,7 +613,8 @@ void cli_json_u64(cli_json *j, uint64_t v) {
 
 void cli_json_num(cli_json *j, double v) {
     json_sep(j);
-    if (isfinite(v)) fprintf(j->f, "%.17g", v);
+    char b[40];
+    if (isfinite(v)) fputs(shrink_fmt_double(b, sizeof b, v), j->f);   /* shortest round trip */
     else fputs("null", j->f);
 }
 
@@ -743,4 +744,19 @@ bool cli_speed_spread_warn(const char *who, const char *test, double median, dou
             "rerun with more --reps or a longer test\n", who ? who : "", who ? " " : "", test,
             reps, 100 * rel, sd, 100 * CLI_SPREAD_WARN);
     return true;
+}
+
+double cli_bits_per_weight(const shrink_model *m) {
+    shrink_model_info mi;
+    double            bytes = 0, elems = 0;
+    shrink_model_get_info(m, &mi);
+    for (int64_t i = 0; i < mi.n_tensors; i++) {
+        shrink_tensor_info t;
+        if (shrink_model_tensor(m, i, &t) != SHRINK_OK) continue;
+        double e = 1;
+        for (int d = 0; d < t.n_dims; d++) e *= (double)t.shape[d];
+        bytes += (double)t.bytes;
+        elems += e;
+    }
+    return elems > 0 ? 8.0 * bytes / elems : 0.0;
 }

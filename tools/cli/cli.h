@@ -239,6 +239,10 @@ void cli_progress_cb(void *user, int64_t done, int64_t total);
 /* "1.01 MiB", "4.2 GiB", "512 B" into buf. */
 const char *cli_fmt_bytes(char *buf, size_t cap, uint64_t bytes);
 
+/* Bits per weight of a model's tensors as stored: 8 x tensor bytes / tensor elements, over
+ * every tensor (the JSON key bits_per_weight of info and compare). */
+double cli_bits_per_weight(const shrink_model *m);
+
 /* "" for 1, "s" otherwise: "%d thread%s", n, cli_s(n). */
 const char *cli_s(long long n);
 

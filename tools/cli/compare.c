@@ -200,15 +200,10 @@ static int in_child(child_fn fn, const cmp_job *job, void *out, size_t bytes, co
 static void describe(const shrink_model *m, cmp_row *row) {
     shrink_model_info mi;
     bool              seen[SHRINK_DTYPE_COUNT] = {false};
-    double            bytes = 0, elems = 0;
     shrink_model_get_info(m, &mi);
     for (int64_t i = 0; i < mi.n_tensors; i++) {
         shrink_tensor_info t;
         if (shrink_model_tensor(m, i, &t) != SHRINK_OK) continue;
-        double e = 1;
-        for (int d = 0; d < t.n_dims; d++) e *= (double)t.shape[d];
-        bytes += (double)t.bytes;
-        elems += e;
         if (t.n_dims >= 2 && (int)t.dtype >= 0 && t.dtype < SHRINK_DTYPE_COUNT)
             seen[t.dtype] = true;
     }
@@ -219,7 +214,7 @@ static void describe(const shrink_model *m, cmp_row *row) {
         snprintf(row->scheme + len, sizeof row->scheme - len, "%s%s", len ? "/" : "",
                  shrink_dtype_name((shrink_dtype)d));
     }
-    row->bpw        = elems > 0 ? 8.0 * bytes / elems : 0.0;
+    row->bpw        = cli_bits_per_weight(m);
     row->file_bytes = mi.file_bytes;
     row->n_params   = mi.n_params;
 }

@@ -92,7 +92,7 @@ static void print_json(const ppl_report *p) {
     cli_json_key(&j, "stride");         cli_json_int(&j, p->stride);
     cli_json_key(&j, "method");         cli_json_str(&j, method_name(p));
     cli_json_key(&j, "seconds");        cli_json_num(&j, p->r.seconds);
-    cli_json_key(&j, "tok_s");          cli_json_num(&j, p->r.tok_per_s);
+    cli_json_key(&j, "tokens_per_s");   cli_json_num(&j, p->r.tok_per_s);
     cli_json_key(&j, "threads");        cli_json_int(&j, shrink_get_threads());
     cli_json_key(&j, "peak_rss_bytes"); cli_json_u64(&j, shrink_peak_rss());
     cli_json_end(&j);
@@ -103,11 +103,11 @@ static void print_text(const ppl_report *p) {
     printf("perplexity:     %.4f ± %.4f\n", p->r.ppl, p->r.ppl_se);
     printf("nll:            %.6f ± %.6f nats/token\n", p->r.nll, p->r.nll_se);
     printf("bits per byte:  %.4f\n", p->bpb);
-    printf("tokens scored:  %lld of %lld (%lld windows, ctx %d, stride %d, %s)\n",
+    printf("tokens scored:  %lld of %lld (%lld window%s, ctx %d, stride %d, %s)\n",
            (long long)p->r.tokens_scored, (long long)p->r.n_tokens, (long long)p->r.windows,
-           p->ctx, p->stride, method_name(p));
-    printf("time:           %.2f s, %.1f tok/s, %d threads\n", p->r.seconds, p->r.tok_per_s,
-           shrink_get_threads());
+           cli_s(p->r.windows), p->ctx, p->stride, method_name(p));
+    printf("time:           %.2f s, %.1f tokens/s, %d thread%s\n", p->r.seconds, p->r.tok_per_s,
+           shrink_get_threads(), cli_s(shrink_get_threads()));
     printf("peak RSS:       %s\n", cli_fmt_bytes(b, sizeof b, shrink_peak_rss()));
 }
 

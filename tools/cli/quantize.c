@@ -3,7 +3,7 @@
  * quantized GGUF file, through shrink_quantize (the library does the work; this file parses
  * options and prints).
  *
- * stdout: the footprint line ("f32 1.06 MB -> q8_0 0.32 MB, 3.3x smaller, 8.50 bits/weight"),
+ * stdout: the footprint line ("f32 1.01 MiB -> q8_0 304.66 KiB, 3.3x smaller, 8.50 bits/weight"),
  * with --verbose a per-tensor table (name, shape, type, bytes, relative RMS error of the round
  * trip); or with --json one object (per-tensor entries with --verbose). stderr: progress with
  * an ETA, warnings (re-quantizing a quantized input, fallback types).
@@ -57,7 +57,7 @@ static const cli_spec spec = {
                    "q5_K_M choose a type per tensor with llama.cpp's rules; the other schemes put\n"
                    "every matrix in one type. Norms and biases stay f32. Rows a type's block does\n"
                    "not divide fall back per tensor (docs/quantization.md). Prints the footprint\n"
-                   "(file sizes, 1 MB = 10^6 bytes). OUT appears only when complete.",
+                   "(file sizes in KiB/MiB/GiB, powers of 1024). OUT appears only when complete.",
     .opts        = quantize_rows,
     .n_opts      = sizeof quantize_rows / sizeof quantize_rows[0],
     .n_pos_min   = 2,
@@ -131,8 +131,10 @@ static void print_text(const shrink_quantize_result *r, bool verbose) {
     }
     double ratio = r->out_file_bytes ? (double)r->in_file_bytes / (double)r->out_file_bytes : 0;
     bool larger = ratio > 0 && ratio < 1;
-    printf("%s %.2f MB -> %s %.2f MB, %.1fx %s, %.2f bits/weight\n", r->in_dtype,
-           (double)r->in_file_bytes / 1e6, r->scheme, (double)r->out_file_bytes / 1e6,
+    char ib[32], ob[32];
+    printf("%s %s -> %s %s, %.1fx %s, %.2f bits/weight\n", r->in_dtype,
+           cli_fmt_bytes(ib, sizeof ib, r->in_file_bytes), r->scheme,
+           cli_fmt_bytes(ob, sizeof ob, r->out_file_bytes),
            larger ? 1 / ratio : ratio, larger ? "larger" : "smaller", r->bits_per_weight);
 }
 
