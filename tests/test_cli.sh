@@ -163,10 +163,29 @@ expect_ok "shrink help ppl" "$bin" help ppl
 expect_ok "shrink version" "$bin" version
 for c in $commands; do
     [ "$c" = help ] && continue
+    # an unknown option: exit 2 and one line naming it (not the whole usage)
     run "$bin" "$c" --no-such-option
-    [ $rc -eq 2 ] && [ ! -s "$tmp/out" ] && grep -q "usage: shrink $c" "$tmp/err" && ok ||
-        bad "$c --no-such-option: exit $rc (want 2 and usage on stderr)"
+    [ $rc -eq 2 ] && [ ! -s "$tmp/out" ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] &&
+        grep -q "^shrink $c: unknown option '--no-such-option'" "$tmp/err" && ok ||
+        bad "$c --no-such-option: exit $rc (want 2 and one line on stderr): $(head -c 300 "$tmp/err")"
 done
+# did you mean: the nearest option of the command's table, with the value when it takes one
+run "$bin" quantize in.bin out.gguf --schem q4_K_M
+[ $rc -eq 2 ] && [ "$(cat "$tmp/err")" = "shrink quantize: unknown option '--schem'; did you mean --scheme q4_K_M?" ] &&
+    ok || bad "quantize --schem: $(cat "$tmp/err")"
+run "$bin" ppl m.bin t.txt --strdie=64
+[ $rc -eq 2 ] && [ "$(cat "$tmp/err")" = "shrink ppl: unknown option '--strdie'; did you mean --stride 64?" ] &&
+    ok || bad "ppl --strdie=64: $(cat "$tmp/err")"
+run "$bin" bench m.bin --no-pinn
+[ $rc -eq 2 ] && [ "$(cat "$tmp/err")" = "shrink bench: unknown option '--no-pinn'; did you mean --no-pin?" ] &&
+    ok || bad "bench --no-pinn: $(cat "$tmp/err")"
+run "$bin" compare a b --tex t.txt
+[ $rc -eq 2 ] && grep -q "did you mean --text t.txt?" "$tmp/err" && ok || bad "compare --tex: $(cat "$tmp/err")"
+run "$bin" generate m.bin --jsn
+[ $rc -eq 2 ] && grep -q "did you mean --json?" "$tmp/err" && ok || bad "generate --jsn: $(cat "$tmp/err")"
+run "$bin" quantize in.bin out.gguf --calib-tok 5
+[ $rc -eq 2 ] && grep -q "did you mean --calib-tokens 5?" "$tmp/err" && ok ||
+    bad "quantize --calib-tok (a prefix): $(cat "$tmp/err")"
 run "$bin"
 [ $rc -eq 2 ] && ok || bad "shrink without a command: exit $rc (want 2)"
 run "$bin" no-such-command
@@ -252,6 +271,41 @@ else
     fi
     expect_ok "ppl --llama-cpp" "$bin" ppl "$model" "$text" --ctx 128 --llama-cpp &&
         { grep -q "perplexity:" "$tmp/out" && ok || bad "ppl --llama-cpp: no perplexity line"; }
+fi
+
+# ==== llama.cpp spellings =====================================================================
+
+if [ -z "$model" ] || [ -z "$text" ]; then
+    missing "llama.cpp spellings: stories260K or ppl_text.txt"
+else
+    head -c 1500 "$text" >"$tmp/ll.txt"
+    expect_ok "ppl MODEL TEXT" "$bin" ppl "$model" "$tmp/ll.txt" --ctx 64 --json && want=$(json_num ppl)
+    # -m MODEL -f FILE (llama-perplexity), in either order, and -f before the model
+    for args in "-m $model -f $tmp/ll.txt" "-f $tmp/ll.txt -m $model" "-f $tmp/ll.txt $model"; do
+        # shellcheck disable=SC2086
+        expect_ok "ppl $args" "$bin" ppl $args --ctx 64 --json &&
+            { [ "$(json_num ppl)" = "$want" ] && ok || bad "ppl $args: ppl $(json_num ppl), want $want"; }
+    done
+    run "$bin" ppl -f "$tmp/ll.txt" --ctx 64
+    [ $rc -eq 2 ] && grep -q "missing arguments" "$tmp/err" && ok || bad "ppl -f without a model: exit $rc"
+    # bench -p/-n (llama-bench), -m on any command that loads a model
+    expect_ok "bench -m -p -n -r" "$bin" bench -m "$model" -p 16 -n 4 -r 1 --bandwidth 20 --json &&
+        jcheck 'N(1) == 16 && N(2) == 4 && N(3) == 1' pp tg reps && ok || bad "bench -p 16 -n 4: $(head -c 300 "$tmp/out")"
+    expect_ok "info -m" "$bin" info -m "$model" --json && json_has "info -m --json" n_params
+    # compare -f FILE
+    expect_ok "compare -f" "$bin" compare "$model" "$model" -f "$tmp/ll.txt" --ctx 64 --no-speed --json &&
+        json_has "compare -f --json" kl_mean
+    # quantize IN OUT TYPE (llama-quantize's order): the same bytes as --scheme TYPE
+    mkdir -p "$tmp/pq"
+    if expect_ok "quantize IN OUT TYPE" "$bin" quantize "$model" "$tmp/pq/a.gguf" q8_0 &&
+        expect_ok "quantize IN OUT --scheme" "$bin" quantize "$model" "$tmp/pq/b.gguf" --scheme q8_0; then
+        cmp -s "$tmp/pq/a.gguf" "$tmp/pq/b.gguf" && ok || bad "quantize IN OUT q8_0 differs from --scheme q8_0"
+    fi
+    expect_ok "quantize -m IN OUT TYPE" "$bin" quantize -m "$model" "$tmp/pq/c.gguf" Q8_0 &&
+        { cmp -s "$tmp/pq/a.gguf" "$tmp/pq/c.gguf" && ok || bad "quantize -m IN OUT Q8_0 differs"; }
+    run "$bin" quantize "$model" "$tmp/pq/d.gguf" q8_0 --scheme q4_0
+    [ $rc -eq 2 ] && grep -q "the scheme is given twice" "$tmp/err" && [ ! -e "$tmp/pq/d.gguf" ] && ok ||
+        bad "quantize with two different schemes: exit $rc: $(cat "$tmp/err")"
 fi
 
 # ==== compare ==================================================================================

@@ -165,5 +165,8 @@ fi
 # shellcheck disable=SC2086
 "$bin" train "$model" $opts --lr 5e-4 --out "$tmp/r4" --resume "$tmp/r1" >"$tmp/out" 2>"$tmp/err"
 [ $? -eq 1 ] && grep -q "other options" "$tmp/err" && ok || bad "resume with another --lr accepted"
+# ... naming only the option that differs, as the user wrote it (lr 5e-4, not 0.00050000000000000001)
+grep -q "other options: lr 0.0005 (checkpoint 0.001); resume" "$tmp/err" && ok ||
+    bad "resume with another --lr: the message does not name just lr: $(cat "$tmp/err")"
 
 finish

@@ -39,9 +39,9 @@ typedef struct bench_opts {
 
 #define O(field) offsetof(bench_opts, field)
 static const cli_opt bench_rows[] = {
-    {"--pp",        NULL, CLI_OPT_INT,   O(pp),        "N", 0, 1 << 20,
+    {"--pp",        "-p", CLI_OPT_INT,   O(pp),        "N", 0, 1 << 20,
      "prompt tokens evaluated at once (default 512, capped at the model context; 0 = skip)"},
-    {"--tg",        NULL, CLI_OPT_INT,   O(tg),        "N", 0, 1 << 20,
+    {"--tg",        "-n", CLI_OPT_INT,   O(tg),        "N", 0, 1 << 20,
      "tokens decoded one at a time (default 128; 0 = skip)"},
     {"--reps",      "-r", CLI_OPT_INT,   O(reps),      "N", 1, 1000,
      "measured repetitions after one warm-up (default 5)"},

@@ -56,6 +56,8 @@ typedef enum cli_opt_kind {
     CLI_OPT_FLOAT,  /* double in [min, max] */
     CLI_OPT_STR,    /* const char * (points into argv) */
     CLI_OPT_LIST,   /* cli_list: repeatable, each value points into argv */
+    CLI_OPT_POS,    /* the value is positional argument number `offset` (llama.cpp's -m MODEL,
+                     * -f FILE): pos[offset]; the other positionals fill the other places */
 } cli_opt_kind;
 
 #define CLI_LIST_MAX 16

@@ -50,7 +50,7 @@ typedef struct cmp_opts {
 
 #define O(field) offsetof(cmp_opts, field)
 static const cli_opt compare_rows[] = {
-    {"--text",      NULL, CLI_OPT_STR,  O(text),      "FILE", 0, 0,
+    {"--text",      "-f", CLI_OPT_STR,  O(text),      "FILE", 0, 0,
      "UTF-8 text to score (required)"},
     {"--ctx",       "-c", CLI_OPT_INT,  O(ctx),       "N", 0, 1 << 24,
      "window length in tokens (default min(base context, 512)), as shrink ppl"},

@@ -40,6 +40,8 @@ static const cli_opt ppl_rows[] = {
      "sliding window step (default ctx/2; = ctx: non-overlapping windows)"},
     {"--llama-cpp", NULL, CLI_OPT_FLAG, O(llama_cpp), NULL, 0, 0,
      "llama-perplexity's method: chunks of ctx, BOS each, 2nd half scored"},
+    {"--file",      "-f", CLI_OPT_POS,  1,            "TEXTFILE", 0, 0,
+     "the text, as llama-perplexity spells it (same as the 2nd argument)"},
 };
 #undef O
 

@@ -51,6 +51,7 @@ static const cli_opt quantize_rows[] = {
 static const cli_spec spec = {
     .name        = "quantize",
     .synopsis    = "IN OUT.gguf --scheme NAME [--keep GLOBS [--keep-dtype DTYPE]]\n"
+                   "       (or llama-quantize's order: IN OUT.gguf NAME)\n"
                    "       [--calib FILE [--calib-tokens N]] [--ggml-exact] [--verbose]",
     .description = "Quantizes a model (GGUF, Hugging Face folder or llama2.c .bin; a quantized\n"
                    "GGUF is dequantized first) into a GGUF file, tensor by tensor. q4_K_M and\n"
@@ -61,9 +62,23 @@ static const cli_spec spec = {
     .opts        = quantize_rows,
     .n_opts      = sizeof quantize_rows / sizeof quantize_rows[0],
     .n_pos_min   = 2,
-    .n_pos_max   = 2,
+    .n_pos_max   = 3,   /* IN OUT [TYPE]: positional_scheme */
     .model       = true,
 };
+
+/* llama-quantize's order, `shrink quantize IN OUT TYPE`: a third positional argument is the
+ * scheme (the same as --scheme TYPE; both, if different, are a usage error). */
+static int positional_scheme(char **pos, int *n_pos, quantize_opts *opts) {
+    if (*n_pos < 3) return CLI_OK;
+    if (opts->scheme && strcasecmp(opts->scheme, pos[2]) != 0) {
+        fprintf(stderr, "shrink quantize: the scheme is given twice: --scheme %s and '%s' after "
+                "OUT\n", opts->scheme, pos[2]);
+        return CLI_USAGE;
+    }
+    opts->scheme = pos[2];
+    *n_pos = 2;
+    return CLI_OK;
+}
 
 static void shape_str(char *buf, size_t cap, const shrink_quantize_tensor *t) {
     if (t->n_dims == 1) snprintf(buf, cap, "%lld", (long long)t->shape[0]);
@@ -140,11 +155,12 @@ static void print_text(const shrink_quantize_result *r, bool verbose) {
 
 int cmd_quantize(int argc, char **argv) {
     cli_common common;
-    char      *pos[2];
+    char      *pos[3];
     int        n_pos;
     quantize_opts opts = {.calib_tokens = 4096};
     int rc = cli_parse(&spec, argc, argv, &opts, &common, pos, &n_pos);
     if (rc != CLI_OK || common.help) return rc;
+    if ((rc = positional_scheme(pos, &n_pos, &opts)) != CLI_OK) return rc;
     if (common.f32) return cli_fail("quantize: --f32 does not apply (weights are read as f32)");
     if (!opts.scheme) {
         fprintf(stderr, "shrink quantize: --scheme is required\n\n");
