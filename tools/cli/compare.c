@@ -483,7 +483,7 @@ static void print_table(const cmp_job *job, const cmp_quality *q) {
     printf("KL: KL(P_base || P_model) in nats per scored token; same top-1: the model's most "
            "likely token is the base's\n");
     printf("±: standard error over the scored tokens (Δppl paired with the base); ~: the "
-           "difference from the base is smaller than its standard error\n");
+           "difference from the base is within its standard error\n");
     if (sp)
         printf("speed: tokens/s, median of %d run%s after a warm-up, threads pinned (shrink bench's "
                "method), %d thread%s; peak RSS: each model loaded and run alone in a forked child\n",
