@@ -45,12 +45,12 @@ static const ggml_type_row ggml_types[] = {
     [2]  = {"q4_0", 32, 18, SHRINK_DTYPE_Q4_0},  [3]  = {"q4_1", 32, 20, SHRINK_DTYPE_Q4_1},
     [6]  = {"q5_0", 32, 22, SHRINK_DTYPE_Q5_0},  [7]  = {"q5_1", 32, 24, SHRINK_DTYPE_Q5_1},
     [8]  = {"q8_0", 32, 34, SHRINK_DTYPE_Q8_0},                [9]  = {"q8_1", 32, 40, -1},
-    [10] = {"q2_K", 256, 84, -1},               [11] = {"q3_K", 256, 110, -1},
+    [10] = {"q2_K", 256, 84, SHRINK_DTYPE_Q2_K}, [11] = {"q3_K", 256, 110, SHRINK_DTYPE_Q3_K},
     [12] = {"q4_K", 256, 144, SHRINK_DTYPE_Q4_K}, [13] = {"q5_K", 256, 176, SHRINK_DTYPE_Q5_K},
     [14] = {"q6_K", 256, 210, SHRINK_DTYPE_Q6_K},              [15] = {"q8_K", 256, 292, -1},
     [16] = {"iq2_xxs", 256, 66, -1},            [17] = {"iq2_xs", 256, 74, -1},
     [18] = {"iq3_xxs", 256, 98, -1},            [19] = {"iq1_s", 256, 50, -1},
-    [20] = {"iq4_nl", 32, 18, -1},              [21] = {"iq3_s", 256, 110, -1},
+    [20] = {"iq4_nl", 32, 18, SHRINK_DTYPE_IQ4_NL},              [21] = {"iq3_s", 256, 110, -1},
     [22] = {"iq2_s", 256, 82, -1},              [23] = {"iq4_xs", 256, 136, -1},
     [24] = {"i8", 1, 1, -1},                    [25] = {"i16", 1, 2, -1},
     [26] = {"i32", 1, 4, -1},                   [27] = {"i64", 1, 8, -1},
@@ -148,14 +148,16 @@ static shrink_dtype own_fallback(shrink_dtype want, int64_t cols) {
 
 /* The dtype a matrix with rows of `cols` is written in when `want` is asked for: a block type
  * whose block does not divide the rows falls back as llama-quantize does (q4_K -> q5_0,
- * q5_K -> q5_1, q6_K -> q8_0), then to f16 (where llama-quantize refuses a legacy type);
+ * q5_K -> q5_1, q6_K -> q8_0, q2_K / q3_K -> iq4_nl), then to f16 (where llama-quantize refuses a legacy type);
  * shrink's own types as own_fallback says (never f16). */
 shrink_dtype sk_gguf_fallback(shrink_dtype want, int64_t cols) {
     if (cols % (int64_t)sk_dtype(want)->block == 0) return want;
-    if (want >= SHRINK_DTYPE_INT8_CH) return own_fallback(want, cols);
+    if (sk_dtype_own(want)) return own_fallback(want, cols);
     shrink_dtype fb = want == SHRINK_DTYPE_Q4_K   ? SHRINK_DTYPE_Q5_0
                       : want == SHRINK_DTYPE_Q5_K ? SHRINK_DTYPE_Q5_1
                       : want == SHRINK_DTYPE_Q6_K ? SHRINK_DTYPE_Q8_0
+                      : want == SHRINK_DTYPE_Q2_K || want == SHRINK_DTYPE_Q3_K
+                          ? SHRINK_DTYPE_IQ4_NL
                                                   : SHRINK_DTYPE_F16;
     return cols % (int64_t)sk_dtype(fb)->block == 0 ? fb : SHRINK_DTYPE_F16;
 }
@@ -166,10 +168,11 @@ static uint32_t gguf_file_type(shrink_dtype d) {
         [SHRINK_DTYPE_F32] = 0,   [SHRINK_DTYPE_F16] = 1,   [SHRINK_DTYPE_BF16] = 32,
         [SHRINK_DTYPE_Q8_0] = 7,  [SHRINK_DTYPE_Q4_0] = 2,  [SHRINK_DTYPE_Q4_1] = 3,
         [SHRINK_DTYPE_Q5_0] = 8,  [SHRINK_DTYPE_Q5_1] = 9,  [SHRINK_DTYPE_Q4_K] = 15,
-        [SHRINK_DTYPE_Q5_K] = 17, [SHRINK_DTYPE_Q6_K] = 18,
+        [SHRINK_DTYPE_Q5_K] = 17, [SHRINK_DTYPE_Q6_K] = 18, [SHRINK_DTYPE_Q2_K] = 10,
+        [SHRINK_DTYPE_Q3_K] = 11, [SHRINK_DTYPE_IQ4_NL] = 25, /* MOSTLY_Q2_K, _Q3_K_S, _IQ4_NL */
     };
     /* shrink's own types have no llama_ftype: their GGUF type id (1000+) */
-    if (d >= SHRINK_DTYPE_INT8_CH) return ggml_of_dtype(d);
+    if (sk_dtype_own(d)) return ggml_of_dtype(d);
     return ft[d];
 }
 

@@ -436,9 +436,10 @@ void sk_lora_apply(const sk_lora *list, int l, sk_linear which, const float *X, 
 /* ---- public API ------------------------------------------------------------------------ */
 
 shrink_status shrink_model_add_lora(shrink_model *m, const char *path, double scale) {
-    if (!m || !path) return sk_error(SHRINK_ERR_ARG, "shrink_model_add_lora: NULL model or path");
+    if (!m || !path) return sk_error(SHRINK_ERR_ARG, "adapter: no model or no adapter path given");
     if (!m->layers)
-        return sk_error(SHRINK_ERR_ARG, "shrink_model_add_lora: the model has no bound weights");
+        return sk_error(SHRINK_ERR_ARG, "%s: the model has no weights to apply it to",
+                        path);
     sk_lora *a;
     shrink_status st = sk_lora_read(path, &m->cfg, m->cfg.rope_layout, scale, &a);
     if (st != SHRINK_OK) return st;
@@ -457,7 +458,7 @@ int shrink_model_n_lora(const shrink_model *m) {
 shrink_status shrink_model_lora(const shrink_model *m, int i, shrink_lora_info *info) {
     const sk_lora *a = m ? m->lora : NULL;
     for (int k = 0; a && k < i; k++) a = a->next;
-    if (!a || i < 0 || !info) return sk_error(SHRINK_ERR_RANGE, "shrink_model_lora: no adapter %d", i);
+    if (!a || i < 0 || !info) return sk_error(SHRINK_ERR_RANGE, "no adapter %d", i);
     info->path = a->path;
     info->format = a->format;
     info->rank = a->r;

@@ -87,7 +87,7 @@ static shrink_status state_alloc(const sk_train_model *tm, int B, int T,
     const size_t N = (size_t)B * T, H = (size_t)c->n_heads, V = (size_t)c->vocab_size;
     const size_t half = (size_t)c->head_dim / 2;
     struct sk_train_state *s = sk_calloc(1, sizeof *s);
-    if (!s) return sk_error(SHRINK_ERR_NOMEM, "sk_train_reserve: out of memory");
+    if (!s) return sk_error(SHRINK_ERR_NOMEM, "training: out of memory");
     s->B = B;
     s->T = T;
     s->inp = sk_malloc(N * sizeof(int32_t));
@@ -132,7 +132,7 @@ static shrink_status state_alloc(const sk_train_model *tm, int B, int T,
         !s->rstdf || !s->dres || !s->dxn || !s->dq || !s->dk || !s->dv || !s->dao || !s->dfh ||
         !s->dfa || !s->dfb || !s->work || reserve_scratch(c, s) != SHRINK_OK) {
         state_free(s);
-        return sk_error(SHRINK_ERR_NOMEM, "sk_train_reserve: out of memory for the "
+        return sk_error(SHRINK_ERR_NOMEM, "training: out of memory for the "
                         "activations of B=%d, T=%d", B, T);
     }
     /* RoPE angles p * theta^(-2i/hd) in double, as decoder.c */
@@ -149,9 +149,9 @@ static shrink_status state_alloc(const sk_train_model *tm, int B, int T,
 
 shrink_status sk_train_reserve(sk_train_model *tm, int B, int T) {
     if (!tm || B < 1 || T < 1)
-        return sk_error(SHRINK_ERR_ARG, "sk_train_reserve: bad arguments (B=%d, T=%d)", B, T);
+        return sk_error(SHRINK_ERR_ARG, "training: batch %d x %d tokens is empty", B, T);
     if (T > tm->cfg.max_seq_len)
-        return sk_error(SHRINK_ERR_RANGE, "sk_train_reserve: T=%d exceeds the model's context "
+        return sk_error(SHRINK_ERR_RANGE, "training: a sequence of %d tokens exceeds the context "
                         "length %d", T, tm->cfg.max_seq_len);
     if (tm->st && B <= tm->st->B && T <= tm->st->T) return SHRINK_OK;
     if (tm->st) {
@@ -171,11 +171,11 @@ shrink_status sk_train_reserve(sk_train_model *tm, int B, int T) {
 static shrink_status create(sk_train_model **out, const sk_source *src) {
     *out = NULL;
     if (!src || !src->fill || !src->cfg.arch)
-        return sk_error(SHRINK_ERR_ARG, "sk_train_create: incomplete source");
-    shrink_status st = sk_config_validate(&src->cfg, "sk_train_create");
+        return sk_error(SHRINK_ERR_ARG, "training: incomplete model");
+    shrink_status st = sk_config_validate(&src->cfg, "training");
     if (st) return st;
     sk_train_model *tm = sk_calloc(1, sizeof *tm);
-    if (!tm) return sk_error(SHRINK_ERR_NOMEM, "sk_train_create: out of memory");
+    if (!tm) return sk_error(SHRINK_ERR_NOMEM, "training: out of memory");
     tm->cfg = src->cfg;
     tm->dtype = src->dtype;
     tm->grad_scale = 1.0f;
@@ -184,7 +184,7 @@ static shrink_status create(sk_train_model **out, const sk_source *src) {
     if ((st = sk_wtensors(&tm->cfg, &ts, &n))) goto fail;
     tm->params = sk_calloc((size_t)n, sizeof *tm->params);
     if (!tm->params) {
-        st = sk_error(SHRINK_ERR_NOMEM, "sk_train_create: out of memory");
+        st = sk_error(SHRINK_ERR_NOMEM, "training: out of memory");
         goto fail;
     }
     tm->n_params = n;
@@ -202,7 +202,7 @@ static shrink_status create(sk_train_model **out, const sk_source *src) {
     tm->w_all = falloc((size_t)off);
     tm->g_all = falloc((size_t)off);
     if (!tm->w_all || !tm->g_all) {
-        st = sk_error(SHRINK_ERR_NOMEM, "sk_train_create: out of memory for %" PRId64
+        st = sk_error(SHRINK_ERR_NOMEM, "training: out of memory for %" PRId64
                       " parameters", off);
         goto fail;
     }
@@ -225,12 +225,12 @@ fail:
 }
 
 shrink_status sk_train_create(sk_train_model **out, const sk_source *src) {
-    if (!out) return sk_error(SHRINK_ERR_ARG, "sk_train_create: out is NULL");
+    if (!out) return sk_error(SHRINK_ERR_ARG, "training: no result given");
     return create(out, src);
 }
 
 shrink_status sk_train_create_from_model(sk_train_model **out, const struct shrink_model *m) {
-    if (!out) return sk_error(SHRINK_ERR_ARG, "sk_train_create_from_model: out is NULL");
+    if (!out) return sk_error(SHRINK_ERR_ARG, "training: no result given");
     *out = NULL;
     sk_source src;
     shrink_status st = sk_source_from_model(m, &src);
@@ -272,7 +272,7 @@ static shrink_status train_fill(void *user, const sk_wtensor *t, int64_t row0, i
     if (!p && t->role == SK_ROLE_HEAD && tm->cfg.tied)
         for (int64_t i = 0; i < tm->n_params && !p; i++)
             if (tm->params[i].t.role == SK_ROLE_TOK_EMB) p = &tm->params[i];
-    if (!p) return sk_error(SHRINK_ERR_FORMAT, "sk_train_source: no tensor '%s'", t->name);
+    if (!p) return sk_error(SHRINK_ERR_FORMAT, "the model has no tensor '%s'", t->name);
     if (!transposed || t->n_dims == 1) {
         /* whole rows: row-head dtypes (int8_ch, ...) quantize each row with its own scale */
         return sk_convert_rows(p->w + row0 * p->t.cols, SHRINK_DTYPE_F32, dst, dt, n_rows,
@@ -281,7 +281,7 @@ static shrink_status train_fill(void *user, const sk_wtensor *t, int64_t row0, i
     /* rows of the transpose: dst[j][k] = w[k][row0 + j] */
     const size_t es = sk_dtype(dt)->bytes;
     float *row = sk_malloc((size_t)p->t.rows * sizeof(float));
-    if (!row) return sk_error(SHRINK_ERR_NOMEM, "sk_train_source: out of memory");
+    if (!row) return sk_error(SHRINK_ERR_NOMEM, "out of memory reading the model's weights");
     for (int64_t j = 0; j < n_rows; j++) {
         for (int64_t k = 0; k < p->t.rows; k++) row[k] = p->w[k * p->t.cols + row0 + j];
         sk_convert(row, SHRINK_DTYPE_F32, (uint8_t *)dst + (size_t)j * p->t.rows * es, dt,
@@ -412,10 +412,10 @@ static void norm_backward(const sk_config *c, float *dinp, const float *dout,
 static shrink_status check_tokens(const sk_train_model *tm, const int32_t *tokens, int B, int T,
                                   const char *fn) {
     if (!tm || !tokens || B < 1 || T < 1)
-        return sk_error(SHRINK_ERR_ARG, "%s: bad arguments (B=%d, T=%d)", fn, B, T);
+        return sk_error(SHRINK_ERR_ARG, "%s: batch %d x %d tokens is empty", fn, B, T);
     if (T > tm->cfg.max_seq_len)
-        return sk_error(SHRINK_ERR_RANGE, "%s: T=%d exceeds the model's context length %d", fn,
-                        T, tm->cfg.max_seq_len);
+        return sk_error(SHRINK_ERR_RANGE, "%s: a sequence of %d tokens exceeds the context "
+                        "length %d", fn, T, tm->cfg.max_seq_len);
     const int64_t n = (int64_t)B * (T + 1);
     for (int64_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= tm->cfg.vocab_size)
@@ -647,12 +647,12 @@ out:
 
 shrink_status sk_train_forward_backward(sk_train_model *tm, const int32_t *tokens, int B, int T,
                                         float *loss) {
-    return run(tm, tokens, B, T, loss, 1, "sk_train_forward_backward", NULL, NULL, NULL);
+    return run(tm, tokens, B, T, loss, 1, "training step", NULL, NULL, NULL);
 }
 
 shrink_status sk_train_loss(sk_train_model *tm, const int32_t *tokens, int B, int T,
                             float *loss) {
-    return run(tm, tokens, B, T, loss, 0, "sk_train_loss", NULL, NULL, NULL);
+    return run(tm, tokens, B, T, loss, 0, "loss", NULL, NULL, NULL);
 }
 
 static shrink_status check_teach(const sk_train_model *tm, const sk_distill_rows *t,
@@ -668,15 +668,15 @@ static shrink_status check_teach(const sk_train_model *tm, const sk_distill_rows
 shrink_status sk_train_forward_backward_distill(sk_train_model *tm, const int32_t *tokens,
                                                 int B, int T, const sk_distill_rows *t,
                                                 float *loss, double *ce, double *kl) {
-    shrink_status st = check_teach(tm, t, "sk_train_forward_backward_distill");
+    shrink_status st = check_teach(tm, t, "distillation step");
     if (st) return st;
-    return run(tm, tokens, B, T, loss, 1, "sk_train_forward_backward_distill", t, ce, kl);
+    return run(tm, tokens, B, T, loss, 1, "distillation step", t, ce, kl);
 }
 
 shrink_status sk_train_loss_distill(sk_train_model *tm, const int32_t *tokens, int B, int T,
                                     const sk_distill_rows *t, float *loss, double *ce,
                                     double *kl) {
-    shrink_status st = check_teach(tm, t, "sk_train_loss_distill");
+    shrink_status st = check_teach(tm, t, "distillation loss");
     if (st) return st;
-    return run(tm, tokens, B, T, loss, 0, "sk_train_loss_distill", t, ce, kl);
+    return run(tm, tokens, B, T, loss, 0, "distillation loss", t, ce, kl);
 }

@@ -18,7 +18,7 @@
 shrink_status shrink_tokenize_file(const shrink_tokenizer *tok, const char *text_path,
                                    const char *out, bool add_bos, int64_t *n_tokens) {
     if (!tok || !text_path || !out)
-        return sk_error(SHRINK_ERR_ARG, "shrink_tokenize_file: NULL argument");
+        return sk_error(SHRINK_ERR_ARG, "tokenize: a text, a tokenizer and an output are needed");
     if (sk_same_file(text_path, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the text file %s; refusing to overwrite an "
                         "input", out, text_path);
@@ -58,14 +58,14 @@ static shrink_status make_opts(const shrink_train_params *p, sk_train_opts *o) {
     int sched = p->schedule ? sk_sched_parse(p->schedule) : SK_SCHED_COSINE;
     int optim = p->optimizer ? sk_optim_parse(p->optimizer) : SK_OPTIM_ADAMW;
     if (sched < 0)
-        return sk_error(SHRINK_ERR_ARG, "shrink_train: schedule '%s' is not constant, cosine or "
+        return sk_error(SHRINK_ERR_ARG, "train: schedule '%s' is not constant, cosine or "
                         "linear", p->schedule);
     if (optim < 0)
-        return sk_error(SHRINK_ERR_ARG, "shrink_train: optimizer '%s' is not adamw or sgd",
+        return sk_error(SHRINK_ERR_ARG, "train: optimizer '%s' is not adamw or sgd",
                         p->optimizer);
     if (!(p->lr > 0) || p->lr_min < 0 || p->wd < 0 || p->clip < 0 || p->momentum < 0 ||
         p->warmup < 0 || p->eval_every < 0 || p->save_every < 0)
-        return sk_error(SHRINK_ERR_ARG, "shrink_train: lr %g, lr_min %g, wd %g, clip %g, "
+        return sk_error(SHRINK_ERR_ARG, "train: lr %g, lr_min %g, wd %g, clip %g, "
                         "momentum %g, warmup %" PRId64 ": none may be negative (lr > 0)", p->lr,
                         p->lr_min, p->wd, p->clip, p->momentum, p->warmup);
     o->steps          = p->steps;
@@ -96,7 +96,7 @@ static shrink_status out_format(const shrink_train_params *p, const struct shrin
     const char *name = p->to ? p->to : !strcmp(m->format, "safetensors") ? "hf" : m->format;
     int f = sk_format_parse(name);
     if (f < 0)
-        return sk_error(SHRINK_ERR_ARG, "shrink_train: output format '%s' is not gguf, hf or "
+        return sk_error(SHRINK_ERR_ARG, "train: output format '%s' is not gguf, hf or "
                         "llama2c", name);
     *fmt = (sk_format)f;
     return SHRINK_OK;
@@ -127,7 +127,7 @@ static shrink_status copy_llama2c_tokenizer(const struct shrink_model *m, const 
     if (st) return st;
     char *to = sk_path_join(out_dir, "tokenizer.bin");
     sk_out o;
-    if (!to) st = sk_error(SHRINK_ERR_NOMEM, "shrink_train: out of memory");
+    if (!to) st = sk_error(SHRINK_ERR_NOMEM, "train: out of memory");
     else if (!sk_same_file(from, to) && !(st = sk_out_open(&o, to, NULL, 0)) &&
              !(st = sk_out_write(&o, data, n)))
         st = sk_out_commit(&o);
@@ -147,7 +147,7 @@ static shrink_status save_model(const sk_train_model *tm, const struct shrink_mo
     if (!out || (m->path && !dir)) {
         sk_free(out);
         sk_free(dir);
-        return sk_error(SHRINK_ERR_NOMEM, "shrink_train: out of memory");
+        return sk_error(SHRINK_ERR_NOMEM, "train: out of memory");
     }
     sk_source src;
     sk_train_source(tm, &src);
@@ -265,7 +265,7 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
         return st;
     if ((st = make_dir(p->out_dir, &r->dir_created, &r->dir_listed))) return st;
     if (!(r->ckpt = sk_path_join(p->out_dir, "checkpoint.bin")))
-        return sk_error(SHRINK_ERR_NOMEM, "shrink_train: out of memory");
+        return sk_error(SHRINK_ERR_NOMEM, "train: out of memory");
     sk_train_opts oo = *o;
     oo.ckpt_path = r->ckpt;
     if (p->teacher) oo.distill = &r->dopts;
@@ -279,7 +279,7 @@ shrink_status shrink_train(const char *model_path, const shrink_train_params *p,
     memset(res, 0, sizeof *res);
     res->resumed_from = -1;
     if (!model_path || !p || !p->data || !p->out_dir)
-        return sk_error(SHRINK_ERR_ARG, "shrink_train: model, data and output folder needed");
+        return sk_error(SHRINK_ERR_ARG, "train: a model, data and an output folder are needed");
     sk_train_opts o;
     shrink_status st = make_opts(p, &o);
     if (st) return st;

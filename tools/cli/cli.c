@@ -68,6 +68,7 @@ void cli_usage(const cli_spec *spec, FILE *f) {
     for (int i = 0; i < spec->n_opts; i++) print_opt(f, &spec->opts[i]);
     for (int i = 0; i < COMMON_COUNT; i++)
         if (common_applies(spec, i)) print_opt(f, &common_rows[i]);
+    if (spec->epilog && f == stdout) spec->epilog(f); /* not in usage errors */
 }
 
 static int usage_error(const cli_spec *spec, const char *fmt, ...)
@@ -381,9 +382,20 @@ int cli_load_model(const char *path, const cli_common *common, cli_tok_mode mode
     for (int i = 0; i < common->lora.n; i++) {
         char   file[4096];
         double scale;
-        if (cli_split_scale(common->lora.v[i], file, sizeof file, &scale) != CLI_OK ||
-            shrink_model_add_lora(*out, file, scale) != SHRINK_OK) {
-            if (file[0]) cli_fail("%s", shrink_last_error());
+        struct stat ls;
+        int bad = cli_split_scale(common->lora.v[i], file, sizeof file, &scale) != CLI_OK;
+        if (!bad && stat(file, &ls) != 0) {
+            cli_fail("--lora '%s': %s", file, strerror(errno));
+            bad = 1;
+        } else if (!bad && !S_ISREG(ls.st_mode) && !S_ISDIR(ls.st_mode)) {
+            cli_fail("--lora '%s' is %s, not an adapter (a PEFT folder or a llama.cpp GGUF file)",
+                     file, kind_name(ls.st_mode));
+            bad = 1;
+        } else if (!bad && shrink_model_add_lora(*out, file, scale) != SHRINK_OK) {
+            cli_fail("%s", shrink_last_error());
+            bad = 1;
+        }
+        if (bad) {
             shrink_model_free(*out);
             *out = NULL;
             return CLI_ERR;
@@ -509,6 +521,13 @@ done:
 }
 
 int cli_check_io(const cli_io *io, int n) {
+    for (int i = 0; i < n; i++) {
+        struct stat sb;
+        if (!io[i].path || io[i].role != CLI_IN || stat(io[i].path, &sb) != 0) continue;
+        if (!S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode))
+            return cli_fail("%s '%s' is %s; shrink reads its inputs only from regular files and "
+                            "folders", io[i].arg, io[i].path, kind_name(sb.st_mode));
+    }
     for (int o = 0; o < n; o++) {
         if (!io[o].path || io[o].role == CLI_IN) continue;
         struct stat sb;

@@ -41,6 +41,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_sensitivity(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_train(int argc, char **argv);
@@ -102,6 +103,7 @@ typedef struct cli_spec {
     int            n_pos_max;
     bool           model;        /* the command loads a model: --tokenizer and --f32 apply */
     bool           lora;         /* --lora applies (cli_load_model adds the adapters) */
+    void         (*epilog)(FILE *f); /* more help after the options (--help only), or NULL */
 } cli_spec;
 
 /* Parses argv[1..argc) (argv[0] is the command name) into the command's options struct `opts`
@@ -156,7 +158,9 @@ typedef struct cli_io {
 /* The one check every command that writes runs before any work: no output may be, contain or
  * replace one of the inputs, whatever the spelling (same device and inode, symbolic links,
  * "..", an input inside an output folder, a file of an input model folder); an existing output
- * path must be a regular file (a folder for CLI_OUT_DIR / CLI_OUT_IN_DIR). Removes the stale
+ * path must be a regular file (a folder for CLI_OUT_DIR / CLI_OUT_IN_DIR), and an existing
+ * input a regular file or a folder (a FIFO or /dev/zero gets a message naming its option at
+ * once, before any work: no endless read, no wait for a writer). Removes the stale
  * temporaries of dead shrink processes in the outputs' folders, saying so on stderr. Returns
  * CLI_OK, or CLI_ERR after printing a message naming both arguments. */
 int cli_check_io(const cli_io *io, int n);
@@ -259,5 +263,41 @@ void cli_json_speed(cli_json *j, const char *test, bool have, double median, dou
 #define CLI_SPREAD_WARN 0.10
 bool cli_speed_spread_warn(const char *who, const char *test, double median, double sd,
                            int reps);
+
+/* ==== what was written (written.c) ======================================================== */
+
+/* Tensors per type written, bits per weight, fallbacks (requested type -> written type for
+ * rows its block does not divide) and shrink's own types, for quantize and convert. */
+enum { CLI_WRITTEN_MAX_FB = 16 };
+typedef struct cli_written_fb {
+    shrink_dtype want, got;
+    int64_t      cols;       /* row length */
+    int64_t      n;          /* tensors */
+} cli_written_fb;
+typedef struct cli_written {
+    const char    *requested;      /* scheme or dtype name asked for */
+    double         requested_bits; /* its nominal bits/weight (0: not one type) */
+    const char    *base;           /* a mix's base type (printed beside the bits), or NULL */
+    int64_t        count[SHRINK_DTYPE_COUNT];
+    int64_t        n_tensors, n_elems, own;
+    uint64_t       bytes;
+    cli_written_fb fb[CLI_WRITTEN_MAX_FB];
+    int            n_fb;
+} cli_written;
+void cli_written_init(cli_written *w, const char *requested, double requested_bits);
+void cli_written_add(cli_written *w, shrink_dtype got, shrink_dtype want, int64_t cols,
+                     uint64_t bytes, int64_t n_elems);
+/* Every tensor of the model file at `path` (read back: what is really there); want: the dtype
+ * asked for the matrices, -1 for none. */
+shrink_status cli_written_from_file(cli_written *w, const char *path, int want);
+double cli_written_bits(const cli_written *w);
+/* "asked q4_K_M (4.50 bits/weight); wrote q4_K 20, q6_K 5, f32 9: 5.10 bits/weight" and one
+ * line per fallback with its reason. */
+void cli_written_print(const cli_written *w, FILE *f);
+/* On stderr: a NOTICE naming shrink's own types if the file holds any. */
+void cli_written_notice(const cli_written *w, const char *out);
+/* Keys requested, requested_bits_per_weight, written_types {type: count}, fallbacks [...],
+ * llama_cpp_readable into an open JSON object. */
+void cli_written_json(const cli_written *w, cli_json *j);
 
 #endif /* SHRINK_CLI_H */

@@ -210,6 +210,9 @@ static int check_io(const char *model, const train_opts *o, const cli_common *co
                    {"--valid", o->valid, CLI_IN},
                    {"--tokenizer", common->tokenizer, CLI_IN},
                    {"--teacher", o->teacher, CLI_IN},
+                   /* the folder only: its checkpoint.bin may be --out's (read whole first,
+                    * then replaced atomically) */
+                   {"--resume", o->resume, CLI_IN},
                    {"--out", o->out, CLI_OUT_IN_DIR},
                    {"--out checkpoint", ckpt, CLI_OUT},
                    {"--out model", final, strcmp(to, "hf") ? CLI_OUT : CLI_OUT_DIR}};
