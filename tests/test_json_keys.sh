@@ -16,31 +16,9 @@
 # the model or the text is missing and the shared folder is absent.
 set -u
 bin=${1:-build/shrink}
-pass=0
-fail=0
-skip=0
-absent=0
-ok()      { pass=$((pass + 1)); }
-bad()     { fail=$((fail + 1)); echo "FAIL: $*"; }
-skipped() { skip=$((skip + 1)); echo "SKIP: $*"; }
-
-shared=${SHRINK_SHARED:-../shared}
-missing() {
-    if [ -d "$shared" ]; then bad "$*: not found, but the shared folder $shared is present"
-    else skipped "$*: not found (no shared folder $shared)"; absent=1; fi
-}
-asset() {
-    for root in "$shared" tests/fixtures .; do
-        if [ -e "$root/$1" ]; then echo "$root/$1"; return 0; fi
-    done
-    return 1
-}
-finish() {
-    echo "test_json_keys: $pass passed, $fail failed, $skip skipped"
-    [ $fail -gt 0 ] && exit 1
-    [ $absent -eq 1 ] && exit 77
-    exit 0
-}
+[ -f tests/sh_lib.sh ] || { echo "test_json_keys: run from the repository root"; exit 1; }
+. tests/sh_lib.sh
+finish() { sh_finish test_json_keys; }
 
 [ -f docs/cli.md ] || { echo "test_json_keys: run from the repository root"; exit 1; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shrink-keys.XXXXXX") || exit 1
