@@ -571,6 +571,10 @@ typedef struct shrink_ppl_result {
     int64_t windows;
     double  seconds;
     double  tok_per_s;     /* tokens evaluated (not only scored) per second */
+    /* standard error of the mean NLL over the scored tokens (sample sd / sqrt(n)), and its
+     * propagation to the perplexity, ppl * nll_se, as llama-perplexity prints "PPL = x +/- y" */
+    double  nll_se;
+    double  ppl_se;
 } shrink_ppl_result;
 
 SHRINK_API shrink_ppl_params shrink_ppl_params_default(void);
@@ -583,8 +587,11 @@ SHRINK_API shrink_status shrink_perplexity(shrink_context *ctx, const int32_t *i
 
 /* Speed as llama-bench measures it: pp = pp tokens evaluated in one shrink_context_eval call
  * from position 0, tg = tg single-token evaluations at positions 0, 1, ...; each test runs once
- * to warm up, then reps times, and reports the mean and sample standard deviation of tokens/s.
- * Token ids are fixed, (i * 7919) % vocab, so no tokenizer is needed. */
+ * to warm up, then reps times, and reports the median, mean, sample standard deviation, min and
+ * max of tokens/s. With pin (the default) each OpenMP thread is bound to one CPU of the
+ * process's allowed set during the runs (thread i to the i-th allowed CPU, wrapping), and the
+ * process's affinity is restored afterwards. Token ids are fixed, (i * 7919) % vocab, so no
+ * tokenizer is needed. */
 typedef struct shrink_bench_params {
     int32_t pp;       /* prompt tokens (0 = skip); at most the model's context */
     int32_t tg;       /* decoded tokens (0 = skip); at most the model's context */
@@ -592,6 +599,7 @@ typedef struct shrink_bench_params {
     /* called after each run (warm-ups included) with runs done / total; may be NULL */
     void  (*progress)(void *user, int64_t done, int64_t total);
     void   *user;
+    bool    pin;      /* bind each thread to one CPU during the runs (default true) */
 } shrink_bench_params;
 
 typedef struct shrink_bench_result {
@@ -599,6 +607,10 @@ typedef struct shrink_bench_result {
     double pp_tok_s_sd;
     double tg_tok_s;      /* mean tokens/s of the tg runs (0 if skipped) */
     double tg_tok_s_sd;
+    double pp_tok_s_median, pp_tok_s_min, pp_tok_s_max;
+    double tg_tok_s_median, tg_tok_s_min, tg_tok_s_max;
+    int32_t threads;      /* threads of the runs */
+    int32_t pinned;       /* threads bound to one CPU each (0: not pinned, or it failed) */
 } shrink_bench_result;
 
 SHRINK_API shrink_bench_params shrink_bench_params_default(void);  /* pp 512, tg 128, reps 5 */
@@ -630,6 +642,17 @@ typedef struct shrink_compare_result {
     int64_t windows;
     int64_t n_tokens;      /* tokens used (after max_tokens) */
     double  seconds;       /* evaluating this model and its statistics */
+    /* Standard errors from the per-token values (sample sd / sqrt(n), as llama-perplexity
+     * --kl-divergence): nll_se of the mean NLL, ppl_se = ppl * nll_se; dppl = ppl - ppl_base
+     * and dppl_se its paired error, sqrt(var_m + var_b - 2 cov) with var = (ppl * nll_se)^2 and
+     * cov the covariance of the two models' per-token NLL scaled by both ppls / n (0 for the
+     * base); kl_mean_se of the mean KL; top1_same_se = sqrt(p (1 - p) / (n - 1)). */
+    double  nll_se;
+    double  ppl_se;
+    double  dppl;
+    double  dppl_se;
+    double  kl_mean_se;
+    double  top1_same_se;
 } shrink_compare_result;
 
 SHRINK_API shrink_compare_params shrink_compare_params_default(void);
@@ -773,6 +796,11 @@ SHRINK_API double shrink_time(void);
 /* Measures memory read bandwidth in bytes/s with the library's threads (streams a buffer of
  * `bytes` bytes, best of `reps`). */
 SHRINK_API double shrink_measure_bandwidth(size_t bytes, int reps);
+/* Writes v with the fewest significant digits (1..17, %g style) that read back (strtod) as
+ * exactly v: 3e-4 gives "0.0003", not "0.00029999999999999997"; 0.1 gives "0.1"; whole
+ * numbers below 1e15 with their digits ("100", not "1e+02"). NaN and
+ * infinities give "nan", "inf", "-inf". Returns buf (truncated to cap - 1 bytes if needed). */
+SHRINK_API const char *shrink_fmt_double(char *buf, size_t cap, double v);
 
 /* ==== training ============================================================================ */
 

@@ -1,12 +1,14 @@
 /*
- * util.c - time, peak memory, threads, memory bandwidth measurement.
+ * util.c - time, peak memory, threads, memory bandwidth measurement, number formatting.
  */
 #include "core.h"
 
 #include <fnmatch.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -34,6 +36,27 @@ uint64_t shrink_peak_rss(void) {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0) return (uint64_t)ru.ru_maxrss * 1024;
     return 0;
+}
+
+const char *shrink_fmt_double(char *buf, size_t cap, double v) {
+    if (!buf || cap == 0) return buf;
+    if (!isfinite(v)) {
+        snprintf(buf, cap, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+        return buf;
+    }
+    char tmp[40];
+    int  prec = 1;
+    for (; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v) break;
+    }
+    /* whole numbers below 1e15 as digits: 100, not 1e+02 (exact: integers < 2^53 are doubles) */
+    snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
+    int e = atoi(strchr(tmp, 'e') + 1);
+    if (e >= prec && e < 15) prec = e + 1;
+    snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+    snprintf(buf, cap, "%s", tmp);
+    return buf;
 }
 
 static int sk_threads = 0;

@@ -198,7 +198,7 @@ static void log_step(void *user, const shrink_train_log *l) {
         }
         cli_json_key(&j, "lr");        cli_json_num(&j, l->lr);
         cli_json_key(&j, "grad_norm"); cli_json_num(&j, l->grad_norm);
-        cli_json_key(&j, "tok_s");     cli_json_num(&j, l->tok_per_s);
+        cli_json_key(&j, "tokens_per_s"); cli_json_num(&j, l->tok_per_s);
         cli_json_key(&j, "seconds");   cli_json_num(&j, l->seconds);
         cli_json_key(&j, "eta");       cli_json_num(&j, l->eta);
         cli_json_key(&j, "saved");     cli_json_bool(&j, l->saved);
@@ -361,7 +361,7 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
         cli_json_key(&j, "train_tokens");   cli_json_int(&j, r.train_tokens);
         cli_json_key(&j, "valid_tokens");   cli_json_int(&j, r.valid_tokens);
         cli_json_key(&j, "seconds");        cli_json_num(&j, r.seconds);
-        cli_json_key(&j, "tok_s");          cli_json_num(&j, r.tok_per_s);
+        cli_json_key(&j, "tokens_per_s");   cli_json_num(&j, r.tok_per_s);
         cli_json_key(&j, "peak_rss_bytes"); cli_json_u64(&j, shrink_peak_rss());
         cli_json_end(&j);
     } else {
