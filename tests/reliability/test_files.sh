@@ -116,6 +116,20 @@ refused "prune OUT = --calib" "OUT" "--calib"; same "prune OUT = --calib" "$d/c.
 ln -s m.bin "$d/ml.gguf"
 run "$bin" prune "$d/ml.gguf" "$d/m.bin" --method magnitude --sparsity 0.5
 refused "prune IN via a link = OUT" "OUT" "IN"; same "prune IN via a link = OUT" "$model" "$d/m.bin"
+# merge: onto one of its --lora adapters (checked before the base is loaded); a FIFO adapter
+ada=$(asset fixtures/lora/mix-llama-14m-lora-f32.gguf) || ada=
+base14=$(asset models/mix-llama-14m) || base14=
+if [ -n "$ada" ] && [ -n "$base14" ]; then
+    cp "$ada" "$d/ad.gguf"
+    run "$bin" merge "$base14" --lora "$d/ad.gguf" -o "$d/sub/../ad.gguf"
+    refused "merge -o = --lora" "-o" "--lora"; same "merge -o = --lora" "$ada" "$d/ad.gguf"
+    mkfifo "$d/ad.fifo"
+    run "$bin" merge "$base14" --lora "$d/ad.fifo" -o "$d/merged.gguf"
+    refused "merge --lora FIFO" "--lora" "FIFO"
+    if [ ! -e "$d/merged.gguf" ]; then ok; else bad "merge with a FIFO adapter wrote its output"; fi
+else
+    missing "fixtures/lora/mix-llama-14m-lora-f32.gguf or models/mix-llama-14m"
+fi
 run "$bin" eval --make-lambada "$d/a.txt" "$d/sub/../a.txt"
 refused "eval --make-lambada TEXT TEXT" "OUT" "--make-lambada"; same "eval --make-lambada TEXT TEXT" "$d/a.orig" "$d/a.txt"
 # a HF output folder holding the input, or being the input folder
