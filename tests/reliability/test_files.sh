@@ -314,6 +314,8 @@ for c in "quantize|--calib|$d/fifo|quantize $d/m.bin $d/q.gguf --scheme w8a8_sta
          "train|--valid|$d/fifo|train $model --tokenizer $tok --data $d/a.txt --out $d/tv --steps 1 --valid" \
          "train|--resume|$d/fifo|train $model --tokenizer $tok --data $d/a.txt --out $d/tr --steps 1 --resume" \
          "train|--resume|$d/rs/checkpoint.bin|train $model --tokenizer $tok --data $d/a.txt --out $d/tr --steps 1 --ctx 8 --batch 1 --resume $d/rs #" \
+         "lora|--resume|$d/fifo|lora $model --tokenizer $tok --data $d/a.txt -o $d/tl.gguf --steps 1 --resume" \
+         "lora|--data|/dev/zero|lora $model --tokenizer $tok -o $d/tl.gguf --steps 1 --data" \
          "distill|--teacher|/dev/zero|distill $model --tokenizer $tok --data $d/a.txt --out $d/td --steps 1 --teacher" \
          "eval|--make-lambada|$d/fifo|eval $d/lam.jsonl --make-lambada" \
          "ppl|--lora|$d/fifo|ppl $model $d/a.txt --tokenizer $tok --lora" \
@@ -328,7 +330,7 @@ for c in "quantize|--calib|$d/fifo|quantize $d/m.bin $d/q.gguf --scheme w8a8_sta
     refused "$name $opt $path" "$path"
     if grep -qiE 'FIFO|character device' "$tmp/err"; then ok; else bad "$name $opt $path: the message does not say what it is: $(head -c 300 "$tmp/err")"; fi
 done
-for o in q.gguf p.gguf cv.gguf t.tok tv tr td lam.jsonl; do
+for o in q.gguf p.gguf cv.gguf t.tok tv tr td tl.gguf tl.gguf.ckpt lam.jsonl; do
     if [ -e "$d/$o" ]; then bad "a refused input left $d/$o"; fi
 done
 run "$bin" tokenize "$d/a.txt" "$d/t.tok" --tokenizer "$d/absent.bin"

@@ -436,6 +436,7 @@ static int run_lora(int argc, char **argv) {
                    {"--data", o.data, CLI_IN},
                    {"--valid", o.valid, CLI_IN},
                    {"--tokenizer", common.tokenizer, CLI_IN},
+                   {"--resume", o.resume, CLI_IN},
                    {"--ckpt-dir", dir, CLI_OUT_IN_DIR},
                    {"--ckpt-dir checkpoint", ckpt, CLI_OUT},
                    {"-o", o.out, gguf ? CLI_OUT : CLI_OUT_DIR}};
