@@ -577,6 +577,10 @@ typedef struct shrink_ppl_result {
     int64_t windows;
     double  seconds;
     double  tok_per_s;     /* tokens evaluated (not only scored) per second */
+    /* standard error of the mean NLL over the scored tokens (sample sd / sqrt(n)), and its
+     * propagation to the perplexity, ppl * nll_se, as llama-perplexity prints "PPL = x +/- y" */
+    double  nll_se;
+    double  ppl_se;
 } shrink_ppl_result;
 
 SHRINK_API shrink_ppl_params shrink_ppl_params_default(void);
@@ -589,8 +593,11 @@ SHRINK_API shrink_status shrink_perplexity(shrink_context *ctx, const int32_t *i
 
 /* Speed as llama-bench measures it: pp = pp tokens evaluated in one shrink_context_eval call
  * from position 0, tg = tg single-token evaluations at positions 0, 1, ...; each test runs once
- * to warm up, then reps times, and reports the mean and sample standard deviation of tokens/s.
- * Token ids are fixed, (i * 7919) % vocab, so no tokenizer is needed. */
+ * to warm up, then reps times, and reports the median, mean, sample standard deviation, min and
+ * max of tokens/s. With pin (the default) each OpenMP thread is bound to one CPU of the
+ * process's allowed set during the runs (thread i to the i-th allowed CPU, wrapping), and the
+ * process's affinity is restored afterwards. Token ids are fixed, (i * 7919) % vocab, so no
+ * tokenizer is needed. */
 typedef struct shrink_bench_params {
     int32_t pp;       /* prompt tokens (0 = skip); at most the model's context */
     int32_t tg;       /* decoded tokens (0 = skip); at most the model's context */
@@ -598,6 +605,7 @@ typedef struct shrink_bench_params {
     /* called after each run (warm-ups included) with runs done / total; may be NULL */
     void  (*progress)(void *user, int64_t done, int64_t total);
     void   *user;
+    bool    pin;      /* bind each thread to one CPU during the runs (default true) */
 } shrink_bench_params;
 
 typedef struct shrink_bench_result {
@@ -605,6 +613,10 @@ typedef struct shrink_bench_result {
     double pp_tok_s_sd;
     double tg_tok_s;      /* mean tokens/s of the tg runs (0 if skipped) */
     double tg_tok_s_sd;
+    double pp_tok_s_median, pp_tok_s_min, pp_tok_s_max;
+    double tg_tok_s_median, tg_tok_s_min, tg_tok_s_max;
+    int32_t threads;      /* threads of the runs */
+    int32_t pinned;       /* threads bound to one CPU each (0: not pinned, or it failed) */
 } shrink_bench_result;
 
 SHRINK_API shrink_bench_params shrink_bench_params_default(void);  /* pp 512, tg 128, reps 5 */
@@ -636,6 +648,17 @@ typedef struct shrink_compare_result {
     int64_t windows;
     int64_t n_tokens;      /* tokens used (after max_tokens) */
     double  seconds;       /* evaluating this model and its statistics */
+    /* Standard errors from the per-token values (sample sd / sqrt(n), as llama-perplexity
+     * --kl-divergence): nll_se of the mean NLL, ppl_se = ppl * nll_se; dppl = ppl - ppl_base
+     * and dppl_se its paired error, sqrt(var_m + var_b - 2 cov) with var = (ppl * nll_se)^2 and
+     * cov the covariance of the two models' per-token NLL scaled by both ppls / n (0 for the
+     * base); kl_mean_se of the mean KL; top1_same_se = sqrt(p (1 - p) / (n - 1)). */
+    double  nll_se;
+    double  ppl_se;
+    double  dppl;
+    double  dppl_se;
+    double  kl_mean_se;
+    double  top1_same_se;
 } shrink_compare_result;
 
 SHRINK_API shrink_compare_params shrink_compare_params_default(void);
@@ -779,6 +802,11 @@ SHRINK_API double shrink_time(void);
 /* Measures memory read bandwidth in bytes/s with the library's threads (streams a buffer of
  * `bytes` bytes, best of `reps`). */
 SHRINK_API double shrink_measure_bandwidth(size_t bytes, int reps);
+/* Writes v with the fewest significant digits (1..17, %g style) that read back (strtod) as
+ * exactly v: 3e-4 gives "0.0003", not "0.00029999999999999997"; 0.1 gives "0.1"; whole
+ * numbers below 1e15 with their digits ("100", not "1e+02"). NaN and
+ * infinities give "nan", "inf", "-inf". Returns buf (truncated to cap - 1 bytes if needed). */
+SHRINK_API const char *shrink_fmt_double(char *buf, size_t cap, double v);
 
 /* ==== training ============================================================================ */
 
@@ -978,6 +1006,76 @@ SHRINK_API shrink_status shrink_prune_structured(const char *in, const char *out
                                                  const shrink_structured_params *params,
                                                  shrink_structured_result *result);
 SHRINK_API void shrink_structured_result_free(shrink_structured_result *result);
+/* ==== LoRA: merge, adapter files, training (issue 13; src/lora/, docs/adapters.md) ======== */
+
+typedef struct shrink_merge_params {
+    const char *const *adapters; /* n_adapters adapter paths (as shrink_model_add_lora reads) */
+    const double *scales;       /* n_adapters user scales, or NULL: all 1 */
+    int32_t     n_adapters;
+    int32_t     dtype;          /* shrink_dtype of the output's matrices; -1: the base's (a
+                                   quantized base then is SHRINK_ERR_ARG: give a dtype) */
+    const char *to;             /* "gguf", "hf", "llama2c"; NULL: from the output path */
+    const char *tokenizer_path; /* NULL: the base's own */
+    void      (*progress)(void *user, int64_t done, int64_t total); /* bytes; may be NULL */
+    void       *user;
+} shrink_merge_params;
+
+typedef struct shrink_merge_result {
+    const char  *format;        /* static string */
+    shrink_dtype dtype;         /* of the matrices written */
+    int64_t      n_merged;      /* matrices changed */
+    int64_t      n_adapter_params; /* elements of the adapters' A and B */
+    uint64_t     tensor_bytes;
+    double       seconds;
+} shrink_merge_result;
+
+SHRINK_API shrink_merge_params shrink_merge_params_default(void);
+
+/* Writes the base model at `base` with W + scale * (alpha / r) * B A of every adapter merged
+ * into its projections, to `out` (GGUF, a Hugging Face folder or llama2.c .bin; atomically,
+ * nothing at `out` on failure). Adapters are checked against the base as
+ * shrink_model_add_lora checks them; one of scale 0 changes nothing (the output is then what
+ * shrink_convert writes). `result` may be NULL. */
+SHRINK_API shrink_status shrink_merge(const char *base, const char *out,
+                                      const shrink_merge_params *params,
+                                      shrink_merge_result *result);
+
+/* Writes adapter i of `model` (shrink_model_add_lora) to `out`: a llama.cpp GGUF LoRA adapter
+ * when out ends in .gguf, else a PEFT folder (adapter_config.json + adapter_model.safetensors).
+ * alpha is written as scale * alpha / r * r, so the file applies what the model applies
+ * (the user's scale included). Atomic; the adapter's own file is refused as `out`. */
+SHRINK_API shrink_status shrink_model_save_lora(const shrink_model *model, int i,
+                                                const char *out);
+
+/* LoRA training on a frozen base (`shrink lora`, docs/adapters.md). */
+typedef struct shrink_lora_params {
+    int64_t     rank;           /* r >= 1 (default 8), at most each target's smaller side */
+    double      alpha;          /* lora_alpha > 0 (default 16): scale alpha / r */
+    const char *targets;        /* comma list of q, k, v, o, gate, up, down (or q_proj ...,
+                                   attn_q ..., all); default all seven */
+    double      dropout;        /* lora_dropout in [0, 1) on the adapter's input (default 0) */
+    bool        rslora;         /* scale alpha / sqrt(r) (rsLoRA) */
+    const char *out;            /* the adapter: *.gguf (llama.cpp) or a PEFT folder (required) */
+} shrink_lora_params;
+
+typedef struct shrink_lora_result {
+    shrink_train_result train;  /* model_out = the adapter; n_params = trainable parameters */
+    int64_t     n_trainable;    /* elements of the A and B matrices */
+    int64_t     n_all;          /* the base's parameters + n_trainable (PEFT's "all params") */
+} shrink_lora_result;
+
+SHRINK_API shrink_lora_params shrink_lora_params_default(void);
+
+/* Trains a LoRA adapter on the frozen model at `model_path` with shrink_train's loop, options,
+ * checkpoints (<out_dir>/checkpoint.bin) and bit-exact resume; A and B of every target
+ * projection are the only trainable parameters (A Kaiming-uniform, B zero, as PEFT). The base
+ * is read as shrink_train reads it (a quantized GGUF base trains on its dequantized values).
+ * The adapter is written to lora->out at the end. Bad parameters (rank < 1 or larger than a
+ * target, unknown target) are SHRINK_ERR_ARG before anything is written. result may be NULL. */
+SHRINK_API shrink_status shrink_lora_train(const char *model_path,
+                                           const shrink_train_params *train,
+                                           const shrink_lora_params *lora,
+                                           shrink_lora_result *result);
 
 /* ==== temporaries (docs/reliability.md) ================================================== */
 

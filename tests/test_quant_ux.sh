@@ -137,7 +137,7 @@ if quant_both "quantize stories260K q4_K_M" "$model" "$tmp/s-q4km.gguf" q4_K_M; 
         ok || bad "q4_K_M fallback reason: $(cat "$tmp/out.txt")"
     [ "$("$jget" "$tmp/out.json" fallbacks.0.from)" = q4_K ] && [ "$("$jget" "$tmp/out.json" fallbacks.0.row_length)" = 64 ] &&
         ok || bad "q4_K_M --json fallbacks"
-    tail -n 1 "$tmp/out.txt" | grep -Eq '^f32 [0-9.]+ MB -> q4_K_M [0-9.]+ MB' && ok || bad "footprint line last"
+    tail -n 1 "$tmp/out.txt" | grep -Eq '^f32 [0-9.]+ [KMG]iB -> q4_K_M [0-9.]+ [KMG]iB' && ok || bad "footprint line last"
 fi
 run "quantize --verbose fallback line" "$bin" quantize "$model" "$tmp/v.gguf" --scheme q4_K --verbose &&
     { grep -Eq '^blk\.0\.attn_q\.weight +64 x 64 +q5_0 .*\(fallback from q4_K: rows of 64, blocks of 256\)' "$tmp/out" &&

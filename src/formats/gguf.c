@@ -966,29 +966,10 @@ out:
 
 /* ==== writing ============================================================================ */
 
-/* A growable byte buffer for the header (metadata and tensor infos). */
-typedef struct wbuf {
-    uint8_t *p;
-    size_t   n, cap;
-    int      oom;
-} wbuf;
+/* The header (metadata and tensor infos) is built in a growable byte buffer (core: sk_bytes). */
+typedef sk_bytes wbuf;
 
-static void wb_put(wbuf *b, const void *p, size_t n) {
-    if (b->oom) return;
-    if (b->n + n > b->cap) {
-        size_t nc = b->cap ? b->cap : 4096;
-        while (nc < b->n + n) nc *= 2;
-        uint8_t *q = sk_realloc(b->p, nc);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->n, p, n);
-    b->n += n;
-}
+static void wb_put(wbuf *b, const void *p, size_t n) { sk_bytes_put(b, p, n); }
 
 static void wb_u32(wbuf *b, uint32_t v) {
     uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};

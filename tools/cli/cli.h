@@ -47,6 +47,8 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
+int cmd_lora(int argc, char **argv);
 
 /* ==== options ============================================================================= */
 
@@ -57,6 +59,8 @@ typedef enum cli_opt_kind {
     CLI_OPT_FLOAT,  /* double in [min, max] */
     CLI_OPT_STR,    /* const char * (points into argv) */
     CLI_OPT_LIST,   /* cli_list: repeatable, each value points into argv */
+    CLI_OPT_POS,    /* the value is positional argument number `offset` (llama.cpp's -m MODEL,
+                     * -f FILE): pos[offset]; the other positionals fill the other places */
 } cli_opt_kind;
 
 #define CLI_LIST_MAX 16
@@ -242,6 +246,25 @@ void cli_progress_cb(void *user, int64_t done, int64_t total);
 
 /* "1.01 MiB", "4.2 GiB", "512 B" into buf. */
 const char *cli_fmt_bytes(char *buf, size_t cap, uint64_t bytes);
+
+/* Bits per weight of a model's tensors as stored: 8 x tensor bytes / tensor elements, over
+ * every tensor (the JSON key bits_per_weight of info and compare). */
+double cli_bits_per_weight(const shrink_model *m);
+
+/* "" for 1, "s" otherwise: "%d thread%s", n, cli_s(n). */
+const char *cli_s(long long n);
+
+/* One speed test of shrink_bench ("pp" or "tg") in the shared JSON vocabulary (docs/cli.md):
+ * <test>_tokens_per_s (the median), <test>_tokens_per_s_mean, _sd, _min, _max; all null when
+ * !have (test skipped or --no-speed). */
+void cli_json_speed(cli_json *j, const char *test, bool have, double median, double mean,
+                    double sd, double min, double max);
+/* Relative spread of a speed test (sd / median, 0 if the median is 0); above
+ * CLI_SPREAD_WARN a warning line on stderr names the test and what to do. Returns true when
+ * it warned. */
+#define CLI_SPREAD_WARN 0.10
+bool cli_speed_spread_warn(const char *who, const char *test, double median, double sd,
+                           int reps);
 
 /* ==== what was written (written.c) ======================================================== */
 

@@ -3,7 +3,7 @@
  * V)`: unstructured and N:M pruning of the linear layers, written dense, through shrink_prune
  * (the library does the work; this file parses options and prints).
  *
- * stdout: one line ("wanda 50.0% of 5.9M weights in 14 matrices zeroed -> OUT (4.2 MB)"), with
+ * stdout: one line ("wanda 50.0% of 5.9M weights in 14 matrices zeroed -> OUT (4.01 MiB)"), with
  * --verbose a per-tensor table (name, shape, dtype, sparsity, relative change); or with --json
  * one object (per-tensor entries always: the sparsity of each tensor). stderr: progress with an
  * ETA (calibrated layers, then MiB written).
@@ -180,9 +180,10 @@ static void print_text(const char *out, const shrink_prune_result *r, bool verbo
         }
         printf("\n");
     }
-    printf("%s: %.2f%% of %.2fM weights in %lld matrices zeroed -> %s (%.2f MB)\n", r->method,
-           100.0 * r->sparsity, (double)r->n_pruned_params / 1e6, (long long)r->n_pruned, out,
-           (double)r->out_file_bytes / 1e6);
+    char ob[32];
+    printf("%s: %.2f%% of %.2fM weights in %lld matri%s zeroed -> %s (%s)\n", r->method,
+           100.0 * r->sparsity, (double)r->n_pruned_params / 1e6, (long long)r->n_pruned,
+           r->n_pruned == 1 ? "x" : "ces", out, cli_fmt_bytes(ob, sizeof ob, r->out_file_bytes));
 }
 
 static int usage_error(const char *fmt, const char *arg) {

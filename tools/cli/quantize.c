@@ -3,7 +3,7 @@
  * quantized GGUF file, through shrink_quantize (the library does the work; this file parses
  * options and prints).
  *
- * stdout: the footprint line ("f32 1.06 MB -> q8_0 0.32 MB, 3.3x smaller, 8.50 bits/weight"),
+ * stdout: the footprint line ("f32 1.01 MiB -> q8_0 304.66 KiB, 3.3x smaller, 8.50 bits/weight"),
  * with --verbose a per-tensor table (name, shape, type, bytes, relative RMS error of the round
  * trip); or with --json one object (per-tensor entries with --verbose). stderr: progress with
  * an ETA, warnings (re-quantizing a quantized input, fallback types).
@@ -55,6 +55,7 @@ static void print_scheme_table(FILE *f);
 static const cli_spec spec = {
     .name        = "quantize",
     .synopsis    = "IN OUT.gguf --scheme NAME [--keep GLOBS [--keep-dtype DTYPE]]\n"
+                   "       (or llama-quantize's order: IN OUT.gguf NAME)\n"
                    "       [--calib FILE [--calib-tokens N]] [--ggml-exact] [--verbose]\n"
                    "       shrink quantize --list [--json]",
     .description = "Quantizes a model (GGUF, Hugging Face folder or llama2.c .bin; a quantized\n"
@@ -64,18 +65,33 @@ static const cli_spec spec = {
                    "every matrix in one type. Norms and biases stay f32. Rows a type's block does\n"
                    "not divide fall back per tensor (docs/quantization.md). Prints what was\n"
                    "written (tensors per type, bits/weight, fallbacks and why) and the footprint\n"
-                   "(file sizes, 1 MB = 10^6 bytes). OUT appears only when complete. A type name\n"
-                   "gives the same bytes as `shrink convert --dtype` of that type, except that\n"
-                   "quantize searches the block scales of q4_0 q4_1 q5_0 q5_1 int4_* nf4* (and\n"
-                   "writes w8a8's lookup-only embedding int8_ch); --ggml-exact makes them equal.\n"
-                   "--list: the schemes, what each is for, its bits/weight and loss.",
+                   "(file sizes in KiB/MiB/GiB, powers of 1024). OUT appears only when complete.\n"
+                   "A type name gives the same bytes as `shrink convert --dtype` of that type,\n"
+                   "except that quantize searches the block scales of q4_0 q4_1 q5_0 q5_1\n"
+                   "int4_* nf4* (and writes w8a8's lookup-only embedding int8_ch); --ggml-exact\n"
+                   "makes them equal. --list: the schemes, what each is for, its bits/weight and\n"
+                   "loss. llama-quantize's order IN OUT.gguf TYPE works too.",
     .opts        = quantize_rows,
     .n_opts      = sizeof quantize_rows / sizeof quantize_rows[0],
     .n_pos_min   = 2,
-    .n_pos_max   = 2,
+    .n_pos_max   = 3,   /* IN OUT [TYPE]: positional_scheme */
     .model       = true,
     .epilog      = print_scheme_table,
 };
+
+/* llama-quantize's order, `shrink quantize IN OUT TYPE`: a third positional argument is the
+ * scheme (the same as --scheme TYPE; both, if different, are a usage error). */
+static int positional_scheme(char **pos, int *n_pos, quantize_opts *opts) {
+    if (*n_pos < 3) return CLI_OK;
+    if (opts->scheme && strcasecmp(opts->scheme, pos[2]) != 0) {
+        fprintf(stderr, "shrink quantize: the scheme is given twice: --scheme %s and '%s' after "
+                "OUT\n", opts->scheme, pos[2]);
+        return CLI_USAGE;
+    }
+    opts->scheme = pos[2];
+    *n_pos = 2;
+    return CLI_OK;
+}
 
 static void shape_str(char *buf, size_t cap, const shrink_quantize_tensor *t) {
     if (t->n_dims == 1) snprintf(buf, cap, "%lld", (long long)t->shape[0]);
@@ -153,8 +169,10 @@ static void print_text(const shrink_quantize_result *r, bool verbose, const cli_
     cli_written_print(w, stdout);
     double ratio = r->out_file_bytes ? (double)r->in_file_bytes / (double)r->out_file_bytes : 0;
     bool larger = ratio > 0 && ratio < 1;
-    printf("%s %.2f MB -> %s %.2f MB, %.1fx %s, %.2f bits/weight\n", r->in_dtype,
-           (double)r->in_file_bytes / 1e6, r->scheme, (double)r->out_file_bytes / 1e6,
+    char ib[32], ob[32];
+    printf("%s %s -> %s %s, %.1fx %s, %.2f bits/weight\n", r->in_dtype,
+           cli_fmt_bytes(ib, sizeof ib, r->in_file_bytes), r->scheme,
+           cli_fmt_bytes(ob, sizeof ob, r->out_file_bytes),
            larger ? 1 / ratio : ratio, larger ? "larger" : "smaller", r->bits_per_weight);
 }
 
@@ -257,7 +275,7 @@ static void written_of_result(cli_written *w, const shrink_quantize_result *r) {
 
 int cmd_quantize(int argc, char **argv) {
     cli_common common;
-    char      *pos[2];
+    char      *pos[3];
     int        n_pos;
     quantize_opts opts = {.calib_tokens = 4096};
     bool listed;
@@ -265,6 +283,7 @@ int cmd_quantize(int argc, char **argv) {
     if (listed) return rc;
     rc = cli_parse(&spec, argc, argv, &opts, &common, pos, &n_pos);
     if (rc != CLI_OK || common.help) return rc;
+    if ((rc = positional_scheme(pos, &n_pos, &opts)) != CLI_OK) return rc;
     if (common.f32) return cli_fail("quantize: --f32 does not apply (weights are read as f32)");
     if (!opts.scheme) {
         fprintf(stderr, "shrink quantize: --scheme is required\n\n");
