@@ -1000,6 +1000,76 @@ SHRINK_API shrink_status shrink_prune_structured(const char *in, const char *out
                                                  const shrink_structured_params *params,
                                                  shrink_structured_result *result);
 SHRINK_API void shrink_structured_result_free(shrink_structured_result *result);
+/* ==== LoRA: merge, adapter files, training (issue 13; src/lora/, docs/adapters.md) ======== */
+
+typedef struct shrink_merge_params {
+    const char *const *adapters; /* n_adapters adapter paths (as shrink_model_add_lora reads) */
+    const double *scales;       /* n_adapters user scales, or NULL: all 1 */
+    int32_t     n_adapters;
+    int32_t     dtype;          /* shrink_dtype of the output's matrices; -1: the base's (a
+                                   quantized base then is SHRINK_ERR_ARG: give a dtype) */
+    const char *to;             /* "gguf", "hf", "llama2c"; NULL: from the output path */
+    const char *tokenizer_path; /* NULL: the base's own */
+    void      (*progress)(void *user, int64_t done, int64_t total); /* bytes; may be NULL */
+    void       *user;
+} shrink_merge_params;
+
+typedef struct shrink_merge_result {
+    const char  *format;        /* static string */
+    shrink_dtype dtype;         /* of the matrices written */
+    int64_t      n_merged;      /* matrices changed */
+    int64_t      n_adapter_params; /* elements of the adapters' A and B */
+    uint64_t     tensor_bytes;
+    double       seconds;
+} shrink_merge_result;
+
+SHRINK_API shrink_merge_params shrink_merge_params_default(void);
+
+/* Writes the base model at `base` with W + scale * (alpha / r) * B A of every adapter merged
+ * into its projections, to `out` (GGUF, a Hugging Face folder or llama2.c .bin; atomically,
+ * nothing at `out` on failure). Adapters are checked against the base as
+ * shrink_model_add_lora checks them; one of scale 0 changes nothing (the output is then what
+ * shrink_convert writes). `result` may be NULL. */
+SHRINK_API shrink_status shrink_merge(const char *base, const char *out,
+                                      const shrink_merge_params *params,
+                                      shrink_merge_result *result);
+
+/* Writes adapter i of `model` (shrink_model_add_lora) to `out`: a llama.cpp GGUF LoRA adapter
+ * when out ends in .gguf, else a PEFT folder (adapter_config.json + adapter_model.safetensors).
+ * alpha is written as scale * alpha / r * r, so the file applies what the model applies
+ * (the user's scale included). Atomic; the adapter's own file is refused as `out`. */
+SHRINK_API shrink_status shrink_model_save_lora(const shrink_model *model, int i,
+                                                const char *out);
+
+/* LoRA training on a frozen base (`shrink lora`, docs/adapters.md). */
+typedef struct shrink_lora_params {
+    int64_t     rank;           /* r >= 1 (default 8), at most each target's smaller side */
+    double      alpha;          /* lora_alpha > 0 (default 16): scale alpha / r */
+    const char *targets;        /* comma list of q, k, v, o, gate, up, down (or q_proj ...,
+                                   attn_q ..., all); default all seven */
+    double      dropout;        /* lora_dropout in [0, 1) on the adapter's input (default 0) */
+    bool        rslora;         /* scale alpha / sqrt(r) (rsLoRA) */
+    const char *out;            /* the adapter: *.gguf (llama.cpp) or a PEFT folder (required) */
+} shrink_lora_params;
+
+typedef struct shrink_lora_result {
+    shrink_train_result train;  /* model_out = the adapter; n_params = trainable parameters */
+    int64_t     n_trainable;    /* elements of the A and B matrices */
+    int64_t     n_all;          /* the base's parameters + n_trainable (PEFT's "all params") */
+} shrink_lora_result;
+
+SHRINK_API shrink_lora_params shrink_lora_params_default(void);
+
+/* Trains a LoRA adapter on the frozen model at `model_path` with shrink_train's loop, options,
+ * checkpoints (<out_dir>/checkpoint.bin) and bit-exact resume; A and B of every target
+ * projection are the only trainable parameters (A Kaiming-uniform, B zero, as PEFT). The base
+ * is read as shrink_train reads it (a quantized GGUF base trains on its dequantized values).
+ * The adapter is written to lora->out at the end. Bad parameters (rank < 1 or larger than a
+ * target, unknown target) are SHRINK_ERR_ARG before anything is written. result may be NULL. */
+SHRINK_API shrink_status shrink_lora_train(const char *model_path,
+                                           const shrink_train_params *train,
+                                           const shrink_lora_params *lora,
+                                           shrink_lora_result *result);
 
 /* ==== temporaries (docs/reliability.md) ================================================== */
 

@@ -27,6 +27,13 @@ CALLS='(printf|vprintf|fprintf|vfprintf|dprintf|puts|fputs|putchar|perror'
 CALLS="$CALLS"'|exit|_exit|_Exit|quick_exit|abort)[[:space:]]*\('
 STREAMS='(stdout|stderr)([^A-Za-z0-9_]|$)'
 
+# Prints the lines of $2 (if any), each after the prefix $1; returns 1 if there were any.
+report_hits() {
+    [ -n "$2" ] || return 0
+    printf '%s\n' "$2" | sed "s|^|$1|"
+    return 1
+}
+
 # The code of C file $1 without comments (the compiler's own lexer: -fpreprocessed removes
 # comments and expands nothing) and without string and character literals.
 strip_c() {
@@ -45,10 +52,7 @@ check_calls() {
             /^_Noreturn void sk_abort\(/ { skip = 1 }
             !skip { print }
             skip && /^}/ { skip = 0 }' | grep -nE "(^|[^A-Za-z0-9_.>])($CALLS|$STREAMS)")
-        if [ -n "$hits" ]; then
-            printf "%s\n" "$hits" | sed "s|^|$f (comments stripped), line |"
-            bad=1
-        fi
+        report_hits "$f (comments stripped), line " "$hits" || bad=1
     done
     return $bad
 }
@@ -120,11 +124,8 @@ check_messages() {
             grep -qxF "$n" "$names" && hits="$hits
 $(grep -E "^\"$n[:(]" "$tmp/msg_lits")"
         done
-        hits=$(printf '%s\n' "$hits" | sed '/^$/d')
-        if [ -n "$hits" ]; then
-            printf '%s\n' "$hits" | sed "s|^|$f: |"
-            bad=1
-        fi
+        hits=$(printf '%s\n' "$hits" | sed '/^$/d' | sort -u)
+        report_hits "$f: " "$hits" || bad=1
     done
     return $bad
 }

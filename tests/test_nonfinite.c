@@ -31,22 +31,6 @@ static int write_file(const char *path, const void *p, size_t n) {
     return fclose(f) == 0 && w == n ? 0 : -1;
 }
 
-static uint8_t *read_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = len > 0 ? malloc((size_t)len) : NULL;
-    if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *n = b ? (size_t)len : 0;
-    return b;
-}
-
 static int exists(const char *p) { return access(p, F_OK) == 0; }
 
 /* Writes a copy of model `in` to `out` with the f16 at byte 0 of block `blk` of tensor
@@ -63,18 +47,19 @@ static int forge(const char *in, const char *out, const char *name, int64_t blk,
     for (int64_t i = 0; i < m->n_tensors; i++)
         if (!strcmp(m->tensors[i].name, name)) t = &m->tensors[i];
     size_t n = 0;
-    uint8_t *b = read_file(in, &n);
+    char *b = NULL;
+    if (sk_read_file(in, (size_t)1 << 28, &b, &n) != SHRINK_OK) b = NULL;
     int block = 0;
     if (t && b) {
         const sk_dtype_traits *d = sk_dtype(t->dtype);
         /* the tensor's bytes are a view into the file: find them there */
-        uint8_t *at = memmem(b, n, t->data, (size_t)t->bytes);
+        char *at = memmem(b, n, t->data, (size_t)t->bytes);
         if (at && d && (uint64_t)(blk + 1) * d->bytes <= t->bytes && d->row_head == 0) {
             memcpy(at + (size_t)blk * d->bytes, &bits, 2);
             if (write_file(out, b, n) == 0) block = (int)d->block;
         }
     }
-    free(b);
+    sk_free(b);
     shrink_model_free(m);
     return block;
 }

@@ -279,6 +279,63 @@ static void check_bad(const char *in) {
           strstr(shrink_last_error(), "tensor"), "unknown unit");
 }
 
+/* Every allocation of a call failing in turn: SHRINK_ERR_NOMEM with a message, no leak, no
+ * output (as tests/test_nomem.c does for the other operations). */
+typedef struct nm_args {
+    const char *in, *out, *calib;
+    int         sens;
+} nm_args;
+
+static shrink_status nm_call(const nm_args *a) {
+    if (a->sens) {
+        shrink_sensitivity_params sp = shrink_sensitivity_params_default();
+        sp.calib_path = a->calib;
+        sp.calib_tokens = 8;
+        sp.unit = SHRINK_UNIT_LAYER;
+        shrink_sensitivity_result r;
+        shrink_status st = shrink_sensitivity(a->in, &sp, &r);
+        if (!st) shrink_sensitivity_result_free(&r);
+        return st;
+    }
+    shrink_structured_params p = shrink_structured_params_default();
+    p.heads = 4;
+    p.neurons = 10;
+    p.layers = 1;
+    p.by = SHRINK_RANK_RANDOM; /* the scoring's allocations: the shrink_sensitivity sweep */
+    shrink_structured_result r;
+    shrink_status st = shrink_prune_structured(a->in, a->out, &p, &r);
+    if (!st) shrink_structured_result_free(&r);
+    return st;
+}
+
+static void check_nomem(const nm_args *a, const char *name) {
+    const size_t live = sk_alloc_bytes_live();
+    long n = 1;
+    for (; n < 20000; n++) {
+        sk_alloc_fail_after(n);
+        shrink_status st = nm_call(a);
+        const int hit = sk_alloc_failed();
+        sk_alloc_fail_after(0);
+        if (hit) {
+            CHECK(st == SHRINK_ERR_NOMEM || st == SHRINK_OK, "%s, allocation %ld failing: %s",
+                  name, n, shrink_last_error());
+            if (!a->sens && st) CHECK(access(a->out, F_OK) != 0, "%s, allocation %ld: output "
+                                      "left", name, n);
+        }
+        CHECK(sk_alloc_bytes_live() == live, "%s, allocation %ld failing: %zd bytes leaked",
+              name, n, (ssize_t)(sk_alloc_bytes_live() - live));
+        if (!hit) {
+            CHECK(st == SHRINK_OK, "%s: %s", name, shrink_last_error());
+            break;
+        }
+        if (!st) rm_out(a->out); /* a failure the call may absorb: start clean */
+        if (test_failed > 20) break;
+    }
+    CHECK(n > 1, "%s allocates nothing?", name);
+    printf("  %s: %ld allocations, each failing once\n", name, n - 1);
+    rm_out(a->out);
+}
+
 int main(void) {
     static char gqa[2048], st260[2048], calib[2048];
     if (!mkdtemp(tmp_dir)) {
@@ -330,6 +387,16 @@ int main(void) {
             check_removal("stories260K by sensitivity", st, out, &p);
             rm_out(out);
             check_sensitivity(st, text);
+            /* the allocation paths do not depend on the kernels: once, not again under
+             * SHRINK_KERNELS=ref (tests/run_all.sh runs every test twice) */
+            const char *kern = getenv("SHRINK_KERNELS");
+            if (!kern || strcmp(kern, "ref") != 0) {
+                snprintf(out, sizeof out, "%s/nomem.gguf", tmp_dir);
+                nm_args a = {st, out, text, 0};
+                check_nomem(&a, "shrink_prune_structured");
+                a.sens = 1;
+                check_nomem(&a, "shrink_sensitivity");
+            }
         }
     }
     rmdir(tmp_dir);

@@ -5,6 +5,8 @@
 
 #include <fnmatch.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,4 +85,41 @@ int sk_glob_list_match(const char *list, const char *name) {
         p = e + 1;
     }
     return 0;
+}
+
+/* ---- sk_bytes ------------------------------------------------------------------------------ */
+
+void sk_bytes_put(sk_bytes *b, const void *p, size_t n) {
+    if (b->oom || !n) return;
+    if (b->n + n > b->cap) {
+        size_t nc = b->cap ? b->cap : 4096;
+        while (nc < b->n + n) nc *= 2;
+        uint8_t *q = sk_realloc(b->p, nc);
+        if (!q) {
+            b->oom = 1;
+            return;
+        }
+        b->p = q;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+}
+
+void sk_bytes_printf(sk_bytes *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || b->oom) return;
+    char *t = sk_malloc((size_t)n + 1);
+    if (!t) {
+        b->oom = 1;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(t, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    sk_bytes_put(b, t, (size_t)n);
+    sk_free(t);
 }

@@ -186,17 +186,23 @@ static void fit_scale_min_x4(int nmax, const v4f xt[32], const v4f wt[32], uint8
 /* Symmetric scale of n values, L in [0, 2*nmax) holding q + nmax (q in [-nmax, nmax-1]):
  * the grid through the signed absmax, then 18 nearby grid spacings, keeping the best
  * x^2-weighted least-squares scale. */
-static float fit_scale_sym(int n, int nmax, const float *x, int8_t *L) {
+/* The value of largest magnitude among n (its sign kept); 0 and L zeroed when all are below
+ * GROUP_MAX_EPS (the symmetric fits then return scale 0). */
+static float signed_absmax(int n, const float *x, int8_t *L) {
     float amax = 0, max = 0;
     for (int i = 0; i < n; i++)
         if (fabsf(x[i]) > amax) {
             amax = fabsf(x[i]);
             max = x[i];
         }
-    if (amax < GROUP_MAX_EPS) {
-        for (int i = 0; i < n; i++) L[i] = 0;
-        return 0.0f;
-    }
+    if (amax >= GROUP_MAX_EPS) return max;
+    for (int i = 0; i < n; i++) L[i] = 0;
+    return 0.0f;
+}
+
+static float fit_scale_sym(int n, int nmax, const float *x, int8_t *L) {
+    const float max = signed_absmax(n, x, L);
+    if (max == 0.0f) return 0.0f;
     float iscale = (float)-nmax / max;
     float sumlx = 0, suml2 = 0;
     for (int i = 0; i < n; i++) {
@@ -617,16 +623,8 @@ void sk_q3_K_dequant_ref(const void *src, float *dst, int64_t n) {
  * is best for the x^2-weighted least-squares scale of the others, kept when the fit
  * improves (ggml's make_q3_quants with its rmse refinement). */
 static float fit_scale_sym_sweep(int n, int nmax, const float *x, int8_t *L) {
-    float amax = 0, max = 0;
-    for (int i = 0; i < n; i++)
-        if (fabsf(x[i]) > amax) {
-            amax = fabsf(x[i]);
-            max = x[i];
-        }
-    if (amax < GROUP_MAX_EPS) {
-        for (int i = 0; i < n; i++) L[i] = 0;
-        return 0.0f;
-    }
+    const float max = signed_absmax(n, x, L);
+    if (max == 0.0f) return 0.0f;
     const float iscale = (float)-nmax / max;
     float sumlx = 0, suml2 = 0;
     for (int i = 0; i < n; i++) {

@@ -79,13 +79,12 @@ typedef struct sscore {
 } sscore;
 
 static void sscore_free(sscore *s) {
-    if (s->wo)
-        for (int l = 0; l < s->L; l++) {
-            sk_free(s->wo[l]);
-            sk_free(s->wo0[l]);
-            sk_free(s->wd[l]);
-            sk_free(s->wd0[l]);
-        }
+    for (int l = 0; l < s->L; l++) {
+        if (s->wo) sk_free(s->wo[l]);
+        if (s->wo0) sk_free(s->wo0[l]);
+        if (s->wd) sk_free(s->wd[l]);
+        if (s->wd0) sk_free(s->wd0[l]);
+    }
     sk_free(s->wo);
     sk_free(s->wo0);
     sk_free(s->wd);
@@ -861,13 +860,15 @@ out:
     return st;
 }
 
-static int64_t config_params(const sk_config *c) {
+static shrink_status config_params(const sk_config *c, int64_t *out) {
     sk_wtensor *ts;
     int64_t n, total = 0;
-    if (sk_wtensors(c, &ts, &n)) return 0;
+    shrink_status st = sk_wtensors(c, &ts, &n);
+    if (st) return st;
     for (int64_t i = 0; i < n; i++) total += ts[i].rows * ts[i].cols;
     sk_free(ts);
-    return total;
+    *out = total;
+    return SHRINK_OK;
 }
 
 shrink_status shrink_prune_structured(const char *in, const char *out,
@@ -912,6 +913,9 @@ shrink_status shrink_prune_structured(const char *in, const char *out,
     if ((st = compute_scores(in, p, c, &sc, &r->calib_tokens))) goto out;
     if ((st = make_plan(p, &sc, &pl, r))) goto out;
     if ((st = sk_config_validate(&pl.out, out))) goto out;
+    if ((st = config_params(&pl.in, &r->params_in)) ||
+        (st = config_params(&pl.out, &r->params_out)))
+        goto out;
     /* write */
     if ((st = sk_source_from_model(m, &f.base))) goto out;
     f.pl = &pl;
@@ -936,8 +940,6 @@ shrink_status shrink_prune_structured(const char *in, const char *out,
     r->n_heads = pl.out.n_heads;
     r->n_kv_heads = pl.out.n_kv_heads;
     r->ffn_dim = pl.out.ffn_dim;
-    r->params_in = config_params(&pl.in);
-    r->params_out = config_params(&pl.out);
     r->in_file_bytes = m->file_bytes;
     struct stat sb;
     if (stat(out, &sb) == 0 && S_ISREG(sb.st_mode)) r->out_file_bytes = (uint64_t)sb.st_size;

@@ -50,8 +50,8 @@ enum {
     FTYPE_Q4_K_M = 15, FTYPE_Q5_K_S = 16, FTYPE_Q5_K_M = 17
 };
 
-/* Where the ref_bpw / ref_kl of a scheme row were measured (docs/quantization.md, "Results";
- * docs/dev/quantization-log.md): `shrink compare` of the quantized file against the original,
+/* Where the ref_bpw / ref_kl of a scheme row were measured (docs/dev/quantization-log.md,
+ * the results tables): `shrink compare` of the quantized file against the original,
  * 2048 tokens of test.txt, ctx 256. */
 static const char *const scheme_refs[] = {
     "mix-llama-14m, test.txt, 2048 tokens, commit 7c59448",
@@ -64,25 +64,25 @@ static const sk_scheme schemes[] = {
     /* llama.cpp's mixes (mix_rows): llama-quantize's per-tensor types */
     MIX("q4_K_M", Q4_K, Q4_K_M, "Q4_K_M", "the usual choice: small, little loss", 5.77, 0.000286, 0),
     MIX("q5_K_M", Q5_K, Q5_K_M, "Q5_K_M", "closer to the original at 6 bits", 6.15, 0.000170, 0),
-    MIX("q4_K_S", Q4_K, Q4_K_S, "Q4_K_S", "a little smaller than q4_K_M", 0, -1, 1),
-    MIX("q5_K_S", Q5_K, Q5_K_S, "Q5_K_S", "a little smaller than q5_K_M", 0, -1, 1),
-    MIX("q3_K_L", Q3_K, Q3_K_L, "Q3_K_L", "3-bit base, 5-bit attn_v/ffn_down/attn_output", 0, -1, 1),
-    MIX("q3_K_M", Q3_K, Q3_K_M, "Q3_K_M", "3-bit: small, noticeable loss", 0, -1, 1),
-    MIX("q3_K_S", Q3_K, Q3_K_S, "Q3_K_S", "3-bit everywhere but the output", 0, -1, 1),
+    MIX("q4_K_S", Q4_K, Q4_K_S, "Q4_K_S", "a little smaller than q4_K_M", 5.69, 0.000238, 1),
+    MIX("q5_K_S", Q5_K, Q5_K_S, "Q5_K_S", "a little smaller than q5_K_M", 6.11, 0.000171, 1),
+    MIX("q3_K_L", Q3_K, Q3_K_L, "Q3_K_L", "3-bit base, 5-bit attn_v/ffn_down/attn_output", 5.55, 0.000578, 1),
+    MIX("q3_K_M", Q3_K, Q3_K_M, "Q3_K_M", "3-bit: small, noticeable loss", 5.39, 0.000583, 1),
+    MIX("q3_K_S", Q3_K, Q3_K_S, "Q3_K_S", "3-bit everywhere but the output", 5.21, 0.000969, 1),
     /* llama-quantize's Q2_K is q2_K_M here: q2_K is every matrix q2_K, as every type name */
-    MIX("q2_K_M", Q2_K, Q2_K, "Q2_K", "smallest llama.cpp mix: large loss", 0, -1, 1),
+    MIX("q2_K_M", Q2_K, Q2_K, "Q2_K", "smallest llama.cpp mix: large loss", 4.99, 0.003076, 1),
     /* one type for every matrix (llama-quantize --pure) */
     SINGLE("q8_0", Q8_0, -1, "Q8_0", "near lossless, half of f16", 8.51, 0.000010, 0),
     SINGLE("q6_K", Q6_K, -1, "Q6_K --pure", "near lossless at 6.6 bits", 6.57, 0.000103, 0),
-    SINGLE("q5_K", Q5_K, 16, "Q5_K_S --pure", "every matrix q5_K", 5.51, 0.000486, 0),
-    SINGLE("q4_K", Q4_K, 14, "Q4_K_S --pure", "every matrix q4_K", 4.51, 0.001525, 0),
-    SINGLE("q3_K", Q3_K, -1, "Q3_K_S --pure", "every matrix q3_K", 0, -1, 1),
-    SINGLE("q2_K", Q2_K, -1, "Q2_K --pure", "every matrix q2_K: large loss", 0, -1, 1),
+    SINGLE("q5_K", Q5_K, -1, "Q5_K_S --pure", "every matrix q5_K", 5.51, 0.000486, 0),
+    SINGLE("q4_K", Q4_K, -1, "Q4_K_S --pure", "every matrix q4_K", 4.51, 0.001525, 0),
+    SINGLE("q3_K", Q3_K, -1, "Q3_K_S --pure", "every matrix q3_K", 3.44, 0.008221, 1),
+    SINGLE("q2_K", Q2_K, -1, "Q2_K --pure", "every matrix q2_K: large loss", 2.63, 0.030817, 1),
     SINGLE("q5_1", Q5_1, -1, "Q5_1 --pure", "legacy 32-blocks with a min", 6.01, 0.000334, 0),
     SINGLE("q5_0", Q5_0, -1, "Q5_0 --pure", "legacy 32-blocks", 5.51, 0.000415, 0),
     SINGLE("q4_1", Q4_1, -1, "Q4_1 --pure", "legacy 32-blocks with a min", 5.01, 0.001465, 0),
     SINGLE("q4_0", Q4_0, -1, "Q4_0 --pure", "legacy 32-blocks, fast to decode", 4.51, 0.002013, 0),
-    SINGLE("iq4_nl", IQ4_NL, -1, "IQ4_NL --pure", "4.5 bits on a non-linear grid", 0, -1, 1),
+    SINGLE("iq4_nl", IQ4_NL, -1, "IQ4_NL --pure", "4.5 bits on a non-linear grid", 4.51, 0.001798, 1),
     /* shrink's own types: llama.cpp cannot read these files */
     SINGLE("int8_ch", INT8_CH, -1, NULL, "int8 per output channel", 8.12, 0.000015, 0),
     SINGLE("int8_ch_asym", INT8_CH_ASYM, -1, NULL, "uint8 per channel with a zero point", 8.24, 0.000015, 0),

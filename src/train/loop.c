@@ -81,6 +81,10 @@ static char *config_text(const sk_train_opts *o, const sk_train_model *tm, const
              o->sched.warmup, o->optim.kind == SK_OPTIM_ADAMW ? "adamw" : "sgd", v[2], v[3],
              v[4], v[5], v[6], v[7], o->seed, o->sequential, o->decay_vectors, tm->n_elems,
              d->n);
+    if (o->config_extra) {
+        size_t len = strlen(s);
+        snprintf(s + len, 2048 - len, "%s", o->config_extra);
+    }
     if (o->distill) {
         const sk_distill_opts *x = o->distill;
         size_t len = strlen(s);

@@ -426,6 +426,17 @@ static shrink_status check_tokens(const sk_train_model *tm, const int32_t *token
 
 /* The forward pass over st->inp, keeping every activation; leaves the final-normed hidden
  * states in st->xnf. */
+/* The linear hook (train.h) after a product, if any. */
+static shrink_status hook_fwd(const sk_train_model *tm, int l, sk_linear w, const float *X, int N,
+                              float *Y) {
+    return tm->hook ? tm->hook->forward(tm->hook, l, w, X, N, Y) : SHRINK_OK;
+}
+
+static shrink_status hook_bwd(const sk_train_model *tm, int l, sk_linear w, const float *X,
+                              const float *dY, int N, float *dX) {
+    return tm->hook ? tm->hook->backward(tm->hook, l, w, X, dY, N, dX) : SHRINK_OK;
+}
+
 static shrink_status forward(const sk_train_model *tm, const model_slots *ms, int B,
                              int T) {
     const sk_config *c = &tm->cfg;
@@ -455,6 +466,10 @@ static shrink_status forward(const sk_train_model *tm, const model_slots *ms, in
         if ((st = sk_matmul_forward(q, xn1, w->wq.w, w->bq.w, N, D, Q, &s->mm))) return st;
         if ((st = sk_matmul_forward(k, xn1, w->wk.w, w->bk.w, N, D, K, &s->mm))) return st;
         if ((st = sk_matmul_forward(v, xn1, w->wv.w, w->bv.w, N, D, K, &s->mm))) return st;
+        if ((st = hook_fwd(tm, l, SK_LIN_Q, xn1, N, q)) ||
+            (st = hook_fwd(tm, l, SK_LIN_K, xn1, N, k)) ||
+            (st = hook_fwd(tm, l, SK_LIN_V, xn1, N, v)))
+            return st;
         if (c->arch->pos == SK_POS_ROPE) {
             sk_rope_forward(q, s->rope_cos, s->rope_sin, N, T, H, hd, c->rope_layout);
             sk_rope_forward(k, s->rope_cos, s->rope_sin, N, T, KV, hd, c->rope_layout);
@@ -463,6 +478,7 @@ static shrink_status forward(const sk_train_model *tm, const model_slots *ms, in
 
         /* output projection and residual: mid = x + ao wo^T (+ bo) */
         if ((st = sk_matmul_forward(mid, ao, w->wo.w, w->bo.w, N, Q, D, &s->mm))) return st;
+        if ((st = hook_fwd(tm, l, SK_LIN_O, ao, N, mid))) return st;
         sk_residual_forward(mid, x, ND);
 
         /* feed-forward: xn = norm(mid); SwiGLU or GELU MLP; residual */
@@ -472,15 +488,18 @@ static shrink_status forward(const sk_train_model *tm, const model_slots *ms, in
             st = sk_matmul_forward(fa, xn2, w->w_gate.w, NULL, N, D, F, &s->mm);
             if (st || (st = sk_matmul_forward(fb, xn2, w->w_up.w, w->b_up.w, N, D, F, &s->mm)))
                 return st;
+            if ((st = hook_fwd(tm, l, SK_LIN_GATE, xn2, N, fa)) ||
+                (st = hook_fwd(tm, l, SK_LIN_UP, xn2, N, fb)))
+                return st;
             sk_swiglu_forward(fh, fa, fb, (size_t)N * F);
         } else {
             st = sk_matmul_forward(fa, xn2, w->w_up.w, w->b_up.w, N, D, F, &s->mm);
-            if (st) return st;
+            if (st || (st = hook_fwd(tm, l, SK_LIN_UP, xn2, N, fa))) return st;
             sk_gelu_forward(fh, fa, (size_t)N * F);
         }
         float *xo = s->res + (size_t)(l + 1) * ND;
         st = sk_matmul_forward(xo, fh, w->w_down.w, w->b_down.w, N, F, D, &s->mm);
-        if (st) return st;
+        if (st || (st = hook_fwd(tm, l, SK_LIN_DOWN, fh, N, xo))) return st;
         sk_residual_forward(xo, mid, ND);
     }
     norm_forward(c, s->xnf, s->meanf, s->rstdf, s->res + (size_t)c->n_layers * ND,
@@ -517,21 +536,21 @@ static shrink_status backward(const sk_train_model *tm, const model_slots *ms, i
         memset(s->dfh, 0, (size_t)N * F * sizeof(float));
         st = sk_matmul_backward(s->dfh, w->w_down.g, w->b_down.w ? w->b_down.g : NULL, s->dres,
                                 fh, w->w_down.w, N, F, D, &s->mm);
-        if (st) return st;
+        if (st || (st = hook_bwd(tm, l, SK_LIN_DOWN, fh, s->dres, N, s->dfh))) return st;
         memset(s->dxn, 0, ND * sizeof(float));
         if (c->arch->ffn == SK_FFN_SWIGLU) {
             sk_swiglu_backward(s->dfa, s->dfb, s->dfh, fa, fb, (size_t)N * F);
             st = sk_matmul_backward(s->dxn, w->w_gate.g, NULL, s->dfa, xn2, w->w_gate.w, N, D,
                                     F, &s->mm);
-            if (st) return st;
+            if (st || (st = hook_bwd(tm, l, SK_LIN_GATE, xn2, s->dfa, N, s->dxn))) return st;
             st = sk_matmul_backward(s->dxn, w->w_up.g, w->b_up.w ? w->b_up.g : NULL, s->dfb,
                                     xn2, w->w_up.w, N, D, F, &s->mm);
-            if (st) return st;
+            if (st || (st = hook_bwd(tm, l, SK_LIN_UP, xn2, s->dfb, N, s->dxn))) return st;
         } else {
             sk_gelu_backward(s->dfa, fa, s->dfh, (size_t)N * F);
             st = sk_matmul_backward(s->dxn, w->w_up.g, w->b_up.w ? w->b_up.g : NULL, s->dfa,
                                     xn2, w->w_up.w, N, D, F, &s->mm);
-            if (st) return st;
+            if (st || (st = hook_bwd(tm, l, SK_LIN_UP, xn2, s->dfa, N, s->dxn))) return st;
         }
         norm_backward(c, s->dres, s->dxn, mid, w->ffn_norm, w->ffn_norm_b,
                       s->mean2 + (size_t)l * N, s->rstd2 + (size_t)l * N, N);
@@ -540,7 +559,7 @@ static shrink_status backward(const sk_train_model *tm, const model_slots *ms, i
         memset(s->dao, 0, (size_t)N * Q * sizeof(float));
         st = sk_matmul_backward(s->dao, w->wo.g, w->bo.w ? w->bo.g : NULL, s->dres, ao,
                                 w->wo.w, N, Q, D, &s->mm);
-        if (st) return st;
+        if (st || (st = hook_bwd(tm, l, SK_LIN_O, ao, s->dres, N, s->dao))) return st;
         sk_attention_backward(s->dq, s->dk, s->dv, s->dao, q, k, v, att, B, T, H, KV, hd,
                            s->work);
         if (c->arch->pos == SK_POS_ROPE) {
@@ -550,13 +569,13 @@ static shrink_status backward(const sk_train_model *tm, const model_slots *ms, i
         memset(s->dxn, 0, ND * sizeof(float));
         st = sk_matmul_backward(s->dxn, w->wq.g, w->bq.w ? w->bq.g : NULL, s->dq, xn1, w->wq.w,
                                 N, D, Q, &s->mm);
-        if (st) return st;
+        if (st || (st = hook_bwd(tm, l, SK_LIN_Q, xn1, s->dq, N, s->dxn))) return st;
         st = sk_matmul_backward(s->dxn, w->wk.g, w->bk.w ? w->bk.g : NULL, s->dk, xn1, w->wk.w,
                                 N, D, K, &s->mm);
-        if (st) return st;
+        if (st || (st = hook_bwd(tm, l, SK_LIN_K, xn1, s->dk, N, s->dxn))) return st;
         st = sk_matmul_backward(s->dxn, w->wv.g, w->bv.w ? w->bv.g : NULL, s->dv, xn1, w->wv.w,
                                 N, D, K, &s->mm);
-        if (st) return st;
+        if (st || (st = hook_bwd(tm, l, SK_LIN_V, xn1, s->dv, N, s->dxn))) return st;
         norm_backward(c, s->dres, s->dxn, x, w->attn_norm, w->attn_norm_b,
                       s->mean1 + (size_t)l * N, s->rstd1 + (size_t)l * N, N);
     }
@@ -600,6 +619,10 @@ static shrink_status run(sk_train_model *tm, const int32_t *tokens, int B, int T
         if (!s->gmask && !(s->gmask = falloc((size_t)tm->n_elems)))
             return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory for masked gradients", fn);
         memset(s->gmask, 0, (size_t)tm->n_elems * sizeof(float));
+    }
+    if (tm->hook) {
+        tm->hook->training = want_grad;
+        tm->hook->passes += want_grad != 0;
     }
     model_slots ms = {0};
     ms.layers = sk_calloc((size_t)c->n_layers, sizeof *ms.layers);

@@ -12,10 +12,16 @@
 #   2. an existing output that is not a regular file (FIFO, symbolic link) is refused;
 #   3. a Hugging Face folder written over an existing one holds exactly the new model;
 #   4. SIGINT, SIGTERM and SIGHUP during a write leave no temporary and exit 128 + signal;
-#      after SIGKILL the next command writing in that folder removes the stale temporary and
-#      says so; a failed `train` leaves no empty --out;
-#   5. /dev/zero and a FIFO as a text, token or tokenizer input get a message at once (no
-#      endless read, no wait for a writer); "no such file" only when there is none.
+#      after SIGKILL nothing is left with O_TMPFILE, and with named temporaries
+#      (SHRINK_NO_TMPFILE=1) the next command writing in that folder removes the stale one and
+#      says so; both write the same bytes; a failed `train` leaves no empty --out;
+#   5. /dev/zero and a FIFO as a text, token, calibration, tokenizer, teacher, checkpoint or
+#      adapter input get a message naming the option at once (no endless read, no wait for a
+#      writer); "no such file" only when there is none;
+#   6. NaN/Inf weights (f32, and a forged NaN q8_0 block scale) refused at load, convert and
+#      quantize naming the tensor, counted by info, allowed with --allow-nonfinite;
+#   7. a tokenizer smaller than the vocabulary refused at load, naming the option; no
+#      internal function in messages.
 #
 # Needs stories260K (../shared or the copies in tests/fixtures/ and models/stories260K/).
 # Ends with "test_files: N passed, N failed, N skipped"; exit 1 on any failure, 77 if the
@@ -110,6 +116,20 @@ refused "prune OUT = --calib" "OUT" "--calib"; same "prune OUT = --calib" "$d/c.
 ln -s m.bin "$d/ml.gguf"
 run "$bin" prune "$d/ml.gguf" "$d/m.bin" --method magnitude --sparsity 0.5
 refused "prune IN via a link = OUT" "OUT" "IN"; same "prune IN via a link = OUT" "$model" "$d/m.bin"
+# merge: onto one of its --lora adapters (checked before the base is loaded); a FIFO adapter
+ada=$(asset fixtures/lora/mix-llama-14m-lora-f32.gguf) || ada=
+base14=$(asset models/mix-llama-14m) || base14=
+if [ -n "$ada" ] && [ -n "$base14" ]; then
+    cp "$ada" "$d/ad.gguf"
+    run "$bin" merge "$base14" --lora "$d/ad.gguf" -o "$d/sub/../ad.gguf"
+    refused "merge -o = --lora" "-o" "--lora"; same "merge -o = --lora" "$ada" "$d/ad.gguf"
+    mkfifo "$d/ad.fifo"
+    run "$bin" merge "$base14" --lora "$d/ad.fifo" -o "$d/merged.gguf"
+    refused "merge --lora FIFO" "--lora" "FIFO"
+    if [ ! -e "$d/merged.gguf" ]; then ok; else bad "merge with a FIFO adapter wrote its output"; fi
+else
+    missing "fixtures/lora/mix-llama-14m-lora-f32.gguf or models/mix-llama-14m"
+fi
 run "$bin" eval --make-lambada "$d/a.txt" "$d/sub/../a.txt"
 refused "eval --make-lambada TEXT TEXT" "OUT" "--make-lambada"; same "eval --make-lambada TEXT TEXT" "$d/a.orig" "$d/a.txt"
 # a HF output folder holding the input, or being the input folder
@@ -294,6 +314,8 @@ for c in "quantize|--calib|$d/fifo|quantize $d/m.bin $d/q.gguf --scheme w8a8_sta
          "train|--valid|$d/fifo|train $model --tokenizer $tok --data $d/a.txt --out $d/tv --steps 1 --valid" \
          "train|--resume|$d/fifo|train $model --tokenizer $tok --data $d/a.txt --out $d/tr --steps 1 --resume" \
          "train|--resume|$d/rs/checkpoint.bin|train $model --tokenizer $tok --data $d/a.txt --out $d/tr --steps 1 --ctx 8 --batch 1 --resume $d/rs #" \
+         "lora|--resume|$d/fifo|lora $model --tokenizer $tok --data $d/a.txt -o $d/tl.gguf --steps 1 --resume" \
+         "lora|--data|/dev/zero|lora $model --tokenizer $tok -o $d/tl.gguf --steps 1 --data" \
          "distill|--teacher|/dev/zero|distill $model --tokenizer $tok --data $d/a.txt --out $d/td --steps 1 --teacher" \
          "eval|--make-lambada|$d/fifo|eval $d/lam.jsonl --make-lambada" \
          "ppl|--lora|$d/fifo|ppl $model $d/a.txt --tokenizer $tok --lora" \
@@ -308,7 +330,7 @@ for c in "quantize|--calib|$d/fifo|quantize $d/m.bin $d/q.gguf --scheme w8a8_sta
     refused "$name $opt $path" "$path"
     if grep -qiE 'FIFO|character device' "$tmp/err"; then ok; else bad "$name $opt $path: the message does not say what it is: $(head -c 300 "$tmp/err")"; fi
 done
-for o in q.gguf p.gguf cv.gguf t.tok tv tr td lam.jsonl; do
+for o in q.gguf p.gguf cv.gguf t.tok tv tr td tl.gguf tl.gguf.ckpt lam.jsonl; do
     if [ -e "$d/$o" ]; then bad "a refused input left $d/$o"; fi
 done
 run "$bin" tokenize "$d/a.txt" "$d/t.tok" --tokenizer "$d/absent.bin"

@@ -47,6 +47,8 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
+int cmd_lora(int argc, char **argv);
 
 /* ==== options ============================================================================= */
 

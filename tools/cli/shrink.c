@@ -26,6 +26,8 @@ static const cli_command commands[] = {
     {"tokenize", "encode a text file into a token file for training",            cmd_tokenize},
     {"train",    "train a model: AdamW/SGD, checkpoints, exact resume",           cmd_train},
     {"distill",  "train a student on a teacher's distribution (KL + CE)",         cmd_distill},
+    {"lora",     "train a LoRA adapter on a frozen base (PEFT / llama.cpp files)", cmd_lora},
+    {"merge",    "merge LoRA adapters into a base model (GGUF, HF, llama2.c)",    cmd_merge},
     {"version",  "version, CPU kernels and threads",                              cmd_version},
     {"help",     "help on a command: shrink help COMMAND",                        cmd_help},
 };

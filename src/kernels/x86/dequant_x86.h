@@ -87,6 +87,12 @@ static void q4_1_deq(const void *row, int64_t k0, int64_t n, float *dst) {
     }
 }
 
+/* t[i[j]] for each byte j (i < 16): pshufb (GCC's __builtin_shuffle is unknown to clang, which
+ * builds the fuzzers and the sanitizer runs of CI) */
+DQ_INLINE dq_v16u8 dq_lut16(dq_v16u8 t, dq_v16u8 i) {
+    return (dq_v16u8)_mm_shuffle_epi8((__m128i)t, (__m128i)i);
+}
+
 /* iq4_nl: the nibbles as grid values (int8), times d */
 static void iq4_nl_deq(const void *row, int64_t k0, int64_t n, float *dst) {
     const uint8_t *b = (const uint8_t *)row + k0 / SK_QK4_NL * sizeof(block_iq4_nl);
@@ -95,8 +101,8 @@ static void iq4_nl_deq(const void *row, int64_t k0, int64_t n, float *dst) {
     for (int64_t i = 0; i < n / SK_QK4_NL; i++, b += sizeof(block_iq4_nl), dst += SK_QK4_NL) {
         float d = dq_rd_f16(b);
         dq_v16u8 q = dq_ld(b + 2);
-        dq_put(dst, __builtin_shuffle(grid, q & 15), 1, d);
-        dq_put(dst + 16, __builtin_shuffle(grid, q >> 4), 1, d);
+        dq_put(dst, dq_lut16(grid, q & 15), 1, d);
+        dq_put(dst + 16, dq_lut16(grid, q >> 4), 1, d);
     }
 }
 

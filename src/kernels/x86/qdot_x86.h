@@ -332,40 +332,6 @@ SK_INLINE __m256i k23_scale_pair(__m256i sc8, int g) {
                               _mm_set1_epi16((short)(0x0100 * (4 * g + 1) + 4 * g))));
 }
 
-static float q2_K_dot(int64_t n, const void *w, const void *xa) {
-    const uint8_t *wp = w, *xp = xa;
-    const __m256i m3 = _mm256_set1_epi8(3);
-    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / SK_QK_K; b++, wp += sizeof(block_q2_K), xp += sizeof(block_q8_K)) {
-        const float dx = f32_at(xp + offsetof(block_q8_K, d));
-        const float d = f16(wp + offsetof(block_q2_K, d)) * dx;
-        const float dmin = f16(wp + offsetof(block_q2_K, dmin)) * dx;
-        const __m128i sm = _mm_loadu_si128((const __m128i *)(wp + offsetof(block_q2_K, scales)));
-        const __m256i sc_all = _mm256_cvtepu8_epi16(_mm_and_si128(sm, _mm_set1_epi8(0x0F)));
-        const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sm, 4),
-                                                                _mm_set1_epi8(0x0F)));
-        const __m256i pm = _mm256_madd_epi16(mins, loadu32(xp + offsetof(block_q8_K, bsums)));
-        accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(pm), accm);
-        const uint8_t *qs = wp + offsetof(block_q2_K, qs), *q8 = xp + offsetof(block_q8_K, qs);
-        __m256i sumg[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-        #pragma GCC unroll 2
-        for (int h = 0; h < 2; h++, qs += 32, q8 += 128) {
-            const __m256i sc = _mm256_broadcastsi128_si256(h ? _mm256_extracti128_si256(sc_all, 1)
-                                                             : _mm256_castsi256_si128(sc_all));
-            const __m256i q = loadu32(qs);
-            #pragma GCC unroll 4
-            for (int g = 0; g < 4; g++) {
-                __m256i u = _mm256_and_si256(_mm256_srli_epi16(q, 2 * g), m3);
-                __m256i p = _mm256_maddubs_epi16(u, loadu32(q8 + 32 * g));
-                sumg[g & 1] = mul_sum_i16(sumg[g & 1], p, k23_scale_pair(sc, g));
-            }
-        }
-        const __m256i sumi = _mm256_add_epi32(sumg[0], sumg[1]);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-    }
-    return hsum8(acc) - hsum8(accm);
-}
-
 /* the 16 six-bit q3_K scales minus 32, as 16 int8 (layout: kquants.c, q3_scale) */
 SK_INLINE __m128i q3_scales(const uint8_t *s) {
     uint32_t a[3], o[4];
@@ -379,20 +345,38 @@ SK_INLINE __m128i q3_scales(const uint8_t *s) {
     return _mm_sub_epi8(v, _mm_set1_epi8(32));
 }
 
-static float q3_K_dot(int64_t n, const void *w, const void *xa) {
+/* is_q3 = 0: q2_K (4-bit scales, mins through accm); 1: q3_K (6-bit scales - 32, the 3rd bit
+ * from hmask, the -4 offset through the sums) */
+SK_INLINE float k23_dot(int64_t n, const void *w, const void *xa, const int is_q3) {
     const uint8_t *wp = w, *xp = xa;
+    const size_t bsz = is_q3 ? sizeof(block_q3_K) : sizeof(block_q2_K);
     const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / SK_QK_K; b++, wp += sizeof(block_q3_K), xp += sizeof(block_q8_K)) {
-        const float d = f16(wp + offsetof(block_q3_K, d)) * f32_at(xp + offsetof(block_q8_K, d));
-        const __m128i sc8 = q3_scales(wp + offsetof(block_q3_K, scales));
-        const __m256i sc_all = _mm256_cvtepi8_epi16(sc8);
-        /* the codes are q + 4: subtract 4 * sum_j sc_j * bsums_j */
-        __m256i sumi = _mm256_slli_epi32(
-            _mm256_madd_epi16(sc_all, loadu32(xp + offsetof(block_q8_K, bsums))), 2);
-        sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
-        const __m256i hm = loadu32(wp + offsetof(block_q3_K, hmask));
-        const uint8_t *qs = wp + offsetof(block_q3_K, qs), *q8 = xp + offsetof(block_q8_K, qs);
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / SK_QK_K; b++, wp += bsz, xp += sizeof(block_q8_K)) {
+        const float dx = f32_at(xp + offsetof(block_q8_K, d));
+        const __m256i bsums = loadu32(xp + offsetof(block_q8_K, bsums));
+        __m256i sc_all, hm = _mm256_setzero_si256(), sumi = _mm256_setzero_si256();
+        float d;
+        const uint8_t *qs;
+        if (is_q3) {
+            d = f16(wp + offsetof(block_q3_K, d)) * dx;
+            sc_all = _mm256_cvtepi8_epi16(q3_scales(wp + offsetof(block_q3_K, scales)));
+            /* the codes are q + 4: subtract 4 * sum_j sc_j * bsums_j */
+            sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(sc_all, bsums), 2));
+            hm = loadu32(wp + offsetof(block_q3_K, hmask));
+            qs = wp + offsetof(block_q3_K, qs);
+        } else {
+            d = f16(wp + offsetof(block_q2_K, d)) * dx;
+            const float dmin = f16(wp + offsetof(block_q2_K, dmin)) * dx;
+            const __m128i sm = _mm_loadu_si128((const __m128i *)(wp + offsetof(block_q2_K, scales)));
+            const __m128i m4 = _mm_set1_epi8(0x0F);
+            sc_all = _mm256_cvtepu8_epi16(_mm_and_si128(sm, m4));
+            const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sm, 4), m4));
+            accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin),
+                                   _mm256_cvtepi32_ps(_mm256_madd_epi16(mins, bsums)), accm);
+            qs = wp + offsetof(block_q2_K, qs);
+        }
+        const uint8_t *q8 = xp + offsetof(block_q8_K, qs);
         __m256i sumg[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
         #pragma GCC unroll 2
         for (int h = 0; h < 2; h++, qs += 32, q8 += 128) {
@@ -402,8 +386,10 @@ static float q3_K_dot(int64_t n, const void *w, const void *xa) {
             #pragma GCC unroll 4
             for (int g = 0; g < 4; g++) {
                 __m256i u = _mm256_and_si256(_mm256_srli_epi16(q, 2 * g), m3);
-                __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + g), one);
-                u = _mm256_or_si256(u, _mm256_slli_epi16(hb, 2));
+                if (is_q3) {
+                    __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + g), one);
+                    u = _mm256_or_si256(u, _mm256_slli_epi16(hb, 2));
+                }
                 __m256i p = _mm256_maddubs_epi16(u, loadu32(q8 + 32 * g));
                 sumg[g & 1] = mul_sum_i16(sumg[g & 1], p, k23_scale_pair(sc, g));
             }
@@ -411,8 +397,11 @@ static float q3_K_dot(int64_t n, const void *w, const void *xa) {
         sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(sumg[0], sumg[1]));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
-    return hsum8(acc);
+    return hsum8(acc) - hsum8(accm);
 }
+
+static float q2_K_dot(int64_t n, const void *w, const void *xa) { return k23_dot(n, w, xa, 0); }
+static float q3_K_dot(int64_t n, const void *w, const void *xa) { return k23_dot(n, w, xa, 1); }
 
 /* ==== shrink's own types (shrink_quants.h) ================================================== */
 
