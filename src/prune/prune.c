@@ -82,7 +82,7 @@ static shrink_status read_chunk(void *user, int tid, int64_t r, int64_t k, float
 static shrink_status read_tensor(sk_xf *xf, const sk_xf_tensor *x, float **out) {
     const int64_t n = x->t.rows * x->t.cols;
     float *w = sk_aligned_alloc(64, (size_t)n * sizeof *w);
-    if (!w) return sk_error(SHRINK_ERR_NOMEM, "shrink_prune: out of memory for '%s' (%lld "
+    if (!w) return sk_error(SHRINK_ERR_NOMEM, "prune: out of memory for '%s' (%lld "
                             "values)", x->name, (long long)n);
     rd d = {w, x->t.cols};
     shrink_status st = sk_xf_map_rows(xf, x, 0, x->t.rows, read_chunk, &d);
@@ -135,7 +135,7 @@ static shrink_status p_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
     float *w0 = sk_aligned_alloc(64, (size_t)n * sizeof *w0);
     if (!w0) {
         sk_free(w);
-        return sk_error(SHRINK_ERR_NOMEM, "shrink_prune: out of memory for '%s'", x->name);
+        return sk_error(SHRINK_ERR_NOMEM, "prune: out of memory for '%s'", x->name);
     }
     memcpy(w0, w, (size_t)n * sizeof *w);
     if (j->method == PM_THRESHOLD) {
@@ -306,7 +306,7 @@ static shrink_status prune_calibrated(pjob *j, sk_xf *xf, sk_xf_tensor *x, const
     double *wd = j->method == PM_SPARSEGPT ? sk_malloc((size_t)n * sizeof *wd) : NULL;
     double *norm = j->method == PM_WANDA ? sk_malloc((size_t)cols * sizeof *norm) : NULL;
     if (!w0 || (j->method == PM_SPARSEGPT && !wd) || (j->method == PM_WANDA && !norm)) {
-        st = sk_error(SHRINK_ERR_NOMEM, "shrink_prune: out of memory for '%s'", x->name);
+        st = sk_error(SHRINK_ERR_NOMEM, "prune: out of memory for '%s'", x->name);
         goto out;
     }
     memcpy(w0, w, (size_t)n * sizeof *w);
@@ -367,7 +367,7 @@ static shrink_status calibrate_and_prune(pjob *j, sk_xf *xf, const char *in,
         int64_t e = j->method == PM_WANDA ? c.cols[i] : c.cols[i] * c.cols[i];
         c.stat[i] = sk_malloc((size_t)e * sizeof(double));
         if (!c.stat[i]) {
-            st = sk_error(SHRINK_ERR_NOMEM, "shrink_prune: out of memory for the statistics "
+            st = sk_error(SHRINK_ERR_NOMEM, "prune: out of memory for the statistics "
                           "of a %lld-column input", (long long)c.cols[i]);
             goto out;
         }
@@ -377,7 +377,7 @@ static shrink_status calibrate_and_prune(pjob *j, sk_xf *xf, const char *in,
         U = sk_malloc((size_t)(maxc * maxc) * sizeof *U);
         dead = sk_malloc((size_t)maxc);
         if (!U || !dead) {
-            st = sk_error(SHRINK_ERR_NOMEM, "shrink_prune: out of memory for a %lld x %lld "
+            st = sk_error(SHRINK_ERR_NOMEM, "prune: out of memory for a %lld x %lld "
                           "inverse Hessian", (long long)maxc, (long long)maxc);
             goto out;
         }
@@ -455,9 +455,9 @@ void shrink_prune_result_free(shrink_prune_result *r) {
 static shrink_status check_params(const char *in, const char *out, const shrink_prune_params *p,
                                   pjob *j) {
     if (!in || !*in || !out || !*out)
-        return sk_error(SHRINK_ERR_ARG, "shrink_prune: input and output paths are required");
+        return sk_error(SHRINK_ERR_ARG, "prune: input and output paths are required");
     if (!p->method)
-        return sk_error(SHRINK_ERR_ARG, "shrink_prune: no method (one of: threshold, "
+        return sk_error(SHRINK_ERR_ARG, "prune: no method (one of: threshold, "
                         "magnitude, wanda, sparsegpt)");
     j->method = PM_COUNT;
     for (int i = 0; i < PM_COUNT; i++)
@@ -514,7 +514,7 @@ static shrink_status check_params(const char *in, const char *out, const shrink_
     if (p->dtype >= SHRINK_DTYPE_COUNT ||
         (p->dtype >= 0 && (!sk_dtype((shrink_dtype)p->dtype)->name ||
                            !sk_dtype((shrink_dtype)p->dtype)->block)))
-        return sk_error(SHRINK_ERR_ARG, "shrink_prune: bad output dtype %d", (int)p->dtype);
+        return sk_error(SHRINK_ERR_ARG, "prune: bad output dtype %d", (int)p->dtype);
     if (sk_same_file(in, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the input; refusing to overwrite it", out);
     if (sk_format_from_path(out) != SK_FORMAT_GGUF)
@@ -537,10 +537,10 @@ shrink_status shrink_prune(const char *in, const char *out, const shrink_prune_p
     shrink_status st = check_params(in, out, p, &j);
     if (st) return st;
     sk_xf xf;
-    if ((st = sk_xf_open(&xf, in, p->tokenizer_path, "shrink_prune"))) goto out;
+    if ((st = sk_xf_open(&xf, in, p->tokenizer_path, "prune"))) goto out;
     j.ps = sk_calloc((size_t)xf.n, sizeof *j.ps);
     if (!j.ps) {
-        st = sk_error(SHRINK_ERR_NOMEM, "shrink_prune: out of memory");
+        st = sk_error(SHRINK_ERR_NOMEM, "prune: out of memory");
         goto out;
     }
     /* which tensors are pruned; the pattern must divide their rows */
@@ -576,7 +576,7 @@ shrink_status shrink_prune(const char *in, const char *out, const shrink_prune_p
     r->tensors = sk_calloc((size_t)xf.n, sizeof *r->tensors);
     if (!r->tensors) {
         remove(out);
-        st = sk_error(SHRINK_ERR_NOMEM, "shrink_prune: out of memory for the result");
+        st = sk_error(SHRINK_ERR_NOMEM, "prune: out of memory for the result");
         goto out;
     }
     for (int64_t i = 0; i < xf.n; i++) {

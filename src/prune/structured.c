@@ -427,11 +427,11 @@ shrink_status shrink_sensitivity(const char *in, const shrink_sensitivity_params
                                  shrink_sensitivity_result *r) {
     shrink_sensitivity_params def = shrink_sensitivity_params_default();
     if (!p) p = &def;
-    if (!r) return sk_error(SHRINK_ERR_ARG, "shrink_sensitivity: no result");
+    if (!r) return sk_error(SHRINK_ERR_ARG, "sensitivity: no result buffer given");
     memset(r, 0, sizeof *r);
-    if (!in || !*in) return sk_error(SHRINK_ERR_ARG, "shrink_sensitivity: no input model");
+    if (!in || !*in) return sk_error(SHRINK_ERR_ARG, "sensitivity: no input model given");
     if ((unsigned)p->unit >= SHRINK_UNIT_COUNT)
-        return sk_error(SHRINK_ERR_ARG, "shrink_sensitivity: bad unit %d", (int)p->unit);
+        return sk_error(SHRINK_ERR_ARG, "sensitivity: unknown unit %d", (int)p->unit);
     if (!p->calib_path || !*p->calib_path)
         return sk_error(SHRINK_ERR_ARG, "sensitivity needs a calibration text (--calib FILE)");
     if (p->calib_tokens < 2)
@@ -452,7 +452,7 @@ shrink_status shrink_sensitivity(const char *in, const shrink_sensitivity_params
     r->n = (int64_t)s.L * per;
     r->entries = sk_calloc((size_t)r->n, sizeof *r->entries);
     if (!r->entries) {
-        st = sk_error(SHRINK_ERR_NOMEM, "shrink_sensitivity: out of memory");
+        st = sk_error(SHRINK_ERR_NOMEM, "sensitivity: out of memory");
         goto out;
     }
     if ((st = measure_units(&s, p->unit, block, r->entries, p->progress, p->user))) goto out;
@@ -461,7 +461,7 @@ shrink_status shrink_sensitivity(const char *in, const shrink_sensitivity_params
     if (!a || !ord) {
         sk_free(a);
         sk_free(ord);
-        st = sk_error(SHRINK_ERR_NOMEM, "shrink_sensitivity: out of memory");
+        st = sk_error(SHRINK_ERR_NOMEM, "sensitivity: out of memory");
         goto out;
     }
     for (int64_t i = 0; i < r->n; i++) a[i] = r->entries[i].kl;

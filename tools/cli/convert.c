@@ -24,7 +24,7 @@ static const cli_opt convert_rows[] = {
      "gguf, hf or llama2c (default: from OUT: .gguf, .bin, else a HF folder)"},
     {"--dtype", NULL, CLI_OPT_STR, offsetof(convert_opts, dtype), "DTYPE", 0, 0,
      "dtype of the weight matrices (default: the input's): f32, f16, bf16; GGUF only:\n"
-     "llama.cpp's q8_0 ... q6_K, or shrink's own int8_ch, int8_ch_asym, int8_t, int8_t_asym,\n"
+     "llama.cpp's q8_0, q4_0, q4_1, q5_0, q5_1, q2_K ... q6_K, iq4_nl, or shrink's own int8_ch, int8_ch_asym, int8_t, int8_t_asym,\n"
      "int4_g32|64|128[_asym], nf4, nf4_dq, w8a8, w8a8_static (llama.cpp cannot read those;\n"
      "row by row, no calibration; docs/formats.md)"},
     {"--shard-size", NULL, CLI_OPT_U64, offsetof(convert_opts, shard_size), "BYTES", 0, 0,
@@ -33,14 +33,20 @@ static const cli_opt convert_rows[] = {
 
 static const cli_spec spec = {
     .name        = "convert",
-    .synopsis    = "IN OUT [--to gguf|hf|llama2c] [--dtype f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_K|q5_K|q6_K|\n"
+    .synopsis    = "IN OUT [--to gguf|hf|llama2c] [--dtype f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|\n"
+                   "       q2_K|q3_K|q4_K|q5_K|q6_K|iq4_nl|\n"
                    "       int8_ch|int8_ch_asym|int8_t|int8_t_asym|int4_g32|int4_g64|int4_g128|\n"
                    "       int4_g32_asym|int4_g64_asym|int4_g128_asym|nf4|nf4_dq|w8a8|w8a8_static]\n"
                    "       [--shard-size BYTES]",
     .description = "Converts a model between GGUF, Hugging Face (config.json + safetensors +\n"
                    "tokenizer files) and llama2.c .bin, tensor by tensor without loading the\n"
                    "whole model. Same-dtype conversions are lossless (bit for bit). OUT is\n"
-                   "written to a temporary and renamed when complete; it may not be IN.",
+                   "written to a temporary and renamed when complete; it may not be IN. Prints\n"
+                   "what was written (tensors per type, bits/weight, fallbacks for rows the\n"
+                   "type's block does not divide). The bytes are those of `shrink quantize\n"
+                   "--scheme DTYPE --ggml-exact` (quantize's default searches the block scales\n"
+                   "of q4_0 q4_1 q5_0 q5_1 int4_* nf4*, writes w8a8*'s lookup-only embedding\n"
+                   "int8_ch, and has llama.cpp's per-tensor mixes such as q4_K_M).",
     .opts        = convert_rows,
     .n_opts      = sizeof convert_rows / sizeof convert_rows[0],
     .n_pos_min   = 2,
@@ -54,7 +60,8 @@ static void progress_cb(void *user, int64_t done, int64_t total) {
     cli_progress_update((cli_progress *)user, (done + mib - 1) / mib, (total + mib - 1) / mib);
 }
 
-static void print_json(const char *in, const char *out, const shrink_convert_result *r) {
+static void print_json(const char *in, const char *out, const shrink_convert_result *r,
+                       const cli_written *w) {
     cli_json j;
     cli_json_begin(&j, stdout);
     cli_json_key(&j, "input");          cli_json_str(&j, in);
@@ -66,16 +73,35 @@ static void print_json(const char *in, const char *out, const shrink_convert_res
     cli_json_key(&j, "tensor_bytes");   cli_json_u64(&j, r->tensor_bytes);
     cli_json_key(&j, "seconds");        cli_json_num(&j, r->seconds);
     cli_json_key(&j, "peak_rss_bytes"); cli_json_u64(&j, shrink_peak_rss());
+    if (w->n_tensors) {
+        cli_json_key(&j, "bits_per_weight"); cli_json_num(&j, cli_written_bits(w));
+        cli_written_json(w, &j);
+    }
     cli_json_end(&j);
 }
 
-static void print_text(const char *in, const char *out, const shrink_convert_result *r) {
+static void print_text(const char *in, const char *out, const shrink_convert_result *r,
+                       const cli_written *w) {
     char b[32], c[32];
     printf("converted:  %s -> %s (%s, %s)\n", in, out, r->format, shrink_dtype_name(r->dtype));
     printf("parameters: %lld, tensor data %s\n", (long long)r->n_params,
            cli_fmt_bytes(b, sizeof b, r->tensor_bytes));
     printf("time:       %.2f s, peak RSS %s\n", r->seconds,
            cli_fmt_bytes(c, sizeof c, shrink_peak_rss()));
+    if (w->n_tensors) cli_written_print(w, stdout);
+}
+
+/* What the output file holds, read back (quantize prints the same summary). */
+static void written_summary(cli_written *w, const char *out, int dtype) {
+    cli_written_init(w, dtype >= 0 ? shrink_dtype_name((shrink_dtype)dtype) : "the input's types",
+                     dtype >= 0 ? shrink_dtype_bits((shrink_dtype)dtype) : 0.0);
+    if (cli_written_from_file(w, out, dtype) != SHRINK_OK) {
+        cli_warn("%s: cannot read the written file back to summarize it: %s", out,
+                 shrink_last_error());
+        w->n_tensors = 0;
+        return;
+    }
+    cli_written_notice(w, out);
 }
 
 int cmd_convert(int argc, char **argv) {
@@ -110,6 +136,7 @@ int cmd_convert(int argc, char **argv) {
     if ((rc = cli_check_io(io, 3)) != CLI_OK) return rc;
     p.shard_bytes = opts.shard_size;
     p.tokenizer_path = common.tokenizer;
+    p.allow_nonfinite = common.allow_nonfinite;
     shrink_set_threads(common.threads);
 
     cli_progress prog;
@@ -120,7 +147,9 @@ int cmd_convert(int argc, char **argv) {
     shrink_status st = shrink_convert(pos[0], pos[1], &p, &r);
     cli_progress_end(&prog);
     if (st != SHRINK_OK) return cli_fail_status(st);
-    if (common.json) print_json(pos[0], pos[1], &r);
-    else print_text(pos[0], pos[1], &r);
+    cli_written w;
+    written_summary(&w, pos[1], p.dtype);
+    if (common.json) print_json(pos[0], pos[1], &r, &w);
+    else print_text(pos[0], pos[1], &r, &w);
     return CLI_OK;
 }

@@ -3,7 +3,7 @@
  * V)`: unstructured and N:M pruning of the linear layers, written dense, through shrink_prune
  * (the library does the work; this file parses options and prints).
  *
- * stdout: one line ("wanda 50.0% of 5.9M weights in 14 matrices zeroed -> OUT (4.2 MB)"), with
+ * stdout: one line ("wanda 50.0% of 5.9M weights in 14 matrices zeroed -> OUT (4.01 MiB)"), with
  * --verbose a per-tensor table (name, shape, dtype, sparsity, relative change); or with --json
  * one object (per-tensor entries always: the sparsity of each tensor). stderr: progress with an
  * ETA (calibrated layers, then MiB written).
@@ -180,9 +180,10 @@ static void print_text(const char *out, const shrink_prune_result *r, bool verbo
         }
         printf("\n");
     }
-    printf("%s: %.2f%% of %.2fM weights in %lld matrices zeroed -> %s (%.2f MB)\n", r->method,
-           100.0 * r->sparsity, (double)r->n_pruned_params / 1e6, (long long)r->n_pruned, out,
-           (double)r->out_file_bytes / 1e6);
+    char ob[32];
+    printf("%s: %.2f%% of %.2fM weights in %lld matri%s zeroed -> %s (%s)\n", r->method,
+           100.0 * r->sparsity, (double)r->n_pruned_params / 1e6, (long long)r->n_pruned,
+           r->n_pruned == 1 ? "x" : "ces", out, cli_fmt_bytes(ob, sizeof ob, r->out_file_bytes));
 }
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -426,6 +427,11 @@ int cmd_prune(int argc, char **argv) {
     p.tokenizer_path = common.tokenizer;
     if (opts.calib && strcasecmp(opts.method, "wanda") && strcasecmp(opts.method, "sparsegpt"))
         cli_warn("--calib is used by wanda and sparsegpt only; ignored for %s", opts.method);
+    cli_io io[] = {{"IN", pos[0], CLI_IN},
+                   {"--tokenizer", common.tokenizer, CLI_IN},
+                   {"--calib", opts.calib, CLI_IN},
+                   {"OUT", pos[1], CLI_OUT}};
+    if ((rc = cli_check_io(io, 4)) != CLI_OK) return rc;
     shrink_set_threads(common.threads);
 
     cli_phase_progress prog = {.phase = -1, .last = -1, .calib_label = "calibrated layers",
