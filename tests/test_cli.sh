@@ -308,6 +308,11 @@ else
     fi
     expect_ok "quantize -m IN OUT TYPE" "$bin" quantize -m "$model" "$tmp/pq/c.gguf" Q8_0 &&
         { cmp -s "$tmp/pq/a.gguf" "$tmp/pq/c.gguf" && ok || bad "quantize -m IN OUT Q8_0 differs"; }
+    # llama-quantize's Q2_K is its mix: shrink's q2_K_M, not q2_K (every matrix q2_K)
+    if expect_ok "quantize IN OUT Q2_K" "$bin" quantize "$model" "$tmp/pq/e.gguf" Q2_K &&
+        expect_ok "quantize --scheme q2_K_M" "$bin" quantize "$model" "$tmp/pq/f.gguf" --scheme q2_K_M; then
+        cmp -s "$tmp/pq/e.gguf" "$tmp/pq/f.gguf" && ok || bad "quantize IN OUT Q2_K differs from --scheme q2_K_M"
+    fi
     run "$bin" quantize "$model" "$tmp/pq/d.gguf" q8_0 --scheme q4_0
     [ $rc -eq 2 ] && grep -q "the scheme is given twice" "$tmp/err" && [ ! -e "$tmp/pq/d.gguf" ] && ok ||
         bad "quantize with two different schemes: exit $rc: $(cat "$tmp/err")"
