@@ -232,6 +232,9 @@ typedef struct shrink_convert_params {
     void       *user;
     bool        allow_nonfinite;/* true: convert weights holding NaN or Inf (default: refused,
                                    naming the tensor, quantized tensors included) */
+    bool        head_copy;      /* GGUF of a tied GPT-2: also write output.weight as a copy of
+                                   token_embd (llama.cpp builds before March 2025 need it);
+                                   default: the head is token_embd, written once */
 } shrink_convert_params;
 
 typedef struct shrink_convert_result {

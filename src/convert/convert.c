@@ -8,7 +8,7 @@
 shrink_convert_params shrink_convert_params_default(void) {
     shrink_convert_params p = {.to = NULL, .dtype = -1, .shard_bytes = 0,
                                .tokenizer_path = NULL, .progress = NULL, .user = NULL,
-                               .allow_nonfinite = false};
+                               .allow_nonfinite = false, .head_copy = false};
     return p;
 }
 
@@ -53,6 +53,7 @@ shrink_status shrink_convert(const char *in, const char *out, const shrink_conve
     sk_write_opts o = sk_write_opts_default();
     o.dtype = p->dtype;
     o.shard_bytes = p->shard_bytes;
+    o.head_copy = p->head_copy;
     conv_progress cp = {p, 0};
     o.progress = conv_progress_cb;
     o.progress_user = &cp;

@@ -17,6 +17,7 @@ typedef struct convert_opts {
     const char *to;
     const char *dtype;
     uint64_t    shard_size;
+    bool        head_copy;
 } convert_opts;
 
 static const cli_opt convert_rows[] = {
@@ -29,6 +30,10 @@ static const cli_opt convert_rows[] = {
      "row by row, no calibration; docs/formats.md)"},
     {"--shard-size", NULL, CLI_OPT_U64, offsetof(convert_opts, shard_size), "BYTES", 0, 0,
      "HF output: largest safetensors shard (default 2000000000)"},
+    {"--head-copy", NULL, CLI_OPT_FLAG, offsetof(convert_opts, head_copy), NULL, 0, 0,
+     "GGUF of a tied GPT-2: also write output.weight, a copy of token_embd, for llama.cpp\n"
+     "builds before March 2025 (PR 12456), which refuse the file without it (default: the\n"
+     "head is token_embd, written once, as llama.cpp's converter now writes it)"},
 };
 
 static const cli_spec spec = {
@@ -36,7 +41,7 @@ static const cli_spec spec = {
     .synopsis    = "IN OUT [--to gguf|hf|llama2c] [--dtype f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_K|q5_K|q6_K|\n"
                    "       int8_ch|int8_ch_asym|int8_t|int8_t_asym|int4_g32|int4_g64|int4_g128|\n"
                    "       int4_g32_asym|int4_g64_asym|int4_g128_asym|nf4|nf4_dq|w8a8|w8a8_static]\n"
-                   "       [--shard-size BYTES]",
+                   "       [--shard-size BYTES] [--head-copy]",
     .description = "Converts a model between GGUF, Hugging Face (config.json + safetensors +\n"
                    "tokenizer files) and llama2.c .bin, tensor by tensor without loading the\n"
                    "whole model. Same-dtype conversions are lossless (bit for bit). OUT is\n"
@@ -131,6 +136,7 @@ int cmd_convert(int argc, char **argv) {
     p.shard_bytes = opts.shard_size;
     p.tokenizer_path = common.tokenizer;
     p.allow_nonfinite = common.allow_nonfinite;
+    p.head_copy = opts.head_copy;
     shrink_set_threads(common.threads);
 
     cli_progress prog;
