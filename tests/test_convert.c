@@ -6,6 +6,8 @@
  *      stories260K-hf, tiny-llama-gqa (GQA, untied) and tiny-gpt2 (Conv1D, fused qkv);
  *      a tied head is written once (tiny-gpt2's GGUF has no output.weight, is smaller by the
  *      embedding than one repeating it, same logits);
+ *      a quantized GGUF passes through byte for byte; another dtype or a HF output is refused
+ *      without allow_requantize (no output), allowed with it;
  *   2. the converted models compute what the originals do: logits of a few tokens agree
  *      (exactly when the layout is the same, to 1e-5 across RoPE layouts), perplexity too;
  *   3. dtype conversion (f32 -> f16 -> f32 is the f16 rounding of the original), sharded HF
@@ -219,6 +221,53 @@ static void tied_head(void) {
           "repeated head %g", d1, d2);
     printf("  tiny-gpt2 GGUF: head written once %llu bytes, repeated %llu; logits within %.1e\n",
            (unsigned long long)s1, (unsigned long long)s2, d1);
+}
+
+/* Do two files hold the same bytes? */
+static int same_file(const char *a, const char *b) {
+    char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    int same = !sk_read_file(a, 1u << 26, &x, &nx) && !sk_read_file(b, 1u << 26, &y, &ny) &&
+               nx == ny && !memcmp(x, y, nx);
+    sk_free(x);
+    sk_free(y);
+    return same;
+}
+
+/* A quantized GGUF: passed through byte for byte without a dtype (or with its own type);
+ * another dtype, or a HF output, only with allow_requantize (the message names the tensor's
+ * type and the option; no output left). */
+static void quantized_input(void) {
+    char src[2048], q8[4200], out[4200], hf[4200];
+    if (!test_need_model(src, sizeof src, "stories260K/stories260K.bin")) return;
+    tmp_path(q8, sizeof q8, "q8.gguf");
+    tmp_path(out, sizeof out, "q8-again.gguf");
+    tmp_path(hf, sizeof hf, "q8-hf");
+    if (conv(src, q8, SHRINK_DTYPE_Q8_0)) return;
+    if (!conv(q8, out, -1))
+        CHECK(same_file(q8, out), "q8_0 GGUF converted without a dtype: bytes changed");
+    remove(out);
+    if (!conv(q8, out, SHRINK_DTYPE_Q8_0))
+        CHECK(same_file(q8, out), "q8_0 GGUF converted to q8_0: bytes changed");
+    remove(out);
+    shrink_convert_params p = shrink_convert_params_default();
+    p.dtype = SHRINK_DTYPE_F16;
+    shrink_status st = shrink_convert(q8, out, &p, NULL);
+    const char *e = shrink_last_error();
+    CHECK(st == SHRINK_ERR_ARG && strstr(e, "q8_0") && strstr(e, "--allow-requantize") &&
+          access(out, F_OK) != 0, "q8_0 -> f16 without allow_requantize: %d %s", (int)st, e);
+    p.dtype = -1;
+    st = shrink_convert(q8, hf, &p, NULL);
+    e = shrink_last_error();
+    CHECK(st == SHRINK_ERR_ARG && strstr(e, "q8_0") && strstr(e, "--allow-requantize") &&
+          access(hf, F_OK) != 0, "q8_0 -> HF without allow_requantize: %d %s", (int)st, e);
+    p.dtype = SHRINK_DTYPE_F16;
+    p.allow_requantize = true;
+    st = shrink_convert(q8, out, &p, NULL);
+    CHECK(st == SHRINK_OK, "q8_0 -> f16 with allow_requantize: %s", shrink_last_error());
+    double d = st ? -1 : logits_diff(q8, out);
+    CHECK(d >= 0 && d < 1e-2, "q8_0 -> f16: logits differ by %g", d);
+    printf("  q8_0 GGUF -> GGUF byte for byte; -> f16 or HF refused without allow_requantize\n");
 }
 
 /* Perplexity on a fixed text of the original and the GGUF conversion. */
@@ -483,6 +532,7 @@ int main(void) {
     round_trip("tiny-llama-gqa", "gqa-hf");
     round_trip("tiny-gpt2", "gpt2-hf");
     tied_head();
+    quantized_input();
     ppl_equal();
     dtype_and_shards();
     tokenizers();
