@@ -263,6 +263,8 @@ SHRINK_API shrink_status shrink_convert(const char *in, const char *out,
 
 /* ==== quantizing ========================================================================== */
 
+struct shrink_quantize_tensor; /* below */
+
 typedef struct shrink_quantize_params {
     const char *scheme;         /* a scheme of shrink_quantize_scheme_name(): "q4_K_M", "q8_0",
                                    "int4_g128", "w8a8_static", ... (required) */
@@ -281,6 +283,10 @@ typedef struct shrink_quantize_params {
      * with phase 0, then phase 1 is the writing); may be NULL */
     void      (*progress)(void *user, int phase, int64_t done, int64_t total);
     void       *user;
+    /* called (with `user`) as each tensor is complete, in writing order: tensor i of n, as
+     * the result's tensors[i] will hold it (llama-quantize's line per tensor); may be NULL */
+    void      (*tensor_done)(void *user, const struct shrink_quantize_tensor *t, int64_t i,
+                             int64_t n);
 } shrink_quantize_params;
 
 /* One tensor of the output. */
