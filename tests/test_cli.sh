@@ -565,6 +565,18 @@ else
     expect_fail "convert --dtype int4_g16 lists the types" "w8a8_static" \
         "$bin" convert "$model" "$tmp/own2.gguf" --dtype int4_g16
     [ ! -e "$tmp/own2.gguf" ] && ok || bad "convert --dtype int4_g16 left a file"
+    # a quantized input: passed through byte for byte without --dtype (or with `same`);
+    # another dtype needs --allow-requantize, naming the tensor's type and the option
+    if expect_ok "convert --dtype q8_0" "$bin" convert "$model" "$tmp/q8.gguf" --dtype q8_0 &&
+        expect_ok "convert a q8_0 GGUF --dtype same" "$bin" convert "$tmp/q8.gguf" "$tmp/q8b.gguf" \
+            --dtype same; then
+        cmp -s "$tmp/q8.gguf" "$tmp/q8b.gguf" && ok || bad "convert of a q8_0 GGUF changed it"
+        expect_fail "convert q8_0 -> f16 without --allow-requantize" "q8_0; converting it to f16 would requantize it: add --allow-requantize" \
+            "$bin" convert "$tmp/q8.gguf" "$tmp/q8f16.gguf" --dtype f16
+        [ ! -e "$tmp/q8f16.gguf" ] && ok || bad "a refused requantization left a file"
+        expect_ok "convert q8_0 -> f16 --allow-requantize" "$bin" convert "$tmp/q8.gguf" \
+            "$tmp/q8f16.gguf" --dtype f16 --allow-requantize
+    fi
 fi
 
 # ==== quantize =================================================================================
