@@ -341,7 +341,8 @@ typedef struct shrink_imatrix_result {
     int64_t n_entries;          /* matrices in the file */
     int64_t n_chunks;
     int64_t n_tokens;           /* tokens run (n_chunks * calib_ctx) */
-    int64_t text_tokens;        /* tokens of the whole calibration text */
+    int64_t text_tokens;        /* tokens encoded: the whole text's without calib_tokens,
+                                   else at least calib_tokens */
     double  seconds;
 } shrink_imatrix_result;
 

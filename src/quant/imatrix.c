@@ -318,9 +318,10 @@ static int64_t lin_cols(const sk_config *c, sk_linear which) {
     }
 }
 
-/* The calibration tokens: the whole text encoded. */
-static shrink_status encode_text(const shrink_model *m, const char *path, int32_t **ids,
-                                 size_t *n) {
+/* The calibration tokens: the whole text encoded (want 0), or a prefix long enough for `want`
+ * tokens and 64 more (the tokens of a prefix equal the whole text's except near the cut). */
+static shrink_status encode_text(const shrink_model *m, const char *path, int64_t want,
+                                 int32_t **ids, size_t *n) {
     const shrink_tokenizer *tok = shrink_model_tokenizer(m);
     if (!tok)
         return sk_error(SHRINK_ERR_ARG, "%s: the model has no tokenizer to encode the "
@@ -333,7 +334,19 @@ static shrink_status encode_text(const shrink_model *m, const char *path, int32_
     if (!sk_utf8_valid(text, len, &bad))
         st = sk_error(SHRINK_ERR_FORMAT, "%s: not UTF-8 text: invalid byte 0x%02X at byte "
                       "offset %zu", path, (unsigned char)text[bad], bad);
-    else st = shrink_tokenizer_encode(tok, text, len, m->cfg.add_bos, ids, n);
+    size_t pre = want > 0 ? (size_t)want * 8 + 4096 : len;
+    while (!st) {
+        if (pre >= len) pre = len;
+        while (pre < len && ((unsigned char)text[pre] & 0xC0) == 0x80) pre--;
+        if ((st = shrink_tokenizer_encode(tok, text, pre, m->cfg.add_bos, ids, n))) break;
+        if (pre == len || (int64_t)*n >= want + 64) {
+            if (pre < len) *n = (size_t)want; /* the tail near the cut may differ */
+            break;
+        }
+        shrink_free(*ids);
+        *ids = NULL;
+        pre *= 4;
+    }
     sk_free(text);
     return st;
 }
@@ -369,7 +382,7 @@ shrink_status sk_imatrix_compute(const char *in, const shrink_imatrix_params *p,
     if (st) return st;
     const sk_config *cfg = &m->cfg;
     size_t n_ids = 0;
-    if ((st = encode_text(m, p->calib_path, &ids, &n_ids))) goto out;
+    if ((st = encode_text(m, p->calib_path, p->calib_tokens, &ids, &n_ids))) goto out;
     int32_t C = p->calib_ctx > 0 ? p->calib_ctx : 512;
     if (C > cfg->max_seq_len) {
         st = sk_error(SHRINK_ERR_ARG, "--calib-ctx %d exceeds the model's context of %d "

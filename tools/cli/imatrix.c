@@ -3,7 +3,7 @@
  * on a calibration text, written in the legacy imatrix format llama-quantize --imatrix reads,
  * through shrink_imatrix (the library does the work; this file parses options and prints).
  *
- * stdout: one line ("42 entries from 65 chunks of 256 tokens (16640 of 16700 tokens) -> OUT");
+ * stdout: one line ("42 entries from 65 chunks of 256 tokens (16640 tokens) -> OUT");
  * or with --json one object. stderr: progress with an ETA (calibration tokens).
  */
 #include "cli.h"
@@ -97,9 +97,9 @@ int cmd_imatrix(int argc, char **argv) {
         cli_json_key(&j, "peak_rss_bytes"); cli_json_u64(&j, shrink_peak_rss());
         cli_json_end(&j);
     } else {
-        printf("%lld entries from %lld chunks of %d tokens (%lld of the text's %lld tokens) -> "
-               "%s\n", (long long)r.n_entries, (long long)r.n_chunks, (int)opts.calib_ctx,
-               (long long)r.n_tokens, (long long)r.text_tokens, opts.out);
+        printf("%lld entries from %lld chunks of %d tokens (%lld tokens) -> %s\n",
+               (long long)r.n_entries, (long long)r.n_chunks, (int)opts.calib_ctx,
+               (long long)r.n_tokens, opts.out);
     }
     return CLI_OK;
 }
