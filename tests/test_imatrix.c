@@ -11,9 +11,17 @@
  *   4. the GGUF form (a file built here by hand: <name>.in_sum2, <name>.counts) reads as
  *      in_sum2 / counts;
  *   5. broken files: truncated, NaN, a duplicate entry, a GGUF without entries; an imatrix of
- *      another model (names and row lengths) is refused by sk_imatrix_check.
+ *      another model (names and row lengths) is refused by sk_imatrix_check;
+ *   6. the searched types with an importance matrix: no block's importance-weighted error above
+ *      that of ggml's importance-weighted block (q4_0/q4_1/q5_0/q5_1; shrink's int4/nf4: their
+ *      reference), smaller overall (ggml's bytes themselves: test_quants against ggml's vectors);
+ *   7. end to end: shrink_quantize --imatrix writes, for blk.0.attn_v of stories260K, the bytes
+ *      of ggml's weighted quantizer (--ggml-exact) or of the search (default) applied to the
+ *      rows read here from the llama2.c file with the entry's importance.
  */
 #include "formats/formats.h"
+#include "kernels/q_imatrix.h"
+#include "kernels/q_search.h"
 #include "model/model.h"
 #include "quant/imatrix.h"
 #include "test_util.h"
@@ -344,12 +352,158 @@ static void test_broken(void) {
     sk_imatrix_free(m);
 }
 
+
+/* 6 */
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static double rng_u(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return ((double)(rng_state >> 11) + 0.5) / 9007199254740992.0;
+}
+static float rng_normal(void) {
+    return (float)(sqrt(-2.0 * log(rng_u())) * cos(6.283185307179586 * rng_u()));
+}
+
+static void test_search(void) {
+    const int64_t rows = 16, cols = 1024;
+    const int mode = sk_qsearch_mode();
+    float *x = malloc((size_t)(rows * cols) * sizeof(float)), *qw = malloc((size_t)cols * 4);
+    float *w = malloc((size_t)cols * 4), *ya = malloc((size_t)cols * 4);
+    float *yb = malloc((size_t)cols * 4);
+    for (int64_t j = 0; j < cols; j++) qw[j] = (float)(0.05 + 4.0 * rng_u() * rng_u());
+    for (int t = 0; t < SHRINK_DTYPE_COUNT; t++) {
+        if (!sk_quantize_searches((shrink_dtype)t)) continue;
+        const sk_dtype_traits *d = sk_dtype((shrink_dtype)t);
+        const size_t rb = (size_t)sk_dtype_row_bytes((shrink_dtype)t, cols);
+        uint8_t *qa = malloc(rb), *qb = malloc(rb);
+        double tot_s = 0, tot_r = 0;
+        int64_t worse = 0;
+        sk_qparams qp;
+        memset(&qp, 0, sizeof qp);
+        qp.imatrix = qw;
+        for (int kind = 0; kind < 3; kind++) {
+            for (int64_t i = 0; i < rows * cols; i++) {
+                float g = rng_normal() * 0.02f;
+                x[i] = kind == 1 ? g * g * g * 2500.0f : kind == 2 && i % 97 == 0 ? 0.5f : g;
+            }
+            for (int64_t r = 0; r < rows; r++) {
+                const float *xr = x + r * cols;
+                d->quantize(xr, qa, cols, &qp);
+                if (sk_qim_has((shrink_dtype)t)) sk_qim_quantize((shrink_dtype)t, xr, qb, cols, qw);
+                else d->from_f32(xr, qb, cols);
+                d->to_f32(qa, ya, cols);
+                d->to_f32(qb, yb, cols);
+                double s2 = 0;
+                for (int64_t j = 0; j < cols; j++) s2 += (double)xr[j] * xr[j];
+                for (int64_t j = 0; j < cols; j++)
+                    w[j] = qw[j] * (mode == 2 ? sqrtf((float)(s2 / cols) + xr[j] * xr[j]) : 1.0f);
+                for (int64_t b = 0; b < cols / (int64_t)d->block; b++) {
+                    double es = 0, er = 0;
+                    for (int64_t j = b * (int64_t)d->block; j < (b + 1) * (int64_t)d->block; j++) {
+                        double ds = (double)ya[j] - xr[j], dr = (double)yb[j] - xr[j];
+                        es += (double)w[j] * ds * ds;
+                        er += (double)w[j] * dr * dr;
+                    }
+                    worse += es > er * (1 + 1e-9) + 1e-30;
+                    tot_s += es;
+                    tot_r += er;
+                }
+            }
+        }
+        CHECK(worse == 0, "%s with an importance matrix: %lld blocks with a larger weighted error "
+              "than %s", d->name, (long long)worse, sk_qim_has((shrink_dtype)t) ?
+              "ggml's importance-weighted block" : "the reference");
+        if (mode)
+            CHECK(tot_s < 0.99 * tot_r, "%s: weighted error %g, ggml's/reference %g", d->name,
+                  tot_s, tot_r);
+        printf("  %-16s importance-weighted error: search / %s = %.3f\n", d->name,
+               sk_qim_has((shrink_dtype)t) ? "ggml --imatrix" : "reference", tot_s / tot_r);
+        free(qa);
+        free(qb);
+    }
+    free(x);
+    free(qw);
+    free(w);
+    free(ya);
+    free(yb);
+}
+
+/* 7: stories260K's blk.0.attn_v rows from the llama2.c file (wq and wk of every layer before
+ * wv), quantized here with the entry's importance, against the file shrink_quantize wrote */
+static void test_quantize_imatrix(void) {
+    char model[2048], im[1200], out[1200], text[1200];
+    if (!test_need_model(model, sizeof model, "stories260K/stories260K.bin")) return;
+    snprintf(text, sizeof text, "%s/calib.txt", tmpdir);
+    snprintf(im, sizeof im, "%s/s.imatrix", tmpdir); /* written by test_independent */
+    shrink_model *m = NULL;
+    CHECK(shrink_model_load(&m, model, NULL) == SHRINK_OK, "load: %s", shrink_last_error());
+    sk_imatrix *a = NULL;
+    CHECK(sk_imatrix_read(im, &a) == SHRINK_OK, "read %s: %s", im, shrink_last_error());
+    size_t n;
+    uint8_t *f = slurp(model, &n);
+    const sk_imatrix_entry *e = sk_imatrix_find(a, "blk.0.attn_v.weight");
+    if (!m || !a || !f || !e) goto out;
+    const sk_config *c = &m->cfg;
+    const int64_t D = c->dim, L = c->n_layers, kvd = (int64_t)c->n_kv_heads * c->head_dim;
+    const float *wv = (const float *)(f + 28) + (size_t)(c->vocab_size * D + L * D + L * D * D +
+                                                         L * kvd * D);
+    for (int exact = 0; exact < 2; exact++) {
+        shrink_quantize_params p = shrink_quantize_params_default();
+        p.scheme = "q4_0";
+        p.imatrix_path = im;
+        p.ggml_exact = exact;
+        snprintf(out, sizeof out, "%s/q%d.gguf", tmpdir, exact);
+        shrink_quantize_result r;
+        shrink_status st = shrink_quantize(model, out, &p, &r);
+        CHECK(st == SHRINK_OK, "quantize --imatrix: %s", shrink_last_error());
+        if (st) continue;
+        /* ffn_down's rows of 172 fall back to f16: the other 30 matrices use their entry */
+        CHECK(r.imatrix_entries == 35 && r.imatrix_used == 30, "%lld entries, %lld used",
+              (long long)r.imatrix_entries, (long long)r.imatrix_used);
+        shrink_quantize_result_free(&r);
+        size_t gn;
+        uint8_t *g = slurp(out, &gn);
+        sk_gguf *gg = NULL;
+        CHECK(g && sk_gguf_parse(g, gn, out, &gg) == SHRINK_OK, "parse %s", out);
+        const sk_gguf_tensor *t = NULL;
+        for (int64_t i = 0; gg && i < gg->n_tensors; i++)
+            if (gg->tensors[i].name.len == 19 && !memcmp(gg->tensors[i].name.s,
+                                                         "blk.0.attn_v.weight", 19))
+                t = &gg->tensors[i];
+        const size_t rb = (size_t)sk_dtype_row_bytes(SHRINK_DTYPE_Q4_0, D);
+        CHECK(t && t->bytes == (uint64_t)kvd * rb, "blk.0.attn_v.weight in %s", out);
+        uint8_t *mine = malloc((size_t)kvd * rb);
+        sk_qparams qp;
+        memset(&qp, 0, sizeof qp);
+        qp.imatrix = e->v;
+        for (int64_t r0 = 0; t && r0 < kvd; r0++) {
+            float row[1024];
+            memcpy(row, wv + r0 * D, (size_t)D * 4);
+            if (exact) sk_qim_quantize(SHRINK_DTYPE_Q4_0, row, mine + r0 * rb, D, e->v);
+            else sk_dtype(SHRINK_DTYPE_Q4_0)->quantize(row, mine + r0 * rb, D, &qp);
+        }
+        CHECK(t && !memcmp(mine, t->data, (size_t)kvd * rb), "blk.0.attn_v %s: bytes differ "
+              "from the importance-weighted quantizer on the source rows", exact ?
+              "--ggml-exact" : "search");
+        free(mine);
+        sk_gguf_free(gg);
+        free(g);
+    }
+out:
+    free(f);
+    sk_imatrix_free(a);
+    shrink_model_free(m);
+}
+
 int main(void) {
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;
     }
     test_independent();
+    test_quantize_imatrix();
+    test_search();
     test_gguf_form();
     test_broken();
     test_llama_cpp();
