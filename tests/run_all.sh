@@ -23,6 +23,7 @@ fi
 if [ -f tests/test_eval_cli.sh ]; then run "test_eval_cli.sh" sh tests/test_eval_cli.sh "$build/shrink"; fi
 if [ -f tests/test_train_cli.sh ]; then run "test_train_cli.sh" sh tests/test_train_cli.sh "$build/shrink"; fi
 if [ -f tests/test_distill_cli.sh ]; then run "test_distill_cli.sh" sh tests/test_distill_cli.sh "$build/shrink"; fi
+if [ -f tests/test_imatrix_cli.sh ]; then run "test_imatrix_cli.sh" sh tests/test_imatrix_cli.sh "$build/shrink"; fi
 if [ -f tests/test_layers.sh ]; then run "test_layers.sh" sh tests/test_layers.sh; fi
 run "test_skip_rule.sh" sh tests/test_skip_rule.sh
 for t in tests/reliability/test_*.sh; do

@@ -483,37 +483,71 @@ static void put_i32(uint8_t *p, int32_t v) {
     for (int k = 0; k < 4; k++) p[k] = (uint8_t)(u >> (8 * k));
 }
 
-static shrink_status write_legacy(const sk_imatrix *m, const char *path, const char *in,
-                                  const char *calib) {
-    const char *inputs[2] = {in, calib};
-    sk_out o;
-    shrink_status st = sk_out_open(&o, path, inputs, 2);
-    if (st) return st;
-    uint8_t h[8];
-    put_i32(h, (int32_t)m->n);
-    if ((st = sk_out_write(&o, h, 4))) return st;
-    for (int64_t i = 0; i < m->n && !st; i++) {
+/* The legacy file's bytes of m in a malloc'd buffer. */
+static shrink_status legacy_bytes(const sk_imatrix *m, uint8_t **out, size_t *len) {
+    const char *ds = m->dataset ? m->dataset : "";
+    size_t n = 4 + 8 + strlen(ds);
+    for (int64_t i = 0; i < m->n; i++) n += 12 + strlen(m->e[i].name) + 4 * (size_t)m->e[i].n;
+    uint8_t *b = sk_malloc(n), *p = b;
+    if (!b) return sk_error(SHRINK_ERR_NOMEM, "imatrix: out of memory");
+    put_i32(p, (int32_t)m->n);
+    p += 4;
+    for (int64_t i = 0; i < m->n; i++) {
         const sk_imatrix_entry *e = &m->e[i];
         int32_t nl = (int32_t)strlen(e->name);
-        put_i32(h, nl);
-        if ((st = sk_out_write(&o, h, 4)) || (st = sk_out_write(&o, e->name, (size_t)nl)))
-            return st;
-        put_i32(h, e->ncall);
-        put_i32(h + 4, (int32_t)e->n);
-        if ((st = sk_out_write(&o, h, 8))) return st;
-        for (int64_t k = 0; k < e->n; k++) {
+        put_i32(p, nl);
+        memcpy(p + 4, e->name, (size_t)nl);
+        p += 4 + nl;
+        put_i32(p, e->ncall);
+        put_i32(p + 4, (int32_t)e->n);
+        p += 8;
+        for (int64_t k = 0; k < e->n; k++, p += 4) {
             float v = (float)((double)e->v[k] * (double)(e->ncall > 0 ? e->ncall : 1));
             uint32_t u;
             memcpy(&u, &v, 4);
-            put_i32(h, (int32_t)u);
-            if ((st = sk_out_write(&o, h, 4))) return st;
+            put_i32(p, (int32_t)u);
         }
     }
-    const char *ds = m->dataset ? m->dataset : "";
-    put_i32(h, m->chunks);
-    put_i32(h + 4, (int32_t)strlen(ds));
-    if ((st = sk_out_write(&o, h, 8)) || (st = sk_out_write(&o, ds, strlen(ds)))) return st;
-    return sk_out_commit(&o);
+    put_i32(p, m->chunks);
+    put_i32(p + 4, (int32_t)strlen(ds));
+    memcpy(p + 8, ds, strlen(ds));
+    *out = b;
+    *len = n;
+    return SHRINK_OK;
+}
+
+/* *m replaced by what reading its legacy file gives (values stored as mean * calls in float):
+ * a matrix used on the fly then equals the one written and read back, bit for bit. */
+shrink_status sk_imatrix_roundtrip(sk_imatrix **m, const char *what) {
+    uint8_t *b = NULL;
+    size_t n = 0;
+    shrink_status st = legacy_bytes(*m, &b, &n);
+    if (st) return st;
+    sk_imatrix *r = sk_calloc(1, sizeof *r);
+    if (!r) st = sk_error(SHRINK_ERR_NOMEM, "imatrix: out of memory");
+    else st = read_legacy(what, b, n, r);
+    sk_free(b);
+    if (st) {
+        sk_imatrix_free(r);
+        return st;
+    }
+    sk_imatrix_free(*m);
+    *m = r;
+    return SHRINK_OK;
+}
+
+static shrink_status write_legacy(const sk_imatrix *m, const char *path, const char *in,
+                                  const char *calib) {
+    const char *inputs[2] = {in, calib};
+    uint8_t *b = NULL;
+    size_t n = 0;
+    shrink_status st = legacy_bytes(m, &b, &n);
+    if (st) return st;
+    sk_out o;
+    if (!(st = sk_out_open(&o, path, inputs, 2)) && !(st = sk_out_write(&o, b, n)))
+        st = sk_out_commit(&o);
+    sk_free(b);
+    return st;
 }
 
 shrink_status shrink_imatrix(const char *in, const char *out, const shrink_imatrix_params *p,

@@ -36,6 +36,10 @@ SK_HIDDEN const sk_imatrix_entry *sk_imatrix_find(const sk_imatrix *m, const cha
 SK_HIDDEN shrink_status sk_imatrix_compute(const char *in, const shrink_imatrix_params *p,
                                            sk_imatrix **out, shrink_imatrix_result *r);
 
+/* *m replaced by what writing it as a legacy file and reading that back gives (`what` names it
+ * in messages): the importance used on the fly then equals the file's bit for bit. */
+SK_HIDDEN shrink_status sk_imatrix_roundtrip(sk_imatrix **m, const char *what);
+
 /* Checks m against the tensors of the opened model xf (`what`: the file's name for messages):
  * every entry must name a matrix of the model with rows of entry->n values. */
 SK_HIDDEN shrink_status sk_imatrix_check(const sk_imatrix *m, const sk_xf *xf, const char *what);

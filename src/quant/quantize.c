@@ -504,6 +504,7 @@ static shrink_status quant_imatrix(const char *in, const shrink_quantize_params 
     shrink_imatrix_result ir;
     shrink_status st = sk_imatrix_compute(in, &ip, out, &ir);
     *calib_tokens = ir.n_tokens;
+    if (!st) st = sk_imatrix_roundtrip(out, p->imatrix_calib);
     return st;
 }
 
