@@ -268,6 +268,10 @@ typedef struct shrink_quantize_params {
     int32_t     imatrix_ctx;    /* 0: 512 */
     bool        allow_requantize; /* an input holding quantized tensors is SHRINK_ERR_ARG
                                      unless set (as llama-quantize --allow-requantize) */
+    bool        pure;           /* single llama.cpp types below 6 bits (q4_0 .. q5_K): also the
+                                   output matrix in the scheme's type (llama-quantize --pure);
+                                   default: q6_K there (q8_0 if 256 does not divide its rows),
+                                   as llama-quantize does */
 } shrink_quantize_params;
 
 /* One tensor of the output. */

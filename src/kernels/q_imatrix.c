@@ -19,6 +19,7 @@
  */
 #include "q_imatrix.h"
 #include "ggml_quants.h"
+#include "kernels.h"
 
 #include <math.h>
 
@@ -253,22 +254,12 @@ static void quant_min32(const float *x, void *dst, int64_t n, const float *qw, i
 
 /* ==== K types ============================================================================ */
 
-/* q4_K / q5_K super-block: sub-block fits, 6-bit scales and mins, final codes. */
-static void k_scales_min(const float *x, const float *qw, int nmax, uint8_t L[SK_QK_K],
-                         sk_half *d, sk_half *dmin, uint8_t scales[SK_K_SCALE_SIZE]) {
-    float sum_x2 = 0;
-    for (int l = 0; l < SK_QK_K; l++) sum_x2 += x[l] * x[l];
-    const float sigma2 = 2 * sum_x2 / SK_QK_K;
-    float w[32], sw[8], sc[8], mins[8];
-    uint8_t Laux[32], Ls[8], Lm[8];
-    for (int j = 0; j < 8; j++) {
-        const float *xs = x + 32 * j;
-        for (int l = 0; l < 32; l++) w[l] = qw[32 * j + l] * sqrtf(sigma2 + xs[l] * xs[l]);
-        float s = 0;
-        for (int l = 0; l < 32; l++) s += w[l];
-        sw[j] = s;
-        sc[j] = fit_min(32, nmax, xs, w, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36);
-    }
+/* q4_K / q5_K, second half: the 8 sub-block scales and mins (floats) to 6 bits by fit_pos
+ * weighted by the sub-block weight sums sw, packed; the final codes against them. */
+static void k_finish(const float *x, const float sc[8], const float mins[8], const float sw[8],
+                     int nmax, uint8_t L[SK_QK_K], sk_half *d, sk_half *dmin,
+                     uint8_t scales[SK_K_SCALE_SIZE]) {
+    uint8_t Ls[8], Lm[8];
     float d_block = fit_pos(8, 63, sc, Ls, sw), m_block = fit_pos(8, 63, mins, Lm, sw);
     int ls[8], lm[8];
     for (int j = 0; j < 8; j++) {
@@ -289,11 +280,34 @@ static void k_scales_min(const float *x, const float *qw, int nmax, uint8_t L[SK
     }
 }
 
+/* q4_K / q5_K super-block: sub-block fits with weights qw * sqrt(sigma2 + x^2) (ggml's; plain
+ * qw when `plain`), then k_finish. */
+static void k_scales_min(const float *x, const float *qw, int nmax, int plain,
+                         uint8_t L[SK_QK_K], sk_half *d, sk_half *dmin,
+                         uint8_t scales[SK_K_SCALE_SIZE]) {
+    float sum_x2 = 0;
+    for (int l = 0; l < SK_QK_K; l++) sum_x2 += x[l] * x[l];
+    const float sigma2 = 2 * sum_x2 / SK_QK_K;
+    float w[32], sw[8], sc[8], mins[8];
+    uint8_t Laux[32];
+    for (int j = 0; j < 8; j++) {
+        const float *xs = x + 32 * j;
+        for (int l = 0; l < 32; l++)
+            w[l] = plain ? qw[32 * j + l] : qw[32 * j + l] * sqrtf(sigma2 + xs[l] * xs[l]);
+        float s = 0;
+        for (int l = 0; l < 32; l++) s += w[l];
+        sw[j] = s;
+        sc[j] = fit_min(32, nmax, xs, w, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36);
+    }
+    k_finish(x, sc, mins, sw, nmax, L, d, dmin, scales);
+}
+
 static void quant_q4_K(const float *x, void *dst, int64_t n, const float *qw) {
     block_q4_K *y = dst;
     uint8_t L[SK_QK_K];
     for (int64_t i = 0; i < n / SK_QK_K; i++) {
-        k_scales_min(x + i * SK_QK_K, qw + i * SK_QK_K, 15, L, &y[i].d, &y[i].dmin, y[i].scales);
+        k_scales_min(x + i * SK_QK_K, qw + i * SK_QK_K, 15, 0, L, &y[i].d, &y[i].dmin,
+                     y[i].scales);
         sk_q4_K_pack(&y[i], L);
     }
 }
@@ -302,43 +316,195 @@ static void quant_q5_K(const float *x, void *dst, int64_t n, const float *qw) {
     block_q5_K *y = dst;
     uint8_t L[SK_QK_K];
     for (int64_t i = 0; i < n / SK_QK_K; i++) {
-        k_scales_min(x + i * SK_QK_K, qw + i * SK_QK_K, 31, L, &y[i].d, &y[i].dmin, y[i].scales);
+        k_scales_min(x + i * SK_QK_K, qw + i * SK_QK_K, 31, 0, L, &y[i].d, &y[i].dmin,
+                     y[i].scales);
         sk_q5_K_pack(&y[i], L);
     }
 }
 
-static void quant_q6_K(const float *src, void *dst, int64_t n, const float *qwr) {
+/* q6_K super-block from the 16 float sub-block scales sc: int8 scales relative to the largest,
+ * the codes against the stored scales, packed; L holds the fits' codes on entry (kept where a
+ * stored scale is 0). */
+static void q6_finish(const float *x, const float sc[16], int8_t L[SK_QK_K], block_q6_K *y) {
+    float max_scale = 0, max_abs = 0;
+    for (int ib = 0; ib < SK_QK_K / 16; ib++)
+        if (fabsf(sc[ib]) > max_abs) {
+            max_abs = fabsf(sc[ib]);
+            max_scale = sc[ib];
+        }
+    if (max_abs < GROUP_MAX_EPS) {
+        memset(y, 0, sizeof *y);
+        return;
+    }
+    const float id = -128.0f / max_scale;
+    y->d = sk_f32_to_f16(1 / id);
+    for (int ib = 0; ib < SK_QK_K / 16; ib++) {
+        int s = near_int(id * sc[ib]);
+        y->scales[ib] = (int8_t)(s < 127 ? s : 127);
+    }
+    for (int j = 0; j < SK_QK_K / 16; j++) {
+        const float dj = sk_f16_to_f32(y->d) * (float)y->scales[j];
+        if (dj == 0.0f) continue;
+        for (int k = 0; k < 16; k++)
+            L[16 * j + k] = (int8_t)(clamp_i(near_int(x[16 * j + k] / dj), -32, 31) + 32);
+    }
+    sk_q6_K_pack(y, L);
+}
+
+/* q6_K super-block: per sub-block of 16 fit_sym with weights qw (ggml's), or with
+ * qw * sqrt(sigma2 + x^2) when `scaled`. */
+static void q6_block(const float *x, const float *qw, int scaled, int8_t L[SK_QK_K],
+                     block_q6_K *y) {
+    float sc[SK_QK_K / 16], w[16], sigma2 = 0;
+    if (scaled) {
+        for (int l = 0; l < SK_QK_K; l++) sigma2 += x[l] * x[l];
+        sigma2 = 2 * sigma2 / SK_QK_K;
+    }
+    for (int ib = 0; ib < SK_QK_K / 16; ib++) {
+        const float *q = qw + 16 * ib;
+        if (scaled) {
+            for (int l = 0; l < 16; l++) w[l] = q[l] * sqrtf(sigma2 + x[16 * ib + l] * x[16 * ib + l]);
+            q = w;
+        }
+        sc[ib] = fit_sym(16, 32, x + 16 * ib, L + 16 * ib, q);
+    }
+    q6_finish(x, sc, L, y);
+}
+
+static void quant_q6_K(const float *src, void *dst, int64_t n, const float *qw) {
     block_q6_K *y = dst;
     int8_t L[SK_QK_K];
-    float sc[SK_QK_K / 16];
+    for (int64_t i = 0; i < n / SK_QK_K; i++)
+        q6_block(src + i * SK_QK_K, qw + i * SK_QK_K, 0, L, &y[i]);
+}
+
+/* ==== the K types' search ================================================================ */
+
+/* sum qw (dequant(b) - x)^2 over one super-block of type t */
+static double k_err(shrink_dtype t, const void *b, const float *x, const float *qw) {
+    float y[SK_QK_K];
+    sk_dtype(t)->to_f32(b, y, SK_QK_K);
+    double e = 0;
+    for (int i = 0; i < SK_QK_K; i++) {
+        double d = (double)y[i] - (double)x[i];
+        e += (double)qw[i] * d * d;
+    }
+    return e;
+}
+
+/* Weighted least squares of x ~ s l + m over n values with codes l (m <= 0 asked: min types;
+ * sym: m = 0); returns 0 when the codes are all equal. */
+static int lsq(int n, const float *x, const float *w, const int *l, int sym, float *s, float *m) {
+    double sw = 0, sl = 0, sll = 0, sx = 0, sxl = 0;
+    for (int i = 0; i < n; i++) {
+        sw += w[i];
+        sl += w[i] * l[i];
+        sll += (double)w[i] * l[i] * l[i];
+        sx += (double)w[i] * x[i];
+        sxl += (double)w[i] * x[i] * l[i];
+    }
+    if (!(sll > 0)) return 0;
+    double D = sw * sll - sl * sl;
+    if (!sym && D > 0) {
+        *s = (float)((sw * sxl - sx * sl) / D);
+        *m = (float)((sll * sx - sl * sxl) / D);
+        if (*m <= 0 && *s > 0) return 1;
+    }
+    *s = (float)(sxl / sll);
+    *m = 0;
+    return *s > 0 || sym;
+}
+
+/* One alternating step on a q4_K/q5_K block: its codes fixed, each sub-block's scale and min
+ * refitted by weighted least squares, then stored again (k_finish) into `out`. */
+static void k_refit(const float *x, const float *qw, int nmax, const uint8_t *Lin, uint8_t *L,
+                    sk_half *d, sk_half *dmin, uint8_t *scales) {
+    float sc[8], mins[8], sw[8];
+    for (int j = 0; j < 8; j++) {
+        int l[32];
+        float sj = 0;
+        for (int i = 0; i < 32; i++) {
+            l[i] = Lin[32 * j + i];
+            sj += qw[32 * j + i];
+        }
+        sw[j] = sj;
+        float s, m;
+        if (!lsq(32, x + 32 * j, qw + 32 * j, l, 0, &s, &m)) {
+            s = 0;
+            m = 0;
+            float mn = 0;
+            for (int i = 0; i < 32; i++) mn = x[32 * j + i] < mn ? x[32 * j + i] : mn;
+            m = mn;
+        }
+        sc[j] = s > 0 ? s : 0;
+        mins[j] = -m;
+    }
+    k_finish(x, sc, mins, sw, nmax, L, d, dmin, scales);
+}
+
+static void search_q45_K(shrink_dtype t, const float *src, void *dst, int64_t n,
+                         const float *qwr) {
+    const int five = t == SHRINK_DTYPE_Q5_K, nmax = five ? 31 : 15;
+    const size_t bytes = five ? sizeof(block_q5_K) : sizeof(block_q4_K);
+    union { block_q4_K a; block_q5_K b; } c, best;
+    uint8_t L[SK_QK_K], Lb[SK_QK_K];
     for (int64_t i = 0; i < n / SK_QK_K; i++) {
         const float *x = src + i * SK_QK_K, *qw = qwr + i * SK_QK_K;
-        float max_scale = 0, max_abs = 0;
-        for (int ib = 0; ib < SK_QK_K / 16; ib++) {
-            sc[ib] = fit_sym(16, 32, x + 16 * ib, L + 16 * ib, qw + 16 * ib);
-            if (fabsf(sc[ib]) > max_abs) {
-                max_abs = fabsf(sc[ib]);
-                max_scale = sc[ib];
+        uint8_t *y = (uint8_t *)dst + (size_t)i * bytes;
+        double be = INFINITY;
+        for (int cand = 0; cand < 4; cand++) {
+            /* 0: ggml's, 1: plain importance weights, 2-3: refits of the best so far */
+            sk_half *d = five ? &c.b.d : &c.a.d, *dm = five ? &c.b.dmin : &c.a.dmin;
+            uint8_t *sc = five ? c.b.scales : c.a.scales;
+            if (cand < 2) k_scales_min(x, qw, nmax, cand, L, d, dm, sc);
+            else k_refit(x, qw, nmax, Lb, L, d, dm, sc);
+            if (five) sk_q5_K_pack(&c.b, L);
+            else sk_q4_K_pack(&c.a, L);
+            double e = k_err(t, &c, x, qw);
+            if (e < be) {
+                be = e;
+                best = c;
+                memcpy(Lb, L, sizeof L);
             }
         }
-        if (max_abs < GROUP_MAX_EPS) {
-            memset(&y[i], 0, sizeof y[i]);
-            continue;
-        }
-        const float id = -128.0f / max_scale;
-        y[i].d = sk_f32_to_f16(1 / id);
-        for (int ib = 0; ib < SK_QK_K / 16; ib++) {
-            int s = near_int(id * sc[ib]);
-            y[i].scales[ib] = (int8_t)(s < 127 ? s : 127);
-        }
-        for (int j = 0; j < SK_QK_K / 16; j++) {
-            const float dj = sk_f16_to_f32(y[i].d) * (float)y[i].scales[j];
-            if (dj == 0.0f) continue;
-            for (int k = 0; k < 16; k++)
-                L[16 * j + k] = (int8_t)(clamp_i(near_int(x[16 * j + k] / dj), -32, 31) + 32);
-        }
-        sk_q6_K_pack(&y[i], L);
+        memcpy(y, &best, bytes);
     }
+}
+
+static void search_q6_K(const float *src, void *dst, int64_t n, const float *qwr) {
+    block_q6_K *y = dst, c, best;
+    int8_t L[SK_QK_K], Lb[SK_QK_K];
+    for (int64_t i = 0; i < n / SK_QK_K; i++) {
+        const float *x = src + i * SK_QK_K, *qw = qwr + i * SK_QK_K;
+        double be = INFINITY;
+        for (int cand = 0; cand < 4; cand++) {
+            if (cand < 2) {
+                q6_block(x, qw, cand, L, &c);
+            } else {
+                float sc[SK_QK_K / 16], m;
+                for (int ib = 0; ib < SK_QK_K / 16; ib++) {
+                    int l[16];
+                    for (int k = 0; k < 16; k++) l[k] = Lb[16 * ib + k] - 32;
+                    if (!lsq(16, x + 16 * ib, qw + 16 * ib, l, 1, &sc[ib], &m)) sc[ib] = 0;
+                }
+                memcpy(L, Lb, sizeof L);
+                q6_finish(x, sc, L, &c);
+            }
+            double e = k_err(SHRINK_DTYPE_Q6_K, &c, x, qw);
+            if (e < be) {
+                be = e;
+                best = c;
+                memcpy(Lb, L, sizeof L);
+            }
+        }
+        y[i] = best;
+    }
+}
+
+void sk_qim_search(shrink_dtype t, const float *src, void *dst, int64_t n, const float *qw) {
+    if (t == SHRINK_DTYPE_Q4_K || t == SHRINK_DTYPE_Q5_K) search_q45_K(t, src, dst, n, qw);
+    else if (t == SHRINK_DTYPE_Q6_K) search_q6_K(src, dst, n, qw);
+    else sk_qim_quantize(t, src, dst, n, qw);
 }
 
 /* ==== the table ========================================================================== */

@@ -16,4 +16,12 @@ SK_HIDDEN int sk_qim_has(shrink_dtype t);
 SK_HIDDEN void sk_qim_quantize(shrink_dtype t, const float *src, void *dst, int64_t n,
                                const float *qw);
 
+/* The K types' importance search: per super-block ggml's block, the same with the plain
+ * importance as fit weights, and two alternating refits (codes fixed, sub-block scales and
+ * mins by weighted least squares, stored again) of the best so far; the block with the
+ * smallest sum qw (x - x')^2 is written, so never one worse than ggml's. Other types:
+ * sk_qim_quantize. */
+SK_HIDDEN void sk_qim_search(shrink_dtype t, const float *src, void *dst, int64_t n,
+                             const float *qw);
+
 #endif /* SK_Q_IMATRIX_H */

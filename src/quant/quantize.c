@@ -218,6 +218,23 @@ static void plan_imatrix(const qjob *j, const sk_xf_tensor *x, qtensor *q) {
     if (sk_qim_has(x->dtype) || sk_quantize_searches(x->dtype)) q->qp.imatrix = e->v;
 }
 
+/* llama-quantize's rule for the output matrix (output.weight, or the token embedding of a
+ * model without one) under its single-type file types q4_0 .. q5_K: q6_K, or q8_0 where 256
+ * does not divide the rows (its q6_K fallback). With params->pure, or a type of 6 bits or
+ * more, or shrink's own types: t unchanged. */
+static shrink_dtype output_type(const qjob *j, const sk_xf_tensor *x, shrink_dtype t) {
+    const int role = x->t.role;
+    if (j->p->pure || !(role == SK_ROLE_HEAD || (role == SK_ROLE_TOK_EMB && !j->has_output)))
+        return t;
+    switch (t) {
+    case SHRINK_DTYPE_Q4_0: case SHRINK_DTYPE_Q4_1: case SHRINK_DTYPE_Q5_0:
+    case SHRINK_DTYPE_Q5_1: case SHRINK_DTYPE_Q4_K: case SHRINK_DTYPE_Q5_K:
+        return sk_quant_fallback(SHRINK_DTYPE_Q6_K, x->t.cols, NULL);
+    default:
+        return t;
+    }
+}
+
 static shrink_status plan_tensor(void *user, sk_xf *xf, sk_xf_tensor *x) {
     qjob *in = user;
     qtensor *q = &in->qs[x - xf->ts];
@@ -243,6 +260,7 @@ static shrink_status plan_tensor(void *user, sk_xf *xf, sk_xf_tensor *x) {
         int w8a8 = want == SHRINK_DTYPE_W8A8 || want == SHRINK_DTYPE_W8A8_STATIC;
         if (w8a8 && t->role == SK_ROLE_TOK_EMB && in->has_output) want = SHRINK_DTYPE_INT8_CH;
         x->dtype = sk_quant_fallback(want, t->cols, &q->fallback);
+        x->dtype = output_type(in, x, x->dtype);
     }
     q->need_range = x->dtype == SHRINK_DTYPE_INT8_T || x->dtype == SHRINK_DTYPE_INT8_T_ASYM;
     plan_imatrix(in, x, q);
@@ -301,15 +319,18 @@ static shrink_status q_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
     return SHRINK_OK;
 }
 
-/* One row: with an importance matrix ggml's weighted quantizer (--ggml-exact, or a type
- * without a search: the K types), else the search (which starts from ggml's weighted blocks);
- * without one the dtype row's search, or its reference with --ggml-exact. */
+/* One row: with an importance matrix ggml's weighted quantizer (--ggml-exact), else the search
+ * (q_search.c for the 32-blocks, sk_qim_search for the K types; both start from ggml's
+ * weighted blocks); without one the dtype row's search, or its reference with --ggml-exact. */
 static void quantize_row(const qjob *j, const sk_xf_tensor *x, const qtensor *q, const float *xr,
                          uint8_t *y, int64_t cols) {
     const sk_dtype_traits *d = sk_dtype(x->dtype);
     const int searches = sk_quantize_searches(x->dtype);
-    if (q->qp.imatrix && sk_qim_has(x->dtype) && (j->p->ggml_exact || !searches))
-        sk_qim_quantize(x->dtype, xr, y, cols, q->qp.imatrix);
+    if (q->qp.imatrix && sk_qim_has(x->dtype) && (j->p->ggml_exact || !searches)) {
+        if (j->p->ggml_exact || sk_qsearch_mode() == 0)
+            sk_qim_quantize(x->dtype, xr, y, cols, q->qp.imatrix);
+        else sk_qim_search(x->dtype, xr, y, cols, q->qp.imatrix); /* the K types */
+    }
     else if (d->quantize && !(j->p->ggml_exact && searches))
         d->quantize(xr, y, cols, &q->qp);
     else d->from_f32(xr, y, cols);

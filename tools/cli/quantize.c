@@ -26,6 +26,7 @@ typedef struct quantize_opts {
     const char *imatrix;
     int32_t     calib_ctx;
     bool        allow_requantize;
+    bool        pure;
 } quantize_opts;
 
 static const cli_opt quantize_rows[] = {
@@ -57,6 +58,9 @@ static const cli_opt quantize_rows[] = {
      "                         in chunks of N tokens (default 512)"},
     {"--allow-requantize", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, allow_requantize), NULL,
      0, 0, "quantize an input that is already quantized (rounds twice)"},
+    {"--pure", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, pure), NULL, 0, 0,
+     "q4_0..q5_K: the output matrix in the scheme's type too\n"
+     "                         (default q6_K there, as llama-quantize)"},
 };
 
 static const cli_spec spec = {
@@ -158,6 +162,7 @@ static void imatrix_params(const quantize_opts *o, shrink_quantize_params *p) {
         cli_warn("--calib ignored: the importance matrix comes from --imatrix %s", o->imatrix);
     p->imatrix_ctx = o->calib_ctx;
     p->allow_requantize = o->allow_requantize;
+    p->pure = o->pure;
 }
 
 int cmd_quantize(int argc, char **argv) {
