@@ -11,11 +11,10 @@
 #   LLAMA_CPP_BIN=/path/to/llama.cpp/build/bin sh bench/imatrix_vs_llamacpp.sh [MODEL] [TEXT]
 #   defaults: ../shared/models/mix-llama-14m and ../shared/data/corpus/test.txt
 #   env: CALIB (../shared/fixtures/imatrix/calib.txt), CTX (256, calibration chunks and compare
-#        windows), TOKENS (20000 scored), THREADS (2), TYPES (q4_0 q4_K_M)
+#        windows), TOKENS (8192 scored), THREADS (2), TYPES (q4_0 q4_K_M)
 #
-# Single types: llama-quantize's Q4_0 file type keeps the output matrix (here the tied token
-# embedding) at q6_K, so shrink is given the same: --keep token_embd.weight,output.weight
-# --keep-dtype q6_K; both files then have the same type per tensor and the same size.
+# Both tools write the same type per tensor (llama-quantize's Q4_0 file type and shrink's q4_0
+# both keep the output matrix, here the tied token embedding, at q6_K), so the sizes are equal.
 # Prints markdown; never asserts (docs/quantization.md records its output).
 set -eu
 bin=${LLAMA_CPP_BIN:?set LLAMA_CPP_BIN to llama.cpp build/bin}
@@ -25,7 +24,7 @@ model=${1:-../shared/models/mix-llama-14m}
 text=${2:-../shared/data/corpus/test.txt}
 calib=${CALIB:-../shared/fixtures/imatrix/calib.txt}
 ctx=${CTX:-256}
-tokens=${TOKENS:-20000}
+tokens=${TOKENS:-8192}
 threads=${THREADS:-2}
 types=${TYPES:-q4_0 q4_K_M}
 tmp=$(mktemp -d)
@@ -47,19 +46,19 @@ echo
 
 for t in $types; do
     case $t in
-    q4_K_M) lt=Q4_K_M; keep= ;;
-    q5_K_M) lt=Q5_K_M; keep= ;;
-    *) lt=$(echo "$t" | tr a-z A-Z); keep="--keep token_embd.weight,output.weight --keep-dtype q6_K" ;;
+    q4_K) lt=Q4_K_S ;;
+    q5_K) lt=Q5_K_S ;;
+    *) lt=$(echo "$t" | tr a-z A-Z) ;;
     esac
     "$bin/llama-quantize" "$tmp/f16.gguf" "$tmp/l-rtn.gguf" "$lt" "$threads" >/dev/null 2>&1
     "$bin/llama-quantize" --imatrix "$tmp/l.imatrix" "$tmp/f16.gguf" "$tmp/l-im.gguf" "$lt" \
         "$threads" >/dev/null 2>&1
-    "$shrink" quantize "$tmp/f16.gguf" "$tmp/s-rtn.gguf" --scheme "$t" $keep >/dev/null
-    "$shrink" quantize "$tmp/f16.gguf" "$tmp/s-im.gguf" --scheme "$t" $keep \
+    "$shrink" quantize "$tmp/f16.gguf" "$tmp/s-rtn.gguf" --scheme "$t" >/dev/null
+    "$shrink" quantize "$tmp/f16.gguf" "$tmp/s-im.gguf" --scheme "$t" \
         --imatrix "$tmp/s.imatrix" >/dev/null
-    "$shrink" quantize "$tmp/f16.gguf" "$tmp/s-lim.gguf" --scheme "$t" $keep \
+    "$shrink" quantize "$tmp/f16.gguf" "$tmp/s-lim.gguf" --scheme "$t" \
         --imatrix "$tmp/l.imatrix" >/dev/null
-    "$shrink" quantize "$tmp/f16.gguf" "$tmp/s-exact.gguf" --scheme "$t" $keep \
+    "$shrink" quantize "$tmp/f16.gguf" "$tmp/s-exact.gguf" --scheme "$t" \
         --imatrix "$tmp/l.imatrix" --ggml-exact >/dev/null
     "$shrink" compare "$tmp/f16.gguf" "$tmp/l-rtn.gguf" "$tmp/l-im.gguf" "$tmp/s-rtn.gguf" \
         "$tmp/s-im.gguf" "$tmp/s-lim.gguf" "$tmp/s-exact.gguf" --text "$text" --ctx "$ctx" \

@@ -320,8 +320,8 @@ static int64_t lin_cols(const sk_config *c, sk_linear which) {
 
 /* The calibration tokens: the whole text encoded (want 0), or a prefix long enough for `want`
  * tokens and 64 more (the tokens of a prefix equal the whole text's except near the cut). */
-static shrink_status encode_text(const shrink_model *m, const char *path, int64_t want,
-                                 int32_t **ids, size_t *n) {
+shrink_status sk_calib_encode(const shrink_model *m, const char *path, int64_t want,
+                              int32_t **ids, size_t *n) {
     const shrink_tokenizer *tok = shrink_model_tokenizer(m);
     if (!tok)
         return sk_error(SHRINK_ERR_ARG, "%s: the model has no tokenizer to encode the "
@@ -382,7 +382,7 @@ shrink_status sk_imatrix_compute(const char *in, const shrink_imatrix_params *p,
     if (st) return st;
     const sk_config *cfg = &m->cfg;
     size_t n_ids = 0;
-    if ((st = encode_text(m, p->calib_path, p->calib_tokens, &ids, &n_ids))) goto out;
+    if ((st = sk_calib_encode(m, p->calib_path, p->calib_tokens, &ids, &n_ids))) goto out;
     int32_t C = p->calib_ctx > 0 ? p->calib_ctx : 512;
     if (C > cfg->max_seq_len) {
         st = sk_error(SHRINK_ERR_ARG, "--calib-ctx %d exceeds the model's context of %d "

@@ -425,41 +425,16 @@ static shrink_status calibrate(const char *in, const shrink_quantize_params *p, 
     lp.tokenizer_path = p->tokenizer_path;
     shrink_model *m = NULL;
     shrink_context *ctx = NULL;
-    char *text = NULL;
     int32_t *ids = NULL;
     float *logits = NULL;
     calib c = {0, NULL};
     shrink_status st = shrink_model_load(&m, in, &lp);
     if (st) return st;
-    const shrink_tokenizer *tok = shrink_model_tokenizer(m);
-    if (!tok) {
-        st = sk_error(SHRINK_ERR_ARG, "%s: the model has no tokenizer to encode the calibration "
-                      "text %s (give one with --tokenizer)", in, p->calib_path);
-        goto out;
-    }
-    size_t len;
-    if ((st = sk_read_file(p->calib_path, (size_t)1 << 31, &text, &len))) goto out;
-    size_t bad;
-    if (!sk_utf8_valid(text, len, &bad)) {
-        st = sk_error(SHRINK_ERR_FORMAT, "%s: not UTF-8 text: invalid byte 0x%02X at byte offset "
-                      "%zu", p->calib_path, (unsigned char)text[bad], bad);
-        goto out;
-    }
-    /* encode a prefix long enough for the tokens wanted (whole text if it is too short) */
+    /* a prefix long enough for the tokens wanted (the whole text if it is too short) */
     int64_t want = p->calib_tokens > 0 ? p->calib_tokens : 4096;
-    size_t pre = (size_t)want * 16 + 4096;
-    if (pre >= len) pre = len;
-    while (pre < len && ((unsigned char)text[pre] & 0xC0) == 0x80) pre--;
     const struct shrink_model *mm = m;
     size_t n_ids = 0;
-    for (;;) {
-        if ((st = shrink_tokenizer_encode(tok, text, pre, mm->cfg.add_bos, &ids, &n_ids)))
-            goto out;
-        if ((int64_t)n_ids >= want || pre == len) break;
-        sk_free(ids);
-        ids = NULL;
-        pre = len;
-    }
+    if ((st = sk_calib_encode(m, p->calib_path, want, &ids, &n_ids))) goto out;
     if (n_ids < 2) {
         st = sk_error(SHRINK_ERR_ARG, "%s: the calibration text gives %zu tokens; need at least 2",
                       p->calib_path, n_ids);
@@ -495,7 +470,6 @@ out:
     sk_free(c.absmax);
     sk_free(logits);
     shrink_free(ids);
-    sk_free(text);
     shrink_context_free(ctx);
     shrink_model_free(m);
     return st;
