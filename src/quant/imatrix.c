@@ -245,7 +245,6 @@ shrink_status sk_imatrix_read(const char *path, sk_imatrix **out) {
 /* ==== matching a model =================================================================== */
 
 shrink_status sk_imatrix_check(const sk_imatrix *m, const sk_xf *xf, const char *what) {
-    int64_t matched = 0;
     for (int64_t i = 0; i < m->n; i++) {
         const sk_imatrix_entry *e = &m->e[i];
         const sk_xf_tensor *x = NULL;
@@ -258,9 +257,7 @@ shrink_status sk_imatrix_check(const sk_imatrix *m, const sk_xf *xf, const char 
             return sk_error(SHRINK_ERR_ARG, "%s: entry '%s' has %" PRId64 " values but the "
                             "model's tensor has rows of %" PRId64 ": the importance matrix was "
                             "computed for another model", what, e->name, e->n, x->t.cols);
-        matched++;
     }
-    (void)matched;
     return SHRINK_OK;
 }
 
@@ -453,9 +450,7 @@ shrink_status sk_imatrix_compute(const char *in, const shrink_imatrix_params *p,
         }
     if (st) goto out;
     im->chunks = ncall;
-    const char *base = strrchr(p->calib_path, '/');
     im->dataset = sk_strdup(p->calib_path);
-    (void)base;
     if (!im->dataset) {
         st = sk_error(SHRINK_ERR_NOMEM, "shrink_imatrix: out of memory");
         goto out;
