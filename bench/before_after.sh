@@ -41,8 +41,8 @@ for m in mix-llama-22m mix-gpt2-30m; do
                 eval bin=\$$who
                 "$bin" bench "$f" --pp "$pp" --tg "$tg" --reps 1 --threads "$threads" \
                     --bandwidth 1 --json > "$tmp/r.json" 2>/dev/null || continue
-                jget pp_tok_s "$tmp/r.json" >> "$tmp/$who.pp"
-                jget decode_tok_s "$tmp/r.json" >> "$tmp/$who.tg"
+                jget pp_tokens_per_s "$tmp/r.json" >> "$tmp/$who.pp"
+                jget tg_tokens_per_s "$tmp/r.json" >> "$tmp/$who.tg"
             done
             r=$((r + 1))
         done

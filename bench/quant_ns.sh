@@ -1,5 +1,5 @@
 #!/bin/sh
-# quant_ns.sh - CPU time per weight of `shrink quantize` (docs/quantization.md "Speed and
+# quant_ns.sh - CPU time per weight of `shrink quantize` (docs/dev/quantization-log.md "Speed and
 # memory"): for each scheme, the user + system seconds /usr/bin/time reports for one quantize
 # run with one thread, divided by the model's parameter count (`shrink info --json`). The time
 # includes loading (mmap) and writing, so it is an upper bound on the quantizer's own cost.

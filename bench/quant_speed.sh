@@ -34,7 +34,7 @@ bench() { # file label qs qrss [flags]
             "$@" --json > "$tmp/r.json" 2>"$tmp/r.err"; then
         echo "| $label | bench failed: $(head -c 120 "$tmp/r.err") |"; return
     fi
-    wb=$(jget weight_bytes "$tmp/r.json"); p=$(jget pp_tok_s "$tmp/r.json"); t=$(jget decode_tok_s "$tmp/r.json")
+    wb=$(jget weight_bytes "$tmp/r.json"); p=$(jget pp_tokens_per_s "$tmp/r.json"); t=$(jget tg_tokens_per_s "$tmp/r.json")
     rf=$(jget roofline_fraction "$tmp/r.json")
     [ "$label" = f32 ] && { P0=$p; T0=$t; }
     awk -v l="$label" -v qs="$qs" -v qr="$qrss" -v wb="$wb" -v p="$p" -v t="$t" -v rf="$rf" \

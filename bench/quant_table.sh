@@ -1,5 +1,5 @@
 #!/bin/sh
-# quant_table.sh - the results table of docs/quantization.md: every `shrink quantize --scheme`
+# quant_table.sh - the results tables of docs/dev/quantization-log.md: every `shrink quantize --scheme`
 # of each model, scored against the original (f32 / f16) model by `shrink compare --no-speed`
 # on each text: bits/weight and file size (from `shrink quantize --json`), ppl, delta-ppl %,
 # KL(P_original || P_quantized) mean and p99, same-top-1 %, and which tensors fell back to

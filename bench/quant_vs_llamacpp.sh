@@ -9,7 +9,7 @@
 #   defaults: ../shared/models/mix-llama-14m and ../shared/data/corpus/test.txt
 #   env: CTX (256), THREADS (2), CHUNKS (all), TYPES (all below)
 #
-# Prints markdown; never asserts (docs/quantization.md records its output). llama.cpp is built by
+# Prints markdown; never asserts (docs/dev/quantization-log.md records its output). llama.cpp is built by
 # hand beside shrink (see docs/perf.md); this script does not build it.
 set -eu
 bin=${LLAMA_CPP_BIN:?set LLAMA_CPP_BIN to llama.cpp build/bin}

@@ -33,9 +33,9 @@ for m in stories260K/stories260K.bin mix-llama-14m mix-llama-22m mix-gpt2-30m; d
         "$shrink" bench "$models/$m" --threads "$threads" --reps "$reps" --bandwidth "$bw" \
             $flag --json > "$tmp/r.json" 2>/dev/null || { echo "| $m | $mode | failed |"; continue; }
         awk -v name="$(basename "$m" .bin)" -v mode="$mode" -v peak="$peak" \
-            -v wb="$(jget weight_bytes "$tmp/r.json")" -v pp="$(jget pp_tok_s "$tmp/r.json")" \
-            -v ppsd="$(jget pp_tok_s_sd "$tmp/r.json")" -v gf="$(jget pp_gflops "$tmp/r.json")" \
-            -v tg="$(jget decode_tok_s "$tmp/r.json")" -v tgsd="$(jget decode_tok_s_sd "$tmp/r.json")" \
+            -v wb="$(jget weight_bytes "$tmp/r.json")" -v pp="$(jget pp_tokens_per_s "$tmp/r.json")" \
+            -v ppsd="$(jget pp_tokens_per_s_sd "$tmp/r.json")" -v gf="$(jget pp_gflops "$tmp/r.json")" \
+            -v tg="$(jget tg_tokens_per_s "$tmp/r.json")" -v tgsd="$(jget tg_tokens_per_s_sd "$tmp/r.json")" \
             -v rf="$(jget roofline_fraction "$tmp/r.json")" -v rss="$(jget peak_rss_bytes "$tmp/r.json")" \
             'BEGIN { printf "| %s | %s | %.1f | %.0f ± %.0f | %.1f | %s | %.1f ± %.1f | %.2f | %.0f%% | %.1f |\n",
                      name, mode, wb / 1048576, pp, ppsd, gf,

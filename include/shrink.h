@@ -88,6 +88,10 @@ typedef enum shrink_dtype {
     SHRINK_DTYPE_NF4_DQ         = 22, /* nf4 with 8-bit block scales (row head f32 D) */
     SHRINK_DTYPE_W8A8           = 23, /* int8_ch weights, int8 activations per token */
     SHRINK_DTYPE_W8A8_STATIC    = 24, /* int8_ch weights, calibrated activation scale a */
+    /* more llama.cpp block types (added after shrink's own, whose GGUF ids follow the enum) */
+    SHRINK_DTYPE_Q2_K = 25,
+    SHRINK_DTYPE_Q3_K = 26,
+    SHRINK_DTYPE_IQ4_NL = 27, /* 4-bit non-linear grid, blocks of 32 */
     SHRINK_DTYPE_COUNT
 } shrink_dtype;
 
@@ -96,6 +100,15 @@ SHRINK_API const char *shrink_dtype_name(shrink_dtype t);          /* "f32", "q4
  * types ("q4_K") and shrink's own types ("int4_g128"; dashes may replace underscores:
  * "int4-g128", "w8a8-static"). Case-insensitive. Returns SHRINK_ERR_ARG if unknown. */
 SHRINK_API shrink_status shrink_dtype_parse(const char *name, shrink_dtype *out);
+/* Bits per weight of dtype t's storage (8 * block bytes / block elements; row heads, a few
+ * bytes per row, not counted): f32 32, q8_0 8.5, q4_K 4.5, q2_K 2.625. */
+SHRINK_API double shrink_dtype_bits(shrink_dtype t);
+/* Elements per block of dtype t (1 for f32/f16/bf16 and the per-channel types, 32 for q4_0,
+ * 256 for the K-quants): a row's length must be a multiple of it. */
+SHRINK_API int64_t shrink_dtype_block_size(shrink_dtype t);
+/* true for shrink's own types (int8_*, int4_*, nf4*, w8a8*): GGUF files holding them run in
+ * shrink only; llama.cpp cannot read them. */
+SHRINK_API bool shrink_dtype_is_own(shrink_dtype t);
 
 /* ==== threads ============================================================================= */
 
@@ -130,7 +143,8 @@ SHRINK_API shrink_load_params shrink_load_params_default(void);
 SHRINK_API shrink_status shrink_model_load(shrink_model **out, const char *path,
                                            const shrink_load_params *params);
 SHRINK_API void shrink_model_free(shrink_model *model);
-/* NaN and infinite values in tensor i (f32, f16 and bf16 tensors; 0 for quantized ones). */
+/* NaN and infinite values in tensor i (quantized tensors: in their dequantized rows, so a NaN
+ * block scale counts its whole block); -1 if memory for a row cannot be had. */
 SHRINK_API int64_t shrink_model_nonfinite(const shrink_model *model, int64_t i);
 
 typedef struct shrink_model_info {
@@ -216,6 +230,8 @@ typedef struct shrink_convert_params {
     /* called as tensor bytes are written (done / total); may be NULL */
     void      (*progress)(void *user, int64_t done, int64_t total);
     void       *user;
+    bool        allow_nonfinite;/* true: convert weights holding NaN or Inf (default: refused,
+                                   naming the tensor, quantized tensors included) */
 } shrink_convert_params;
 
 typedef struct shrink_convert_result {
@@ -284,6 +300,7 @@ typedef struct shrink_quantize_tensor {
     double       rel_rms;       /* ||dequant(q) - w|| / ||w|| (0 for a tensor of zeros) */
     bool         fallback;      /* the scheme's type did not fit the rows: a fallback type */
     bool         kept;          /* matched --keep */
+    shrink_dtype wanted;        /* the type the scheme chose; differs from dtype on a fallback */
 } shrink_quantize_tensor;
 
 typedef struct shrink_quantize_result {
@@ -310,6 +327,20 @@ SHRINK_API shrink_quantize_params shrink_quantize_params_default(void);
 /* Scheme i (0 <= i < shrink_quantize_scheme_count()), its name ("q4_K_M"); NULL past the end. */
 SHRINK_API int32_t     shrink_quantize_scheme_count(void);
 SHRINK_API const char *shrink_quantize_scheme_name(int32_t i);
+
+/* What scheme i is, for choosing one (shrink quantize --list). */
+typedef struct shrink_quantize_scheme_info {
+    const char  *name;                /* "q4_K_M" */
+    shrink_dtype dtype;               /* every matrix's type; a mix's base type */
+    bool         mix;                 /* per-tensor types by llama.cpp's rules */
+    const char  *llama_cpp;           /* llama-quantize's type for the same file ("Q4_K_M",
+                                         "Q4_K_S --pure"); NULL: llama.cpp cannot read it */
+    const char  *use;                 /* what it is for, one line */
+    double       ref_bits_per_weight; /* of the file on the reference model (0: not measured) */
+    double       ref_kl;              /* mean KL(original || quantized) there; < 0: not measured */
+    const char  *ref;                 /* the reference: model, text, tokens, commit; or NULL */
+} shrink_quantize_scheme_info;
+SHRINK_API shrink_status shrink_quantize_scheme_get(int32_t i, shrink_quantize_scheme_info *info);
 
 /* Quantizes the model at `in` (any format shrink_model_load reads; a quantized GGUF is
  * dequantized and quantized again) into the GGUF file `out` with params->scheme (per-tensor
@@ -593,6 +624,10 @@ typedef struct shrink_ppl_result {
     int64_t windows;
     double  seconds;
     double  tok_per_s;     /* tokens evaluated (not only scored) per second */
+    /* standard error of the mean NLL over the scored tokens (sample sd / sqrt(n)), and its
+     * propagation to the perplexity, ppl * nll_se, as llama-perplexity prints "PPL = x +/- y" */
+    double  nll_se;
+    double  ppl_se;
 } shrink_ppl_result;
 
 SHRINK_API shrink_ppl_params shrink_ppl_params_default(void);
@@ -605,8 +640,11 @@ SHRINK_API shrink_status shrink_perplexity(shrink_context *ctx, const int32_t *i
 
 /* Speed as llama-bench measures it: pp = pp tokens evaluated in one shrink_context_eval call
  * from position 0, tg = tg single-token evaluations at positions 0, 1, ...; each test runs once
- * to warm up, then reps times, and reports the mean and sample standard deviation of tokens/s.
- * Token ids are fixed, (i * 7919) % vocab, so no tokenizer is needed. */
+ * to warm up, then reps times, and reports the median, mean, sample standard deviation, min and
+ * max of tokens/s. With pin (the default) each OpenMP thread is bound to one CPU of the
+ * process's allowed set during the runs (thread i to the i-th allowed CPU, wrapping), and the
+ * process's affinity is restored afterwards. Token ids are fixed, (i * 7919) % vocab, so no
+ * tokenizer is needed. */
 typedef struct shrink_bench_params {
     int32_t pp;       /* prompt tokens (0 = skip); at most the model's context */
     int32_t tg;       /* decoded tokens (0 = skip); at most the model's context */
@@ -614,6 +652,7 @@ typedef struct shrink_bench_params {
     /* called after each run (warm-ups included) with runs done / total; may be NULL */
     void  (*progress)(void *user, int64_t done, int64_t total);
     void   *user;
+    bool    pin;      /* bind each thread to one CPU during the runs (default true) */
 } shrink_bench_params;
 
 typedef struct shrink_bench_result {
@@ -621,6 +660,10 @@ typedef struct shrink_bench_result {
     double pp_tok_s_sd;
     double tg_tok_s;      /* mean tokens/s of the tg runs (0 if skipped) */
     double tg_tok_s_sd;
+    double pp_tok_s_median, pp_tok_s_min, pp_tok_s_max;
+    double tg_tok_s_median, tg_tok_s_min, tg_tok_s_max;
+    int32_t threads;      /* threads of the runs */
+    int32_t pinned;       /* threads bound to one CPU each (0: not pinned, or it failed) */
 } shrink_bench_result;
 
 SHRINK_API shrink_bench_params shrink_bench_params_default(void);  /* pp 512, tg 128, reps 5 */
@@ -652,6 +695,17 @@ typedef struct shrink_compare_result {
     int64_t windows;
     int64_t n_tokens;      /* tokens used (after max_tokens) */
     double  seconds;       /* evaluating this model and its statistics */
+    /* Standard errors from the per-token values (sample sd / sqrt(n), as llama-perplexity
+     * --kl-divergence): nll_se of the mean NLL, ppl_se = ppl * nll_se; dppl = ppl - ppl_base
+     * and dppl_se its paired error, sqrt(var_m + var_b - 2 cov) with var = (ppl * nll_se)^2 and
+     * cov the covariance of the two models' per-token NLL scaled by both ppls / n (0 for the
+     * base); kl_mean_se of the mean KL; top1_same_se = sqrt(p (1 - p) / (n - 1)). */
+    double  nll_se;
+    double  ppl_se;
+    double  dppl;
+    double  dppl_se;
+    double  kl_mean_se;
+    double  top1_same_se;
 } shrink_compare_result;
 
 SHRINK_API shrink_compare_params shrink_compare_params_default(void);
@@ -795,6 +849,11 @@ SHRINK_API double shrink_time(void);
 /* Measures memory read bandwidth in bytes/s with the library's threads (streams a buffer of
  * `bytes` bytes, best of `reps`). */
 SHRINK_API double shrink_measure_bandwidth(size_t bytes, int reps);
+/* Writes v with the fewest significant digits (1..17, %g style) that read back (strtod) as
+ * exactly v: 3e-4 gives "0.0003", not "0.00029999999999999997"; 0.1 gives "0.1"; whole
+ * numbers below 1e15 with their digits ("100", not "1e+02"). NaN and
+ * infinities give "nan", "inf", "-inf". Returns buf (truncated to cap - 1 bytes if needed). */
+SHRINK_API const char *shrink_fmt_double(char *buf, size_t cap, double v);
 
 /* ==== training ============================================================================ */
 
@@ -886,6 +945,184 @@ SHRINK_API shrink_train_params shrink_train_params_default(void);
  * (bit for bit) as the uninterrupted run with the same threads would. result may be NULL. */
 SHRINK_API shrink_status shrink_train(const char *model_path, const shrink_train_params *params,
                                       shrink_train_result *result);
+
+/* ==== structured pruning and sensitivity (docs/pruning.md) ================================ */
+
+/* Units of structured removal. A head is one query head (its columns of the output
+ * projection; under grouped-query attention its K/V group stays); a kv-head is one K/V group
+ * with all its query heads; a neuron block is `block` consecutive FFN neurons; a layer is a
+ * whole decoder layer (removed = skipped: the residual passes through). */
+typedef enum shrink_unit {
+    SHRINK_UNIT_LAYER, SHRINK_UNIT_HEAD, SHRINK_UNIT_KV_HEAD, SHRINK_UNIT_NEURON_BLOCK,
+    SHRINK_UNIT_COUNT
+} shrink_unit;
+/* "layer", "head", "kv-head", "neuron-block"; shrink_unit_parse: SHRINK_ERR_ARG if unknown. */
+SHRINK_API const char *shrink_unit_name(shrink_unit u);
+SHRINK_API shrink_status shrink_unit_parse(const char *name, shrink_unit *out);
+
+typedef struct shrink_sensitivity_params {
+    shrink_unit unit;
+    const char *calib_path;     /* UTF-8 text the KL and perplexity are measured on */
+    int64_t     calib_tokens;   /* tokens of it used (default 512) */
+    int32_t     calib_ctx;      /* tokens per window (default min(context, 256)) */
+    int32_t     block;          /* neurons per neuron block (0: ffn_dim / 16) */
+    const char *tokenizer_path; /* as shrink_load_params */
+    /* called after each unit measured with units done / total; may be NULL */
+    void      (*progress)(void *user, int64_t done, int64_t total);
+    void       *user;
+} shrink_sensitivity_params;
+
+typedef struct shrink_sensitivity_entry {
+    int32_t layer;       /* the unit's layer */
+    int32_t index;       /* head, kv-head or neuron block within the layer; -1 for a layer */
+    double  kl;          /* mean KL(original || unit removed) per token, nats */
+    double  ppl;         /* perplexity with the unit removed */
+    double  proxy;       /* the cheap score: layer: block influence 1 - cos(h_in, h_out);
+                            head / kv-head: mean ||head output|| * ||W_o columns||_F;
+                            neuron block: sum of mean |a_i| * ||W_down column i|| */
+    int32_t rank;        /* 0 = least sensitive (smallest kl) */
+} shrink_sensitivity_entry;
+
+typedef struct shrink_sensitivity_result {
+    shrink_unit unit;
+    double      base_ppl;     /* perplexity of the model as it is */
+    int64_t     n_tokens;     /* calibration tokens used */
+    int32_t     block;        /* neurons per block (neuron-block) */
+    int64_t     n;            /* entries, in model order (layer, index) */
+    shrink_sensitivity_entry *entries; /* owned: shrink_sensitivity_result_free */
+    double      seconds;
+} shrink_sensitivity_result;
+
+SHRINK_API shrink_sensitivity_params shrink_sensitivity_params_default(void);
+/* Measures, for every unit of params->unit, the KL divergence from the model's own
+ * next-token distribution and the perplexity on the calibration text when that unit alone
+ * is removed (masked: its output columns zeroed, which equals removing it), and the cheap
+ * proxy score. */
+SHRINK_API shrink_status shrink_sensitivity(const char *in,
+                                            const shrink_sensitivity_params *params,
+                                            shrink_sensitivity_result *result);
+SHRINK_API void shrink_sensitivity_result_free(shrink_sensitivity_result *result);
+
+/* How structured pruning ranks units: by the measured KL of shrink_sensitivity, by the
+ * activation proxies (Minitron's head / neuron importance, ShortGPT's block influence for
+ * layers), or at random (seeded; a baseline). */
+typedef enum shrink_rank_by {
+    SHRINK_RANK_ACTIVATION, SHRINK_RANK_SENSITIVITY, SHRINK_RANK_RANDOM
+} shrink_rank_by;
+
+typedef struct shrink_structured_params {
+    int32_t        heads;      /* query heads removed per layer (a multiple of n_kv_heads:
+                                  the same number from each K/V group) */
+    int32_t        kv_heads;   /* K/V groups removed per layer, with their query heads */
+    int32_t        neurons;    /* FFN neurons removed per layer */
+    int32_t        layers;     /* whole layers removed */
+    shrink_rank_by by;
+    int32_t        block;      /* sensitivity: neurons per block (0: ffn_dim / 16) */
+    uint64_t       seed;       /* random */
+    const char    *calib_path; /* activation / sensitivity: calibration text */
+    int64_t        calib_tokens;
+    int32_t        calib_ctx;
+    const char    *tokenizer_path;
+    int            dtype;      /* shrink_dtype of the output's matrices, -1: the input's */
+    /* phase 0: units scored (done / total); phase 1: tensor bytes written */
+    void         (*progress)(void *user, int phase, int64_t done, int64_t total);
+    void          *user;
+} shrink_structured_params;
+
+typedef struct shrink_structured_result {
+    int32_t  n_layers_in, n_heads_in, n_kv_heads_in, ffn_dim_in;
+    int32_t  n_layers, n_heads, n_kv_heads, ffn_dim; /* the output's config */
+    /* what was removed, indices in the input model (owned: shrink_structured_result_free) */
+    int32_t *removed_layers;   /* (n_layers_in - n_layers) input layers, ascending */
+    int32_t *removed_heads;    /* (n_layers_in x (n_heads_in - n_heads)) per input layer,
+                                  ascending; rows of removed layers are -1 */
+    int32_t *removed_neurons;  /* (n_layers_in x (ffn_dim_in - ffn_dim)) likewise */
+    int64_t  params_in, params_out;
+    uint64_t in_file_bytes, out_file_bytes;
+    int64_t  calib_tokens;
+    double   seconds;
+} shrink_structured_result;
+
+SHRINK_API shrink_structured_params shrink_structured_params_default(void);
+/* Removes heads, K/V groups, FFN neurons and layers from the model at `in` and writes a
+ * smaller model with the new config (GGUF for *.gguf, else a Hugging Face folder): the same
+ * count per layer (the config has one n_heads / ffn_dim for all layers), the units of least
+ * importance by params->by. Its logits equal the input's with those units masked. Removing
+ * every head, neuron or layer, or heads that are not a multiple of n_kv_heads, is an error. */
+SHRINK_API shrink_status shrink_prune_structured(const char *in, const char *out,
+                                                 const shrink_structured_params *params,
+                                                 shrink_structured_result *result);
+SHRINK_API void shrink_structured_result_free(shrink_structured_result *result);
+/* ==== LoRA: merge, adapter files, training (issue 13; src/lora/, docs/adapters.md) ======== */
+
+typedef struct shrink_merge_params {
+    const char *const *adapters; /* n_adapters adapter paths (as shrink_model_add_lora reads) */
+    const double *scales;       /* n_adapters user scales, or NULL: all 1 */
+    int32_t     n_adapters;
+    int32_t     dtype;          /* shrink_dtype of the output's matrices; -1: the base's (a
+                                   quantized base then is SHRINK_ERR_ARG: give a dtype) */
+    const char *to;             /* "gguf", "hf", "llama2c"; NULL: from the output path */
+    const char *tokenizer_path; /* NULL: the base's own */
+    void      (*progress)(void *user, int64_t done, int64_t total); /* bytes; may be NULL */
+    void       *user;
+} shrink_merge_params;
+
+typedef struct shrink_merge_result {
+    const char  *format;        /* static string */
+    shrink_dtype dtype;         /* of the matrices written */
+    int64_t      n_merged;      /* matrices changed */
+    int64_t      n_adapter_params; /* elements of the adapters' A and B */
+    uint64_t     tensor_bytes;
+    double       seconds;
+} shrink_merge_result;
+
+SHRINK_API shrink_merge_params shrink_merge_params_default(void);
+
+/* Writes the base model at `base` with W + scale * (alpha / r) * B A of every adapter merged
+ * into its projections, to `out` (GGUF, a Hugging Face folder or llama2.c .bin; atomically,
+ * nothing at `out` on failure). Adapters are checked against the base as
+ * shrink_model_add_lora checks them; one of scale 0 changes nothing (the output is then what
+ * shrink_convert writes). `result` may be NULL. */
+SHRINK_API shrink_status shrink_merge(const char *base, const char *out,
+                                      const shrink_merge_params *params,
+                                      shrink_merge_result *result);
+
+/* Writes adapter i of `model` (shrink_model_add_lora) to `out`: a llama.cpp GGUF LoRA adapter
+ * when out ends in .gguf, else a PEFT folder (adapter_config.json + adapter_model.safetensors).
+ * alpha is written as scale * alpha / r * r, so the file applies what the model applies
+ * (the user's scale included). Atomic; the adapter's own file is refused as `out`. */
+SHRINK_API shrink_status shrink_model_save_lora(const shrink_model *model, int i,
+                                                const char *out);
+
+/* LoRA training on a frozen base (`shrink lora`, docs/adapters.md). */
+typedef struct shrink_lora_params {
+    int64_t     rank;           /* r >= 1 (default 8), at most each target's smaller side */
+    double      alpha;          /* lora_alpha > 0 (default 16): scale alpha / r */
+    const char *targets;        /* comma list of q, k, v, o, gate, up, down (or q_proj ...,
+                                   attn_q ..., all); default all seven */
+    double      dropout;        /* lora_dropout in [0, 1) on the adapter's input (default 0) */
+    bool        rslora;         /* scale alpha / sqrt(r) (rsLoRA) */
+    const char *out;            /* the adapter: *.gguf (llama.cpp) or a PEFT folder (required) */
+} shrink_lora_params;
+
+typedef struct shrink_lora_result {
+    shrink_train_result train;  /* model_out = the adapter; n_params = trainable parameters */
+    int64_t     n_trainable;    /* elements of the A and B matrices */
+    int64_t     n_all;          /* the base's parameters + n_trainable (PEFT's "all params") */
+} shrink_lora_result;
+
+SHRINK_API shrink_lora_params shrink_lora_params_default(void);
+
+/* Trains a LoRA adapter on the frozen model at `model_path` with shrink_train's loop, options,
+ * checkpoints (<out_dir>/checkpoint.bin) and bit-exact resume; A and B of every target
+ * projection are the only trainable parameters (A Kaiming-uniform, B zero, as PEFT). The base
+ * is read as shrink_train reads it (a quantized GGUF base trains on its dequantized values).
+ * The adapter is written to lora->out at the end. Bad parameters (rank < 1 or larger than a
+ * target, unknown target) are SHRINK_ERR_ARG before anything is written. result may be NULL. */
+SHRINK_API shrink_status shrink_lora_train(const char *model_path,
+                                           const shrink_train_params *train,
+                                           const shrink_lora_params *lora,
+                                           shrink_lora_result *result);
 
 /* ==== temporaries (docs/reliability.md) ================================================== */
 

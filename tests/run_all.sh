@@ -21,11 +21,16 @@ if [ -f tests/test_library_hygiene.sh ]; then
     run "test_library_hygiene.sh" sh tests/test_library_hygiene.sh "$build"
 fi
 if [ -f tests/test_eval_cli.sh ]; then run "test_eval_cli.sh" sh tests/test_eval_cli.sh "$build/shrink"; fi
+if [ -f tests/test_quant_ux.sh ]; then run "test_quant_ux.sh" sh tests/test_quant_ux.sh "$build/shrink"; fi
 if [ -f tests/test_train_cli.sh ]; then run "test_train_cli.sh" sh tests/test_train_cli.sh "$build/shrink"; fi
 if [ -f tests/test_distill_cli.sh ]; then run "test_distill_cli.sh" sh tests/test_distill_cli.sh "$build/shrink"; fi
 if [ -f tests/test_imatrix_cli.sh ]; then run "test_imatrix_cli.sh" sh tests/test_imatrix_cli.sh "$build/shrink"; fi
+if [ -f tests/test_prune_structured.sh ]; then run "test_prune_structured.sh" sh tests/test_prune_structured.sh "$build/shrink"; fi
+if [ -f tests/test_lora_cli.sh ]; then run "test_lora_cli.sh" sh tests/test_lora_cli.sh "$build/shrink"; fi
 if [ -f tests/test_layers.sh ]; then run "test_layers.sh" sh tests/test_layers.sh; fi
 run "test_skip_rule.sh" sh tests/test_skip_rule.sh
+if [ -f tests/test_docs.sh ]; then run "test_docs.sh" sh tests/test_docs.sh "$build/shrink"; fi
+if [ -f tests/test_json_keys.sh ]; then run "test_json_keys.sh" sh tests/test_json_keys.sh "$build/shrink"; fi
 for t in tests/reliability/test_*.sh; do
     [ -f "$t" ] && run "$t" sh "$t" "$build/shrink"
 done

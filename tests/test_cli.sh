@@ -163,10 +163,29 @@ expect_ok "shrink help ppl" "$bin" help ppl
 expect_ok "shrink version" "$bin" version
 for c in $commands; do
     [ "$c" = help ] && continue
+    # an unknown option: exit 2 and one line naming it (not the whole usage)
     run "$bin" "$c" --no-such-option
-    [ $rc -eq 2 ] && [ ! -s "$tmp/out" ] && grep -q "usage: shrink $c" "$tmp/err" && ok ||
-        bad "$c --no-such-option: exit $rc (want 2 and usage on stderr)"
+    [ $rc -eq 2 ] && [ ! -s "$tmp/out" ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] &&
+        grep -q "^shrink $c: unknown option '--no-such-option'" "$tmp/err" && ok ||
+        bad "$c --no-such-option: exit $rc (want 2 and one line on stderr): $(head -c 300 "$tmp/err")"
 done
+# did you mean: the nearest option of the command's table, with the value when it takes one
+run "$bin" quantize in.bin out.gguf --schem q4_K_M
+[ $rc -eq 2 ] && [ "$(cat "$tmp/err")" = "shrink quantize: unknown option '--schem'; did you mean --scheme q4_K_M?" ] &&
+    ok || bad "quantize --schem: $(cat "$tmp/err")"
+run "$bin" ppl m.bin t.txt --strdie=64
+[ $rc -eq 2 ] && [ "$(cat "$tmp/err")" = "shrink ppl: unknown option '--strdie'; did you mean --stride 64?" ] &&
+    ok || bad "ppl --strdie=64: $(cat "$tmp/err")"
+run "$bin" bench m.bin --no-pinn
+[ $rc -eq 2 ] && [ "$(cat "$tmp/err")" = "shrink bench: unknown option '--no-pinn'; did you mean --no-pin?" ] &&
+    ok || bad "bench --no-pinn: $(cat "$tmp/err")"
+run "$bin" compare a b --tex t.txt
+[ $rc -eq 2 ] && grep -q "did you mean --text t.txt?" "$tmp/err" && ok || bad "compare --tex: $(cat "$tmp/err")"
+run "$bin" generate m.bin --jsn
+[ $rc -eq 2 ] && grep -q "did you mean --json?" "$tmp/err" && ok || bad "generate --jsn: $(cat "$tmp/err")"
+run "$bin" quantize in.bin out.gguf --calib-tok 5
+[ $rc -eq 2 ] && grep -q "did you mean --calib-tokens 5?" "$tmp/err" && ok ||
+    bad "quantize --calib-tok (a prefix): $(cat "$tmp/err")"
 run "$bin"
 [ $rc -eq 2 ] && ok || bad "shrink without a command: exit $rc (want 2)"
 run "$bin" no-such-command
@@ -197,8 +216,8 @@ else
             bad "generate -n 200 --temp 0 differs from $greedy: $(cmp "$tmp/out" "$greedy" 2>&1)"
     fi
     expect_ok "generate --json" "$bin" generate "$model" -n 16 --json &&
-        json_has "generate --json" text tokens prompt_tokens n_prompt n_generated stop pp_tok_s \
-            decode_tok_s peak_rss_bytes
+        json_has "generate --json" text tokens prompt_tokens n_prompt n_generated stop pp_tokens_per_s \
+            tg_tokens_per_s peak_rss_bytes
     expect_ok "generate --temp 0.9 (1)" "$bin" generate "$model" -p "Once upon a time" -n 40 \
         --temp 0.9 --top-p 0.9 --top-k 40 --seed 7 && cp "$tmp/out" "$tmp/sample1"
     expect_ok "generate --temp 0.9 (2)" "$bin" generate "$model" -p "Once upon a time" -n 40 \
@@ -212,8 +231,10 @@ else
         json_has "info --json" arch format dim n_layers n_heads n_kv_heads vocab_size max_seq_len \
             n_params n_tensors file_bytes weight_bytes state_bytes mem_bytes tokenizer_vocab tensors
     expect_ok "bench --json" "$bin" bench "$model" --pp 32 --tg 8 --reps 2 --bandwidth 20 --json &&
-        json_has "bench --json" pp_tok_s pp_tok_s_sd decode_tok_s decode_tok_s_sd pp_gflops \
-            roofline_fraction bandwidth_bytes_s threads peak_rss_bytes weight_bytes
+        json_has "bench --json" pp_tokens_per_s pp_tokens_per_s_sd tg_tokens_per_s \
+            tg_tokens_per_s_sd tg_tokens_per_s_mean tg_tokens_per_s_min tg_tokens_per_s_max \
+            pp_gflops roofline_fraction bandwidth_bytes_s threads threads_pinned spread_warning \
+            peak_rss_bytes weight_bytes
     expect_ok "bench" "$bin" bench "$model" --pp 16 --tg 4 --reps 1 --bandwidth 20 &&
         { grep -q '^| model' "$tmp/out" && grep -q '| tg4 |' "$tmp/out" && ok ||
             bad "bench: no markdown table"; }
@@ -237,7 +258,7 @@ else
     if expect_ok "ppl --ctx 128 --stride 64" "$bin" ppl "$model" "$text" --ctx 128 --stride 64 \
         --json --progress; then
         json_has "ppl --json" ppl nll bpb tokens_scored n_tokens windows ctx stride method seconds \
-            tok_s peak_rss_bytes
+            tokens_per_s peak_rss_bytes
         got=$(json_num ppl)
         same4 "$got" "$ref" && ok || bad "ppl ctx 128 stride 64: $got, reference $ref"
         [ "$(json_num tokens_scored)" = 9651 ] && ok ||
@@ -252,6 +273,41 @@ else
         { grep -q "perplexity:" "$tmp/out" && ok || bad "ppl --llama-cpp: no perplexity line"; }
 fi
 
+# ==== llama.cpp spellings =====================================================================
+
+if [ -z "$model" ] || [ -z "$text" ]; then
+    missing "llama.cpp spellings: stories260K or ppl_text.txt"
+else
+    head -c 1500 "$text" >"$tmp/ll.txt"
+    expect_ok "ppl MODEL TEXT" "$bin" ppl "$model" "$tmp/ll.txt" --ctx 64 --json && want=$(json_num ppl)
+    # -m MODEL -f FILE (llama-perplexity), in either order, and -f before the model
+    for args in "-m $model -f $tmp/ll.txt" "-f $tmp/ll.txt -m $model" "-f $tmp/ll.txt $model"; do
+        # shellcheck disable=SC2086
+        expect_ok "ppl $args" "$bin" ppl $args --ctx 64 --json &&
+            { [ "$(json_num ppl)" = "$want" ] && ok || bad "ppl $args: ppl $(json_num ppl), want $want"; }
+    done
+    run "$bin" ppl -f "$tmp/ll.txt" --ctx 64
+    [ $rc -eq 2 ] && grep -q "missing arguments" "$tmp/err" && ok || bad "ppl -f without a model: exit $rc"
+    # bench -p/-n (llama-bench), -m on any command that loads a model
+    expect_ok "bench -m -p -n -r" "$bin" bench -m "$model" -p 16 -n 4 -r 1 --bandwidth 20 --json &&
+        jcheck 'N(1) == 16 && N(2) == 4 && N(3) == 1' pp tg reps && ok || bad "bench -p 16 -n 4: $(head -c 300 "$tmp/out")"
+    expect_ok "info -m" "$bin" info -m "$model" --json && json_has "info -m --json" n_params
+    # compare -f FILE
+    expect_ok "compare -f" "$bin" compare "$model" "$model" -f "$tmp/ll.txt" --ctx 64 --no-speed --json &&
+        json_has "compare -f --json" kl_mean
+    # quantize IN OUT TYPE (llama-quantize's order): the same bytes as --scheme TYPE
+    mkdir -p "$tmp/pq"
+    if expect_ok "quantize IN OUT TYPE" "$bin" quantize "$model" "$tmp/pq/a.gguf" q8_0 &&
+        expect_ok "quantize IN OUT --scheme" "$bin" quantize "$model" "$tmp/pq/b.gguf" --scheme q8_0; then
+        cmp -s "$tmp/pq/a.gguf" "$tmp/pq/b.gguf" && ok || bad "quantize IN OUT q8_0 differs from --scheme q8_0"
+    fi
+    expect_ok "quantize -m IN OUT TYPE" "$bin" quantize -m "$model" "$tmp/pq/c.gguf" Q8_0 &&
+        { cmp -s "$tmp/pq/a.gguf" "$tmp/pq/c.gguf" && ok || bad "quantize -m IN OUT Q8_0 differs"; }
+    run "$bin" quantize "$model" "$tmp/pq/d.gguf" q8_0 --scheme q4_0
+    [ $rc -eq 2 ] && grep -q "the scheme is given twice" "$tmp/err" && [ ! -e "$tmp/pq/d.gguf" ] && ok ||
+        bad "quantize with two different schemes: exit $rc: $(cat "$tmp/err")"
+fi
+
 # ==== compare ==================================================================================
 
 if [ -z "$model" ] || [ -z "$text" ]; then
@@ -264,23 +320,24 @@ else
         grep -q '^| model | scheme | bpw | size | ppl | Δppl % | KL mean | KL p99 | same top-1 % | pp16 t/s | tg4 t/s | peak RSS |$' "$tmp/out" &&
             ok || bad "compare: no markdown header: $(head -n 1 "$tmp/out")"
         [ "$(grep -c '^| stories260K.bin' "$tmp/out")" = 2 ] && ok || bad "compare: not 2 model rows"
-        grep '^| stories260K.bin |' "$tmp/out" | grep -q '| +0.000 | 0.000000 | 0.000000 | 100.00 |' &&
+        grep '^| stories260K.bin |' "$tmp/out" | grep -q '| ~+0.000 ± 0.000 | ~0.000000 ± 0.000000 | 0.000000 | ~100.00 ± 0.00 |' &&
             ok || bad "compare self: KL/delta/top-1 not 0/0/100: $(grep '^| stories260K.bin |' "$tmp/out")"
         grep -q '256 tokens scored' "$tmp/out" && ok || bad "compare --tokens 256: $(tail -n 4 "$tmp/out")"
     fi
     if expect_ok "compare self --json" "$bin" compare "$model" "$model" --text "$tmp/cmp.txt" \
         --ctx 64 --tokens 256 --pp 16 --tg 4 --reps 1 --json; then
         json_has "compare --json" base text ctx stride method tokens_scored models name scheme \
-            bits_per_weight file_bytes ppl delta_ppl_pct kl_mean kl_p99 top1_same_pct pp_tok_s \
-            tg_tok_s peak_rss_bytes
+            bits_per_weight file_bytes ppl ppl_se delta_ppl delta_ppl_se delta_ppl_pct \
+            delta_ppl_pct_se kl_mean kl_mean_se kl_p99 top1_same_pct top1_same_pct_se \
+            pp_tokens_per_s tg_tokens_per_s peak_rss_bytes
         jcheck 'N(1) == 2 && N(2) == 0 && N(3) == 0 && N(4) == 0 && N(5) == 100 && N(6) == 256 &&
                 N(7) > 0 && N(8) > 0 && N(9) > 0 && S(10) == "f32" && N(11) == 32 &&
                 N(12) > 0 && N(13) > 0 && N(14) > 0 && S(15) == "f32" && N(16) == 32' \
             models.# models.1.kl_mean models.1.kl_p99 models.1.delta_ppl_pct \
             models.1.top1_same_pct tokens_scored \
-            models.0.pp_tok_s models.0.tg_tok_s models.0.peak_rss_bytes models.0.scheme \
+            models.0.pp_tokens_per_s models.0.tg_tokens_per_s models.0.peak_rss_bytes models.0.scheme \
             models.0.bits_per_weight \
-            models.1.pp_tok_s models.1.tg_tok_s models.1.peak_rss_bytes models.1.scheme \
+            models.1.pp_tokens_per_s models.1.tg_tokens_per_s models.1.peak_rss_bytes models.1.scheme \
             models.1.bits_per_weight &&
             ok || bad "compare self --json: $(head -c 600 "$tmp/out")"
     fi
@@ -295,7 +352,7 @@ else
             awk -v a="$got" -v b="$want" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 0 && d / b < 1e-9) }' &&
                 ok || bad "compare $m: base ppl $got, shrink ppl $want"
             jcheck 'N(1) == 2 && S(2) == "null" && S(3) == "null" && S(4) == "null" && S(5) == "null"' \
-                models.# models.0.pp_tok_s models.0.peak_rss_bytes models.1.pp_tok_s \
+                models.# models.0.pp_tokens_per_s models.0.peak_rss_bytes models.1.pp_tokens_per_s \
                 models.1.peak_rss_bytes &&
                 ok || bad "compare --no-speed: speed or RSS reported"
         fi
@@ -502,14 +559,17 @@ fi
 
 # ==== quantize =================================================================================
 
-# footprint FILE: the footprint line on stdout names FILE's size in MB (1e6 bytes, 2 decimals)
-# and a ratio and bits/weight that are numbers.
+# footprint FILE: the footprint line on stdout names FILE's size (cli_fmt_bytes: B, or KiB/MiB/GiB
+# with 2 decimals, powers of 1024)
 footprint() {
     line=$(tail -n 1 "$tmp/out")
     got=$(echo "$line" | awk '{ print $6 }')
+    unit=$(echo "$line" | awk '{ sub(/,$/, "", $7); print $7 }')
     size=$(wc -c <"$1")
-    awk -v g="$got" -v s="$size" 'BEGIN { d = g - s / 1e6; if (d < 0) d = -d; exit !(d <= 0.0051) }' &&
-        echo "$line" | grep -Eq '^[a-z0-9_]+ [0-9.]+ MB -> [a-zA-Z0-9_]+ [0-9.]+ MB, [0-9.]+x (smaller|larger), [0-9.]+ bits/weight$' &&
+    awk -v g="$got" -v u="$unit" -v s="$size" 'BEGIN {
+            m = u == "B" ? 1 : u == "KiB" ? 1024 : u == "MiB" ? 1048576 : u == "GiB" ? 1073741824 : 0
+            d = g - s / m; if (d < 0) d = -d; exit !(m > 0 && d <= 0.0051) }' &&
+        echo "$line" | grep -Eq '^[a-z0-9_]+ [0-9.]+ (B|KiB|MiB|GiB) -> [a-zA-Z0-9_]+ [0-9.]+ (B|KiB|MiB|GiB), [0-9.]+x (smaller|larger), [0-9.]+ bits/weight$' &&
         ok || bad "quantize footprint '$line' vs $1 of $size bytes"
 }
 

@@ -8,15 +8,19 @@
  *     percentile and maximum KL, the top-1 rate and both NLLs equal a float64 recomputation from
  *     the two models' logits (shrink_context_eval on the same windows, log-softmax in double);
  *     the KL is > 0 and the perplexity equals shrink_perplexity on the quantized model;
+ *   - the standard errors (ppl, Δppl paired, KL mean, top-1) equal the textbook float64
+ *     formulas applied to the per-token NLL / KL / agreement arrays of that recomputation;
  *   - --tokens (max_tokens) scores exactly that many tokens (sliding) or whole chunks
  *     (llama.cpp), with the perplexity of shrink_perplexity on the tokens used;
  *   - hostile input: models with different vocabularies, too few tokens, a window larger than
  *     a context: SHRINK_ERR_ARG with a message naming the problem;
- *   - shrink_bench: positive rates, bad sizes refused.
+ *   - shrink_bench: positive rates, min <= median, mean <= max, every thread pinned and the
+ *     process's affinity restored afterwards, bad sizes refused.
  */
 #include "shrink.h"
 #include "test_util.h"
 
+#include <sched.h>
 #include <stdint.h>
 
 static shrink_model *load(const char *path) {
@@ -48,8 +52,28 @@ static int argmax(const double *x, int V) {
 
 typedef struct ref_stats {
     double  nll_b, nll_m, kl_mean, kl_p99, kl_max, same;
+    /* standard errors, float64 from the per-token arrays (two passes, textbook formulas) */
+    double  nll_b_se, nll_m_se, dppl_se, kl_se, same_se;
     int64_t scored;
 } ref_stats;
+
+/* Sample standard deviation / sqrt(n) of x[0..n), and the sample covariance of x and y. */
+static double se_of(const double *x, int64_t n) {
+    double m = 0, v = 0;
+    for (int64_t i = 0; i < n; i++) m += x[i] / n;
+    for (int64_t i = 0; i < n; i++) v += (x[i] - m) * (x[i] - m);
+    return sqrt(v / (n - 1) / n);
+}
+
+static double cov_of(const double *x, const double *y, int64_t n) {
+    double mx = 0, my = 0, c = 0;
+    for (int64_t i = 0; i < n; i++) {
+        mx += x[i] / n;
+        my += y[i] / n;
+    }
+    for (int64_t i = 0; i < n; i++) c += (x[i] - mx) * (y[i] - my);
+    return c / (n - 1);
+}
 
 /* The sliding windows of the Hugging Face guide, written out again: window k = ids[k*stride,
  * +ctx), scoring positions from the end of the previous window on. Each window is evaluated
@@ -58,7 +82,8 @@ static void reference(shrink_context *cb, shrink_context *cm, const int32_t *ids
                       int ctx, int stride, int V, ref_stats *r) {
     float  *lb = malloc((size_t)ctx * V * sizeof *lb), *lm = malloc((size_t)ctx * V * sizeof *lm);
     double *pb = malloc((size_t)V * sizeof *pb), *pm = malloc((size_t)V * sizeof *pm);
-    double *kls = malloc((size_t)n * sizeof *kls);
+    double *kls = malloc((size_t)n * sizeof *kls), *tb = malloc((size_t)n * sizeof *tb);
+    double *tm = malloc((size_t)n * sizeof *tm), *ts = malloc((size_t)n * sizeof *ts);
     memset(r, 0, sizeof *r);
     int64_t prev_end = 0;
     for (int64_t begin = 0;; begin += stride) {
@@ -78,6 +103,9 @@ static void reference(shrink_context *cb, shrink_context *cm, const int32_t *ids
             r->nll_m -= pm[target];
             r->kl_mean += kl;
             r->same += argmax(pb, V) == argmax(pm, V);
+            tb[r->scored] = -pb[target];
+            tm[r->scored] = -pm[target];
+            ts[r->scored] = argmax(pb, V) == argmax(pm, V);
             kls[r->scored++] = kl;
         }
         prev_end = end;
@@ -87,12 +115,20 @@ static void reference(shrink_context *cb, shrink_context *cm, const int32_t *ids
     r->nll_m /= r->scored;
     r->kl_mean /= r->scored;
     r->same /= r->scored;
+    int64_t ns = r->scored;
+    double  pB = exp(r->nll_b), pM = exp(r->nll_m);
+    r->nll_b_se = se_of(tb, ns);
+    r->nll_m_se = se_of(tm, ns);
+    r->kl_se    = se_of(kls, ns);
+    r->same_se  = se_of(ts, ns);  /* = sqrt(p (1 - p) / (n - 1)) for 0/1 values */
+    r->dppl_se  = sqrt(pM * pM * r->nll_m_se * r->nll_m_se + pB * pB * r->nll_b_se * r->nll_b_se
+                       - 2 * pM * pB * cov_of(tm, tb, ns) / ns);
     qsort(kls, (size_t)r->scored, sizeof *kls, cmp_dbl);
     double  pos = 0.99 * (double)(r->scored - 1);
     int64_t lo  = (int64_t)pos;
     r->kl_p99 = lo + 1 < r->scored ? kls[lo] + (pos - lo) * (kls[lo + 1] - kls[lo]) : kls[lo];
     r->kl_max = kls[r->scored - 1];
-    free(lb); free(lm); free(pb); free(pm); free(kls);
+    free(lb); free(lm); free(pb); free(pm); free(kls); free(tb); free(tm); free(ts);
 }
 
 static int32_t *tokens_of(shrink_model *m, const char *text_path, size_t max_bytes, size_t *n) {
@@ -211,6 +247,28 @@ static void test_quantized(const char *base_path, const char *q_path, const int3
     CHECK(fabs(r[0].nll - ref.nll_b) < 1e-6 && fabs(r[1].nll - ref.nll_m) < 1e-6,
           "nll %.9f / %.9f vs float64 %.9f / %.9f", r[0].nll, r[1].nll, ref.nll_b, ref.nll_m);
 
+    /* standard errors against the float64 recomputation from the per-token values */
+    printf("  ± ppl %.4f / %.4f, Δppl %+.4f ± %.4f (ref %.4f), KL ± %.3g (ref %.3g), top-1 ± %.4f "
+           "(ref %.4f)\n", r[0].ppl_se, r[1].ppl_se, r[1].dppl, r[1].dppl_se, ref.dppl_se,
+           r[1].kl_mean_se, ref.kl_se, r[1].top1_same_se, ref.same_se);
+    CHECK(fabs(r[0].nll_se - ref.nll_b_se) <= 1e-6 * ref.nll_b_se &&
+          fabs(r[1].nll_se - ref.nll_m_se) <= 1e-6 * ref.nll_m_se,
+          "nll se %.12g / %.12g vs float64 %.12g / %.12g", r[0].nll_se, r[1].nll_se,
+          ref.nll_b_se, ref.nll_m_se);
+    CHECK(fabs(r[1].ppl_se - exp(ref.nll_m) * ref.nll_m_se) <= 1e-6 * r[1].ppl_se,
+          "ppl se %.12g vs %.12g", r[1].ppl_se, exp(ref.nll_m) * ref.nll_m_se);
+    CHECK(fabs(r[1].dppl - (exp(ref.nll_m) - exp(ref.nll_b))) <= 1e-6 * exp(ref.nll_b) &&
+          fabs(r[1].dppl_se - ref.dppl_se) <= 1e-5 * ref.dppl_se && r[1].dppl_se > 0 &&
+          r[0].dppl == 0 && r[0].dppl_se == 0,
+          "Δppl %.12g ± %.12g vs float64 ± %.12g", r[1].dppl, r[1].dppl_se, ref.dppl_se);
+    CHECK(fabs(r[1].kl_mean_se - ref.kl_se) <= 1e-5 * ref.kl_se + 1e-12,
+          "KL se %.12g vs float64 %.12g", r[1].kl_mean_se, ref.kl_se);
+    CHECK(fabs(r[1].top1_same_se - ref.same_se) <= 1e-12, "top-1 se %.12g vs float64 %.12g",
+          r[1].top1_same_se, ref.same_se);
+    /* paired: the Δppl error is smaller than the unpaired sqrt(se_m^2 + se_b^2) */
+    CHECK(r[1].dppl_se < sqrt(r[0].ppl_se * r[0].ppl_se + r[1].ppl_se * r[1].ppl_se),
+          "paired Δppl se %.6g not below the unpaired one", r[1].dppl_se);
+
     /* the quantized model's perplexity equals shrink_perplexity on it */
     shrink_ppl_params pp = shrink_ppl_params_default();
     shrink_ppl_result pr;
@@ -219,6 +277,10 @@ static void test_quantized(const char *base_path, const char *q_path, const int3
     CHECK(shrink_perplexity(c[1], ids, max_tokens + 1, &pp, &pr) == SHRINK_OK, "ppl");
     CHECK(fabs(pr.ppl / r[1].ppl - 1) < 1e-12, "Q4_K_M ppl %.17g vs shrink_perplexity %.17g",
           r[1].ppl, pr.ppl);
+    CHECK(fabs(pr.nll_se - ref.nll_m_se) <= 1e-6 * ref.nll_m_se &&
+          fabs(pr.ppl_se - pr.ppl * pr.nll_se) <= 1e-12 * pr.ppl_se,
+          "shrink_perplexity nll se %.12g vs float64 %.12g (ppl ± %.12g)", pr.nll_se,
+          ref.nll_m_se, pr.ppl_se);
     shrink_context_free(c[0]);
     shrink_context_free(c[1]);
     shrink_model_free(b);
@@ -252,8 +314,30 @@ static void test_hostile(const char *small, const char *big, const int32_t *ids,
     bp.pp   = 16;
     bp.tg   = 4;
     bp.reps = 2;
+    cpu_set_t before, after;
+    CHECK(sched_getaffinity(0, sizeof before, &before) == 0, "sched_getaffinity");
+    bp.reps = 3;
     CHECK(shrink_bench(a, &bp, &br) == SHRINK_OK && br.pp_tok_s > 0 && br.tg_tok_s > 0,
           "bench: %s", shrink_last_error());
+    /* median, mean, min, max of the same 3 runs: min <= median, mean <= max */
+    CHECK(br.pp_tok_s_min <= br.pp_tok_s_median && br.pp_tok_s_median <= br.pp_tok_s_max &&
+          br.pp_tok_s_min <= br.pp_tok_s && br.pp_tok_s <= br.pp_tok_s_max &&
+          br.tg_tok_s_min <= br.tg_tok_s_median && br.tg_tok_s_median <= br.tg_tok_s_max &&
+          br.pp_tok_s_min > 0 && br.tg_tok_s_min > 0,
+          "bench statistics: pp min %g median %g mean %g max %g, tg min %g median %g max %g",
+          br.pp_tok_s_min, br.pp_tok_s_median, br.pp_tok_s, br.pp_tok_s_max, br.tg_tok_s_min,
+          br.tg_tok_s_median, br.tg_tok_s_max);
+    /* pinned: every thread bound during the runs, the process's CPUs given back after */
+    CHECK(br.threads == shrink_get_threads() && br.pinned == br.threads,
+          "bench pinned %d of %d threads", br.pinned, br.threads);
+    CHECK(sched_getaffinity(0, sizeof after, &after) == 0 && CPU_EQUAL(&before, &after),
+          "bench: the affinity was not restored (%d CPUs before, %d after)", CPU_COUNT(&before),
+          CPU_COUNT(&after));
+    bp.pin = false;
+    CHECK(shrink_bench(a, &bp, &br) == SHRINK_OK && br.pinned == 0, "bench unpinned: %d pinned",
+          br.pinned);
+    bp.pin  = true;
+    bp.reps = 2;
     bp.pp = 1 << 20;
     CHECK(shrink_bench(a, &bp, &br) == SHRINK_ERR_ARG, "bench pp past the context");
     bp.pp = bp.tg = 0;

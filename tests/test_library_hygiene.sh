@@ -4,7 +4,11 @@
 #      the single assertion handler (sk_abort in src/core/status.c); comments and string
 #      literals are stripped first, so prose does not count;
 #   2. BUILD/libshrink.a defines only shrink_* and sk_* global symbols (nm), and
-#      BUILD/libshrink.so exports only shrink_* dynamic symbols.
+#      BUILD/libshrink.so exports only shrink_* dynamic symbols;
+#   3. no string literal in src/ (the messages a user reads) names an internal function:
+#      none holds a shrink_* or sk_* identifier, and none starts with the name of a function
+#      defined or called in src/ followed by ':' or '(' ("gemm_acc: ..."); messages name the
+#      file, option or value the user gave (issue 17). #include lines are exempt.
 # Each check first proves on planted violations that it can fail; a missing tool (cc, nm) is
 # a failure, never a pass. Exit 0 = all good, 1 = a violation or a broken check.
 build=${1:-build}
@@ -22,6 +26,13 @@ trap 'rm -rf "$tmp"' EXIT
 CALLS='(printf|vprintf|fprintf|vfprintf|dprintf|puts|fputs|putchar|perror'
 CALLS="$CALLS"'|exit|_exit|_Exit|quick_exit|abort)[[:space:]]*\('
 STREAMS='(stdout|stderr)([^A-Za-z0-9_]|$)'
+
+# Prints the lines of $2 (if any), each after the prefix $1; returns 1 if there were any.
+report_hits() {
+    [ -n "$2" ] || return 0
+    printf '%s\n' "$2" | sed "s|^|$1|"
+    return 1
+}
 
 # The code of C file $1 without comments (the compiler's own lexer: -fpreprocessed removes
 # comments and expands nothing) and without string and character literals.
@@ -41,10 +52,7 @@ check_calls() {
             /^_Noreturn void sk_abort\(/ { skip = 1 }
             !skip { print }
             skip && /^}/ { skip = 0 }' | grep -nE "(^|[^A-Za-z0-9_.>])($CALLS|$STREAMS)")
-        if [ -n "$hits" ]; then
-            printf "%s\n" "$hits" | sed "s|^|$f (comments stripped), line |"
-            bad=1
-        fi
+        report_hits "$f (comments stripped), line " "$hits" || bad=1
     done
     return $bad
 }
@@ -88,6 +96,81 @@ files=$(find src -name '*.[ch]' | sort)
 [ -n "$files" ] || fail "no sources under src/ (run from the repository root)"
 # shellcheck disable=SC2086
 check_calls $files > "$tmp/out" || { cat "$tmp/out"; fail "src/ prints or exits (above)"; }
+
+# ---- 3. messages never name an internal function ------------------------------------------
+
+# The function names used in files $@ (identifiers with an underscore followed by '(' in the
+# code without comments and string literals), one per line.
+func_names() {
+    for f in "$@"; do
+        strip_c "$f" || { echo "$f: cannot strip comments" >&2; return 1; }
+    done | grep -oE '[A-Za-z_][A-Za-z0-9]*_[A-Za-z0-9_]*[[:space:]]*\(' |
+        sed -E 's/[[:space:]]*\($//' | sort -u
+}
+
+# Prints "file: literal" for every string literal in files $2... that names an internal
+# function; $1 is the file of function names. Returns 1 if any (or a file cannot be read).
+check_messages() {
+    names=$1; shift
+    bad=0
+    for f in "$@"; do
+        "$CC" -fpreprocessed -dD -E -P -x c "$f" 2>/dev/null > "$tmp/msg_code" ||
+            { echo "$f: cannot strip comments (is $CC there?)"; bad=1; continue; }
+        grep -vE '^[[:space:]]*#[[:space:]]*include' "$tmp/msg_code" |
+            grep -oE '"([^"\\]|\\.)*"' > "$tmp/msg_lits"
+        hits=$(grep -E '(^|[^A-Za-z0-9_])(shrink|sk)_[A-Za-z0-9_]*[A-Za-z0-9]' "$tmp/msg_lits")
+        for n in $(sed -nE 's/^"([A-Za-z_][A-Za-z0-9]*_[A-Za-z0-9_]*)[:(].*/\1/p' \
+                   "$tmp/msg_lits" | sort -u); do
+            grep -qxF "$n" "$names" && hits="$hits
+$(grep -E "^\"$n[:(]" "$tmp/msg_lits")"
+        done
+        hits=$(printf '%s\n' "$hits" | sed '/^$/d' | sort -u)
+        report_hits "$f: " "$hits" || bad=1
+    done
+    return $bad
+}
+
+# self-test: planted messages must be found; file names, options and prose must not
+cat > "$tmp/msg_bad1.c" <<'EOF'
+int sk_error(int, const char *, ...);
+int f(int id) { return sk_error(1, "shrink_context_eval: token id %d", id); }
+EOF
+cat > "$tmp/msg_bad2.c" <<'EOF'
+int sk_error(int, const char *, ...);
+static int g(int n) { return n ? sk_error(1, "%s: %d bytes", "sk_train_loss", n) : 0; }
+EOF
+cat > "$tmp/msg_bad3.c" <<'EOF'
+int sk_error(int, const char *, ...);
+static int gemm_acc(int n) { return sk_error(1, "gemm_acc: %d bytes left", n); }
+EOF
+cat > "$tmp/msg_ok.c" <<'EOF'
+#include "shrink_quants.h"
+int sk_error(int, const char *, ...);
+/* a comment may say shrink_model_load: failed */
+static int h(const char *p, int n_ctx) {
+    return sk_error(1, "%s: n_ctx %d exceeds the context (--ctx); .shrink-tmp and "
+                    "SHRINK_KERNELS=ref are fine, so is model.safetensors", p, n_ctx);
+}
+EOF
+func_names "$tmp/msg_bad3.c" "$tmp/msg_ok.c" > "$tmp/msg_names" ||
+    fail "self-test: cannot list the function names"
+grep -qxF gemm_acc "$tmp/msg_names" || fail "self-test: gemm_acc not among the function names"
+for b in 1 2 3; do
+    check_messages "$tmp/msg_names" "$tmp/msg_bad$b.c" > /dev/null &&
+        fail "self-test: the planted message msg_bad$b.c was not found"
+done
+check_messages "$tmp/msg_names" "$tmp/msg_ok.c" > "$tmp/out" ||
+    { cat "$tmp/out"; fail "self-test: clean messages flagged"; }
+CC=/nonexistent/cc check_messages "$tmp/msg_names" "$tmp/msg_ok.c" > /dev/null &&
+    fail "self-test: no compiler passed the message check"
+
+# the library itself
+# shellcheck disable=SC2086
+func_names $files > "$tmp/names" || fail "cannot list the function names of src/"
+[ -s "$tmp/names" ] || fail "no function names found in src/"
+# shellcheck disable=SC2086
+check_messages "$tmp/names" $files > "$tmp/out" || { cat "$tmp/out"
+    fail "src/ messages name internal functions (above): name the file, option or value"; }
 
 # ---- 2. exported symbols ------------------------------------------------------------------
 
@@ -152,5 +235,6 @@ done
     { cat "$tmp/out"; fail "libshrink.so exports symbols outside shrink_* (above)"; }; }
 
 if [ $fails -ne 0 ]; then exit 1; fi
-echo "test_library_hygiene: ok (src/ prints and exits nowhere; only shrink_*/sk_* symbols)"
+echo "test_library_hygiene: ok (src/ prints and exits nowhere, its messages name no"
+echo "  internal function; only shrink_*/sk_* symbols)"
 exit 0

@@ -169,7 +169,7 @@ static uint8_t *quant_rows(shrink_dtype dt, const float *x, int64_t rows, int64_
 
 static void test_table(void) {
     CHECK(SHRINK_DTYPE_INT8_CH == 11 && SHRINK_DTYPE_W8A8_STATIC == 24 &&
-              SHRINK_DTYPE_COUNT == 25, "enum values 11..24");
+              SHRINK_DTYPE_COUNT == 28, "enum values 11..24 (then q2_K, q3_K, iq4_nl)");
     for (int i = 0; i < N_OWN; i++) {
         const struct layout *l = &L[i];
         CHECK((int)l->dt == (int)FIRST_OWN + i, "%s: enum order", l->name);

@@ -1,5 +1,6 @@
 /*
- * test_quants.c - llama.cpp's block types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K;
+ * test_quants.c - llama.cpp's block types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K,
+ * Q5_K, Q6_K;
  * Q8_K through its reference functions):
  *
  *   1. ggml's own vectors (../shared/fixtures/ggml/ggml_quant_vectors.safetensors): the
@@ -104,6 +105,10 @@ static const qtype qtypes[] = {
     {"q4_1", SHRINK_DTYPE_Q4_1, 32, sizeof(block_q4_1), sk_q4_1_dequant_ref, sk_q4_1_quant_ref},
     {"q5_0", SHRINK_DTYPE_Q5_0, 32, sizeof(block_q5_0), sk_q5_0_dequant_ref, sk_q5_0_quant_ref},
     {"q5_1", SHRINK_DTYPE_Q5_1, 32, sizeof(block_q5_1), sk_q5_1_dequant_ref, sk_q5_1_quant_ref},
+    {"iq4_nl", SHRINK_DTYPE_IQ4_NL, 32, sizeof(block_iq4_nl), sk_iq4_nl_dequant_ref,
+     sk_iq4_nl_quant_ref},
+    {"q2_K", SHRINK_DTYPE_Q2_K, 256, sizeof(block_q2_K), sk_q2_K_dequant_ref, sk_q2_K_quant_ref},
+    {"q3_K", SHRINK_DTYPE_Q3_K, 256, sizeof(block_q3_K), sk_q3_K_dequant_ref, sk_q3_K_quant_ref},
     {"q4_K", SHRINK_DTYPE_Q4_K, 256, sizeof(block_q4_K), sk_q4_K_dequant_ref, sk_q4_K_quant_ref},
     {"q5_K", SHRINK_DTYPE_Q5_K, 256, sizeof(block_q5_K), sk_q5_K_dequant_ref, sk_q5_K_quant_ref},
     {"q6_K", SHRINK_DTYPE_Q6_K, 256, sizeof(block_q6_K), sk_q6_K_dequant_ref, sk_q6_K_quant_ref},
@@ -133,6 +138,29 @@ static int bits_equal(const float *a, const float *b, int64_t n, int64_t *first)
             return 0;
         }
     return 1;
+}
+
+/* Types whose `quantize` hook is ggml's weighted search with an importance matrix (iq4_nl):
+ * row r of the source quantized with the fixture's imatrix gives ggml's imatrix bytes. */
+static void check_imatrix_quant(const fixture *fx, const qtype *q, int64_t N, int r, float *al,
+                                const uint8_t *want, int64_t rb) {
+    if (q->dtype != SHRINK_DTYPE_IQ4_NL) return;
+    char name[96];
+    size_t ns, nw;
+    snprintf(name, sizeof name, "%s.n%d.src", q->ggml_name, (int)N);
+    const uint8_t *src = fixture_get(fx, name, &ns);
+    snprintf(name, sizeof name, "imatrix.n%d.weights", (int)N);
+    const uint8_t *w = fixture_get(fx, name, &nw);
+    CHECK(src && w && nw == (size_t)N * 4, "fixture %s", name);
+    if (!src || !w || nw != (size_t)N * 4) return;
+    float im[512];
+    uint8_t qb[512];
+    memcpy(al, src + (size_t)r * (size_t)N * 4, (size_t)N * 4);
+    memcpy(im, w, (size_t)N * 4);
+    sk_qparams p = {.imatrix = im};
+    sk_dtype((shrink_dtype)q->dtype)->quantize(al, qb, N, &p);
+    CHECK(!memcmp(qb, want, (size_t)rb), "%s n%d row %d: quantized with the imatrix, bytes differ "
+          "from ggml's", q->ggml_name, (int)N, r);
 }
 
 static void test_fixture(void) {
@@ -180,7 +208,10 @@ static void test_fixture(void) {
                     CHECK(bits_equal(out, dl, N, &at), "%s n%d%s row %d: dequant differs at %"
                           PRId64 ": %.9g vs ggml %.9g", q->ggml_name, (int)N,
                           im ? " imatrix" : "", r, at, (double)out[at], (double)dl[at]);
-                    if (im && !sk_qim_has((shrink_dtype)q->dtype)) continue;
+                    if (im && !sk_qim_has((shrink_dtype)q->dtype)) {
+                        check_imatrix_quant(&fx, q, N, r, al, by + r * rb, rb);
+                        continue;
+                    }
                     memcpy(al, (const uint8_t *)src + (size_t)r * (size_t)N * 4, (size_t)N * 4);
                     memset(qb, 0, (size_t)rb);
                     if (im) {

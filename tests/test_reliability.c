@@ -8,6 +8,11 @@
  *     CLI's signal handler calls) removes it and leaves the target untouched; a folder listed
  *     as created is removed only while empty; the stale sweep removes the temporaries of a
  *     process that no longer runs and keeps those of running ones and unrelated files;
+ *   - unnamed temporaries (O_TMPFILE + linkat): nothing is visible in the folder while a file
+ *     is written, the committed file holds the bytes (new path, and over an existing file),
+ *     an aborted one leaves the old file as it was, and after a SIGKILL mid-write the folder
+ *     holds nothing new; SHRINK_NO_TMPFILE=1 (the named temporaries, tested above) writes
+ *     the same bytes;
  *   - outputs are regular files: sk_out_open refuses a FIFO and a symbolic link;
  *   - NaN and infinities: every dtype's from_f32 (the quantizers) takes rows holding NaN and
  *     Inf without undefined behaviour (the UBSan run of `make test` fails on a float-to-int
@@ -127,6 +132,7 @@ static void on_removed(void *user, const char *path) {
 
 static void test_temporaries(const char *dir) {
     char target[512], sub[512], path[600];
+    setenv("SHRINK_NO_TMPFILE", "1", 1); /* the named temporaries */
     snprintf(target, sizeof target, "%s/model.gguf", dir);
     write_file(target, "old");
     sk_out o;
@@ -196,6 +202,112 @@ static void test_temporaries(const char *dir) {
     CHECK(count_prefix(dir, ".model.shrink-") == 0, "the stale folder is gone");
     CHECK(count_prefix(dir, ".model.gguf.tmp-") == 1, "an unrelated file stays");
     CHECK(count_prefix(dir, ".fresh.gguf.shrink-") == 1, "a fresh temporary stays");
+    unsetenv("SHRINK_NO_TMPFILE");
+}
+
+/* Entries of dir (without "." and ".."). */
+static int count_entries(const char *dir) {
+    return count_prefix(dir, "") - 2;
+}
+
+/* Writes `text` to path through sk_out (unnamed temporaries unless no_tmpfile); 0 on success.
+ * *visible: entries of dir seen while the file was open. */
+static int out_write(const char *dir, const char *path, const char *text, int no_tmpfile,
+                     int *visible) {
+    if (no_tmpfile) setenv("SHRINK_NO_TMPFILE", "1", 1);
+    else unsetenv("SHRINK_NO_TMPFILE");
+    sk_out o;
+    int rc = sk_out_open(&o, path, NULL, 0) || sk_out_write(&o, text, strlen(text));
+    if (visible) *visible = count_entries(dir);
+    if (!rc) rc = sk_out_commit(&o) != SHRINK_OK;
+    unsetenv("SHRINK_NO_TMPFILE");
+    return rc;
+}
+
+/* 1 if the file system of dir takes O_TMPFILE. */
+static int has_tmpfile(const char *dir) {
+    int fd = open(dir, O_TMPFILE | O_RDWR, 0600);
+    if (fd < 0) return 0;
+    close(fd);
+    return 1;
+}
+
+static void test_tmpfile(const char *root) {
+    char dir[512], a[600], b[600];
+    snprintf(dir, sizeof dir, "%s/tmpfile", root);
+    CHECK(mkdir(dir, 0777) == 0, "mkdir %s", dir);
+    if (!has_tmpfile(dir)) {
+        /* (overlayfs before Linux 6.6, some network file systems): shrink falls back to the
+         * named temporaries, tested above; try a tmpfs */
+        char shm[] = "/dev/shm/shrink-reliab.XXXXXX";
+        if (!mkdtemp(shm) || !has_tmpfile(shm)) {
+            printf("  note: no O_TMPFILE under %s or /dev/shm: unnamed temporaries not tested\n",
+                   root);
+            return;
+        }
+        snprintf(dir, sizeof dir, "%s", shm);
+    }
+    snprintf(a, sizeof a, "%s/a.bin", dir);
+    snprintf(b, sizeof b, "%s/b.bin", dir);
+    /* new path: nothing visible while written, then exactly the bytes */
+    int vis = -1;
+    CHECK(out_write(dir, a, "first version", 0, &vis) == 0, "O_TMPFILE write: %s",
+          shrink_last_error());
+    CHECK(vis == 0, "%d entries visible while an unnamed temporary was written", vis);
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(sk_read_file(a, 100, &text, &len) == SHRINK_OK && len == 13 &&
+              !memcmp(text, "first version", 13), "the linked file holds the bytes");
+    sk_free(text);
+    /* over an existing file: replaced, no temporary left */
+    CHECK(out_write(dir, a, "second", 0, &vis) == 0 && vis == 1, "O_TMPFILE over a file: %s, "
+          "%d visible", shrink_last_error(), vis);
+    CHECK(sk_read_file(a, 100, &text, &len) == SHRINK_OK && len == 6 && !memcmp(text, "second", 6),
+          "the replaced file holds the new bytes");
+    sk_free(text);
+    /* the named path writes the same bytes */
+    CHECK(out_write(dir, b, "second", 1, NULL) == 0, "named write: %s", shrink_last_error());
+    CHECK(sk_read_file(b, 100, &text, &len) == SHRINK_OK && len == 6 && !memcmp(text, "second", 6),
+          "SHRINK_NO_TMPFILE=1 writes the same bytes");
+    sk_free(text);
+    CHECK(count_entries(dir) == 2, "%d entries after the writes (a.bin and b.bin)",
+          count_entries(dir));
+    /* aborted: the old file untouched, nothing left */
+    sk_out o;
+    CHECK(sk_out_open(&o, a, NULL, 0) == SHRINK_OK && sk_out_write(&o, "junk", 4) == SHRINK_OK,
+          "open: %s", shrink_last_error());
+    CHECK(o.anon == 1, "the file system here (%s) takes O_TMPFILE", dir);
+    sk_out_finish(&o);
+    sk_out_abort(&o);
+    CHECK(sk_read_file(a, 100, &text, &len) == SHRINK_OK && len == 6, "abort kept the old file");
+    sk_free(text);
+    CHECK(count_entries(dir) == 2, "abort left %d entries", count_entries(dir));
+    /* SIGKILL in the middle of a write: nothing is left */
+    int p[2];
+    CHECK(pipe(p) == 0, "pipe");
+    pid_t child = fork();
+    if (child == 0) {
+        sk_out c;
+        char c1 = 'x';
+        if (sk_out_open(&c, a, NULL, 0) || sk_out_write(&c, "partial", 7)) _exit(3);
+        if (write(p[1], &c1, 1) != 1) _exit(4);
+        for (;;) pause();
+    }
+    char got = 0;
+    CHECK(read(p[0], &got, 1) == 1 && got == 'x', "the child started writing");
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    close(p[0]);
+    close(p[1]);
+    CHECK(count_entries(dir) == 2, "after SIGKILL mid-write %d entries (2: nothing new)",
+          count_entries(dir));
+    CHECK(sk_read_file(a, 100, &text, &len) == SHRINK_OK && len == 6, "the target survived");
+    sk_free(text);
+    if (strncmp(dir, "/dev/shm/", 9) == 0) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    }
 }
 
 static void test_output_kinds(const char *dir) {
@@ -266,6 +378,7 @@ int main(void) {
     }
     test_gguf_keys();
     test_temporaries(dir);
+    test_tmpfile(dir);
     test_output_kinds(dir);
     test_quantizers_nan();
     char cmd[600];

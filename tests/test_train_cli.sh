@@ -109,7 +109,7 @@ if run "fine-tune" "$bin" train "$model" --data "$tmp/train.tok" --valid "$tmp/v
     v1=$(json_num val_loss "$tmp/out")
     awk -v a="$v0" -v b="$v1" 'BEGIN { exit !(b < a) }' && ok ||
         bad "fine-tuning did not lower the validation loss: $v0 -> $v1"
-    echo "fine-tune: validation loss $v0 -> $v1 after $ft steps, $(json_num tok_s "$tmp/out") tok/s"
+    echo "fine-tune: validation loss $v0 -> $v1 after $ft steps, $(json_num tokens_per_s "$tmp/out") tok/s"
     run "info on the fine-tuned GGUF" "$bin" info "$tmp/ft/model.gguf"
 fi
 
@@ -165,5 +165,8 @@ fi
 # shellcheck disable=SC2086
 "$bin" train "$model" $opts --lr 5e-4 --out "$tmp/r4" --resume "$tmp/r1" >"$tmp/out" 2>"$tmp/err"
 [ $? -eq 1 ] && grep -q "other options" "$tmp/err" && ok || bad "resume with another --lr accepted"
+# ... naming only the option that differs, as the user wrote it (lr 5e-4, not 0.00050000000000000001)
+grep -q "other options: lr 0.0005 (checkpoint 0.001); resume" "$tmp/err" && ok ||
+    bad "resume with another --lr: the message does not name just lr: $(cat "$tmp/err")"
 
 finish

@@ -7,7 +7,8 @@
 
 shrink_convert_params shrink_convert_params_default(void) {
     shrink_convert_params p = {.to = NULL, .dtype = -1, .shard_bytes = 0,
-                               .tokenizer_path = NULL, .progress = NULL, .user = NULL};
+                               .tokenizer_path = NULL, .progress = NULL, .user = NULL,
+                               .allow_nonfinite = false};
     return p;
 }
 
@@ -29,13 +30,13 @@ shrink_status shrink_convert(const char *in, const char *out, const shrink_conve
     if (!p) p = &def;
     if (r) memset(r, 0, sizeof *r);
     if (!in || !*in || !out || !*out)
-        return sk_error(SHRINK_ERR_ARG, "shrink_convert: input and output paths are required");
+        return sk_error(SHRINK_ERR_ARG, "convert: input and output paths are required");
     int fmt = p->to ? sk_format_parse(p->to) : (int)sk_format_from_path(out);
     if (fmt < 0)
-        return sk_error(SHRINK_ERR_ARG, "shrink_convert: unknown output format '%s' (gguf, hf, "
+        return sk_error(SHRINK_ERR_ARG, "convert: unknown output format '%s' (gguf, hf, "
                         "llama2c)", p->to);
     if (p->dtype < -1 || p->dtype >= SHRINK_DTYPE_COUNT)
-        return sk_error(SHRINK_ERR_ARG, "shrink_convert: bad dtype %d", (int)p->dtype);
+        return sk_error(SHRINK_ERR_ARG, "convert: unknown output type %d", (int)p->dtype);
     if (sk_same_file(in, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the input; refusing to overwrite it", out);
     double t0 = shrink_time();
@@ -44,6 +45,11 @@ shrink_status shrink_convert(const char *in, const char *out, const shrink_conve
     struct shrink_model *m;
     shrink_status st = sk_model_open(&m, in, &lp);
     if (st) return st;
+    if (!p->allow_nonfinite &&
+        (st = sk_model_check_finite(m, "--allow-nonfinite converts it anyway"))) {
+        shrink_model_free(m);
+        return st;
+    }
     sk_write_opts o = sk_write_opts_default();
     o.dtype = p->dtype;
     o.shard_bytes = p->shard_bytes;

@@ -145,7 +145,7 @@ sk_init_spec sk_init_spec_of(const sk_config *c, float init_range, const sk_wten
 int64_t sk_init_n_params(const sk_config *c) {
     sk_wtensor *t;
     int64_t n, sum = 0;
-    if (sk_config_validate(c, "sk_init_n_params") || sk_wtensors(c, &t, &n)) return -1;
+    if (sk_config_validate(c, "model configuration") || sk_wtensors(c, &t, &n)) return -1;
     for (int64_t i = 0; i < n; i++) sum += t[i].rows * (t[i].n_dims == 2 ? t[i].cols : 1);
     sk_free(t);
     return sum;
@@ -363,7 +363,7 @@ int32_t shrink_preset_count(void) { return SK_N_PRESETS; }
 shrink_status shrink_preset_get(int32_t i, shrink_preset_info *info) {
     const sk_preset *p = sk_preset_at(i);
     if (!p || !info)
-        return sk_error(SHRINK_ERR_RANGE, "shrink_preset_get: index %" PRId32 " not in [0, %d)",
+        return sk_error(SHRINK_ERR_RANGE, "preset index %" PRId32 " not in [0, %d)",
                         i, SK_N_PRESETS);
     sk_config c;
     shrink_status st = sk_preset_config(p, &c);
@@ -395,7 +395,7 @@ shrink_init_params shrink_init_params_default(void) {
 static shrink_status init_config(const shrink_init_params *params, sk_config *cfg,
                                  float *init_range) {
     if (!params->preset == !params->config_path)
-        return sk_error(SHRINK_ERR_ARG, "shrink_model_init: give exactly one of a preset and a "
+        return sk_error(SHRINK_ERR_ARG, "init: give exactly one of a preset and a "
                         "config.json");
     if (params->config_path) return sk_init_config_load(params->config_path, cfg, init_range);
     const sk_preset *p = sk_preset_find(params->preset);
@@ -447,11 +447,11 @@ static void progress_relay(void *user, int64_t done, int64_t total) {
 shrink_status shrink_model_init(const char *out, const shrink_init_params *params,
                                 shrink_init_result *result) {
     if (!out || !*out || !params)
-        return sk_error(SHRINK_ERR_ARG, "shrink_model_init: no output path or no params");
+        return sk_error(SHRINK_ERR_ARG, "init: no output path or no parameters given");
     if ((unsigned)params->dtype >= SHRINK_DTYPE_COUNT)
-        return sk_error(SHRINK_ERR_ARG, "shrink_model_init: bad dtype %d", (int)params->dtype);
+        return sk_error(SHRINK_ERR_ARG, "init: unknown type %d", (int)params->dtype);
     if (sk_dtype_quantized(params->dtype))
-        return sk_error(SHRINK_ERR_ARG, "shrink_model_init: %s is a quantized type; init writes "
+        return sk_error(SHRINK_ERR_ARG, "init: %s is a quantized type; init writes "
                         "f32, f16 or bf16 (quantize the result with shrink quantize or convert)",
                         shrink_dtype_name(params->dtype));
     sk_init_params ip = {.seed = params->seed, .dtype = params->dtype};

@@ -163,4 +163,16 @@ static inline float sk_rd_f32(const uint8_t *p) {
     return f;
 }
 
+/* ---- a growable byte buffer (util.c) ---------------------------------------------------- */
+
+/* Appends never fail loudly: `oom` sticks once an allocation failed, checked once at the end.
+ * Zero-initialize; free p with sk_free. */
+typedef struct sk_bytes {
+    uint8_t *p;
+    size_t   n, cap;
+    int      oom;
+} sk_bytes;
+SK_HIDDEN void sk_bytes_put(sk_bytes *b, const void *p, size_t n);
+SK_HIDDEN void sk_bytes_printf(sk_bytes *b, const char *fmt, ...) SK_PRINTF(2, 3);
+
 #endif /* SK_CORE_H */

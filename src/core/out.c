@@ -1,6 +1,7 @@
 /*
- * out.c - atomic output files (out.h): a temporary beside the target, fsync, rename, fsync
- * of the folder; any failure removes the temporary. The table of live temporaries (emptied
+ * out.c - atomic output files (out.h): an unnamed O_TMPFILE file in the target's folder
+ * linked in when complete, or a named temporary beside the target renamed over it; fsync of
+ * the file and the folder; any failure removes the temporary. The table of live temporaries (emptied
  * by shrink_remove_temporaries on a signal) and the sweep of stale ones.
  */
 #include "out.h"
@@ -179,11 +180,77 @@ int sk_same_file(const char *a, const char *b) {
     return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+/* 1 if outputs may be unnamed O_TMPFILE files: not disabled by SHRINK_NO_TMPFILE (set and
+ * not "0": forces the named temporaries, for tests and odd file systems), and linkable into
+ * place through /proc/self/fd. */
+static int tmpfile_wanted(void) {
+    const char *e = getenv("SHRINK_NO_TMPFILE");
+    if (e && *e && strcmp(e, "0") != 0) return 0;
+    return access("/proc/self/fd", X_OK) == 0;
+}
+
+/* Gives the unnamed file open at fd the name `path` (which must not exist: EEXIST). */
+static int link_fd(int fd, const char *path) {
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+}
+
+/* Replaces the "XXXXXX" that ends t with letters and digits (as mkstemp would). */
+static void fill_random(char *t, unsigned attempt) {
+    static const char az[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    static atomic_uint counter;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t v = (uint64_t)ts.tv_nsec * 2654435761u ^ (uint64_t)getpid() << 20 ^
+                 (uint64_t)atomic_fetch_add(&counter, 1) << 40 ^ attempt * 0x9e3779b97f4a7c15u;
+    char *x = t + strlen(t) - 6;
+    for (int i = 0; i < 6; i++, v /= 62) x[i] = az[v % 62];
+}
+
+/* Links the finished unnamed file of o into place: directly at o->path when nothing is
+ * there (atomic: the file appears complete), else at a temporary name (listed for the signal
+ * handler) that is then renamed over o->path. */
+static shrink_status link_anon(sk_out *o) {
+    if (link_fd(o->fd, o->path) == 0) {
+        close(o->fd);
+        o->fd = -1;
+        o->anon = 0;
+        return SHRINK_OK;
+    }
+    int e = errno;
+    if (e == EEXIST) {
+        o->tmp = sk_tmp_template(o->path, "");
+        if (!o->tmp) {
+            sk_out_abort(o);
+            return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", o->path);
+        }
+        for (unsigned i = 0; i < 100; i++) {
+            fill_random(o->tmp, i);
+            if (link_fd(o->fd, o->tmp) == 0) {
+                o->slot = sk_tmp_list(o->tmp, 0);
+                close(o->fd);
+                o->fd = -1;
+                o->anon = 0;
+                return SHRINK_OK; /* the caller renames it */
+            }
+            if ((e = errno) != EEXIST) break;
+        }
+        sk_free(o->tmp); /* never linked: nothing to unlink */
+        o->tmp = NULL;
+    }
+    shrink_status st = sk_error(SHRINK_ERR_IO, "%s: cannot link the finished file into its "
+                                "folder: %s (SHRINK_NO_TMPFILE=1 uses named temporaries)",
+                                o->path, strerror(e));
+    sk_out_abort(o);
+    return st;
+}
+
 shrink_status sk_out_open(sk_out *o, const char *path, const char *const *inputs,
                           int n_inputs) {
     memset(o, 0, sizeof *o);
     o->fd = -1;
-    if (!path || !*path) return sk_error(SHRINK_ERR_ARG, "sk_out_open: no output path");
+    if (!path || !*path) return sk_error(SHRINK_ERR_ARG, "no output path given");
     for (int i = 0; i < n_inputs; i++)
         if (inputs[i] && sk_same_file(path, inputs[i]))
             return sk_error(SHRINK_ERR_ARG, "%s: is the input file %s; refusing to overwrite "
@@ -193,6 +260,17 @@ shrink_status sk_out_open(sk_out *o, const char *path, const char *const *inputs
     shrink_status kind = sk_out_check_kind(path, 0);
     if (kind) return kind;
     o->path = sk_strdup(path);
+    if (o->path && tmpfile_wanted()) {
+        /* an unnamed file in the target's folder: invisible while written, gone on a crash */
+        char *dir = sk_path_dir(path);
+        o->fd = dir ? open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0666) : -1;
+        sk_free(dir);
+        if (o->fd >= 0) {
+            o->anon = 1;
+            return SHRINK_OK;
+        }
+        /* EOPNOTSUPP (file system), EISDIR/EINVAL (old kernel), ...: a named temporary */
+    }
     o->tmp = sk_tmp_template(path, "");
     if (!o->path || !o->tmp) {
         sk_free(o->tmp); /* not a file name yet: sk_out_abort must not unlink it */
@@ -267,13 +345,14 @@ shrink_status sk_out_pwrite(sk_out *o, const void *p, size_t n, uint64_t off) {
 }
 
 shrink_status sk_out_finish(sk_out *o) {
-    if (o->fd < 0) return sk_error(SHRINK_ERR_ARG, "sk_out_finish: file not open");
+    if (o->fd < 0) return sk_error(SHRINK_ERR_ARG, "writing an output that is not open");
     if (fsync(o->fd) != 0 && errno != EINVAL) {
         int e = errno;
         shrink_status st = sk_error(SHRINK_ERR_IO, "%s: fsync failed: %s", o->path, strerror(e));
         sk_out_abort(o);
         return st;
     }
+    if (o->anon) return SHRINK_OK; /* closing would lose it: linked by sk_out_rename */
     int rc = close(o->fd);
     o->fd = -1;
     if (rc != 0) {
@@ -298,7 +377,17 @@ static void sync_dir_of(const char *path) {
 }
 
 shrink_status sk_out_rename(sk_out *o) {
-    if (!o->tmp) return sk_error(SHRINK_ERR_ARG, "sk_out_rename: nothing to rename");
+    if (o->anon && o->fd >= 0) {
+        shrink_status st = link_anon(o);
+        if (st) return st;
+    }
+    if (!o->tmp && o->path) { /* linked directly at its path */
+        sync_dir_of(o->path);
+        sk_free(o->path);
+        o->path = NULL;
+        return SHRINK_OK;
+    }
+    if (!o->tmp) return sk_error(SHRINK_ERR_ARG, "no finished output to move into place");
     if (rename(o->tmp, o->path) != 0) {
         int e = errno;
         shrink_status st = sk_error(SHRINK_ERR_IO, "%s: rename from %s failed: %s", o->path,
@@ -320,7 +409,7 @@ shrink_status sk_out_rename(sk_out *o) {
 
 shrink_status sk_outdir_open(sk_outdir *d, const char *path) {
     memset(d, 0, sizeof *d);
-    if (!path || !*path) return sk_error(SHRINK_ERR_ARG, "sk_outdir_open: no output path");
+    if (!path || !*path) return sk_error(SHRINK_ERR_ARG, "no output folder given");
     shrink_status kind = sk_out_check_kind(path, 1);
     if (kind) return kind;
     d->path = sk_strdup(path);
@@ -345,7 +434,7 @@ shrink_status sk_outdir_open(sk_outdir *d, const char *path) {
 }
 
 shrink_status sk_outdir_commit(sk_outdir *d) {
-    if (!d->tmp) return sk_error(SHRINK_ERR_ARG, "sk_outdir_commit: nothing to commit");
+    if (!d->tmp) return sk_error(SHRINK_ERR_ARG, "no finished output folder to move into place");
     struct stat st;
     int exists = lstat(d->path, &st) == 0;
     if (exists && !S_ISDIR(st.st_mode)) {
@@ -418,6 +507,7 @@ void sk_out_abort(sk_out *o) {
     if (o->tmp) unlink(o->tmp);
     sk_tmp_unlist(o->slot);
     o->slot = 0;
+    o->anon = 0;
     sk_free(o->tmp);
     sk_free(o->path);
     o->tmp = NULL;

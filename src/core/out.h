@@ -2,9 +2,13 @@
  * out.h - atomic output files: every file shrink writes (models, checkpoints, data caches)
  * appears at its path only when complete. Nothing outside src/ includes this.
  *
- * Bytes go to "<dir>/.<name>.shrink-<pid>.tmp-XXXXXX" in the target folder (same file
- * system, so the rename is atomic), which is fsync'd, renamed over the target and followed by
- * an fsync of the folder. Any failure unlinks the temporary. An output that resolves to one of
+ * Bytes go to an unnamed file in the target folder (O_TMPFILE, where the file system has it
+ * and SHRINK_NO_TMPFILE is not set): nothing is visible while it is written, and a SIGKILL or
+ * a power loss leaves nothing behind. At the commit it is fsync'd and linked in (linkat) —
+ * directly at the target when that does not exist, else at a temporary name renamed over the
+ * target at once. Elsewhere bytes go to "<dir>/.<name>.shrink-<pid>.tmp-XXXXXX" (same file
+ * system, so the rename is atomic), which is fsync'd and renamed over the target. Either way
+ * the folder is fsync'd after. Any failure removes the temporary. An output that resolves to one of
  * the inputs (same device and inode) is refused before anything is written, and so is an
  * existing path that is not a regular file (a FIFO, a device, a symbolic link).
  *
@@ -27,6 +31,7 @@ typedef struct sk_out {
     char    *tmp;        /* temporary path (malloc'd) */
     uint64_t written;    /* bytes written so far */
     int      slot;       /* 1 + index in the table of live temporaries, 0 if not listed */
+    int      anon;       /* 1: fd is an unnamed O_TMPFILE file (tmp is NULL until linked) */
 } sk_out;
 
 /* Opens a temporary file for `path`. Refuses (SHRINK_ERR_ARG) when `path` resolves to one of
@@ -42,7 +47,7 @@ SK_HIDDEN shrink_status sk_out_pwrite(sk_out *o, const void *p, size_t n, uint64
 /* fsync, close, rename to path, fsync the folder. On failure the temporary is removed. */
 SK_HIDDEN shrink_status sk_out_commit(sk_out *o);
 /* fsync + close without renaming yet (for a group of files committed together with
- * sk_out_rename once all are complete). */
+ * sk_out_rename once all are complete); an unnamed file stays open until sk_out_rename. */
 SK_HIDDEN shrink_status sk_out_finish(sk_out *o);
 SK_HIDDEN shrink_status sk_out_rename(sk_out *o);
 /* Closes and unlinks the temporary; frees o's strings. Safe on a committed/aborted/zeroed o. */

@@ -1,10 +1,14 @@
 /*
- * util.c - time, peak memory, threads, memory bandwidth measurement.
+ * util.c - time, peak memory, threads, memory bandwidth measurement, number formatting.
  */
 #include "core.h"
 
 #include <fnmatch.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -34,6 +38,27 @@ uint64_t shrink_peak_rss(void) {
     return 0;
 }
 
+const char *shrink_fmt_double(char *buf, size_t cap, double v) {
+    if (!buf || cap == 0) return buf;
+    if (!isfinite(v)) {
+        snprintf(buf, cap, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+        return buf;
+    }
+    char tmp[40];
+    int  prec = 1;
+    for (; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v) break;
+    }
+    /* whole numbers below 1e15 as digits: 100, not 1e+02 (exact: integers < 2^53 are doubles) */
+    snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
+    int e = atoi(strchr(tmp, 'e') + 1);
+    if (e >= prec && e < 15) prec = e + 1;
+    snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+    snprintf(buf, cap, "%s", tmp);
+    return buf;
+}
+
 static int sk_threads = 0;
 
 void shrink_set_threads(int n_threads) {
@@ -60,4 +85,41 @@ int sk_glob_list_match(const char *list, const char *name) {
         p = e + 1;
     }
     return 0;
+}
+
+/* ---- sk_bytes ------------------------------------------------------------------------------ */
+
+void sk_bytes_put(sk_bytes *b, const void *p, size_t n) {
+    if (b->oom || !n) return;
+    if (b->n + n > b->cap) {
+        size_t nc = b->cap ? b->cap : 4096;
+        while (nc < b->n + n) nc *= 2;
+        uint8_t *q = sk_realloc(b->p, nc);
+        if (!q) {
+            b->oom = 1;
+            return;
+        }
+        b->p = q;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+}
+
+void sk_bytes_printf(sk_bytes *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || b->oom) return;
+    char *t = sk_malloc((size_t)n + 1);
+    if (!t) {
+        b->oom = 1;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(t, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    sk_bytes_put(b, t, (size_t)n);
+    sk_free(t);
 }

@@ -222,6 +222,38 @@ static double quantile(double *x, int64_t n, double p) {
     return x[lo] + (pos - (double)lo) * (x[lo + 1] - x[lo]);
 }
 
+/* Mean and sample variance of x[0..n) (two passes). */
+static void mean_var(const double *x, int64_t n, double *mean, double *var) {
+    double m = 0.0, v = 0.0;
+    for (int64_t t = 0; t < n; t++) m += x[t];
+    m = n ? m / (double)n : 0.0;
+    for (int64_t t = 0; t < n; t++) v += (x[t] - m) * (x[t] - m);
+    *mean = m;
+    *var  = n > 1 ? v / (double)(n - 1) : 0.0;
+}
+
+/* The standard errors of shrink_compare_result from the per-token KL x[], NLL y[] and the
+ * base's NLL yb[] (n tokens; same = tokens with the base's top-1); base = results[0], whose
+ * nll_se is set first (i = 0 comes first). */
+static void errors_of(const double *x, const double *y, const double *yb, int64_t n,
+                      shrink_compare_result *r, const shrink_compare_result *base, int64_t same) {
+    double my, vy, mb, vb, mx, vx, cov = 0.0;
+    mean_var(y, n, &my, &vy);
+    mean_var(yb, n, &mb, &vb);
+    mean_var(x, n, &mx, &vx);
+    for (int64_t t = 0; t < n; t++) cov += (y[t] - my) * (yb[t] - mb);
+    cov = n > 1 ? cov / (double)(n - 1) : 0.0;
+    double ppl = exp(my), ppl_b = exp(mb), dn = n > 0 ? (double)n : 1.0;
+    double p   = n ? (double)same / (double)n : 1.0;
+    double v   = (ppl * ppl * vy + ppl_b * ppl_b * vb - 2.0 * ppl * ppl_b * cov) / dn;
+    r->nll_se       = sqrt(vy / dn);
+    r->ppl_se       = ppl * r->nll_se;
+    r->dppl         = r == base ? 0.0 : ppl - ppl_b;
+    r->dppl_se      = r == base || v <= 0.0 ? 0.0 : sqrt(v);
+    r->kl_mean_se   = sqrt(vx / dn);
+    r->top1_same_se = n > 1 ? sqrt(p * (1.0 - p) / (double)(n - 1)) : 0.0;
+}
+
 shrink_status shrink_compare(shrink_context *const *ctxs, int32_t n, const int32_t *ids,
                              int64_t n_ids, const shrink_compare_params *params,
                              shrink_compare_result *res) {
@@ -239,10 +271,11 @@ shrink_status shrink_compare(shrink_context *const *ctxs, int32_t n, const int32
     if ((st = cmp_alloc(&s, b->cfg.vocab_size)) != SHRINK_OK) return st;
     int32_t *win   = sk_malloc((size_t)plan.n_ctx * sizeof(int32_t));
     double  *kl    = sk_malloc((size_t)n * (size_t)plan.scored * sizeof(double));
+    double  *tnll  = sk_malloc((size_t)n * (size_t)plan.scored * sizeof(double));
     double  *nll   = sk_calloc((size_t)n, sizeof(double));
     double  *klsum = sk_calloc((size_t)n, sizeof(double));
     int64_t *same  = sk_calloc((size_t)n, sizeof(int64_t));
-    if (!win || !kl || !nll || !klsum || !same) {
+    if (!win || !kl || !tnll || !nll || !klsum || !same) {
         st = sk_error(SHRINK_ERR_NOMEM, "compare: out of memory (%" PRId64 " tokens x %d "
                       "models)", plan.scored, n);
         goto out_free;
@@ -263,6 +296,7 @@ shrink_status shrink_compare(shrink_context *const *ctxs, int32_t n, const int32
                     nll[i] += s.row_nll[r];
                     klsum[i] += d;
                     kl[(size_t)i * (size_t)plan.scored + (size_t)(scored + r)] = d;
+                    tnll[(size_t)i * (size_t)plan.scored + (size_t)(scored + r)] = s.row_nll[r];
                     same[i] += i == 0 ? 1 : s.row_same[r];
                 }
                 res[i].seconds += shrink_time() - t0;
@@ -274,6 +308,8 @@ shrink_status shrink_compare(shrink_context *const *ctxs, int32_t n, const int32
     SHRINK_ASSERT(scored == plan.scored);
     for (int32_t i = 0; i < n; i++) {
         double *x = kl + (size_t)i * (size_t)plan.scored;
+        errors_of(x, tnll + (size_t)i * (size_t)plan.scored, tnll, scored, &res[i], &res[0],
+                  same[i]);
         res[i].tokens_scored = scored;
         res[i].windows       = plan.windows;
         res[i].n_tokens      = plan.n_ids;
@@ -287,6 +323,7 @@ shrink_status shrink_compare(shrink_context *const *ctxs, int32_t n, const int32
 out_free:
     sk_free(win);
     sk_free(kl);
+    sk_free(tnll);
     sk_free(nll);
     sk_free(klsum);
     sk_free(same);

@@ -23,6 +23,13 @@ shrink_ppl_params shrink_ppl_params_default(void) {
     return p;
 }
 
+double sk_mean_se(double sum, double sum2, int64_t n) {
+    if (n < 2) return 0.0;
+    double mean = sum / (double)n;
+    double var  = (sum2 - sum * mean) / (double)(n - 1);
+    return var > 0.0 ? sqrt(var / (double)n) : 0.0;
+}
+
 /* ==== windows and pieces (ppl.h) ========================================================== */
 
 double sk_ppl_nll(const float *logits, int32_t V, int32_t target) {
@@ -120,17 +127,21 @@ bool sk_ppl_piece_next(const sk_ppl_window *w, sk_ppl_piece *pc, bool first) {
 /* Evaluates win[0..len) from position 0 and adds the NLL of win[j] for j in [j0, len). */
 static shrink_status score_window(shrink_context *ctx, const int32_t *win,
                                   const sk_ppl_window *w, float *logits, int32_t V, double *nll,
-                                  int64_t *scored) {
+                                  double *nll2, int64_t *scored) {
     sk_ppl_piece pc;
     for (bool more = sk_ppl_piece_next(w, &pc, true); more; more = sk_ppl_piece_next(w, &pc, false)) {
         shrink_status st = shrink_context_eval(ctx, win + pc.done, pc.T, pc.done,
                                                pc.nl ? logits : NULL, pc.nl ? pc.nl : 1);
         if (st != SHRINK_OK) return st;
-        double sum = 0.0;
-        #pragma omp parallel for schedule(static) reduction(+ : sum) if (pc.nl > 1)
-        for (int32_t r = 0; r < pc.nl; r++)
-            sum += sk_ppl_nll(logits + (size_t)r * V, V, win[pc.done + pc.lo + r + 1]);
+        double sum = 0.0, sum2 = 0.0;
+        #pragma omp parallel for schedule(static) reduction(+ : sum, sum2) if (pc.nl > 1)
+        for (int32_t r = 0; r < pc.nl; r++) {
+            double x = sk_ppl_nll(logits + (size_t)r * V, V, win[pc.done + pc.lo + r + 1]);
+            sum += x;
+            sum2 += x * x;
+        }
         *nll += sum;
+        *nll2 += sum2;
         *scored += pc.nl;
     }
     return SHRINK_OK;
@@ -154,12 +165,12 @@ shrink_status shrink_perplexity(shrink_context *ctx, const int32_t *ids, int64_t
         sk_free(win);
         return sk_error(SHRINK_ERR_NOMEM, "perplexity: out of memory");
     }
-    double nll = 0.0, t0 = shrink_time();
+    double nll = 0.0, nll2 = 0.0, t0 = shrink_time();
     int64_t scored = 0, evaluated = 0;
     for (int64_t k = 0; k < plan.windows; k++) {
         sk_ppl_window w;
         sk_ppl_window_at(&plan, k, ids, &w, win);
-        st = score_window(ctx, win, &w, logits, V, &nll, &scored);
+        st = score_window(ctx, win, &w, logits, V, &nll, &nll2, &scored);
         if (st != SHRINK_OK) goto out_free;
         evaluated += w.len - 1;
         if (p.progress) p.progress(p.user, k + 1, plan.windows);
@@ -167,6 +178,8 @@ shrink_status shrink_perplexity(shrink_context *ctx, const int32_t *ids, int64_t
     res->seconds = shrink_time() - t0;
     res->nll = scored ? nll / (double)scored : 0.0;
     res->ppl = exp(res->nll);
+    res->nll_se = sk_mean_se(nll, nll2, scored);
+    res->ppl_se = res->ppl * res->nll_se;
     res->tokens_scored = scored;
     res->n_tokens = n_ids;
     res->windows = plan.windows;

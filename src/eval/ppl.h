@@ -57,4 +57,8 @@ SK_HIDDEN bool sk_ppl_piece_next(const sk_ppl_window *w, sk_ppl_piece *pc, bool 
 /* -log softmax(logits)[target] in double (float sum of the exponentials). */
 SK_HIDDEN double sk_ppl_nll(const float *logits, int32_t V, int32_t target);
 
+/* Standard error of the mean of n values from their sum and sum of squares: sample sd /
+ * sqrt(n); 0 for n < 2. */
+SK_HIDDEN double sk_mean_se(double sum, double sum2, int64_t n);
+
 #endif /* SK_PPL_H */

@@ -149,7 +149,7 @@ static shrink_status parse_item(const sk_json *j, shrink_task_kind kind, const c
 shrink_status shrink_task_load(shrink_task **out, const char *path, shrink_task_kind kind,
                                int64_t limit) {
     if (!out || !path || (unsigned)kind > 2)
-        return sk_error(SHRINK_ERR_ARG, "shrink_task_load: bad arguments");
+        return sk_error(SHRINK_ERR_ARG, "loading a task: no path or result given");
     *out = NULL;
     char  *text = NULL;
     size_t len  = 0;
@@ -233,17 +233,17 @@ shrink_status shrink_eval_choices(shrink_context *ctx, const int32_t *context, i
                                   const int32_t *const *endings, const int32_t *n_ending,
                                   int32_t n_choices, shrink_choice_score *out) {
     if (!ctx || !context || n_context < 1 || !endings || !n_ending || n_choices < 1 || !out)
-        return sk_error(SHRINK_ERR_ARG, "shrink_eval_choices: bad arguments");
+        return sk_error(SHRINK_ERR_ARG, "scoring choices: no context, choices or model given");
     int32_t maxm = 0;
     for (int32_t k = 0; k < n_choices; k++) {
         if (n_ending[k] < 1 || !endings[k])
-            return sk_error(SHRINK_ERR_ARG, "shrink_eval_choices: ending %d is empty", k);
+            return sk_error(SHRINK_ERR_ARG, "scoring choices: ending %d is empty", k);
         if (n_ending[k] > maxm) maxm = n_ending[k];
     }
     int32_t n_ctx = shrink_context_n_ctx(ctx);
     if ((int64_t)n_context + maxm - 1 > n_ctx)
         return sk_error(SHRINK_ERR_RANGE,
-                        "shrink_eval_choices: %d context + %d ending tokens exceed the context "
+                        "scoring choices: %d context + %d ending tokens exceed the context "
                         "of %d", n_context, maxm, n_ctx);
     shrink_model_info mi;
     shrink_model_get_info(sk_context_model(ctx), &mi);
@@ -253,7 +253,7 @@ shrink_status shrink_eval_choices(shrink_context *ctx, const int32_t *context, i
     if (!last || (maxm > 1 && !rows)) {
         sk_free(last);
         sk_free(rows);
-        return sk_error(SHRINK_ERR_NOMEM, "shrink_eval_choices: out of memory");
+        return sk_error(SHRINK_ERR_NOMEM, "scoring choices: out of memory");
     }
     shrink_status st = shrink_context_eval(ctx, context, n_context, 0, last, 1);
     for (int32_t k = 0; k < n_choices && st == SHRINK_OK; k++) {
@@ -284,7 +284,7 @@ shrink_status shrink_task_encode_pair(const shrink_tokenizer *tok, bool add_bos,
                                       int32_t **ctx_ids, int32_t *n_ctx_ids, int32_t **cont_ids,
                                       int32_t *n_cont_ids) {
     if (!tok || !context || !continuation || !ctx_ids || !n_ctx_ids || !cont_ids || !n_cont_ids)
-        return sk_error(SHRINK_ERR_ARG, "shrink_task_encode_pair: bad arguments");
+        return sk_error(SHRINK_ERR_ARG, "encoding a task item: no tokenizer, text or result given");
     *ctx_ids  = NULL;
     *cont_ids = NULL;
     size_t cl = strlen(context), ml = strlen(continuation);
@@ -521,16 +521,16 @@ shrink_status shrink_eval_task(const shrink_model *model, shrink_context *ctx,
                                const shrink_task *task, const shrink_task_params *params,
                                shrink_task_result *result) {
     if (!model || !ctx || !task || !result || task->n_items < 1)
-        return sk_error(SHRINK_ERR_ARG, "shrink_eval_task: bad arguments");
+        return sk_error(SHRINK_ERR_ARG, "task evaluation: no model, task or result given");
     shrink_task_params p = params ? *params : shrink_task_params_default();
     if (p.max_new < 1) p.max_new = 32;
     memset(result, 0, sizeof *result);
     const shrink_tokenizer *tok = shrink_model_tokenizer(model);
-    if (!tok) return sk_error(SHRINK_ERR_ARG, "shrink_eval_task: the model has no tokenizer");
+    if (!tok) return sk_error(SHRINK_ERR_ARG, "task evaluation: the model has no tokenizer");
     shrink_model_info mi;
     shrink_model_get_info(model, &mi);
     result->items = sk_calloc((size_t)task->n_items, sizeof *result->items);
-    if (!result->items) return sk_error(SHRINK_ERR_NOMEM, "shrink_eval_task: out of memory");
+    if (!result->items) return sk_error(SHRINK_ERR_NOMEM, "task evaluation: out of memory");
     result->n_items = task->n_items;
     double        t0 = shrink_time();
     shrink_status st = SHRINK_OK;
@@ -734,7 +734,7 @@ static int lambada_candidates(const char *t, const para *p, size_t *ends) {
 shrink_status shrink_task_make(shrink_task_kind kind, const char *text_path, const char *out_path,
                                uint64_t seed, int64_t limit, int64_t *n_items) {
     if (!text_path || !out_path || (kind != SHRINK_TASK_LAMBADA && kind != SHRINK_TASK_CHOICE))
-        return sk_error(SHRINK_ERR_ARG, "shrink_task_make: lambada or choice, a text and an "
+        return sk_error(SHRINK_ERR_ARG, "making a task: lambada or choice, a text and an "
                         "output are needed");
     char  *t   = NULL;
     size_t len = 0;

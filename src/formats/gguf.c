@@ -45,12 +45,12 @@ static const ggml_type_row ggml_types[] = {
     [2]  = {"q4_0", 32, 18, SHRINK_DTYPE_Q4_0},  [3]  = {"q4_1", 32, 20, SHRINK_DTYPE_Q4_1},
     [6]  = {"q5_0", 32, 22, SHRINK_DTYPE_Q5_0},  [7]  = {"q5_1", 32, 24, SHRINK_DTYPE_Q5_1},
     [8]  = {"q8_0", 32, 34, SHRINK_DTYPE_Q8_0},                [9]  = {"q8_1", 32, 40, -1},
-    [10] = {"q2_K", 256, 84, -1},               [11] = {"q3_K", 256, 110, -1},
+    [10] = {"q2_K", 256, 84, SHRINK_DTYPE_Q2_K}, [11] = {"q3_K", 256, 110, SHRINK_DTYPE_Q3_K},
     [12] = {"q4_K", 256, 144, SHRINK_DTYPE_Q4_K}, [13] = {"q5_K", 256, 176, SHRINK_DTYPE_Q5_K},
     [14] = {"q6_K", 256, 210, SHRINK_DTYPE_Q6_K},              [15] = {"q8_K", 256, 292, -1},
     [16] = {"iq2_xxs", 256, 66, -1},            [17] = {"iq2_xs", 256, 74, -1},
     [18] = {"iq3_xxs", 256, 98, -1},            [19] = {"iq1_s", 256, 50, -1},
-    [20] = {"iq4_nl", 32, 18, -1},              [21] = {"iq3_s", 256, 110, -1},
+    [20] = {"iq4_nl", 32, 18, SHRINK_DTYPE_IQ4_NL},              [21] = {"iq3_s", 256, 110, -1},
     [22] = {"iq2_s", 256, 82, -1},              [23] = {"iq4_xs", 256, 136, -1},
     [24] = {"i8", 1, 1, -1},                    [25] = {"i16", 1, 2, -1},
     [26] = {"i32", 1, 4, -1},                   [27] = {"i64", 1, 8, -1},
@@ -148,28 +148,33 @@ static shrink_dtype own_fallback(shrink_dtype want, int64_t cols) {
 
 /* The dtype a matrix with rows of `cols` is written in when `want` is asked for: a block type
  * whose block does not divide the rows falls back as llama-quantize does (q4_K -> q5_0,
- * q5_K -> q5_1, q6_K -> q8_0), then to f16 (where llama-quantize refuses a legacy type);
+ * q5_K -> q5_1, q6_K -> q8_0, q2_K / q3_K -> iq4_nl), then to f16 (where llama-quantize refuses a legacy type);
  * shrink's own types as own_fallback says (never f16). */
 shrink_dtype sk_gguf_fallback(shrink_dtype want, int64_t cols) {
     if (cols % (int64_t)sk_dtype(want)->block == 0) return want;
-    if (want >= SHRINK_DTYPE_INT8_CH) return own_fallback(want, cols);
+    if (sk_dtype_own(want)) return own_fallback(want, cols);
     shrink_dtype fb = want == SHRINK_DTYPE_Q4_K   ? SHRINK_DTYPE_Q5_0
                       : want == SHRINK_DTYPE_Q5_K ? SHRINK_DTYPE_Q5_1
                       : want == SHRINK_DTYPE_Q6_K ? SHRINK_DTYPE_Q8_0
+                      : want == SHRINK_DTYPE_Q2_K || want == SHRINK_DTYPE_Q3_K
+                          ? SHRINK_DTYPE_IQ4_NL
                                                   : SHRINK_DTYPE_F16;
     return cols % (int64_t)sk_dtype(fb)->block == 0 ? fb : SHRINK_DTYPE_F16;
 }
 
-/* llama_ftype of the matrices' dtype (general.file_type) */
+/* llama_ftype of the matrices' dtype (general.file_type): every matrix in one type is what
+ * llama-quantize --pure writes, q4_K / q5_K under MOSTLY_Q4_K_S / MOSTLY_Q5_K_S (the mixes set
+ * their own through sk_write_opts.file_type) */
 static uint32_t gguf_file_type(shrink_dtype d) {
     static const uint32_t ft[SHRINK_DTYPE_COUNT] = {
         [SHRINK_DTYPE_F32] = 0,   [SHRINK_DTYPE_F16] = 1,   [SHRINK_DTYPE_BF16] = 32,
         [SHRINK_DTYPE_Q8_0] = 7,  [SHRINK_DTYPE_Q4_0] = 2,  [SHRINK_DTYPE_Q4_1] = 3,
-        [SHRINK_DTYPE_Q5_0] = 8,  [SHRINK_DTYPE_Q5_1] = 9,  [SHRINK_DTYPE_Q4_K] = 15,
-        [SHRINK_DTYPE_Q5_K] = 17, [SHRINK_DTYPE_Q6_K] = 18,
+        [SHRINK_DTYPE_Q5_0] = 8,  [SHRINK_DTYPE_Q5_1] = 9,  [SHRINK_DTYPE_Q4_K] = 14,
+        [SHRINK_DTYPE_Q5_K] = 16, [SHRINK_DTYPE_Q6_K] = 18, [SHRINK_DTYPE_Q2_K] = 10,
+        [SHRINK_DTYPE_Q3_K] = 11, [SHRINK_DTYPE_IQ4_NL] = 25, /* MOSTLY_Q2_K, _Q3_K_S, _IQ4_NL */
     };
     /* shrink's own types have no llama_ftype: their GGUF type id (1000+) */
-    if (d >= SHRINK_DTYPE_INT8_CH) return ggml_of_dtype(d);
+    if (sk_dtype_own(d)) return ggml_of_dtype(d);
     return ft[d];
 }
 
@@ -825,8 +830,8 @@ static shrink_status gguf_tensors(const sk_gguf *g, const char *name, sk_tensor 
             key_text(gt->name, nt, sizeof nt);
             sk_tensors_free(t, i);
             return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: tensor '%s': unsupported tensor type %s "
-                            "(issue: quantized types land with the quantization work)", name, nt,
-                            tr->name);
+                            "(shrink reads f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K..q6_K, "
+                            "iq4_nl and its own types)", name, nt, tr->name);
         }
         t[i].name = sk_strndup(gt->name.s, (size_t)gt->name.len);
         if (!t[i].name) {
@@ -961,29 +966,10 @@ out:
 
 /* ==== writing ============================================================================ */
 
-/* A growable byte buffer for the header (metadata and tensor infos). */
-typedef struct wbuf {
-    uint8_t *p;
-    size_t   n, cap;
-    int      oom;
-} wbuf;
+/* The header (metadata and tensor infos) is built in a growable byte buffer (core: sk_bytes). */
+typedef sk_bytes wbuf;
 
-static void wb_put(wbuf *b, const void *p, size_t n) {
-    if (b->oom) return;
-    if (b->n + n > b->cap) {
-        size_t nc = b->cap ? b->cap : 4096;
-        while (nc < b->n + n) nc *= 2;
-        uint8_t *q = sk_realloc(b->p, nc);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->n, p, n);
-    b->n += n;
-}
+static void wb_put(wbuf *b, const void *p, size_t n) { sk_bytes_put(b, p, n); }
 
 static void wb_u32(wbuf *b, uint32_t v) {
     uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
@@ -1186,7 +1172,7 @@ shrink_status sk_gguf_write(const sk_source *src, const char *out, const sk_writ
         kv_arch_u32(&kv, &n_kv, arch, "attention.value_length", (uint32_t)c->head_dim);
     }
     /* general.file_type: llama_ftype ALL_F32 0, MOSTLY_F16 1, MOSTLY_BF16 32, MOSTLY_Q8_0 7,
-     * ..., MOSTLY_Q4_K_M 15 (for q4_K), MOSTLY_Q5_K_M 17, MOSTLY_Q6_K 18 */
+     * ..., MOSTLY_Q4_K_S 14 (for q4_K), MOSTLY_Q5_K_S 16, MOSTLY_Q6_K 18; a mix's own */
     kv_u32(&kv, &n_kv, "general.file_type",
            o->file_type >= 0 ? (uint32_t)o->file_type : gguf_file_type(mdt));
     if (rope) {

@@ -201,7 +201,7 @@ shrink_status sk_wtensors(const sk_config *c, sk_wtensor **out, int64_t *n_out) 
         for (int i = first_layer_row; i < N_TROLES; i++)
             if (!troles[i].layer) add_role(c, i, -1, t, &n);
         if (!pass && !(t = sk_calloc((size_t)(n ? n : 1), sizeof *t)))
-            return sk_error(SHRINK_ERR_NOMEM, "sk_wtensors: out of memory");
+            return sk_error(SHRINK_ERR_NOMEM, "out of memory for the tensor list");
     }
     *out = t;
     *n_out = n;

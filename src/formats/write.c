@@ -132,9 +132,9 @@ shrink_status sk_write(const sk_source *src, const char *out, sk_format fmt,
     sk_write_opts def = sk_write_opts_default();
     if (!o) o = &def;
     if (!src || !src->fill || !src->cfg.arch || !out || !*out)
-        return sk_error(SHRINK_ERR_ARG, "sk_write: incomplete source or no output path");
+        return sk_error(SHRINK_ERR_ARG, "writing a model: incomplete model or no output path");
     if (o->dtype >= SHRINK_DTYPE_COUNT || o->dtype < -1)
-        return sk_error(SHRINK_ERR_ARG, "sk_write: bad dtype %d", o->dtype);
+        return sk_error(SHRINK_ERR_ARG, "writing a model: unknown type %d", o->dtype);
     if (o->dtype >= 0 && sk_dtype_quantized((shrink_dtype)o->dtype) && fmt != SK_FORMAT_GGUF)
         return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: %s is a GGUF type; Hugging Face and llama2.c "
                         "files hold f32/f16/bf16", out, sk_dtype((shrink_dtype)o->dtype)->name);
@@ -146,6 +146,6 @@ shrink_status sk_write(const sk_source *src, const char *out, sk_format fmt,
     case SK_FORMAT_LLAMA2C: return sk_llama2c_write(src, out, o);
     default: break;
     }
-    return sk_error(SHRINK_ERR_ARG, "sk_write: unknown format %d", (int)fmt);
+    return sk_error(SHRINK_ERR_ARG, "writing a model: unknown format %d", (int)fmt);
 }
 

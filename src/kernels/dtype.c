@@ -145,6 +145,19 @@ static const sk_dtype_traits sk_dtypes[SHRINK_DTYPE_COUNT] = {
                            .to_f32 = sk_q6_K_dequant_ref, .from_f32 = sk_q6_K_quant_ref,
                            .act = SK_ACT_Q8_K, .vec_dot_ref = sk_q6_K_dot_ref,
                            .tol_rel = 0.025},
+    [SHRINK_DTYPE_Q2_K] = {.name = "q2_K", .block = SK_QK_K, .bytes = sizeof(block_q2_K),
+                           .to_f32 = sk_q2_K_dequant_ref, .from_f32 = sk_q2_K_quant_ref,
+                           .act = SK_ACT_Q8_K, .vec_dot_ref = sk_q2_K_dot_ref,
+                           .tol_rel = 0.31},
+    [SHRINK_DTYPE_Q3_K] = {.name = "q3_K", .block = SK_QK_K, .bytes = sizeof(block_q3_K),
+                           .to_f32 = sk_q3_K_dequant_ref, .from_f32 = sk_q3_K_quant_ref,
+                           .act = SK_ACT_Q8_K, .vec_dot_ref = sk_q3_K_dot_ref,
+                           .tol_rel = 0.16},
+    [SHRINK_DTYPE_IQ4_NL] = {.name = "iq4_nl", .block = SK_QK4_NL, .bytes = sizeof(block_iq4_nl),
+                             .to_f32 = sk_iq4_nl_dequant_ref, .from_f32 = sk_iq4_nl_quant_ref,
+                             .quantize = sk_iq4_nl_quantize,
+                             .act = SK_ACT_Q8_32, .vec_dot_ref = sk_iq4_nl_dot_ref,
+                             .tol_rel = 0.08},
     /* shrink's own types (shrink_quants.h, docs/formats.md). Row-head types: to_f32, from_f32
      * and quantize take whole rows; from_f32 uses the row's own statistics (so int8_t and
      * int8_t_asym without tensor parameters behave like int8_ch / int8_ch_asym, and w8a8_static
@@ -238,9 +251,26 @@ uint64_t sk_dtype_tensor_bytes(shrink_dtype t, int64_t rows, int64_t cols) {
     return (uint64_t)rows * sk_dtype_row_bytes(t, cols);
 }
 
+int sk_dtype_own(shrink_dtype t) {
+    return t >= SHRINK_DTYPE_INT8_CH && t <= SHRINK_DTYPE_W8A8_STATIC;
+}
+
 int sk_dtype_quantized(shrink_dtype t) {
     const sk_dtype_traits *d = sk_dtype(t);
     return d->block > 1 || d->row_head > 0;
+}
+
+double shrink_dtype_bits(shrink_dtype t) {
+    if ((unsigned)t >= SHRINK_DTYPE_COUNT) return 0.0;
+    return 8.0 * (double)sk_dtypes[t].bytes / (double)sk_dtypes[t].block;
+}
+
+int64_t shrink_dtype_block_size(shrink_dtype t) {
+    return (unsigned)t < SHRINK_DTYPE_COUNT ? (int64_t)sk_dtypes[t].block : 0;
+}
+
+bool shrink_dtype_is_own(shrink_dtype t) {
+    return (unsigned)t < SHRINK_DTYPE_COUNT && sk_dtype_own(t);
 }
 
 const char *shrink_dtype_name(shrink_dtype t) {
@@ -269,7 +299,7 @@ shrink_status shrink_dtype_parse(const char *name, shrink_dtype *out) {
             return SHRINK_OK;
         }
     return sk_error(SHRINK_ERR_ARG, "unknown dtype '%s' (allowed: f32, f16, bf16; GGUF only: "
-                    "q8_0, q4_0, q4_1, q5_0, q5_1, q4_K, q5_K, q6_K; GGUF only, shrink's own "
+                    "q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K, iq4_nl; GGUF only, shrink's own "
                     "types: int8_ch, int8_ch_asym, int8_t, int8_t_asym, int4_g32, int4_g64, "
                     "int4_g128, int4_g32_asym, int4_g64_asym, int4_g128_asym, nf4, nf4_dq, "
                     "w8a8, w8a8_static; '-' may replace '_')", name);

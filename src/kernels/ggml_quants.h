@@ -11,6 +11,9 @@
  *   q5_0   q4_0's nibbles plus a 5th bit: bit j of the little-endian u32 qh for element j;
  *          x = d * (q - 16)
  *   q5_1   x = d * q + m
+ *   q2_K   16 sub-blocks of 16 with 4-bit scales and mins; x = d*sc*q - dmin*m, q 2 bits
+ *   q3_K   16 sub-blocks of 16 with 6-bit scales (offset 32); x = d*sc*q, q 3 bits in [-4, 3]
+ *   iq4_nl q4_0's nibbles as indices into a fixed grid of 16 int8: x = d * grid[q]
  *   q4_K   8 sub-blocks of 32 with 6-bit scales and mins; x = d*sc*q - dmin*m
  *   q5_K   q4_K plus a 5th bit per element in qh
  *   q6_K   16 sub-blocks of 16 with int8 scales; x = d * sc * (q - 32), q = 4 low + 2 high bits
@@ -33,6 +36,7 @@
 #define SK_QK5_0 32
 #define SK_QK5_1 32
 #define SK_QK8_0 32
+#define SK_QK4_NL 32
 #define SK_QK_K 256
 #define SK_K_SCALE_SIZE 12
 
@@ -71,6 +75,30 @@ typedef struct block_q8_0 {
     int8_t  qs[SK_QK8_0];
 } block_q8_0;
 static_assert(sizeof(block_q8_0) == 2 + SK_QK8_0, "wrong q8_0 block size/padding");
+
+typedef struct block_iq4_nl {
+    sk_half d;
+    uint8_t qs[SK_QK4_NL / 2];        /* 4-bit indices into sk_iq4_nl_grid, q4_0's order */
+} block_iq4_nl;
+static_assert(sizeof(block_iq4_nl) == 2 + SK_QK4_NL / 2, "wrong iq4_nl block size/padding");
+
+typedef struct block_q2_K {
+    uint8_t scales[SK_QK_K / 16];     /* 4-bit scale (low nibble) and min (high) per 16 */
+    uint8_t qs[SK_QK_K / 4];          /* 2-bit quants */
+    sk_half d;                        /* super-block scale of the quantized scales */
+    sk_half dmin;                     /* super-block scale of the quantized mins */
+} block_q2_K;
+static_assert(sizeof(block_q2_K) == SK_QK_K / 16 + SK_QK_K / 4 + 4,
+              "wrong q2_K block size/padding");
+
+typedef struct block_q3_K {
+    uint8_t hmask[SK_QK_K / 8];       /* 3rd bit of each quant */
+    uint8_t qs[SK_QK_K / 4];          /* low 2 bits */
+    uint8_t scales[12];               /* 16 six-bit scales, offset 32 */
+    sk_half d;
+} block_q3_K;
+static_assert(sizeof(block_q3_K) == SK_QK_K / 8 + SK_QK_K / 4 + 12 + 2,
+              "wrong q3_K block size/padding");
 
 typedef struct block_q4_K {
     sk_half d;                        /* super-block scale of the quantized scales */
@@ -121,8 +149,20 @@ SK_HIDDEN void sk_q5_0_dequant_ref(const void *src, float *dst, int64_t n);
 SK_HIDDEN void sk_q5_0_quant_ref(const float *src, void *dst, int64_t n);
 SK_HIDDEN void sk_q5_1_dequant_ref(const void *src, float *dst, int64_t n);
 SK_HIDDEN void sk_q5_1_quant_ref(const float *src, void *dst, int64_t n);
+/* the iq4_nl grid (ggml's kvalues_iq4nl); the quantizer searches the scale with weights x^2
+ * (as ggml, which has no round-to-nearest iq4_nl); _quantize takes p->imatrix */
+extern SK_HIDDEN const int8_t sk_iq4_nl_grid[16];
+SK_HIDDEN void sk_iq4_nl_dequant_ref(const void *src, float *dst, int64_t n);
+SK_HIDDEN void sk_iq4_nl_quant_ref(const float *src, void *dst, int64_t n);
+struct sk_qparams;
+SK_HIDDEN void sk_iq4_nl_quantize(const float *src, void *dst, int64_t n,
+                                  const struct sk_qparams *p);
 
 /* kquants.c */
+SK_HIDDEN void sk_q2_K_dequant_ref(const void *src, float *dst, int64_t n);
+SK_HIDDEN void sk_q2_K_quant_ref(const float *src, void *dst, int64_t n);
+SK_HIDDEN void sk_q3_K_dequant_ref(const void *src, float *dst, int64_t n);
+SK_HIDDEN void sk_q3_K_quant_ref(const float *src, void *dst, int64_t n);
 SK_HIDDEN void sk_q4_K_dequant_ref(const void *src, float *dst, int64_t n);
 SK_HIDDEN void sk_q4_K_quant_ref(const float *src, void *dst, int64_t n);
 SK_HIDDEN void sk_q5_K_dequant_ref(const void *src, float *dst, int64_t n);
@@ -142,6 +182,9 @@ SK_HIDDEN float sk_q4_0_dot_ref(int64_t n, const void *w, const void *xa);
 SK_HIDDEN float sk_q4_1_dot_ref(int64_t n, const void *w, const void *xa);
 SK_HIDDEN float sk_q5_0_dot_ref(int64_t n, const void *w, const void *xa);
 SK_HIDDEN float sk_q5_1_dot_ref(int64_t n, const void *w, const void *xa);
+SK_HIDDEN float sk_iq4_nl_dot_ref(int64_t n, const void *w, const void *xa);
+SK_HIDDEN float sk_q2_K_dot_ref(int64_t n, const void *w, const void *xa);
+SK_HIDDEN float sk_q3_K_dot_ref(int64_t n, const void *w, const void *xa);
 SK_HIDDEN float sk_q4_K_dot_ref(int64_t n, const void *w, const void *xa);
 SK_HIDDEN float sk_q5_K_dot_ref(int64_t n, const void *w, const void *xa);
 SK_HIDDEN float sk_q6_K_dot_ref(int64_t n, const void *w, const void *xa);

@@ -82,6 +82,9 @@ SK_HIDDEN uint64_t sk_dtype_tensor_bytes(shrink_dtype t, int64_t rows, int64_t c
 /* 1 if t is quantized (block > 1 or a row head): not addressable element by element (no
  * transposes, no per-element copies, whole rows only for row-head types); 0 for f32/f16/bf16. */
 SK_HIDDEN int sk_dtype_quantized(shrink_dtype t);
+/* 1 if t is one of shrink's own types (int8_*, int4_*, nf4*, w8a8*): no ggml type, llama.cpp
+ * cannot read a GGUF file that holds it; 0 for f32/f16/bf16 and llama.cpp's block types. */
+SK_HIDDEN int sk_dtype_own(shrink_dtype t);
 
 /* Scalar conversions (IEEE half, bfloat16); round to nearest even, NaN/Inf preserved. */
 SK_HIDDEN float    sk_f16_to_f32(uint16_t h);

@@ -32,9 +32,11 @@ static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v;
 /* Scale and min of n values (x ~ scale * L - min, L in [0, nmax], min >= 0 returned as
  * *neg_min = -min clipped so that the zero point is not positive): starts from the
  * min/max grid, then tries nstep + 1 slightly different grid spacings (rmin + rdelta * is
- * steps wider) and keeps the weighted least-squares fit with the smallest error. */
+ * steps wider) and keeps the weighted least-squares fit with the smallest error (weighted
+ * squared error, or weighted absolute error when abs_err: Q2_K). */
 static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t *L,
-                           float *neg_min, uint8_t *Laux, float rmin, float rdelta, int nstep) {
+                           float *neg_min, uint8_t *Laux, float rmin, float rdelta, int nstep,
+                           int abs_err) {
     float mn = x[0], mx = x[0];
     float sum_w = w[0], sum_x = sum_w * x[0];
     for (int i = 1; i < n; i++) {
@@ -55,7 +57,7 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint
     for (int i = 0; i < n; i++) {
         L[i] = (uint8_t)clampi(nearest_int(iscale * (x[i] - mn)), 0, nmax);
         float diff = scale * L[i] + mn - x[i];
-        best_err += w[i] * (diff * diff);
+        best_err += w[i] * (abs_err ? fabsf(diff) : diff * diff);
     }
     for (int is = 0; is <= nstep; is++) {
         iscale = (rmin + rdelta * (float)is + (float)nmax) / (mx - mn);
@@ -78,7 +80,7 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint
             float err = 0;
             for (int i = 0; i < n; i++) {
                 float diff = this_scale * Laux[i] + this_min - x[i];
-                err += w[i] * (diff * diff);
+                err += w[i] * (abs_err ? fabsf(diff) : diff * diff);
             }
             if (err < best_err) {
                 for (int i = 0; i < n; i++) L[i] = Laux[i];
@@ -184,17 +186,23 @@ static void fit_scale_min_x4(int nmax, const v4f xt[32], const v4f wt[32], uint8
 /* Symmetric scale of n values, L in [0, 2*nmax) holding q + nmax (q in [-nmax, nmax-1]):
  * the grid through the signed absmax, then 18 nearby grid spacings, keeping the best
  * x^2-weighted least-squares scale. */
-static float fit_scale_sym(int n, int nmax, const float *x, int8_t *L) {
+/* The value of largest magnitude among n (its sign kept); 0 and L zeroed when all are below
+ * GROUP_MAX_EPS (the symmetric fits then return scale 0). */
+static float signed_absmax(int n, const float *x, int8_t *L) {
     float amax = 0, max = 0;
     for (int i = 0; i < n; i++)
         if (fabsf(x[i]) > amax) {
             amax = fabsf(x[i]);
             max = x[i];
         }
-    if (amax < GROUP_MAX_EPS) {
-        for (int i = 0; i < n; i++) L[i] = 0;
-        return 0.0f;
-    }
+    if (amax >= GROUP_MAX_EPS) return max;
+    for (int i = 0; i < n; i++) L[i] = 0;
+    return 0.0f;
+}
+
+static float fit_scale_sym(int n, int nmax, const float *x, int8_t *L) {
+    const float max = signed_absmax(n, x, L);
+    if (max == 0.0f) return 0.0f;
     float iscale = (float)-nmax / max;
     float sumlx = 0, suml2 = 0;
     for (int i = 0; i < n; i++) {
@@ -320,7 +328,8 @@ static void quant_k_scales(const float *x, int nmax, float rmin, int nstep, uint
         float av_x = sqrtf(sum_x2 / 32);
         for (int l = 0; l < 32; l++) w[l] = av_x + fabsf(xs[l]);
         if (scalar) {
-            sc[j] = fit_scale_min(32, nmax, xs, w, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep);
+            sc[j] = fit_scale_min(32, nmax, xs, w, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep,
+                                      0);
         } else {
             for (int l = 0; l < 32; l++) {
                 xt[j / 4][l][j % 4] = xs[l];
@@ -520,6 +529,196 @@ void sk_q6_K_pack(block_q6_K *b, const int8_t L[SK_QK_K]) {
 }
 
 void sk_q6_K_quant_ref(const float *src, void *dst, int64_t n) { q6_K_quant(src, dst, n, 0); }
+
+/* ---- Q2_K: 16 sub-blocks of 16, 2-bit codes, 4-bit scale and min per sub-block ---- */
+
+/* Element 128*h + 32*g + l (h < 2, g < 4, l < 32) is bits 2g..2g+1 of qs[32h + l]; it is in
+ * sub-block 8h + 2g + l/16, whose scale is the low and min the high nibble of scales[]:
+ * x = d * sc * q - dmin * m. */
+void sk_q2_K_dequant_ref(const void *src, float *dst, int64_t n) {
+    const block_q2_K *b = src;
+    for (int64_t i = 0; i < n / SK_QK_K; i++) {
+        const float d = sk_f16_to_f32(b[i].d), dmin = sk_f16_to_f32(b[i].dmin);
+        float *y = dst + i * SK_QK_K;
+        for (int e = 0; e < SK_QK_K; e++) {
+            const int h = e / 128, g = e % 128 / 32, l = e % 32;
+            const uint8_t sm = b[i].scales[e / 16];
+            const int q = b[i].qs[32 * h + l] >> (2 * g) & 3;
+            y[e] = d * (float)(sm & 0x0F) * (float)q - dmin * (float)(sm >> 4);
+        }
+    }
+}
+
+/* Writes 2-bit levels L[256] (element order above) into the code bytes qs[64]: the 4 levels
+ * of elements l, l+32, l+64, l+96 of each half share a byte (also Q3_K's low bits). */
+static void pack_2bit(const uint8_t *L, uint8_t qs[SK_QK_K / 4]) {
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l++) {
+            const uint8_t *Lh = L + 128 * h + l;
+            qs[32 * h + l] = (uint8_t)(Lh[0] | Lh[32] << 2 | Lh[64] << 4 | Lh[96] << 6);
+        }
+}
+
+/* Round to nearest like ggml's quantize_row_q2_K_ref: each sub-block's scale and min fitted
+ * with |x|-weighted absolute error (fit_scale_min), the 16 scales and the 16 mins quantized to
+ * 4 bits against their maxima (d = max_scale / 15, dmin = max_min / 15), then the levels
+ * again against the quantized scales. */
+static void q2_K_quant(const float *src, void *dst, int64_t n) {
+    block_q2_K *b = dst;
+    uint8_t L[SK_QK_K], Laux[16];
+    float w[16], sc[16], mins[16];
+    for (int64_t i = 0; i < n / SK_QK_K; i++) {
+        const float *x = src + i * SK_QK_K;
+        float max_scale = 0, max_min = 0;
+        for (int j = 0; j < 16; j++) {
+            for (int l = 0; l < 16; l++) w[l] = fabsf(x[16 * j + l]);
+            sc[j] = fit_scale_min(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f,
+                                  15, 1);
+            if (sc[j] > max_scale) max_scale = sc[j];
+            if (mins[j] > max_min) max_min = mins[j];
+        }
+        memset(b[i].scales, 0, sizeof b[i].scales);
+        b[i].d = b[i].dmin = 0; /* +0.0 in fp16 */
+        if (max_scale > 0) {
+            const float inv = 15.0f / max_scale;
+            for (int j = 0; j < 16; j++) b[i].scales[j] = (uint8_t)nearest_int(inv * sc[j]);
+            b[i].d = sk_f32_to_f16(max_scale / 15.0f);
+        }
+        if (max_min > 0) {
+            const float inv = 15.0f / max_min;
+            for (int j = 0; j < 16; j++)
+                b[i].scales[j] |= (uint8_t)(nearest_int(inv * mins[j]) << 4);
+            b[i].dmin = sk_f32_to_f16(max_min / 15.0f);
+        }
+        for (int j = 0; j < 16; j++) {
+            const float dj = sk_f16_to_f32(b[i].d) * (float)(b[i].scales[j] & 0x0F);
+            if (dj == 0.0f) continue;
+            const float dm = sk_f16_to_f32(b[i].dmin) * (float)(b[i].scales[j] >> 4);
+            for (int l = 0; l < 16; l++)
+                L[16 * j + l] = (uint8_t)clampi(nearest_int((x[16 * j + l] + dm) / dj), 0, 3);
+        }
+        pack_2bit(L, b[i].qs);
+    }
+}
+
+void sk_q2_K_quant_ref(const float *src, void *dst, int64_t n) { q2_K_quant(src, dst, n); }
+
+/* ---- Q3_K: 16 sub-blocks of 16, 3-bit codes (2 low bits as Q2_K, the 3rd in hmask),
+ * 6-bit signed scales (offset 32) ---- */
+
+/* The 6-bit scale j (< 16) of the 12 packed bytes: low 4 bits in the low (j < 8) or high
+ * (j >= 8) nibble of byte j % 8, the 2 high bits at 2 * (j / 4) of byte 8 + j % 4. */
+static int q3_scale(const uint8_t *s, int j) {
+    int lo = j < 8 ? s[j] & 0x0F : s[j - 8] >> 4;
+    return (lo | (s[8 + j % 4] >> (2 * (j / 4)) & 3) << 4) - 32;
+}
+
+/* Element 128*h + 32*g + l: low bits 2g of qs[32h + l] (as Q2_K), the 3rd bit is bit
+ * 4h + g of hmask[l] (set: q in [0, 3]; clear: q - 4); sub-block e / 16:
+ * x = d * (sc - 32) * q. */
+void sk_q3_K_dequant_ref(const void *src, float *dst, int64_t n) {
+    const block_q3_K *b = src;
+    for (int64_t i = 0; i < n / SK_QK_K; i++) {
+        const float d = sk_f16_to_f32(b[i].d);
+        float *y = dst + i * SK_QK_K;
+        for (int e = 0; e < SK_QK_K; e++) {
+            const int h = e / 128, g = e % 128 / 32, l = e % 32;
+            int q = b[i].qs[32 * h + l] >> (2 * g) & 3;
+            if (!(b[i].hmask[l] >> (4 * h + g) & 1)) q -= 4;
+            y[e] = d * (float)q3_scale(b[i].scales, e / 16) * (float)q;
+        }
+    }
+}
+
+/* Symmetric scale of n values with levels in [-nmax, nmax - 1] (L holds level + nmax): the
+ * grid through the signed absmax, then up to 5 sweeps moving single levels to the one that
+ * is best for the x^2-weighted least-squares scale of the others, kept when the fit
+ * improves (ggml's make_q3_quants with its rmse refinement). */
+static float fit_scale_sym_sweep(int n, int nmax, const float *x, int8_t *L) {
+    const float max = signed_absmax(n, x, L);
+    if (max == 0.0f) return 0.0f;
+    const float iscale = (float)-nmax / max;
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        int l = clampi(nearest_int(iscale * x[i]), -nmax, nmax - 1);
+        L[i] = (int8_t)l;
+        float w = x[i] * x[i];
+        sumlx += w * x[i] * (float)l;
+        suml2 += w * (float)l * (float)l;
+    }
+    for (int sweep = 0; sweep < 5; sweep++) {
+        int changed = 0;
+        for (int i = 0; i < n; i++) {
+            float w = x[i] * x[i];
+            float slx = sumlx - w * x[i] * (float)L[i];
+            if (!(slx > 0)) continue;
+            float sl2 = suml2 - w * (float)L[i] * (float)L[i];
+            int nl = clampi(nearest_int(x[i] * sl2 / slx), -nmax, nmax - 1);
+            if (nl == L[i]) continue;
+            slx += w * x[i] * (float)nl;
+            sl2 += w * (float)nl * (float)nl;
+            if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+                L[i] = (int8_t)nl;
+                sumlx = slx;
+                suml2 = sl2;
+                changed++;
+            }
+        }
+        if (!changed) break;
+    }
+    for (int i = 0; i < n; i++) L[i] = (int8_t)(L[i] + nmax);
+    return sumlx / suml2;
+}
+
+/* Round to nearest like ggml's quantize_row_q3_K_ref: sub-block scales from
+ * fit_scale_sym_sweep, quantized to 6 bits against the signed largest (d = max / -32),
+ * then the levels against the quantized scales. */
+static void q3_K_quant(const float *src, void *dst, int64_t n) {
+    block_q3_K *b = dst;
+    int8_t L[SK_QK_K];
+    uint8_t Lu[SK_QK_K];
+    float sc[16];
+    for (int64_t i = 0; i < n / SK_QK_K; i++) {
+        const float *x = src + i * SK_QK_K;
+        float max_scale = 0, amax = 0;
+        for (int j = 0; j < 16; j++) {
+            sc[j] = fit_scale_sym_sweep(16, 4, x + 16 * j, L + 16 * j);
+            if (fabsf(sc[j]) > amax) {
+                amax = fabsf(sc[j]);
+                max_scale = sc[j];
+            }
+        }
+        memset(b[i].scales, 0, sizeof b[i].scales);
+        b[i].d = 0;
+        if (max_scale != 0) {
+            const float iscale = -32.0f / max_scale;
+            for (int j = 0; j < 16; j++) {
+                int l = clampi(nearest_int(iscale * sc[j]), -32, 31) + 32;
+                b[i].scales[j % 8] |= (uint8_t)((l & 0x0F) << (j < 8 ? 0 : 4));
+                b[i].scales[8 + j % 4] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
+            }
+            b[i].d = sk_f32_to_f16(1 / iscale);
+        }
+        for (int j = 0; j < 16; j++) {
+            const float dj = sk_f16_to_f32(b[i].d) * (float)q3_scale(b[i].scales, j);
+            if (dj == 0.0f) continue;
+            for (int l = 0; l < 16; l++)
+                L[16 * j + l] = (int8_t)(clampi(nearest_int(x[16 * j + l] / dj), -4, 3) + 4);
+        }
+        memset(b[i].hmask, 0, sizeof b[i].hmask);
+        for (int e = 0; e < SK_QK_K; e++) {
+            int v = L[e];
+            if (v > 3) {
+                b[i].hmask[e % 32] |= (uint8_t)(1 << (e / 32));
+                v -= 4;
+            }
+            Lu[e] = (uint8_t)v;
+        }
+        pack_2bit(Lu, b[i].qs);
+    }
+}
+
+void sk_q3_K_quant_ref(const float *src, void *dst, int64_t n) { q3_K_quant(src, dst, n); }
 
 /* ---- Q8_K: x = d * q, q in [-128, 127], d = signed absmax / -127 ---- */
 

@@ -31,7 +31,7 @@ static void matmul_ref_rows(const sk_mat *W, const float *X, int64_t T, float *Y
 shrink_status sk_matmul_ref(const sk_mat *W, const float *X, int64_t T, float *Y,
                             int64_t ldy) {
     float *wrow = sk_malloc((size_t)W->cols * sizeof(float));
-    if (!wrow) return sk_error(SHRINK_ERR_NOMEM, "sk_matmul_ref: out of memory");
+    if (!wrow) return sk_error(SHRINK_ERR_NOMEM, "out of memory for a matrix product");
     matmul_ref_rows(W, X, T, Y, ldy, 0, W->rows, wrow);
     sk_free(wrow);
     return SHRINK_OK;
@@ -428,7 +428,7 @@ shrink_status sk_matmul_in(const sk_kernel_set *ks, const sk_mat *W, const float
     const size_t need = sk_matmul_scratch_bytes(ks, W, T);
     if (need > sk_scratch_left(s))
         return sk_error(SHRINK_ERR_ARG,
-                        "sk_matmul: %zu bytes of scratch left, %zu needed (%s, %" PRId64
+                        "matrix product: %zu bytes of scratch left, %zu needed (%s, %" PRId64
                         " x %" PRId64 ", %" PRId64 " tokens)",
                         sk_scratch_left(s), need, sk_dtype(W->dtype)->name, W->rows, W->cols, T);
     const size_t mark = s ? s->used : 0;

@@ -209,3 +209,96 @@ void sk_q5_1_quant_ref(const float *src, void *dst, int64_t n) {
         wr_qh(b[i].qh, qh);
     }
 }
+
+/* ---- IQ4_NL: 32-blocks of 4-bit indices into a fixed non-uniform grid, x = d * grid[q] ---- */
+
+const int8_t sk_iq4_nl_grid[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                   1,    13,   25,  38,  53,  69,  89,  113};
+
+void sk_iq4_nl_dequant_ref(const void *src, float *dst, int64_t n) {
+    const block_iq4_nl *b = src;
+    for (int64_t i = 0; i < n / SK_QK4_NL; i++) {
+        const float d = sk_f16_to_f32(b[i].d);
+        for (int j = 0; j < SK_QK4_NL / 2; j++) {
+            dst[i * SK_QK4_NL + j] = d * (float)sk_iq4_nl_grid[b[i].qs[j] & 0x0F];
+            dst[i * SK_QK4_NL + j + 16] = d * (float)sk_iq4_nl_grid[b[i].qs[j] >> 4];
+        }
+    }
+}
+
+/* The grid index nearest to v (the lower one on a tie). */
+static int iq4_nearest(float v) {
+    const int8_t *g = sk_iq4_nl_grid;
+    if (v <= g[0]) return 0;
+    if (v >= g[15]) return 15;
+    int lo = 0, hi = 15; /* g[lo] < v < g[hi] */
+    while (hi - lo > 1) {
+        int mid = (lo + hi) / 2;
+        if (v < g[mid]) hi = mid;
+        else lo = mid;
+    }
+    return v - g[hi - 1] < g[hi] - v ? hi - 1 : hi;
+}
+
+/* sum w*q*x and sum w*q*q of the block's values on the grid scaled by 1/iscale */
+static void iq4_fit(const float *x, const float *w, float iscale, float *sqx, float *sq2) {
+    float a = 0, b = 0;
+    for (int j = 0; j < SK_QK4_NL; j++) {
+        float q = sk_iq4_nl_grid[iq4_nearest(iscale * x[j])];
+        a += w[j] * q * x[j];
+        b += w[j] * q * q;
+    }
+    *sqx = a;
+    *sq2 = b;
+}
+
+/* As ggml's iq4_nl quantizer: per block, weights x^2 (with an importance matrix:
+ * imatrix[j] * sqrt(sigma2 + x^2), sigma2 = 2 * mean x^2 of the block); the least-squares
+ * scale on the grid through the signed absmax, then 15 grid spacings around it
+ * ((k - 127) / max, |k| <= 7), keeping the best fit; indices again against the chosen scale. */
+static void iq4_nl_quant(const float *src, void *dst, int64_t n, const float *imatrix) {
+    block_iq4_nl *b = dst;
+    float w[SK_QK4_NL];
+    uint8_t L[SK_QK4_NL];
+    for (int64_t i = 0; i < n / SK_QK4_NL; i++) {
+        const float *x = src + i * SK_QK4_NL;
+        float sigma2 = 0, amax = 0, max = 0;
+        for (int j = 0; j < SK_QK4_NL; j++) sigma2 += x[j] * x[j];
+        sigma2 *= 2.0f / SK_QK4_NL;
+        for (int j = 0; j < SK_QK4_NL; j++) {
+            w[j] = imatrix ? imatrix[i * SK_QK4_NL + j] * sqrtf(sigma2 + x[j] * x[j])
+                           : x[j] * x[j];
+            if (fabsf(x[j]) > amax) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        }
+        float d = 0;
+        if (amax >= 1e-15f) {
+            float sqx, sq2;
+            d = -max / sk_iq4_nl_grid[0];
+            iq4_fit(x, w, 1 / d, &sqx, &sq2);
+            d = sqx / sq2;
+            float best = d * sqx;
+            for (int k = -7; k <= 7; k++) {
+                iq4_fit(x, w, (float)(k + sk_iq4_nl_grid[0]) / max, &sqx, &sq2);
+                if (sq2 > 0 && sqx * sqx > best * sq2) {
+                    d = sqx / sq2;
+                    best = d * sqx;
+                }
+            }
+        }
+        b[i].d = sk_f32_to_f16(d);
+        const float id = d != 0 ? 1 / d : 0;
+        for (int j = 0; j < SK_QK4_NL; j++) L[j] = (uint8_t)iq4_nearest(id * x[j]);
+        for (int j = 0; j < SK_QK4_NL / 2; j++) b[i].qs[j] = (uint8_t)(L[j] | L[j + 16] << 4);
+    }
+}
+
+void sk_iq4_nl_quant_ref(const float *src, void *dst, int64_t n) {
+    iq4_nl_quant(src, dst, n, NULL);
+}
+
+void sk_iq4_nl_quantize(const float *src, void *dst, int64_t n, const sk_qparams *p) {
+    iq4_nl_quant(src, dst, n, p ? p->imatrix : NULL);
+}

@@ -209,6 +209,14 @@ static void codes_q5_1(const uint8_t *blk, int q[32], float *d, float *m) {
     *m = sk_f16_to_f32(b.m);
 }
 
+static void codes_iq4_nl(const uint8_t *blk, int q[32], float *d, float *m) {
+    block_iq4_nl b;
+    memcpy(&b, blk, sizeof b);
+    for (int j = 0; j < 32; j++) q[j] = sk_iq4_nl_grid[nib(b.qs, j)];
+    *d = sk_f16_to_f32(b.d);
+    *m = 0.0f;
+}
+
 /* sum over blocks of isum * (d_w * d_x), plus m * s for the min types (s = d_x * sum(xq)) */
 static float legacy_dot_ref(int64_t n, const void *w, const void *xa, size_t bs,
                             legacy_codes_fn codes) {
@@ -226,6 +234,9 @@ static float legacy_dot_ref(int64_t n, const void *w, const void *xa, size_t bs,
     return acc;
 }
 
+float sk_iq4_nl_dot_ref(int64_t n, const void *w, const void *xa) {
+    return legacy_dot_ref(n, w, xa, sizeof(block_iq4_nl), codes_iq4_nl);
+}
 float sk_q4_0_dot_ref(int64_t n, const void *w, const void *xa) {
     return legacy_dot_ref(n, w, xa, sizeof(block_q4_0), codes_q4_0);
 }
@@ -240,6 +251,55 @@ float sk_q5_1_dot_ref(int64_t n, const void *w, const void *xa) {
 }
 
 /* ==== reference dots: K-quants x block_q8_K ================================================= */
+
+/* q2_K and q3_K: element 128*h + 32*g + l (h < 2, g < 4, l < 32) has its 2 low bits at 2g of
+ * qs[32h + l] and is in sub-block e / 16 of 16 elements. q2_K: x = d*sc*q - dmin*m (4-bit sc
+ * and m), the mins through the q8_K sums of 16: sum_j m_j * bsums[j]. q3_K: the 3rd bit is
+ * bit 4h + g of hmask[l] (clear: q - 4), x = d * (sc - 32) * q with 6-bit sc. */
+float sk_q2_K_dot_ref(int64_t n, const void *w, const void *xa) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / SK_QK_K; b++) {
+        block_q2_K wb;
+        block_q8_K xb;
+        LOAD(wb, w, b);
+        LOAD(xb, xa, b);
+        int32_t isum = 0, imin = 0;
+        for (int j = 0; j < 16; j++) {
+            int32_t s = 0;
+            for (int e = 16 * j; e < 16 * j + 16; e++)
+                s += (wb.qs[32 * (e / 128) + e % 32] >> (2 * (e % 128 / 32)) & 3) * xb.qs[e];
+            isum += (wb.scales[j] & 0x0F) * s;
+            imin += (wb.scales[j] >> 4) * xb.bsums[j];
+        }
+        acc += (float)isum * (sk_f16_to_f32(wb.d) * xb.d) -
+               (float)imin * (sk_f16_to_f32(wb.dmin) * xb.d);
+    }
+    return acc;
+}
+
+float sk_q3_K_dot_ref(int64_t n, const void *w, const void *xa) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / SK_QK_K; b++) {
+        block_q3_K wb;
+        block_q8_K xb;
+        LOAD(wb, w, b);
+        LOAD(xb, xa, b);
+        int32_t isum = 0;
+        for (int j = 0; j < 16; j++) {
+            int32_t s = 0;
+            for (int e = 16 * j; e < 16 * j + 16; e++) {
+                int h = e / 128, g = e % 128 / 32, l = e % 32;
+                int q = (wb.qs[32 * h + l] >> (2 * g) & 3) - (wb.hmask[l] >> (4 * h + g) & 1 ? 0 : 4);
+                s += q * xb.qs[e];
+            }
+            int lo = j < 8 ? wb.scales[j] & 0x0F : wb.scales[j - 8] >> 4;
+            int sc = (lo | (wb.scales[8 + j % 4] >> (2 * (j / 4)) & 3) << 4) - 32;
+            isum += sc * s;
+        }
+        acc += (float)isum * (sk_f16_to_f32(wb.d) * xb.d);
+    }
+    return acc;
+}
 
 /* 6-bit scale and min of sub-block j (< 8) of q4_K/q5_K (as kquants.c's scale_min_k4) */
 static void k4_scale_min(int j, const uint8_t *q, int *sc, int *m) {

@@ -207,18 +207,18 @@ static shrink_status reserve_matmul_scratch(shrink_context *x) {
 shrink_status shrink_context_create(shrink_context **out, const shrink_model *model,
                                     int32_t n_ctx, int32_t n_batch) {
     *out = NULL;
-    if (!model) return sk_error(SHRINK_ERR_ARG, "shrink_context_create: model is NULL");
+    if (!model) return sk_error(SHRINK_ERR_ARG, "creating a context: no model given");
     const sk_config *c = &model->cfg;
     if (n_ctx <= 0) n_ctx = c->max_seq_len;
     if (n_ctx > c->max_seq_len)
         return sk_error(SHRINK_ERR_ARG,
-                        "shrink_context_create: n_ctx %d exceeds the model's context length %d",
+                        "a context of %d tokens exceeds the model's context length %d",
                         n_ctx, c->max_seq_len);
     if (n_batch <= 0) n_batch = 512;
     if (n_batch > n_ctx) n_batch = n_ctx;
 
     shrink_context *x = sk_calloc(1, sizeof *x);
-    if (!x) return sk_error(SHRINK_ERR_NOMEM, "shrink_context_create: out of memory");
+    if (!x) return sk_error(SHRINK_ERR_NOMEM, "out of memory for a context");
     x->model = model;
     x->n_ctx = n_ctx;
     x->n_batch = n_batch;
@@ -248,7 +248,7 @@ shrink_status shrink_context_create(shrink_context **out, const shrink_model *mo
         reserve_matmul_scratch(x) != SHRINK_OK) {
         shrink_context_free(x);
         return sk_error(SHRINK_ERR_NOMEM,
-                        "shrink_context_create: out of memory for a context of %d tokens "
+                        "out of memory for a context of %d tokens "
                         "(%" PRIu64 " bytes)",
                         n_ctx, shrink_model_state_bytes(model, n_ctx, n_batch));
     }
@@ -479,6 +479,7 @@ static shrink_status forward(shrink_context *x, const int32_t *tokens, int T, in
 
     for (int l = 0; l < c->n_layers; l++) {
         const sk_layer *w = &m->layers[l];
+        observe(x, l, SK_LIN_RESID, x->x, T, D);
 
         /* attention: xn = norm(x); q, k, v projections */
         norm_rows(m, x->xn, x->x, T, w->attn_norm, w->attn_norm_b);
@@ -542,26 +543,27 @@ static shrink_status forward(shrink_context *x, const int32_t *tokens, int T, in
         sk_lora_apply(m->lora, l, SK_LIN_DOWN, x->hb, T, x->tmp, D);
         add_rows(x->x, x->tmp, (size_t)T * D);
     }
+    observe(x, c->n_layers, SK_LIN_RESID, x->x, T, D);
     return SHRINK_OK;
 }
 
 shrink_status shrink_context_eval(shrink_context *x, const int32_t *tokens, int32_t n,
                                   int32_t pos, float *logits, int32_t n_logits) {
     if (!x || (!tokens && n > 0))
-        return sk_error(SHRINK_ERR_ARG, "shrink_context_eval: NULL context or tokens");
+        return sk_error(SHRINK_ERR_ARG, "evaluating tokens: no context or no tokens given");
     const struct shrink_model *m = x->model;
     const sk_config *c = &m->cfg;
-    if (n <= 0) return sk_error(SHRINK_ERR_ARG, "shrink_context_eval: %d tokens", n);
+    if (n <= 0) return sk_error(SHRINK_ERR_ARG, "evaluating %d tokens: at least one is needed", n);
     if (pos < 0 || pos > x->n_past)
         return sk_error(SHRINK_ERR_RANGE,
-                        "shrink_context_eval: position %d but the cache holds %d positions",
+                        "evaluating at position %d but the cache holds %d positions",
                         pos, x->n_past);
     if ((int64_t)pos + n > x->n_ctx)
         return sk_error(SHRINK_ERR_RANGE,
-                        "shrink_context_eval: positions %d..%d exceed the context of %d",
+                        "positions %d..%d exceed the context of %d",
                         pos, pos + n - 1, x->n_ctx);
     if (logits && (n_logits < 1 || n_logits > n))
-        return sk_error(SHRINK_ERR_ARG, "shrink_context_eval: n_logits %d not in [1, %d]",
+        return sk_error(SHRINK_ERR_ARG, "%d logits asked for a batch of tokens; not in [1, %d]",
                         n_logits, n);
     for (int32_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size)

@@ -1,11 +1,14 @@
 /*
  * finite.c - NaN and infinities in a model's weights (docs/reliability.md): counted per tensor
- * from the bits of f32, f16 and bf16 tensors (quantized tensors are not scanned: their scales
- * are checked by the format readers' ranges only), and refused at load unless
- * shrink_load_params.allow_nonfinite.
+ * from the bits of f32, f16 and bf16 tensors, and for quantized tensors (q8_0, q4_K, shrink's
+ * own types, ...) from their rows dequantized through the dtype table's to_f32 (a NaN or
+ * infinite block scale makes its elements non-finite); refused at load unless
+ * shrink_load_params.allow_nonfinite, and before `convert`, `quantize` and `prune` read a
+ * weight (sk_model_check_finite, called by shrink_convert and sk_xf_open).
  */
 #include "model.h"
 
+#include <math.h>
 #include <omp.h>
 #include <string.h>
 
@@ -21,9 +24,53 @@ static inline uint16_t bits16(const uint8_t *p, int64_t i) {
     return v;
 }
 
-/* Non-finite elements of tensor t: all exponent bits set (NaN or +-Inf). */
+/* Non-finite elements of quantized tensor t, from its rows dequantized by the dtype table's
+ * to_f32; the first one's index in *first. -1 if a row buffer cannot be had. */
+static int64_t count_quantized(const sk_tensor *t, int64_t *first) {
+    const sk_dtype_traits *d = sk_dtype(t->dtype);
+    if (!d || !d->to_f32 || t->n_dims < 1) return 0;
+    const int64_t cols = t->shape[t->n_dims - 1];
+    const uint64_t rb = cols > 0 ? sk_dtype_row_bytes(t->dtype, cols) : 0;
+    if (rb == 0 || cols % (int64_t)d->block != 0) return 0; /* the readers refuse such shapes */
+    const int64_t rows = (int64_t)(t->bytes / rb);
+    const uint8_t *p = t->data;
+    int64_t n = 0, at = -1;
+    int nomem = 0;
+    #pragma omp parallel reduction(+ : n) if (rows * cols > (1 << 18))
+    {
+        float *x = sk_malloc((size_t)cols * sizeof *x);
+        if (!x) {
+            #pragma omp atomic write
+            nomem = 1;
+        }
+        #pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            if (!x) continue;
+            d->to_f32(p + (size_t)r * rb, x, cols);
+            for (int64_t c = 0; c < cols; c++) n += !isfinite(x[c]);
+        }
+        sk_free(x);
+    }
+    if (nomem) return -1;
+    if (n && first) { /* the first one, by a serial pass up to it */
+        float *x = sk_malloc((size_t)cols * sizeof *x);
+        if (!x) return -1;
+        for (int64_t r = 0; r < rows && at < 0; r++) {
+            d->to_f32(p + (size_t)r * rb, x, cols);
+            for (int64_t c = 0; c < cols && at < 0; c++)
+                if (!isfinite(x[c])) at = r * cols + c;
+        }
+        sk_free(x);
+    }
+    if (first) *first = at;
+    return n;
+}
+
+/* Non-finite elements of tensor t: all exponent bits set (NaN or +-Inf) for f32/f16/bf16,
+ * dequantized rows for the rest. -1 if memory for a row cannot be had. */
 static int64_t count_nonfinite(const sk_tensor *t, int64_t *first) {
     int64_t n = 0, at = -1;
+    if (first) *first = -1;
     if (!t->data) return 0;
     const uint8_t *p = t->data;
     if (t->dtype == SHRINK_DTYPE_F32) {
@@ -39,6 +86,8 @@ static int64_t count_nonfinite(const sk_tensor *t, int64_t *first) {
         for (int64_t i = 0; i < k; i++) n += (bits16(p, i) & mask) == mask;
         for (int64_t i = 0; n && i < k && at < 0; i++)
             if ((bits16(p, i) & mask) == mask) at = i;
+    } else if (t->dtype >= 0 && t->dtype < SHRINK_DTYPE_COUNT && sk_dtype_quantized(t->dtype)) {
+        return count_quantized(t, first);
     }
     if (first) *first = at;
     return n;
@@ -49,11 +98,15 @@ int64_t shrink_model_nonfinite(const shrink_model *m, int64_t i) {
     return count_nonfinite(&m->tensors[i], NULL);
 }
 
-shrink_status sk_model_check_finite(const struct shrink_model *m) {
+shrink_status sk_model_check_finite(const struct shrink_model *m, const char *allow) {
     int64_t bad_tensors = 0, first_tensor = -1, first_at = -1, first_n = 0;
+    const char *path = m->path ? m->path : "model";
     for (int64_t i = 0; i < m->n_tensors; i++) {
         int64_t at;
         int64_t n = count_nonfinite(&m->tensors[i], &at);
+        if (n < 0)
+            return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory checking tensor '%s' for NaN",
+                            path, m->tensors[i].name);
         if (n && !bad_tensors++) {
             first_tensor = i;
             first_at = at;
@@ -62,9 +115,10 @@ shrink_status sk_model_check_finite(const struct shrink_model *m) {
     }
     if (!bad_tensors) return SHRINK_OK;
     const sk_tensor *t = &m->tensors[first_tensor];
-    return sk_error(SHRINK_ERR_FORMAT, "%s: tensor '%s' holds %" PRId64 " NaN or infinite "
+    return sk_error(SHRINK_ERR_FORMAT, "%s: tensor '%s' (%s) holds %" PRId64 " NaN or infinite "
                     "value(s) (the first at element %" PRId64 ")%s%" PRId64 " tensor(s) in all; "
-                    "the weights are broken (`shrink info` counts them; --allow-nonfinite "
-                    "loads the model anyway)", m->path ? m->path : "model", t->name, first_n,
-                    first_at, bad_tensors > 1 ? ", " : "; ", bad_tensors);
+                    "the weights are broken (`shrink info` counts them%s%s)", path, t->name,
+                    sk_dtype(t->dtype) ? sk_dtype(t->dtype)->name : "?", first_n, first_at,
+                    bad_tensors > 1 ? ", " : "; ", bad_tensors, allow ? "; " : "",
+                    allow ? allow : "");
 }

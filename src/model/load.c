@@ -495,9 +495,9 @@ out:
 
 static shrink_status model_load(shrink_model **out, const char *path,
                                 const shrink_load_params *params, int bind) {
-    if (!out) return sk_error(SHRINK_ERR_ARG, "shrink_model_load: out is NULL");
+    if (!out) return sk_error(SHRINK_ERR_ARG, "loading a model: no result given");
     *out = NULL;
-    if (!path || !*path) return sk_error(SHRINK_ERR_ARG, "shrink_model_load: no path");
+    if (!path || !*path) return sk_error(SHRINK_ERR_ARG, "loading a model: no path given");
     shrink_load_params def = shrink_load_params_default();
     if (!params) params = &def;
     struct shrink_model *m = sk_calloc(1, sizeof *m);
@@ -516,7 +516,8 @@ static shrink_status model_load(shrink_model **out, const char *path,
 shrink_status shrink_model_load(shrink_model **out, const char *path,
                                 const shrink_load_params *params) {
     shrink_status st = model_load(out, path, params, 1);
-    if (st || (params && params->allow_nonfinite) || !(st = sk_model_check_finite(*out)))
+    if (st || (params && params->allow_nonfinite) ||
+        !(st = sk_model_check_finite(*out, "--allow-nonfinite loads the model anyway")))
         return st;
     shrink_model_free(*out);
     *out = NULL;
@@ -558,9 +559,9 @@ void shrink_model_get_info(const shrink_model *m, shrink_model_info *info) {
 }
 
 shrink_status shrink_model_tensor(const shrink_model *m, int64_t i, shrink_tensor_info *info) {
-    if (!m || !info) return sk_error(SHRINK_ERR_ARG, "shrink_model_tensor: NULL argument");
+    if (!m || !info) return sk_error(SHRINK_ERR_ARG, "tensor lookup: no model or result given");
     if (i < 0 || i >= m->n_tensors)
-        return sk_error(SHRINK_ERR_RANGE, "shrink_model_tensor: index %" PRId64 " not in [0, %"
+        return sk_error(SHRINK_ERR_RANGE, "tensor index %" PRId64 " not in [0, %"
                         PRId64 ")", i, m->n_tensors);
     const sk_tensor *t = &m->tensors[i];
     memset(info, 0, sizeof *info);

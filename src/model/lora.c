@@ -313,20 +313,25 @@ out:
     return st;
 }
 
-/* Permutes the rows of B (out, r) of q or k from layout `from` to the other one. */
-static shrink_status permute_b(sk_lora_pair *p, int64_t hd, sk_rope_layout from) {
-    size_t rb = (size_t)p->r * sizeof(float);
-    float *t = sk_aligned_alloc(64, (size_t)p->out * rb);
-    if (!t) return sk_error(SHRINK_ERR_NOMEM, "LoRA: out of memory");
+void sk_lora_permute_b(const float *B, float *dst, int64_t out, int64_t r, int64_t hd,
+                       sk_rope_layout from) {
+    size_t rb = (size_t)r * sizeof(float);
     int64_t half = hd / 2;
-    for (int64_t h = 0; h < p->out / hd; h++)
+    for (int64_t h = 0; h < out / hd; h++)
         for (int64_t i = 0; i < half; i++)
             for (int k = 0; k < 2; k++) {
                 int64_t inter = h * hd + 2 * i + k, hf = h * hd + i + k * half;
                 int64_t src = from == SK_ROPE_INTERLEAVED ? inter : hf;
-                int64_t dst = from == SK_ROPE_INTERLEAVED ? hf : inter;
-                memcpy(t + dst * p->r, p->B + src * p->r, rb);
+                int64_t dst_row = from == SK_ROPE_INTERLEAVED ? hf : inter;
+                memcpy(dst + dst_row * r, B + src * r, rb);
             }
+}
+
+/* Permutes the rows of B (out, r) of q or k from layout `from` to the other one. */
+static shrink_status permute_b(sk_lora_pair *p, int64_t hd, sk_rope_layout from) {
+    float *t = sk_aligned_alloc(64, (size_t)p->out * (size_t)p->r * sizeof(float));
+    if (!t) return sk_error(SHRINK_ERR_NOMEM, "LoRA: out of memory");
+    sk_lora_permute_b(p->B, t, p->out, p->r, hd, from);
     sk_free(p->B);
     p->B = t;
     return SHRINK_OK;
@@ -346,6 +351,7 @@ shrink_status sk_lora_read(const char *path, const sk_config *cfg, sk_rope_layou
     a->path = sk_strdup(path);
     a->n_layers = cfg->n_layers;
     a->user_scale = user_scale;
+    a->layout = layout;
     a->pairs = sk_calloc((size_t)cfg->n_layers * SK_LORA_N_LIN, sizeof *a->pairs);
     shrink_status st = SHRINK_OK;
     if (!a->path || !a->pairs) {
@@ -436,9 +442,10 @@ void sk_lora_apply(const sk_lora *list, int l, sk_linear which, const float *X, 
 /* ---- public API ------------------------------------------------------------------------ */
 
 shrink_status shrink_model_add_lora(shrink_model *m, const char *path, double scale) {
-    if (!m || !path) return sk_error(SHRINK_ERR_ARG, "shrink_model_add_lora: NULL model or path");
+    if (!m || !path) return sk_error(SHRINK_ERR_ARG, "adapter: no model or no adapter path given");
     if (!m->layers)
-        return sk_error(SHRINK_ERR_ARG, "shrink_model_add_lora: the model has no bound weights");
+        return sk_error(SHRINK_ERR_ARG, "%s: the model has no weights to apply it to",
+                        path);
     sk_lora *a;
     shrink_status st = sk_lora_read(path, &m->cfg, m->cfg.rope_layout, scale, &a);
     if (st != SHRINK_OK) return st;
@@ -457,7 +464,7 @@ int shrink_model_n_lora(const shrink_model *m) {
 shrink_status shrink_model_lora(const shrink_model *m, int i, shrink_lora_info *info) {
     const sk_lora *a = m ? m->lora : NULL;
     for (int k = 0; a && k < i; k++) a = a->next;
-    if (!a || i < 0 || !info) return sk_error(SHRINK_ERR_RANGE, "shrink_model_lora: no adapter %d", i);
+    if (!a || i < 0 || !info) return sk_error(SHRINK_ERR_RANGE, "no adapter %d", i);
     info->path = a->path;
     info->format = a->format;
     info->rank = a->r;

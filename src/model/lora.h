@@ -29,6 +29,7 @@ typedef struct sk_lora {
     double        alpha;
     double        user_scale;
     float         scale;    /* user_scale * alpha / r (or / sqrt(r)) */
+    sk_rope_layout layout;  /* of B's q/k rows (the base model's) */
     int32_t       n_layers;
     int64_t       n_pairs;  /* pairs present */
     int64_t       n_params; /* elements of A and B */
@@ -43,6 +44,19 @@ typedef struct sk_lora {
 SK_HIDDEN shrink_status sk_lora_read(const char *path, const sk_config *cfg,
                                      sk_rope_layout layout, double user_scale, sk_lora **out);
 SK_HIDDEN void sk_lora_free(sk_lora *a); /* the list from a on */
+
+/* dst = B (out, r) of q or k with its rows moved from RoPE layout `from` to the other one
+ * (heads of hd rows). */
+SK_HIDDEN void sk_lora_permute_b(const float *B, float *dst, int64_t out, int64_t r, int64_t hd,
+                                 sk_rope_layout from);
+
+/* Writes adapter `a` (for a base of config cfg) to `path`: a llama.cpp GGUF LoRA adapter when
+ * path ends in .gguf (q/k rows of B interleaved, as llama.cpp's converter writes them), else a
+ * PEFT folder (adapter_config.json + adapter_model.safetensors, q/k rows in Hugging Face
+ * order). alpha is written as scale * r, so the file applies what `a` applies. Atomic (nothing
+ * at path on failure); `inputs` are files the output must not replace. (lora_write.c) */
+SK_HIDDEN shrink_status sk_lora_write(const sk_lora *a, const sk_config *cfg, const char *path,
+                                      const char *const *inputs, int n_inputs);
 
 /* Y (T rows, ldy apart) += scale * (X A^T) B^T for every adapter of the list on projection
  * `which` of layer l. X is (T, in). Uses the library's threads; outside parallel regions. */

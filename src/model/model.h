@@ -52,14 +52,17 @@ _Static_assert(SK_GLOBAL_AT(pos_emb) == offsetof(sk_globals, pos_emb) &&
                SK_GLOBAL_AT(final_norm) == offsetof(sk_globals, final_norm) &&
                SK_GLOBAL_AT(final_norm_b) == offsetof(sk_globals, final_norm_b) &&
                SK_GLOBAL_AT(head) == offsetof(sk_globals, head),
-               "struct shrink_model's weights must match sk_globals");
+               "the model's global weights must match the tensor table's offsets");
 
 /* Registers a buffer for release by shrink_model_free. Returns buf, or NULL (and frees buf)
  * if registering fails. */
 SK_HIDDEN void *sk_model_own(struct shrink_model *m, void *buf);
 
-/* SHRINK_ERR_FORMAT naming the first tensor holding NaN or Inf (f32/f16/bf16), else OK. */
-SK_HIDDEN shrink_status sk_model_check_finite(const struct shrink_model *m);
+/* SHRINK_ERR_FORMAT naming the file and the first tensor holding NaN or Inf (f32/f16/bf16
+ * bits; quantized tensors dequantized row by row), else OK. `allow` (may be NULL) ends the
+ * message: how the caller's user proceeds anyway ("--allow-nonfinite loads the model
+ * anyway"). */
+SK_HIDDEN shrink_status sk_model_check_finite(const struct shrink_model *m, const char *allow);
 
 /* The model a context runs. */
 SK_HIDDEN const struct shrink_model *sk_context_model(const shrink_context *x);
@@ -69,6 +72,8 @@ SK_HIDDEN const struct shrink_model *sk_context_model(const shrink_context *x);
 typedef enum sk_linear {
     SK_LIN_Q, SK_LIN_K, SK_LIN_V, SK_LIN_O, SK_LIN_GATE, SK_LIN_UP, SK_LIN_DOWN,
     SK_LIN_HEAD, /* the output head (layer -1), observed only for tokens whose logits are asked */
+    SK_LIN_RESID, /* not a product: the residual stream (T, D) entering layer l (l = n_layers:
+                     leaving the last layer); block influence of structured pruning */
     SK_LIN_COUNT
 } sk_linear;
 

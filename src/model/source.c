@@ -125,7 +125,7 @@ static shrink_dtype model_dtype_of(void *user, const sk_wtensor *t) {
 
 shrink_status sk_source_from_model(const struct shrink_model *m, sk_source *src) {
     memset(src, 0, sizeof *src);
-    if (!m) return sk_error(SHRINK_ERR_ARG, "sk_source_from_model: no model");
+    if (!m) return sk_error(SHRINK_ERR_ARG, "reading weights: no model given");
     src->cfg = m->cfg;
     src->fill = model_fill;
     src->dtype_of = model_dtype_of;

@@ -56,6 +56,9 @@ shrink_status sk_xf_open(sk_xf *xf, const char *in, const char *tokenizer_path,
     shrink_load_params lp = shrink_load_params_default();
     lp.tokenizer_path = tokenizer_path;
     shrink_status st = sk_model_open(&xf->model, in, &lp);
+    /* NaN/Inf weights (quantized ones included) refused before any work: a quantized or
+     * pruned copy would hide the damage */
+    if (!st) st = sk_model_check_finite(xf->model, NULL);
     if (!st) st = sk_source_from_model(xf->model, &xf->base);
     if (!st) st = list_tensors(xf);
     xf->n_threads = omp_get_max_threads();
@@ -192,7 +195,7 @@ shrink_status sk_xf_write(sk_xf *xf, const char *out, const sk_xf_method *m,
                           const sk_xf_opts *o) {
     shrink_status st;
     if (!xf->model || !m || !m->plan || !o)
-        return sk_error(SHRINK_ERR_ARG, "%s: sk_xf_write needs an open model, a plan and "
+        return sk_error(SHRINK_ERR_ARG, "%s: writing needs an open model, a plan and "
                         "options", xf->what);
     if (sk_format_from_path(out) != SK_FORMAT_GGUF)
         return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: %s writes GGUF only; name the output "

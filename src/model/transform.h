@@ -75,7 +75,7 @@ struct sk_xf {
     sk_xf_tensor  *ts;            /* the output's tensors, in writing order */
     int64_t        n;
     int            n_threads;     /* OpenMP threads the row callbacks run on */
-    const char    *what;          /* the operation's name for messages ("shrink_quantize") */
+    const char    *what;          /* the operation's name for messages ("quantize") */
     /* streaming state (transform.c) */
     const sk_xf_method *method;
     const sk_xf_opts   *opts;

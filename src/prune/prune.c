@@ -82,7 +82,7 @@ static shrink_status read_chunk(void *user, int tid, int64_t r, int64_t k, float
 static shrink_status read_tensor(sk_xf *xf, const sk_xf_tensor *x, float **out) {
     const int64_t n = x->t.rows * x->t.cols;
     float *w = sk_aligned_alloc(64, (size_t)n * sizeof *w);
-    if (!w) return sk_error(SHRINK_ERR_NOMEM, "shrink_prune: out of memory for '%s' (%lld "
+    if (!w) return sk_error(SHRINK_ERR_NOMEM, "prune: out of memory for '%s' (%lld "
                             "values)", x->name, (long long)n);
     rd d = {w, x->t.cols};
     shrink_status st = sk_xf_map_rows(xf, x, 0, x->t.rows, read_chunk, &d);
@@ -135,7 +135,7 @@ static shrink_status p_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
     float *w0 = sk_aligned_alloc(64, (size_t)n * sizeof *w0);
     if (!w0) {
         sk_free(w);
-        return sk_error(SHRINK_ERR_NOMEM, "shrink_prune: out of memory for '%s'", x->name);
+        return sk_error(SHRINK_ERR_NOMEM, "prune: out of memory for '%s'", x->name);
     }
     memcpy(w0, w, (size_t)n * sizeof *w);
     if (j->method == PM_THRESHOLD) {
@@ -220,26 +220,23 @@ static void calib_observe(void *user, int layer, sk_linear which, const float *X
     }
 }
 
-/* Tokens of the calibration text: exactly p->calib_tokens of them (a shorter text is an
- * error). */
-static shrink_status calib_tokens(const shrink_model *m, const shrink_prune_params *p,
-                                  int32_t **ids_out, int64_t *n_out) {
+shrink_status sk_prune_calib_tokens(const shrink_model *m, const char *path, int64_t want,
+                                    int32_t **ids_out, int64_t *n_out) {
     const shrink_tokenizer *tok = shrink_model_tokenizer(m);
     if (!tok)
         return sk_error(SHRINK_ERR_ARG, "%s: the model has no tokenizer to encode the "
-                        "calibration text (give one with --tokenizer)", p->calib_path);
+                        "calibration text (give one with --tokenizer)", path);
     char *text = NULL;
     size_t len;
-    shrink_status st = sk_read_file(p->calib_path, (size_t)1 << 31, &text, &len);
+    shrink_status st = sk_read_file(path, (size_t)1 << 31, &text, &len);
     if (st) return st;
     size_t bad;
     if (!sk_utf8_valid(text, len, &bad)) {
         st = sk_error(SHRINK_ERR_FORMAT, "%s: not UTF-8 text: invalid byte 0x%02X at byte "
-                      "offset %zu", p->calib_path, (unsigned char)text[bad], bad);
+                      "offset %zu", path, (unsigned char)text[bad], bad);
         sk_free(text);
         return st;
     }
-    const int64_t want = p->calib_tokens;
     size_t pre = (size_t)want * 16 + 4096;
     if (pre >= len) pre = len;
     while (pre < len && ((unsigned char)text[pre] & 0xC0) == 0x80) pre--;
@@ -257,7 +254,7 @@ static shrink_status calib_tokens(const shrink_model *m, const shrink_prune_para
     if ((int64_t)n_ids < want) {
         shrink_free(ids);
         return sk_error(SHRINK_ERR_ARG, "%s: the calibration text gives %zu tokens but %lld "
-                        "were asked (--calib-tokens)", p->calib_path, n_ids, (long long)want);
+                        "were asked (--calib-tokens)", path, n_ids, (long long)want);
     }
     for (int64_t i = 0; i < want; i++)
         if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size) {
@@ -265,7 +262,7 @@ static shrink_status calib_tokens(const shrink_model *m, const shrink_prune_para
             shrink_free(ids);
             return sk_error(SHRINK_ERR_ARG, "%s: the tokenizer gives id %d, outside the model's "
                             "vocabulary of %d: the tokenizer is not the model's",
-                            p->calib_path, bad_id, m->cfg.vocab_size);
+                            path, bad_id, m->cfg.vocab_size);
         }
     *ids_out = ids;
     *n_out = want;
@@ -309,7 +306,7 @@ static shrink_status prune_calibrated(pjob *j, sk_xf *xf, sk_xf_tensor *x, const
     double *wd = j->method == PM_SPARSEGPT ? sk_malloc((size_t)n * sizeof *wd) : NULL;
     double *norm = j->method == PM_WANDA ? sk_malloc((size_t)cols * sizeof *norm) : NULL;
     if (!w0 || (j->method == PM_SPARSEGPT && !wd) || (j->method == PM_WANDA && !norm)) {
-        st = sk_error(SHRINK_ERR_NOMEM, "shrink_prune: out of memory for '%s'", x->name);
+        st = sk_error(SHRINK_ERR_NOMEM, "prune: out of memory for '%s'", x->name);
         goto out;
     }
     memcpy(w0, w, (size_t)n * sizeof *w);
@@ -354,7 +351,8 @@ static shrink_status calibrate_and_prune(pjob *j, sk_xf *xf, const char *in,
     if (st) return st;
     struct shrink_model *mm = m;
     const sk_config *cfg = &mm->cfg;
-    if ((st = calib_tokens(m, p, &ids, &n))) goto out;
+    if ((st = sk_prune_calib_tokens(m, p->calib_path, p->calib_tokens, &ids, &n)))
+        goto out;
     int32_t n_ctx = p->calib_ctx > 0 ? p->calib_ctx
                                      : (cfg->max_seq_len < 512 ? cfg->max_seq_len : 512);
     if (n_ctx > cfg->max_seq_len) n_ctx = cfg->max_seq_len;
@@ -369,7 +367,7 @@ static shrink_status calibrate_and_prune(pjob *j, sk_xf *xf, const char *in,
         int64_t e = j->method == PM_WANDA ? c.cols[i] : c.cols[i] * c.cols[i];
         c.stat[i] = sk_malloc((size_t)e * sizeof(double));
         if (!c.stat[i]) {
-            st = sk_error(SHRINK_ERR_NOMEM, "shrink_prune: out of memory for the statistics "
+            st = sk_error(SHRINK_ERR_NOMEM, "prune: out of memory for the statistics "
                           "of a %lld-column input", (long long)c.cols[i]);
             goto out;
         }
@@ -379,7 +377,7 @@ static shrink_status calibrate_and_prune(pjob *j, sk_xf *xf, const char *in,
         U = sk_malloc((size_t)(maxc * maxc) * sizeof *U);
         dead = sk_malloc((size_t)maxc);
         if (!U || !dead) {
-            st = sk_error(SHRINK_ERR_NOMEM, "shrink_prune: out of memory for a %lld x %lld "
+            st = sk_error(SHRINK_ERR_NOMEM, "prune: out of memory for a %lld x %lld "
                           "inverse Hessian", (long long)maxc, (long long)maxc);
             goto out;
         }
@@ -457,9 +455,9 @@ void shrink_prune_result_free(shrink_prune_result *r) {
 static shrink_status check_params(const char *in, const char *out, const shrink_prune_params *p,
                                   pjob *j) {
     if (!in || !*in || !out || !*out)
-        return sk_error(SHRINK_ERR_ARG, "shrink_prune: input and output paths are required");
+        return sk_error(SHRINK_ERR_ARG, "prune: input and output paths are required");
     if (!p->method)
-        return sk_error(SHRINK_ERR_ARG, "shrink_prune: no method (one of: threshold, "
+        return sk_error(SHRINK_ERR_ARG, "prune: no method (one of: threshold, "
                         "magnitude, wanda, sparsegpt)");
     j->method = PM_COUNT;
     for (int i = 0; i < PM_COUNT; i++)
@@ -516,7 +514,7 @@ static shrink_status check_params(const char *in, const char *out, const shrink_
     if (p->dtype >= SHRINK_DTYPE_COUNT ||
         (p->dtype >= 0 && (!sk_dtype((shrink_dtype)p->dtype)->name ||
                            !sk_dtype((shrink_dtype)p->dtype)->block)))
-        return sk_error(SHRINK_ERR_ARG, "shrink_prune: bad output dtype %d", (int)p->dtype);
+        return sk_error(SHRINK_ERR_ARG, "prune: bad output dtype %d", (int)p->dtype);
     if (sk_same_file(in, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the input; refusing to overwrite it", out);
     if (sk_format_from_path(out) != SK_FORMAT_GGUF)
@@ -539,10 +537,10 @@ shrink_status shrink_prune(const char *in, const char *out, const shrink_prune_p
     shrink_status st = check_params(in, out, p, &j);
     if (st) return st;
     sk_xf xf;
-    if ((st = sk_xf_open(&xf, in, p->tokenizer_path, "shrink_prune"))) goto out;
+    if ((st = sk_xf_open(&xf, in, p->tokenizer_path, "prune"))) goto out;
     j.ps = sk_calloc((size_t)xf.n, sizeof *j.ps);
     if (!j.ps) {
-        st = sk_error(SHRINK_ERR_NOMEM, "shrink_prune: out of memory");
+        st = sk_error(SHRINK_ERR_NOMEM, "prune: out of memory");
         goto out;
     }
     /* which tensors are pruned; the pattern must divide their rows */
@@ -578,7 +576,7 @@ shrink_status shrink_prune(const char *in, const char *out, const shrink_prune_p
     r->tensors = sk_calloc((size_t)xf.n, sizeof *r->tensors);
     if (!r->tensors) {
         remove(out);
-        st = sk_error(SHRINK_ERR_NOMEM, "shrink_prune: out of memory for the result");
+        st = sk_error(SHRINK_ERR_NOMEM, "prune: out of memory for the result");
         goto out;
     }
     for (int64_t i = 0; i < xf.n; i++) {

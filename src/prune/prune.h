@@ -50,4 +50,10 @@ SK_HIDDEN shrink_status sk_sparsegpt(double *W, int64_t rows, int64_t cols, cons
                                      const uint8_t *dead, double sparsity, int n, int m,
                                      int64_t bs);
 
+/* The first `want` tokens of the calibration text at `path`, encoded with m's tokenizer
+ * (*ids_out: shrink_free). A text giving fewer tokens, not UTF-8, or ids outside m's
+ * vocabulary is an error naming `path`. */
+SK_HIDDEN shrink_status sk_prune_calib_tokens(const shrink_model *m, const char *path,
+                                              int64_t want, int32_t **ids_out, int64_t *n_out);
+
 #endif /* SK_PRUNE_H */

@@ -16,6 +16,13 @@ typedef enum sk_mix {
     SK_MIX_NONE = 0, /* every matrix in the scheme's dtype (llama-quantize --pure) */
     SK_MIX_Q4_K_M,   /* LLAMA_FTYPE_MOSTLY_Q4_K_M */
     SK_MIX_Q5_K_M,   /* LLAMA_FTYPE_MOSTLY_Q5_K_M */
+    SK_MIX_Q2_K,     /* LLAMA_FTYPE_MOSTLY_Q2_K (shrink's scheme q2_K_M: q2_K is every matrix q2_K) */
+    SK_MIX_Q3_K_S,   /* LLAMA_FTYPE_MOSTLY_Q3_K_S */
+    SK_MIX_Q3_K_M,   /* LLAMA_FTYPE_MOSTLY_Q3_K_M */
+    SK_MIX_Q3_K_L,   /* LLAMA_FTYPE_MOSTLY_Q3_K_L */
+    SK_MIX_Q4_K_S,   /* LLAMA_FTYPE_MOSTLY_Q4_K_S */
+    SK_MIX_Q5_K_S,   /* LLAMA_FTYPE_MOSTLY_Q5_K_S */
+    SK_MIX_COUNT
 } sk_mix;
 
 typedef struct sk_scheme {
@@ -23,6 +30,12 @@ typedef struct sk_scheme {
     shrink_dtype dtype;     /* of the matrices; a mix's base type */
     sk_mix       mix;
     int64_t      file_type; /* GGUF general.file_type (llama_ftype); -1: from dtype */
+    /* for users (shrink quantize --list, shrink_quantize_scheme_get) */
+    const char  *llama_cpp; /* llama-quantize's name for the same types, NULL if none */
+    const char  *use;       /* what it is for, one line */
+    double       ref_bpw;   /* bits/weight of the file on the reference model (0: not measured) */
+    double       ref_kl;    /* mean KL(original || quantized) there (< 0: not measured) */
+    int          ref;       /* which measurement (quantize.c, scheme_refs) */
 } sk_scheme;
 
 /* The scheme called `name` (case-insensitive, '-' may replace '_'); NULL if unknown. */
@@ -34,12 +47,14 @@ SK_HIDDEN const sk_scheme *sk_scheme_at(int32_t i);
  * quantizes (not norms, not position embeddings) under a mix, from the tensor's GGUF name,
  * its row length ne0, its layer i_layer of n_layer (blocks are visited in layer order, so
  * llama.cpp's attn_v / ffn_down counters equal the layer), whether the file has an
- * output.weight (if not, token_embd.weight takes the output's rule) and whether the model is
- * a llama 70B (80 layers with GQA: attn_v one step up). Row lengths the type's block does not
+ * output.weight (if not, token_embd.weight takes the output's rule), whether the model is
+ * a llama 70B (80 layers with GQA: attn_v one step up) and its n_gqa (query heads per kv
+ * head; q2_K_M's attn_v). Row lengths the type's block does not
  * divide fall back as llama.cpp does (q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0, then f16 where
  * llama.cpp would refuse); *fallback is set to 1 then (may be NULL). */
 SK_HIDDEN shrink_dtype sk_mix_type(sk_mix mix, const char *name, int64_t ne0, int i_layer,
-                                   int n_layer, int has_output, int is_70b, int *fallback);
+                                   int n_layer, int has_output, int is_70b, int n_gqa,
+                                   int *fallback);
 
 /* The type a matrix of rows of `cols` elements gets when `want` is asked for: `want` if its
  * block divides cols, else the dtype's fallback chain (sk_gguf_fallback: llama-quantize's for

@@ -47,34 +47,62 @@
 /* ==== schemes ============================================================================ */
 
 /* llama_ftype values (llama.h) of the mixes */
-enum { FTYPE_Q4_K_M = 15, FTYPE_Q5_K_M = 17 };
-
-static const sk_scheme schemes[] = {
-    {"q8_0",           SHRINK_DTYPE_Q8_0,           SK_MIX_NONE,   -1},
-    {"q4_0",           SHRINK_DTYPE_Q4_0,           SK_MIX_NONE,   -1},
-    {"q4_1",           SHRINK_DTYPE_Q4_1,           SK_MIX_NONE,   -1},
-    {"q5_0",           SHRINK_DTYPE_Q5_0,           SK_MIX_NONE,   -1},
-    {"q5_1",           SHRINK_DTYPE_Q5_1,           SK_MIX_NONE,   -1},
-    {"q4_K",           SHRINK_DTYPE_Q4_K,           SK_MIX_NONE,   14}, /* MOSTLY_Q4_K_S */
-    {"q5_K",           SHRINK_DTYPE_Q5_K,           SK_MIX_NONE,   16}, /* MOSTLY_Q5_K_S */
-    {"q6_K",           SHRINK_DTYPE_Q6_K,           SK_MIX_NONE,   -1},
-    {"q4_K_M",         SHRINK_DTYPE_Q4_K,           SK_MIX_Q4_K_M, FTYPE_Q4_K_M},
-    {"q5_K_M",         SHRINK_DTYPE_Q5_K,           SK_MIX_Q5_K_M, FTYPE_Q5_K_M},
-    {"int8_ch",        SHRINK_DTYPE_INT8_CH,        SK_MIX_NONE,   -1},
-    {"int8_ch_asym",   SHRINK_DTYPE_INT8_CH_ASYM,   SK_MIX_NONE,   -1},
-    {"int8_t",         SHRINK_DTYPE_INT8_T,         SK_MIX_NONE,   -1},
-    {"int8_t_asym",    SHRINK_DTYPE_INT8_T_ASYM,    SK_MIX_NONE,   -1},
-    {"int4_g32",       SHRINK_DTYPE_INT4_G32,       SK_MIX_NONE,   -1},
-    {"int4_g64",       SHRINK_DTYPE_INT4_G64,       SK_MIX_NONE,   -1},
-    {"int4_g128",      SHRINK_DTYPE_INT4_G128,      SK_MIX_NONE,   -1},
-    {"int4_g32_asym",  SHRINK_DTYPE_INT4_G32_ASYM,  SK_MIX_NONE,   -1},
-    {"int4_g64_asym",  SHRINK_DTYPE_INT4_G64_ASYM,  SK_MIX_NONE,   -1},
-    {"int4_g128_asym", SHRINK_DTYPE_INT4_G128_ASYM, SK_MIX_NONE,   -1},
-    {"nf4",            SHRINK_DTYPE_NF4,            SK_MIX_NONE,   -1},
-    {"nf4_dq",         SHRINK_DTYPE_NF4_DQ,         SK_MIX_NONE,   -1},
-    {"w8a8",           SHRINK_DTYPE_W8A8,           SK_MIX_NONE,   -1},
-    {"w8a8_static",    SHRINK_DTYPE_W8A8_STATIC,    SK_MIX_NONE,   -1},
+enum {
+    FTYPE_Q2_K = 10, FTYPE_Q3_K_S = 11, FTYPE_Q3_K_M = 12, FTYPE_Q3_K_L = 13, FTYPE_Q4_K_S = 14,
+    FTYPE_Q4_K_M = 15, FTYPE_Q5_K_S = 16, FTYPE_Q5_K_M = 17
 };
+
+/* Where the ref_bpw / ref_kl of a scheme row were measured (docs/dev/quantization-log.md,
+ * the results tables): `shrink compare` of the quantized file against the original,
+ * 2048 tokens of test.txt, ctx 256. */
+static const char *const scheme_refs[] = {
+    "mix-llama-14m, test.txt, 2048 tokens, commit 7c59448",
+    "mix-llama-14m, test.txt, 2048 tokens, commit d3cb7f1",
+};
+
+#define SINGLE(n, t, ft, ll, use, bpw, kl, ref) {n, SHRINK_DTYPE_##t, SK_MIX_NONE, ft, ll, use, bpw, kl, ref}
+#define MIX(n, t, m, ll, use, bpw, kl, ref) {n, SHRINK_DTYPE_##t, SK_MIX_##m, FTYPE_##m, ll, use, bpw, kl, ref}
+static const sk_scheme schemes[] = {
+    /* llama.cpp's mixes (mix_rows): llama-quantize's per-tensor types */
+    MIX("q4_K_M", Q4_K, Q4_K_M, "Q4_K_M", "the usual choice: small, little loss", 5.77, 0.000286, 0),
+    MIX("q5_K_M", Q5_K, Q5_K_M, "Q5_K_M", "closer to the original at 6 bits", 6.15, 0.000170, 0),
+    MIX("q4_K_S", Q4_K, Q4_K_S, "Q4_K_S", "a little smaller than q4_K_M", 5.69, 0.000238, 1),
+    MIX("q5_K_S", Q5_K, Q5_K_S, "Q5_K_S", "a little smaller than q5_K_M", 6.11, 0.000171, 1),
+    MIX("q3_K_L", Q3_K, Q3_K_L, "Q3_K_L", "3-bit base, 5-bit attn_v/ffn_down/attn_output", 5.55, 0.000578, 1),
+    MIX("q3_K_M", Q3_K, Q3_K_M, "Q3_K_M", "3-bit: small, noticeable loss", 5.39, 0.000583, 1),
+    MIX("q3_K_S", Q3_K, Q3_K_S, "Q3_K_S", "3-bit everywhere but the output", 5.21, 0.000969, 1),
+    /* llama-quantize's Q2_K is q2_K_M here: q2_K is every matrix q2_K, as every type name */
+    MIX("q2_K_M", Q2_K, Q2_K, "Q2_K", "smallest llama.cpp mix: large loss", 4.99, 0.003076, 1),
+    /* one type for every matrix (llama-quantize --pure) */
+    SINGLE("q8_0", Q8_0, -1, "Q8_0", "near lossless, half of f16", 8.51, 0.000010, 0),
+    SINGLE("q6_K", Q6_K, -1, "Q6_K --pure", "near lossless at 6.6 bits", 6.57, 0.000103, 0),
+    SINGLE("q5_K", Q5_K, -1, "Q5_K_S --pure", "every matrix q5_K", 5.51, 0.000486, 0),
+    SINGLE("q4_K", Q4_K, -1, "Q4_K_S --pure", "every matrix q4_K", 4.51, 0.001525, 0),
+    SINGLE("q3_K", Q3_K, -1, "Q3_K_S --pure", "every matrix q3_K", 3.44, 0.008221, 1),
+    SINGLE("q2_K", Q2_K, -1, "Q2_K --pure", "every matrix q2_K: large loss", 2.63, 0.030817, 1),
+    SINGLE("q5_1", Q5_1, -1, "Q5_1 --pure", "legacy 32-blocks with a min", 6.01, 0.000334, 0),
+    SINGLE("q5_0", Q5_0, -1, "Q5_0 --pure", "legacy 32-blocks", 5.51, 0.000415, 0),
+    SINGLE("q4_1", Q4_1, -1, "Q4_1 --pure", "legacy 32-blocks with a min", 5.01, 0.001465, 0),
+    SINGLE("q4_0", Q4_0, -1, "Q4_0 --pure", "legacy 32-blocks, fast to decode", 4.51, 0.002013, 0),
+    SINGLE("iq4_nl", IQ4_NL, -1, "IQ4_NL --pure", "4.5 bits on a non-linear grid", 4.51, 0.001798, 1),
+    /* shrink's own types: llama.cpp cannot read these files */
+    SINGLE("int8_ch", INT8_CH, -1, NULL, "int8 per output channel", 8.12, 0.000015, 0),
+    SINGLE("int8_ch_asym", INT8_CH_ASYM, -1, NULL, "uint8 per channel with a zero point", 8.24, 0.000015, 0),
+    SINGLE("int8_t", INT8_T, -1, NULL, "int8, one scale per tensor", 8.12, 0.000077, 0),
+    SINGLE("int8_t_asym", INT8_T_ASYM, -1, NULL, "uint8, one scale and zero per tensor", 8.24, 0.000063, 0),
+    SINGLE("int4_g32", INT4_G32, -1, NULL, "int4 groups of 32 (GPTQ-style, no search)", 4.51, 0.002569, 0),
+    SINGLE("int4_g64", INT4_G64, -1, NULL, "int4 groups of 64", 4.26, 0.002831, 0),
+    SINGLE("int4_g128", INT4_G128, -1, NULL, "int4 groups of 128", 4.13, 0.003480, 0),
+    SINGLE("int4_g32_asym", INT4_G32_ASYM, -1, NULL, "uint4 groups of 32 with a min", 5.01, 0.001465, 0),
+    SINGLE("int4_g64_asym", INT4_G64_ASYM, -1, NULL, "uint4 groups of 64 with a min", 4.51, 0.002338, 0),
+    SINGLE("int4_g128_asym", INT4_G128_ASYM, -1, NULL, "uint4 groups of 128 with a min", 4.26, 0.002695, 0),
+    SINGLE("nf4", NF4, -1, NULL, "QLoRA's NormalFloat4, groups of 64", 4.26, 0.003102, 0),
+    SINGLE("nf4_dq", NF4_DQ, -1, NULL, "nf4 with 8-bit block scales", 4.25, 0.003342, 0),
+    SINGLE("w8a8", W8A8, -1, NULL, "int8 weights and activations (per token)", 8.12, 0.000045, 0),
+    SINGLE("w8a8_static", W8A8_STATIC, -1, NULL, "int8, calibrated activation scales (--calib)", 8.24, 0.000152, 0),
+};
+#undef SINGLE
+#undef MIX
 enum { N_SCHEMES = sizeof schemes / sizeof schemes[0] };
 
 /* A scheme is available when the dtype table has its row (quantizer and dequantizer). */
@@ -111,6 +139,20 @@ const sk_scheme *sk_scheme_find(const char *name) {
 
 int32_t shrink_quantize_scheme_count(void) { return sk_scheme_count(); }
 
+shrink_status shrink_quantize_scheme_get(int32_t i, shrink_quantize_scheme_info *info) {
+    const sk_scheme *s = sk_scheme_at(i);
+    if (!s || !info) return sk_error(SHRINK_ERR_RANGE, "no quantization scheme %d", (int)i);
+    info->name = s->name;
+    info->dtype = s->dtype;
+    info->mix = s->mix != SK_MIX_NONE;
+    info->llama_cpp = s->llama_cpp;
+    info->use = s->use;
+    info->ref_bits_per_weight = s->ref_bpw;
+    info->ref_kl = s->ref_kl;
+    info->ref = s->ref_kl >= 0 ? scheme_refs[s->ref] : NULL;
+    return SHRINK_OK;
+}
+
 const char *shrink_quantize_scheme_name(int32_t i) {
     const sk_scheme *s = sk_scheme_at(i);
     return s ? s->name : NULL;
@@ -130,30 +172,89 @@ static int use_more_bits(int i_layer, int n_layers) {
            (i_layer - n_layers / 8) % 3 == 2;
 }
 
-shrink_dtype sk_mix_type(sk_mix mix, const char *name, int64_t ne0, int i_layer, int n_layer,
-                         int has_output, int is_70b, int *fallback) {
-    const shrink_dtype base = mix == SK_MIX_Q5_K_M ? SHRINK_DTYPE_Q5_K : SHRINK_DTYPE_Q4_K;
+/* llama.cpp's per-tensor rules of its mixes (llama_tensor_get_type), one row per mix. A rule
+ * gives a role `hit` where its condition holds for the tensor's layer i of n, else `miss`
+ * (KEEP: the mix's base type). */
+typedef enum { W_NEVER = 0, W_ALWAYS, W_MORE_BITS, W_FIRST, W_FIRST_FRAC, W_GQA } mix_when;
+#define KEEP SHRINK_DTYPE_COUNT
+typedef struct mix_rule {
+    mix_when     when;
+    int          arg;        /* W_FIRST: i < arg; W_FIRST_FRAC: i < n / arg; W_GQA: n_gqa >= arg */
+    shrink_dtype hit, miss;
+} mix_rule;
+typedef struct mix_row {
+    sk_mix       mix;
+    shrink_dtype base;
+    mix_rule     attn_v, ffn_down, attn_output, attn_qkv;
+} mix_row;
+
+#define Q(t) SHRINK_DTYPE_##t
+static const mix_row mix_rows[] = {
+    /* mix          base     attn_v                           ffn_down
+     *              attn_output                    attn_qkv */
+    {SK_MIX_Q2_K,   Q(Q2_K), {W_GQA, 4, Q(Q4_K), Q(Q3_K)},    {W_ALWAYS, 0, Q(Q3_K), KEEP},
+                    {W_ALWAYS, 0, Q(Q3_K), KEEP},  {W_NEVER, 0, KEEP, KEEP}},
+    {SK_MIX_Q3_K_S, Q(Q3_K), {W_NEVER, 0, KEEP, KEEP},        {W_NEVER, 0, KEEP, KEEP},
+                    {W_NEVER, 0, KEEP, KEEP},      {W_NEVER, 0, KEEP, KEEP}},
+    {SK_MIX_Q3_K_M, Q(Q3_K), {W_FIRST, 2, Q(Q5_K), Q(Q4_K)},  {W_FIRST_FRAC, 16, Q(Q5_K), Q(Q4_K)},
+                    {W_ALWAYS, 0, Q(Q4_K), KEEP},  {W_ALWAYS, 0, Q(Q4_K), KEEP}},
+    {SK_MIX_Q3_K_L, Q(Q3_K), {W_ALWAYS, 0, Q(Q5_K), KEEP},    {W_ALWAYS, 0, Q(Q5_K), KEEP},
+                    {W_ALWAYS, 0, Q(Q5_K), KEEP},  {W_ALWAYS, 0, Q(Q4_K), KEEP}},
+    {SK_MIX_Q4_K_S, Q(Q4_K), {W_FIRST, 4, Q(Q5_K), KEEP},     {W_FIRST_FRAC, 8, Q(Q5_K), KEEP},
+                    {W_NEVER, 0, KEEP, KEEP},      {W_NEVER, 0, KEEP, KEEP}},
+    {SK_MIX_Q4_K_M, Q(Q4_K), {W_MORE_BITS, 0, Q(Q6_K), KEEP}, {W_MORE_BITS, 0, Q(Q6_K), KEEP},
+                    {W_NEVER, 0, KEEP, KEEP},      {W_ALWAYS, 0, Q(Q5_K), KEEP}},
+    {SK_MIX_Q5_K_S, Q(Q5_K), {W_NEVER, 0, KEEP, KEEP},        {W_NEVER, 0, KEEP, KEEP},
+                    {W_NEVER, 0, KEEP, KEEP},      {W_NEVER, 0, KEEP, KEEP}},
+    {SK_MIX_Q5_K_M, Q(Q5_K), {W_MORE_BITS, 0, Q(Q6_K), KEEP}, {W_MORE_BITS, 0, Q(Q6_K), KEEP},
+                    {W_NEVER, 0, KEEP, KEEP},      {W_ALWAYS, 0, Q(Q6_K), KEEP}},
+};
+#undef Q
+
+static shrink_dtype apply_rule(const mix_rule *r, shrink_dtype base, int i, int n, int n_gqa) {
+    int hit = r->when == W_ALWAYS || (r->when == W_MORE_BITS && use_more_bits(i, n)) ||
+              (r->when == W_FIRST && i < r->arg) || (r->when == W_FIRST_FRAC && i < n / r->arg) ||
+              (r->when == W_GQA && n_gqa >= r->arg);
+    shrink_dtype t = hit ? r->hit : r->miss;
+    return t == KEEP ? base : t;
+}
+
+/* sk_mix_type before the fallback: the type llama.cpp's rules choose. */
+static shrink_dtype mix_want(sk_mix mix, const char *name, int64_t ne0, int i_layer, int n_layer,
+                             int has_output, int is_70b, int n_gqa) {
+    const mix_row *m = NULL;
+    for (size_t k = 0; k < sizeof mix_rows / sizeof mix_rows[0]; k++)
+        if (mix_rows[k].mix == mix) m = &mix_rows[k];
+    if (!m) return SHRINK_DTYPE_Q4_K; /* not a mix */
+    const shrink_dtype base = m->base;
     shrink_dtype t = base;
-    if (mix == SK_MIX_NONE) return sk_quant_fallback(base, ne0, fallback);
     /* the role of the GGUF name (llama.cpp's rules go by name; the table maps it) */
     int layer, role = sk_trole_find(NULL, SK_TNAME_GGUF, name, n_layer, &layer);
     if (role == SK_ROLE_HEAD || (!has_output && role == SK_ROLE_TOK_EMB)) {
-        /* the output matrix (or the embedding that serves as one): q6_K, q8_0 if the base
-         * type's block does not divide its rows */
+        /* the output matrix (or the embedding that serves as one): q6_K, q8_0 if the K-quant
+         * block does not divide its rows */
         t = ne0 % (int64_t)sk_dtype(base)->block != 0 ? SHRINK_DTYPE_Q8_0 : SHRINK_DTYPE_Q6_K;
     } else if (role == SK_ROLE_WV) {
-        if (use_more_bits(i_layer, n_layer)) t = SHRINK_DTYPE_Q6_K;
-        if (is_70b && t == SHRINK_DTYPE_Q4_K) t = SHRINK_DTYPE_Q5_K;
+        t = apply_rule(&m->attn_v, base, i_layer, n_layer, n_gqa);
+        if (is_70b && (t == SHRINK_DTYPE_Q3_K || t == SHRINK_DTYPE_Q4_K)) t = SHRINK_DTYPE_Q5_K;
     } else if (role == SK_ROLE_W_DOWN) {
-        if (use_more_bits(i_layer, n_layer)) t = SHRINK_DTYPE_Q6_K;
+        t = apply_rule(&m->ffn_down, base, i_layer, n_layer, n_gqa);
+    } else if (role == SK_ROLE_WO) {
+        t = apply_rule(&m->attn_output, base, i_layer, n_layer, n_gqa);
     } else if (role == SK_ROLE_WQKV) {
-        t = mix == SK_MIX_Q4_K_M ? SHRINK_DTYPE_Q5_K : SHRINK_DTYPE_Q6_K;
+        t = apply_rule(&m->attn_qkv, base, i_layer, n_layer, n_gqa);
     }
-    /* every other matrix (token embedding, q, k, attention output, gate, up): the base type
-     * (other file types change some of these) */
-    /* llama.cpp's convert_incompatible_tensor: q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0, then
-     * f16; q8_0 has no fallback there (it refuses the model), f16 here */
-    return sk_quant_fallback(t, ne0, fallback);
+    /* every other matrix (token embedding, q, k, gate, up): the base type */
+    return t;
+}
+
+shrink_dtype sk_mix_type(sk_mix mix, const char *name, int64_t ne0, int i_layer, int n_layer,
+                         int has_output, int is_70b, int n_gqa, int *fallback) {
+    /* llama.cpp's convert_incompatible_tensor: q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0,
+     * q2_K / q3_K -> iq4_nl, then f16; q8_0 has no fallback there (it refuses the model), f16
+     * here */
+    return sk_quant_fallback(mix_want(mix, name, ne0, i_layer, n_layer, has_output, is_70b, n_gqa),
+                             ne0, fallback);
 }
 
 /* ==== the plan =========================================================================== */
@@ -165,6 +266,7 @@ typedef struct qtensor {
     int          need_range;   /* per-tensor types: the whole tensor's min/max first */
     sk_qparams   qp;
     double       err2, ref2;   /* sum (dequant(q) - w)^2, sum w^2 */
+    shrink_dtype want;         /* the type the scheme chose before a fallback */
 } qtensor;
 
 
@@ -235,6 +337,22 @@ static shrink_dtype output_type(const qjob *j, const sk_xf_tensor *x, shrink_dty
     }
 }
 
+/* The type the scheme's rules chose for a tensor before any fallback (x->dtype if none). */
+static shrink_dtype tensor_want(const qjob *in, const sk_xf *xf, const sk_xf_tensor *x,
+                                const qtensor *q) {
+    const sk_wtensor *t = &x->t;
+    const sk_config *c = &xf->base.cfg;
+    if (!q->fallback || t->n_dims == 1) return x->dtype;
+    if (q->kept) return (shrink_dtype)in->p->keep_dtype;
+    if (in->scheme->mix != SK_MIX_NONE)
+        return mix_want(in->scheme->mix, x->name, t->cols, t->layer, c->n_layers, in->has_output,
+                        c->n_layers == 80 && c->n_heads != c->n_kv_heads,
+                        c->n_kv_heads > 0 ? c->n_heads / c->n_kv_heads : 1);
+    shrink_dtype want = in->scheme->dtype;
+    int w8a8 = want == SHRINK_DTYPE_W8A8 || want == SHRINK_DTYPE_W8A8_STATIC;
+    return w8a8 && t->role == SK_ROLE_TOK_EMB && in->has_output ? SHRINK_DTYPE_INT8_CH : want;
+}
+
 static shrink_status plan_tensor(void *user, sk_xf *xf, sk_xf_tensor *x) {
     qjob *in = user;
     qtensor *q = &in->qs[x - xf->ts];
@@ -253,8 +371,9 @@ static shrink_status plan_tensor(void *user, sk_xf *xf, sk_xf_tensor *x) {
     } else if (s->mix != SK_MIX_NONE) {
         /* llama.cpp's 70B rule (80 layers with GQA: only the Llama family has GQA) */
         int is_70b = c->n_layers == 80 && c->n_heads != c->n_kv_heads;
+        int n_gqa = c->n_kv_heads > 0 ? c->n_heads / c->n_kv_heads : 1;
         x->dtype = sk_mix_type(s->mix, x->name, t->cols, t->layer, c->n_layers, in->has_output,
-                               is_70b, &q->fallback);
+                               is_70b, n_gqa, &q->fallback);
     } else {
         shrink_dtype want = s->dtype;
         int w8a8 = want == SHRINK_DTYPE_W8A8 || want == SHRINK_DTYPE_W8A8_STATIC;
@@ -269,6 +388,7 @@ static shrink_status plan_tensor(void *user, sk_xf *xf, sk_xf_tensor *x) {
         float a = in->absmax && k >= 0 ? in->absmax[k] / 127.0f : 0.0f;
         q->qp.act_scale = a > 0 && isfinite(a) ? a : 1.0f / 127.0f; /* an input never seen */
     }
+    q->want = tensor_want(in, xf, x, q);
     return SHRINK_OK;
 }
 
@@ -448,7 +568,7 @@ static shrink_status calibrate(const char *in, const shrink_quantize_params *p, 
     c.absmax = sk_calloc((size_t)(c.n_layers + 1) * SK_LIN_COUNT, sizeof(float));
     logits = sk_malloc((size_t)piece * (size_t)V * sizeof(float));
     if (!c.absmax || !logits) {
-        st = sk_error(SHRINK_ERR_NOMEM, "shrink_quantize: out of memory for calibration");
+        st = sk_error(SHRINK_ERR_NOMEM, "quantize: out of memory for calibration");
         goto out;
     }
     sk_context_set_observer(ctx, calib_observe, &c);
@@ -555,9 +675,9 @@ static shrink_status check_params(const char *in, const char *out,
                                   const shrink_quantize_params *p, const sk_scheme **s) {
     char list[512];
     if (!in || !*in || !out || !*out)
-        return sk_error(SHRINK_ERR_ARG, "shrink_quantize: input and output paths are required");
+        return sk_error(SHRINK_ERR_ARG, "quantize: input and output paths are required");
     if (!p->scheme)
-        return sk_error(SHRINK_ERR_ARG, "shrink_quantize: no scheme (one of: %s)",
+        return sk_error(SHRINK_ERR_ARG, "quantize: no scheme (one of: %s)",
                         scheme_list(list, sizeof list));
     *s = sk_scheme_find(p->scheme);
     if (!*s)
@@ -566,13 +686,14 @@ static shrink_status check_params(const char *in, const char *out,
     if (p->keep_dtype < 0 || p->keep_dtype >= SHRINK_DTYPE_COUNT ||
         !sk_dtype((shrink_dtype)p->keep_dtype)->name ||
         !sk_dtype((shrink_dtype)p->keep_dtype)->block)
-        return sk_error(SHRINK_ERR_ARG, "shrink_quantize: bad keep dtype %d", (int)p->keep_dtype);
+        return sk_error(SHRINK_ERR_ARG, "quantize: unknown type %d for kept tensors",
+                        (int)p->keep_dtype);
     if ((*s)->dtype == SHRINK_DTYPE_W8A8_STATIC && (!p->calib_path || !*p->calib_path))
         return sk_error(SHRINK_ERR_ARG, "scheme w8a8_static needs a calibration text: the "
                         "activation scale of every matrix is measured by running the model over "
                         "it (give --calib FILE; w8a8 needs none)");
     if (p->calib_tokens < 0)
-        return sk_error(SHRINK_ERR_ARG, "shrink_quantize: calib_tokens %lld < 0",
+        return sk_error(SHRINK_ERR_ARG, "quantize: a calibration token count of %lld is negative",
                         (long long)p->calib_tokens);
     if (sk_same_file(in, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the input; refusing to overwrite it", out);
@@ -611,6 +732,7 @@ static void fill_result(shrink_quantize_result *r, const sk_scheme *s, const sk_
         o->rel_rms = q->ref2 > 0 ? sqrt(q->err2 / q->ref2) : 0.0;
         o->fallback = q->fallback;
         o->kept = q->kept;
+        o->wanted = q->want;
     }
 }
 
@@ -641,7 +763,7 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
     j.absmax = absmax;
     if ((st = quant_imatrix(in, p, &im, &r->calib_tokens))) goto out;
     j.im = im;
-    if ((st = sk_xf_open(&xf, in, p->tokenizer_path, "shrink_quantize"))) goto out;
+    if ((st = sk_xf_open(&xf, in, p->tokenizer_path, "quantize"))) goto out;
     const struct shrink_model *m = xf.model;
     int quantized;
     r->in_dtype = input_dtype(m, &quantized);
@@ -667,7 +789,7 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
     j.deq = sk_aligned_alloc(64, (size_t)xf.n_threads * (size_t)j.deq_cols * sizeof(float));
     j.acc = sk_aligned_alloc(64, (size_t)xf.n_threads * sizeof *j.acc);
     if (!j.qs || !j.deq || !j.acc) {
-        st = sk_error(SHRINK_ERR_NOMEM, "shrink_quantize: out of memory");
+        st = sk_error(SHRINK_ERR_NOMEM, "quantize: out of memory");
         goto out;
     }
     sk_xf_method method = {.plan = plan_tensor, .begin = q_begin, .rows = q_rows,

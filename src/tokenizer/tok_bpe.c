@@ -253,19 +253,19 @@ shrink_status sk_tok_encode_gpt2(const shrink_tokenizer *t, const char *text, si
     char *buf = NULL;
     if (t->add_prefix_space && text[0] != ' ') {
         buf = sk_malloc(len + 1);
-        if (!buf) return sk_error(SHRINK_ERR_NOMEM, "shrink_tokenizer_encode: no memory");
+        if (!buf) return sk_error(SHRINK_ERR_NOMEM, "out of memory encoding a text");
         buf[0] = ' ';
         memcpy(buf + 1, text, len);
         text = buf;
         len++;
     }
     sk_bpe_work *w = sk_bpe_work_new();
-    shrink_status st = w ? SHRINK_OK : sk_error(SHRINK_ERR_NOMEM, "shrink_tokenizer_encode: "
-                                                "no memory");
+    shrink_status st = w ? SHRINK_OK : sk_error(SHRINK_ERR_NOMEM, "out of memory "
+                                                "encoding a text");
     for (size_t i = 0; i < len && !st;) {
         size_t e      = gpt2_pretoken(text, len, i);
         int    cached = sk_bpe_cached(w, text, i, e - i, out);
-        if (cached < 0) st = sk_error(SHRINK_ERR_NOMEM, "shrink_tokenizer_encode: no memory");
+        if (cached < 0) st = sk_error(SHRINK_ERR_NOMEM, "out of memory encoding a text");
         for (size_t k = i; k < e && !cached && !st; k++)
             st = sk_bpe_sym_add(w, (uint32_t)k, 1, t->byte_ids[(unsigned char)text[k]]);
         if (!st && !cached) st = sk_bpe_merge(t, w, text, out);

@@ -483,7 +483,7 @@ static shrink_status spm_normalize(const shrink_tokenizer *t, const char *s, siz
     *out     = NULL;
     *out_len = 0;
     char *o = sk_malloc((end - begin) * 3 + 4);
-    if (!o) return sk_error(SHRINK_ERR_NOMEM, "shrink_tokenizer_encode: no memory");
+    if (!o) return sk_error(SHRINK_ERR_NOMEM, "out of memory encoding a text");
     size_t k = 0;
     if (begin < end && t->add_dummy_prefix) {
         memcpy(o, sp, sp_n);
@@ -526,7 +526,7 @@ shrink_status sk_tok_encode_spm(const shrink_tokenizer *t, const char *text, siz
     sk_bpe_work *w = sk_bpe_work_new();
     if (!w) {
         sk_free(s);
-        return sk_error(SHRINK_ERR_NOMEM, "shrink_tokenizer_encode: no memory");
+        return sk_error(SHRINK_ERR_NOMEM, "out of memory encoding a text");
     }
     /* Cut between two characters no piece has side by side: no merge can join them, so the
      * chunks merge independently to the same result (see bigrams in tokenizer.h). By rank,
@@ -543,7 +543,7 @@ shrink_status sk_tok_encode_spm(const shrink_tokenizer *t, const char *text, siz
             known = known2;
         }
         int cached = sk_bpe_cached(w, s, a, i - a, out);
-        if (cached < 0) st = sk_error(SHRINK_ERR_NOMEM, "shrink_tokenizer_encode: no memory");
+        if (cached < 0) st = sk_error(SHRINK_ERR_NOMEM, "out of memory encoding a text");
         if (cached) continue;
         for (size_t k = a; k < i && !st; k += l) {
             l  = sk_utf8_len(s + k, n - k);

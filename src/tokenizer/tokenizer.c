@@ -858,9 +858,9 @@ static shrink_status load_dir(const char *dir, shrink_tokenizer **out) {
 }
 
 shrink_status shrink_tokenizer_load(shrink_tokenizer **out, const char *path) {
-    if (!out) return sk_error(SHRINK_ERR_ARG, "shrink_tokenizer_load: out is NULL");
+    if (!out) return sk_error(SHRINK_ERR_ARG, "loading a tokenizer: no result given");
     *out = NULL;
-    if (!path) return sk_error(SHRINK_ERR_ARG, "shrink_tokenizer_load: path is NULL");
+    if (!path) return sk_error(SHRINK_ERR_ARG, "loading a tokenizer: no path given");
     if (sk_dir_exists(path)) return load_dir(path, out);
     if (!sk_file_exists(path)) return sk_error_not_found(path, "tokenizer file");
     return load_file(path, out);
@@ -875,13 +875,13 @@ shrink_status shrink_tokenizer_encode(const shrink_tokenizer *t, const char *tex
     if (ids) *ids = NULL;
     if (n_ids) *n_ids = 0;
     if (!t || !ids || !n_ids || (!text && len))
-        return sk_error(SHRINK_ERR_ARG, "shrink_tokenizer_encode: NULL argument");
+        return sk_error(SHRINK_ERR_ARG, "encoding a text: no tokenizer, text or result given");
     if (len > (size_t)INT32_MAX / 4)
-        return sk_error(SHRINK_ERR_ARG, "shrink_tokenizer_encode: text of %zu bytes is too long "
+        return sk_error(SHRINK_ERR_ARG, "a text of %zu bytes is too long "
                         "(at most %d)", len, INT32_MAX / 4);
     size_t bad = 0;
     if (len && !sk_utf8_valid(text, len, &bad))
-        return sk_error(SHRINK_ERR_ARG, "shrink_tokenizer_encode: text is not valid UTF-8 at "
+        return sk_error(SHRINK_ERR_ARG, "the text is not valid UTF-8 at "
                         "byte offset %zu", bad);
     sk_ids        out = {0};
     shrink_status st  = SHRINK_OK;
@@ -896,7 +896,7 @@ shrink_status shrink_tokenizer_encode(const shrink_tokenizer *t, const char *tex
     }
     if (!out.v) { /* an empty result is still a valid array */
         out.v = sk_malloc(sizeof(int32_t));
-        if (!out.v) return sk_error(SHRINK_ERR_NOMEM, "shrink_tokenizer_encode: no memory");
+        if (!out.v) return sk_error(SHRINK_ERR_NOMEM, "out of memory encoding a text");
     }
     *ids   = out.v;
     *n_ids = out.n;
@@ -915,7 +915,7 @@ static shrink_status buf_put(sk_buf *b, const char *s, size_t n) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n + 1) cap *= 2;
         char *p = sk_realloc(b->p, cap);
-        if (!p) return sk_error(SHRINK_ERR_NOMEM, "shrink_tokenizer_decode: no memory");
+        if (!p) return sk_error(SHRINK_ERR_NOMEM, "out of memory decoding tokens");
         b->p   = p;
         b->cap = cap;
     }
@@ -985,7 +985,7 @@ static shrink_status decode_spm(const shrink_tokenizer *t, const int32_t *ids, s
     char  *bytes     = sk_malloc(n ? n : 1); /* the current run of byte pieces */
     int    is_bos_ws = 1, bos_ws_seen = 0;
     shrink_status st = SHRINK_OK;
-    if (!bytes) return sk_error(SHRINK_ERR_NOMEM, "shrink_tokenizer_decode: no memory");
+    if (!bytes) return sk_error(SHRINK_ERR_NOMEM, "out of memory decoding tokens");
     for (size_t i = 0; i < n && !st; i++) {
         int32_t id = ids[i];
         if (t->types[id] == SK_PIECE_BYTE) {
@@ -1027,10 +1027,10 @@ shrink_status shrink_tokenizer_decode(const shrink_tokenizer *t, const int32_t *
     if (text) *text = NULL;
     if (len) *len = 0;
     if (!t || !text || (!ids && n_ids))
-        return sk_error(SHRINK_ERR_ARG, "shrink_tokenizer_decode: NULL argument");
+        return sk_error(SHRINK_ERR_ARG, "decoding tokens: no tokenizer or tokens given");
     for (size_t i = 0; i < n_ids; i++)
         if (ids[i] < 0 || ids[i] >= t->n_vocab)
-            return sk_error(SHRINK_ERR_RANGE, "shrink_tokenizer_decode: id %" PRId32 " at %zu "
+            return sk_error(SHRINK_ERR_RANGE, "token id %" PRId32 " at %zu "
                             "not in [0, %" PRId32 ")", ids[i], i, t->n_vocab);
     sk_buf        b  = {0};
     shrink_status st = buf_put(&b, "", 0);
@@ -1048,9 +1048,9 @@ shrink_status shrink_tokenizer_decode(const shrink_tokenizer *t, const int32_t *
 int32_t shrink_tokenizer_piece(const shrink_tokenizer *t, int32_t prev, int32_t id, char *buf,
                                size_t cap) {
     if (!t || (!buf && cap))
-        return sk_error(SHRINK_ERR_ARG, "shrink_tokenizer_piece: NULL argument");
+        return sk_error(SHRINK_ERR_ARG, "token piece: no tokenizer given");
     if (id < 0 || id >= t->n_vocab)
-        return sk_error(SHRINK_ERR_RANGE, "shrink_tokenizer_piece: id %" PRId32 " not in [0, %"
+        return sk_error(SHRINK_ERR_RANGE, "token id %" PRId32 " not in [0, %"
                         PRId32 ")", id, t->n_vocab);
     const char *s = t->dec_blob + t->dec_off[id];
     size_t      n = t->dec_len[id];

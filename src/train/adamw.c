@@ -28,7 +28,7 @@ shrink_status sk_optim_create(sk_optim **out, const sk_optim_params *p,
                               const sk_opt_param *params, int n) {
     *out = NULL;
     sk_optim *o = sk_calloc(1, sizeof *o);
-    if (!o) return sk_error(SHRINK_ERR_NOMEM, "sk_optim_create: out of memory");
+    if (!o) return sk_error(SHRINK_ERR_NOMEM, "out of memory for the optimizer");
     o->p        = *p;
     o->n_params = n;
     o->off      = sk_calloc(n > 0 ? (size_t)n : 1, sizeof *o->off);
@@ -46,7 +46,7 @@ shrink_status sk_optim_create(sk_optim **out, const sk_optim_params *p,
 out_nomem:;
     const int64_t total = o ? o->total : 0;
     sk_optim_free(o);
-    return sk_error(SHRINK_ERR_NOMEM, "sk_optim_create: no memory for the state of %" PRId64
+    return sk_error(SHRINK_ERR_NOMEM, "optimizer: no memory for the state of %" PRId64
                     " parameters", total);
 }
 

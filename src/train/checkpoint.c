@@ -147,6 +147,45 @@ static shrink_status read_param(ck_reader *r, sk_trainer *tr, int64_t i, int arr
     return SHRINK_OK;
 }
 
+/* The value of line "key=..." in text[0..n) (not NUL-terminated), or NULL; *len its length. */
+static const char *config_value(const char *text, size_t n, const char *key, size_t klen,
+                                size_t *len) {
+    for (size_t i = 0; i < n;) {
+        const char *nl  = memchr(text + i, '\n', n - i);
+        size_t      end = nl ? (size_t)(nl - text) : n;
+        if (end - i > klen && !memcmp(text + i, key, klen) && text[i + klen] == '=') {
+            *len = end - i - klen - 1;
+            return text + i + klen + 1;
+        }
+        i = end + 1;
+    }
+    return NULL;
+}
+
+/* "lr 0.001 (checkpoint 0.0003), steps 200 (checkpoint 100)": the options of this run (run,
+ * NUL-terminated "key=value" lines) whose value differs from the checkpoint's (ck[0..ck_n)),
+ * into out. */
+static void config_diff(const char *ck, size_t ck_n, const char *run, char *out, size_t cap) {
+    size_t used = 0;
+    out[0] = '\0';
+    for (const char *p = run; *p;) {
+        const char *nl = strchr(p, '\n'), *eq = strchr(p, '=');
+        size_t      ln = nl ? (size_t)(nl - p) : strlen(p);
+        if (eq && eq < p + ln) {
+            size_t      klen = (size_t)(eq - p), vlen = ln - klen - 1, cl = 0;
+            const char *cv   = config_value(ck, ck_n, p, klen, &cl);
+            if (!cv || cl != vlen || memcmp(cv, eq + 1, vlen)) {
+                int w = snprintf(out + used, cap - used, "%s%.*s %.*s (checkpoint %.*s)",
+                                 used ? ", " : "", (int)klen, p, (int)vlen, eq + 1,
+                                 cv ? (int)cl : 4, cv ? cv : "none");
+                if (w < 0 || (size_t)w >= cap - used) break;
+                used += (size_t)w;
+            }
+        }
+        p += ln + (nl ? 1 : 0);
+    }
+}
+
 /* Checks magic, version, checksum and the header against tr; fills r past the config. */
 static shrink_status read_header(ck_reader *r, sk_trainer *tr, const uint8_t *d, size_t len,
                                  int *arrays) {
@@ -171,10 +210,13 @@ static shrink_status read_header(ck_reader *r, sk_trainer *tr, const uint8_t *d,
     const uint8_t *c = NULL;
     shrink_status st = ck_take(r, clen, &c, "the config");
     if (st) return st;
-    if (clen != strlen(tr->config) || memcmp(c, tr->config, clen))
+    if (clen != strlen(tr->config) || memcmp(c, tr->config, clen)) {
+        char diff[1024];
+        config_diff((const char *)c, clen, tr->config, diff, sizeof diff);
         return sk_error(SHRINK_ERR_ARG, "%s: the checkpoint was written by a run with other "
-                        "options; resume with the same ones. Checkpoint:\n%.*s\nthis run:\n%s",
-                        r->path, (int)(clen < 4000 ? clen : 4000), (const char *)c, tr->config);
+                        "options: %s; resume with the checkpoint's values", r->path,
+                        diff[0] ? diff : "(a setting not shown)");
+    }
     return SHRINK_OK;
 }
 

@@ -282,7 +282,7 @@ static shrink_status gemm_acc(float *C, int64_t ldc, int64_t nt, int64_t nr_, in
     const size_t mark = s ? s->used : 0;
     float *buf = sk_scratch_take(s, pl.floats * sizeof(float));
     if (!buf)
-        return sk_error(SHRINK_ERR_ARG, "gemm_acc: %zu bytes of scratch left, %zu needed",
+        return sk_error(SHRINK_ERR_ARG, "training step: %zu bytes of scratch left, %zu needed",
                         sk_scratch_left(s), sk_scratch_round(pl.floats * sizeof(float)));
     #pragma omp parallel num_threads(tg * pg)
     {

@@ -62,26 +62,37 @@ static shrink_status check_opts(const sk_train_opts *o, const sk_train_model *tm
     return SHRINK_OK;
 }
 
-/* The options that decide the trajectory, as text: a checkpoint only resumes a run whose
- * text is equal. Doubles with 17 digits (exact). */
+/* The options that decide the trajectory, as "key=value" lines: a checkpoint only resumes a
+ * run whose text is equal. Doubles in their shortest exact form (shrink_fmt_double: 3e-4 is
+ * "0.0003"), so the lines that differ read as the user wrote the options. */
 static char *config_text(const sk_train_opts *o, const sk_train_model *tm, const sk_tokens *d) {
     char *s = sk_malloc(2048);
     if (!s) return NULL;
+    char v[8][40];
+    const double num[8] = {o->sched.lr, o->sched.lr_min, o->optim.beta1, o->optim.beta2,
+                           o->optim.eps, o->optim.wd, o->optim.momentum, o->clip};
+    for (int i = 0; i < 8; i++) shrink_fmt_double(v[i], sizeof v[i], num[i]);
     snprintf(s, 2048,
-             "steps=%" PRId64 "\nbatch=%d\nctx=%d\naccum=%d\nschedule=%s\nlr=%.17g\n"
-             "lr_min=%.17g\nwarmup=%" PRId64 "\noptim=%s\nbeta1=%.17g\nbeta2=%.17g\n"
-             "eps=%.17g\nwd=%.17g\nmomentum=%.17g\nclip=%.17g\nseed=%" PRIu64 "\n"
+             "steps=%" PRId64 "\nbatch=%d\nctx=%d\naccum=%d\nschedule=%s\nlr=%s\n"
+             "lr_min=%s\nwarmup=%" PRId64 "\noptim=%s\nbeta1=%s\nbeta2=%s\n"
+             "eps=%s\nwd=%s\nmomentum=%s\nclip=%s\nseed=%" PRIu64 "\n"
              "sequential=%d\ndecay_vectors=%d\nparams=%" PRId64 "\ntrain_tokens=%" PRId64 "\n",
-             o->steps, o->batch, o->ctx, o->accum, sk_sched_name(o->sched.kind), o->sched.lr,
-             o->sched.lr_min, o->sched.warmup, o->optim.kind == SK_OPTIM_ADAMW ? "adamw" : "sgd",
-             o->optim.beta1, o->optim.beta2, o->optim.eps, o->optim.wd, o->optim.momentum,
-             o->clip, o->seed, o->sequential, o->decay_vectors, tm->n_elems, d->n);
+             o->steps, o->batch, o->ctx, o->accum, sk_sched_name(o->sched.kind), v[0], v[1],
+             o->sched.warmup, o->optim.kind == SK_OPTIM_ADAMW ? "adamw" : "sgd", v[2], v[3],
+             v[4], v[5], v[6], v[7], o->seed, o->sequential, o->decay_vectors, tm->n_elems,
+             d->n);
+    if (o->config_extra) {
+        size_t len = strlen(s);
+        snprintf(s + len, 2048 - len, "%s", o->config_extra);
+    }
     if (o->distill) {
         const sk_distill_opts *x = o->distill;
         size_t len = strlen(s);
-        snprintf(s + len, 2048 - len, "teacher=%s\nalpha=%.9g\ntemperature=%.9g\ntop_k=%d\n"
-                 "weak=%d\n", x->teacher_id ? x->teacher_id : "?", x->alpha, x->tau, x->top_k,
-                 x->weak);
+        char a[40], t[40];
+        snprintf(s + len, 2048 - len, "teacher=%s\nalpha=%s\ntemperature=%s\ntop_k=%d\n"
+                 "weak=%d\n", x->teacher_id ? x->teacher_id : "?",
+                 shrink_fmt_double(a, sizeof a, x->alpha), shrink_fmt_double(t, sizeof t, x->tau),
+                 x->top_k, x->weak);
     }
     return s;
 }

@@ -87,7 +87,7 @@ static shrink_status state_alloc(const sk_train_model *tm, int B, int T,
     const size_t N = (size_t)B * T, H = (size_t)c->n_heads, V = (size_t)c->vocab_size;
     const size_t half = (size_t)c->head_dim / 2;
     struct sk_train_state *s = sk_calloc(1, sizeof *s);
-    if (!s) return sk_error(SHRINK_ERR_NOMEM, "sk_train_reserve: out of memory");
+    if (!s) return sk_error(SHRINK_ERR_NOMEM, "training: out of memory");
     s->B = B;
     s->T = T;
     s->inp = sk_malloc(N * sizeof(int32_t));
@@ -132,7 +132,7 @@ static shrink_status state_alloc(const sk_train_model *tm, int B, int T,
         !s->rstdf || !s->dres || !s->dxn || !s->dq || !s->dk || !s->dv || !s->dao || !s->dfh ||
         !s->dfa || !s->dfb || !s->work || reserve_scratch(c, s) != SHRINK_OK) {
         state_free(s);
-        return sk_error(SHRINK_ERR_NOMEM, "sk_train_reserve: out of memory for the "
+        return sk_error(SHRINK_ERR_NOMEM, "training: out of memory for the "
                         "activations of B=%d, T=%d", B, T);
     }
     /* RoPE angles p * theta^(-2i/hd) in double, as decoder.c */
@@ -149,9 +149,9 @@ static shrink_status state_alloc(const sk_train_model *tm, int B, int T,
 
 shrink_status sk_train_reserve(sk_train_model *tm, int B, int T) {
     if (!tm || B < 1 || T < 1)
-        return sk_error(SHRINK_ERR_ARG, "sk_train_reserve: bad arguments (B=%d, T=%d)", B, T);
+        return sk_error(SHRINK_ERR_ARG, "training: batch %d x %d tokens is empty", B, T);
     if (T > tm->cfg.max_seq_len)
-        return sk_error(SHRINK_ERR_RANGE, "sk_train_reserve: T=%d exceeds the model's context "
+        return sk_error(SHRINK_ERR_RANGE, "training: a sequence of %d tokens exceeds the context "
                         "length %d", T, tm->cfg.max_seq_len);
     if (tm->st && B <= tm->st->B && T <= tm->st->T) return SHRINK_OK;
     if (tm->st) {
@@ -171,11 +171,11 @@ shrink_status sk_train_reserve(sk_train_model *tm, int B, int T) {
 static shrink_status create(sk_train_model **out, const sk_source *src) {
     *out = NULL;
     if (!src || !src->fill || !src->cfg.arch)
-        return sk_error(SHRINK_ERR_ARG, "sk_train_create: incomplete source");
-    shrink_status st = sk_config_validate(&src->cfg, "sk_train_create");
+        return sk_error(SHRINK_ERR_ARG, "training: incomplete model");
+    shrink_status st = sk_config_validate(&src->cfg, "training");
     if (st) return st;
     sk_train_model *tm = sk_calloc(1, sizeof *tm);
-    if (!tm) return sk_error(SHRINK_ERR_NOMEM, "sk_train_create: out of memory");
+    if (!tm) return sk_error(SHRINK_ERR_NOMEM, "training: out of memory");
     tm->cfg = src->cfg;
     tm->dtype = src->dtype;
     tm->grad_scale = 1.0f;
@@ -184,7 +184,7 @@ static shrink_status create(sk_train_model **out, const sk_source *src) {
     if ((st = sk_wtensors(&tm->cfg, &ts, &n))) goto fail;
     tm->params = sk_calloc((size_t)n, sizeof *tm->params);
     if (!tm->params) {
-        st = sk_error(SHRINK_ERR_NOMEM, "sk_train_create: out of memory");
+        st = sk_error(SHRINK_ERR_NOMEM, "training: out of memory");
         goto fail;
     }
     tm->n_params = n;
@@ -202,7 +202,7 @@ static shrink_status create(sk_train_model **out, const sk_source *src) {
     tm->w_all = falloc((size_t)off);
     tm->g_all = falloc((size_t)off);
     if (!tm->w_all || !tm->g_all) {
-        st = sk_error(SHRINK_ERR_NOMEM, "sk_train_create: out of memory for %" PRId64
+        st = sk_error(SHRINK_ERR_NOMEM, "training: out of memory for %" PRId64
                       " parameters", off);
         goto fail;
     }
@@ -225,12 +225,12 @@ fail:
 }
 
 shrink_status sk_train_create(sk_train_model **out, const sk_source *src) {
-    if (!out) return sk_error(SHRINK_ERR_ARG, "sk_train_create: out is NULL");
+    if (!out) return sk_error(SHRINK_ERR_ARG, "training: no result given");
     return create(out, src);
 }
 
 shrink_status sk_train_create_from_model(sk_train_model **out, const struct shrink_model *m) {
-    if (!out) return sk_error(SHRINK_ERR_ARG, "sk_train_create_from_model: out is NULL");
+    if (!out) return sk_error(SHRINK_ERR_ARG, "training: no result given");
     *out = NULL;
     sk_source src;
     shrink_status st = sk_source_from_model(m, &src);
@@ -272,7 +272,7 @@ static shrink_status train_fill(void *user, const sk_wtensor *t, int64_t row0, i
     if (!p && t->role == SK_ROLE_HEAD && tm->cfg.tied)
         for (int64_t i = 0; i < tm->n_params && !p; i++)
             if (tm->params[i].t.role == SK_ROLE_TOK_EMB) p = &tm->params[i];
-    if (!p) return sk_error(SHRINK_ERR_FORMAT, "sk_train_source: no tensor '%s'", t->name);
+    if (!p) return sk_error(SHRINK_ERR_FORMAT, "the model has no tensor '%s'", t->name);
     if (!transposed || t->n_dims == 1) {
         /* whole rows: row-head dtypes (int8_ch, ...) quantize each row with its own scale */
         return sk_convert_rows(p->w + row0 * p->t.cols, SHRINK_DTYPE_F32, dst, dt, n_rows,
@@ -281,7 +281,7 @@ static shrink_status train_fill(void *user, const sk_wtensor *t, int64_t row0, i
     /* rows of the transpose: dst[j][k] = w[k][row0 + j] */
     const size_t es = sk_dtype(dt)->bytes;
     float *row = sk_malloc((size_t)p->t.rows * sizeof(float));
-    if (!row) return sk_error(SHRINK_ERR_NOMEM, "sk_train_source: out of memory");
+    if (!row) return sk_error(SHRINK_ERR_NOMEM, "out of memory reading the model's weights");
     for (int64_t j = 0; j < n_rows; j++) {
         for (int64_t k = 0; k < p->t.rows; k++) row[k] = p->w[k * p->t.cols + row0 + j];
         sk_convert(row, SHRINK_DTYPE_F32, (uint8_t *)dst + (size_t)j * p->t.rows * es, dt,
@@ -412,10 +412,10 @@ static void norm_backward(const sk_config *c, float *dinp, const float *dout,
 static shrink_status check_tokens(const sk_train_model *tm, const int32_t *tokens, int B, int T,
                                   const char *fn) {
     if (!tm || !tokens || B < 1 || T < 1)
-        return sk_error(SHRINK_ERR_ARG, "%s: bad arguments (B=%d, T=%d)", fn, B, T);
+        return sk_error(SHRINK_ERR_ARG, "%s: batch %d x %d tokens is empty", fn, B, T);
     if (T > tm->cfg.max_seq_len)
-        return sk_error(SHRINK_ERR_RANGE, "%s: T=%d exceeds the model's context length %d", fn,
-                        T, tm->cfg.max_seq_len);
+        return sk_error(SHRINK_ERR_RANGE, "%s: a sequence of %d tokens exceeds the context "
+                        "length %d", fn, T, tm->cfg.max_seq_len);
     const int64_t n = (int64_t)B * (T + 1);
     for (int64_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= tm->cfg.vocab_size)
@@ -426,6 +426,17 @@ static shrink_status check_tokens(const sk_train_model *tm, const int32_t *token
 
 /* The forward pass over st->inp, keeping every activation; leaves the final-normed hidden
  * states in st->xnf. */
+/* The linear hook (train.h) after a product, if any. */
+static shrink_status hook_fwd(const sk_train_model *tm, int l, sk_linear w, const float *X, int N,
+                              float *Y) {
+    return tm->hook ? tm->hook->forward(tm->hook, l, w, X, N, Y) : SHRINK_OK;
+}
+
+static shrink_status hook_bwd(const sk_train_model *tm, int l, sk_linear w, const float *X,
+                              const float *dY, int N, float *dX) {
+    return tm->hook ? tm->hook->backward(tm->hook, l, w, X, dY, N, dX) : SHRINK_OK;
+}
+
 static shrink_status forward(const sk_train_model *tm, const model_slots *ms, int B,
                              int T) {
     const sk_config *c = &tm->cfg;
@@ -455,6 +466,10 @@ static shrink_status forward(const sk_train_model *tm, const model_slots *ms, in
         if ((st = sk_matmul_forward(q, xn1, w->wq.w, w->bq.w, N, D, Q, &s->mm))) return st;
         if ((st = sk_matmul_forward(k, xn1, w->wk.w, w->bk.w, N, D, K, &s->mm))) return st;
         if ((st = sk_matmul_forward(v, xn1, w->wv.w, w->bv.w, N, D, K, &s->mm))) return st;
+        if ((st = hook_fwd(tm, l, SK_LIN_Q, xn1, N, q)) ||
+            (st = hook_fwd(tm, l, SK_LIN_K, xn1, N, k)) ||
+            (st = hook_fwd(tm, l, SK_LIN_V, xn1, N, v)))
+            return st;
         if (c->arch->pos == SK_POS_ROPE) {
             sk_rope_forward(q, s->rope_cos, s->rope_sin, N, T, H, hd, c->rope_layout);
             sk_rope_forward(k, s->rope_cos, s->rope_sin, N, T, KV, hd, c->rope_layout);
@@ -463,6 +478,7 @@ static shrink_status forward(const sk_train_model *tm, const model_slots *ms, in
 
         /* output projection and residual: mid = x + ao wo^T (+ bo) */
         if ((st = sk_matmul_forward(mid, ao, w->wo.w, w->bo.w, N, Q, D, &s->mm))) return st;
+        if ((st = hook_fwd(tm, l, SK_LIN_O, ao, N, mid))) return st;
         sk_residual_forward(mid, x, ND);
 
         /* feed-forward: xn = norm(mid); SwiGLU or GELU MLP; residual */
@@ -472,15 +488,18 @@ static shrink_status forward(const sk_train_model *tm, const model_slots *ms, in
             st = sk_matmul_forward(fa, xn2, w->w_gate.w, NULL, N, D, F, &s->mm);
             if (st || (st = sk_matmul_forward(fb, xn2, w->w_up.w, w->b_up.w, N, D, F, &s->mm)))
                 return st;
+            if ((st = hook_fwd(tm, l, SK_LIN_GATE, xn2, N, fa)) ||
+                (st = hook_fwd(tm, l, SK_LIN_UP, xn2, N, fb)))
+                return st;
             sk_swiglu_forward(fh, fa, fb, (size_t)N * F);
         } else {
             st = sk_matmul_forward(fa, xn2, w->w_up.w, w->b_up.w, N, D, F, &s->mm);
-            if (st) return st;
+            if (st || (st = hook_fwd(tm, l, SK_LIN_UP, xn2, N, fa))) return st;
             sk_gelu_forward(fh, fa, (size_t)N * F);
         }
         float *xo = s->res + (size_t)(l + 1) * ND;
         st = sk_matmul_forward(xo, fh, w->w_down.w, w->b_down.w, N, F, D, &s->mm);
-        if (st) return st;
+        if (st || (st = hook_fwd(tm, l, SK_LIN_DOWN, fh, N, xo))) return st;
         sk_residual_forward(xo, mid, ND);
     }
     norm_forward(c, s->xnf, s->meanf, s->rstdf, s->res + (size_t)c->n_layers * ND,
@@ -517,21 +536,21 @@ static shrink_status backward(const sk_train_model *tm, const model_slots *ms, i
         memset(s->dfh, 0, (size_t)N * F * sizeof(float));
         st = sk_matmul_backward(s->dfh, w->w_down.g, w->b_down.w ? w->b_down.g : NULL, s->dres,
                                 fh, w->w_down.w, N, F, D, &s->mm);
-        if (st) return st;
+        if (st || (st = hook_bwd(tm, l, SK_LIN_DOWN, fh, s->dres, N, s->dfh))) return st;
         memset(s->dxn, 0, ND * sizeof(float));
         if (c->arch->ffn == SK_FFN_SWIGLU) {
             sk_swiglu_backward(s->dfa, s->dfb, s->dfh, fa, fb, (size_t)N * F);
             st = sk_matmul_backward(s->dxn, w->w_gate.g, NULL, s->dfa, xn2, w->w_gate.w, N, D,
                                     F, &s->mm);
-            if (st) return st;
+            if (st || (st = hook_bwd(tm, l, SK_LIN_GATE, xn2, s->dfa, N, s->dxn))) return st;
             st = sk_matmul_backward(s->dxn, w->w_up.g, w->b_up.w ? w->b_up.g : NULL, s->dfb,
                                     xn2, w->w_up.w, N, D, F, &s->mm);
-            if (st) return st;
+            if (st || (st = hook_bwd(tm, l, SK_LIN_UP, xn2, s->dfb, N, s->dxn))) return st;
         } else {
             sk_gelu_backward(s->dfa, fa, s->dfh, (size_t)N * F);
             st = sk_matmul_backward(s->dxn, w->w_up.g, w->b_up.w ? w->b_up.g : NULL, s->dfa,
                                     xn2, w->w_up.w, N, D, F, &s->mm);
-            if (st) return st;
+            if (st || (st = hook_bwd(tm, l, SK_LIN_UP, xn2, s->dfa, N, s->dxn))) return st;
         }
         norm_backward(c, s->dres, s->dxn, mid, w->ffn_norm, w->ffn_norm_b,
                       s->mean2 + (size_t)l * N, s->rstd2 + (size_t)l * N, N);
@@ -540,7 +559,7 @@ static shrink_status backward(const sk_train_model *tm, const model_slots *ms, i
         memset(s->dao, 0, (size_t)N * Q * sizeof(float));
         st = sk_matmul_backward(s->dao, w->wo.g, w->bo.w ? w->bo.g : NULL, s->dres, ao,
                                 w->wo.w, N, Q, D, &s->mm);
-        if (st) return st;
+        if (st || (st = hook_bwd(tm, l, SK_LIN_O, ao, s->dres, N, s->dao))) return st;
         sk_attention_backward(s->dq, s->dk, s->dv, s->dao, q, k, v, att, B, T, H, KV, hd,
                            s->work);
         if (c->arch->pos == SK_POS_ROPE) {
@@ -550,13 +569,13 @@ static shrink_status backward(const sk_train_model *tm, const model_slots *ms, i
         memset(s->dxn, 0, ND * sizeof(float));
         st = sk_matmul_backward(s->dxn, w->wq.g, w->bq.w ? w->bq.g : NULL, s->dq, xn1, w->wq.w,
                                 N, D, Q, &s->mm);
-        if (st) return st;
+        if (st || (st = hook_bwd(tm, l, SK_LIN_Q, xn1, s->dq, N, s->dxn))) return st;
         st = sk_matmul_backward(s->dxn, w->wk.g, w->bk.w ? w->bk.g : NULL, s->dk, xn1, w->wk.w,
                                 N, D, K, &s->mm);
-        if (st) return st;
+        if (st || (st = hook_bwd(tm, l, SK_LIN_K, xn1, s->dk, N, s->dxn))) return st;
         st = sk_matmul_backward(s->dxn, w->wv.g, w->bv.w ? w->bv.g : NULL, s->dv, xn1, w->wv.w,
                                 N, D, K, &s->mm);
-        if (st) return st;
+        if (st || (st = hook_bwd(tm, l, SK_LIN_V, xn1, s->dv, N, s->dxn))) return st;
         norm_backward(c, s->dres, s->dxn, x, w->attn_norm, w->attn_norm_b,
                       s->mean1 + (size_t)l * N, s->rstd1 + (size_t)l * N, N);
     }
@@ -600,6 +619,10 @@ static shrink_status run(sk_train_model *tm, const int32_t *tokens, int B, int T
         if (!s->gmask && !(s->gmask = falloc((size_t)tm->n_elems)))
             return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory for masked gradients", fn);
         memset(s->gmask, 0, (size_t)tm->n_elems * sizeof(float));
+    }
+    if (tm->hook) {
+        tm->hook->training = want_grad;
+        tm->hook->passes += want_grad != 0;
     }
     model_slots ms = {0};
     ms.layers = sk_calloc((size_t)c->n_layers, sizeof *ms.layers);
@@ -647,12 +670,12 @@ out:
 
 shrink_status sk_train_forward_backward(sk_train_model *tm, const int32_t *tokens, int B, int T,
                                         float *loss) {
-    return run(tm, tokens, B, T, loss, 1, "sk_train_forward_backward", NULL, NULL, NULL);
+    return run(tm, tokens, B, T, loss, 1, "training step", NULL, NULL, NULL);
 }
 
 shrink_status sk_train_loss(sk_train_model *tm, const int32_t *tokens, int B, int T,
                             float *loss) {
-    return run(tm, tokens, B, T, loss, 0, "sk_train_loss", NULL, NULL, NULL);
+    return run(tm, tokens, B, T, loss, 0, "loss", NULL, NULL, NULL);
 }
 
 static shrink_status check_teach(const sk_train_model *tm, const sk_distill_rows *t,
@@ -668,15 +691,15 @@ static shrink_status check_teach(const sk_train_model *tm, const sk_distill_rows
 shrink_status sk_train_forward_backward_distill(sk_train_model *tm, const int32_t *tokens,
                                                 int B, int T, const sk_distill_rows *t,
                                                 float *loss, double *ce, double *kl) {
-    shrink_status st = check_teach(tm, t, "sk_train_forward_backward_distill");
+    shrink_status st = check_teach(tm, t, "distillation step");
     if (st) return st;
-    return run(tm, tokens, B, T, loss, 1, "sk_train_forward_backward_distill", t, ce, kl);
+    return run(tm, tokens, B, T, loss, 1, "distillation step", t, ce, kl);
 }
 
 shrink_status sk_train_loss_distill(sk_train_model *tm, const int32_t *tokens, int B, int T,
                                     const sk_distill_rows *t, float *loss, double *ce,
                                     double *kl) {
-    shrink_status st = check_teach(tm, t, "sk_train_loss_distill");
+    shrink_status st = check_teach(tm, t, "distillation loss");
     if (st) return st;
-    return run(tm, tokens, B, T, loss, 0, "sk_train_loss_distill", t, ce, kl);
+    return run(tm, tokens, B, T, loss, 0, "distillation loss", t, ce, kl);
 }

@@ -214,6 +214,7 @@ typedef struct sk_train_opts {
     int64_t         save_every;   /* checkpoint every K steps (and at the last); 0: last only */
     const char     *ckpt_path;    /* checkpoint file; NULL: none written */
     const sk_distill_opts *distill; /* NULL: plain training (cross-entropy) */
+    const char     *config_extra; /* appended to the checkpoint's options text (LoRA), or NULL */
     void          (*log)(void *user, const shrink_train_log *l);  /* after every step; may be NULL */
     void           *user;
 } sk_train_opts;

@@ -50,6 +50,20 @@ typedef struct sk_train_param {
 
 struct sk_train_state; /* activations and work buffers (model_grad.c) */
 
+/* Computation beside each linear layer (LoRA, lora.c). forward: after the base product of
+ * projection `which` of layer l, Y (N, out) += f(X (N, in)); backward: given dY, dX += the
+ * input gradient of f and f's own parameter gradients added. `training` is set by the pass
+ * (0: validation) and `passes` counts the training passes. NULL in sk_train_model: none. */
+typedef struct sk_train_hook sk_train_hook;
+struct sk_train_hook {
+    shrink_status (*forward)(sk_train_hook *h, int layer, sk_linear which, const float *X,
+                             int N, float *Y);
+    shrink_status (*backward)(sk_train_hook *h, int layer, sk_linear which, const float *X,
+                              const float *dY, int N, float *dX);
+    int training;
+    int64_t passes;  /* training passes begun (run() counts them) */
+};
+
 typedef struct sk_train_model {
     sk_config       cfg;
     shrink_dtype    dtype;     /* the source's dtype of the matrices (for saving) */
@@ -62,6 +76,7 @@ typedef struct sk_train_model {
      * accumulates k micro-batches may set 1/k). */
     float           grad_scale;
     struct sk_train_state *st; /* owned; sized for the largest (B, T) seen so far */
+    sk_train_hook  *hook;      /* borrowed; NULL: none */
 } sk_train_model;
 
 /* fp32 master parameters from any tensor source (formats.h): a loaded model
@@ -240,5 +255,38 @@ SK_HIDDEN shrink_status sk_train_forward_backward_distill(sk_train_model *tm,
 SK_HIDDEN shrink_status sk_train_loss_distill(sk_train_model *tm, const int32_t *tokens, int B,
                                               int T, const sk_distill_rows *t, float *loss,
                                               double *ce, double *kl);
+
+/* ==== LoRA on a frozen base (lora.c) =========================================================
+ * sk_lora_attach freezes every parameter of tm, appends A (r, in) and B (out, r) for each
+ * target projection of each layer ("blk.N.attn_q.lora_a" / "lora_b", trainable, A
+ * Kaiming-uniform, B zero) and installs the hook; the loop, optimizer and checkpoints then
+ * train them like any parameter. */
+typedef struct sk_lora_opts {
+    int64_t  rank;
+    double   alpha;
+    int      targets;   /* bit sk_linear set: projection adapted (SK_LIN_Q .. SK_LIN_DOWN) */
+    double   dropout;   /* on the adapter's input, in [0, 1) */
+    bool     rslora;    /* scale alpha / sqrt(r) instead of alpha / r */
+    uint64_t seed;      /* of A's initialization and the dropout masks */
+} sk_lora_opts;
+
+struct sk_lora_train;
+SK_HIDDEN shrink_status sk_lora_attach(sk_train_model *tm, const sk_lora_opts *o,
+                                       struct sk_lora_train **out);
+SK_HIDDEN void sk_lora_train_free(struct sk_lora_train *lt); /* unhooks tm */
+SK_HIDDEN int64_t sk_lora_train_params(const struct sk_lora_train *lt); /* trainable elements */
+/* The dropout stream's position: training forward passes done (a resumed run sets it). */
+SK_HIDDEN void sk_lora_train_set_calls(struct sk_lora_train *lt, int64_t calls);
+/* Writes the adapter (model/lora.h: sk_lora_write; .gguf or a PEFT folder). */
+SK_HIDDEN shrink_status sk_lora_train_save(const struct sk_lora_train *lt, const char *path,
+                                           const char *const *inputs, int n_inputs);
+
+/* shrink_train (lo NULL) or LoRA training (train_api.c): with lo, the adapter is written to
+ * adapter_out instead of a model, and *n_trainable / *n_all (may be NULL) get the adapter's and
+ * the whole model's parameter counts. */
+SK_HIDDEN shrink_status sk_train_run(const char *model_path, const shrink_train_params *p,
+                                     const sk_lora_opts *lo, const char *adapter_out,
+                                     shrink_train_result *res, int64_t *n_trainable,
+                                     int64_t *n_all);
 
 #endif /* SK_TRAIN_H */

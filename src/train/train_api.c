@@ -18,7 +18,7 @@
 shrink_status shrink_tokenize_file(const shrink_tokenizer *tok, const char *text_path,
                                    const char *out, bool add_bos, int64_t *n_tokens) {
     if (!tok || !text_path || !out)
-        return sk_error(SHRINK_ERR_ARG, "shrink_tokenize_file: NULL argument");
+        return sk_error(SHRINK_ERR_ARG, "tokenize: a text, a tokenizer and an output are needed");
     if (sk_same_file(text_path, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the text file %s; refusing to overwrite an "
                         "input", out, text_path);
@@ -58,14 +58,14 @@ static shrink_status make_opts(const shrink_train_params *p, sk_train_opts *o) {
     int sched = p->schedule ? sk_sched_parse(p->schedule) : SK_SCHED_COSINE;
     int optim = p->optimizer ? sk_optim_parse(p->optimizer) : SK_OPTIM_ADAMW;
     if (sched < 0)
-        return sk_error(SHRINK_ERR_ARG, "shrink_train: schedule '%s' is not constant, cosine or "
+        return sk_error(SHRINK_ERR_ARG, "train: schedule '%s' is not constant, cosine or "
                         "linear", p->schedule);
     if (optim < 0)
-        return sk_error(SHRINK_ERR_ARG, "shrink_train: optimizer '%s' is not adamw or sgd",
+        return sk_error(SHRINK_ERR_ARG, "train: optimizer '%s' is not adamw or sgd",
                         p->optimizer);
     if (!(p->lr > 0) || p->lr_min < 0 || p->wd < 0 || p->clip < 0 || p->momentum < 0 ||
         p->warmup < 0 || p->eval_every < 0 || p->save_every < 0)
-        return sk_error(SHRINK_ERR_ARG, "shrink_train: lr %g, lr_min %g, wd %g, clip %g, "
+        return sk_error(SHRINK_ERR_ARG, "train: lr %g, lr_min %g, wd %g, clip %g, "
                         "momentum %g, warmup %" PRId64 ": none may be negative (lr > 0)", p->lr,
                         p->lr_min, p->wd, p->clip, p->momentum, p->warmup);
     o->steps          = p->steps;
@@ -96,7 +96,7 @@ static shrink_status out_format(const shrink_train_params *p, const struct shrin
     const char *name = p->to ? p->to : !strcmp(m->format, "safetensors") ? "hf" : m->format;
     int f = sk_format_parse(name);
     if (f < 0)
-        return sk_error(SHRINK_ERR_ARG, "shrink_train: output format '%s' is not gguf, hf or "
+        return sk_error(SHRINK_ERR_ARG, "train: output format '%s' is not gguf, hf or "
                         "llama2c", name);
     *fmt = (sk_format)f;
     return SHRINK_OK;
@@ -127,7 +127,7 @@ static shrink_status copy_llama2c_tokenizer(const struct shrink_model *m, const 
     if (st) return st;
     char *to = sk_path_join(out_dir, "tokenizer.bin");
     sk_out o;
-    if (!to) st = sk_error(SHRINK_ERR_NOMEM, "shrink_train: out of memory");
+    if (!to) st = sk_error(SHRINK_ERR_NOMEM, "train: out of memory");
     else if (!sk_same_file(from, to) && !(st = sk_out_open(&o, to, NULL, 0)) &&
              !(st = sk_out_write(&o, data, n)))
         st = sk_out_commit(&o);
@@ -147,7 +147,7 @@ static shrink_status save_model(const sk_train_model *tm, const struct shrink_mo
     if (!out || (m->path && !dir)) {
         sk_free(out);
         sk_free(dir);
-        return sk_error(SHRINK_ERR_NOMEM, "shrink_train: out of memory");
+        return sk_error(SHRINK_ERR_NOMEM, "train: out of memory");
     }
     sk_source src;
     sk_train_source(tm, &src);
@@ -177,10 +177,13 @@ typedef struct run {
     char                *ckpt;
     int                  dir_created;  /* run_open created the output folder */
     int                  dir_listed;   /* its slot in the table of temporaries (out.h) */
+    struct sk_lora_train *lora;        /* LoRA training (lora.c), or NULL */
+    char                 lora_cfg[160];
 } run;
 
 static void run_free(run *r) {
     sk_trainer_free(r->tr);
+    sk_lora_train_free(r->lora);
     sk_tokens_close(&r->valid);
     sk_tokens_close(&r->train);
     sk_train_free(r->tm);
@@ -227,7 +230,7 @@ static shrink_status same_tokenizer(const struct shrink_model *t, const struct s
 
 /* Model, parameter table, data, trainer. */
 static shrink_status run_open(run *r, const char *model_path, const shrink_train_params *p,
-                              const sk_train_opts *o) {
+                              const sk_train_opts *o, const sk_lora_opts *lo) {
     shrink_load_params lp = shrink_load_params_default();
     lp.tokenizer_path = p->tokenizer_path;
     shrink_status st = sk_model_open(&r->m, model_path, &lp);
@@ -257,6 +260,7 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
                                      .top_k = p->top_k, .weak = p->weak};
     }
     if ((st = sk_train_create_from_model(&r->tm, r->m))) return st;
+    if (lo && (st = sk_lora_attach(r->tm, lo, &r->lora))) return st;
     const sk_config *c = &r->m->cfg;
     if ((st = sk_tokens_open(&r->train, p->data, r->m->tok, c->add_bos, c->vocab_size)))
         return st;
@@ -265,34 +269,47 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
         return st;
     if ((st = make_dir(p->out_dir, &r->dir_created, &r->dir_listed))) return st;
     if (!(r->ckpt = sk_path_join(p->out_dir, "checkpoint.bin")))
-        return sk_error(SHRINK_ERR_NOMEM, "shrink_train: out of memory");
+        return sk_error(SHRINK_ERR_NOMEM, "train: out of memory");
     sk_train_opts oo = *o;
     oo.ckpt_path = r->ckpt;
     if (p->teacher) oo.distill = &r->dopts;
+    if (lo) {
+        snprintf(r->lora_cfg, sizeof r->lora_cfg, "lora_rank=%lld\nlora_alpha=%.17g\n"
+                 "lora_targets=%d\nlora_dropout=%.17g\nrslora=%d\n", (long long)lo->rank,
+                 lo->alpha, lo->targets, lo->dropout, (int)lo->rslora);
+        oo.config_extra = r->lora_cfg;
+    }
     return sk_trainer_create(&r->tr, r->tm, &r->train, p->valid ? &r->valid : NULL, &oo);
 }
 
 shrink_status shrink_train(const char *model_path, const shrink_train_params *p,
                            shrink_train_result *result) {
+    return sk_train_run(model_path, p, NULL, NULL, result, NULL, NULL);
+}
+
+shrink_status sk_train_run(const char *model_path, const shrink_train_params *p,
+                           const sk_lora_opts *lo, const char *adapter_out,
+                           shrink_train_result *result, int64_t *n_trainable, int64_t *n_all) {
     shrink_train_result dummy;
     shrink_train_result *res = result ? result : &dummy;
     memset(res, 0, sizeof *res);
     res->resumed_from = -1;
     if (!model_path || !p || !p->data || !p->out_dir)
-        return sk_error(SHRINK_ERR_ARG, "shrink_train: model, data and output folder needed");
+        return sk_error(SHRINK_ERR_ARG, "train: a model, data and an output folder are needed");
     sk_train_opts o;
     shrink_status st = make_opts(p, &o);
     if (st) return st;
     double t0 = shrink_time();
     run r = {0};
     sk_format fmt = SK_FORMAT_GGUF;
-    if ((st = run_open(&r, model_path, p, &o)) || (st = out_format(p, r.m, &fmt))) goto out;
+    if ((st = run_open(&r, model_path, p, &o, lo)) || (st = out_format(p, r.m, &fmt))) goto out;
     if (p->resume_dir) {
         char *path = sk_path_join(p->resume_dir, "checkpoint.bin");
         st = path ? sk_ckpt_load(r.tr, path) : sk_error(SHRINK_ERR_NOMEM, "out of memory");
         sk_free(path);
         if (st) goto out;
         res->resumed_from = r.tr->step;
+        sk_lora_train_set_calls(r.lora, r.tr->step * o.accum);
     }
     int64_t first = r.tr->step;
     res->val_loss_start = NAN;
@@ -302,12 +319,24 @@ shrink_status shrink_train(const char *model_path, const shrink_train_params *p,
         goto out;
     if ((st = sk_trainer_run(r.tr))) goto out;
     if (r.tr->step == first && (st = sk_ckpt_save(r.tr, r.ckpt))) goto out;
-    if ((st = save_model(r.tm, r.m, p->out_dir, fmt, res))) goto out;
+    if (r.lora) {
+        const char *inputs[3] = {model_path, p->data, p->valid};
+        if ((st = sk_lora_train_save(r.lora, adapter_out, inputs, p->valid ? 3 : 2))) goto out;
+        snprintf(res->model_out, sizeof res->model_out, "%s", adapter_out);
+        size_t an = strlen(adapter_out);
+        res->format = an >= 5 && !strcmp(adapter_out + an - 5, ".gguf") ? "gguf-lora" : "peft";
+        if (n_trainable) *n_trainable = sk_lora_train_params(r.lora);
+    } else if ((st = save_model(r.tm, r.m, p->out_dir, fmt, res)))
+        goto out;
     res->step         = r.tr->step;
     res->loss         = r.tr->loss;
     res->val_loss     = r.tr->val_loss;
     res->val_kl       = r.tr->val_kl;
-    res->n_params     = r.tm->n_elems;
+    res->n_params     = r.lora ? sk_lora_train_params(r.lora) : r.tm->n_elems;
+    if (n_all) {
+        *n_all = 0;
+        for (int64_t i = 0; i < r.tm->n_params; i++) *n_all += r.tm->params[i].n;
+    }
     res->train_tokens = r.train.n;
     res->valid_tokens = p->valid ? r.valid.n : 0;
     res->seconds      = shrink_time() - t0;

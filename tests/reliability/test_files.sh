@@ -12,10 +12,16 @@
 #   2. an existing output that is not a regular file (FIFO, symbolic link) is refused;
 #   3. a Hugging Face folder written over an existing one holds exactly the new model;
 #   4. SIGINT, SIGTERM and SIGHUP during a write leave no temporary and exit 128 + signal;
-#      after SIGKILL the next command writing in that folder removes the stale temporary and
-#      says so; a failed `train` leaves no empty --out;
-#   5. /dev/zero and a FIFO as a text, token or tokenizer input get a message at once (no
-#      endless read, no wait for a writer); "no such file" only when there is none.
+#      after SIGKILL nothing is left with O_TMPFILE, and with named temporaries
+#      (SHRINK_NO_TMPFILE=1) the next command writing in that folder removes the stale one and
+#      says so; both write the same bytes; a failed `train` leaves no empty --out;
+#   5. /dev/zero and a FIFO as a text, token, calibration, tokenizer, teacher, checkpoint or
+#      adapter input get a message naming the option at once (no endless read, no wait for a
+#      writer); "no such file" only when there is none;
+#   6. NaN/Inf weights (f32, and a forged NaN q8_0 block scale) refused at load, convert and
+#      quantize naming the tensor, counted by info, allowed with --allow-nonfinite;
+#   7. a tokenizer smaller than the vocabulary refused at load, naming the option; no
+#      internal function in messages.
 #
 # Needs stories260K (../shared or the copies in tests/fixtures/ and models/stories260K/).
 # Ends with "test_files: N passed, N failed, N skipped"; exit 1 on any failure, 77 if the
@@ -102,6 +108,28 @@ run "$bin" quantize "$d/m.bin" "$d/m.bin" --scheme q8_0 --tokenizer "$tok"
 refused "quantize IN IN" "OUT" "IN"; same "quantize IN IN" "$model" "$d/m.bin"
 run "$bin" quantize "$d/m.bin" "$d/a.txt" --scheme w8a8_static --calib "$d/a.txt" --tokenizer "$tok"
 refused "quantize OUT = --calib" "OUT" "--calib"; same "quantize OUT = --calib" "$d/a.orig" "$d/a.txt"
+# prune: onto its --calib text, onto its input through a symbolic link
+printf 'Once upon a time there was a little cat.\n' >"$d/c.gguf"
+cp "$d/c.gguf" "$d/c.orig"
+run "$bin" prune "$d/m.bin" "$d/c.gguf" --method wanda --sparsity 0.5 --calib "$d/c.gguf" --tokenizer "$tok"
+refused "prune OUT = --calib" "OUT" "--calib"; same "prune OUT = --calib" "$d/c.orig" "$d/c.gguf"
+ln -s m.bin "$d/ml.gguf"
+run "$bin" prune "$d/ml.gguf" "$d/m.bin" --method magnitude --sparsity 0.5
+refused "prune IN via a link = OUT" "OUT" "IN"; same "prune IN via a link = OUT" "$model" "$d/m.bin"
+# merge: onto one of its --lora adapters (checked before the base is loaded); a FIFO adapter
+ada=$(asset fixtures/lora/mix-llama-14m-lora-f32.gguf) || ada=
+base14=$(asset models/mix-llama-14m) || base14=
+if [ -n "$ada" ] && [ -n "$base14" ]; then
+    cp "$ada" "$d/ad.gguf"
+    run "$bin" merge "$base14" --lora "$d/ad.gguf" -o "$d/sub/../ad.gguf"
+    refused "merge -o = --lora" "-o" "--lora"; same "merge -o = --lora" "$ada" "$d/ad.gguf"
+    mkfifo "$d/ad.fifo"
+    run "$bin" merge "$base14" --lora "$d/ad.fifo" -o "$d/merged.gguf"
+    refused "merge --lora FIFO" "--lora" "FIFO"
+    if [ ! -e "$d/merged.gguf" ]; then ok; else bad "merge with a FIFO adapter wrote its output"; fi
+else
+    missing "fixtures/lora/mix-llama-14m-lora-f32.gguf or models/mix-llama-14m"
+fi
 run "$bin" eval --make-lambada "$d/a.txt" "$d/sub/../a.txt"
 refused "eval --make-lambada TEXT TEXT" "OUT" "--make-lambada"; same "eval --make-lambada TEXT TEXT" "$d/a.orig" "$d/a.txt"
 # a HF output folder holding the input, or being the input folder
@@ -162,8 +190,14 @@ if [ -n "$hf" ]; then
 fi
 
 # ==== 4. interrupted runs leave nothing =====================================================
-# start_init DIR OUT...: `shrink init` of a 250 MB model in the background, until a
-# temporary shows up in DIR (up to 20 s); sets pid.
+# writing PID DIR: 0 if process PID has a temporary open in DIR: a named one (".name...")
+# or an unnamed O_TMPFILE file (its /proc/PID/fd link reads "DIR/#inode (deleted)").
+writing() {
+    ls -A "$2" | grep -q '^\.' && return 0
+    ls -l "/proc/$1/fd" 2>/dev/null | grep -qF -- "$2/#"
+}
+# start_init DIR OUT...: `shrink init` of a 250 MB model in the background, until it is
+# writing a temporary in DIR (up to 20 s); sets pid, and seen=1 if the write was seen.
 start_init() {
     sd=$1
     shift
@@ -172,8 +206,9 @@ start_init() {
     $defsig "$bin" init --preset gpt2 --dtype f16 "$@" >"$tmp/out" 2>"$tmp/err" &
     pid=$!
     i=0
+    seen=0
     while [ $i -lt 200 ]; do
-        if ls -A "$sd" | grep -q '^\.'; then return 0; fi
+        if writing $pid "$sd"; then seen=1; return 0; fi
         sleep 0.1
         i=$((i + 1))
     done
@@ -189,15 +224,20 @@ for sig in INT TERM HUP; do
     s=$tmp/sig$sig
     mkdir -p "$s"
     if [ $sig = HUP ]; then start_init "$s" "$s/model" --to hf; else start_init "$s" "$s/model.gguf"; fi
+    [ $seen = 1 ] || bad "SIG$sig: no write seen in $s (the test did not interrupt a write)"
     kill -$sig $pid
     wait $pid
     rc=$?
     if [ $rc -eq $code ]; then ok; else bad "SIG$sig: exit $rc, expected $code"; fi
     if [ -z "$(ls -A "$s")" ]; then ok; else bad "SIG$sig: left behind: $(ls -a "$s" | tr '\n' ' ')"; fi
 done
+# SIGKILL with the named temporaries (SHRINK_NO_TMPFILE=1, as on a file system without
+# O_TMPFILE): the next run recognises the stale one
 s=$tmp/sigKILL
 mkdir -p "$s"
+export SHRINK_NO_TMPFILE=1
 start_init "$s" "$s/model.gguf"
+unset SHRINK_NO_TMPFILE
 kill -KILL $pid
 wait $pid 2>/dev/null
 stale=$(ls -A "$s" | grep '^\.' | head -n 1)
@@ -211,6 +251,31 @@ if [ -n "$stale" ]; then
 else
     bad "SIGKILL: no temporary seen (the test did not interrupt a write)"
 fi
+# SIGKILL with unnamed temporaries (O_TMPFILE + linkat, the default where the file system
+# has it): nothing at all is left in the folder
+s=$tmp/sigKILL2
+mkdir -p "$s"
+start_init "$s" "$s/model.gguf"
+named=$(ls -A "$s")   # a named temporary here: this file system has no O_TMPFILE
+kill -KILL $pid
+wait $pid 2>/dev/null
+if [ $seen = 0 ]; then
+    bad "SIGKILL with O_TMPFILE: no write seen (the test did not interrupt a write)"
+elif [ -n "$named" ]; then
+    echo "note: no O_TMPFILE under $tmp (shrink used $named): only named temporaries tested"
+elif [ -z "$(ls -A "$s")" ]; then ok
+else bad "SIGKILL with O_TMPFILE: left $(ls -A "$s" | tr '\n' ' ')"; fi
+# both kinds of temporaries write the same bytes, new and over an existing file
+run "$bin" tokenize "$d/a.txt" "$d/tf1.tok" --tokenizer "$tok"
+rc1=$rc
+export SHRINK_NO_TMPFILE=1
+run "$bin" tokenize "$d/a.txt" "$d/tf2.tok" --tokenizer "$tok"
+unset SHRINK_NO_TMPFILE
+if [ $rc1 -eq 0 ] && [ $rc -eq 0 ] && cmp -s "$d/tf1.tok" "$d/tf2.tok"; then ok
+else bad "tokenize with and without SHRINK_NO_TMPFILE differ (exit $rc1, $rc)"; fi
+run "$bin" tokenize "$d/a.txt" "$d/tf2.tok" --tokenizer "$tok"
+if [ $rc -eq 0 ] && cmp -s "$d/tf1.tok" "$d/tf2.tok" && [ -z "$(ls -A "$d" | grep '^\.')" ]; then ok
+else bad "tokenize over an existing file (exit $rc): $(ls -A "$d" | tr '\n' ' ')"; fi
 # a failed train leaves no empty --out
 run "$bin" train "$model" --tokenizer "$tok" --data "$d/a.txt" --out "$tmp/trainout" --ctx 100000 --steps 1
 if [ $rc -eq 1 ] && [ ! -e "$tmp/trainout" ]; then ok; else bad "failed train: exit $rc, --out left: $(ls -a "$tmp/trainout" 2>&1 | tr '\n' ' ')"; fi
@@ -236,6 +301,38 @@ refused "--tokenizer FIFO" "$d/fifo" "FIFO"
 if grep -q "no such" "$tmp/err"; then bad "--tokenizer FIFO said 'no such'"; else ok; fi
 run "$bin" info "$d/fifo"
 refused "info FIFO" "$d/fifo" "FIFO"
+# every input of every writing command (cli_check_io), and --lora: a message naming the
+# option at once
+mkdir -p "$d/rs"
+mkfifo "$d/rs/checkpoint.bin"
+for c in "quantize|--calib|$d/fifo|quantize $d/m.bin $d/q.gguf --scheme w8a8_static --tokenizer $tok --calib" \
+         "quantize|--calib|/dev/zero|quantize $d/m.bin $d/q.gguf --scheme w8a8_static --tokenizer $tok --calib" \
+         "prune|--calib|/dev/zero|prune $d/m.bin $d/p.gguf --method wanda --sparsity 0.5 --tokenizer $tok --calib" \
+         "prune|--tokenizer|$d/fifo|prune $d/m.bin $d/p.gguf --method magnitude --sparsity 0.5 --tokenizer" \
+         "convert|--tokenizer|/dev/zero|convert $d/m.bin $d/cv.gguf --tokenizer" \
+         "tokenize|TEXT|/dev/zero|tokenize $d/t.tok --tokenizer $tok" \
+         "train|--valid|$d/fifo|train $model --tokenizer $tok --data $d/a.txt --out $d/tv --steps 1 --valid" \
+         "train|--resume|$d/fifo|train $model --tokenizer $tok --data $d/a.txt --out $d/tr --steps 1 --resume" \
+         "train|--resume|$d/rs/checkpoint.bin|train $model --tokenizer $tok --data $d/a.txt --out $d/tr --steps 1 --ctx 8 --batch 1 --resume $d/rs #" \
+         "lora|--resume|$d/fifo|lora $model --tokenizer $tok --data $d/a.txt -o $d/tl.gguf --steps 1 --resume" \
+         "lora|--data|/dev/zero|lora $model --tokenizer $tok -o $d/tl.gguf --steps 1 --data" \
+         "distill|--teacher|/dev/zero|distill $model --tokenizer $tok --data $d/a.txt --out $d/td --steps 1 --teacher" \
+         "eval|--make-lambada|$d/fifo|eval $d/lam.jsonl --make-lambada" \
+         "ppl|--lora|$d/fifo|ppl $model $d/a.txt --tokenizer $tok --lora" \
+         "generate|--lora|/dev/zero|generate $model -p Once -n 2 --tokenizer $tok --lora"; do
+    name=${c%%|*}; rest=${c#*|}; opt=${rest%%|*}; rest=${rest#*|}; path=${rest%%|*}; args=${rest#*|}
+    # shellcheck disable=SC2086
+    case $name in
+        tokenize) run "$bin" tokenize "$path" "$d/t.tok" --tokenizer "$tok" ;;
+        eval) run "$bin" eval --make-lambada "$path" "$d/lam.jsonl" ;;
+        *) case $args in *'#') run "$bin" ${args%#} ;; *) run "$bin" $args "$path" ;; esac ;;
+    esac
+    refused "$name $opt $path" "$path"
+    if grep -qiE 'FIFO|character device' "$tmp/err"; then ok; else bad "$name $opt $path: the message does not say what it is: $(head -c 300 "$tmp/err")"; fi
+done
+for o in q.gguf p.gguf cv.gguf t.tok tv tr td tl.gguf tl.gguf.ckpt lam.jsonl; do
+    if [ -e "$d/$o" ]; then bad "a refused input left $d/$o"; fi
+done
 run "$bin" tokenize "$d/a.txt" "$d/t.tok" --tokenizer "$d/absent.bin"
 refused "--tokenizer absent" "$d/absent.bin" "no such"
 
@@ -255,6 +352,33 @@ refused "compare with a NaN model" "$d/nan.bin" "NaN"
 run "$bin" quantize "$d/nan.bin" "$d/nan.gguf" --scheme q4_0 --tokenizer "$tok"
 refused "quantize a NaN model" "$d/nan.bin" "NaN"
 if [ ! -e "$d/nan.gguf" ]; then ok; else bad "quantize a NaN model wrote its output"; fi
+# a quantized model whose first q8_0 block scale (token_embd.weight) is NaN: two q8_0 copies,
+# one made from weights whose first value is 100, differ first at that block's f16 scale
+mkdir -p "$d/qa" "$d/qb"
+cp "$model" "$d/qa/m.bin"; cp "$model" "$d/qb/m.bin"
+printf '\000\000\310\102' | dd of="$d/qb/m.bin" bs=1 seek=28 conv=notrunc 2>/dev/null
+"$bin" quantize "$d/qa/m.bin" "$d/qa/q.gguf" --scheme q8_0 --tokenizer "$tok" >/dev/null 2>&1
+"$bin" quantize "$d/qb/m.bin" "$d/qb/q.gguf" --scheme q8_0 --tokenizer "$tok" >/dev/null 2>&1
+at=$(cmp "$d/qa/q.gguf" "$d/qb/q.gguf" 2>/dev/null | sed -n 's/.* byte \([0-9]*\),.*/\1/p')
+if [ -n "$at" ]; then
+    cp "$d/qa/q.gguf" "$d/qnan.gguf"
+    printf '\000\176' | dd of="$d/qnan.gguf" bs=1 seek=$((at - 1)) conv=notrunc 2>/dev/null
+    run "$bin" generate "$d/qnan.gguf" -p "Once" -n 4
+    refused "generate with a NaN q8_0 scale" "$d/qnan.gguf" "token_embd.weight" "NaN"
+    run "$bin" info "$d/qnan.gguf" --json
+    if [ $rc -eq 0 ] && grep -q '"nonfinite_values":32,' "$tmp/out"; then ok
+    else bad "info counts a NaN q8_0 block: $(head -c 300 "$tmp/out") $(head -c 300 "$tmp/err")"; fi
+    run "$bin" convert "$d/qnan.gguf" "$d/qnan-conv.gguf"
+    refused "convert a NaN q8_0 scale" "$d/qnan.gguf" "token_embd.weight" "--allow-nonfinite"
+    if [ ! -e "$d/qnan-conv.gguf" ]; then ok; else bad "convert of a NaN scale wrote its output"; fi
+    run "$bin" convert "$d/qnan.gguf" "$d/qnan-conv.gguf" --allow-nonfinite
+    if [ $rc -eq 0 ] && [ -f "$d/qnan-conv.gguf" ]; then ok; else bad "convert --allow-nonfinite: exit $rc"; fi
+    run "$bin" quantize "$d/qnan.gguf" "$d/qnan-q4.gguf" --scheme q4_0
+    refused "quantize a NaN q8_0 scale" "$d/qnan.gguf" "token_embd.weight"
+    if [ ! -e "$d/qnan-q4.gguf" ]; then ok; else bad "quantize of a NaN scale wrote its output"; fi
+else
+    bad "the two q8_0 copies do not differ (quantize failed?)"
+fi
 
 # ==== 7. checks up front, messages naming the file and the option ==========================
 big=$(asset models/mix-llama-14m) || big=

@@ -3,8 +3,10 @@
  *
  *   pp: --pp tokens evaluated in one shrink_context_eval call from position 0;
  *   tg: --tg single-token evals at positions 0, 1, ... (decode from an empty context);
- * each measured --reps times after one warm-up run, reported as mean ± sample standard
- * deviation of tokens/s. Token ids are fixed, (i * 7919) % vocab, so no tokenizer is needed.
+ * each measured --reps times after one warm-up run with every thread pinned to one CPU,
+ * reported as the median ± the sample standard deviation of tokens/s (mean, min and max in
+ * --json); a relative spread (sd / median) over 10 % gives a warning on stderr. Token ids are
+ * fixed, (i * 7919) % vocab, so no tokenizer is needed.
  *
  * Also reported: threads, peak RSS (taken before the bandwidth buffer exists), weight bytes, the
  * memory read bandwidth (measured here after the runs with shrink_measure_bandwidth over
@@ -32,16 +34,19 @@ typedef struct bench_opts {
     int32_t tg;
     int32_t reps;
     double  bandwidth;   /* GB/s; 0 = measure */
+    bool    no_pin;
 } bench_opts;
 
 #define O(field) offsetof(bench_opts, field)
 static const cli_opt bench_rows[] = {
-    {"--pp",        NULL, CLI_OPT_INT,   O(pp),        "N", 0, 1 << 20,
+    {"--pp",        "-p", CLI_OPT_INT,   O(pp),        "N", 0, 1 << 20,
      "prompt tokens evaluated at once (default 512, capped at the model context; 0 = skip)"},
-    {"--tg",        NULL, CLI_OPT_INT,   O(tg),        "N", 0, 1 << 20,
+    {"--tg",        "-n", CLI_OPT_INT,   O(tg),        "N", 0, 1 << 20,
      "tokens decoded one at a time (default 128; 0 = skip)"},
     {"--reps",      "-r", CLI_OPT_INT,   O(reps),      "N", 1, 1000,
      "measured repetitions after one warm-up (default 5)"},
+    {"--no-pin",    NULL, CLI_OPT_FLAG,  O(no_pin),    NULL, 0, 0,
+     "leave threads unpinned (default: each bound to one CPU during the runs)"},
     {"--bandwidth", NULL, CLI_OPT_FLOAT, O(bandwidth), "GBs", 0, 1e6,
      "memory bandwidth in GB/s for the roofline (default: measure)"},
 };
@@ -49,10 +54,11 @@ static const cli_opt bench_rows[] = {
 
 static const cli_spec spec = {
     .name        = "bench",
-    .synopsis    = "MODEL [--pp 512] [--tg 128] [--reps 5] [--bandwidth GBs] [options]",
-    .description = "Measures prompt processing (pp) and decode (tg) speed, mean ± sd over the\n"
-                   "repetitions, and prints a markdown table like llama-bench's with the\n"
-                   "memory bandwidth, the decode roofline fraction and the pp GFLOP/s.",
+    .synopsis    = "MODEL [--pp 512] [--tg 128] [--reps 5] [--bandwidth GBs] [--no-pin] [options]",
+    .description = "Measures prompt processing (pp) and decode (tg) speed after a warm-up run,\n"
+                   "threads pinned, as the median ± sd over the repetitions (a warning when\n"
+                   "sd / median > 10 %), and prints a markdown table like llama-bench's with\n"
+                   "the memory bandwidth, the decode roofline fraction and the pp GFLOP/s.",
     .opts        = bench_rows,
     .n_opts      = sizeof bench_rows / sizeof bench_rows[0],
     .n_pos_min   = 1,
@@ -62,8 +68,10 @@ static const cli_spec spec = {
 };
 
 typedef struct bench_stat {
-    double mean;    /* tokens/s */
+    double median;  /* tokens/s */
+    double mean;
     double sd;
+    double min, max;
 } bench_stat;
 
 typedef struct bench_result {
@@ -76,6 +84,8 @@ typedef struct bench_result {
     double            bandwidth;       /* bytes/s */
     uint64_t          peak_rss;        /* before the bandwidth buffer is allocated */
     bool              bw_measured;
+    int32_t           pinned;          /* threads pinned during the runs */
+    bool              noisy;           /* a test's spread was over CLI_SPREAD_WARN */
     uint64_t          l3_bytes;        /* 0 if unknown */
 } bench_result;
 
@@ -92,7 +102,7 @@ static double pp_flops(const shrink_model_info *mi, int32_t pp) {
 }
 
 /* The runs themselves are shrink_bench's (src/eval/bench.c), shared with `shrink compare`. */
-static int run_bench(shrink_model *m, const cli_common *common, bench_result *b) {
+static int run_bench(shrink_model *m, const cli_common *common, bool pin, bench_result *b) {
     cli_progress        prog;
     shrink_bench_params bp = shrink_bench_params_default();
     shrink_bench_result r;
@@ -101,23 +111,34 @@ static int run_bench(shrink_model *m, const cli_common *common, bench_result *b)
     bp.reps     = b->reps;
     bp.progress = cli_progress_cb;
     bp.user     = &prog;
+    bp.pin      = pin;
     cli_progress_start(&prog, "bench runs", common);
     shrink_status st = shrink_bench(m, &bp, &r);
     cli_progress_end(&prog);
     if (st != SHRINK_OK) return cli_fail_status(st);
-    b->pp_rate = (bench_stat){r.pp_tok_s, r.pp_tok_s_sd};
-    b->tg_rate = (bench_stat){r.tg_tok_s, r.tg_tok_s_sd};
+    b->pp_rate = (bench_stat){r.pp_tok_s_median, r.pp_tok_s, r.pp_tok_s_sd, r.pp_tok_s_min,
+                              r.pp_tok_s_max};
+    b->tg_rate = (bench_stat){r.tg_tok_s_median, r.tg_tok_s, r.tg_tok_s_sd, r.tg_tok_s_min,
+                              r.tg_tok_s_max};
+    b->pinned  = r.pinned;
+    char t[32];
+    snprintf(t, sizeof t, "pp%d", b->pp);
+    if (b->pp > 0 && cli_speed_spread_warn(NULL, t, b->pp_rate.median, b->pp_rate.sd, b->reps))
+        b->noisy = true;
+    snprintf(t, sizeof t, "tg%d", b->tg);
+    if (b->tg > 0 && cli_speed_spread_warn(NULL, t, b->tg_rate.median, b->tg_rate.sd, b->reps))
+        b->noisy = true;
     return CLI_OK;
 }
 
 /* ==== output ============================================================================== */
 
 static double roofline(const bench_result *b) {
-    return b->bandwidth > 0 ? (double)b->mi.weight_bytes * b->tg_rate.mean / b->bandwidth : 0;
+    return b->bandwidth > 0 ? (double)b->mi.weight_bytes * b->tg_rate.median / b->bandwidth : 0;
 }
 
 static double gflops(const bench_result *b) {
-    return b->pp > 0 ? b->pp_flops * (b->pp_rate.mean / b->pp) / 1e9 : 0;
+    return b->pp > 0 ? b->pp_flops * (b->pp_rate.median / b->pp) / 1e9 : 0;
 }
 
 static void print_json(const bench_result *b) {
@@ -128,15 +149,17 @@ static void print_json(const bench_result *b) {
     cli_json_key(&j, "n_params");           cli_json_int(&j, b->mi.n_params);
     cli_json_key(&j, "weight_bytes");       cli_json_u64(&j, b->mi.weight_bytes);
     cli_json_key(&j, "threads");            cli_json_int(&j, shrink_get_threads());
+    cli_json_key(&j, "threads_pinned");     cli_json_int(&j, b->pinned);
     cli_json_key(&j, "kernels");            cli_json_str(&j, shrink_kernels_name());
     cli_json_key(&j, "pp");                 cli_json_int(&j, b->pp);
     cli_json_key(&j, "tg");                 cli_json_int(&j, b->tg);
     cli_json_key(&j, "reps");               cli_json_int(&j, b->reps);
-    cli_json_key(&j, "pp_tok_s");           cli_json_num(&j, b->pp_rate.mean);
-    cli_json_key(&j, "pp_tok_s_sd");        cli_json_num(&j, b->pp_rate.sd);
+    cli_json_speed(&j, "pp", b->pp > 0, b->pp_rate.median, b->pp_rate.mean, b->pp_rate.sd,
+                   b->pp_rate.min, b->pp_rate.max);
     cli_json_key(&j, "pp_gflops");          cli_json_num(&j, gflops(b));
-    cli_json_key(&j, "decode_tok_s");       cli_json_num(&j, b->tg_rate.mean);
-    cli_json_key(&j, "decode_tok_s_sd");    cli_json_num(&j, b->tg_rate.sd);
+    cli_json_speed(&j, "tg", b->tg > 0, b->tg_rate.median, b->tg_rate.mean, b->tg_rate.sd,
+                   b->tg_rate.min, b->tg_rate.max);
+    cli_json_key(&j, "spread_warning");     cli_json_bool(&j, b->noisy);
     cli_json_key(&j, "bandwidth_bytes_s");  cli_json_num(&j, b->bandwidth);
     cli_json_key(&j, "bandwidth_measured"); cli_json_bool(&j, b->bw_measured);
     cli_json_key(&j, "roofline_fraction");  cli_json_num(&j, roofline(b));
@@ -153,7 +176,7 @@ static void print_row(const bench_result *b, const char *test, bench_stat s, dou
     else snprintf(gfs, sizeof gfs, "-");
     printf("| %s | %.2f M | %s | %d | %s | %.2f ± %.2f | %s |\n", name,
            (double)b->mi.n_params / 1e6, cli_fmt_bytes(wb, sizeof wb, b->mi.weight_bytes),
-           shrink_get_threads(), test, s.mean, s.sd, gfs);
+           shrink_get_threads(), test, s.median, s.sd, gfs);
 }
 
 static void print_table(const bench_result *b) {
@@ -168,13 +191,16 @@ static void print_table(const bench_result *b) {
         snprintf(t, sizeof t, "tg%d", b->tg);
         print_row(b, t, b->tg_rate, 0);
     }
-    printf("\nkernels: %s\n", shrink_kernels_name());
+    printf("\nt/s: median ± sd of %d run%s after a warm-up, %d thread%s%s\n", b->reps,
+           cli_s(b->reps), shrink_get_threads(), cli_s(shrink_get_threads()),
+           b->pinned ? ", each pinned to one CPU" : " (not pinned)");
+    printf("kernels: %s\n", shrink_kernels_name());
     printf("memory bandwidth: %.1f GB/s (%s)\n", b->bandwidth / 1e9,
            b->bw_measured ? "measured: 512 MiB read, best of 5" : "given with --bandwidth");
     if (b->tg > 0)
         printf("decode roofline: %s x %.1f tok/s = %.2f GB/s = %.1f%% of the bandwidth%s\n",
-               cli_fmt_bytes(bw, sizeof bw, b->mi.weight_bytes), b->tg_rate.mean,
-               (double)b->mi.weight_bytes * b->tg_rate.mean / 1e9, 100 * roofline(b),
+               cli_fmt_bytes(bw, sizeof bw, b->mi.weight_bytes), b->tg_rate.median,
+               (double)b->mi.weight_bytes * b->tg_rate.median / 1e9, 100 * roofline(b),
                b->l3_bytes && b->mi.weight_bytes <= b->l3_bytes
                    ? " (weights fit in L3: more than 100% is possible)" : "");
     printf("peak RSS: %s (before the bandwidth measurement)\n",
@@ -215,7 +241,7 @@ int cmd_bench(int argc, char **argv) {
     shrink_model_get_info(m, &b.mi);
     if ((rc = plan(&opts, &b)) != CLI_OK) goto out_model;
 
-    if ((rc = run_bench(m, &common, &b)) != CLI_OK) goto out_model;
+    if ((rc = run_bench(m, &common, !opts.no_pin, &b)) != CLI_OK) goto out_model;
     /* after the runs, so that peak RSS is the model's and not the 512 MiB buffer's */
     b.peak_rss    = shrink_peak_rss();
     b.bw_measured = opts.bandwidth <= 0;

@@ -21,7 +21,7 @@
 
 /* The options of every command, stored in a cli_common. */
 enum { COMMON_THREADS, COMMON_JSON, COMMON_TOKENIZER, COMMON_F32, COMMON_LORA, COMMON_PROGRESS,
-       COMMON_HELP, COMMON_NONFINITE, COMMON_COUNT };
+       COMMON_HELP, COMMON_NONFINITE, COMMON_MODEL, COMMON_COUNT };
 
 #define COMMON(f) offsetof(cli_common, f)
 static const cli_opt common_rows[COMMON_COUNT] = {
@@ -42,13 +42,16 @@ static const cli_opt common_rows[COMMON_COUNT] = {
                           "show this help and exit"},
     [COMMON_NONFINITE] = {"--allow-nonfinite", NULL, CLI_OPT_FLAG, COMMON(allow_nonfinite), NULL,
                           0, 0, "load a model whose weights hold NaN or Inf (refused by default)"},
+    /* llama.cpp's spelling of the first positional argument (a command's own -m wins) */
+    [COMMON_MODEL]     = {"--model", "-m", CLI_OPT_POS, 0, "MODEL", 0, 0,
+                          "the model, as llama.cpp spells it (same as the first argument)"},
 };
 #undef COMMON
 
 static bool common_applies(const cli_spec *spec, int row) {
     if (row == COMMON_LORA) return spec->lora;
     return spec->model || (row != COMMON_TOKENIZER && row != COMMON_F32 &&
-                           row != COMMON_NONFINITE);
+                           row != COMMON_NONFINITE && row != COMMON_MODEL);
 }
 
 static void print_opt(FILE *f, const cli_opt *o) {
@@ -65,6 +68,7 @@ void cli_usage(const cli_spec *spec, FILE *f) {
     for (int i = 0; i < spec->n_opts; i++) print_opt(f, &spec->opts[i]);
     for (int i = 0; i < COMMON_COUNT; i++)
         if (common_applies(spec, i)) print_opt(f, &common_rows[i]);
+    if (spec->epilog && f == stdout) spec->epilog(f); /* not in usage errors */
 }
 
 static int usage_error(const cli_spec *spec, const char *fmt, ...)
@@ -89,6 +93,8 @@ static int set_value(const cli_spec *spec, const cli_opt *o, void *base, const c
     switch (o->kind) {
     case CLI_OPT_FLAG:
         *(bool *)dst = true;
+        return CLI_OK;
+    case CLI_OPT_POS:   /* placed by cli_parse */
         return CLI_OK;
     case CLI_OPT_STR:
         *(const char **)dst = v;
@@ -140,17 +146,94 @@ static const cli_opt *find_opt(const cli_spec *spec, const char *name, size_t le
     return NULL;
 }
 
+/* Edit distance (Damerau-Levenshtein, adjacent transpositions) of a[0..n) and b[0..m), both
+ * at most 63 bytes. */
+static int edit_distance(const char *a, size_t n, const char *b, size_t m) {
+    int d[64][64];
+    if (n > 63 || m > 63) return 1 << 20;
+    for (size_t i = 0; i <= n; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= m; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < c)
+                c = d[i - 2][j - 2] + 1;
+            d[i][j] = c;
+        }
+    return d[n][m];
+}
+
+/* The option of spec (or a common one that applies) closest to name[0..len): a unique one
+ * name starts with, else the nearest by edit distance if at most max(2, len / 3); NULL if
+ * none is close. Dashes are ignored, so "-scheme" and "scheme" find --scheme. */
+static const cli_opt *closest_opt(const cli_spec *spec, const char *name, size_t len) {
+    while (len > 0 && *name == '-') name++, len--;
+    const cli_opt *best = NULL, *prefix = NULL;
+    int            best_d = 1 << 20, n_prefix = 0;
+    for (int i = 0; i < spec->n_opts + COMMON_COUNT; i++) {
+        bool           common = i >= spec->n_opts;
+        const cli_opt *o      = common ? &common_rows[i - spec->n_opts] : &spec->opts[i];
+        if (common && !common_applies(spec, i - spec->n_opts)) continue;
+        const char *on = o->name + 2;   /* without "--" */
+        size_t      ol = strlen(on);
+        if (len >= 2 && len < ol && !strncmp(on, name, len)) prefix = o, n_prefix++;
+        int d = edit_distance(name, len, on, ol);
+        if (d < best_d) best_d = d, best = o;
+    }
+    if (n_prefix == 1) return prefix;
+    return best && best_d <= (len / 3 > 2 ? (int)(len / 3) : 2) && best_d < (int)len ? best : NULL;
+}
+
+/* An unknown option: one line, with the nearest option ("did you mean --scheme q4_K_M?") when
+ * one is close, instead of the whole usage. */
+static int unknown_option(const cli_spec *spec, const char *a, size_t len, const char *next) {
+    const cli_opt *o = closest_opt(spec, a, len);
+    const char    *v = a[len] == '=' ? a + len + 1 : next && next[0] != '-' ? next : NULL;
+    if (o && o->kind != CLI_OPT_FLAG && v)
+        fprintf(stderr, "shrink %s: unknown option '%.*s'; did you mean %s %s?\n", spec->name,
+                (int)len, a, o->name, v);
+    else if (o)
+        fprintf(stderr, "shrink %s: unknown option '%.*s'; did you mean %s?\n", spec->name,
+                (int)len, a, o->name);
+    else
+        fprintf(stderr, "shrink %s: unknown option '%.*s' (shrink %s --help lists the options)\n",
+                spec->name, (int)len, a, spec->name);
+    return CLI_USAGE;
+}
+
+/* Puts the arguments given as options (slot[k], CLI_OPT_POS) at their places and the plain
+ * positional arguments bare[0..n_bare) in the other places, in order, into pos. */
+static int place_positionals(const cli_spec *spec, char **slot, int n_slots, char **bare,
+                             int n_bare, char **pos, int *n_pos) {
+    int b = 0, k = 0;
+    *n_pos = 0;
+    for (; b < n_bare || k < n_slots; k++) {
+        char *v = k < n_slots && slot[k] ? slot[k] : b < n_bare ? bare[b++] : NULL;
+        if (!v) return usage_error(spec, "missing arguments");
+        if (*n_pos >= spec->n_pos_max) return usage_error(spec, "unexpected argument '%s'", v);
+        pos[(*n_pos)++] = v;
+    }
+    return CLI_OK;
+}
+
+#define CLI_SLOTS 4
+
 int cli_parse(const cli_spec *spec, int argc, char **argv, void *opts, cli_common *common,
               char **pos, int *n_pos) {
-    bool options_done = false;
+    bool  options_done = false;
+    char *slot[CLI_SLOTS] = {NULL};
+    int   n_slots = 0, n_bare = 0;
     memset(common, 0, sizeof *common);
     *n_pos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (options_done || a[0] != '-' || a[1] == '\0') {
-            if (*n_pos >= spec->n_pos_max)
+            if (n_bare >= spec->n_pos_max)
                 return usage_error(spec, "unexpected argument '%s'", a);
-            pos[(*n_pos)++] = argv[i];
+            pos[n_bare++] = argv[i];   /* pos has n_pos_max places; moved at the end */
             continue;
         }
         if (!strcmp(a, "--")) {
@@ -161,7 +244,7 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, void *opts, cli_commo
         size_t         len = eq ? (size_t)(eq - a) : strlen(a);
         bool           is_common;
         const cli_opt *o = find_opt(spec, a, len, &is_common);
-        if (!o) return usage_error(spec, "unknown option '%.*s'", (int)len, a);
+        if (!o) return unknown_option(spec, a, len, i + 1 < argc ? argv[i + 1] : NULL);
         const char *v = NULL;
         if (o->kind == CLI_OPT_FLAG) {
             if (eq) return usage_error(spec, "option %s takes no value", o->name);
@@ -172,8 +255,22 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, void *opts, cli_commo
         } else {
             return usage_error(spec, "option %s needs a value (%s)", o->name, o->metavar);
         }
+        if (o->kind == CLI_OPT_POS && o->offset < CLI_SLOTS) {
+            slot[o->offset] = (char *)v;
+            if ((int)o->offset + 1 > n_slots) n_slots = (int)o->offset + 1;
+            continue;
+        }
         int rc = set_value(spec, o, is_common ? (void *)common : opts, v);
         if (rc != CLI_OK) return rc;
+    }
+    if (n_slots > 0 && !common->help) {
+        char *bare[64];
+        if (n_bare > 64) return usage_error(spec, "too many arguments");
+        memcpy(bare, pos, (size_t)n_bare * sizeof *bare);
+        int rc = place_positionals(spec, slot, n_slots, bare, n_bare, pos, n_pos);
+        if (rc != CLI_OK) return rc;
+    } else {
+        *n_pos = n_bare;
     }
     if (common->help) {
         cli_usage(spec, stdout);
@@ -285,9 +382,20 @@ int cli_load_model(const char *path, const cli_common *common, cli_tok_mode mode
     for (int i = 0; i < common->lora.n; i++) {
         char   file[4096];
         double scale;
-        if (cli_split_scale(common->lora.v[i], file, sizeof file, &scale) != CLI_OK ||
-            shrink_model_add_lora(*out, file, scale) != SHRINK_OK) {
-            if (file[0]) cli_fail("%s", shrink_last_error());
+        struct stat ls;
+        int bad = cli_split_scale(common->lora.v[i], file, sizeof file, &scale) != CLI_OK;
+        if (!bad && stat(file, &ls) != 0) {
+            cli_fail("--lora '%s': %s", file, strerror(errno));
+            bad = 1;
+        } else if (!bad && !S_ISREG(ls.st_mode) && !S_ISDIR(ls.st_mode)) {
+            cli_fail("--lora '%s' is %s, not an adapter (a PEFT folder or a llama.cpp GGUF file)",
+                     file, kind_name(ls.st_mode));
+            bad = 1;
+        } else if (!bad && shrink_model_add_lora(*out, file, scale) != SHRINK_OK) {
+            cli_fail("%s", shrink_last_error());
+            bad = 1;
+        }
+        if (bad) {
             shrink_model_free(*out);
             *out = NULL;
             return CLI_ERR;
@@ -413,6 +521,13 @@ done:
 }
 
 int cli_check_io(const cli_io *io, int n) {
+    for (int i = 0; i < n; i++) {
+        struct stat sb;
+        if (!io[i].path || io[i].role != CLI_IN || stat(io[i].path, &sb) != 0) continue;
+        if (!S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode))
+            return cli_fail("%s '%s' is %s; shrink reads its inputs only from regular files and "
+                            "folders", io[i].arg, io[i].path, kind_name(sb.st_mode));
+    }
     for (int o = 0; o < n; o++) {
         if (!io[o].path || io[o].role == CLI_IN) continue;
         struct stat sb;
@@ -613,7 +728,8 @@ void cli_json_u64(cli_json *j, uint64_t v) {
 
 void cli_json_num(cli_json *j, double v) {
     json_sep(j);
-    if (isfinite(v)) fprintf(j->f, "%.17g", v);
+    char b[40];
+    if (isfinite(v)) fputs(shrink_fmt_double(b, sizeof b, v), j->f);   /* shortest round trip */
     else fputs("null", j->f);
 }
 
@@ -717,4 +833,45 @@ const char *cli_fmt_bytes(char *buf, size_t cap, uint64_t bytes) {
     if (u == 0) snprintf(buf, cap, "%llu B", (unsigned long long)bytes);
     else snprintf(buf, cap, "%.2f %s", v, units[u]);
     return buf;
+}
+
+const char *cli_s(long long n) { return n == 1 ? "" : "s"; }
+
+void cli_json_speed(cli_json *j, const char *test, bool have, double median, double mean,
+                    double sd, double min, double max) {
+    static const char *const suffix[] = {"", "_mean", "_sd", "_min", "_max"};
+    const double             v[]      = {median, mean, sd, min, max};
+    for (int k = 0; k < 5; k++) {
+        char key[64];
+        snprintf(key, sizeof key, "%s_tokens_per_s%s", test, suffix[k]);
+        cli_json_key(j, key);
+        if (have) cli_json_num(j, v[k]);
+        else cli_json_null(j);
+    }
+}
+
+bool cli_speed_spread_warn(const char *who, const char *test, double median, double sd,
+                           int reps) {
+    double rel = median > 0 ? sd / median : 0;
+    if (rel <= CLI_SPREAD_WARN) return false;
+    fprintf(stderr, "shrink: warning: %s%s%s: the %d runs spread by %.0f%% of the median "
+            "(sd %.3g tokens/s, over %.0f%%): the machine was busy or the test is too short; "
+            "rerun with more --reps or a longer test\n", who ? who : "", who ? " " : "", test,
+            reps, 100 * rel, sd, 100 * CLI_SPREAD_WARN);
+    return true;
+}
+
+double cli_bits_per_weight(const shrink_model *m) {
+    shrink_model_info mi;
+    double            bytes = 0, elems = 0;
+    shrink_model_get_info(m, &mi);
+    for (int64_t i = 0; i < mi.n_tensors; i++) {
+        shrink_tensor_info t;
+        if (shrink_model_tensor(m, i, &t) != SHRINK_OK) continue;
+        double e = 1;
+        for (int d = 0; d < t.n_dims; d++) e *= (double)t.shape[d];
+        bytes += (double)t.bytes;
+        elems += e;
+    }
+    return elems > 0 ? 8.0 * bytes / elems : 0.0;
 }

@@ -42,11 +42,14 @@ int cmd_convert(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_imatrix(int argc, char **argv);
+int cmd_sensitivity(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
+int cmd_lora(int argc, char **argv);
 
 /* ==== options ============================================================================= */
 
@@ -57,6 +60,8 @@ typedef enum cli_opt_kind {
     CLI_OPT_FLOAT,  /* double in [min, max] */
     CLI_OPT_STR,    /* const char * (points into argv) */
     CLI_OPT_LIST,   /* cli_list: repeatable, each value points into argv */
+    CLI_OPT_POS,    /* the value is positional argument number `offset` (llama.cpp's -m MODEL,
+                     * -f FILE): pos[offset]; the other positionals fill the other places */
 } cli_opt_kind;
 
 #define CLI_LIST_MAX 16
@@ -101,6 +106,7 @@ typedef struct cli_spec {
     int            n_pos_max;
     bool           model;        /* the command loads a model: --tokenizer and --f32 apply */
     bool           lora;         /* --lora applies (cli_load_model adds the adapters) */
+    void         (*epilog)(FILE *f); /* more help after the options (--help only), or NULL */
 } cli_spec;
 
 /* Parses argv[1..argc) (argv[0] is the command name) into the command's options struct `opts`
@@ -155,7 +161,9 @@ typedef struct cli_io {
 /* The one check every command that writes runs before any work: no output may be, contain or
  * replace one of the inputs, whatever the spelling (same device and inode, symbolic links,
  * "..", an input inside an output folder, a file of an input model folder); an existing output
- * path must be a regular file (a folder for CLI_OUT_DIR / CLI_OUT_IN_DIR). Removes the stale
+ * path must be a regular file (a folder for CLI_OUT_DIR / CLI_OUT_IN_DIR), and an existing
+ * input a regular file or a folder (a FIFO or /dev/zero gets a message naming its option at
+ * once, before any work: no endless read, no wait for a writer). Removes the stale
  * temporaries of dead shrink processes in the outputs' folders, saying so on stderr. Returns
  * CLI_OK, or CLI_ERR after printing a message naming both arguments. */
 int cli_check_io(const cli_io *io, int n);
@@ -239,5 +247,60 @@ void cli_progress_cb(void *user, int64_t done, int64_t total);
 
 /* "1.01 MiB", "4.2 GiB", "512 B" into buf. */
 const char *cli_fmt_bytes(char *buf, size_t cap, uint64_t bytes);
+
+/* Bits per weight of a model's tensors as stored: 8 x tensor bytes / tensor elements, over
+ * every tensor (the JSON key bits_per_weight of info and compare). */
+double cli_bits_per_weight(const shrink_model *m);
+
+/* "" for 1, "s" otherwise: "%d thread%s", n, cli_s(n). */
+const char *cli_s(long long n);
+
+/* One speed test of shrink_bench ("pp" or "tg") in the shared JSON vocabulary (docs/cli.md):
+ * <test>_tokens_per_s (the median), <test>_tokens_per_s_mean, _sd, _min, _max; all null when
+ * !have (test skipped or --no-speed). */
+void cli_json_speed(cli_json *j, const char *test, bool have, double median, double mean,
+                    double sd, double min, double max);
+/* Relative spread of a speed test (sd / median, 0 if the median is 0); above
+ * CLI_SPREAD_WARN a warning line on stderr names the test and what to do. Returns true when
+ * it warned. */
+#define CLI_SPREAD_WARN 0.10
+bool cli_speed_spread_warn(const char *who, const char *test, double median, double sd,
+                           int reps);
+
+/* ==== what was written (written.c) ======================================================== */
+
+/* Tensors per type written, bits per weight, fallbacks (requested type -> written type for
+ * rows its block does not divide) and shrink's own types, for quantize and convert. */
+enum { CLI_WRITTEN_MAX_FB = 16 };
+typedef struct cli_written_fb {
+    shrink_dtype want, got;
+    int64_t      cols;       /* row length */
+    int64_t      n;          /* tensors */
+} cli_written_fb;
+typedef struct cli_written {
+    const char    *requested;      /* scheme or dtype name asked for */
+    double         requested_bits; /* its nominal bits/weight (0: not one type) */
+    const char    *base;           /* a mix's base type (printed beside the bits), or NULL */
+    int64_t        count[SHRINK_DTYPE_COUNT];
+    int64_t        n_tensors, n_elems, own;
+    uint64_t       bytes;
+    cli_written_fb fb[CLI_WRITTEN_MAX_FB];
+    int            n_fb;
+} cli_written;
+void cli_written_init(cli_written *w, const char *requested, double requested_bits);
+void cli_written_add(cli_written *w, shrink_dtype got, shrink_dtype want, int64_t cols,
+                     uint64_t bytes, int64_t n_elems);
+/* Every tensor of the model file at `path` (read back: what is really there); want: the dtype
+ * asked for the matrices, -1 for none. */
+shrink_status cli_written_from_file(cli_written *w, const char *path, int want);
+double cli_written_bits(const cli_written *w);
+/* "asked q4_K_M (4.50 bits/weight); wrote q4_K 20, q6_K 5, f32 9: 5.10 bits/weight" and one
+ * line per fallback with its reason. */
+void cli_written_print(const cli_written *w, FILE *f);
+/* On stderr: a NOTICE naming shrink's own types if the file holds any. */
+void cli_written_notice(const cli_written *w, const char *out);
+/* Keys requested, requested_bits_per_weight, written_types {type: count}, fallbacks [...],
+ * llama_cpp_readable into an open JSON object. */
+void cli_written_json(const cli_written *w, cli_json *j);
 
 #endif /* SHRINK_CLI_H */

@@ -2,7 +2,11 @@
  * compare.c - `shrink compare BASE MODEL... --text FILE`: one table over a base model and
  * compressed versions of it: dtypes of the weight matrices, bits per weight, file size,
  * perplexity, Δppl against the base, KL divergence from the base (mean, 99th percentile),
- * same-top-1 rate, prompt and decode speed, peak RSS.
+ * same-top-1 rate, prompt and decode speed, peak RSS. Perplexity, Δppl (paired with the base),
+ * KL mean and same-top-1 carry ± their standard error over the scored tokens, and a "~" marks a
+ * difference from the base no larger than its error; speeds are shrink_bench's medians, with a
+ * warning on stderr when a test's runs spread by more than 10 %; --no-speed drops the speed
+ * columns.
  *
  * The work is the library's: shrink_compare (src/eval/compare.c) evaluates every model in
  * lockstep on the windows of shrink_perplexity, so a model's perplexity here equals
@@ -19,6 +23,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -45,7 +50,7 @@ typedef struct cmp_opts {
 
 #define O(field) offsetof(cmp_opts, field)
 static const cli_opt compare_rows[] = {
-    {"--text",      NULL, CLI_OPT_STR,  O(text),      "FILE", 0, 0,
+    {"--text",      "-f", CLI_OPT_STR,  O(text),      "FILE", 0, 0,
      "UTF-8 text to score (required)"},
     {"--ctx",       "-c", CLI_OPT_INT,  O(ctx),       "N", 0, 1 << 24,
      "window length in tokens (default min(base context, 512)), as shrink ppl"},
@@ -56,7 +61,7 @@ static const cli_opt compare_rows[] = {
     {"--tokens",    "-n", CLI_OPT_INT,  O(tokens),    "N", 0, 1 << 30,
      "score only the first windows holding N tokens (default: the whole text)"},
     {"--no-speed",  NULL, CLI_OPT_FLAG, O(no_speed),  NULL, 0, 0,
-     "skip the speed runs (and with them peak RSS)"},
+     "skip the speed runs: no pp, tg and peak RSS columns"},
     {"--pp",        NULL, CLI_OPT_INT,  O(pp),        "N", 0, 1 << 20,
      "prompt tokens of the pp test (default 128, capped at the context; 0 = skip)"},
     {"--tg",        NULL, CLI_OPT_INT,  O(tg),        "N", 0, 1 << 20,
@@ -195,15 +200,10 @@ static int in_child(child_fn fn, const cmp_job *job, void *out, size_t bytes, co
 static void describe(const shrink_model *m, cmp_row *row) {
     shrink_model_info mi;
     bool              seen[SHRINK_DTYPE_COUNT] = {false};
-    double            bytes = 0, elems = 0;
     shrink_model_get_info(m, &mi);
     for (int64_t i = 0; i < mi.n_tensors; i++) {
         shrink_tensor_info t;
         if (shrink_model_tensor(m, i, &t) != SHRINK_OK) continue;
-        double e = 1;
-        for (int d = 0; d < t.n_dims; d++) e *= (double)t.shape[d];
-        bytes += (double)t.bytes;
-        elems += e;
         if (t.n_dims >= 2 && (int)t.dtype >= 0 && t.dtype < SHRINK_DTYPE_COUNT)
             seen[t.dtype] = true;
     }
@@ -214,7 +214,7 @@ static void describe(const shrink_model *m, cmp_row *row) {
         snprintf(row->scheme + len, sizeof row->scheme - len, "%s%s", len ? "/" : "",
                  shrink_dtype_name((shrink_dtype)d));
     }
-    row->bpw        = elems > 0 ? 8.0 * bytes / elems : 0.0;
+    row->bpw        = cli_bits_per_weight(m);
     row->file_bytes = mi.file_bytes;
     row->n_params   = mi.n_params;
 }
@@ -354,6 +354,14 @@ static int speed_child(const cmp_job *job, void *vout) {
     cli_progress_end(&prog);
     if (st != SHRINK_OK) rc = cli_fail("%s: %s", job->paths[job->model], shrink_last_error());
     row->speed = rc == CLI_OK;
+    if (row->speed && row->pp) {
+        snprintf(label, sizeof label, "pp%d", row->pp);
+        cli_speed_spread_warn(name, label, row->s.pp_tok_s_median, row->s.pp_tok_s_sd, bp.reps);
+    }
+    if (row->speed && row->tg) {
+        snprintf(label, sizeof label, "tg%d", row->tg);
+        cli_speed_spread_warn(name, label, row->s.tg_tok_s_median, row->s.tg_tok_s_sd, bp.reps);
+    }
     shrink_model_free(m);
     return rc;
 }
@@ -395,18 +403,26 @@ static void print_json(const cmp_job *job, const cmp_quality *q) {
         cli_json_key(&j, "n_params");        cli_json_int(&j, r->n_params);
         cli_json_key(&j, "ppl");             cli_json_num(&j, r->q.ppl);
         cli_json_key(&j, "nll");             cli_json_num(&j, r->q.nll);
+        cli_json_key(&j, "ppl_se");          cli_json_num(&j, r->q.ppl_se);
+        cli_json_key(&j, "nll_se");          cli_json_num(&j, r->q.nll_se);
+        cli_json_key(&j, "delta_ppl");       cli_json_num(&j, r->q.dppl);
+        cli_json_key(&j, "delta_ppl_se");    cli_json_num(&j, r->q.dppl_se);
         cli_json_key(&j, "delta_ppl_pct");   cli_json_num(&j, delta_pct(r, &rows[0]));
+        cli_json_key(&j, "delta_ppl_pct_se"); cli_json_num(&j, 100.0 * r->q.dppl_se / rows[0].q.ppl);
         cli_json_key(&j, "kl_mean");         cli_json_num(&j, r->q.kl_mean);
+        cli_json_key(&j, "kl_mean_se");      cli_json_num(&j, r->q.kl_mean_se);
         cli_json_key(&j, "kl_p99");          cli_json_num(&j, r->q.kl_p99);
         cli_json_key(&j, "kl_max");          cli_json_num(&j, r->q.kl_max);
         cli_json_key(&j, "top1_same_pct");   cli_json_num(&j, 100.0 * r->q.top1_same);
+        cli_json_key(&j, "top1_same_pct_se"); cli_json_num(&j, 100.0 * r->q.top1_same_se);
         cli_json_key(&j, "eval_seconds");    cli_json_num(&j, r->q.seconds);
         cli_json_key(&j, "pp");              if (r->speed) cli_json_int(&j, r->pp); else cli_json_null(&j);
         cli_json_key(&j, "tg");              if (r->speed) cli_json_int(&j, r->tg); else cli_json_null(&j);
-        cli_json_key(&j, "pp_tok_s");        if (r->speed && r->pp) cli_json_num(&j, r->s.pp_tok_s); else cli_json_null(&j);
-        cli_json_key(&j, "pp_tok_s_sd");     if (r->speed && r->pp) cli_json_num(&j, r->s.pp_tok_s_sd); else cli_json_null(&j);
-        cli_json_key(&j, "tg_tok_s");        if (r->speed && r->tg) cli_json_num(&j, r->s.tg_tok_s); else cli_json_null(&j);
-        cli_json_key(&j, "tg_tok_s_sd");     if (r->speed && r->tg) cli_json_num(&j, r->s.tg_tok_s_sd); else cli_json_null(&j);
+        const shrink_bench_result *b = &r->s;
+        cli_json_speed(&j, "pp", r->speed && r->pp, b->pp_tok_s_median, b->pp_tok_s,
+                       b->pp_tok_s_sd, b->pp_tok_s_min, b->pp_tok_s_max);
+        cli_json_speed(&j, "tg", r->speed && r->tg, b->tg_tok_s_median, b->tg_tok_s,
+                       b->tg_tok_s_sd, b->tg_tok_s_min, b->tg_tok_s_max);
         cli_json_key(&j, "peak_rss_bytes");  if (r->speed) cli_json_u64(&j, r->peak_rss); else cli_json_null(&j);
         cli_json_obj_end(&j);
     }
@@ -414,40 +430,65 @@ static void print_json(const cmp_job *job, const cmp_quality *q) {
     cli_json_end(&j);
 }
 
+/* "x ± se" (fmt for both), with a leading "~" when the difference from the base, diff, is
+ * at most se (within its uncertainty). se < 0 (the base row's differences): x alone. */
+static const char *with_se(char *buf, size_t cap, const char *fmt, double x, double se,
+                           double diff) {
+    char xs[40], ss[40], sf[16];
+    snprintf(xs, sizeof xs, fmt, x);
+    if (se < 0) return snprintf(buf, cap, "%s", xs), buf;
+    snprintf(sf, sizeof sf, "%%%s", fmt[1] == '+' ? fmt + 2 : fmt + 1);   /* "%+.3f" -> "%.3f" */
+    snprintf(ss, sizeof ss, sf, se);
+    snprintf(buf, cap, "%s%s ± %s", fabs(diff) <= se ? "~" : "", xs, ss);
+    return buf;
+}
+
 static void print_table(const cmp_job *job, const cmp_quality *q) {
     const cmp_row *rows = q->rows;
     const cmp_row *sp   = NULL;   /* a row with speeds, for the column names */
     for (int i = 0; i < job->n && !sp; i++) sp = rows[i].speed ? &rows[i] : NULL;
-    char pp[32] = "pp t/s", tg[32] = "tg t/s";
-    if (sp) {
-        snprintf(pp, sizeof pp, "pp%d t/s", sp->pp);
-        snprintf(tg, sizeof tg, "tg%d t/s", sp->tg);
-    }
-    printf("| model | scheme | bpw | size | ppl | Δppl %% | KL mean | KL p99 | same top-1 %% | %s "
-           "| %s | peak RSS |\n", pp, tg);
-    printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    printf("| model | scheme | bpw | size | ppl | Δppl %% | KL mean | KL p99 | same top-1 %% |");
+    if (sp) printf(" pp%d t/s | tg%d t/s | peak RSS |", sp->pp, sp->tg);
+    printf("\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |%s\n",
+           sp ? " ---: | ---: | ---: |" : "");
     for (int i = 0; i < job->n; i++) {
         const cmp_row *r = &rows[i];
+        double         b = rows[0].q.ppl;
         char name[256], size[32], rss[32], pps[32] = "-", tgs[32] = "-";
-        if (r->speed && r->pp) snprintf(pps, sizeof pps, "%.1f", r->s.pp_tok_s);
-        if (r->speed && r->tg) snprintf(tgs, sizeof tgs, "%.1f", r->s.tg_tok_s);
-        if (r->speed) cli_fmt_bytes(rss, sizeof rss, r->peak_rss);
-        else snprintf(rss, sizeof rss, "-");
-        printf("| %s%s | %s | %.2f | %s | %.4f | %+.3f | %.6f | %.6f | %.2f | %s | %s | %s |\n",
+        char ppl[96], dppl[96], kl[96], top1[96];
+        /* the base row has no error bars on its differences from itself */
+        double         d = delta_pct(r, &rows[0]);
+        with_se(ppl, sizeof ppl, "%.4f", r->q.ppl, r->q.ppl_se, HUGE_VAL);
+        with_se(dppl, sizeof dppl, "%+.3f", d, i ? 100.0 * r->q.dppl_se / b : -1, d);
+        with_se(kl, sizeof kl, "%.6f", r->q.kl_mean, i ? r->q.kl_mean_se : -1, r->q.kl_mean);
+        with_se(top1, sizeof top1, "%.2f", 100.0 * r->q.top1_same,
+                i ? 100.0 * r->q.top1_same_se : -1, 100.0 * (1.0 - r->q.top1_same));
+        printf("| %s%s | %s | %.2f | %s | %s | %s | %s | %.6f | %s |",
                base_name(job->paths[i], name, sizeof name), i == 0 ? " (base)" : "", r->scheme,
-               r->bpw, cli_fmt_bytes(size, sizeof size, r->file_bytes), r->q.ppl,
-               delta_pct(r, &rows[0]), r->q.kl_mean, r->q.kl_p99, 100.0 * r->q.top1_same, pps,
-               tgs, rss);
+               r->bpw, cli_fmt_bytes(size, sizeof size, r->file_bytes), ppl, dppl, kl,
+               r->q.kl_p99, top1);
+        if (sp) {
+            if (r->speed && r->pp) snprintf(pps, sizeof pps, "%.1f", r->s.pp_tok_s_median);
+            if (r->speed && r->tg) snprintf(tgs, sizeof tgs, "%.1f", r->s.tg_tok_s_median);
+            if (r->speed) cli_fmt_bytes(rss, sizeof rss, r->peak_rss);
+            else snprintf(rss, sizeof rss, "-");
+            printf(" %s | %s | %s |", pps, tgs, rss);
+        }
+        printf("\n");
     }
-    printf("\ntext: %s, %lld tokens scored of %lld (%lld windows, ctx %d, stride %d, %s)\n",
+    printf("\ntext: %s, %lld tokens scored of %lld (%lld window%s, ctx %d, stride %d, %s)\n",
            job->opts->text, (long long)rows[0].q.tokens_scored, (long long)rows[0].q.n_tokens,
-           (long long)rows[0].q.windows, q->ctx, q->stride, method_name(job->opts));
+           (long long)rows[0].q.windows, cli_s(rows[0].q.windows), q->ctx, q->stride,
+           method_name(job->opts));
     printf("KL: KL(P_base || P_model) in nats per scored token; same top-1: the model's most "
            "likely token is the base's\n");
+    printf("±: standard error over the scored tokens (Δppl paired with the base); ~: the "
+           "difference from the base is within its standard error\n");
     if (sp)
-        printf("speed: tokens/s, mean of %d runs after a warm-up (shrink bench's method), %d "
-               "threads; peak RSS: each model loaded and run alone in a forked child\n",
-               job->opts->reps, shrink_get_threads());
+        printf("speed: tokens/s, median of %d run%s after a warm-up, threads pinned (shrink bench's "
+               "method), %d thread%s; peak RSS: each model loaded and run alone in a forked child\n",
+               job->opts->reps, cli_s(job->opts->reps), shrink_get_threads(),
+               cli_s(shrink_get_threads()));
 }
 
 /* ==== command ============================================================================= */

@@ -54,7 +54,8 @@ static void progress_cb(void *user, int64_t done, int64_t total) {
     cli_progress_update((cli_progress *)user, (done + mib - 1) / mib, (total + mib - 1) / mib);
 }
 
-static void print_json(const char *in, const char *out, const shrink_convert_result *r) {
+static void print_json(const char *in, const char *out, const shrink_convert_result *r,
+                       const cli_written *w) {
     cli_json j;
     cli_json_begin(&j, stdout);
     cli_json_key(&j, "input");          cli_json_str(&j, in);
@@ -66,16 +67,35 @@ static void print_json(const char *in, const char *out, const shrink_convert_res
     cli_json_key(&j, "tensor_bytes");   cli_json_u64(&j, r->tensor_bytes);
     cli_json_key(&j, "seconds");        cli_json_num(&j, r->seconds);
     cli_json_key(&j, "peak_rss_bytes"); cli_json_u64(&j, shrink_peak_rss());
+    if (w->n_tensors) {
+        cli_json_key(&j, "bits_per_weight"); cli_json_num(&j, cli_written_bits(w));
+        cli_written_json(w, &j);
+    }
     cli_json_end(&j);
 }
 
-static void print_text(const char *in, const char *out, const shrink_convert_result *r) {
+static void print_text(const char *in, const char *out, const shrink_convert_result *r,
+                       const cli_written *w) {
     char b[32], c[32];
     printf("converted:  %s -> %s (%s, %s)\n", in, out, r->format, shrink_dtype_name(r->dtype));
     printf("parameters: %lld, tensor data %s\n", (long long)r->n_params,
            cli_fmt_bytes(b, sizeof b, r->tensor_bytes));
     printf("time:       %.2f s, peak RSS %s\n", r->seconds,
            cli_fmt_bytes(c, sizeof c, shrink_peak_rss()));
+    if (w->n_tensors) cli_written_print(w, stdout);
+}
+
+/* What the output file holds, read back (quantize prints the same summary). */
+static void written_summary(cli_written *w, const char *out, int dtype) {
+    cli_written_init(w, dtype >= 0 ? shrink_dtype_name((shrink_dtype)dtype) : "the input's types",
+                     dtype >= 0 ? shrink_dtype_bits((shrink_dtype)dtype) : 0.0);
+    if (cli_written_from_file(w, out, dtype) != SHRINK_OK) {
+        cli_warn("%s: cannot read the written file back to summarize it: %s", out,
+                 shrink_last_error());
+        w->n_tensors = 0;
+        return;
+    }
+    cli_written_notice(w, out);
 }
 
 int cmd_convert(int argc, char **argv) {
@@ -110,6 +130,7 @@ int cmd_convert(int argc, char **argv) {
     if ((rc = cli_check_io(io, 3)) != CLI_OK) return rc;
     p.shard_bytes = opts.shard_size;
     p.tokenizer_path = common.tokenizer;
+    p.allow_nonfinite = common.allow_nonfinite;
     shrink_set_threads(common.threads);
 
     cli_progress prog;
@@ -120,7 +141,9 @@ int cmd_convert(int argc, char **argv) {
     shrink_status st = shrink_convert(pos[0], pos[1], &p, &r);
     cli_progress_end(&prog);
     if (st != SHRINK_OK) return cli_fail_status(st);
-    if (common.json) print_json(pos[0], pos[1], &r);
-    else print_text(pos[0], pos[1], &r);
+    cli_written w;
+    written_summary(&w, pos[1], p.dtype);
+    if (common.json) print_json(pos[0], pos[1], &r, &w);
+    else print_text(pos[0], pos[1], &r, &w);
     return CLI_OK;
 }

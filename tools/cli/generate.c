@@ -207,9 +207,9 @@ static void print_json(const gen_opts *opt, const gen_out *o, const int32_t *ids
     cli_json_key(&j, "n_generated");    cli_json_int(&j, (int64_t)o->n_ids);
     cli_json_key(&j, "stop");           cli_json_str(&j, gs->stop);
     cli_json_key(&j, "pp_seconds");     cli_json_num(&j, gs->pp_seconds);
-    cli_json_key(&j, "pp_tok_s");       cli_json_num(&j, (double)gs->n_prompt / gs->pp_seconds);
-    cli_json_key(&j, "decode_seconds"); cli_json_num(&j, gs->decode_seconds);
-    cli_json_key(&j, "decode_tok_s");
+    cli_json_key(&j, "pp_tokens_per_s"); cli_json_num(&j, (double)gs->n_prompt / gs->pp_seconds);
+    cli_json_key(&j, "tg_seconds");     cli_json_num(&j, gs->decode_seconds);
+    cli_json_key(&j, "tg_tokens_per_s");
     cli_json_num(&j, o->n_ids ? (double)o->n_ids / gs->decode_seconds : 0.0);
     cli_json_key(&j, "temp");           cli_json_num(&j, opt->temp);
     cli_json_key(&j, "top_k");          cli_json_int(&j, opt->top_k);

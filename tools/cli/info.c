@@ -80,6 +80,7 @@ static void print_json(const char *path, const shrink_model *m, const shrink_mod
     cli_json_key(&j, "n_tensors");        cli_json_int(&j, mi->n_tensors);
     cli_json_key(&j, "file_bytes");       cli_json_u64(&j, mi->file_bytes);
     cli_json_key(&j, "weight_bytes");     cli_json_u64(&j, mi->weight_bytes);
+    cli_json_key(&j, "bits_per_weight");  cli_json_num(&j, cli_bits_per_weight(m));
     cli_json_key(&j, "state_ctx");        cli_json_int(&j, mem->ctx);
     cli_json_key(&j, "state_batch");      cli_json_int(&j, mem->batch);
     cli_json_key(&j, "state_bytes");      cli_json_u64(&j, mem->state_bytes);
@@ -156,7 +157,8 @@ static void print_text(const char *path, const shrink_model *m, const shrink_mod
            mi->tied_embeddings ? "yes" : "no");
     printf("special ids:   bos %d, eos %d, add_bos %s\n", mi->bos_id, mi->eos_id,
            mi->add_bos ? "yes" : "no");
-    printf("parameters:    %lld (%.3f M)\n", (long long)mi->n_params, (double)mi->n_params / 1e6);
+    printf("parameters:    %lld (%.3f M), %.2f bits/weight\n", (long long)mi->n_params,
+           (double)mi->n_params / 1e6, cli_bits_per_weight(m));
     printf("file size:     %s (%llu bytes)\n", cli_fmt_bytes(b1, sizeof b1, mi->file_bytes),
            (unsigned long long)mi->file_bytes);
     printf("memory to run: %s = weights %s + run state %s (context %d, batch %d)\n",

@@ -10,6 +10,9 @@
  *     only the second half of each chunk scored).
  * Defaults: ctx = min(model context, 512), stride = ctx / 2.
  *
+ * Error bars: ± the standard error of the mean NLL over the scored tokens (their sample sd /
+ * sqrt(n)), propagated to the perplexity as ppl * se (llama-perplexity's "PPL = x +/- y").
+ *
  * Bits per byte = total NLL of the scored tokens in bits / the bytes of text those tokens
  * cover, with the bytes per token of the whole file:
  *     bpb = nll / ln 2 * n_text_tokens / file_bytes
@@ -37,6 +40,8 @@ static const cli_opt ppl_rows[] = {
      "sliding window step (default ctx/2; = ctx: non-overlapping windows)"},
     {"--llama-cpp", NULL, CLI_OPT_FLAG, O(llama_cpp), NULL, 0, 0,
      "llama-perplexity's method: chunks of ctx, BOS each, 2nd half scored"},
+    {"--file",      "-f", CLI_OPT_POS,  1,            "TEXTFILE", 0, 0,
+     "the text, as llama-perplexity spells it (same as the 2nd argument)"},
 };
 #undef O
 
@@ -44,8 +49,10 @@ static const cli_spec spec = {
     .name        = "ppl",
     .synopsis    = "MODEL TEXTFILE [--ctx N] [--stride S] [--llama-cpp] [options]",
     .description = "Tokenizes TEXTFILE whole (BOS first if the model uses one) and prints the\n"
-                   "perplexity, the mean NLL (nats/token), bits per byte, tokens scored, time\n"
-                   "and tokens/s. TEXTFILE must be UTF-8.",
+                   "perplexity and the mean NLL (nats/token), each ± its standard error (the\n"
+                   "per-token NLL's sd / sqrt(tokens), times ppl for the perplexity, as\n"
+                   "llama-perplexity), bits per byte, tokens scored, time and tokens/s.\n"
+                   "TEXTFILE must be UTF-8.",
     .opts        = ppl_rows,
     .n_opts      = sizeof ppl_rows / sizeof ppl_rows[0],
     .n_pos_min   = 2,
@@ -75,7 +82,9 @@ static void print_json(const ppl_report *p) {
     cli_json_key(&j, "model");          cli_json_str(&j, p->model);
     cli_json_key(&j, "text");           cli_json_str(&j, p->text);
     cli_json_key(&j, "ppl");            cli_json_num(&j, p->r.ppl);
+    cli_json_key(&j, "ppl_se");         cli_json_num(&j, p->r.ppl_se);
     cli_json_key(&j, "nll");            cli_json_num(&j, p->r.nll);
+    cli_json_key(&j, "nll_se");         cli_json_num(&j, p->r.nll_se);
     cli_json_key(&j, "bpb");            cli_json_num(&j, p->bpb);
     cli_json_key(&j, "tokens_scored");  cli_json_int(&j, p->r.tokens_scored);
     cli_json_key(&j, "n_tokens");       cli_json_int(&j, p->r.n_tokens);
@@ -85,7 +94,7 @@ static void print_json(const ppl_report *p) {
     cli_json_key(&j, "stride");         cli_json_int(&j, p->stride);
     cli_json_key(&j, "method");         cli_json_str(&j, method_name(p));
     cli_json_key(&j, "seconds");        cli_json_num(&j, p->r.seconds);
-    cli_json_key(&j, "tok_s");          cli_json_num(&j, p->r.tok_per_s);
+    cli_json_key(&j, "tokens_per_s");   cli_json_num(&j, p->r.tok_per_s);
     cli_json_key(&j, "threads");        cli_json_int(&j, shrink_get_threads());
     cli_json_key(&j, "peak_rss_bytes"); cli_json_u64(&j, shrink_peak_rss());
     cli_json_end(&j);
@@ -93,14 +102,14 @@ static void print_json(const ppl_report *p) {
 
 static void print_text(const ppl_report *p) {
     char b[32];
-    printf("perplexity:     %.4f\n", p->r.ppl);
-    printf("nll:            %.6f nats/token\n", p->r.nll);
+    printf("perplexity:     %.4f ± %.4f\n", p->r.ppl, p->r.ppl_se);
+    printf("nll:            %.6f ± %.6f nats/token\n", p->r.nll, p->r.nll_se);
     printf("bits per byte:  %.4f\n", p->bpb);
-    printf("tokens scored:  %lld of %lld (%lld windows, ctx %d, stride %d, %s)\n",
+    printf("tokens scored:  %lld of %lld (%lld window%s, ctx %d, stride %d, %s)\n",
            (long long)p->r.tokens_scored, (long long)p->r.n_tokens, (long long)p->r.windows,
-           p->ctx, p->stride, method_name(p));
-    printf("time:           %.2f s, %.1f tok/s, %d threads\n", p->r.seconds, p->r.tok_per_s,
-           shrink_get_threads());
+           cli_s(p->r.windows), p->ctx, p->stride, method_name(p));
+    printf("time:           %.2f s, %.1f tokens/s, %d thread%s\n", p->r.seconds, p->r.tok_per_s,
+           shrink_get_threads(), cli_s(shrink_get_threads()));
     printf("peak RSS:       %s\n", cli_fmt_bytes(b, sizeof b, shrink_peak_rss()));
 }
 

@@ -3,7 +3,7 @@
  * quantized GGUF file, through shrink_quantize (the library does the work; this file parses
  * options and prints).
  *
- * stdout: the footprint line ("f32 1.06 MB -> q8_0 0.32 MB, 3.3x smaller, 8.50 bits/weight"),
+ * stdout: the footprint line ("f32 1.01 MiB -> q8_0 304.66 KiB, 3.3x smaller, 8.50 bits/weight"),
  * with --verbose a per-tensor table (name, shape, type, bytes, relative RMS error of the round
  * trip); or with --json one object (per-tensor entries with --verbose). stderr: progress with
  * an ETA, warnings (re-quantizing a quantized input, fallback types).
@@ -31,9 +31,8 @@ typedef struct quantize_opts {
 
 static const cli_opt quantize_rows[] = {
     {"--scheme", "-s", CLI_OPT_STR, offsetof(quantize_opts, scheme), "NAME", 0, 0,
-     "q8_0 q4_0 q4_1 q5_0 q5_1 q4_K q5_K q6_K q4_K_M q5_K_M int8_ch\n"
-     "                         int8_ch_asym int8_t int8_t_asym int4_g32|g64|g128[_asym] nf4\n"
-     "                         nf4_dq w8a8 w8a8_static (docs/quantization.md)"},
+     "one of the schemes below (shrink quantize --list;\n"
+     "                         docs/quantization.md)"},
     {"--keep", NULL, CLI_OPT_STR, offsetof(quantize_opts, keep), "GLOBS", 0, 0,
      "keep tensors whose GGUF name matches a glob, e.g.\n"
      "                         'output.weight,*.attn_v.*', in --keep-dtype"},
@@ -63,22 +62,46 @@ static const cli_opt quantize_rows[] = {
      "                         (default q6_K there, as llama-quantize)"},
 };
 
+static void print_scheme_table(FILE *f);
+
 static const cli_spec spec = {
     .name        = "quantize",
     .synopsis    = "IN OUT.gguf --scheme NAME [--keep GLOBS [--keep-dtype DTYPE]]\n"
+                   "       (or llama-quantize's order: IN OUT.gguf NAME)\n"
                    "       [--calib FILE [--calib-tokens N]] [--ggml-exact] [--verbose]",
     .description = "Quantizes a model (GGUF, Hugging Face folder or llama2.c .bin; a quantized\n"
                    "GGUF is dequantized first) into a GGUF file, tensor by tensor. q4_K_M and\n"
                    "q5_K_M choose a type per tensor with llama.cpp's rules; the other schemes put\n"
                    "every matrix in one type. Norms and biases stay f32. Rows a type's block does\n"
-                   "not divide fall back per tensor (docs/quantization.md). Prints the footprint\n"
-                   "(file sizes, 1 MB = 10^6 bytes). OUT appears only when complete.",
+                   "not divide fall back per tensor (docs/quantization.md). Prints what was\n"
+                   "written (tensors per type, bits/weight, fallbacks and why) and the footprint\n"
+                   "(file sizes in KiB/MiB/GiB, powers of 1024). OUT appears only when complete.\n"
+                   "A type name gives the same bytes as `shrink convert --dtype` of that type,\n"
+                   "except that quantize searches the block scales of q4_0 q4_1 q5_0 q5_1\n"
+                   "int4_* nf4* (and writes w8a8's lookup-only embedding int8_ch); --ggml-exact\n"
+                   "makes them equal. --list: the schemes, what each is for, its bits/weight and\n"
+                   "loss. llama-quantize's order IN OUT.gguf TYPE works too.",
     .opts        = quantize_rows,
     .n_opts      = sizeof quantize_rows / sizeof quantize_rows[0],
     .n_pos_min   = 2,
-    .n_pos_max   = 2,
+    .n_pos_max   = 3,   /* IN OUT [TYPE]: positional_scheme */
     .model       = true,
+    .epilog      = print_scheme_table,
 };
+
+/* llama-quantize's order, `shrink quantize IN OUT TYPE`: a third positional argument is the
+ * scheme (the same as --scheme TYPE; both, if different, are a usage error). */
+static int positional_scheme(char **pos, int *n_pos, quantize_opts *opts) {
+    if (*n_pos < 3) return CLI_OK;
+    if (opts->scheme && strcasecmp(opts->scheme, pos[2]) != 0) {
+        fprintf(stderr, "shrink quantize: the scheme is given twice: --scheme %s and '%s' after "
+                "OUT\n", opts->scheme, pos[2]);
+        return CLI_USAGE;
+    }
+    opts->scheme = pos[2];
+    *n_pos = 2;
+    return CLI_OK;
+}
 
 static void shape_str(char *buf, size_t cap, const shrink_quantize_tensor *t) {
     if (t->n_dims == 1) snprintf(buf, cap, "%lld", (long long)t->shape[0]);
@@ -86,7 +109,7 @@ static void shape_str(char *buf, size_t cap, const shrink_quantize_tensor *t) {
 }
 
 static void print_json(const char *in, const char *out, const shrink_quantize_result *r,
-                       bool verbose) {
+                       bool verbose, const cli_written *w) {
     cli_json j;
     cli_json_begin(&j, stdout);
     cli_json_key(&j, "input");           cli_json_str(&j, in);
@@ -107,6 +130,7 @@ static void print_json(const char *in, const char *out, const shrink_quantize_re
     cli_json_key(&j, "calib_tokens");    cli_json_int(&j, r->calib_tokens);
     cli_json_key(&j, "seconds");         cli_json_num(&j, r->seconds);
     cli_json_key(&j, "peak_rss_bytes");  cli_json_u64(&j, shrink_peak_rss());
+    cli_written_json(w, &j);
     if (verbose && r->tensors) {
         cli_json_key(&j, "tensors");
         cli_json_arr_begin(&j);
@@ -123,6 +147,7 @@ static void print_json(const char *in, const char *out, const shrink_quantize_re
             cli_json_key(&j, "bytes");    cli_json_u64(&j, t->bytes);
             cli_json_key(&j, "rel_rms");  cli_json_num(&j, t->rel_rms);
             cli_json_key(&j, "fallback"); cli_json_bool(&j, t->fallback);
+            cli_json_key(&j, "wanted");   cli_json_str(&j, shrink_dtype_name(t->wanted));
             cli_json_key(&j, "kept");     cli_json_bool(&j, t->kept);
             cli_json_obj_end(&j);
         }
@@ -131,23 +156,30 @@ static void print_json(const char *in, const char *out, const shrink_quantize_re
     cli_json_end(&j);
 }
 
-static void print_text(const shrink_quantize_result *r, bool verbose) {
+static void print_text(const shrink_quantize_result *r, bool verbose, const cli_written *w) {
     if (verbose && r->tensors) {
         printf("%-28s %-14s %-10s %12s %10s\n", "tensor", "shape", "type", "bytes", "rel_rms");
         for (int64_t i = 0; i < r->n_tensors; i++) {
             const shrink_quantize_tensor *t = &r->tensors[i];
-            char shape[48];
+            char shape[48], why[96] = "";
             shape_str(shape, sizeof shape, t);
+            if (t->fallback)
+                snprintf(why, sizeof why, "  (fallback from %s: rows of %lld, blocks of %lld)",
+                         shrink_dtype_name(t->wanted), (long long)t->shape[1],
+                         (long long)shrink_dtype_block_size(t->wanted));
             printf("%-28s %-14s %-10s %12llu %10.3e%s%s\n", t->name, shape,
                    shrink_dtype_name(t->dtype), (unsigned long long)t->bytes, t->rel_rms,
-                   t->fallback ? "  (fallback)" : "", t->kept ? "  (kept)" : "");
+                   why, t->kept ? "  (kept)" : "");
         }
         printf("\n");
     }
+    cli_written_print(w, stdout);
     double ratio = r->out_file_bytes ? (double)r->in_file_bytes / (double)r->out_file_bytes : 0;
     bool larger = ratio > 0 && ratio < 1;
-    printf("%s %.2f MB -> %s %.2f MB, %.1fx %s, %.2f bits/weight\n", r->in_dtype,
-           (double)r->in_file_bytes / 1e6, r->scheme, (double)r->out_file_bytes / 1e6,
+    char ib[32], ob[32];
+    printf("%s %s -> %s %s, %.1fx %s, %.2f bits/weight\n", r->in_dtype,
+           cli_fmt_bytes(ib, sizeof ib, r->in_file_bytes), r->scheme,
+           cli_fmt_bytes(ob, sizeof ob, r->out_file_bytes),
            larger ? 1 / ratio : ratio, larger ? "larger" : "smaller", r->bits_per_weight);
 }
 
@@ -165,13 +197,114 @@ static void imatrix_params(const quantize_opts *o, shrink_quantize_params *p) {
     p->pure = o->pure;
 }
 
+/* ==== choosing a scheme: --list and the table of --help ================================== */
+
+static void print_scheme_table(FILE *f) {
+    shrink_quantize_scheme_info si;
+    const char *refs[4] = {NULL};
+    int n_refs = 0;
+    fprintf(f, "\nschemes (bits: the whole file's bits/weight on the reference model; KL: mean\n"
+               "KL divergence of its next-token distributions from the original's, lower is\n"
+               "better):\n"
+               "  %-15s %6s %9s  %-15s %s\n", "scheme", "bits", "KL", "llama-quantize", "use");
+    for (int32_t i = 0; shrink_quantize_scheme_get(i, &si) == SHRINK_OK; i++) {
+        char bits[16] = "-", kl[16] = "-";
+        if (si.ref_bits_per_weight > 0) snprintf(bits, sizeof bits, "%.2f", si.ref_bits_per_weight);
+        else snprintf(bits, sizeof bits, "~%.2f", shrink_dtype_bits(si.dtype));
+        if (si.ref_kl >= 0) snprintf(kl, sizeof kl, "%.6f", si.ref_kl);
+        fprintf(f, "  %-15s %6s %9s  %-15s %s\n", si.name, bits, kl,
+                si.llama_cpp ? si.llama_cpp : "(shrink only)", si.use);
+        int seen = 0;
+        for (int k = 0; k < n_refs; k++) seen |= si.ref && !strcmp(refs[k], si.ref);
+        if (si.ref && !seen && n_refs < 4) refs[n_refs++] = si.ref;
+    }
+    for (int k = 0; k < n_refs; k++) fprintf(f, "%s %s\n", k ? "          " : "reference:", refs[k]);
+    fprintf(f, "The reference has 14.5M weights, 57%% of them in its 32000 x 256 embedding, which\n"
+               "the mixes store in q6_K: their bits are far above what they give on large models\n"
+               "(q4_K_M ~4.9 on 7B). ~: the type's own bits, not measured. docs/quantization.md\n"
+               "says which scheme suits which need.\n");
+}
+
+static int print_scheme_list_json(void) {
+    cli_json j;
+    cli_json_begin(&j, stdout);
+    cli_json_key(&j, "schemes");
+    cli_json_arr_begin(&j);
+    shrink_quantize_scheme_info si;
+    for (int32_t i = 0; shrink_quantize_scheme_get(i, &si) == SHRINK_OK; i++) {
+        cli_json_obj_begin(&j);
+        cli_json_key(&j, "name");      cli_json_str(&j, si.name);
+        cli_json_key(&j, "dtype");     cli_json_str(&j, shrink_dtype_name(si.dtype));
+        cli_json_key(&j, "mix");       cli_json_bool(&j, si.mix);
+        cli_json_key(&j, "llama_cpp");
+        if (si.llama_cpp) cli_json_str(&j, si.llama_cpp);
+        else cli_json_null(&j);
+        cli_json_key(&j, "use");       cli_json_str(&j, si.use);
+        cli_json_key(&j, "dtype_bits_per_weight"); cli_json_num(&j, shrink_dtype_bits(si.dtype));
+        cli_json_key(&j, "bits_per_weight");
+        if (si.ref_bits_per_weight > 0) cli_json_num(&j, si.ref_bits_per_weight);
+        else cli_json_null(&j);
+        cli_json_key(&j, "kl_mean");
+        if (si.ref_kl >= 0) cli_json_num(&j, si.ref_kl);
+        else cli_json_null(&j);
+        cli_json_key(&j, "reference");
+        if (si.ref) cli_json_str(&j, si.ref);
+        else cli_json_null(&j);
+        cli_json_obj_end(&j);
+    }
+    cli_json_arr_end(&j);
+    cli_json_end(&j);
+    return CLI_OK;
+}
+
+/* `shrink quantize --list [--json]` (before the usual parsing: it takes no files) */
+static int scheme_list_cmd(int argc, char **argv, bool *done) {
+    bool list = false, json = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--list")) list = true;
+        else if (!strcmp(argv[i], "--json")) json = true;
+    }
+    *done = list;
+    if (!list) return CLI_OK;
+    if (json) return print_scheme_list_json();
+    printf("usage: shrink quantize IN OUT.gguf --scheme NAME\n");
+    print_scheme_table(stdout);
+    return CLI_OK;
+}
+
+/* ==== what was written ==================================================================== */
+
+/* The summary of what r says was written (r->tensors: tensor_stats is always on). */
+static void written_of_result(cli_written *w, const shrink_quantize_result *r) {
+    double bits = 0.0;
+    const char *base = NULL;
+    shrink_quantize_scheme_info si;
+    for (int32_t i = 0; shrink_quantize_scheme_get(i, &si) == SHRINK_OK; i++)
+        if (!strcmp(si.name, r->scheme)) {
+            bits = shrink_dtype_bits(si.dtype);
+            base = shrink_dtype_name(si.dtype);
+        }
+    cli_written_init(w, r->scheme, bits);
+    w->base = base;
+    for (int64_t i = 0; r->tensors && i < r->n_tensors; i++) {
+        const shrink_quantize_tensor *t = &r->tensors[i];
+        int64_t n = t->n_dims == 1 ? t->shape[0] : t->shape[0] * t->shape[1];
+        cli_written_add(w, t->dtype, t->wanted, t->n_dims == 1 ? t->shape[0] : t->shape[1],
+                        t->bytes, n);
+    }
+}
+
 int cmd_quantize(int argc, char **argv) {
     cli_common common;
-    char      *pos[2];
+    char      *pos[3];
     int        n_pos;
     quantize_opts opts = {.calib_tokens = 4096};
-    int rc = cli_parse(&spec, argc, argv, &opts, &common, pos, &n_pos);
+    bool listed;
+    int rc = scheme_list_cmd(argc, argv, &listed);
+    if (listed) return rc;
+    rc = cli_parse(&spec, argc, argv, &opts, &common, pos, &n_pos);
     if (rc != CLI_OK || common.help) return rc;
+    if ((rc = positional_scheme(pos, &n_pos, &opts)) != CLI_OK) return rc;
     if (common.f32) return cli_fail("quantize: --f32 does not apply (weights are read as f32)");
     if (!opts.scheme) {
         fprintf(stderr, "shrink quantize: --scheme is required\n\n");
@@ -201,7 +334,7 @@ int cmd_quantize(int argc, char **argv) {
     imatrix_params(&opts, &p);
     p.calib_tokens = opts.calib_tokens;
     p.tokenizer_path = common.tokenizer;
-    p.tensor_stats = opts.verbose;
+    p.tensor_stats = true; /* the per-type summary; the table only with --verbose */
     shrink_set_threads(common.threads);
 
     cli_phase_progress prog = {.phase = -1, .last = -1, .calib_label = "calibration tokens",
@@ -226,11 +359,11 @@ int cmd_quantize(int argc, char **argv) {
     if (r.requantized)
         cli_warn("%s holds quantized tensors: they were dequantized and quantized again, which "
                  "loses more than quantizing the original weights", pos[0]);
-    if (r.n_fallback)
-        cli_warn("%lld tensor(s) have rows the %s block does not divide and use a fallback type "
-                 "(--verbose lists them)", (long long)r.n_fallback, r.scheme);
-    if (common.json) print_json(pos[0], pos[1], &r, opts.verbose);
-    else print_text(&r, opts.verbose);
+    cli_written w;
+    written_of_result(&w, &r);
+    cli_written_notice(&w, pos[1]);
+    if (common.json) print_json(pos[0], pos[1], &r, opts.verbose, &w);
+    else print_text(&r, opts.verbose, &w);
     shrink_quantize_result_free(&r);
     return CLI_OK;
 }

@@ -22,10 +22,13 @@ static const cli_command commands[] = {
     {"quantize", "quantize a model to GGUF: q4_K_M, q8_0, int4_g128, nf4, w8a8, ...", cmd_quantize},
     {"prune",    "prune linear layers: threshold, magnitude, wanda, sparsegpt, 2:4", cmd_prune},
     {"imatrix",  "llama.cpp's importance matrix of a model on a calibration text", cmd_imatrix},
+    {"sensitivity", "KL / ppl when each layer, head or neuron block is removed", cmd_sensitivity},
     {"init",     "write a random-weight model of a preset or config.json shape",  cmd_init},
     {"tokenize", "encode a text file into a token file for training",            cmd_tokenize},
     {"train",    "train a model: AdamW/SGD, checkpoints, exact resume",           cmd_train},
     {"distill",  "train a student on a teacher's distribution (KL + CE)",         cmd_distill},
+    {"lora",     "train a LoRA adapter on a frozen base (PEFT / llama.cpp files)", cmd_lora},
+    {"merge",    "merge LoRA adapters into a base model (GGUF, HF, llama2.c)",    cmd_merge},
     {"version",  "version, CPU kernels and threads",                              cmd_version},
     {"help",     "help on a command: shrink help COMMAND",                        cmd_help},
 };

@@ -43,15 +43,24 @@ typedef struct train_opts {
     double      alpha;
     double      temperature;
     int32_t     top_k;
+    /* shrink lora */
+    const char *ckpt_dir;
+    const char *targets;
+    int32_t     rank;
+    double      lora_alpha;
+    double      dropout;
+    bool        rslora;
 } train_opts;
 
 #define O(f) offsetof(train_opts, f)
 #define TRAIN_ROWS \
-    {"--data", NULL, CLI_OPT_STR, O(data), "FILE", 0, 0, "training data: token file or text"}, \
-    {"--valid", NULL, CLI_OPT_STR, O(valid), "FILE", 0, 0, "validation data: token file or text"}, \
     {"--out", "-o", CLI_OPT_STR, O(out), "DIR", 0, 0, "checkpoint and final model folder"}, \
     {"--to", NULL, CLI_OPT_STR, O(to), "FORMAT", 0, 0, "final model: gguf, hf or llama2c " \
      "(default: the input's)"}, \
+    TRAIN_LOOP_ROWS
+#define TRAIN_LOOP_ROWS \
+    {"--data", NULL, CLI_OPT_STR, O(data), "FILE", 0, 0, "training data: token file or text"}, \
+    {"--valid", NULL, CLI_OPT_STR, O(valid), "FILE", 0, 0, "validation data: token file or text"}, \
     {"--resume", NULL, CLI_OPT_STR, O(resume), "DIR", 0, 0, "continue from DIR/checkpoint.bin"}, \
     {"--steps", "-n", CLI_OPT_INT, O(steps), "N", 1, 1e9, "optimizer steps (default 100)"}, \
     {"--batch", "-b", CLI_OPT_INT, O(batch), "B", 1, 65536, "sequences per micro-batch " \
@@ -96,6 +105,21 @@ static const cli_opt distill_rows[] = {
      "token as the target)"},
     TRAIN_ROWS
 };
+static const cli_opt lora_rows[] = {
+    {"--out", "-o", CLI_OPT_STR, O(out), "ADAPTER", 0, 0, "the adapter: *.gguf (llama.cpp "
+     "LoRA) or a PEFT folder"},
+    {"--ckpt-dir", NULL, CLI_OPT_STR, O(ckpt_dir), "DIR", 0, 0, "checkpoint folder (default "
+     "ADAPTER.ckpt)"},
+    {"--rank", "-r", CLI_OPT_INT, O(rank), "R", -1e9, 1e9, "LoRA rank r >= 1 (default 8)"},
+    {"--alpha", NULL, CLI_OPT_FLOAT, O(lora_alpha), "A", -1e9, 1e9, "lora_alpha > 0: scale "
+     "A/r (default 16)"},
+    {"--targets", NULL, CLI_OPT_STR, O(targets), "LIST", 0, 0, "adapted projections: q,k,v,o,"
+     "gate,up,down or all (default all)"},
+    {"--dropout", NULL, CLI_OPT_FLOAT, O(dropout), "P", -1e9, 1e9, "lora_dropout on the "
+     "adapter's input, in [0, 1) (default 0)"},
+    {"--rslora", NULL, CLI_OPT_FLAG, O(rslora), NULL, 0, 0, "scale alpha/sqrt(r) (rsLoRA)"},
+    TRAIN_LOOP_ROWS
+};
 #undef O
 
 static const cli_spec spec = {
@@ -137,6 +161,25 @@ static const cli_spec distill_spec = {
     .model       = true,
 };
 
+static const cli_spec lora_spec = {
+    .name        = "lora",
+    .synopsis    = "BASE --data TRAIN -o ADAPTER [--valid VALID] [--rank R] [--alpha A]\n"
+                   "       [--targets q,k,v,o,gate,up,down] [--dropout P] [--rslora]\n"
+                   "       [--ckpt-dir DIR] [--resume DIR] [every loop option of shrink train]",
+    .description = "Trains a LoRA adapter on the frozen BASE: for each target projection W of\n"
+                   "every layer, W x + alpha/r B (A x) with A (r x in) Kaiming-uniform and B\n"
+                   "(out x r) zero at the start, as PEFT initializes them; only A and B train.\n"
+                   "Same loop, schedule, checkpoints (DIR/checkpoint.bin) and bit-exact --resume\n"
+                   "as `shrink train`. ADAPTER is written at the end: a llama.cpp GGUF LoRA\n"
+                   "adapter when it ends in .gguf, else a PEFT folder. A quantized GGUF base\n"
+                   "(QLoRA) trains on its dequantized weights. docs/adapters.md.",
+    .opts        = lora_rows,
+    .n_opts      = sizeof lora_rows / sizeof lora_rows[0],
+    .n_pos_min   = 1,
+    .n_pos_max   = 1,
+    .model       = true,
+};
+
 typedef struct log_state {
     const cli_common *common;
 } log_state;
@@ -155,7 +198,7 @@ static void log_step(void *user, const shrink_train_log *l) {
         }
         cli_json_key(&j, "lr");        cli_json_num(&j, l->lr);
         cli_json_key(&j, "grad_norm"); cli_json_num(&j, l->grad_norm);
-        cli_json_key(&j, "tok_s");     cli_json_num(&j, l->tok_per_s);
+        cli_json_key(&j, "tokens_per_s"); cli_json_num(&j, l->tok_per_s);
         cli_json_key(&j, "seconds");   cli_json_num(&j, l->seconds);
         cli_json_key(&j, "eta");       cli_json_num(&j, l->eta);
         cli_json_key(&j, "saved");     cli_json_bool(&j, l->saved);
@@ -210,6 +253,9 @@ static int check_io(const char *model, const train_opts *o, const cli_common *co
                    {"--valid", o->valid, CLI_IN},
                    {"--tokenizer", common->tokenizer, CLI_IN},
                    {"--teacher", o->teacher, CLI_IN},
+                   /* the folder only: its checkpoint.bin may be --out's (read whole first,
+                    * then replaced atomically) */
+                   {"--resume", o->resume, CLI_IN},
                    {"--out", o->out, CLI_OUT_IN_DIR},
                    {"--out checkpoint", ckpt, CLI_OUT},
                    {"--out model", final, strcmp(to, "hf") ? CLI_OUT : CLI_OUT_DIR}};
@@ -217,6 +263,36 @@ static int check_io(const char *model, const train_opts *o, const cli_common *co
     free(ckpt);
     free(final);
     return rc;
+}
+
+/* The loop's options from the command line (train, distill, lora). */
+static void fill_params(shrink_train_params *pp, const train_opts *op, const cli_common *cp,
+                        log_state *lsp) {
+    pp->data           = op->data;
+    pp->valid          = op->valid;
+    pp->out_dir        = op->out;
+    pp->to             = op->to;
+    pp->resume_dir     = op->resume;
+    pp->tokenizer_path = cp->tokenizer;
+    pp->steps          = op->steps;
+    pp->batch          = op->batch;
+    pp->ctx            = op->ctx;
+    pp->accum          = op->accum;
+    pp->optimizer      = op->optimizer;
+    pp->schedule       = op->schedule;
+    pp->lr             = op->lr;
+    pp->lr_min         = op->lr_min;
+    pp->warmup         = op->warmup;
+    pp->wd             = op->wd;
+    pp->momentum       = op->momentum;
+    pp->clip           = op->clip;
+    pp->seed           = op->seed;
+    pp->sequential     = op->sequential;
+    pp->eval_every     = op->eval_every;
+    pp->eval_windows   = op->eval_windows;
+    pp->save_every     = op->save_every;
+    pp->log            = log_step;
+    pp->user           = lsp;
 }
 
 static int run_train(const cli_spec *sp, int argc, char **argv) {
@@ -262,31 +338,7 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
         p.top_k       = o.top_k;
         p.weak        = o.mode && !strcmp(o.mode, "weak");
     }
-    p.data           = o.data;
-    p.valid          = o.valid;
-    p.out_dir        = o.out;
-    p.to             = o.to;
-    p.resume_dir     = o.resume;
-    p.tokenizer_path = common.tokenizer;
-    p.steps          = o.steps;
-    p.batch          = o.batch;
-    p.ctx            = o.ctx;
-    p.accum          = o.accum;
-    p.optimizer      = o.optimizer;
-    p.schedule       = o.schedule;
-    p.lr             = o.lr;
-    p.lr_min         = o.lr_min;
-    p.warmup         = o.warmup;
-    p.wd             = o.wd;
-    p.momentum       = o.momentum;
-    p.clip           = o.clip;
-    p.seed           = o.seed;
-    p.sequential     = o.sequential;
-    p.eval_every     = o.eval_every;
-    p.eval_windows   = o.eval_windows;
-    p.save_every     = o.save_every;
-    p.log            = log_step;
-    p.user           = &ls;
+    fill_params(&p, &o, &common, &ls);
     shrink_train_result r;
     shrink_status st = shrink_train(model, &p, &r);
     if (st != SHRINK_OK) return cli_fail_status(st);
@@ -309,7 +361,7 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
         cli_json_key(&j, "train_tokens");   cli_json_int(&j, r.train_tokens);
         cli_json_key(&j, "valid_tokens");   cli_json_int(&j, r.valid_tokens);
         cli_json_key(&j, "seconds");        cli_json_num(&j, r.seconds);
-        cli_json_key(&j, "tok_s");          cli_json_num(&j, r.tok_per_s);
+        cli_json_key(&j, "tokens_per_s");   cli_json_num(&j, r.tok_per_s);
         cli_json_key(&j, "peak_rss_bytes"); cli_json_u64(&j, shrink_peak_rss());
         cli_json_end(&j);
     } else {
@@ -329,6 +381,127 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
     return CLI_OK;
 }
 
+/* PEFT's print_trainable_parameters() line. */
+static void print_trainable(FILE *f, int64_t trainable, int64_t all) {
+    char a[32], b[32];
+    int64_t v[2] = {trainable, all};
+    char *out[2] = {a, b};
+    for (int i = 0; i < 2; i++) {      /* 1,179,648 */
+        char digits[24];
+        int n = snprintf(digits, sizeof digits, "%lld", (long long)v[i]), k = 0;
+        for (int j = 0; j < n; j++) {
+            if (j && (n - j) % 3 == 0) out[i][k++] = ',';
+            out[i][k++] = digits[j];
+        }
+        out[i][k] = 0;
+    }
+    fprintf(f, "trainable params: %s || all params: %s || trainable%%: %.4f\n", a, b,
+            all ? 100.0 * (double)trainable / (double)all : 0.0);
+}
+
+static int run_lora(int argc, char **argv) {
+    const cli_spec *sp = &lora_spec;
+    cli_common common;
+    char      *pos[1] = {NULL};
+    int        n_pos = 0;
+    train_opts o = {.steps = 100, .batch = 4, .ctx = 64, .accum = 1, .lr = 3e-4, .clip = 1.0,
+                    .eval_windows = 16, .rank = 8, .lora_alpha = 16};
+    int rc = cli_parse(sp, argc, argv, &o, &common, pos, &n_pos);
+    if (rc != CLI_OK || common.help) return rc;
+    if (!o.data) return usage(sp, "missing --data TRAIN");
+    if (!o.out) return usage(sp, "missing -o ADAPTER");
+    if (o.rank < 1) return cli_fail("--rank %d: must be >= 1", (int)o.rank);
+    if (!(o.lora_alpha > 0)) return cli_fail("--alpha %g: must be > 0", o.lora_alpha);
+    if (!(o.dropout >= 0 && o.dropout < 1)) return cli_fail("--dropout %g: not in [0, 1)", o.dropout);
+    if (o.schedule && strcmp(o.schedule, "cosine") && strcmp(o.schedule, "linear") &&
+        strcmp(o.schedule, "constant"))
+        return usage(sp, "--schedule: not cosine, linear or constant");
+    if (o.optimizer && strcmp(o.optimizer, "adamw") && strcmp(o.optimizer, "sgd"))
+        return usage(sp, "--optimizer: not adamw or sgd");
+    size_t n = strlen(o.out);
+    char *ckdir = NULL, *ckpt = NULL;
+    if (!o.ckpt_dir) {
+        if (!(ckdir = malloc(n + 8))) return cli_fail("out of memory");
+        snprintf(ckdir, n + 8, "%.*s.ckpt", (int)(n > 1 && o.out[n - 1] == '/' ? n - 1 : n), o.out);
+    }
+    const char *dir = o.ckpt_dir ? o.ckpt_dir : ckdir;
+    size_t cap = strlen(dir) + 32;
+    if (!(ckpt = malloc(cap))) {
+        free(ckdir);
+        return cli_fail("out of memory");
+    }
+    snprintf(ckpt, cap, "%s/checkpoint.bin", dir);
+    const bool gguf = n >= 5 && !strcmp(o.out + n - 5, ".gguf");
+    cli_io io[] = {{"BASE", pos[0], CLI_IN},
+                   {"--data", o.data, CLI_IN},
+                   {"--valid", o.valid, CLI_IN},
+                   {"--tokenizer", common.tokenizer, CLI_IN},
+                   {"--resume", o.resume, CLI_IN},
+                   {"--ckpt-dir", dir, CLI_OUT_IN_DIR},
+                   {"--ckpt-dir checkpoint", ckpt, CLI_OUT},
+                   {"-o", o.out, gguf ? CLI_OUT : CLI_OUT_DIR}};
+    rc = cli_check_io(io, (int)(sizeof io / sizeof io[0]));
+    if (rc != CLI_OK) {
+        free(ckdir);
+        free(ckpt);
+        return rc;
+    }
+    shrink_set_threads(common.threads);
+    log_state ls = {&common};
+    shrink_train_params p = shrink_train_params_default();
+    fill_params(&p, &o, &common, &ls);
+    p.out_dir = dir;
+    shrink_lora_params lp = shrink_lora_params_default();
+    lp.rank = o.rank;
+    lp.alpha = o.lora_alpha;
+    if (o.targets) lp.targets = o.targets;
+    lp.dropout = o.dropout;
+    lp.rslora = o.rslora;
+    lp.out = o.out;
+    shrink_lora_result r;
+    shrink_status st = shrink_lora_train(pos[0], &p, &lp, &r);
+    free(ckdir);
+    free(ckpt);
+    if (st != SHRINK_OK) return cli_fail_status(st);
+    const shrink_train_result *t = &r.train;
+    if (common.json) {
+        cli_json j;
+        cli_json_begin(&j, stdout);
+        cli_json_key(&j, "adapter");        cli_json_str(&j, t->model_out);
+        cli_json_key(&j, "format");         cli_json_str(&j, t->format);
+        cli_json_key(&j, "rank");           cli_json_int(&j, o.rank);
+        cli_json_key(&j, "alpha");          cli_json_num(&j, o.lora_alpha);
+        cli_json_key(&j, "step");           cli_json_int(&j, t->step);
+        cli_json_key(&j, "resumed_from");   cli_json_int(&j, t->resumed_from);
+        cli_json_key(&j, "loss");           cli_json_num(&j, t->loss);
+        cli_json_key(&j, "val_loss");       cli_json_num(&j, t->val_loss);
+        cli_json_key(&j, "val_loss_start"); cli_json_num(&j, t->val_loss_start);
+        cli_json_key(&j, "trainable_params"); cli_json_int(&j, r.n_trainable);
+        cli_json_key(&j, "all_params");     cli_json_int(&j, r.n_all);
+        cli_json_key(&j, "trainable_pct");
+        cli_json_num(&j, r.n_all ? 100.0 * (double)r.n_trainable / (double)r.n_all : 0.0);
+        cli_json_key(&j, "train_tokens");   cli_json_int(&j, t->train_tokens);
+        cli_json_key(&j, "valid_tokens");   cli_json_int(&j, t->valid_tokens);
+        cli_json_key(&j, "seconds");        cli_json_num(&j, t->seconds);
+        cli_json_key(&j, "tok_s");          cli_json_num(&j, t->tok_per_s);
+        cli_json_key(&j, "peak_rss_bytes"); cli_json_u64(&j, shrink_peak_rss());
+        cli_json_end(&j);
+    } else {
+        print_trainable(stdout, r.n_trainable, r.n_all);
+        if (t->resumed_from >= 0) printf("resumed:    from step %lld\n", (long long)t->resumed_from);
+        if (!isnan(t->val_loss_start))
+            printf("start:      val_loss %.9g\n", t->val_loss_start);
+        printf("final:      step %lld loss %.9g val_loss %.9g\n", (long long)t->step, t->loss,
+               t->val_loss);
+        printf("adapter:    %s (%s, r %d, alpha %g)\n", t->model_out, t->format, (int)o.rank,
+               o.lora_alpha);
+        printf("time:       %.2f s, %.0f tok/s\n", t->seconds, t->tok_per_s);
+    }
+    return CLI_OK;
+}
+
 int cmd_train(int argc, char **argv) { return run_train(&spec, argc, argv); }
+
+int cmd_lora(int argc, char **argv) { return run_lora(argc, argv); }
 
 int cmd_distill(int argc, char **argv) { return run_train(&distill_spec, argc, argv); }

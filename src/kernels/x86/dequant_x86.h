@@ -87,6 +87,25 @@ static void q4_1_deq(const void *row, int64_t k0, int64_t n, float *dst) {
     }
 }
 
+/* t[i[j]] for each byte j (i < 16): pshufb (GCC's __builtin_shuffle is unknown to clang, which
+ * builds the fuzzers and the sanitizer runs of CI) */
+DQ_INLINE dq_v16u8 dq_lut16(dq_v16u8 t, dq_v16u8 i) {
+    return (dq_v16u8)_mm_shuffle_epi8((__m128i)t, (__m128i)i);
+}
+
+/* iq4_nl: the nibbles as grid values (int8), times d */
+static void iq4_nl_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    const uint8_t *b = (const uint8_t *)row + k0 / SK_QK4_NL * sizeof(block_iq4_nl);
+    dq_v16u8 grid;
+    memcpy(&grid, sk_iq4_nl_grid, sizeof grid);
+    for (int64_t i = 0; i < n / SK_QK4_NL; i++, b += sizeof(block_iq4_nl), dst += SK_QK4_NL) {
+        float d = dq_rd_f16(b);
+        dq_v16u8 q = dq_ld(b + 2);
+        dq_put(dst, dq_lut16(grid, q & 15), 1, d);
+        dq_put(dst + 16, dq_lut16(grid, q >> 4), 1, d);
+    }
+}
+
 /* q5: the 5th bit of element j is bit j of the little-endian u32 qh: byte j of the
  * broadcast bits of qh[j / 8] tested against 1 << (j % 8) */
 DQ_INLINE void q5_codes(const uint8_t *qhp, const uint8_t *qs, dq_v16u8 *lo, dq_v16u8 *hi) {
@@ -132,6 +151,41 @@ DQ_INLINE void dq_scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
     } else {
         *sc = (q[j + 4] & 0x0F) | (q[j - 4] >> 6) << 4;
         *m = (q[j + 4] >> 4) | (q[j] >> 6) << 4;
+    }
+}
+
+/* q2_K / q3_K: sub-block j (16 elements) of half h = j / 8, group g = j % 8 / 2 has its low
+ * 2 bits at 2g of the 16 code bytes qs[32h + 16 (j % 2)..]; q3_K's 3rd bit is bit 4h + g of
+ * the hmask bytes at the same offset within the 32. q2_K: x = (d*sc)*q - dmin*m; q3_K:
+ * x = (d*(sc - 32))*q, q in [-4, 3]. */
+static void q2_K_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    const uint8_t *b = (const uint8_t *)row + k0 / SK_QK_K * sizeof(block_q2_K);
+    for (int64_t i = 0; i < n / SK_QK_K; i++, b += sizeof(block_q2_K), dst += SK_QK_K) {
+        const float d = dq_rd_f16(b + offsetof(block_q2_K, d));
+        const float dmin = dq_rd_f16(b + offsetof(block_q2_K, dmin));
+        const uint8_t *sc = b + offsetof(block_q2_K, scales), *qs = b + offsetof(block_q2_K, qs);
+        for (int j = 0; j < 16; j++) {
+            const int h = j / 8, g = j % 8 / 2;
+            dq_v16u8 q = (dq_ld(qs + 32 * h + 16 * (j % 2)) >> (2 * g)) & 3;
+            dq_put_add(dst + 16 * j, q, 0, d * (float)(sc[j] & 0x0F), -(dmin * (float)(sc[j] >> 4)));
+        }
+    }
+}
+
+static void q3_K_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    const uint8_t *b = (const uint8_t *)row + k0 / SK_QK_K * sizeof(block_q3_K);
+    for (int64_t i = 0; i < n / SK_QK_K; i++, b += sizeof(block_q3_K), dst += SK_QK_K) {
+        const float d = dq_rd_f16(b + offsetof(block_q3_K, d));
+        const uint8_t *s = b + offsetof(block_q3_K, scales), *qs = b + offsetof(block_q3_K, qs);
+        const uint8_t *hm = b + offsetof(block_q3_K, hmask);
+        for (int j = 0; j < 16; j++) {
+            const int h = j / 8, g = j % 8 / 2, off = 16 * (j % 2);
+            const int lo = j < 8 ? s[j] & 0x0F : s[j - 8] >> 4;
+            const int sc = (lo | (s[8 + j % 4] >> (2 * (j / 4)) & 3) << 4) - 32;
+            dq_v16u8 q = (dq_ld(qs + 32 * h + off) >> (2 * g)) & 3;
+            q |= ((dq_ld(hm + off) >> (4 * h + g)) & 1) << 2;
+            dq_put(dst + 16 * j, q - 4, 1, d * (float)sc);
+        }
     }
 }
 
@@ -293,6 +347,9 @@ static const sk_dequant_fn dq_table[SHRINK_DTYPE_COUNT] = {
     [SHRINK_DTYPE_Q4_K] = q4_K_deq,
     [SHRINK_DTYPE_Q5_K] = q5_K_deq,
     [SHRINK_DTYPE_Q6_K] = q6_K_deq,
+    [SHRINK_DTYPE_Q2_K] = q2_K_deq,
+    [SHRINK_DTYPE_Q3_K] = q3_K_deq,
+    [SHRINK_DTYPE_IQ4_NL] = iq4_nl_deq,
     [SHRINK_DTYPE_INT8_CH] = int8_ch_deq,
     [SHRINK_DTYPE_INT8_CH_ASYM] = int8_asym_deq,
     [SHRINK_DTYPE_INT8_T] = int8_ch_deq,

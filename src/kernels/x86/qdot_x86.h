@@ -171,6 +171,30 @@ LEGACY_DOT(q4_1_dot, sizeof(block_q4_1), CODES_Q4_1, 1, +, 1.0f)
 LEGACY_DOT(q5_0_dot, sizeof(block_q5_0), CODES_Q5_0, 0, -, 16.0f)
 LEGACY_DOT(q5_1_dot, sizeof(block_q5_1), CODES_Q5_1, 1, +, 1.0f)
 
+/* iq4_nl: the nibbles looked up in the grid (pshufb on the 16 int8 values), then signed x
+ * signed bytes; d = f16 first in the block as q8_0's. */
+static float iq4_nl_dot(int64_t n, const void *w, const void *xa) {
+    const uint8_t *wp = w, *xp = xa;
+    const __m256i grid = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sk_iq4_nl_grid));
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    const int64_t nb = n / 32;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2, wp += 2 * sizeof(block_iq4_nl)) {
+        __m256i v0 = _mm256_shuffle_epi8(grid, nibbles32(wp + 2));
+        __m256i v1 = _mm256_shuffle_epi8(grid, nibbles32(wp + sizeof(block_iq4_nl) + 2));
+        __m256i p0 = mul_sum_s8s8(_mm256_setzero_si256(), v0, XA_QS(xp, b));
+        __m256i p1 = mul_sum_s8s8(_mm256_setzero_si256(), v1, XA_QS(xp, b + 1));
+        BLOCK_TERM(acc0, p0, wp, xp, b);
+        BLOCK_TERM(acc1, p1, wp + sizeof(block_iq4_nl), xp, b + 1);
+    }
+    if (b < nb) {
+        __m256i v0 = _mm256_shuffle_epi8(grid, nibbles32(wp + 2));
+        __m256i p0 = mul_sum_s8s8(_mm256_setzero_si256(), v0, XA_QS(xp, b));
+        BLOCK_TERM(acc0, p0, wp, xp, b);
+    }
+    return hsum8(_mm256_add_ps(acc0, acc1));
+}
+
 /* ==== K-quants x block_q8_K ================================================================= */
 
 /* q4_K/q5_K packed 6-bit scales and mins -> 16 int16: the 8 scales (low 128 bits), then the
@@ -296,6 +320,88 @@ static float q6_K_dot(int64_t n, const void *w, const void *xa) {
     }
     return hsum8(acc);
 }
+
+/* q2_K and q3_K: per half h of 128, the 32 code bytes qs[32h..] hold 4 groups g of 32
+ * elements (bits 2g, 2g+1); maddubs of the unsigned codes (q2_K 0..3, q3_K 0..7 with the
+ * 3rd bit from hmask) against x gives 16 pair sums, the first 8 in sub-block 8h + 2g, the last
+ * 8 in 8h + 2g + 1; the scales per 16 through mul_sum_i16 (as q6_K). q2_K's mins and q3_K's
+ * -4 offset go through the q8_K sums of 16: sum_j m_j * bsums_j, 4 * sum_j sc_j * bsums_j. */
+SK_INLINE __m256i k23_scale_pair(__m256i sc8, int g) {
+    return _mm256_shuffle_epi8(
+        sc8, _mm256_set_m128i(_mm_set1_epi16((short)(0x0100 * (4 * g + 3) + 4 * g + 2)),
+                              _mm_set1_epi16((short)(0x0100 * (4 * g + 1) + 4 * g))));
+}
+
+/* the 16 six-bit q3_K scales minus 32, as 16 int8 (layout: kquants.c, q3_scale) */
+SK_INLINE __m128i q3_scales(const uint8_t *s) {
+    uint32_t a[3], o[4];
+    memcpy(a, s, 12);
+    const uint32_t lo4 = 0x0F0F0F0F, lo2 = 0x03030303;
+    o[0] = (a[0] & lo4) | (a[2] & lo2) << 4;             /* scales 0..3 */
+    o[1] = (a[1] & lo4) | (a[2] >> 2 & lo2) << 4;        /* 4..7 */
+    o[2] = (a[0] >> 4 & lo4) | (a[2] >> 4 & lo2) << 4;   /* 8..11 */
+    o[3] = (a[1] >> 4 & lo4) | (a[2] >> 6 & lo2) << 4;   /* 12..15 */
+    __m128i v = _mm_set_epi32((int)o[3], (int)o[2], (int)o[1], (int)o[0]);
+    return _mm_sub_epi8(v, _mm_set1_epi8(32));
+}
+
+/* is_q3 = 0: q2_K (4-bit scales, mins through accm); 1: q3_K (6-bit scales - 32, the 3rd bit
+ * from hmask, the -4 offset through the sums) */
+SK_INLINE float k23_dot(int64_t n, const void *w, const void *xa, const int is_q3) {
+    const uint8_t *wp = w, *xp = xa;
+    const size_t bsz = is_q3 ? sizeof(block_q3_K) : sizeof(block_q2_K);
+    const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / SK_QK_K; b++, wp += bsz, xp += sizeof(block_q8_K)) {
+        const float dx = f32_at(xp + offsetof(block_q8_K, d));
+        const __m256i bsums = loadu32(xp + offsetof(block_q8_K, bsums));
+        __m256i sc_all, hm = _mm256_setzero_si256(), sumi = _mm256_setzero_si256();
+        float d;
+        const uint8_t *qs;
+        if (is_q3) {
+            d = f16(wp + offsetof(block_q3_K, d)) * dx;
+            sc_all = _mm256_cvtepi8_epi16(q3_scales(wp + offsetof(block_q3_K, scales)));
+            /* the codes are q + 4: subtract 4 * sum_j sc_j * bsums_j */
+            sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(sc_all, bsums), 2));
+            hm = loadu32(wp + offsetof(block_q3_K, hmask));
+            qs = wp + offsetof(block_q3_K, qs);
+        } else {
+            d = f16(wp + offsetof(block_q2_K, d)) * dx;
+            const float dmin = f16(wp + offsetof(block_q2_K, dmin)) * dx;
+            const __m128i sm = _mm_loadu_si128((const __m128i *)(wp + offsetof(block_q2_K, scales)));
+            const __m128i m4 = _mm_set1_epi8(0x0F);
+            sc_all = _mm256_cvtepu8_epi16(_mm_and_si128(sm, m4));
+            const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sm, 4), m4));
+            accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin),
+                                   _mm256_cvtepi32_ps(_mm256_madd_epi16(mins, bsums)), accm);
+            qs = wp + offsetof(block_q2_K, qs);
+        }
+        const uint8_t *q8 = xp + offsetof(block_q8_K, qs);
+        __m256i sumg[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+        #pragma GCC unroll 2
+        for (int h = 0; h < 2; h++, qs += 32, q8 += 128) {
+            const __m256i sc = _mm256_broadcastsi128_si256(h ? _mm256_extracti128_si256(sc_all, 1)
+                                                             : _mm256_castsi256_si128(sc_all));
+            const __m256i q = loadu32(qs);
+            #pragma GCC unroll 4
+            for (int g = 0; g < 4; g++) {
+                __m256i u = _mm256_and_si256(_mm256_srli_epi16(q, 2 * g), m3);
+                if (is_q3) {
+                    __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + g), one);
+                    u = _mm256_or_si256(u, _mm256_slli_epi16(hb, 2));
+                }
+                __m256i p = _mm256_maddubs_epi16(u, loadu32(q8 + 32 * g));
+                sumg[g & 1] = mul_sum_i16(sumg[g & 1], p, k23_scale_pair(sc, g));
+            }
+        }
+        sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(sumg[0], sumg[1]));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum8(acc) - hsum8(accm);
+}
+
+static float q2_K_dot(int64_t n, const void *w, const void *xa) { return k23_dot(n, w, xa, 0); }
+static float q3_K_dot(int64_t n, const void *w, const void *xa) { return k23_dot(n, w, xa, 1); }
 
 /* ==== shrink's own types (shrink_quants.h) ================================================== */
 
@@ -600,6 +706,9 @@ static sk_vec_dot_fn qdot_lookup(shrink_dtype t) {
     case SHRINK_DTYPE_Q4_K: return q4_K_dot;
     case SHRINK_DTYPE_Q5_K: return q5_K_dot;
     case SHRINK_DTYPE_Q6_K: return q6_K_dot;
+    case SHRINK_DTYPE_Q2_K: return q2_K_dot;
+    case SHRINK_DTYPE_Q3_K: return q3_K_dot;
+    case SHRINK_DTYPE_IQ4_NL: return iq4_nl_dot;
     case SHRINK_DTYPE_INT8_CH:
     case SHRINK_DTYPE_INT8_T:         return int8_dot;
     case SHRINK_DTYPE_INT8_CH_ASYM:
