@@ -16,28 +16,9 @@
 # Ends with "test_imatrix_cli: N passed, N failed, N skipped"; exit 1 on any failure.
 set -u
 bin=${1:-build/shrink}
-pass=0
-fail=0
-skip=0
+. tests/sh_lib.sh
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shrink-imatrix-cli.XXXXXX") || exit 1
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
-
-ok()      { pass=$((pass + 1)); }
-bad()     { fail=$((fail + 1)); echo "FAIL: $*"; }
-skipped() { skip=$((skip + 1)); echo "SKIP: $*"; }
-finish()  {
-    echo "test_imatrix_cli: $pass passed, $fail failed, $skip skipped"
-    [ $fail -eq 0 ]
-    exit $?
-}
-
-shared=${SHRINK_SHARED:-../shared}
-asset() {
-    for root in "$shared" tests/fixtures .; do
-        if [ -e "$root/$1" ]; then echo "$root/$1"; return 0; fi
-    done
-    return 1
-}
 
 sanitized() {
     if grep -q -e 'Sanitizer' -e 'runtime error:' "$tmp/err"; then
@@ -79,13 +60,8 @@ expect_fail() {
 model=$(asset models/stories260K/stories260K.bin) || model=""
 tok=$(asset models/stories260K/tok512.bin) || tok=""
 if [ -z "$model" ] || [ -z "$tok" ]; then
-    if [ -d "$shared" ]; then
-        bad "models/stories260K not found, but the shared folder $shared is present"
-        finish
-    fi
-    skipped "models/stories260K: absent (no shared folder $shared)"
-    echo "test_imatrix_cli: $pass passed, $fail failed, $skip skipped"
-    exit 77
+    missing "models/stories260K"
+    sh_finish test_imatrix_cli
 fi
 
 i=0
@@ -168,4 +144,4 @@ expect_ok "quantize: --allow-requantize" "$bin" quantize "$tmp/q.gguf" "$tmp/x.g
     --scheme q8_0 --allow-requantize
 grep -q "quantized again" "$tmp/err" && ok || bad "--allow-requantize: no warning"
 
-finish
+sh_finish test_imatrix_cli
