@@ -256,6 +256,8 @@ SHRINK_API shrink_status shrink_convert(const char *in, const char *out,
 
 /* ==== quantizing ========================================================================== */
 
+struct shrink_quantize_tensor; /* below */
+
 typedef struct shrink_quantize_params {
     const char *scheme;         /* a scheme of shrink_quantize_scheme_name(): "q4_K_M", "q8_0",
                                    "int4_g128", "w8a8_static", ... (required) */
@@ -288,6 +290,10 @@ typedef struct shrink_quantize_params {
                                    output matrix in the scheme's type (llama-quantize --pure);
                                    default: q6_K there (q8_0 if 256 does not divide its rows),
                                    as llama-quantize does */
+    /* called (with `user`) as each tensor is complete, in writing order: tensor i of n, as
+     * the result's tensors[i] will hold it (llama-quantize's line per tensor); may be NULL */
+    void      (*tensor_done)(void *user, const struct shrink_quantize_tensor *t, int64_t i,
+                             int64_t n);
 } shrink_quantize_params;
 
 /* One tensor of the output. */

@@ -190,6 +190,11 @@ run "$bin"
 [ $rc -eq 2 ] && ok || bad "shrink without a command: exit $rc (want 2)"
 run "$bin" no-such-command
 [ $rc -eq 2 ] && ok || bad "unknown command: exit $rc (want 2)"
+run "$bin" quantise m.bin out.gguf q8_0
+[ $rc -eq 2 ] && [ "$(cat "$tmp/err")" = "shrink: unknown command 'quantise'; did you mean quantize?" ] &&
+    ok || bad "shrink quantise: exit $rc: $(cat "$tmp/err")"
+run "$bin" perplexity -m m.bin -f t.txt
+[ $rc -eq 2 ] && grep -q "did you mean ppl?" "$tmp/err" && ok || bad "shrink perplexity: $(cat "$tmp/err")"
 run "$bin" ppl only-a-model
 [ $rc -eq 2 ] && ok || bad "ppl with one argument: exit $rc (want 2)"
 run "$bin" generate m -n

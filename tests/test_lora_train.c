@@ -4,7 +4,8 @@
  *     (both RoPE layouts, GQA), with B made nonzero so A gets a gradient; the frozen base's
  *     gradients stay exactly zero;
  *   - the same with dropout, the mask pinned by the pass counter (training passes);
- *   - the LoRA forward equals the loss of the base with W + s B A merged by hand;
+ *   - the LoRA forward equals the loss of the base with W + s B A merged by hand (s = alpha/r,
+ *     and alpha/sqrt(r) with rsLoRA);
  *   - bad options (rank 0, rank above a projection's side, unknown target) refused;
  *   - QLoRA: shrink_lora_train on NF4 and Q4_K GGUF bases of stories260K runs and lowers the
  *     validation loss; a run stopped at a checkpoint and resumed ends bit for bit as the
@@ -66,11 +67,12 @@ static float train_loss(sk_train_model *tm, struct sk_lora_train *lt, const int3
     return l;
 }
 
-static void check_fd(sk_rope_layout layout, int tied, double dropout) {
+static void check_fd(sk_rope_layout layout, int tied, double dropout, bool rslora) {
     sk_train_model *tm = tiny_model(layout, tied);
     if (!tm) return;
     const int64_t n_base = tm->n_params;
-    sk_lora_opts o = {.rank = 3, .alpha = 6, .targets = 0x7f, .dropout = dropout, .seed = 9};
+    sk_lora_opts o = {.rank = 3, .alpha = 6, .targets = 0x7f, .dropout = dropout, .seed = 9,
+                      .rslora = rslora};
     struct sk_lora_train *lt = NULL;
     CHECK(sk_lora_attach(tm, &o, &lt) == SHRINK_OK, "attach: %s", shrink_last_error());
     if (!lt) {
@@ -122,8 +124,9 @@ static void check_fd(sk_rope_layout layout, int tied, double dropout) {
               dropout, rel);
         if (rel > worst) worst = rel;
     }
-    printf("  fd %s%s dropout %.2f: loss %.4f, %lld LoRA tensors, worst rel err %.2e\n",
-           layout == SK_ROPE_HALF ? "rotate-half" : "interleaved", tied ? " tied" : "", dropout,
+    printf("  fd %s%s%s dropout %.2f: loss %.4f, %lld LoRA tensors, worst rel err %.2e\n",
+           layout == SK_ROPE_HALF ? "rotate-half" : "interleaved", tied ? " tied" : "",
+           rslora ? " rsLoRA" : "", dropout,
            l0, (long long)(tm->n_params - n_base), worst);
 
     if (dropout == 0) {
@@ -132,7 +135,7 @@ static void check_fd(sk_rope_layout layout, int tied, double dropout) {
         CHECK(sk_train_loss(tm, tok, B, T, &la) == SHRINK_OK, "loss");
         sk_train_model *tb = tiny_model(layout, tied);
         if (tb) {
-            const float s = (float)(o.alpha / o.rank);
+            const float s = (float)(o.alpha / (rslora ? sqrt((double)o.rank) : (double)o.rank));
             for (int64_t i = n_base; i < tm->n_params; i += 2) {
                 const sk_train_param *A = &tm->params[i], *Bm = &tm->params[i + 1];
                 static const int roles[7] = {SK_ROLE_WQ, SK_ROLE_WK, SK_ROLE_WV, SK_ROLE_WO,
@@ -296,9 +299,10 @@ static void check_qlora(void) {
 }
 
 int main(void) {
-    check_fd(SK_ROPE_HALF, 0, 0.0);
-    check_fd(SK_ROPE_INTERLEAVED, 1, 0.0);
-    check_fd(SK_ROPE_HALF, 0, 0.25);
+    check_fd(SK_ROPE_HALF, 0, 0.0, false);
+    check_fd(SK_ROPE_INTERLEAVED, 1, 0.0, false);
+    check_fd(SK_ROPE_HALF, 0, 0.25, false);
+    check_fd(SK_ROPE_INTERLEAVED, 0, 0.0, true); /* scale alpha / sqrt(r) */
     check_bad_options();
     check_qlora();
     return test_summary("test_lora_train");

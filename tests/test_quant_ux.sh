@@ -19,19 +19,10 @@
 set -u
 bin=${1:-build/shrink}
 jget=$(dirname "$bin")/tests/json_get
-pass=0
-fail=0
-skip=0
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shrink-quant-ux.XXXXXX") || exit 1
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
-
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-finish() {
-    echo "test_quant_ux: $pass passed, $fail failed, $skip skipped"
-    [ $fail -eq 0 ]
-    exit $?
-}
+. tests/sh_lib.sh
+finish() { sh_finish test_quant_ux; }
 [ -x "$jget" ] || { echo "test_quant_ux: $jget is not an executable (make build/tests/json_get)"; exit 1; }
 
 run() { # DESC CMD...: stdout in $tmp/out, stderr in $tmp/err

@@ -788,7 +788,6 @@ static shrink_status make_plan(const shrink_structured_params *p, const sscores 
     o->n_kv_heads = KV - p->kv_heads;
     o->n_heads = p->kv_heads ? o->n_kv_heads * G : H - p->heads;
     o->ffn_dim = F - p->neurons;
-    const int oG = o->n_heads / o->n_kv_heads;
     const int rh = H - o->n_heads, rf = F - o->ffn_dim;
     pl->lmap = sk_malloc((size_t)o->n_layers * sizeof(int32_t));
     pl->qmap = sk_malloc((size_t)o->n_layers * o->n_heads * sizeof(int32_t));
@@ -797,8 +796,9 @@ static shrink_status make_plan(const shrink_structured_params *p, const sscores 
     r->removed_layers = sk_malloc((size_t)(p->layers + 1) * sizeof(int32_t));
     r->removed_heads = sk_malloc((size_t)L * (size_t)(rh + 1) * sizeof(int32_t));
     r->removed_neurons = sk_malloc((size_t)L * (size_t)(rf + 1) * sizeof(int32_t));
-    int64_t *ord = sk_malloc((size_t)(F > H ? F : H) * sizeof *ord + 64);
-    uint8_t *gone = sk_malloc((size_t)(F > H ? F : H) + (size_t)L);
+    const size_t most = (size_t)(F > H ? F : H) + (size_t)L; /* units ranked at once */
+    int64_t *ord = sk_malloc(most * sizeof *ord);
+    uint8_t *gone = sk_malloc(most);
     shrink_status st = SHRINK_OK;
     if (!pl->lmap || !pl->qmap || !pl->kvmap || !pl->fmap || !r->removed_layers ||
         !r->removed_heads || !r->removed_neurons || !ord || !gone) {
@@ -839,7 +839,6 @@ static shrink_status make_plan(const shrink_structured_params *p, const sscores 
                 if (any) pl->kvmap[(size_t)ol * o->n_kv_heads + kv++] = h / G;
             }
         }
-        (void)oG;
         /* neurons */
         memset(gone, 0, (size_t)F);
         if (rf) {

@@ -3,8 +3,9 @@
  * rules (quantize.c). Nothing outside src/ (and the tests) includes this.
  *
  * A scheme names what `shrink quantize --scheme` writes: one dtype for every matrix ("q8_0",
- * "int4_g128", ...) or one of llama.cpp's mixes ("q4_K_M", "q5_K_M"), whose per-tensor types
- * follow llama.cpp's llama_tensor_get_type (src/llama-quant.cpp) for those file types.
+ * "int4_g128", ...) or one of llama.cpp's mixes ("q4_K_M", "q3_K_S", "q2_K_M" = Q2_K, ...),
+ * whose per-tensor types follow llama.cpp's llama_tensor_get_type (src/llama-quant.cpp) for
+ * those file types.
  * docs/quantization.md lists the schemes and the rules.
  */
 #ifndef SK_QUANT_H

@@ -2,7 +2,7 @@
  * quantize.c - shrink_quantize: any model shrink reads -> a quantized GGUF file, streaming.
  *
  * What it does, in order:
- *   1. finds the scheme (one dtype for every matrix, or llama.cpp's q4_K_M / q5_K_M mix);
+ *   1. finds the scheme (one dtype for every matrix, or one of llama.cpp's mixes, mix_rows);
  *   2. w8a8_static only: runs the model in f32 over a calibration text with an observer on
  *      the decoder (sk_context_set_observer) that records, for the input of every linear
  *      layer, absmax over all tokens; the tensor's activation scale is absmax / 127;
@@ -21,7 +21,8 @@
  * position embeddings keep the input's float type (as llama-quantize leaves them); a row length
  * the type's block does not divide falls back (sk_quant_fallback). Mixes: sk_mix_type, which
  * follows llama.cpp's llama_tensor_get_type (src/llama-quant.cpp at the commit of
- * ../shared/fixtures/gguf: c392e50, build 4748) for Q4_K_M / Q5_K_M. Single dtypes: every
+ * ../shared/fixtures/gguf: c392e50, build 4748) for Q2_K, Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M
+ * (mix_rows: one row per mix). Single dtypes: every
  * matrix in the dtype, embeddings and head included (llama-quantize --pure), except for
  * w8a8 / w8a8_static, whose token embedding is int8_ch when it is only a lookup table (a
  * separate output.weight exists): activation quantization applies to matrix products only.
@@ -490,6 +491,30 @@ static shrink_status q_rows(void *user, sk_xf_tensor *x, int tid, int64_t row0, 
     return SHRINK_OK;
 }
 
+/* What the result says of output tensor x (shrink_quantize_tensor). */
+static void tensor_info(const sk_xf_tensor *x, shrink_quantize_tensor *o) {
+    const qtensor *q = x->user;
+    memset(o, 0, sizeof *o);
+    snprintf(o->name, sizeof o->name, "%s", x->name);
+    o->n_dims = x->t.n_dims;
+    o->shape[0] = x->t.rows;
+    o->shape[1] = x->t.n_dims == 1 ? 0 : x->t.cols;
+    o->dtype = x->dtype;
+    o->bytes = x->bytes;
+    o->rel_rms = q->ref2 > 0 ? sqrt(q->err2 / q->ref2) : 0.0;
+    o->fallback = q->fallback;
+    o->kept = q->kept;
+    o->wanted = q->want;
+}
+
+/* The caller's tensor_done, once tensor x is complete. */
+static void tensor_done(const qjob *j, const sk_xf *xf, const sk_xf_tensor *x) {
+    if (!j->p->tensor_done) return;
+    shrink_quantize_tensor t;
+    tensor_info(x, &t);
+    j->p->tensor_done(j->p->user, &t, x - xf->ts, xf->n);
+}
+
 /* After each block: the threads' sums into the tensor's (in thread order). */
 static shrink_status q_end_block(void *user, sk_xf *xf, sk_xf_tensor *x, int64_t row0,
                                  int64_t n_rows) {
@@ -503,6 +528,7 @@ static shrink_status q_end_block(void *user, sk_xf *xf, sk_xf_tensor *x, int64_t
     q->err2 += e2;
     q->ref2 += r2;
     acc_reset(j, xf->n_threads);
+    if (row0 + n_rows >= (x->t.n_dims == 1 ? 1 : x->t.rows)) tensor_done(j, xf, x);
     return SHRINK_OK;
 }
 
@@ -719,21 +745,7 @@ static void fill_result(shrink_quantize_result *r, const sk_scheme *s, const sk_
     if (!p->tensor_stats) return;
     r->tensors = sk_calloc((size_t)n, sizeof *r->tensors);
     if (!r->tensors) return;
-    for (int64_t i = 0; i < n; i++) {
-        const sk_xf_tensor *x = &xf->ts[i];
-        const qtensor *q = x->user;
-        shrink_quantize_tensor *o = &r->tensors[i];
-        snprintf(o->name, sizeof o->name, "%s", x->name);
-        o->n_dims = x->t.n_dims;
-        o->shape[0] = x->t.rows;
-        o->shape[1] = x->t.n_dims == 1 ? 0 : x->t.cols;
-        o->dtype = x->dtype;
-        o->bytes = x->bytes;
-        o->rel_rms = q->ref2 > 0 ? sqrt(q->err2 / q->ref2) : 0.0;
-        o->fallback = q->fallback;
-        o->kept = q->kept;
-        o->wanted = q->want;
-    }
+    for (int64_t i = 0; i < n; i++) tensor_info(&xf->ts[i], &r->tensors[i]);
 }
 
 shrink_status shrink_quantize(const char *in, const char *out, const shrink_quantize_params *p,

@@ -146,9 +146,7 @@ static const cli_opt *find_opt(const cli_spec *spec, const char *name, size_t le
     return NULL;
 }
 
-/* Edit distance (Damerau-Levenshtein, adjacent transpositions) of a[0..n) and b[0..m), both
- * at most 63 bytes. */
-static int edit_distance(const char *a, size_t n, const char *b, size_t m) {
+int cli_edit_distance(const char *a, size_t n, const char *b, size_t m) {
     int d[64][64];
     if (n > 63 || m > 63) return 1 << 20;
     for (size_t i = 0; i <= n; i++) d[i][0] = (int)i;
@@ -180,7 +178,7 @@ static const cli_opt *closest_opt(const cli_spec *spec, const char *name, size_t
         const char *on = o->name + 2;   /* without "--" */
         size_t      ol = strlen(on);
         if (len >= 2 && len < ol && !strncmp(on, name, len)) prefix = o, n_prefix++;
-        int d = edit_distance(name, len, on, ol);
+        int d = cli_edit_distance(name, len, on, ol);
         if (d < best_d) best_d = d, best = o;
     }
     if (n_prefix == 1) return prefix;

@@ -116,6 +116,9 @@ typedef struct cli_spec {
 int cli_parse(const cli_spec *spec, int argc, char **argv, void *opts, cli_common *common,
               char **pos, int *n_pos);
 void cli_usage(const cli_spec *spec, FILE *f);   /* the full help text of a command */
+/* Edit distance (Damerau-Levenshtein: insert, delete, replace, swap two neighbours) of
+ * a[0..n) and b[0..m); both at most 63 bytes (longer: a large number). For "did you mean". */
+int cli_edit_distance(const char *a, size_t n, const char *b, size_t m);
 
 /* ==== errors ============================================================================== */
 

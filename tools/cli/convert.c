@@ -24,7 +24,7 @@ static const cli_opt convert_rows[] = {
      "gguf, hf or llama2c (default: from OUT: .gguf, .bin, else a HF folder)"},
     {"--dtype", NULL, CLI_OPT_STR, offsetof(convert_opts, dtype), "DTYPE", 0, 0,
      "dtype of the weight matrices (default: the input's): f32, f16, bf16; GGUF only:\n"
-     "llama.cpp's q8_0 ... q6_K, or shrink's own int8_ch, int8_ch_asym, int8_t, int8_t_asym,\n"
+     "llama.cpp's q8_0, q4_0, q4_1, q5_0, q5_1, q2_K ... q6_K, iq4_nl, or shrink's own int8_ch, int8_ch_asym, int8_t, int8_t_asym,\n"
      "int4_g32|64|128[_asym], nf4, nf4_dq, w8a8, w8a8_static (llama.cpp cannot read those;\n"
      "row by row, no calibration; docs/formats.md)"},
     {"--shard-size", NULL, CLI_OPT_U64, offsetof(convert_opts, shard_size), "BYTES", 0, 0,
@@ -33,14 +33,20 @@ static const cli_opt convert_rows[] = {
 
 static const cli_spec spec = {
     .name        = "convert",
-    .synopsis    = "IN OUT [--to gguf|hf|llama2c] [--dtype f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_K|q5_K|q6_K|\n"
+    .synopsis    = "IN OUT [--to gguf|hf|llama2c] [--dtype f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|\n"
+                   "       q2_K|q3_K|q4_K|q5_K|q6_K|iq4_nl|\n"
                    "       int8_ch|int8_ch_asym|int8_t|int8_t_asym|int4_g32|int4_g64|int4_g128|\n"
                    "       int4_g32_asym|int4_g64_asym|int4_g128_asym|nf4|nf4_dq|w8a8|w8a8_static]\n"
                    "       [--shard-size BYTES]",
     .description = "Converts a model between GGUF, Hugging Face (config.json + safetensors +\n"
                    "tokenizer files) and llama2.c .bin, tensor by tensor without loading the\n"
                    "whole model. Same-dtype conversions are lossless (bit for bit). OUT is\n"
-                   "written to a temporary and renamed when complete; it may not be IN.",
+                   "written to a temporary and renamed when complete; it may not be IN. Prints\n"
+                   "what was written (tensors per type, bits/weight, fallbacks for rows the\n"
+                   "type's block does not divide). The bytes are those of `shrink quantize\n"
+                   "--scheme DTYPE --ggml-exact` (quantize's default searches the block scales\n"
+                   "of q4_0 q4_1 q5_0 q5_1 int4_* nf4*, writes w8a8*'s lookup-only embedding\n"
+                   "int8_ch, and has llama.cpp's per-tensor mixes such as q4_K_M).",
     .opts        = convert_rows,
     .n_opts      = sizeof convert_rows / sizeof convert_rows[0],
     .n_pos_min   = 2,

@@ -27,6 +27,7 @@ typedef struct quantize_opts {
     int32_t     calib_ctx;
     bool        allow_requantize;
     bool        pure;
+    bool        list;       /* handled before parsing (scheme_list_cmd): here for --help */
 } quantize_opts;
 
 static const cli_opt quantize_rows[] = {
@@ -60,6 +61,8 @@ static const cli_opt quantize_rows[] = {
     {"--pure", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, pure), NULL, 0, 0,
      "q4_0..q5_K: the output matrix in the scheme's type too\n"
      "                         (default q6_K there, as llama-quantize)"},
+    {"--list", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, list), NULL, 0, 0,
+     "print the schemes (bits/weight, use, measured KL) and exit"},
 };
 
 static void print_scheme_table(FILE *f);
@@ -68,10 +71,12 @@ static const cli_spec spec = {
     .name        = "quantize",
     .synopsis    = "IN OUT.gguf --scheme NAME [--keep GLOBS [--keep-dtype DTYPE]]\n"
                    "       (or llama-quantize's order: IN OUT.gguf NAME)\n"
-                   "       [--calib FILE [--calib-tokens N]] [--ggml-exact] [--verbose]",
+                   "       [--calib FILE [--calib-tokens N]] [--ggml-exact] [--verbose]\n"
+                   "       shrink quantize --list [--json]",
     .description = "Quantizes a model (GGUF, Hugging Face folder or llama2.c .bin; a quantized\n"
-                   "GGUF is dequantized first) into a GGUF file, tensor by tensor. q4_K_M and\n"
-                   "q5_K_M choose a type per tensor with llama.cpp's rules; the other schemes put\n"
+                   "GGUF is dequantized first) into a GGUF file, tensor by tensor. The mixes\n"
+                   "(q4_K_M, q5_K_M, q4_K_S, q5_K_S, q3_K_S/M/L, q2_K_M = llama-quantize's Q2_K)\n"
+                   "choose a type per tensor with llama.cpp's rules; the other schemes put\n"
                    "every matrix in one type. Norms and biases stay f32. Rows a type's block does\n"
                    "not divide fall back per tensor (docs/quantization.md). Prints what was\n"
                    "written (tensors per type, bits/weight, fallbacks and why) and the footprint\n"
@@ -156,23 +161,26 @@ static void print_json(const char *in, const char *out, const shrink_quantize_re
     cli_json_end(&j);
 }
 
-static void print_text(const shrink_quantize_result *r, bool verbose, const cli_written *w) {
-    if (verbose && r->tensors) {
+/* --verbose: one line per tensor as it is written (library's tensor_done), as llama-quantize
+ * prints them; the header before the first. */
+static void print_tensor_row(void *user, const shrink_quantize_tensor *t, int64_t i, int64_t n) {
+    (void)user;
+    (void)n;
+    if (i == 0)
         printf("%-28s %-14s %-10s %12s %10s\n", "tensor", "shape", "type", "bytes", "rel_rms");
-        for (int64_t i = 0; i < r->n_tensors; i++) {
-            const shrink_quantize_tensor *t = &r->tensors[i];
-            char shape[48], why[96] = "";
-            shape_str(shape, sizeof shape, t);
-            if (t->fallback)
-                snprintf(why, sizeof why, "  (fallback from %s: rows of %lld, blocks of %lld)",
-                         shrink_dtype_name(t->wanted), (long long)t->shape[1],
-                         (long long)shrink_dtype_block_size(t->wanted));
-            printf("%-28s %-14s %-10s %12llu %10.3e%s%s\n", t->name, shape,
-                   shrink_dtype_name(t->dtype), (unsigned long long)t->bytes, t->rel_rms,
-                   why, t->kept ? "  (kept)" : "");
-        }
-        printf("\n");
-    }
+    char shape[48], why[96] = "";
+    shape_str(shape, sizeof shape, t);
+    if (t->fallback)
+        snprintf(why, sizeof why, "  (fallback from %s: rows of %lld, blocks of %lld)",
+                 shrink_dtype_name(t->wanted), (long long)t->shape[1],
+                 (long long)shrink_dtype_block_size(t->wanted));
+    printf("%-28s %-14s %-10s %12llu %10.3e%s%s\n", t->name, shape, shrink_dtype_name(t->dtype),
+           (unsigned long long)t->bytes, t->rel_rms, why, t->kept ? "  (kept)" : "");
+    fflush(stdout);
+}
+
+static void print_text(const shrink_quantize_result *r, bool verbose, const cli_written *w) {
+    if (verbose && r->tensors) printf("\n"); /* after the per-tensor lines */
     cli_written_print(w, stdout);
     double ratio = r->out_file_bytes ? (double)r->in_file_bytes / (double)r->out_file_bytes : 0;
     bool larger = ratio > 0 && ratio < 1;
@@ -335,6 +343,7 @@ int cmd_quantize(int argc, char **argv) {
     p.calib_tokens = opts.calib_tokens;
     p.tokenizer_path = common.tokenizer;
     p.tensor_stats = true; /* the per-type summary; the table only with --verbose */
+    if (opts.verbose && !common.json) p.tensor_done = print_tensor_row;
     shrink_set_threads(common.threads);
 
     cli_phase_progress prog = {.phase = -1, .last = -1, .calib_label = "calibration tokens",

@@ -48,6 +48,25 @@ static void print_usage(FILE *f) {
     fprintf(f, "\n'shrink COMMAND --help' shows a command's options; docs/cli.md has them all.\n");
 }
 
+/* An unknown command: one line, with the nearest command when one is close (edit distance
+ * <= 2, or the only command the name starts with; llama.cpp's "perplexity" is ppl). */
+static int unknown_command(const char *name) {
+    const char *best = !strcmp(name, "perplexity") ? "ppl" : NULL;
+    int         best_d = 3, n_prefix = 0;
+    const char *prefix = NULL;
+    size_t      len = strlen(name);
+    for (int i = 0; i < N_COMMANDS && !best; i++) {
+        const char *c = commands[i].name;
+        int         d = cli_edit_distance(name, len, c, strlen(c));
+        if (d < best_d && d < (int)len) best_d = d, best = c;
+        if (len >= 2 && !strncmp(c, name, len)) prefix = c, n_prefix++;
+    }
+    if (!best && n_prefix == 1) best = prefix;
+    if (best) fprintf(stderr, "shrink: unknown command '%s'; did you mean %s?\n", name, best);
+    else fprintf(stderr, "shrink: unknown command '%s' (shrink help lists the commands)\n", name);
+    return CLI_USAGE;
+}
+
 /* shrink help [COMMAND]: the overview, or COMMAND --help. */
 static int cmd_help(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -55,11 +74,7 @@ static int cmd_help(int argc, char **argv) {
         return CLI_OK;
     }
     const cli_command *c = find_command(argv[1]);
-    if (!c) {
-        fprintf(stderr, "shrink: unknown command '%s'\n\n", argv[1]);
-        print_usage(stderr);
-        return CLI_USAGE;
-    }
+    if (!c) return unknown_command(argv[1]);
     if (c->run == cmd_help) {
         print_usage(stdout);
         return CLI_OK;
@@ -86,11 +101,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "--version")) return cmd_version(1, argv + 1);
     const cli_command *c = find_command(argv[1]);
-    if (!c) {
-        fprintf(stderr, "shrink: unknown command '%s'\n\n", argv[1]);
-        print_usage(stderr);
-        return CLI_USAGE;
-    }
+    if (!c) return unknown_command(argv[1]);
     cli_install_signals();
     return c->run(argc - 1, argv + 1);
 }
