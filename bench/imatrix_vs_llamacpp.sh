@@ -13,8 +13,9 @@
 #   env: CALIB (../shared/fixtures/imatrix/calib.txt), CTX (256, calibration chunks and compare
 #        windows), TOKENS (8192 scored), THREADS (2), TYPES (q4_0 q4_K_M)
 #
-# Both tools write the same type per tensor (llama-quantize's Q4_0 file type and shrink's q4_0
-# both keep the output matrix, here the tied token embedding, at q6_K), so the sizes are equal.
+# Both tools write the same type per tensor (llama-quantize's Q4_0 file type keeps the output
+# matrix, here the tied token embedding, at q6_K; shrink is given --output-q6k for the single
+# types), so the sizes are equal.
 # Prints markdown; never asserts (docs/quantization.md records its output).
 set -eu
 bin=${LLAMA_CPP_BIN:?set LLAMA_CPP_BIN to llama.cpp build/bin}
@@ -46,19 +47,20 @@ echo
 
 for t in $types; do
     case $t in
-    q4_K) lt=Q4_K_S ;;
-    q5_K) lt=Q5_K_S ;;
-    *) lt=$(echo "$t" | tr a-z A-Z) ;;
+    q4_K_M | q5_K_M) lt=$(echo "$t" | tr a-z A-Z); o= ;;
+    q4_K) lt=Q4_K_S; o=--output-q6k ;;
+    q5_K) lt=Q5_K_S; o=--output-q6k ;;
+    *) lt=$(echo "$t" | tr a-z A-Z); o=--output-q6k ;;
     esac
     "$bin/llama-quantize" "$tmp/f16.gguf" "$tmp/l-rtn.gguf" "$lt" "$threads" >/dev/null 2>&1
     "$bin/llama-quantize" --imatrix "$tmp/l.imatrix" "$tmp/f16.gguf" "$tmp/l-im.gguf" "$lt" \
         "$threads" >/dev/null 2>&1
-    "$shrink" quantize "$tmp/f16.gguf" "$tmp/s-rtn.gguf" --scheme "$t" >/dev/null
-    "$shrink" quantize "$tmp/f16.gguf" "$tmp/s-im.gguf" --scheme "$t" \
+    "$shrink" quantize "$tmp/f16.gguf" "$tmp/s-rtn.gguf" --scheme "$t" $o >/dev/null
+    "$shrink" quantize "$tmp/f16.gguf" "$tmp/s-im.gguf" --scheme "$t" $o \
         --imatrix "$tmp/s.imatrix" >/dev/null
-    "$shrink" quantize "$tmp/f16.gguf" "$tmp/s-lim.gguf" --scheme "$t" \
+    "$shrink" quantize "$tmp/f16.gguf" "$tmp/s-lim.gguf" --scheme "$t" $o \
         --imatrix "$tmp/l.imatrix" >/dev/null
-    "$shrink" quantize "$tmp/f16.gguf" "$tmp/s-exact.gguf" --scheme "$t" \
+    "$shrink" quantize "$tmp/f16.gguf" "$tmp/s-exact.gguf" --scheme "$t" $o \
         --imatrix "$tmp/l.imatrix" --ggml-exact >/dev/null
     "$shrink" compare "$tmp/f16.gguf" "$tmp/l-rtn.gguf" "$tmp/l-im.gguf" "$tmp/s-rtn.gguf" \
         "$tmp/s-im.gguf" "$tmp/s-lim.gguf" "$tmp/s-exact.gguf" --text "$text" --ctx "$ctx" \

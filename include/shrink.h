@@ -286,10 +286,10 @@ typedef struct shrink_quantize_params {
     int32_t     imatrix_ctx;    /* 0: 512 */
     bool        allow_requantize; /* an input holding quantized tensors is SHRINK_ERR_ARG
                                      unless set (as llama-quantize --allow-requantize) */
-    bool        pure;           /* single llama.cpp types below 6 bits (q4_0 .. q5_K): also the
-                                   output matrix in the scheme's type (llama-quantize --pure);
-                                   default: q6_K there (q8_0 if 256 does not divide its rows),
-                                   as llama-quantize does */
+    bool        output_q6_K;    /* single llama.cpp types below 6 bits (q4_0 .. q5_K): the output
+                                   matrix in q6_K (q8_0 if 256 does not divide its rows), as
+                                   llama-quantize's file types (without --pure) do; default
+                                   off: every matrix in the scheme's type */
     /* called (with `user`) as each tensor is complete, in writing order: tensor i of n, as
      * the result's tensors[i] will hold it (llama-quantize's line per tensor); may be NULL */
     void      (*tensor_done)(void *user, const struct shrink_quantize_tensor *t, int64_t i,

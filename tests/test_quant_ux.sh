@@ -174,15 +174,14 @@ run "convert --dtype int4_g32" "$bin" convert "$model" "$tmp/i4.gguf" --dtype in
 
 # ==== 4. one type name, one file ===================================================================
 
-# (stories260K's 64-wide rows fall back to q5_0 / q5_1, searched by quantize: --ggml-exact there;
-# --pure: quantize keeps the output matrix of q4_0..q5_K at q6_K by default, convert does not)
+# (stories260K's 64-wide rows fall back to q5_0 / q5_1, searched by quantize: --ggml-exact there)
 for t in q8_0 q4_K q6_K q2_K q3_K iq4_nl q4_0; do
     for m in "$model" "$tmp/w256.gguf"; do
         flags=""
         [ "$t" = q4_0 ] || [ "$m" = "$model" ] && flags=--ggml-exact
         rm -f "$tmp/cv.gguf" "$tmp/qz.gguf"
         "$bin" convert "$m" "$tmp/cv.gguf" --dtype "$t" >/dev/null 2>&1 &&
-            "$bin" quantize "$m" "$tmp/qz.gguf" --scheme "$t" $flags --pure >/dev/null 2>&1 &&
+            "$bin" quantize "$m" "$tmp/qz.gguf" --scheme "$t" $flags >/dev/null 2>&1 &&
             cmp -s "$tmp/cv.gguf" "$tmp/qz.gguf" && ok ||
             bad "$t on $m: convert --dtype and quantize --scheme $flags write different files ($(cmp "$tmp/cv.gguf" "$tmp/qz.gguf" 2>&1 | head -n 1))"
     done

@@ -323,11 +323,12 @@ static void plan_imatrix(const qjob *j, const sk_xf_tensor *x, qtensor *q) {
 
 /* llama-quantize's rule for the output matrix (output.weight, or the token embedding of a
  * model without one) under its single-type file types q4_0 .. q5_K: q6_K, or q8_0 where 256
- * does not divide the rows (its q6_K fallback). With params->pure, or a type of 6 bits or
- * more, or shrink's own types: t unchanged. */
+ * does not divide the rows (its q6_K fallback), when params->output_q6_K asks for it; else,
+ * for a type of 6 bits or more, or shrink's own types: t unchanged. */
 static shrink_dtype output_type(const qjob *j, const sk_xf_tensor *x, shrink_dtype t) {
     const int role = x->t.role;
-    if (j->p->pure || !(role == SK_ROLE_HEAD || (role == SK_ROLE_TOK_EMB && !j->has_output)))
+    if (!j->p->output_q6_K ||
+        !(role == SK_ROLE_HEAD || (role == SK_ROLE_TOK_EMB && !j->has_output)))
         return t;
     switch (t) {
     case SHRINK_DTYPE_Q4_0: case SHRINK_DTYPE_Q4_1: case SHRINK_DTYPE_Q5_0:

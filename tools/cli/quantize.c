@@ -26,7 +26,7 @@ typedef struct quantize_opts {
     const char *imatrix;
     int32_t     calib_ctx;
     bool        allow_requantize;
-    bool        pure;
+    bool        output_q6_K;
     bool        list;       /* handled before parsing (scheme_list_cmd): here for --help */
 } quantize_opts;
 
@@ -58,9 +58,9 @@ static const cli_opt quantize_rows[] = {
      "                         in chunks of N tokens (default 512)"},
     {"--allow-requantize", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, allow_requantize), NULL,
      0, 0, "quantize an input that is already quantized (rounds twice)"},
-    {"--pure", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, pure), NULL, 0, 0,
-     "q4_0..q5_K: the output matrix in the scheme's type too\n"
-     "                         (default q6_K there, as llama-quantize)"},
+    {"--output-q6k", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, output_q6_K), NULL, 0, 0,
+     "q4_0..q5_K: the output matrix in q6_K, as llama-quantize\n"
+     "                         without --pure (default: the scheme's type)"},
     {"--list", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, list), NULL, 0, 0,
      "print the schemes (bits/weight, use, measured KL) and exit"},
 };
@@ -202,7 +202,7 @@ static void imatrix_params(const quantize_opts *o, shrink_quantize_params *p) {
         cli_warn("--calib ignored: the importance matrix comes from --imatrix %s", o->imatrix);
     p->imatrix_ctx = o->calib_ctx;
     p->allow_requantize = o->allow_requantize;
-    p->pure = o->pure;
+    p->output_q6_K = o->output_q6_K;
 }
 
 /* ==== choosing a scheme: --list and the table of --help ================================== */
