@@ -232,6 +232,13 @@ typedef struct shrink_convert_params {
     void       *user;
     bool        allow_nonfinite;/* true: convert weights holding NaN or Inf (default: refused,
                                    naming the tensor, quantized tensors included) */
+    bool        head_copy;      /* GGUF of a tied GPT-2: also write output.weight as a copy of
+                                   token_embd (llama.cpp builds before March 2025 need it);
+                                   default: the head is token_embd, written once */
+    bool        allow_requantize;/* a quantized input to another dtype (or widened for HF /
+                                   llama2.c output); default: refused, naming the tensor and
+                                   its type. Without a dtype a GGUF output keeps every
+                                   quantized tensor byte for byte */
 } shrink_convert_params;
 
 typedef struct shrink_convert_result {

@@ -308,6 +308,11 @@ else
     fi
     expect_ok "quantize -m IN OUT TYPE" "$bin" quantize -m "$model" "$tmp/pq/c.gguf" Q8_0 &&
         { cmp -s "$tmp/pq/a.gguf" "$tmp/pq/c.gguf" && ok || bad "quantize -m IN OUT Q8_0 differs"; }
+    # llama-quantize's Q2_K is its mix: shrink's q2_K_M, not q2_K (every matrix q2_K)
+    if expect_ok "quantize IN OUT Q2_K" "$bin" quantize "$model" "$tmp/pq/e.gguf" Q2_K &&
+        expect_ok "quantize --scheme q2_K_M" "$bin" quantize "$model" "$tmp/pq/f.gguf" --scheme q2_K_M; then
+        cmp -s "$tmp/pq/e.gguf" "$tmp/pq/f.gguf" && ok || bad "quantize IN OUT Q2_K differs from --scheme q2_K_M"
+    fi
     run "$bin" quantize "$model" "$tmp/pq/d.gguf" q8_0 --scheme q4_0
     [ $rc -eq 2 ] && grep -q "the scheme is given twice" "$tmp/err" && [ ! -e "$tmp/pq/d.gguf" ] && ok ||
         bad "quantize with two different schemes: exit $rc: $(cat "$tmp/err")"
@@ -560,6 +565,18 @@ else
     expect_fail "convert --dtype int4_g16 lists the types" "w8a8_static" \
         "$bin" convert "$model" "$tmp/own2.gguf" --dtype int4_g16
     [ ! -e "$tmp/own2.gguf" ] && ok || bad "convert --dtype int4_g16 left a file"
+    # a quantized input: passed through byte for byte without --dtype (or with `same`);
+    # another dtype needs --allow-requantize, naming the tensor's type and the option
+    if expect_ok "convert --dtype q8_0" "$bin" convert "$model" "$tmp/q8.gguf" --dtype q8_0 &&
+        expect_ok "convert a q8_0 GGUF --dtype same" "$bin" convert "$tmp/q8.gguf" "$tmp/q8b.gguf" \
+            --dtype same; then
+        cmp -s "$tmp/q8.gguf" "$tmp/q8b.gguf" && ok || bad "convert of a q8_0 GGUF changed it"
+        expect_fail "convert q8_0 -> f16 without --allow-requantize" "q8_0; converting it to f16 would requantize it: add --allow-requantize" \
+            "$bin" convert "$tmp/q8.gguf" "$tmp/q8f16.gguf" --dtype f16
+        [ ! -e "$tmp/q8f16.gguf" ] && ok || bad "a refused requantization left a file"
+        expect_ok "convert q8_0 -> f16 --allow-requantize" "$bin" convert "$tmp/q8.gguf" \
+            "$tmp/q8f16.gguf" --dtype f16 --allow-requantize
+    fi
 fi
 
 # ==== quantize =================================================================================

@@ -4,6 +4,10 @@
  *   1. round trips are lossless: llama2.c -> GGUF -> llama2.c and HF -> GGUF -> HF give every
  *      tensor back bit for bit (same names, dtype, shape, bytes), for stories260K.bin,
  *      stories260K-hf, tiny-llama-gqa (GQA, untied) and tiny-gpt2 (Conv1D, fused qkv);
+ *      a tied head is written once (tiny-gpt2's GGUF has no output.weight, is smaller by the
+ *      embedding than one repeating it, same logits);
+ *      a quantized GGUF passes through byte for byte; another dtype or a HF output is refused
+ *      without allow_requantize (no output), allowed with it;
  *   2. the converted models compute what the originals do: logits of a few tokens agree
  *      (exactly when the layout is the same, to 1e-5 across RoPE layouts), perplexity too;
  *   3. dtype conversion (f32 -> f16 -> f32 is the f16 rounding of the original), sharded HF
@@ -19,6 +23,7 @@
 #include "tokenizer/tokenizer.h"
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char tmpdir[] = "/tmp/shrink_convert_XXXXXX";
@@ -162,6 +167,107 @@ static void round_trip(const char *model, const char *back_name) {
     CHECK(d >= 0 && d < 1e-5, "%s: logits of the GGUF differ by %g", model, d);
     printf("  %-34s -> GGUF -> %-12s tensors bit for bit; GGUF logits within %.1e\n", model,
            back_name, d);
+}
+
+/* A tied head is written once: tiny-gpt2's GGUF has no output.weight and is smaller than the
+ * one repeating the head (head_copy, what older llama.cpp builds need) by exactly the
+ * embedding's bytes (32-byte padded); both give the HF original's logits. */
+static void tied_head(void) {
+    char src[2048], one[4200], two[4200];
+    if (!test_need_model(src, sizeof src, "tiny-gpt2")) return;
+    tmp_path(one, sizeof one, "tied1.gguf");
+    tmp_path(two, sizeof two, "tied2.gguf");
+    if (conv(src, one, -1)) return;
+    struct shrink_model *m = NULL;
+    shrink_status st = sk_model_open(&m, src, NULL);
+    CHECK(st == SHRINK_OK, "open %s: %s", src, shrink_last_error());
+    if (st) return;
+    sk_write_opts o = sk_write_opts_default();
+    o.head_copy = 1;
+    st = sk_model_write(m, two, SK_FORMAT_GGUF, &o);
+    CHECK(st == SHRINK_OK && m->cfg.tied, "write %s (tied %d): %s", two, m->cfg.tied,
+          shrink_last_error());
+    uint64_t emb = 0;
+    for (int64_t i = 0; i < m->n_tensors; i++)
+        if (strstr(m->tensors[i].name, "wte.weight")) emb = (m->tensors[i].bytes + 31) / 32 * 32;
+    shrink_model_free(m);
+    if (st) return;
+    shrink_model *a = NULL, *b = NULL;
+    shrink_load_params lp = shrink_load_params_default();
+    lp.no_tokenizer = true;
+    if (shrink_model_load(&a, one, &lp) == SHRINK_OK && shrink_model_load(&b, two, &lp) ==
+        SHRINK_OK) {
+        int ha = 0, hb = 0;
+        for (int64_t i = 0; i < a->n_tensors; i++) ha += !strcmp(a->tensors[i].name, "output.weight");
+        for (int64_t i = 0; i < b->n_tensors; i++) hb += !strcmp(b->tensors[i].name, "output.weight");
+        CHECK(ha == 0 && hb == 1 && a->n_tensors + 1 == b->n_tensors && a->cfg.tied && b->cfg.tied,
+              "output.weight: %d in %s, %d in %s", ha, one, hb, two);
+    } else {
+        CHECK(0, "load %s / %s: %s", one, two, shrink_last_error());
+    }
+    shrink_model_free(a);
+    shrink_model_free(b);
+    struct stat f1, f2;
+    int ok = stat(one, &f1) == 0 && stat(two, &f2) == 0;
+    uint64_t s1 = ok ? (uint64_t)f1.st_size : 0, s2 = ok ? (uint64_t)f2.st_size : 0;
+    CHECK(ok && emb > 0 && s2 > s1, "sizes of %s, %s", one, two);
+    /* the header differs by one tensor info: name, dims, shape, type, offset */
+    uint64_t info = 8 + strlen("output.weight") + 4 + 2 * 8 + 4 + 8;
+    CHECK(s2 - s1 >= emb && s2 - s1 <= emb + info + 32, "tied GGUF %llu bytes, with the head "
+          "%llu: %llu apart, the embedding is %llu", (unsigned long long)s1,
+          (unsigned long long)s2, (unsigned long long)(s2 - s1), (unsigned long long)emb);
+    double d1 = logits_diff(src, one), d2 = logits_diff(one, two);
+    CHECK(d1 >= 0 && d1 < 1e-5 && d2 == 0, "tiny-gpt2 logits: HF vs tied GGUF %g, tied vs "
+          "repeated head %g", d1, d2);
+    printf("  tiny-gpt2 GGUF: head written once %llu bytes, repeated %llu; logits within %.1e\n",
+           (unsigned long long)s1, (unsigned long long)s2, d1);
+}
+
+/* Do two files hold the same bytes? */
+static int same_file(const char *a, const char *b) {
+    char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    int same = !sk_read_file(a, 1u << 26, &x, &nx) && !sk_read_file(b, 1u << 26, &y, &ny) &&
+               nx == ny && !memcmp(x, y, nx);
+    sk_free(x);
+    sk_free(y);
+    return same;
+}
+
+/* A quantized GGUF: passed through byte for byte without a dtype (or with its own type);
+ * another dtype, or a HF output, only with allow_requantize (the message names the tensor's
+ * type and the option; no output left). */
+static void quantized_input(void) {
+    char src[2048], q8[4200], out[4200], hf[4200];
+    if (!test_need_model(src, sizeof src, "stories260K/stories260K.bin")) return;
+    tmp_path(q8, sizeof q8, "q8.gguf");
+    if (conv(src, q8, SHRINK_DTYPE_Q8_0)) return;
+    tmp_path(out, sizeof out, "q8-again.gguf");
+    tmp_path(hf, sizeof hf, "q8-hf");
+    if (!conv(q8, out, -1))
+        CHECK(same_file(q8, out), "q8_0 GGUF converted without a dtype: bytes changed");
+    remove(out);
+    if (!conv(q8, out, SHRINK_DTYPE_Q8_0))
+        CHECK(same_file(q8, out), "q8_0 GGUF converted to q8_0: bytes changed");
+    remove(out);
+    shrink_convert_params p = shrink_convert_params_default();
+    p.dtype = SHRINK_DTYPE_F16;
+    shrink_status st = shrink_convert(q8, out, &p, NULL);
+    const char *e = shrink_last_error();
+    CHECK(st == SHRINK_ERR_ARG && strstr(e, "q8_0") && strstr(e, "--allow-requantize") &&
+          access(out, F_OK) != 0, "q8_0 -> f16 without allow_requantize: %d %s", (int)st, e);
+    p.dtype = -1;
+    st = shrink_convert(q8, hf, &p, NULL);
+    e = shrink_last_error();
+    CHECK(st == SHRINK_ERR_ARG && strstr(e, "q8_0") && strstr(e, "--allow-requantize") &&
+          access(hf, F_OK) != 0, "q8_0 -> HF without allow_requantize: %d %s", (int)st, e);
+    p.dtype = SHRINK_DTYPE_F16;
+    p.allow_requantize = true;
+    st = shrink_convert(q8, out, &p, NULL);
+    CHECK(st == SHRINK_OK, "q8_0 -> f16 with allow_requantize: %s", shrink_last_error());
+    double d = st ? -1 : logits_diff(q8, out);
+    CHECK(d >= 0 && d < 1e-2, "q8_0 -> f16: logits differ by %g", d);
+    printf("  q8_0 GGUF -> GGUF byte for byte; -> f16 or HF refused without allow_requantize\n");
 }
 
 /* Perplexity on a fixed text of the original and the GGUF conversion. */
@@ -425,6 +531,8 @@ int main(void) {
     round_trip("stories260K-hf", "stories-hf");
     round_trip("tiny-llama-gqa", "gqa-hf");
     round_trip("tiny-gpt2", "gpt2-hf");
+    tied_head();
+    quantized_input();
     ppl_equal();
     dtype_and_shards();
     tokenizers();

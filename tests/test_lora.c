@@ -6,6 +6,7 @@
  * and the bad-input rules (truncated file, a model given as an adapter, NaN, wrong base).
  */
 #include "test_util.h"
+#include "lora_fixture.h"
 
 #include "../include/shrink.h"
 
@@ -14,32 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static double ppl_of(shrink_model *m, const int32_t *ids, size_t n) {
-    shrink_context *x = NULL;
-    shrink_ppl_params pp = shrink_ppl_params_default();
-    shrink_ppl_result r;
-    pp.n_ctx = 256;
-    pp.stride = 128;
-    if (shrink_context_create(&x, m, 256, 256) != SHRINK_OK) return -1;
-    shrink_status st = shrink_perplexity(x, ids, (int64_t)n, &pp, &r);
-    shrink_context_free(x);
-    return st == SHRINK_OK ? r.ppl : -1;
-}
-
-/* The float64 comparisons score all 5492 tokens six times over (a 32000-word vocabulary): they
- * run with the dispatched kernels and no sanitizer. The SHRINK_KERNELS=ref and ASan + UBSan runs
- * score the first 300 tokens, where the same code must still agree with itself (PEFT = GGUF,
- * scale 0 = base, failed adds change nothing); reading and bad input are checked in full. */
-static size_t tokens_to_score(size_t n) {
-#if defined(__SANITIZE_ADDRESS__)
-    (void)n;
-    return 300;
-#else
-    const char *k = getenv("SHRINK_KERNELS");
-    return k && !strcmp(k, "ref") ? 300 : n;
-#endif
-}
 
 /* Copies the first `keep` bytes of src to dst, with a NaN written at byte `nan_at` if >= 0. */
 static int copy_bytes(const char *src, const char *dst, long keep, long nan_at) {
@@ -73,14 +48,9 @@ int main(void) {
     shrink_model *m = NULL;
     CHECK(shrink_model_load(&m, model, NULL) == SHRINK_OK, "load: %s", shrink_last_error());
     if (!m) return test_summary("test_lora");
-    FILE *f = fopen(text, "rb");
-    static char buf[1 << 16];
-    size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f) fclose(f);
     int32_t *ids = NULL;
     size_t n = 0;
-    CHECK(shrink_tokenizer_encode(shrink_model_tokenizer(m), buf, len, true, &ids, &n) ==
-          SHRINK_OK, "encode");
+    CHECK(text_ids(m, text, &ids, &n) == SHRINK_OK, "encode");
     CHECK(n == 5492, "tokens %zu, ref.json says 5492", n);
 
     const int full = tokens_to_score(n) == n;

@@ -14,28 +14,9 @@
 # absent. Ends with "test_lora_cli: N passed, N failed, N skipped"; exit 1 on any failure.
 set -u
 bin=${1:-build/shrink}
-pass=0
-fail=0
-skip=0
+. tests/sh_lib.sh
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shrink-lora-cli.XXXXXX") || exit 1
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
-
-ok()      { pass=$((pass + 1)); }
-bad()     { fail=$((fail + 1)); echo "FAIL: $*"; }
-skipped() { skip=$((skip + 1)); echo "SKIP: $*"; }
-finish()  {
-    echo "test_lora_cli: $pass passed, $fail failed, $skip skipped"
-    [ $fail -eq 0 ]
-    exit $?
-}
-
-shared=${SHRINK_SHARED:-../shared}
-asset() {
-    for root in "$shared" tests/fixtures .; do
-        if [ -e "$root/$1" ]; then echo "$root/$1"; return 0; fi
-    done
-    return 1
-}
 
 run() {
     desc=$1
@@ -82,13 +63,8 @@ corpus=$(asset data/corpus/train.txt) || corpus=""
 test_text=$(asset data/corpus/test.txt) || test_text=""
 other=$(asset fixtures/lora/mix-llama-14m-peft) || other=""
 if [ -z "$base" ] || [ -z "$tok" ] || [ -z "$corpus" ] || [ -z "$test_text" ] || [ -z "$other" ]; then
-    if [ -d "$shared" ]; then
-        bad "stories260K, data/corpus or fixtures/lora not found, but the shared folder $shared is present"
-        finish
-    fi
-    skipped "stories260K or ../shared: absent (no shared folder $shared)"
-    echo "test_lora_cli: $pass passed, $fail failed, $skip skipped"
-    exit 77
+    missing "stories260K, data/corpus/train.txt, test.txt or fixtures/lora"
+    sh_finish test_lora_cli
 fi
 head -c 8000 "$test_text" > "$tmp/valid.txt"
 M="$base --tokenizer $tok"
@@ -131,4 +107,4 @@ if run "convert q8_0" "$bin" convert $M "$tmp/q8.gguf" --dtype q8_0; then
     refuse "quantized base without --dtype" "--dtype" "$tmp/m3.gguf" \
         "$bin" merge "$tmp/q8.gguf" --lora "$tmp/a.gguf" -o "$tmp/m3.gguf"
 fi
-finish
+sh_finish test_lora_cli

@@ -9,6 +9,7 @@
  * identical perplexity.
  */
 #include "test_util.h"
+#include "lora_fixture.h"
 
 #include "../include/shrink.h"
 
@@ -18,18 +19,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static double ppl_of(shrink_model *m, const int32_t *ids, size_t n) {
-    shrink_context *x = NULL;
-    shrink_ppl_params pp = shrink_ppl_params_default();
-    shrink_ppl_result r;
-    pp.n_ctx = 256;
-    pp.stride = 128;
-    if (shrink_context_create(&x, m, 256, 256) != SHRINK_OK) return -1;
-    shrink_status st = shrink_perplexity(x, ids, (int64_t)n, &pp, &r);
-    shrink_context_free(x);
-    return st == SHRINK_OK ? r.ppl : -1;
-}
 
 static double ppl_path(const char *path, const char *lora, const int32_t *ids, size_t n) {
     shrink_model *m = NULL;
@@ -41,17 +30,6 @@ static double ppl_path(const char *path, const char *lora, const int32_t *ids, s
     double p = ppl_of(m, ids, n);
     shrink_model_free(m);
     return p;
-}
-
-/* As test_lora.c: all tokens with the dispatched kernels, 300 under sanitizers / ref kernels. */
-static size_t tokens_to_score(size_t n) {
-#if defined(__SANITIZE_ADDRESS__)
-    (void)n;
-    return 300;
-#else
-    const char *k = getenv("SHRINK_KERNELS");
-    return k && !strcmp(k, "ref") ? 300 : n;
-#endif
 }
 
 static int same_bytes(const char *a, const char *b) {
@@ -90,14 +68,9 @@ int main(void) {
     shrink_model *m = NULL;
     CHECK(shrink_model_load(&m, model, NULL) == SHRINK_OK, "load: %s", shrink_last_error());
     if (!m) return test_summary("test_lora_merge");
-    FILE *f = fopen(text, "rb");
-    static char buf[1 << 16];
-    size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f) fclose(f);
     int32_t *ids = NULL;
     size_t n = 0;
-    CHECK(shrink_tokenizer_encode(shrink_model_tokenizer(m), buf, len, true, &ids, &n) ==
-          SHRINK_OK, "encode");
+    CHECK(text_ids(m, text, &ids, &n) == SHRINK_OK, "encode");
     shrink_model_free(m);
     const int full = tokens_to_score(n) == n;
     n = tokens_to_score(n);

@@ -181,6 +181,7 @@ static shrink_status call_convert(void *user) {
     char out[320];
     snprintf(out, sizeof out, "%s/conv", tmp_dir); /* a Hugging Face folder */
     shrink_convert_params p = shrink_convert_params_default();
+    p.allow_requantize = true; /* a q8_0 input is widened for HF */
     shrink_status st = shrink_convert((const char *)user, out, &p, NULL);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", out);

@@ -243,8 +243,7 @@ static shrink_model *write_and_load(const sk_config *c, sk_format fmt, const cha
         return NULL;
     }
     int gguf = fmt == SK_FORMAT_GGUF;
-    int64_t extra = gguf && c->arch->gguf_head && c->tied;
-    CHECK(m->n_tensors == nt + extra, "%s: %lld tensors, %lld canonical", out,
+    CHECK(m->n_tensors == nt, "%s: %lld tensors, %lld canonical", out,
           (long long)m->n_tensors, (long long)nt);
     for (int64_t i = 0; i < nt; i++) {
         char name[96], full[160];

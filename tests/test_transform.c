@@ -6,7 +6,7 @@
  *   1. a pruning method (begin: the tensor's max |w| through sk_xf_map_rows; rows: values
  *      below a quarter of it set to zero in place; end_block: zeros counted per thread) gives
  *      exactly the generator's values pruned by hand here, tensor by tensor, f32 bit for bit,
- *      including the tied GPT-2's output.weight (the embedding's values); the zero count and
+ *      the tied GPT-2 without output.weight (its head is token_embd); the zero count and
  *      the progress (done == total at the end) agree;
  *   2. a method without a row callback (plain conversion) writing matrices as f16 gives
  *      sk_f32_to_f16 of the generator's values;
@@ -188,6 +188,8 @@ static void check_prune(const char *name, const char *dir, const sk_init_params 
         sk_gguf_parse(map.data, map.size, out, &g) == SHRINK_OK) {
         CHECK(g->n_tensors == xf.n, "%s: %lld tensors written, %lld listed", name,
               (long long)g->n_tensors, (long long)xf.n);
+        CHECK(!ip->cfg.tied || !gguf_find(g, "output.weight"), "%s: tied head written twice",
+              name);
         int64_t zeros = 0, bad = 0;
         for (int64_t i = 0; i < xf.n; i++) {
             const sk_xf_tensor *x = &xf.ts[i];

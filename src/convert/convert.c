@@ -8,8 +8,69 @@
 shrink_convert_params shrink_convert_params_default(void) {
     shrink_convert_params p = {.to = NULL, .dtype = -1, .shard_bytes = 0,
                                .tokenizer_path = NULL, .progress = NULL, .user = NULL,
-                               .allow_nonfinite = false};
+                               .allow_nonfinite = false, .head_copy = false,
+                               .allow_requantize = false};
     return p;
+}
+
+/* GGUF pass-through of a quantized input: every matrix in the type its file stores it in
+ * (byte for byte: same-type rows are copied), vectors f32 as always. */
+static shrink_dtype keep_dtype(void *user, const sk_wtensor *t, int64_t i) {
+    int d = sk_model_file_dtype(user, t);
+    return t->n_dims == 1 || d < 0 ? SHRINK_DTYPE_F32 : (shrink_dtype)d;
+}
+
+/* The input's quantized tensors: the first one (NULL if none), the first whose type differs
+ * from `want` (-1: any), and the quantized type holding the most bytes. */
+typedef struct quant_scan {
+    const sk_tensor *first, *differs;
+    shrink_dtype     main;
+} quant_scan;
+
+static quant_scan scan_quantized(const struct shrink_model *m, int want) {
+    quant_scan q = {NULL, NULL, SHRINK_DTYPE_F32};
+    uint64_t bytes[SHRINK_DTYPE_COUNT] = {0}, best = 0;
+    for (int64_t i = 0; i < m->n_tensors; i++) {
+        const sk_tensor *t = &m->tensors[i];
+        if (!sk_dtype_quantized(t->dtype)) continue;
+        if (!q.first) q.first = t;
+        if (!q.differs && (want < 0 || (int)t->dtype != want)) q.differs = t;
+        bytes[t->dtype] += t->bytes;
+    }
+    for (int d = 0; d < SHRINK_DTYPE_COUNT; d++)
+        if (bytes[d] > best) best = bytes[d], q.main = (shrink_dtype)d;
+    return q;
+}
+
+/* general.file_type of a GGUF input (-1 if none or not a GGUF): a pass-through keeps it. */
+static int64_t input_file_type(const struct shrink_model *m) {
+    if (strcmp(m->format, "gguf") != 0 || m->n_maps != 1) return -1;
+    sk_gguf *g;
+    if (sk_gguf_parse(m->maps[0].data, m->maps[0].size, m->path, &g) != SHRINK_OK) return -1;
+    const sk_gguf_kv *kv = sk_gguf_find(g, "general.file_type");
+    int64_t ft = !kv ? -1 : kv->val.type == SK_GGUF_UINT32 ? (int64_t)kv->val.v.u
+                 : kv->val.type == SK_GGUF_INT32 ? kv->val.v.i : -1;
+    sk_gguf_free(g);
+    return ft;
+}
+
+/* Requantizing (or widening) a quantized input only when asked, as llama-quantize does. */
+static shrink_status check_requantize(const struct shrink_model *m, const char *in, int fmt,
+                                      const shrink_convert_params *p, const quant_scan *q) {
+    if (!q->first || p->allow_requantize) return SHRINK_OK;
+    const sk_tensor *t = q->differs;
+    if (p->dtype >= 0 && t)
+        return sk_error(SHRINK_ERR_ARG, "%s: tensor '%s' is already %s; converting it to %s "
+                        "would requantize it: add --allow-requantize, or leave out --dtype to "
+                        "pass the quantized tensors through unchanged", in, t->name,
+                        sk_dtype(t->dtype)->name, sk_dtype((shrink_dtype)p->dtype)->name);
+    if (p->dtype < 0 && fmt != SK_FORMAT_GGUF)
+        return sk_error(SHRINK_ERR_ARG, "%s: tensor '%s' is %s, which %s files cannot hold: "
+                        "add --allow-requantize to write it widened to f32 (or --dtype f16 "
+                        "--allow-requantize)", in, q->first->name, sk_dtype(q->first->dtype)->name,
+                        fmt == SK_FORMAT_HF ? "Hugging Face" : "llama2.c");
+    (void)m;
+    return SHRINK_OK;
 }
 
 /* Forwards progress to the caller and remembers the bytes written. */
@@ -50,9 +111,22 @@ shrink_status shrink_convert(const char *in, const char *out, const shrink_conve
         shrink_model_free(m);
         return st;
     }
+    quant_scan q = scan_quantized(m, p->dtype);
+    if ((st = check_requantize(m, in, fmt, p, &q))) {
+        shrink_model_free(m);
+        return st;
+    }
     sk_write_opts o = sk_write_opts_default();
     o.dtype = p->dtype;
+    if (q.first && p->dtype < 0 && fmt == SK_FORMAT_GGUF) {
+        /* pass through; general.file_type the input's, else from the type holding most bytes */
+        o.tensor_dtype = keep_dtype;
+        o.tensor_user = m;
+        o.dtype = q.main;
+        o.file_type = input_file_type(m);
+    }
     o.shard_bytes = p->shard_bytes;
+    o.head_copy = p->head_copy;
     conv_progress cp = {p, 0};
     o.progress = conv_progress_cb;
     o.progress_user = &cp;
@@ -62,7 +136,7 @@ shrink_status shrink_convert(const char *in, const char *out, const shrink_conve
         sk_source_from_model(m, &src);
         r->format = sk_format_name((sk_format)fmt);
         r->dtype = fmt == SK_FORMAT_LLAMA2C ? SHRINK_DTYPE_F32
-                   : p->dtype >= 0          ? (shrink_dtype)p->dtype
+                   : o.dtype >= 0           ? (shrink_dtype)o.dtype
                                             : src.dtype;
         r->n_tensors = m->n_tensors;
         r->tensor_bytes = (uint64_t)cp.done;

@@ -170,6 +170,8 @@ typedef struct sk_write_opts {
     shrink_dtype (*tensor_dtype)(void *user, const sk_wtensor *t, int64_t i);
     void    *tensor_user;
     int64_t  file_type;      /* GGUF general.file_type (llama_ftype); -1: from `dtype` */
+    int      head_copy;      /* GGUF: a tied model of an arch with gguf_head also gets
+                              * output.weight = token_embd (older llama.cpp); 0: written once */
 } sk_write_opts;
 
 SK_HIDDEN sk_write_opts sk_write_opts_default(void);

@@ -1095,12 +1095,14 @@ static void gguf_name(const sk_config *c, const sk_wtensor *t, char *buf, size_t
         snprintf(buf, cap, "?"); /* every role has a GGUF name (test_tensors checks it) */
 }
 
-/* The tensors written: the canonical list, plus output.weight for a tied model of an arch
- * whose GGUF files repeat it (GPT-2: as convert_hf_to_gguf.py's GPT2Model writes it). */
-static shrink_status gguf_list(const sk_source *src, sk_wtensor **ts, int64_t *n) {
+/* The tensors written: the canonical list (a tied head is token_embd alone: llama.cpp ties a
+ * missing output.weight), plus output.weight when asked (head_copy) for a tied model of an arch
+ * older llama.cpp builds need it for (GPT-2 before PR 12456, as its converter wrote it then). */
+static shrink_status gguf_list(const sk_source *src, const sk_write_opts *o, sk_wtensor **ts,
+                               int64_t *n) {
     shrink_status st = sk_wtensors(&src->cfg, ts, n);
     if (st) return st;
-    if (src->cfg.arch->gguf_head && src->cfg.tied) {
+    if (o->head_copy && src->cfg.arch->gguf_head && src->cfg.tied) {
         sk_wtensor *g = sk_realloc(*ts, (size_t)(*n + 1) * sizeof *g);
         if (!g) return sk_error(SHRINK_ERR_NOMEM, "out of memory");
         *ts = g;
@@ -1144,7 +1146,7 @@ shrink_status sk_gguf_write(const sk_source *src, const char *out, const sk_writ
     shrink_dtype mdt = o->dtype >= 0 ? (shrink_dtype)o->dtype : src->dtype;
     sk_wtensor *ts = NULL;
     int64_t n = 0;
-    shrink_status st = gguf_list(src, &ts, &n);
+    shrink_status st = gguf_list(src, o, &ts, &n);
     if (st) return st;
 
     /* ---- header: metadata ---- */

@@ -55,7 +55,9 @@ typedef struct sk_arch {
     const char  *gguf_arch;   /* general.architecture it is written as; a file of that arch
                                * is read as the first row that names it */
     int          gguf_write;  /* shrink writes it as GGUF (qwen2: not yet) */
-    int          gguf_head;   /* GGUF files repeat a tied head as output.weight */
+    int          gguf_head;   /* llama.cpp builds before PR 12456 (March 2025) need
+                               * output.weight for a tied model of this arch: it is written
+                               * as a copy of token_embd only on request (head_copy) */
     int          add_bos;     /* default of add_bos_token */
     int          resid_scale; /* init scales residual projections by 1 / sqrt(2 L) */
 } sk_arch;

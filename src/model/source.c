@@ -109,8 +109,7 @@ static shrink_status model_fill(void *user, const sk_wtensor *t, int64_t row0, i
     return SHRINK_OK;
 }
 
-static shrink_dtype model_dtype_of(void *user, const sk_wtensor *t) {
-    const struct shrink_model *m = user;
+int sk_model_file_dtype(const struct shrink_model *m, const sk_wtensor *t) {
     int stored_t;
     const sk_tensor *ft = model_tensor(m, t, &stored_t);
     if (!ft && t->role == SK_ROLE_HEAD) {
@@ -118,9 +117,14 @@ static shrink_dtype model_dtype_of(void *user, const sk_wtensor *t) {
         e.role = SK_ROLE_TOK_EMB;
         ft = model_tensor(m, &e, &stored_t);
     }
+    return ft ? (int)ft->dtype : -1;
+}
+
+static shrink_dtype model_dtype_of(void *user, const sk_wtensor *t) {
     /* quantized types (q4_K, int8_ch, ...) are written widened to f32 unless a dtype is asked
-     * for */
-    return ft && !sk_dtype_quantized(ft->dtype) ? ft->dtype : SHRINK_DTYPE_F32;
+     * for (shrink_convert passes them through itself) */
+    int d = sk_model_file_dtype(user, t);
+    return d >= 0 && !sk_dtype_quantized((shrink_dtype)d) ? (shrink_dtype)d : SHRINK_DTYPE_F32;
 }
 
 shrink_status sk_source_from_model(const struct shrink_model *m, sk_source *src) {

@@ -31,6 +31,10 @@ SK_HIDDEN shrink_status sk_config_load(const char *dir, sk_config *cfg);
  * `src` borrows m; it is valid while m lives. */
 SK_HIDDEN shrink_status sk_source_from_model(const struct shrink_model *m, sk_source *src);
 
+/* The dtype file tensor of canonical tensor t is stored in (quantized types included; a tied
+ * head: the token embedding's), -1 if the file has none. */
+SK_HIDDEN int sk_model_file_dtype(const struct shrink_model *m, const sk_wtensor *t);
+
 /* Opens a model for conversion: like shrink_model_load (format detection, config, tensor
  * table, tokenizer) but binds nothing to the decoder, so no weight is copied, transposed or
  * widened; the result is for sk_source_from_model / sk_model_write / shrink_model_free only

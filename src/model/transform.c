@@ -14,29 +14,22 @@
 
 /* ---- opening ------------------------------------------------------------------------------ */
 
-/* The tensors sk_gguf_write writes: the canonical list, plus output.weight for a tied model
- * of an arch whose GGUF files repeat the head (GPT-2; gguf.c's gguf_list). */
+/* The tensors sk_gguf_write writes: the canonical list (a tied head is token_embd alone;
+ * gguf.c's gguf_list). */
 static shrink_status list_tensors(sk_xf *xf) {
     const sk_config *c = &xf->base.cfg;
     sk_wtensor *ts;
     int64_t n;
     shrink_status st = sk_wtensors(c, &ts, &n);
     if (st) return st;
-    int extra = c->arch->gguf_head && c->tied;
-    sk_xf_tensor *x = sk_calloc((size_t)(n + extra), sizeof *x);
+    sk_xf_tensor *x = sk_calloc((size_t)n, sizeof *x);
     if (!x) {
         sk_free(ts);
         return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", xf->what);
     }
     for (int64_t i = 0; i < n; i++) x[i].t = ts[i];
-    if (extra) {
-        x[n].t = ts[0];
-        x[n].t.role = SK_ROLE_HEAD;
-        sk_trole_name(sk_trole_at(SK_ROLE_HEAD), c->arch, SK_TNAME_HF, -1, x[n].t.name,
-                      sizeof x[n].t.name);
-    }
     sk_free(ts);
-    for (int64_t i = 0; i < n + extra; i++) {
+    for (int64_t i = 0; i < n; i++) {
         if (!sk_trole_name(sk_trole_at(x[i].t.role), c->arch, SK_TNAME_GGUF, x[i].t.layer,
                            x[i].name, sizeof x[i].name))
             snprintf(x[i].name, sizeof x[i].name, "?");
@@ -44,7 +37,7 @@ static shrink_status list_tensors(sk_xf *xf) {
                                           : xf->base.dtype;
     }
     xf->ts = x;
-    xf->n = n + extra;
+    xf->n = n;
     return SHRINK_OK;
 }
 

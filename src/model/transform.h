@@ -88,7 +88,7 @@ struct sk_xf {
 };
 
 /* Opens the model at `in` (tokenizer_path: as shrink_load_params) and lists the output's
- * tensors for GGUF (the canonical list, plus output.weight for a tied GPT-2). `what` names
+ * tensors for GGUF (the canonical list; a tied head is not repeated). `what` names
  * the operation in messages. On failure xf is left closable. */
 SK_HIDDEN shrink_status sk_xf_open(sk_xf *xf, const char *in, const char *tokenizer_path,
                                    const char *what);

@@ -792,7 +792,7 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
         goto out;
     r->in_file_bytes = m->file_bytes;
     /* output.weight is written unless the head is the token embedding */
-    j.has_output = !m->cfg.tied || m->cfg.arch->gguf_head;
+    j.has_output = !m->cfg.tied;
     /* one dequantized row of the longest tensor row per thread, and per-thread sums */
     for (int64_t i = 0; i < xf.n; i++) {
         int64_t cols = xf.ts[i].t.n_dims == 1 ? xf.ts[i].t.rows : xf.ts[i].t.cols;

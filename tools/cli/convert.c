@@ -17,18 +17,28 @@ typedef struct convert_opts {
     const char *to;
     const char *dtype;
     uint64_t    shard_size;
+    bool        head_copy;
+    bool        allow_requantize;
 } convert_opts;
 
 static const cli_opt convert_rows[] = {
     {"--to", NULL, CLI_OPT_STR, offsetof(convert_opts, to), "FORMAT", 0, 0,
      "gguf, hf or llama2c (default: from OUT: .gguf, .bin, else a HF folder)"},
     {"--dtype", NULL, CLI_OPT_STR, offsetof(convert_opts, dtype), "DTYPE", 0, 0,
-     "dtype of the weight matrices (default: the input's): f32, f16, bf16; GGUF only:\n"
+     "dtype of the weight matrices (default or `same`: the input's, quantized tensors\n"
+     "passed through byte for byte): f32, f16, bf16; GGUF only:\n"
      "llama.cpp's q8_0, q4_0, q4_1, q5_0, q5_1, q2_K ... q6_K, iq4_nl, or shrink's own int8_ch, int8_ch_asym, int8_t, int8_t_asym,\n"
      "int4_g32|64|128[_asym], nf4, nf4_dq, w8a8, w8a8_static (llama.cpp cannot read those;\n"
      "row by row, no calibration; docs/formats.md)"},
     {"--shard-size", NULL, CLI_OPT_U64, offsetof(convert_opts, shard_size), "BYTES", 0, 0,
      "HF output: largest safetensors shard (default 2000000000)"},
+    {"--head-copy", NULL, CLI_OPT_FLAG, offsetof(convert_opts, head_copy), NULL, 0, 0,
+     "GGUF of a tied GPT-2: also write output.weight, a copy of token_embd, for llama.cpp\n"
+     "builds before March 2025 (PR 12456), which refuse the file without it (default: the\n"
+     "head is token_embd, written once, as llama.cpp's converter now writes it)"},
+    {"--allow-requantize", NULL, CLI_OPT_FLAG, offsetof(convert_opts, allow_requantize), NULL,
+     0, 0, "let --dtype change an already quantized tensor's type (or widen it for a HF or\n"
+     "llama2.c output); refused by default, as llama-quantize does"},
 };
 
 static const cli_spec spec = {
@@ -37,7 +47,7 @@ static const cli_spec spec = {
                    "       q2_K|q3_K|q4_K|q5_K|q6_K|iq4_nl|\n"
                    "       int8_ch|int8_ch_asym|int8_t|int8_t_asym|int4_g32|int4_g64|int4_g128|\n"
                    "       int4_g32_asym|int4_g64_asym|int4_g128_asym|nf4|nf4_dq|w8a8|w8a8_static]\n"
-                   "       [--shard-size BYTES]",
+                   "       [--shard-size BYTES] [--head-copy] [--allow-requantize]",
     .description = "Converts a model between GGUF, Hugging Face (config.json + safetensors +\n"
                    "tokenizer files) and llama2.c .bin, tensor by tensor without loading the\n"
                    "whole model. Same-dtype conversions are lossless (bit for bit). OUT is\n"
@@ -121,7 +131,7 @@ int cmd_convert(int argc, char **argv) {
         return CLI_USAGE;
     }
     p.to = opts.to;
-    if (opts.dtype) {
+    if (opts.dtype && strcmp(opts.dtype, "same") != 0) {
         shrink_dtype d;
         if (shrink_dtype_parse(opts.dtype, &d) != SHRINK_OK) {
             fprintf(stderr, "shrink convert: --dtype: %s\n\n", shrink_last_error());
@@ -137,6 +147,8 @@ int cmd_convert(int argc, char **argv) {
     p.shard_bytes = opts.shard_size;
     p.tokenizer_path = common.tokenizer;
     p.allow_nonfinite = common.allow_nonfinite;
+    p.head_copy = opts.head_copy;
+    p.allow_requantize = opts.allow_requantize;
     shrink_set_threads(common.threads);
 
     cli_progress prog;

@@ -483,7 +483,7 @@ static int run_lora(int argc, char **argv) {
         cli_json_key(&j, "train_tokens");   cli_json_int(&j, t->train_tokens);
         cli_json_key(&j, "valid_tokens");   cli_json_int(&j, t->valid_tokens);
         cli_json_key(&j, "seconds");        cli_json_num(&j, t->seconds);
-        cli_json_key(&j, "tok_s");          cli_json_num(&j, t->tok_per_s);
+        cli_json_key(&j, "tokens_per_s");   cli_json_num(&j, t->tok_per_s);
         cli_json_key(&j, "peak_rss_bytes"); cli_json_u64(&j, shrink_peak_rss());
         cli_json_end(&j);
     } else {
