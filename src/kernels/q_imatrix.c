@@ -529,6 +529,6 @@ void sk_qim_quantize(shrink_dtype t, const float *src, void *dst, int64_t n, con
     case SHRINK_DTYPE_Q4_K: quant_q4_K(src, dst, n, qw); break;
     case SHRINK_DTYPE_Q5_K: quant_q5_K(src, dst, n, qw); break;
     case SHRINK_DTYPE_Q6_K: quant_q6_K(src, dst, n, qw); break;
-    default: SHRINK_ASSERT(!"sk_qim_quantize: no importance-weighted quantizer"); break;
+    default: SHRINK_ASSERT(!"a dtype without an importance-weighted quantizer"); break;
     }
 }

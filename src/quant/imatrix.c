@@ -408,7 +408,7 @@ shrink_status sk_imatrix_compute(const char *in, const shrink_imatrix_params *p,
         c.cols[w] = lin_cols(cfg, (sk_linear)w);
         c.sum[w] = sk_calloc((size_t)c.n_layers * (size_t)c.cols[w], sizeof(double));
         if (!c.sum[w]) {
-            st = sk_error(SHRINK_ERR_NOMEM, "shrink_imatrix: out of memory");
+            st = sk_error(SHRINK_ERR_NOMEM, "imatrix: out of memory");
             goto out;
         }
     }
@@ -426,7 +426,7 @@ shrink_status sk_imatrix_compute(const char *in, const shrink_imatrix_params *p,
     /* the entries, layer by layer in the decoder's order */
     im = sk_calloc(1, sizeof *im);
     if (!im) {
-        st = sk_error(SHRINK_ERR_NOMEM, "shrink_imatrix: out of memory");
+        st = sk_error(SHRINK_ERR_NOMEM, "imatrix: out of memory");
         goto out;
     }
     const int32_t ncall = (int32_t)(n_chunks * ((C + UBATCH - 1) / UBATCH));
@@ -452,7 +452,7 @@ shrink_status sk_imatrix_compute(const char *in, const shrink_imatrix_params *p,
     im->chunks = ncall;
     im->dataset = sk_strdup(p->calib_path);
     if (!im->dataset) {
-        st = sk_error(SHRINK_ERR_NOMEM, "shrink_imatrix: out of memory");
+        st = sk_error(SHRINK_ERR_NOMEM, "imatrix: out of memory");
         goto out;
     }
     r->n_entries = im->n;
@@ -552,7 +552,7 @@ shrink_status shrink_imatrix(const char *in, const char *out, const shrink_imatr
     shrink_imatrix_result tmp;
     if (!r) r = &tmp;
     if (!in || !*in || !out || !*out)
-        return sk_error(SHRINK_ERR_ARG, "shrink_imatrix: input and output paths are required");
+        return sk_error(SHRINK_ERR_ARG, "imatrix: the input model and the output file are required");
     if (sk_same_file(in, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the input; refusing to overwrite it", out);
     if (p->calib_path && sk_same_file(p->calib_path, out))
