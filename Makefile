@@ -59,7 +59,7 @@ $(BUILD)/src/kernels/x86/%_avx512.o: src/kernels/x86/%_avx512.c
 	$(CC) $(BASE_CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
 
 # The llama.cpp block-type quantizers must not fuse multiply-adds (ggml's bytes).
-$(BUILD)/src/kernels/q_legacy.o $(BUILD)/src/kernels/kquants.o: EXTRA_CFLAGS += -ffp-contract=off
+$(BUILD)/src/kernels/q_legacy.o $(BUILD)/src/kernels/kquants.o $(BUILD)/src/kernels/q_imatrix.o: EXTRA_CFLAGS += -ffp-contract=off
 # The SIMD dequantizers give the references' floats bit for bit: no fused multiply-adds.
 $(BUILD)/src/kernels/x86/dequant_avx2.o $(BUILD)/src/kernels/x86/dequant_avx512.o: EXTRA_CFLAGS += -ffp-contract=off
 

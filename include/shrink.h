@@ -283,6 +283,20 @@ typedef struct shrink_quantize_params {
      * with phase 0, then phase 1 is the writing); may be NULL */
     void      (*progress)(void *user, int phase, int64_t done, int64_t total);
     void       *user;
+    /* importance matrix (docs/quantization.md, "Importance matrix"): a llama.cpp imatrix file
+     * (legacy .dat or GGUF form) whose entries weight every block's scale search; entries must
+     * match the model's tensors (names and row lengths). NULL: none, unless imatrix_calib */
+    const char *imatrix_path;
+    /* compute the importance matrix on the fly on this UTF-8 text (imatrix_ctx tokens per
+     * chunk, calib_tokens tokens; 0 = the whole text) instead of reading imatrix_path */
+    const char *imatrix_calib;
+    int32_t     imatrix_ctx;    /* 0: 512 */
+    bool        allow_requantize; /* an input holding quantized tensors is SHRINK_ERR_ARG
+                                     unless set (as llama-quantize --allow-requantize) */
+    bool        output_q6_K;    /* single llama.cpp types below 6 bits (q4_0 .. q5_K): the output
+                                   matrix in q6_K (q8_0 if 256 does not divide its rows), as
+                                   llama-quantize's file types (without --pure) do; default
+                                   off: every matrix in the scheme's type */
     /* called (with `user`) as each tensor is complete, in writing order: tensor i of n, as
      * the result's tensors[i] will hold it (llama-quantize's line per tensor); may be NULL */
     void      (*tensor_done)(void *user, const struct shrink_quantize_tensor *t, int64_t i,
@@ -317,6 +331,8 @@ typedef struct shrink_quantize_result {
     double       seconds;
     shrink_quantize_tensor *tensors; /* (n_tensors) with tensor_stats, else NULL; owned by the
                                         result: release with shrink_quantize_result_free */
+    int64_t      imatrix_used;  /* tensors quantized with an importance matrix entry */
+    int64_t      imatrix_entries; /* entries of the importance matrix */
 } shrink_quantize_result;
 
 SHRINK_API shrink_quantize_params shrink_quantize_params_default(void);
@@ -351,6 +367,43 @@ SHRINK_API shrink_status shrink_quantize(const char *in, const char *out,
                                          const shrink_quantize_params *params,
                                          shrink_quantize_result *result);
 SHRINK_API void shrink_quantize_result_free(shrink_quantize_result *result);
+
+/* ==== importance matrix (llama.cpp's imatrix) ============================================== */
+
+/* The importance matrix of a model: per input column of every linear layer of the blocks
+ * (GGUF names "blk.N.*.weight"; not the output head, as llama-imatrix), the mean over the
+ * calibration tokens of x^2 (docs/quantization.md, "Importance matrix"). The text is cut into
+ * chunks of calib_ctx tokens, each run from position 0 with its first token replaced by BOS
+ * (when the model adds one), exactly as llama-imatrix -c calib_ctx does. */
+typedef struct shrink_imatrix_params {
+    const char *calib_path;     /* UTF-8 calibration text (required) */
+    int64_t     calib_tokens;   /* tokens used, whole chunks (0: every whole chunk of the text;
+                                   a text with fewer tokens is SHRINK_ERR_ARG) */
+    int32_t     calib_ctx;      /* tokens per chunk (default 512, llama-imatrix's -c) */
+    const char *tokenizer_path; /* NULL: the model's own tokenizer */
+    void      (*progress)(void *user, int64_t done, int64_t total); /* tokens; may be NULL */
+    void       *user;
+} shrink_imatrix_params;
+
+typedef struct shrink_imatrix_result {
+    int64_t n_entries;          /* matrices in the file */
+    int64_t n_chunks;
+    int64_t n_tokens;           /* tokens run (n_chunks * calib_ctx) */
+    int64_t text_tokens;        /* tokens encoded: the whole text's without calib_tokens,
+                                   else at least calib_tokens */
+    double  seconds;
+} shrink_imatrix_result;
+
+SHRINK_API shrink_imatrix_params shrink_imatrix_params_default(void);
+
+/* Computes the importance matrix of the model at `in` on params->calib_path and writes it to
+ * `out` in llama.cpp's legacy imatrix format (what llama-quantize --imatrix reads: per entry
+ * the name, the call count and mean(x^2) * calls per column; then the chunk count and the
+ * calibration file's name), atomically. A text shorter than asked is SHRINK_ERR_ARG naming
+ * how many tokens it has. `result` may be NULL. */
+SHRINK_API shrink_status shrink_imatrix(const char *in, const char *out,
+                                        const shrink_imatrix_params *params,
+                                        shrink_imatrix_result *result);
 
 /* ==== pruning ============================================================================= */
 

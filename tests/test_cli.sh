@@ -642,8 +642,13 @@ else
             bad "quantize --json: bits_per_weight != 8 tensor_bytes / n_params"
         grep -q "quantize MiB" "$tmp/err" && ok || bad "quantize --progress: no progress on stderr"
     fi
-    # a quantized GGUF in: dequantized, quantized again, with a warning
-    if expect_ok "requantize a GGUF" "$bin" quantize "$qdir/q4_K_M.gguf" "$qdir/re.gguf" --scheme q8_0; then
+    # a quantized GGUF in: refused without --allow-requantize (as llama-quantize), else
+    # dequantized, quantized again, with a warning
+    expect_fail "requantize without --allow-requantize" "--allow-requantize" \
+        "$bin" quantize "$qdir/q4_K_M.gguf" "$qdir/re.gguf" --scheme q8_0
+    [ ! -e "$qdir/re.gguf" ] && ok || bad "requantize refused but $qdir/re.gguf written"
+    if expect_ok "requantize a GGUF" "$bin" quantize "$qdir/q4_K_M.gguf" "$qdir/re.gguf" --scheme q8_0 \
+        --allow-requantize; then
         grep -q "quantized again" "$tmp/err" && ok || bad "requantize: no warning"
         footprint "$qdir/re.gguf"
     fi

@@ -143,6 +143,40 @@ static shrink_status call_quantize(void *user) {
     return st;
 }
 
+/* q4_0 with an importance matrix file (user: its path): read, checked, used */
+static shrink_status call_quantize_imatrix(void *user) {
+    char out[320];
+    snprintf(out, sizeof out, "%s/qi.gguf", tmp_dir);
+    shrink_quantize_params p = shrink_quantize_params_default();
+    p.scheme = "q4_0";
+    p.imatrix_path = user;
+    shrink_status st = shrink_quantize(model_path, out, &p, NULL);
+    remove(out);
+    return st;
+}
+
+/* A legacy imatrix file with entries blk.0.attn_q.weight and blk.1.ffn_down.weight. */
+static int write_imatrix(const char *path) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return 0;
+    const char *names[2] = {"blk.0.attn_q.weight", "blk.1.ffn_down.weight"};
+    const int32_t nv[2] = {64, 128};
+    int32_t v = 2;
+    int ok = fwrite(&v, 4, 1, f) == 1;
+    for (int i = 0; i < 2; i++) {
+        int32_t hdr[1] = {(int32_t)strlen(names[i])};
+        ok &= fwrite(hdr, 4, 1, f) == 1 && fwrite(names[i], 1, strlen(names[i]), f) ==
+              strlen(names[i]);
+        int32_t cn[2] = {3, nv[i]};
+        ok &= fwrite(cn, 4, 2, f) == 2;
+        for (int k = 0; k < nv[i]; k++) {
+            float x = 0.5f + (float)(k % 7);
+            ok &= fwrite(&x, 4, 1, f) == 1;
+        }
+    }
+    return fclose(f) == 0 && ok;
+}
+
 static shrink_status call_convert(void *user) {
     char out[320];
     snprintf(out, sizeof out, "%s/conv", tmp_dir); /* a Hugging Face folder */
@@ -328,6 +362,10 @@ int main(int argc, char **argv) {
     sweep("shrink_perplexity", call_ppl, &ej);
     sweep("shrink_compare", call_compare, &cj);
     sweep("shrink_quantize q4_K_M", call_quantize, NULL);
+    char im_path[320];
+    snprintf(im_path, sizeof im_path, "%s/t.imatrix", tmp_dir);
+    CHECK(write_imatrix(im_path), "write %s", im_path);
+    sweep("shrink_quantize q4_0 --imatrix", call_quantize_imatrix, im_path);
     sweep("shrink_convert to HF", call_convert, q8_path);
     sweep("shrink_bench", call_bench, m);
     sweep("sk_train_create + forward_backward", call_grad, &gj);

@@ -6,7 +6,8 @@
  *   1. ggml's own vectors (../shared/fixtures/ggml/ggml_quant_vectors.safetensors): the
  *      dequantization of ggml's bytes equals ggml's floats bit for bit (with and without an
  *      importance matrix), and quantizing ggml's source rows gives ggml's bytes (the
- *      round-to-nearest references, no importance matrix);
+ *      round-to-nearest references without an importance matrix; with the fixture's
+ *      importance weights, the importance-weighted searches of q_imatrix.c);
  *   2. round trips on normal data within the dtype row's tol_rel (relative RMS error), and
  *      block layouts against the fixture's bytes_per_block;
  *   3. sk_matmul of every kernel set against sk_matmul_ref for every block type (GEMV and
@@ -18,6 +19,7 @@
  */
 #include "kernels/ggml_quants.h"
 #include "kernels/kernels.h"
+#include "kernels/q_imatrix.h"
 #include "model/model.h"
 #include "test_util.h"
 
@@ -206,22 +208,34 @@ static void test_fixture(void) {
                     CHECK(bits_equal(out, dl, N, &at), "%s n%d%s row %d: dequant differs at %"
                           PRId64 ": %.9g vs ggml %.9g", q->ggml_name, (int)N,
                           im ? " imatrix" : "", r, at, (double)out[at], (double)dl[at]);
-                    if (im) {
+                    if (im && !sk_qim_has((shrink_dtype)q->dtype)) {
                         check_imatrix_quant(&fx, q, N, r, al, by + r * rb, rb);
                         continue;
                     }
                     memcpy(al, (const uint8_t *)src + (size_t)r * (size_t)N * 4, (size_t)N * 4);
                     memset(qb, 0, (size_t)rb);
-                    q->quant(al, qb, N);
+                    if (im) {
+                        /* ggml's importance-weighted search (src/kernels/q_imatrix.c) */
+                        float qw[512];
+                        size_t nw = 0;
+                        snprintf(name, sizeof name, "imatrix.n%d.weights", (int)N);
+                        const void *wv = fixture_get(&fx, name, &nw);
+                        CHECK(wv && nw == (size_t)N * 4, "fixture tensor %s", name);
+                        if (!wv || nw != (size_t)N * 4) continue;
+                        memcpy(qw, wv, (size_t)N * 4);
+                        sk_qim_quantize((shrink_dtype)q->dtype, al, qb, N, qw);
+                    } else {
+                        q->quant(al, qb, N);
+                    }
                     int64_t nd = 0, first = -1;
                     for (int64_t k = 0; k < rb; k++)
                         if (qb[k] != by[r * rb + k]) {
                             if (first < 0) first = k;
                             nd++;
                         }
-                    CHECK(nd == 0, "%s n%d row %d: quantized bytes differ from ggml's: %" PRId64
-                          " of %" PRId64 " (first at byte %" PRId64 ")", q->ggml_name, (int)N, r,
-                          nd, rb, first);
+                    CHECK(nd == 0, "%s n%d%s row %d: quantized bytes differ from ggml's: %"
+                          PRId64 " of %" PRId64 " (first at byte %" PRId64 ")", q->ggml_name,
+                          (int)N, im ? " imatrix" : "", r, nd, rb, first);
                 }
                 free(out);
                 free(qb);

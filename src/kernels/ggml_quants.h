@@ -189,4 +189,13 @@ SK_HIDDEN float sk_q4_K_dot_ref(int64_t n, const void *w, const void *xa);
 SK_HIDDEN float sk_q5_K_dot_ref(int64_t n, const void *w, const void *xa);
 SK_HIDDEN float sk_q6_K_dot_ref(int64_t n, const void *w, const void *xa);
 
+/* Pieces of the K-quant quantizers (kquants.c) that q_imatrix.c shares: the 6-bit scale and
+ * min of sub-block j from the 12 packed bytes and their packing; the codes L (0..15, 0..31,
+ * 0..63) of a super-block into its qs/qh/ql bytes. */
+SK_HIDDEN void sk_k4_scale_min(int j, const uint8_t *q, int *sc, int *m);
+SK_HIDDEN void sk_k4_pack_scales(const int ls[8], const int lm[8], uint8_t q[SK_K_SCALE_SIZE]);
+SK_HIDDEN void sk_q4_K_pack(block_q4_K *b, const uint8_t L[SK_QK_K]);
+SK_HIDDEN void sk_q5_K_pack(block_q5_K *b, const uint8_t L[SK_QK_K]);
+SK_HIDDEN void sk_q6_K_pack(block_q6_K *b, const int8_t L[SK_QK_K]);
+
 #endif /* SK_GGML_QUANTS_H */

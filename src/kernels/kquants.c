@@ -289,7 +289,7 @@ static void fit_scale_sym_x4(int nmax, const v4f xt[16], int8_t *L, float scale_
 /* Scale and min of sub-block j (< 8) from the 12 packed bytes: j < 4 in the low 6 bits of
  * bytes j and j+4; j >= 4 split as 4 low bits in byte j+4 and 2 high bits on top of
  * bytes j-4 (scale) and j (min). */
-static void scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
+void sk_k4_scale_min(int j, const uint8_t *q, int *sc, int *m) {
     if (j < 4) {
         *sc = q[j] & 63;
         *m = q[j + 4] & 63;
@@ -300,7 +300,7 @@ static void scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
 }
 
 /* Packs 8 six-bit scales and mins (the inverse of scale_min_k4). */
-static void pack_scales_k4(const int ls[8], const int lm[8], uint8_t q[SK_K_SCALE_SIZE]) {
+void sk_k4_pack_scales(const int ls[8], const int lm[8], uint8_t q[SK_K_SCALE_SIZE]) {
     for (int j = 0; j < 4; j++) {
         q[j] = (uint8_t)ls[j];
         q[j + 4] = (uint8_t)lm[j];
@@ -354,12 +354,12 @@ static void quant_k_scales(const float *x, int nmax, float rmin, int nstep, uint
         if (lm[j] > 63) lm[j] = 63;
     }
     memset(scales, 0, SK_K_SCALE_SIZE);
-    pack_scales_k4(ls, lm, scales);
+    sk_k4_pack_scales(ls, lm, scales);
     *d = sk_f32_to_f16(max_scale / 63.0f);
     *dmin = sk_f32_to_f16(max_min / 63.0f);
     for (int j = 0; j < 8; j++) {
         int s, m;
-        scale_min_k4(j, scales, &s, &m);
+        sk_k4_scale_min(j, scales, &s, &m);
         float dj = sk_f16_to_f32(*d) * (float)s;
         if (dj == 0.0f) continue;
         float dm = sk_f16_to_f32(*dmin) * (float)m;
@@ -379,8 +379,8 @@ void sk_q4_K_dequant_ref(const void *src, float *dst, int64_t n) {
         /* 64 elements per 32 bytes: low nibbles are sub-block 2k, high nibbles 2k+1 */
         for (int k = 0; k < 4; k++, q += 32, y += 64) {
             int s0, m0, s1, m1;
-            scale_min_k4(2 * k, b[i].scales, &s0, &m0);
-            scale_min_k4(2 * k + 1, b[i].scales, &s1, &m1);
+            sk_k4_scale_min(2 * k, b[i].scales, &s0, &m0);
+            sk_k4_scale_min(2 * k + 1, b[i].scales, &s1, &m1);
             float d0 = d * (float)s0, mm0 = dmin * (float)m0;
             float d1 = d * (float)s1, mm1 = dmin * (float)m1;
             for (int l = 0; l < 32; l++) y[l] = d0 * (float)(q[l] & 0x0F) - mm0;
@@ -395,10 +395,14 @@ static void q4_K_quant(const float *src, void *dst, int64_t n, int scalar) {
     for (int64_t i = 0; i < n / SK_QK_K; i++) {
         quant_k_scales(src + i * SK_QK_K, 15, -1.0f, 20, L, &b[i].d, &b[i].dmin, b[i].scales,
                        scalar);
-        for (int k = 0; k < 4; k++)
-            for (int l = 0; l < 32; l++)
-                b[i].qs[32 * k + l] = (uint8_t)(L[64 * k + l] | L[64 * k + 32 + l] << 4);
+        sk_q4_K_pack(&b[i], L);
     }
+}
+
+void sk_q4_K_pack(block_q4_K *b, const uint8_t L[SK_QK_K]) {
+    for (int k = 0; k < 4; k++)
+        for (int l = 0; l < 32; l++)
+            b->qs[32 * k + l] = (uint8_t)(L[64 * k + l] | L[64 * k + 32 + l] << 4);
 }
 
 void sk_q4_K_quant_ref(const float *src, void *dst, int64_t n) { q4_K_quant(src, dst, n, 0); }
@@ -414,8 +418,8 @@ void sk_q5_K_dequant_ref(const void *src, float *dst, int64_t n) {
         /* sub-block 2k: low nibbles + bit 2k of qh; 2k+1: high nibbles + bit 2k+1 */
         for (int k = 0; k < 4; k++, q += 32, y += 64) {
             int s0, m0, s1, m1;
-            scale_min_k4(2 * k, b[i].scales, &s0, &m0);
-            scale_min_k4(2 * k + 1, b[i].scales, &s1, &m1);
+            sk_k4_scale_min(2 * k, b[i].scales, &s0, &m0);
+            sk_k4_scale_min(2 * k + 1, b[i].scales, &s1, &m1);
             float d0 = d * (float)s0, mm0 = dmin * (float)m0;
             float d1 = d * (float)s1, mm1 = dmin * (float)m1;
             for (int l = 0; l < 32; l++)
@@ -432,14 +436,18 @@ static void q5_K_quant(const float *src, void *dst, int64_t n, int scalar) {
     for (int64_t i = 0; i < n / SK_QK_K; i++) {
         quant_k_scales(src + i * SK_QK_K, 31, -0.5f, 15, L, &b[i].d, &b[i].dmin, b[i].scales,
                        scalar);
-        memset(b[i].qh, 0, sizeof b[i].qh);
-        for (int k = 0; k < 4; k++)
-            for (int l = 0; l < 32; l++) {
-                int l0 = L[64 * k + l], l1 = L[64 * k + 32 + l];
-                b[i].qs[32 * k + l] = (uint8_t)((l0 & 0x0F) | (l1 & 0x0F) << 4);
-                b[i].qh[l] |= (uint8_t)((l0 >> 4) << (2 * k) | (l1 >> 4) << (2 * k + 1));
-            }
+        sk_q5_K_pack(&b[i], L);
     }
+}
+
+void sk_q5_K_pack(block_q5_K *b, const uint8_t L[SK_QK_K]) {
+    memset(b->qh, 0, sizeof b->qh);
+    for (int k = 0; k < 4; k++)
+        for (int l = 0; l < 32; l++) {
+            int l0 = L[64 * k + l], l1 = L[64 * k + 32 + l];
+            b->qs[32 * k + l] = (uint8_t)((l0 & 0x0F) | (l1 & 0x0F) << 4);
+            b->qh[l] |= (uint8_t)((l0 >> 4) << (2 * k) | (l1 >> 4) << (2 * k + 1));
+        }
 }
 
 void sk_q5_K_quant_ref(const float *src, void *dst, int64_t n) { q5_K_quant(src, dst, n, 0); }
@@ -503,15 +511,19 @@ static void q6_K_quant(const float *src, void *dst, int64_t n, int scalar) {
             for (int k = 0; k < 16; k++)
                 L[16 * j + k] = (int8_t)(clampi(nearest_int(x[16 * j + k] / dj), -32, 31) + 32);
         }
-        for (int h = 0; h < 2; h++) {
-            uint8_t *ql = b[i].ql + 64 * h, *qh = b[i].qh + 32 * h;
-            const int8_t *Lh = L + 128 * h;
-            for (int l = 0; l < 32; l++) {
-                ql[l] = (uint8_t)((Lh[l] & 0x0F) | (Lh[l + 64] & 0x0F) << 4);
-                ql[l + 32] = (uint8_t)((Lh[l + 32] & 0x0F) | (Lh[l + 96] & 0x0F) << 4);
-                qh[l] = (uint8_t)((Lh[l] >> 4) | (Lh[l + 32] >> 4) << 2 | (Lh[l + 64] >> 4) << 4 |
-                                  (Lh[l + 96] >> 4) << 6);
-            }
+        sk_q6_K_pack(&b[i], L);
+    }
+}
+
+void sk_q6_K_pack(block_q6_K *b, const int8_t L[SK_QK_K]) {
+    for (int h = 0; h < 2; h++) {
+        uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
+        const int8_t *Lh = L + 128 * h;
+        for (int l = 0; l < 32; l++) {
+            ql[l] = (uint8_t)((Lh[l] & 0x0F) | (Lh[l + 64] & 0x0F) << 4);
+            ql[l + 32] = (uint8_t)((Lh[l + 32] & 0x0F) | (Lh[l + 96] & 0x0F) << 4);
+            qh[l] = (uint8_t)((Lh[l] >> 4) | (Lh[l + 32] >> 4) << 2 | (Lh[l + 64] >> 4) << 4 |
+                              (Lh[l + 96] >> 4) << 6);
         }
     }
 }

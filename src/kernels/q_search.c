@@ -9,6 +9,7 @@
  * Cost: ~20 candidates of one pass over the block each; the exact checks dequantize 3 blocks.
  */
 #include "q_search.h"
+#include "q_imatrix.h"
 #include "ggml_quants.h"
 #include "shrink_quants.h"
 
@@ -99,6 +100,7 @@ typedef struct qfmt {
     float  lo, hi;     /* code range of L */
     void (*ref)(const float *src, void *dst, int64_t n);  /* from_f32 */
     void (*deq)(const void *src, float *dst, int64_t n);  /* to_f32 */
+    int    qim;        /* the dtype of ggml's importance-weighted quantizer, -1: none */
 } qfmt;
 
 static void pack_block(const qfmt *f, uint8_t *b, sk_half hd, sk_half hm, const float *L) {
@@ -288,7 +290,11 @@ static double try_block(const qfmt *f, const float *x, const float *w, float d, 
 
 static void search_row(const qfmt *f, const float *src, void *dst, int64_t n,
                        const sk_qparams *p) {
-    f->ref(src, dst, n); /* the reference's blocks: the candidates to beat */
+    /* the reference's blocks: the candidates to beat (with an importance matrix, ggml's
+     * importance-weighted blocks, llama-quantize --imatrix's bytes) */
+    if (p && p->imatrix && f->qim >= 0) sk_qim_quantize((shrink_dtype)f->qim, src, dst, n,
+                                                        p->imatrix);
+    else f->ref(src, dst, n);
     wctx c = row_wctx(src, n, p);
     if (c.mode == 0) return;
     float w[MAXG], y[MAXG];
@@ -312,17 +318,17 @@ static void search_row(const qfmt *f, const float *src, void *dst, int64_t n,
 }
 
 static const qfmt F_Q4_0 = {SK_QK4_0, sizeof(block_q4_0), 0, 0, 8, -8.0f, 7.0f,
-                            sk_q4_0_quant_ref, sk_q4_0_dequant_ref};
+                            sk_q4_0_quant_ref, sk_q4_0_dequant_ref, SHRINK_DTYPE_Q4_0};
 static const qfmt F_Q4_1 = {SK_QK4_1, sizeof(block_q4_1), 1, 0, 0, 0.0f, 15.0f,
-                            sk_q4_1_quant_ref, sk_q4_1_dequant_ref};
+                            sk_q4_1_quant_ref, sk_q4_1_dequant_ref, SHRINK_DTYPE_Q4_1};
 static const qfmt F_Q5_0 = {SK_QK5_0, sizeof(block_q5_0), 0, 1, 16, -16.0f, 15.0f,
-                            sk_q5_0_quant_ref, sk_q5_0_dequant_ref};
+                            sk_q5_0_quant_ref, sk_q5_0_dequant_ref, SHRINK_DTYPE_Q5_0};
 static const qfmt F_Q5_1 = {SK_QK5_1, sizeof(block_q5_1), 1, 1, 0, 0.0f, 31.0f,
-                            sk_q5_1_quant_ref, sk_q5_1_dequant_ref};
+                            sk_q5_1_quant_ref, sk_q5_1_dequant_ref, SHRINK_DTYPE_Q5_1};
 #define INT4(G) {G, sizeof(sk_block_int4_g##G), 0, 0, 8, -7.0f, 7.0f, sk_int4_g##G##_from_f32, \
-                 sk_int4_g##G##_to_f32}
+                 sk_int4_g##G##_to_f32, -1}
 #define INT4A(G) {G, sizeof(sk_block_int4_g##G##_asym), 1, 0, 0, 0.0f, 15.0f,                  \
-                  sk_int4_g##G##_asym_from_f32, sk_int4_g##G##_asym_to_f32}
+                  sk_int4_g##G##_asym_from_f32, sk_int4_g##G##_asym_to_f32, -1}
 static const qfmt F_I4[3] = {INT4(32), INT4(64), INT4(128)};
 static const qfmt F_I4A[3] = {INT4A(32), INT4A(64), INT4A(128)};
 #undef INT4

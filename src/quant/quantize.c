@@ -31,12 +31,14 @@
  * (src/formats/gguf.c).
  */
 #include "quant.h"
+#include "imatrix.h"
 
 #include "../model/transform.h"
 #include "../model/model.h"
 
 #include "../tokenizer/tokenizer.h"
 #include "../kernels/q_search.h"
+#include "../kernels/q_imatrix.h"
 
 #include <math.h>
 #include <omp.h>
@@ -308,7 +310,34 @@ typedef struct qjob {
     int64_t   deq_cols;
     qacc     *acc;           /* (n_threads) */
     int64_t   range_cols;    /* row length of the tensor in the range pass */
+    const sk_imatrix *im;    /* importance matrix, or NULL */
 } qjob;
+
+/* The importance of x's columns when it has an entry and its type uses one: ggml's weighted
+ * quantizers (q_imatrix.c) and the searched types (q_search.c, shrink's own int4/nf4). */
+static void plan_imatrix(const qjob *j, const sk_xf_tensor *x, qtensor *q) {
+    const sk_imatrix_entry *e = sk_imatrix_find(j->im, x->name);
+    if (!e || x->t.n_dims != 2 || e->n != x->t.cols) return;
+    if (sk_qim_has(x->dtype) || sk_quantize_searches(x->dtype)) q->qp.imatrix = e->v;
+}
+
+/* llama-quantize's rule for the output matrix (output.weight, or the token embedding of a
+ * model without one) under its single-type file types q4_0 .. q5_K: q6_K, or q8_0 where 256
+ * does not divide the rows (its q6_K fallback), when params->output_q6_K asks for it; else,
+ * for a type of 6 bits or more, or shrink's own types: t unchanged. */
+static shrink_dtype output_type(const qjob *j, const sk_xf_tensor *x, shrink_dtype t) {
+    const int role = x->t.role;
+    if (!j->p->output_q6_K ||
+        !(role == SK_ROLE_HEAD || (role == SK_ROLE_TOK_EMB && !j->has_output)))
+        return t;
+    switch (t) {
+    case SHRINK_DTYPE_Q4_0: case SHRINK_DTYPE_Q4_1: case SHRINK_DTYPE_Q5_0:
+    case SHRINK_DTYPE_Q5_1: case SHRINK_DTYPE_Q4_K: case SHRINK_DTYPE_Q5_K:
+        return sk_quant_fallback(SHRINK_DTYPE_Q6_K, x->t.cols, NULL);
+    default:
+        return t;
+    }
+}
 
 /* The type the scheme's rules chose for a tensor before any fallback (x->dtype if none). */
 static shrink_dtype tensor_want(const qjob *in, const sk_xf *xf, const sk_xf_tensor *x,
@@ -352,8 +381,10 @@ static shrink_status plan_tensor(void *user, sk_xf *xf, sk_xf_tensor *x) {
         int w8a8 = want == SHRINK_DTYPE_W8A8 || want == SHRINK_DTYPE_W8A8_STATIC;
         if (w8a8 && t->role == SK_ROLE_TOK_EMB && in->has_output) want = SHRINK_DTYPE_INT8_CH;
         x->dtype = sk_quant_fallback(want, t->cols, &q->fallback);
+        x->dtype = output_type(in, x, x->dtype);
     }
     q->need_range = x->dtype == SHRINK_DTYPE_INT8_T || x->dtype == SHRINK_DTYPE_INT8_T_ASYM;
+    plan_imatrix(in, x, q);
     if (x->dtype == SHRINK_DTYPE_W8A8_STATIC) {
         int64_t k = act_index(c, t->role, t->layer, in->has_output);
         float a = in->absmax && k >= 0 ? in->absmax[k] / 127.0f : 0.0f;
@@ -410,6 +441,23 @@ static shrink_status q_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
     return SHRINK_OK;
 }
 
+/* One row: with an importance matrix ggml's weighted quantizer (--ggml-exact), else the search
+ * (q_search.c for the 32-blocks, sk_qim_search for the K types; both start from ggml's
+ * weighted blocks); without one the dtype row's search, or its reference with --ggml-exact. */
+static void quantize_row(const qjob *j, const sk_xf_tensor *x, const qtensor *q, const float *xr,
+                         uint8_t *y, int64_t cols) {
+    const sk_dtype_traits *d = sk_dtype(x->dtype);
+    const int searches = sk_quantize_searches(x->dtype);
+    if (q->qp.imatrix && sk_qim_has(x->dtype) && (j->p->ggml_exact || !searches)) {
+        if (j->p->ggml_exact || sk_qsearch_mode() == 0)
+            sk_qim_quantize(x->dtype, xr, y, cols, q->qp.imatrix);
+        else sk_qim_search(x->dtype, xr, y, cols, q->qp.imatrix); /* the K types */
+    }
+    else if (d->quantize && !(j->p->ggml_exact && searches))
+        d->quantize(xr, y, cols, &q->qp);
+    else d->from_f32(xr, y, cols);
+}
+
 /* Quantizes k rows with the dtype row's quantizer (the reference one with --ggml-exact) and
  * adds the round trip's squared error to the thread's sums. */
 static shrink_status q_rows(void *user, sk_xf_tensor *x, int tid, int64_t row0, int64_t k,
@@ -430,9 +478,7 @@ static shrink_status q_rows(void *user, sk_xf_tensor *x, int tid, int64_t row0, 
                                 ", column %" PRId64 ": a quantized copy would hide the damage; "
                                 "the input model is broken", x->name, isnan(xr[m]) ? "NaN"
                                 : "an infinity", row0 + i, m);
-        if (d->quantize && !(j->p->ggml_exact && sk_quantize_searches(x->dtype)))
-            d->quantize(xr, y, cols, &q->qp);
-        else d->from_f32(xr, y, cols);
+        quantize_row(j, x, q, xr, y, cols);
         d->to_f32(y, tmp, cols);
         double e = 0.0, r = 0.0;
         for (int64_t m = 0; m < cols; m++) {
@@ -526,41 +572,16 @@ static shrink_status calibrate(const char *in, const shrink_quantize_params *p, 
     lp.tokenizer_path = p->tokenizer_path;
     shrink_model *m = NULL;
     shrink_context *ctx = NULL;
-    char *text = NULL;
     int32_t *ids = NULL;
     float *logits = NULL;
     calib c = {0, NULL};
     shrink_status st = shrink_model_load(&m, in, &lp);
     if (st) return st;
-    const shrink_tokenizer *tok = shrink_model_tokenizer(m);
-    if (!tok) {
-        st = sk_error(SHRINK_ERR_ARG, "%s: the model has no tokenizer to encode the calibration "
-                      "text %s (give one with --tokenizer)", in, p->calib_path);
-        goto out;
-    }
-    size_t len;
-    if ((st = sk_read_file(p->calib_path, (size_t)1 << 31, &text, &len))) goto out;
-    size_t bad;
-    if (!sk_utf8_valid(text, len, &bad)) {
-        st = sk_error(SHRINK_ERR_FORMAT, "%s: not UTF-8 text: invalid byte 0x%02X at byte offset "
-                      "%zu", p->calib_path, (unsigned char)text[bad], bad);
-        goto out;
-    }
-    /* encode a prefix long enough for the tokens wanted (whole text if it is too short) */
+    /* a prefix long enough for the tokens wanted (the whole text if it is too short) */
     int64_t want = p->calib_tokens > 0 ? p->calib_tokens : 4096;
-    size_t pre = (size_t)want * 16 + 4096;
-    if (pre >= len) pre = len;
-    while (pre < len && ((unsigned char)text[pre] & 0xC0) == 0x80) pre--;
     const struct shrink_model *mm = m;
     size_t n_ids = 0;
-    for (;;) {
-        if ((st = shrink_tokenizer_encode(tok, text, pre, mm->cfg.add_bos, &ids, &n_ids)))
-            goto out;
-        if ((int64_t)n_ids >= want || pre == len) break;
-        sk_free(ids);
-        ids = NULL;
-        pre = len;
-    }
+    if ((st = sk_calib_encode(m, p->calib_path, want, &ids, &n_ids))) goto out;
     if (n_ids < 2) {
         st = sk_error(SHRINK_ERR_ARG, "%s: the calibration text gives %zu tokens; need at least 2",
                       p->calib_path, n_ids);
@@ -596,9 +617,36 @@ out:
     sk_free(c.absmax);
     sk_free(logits);
     shrink_free(ids);
-    sk_free(text);
     shrink_context_free(ctx);
     shrink_model_free(m);
+    return st;
+}
+
+/* ==== importance matrix ================================================================== */
+
+static void im_progress(void *user, int64_t done, int64_t total) {
+    const shrink_quantize_params *p = user;
+    if (p->progress) p->progress(p->user, 0, done, total);
+}
+
+/* The importance matrix params ask for, before the model is opened: read from imatrix_path,
+ * or computed on imatrix_calib (calib_tokens tokens in chunks of imatrix_ctx); NULL if none. */
+static shrink_status quant_imatrix(const char *in, const shrink_quantize_params *p,
+                                   sk_imatrix **out, int64_t *calib_tokens) {
+    *out = NULL;
+    if (p->imatrix_path && *p->imatrix_path) return sk_imatrix_read(p->imatrix_path, out);
+    if (!p->imatrix_calib || !*p->imatrix_calib) return SHRINK_OK;
+    shrink_imatrix_params ip = shrink_imatrix_params_default();
+    ip.calib_path = p->imatrix_calib;
+    ip.calib_tokens = p->calib_tokens;
+    if (p->imatrix_ctx > 0) ip.calib_ctx = p->imatrix_ctx;
+    ip.tokenizer_path = p->tokenizer_path;
+    ip.progress = im_progress;
+    ip.user = (void *)(uintptr_t)p;
+    shrink_imatrix_result ir;
+    shrink_status st = sk_imatrix_compute(in, &ip, out, &ir);
+    *calib_tokens = ir.n_tokens;
+    if (!st) st = sk_imatrix_roundtrip(out, p->imatrix_calib);
     return st;
 }
 
@@ -718,17 +766,30 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
         (st = calibrate(in, p, &absmax, &r->calib_tokens)))
         return st;
 
+    sk_imatrix *im = NULL;
     sk_xf xf;
+    memset(&xf, 0, sizeof xf);
     qjob j;
     memset(&j, 0, sizeof j);
     j.scheme = s;
     j.p = p;
     j.absmax = absmax;
+    if ((st = quant_imatrix(in, p, &im, &r->calib_tokens))) goto out;
+    j.im = im;
     if ((st = sk_xf_open(&xf, in, p->tokenizer_path, "quantize"))) goto out;
     const struct shrink_model *m = xf.model;
     int quantized;
     r->in_dtype = input_dtype(m, &quantized);
     r->requantized = quantized;
+    if (quantized && !p->allow_requantize) {
+        st = sk_error(SHRINK_ERR_ARG, "%s holds quantized tensors (%s): quantizing it again "
+                      "rounds twice and loses more than quantizing the original weights; give "
+                      "--allow-requantize to do it anyway", in, r->in_dtype);
+        goto out;
+    }
+    if (im && (st = sk_imatrix_check(im, &xf, p->imatrix_path && *p->imatrix_path
+                                               ? p->imatrix_path : p->imatrix_calib)))
+        goto out;
     r->in_file_bytes = m->file_bytes;
     /* output.weight is written unless the head is the token embedding */
     j.has_output = !m->cfg.tied;
@@ -751,6 +812,9 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
     if ((st = sk_xf_write(&xf, out, &method, &o))) goto out;
 
     fill_result(r, s, &xf, p);
+    for (int64_t i = 0; i < xf.n; i++)
+        r->imatrix_used += ((const qtensor *)xf.ts[i].user)->qp.imatrix != NULL;
+    r->imatrix_entries = im ? im->n : 0;
     struct stat sb;
     if (stat(out, &sb) == 0) r->out_file_bytes = (uint64_t)sb.st_size;
     r->seconds = shrink_time() - t0;
@@ -759,6 +823,7 @@ out:
     sk_free(j.deq);
     sk_free(j.acc);
     sk_free(absmax);
+    sk_imatrix_free(im);
     sk_xf_close(&xf);
     return st;
 }

@@ -41,6 +41,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_imatrix(int argc, char **argv);
 int cmd_sensitivity(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);

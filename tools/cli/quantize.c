@@ -23,6 +23,10 @@ typedef struct quantize_opts {
     int32_t     calib_tokens;
     bool        verbose;
     bool        ggml_exact;
+    const char *imatrix;
+    int32_t     calib_ctx;
+    bool        allow_requantize;
+    bool        output_q6_K;
     bool        list;       /* handled before parsing (scheme_list_cmd): here for --help */
 } quantize_opts;
 
@@ -36,8 +40,8 @@ static const cli_opt quantize_rows[] = {
     {"--keep-dtype", NULL, CLI_OPT_STR, offsetof(quantize_opts, keep_dtype), "DTYPE", 0, 0,
      "dtype of the kept tensors (default f16)"},
     {"--calib", NULL, CLI_OPT_STR, offsetof(quantize_opts, calib), "FILE", 0, 0,
-     "w8a8_static: UTF-8 text run through the model to measure\n"
-     "                         activation scales"},
+     "UTF-8 text: w8a8_static measures activation scales on it,\n"
+     "                         other schemes the importance matrix (as --imatrix)"},
     {"--calib-tokens", NULL, CLI_OPT_INT, offsetof(quantize_opts, calib_tokens), "N", 1,
      100000000, "tokens of the calibration text used (default 4096)"},
     {"--ggml-exact", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, ggml_exact), NULL, 0, 0,
@@ -46,6 +50,17 @@ static const cli_opt quantize_rows[] = {
      "                         q5_0 q5_1 int4_* nf4* search each block's scale)"},
     {"--verbose", "-v", CLI_OPT_FLAG, offsetof(quantize_opts, verbose), NULL, 0, 0,
      "a per-tensor table: shape, type, bytes, relative RMS error"},
+    {"--imatrix", NULL, CLI_OPT_STR, offsetof(quantize_opts, imatrix), "FILE", 0, 0,
+     "importance matrix (shrink imatrix, llama-imatrix: .dat or\n"
+     "                         GGUF) weighting every block's scale search"},
+    {"--calib-ctx", NULL, CLI_OPT_INT, offsetof(quantize_opts, calib_ctx), "N", 1, 1000000,
+     "other schemes: --calib computes the importance matrix\n"
+     "                         in chunks of N tokens (default 512)"},
+    {"--allow-requantize", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, allow_requantize), NULL,
+     0, 0, "quantize an input that is already quantized (rounds twice)"},
+    {"--output-q6k", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, output_q6_K), NULL, 0, 0,
+     "q4_0..q5_K: the output matrix in q6_K, as llama-quantize\n"
+     "                         without --pure (default: the scheme's type)"},
     {"--list", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, list), NULL, 0, 0,
      "print the schemes (bits/weight, use, measured KL) and exit"},
 };
@@ -191,6 +206,20 @@ static void print_text(const shrink_quantize_result *r, bool verbose, const cli_
            larger ? 1 / ratio : ratio, larger ? "larger" : "smaller", r->bits_per_weight);
 }
 
+/* --imatrix, --calib for schemes other than w8a8_static (the importance matrix computed on the
+ * fly), --calib-ctx, --allow-requantize. */
+static void imatrix_params(const quantize_opts *o, shrink_quantize_params *p) {
+    bool w8a8s = strncasecmp(o->scheme, "w8a8_static", 11) == 0 ||
+                 strncasecmp(o->scheme, "w8a8-static", 11) == 0;
+    p->imatrix_path = o->imatrix;
+    if (o->calib && !w8a8s && !o->imatrix) p->imatrix_calib = o->calib;
+    if (o->calib && !w8a8s && o->imatrix)
+        cli_warn("--calib ignored: the importance matrix comes from --imatrix %s", o->imatrix);
+    p->imatrix_ctx = o->calib_ctx;
+    p->allow_requantize = o->allow_requantize;
+    p->output_q6_K = o->output_q6_K;
+}
+
 /* ==== choosing a scheme: --list and the table of --help ================================== */
 
 static void print_scheme_table(FILE *f) {
@@ -308,8 +337,9 @@ int cmd_quantize(int argc, char **argv) {
     cli_io io[] = {{"IN", pos[0], CLI_IN},
                    {"--tokenizer", common.tokenizer, CLI_IN},
                    {"--calib", opts.calib, CLI_IN},
+                   {"--imatrix", opts.imatrix, CLI_IN},
                    {"OUT", pos[1], CLI_OUT}};
-    if ((rc = cli_check_io(io, 4)) != CLI_OK) return rc;
+    if ((rc = cli_check_io(io, 5)) != CLI_OK) return rc;
     shrink_quantize_params p = shrink_quantize_params_default();
     p.scheme = opts.scheme;
     p.keep = opts.keep;
@@ -323,10 +353,8 @@ int cmd_quantize(int argc, char **argv) {
         }
         p.keep_dtype = d;
     }
-    if (opts.calib && strncasecmp(opts.scheme, "w8a8_static", 11) != 0 &&
-        strncasecmp(opts.scheme, "w8a8-static", 11) != 0)
-        cli_warn("--calib is used by --scheme w8a8_static only; ignored for %s", opts.scheme);
     p.calib_path = opts.calib;
+    imatrix_params(&opts, &p);
     p.calib_tokens = opts.calib_tokens;
     p.tokenizer_path = common.tokenizer;
     p.tensor_stats = true; /* the per-type summary; the table only with --verbose */
@@ -347,7 +375,8 @@ int cmd_quantize(int argc, char **argv) {
         }
         const char *msg = shrink_last_error();
         if (msg && *msg && !strstr(msg, pos[0]) && !strstr(msg, pos[1]) &&
-            !(opts.calib && strstr(msg, opts.calib)))
+            !(opts.calib && strstr(msg, opts.calib)) &&
+            !(opts.imatrix && strstr(msg, opts.imatrix)))
             return cli_fail("%s: %s", pos[0], msg);   /* a tensor of IN */
         return cli_fail_status(st);
     }

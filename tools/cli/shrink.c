@@ -21,6 +21,7 @@ static const cli_command commands[] = {
     {"convert",  "convert a model between GGUF, Hugging Face and llama2.c",       cmd_convert},
     {"quantize", "quantize a model to GGUF: q4_K_M, q8_0, int4_g128, nf4, w8a8, ...", cmd_quantize},
     {"prune",    "prune linear layers: threshold, magnitude, wanda, sparsegpt, 2:4", cmd_prune},
+    {"imatrix",  "llama.cpp's importance matrix of a model on a calibration text", cmd_imatrix},
     {"sensitivity", "KL / ppl when each layer, head or neuron block is removed", cmd_sensitivity},
     {"init",     "write a random-weight model of a preset or config.json shape",  cmd_init},
     {"tokenize", "encode a text file into a token file for training",            cmd_tokenize},

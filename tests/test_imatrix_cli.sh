@@ -1,0 +1,147 @@
+#!/bin/sh
+# test_imatrix_cli.sh - end-to-end tests of `shrink imatrix` and `shrink quantize --imatrix`
+# (POSIX sh; run from the repository root by tests/run_all.sh with the path of the binary):
+#
+#   sh tests/test_imatrix_cli.sh build/shrink
+#
+# Model: stories260K (in the repository); calibration text written here. Covers: imatrix
+# writes a file quantize --imatrix reads (text and --json), --calib on the fly gives the same
+# bytes as the file, --ggml-exact with it differs from without; bad input, each with a message
+# naming the problem, a non-zero exit and no output file: a calibration text shorter than asked
+# (saying how many tokens it has), --calib-ctx over the model's context, an imatrix of another
+# model (another width; fewer layers), a truncated imatrix, a NaN in it, a quantized input
+# without --allow-requantize.
+# Needs models/stories260K: missing, it is a failure when the shared folder ($SHRINK_SHARED,
+# else ../shared) is present, a counted skip (exit 77) when it is absent.
+# Ends with "test_imatrix_cli: N passed, N failed, N skipped"; exit 1 on any failure.
+set -u
+bin=${1:-build/shrink}
+. tests/sh_lib.sh
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/shrink-imatrix-cli.XXXXXX") || exit 1
+trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
+
+sanitized() {
+    if grep -q -e 'Sanitizer' -e 'runtime error:' "$tmp/err"; then
+        bad "$1: sanitizer report: $(grep -m 3 -e 'Sanitizer' -e 'runtime error:' "$tmp/err")"
+        return 1
+    fi
+    return 0
+}
+
+# expect_ok DESC CMD...: exit 0
+expect_ok() {
+    desc=$1
+    shift
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    sanitized "$desc" || return 1
+    if [ $rc -ne 0 ]; then bad "$desc: exit $rc: $(head -c 400 "$tmp/err")"; return 1; fi
+    ok
+}
+
+# expect_fail DESC WANT OUTFILE CMD...: exit in [1, 127], stderr contains WANT, OUTFILE absent
+expect_fail() {
+    desc=$1
+    want=$2
+    outf=$3
+    shift 3
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    sanitized "$desc" || return 1
+    if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then bad "$desc: exit $rc (want 1..127)"; return 1; fi
+    if ! grep -qF -- "$want" "$tmp/err"; then
+        bad "$desc: stderr does not mention '$want': $(head -c 400 "$tmp/err")"
+        return 1
+    fi
+    if [ -e "$outf" ]; then bad "$desc: $outf was written"; return 1; fi
+    ok
+}
+
+model=$(asset models/stories260K/stories260K.bin) || model=""
+tok=$(asset models/stories260K/tok512.bin) || tok=""
+if [ -z "$model" ] || [ -z "$tok" ]; then
+    missing "models/stories260K"
+    sh_finish test_imatrix_cli
+fi
+
+i=0
+: >"$tmp/calib.txt"
+while [ $i -lt 12 ]; do
+    printf 'Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog Max. One day %d birds sang a song, and Lily laughed and ran home to tell her mom.\n' "$i" >>"$tmp/calib.txt"
+    i=$((i + 1))
+done
+
+# ==== the file and its use ====================================================================
+
+if expect_ok "imatrix" "$bin" imatrix "$model" --calib "$tmp/calib.txt" -c 64 -o "$tmp/s.imatrix"; then
+    grep -q "35 entries from .* chunks of 64 tokens" "$tmp/out" && ok ||
+        bad "imatrix: summary $(cat "$tmp/out")"
+fi
+if expect_ok "imatrix --json" "$bin" imatrix "$model" --calib "$tmp/calib.txt" -c 64 \
+    --calib-tokens 256 -o "$tmp/j.imatrix" --json; then
+    for k in n_entries n_chunks calib_ctx n_tokens seconds; do
+        grep -q "\"$k\":" "$tmp/out" && ok || bad "imatrix --json: no $k: $(cat "$tmp/out")"
+    done
+    grep -q '"n_chunks":4,' "$tmp/out" && ok || bad "imatrix --calib-tokens 256 -c 64: not 4 chunks"
+fi
+expect_ok "quantize --imatrix" "$bin" quantize "$model" "$tmp/q.gguf" --scheme q4_0 \
+    --imatrix "$tmp/s.imatrix"
+expect_ok "quantize --calib (on the fly)" "$bin" quantize "$model" "$tmp/qc.gguf" --scheme q4_0 \
+    --calib "$tmp/calib.txt" --calib-ctx 64 --calib-tokens 832
+cmp -s "$tmp/q.gguf" "$tmp/qc.gguf" && ok ||
+    bad "quantize --calib differs from quantize --imatrix with the same text and chunks"
+expect_ok "quantize --imatrix --ggml-exact" "$bin" quantize "$model" "$tmp/qe.gguf" --scheme q4_0 \
+    --imatrix "$tmp/s.imatrix" --ggml-exact
+expect_ok "quantize --ggml-exact" "$bin" quantize "$model" "$tmp/qr.gguf" --scheme q4_0 --ggml-exact
+cmp -s "$tmp/qe.gguf" "$tmp/qr.gguf" && bad "--imatrix did not change the --ggml-exact bytes" || ok
+
+# ==== bad input ===============================================================================
+
+expect_fail "imatrix: text shorter than asked" "gives" "$tmp/x.imatrix" \
+    "$bin" imatrix "$model" --calib "$tmp/calib.txt" --calib-tokens 1000000 -o "$tmp/x.imatrix"
+grep -Eq "gives [0-9]+ tokens but 1000000 were asked" "$tmp/err" && ok ||
+    bad "imatrix: short text message does not say how many tokens: $(cat "$tmp/err")"
+expect_fail "imatrix: --calib-ctx over the context" "--calib-ctx" "$tmp/x.imatrix" \
+    "$bin" imatrix "$model" --calib "$tmp/calib.txt" -c 4096 -o "$tmp/x.imatrix"
+expect_fail "imatrix: without --calib" "--calib" "$tmp/x.imatrix" \
+    "$bin" imatrix "$model" -o "$tmp/x.imatrix"
+expect_fail "quantize --calib: text shorter than asked" "were asked" "$tmp/x.gguf" \
+    "$bin" quantize "$model" "$tmp/x.gguf" --scheme q4_0 --calib "$tmp/calib.txt" \
+    --calib-tokens 1000000
+
+# another model: the same tokenizer, other sizes (width 32) and fewer layers (2)
+config() {  # HIDDEN LAYERS
+    printf '{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":%s,' "$1"
+    printf '"num_hidden_layers":%s,"num_attention_heads":8,"num_key_value_heads":4,' "$2"
+    printf '"intermediate_size":172,"vocab_size":512,"max_position_embeddings":512,'
+    printf '"rms_norm_eps":1e-5,"rope_theta":10000.0,"tie_word_embeddings":true,'
+    printf '"bos_token_id":1,"eos_token_id":2}\n'
+}
+config 32 5 >"$tmp/c1.json"
+config 64 2 >"$tmp/c2.json"
+expect_ok "init width 32" "$bin" init --config "$tmp/c1.json" --tokenizer "$tok" --seed 1 "$tmp/w32.gguf"
+expect_ok "init 2 layers" "$bin" init --config "$tmp/c2.json" --tokenizer "$tok" --seed 1 "$tmp/l2.gguf"
+expect_fail "quantize: imatrix of another width" "another model" "$tmp/x.gguf" \
+    "$bin" quantize "$tmp/w32.gguf" "$tmp/x.gguf" --scheme q4_0 --imatrix "$tmp/s.imatrix"
+expect_fail "quantize: imatrix of more layers" "names no matrix" "$tmp/x.gguf" \
+    "$bin" quantize "$tmp/l2.gguf" "$tmp/x.gguf" --scheme q4_0 --imatrix "$tmp/s.imatrix"
+size=$(wc -c <"$tmp/s.imatrix" | tr -d ' ')
+head -c $((size / 2)) "$tmp/s.imatrix" >"$tmp/trunc.imatrix"
+expect_fail "quantize: truncated imatrix" "truncated" "$tmp/x.gguf" \
+    "$bin" quantize "$model" "$tmp/x.gguf" --scheme q4_0 --imatrix "$tmp/trunc.imatrix"
+grep -q "trunc.imatrix" "$tmp/err" && ok || bad "truncated imatrix: the file is not named"
+# a NaN as the first value of the first entry (4 + 4 + name + 4 + 4 bytes in)
+cp "$tmp/s.imatrix" "$tmp/nan.imatrix"
+nl=$(od -An -tu4 -j4 -N4 "$tmp/s.imatrix" | tr -d ' ')
+printf '\000\000\300\177' | dd of="$tmp/nan.imatrix" bs=1 seek=$((16 + nl)) conv=notrunc 2>/dev/null
+expect_fail "quantize: NaN in the imatrix" "NaN" "$tmp/x.gguf" \
+    "$bin" quantize "$model" "$tmp/x.gguf" --scheme q4_0 --imatrix "$tmp/nan.imatrix"
+expect_fail "quantize: missing imatrix" "none.imatrix" "$tmp/x.gguf" \
+    "$bin" quantize "$model" "$tmp/x.gguf" --scheme q4_0 --imatrix "$tmp/none.imatrix"
+expect_fail "quantize: a quantized input without --allow-requantize" "--allow-requantize" \
+    "$tmp/x.gguf" "$bin" quantize "$tmp/q.gguf" "$tmp/x.gguf" --scheme q8_0
+expect_ok "quantize: --allow-requantize" "$bin" quantize "$tmp/q.gguf" "$tmp/x.gguf" \
+    --scheme q8_0 --allow-requantize
+grep -q "quantized again" "$tmp/err" && ok || bad "--allow-requantize: no warning"
+
+sh_finish test_imatrix_cli
