@@ -85,4 +85,11 @@ typedef void (*sk_observe_fn)(void *user, int layer, sk_linear which, const floa
  * unset. */
 SK_HIDDEN void sk_context_set_observer(shrink_context *x, sk_observe_fn fn, void *user);
 
+/* The tokens of the calibration text at `path` for model m (its tokenizer; BOS first when the
+ * model adds one): the whole text (want 0), or at least `want` of them from a prefix long
+ * enough (the tokens of a prefix equal the whole text's except near the cut, which is
+ * dropped); fewer when the whole text has fewer. A text that is not UTF-8 is an error. */
+SK_HIDDEN shrink_status sk_calib_encode(const shrink_model *m, const char *path, int64_t want,
+                                        int32_t **ids, size_t *n);
+
 #endif /* SK_MODEL_H */

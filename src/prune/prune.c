@@ -222,34 +222,9 @@ static void calib_observe(void *user, int layer, sk_linear which, const float *X
 
 shrink_status sk_prune_calib_tokens(const shrink_model *m, const char *path, int64_t want,
                                     int32_t **ids_out, int64_t *n_out) {
-    const shrink_tokenizer *tok = shrink_model_tokenizer(m);
-    if (!tok)
-        return sk_error(SHRINK_ERR_ARG, "%s: the model has no tokenizer to encode the "
-                        "calibration text (give one with --tokenizer)", path);
-    char *text = NULL;
-    size_t len;
-    shrink_status st = sk_read_file(path, (size_t)1 << 31, &text, &len);
-    if (st) return st;
-    size_t bad;
-    if (!sk_utf8_valid(text, len, &bad)) {
-        st = sk_error(SHRINK_ERR_FORMAT, "%s: not UTF-8 text: invalid byte 0x%02X at byte "
-                      "offset %zu", path, (unsigned char)text[bad], bad);
-        sk_free(text);
-        return st;
-    }
-    size_t pre = (size_t)want * 16 + 4096;
-    if (pre >= len) pre = len;
-    while (pre < len && ((unsigned char)text[pre] & 0xC0) == 0x80) pre--;
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    for (;;) {
-        if ((st = shrink_tokenizer_encode(tok, text, pre, m->cfg.add_bos, &ids, &n_ids))) break;
-        if ((int64_t)n_ids >= want || pre == len) break;
-        shrink_free(ids);
-        ids = NULL;
-        pre = len;
-    }
-    sk_free(text);
+    shrink_status st = sk_calib_encode(m, path, want, &ids, &n_ids);
     if (st) return st;
     if ((int64_t)n_ids < want) {
         shrink_free(ids);

@@ -31,13 +31,6 @@ SK_HIDDEN void sk_imatrix_free(sk_imatrix *m);
 /* The entry called `name`, or NULL. */
 SK_HIDDEN const sk_imatrix_entry *sk_imatrix_find(const sk_imatrix *m, const char *name);
 
-/* The tokens of the calibration text at `path` for model m (its tokenizer; BOS first when the
- * model adds one): the whole text (want 0), or at least `want` of them from a prefix long
- * enough (the tokens of a prefix equal the whole text's except near the cut, which is
- * dropped); fewer when the whole text has fewer. A text that is not UTF-8 is an error. */
-SK_HIDDEN shrink_status sk_calib_encode(const shrink_model *m, const char *path, int64_t want,
-                                        int32_t **ids, size_t *n);
-
 /* Runs the model at `in` over the calibration text and returns its importance matrix in
  * *out (entries in the model's order); r may be NULL. */
 SK_HIDDEN shrink_status sk_imatrix_compute(const char *in, const shrink_imatrix_params *p,
