@@ -50,13 +50,13 @@ awk 'BEGIN { RS = "{\"name\":"; FS = "," }
      NR > 1 {
         n = $1; gsub(/"/, "", n)
         for (i = 1; i <= NF; i++) { split($i, kv, ":"); k = kv[1]; gsub(/"/, "", k); v[k] = kv[2] }
-        if (NR == 2) { bpp = v["pp_tok_s"]; btg = v["tg_tok_s"] }
+        if (NR == 2) { bpp = v["pp_tokens_per_s"]; btg = v["tg_tokens_per_s"] }
         printf "| %s | %.2f | %.2f | %+.1f | %.4f | %.1f | %.0f | %.2f | %.0f | %.2f |\n", n,
-               v["file_bytes"] / 1e6, v["ppl"], v["delta_ppl_pct"], v["kl_mean"],
-               v["top1_same_pct"], v["pp_tok_s"], v["pp_tok_s"] / bpp, v["tg_tok_s"],
-               v["tg_tok_s"] / btg
+               v["file_bytes"] / 1048576, v["ppl"], v["delta_ppl_pct"], v["kl_mean"],
+               v["top1_same_pct"], v["pp_tokens_per_s"], v["pp_tokens_per_s"] / bpp, v["tg_tokens_per_s"],
+               v["tg_tokens_per_s"] / btg
      }
-     BEGIN { print "| model | file MB | ppl | Δppl % | KL mean | same top-1 % | pp tok/s | pp ×dense | tg tok/s | tg ×dense |"
+     BEGIN { print "| model | file MiB | ppl | Δppl % | KL mean | same top-1 % | pp tok/s | pp ×dense | tg tok/s | tg ×dense |"
              print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" }' \
     "$out/compare.json"
 

@@ -27,8 +27,8 @@ while [ $i -lt "$rounds" ]; do
         f=$dense; [ $m = p ] && f=$pruned
         "$shrink" bench "$f" --pp "$pp" --tg "$tg" --reps 1 --threads "$threads" --json \
             >"$dir/b.json" 2>/dev/null
-        jget pp_tok_s "$dir/b.json" >>"$dir/$m.pp"
-        jget decode_tok_s "$dir/b.json" >>"$dir/$m.tg"
+        jget pp_tokens_per_s "$dir/b.json" >>"$dir/$m.pp"
+        jget tg_tokens_per_s "$dir/b.json" >>"$dir/$m.tg"
     done
     i=$((i + 1))
 done
