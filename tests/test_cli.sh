@@ -313,6 +313,15 @@ else
         expect_ok "quantize --scheme q2_K_M" "$bin" quantize "$model" "$tmp/pq/f.gguf" --scheme q2_K_M; then
         cmp -s "$tmp/pq/e.gguf" "$tmp/pq/f.gguf" && ok || bad "quantize IN OUT Q2_K differs from --scheme q2_K_M"
     fi
+    # compare names two models of the same file name by their folders (a/model.gguf, b/model.gguf)
+    mkdir -p "$tmp/pq/x" "$tmp/pq/y"
+    cp "$tmp/pq/a.gguf" "$tmp/pq/x/model.gguf"; cp "$tmp/pq/e.gguf" "$tmp/pq/y/model.gguf"
+    if expect_ok "compare same file names" "$bin" compare "$model" "$tmp/pq/x/model.gguf" \
+        "$tmp/pq/y/model.gguf" --text "$tmp/ll.txt" --ctx 64 --no-speed --json; then
+        [ "$("$jget" "$tmp/out" models.1.name)" = x/model.gguf ] &&
+            [ "$("$jget" "$tmp/out" models.2.name)" = y/model.gguf ] && ok ||
+            bad "compare same file names: $(head -c 400 "$tmp/out")"
+    fi
     run "$bin" quantize "$model" "$tmp/pq/d.gguf" q8_0 --scheme q4_0
     [ $rc -eq 2 ] && grep -q "the scheme is given twice" "$tmp/err" && [ ! -e "$tmp/pq/d.gguf" ] && ok ||
         bad "quantize with two different schemes: exit $rc: $(cat "$tmp/err")"

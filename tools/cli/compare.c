@@ -126,6 +126,26 @@ static const char *base_name(const char *path, char *buf, size_t cap) {
     return buf;
 }
 
+/* Model i's name in the table: its file name, or parent/name when another file of the run has
+ * the same name (run1/model.gguf and run2/model.gguf; the same path twice keeps the name). */
+static const char *model_label(const cmp_job *job, int i, char *buf, size_t cap) {
+    char other[256];
+    base_name(job->paths[i], buf, cap);
+    for (int k = 0; k < job->n; k++) {
+        if (k == i || strcmp(job->paths[k], job->paths[i]) == 0 ||
+            strcmp(base_name(job->paths[k], other, sizeof other), buf) != 0)
+            continue;
+        const char *p = job->paths[i];
+        size_t n = strlen(p);
+        while (n > 1 && p[n - 1] == '/') n--;
+        size_t b = n, slashes = 0;
+        while (b > 0 && !(p[b - 1] == '/' && ++slashes == 2)) b--;
+        snprintf(buf, cap, "%.*s", (int)(n - b), p + b);
+        break;
+    }
+    return buf;
+}
+
 /* ==== child processes ===================================================================== */
 
 static int write_all(int fd, const void *buf, size_t n) {
@@ -348,7 +368,7 @@ static int speed_child(const cmp_job *job, void *vout) {
     bp.reps     = job->opts->reps;
     bp.progress = cli_progress_cb;
     bp.user     = &prog;
-    snprintf(label, sizeof label, "speed %s", base_name(job->paths[job->model], name, sizeof name));
+    snprintf(label, sizeof label, "speed %s", model_label(job, job->model, name, sizeof name));
     cli_progress_start(&prog, label, job->common);
     shrink_status st = shrink_bench(m, &bp, &row->s);
     cli_progress_end(&prog);
@@ -394,7 +414,7 @@ static void print_json(const cmp_job *job, const cmp_quality *q) {
     for (int i = 0; i < job->n; i++) {
         const cmp_row *r = &rows[i];
         cli_json_obj_begin(&j);
-        cli_json_key(&j, "name");            cli_json_str(&j, base_name(job->paths[i], name, sizeof name));
+        cli_json_key(&j, "name");            cli_json_str(&j, model_label(job, i, name, sizeof name));
         cli_json_key(&j, "path");            cli_json_str(&j, job->paths[i]);
         cli_json_key(&j, "is_base");         cli_json_bool(&j, i == 0);
         cli_json_key(&j, "scheme");          cli_json_str(&j, r->scheme);
@@ -464,7 +484,7 @@ static void print_table(const cmp_job *job, const cmp_quality *q) {
         with_se(top1, sizeof top1, "%.2f", 100.0 * r->q.top1_same,
                 i ? 100.0 * r->q.top1_same_se : -1, 100.0 * (1.0 - r->q.top1_same));
         printf("| %s%s | %s | %.2f | %s | %s | %s | %s | %.6f | %s |",
-               base_name(job->paths[i], name, sizeof name), i == 0 ? " (base)" : "", r->scheme,
+               model_label(job, i, name, sizeof name), i == 0 ? " (base)" : "", r->scheme,
                r->bpw, cli_fmt_bytes(size, sizeof size, r->file_bytes), ppl, dppl, kl,
                r->q.kl_p99, top1);
         if (sp) {
