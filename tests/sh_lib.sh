@@ -37,3 +37,60 @@ sh_finish() {
     [ $absent -eq 1 ] && exit 77
     exit 0
 }
+
+# The helpers below read and write $tmp/out and $tmp/err: set tmp before calling them.
+#   run CMD...                      stdout in $tmp/out, stderr in $tmp/err; sets rc
+#   sanitized DESC                  a failure (status 1) if $tmp/err holds an ASan/UBSan/LSan report
+#   expect_ok DESC CMD...           CMD exits 0 with no sanitizer report: ok, else bad (status 1)
+#   expect_fail DESC WANT CMD...    CMD exits in [1, 127], stdout empty, stderr contains WANT
+#   json_num KEY [FILE]             the number after "KEY": - the first in $tmp/out, or the
+#                                   last line of FILE holding it
+#   lt A B                          A < B as numbers, both non-empty
+run() {
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+}
+
+sanitized() {
+    if grep -q -e 'Sanitizer' -e 'runtime error:' "$tmp/err"; then
+        bad "$1: sanitizer report: $(grep -m 3 -e 'Sanitizer' -e 'runtime error:' "$tmp/err")"
+        return 1
+    fi
+    return 0
+}
+
+expect_ok() {
+    desc=$1
+    shift
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    sanitized "$desc" || return 1
+    if [ $rc -ne 0 ]; then bad "$desc: exit $rc: $(head -c 400 "$tmp/err")"; return 1; fi
+    ok
+}
+
+expect_fail() {
+    desc=$1
+    want=$2
+    shift 2
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    sanitized "$desc" || return 1
+    if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then bad "$desc: exit $rc (want 1..127)"; return 1; fi
+    if [ -s "$tmp/out" ]; then bad "$desc: stdout not empty: $(head -c 200 "$tmp/out")"; return 1; fi
+    if ! grep -qF -- "$want" "$tmp/err"; then
+        bad "$desc: stderr does not mention '$want': $(head -c 400 "$tmp/err")"
+        return 1
+    fi
+    ok
+}
+
+json_num() {
+    if [ $# -ge 2 ]; then
+        grep "\"$1\":" "$2" | tail -n 1 | sed -n "s/.*\"$1\":\\(-\\{0,1\\}[0-9.eE+-]*\\).*/\\1/p"
+    else
+        sed -n "s/.*\"$1\":\\(-\\{0,1\\}[0-9.eE+-]*\\).*/\\1/p" "$tmp/out" | head -n 1
+    fi
+}
+
+lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0 && a != "" && b != "") }'; }

@@ -21,78 +21,12 @@
 # Ends with "test_cli: N passed, N failed, N skipped"; exit 1 on any failure.
 set -u
 bin=${1:-build/shrink}
-pass=0
-fail=0
-skip=0
+. tests/sh_lib.sh
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shrink-cli.XXXXXX") || exit 1
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
 
-ok()   { pass=$((pass + 1)); }
-bad()  { fail=$((fail + 1)); echo "FAIL: $*"; }
-skipped() { skip=$((skip + 1)); echo "SKIP: $*"; }
-
-# The shared folder, as in tests/test_util.h: $SHRINK_SHARED if set, else ../shared.
-shared=${SHRINK_SHARED:-../shared}
-absent=0
-# missing DESC: an asset is missing: a failure when the shared folder is present, a counted skip
-# (and exit 77 at the end if nothing failed) when it is absent.
-missing() {
-    if [ -d "$shared" ]; then bad "$*: not found, but the shared folder $shared is present"
-    else skipped "$*: not found (no shared folder $shared)"; absent=1; fi
-}
-
-# asset REL: prints the first existing of <shared>/REL, tests/fixtures/REL, ./REL; fails if
-# none exists.
-asset() {
-    for root in "$shared" tests/fixtures .; do
-        if [ -e "$root/$1" ]; then echo "$root/$1"; return 0; fi
-    done
-    return 1
-}
-
 # The JSON reader (tests/json_get.c), built by `make check` beside the tests of this build.
 jget=$(dirname "$bin")/tests/json_get
-
-# run CMD...: runs with stdout in $tmp/out, stderr in $tmp/err; sets rc.
-run() {
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-}
-
-# sanitized: fails (and says so) if stderr holds an ASan/UBSan/LSan report.
-sanitized() {
-    if grep -q -e 'Sanitizer' -e 'runtime error:' "$tmp/err"; then
-        bad "$1: sanitizer report: $(grep -m 3 -e 'Sanitizer' -e 'runtime error:' "$tmp/err")"
-        return 1
-    fi
-    return 0
-}
-
-# expect_ok DESC CMD...: exit 0, no sanitizer report.
-expect_ok() {
-    desc=$1
-    shift
-    run "$@"
-    sanitized "$desc" || return 1
-    if [ $rc -ne 0 ]; then bad "$desc: exit $rc: $(head -c 400 "$tmp/err")"; return 1; fi
-    ok
-}
-
-# expect_fail DESC WANT CMD...: exit in [1, 127], stdout empty, stderr contains WANT.
-expect_fail() {
-    desc=$1
-    want=$2
-    shift 2
-    run "$@"
-    sanitized "$desc" || return 1
-    if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then bad "$desc: exit $rc (want 1..127)"; return 1; fi
-    if [ -s "$tmp/out" ]; then bad "$desc: stdout not empty: $(head -c 200 "$tmp/out")"; return 1; fi
-    if ! grep -qF -- "$want" "$tmp/err"; then
-        bad "$desc: stderr does not mention '$want': $(head -c 400 "$tmp/err")"
-        return 1
-    fi
-    ok
-}
 
 # json_has DESC KEY...: $tmp/out is one line holding one JSON object with these keys.
 json_has() {
@@ -125,11 +59,6 @@ jcheck() {
         function S(i) { return v[i] "" }
         { v[NR] = $0 }
         END { if (NR != n) exit 1; okay = ('"$jexpr"'); exit !(okay && !nonnum) }'
-}
-
-# json_num KEY: the number of "KEY": in $tmp/out (first occurrence).
-json_num() {
-    sed -n "s/.*\"$1\":\\(-\\{0,1\\}[0-9.eE+-]*\\).*/\\1/p" "$tmp/out" | head -n 1
 }
 
 # same4 A B: A and B agree to 4 significant digits (relative difference below 5e-5).
@@ -761,6 +690,4 @@ else
     [ -z "$(ls -A "$pdir" | grep '^\.')" ] && ok || bad "prune left temporaries: $(ls -A "$pdir" | grep '^\.')"
 fi
 
-echo "test_cli: $pass passed, $fail failed, $skip skipped"
-[ $fail -eq 0 ] || exit 1
-[ $absent -eq 0 ] || exit 77 # assets skipped for want of the shared folder: a counted skip
+sh_finish test_cli

@@ -18,63 +18,26 @@
 # Ends with "test_distill_cli: N passed, N failed, N skipped"; exit 1 on any failure.
 set -u
 bin=${1:-build/shrink}
-pass=0
-fail=0
-skip=0
+. tests/sh_lib.sh
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shrink-distill-cli.XXXXXX") || exit 1
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
 
-ok()      { pass=$((pass + 1)); }
-bad()     { fail=$((fail + 1)); echo "FAIL: $*"; }
-skipped() { skip=$((skip + 1)); echo "SKIP: $*"; }
-finish()  {
-    echo "test_distill_cli: $pass passed, $fail failed, $skip skipped"
-    [ $fail -eq 0 ]
-    exit $?
-}
+finish() { sh_finish test_distill_cli; }
 
-shared=${SHRINK_SHARED:-../shared}
-asset() {
-    for root in "$shared" tests/fixtures .; do
-        if [ -e "$root/$1" ]; then echo "$root/$1"; return 0; fi
-    done
-    return 1
-}
+run() { expect_ok "$@"; }  # run DESC CMD...: CMD exits 0, no sanitizer report
 
-run() {
-    desc=$1
-    shift
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-    if grep -q -e 'Sanitizer' -e 'runtime error:' "$tmp/err"; then
-        bad "$desc: sanitizer report: $(grep -m 3 -e 'Sanitizer' -e 'runtime error:' "$tmp/err")"
-        return 1
-    fi
-    if [ $rc -ne 0 ]; then bad "$desc: exit $rc: $(head -c 400 "$tmp/err")"; return 1; fi
-    ok
-}
-
-# json_num KEY FILE: the number after "KEY": on the last line of FILE holding it.
-json_num() {
-    grep "\"$1\":" "$2" | tail -n 1 | sed -n "s/.*\"$1\":\\(-\\{0,1\\}[0-9.eE+-]*\\).*/\\1/p"
-}
-# first_num KEY FILE: the same on the first line holding it.
+# first_num KEY FILE: the number after "KEY": on the first line of FILE holding it (json_num
+# of tests/sh_lib.sh takes the last).
 first_num() {
     grep "\"$1\":" "$2" | head -n 1 | sed -n "s/.*\"$1\":\\(-\\{0,1\\}[0-9.eE+-]*\\).*/\\1/p"
 }
-lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0 && a != "" && b != "") }'; }
 
 teacher=$(asset models/stories260K/stories260K.bin) || teacher=""
 tok=$(asset models/stories260K/tok512.bin) || tok=""
 corpus=$(asset data/corpus/tinystories_val_subset.txt) || corpus=""
 if [ -z "$teacher" ] || [ -z "$tok" ] || [ -z "$corpus" ]; then
-    if [ -d "$shared" ]; then
-        bad "stories260K or data/corpus/tinystories_val_subset.txt not found, but the shared folder $shared is present"
-        finish
-    fi
-    skipped "stories260K or data/corpus/tinystories_val_subset.txt: absent (no shared folder $shared)"
-    echo "test_distill_cli: $pass passed, $fail failed, $skip skipped"
-    exit 77
+    missing "stories260K or data/corpus/tinystories_val_subset.txt"
+    finish
 fi
 if [ -n "${ASAN_OPTIONS:-}${UBSAN_OPTIONS:-}" ]; then steps=6; every=2; else steps=12; every=3; fi
 

@@ -29,17 +29,12 @@
 set -u
 bin=${1:-build/shrink}
 [ $# -gt 0 ] && shift
-pass=0
-fail=0
 notrun=0
-
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 
 root=$(pwd)
 [ -f "$root/README.md" ] && [ -d "$root/docs" ] || { echo "test_docs: run from the repository root"; exit 1; }
+. tests/sh_lib.sh
 [ -x "$bin" ] || { echo "test_docs: $bin is not an executable; build it with make"; exit 1; }
-shared=${SHRINK_SHARED:-../shared}
 if [ ! -d "$shared" ]; then
     echo "test_docs: the documentation's commands use the shared folder $shared, which is absent"
     exit 77

@@ -16,57 +16,12 @@
 # Ends with "test_eval_cli: N passed, N failed, N skipped"; exit 1 on any failure.
 set -u
 bin=${1:-build/shrink}
-pass=0
-fail=0
-skip=0
+. tests/sh_lib.sh
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shrink-eval-cli.XXXXXX") || exit 1
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
 
-ok()      { pass=$((pass + 1)); }
-bad()     { fail=$((fail + 1)); echo "FAIL: $*"; }
-skipped() { skip=$((skip + 1)); echo "SKIP: $*"; }
-
-# The shared folder, as in tests/test_util.h: $SHRINK_SHARED if set, else ../shared.
-shared=${SHRINK_SHARED:-../shared}
-absent=0
-# missing DESC: an asset is missing: a failure when the shared folder is present, a counted skip
-# (and exit 77 at the end if nothing failed) when it is absent.
-missing() {
-    if [ -d "$shared" ]; then bad "$*: not found, but the shared folder $shared is present"
-    else skipped "$*: not found (no shared folder $shared)"; absent=1; fi
-}
-
-asset() {
-    for root in "$shared" tests/fixtures .; do
-        if [ -e "$root/$1" ]; then echo "$root/$1"; return 0; fi
-    done
-    return 1
-}
-
 # The JSON reader (tests/json_get.c), built by `make check` beside the tests of this build.
 jget=$(dirname "$bin")/tests/json_get
-
-run() {
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-}
-
-sanitized() {
-    if grep -q -e 'Sanitizer' -e 'runtime error:' "$tmp/err"; then
-        bad "$1: sanitizer report: $(grep -m 3 -e 'Sanitizer' -e 'runtime error:' "$tmp/err")"
-        return 1
-    fi
-    return 0
-}
-
-expect_ok() {
-    desc=$1
-    shift
-    run "$@"
-    sanitized "$desc" || return 1
-    if [ $rc -ne 0 ]; then bad "$desc: exit $rc: $(head -c 400 "$tmp/err")"; return 1; fi
-    ok
-}
 
 # expect_fail DESC CODE WANT CMD...: exit CODE, stdout empty, stderr contains WANT.
 expect_fail() {
@@ -175,6 +130,4 @@ else
     missing "models/mix-llama-14m (tokenizer mismatch)"
 fi
 
-echo "test_eval_cli: $pass passed, $fail failed, $skip skipped"
-[ $fail -eq 0 ] || exit 1
-[ $absent -eq 0 ] || exit 77 # assets skipped for want of the shared folder: a counted skip
+sh_finish test_eval_cli

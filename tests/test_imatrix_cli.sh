@@ -20,25 +20,6 @@ bin=${1:-build/shrink}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shrink-imatrix-cli.XXXXXX") || exit 1
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
 
-sanitized() {
-    if grep -q -e 'Sanitizer' -e 'runtime error:' "$tmp/err"; then
-        bad "$1: sanitizer report: $(grep -m 3 -e 'Sanitizer' -e 'runtime error:' "$tmp/err")"
-        return 1
-    fi
-    return 0
-}
-
-# expect_ok DESC CMD...: exit 0
-expect_ok() {
-    desc=$1
-    shift
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-    sanitized "$desc" || return 1
-    if [ $rc -ne 0 ]; then bad "$desc: exit $rc: $(head -c 400 "$tmp/err")"; return 1; fi
-    ok
-}
-
 # expect_fail DESC WANT OUTFILE CMD...: exit in [1, 127], stderr contains WANT, OUTFILE absent
 expect_fail() {
     desc=$1

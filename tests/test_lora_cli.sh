@@ -18,18 +18,7 @@ bin=${1:-build/shrink}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shrink-lora-cli.XXXXXX") || exit 1
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
 
-run() {
-    desc=$1
-    shift
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-    if grep -q -e 'Sanitizer' -e 'runtime error:' "$tmp/err"; then
-        bad "$desc: sanitizer report: $(grep -m 3 -e 'Sanitizer' -e 'runtime error:' "$tmp/err")"
-        return 1
-    fi
-    if [ $rc -ne 0 ]; then bad "$desc: exit $rc: $(head -c 400 "$tmp/err")"; return 1; fi
-    ok
-}
+run() { expect_ok "$@"; }  # run DESC CMD...: CMD exits 0, no sanitizer report
 
 # refuse DESC WORD OUT cmd...: non-zero exit, WORD in the message, nothing at OUT.
 refuse() {
@@ -51,11 +40,6 @@ refuse() {
         ok
     fi
 }
-
-json_num() {
-    grep "\"$1\":" "$2" | tail -n 1 | sed -n "s/.*\"$1\":\\(-\\{0,1\\}[0-9.eE+-]*\\).*/\\1/p"
-}
-lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0 && a != "" && b != "") }'; }
 
 base=$(asset models/stories260K/stories260K.bin) || base=""
 tok=$(asset models/stories260K/tok512.bin) || tok=""

@@ -16,41 +16,14 @@
 # a counted skip (exit 77) when it is absent.
 set -u
 bin=${1:-build/shrink}
-pass=0
-fail=0
-skip=0
+. tests/sh_lib.sh
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shrink-pstruct-cli.XXXXXX") || exit 1
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
 
-ok()      { pass=$((pass + 1)); }
-bad()     { fail=$((fail + 1)); echo "FAIL: $*"; }
-finish()  {
-    echo "test_prune_structured: $pass passed, $fail failed, $skip skipped"
-    [ $fail -eq 0 ] || exit 1
-    exit 0
-}
-
-shared=${SHRINK_SHARED:-../shared}
-asset() {
-    for root in "$shared" tests/fixtures .; do
-        if [ -e "$root/$1" ]; then echo "$root/$1"; return 0; fi
-    done
-    return 1
-}
+finish() { sh_finish test_prune_structured; }
 
 # run DESC CMD...: CMD must exit 0 (stdout in $tmp/out, stderr in $tmp/err)
-run() {
-    desc=$1
-    shift
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-    if grep -q -e 'Sanitizer' -e 'runtime error:' "$tmp/err"; then
-        bad "$desc: sanitizer report: $(grep -m 3 -e 'Sanitizer' -e 'runtime error:' "$tmp/err")"
-        return 1
-    fi
-    if [ $rc -ne 0 ]; then bad "$desc: exit $rc: $(head -c 400 "$tmp/err")"; return 1; fi
-    ok
-}
+run() { expect_ok "$@"; }
 # fails DESC CODE PATTERN CMD...: CMD must exit CODE with PATTERN on stderr
 fails() {
     desc=$1; code=$2; pat=$3
@@ -64,8 +37,6 @@ fails() {
     [ $rc -eq "$code" ] && ok || bad "$desc: exit $rc (want $code): $(head -c 300 "$tmp/err")"
     grep -q -e "$pat" "$tmp/err" && ok || bad "$desc: no '$pat' in: $(head -c 300 "$tmp/err")"
 }
-# json_num KEY: the number after "KEY": in $tmp/out
-json_num() { sed -n "s/.*\"$1\":\\(-\\{0,1\\}[0-9.eE+-]*\\).*/\\1/p" "$tmp/out" | head -n 1; }
 has_keys() {
     for k in "$@"; do
         grep -q "\"$k\":" "$tmp/out" && ok || bad "--json: no key $k: $(head -c 200 "$tmp/out")"

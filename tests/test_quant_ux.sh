@@ -25,18 +25,7 @@ trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
 finish() { sh_finish test_quant_ux; }
 [ -x "$jget" ] || { echo "test_quant_ux: $jget is not an executable (make build/tests/json_get)"; exit 1; }
 
-run() { # DESC CMD...: stdout in $tmp/out, stderr in $tmp/err
-    desc=$1
-    shift
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-    if grep -q -e 'Sanitizer' -e 'runtime error:' "$tmp/err"; then
-        bad "$desc: sanitizer report: $(grep -m 3 -e 'Sanitizer' -e 'runtime error:' "$tmp/err")"
-        return 1
-    fi
-    [ $rc -eq 0 ] || { bad "$desc: exit $rc: $(head -c 400 "$tmp/err")"; return 1; }
-    ok
-}
+run() { expect_ok "$@"; } # DESC CMD...: stdout in $tmp/out, stderr in $tmp/err
 
 model=models/stories260K/stories260K.bin
 tok=models/stories260K/tok512.bin

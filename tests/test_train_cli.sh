@@ -19,59 +19,21 @@
 # Ends with "test_train_cli: N passed, N failed, N skipped"; exit 1 on any failure.
 set -u
 bin=${1:-build/shrink}
-pass=0
-fail=0
-skip=0
+. tests/sh_lib.sh
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shrink-train-cli.XXXXXX") || exit 1
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
 
-ok()      { pass=$((pass + 1)); }
-bad()     { fail=$((fail + 1)); echo "FAIL: $*"; }
-skipped() { skip=$((skip + 1)); echo "SKIP: $*"; }
-finish()  {
-    echo "test_train_cli: $pass passed, $fail failed, $skip skipped"
-    [ $fail -eq 0 ]
-    exit $?
-}
-
-shared=${SHRINK_SHARED:-../shared}
-asset() {
-    for root in "$shared" tests/fixtures .; do
-        if [ -e "$root/$1" ]; then echo "$root/$1"; return 0; fi
-    done
-    return 1
-}
+finish() { sh_finish test_train_cli; }
 
 # run DESC CMD...: stdout in $tmp/out, stderr in $tmp/err; counts a failure on a non-zero
 # exit or a sanitizer report; returns non-zero then.
-run() {
-    desc=$1
-    shift
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-    if grep -q -e 'Sanitizer' -e 'runtime error:' "$tmp/err"; then
-        bad "$desc: sanitizer report: $(grep -m 3 -e 'Sanitizer' -e 'runtime error:' "$tmp/err")"
-        return 1
-    fi
-    if [ $rc -ne 0 ]; then bad "$desc: exit $rc: $(head -c 400 "$tmp/err")"; return 1; fi
-    ok
-}
-
-# json_num KEY FILE: the number after "KEY": on the last line of FILE holding it.
-json_num() {
-    grep "\"$1\":" "$2" | tail -n 1 | sed -n "s/.*\"$1\":\\(-\\{0,1\\}[0-9.eE+-]*\\).*/\\1/p"
-}
+run() { expect_ok "$@"; }
 
 model=$(asset models/stories260K/stories260K.bin) || model=""
 corpus=$(asset data/corpus/tinystories_val_subset.txt) || corpus=""
 if [ -z "$model" ] || [ -z "$corpus" ]; then
-    if [ -d "$shared" ]; then
-        bad "stories260K or data/corpus/tinystories_val_subset.txt not found, but the shared folder $shared is present"
-        finish
-    fi
-    skipped "stories260K or data/corpus/tinystories_val_subset.txt: absent (no shared folder $shared)"
-    echo "test_train_cli: $pass passed, $fail failed, $skip skipped"
-    exit 77
+    missing "stories260K or data/corpus/tinystories_val_subset.txt"
+    finish
 fi
 if [ -n "${ASAN_OPTIONS:-}${UBSAN_OPTIONS:-}" ]; then steps=8; every=2; ft=6; else
     steps=30; every=4; ft=24; fi

@@ -28,27 +28,9 @@
 # assets are missing everywhere.
 set -u
 bin=${1:-build/shrink}
-pass=0
-fail=0
-skip=0
+. tests/sh_lib.sh
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shrink-reliab.XXXXXX") || exit 1
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
-
-ok()   { pass=$((pass + 1)); }
-bad()  { fail=$((fail + 1)); echo "FAIL: $*"; }
-shared=${SHRINK_SHARED:-../shared}
-# missing WHAT: a missing asset is a failure when the shared folder is present, else a skip
-missing() {
-    if [ -d "$shared" ]; then bad "$*: not found, but the shared folder $shared is present"
-    else skip=$((skip + 1)); echo "SKIP: $*: not found (no shared folder $shared)"; fi
-}
-
-asset() {
-    for root in "$shared" tests/fixtures .; do
-        if [ -e "$root/$1" ]; then echo "$root/$1"; return 0; fi
-    done
-    return 1
-}
 
 model=$(asset models/stories260K/stories260K.bin) || model=
 tok=$(asset models/stories260K/tok512.bin) || tok=
