@@ -354,6 +354,9 @@ typedef struct shrink_quantize_scheme_info {
     const char  *ref;                 /* the reference: model, text, tokens, commit; or NULL */
 } shrink_quantize_scheme_info;
 SHRINK_API shrink_status shrink_quantize_scheme_get(int32_t i, shrink_quantize_scheme_info *info);
+/* The scheme whose file llama-quantize calls `type` (its spelling: "Q4_K_M", also its aliases
+ * "Q4_K" ...), NULL if none: `shrink quantize IN OUT Q4_K_M` as with llama-quantize. */
+SHRINK_API const char *shrink_quantize_scheme_for_llama_cpp(const char *type);
 
 /* Quantizes the model at `in` (any format shrink_model_load reads; a quantized GGUF is
  * dequantized and quantized again) into the GGUF file `out` with params->scheme (per-tensor
