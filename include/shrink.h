@@ -1154,6 +1154,14 @@ SHRINK_API int shrink_remove_stale_temporaries(const char *dir,
                                                void (*removed)(void *user, const char *path),
                                                void *user);
 
+/* ==== SHA-256 and the manifest (docs/manifest.md) ======================================== */
+
+/* SHA-256 (FIPS 180-4) of data[0..n). */
+SHRINK_API void shrink_sha256(const void *data, size_t n, uint8_t digest[32]);
+/* SHA-256 of the regular file at `path` as 64 lowercase hex digits (what sha256sum prints);
+ * *bytes (may be NULL) its size. Anything but a regular file is an error naming the path. */
+SHRINK_API shrink_status shrink_sha256_file(const char *path, char hex[65], uint64_t *bytes);
+
 #ifdef __cplusplus
 }
 #endif
