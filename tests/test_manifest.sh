@@ -114,4 +114,16 @@ EOC
 expect_ok "init --seed 5" "$bin" init --config "$tmp/config.json" --tokenizer "$tmp/m/tok512.bin" --seed 5 "$tmp/i.gguf" &&
     expect_ok "info of init" "$bin" info "$tmp/i.gguf" --json &&
     { [ "$("$jg" "$tmp/out" manifest.seeds.--seed)" = 5 ] && ok || bad "init --seed 5: manifest seeds $(grep -o '"seeds":{[^}]*}' "$tmp/out")"; }
+
+# ==== measured quality: train records its last step's loss =====================================
+if expect_ok "tokenize" "$bin" tokenize "$tmp/calib.txt" "$tmp/t.tok" --model "$m" &&
+    expect_ok "train --json" "$bin" train "$m" --data "$tmp/t.tok" --steps 2 --batch 2 --ctx 32 --threads 1 \
+        --seed 3 --to gguf --out "$tmp/tr" --json; then
+    tail -n 1 "$tmp/out" >"$tmp/train.json"
+    expect_ok "info of the trained model" "$bin" info "$tmp/tr/model.gguf" --json
+    [ "$("$jg" "$tmp/out" manifest.quality.train_loss)" = "$("$jg" "$tmp/train.json" loss)" ] &&
+        [ "$("$jg" "$tmp/out" manifest.quality.step)" = 2 ] && [ "$("$jg" "$tmp/out" manifest.seeds.--seed)" = 3 ] && ok ||
+        bad "train: manifest quality $(grep -o '"quality":{[^}]*}' "$tmp/out"), final loss $("$jg" "$tmp/train.json" loss)"
+    case $(grep -o '"arg":"[^"]*"' "$tmp/out" | tr '\n' ' ') in *'"--data"'*) ok ;; *) bad "train: --data not among the inputs" ;; esac
+fi
 finish
