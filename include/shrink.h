@@ -1223,6 +1223,23 @@ SHRINK_API shrink_status shrink_manifest_verify(shrink_manifest *m, int32_t *n_b
 SHRINK_API void shrink_manifest_free(shrink_manifest *m);
 SHRINK_API const char *shrink_input_state_name(shrink_input_state s); /* "match", ... */
 
+/* ==== report (docs/report.md) ============================================================= */
+
+typedef struct shrink_report_result {
+    int32_t n_points;   /* variants plotted (a base shared by several inputs counts once) */
+    int32_t n_pareto;   /* of them on the size-vs-KL Pareto front */
+    int32_t n_bars;     /* speed bars (decode and prompt tokens/s that were measured) */
+} shrink_report_result;
+
+/* Writes one self-contained HTML page (inline SVG, no script, nothing fetched) to `out` from
+ * the JSON objects of `shrink compare --json` in json_paths[0..n_json): the size-vs-KL plot
+ * with its Pareto front, decode/prompt speed bars, the table of variants and the manifest of
+ * each model file that has one. A file that is not such an object is SHRINK_ERR_FORMAT naming
+ * it. title NULL: "shrink report". result may be NULL. */
+SHRINK_API shrink_status shrink_report(const char *const *json_paths, int32_t n_json,
+                                       const char *out, const char *title,
+                                       shrink_report_result *result);
+
 #ifdef __cplusplus
 }
 #endif

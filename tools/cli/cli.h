@@ -322,5 +322,6 @@ void cli_manifest_disable(void);   /* --no-manifest */
 void cli_manifest_print(const shrink_manifest *m, FILE *f);
 void cli_manifest_json(const shrink_manifest *m, cli_json *j);
 int cmd_verify(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif /* SHRINK_CLI_H */

@@ -30,6 +30,7 @@ static const cli_command commands[] = {
     {"lora",     "train a LoRA adapter on a frozen base (PEFT / llama.cpp files)", cmd_lora},
     {"merge",    "merge LoRA adapters into a base model (GGUF, HF, llama2.c)",    cmd_merge},
     {"verify",   "re-hash the inputs a model's manifest names: match, changed, missing", cmd_verify},
+    {"report",   "one HTML page from compare --json outputs: size-vs-KL Pareto plot, speed", cmd_report},
     {"version",  "version, CPU kernels and threads",                              cmd_version},
     {"help",     "help on a command: shrink help COMMAND",                        cmd_help},
 };
