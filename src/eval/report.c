@@ -174,11 +174,15 @@ static void speed_svg(sk_bytes *b, const rp_model *m, int n) {
     sk_bytes_printf(b, "</svg>\n");
 }
 
-static void manifest_html(sk_bytes *b, const rp_model *m, int n) {
+/* The manifest of each model file still at its path; a file without one (or gone, or not a
+ * model) is skipped; only out of memory is an error. */
+static shrink_status manifest_html(sk_bytes *b, const rp_model *m, int n) {
     int any = 0;
     for (int i = 0; i < n; i++) {
         shrink_manifest *mf = NULL;
-        if (!m[i].path || shrink_manifest_read(m[i].path, &mf) != SHRINK_OK || !mf) {
+        shrink_status st = m[i].path ? shrink_manifest_read(m[i].path, &mf) : SHRINK_OK;
+        if (st == SHRINK_ERR_NOMEM) return st;
+        if (st || !mf) {
             sk_clear_error();
             continue;
         }
@@ -206,6 +210,7 @@ static void manifest_html(sk_bytes *b, const rp_model *m, int n) {
         sk_bytes_printf(b, "</pre></details>\n");
         shrink_manifest_free(mf);
     }
+    return SHRINK_OK;
 }
 
 static int by_size(const void *a, const void *b) {
@@ -340,7 +345,7 @@ shrink_status shrink_report(const char *const *json_paths, int32_t n_json, const
     }
     sk_bytes_printf(&b, "</table>\n<p>★: on the Pareto front. KL: KL(P_base ‖ P_model) in nats "
                     "per scored token, as <code>shrink compare</code> measures it.</p>\n");
-    manifest_html(&b, m, n);
+    if ((st = manifest_html(&b, m, n))) goto done;
     sk_bytes_printf(&b, "</body>\n</html>\n");
     if (b.oom) {
         st = sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", out);
