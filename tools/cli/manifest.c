@@ -152,6 +152,19 @@ static void utc_date(char *buf, size_t cap) {
         snprintf(buf, cap, "?");
 }
 
+/* The keys of one input, in an open object: arg, path, bytes, sha256. */
+static void json_input(cli_json *j, const char *arg, const char *path, uint64_t bytes,
+                       const char *sha256) {
+    cli_json_key(j, "arg");
+    cli_json_str(j, arg);
+    cli_json_key(j, "path");
+    cli_json_str(j, path);
+    cli_json_key(j, "bytes");
+    cli_json_u64(j, bytes);
+    cli_json_key(j, "sha256");
+    cli_json_str(j, sha256);
+}
+
 static void json_values(cli_json *j, const char *key, const mf_value *t, int n) {
     cli_json_key(j, key);
     cli_json_obj_begin(j);
@@ -202,14 +215,7 @@ static const char *manifest_text(void *user) {
         const mf_input *r = &mf.in[i];
         if (r->failed) continue;
         cli_json_obj_begin(&j);
-        cli_json_key(&j, "arg");
-        cli_json_str(&j, r->arg);
-        cli_json_key(&j, "path");
-        cli_json_str(&j, r->path);
-        cli_json_key(&j, "bytes");
-        cli_json_u64(&j, r->bytes);
-        cli_json_key(&j, "sha256");
-        cli_json_str(&j, r->sha256);
+        json_input(&j, r->arg, r->path, r->bytes, r->sha256);
         cli_json_obj_end(&j);
     }
     cli_json_arr_end(&j);
@@ -288,14 +294,7 @@ void cli_manifest_json(const shrink_manifest *m, cli_json *j) {
     for (int32_t i = 0; i < m->n_inputs; i++) {
         const shrink_manifest_input *r = &m->inputs[i];
         cli_json_obj_begin(j);
-        cli_json_key(j, "arg");
-        cli_json_str(j, r->arg);
-        cli_json_key(j, "path");
-        cli_json_str(j, r->path);
-        cli_json_key(j, "bytes");
-        cli_json_u64(j, r->bytes);
-        cli_json_key(j, "sha256");
-        cli_json_str(j, r->sha256);
+        json_input(j, r->arg, r->path, r->bytes, r->sha256);
         if (r->state != SHRINK_INPUT_UNCHECKED) {
             cli_json_key(j, "state");
             cli_json_str(j, shrink_input_state_name(r->state));
