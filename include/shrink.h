@@ -1210,7 +1210,18 @@ typedef struct shrink_manifest {
     int32_t                n_seeds;
     shrink_manifest_value *quality;   /* measured quality: name -> value */
     int32_t                n_quality;
+    /* the manifests of the inputs that carried one (the steps before this one), one level:
+     * deeper ones are in `json` */
+    struct shrink_manifest_parent *parents;
+    int32_t                n_parents;
 } shrink_manifest;
+
+typedef struct shrink_manifest_parent {
+    const char  *arg, *path;          /* the input that carried it */
+    const char  *version, *date;      /* "" if absent */
+    const char **command;
+    int32_t      n_command;
+} shrink_manifest_parent;
 
 /* Reads the manifest of the model at `path` (a .gguf file, a Hugging Face folder or a file in
  * one). *out is NULL (and SHRINK_OK) when the model has none; a manifest that is not the JSON

@@ -71,6 +71,18 @@ if expect_ok "quantize --calib" "$bin" quantize "$m" "$tmp/q.gguf" --scheme q4_0
     mv "$tmp/moved.bin" "$m"
 fi
 
+# ==== a chain: a model made from a model with a manifest carries that one under "parents" ======
+if [ -f "$tmp/q.gguf" ] && expect_ok "convert of a GGUF with a manifest" "$bin" convert "$tmp/q.gguf" "$tmp/chain.gguf"; then
+    expect_ok "info --json of the chain" "$bin" info "$tmp/chain.gguf" --json
+    [ "$("$jg" "$tmp/out" manifest.command.1)" = convert ] && [ "$("$jg" "$tmp/out" manifest.parents.#)" = 1 ] &&
+        [ "$("$jg" "$tmp/out" manifest.parents.0.path)" = "$tmp/q.gguf" ] &&
+        [ "$("$jg" "$tmp/out" manifest.parents.0.command.1)" = quantize ] && ok ||
+        bad "chain: $(grep -o '"parents":.*' "$tmp/out" | head -c 400)"
+    expect_ok "info of the chain" "$bin" info "$tmp/chain.gguf" &&
+        { grep -q "^made from: *IN $tmp/q.gguf, written .* quantize $m $tmp/q.gguf" "$tmp/out" && ok ||
+          bad "info does not show the parent: $(grep '^made' "$tmp/out")"; }
+fi
+
 # ==== no manifest: --no-manifest, llama2.c files =============================================
 expect_ok "quantize --no-manifest" "$bin" quantize "$m" "$tmp/n.gguf" q8_0 --no-manifest
 expect_fail "verify without a manifest" "n.gguf: has no manifest" "$bin" verify "$tmp/n.gguf"

@@ -49,6 +49,8 @@ void shrink_manifest_free(shrink_manifest *m) {
     sk_free(m->inputs);
     sk_free(m->seeds);
     sk_free(m->quality);
+    for (int32_t i = 0; i < m->n_parents; i++) sk_free(m->parents[i].command);
+    sk_free(m->parents);
     sk_free(p);
 }
 
@@ -86,6 +88,45 @@ static shrink_status num_table(const sk_json *o, const char *what, const char *w
     return SHRINK_OK;
 }
 
+/* argv of a "command" array (strings; anything else "?"); *n 0 when absent. */
+static shrink_status command_of(const sk_json *cmd, const char *where, const char ***out,
+                                int32_t *n) {
+    *out = NULL;
+    *n = 0;
+    if (!cmd || cmd->type != SK_JSON_ARRAY) return SHRINK_OK;
+    *out = sk_calloc(cmd->len ? cmd->len : 1, sizeof **out);
+    if (!*out) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", where);
+    for (size_t i = 0; i < cmd->len; i++)
+        (*out)[i] = cmd->items[i].type == SK_JSON_STRING ? cmd->items[i].str : "?";
+    *n = (int32_t)cmd->len;
+    return SHRINK_OK;
+}
+
+static const char *str_or_empty(const sk_json *j, const char *key) {
+    const char *s = sk_json_get_str(j, key);
+    return s ? s : "";
+}
+
+/* "parents": [{"arg", "path", "manifest": {...}}]: one level, entries without a manifest
+ * object skipped. */
+static shrink_status parents_of(shrink_manifest *m, const sk_json *ps, const char *where) {
+    if (!ps || ps->type != SK_JSON_ARRAY || !ps->len) return SHRINK_OK;
+    m->parents = sk_calloc(ps->len, sizeof *m->parents);
+    if (!m->parents) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", where);
+    for (size_t i = 0; i < ps->len; i++) {
+        const sk_json *e = &ps->items[i], *pm = sk_json_get(e, "manifest");
+        if (!pm || pm->type != SK_JSON_OBJECT) continue;
+        shrink_manifest_parent *r = &m->parents[m->n_parents++];
+        r->arg = str_or_empty(e, "arg");
+        r->path = str_or_empty(e, "path");
+        r->version = str_or_empty(pm, "version");
+        r->date = str_or_empty(pm, "date");
+        shrink_status st = command_of(sk_json_get(pm, "command"), where, &r->command, &r->n_command);
+        if (st) return st;
+    }
+    return SHRINK_OK;
+}
+
 /* Fills m's fields from its json text; `where` names the file in messages. */
 static shrink_status parse_manifest(mf_priv *p, const char *where) {
     shrink_manifest *m = &p->pub;
@@ -94,20 +135,13 @@ static shrink_status parse_manifest(mf_priv *p, const char *where) {
     const sk_json *j = p->tree;
     if (j->type != SK_JSON_OBJECT)
         return sk_error(SHRINK_ERR_FORMAT, "%s: the manifest is not a JSON object", where);
-    m->version = sk_json_get_str(j, "version");
-    m->date = sk_json_get_str(j, "date");
-    if (!m->version) m->version = "";
-    if (!m->date) m->date = "";
+    m->version = str_or_empty(j, "version");
+    m->date = str_or_empty(j, "date");
     int64_t th;
     m->threads = sk_json_get_int(j, "threads", &th) && th >= 0 && th < INT32_MAX ? (int32_t)th : -1;
-    const sk_json *cmd = sk_json_get(j, "command");
-    if (cmd && cmd->type == SK_JSON_ARRAY) {
-        m->command = sk_calloc(cmd->len ? cmd->len : 1, sizeof *m->command);
-        if (!m->command) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", where);
-        for (size_t i = 0; i < cmd->len; i++)
-            m->command[i] = cmd->items[i].type == SK_JSON_STRING ? cmd->items[i].str : "?";
-        m->n_command = (int32_t)cmd->len;
-    }
+    if ((st = command_of(sk_json_get(j, "command"), where, &m->command, &m->n_command)) ||
+        (st = parents_of(m, sk_json_get(j, "parents"), where)))
+        return st;
     const sk_json *in = sk_json_get(j, "inputs");
     if (in && in->type != SK_JSON_ARRAY)
         return sk_error(SHRINK_ERR_FORMAT, "%s: manifest key \"inputs\" is not an array", where);

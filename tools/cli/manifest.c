@@ -27,6 +27,14 @@ typedef struct mf_input {
     bool     failed;               /* could not be hashed (left out) */
 } mf_input;
 
+/* A model input (a .gguf file or a folder) whose own manifest, if it has one, goes into this
+ * one's "parents": the chain of steps that made the output. */
+typedef struct mf_parent {
+    char *arg, *path;
+    char *text;                    /* its manifest, NULL if none */
+    bool  read;
+} mf_parent;
+
 typedef struct mf_value {
     char    name[64];
     double   v;
@@ -40,6 +48,8 @@ static struct {
     char   **argv;
     mf_input in[MF_MAX_INPUTS];
     int      n_in;
+    mf_parent parent[MF_MAX_VALUES];
+    int      n_parent;
     mf_value seed[MF_MAX_VALUES], quality[MF_MAX_VALUES];
     int      n_seed, n_quality;
     char    *text;                 /* the last text given to the library */
@@ -86,6 +96,17 @@ void cli_manifest_input(const char *arg, const char *path) {
     char abs[PATH_MAX];
     struct stat sb;
     if (!realpath(path, abs) || stat(abs, &sb) != 0) return;
+    size_t len = strlen(abs);
+    bool model = S_ISDIR(sb.st_mode) || (len > 5 && !strcmp(abs + len - 5, ".gguf"));
+    for (int i = 0; i < mf.n_parent && model; i++) model = strcmp(mf.parent[i].path, abs) != 0;
+    if (model && mf.n_parent < MF_MAX_VALUES) {
+        mf_parent *p = &mf.parent[mf.n_parent];
+        memset(p, 0, sizeof *p);
+        p->arg = strdup(arg);
+        p->path = strdup(abs);
+        if (p->arg && p->path) mf.n_parent++;
+        else free(p->arg), free(p->path);
+    }
     if (S_ISREG(sb.st_mode)) {
         add_file(arg, abs);
         return;
@@ -165,6 +186,13 @@ static void json_input(cli_json *j, const char *arg, const char *path, uint64_t 
     cli_json_str(j, sha256);
 }
 
+/* A JSON text as the value after a key, on one line (a newline outside a JSON string is
+ * whitespace; inside one it cannot occur unescaped). */
+static void json_raw(cli_json *j, const char *text) {
+    for (const char *s = text; *s; s++) fputc(*s == '\n' || *s == '\r' ? ' ' : *s, j->f);
+    j->first[j->depth] = false;
+}
+
 static void json_values(cli_json *j, const char *key, const mf_value *t, int n) {
     cli_json_key(j, key);
     cli_json_obj_begin(j);
@@ -220,6 +248,27 @@ static const char *manifest_text(void *user) {
     }
     cli_json_arr_end(&j);
     json_values(&j, "quality", mf.quality, mf.n_quality);
+    cli_json_key(&j, "parents");
+    cli_json_arr_begin(&j);
+    for (int i = 0; i < mf.n_parent; i++) {
+        mf_parent *p = &mf.parent[i];
+        if (!p->read) {
+            shrink_manifest *pm = NULL;
+            if (shrink_manifest_read(p->path, &pm) == SHRINK_OK && pm) p->text = strdup(pm->json);
+            shrink_manifest_free(pm);
+            p->read = true;
+        }
+        if (!p->text) continue;
+        cli_json_obj_begin(&j);
+        cli_json_key(&j, "arg");
+        cli_json_str(&j, p->arg);
+        cli_json_key(&j, "path");
+        cli_json_str(&j, p->path);
+        cli_json_key(&j, "manifest");
+        json_raw(&j, p->text);
+        cli_json_obj_end(&j);
+    }
+    cli_json_arr_end(&j);
     cli_json_end(&j);
     if (fclose(f) != 0 || !buf) {
         free(buf);
@@ -263,6 +312,13 @@ void cli_manifest_print(const shrink_manifest *m, FILE *f) {
         fputc('\n', f);
     }
     if (!m->n_inputs) fprintf(f, "input:         none recorded\n");
+    for (int32_t i = 0; i < m->n_parents; i++) {
+        const shrink_manifest_parent *p = &m->parents[i];
+        fprintf(f, "made from:     %s %s, written %s by shrink %s:", p->arg, p->path, p->date,
+                p->version);
+        for (int32_t k = 0; k < p->n_command; k++) fprintf(f, " %s", p->command[k]);
+        fputc('\n', f);
+    }
 }
 
 static void json_kv_table(cli_json *j, const char *key, const shrink_manifest_value *v, int32_t n) {
@@ -305,6 +361,26 @@ void cli_manifest_json(const shrink_manifest *m, cli_json *j) {
             if (r->state == SHRINK_INPUT_MISSING) cli_json_null(j);
             else cli_json_str(j, r->now_sha256);
         }
+        cli_json_obj_end(j);
+    }
+    cli_json_arr_end(j);
+    cli_json_key(j, "parents");
+    cli_json_arr_begin(j);
+    for (int32_t i = 0; i < m->n_parents; i++) {
+        const shrink_manifest_parent *p = &m->parents[i];
+        cli_json_obj_begin(j);
+        cli_json_key(j, "arg");
+        cli_json_str(j, p->arg);
+        cli_json_key(j, "path");
+        cli_json_str(j, p->path);
+        cli_json_key(j, "version");
+        cli_json_str(j, p->version);
+        cli_json_key(j, "date");
+        cli_json_str(j, p->date);
+        cli_json_key(j, "command");
+        cli_json_arr_begin(j);
+        for (int32_t k = 0; k < p->n_command; k++) cli_json_str(j, p->command[k]);
+        cli_json_arr_end(j);
         cli_json_obj_end(j);
     }
     cli_json_arr_end(j);
