@@ -63,40 +63,76 @@ static double nice_step(double hi, int n) {
     return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
 }
 
+/* The plots' style, inside each <svg> so that one cut out of the page looks the same. */
+static const char svg_style[] =
+    "<style>text{font-family:system-ui,sans-serif;font-size:12px}.frame{fill:none;stroke:#888}"
+    ".grid{stroke:#eee}.tick{fill:#555}.axis{fill:#222;font-size:13px}.label{fill:#333;"
+    "font-size:11px}.point{fill:#9aa;stroke:#455}.point.pareto{fill:#d62;stroke:#822}"
+    ".point.base{fill:#26c}.front{fill:none;stroke:#d62;stroke-width:1.5;stroke-dasharray:4 3}"
+    ".tg{fill:#2a7}.pp{fill:#69c}</style>\n";
+
 enum { PW = 720, PH = 420, ML = 80, MR = 30, MT = 20, MB = 56 };
 
+/* The KL axis: linear from 0, or, when the positive KLs span two decades or more, log10
+ * over whole decades with KL = 0 (the base) on a band of its own below them. */
+typedef struct kl_axis {
+    int    log;
+    double lo, hi;   /* linear: 0..hi; log: 10^lo..10^hi */
+    double top, h;   /* pixels */
+} kl_axis;
+
+static double kl_y(const kl_axis *a, double v) {
+    if (!a->log) return a->top + a->h - v / a->hi * a->h;
+    double band = 28, hh = a->h - band;
+    if (v <= 0) return a->top + a->h - band / 2;
+    double t = (log10(v) - a->lo) / (a->hi - a->lo);
+    return a->top + hh - (t < 0 ? 0 : t) * hh;
+}
+
 static void pareto_svg(sk_bytes *b, const rp_model *m, int n) {
-    double xmax = 0, ymax = 0;
+    double xmax = 0, ymax = 0, ymin = INFINITY;
     for (int i = 0; i < n; i++) {
         if (!isfinite(m[i].kl)) continue;
         if (m[i].bytes / 1048576.0 > xmax) xmax = m[i].bytes / 1048576.0;
         if (m[i].kl > ymax) ymax = m[i].kl;
+        if (m[i].kl > 0 && m[i].kl < ymin) ymin = m[i].kl;
     }
     if (xmax <= 0) xmax = 1;
     if (ymax <= 0) ymax = 1;
     double xs = nice_step(xmax, 6), ys = nice_step(ymax, 5);
     xmax = ceil(xmax * 1.05 / xs) * xs;
-    ymax = ceil(ymax * 1.08 / ys) * ys;
     double w = PW - ML - MR, h = PH - MT - MB;
+    kl_axis ya = {.log = isfinite(ymin) && ymax / ymin >= 100, .top = MT, .h = h};
+    if (ya.log) {
+        ya.lo = floor(log10(ymin));
+        ya.hi = ceil(log10(ymax));
+        if (ya.hi <= ya.lo) ya.hi = ya.lo + 1;
+    } else {
+        ya.hi = ceil(ymax * 1.08 / ys) * ys;
+    }
 #define X(v) (ML + (v) / xmax * w)
-#define Y(v) (MT + h - (v) / ymax * h)
+#define Y(v) kl_y(&ya, (v))
     sk_bytes_printf(b, "<svg id=\"pareto\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
-                    "height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"size versus KL\">\n",
-                    PW, PH, PW, PH);
+                    "height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"size versus KL\">\n%s"
+                    "<rect width=\"100%%\" height=\"100%%\" fill=\"#fff\"/>\n", PW, PH, PW, PH, svg_style);
     sk_bytes_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%.1f\" class=\"frame\"/>\n",
                     ML, MT, w, h);
     for (double t = 0; t <= xmax + xs / 2; t += xs)
         sk_bytes_printf(b, "<line class=\"grid\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\"/>"
                         "<text class=\"tick\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n",
                         X(t), MT, X(t), MT + h, X(t), MT + h + 16, t);
-    for (double t = 0; t <= ymax + ys / 2; t += ys)
+    int n_ticks = ya.log ? (int)(ya.hi - ya.lo) + 2 : (int)floor(ya.hi / ys + 0.5) + 1;
+    for (int k = 0; k < n_ticks; k++) {
+        double t = !ya.log ? k * ys : k == 0 ? 0 : pow(10.0, ya.lo + k - 1);
         sk_bytes_printf(b, "<line class=\"grid\" x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
                         "<text class=\"tick\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
                         ML, Y(t), ML + w, Y(t), ML - 6, Y(t) + 4, t);
+    }
     sk_bytes_printf(b, "<text class=\"axis\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">file size "
                     "(MiB)</text>\n", ML + w / 2, PH - 12);
     sk_bytes_printf(b, "<text class=\"axis\" transform=\"translate(18 %.1f) rotate(-90)\" "
-                    "text-anchor=\"middle\">KL from the base (nats/token)</text>\n", MT + h / 2);
+                    "text-anchor=\"middle\">KL from the base (nats/token%s)</text>\n", MT + h / 2,
+                    ya.log ? ", log scale" : "");
     /* the front, left to right (points sorted by size: the caller sorted m) */
     sk_bytes_printf(b, "<polyline class=\"front\" points=\"");
     for (int i = 0; i < n; i++)
@@ -139,8 +175,8 @@ static void speed_svg(sk_bytes *b, const rp_model *m, int n) {
     double w = PW - lw - 90, xs = nice_step(vmax, 5);
     vmax = ceil(vmax / xs) * xs;
     sk_bytes_printf(b, "<svg id=\"speed\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
-                    "height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"speed\">\n",
-                    PW, hgt, PW, hgt);
+                    "height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"speed\">\n%s"
+                    "<rect width=\"100%%\" height=\"100%%\" fill=\"#fff\"/>\n", PW, hgt, PW, hgt, svg_style);
     sk_bytes_printf(b, "<rect class=\"legend tg\" x=\"%d\" y=\"4\" width=\"12\" height=\"10\"/>"
                     "<text class=\"tick\" x=\"%d\" y=\"13\">decode (tg) tokens/s</text>"
                     "<rect class=\"legend pp\" x=\"%d\" y=\"4\" width=\"12\" height=\"10\"/>"
@@ -301,11 +337,7 @@ shrink_status shrink_report(const char *const *json_paths, int32_t n_json, const
         "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}\n"
         "table{border-collapse:collapse;font-size:14px}td,th{padding:3px 8px;border-bottom:1px solid #ddd}\n"
         "td.num{text-align:right;font-variant-numeric:tabular-nums}tr.pareto td:first-child{font-weight:bold}\n"
-        "svg{font-size:12px;background:#fff}.frame{fill:none;stroke:#888}.grid{stroke:#eee}\n"
-        ".tick{fill:#555}.axis{fill:#222;font-size:13px}.label{fill:#333;font-size:11px}\n"
-        ".point{fill:#9aa;stroke:#455}.point.pareto{fill:#d62;stroke:#822}.point.base{fill:#26c}\n"
-        ".front{fill:none;stroke:#d62;stroke-width:1.5;stroke-dasharray:4 3}\n"
-        ".tg{fill:#2a7}.pp{fill:#69c}pre{background:#f6f6f6;padding:6px;overflow-x:auto}\n"
+        "pre{background:#f6f6f6;padding:6px;overflow-x:auto}\n"
         "</style>\n</head>\n<body>\n<h1>");
     esc(&b, title);
     sk_bytes_printf(&b, "</h1>\n<p>%d variant%s from", n, n == 1 ? "" : "s");
