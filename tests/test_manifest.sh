@@ -114,6 +114,9 @@ if expect_ok "convert to a HF folder" "$bin" convert "$m" "$tmp/hf"; then
         "$bin" verify "$tmp/hf"
     printf '{"inputs": [' >"$tmp/hf/shrink_manifest.json"
     expect_fail "verify a truncated shrink_manifest.json" "shrink_manifest.json" "$bin" verify "$tmp/hf"
+    expect_ok "info with a broken manifest still shows the model" "$bin" info "$tmp/hf" &&
+        { grep -q "warning: .*shrink_manifest.json" "$tmp/err" && grep -q "^manifest: *none" "$tmp/out" && ok ||
+          bad "info with a broken manifest: $(cat "$tmp/err")"; }
 fi
 
 # ==== seeds ====================================================================================
