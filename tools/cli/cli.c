@@ -402,6 +402,7 @@ int cli_load_model(const char *path, const cli_common *common, cli_tok_mode mode
         lp.no_tokenizer = true;
         if (shrink_model_load(out, path, &lp) != SHRINK_OK) return fail_naming(path, rc);
         cli_warn("no tokenizer loaded: %s", why);
+        cli_manifest_input("MODEL", path);
         return CLI_OK;
     }
     if (rc != SHRINK_OK) return fail_naming(path, rc);
