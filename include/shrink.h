@@ -1255,13 +1255,19 @@ typedef struct shrink_report_result {
     int32_t n_bars;     /* speed bars (decode and prompt tokens/s that were measured) */
 } shrink_report_result;
 
+typedef struct shrink_report_params {
+    const char *title;  /* the page's title; NULL: "shrink report" */
+    const char *svg;    /* NULL: the HTML page; "pareto" or "speed": that plot alone, as an
+                         * SVG file (for documents) */
+} shrink_report_params;
+
 /* Writes one self-contained HTML page (inline SVG, no script, nothing fetched) to `out` from
  * the JSON objects of `shrink compare --json` in json_paths[0..n_json): the size-vs-KL plot
  * with its Pareto front, decode/prompt speed bars, the table of variants and the manifest of
- * each model file that has one. A file that is not such an object is SHRINK_ERR_FORMAT naming
- * it. title NULL: "shrink report". result may be NULL. */
+ * each model file that has one; or one of the plots as an SVG file (params->svg). A file that
+ * is not such an object is SHRINK_ERR_FORMAT naming it. params and result may be NULL. */
 SHRINK_API shrink_status shrink_report(const char *const *json_paths, int32_t n_json,
-                                       const char *out, const char *title,
+                                       const char *out, const shrink_report_params *params,
                                        shrink_report_result *result);
 
 #ifdef __cplusplus

@@ -110,7 +110,8 @@ static shrink_status call_report(void *user) {
     char out[300];
     path_in(out, sizeof out, "r.html");
     const char *in[1] = {(const char *)user};
-    return shrink_report(in, 1, out, "t", NULL);
+    shrink_report_params p = {"t", NULL};
+    return shrink_report(in, 1, out, &p, NULL);
 }
 
 /* Every allocation of fn failing in turn: NOMEM (or success), never a leak. */

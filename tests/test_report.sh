@@ -79,6 +79,20 @@ if expect_ok "report of two files" "$bin" report "$tmp/a.json" "$tmp/b.json" -o 
     well_formed "$tmp/r.html"
 fi
 
+# ==== one plot alone: --svg =====================================================================
+if expect_ok "report --svg pareto" "$bin" report "$tmp/a.json" "$tmp/b.json" -o "$tmp/p.svg" --svg pareto; then
+    head -c 200 "$tmp/p.svg" | grep -q '<svg id="pareto"' && ! grep -q '<html' "$tmp/p.svg" && ok || bad "--svg pareto: not an SVG file: $(head -c 200 "$tmp/p.svg")"
+    [ "$(points "$tmp/p.svg" | wc -l | tr -d ' ')" = 5 ] && ok || bad "--svg pareto: $(points "$tmp/p.svg" | wc -l) points"
+    front "$tmp/p.svg" >"$tmp/got_svg"
+    cmp -s "$tmp/got" "$tmp/got_svg" && ok || bad "--svg pareto: another front than the page's"
+    well_formed "$tmp/p.svg"
+fi
+expect_ok "report --svg speed" "$bin" report "$tmp/a.json" "$tmp/b.json" -o "$tmp/s.svg" --svg speed &&
+    { [ "$(bars "$tmp/s.svg")" = 6 ] && ! grep -q '<circle' "$tmp/s.svg" && ok || bad "--svg speed: $(bars "$tmp/s.svg") bars"; }
+expect_fail "report --svg bogus" "--svg 'table': the plots are 'pareto' and 'speed'" \
+    "$bin" report "$tmp/a.json" -o "$tmp/t.svg" --svg table
+[ ! -e "$tmp/t.svg" ] && ok || bad "--svg table left a file"
+
 # ==== bad input: named, nothing written ============================================================
 printf '{"ppl": 3}' >"$tmp/ppl.json"
 expect_fail "report of a ppl --json" "ppl.json: no \"models\" array" "$bin" report "$tmp/ppl.json" -o "$tmp/bad.html"

@@ -257,10 +257,14 @@ static int by_size(const void *a, const void *b) {
 /* ---- the report ----------------------------------------------------------------------- */
 
 shrink_status shrink_report(const char *const *json_paths, int32_t n_json, const char *out,
-                            const char *title, shrink_report_result *result) {
+                            const shrink_report_params *params, shrink_report_result *result) {
     if (result) memset(result, 0, sizeof *result);
     if (!json_paths || n_json < 1 || !out || !*out)
         return sk_error(SHRINK_ERR_ARG, "report: no JSON input or no output path");
+    const char *title = params ? params->title : NULL, *svg = params ? params->svg : NULL;
+    if (svg && strcmp(svg, "pareto") && strcmp(svg, "speed"))
+        return sk_error(SHRINK_ERR_ARG, "report: --svg '%s': the plots are 'pareto' and 'speed'",
+                        svg);
     sk_json **trees = sk_calloc((size_t)n_json, sizeof *trees);
     if (!trees) return sk_error(SHRINK_ERR_NOMEM, "report: out of memory");
     shrink_status st = SHRINK_OK;
@@ -331,6 +335,12 @@ shrink_status shrink_report(const char *const *json_paths, int32_t n_json, const
         n_bars += isfinite(m[i].tg) + isfinite(m[i].pp);
     }
     if (!title || !*title) title = "shrink report";
+    if (svg) {   /* one plot alone */
+        sk_bytes_printf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        if (!strcmp(svg, "pareto")) pareto_svg(&b, m, n);
+        else speed_svg(&b, m, n);
+        goto write;
+    }
     sk_bytes_printf(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>");
     esc(&b, title);
     sk_bytes_printf(&b, "</title>\n<style>\n"
@@ -379,6 +389,7 @@ shrink_status shrink_report(const char *const *json_paths, int32_t n_json, const
                     "per scored token, as <code>shrink compare</code> measures it.</p>\n");
     if ((st = manifest_html(&b, m, n))) goto done;
     sk_bytes_printf(&b, "</body>\n</html>\n");
+write:
     if (b.oom) {
         st = sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", out);
         goto done;

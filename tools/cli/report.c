@@ -10,18 +10,21 @@
 typedef struct report_opts {
     const char *out;
     const char *title;
+    const char *svg;
 } report_opts;
 
 #define O(field) offsetof(report_opts, field)
 static const cli_opt report_rows[] = {
     {"--output", "-o", CLI_OPT_STR, O(out), "FILE", 0, 0, "the HTML file to write (required)"},
     {"--title", NULL, CLI_OPT_STR, O(title), "TEXT", 0, 0, "the page title (default: shrink report)"},
+    {"--svg", NULL, CLI_OPT_STR, O(svg), "PLOT", 0, 0,
+     "write only this plot as an SVG file: pareto or speed (for documents)"},
 };
 #undef O
 
 static const cli_spec spec = {
     .name        = "report",
-    .synopsis    = "JSON... -o report.html [--title TEXT] [options]",
+    .synopsis    = "JSON... -o report.html [--title TEXT] [--svg pareto|speed] [options]",
     .description = "Writes one self-contained HTML page (inline SVG, no script, nothing fetched\n"
                    "from the network) from the outputs of `shrink compare --json`: every variant's\n"
                    "file size against its KL divergence from the base with the Pareto front, the\n"
@@ -50,7 +53,8 @@ int cmd_report(int argc, char **argv) {
     io[n_pos] = (cli_io){"-o", opts.out, CLI_OUT};
     if ((rc = cli_check_io(io, n_pos + 1)) != CLI_OK) return rc;
     shrink_report_result r;
-    shrink_status st = shrink_report((const char *const *)pos, n_pos, opts.out, opts.title, &r);
+    shrink_report_params p = {opts.title, opts.svg};
+    shrink_status st = shrink_report((const char *const *)pos, n_pos, opts.out, &p, &r);
     if (st) return cli_fail_status(st);
     if (common.json) {
         cli_json j;
