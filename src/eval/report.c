@@ -32,7 +32,7 @@ static void esc(sk_bytes *b, const char *s) {
         case '&':  sk_bytes_printf(b, "&amp;"); break;
         case '<':  sk_bytes_printf(b, "&lt;"); break;
         case '>':  sk_bytes_printf(b, "&gt;"); break;
-        case '"':  sk_bytes_printf(b, "&quot;"); break;
+        case 0x22: sk_bytes_printf(b, "&quot;"); break;   /* a double quote */
         case '\'': sk_bytes_printf(b, "&#39;"); break;
         default:   sk_bytes_put(b, s, 1);
         }
