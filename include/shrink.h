@@ -895,6 +895,20 @@ typedef struct shrink_train_log {
                             this step (temperature 1), NaN when not evaluated or not distilling */
 } shrink_train_log;
 
+/* Data parallelism (docs/scale.md): processes ("ranks") that train one model together, each
+ * on its share of every step's micro-batches. shrink's library holds no MPI: the caller (the
+ * CLI of a `make MPI=1` build under mpirun) supplies the communication. */
+typedef struct shrink_train_comm {
+    int32_t rank, n_ranks;
+    /* x[0..n) of every rank summed in rank order, ((x_0 + x_1) + x_2) + ..., the sum left in
+     * every rank's x (the same additions one process makes, so the result is bit-identical) */
+    shrink_status (*sum_f32)(void *user, float *x, int64_t n);
+    shrink_status (*sum_f64)(void *user, double *x, int64_t n);
+    /* every rank passes the hash of its inputs and options; an error if any differs */
+    shrink_status (*agree)(void *user, uint64_t hash);
+    void *user;
+} shrink_train_comm;
+
 typedef struct shrink_train_params {
     const char *data;           /* training data: a token file or UTF-8 text (required) */
     const char *valid;          /* validation data, or NULL */
@@ -931,6 +945,13 @@ typedef struct shrink_train_params {
     double      temperature;    /* tau > 0 */
     int32_t     top_k;          /* 0: the whole vocabulary; K: the teacher's top K, renormalized */
     bool        weak;           /* the teacher's top-1 token as the soft target (K = 1) */
+    /* Data parallelism: NULL or n_ranks 1: one process. Otherwise accum must equal n_ranks
+     * (0 or 1: set to it): rank r runs micro-batch r of every step, the gradients and losses
+     * are summed in rank order through comm (one process with accum = n_ranks makes the same
+     * additions: the runs are bit-identical at equal threads per rank), every rank steps the
+     * optimizer, and only rank 0 validates, logs and writes checkpoints and the model (all
+     * ranks read --resume's checkpoint). */
+    const shrink_train_comm *comm;
 } shrink_train_params;
 
 typedef struct shrink_train_result {

@@ -50,6 +50,14 @@ int cmd_distill(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_lora(int argc, char **argv);
+
+/* mpi.c: data-parallel training in a `make MPI=1` build run by mpirun; in other builds (or one
+ * rank) cli_mpi_comm is NULL. Call cli_mpi_comm after the arguments are checked; pass the
+ * command's exit code through cli_mpi_end (a failing rank stops every rank). */
+const shrink_train_comm *cli_mpi_comm(void);
+int     cli_mpi_end(int rc);
+int     cli_mpi_ranks(void);
+int64_t cli_mpi_bytes_sent(void);   /* bytes this rank sent summing gradients and losses */
 int cmd_merge_results(int argc, char **argv);
 
 /* sensitivity.c: a sensitivity result as `shrink sensitivity` prints it (also merge-results) */
