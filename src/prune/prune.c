@@ -54,34 +54,6 @@ typedef struct pjob {
 } pjob;
 
 
-/* ---- reading a whole tensor as f32 ------------------------------------------------------ */
-
-typedef struct rd {
-    float  *dst;
-    int64_t cols;
-} rd;
-
-static shrink_status read_chunk(void *user, int tid, int64_t r, int64_t k, float *rows) {
-    rd *d = user;
-    memcpy(d->dst + (size_t)r * (size_t)d->cols, rows, (size_t)(k * d->cols) * sizeof(float));
-    return SHRINK_OK;
-}
-
-static shrink_status read_tensor(sk_xf *xf, const sk_xf_tensor *x, float **out) {
-    const int64_t n = x->t.rows * x->t.cols;
-    float *w = sk_aligned_alloc(64, (size_t)n * sizeof *w);
-    if (!w) return sk_error(SHRINK_ERR_NOMEM, "prune: out of memory for '%s' (%lld "
-                            "values)", x->name, (long long)n);
-    rd d = {w, x->t.cols};
-    shrink_status st = sk_xf_map_rows(xf, x, 0, x->t.rows, read_chunk, &d);
-    if (st) {
-        sk_free(w);
-        return st;
-    }
-    *out = w;
-    return SHRINK_OK;
-}
-
 /* Zeros of w[0..n) and ||w - w0|| / ||w0||. */
 static void tensor_stats(ptensor *q, const float *w, const float *w0, int64_t n) {
     int64_t z = 0;
@@ -117,7 +89,7 @@ static shrink_status p_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
     ptensor *q = x->user;
     if (!q->prunable || q->w) return SHRINK_OK;
     float *w = NULL;
-    shrink_status st = read_tensor(xf, x, &w);
+    shrink_status st = sk_xf_read_f32(xf, x, &w);
     if (st) return st;
     const int64_t rows = x->t.rows, cols = x->t.cols, n = rows * cols;
     float *w0 = sk_aligned_alloc(64, (size_t)n * sizeof *w0);
@@ -179,7 +151,7 @@ static shrink_status prune_calibrated(pjob *j, sk_xf *xf, sk_xf_tensor *x, const
                                       const double *U, const uint8_t *dead) {
     ptensor *q = &j->ps[x - xf->ts];
     float *w = NULL;
-    shrink_status st = read_tensor(xf, x, &w);
+    shrink_status st = sk_xf_read_f32(xf, x, &w);
     if (st) return st;
     const int64_t rows = x->t.rows, cols = x->t.cols, n = rows * cols;
     float *w0 = sk_aligned_alloc(64, (size_t)n * sizeof *w0);
