@@ -154,6 +154,12 @@ shrink_status sk_layerwise_run(const sk_layerwise *w) {
             }
         st = w->layer(w->user, mm, l, c.stat, c.cols);
         if (w->progress) w->progress(w->user, l + 1, L);
+        if (st || l + 1 == L) break;
+        /* the matrices bound may be of other types: a context sized for them (scratch) */
+        shrink_context_free(ctx);
+        ctx = NULL;
+        if ((st = shrink_context_create(&ctx, w->model, n_ctx, piece))) break;
+        sk_context_set_observer(ctx, lw_observe, &c);
     }
 out:
     for (int i = 0; i < SK_IN_COUNT; i++) sk_free(c.stat[i]);

@@ -8,6 +8,7 @@
 #include "../kernels/kernels.h"
 #include "../kernels/ggml_quants.h"
 #include "../model/hessian.h"
+#include "../model/layerwise.h"
 
 #include <math.h>
 #include <omp.h>
@@ -45,7 +46,7 @@ static const gtype *gtype_of(shrink_dtype t) {
 
 int sk_gptq_serves(shrink_dtype t, int64_t cols) {
     const gtype *g = gtype_of(t);
-    return g && cols > 0 && (g->g == 0 || cols % g->g == 0);
+    return g && (cols <= 0 || g->g == 0 || cols % g->g == 0);
 }
 
 /* The scales of one group: d (and m) as stored, and the head bytes to write. */
@@ -295,4 +296,98 @@ shrink_status sk_gptq_quantize(const float *W, int64_t rows, const sk_gptq_facto
     }
     sk_free(scratch);
     return SHRINK_OK;
+}
+
+/* ---- a whole model ------------------------------------------------------------------------ */
+
+void sk_gptq_run_free(sk_gptq_run *r, int64_t n) {
+    if (!r->bytes) return;
+    for (int64_t i = 0; i < n; i++) sk_free(r->bytes[i]);
+    sk_free(r->bytes);
+    r->bytes = NULL;
+}
+
+typedef struct gctx {
+    sk_xf       *xf;
+    sk_gptq_run *r;
+} gctx;
+
+static int selected(const gctx *c, int64_t i, int layer, int in) {
+    const sk_xf_tensor *x = &c->xf->ts[i];
+    return c->r->sel[i] && x->t.layer == layer && x->t.n_dims == 2 &&
+           sk_role_input(x->t.role) == in && sk_gptq_serves(x->dtype, x->t.cols);
+}
+
+/* Layer l's Hessians are in: GPTQ of its selected matrices, input by input, and binding. */
+static shrink_status gptq_layer(void *user, struct shrink_model *m, int l,
+                                double *const stat[SK_IN_COUNT], const int64_t cols[SK_IN_COUNT]) {
+    gctx *c = user;
+    sk_xf *xf = c->xf;
+    sk_gptq_run *r = c->r;
+    shrink_status st = SHRINK_OK;
+    for (int in = 0; in < SK_IN_COUNT && !st; in++) {
+        int any = 0;
+        for (int64_t i = 0; i < xf->n; i++) any |= selected(c, i, l, in);
+        if (!any) continue;
+        static const char *const names[SK_IN_COUNT] = {"attention input", "attention output",
+                                                       "feed-forward input", "ffn_down input"};
+        char what[96];
+        snprintf(what, sizeof what, "layer %d, %s", l, names[in]);
+        sk_gptq_factor f;
+        if ((st = sk_gptq_prepare(stat[in], cols[in], &r->o, &f, what))) break;
+        if (f.retries) r->damp_raised++;
+        if (f.damp > r->max_damp) r->max_damp = f.damp;
+        for (int64_t i = 0; i < xf->n && !st; i++) {
+            if (!selected(c, i, l, in)) continue;
+            const sk_xf_tensor *x = &xf->ts[i];
+            float *w = NULL;
+            if ((st = sk_xf_read_f32(xf, x, &w))) break;
+            const size_t bytes = (size_t)sk_dtype_row_bytes(x->dtype, x->t.cols) *
+                                 (size_t)x->t.rows;
+            uint8_t *b = sk_aligned_alloc(64, bytes ? bytes : 1);
+            if (!b) st = sk_error(SHRINK_ERR_NOMEM, "gptq: out of memory for '%s'", x->name);
+            else st = sk_gptq_quantize(w, x->t.rows, &f, x->dtype, &r->o, b, NULL);
+            sk_free(w);
+            if (st) {
+                sk_free(b);
+                break;
+            }
+            r->bytes[i] = b;
+            r->n_matrices++;
+            sk_bind_linear(m, x->t.role, l, x->dtype, x->t.rows, x->t.cols, b);
+        }
+        sk_gptq_factor_free(&f);
+    }
+    return st;
+}
+
+static void gptq_progress(void *user, int64_t done, int64_t total) {
+    const gctx *c = user;
+    if (c->r->progress) c->r->progress(c->r->user, done, total);
+}
+
+shrink_status sk_gptq_model(sk_xf *xf, sk_gptq_run *r) {
+    r->bytes = sk_calloc((size_t)xf->n, sizeof *r->bytes);
+    if (!r->bytes) return sk_error(SHRINK_ERR_NOMEM, "gptq: out of memory");
+    r->n_matrices = 0;
+    r->damp_raised = 0;
+    r->max_damp = r->o.damp;
+    shrink_load_params lp = shrink_load_params_default();
+    lp.tokenizer_path = r->tokenizer_path;
+    shrink_model *m = NULL;
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    shrink_status st = shrink_model_load(&m, r->in, &lp);
+    if (st) return st;
+    if ((st = sk_calib_tokens(m, r->calib_path, r->calib_tokens, "--calib-tokens", &ids, &n)))
+        goto out;
+    gctx c = {xf, r};
+    sk_layerwise lw = {.model = m, .ids = ids, .n = n, .n_ctx = r->calib_ctx, .diag = 0,
+                       .layer = gptq_layer, .progress = gptq_progress, .user = &c};
+    st = sk_layerwise_run(&lw);
+    if (!st) r->n_tokens = n;
+out:
+    shrink_free(ids);
+    shrink_model_free(m);
+    return st;
 }

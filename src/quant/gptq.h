@@ -28,7 +28,7 @@
 #ifndef SK_QUANT_GPTQ_H
 #define SK_QUANT_GPTQ_H
 
-#include "../core/core.h"
+#include "../model/transform.h"
 
 typedef struct sk_gptq_opts {
     double  damp;      /* 0.01 */
@@ -47,7 +47,8 @@ typedef struct sk_gptq_factor {
     int      retries;/* how many times the damping was raised */
 } sk_gptq_factor;
 
-/* Whether GPTQ can write dtype t (for rows of cols elements: the group must divide them). */
+/* Whether GPTQ can write dtype t (for rows of cols elements: the group must divide them;
+ * cols <= 0: the type alone). */
 SK_HIDDEN int sk_gptq_serves(shrink_dtype t, int64_t cols);
 
 /* Factors H (n x n, symmetric, full; overwritten) under o. `what` names the matrix in
@@ -61,5 +62,32 @@ SK_HIDDEN void sk_gptq_factor_free(sk_gptq_factor *f);
 SK_HIDDEN shrink_status sk_gptq_quantize(const float *W, int64_t rows, const sk_gptq_factor *f,
                                          shrink_dtype t, const sk_gptq_opts *o, uint8_t *out,
                                          double *Q);
+
+/* ---- a whole model ---------------------------------------------------------------------------
+ * The layer-by-layer pass (src/model/layerwise.h) over the calibration text: for every layer,
+ * the Hessians of its four inputs, then GPTQ of the selected matrices of that layer into
+ * their planned dtype (xf->ts[i].dtype), whose quantized bytes are bound into the decoding
+ * model so that the next layer is calibrated on the quantized layers' outputs. */
+typedef struct sk_gptq_run {
+    const char    *in;            /* the model (as opened in xf) */
+    const char    *tokenizer_path;
+    const char    *calib_path;
+    int64_t        calib_tokens;
+    int32_t        calib_ctx;     /* 0: min(max_seq_len, 512) */
+    sk_gptq_opts   o;
+    const uint8_t *sel;           /* (xf->n) 1: GPTQ this tensor if GPTQ serves its dtype */
+    void         (*progress)(void *user, int64_t done, int64_t total); /* layers */
+    void          *user;
+    /* out */
+    uint8_t      **bytes;         /* (xf->n) the rows of each GPTQ'd tensor, else NULL */
+    int64_t        n_tokens;
+    int64_t        n_matrices;
+    int32_t        damp_raised;   /* inputs whose damping had to be raised */
+    double         max_damp;      /* the largest damping used */
+} sk_gptq_run;
+
+/* Runs it; r->bytes is allocated here (free with sk_gptq_run_free, also after an error). */
+SK_HIDDEN shrink_status sk_gptq_model(sk_xf *xf, sk_gptq_run *r);
+SK_HIDDEN void sk_gptq_run_free(sk_gptq_run *r, int64_t n);
 
 #endif /* SK_QUANT_GPTQ_H */
