@@ -208,11 +208,12 @@ shrink_status sk_gptq_quantize(const float *W, int64_t rows, const sk_gptq_facto
     const int nt = omp_get_max_threads();
     /* per thread: w (TILE x n), e (TILE x bs), codes (TILE x n), params (TILE x ng), a group
      * as f32 and as bytes, the pending values of a group */
-    const size_t per = (size_t)TILE * (size_t)n * sizeof(double) +
+    size_t per = (size_t)TILE * (size_t)n * sizeof(double) +
                        (size_t)TILE * (size_t)bs * sizeof(double) +
                        (size_t)TILE * (size_t)n * sizeof(int16_t) +
                        (size_t)TILE * (size_t)ng * sizeof(gparam) + (size_t)G * sizeof(float) +
                        gbytes + (size_t)G * sizeof(double) + 64 * 8;
+    per = (per + 63) & ~(size_t)63; /* every thread's slice 64-byte aligned */
     uint8_t *scratch = sk_malloc((size_t)nt * per);
     if (!scratch)
         return sk_error(SHRINK_ERR_NOMEM, "gptq: out of memory for %d x %lld scratch rows",
