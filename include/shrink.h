@@ -309,6 +309,7 @@ typedef struct shrink_quantize_params {
     double      gptq_damp;      /* damping, a fraction of the Hessian's mean diagonal (0.01) */
     bool        gptq_act_order; /* columns by descending Hessian diagonal (static groups) */
     int32_t     gptq_block;     /* columns per lazy update block (128) */
+    bool        gptq_head;      /* also the output head (the token embedding when tied) */
 } shrink_quantize_params;
 
 /* One tensor of the output. */

@@ -70,6 +70,7 @@ void sk_bind_linear(struct shrink_model *m, sk_role role, int layer, shrink_dtyp
 
 typedef struct lw_calib {
     int      diag;
+    int      n_layers;
     int      layer;            /* the layer observed */
     int64_t  cols[SK_IN_COUNT];
     double  *stat[SK_IN_COUNT];
@@ -78,9 +79,10 @@ typedef struct lw_calib {
 static void lw_observe(void *user, int layer, sk_linear which, const float *X, int64_t T,
                        int64_t cols) {
     lw_calib *c = user;
-    if (layer != c->layer) return;
+    if (which == SK_LIN_HEAD ? c->layer != c->n_layers : layer != c->layer) return;
     int in;
     switch (which) {
+    case SK_LIN_HEAD: in = SK_IN_ATTN; break;
     case SK_LIN_Q: in = SK_IN_ATTN; break;
     case SK_LIN_O: in = SK_IN_O; break;
     case SK_LIN_UP: in = SK_IN_FFN; break;
@@ -114,6 +116,7 @@ shrink_status sk_layerwise_run(const sk_layerwise *w) {
     lw_calib c;
     memset(&c, 0, sizeof c);
     c.diag = w->diag;
+    c.n_layers = cfg->n_layers;
     int32_t n_ctx = w->n_ctx > 0 ? w->n_ctx : (cfg->max_seq_len < 512 ? cfg->max_seq_len : 512);
     if (n_ctx > cfg->max_seq_len) n_ctx = cfg->max_seq_len;
     const int32_t piece = n_ctx < 128 ? n_ctx : 128;
@@ -133,16 +136,32 @@ shrink_status sk_layerwise_run(const sk_layerwise *w) {
         }
     }
     sk_context_set_observer(ctx, lw_observe, &c);
-    const int L = cfg->n_layers;
-    for (int l = 0; l < L && !st; l++) {
+    const int L = cfg->n_layers, LL = L + (w->head && !w->diag);
+    float *logits = NULL;
+    for (int l = 0; l < LL && !st; l++) {
         c.layer = l;
         for (int i = 0; i < SK_IN_COUNT; i++)
             memset(c.stat[i], 0, (size_t)(w->diag ? c.cols[i] : c.cols[i] * c.cols[i]) *
                    sizeof(double));
-        /* windows of n_ctx tokens, each from position 0 */
+        /* windows of n_ctx tokens, each from position 0 (the head: in pieces whose logits are
+         * all asked for, so that its input is observed for every token) */
+        if (l == L && !logits) {
+            logits = sk_malloc((size_t)piece * (size_t)cfg->vocab_size * sizeof *logits);
+            if (!logits) {
+                st = sk_error(SHRINK_ERR_NOMEM, "out of memory for the head's calibration");
+                break;
+            }
+        }
         for (int64_t w0 = 0; w0 < w->n && !st; w0 += n_ctx) {
             int32_t wl = (int32_t)(w->n - w0 < n_ctx ? w->n - w0 : n_ctx);
-            st = shrink_context_eval(ctx, w->ids + w0, wl, 0, NULL, 0);
+            if (l < L) {
+                st = shrink_context_eval(ctx, w->ids + w0, wl, 0, NULL, 0);
+                continue;
+            }
+            for (int32_t o = 0; o < wl && !st; o += piece) {
+                int32_t k = wl - o < piece ? wl - o : piece;
+                st = shrink_context_eval(ctx, w->ids + w0 + o, k, o, logits, k);
+            }
         }
         if (st) break;
         if (!w->diag)
@@ -153,14 +172,15 @@ shrink_status sk_layerwise_run(const sk_layerwise *w) {
                     for (int64_t b = 0; b < a; b++) H[a * k + b] = H[b * k + a];
             }
         st = w->layer(w->user, mm, l, c.stat, c.cols);
-        if (w->progress) w->progress(w->user, l + 1, L);
-        if (st || l + 1 == L) break;
+        if (w->progress) w->progress(w->user, l + 1, LL);
+        if (st || l + 1 == LL) break;
         /* the matrices bound may be of other types: a context sized for them (scratch) */
         shrink_context_free(ctx);
         ctx = NULL;
         if ((st = shrink_context_create(&ctx, w->model, n_ctx, piece))) break;
         sk_context_set_observer(ctx, lw_observe, &c);
     }
+    sk_free(logits);
 out:
     for (int i = 0; i < SK_IN_COUNT; i++) sk_free(c.stat[i]);
     shrink_context_free(ctx);

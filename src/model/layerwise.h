@@ -43,6 +43,8 @@ typedef struct sk_layerwise {
     int32_t         n_ctx;      /* 0: min(max_seq_len, 512) */
     int             diag;       /* 1: sum x^2 per column; 0: H (full, symmetric) */
     sk_layer_fn     layer;      /* called once per layer with the statistics (may change them) */
+    int             head;       /* 1 (diag 0 only): then once more with layer = n_layers and in
+                                   stat[SK_IN_ATTN] the Hessian of the output head's input */
     void          (*progress)(void *user, int64_t done, int64_t total); /* layers done */
     void           *user;
 } sk_layerwise;

@@ -311,12 +311,18 @@ void sk_gptq_run_free(sk_gptq_run *r, int64_t n) {
 typedef struct gctx {
     sk_xf       *xf;
     sk_gptq_run *r;
+    int          n_layers;
+    int          tied;     /* no output.weight: the token embedding is the head */
 } gctx;
 
+/* Whether tensor i is GPTQ'd at layer `layer` from input `in` (layer n_layers: the head). */
 static int selected(const gctx *c, int64_t i, int layer, int in) {
     const sk_xf_tensor *x = &c->xf->ts[i];
-    return c->r->sel[i] && x->t.layer == layer && x->t.n_dims == 2 &&
-           sk_role_input(x->t.role) == in && sk_gptq_serves(x->dtype, x->t.cols);
+    if (!c->r->sel[i] || x->t.n_dims != 2 || !sk_gptq_serves(x->dtype, x->t.cols)) return 0;
+    if (layer == c->n_layers)
+        return in == SK_IN_ATTN && (x->t.role == SK_ROLE_HEAD ||
+                                    (c->tied && x->t.role == SK_ROLE_TOK_EMB));
+    return x->t.layer == layer && sk_role_input(x->t.role) == in;
 }
 
 /* Layer l's Hessians are in: GPTQ of its selected matrices, input by input, and binding. */
@@ -333,7 +339,8 @@ static shrink_status gptq_layer(void *user, struct shrink_model *m, int l,
         static const char *const names[SK_IN_COUNT] = {"attention input", "attention output",
                                                        "feed-forward input", "ffn_down input"};
         char what[96];
-        snprintf(what, sizeof what, "layer %d, %s", l, names[in]);
+        if (l == c->n_layers) snprintf(what, sizeof what, "the output head's input");
+        else snprintf(what, sizeof what, "layer %d, %s", l, names[in]);
         sk_gptq_factor f;
         if ((st = sk_gptq_prepare(stat[in], cols[in], &r->o, &f, what))) break;
         if (f.retries) r->damp_raised++;
@@ -355,7 +362,7 @@ static shrink_status gptq_layer(void *user, struct shrink_model *m, int l,
             }
             r->bytes[i] = b;
             r->n_matrices++;
-            sk_bind_linear(m, x->t.role, l, x->dtype, x->t.rows, x->t.cols, b);
+            if (l < c->n_layers) sk_bind_linear(m, x->t.role, l, x->dtype, x->t.rows, x->t.cols, b);
         }
         sk_gptq_factor_free(&f);
     }
@@ -382,9 +389,11 @@ shrink_status sk_gptq_model(sk_xf *xf, sk_gptq_run *r) {
     if (st) return st;
     if ((st = sk_calib_tokens(m, r->calib_path, r->calib_tokens, "--calib-tokens", &ids, &n)))
         goto out;
-    gctx c = {xf, r};
+    gctx c = {xf, r, ((struct shrink_model *)m)->cfg.n_layers, 1};
+    for (int64_t i = 0; i < xf->n; i++) c.tied &= xf->ts[i].t.role != SK_ROLE_HEAD;
     sk_layerwise lw = {.model = m, .ids = ids, .n = n, .n_ctx = r->calib_ctx, .diag = 0,
-                       .layer = gptq_layer, .progress = gptq_progress, .user = &c};
+                       .layer = gptq_layer, .head = r->head, .progress = gptq_progress,
+                       .user = &c};
     st = sk_layerwise_run(&lw);
     if (!st) r->n_tokens = n;
 out:

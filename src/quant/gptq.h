@@ -76,6 +76,8 @@ typedef struct sk_gptq_run {
     int32_t        calib_ctx;     /* 0: min(max_seq_len, 512) */
     sk_gptq_opts   o;
     const uint8_t *sel;           /* (xf->n) 1: GPTQ this tensor if GPTQ serves its dtype */
+    int            head;          /* also the output head (the token embedding when tied), from
+                                     the Hessian of its input, after the last layer */
     void         (*progress)(void *user, int64_t done, int64_t total); /* layers */
     void          *user;
     /* out */

@@ -840,7 +840,7 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
     if (p->method && strcasecmp(p->method, "gptq") == 0) {
         gr = (sk_gptq_run){.in = in, .tokenizer_path = p->tokenizer_path,
                            .calib_path = p->calib_path, .calib_tokens = p->calib_tokens,
-                           .calib_ctx = p->calib_ctx,
+                           .calib_ctx = p->calib_ctx, .head = p->gptq_head,
                            .o = {.damp = p->gptq_damp, .act_order = p->gptq_act_order,
                                  .block = p->gptq_block, .search = !p->ggml_exact},
                            .progress = gptq_progress, .user = (void *)(uintptr_t)p};

@@ -33,6 +33,7 @@ typedef struct quantize_opts {
     double      damp;
     bool        act_order;
     int32_t     block;
+    bool        gptq_head;
 } quantize_opts;
 
 static const cli_opt quantize_rows[] = {
@@ -77,6 +78,8 @@ static const cli_opt quantize_rows[] = {
      "gptq: columns by descending Hessian diagonal (static groups)"},
     {"--block", NULL, CLI_OPT_INT, offsetof(quantize_opts, block), "N", 1, 1 << 20,
      "gptq: columns per lazy update block (default 128)"},
+    {"--gptq-head", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, gptq_head), NULL, 0, 0,
+     "gptq: the output head too (the token embedding when tied)"},
 };
 
 static void print_scheme_table(FILE *f);
@@ -377,6 +380,7 @@ int cmd_quantize(int argc, char **argv) {
     p.calib_ctx = opts.calib_ctx;
     if (opts.damp > 0) p.gptq_damp = opts.damp;
     p.gptq_act_order = opts.act_order;
+    p.gptq_head = opts.gptq_head;
     if (opts.block > 0) p.gptq_block = opts.block;
     p.calib_tokens = opts.calib_tokens;
     p.tokenizer_path = common.tokenizer;
