@@ -301,6 +301,14 @@ typedef struct shrink_quantize_params {
      * the result's tensors[i] will hold it (llama-quantize's line per tensor); may be NULL */
     void      (*tensor_done)(void *user, const struct shrink_quantize_tensor *t, int64_t i,
                              int64_t n);
+    /* calibrated methods (docs/quantization.md, "AWQ and SmoothQuant"): both run the model
+     * over calib_path (calib_tokens tokens, windows of imatrix_ctx tokens, 0: 512) and fold
+     * per-input-channel scales into the preceding norm or linear */
+    const char *method;         /* NULL or "rtn": round to nearest; "awq": AWQ's searched
+                                   scales and weight clipping (any scheme but w8a8* / int8_t*) */
+    bool        smooth;         /* w8a8, w8a8_static: SmoothQuant before quantizing */
+    double      smooth_alpha;   /* its migration strength in [0, 1] (default 0.5) */
+    bool        awq_no_clip;    /* AWQ without the clipping search */
 } shrink_quantize_params;
 
 /* One tensor of the output. */
@@ -333,6 +341,9 @@ typedef struct shrink_quantize_result {
                                         result: release with shrink_quantize_result_free */
     int64_t      imatrix_used;  /* tensors quantized with an importance matrix entry */
     int64_t      imatrix_entries; /* entries of the importance matrix */
+    int32_t      fold_inputs;   /* awq / smooth: layer inputs whose scales were folded */
+    double       awq_mean_alpha; /* awq: mean chosen alpha over them */
+    int64_t      awq_clipped;   /* awq: quantization groups whose max was lowered */
 } shrink_quantize_result;
 
 SHRINK_API shrink_quantize_params shrink_quantize_params_default(void);
