@@ -217,7 +217,7 @@ shrink_status sk_awq_clip(const float *W, int64_t rows, int64_t cols, int64_t ro
     const int64_t ng = (cols + group - 1) / group;
     const int nt = omp_get_max_threads();
     const size_t qbytes = (size_t)sk_dtype_row_bytes(dt, group);
-    float *buf = sk_malloc((size_t)nt * (size_t)group * 3 * sizeof(float));
+    float *buf = sk_malloc((size_t)nt * (size_t)group * 4 * sizeof(float));
     uint8_t *qb = sk_malloc((size_t)nt * qbytes);
     if (!buf || !qb) {
         sk_free(buf);
@@ -229,7 +229,8 @@ shrink_status sk_awq_clip(const float *W, int64_t rows, int64_t cols, int64_t ro
     #pragma omp parallel for schedule(dynamic, 1) reduction(+ : lowered)
     for (int64_t r = row0; r < rows; r++) {
         const int tid = omp_get_thread_num();
-        float *wc = buf + (size_t)tid * (size_t)group * 3, *qd = wc + group, *d = qd + group;
+        float *wc = buf + (size_t)tid * (size_t)group * 4, *qd = wc + group, *d = qd + group,
+              *y = d + group;
         uint8_t *q = qb + (size_t)tid * qbytes;
         for (int64_t g = 0; g < ng; g++) {
             const int64_t c0 = g * group, n = cols - c0 < group ? cols - c0 : group;
@@ -245,14 +246,18 @@ shrink_status sk_awq_clip(const float *W, int64_t rows, int64_t cols, int64_t ro
                 const float m = m0 * (1.0f - (float)i / 20.0f);
                 for (int64_t j = 0; j < n; j++) wc[j] = w[j] > m ? m : w[j] < -m ? -m : w[j];
                 round_trip(dt, exact, wc, n, q, qd);
-                for (int64_t j = 0; j < n; j++) d[j] = qd[j] - w[j];
-                double e = 0.0;
+                for (int64_t j = 0; j < n; j++) {
+                    d[j] = qd[j] - w[j];
+                    y[j] = 0.0f;
+                }
+                /* y = H_gg d, column by column (H symmetric): vectorizes without reordering */
                 for (int64_t a = 0; a < n; a++) {
                     const float *ha = H + (c0 + a) * cols + c0;
-                    double t = 0.0;
-                    for (int64_t b = 0; b < n; b++) t += (double)ha[b] * d[b];
-                    e += t * d[a];
+                    const float da = d[a];
+                    for (int64_t b = 0; b < n; b++) y[b] += ha[b] * da;
                 }
+                double e = 0.0;
+                for (int64_t a = 0; a < n; a++) e += (double)y[a] * d[a];
                 if (e < best) {
                     best = e;
                     bi = i;
@@ -758,7 +763,8 @@ static shrink_status f32_rows(void *user, sk_xf_tensor *x, int tid, int64_t row0
     return SHRINK_OK;
 }
 
-shrink_status sk_fold_write_f32(const char *in, const char *out, const sk_fold_params *p) {
+shrink_status sk_fold_write_f32(const char *in, const char *out, const sk_fold_params *p,
+                                sk_fold_info *info_out) {
     sk_xf xf;
     memset(&xf, 0, sizeof xf);
     sk_wfold *folds = NULL;
@@ -779,6 +785,8 @@ shrink_status sk_fold_write_f32(const char *in, const char *out, const sk_fold_p
         st = sk_xf_write(&xf, out, &m, &o);
     }
     sk_free(info.act_absmax);
+    info.act_absmax = NULL;
+    if (info_out) *info_out = info;
     sk_wfold_free(folds, xf.n);
     sk_xf_close(&xf);
     return st;

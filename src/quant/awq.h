@@ -64,7 +64,7 @@ SK_HIDDEN void sk_wfold_apply(const sk_wfold *f, int64_t row0, int64_t k, float 
                               int64_t cols);
 
 /* AWQ's scale search for one input shared by n_lin matrices W[i] (rows[i] x cols, f32)
- * written in dt[i]: for alpha = a / grid (a = 0..grid), s = max(xmean, 1e-4)^alpha normalised
+ * written in dt[i]: for alpha = a / grid (a = 0..grid), s = max(xmean^alpha, 1e-4) normalised
  * by sqrt(max(s) * min(s)), loss = sum over the matrices and rows of d^T H d with
  * d = w - Q(w * s) / s (H: cols x cols, f32, the input's X^T X / T). The first alpha of least
  * loss wins: *alpha, s (cols), losses (grid + 1 values, may be NULL). exact: Q is the dtype's
@@ -85,9 +85,10 @@ SK_HIDDEN shrink_status sk_awq_clip(const float *W, int64_t rows, int64_t cols, 
 /* The clip group of dtype dt for rows of `cols`: its block when blocks stand alone, else cols. */
 SK_HIDDEN int64_t sk_awq_group(shrink_dtype dt, int64_t cols);
 
-/* Writes the model at `in` with the folds of p (clipping off) into `out` (GGUF, every tensor
- * f32): the transformed model before quantization, for tests of exactness. */
+/* Writes the model at `in` with the folds of p (clipping off; the searches quantize matrices as
+ * q4_0) into `out` (GGUF, every tensor f32): the transformed model before quantization, for
+ * tests of exactness. info (may be NULL): what sk_fold_compute said, act_absmax NULL. */
 SK_HIDDEN shrink_status sk_fold_write_f32(const char *in, const char *out,
-                                          const sk_fold_params *p);
+                                          const sk_fold_params *p, sk_fold_info *info);
 
 #endif /* SK_QUANT_AWQ_H */
