@@ -8,7 +8,7 @@
  *      measured independently as d^T H d in double;
  *   3. folding is exact: the model with the AWQ and the SmoothQuant scales folded in (f32, no
  *      clipping) gives the original's logits (max abs difference <= 1e-4) on tiny-llama-gqa
- *      (RMSNorm, GQA: o not folded, down folded into up) and tiny-gpt2 (LayerNorm with bias,
+ *      (RMSNorm, GQA: o folded into v with tied scales, down folded into up) and tiny-gpt2 (LayerNorm with bias,
  *      fused qkv: o folded into v's rows and bias), and the scales are not all 1.
  * The models come from ../shared (a missing one is a failure when ../shared is present).
  */
@@ -167,8 +167,8 @@ static void check_fold(const char *model, const char *name, sk_fold_kind kind) {
     shrink_status st = sk_fold_write_f32(model, out, &p, &info);
     CHECK(st == SHRINK_OK, "%s: fold: %s", name, shrink_last_error());
     if (st) return;
-    /* llama: attn + ffn + down (GQA: no o); gpt2: attn + o + ffn (GELU: no down) */
-    const int want = kind == SK_FOLD_SMOOTH ? 2 * 2 : 3 * 2;
+    /* llama: attn + o (GQA: tied scales) + ffn + down; gpt2: attn + o + ffn (GELU: no down) */
+    const int want = kind == SK_FOLD_SMOOTH ? 2 * 2 : (strcmp(name, "llama") ? 3 : 4) * 2;
     CHECK(info.n_inputs == want, "%s: %d inputs folded, expected %d", name, (int)info.n_inputs,
           want);
     CHECK(kind == SK_FOLD_SMOOTH || info.mean_alpha > 0.0, "%s: AWQ chose alpha 0 everywhere "

@@ -12,8 +12,9 @@
  * AWQ per layer, on the original weights read as f32 from the transform's source:
  *   q/k/v (or GPT-2's qkv) after attn_norm, gate/up after ffn_norm: s searched
  *     (sk_awq_search), W's columns times s, the norm's weight (and bias) divided by s;
- *   o after v: only when o's input columns are v's rows one to one (as many kv heads as
- *     query heads); v's rows (and bias) divided by s;
+ *   o after v: v's rows (and bias) divided by s; with grouped-query attention the query
+ *     heads of one kv head read the same v rows, so their scales are tied (s from the mean
+ *     of their mean |x|; GPT-2's fused qkv has no GQA);
  *   down after up * silu(gate) (SwiGLU only: GELU(up) is not linear in up): up's rows divided.
  * Then every matrix but q and k (whose rounding the softmax sees through RoPE: AutoAWQ skips
  * them too) gets the clipping search (sk_awq_clip) on its scaled weights with the scaled input
@@ -389,6 +390,8 @@ static shrink_status fold_rdiv(fjob *j, int64_t i, const float *v, int64_t off, 
  * when the input cannot be folded. */
 typedef struct fgroup {
     int      n;
+    int      rep;                 /* O: query heads per kv head (their scales are tied) */
+    int64_t  hd;                  /* O: head_dim */
     int64_t  idx[3];
     int64_t  norm, norm_b;        /* vectors divided by s */
     int64_t  prod, prod_b, prow0; /* matrix whose rows [prow0, +cols) are divided, its bias */
@@ -422,9 +425,14 @@ static int group_of(const fjob *j, int l, int in, fgroup *g) {
         break;
     }
     case IN_O:
-        if (c->n_heads != c->n_kv_heads || (t = find_role(xf, l, SK_ROLE_WO)) < 0) return 0;
+        if (c->n_kv_heads < 1 || c->n_heads % c->n_kv_heads ||
+            (t = find_role(xf, l, SK_ROLE_WO)) < 0)
+            return 0;
         g->idx[g->n++] = t;
+        g->rep = c->n_heads / c->n_kv_heads;
+        g->hd = c->head_dim;
         if ((g->prod = find_role(xf, l, SK_ROLE_WQKV)) >= 0) {
+            if (g->rep != 1) g->n = 0;
             g->prow0 = 2 * (int64_t)c->n_heads * c->head_dim;
             g->prod_b = find_role(xf, l, SK_ROLE_BQKV);
         } else {
@@ -445,17 +453,32 @@ static int group_of(const fjob *j, int l, int in, fgroup *g) {
     return g->n;
 }
 
-/* Folds s (cols) of group g into the fold table. */
+/* Folds s (cols) of group g into the fold table. With grouped-query attention (O, rep > 1)
+ * query head h reads kv head h / rep: s is equal over the query heads of a kv head, and v's
+ * rows take the first one's. */
 static shrink_status fold_group(fjob *j, const fgroup *g, const float *s, int64_t cols) {
     const sk_xf *xf = j->xf;
     shrink_status st = SHRINK_OK;
     for (int k = 0; k < g->n && !st; k++) st = fold_mul(j, g->idx[k], s, 0, cols, cols, 0);
     if (!st) st = fold_mul(j, g->norm, s, 0, cols, cols, 1);
     if (!st) st = fold_mul(j, g->norm_b, s, 0, cols, cols, 1);
+    const float *sp = s;
+    float *sv = NULL;
+    int64_t pc = cols;
+    if (g->rep > 1) {
+        pc = cols / g->rep;
+        sv = sk_malloc((size_t)pc * sizeof *sv);
+        if (!sv) return sk_error(SHRINK_ERR_NOMEM, "quantize: out of memory");
+        for (int64_t kv = 0; kv < pc / g->hd; kv++)
+            for (int64_t d = 0; d < g->hd; d++)
+                sv[kv * g->hd + d] = s[(kv * g->rep) * g->hd + d];
+        sp = sv;
+    }
     if (!st && g->prod >= 0)
-        st = fold_rdiv(j, g->prod, s, g->prow0, cols, xf->ts[g->prod].t.rows);
+        st = fold_rdiv(j, g->prod, sp, g->prow0, pc, xf->ts[g->prod].t.rows);
     if (!st && g->prod_b >= 0)
-        st = fold_mul(j, g->prod_b, s, g->prow0, cols, xf->ts[g->prod_b].t.rows, 1);
+        st = fold_mul(j, g->prod_b, sp, g->prow0, pc, xf->ts[g->prod_b].t.rows, 1);
+    sk_free(sv);
     return st;
 }
 
@@ -511,6 +534,15 @@ static shrink_status awq_layer(fjob *j, int l) {
         if (st) break;
         const double *sa = j->st.sabs[in] + (int64_t)l * cols;
         for (int64_t c = 0; c < cols; c++) xm[c] = sa[c] / (double)j->n_tokens;
+        if (G[in].rep > 1) /* tied over the query heads of a kv head: their mean */
+            for (int64_t kv = 0; kv < cols / G[in].hd / G[in].rep; kv++)
+                for (int64_t d = 0; d < G[in].hd; d++) {
+                    double m = 0.0;
+                    for (int r = 0; r < G[in].rep; r++)
+                        m += xm[(kv * G[in].rep + r) * G[in].hd + d];
+                    for (int r = 0; r < G[in].rep; r++)
+                        xm[(kv * G[in].rep + r) * G[in].hd + d] = m / G[in].rep;
+                }
         gram_f32(j, l, in, NULL, Hf);
         S[in] = sk_malloc((size_t)cols * sizeof(float));
         if (!S[in]) {
