@@ -21,24 +21,6 @@ bin=${1:-build/shrink}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shrink-awq-cli.XXXXXX") || exit 1
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
 
-# expect_fail DESC WANT OUTFILE CMD...: exit in [1, 127], stderr contains WANT, OUTFILE absent
-expect_fail() {
-    desc=$1
-    want=$2
-    outf=$3
-    shift 3
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-    sanitized "$desc" || return 1
-    if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then bad "$desc: exit $rc (want 1..127)"; return 1; fi
-    if ! grep -qF -- "$want" "$tmp/err"; then
-        bad "$desc: stderr does not mention '$want': $(head -c 400 "$tmp/err")"
-        return 1
-    fi
-    if [ -e "$outf" ]; then bad "$desc: $outf was written"; return 1; fi
-    ok
-}
-
 model=$(asset models/stories260K/stories260K.bin) || model=""
 tok=$(asset models/stories260K/tok512.bin) || tok=""
 if [ -z "$model" ] || [ -z "$tok" ]; then
@@ -46,12 +28,7 @@ if [ -z "$model" ] || [ -z "$tok" ]; then
     sh_finish test_awq_cli
 fi
 
-i=0
-: >"$tmp/calib.txt"
-while [ $i -lt 12 ]; do
-    printf 'Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog Max. One day %d birds sang a song, and Lily laughed and ran home to tell her mom.\n' "$i" >>"$tmp/calib.txt"
-    i=$((i + 1))
-done
+story_text "$tmp/calib.txt" 12
 q="$bin quantize $model --tokenizer $tok"
 
 # ==== AWQ against round to nearest ============================================================
@@ -88,18 +65,18 @@ fi
 
 # ==== bad input ===============================================================================
 
-expect_fail "--smooth 1.5" "--smooth" "$tmp/b1.gguf" \
+expect_refused "--smooth 1.5" "--smooth" "$tmp/b1.gguf" \
     $q "$tmp/b1.gguf" --scheme w8a8 --smooth 1.5 --calib "$tmp/calib.txt"
-expect_fail "short calibration text" "gives" "$tmp/b2.gguf" \
+expect_refused "short calibration text" "gives" "$tmp/b2.gguf" \
     $q "$tmp/b2.gguf" --scheme q4_0 --method awq --calib "$tmp/calib.txt" --calib-tokens 100000
 grep -q "tokens but 100000 were asked" "$tmp/err" && ok || bad "short text: $(cat "$tmp/err")"
-expect_fail "awq for w8a8" "cannot serve scheme w8a8" "$tmp/b3.gguf" \
+expect_refused "awq for w8a8" "cannot serve scheme w8a8" "$tmp/b3.gguf" \
     $q "$tmp/b3.gguf" --scheme w8a8 --method awq --calib "$tmp/calib.txt"
-expect_fail "--smooth for q4_0" "--smooth applies to" "$tmp/b4.gguf" \
+expect_refused "--smooth for q4_0" "--smooth applies to" "$tmp/b4.gguf" \
     $q "$tmp/b4.gguf" --scheme q4_0 --smooth 0.5 --calib "$tmp/calib.txt"
-expect_fail "awq without --calib" "needs a calibration text" "$tmp/b5.gguf" \
+expect_refused "awq without --calib" "needs a calibration text" "$tmp/b5.gguf" \
     $q "$tmp/b5.gguf" --scheme q4_0 --method awq
-expect_fail "unknown method" "unknown method 'foo'" "$tmp/b6.gguf" \
+expect_refused "unknown method" "unknown method 'foo'" "$tmp/b6.gguf" \
     $q "$tmp/b6.gguf" --scheme q4_0 --method foo --calib "$tmp/calib.txt"
 
 sh_finish test_awq_cli

@@ -403,27 +403,18 @@ static int group_of(const fjob *j, int l, int in, fgroup *g) {
     memset(g, 0, sizeof *g);
     g->norm = g->norm_b = g->prod = g->prod_b = -1;
     int64_t t;
+    static const sk_role attn[4] = {SK_ROLE_WQKV, SK_ROLE_WQ, SK_ROLE_WK, SK_ROLE_WV};
+    static const sk_role ffn[2] = {SK_ROLE_W_GATE, SK_ROLE_W_UP};
+    const int at = in == IN_ATTN;
     switch (in) {
-    case IN_ATTN:
-        if ((t = find_role(xf, l, SK_ROLE_WQKV)) >= 0) g->idx[g->n++] = t;
-        else {
-            static const sk_role r[3] = {SK_ROLE_WQ, SK_ROLE_WK, SK_ROLE_WV};
-            for (int k = 0; k < 3; k++)
-                if ((t = find_role(xf, l, r[k])) >= 0) g->idx[g->n++] = t;
-        }
-        g->norm = find_role(xf, l, SK_ROLE_ATTN_NORM);
-        g->norm_b = find_role(xf, l, SK_ROLE_ATTN_NORM_B);
+    case IN_ATTN: case IN_FFN:
+        /* the matrices after a norm (GPT-2's qkv, else q, k, v; gate, up) */
+        for (int k = 0; k < (at ? 4 : 2) && !(at && k == 1 && g->n); k++)
+            if ((t = find_role(xf, l, at ? attn[k] : ffn[k])) >= 0) g->idx[g->n++] = t;
+        g->norm = find_role(xf, l, at ? SK_ROLE_ATTN_NORM : SK_ROLE_FFN_NORM);
+        g->norm_b = find_role(xf, l, at ? SK_ROLE_ATTN_NORM_B : SK_ROLE_FFN_NORM_B);
         if (g->norm < 0) g->n = 0;
         break;
-    case IN_FFN: {
-        static const sk_role r[2] = {SK_ROLE_W_GATE, SK_ROLE_W_UP};
-        for (int k = 0; k < 2; k++)
-            if ((t = find_role(xf, l, r[k])) >= 0) g->idx[g->n++] = t;
-        g->norm = find_role(xf, l, SK_ROLE_FFN_NORM);
-        g->norm_b = find_role(xf, l, SK_ROLE_FFN_NORM_B);
-        if (g->norm < 0) g->n = 0;
-        break;
-    }
     case IN_O:
         if (c->n_kv_heads < 1 || c->n_heads % c->n_kv_heads ||
             (t = find_role(xf, l, SK_ROLE_WO)) < 0)
