@@ -736,10 +736,14 @@ shrink_status sk_fold_compute(sk_xf *xf, const char *in, const sk_fold_params *p
             const int32_t wl = (int32_t)(want - w0 < n_ctx ? want - w0 : n_ctx);
             st = shrink_context_eval(ctx, ids + w0, wl, 0, NULL, 0);
             if (!st) st = f->err;
-            if (p->progress) p->progress(p->user, pass * want + w0 + wl, n_pass * want);
+            if (p->progress)
+                p->progress(p->user, pass * want + f->l0 * want + w0 + wl, (n_pass + L) * want);
         }
-        for (int l = f->l0; l < f->l1 && !st; l++)
+        /* each layer's searches count as `want` more units of progress */
+        for (int l = f->l0; l < f->l1 && !st; l++) {
             st = p->kind == SK_FOLD_AWQ ? awq_layer(&j, l) : smooth_layer(&j, l);
+            if (p->progress) p->progress(p->user, (pass + 2 + l) * want, (n_pass + L) * want);
+        }
     }
     if (st) goto out;
     info->tokens = want;
