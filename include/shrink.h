@@ -1040,6 +1040,10 @@ typedef struct shrink_structured_params {
     /* phase 0: units scored (done / total); phase 1: tensor bytes written */
     void         (*progress)(void *user, int phase, int64_t done, int64_t total);
     void          *user;
+    /* these input layers removed (layer reduction, shrink drop-layers) instead of `layers`
+     * ranked by `by`; NULL / 0: none. Distinct, in [0, n_layers), fewer than n_layers. */
+    const int32_t *layer_list;
+    int32_t        n_layer_list;
 } shrink_structured_params;
 
 typedef struct shrink_structured_result {
