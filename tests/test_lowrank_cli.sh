@@ -88,4 +88,57 @@ expect_fail "drop-layers kld without text" "need --text" \
     "$bin" drop-layers "$model" "$tmp/bad.gguf" --remove 1
 no_output "bad input" "$tmp/bad.gguf"
 
+
+# ---- lowrank ------------------------------------------------------------------------------
+# kl_of MODEL: the mean KL of MODEL from tiny-llama-gqa on the prefix (shrink compare --json)
+kl_of() { "$bin" compare "$gqa" "$1" --text "$tmp/prefix.txt" -c 64 --no-speed --json 2>/dev/null |
+          sed 's/.*"models":\[//' | tr '{' '\n' | tail -n 1 | sed -n 's/.*"kl_mean":\([0-9.eE+-]*\).*/\1/p'; }
+if expect_ok "lowrank svd --rank 8 --json" "$bin" lowrank "$gqa" "$tmp/svd.gguf" --rank 8 --json; then
+    for k in input output method n_matrices n_dense min_rank max_rank params_target \
+        params_lowrank mean_energy mean_rel_err calib_tokens out_file_bytes seconds; do
+        grep -q "\"$k\":" "$tmp/out" && ok || bad "lowrank --json: no key $k"
+    done
+    [ "$(json_num n_matrices)" = 14 ] && [ "$(json_num min_rank)" = 8 ] && ok ||
+        bad "lowrank --rank 8: $(cat "$tmp/out")"
+    [ -n "$(ppl_of "$tmp/svd.gguf")" ] && ok || bad "ppl does not run on the low-rank GGUF"
+fi
+errs=""
+for m in svd asvd whiten; do
+    if expect_ok "lowrank $m --ratio 0.5 (HF)" "$bin" lowrank "$gqa" "$tmp/$m-hf" --ratio 0.5 \
+        --method $m --calib "$text" --calib-tokens 256 --json; then
+        errs="$errs $(json_num mean_rel_err)"
+        grep -q '"num_hidden_layers": *2' "$tmp/$m-hf/config.json" && ok || bad "$m: HF config.json"
+    fi
+done
+# plain SVD minimises ||W - W'||_F: its error is the smallest of the three
+set -- $errs
+if [ $# -eq 3 ]; then
+    awk -v a="$1" -v b="$2" -v c="$3" 'BEGIN { exit !(a <= b * (1 + 1e-9) && a <= c * (1 + 1e-9)) }' &&
+        ok || bad "svd's weight error $1 is not the smallest (asvd $2, whiten $3)"
+    # whitening minimises the layers' output error on the calibration text: a smaller KL
+    ks=$(kl_of "$tmp/svd-hf"); kw=$(kl_of "$tmp/whiten-hf")
+    lt "$kw" "$ks" && ok || bad "whiten KL '$kw' is not below svd KL '$ks'"
+fi
+# energy 1: full rank, every matrix kept dense, the model unchanged
+if expect_ok "lowrank --energy 1" "$bin" lowrank "$gqa" "$tmp/full.gguf" --energy 1; then
+    grep -q "14 of 14 matrices kept dense" "$tmp/err" && ok || bad "--energy 1: $(cat "$tmp/err")"
+    expect_ok "convert" "$bin" convert "$gqa" "$tmp/orig.gguf"
+    a=$(ppl_of "$tmp/full.gguf"); b=$(ppl_of "$tmp/orig.gguf")
+    [ -n "$a" ] && [ "$a" = "$b" ] && ok || bad "--energy 1 ppl '$a' != input ppl '$b'"
+fi
+expect_fail "lowrank --rank 0" "at least 1" "$bin" lowrank "$gqa" "$tmp/bad.gguf" --rank 0
+expect_fail "lowrank --rank 33" "above min(rows, cols) = 32" \
+    "$bin" lowrank "$gqa" "$tmp/bad.gguf" --rank 33
+expect_fail "lowrank --energy 0" "(0, 1]" "$bin" lowrank "$gqa" "$tmp/bad.gguf" --energy 0
+expect_fail "lowrank --energy 1.5" "(0, 1]" "$bin" lowrank "$gqa" "$tmp/bad.gguf" --energy 1.5
+expect_fail "lowrank --ratio 1" "(0, 1)" "$bin" lowrank "$gqa" "$tmp/bad.gguf" --ratio 1
+expect_fail "lowrank two choices" "one of" "$bin" lowrank "$gqa" "$tmp/bad.gguf" --rank 4 --ratio 0.5
+expect_fail "lowrank whiten without --calib" "need --calib" \
+    "$bin" lowrank "$gqa" "$tmp/bad.gguf" --rank 4 --method whiten
+expect_fail "lowrank unknown target" "unknown target 'x'" \
+    "$bin" lowrank "$gqa" "$tmp/bad.gguf" --rank 4 --targets q,x
+expect_fail "lowrank unknown method" "unknown low-rank method" \
+    "$bin" lowrank "$gqa" "$tmp/bad.gguf" --rank 4 --method pca
+no_output "lowrank bad input" "$tmp/bad.gguf"
+
 finish

@@ -30,6 +30,7 @@ static const cli_command commands[] = {
     {"lora",     "train a LoRA adapter on a frozen base (PEFT / llama.cpp files)", cmd_lora},
     {"merge",    "merge LoRA adapters into a base model (GGUF, HF, llama2.c)",    cmd_merge},
     {"drop-layers", "remove whole decoder layers (by measured KL, influence, last)", cmd_drop_layers},
+    {"lowrank",  "low-rank factorization of the linear layers: svd, asvd, whiten", cmd_lowrank},
     {"version",  "version, CPU kernels and threads",                              cmd_version},
     {"help",     "help on a command: shrink help COMMAND",                        cmd_help},
 };
