@@ -309,16 +309,7 @@ static shrink_status l_fill(void *user, const sk_wtensor *t, int64_t row0, int64
     shrink_status st;
     if ((int)t->role != f->cur_role || t->layer != f->cur_layer || !f->buf)
         if ((st = load_matrix(f, t, tg))) return st;
-    if (!transposed)
-        return sk_convert_rows(f->buf + row0 * t->cols, SHRINK_DTYPE_F32, dst, dt, n_rows,
-                               t->cols);
-    sk_free(f->tr);
-    f->tr = sk_aligned_alloc(64, (size_t)(n_rows * t->rows) * sizeof(float));
-    if (!f->tr) return sk_error(SHRINK_ERR_NOMEM, "low-rank: out of memory");
-    for (int64_t j = 0; j < n_rows; j++)
-        for (int64_t k = 0; k < t->rows; k++)
-            f->tr[j * t->rows + k] = f->buf[k * t->cols + row0 + j];
-    return sk_convert_rows(f->tr, SHRINK_DTYPE_F32, dst, dt, n_rows, t->rows);
+    return sk_source_serve_f32(f->buf, t, row0, n_rows, transposed, dt, dst, &f->tr, "low-rank");
 }
 
 static shrink_dtype l_dtype_of(void *user, const sk_wtensor *t) {

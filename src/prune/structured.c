@@ -616,18 +616,8 @@ static shrink_status s_fill(void *user, const sk_wtensor *t, int64_t row0, int64
     shrink_status st;
     if (row0 == 0 || (int)t->role != f->cur_role || t->layer != f->cur_layer)
         if ((st = load_tensor(f, t))) return st;
-    if (t->n_dims == 1) return sk_convert_rows(f->sel + row0, SHRINK_DTYPE_F32, dst, dt, 1,
-                                               n_rows);
-    if (!transposed)
-        return sk_convert_rows(f->sel + row0 * t->cols, SHRINK_DTYPE_F32, dst, dt, n_rows,
-                               t->cols);
-    sk_free(f->tr);
-    f->tr = sk_aligned_alloc(64, (size_t)(n_rows * t->rows) * sizeof(float));
-    if (!f->tr) return sk_error(SHRINK_ERR_NOMEM, "structured pruning: out of memory");
-    for (int64_t j = 0; j < n_rows; j++)
-        for (int64_t k = 0; k < t->rows; k++)
-            f->tr[j * t->rows + k] = f->sel[k * t->cols + row0 + j];
-    return sk_convert_rows(f->tr, SHRINK_DTYPE_F32, dst, dt, n_rows, t->rows);
+    return sk_source_serve_f32(f->sel, t, row0, n_rows, transposed, dt, dst, &f->tr,
+                               "structured pruning");
 }
 
 static shrink_dtype s_dtype_of(void *user, const sk_wtensor *t) {
