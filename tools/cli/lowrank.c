@@ -177,12 +177,13 @@ int cmd_lowrank(int argc, char **argv) {
         cli_json_key(&j, "seconds");        cli_json_num(&j, r.seconds);
         cli_json_end(&j);
     } else {
-        char a[32];
+        char a[48] = "a folder";
+        if (r.out_file_bytes) cli_fmt_bytes(a, sizeof a, r.out_file_bytes);
         printf("%s: %lld matrices, rank %d..%d, factors %.2fM of %.2fM params (%.1f%%), "
                "mean kept energy %.4f, mean relative error %.4f -> %s (%s, dense)\n", method,
                (long long)r.n_matrices, r.min_rank, r.max_rank, (double)r.params_lowrank / 1e6,
                (double)r.params_target / 1e6, 100.0 * frac, r.mean_energy, r.mean_rel_err,
-               pos[1], cli_fmt_bytes(a, sizeof a, r.out_file_bytes));
+               pos[1], a);
     }
     return CLI_OK;
 }
