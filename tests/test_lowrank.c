@@ -21,13 +21,7 @@ static double *f64_of(const sk_st_raw *t) {
     return v;
 }
 
-static uint64_t rs = 88172645463325252ull;
-static double urand(void) {
-    rs ^= rs << 13;
-    rs ^= rs >> 7;
-    rs ^= rs << 17;
-    return (double)(rs >> 11) / 9007199254740992.0 * 2.0 - 1.0;
-}
+static double urand(void) { return 2.0 * test_rng_u() - 1.0; }
 
 static void test_eigen(int64_t n) {
     double *A = malloc((size_t)(n * n) * sizeof *A), *A0 = malloc((size_t)(n * n) * sizeof *A);
