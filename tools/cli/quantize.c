@@ -28,7 +28,12 @@ typedef struct quantize_opts {
     bool        allow_requantize;
     bool        output_q6_K;
     bool        list;       /* handled before parsing (scheme_list_cmd): here for --help */
-    const char *method;     /* --method rtn|awq (NULL: rtn) */
+    /* --method gptq */
+    const char *method;
+    double      damp;
+    bool        act_order;
+    int32_t     block;
+    bool        gptq_head;
     double      smooth;     /* --smooth A; < 0: not given */
     bool        awq_no_clip;
 } quantize_opts;
@@ -67,13 +72,23 @@ static const cli_opt quantize_rows[] = {
     {"--list", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, list), NULL, 0, 0,
      "print the schemes (bits/weight, use, measured KL) and exit"},
     {"--method", NULL, CLI_OPT_STR, offsetof(quantize_opts, method), "NAME", 0, 0,
-     "rtn (default): round to nearest; awq: activation-aware\n"
-     "                         scales searched on --calib, folded into the norms"},
+     "rtn (default): round to nearest; gptq: GPTQ against the\n"
+     "                         Hessian of each layer's inputs on --calib; awq:\n"
+     "                         activation-aware scales searched on --calib, folded\n"
+     "                         into the norms"},
     {"--smooth", NULL, CLI_OPT_FLOAT, offsetof(quantize_opts, smooth), "A", 0, 1,
      "w8a8, w8a8_static: SmoothQuant with migration strength A\n"
      "                         in [0, 1] (0.5 is the usual) on --calib"},
     {"--awq-no-clip", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, awq_no_clip), NULL, 0, 0,
      "--method awq without the weight clipping search"},
+    {"--damp", NULL, CLI_OPT_FLOAT, offsetof(quantize_opts, damp), "F", 1e-12, 1e6,
+     "gptq: damping, fraction of mean(diag H) (default 0.01)"},
+    {"--act-order", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, act_order), NULL, 0, 0,
+     "gptq: columns by descending Hessian diagonal (static groups)"},
+    {"--block", NULL, CLI_OPT_INT, offsetof(quantize_opts, block), "N", 1, 1 << 20,
+     "gptq: columns per lazy update block (default 128)"},
+    {"--gptq-head", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, gptq_head), NULL, 0, 0,
+     "gptq: the output head too (the token embedding when tied)"},
 };
 
 static void print_scheme_table(FILE *f);
@@ -83,7 +98,9 @@ static const cli_spec spec = {
     .synopsis    = "IN OUT.gguf --scheme NAME [--keep GLOBS [--keep-dtype DTYPE]]\n"
                    "       (or llama-quantize's order: IN OUT.gguf NAME)\n"
                    "       [--calib FILE [--calib-tokens N]] [--ggml-exact] [--verbose]\n"
-                   "       [--method rtn|awq] [--smooth A]\n"
+                   "       [--method gptq --calib FILE [--calib-ctx C] [--damp F] [--act-order]\n"
+                   "        [--block B]]\n"
+                   "       [--method awq --calib FILE] [--smooth A --calib FILE]\n"
                    "       shrink quantize --list [--json]",
     .description = "Quantizes a model (GGUF, Hugging Face folder or llama2.c .bin; a quantized\n"
                    "GGUF is dequantized first) into a GGUF file, tensor by tensor. The mixes\n"
@@ -150,6 +167,7 @@ static void print_json(const char *in, const char *out, const shrink_quantize_re
     cli_json_key(&j, "fold_inputs");     cli_json_int(&j, r->fold_inputs);
     cli_json_key(&j, "awq_mean_alpha");  cli_json_num(&j, r->awq_mean_alpha);
     cli_json_key(&j, "awq_clipped");     cli_json_int(&j, r->awq_clipped);
+    cli_json_key(&j, "gptq_matrices");   cli_json_int(&j, r->gptq_matrices);
     cli_json_key(&j, "seconds");         cli_json_num(&j, r->seconds);
     cli_json_key(&j, "peak_rss_bytes");  cli_json_u64(&j, shrink_peak_rss());
     cli_written_json(w, &j);
@@ -358,8 +376,13 @@ int cmd_quantize(int argc, char **argv) {
     }
     p.calib_path = opts.calib;
     imatrix_params(&opts, &p);
-    p.calib_tokens = opts.calib_tokens;
     p.method = opts.method;
+    p.calib_ctx = opts.calib_ctx;
+    if (opts.damp > 0) p.gptq_damp = opts.damp;
+    p.gptq_act_order = opts.act_order;
+    p.gptq_head = opts.gptq_head;
+    if (opts.block > 0) p.gptq_block = opts.block;
+    p.calib_tokens = opts.calib_tokens;
     p.smooth = opts.smooth >= 0;
     if (p.smooth) p.smooth_alpha = opts.smooth;
     p.awq_no_clip = opts.awq_no_clip;
@@ -370,6 +393,7 @@ int cmd_quantize(int argc, char **argv) {
 
     cli_phase_progress prog = {.phase = -1, .last = -1, .calib_label = "calibration tokens",
                                .write_label = "quantize MiB", .common = &common};
+    if (opts.method && !strcasecmp(opts.method, "gptq")) prog.calib_label = "GPTQ layers";
     p.progress = cli_phase_progress_cb;
     p.user = &prog;
     shrink_quantize_result r;
@@ -387,6 +411,10 @@ int cmd_quantize(int argc, char **argv) {
             return cli_fail("%s: %s", pos[0], msg);   /* a tensor of IN */
         return cli_fail_status(st);
     }
+    if (r.gptq_damp_raised)
+        cli_warn("GPTQ: the Hessian of %d layer input(s) was not positive definite with damping "
+                 "%g; the damping was raised (to %g at most): give more calibration tokens",
+                 r.gptq_damp_raised, p.gptq_damp, r.gptq_max_damp);
     if (r.requantized)
         cli_warn("%s holds quantized tensors: they were dequantized and quantized again, which "
                  "loses more than quantizing the original weights", pos[0]);
