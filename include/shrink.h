@@ -1020,7 +1020,8 @@ SHRINK_API void shrink_sensitivity_result_free(shrink_sensitivity_result *result
  * activation proxies (Minitron's head / neuron importance, ShortGPT's block influence for
  * layers), or at random (seeded; a baseline). */
 typedef enum shrink_rank_by {
-    SHRINK_RANK_ACTIVATION, SHRINK_RANK_SENSITIVITY, SHRINK_RANK_RANDOM
+    SHRINK_RANK_ACTIVATION, SHRINK_RANK_SENSITIVITY, SHRINK_RANK_RANDOM,
+    SHRINK_RANK_INDEX /* keep the first units (the highest indices go first; no calibration) */
 } shrink_rank_by;
 
 typedef struct shrink_structured_params {
@@ -1040,6 +1041,8 @@ typedef struct shrink_structured_params {
     /* phase 0: units scored (done / total); phase 1: tensor bytes written */
     void         (*progress)(void *user, int phase, int64_t done, int64_t total);
     void          *user;
+    const double  *layer_scores; /* (n_layers) the caller's layer ranking, lowest removed
+                                    first (shrink student's every-other / list); NULL: by */
 } shrink_structured_params;
 
 typedef struct shrink_structured_result {
@@ -1150,6 +1153,43 @@ SHRINK_API void shrink_remove_temporaries(void);
 SHRINK_API int shrink_remove_stale_temporaries(const char *dir,
                                                void (*removed)(void *user, const char *path),
                                                void *user);
+
+/* ==== students cut from a teacher (issue 12; src/prune/student.c, docs/distillation.md) ==== */
+
+typedef enum shrink_student_pick {
+    SHRINK_PICK_EVERY_OTHER, /* layers i * L / N when N divides L (every other one at N = L/2),
+                                else round(i * (L - 1) / (N - 1)): first to last, evenly */
+    SHRINK_PICK_KLD          /* the N layers of largest measured KL (shrink_sensitivity) */
+} shrink_student_pick;
+
+typedef struct shrink_student_params {
+    int32_t             layers;      /* layers kept (0: all), chosen by pick */
+    const int32_t      *layer_list;  /* or exactly these layers (n_layer_list; any order) */
+    int32_t             n_layer_list;
+    shrink_student_pick pick;
+    int32_t             heads;       /* query heads kept per layer (0: all); a multiple of the
+                                        K/V groups: each group keeps heads / n_kv_heads */
+    int32_t             ffn;         /* FFN neurons kept per layer (0: all) */
+    /* heads and neurons kept: with pick KLD the least measured KL goes (needs calib_path);
+     * with EVERY_OTHER the least activation importance (calib_path given) or the last ones */
+    const char         *calib_path;
+    int64_t             calib_tokens;
+    int32_t             calib_ctx;
+    const char         *tokenizer_path;
+    int                 dtype;       /* shrink_dtype of the output's matrices, -1: the input's */
+    void              (*progress)(void *user, int phase, int64_t done, int64_t total);
+    void               *user;
+} shrink_student_params;
+
+SHRINK_API shrink_student_params shrink_student_params_default(void);
+/* Writes to `out` (any format: .gguf, .bin llama2.c, else a Hugging Face folder) a student
+ * cut from the teacher at `teacher`: the kept layers, heads and neurons with the teacher's
+ * weights copied exactly (shrink_prune_structured does the cut). A student as big as or
+ * bigger than its teacher, a layer outside it or listed twice is SHRINK_ERR_ARG and nothing
+ * is written. result as shrink_prune_structured's (may be NULL). */
+SHRINK_API shrink_status shrink_student(const char *teacher, const char *out,
+                                        const shrink_student_params *params,
+                                        shrink_structured_result *result);
 
 #ifdef __cplusplus
 }

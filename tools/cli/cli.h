@@ -50,6 +50,7 @@ int cmd_distill(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_lora(int argc, char **argv);
+int cmd_student(int argc, char **argv);
 
 /* ==== options ============================================================================= */
 

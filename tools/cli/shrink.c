@@ -29,6 +29,7 @@ static const cli_command commands[] = {
     {"distill",  "train a student on a teacher's distribution (KL + CE)",         cmd_distill},
     {"lora",     "train a LoRA adapter on a frozen base (PEFT / llama.cpp files)", cmd_lora},
     {"merge",    "merge LoRA adapters into a base model (GGUF, HF, llama2.c)",    cmd_merge},
+    {"student",  "cut a student from a teacher: fewer layers, heads, FFN neurons",  cmd_student},
     {"version",  "version, CPU kernels and threads",                              cmd_version},
     {"help",     "help on a command: shrink help COMMAND",                        cmd_help},
 };
