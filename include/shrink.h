@@ -1191,6 +1191,38 @@ SHRINK_API shrink_status shrink_student(const char *teacher, const char *out,
                                         const shrink_student_params *params,
                                         shrink_structured_result *result);
 
+/* ==== synthetic training text from a teacher (issue 12; src/train/synth.c) ================= */
+
+typedef struct shrink_synth_params {
+    int64_t     n_tokens;       /* tokens written (the last sequence is cut) */
+    const char *prompts_path;   /* UTF-8 text, one prompt per non-empty line (sequence j uses
+                                   line j mod lines); NULL: every sequence starts from BOS */
+    float       temperature;    /* 1 by default; 0 = greedy */
+    int32_t     top_k;          /* 0 = off */
+    float       top_p;          /* 1 = off */
+    uint64_t    seed;
+    int32_t     batch;          /* sequences sampled at once, one per thread (0: the threads) */
+    int32_t     max_len;        /* tokens per sequence, prompt included (0: the context) */
+    const char *tokenizer_path; /* as shrink_load_params */
+    void      (*progress)(void *user, int64_t done, int64_t total); /* tokens; may be NULL */
+    void       *user;
+} shrink_synth_params;
+
+typedef struct shrink_synth_result {
+    int64_t n_tokens, n_sequences, n_generated; /* written; sequences; sampled (no prompts) */
+    int32_t vocab_size, batch, max_len;
+    double  seconds;
+} shrink_synth_result;
+
+SHRINK_API shrink_synth_params shrink_synth_params_default(void);
+/* Samples sequences from the model at `model` into the token file `out` (the format of
+ * shrink_tokenize_file, read by shrink_train): BOS, the prompt, sampled tokens up to EOS or
+ * max_len, one sequence after another. The file depends on (model, params, seed) only, not on
+ * the thread count or the batch size. Written atomically. result may be NULL. */
+SHRINK_API shrink_status shrink_synth(const char *model, const char *out,
+                                      const shrink_synth_params *params,
+                                      shrink_synth_result *result);
+
 #ifdef __cplusplus
 }
 #endif

@@ -51,6 +51,7 @@ int cmd_version(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_lora(int argc, char **argv);
 int cmd_student(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
 
 /* ==== options ============================================================================= */
 
