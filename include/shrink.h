@@ -928,6 +928,12 @@ typedef struct shrink_train_params {
     double      temperature;    /* tau > 0 */
     int32_t     top_k;          /* 0: the whole vocabulary; K: the teacher's top K, renormalized */
     bool        weak;           /* the teacher's top-1 token as the soft target (K = 1) */
+    /* The teacher cache (top_k or weak only): the teacher's top K per position of every
+     * aligned window (multiples of ctx) of the data, built once in this folder and reused;
+     * random windows then start at multiples of ctx. cache_progress (windows done / total,
+     * user as log's; may be NULL) while it is built. */
+    const char *teacher_cache;
+    void      (*cache_progress)(void *user, int64_t done, int64_t total);
 } shrink_train_params;
 
 typedef struct shrink_train_result {
@@ -945,6 +951,8 @@ typedef struct shrink_train_result {
     double  tok_per_s;
     char    model_out[1024];    /* the final model's path */
     const char *format;         /* its format (static string) */
+    char    teacher_cache[1024]; /* the teacher cache file used ("" if none) */
+    bool    teacher_cache_built; /* written by this run (else reused) */
 } shrink_train_result;
 
 SHRINK_API shrink_train_params shrink_train_params_default(void);

@@ -20,6 +20,11 @@ void sk_distill_teacher_row(const float *z, int V, float tau, int K, int32_t *id
         for (int i = 0; i < V; i++) logp[i] = (float)(((double)z[i] - mx) / tau - ls);
         return;
     }
+    sk_distill_top_k(z, V, K, idx, logp);
+    sk_distill_top_k_logp(logp, K, tau);
+}
+
+void sk_distill_top_k(const float *z, int V, int K, int32_t *idx, float *zk) {
     /* top K by insertion into idx (sorted by decreasing logit, ties: lower id first) */
     int n = 0;
     for (int i = 0; i < V; i++) {
@@ -31,11 +36,15 @@ void sk_distill_teacher_row(const float *z, int V, float tau, int K, int32_t *id
         }
         idx[j] = i;
     }
-    const double mx = z[idx[0]];
+    for (int k = 0; k < K; k++) zk[k] = z[idx[k]];
+}
+
+void sk_distill_top_k_logp(float *zk, int K, float tau) {
+    const double mx = zk[0];
     double s = 0.0;
-    for (int k = 0; k < K; k++) s += exp(((double)z[idx[k]] - mx) / tau);
+    for (int k = 0; k < K; k++) s += exp(((double)zk[k] - mx) / tau);
     const double ls = log(s);
-    for (int k = 0; k < K; k++) logp[k] = (float)(((double)z[idx[k]] - mx) / tau - ls);
+    for (int k = 0; k < K; k++) zk[k] = (float)(((double)zk[k] - mx) / tau - ls);
 }
 
 shrink_status sk_distill_classifier_forward_backward(double *loss_out, float *dX, float *dhead,
