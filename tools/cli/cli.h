@@ -52,6 +52,7 @@ int cmd_merge(int argc, char **argv);
 int cmd_lora(int argc, char **argv);
 int cmd_student(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+int cmd_pipeline(int argc, char **argv);
 
 /* ==== options ============================================================================= */
 

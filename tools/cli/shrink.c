@@ -31,6 +31,7 @@ static const cli_command commands[] = {
     {"merge",    "merge LoRA adapters into a base model (GGUF, HF, llama2.c)",    cmd_merge},
     {"student",  "cut a student from a teacher: fewer layers, heads, FFN neurons",  cmd_student},
     {"synth",    "sample synthetic training tokens from a teacher (token file)",  cmd_synth},
+    {"pipeline", "run a recipe: teacher-student-4bit (cut, distill, quantize, compare)", cmd_pipeline},
     {"version",  "version, CPU kernels and threads",                              cmd_version},
     {"help",     "help on a command: shrink help COMMAND",                        cmd_help},
 };
