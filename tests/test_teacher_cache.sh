@@ -34,7 +34,7 @@ distill() {
     name=$1
     shift
     "$bin" distill --teacher "$model" --student "$tmp/s.gguf" --data "$tmp/d.tok" \
-        --out "$tmp/$name" --steps 5 --batch 2 --ctx 32 --threads 1 --lr 1e-3 --json "$@" \
+        --out "$tmp/$name" --steps 5 --batch 2 --ctx 32 --threads 1 --lr 1e-3 --json --no-manifest "$@" \
         >"$tmp/out" 2>"$tmp/err"
     rc=$?
     sanitized "$name" || return 1

@@ -33,6 +33,8 @@ static const cli_command commands[] = {
     {"student",  "cut a student from a teacher: fewer layers, heads, FFN neurons",  cmd_student},
     {"synth",    "sample synthetic training tokens from a teacher (token file)",  cmd_synth},
     {"pipeline", "run a recipe: teacher-student-4bit (cut, distill, quantize, compare)", cmd_pipeline},
+    {"verify",   "re-hash the inputs a model's manifest names: match, changed, missing", cmd_verify},
+    {"report",   "one HTML page from compare --json outputs: size-vs-KL Pareto plot, speed", cmd_report},
     {"version",  "version, CPU kernels and threads",                              cmd_version},
     {"help",     "help on a command: shrink help COMMAND",                        cmd_help},
 };
@@ -107,5 +109,6 @@ int main(int argc, char **argv) {
     const cli_command *c = find_command(argv[1]);
     if (!c) return unknown_command(argv[1]);
     cli_install_signals();
+    cli_manifest_begin(argc, argv);
     return c->run(argc - 1, argv + 1);
 }
