@@ -928,6 +928,15 @@ typedef struct shrink_train_params {
     double      temperature;    /* tau > 0 */
     int32_t     top_k;          /* 0: the whole vocabulary; K: the teacher's top K, renormalized */
     bool        weak;           /* the teacher's top-1 token as the soft target (K = 1) */
+    /* Quantization-aware training (docs/adapters.md, "QAT"): the target matrices are
+     * quantized to this dtype ("q4_0", "q8_0", "q4_K", "int4_g128", "nf4", ...: a single-type
+     * scheme of shrink_quantize) and dequantized in every forward pass, scales recomputed
+     * from the current fp32 weights, the gradient passed straight through; the final model is
+     * then the real quantized GGUF (<out_dir>/model.gguf; only GGUF holds these types). With
+     * LoRA the frozen base is the target (quantized once). NULL: none. */
+    const char *qat;
+    const char *qat_targets;    /* "q,k,v,o,gate,up,down,embed,output" or "all" (NULL: all,
+                                   every matrix shrink_quantize quantizes) */
 } shrink_train_params;
 
 typedef struct shrink_train_result {

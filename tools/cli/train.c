@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 typedef struct train_opts {
@@ -50,6 +51,9 @@ typedef struct train_opts {
     double      lora_alpha;
     double      dropout;
     bool        rslora;
+    /* --qat (train, distill, lora) */
+    const char *qat;
+    const char *qat_targets;
 } train_opts;
 
 #define O(f) offsetof(train_opts, f)
@@ -88,6 +92,10 @@ typedef struct train_opts {
      "(default 16)"}, \
     {"--save-every", NULL, CLI_OPT_INT, O(save_every), "K", 0, 1e9, "checkpoint every K steps " \
      "(and at the end)"}, \
+    {"--qat", NULL, CLI_OPT_STR, O(qat), "SCHEME", 0, 0, "quantization-aware: fake-quantize " \
+     "to a single-type scheme (q4_0, int4_g128, nf4, q4_K, ...) in every forward pass"}, \
+    {"--qat-targets", NULL, CLI_OPT_STR, O(qat_targets), "LIST", 0, 0, "QAT's matrices: q,k,v," \
+     "o,gate,up,down,embed,output or all (default all)"}, \
 
 static const cli_opt train_rows[] = {TRAIN_ROWS};
 static const cli_opt distill_rows[] = {
@@ -265,6 +273,28 @@ static int check_io(const char *model, const train_opts *o, const cli_common *co
     return rc;
 }
 
+/* --qat SCHEME: the dtype of a single-type scheme of `shrink quantize` (or a dtype name) into
+ * *dtype; CLI_OK, or the failure's exit code. */
+static int qat_dtype(const char *scheme, const char **dtype) {
+    for (int32_t i = 0; i < shrink_quantize_scheme_count(); i++) {
+        shrink_quantize_scheme_info in;
+        if (shrink_quantize_scheme_get(i, &in) != SHRINK_OK || strcasecmp(in.name, scheme))
+            continue;
+        if (in.mix)
+            return cli_fail("--qat %s: a mix of types by llama.cpp's rules; QAT takes a "
+                            "single-type scheme (e.g. %s)", scheme, shrink_dtype_name(in.dtype));
+        *dtype = shrink_dtype_name(in.dtype);
+        return CLI_OK;
+    }
+    shrink_dtype d;
+    if (shrink_dtype_parse(scheme, &d) == SHRINK_OK && d > SHRINK_DTYPE_BF16) {
+        *dtype = shrink_dtype_name(d);
+        return CLI_OK;
+    }
+    return cli_fail("--qat %s: not a scheme of `shrink quantize --list` (q4_0, q8_0, q4_K, "
+                    "int4_g128, nf4, ...)", scheme);
+}
+
 /* The loop's options from the command line (train, distill, lora). */
 static void fill_params(shrink_train_params *pp, const train_opts *op, const cli_common *cp,
                         log_state *lsp) {
@@ -293,6 +323,7 @@ static void fill_params(shrink_train_params *pp, const train_opts *op, const cli
     pp->save_every     = op->save_every;
     pp->log            = log_step;
     pp->user           = lsp;
+    pp->qat_targets    = op->qat_targets;
 }
 
 static int run_train(const cli_spec *sp, int argc, char **argv) {
@@ -327,6 +358,11 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
         return usage(sp, "--schedule: not cosine, linear or constant");
     if (o.optimizer && strcmp(o.optimizer, "adamw") && strcmp(o.optimizer, "sgd"))
         return usage(sp, "--optimizer: not adamw or sgd");
+    const char *qat = NULL;
+    if (o.qat && (rc = qat_dtype(o.qat, &qat)) != CLI_OK) return rc;
+    if (o.qat && o.to && strcmp(o.to, "gguf"))
+        return usage(sp, "--qat writes the quantized model as GGUF: no --to hf/llama2c");
+    if (o.qat) o.to = "gguf";
     if ((rc = check_io(model, &o, &common)) != CLI_OK) return rc;
     shrink_set_threads(common.threads);
     log_state ls = {&common};
@@ -339,6 +375,7 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
         p.weak        = o.mode && !strcmp(o.mode, "weak");
     }
     fill_params(&p, &o, &common, &ls);
+    p.qat = qat;
     shrink_train_result r;
     shrink_status st = shrink_train(model, &p, &r);
     if (st != SHRINK_OK) return cli_fail_status(st);
@@ -418,6 +455,8 @@ static int run_lora(int argc, char **argv) {
         return usage(sp, "--schedule: not cosine, linear or constant");
     if (o.optimizer && strcmp(o.optimizer, "adamw") && strcmp(o.optimizer, "sgd"))
         return usage(sp, "--optimizer: not adamw or sgd");
+    const char *qat = NULL;
+    if (o.qat && (rc = qat_dtype(o.qat, &qat)) != CLI_OK) return rc;
     size_t n = strlen(o.out);
     char *ckdir = NULL, *ckpt = NULL;
     if (!o.ckpt_dir) {
@@ -451,6 +490,7 @@ static int run_lora(int argc, char **argv) {
     shrink_train_params p = shrink_train_params_default();
     fill_params(&p, &o, &common, &ls);
     p.out_dir = dir;
+    p.qat = qat;
     shrink_lora_params lp = shrink_lora_params_default();
     lp.rank = o.rank;
     lp.alpha = o.lora_alpha;
