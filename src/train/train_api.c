@@ -184,7 +184,7 @@ typedef struct run {
     int                  dir_created;  /* run_open created the output folder */
     int                  dir_listed;   /* its slot in the table of temporaries (out.h) */
     struct sk_lora_train *lora;        /* LoRA training (lora.c), or NULL */
-    char                 lora_cfg[160];
+    char                 lora_cfg[224];
     char                 extra[256];    /* the checkpoint's extra options text */
 } run;
 
@@ -233,6 +233,20 @@ static shrink_status same_tokenizer(const struct shrink_model *t, const struct s
                         shrink_tokenizer_eos(a), tpath, shrink_tokenizer_bos(b),
                         shrink_tokenizer_eos(b), spath);
     return SHRINK_OK;
+}
+
+/* FNV-1a 64 of the frozen parameters' weights (8 bytes at a time), in table order. */
+static uint64_t frozen_fingerprint(const sk_train_model *tm) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int64_t i = 0; i < tm->n_params; i++) {
+        const sk_train_param *p = &tm->params[i];
+        if (!p->frozen) continue;
+        const uint32_t *u = (const uint32_t *)p->w;
+        for (int64_t j = 0; j + 1 < p->n; j += 2)
+            h = (h ^ ((uint64_t)u[j] | (uint64_t)u[j + 1] << 32)) * 0x100000001b3ull;
+        if (p->n & 1) h = (h ^ u[p->n - 1]) * 0x100000001b3ull;
+    }
+    return h;
 }
 
 /* QAT: the dtype and targets of p onto the parameter table (qat.c). */
@@ -294,9 +308,11 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
     oo.ckpt_path = r->ckpt;
     if (p->teacher) oo.distill = &r->dopts;
     if (lo) {
+        /* the checkpoint holds no frozen weights: their fingerprint refuses another base */
         snprintf(r->lora_cfg, sizeof r->lora_cfg, "lora_rank=%lld\nlora_alpha=%.17g\n"
-                 "lora_targets=%d\nlora_dropout=%.17g\nrslora=%d\n", (long long)lo->rank,
-                 lo->alpha, lo->targets, lo->dropout, (int)lo->rslora);
+                 "lora_targets=%d\nlora_dropout=%.17g\nrslora=%d\nbase_fnv=%016llx\n",
+                 (long long)lo->rank, lo->alpha, lo->targets, lo->dropout, (int)lo->rslora,
+                 (unsigned long long)frozen_fingerprint(r->tm));
         oo.config_extra = r->lora_cfg;
     }
     if (p->qat) {
