@@ -129,6 +129,12 @@ typedef struct shrink_load_params {
     bool        no_tokenizer;   /* true: do not load a tokenizer (info on a bare file) */
     bool        allow_nonfinite;/* true: load weights holding NaN or Inf (default: refused,
                                    naming the tensor; shrink_model_nonfinite counts them) */
+    /* quantize an f32/f16/bf16 model's matrices in memory while loading (bitsandbytes'
+     * load_in_4bit; no file written): a dtype name ("q4_0", "nf4", "int4_g128", "q4_K", ...),
+     * every matrix but the position embedding in it (its GGUF fallback where the block does
+     * not divide the rows), through the quantizer `shrink quantize --scheme` uses, so the model
+     * equals the file that writes. NULL: as stored. */
+    const char *load_as;
 } shrink_load_params;
 
 SHRINK_API shrink_load_params shrink_load_params_default(void);

@@ -11,7 +11,6 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 
 typedef struct train_opts {
@@ -180,12 +179,14 @@ static const cli_spec lora_spec = {
                    "Same loop, schedule, checkpoints (DIR/checkpoint.bin) and bit-exact --resume\n"
                    "as `shrink train`. ADAPTER is written at the end: a llama.cpp GGUF LoRA\n"
                    "adapter when it ends in .gguf, else a PEFT folder. A quantized GGUF base\n"
-                   "(QLoRA) trains on its dequantized weights. docs/adapters.md.",
+                   "(QLoRA) trains on its dequantized weights; --load-as SCHEME quantizes an\n"
+                   "f32/f16/bf16 BASE so (as --qat on a frozen base). docs/adapters.md.",
     .opts        = lora_rows,
     .n_opts      = sizeof lora_rows / sizeof lora_rows[0],
     .n_pos_min   = 1,
     .n_pos_max   = 1,
     .model       = true,
+    .load_as     = true,
 };
 
 typedef struct log_state {
@@ -273,28 +274,6 @@ static int check_io(const char *model, const train_opts *o, const cli_common *co
     return rc;
 }
 
-/* --qat SCHEME: the dtype of a single-type scheme of `shrink quantize` (or a dtype name) into
- * *dtype; CLI_OK, or the failure's exit code. */
-static int qat_dtype(const char *scheme, const char **dtype) {
-    for (int32_t i = 0; i < shrink_quantize_scheme_count(); i++) {
-        shrink_quantize_scheme_info in;
-        if (shrink_quantize_scheme_get(i, &in) != SHRINK_OK || strcasecmp(in.name, scheme))
-            continue;
-        if (in.mix)
-            return cli_fail("--qat %s: a mix of types by llama.cpp's rules; QAT takes a "
-                            "single-type scheme (e.g. %s)", scheme, shrink_dtype_name(in.dtype));
-        *dtype = shrink_dtype_name(in.dtype);
-        return CLI_OK;
-    }
-    shrink_dtype d;
-    if (shrink_dtype_parse(scheme, &d) == SHRINK_OK && d > SHRINK_DTYPE_BF16) {
-        *dtype = shrink_dtype_name(d);
-        return CLI_OK;
-    }
-    return cli_fail("--qat %s: not a scheme of `shrink quantize --list` (q4_0, q8_0, q4_K, "
-                    "int4_g128, nf4, ...)", scheme);
-}
-
 /* The loop's options from the command line (train, distill, lora). */
 static void fill_params(shrink_train_params *pp, const train_opts *op, const cli_common *cp,
                         log_state *lsp) {
@@ -359,7 +338,7 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
     if (o.optimizer && strcmp(o.optimizer, "adamw") && strcmp(o.optimizer, "sgd"))
         return usage(sp, "--optimizer: not adamw or sgd");
     const char *qat = NULL;
-    if (o.qat && (rc = qat_dtype(o.qat, &qat)) != CLI_OK) return rc;
+    if (o.qat && (rc = cli_scheme_dtype("--qat", o.qat, &qat)) != CLI_OK) return rc;
     if (o.qat && o.to && strcmp(o.to, "gguf"))
         return usage(sp, "--qat writes the quantized model as GGUF: no --to hf/llama2c");
     if (o.qat) o.to = "gguf";
@@ -456,7 +435,15 @@ static int run_lora(int argc, char **argv) {
     if (o.optimizer && strcmp(o.optimizer, "adamw") && strcmp(o.optimizer, "sgd"))
         return usage(sp, "--optimizer: not adamw or sgd");
     const char *qat = NULL;
-    if (o.qat && (rc = qat_dtype(o.qat, &qat)) != CLI_OK) return rc;
+    if (o.qat && (rc = cli_scheme_dtype("--qat", o.qat, &qat)) != CLI_OK) return rc;
+    if (common.load_as) { /* the frozen base quantized once: QAT of a frozen base is exactly that */
+        const char *la = NULL;
+        if ((rc = cli_scheme_dtype("--load-as", common.load_as, &la)) != CLI_OK) return rc;
+        if (qat && strcmp(qat, la))
+            return cli_fail("--load-as %s and --qat %s: the frozen base is quantized once, to "
+                            "one type", common.load_as, o.qat);
+        qat = la;
+    }
     size_t n = strlen(o.out);
     char *ckdir = NULL, *ckpt = NULL;
     if (!o.ckpt_dir) {
