@@ -360,6 +360,9 @@ typedef struct shrink_quantize_scheme_info {
     const char  *ref;                 /* the reference: model, text, tokens, commit; or NULL */
 } shrink_quantize_scheme_info;
 SHRINK_API shrink_status shrink_quantize_scheme_get(int32_t i, shrink_quantize_scheme_info *info);
+/* The scheme whose file llama-quantize calls `type` (its spelling: "Q4_K_M", also its aliases
+ * "Q4_K" ...), NULL if none: `shrink quantize IN OUT Q4_K_M` as with llama-quantize. */
+SHRINK_API const char *shrink_quantize_scheme_for_llama_cpp(const char *type);
 
 /* Quantizes the model at `in` (any format shrink_model_load reads; a quantized GGUF is
  * dequantized and quantized again) into the GGUF file `out` with params->scheme (per-tensor
@@ -998,6 +1001,10 @@ typedef struct shrink_sensitivity_params {
     /* called after each unit measured with units done / total; may be NULL */
     void      (*progress)(void *user, int64_t done, int64_t total);
     void       *user;
+    /* a share of the work for a sweep over machines: only the units k (in model order) with
+     * k % n_shards == shard are measured; n_shards 0 or 1: all. The shards' JSON outputs are
+     * joined by shrink_sensitivity_merge (`shrink merge-results`). */
+    int32_t     shard, n_shards;
 } shrink_sensitivity_params;
 
 typedef struct shrink_sensitivity_entry {
@@ -1019,6 +1026,10 @@ typedef struct shrink_sensitivity_result {
     int64_t     n;            /* entries, in model order (layer, index) */
     shrink_sensitivity_entry *entries; /* owned: shrink_sensitivity_result_free */
     double      seconds;
+    int32_t     shard, n_shards;  /* the share measured (n_shards 1: all); ranks are within it */
+    int64_t     n_total;      /* units of the whole model (n when n_shards is 1) */
+    char       *input, *calib; /* shrink_sensitivity_merge: the model and text the shards name
+                                  (owned); NULL from shrink_sensitivity */
 } shrink_sensitivity_result;
 
 SHRINK_API shrink_sensitivity_params shrink_sensitivity_params_default(void);
@@ -1030,6 +1041,11 @@ SHRINK_API shrink_status shrink_sensitivity(const char *in,
                                             const shrink_sensitivity_params *params,
                                             shrink_sensitivity_result *result);
 SHRINK_API void shrink_sensitivity_result_free(shrink_sensitivity_result *result);
+/* Joins the shards of one sweep: `shrink sensitivity --json --shard i/N` outputs (files
+ * paths[0..n)), which must name the same model, text, unit, tokens and block and hold every
+ * shard 0..N-1 once; the result equals the unsharded run's (ranks over all units). */
+SHRINK_API shrink_status shrink_sensitivity_merge(const char *const *paths, int32_t n,
+                                                  shrink_sensitivity_result *result);
 
 /* How structured pruning ranks units: by the measured KL of shrink_sensitivity, by the
  * activation proxies (Minitron's head / neuron importance, ShortGPT's block influence for

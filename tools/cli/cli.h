@@ -50,6 +50,13 @@ int cmd_distill(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_lora(int argc, char **argv);
+int cmd_merge_results(int argc, char **argv);
+
+/* sensitivity.c: a sensitivity result as `shrink sensitivity` prints it (also merge-results) */
+int cli_print_sensitivity(const char *input, const char *calib,
+                          const shrink_sensitivity_result *r, bool json, int top);
+/* "I/N" (0 <= I < N) of --shard into *i, *n; CLI_USAGE with a message naming `cmd` if not. */
+int cli_parse_shard(const char *cmd, const char *text, int32_t *i, int32_t *n);
 
 /* ==== options ============================================================================= */
 
