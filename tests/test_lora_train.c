@@ -193,26 +193,6 @@ static void check_bad_options(void) {
 
 /* ---- QLoRA on stories260K ----------------------------------------------------------------- */
 
-typedef struct copy_at {
-    const char *from, *to;
-    int64_t     step;
-    int         copied;
-} copy_at;
-
-static void copy_ckpt(void *user, const shrink_train_log *l) {
-    copy_at *c = user;
-    if (!c || !l->saved || l->step != c->step) return;
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", c->from, c->to);
-    c->copied = system(cmd) == 0;
-}
-
-static int same_file_bytes(const char *a, const char *b) {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
-    return system(cmd) == 0;
-}
-
 /* A LoRA checkpoint holds the adapter only: every stored tensor is a lora_a / lora_b with its
  * two AdamW moments, nothing of the frozen base (docs/training.md's layout, parsed here). */
 static void check_ckpt_adapter_only(const char *path, int64_t n_trainable) {
@@ -298,9 +278,9 @@ static void check_qlora(void) {
         snprintf(to, sizeof to, "%s/checkpoint.bin", ck[2]);
         snprintf(cmd, sizeof cmd, "mkdir -p '%s'", ck[2]);
         CHECK(system(cmd) == 0, "mkdir");
-        copy_at c = {from, to, 6, 0};
+        test_copy_at c = {from, to, 6, 0};
         tp.out_dir = ck[0];
-        tp.log = copy_ckpt;
+        tp.log = test_copy_ckpt;
         tp.user = &c;
         lp.out = ad[0];
         CHECK(shrink_lora_train(base[i], &tp, &lp, &r[0]) == SHRINK_OK, "%s: %s", base[i],
@@ -324,7 +304,7 @@ static void check_qlora(void) {
         CHECK(r[2].train.loss == r[0].train.loss && r[2].train.val_loss == r[0].train.val_loss,
               "resumed loss %.9g/%.9g vs %.9g/%.9g", r[2].train.loss, r[2].train.val_loss,
               r[0].train.loss, r[0].train.val_loss);
-        CHECK(same_file_bytes(ad[0], ad[2]), "resumed adapter differs");
+        CHECK(test_same_file(ad[0], ad[2]), "resumed adapter differs");
         /* the adapter applies at run time: the loaded base + adapter has the trained loss */
         shrink_model *m = NULL;
         shrink_load_params lpp = shrink_load_params_default();

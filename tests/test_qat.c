@@ -186,26 +186,6 @@ static void check_export(shrink_dtype dt, const char *dir) {
     unlink(path);
 }
 
-typedef struct copy_at {
-    const char *from, *to;
-    int64_t     step;
-    int         copied;
-} copy_at;
-
-static void copy_ckpt(void *user, const shrink_train_log *l) {
-    copy_at *c = user;
-    if (!c || !l->saved || l->step != c->step) return;
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", c->from, c->to);
-    c->copied = system(cmd) == 0;
-}
-
-static int same_file_bytes(const char *a, const char *b) {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
-    return system(cmd) == 0;
-}
-
 static void check_resume(const char *dir) {
     char mp[4096], dp[4096];
     if (!test_need_model(mp, sizeof mp, "stories260K/stories260K.bin")) return;
@@ -234,9 +214,9 @@ static void check_resume(const char *dir) {
     snprintf(to, sizeof to, "%s/checkpoint.bin", ck[1]);
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", ck[1]);
     CHECK(system(cmd) == 0, "mkdir");
-    copy_at c = {from, to, 3, 0};
+    test_copy_at c = {from, to, 3, 0};
     tp.out_dir = ck[0];
-    tp.log = copy_ckpt;
+    tp.log = test_copy_ckpt;
     tp.user = &c;
     shrink_train_result r[2];
     CHECK(shrink_train(mp, &tp, &r[0]) == SHRINK_OK, "qat train: %s", shrink_last_error());
@@ -249,7 +229,7 @@ static void check_resume(const char *dir) {
     CHECK(r[1].loss == r[0].loss && r[1].val_loss == r[0].val_loss,
           "resumed loss %.9g/%.9g vs %.9g/%.9g", r[1].loss, r[1].val_loss, r[0].loss,
           r[0].val_loss);
-    CHECK(same_file_bytes(mo[0], mo[1]), "resumed QAT model differs");
+    CHECK(test_same_file(mo[0], mo[1]), "resumed QAT model differs");
     printf("  resume: q4_0 QAT on stories260K val %.4f -> %.4f, resumed run identical\n",
            r[0].val_loss_start, r[0].val_loss);
     /* a resume with another QAT type is refused */

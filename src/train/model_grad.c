@@ -263,9 +263,7 @@ void sk_train_zero_grad(sk_train_model *tm) {
 
 /* ---- saving: a tensor source over the master weights ------------------------------------ */
 
-static shrink_status train_fill(void *user, const sk_wtensor *t, int64_t row0, int64_t n_rows,
-                                int transposed, shrink_dtype dt, void *dst) {
-    const sk_train_model *tm = user;
+const sk_train_param *sk_train_param_of(const sk_train_model *tm, const sk_wtensor *t) {
     const sk_train_param *p = NULL;
     for (int64_t i = 0; i < tm->n_params && !p; i++)
         if (tm->params[i].t.role == t->role && tm->params[i].t.layer == t->layer)
@@ -273,6 +271,13 @@ static shrink_status train_fill(void *user, const sk_wtensor *t, int64_t row0, i
     if (!p && t->role == SK_ROLE_HEAD && tm->cfg.tied)
         for (int64_t i = 0; i < tm->n_params && !p; i++)
             if (tm->params[i].t.role == SK_ROLE_TOK_EMB) p = &tm->params[i];
+    return p;
+}
+
+static shrink_status train_fill(void *user, const sk_wtensor *t, int64_t row0, int64_t n_rows,
+                                int transposed, shrink_dtype dt, void *dst) {
+    const sk_train_model *tm = user;
+    const sk_train_param *p = sk_train_param_of(tm, t);
     if (!p) return sk_error(SHRINK_ERR_FORMAT, "the model has no tensor '%s'", t->name);
     if (p->wq && dt == (shrink_dtype)p->qat_dtype && !transposed) /* QAT: the real quantized */
         return sk_qat_quantize_rows(p, row0, n_rows, dst);

@@ -197,13 +197,7 @@ static shrink_dtype qat_tensor_dtype(void *user, const sk_wtensor *t, int64_t i)
     (void)i;
     const sk_train_model *tm = user;
     if (t->n_dims == 1) return SHRINK_DTYPE_F32;
-    const sk_train_param *p = NULL;
-    for (int64_t k = 0; k < tm->n_params && !p; k++)
-        if (tm->params[k].t.role == t->role && tm->params[k].t.layer == t->layer)
-            p = &tm->params[k];
-    if (!p && t->role == SK_ROLE_HEAD && tm->cfg.tied)
-        for (int64_t k = 0; k < tm->n_params && !p; k++)
-            if (tm->params[k].t.role == SK_ROLE_TOK_EMB) p = &tm->params[k];
+    const sk_train_param *p = sk_train_param_of(tm, t);
     if (p && p->wq) return (shrink_dtype)p->qat_dtype;
     shrink_dtype d = p ? p->dtype : tm->dtype;
     return sk_dtype(d)->block == 1 && d <= SHRINK_DTYPE_BF16 ? d

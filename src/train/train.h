@@ -106,6 +106,10 @@ SK_HIDDEN sk_train_param *sk_train_find(sk_train_model *tm, const char *name);
  * demand otherwise). T <= cfg.max_seq_len. */
 SK_HIDDEN shrink_status sk_train_reserve(sk_train_model *tm, int B, int T);
 
+/* The parameter holding tensor t (by role and layer; a tied head: the token embedding), NULL
+ * if none. */
+SK_HIDDEN const sk_train_param *sk_train_param_of(const sk_train_model *tm, const sk_wtensor *t);
+
 /* g_all = 0. */
 SK_HIDDEN void sk_train_zero_grad(sk_train_model *tm);
 
