@@ -310,6 +310,13 @@ typedef struct shrink_quantize_params {
     bool        gptq_act_order; /* columns by descending Hessian diagonal (static groups) */
     int32_t     gptq_block;     /* columns per lazy update block (128) */
     bool        gptq_head;      /* also the output head (the token embedding when tied) */
+    /* AWQ and SmoothQuant (docs/quantization.md, "AWQ and SmoothQuant"): method "awq" and
+     * smooth run the model over calib_path (calib_tokens tokens, windows of calib_ctx) and fold
+     * per-input-channel scales into the preceding norm or linear; "awq": AWQ's searched
+     * scales and weight clipping (any scheme but w8a8* / int8_t*) */
+    bool        smooth;         /* w8a8, w8a8_static: SmoothQuant before quantizing */
+    double      smooth_alpha;   /* its migration strength in [0, 1] (default 0.5) */
+    bool        awq_no_clip;    /* AWQ without the clipping search */
 } shrink_quantize_params;
 
 /* One tensor of the output. */
@@ -345,6 +352,9 @@ typedef struct shrink_quantize_result {
     int64_t      gptq_matrices; /* --method gptq: matrices GPTQ rounded */
     int32_t      gptq_damp_raised; /* inputs whose Hessian needed more damping */
     double       gptq_max_damp; /* the largest damping used */
+    int32_t      fold_inputs;   /* awq / smooth: layer inputs whose scales were folded */
+    double       awq_mean_alpha; /* awq: mean chosen alpha over them */
+    int64_t      awq_clipped;   /* awq: quantization groups whose max was lowered */
 } shrink_quantize_result;
 
 SHRINK_API shrink_quantize_params shrink_quantize_params_default(void);
@@ -957,6 +967,12 @@ typedef struct shrink_train_params {
     double      temperature;    /* tau > 0 */
     int32_t     top_k;          /* 0: the whole vocabulary; K: the teacher's top K, renormalized */
     bool        weak;           /* the teacher's top-1 token as the soft target (K = 1) */
+    /* The teacher cache (top_k or weak only): the teacher's top K per position of every
+     * aligned window (multiples of ctx) of the data, built once in this folder and reused;
+     * random windows then start at multiples of ctx. cache_progress (windows done / total,
+     * user as log's; may be NULL) while it is built. */
+    const char *teacher_cache;
+    void      (*cache_progress)(void *user, int64_t done, int64_t total);
     /* Data parallelism: NULL or n_ranks 1: one process. Otherwise accum must equal n_ranks
      * (0 or 1: set to it): rank r runs micro-batch r of every step, the gradients and losses
      * are summed in rank order through comm (one process with accum = n_ranks makes the same
@@ -981,6 +997,8 @@ typedef struct shrink_train_result {
     double  tok_per_s;
     char    model_out[1024];    /* the final model's path */
     const char *format;         /* its format (static string) */
+    char    teacher_cache[1024]; /* the teacher cache file used ("" if none) */
+    bool    teacher_cache_built; /* written by this run (else reused) */
 } shrink_train_result;
 
 SHRINK_API shrink_train_params shrink_train_params_default(void);
@@ -1069,7 +1087,8 @@ SHRINK_API shrink_status shrink_sensitivity_merge(const char *const *paths, int3
  * activation proxies (Minitron's head / neuron importance, ShortGPT's block influence for
  * layers), or at random (seeded; a baseline). */
 typedef enum shrink_rank_by {
-    SHRINK_RANK_ACTIVATION, SHRINK_RANK_SENSITIVITY, SHRINK_RANK_RANDOM
+    SHRINK_RANK_ACTIVATION, SHRINK_RANK_SENSITIVITY, SHRINK_RANK_RANDOM,
+    SHRINK_RANK_INDEX /* keep the first units (the highest indices go first; no calibration) */
 } shrink_rank_by;
 
 typedef struct shrink_structured_params {
@@ -1089,6 +1108,12 @@ typedef struct shrink_structured_params {
     /* phase 0: units scored (done / total); phase 1: tensor bytes written */
     void         (*progress)(void *user, int phase, int64_t done, int64_t total);
     void          *user;
+    /* these input layers removed (layer reduction, shrink drop-layers) instead of `layers`
+     * ranked by `by`; NULL / 0: none. Distinct, in [0, n_layers), fewer than n_layers. */
+    const int32_t *layer_list;
+    int32_t        n_layer_list;
+    const double  *layer_scores; /* (n_layers) the caller's layer ranking, lowest removed
+                                    first (shrink student's every-other / list); NULL: by */
 } shrink_structured_params;
 
 typedef struct shrink_structured_result {
@@ -1186,6 +1211,70 @@ SHRINK_API shrink_status shrink_lora_train(const char *model_path,
                                            const shrink_lora_params *lora,
                                            shrink_lora_result *result);
 
+/* ==== low-rank factorization (issue 15; src/lowrank/, docs/lowrank.md) =================== */
+
+/* How each matrix is approximated: plain truncated SVD; ASVD (input channels scaled by their
+ * mean |activation|^alpha on the calibration text before the SVD, unscaled after); SVD-LLM's
+ * whitening (the SVD of W L with L L^T = X^T X of the calibration inputs, then L^-1: the
+ * truncation that minimises the error of the layer's output on those inputs). */
+typedef enum shrink_lowrank_method {
+    SHRINK_LOWRANK_SVD, SHRINK_LOWRANK_ASVD, SHRINK_LOWRANK_WHITEN, SHRINK_LOWRANK_COUNT
+} shrink_lowrank_method;
+/* "svd", "asvd", "whiten"; shrink_lowrank_method_parse: SHRINK_ERR_ARG if unknown. */
+SHRINK_API const char *shrink_lowrank_method_name(shrink_lowrank_method m);
+SHRINK_API shrink_status shrink_lowrank_method_parse(const char *name,
+                                                     shrink_lowrank_method *out);
+
+typedef struct shrink_lowrank_params {
+    shrink_lowrank_method method;
+    /* exactly one: a fixed rank per matrix; the kept fraction of the spectral energy (sum of
+     * squared singular values) in (0, 1]; the fraction of each matrix's parameters its two
+     * factors hold, in (0, 1): rank floor(ratio * rows * cols / (rows + cols)) */
+    int32_t     rank;
+    double      energy;
+    double      ratio;
+    const char *targets;        /* comma list of q, k, v, o, gate, up, down (GPT-2's fused
+                                   q|k|v counts as q); NULL: all seven */
+    const char *calib_path;     /* asvd, whiten: UTF-8 calibration text */
+    int64_t     calib_tokens;   /* tokens of it (default 2048) */
+    int32_t     calib_ctx;      /* tokens per window (default min(context, 256)) */
+    double      alpha;          /* asvd: exponent of the activation scale (default 0.5) */
+    double      damp;           /* whiten: added to the diagonal of X^T X, as a fraction of
+                                   its mean (default 1e-3) */
+    const char *tokenizer_path; /* as shrink_load_params */
+    int         dtype;          /* shrink_dtype of the output's matrices, -1: the input's */
+    /* phase 0: calibration tokens run (done / total); phase 1: tensor bytes written (the
+     * factorization runs as each matrix is reached); may be NULL */
+    void      (*progress)(void *user, int phase, int64_t done, int64_t total);
+    void       *user;
+} shrink_lowrank_params;
+
+typedef struct shrink_lowrank_result {
+    int64_t  n_matrices;      /* matrices targeted */
+    int64_t  n_dense;         /* of them kept dense: their factors would not be smaller */
+    int64_t  params_target;   /* parameters of the targeted matrices */
+    int64_t  params_lowrank;  /* their parameters stored as factors r (rows + cols) (the
+                                 dense ones: rows x cols) */
+    int32_t  min_rank, max_rank;
+    double   mean_energy;     /* mean kept spectral energy (of W, W S or W L) */
+    double   mean_rel_err;    /* mean ||W - W'||_F / ||W||_F */
+    int64_t  calib_tokens;
+    uint64_t in_file_bytes, out_file_bytes;
+    double   seconds;
+} shrink_lowrank_result;
+
+SHRINK_API shrink_lowrank_params shrink_lowrank_params_default(void);
+/* Replaces every targeted matrix of the model at `in` by its rank-r approximation (the rank
+ * from params) and writes the product merged back dense to `out` (GGUF for *.gguf, else a
+ * Hugging Face folder): the model keeps its shape, so every reader runs it. A rank of 0 or
+ * above min(rows, cols), an energy outside (0, 1], a ratio outside (0, 1), or asvd / whiten
+ * without a calibration text: SHRINK_ERR_ARG before anything is written. A matrix whose
+ * factors would not be smaller than it (r (rows + cols) >= rows x cols) is kept as it is and
+ * counted in n_dense. result may be NULL. */
+SHRINK_API shrink_status shrink_lowrank(const char *in, const char *out,
+                                        const shrink_lowrank_params *params,
+                                        shrink_lowrank_result *result);
+
 /* ==== temporaries (docs/reliability.md) ================================================== */
 
 /* Removes every temporary file and folder this process is writing (an output appears only
@@ -1199,6 +1288,177 @@ SHRINK_API void shrink_remove_temporaries(void);
 SHRINK_API int shrink_remove_stale_temporaries(const char *dir,
                                                void (*removed)(void *user, const char *path),
                                                void *user);
+
+/* ==== students cut from a teacher (issue 12; src/prune/student.c, docs/distillation.md) ==== */
+
+typedef enum shrink_student_pick {
+    SHRINK_PICK_EVERY_OTHER, /* layers i * L / N when N divides L (every other one at N = L/2),
+                                else round(i * (L - 1) / (N - 1)): first to last, evenly */
+    SHRINK_PICK_KLD          /* the N layers of largest measured KL (shrink_sensitivity) */
+} shrink_student_pick;
+
+typedef struct shrink_student_params {
+    int32_t             layers;      /* layers kept (0: all), chosen by pick */
+    const int32_t      *layer_list;  /* or exactly these layers (n_layer_list; any order) */
+    int32_t             n_layer_list;
+    shrink_student_pick pick;
+    int32_t             heads;       /* query heads kept per layer (0: all); a multiple of the
+                                        K/V groups: each group keeps heads / n_kv_heads */
+    int32_t             ffn;         /* FFN neurons kept per layer (0: all) */
+    /* heads and neurons kept: with pick KLD the least measured KL goes (needs calib_path);
+     * with EVERY_OTHER the least activation importance (calib_path given) or the last ones */
+    const char         *calib_path;
+    int64_t             calib_tokens;
+    int32_t             calib_ctx;
+    const char         *tokenizer_path;
+    int                 dtype;       /* shrink_dtype of the output's matrices, -1: the input's */
+    void              (*progress)(void *user, int phase, int64_t done, int64_t total);
+    void               *user;
+} shrink_student_params;
+
+SHRINK_API shrink_student_params shrink_student_params_default(void);
+/* Writes to `out` (any format: .gguf, .bin llama2.c, else a Hugging Face folder) a student
+ * cut from the teacher at `teacher`: the kept layers, heads and neurons with the teacher's
+ * weights copied exactly (shrink_prune_structured does the cut). A student as big as or
+ * bigger than its teacher, a layer outside it or listed twice is SHRINK_ERR_ARG and nothing
+ * is written. result as shrink_prune_structured's (may be NULL). */
+SHRINK_API shrink_status shrink_student(const char *teacher, const char *out,
+                                        const shrink_student_params *params,
+                                        shrink_structured_result *result);
+
+/* ==== synthetic training text from a teacher (issue 12; src/train/synth.c) ================= */
+
+typedef struct shrink_synth_params {
+    int64_t     n_tokens;       /* tokens written (the last sequence is cut) */
+    const char *prompts_path;   /* UTF-8 text, one prompt per non-empty line (sequence j uses
+                                   line j mod lines); NULL: every sequence starts from BOS */
+    float       temperature;    /* 1 by default; 0 = greedy */
+    int32_t     top_k;          /* 0 = off */
+    float       top_p;          /* 1 = off */
+    uint64_t    seed;
+    int32_t     batch;          /* sequences sampled at once, one per thread (0: the threads) */
+    int32_t     max_len;        /* tokens per sequence, prompt included (0: the context) */
+    const char *tokenizer_path; /* as shrink_load_params */
+    void      (*progress)(void *user, int64_t done, int64_t total); /* tokens; may be NULL */
+    void       *user;
+} shrink_synth_params;
+
+typedef struct shrink_synth_result {
+    int64_t n_tokens, n_sequences, n_generated; /* written; sequences; sampled (no prompts) */
+    int32_t vocab_size, batch, max_len;
+    double  seconds;
+} shrink_synth_result;
+
+SHRINK_API shrink_synth_params shrink_synth_params_default(void);
+/* Samples sequences from the model at `model` into the token file `out` (the format of
+ * shrink_tokenize_file, read by shrink_train): BOS, the prompt, sampled tokens up to EOS or
+ * max_len, one sequence after another. The file depends on (model, params, seed) only, not on
+ * the thread count or the batch size. Written atomically. result may be NULL. */
+SHRINK_API shrink_status shrink_synth(const char *model, const char *out,
+                                      const shrink_synth_params *params,
+                                      shrink_synth_result *result);
+/* ==== SHA-256 and the manifest (docs/manifest.md) ======================================== */
+
+/* SHA-256 (FIPS 180-4) of data[0..n). */
+SHRINK_API void shrink_sha256(const void *data, size_t n, uint8_t digest[32]);
+/* SHA-256 of the regular file at `path` as 64 lowercase hex digits (what sha256sum prints);
+ * *bytes (may be NULL) its size. Anything but a regular file is an error naming the path. */
+SHRINK_API shrink_status shrink_sha256_file(const char *path, char hex[65], uint64_t *bytes);
+
+/* The manifest: every model file shrink writes (GGUF: the metadata string "shrink.manifest";
+ * a Hugging Face folder: shrink_manifest.json beside config.json; llama2.c files have no place
+ * for one) can carry a JSON object saying how it was made: shrink's version, the command, the
+ * SHA-256 of every input, seeds, threads, date, measured quality (docs/manifest.md). The
+ * library never builds one itself (it never sees argv): the caller registers a source that
+ * the writers ask, at the moment they write, for the JSON text (NULL: no manifest). The text
+ * must be a JSON object; it is copied into the file as it is. fn NULL removes the source. */
+typedef const char *(*shrink_manifest_fn)(void *user);
+SHRINK_API void shrink_set_manifest_source(shrink_manifest_fn fn, void *user);
+
+#define SHRINK_MANIFEST_KEY  "shrink.manifest"      /* the GGUF metadata key */
+#define SHRINK_MANIFEST_FILE "shrink_manifest.json" /* the file in a Hugging Face folder */
+
+typedef enum shrink_input_state {
+    SHRINK_INPUT_UNCHECKED = 0,  /* shrink_manifest_verify not run */
+    SHRINK_INPUT_MATCH,          /* same size and SHA-256 as recorded */
+    SHRINK_INPUT_CHANGED,        /* the file at the path differs */
+    SHRINK_INPUT_MISSING,        /* nothing readable at the path */
+} shrink_input_state;
+
+typedef struct shrink_manifest_input {
+    const char        *arg;        /* the option that named it: "IN", "--calib", "--lora" */
+    const char        *path;       /* absolute path when it was read */
+    const char        *sha256;     /* 64 hex digits */
+    uint64_t           bytes;
+    shrink_input_state state;      /* after shrink_manifest_verify */
+    char               now_sha256[65]; /* what the file holds now ("" when missing) */
+    uint64_t           now_bytes;
+} shrink_manifest_input;
+
+typedef struct shrink_manifest_value {
+    const char *key;
+    double      value;
+} shrink_manifest_value;
+
+typedef struct shrink_manifest {
+    char                  *json;      /* the text as stored in the file */
+    const char            *version;   /* shrink's version that wrote it ("" if absent) */
+    const char            *date;      /* UTC, ISO 8601 ("" if absent) */
+    const char           **command;   /* argv as run */
+    int32_t                n_command;
+    int32_t                threads;   /* -1 if absent */
+    shrink_manifest_input *inputs;
+    int32_t                n_inputs;
+    shrink_manifest_value *seeds;     /* option name -> value */
+    int32_t                n_seeds;
+    shrink_manifest_value *quality;   /* measured quality: name -> value */
+    int32_t                n_quality;
+    /* the manifests of the inputs that carried one (the steps before this one), one level:
+     * deeper ones are in `json` */
+    struct shrink_manifest_parent *parents;
+    int32_t                n_parents;
+} shrink_manifest;
+
+typedef struct shrink_manifest_parent {
+    const char  *arg, *path;          /* the input that carried it */
+    const char  *version, *date;      /* "" if absent */
+    const char **command;
+    int32_t      n_command;
+} shrink_manifest_parent;
+
+/* Reads the manifest of the model at `path` (a .gguf file, a Hugging Face folder or a file in
+ * one). *out is NULL (and SHRINK_OK) when the model has none; a manifest that is not the JSON
+ * object of docs/manifest.md is SHRINK_ERR_FORMAT naming the file. */
+SHRINK_API shrink_status shrink_manifest_read(const char *path, shrink_manifest **out);
+/* Re-hashes every input the manifest names that exists at its path and sets its state.
+ * Returns SHRINK_OK when it could check (whatever the states); *n_bad (may be NULL) counts
+ * the inputs not SHRINK_INPUT_MATCH. */
+SHRINK_API shrink_status shrink_manifest_verify(shrink_manifest *m, int32_t *n_bad);
+SHRINK_API void shrink_manifest_free(shrink_manifest *m);
+SHRINK_API const char *shrink_input_state_name(shrink_input_state s); /* "match", ... */
+
+/* ==== report (docs/report.md) ============================================================= */
+
+typedef struct shrink_report_result {
+    int32_t n_points;   /* variants plotted (a base shared by several inputs counts once) */
+    int32_t n_pareto;   /* of them on the size-vs-KL Pareto front */
+    int32_t n_bars;     /* speed bars (decode and prompt tokens/s that were measured) */
+} shrink_report_result;
+
+typedef struct shrink_report_params {
+    const char *title;  /* the page's title; NULL: "shrink report" */
+    const char *svg;    /* NULL: the HTML page; "pareto" or "speed": that plot alone, as an
+                         * SVG file (for documents) */
+} shrink_report_params;
+
+/* Writes one self-contained HTML page (inline SVG, no script, nothing fetched) to `out` from
+ * the JSON objects of `shrink compare --json` in json_paths[0..n_json): the size-vs-KL plot
+ * with its Pareto front, decode/prompt speed bars, the table of variants and the manifest of
+ * each model file that has one; or one of the plots as an SVG file (params->svg). A file that
+ * is not such an object is SHRINK_ERR_FORMAT naming it. params and result may be NULL. */
+SHRINK_API shrink_status shrink_report(const char *const *json_paths, int32_t n_json,
+                                       const char *out, const shrink_report_params *params,
+                                       shrink_report_result *result);
 
 #ifdef __cplusplus
 }

@@ -42,7 +42,7 @@ static int ends_with(const char *s, const char *suffix) {
 }
 
 /* Is p inside one of m's mappings? (owned buffers must not be madvise'd) */
-static int in_mapping(const struct shrink_model *m, const void *p) {
+int sk_model_in_mapping(const struct shrink_model *m, const void *p) {
     for (int i = 0; i < m->n_maps; i++) {
         const uint8_t *b = m->maps[i].data;
         if (b && (const uint8_t *)p >= b && (const uint8_t *)p < b + m->maps[i].size) return 1;
@@ -72,7 +72,7 @@ static shrink_status model_fill(void *user, const sk_wtensor *t, int64_t row0, i
     const uint8_t *s = ft->data;
     int direct = transposed == stored_t || t->n_dims == 1;
     int64_t out_cols = transposed ? t->rows : t->cols;
-    int mapped = in_mapping(m, ft->data);
+    int mapped = sk_model_in_mapping(m, ft->data);
     if (direct && t->n_dims == 1 && sk_dtype_quantized(ft->dtype)) {
         /* a quantized vector is one row of its file tensor: widen it whole, convert the slice */
         float *v = sk_malloc((size_t)elems * sizeof(float));
@@ -170,6 +170,20 @@ shrink_status sk_model_write(const struct shrink_model *m, const char *out, sk_f
     shrink_status st = sk_source_from_model(m, &src);
     if (st) return st;
     return sk_model_write_source(m, &src, out, fmt, o);
+}
+
+shrink_status sk_source_serve_f32(const float *buf, const sk_wtensor *t, int64_t row0,
+                                  int64_t n_rows, int transposed, shrink_dtype dt, void *dst,
+                                  float **tr, const char *what) {
+    if (t->n_dims == 1) return sk_convert_rows(buf + row0, SHRINK_DTYPE_F32, dst, dt, 1, n_rows);
+    if (!transposed)
+        return sk_convert_rows(buf + row0 * t->cols, SHRINK_DTYPE_F32, dst, dt, n_rows, t->cols);
+    sk_free(*tr);
+    *tr = sk_aligned_alloc(64, (size_t)(n_rows * t->rows) * sizeof(float));
+    if (!*tr) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", what);
+    for (int64_t j = 0; j < n_rows; j++)
+        for (int64_t k = 0; k < t->rows; k++) (*tr)[j * t->rows + k] = buf[k * t->cols + row0 + j];
+    return sk_convert_rows(*tr, SHRINK_DTYPE_F32, dst, dt, n_rows, t->rows);
 }
 
 shrink_status sk_model_write_source(const struct shrink_model *m, sk_source *srcp,
