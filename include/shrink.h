@@ -92,6 +92,9 @@ typedef enum shrink_dtype {
     SHRINK_DTYPE_Q2_K = 25,
     SHRINK_DTYPE_Q3_K = 26,
     SHRINK_DTYPE_IQ4_NL = 27, /* 4-bit non-linear grid, blocks of 32 */
+    /* shrink's own 2:4 sparse types (GGUF type ids 1014, 1015; docs/formats.md) */
+    SHRINK_DTYPE_SPARSE24_F16 = 28, /* 2 of every 4 weights kept: f16 values + positions */
+    SHRINK_DTYPE_SPARSE24_I8  = 29, /* as sparse24_f16 with int8 values, row head f32 d */
     SHRINK_DTYPE_COUNT
 } shrink_dtype;
 
@@ -146,6 +149,10 @@ SHRINK_API void shrink_model_free(shrink_model *model);
 /* NaN and infinite values in tensor i (quantized tensors: in their dequantized rows, so a NaN
  * block scale counts its whole block); -1 if memory for a row cannot be had. */
 SHRINK_API int64_t shrink_model_nonfinite(const shrink_model *model, int64_t i);
+/* Exact zeros (== 0.0f, after dequantizing) in tensor i: its sparsity is this / elements
+ * (`shrink info`); the positions a 2:4 sparse type does not store count. 0 for a bad index,
+ * -1 when out of memory. */
+SHRINK_API int64_t shrink_model_zeros(const shrink_model *model, int64_t i);
 
 typedef struct shrink_model_info {
     const char *arch;           /* "llama" or "gpt2" */
@@ -435,6 +442,12 @@ typedef struct shrink_prune_params {
     /* phase 0: calibrated layers done / total; phase 1: tensor bytes written; may be NULL */
     void      (*progress)(void *user, int phase, int64_t done, int64_t total);
     void       *user;
+    /* storage of the pruned matrices: -1 dense (in dtype; default: llama.cpp and HF read it),
+     * SHRINK_DTYPE_SPARSE24_F16 or SHRINK_DTYPE_SPARSE24_I8 (2:4 sparse, GGUF type ids 1014,
+     * 1015; shrink only): every pruned matrix must then be 2:4 (at most 2 non-zeros in each
+     * group of 4 inputs) with rows a multiple of 32, else SHRINK_ERR_ARG naming the tensor and
+     * no output. The other tensors are written as dtype says. */
+    int32_t     store;
 } shrink_prune_params;
 
 /* One tensor of the output. */

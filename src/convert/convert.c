@@ -32,7 +32,8 @@ static quant_scan scan_quantized(const struct shrink_model *m, int want) {
     uint64_t bytes[SHRINK_DTYPE_COUNT] = {0}, best = 0;
     for (int64_t i = 0; i < m->n_tensors; i++) {
         const sk_tensor *t = &m->tensors[i];
-        if (!sk_dtype_quantized(t->dtype)) continue;
+        /* sparse24_f16 widens to f16 exactly: written dense like a float type */
+        if (!sk_dtype_quantized(t->dtype) || t->dtype == SHRINK_DTYPE_SPARSE24_F16) continue;
         if (!q.first) q.first = t;
         if (!q.differs && (want < 0 || (int)t->dtype != want)) q.differs = t;
         bytes[t->dtype] += t->bytes;

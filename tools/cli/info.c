@@ -103,6 +103,10 @@ static void print_json(const char *path, const shrink_model *m, const shrink_mod
         cli_json_arr_end(&j);
         cli_json_key(&j, "dtype"); cli_json_str(&j, shrink_dtype_name(t.dtype));
         cli_json_key(&j, "bytes"); cli_json_u64(&j, t.bytes);
+        int64_t ne = 1, nz = shrink_model_zeros(m, i);
+        for (int d = 0; d < t.n_dims && d < 4; d++) ne *= t.shape[d];
+        cli_json_key(&j, "zeros"); cli_json_int(&j, nz);
+        cli_json_key(&j, "sparsity"); cli_json_num(&j, ne > 0 && nz > 0 ? (double)nz / (double)ne : 0.0);
         cli_json_obj_end(&j);
     }
     cli_json_arr_end(&j);
@@ -131,14 +135,18 @@ static void print_tensors(const shrink_model *m, const shrink_model_info *mi,
         int n = (int)strlen(shrink_dtype_name(t.dtype));
         if (n > dw) dw = n;
     }
-    printf("\n%-*s  %-20s  %-*s  %12s\n", w, "name", "shape", dw, "dtype", "bytes");
+    printf("\n%-*s  %-20s  %-*s  %12s  %8s\n", w, "name", "shape", dw, "dtype", "bytes",
+           "zeros");
     for (int64_t i = 0; i < mi->n_tensors; i++) {
         shrink_tensor_info t;
         char               shape[96];
         shrink_model_tensor(m, i, &t);
         shape_str(&t, shape, sizeof shape);
-        printf("%-*s  %-20s  %-*s  %12llu\n", w, t.name, shape, dw, shrink_dtype_name(t.dtype),
-               (unsigned long long)t.bytes);
+        int64_t ne = 1, nz = shrink_model_zeros(m, i);
+        for (int d = 0; d < t.n_dims && d < 4; d++) ne *= t.shape[d];
+        printf("%-*s  %-20s  %-*s  %12llu  %7.2f%%\n", w, t.name, shape, dw,
+               shrink_dtype_name(t.dtype), (unsigned long long)t.bytes,
+               ne > 0 && nz > 0 ? 100.0 * (double)nz / (double)ne : 0.0);
     }
 }
 
