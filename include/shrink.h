@@ -445,8 +445,9 @@ typedef struct shrink_prune_params {
     /* storage of the pruned matrices: -1 dense (in dtype; default: llama.cpp and HF read it),
      * SHRINK_DTYPE_SPARSE24_F16 or SHRINK_DTYPE_SPARSE24_I8 (2:4 sparse, GGUF type ids 1014,
      * 1015; shrink only): every pruned matrix must then be 2:4 (at most 2 non-zeros in each
-     * group of 4 inputs) with rows a multiple of 32, else SHRINK_ERR_ARG naming the tensor and
-     * no output. The other tensors are written as dtype says. */
+     * group of 4 inputs), else SHRINK_ERR_ARG naming the tensor and no output; one whose rows
+     * are not a multiple of 32 (the types' block) stays dense. The other tensors are written
+     * as dtype says. */
     int32_t     store;
 } shrink_prune_params;
 
@@ -941,6 +942,13 @@ typedef struct shrink_train_params {
     double      temperature;    /* tau > 0 */
     int32_t     top_k;          /* 0: the whole vocabulary; K: the teacher's top K, renormalized */
     bool        weak;           /* the teacher's top-1 token as the soft target (K = 1) */
+    /* A pruned model's zeros (docs/pruning.md, "Recovery"): 0 = auto (the default): kept when
+     * at least 10 % of the elements of the linear matrices (q, k, v, o, gate, up, down) are
+     * exact zeros; 1 = always kept; -1 = trained like any weight. Kept zeros are masked: no
+     * gradient, no optimizer update (nor weight decay), so every one is still 0.0 after each
+     * step. The library reports an automatic choice through the log callback. Not with LoRA
+     * (its frozen base keeps its zeros; a merged adapter fills them). */
+    int32_t     keep_sparsity;
 } shrink_train_params;
 
 typedef struct shrink_train_result {
@@ -958,6 +966,9 @@ typedef struct shrink_train_result {
     double  tok_per_s;
     char    model_out[1024];    /* the final model's path */
     const char *format;         /* its format (static string) */
+    bool    kept_sparsity;      /* the linear matrices' zeros were held (keep_sparsity) */
+    int64_t kept_zeros;         /* how many */
+    double  sparsity;           /* exact zeros / elements of the linear matrices at the start */
 } shrink_train_result;
 
 SHRINK_API shrink_train_params shrink_train_params_default(void);

@@ -121,7 +121,10 @@ static shrink_status p_plan(void *user, sk_xf *xf, sk_xf_tensor *x) {
     }
     if (j->p->dtype >= 0 && x->t.role != SK_ROLE_POS_EMB)
         x->dtype = sk_gguf_fallback((shrink_dtype)j->p->dtype, x->t.cols);
-    if (q->prunable && j->p->store >= 0) x->dtype = (shrink_dtype)j->p->store;
+    /* --store: the 2:4 type where its block of 32 divides the rows (else dense, as dtype) */
+    if (q->prunable && j->p->store >= 0 &&
+        x->t.cols % (int64_t)sk_dtype((shrink_dtype)j->p->store)->block == 0)
+        x->dtype = (shrink_dtype)j->p->store;
     return SHRINK_OK;
 }
 
@@ -552,12 +555,6 @@ shrink_status shrink_prune(const char *in, const char *out, const shrink_prune_p
             continue;
         }
         q->prunable = 1;
-        if (p->store >= 0 && x->t.cols % (int64_t)sk_dtype((shrink_dtype)p->store)->block) {
-            st = sk_error(SHRINK_ERR_ARG, "%s: '%s' has %lld inputs, not a multiple of 32 (the "
-                          "block of --store %s); leave it out with --keep '%s'", in, x->name,
-                          (long long)x->t.cols, sk_dtype((shrink_dtype)p->store)->name, x->name);
-            goto out;
-        }
         if (j.m && x->t.cols % j.m) {
             st = sk_error(SHRINK_ERR_ARG, "%s: pattern %d:%d does not divide the rows of '%s' "
                           "(%lld inputs); leave it out with --keep '%s'", in, j.n, j.m, x->name,
