@@ -27,6 +27,7 @@ if [ -f tests/test_distill_cli.sh ]; then run "test_distill_cli.sh" sh tests/tes
 if [ -f tests/test_imatrix_cli.sh ]; then run "test_imatrix_cli.sh" sh tests/test_imatrix_cli.sh "$build/shrink"; fi
 if [ -f tests/test_prune_structured.sh ]; then run "test_prune_structured.sh" sh tests/test_prune_structured.sh "$build/shrink"; fi
 if [ -f tests/test_lora_cli.sh ]; then run "test_lora_cli.sh" sh tests/test_lora_cli.sh "$build/shrink"; fi
+if [ -f tests/test_sparse_cli.sh ]; then run "test_sparse_cli.sh" sh tests/test_sparse_cli.sh "$build/shrink"; fi
 if [ -f tests/test_layers.sh ]; then run "test_layers.sh" sh tests/test_layers.sh; fi
 run "test_skip_rule.sh" sh tests/test_skip_rule.sh
 if [ -f tests/test_docs.sh ]; then run "test_docs.sh" sh tests/test_docs.sh "$build/shrink"; fi
