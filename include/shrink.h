@@ -1102,6 +1102,8 @@ typedef struct shrink_merge_params {
     const char *tokenizer_path; /* NULL: the base's own */
     void      (*progress)(void *user, int64_t done, int64_t total); /* bytes; may be NULL */
     void       *user;
+    bool        keep_sparsity;  /* the base's exact zeros stay 0 (a pruned base healed with
+                                   LoRA); default false: B A fills them */
 } shrink_merge_params;
 
 typedef struct shrink_merge_result {

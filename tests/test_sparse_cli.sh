@@ -11,7 +11,8 @@
 # dense prune, and as a Hugging Face folder; bad input (unstructured 50 % with --store, an
 # unknown --store) exits non-zero with a message and no output. Training: a 50 % pruned model
 # is kept sparse by default with a note on stderr (the trained model still 50 % zeros),
-# --no-keep-sparsity trains the zeros (no note, fewer zeros). The kernels, the logits and the
+# --no-keep-sparsity trains the zeros (no note, fewer zeros); a LoRA adapter merged into the
+# pruned model fills the zeros, merge --keep-sparsity keeps them. The kernels, the logits and the
 # exact positions of the zeros are checked in tests/test_sparse24.c.
 # Missing assets: a failure when the shared folder ($SHRINK_SHARED, else ../shared) is present,
 # a counted skip (exit 77) when it is absent.
@@ -86,6 +87,17 @@ if expect_ok "train --no-keep-sparsity" "$bin" train "$tmp/p50.gguf" --data "$te
     grep -q "keeping them zero" "$tmp/err" && bad "note with --no-keep-sparsity" || ok
     expect_ok "info of the freely trained model" "$bin" info "$tmp/free/model.gguf" --json &&
         { lt "$(sparsity_of blk.2.attn_v.weight)" 0.1 && ok || bad "--no-keep-sparsity: attn_v sparsity $(sparsity_of blk.2.attn_v.weight)"; }
+fi
+# LoRA: the frozen base keeps its zeros; merge fills them unless --keep-sparsity
+if expect_ok "lora on the pruned model" "$bin" lora "$tmp/p50.gguf" --data "$text" \
+    --steps 2 --batch 2 --ctx 32 --lr 1e-2 --rank 4 -o "$tmp/a.gguf"; then
+    expect_ok "merge --keep-sparsity" "$bin" merge "$tmp/p50.gguf" --lora "$tmp/a.gguf" \
+        -o "$tmp/mk.gguf" --keep-sparsity
+    expect_ok "info merged keep" "$bin" info "$tmp/mk.gguf" --json &&
+        { [ "$(sparsity_of blk.1.attn_q.weight)" = 0.5 ] && ok || bad "merge --keep-sparsity: attn_q sparsity $(sparsity_of blk.1.attn_q.weight)"; }
+    expect_ok "merge" "$bin" merge "$tmp/p50.gguf" --lora "$tmp/a.gguf" -o "$tmp/mf.gguf"
+    expect_ok "info merged" "$bin" info "$tmp/mf.gguf" --json &&
+        { lt "$(sparsity_of blk.1.attn_q.weight)" 0.1 && ok || bad "merge: attn_q sparsity $(sparsity_of blk.1.attn_q.weight)"; }
 fi
 expect_fail "both keep flags" "contradict" "$bin" train "$tmp/p50.gguf" --data "$text" \
     --out "$tmp/x" --keep-sparsity --no-keep-sparsity
