@@ -64,7 +64,7 @@ SK_HIDDEN void *sk_model_own(struct shrink_model *m, void *buf);
  * anyway"). */
 SK_HIDDEN shrink_status sk_model_check_finite(const struct shrink_model *m, const char *allow);
 /* Exact zeros of tensor t's values (dequantized rows: a sparse type's unstored positions
- * count; zeros.c); -1 if a row buffer cannot be had. */
+ * count; finite.c); -1 if a row buffer cannot be had. */
 SK_HIDDEN int64_t sk_tensor_zeros(const sk_tensor *t);
 
 /* The model a context runs. */
