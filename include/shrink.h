@@ -361,6 +361,9 @@ typedef struct shrink_quantize_scheme_info {
     const char  *ref;                 /* the reference: model, text, tokens, commit; or NULL */
 } shrink_quantize_scheme_info;
 SHRINK_API shrink_status shrink_quantize_scheme_get(int32_t i, shrink_quantize_scheme_info *info);
+/* The scheme whose file llama-quantize calls `type` (its spelling: "Q4_K_M", also its aliases
+ * "Q4_K" ...), NULL if none: `shrink quantize IN OUT Q4_K_M` as with llama-quantize. */
+SHRINK_API const char *shrink_quantize_scheme_for_llama_cpp(const char *type);
 
 /* Quantizes the model at `in` (any format shrink_model_load reads; a quantized GGUF is
  * dequantized and quantized again) into the GGUF file `out` with params->scheme (per-tensor
@@ -906,6 +909,20 @@ typedef struct shrink_train_log {
                             this step (temperature 1), NaN when not evaluated or not distilling */
 } shrink_train_log;
 
+/* Data parallelism (docs/scale.md): processes ("ranks") that train one model together, each
+ * on its share of every step's micro-batches. shrink's library holds no MPI: the caller (the
+ * CLI of a `make MPI=1` build under mpirun) supplies the communication. */
+typedef struct shrink_train_comm {
+    int32_t rank, n_ranks;
+    /* x[0..n) of every rank summed in rank order, ((x_0 + x_1) + x_2) + ..., the sum left in
+     * every rank's x (the same additions one process makes, so the result is bit-identical) */
+    shrink_status (*sum_f32)(void *user, float *x, int64_t n);
+    shrink_status (*sum_f64)(void *user, double *x, int64_t n);
+    /* every rank passes the hash of its inputs and options; an error if any differs */
+    shrink_status (*agree)(void *user, uint64_t hash);
+    void *user;
+} shrink_train_comm;
+
 typedef struct shrink_train_params {
     const char *data;           /* training data: a token file or UTF-8 text (required) */
     const char *valid;          /* validation data, or NULL */
@@ -949,6 +966,13 @@ typedef struct shrink_train_params {
      * step. The library reports an automatic choice through the log callback. Not with LoRA
      * (its frozen base keeps its zeros; a merged adapter fills them). */
     int32_t     keep_sparsity;
+    /* Data parallelism: NULL or n_ranks 1: one process. Otherwise accum must equal n_ranks
+     * (0 or 1: set to it): rank r runs micro-batch r of every step, the gradients and losses
+     * are summed in rank order through comm (one process with accum = n_ranks makes the same
+     * additions: the runs are bit-identical at equal threads per rank), every rank steps the
+     * optimizer, and only rank 0 validates, logs and writes checkpoints and the model (all
+     * ranks read --resume's checkpoint). */
+    const shrink_train_comm *comm;
 } shrink_train_params;
 
 typedef struct shrink_train_result {
@@ -1007,6 +1031,10 @@ typedef struct shrink_sensitivity_params {
     /* called after each unit measured with units done / total; may be NULL */
     void      (*progress)(void *user, int64_t done, int64_t total);
     void       *user;
+    /* a share of the work for a sweep over machines: only the units k (in model order) with
+     * k % n_shards == shard are measured; n_shards 0 or 1: all. The shards' JSON outputs are
+     * joined by shrink_sensitivity_merge (`shrink merge-results`). */
+    int32_t     shard, n_shards;
 } shrink_sensitivity_params;
 
 typedef struct shrink_sensitivity_entry {
@@ -1028,6 +1056,10 @@ typedef struct shrink_sensitivity_result {
     int64_t     n;            /* entries, in model order (layer, index) */
     shrink_sensitivity_entry *entries; /* owned: shrink_sensitivity_result_free */
     double      seconds;
+    int32_t     shard, n_shards;  /* the share measured (n_shards 1: all); ranks are within it */
+    int64_t     n_total;      /* units of the whole model (n when n_shards is 1) */
+    char       *input, *calib; /* shrink_sensitivity_merge: the model and text the shards name
+                                  (owned); NULL from shrink_sensitivity */
 } shrink_sensitivity_result;
 
 SHRINK_API shrink_sensitivity_params shrink_sensitivity_params_default(void);
@@ -1039,6 +1071,11 @@ SHRINK_API shrink_status shrink_sensitivity(const char *in,
                                             const shrink_sensitivity_params *params,
                                             shrink_sensitivity_result *result);
 SHRINK_API void shrink_sensitivity_result_free(shrink_sensitivity_result *result);
+/* Joins the shards of one sweep: `shrink sensitivity --json --shard i/N` outputs (files
+ * paths[0..n)), which must name the same model, text, unit, tokens and block and hold every
+ * shard 0..N-1 once; the result equals the unsharded run's (ranks over all units). */
+SHRINK_API shrink_status shrink_sensitivity_merge(const char *const *paths, int32_t n,
+                                                  shrink_sensitivity_result *result);
 
 /* How structured pruning ranks units: by the measured KL of shrink_sensitivity, by the
  * activation proxies (Minitron's head / neuron importance, ShortGPT's block influence for

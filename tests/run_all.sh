@@ -25,6 +25,7 @@ if [ -f tests/test_quant_ux.sh ]; then run "test_quant_ux.sh" sh tests/test_quan
 if [ -f tests/test_train_cli.sh ]; then run "test_train_cli.sh" sh tests/test_train_cli.sh "$build/shrink"; fi
 if [ -f tests/test_distill_cli.sh ]; then run "test_distill_cli.sh" sh tests/test_distill_cli.sh "$build/shrink"; fi
 if [ -f tests/test_imatrix_cli.sh ]; then run "test_imatrix_cli.sh" sh tests/test_imatrix_cli.sh "$build/shrink"; fi
+if [ -f tests/test_shard.sh ]; then run "test_shard.sh" sh tests/test_shard.sh "$build/shrink"; fi
 if [ -f tests/test_prune_structured.sh ]; then run "test_prune_structured.sh" sh tests/test_prune_structured.sh "$build/shrink"; fi
 if [ -f tests/test_lora_cli.sh ]; then run "test_lora_cli.sh" sh tests/test_lora_cli.sh "$build/shrink"; fi
 if [ -f tests/test_sparse_cli.sh ]; then run "test_sparse_cli.sh" sh tests/test_sparse_cli.sh "$build/shrink"; fi

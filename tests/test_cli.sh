@@ -242,6 +242,11 @@ else
         expect_ok "quantize --scheme q2_K_M" "$bin" quantize "$model" "$tmp/pq/f.gguf" --scheme q2_K_M; then
         cmp -s "$tmp/pq/e.gguf" "$tmp/pq/f.gguf" && ok || bad "quantize IN OUT Q2_K differs from --scheme q2_K_M"
     fi
+    # and its Q4_K is its alias of Q4_K_M
+    if expect_ok "quantize IN OUT Q4_K" "$bin" quantize "$model" "$tmp/pq/g.gguf" Q4_K &&
+        expect_ok "quantize --scheme q4_K_M" "$bin" quantize "$model" "$tmp/pq/h.gguf" --scheme q4_K_M; then
+        cmp -s "$tmp/pq/g.gguf" "$tmp/pq/h.gguf" && ok || bad "quantize IN OUT Q4_K differs from --scheme q4_K_M"
+    fi
     # compare names two models of the same file name by their folders (a/model.gguf, b/model.gguf)
     mkdir -p "$tmp/pq/x" "$tmp/pq/y"
     cp "$tmp/pq/a.gguf" "$tmp/pq/x/model.gguf"; cp "$tmp/pq/e.gguf" "$tmp/pq/y/model.gguf"

@@ -278,6 +278,25 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, void *opts, cli_commo
     return CLI_OK;
 }
 
+int cli_parse_shard(const char *cmd, const char *text, int32_t *i, int32_t *n) {
+    char *end;
+    long  a = strtol(text, &end, 10), b = 0;
+    int   ok = end != text && *end == '/' && a >= 0;
+    if (ok) {
+        const char *q = end + 1;
+        b = strtol(q, &end, 10);
+        ok = end != q && *end == '\0' && b >= 1 && b <= (1L << 20) && a < b;
+    }
+    if (!ok) {
+        fprintf(stderr, "shrink %s: --shard '%s': expected I/N with 0 <= I < N (e.g. 0/4)\n",
+                cmd, text);
+        return CLI_USAGE;
+    }
+    *i = (int32_t)a;
+    *n = (int32_t)b;
+    return CLI_OK;
+}
+
 /* ==== errors ============================================================================== */
 
 int cli_fail(const char *fmt, ...) {

@@ -51,6 +51,21 @@ int cmd_version(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_lora(int argc, char **argv);
 
+/* mpi.c: data-parallel training in a `make MPI=1` build run by mpirun; in other builds (or one
+ * rank) cli_mpi_comm is NULL. Call cli_mpi_comm after the arguments are checked; pass the
+ * command's exit code through cli_mpi_end (a failing rank stops every rank). */
+const shrink_train_comm *cli_mpi_comm(void);
+int     cli_mpi_end(int rc);
+int     cli_mpi_ranks(void);
+int64_t cli_mpi_bytes_sent(void);   /* bytes this rank sent summing gradients and losses */
+int cmd_merge_results(int argc, char **argv);
+
+/* sensitivity.c: a sensitivity result as `shrink sensitivity` prints it (also merge-results) */
+int cli_print_sensitivity(const char *input, const char *calib,
+                          const shrink_sensitivity_result *r, bool json, int top);
+/* "I/N" (0 <= I < N) of --shard into *i, *n; CLI_USAGE with a message naming `cmd` if not. */
+int cli_parse_shard(const char *cmd, const char *text, int32_t *i, int32_t *n);
+
 /* ==== options ============================================================================= */
 
 typedef enum cli_opt_kind {

@@ -23,6 +23,7 @@ static const cli_command commands[] = {
     {"prune",    "prune linear layers: threshold, magnitude, wanda, sparsegpt, 2:4", cmd_prune},
     {"imatrix",  "llama.cpp's importance matrix of a model on a calibration text", cmd_imatrix},
     {"sensitivity", "KL / ppl when each layer, head or neuron block is removed", cmd_sensitivity},
+    {"merge-results", "join the --json files of a sweep run in shards (--shard I/N)", cmd_merge_results},
     {"init",     "write a random-weight model of a preset or config.json shape",  cmd_init},
     {"tokenize", "encode a text file into a token file for training",            cmd_tokenize},
     {"train",    "train a model: AdamW/SGD, checkpoints, exact resume",           cmd_train},
