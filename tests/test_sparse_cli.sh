@@ -9,7 +9,7 @@
 # "sparsity" 0.5 per pruned tensor, 0 elsewhere), ppl and generate run on them and sparse24
 # gives the dense model's perplexity; convert writes it dense again, byte-identical to the
 # dense prune, and as a Hugging Face folder; bad input (unstructured 50 % with --store, an
-# unknown --store) exits non-zero with a message and no output. Training: a 50 % pruned model
+# unknown --store, convert --dtype sparse24_f16) exits non-zero with a message and no output. Training: a 50 % pruned model
 # is kept sparse by default with a note on stderr (the trained model still 50 % zeros),
 # --no-keep-sparsity trains the zeros (no note, fewer zeros); a LoRA adapter merged into the
 # pruned model fills the zeros, merge --keep-sparsity keeps them. The kernels, the logits and the
@@ -72,6 +72,9 @@ expect_fail "unstructured 50% --store sparse24" "not 2:4" "$bin" prune "$model" 
 [ -e "$tmp/bad.gguf" ] && bad "bad.gguf left behind" || ok
 expect_fail "--store unknown" "--store" "$bin" prune "$model" "$tmp/bad.gguf" \
     --method magnitude --pattern 2:4 --store bitmap
+[ -e "$tmp/bad.gguf" ] && bad "bad.gguf left behind" || ok
+expect_fail "convert --dtype sparse24_f16" "shrink prune --pattern 2:4" "$bin" convert "$model" \
+    "$tmp/bad.gguf" --dtype sparse24_f16
 [ -e "$tmp/bad.gguf" ] && bad "bad.gguf left behind" || ok
 
 # ---- training keeps the zeros ----------------------------------------------------------------

@@ -99,6 +99,10 @@ shrink_status shrink_convert(const char *in, const char *out, const shrink_conve
                         "llama2c)", p->to);
     if (p->dtype < -1 || p->dtype >= SHRINK_DTYPE_COUNT)
         return sk_error(SHRINK_ERR_ARG, "convert: unknown output type %d", (int)p->dtype);
+    if (p->dtype >= 0 && sk_dtype_sparse24((shrink_dtype)p->dtype))
+        return sk_error(SHRINK_ERR_ARG, "%s: %s stores 2:4-pruned matrices only; write it with "
+                        "shrink prune --pattern 2:4 --store %s", out, sk_dtype((shrink_dtype)p->dtype)->name,
+                        sk_dtype((shrink_dtype)p->dtype)->name);
     if (sk_same_file(in, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the input; refusing to overwrite it", out);
     double t0 = shrink_time();

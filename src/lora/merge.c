@@ -121,6 +121,10 @@ shrink_status shrink_merge(const char *base, const char *out, const shrink_merge
                         "llama2c)", p->to);
     if (p->dtype < -1 || p->dtype >= SHRINK_DTYPE_COUNT)
         return sk_error(SHRINK_ERR_ARG, "merge: bad dtype %d", (int)p->dtype);
+    if (p->dtype >= 0 && sk_dtype_sparse24((shrink_dtype)p->dtype))
+        return sk_error(SHRINK_ERR_ARG, "%s: %s stores 2:4-pruned matrices only; write it with "
+                        "shrink prune --pattern 2:4 --store %s", out, sk_dtype((shrink_dtype)p->dtype)->name,
+                        sk_dtype((shrink_dtype)p->dtype)->name);
     if (sk_same_file(base, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the base model; refusing to overwrite it", out);
     double t0 = shrink_time();
