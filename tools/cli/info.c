@@ -1,6 +1,6 @@
 /*
  * info.c - `shrink info MODEL`: architecture, config values, parameter count, the per-tensor
- * table (name / shape / dtype / bytes), file size, the memory needed to run (weights + the
+ * table (name / shape / dtype / bytes / zeros: the fraction of exact zeros), file size, the memory needed to run (weights + the
  * run state of a context, from shrink_model_state_bytes) and the tokenizer's vocabulary.
  * A model whose tokenizer does not load is still shown, with a warning.
  */
@@ -24,7 +24,7 @@ static const cli_spec spec = {
     .name        = "info",
     .synopsis    = "MODEL [options]",
     .description = "Shows the architecture, config, parameters, every tensor (name, shape,\n"
-                   "dtype, bytes), the file size and the memory needed to run MODEL (weights +\n"
+                   "dtype, bytes, zeros: its sparsity), the file size and the memory needed to run MODEL (weights +\n"
                    "KV cache and activations for a context of --ctx tokens, batch min(512, ctx)).\n"
                    "MODEL is a llama2.c .bin checkpoint or a Hugging Face folder.",
     .opts        = info_rows,
