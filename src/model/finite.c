@@ -101,7 +101,22 @@ static int64_t count_nonfinite(const sk_tensor *t, int64_t *first) {
 /* zeros: `shrink info` shows each tensor's sparsity, `shrink train` masks a pruned model's
  * zeros; counted on the dequantized rows, so a 2:4 sparse type's unstored positions count */
 int64_t sk_tensor_zeros(const sk_tensor *t) {
-    return t->data ? count_rows(t, 1, NULL) : 0;
+    if (!t->data) return 0;
+    const uint8_t *p = t->data;
+    int64_t n = 0;
+    if (t->dtype == SHRINK_DTYPE_F32) { /* +-0 from the bits: no conversion */
+        const int64_t k = (int64_t)(t->bytes / 4);
+        #pragma omp parallel for reduction(+ : n) schedule(static) if (k > (1 << 20))
+        for (int64_t i = 0; i < k; i++) n += (bits32(p, i) & 0x7fffffffu) == 0;
+        return n;
+    }
+    if (t->dtype == SHRINK_DTYPE_F16 || t->dtype == SHRINK_DTYPE_BF16) {
+        const int64_t k = (int64_t)(t->bytes / 2);
+        #pragma omp parallel for reduction(+ : n) schedule(static) if (k > (1 << 20))
+        for (int64_t i = 0; i < k; i++) n += (bits16(p, i) & 0x7fffu) == 0;
+        return n;
+    }
+    return count_rows(t, 1, NULL);
 }
 
 int64_t shrink_model_zeros(const shrink_model *m, int64_t i) {
