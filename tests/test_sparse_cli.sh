@@ -40,7 +40,7 @@ dtype_of() {
 
 # ---- storage --------------------------------------------------------------------------------
 expect_ok "prune 2:4 dense" "$bin" prune "$model" "$tmp/dense.gguf" --method magnitude \
-    --pattern 2:4 --dtype f16
+    --pattern 2:4 --dtype f16 --no-manifest
 expect_ok "prune 2:4 --store sparse24" "$bin" prune "$model" "$tmp/s24.gguf" --method magnitude \
     --pattern 2:4 --dtype f16 --store sparse24
 expect_ok "prune 2:4 --store sparse24_i8" "$bin" prune "$model" "$tmp/s24i8.gguf" \
@@ -61,7 +61,8 @@ expect_ok "ppl sparse24_i8" "$bin" ppl "$tmp/s24i8.gguf" -f "$text" --ctx 64 --j
 awk -v a="${p_dense:-x}" -v b="${p_s24:-y}" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 1e-4 * a) }' &&
     ok || bad "ppl sparse24 ${p_s24:-?} vs dense ${p_dense:-?}"
 expect_ok "generate sparse24" "$bin" generate "$tmp/s24.gguf" -p "Once upon" -n 8 --temp 0
-expect_ok "convert sparse24 -> gguf (dense)" "$bin" convert "$tmp/s24.gguf" "$tmp/back.gguf"
+expect_ok "convert sparse24 -> gguf (dense)" "$bin" convert "$tmp/s24.gguf" "$tmp/back.gguf" \
+    --no-manifest
 cmp -s "$tmp/back.gguf" "$tmp/dense.gguf" && ok || bad "convert of sparse24 is not the dense prune"
 expect_ok "convert sparse24 -> hf" "$bin" convert "$tmp/s24.gguf" "$tmp/back_hf"
 [ -f "$tmp/back_hf/model.safetensors" ] && ok || bad "no HF model.safetensors"
