@@ -8,7 +8,7 @@
 # prune --pattern 2:4 --store sparse24 / sparse24_i8 writes the types (info --json: dtype and
 # "sparsity" 0.5 per pruned tensor, 0 elsewhere), ppl and generate run on them and sparse24
 # gives the dense model's perplexity; convert writes it dense again, byte-identical to the
-# dense prune, and as a Hugging Face folder; bad input (unstructured 50 % with --store, an
+# dense prune (both --no-manifest), and as a Hugging Face folder; bad input (unstructured 50 % with --store, an
 # unknown --store, convert --dtype sparse24_f16) exits non-zero with a message and no output. Training: a 50 % pruned model
 # is kept sparse by default with a note on stderr (the trained model still 50 % zeros),
 # --no-keep-sparsity trains the zeros (no note, fewer zeros); a LoRA adapter merged into the
