@@ -13,9 +13,10 @@
  *     peak of docs (190 GFLOP/s; 95 with 1 thread), and of the micro-kernel's own
  *     throughput on L1-resident data measured in this run ("tile peak").
  *
- *   Quantized decode (qgemv): every dtype with a dot kernel against f32 at 1B shapes (2048 x
- *     2048, 5632 x 2048, 2048 x 5632) with the chosen kernel set and all threads, ram regime:
- *     GB/s, % of a plain read, speed-up over f32.
+ *   Quantized decode (qgemv): every dtype with a dot kernel (and f16, the dense baseline of the
+ *     2:4 sparse types) against f32 at 1B shapes (2048 x 2048, 5632 x 2048, 2048 x 5632) with
+ *     the chosen kernel set and all threads, ram regime: GB/s, % of a plain read, speed-up
+ *     over f32 (--dtype NAME[,NAME...] picks some).
  *
  *   Quantized prompt processing (qgemm): f32, weight-only types (f32 GEMM over panels the SIMD
  *     dequantizers fill: q8_0, q4_0, q4_K, q6_K, int8_ch, int4_g128, nf4 by default; --dtype
@@ -39,6 +40,14 @@ typedef struct timing { double min, median, mean; } timing;
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+/* name is one of the comma-separated names of list */
+static int name_listed(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (!strncmp(p, name, n) && (p[n] == ',' || p[n] == '\0')) return 1;
+    return 0;
 }
 
 static float frand(uint64_t *s) {
@@ -373,8 +382,10 @@ int main(int argc, char **argv) {
         for (int d = 0; d < SHRINK_DTYPE_COUNT; d++) {
             shrink_dtype dt = (shrink_dtype)d;
             const sk_dtype_traits *tr = sk_dtype(dt);
-            if (dt != SHRINK_DTYPE_F32 && !tr->vec_dot_ref) continue;
-            if (only_dt && dt != SHRINK_DTYPE_F32 && strcmp(only_dt, shrink_dtype_name(dt))) continue;
+            /* f16: the dense baseline of the 2:4 sparse types */
+            if (dt != SHRINK_DTYPE_F32 && dt != SHRINK_DTYPE_F16 && !tr->vec_dot_ref) continue;
+            if (only_dt && dt != SHRINK_DTYPE_F32 && !name_listed(only_dt, shrink_dtype_name(dt)))
+                continue;
             if (sh->cols % (int64_t)tr->block) continue;
             uint64_t bytes = sk_dtype_tensor_bytes(dt, sh->rows, sh->cols);
             int ncopies = (int)(((uint64_t)256 << 20) / bytes) + 1;

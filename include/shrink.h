@@ -92,6 +92,9 @@ typedef enum shrink_dtype {
     SHRINK_DTYPE_Q2_K = 25,
     SHRINK_DTYPE_Q3_K = 26,
     SHRINK_DTYPE_IQ4_NL = 27, /* 4-bit non-linear grid, blocks of 32 */
+    /* shrink's own 2:4 sparse types (GGUF type ids 1014, 1015; docs/formats.md) */
+    SHRINK_DTYPE_SPARSE24_F16 = 28, /* 2 of every 4 weights kept: f16 values + positions */
+    SHRINK_DTYPE_SPARSE24_I8  = 29, /* as sparse24_f16 with int8 values, row head f32 d */
     SHRINK_DTYPE_COUNT
 } shrink_dtype;
 
@@ -152,6 +155,10 @@ SHRINK_API void shrink_model_free(shrink_model *model);
 /* NaN and infinite values in tensor i (quantized tensors: in their dequantized rows, so a NaN
  * block scale counts its whole block); -1 if memory for a row cannot be had. */
 SHRINK_API int64_t shrink_model_nonfinite(const shrink_model *model, int64_t i);
+/* Exact zeros (== 0.0f, after dequantizing) in tensor i: its sparsity is this / elements
+ * (`shrink info`); the positions a 2:4 sparse type does not store count. 0 for a bad index,
+ * -1 when out of memory. */
+SHRINK_API int64_t shrink_model_zeros(const shrink_model *model, int64_t i);
 
 typedef struct shrink_model_info {
     const char *arch;           /* "llama" or "gpt2" */
@@ -466,6 +473,13 @@ typedef struct shrink_prune_params {
     /* phase 0: calibrated layers done / total; phase 1: tensor bytes written; may be NULL */
     void      (*progress)(void *user, int phase, int64_t done, int64_t total);
     void       *user;
+    /* storage of the pruned matrices: -1 dense (in dtype; default: llama.cpp and HF read it),
+     * SHRINK_DTYPE_SPARSE24_F16 or SHRINK_DTYPE_SPARSE24_I8 (2:4 sparse, GGUF type ids 1014,
+     * 1015; shrink only): every pruned matrix must then be 2:4 (at most 2 non-zeros in each
+     * group of 4 inputs), else SHRINK_ERR_ARG naming the tensor and no output; one whose rows
+     * are not a multiple of 32 (the types' block) stays dense. The other tensors are written
+     * as dtype says. */
+    int32_t     store;
 } shrink_prune_params;
 
 /* One tensor of the output. */
@@ -988,6 +1002,13 @@ typedef struct shrink_train_params {
     const char *qat;
     const char *qat_targets;    /* "q,k,v,o,gate,up,down,embed,output" or "all" (NULL: all,
                                    every matrix shrink_quantize quantizes) */
+    /* A pruned model's zeros (docs/pruning.md, "Recovery"): 0 = auto (the default): kept when
+     * at least 10 % of the elements of the linear matrices (q, k, v, o, gate, up, down) are
+     * exact zeros; 1 = always kept; -1 = trained like any weight. Kept zeros are masked: no
+     * gradient, no optimizer update (nor weight decay), so every one is still 0.0 after each
+     * step. The library reports an automatic choice through the log callback. Not with LoRA
+     * (its frozen base keeps its zeros; a merged adapter fills them). */
+    int32_t     keep_sparsity;
     /* Data parallelism: NULL or n_ranks 1: one process. Otherwise accum must equal n_ranks
      * (0 or 1: set to it): rank r runs micro-batch r of every step, the gradients and losses
      * are summed in rank order through comm (one process with accum = n_ranks makes the same
@@ -1014,6 +1035,9 @@ typedef struct shrink_train_result {
     const char *format;         /* its format (static string) */
     char    teacher_cache[1024]; /* the teacher cache file used ("" if none) */
     bool    teacher_cache_built; /* written by this run (else reused) */
+    bool    kept_sparsity;      /* the linear matrices' zeros were held (keep_sparsity) */
+    int64_t kept_zeros;         /* how many */
+    double  sparsity;           /* exact zeros / elements of the linear matrices at the start */
 } shrink_train_result;
 
 SHRINK_API shrink_train_params shrink_train_params_default(void);
@@ -1167,6 +1191,8 @@ typedef struct shrink_merge_params {
     const char *tokenizer_path; /* NULL: the base's own */
     void      (*progress)(void *user, int64_t done, int64_t total); /* bytes; may be NULL */
     void       *user;
+    bool        keep_sparsity;  /* the base's exact zeros stay 0 (a pruned base healed with
+                                   LoRA); default false: B A fills them */
 } shrink_merge_params;
 
 typedef struct shrink_merge_result {

@@ -32,7 +32,8 @@ static quant_scan scan_quantized(const struct shrink_model *m, int want) {
     uint64_t bytes[SHRINK_DTYPE_COUNT] = {0}, best = 0;
     for (int64_t i = 0; i < m->n_tensors; i++) {
         const sk_tensor *t = &m->tensors[i];
-        if (!sk_dtype_quantized(t->dtype)) continue;
+        /* sparse24_f16 widens to f16 exactly: written dense like a float type */
+        if (!sk_dtype_quantized(t->dtype) || t->dtype == SHRINK_DTYPE_SPARSE24_F16) continue;
         if (!q.first) q.first = t;
         if (!q.differs && (want < 0 || (int)t->dtype != want)) q.differs = t;
         bytes[t->dtype] += t->bytes;
@@ -98,6 +99,10 @@ shrink_status shrink_convert(const char *in, const char *out, const shrink_conve
                         "llama2c)", p->to);
     if (p->dtype < -1 || p->dtype >= SHRINK_DTYPE_COUNT)
         return sk_error(SHRINK_ERR_ARG, "convert: unknown output type %d", (int)p->dtype);
+    if (p->dtype >= 0 && sk_dtype_sparse24((shrink_dtype)p->dtype))
+        return sk_error(SHRINK_ERR_ARG, "%s: %s stores 2:4-pruned matrices only; write it with "
+                        "shrink prune --pattern 2:4 --store %s", out, sk_dtype((shrink_dtype)p->dtype)->name,
+                        sk_dtype((shrink_dtype)p->dtype)->name);
     if (sk_same_file(in, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the input; refusing to overwrite it", out);
     double t0 = shrink_time();

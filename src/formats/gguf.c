@@ -85,6 +85,8 @@ static const struct {
     {"nf4_dq", SHRINK_DTYPE_NF4_DQ},                 /* 1011 */
     {"w8a8", SHRINK_DTYPE_W8A8},                     /* 1012 */
     {"w8a8_static", SHRINK_DTYPE_W8A8_STATIC},       /* 1013 */
+    {"sparse24_f16", SHRINK_DTYPE_SPARSE24_F16},     /* 1014 */
+    {"sparse24_i8", SHRINK_DTYPE_SPARSE24_I8},       /* 1015 */
 };
 enum { N_OWN_TYPES = sizeof own_types / sizeof own_types[0] };
 
@@ -129,7 +131,7 @@ static uint32_t ggml_of_dtype(shrink_dtype d) {
 /* Fallbacks of shrink's own types whose block does not divide the rows: a smaller group of
  * the same kind, then 8 bits per channel (block 1, always possible):
  * int4_g128 -> int4_g64 -> int4_g32 -> int8_ch, the _asym ones -> int8_ch_asym,
- * nf4 / nf4_dq -> int4_g32 -> int8_ch. */
+ * nf4 / nf4_dq -> int4_g32 -> int8_ch, sparse24_f16 -> f16, sparse24_i8 -> int8_ch. */
 static shrink_dtype own_fallback(shrink_dtype want, int64_t cols) {
     while (cols % (int64_t)sk_dtype(want)->block != 0) {
         switch (want) {
@@ -140,6 +142,7 @@ static shrink_dtype own_fallback(shrink_dtype want, int64_t cols) {
         case SHRINK_DTYPE_INT4_G32_ASYM:  want = SHRINK_DTYPE_INT8_CH_ASYM; break;
         case SHRINK_DTYPE_NF4:
         case SHRINK_DTYPE_NF4_DQ:         want = SHRINK_DTYPE_INT4_G32; break;
+        case SHRINK_DTYPE_SPARSE24_F16:   want = SHRINK_DTYPE_F16; break; /* zeros kept dense */
         default:                          want = SHRINK_DTYPE_INT8_CH; break;
         }
     }

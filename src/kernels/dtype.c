@@ -167,6 +167,8 @@ static const sk_dtype_traits sk_dtypes[SHRINK_DTYPE_COUNT] = {
                                .quantize = sk_##t##_quantize, .to_f32_range = sk_##deq##_to_f32_range
 #define BLOCK_FUNCS(t) .to_f32 = sk_##t##_to_f32, .from_f32 = sk_##t##_from_f32,                 \
                        .quantize = sk_##t##_search /* q_search.c */
+#define BLOCK_FUNCS_S24(t) .to_f32 = sk_##t##_to_f32, .from_f32 = sk_##t##_from_f32,             \
+                           .quantize = sk_##t##_quantize
     [SHRINK_DTYPE_INT8_CH]        = {.name = "int8_ch", .block = 1, .bytes = 1,
                                      .row_head = SK_HEAD_D, ROW_HEAD_FUNCS(int8_ch, int8_ch),
                                      .act = SK_ACT_Q8_32,
@@ -233,8 +235,19 @@ static const sk_dtype_traits sk_dtypes[SHRINK_DTYPE_COUNT] = {
                                      ROW_HEAD_FUNCS(w8a8_static, w8a8_static),
                                      .act = SK_ACT_I8_STATIC,
                                      .vec_dot_ref = sk_w8a8_static_dot_ref, .tol_rel = 9.5e-3},
+    /* 2:4 sparse (sparse24.c): tol_rel is that of normal data, which loses 2 of every 4 */
+    [SHRINK_DTYPE_SPARSE24_F16]   = {.name = "sparse24_f16", .block = SK_QK_S24,
+                                     .bytes = SK_S24_F16_BYTES, BLOCK_FUNCS_S24(sparse24_f16),
+                                     .act = SK_ACT_F32,
+                                     .vec_dot_ref = sk_sparse24_f16_dot_ref, .tol_rel = 0.38},
+    [SHRINK_DTYPE_SPARSE24_I8]    = {.name = "sparse24_i8", .block = SK_QK_S24,
+                                     .bytes = SK_S24_I8_BYTES, .row_head = SK_HEAD_D,
+                                     ROW_HEAD_FUNCS(sparse24_i8, sparse24_i8),
+                                     .act = SK_ACT_F32,
+                                     .vec_dot_ref = sk_sparse24_i8_dot_ref, .tol_rel = 0.38},
 #undef ROW_HEAD_FUNCS
 #undef BLOCK_FUNCS
+#undef BLOCK_FUNCS_S24
 };
 
 const sk_dtype_traits *sk_dtype(shrink_dtype t) {
@@ -252,7 +265,11 @@ uint64_t sk_dtype_tensor_bytes(shrink_dtype t, int64_t rows, int64_t cols) {
 }
 
 int sk_dtype_own(shrink_dtype t) {
-    return t >= SHRINK_DTYPE_INT8_CH && t <= SHRINK_DTYPE_W8A8_STATIC;
+    return (t >= SHRINK_DTYPE_INT8_CH && t <= SHRINK_DTYPE_W8A8_STATIC) || sk_dtype_sparse24(t);
+}
+
+int sk_dtype_sparse24(shrink_dtype t) {
+    return t == SHRINK_DTYPE_SPARSE24_F16 || t == SHRINK_DTYPE_SPARSE24_I8;
 }
 
 int sk_dtype_quantized(shrink_dtype t) {
@@ -302,5 +319,5 @@ shrink_status shrink_dtype_parse(const char *name, shrink_dtype *out) {
                     "q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K, iq4_nl; GGUF only, shrink's own "
                     "types: int8_ch, int8_ch_asym, int8_t, int8_t_asym, int4_g32, int4_g64, "
                     "int4_g128, int4_g32_asym, int4_g64_asym, int4_g128_asym, nf4, nf4_dq, "
-                    "w8a8, w8a8_static; '-' may replace '_')", name);
+                    "w8a8, w8a8_static, sparse24_f16, sparse24_i8; '-' may replace '_')", name);
 }

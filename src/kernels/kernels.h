@@ -85,6 +85,11 @@ SK_HIDDEN int sk_dtype_quantized(shrink_dtype t);
 /* 1 if t is one of shrink's own types (int8_*, int4_*, nf4*, w8a8*): no ggml type, llama.cpp
  * cannot read a GGUF file that holds it; 0 for f32/f16/bf16 and llama.cpp's block types. */
 SK_HIDDEN int sk_dtype_own(shrink_dtype t);
+/* 1 if t is one of the 2:4 sparse types (sparse24_f16, sparse24_i8; sparse24.c). */
+SK_HIDDEN int sk_dtype_sparse24(shrink_dtype t);
+/* 1 if every group of 4 consecutive elements of x[0..n) has at most 2 non-zeros (n % 4 == 0):
+ * the row is stored exactly (up to the values' rounding) by the sparse24 types. */
+SK_HIDDEN int sk_sparse24_row_ok(const float *x, int64_t n);
 
 /* Scalar conversions (IEEE half, bfloat16); round to nearest even, NaN/Inf preserved. */
 SK_HIDDEN float    sk_f16_to_f32(uint16_t h);

@@ -163,4 +163,24 @@ SK_HIDDEN float sk_nf4_dq_dot_ref(int64_t n, const void *w, const void *xa);
 SK_HIDDEN float sk_w8a8_dot_ref(int64_t n, const void *w, const void *xa);
 SK_HIDDEN float sk_w8a8_static_dot_ref(int64_t n, const void *w, const void *xa);
 
+/* ---- 2:4 sparse types (sparse24.c; enum 28, 29, GGUF type ids 1014, 1015) -----------------
+ *   sparse24_f16  blocks of 32 {u8 pos[4]; f16 v[16]}                 36 bytes: 9 bits/weight
+ *   sparse24_i8   row head f32 d; blocks of 32 {u8 pos[4]; i8 q[16]}  20 bytes: 5 bits/weight
+ * Value i (< 16) is element 4*(i/2) + p_i of the block, p_i = bits 2i..2i+1 of the u32 pos
+ * (little-endian); x = v (f16) or d*q (i8); the other elements are 0. Activations: f32. */
+#define SK_QK_S24        32
+#define SK_S24_F16_BYTES 36
+#define SK_S24_I8_BYTES  20
+SK_HIDDEN void sk_sparse24_f16_to_f32(const void *src, float *dst, int64_t n);
+SK_HIDDEN void sk_sparse24_f16_from_f32(const float *src, void *dst, int64_t n);
+SK_HIDDEN void sk_sparse24_f16_quantize(const float *src, void *dst, int64_t n,
+                                        const sk_qparams *p);
+SK_HIDDEN float sk_sparse24_f16_dot_ref(int64_t n, const void *w, const void *xa);
+SK_HIDDEN void sk_sparse24_i8_to_f32(const void *src, float *dst, int64_t n);
+SK_HIDDEN void sk_sparse24_i8_to_f32_range(const void *row, int64_t k0, int64_t n, float *dst);
+SK_HIDDEN void sk_sparse24_i8_from_f32(const float *src, void *dst, int64_t n);
+SK_HIDDEN void sk_sparse24_i8_quantize(const float *src, void *dst, int64_t n,
+                                       const sk_qparams *p);
+SK_HIDDEN float sk_sparse24_i8_dot_ref(int64_t n, const void *w, const void *xa);
+
 #endif /* SK_SHRINK_QUANTS_H */

@@ -27,6 +27,7 @@ typedef struct merge_src {
     float         *tmp;      /* f32 rows of one block */
     size_t         tmp_n;
     int64_t        n_merged; /* blocks of adapted tensors (counted on their first rows) */
+    int            keep_zeros; /* shrink_merge_params.keep_sparsity */
 } merge_src;
 
 static int role_linear(int role) {
@@ -84,6 +85,7 @@ static shrink_status merge_fill(void *user, const sk_wtensor *t, int64_t row0, i
             const float *b = p->B + (row0 + i) * r;
             float *row = w + i * cols;
             for (int64_t c = 0; c < cols; c++) {
+                if (ms->keep_zeros && row[c] == 0.0f) continue; /* a pruned weight */
                 float acc = 0.f;
                 for (int64_t k = 0; k < r; k++) acc += b[k] * p->A[k * cols + c];
                 row[c] += s * acc;
@@ -119,6 +121,10 @@ shrink_status shrink_merge(const char *base, const char *out, const shrink_merge
                         "llama2c)", p->to);
     if (p->dtype < -1 || p->dtype >= SHRINK_DTYPE_COUNT)
         return sk_error(SHRINK_ERR_ARG, "merge: bad dtype %d", (int)p->dtype);
+    if (p->dtype >= 0 && sk_dtype_sparse24((shrink_dtype)p->dtype))
+        return sk_error(SHRINK_ERR_ARG, "%s: %s stores 2:4-pruned matrices only; write it with "
+                        "shrink prune --pattern 2:4 --store %s", out, sk_dtype((shrink_dtype)p->dtype)->name,
+                        sk_dtype((shrink_dtype)p->dtype)->name);
     if (sk_same_file(base, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the base model; refusing to overwrite it", out);
     double t0 = shrink_time();
@@ -146,6 +152,7 @@ shrink_status shrink_merge(const char *base, const char *out, const shrink_merge
     }
     if ((st = sk_source_from_model(m, &ms.base))) goto out;
     ms.list = list;
+    ms.keep_zeros = p->keep_sparsity;
     sk_source src = ms.base;
     src.fill = merge_fill;
     src.user = &ms;

@@ -4,7 +4,8 @@
  * own types, ...) from their rows dequantized through the dtype table's to_f32 (a NaN or
  * infinite block scale makes its elements non-finite); refused at load unless
  * shrink_load_params.allow_nonfinite, and before `convert`, `quantize` and `prune` read a
- * weight (sk_model_check_finite, called by shrink_convert and sk_xf_open).
+ * weight (sk_model_check_finite, called by shrink_convert and sk_xf_open). Also the exact zeros
+ * of a tensor (sk_tensor_zeros), by the same pass over its dequantized rows.
  */
 #include "model.h"
 
@@ -24,9 +25,11 @@ static inline uint16_t bits16(const uint8_t *p, int64_t i) {
     return v;
 }
 
-/* Non-finite elements of quantized tensor t, from its rows dequantized by the dtype table's
- * to_f32; the first one's index in *first. -1 if a row buffer cannot be had. */
-static int64_t count_quantized(const sk_tensor *t, int64_t *first) {
+/* Elements of tensor t that are non-finite (zeros = 0) or exact zeros (zeros = 1), from its
+ * rows dequantized by the dtype table's to_f32; the first one's index in *first. -1 if a row
+ * buffer cannot be had. */
+#define HIT(v) (zeros ? (v) == 0.0f : !isfinite(v))
+static int64_t count_rows(const sk_tensor *t, int zeros, int64_t *first) {
     const sk_dtype_traits *d = sk_dtype(t->dtype);
     if (!d || !d->to_f32 || t->n_dims < 1) return 0;
     const int64_t cols = t->shape[t->n_dims - 1];
@@ -47,7 +50,7 @@ static int64_t count_quantized(const sk_tensor *t, int64_t *first) {
         for (int64_t r = 0; r < rows; r++) {
             if (!x) continue;
             d->to_f32(p + (size_t)r * rb, x, cols);
-            for (int64_t c = 0; c < cols; c++) n += !isfinite(x[c]);
+            for (int64_t c = 0; c < cols; c++) n += HIT(x[c]);
         }
         sk_free(x);
     }
@@ -58,7 +61,7 @@ static int64_t count_quantized(const sk_tensor *t, int64_t *first) {
         for (int64_t r = 0; r < rows && at < 0; r++) {
             d->to_f32(p + (size_t)r * rb, x, cols);
             for (int64_t c = 0; c < cols && at < 0; c++)
-                if (!isfinite(x[c])) at = r * cols + c;
+                if (HIT(x[c])) at = r * cols + c;
         }
         sk_free(x);
     }
@@ -87,9 +90,40 @@ static int64_t count_nonfinite(const sk_tensor *t, int64_t *first) {
         for (int64_t i = 0; n && i < k && at < 0; i++)
             if ((bits16(p, i) & mask) == mask) at = i;
     } else if (t->dtype >= 0 && t->dtype < SHRINK_DTYPE_COUNT && sk_dtype_quantized(t->dtype)) {
-        return count_quantized(t, first);
+        return count_rows(t, 0, first);
     }
     if (first) *first = at;
+    return n;
+}
+
+#undef HIT
+
+/* zeros: `shrink info` shows each tensor's sparsity, `shrink train` masks a pruned model's
+ * zeros; counted on the dequantized rows, so a 2:4 sparse type's unstored positions count */
+int64_t sk_tensor_zeros(const sk_tensor *t) {
+    if (!t->data) return 0;
+    const uint8_t *p = t->data;
+    int64_t n = 0;
+    if (t->dtype == SHRINK_DTYPE_F32) { /* +-0 from the bits: no conversion */
+        const int64_t k = (int64_t)(t->bytes / 4);
+        #pragma omp parallel for reduction(+ : n) schedule(static) if (k > (1 << 20))
+        for (int64_t i = 0; i < k; i++) n += (bits32(p, i) & 0x7fffffffu) == 0;
+        return n;
+    }
+    if (t->dtype == SHRINK_DTYPE_F16 || t->dtype == SHRINK_DTYPE_BF16) {
+        const int64_t k = (int64_t)(t->bytes / 2);
+        #pragma omp parallel for reduction(+ : n) schedule(static) if (k > (1 << 20))
+        for (int64_t i = 0; i < k; i++) n += (bits16(p, i) & 0x7fffu) == 0;
+        return n;
+    }
+    return count_rows(t, 1, NULL);
+}
+
+int64_t shrink_model_zeros(const shrink_model *m, int64_t i) {
+    if (!m || i < 0 || i >= m->n_tensors) return 0;
+    const sk_tensor *t = &m->tensors[i];
+    int64_t n = sk_tensor_zeros(t);
+    if (t->data && t->bytes && sk_model_in_mapping(m, t->data)) sk_map_release(t->data, t->bytes);
     return n;
 }
 

@@ -47,6 +47,7 @@ typedef struct ptensor {
 
 typedef struct pjob {
     const shrink_prune_params *p;
+    const char *in;      /* the input's path, for messages */
     pmethod   method;
     double    sparsity;
     int       n, m;
@@ -80,6 +81,21 @@ static shrink_status p_plan(void *user, sk_xf *xf, sk_xf_tensor *x) {
     }
     if (j->p->dtype >= 0 && x->t.role != SK_ROLE_POS_EMB)
         x->dtype = sk_gguf_fallback((shrink_dtype)j->p->dtype, x->t.cols);
+    /* --store: the 2:4 type where its block of 32 divides the rows (else dense, as dtype) */
+    if (q->prunable && j->p->store >= 0 &&
+        x->t.cols % (int64_t)sk_dtype((shrink_dtype)j->p->store)->block == 0)
+        x->dtype = (shrink_dtype)j->p->store;
+    return SHRINK_OK;
+}
+
+/* --store sparse24_*: every row of the pruned values must be 2:4 */
+static shrink_status check_sparse24(const pjob *j, const sk_xf_tensor *x, const float *w) {
+    for (int64_t r = 0; r < x->t.rows; r++)
+        if (!sk_sparse24_row_ok(w + (size_t)r * (size_t)x->t.cols, x->t.cols))
+            return sk_error(SHRINK_ERR_ARG, "%s: '%s' is not 2:4 sparse after pruning (row %lld "
+                            "has a group of 4 inputs with more than 2 non-zeros): --store %s "
+                            "needs --pattern 2:4 (or 1:4)", j->in, x->name, (long long)r,
+                            sk_dtype((shrink_dtype)j->p->store)->name);
     return SHRINK_OK;
 }
 
@@ -87,6 +103,7 @@ static shrink_status p_plan(void *user, sk_xf *xf, sk_xf_tensor *x) {
 static shrink_status p_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
     pjob *j = user;
     ptensor *q = x->user;
+    if (q->prunable && q->w && j->p->store >= 0) return check_sparse24(j, x, q->w);
     if (!q->prunable || q->w) return SHRINK_OK;
     float *w = NULL;
     shrink_status st = sk_xf_read_f32(xf, x, &w);
@@ -109,6 +126,10 @@ static shrink_status p_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
     if (!st) tensor_stats(q, w, w0, n);
     sk_free(w0);
     if (st) {
+        sk_free(w);
+        return st;
+    }
+    if (j->p->store >= 0 && (st = check_sparse24(j, x, w))) {
         sk_free(w);
         return st;
     }
@@ -274,7 +295,8 @@ shrink_prune_params shrink_prune_params_default(void) {
                              .per_row = false, .pattern_n = 0, .pattern_m = 0, .keep = NULL,
                              .dtype = -1, .calib_path = NULL, .calib_tokens = 4096,
                              .calib_ctx = 0, .tokenizer_path = NULL, .damp = 0.01,
-                             .block_size = 128, .progress = NULL, .user = NULL};
+                             .block_size = 128, .progress = NULL, .user = NULL,
+                             .store = -1};
     return p;
 }
 
@@ -347,6 +369,9 @@ static shrink_status check_params(const char *in, const char *out, const shrink_
         (p->dtype >= 0 && (!sk_dtype((shrink_dtype)p->dtype)->name ||
                            !sk_dtype((shrink_dtype)p->dtype)->block)))
         return sk_error(SHRINK_ERR_ARG, "prune: bad output dtype %d", (int)p->dtype);
+    if (p->store != -1 && !sk_dtype_sparse24((shrink_dtype)p->store))
+        return sk_error(SHRINK_ERR_ARG, "prune: storage %d is neither dense nor a 2:4 sparse "
+                        "type (sparse24_f16, sparse24_i8)", (int)p->store);
     if (sk_same_file(in, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the input; refusing to overwrite it", out);
     if (sk_format_from_path(out) != SK_FORMAT_GGUF)
@@ -366,6 +391,7 @@ shrink_status shrink_prune(const char *in, const char *out, const shrink_prune_p
     pjob j;
     memset(&j, 0, sizeof j);
     j.p = p;
+    j.in = in;
     shrink_status st = check_params(in, out, p, &j);
     if (st) return st;
     sk_xf xf;

@@ -222,10 +222,14 @@ typedef struct run {
     struct sk_lora_train *lora;        /* LoRA training (lora.c), or NULL */
     char                 lora_cfg[224];
     char                 extra[256];    /* the checkpoint's extra options text */
+    uint8_t             *keep_mask;    /* keep_sparsity: 1 = trainable, per linear matrix */
+    int64_t              kept_zeros;
+    double               sparsity;
 } run;
 
 static void run_free(run *r) {
     sk_trainer_free(r->tr);
+    sk_free(r->keep_mask);
     sk_lora_train_free(r->lora);
     sk_tokens_close(&r->valid);
     sk_tokens_close(&r->train);
@@ -298,6 +302,48 @@ static shrink_status qat_attach(sk_train_model *tm, const shrink_train_params *p
     return sk_qat_attach(tm, dt, targets);
 }
 
+/* The linear matrices a pruning method zeroes (src/prune): their exact zeros are the mask. */
+static int is_linear(const sk_train_param *p) {
+    switch (p->t.role) {
+    case SK_ROLE_WQ: case SK_ROLE_WK: case SK_ROLE_WV: case SK_ROLE_WQKV: case SK_ROLE_WO:
+    case SK_ROLE_W_GATE: case SK_ROLE_W_UP: case SK_ROLE_W_DOWN:
+        return p->t.n_dims == 2;
+    default:
+        return 0;
+    }
+}
+
+/* keep_sparsity (shrink_train_params): masks the exact zeros of the linear matrices (mask_u8
+ * = 0 there: no gradient, no update) when asked, or by default when >= 10 % are zeros. */
+static shrink_status keep_sparsity(run *r, const char *model_path, int32_t want) {
+    sk_train_model *tm = r->tm;
+    int64_t n = 0, z = 0, mats = 0;
+    for (int64_t i = 0; i < tm->n_params; i++) {
+        const sk_train_param *p = &tm->params[i];
+        if (!is_linear(p)) continue;
+        mats++;
+        n += p->n;
+        for (int64_t j = 0; j < p->n; j++) z += p->w[j] == 0.0f;
+    }
+    r->sparsity = n ? (double)z / (double)n : 0.0;
+    if (want < 0 || z == 0 || (want == 0 && r->sparsity < 0.10)) return SHRINK_OK;
+    if (!(r->keep_mask = sk_malloc((size_t)tm->n_elems)))
+        return sk_error(SHRINK_ERR_NOMEM, "train: out of memory for the sparsity mask");
+    for (int64_t i = 0; i < tm->n_params; i++) {
+        sk_train_param *p = &tm->params[i];
+        if (!is_linear(p)) continue;
+        uint8_t *mk = r->keep_mask + p->offset;
+        for (int64_t j = 0; j < p->n; j++) mk[j] = p->w[j] != 0.0f;
+        p->mask_u8 = mk;
+    }
+    r->kept_zeros = z;
+    if (want == 0)
+        sk_log("train: %s: %.1f%% of the weights of its %lld linear matrices are exact zeros "
+               "(a pruned model): keeping them zero (--no-keep-sparsity trains them)",
+               model_path, 100.0 * r->sparsity, (long long)mats);
+    return SHRINK_OK;
+}
+
 /* Model, parameter table, data, trainer. */
 static shrink_status run_open(run *r, const char *model_path, const shrink_train_params *p,
                               const sk_train_opts *o, const sk_lora_opts *lo) {
@@ -330,6 +376,7 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
                                      .top_k = p->top_k, .weak = p->weak};
     }
     if ((st = sk_train_create_from_model(&r->tm, r->m))) return st;
+    if (!lo && (st = keep_sparsity(r, model_path, p->keep_sparsity))) return st;
     if (lo && (st = sk_lora_attach(r->tm, lo, &r->lora))) return st;
     if (p->qat && (st = qat_attach(r->tm, p))) return st;
     const sk_config *c = &r->m->cfg;
@@ -432,6 +479,9 @@ done:
         snprintf(res->teacher_cache, sizeof res->teacher_cache, "%s", r.tcache.path);
         res->teacher_cache_built = r.tcache.built;
     }
+    res->kept_sparsity = r.keep_mask != NULL;
+    res->kept_zeros   = r.kept_zeros;
+    res->sparsity     = r.sparsity;
     res->train_tokens = r.train.n;
     res->valid_tokens = p->valid ? r.valid.n : 0;
     res->seconds      = shrink_time() - t0;

@@ -1,6 +1,6 @@
 /*
  * info.c - `shrink info MODEL`: architecture, config values, parameter count, the per-tensor
- * table (name / shape / dtype / bytes), file size, the memory needed to run (weights + the
+ * table (name / shape / dtype / bytes / zeros: the fraction of exact zeros), file size, the memory needed to run (weights + the
  * run state of a context, from shrink_model_state_bytes) and the tokenizer's vocabulary.
  * A model whose tokenizer does not load is still shown, with a warning.
  */
@@ -24,7 +24,7 @@ static const cli_spec spec = {
     .name        = "info",
     .synopsis    = "MODEL [options]",
     .description = "Shows the architecture, config, parameters, every tensor (name, shape,\n"
-                   "dtype, bytes), the file size and the memory needed to run MODEL (weights +\n"
+                   "dtype, bytes, zeros: its sparsity), the file size and the memory needed to run MODEL (weights +\n"
                    "KV cache and activations for a context of --ctx tokens, batch min(512, ctx)).\n"
                    "MODEL is a llama2.c .bin checkpoint or a Hugging Face folder.",
     .opts        = info_rows,
@@ -106,6 +106,10 @@ static void print_json(const char *path, const shrink_model *m, const shrink_mod
         cli_json_arr_end(&j);
         cli_json_key(&j, "dtype"); cli_json_str(&j, shrink_dtype_name(t.dtype));
         cli_json_key(&j, "bytes"); cli_json_u64(&j, t.bytes);
+        int64_t ne = 1, nz = shrink_model_zeros(m, i);
+        for (int d = 0; d < t.n_dims && d < 4; d++) ne *= t.shape[d];
+        cli_json_key(&j, "zeros"); cli_json_int(&j, nz);
+        cli_json_key(&j, "sparsity"); cli_json_num(&j, ne > 0 && nz > 0 ? (double)nz / (double)ne : 0.0);
         cli_json_obj_end(&j);
     }
     cli_json_arr_end(&j);
@@ -137,14 +141,18 @@ static void print_tensors(const shrink_model *m, const shrink_model_info *mi,
         int n = (int)strlen(shrink_dtype_name(t.dtype));
         if (n > dw) dw = n;
     }
-    printf("\n%-*s  %-20s  %-*s  %12s\n", w, "name", "shape", dw, "dtype", "bytes");
+    printf("\n%-*s  %-20s  %-*s  %12s  %8s\n", w, "name", "shape", dw, "dtype", "bytes",
+           "zeros");
     for (int64_t i = 0; i < mi->n_tensors; i++) {
         shrink_tensor_info t;
         char               shape[96];
         shrink_model_tensor(m, i, &t);
         shape_str(&t, shape, sizeof shape);
-        printf("%-*s  %-20s  %-*s  %12llu\n", w, t.name, shape, dw, shrink_dtype_name(t.dtype),
-               (unsigned long long)t.bytes);
+        int64_t ne = 1, nz = shrink_model_zeros(m, i);
+        for (int d = 0; d < t.n_dims && d < 4; d++) ne *= t.shape[d];
+        printf("%-*s  %-20s  %-*s  %12llu  %7.2f%%\n", w, t.name, shape, dw,
+               shrink_dtype_name(t.dtype), (unsigned long long)t.bytes,
+               ne > 0 && nz > 0 ? 100.0 * (double)nz / (double)ne : 0.0);
     }
 }
 

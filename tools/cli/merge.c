@@ -13,6 +13,7 @@ typedef struct merge_opts {
     const char *out;
     const char *to;
     const char *dtype;
+    bool        keep_sparsity;
 } merge_opts;
 
 static const cli_opt merge_rows[] = {
@@ -23,6 +24,8 @@ static const cli_opt merge_rows[] = {
     {"--dtype", NULL, CLI_OPT_STR, offsetof(merge_opts, dtype), "DTYPE", 0, 0,
      "dtype of the weight matrices (default: the base's; required for a quantized base):\n"
      "f32, f16, bf16, or a GGUF type as in `shrink convert --dtype` (q8_0, ...)"},
+    {"--keep-sparsity", NULL, CLI_OPT_FLAG, offsetof(merge_opts, keep_sparsity), NULL, 0, 0,
+     "the base's exact zeros stay zero (a pruned base; default: B A fills them)"},
 };
 
 static const cli_spec spec = {
@@ -93,6 +96,7 @@ int cmd_merge(int argc, char **argv) {
     p.adapters = paths;
     p.scales = scales;
     p.n_adapters = common.lora.n;
+    p.keep_sparsity = opts.keep_sparsity;
     p.tokenizer_path = common.tokenizer;
     shrink_set_threads(common.threads);
 

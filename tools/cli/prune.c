@@ -34,6 +34,7 @@ typedef struct prune_opts {
     const char *by;
     int32_t     seed;
     int32_t     neuron_block;
+    const char *store;
 } prune_opts;
 
 #define O(f) offsetof(prune_opts, f)
@@ -80,6 +81,11 @@ static const cli_opt prune_rows_opts[] = {
     {"--seed", NULL, CLI_OPT_INT, O(seed), "N", 0, 2147483647, "--by random: the seed (1)"},
     {"--neuron-block", NULL, CLI_OPT_INT, O(neuron_block), "N", 1, 1 << 24,
      "--by sensitivity: neurons measured together (ffn/16)"},
+    {"--store", NULL, CLI_OPT_STR, O(store), "HOW", 0, 0,
+     "pruned matrices: dense (default; llama.cpp and HF read\n"
+     "                         it), sparse24 (= sparse24_f16: 2:4 with f16 values,\n"
+     "                         9 bits/weight) or sparse24_i8 (int8 values, 5 bits);\n"
+     "                         sparse needs --pattern 2:4, is shrink-only GGUF"},
 };
 #undef O
 
@@ -87,7 +93,7 @@ static const cli_spec spec = {
     .name        = "prune",
     .synopsis    = "IN OUT.gguf --method M (--sparsity S | --pattern N:M | --threshold V)\n"
                    "       [--per row|matrix] [--calib FILE [--calib-tokens N]] [--keep GLOBS]\n"
-                   "       [--dtype DTYPE] [--verbose]\n"
+                   "       [--dtype DTYPE] [--store dense|sparse24|sparse24_i8] [--verbose]\n"
                    "       shrink prune IN OUT --structured heads=N,neurons=N,layers=N\n"
                    "       [--by activation|sensitivity|random] [--calib FILE] [--dtype DTYPE]",
     .description = "Prunes the linear layers (attention q/k/v/o, FFN gate/up/down) of a model and\n"
@@ -417,6 +423,16 @@ int cmd_prune(int argc, char **argv) {
         if (shrink_dtype_parse(opts.dtype, &d) != SHRINK_OK)
             return usage_error("--dtype: %s", shrink_last_error());
         p.dtype = d;
+    }
+    if (opts.store && strcasecmp(opts.store, "dense")) {
+        if (!strcasecmp(opts.store, "sparse24")) p.store = SHRINK_DTYPE_SPARSE24_F16;
+        else if (!strcasecmp(opts.store, "sparse24_f16") || !strcasecmp(opts.store, "sparse24-f16"))
+            p.store = SHRINK_DTYPE_SPARSE24_F16;
+        else if (!strcasecmp(opts.store, "sparse24_i8") || !strcasecmp(opts.store, "sparse24-i8"))
+            p.store = SHRINK_DTYPE_SPARSE24_I8;
+        else
+            return usage_error("--store %s: dense, sparse24 (sparse24_f16) or sparse24_i8",
+                               opts.store);
     }
     p.keep = opts.keep;
     p.calib_path = opts.calib;

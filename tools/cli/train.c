@@ -36,6 +36,8 @@ typedef struct train_opts {
     double      momentum;
     uint64_t    seed;
     bool        sequential;
+    bool        keep_sparsity;
+    bool        no_keep_sparsity;
     /* shrink distill */
     const char *teacher;
     const char *student;
@@ -61,6 +63,10 @@ typedef struct train_opts {
     {"--out", "-o", CLI_OPT_STR, O(out), "DIR", 0, 0, "checkpoint and final model folder"}, \
     {"--to", NULL, CLI_OPT_STR, O(to), "FORMAT", 0, 0, "final model: gguf, hf or llama2c " \
      "(default: the input's)"}, \
+    {"--keep-sparsity", NULL, CLI_OPT_FLAG, O(keep_sparsity), NULL, 0, 0, "keep the exact " \
+     "zeros of the linear matrices zero (default when >= 10% are)"}, \
+    {"--no-keep-sparsity", NULL, CLI_OPT_FLAG, O(no_keep_sparsity), NULL, 0, 0, "train a " \
+     "pruned model's zeros like any weight"}, \
     TRAIN_LOOP_ROWS
 #define TRAIN_LOOP_ROWS \
     {"--data", NULL, CLI_OPT_STR, O(data), "FILE", 0, 0, "training data: token file or text"}, \
@@ -393,6 +399,9 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
         p.cache_progress = cache_progress;
     }
     p.qat = qat;
+    if (o.keep_sparsity && o.no_keep_sparsity)
+        return usage(sp, "--keep-sparsity and --no-keep-sparsity contradict each other");
+    p.keep_sparsity = o.keep_sparsity ? 1 : o.no_keep_sparsity ? -1 : 0;
     shrink_train_result r;
     shrink_status st = shrink_train(model, &p, &r);
     if (st != SHRINK_OK) return cli_fail_status(st);

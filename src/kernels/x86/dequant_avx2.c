@@ -37,6 +37,38 @@ DQ_INLINE void dq_lookup16(float *dst, const float tbl[16], dq_v16u8 q) {
     }
 }
 
+/* 8 lanes = groups 2c, 2c + 1 of the half h (values 8h .. 8h + 7 in v): lane j of group g
+ * takes v[2g] where p_{2g} == j % 4, v[2g + 1] where p_{2g+1} == j % 4 (that one wins), else 0 */
+DQ_INLINE __m256 dq_s24_8(__m256 v, uint32_t pos16, int c) {
+    const __m256i jj = _mm256_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3);
+    const __m256i sh0 = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
+    const __m256i i0 = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2);
+    const __m256i three = _mm256_set1_epi32(3), W = _mm256_set1_epi32((int)(pos16 >> (8 * c)));
+    __m256i p0 = _mm256_and_si256(_mm256_srlv_epi32(W, sh0), three);
+    __m256i p1 = _mm256_and_si256(_mm256_srlv_epi32(W, _mm256_add_epi32(sh0, _mm256_set1_epi32(2))),
+                                  three);
+    __m256i ic = _mm256_add_epi32(i0, _mm256_set1_epi32(4 * c));
+    __m256 a = _mm256_permutevar8x32_ps(v, ic);
+    __m256 b = _mm256_permutevar8x32_ps(v, _mm256_add_epi32(ic, _mm256_set1_epi32(1)));
+    __m256 r = _mm256_and_ps(a, _mm256_castsi256_ps(_mm256_cmpeq_epi32(p0, jj)));
+    return _mm256_blendv_ps(r, b, _mm256_castsi256_ps(_mm256_cmpeq_epi32(p1, jj)));
+}
+
+DQ_INLINE void dq_s24(float *dst, uint32_t pos, const uint8_t *vals, int i8, float d) {
+    for (int h = 0; h < 2; h++) {
+        __m256 v;
+        if (i8) {
+            __m128i q = _mm_loadl_epi64((const __m128i *)(vals + 8 * h));
+            v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), _mm256_set1_ps(d));
+        } else {
+            v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vals + 16 * h)));
+        }
+        uint32_t p16 = pos >> (16 * h);
+        _mm256_storeu_ps(dst + 16 * h, dq_s24_8(v, p16, 0));
+        _mm256_storeu_ps(dst + 16 * h + 8, dq_s24_8(v, p16, 1));
+    }
+}
+
 sk_dequant_fn sk_dequant_avx2(shrink_dtype t) {
     return (unsigned)t < SHRINK_DTYPE_COUNT ? dq_table[t] : NULL;
 }

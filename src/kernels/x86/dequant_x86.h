@@ -37,6 +37,9 @@ typedef uint8_t dq_v16u8 __attribute__((vector_size(16)));
 DQ_INLINE void dq_put(float *dst, dq_v16u8 q, int sgn, float d);
 DQ_INLINE void dq_put_add(float *dst, dq_v16u8 q, int sgn, float d, float m);
 DQ_INLINE void dq_lookup16(float *dst, const float tbl[16], dq_v16u8 q);
+/* 2:4 sparse: one block of 32 elements from its positions word and 16 values (f16 at vals, or
+ * with i8: int8 q at vals, value d*q): zeros, value i at element 4*(i/2) + p_i (sparse24.c) */
+DQ_INLINE void dq_s24(float *dst, uint32_t pos, const uint8_t *vals, int i8, float d);
 
 DQ_INLINE float dq_rd_f16(const uint8_t *p) { /* vcvtph2ps: exact, as sk_f16_to_f32 */
     uint16_t h;
@@ -336,6 +339,27 @@ static void nf4_dq_deq(const void *row, int64_t k0, int64_t n, float *dst) {
         nf4_block(b + 1, D * (float)b[0], dst);
 }
 
+/* 2:4 sparse (sparse24.c) */
+static void sparse24_f16_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    const uint8_t *b = (const uint8_t *)row + k0 / SK_QK_S24 * SK_S24_F16_BYTES;
+    for (int64_t i = 0; i < n / SK_QK_S24; i++, b += SK_S24_F16_BYTES, dst += SK_QK_S24) {
+        uint32_t pos;
+        memcpy(&pos, b, 4);
+        dq_s24(dst, pos, b + 4, 0, 0.0f);
+    }
+}
+
+static void sparse24_i8_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    const uint8_t *r = row;
+    float d = dq_rd_f32(r);
+    const uint8_t *b = r + SK_HEAD_D + k0 / SK_QK_S24 * SK_S24_I8_BYTES;
+    for (int64_t i = 0; i < n / SK_QK_S24; i++, b += SK_S24_I8_BYTES, dst += SK_QK_S24) {
+        uint32_t pos;
+        memcpy(&pos, b, 4);
+        dq_s24(dst, pos, b + 4, 1, d);
+    }
+}
+
 /* ---- the table ------------------------------------------------------------------------------ */
 
 static const sk_dequant_fn dq_table[SHRINK_DTYPE_COUNT] = {
@@ -364,6 +388,8 @@ static const sk_dequant_fn dq_table[SHRINK_DTYPE_COUNT] = {
     [SHRINK_DTYPE_NF4_DQ] = nf4_dq_deq,
     [SHRINK_DTYPE_W8A8] = int8_ch_deq,
     [SHRINK_DTYPE_W8A8_STATIC] = w8a8_static_deq,
+    [SHRINK_DTYPE_SPARSE24_F16] = sparse24_f16_deq,
+    [SHRINK_DTYPE_SPARSE24_I8] = sparse24_i8_deq,
 };
 
 #endif /* SK_DEQUANT_X86_H */

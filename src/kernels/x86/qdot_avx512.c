@@ -104,8 +104,59 @@ static float w8a8_static_dot_zmm(int64_t n, const void *w, const void *xa) {
     return w8a8_dot_z(n, w, SK_HEAD_DM, xa);
 }
 
+/* 2:4 sparse: one vpermt2ps picks the 16 activations under a block's 16 values from its 32
+ * (index 4*(i/2) + p_i, computed from the positions word with one variable shift). */
+SK_INLINE __m512 s24_gather16(uint32_t pos, const float *x) {
+    const __m512i sh = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i base = _mm512_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 28, 28);
+    __m512i idx = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32((int)pos), sh),
+                                   _mm512_set1_epi32(3));
+    idx = _mm512_add_epi32(idx, base);
+    return _mm512_permutex2var_ps(_mm512_loadu_ps(x), idx, _mm512_loadu_ps(x + 16));
+}
+
+static float sparse24_f16_dot_z(int64_t n, const void *w, const void *xa) {
+    const uint8_t *b = w;
+    const float *x = xa;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 2 * SK_QK_S24 <= n; k += 2 * SK_QK_S24, b += 2 * SK_S24_F16_BYTES, x += 64) {
+        __m512 v0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 4)));
+        __m512 v1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 40)));
+        a0 = _mm512_fmadd_ps(v0, s24_gather16(s24_pos(b), x), a0);
+        a1 = _mm512_fmadd_ps(v1, s24_gather16(s24_pos(b + 36), x + 32), a1);
+    }
+    if (k < n) {
+        __m512 v0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 4)));
+        a0 = _mm512_fmadd_ps(v0, s24_gather16(s24_pos(b), x), a0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+static float sparse24_i8_dot_z(int64_t n, const void *w, const void *xa) {
+    const uint8_t *r = w;
+    const float d = f32_at(r);
+    const uint8_t *b = r + SK_HEAD_D;
+    const float *x = xa;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 2 * SK_QK_S24 <= n; k += 2 * SK_QK_S24, b += 2 * SK_S24_I8_BYTES, x += 64) {
+        __m512 v0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 4))));
+        __m512 v1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 24))));
+        a0 = _mm512_fmadd_ps(v0, s24_gather16(s24_pos(b), x), a0);
+        a1 = _mm512_fmadd_ps(v1, s24_gather16(s24_pos(b + 20), x + 32), a1);
+    }
+    if (k < n) {
+        __m512 v0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 4))));
+        a0 = _mm512_fmadd_ps(v0, s24_gather16(s24_pos(b), x), a0);
+    }
+    return d * _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
 sk_vec_dot_fn sk_qdot_avx512(shrink_dtype t) {
     switch (t) {
+    case SHRINK_DTYPE_SPARSE24_F16: return sparse24_f16_dot_z;
+    case SHRINK_DTYPE_SPARSE24_I8:  return sparse24_i8_dot_z;
     case SHRINK_DTYPE_NF4:         return nf4_dot_z;
     case SHRINK_DTYPE_NF4_DQ:      return nf4_dq_dot_z;
     case SHRINK_DTYPE_W8A8:        return w8a8_dot_zmm;

@@ -694,6 +694,59 @@ static void act_q8_K(const float *x, int64_t n, void *dst, float static_scale) {
     }
 }
 
+/* ==== 2:4 sparse x f32 (sparse24.c) ========================================================== */
+
+/* The 8 activations under values 8h .. 8h + 7 of a block (groups 4h .. 4h + 3, elements 16h ..
+ * 16h + 15): lane i takes element 4*(i/2) + p_i of the 16; vpermps reads the low 3 bits of its
+ * index, so lanes 0-3 pick from x[0..8) and lanes 4-7 (indices 8..15) from x[8..16). */
+SK_INLINE __m256 s24_gather8(uint32_t pos16, const float *x) {
+    const __m256i sh = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m256i base = _mm256_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12);
+    __m256i idx = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)pos16), sh),
+                                   _mm256_set1_epi32(3));
+    idx = _mm256_add_epi32(idx, base);
+    __m256 lo = _mm256_permutevar8x32_ps(_mm256_loadu_ps(x), idx);
+    __m256 hi = _mm256_permutevar8x32_ps(_mm256_loadu_ps(x + 8), idx);
+    return _mm256_blend_ps(lo, hi, 0xF0);
+}
+
+SK_INLINE uint32_t s24_pos(const uint8_t *b) {
+    uint32_t p;
+    memcpy(&p, b, 4);
+    return p;
+}
+
+static float sparse24_f16_dot(int64_t n, const void *w, const void *xa) {
+    const uint8_t *b = w;
+    const float *x = xa;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (int64_t k = 0; k < n; k += SK_QK_S24, b += SK_S24_F16_BYTES, x += SK_QK_S24) {
+        uint32_t pos = s24_pos(b);
+        __m256 v0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + 4)));
+        __m256 v1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + 20)));
+        a0 = _mm256_fmadd_ps(v0, s24_gather8(pos & 0xFFFF, x), a0);
+        a1 = _mm256_fmadd_ps(v1, s24_gather8(pos >> 16, x + 16), a1);
+    }
+    return hsum8(_mm256_add_ps(a0, a1));
+}
+
+static float sparse24_i8_dot(int64_t n, const void *w, const void *xa) {
+    const uint8_t *r = w;
+    const float d = f32_at(r);
+    const uint8_t *b = r + SK_HEAD_D;
+    const float *x = xa;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (int64_t k = 0; k < n; k += SK_QK_S24, b += SK_S24_I8_BYTES, x += SK_QK_S24) {
+        uint32_t pos = s24_pos(b);
+        __m128i q = _mm_loadu_si128((const __m128i *)(b + 4)); /* 16 bytes: q */
+        __m256 v0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+        __m256 v1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(q, q)));
+        a0 = _mm256_fmadd_ps(v0, s24_gather8(pos & 0xFFFF, x), a0);
+        a1 = _mm256_fmadd_ps(v1, s24_gather8(pos >> 16, x + 16), a1);
+    }
+    return d * hsum8(_mm256_add_ps(a0, a1));
+}
+
 /* ==== lookups ================================================================================ */
 
 static sk_vec_dot_fn qdot_lookup(shrink_dtype t) {
@@ -723,6 +776,8 @@ static sk_vec_dot_fn qdot_lookup(shrink_dtype t) {
     case SHRINK_DTYPE_NF4_DQ:         return nf4_dq_dot;
     case SHRINK_DTYPE_W8A8:           return w8a8_dot;
     case SHRINK_DTYPE_W8A8_STATIC:    return w8a8_static_dot;
+    case SHRINK_DTYPE_SPARSE24_F16:   return sparse24_f16_dot;
+    case SHRINK_DTYPE_SPARSE24_I8:    return sparse24_i8_dot;
     default:                return NULL;
     }
 }
