@@ -92,6 +92,12 @@ typedef enum shrink_dtype {
     SHRINK_DTYPE_Q2_K = 25,
     SHRINK_DTYPE_Q3_K = 26,
     SHRINK_DTYPE_IQ4_NL = 27, /* 4-bit non-linear grid, blocks of 32 */
+    /* shrink's palettes (k-means weight sharing, docs/palettes.md): codes of log2(k) bits into
+     * a table of k f16 values shared by a group of k rows, entry j in row j's head (6 bytes:
+     * f16 entry, u8 j, u8 group rows - 1, u16 cols / 32); GGUF type ids 1014.. (after w8a8_static) */
+    SHRINK_DTYPE_PAL16 = 28,  /* 16 values per 16 rows, 4-bit codes */
+    SHRINK_DTYPE_PAL256 = 29, /* 256 values per 256 rows, 8-bit codes */
+    SHRINK_DTYPE_PAL4 = 30,   /* 4 values per 4 rows, 2-bit codes */
     SHRINK_DTYPE_COUNT
 } shrink_dtype;
 

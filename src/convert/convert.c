@@ -4,6 +4,7 @@
  * the dtype asked for. The output appears only when complete.
  */
 #include "../model/source.h"
+#include "../kernels/palette.h"
 
 shrink_convert_params shrink_convert_params_default(void) {
     shrink_convert_params p = {.to = NULL, .dtype = -1, .shard_bytes = 0,
@@ -98,6 +99,10 @@ shrink_status shrink_convert(const char *in, const char *out, const shrink_conve
                         "llama2c)", p->to);
     if (p->dtype < -1 || p->dtype >= SHRINK_DTYPE_COUNT)
         return sk_error(SHRINK_ERR_ARG, "convert: unknown output type %d", (int)p->dtype);
+    if (p->dtype >= 0 && sk_pal_k(p->dtype))
+        return sk_error(SHRINK_ERR_ARG, "convert: %s needs a k-means palette per group of "
+                        "rows, which convert does not compute; use shrink quantize --scheme %s",
+                        shrink_dtype_name(p->dtype), shrink_dtype_name(p->dtype));
     if (sk_same_file(in, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the input; refusing to overwrite it", out);
     double t0 = shrink_time();
