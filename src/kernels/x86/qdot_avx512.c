@@ -104,8 +104,27 @@ static float w8a8_static_dot_zmm(int64_t n, const void *w, const void *xa) {
     return w8a8_dot_z(n, w, SK_HEAD_DM, xa);
 }
 
+/* pal16: the 16-entry palette in one zmm, vpermps on the low 4 bits of each dword (the high
+ * nibble shifted down for elements 16..31), 16 lanes per step */
+static float pal16_dot_z(int64_t n, const void *w, const void *xa) {
+    float lut[16];
+    sk_pal_table(SHRINK_DTYPE_PAL16, w, lut);
+    const __m512 t = _mm512_loadu_ps(lut);
+    const uint8_t *b = (const uint8_t *)w + SK_HEAD_PAL;
+    const float *x = xa;
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += SK_QK_PAL, b += 16, x += SK_QK_PAL) {
+        __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)b));
+        s0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, t), _mm512_loadu_ps(x), s0);
+        s1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), t),
+                             _mm512_loadu_ps(x + 16), s1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
 sk_vec_dot_fn sk_qdot_avx512(shrink_dtype t) {
     switch (t) {
+    case SHRINK_DTYPE_PAL16:       return pal16_dot_z;
     case SHRINK_DTYPE_NF4:         return nf4_dot_z;
     case SHRINK_DTYPE_NF4_DQ:      return nf4_dq_dot_z;
     case SHRINK_DTYPE_W8A8:        return w8a8_dot_zmm;
