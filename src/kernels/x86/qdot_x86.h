@@ -569,9 +569,27 @@ static float nf4_dq_dot(int64_t n, const void *w, const void *xa) {
 /* palettes (palette.h) x f32: the group's palette read once per row into registers (pal16:
  * two 8-entry tables, permutevar8x32 on the low 3 bits, bit 3 choosing the table, as nf4;
  * pal4: one table; pal256: a 256-entry table on the stack, gathered), times x, in 8 lanes. */
+/* The palette of the row at w as 16 floats (entries past the group's g rows 0): the group's
+ * heads' f16 gathered, widened with vcvtph2ps (exact, as sk_pal_table's sk_f16_to_f32). */
+SK_INLINE void pal_lut(const void *w, int k, int block_bytes, float *lut) {
+    const uint8_t *r = w;
+    const int j = r[2], g = r[3] + 1 > k ? k : r[3] + 1;
+    uint16_t nb;
+    memcpy(&nb, r + 4, 2);
+    const uint64_t rb = SK_HEAD_PAL + (uint64_t)nb * (uint64_t)block_bytes;
+    const uint8_t *base = r - (uint64_t)j * rb;
+    uint16_t h[256];
+    for (int e = 0; e < g; e++) memcpy(&h[e], base + (uint64_t)e * rb, 2);
+    for (int e = g; e < (k + 7) / 8 * 8; e++) h[e] = 0;
+    for (int e = 0; e < k; e += 8)
+        _mm256_storeu_ps(lut + e, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + e))));
+}
+
+SK_INLINE void pal_lut16(const void *w, float *lut) { pal_lut(w, 16, 16, lut); }
+
 static float pal16_dot(int64_t n, const void *w, const void *xa) {
     float lut[16];
-    sk_pal_table(SHRINK_DTYPE_PAL16, w, lut);
+    pal_lut16(w, lut);
     const __m256 t0 = _mm256_loadu_ps(lut), t1 = _mm256_loadu_ps(lut + 8);
     const uint8_t *b = (const uint8_t *)w + SK_HEAD_PAL;
     const float *x = xa;
@@ -591,8 +609,8 @@ static float pal16_dot(int64_t n, const void *w, const void *xa) {
 }
 
 static float pal4_dot(int64_t n, const void *w, const void *xa) {
-    float lut[8] = {0};
-    sk_pal_table(SHRINK_DTYPE_PAL4, w, lut);
+    float lut[8];
+    pal_lut(w, 4, 8, lut); /* 8 entries: the last 4 zero */
     const __m256 t0 = _mm256_loadu_ps(lut);
     const __m256i three = _mm256_set1_epi32(3);
     const uint8_t *b = (const uint8_t *)w + SK_HEAD_PAL;
@@ -616,7 +634,7 @@ static float pal4_dot(int64_t n, const void *w, const void *xa) {
 
 static float pal256_dot(int64_t n, const void *w, const void *xa) {
     float lut[256];
-    sk_pal_table(SHRINK_DTYPE_PAL256, w, lut);
+    pal_lut(w, 256, 32, lut);
     const uint8_t *b = (const uint8_t *)w + SK_HEAD_PAL;
     const float *x = xa;
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
