@@ -18,6 +18,17 @@ OPT     ?= -O2
 WERROR  ?= -Werror
 SAN     ?=
 
+# make MPI=1: the same build plus the CLI's data-parallel training (tools/cli/mpi.c) in
+# build-mpi/, compiled by Open MPI's mpicc (tools/deps.sh mpi installs Debian's openmpi-bin and
+# libopenmpi-dev when missing); run as mpirun -np R build-mpi/shrink train ... (docs/scale.md).
+# The default build has no MPI anywhere.
+ifeq ($(MPI),1)
+BUILD        := build-mpi
+CC           := mpicc
+EXTRA_CFLAGS += -DSHRINK_MPI
+MPI_DEPS      = mpi-deps
+endif
+
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter $(WERROR)
 BASE_CFLAGS = -std=c11 $(OPT) -g -fPIC -fvisibility=hidden -fopenmp -D_GNU_SOURCE -Iinclude \
               $(WARN) $(SAN) $(EXTRA_CFLAGS)
@@ -40,11 +51,14 @@ BENCHES  = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 # Helpers of the shell tests (not tests themselves: run_all.sh runs only tests/test_*).
 TEST_TOOLS = $(BUILD)/tests/json_get
 
-.PHONY: all lib cli demo test check asan asan-check bench bench-blas install uninstall clean deps fuzz
+.PHONY: all lib cli demo test check asan asan-check mpi-deps mpi-check bench bench-blas install uninstall clean deps fuzz
 all: lib cli
 
 lib: $(BUILD)/libshrink.a $(BUILD)/libshrink.so
 cli: $(BUILD)/shrink
+$(LIB_OBJ) $(CLI_OBJ): | $(MPI_DEPS)
+mpi-deps:
+	@sh tools/deps.sh mpi
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -110,7 +124,13 @@ asan-check: asan
 	@ASAN_OPTIONS=detect_leaks=1 sh tests/run_all.sh build-asan
 
 # Everything CI runs.
-test: deps check asan-check
+test: deps check asan-check mpi-check
+
+# The data-parallel path: `make MPI=1` (installs Open MPI when missing), then mpirun -np 2
+# against one process with the same global batch (tests/test_mpi.sh).
+mpi-check: all
+	$(MAKE) MPI=1 all
+	@sh tests/test_mpi.sh build-mpi/shrink $(BUILD)/shrink
 
 bench: all $(BENCHES)
 
@@ -137,7 +157,7 @@ uninstall:
 	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/shrink.pc
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-mpi
 
 # Fuzzing (docs/style.md section 12): the libFuzzer targets fuzz/fuzz_<format>.c, built with
 # clang, ASan + UBSan (no recovery) and coverage, against the library compiled the same way,

@@ -360,6 +360,9 @@ typedef struct shrink_quantize_scheme_info {
     const char  *ref;                 /* the reference: model, text, tokens, commit; or NULL */
 } shrink_quantize_scheme_info;
 SHRINK_API shrink_status shrink_quantize_scheme_get(int32_t i, shrink_quantize_scheme_info *info);
+/* The scheme whose file llama-quantize calls `type` (its spelling: "Q4_K_M", also its aliases
+ * "Q4_K" ...), NULL if none: `shrink quantize IN OUT Q4_K_M` as with llama-quantize. */
+SHRINK_API const char *shrink_quantize_scheme_for_llama_cpp(const char *type);
 
 /* Quantizes the model at `in` (any format shrink_model_load reads; a quantized GGUF is
  * dequantized and quantized again) into the GGUF file `out` with params->scheme (per-tensor
@@ -898,6 +901,20 @@ typedef struct shrink_train_log {
                             this step (temperature 1), NaN when not evaluated or not distilling */
 } shrink_train_log;
 
+/* Data parallelism (docs/scale.md): processes ("ranks") that train one model together, each
+ * on its share of every step's micro-batches. shrink's library holds no MPI: the caller (the
+ * CLI of a `make MPI=1` build under mpirun) supplies the communication. */
+typedef struct shrink_train_comm {
+    int32_t rank, n_ranks;
+    /* x[0..n) of every rank summed in rank order, ((x_0 + x_1) + x_2) + ..., the sum left in
+     * every rank's x (the same additions one process makes, so the result is bit-identical) */
+    shrink_status (*sum_f32)(void *user, float *x, int64_t n);
+    shrink_status (*sum_f64)(void *user, double *x, int64_t n);
+    /* every rank passes the hash of its inputs and options; an error if any differs */
+    shrink_status (*agree)(void *user, uint64_t hash);
+    void *user;
+} shrink_train_comm;
+
 typedef struct shrink_train_params {
     const char *data;           /* training data: a token file or UTF-8 text (required) */
     const char *valid;          /* validation data, or NULL */
@@ -934,6 +951,13 @@ typedef struct shrink_train_params {
     double      temperature;    /* tau > 0 */
     int32_t     top_k;          /* 0: the whole vocabulary; K: the teacher's top K, renormalized */
     bool        weak;           /* the teacher's top-1 token as the soft target (K = 1) */
+    /* Data parallelism: NULL or n_ranks 1: one process. Otherwise accum must equal n_ranks
+     * (0 or 1: set to it): rank r runs micro-batch r of every step, the gradients and losses
+     * are summed in rank order through comm (one process with accum = n_ranks makes the same
+     * additions: the runs are bit-identical at equal threads per rank), every rank steps the
+     * optimizer, and only rank 0 validates, logs and writes checkpoints and the model (all
+     * ranks read --resume's checkpoint). */
+    const shrink_train_comm *comm;
 } shrink_train_params;
 
 typedef struct shrink_train_result {
@@ -989,6 +1013,10 @@ typedef struct shrink_sensitivity_params {
     /* called after each unit measured with units done / total; may be NULL */
     void      (*progress)(void *user, int64_t done, int64_t total);
     void       *user;
+    /* a share of the work for a sweep over machines: only the units k (in model order) with
+     * k % n_shards == shard are measured; n_shards 0 or 1: all. The shards' JSON outputs are
+     * joined by shrink_sensitivity_merge (`shrink merge-results`). */
+    int32_t     shard, n_shards;
 } shrink_sensitivity_params;
 
 typedef struct shrink_sensitivity_entry {
@@ -1010,6 +1038,10 @@ typedef struct shrink_sensitivity_result {
     int64_t     n;            /* entries, in model order (layer, index) */
     shrink_sensitivity_entry *entries; /* owned: shrink_sensitivity_result_free */
     double      seconds;
+    int32_t     shard, n_shards;  /* the share measured (n_shards 1: all); ranks are within it */
+    int64_t     n_total;      /* units of the whole model (n when n_shards is 1) */
+    char       *input, *calib; /* shrink_sensitivity_merge: the model and text the shards name
+                                  (owned); NULL from shrink_sensitivity */
 } shrink_sensitivity_result;
 
 SHRINK_API shrink_sensitivity_params shrink_sensitivity_params_default(void);
@@ -1021,6 +1053,11 @@ SHRINK_API shrink_status shrink_sensitivity(const char *in,
                                             const shrink_sensitivity_params *params,
                                             shrink_sensitivity_result *result);
 SHRINK_API void shrink_sensitivity_result_free(shrink_sensitivity_result *result);
+/* Joins the shards of one sweep: `shrink sensitivity --json --shard i/N` outputs (files
+ * paths[0..n)), which must name the same model, text, unit, tokens and block and hold every
+ * shard 0..N-1 once; the result equals the unsharded run's (ranks over all units). */
+SHRINK_API shrink_status shrink_sensitivity_merge(const char *const *paths, int32_t n,
+                                                  shrink_sensitivity_result *result);
 
 /* How structured pruning ranks units: by the measured KL of shrink_sensitivity, by the
  * activation proxies (Minitron's head / neuron importance, ShortGPT's block influence for
@@ -1156,6 +1193,109 @@ SHRINK_API void shrink_remove_temporaries(void);
 SHRINK_API int shrink_remove_stale_temporaries(const char *dir,
                                                void (*removed)(void *user, const char *path),
                                                void *user);
+
+/* ==== SHA-256 and the manifest (docs/manifest.md) ======================================== */
+
+/* SHA-256 (FIPS 180-4) of data[0..n). */
+SHRINK_API void shrink_sha256(const void *data, size_t n, uint8_t digest[32]);
+/* SHA-256 of the regular file at `path` as 64 lowercase hex digits (what sha256sum prints);
+ * *bytes (may be NULL) its size. Anything but a regular file is an error naming the path. */
+SHRINK_API shrink_status shrink_sha256_file(const char *path, char hex[65], uint64_t *bytes);
+
+/* The manifest: every model file shrink writes (GGUF: the metadata string "shrink.manifest";
+ * a Hugging Face folder: shrink_manifest.json beside config.json; llama2.c files have no place
+ * for one) can carry a JSON object saying how it was made: shrink's version, the command, the
+ * SHA-256 of every input, seeds, threads, date, measured quality (docs/manifest.md). The
+ * library never builds one itself (it never sees argv): the caller registers a source that
+ * the writers ask, at the moment they write, for the JSON text (NULL: no manifest). The text
+ * must be a JSON object; it is copied into the file as it is. fn NULL removes the source. */
+typedef const char *(*shrink_manifest_fn)(void *user);
+SHRINK_API void shrink_set_manifest_source(shrink_manifest_fn fn, void *user);
+
+#define SHRINK_MANIFEST_KEY  "shrink.manifest"      /* the GGUF metadata key */
+#define SHRINK_MANIFEST_FILE "shrink_manifest.json" /* the file in a Hugging Face folder */
+
+typedef enum shrink_input_state {
+    SHRINK_INPUT_UNCHECKED = 0,  /* shrink_manifest_verify not run */
+    SHRINK_INPUT_MATCH,          /* same size and SHA-256 as recorded */
+    SHRINK_INPUT_CHANGED,        /* the file at the path differs */
+    SHRINK_INPUT_MISSING,        /* nothing readable at the path */
+} shrink_input_state;
+
+typedef struct shrink_manifest_input {
+    const char        *arg;        /* the option that named it: "IN", "--calib", "--lora" */
+    const char        *path;       /* absolute path when it was read */
+    const char        *sha256;     /* 64 hex digits */
+    uint64_t           bytes;
+    shrink_input_state state;      /* after shrink_manifest_verify */
+    char               now_sha256[65]; /* what the file holds now ("" when missing) */
+    uint64_t           now_bytes;
+} shrink_manifest_input;
+
+typedef struct shrink_manifest_value {
+    const char *key;
+    double      value;
+} shrink_manifest_value;
+
+typedef struct shrink_manifest {
+    char                  *json;      /* the text as stored in the file */
+    const char            *version;   /* shrink's version that wrote it ("" if absent) */
+    const char            *date;      /* UTC, ISO 8601 ("" if absent) */
+    const char           **command;   /* argv as run */
+    int32_t                n_command;
+    int32_t                threads;   /* -1 if absent */
+    shrink_manifest_input *inputs;
+    int32_t                n_inputs;
+    shrink_manifest_value *seeds;     /* option name -> value */
+    int32_t                n_seeds;
+    shrink_manifest_value *quality;   /* measured quality: name -> value */
+    int32_t                n_quality;
+    /* the manifests of the inputs that carried one (the steps before this one), one level:
+     * deeper ones are in `json` */
+    struct shrink_manifest_parent *parents;
+    int32_t                n_parents;
+} shrink_manifest;
+
+typedef struct shrink_manifest_parent {
+    const char  *arg, *path;          /* the input that carried it */
+    const char  *version, *date;      /* "" if absent */
+    const char **command;
+    int32_t      n_command;
+} shrink_manifest_parent;
+
+/* Reads the manifest of the model at `path` (a .gguf file, a Hugging Face folder or a file in
+ * one). *out is NULL (and SHRINK_OK) when the model has none; a manifest that is not the JSON
+ * object of docs/manifest.md is SHRINK_ERR_FORMAT naming the file. */
+SHRINK_API shrink_status shrink_manifest_read(const char *path, shrink_manifest **out);
+/* Re-hashes every input the manifest names that exists at its path and sets its state.
+ * Returns SHRINK_OK when it could check (whatever the states); *n_bad (may be NULL) counts
+ * the inputs not SHRINK_INPUT_MATCH. */
+SHRINK_API shrink_status shrink_manifest_verify(shrink_manifest *m, int32_t *n_bad);
+SHRINK_API void shrink_manifest_free(shrink_manifest *m);
+SHRINK_API const char *shrink_input_state_name(shrink_input_state s); /* "match", ... */
+
+/* ==== report (docs/report.md) ============================================================= */
+
+typedef struct shrink_report_result {
+    int32_t n_points;   /* variants plotted (a base shared by several inputs counts once) */
+    int32_t n_pareto;   /* of them on the size-vs-KL Pareto front */
+    int32_t n_bars;     /* speed bars (decode and prompt tokens/s that were measured) */
+} shrink_report_result;
+
+typedef struct shrink_report_params {
+    const char *title;  /* the page's title; NULL: "shrink report" */
+    const char *svg;    /* NULL: the HTML page; "pareto" or "speed": that plot alone, as an
+                         * SVG file (for documents) */
+} shrink_report_params;
+
+/* Writes one self-contained HTML page (inline SVG, no script, nothing fetched) to `out` from
+ * the JSON objects of `shrink compare --json` in json_paths[0..n_json): the size-vs-KL plot
+ * with its Pareto front, decode/prompt speed bars, the table of variants and the manifest of
+ * each model file that has one; or one of the plots as an SVG file (params->svg). A file that
+ * is not such an object is SHRINK_ERR_FORMAT naming it. params and result may be NULL. */
+SHRINK_API shrink_status shrink_report(const char *const *json_paths, int32_t n_json,
+                                       const char *out, const shrink_report_params *params,
+                                       shrink_report_result *result);
 
 #ifdef __cplusplus
 }

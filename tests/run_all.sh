@@ -25,8 +25,11 @@ if [ -f tests/test_quant_ux.sh ]; then run "test_quant_ux.sh" sh tests/test_quan
 if [ -f tests/test_train_cli.sh ]; then run "test_train_cli.sh" sh tests/test_train_cli.sh "$build/shrink"; fi
 if [ -f tests/test_distill_cli.sh ]; then run "test_distill_cli.sh" sh tests/test_distill_cli.sh "$build/shrink"; fi
 if [ -f tests/test_imatrix_cli.sh ]; then run "test_imatrix_cli.sh" sh tests/test_imatrix_cli.sh "$build/shrink"; fi
+if [ -f tests/test_shard.sh ]; then run "test_shard.sh" sh tests/test_shard.sh "$build/shrink"; fi
 if [ -f tests/test_prune_structured.sh ]; then run "test_prune_structured.sh" sh tests/test_prune_structured.sh "$build/shrink"; fi
 if [ -f tests/test_lora_cli.sh ]; then run "test_lora_cli.sh" sh tests/test_lora_cli.sh "$build/shrink"; fi
+if [ -f tests/test_manifest.sh ]; then run "test_manifest.sh" sh tests/test_manifest.sh "$build/shrink"; fi
+if [ -f tests/test_report.sh ]; then run "test_report.sh" sh tests/test_report.sh "$build/shrink"; fi
 if [ -f tests/test_layers.sh ]; then run "test_layers.sh" sh tests/test_layers.sh; fi
 run "test_skip_rule.sh" sh tests/test_skip_rule.sh
 if [ -f tests/test_docs.sh ]; then run "test_docs.sh" sh tests/test_docs.sh "$build/shrink"; fi

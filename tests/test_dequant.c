@@ -21,18 +21,6 @@
 
 #include <stdint.h>
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static uint64_t rng_u64(void) {
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return rng_state >> 11;
-}
-
-static float rng_normal(void) {
-    double u = ((double)rng_u64() + 1.0) / 9007199254740993.0, v = (double)rng_u64() / 9007199254740992.0;
-    return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
-}
-
 static int same_float(float a, float b) {
     if (isnan(a) || isnan(b)) return isnan(a) && isnan(b);
     return memcmp(&a, &b, sizeof a) == 0;
@@ -43,7 +31,7 @@ static uint8_t *make_row(shrink_dtype t, int64_t cols, int random_bytes) {
     uint64_t rb = sk_dtype_row_bytes(t, cols);
     uint8_t *row = malloc(rb);
     if (random_bytes) {
-        for (uint64_t i = 0; i < rb; i++) row[i] = (uint8_t)rng_u64();
+        for (uint64_t i = 0; i < rb; i++) row[i] = (uint8_t)(test_rng_u() * 256.0);
         if (sk_pal_k(t)) { /* palettes: a lone row is a group of one (palette.h) */
             row[2] = row[3] = 0;
             row[4] = (uint8_t)(cols / 32);
@@ -51,7 +39,7 @@ static uint8_t *make_row(shrink_dtype t, int64_t cols, int random_bytes) {
         }
     } else {
         float *x = malloc((size_t)cols * sizeof(float));
-        for (int64_t i = 0; i < cols; i++) x[i] = rng_normal() * (i % 7 == 0 ? 3.0f : 1.0f);
+        for (int64_t i = 0; i < cols; i++) x[i] = test_rng_normal() * (i % 7 == 0 ? 3.0f : 1.0f);
         sk_dtype(t)->from_f32(x, row, cols);
         free(x);
     }
@@ -133,11 +121,11 @@ static void check_gemm(const sk_kernel_set *ks, shrink_dtype t, int64_t rows, in
     float *yr = malloc((size_t)(T * rows) * sizeof(float));
     float *tmp = malloc((size_t)cols * sizeof(float));
     for (int64_t r = 0; r < rows; r++) {
-        for (int64_t k = 0; k < cols; k++) tmp[k] = rng_normal();
+        for (int64_t k = 0; k < cols; k++) tmp[k] = test_rng_normal();
         sk_dtype(t)->from_f32(tmp, wq + (uint64_t)r * rb, cols);
         sk_dequant_ref(t, wq + (uint64_t)r * rb, 0, cols, wf + r * cols);
     }
-    for (int64_t i = 0; i < T * cols; i++) x[i] = rng_normal();
+    for (int64_t i = 0; i < T * cols; i++) x[i] = test_rng_normal();
     sk_mat mq = {.dtype = t, .rows = rows, .cols = cols, .data = wq};
     sk_mat mf = {.dtype = SHRINK_DTYPE_F32, .rows = rows, .cols = cols, .data = wf};
     sk_matmul_with(ks, &mq, x, T, y, rows);

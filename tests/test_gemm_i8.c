@@ -22,17 +22,6 @@
 #include <omp.h>
 #include <stdint.h>
 
-static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
-
-static double rng_uniform(void) {
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (double)(rng_state >> 11) / (double)(1ull << 53);
-}
-
-static float rng_normal(void) {
-    double u = rng_uniform() + 1e-12, v = rng_uniform();
-    return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
-}
 
 /* A W8A8 test case: weights (quantized), X, the reference quantized tokens. */
 typedef struct tcase {
@@ -63,10 +52,10 @@ static void tcase_make(tcase *c, shrink_dtype dt, int64_t rows, int64_t cols, in
     c->wd = malloc((size_t)(rows * cols) * sizeof(float));
     c->w = malloc((size_t)(rows * c->rb));
     c->xa = malloc((size_t)T * c->xab);
-    for (int64_t i = 0; i < rows * cols; i++) wf[i] = rng_normal() * (i % 89 == 0 ? 6.0f : 1.0f);
+    for (int64_t i = 0; i < rows * cols; i++) wf[i] = test_rng_normal() * (i % 89 == 0 ? 6.0f : 1.0f);
     float amax = 0.0f;
     for (int64_t i = 0; i < T * cols; i++) {
-        c->X[i] = rng_normal() * (i % 41 == 0 ? 5.0f : 1.0f) + 0.2f;
+        c->X[i] = test_rng_normal() * (i % 41 == 0 ? 5.0f : 1.0f) + 0.2f;
         amax = fmaxf(amax, fabsf(c->X[i]));
     }
     sk_qparams p = {0};
@@ -279,6 +268,7 @@ static void test_wide_fallback(void) {
 }
 
 int main(void) {
+    test_rng_seed(0x2545F4914F6CDD1Dull);
     for (int l = 0; l < SK_ISA_COUNT; l++)
         if (sk_kernels_get((sk_isa)l)) {
             const sk_i8_gemm *g = sk_i8_gemm_get((sk_isa)l);

@@ -355,16 +355,6 @@ static void test_broken(void) {
 
 
 /* 6 */
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static double rng_u(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return ((double)(rng_state >> 11) + 0.5) / 9007199254740992.0;
-}
-static float rng_normal(void) {
-    return (float)(sqrt(-2.0 * log(rng_u())) * cos(6.283185307179586 * rng_u()));
-}
 
 static void test_search(void) {
     const int64_t rows = 16, cols = 1024;
@@ -372,7 +362,7 @@ static void test_search(void) {
     float *x = malloc((size_t)(rows * cols) * sizeof(float)), *qw = malloc((size_t)cols * 4);
     float *w = malloc((size_t)cols * 4), *ya = malloc((size_t)cols * 4);
     float *yb = malloc((size_t)cols * 4);
-    for (int64_t j = 0; j < cols; j++) qw[j] = (float)(0.05 + 4.0 * rng_u() * rng_u());
+    for (int64_t j = 0; j < cols; j++) qw[j] = (float)(0.05 + 4.0 * test_rng_u() * test_rng_u());
     for (int t = 0; t < SHRINK_DTYPE_COUNT; t++) {
         const int kq = t == SHRINK_DTYPE_Q4_K || t == SHRINK_DTYPE_Q5_K || t == SHRINK_DTYPE_Q6_K;
         if (!sk_quantize_searches((shrink_dtype)t) && !kq) continue;
@@ -386,7 +376,7 @@ static void test_search(void) {
         qp.imatrix = qw;
         for (int kind = 0; kind < 3; kind++) {
             for (int64_t i = 0; i < rows * cols; i++) {
-                float g = rng_normal() * 0.02f;
+                float g = test_rng_normal() * 0.02f;
                 x[i] = kind == 1 ? g * g * g * 2500.0f : kind == 2 && i % 97 == 0 ? 0.5f : g;
             }
             for (int64_t r = 0; r < rows; r++) {

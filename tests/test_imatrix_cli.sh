@@ -65,15 +65,16 @@ if expect_ok "imatrix --json" "$bin" imatrix "$model" --calib "$tmp/calib.txt" -
     done
     grep -q '"n_chunks":4,' "$tmp/out" && ok || bad "imatrix --calib-tokens 256 -c 64: not 4 chunks"
 fi
+# (--no-manifest: the manifests record different commands and inputs; docs/manifest.md)
 expect_ok "quantize --imatrix" "$bin" quantize "$model" "$tmp/q.gguf" --scheme q4_0 \
-    --imatrix "$tmp/s.imatrix"
+    --imatrix "$tmp/s.imatrix" --no-manifest
 expect_ok "quantize --calib (on the fly)" "$bin" quantize "$model" "$tmp/qc.gguf" --scheme q4_0 \
-    --calib "$tmp/calib.txt" --calib-ctx 64 --calib-tokens 832
+    --calib "$tmp/calib.txt" --calib-ctx 64 --calib-tokens 832 --no-manifest
 cmp -s "$tmp/q.gguf" "$tmp/qc.gguf" && ok ||
     bad "quantize --calib differs from quantize --imatrix with the same text and chunks"
 expect_ok "quantize --imatrix --ggml-exact" "$bin" quantize "$model" "$tmp/qe.gguf" --scheme q4_0 \
-    --imatrix "$tmp/s.imatrix" --ggml-exact
-expect_ok "quantize --ggml-exact" "$bin" quantize "$model" "$tmp/qr.gguf" --scheme q4_0 --ggml-exact
+    --imatrix "$tmp/s.imatrix" --ggml-exact --no-manifest
+expect_ok "quantize --ggml-exact" "$bin" quantize "$model" "$tmp/qr.gguf" --scheme q4_0 --ggml-exact --no-manifest
 cmp -s "$tmp/qe.gguf" "$tmp/qr.gguf" && bad "--imatrix did not change the --ggml-exact bytes" || ok
 
 # ==== bad input ===============================================================================

@@ -13,14 +13,7 @@
 #include <omp.h>
 #include <stdint.h>
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint32_t rng_u32(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 16);
-}
-static float rng_f(void) { return (float)((double)rng_u32() / 4294967296.0 * 2.0 - 1.0); }
+static float rng_f(void) { return (float)(2.0 * test_rng_u() - 1.0); }
 
 /* A random W (rows x cols) of dtype dt and its f32 widening. */
 static void *make_w(shrink_dtype dt, int64_t rows, int64_t cols, float *wf) {

@@ -31,15 +31,8 @@
 #include <inttypes.h>
 #include <stdint.h>
 
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static double rng_u(void) {
-    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-    return (double)(rng >> 11) / 9007199254740992.0;
-}
-static float rng_normal(void) {
-    double u = rng_u() + 1e-300, v = rng_u();
-    return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
-}
+#define rng_u      test_rng_u
+#define rng_normal() ((float)test_rng_normal())
 
 static const shrink_dtype PALS[] = {SHRINK_DTYPE_PAL4, SHRINK_DTYPE_PAL16, SHRINK_DTYPE_PAL256};
 enum { N_PALS = 3 };

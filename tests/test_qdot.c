@@ -21,17 +21,6 @@
 
 #include <stdint.h>
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static double rng_uniform(void) {
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (double)(rng_state >> 11) / (double)(1ull << 53);
-}
-
-static float rng_normal(void) {
-    double u = rng_uniform() + 1e-12, v = rng_uniform();
-    return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
-}
 
 static int64_t lcm64(int64_t a, int64_t b) {
     int64_t x = a, y = b;
@@ -99,7 +88,7 @@ static void test_act_quant(void) {
         for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
             int64_t n = ns[k];
             float *x = malloc((size_t)n * sizeof(float));
-            for (int64_t i = 0; i < n; i++) x[i] = rng_normal() * (i % 97 == 0 ? 8.0f : 1.0f);
+            for (int64_t i = 0; i < n; i++) x[i] = test_rng_normal() * (i % 97 == 0 ? 8.0f : 1.0f);
             float ss = absmax(x, n) / 127.0f * 0.7f; /* static: some values clamp */
             check_act_quant(f, x, n, ss, "normal");
             /* zeros in the first block, exact ties: amax 127 -> d = 1, x = k + 0.5 */
@@ -113,7 +102,7 @@ static void test_act_quant(void) {
     /* int8 per token at lengths that are not multiples of 32 */
     for (int64_t n = 1; n < 100; n += 7) {
         float x[100];
-        for (int64_t i = 0; i < n; i++) x[i] = rng_normal();
+        for (int64_t i = 0; i < n; i++) x[i] = test_rng_normal();
         check_act_quant(SK_ACT_I8_TOKEN, x, n, 0.0f, "short");
         check_act_quant(SK_ACT_I8_STATIC, x, n, 0.01f, "short");
     }
@@ -126,8 +115,8 @@ static void check_dot(shrink_dtype dt, int64_t n) {
     float *wf = malloc((size_t)n * sizeof(float)), *x = malloc((size_t)n * sizeof(float));
     float *wd = malloc((size_t)n * sizeof(float)), *xd = malloc((size_t)n * sizeof(float));
     for (int64_t i = 0; i < n; i++) {
-        wf[i] = rng_normal() * (i % 61 == 0 ? 5.0f : 1.0f);
-        x[i] = rng_normal() * (i % 53 == 0 ? 6.0f : 1.0f) + 0.3f;
+        wf[i] = test_rng_normal() * (i % 61 == 0 ? 5.0f : 1.0f);
+        x[i] = test_rng_normal() * (i % 53 == 0 ? 6.0f : 1.0f) + 0.3f;
     }
     sk_qparams p = {0};
     p.act_scale = absmax(x, n) / 127.0f;
@@ -233,7 +222,7 @@ static void test_q8_0_min_code(void) {
         memcpy(w + 34 * b, &h, 2);
         for (int j = 0; j < 32; j++) w[34 * b + 2 + j] = (uint8_t)(j % 3 == 0 ? 0x80 : j * 7);
     }
-    for (int i = 0; i < n; i++) x[i] = rng_normal();
+    for (int i = 0; i < n; i++) x[i] = test_rng_normal();
     uint8_t xa[2 * sizeof(sk_act_q8_32)];
     sk_act_quantize_ref(SK_ACT_Q8_32, x, n, xa, 0);
     sk_act_dequantize(SK_ACT_Q8_32, xa, n, xd);
@@ -258,8 +247,8 @@ static void check_matmul(shrink_dtype dt, int64_t rows, int64_t cols, int64_t T)
     const sk_dtype_traits *d = sk_dtype(dt);
     float *wf = malloc((size_t)(rows * cols) * sizeof(float));
     float *X = malloc((size_t)(T * cols) * sizeof(float));
-    for (int64_t i = 0; i < rows * cols; i++) wf[i] = rng_normal();
-    for (int64_t i = 0; i < T * cols; i++) X[i] = rng_normal() * (i % 41 == 0 ? 4.0f : 1.0f);
+    for (int64_t i = 0; i < rows * cols; i++) wf[i] = test_rng_normal();
+    for (int64_t i = 0; i < T * cols; i++) X[i] = test_rng_normal() * (i % 41 == 0 ? 4.0f : 1.0f);
     sk_qparams p = {0};
     p.act_scale = absmax(X, T * cols) / 127.0f * 0.8f;
     const uint64_t rb = sk_dtype_row_bytes(dt, cols);

@@ -141,16 +141,6 @@ static decoded decode_at(const struct layout *l, const uint8_t *row, int64_t k) 
 
 /* ==== data ================================================================================= */
 
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static double rng_u(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return ((double)(rng >> 11) + 0.5) / 9007199254740992.0;
-}
-static float rng_normal(void) {
-    return (float)(sqrt(-2.0 * log(rng_u())) * cos(6.283185307179586 * rng_u()));
-}
 
 /* rows x cols quantized row by row (p: tensor-level parameters or NULL) */
 static uint8_t *quant_rows(shrink_dtype dt, const float *x, int64_t rows, int64_t cols,
@@ -218,7 +208,7 @@ static void test_round_trip(void) {
     const int64_t rows = 16, cols = 1024;
     float *x = malloc((size_t)(rows * cols) * sizeof(float));
     float *y = malloc((size_t)(rows * cols) * sizeof(float));
-    for (int64_t i = 0; i < rows * cols; i++) x[i] = 0.05f * rng_normal();
+    for (int64_t i = 0; i < rows * cols; i++) x[i] = 0.05f * test_rng_normal();
     for (int i = 0; i < N_OWN; i++) {
         const struct layout *l = &L[i];
         const sk_dtype_traits *d = sk_dtype(l->dt);
@@ -314,7 +304,7 @@ static void test_params(void) {
     const int64_t rows = 6, cols = 256;
     float x[6 * 256];
     for (int64_t r = 0; r < rows; r++)
-        for (int64_t k = 0; k < cols; k++) x[r * cols + k] = (float)(r + 1) * 0.1f * rng_normal();
+        for (int64_t k = 0; k < cols; k++) x[r * cols + k] = (float)(r + 1) * 0.1f * test_rng_normal();
     float tmin = x[0], tmax = x[0];
     for (int64_t i = 0; i < rows * cols; i++) {
         tmin = fminf(tmin, x[i]);
@@ -360,7 +350,7 @@ static void test_params(void) {
     for (size_t a = 0; a < sizeof asyms / sizeof asyms[0]; a++) {
         const sk_dtype_traits *d = sk_dtype(asyms[a]);
         float row[256], y[256];
-        for (int k = 0; k < 256; k++) row[k] = 0.3f + 0.02f * rng_normal(); /* offset: m != 0 */
+        for (int k = 0; k < 256; k++) row[k] = 0.3f + 0.02f * test_rng_normal(); /* offset: m != 0 */
         uint8_t q[512];
         d->from_f32(row, q, 256);
         d->to_f32(q, y, 256);
@@ -384,7 +374,7 @@ static void test_params(void) {
     /* nf4: every value is exactly NF4[q] * d (f32 product) for the stored code and scale */
     {
         float row[256], y[256];
-        for (int k = 0; k < 256; k++) row[k] = rng_normal();
+        for (int k = 0; k < 256; k++) row[k] = test_rng_normal();
         uint8_t q[512];
         for (int t = 0; t < 2; t++) {
             shrink_dtype dt = t ? SHRINK_DTYPE_NF4_DQ : SHRINK_DTYPE_NF4;
@@ -404,7 +394,7 @@ static void test_params(void) {
         }
         /* nf4_dq: D = row absmax / 255, s >= 1 for a non-zero block, s = 255 for the largest */
         float row2[128];
-        for (int k = 0; k < 128; k++) row2[k] = k < 64 ? 1e-6f * rng_normal() : rng_normal();
+        for (int k = 0; k < 128; k++) row2[k] = k < 64 ? 1e-6f * test_rng_normal() : test_rng_normal();
         sk_dtype(SHRINK_DTYPE_NF4_DQ)->from_f32(row2, q, 128);
         CHECK(q[4] >= 1 && q[4 + 33] == 255, "nf4_dq: block scales %u, %u", q[4], q[4 + 33]);
     }
@@ -436,9 +426,9 @@ static void test_params(void) {
 static void check_matmul(shrink_dtype dt, int64_t rows, int64_t cols, int64_t T) {
     const sk_dtype_traits *d = sk_dtype(dt);
     float *wf = malloc((size_t)(rows * cols) * sizeof(float));
-    for (int64_t i = 0; i < rows * cols; i++) wf[i] = rng_normal();
+    for (int64_t i = 0; i < rows * cols; i++) wf[i] = test_rng_normal();
     float *X = malloc((size_t)(T * cols) * sizeof(float));
-    for (int64_t i = 0; i < T * cols; i++) X[i] = rng_normal();
+    for (int64_t i = 0; i < T * cols; i++) X[i] = test_rng_normal();
     /* w8a8_static: the activation scale calibrated on X (absmax / 127) */
     float amax = 0;
     for (int64_t i = 0; i < T * cols; i++) amax = fmaxf(amax, fabsf(X[i]));

@@ -385,13 +385,6 @@ static void test_w8a8_static(void) {
 
 /* ==== 6. the vector scale search of Q4_K/Q5_K/Q6_K = the scalar one ====================== */
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static double rng_u(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
 
 static void test_k_lanes(void) {
     const int64_t nb = 2048, n = nb * 256;
@@ -402,8 +395,8 @@ static void test_k_lanes(void) {
         float *y = x + b * 256;
         int kind = (int)(b % 7);
         for (int i = 0; i < 256; i++) {
-            double u = rng_u() - 0.5, v = rng_u() - 0.5;
-            float g = (float)((u + v) * (1 + 10 * rng_u()));
+            double u = test_rng_u() - 0.5, v = test_rng_u() - 0.5;
+            float g = (float)((u + v) * (1 + 10 * test_rng_u()));
             y[i] = kind == 1 ? fabsf(g) : kind == 2 ? -fabsf(g) : kind == 3 ? 0.25f
                  : kind == 4 ? 0.0f : kind == 6 ? g * 1e-12f : g;
         }
@@ -430,16 +423,13 @@ static void test_k_lanes(void) {
 
 /* ==== 7. searched quantizers (src/kernels/q_search.c) ===================================== */
 
-static float rng_normal(void) {
-    return (float)(sqrt(-2.0 * log(1.0 - rng_u())) * cos(6.283185307179586 * rng_u()));
-}
 
 /* Rows of `cols` of a kind: 0 normal, 1 heavy-tailed (normal^3), 2 Student-t-like
  * (normal / sqrt(u)), 3 blocks with one outlier, zero blocks and constant blocks. */
 static void fill_rows(float *x, int64_t rows, int64_t cols, int kind) {
     for (int64_t i = 0; i < rows * cols; i++) {
-        float g = rng_normal() * 0.02f;
-        x[i] = kind == 1 ? g * g * g * 2500.0f : kind == 2 ? g / sqrtf(0.05f + (float)rng_u()) : g;
+        float g = test_rng_normal() * 0.02f;
+        x[i] = kind == 1 ? g * g * g * 2500.0f : kind == 2 ? g / sqrtf(0.05f + (float)test_rng_u()) : g;
     }
     if (kind == 3)
         for (int64_t b = 0; b < rows * cols / 32; b++) {

@@ -247,21 +247,11 @@ static void test_fixture(void) {
 
 /* ==== 2. round trips ======================================================================== */
 
-static uint64_t rng = 0x2545F4914F6CDD1Dull;
-static double rng_u(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return ((double)(rng >> 11) + 0.5) / 9007199254740992.0;
-}
-static float rng_normal(void) {
-    return (float)(sqrt(-2.0 * log(rng_u())) * cos(6.283185307179586 * rng_u()));
-}
 
 static void test_round_trip(void) {
     const int64_t n = 256 * 64;
     float *x = malloc((size_t)n * sizeof(float)), *y = malloc((size_t)n * sizeof(float));
-    for (int64_t i = 0; i < n; i++) x[i] = 0.05f * rng_normal();
+    for (int64_t i = 0; i < n; i++) x[i] = 0.05f * test_rng_normal();
     for (int d = 0; d < SHRINK_DTYPE_COUNT; d++) {
         const sk_dtype_traits *t = sk_dtype((shrink_dtype)d);
         if (t->block == 1 || t->row_head) continue; /* row heads: test_qshrink.c */
@@ -294,12 +284,12 @@ static void test_round_trip(void) {
 static void check_matmul(shrink_dtype dt, int64_t rows, int64_t cols, int64_t T) {
     const sk_dtype_traits *d = sk_dtype(dt);
     float *wf = malloc((size_t)(rows * cols) * sizeof(float));
-    for (int64_t i = 0; i < rows * cols; i++) wf[i] = rng_normal();
+    for (int64_t i = 0; i < rows * cols; i++) wf[i] = test_rng_normal();
     void *w = malloc(sk_dtype_row_bytes(dt, rows * cols));
     d->from_f32(wf, w, rows * cols);
     d->to_f32(w, wf, rows * cols);
     float *X = malloc((size_t)(T * cols) * sizeof(float));
-    for (int64_t i = 0; i < T * cols; i++) X[i] = rng_normal();
+    for (int64_t i = 0; i < T * cols; i++) X[i] = test_rng_normal();
     float *Y = malloc((size_t)(T * rows) * sizeof(float)), *R = malloc((size_t)(T * rows) * 4);
     sk_mat W = {.dtype = dt, .rows = rows, .cols = cols, .data = w};
     sk_matmul_ref(&W, X, T, R, rows);
@@ -464,6 +454,7 @@ static void test_gguf_write(void) {
 }
 
 int main(void) {
+    test_rng_seed(0x2545F4914F6CDD1Dull);
     test_table();
     test_fixture();
     test_round_trip();

@@ -136,12 +136,7 @@ out:
 
 /* ---- finite differences on tiny random models ------------------------------------------- */
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static uint32_t rnd(void) {
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (uint32_t)(rng_state >> 33);
-}
-static float rnd_unit(void) { return (float)rnd() / 2147483648.0f - 1.0f; } /* [-1, 1) */
+static float rnd_unit(void) { return (float)(2.0 * test_rng_u() - 1.0); } /* (-1, 1) */
 
 typedef struct tiny_case {
     const char    *what;
@@ -197,7 +192,7 @@ static void check_finite_differences(const tiny_case *tc) {
     }
     enum { B = 2, T = 7 };
     int32_t tok[B * (T + 1)];
-    for (int i = 0; i < B * (T + 1); i++) tok[i] = (int32_t)(rnd() % (uint32_t)tc->vocab);
+    for (int i = 0; i < B * (T + 1); i++) tok[i] = (int32_t)(test_rng_u32() % (uint32_t)tc->vocab);
 
     sk_train_zero_grad(tm);
     float loss = 0;
@@ -210,10 +205,10 @@ static void check_finite_differences(const tiny_case *tc) {
         sk_train_param *p = &tm->params[i];
         double num = 0, den = 0;
         for (int s = 0; s < 4; s++) {
-            int64_t j = (int64_t)(rnd() % (uint32_t)p->n);
+            int64_t j = (int64_t)(test_rng_u32() % (uint32_t)p->n);
             /* an embedding row that no token uses has a zero gradient: pick a used one */
             if (p->t.role == SK_ROLE_TOK_EMB && s % 2 == 0)
-                j = (int64_t)tok[rnd() % (B * T)] * p->t.cols + (int64_t)(rnd() % p->t.cols);
+                j = (int64_t)tok[test_rng_u32() % (B * T)] * p->t.cols + (int64_t)(test_rng_u32() % p->t.cols);
             const float w0 = p->w[j];
             float lp = 0, lm = 0;
             p->w[j] = w0 + eps;
@@ -250,7 +245,7 @@ static void check_freeze_masks_source(void) {
     if (!tm) return;
     enum { B = 2, T = 5 };
     int32_t tok[B * (T + 1)];
-    for (int i = 0; i < B * (T + 1); i++) tok[i] = (int32_t)(rnd() % 37);
+    for (int i = 0; i < B * (T + 1); i++) tok[i] = (int32_t)(test_rng_u32() % 37);
     float loss;
     sk_train_zero_grad(tm);
     sk_train_forward_backward(tm, tok, B, T, &loss);

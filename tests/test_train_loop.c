@@ -4,13 +4,16 @@
  * at a checkpoint and resumed in a fresh trainer ends with the same weights and loss, bit for
  * bit, as the uninterrupted run; two runs with one seed are identical; gradient accumulation
  * matches one large batch; frozen tensors and masked elements do not move; checkpoints from
- * other options, and corrupt ones, are refused. Under sanitizers the runs are shorter.
+ * other options, and corrupt ones, are refused; two ranks (two processes joined by pipes, the
+ * data-parallel path `mpirun -np 2` takes) end bit-identical to one process with --accum 2 and
+ * send 4 bytes per trainable parameter per step. Under sanitizers the runs are shorter.
  */
 #include "test_util.h"
 
 #include "convert/init.h"
 #include "train/optim.h"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int slow; /* sanitizers: fewer steps */
@@ -223,8 +226,135 @@ static void test_accum_freeze(void) {
     sk_train_free(ref);
 }
 
+/* ==== data parallelism over two processes ================================================= */
+
+/* Two ranks joined by pipes: rank 0 sends its x to rank 1, which adds it (x_0 + x_1, rank
+ * order) and sends the sum back: the chain the MPI build runs (tools/cli/mpi.c). */
+typedef struct pipe_comm {
+    int     rd, wr;      /* this rank's ends */
+    int     rank;
+    int64_t sent;        /* bytes this rank wrote in sums */
+} pipe_comm;
+
+static int full_io(int fd, void *buf, size_t n, int wr) {
+    uint8_t *p = buf;
+    while (n) {
+        ssize_t k = wr ? write(fd, p, n) : read(fd, p, n);
+        if (k <= 0) return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static shrink_status pipe_sum(pipe_comm *c, void *x, int64_t n, size_t esize, int f64) {
+    size_t bytes = (size_t)n * esize;
+    void  *other = malloc(bytes ? bytes : 1);
+    int    bad   = !other;
+    if (!bad && c->rank == 0) {
+        bad = full_io(c->wr, x, bytes, 1) || full_io(c->rd, x, bytes, 0);
+        c->sent += (int64_t)bytes;
+    } else if (!bad) {
+        bad = full_io(c->rd, other, bytes, 0);
+        for (int64_t i = 0; !bad && i < n; i++) {
+            if (f64) ((double *)x)[i] = ((double *)other)[i] + ((double *)x)[i];
+            else ((float *)x)[i] = ((float *)other)[i] + ((float *)x)[i];
+        }
+        bad = bad || full_io(c->wr, x, bytes, 1);
+        c->sent += (int64_t)bytes;
+    }
+    free(other);
+    return bad ? SHRINK_ERR_IO : SHRINK_OK;
+}
+static shrink_status pipe_sum_f32(void *u, float *x, int64_t n) {
+    return pipe_sum(u, x, n, sizeof(float), 0);
+}
+static shrink_status pipe_sum_f64(void *u, double *x, int64_t n) {
+    return pipe_sum(u, x, n, sizeof(double), 1);
+}
+
+static uint64_t fnv_bytes(const void *p, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ ((const uint8_t *)p)[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static sk_train_opts ranks_opts(void) {
+    sk_train_opts o = sk_train_opts_default();
+    o.steps      = 5;
+    o.ctx        = 16;
+    o.batch      = 2;
+    o.accum      = 2;
+    o.sched.lr   = 3e-3;
+    return o;
+}
+
+/* Runs before anything else in main (no OpenMP state to fork). */
+static void test_ranks(void) {
+    static int32_t ids[800];
+    random_ids(ids, 800, 7);
+    sk_tokens data = {.n = 800, .vocab_size = 64, .ids = ids};
+    int p01[2], p10[2], res[2];
+    if (pipe(p01) || pipe(p10) || pipe(res)) {
+        CHECK(0, "pipe");
+        return;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        CHECK(0, "fork");
+        return;
+    }
+    const int rank = pid == 0 ? 1 : 0;
+    pipe_comm pc = {.rd = rank ? p01[0] : p10[0], .wr = rank ? p10[1] : p01[1], .rank = rank};
+    shrink_train_comm comm = {.rank = rank, .n_ranks = 2, .sum_f32 = pipe_sum_f32,
+                              .sum_f64 = pipe_sum_f64, .user = &pc};
+    sk_train_opts o = ranks_opts();
+    o.comm = &comm;
+    double loss = NAN;
+    sk_train_model *tm = train_run(&o, &data, NULL, &loss);
+    if (rank == 1) {   /* the child reports its weights' hash, loss and bytes sent, and ends */
+        uint64_t msg[3] = {tm ? fnv_bytes(tm->w_all, (size_t)tm->n_elems * 4) : 0, 0,
+                           (uint64_t)pc.sent};
+        memcpy(&msg[1], &loss, sizeof loss);
+        int bad = full_io(res[1], msg, sizeof msg, 1);
+        sk_train_free(tm);
+        _exit(bad || test_failed ? 1 : 0);
+    }
+    uint64_t msg[3] = {0, 0, 0};
+    int status = 0;
+    CHECK(full_io(res[0], msg, sizeof msg, 0) == 0, "rank 1 reported nothing");
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "rank 1 failed (status %d)", status);
+    double loss1;
+    memcpy(&loss1, &msg[1], sizeof loss1);
+    /* the reference: one process, the same two micro-batches per step */
+    sk_train_opts one = ranks_opts();
+    double loss_one = NAN;
+    sk_train_model *ref = train_run(&one, &data, NULL, &loss_one);
+    if (tm && ref) {
+        const size_t bytes = (size_t)ref->n_elems * 4;
+        CHECK(!memcmp(tm->w_all, ref->w_all, bytes), "rank 0's weights differ from one "
+              "process with accum 2");
+        CHECK(msg[0] == fnv_bytes(ref->w_all, bytes), "rank 1's weights differ from one "
+              "process with accum 2");
+        CHECK(loss == loss_one && loss1 == loss_one, "losses: rank 0 %.17g, rank 1 %.17g, one "
+              "process %.17g", loss, loss1, loss_one);
+        /* per step: one float per trainable parameter (and the loss, a double) each way */
+        const int64_t per_step = ref->n_elems * 4 + 8;
+        CHECK(pc.sent == o.steps * per_step && (int64_t)msg[2] == o.steps * per_step,
+              "bytes sent: rank 0 %lld, rank 1 %lld, want %lld (4 per parameter + 8 per step)",
+              (long long)pc.sent, (long long)msg[2], (long long)(o.steps * per_step));
+        printf("2 ranks = 1 process with accum 2, bit for bit (%lld parameters, %lld bytes "
+               "sent per rank per step)\n", (long long)ref->n_elems, (long long)per_step);
+    }
+    sk_train_free(tm);
+    sk_train_free(ref);
+    close(p01[0]); close(p01[1]); close(p10[0]); close(p10[1]); close(res[0]); close(res[1]);
+}
+
 int main(void) {
     slow = getenv("ASAN_OPTIONS") || getenv("UBSAN_OPTIONS");
+    test_ranks();
     shrink_set_threads(1); /* tiny models: threads only add waiting on a busy machine */
     char dir[] = "/tmp/shrink-test-loop.XXXXXX";
     if (!mkdtemp(dir)) {

@@ -21,12 +21,29 @@
 #define TEST_UTIL_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 static int test_passed, test_failed, test_skipped;
+
+/* Deterministic test data: one xorshift64 generator for every test (each test program has its
+ * own state; test_rng_seed() picks another stream). test_rng_u() is uniform in (0, 1), never 0
+ * or 1, so log() of it is finite; test_rng_u32() is a uniform 32-bit integer; test_rng_normal() is a standard normal (Box-Muller). */
+static uint64_t test_rng_state = 0x9E3779B97F4A7C15ull;
+static inline void test_rng_seed(uint64_t s) { test_rng_state = s ? s : 0x9E3779B97F4A7C15ull; }
+static inline double test_rng_u(void) {
+    test_rng_state ^= test_rng_state << 13;
+    test_rng_state ^= test_rng_state >> 7;
+    test_rng_state ^= test_rng_state << 17;
+    return ((double)(test_rng_state >> 11) + 0.5) / 9007199254740992.0;
+}
+static inline uint32_t test_rng_u32(void) { return (uint32_t)(test_rng_u() * 4294967296.0); }
+static inline float test_rng_normal(void) {
+    return (float)(sqrt(-2.0 * log(test_rng_u())) * cos(6.283185307179586 * test_rng_u()));
+}
 
 #define CHECK(cond, ...)                                                                   \
     do {                                                                                   \

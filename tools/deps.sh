@@ -11,6 +11,8 @@
 #   clang               clang 14 on Debian 12, the compiler of the libFuzzer targets
 #   libclang-rt-14-dev  libFuzzer and clang's ASan/UBSan runtimes (only "Recommended" by clang)
 #   libomp-14-dev       OpenMP for clang (omp.h, libomp): the library is built with -fopenmp
+# With the argument `mpi` (run by `make MPI=1`), also:
+#   openmpi-bin, libopenmpi-dev   Open MPI's mpirun and mpicc (data-parallel training)
 #
 # If something is missing: as root, runs apt-get update && apt-get install -y ...; otherwise
 # prints the exact apt-get line and exits 1. On a system without dpkg it only checks that a
@@ -21,6 +23,10 @@ tools="cc make"
 if [ "${1:-}" = fuzz ]; then
     pkgs="$pkgs clang libclang-rt-14-dev libomp-14-dev"
     tools="$tools clang"
+fi
+if [ "${1:-}" = mpi ]; then
+    pkgs="$pkgs openmpi-bin libopenmpi-dev"
+    tools="$tools mpicc mpirun"
 fi
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

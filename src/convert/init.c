@@ -26,7 +26,7 @@
 
 /* Shapes copied from each model's config.json on the Hugging Face hub (`source`). n_params is
  * the published count where one is published to the parameter (gpt2, gpt2-medium,
- * smollm-135m, llama-3.2-1b, tinyllama-1.1b); the stories rows give the count of their shape
+ * smollm-135m, llama-3.2-1b, tinyllama-1.1b, llama-2-7b); the stories rows give the count of their shape
  * (llama2.c's shared classifier, i.e. tied), which the model names round ("15M"). */
 static const sk_preset sk_presets[] = {
     /* name              arch     D     L   H   KV  F     V       S       eps    theta   tied bos     eos     params          source */
@@ -35,6 +35,7 @@ static const sk_preset sk_presets[] = {
     {"smollm-135m",     "llama", 576,  30, 9,  3,  1536, 49152,  2048,   1e-5f, 10000,   1, 0,      0,      134515008LL,  "HuggingFaceTB/SmolLM-135M"},
     {"llama-3.2-1b",    "llama", 2048, 16, 32, 8,  8192, 128256, 131072, 1e-5f, 500000,  1, 128000, 128001, 1235814400LL, "meta-llama/Llama-3.2-1B (without rope_scaling)"},
     {"tinyllama-1.1b",  "llama", 2048, 22, 32, 4,  5632, 32000,  2048,   1e-5f, 10000,   0, 1,      2,      1100048384LL, "TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T"},
+    {"llama-2-7b",      "llama", 4096, 32, 32, 32, 11008, 32000, 4096,   1e-5f, 10000,   0, 1,      2,      6738415616LL, "meta-llama/Llama-2-7b-hf"},
     {"stories260K",     "llama", 64,   5,  8,  4,  172,  512,    512,    1e-5f, 10000,   1, 1,      2,      260032LL,     "karpathy/tinyllamas stories260K"},
     {"stories15M",      "llama", 288,  6,  6,  6,  768,  32000,  256,    1e-5f, 10000,   1, 1,      2,      15191712LL,   "karpathy/tinyllamas stories15M"},
     {"stories42M",      "llama", 512,  8,  8,  8,  1376, 32000,  1024,   1e-5f, 10000,   1, 1,      2,      41689600LL,   "karpathy/tinyllamas stories42M"},

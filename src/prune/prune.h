@@ -13,6 +13,9 @@
 
 #include "../core/core.h"
 
+/* Ranks r's entries by KL (0 = least sensitive; ties in model order). */
+SK_HIDDEN shrink_status sk_sensitivity_rank(shrink_sensitivity_result *r);
+
 /* The k smallest of score[0..n) by (score, index): mask[i] = 1 for them, 0 for the others.
  * SHRINK_ERR_NOMEM if no room to sort. */
 SK_HIDDEN shrink_status sk_prune_select(const double *score, int64_t n, int64_t k,

@@ -359,21 +359,24 @@ static double unit_proxy(const sscore *s, shrink_unit u, int l, int idx, int blo
 }
 
 /* Measures every unit of kind u (entries: L x units_per_layer, or L for layers). */
-static shrink_status measure_units(sscore *s, shrink_unit u, int block,
-                                   shrink_sensitivity_entry *e,
+/* Units k (model order) with k % n_shards == shard into e[0..), in order. */
+static shrink_status measure_units(sscore *s, shrink_unit u, int block, int shard,
+                                   int n_shards, shrink_sensitivity_entry *e,
                                    void (*progress)(void *, int64_t, int64_t), void *user) {
     const int per = units_per_layer(s, u, block);
     const int64_t total = (int64_t)s->L * per;
-    for (int64_t k = 0; k < total; k++) {
+    const int64_t mine = (total - shard + n_shards - 1) / n_shards;
+    int64_t j = 0;
+    for (int64_t k = shard; k < total; k += n_shards, j++) {
         const int l = (int)(k / per), idx = (int)(k % per);
-        e[k].layer = l;
-        e[k].index = u == SHRINK_UNIT_LAYER ? -1 : idx;
-        e[k].proxy = unit_proxy(s, u, l, idx, block);
+        e[j].layer = l;
+        e[j].index = u == SHRINK_UNIT_LAYER ? -1 : idx;
+        e[j].proxy = unit_proxy(s, u, l, idx, block);
         sscore_mask(s, u, l, idx, block, 1);
-        shrink_status st = score_pass(s, 0, &e[k].kl, &e[k].ppl);
+        shrink_status st = score_pass(s, 0, &e[j].kl, &e[j].ppl);
         sscore_mask(s, u, l, idx, block, 0);
         if (st) return st;
-        if (progress) progress(user, k + 1, total);
+        if (progress) progress(user, j + 1, mine);
     }
     return SHRINK_OK;
 }
@@ -383,14 +386,18 @@ static shrink_status measure_units(sscore *s, shrink_unit u, int block,
 shrink_sensitivity_params shrink_sensitivity_params_default(void) {
     shrink_sensitivity_params p = {.unit = SHRINK_UNIT_LAYER, .calib_path = NULL,
                                    .calib_tokens = 512, .calib_ctx = 0, .block = 0,
-                                   .tokenizer_path = NULL, .progress = NULL, .user = NULL};
+                                   .tokenizer_path = NULL, .progress = NULL, .user = NULL,
+                                   .shard = 0, .n_shards = 1};
     return p;
 }
 
 void shrink_sensitivity_result_free(shrink_sensitivity_result *r) {
     if (!r) return;
     sk_free(r->entries);
+    sk_free(r->input);
+    sk_free(r->calib);
     r->entries = NULL;
+    r->input = r->calib = NULL;
     r->n = 0;
 }
 
@@ -418,6 +425,19 @@ static shrink_status rank_order(const double *a, const double *b, int64_t n, int
     return SHRINK_OK;
 }
 
+shrink_status sk_sensitivity_rank(shrink_sensitivity_result *r) {
+    double *a = sk_malloc((size_t)(r->n ? r->n : 1) * sizeof *a);
+    int64_t *ord = sk_malloc((size_t)(r->n ? r->n : 1) * sizeof *ord);
+    shrink_status st = SHRINK_OK;
+    if (!a || !ord) st = sk_error(SHRINK_ERR_NOMEM, "sensitivity: out of memory");
+    for (int64_t i = 0; !st && i < r->n; i++) a[i] = r->entries[i].kl;
+    if (!st) st = rank_order(a, NULL, r->n, ord);
+    for (int64_t i = 0; !st && i < r->n; i++) r->entries[ord[i]].rank = (int32_t)i;
+    sk_free(a);
+    sk_free(ord);
+    return st;
+}
+
 static int32_t default_block(int F) {
     int32_t b = F / 16;
     return b > 0 ? b : 1;
@@ -437,6 +457,10 @@ shrink_status shrink_sensitivity(const char *in, const shrink_sensitivity_params
     if (p->calib_tokens < 2)
         return sk_error(SHRINK_ERR_ARG, "calibration tokens %lld < 2",
                         (long long)p->calib_tokens);
+    const int n_shards = p->n_shards > 1 ? p->n_shards : 1;
+    if (p->shard < 0 || p->shard >= n_shards)
+        return sk_error(SHRINK_ERR_ARG, "shard %d of %d: the shard is 0 .. %d", (int)p->shard,
+                        n_shards, n_shards - 1);
     const double t0 = shrink_time();
     sscore s;
     shrink_status st = sscore_open(&s, in, p->tokenizer_path, p->calib_path, p->calib_tokens,
@@ -449,26 +473,24 @@ shrink_status shrink_sensitivity(const char *in, const shrink_sensitivity_params
         goto out;
     }
     const int per = units_per_layer(&s, p->unit, block);
-    r->n = (int64_t)s.L * per;
+    r->n_total = (int64_t)s.L * per;
+    if (p->shard >= r->n_total) {
+        st = sk_error(SHRINK_ERR_ARG, "shard %d of %d: the model has only %lld %s units",
+                      (int)p->shard, n_shards, (long long)r->n_total, shrink_unit_name(p->unit));
+        goto out;
+    }
+    r->n = (r->n_total - p->shard + n_shards - 1) / n_shards;
+    r->shard = n_shards > 1 ? p->shard : 0;
+    r->n_shards = n_shards;
     r->entries = sk_calloc((size_t)r->n, sizeof *r->entries);
     if (!r->entries) {
         st = sk_error(SHRINK_ERR_NOMEM, "sensitivity: out of memory");
         goto out;
     }
-    if ((st = measure_units(&s, p->unit, block, r->entries, p->progress, p->user))) goto out;
-    double *a = sk_malloc((size_t)r->n * sizeof *a);
-    int64_t *ord = sk_malloc((size_t)r->n * sizeof *ord);
-    if (!a || !ord) {
-        sk_free(a);
-        sk_free(ord);
-        st = sk_error(SHRINK_ERR_NOMEM, "sensitivity: out of memory");
+    if ((st = measure_units(&s, p->unit, block, r->shard, n_shards, r->entries, p->progress,
+                            p->user)))
         goto out;
-    }
-    for (int64_t i = 0; i < r->n; i++) a[i] = r->entries[i].kl;
-    st = rank_order(a, NULL, r->n, ord);
-    for (int64_t i = 0; !st && i < r->n; i++) r->entries[ord[i]].rank = (int32_t)i;
-    sk_free(a);
-    sk_free(ord);
+    if ((st = sk_sensitivity_rank(r))) goto out;
     r->unit = p->unit;
     r->base_ppl = s.base_ppl;
     r->n_tokens = s.n;
@@ -752,7 +774,7 @@ static shrink_status compute_scores(const char *in, const shrink_structured_para
     for (int k = 0; k < 4 && !st; k++) {
         if (!want[k]) continue;
         const int per = units_per_layer(&s, kinds[k], block);
-        if ((st = measure_units(&s, kinds[k], block, e, unit_progress, &g))) break;
+        if ((st = measure_units(&s, kinds[k], block, 0, 1, e, unit_progress, &g))) break;
         g.done0 += (int64_t)L * per;
         for (int l = 0; l < L; l++)
             for (int u = 0; u < per; u++) {

@@ -159,6 +159,23 @@ shrink_status shrink_quantize_scheme_get(int32_t i, shrink_quantize_scheme_info 
     return SHRINK_OK;
 }
 
+/* llama-quantize's own (upper-case) spelling names its file: Q2_K is its Q2_K mix (shrink's
+ * q2_K_M), where shrink's q2_K puts every matrix in q2_K; Q3_K, Q4_K and Q5_K are its aliases of
+ * the _M mixes. */
+static const char *const llama_cpp_alias[][2] = {{"Q3_K", "Q3_K_M"}, {"Q4_K", "Q4_K_M"},
+                                                 {"Q5_K", "Q5_K_M"}};
+
+const char *shrink_quantize_scheme_for_llama_cpp(const char *type) {
+    if (!type) return NULL;
+    for (size_t i = 0; i < sizeof llama_cpp_alias / sizeof llama_cpp_alias[0]; i++)
+        if (strcmp(type, llama_cpp_alias[i][0]) == 0) type = llama_cpp_alias[i][1];
+    for (int32_t i = 0; i < sk_scheme_count(); i++) {
+        const sk_scheme *s = sk_scheme_at(i);
+        if (s && s->llama_cpp && strcmp(s->llama_cpp, type) == 0) return s->name;
+    }
+    return NULL;
+}
+
 const char *shrink_quantize_scheme_name(int32_t i) {
     const sk_scheme *s = sk_scheme_at(i);
     return s ? s->name : NULL;

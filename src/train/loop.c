@@ -43,6 +43,11 @@ static shrink_status check_opts(const sk_train_opts *o, const sk_train_model *tm
         return sk_error(SHRINK_ERR_ARG, "train: bad schedule");
     if ((unsigned)o->optim.kind >= SK_OPTIM_COUNT)
         return sk_error(SHRINK_ERR_ARG, "train: bad optimizer");
+    const shrink_train_comm *c = o->comm;
+    if (c && (c->n_ranks < 1 || c->rank < 0 || c->rank >= c->n_ranks || !c->sum_f32 ||
+              !c->sum_f64 || (c->n_ranks > 1 && o->accum != c->n_ranks)))
+        return sk_error(SHRINK_ERR_ARG, "train: %d ranks need %d micro-batches per step (one "
+                        "per rank), not %d", c->n_ranks, c->n_ranks, o->accum);
     const sk_distill_opts *d = o->distill;
     if (d) {
         if (!d->teacher) return sk_error(SHRINK_ERR_ARG, "distill: no teacher");
@@ -172,6 +177,7 @@ void sk_trainer_free(sk_trainer *tr) {
     sk_free(tr->tlogits);
     sk_free(tr->tlogp);
     sk_free(tr->tidx);
+    sk_free(tr->acc);
     sk_free(tr);
 }
 
@@ -240,26 +246,95 @@ shrink_status sk_trainer_eval(sk_trainer *tr, double *loss, double *kl) {
 
 /* ==== the loop ============================================================================ */
 
+/* Micro-batch a's gradient (added to tm's g) and loss, on tr->tokens loaded by the caller. */
+static shrink_status micro_batch(sk_trainer *tr, float *l) {
+    const sk_train_opts *o = &tr->o;
+    if (o->distill) {
+        sk_distill_rows rows = {.alpha = o->distill->alpha};
+        shrink_status st;
+        if ((st = teacher_rows(tr, o->batch, o->distill->tau, train_k(tr), &rows))) return st;
+        return sk_train_forward_backward_distill(tr->tm, tr->tokens, o->batch, o->ctx, &rows, l,
+                                                 NULL, NULL);
+    }
+    return sk_train_forward_backward(tr->tm, tr->tokens, o->batch, o->ctx, l);
+}
+
+/* The trainable gradients, packed in parameter order into buf (to != 0), or buf unpacked
+ * into them (to == 0); returns the elements. */
+static int64_t pack_grads(sk_trainer *tr, float *buf, int to) {
+    int64_t k = 0;
+    for (int64_t i = 0; i < tr->tm->n_params; i++) {
+        sk_train_param *p = &tr->tm->params[i];
+        if (p->frozen || !p->g) continue;
+        if (buf && to) memcpy(buf + k, p->g, (size_t)p->n * sizeof(float));
+        else if (buf) memcpy(p->g, buf + k, (size_t)p->n * sizeof(float));
+        k += p->n;
+    }
+    return k;
+}
+
+/* With A > 1 micro-batches (or ranks), each micro-batch's gradient starts from zero and the
+ * step's gradient is their sum in micro-batch order, S = ((g_0 + g_1) + g_2) + ...: across
+ * ranks (comm) rank r computes g_r and the ranks add in rank order, the same additions, so
+ * one process with --accum R and R ranks give bit-identical runs. */
+static shrink_status accumulate(sk_trainer *tr, double *loss) {
+    const sk_train_opts *o = &tr->o;
+    const shrink_train_comm *c = o->comm && o->comm->n_ranks > 1 ? o->comm : NULL;
+    if (!tr->acc) {
+        tr->n_acc = pack_grads(tr, NULL, 0);
+        tr->acc = sk_malloc((size_t)(tr->n_acc ? tr->n_acc : 1) * sizeof(float));
+        if (!tr->acc) return sk_error(SHRINK_ERR_NOMEM, "train: out of memory for the gradient "
+                                      "sum of %d micro-batches", o->accum);
+    }
+    double sum = 0.0;
+    for (int32_t a = 0; a < o->accum; a++) {
+        sk_loader_next(&tr->train, o->batch, tr->tokens);   /* every rank: the same windows */
+        if (c && a != c->rank) continue;
+        /* the pass number seeds LoRA's dropout: the one this micro-batch has in one process */
+        if (tr->tm->hook) tr->tm->hook->passes = tr->step * o->accum + a;
+        sk_train_zero_grad(tr->tm);
+        float l;
+        shrink_status st = micro_batch(tr, &l);
+        if (st) return st;
+        if (c || a == 0) {
+            pack_grads(tr, tr->acc, 1);
+            sum = l;
+        } else {
+            float *g = tr->acc;
+            for (int64_t i = 0; i < tr->tm->n_params; i++) {
+                const sk_train_param *p = &tr->tm->params[i];
+                if (p->frozen || !p->g) continue;
+                for (int64_t j = 0; j < p->n; j++) g[j] += p->g[j];
+                g += p->n;
+            }
+            sum += l;
+        }
+    }
+    if (c) {
+        shrink_status st;
+        if ((st = c->sum_f32(c->user, tr->acc, tr->n_acc)) || (st = c->sum_f64(c->user, &sum, 1)))
+            return st;
+    }
+    pack_grads(tr, tr->acc, 0);
+    *loss = sum;
+    return SHRINK_OK;
+}
+
 /* One optimizer step: A micro-batches, clip, update. Fills lg's loss, lr and grad norm. */
 static shrink_status train_step(sk_trainer *tr, shrink_train_log *lg) {
     const sk_train_opts *o = &tr->o;
     sk_train_model *tm = tr->tm;
-    sk_train_zero_grad(tm);
     tm->grad_scale = 1.0f / (float)o->accum;
     double loss = 0.0;
-    for (int32_t a = 0; a < o->accum; a++) {
+    shrink_status st;
+    if (o->accum > 1) {
+        if ((st = accumulate(tr, &loss))) return st;
+    } else {
+        sk_train_zero_grad(tm);
         sk_loader_next(&tr->train, o->batch, tr->tokens);
         float l;
-        shrink_status st;
-        if (o->distill) {
-            sk_distill_rows rows = {.alpha = o->distill->alpha};
-            if ((st = teacher_rows(tr, o->batch, o->distill->tau, train_k(tr), &rows)) ||
-                (st = sk_train_forward_backward_distill(tm, tr->tokens, o->batch, o->ctx, &rows,
-                                                        &l, NULL, NULL)))
-                return st;
-        } else if ((st = sk_train_forward_backward(tm, tr->tokens, o->batch, o->ctx, &l)))
-            return st;
-        loss += l;
+        if ((st = micro_batch(tr, &l))) return st;
+        loss = l;
     }
     lg->loss      = loss / o->accum;
     lg->grad_norm = sk_grad_norm(tr->op, (int)tm->n_params, 1.0);

@@ -215,6 +215,7 @@ typedef struct sk_train_opts {
     const char     *ckpt_path;    /* checkpoint file; NULL: none written */
     const sk_distill_opts *distill; /* NULL: plain training (cross-entropy) */
     const char     *config_extra; /* appended to the checkpoint's options text (LoRA), or NULL */
+    const struct shrink_train_comm *comm; /* data parallelism (accum == n_ranks), or NULL */
     void          (*log)(void *user, const shrink_train_log *l);  /* after every step; may be NULL */
     void           *user;
 } sk_train_opts;
@@ -242,6 +243,8 @@ typedef struct sk_trainer {
     int32_t         *tidx;       /* (B T, K) top-K ids (K < V) */
     float           *tlogp;      /* (B T, V) teacher log-probabilities (training: K per row) */
     double           val_kl;     /* last validation KL(teacher || student) at tau 1, NAN if none */
+    float           *acc;        /* (trainable elements) the step's gradient sum when A > 1 */
+    int64_t          n_acc;
 } sk_trainer;
 
 /* Validates the options (messages name the option), builds the optimizer state and loader. */

@@ -87,7 +87,42 @@ static shrink_status make_opts(const shrink_train_params *p, sk_train_opts *o) {
     o->save_every     = p->save_every;
     o->log            = p->log;
     o->user           = p->user;
+    const shrink_train_comm *c = p->comm && p->comm->n_ranks > 1 ? p->comm : NULL;
+    if (c) {
+        if (o->accum <= 1) o->accum = c->n_ranks;   /* one micro-batch per rank */
+        o->comm = c;
+        if (c->rank != 0) o->log = NULL;            /* rank 0 reports */
+    }
     return SHRINK_OK;
+}
+
+/* FNV-1a over s (and its terminating zero, so "ab" + "c" differs from "a" + "bc"). */
+static uint64_t fnv(uint64_t h, const char *s) {
+    if (!s) s = "";
+    do {
+        h ^= (uint8_t)*s;
+        h *= 0x100000001b3ull;
+    } while (*s++);
+    return h;
+}
+
+/* Data parallelism: every rank must run the same options on the same inputs. The hash covers
+ * the trajectory-defining options (the checkpoint's config text) and each input's path, size
+ * and modification time. */
+static shrink_status ranks_agree(const sk_train_opts *o, const sk_trainer *tr,
+                                 const char *model_path, const shrink_train_params *p) {
+    if (!o->comm || !o->comm->agree) return SHRINK_OK;
+    uint64_t h = fnv(0xcbf29ce484222325ull, tr->config);
+    const char *in[4] = {model_path, p->data, p->valid, p->teacher};
+    for (int i = 0; i < 4; i++) {
+        char buf[96] = "";
+        struct stat sb;
+        if (in[i] && stat(in[i], &sb) == 0)
+            snprintf(buf, sizeof buf, "%lld:%lld", (long long)sb.st_size,
+                     (long long)sb.st_mtime);
+        h = fnv(fnv(h, in[i]), buf);
+    }
+    return o->comm->agree(o->comm->user, h);
 }
 
 /* The output format: --to, else the input's ("safetensors" is a Hugging Face folder). */
@@ -267,11 +302,12 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
     if (p->valid &&
         (st = sk_tokens_open(&r->valid, p->valid, r->m->tok, c->add_bos, c->vocab_size)))
         return st;
-    if ((st = make_dir(p->out_dir, &r->dir_created, &r->dir_listed))) return st;
+    const bool writer = !o->comm || o->comm->rank == 0;   /* data parallel: rank 0 writes */
+    if (writer && (st = make_dir(p->out_dir, &r->dir_created, &r->dir_listed))) return st;
     if (!(r->ckpt = sk_path_join(p->out_dir, "checkpoint.bin")))
         return sk_error(SHRINK_ERR_NOMEM, "train: out of memory");
     sk_train_opts oo = *o;
-    oo.ckpt_path = r->ckpt;
+    oo.ckpt_path = writer ? r->ckpt : NULL;
     if (p->teacher) oo.distill = &r->dopts;
     if (lo) {
         snprintf(r->lora_cfg, sizeof r->lora_cfg, "lora_rank=%lld\nlora_alpha=%.17g\n"
@@ -279,7 +315,10 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
                  lo->alpha, lo->targets, lo->dropout, (int)lo->rslora);
         oo.config_extra = r->lora_cfg;
     }
-    return sk_trainer_create(&r->tr, r->tm, &r->train, p->valid ? &r->valid : NULL, &oo);
+    if ((st = sk_trainer_create(&r->tr, r->tm, &r->train, p->valid ? &r->valid : NULL, &oo)))
+        return st;
+    if (!writer) r->tr->n_valid = 0;   /* rank 0 validates */
+    return ranks_agree(&oo, r->tr, model_path, p);
 }
 
 shrink_status shrink_train(const char *model_path, const shrink_train_params *p,
@@ -318,6 +357,7 @@ shrink_status sk_train_run(const char *model_path, const shrink_train_params *p,
         (st = sk_trainer_eval(r.tr, &res->val_loss_start, &res->val_kl_start)))
         goto out;
     if ((st = sk_trainer_run(r.tr))) goto out;
+    if (o.comm && o.comm->rank != 0) goto done;   /* data parallel: rank 0 writes */
     if (r.tr->step == first && (st = sk_ckpt_save(r.tr, r.ckpt))) goto out;
     if (r.lora) {
         const char *inputs[3] = {model_path, p->data, p->valid};
@@ -328,6 +368,7 @@ shrink_status sk_train_run(const char *model_path, const shrink_train_params *p,
         if (n_trainable) *n_trainable = sk_lora_train_params(r.lora);
     } else if ((st = save_model(r.tm, r.m, p->out_dir, fmt, res)))
         goto out;
+done:
     res->step         = r.tr->step;
     res->loss         = r.tr->loss;
     res->val_loss     = r.tr->val_loss;

@@ -51,6 +51,21 @@ int cmd_version(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_lora(int argc, char **argv);
 
+/* mpi.c: data-parallel training in a `make MPI=1` build run by mpirun; in other builds (or one
+ * rank) cli_mpi_comm is NULL. Call cli_mpi_comm after the arguments are checked; pass the
+ * command's exit code through cli_mpi_end (a failing rank stops every rank). */
+const shrink_train_comm *cli_mpi_comm(void);
+int     cli_mpi_end(int rc);
+int     cli_mpi_ranks(void);
+int64_t cli_mpi_bytes_sent(void);   /* bytes this rank sent summing gradients and losses */
+int cmd_merge_results(int argc, char **argv);
+
+/* sensitivity.c: a sensitivity result as `shrink sensitivity` prints it (also merge-results) */
+int cli_print_sensitivity(const char *input, const char *calib,
+                          const shrink_sensitivity_result *r, bool json, int top);
+/* "I/N" (0 <= I < N) of --shard into *i, *n; CLI_USAGE with a message naming `cmd` if not. */
+int cli_parse_shard(const char *cmd, const char *text, int32_t *i, int32_t *n);
+
 /* ==== options ============================================================================= */
 
 typedef enum cli_opt_kind {
@@ -93,6 +108,7 @@ typedef struct cli_common {
     bool        help;       /* --help */
     bool        allow_nonfinite; /* --allow-nonfinite: load weights holding NaN or Inf */
     cli_list    lora;       /* --lora FILE[:SCALE], repeatable (commands with spec.lora) */
+    bool        no_manifest; /* --no-manifest: outputs carry no manifest (docs/manifest.md) */
 } cli_common;
 
 /* What a command tells the parser about itself. */
@@ -305,5 +321,22 @@ void cli_written_notice(const cli_written *w, const char *out);
 /* Keys requested, requested_bits_per_weight, written_types {type: count}, fallbacks [...],
  * llama_cpp_readable into an open JSON object. */
 void cli_written_json(const cli_written *w, cli_json *j);
+
+/* ==== the manifest of the files written (manifest.c, docs/manifest.md) ==================== */
+
+/* main(): records argv and gives the library the manifest source. */
+void cli_manifest_begin(int argc, char **argv);
+/* An input a command reads (a file, or a model/adapter folder: the files shrink reads in it),
+ * named by its option ("IN", "--calib"); cli_check_io and cli_load_model call it. */
+void cli_manifest_input(const char *arg, const char *path);
+/* A seed (cli_parse records every INT/U64 option named *seed*) and a measured quality. */
+void cli_manifest_seed(const char *name, uint64_t v);
+void cli_manifest_quality(const char *name, double v);
+void cli_manifest_disable(void);   /* --no-manifest */
+/* A manifest as text lines (info, verify) and as a JSON object value (after a key). */
+void cli_manifest_print(const shrink_manifest *m, FILE *f);
+void cli_manifest_json(const shrink_manifest *m, cli_json *j);
+int cmd_verify(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif /* SHRINK_CLI_H */

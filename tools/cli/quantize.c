@@ -98,21 +98,8 @@ static const cli_spec spec = {
  * scheme (the same as --scheme TYPE; both, if different, are a usage error). */
 static int positional_scheme(char **pos, int *n_pos, quantize_opts *opts) {
     if (*n_pos < 3) return CLI_OK;
-    /* llama-quantize's own (upper-case) spelling names its file: Q2_K is its Q2_K mix (shrink's
-     * q2_K_M), where shrink's q2_K puts every matrix in q2_K; Q4_K is its alias of Q4_K_M. */
-    static const char *const alias[][2] = {{"Q3_K", "Q3_K_M"}, {"Q4_K", "Q4_K_M"},
-                                           {"Q5_K", "Q5_K_M"}};
-    const char *want = pos[2];
-    for (size_t i = 0; i < sizeof alias / sizeof alias[0]; i++)
-        if (strcmp(want, alias[i][0]) == 0) want = alias[i][1];
-    for (int32_t i = 0; i < shrink_quantize_scheme_count(); i++) {
-        shrink_quantize_scheme_info info;
-        if (shrink_quantize_scheme_get(i, &info) == SHRINK_OK && info.llama_cpp &&
-            strcmp(info.llama_cpp, want) == 0) {
-            pos[2] = (char *)info.name;
-            break;
-        }
-    }
+    const char *name = shrink_quantize_scheme_for_llama_cpp(pos[2]);
+    if (name) pos[2] = (char *)name;
     if (opts->scheme && strcasecmp(opts->scheme, pos[2]) != 0) {
         fprintf(stderr, "shrink quantize: the scheme is given twice: --scheme %s and '%s' after "
                 "OUT\n", opts->scheme, pos[2]);

@@ -22,6 +22,7 @@ typedef struct sens_opts {
     int32_t     calib_ctx;
     int32_t     block;
     int32_t     top;
+    const char *shard;
 } sens_opts;
 
 #define O(f) offsetof(sens_opts, f)
@@ -38,13 +39,15 @@ static const cli_opt sens_opts_table[] = {
      "neuron-block: neurons per block (default ffn_dim / 16)"},
     {"--top", NULL, CLI_OPT_INT, O(top), "N", 1, 1 << 30,
      "print only the N least sensitive units (text output)"},
+    {"--shard", NULL, CLI_OPT_STR, O(shard), "I/N", 0, 0,
+     "measure only share I of N (units k with k % N == I); join with merge-results"},
 };
 #undef O
 
 static const cli_spec spec = {
     .name        = "sensitivity",
     .synopsis    = "IN --calib FILE [--unit layer|head|kv-head|neuron-block]\n"
-                   "       [--calib-tokens N] [--block N] [--top N] [--json]",
+                   "       [--calib-tokens N] [--block N] [--top N] [--shard I/N] [--json]",
     .description = "Measures, for every unit of a model (decoder layer, query head, K/V group\n"
                    "with its query heads, or block of FFN neurons), the mean KL divergence from\n"
                    "the model's own next-token distribution and the perplexity on --calib when\n"
@@ -52,7 +55,9 @@ static const cli_spec spec = {
                    "it), ranked from least to most sensitive. Beside it the cheap proxy: block\n"
                    "influence 1 - cos(h_in, h_out) for layers (ShortGPT), mean activation norm x\n"
                    "weight norm for heads and neurons (Minitron). shrink prune --structured\n"
-                   "--by sensitivity removes the least sensitive units.",
+                   "--by sensitivity removes the least sensitive units. --shard I/N splits the\n"
+                   "sweep over machines; `shrink merge-results` joins the shards' --json files\n"
+                   "into the table one run prints (docs/scale.md).",
     .opts        = sens_opts_table,
     .n_opts      = sizeof sens_opts_table / sizeof sens_opts_table[0],
     .n_pos_min   = 1,
@@ -101,6 +106,71 @@ static double proxy_rho(const shrink_sensitivity_result *r) {
     return rho;
 }
 
+/* The table (or with json, one object) of a sensitivity result: a run's, or shards joined
+ * by `shrink merge-results`. */
+int cli_print_sensitivity(const char *input, const char *calib,
+                          const shrink_sensitivity_result *r, bool json, int top) {
+    const double rho = proxy_rho(r);
+    if (json) {
+        cli_json j;
+        cli_json_begin(&j, stdout);
+        cli_json_key(&j, "input");       cli_json_str(&j, input);
+        cli_json_key(&j, "calib");       cli_json_str(&j, calib);
+        cli_json_key(&j, "unit");        cli_json_str(&j, shrink_unit_name(r->unit));
+        cli_json_key(&j, "calib_tokens"); cli_json_int(&j, r->n_tokens);
+        if (r->unit == SHRINK_UNIT_NEURON_BLOCK) {
+            cli_json_key(&j, "block");   cli_json_int(&j, r->block);
+        }
+        cli_json_key(&j, "base_ppl");    cli_json_num(&j, r->base_ppl);
+        cli_json_key(&j, "proxy_spearman"); cli_json_num(&j, rho);
+        cli_json_key(&j, "seconds");     cli_json_num(&j, r->seconds);
+        if (r->n_shards > 1) {           /* a share of a sweep: merge-results joins them */
+            cli_json_key(&j, "shard");   cli_json_int(&j, r->shard);
+            cli_json_key(&j, "shards");  cli_json_int(&j, r->n_shards);
+            cli_json_key(&j, "units_total"); cli_json_int(&j, r->n_total);
+        }
+        cli_json_key(&j, "units");       /* in model order; "rank" 0 = least sensitive */
+        cli_json_arr_begin(&j);
+        for (int64_t i = 0; i < r->n; i++) {
+            const shrink_sensitivity_entry *e = &r->entries[i];
+            cli_json_obj_begin(&j);
+            cli_json_key(&j, "layer"); cli_json_int(&j, e->layer);
+            cli_json_key(&j, "index"); cli_json_int(&j, e->index);
+            cli_json_key(&j, "kl");    cli_json_num(&j, e->kl);
+            cli_json_key(&j, "ppl");   cli_json_num(&j, e->ppl);
+            cli_json_key(&j, "proxy"); cli_json_num(&j, e->proxy);
+            cli_json_key(&j, "rank");  cli_json_int(&j, e->rank);
+            cli_json_obj_end(&j);
+        }
+        cli_json_arr_end(&j);
+        cli_json_end(&j);
+    } else {
+        int64_t *by_rank = malloc((size_t)(r->n ? r->n : 1) * sizeof *by_rank);
+        if (!by_rank) return cli_fail("out of memory");
+        for (int64_t i = 0; i < r->n; i++) by_rank[r->entries[i].rank] = i;
+        printf("%s: %lld %s units, %lld tokens of %s, ppl %.4f as it is\n", input,
+               (long long)r->n, shrink_unit_name(r->unit), (long long)r->n_tokens, calib,
+               r->base_ppl);
+        if (r->n_shards > 1)
+            printf("shard %d of %d (%lld of %lld units; ranks within the shard)\n", r->shard,
+                   r->n_shards, (long long)r->n, (long long)r->n_total);
+        printf("%5s %6s %6s %12s %10s %10s %12s\n", "rank", "layer", "index", "KL", "ppl",
+               "dppl", "proxy");
+        const int64_t shown = top > 0 && top < r->n ? top : r->n;
+        for (int64_t k = 0; k < shown; k++) {
+            const shrink_sensitivity_entry *e = &r->entries[by_rank[k]];
+            char idx[16];
+            if (e->index < 0) snprintf(idx, sizeof idx, "-");
+            else snprintf(idx, sizeof idx, "%d", e->index);
+            printf("%5lld %6d %6s %12.6f %10.4f %+10.4f %12.6g\n", (long long)k, e->layer, idx,
+                   e->kl, e->ppl, e->ppl - r->base_ppl, e->proxy);
+        }
+        printf("proxy vs measured KL: Spearman rho %.3f\n", rho);
+        free(by_rank);
+    }
+    return CLI_OK;
+}
+
 int cmd_sensitivity(int argc, char **argv) {
     cli_common common;
     char      *pos[1];
@@ -130,6 +200,8 @@ int cmd_sensitivity(int argc, char **argv) {
     p.calib_ctx = opts.calib_ctx;
     p.block = opts.block;
     p.tokenizer_path = common.tokenizer;
+    if (opts.shard && (rc = cli_parse_shard("sensitivity", opts.shard, &p.shard, &p.n_shards)))
+        return rc;
     shrink_set_threads(common.threads);
     cli_progress prog;
     cli_progress_start(&prog, "units measured", &common);
@@ -139,59 +211,7 @@ int cmd_sensitivity(int argc, char **argv) {
     shrink_status st = shrink_sensitivity(pos[0], &p, &r);
     cli_progress_end(&prog);
     if (st) return cli_fail_status(st);
-    const double rho = proxy_rho(&r);
-    if (common.json) {
-        cli_json j;
-        cli_json_begin(&j, stdout);
-        cli_json_key(&j, "input");       cli_json_str(&j, pos[0]);
-        cli_json_key(&j, "calib");       cli_json_str(&j, opts.calib);
-        cli_json_key(&j, "unit");        cli_json_str(&j, shrink_unit_name(r.unit));
-        cli_json_key(&j, "calib_tokens"); cli_json_int(&j, r.n_tokens);
-        if (r.unit == SHRINK_UNIT_NEURON_BLOCK) {
-            cli_json_key(&j, "block");   cli_json_int(&j, r.block);
-        }
-        cli_json_key(&j, "base_ppl");    cli_json_num(&j, r.base_ppl);
-        cli_json_key(&j, "proxy_spearman"); cli_json_num(&j, rho);
-        cli_json_key(&j, "seconds");     cli_json_num(&j, r.seconds);
-        cli_json_key(&j, "units");       /* in model order; "rank" 0 = least sensitive */
-        cli_json_arr_begin(&j);
-        for (int64_t i = 0; i < r.n; i++) {
-            const shrink_sensitivity_entry *e = &r.entries[i];
-            cli_json_obj_begin(&j);
-            cli_json_key(&j, "layer"); cli_json_int(&j, e->layer);
-            cli_json_key(&j, "index"); cli_json_int(&j, e->index);
-            cli_json_key(&j, "kl");    cli_json_num(&j, e->kl);
-            cli_json_key(&j, "ppl");   cli_json_num(&j, e->ppl);
-            cli_json_key(&j, "proxy"); cli_json_num(&j, e->proxy);
-            cli_json_key(&j, "rank");  cli_json_int(&j, e->rank);
-            cli_json_obj_end(&j);
-        }
-        cli_json_arr_end(&j);
-        cli_json_end(&j);
-    } else {
-        int64_t *by_rank = malloc((size_t)(r.n ? r.n : 1) * sizeof *by_rank);
-        if (!by_rank) {
-            shrink_sensitivity_result_free(&r);
-            return cli_fail("out of memory");
-        }
-        for (int64_t i = 0; i < r.n; i++) by_rank[r.entries[i].rank] = i;
-        printf("%s: %lld %s units, %lld tokens of %s, ppl %.4f as it is\n", pos[0],
-               (long long)r.n, shrink_unit_name(r.unit), (long long)r.n_tokens, opts.calib,
-               r.base_ppl);
-        printf("%5s %6s %6s %12s %10s %10s %12s\n", "rank", "layer", "index", "KL", "ppl",
-               "dppl", "proxy");
-        const int64_t shown = opts.top > 0 && opts.top < r.n ? opts.top : r.n;
-        for (int64_t k = 0; k < shown; k++) {
-            const shrink_sensitivity_entry *e = &r.entries[by_rank[k]];
-            char idx[16];
-            if (e->index < 0) snprintf(idx, sizeof idx, "-");
-            else snprintf(idx, sizeof idx, "%d", e->index);
-            printf("%5lld %6d %6s %12.6f %10.4f %+10.4f %12.6g\n", (long long)k, e->layer, idx,
-                   e->kl, e->ppl, e->ppl - r.base_ppl, e->proxy);
-        }
-        printf("proxy vs measured KL: Spearman rho %.3f\n", rho);
-        free(by_rank);
-    }
+    rc = cli_print_sensitivity(pos[0], opts.calib, &r, common.json, opts.top);
     shrink_sensitivity_result_free(&r);
-    return CLI_OK;
+    return rc;
 }

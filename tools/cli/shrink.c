@@ -23,12 +23,15 @@ static const cli_command commands[] = {
     {"prune",    "prune linear layers: threshold, magnitude, wanda, sparsegpt, 2:4", cmd_prune},
     {"imatrix",  "llama.cpp's importance matrix of a model on a calibration text", cmd_imatrix},
     {"sensitivity", "KL / ppl when each layer, head or neuron block is removed", cmd_sensitivity},
+    {"merge-results", "join the --json files of a sweep run in shards (--shard I/N)", cmd_merge_results},
     {"init",     "write a random-weight model of a preset or config.json shape",  cmd_init},
     {"tokenize", "encode a text file into a token file for training",            cmd_tokenize},
     {"train",    "train a model: AdamW/SGD, checkpoints, exact resume",           cmd_train},
     {"distill",  "train a student on a teacher's distribution (KL + CE)",         cmd_distill},
     {"lora",     "train a LoRA adapter on a frozen base (PEFT / llama.cpp files)", cmd_lora},
     {"merge",    "merge LoRA adapters into a base model (GGUF, HF, llama2.c)",    cmd_merge},
+    {"verify",   "re-hash the inputs a model's manifest names: match, changed, missing", cmd_verify},
+    {"report",   "one HTML page from compare --json outputs: size-vs-KL Pareto plot, speed", cmd_report},
     {"version",  "version, CPU kernels and threads",                              cmd_version},
     {"help",     "help on a command: shrink help COMMAND",                        cmd_help},
 };
@@ -103,5 +106,6 @@ int main(int argc, char **argv) {
     const cli_command *c = find_command(argv[1]);
     if (!c) return unknown_command(argv[1]);
     cli_install_signals();
+    cli_manifest_begin(argc, argv);
     return c->run(argc - 1, argv + 1);
 }

@@ -186,6 +186,11 @@ typedef struct log_state {
 
 static void log_step(void *user, const shrink_train_log *l) {
     const log_state *s = user;
+    /* the manifest of the model written at the end: the last step's loss (docs/manifest.md) */
+    cli_manifest_quality("step", (double)l->step);
+    cli_manifest_quality("train_loss", l->loss);
+    if (!isnan(l->val_loss)) cli_manifest_quality("val_loss", l->val_loss);
+    if (!isnan(l->val_kl)) cli_manifest_quality("val_kl", l->val_kl);
     if (s->common->json) {
         cli_json j;
         cli_json_begin(&j, stdout);
@@ -293,6 +298,15 @@ static void fill_params(shrink_train_params *pp, const train_opts *op, const cli
     pp->save_every     = op->save_every;
     pp->log            = log_step;
     pp->user           = lsp;
+    pp->comm           = cli_mpi_comm();   /* mpirun -np R of a `make MPI=1` build */
+}
+
+/* With R ranks: how many, and the bytes each sent per step summing gradients and losses. */
+static void json_ranks(cli_json *j, int64_t steps) {
+    if (cli_mpi_ranks() < 2) return;
+    cli_json_key(j, "ranks");                    cli_json_int(j, cli_mpi_ranks());
+    cli_json_key(j, "allreduce_bytes_per_step"); cli_json_num(j, steps > 0 ?
+        (double)cli_mpi_bytes_sent() / (double)steps : 0.0);
 }
 
 static int run_train(const cli_spec *sp, int argc, char **argv) {
@@ -363,6 +377,7 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
         cli_json_key(&j, "seconds");        cli_json_num(&j, r.seconds);
         cli_json_key(&j, "tokens_per_s");   cli_json_num(&j, r.tok_per_s);
         cli_json_key(&j, "peak_rss_bytes"); cli_json_u64(&j, shrink_peak_rss());
+        json_ranks(&j, r.step - (r.resumed_from > 0 ? r.resumed_from : 0));
         cli_json_end(&j);
     } else {
         if (r.resumed_from >= 0) printf("resumed:    from step %lld\n", (long long)r.resumed_from);
@@ -485,6 +500,7 @@ static int run_lora(int argc, char **argv) {
         cli_json_key(&j, "seconds");        cli_json_num(&j, t->seconds);
         cli_json_key(&j, "tokens_per_s");   cli_json_num(&j, t->tok_per_s);
         cli_json_key(&j, "peak_rss_bytes"); cli_json_u64(&j, shrink_peak_rss());
+        json_ranks(&j, t->step - (t->resumed_from > 0 ? t->resumed_from : 0));
         cli_json_end(&j);
     } else {
         print_trainable(stdout, r.n_trainable, r.n_all);
@@ -500,8 +516,10 @@ static int run_lora(int argc, char **argv) {
     return CLI_OK;
 }
 
-int cmd_train(int argc, char **argv) { return run_train(&spec, argc, argv); }
+int cmd_train(int argc, char **argv) { return cli_mpi_end(run_train(&spec, argc, argv)); }
 
-int cmd_lora(int argc, char **argv) { return run_lora(argc, argv); }
+int cmd_lora(int argc, char **argv) { return cli_mpi_end(run_lora(argc, argv)); }
 
-int cmd_distill(int argc, char **argv) { return run_train(&distill_spec, argc, argv); }
+int cmd_distill(int argc, char **argv) {
+    return cli_mpi_end(run_train(&distill_spec, argc, argv));
+}

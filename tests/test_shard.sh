@@ -1,0 +1,68 @@
+#!/bin/sh
+# test_shard.sh - sweeps split over machines (issue 20, point 3): `shrink sensitivity
+# --shard I/N` measures every N-th unit, `shrink merge-results` joins the shards' --json files
+# (POSIX sh; run from the repository root by tests/run_all.sh with the path of the binary):
+#
+#   sh tests/test_shard.sh build/shrink
+#
+# Reference: the unsharded run. The joined table (text) and JSON (all but "seconds") equal it
+# byte for byte, for 1, 2 and 3 shards given in any order. Bad input: a shard missing, given
+# twice, from another sweep (other tokens), a file that is not a sensitivity result, a --shard
+# that is not I/N with 0 <= I < N: a message naming the problem, exit 1 or 2, nothing on stdout.
+# Needs models/stories260K (in the repository) and ../shared/data/corpus/: missing, they are a
+# failure when the shared folder is present, a counted skip (exit 77) when it is absent.
+# Ends with "test_shard: N passed, N failed, N skipped"; exit 1 on any failure.
+set -u
+bin=${1:-build/shrink}
+. tests/sh_lib.sh
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/shrink-shard.XXXXXX") || exit 1
+trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
+
+model=$(asset models/stories260K/stories260K.bin) || model=""
+text=$(asset data/corpus/tinystories_val_subset.txt) || text=""
+if [ -z "$model" ] || [ -z "$text" ]; then
+    missing "stories260K or data/corpus/tinystories_val_subset.txt"
+    sh_finish test_shard
+fi
+sens() { "$bin" sensitivity "$model" --calib "$text" --unit head --calib-tokens 96 "$@"; }
+noseconds() { sed 's/"seconds":[^,]*,//' "$1"; }
+
+expect_ok "sensitivity (reference)" sens && cp "$tmp/out" "$tmp/full.txt"
+expect_ok "sensitivity --json (reference)" sens --json && noseconds "$tmp/out" > "$tmp/full.json"
+for n in 1 2 3; do
+    files=""
+    i=0
+    while [ $i -lt $n ]; do
+        expect_ok "sensitivity --shard $i/$n" sens --json --shard $i/$n &&
+            cp "$tmp/out" "$tmp/s$i-$n.json"
+        files="$tmp/s$i-$n.json $files"   # reversed: the order given does not matter
+        i=$((i + 1))
+    done
+    # shellcheck disable=SC2086
+    expect_ok "merge-results $n shards" "$bin" merge-results $files &&
+        { cmp -s "$tmp/out" "$tmp/full.txt" && ok || bad "merge of $n shards differs from one run: $(diff "$tmp/out" "$tmp/full.txt" | head -5)"; }
+    # shellcheck disable=SC2086
+    expect_ok "merge-results $n shards --json" "$bin" merge-results $files --json &&
+        { noseconds "$tmp/out" | cmp -s - "$tmp/full.json" && ok || bad "merge --json of $n shards differs from one run"; }
+done
+grep -q '"shard":1,"shards":3,"units_total":40' "$tmp/s1-3.json" && ok ||
+    bad "a shard's JSON does not say which share it holds: $(head -c 300 "$tmp/s1-3.json")"
+
+# bad input
+expect_fail "a shard missing" "shard 2 of 3 is missing" \
+    "$bin" merge-results "$tmp/s0-3.json" "$tmp/s1-3.json"
+expect_fail "a shard twice" "given twice" \
+    "$bin" merge-results "$tmp/s0-3.json" "$tmp/s1-3.json" "$tmp/s1-3.json" "$tmp/s2-3.json"
+expect_ok "sensitivity --shard 1/2, other tokens" sens --json --shard 1/2 --calib-tokens 64 &&
+    cp "$tmp/out" "$tmp/other.json"
+expect_fail "shards of two sweeps" "calib_tokens differs" \
+    "$bin" merge-results "$tmp/s0-2.json" "$tmp/other.json"
+echo '{"a":1}' > "$tmp/not.json"
+expect_fail "not a sensitivity result" "not the --json output of shrink sensitivity" \
+    "$bin" merge-results "$tmp/not.json"
+expect_fail "merge-results of a missing file" "$tmp/none.json" \
+    "$bin" merge-results "$tmp/none.json"
+for s in 3/3 1/0 x 1 -1/2 1/2/3; do
+    expect_fail "--shard $s" "--shard '$s'" sens --shard "$s"
+done
+sh_finish test_shard

@@ -1,0 +1,121 @@
+/*
+ * mpi.c - data-parallel training across processes for `make MPI=1` builds (docs/scale.md):
+ * `mpirun -np R build-mpi/shrink train|distill|lora ...`. The library holds no MPI; this file
+ * gives it the communication it asks for (shrink_train_comm):
+ *
+ *   sum     the ranks' arrays summed in rank order along a chain, rank r adding its own to what
+ *           rank r - 1 sends ((x_0 + x_1) + x_2 ...: the additions one process makes with
+ *           --accum R, so the runs are bit-identical), then broadcast from the last rank;
+ *   agree   the hash of every rank's inputs and options gathered and compared.
+ *
+ * Every rank checks its arguments, then all meet at a barrier before rank 0 creates the output
+ * folder. Ranks other than 0 print nothing on stdout. A failing rank stops the whole job
+ * (MPI_Abort) after its message, so no rank waits forever for a dead peer; the last checkpoint
+ * rank 0 wrote stays valid (written whole, then renamed). Without SHRINK_MPI (the default
+ * build) cli_mpi_comm returns NULL and nothing here runs.
+ */
+#include "cli.h"
+
+#ifdef SHRINK_MPI
+
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int               mpi_on, mpi_rank, mpi_size;
+static int64_t           mpi_sent;       /* bytes this rank sent in sums */
+static shrink_train_comm mpi_comm;
+
+enum { CHUNK = 1 << 26 };   /* elements per message (MPI counts are int) */
+
+static shrink_status chain_sum(void *x, int64_t n, MPI_Datatype t, size_t es, int f64) {
+    void *prev = mpi_rank > 0 ? malloc((size_t)(n ? n : 1) * es) : NULL;
+    if (mpi_rank > 0 && !prev) return SHRINK_ERR_NOMEM;
+    for (int64_t off = 0; off < n; off += CHUNK) {
+        const int k = (int)(n - off < CHUNK ? n - off : CHUNK);
+        char *xs = (char *)x + (size_t)off * es;
+        if (mpi_rank > 0) {
+            MPI_Recv(prev, k, t, mpi_rank - 1, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            for (int i = 0; i < k; i++) {
+                if (f64) ((double *)xs)[i] = ((double *)prev)[i] + ((double *)xs)[i];
+                else ((float *)xs)[i] = ((float *)prev)[i] + ((float *)xs)[i];
+            }
+        }
+        if (mpi_rank < mpi_size - 1) {
+            MPI_Send(xs, k, t, mpi_rank + 1, 7, MPI_COMM_WORLD);
+            mpi_sent += (int64_t)k * (int64_t)es;
+        }
+        MPI_Bcast(xs, k, t, mpi_size - 1, MPI_COMM_WORLD);
+        if (mpi_rank == mpi_size - 1) mpi_sent += (int64_t)k * (int64_t)es;
+    }
+    free(prev);
+    return SHRINK_OK;
+}
+
+static shrink_status sum_f32(void *u, float *x, int64_t n) {
+    return chain_sum(x, n, MPI_FLOAT, sizeof *x, 0);
+}
+static shrink_status sum_f64(void *u, double *x, int64_t n) {
+    return chain_sum(x, n, MPI_DOUBLE, sizeof *x, 1);
+}
+
+static shrink_status agree(void *u, uint64_t hash) {
+    unsigned long long mine = hash, *all = malloc((size_t)mpi_size * sizeof *all);
+    if (!all) return SHRINK_ERR_NOMEM;
+    MPI_Allgather(&mine, 1, MPI_UNSIGNED_LONG_LONG, all, 1, MPI_UNSIGNED_LONG_LONG,
+                  MPI_COMM_WORLD);
+    int differs = -1;
+    for (int r = 1; r < mpi_size && differs < 0; r++)
+        if (all[r] != all[0]) differs = r;
+    free(all);
+    if (differs >= 0) {
+        fprintf(stderr, "shrink: rank %d: the inputs or options of rank %d differ from rank "
+                "0's (every rank must run the same command on the same files)\n", mpi_rank,
+                differs);
+        return SHRINK_ERR_ARG;
+    }
+    return SHRINK_OK;
+}
+
+const shrink_train_comm *cli_mpi_comm(void) {
+    if (!mpi_on) {
+        int inited = 0;
+        MPI_Initialized(&inited);
+        if (!inited && MPI_Init(NULL, NULL) != MPI_SUCCESS) return NULL;
+        mpi_on = 1;
+        MPI_Comm_rank(MPI_COMM_WORLD, &mpi_rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &mpi_size);
+        if (mpi_rank != 0 && !freopen("/dev/null", "w", stdout)) return NULL;
+        MPI_Barrier(MPI_COMM_WORLD);   /* every rank checked its arguments */
+    }
+    if (mpi_size < 2) return NULL;
+    mpi_comm = (shrink_train_comm){.rank = mpi_rank, .n_ranks = mpi_size, .sum_f32 = sum_f32,
+                                   .sum_f64 = sum_f64, .agree = agree, .user = NULL};
+    return &mpi_comm;
+}
+
+int cli_mpi_end(int rc) {
+    if (!mpi_on) return rc;
+    fflush(stdout);
+    fflush(stderr);
+    if (rc != CLI_OK && mpi_size > 1) {
+        fprintf(stderr, "shrink: rank %d of %d failed: stopping every rank\n", mpi_rank,
+                mpi_size);
+        MPI_Abort(MPI_COMM_WORLD, rc);
+    }
+    MPI_Finalize();
+    mpi_on = 0;
+    return rc;
+}
+
+int     cli_mpi_ranks(void) { return mpi_on ? mpi_size : 1; }
+int64_t cli_mpi_bytes_sent(void) { return mpi_sent; }
+
+#else /* the default build: one process */
+
+const shrink_train_comm *cli_mpi_comm(void) { return NULL; }
+int     cli_mpi_end(int rc) { return rc; }
+int     cli_mpi_ranks(void) { return 1; }
+int64_t cli_mpi_bytes_sent(void) { return 0; }
+
+#endif
