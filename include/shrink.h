@@ -307,6 +307,22 @@ typedef struct shrink_quantize_params {
      * the result's tensors[i] will hold it (llama-quantize's line per tensor); may be NULL */
     void      (*tensor_done)(void *user, const struct shrink_quantize_tensor *t, int64_t i,
                              int64_t n);
+    /* calibrated methods (docs/quantization.md, "GPTQ", "AWQ and SmoothQuant"): they run the
+     * model over calib_path (calib_tokens tokens). GPTQ rounds the matrices of the blocks
+     * column by column against the Hessian of their inputs (windows of calib_ctx), layer by
+     * layer, single-type schemes only; AWQ and SmoothQuant fold per-input-channel scales into
+     * the preceding norm or linear (windows of imatrix_ctx tokens, 0: 512) */
+    const char *method;         /* NULL or "rtn": round to nearest; "gptq"; "awq": AWQ's
+                                   searched scales and weight clipping (any scheme but w8a8* /
+                                   int8_t*) */
+    int32_t     calib_ctx;      /* gptq: tokens per calibration window (0: min(512, the model's)) */
+    double      gptq_damp;      /* damping, a fraction of the Hessian's mean diagonal (0.01) */
+    bool        gptq_act_order; /* columns by descending Hessian diagonal (static groups) */
+    int32_t     gptq_block;     /* columns per lazy update block (128) */
+    bool        gptq_head;      /* also the output head (the token embedding when tied) */
+    bool        smooth;         /* w8a8, w8a8_static: SmoothQuant before quantizing */
+    double      smooth_alpha;   /* its migration strength in [0, 1] (default 0.5) */
+    bool        awq_no_clip;    /* AWQ without the clipping search */
 } shrink_quantize_params;
 
 /* One tensor of the output. */
@@ -339,6 +355,12 @@ typedef struct shrink_quantize_result {
                                         result: release with shrink_quantize_result_free */
     int64_t      imatrix_used;  /* tensors quantized with an importance matrix entry */
     int64_t      imatrix_entries; /* entries of the importance matrix */
+    int64_t      gptq_matrices; /* --method gptq: matrices GPTQ rounded */
+    int32_t      gptq_damp_raised; /* inputs whose Hessian needed more damping */
+    double       gptq_max_damp; /* the largest damping used */
+    int32_t      fold_inputs;   /* awq / smooth: layer inputs whose scales were folded */
+    double       awq_mean_alpha; /* awq: mean chosen alpha over them */
+    int64_t      awq_clipped;   /* awq: quantization groups whose max was lowered */
 } shrink_quantize_result;
 
 SHRINK_API shrink_quantize_params shrink_quantize_params_default(void);
