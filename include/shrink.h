@@ -1105,6 +1105,10 @@ typedef struct shrink_structured_params {
     /* phase 0: units scored (done / total); phase 1: tensor bytes written */
     void         (*progress)(void *user, int phase, int64_t done, int64_t total);
     void          *user;
+    /* these input layers removed (layer reduction, shrink drop-layers) instead of `layers`
+     * ranked by `by`; NULL / 0: none. Distinct, in [0, n_layers), fewer than n_layers. */
+    const int32_t *layer_list;
+    int32_t        n_layer_list;
 } shrink_structured_params;
 
 typedef struct shrink_structured_result {
@@ -1201,6 +1205,70 @@ SHRINK_API shrink_status shrink_lora_train(const char *model_path,
                                            const shrink_train_params *train,
                                            const shrink_lora_params *lora,
                                            shrink_lora_result *result);
+
+/* ==== low-rank factorization (issue 15; src/lowrank/, docs/lowrank.md) =================== */
+
+/* How each matrix is approximated: plain truncated SVD; ASVD (input channels scaled by their
+ * mean |activation|^alpha on the calibration text before the SVD, unscaled after); SVD-LLM's
+ * whitening (the SVD of W L with L L^T = X^T X of the calibration inputs, then L^-1: the
+ * truncation that minimises the error of the layer's output on those inputs). */
+typedef enum shrink_lowrank_method {
+    SHRINK_LOWRANK_SVD, SHRINK_LOWRANK_ASVD, SHRINK_LOWRANK_WHITEN, SHRINK_LOWRANK_COUNT
+} shrink_lowrank_method;
+/* "svd", "asvd", "whiten"; shrink_lowrank_method_parse: SHRINK_ERR_ARG if unknown. */
+SHRINK_API const char *shrink_lowrank_method_name(shrink_lowrank_method m);
+SHRINK_API shrink_status shrink_lowrank_method_parse(const char *name,
+                                                     shrink_lowrank_method *out);
+
+typedef struct shrink_lowrank_params {
+    shrink_lowrank_method method;
+    /* exactly one: a fixed rank per matrix; the kept fraction of the spectral energy (sum of
+     * squared singular values) in (0, 1]; the fraction of each matrix's parameters its two
+     * factors hold, in (0, 1): rank floor(ratio * rows * cols / (rows + cols)) */
+    int32_t     rank;
+    double      energy;
+    double      ratio;
+    const char *targets;        /* comma list of q, k, v, o, gate, up, down (GPT-2's fused
+                                   q|k|v counts as q); NULL: all seven */
+    const char *calib_path;     /* asvd, whiten: UTF-8 calibration text */
+    int64_t     calib_tokens;   /* tokens of it (default 2048) */
+    int32_t     calib_ctx;      /* tokens per window (default min(context, 256)) */
+    double      alpha;          /* asvd: exponent of the activation scale (default 0.5) */
+    double      damp;           /* whiten: added to the diagonal of X^T X, as a fraction of
+                                   its mean (default 1e-3) */
+    const char *tokenizer_path; /* as shrink_load_params */
+    int         dtype;          /* shrink_dtype of the output's matrices, -1: the input's */
+    /* phase 0: calibration tokens run (done / total); phase 1: tensor bytes written (the
+     * factorization runs as each matrix is reached); may be NULL */
+    void      (*progress)(void *user, int phase, int64_t done, int64_t total);
+    void       *user;
+} shrink_lowrank_params;
+
+typedef struct shrink_lowrank_result {
+    int64_t  n_matrices;      /* matrices targeted */
+    int64_t  n_dense;         /* of them kept dense: their factors would not be smaller */
+    int64_t  params_target;   /* parameters of the targeted matrices */
+    int64_t  params_lowrank;  /* their parameters stored as factors r (rows + cols) (the
+                                 dense ones: rows x cols) */
+    int32_t  min_rank, max_rank;
+    double   mean_energy;     /* mean kept spectral energy (of W, W S or W L) */
+    double   mean_rel_err;    /* mean ||W - W'||_F / ||W||_F */
+    int64_t  calib_tokens;
+    uint64_t in_file_bytes, out_file_bytes;
+    double   seconds;
+} shrink_lowrank_result;
+
+SHRINK_API shrink_lowrank_params shrink_lowrank_params_default(void);
+/* Replaces every targeted matrix of the model at `in` by its rank-r approximation (the rank
+ * from params) and writes the product merged back dense to `out` (GGUF for *.gguf, else a
+ * Hugging Face folder): the model keeps its shape, so every reader runs it. A rank of 0 or
+ * above min(rows, cols), an energy outside (0, 1], a ratio outside (0, 1), or asvd / whiten
+ * without a calibration text: SHRINK_ERR_ARG before anything is written. A matrix whose
+ * factors would not be smaller than it (r (rows + cols) >= rows x cols) is kept as it is and
+ * counted in n_dense. result may be NULL. */
+SHRINK_API shrink_status shrink_lowrank(const char *in, const char *out,
+                                        const shrink_lowrank_params *params,
+                                        shrink_lowrank_result *result);
 
 /* ==== temporaries (docs/reliability.md) ================================================== */
 

@@ -32,6 +32,8 @@ static const cli_command commands[] = {
     {"merge",    "merge LoRA adapters into a base model (GGUF, HF, llama2.c)",    cmd_merge},
     {"verify",   "re-hash the inputs a model's manifest names: match, changed, missing", cmd_verify},
     {"report",   "one HTML page from compare --json outputs: size-vs-KL Pareto plot, speed", cmd_report},
+    {"drop-layers", "remove whole decoder layers (by measured KL, influence, last)", cmd_drop_layers},
+    {"lowrank",  "low-rank factorization of the linear layers: svd, asvd, whiten", cmd_lowrank},
     {"version",  "version, CPU kernels and threads",                              cmd_version},
     {"help",     "help on a command: shrink help COMMAND",                        cmd_help},
 };
