@@ -307,19 +307,19 @@ typedef struct shrink_quantize_params {
      * the result's tensors[i] will hold it (llama-quantize's line per tensor); may be NULL */
     void      (*tensor_done)(void *user, const struct shrink_quantize_tensor *t, int64_t i,
                              int64_t n);
-    /* calibrated methods (docs/quantization.md, "GPTQ", "AWQ and SmoothQuant"): they run the
-     * model over calib_path (calib_tokens tokens). GPTQ rounds the matrices of the blocks
-     * column by column against the Hessian of their inputs (windows of calib_ctx), layer by
-     * layer, single-type schemes only; AWQ and SmoothQuant fold per-input-channel scales into
-     * the preceding norm or linear (windows of imatrix_ctx tokens, 0: 512) */
-    const char *method;         /* NULL or "rtn": round to nearest; "gptq"; "awq": AWQ's
-                                   searched scales and weight clipping (any scheme but w8a8* /
-                                   int8_t*) */
-    int32_t     calib_ctx;      /* gptq: tokens per calibration window (0: min(512, the model's)) */
+    /* GPTQ (docs/quantization.md, "GPTQ"): method "gptq" rounds the matrices of the blocks
+     * column by column against the Hessian of their inputs on calib_path (calib_tokens tokens
+     * in windows of calib_ctx), layer by layer; single-type schemes GPTQ serves only */
+    const char *method;         /* NULL or "rtn": round to nearest; "gptq" */
+    int32_t     calib_ctx;      /* tokens per calibration window (0: min(512, the model's)) */
     double      gptq_damp;      /* damping, a fraction of the Hessian's mean diagonal (0.01) */
     bool        gptq_act_order; /* columns by descending Hessian diagonal (static groups) */
     int32_t     gptq_block;     /* columns per lazy update block (128) */
     bool        gptq_head;      /* also the output head (the token embedding when tied) */
+    /* AWQ and SmoothQuant (docs/quantization.md, "AWQ and SmoothQuant"): method "awq" and
+     * smooth run the model over calib_path (calib_tokens tokens, windows of calib_ctx) and fold
+     * per-input-channel scales into the preceding norm or linear; "awq": AWQ's searched
+     * scales and weight clipping (any scheme but w8a8* / int8_t*) */
     bool        smooth;         /* w8a8, w8a8_static: SmoothQuant before quantizing */
     double      smooth_alpha;   /* its migration strength in [0, 1] (default 0.5) */
     bool        awq_no_clip;    /* AWQ without the clipping search */
