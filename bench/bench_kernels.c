@@ -30,6 +30,7 @@
  *                      [--only gemv|qgemv|gemm|qgemm]
  */
 #include "kernels/kernels.h"
+#include "kernels/palette.h"
 
 #include <omp.h>
 
@@ -67,6 +68,12 @@ static void *make_w(shrink_dtype dt, int64_t rows, int64_t cols, uint64_t seed) 
     }
     for (int64_t r = 0; r < rows; r++) /* row by row: row-head types scale each row */
         sk_dtype(dt)->from_f32(tmp + r * cols, (uint8_t *)w + (uint64_t)r * rb, cols);
+    const int64_t k = sk_pal_k(dt);
+    for (int64_t r = 0; k && r < rows; r++) { /* palettes: groups of k rows, as quantize's */
+        uint8_t *h = (uint8_t *)w + (uint64_t)r * rb;
+        h[2] = (uint8_t)(r % k);
+        h[3] = (uint8_t)((rows - r / k * k < k ? rows - r / k * k : k) - 1);
+    }
     sk_free(tmp);
     return w;
 }

@@ -95,6 +95,12 @@ typedef enum shrink_dtype {
     /* shrink's own 2:4 sparse types (GGUF type ids 1014, 1015; docs/formats.md) */
     SHRINK_DTYPE_SPARSE24_F16 = 28, /* 2 of every 4 weights kept: f16 values + positions */
     SHRINK_DTYPE_SPARSE24_I8  = 29, /* as sparse24_f16 with int8 values, row head f32 d */
+    /* shrink's palettes (k-means weight sharing, docs/palettes.md): codes of log2(k) bits into
+     * a table of k f16 values shared by a group of k rows, entry j in row j's head (6 bytes:
+     * f16 entry, u8 j, u8 group rows - 1, u16 cols / 32); GGUF type ids 1016.. (after sparse24_i8) */
+    SHRINK_DTYPE_PAL16 = 30,  /* 16 values per 16 rows, 4-bit codes */
+    SHRINK_DTYPE_PAL256 = 31, /* 256 values per 256 rows, 8-bit codes */
+    SHRINK_DTYPE_PAL4 = 32,   /* 4 values per 4 rows, 2-bit codes */
     SHRINK_DTYPE_COUNT
 } shrink_dtype;
 

@@ -602,6 +602,10 @@ else
         "$bin" quantize "$model" "$qdir/bad1.gguf" --scheme q3_K_XL
     expect_fail "quantize: w8a8_static without --calib" "--calib" \
         "$bin" quantize "$model" "$qdir/bad2.gguf" --scheme w8a8_static
+    expect_fail "quantize: palette k not a power of two" "not a power of two" \
+        "$bin" quantize "$model" "$qdir/bad2.gguf" --scheme pal17
+    expect_fail "quantize: palette k above 256" "larger than 256" \
+        "$bin" quantize "$model" "$qdir/bad2.gguf" --scheme pal512
     expect_fail "quantize: missing input" "$qdir/none.bin" \
         "$bin" quantize "$qdir/none.bin" "$qdir/bad3.gguf" --scheme q8_0
     head -c 100000 "$model" >"$qdir/trunc.bin"

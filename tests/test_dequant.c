@@ -16,6 +16,7 @@
  *      quantization blocks (cols = 288, 416: blocks of 32 across a K-block seam).
  */
 #include "kernels/kernels.h"
+#include "kernels/palette.h"
 #include "test_util.h"
 
 #include <stdint.h>
@@ -31,6 +32,11 @@ static uint8_t *make_row(shrink_dtype t, int64_t cols, int random_bytes) {
     uint8_t *row = malloc(rb);
     if (random_bytes) {
         for (uint64_t i = 0; i < rb; i++) row[i] = (uint8_t)(test_rng_u() * 256.0);
+        if (sk_pal_k(t)) { /* palettes: a lone row is a group of one (palette.h) */
+            row[2] = row[3] = 0;
+            row[4] = (uint8_t)(cols / 32);
+            row[5] = (uint8_t)(cols / 32 >> 8);
+        }
     } else {
         float *x = malloc((size_t)cols * sizeof(float));
         for (int64_t i = 0; i < cols; i++) x[i] = test_rng_normal() * (i % 7 == 0 ? 3.0f : 1.0f);

@@ -4,6 +4,7 @@
  * the dtype asked for. The output appears only when complete.
  */
 #include "../model/source.h"
+#include "../kernels/palette.h"
 
 shrink_convert_params shrink_convert_params_default(void) {
     shrink_convert_params p = {.to = NULL, .dtype = -1, .shard_bytes = 0,
@@ -103,6 +104,10 @@ shrink_status shrink_convert(const char *in, const char *out, const shrink_conve
         return sk_error(SHRINK_ERR_ARG, "%s: %s stores 2:4-pruned matrices only; write it with "
                         "shrink prune --pattern 2:4 --store %s", out, sk_dtype((shrink_dtype)p->dtype)->name,
                         sk_dtype((shrink_dtype)p->dtype)->name);
+    if (p->dtype >= 0 && sk_pal_k(p->dtype))
+        return sk_error(SHRINK_ERR_ARG, "convert: %s needs a k-means palette per group of "
+                        "rows, which convert does not compute; use shrink quantize --scheme %s",
+                        shrink_dtype_name(p->dtype), shrink_dtype_name(p->dtype));
     if (sk_same_file(in, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the input; refusing to overwrite it", out);
     double t0 = shrink_time();

@@ -200,6 +200,10 @@ typedef struct sk_write_progress {
 } sk_write_progress;
 
 struct sk_out;
+/* Where row r of tensor t (rows as src->cfg c gives them) lands in a file whose q/k rows are
+ * in `layout` (GGUF: SK_ROPE_INTERLEAVED): r, or its place in the RoPE permutation. */
+SK_HIDDEN int64_t sk_write_row_pos(const sk_config *c, const sk_wtensor *t,
+                                   sk_rope_layout layout, int64_t r);
 /* Streams tensor t of src into o block by block as `dt` (transposed: rows of the transpose),
  * with q/k rows permuted from src->cfg.rope_layout to `layout`. On failure aborts o. */
 SK_HIDDEN shrink_status sk_write_stream(const sk_source *src, const sk_wtensor *t,

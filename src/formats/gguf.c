@@ -25,6 +25,7 @@
  * files, architectures other than llama and gpt2.
  */
 #include "formats.h"
+#include "../kernels/palette.h"
 
 #include "../tokenizer/tokenizer.h"
 
@@ -87,6 +88,9 @@ static const struct {
     {"w8a8_static", SHRINK_DTYPE_W8A8_STATIC},       /* 1013 */
     {"sparse24_f16", SHRINK_DTYPE_SPARSE24_F16},     /* 1014 */
     {"sparse24_i8", SHRINK_DTYPE_SPARSE24_I8},       /* 1015 */
+    {"pal16", SHRINK_DTYPE_PAL16},                   /* 1016 */
+    {"pal256", SHRINK_DTYPE_PAL256},                 /* 1017 */
+    {"pal4", SHRINK_DTYPE_PAL4},                     /* 1018 */
 };
 enum { N_OWN_TYPES = sizeof own_types / sizeof own_types[0] };
 
@@ -505,6 +509,21 @@ static int cmp_tname(const void *a, const void *b) {
     return c ? c : (x->name.len > y->name.len) - (x->name.len < y->name.len);
 }
 
+/* Palette types (src/kernels/palette.h): every row head names a group inside the tensor, so
+ * no kernel reads a palette entry outside it. */
+static shrink_status check_palette(rd *r, const sk_gguf_tensor *t, const char *nt) {
+    tensor_type tt;
+    if (!tensor_type_of(t->type, &tt) || tt.dtype < 0 || !sk_pal_k((shrink_dtype)tt.dtype))
+        return SHRINK_OK;
+    int64_t rows = 1;
+    for (uint32_t d = 1; d < t->n_dims; d++) rows *= t->ne[d]; /* no overflow: bytes fit */
+    int64_t bad = sk_pal_check((shrink_dtype)tt.dtype, t->data, rows, t->ne[0]);
+    if (bad < 0) return SHRINK_OK;
+    return sk_error(SHRINK_ERR_FORMAT, "%s: tensor '%s' (%s): the head of row %" PRId64 " names "
+                    "a palette group outside the tensor or a wrong row length; the file is "
+                    "damaged", r->name, nt, tt.name, bad);
+}
+
 /* Names unique, offsets aligned, data inside the section and not overlapping. */
 static shrink_status check_tensors(rd *r, sk_gguf *g) {
     int64_t n = g->n_tensors;
@@ -533,6 +552,7 @@ static shrink_status check_tensors(rd *r, sk_gguf *g) {
         o[i] = (off_idx){t->offset, t->offset + t->bytes, i};
         by_name[i] = t;
         t->data = r->p + g->data_offset + t->offset;
+        st = check_palette(r, t, nt);
     }
     if (st) goto out;
     qsort(o, (size_t)n, sizeof *o, cmp_off);

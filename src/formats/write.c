@@ -56,25 +56,30 @@ sk_write_opts sk_write_opts_default(void) {
 /* ==== streaming one tensor =============================================================== */
 
 /* Row permutation of q/k between RoPE layouts, within each head of hd rows:
- * interleaved row h*hd + 2i + s  <->  rotate-half row h*hd + s*hd/2 + i. */
+ * interleaved row h*hd + 2i + s  <->  rotate-half row h*hd + s*hd/2 + i. Row r of layout
+ * `from` goes to row rope_dest(r) of the other. */
+static int64_t rope_dest(int64_t r, int64_t hd, sk_rope_layout from) {
+    int64_t h0 = r / hd * hd, l = r - h0;
+    return from == SK_ROPE_INTERLEAVED ? h0 + (l & 1) * (hd / 2) + l / 2
+                                       : h0 + 2 * (l % (hd / 2)) + l / (hd / 2);
+}
+
 static void permute_rows(const uint8_t *src, uint8_t *dst, int64_t n_rows, size_t row_bytes,
                          int64_t hd, sk_rope_layout from) {
-    for (int64_t h0 = 0; h0 < n_rows; h0 += hd) {
-        for (int64_t i = 0; i < hd / 2; i++) {
-            for (int s = 0; s < 2; s++) {
-                int64_t inter = h0 + 2 * i + s, half = h0 + s * (hd / 2) + i;
-                int64_t from_row = from == SK_ROPE_INTERLEAVED ? inter : half;
-                int64_t to_row = from == SK_ROPE_INTERLEAVED ? half : inter;
-                memcpy(dst + (size_t)to_row * row_bytes, src + (size_t)from_row * row_bytes,
-                       row_bytes);
-            }
-        }
-    }
+    for (int64_t r = 0; r < n_rows; r++)
+        memcpy(dst + (size_t)rope_dest(r, hd, from) * row_bytes, src + (size_t)r * row_bytes,
+               row_bytes);
 }
 
 /* Is role a q/k tensor whose rows follow the RoPE layout? */
 static int role_is_rope(const sk_config *c, sk_role r) {
     return c->arch->pos == SK_POS_ROPE && sk_trole_at(r)->rope;
+}
+
+int64_t sk_write_row_pos(const sk_config *c, const sk_wtensor *t, sk_rope_layout layout,
+                         int64_t r) {
+    return role_is_rope(c, t->role) && layout != c->rope_layout
+               ? rope_dest(r, c->head_dim, c->rope_layout) : r;
 }
 
 shrink_status sk_write_stream(const sk_source *src, const sk_wtensor *t, sk_out *o,

@@ -6,6 +6,7 @@
 #include "ggml_quants.h"
 #include "shrink_quants.h"
 #include "q_search.h"
+#include "palette.h"
 
 float sk_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
@@ -245,6 +246,20 @@ static const sk_dtype_traits sk_dtypes[SHRINK_DTYPE_COUNT] = {
                                      ROW_HEAD_FUNCS(sparse24_i8, sparse24_i8),
                                      .act = SK_ACT_F32,
                                      .vec_dot_ref = sk_sparse24_i8_dot_ref, .tol_rel = 0.38},
+    /* palettes (palette.h): the row head is the row's entry of its group's palette, so
+     * from_f32 of a lone row is a group of one (the mean); shrink quantize runs the k-means
+     * (src/quant/palette.c) and gives each row its group's palette through quantize().
+     * tol_rel: of quantize() with the k-means palette on normal data (tests/test_palette.c) */
+#define PAL_FUNCS(t) .to_f32 = sk_##t##_to_f32, .from_f32 = sk_##t##_from_f32,                   \
+                     .quantize = sk_##t##_quantize, .to_f32_range = sk_##t##_to_f32_range,       \
+                     .act = SK_ACT_F32, .vec_dot_ref = sk_##t##_dot_ref
+    [SHRINK_DTYPE_PAL16]          = {.name = "pal16", .block = SK_QK_PAL, .bytes = 16,
+                                     .row_head = SK_HEAD_PAL, PAL_FUNCS(pal16), .tol_rel = 0.12},
+    [SHRINK_DTYPE_PAL256]         = {.name = "pal256", .block = SK_QK_PAL, .bytes = 32,
+                                     .row_head = SK_HEAD_PAL, PAL_FUNCS(pal256), .tol_rel = 0.016},
+    [SHRINK_DTYPE_PAL4]           = {.name = "pal4", .block = SK_QK_PAL, .bytes = 8,
+                                     .row_head = SK_HEAD_PAL, PAL_FUNCS(pal4), .tol_rel = 0.4},
+#undef PAL_FUNCS
 #undef ROW_HEAD_FUNCS
 #undef BLOCK_FUNCS
 #undef BLOCK_FUNCS_S24
@@ -265,7 +280,8 @@ uint64_t sk_dtype_tensor_bytes(shrink_dtype t, int64_t rows, int64_t cols) {
 }
 
 int sk_dtype_own(shrink_dtype t) {
-    return (t >= SHRINK_DTYPE_INT8_CH && t <= SHRINK_DTYPE_W8A8_STATIC) || sk_dtype_sparse24(t);
+    return (t >= SHRINK_DTYPE_INT8_CH && t <= SHRINK_DTYPE_W8A8_STATIC) || sk_dtype_sparse24(t) ||
+           sk_pal_k(t) > 0;
 }
 
 int sk_dtype_sparse24(shrink_dtype t) {
@@ -319,5 +335,6 @@ shrink_status shrink_dtype_parse(const char *name, shrink_dtype *out) {
                     "q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K, iq4_nl; GGUF only, shrink's own "
                     "types: int8_ch, int8_ch_asym, int8_t, int8_t_asym, int4_g32, int4_g64, "
                     "int4_g128, int4_g32_asym, int4_g64_asym, int4_g128_asym, nf4, nf4_dq, "
-                    "w8a8, w8a8_static, sparse24_f16, sparse24_i8; '-' may replace '_')", name);
+                    "w8a8, w8a8_static, sparse24_f16, sparse24_i8, pal4, pal16, pal256; '-' may "
+                    "replace '_')", name);
 }

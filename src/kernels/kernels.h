@@ -21,6 +21,8 @@ typedef struct sk_qparams {
     int   tensor_range;    /* per-tensor types: 1 = use [tmin, tmax], the whole tensor's range */
     float tmin, tmax;
     float act_scale;       /* w8a8_static: the calibrated activation scale (absmax / 127) */
+    const float *palette;  /* palette types: the row's group palette (pal_g values), or NULL */
+    int   pal_j, pal_g;    /* palette types: the row's index in its group, the group's rows */
 } sk_qparams;
 
 /* What sk_matmul turns a token's activations into before calling a row's vec_dot

@@ -32,6 +32,7 @@
  */
 #include "quant.h"
 #include "imatrix.h"
+#include "palette.h"
 #include "awq.h"
 #include "gptq.h"
 
@@ -103,6 +104,10 @@ static const sk_scheme schemes[] = {
     SINGLE("nf4_dq", NF4_DQ, -1, NULL, "nf4 with 8-bit block scales", 4.25, 0.003342, 0),
     SINGLE("w8a8", W8A8, -1, NULL, "int8 weights and activations (per token)", 8.12, 0.000045, 0),
     SINGLE("w8a8_static", W8A8_STATIC, -1, NULL, "int8, calibrated activation scales (--calib)", 8.24, 0.000152, 0),
+    /* palettes: k-means per group of k rows (src/quant/palette.c), weighted by --imatrix */
+    SINGLE("pal16", PAL16, -1, NULL, "k-means palette of 16 values per 16 rows (4-bit codes)", 0, -1, 0),
+    SINGLE("pal256", PAL256, -1, NULL, "k-means palette of 256 values per 256 rows (8-bit codes)", 0, -1, 0),
+    SINGLE("pal4", PAL4, -1, NULL, "k-means palette of 4 values per 4 rows (2-bit codes)", 0, -1, 0),
 };
 #undef SINGLE
 #undef MIX
@@ -285,6 +290,7 @@ typedef struct qtensor {
     int          kept;
     int          need_range;   /* per-tensor types: the whole tensor's min/max first */
     sk_qparams   qp;
+    float       *pal;          /* palette types: the k-means palettes, k per group of k rows */
     double       err2, ref2;   /* sum (dequant(q) - w)^2, sum w^2 */
     shrink_dtype want;         /* the type the scheme chose before a fallback */
     const sk_wfold *fold;      /* awq / smooth: scales folded into the rows first, or NULL */
@@ -331,6 +337,11 @@ typedef struct qjob {
     int64_t   deq_cols;
     qacc     *acc;           /* (n_threads) */
     int64_t   range_cols;    /* row length of the tensor in the range pass */
+    float    *whole;         /* palette types: the tensor as f32 (rows x range_cols), in the
+                              * file's row order */
+    const sk_config  *cfg;   /* palette types: the input's config and the tensor being read */
+    const sk_wtensor *cur;
+    const sk_wfold   *cur_fold; /* palette types: that tensor's awq / smooth fold, or NULL */
     const sk_imatrix *im;    /* importance matrix, or NULL */
     const sk_wfold   *folds; /* (xf->n) awq / smooth, or NULL */
     sk_gptq_run *gptq;       /* --method gptq (run before the first tensor is written) */
@@ -342,7 +353,8 @@ typedef struct qjob {
 static void plan_imatrix(const qjob *j, const sk_xf_tensor *x, qtensor *q) {
     const sk_imatrix_entry *e = sk_imatrix_find(j->im, x->name);
     if (!e || x->t.n_dims != 2 || e->n != x->t.cols) return;
-    if (sk_qim_has(x->dtype) || sk_quantize_searches(x->dtype)) q->qp.imatrix = e->v;
+    if (sk_qim_has(x->dtype) || sk_quantize_searches(x->dtype) || sk_pal_k(x->dtype))
+        q->qp.imatrix = e->v;
 }
 
 /* llama-quantize's rule for the output matrix (output.weight, or the token embedding of a
@@ -444,6 +456,42 @@ static shrink_status range_chunk(void *user, int tid, int64_t r, int64_t k, floa
     return SHRINK_OK;
 }
 
+/* Where row r lands in the GGUF file (q/k rows move to the interleaved RoPE order after
+ * quantizing): palette groups are runs of rows of the file. */
+static int64_t file_row(const sk_config *c, const sk_wtensor *t, int64_t r) {
+    return sk_write_row_pos(c, t, SK_ROPE_INTERLEAVED, r);
+}
+
+/* A chunk of the palette pass: its rows into the whole tensor, in the file's order. */
+static shrink_status whole_chunk(void *user, int tid, int64_t r, int64_t k, float *x) {
+    qjob *j = user;
+    if (j->cur_fold) sk_wfold_apply(j->cur_fold, r, k, x, j->range_cols); /* as q_rows */
+    for (int64_t i = 0; i < k; i++)
+        memcpy(j->whole + file_row(j->cfg, j->cur, r + i) * j->range_cols, x + i * j->range_cols,
+               (size_t)j->range_cols * sizeof(float));
+    return SHRINK_OK;
+}
+
+/* Palette types: the tensor as f32, then the k-means palette of each group of rows. */
+static shrink_status palette_begin(qjob *j, sk_xf *xf, sk_xf_tensor *x, qtensor *q) {
+    const int64_t rows = x->t.rows, cols = x->t.cols, k = sk_pal_k(x->dtype);
+    j->range_cols = cols;
+    j->cfg = &xf->base.cfg;
+    j->cur = &x->t;
+    j->cur_fold = q->fold;
+    j->whole = sk_malloc((size_t)(rows * cols) * sizeof(float));
+    q->pal = sk_calloc((size_t)((rows + k - 1) / k * k), sizeof(float));
+    shrink_status st = SHRINK_OK;
+    if (!j->whole || !q->pal)
+        st = sk_error(SHRINK_ERR_NOMEM, "quantize: out of memory for the palettes of '%s'",
+                      x->name);
+    if (!st) st = sk_xf_map_rows(xf, x, 0, rows, whole_chunk, j);
+    if (!st) st = sk_palette_fit(x->dtype, j->whole, rows, cols, q->qp.imatrix, q->pal);
+    sk_free(j->whole);
+    j->whole = NULL;
+    return st;
+}
+
 /* --method gptq (gptq.c): the layer-by-layer pass, then each GPTQ'd tensor's rows are copied
  * by q_rows instead of quantized (kept tensors, embeddings, head: round to nearest). */
 static shrink_status run_gptq(qjob *j, sk_xf *xf) {
@@ -458,7 +506,8 @@ static shrink_status run_gptq(qjob *j, sk_xf *xf) {
     return st;
 }
 
-/* Before a tensor's rows: per-tensor types need the whole tensor's min and max. */
+/* Before a tensor's rows: per-tensor types need the whole tensor's min and max, palettes
+ * their k-means. */
 static shrink_status q_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
     qjob *j = user;
     qtensor *q = x->user;
@@ -468,6 +517,7 @@ static shrink_status q_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
         if (st) return st;
     }
     acc_reset(j, xf->n_threads);
+    if (sk_pal_k(x->dtype) && x->t.n_dims == 2) return palette_begin(j, xf, x, q);
     if (!q->need_range) return SHRINK_OK;
     const int vec = x->t.n_dims == 1;
     q->qp.tensor_range = 1;
@@ -523,9 +573,23 @@ static shrink_status q_rows(void *user, sk_xf_tensor *x, int tid, int64_t row0, 
                                 ", column %" PRId64 ": a quantized copy would hide the damage; "
                                 "the input model is broken", x->name, isnan(xr[m]) ? "NaN"
                                 : "an infinity", row0 + i, m);
-        if (q->gptq_rows) memcpy(y, q->gptq_rows + (size_t)(row0 + i) * row_bytes, row_bytes);
-        else quantize_row(j, x, q, xr, y, cols);
-        d->to_f32(y, tmp, cols);
+        if (q->pal) { /* the row's group palette; the round trip without the other rows */
+            const int64_t r = file_row(j->cfg, &x->t, row0 + i), kk = sk_pal_k(x->dtype);
+            const int64_t g0 = r / kk * kk;
+            sk_qparams qp = q->qp;
+            qp.palette = q->pal + g0;
+            qp.pal_j = (int)(r - g0);
+            qp.pal_g = (int)(x->t.rows - g0 < kk ? x->t.rows - g0 : kk);
+            d->quantize(xr, y, cols, &qp);
+            float lut[256] = {0};
+            for (int e = 0; e < qp.pal_g; e++)
+                lut[e] = sk_f16_to_f32(sk_f32_to_f16(qp.palette[e]));
+            sk_pal_decode(x->dtype, y, 0, cols, lut, tmp);
+        } else {
+            if (q->gptq_rows) memcpy(y, q->gptq_rows + (size_t)(row0 + i) * row_bytes, row_bytes);
+            else quantize_row(j, x, q, xr, y, cols);
+            d->to_f32(y, tmp, cols);
+        }
         double e = 0.0, r = 0.0;
         for (int64_t m = 0; m < cols; m++) {
             double dx = (double)tmp[m] - (double)xr[m];
@@ -575,7 +639,11 @@ static shrink_status q_end_block(void *user, sk_xf *xf, sk_xf_tensor *x, int64_t
     q->err2 += e2;
     q->ref2 += r2;
     acc_reset(j, xf->n_threads);
-    if (row0 + n_rows >= (x->t.n_dims == 1 ? 1 : x->t.rows)) tensor_done(j, xf, x);
+    if (row0 + n_rows >= (x->t.n_dims == 1 ? 1 : x->t.rows)) {
+        sk_free(q->pal);
+        q->pal = NULL;
+        tensor_done(j, xf, x);
+    }
     return SHRINK_OK;
 }
 
@@ -871,6 +939,14 @@ static shrink_status check_params(const char *in, const char *out,
         return sk_error(SHRINK_ERR_ARG, "quantize: no scheme (one of: %s)",
                         scheme_list(list, sizeof list));
     *s = sk_scheme_find(p->scheme);
+    if (!*s && !strncasecmp(p->scheme, "pal", 3) && p->scheme[3] >= '0' && p->scheme[3] <= '9') {
+        long k = strtol(p->scheme + 3, NULL, 10);
+        return sk_error(SHRINK_ERR_ARG, "scheme '%s': a palette of k = %ld entries %s; the "
+                        "palettes are pal4, pal16 and pal256 (k a power of two, at most 256)",
+                        p->scheme, k, k > 256 ? "is larger than 256"
+                                  : (k & (k - 1)) || k < 2 ? "is not a power of two"
+                                                           : "has no type yet");
+    }
     if (!*s)
         return sk_error(SHRINK_ERR_ARG, "unknown scheme '%s' (one of: %s)", p->scheme,
                         scheme_list(list, sizeof list));
@@ -1004,6 +1080,7 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
     if (stat(out, &sb) == 0) r->out_file_bytes = (uint64_t)sb.st_size;
     r->seconds = shrink_time() - t0;
 out:
+    for (int64_t i = 0; j.qs && i < xf.n; i++) sk_free(j.qs[i].pal);
     sk_wfold_free((sk_wfold *)j.folds, xf.n);
     sk_free(j.qs);
     sk_free(j.deq);

@@ -26,6 +26,7 @@
 #include "../kernels.h"
 #include "../ggml_quants.h"
 #include "../shrink_quants.h"
+#include "../palette.h"
 
 #include <immintrin.h>
 
@@ -360,6 +361,41 @@ static void sparse24_i8_deq(const void *row, int64_t k0, int64_t n, float *dst) 
     }
 }
 
+/* palettes (palette.h): the group's palette as a 16-entry table (pal4: 4 entries, the rest 0),
+ * the codes of 16 elements looked up at once; pal256: one lookup per element */
+static void pal16_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    float tbl[16];
+    sk_pal_table(SHRINK_DTYPE_PAL16, row, tbl);
+    const uint8_t *b = (const uint8_t *)row + SK_HEAD_PAL + k0 / SK_QK_PAL * 16;
+    for (int64_t i = 0; i < n; i += SK_QK_PAL, b += 16, dst += SK_QK_PAL) {
+        dq_v16u8 v = dq_ld(b);
+        dq_lookup16(dst, tbl, v & 15);
+        dq_lookup16(dst + 16, tbl, v >> 4);
+    }
+}
+
+static void pal4_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    float tbl[16] = {0};
+    sk_pal_table(SHRINK_DTYPE_PAL4, row, tbl);
+    const uint8_t *b = (const uint8_t *)row + SK_HEAD_PAL + k0 / SK_QK_PAL * 8;
+    const dq_v16u8 lo = {0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2};
+    const dq_v16u8 hi = {4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6};
+    for (int64_t i = 0; i < n; i += SK_QK_PAL, b += 8, dst += SK_QK_PAL) {
+        dq_v16u8 v;
+        memcpy(&v, b, 8);
+        memcpy((uint8_t *)&v + 8, b, 8);
+        dq_lookup16(dst, tbl, (v >> lo) & 3);
+        dq_lookup16(dst + 16, tbl, (v >> hi) & 3);
+    }
+}
+
+static void pal256_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    float tbl[256];
+    sk_pal_table(SHRINK_DTYPE_PAL256, row, tbl);
+    const uint8_t *b = (const uint8_t *)row + SK_HEAD_PAL + k0;
+    for (int64_t i = 0; i < n; i++) dst[i] = tbl[b[i]];
+}
+
 /* ---- the table ------------------------------------------------------------------------------ */
 
 static const sk_dequant_fn dq_table[SHRINK_DTYPE_COUNT] = {
@@ -390,6 +426,9 @@ static const sk_dequant_fn dq_table[SHRINK_DTYPE_COUNT] = {
     [SHRINK_DTYPE_W8A8_STATIC] = w8a8_static_deq,
     [SHRINK_DTYPE_SPARSE24_F16] = sparse24_f16_deq,
     [SHRINK_DTYPE_SPARSE24_I8] = sparse24_i8_deq,
+    [SHRINK_DTYPE_PAL16] = pal16_deq,
+    [SHRINK_DTYPE_PAL256] = pal256_deq,
+    [SHRINK_DTYPE_PAL4] = pal4_deq,
 };
 
 #endif /* SK_DEQUANT_X86_H */

@@ -153,10 +153,41 @@ static float sparse24_i8_dot_z(int64_t n, const void *w, const void *xa) {
     return d * _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
+/* pal16: the 16-entry palette in one zmm, vpermps on the low 4 bits of each dword (the high
+ * nibble shifted down for elements 16..31), 16 lanes per step */
+static float pal16_dot_z(int64_t n, const void *w, const void *xa) {
+    float lut[16];
+    pal_lut16(w, lut);
+    const __m512 t = _mm512_loadu_ps(lut);
+    const uint8_t *b = (const uint8_t *)w + SK_HEAD_PAL;
+    const float *x = xa;
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 * SK_QK_PAL <= n; i += 2 * SK_QK_PAL, b += 32, x += 2 * SK_QK_PAL) {
+        __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)b));
+        __m512i v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 16)));
+        s0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v0, t), _mm512_loadu_ps(x), s0);
+        s1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v0, 4), t),
+                             _mm512_loadu_ps(x + 16), s1);
+        s2 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v1, t), _mm512_loadu_ps(x + 32), s2);
+        s3 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v1, 4), t),
+                             _mm512_loadu_ps(x + 48), s3);
+    }
+    if (i < n) {
+        __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)b));
+        s0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, t), _mm512_loadu_ps(x), s0);
+        s1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), t),
+                             _mm512_loadu_ps(x + 16), s1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
 sk_vec_dot_fn sk_qdot_avx512(shrink_dtype t) {
     switch (t) {
     case SHRINK_DTYPE_SPARSE24_F16: return sparse24_f16_dot_z;
     case SHRINK_DTYPE_SPARSE24_I8:  return sparse24_i8_dot_z;
+    case SHRINK_DTYPE_PAL16:       return pal16_dot_z;
     case SHRINK_DTYPE_NF4:         return nf4_dot_z;
     case SHRINK_DTYPE_NF4_DQ:      return nf4_dq_dot_z;
     case SHRINK_DTYPE_W8A8:        return w8a8_dot_zmm;

@@ -24,6 +24,7 @@
 #include "../kernels.h"
 #include "../ggml_quants.h"
 #include "../shrink_quants.h"
+#include "../palette.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -565,6 +566,87 @@ static float nf4_dq_dot(int64_t n, const void *w, const void *xa) {
     return hsum8(acc);
 }
 
+/* palettes (palette.h) x f32: the group's palette read once per row into registers (pal16:
+ * two 8-entry tables, permutevar8x32 on the low 3 bits, bit 3 choosing the table, as nf4;
+ * pal4: one table; pal256: a 256-entry table on the stack, gathered), times x, in 8 lanes. */
+/* The palette of the row at w as 16 floats (entries past the group's g rows 0): the group's
+ * heads' f16 gathered, widened with vcvtph2ps (exact, as sk_pal_table's sk_f16_to_f32). */
+SK_INLINE void pal_lut(const void *w, int k, int block_bytes, float *lut) {
+    const uint8_t *r = w;
+    const int j = r[2], g = r[3] + 1 > k ? k : r[3] + 1;
+    uint16_t nb;
+    memcpy(&nb, r + 4, 2);
+    const uint64_t rb = SK_HEAD_PAL + (uint64_t)nb * (uint64_t)block_bytes;
+    const uint8_t *base = r - (uint64_t)j * rb;
+    uint16_t h[256];
+    for (int e = 0; e < g; e++) memcpy(&h[e], base + (uint64_t)e * rb, 2);
+    for (int e = g; e < (k + 7) / 8 * 8; e++) h[e] = 0;
+    for (int e = 0; e < k; e += 8)
+        _mm256_storeu_ps(lut + e, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + e))));
+}
+
+SK_INLINE void pal_lut16(const void *w, float *lut) { pal_lut(w, 16, 16, lut); }
+
+static float pal16_dot(int64_t n, const void *w, const void *xa) {
+    float lut[16];
+    pal_lut16(w, lut);
+    const __m256 t0 = _mm256_loadu_ps(lut), t1 = _mm256_loadu_ps(lut + 8);
+    const uint8_t *b = (const uint8_t *)w + SK_HEAD_PAL;
+    const float *x = xa;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += SK_QK_PAL, b += 16, x += SK_QK_PAL) {
+        __m256i v0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)b));
+        __m256i v1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + 8)));
+        s0 = _mm256_fmadd_ps(nf4_lookup8(v0, t0, t1), _mm256_loadu_ps(x), s0);
+        s1 = _mm256_fmadd_ps(nf4_lookup8(v1, t0, t1), _mm256_loadu_ps(x + 8), s1);
+        s2 = _mm256_fmadd_ps(nf4_lookup8(_mm256_srli_epi32(v0, 4), t0, t1),
+                             _mm256_loadu_ps(x + 16), s2);
+        s3 = _mm256_fmadd_ps(nf4_lookup8(_mm256_srli_epi32(v1, 4), t0, t1),
+                             _mm256_loadu_ps(x + 24), s3);
+    }
+    return hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
+static float pal4_dot(int64_t n, const void *w, const void *xa) {
+    float lut[8];
+    pal_lut(w, 4, 8, lut); /* 8 entries: the last 4 zero */
+    const __m256 t0 = _mm256_loadu_ps(lut);
+    const __m256i three = _mm256_set1_epi32(3);
+    const uint8_t *b = (const uint8_t *)w + SK_HEAD_PAL;
+    const float *x = xa;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += SK_QK_PAL, b += 8, x += SK_QK_PAL) {
+        __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)b));
+        s0 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(t0, _mm256_and_si256(v, three)),
+                             _mm256_loadu_ps(x), s0);
+        s1 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(
+                                 t0, _mm256_and_si256(_mm256_srli_epi32(v, 2), three)),
+                             _mm256_loadu_ps(x + 8), s1);
+        s0 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(
+                                 t0, _mm256_and_si256(_mm256_srli_epi32(v, 4), three)),
+                             _mm256_loadu_ps(x + 16), s0);
+        s1 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(t0, _mm256_srli_epi32(v, 6)),
+                             _mm256_loadu_ps(x + 24), s1);
+    }
+    return hsum8(_mm256_add_ps(s0, s1));
+}
+
+static float pal256_dot(int64_t n, const void *w, const void *xa) {
+    float lut[256];
+    pal_lut(w, 256, 32, lut);
+    const uint8_t *b = (const uint8_t *)w + SK_HEAD_PAL;
+    const float *x = xa;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16, b += 16, x += 16) {
+        __m256i v0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)b));
+        __m256i v1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + 8)));
+        s0 = _mm256_fmadd_ps(_mm256_i32gather_ps(lut, v0, 4), _mm256_loadu_ps(x), s0);
+        s1 = _mm256_fmadd_ps(_mm256_i32gather_ps(lut, v1, 4), _mm256_loadu_ps(x + 8), s1);
+    }
+    return hsum8(_mm256_add_ps(s0, s1));
+}
+
 /* ==== activation quantizers (byte-identical to qdot.c's references) ======================== */
 
 /* roundf (half away from zero) of 8 lanes, exactly: truncate, then step away from zero when
@@ -778,6 +860,9 @@ static sk_vec_dot_fn qdot_lookup(shrink_dtype t) {
     case SHRINK_DTYPE_W8A8_STATIC:    return w8a8_static_dot;
     case SHRINK_DTYPE_SPARSE24_F16:   return sparse24_f16_dot;
     case SHRINK_DTYPE_SPARSE24_I8:    return sparse24_i8_dot;
+    case SHRINK_DTYPE_PAL16:          return pal16_dot;
+    case SHRINK_DTYPE_PAL4:           return pal4_dot;
+    case SHRINK_DTYPE_PAL256:         return pal256_dot;
     default:                return NULL;
     }
 }
