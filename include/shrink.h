@@ -301,6 +301,22 @@ typedef struct shrink_quantize_params {
      * the result's tensors[i] will hold it (llama-quantize's line per tensor); may be NULL */
     void      (*tensor_done)(void *user, const struct shrink_quantize_tensor *t, int64_t i,
                              int64_t n);
+    /* calibrated methods (docs/quantization.md, "GPTQ", "AWQ and SmoothQuant"): they run the
+     * model over calib_path (calib_tokens tokens). GPTQ rounds the matrices of the blocks
+     * column by column against the Hessian of their inputs (windows of calib_ctx), layer by
+     * layer, single-type schemes only; AWQ and SmoothQuant fold per-input-channel scales into
+     * the preceding norm or linear (windows of imatrix_ctx tokens, 0: 512) */
+    const char *method;         /* NULL or "rtn": round to nearest; "gptq"; "awq": AWQ's
+                                   searched scales and weight clipping (any scheme but w8a8* /
+                                   int8_t*) */
+    int32_t     calib_ctx;      /* gptq: tokens per calibration window (0: min(512, the model's)) */
+    double      gptq_damp;      /* damping, a fraction of the Hessian's mean diagonal (0.01) */
+    bool        gptq_act_order; /* columns by descending Hessian diagonal (static groups) */
+    int32_t     gptq_block;     /* columns per lazy update block (128) */
+    bool        gptq_head;      /* also the output head (the token embedding when tied) */
+    bool        smooth;         /* w8a8, w8a8_static: SmoothQuant before quantizing */
+    double      smooth_alpha;   /* its migration strength in [0, 1] (default 0.5) */
+    bool        awq_no_clip;    /* AWQ without the clipping search */
 } shrink_quantize_params;
 
 /* One tensor of the output. */
@@ -333,6 +349,12 @@ typedef struct shrink_quantize_result {
                                         result: release with shrink_quantize_result_free */
     int64_t      imatrix_used;  /* tensors quantized with an importance matrix entry */
     int64_t      imatrix_entries; /* entries of the importance matrix */
+    int64_t      gptq_matrices; /* --method gptq: matrices GPTQ rounded */
+    int32_t      gptq_damp_raised; /* inputs whose Hessian needed more damping */
+    double       gptq_max_damp; /* the largest damping used */
+    int32_t      fold_inputs;   /* awq / smooth: layer inputs whose scales were folded */
+    double       awq_mean_alpha; /* awq: mean chosen alpha over them */
+    int64_t      awq_clipped;   /* awq: quantization groups whose max was lowered */
 } shrink_quantize_result;
 
 SHRINK_API shrink_quantize_params shrink_quantize_params_default(void);
@@ -1255,6 +1277,109 @@ SHRINK_API void shrink_remove_temporaries(void);
 SHRINK_API int shrink_remove_stale_temporaries(const char *dir,
                                                void (*removed)(void *user, const char *path),
                                                void *user);
+
+/* ==== SHA-256 and the manifest (docs/manifest.md) ======================================== */
+
+/* SHA-256 (FIPS 180-4) of data[0..n). */
+SHRINK_API void shrink_sha256(const void *data, size_t n, uint8_t digest[32]);
+/* SHA-256 of the regular file at `path` as 64 lowercase hex digits (what sha256sum prints);
+ * *bytes (may be NULL) its size. Anything but a regular file is an error naming the path. */
+SHRINK_API shrink_status shrink_sha256_file(const char *path, char hex[65], uint64_t *bytes);
+
+/* The manifest: every model file shrink writes (GGUF: the metadata string "shrink.manifest";
+ * a Hugging Face folder: shrink_manifest.json beside config.json; llama2.c files have no place
+ * for one) can carry a JSON object saying how it was made: shrink's version, the command, the
+ * SHA-256 of every input, seeds, threads, date, measured quality (docs/manifest.md). The
+ * library never builds one itself (it never sees argv): the caller registers a source that
+ * the writers ask, at the moment they write, for the JSON text (NULL: no manifest). The text
+ * must be a JSON object; it is copied into the file as it is. fn NULL removes the source. */
+typedef const char *(*shrink_manifest_fn)(void *user);
+SHRINK_API void shrink_set_manifest_source(shrink_manifest_fn fn, void *user);
+
+#define SHRINK_MANIFEST_KEY  "shrink.manifest"      /* the GGUF metadata key */
+#define SHRINK_MANIFEST_FILE "shrink_manifest.json" /* the file in a Hugging Face folder */
+
+typedef enum shrink_input_state {
+    SHRINK_INPUT_UNCHECKED = 0,  /* shrink_manifest_verify not run */
+    SHRINK_INPUT_MATCH,          /* same size and SHA-256 as recorded */
+    SHRINK_INPUT_CHANGED,        /* the file at the path differs */
+    SHRINK_INPUT_MISSING,        /* nothing readable at the path */
+} shrink_input_state;
+
+typedef struct shrink_manifest_input {
+    const char        *arg;        /* the option that named it: "IN", "--calib", "--lora" */
+    const char        *path;       /* absolute path when it was read */
+    const char        *sha256;     /* 64 hex digits */
+    uint64_t           bytes;
+    shrink_input_state state;      /* after shrink_manifest_verify */
+    char               now_sha256[65]; /* what the file holds now ("" when missing) */
+    uint64_t           now_bytes;
+} shrink_manifest_input;
+
+typedef struct shrink_manifest_value {
+    const char *key;
+    double      value;
+} shrink_manifest_value;
+
+typedef struct shrink_manifest {
+    char                  *json;      /* the text as stored in the file */
+    const char            *version;   /* shrink's version that wrote it ("" if absent) */
+    const char            *date;      /* UTC, ISO 8601 ("" if absent) */
+    const char           **command;   /* argv as run */
+    int32_t                n_command;
+    int32_t                threads;   /* -1 if absent */
+    shrink_manifest_input *inputs;
+    int32_t                n_inputs;
+    shrink_manifest_value *seeds;     /* option name -> value */
+    int32_t                n_seeds;
+    shrink_manifest_value *quality;   /* measured quality: name -> value */
+    int32_t                n_quality;
+    /* the manifests of the inputs that carried one (the steps before this one), one level:
+     * deeper ones are in `json` */
+    struct shrink_manifest_parent *parents;
+    int32_t                n_parents;
+} shrink_manifest;
+
+typedef struct shrink_manifest_parent {
+    const char  *arg, *path;          /* the input that carried it */
+    const char  *version, *date;      /* "" if absent */
+    const char **command;
+    int32_t      n_command;
+} shrink_manifest_parent;
+
+/* Reads the manifest of the model at `path` (a .gguf file, a Hugging Face folder or a file in
+ * one). *out is NULL (and SHRINK_OK) when the model has none; a manifest that is not the JSON
+ * object of docs/manifest.md is SHRINK_ERR_FORMAT naming the file. */
+SHRINK_API shrink_status shrink_manifest_read(const char *path, shrink_manifest **out);
+/* Re-hashes every input the manifest names that exists at its path and sets its state.
+ * Returns SHRINK_OK when it could check (whatever the states); *n_bad (may be NULL) counts
+ * the inputs not SHRINK_INPUT_MATCH. */
+SHRINK_API shrink_status shrink_manifest_verify(shrink_manifest *m, int32_t *n_bad);
+SHRINK_API void shrink_manifest_free(shrink_manifest *m);
+SHRINK_API const char *shrink_input_state_name(shrink_input_state s); /* "match", ... */
+
+/* ==== report (docs/report.md) ============================================================= */
+
+typedef struct shrink_report_result {
+    int32_t n_points;   /* variants plotted (a base shared by several inputs counts once) */
+    int32_t n_pareto;   /* of them on the size-vs-KL Pareto front */
+    int32_t n_bars;     /* speed bars (decode and prompt tokens/s that were measured) */
+} shrink_report_result;
+
+typedef struct shrink_report_params {
+    const char *title;  /* the page's title; NULL: "shrink report" */
+    const char *svg;    /* NULL: the HTML page; "pareto" or "speed": that plot alone, as an
+                         * SVG file (for documents) */
+} shrink_report_params;
+
+/* Writes one self-contained HTML page (inline SVG, no script, nothing fetched) to `out` from
+ * the JSON objects of `shrink compare --json` in json_paths[0..n_json): the size-vs-KL plot
+ * with its Pareto front, decode/prompt speed bars, the table of variants and the manifest of
+ * each model file that has one; or one of the plots as an SVG file (params->svg). A file that
+ * is not such an object is SHRINK_ERR_FORMAT naming it. params and result may be NULL. */
+SHRINK_API shrink_status shrink_report(const char *const *json_paths, int32_t n_json,
+                                       const char *out, const shrink_report_params *params,
+                                       shrink_report_result *result);
 
 #ifdef __cplusplus
 }

@@ -229,22 +229,23 @@ else
     # compare -f FILE
     expect_ok "compare -f" "$bin" compare "$model" "$model" -f "$tmp/ll.txt" --ctx 64 --no-speed --json &&
         json_has "compare -f --json" kl_mean
-    # quantize IN OUT TYPE (llama-quantize's order): the same bytes as --scheme TYPE
+    # quantize IN OUT TYPE (llama-quantize's order): the same bytes as --scheme TYPE (the
+    # manifests would differ: they record the command line, docs/manifest.md)
     mkdir -p "$tmp/pq"
-    if expect_ok "quantize IN OUT TYPE" "$bin" quantize "$model" "$tmp/pq/a.gguf" q8_0 &&
-        expect_ok "quantize IN OUT --scheme" "$bin" quantize "$model" "$tmp/pq/b.gguf" --scheme q8_0; then
+    if expect_ok "quantize IN OUT TYPE" "$bin" quantize "$model" "$tmp/pq/a.gguf" q8_0 --no-manifest &&
+        expect_ok "quantize IN OUT --scheme" "$bin" quantize "$model" "$tmp/pq/b.gguf" --scheme q8_0 --no-manifest; then
         cmp -s "$tmp/pq/a.gguf" "$tmp/pq/b.gguf" && ok || bad "quantize IN OUT q8_0 differs from --scheme q8_0"
     fi
-    expect_ok "quantize -m IN OUT TYPE" "$bin" quantize -m "$model" "$tmp/pq/c.gguf" Q8_0 &&
+    expect_ok "quantize -m IN OUT TYPE" "$bin" quantize -m "$model" "$tmp/pq/c.gguf" Q8_0 --no-manifest &&
         { cmp -s "$tmp/pq/a.gguf" "$tmp/pq/c.gguf" && ok || bad "quantize -m IN OUT Q8_0 differs"; }
     # llama-quantize's Q2_K is its mix: shrink's q2_K_M, not q2_K (every matrix q2_K)
-    if expect_ok "quantize IN OUT Q2_K" "$bin" quantize "$model" "$tmp/pq/e.gguf" Q2_K &&
-        expect_ok "quantize --scheme q2_K_M" "$bin" quantize "$model" "$tmp/pq/f.gguf" --scheme q2_K_M; then
+    if expect_ok "quantize IN OUT Q2_K" "$bin" quantize "$model" "$tmp/pq/e.gguf" Q2_K --no-manifest &&
+        expect_ok "quantize --scheme q2_K_M" "$bin" quantize "$model" "$tmp/pq/f.gguf" --scheme q2_K_M --no-manifest; then
         cmp -s "$tmp/pq/e.gguf" "$tmp/pq/f.gguf" && ok || bad "quantize IN OUT Q2_K differs from --scheme q2_K_M"
     fi
     # and its Q4_K is its alias of Q4_K_M
-    if expect_ok "quantize IN OUT Q4_K" "$bin" quantize "$model" "$tmp/pq/g.gguf" Q4_K &&
-        expect_ok "quantize --scheme q4_K_M" "$bin" quantize "$model" "$tmp/pq/h.gguf" --scheme q4_K_M; then
+    if expect_ok "quantize IN OUT Q4_K" "$bin" quantize "$model" "$tmp/pq/g.gguf" Q4_K --no-manifest &&
+        expect_ok "quantize --scheme q4_K_M" "$bin" quantize "$model" "$tmp/pq/h.gguf" --scheme q4_K_M --no-manifest; then
         cmp -s "$tmp/pq/g.gguf" "$tmp/pq/h.gguf" && ok || bad "quantize IN OUT Q4_K differs from --scheme q4_K_M"
     fi
     # compare names two models of the same file name by their folders (a/model.gguf, b/model.gguf)
@@ -510,9 +511,9 @@ else
     [ ! -e "$tmp/own2.gguf" ] && ok || bad "convert --dtype int4_g16 left a file"
     # a quantized input: passed through byte for byte without --dtype (or with `same`);
     # another dtype needs --allow-requantize, naming the tensor's type and the option
-    if expect_ok "convert --dtype q8_0" "$bin" convert "$model" "$tmp/q8.gguf" --dtype q8_0 &&
+    if expect_ok "convert --dtype q8_0" "$bin" convert "$model" "$tmp/q8.gguf" --dtype q8_0 --no-manifest &&
         expect_ok "convert a q8_0 GGUF --dtype same" "$bin" convert "$tmp/q8.gguf" "$tmp/q8b.gguf" \
-            --dtype same; then
+            --dtype same --no-manifest; then
         cmp -s "$tmp/q8.gguf" "$tmp/q8b.gguf" && ok || bad "convert of a q8_0 GGUF changed it"
         expect_fail "convert q8_0 -> f16 without --allow-requantize" "q8_0; converting it to f16 would requantize it: add --allow-requantize" \
             "$bin" convert "$tmp/q8.gguf" "$tmp/q8f16.gguf" --dtype f16

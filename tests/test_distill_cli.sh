@@ -132,9 +132,10 @@ fi
 
 # ==== same seed and threads -> identical; kill -9 and resume -> identical =====================
 
+# (--no-manifest: the runs' manifests record their own --out and --resume; docs/manifest.md)
 opts="--teacher $teacher --student $tmp/student.gguf --data $tmp/train.tok --steps $steps \
 --batch 4 --ctx 32 --lr 3e-3 --alpha 0.7 --temperature 2 --top-k 32 --seed 7 \
---save-every $every --threads 1"
+--save-every $every --threads 1 --no-manifest"
 # shellcheck disable=SC2086
 run "run 1" "$bin" distill $opts --out "$tmp/r1" && grep '^final:' "$tmp/out" >"$tmp/final1"
 # shellcheck disable=SC2086

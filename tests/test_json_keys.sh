@@ -69,6 +69,7 @@ run compare  "$bin" compare "$model" "$model" --text "$tmp/t.txt" --ctx 64 --tok
 run convert  "$bin" convert "$model" "$tmp/c.gguf"
 run init     "$bin" init --config "$tmp/config.json" --tokenizer "$tok" --seed 1 "$tmp/i.gguf"
 run quantize "$bin" quantize "$model" "$tmp/q.gguf" q8_0
+run verify   "$bin" verify "$tmp/q.gguf"
 run prune    "$bin" prune "$model" "$tmp/p.gguf" --method magnitude --sparsity 0.5
 run tokenize "$bin" tokenize "$tmp/t.txt" "$tmp/t.tok" --model "$model"
 run train    "$bin" train "$model" --data "$tmp/t.tok" --steps 2 --batch 2 --ctx 32 --threads 1 --out "$tmp/tr"

@@ -51,7 +51,8 @@ for cmd in train distill lora; do
     file=model.bin
     case $cmd in
         distill) extra="--teacher $model --alpha 0.5 --temperature 2" ;;
-        lora) extra="--rank 4 --dropout 0.1 -o" file=adapter.gguf ;;
+        # (--no-manifest: the adapters' manifests record the two command lines; docs/manifest.md)
+        lora) extra="--no-manifest --rank 4 --dropout 0.1 -o" file=adapter.gguf ;;
     esac
     one=$tmp/$cmd-1 two=$tmp/$cmd-2
     if [ $cmd = lora ]; then

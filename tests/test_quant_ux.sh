@@ -169,8 +169,8 @@ for t in q8_0 q4_K q6_K q2_K q3_K iq4_nl q4_0; do
         flags=""
         [ "$t" = q4_0 ] || [ "$m" = "$model" ] && flags=--ggml-exact
         rm -f "$tmp/cv.gguf" "$tmp/qz.gguf"
-        "$bin" convert "$m" "$tmp/cv.gguf" --dtype "$t" >/dev/null 2>&1 &&
-            "$bin" quantize "$m" "$tmp/qz.gguf" --scheme "$t" $flags >/dev/null 2>&1 &&
+        "$bin" convert "$m" "$tmp/cv.gguf" --dtype "$t" --no-manifest >/dev/null 2>&1 &&
+            "$bin" quantize "$m" "$tmp/qz.gguf" --scheme "$t" $flags --no-manifest >/dev/null 2>&1 &&
             cmp -s "$tmp/cv.gguf" "$tmp/qz.gguf" && ok ||
             bad "$t on $m: convert --dtype and quantize --scheme $flags write different files ($(cmp "$tmp/cv.gguf" "$tmp/qz.gguf" 2>&1 | head -n 1))"
     done

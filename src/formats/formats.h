@@ -172,6 +172,9 @@ typedef struct sk_write_opts {
     int64_t  file_type;      /* GGUF general.file_type (llama_ftype); -1: from `dtype` */
     int      head_copy;      /* GGUF: a tied model of an arch with gguf_head also gets
                               * output.weight = token_embd (older llama.cpp); 0: written once */
+    /* the manifest (a JSON object, docs/manifest.md): GGUF metadata "shrink.manifest", HF
+     * shrink_manifest.json; NULL: sk_write asks the source of shrink_set_manifest_source */
+    const char *manifest;
 } sk_write_opts;
 
 SK_HIDDEN sk_write_opts sk_write_opts_default(void);
@@ -182,6 +185,10 @@ SK_HIDDEN sk_write_opts sk_write_opts_default(void);
  * the message names the output or the tensor. */
 SK_HIDDEN shrink_status sk_write(const sk_source *src, const char *out, sk_format fmt,
                                  const sk_write_opts *o);
+
+/* The manifest text the source of shrink_set_manifest_source gives now (*text NULL: none);
+ * SHRINK_ERR_ARG naming `out` if it is not a JSON object (manifest.c). */
+SK_HIDDEN shrink_status sk_manifest_for_write(const char *out, const char **text);
 
 /* ---- shared by the writers (write.c) ---------------------------------------------------- */
 

@@ -1183,6 +1183,7 @@ shrink_status sk_gguf_write(const sk_source *src, const char *out, const sk_writ
     }
     if (src->tok) kv_tokenizer(&kv, &n_kv, src);
     kv_u32(&kv, &n_kv, "general.quantization_version", 2);
+    if (o->manifest) kv_str(&kv, &n_kv, SHRINK_MANIFEST_KEY, o->manifest);
 
     /* ---- header: tensor infos (offsets from the sizes, 32-byte aligned) ---- */
     wbuf ti = {0};

@@ -521,6 +521,9 @@ shrink_status sk_hf_write(const sk_source *src, const char *out_path, const sk_w
         goto fail;
     }
     if ((st = set_file(&s, out, "config.json", cfg.p, cfg.n))) goto fail;
+    if (o->manifest &&
+        (st = set_file(&s, out, SHRINK_MANIFEST_FILE, o->manifest, strlen(o->manifest))))
+        goto fail;
     int copied = 0;
     if (src->tok_dir && (st = copy_tok_files(&s, out, src->tok_dir, &copied))) goto fail;
     if (!copied && src->tok && (st = write_tokenizer(&s, out, src))) goto fail;

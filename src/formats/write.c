@@ -140,10 +140,12 @@ shrink_status sk_write(const sk_source *src, const char *out, sk_format fmt,
                         "files hold f32/f16/bf16", out, sk_dtype((shrink_dtype)o->dtype)->name);
     shrink_status st = sk_config_validate(&src->cfg, out);
     if (st) return st;
+    sk_write_opts wo = *o;   /* every writer gets the manifest here (docs/manifest.md) */
+    if (!wo.manifest && (st = sk_manifest_for_write(out, &wo.manifest))) return st;
     switch (fmt) {
-    case SK_FORMAT_GGUF:    return sk_gguf_write(src, out, o);
-    case SK_FORMAT_HF:      return sk_hf_write(src, out, o);
-    case SK_FORMAT_LLAMA2C: return sk_llama2c_write(src, out, o);
+    case SK_FORMAT_GGUF:    return sk_gguf_write(src, out, &wo);
+    case SK_FORMAT_HF:      return sk_hf_write(src, out, &wo);
+    case SK_FORMAT_LLAMA2C: return sk_llama2c_write(src, out, &wo);
     default: break;
     }
     return sk_error(SHRINK_ERR_ARG, "writing a model: unknown format %d", (int)fmt);

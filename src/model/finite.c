@@ -93,9 +93,19 @@ static int64_t count_nonfinite(const sk_tensor *t, int64_t *first) {
     return n;
 }
 
+/* Counts tensor i, then lets its pages go if they are a mapped file's: a check of a 13 GB
+ * model must not leave 13 GB resident (streaming commands hold one tensor at a time; the
+ * pages come back from the page cache when read again). */
+static int64_t count_and_release(const shrink_model *m, int64_t i, int64_t *first) {
+    const sk_tensor *t = &m->tensors[i];
+    int64_t n = count_nonfinite(t, first);
+    if (t->data && t->bytes && sk_model_in_mapping(m, t->data)) sk_map_release(t->data, t->bytes);
+    return n;
+}
+
 int64_t shrink_model_nonfinite(const shrink_model *m, int64_t i) {
     if (!m || i < 0 || i >= m->n_tensors) return 0;
-    return count_nonfinite(&m->tensors[i], NULL);
+    return count_and_release(m, i, NULL);
 }
 
 shrink_status sk_model_check_finite(const struct shrink_model *m, const char *allow) {
@@ -103,7 +113,7 @@ shrink_status sk_model_check_finite(const struct shrink_model *m, const char *al
     const char *path = m->path ? m->path : "model";
     for (int64_t i = 0; i < m->n_tensors; i++) {
         int64_t at;
-        int64_t n = count_nonfinite(&m->tensors[i], &at);
+        int64_t n = count_and_release(m, i, &at);
         if (n < 0)
             return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory checking tensor '%s' for NaN",
                             path, m->tensors[i].name);

@@ -55,7 +55,7 @@ static shrink_status write_file(const char *path, const sk_bytes *b, const char 
 }
 
 static shrink_status write_gguf(const sk_lora *a, const sk_config *c, const char *path,
-                                const char *const *inputs, int n_inputs) {
+                                const char *const *inputs, int n_inputs, const char *manifest) {
     const uint64_t align = 32;
     sk_bytes h = {0}, d = {0};
     shrink_status st = SHRINK_OK;
@@ -63,7 +63,7 @@ static shrink_status write_gguf(const sk_lora *a, const sk_config *c, const char
     sk_bytes_put(&h, "GGUF", 4);
     put_u32(&h, 3);
     put_u64(&h, (uint64_t)n_t);
-    put_u64(&h, 4);
+    put_u64(&h, manifest ? 5 : 4);
     put_gstr(&h, "general.architecture");
     put_u32(&h, SK_GGUF_STRING);
     put_gstr(&h, c->arch->gguf_arch ? c->arch->gguf_arch : "llama");
@@ -77,6 +77,11 @@ static shrink_status write_gguf(const sk_lora *a, const sk_config *c, const char
     put_u32(&h, SK_GGUF_FLOAT32);
     float alpha = (float)file_alpha(a);
     sk_bytes_put(&h, &alpha, 4);
+    if (manifest) {   /* docs/manifest.md */
+        put_gstr(&h, SHRINK_MANIFEST_KEY);
+        put_u32(&h, SK_GGUF_STRING);
+        put_gstr(&h, manifest);
+    }
     for (int l = 0; l < a->n_layers && !st; l++)
         for (int w = 0; w < SK_LORA_N_LIN && !st; w++) {
             const sk_lora_pair *p = &a->pairs[(size_t)l * SK_LORA_N_LIN + w];
@@ -113,7 +118,7 @@ static shrink_status write_gguf(const sk_lora *a, const sk_config *c, const char
 }
 
 static shrink_status write_peft(const sk_lora *a, const sk_config *c, const char *path,
-                                const char *const *inputs, int n_inputs) {
+                                const char *const *inputs, int n_inputs, const char *manifest) {
     for (int i = 0; i < n_inputs; i++)
         if (inputs[i] && (sk_same_file(path, inputs[i]) || sk_path_within(inputs[i], path)))
             return sk_error(SHRINK_ERR_ARG, "%s: is or holds the input %s; write the adapter "
@@ -159,26 +164,30 @@ static shrink_status write_peft(const sk_lora *a, const sk_config *c, const char
     if (!st && (hj.oom || d.oom || cfg.oom || st_file.oom))
         st = sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
     sk_outdir od = {0};
-    sk_out f[2] = {{.fd = -1}, {.fd = -1}};
-    char *p0 = NULL, *p1 = NULL;
+    sk_out f[3] = {{.fd = -1}, {.fd = -1}, {.fd = -1}};
+    char *p0 = NULL, *p1 = NULL, *p2 = NULL;
     if (!st) st = sk_outdir_open(&od, path);
     if (!st) {
         p0 = sk_path_join(od.tmp, "adapter_config.json");
         p1 = sk_path_join(od.tmp, "adapter_model.safetensors");
-        if (!p0 || !p1) st = sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
+        p2 = manifest ? sk_path_join(od.tmp, SHRINK_MANIFEST_FILE) : NULL;
+        if (!p0 || !p1 || (manifest && !p2))
+            st = sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", path);
     }
+    sk_bytes mb = {(uint8_t *)manifest, manifest ? strlen(manifest) : 0, 0, 0};
     if (!st) st = write_file(p0, &cfg, inputs, n_inputs, 1, &f[0]);
     if (!st) st = write_file(p1, &st_file, inputs, n_inputs, 1, &f[1]);
-    if (!st) st = sk_out_rename(&f[0]);
-    if (!st) st = sk_out_rename(&f[1]);
+    if (!st && manifest) st = write_file(p2, &mb, inputs, n_inputs, 1, &f[2]);
+    for (int i = 0; i < 3 && !st; i++)
+        if (i < 2 || manifest) st = sk_out_rename(&f[i]);
     if (!st) st = sk_outdir_commit(&od);
     if (st) {
-        sk_out_abort(&f[0]);
-        sk_out_abort(&f[1]);
+        for (int i = 0; i < 3; i++) sk_out_abort(&f[i]);
         sk_outdir_abort(&od);
     }
     sk_free(p0);
     sk_free(p1);
+    sk_free(p2);
     sk_free(hj.p);
     sk_free(d.p);
     sk_free(cfg.p);
@@ -192,9 +201,13 @@ shrink_status sk_lora_write(const sk_lora *a, const sk_config *cfg, const char *
         return sk_error(SHRINK_ERR_ARG, "LoRA writer: no adapter or output path");
     if (!isfinite(a->scale) || a->r < 1)
         return sk_error(SHRINK_ERR_ARG, "%s: adapter has no rank or a non-finite scale", path);
+    const char *manifest;
+    shrink_status st = sk_manifest_for_write(path, &manifest);
+    if (st) return st;
     size_t n = strlen(path);
-    if (n >= 5 && !strcmp(path + n - 5, ".gguf")) return write_gguf(a, cfg, path, inputs, n_inputs);
-    return write_peft(a, cfg, path, inputs, n_inputs);
+    if (n >= 5 && !strcmp(path + n - 5, ".gguf"))
+        return write_gguf(a, cfg, path, inputs, n_inputs, manifest);
+    return write_peft(a, cfg, path, inputs, n_inputs, manifest);
 }
 
 /* ---- public API ------------------------------------------------------------------------ */

@@ -63,6 +63,9 @@ SK_HIDDEN void *sk_model_own(struct shrink_model *m, void *buf);
  * message: how the caller's user proceeds anyway ("--allow-nonfinite loads the model
  * anyway"). */
 SK_HIDDEN shrink_status sk_model_check_finite(const struct shrink_model *m, const char *allow);
+/* 1 if p points into one of m's mapped files (whose pages sk_map_release may drop), 0 if it
+ * is heap memory. */
+SK_HIDDEN int sk_model_in_mapping(const struct shrink_model *m, const void *p);
 
 /* The model a context runs. */
 SK_HIDDEN const struct shrink_model *sk_context_model(const shrink_context *x);

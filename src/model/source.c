@@ -42,7 +42,7 @@ static int ends_with(const char *s, const char *suffix) {
 }
 
 /* Is p inside one of m's mappings? (owned buffers must not be madvise'd) */
-static int in_mapping(const struct shrink_model *m, const void *p) {
+int sk_model_in_mapping(const struct shrink_model *m, const void *p) {
     for (int i = 0; i < m->n_maps; i++) {
         const uint8_t *b = m->maps[i].data;
         if (b && (const uint8_t *)p >= b && (const uint8_t *)p < b + m->maps[i].size) return 1;
@@ -72,7 +72,7 @@ static shrink_status model_fill(void *user, const sk_wtensor *t, int64_t row0, i
     const uint8_t *s = ft->data;
     int direct = transposed == stored_t || t->n_dims == 1;
     int64_t out_cols = transposed ? t->rows : t->cols;
-    int mapped = in_mapping(m, ft->data);
+    int mapped = sk_model_in_mapping(m, ft->data);
     if (direct && t->n_dims == 1 && sk_dtype_quantized(ft->dtype)) {
         /* a quantized vector is one row of its file tensor: widen it whole, convert the slice */
         float *v = sk_malloc((size_t)elems * sizeof(float));

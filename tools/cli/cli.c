@@ -21,7 +21,7 @@
 
 /* The options of every command, stored in a cli_common. */
 enum { COMMON_THREADS, COMMON_JSON, COMMON_TOKENIZER, COMMON_F32, COMMON_LORA, COMMON_PROGRESS,
-       COMMON_HELP, COMMON_NONFINITE, COMMON_MODEL, COMMON_COUNT };
+       COMMON_HELP, COMMON_NONFINITE, COMMON_MODEL, COMMON_NO_MANIFEST, COMMON_COUNT };
 
 #define COMMON(f) offsetof(cli_common, f)
 static const cli_opt common_rows[COMMON_COUNT] = {
@@ -45,6 +45,8 @@ static const cli_opt common_rows[COMMON_COUNT] = {
     /* llama.cpp's spelling of the first positional argument (a command's own -m wins) */
     [COMMON_MODEL]     = {"--model", "-m", CLI_OPT_POS, 0, "MODEL", 0, 0,
                           "the model, as llama.cpp spells it (same as the first argument)"},
+    [COMMON_NO_MANIFEST] = {"--no-manifest", NULL, CLI_OPT_FLAG, COMMON(no_manifest), NULL, 0, 0,
+                          "write no manifest (command, input hashes, date) into the output"},
 };
 #undef COMMON
 
@@ -219,6 +221,18 @@ static int place_positionals(const cli_spec *spec, char **slot, int n_slots, cha
 
 #define CLI_SLOTS 4
 
+/* The manifest (manifest.c): --no-manifest, and every seed option's value, given or default. */
+static void record_manifest(const cli_spec *spec, const void *opts, const cli_common *common) {
+    if (common->no_manifest) cli_manifest_disable();
+    for (int i = 0; opts && i < spec->n_opts; i++) {
+        const cli_opt *o = &spec->opts[i];
+        const char    *p = (const char *)opts + o->offset;
+        if (!strstr(o->name, "seed")) continue;
+        if (o->kind == CLI_OPT_INT) cli_manifest_seed(o->name, (uint64_t)*(const int32_t *)p);
+        if (o->kind == CLI_OPT_U64) cli_manifest_seed(o->name, *(const uint64_t *)p);
+    }
+}
+
 int cli_parse(const cli_spec *spec, int argc, char **argv, void *opts, cli_common *common,
               char **pos, int *n_pos) {
     bool  options_done = false;
@@ -275,6 +289,7 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, void *opts, cli_commo
         return CLI_OK;
     }
     if (*n_pos < spec->n_pos_min) return usage_error(spec, "missing arguments");
+    record_manifest(spec, opts, common);
     return CLI_OK;
 }
 
@@ -387,9 +402,12 @@ int cli_load_model(const char *path, const cli_common *common, cli_tok_mode mode
         lp.no_tokenizer = true;
         if (shrink_model_load(out, path, &lp) != SHRINK_OK) return fail_naming(path, rc);
         cli_warn("no tokenizer loaded: %s", why);
+        cli_manifest_input("MODEL", path);
         return CLI_OK;
     }
     if (rc != SHRINK_OK) return fail_naming(path, rc);
+    cli_manifest_input("MODEL", path);
+    if (common->tokenizer) cli_manifest_input("--tokenizer", common->tokenizer);
     if (mode == CLI_TOK_NEED && !shrink_model_tokenizer(*out)) {
         shrink_model_free(*out);
         *out = NULL;
@@ -412,6 +430,7 @@ int cli_load_model(const char *path, const cli_common *common, cli_tok_mode mode
             cli_fail("%s", shrink_last_error());
             bad = 1;
         }
+        if (!bad) cli_manifest_input("--lora", file);
         if (bad) {
             shrink_model_free(*out);
             *out = NULL;
@@ -544,6 +563,7 @@ int cli_check_io(const cli_io *io, int n) {
         if (!S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode))
             return cli_fail("%s '%s' is %s; shrink reads its inputs only from regular files and "
                             "folders", io[i].arg, io[i].path, kind_name(sb.st_mode));
+        cli_manifest_input(io[i].arg, io[i].path);
     }
     for (int o = 0; o < n; o++) {
         if (!io[o].path || io[o].role == CLI_IN) continue;

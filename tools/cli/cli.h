@@ -110,6 +110,7 @@ typedef struct cli_common {
     bool        help;       /* --help */
     bool        allow_nonfinite; /* --allow-nonfinite: load weights holding NaN or Inf */
     cli_list    lora;       /* --lora FILE[:SCALE], repeatable (commands with spec.lora) */
+    bool        no_manifest; /* --no-manifest: outputs carry no manifest (docs/manifest.md) */
 } cli_common;
 
 /* What a command tells the parser about itself. */
@@ -322,5 +323,22 @@ void cli_written_notice(const cli_written *w, const char *out);
 /* Keys requested, requested_bits_per_weight, written_types {type: count}, fallbacks [...],
  * llama_cpp_readable into an open JSON object. */
 void cli_written_json(const cli_written *w, cli_json *j);
+
+/* ==== the manifest of the files written (manifest.c, docs/manifest.md) ==================== */
+
+/* main(): records argv and gives the library the manifest source. */
+void cli_manifest_begin(int argc, char **argv);
+/* An input a command reads (a file, or a model/adapter folder: the files shrink reads in it),
+ * named by its option ("IN", "--calib"); cli_check_io and cli_load_model call it. */
+void cli_manifest_input(const char *arg, const char *path);
+/* A seed (cli_parse records every INT/U64 option named *seed*) and a measured quality. */
+void cli_manifest_seed(const char *name, uint64_t v);
+void cli_manifest_quality(const char *name, double v);
+void cli_manifest_disable(void);   /* --no-manifest */
+/* A manifest as text lines (info, verify) and as a JSON object value (after a key). */
+void cli_manifest_print(const shrink_manifest *m, FILE *f);
+void cli_manifest_json(const shrink_manifest *m, cli_json *j);
+int cmd_verify(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif /* SHRINK_CLI_H */

@@ -34,6 +34,9 @@ static const cli_spec spec = {
     .model       = true,
 };
 
+/* The model's manifest (docs/manifest.md), NULL if it has none. */
+static shrink_manifest *info_manifest;
+
 /* What `info` reports besides shrink_model_info. */
 typedef struct info_memory {
     int32_t  ctx;
@@ -106,6 +109,9 @@ static void print_json(const char *path, const shrink_model *m, const shrink_mod
         cli_json_obj_end(&j);
     }
     cli_json_arr_end(&j);
+    cli_json_key(&j, "manifest");
+    if (info_manifest) cli_manifest_json(info_manifest, &j);
+    else cli_json_null(&j);
     cli_json_end(&j);
 }
 
@@ -167,6 +173,8 @@ static void print_text(const char *path, const shrink_model *m, const shrink_mod
            cli_fmt_bytes(b4, sizeof b4, mem->state_bytes), mem->ctx, mem->batch);
     if (mem->tok_vocab >= 0) printf("tokenizer:     vocab %d\n", mem->tok_vocab);
     else printf("tokenizer:     none\n");
+    if (info_manifest) cli_manifest_print(info_manifest, stdout);
+    else printf("manifest:      none\n");
     printf("tensors:       %lld\n", (long long)mi->n_tensors);
     if (mem->nonfinite) {
         shrink_tensor_info t;
@@ -209,9 +217,13 @@ int cmd_info(int argc, char **argv) {
         mem.nonfinite_tensors += n > 0;
     }
 
+    if (shrink_manifest_read(pos[0], &info_manifest) != SHRINK_OK)
+        cli_warn("%s", shrink_last_error());   /* the model is still shown */
     rc = check_tensors(m, &mi, &mem);
     if (rc == CLI_OK && common.json) print_json(pos[0], m, &mi, &mem);
     else if (rc == CLI_OK) print_text(pos[0], m, &mi, &mem);
     shrink_model_free(m);
+    shrink_manifest_free(info_manifest);
+    info_manifest = NULL;
     return rc;
 }

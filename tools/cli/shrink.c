@@ -30,6 +30,8 @@ static const cli_command commands[] = {
     {"distill",  "train a student on a teacher's distribution (KL + CE)",         cmd_distill},
     {"lora",     "train a LoRA adapter on a frozen base (PEFT / llama.cpp files)", cmd_lora},
     {"merge",    "merge LoRA adapters into a base model (GGUF, HF, llama2.c)",    cmd_merge},
+    {"verify",   "re-hash the inputs a model's manifest names: match, changed, missing", cmd_verify},
+    {"report",   "one HTML page from compare --json outputs: size-vs-KL Pareto plot, speed", cmd_report},
     {"drop-layers", "remove whole decoder layers (by measured KL, influence, last)", cmd_drop_layers},
     {"lowrank",  "low-rank factorization of the linear layers: svd, asvd, whiten", cmd_lowrank},
     {"version",  "version, CPU kernels and threads",                              cmd_version},
@@ -106,5 +108,6 @@ int main(int argc, char **argv) {
     const cli_command *c = find_command(argv[1]);
     if (!c) return unknown_command(argv[1]);
     cli_install_signals();
+    cli_manifest_begin(argc, argv);
     return c->run(argc - 1, argv + 1);
 }

@@ -186,6 +186,11 @@ typedef struct log_state {
 
 static void log_step(void *user, const shrink_train_log *l) {
     const log_state *s = user;
+    /* the manifest of the model written at the end: the last step's loss (docs/manifest.md) */
+    cli_manifest_quality("step", (double)l->step);
+    cli_manifest_quality("train_loss", l->loss);
+    if (!isnan(l->val_loss)) cli_manifest_quality("val_loss", l->val_loss);
+    if (!isnan(l->val_kl)) cli_manifest_quality("val_kl", l->val_kl);
     if (s->common->json) {
         cli_json j;
         cli_json_begin(&j, stdout);

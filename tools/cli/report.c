@@ -1,0 +1,76 @@
+/*
+ * report.c - `shrink report JSON... -o report.html`: one self-contained HTML page from the
+ * outputs of `shrink compare --json` (shrink_report): the size-vs-KL Pareto plot, speed bars,
+ * the table of variants and the manifests (docs/report.md).
+ */
+#include "cli.h"
+
+#include <stddef.h>
+
+typedef struct report_opts {
+    const char *out;
+    const char *title;
+    const char *svg;
+} report_opts;
+
+#define O(field) offsetof(report_opts, field)
+static const cli_opt report_rows[] = {
+    {"--output", "-o", CLI_OPT_STR, O(out), "FILE", 0, 0, "the HTML file to write (required)"},
+    {"--title", NULL, CLI_OPT_STR, O(title), "TEXT", 0, 0, "the page title (default: shrink report)"},
+    {"--svg", NULL, CLI_OPT_STR, O(svg), "PLOT", 0, 0,
+     "write only this plot as an SVG file: pareto or speed (for documents)"},
+};
+#undef O
+
+static const cli_spec spec = {
+    .name        = "report",
+    .synopsis    = "JSON... -o report.html [--title TEXT] [--svg pareto|speed] [options]",
+    .description = "Writes one self-contained HTML page (inline SVG, no script, nothing fetched\n"
+                   "from the network) from the outputs of `shrink compare --json`: every variant's\n"
+                   "file size against its KL divergence from the base with the Pareto front, the\n"
+                   "decode and prompt-processing speed bars, the table of variants and how each\n"
+                   "model file was made (its manifest, docs/manifest.md).",
+    .opts        = report_rows,
+    .n_opts      = sizeof report_rows / sizeof report_rows[0],
+    .n_pos_min   = 1,
+    .n_pos_max   = 64,
+};
+
+int cmd_report(int argc, char **argv) {
+    cli_common  common;
+    char       *pos[64];
+    int         n_pos;
+    report_opts opts = {0};
+    int rc = cli_parse(&spec, argc, argv, &opts, &common, pos, &n_pos);
+    if (rc != CLI_OK || common.help) return rc;
+    if (!opts.out) {
+        fprintf(stderr, "shrink report: -o FILE is required\n\n");
+        cli_usage(&spec, stderr);
+        return CLI_USAGE;
+    }
+    cli_io io[65];
+    for (int i = 0; i < n_pos; i++) io[i] = (cli_io){"JSON", pos[i], CLI_IN};
+    io[n_pos] = (cli_io){"-o", opts.out, CLI_OUT};
+    if ((rc = cli_check_io(io, n_pos + 1)) != CLI_OK) return rc;
+    shrink_report_result r;
+    shrink_report_params p = {opts.title, opts.svg};
+    shrink_status st = shrink_report((const char *const *)pos, n_pos, opts.out, &p, &r);
+    if (st) return cli_fail_status(st);
+    if (common.json) {
+        cli_json j;
+        cli_json_begin(&j, stdout);
+        cli_json_key(&j, "output");
+        cli_json_str(&j, opts.out);
+        cli_json_key(&j, "n_points");
+        cli_json_int(&j, r.n_points);
+        cli_json_key(&j, "n_pareto");
+        cli_json_int(&j, r.n_pareto);
+        cli_json_key(&j, "n_bars");
+        cli_json_int(&j, r.n_bars);
+        cli_json_end(&j);
+    } else {
+        printf("wrote %s: %d variant%s, %d on the Pareto front, %d speed bar%s\n", opts.out,
+               r.n_points, cli_s(r.n_points), r.n_pareto, r.n_bars, cli_s(r.n_bars));
+    }
+    return CLI_OK;
+}
