@@ -301,19 +301,19 @@ typedef struct shrink_quantize_params {
      * the result's tensors[i] will hold it (llama-quantize's line per tensor); may be NULL */
     void      (*tensor_done)(void *user, const struct shrink_quantize_tensor *t, int64_t i,
                              int64_t n);
-    /* calibrated methods (docs/quantization.md, "GPTQ", "AWQ and SmoothQuant"): they run the
-     * model over calib_path (calib_tokens tokens). GPTQ rounds the matrices of the blocks
-     * column by column against the Hessian of their inputs (windows of calib_ctx), layer by
-     * layer, single-type schemes only; AWQ and SmoothQuant fold per-input-channel scales into
-     * the preceding norm or linear (windows of imatrix_ctx tokens, 0: 512) */
-    const char *method;         /* NULL or "rtn": round to nearest; "gptq"; "awq": AWQ's
-                                   searched scales and weight clipping (any scheme but w8a8* /
-                                   int8_t*) */
-    int32_t     calib_ctx;      /* gptq: tokens per calibration window (0: min(512, the model's)) */
+    /* GPTQ (docs/quantization.md, "GPTQ"): method "gptq" rounds the matrices of the blocks
+     * column by column against the Hessian of their inputs on calib_path (calib_tokens tokens
+     * in windows of calib_ctx), layer by layer; single-type schemes GPTQ serves only */
+    const char *method;         /* NULL or "rtn": round to nearest; "gptq" */
+    int32_t     calib_ctx;      /* tokens per calibration window (0: min(512, the model's)) */
     double      gptq_damp;      /* damping, a fraction of the Hessian's mean diagonal (0.01) */
     bool        gptq_act_order; /* columns by descending Hessian diagonal (static groups) */
     int32_t     gptq_block;     /* columns per lazy update block (128) */
     bool        gptq_head;      /* also the output head (the token embedding when tied) */
+    /* AWQ and SmoothQuant (docs/quantization.md, "AWQ and SmoothQuant"): method "awq" and
+     * smooth run the model over calib_path (calib_tokens tokens, windows of calib_ctx) and fold
+     * per-input-channel scales into the preceding norm or linear; "awq": AWQ's searched
+     * scales and weight clipping (any scheme but w8a8* / int8_t*) */
     bool        smooth;         /* w8a8, w8a8_static: SmoothQuant before quantizing */
     double      smooth_alpha;   /* its migration strength in [0, 1] (default 0.5) */
     bool        awq_no_clip;    /* AWQ without the clipping search */
@@ -967,6 +967,12 @@ typedef struct shrink_train_params {
     double      temperature;    /* tau > 0 */
     int32_t     top_k;          /* 0: the whole vocabulary; K: the teacher's top K, renormalized */
     bool        weak;           /* the teacher's top-1 token as the soft target (K = 1) */
+    /* The teacher cache (top_k or weak only): the teacher's top K per position of every
+     * aligned window (multiples of ctx) of the data, built once in this folder and reused;
+     * random windows then start at multiples of ctx. cache_progress (windows done / total,
+     * user as log's; may be NULL) while it is built. */
+    const char *teacher_cache;
+    void      (*cache_progress)(void *user, int64_t done, int64_t total);
     /* Data parallelism: NULL or n_ranks 1: one process. Otherwise accum must equal n_ranks
      * (0 or 1: set to it): rank r runs micro-batch r of every step, the gradients and losses
      * are summed in rank order through comm (one process with accum = n_ranks makes the same
@@ -991,6 +997,8 @@ typedef struct shrink_train_result {
     double  tok_per_s;
     char    model_out[1024];    /* the final model's path */
     const char *format;         /* its format (static string) */
+    char    teacher_cache[1024]; /* the teacher cache file used ("" if none) */
+    bool    teacher_cache_built; /* written by this run (else reused) */
 } shrink_train_result;
 
 SHRINK_API shrink_train_params shrink_train_params_default(void);
@@ -1079,7 +1087,8 @@ SHRINK_API shrink_status shrink_sensitivity_merge(const char *const *paths, int3
  * activation proxies (Minitron's head / neuron importance, ShortGPT's block influence for
  * layers), or at random (seeded; a baseline). */
 typedef enum shrink_rank_by {
-    SHRINK_RANK_ACTIVATION, SHRINK_RANK_SENSITIVITY, SHRINK_RANK_RANDOM
+    SHRINK_RANK_ACTIVATION, SHRINK_RANK_SENSITIVITY, SHRINK_RANK_RANDOM,
+    SHRINK_RANK_INDEX /* keep the first units (the highest indices go first; no calibration) */
 } shrink_rank_by;
 
 typedef struct shrink_structured_params {
@@ -1103,6 +1112,8 @@ typedef struct shrink_structured_params {
      * ranked by `by`; NULL / 0: none. Distinct, in [0, n_layers), fewer than n_layers. */
     const int32_t *layer_list;
     int32_t        n_layer_list;
+    const double  *layer_scores; /* (n_layers) the caller's layer ranking, lowest removed
+                                    first (shrink student's every-other / list); NULL: by */
 } shrink_structured_params;
 
 typedef struct shrink_structured_result {
@@ -1278,6 +1289,74 @@ SHRINK_API int shrink_remove_stale_temporaries(const char *dir,
                                                void (*removed)(void *user, const char *path),
                                                void *user);
 
+/* ==== students cut from a teacher (issue 12; src/prune/student.c, docs/distillation.md) ==== */
+
+typedef enum shrink_student_pick {
+    SHRINK_PICK_EVERY_OTHER, /* layers i * L / N when N divides L (every other one at N = L/2),
+                                else round(i * (L - 1) / (N - 1)): first to last, evenly */
+    SHRINK_PICK_KLD          /* the N layers of largest measured KL (shrink_sensitivity) */
+} shrink_student_pick;
+
+typedef struct shrink_student_params {
+    int32_t             layers;      /* layers kept (0: all), chosen by pick */
+    const int32_t      *layer_list;  /* or exactly these layers (n_layer_list; any order) */
+    int32_t             n_layer_list;
+    shrink_student_pick pick;
+    int32_t             heads;       /* query heads kept per layer (0: all); a multiple of the
+                                        K/V groups: each group keeps heads / n_kv_heads */
+    int32_t             ffn;         /* FFN neurons kept per layer (0: all) */
+    /* heads and neurons kept: with pick KLD the least measured KL goes (needs calib_path);
+     * with EVERY_OTHER the least activation importance (calib_path given) or the last ones */
+    const char         *calib_path;
+    int64_t             calib_tokens;
+    int32_t             calib_ctx;
+    const char         *tokenizer_path;
+    int                 dtype;       /* shrink_dtype of the output's matrices, -1: the input's */
+    void              (*progress)(void *user, int phase, int64_t done, int64_t total);
+    void               *user;
+} shrink_student_params;
+
+SHRINK_API shrink_student_params shrink_student_params_default(void);
+/* Writes to `out` (any format: .gguf, .bin llama2.c, else a Hugging Face folder) a student
+ * cut from the teacher at `teacher`: the kept layers, heads and neurons with the teacher's
+ * weights copied exactly (shrink_prune_structured does the cut). A student as big as or
+ * bigger than its teacher, a layer outside it or listed twice is SHRINK_ERR_ARG and nothing
+ * is written. result as shrink_prune_structured's (may be NULL). */
+SHRINK_API shrink_status shrink_student(const char *teacher, const char *out,
+                                        const shrink_student_params *params,
+                                        shrink_structured_result *result);
+
+/* ==== synthetic training text from a teacher (issue 12; src/train/synth.c) ================= */
+
+typedef struct shrink_synth_params {
+    int64_t     n_tokens;       /* tokens written (the last sequence is cut) */
+    const char *prompts_path;   /* UTF-8 text, one prompt per non-empty line (sequence j uses
+                                   line j mod lines); NULL: every sequence starts from BOS */
+    float       temperature;    /* 1 by default; 0 = greedy */
+    int32_t     top_k;          /* 0 = off */
+    float       top_p;          /* 1 = off */
+    uint64_t    seed;
+    int32_t     batch;          /* sequences sampled at once, one per thread (0: the threads) */
+    int32_t     max_len;        /* tokens per sequence, prompt included (0: the context) */
+    const char *tokenizer_path; /* as shrink_load_params */
+    void      (*progress)(void *user, int64_t done, int64_t total); /* tokens; may be NULL */
+    void       *user;
+} shrink_synth_params;
+
+typedef struct shrink_synth_result {
+    int64_t n_tokens, n_sequences, n_generated; /* written; sequences; sampled (no prompts) */
+    int32_t vocab_size, batch, max_len;
+    double  seconds;
+} shrink_synth_result;
+
+SHRINK_API shrink_synth_params shrink_synth_params_default(void);
+/* Samples sequences from the model at `model` into the token file `out` (the format of
+ * shrink_tokenize_file, read by shrink_train): BOS, the prompt, sampled tokens up to EOS or
+ * max_len, one sequence after another. The file depends on (model, params, seed) only, not on
+ * the thread count or the batch size. Written atomically. result may be NULL. */
+SHRINK_API shrink_status shrink_synth(const char *model, const char *out,
+                                      const shrink_synth_params *params,
+                                      shrink_synth_result *result);
 /* ==== SHA-256 and the manifest (docs/manifest.md) ======================================== */
 
 /* SHA-256 (FIPS 180-4) of data[0..n). */

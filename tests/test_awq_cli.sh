@@ -76,7 +76,7 @@ expect_refused "--smooth for q4_0" "--smooth applies to" "$tmp/b4.gguf" \
     $q "$tmp/b4.gguf" --scheme q4_0 --smooth 0.5 --calib "$tmp/calib.txt"
 expect_refused "awq without --calib" "needs a calibration text" "$tmp/b5.gguf" \
     $q "$tmp/b5.gguf" --scheme q4_0 --method awq
-expect_refused "unknown method" "unknown method 'foo'" "$tmp/b6.gguf" \
+expect_refused "unknown method" "unknown quantization method 'foo'" "$tmp/b6.gguf" \
     $q "$tmp/b6.gguf" --scheme q4_0 --method foo --calib "$tmp/calib.txt"
 
 sh_finish test_awq_cli

@@ -75,7 +75,7 @@ no_file "K-type mix" "$tmp/b2.gguf"
 expect_fail "no --calib" "needs a calibration text" "$bin" quantize "$model" "$tmp/b3.gguf" \
     --scheme q4_0 --method gptq
 no_file "no --calib" "$tmp/b3.gguf"
-expect_fail "unknown method" "unknown method 'gptx' (rtn, gptq, awq)" "$bin" quantize "$model" \
+expect_fail "unknown method" "unknown quantization method 'gptx'" "$bin" quantize "$model" \
     "$tmp/b4.gguf" --scheme q4_0 --method gptx --calib "$calib"
 no_file "unknown method" "$tmp/b4.gguf"
 

@@ -509,7 +509,8 @@ shrink_structured_params shrink_structured_params_default(void) {
                                   .by = SHRINK_RANK_ACTIVATION, .block = 0, .seed = 1,
                                   .calib_path = NULL, .calib_tokens = 512, .calib_ctx = 0,
                                   .tokenizer_path = NULL, .dtype = -1, .progress = NULL,
-                                  .user = NULL, .layer_list = NULL, .n_layer_list = 0};
+                                  .user = NULL, .layer_list = NULL, .n_layer_list = 0,
+                                  .layer_scores = NULL};
     return p;
 }
 
@@ -707,7 +708,8 @@ static shrink_status check_structured(const shrink_structured_params *p, const s
                 return sk_error(SHRINK_ERR_ARG, "%s: layer %d is listed twice", in,
                                 p->layer_list[i]);
     }
-    if (p->by != SHRINK_RANK_RANDOM && !only_listed(p) && (!p->calib_path || !*p->calib_path))
+    if (p->by != SHRINK_RANK_RANDOM && p->by != SHRINK_RANK_INDEX && !only_listed(p) &&
+        (!p->calib_path || !*p->calib_path))
         return sk_error(SHRINK_ERR_ARG, "structured pruning by %s needs a calibration text "
                         "(--calib FILE)", p->by == SHRINK_RANK_SENSITIVITY ? "sensitivity"
                                                                            : "activation");
@@ -749,6 +751,13 @@ static shrink_status compute_scores(const char *in, const shrink_structured_para
         for (int i = 0; i < L * H; i++) sc->head[i] = (double)(rnd(&seed) >> 11);
         for (int i = 0; i < L * KV; i++) sc->kv[i] = (double)(rnd(&seed) >> 11);
         for (int64_t i = 0; i < (int64_t)L * F; i++) sc->neuron[i] = (double)(rnd(&seed) >> 11);
+        return SHRINK_OK;
+    }
+    if (p->by == SHRINK_RANK_INDEX) { /* the last units go first */
+        for (int i = 0; i < L; i++) sc->layer[i] = -i;
+        for (int i = 0; i < L * H; i++) sc->head[i] = -(i % H);
+        for (int i = 0; i < L * KV; i++) sc->kv[i] = -(i % KV);
+        for (int64_t i = 0; i < (int64_t)L * F; i++) sc->neuron[i] = (double)-(i % F);
         return SHRINK_OK;
     }
     sscore s;
@@ -941,12 +950,15 @@ shrink_status shrink_prune_structured(const char *in, const char *out,
         goto out;
     }
     if ((st = compute_scores(in, p, c, &sc, &r->calib_tokens))) goto out;
-    if (p->n_layer_list > 0) /* the listed layers first, in model order */
+    if (p->n_layer_list > 0) { /* the listed layers first, in model order */
         for (size_t l = 0; l < L; l++) {
             sc.layer[l] = 1.0 + (double)l;
             for (int32_t i = 0; i < p->n_layer_list; i++)
                 if (p->layer_list[i] == (int32_t)l) sc.layer[l] = -1.0;
         }
+    } else if (p->layer_scores) {
+        memcpy(sc.layer, p->layer_scores, L * sizeof(double));
+    }
     if ((st = make_plan(p, &sc, &pl, r))) goto out;
     if ((st = sk_config_validate(&pl.out, out))) goto out;
     if ((st = config_params(&pl.in, &r->params_in)) ||

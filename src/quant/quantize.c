@@ -32,8 +32,8 @@
  */
 #include "quant.h"
 #include "imatrix.h"
-#include "gptq.h"
 #include "awq.h"
+#include "gptq.h"
 
 #include "../model/transform.h"
 #include "../model/model.h"
@@ -287,8 +287,8 @@ typedef struct qtensor {
     sk_qparams   qp;
     double       err2, ref2;   /* sum (dequant(q) - w)^2, sum w^2 */
     shrink_dtype want;         /* the type the scheme chose before a fallback */
-    const uint8_t *gptq_rows;  /* --method gptq: the tensor's rows as GPTQ wrote them */
     const sk_wfold *fold;      /* awq / smooth: scales folded into the rows first, or NULL */
+    const uint8_t *gptq_rows;  /* --method gptq: the tensor's rows as GPTQ wrote them */
 } qtensor;
 
 
@@ -332,9 +332,9 @@ typedef struct qjob {
     qacc     *acc;           /* (n_threads) */
     int64_t   range_cols;    /* row length of the tensor in the range pass */
     const sk_imatrix *im;    /* importance matrix, or NULL */
+    const sk_wfold   *folds; /* (xf->n) awq / smooth, or NULL */
     sk_gptq_run *gptq;       /* --method gptq (run before the first tensor is written) */
     int       gptq_done;
-    const sk_wfold   *folds; /* (xf->n) awq / smooth, or NULL */
 } qjob;
 
 /* The importance of x's columns when it has an entry and its type uses one: ggml's weighted
@@ -698,7 +698,7 @@ static shrink_status quant_imatrix(const char *in, const shrink_quantize_params 
 
 /* ==== AWQ and SmoothQuant (awq.c) ======================================================= */
 
-/* The calibrated method params->method names (QM_*); -1 unknown. */
+/* The calibrated method params->method names: 0 round to nearest, 1 AWQ; -1 unknown. */
 enum { QM_RTN, QM_AWQ, QM_GPTQ };
 static int quant_method(const shrink_quantize_params *p) {
     if (!p->method || !*p->method || strcasecmp(p->method, "rtn") == 0) return QM_RTN;
@@ -721,7 +721,8 @@ static shrink_status quant_fold(qjob *j, sk_xf *xf, const char *in,
     sk_fold_params fp = {.kind = awq ? SK_FOLD_AWQ : SK_FOLD_SMOOTH, .alpha = p->smooth_alpha,
                          .grid = 20, .clip = !p->awq_no_clip, .exact = p->ggml_exact,
                          .calib_path = p->calib_path, .calib_tokens = p->calib_tokens,
-                         .calib_ctx = p->imatrix_ctx, .tokenizer_path = p->tokenizer_path,
+                         .calib_ctx = p->calib_ctx > 0 ? p->calib_ctx : p->imatrix_ctx,
+                         .tokenizer_path = p->tokenizer_path,
                          .progress = im_progress, .user = (void *)(uintptr_t)p};
     sk_wfold *folds = NULL;
     sk_fold_info fi;
@@ -751,8 +752,8 @@ shrink_quantize_params shrink_quantize_params_default(void) {
                                 .calib_path = NULL, .calib_tokens = 4096,
                                 .tokenizer_path = NULL, .tensor_stats = false,
                                 .ggml_exact = false,
-                                .progress = NULL, .user = NULL,
-                                .gptq_damp = 0.01, .gptq_block = 128, .smooth_alpha = 0.5};
+                                .progress = NULL, .user = NULL, .smooth_alpha = 0.5,
+                                .gptq_damp = 0.01, .gptq_block = 128};
     return p;
 }
 
@@ -793,9 +794,46 @@ static const char *input_dtype(const struct shrink_model *m, int *quantized) {
     return count[best] >= all - all / 10 ? shrink_dtype_name((shrink_dtype)best) : "mixed";
 }
 
+/* --method awq and --smooth: what they serve and need. */
+static shrink_status check_method(const shrink_quantize_params *p, const sk_scheme *s) {
+    const int mth = quant_method(p);
+    const shrink_dtype d = s->dtype;
+    const int w8a8 = d == SHRINK_DTYPE_W8A8 || d == SHRINK_DTYPE_W8A8_STATIC;
+    if (mth < 0)
+        return sk_error(SHRINK_ERR_ARG, "unknown quantization method '%s' (rtn, awq, gptq)",
+                        p->method);
+    if (mth == QM_AWQ) {
+        if (w8a8 || d == SHRINK_DTYPE_INT8_T || d == SHRINK_DTYPE_INT8_T_ASYM)
+            return sk_error(SHRINK_ERR_ARG, "--method awq cannot serve scheme %s: its scales "
+                            "are searched per quantization group or row%s", s->name,
+                            w8a8 ? " of weights; for w8a8 use --smooth (SmoothQuant)" : "");
+        if ((p->imatrix_path && *p->imatrix_path) || (p->imatrix_calib && *p->imatrix_calib))
+            return sk_error(SHRINK_ERR_ARG, "--method awq and an importance matrix: the "
+                            "importance describes the unscaled inputs; give one of them");
+        if (!p->calib_path || !*p->calib_path)
+            return sk_error(SHRINK_ERR_ARG, "--method awq needs a calibration text (--calib "
+                            "FILE): the scales are searched on the model's activations");
+    }
+    if (p->smooth) {
+        if (mth == QM_GPTQ)
+            return sk_error(SHRINK_ERR_ARG, "--smooth and --method gptq do not combine: GPTQ "
+                            "rounds the unsmoothed weights");
+        if (!w8a8)
+            return sk_error(SHRINK_ERR_ARG, "--smooth applies to the schemes w8a8 and "
+                            "w8a8_static (int8 activations), not %s", s->name);
+        if (!(p->smooth_alpha >= 0.0 && p->smooth_alpha <= 1.0))
+            return sk_error(SHRINK_ERR_ARG, "--smooth %g: the migration strength must be in "
+                            "[0, 1]", p->smooth_alpha);
+        if (!p->calib_path || !*p->calib_path)
+            return sk_error(SHRINK_ERR_ARG, "--smooth needs a calibration text (--calib FILE): "
+                            "the activation ranges are measured on it");
+    }
+    return SHRINK_OK;
+}
+
 /* --method: rtn, or gptq with what it needs (a calibration text, a scheme it serves). */
 static shrink_status check_gptq(const shrink_quantize_params *p, const sk_scheme *s) {
-    if (quant_method(p) != QM_GPTQ) return SHRINK_OK;   /* check_method: the others */
+    if (!p->method || strcasecmp(p->method, "gptq") != 0) return SHRINK_OK; /* check_method */
     if (s->mix != SK_MIX_NONE || !sk_gptq_serves(s->dtype, 0))
         return sk_error(SHRINK_ERR_ARG, "--method gptq cannot write scheme %s (%s): it writes "
                         "q4_0, q4_1, q5_0, q5_1, q8_0, int4_g32/g64/g128 (and _asym), int8_ch "
@@ -822,40 +860,6 @@ static shrink_status check_gptq(const shrink_quantize_params *p, const sk_scheme
 static void gptq_progress(void *user, int64_t done, int64_t total) {
     const shrink_quantize_params *p = user;
     if (p->progress) p->progress(p->user, 0, done, total);
-}
-
-/* --method awq and --smooth: what they serve and need. */
-static shrink_status check_method(const shrink_quantize_params *p, const sk_scheme *s) {
-    const int mth = quant_method(p);
-    const shrink_dtype d = s->dtype;
-    const int w8a8 = d == SHRINK_DTYPE_W8A8 || d == SHRINK_DTYPE_W8A8_STATIC;
-    if (mth < 0)
-        return sk_error(SHRINK_ERR_ARG, "quantize: unknown method '%s' (rtn, gptq, awq)",
-                        p->method);
-    if (mth == QM_AWQ) {
-        if (w8a8 || d == SHRINK_DTYPE_INT8_T || d == SHRINK_DTYPE_INT8_T_ASYM)
-            return sk_error(SHRINK_ERR_ARG, "--method awq cannot serve scheme %s: its scales "
-                            "are searched per quantization group or row%s", s->name,
-                            w8a8 ? " of weights; for w8a8 use --smooth (SmoothQuant)" : "");
-        if ((p->imatrix_path && *p->imatrix_path) || (p->imatrix_calib && *p->imatrix_calib))
-            return sk_error(SHRINK_ERR_ARG, "--method awq and an importance matrix: the "
-                            "importance describes the unscaled inputs; give one of them");
-        if (!p->calib_path || !*p->calib_path)
-            return sk_error(SHRINK_ERR_ARG, "--method awq needs a calibration text (--calib "
-                            "FILE): the scales are searched on the model's activations");
-    }
-    if (p->smooth) {
-        if (!w8a8)
-            return sk_error(SHRINK_ERR_ARG, "--smooth applies to the schemes w8a8 and "
-                            "w8a8_static (int8 activations), not %s", s->name);
-        if (!(p->smooth_alpha >= 0.0 && p->smooth_alpha <= 1.0))
-            return sk_error(SHRINK_ERR_ARG, "--smooth %g: the migration strength must be in "
-                            "[0, 1]", p->smooth_alpha);
-        if (!p->calib_path || !*p->calib_path)
-            return sk_error(SHRINK_ERR_ARG, "--smooth needs a calibration text (--calib FILE): "
-                            "the activation ranges are measured on it");
-    }
-    return SHRINK_OK;
 }
 
 static shrink_status check_params(const char *in, const char *out,

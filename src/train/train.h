@@ -231,6 +231,12 @@ typedef struct sk_distill_rows {
  * first), renormalized over those K; idx gets their ids in decreasing order. */
 SK_HIDDEN void sk_distill_teacher_row(const float *z, int V, float tau, int K, int32_t *idx,
                                    float *logp);
+/* The top-K part of sk_distill_teacher_row in two steps (the teacher cache stores what the
+ * first gives, the second makes the same floats from it): sk_distill_top_k puts the K < V
+ * largest logits' ids into idx (decreasing, ties: lower id first) and the logits into zk;
+ * sk_distill_top_k_logp turns zk (K, decreasing) into logp in place: (z - z_0)/tau - log sum. */
+SK_HIDDEN void sk_distill_top_k(const float *z, int V, int K, int32_t *idx, float *zk);
+SK_HIDDEN void sk_distill_top_k_logp(float *zk, int K, float tau);
 
 /* The fused classifier of sk_classifier_forward_backward with the loss above instead of the
  * cross-entropy: for rows [0, N) in chunks, logits = X head^T, the loss of each row added up,

@@ -205,6 +205,7 @@ static shrink_status save_model(const sk_train_model *tm, const struct shrink_mo
 typedef struct run {
     struct shrink_model *teacher;
     sk_distill_opts      dopts;
+    sk_tcache            tcache;
     struct shrink_model *m;
     sk_train_model      *tm;
     sk_tokens            train, valid;
@@ -224,6 +225,7 @@ static void run_free(run *r) {
     sk_train_free(r->tm);
     shrink_model_free(r->m);
     shrink_model_free(r->teacher);
+    sk_tcache_close(&r->tcache);
     sk_free(r->ckpt);
 }
 
@@ -302,6 +304,13 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
     if (p->valid &&
         (st = sk_tokens_open(&r->valid, p->valid, r->m->tok, c->add_bos, c->vocab_size)))
         return st;
+    if (p->teacher && p->teacher_cache) {
+        const int32_t K = p->weak ? 1 : p->top_k;
+        if ((st = sk_tcache_open(&r->tcache, p->teacher_cache, r->teacher, &r->train, o->ctx, K,
+                                 p->cache_progress, p->user)))
+            return st;
+        r->dopts.cache = &r->tcache;
+    }
     const bool writer = !o->comm || o->comm->rank == 0;   /* data parallel: rank 0 writes */
     if (writer && (st = make_dir(p->out_dir, &r->dir_created, &r->dir_listed))) return st;
     if (!(r->ckpt = sk_path_join(p->out_dir, "checkpoint.bin")))
@@ -377,6 +386,10 @@ done:
     if (n_all) {
         *n_all = 0;
         for (int64_t i = 0; i < r.tm->n_params; i++) *n_all += r.tm->params[i].n;
+    }
+    if (r.tcache.path) {
+        snprintf(res->teacher_cache, sizeof res->teacher_cache, "%s", r.tcache.path);
+        res->teacher_cache_built = r.tcache.built;
     }
     res->train_tokens = r.train.n;
     res->valid_tokens = p->valid ? r.valid.n : 0;

@@ -28,8 +28,9 @@ typedef struct quantize_opts {
     bool        allow_requantize;
     bool        output_q6_K;
     bool        list;       /* handled before parsing (scheme_list_cmd): here for --help */
-    const char *method;     /* --method rtn|gptq|awq (NULL: rtn) */
-    double      damp;       /* gptq */
+    /* --method gptq */
+    const char *method;
+    double      damp;
     bool        act_order;
     int32_t     block;
     bool        gptq_head;
@@ -75,6 +76,11 @@ static const cli_opt quantize_rows[] = {
      "                         Hessian of each layer's inputs on --calib; awq:\n"
      "                         activation-aware scales searched on --calib, folded\n"
      "                         into the norms"},
+    {"--smooth", NULL, CLI_OPT_FLOAT, offsetof(quantize_opts, smooth), "A", 0, 1,
+     "w8a8, w8a8_static: SmoothQuant with migration strength A\n"
+     "                         in [0, 1] (0.5 is the usual) on --calib"},
+    {"--awq-no-clip", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, awq_no_clip), NULL, 0, 0,
+     "--method awq without the weight clipping search"},
     {"--damp", NULL, CLI_OPT_FLOAT, offsetof(quantize_opts, damp), "F", 1e-12, 1e6,
      "gptq: damping, fraction of mean(diag H) (default 0.01)"},
     {"--act-order", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, act_order), NULL, 0, 0,
@@ -83,11 +89,6 @@ static const cli_opt quantize_rows[] = {
      "gptq: columns per lazy update block (default 128)"},
     {"--gptq-head", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, gptq_head), NULL, 0, 0,
      "gptq: the output head too (the token embedding when tied)"},
-    {"--smooth", NULL, CLI_OPT_FLOAT, offsetof(quantize_opts, smooth), "A", 0, 1,
-     "w8a8, w8a8_static: SmoothQuant with migration strength A\n"
-     "                         in [0, 1] (0.5 is the usual) on --calib"},
-    {"--awq-no-clip", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, awq_no_clip), NULL, 0, 0,
-     "--method awq without the weight clipping search"},
 };
 
 static void print_scheme_table(FILE *f);
@@ -97,8 +98,9 @@ static const cli_spec spec = {
     .synopsis    = "IN OUT.gguf --scheme NAME [--keep GLOBS [--keep-dtype DTYPE]]\n"
                    "       (or llama-quantize's order: IN OUT.gguf NAME)\n"
                    "       [--calib FILE [--calib-tokens N]] [--ggml-exact] [--verbose]\n"
-                   "       [--method rtn|gptq|awq --calib FILE [--calib-ctx C] [--damp F]\n"
-                   "        [--act-order] [--block B]] [--smooth A]\n"
+                   "       [--method gptq --calib FILE [--calib-ctx C] [--damp F] [--act-order]\n"
+                   "        [--block B]]\n"
+                   "       [--method awq --calib FILE] [--smooth A --calib FILE]\n"
                    "       shrink quantize --list [--json]",
     .description = "Quantizes a model (GGUF, Hugging Face folder or llama2.c .bin; a quantized\n"
                    "GGUF is dequantized first) into a GGUF file, tensor by tensor. The mixes\n"
@@ -162,10 +164,10 @@ static void print_json(const char *in, const char *out, const shrink_quantize_re
     cli_json_key(&j, "n_fallback");      cli_json_int(&j, r->n_fallback);
     cli_json_key(&j, "requantized");     cli_json_bool(&j, r->requantized);
     cli_json_key(&j, "calib_tokens");    cli_json_int(&j, r->calib_tokens);
-    cli_json_key(&j, "gptq_matrices");   cli_json_int(&j, r->gptq_matrices);
     cli_json_key(&j, "fold_inputs");     cli_json_int(&j, r->fold_inputs);
     cli_json_key(&j, "awq_mean_alpha");  cli_json_num(&j, r->awq_mean_alpha);
     cli_json_key(&j, "awq_clipped");     cli_json_int(&j, r->awq_clipped);
+    cli_json_key(&j, "gptq_matrices");   cli_json_int(&j, r->gptq_matrices);
     cli_json_key(&j, "seconds");         cli_json_num(&j, r->seconds);
     cli_json_key(&j, "peak_rss_bytes");  cli_json_u64(&j, shrink_peak_rss());
     cli_written_json(w, &j);
@@ -381,7 +383,6 @@ int cmd_quantize(int argc, char **argv) {
     p.gptq_head = opts.gptq_head;
     if (opts.block > 0) p.gptq_block = opts.block;
     p.calib_tokens = opts.calib_tokens;
-    p.method = opts.method;
     p.smooth = opts.smooth >= 0;
     if (p.smooth) p.smooth_alpha = opts.smooth;
     p.awq_no_clip = opts.awq_no_clip;

@@ -43,6 +43,7 @@ typedef struct train_opts {
     double      alpha;
     double      temperature;
     int32_t     top_k;
+    const char *teacher_cache;
     /* shrink lora */
     const char *ckpt_dir;
     const char *targets;
@@ -103,6 +104,9 @@ static const cli_opt distill_rows[] = {
      "tokens, renormalized (default 0: all)"},
     {"--mode", NULL, CLI_OPT_STR, O(mode), "M", 0, 0, "soft (default) or weak (teacher's top-1 "
      "token as the target)"},
+    {"--teacher-cache", NULL, CLI_OPT_STR, O(teacher_cache), "DIR", 0, 0, "keep the teacher's "
+     "top K per position in DIR (built once,\n                         reused; --top-k or --mode "
+     "weak; windows at multiples of --ctx)"},
     TRAIN_ROWS
 };
 static const cli_opt lora_rows[] = {
@@ -182,7 +186,19 @@ static const cli_spec lora_spec = {
 
 typedef struct log_state {
     const cli_common *common;
+    cli_progress      cache;    /* the teacher cache being built */
+    bool              cache_on;
 } log_state;
+
+static void cache_progress(void *user, int64_t done, int64_t total) {
+    log_state *s = user;
+    if (!s->cache_on) {
+        cli_progress_start(&s->cache, "teacher cache windows", s->common);
+        s->cache_on = true;
+    }
+    cli_progress_update(&s->cache, done, total);
+    if (done == total) cli_progress_end(&s->cache);
+}
 
 static void log_step(void *user, const shrink_train_log *l) {
     const log_state *s = user;
@@ -258,6 +274,7 @@ static int check_io(const char *model, const train_opts *o, const cli_common *co
                    {"--valid", o->valid, CLI_IN},
                    {"--tokenizer", common->tokenizer, CLI_IN},
                    {"--teacher", o->teacher, CLI_IN},
+                   {"--teacher-cache", o->teacher_cache, CLI_OUT_IN_DIR},
                    /* the folder only: its checkpoint.bin may be --out's (read whole first,
                     * then replaced atomically) */
                    {"--resume", o->resume, CLI_IN},
@@ -343,7 +360,7 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
         return usage(sp, "--optimizer: not adamw or sgd");
     if ((rc = check_io(model, &o, &common)) != CLI_OK) return rc;
     shrink_set_threads(common.threads);
-    log_state ls = {&common};
+    log_state ls = {.common = &common};
     shrink_train_params p = shrink_train_params_default();
     if (distill) {
         p.teacher     = o.teacher;
@@ -351,8 +368,15 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
         p.temperature = o.temperature;
         p.top_k       = o.top_k;
         p.weak        = o.mode && !strcmp(o.mode, "weak");
+        if (o.teacher_cache && !p.weak && !o.top_k)
+            return usage(sp, "--teacher-cache stores the teacher's top K: give --top-k K or "
+                         "--mode weak");
     }
     fill_params(&p, &o, &common, &ls);
+    if (distill && o.teacher_cache) {
+        p.teacher_cache  = o.teacher_cache;
+        p.cache_progress = cache_progress;
+    }
     shrink_train_result r;
     shrink_status st = shrink_train(model, &p, &r);
     if (st != SHRINK_OK) return cli_fail_status(st);
@@ -370,6 +394,10 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
             cli_json_key(&j, "teacher");      cli_json_str(&j, o.teacher);
             cli_json_key(&j, "val_kl");       cli_json_num(&j, r.val_kl);
             cli_json_key(&j, "val_kl_start"); cli_json_num(&j, r.val_kl_start);
+            cli_json_key(&j, "teacher_cache");
+            if (r.teacher_cache[0]) cli_json_str(&j, r.teacher_cache);
+            else cli_json_null(&j);
+            cli_json_key(&j, "teacher_cache_built"); cli_json_bool(&j, r.teacher_cache_built);
         }
         cli_json_key(&j, "n_params");       cli_json_int(&j, r.n_params);
         cli_json_key(&j, "train_tokens");   cli_json_int(&j, r.train_tokens);
@@ -389,6 +417,9 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
         printf("final:      step %lld loss %.9g val_loss %.9g\n", (long long)r.step, r.loss,
                r.val_loss);
         if (distill) printf("final:      val_kl %.9g\n", r.val_kl);
+        if (r.teacher_cache[0])
+            printf("cache:      %s (%s)\n", r.teacher_cache,
+                   r.teacher_cache_built ? "built" : "reused");
         printf("model:      %s (%s), %lld parameters\n", r.model_out, r.format,
                (long long)r.n_params);
         printf("time:       %.2f s, %.0f tok/s\n", r.seconds, r.tok_per_s);
@@ -462,7 +493,7 @@ static int run_lora(int argc, char **argv) {
         return rc;
     }
     shrink_set_threads(common.threads);
-    log_state ls = {&common};
+    log_state ls = {.common = &common};
     shrink_train_params p = shrink_train_params_default();
     fill_params(&p, &o, &common, &ls);
     p.out_dir = dir;
