@@ -129,6 +129,12 @@ typedef struct shrink_load_params {
     bool        no_tokenizer;   /* true: do not load a tokenizer (info on a bare file) */
     bool        allow_nonfinite;/* true: load weights holding NaN or Inf (default: refused,
                                    naming the tensor; shrink_model_nonfinite counts them) */
+    /* quantize an f32/f16/bf16 model's matrices in memory while loading (bitsandbytes'
+     * load_in_4bit; no file written): a dtype name ("q4_0", "nf4", "int4_g128", "q4_K", ...),
+     * every matrix but the position embedding in it (its GGUF fallback where the block does
+     * not divide the rows), through the quantizer `shrink quantize --scheme` uses, so the model
+     * equals the file that writes. NULL: as stored. */
+    const char *load_as;
 } shrink_load_params;
 
 SHRINK_API shrink_load_params shrink_load_params_default(void);
@@ -973,6 +979,15 @@ typedef struct shrink_train_params {
      * user as log's; may be NULL) while it is built. */
     const char *teacher_cache;
     void      (*cache_progress)(void *user, int64_t done, int64_t total);
+    /* Quantization-aware training (docs/adapters.md, "QAT"): the target matrices are
+     * quantized to this dtype ("q4_0", "q8_0", "q4_K", "int4_g128", "nf4", ...: a single-type
+     * scheme of shrink_quantize) and dequantized in every forward pass, scales recomputed
+     * from the current fp32 weights, the gradient passed straight through; the final model is
+     * then the real quantized GGUF (<out_dir>/model.gguf; only GGUF holds these types). With
+     * LoRA the frozen base is the target (quantized once). NULL: none. */
+    const char *qat;
+    const char *qat_targets;    /* "q,k,v,o,gate,up,down,embed,output" or "all" (NULL: all,
+                                   every matrix shrink_quantize quantizes) */
     /* Data parallelism: NULL or n_ranks 1: one process. Otherwise accum must equal n_ranks
      * (0 or 1: set to it): rank r runs micro-batch r of every step, the gradients and losses
      * are summed in rank order through comm (one process with accum = n_ranks makes the same

@@ -28,6 +28,7 @@ if [ -f tests/test_imatrix_cli.sh ]; then run "test_imatrix_cli.sh" sh tests/tes
 if [ -f tests/test_shard.sh ]; then run "test_shard.sh" sh tests/test_shard.sh "$build/shrink"; fi
 if [ -f tests/test_prune_structured.sh ]; then run "test_prune_structured.sh" sh tests/test_prune_structured.sh "$build/shrink"; fi
 if [ -f tests/test_lora_cli.sh ]; then run "test_lora_cli.sh" sh tests/test_lora_cli.sh "$build/shrink"; fi
+if [ -f tests/test_qat_cli.sh ]; then run "test_qat_cli.sh" sh tests/test_qat_cli.sh "$build/shrink"; fi
 if [ -f tests/test_manifest.sh ]; then run "test_manifest.sh" sh tests/test_manifest.sh "$build/shrink"; fi
 if [ -f tests/test_report.sh ]; then run "test_report.sh" sh tests/test_report.sh "$build/shrink"; fi
 if [ -f tests/test_gptq_cli.sh ]; then run "test_gptq_cli.sh" sh tests/test_gptq_cli.sh "$build/shrink"; fi

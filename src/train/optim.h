@@ -79,7 +79,8 @@ typedef struct sk_opt_param {
     const float   *mask_f32; /* (n) gradient factors; an element whose factor is 0 is held
                                 too; NULL: none */
     int64_t        n;
-    bool           frozen;   /* the whole tensor is held: no update, no state touched */
+    bool           frozen;   /* the whole tensor is held: no update, no state (sk_optim_create
+                                gives it none; checkpoints do not hold it) */
     bool           decay;    /* weight decay applies (matrices yes, norms and biases no) */
 } sk_opt_param;
 
@@ -89,7 +90,7 @@ typedef struct sk_optim {
     sk_optim_params p;
     int             n_params;
     int64_t        *off;      /* (n_params) offset of tensor i in m / v */
-    int64_t         total;    /* elements of all tensors */
+    int64_t         total;    /* elements of all tensors not frozen at creation */
     float          *m;        /* (total) first moment / momentum buffer, or NULL */
     float          *v;        /* (total) second moment, or NULL */
     int64_t         t;        /* optimizer steps taken (bias correction uses t) */

@@ -51,6 +51,9 @@ typedef struct train_opts {
     double      lora_alpha;
     double      dropout;
     bool        rslora;
+    /* --qat (train, distill, lora) */
+    const char *qat;
+    const char *qat_targets;
 } train_opts;
 
 #define O(f) offsetof(train_opts, f)
@@ -89,6 +92,10 @@ typedef struct train_opts {
      "(default 16)"}, \
     {"--save-every", NULL, CLI_OPT_INT, O(save_every), "K", 0, 1e9, "checkpoint every K steps " \
      "(and at the end)"}, \
+    {"--qat", NULL, CLI_OPT_STR, O(qat), "SCHEME", 0, 0, "quantization-aware: fake-quantize " \
+     "to a single-type scheme (q4_0, int4_g128, nf4, q4_K, ...) in every forward pass"}, \
+    {"--qat-targets", NULL, CLI_OPT_STR, O(qat_targets), "LIST", 0, 0, "QAT's matrices: q,k,v," \
+     "o,gate,up,down,embed,output or all (default all)"}, \
 
 static const cli_opt train_rows[] = {TRAIN_ROWS};
 static const cli_opt distill_rows[] = {
@@ -176,12 +183,14 @@ static const cli_spec lora_spec = {
                    "Same loop, schedule, checkpoints (DIR/checkpoint.bin) and bit-exact --resume\n"
                    "as `shrink train`. ADAPTER is written at the end: a llama.cpp GGUF LoRA\n"
                    "adapter when it ends in .gguf, else a PEFT folder. A quantized GGUF base\n"
-                   "(QLoRA) trains on its dequantized weights. docs/adapters.md.",
+                   "(QLoRA) trains on its dequantized weights; --load-as SCHEME quantizes an\n"
+                   "f32/f16/bf16 BASE so (as --qat on a frozen base). docs/adapters.md.",
     .opts        = lora_rows,
     .n_opts      = sizeof lora_rows / sizeof lora_rows[0],
     .n_pos_min   = 1,
     .n_pos_max   = 1,
     .model       = true,
+    .load_as     = true,
 };
 
 typedef struct log_state {
@@ -315,6 +324,7 @@ static void fill_params(shrink_train_params *pp, const train_opts *op, const cli
     pp->save_every     = op->save_every;
     pp->log            = log_step;
     pp->user           = lsp;
+    pp->qat_targets    = op->qat_targets;
     pp->comm           = cli_mpi_comm();   /* mpirun -np R of a `make MPI=1` build */
 }
 
@@ -358,6 +368,11 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
         return usage(sp, "--schedule: not cosine, linear or constant");
     if (o.optimizer && strcmp(o.optimizer, "adamw") && strcmp(o.optimizer, "sgd"))
         return usage(sp, "--optimizer: not adamw or sgd");
+    const char *qat = NULL;
+    if (o.qat && (rc = cli_scheme_dtype("--qat", o.qat, &qat)) != CLI_OK) return rc;
+    if (o.qat && o.to && strcmp(o.to, "gguf"))
+        return usage(sp, "--qat writes the quantized model as GGUF: no --to hf/llama2c");
+    if (o.qat) o.to = "gguf";
     if ((rc = check_io(model, &o, &common)) != CLI_OK) return rc;
     shrink_set_threads(common.threads);
     log_state ls = {.common = &common};
@@ -377,6 +392,7 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
         p.teacher_cache  = o.teacher_cache;
         p.cache_progress = cache_progress;
     }
+    p.qat = qat;
     shrink_train_result r;
     shrink_status st = shrink_train(model, &p, &r);
     if (st != SHRINK_OK) return cli_fail_status(st);
@@ -464,6 +480,16 @@ static int run_lora(int argc, char **argv) {
         return usage(sp, "--schedule: not cosine, linear or constant");
     if (o.optimizer && strcmp(o.optimizer, "adamw") && strcmp(o.optimizer, "sgd"))
         return usage(sp, "--optimizer: not adamw or sgd");
+    const char *qat = NULL;
+    if (o.qat && (rc = cli_scheme_dtype("--qat", o.qat, &qat)) != CLI_OK) return rc;
+    if (common.load_as) { /* the frozen base quantized once: QAT of a frozen base is exactly that */
+        const char *la = NULL;
+        if ((rc = cli_scheme_dtype("--load-as", common.load_as, &la)) != CLI_OK) return rc;
+        if (qat && strcmp(qat, la))
+            return cli_fail("--load-as %s and --qat %s: the frozen base is quantized once, to "
+                            "one type", common.load_as, o.qat);
+        qat = la;
+    }
     size_t n = strlen(o.out);
     char *ckdir = NULL, *ckpt = NULL;
     if (!o.ckpt_dir) {
@@ -497,6 +523,7 @@ static int run_lora(int argc, char **argv) {
     shrink_train_params p = shrink_train_params_default();
     fill_params(&p, &o, &common, &ls);
     p.out_dir = dir;
+    p.qat = qat;
     shrink_lora_params lp = shrink_lora_params_default();
     lp.rank = o.rank;
     lp.alpha = o.lora_alpha;
