@@ -175,4 +175,8 @@ typedef struct sk_bytes {
 SK_HIDDEN void sk_bytes_put(sk_bytes *b, const void *p, size_t n);
 SK_HIDDEN void sk_bytes_printf(sk_bytes *b, const char *fmt, ...) SK_PRINTF(2, 3);
 
+/* The index of `name` in names[0..n) (case-insensitive), -1 if absent or name is NULL: the
+ * lookup of a public enum's spelling (units, methods). */
+SK_HIDDEN int sk_name_find(const char *const *names, int n, const char *name);
+
 #endif /* SK_CORE_H */

@@ -10,6 +10,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -122,4 +123,10 @@ void sk_bytes_printf(sk_bytes *b, const char *fmt, ...) {
     va_end(ap);
     sk_bytes_put(b, t, (size_t)n);
     sk_free(t);
+}
+
+int sk_name_find(const char *const *names, int n, const char *name) {
+    for (int i = 0; name && i < n; i++)
+        if (strcasecmp(name, names[i]) == 0) return i;
+    return -1;
 }

@@ -35,11 +35,11 @@ const char *shrink_lowrank_method_name(shrink_lowrank_method m) {
 }
 
 shrink_status shrink_lowrank_method_parse(const char *name, shrink_lowrank_method *out) {
-    for (int i = 0; name && i < SHRINK_LOWRANK_COUNT; i++)
-        if (strcasecmp(name, method_names[i]) == 0) {
-            *out = (shrink_lowrank_method)i;
-            return SHRINK_OK;
-        }
+    const int i = sk_name_find(method_names, SHRINK_LOWRANK_COUNT, name);
+    if (i >= 0) {
+        *out = (shrink_lowrank_method)i;
+        return SHRINK_OK;
+    }
     return sk_error(SHRINK_ERR_ARG, "unknown low-rank method '%s' (one of: svd, asvd, whiten)",
                     name ? name : "");
 }

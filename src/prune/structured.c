@@ -43,11 +43,11 @@ const char *shrink_unit_name(shrink_unit u) {
 }
 
 shrink_status shrink_unit_parse(const char *name, shrink_unit *out) {
-    for (int i = 0; name && i < SHRINK_UNIT_COUNT; i++)
-        if (strcasecmp(name, unit_names[i]) == 0) {
-            *out = (shrink_unit)i;
-            return SHRINK_OK;
-        }
+    const int i = sk_name_find(unit_names, SHRINK_UNIT_COUNT, name);
+    if (i >= 0) {
+        *out = (shrink_unit)i;
+        return SHRINK_OK;
+    }
     return sk_error(SHRINK_ERR_ARG, "unknown unit '%s' (one of: layer, head, kv-head, "
                     "neuron-block)", name ? name : "");
 }
