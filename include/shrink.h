@@ -301,6 +301,15 @@ typedef struct shrink_quantize_params {
      * the result's tensors[i] will hold it (llama-quantize's line per tensor); may be NULL */
     void      (*tensor_done)(void *user, const struct shrink_quantize_tensor *t, int64_t i,
                              int64_t n);
+    /* GPTQ (docs/quantization.md, "GPTQ"): method "gptq" rounds the matrices of the blocks
+     * column by column against the Hessian of their inputs on calib_path (calib_tokens tokens
+     * in windows of calib_ctx), layer by layer; single-type schemes GPTQ serves only */
+    const char *method;         /* NULL or "rtn": round to nearest; "gptq" */
+    int32_t     calib_ctx;      /* tokens per calibration window (0: min(512, the model's)) */
+    double      gptq_damp;      /* damping, a fraction of the Hessian's mean diagonal (0.01) */
+    bool        gptq_act_order; /* columns by descending Hessian diagonal (static groups) */
+    int32_t     gptq_block;     /* columns per lazy update block (128) */
+    bool        gptq_head;      /* also the output head (the token embedding when tied) */
 } shrink_quantize_params;
 
 /* One tensor of the output. */
@@ -333,6 +342,9 @@ typedef struct shrink_quantize_result {
                                         result: release with shrink_quantize_result_free */
     int64_t      imatrix_used;  /* tensors quantized with an importance matrix entry */
     int64_t      imatrix_entries; /* entries of the importance matrix */
+    int64_t      gptq_matrices; /* --method gptq: matrices GPTQ rounded */
+    int32_t      gptq_damp_raised; /* inputs whose Hessian needed more damping */
+    double       gptq_max_damp; /* the largest damping used */
 } shrink_quantize_result;
 
 SHRINK_API shrink_quantize_params shrink_quantize_params_default(void);

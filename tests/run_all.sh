@@ -30,6 +30,7 @@ if [ -f tests/test_prune_structured.sh ]; then run "test_prune_structured.sh" sh
 if [ -f tests/test_lora_cli.sh ]; then run "test_lora_cli.sh" sh tests/test_lora_cli.sh "$build/shrink"; fi
 if [ -f tests/test_manifest.sh ]; then run "test_manifest.sh" sh tests/test_manifest.sh "$build/shrink"; fi
 if [ -f tests/test_report.sh ]; then run "test_report.sh" sh tests/test_report.sh "$build/shrink"; fi
+if [ -f tests/test_gptq_cli.sh ]; then run "test_gptq_cli.sh" sh tests/test_gptq_cli.sh "$build/shrink"; fi
 if [ -f tests/test_layers.sh ]; then run "test_layers.sh" sh tests/test_layers.sh; fi
 run "test_skip_rule.sh" sh tests/test_skip_rule.sh
 if [ -f tests/test_docs.sh ]; then run "test_docs.sh" sh tests/test_docs.sh "$build/shrink"; fi

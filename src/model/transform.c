@@ -221,3 +221,31 @@ shrink_status sk_xf_write(sk_xf *xf, const char *out, const sk_xf_method *m,
     SHRINK_ASSERT(xf->cur == xf->n - 1);
     return SHRINK_OK;
 }
+
+/* ---- a whole matrix as f32 ------------------------------------------------------------------ */
+
+typedef struct xf_rd {
+    float  *dst;
+    int64_t cols;
+} xf_rd;
+
+static shrink_status read_chunk(void *user, int tid, int64_t r, int64_t k, float *rows) {
+    xf_rd *d = user;
+    memcpy(d->dst + (size_t)r * (size_t)d->cols, rows, (size_t)(k * d->cols) * sizeof(float));
+    return SHRINK_OK;
+}
+
+shrink_status sk_xf_read_f32(sk_xf *xf, const sk_xf_tensor *x, float **out) {
+    const int64_t n = x->t.rows * x->t.cols;
+    float *w = sk_aligned_alloc(64, (size_t)n * sizeof *w);
+    if (!w) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory for '%s' (%lld values)",
+                            xf->what, x->name, (long long)n);
+    xf_rd d = {w, x->t.cols};
+    shrink_status st = sk_xf_map_rows(xf, x, 0, x->t.rows, read_chunk, &d);
+    if (st) {
+        sk_free(w);
+        return st;
+    }
+    *out = w;
+    return SHRINK_OK;
+}

@@ -106,4 +106,7 @@ typedef shrink_status (*sk_xf_chunk_fn)(void *user, int tid, int64_t r, int64_t 
 SK_HIDDEN shrink_status sk_xf_map_rows(sk_xf *xf, const sk_xf_tensor *x, int64_t row0,
                                        int64_t n_rows, sk_xf_chunk_fn fn, void *user);
 
+/* The whole matrix x (t.rows x t.cols) as f32 in *out (sk_aligned_alloc'd: sk_free). */
+SK_HIDDEN shrink_status sk_xf_read_f32(sk_xf *xf, const sk_xf_tensor *x, float **out);
+
 #endif /* SK_MODEL_TRANSFORM_H */

@@ -22,6 +22,7 @@
  */
 #include "prune.h"
 
+#include "../model/layerwise.h"
 #include "../model/transform.h"
 #include "../tokenizer/tokenizer.h"
 
@@ -34,8 +35,6 @@ typedef enum pmethod { PM_THRESHOLD, PM_MAGNITUDE, PM_WANDA, PM_SPARSEGPT, PM_CO
 static const char *const method_names[PM_COUNT] = {"threshold", "magnitude", "wanda",
                                                    "sparsegpt"};
 
-/* The calibrated inputs of a layer: q/k/v (and GPT-2's qkv) share one, gate/up another. */
-enum { IN_ATTN, IN_O, IN_FFN, IN_DOWN, IN_COUNT };
 
 typedef struct ptensor {
     int      prunable;
@@ -54,45 +53,6 @@ typedef struct pjob {
     ptensor  *ps;        /* (xf->n) */
 } pjob;
 
-
-/* The calibrated input of a prunable role, -1 if the role is not pruned. */
-static int role_input(sk_role r) {
-    switch (r) {
-    case SK_ROLE_WQ: case SK_ROLE_WK: case SK_ROLE_WV: case SK_ROLE_WQKV: return IN_ATTN;
-    case SK_ROLE_WO: return IN_O;
-    case SK_ROLE_W_GATE: case SK_ROLE_W_UP: return IN_FFN;
-    case SK_ROLE_W_DOWN: return IN_DOWN;
-    default: return -1;
-    }
-}
-
-/* ---- reading a whole tensor as f32 ------------------------------------------------------ */
-
-typedef struct rd {
-    float  *dst;
-    int64_t cols;
-} rd;
-
-static shrink_status read_chunk(void *user, int tid, int64_t r, int64_t k, float *rows) {
-    rd *d = user;
-    memcpy(d->dst + (size_t)r * (size_t)d->cols, rows, (size_t)(k * d->cols) * sizeof(float));
-    return SHRINK_OK;
-}
-
-static shrink_status read_tensor(sk_xf *xf, const sk_xf_tensor *x, float **out) {
-    const int64_t n = x->t.rows * x->t.cols;
-    float *w = sk_aligned_alloc(64, (size_t)n * sizeof *w);
-    if (!w) return sk_error(SHRINK_ERR_NOMEM, "prune: out of memory for '%s' (%lld "
-                            "values)", x->name, (long long)n);
-    rd d = {w, x->t.cols};
-    shrink_status st = sk_xf_map_rows(xf, x, 0, x->t.rows, read_chunk, &d);
-    if (st) {
-        sk_free(w);
-        return st;
-    }
-    *out = w;
-    return SHRINK_OK;
-}
 
 /* Zeros of w[0..n) and ||w - w0|| / ||w0||. */
 static void tensor_stats(ptensor *q, const float *w, const float *w0, int64_t n) {
@@ -129,7 +89,7 @@ static shrink_status p_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
     ptensor *q = x->user;
     if (!q->prunable || q->w) return SHRINK_OK;
     float *w = NULL;
-    shrink_status st = read_tensor(xf, x, &w);
+    shrink_status st = sk_xf_read_f32(xf, x, &w);
     if (st) return st;
     const int64_t rows = x->t.rows, cols = x->t.cols, n = rows * cols;
     float *w0 = sk_aligned_alloc(64, (size_t)n * sizeof *w0);
@@ -179,94 +139,11 @@ static void p_progress(void *user, int64_t done, int64_t total) {
     if (p->progress) p->progress(p->user, 1, done, total);
 }
 
-/* ---- calibration (wanda, sparsegpt) ------------------------------------------------------ */
-
-typedef struct calib {
-    pmethod  method;
-    int      layer;           /* the layer observed */
-    int64_t  cols[IN_COUNT];
-    double  *stat[IN_COUNT];  /* wanda: sum x^2 per column; sparsegpt: sum x x^T */
-} calib;
-
-static void calib_observe(void *user, int layer, sk_linear which, const float *X, int64_t T,
-                          int64_t cols) {
-    calib *c = user;
-    if (layer != c->layer) return;
-    int in;
-    switch (which) {
-    case SK_LIN_Q: in = IN_ATTN; break;
-    case SK_LIN_O: in = IN_O; break;
-    case SK_LIN_UP: in = IN_FFN; break;
-    case SK_LIN_DOWN: in = IN_DOWN; break;
-    default: return; /* K, V, gate: the same input as Q / up */
-    }
-    double *s = c->stat[in];
-    if (!s || cols != c->cols[in]) return;
-    if (c->method == PM_WANDA) {
-        for (int64_t t = 0; t < T; t++)
-            for (int64_t k = 0; k < cols; k++) s[k] += (double)X[t * cols + k] * X[t * cols + k];
-        return;
-    }
-    /* upper triangle of X^T X */
-    #pragma omp parallel for schedule(dynamic, 4) if (cols * cols * T > 1000000)
-    for (int64_t a = 0; a < cols; a++) {
-        double *ha = s + a * cols;
-        for (int64_t t = 0; t < T; t++) {
-            const float *xt = X + t * cols;
-            const double xa = xt[a];
-            if (xa == 0.0) continue;
-            for (int64_t b = a; b < cols; b++) ha[b] += xa * (double)xt[b];
-        }
-    }
-}
+/* ---- calibration (wanda, sparsegpt): the shared layer-by-layer pass (model/layerwise.h) ---- */
 
 shrink_status sk_prune_calib_tokens(const shrink_model *m, const char *path, int64_t want,
                                     int32_t **ids_out, int64_t *n_out) {
-    int32_t *ids = NULL;
-    size_t n_ids = 0;
-    shrink_status st = sk_calib_encode(m, path, want, &ids, &n_ids);
-    if (st) return st;
-    if ((int64_t)n_ids < want) {
-        shrink_free(ids);
-        return sk_error(SHRINK_ERR_ARG, "%s: the calibration text gives %zu tokens but %lld "
-                        "were asked (--calib-tokens)", path, n_ids, (long long)want);
-    }
-    for (int64_t i = 0; i < want; i++)
-        if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size) {
-            int32_t bad_id = ids[i];
-            shrink_free(ids);
-            return sk_error(SHRINK_ERR_ARG, "%s: the tokenizer gives id %d, outside the model's "
-                            "vocabulary of %d: the tokenizer is not the model's",
-                            path, bad_id, m->cfg.vocab_size);
-        }
-    *ids_out = ids;
-    *n_out = want;
-    return SHRINK_OK;
-}
-
-/* Binds the pruned f32 values of x into layer l of the decoding model. */
-static void bind_pruned(struct shrink_model *m, const sk_xf_tensor *x, const float *w) {
-    sk_layer *L = &m->layers[x->t.layer];
-    const sk_config *c = &m->cfg;
-    sk_mat mt = {SHRINK_DTYPE_F32, x->t.rows, x->t.cols, w};
-    switch (x->t.role) {
-    case SK_ROLE_WQ: L->wq = mt; break;
-    case SK_ROLE_WK: L->wk = mt; break;
-    case SK_ROLE_WV: L->wv = mt; break;
-    case SK_ROLE_WO: L->wo = mt; break;
-    case SK_ROLE_W_GATE: L->w_gate = mt; break;
-    case SK_ROLE_W_UP: L->w_up = mt; break;
-    case SK_ROLE_W_DOWN: L->w_down = mt; break;
-    case SK_ROLE_WQKV: {
-        const int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads *
-                          c->head_dim, D = x->t.cols;
-        L->wq = (sk_mat){SHRINK_DTYPE_F32, q, D, w};
-        L->wk = (sk_mat){SHRINK_DTYPE_F32, kv, D, w + q * D};
-        L->wv = (sk_mat){SHRINK_DTYPE_F32, kv, D, w + (q + kv) * D};
-        break;
-    }
-    default: break;
-    }
+    return sk_calib_tokens(m, path, want, "--calib-tokens", ids_out, n_out);
 }
 
 /* Prunes tensor x (input statistics s of `cols` columns) into j->ps[..].w. */
@@ -274,7 +151,7 @@ static shrink_status prune_calibrated(pjob *j, sk_xf *xf, sk_xf_tensor *x, const
                                       const double *U, const uint8_t *dead) {
     ptensor *q = &j->ps[x - xf->ts];
     float *w = NULL;
-    shrink_status st = read_tensor(xf, x, &w);
+    shrink_status st = sk_xf_read_f32(xf, x, &w);
     if (st) return st;
     const int64_t rows = x->t.rows, cols = x->t.cols, n = rows * cols;
     float *w0 = sk_aligned_alloc(64, (size_t)n * sizeof *w0);
@@ -306,6 +183,50 @@ out:
     return st;
 }
 
+typedef struct pcal {
+    pjob         *j;
+    sk_xf        *xf;
+    double       *U;
+    uint8_t      *dead;
+} pcal;
+
+/* Layer l's statistics are in: its matrices, input by input (factor, prune, bind). */
+static shrink_status prune_layer(void *user, struct shrink_model *mm, int l,
+                                 double *const stat[SK_IN_COUNT],
+                                 const int64_t cols[SK_IN_COUNT]) {
+    pcal *pc = user;
+    pjob *j = pc->j;
+    sk_xf *xf = pc->xf;
+    shrink_status st = SHRINK_OK;
+    for (int in_i = 0; in_i < SK_IN_COUNT && !st; in_i++) {
+        int any = 0;
+        for (int64_t i = 0; i < xf->n; i++)
+            any |= xf->ts[i].t.layer == l && j->ps[i].prunable && j->ps[i].input == in_i &&
+                   xf->ts[i].t.n_dims == 2;
+        if (!any) continue;
+        if (j->method == PM_SPARSEGPT) {
+            st = sk_sparsegpt_factor(stat[in_i], cols[in_i], j->p->damp, pc->U, pc->dead);
+            if (st) return sk_error(st, "layer %d: %s", l, shrink_last_error());
+        }
+        for (int64_t i = 0; i < xf->n && !st; i++) {
+            sk_xf_tensor *x = &xf->ts[i];
+            if (x->t.layer != l || !j->ps[i].prunable || j->ps[i].input != in_i ||
+                x->t.n_dims != 2)
+                continue;
+            st = prune_calibrated(j, xf, x, stat[in_i], pc->U, pc->dead);
+            if (!st)
+                sk_bind_linear(mm, x->t.role, x->t.layer, SHRINK_DTYPE_F32, x->t.rows, x->t.cols,
+                               j->ps[i].w);
+        }
+    }
+    return st;
+}
+
+static void prune_layer_progress(void *user, int64_t done, int64_t total) {
+    const pcal *pc = user;
+    if (pc->j->p->progress) pc->j->p->progress(pc->j->p->user, 0, done, total);
+}
+
 /* Runs the model over the calibration tokens once per layer and prunes that layer's
  * matrices (see the top of the file). */
 static shrink_status calibrate_and_prune(pjob *j, sk_xf *xf, const char *in,
@@ -314,98 +235,34 @@ static shrink_status calibrate_and_prune(pjob *j, sk_xf *xf, const char *in,
     shrink_load_params lp = shrink_load_params_default();
     lp.tokenizer_path = p->tokenizer_path;
     shrink_model *m = NULL;
-    shrink_context *ctx = NULL;
     int32_t *ids = NULL;
     int64_t n = 0;
-    calib c;
-    memset(&c, 0, sizeof c);
-    c.method = j->method;
-    double *U = NULL;
-    uint8_t *dead = NULL;
+    pcal pc = {j, xf, NULL, NULL};
     shrink_status st = shrink_model_load(&m, in, &lp);
     if (st) return st;
-    struct shrink_model *mm = m;
-    const sk_config *cfg = &mm->cfg;
-    if ((st = sk_prune_calib_tokens(m, p->calib_path, p->calib_tokens, &ids, &n)))
-        goto out;
-    int32_t n_ctx = p->calib_ctx > 0 ? p->calib_ctx
-                                     : (cfg->max_seq_len < 512 ? cfg->max_seq_len : 512);
-    if (n_ctx > cfg->max_seq_len) n_ctx = cfg->max_seq_len;
-    const int32_t piece = n_ctx < 128 ? n_ctx : 128;
-    if ((st = shrink_context_create(&ctx, m, n_ctx, piece))) goto out;
-    c.cols[IN_ATTN] = cfg->dim;
-    c.cols[IN_O] = (int64_t)cfg->n_heads * cfg->head_dim;
-    c.cols[IN_FFN] = cfg->dim;
-    c.cols[IN_DOWN] = cfg->ffn_dim;
-    int64_t maxc = 0;
-    for (int i = 0; i < IN_COUNT; i++) {
-        int64_t e = j->method == PM_WANDA ? c.cols[i] : c.cols[i] * c.cols[i];
-        c.stat[i] = sk_malloc((size_t)e * sizeof(double));
-        if (!c.stat[i]) {
-            st = sk_error(SHRINK_ERR_NOMEM, "prune: out of memory for the statistics "
-                          "of a %lld-column input", (long long)c.cols[i]);
-            goto out;
-        }
-        if (c.cols[i] > maxc) maxc = c.cols[i];
-    }
+    const sk_config *cfg = &((struct shrink_model *)m)->cfg;
+    if ((st = sk_prune_calib_tokens(m, p->calib_path, p->calib_tokens, &ids, &n))) goto out;
     if (j->method == PM_SPARSEGPT) {
-        U = sk_malloc((size_t)(maxc * maxc) * sizeof *U);
-        dead = sk_malloc((size_t)maxc);
-        if (!U || !dead) {
+        const int64_t maxc = cfg->ffn_dim > cfg->dim ? cfg->ffn_dim : cfg->dim;
+        const int64_t qd = (int64_t)cfg->n_heads * cfg->head_dim;
+        const int64_t mc = qd > maxc ? qd : maxc;
+        pc.U = sk_malloc((size_t)(mc * mc) * sizeof *pc.U);
+        pc.dead = sk_malloc((size_t)mc);
+        if (!pc.U || !pc.dead) {
             st = sk_error(SHRINK_ERR_NOMEM, "prune: out of memory for a %lld x %lld "
-                          "inverse Hessian", (long long)maxc, (long long)maxc);
+                          "inverse Hessian", (long long)mc, (long long)mc);
             goto out;
         }
     }
-    sk_context_set_observer(ctx, calib_observe, &c);
-    const int L = cfg->n_layers;
-    for (int l = 0; l < L && !st; l++) {
-        c.layer = l;
-        for (int i = 0; i < IN_COUNT; i++)
-            memset(c.stat[i], 0, (size_t)(j->method == PM_WANDA ? c.cols[i]
-                                          : c.cols[i] * c.cols[i]) * sizeof(double));
-        /* windows of n_ctx tokens, each from position 0 */
-        for (int64_t w0 = 0; w0 < n && !st; w0 += n_ctx) {
-            int32_t wl = (int32_t)(n - w0 < n_ctx ? n - w0 : n_ctx);
-            st = shrink_context_eval(ctx, ids + w0, wl, 0, NULL, 0);
-        }
-        if (st) break;
-        /* the pruned layer's inputs, one after another: statistics then its matrices */
-        for (int in_i = 0; in_i < IN_COUNT && !st; in_i++) {
-            int any = 0;
-            for (int64_t i = 0; i < xf->n; i++)
-                any |= xf->ts[i].t.layer == l && j->ps[i].prunable && j->ps[i].input == in_i &&
-                       xf->ts[i].t.n_dims == 2;
-            if (!any) continue;
-            if (j->method == PM_SPARSEGPT) {
-                const int64_t k = c.cols[in_i];
-                double *H = c.stat[in_i];
-                for (int64_t a = 0; a < k; a++) /* mirror the upper triangle */
-                    for (int64_t b = 0; b < a; b++) H[a * k + b] = H[b * k + a];
-                st = sk_sparsegpt_factor(H, k, p->damp, U, dead);
-                if (st) {
-                    st = sk_error(st, "layer %d: %s", l, shrink_last_error());
-                    break;
-                }
-            }
-            for (int64_t i = 0; i < xf->n && !st; i++) {
-                sk_xf_tensor *x = &xf->ts[i];
-                if (x->t.layer != l || !j->ps[i].prunable || j->ps[i].input != in_i ||
-                    x->t.n_dims != 2)
-                    continue;
-                st = prune_calibrated(j, xf, x, c.stat[in_i], U, dead);
-                if (!st) bind_pruned(mm, x, j->ps[i].w);
-            }
-        }
-        if (p->progress) p->progress(p->user, 0, l + 1, L);
-    }
+    sk_layerwise lw = {.model = m, .ids = ids, .n = n, .n_ctx = p->calib_ctx,
+                       .diag = j->method == PM_WANDA, .layer = prune_layer,
+                       .progress = prune_layer_progress, .user = &pc};
+    st = sk_layerwise_run(&lw);
     if (!st) *n_used = n;
 out:
-    for (int i = 0; i < IN_COUNT; i++) sk_free(c.stat[i]);
-    sk_free(U);
-    sk_free(dead);
+    sk_free(pc.U);
+    sk_free(pc.dead);
     shrink_free(ids);
-    shrink_context_free(ctx);
     shrink_model_free(m);
     return st;
 }
@@ -522,7 +379,7 @@ shrink_status shrink_prune(const char *in, const char *out, const shrink_prune_p
     for (int64_t i = 0; i < xf.n; i++) {
         const sk_xf_tensor *x = &xf.ts[i];
         ptensor *q = &j.ps[i];
-        q->input = role_input(x->t.role);
+        q->input = sk_role_input(x->t.role);
         if (x->t.n_dims != 2 || q->input < 0) continue;
         if (sk_glob_list_match(p->keep, x->name)) {
             q->kept = 1;

@@ -32,6 +32,7 @@
  */
 #include "quant.h"
 #include "imatrix.h"
+#include "gptq.h"
 
 #include "../model/transform.h"
 #include "../model/model.h"
@@ -285,6 +286,7 @@ typedef struct qtensor {
     sk_qparams   qp;
     double       err2, ref2;   /* sum (dequant(q) - w)^2, sum w^2 */
     shrink_dtype want;         /* the type the scheme chose before a fallback */
+    const uint8_t *gptq_rows;  /* --method gptq: the tensor's rows as GPTQ wrote them */
 } qtensor;
 
 
@@ -328,6 +330,8 @@ typedef struct qjob {
     qacc     *acc;           /* (n_threads) */
     int64_t   range_cols;    /* row length of the tensor in the range pass */
     const sk_imatrix *im;    /* importance matrix, or NULL */
+    sk_gptq_run *gptq;       /* --method gptq (run before the first tensor is written) */
+    int       gptq_done;
 } qjob;
 
 /* The importance of x's columns when it has an entry and its type uses one: ggml's weighted
@@ -436,10 +440,29 @@ static shrink_status range_chunk(void *user, int tid, int64_t r, int64_t k, floa
     return SHRINK_OK;
 }
 
+/* --method gptq (gptq.c): the layer-by-layer pass, then each GPTQ'd tensor's rows are copied
+ * by q_rows instead of quantized (kept tensors, embeddings, head: round to nearest). */
+static shrink_status run_gptq(qjob *j, sk_xf *xf) {
+    uint8_t *sel = sk_malloc((size_t)xf->n);
+    if (!sel) return sk_error(SHRINK_ERR_NOMEM, "quantize: out of memory");
+    for (int64_t i = 0; i < xf->n; i++) sel[i] = !j->qs[i].kept;
+    j->gptq->sel = sel;
+    shrink_status st = sk_gptq_model(xf, j->gptq);
+    j->gptq->sel = NULL;
+    sk_free(sel);
+    for (int64_t i = 0; !st && i < xf->n; i++) j->qs[i].gptq_rows = j->gptq->bytes[i];
+    return st;
+}
+
 /* Before a tensor's rows: per-tensor types need the whole tensor's min and max. */
 static shrink_status q_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
     qjob *j = user;
     qtensor *q = x->user;
+    if (j->gptq && !j->gptq_done) { /* every tensor is planned: GPTQ the blocks' matrices */
+        j->gptq_done = 1;
+        shrink_status st = run_gptq(j, xf);
+        if (st) return st;
+    }
     acc_reset(j, xf->n_threads);
     if (!q->need_range) return SHRINK_OK;
     const int vec = x->t.n_dims == 1;
@@ -495,7 +518,8 @@ static shrink_status q_rows(void *user, sk_xf_tensor *x, int tid, int64_t row0, 
                                 ", column %" PRId64 ": a quantized copy would hide the damage; "
                                 "the input model is broken", x->name, isnan(xr[m]) ? "NaN"
                                 : "an infinity", row0 + i, m);
-        quantize_row(j, x, q, xr, y, cols);
+        if (q->gptq_rows) memcpy(y, q->gptq_rows + (size_t)(row0 + i) * row_bytes, row_bytes);
+        else quantize_row(j, x, q, xr, y, cols);
         d->to_f32(y, tmp, cols);
         double e = 0.0, r = 0.0;
         for (int64_t m = 0; m < cols; m++) {
@@ -674,7 +698,8 @@ shrink_quantize_params shrink_quantize_params_default(void) {
                                 .calib_path = NULL, .calib_tokens = 4096,
                                 .tokenizer_path = NULL, .tensor_stats = false,
                                 .ggml_exact = false,
-                                .progress = NULL, .user = NULL};
+                                .progress = NULL, .user = NULL,
+                                .gptq_damp = 0.01, .gptq_block = 128};
     return p;
 }
 
@@ -715,6 +740,40 @@ static const char *input_dtype(const struct shrink_model *m, int *quantized) {
     return count[best] >= all - all / 10 ? shrink_dtype_name((shrink_dtype)best) : "mixed";
 }
 
+/* --method: rtn, or gptq with what it needs (a calibration text, a scheme it serves). */
+static shrink_status check_gptq(const shrink_quantize_params *p, const sk_scheme *s) {
+    if (!p->method || !*p->method || strcasecmp(p->method, "rtn") == 0) return SHRINK_OK;
+    if (strcasecmp(p->method, "gptq") != 0)
+        return sk_error(SHRINK_ERR_ARG, "unknown quantization method '%s' (rtn, gptq)",
+                        p->method);
+    if (s->mix != SK_MIX_NONE || !sk_gptq_serves(s->dtype, 0))
+        return sk_error(SHRINK_ERR_ARG, "--method gptq cannot write scheme %s (%s): it writes "
+                        "q4_0, q4_1, q5_0, q5_1, q8_0, int4_g32/g64/g128 (and _asym), int8_ch "
+                        "and w8a8", s->name, s->mix != SK_MIX_NONE ? "a mix of K-types"
+                        : shrink_dtype_name(s->dtype));
+    if (!p->calib_path || !*p->calib_path)
+        return sk_error(SHRINK_ERR_ARG, "--method gptq needs a calibration text (--calib FILE): "
+                        "it rounds every matrix against the Hessian of its inputs on that text");
+    if (p->imatrix_path || p->imatrix_calib)
+        return sk_error(SHRINK_ERR_ARG, "--method gptq does not take an importance matrix "
+                        "(--imatrix): GPTQ weighs the rounding by the full Hessian instead");
+    if (p->calib_tokens < 1)
+        return sk_error(SHRINK_ERR_ARG, "--method gptq: calibration tokens %lld < 1",
+                        (long long)p->calib_tokens);
+    if (!(p->gptq_damp > 0.0) || !isfinite(p->gptq_damp))
+        return sk_error(SHRINK_ERR_ARG, "--method gptq: damping %g must be > 0 (a fraction of "
+                        "the Hessian's mean diagonal: 0.01 is 1 %%)", p->gptq_damp);
+    if (p->gptq_block < 1 || p->calib_ctx < 0)
+        return sk_error(SHRINK_ERR_ARG, "--method gptq: block %d and calibration window %d must "
+                        "be positive", p->gptq_block, p->calib_ctx);
+    return SHRINK_OK;
+}
+
+static void gptq_progress(void *user, int64_t done, int64_t total) {
+    const shrink_quantize_params *p = user;
+    if (p->progress) p->progress(p->user, 0, done, total);
+}
+
 static shrink_status check_params(const char *in, const char *out,
                                   const shrink_quantize_params *p, const sk_scheme **s) {
     char list[512];
@@ -739,6 +798,8 @@ static shrink_status check_params(const char *in, const char *out,
     if (p->calib_tokens < 0)
         return sk_error(SHRINK_ERR_ARG, "quantize: a calibration token count of %lld is negative",
                         (long long)p->calib_tokens);
+    shrink_status st = check_gptq(p, *s);
+    if (st) return st;
     if (sk_same_file(in, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the input; refusing to overwrite it", out);
     if (sk_format_from_path(out) != SK_FORMAT_GGUF)
@@ -791,6 +852,17 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
     j.scheme = s;
     j.p = p;
     j.absmax = absmax;
+    sk_gptq_run gr;
+    memset(&gr, 0, sizeof gr);
+    if (p->method && strcasecmp(p->method, "gptq") == 0) {
+        gr = (sk_gptq_run){.in = in, .tokenizer_path = p->tokenizer_path,
+                           .calib_path = p->calib_path, .calib_tokens = p->calib_tokens,
+                           .calib_ctx = p->calib_ctx, .head = p->gptq_head,
+                           .o = {.damp = p->gptq_damp, .act_order = p->gptq_act_order,
+                                 .block = p->gptq_block, .search = !p->ggml_exact},
+                           .progress = gptq_progress, .user = (void *)(uintptr_t)p};
+        j.gptq = &gr;
+    }
     if ((st = quant_imatrix(in, p, &im, &r->calib_tokens))) goto out;
     j.im = im;
     if ((st = sk_xf_open(&xf, in, p->tokenizer_path, "quantize"))) goto out;
@@ -832,6 +904,12 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
     for (int64_t i = 0; i < xf.n; i++)
         r->imatrix_used += ((const qtensor *)xf.ts[i].user)->qp.imatrix != NULL;
     r->imatrix_entries = im ? im->n : 0;
+    if (j.gptq) {
+        r->calib_tokens = gr.n_tokens;
+        r->gptq_matrices = gr.n_matrices;
+        r->gptq_damp_raised = gr.damp_raised;
+        r->gptq_max_damp = gr.max_damp;
+    }
     struct stat sb;
     if (stat(out, &sb) == 0) r->out_file_bytes = (uint64_t)sb.st_size;
     r->seconds = shrink_time() - t0;
@@ -841,6 +919,7 @@ out:
     sk_free(j.acc);
     sk_free(absmax);
     sk_imatrix_free(im);
+    sk_gptq_run_free(&gr, xf.n);
     sk_xf_close(&xf);
     return st;
 }

@@ -28,6 +28,12 @@ typedef struct quantize_opts {
     bool        allow_requantize;
     bool        output_q6_K;
     bool        list;       /* handled before parsing (scheme_list_cmd): here for --help */
+    /* --method gptq */
+    const char *method;
+    double      damp;
+    bool        act_order;
+    int32_t     block;
+    bool        gptq_head;
 } quantize_opts;
 
 static const cli_opt quantize_rows[] = {
@@ -63,6 +69,17 @@ static const cli_opt quantize_rows[] = {
      "                         without --pure (default: the scheme's type)"},
     {"--list", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, list), NULL, 0, 0,
      "print the schemes (bits/weight, use, measured KL) and exit"},
+    {"--method", NULL, CLI_OPT_STR, offsetof(quantize_opts, method), "NAME", 0, 0,
+     "rtn (default): round to nearest; gptq: GPTQ against the\n"
+     "                         Hessian of each layer's inputs on --calib"},
+    {"--damp", NULL, CLI_OPT_FLOAT, offsetof(quantize_opts, damp), "F", 1e-12, 1e6,
+     "gptq: damping, fraction of mean(diag H) (default 0.01)"},
+    {"--act-order", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, act_order), NULL, 0, 0,
+     "gptq: columns by descending Hessian diagonal (static groups)"},
+    {"--block", NULL, CLI_OPT_INT, offsetof(quantize_opts, block), "N", 1, 1 << 20,
+     "gptq: columns per lazy update block (default 128)"},
+    {"--gptq-head", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, gptq_head), NULL, 0, 0,
+     "gptq: the output head too (the token embedding when tied)"},
 };
 
 static void print_scheme_table(FILE *f);
@@ -72,6 +89,8 @@ static const cli_spec spec = {
     .synopsis    = "IN OUT.gguf --scheme NAME [--keep GLOBS [--keep-dtype DTYPE]]\n"
                    "       (or llama-quantize's order: IN OUT.gguf NAME)\n"
                    "       [--calib FILE [--calib-tokens N]] [--ggml-exact] [--verbose]\n"
+                   "       [--method gptq --calib FILE [--calib-ctx C] [--damp F] [--act-order]\n"
+                   "        [--block B]]\n"
                    "       shrink quantize --list [--json]",
     .description = "Quantizes a model (GGUF, Hugging Face folder or llama2.c .bin; a quantized\n"
                    "GGUF is dequantized first) into a GGUF file, tensor by tensor. The mixes\n"
@@ -135,6 +154,7 @@ static void print_json(const char *in, const char *out, const shrink_quantize_re
     cli_json_key(&j, "n_fallback");      cli_json_int(&j, r->n_fallback);
     cli_json_key(&j, "requantized");     cli_json_bool(&j, r->requantized);
     cli_json_key(&j, "calib_tokens");    cli_json_int(&j, r->calib_tokens);
+    cli_json_key(&j, "gptq_matrices");   cli_json_int(&j, r->gptq_matrices);
     cli_json_key(&j, "seconds");         cli_json_num(&j, r->seconds);
     cli_json_key(&j, "peak_rss_bytes");  cli_json_u64(&j, shrink_peak_rss());
     cli_written_json(w, &j);
@@ -199,7 +219,8 @@ static void imatrix_params(const quantize_opts *o, shrink_quantize_params *p) {
     bool w8a8s = strncasecmp(o->scheme, "w8a8_static", 11) == 0 ||
                  strncasecmp(o->scheme, "w8a8-static", 11) == 0;
     p->imatrix_path = o->imatrix;
-    if (o->calib && !w8a8s && !o->imatrix) p->imatrix_calib = o->calib;
+    bool gptq = o->method && !strcasecmp(o->method, "gptq");
+    if (o->calib && !w8a8s && !o->imatrix && !gptq) p->imatrix_calib = o->calib;
     if (o->calib && !w8a8s && o->imatrix)
         cli_warn("--calib ignored: the importance matrix comes from --imatrix %s", o->imatrix);
     p->imatrix_ctx = o->calib_ctx;
@@ -342,6 +363,12 @@ int cmd_quantize(int argc, char **argv) {
     }
     p.calib_path = opts.calib;
     imatrix_params(&opts, &p);
+    p.method = opts.method;
+    p.calib_ctx = opts.calib_ctx;
+    if (opts.damp > 0) p.gptq_damp = opts.damp;
+    p.gptq_act_order = opts.act_order;
+    p.gptq_head = opts.gptq_head;
+    if (opts.block > 0) p.gptq_block = opts.block;
     p.calib_tokens = opts.calib_tokens;
     p.tokenizer_path = common.tokenizer;
     p.tensor_stats = true; /* the per-type summary; the table only with --verbose */
@@ -350,6 +377,7 @@ int cmd_quantize(int argc, char **argv) {
 
     cli_phase_progress prog = {.phase = -1, .last = -1, .calib_label = "calibration tokens",
                                .write_label = "quantize MiB", .common = &common};
+    if (opts.method && !strcasecmp(opts.method, "gptq")) prog.calib_label = "GPTQ layers";
     p.progress = cli_phase_progress_cb;
     p.user = &prog;
     shrink_quantize_result r;
@@ -367,6 +395,10 @@ int cmd_quantize(int argc, char **argv) {
             return cli_fail("%s: %s", pos[0], msg);   /* a tensor of IN */
         return cli_fail_status(st);
     }
+    if (r.gptq_damp_raised)
+        cli_warn("GPTQ: the Hessian of %d layer input(s) was not positive definite with damping "
+                 "%g; the damping was raised (to %g at most): give more calibration tokens",
+                 r.gptq_damp_raised, p.gptq_damp, r.gptq_max_damp);
     if (r.requantized)
         cli_warn("%s holds quantized tensors: they were dequantized and quantized again, which "
                  "loses more than quantizing the original weights", pos[0]);
