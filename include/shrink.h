@@ -129,6 +129,12 @@ typedef struct shrink_load_params {
     bool        no_tokenizer;   /* true: do not load a tokenizer (info on a bare file) */
     bool        allow_nonfinite;/* true: load weights holding NaN or Inf (default: refused,
                                    naming the tensor; shrink_model_nonfinite counts them) */
+    /* quantize an f32/f16/bf16 model's matrices in memory while loading (bitsandbytes'
+     * load_in_4bit; no file written): a dtype name ("q4_0", "nf4", "int4_g128", "q4_K", ...),
+     * every matrix but the position embedding in it (its GGUF fallback where the block does
+     * not divide the rows), through the quantizer `shrink quantize --scheme` uses, so the model
+     * equals the file that writes. NULL: as stored. */
+    const char *load_as;
 } shrink_load_params;
 
 SHRINK_API shrink_load_params shrink_load_params_default(void);
@@ -310,6 +316,13 @@ typedef struct shrink_quantize_params {
     bool        gptq_act_order; /* columns by descending Hessian diagonal (static groups) */
     int32_t     gptq_block;     /* columns per lazy update block (128) */
     bool        gptq_head;      /* also the output head (the token embedding when tied) */
+    /* AWQ and SmoothQuant (docs/quantization.md, "AWQ and SmoothQuant"): method "awq" and
+     * smooth run the model over calib_path (calib_tokens tokens, windows of calib_ctx) and fold
+     * per-input-channel scales into the preceding norm or linear; "awq": AWQ's searched
+     * scales and weight clipping (any scheme but w8a8* / int8_t*) */
+    bool        smooth;         /* w8a8, w8a8_static: SmoothQuant before quantizing */
+    double      smooth_alpha;   /* its migration strength in [0, 1] (default 0.5) */
+    bool        awq_no_clip;    /* AWQ without the clipping search */
 } shrink_quantize_params;
 
 /* One tensor of the output. */
@@ -345,6 +358,9 @@ typedef struct shrink_quantize_result {
     int64_t      gptq_matrices; /* --method gptq: matrices GPTQ rounded */
     int32_t      gptq_damp_raised; /* inputs whose Hessian needed more damping */
     double       gptq_max_damp; /* the largest damping used */
+    int32_t      fold_inputs;   /* awq / smooth: layer inputs whose scales were folded */
+    double       awq_mean_alpha; /* awq: mean chosen alpha over them */
+    int64_t      awq_clipped;   /* awq: quantization groups whose max was lowered */
 } shrink_quantize_result;
 
 SHRINK_API shrink_quantize_params shrink_quantize_params_default(void);
@@ -957,6 +973,21 @@ typedef struct shrink_train_params {
     double      temperature;    /* tau > 0 */
     int32_t     top_k;          /* 0: the whole vocabulary; K: the teacher's top K, renormalized */
     bool        weak;           /* the teacher's top-1 token as the soft target (K = 1) */
+    /* The teacher cache (top_k or weak only): the teacher's top K per position of every
+     * aligned window (multiples of ctx) of the data, built once in this folder and reused;
+     * random windows then start at multiples of ctx. cache_progress (windows done / total,
+     * user as log's; may be NULL) while it is built. */
+    const char *teacher_cache;
+    void      (*cache_progress)(void *user, int64_t done, int64_t total);
+    /* Quantization-aware training (docs/adapters.md, "QAT"): the target matrices are
+     * quantized to this dtype ("q4_0", "q8_0", "q4_K", "int4_g128", "nf4", ...: a single-type
+     * scheme of shrink_quantize) and dequantized in every forward pass, scales recomputed
+     * from the current fp32 weights, the gradient passed straight through; the final model is
+     * then the real quantized GGUF (<out_dir>/model.gguf; only GGUF holds these types). With
+     * LoRA the frozen base is the target (quantized once). NULL: none. */
+    const char *qat;
+    const char *qat_targets;    /* "q,k,v,o,gate,up,down,embed,output" or "all" (NULL: all,
+                                   every matrix shrink_quantize quantizes) */
     /* Data parallelism: NULL or n_ranks 1: one process. Otherwise accum must equal n_ranks
      * (0 or 1: set to it): rank r runs micro-batch r of every step, the gradients and losses
      * are summed in rank order through comm (one process with accum = n_ranks makes the same
@@ -981,6 +1012,8 @@ typedef struct shrink_train_result {
     double  tok_per_s;
     char    model_out[1024];    /* the final model's path */
     const char *format;         /* its format (static string) */
+    char    teacher_cache[1024]; /* the teacher cache file used ("" if none) */
+    bool    teacher_cache_built; /* written by this run (else reused) */
 } shrink_train_result;
 
 SHRINK_API shrink_train_params shrink_train_params_default(void);
@@ -1069,7 +1102,8 @@ SHRINK_API shrink_status shrink_sensitivity_merge(const char *const *paths, int3
  * activation proxies (Minitron's head / neuron importance, ShortGPT's block influence for
  * layers), or at random (seeded; a baseline). */
 typedef enum shrink_rank_by {
-    SHRINK_RANK_ACTIVATION, SHRINK_RANK_SENSITIVITY, SHRINK_RANK_RANDOM
+    SHRINK_RANK_ACTIVATION, SHRINK_RANK_SENSITIVITY, SHRINK_RANK_RANDOM,
+    SHRINK_RANK_INDEX /* keep the first units (the highest indices go first; no calibration) */
 } shrink_rank_by;
 
 typedef struct shrink_structured_params {
@@ -1089,6 +1123,12 @@ typedef struct shrink_structured_params {
     /* phase 0: units scored (done / total); phase 1: tensor bytes written */
     void         (*progress)(void *user, int phase, int64_t done, int64_t total);
     void          *user;
+    /* these input layers removed (layer reduction, shrink drop-layers) instead of `layers`
+     * ranked by `by`; NULL / 0: none. Distinct, in [0, n_layers), fewer than n_layers. */
+    const int32_t *layer_list;
+    int32_t        n_layer_list;
+    const double  *layer_scores; /* (n_layers) the caller's layer ranking, lowest removed
+                                    first (shrink student's every-other / list); NULL: by */
 } shrink_structured_params;
 
 typedef struct shrink_structured_result {
@@ -1186,6 +1226,70 @@ SHRINK_API shrink_status shrink_lora_train(const char *model_path,
                                            const shrink_lora_params *lora,
                                            shrink_lora_result *result);
 
+/* ==== low-rank factorization (issue 15; src/lowrank/, docs/lowrank.md) =================== */
+
+/* How each matrix is approximated: plain truncated SVD; ASVD (input channels scaled by their
+ * mean |activation|^alpha on the calibration text before the SVD, unscaled after); SVD-LLM's
+ * whitening (the SVD of W L with L L^T = X^T X of the calibration inputs, then L^-1: the
+ * truncation that minimises the error of the layer's output on those inputs). */
+typedef enum shrink_lowrank_method {
+    SHRINK_LOWRANK_SVD, SHRINK_LOWRANK_ASVD, SHRINK_LOWRANK_WHITEN, SHRINK_LOWRANK_COUNT
+} shrink_lowrank_method;
+/* "svd", "asvd", "whiten"; shrink_lowrank_method_parse: SHRINK_ERR_ARG if unknown. */
+SHRINK_API const char *shrink_lowrank_method_name(shrink_lowrank_method m);
+SHRINK_API shrink_status shrink_lowrank_method_parse(const char *name,
+                                                     shrink_lowrank_method *out);
+
+typedef struct shrink_lowrank_params {
+    shrink_lowrank_method method;
+    /* exactly one: a fixed rank per matrix; the kept fraction of the spectral energy (sum of
+     * squared singular values) in (0, 1]; the fraction of each matrix's parameters its two
+     * factors hold, in (0, 1): rank floor(ratio * rows * cols / (rows + cols)) */
+    int32_t     rank;
+    double      energy;
+    double      ratio;
+    const char *targets;        /* comma list of q, k, v, o, gate, up, down (GPT-2's fused
+                                   q|k|v counts as q); NULL: all seven */
+    const char *calib_path;     /* asvd, whiten: UTF-8 calibration text */
+    int64_t     calib_tokens;   /* tokens of it (default 2048) */
+    int32_t     calib_ctx;      /* tokens per window (default min(context, 256)) */
+    double      alpha;          /* asvd: exponent of the activation scale (default 0.5) */
+    double      damp;           /* whiten: added to the diagonal of X^T X, as a fraction of
+                                   its mean (default 1e-3) */
+    const char *tokenizer_path; /* as shrink_load_params */
+    int         dtype;          /* shrink_dtype of the output's matrices, -1: the input's */
+    /* phase 0: calibration tokens run (done / total); phase 1: tensor bytes written (the
+     * factorization runs as each matrix is reached); may be NULL */
+    void      (*progress)(void *user, int phase, int64_t done, int64_t total);
+    void       *user;
+} shrink_lowrank_params;
+
+typedef struct shrink_lowrank_result {
+    int64_t  n_matrices;      /* matrices targeted */
+    int64_t  n_dense;         /* of them kept dense: their factors would not be smaller */
+    int64_t  params_target;   /* parameters of the targeted matrices */
+    int64_t  params_lowrank;  /* their parameters stored as factors r (rows + cols) (the
+                                 dense ones: rows x cols) */
+    int32_t  min_rank, max_rank;
+    double   mean_energy;     /* mean kept spectral energy (of W, W S or W L) */
+    double   mean_rel_err;    /* mean ||W - W'||_F / ||W||_F */
+    int64_t  calib_tokens;
+    uint64_t in_file_bytes, out_file_bytes;
+    double   seconds;
+} shrink_lowrank_result;
+
+SHRINK_API shrink_lowrank_params shrink_lowrank_params_default(void);
+/* Replaces every targeted matrix of the model at `in` by its rank-r approximation (the rank
+ * from params) and writes the product merged back dense to `out` (GGUF for *.gguf, else a
+ * Hugging Face folder): the model keeps its shape, so every reader runs it. A rank of 0 or
+ * above min(rows, cols), an energy outside (0, 1], a ratio outside (0, 1), or asvd / whiten
+ * without a calibration text: SHRINK_ERR_ARG before anything is written. A matrix whose
+ * factors would not be smaller than it (r (rows + cols) >= rows x cols) is kept as it is and
+ * counted in n_dense. result may be NULL. */
+SHRINK_API shrink_status shrink_lowrank(const char *in, const char *out,
+                                        const shrink_lowrank_params *params,
+                                        shrink_lowrank_result *result);
+
 /* ==== temporaries (docs/reliability.md) ================================================== */
 
 /* Removes every temporary file and folder this process is writing (an output appears only
@@ -1200,6 +1304,74 @@ SHRINK_API int shrink_remove_stale_temporaries(const char *dir,
                                                void (*removed)(void *user, const char *path),
                                                void *user);
 
+/* ==== students cut from a teacher (issue 12; src/prune/student.c, docs/distillation.md) ==== */
+
+typedef enum shrink_student_pick {
+    SHRINK_PICK_EVERY_OTHER, /* layers i * L / N when N divides L (every other one at N = L/2),
+                                else round(i * (L - 1) / (N - 1)): first to last, evenly */
+    SHRINK_PICK_KLD          /* the N layers of largest measured KL (shrink_sensitivity) */
+} shrink_student_pick;
+
+typedef struct shrink_student_params {
+    int32_t             layers;      /* layers kept (0: all), chosen by pick */
+    const int32_t      *layer_list;  /* or exactly these layers (n_layer_list; any order) */
+    int32_t             n_layer_list;
+    shrink_student_pick pick;
+    int32_t             heads;       /* query heads kept per layer (0: all); a multiple of the
+                                        K/V groups: each group keeps heads / n_kv_heads */
+    int32_t             ffn;         /* FFN neurons kept per layer (0: all) */
+    /* heads and neurons kept: with pick KLD the least measured KL goes (needs calib_path);
+     * with EVERY_OTHER the least activation importance (calib_path given) or the last ones */
+    const char         *calib_path;
+    int64_t             calib_tokens;
+    int32_t             calib_ctx;
+    const char         *tokenizer_path;
+    int                 dtype;       /* shrink_dtype of the output's matrices, -1: the input's */
+    void              (*progress)(void *user, int phase, int64_t done, int64_t total);
+    void               *user;
+} shrink_student_params;
+
+SHRINK_API shrink_student_params shrink_student_params_default(void);
+/* Writes to `out` (any format: .gguf, .bin llama2.c, else a Hugging Face folder) a student
+ * cut from the teacher at `teacher`: the kept layers, heads and neurons with the teacher's
+ * weights copied exactly (shrink_prune_structured does the cut). A student as big as or
+ * bigger than its teacher, a layer outside it or listed twice is SHRINK_ERR_ARG and nothing
+ * is written. result as shrink_prune_structured's (may be NULL). */
+SHRINK_API shrink_status shrink_student(const char *teacher, const char *out,
+                                        const shrink_student_params *params,
+                                        shrink_structured_result *result);
+
+/* ==== synthetic training text from a teacher (issue 12; src/train/synth.c) ================= */
+
+typedef struct shrink_synth_params {
+    int64_t     n_tokens;       /* tokens written (the last sequence is cut) */
+    const char *prompts_path;   /* UTF-8 text, one prompt per non-empty line (sequence j uses
+                                   line j mod lines); NULL: every sequence starts from BOS */
+    float       temperature;    /* 1 by default; 0 = greedy */
+    int32_t     top_k;          /* 0 = off */
+    float       top_p;          /* 1 = off */
+    uint64_t    seed;
+    int32_t     batch;          /* sequences sampled at once, one per thread (0: the threads) */
+    int32_t     max_len;        /* tokens per sequence, prompt included (0: the context) */
+    const char *tokenizer_path; /* as shrink_load_params */
+    void      (*progress)(void *user, int64_t done, int64_t total); /* tokens; may be NULL */
+    void       *user;
+} shrink_synth_params;
+
+typedef struct shrink_synth_result {
+    int64_t n_tokens, n_sequences, n_generated; /* written; sequences; sampled (no prompts) */
+    int32_t vocab_size, batch, max_len;
+    double  seconds;
+} shrink_synth_result;
+
+SHRINK_API shrink_synth_params shrink_synth_params_default(void);
+/* Samples sequences from the model at `model` into the token file `out` (the format of
+ * shrink_tokenize_file, read by shrink_train): BOS, the prompt, sampled tokens up to EOS or
+ * max_len, one sequence after another. The file depends on (model, params, seed) only, not on
+ * the thread count or the batch size. Written atomically. result may be NULL. */
+SHRINK_API shrink_status shrink_synth(const char *model, const char *out,
+                                      const shrink_synth_params *params,
+                                      shrink_synth_result *result);
 /* ==== SHA-256 and the manifest (docs/manifest.md) ======================================== */
 
 /* SHA-256 (FIPS 180-4) of data[0..n). */

@@ -94,3 +94,33 @@ json_num() {
 }
 
 lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0 && a != "" && b != "") }'; }
+
+# expect_refused DESC WANT OUTFILE CMD...: CMD exits in [1, 127] with no sanitizer report,
+# stderr contains WANT and OUTFILE was not written (stdout may hold text)
+expect_refused() {
+    desc=$1
+    want=$2
+    outf=$3
+    shift 3
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    sanitized "$desc" || return 1
+    if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then bad "$desc: exit $rc (want 1..127)"; return 1; fi
+    if ! grep -qF -- "$want" "$tmp/err"; then
+        bad "$desc: stderr does not mention '$want': $(head -c 400 "$tmp/err")"
+        return 1
+    fi
+    if [ -e "$outf" ]; then bad "$desc: $outf was written"; return 1; fi
+    ok
+}
+
+# story_text FILE N: N numbered lines of a short story in FILE (a calibration text for
+# stories260K)
+story_text() {
+    i=0
+    : >"$1"
+    while [ $i -lt "$2" ]; do
+        printf 'Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog Max. One day %d birds sang a song, and Lily laughed and ran home to tell her mom.\n' "$i" >>"$1"
+        i=$((i + 1))
+    done
+}

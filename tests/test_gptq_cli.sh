@@ -6,7 +6,7 @@
 #
 # Model: tiny-llama-gqa (../shared; 64-wide, ffn 176: ffn_down falls back to f16 and is not
 # GPTQ'd); calibration text tests/fixtures/prune/calib.txt. Covers: q4_0 with GPTQ (12 matrices)
-# and with --act-order --block 32, int4_g32 (int8_ch for the 176-wide rows), each reloaded by
+# and with --act-order --block 32, with --gptq-head (the tied head: 13), int4_g32 (int8_ch for the 176-wide rows), each reloaded by
 # `shrink ppl`; on the calibration text GPTQ's mean KL from the original (shrink compare) is
 # below round to nearest's. Bad input, each with a message, a non-zero exit and no output file:
 # a calibration text shorter than asked (saying how many tokens it gave), a scheme GPTQ cannot
@@ -42,9 +42,14 @@ fi
 expect_ok "q4_0 gptq act-order" "$bin" quantize "$model" "$tmp/ga.gguf" --scheme q4_0 \
     --method gptq --calib "$calib" --calib-tokens 256 --calib-ctx 64 --act-order --block 32 \
     --damp 0.05
+if expect_ok "q4_0 gptq --gptq-head" "$bin" quantize "$model" "$tmp/gh.gguf" --scheme q4_0 \
+    --method gptq --calib "$calib" --calib-tokens 256 --calib-ctx 64 --gptq-head --json; then
+    n=$(json_num gptq_matrices)
+    [ "$n" = 13 ] && ok || bad "--gptq-head: $n matrices GPTQ'd, want 13 (the tied head too)"
+fi
 expect_ok "int4_g32 gptq" "$bin" quantize "$model" "$tmp/gi.gguf" --scheme int4_g32 \
     --method gptq --calib "$calib" --calib-tokens 256 --calib-ctx 64
-for f in g ga gi; do
+for f in g ga gh gi; do
     if expect_ok "ppl $f" "$bin" ppl "$tmp/$f.gguf" "$calib" --json; then
         p=$(json_num ppl)
         lt "$p" 100000 && ok || bad "ppl $f: $p"

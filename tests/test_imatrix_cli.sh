@@ -21,22 +21,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/shrink-imatrix-cli.XXXXXX") || exit 1
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT INT TERM
 
 # expect_fail DESC WANT OUTFILE CMD...: exit in [1, 127], stderr contains WANT, OUTFILE absent
-expect_fail() {
-    desc=$1
-    want=$2
-    outf=$3
-    shift 3
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-    sanitized "$desc" || return 1
-    if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then bad "$desc: exit $rc (want 1..127)"; return 1; fi
-    if ! grep -qF -- "$want" "$tmp/err"; then
-        bad "$desc: stderr does not mention '$want': $(head -c 400 "$tmp/err")"
-        return 1
-    fi
-    if [ -e "$outf" ]; then bad "$desc: $outf was written"; return 1; fi
-    ok
-}
+expect_fail() { expect_refused "$@"; }
 
 model=$(asset models/stories260K/stories260K.bin) || model=""
 tok=$(asset models/stories260K/tok512.bin) || tok=""
@@ -45,12 +30,7 @@ if [ -z "$model" ] || [ -z "$tok" ]; then
     sh_finish test_imatrix_cli
 fi
 
-i=0
-: >"$tmp/calib.txt"
-while [ $i -lt 12 ]; do
-    printf 'Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog Max. One day %d birds sang a song, and Lily laughed and ran home to tell her mom.\n' "$i" >>"$tmp/calib.txt"
-    i=$((i + 1))
-done
+story_text "$tmp/calib.txt" 12
 
 # ==== the file and its use ====================================================================
 

@@ -9,7 +9,8 @@
  *   - bad options (rank 0, rank above a projection's side, unknown target) refused;
  *   - QLoRA: shrink_lora_train on NF4 and Q4_K GGUF bases of stories260K runs and lowers the
  *     validation loss; a run stopped at a checkpoint and resumed ends bit for bit as the
- *     uninterrupted run (loss and adapter bytes); the adapter loads with --lora.
+ *     uninterrupted run (loss and adapter bytes); the checkpoint holds the adapter's tensors
+ *     and their AdamW moments only (no frozen base); the adapter loads with --lora.
  */
 #include "formats/formats.h"
 #include "convert/init.h"
@@ -192,24 +193,43 @@ static void check_bad_options(void) {
 
 /* ---- QLoRA on stories260K ----------------------------------------------------------------- */
 
-typedef struct copy_at {
-    const char *from, *to;
-    int64_t     step;
-    int         copied;
-} copy_at;
-
-static void copy_ckpt(void *user, const shrink_train_log *l) {
-    copy_at *c = user;
-    if (!c || !l->saved || l->step != c->step) return;
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", c->from, c->to);
-    c->copied = system(cmd) == 0;
-}
-
-static int same_file_bytes(const char *a, const char *b) {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
-    return system(cmd) == 0;
+/* A LoRA checkpoint holds the adapter only: every stored tensor is a lora_a / lora_b with its
+ * two AdamW moments, nothing of the frozen base (docs/training.md's layout, parsed here). */
+static void check_ckpt_adapter_only(const char *path, int64_t n_trainable) {
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL, "%s: cannot open", path);
+    if (!f) return;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *d = malloc((size_t)size);
+    size_t got = d ? fread(d, 1, (size_t)size, f) : 0;
+    fclose(f);
+    CHECK(d && got == (size_t)size && size > 84, "%s: read", path);
+    if (!d || got != (size_t)size || size <= 84) {
+        free(d);
+        return;
+    }
+    uint32_t n = sk_rd_u32(d + 12), arrays = sk_rd_u32(d + 36), clen = sk_rd_u32(d + 72);
+    size_t at = 76 + clen;
+    int64_t elems = 0, non_lora = 0;
+    for (uint32_t i = 0; i < n && at + 12 <= (size_t)size; i++) {
+        uint32_t len = sk_rd_u32(d + at);
+        char name[128] = "";
+        memcpy(name, d + at + 4, len < 127 ? len : 127);
+        uint64_t cnt = sk_rd_u64(d + at + 4 + len);
+        non_lora += !strstr(name, ".lora_a") && !strstr(name, ".lora_b");
+        elems += (int64_t)cnt;
+        at += 4 + len + 8 + (size_t)cnt * 4 * (1 + arrays);
+    }
+    CHECK(arrays == 2, "%s: %u state arrays (AdamW: m and v)", path, arrays);
+    CHECK(non_lora == 0, "%s: %lld tensors of the frozen base stored", path, (long long)non_lora);
+    CHECK(elems == n_trainable, "%s: %lld elements stored, the adapter has %lld", path,
+          (long long)elems, (long long)n_trainable);
+    CHECK(at + 8 == (size_t)size, "%s: %zu bytes parsed of %ld", path, at + 8, size);
+    printf("  checkpoint %s: %u adapter tensors, %lld elements x 3 (w, m, v), %ld bytes\n", path,
+           n, (long long)elems, size);
+    free(d);
 }
 
 static void check_qlora(void) {
@@ -258,9 +278,9 @@ static void check_qlora(void) {
         snprintf(to, sizeof to, "%s/checkpoint.bin", ck[2]);
         snprintf(cmd, sizeof cmd, "mkdir -p '%s'", ck[2]);
         CHECK(system(cmd) == 0, "mkdir");
-        copy_at c = {from, to, 6, 0};
+        test_copy_at c = {from, to, 6, 0};
         tp.out_dir = ck[0];
-        tp.log = copy_ckpt;
+        tp.log = test_copy_ckpt;
         tp.user = &c;
         lp.out = ad[0];
         CHECK(shrink_lora_train(base[i], &tp, &lp, &r[0]) == SHRINK_OK, "%s: %s", base[i],
@@ -272,6 +292,7 @@ static void check_qlora(void) {
               "%s: validation loss did not fall: %.4f -> %.4f", base[i],
               r[0].train.val_loss_start, r[0].train.val_loss);
         CHECK(c.copied, "no checkpoint at step 6");
+        check_ckpt_adapter_only(to, r[0].n_trainable);
         /* resumed from step 6 = uninterrupted */
         tp.log = NULL;
         tp.out_dir = ck[2];
@@ -283,7 +304,7 @@ static void check_qlora(void) {
         CHECK(r[2].train.loss == r[0].train.loss && r[2].train.val_loss == r[0].train.val_loss,
               "resumed loss %.9g/%.9g vs %.9g/%.9g", r[2].train.loss, r[2].train.val_loss,
               r[0].train.loss, r[0].train.val_loss);
-        CHECK(same_file_bytes(ad[0], ad[2]), "resumed adapter differs");
+        CHECK(test_same_file(ad[0], ad[2]), "resumed adapter differs");
         /* the adapter applies at run time: the loaded base + adapter has the trained loss */
         shrink_model *m = NULL;
         shrink_load_params lpp = shrink_load_params_default();

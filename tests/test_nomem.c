@@ -7,7 +7,7 @@
  *      and leaves no library bytes allocated (sk_alloc_bytes_live): shrink_model_init,
  *      shrink_model_load, shrink_context_create, shrink_context_eval, shrink_perplexity,
  *      shrink_compare, shrink_quantize, shrink_convert, shrink_bench, shrink_train, and the
- *      trainer's sk_train_create / sk_train_forward_backward;
+ *      trainer's sk_train_create / sk_train_forward_backward; shrink_lowrank;
  *   2. the kernels allocate nothing per call: a context's eval (decode and a prompt, f32 and
  *      q8_0 models) after the first runs with allocations failing and gives the same logits;
  *      a training step allocates only its slot table (no product allocates);
@@ -189,6 +189,18 @@ static shrink_status call_convert(void *user) {
     return st;
 }
 
+/* low-rank: every matrix at rank 2, merged back dense */
+static shrink_status call_lowrank(void *user) {
+    (void)user;
+    char out[320];
+    snprintf(out, sizeof out, "%s/lr.gguf", tmp_dir);
+    shrink_lowrank_params p = shrink_lowrank_params_default();
+    p.rank = 2;
+    shrink_status st = shrink_lowrank(model_path, out, &p, NULL);
+    remove(out);
+    return st;
+}
+
 static shrink_status call_bench(void *user) {
     shrink_bench_params p = shrink_bench_params_default();
     p.pp = 8;
@@ -367,6 +379,7 @@ int main(int argc, char **argv) {
     CHECK(write_imatrix(im_path), "write %s", im_path);
     sweep("shrink_quantize q4_0 --imatrix", call_quantize_imatrix, im_path);
     sweep("shrink_convert to HF", call_convert, q8_path);
+    sweep("shrink_lowrank svd", call_lowrank, NULL);
     sweep("shrink_bench", call_bench, m);
     sweep("sk_train_create + forward_backward", call_grad, &gj);
     sweep("shrink_train", call_train, NULL);

@@ -27,6 +27,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "shrink.h"
+
 static int test_passed, test_failed, test_skipped;
 
 /* Deterministic test data: one xorshift64 generator for every test (each test program has its
@@ -158,6 +160,29 @@ static inline const char *test_need_model(char *buf, size_t cap, const char *rel
     if (stat(buf, &st) == 0) return buf;
     test_missing(rel);
     return NULL;
+}
+
+/* Training tests (shrink_train_params.log = test_copy_ckpt, .user = a test_copy_at): copies the
+ * checkpoint `from` to `to` when the step `step` has saved one (copied = 1), to resume from it. */
+typedef struct test_copy_at {
+    const char *from, *to;
+    int64_t     step;
+    int         copied;
+} test_copy_at;
+
+static inline void test_copy_ckpt(void *user, const shrink_train_log *l) {
+    test_copy_at *c = (test_copy_at *)user;
+    if (!c || !l->saved || l->step != c->step) return;
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", c->from, c->to);
+    c->copied = system(cmd) == 0;
+}
+
+/* Files a and b hold the same bytes. */
+static inline int test_same_file(const char *a, const char *b) {
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
+    return system(cmd) == 0;
 }
 
 #endif

@@ -24,6 +24,7 @@
 #include "lora.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -79,6 +80,7 @@ typedef struct binder {
     name_idx                 *sorted;  /* tensor names sorted, with their indices */
     uint8_t                  *used;    /* per tensor: bound */
     const char               *file;    /* for messages */
+    int                       load_as; /* shrink_dtype of params->load_as, or -1 */
 } binder;
 
 static int cmp_name_idx(const void *a, const void *b) {
@@ -178,6 +180,61 @@ static shrink_status bind_mat(binder *b, const sk_tensor *t, int64_t rows, int64
     return SHRINK_OK;
 }
 
+/* --load-as (shrink_load_params.load_as): matrix *mat (bound from tensor t, f32/f16/bf16)
+ * quantized in memory to the type `shrink quantize` would write for it (sk_gguf_fallback of
+ * the scheme's type), through the same row quantizer (the dtype row's `quantize`, else
+ * from_f32; per-tensor types scaled by the whole tensor's range), so the model equals the
+ * file that command writes. The old copy, if the model owns one, stays owned until free. */
+static shrink_status quantize_as(binder *b, const sk_tensor *t, sk_mat *mat) {
+    const shrink_dtype want = b->load_as;
+    const shrink_dtype from = mat->dtype;
+    if (sk_dtype_quantized(from))
+        return sk_error(SHRINK_ERR_ARG, "%s: tensor '%s' is %s already: --load-as quantizes "
+                        "f32, f16 or bf16 models", b->file, t->name, sk_dtype(from)->name);
+    const int64_t rows = mat->rows, cols = mat->cols;
+    const shrink_dtype to = sk_gguf_fallback(want, cols);
+    if (to == from) return SHRINK_OK;
+    const sk_dtype_traits *d = sk_dtype(to), *fd = sk_dtype(from);
+    const uint64_t rb = sk_dtype_row_bytes(to, cols), fb = sk_dtype_row_bytes(from, cols);
+    uint8_t *q = sk_aligned_alloc(64, (size_t)(rb * (uint64_t)rows));
+    float *f = sk_aligned_alloc(64, (size_t)rows * (size_t)cols * sizeof(float));
+    if (!q || !f || !sk_model_own(b->m, q)) {
+        if (!q || !f) sk_free(q); /* owned (freed with the model) once sk_model_own took it */
+        sk_free(f);
+        return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory quantizing '%s'", b->file, t->name);
+    }
+    const uint8_t *src = mat->data;
+    #pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++)
+        fd->to_f32(src + (size_t)(r * (int64_t)fb), f + (size_t)r * (size_t)cols, cols);
+    sk_qparams qp;
+    memset(&qp, 0, sizeof qp);
+    if (to == SHRINK_DTYPE_INT8_T || to == SHRINK_DTYPE_INT8_T_ASYM) {
+        float lo = INFINITY, hi = -INFINITY;
+        for (int64_t i = 0; i < rows * cols; i++) {
+            if (f[i] < lo) lo = f[i];
+            if (f[i] > hi) hi = f[i];
+        }
+        if (!(lo <= hi)) lo = hi = 0.0f;
+        qp.tensor_range = 1;
+        qp.tmin = lo;
+        qp.tmax = hi;
+    }
+    #pragma omp parallel for schedule(dynamic, 16)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = f + (size_t)r * (size_t)cols;
+        uint8_t *y = q + (size_t)(r * (int64_t)rb);
+        if (d->quantize) d->quantize(x, y, cols, &qp);
+        else d->from_f32(x, y, cols);
+    }
+    sk_free(f);
+    b->m->weight_bytes -= sk_dtype_tensor_bytes(from, rows, cols);
+    b->m->weight_bytes += sk_dtype_tensor_bytes(to, rows, cols);
+    mat->dtype = to;
+    mat->data = q;
+    return SHRINK_OK;
+}
+
 /* Checks t's shape against the expected (rows, cols) (file order: (cols, rows) for Conv1D). */
 static shrink_status check_shape(binder *b, const sk_tensor *t, int64_t rows, int64_t cols,
                                  int conv1d) {
@@ -233,13 +290,18 @@ static shrink_status bind_one(binder *b, const sk_trole *r, int layer) {
     sk_layer *l = layer >= 0 ? &b->m->layers[layer] : NULL;
     int64_t q = sk_tdim_value(c, SK_TD_Q), kv = sk_tdim_value(c, SK_TD_KV);
     switch (r->bind) {
-    case SK_TB_MAT:
-        return bind_mat(b, t, rows, cols, conv1d, (sk_mat *)(base_ptr + r->off));
+    case SK_TB_MAT: {
+        sk_mat *mat = (sk_mat *)(base_ptr + r->off);
+        if ((st = bind_mat(b, t, rows, cols, conv1d, mat))) return st;
+        /* --load-as: every matrix but the position embedding, as shrink quantize */
+        return b->load_as >= 0 && mat != &b->m->pos_emb ? quantize_as(b, t, mat) : SHRINK_OK;
+    }
     case SK_TB_VEC:
         return bind_vec(b, t, (const float **)(base_ptr + r->off));
     case SK_TB_QKV: {
         sk_mat all;
         if ((st = bind_mat(b, t, rows, cols, conv1d, &all))) return st;
+        if (b->load_as >= 0 && (st = quantize_as(b, t, &all))) return st;
         size_t rb = (size_t)sk_dtype_row_bytes(all.dtype, cols); /* bytes per row */
         const uint8_t *p = all.data;
         l->wq = (sk_mat){.dtype = all.dtype, .rows = q, .cols = cols, .data = p};
@@ -266,8 +328,16 @@ static shrink_status bind_one(binder *b, const sk_trole *r, int layer) {
 static shrink_status bind_all(struct shrink_model *m, const shrink_load_params *params,
                               const char *file, int64_t *n_params) {
     const sk_config *c = &m->cfg;
-    binder b = {.m = m, .params = params, .file = file};
+    binder b = {.m = m, .params = params, .file = file, .load_as = -1};
     shrink_status st = SHRINK_OK;
+    if (params->load_as) {
+        shrink_dtype d;
+        if (shrink_dtype_parse(params->load_as, &d) != SHRINK_OK || !sk_dtype_quantized(d) ||
+            d == SHRINK_DTYPE_W8A8 || d == SHRINK_DTYPE_W8A8_STATIC)
+            return sk_error(SHRINK_ERR_ARG, "--load-as %s: not a weight quantization type "
+                            "(q4_0, q8_0, q4_K, int4_g128, nf4, ...)", params->load_as);
+        b.load_as = (int)d;
+    }
     b.sorted = sk_malloc((size_t)(m->n_tensors ? m->n_tensors : 1) * sizeof *b.sorted);
     b.used = sk_calloc((size_t)(m->n_tensors ? m->n_tensors : 1), 1);
     m->layers = sk_calloc((size_t)c->n_layers, sizeof *m->layers);

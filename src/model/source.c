@@ -172,6 +172,20 @@ shrink_status sk_model_write(const struct shrink_model *m, const char *out, sk_f
     return sk_model_write_source(m, &src, out, fmt, o);
 }
 
+shrink_status sk_source_serve_f32(const float *buf, const sk_wtensor *t, int64_t row0,
+                                  int64_t n_rows, int transposed, shrink_dtype dt, void *dst,
+                                  float **tr, const char *what) {
+    if (t->n_dims == 1) return sk_convert_rows(buf + row0, SHRINK_DTYPE_F32, dst, dt, 1, n_rows);
+    if (!transposed)
+        return sk_convert_rows(buf + row0 * t->cols, SHRINK_DTYPE_F32, dst, dt, n_rows, t->cols);
+    sk_free(*tr);
+    *tr = sk_aligned_alloc(64, (size_t)(n_rows * t->rows) * sizeof(float));
+    if (!*tr) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", what);
+    for (int64_t j = 0; j < n_rows; j++)
+        for (int64_t k = 0; k < t->rows; k++) (*tr)[j * t->rows + k] = buf[k * t->cols + row0 + j];
+    return sk_convert_rows(*tr, SHRINK_DTYPE_F32, dst, dt, n_rows, t->rows);
+}
+
 shrink_status sk_model_write_source(const struct shrink_model *m, sk_source *srcp,
                                     const char *out, sk_format fmt, const sk_write_opts *o) {
     sk_source src = *srcp;

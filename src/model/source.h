@@ -51,4 +51,12 @@ SK_HIDDEN shrink_status sk_model_write_source(const struct shrink_model *m, sk_s
                                               const char *out, sk_format fmt,
                                               const sk_write_opts *o);
 
+/* For a source that holds a whole matrix t as f32 (buf: t->rows x t->cols, row-major): its
+ * rows [row0, row0 + n_rows) in dtype dt at dst, or with `transposed` (GPT-2's Conv1D in a
+ * Hugging Face output) its columns [row0, row0 + n_rows) as rows of t->rows. *tr is a scratch
+ * buffer it (re)allocates (sk_free it when done). `what` names the operation in messages. */
+SK_HIDDEN shrink_status sk_source_serve_f32(const float *buf, const sk_wtensor *t, int64_t row0,
+                                            int64_t n_rows, int transposed, shrink_dtype dt,
+                                            void *dst, float **tr, const char *what);
+
 #endif /* SK_MODEL_SOURCE_H */

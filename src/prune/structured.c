@@ -509,7 +509,8 @@ shrink_structured_params shrink_structured_params_default(void) {
                                   .by = SHRINK_RANK_ACTIVATION, .block = 0, .seed = 1,
                                   .calib_path = NULL, .calib_tokens = 512, .calib_ctx = 0,
                                   .tokenizer_path = NULL, .dtype = -1, .progress = NULL,
-                                  .user = NULL};
+                                  .user = NULL, .layer_list = NULL, .n_layer_list = 0,
+                                  .layer_scores = NULL};
     return p;
 }
 
@@ -638,18 +639,8 @@ static shrink_status s_fill(void *user, const sk_wtensor *t, int64_t row0, int64
     shrink_status st;
     if (row0 == 0 || (int)t->role != f->cur_role || t->layer != f->cur_layer)
         if ((st = load_tensor(f, t))) return st;
-    if (t->n_dims == 1) return sk_convert_rows(f->sel + row0, SHRINK_DTYPE_F32, dst, dt, 1,
-                                               n_rows);
-    if (!transposed)
-        return sk_convert_rows(f->sel + row0 * t->cols, SHRINK_DTYPE_F32, dst, dt, n_rows,
-                               t->cols);
-    sk_free(f->tr);
-    f->tr = sk_aligned_alloc(64, (size_t)(n_rows * t->rows) * sizeof(float));
-    if (!f->tr) return sk_error(SHRINK_ERR_NOMEM, "structured pruning: out of memory");
-    for (int64_t j = 0; j < n_rows; j++)
-        for (int64_t k = 0; k < t->rows; k++)
-            f->tr[j * t->rows + k] = f->sel[k * t->cols + row0 + j];
-    return sk_convert_rows(f->tr, SHRINK_DTYPE_F32, dst, dt, n_rows, t->rows);
+    return sk_source_serve_f32(f->sel, t, row0, n_rows, transposed, dt, dst, &f->tr,
+                               "structured pruning");
 }
 
 static shrink_dtype s_dtype_of(void *user, const sk_wtensor *t) {
@@ -670,6 +661,11 @@ static uint64_t rnd(uint64_t *s) {
 static int cmp_i32(const void *a, const void *b) {
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
     return (x > y) - (x < y);
+}
+
+/* Only the listed layers go: nothing to score, no calibration text needed. */
+static int only_listed(const shrink_structured_params *p) {
+    return p->n_layer_list > 0 && !p->heads && !p->kv_heads && !p->neurons;
 }
 
 static shrink_status check_structured(const shrink_structured_params *p, const sk_config *c,
@@ -701,7 +697,19 @@ static shrink_status check_structured(const shrink_structured_params *p, const s
     if (p->neurons >= c->ffn_dim)
         return sk_error(SHRINK_ERR_ARG, "%s: cannot remove %d FFN neurons of %d per layer (at "
                         "least one must stay)", in, p->neurons, c->ffn_dim);
-    if (p->by != SHRINK_RANK_RANDOM && (!p->calib_path || !*p->calib_path))
+    if (p->n_layer_list < 0 || (p->n_layer_list && !p->layer_list))
+        return sk_error(SHRINK_ERR_ARG, "structured pruning: bad layer list");
+    for (int32_t i = 0; i < p->n_layer_list; i++) {
+        if (p->layer_list[i] < 0 || p->layer_list[i] >= c->n_layers)
+            return sk_error(SHRINK_ERR_ARG, "%s: layer %d does not exist (the model has layers "
+                            "0 to %d)", in, p->layer_list[i], c->n_layers - 1);
+        for (int32_t j = 0; j < i; j++)
+            if (p->layer_list[j] == p->layer_list[i])
+                return sk_error(SHRINK_ERR_ARG, "%s: layer %d is listed twice", in,
+                                p->layer_list[i]);
+    }
+    if (p->by != SHRINK_RANK_RANDOM && p->by != SHRINK_RANK_INDEX && !only_listed(p) &&
+        (!p->calib_path || !*p->calib_path))
         return sk_error(SHRINK_ERR_ARG, "structured pruning by %s needs a calibration text "
                         "(--calib FILE)", p->by == SHRINK_RANK_SENSITIVITY ? "sensitivity"
                                                                            : "activation");
@@ -736,12 +744,20 @@ typedef struct sscores {
 static shrink_status compute_scores(const char *in, const shrink_structured_params *p,
                                     const sk_config *c, sscores *sc, int64_t *n_calib) {
     const int L = c->n_layers, H = c->n_heads, KV = c->n_kv_heads, F = c->ffn_dim;
+    if (only_listed(p)) return SHRINK_OK; /* the layers' scores come from the list */
     if (p->by == SHRINK_RANK_RANDOM) {
         uint64_t seed = p->seed;
         for (int i = 0; i < L; i++) sc->layer[i] = (double)(rnd(&seed) >> 11);
         for (int i = 0; i < L * H; i++) sc->head[i] = (double)(rnd(&seed) >> 11);
         for (int i = 0; i < L * KV; i++) sc->kv[i] = (double)(rnd(&seed) >> 11);
         for (int64_t i = 0; i < (int64_t)L * F; i++) sc->neuron[i] = (double)(rnd(&seed) >> 11);
+        return SHRINK_OK;
+    }
+    if (p->by == SHRINK_RANK_INDEX) { /* the last units go first */
+        for (int i = 0; i < L; i++) sc->layer[i] = -i;
+        for (int i = 0; i < L * H; i++) sc->head[i] = -(i % H);
+        for (int i = 0; i < L * KV; i++) sc->kv[i] = -(i % KV);
+        for (int64_t i = 0; i < (int64_t)L * F; i++) sc->neuron[i] = (double)-(i % F);
         return SHRINK_OK;
     }
     sscore s;
@@ -893,10 +909,12 @@ static shrink_status config_params(const sk_config *c, int64_t *out) {
 }
 
 shrink_status shrink_prune_structured(const char *in, const char *out,
-                                      const shrink_structured_params *p,
+                                      const shrink_structured_params *p_in,
                                       shrink_structured_result *r) {
     shrink_structured_params def = shrink_structured_params_default();
-    if (!p) p = &def;
+    if (p_in) def = *p_in;
+    if (def.n_layer_list > 0) def.layers = def.n_layer_list;
+    const shrink_structured_params *p = &def;
     shrink_structured_result tmp;
     if (!r) r = &tmp;
     memset(r, 0, sizeof *r);
@@ -932,6 +950,15 @@ shrink_status shrink_prune_structured(const char *in, const char *out,
         goto out;
     }
     if ((st = compute_scores(in, p, c, &sc, &r->calib_tokens))) goto out;
+    if (p->n_layer_list > 0) { /* the listed layers first, in model order */
+        for (size_t l = 0; l < L; l++) {
+            sc.layer[l] = 1.0 + (double)l;
+            for (int32_t i = 0; i < p->n_layer_list; i++)
+                if (p->layer_list[i] == (int32_t)l) sc.layer[l] = -1.0;
+        }
+    } else if (p->layer_scores) {
+        memcpy(sc.layer, p->layer_scores, L * sizeof(double));
+    }
     if ((st = make_plan(p, &sc, &pl, r))) goto out;
     if ((st = sk_config_validate(&pl.out, out))) goto out;
     if ((st = config_params(&pl.in, &r->params_in)) ||

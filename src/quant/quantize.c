@@ -32,6 +32,7 @@
  */
 #include "quant.h"
 #include "imatrix.h"
+#include "awq.h"
 #include "gptq.h"
 
 #include "../model/transform.h"
@@ -286,6 +287,7 @@ typedef struct qtensor {
     sk_qparams   qp;
     double       err2, ref2;   /* sum (dequant(q) - w)^2, sum w^2 */
     shrink_dtype want;         /* the type the scheme chose before a fallback */
+    const sk_wfold *fold;      /* awq / smooth: scales folded into the rows first, or NULL */
     const uint8_t *gptq_rows;  /* --method gptq: the tensor's rows as GPTQ wrote them */
 } qtensor;
 
@@ -330,6 +332,7 @@ typedef struct qjob {
     qacc     *acc;           /* (n_threads) */
     int64_t   range_cols;    /* row length of the tensor in the range pass */
     const sk_imatrix *im;    /* importance matrix, or NULL */
+    const sk_wfold   *folds; /* (xf->n) awq / smooth, or NULL */
     sk_gptq_run *gptq;       /* --method gptq (run before the first tensor is written) */
     int       gptq_done;
 } qjob;
@@ -412,6 +415,7 @@ static shrink_status plan_tensor(void *user, sk_xf *xf, sk_xf_tensor *x) {
         q->qp.act_scale = a > 0 && isfinite(a) ? a : 1.0f / 127.0f; /* an input never seen */
     }
     q->want = tensor_want(in, xf, x, q);
+    q->fold = in->folds ? &in->folds[x - xf->ts] : NULL;
     return SHRINK_OK;
 }
 
@@ -509,6 +513,7 @@ static shrink_status q_rows(void *user, sk_xf_tensor *x, int tid, int64_t row0, 
     const size_t row_bytes = (size_t)sk_dtype_row_bytes(x->dtype, cols);
     float *tmp = j->deq + (size_t)tid * (size_t)j->deq_cols;
     qacc *a = &j->acc[tid];
+    if (q->fold) sk_wfold_apply(q->fold, row0, k, rows, cols);
     for (int64_t i = 0; i < k; i++) {
         const float *xr = rows + (size_t)i * (size_t)cols;
         uint8_t *y = dst + (size_t)i * row_bytes;
@@ -691,6 +696,55 @@ static shrink_status quant_imatrix(const char *in, const shrink_quantize_params 
     return st;
 }
 
+/* ==== AWQ and SmoothQuant (awq.c) ======================================================= */
+
+/* The calibrated method params->method names: 0 round to nearest, 1 AWQ; -1 unknown. */
+enum { QM_RTN, QM_AWQ, QM_GPTQ };
+static int quant_method(const shrink_quantize_params *p) {
+    if (!p->method || !*p->method || strcasecmp(p->method, "rtn") == 0) return QM_RTN;
+    if (strcasecmp(p->method, "awq") == 0) return QM_AWQ;
+    if (strcasecmp(p->method, "gptq") == 0) return QM_GPTQ;
+    return -1;
+}
+
+/* --method awq / --smooth: plans every tensor (the searches quantize in the planned types),
+ * computes the folds into j->folds and, for w8a8_static, the smoothed inputs' activation
+ * ranges into absmax. */
+static shrink_status quant_fold(qjob *j, sk_xf *xf, const char *in,
+                                const shrink_quantize_params *p, float *absmax,
+                                shrink_quantize_result *r) {
+    const int awq = quant_method(p) == QM_AWQ;
+    if (!awq && !p->smooth) return SHRINK_OK;
+    shrink_status st = SHRINK_OK;
+    for (int64_t i = 0; i < xf->n && !st; i++) st = plan_tensor(j, xf, &xf->ts[i]);
+    if (st) return st;
+    sk_fold_params fp = {.kind = awq ? SK_FOLD_AWQ : SK_FOLD_SMOOTH, .alpha = p->smooth_alpha,
+                         .grid = 20, .clip = !p->awq_no_clip, .exact = p->ggml_exact,
+                         .calib_path = p->calib_path, .calib_tokens = p->calib_tokens,
+                         .calib_ctx = p->calib_ctx > 0 ? p->calib_ctx : p->imatrix_ctx,
+                         .tokenizer_path = p->tokenizer_path,
+                         .progress = im_progress, .user = (void *)(uintptr_t)p};
+    sk_wfold *folds = NULL;
+    sk_fold_info fi;
+    if ((st = sk_fold_compute(xf, in, &fp, &folds, &fi))) return st;
+    j->folds = folds;
+    const int L = xf->base.cfg.n_layers;
+    if (fi.act_absmax && absmax)
+        for (int l = 0; l < L; l++) {
+            static const sk_linear att[3] = {SK_LIN_Q, SK_LIN_K, SK_LIN_V};
+            static const sk_linear ffn[2] = {SK_LIN_GATE, SK_LIN_UP};
+            const float a = fi.act_absmax[l * 2], f = fi.act_absmax[l * 2 + 1];
+            for (int k = 0; k < 3 && a > 0.0f; k++) absmax[l * SK_LIN_COUNT + att[k]] = a;
+            for (int k = 0; k < 2 && f > 0.0f; k++) absmax[l * SK_LIN_COUNT + ffn[k]] = f;
+        }
+    sk_free(fi.act_absmax);
+    r->calib_tokens = fi.tokens;
+    r->fold_inputs = fi.n_inputs;
+    r->awq_mean_alpha = fi.mean_alpha;
+    r->awq_clipped = fi.n_clipped;
+    return SHRINK_OK;
+}
+
 /* ==== shrink_quantize ==================================================================== */
 
 shrink_quantize_params shrink_quantize_params_default(void) {
@@ -698,7 +752,7 @@ shrink_quantize_params shrink_quantize_params_default(void) {
                                 .calib_path = NULL, .calib_tokens = 4096,
                                 .tokenizer_path = NULL, .tensor_stats = false,
                                 .ggml_exact = false,
-                                .progress = NULL, .user = NULL,
+                                .progress = NULL, .user = NULL, .smooth_alpha = 0.5,
                                 .gptq_damp = 0.01, .gptq_block = 128};
     return p;
 }
@@ -740,12 +794,46 @@ static const char *input_dtype(const struct shrink_model *m, int *quantized) {
     return count[best] >= all - all / 10 ? shrink_dtype_name((shrink_dtype)best) : "mixed";
 }
 
+/* --method awq and --smooth: what they serve and need. */
+static shrink_status check_method(const shrink_quantize_params *p, const sk_scheme *s) {
+    const int mth = quant_method(p);
+    const shrink_dtype d = s->dtype;
+    const int w8a8 = d == SHRINK_DTYPE_W8A8 || d == SHRINK_DTYPE_W8A8_STATIC;
+    if (mth < 0)
+        return sk_error(SHRINK_ERR_ARG, "unknown quantization method '%s' (rtn, awq, gptq)",
+                        p->method);
+    if (mth == QM_AWQ) {
+        if (w8a8 || d == SHRINK_DTYPE_INT8_T || d == SHRINK_DTYPE_INT8_T_ASYM)
+            return sk_error(SHRINK_ERR_ARG, "--method awq cannot serve scheme %s: its scales "
+                            "are searched per quantization group or row%s", s->name,
+                            w8a8 ? " of weights; for w8a8 use --smooth (SmoothQuant)" : "");
+        if ((p->imatrix_path && *p->imatrix_path) || (p->imatrix_calib && *p->imatrix_calib))
+            return sk_error(SHRINK_ERR_ARG, "--method awq and an importance matrix: the "
+                            "importance describes the unscaled inputs; give one of them");
+        if (!p->calib_path || !*p->calib_path)
+            return sk_error(SHRINK_ERR_ARG, "--method awq needs a calibration text (--calib "
+                            "FILE): the scales are searched on the model's activations");
+    }
+    if (p->smooth) {
+        if (mth == QM_GPTQ)
+            return sk_error(SHRINK_ERR_ARG, "--smooth and --method gptq do not combine: GPTQ "
+                            "rounds the unsmoothed weights");
+        if (!w8a8)
+            return sk_error(SHRINK_ERR_ARG, "--smooth applies to the schemes w8a8 and "
+                            "w8a8_static (int8 activations), not %s", s->name);
+        if (!(p->smooth_alpha >= 0.0 && p->smooth_alpha <= 1.0))
+            return sk_error(SHRINK_ERR_ARG, "--smooth %g: the migration strength must be in "
+                            "[0, 1]", p->smooth_alpha);
+        if (!p->calib_path || !*p->calib_path)
+            return sk_error(SHRINK_ERR_ARG, "--smooth needs a calibration text (--calib FILE): "
+                            "the activation ranges are measured on it");
+    }
+    return SHRINK_OK;
+}
+
 /* --method: rtn, or gptq with what it needs (a calibration text, a scheme it serves). */
 static shrink_status check_gptq(const shrink_quantize_params *p, const sk_scheme *s) {
-    if (!p->method || !*p->method || strcasecmp(p->method, "rtn") == 0) return SHRINK_OK;
-    if (strcasecmp(p->method, "gptq") != 0)
-        return sk_error(SHRINK_ERR_ARG, "unknown quantization method '%s' (rtn, gptq)",
-                        p->method);
+    if (!p->method || strcasecmp(p->method, "gptq") != 0) return SHRINK_OK; /* check_method */
     if (s->mix != SK_MIX_NONE || !sk_gptq_serves(s->dtype, 0))
         return sk_error(SHRINK_ERR_ARG, "--method gptq cannot write scheme %s (%s): it writes "
                         "q4_0, q4_1, q5_0, q5_1, q8_0, int4_g32/g64/g128 (and _asym), int8_ch "
@@ -798,7 +886,8 @@ static shrink_status check_params(const char *in, const char *out,
     if (p->calib_tokens < 0)
         return sk_error(SHRINK_ERR_ARG, "quantize: a calibration token count of %lld is negative",
                         (long long)p->calib_tokens);
-    shrink_status st = check_gptq(p, *s);
+    shrink_status st = check_method(p, *s);
+    if (!st) st = check_gptq(p, *s);
     if (st) return st;
     if (sk_same_file(in, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the input; refusing to overwrite it", out);
@@ -894,6 +983,7 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
         st = sk_error(SHRINK_ERR_NOMEM, "quantize: out of memory");
         goto out;
     }
+    if ((st = quant_fold(&j, &xf, in, p, absmax, r))) goto out;
     sk_xf_method method = {.plan = plan_tensor, .begin = q_begin, .rows = q_rows,
                            .end_block = q_end_block, .user = &j};
     sk_xf_opts o = {.dtype = s->dtype, .file_type = s->file_type, .progress = q_progress,
@@ -914,6 +1004,7 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
     if (stat(out, &sb) == 0) r->out_file_bytes = (uint64_t)sb.st_size;
     r->seconds = shrink_time() - t0;
 out:
+    sk_wfold_free((sk_wfold *)j.folds, xf.n);
     sk_free(j.qs);
     sk_free(j.deq);
     sk_free(j.acc);

@@ -33,9 +33,9 @@ shrink_status sk_optim_create(sk_optim **out, const sk_optim_params *p,
     o->n_params = n;
     o->off      = sk_calloc(n > 0 ? (size_t)n : 1, sizeof *o->off);
     if (!o->off) goto out_nomem;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++) { /* a frozen tensor has no state (LoRA's base) */
         o->off[i] = o->total;
-        o->total += params[i].n;
+        if (!params[i].frozen) o->total += params[i].n;
     }
     int need_m = p->kind == SK_OPTIM_ADAMW || p->momentum != 0.0;
     int need_v = p->kind == SK_OPTIM_ADAMW;
@@ -122,7 +122,7 @@ void sk_optim_step(sk_optim *o, const sk_opt_param *params, int n, double lr,
     float c2 = (float)(1.0 - pow(op->beta2, (double)o->t));
     for (int i = 0; i < n; i++) {
         const sk_opt_param *p = &params[i];
-        SHRINK_ASSERT(p->n == (i + 1 < n ? o->off[i + 1] : o->total) - o->off[i]);
+        SHRINK_ASSERT((p->frozen ? 0 : p->n) == (i + 1 < n ? o->off[i + 1] : o->total) - o->off[i]);
         if (p->frozen) continue;
         float wd = p->decay ? (float)op->wd : 0.0f;
         float *m = o->m ? o->m + o->off[i] : NULL;

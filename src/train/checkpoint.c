@@ -10,8 +10,9 @@
  *   40  loader rng u64              48  loader pos u64
  *   56  loss f64                    64  validation loss f64 (NaN: none)
  *   72  config length u32, config text (key=value lines)
- *   then per parameter: name length u32, name, element count u64, weights f32[n],
- *        m f32[n] (if state >= 1), v f32[n] (if state == 2)
+ *   then per parameter not frozen (n_params counts them: a LoRA checkpoint holds the adapter
+ *        only, the frozen base is the model file): name length u32, name, element count u64,
+ *        weights f32[n], m f32[n] (if state >= 1), v f32[n] (if state == 2)
  *   last: FNV-1a 64 of every byte before it (u64)
  * The floats are the in-memory fp32 values (the host is little-endian, checked at compile
  * time), so a reload restores them exactly.
@@ -63,6 +64,13 @@ static shrink_status ck_f64(ck_writer *w, double v) {
     return ck_u64(w, u);
 }
 
+/* Parameters a checkpoint holds: those not frozen. */
+static int64_t stored_params(const sk_train_model *tm) {
+    int64_t n = 0;
+    for (int64_t i = 0; i < tm->n_params; i++) n += !tm->params[i].frozen;
+    return n;
+}
+
 static int state_arrays(const sk_optim *o) {
     return o->v ? 2 : o->m ? 1 : 0;
 }
@@ -86,7 +94,8 @@ shrink_status sk_ckpt_save(const sk_trainer *tr, const char *path) {
     if (st) return st;
     size_t clen = strlen(tr->config);
     if ((st = ck_put(&w, SK_CKPT_MAGIC, 8)) || (st = ck_u32(&w, SK_CKPT_VERSION)) ||
-        (st = ck_u32(&w, (uint32_t)tr->tm->n_params)) || (st = ck_u64(&w, (uint64_t)tr->step)) ||
+        (st = ck_u32(&w, (uint32_t)stored_params(tr->tm))) ||
+        (st = ck_u64(&w, (uint64_t)tr->step)) ||
         (st = ck_u64(&w, (uint64_t)tr->opt->t)) || (st = ck_u32(&w, (uint32_t)tr->opt->p.kind)) ||
         (st = ck_u32(&w, (uint32_t)state_arrays(tr->opt))) || (st = ck_u64(&w, tr->train.rng)) ||
         (st = ck_u64(&w, (uint64_t)tr->train.pos)) || (st = ck_f64(&w, tr->loss)) ||
@@ -94,7 +103,7 @@ shrink_status sk_ckpt_save(const sk_trainer *tr, const char *path) {
         (st = ck_put(&w, tr->config, clen)))
         return st;
     for (int64_t i = 0; i < tr->tm->n_params; i++)
-        if ((st = write_param(&w, tr, i))) return st;
+        if (!tr->tm->params[i].frozen && (st = write_param(&w, tr, i))) return st;
     uint64_t h = w.hash;
     if ((st = ck_u64(&w, h))) return st;
     return sk_out_commit(&w.o);
@@ -197,9 +206,9 @@ static shrink_status read_header(ck_reader *r, sk_trainer *tr, const uint8_t *d,
     if (fnv1a(FNV_OFFSET, d, len - 8) != sk_rd_u64(d + len - 8))
         return sk_error(SHRINK_ERR_FORMAT, "%s: checkpoint checksum mismatch (corrupt file)",
                         r->path);
-    if (sk_rd_u32(d + 12) != (uint64_t)tr->tm->n_params)
-        return sk_error(SHRINK_ERR_ARG, "%s: %" PRIu32 " parameters, the model has %" PRId64,
-                        r->path, sk_rd_u32(d + 12), tr->tm->n_params);
+    if (sk_rd_u32(d + 12) != (uint64_t)stored_params(tr->tm))
+        return sk_error(SHRINK_ERR_ARG, "%s: %" PRIu32 " trained parameters, the run has %" PRId64,
+                        r->path, sk_rd_u32(d + 12), stored_params(tr->tm));
     *arrays = (int)sk_rd_u32(d + 36);
     if (sk_rd_u32(d + 32) != (uint32_t)tr->opt->p.kind || *arrays != state_arrays(tr->opt))
         return sk_error(SHRINK_ERR_ARG, "%s: the checkpoint's optimizer differs from this run's",
@@ -226,6 +235,7 @@ static shrink_status check_values(const sk_trainer *tr, const char *path) {
     const sk_optim *o = tr->opt;
     for (int64_t i = 0; i < tr->tm->n_params; i++) {
         const sk_train_param *p = &tr->tm->params[i];
+        if (p->frozen) continue;
         for (int64_t k = 0; k < p->n; k++) {
             float w = p->w[k], m = o->m ? o->m[o->off[i] + k] : 0.0f,
                   v = o->v ? o->v[o->off[i] + k] : 0.0f;
@@ -255,7 +265,8 @@ shrink_status sk_ckpt_load_mem(sk_trainer *tr, const uint8_t *data, size_t size,
     ck_reader r = {.path = path};
     int arrays = 0;
     if ((st = read_header(&r, tr, data, size, &arrays))) return st;
-    for (int64_t i = 0; i < tr->tm->n_params && !st; i++) st = read_param(&r, tr, i, arrays);
+    for (int64_t i = 0; i < tr->tm->n_params && !st; i++)
+        if (!tr->tm->params[i].frozen) st = read_param(&r, tr, i, arrays);
     if (!st && r.left != 0)
         st = sk_error(SHRINK_ERR_FORMAT, "%s: %zu bytes after the last parameter", path, r.left);
     if (!st) st = check_values(tr, path);

@@ -167,10 +167,13 @@ void sk_loader_next(sk_loader *l, int32_t B, int32_t *out) {
             if (l->pos + T + 1 > n) l->pos = 0;
             start = l->pos;
             l->pos += T;
+        } else if (l->aligned) { /* a multiple of T: one of the (n - 1) / T cached windows */
+            start = T * (int64_t)(sk_rng_next(&l->rng) % (uint64_t)((n - 1) / T));
         } else {
             /* uniform in [0, n - T - 1]; the modulo bias is below 2^-40 for any real file */
             start = (int64_t)(sk_rng_next(&l->rng) % (uint64_t)(n - T));
         }
+        if (l->starts) l->starts[b] = start;
         for (int64_t i = 0; i <= T; i++) out[b * (T + 1) + i] = sk_tokens_at(l->tok, start + i);
     }
 }

@@ -20,6 +20,11 @@ void sk_distill_teacher_row(const float *z, int V, float tau, int K, int32_t *id
         for (int i = 0; i < V; i++) logp[i] = (float)(((double)z[i] - mx) / tau - ls);
         return;
     }
+    sk_distill_top_k(z, V, K, idx, logp);
+    sk_distill_top_k_logp(logp, K, tau);
+}
+
+void sk_distill_top_k(const float *z, int V, int K, int32_t *idx, float *zk) {
     /* top K by insertion into idx (sorted by decreasing logit, ties: lower id first) */
     int n = 0;
     for (int i = 0; i < V; i++) {
@@ -31,11 +36,15 @@ void sk_distill_teacher_row(const float *z, int V, float tau, int K, int32_t *id
         }
         idx[j] = i;
     }
-    const double mx = z[idx[0]];
+    for (int k = 0; k < K; k++) zk[k] = z[idx[k]];
+}
+
+void sk_distill_top_k_logp(float *zk, int K, float tau) {
+    const double mx = zk[0];
     double s = 0.0;
-    for (int k = 0; k < K; k++) s += exp(((double)z[idx[k]] - mx) / tau);
+    for (int k = 0; k < K; k++) s += exp(((double)zk[k] - mx) / tau);
     const double ls = log(s);
-    for (int k = 0; k < K; k++) logp[k] = (float)(((double)z[idx[k]] - mx) / tau - ls);
+    for (int k = 0; k < K; k++) zk[k] = (float)(((double)zk[k] - mx) / tau - ls);
 }
 
 shrink_status sk_distill_classifier_forward_backward(double *loss_out, float *dX, float *dhead,
@@ -65,10 +74,15 @@ shrink_status sk_distill_classifier_forward_backward(double *loss_out, float *dX
             float mx = -INFINITY;
             for (int i = 0; i < V; i++) mx = l[i] > mx ? l[i] : mx;
             double s1 = 0.0, stau = 0.0;
-            for (int i = 0; i < V; i++) {
-                const double d = (double)l[i] - mx;
-                s1 += exp(d);
-                stau += exp(d * itau);
+            if (tau == 1.0) { /* exp(d * itau) == exp(d): one exponential per logit */
+                for (int i = 0; i < V; i++) s1 += exp((double)l[i] - mx);
+                stau = s1;
+            } else {
+                for (int i = 0; i < V; i++) {
+                    const double d = (double)l[i] - mx;
+                    s1 += exp(d);
+                    stau += exp(d * itau);
+                }
             }
             const double ls1 = log(s1), lst = log(stau);
             /* CE = mx + log s1 - z_y;  KL = sum_S p (log p - log q), log q_i = (z_i - mx)/tau - lst */
@@ -83,9 +97,16 @@ shrink_status sk_distill_classifier_forward_backward(double *loss_out, float *dX
             if (dX || dhead) {
                 /* g_j = scale (alpha tau q_j + (1 - alpha) s_j) - scale alpha tau p_j - scale (1 - alpha) [j = y] */
                 const double ka = scale * a * tau, kc = scale * (1.0 - a);
-                for (int i = 0; i < V; i++) {
-                    const double d = (double)l[i] - mx;
-                    l[i] = (float)(ka * exp(d * itau - lst) + kc * exp(d - ls1));
+                if (tau == 1.0) { /* the same values, one exponential */
+                    for (int i = 0; i < V; i++) {
+                        const double e = exp((double)l[i] - mx - ls1);
+                        l[i] = (float)(ka * e + kc * e);
+                    }
+                } else {
+                    for (int i = 0; i < V; i++) {
+                        const double d = (double)l[i] - mx;
+                        l[i] = (float)(ka * exp(d * itau - lst) + kc * exp(d - ls1));
+                    }
                 }
                 for (int k = 0; k < K; k++) {
                     const int i = ix ? ix[k] : k;

@@ -98,6 +98,10 @@ static char *config_text(const sk_train_opts *o, const sk_train_model *tm, const
                  "weak=%d\n", x->teacher_id ? x->teacher_id : "?",
                  shrink_fmt_double(a, sizeof a, x->alpha), shrink_fmt_double(t, sizeof t, x->tau),
                  x->top_k, x->weak);
+        if (x->cache && !o->sequential) { /* random windows at multiples of T only */
+            len = strlen(s);
+            snprintf(s + len, 2048 - len, "aligned_windows=1\n");
+        }
     }
     return s;
 }
@@ -159,6 +163,21 @@ shrink_status sk_trainer_create(sk_trainer **out, sk_train_model *tm, const sk_t
             st = sk_error(SHRINK_ERR_NOMEM, "distill: out of memory for the teacher's logits");
             goto out_free;
         }
+        const sk_tcache *c = o->distill->cache;
+        if (c) {
+            if (c->T != o->ctx || c->K != train_k(tr)) {
+                st = sk_error(SHRINK_ERR_ARG, "distill: the teacher cache %s holds context %d, "
+                              "top %d; this run needs %d, %d", c->path, c->T, c->K, o->ctx,
+                              train_k(tr));
+                goto out_free;
+            }
+            if (!(tr->wstart = sk_malloc((size_t)o->batch * sizeof *tr->wstart))) {
+                st = sk_error(SHRINK_ERR_NOMEM, "distill: out of memory");
+                goto out_free;
+            }
+            tr->train.aligned = !o->sequential;
+            tr->train.starts = tr->wstart;
+        }
     }
     *out = tr;
     return SHRINK_OK;
@@ -177,6 +196,7 @@ void sk_trainer_free(sk_trainer *tr) {
     sk_free(tr->tlogits);
     sk_free(tr->tlogp);
     sk_free(tr->tidx);
+    sk_free(tr->wstart);
     sk_free(tr->acc);
     sk_free(tr);
 }
@@ -204,6 +224,27 @@ static shrink_status teacher_rows(sk_trainer *tr, int32_t b, float tau, int K,
     rows->idx  = K < V ? tr->tidx : NULL;
     rows->logp = tr->tlogp;
     return SHRINK_OK;
+}
+
+/* The teacher's rows for the b windows of tr->tokens from the cache (their starts in
+ * tr->wstart, multiples of T): the same floats as teacher_rows' top-K path. */
+static void cached_rows(sk_trainer *tr, int32_t b, float tau, sk_distill_rows *rows) {
+    const sk_tcache *c = tr->o.distill->cache;
+    const int32_t T = tr->o.ctx, K = c->K;
+    for (int32_t j = 0; j < b; j++) {
+        const int64_t w = tr->wstart[j] / T;
+        for (int32_t t = 0; t < T; t++) {
+            const size_t row = (size_t)j * T + t;
+            const uint8_t *r = sk_tcache_row(c, w, t);
+            memcpy(tr->tidx + row * K, r, (size_t)K * 4u);
+            memcpy(tr->tlogp + row * K, r + (size_t)K * 4u, (size_t)K * 4u);
+            sk_distill_top_k_logp(tr->tlogp + row * K, K, tau);
+        }
+    }
+    rows->tau  = tau;
+    rows->K    = K;
+    rows->idx  = tr->tidx;
+    rows->logp = tr->tlogp;
 }
 
 /* K of the training rows: 1 (weak), top_k, or V. */
@@ -252,7 +293,9 @@ static shrink_status micro_batch(sk_trainer *tr, float *l) {
     if (o->distill) {
         sk_distill_rows rows = {.alpha = o->distill->alpha};
         shrink_status st;
-        if ((st = teacher_rows(tr, o->batch, o->distill->tau, train_k(tr), &rows))) return st;
+        if (o->distill->cache) cached_rows(tr, o->batch, o->distill->tau, &rows);
+        else if ((st = teacher_rows(tr, o->batch, o->distill->tau, train_k(tr), &rows)))
+            return st;
         return sk_train_forward_backward_distill(tr->tm, tr->tokens, o->batch, o->ctx, &rows, l,
                                                  NULL, NULL);
     }

@@ -244,6 +244,7 @@ void sk_train_free(sk_train_model *tm) {
     sk_free(tm->params);
     sk_free(tm->w_all);
     sk_free(tm->g_all);
+    sk_free(tm->wq_all);
     sk_free(tm);
 }
 
@@ -262,9 +263,7 @@ void sk_train_zero_grad(sk_train_model *tm) {
 
 /* ---- saving: a tensor source over the master weights ------------------------------------ */
 
-static shrink_status train_fill(void *user, const sk_wtensor *t, int64_t row0, int64_t n_rows,
-                                int transposed, shrink_dtype dt, void *dst) {
-    const sk_train_model *tm = user;
+const sk_train_param *sk_train_param_of(const sk_train_model *tm, const sk_wtensor *t) {
     const sk_train_param *p = NULL;
     for (int64_t i = 0; i < tm->n_params && !p; i++)
         if (tm->params[i].t.role == t->role && tm->params[i].t.layer == t->layer)
@@ -272,7 +271,16 @@ static shrink_status train_fill(void *user, const sk_wtensor *t, int64_t row0, i
     if (!p && t->role == SK_ROLE_HEAD && tm->cfg.tied)
         for (int64_t i = 0; i < tm->n_params && !p; i++)
             if (tm->params[i].t.role == SK_ROLE_TOK_EMB) p = &tm->params[i];
+    return p;
+}
+
+static shrink_status train_fill(void *user, const sk_wtensor *t, int64_t row0, int64_t n_rows,
+                                int transposed, shrink_dtype dt, void *dst) {
+    const sk_train_model *tm = user;
+    const sk_train_param *p = sk_train_param_of(tm, t);
     if (!p) return sk_error(SHRINK_ERR_FORMAT, "the model has no tensor '%s'", t->name);
+    if (p->wq && dt == (shrink_dtype)p->qat_dtype && !transposed) /* QAT: the real quantized */
+        return sk_qat_quantize_rows(p, row0, n_rows, dst);
     if (!transposed || t->n_dims == 1) {
         /* whole rows: row-head dtypes (int8_ch, ...) quantize each row with its own scale */
         return sk_convert_rows(p->w + row0 * p->t.cols, SHRINK_DTYPE_F32, dst, dt, n_rows,
@@ -295,7 +303,8 @@ static shrink_dtype train_dtype_of(void *user, const sk_wtensor *t) {
     const sk_train_model *tm = user;
     for (int64_t i = 0; i < tm->n_params; i++)
         if (tm->params[i].t.role == t->role && tm->params[i].t.layer == t->layer)
-            return tm->params[i].dtype;
+            return tm->params[i].wq ? (shrink_dtype)tm->params[i].qat_dtype
+                                    : tm->params[i].dtype;
     return tm->dtype;
 }
 
@@ -334,7 +343,7 @@ static float *grad_target(const sk_train_model *tm, const sk_train_param *p) {
 }
 
 static slot slot_at(const sk_train_param *p, float *g, int64_t row0, int64_t cols) {
-    slot s = {.w = p->w + row0 * cols, .g = g ? g + row0 * cols : NULL};
+    slot s = {.w = (p->wq ? p->wq : p->w) + row0 * cols, .g = g ? g + row0 * cols : NULL};
     return s;
 }
 
@@ -620,6 +629,7 @@ static shrink_status run(sk_train_model *tm, const int32_t *tokens, int B, int T
             return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory for masked gradients", fn);
         memset(s->gmask, 0, (size_t)tm->n_elems * sizeof(float));
     }
+    if ((st = sk_qat_refresh(tm))) return st; /* QAT: wq from the current w */
     if (tm->hook) {
         tm->hook->training = want_grad;
         tm->hook->passes += want_grad != 0;

@@ -79,7 +79,8 @@ typedef struct sk_opt_param {
     const float   *mask_f32; /* (n) gradient factors; an element whose factor is 0 is held
                                 too; NULL: none */
     int64_t        n;
-    bool           frozen;   /* the whole tensor is held: no update, no state touched */
+    bool           frozen;   /* the whole tensor is held: no update, no state (sk_optim_create
+                                gives it none; checkpoints do not hold it) */
     bool           decay;    /* weight decay applies (matrices yes, norms and biases no) */
 } sk_opt_param;
 
@@ -89,7 +90,7 @@ typedef struct sk_optim {
     sk_optim_params p;
     int             n_params;
     int64_t        *off;      /* (n_params) offset of tensor i in m / v */
-    int64_t         total;    /* elements of all tensors */
+    int64_t         total;    /* elements of all tensors not frozen at creation */
     float          *m;        /* (total) first moment / momentum buffer, or NULL */
     float          *v;        /* (total) second moment, or NULL */
     int64_t         t;        /* optimizer steps taken (bias correction uses t) */
@@ -169,6 +170,8 @@ typedef struct sk_loader {
     bool             sequential; /* false: random starts from rng */
     uint64_t         rng;        /* random mode state */
     int64_t          pos;        /* sequential mode: start of the next window */
+    bool             aligned;    /* random mode: starts at multiples of T only (teacher cache) */
+    int64_t         *starts;     /* if not NULL: (B) the starts of the last windows given */
 } sk_loader;
 
 /* Needs tok->n >= T + 1 (SHRINK_ERR_ARG naming `what` otherwise). */
@@ -196,7 +199,40 @@ typedef struct sk_distill_opts {
     float       tau;         /* temperature > 0 */
     int32_t     top_k;       /* 0: the whole vocabulary; K: the teacher's top K, renormalized */
     bool        weak;        /* the teacher's top-1 token only (K = 1) */
+    const struct sk_tcache *cache; /* the teacher's top K per aligned window, or NULL */
 } sk_distill_opts;
+
+/* The teacher cache (tcache.c, docs/distillation.md): for every aligned window w of the
+ * training data (tokens [w T, w T + T], w < (n - 1) / T) and each of its T positions, the
+ * teacher's top K ids (int32) and logits (float32), as the decoder gives them for that window
+ * run from position 0 (the training loop's own teacher pass, bit for bit). One file per
+ * (teacher, data, T, K) in a folder, named by their hashes:
+ *   0 magic "SKTCACHE"   8 version u32 (1)   12 K u32   16 T u32   20 vocab u32
+ *  24 windows u64       32 teacher hash u64  40 data hash u64   48 data tokens u64
+ *  56 FNV-1a 64 checksum of bytes [0, 56) and of the rows
+ *  64 rows: windows x T x (K ids, K logits)
+ * Opened mapped; a file whose header, size or checksum is wrong is an error (never rebuilt
+ * over silently). */
+typedef struct sk_tcache {
+    int32_t        K, T, V;
+    int64_t        n_windows;
+    const uint8_t *rows;
+    sk_map         map;
+    bool           built;       /* written by this process (else reused) */
+    char          *path;
+} sk_tcache;
+
+/* Opens the cache for (teacher, data, T, K) in folder dir, building it first when absent
+ * (the folder is created; progress(user, windows done, total) may be NULL). */
+SK_HIDDEN shrink_status sk_tcache_open(sk_tcache *c, const char *dir,
+                                       const struct shrink_model *teacher, const sk_tokens *data,
+                                       int32_t T, int32_t K,
+                                       void (*progress)(void *, int64_t, int64_t), void *user);
+SK_HIDDEN void sk_tcache_close(sk_tcache *c);
+/* Row of position t of window w: K ids then K logits. */
+static inline const uint8_t *sk_tcache_row(const sk_tcache *c, int64_t w, int32_t t) {
+    return c->rows + ((size_t)w * (size_t)c->T + (size_t)t) * (size_t)c->K * 8u;
+}
 
 typedef struct sk_train_opts {
     int64_t         steps;        /* optimizer steps */
@@ -243,6 +279,7 @@ typedef struct sk_trainer {
     int32_t         *tidx;       /* (B T, K) top-K ids (K < V) */
     float           *tlogp;      /* (B T, V) teacher log-probabilities (training: K per row) */
     double           val_kl;     /* last validation KL(teacher || student) at tau 1, NAN if none */
+    int64_t         *wstart;     /* (B) window starts (teacher cache) */
     float           *acc;        /* (trainable elements) the step's gradient sum when A > 1 */
     int64_t          n_acc;
 } sk_trainer;

@@ -46,6 +46,10 @@ typedef struct sk_train_param {
     const float   *mask_f32; /* NULL, or n factors: g += mask * dloss/dw (LoRA, pruning) */
     const uint8_t *mask_u8;  /* NULL, or n flags: an element whose flag is 0 gets no gradient
                                 (a masked tensor's gradient goes through a scratch buffer) */
+    /* QAT (qat.c): NULL, or n floats, the fake-quantized weights the passes use instead of w
+     * (refreshed from w by every pass); qat_dtype their type (valid when wq is set) */
+    float         *wq;
+    int            qat_dtype;
 } sk_train_param;
 
 struct sk_train_state; /* activations and work buffers (model_grad.c) */
@@ -77,6 +81,10 @@ typedef struct sk_train_model {
     float           grad_scale;
     struct sk_train_state *st; /* owned; sized for the largest (B, T) seen so far */
     sk_train_hook  *hook;      /* borrowed; NULL: none */
+    /* QAT (qat.c): set by sk_qat_attach */
+    int             qat;       /* some parameters have wq */
+    int             qat_fresh; /* wq computed at least once */
+    float          *wq_all;    /* owned: every wq */
 } sk_train_model;
 
 /* fp32 master parameters from any tensor source (formats.h): a loaded model
@@ -97,6 +105,10 @@ SK_HIDDEN sk_train_param *sk_train_find(sk_train_model *tm, const char *name);
 /* Allocates the activation arena for batches up to (B, T) now (forward_backward does it on
  * demand otherwise). T <= cfg.max_seq_len. */
 SK_HIDDEN shrink_status sk_train_reserve(sk_train_model *tm, int B, int T);
+
+/* The parameter holding tensor t (by role and layer; a tied head: the token embedding), NULL
+ * if none. */
+SK_HIDDEN const sk_train_param *sk_train_param_of(const sk_train_model *tm, const sk_wtensor *t);
 
 /* g_all = 0. */
 SK_HIDDEN void sk_train_zero_grad(sk_train_model *tm);
@@ -231,6 +243,12 @@ typedef struct sk_distill_rows {
  * first), renormalized over those K; idx gets their ids in decreasing order. */
 SK_HIDDEN void sk_distill_teacher_row(const float *z, int V, float tau, int K, int32_t *idx,
                                    float *logp);
+/* The top-K part of sk_distill_teacher_row in two steps (the teacher cache stores what the
+ * first gives, the second makes the same floats from it): sk_distill_top_k puts the K < V
+ * largest logits' ids into idx (decreasing, ties: lower id first) and the logits into zk;
+ * sk_distill_top_k_logp turns zk (K, decreasing) into logp in place: (z - z_0)/tau - log sum. */
+SK_HIDDEN void sk_distill_top_k(const float *z, int V, int K, int32_t *idx, float *zk);
+SK_HIDDEN void sk_distill_top_k_logp(float *zk, int K, float tau);
 
 /* The fused classifier of sk_classifier_forward_backward with the loss above instead of the
  * cross-entropy: for rows [0, N) in chunks, logits = X head^T, the loss of each row added up,
@@ -288,5 +306,29 @@ SK_HIDDEN shrink_status sk_train_run(const char *model_path, const shrink_train_
                                      const sk_lora_opts *lo, const char *adapter_out,
                                      shrink_train_result *res, int64_t *n_trainable,
                                      int64_t *n_all);
+
+/* ==== quantization-aware training (qat.c) ==================================================
+ * Targets: bits 1 << SK_LIN_Q .. 1 << SK_LIN_DOWN, SK_QAT_EMBED (token embedding), SK_QAT_HEAD
+ * (the output matrix; a tied model's token embedding). */
+#define SK_QAT_EMBED (1 << 12)
+#define SK_QAT_HEAD  (1 << 13)
+#define SK_QAT_ALL   (0x7f | SK_QAT_EMBED | SK_QAT_HEAD)
+/* "q,k,v,o,gate,up,down,embed,output" or "all" (NULL: all) into target bits. */
+SK_HIDDEN shrink_status sk_qat_parse_targets(const char *list, int *out);
+/* Fake-quantizes the target matrices of tm to `dtype` in every pass from now on (each gets
+ * sk_gguf_fallback(dtype, cols), as `shrink quantize` writes it; a matrix whose fallback is
+ * f16 is left alone). */
+SK_HIDDEN shrink_status sk_qat_attach(sk_train_model *tm, shrink_dtype dtype, int targets);
+/* Recomputes every wq from w (run by each pass; frozen parameters only the first time). */
+SK_HIDDEN shrink_status sk_qat_refresh(sk_train_model *tm);
+/* Rows [row0, row0 + n_rows) of QAT parameter p quantized to p->qat_dtype into dst (the bytes
+ * the real quantized model holds; dequantized, exactly p->wq's rows after a refresh). */
+SK_HIDDEN shrink_status sk_qat_quantize_rows(const sk_train_param *p, int64_t row0,
+                                             int64_t n_rows, void *dst);
+SK_HIDDEN int64_t sk_qat_elements(const sk_train_model *tm); /* floats in wq_all */
+/* GGUF writer options (with sk_train_source) for the real quantized model: QAT matrices in
+ * their type through sk_qat_quantize_rows, vectors f32, other matrices in the source's dtype;
+ * general.file_type from the type of most QAT elements. */
+SK_HIDDEN void sk_qat_write_opts(const sk_train_model *tm, sk_write_opts *o);
 
 #endif /* SK_TRAIN_H */

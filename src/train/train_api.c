@@ -128,7 +128,11 @@ static shrink_status ranks_agree(const sk_train_opts *o, const sk_trainer *tr,
 /* The output format: --to, else the input's ("safetensors" is a Hugging Face folder). */
 static shrink_status out_format(const shrink_train_params *p, const struct shrink_model *m,
                                 sk_format *fmt) {
-    const char *name = p->to ? p->to : !strcmp(m->format, "safetensors") ? "hf" : m->format;
+    if (p->qat && p->to && strcmp(p->to, "gguf"))
+        return sk_error(SHRINK_ERR_ARG, "train: --qat writes the real quantized model, and only "
+                        "GGUF holds its types: --to %s cannot", p->to);
+    const char *name = p->qat ? "gguf" : p->to ? p->to : !strcmp(m->format, "safetensors") ? "hf"
+                                                                                   : m->format;
     int f = sk_format_parse(name);
     if (f < 0)
         return sk_error(SHRINK_ERR_ARG, "train: output format '%s' is not gguf, hf or "
@@ -191,7 +195,9 @@ static shrink_status save_model(const sk_train_model *tm, const struct shrink_mo
     const char *inputs[2] = {m->path, dir};
     src.inputs   = inputs;
     src.n_inputs = dir ? 2 : 0;
-    shrink_status st = sk_write(&src, out, fmt, NULL);
+    sk_write_opts wo = sk_write_opts_default();
+    if (tm->qat) sk_qat_write_opts(tm, &wo); /* the real quantized model */
+    shrink_status st = sk_write(&src, out, fmt, &wo);
     if (!st && fmt == SK_FORMAT_LLAMA2C) st = copy_llama2c_tokenizer(m, out_dir);
     snprintf(r->model_out, sizeof r->model_out, "%s", out);
     r->format = sk_format_name(fmt);
@@ -205,6 +211,7 @@ static shrink_status save_model(const sk_train_model *tm, const struct shrink_mo
 typedef struct run {
     struct shrink_model *teacher;
     sk_distill_opts      dopts;
+    sk_tcache            tcache;
     struct shrink_model *m;
     sk_train_model      *tm;
     sk_tokens            train, valid;
@@ -213,7 +220,8 @@ typedef struct run {
     int                  dir_created;  /* run_open created the output folder */
     int                  dir_listed;   /* its slot in the table of temporaries (out.h) */
     struct sk_lora_train *lora;        /* LoRA training (lora.c), or NULL */
-    char                 lora_cfg[160];
+    char                 lora_cfg[224];
+    char                 extra[256];    /* the checkpoint's extra options text */
 } run;
 
 static void run_free(run *r) {
@@ -224,6 +232,7 @@ static void run_free(run *r) {
     sk_train_free(r->tm);
     shrink_model_free(r->m);
     shrink_model_free(r->teacher);
+    sk_tcache_close(&r->tcache);
     sk_free(r->ckpt);
 }
 
@@ -263,6 +272,32 @@ static shrink_status same_tokenizer(const struct shrink_model *t, const struct s
     return SHRINK_OK;
 }
 
+/* FNV-1a 64 of the frozen parameters' weights (8 bytes at a time), in table order. */
+static uint64_t frozen_fingerprint(const sk_train_model *tm) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int64_t i = 0; i < tm->n_params; i++) {
+        const sk_train_param *p = &tm->params[i];
+        if (!p->frozen) continue;
+        const uint32_t *u = (const uint32_t *)p->w;
+        for (int64_t j = 0; j + 1 < p->n; j += 2)
+            h = (h ^ ((uint64_t)u[j] | (uint64_t)u[j + 1] << 32)) * 0x100000001b3ull;
+        if (p->n & 1) h = (h ^ u[p->n - 1]) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* QAT: the dtype and targets of p onto the parameter table (qat.c). */
+static shrink_status qat_attach(sk_train_model *tm, const shrink_train_params *p) {
+    shrink_dtype dt;
+    if (shrink_dtype_parse(p->qat, &dt) != SHRINK_OK)
+        return sk_error(SHRINK_ERR_ARG, "QAT: '%s' is not a dtype or single-type scheme (q4_0, "
+                        "q8_0, q4_K, int4_g128, nf4, ...)", p->qat);
+    int targets;
+    shrink_status st = sk_qat_parse_targets(p->qat_targets, &targets);
+    if (st) return st;
+    return sk_qat_attach(tm, dt, targets);
+}
+
 /* Model, parameter table, data, trainer. */
 static shrink_status run_open(run *r, const char *model_path, const shrink_train_params *p,
                               const sk_train_opts *o, const sk_lora_opts *lo) {
@@ -296,12 +331,20 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
     }
     if ((st = sk_train_create_from_model(&r->tm, r->m))) return st;
     if (lo && (st = sk_lora_attach(r->tm, lo, &r->lora))) return st;
+    if (p->qat && (st = qat_attach(r->tm, p))) return st;
     const sk_config *c = &r->m->cfg;
     if ((st = sk_tokens_open(&r->train, p->data, r->m->tok, c->add_bos, c->vocab_size)))
         return st;
     if (p->valid &&
         (st = sk_tokens_open(&r->valid, p->valid, r->m->tok, c->add_bos, c->vocab_size)))
         return st;
+    if (p->teacher && p->teacher_cache) {
+        const int32_t K = p->weak ? 1 : p->top_k;
+        if ((st = sk_tcache_open(&r->tcache, p->teacher_cache, r->teacher, &r->train, o->ctx, K,
+                                 p->cache_progress, p->user)))
+            return st;
+        r->dopts.cache = &r->tcache;
+    }
     const bool writer = !o->comm || o->comm->rank == 0;   /* data parallel: rank 0 writes */
     if (writer && (st = make_dir(p->out_dir, &r->dir_created, &r->dir_listed))) return st;
     if (!(r->ckpt = sk_path_join(p->out_dir, "checkpoint.bin")))
@@ -310,10 +353,17 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
     oo.ckpt_path = writer ? r->ckpt : NULL;
     if (p->teacher) oo.distill = &r->dopts;
     if (lo) {
+        /* the checkpoint holds no frozen weights: their fingerprint refuses another base */
         snprintf(r->lora_cfg, sizeof r->lora_cfg, "lora_rank=%lld\nlora_alpha=%.17g\n"
-                 "lora_targets=%d\nlora_dropout=%.17g\nrslora=%d\n", (long long)lo->rank,
-                 lo->alpha, lo->targets, lo->dropout, (int)lo->rslora);
+                 "lora_targets=%d\nlora_dropout=%.17g\nrslora=%d\nbase_fnv=%016llx\n",
+                 (long long)lo->rank, lo->alpha, lo->targets, lo->dropout, (int)lo->rslora,
+                 (unsigned long long)frozen_fingerprint(r->tm));
         oo.config_extra = r->lora_cfg;
+    }
+    if (p->qat) {
+        snprintf(r->extra, sizeof r->extra, "%sqat=%s\nqat_targets=%s\n", r->lora_cfg, p->qat,
+                 p->qat_targets ? p->qat_targets : "all");
+        oo.config_extra = r->extra;
     }
     if ((st = sk_trainer_create(&r->tr, r->tm, &r->train, p->valid ? &r->valid : NULL, &oo)))
         return st;
@@ -377,6 +427,10 @@ done:
     if (n_all) {
         *n_all = 0;
         for (int64_t i = 0; i < r.tm->n_params; i++) *n_all += r.tm->params[i].n;
+    }
+    if (r.tcache.path) {
+        snprintf(res->teacher_cache, sizeof res->teacher_cache, "%s", r.tcache.path);
+        res->teacher_cache_built = r.tcache.built;
     }
     res->train_tokens = r.train.n;
     res->valid_tokens = p->valid ? r.valid.n : 0;

@@ -64,6 +64,7 @@ static const cli_spec spec = {
     .n_pos_min   = 1,
     .n_pos_max   = 1,
     .model       = true,
+    .load_as     = true,
     .lora        = true,
 };
 

@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,7 +22,8 @@
 
 /* The options of every command, stored in a cli_common. */
 enum { COMMON_THREADS, COMMON_JSON, COMMON_TOKENIZER, COMMON_F32, COMMON_LORA, COMMON_PROGRESS,
-       COMMON_HELP, COMMON_NONFINITE, COMMON_MODEL, COMMON_NO_MANIFEST, COMMON_COUNT };
+       COMMON_HELP, COMMON_NONFINITE, COMMON_MODEL, COMMON_NO_MANIFEST, COMMON_LOAD_AS,
+       COMMON_COUNT };
 
 #define COMMON(f) offsetof(cli_common, f)
 static const cli_opt common_rows[COMMON_COUNT] = {
@@ -47,11 +49,15 @@ static const cli_opt common_rows[COMMON_COUNT] = {
                           "the model, as llama.cpp spells it (same as the first argument)"},
     [COMMON_NO_MANIFEST] = {"--no-manifest", NULL, CLI_OPT_FLAG, COMMON(no_manifest), NULL, 0, 0,
                           "write no manifest (command, input hashes, date) into the output"},
+    [COMMON_LOAD_AS]   = {"--load-as", NULL, CLI_OPT_STR, COMMON(load_as), "SCHEME", 0, 0,
+                          "quantize an f32/f16/bf16 model in memory while loading (a single-type "
+                          "scheme: q4_0, nf4, int4_g128, ...; no file written)"},
 };
 #undef COMMON
 
 static bool common_applies(const cli_spec *spec, int row) {
     if (row == COMMON_LORA) return spec->lora;
+    if (row == COMMON_LOAD_AS) return spec->load_as;
     return spec->model || (row != COMMON_TOKENIZER && row != COMMON_F32 &&
                            row != COMMON_NONFINITE && row != COMMON_MODEL);
 }
@@ -381,6 +387,27 @@ int cli_split_scale(const char *arg, char *file, size_t cap, double *scale) {
     return CLI_OK;
 }
 
+int cli_scheme_dtype(const char *opt, const char *scheme, const char **dtype) {
+    for (int32_t i = 0; i < shrink_quantize_scheme_count(); i++) {
+        shrink_quantize_scheme_info in;
+        if (shrink_quantize_scheme_get(i, &in) != SHRINK_OK || strcasecmp(in.name, scheme))
+            continue;
+        if (in.mix)
+            return cli_fail("%s %s: a mix of types by llama.cpp's rules; %s takes a single-type "
+                            "scheme (e.g. %s)", opt, scheme, opt, shrink_dtype_name(in.dtype));
+        *dtype = shrink_dtype_name(in.dtype);
+        return CLI_OK;
+    }
+    shrink_dtype d;
+    if (shrink_dtype_parse(scheme, &d) == SHRINK_OK && d > SHRINK_DTYPE_BF16 &&
+        d != SHRINK_DTYPE_W8A8 && d != SHRINK_DTYPE_W8A8_STATIC) {
+        *dtype = shrink_dtype_name(d);
+        return CLI_OK;
+    }
+    return cli_fail("%s %s: not a weight quantization scheme of `shrink quantize --list` (q4_0, "
+                    "q8_0, q4_K, int4_g128, nf4, ...)", opt, scheme);
+}
+
 int cli_load_model(const char *path, const cli_common *common, cli_tok_mode mode,
                    shrink_model **out) {
     shrink_load_params lp = shrink_load_params_default();
@@ -393,6 +420,10 @@ int cli_load_model(const char *path, const cli_common *common, cli_tok_mode mode
     lp.tokenizer_path = common->tokenizer;
     lp.widen_f32      = common->f32;
     lp.allow_nonfinite = common->allow_nonfinite;
+    if (common->load_as) {
+        int rc0 = cli_scheme_dtype("--load-as", common->load_as, &lp.load_as);
+        if (rc0 != CLI_OK) return rc0;
+    }
     lp.no_tokenizer   = mode == CLI_TOK_NONE;
     shrink_status rc  = shrink_model_load(out, path, &lp);
     if (rc != SHRINK_OK && mode == CLI_TOK_OPTIONAL && !common->tokenizer) {

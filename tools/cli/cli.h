@@ -50,6 +50,11 @@ int cmd_distill(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_lora(int argc, char **argv);
+int cmd_drop_layers(int argc, char **argv);
+int cmd_lowrank(int argc, char **argv);
+int cmd_student(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_pipeline(int argc, char **argv);
 
 /* mpi.c: data-parallel training in a `make MPI=1` build run by mpirun; in other builds (or one
  * rank) cli_mpi_comm is NULL. Call cli_mpi_comm after the arguments are checked; pass the
@@ -108,6 +113,7 @@ typedef struct cli_common {
     bool        help;       /* --help */
     bool        allow_nonfinite; /* --allow-nonfinite: load weights holding NaN or Inf */
     cli_list    lora;       /* --lora FILE[:SCALE], repeatable (commands with spec.lora) */
+    const char *load_as;    /* --load-as SCHEME (commands with spec.load_as) */
     bool        no_manifest; /* --no-manifest: outputs carry no manifest (docs/manifest.md) */
 } cli_common;
 
@@ -123,6 +129,7 @@ typedef struct cli_spec {
     bool           model;        /* the command loads a model: --tokenizer and --f32 apply */
     bool           lora;         /* --lora applies (cli_load_model adds the adapters) */
     void         (*epilog)(FILE *f); /* more help after the options (--help only), or NULL */
+    bool           load_as;      /* --load-as applies (cli_load_model quantizes at load) */
 } cli_spec;
 
 /* Parses argv[1..argc) (argv[0] is the command name) into the command's options struct `opts`
@@ -151,6 +158,11 @@ typedef enum cli_tok_mode {
     CLI_TOK_OPTIONAL,   /* if the tokenizer does not load, warn and load the model without it */
     CLI_TOK_NONE,       /* do not load a tokenizer */
 } cli_tok_mode;
+
+/* --load-as / --qat SCHEME (`opt` names the option in messages): the dtype name of a
+ * single-type scheme of `shrink quantize` (or a quantized dtype's name) into *dtype; CLI_OK, or
+ * CLI_ERR after a message (mixes such as q4_K_M, f16, w8a8 are refused). */
+int cli_scheme_dtype(const char *opt, const char *scheme, const char **dtype);
 
 /* Applies --threads, then loads `path` with --tokenizer and --f32, then adds the --lora
  * adapters (FILE or FILE:SCALE, scale 1 by default). Returns CLI_OK, or CLI_ERR

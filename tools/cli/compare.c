@@ -86,6 +86,7 @@ static const cli_spec spec = {
     .n_pos_min   = 2,
     .n_pos_max   = CMP_MAX_MODELS,
     .model       = true,
+    .load_as     = true,
 };
 
 /* One model's row; filled in the children and sent through a pipe (same binary: same layout). */
@@ -324,9 +325,11 @@ static int quality_child(const cmp_job *job, void *vout) {
     int32_t      *ids               = NULL;
     size_t        n                 = 0;
     int           rc                = CLI_OK;
+    cli_common base = *job->common; /* --load-as quantizes the MODELs, never BASE */
+    base.load_as = NULL;
     for (int i = 0; i < job->n && rc == CLI_OK; i++)
-        rc = cli_load_model(job->paths[i], job->common, i == 0 ? CLI_TOK_NEED : CLI_TOK_OPTIONAL,
-                            &m[i]);
+        rc = cli_load_model(job->paths[i], i == 0 ? &base : job->common,
+                            i == 0 ? CLI_TOK_NEED : CLI_TOK_OPTIONAL, &m[i]);
     if (rc != CLI_OK) goto out_models;
     shrink_model_info b;
     shrink_model_get_info(m[0], &b);
@@ -353,7 +356,9 @@ static int speed_child(const cmp_job *job, void *vout) {
     cmp_row      *row = vout;
     shrink_model *m   = NULL;
     char          name[256], label[300];
-    int rc = cli_load_model(job->paths[job->model], job->common, CLI_TOK_NONE, &m);
+    cli_common base = *job->common; /* --load-as quantizes the MODELs, never BASE */
+    if (job->model == 0) base.load_as = NULL;
+    int rc = cli_load_model(job->paths[job->model], &base, CLI_TOK_NONE, &m);
     if (rc != CLI_OK) return rc;
     shrink_model_info mi;
     shrink_model_get_info(m, &mi);

@@ -58,6 +58,7 @@ static const cli_spec spec = {
     .n_pos_min   = 2,
     .n_pos_max   = 2,
     .model       = true,
+    .load_as     = true,
     .lora        = true,
 };
 

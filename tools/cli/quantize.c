@@ -34,6 +34,8 @@ typedef struct quantize_opts {
     bool        act_order;
     int32_t     block;
     bool        gptq_head;
+    double      smooth;     /* --smooth A; < 0: not given */
+    bool        awq_no_clip;
 } quantize_opts;
 
 static const cli_opt quantize_rows[] = {
@@ -71,7 +73,14 @@ static const cli_opt quantize_rows[] = {
      "print the schemes (bits/weight, use, measured KL) and exit"},
     {"--method", NULL, CLI_OPT_STR, offsetof(quantize_opts, method), "NAME", 0, 0,
      "rtn (default): round to nearest; gptq: GPTQ against the\n"
-     "                         Hessian of each layer's inputs on --calib"},
+     "                         Hessian of each layer's inputs on --calib; awq:\n"
+     "                         activation-aware scales searched on --calib, folded\n"
+     "                         into the norms"},
+    {"--smooth", NULL, CLI_OPT_FLOAT, offsetof(quantize_opts, smooth), "A", 0, 1,
+     "w8a8, w8a8_static: SmoothQuant with migration strength A\n"
+     "                         in [0, 1] (0.5 is the usual) on --calib"},
+    {"--awq-no-clip", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, awq_no_clip), NULL, 0, 0,
+     "--method awq without the weight clipping search"},
     {"--damp", NULL, CLI_OPT_FLOAT, offsetof(quantize_opts, damp), "F", 1e-12, 1e6,
      "gptq: damping, fraction of mean(diag H) (default 0.01)"},
     {"--act-order", NULL, CLI_OPT_FLAG, offsetof(quantize_opts, act_order), NULL, 0, 0,
@@ -91,6 +100,7 @@ static const cli_spec spec = {
                    "       [--calib FILE [--calib-tokens N]] [--ggml-exact] [--verbose]\n"
                    "       [--method gptq --calib FILE [--calib-ctx C] [--damp F] [--act-order]\n"
                    "        [--block B]]\n"
+                   "       [--method awq --calib FILE] [--smooth A --calib FILE]\n"
                    "       shrink quantize --list [--json]",
     .description = "Quantizes a model (GGUF, Hugging Face folder or llama2.c .bin; a quantized\n"
                    "GGUF is dequantized first) into a GGUF file, tensor by tensor. The mixes\n"
@@ -154,6 +164,9 @@ static void print_json(const char *in, const char *out, const shrink_quantize_re
     cli_json_key(&j, "n_fallback");      cli_json_int(&j, r->n_fallback);
     cli_json_key(&j, "requantized");     cli_json_bool(&j, r->requantized);
     cli_json_key(&j, "calib_tokens");    cli_json_int(&j, r->calib_tokens);
+    cli_json_key(&j, "fold_inputs");     cli_json_int(&j, r->fold_inputs);
+    cli_json_key(&j, "awq_mean_alpha");  cli_json_num(&j, r->awq_mean_alpha);
+    cli_json_key(&j, "awq_clipped");     cli_json_int(&j, r->awq_clipped);
     cli_json_key(&j, "gptq_matrices");   cli_json_int(&j, r->gptq_matrices);
     cli_json_key(&j, "seconds");         cli_json_num(&j, r->seconds);
     cli_json_key(&j, "peak_rss_bytes");  cli_json_u64(&j, shrink_peak_rss());
@@ -218,9 +231,9 @@ static void print_text(const shrink_quantize_result *r, bool verbose, const cli_
 static void imatrix_params(const quantize_opts *o, shrink_quantize_params *p) {
     bool w8a8s = strncasecmp(o->scheme, "w8a8_static", 11) == 0 ||
                  strncasecmp(o->scheme, "w8a8-static", 11) == 0;
+    bool calibrated = (o->method && strcasecmp(o->method, "rtn") != 0) || o->smooth >= 0;
     p->imatrix_path = o->imatrix;
-    bool gptq = o->method && !strcasecmp(o->method, "gptq");
-    if (o->calib && !w8a8s && !o->imatrix && !gptq) p->imatrix_calib = o->calib;
+    if (o->calib && !w8a8s && !o->imatrix && !calibrated) p->imatrix_calib = o->calib;
     if (o->calib && !w8a8s && o->imatrix)
         cli_warn("--calib ignored: the importance matrix comes from --imatrix %s", o->imatrix);
     p->imatrix_ctx = o->calib_ctx;
@@ -329,7 +342,7 @@ int cmd_quantize(int argc, char **argv) {
     cli_common common;
     char      *pos[3];
     int        n_pos;
-    quantize_opts opts = {.calib_tokens = 4096};
+    quantize_opts opts = {.calib_tokens = 4096, .smooth = -1.0};
     bool listed;
     int rc = scheme_list_cmd(argc, argv, &listed);
     if (listed) return rc;
@@ -370,6 +383,9 @@ int cmd_quantize(int argc, char **argv) {
     p.gptq_head = opts.gptq_head;
     if (opts.block > 0) p.gptq_block = opts.block;
     p.calib_tokens = opts.calib_tokens;
+    p.smooth = opts.smooth >= 0;
+    if (p.smooth) p.smooth_alpha = opts.smooth;
+    p.awq_no_clip = opts.awq_no_clip;
     p.tokenizer_path = common.tokenizer;
     p.tensor_stats = true; /* the per-type summary; the table only with --verbose */
     if (opts.verbose && !common.json) p.tensor_done = print_tensor_row;

@@ -30,8 +30,13 @@ static const cli_command commands[] = {
     {"distill",  "train a student on a teacher's distribution (KL + CE)",         cmd_distill},
     {"lora",     "train a LoRA adapter on a frozen base (PEFT / llama.cpp files)", cmd_lora},
     {"merge",    "merge LoRA adapters into a base model (GGUF, HF, llama2.c)",    cmd_merge},
+    {"student",  "cut a student from a teacher: fewer layers, heads, FFN neurons",  cmd_student},
+    {"synth",    "sample synthetic training tokens from a teacher (token file)",  cmd_synth},
+    {"pipeline", "run a recipe: teacher-student-4bit (cut, distill, quantize, compare)", cmd_pipeline},
     {"verify",   "re-hash the inputs a model's manifest names: match, changed, missing", cmd_verify},
     {"report",   "one HTML page from compare --json outputs: size-vs-KL Pareto plot, speed", cmd_report},
+    {"drop-layers", "remove whole decoder layers (by measured KL, influence, last)", cmd_drop_layers},
+    {"lowrank",  "low-rank factorization of the linear layers: svd, asvd, whiten", cmd_lowrank},
     {"version",  "version, CPU kernels and threads",                              cmd_version},
     {"help",     "help on a command: shrink help COMMAND",                        cmd_help},
 };

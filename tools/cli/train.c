@@ -43,6 +43,7 @@ typedef struct train_opts {
     double      alpha;
     double      temperature;
     int32_t     top_k;
+    const char *teacher_cache;
     /* shrink lora */
     const char *ckpt_dir;
     const char *targets;
@@ -50,6 +51,9 @@ typedef struct train_opts {
     double      lora_alpha;
     double      dropout;
     bool        rslora;
+    /* --qat (train, distill, lora) */
+    const char *qat;
+    const char *qat_targets;
 } train_opts;
 
 #define O(f) offsetof(train_opts, f)
@@ -88,6 +92,10 @@ typedef struct train_opts {
      "(default 16)"}, \
     {"--save-every", NULL, CLI_OPT_INT, O(save_every), "K", 0, 1e9, "checkpoint every K steps " \
      "(and at the end)"}, \
+    {"--qat", NULL, CLI_OPT_STR, O(qat), "SCHEME", 0, 0, "quantization-aware: fake-quantize " \
+     "to a single-type scheme (q4_0, int4_g128, nf4, q4_K, ...) in every forward pass"}, \
+    {"--qat-targets", NULL, CLI_OPT_STR, O(qat_targets), "LIST", 0, 0, "QAT's matrices: q,k,v," \
+     "o,gate,up,down,embed,output or all (default all)"}, \
 
 static const cli_opt train_rows[] = {TRAIN_ROWS};
 static const cli_opt distill_rows[] = {
@@ -103,6 +111,9 @@ static const cli_opt distill_rows[] = {
      "tokens, renormalized (default 0: all)"},
     {"--mode", NULL, CLI_OPT_STR, O(mode), "M", 0, 0, "soft (default) or weak (teacher's top-1 "
      "token as the target)"},
+    {"--teacher-cache", NULL, CLI_OPT_STR, O(teacher_cache), "DIR", 0, 0, "keep the teacher's "
+     "top K per position in DIR (built once,\n                         reused; --top-k or --mode "
+     "weak; windows at multiples of --ctx)"},
     TRAIN_ROWS
 };
 static const cli_opt lora_rows[] = {
@@ -172,17 +183,31 @@ static const cli_spec lora_spec = {
                    "Same loop, schedule, checkpoints (DIR/checkpoint.bin) and bit-exact --resume\n"
                    "as `shrink train`. ADAPTER is written at the end: a llama.cpp GGUF LoRA\n"
                    "adapter when it ends in .gguf, else a PEFT folder. A quantized GGUF base\n"
-                   "(QLoRA) trains on its dequantized weights. docs/adapters.md.",
+                   "(QLoRA) trains on its dequantized weights; --load-as SCHEME quantizes an\n"
+                   "f32/f16/bf16 BASE so (as --qat on a frozen base). docs/adapters.md.",
     .opts        = lora_rows,
     .n_opts      = sizeof lora_rows / sizeof lora_rows[0],
     .n_pos_min   = 1,
     .n_pos_max   = 1,
     .model       = true,
+    .load_as     = true,
 };
 
 typedef struct log_state {
     const cli_common *common;
+    cli_progress      cache;    /* the teacher cache being built */
+    bool              cache_on;
 } log_state;
+
+static void cache_progress(void *user, int64_t done, int64_t total) {
+    log_state *s = user;
+    if (!s->cache_on) {
+        cli_progress_start(&s->cache, "teacher cache windows", s->common);
+        s->cache_on = true;
+    }
+    cli_progress_update(&s->cache, done, total);
+    if (done == total) cli_progress_end(&s->cache);
+}
 
 static void log_step(void *user, const shrink_train_log *l) {
     const log_state *s = user;
@@ -258,6 +283,7 @@ static int check_io(const char *model, const train_opts *o, const cli_common *co
                    {"--valid", o->valid, CLI_IN},
                    {"--tokenizer", common->tokenizer, CLI_IN},
                    {"--teacher", o->teacher, CLI_IN},
+                   {"--teacher-cache", o->teacher_cache, CLI_OUT_IN_DIR},
                    /* the folder only: its checkpoint.bin may be --out's (read whole first,
                     * then replaced atomically) */
                    {"--resume", o->resume, CLI_IN},
@@ -298,6 +324,7 @@ static void fill_params(shrink_train_params *pp, const train_opts *op, const cli
     pp->save_every     = op->save_every;
     pp->log            = log_step;
     pp->user           = lsp;
+    pp->qat_targets    = op->qat_targets;
     pp->comm           = cli_mpi_comm();   /* mpirun -np R of a `make MPI=1` build */
 }
 
@@ -341,9 +368,14 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
         return usage(sp, "--schedule: not cosine, linear or constant");
     if (o.optimizer && strcmp(o.optimizer, "adamw") && strcmp(o.optimizer, "sgd"))
         return usage(sp, "--optimizer: not adamw or sgd");
+    const char *qat = NULL;
+    if (o.qat && (rc = cli_scheme_dtype("--qat", o.qat, &qat)) != CLI_OK) return rc;
+    if (o.qat && o.to && strcmp(o.to, "gguf"))
+        return usage(sp, "--qat writes the quantized model as GGUF: no --to hf/llama2c");
+    if (o.qat) o.to = "gguf";
     if ((rc = check_io(model, &o, &common)) != CLI_OK) return rc;
     shrink_set_threads(common.threads);
-    log_state ls = {&common};
+    log_state ls = {.common = &common};
     shrink_train_params p = shrink_train_params_default();
     if (distill) {
         p.teacher     = o.teacher;
@@ -351,8 +383,16 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
         p.temperature = o.temperature;
         p.top_k       = o.top_k;
         p.weak        = o.mode && !strcmp(o.mode, "weak");
+        if (o.teacher_cache && !p.weak && !o.top_k)
+            return usage(sp, "--teacher-cache stores the teacher's top K: give --top-k K or "
+                         "--mode weak");
     }
     fill_params(&p, &o, &common, &ls);
+    if (distill && o.teacher_cache) {
+        p.teacher_cache  = o.teacher_cache;
+        p.cache_progress = cache_progress;
+    }
+    p.qat = qat;
     shrink_train_result r;
     shrink_status st = shrink_train(model, &p, &r);
     if (st != SHRINK_OK) return cli_fail_status(st);
@@ -370,6 +410,10 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
             cli_json_key(&j, "teacher");      cli_json_str(&j, o.teacher);
             cli_json_key(&j, "val_kl");       cli_json_num(&j, r.val_kl);
             cli_json_key(&j, "val_kl_start"); cli_json_num(&j, r.val_kl_start);
+            cli_json_key(&j, "teacher_cache");
+            if (r.teacher_cache[0]) cli_json_str(&j, r.teacher_cache);
+            else cli_json_null(&j);
+            cli_json_key(&j, "teacher_cache_built"); cli_json_bool(&j, r.teacher_cache_built);
         }
         cli_json_key(&j, "n_params");       cli_json_int(&j, r.n_params);
         cli_json_key(&j, "train_tokens");   cli_json_int(&j, r.train_tokens);
@@ -389,6 +433,9 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
         printf("final:      step %lld loss %.9g val_loss %.9g\n", (long long)r.step, r.loss,
                r.val_loss);
         if (distill) printf("final:      val_kl %.9g\n", r.val_kl);
+        if (r.teacher_cache[0])
+            printf("cache:      %s (%s)\n", r.teacher_cache,
+                   r.teacher_cache_built ? "built" : "reused");
         printf("model:      %s (%s), %lld parameters\n", r.model_out, r.format,
                (long long)r.n_params);
         printf("time:       %.2f s, %.0f tok/s\n", r.seconds, r.tok_per_s);
@@ -433,6 +480,16 @@ static int run_lora(int argc, char **argv) {
         return usage(sp, "--schedule: not cosine, linear or constant");
     if (o.optimizer && strcmp(o.optimizer, "adamw") && strcmp(o.optimizer, "sgd"))
         return usage(sp, "--optimizer: not adamw or sgd");
+    const char *qat = NULL;
+    if (o.qat && (rc = cli_scheme_dtype("--qat", o.qat, &qat)) != CLI_OK) return rc;
+    if (common.load_as) { /* the frozen base quantized once: QAT of a frozen base is exactly that */
+        const char *la = NULL;
+        if ((rc = cli_scheme_dtype("--load-as", common.load_as, &la)) != CLI_OK) return rc;
+        if (qat && strcmp(qat, la))
+            return cli_fail("--load-as %s and --qat %s: the frozen base is quantized once, to "
+                            "one type", common.load_as, o.qat);
+        qat = la;
+    }
     size_t n = strlen(o.out);
     char *ckdir = NULL, *ckpt = NULL;
     if (!o.ckpt_dir) {
@@ -462,10 +519,11 @@ static int run_lora(int argc, char **argv) {
         return rc;
     }
     shrink_set_threads(common.threads);
-    log_state ls = {&common};
+    log_state ls = {.common = &common};
     shrink_train_params p = shrink_train_params_default();
     fill_params(&p, &o, &common, &ls);
     p.out_dir = dir;
+    p.qat = qat;
     shrink_lora_params lp = shrink_lora_params_default();
     lp.rank = o.rank;
     lp.alpha = o.lora_alpha;
