@@ -331,16 +331,22 @@ static void json_kv_table(cli_json *j, const char *key, const shrink_manifest_va
     cli_json_obj_end(j);
 }
 
-void cli_manifest_json(const shrink_manifest *m, cli_json *j) {
-    cli_json_obj_begin(j);
+/* version, date and command of a manifest or of a parent's, in an open object. */
+static void json_made(cli_json *j, const char *version, const char *date,
+                      const char *const *command, int32_t n_command) {
     cli_json_key(j, "version");
-    cli_json_str(j, m->version);
+    cli_json_str(j, version);
     cli_json_key(j, "date");
-    cli_json_str(j, m->date);
+    cli_json_str(j, date);
     cli_json_key(j, "command");
     cli_json_arr_begin(j);
-    for (int32_t i = 0; i < m->n_command; i++) cli_json_str(j, m->command[i]);
+    for (int32_t i = 0; i < n_command; i++) cli_json_str(j, command[i]);
     cli_json_arr_end(j);
+}
+
+void cli_manifest_json(const shrink_manifest *m, cli_json *j) {
+    cli_json_obj_begin(j);
+    json_made(j, m->version, m->date, m->command, m->n_command);
     cli_json_key(j, "threads");
     cli_json_int(j, m->threads);
     json_kv_table(j, "seeds", m->seeds, m->n_seeds);
@@ -373,14 +379,7 @@ void cli_manifest_json(const shrink_manifest *m, cli_json *j) {
         cli_json_str(j, p->arg);
         cli_json_key(j, "path");
         cli_json_str(j, p->path);
-        cli_json_key(j, "version");
-        cli_json_str(j, p->version);
-        cli_json_key(j, "date");
-        cli_json_str(j, p->date);
-        cli_json_key(j, "command");
-        cli_json_arr_begin(j);
-        for (int32_t k = 0; k < p->n_command; k++) cli_json_str(j, p->command[k]);
-        cli_json_arr_end(j);
+        json_made(j, p->version, p->date, p->command, p->n_command);
         cli_json_obj_end(j);
     }
     cli_json_arr_end(j);
