@@ -108,7 +108,8 @@ static void test_masks(void) {
     p.wd = 0.5;
     sk_optim *o;
     CHECK(sk_optim_create(&o, &p, prm, 2) == SHRINK_OK, "create");
-    CHECK(o->total == 12 && o->off[1] == 8, "state layout");
+    CHECK(o->total == 8 && o->off[1] == 8, "state layout: %lld elements (the frozen tensor has "
+          "no state)", (long long)o->total);
     /* grad norm: trainable elements of tensor 0 are 0, 4, 6 -> sqrt(3) */
     double nrm = sk_grad_norm(prm, 2, 2.0);
     CHECK(fabs(nrm - 2.0 * sqrt(3.0)) < 1e-12, "grad norm %.17g", nrm);
@@ -119,7 +120,7 @@ static void test_masks(void) {
               held ? "moved although masked" : "did not move", w0[i]);
         CHECK(held == (o->m[i] == 0 && o->v[i] == 0), "state of element %d", i);
     }
-    for (int i = 0; i < 4; i++) CHECK(w1[i] == 1 && o->m[8 + i] == 0, "frozen tensor moved");
+    for (int i = 0; i < 4; i++) CHECK(w1[i] == 1, "frozen tensor moved");
     sk_optim_free(o);
     CHECK(sk_clip_factor(10.0, 1.0) == 0.1, "clip 10 -> 1");
     CHECK(sk_clip_factor(0.5, 1.0) == 1.0, "no clip below");
