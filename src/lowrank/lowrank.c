@@ -20,6 +20,7 @@
 #include "lowrank.h"
 
 #include "../model/source.h"
+#include "../model/layerwise.h"
 
 #include <math.h>
 #include <strings.h>
@@ -152,23 +153,13 @@ static shrink_status calibrate(const char *in, const shrink_lowrank_params *p, u
     shrink_model *m = NULL;
     shrink_context *ctx = NULL;
     int32_t *ids = NULL;
-    size_t n_ids = 0;
     shrink_status st = shrink_model_load(&m, in, &lp);
     if (st) return st;
     const sk_config *cfg = &m->cfg;
     const int64_t want = p->calib_tokens > 0 ? p->calib_tokens : 2048;
-    if ((st = sk_calib_encode(m, p->calib_path, want, &ids, &n_ids))) goto out;
-    if ((int64_t)n_ids < want) {
-        st = sk_error(SHRINK_ERR_ARG, "%s: the calibration text gives %zu tokens but %lld were "
-                      "asked (--calib-tokens)", p->calib_path, n_ids, (long long)want);
+    int64_t n_calib = 0;
+    if ((st = sk_calib_tokens(m, p->calib_path, want, "--calib-tokens", &ids, &n_calib)))
         goto out;
-    }
-    for (int64_t i = 0; i < want; i++)
-        if (ids[i] < 0 || ids[i] >= cfg->vocab_size) {
-            st = sk_error(SHRINK_ERR_ARG, "%s: the tokenizer gives id %d, outside the model's "
-                          "vocabulary of %d", p->calib_path, ids[i], cfg->vocab_size);
-            goto out;
-        }
     int32_t C = p->calib_ctx > 0 ? p->calib_ctx : (cfg->max_seq_len < 256 ? cfg->max_seq_len
                                                                           : 256);
     if (C > cfg->max_seq_len) {

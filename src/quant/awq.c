@@ -29,6 +29,7 @@
 #include "quant.h"
 
 #include "../model/model.h"
+#include "../model/layerwise.h"
 #include "../kernels/kernels.h"
 
 #include <math.h>
@@ -655,20 +656,10 @@ shrink_status sk_fold_compute(sk_xf *xf, const char *in, const sk_fold_params *p
     const sk_config *cfg = &m->cfg;
     j.cfg = &xf->base.cfg;
     const int L = cfg->n_layers;
-    size_t n_ids = 0;
     const int64_t want = p->calib_tokens > 0 ? p->calib_tokens : 4096;
-    if ((st = sk_calib_encode(m, p->calib_path, want, &ids, &n_ids))) goto out;
-    if ((int64_t)n_ids < want) {
-        st = sk_error(SHRINK_ERR_ARG, "%s: the calibration text gives %zu tokens but %lld were "
-                      "asked (--calib-tokens)", p->calib_path, n_ids, (long long)want);
+    int64_t n_calib = 0;
+    if ((st = sk_calib_tokens(m, p->calib_path, want, "--calib-tokens", &ids, &n_calib)))
         goto out;
-    }
-    for (int64_t i = 0; i < want; i++)
-        if (ids[i] < 0 || ids[i] >= cfg->vocab_size) {
-            st = sk_error(SHRINK_ERR_ARG, "%s: the tokenizer gives id %d, outside the model's "
-                          "vocabulary of %d", p->calib_path, ids[i], cfg->vocab_size);
-            goto out;
-        }
     j.n_tokens = want;
     int32_t n_ctx = p->calib_ctx > 0 ? p->calib_ctx : 512;
     if (n_ctx > cfg->max_seq_len) n_ctx = cfg->max_seq_len;
