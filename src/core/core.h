@@ -178,5 +178,10 @@ SK_HIDDEN void sk_bytes_printf(sk_bytes *b, const char *fmt, ...) SK_PRINTF(2, 3
 /* The index of `name` in names[0..n) (case-insensitive), -1 if absent or name is NULL: the
  * lookup of a public enum's spelling (units, methods). */
 SK_HIDDEN int sk_name_find(const char *const *names, int n, const char *name);
+/* FNV-1a 64 of p[0..n) added to h (start from SK_HASH64_INIT), over 8-byte little-endian
+ * words and the tail byte by byte: a fast checksum for identities and caches, not a
+ * cryptographic hash (shrink_sha256 is). */
+#define SK_HASH64_INIT 0xcbf29ce484222325ull
+SK_HIDDEN uint64_t sk_hash64(uint64_t h, const void *p, size_t n);
 
 #endif /* SK_CORE_H */

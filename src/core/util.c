@@ -125,6 +125,18 @@ void sk_bytes_printf(sk_bytes *b, const char *fmt, ...) {
     sk_free(t);
 }
 
+uint64_t sk_hash64(uint64_t h, const void *p, size_t n) {
+    const uint8_t *b = p;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, b + i, 8);
+        h = (h ^ w) * 0x100000001b3ull;
+    }
+    for (; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
 int sk_name_find(const char *const *names, int n, const char *name) {
     for (int i = 0; name && i < n; i++)
         if (strcasecmp(name, names[i]) == 0) return i;

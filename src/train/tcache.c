@@ -24,20 +24,9 @@ typedef struct tc_hash {
     uint64_t h;
 } tc_hash;
 
-static void th_init(tc_hash *x) { x->h = 0xcbf29ce484222325ull; }
+static void th_init(tc_hash *x) { x->h = SK_HASH64_INIT; }
 
-static void th_add(tc_hash *x, const void *p, size_t n) {
-    const uint8_t *b = p;
-    uint64_t h = x->h;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, b + i, 8);
-        h = (h ^ w) * 0x100000001b3ull;
-    }
-    for (; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    x->h = h;
-}
+static void th_add(tc_hash *x, const void *p, size_t n) { x->h = sk_hash64(x->h, p, n); }
 
 /* The teacher's identity: every tensor's name, dtype, shape and bytes. */
 static uint64_t teacher_hash(const struct shrink_model *m) {

@@ -96,14 +96,10 @@ static shrink_status make_opts(const shrink_train_params *p, sk_train_opts *o) {
     return SHRINK_OK;
 }
 
-/* FNV-1a over s (and its terminating zero, so "ab" + "c" differs from "a" + "bc"). */
+/* s hashed with its terminating zero, so "ab" + "c" differs from "a" + "bc". */
 static uint64_t fnv(uint64_t h, const char *s) {
     if (!s) s = "";
-    do {
-        h ^= (uint8_t)*s;
-        h *= 0x100000001b3ull;
-    } while (*s++);
-    return h;
+    return sk_hash64(h, s, strlen(s) + 1);
 }
 
 /* Data parallelism: every rank must run the same options on the same inputs. The hash covers
@@ -112,7 +108,7 @@ static uint64_t fnv(uint64_t h, const char *s) {
 static shrink_status ranks_agree(const sk_train_opts *o, const sk_trainer *tr,
                                  const char *model_path, const shrink_train_params *p) {
     if (!o->comm || !o->comm->agree) return SHRINK_OK;
-    uint64_t h = fnv(0xcbf29ce484222325ull, tr->config);
+    uint64_t h = fnv(SK_HASH64_INIT, tr->config);
     const char *in[4] = {model_path, p->data, p->valid, p->teacher};
     for (int i = 0; i < 4; i++) {
         char buf[96] = "";
@@ -276,17 +272,12 @@ static shrink_status same_tokenizer(const struct shrink_model *t, const struct s
     return SHRINK_OK;
 }
 
-/* FNV-1a 64 of the frozen parameters' weights (8 bytes at a time), in table order. */
+/* FNV-1a 64 (sk_hash64) of the frozen parameters' weights, in table order. */
 static uint64_t frozen_fingerprint(const sk_train_model *tm) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (int64_t i = 0; i < tm->n_params; i++) {
-        const sk_train_param *p = &tm->params[i];
-        if (!p->frozen) continue;
-        const uint32_t *u = (const uint32_t *)p->w;
-        for (int64_t j = 0; j + 1 < p->n; j += 2)
-            h = (h ^ ((uint64_t)u[j] | (uint64_t)u[j + 1] << 32)) * 0x100000001b3ull;
-        if (p->n & 1) h = (h ^ u[p->n - 1]) * 0x100000001b3ull;
-    }
+    uint64_t h = SK_HASH64_INIT;
+    for (int64_t i = 0; i < tm->n_params; i++)
+        if (tm->params[i].frozen)
+            h = sk_hash64(h, tm->params[i].w, (size_t)tm->params[i].n * sizeof(float));
     return h;
 }
 
