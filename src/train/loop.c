@@ -302,15 +302,20 @@ static shrink_status micro_batch(sk_trainer *tr, float *l) {
     return sk_train_forward_backward(tr->tm, tr->tokens, o->batch, o->ctx, l);
 }
 
-/* The trainable gradients, packed in parameter order into buf (to != 0), or buf unpacked
- * into them (to == 0); returns the elements. */
-static int64_t pack_grads(sk_trainer *tr, float *buf, int to) {
+/* The trainable gradients against buf, in parameter order: PACK_COUNT only counts them,
+ * PACK_COPY copies them into buf, PACK_ADD adds them to buf, PACK_BACK copies buf into them.
+ * Returns the elements. */
+enum { PACK_COUNT, PACK_COPY, PACK_ADD, PACK_BACK };
+static int64_t pack_grads(sk_trainer *tr, float *buf, int mode) {
     int64_t k = 0;
     for (int64_t i = 0; i < tr->tm->n_params; i++) {
         sk_train_param *p = &tr->tm->params[i];
         if (p->frozen || !p->g) continue;
-        if (buf && to) memcpy(buf + k, p->g, (size_t)p->n * sizeof(float));
-        else if (buf) memcpy(p->g, buf + k, (size_t)p->n * sizeof(float));
+        float *b = buf ? buf + k : NULL;
+        if (mode == PACK_COPY) memcpy(b, p->g, (size_t)p->n * sizeof(float));
+        else if (mode == PACK_BACK) memcpy(p->g, b, (size_t)p->n * sizeof(float));
+        else if (mode == PACK_ADD)
+            for (int64_t j = 0; j < p->n; j++) b[j] += p->g[j];
         k += p->n;
     }
     return k;
@@ -324,7 +329,7 @@ static shrink_status accumulate(sk_trainer *tr, double *loss) {
     const sk_train_opts *o = &tr->o;
     const shrink_train_comm *c = o->comm && o->comm->n_ranks > 1 ? o->comm : NULL;
     if (!tr->acc) {
-        tr->n_acc = pack_grads(tr, NULL, 0);
+        tr->n_acc = pack_grads(tr, NULL, PACK_COUNT);
         tr->acc = sk_malloc((size_t)(tr->n_acc ? tr->n_acc : 1) * sizeof(float));
         if (!tr->acc) return sk_error(SHRINK_ERR_NOMEM, "train: out of memory for the gradient "
                                       "sum of %d micro-batches", o->accum);
@@ -339,26 +344,16 @@ static shrink_status accumulate(sk_trainer *tr, double *loss) {
         float l;
         shrink_status st = micro_batch(tr, &l);
         if (st) return st;
-        if (c || a == 0) {
-            pack_grads(tr, tr->acc, 1);
-            sum = l;
-        } else {
-            float *g = tr->acc;
-            for (int64_t i = 0; i < tr->tm->n_params; i++) {
-                const sk_train_param *p = &tr->tm->params[i];
-                if (p->frozen || !p->g) continue;
-                for (int64_t j = 0; j < p->n; j++) g[j] += p->g[j];
-                g += p->n;
-            }
-            sum += l;
-        }
+        const int first = c || a == 0;
+        pack_grads(tr, tr->acc, first ? PACK_COPY : PACK_ADD);
+        sum = first ? l : sum + l;
     }
     if (c) {
         shrink_status st;
         if ((st = c->sum_f32(c->user, tr->acc, tr->n_acc)) || (st = c->sum_f64(c->user, &sum, 1)))
             return st;
     }
-    pack_grads(tr, tr->acc, 0);
+    pack_grads(tr, tr->acc, PACK_BACK);
     *loss = sum;
     return SHRINK_OK;
 }
