@@ -1,9 +1,10 @@
 /*
- * test_gemm_q8.c - the integer prompt processing of q8_0 and q4_0 (src/kernels/gemm_q8.c,
+ * test_gemm_q8.c - the integer prompt processing of q8_0, q4_0, q4_K (src/kernels/gemm_q8.c,
  * x86/gemm_q8_<isa>.c): sk_matmul at T > 1 with every kernel set this CPU runs (ref, avx2,
  * avx512), against
  *   1. the scalar integer reference, BIT FOR BIT: each token quantized by
- *      sk_act_quantize_ref (SK_ACT_Q8_32), Y[t, r] = vec_dot_ref(row r, token t), itself
+ *      sk_act_quantize_ref (SK_ACT_Q8_32, q4_K: SK_ACT_Q8_K), Y[t, r] = vec_dot_ref(row r,
+ *      token t), itself
  *      checked against a sum recomputed here from int64 block sums (catches a lost k, a wrong
  *      offset correction, a wrong nibble, a wrong scale, a tile seam, padding tokens);
  *   2. the f32 specification sk_matmul_ref (dequantized weights, f32 X) within the
@@ -12,7 +13,8 @@
  * Shapes with tails everywhere: rows not multiples of the row tiles (2, 4) or of the row
  * blocks (48), T not multiples of the token tiles (16, 32) and below one vector (8, 16),
  * one and many 32-blocks; weights quantized from normal data and raw random code bytes
- * (q8_0 with -128 codes, every q4_0 nibble); 1 and 2 threads (same bits); the padding
+ * (q8_0 with -128 codes, every q4_0 nibble, any q4_K scale and min); 1 and 2 threads (same
+ * bits); the padding
  * between rows of Y (ldy > rows) left alone.
  */
 #include "kernels/kernels.h"
@@ -41,7 +43,7 @@ static void tcase_make(tcase *c, shrink_dtype dt, int64_t rows, int64_t cols, in
     c->cols = cols;
     c->T = T;
     c->rb = sk_dtype_row_bytes(dt, cols);
-    c->xab = sk_act_bytes(SK_ACT_Q8_32, cols);
+    c->xab = sk_act_bytes(d->act, cols);
     c->w = malloc((size_t)(rows * c->rb));
     c->wd = malloc((size_t)(rows * cols) * sizeof(float));
     c->X = malloc((size_t)(T * cols) * sizeof(float));
@@ -52,9 +54,9 @@ static void tcase_make(tcase *c, shrink_dtype dt, int64_t rows, int64_t cols, in
         uint8_t *row = c->w + r * c->rb;
         for (int64_t k = 0; k < cols; k++) wf[k] = test_rng_normal() * (k % 37 == 0 ? 4.0f : 1.0f);
         d->from_f32(wf, row, cols);
-        if (raw_codes) /* any code byte; the scales stay those of the quantizer */
-            for (int64_t b = 0; b < cols / 32; b++)
-                for (size_t j = 2; j < d->bytes; j++)
+        if (raw_codes) /* any code byte; the f16 scales stay those of the quantizer */
+            for (int64_t b = 0; b < cols / (int64_t)d->block; b++)
+                for (size_t j = dt == SHRINK_DTYPE_Q4_K ? 4 : 2; j < d->bytes; j++)
                     row[b * d->bytes + j] = (uint8_t)test_rng_u32();
         d->to_f32(row, c->wd + r * cols, cols);
     }
@@ -62,8 +64,8 @@ static void tcase_make(tcase *c, shrink_dtype dt, int64_t rows, int64_t cols, in
     for (int64_t i = 0; i < T * cols; i++) /* some blocks all zero (d = 0) */
         c->X[i] = (i / 32) % 23 == 5 ? 0.0f : test_rng_normal() * (i % 41 == 0 ? 5.0f : 1.0f) + 0.1f;
     for (int64_t t = 0; t < T; t++) {
-        sk_act_quantize_ref(SK_ACT_Q8_32, c->X + t * cols, cols, c->xa + t * c->xab, 0.0f);
-        sk_act_dequantize(SK_ACT_Q8_32, c->xa + t * c->xab, cols, c->Xd + t * cols);
+        sk_act_quantize_ref(d->act, c->X + t * cols, cols, c->xa + t * c->xab, 0.0f);
+        sk_act_dequantize(d->act, c->xa + t * c->xab, cols, c->Xd + t * cols);
     }
 }
 
@@ -78,6 +80,32 @@ static int code(shrink_dtype dt, const uint8_t *row, int64_t b, int j) {
     return (j < 16 ? qs[j] & 15 : qs[j - 16] >> 4) - 8;
 }
 
+/* q4_K, recomputed here: 6-bit scale (mn = 0) or min (mn = 1) of sub-block j */
+static int q4k_six(const uint8_t *sc, int j, int mn) {
+    if (j < 4) return sc[j + 4 * mn] & 63;
+    return mn ? (sc[j + 4] >> 4) | (sc[j] >> 6) << 4 : (sc[j + 4] & 15) | (sc[j - 4] >> 6) << 4;
+}
+
+static float q4k_recompute(const uint8_t *row, const uint8_t *xt, int64_t cols) {
+    float want = 0.0f;
+    for (int64_t b = 0; b < cols / 256; b++) {
+        const uint8_t *blk = row + b * 144;
+        block_q8_K xb;
+        memcpy(&xb, xt + b * sizeof xb, sizeof xb);
+        uint16_t hd, hm;
+        memcpy(&hd, blk, 2);
+        memcpy(&hm, blk + 2, 2);
+        int64_t isum = 0, imin = 0;
+        for (int e = 0; e < 256; e++) {
+            int j = e / 32, q = blk[16 + 32 * (j / 2) + e % 32] >> (4 * (j % 2)) & 15;
+            isum += (int64_t)q4k_six(blk + 4, j, 0) * q * xb.qs[e];
+            imin += (int64_t)q4k_six(blk + 4, j, 1) * xb.qs[e];
+        }
+        want += (float)isum * (sk_f16_to_f32(hd) * xb.d) - (float)imin * (sk_f16_to_f32(hm) * xb.d);
+    }
+    return want;
+}
+
 /* vec_dot_ref per token and row, checked against int64 block sums recomputed here */
 static float *reference(const tcase *c) {
     const sk_dtype_traits *d = sk_dtype(c->dt);
@@ -89,15 +117,17 @@ static float *reference(const tcase *c) {
             const uint8_t *xt = c->xa + t * c->xab;
             R[t * c->rows + r] = d->vec_dot_ref(c->cols, row, xt);
             float want = 0.0f;
-            for (int64_t b = 0; b < c->cols / 32; b++) {
-                sk_act_q8_32 xb;
-                memcpy(&xb, xt + b * sizeof xb, sizeof xb);
-                uint16_t h;
-                memcpy(&h, row + b * d->bytes, 2);
-                int64_t isum = 0;
-                for (int j = 0; j < 32; j++) isum += (int64_t)code(c->dt, row, b, j) * xb.qs[j];
-                want += (float)isum * (sk_f16_to_f32(h) * xb.d);
-            }
+            if (c->dt == SHRINK_DTYPE_Q4_K) want = q4k_recompute(row, xt, c->cols);
+            else
+                for (int64_t b = 0; b < c->cols / 32; b++) {
+                    sk_act_q8_32 xb;
+                    memcpy(&xb, xt + b * sizeof xb, sizeof xb);
+                    uint16_t h;
+                    memcpy(&h, row + b * d->bytes, 2);
+                    int64_t isum = 0;
+                    for (int j = 0; j < 32; j++) isum += (int64_t)code(c->dt, row, b, j) * xb.qs[j];
+                    want += (float)isum * (sk_f16_to_f32(h) * xb.d);
+                }
             if (want != R[t * c->rows + r] && !bad++)
                 fprintf(stderr, "  %s ref [%" PRId64 ",%" PRId64 "] %.9g vs recomputed %.9g\n",
                         d->name, t, r, (double)R[t * c->rows + r], (double)want);
@@ -119,15 +149,18 @@ static void check_case(const tcase *c, const float *R, const float *F, int nthre
         const sk_kernel_set *ks = sk_kernels_get((sk_isa)l);
         if (!ks) continue;
         const sk_q8_gemm *g = sk_q8_gemm_get((sk_isa)l);
-        CHECK(sk_matmul_q8_scratch_bytes((sk_isa)l, &W, c->T) > 0, "%s: %s not taken by the "
-              "integer GEMM", ks->name, sk_dtype(c->dt)->name);
+        const int taken = sk_matmul_q8_scratch_bytes((sk_isa)l, &W, c->T) > 0;
+        /* AVX2 has no q4_K kernel: the f32 GEMM then, checked against the f32 bound only */
+        const int integer = c->dt != SHRINK_DTYPE_Q4_K || !g || g->mr[SK_Q8G_Q4_K] > 0;
+        CHECK(taken == integer, "%s: %s taken by the integer GEMM: %d", ks->name,
+              sk_dtype(c->dt)->name, taken);
         for (int64_t i = 0; i < c->T * ldy; i++) Y[i] = SENTINEL;
         CHECK(sk_matmul_with(ks, &W, c->X, c->T, Y, ldy) == SHRINK_OK, "sk_matmul_with");
         int64_t nbits = 0, nfar = 0, npad = 0;
         for (int64_t t = 0; t < c->T; t++) {
             for (int64_t r = 0; r < c->rows; r++) {
                 float y = Y[t * ldy + r], want = R[t * c->rows + r];
-                if (!(y == want) && !nbits++)
+                if (integer && !(y == want) && !nbits++)
                     fprintf(stderr, "  %s/%s %s: Y[%" PRId64 ",%" PRId64 "] = %.9g, integer ref "
                             "%.9g\n", ks->name, g ? g->name : "ref", sk_dtype(c->dt)->name, t,
                             r, (double)y, (double)want);
@@ -173,7 +206,7 @@ int main(void) {
     for (int l = 0; l < SK_ISA_COUNT; l++)
         if (sk_kernels_get((sk_isa)l)) {
             const sk_q8_gemm *g = sk_q8_gemm_get((sk_isa)l);
-            printf("  level %d: q8_0/q4_0 prompt GEMM %s\n", l,
+            printf("  level %d: q8_0/q4_0/q4_K prompt GEMM %s\n", l,
                    g ? g->name : "ref (vec_dot_ref per token)");
         }
     static const shrink_dtype dts[] = {SHRINK_DTYPE_Q8_0, SHRINK_DTYPE_Q4_0};
@@ -192,8 +225,18 @@ int main(void) {
     run_case(SHRINK_DTYPE_Q8_0, 130, 2048, 40, 0);
     run_case(SHRINK_DTYPE_Q4_0, 101, 2048, 37, 1);
     run_case(SHRINK_DTYPE_Q4_0, 20, 5632, 19, 0);
+    /* q4_K: one and several super-blocks, the 1B widths */
+    static const int64_t kcols[] = {256, 512, 768};
+    for (size_t ci = 0; ci < 3; ci++)
+        for (int s = 0; s < 4; s++, n++) {
+            int64_t rows = rows_[(size_t)(n * 5 + s) % (sizeof rows_ / sizeof rows_[0])];
+            int64_t T = T_[(size_t)(n * 3 + s) % (sizeof T_ / sizeof T_[0])];
+            run_case(SHRINK_DTYPE_Q4_K, rows, kcols[ci], T, s % 2);
+        }
+    run_case(SHRINK_DTYPE_Q4_K, 99, 2048, 35, 1);
+    run_case(SHRINK_DTYPE_Q4_K, 7, 5632, 18, 0);
     /* other types are not taken */
-    sk_mat W = {.dtype = SHRINK_DTYPE_Q4_K, .rows = 4, .cols = 256, .data = NULL};
-    CHECK(sk_matmul_q8_scratch_bytes(sk_cpu_isa(), &W, 8) == 0, "q4_K taken by the q8 GEMM");
+    sk_mat W = {.dtype = SHRINK_DTYPE_Q6_K, .rows = 4, .cols = 256, .data = NULL};
+    CHECK(sk_matmul_q8_scratch_bytes(sk_cpu_isa(), &W, 8) == 0, "q6_K taken by the q8 GEMM");
     return test_summary("test_gemm_q8");
 }

@@ -31,9 +31,9 @@ SK_INLINE __m256i dp4(__m256i acc, __m256i u, __m256i s, __m256i ones) {
 }
 
 SK_INLINE void tile_impl(const int kind, int64_t nb, const uint8_t *w, uint64_t rb,
-                         const int mrows, const int nv, const float *dw, int64_t dws,
+                         const int mrows, const int nv, const float *prep, int64_t preps,
                          const uint8_t *xp, float *out) {
-    const size_t xblk = sk_q8g_xblock(NT);
+    const size_t xblk = sk_q8g_xblock(kind, NT);
     const size_t bs = kind == SK_Q8G_Q8_0 ? 34 : 18;
     const __m256i ones = _mm256_set1_epi16(1), c0f = _mm256_set1_epi8(0x0F);
     __m256 acc[MR][2];
@@ -100,7 +100,7 @@ SK_INLINE void tile_impl(const int kind, int64_t nb, const uint8_t *w, uint64_t 
         for (int v = 0; v < nv; v++) dx[v] = _mm256_load_ps((const float *)(xb + 36 * NT) + 8 * v);
 #pragma GCC unroll 8
         for (int i = 0; i < mrows; i++) {
-            const __m256 d = _mm256_set1_ps(dw[i * dws + b]);
+            const __m256 d = _mm256_set1_ps(prep[i * preps + b]);
 #pragma GCC unroll 2
             for (int v = 0; v < nv; v++)
                 acc[i][v] = _mm256_add_ps(
@@ -113,14 +113,14 @@ SK_INLINE void tile_impl(const int kind, int64_t nb, const uint8_t *w, uint64_t 
         for (int v = 0; v < nv; v++) _mm256_storeu_ps(out + i * NT + 8 * v, acc[i][v]);
 }
 
-_Static_assert(sk_q8g_xblock(NT) % 32 == 0, "x tile blocks must keep the 32-byte alignment");
+_Static_assert(sk_q8g_xblock(SK_Q8G_Q8_0, NT) % 32 == 0, "x tile blocks must keep the 32-byte alignment");
 
 static void tile_avx2(sk_q8g_kind kind, int64_t nb, const uint8_t *w, uint64_t rb, int mrows,
-                      int ntv, const float *dw, int64_t dws, const uint8_t *xp, float *out) {
+                      int ntv, const float *prep, int64_t preps, const uint8_t *xp, float *out) {
     const int nv = ntv > 8 ? 2 : 1; /* the second token vector only when it has tokens */
 #define CASE(K, M, V)                                                                         \
     if (kind == K && mrows == M && nv == V) {                                                 \
-        tile_impl(K, nb, w, rb, M, V, dw, dws, xp, out);                                      \
+        tile_impl(K, nb, w, rb, M, V, prep, preps, xp, out);                                      \
         return;                                                                               \
     }
 #define ROWS(K, V) CASE(K, 1, V) CASE(K, 2, V)
@@ -130,5 +130,5 @@ static void tile_avx2(sk_q8g_kind kind, int64_t nb, const uint8_t *w, uint64_t r
 }
 
 const sk_q8_gemm sk_q8_gemm_avx2 = {
-    .name = "avx2", .mr = MR, .nt = NT, .tile = tile_avx2,
+    .name = "avx2", .mr = {MR, MR, 0}, .nt = NT, .tile = tile_avx2,
 };
