@@ -67,7 +67,12 @@ SK_HIDDEN shrink_status sk_gptq_quantize(const float *W, int64_t rows, const sk_
  * The layer-by-layer pass (src/model/layerwise.h) over the calibration text: for every layer,
  * the Hessians of its four inputs, then GPTQ of the selected matrices of that layer into
  * their planned dtype (xf->ts[i].dtype), whose quantized bytes are bound into the decoding
- * model so that the next layer is calibrated on the quantized layers' outputs. */
+ * model so that the next layer is calibrated on the quantized layers' outputs. The caller
+ * advances it a layer at a time (sk_gptq_upto) as the writer reaches each layer's tensors and
+ * releases each tensor's bytes once written, so memory holds one layer (its Hessians, its
+ * quantized bytes, the calibration stream), not the model. */
+typedef struct sk_gptq_state sk_gptq_state;
+
 typedef struct sk_gptq_run {
     const char    *in;            /* the model (as opened in xf) */
     const char    *tokenizer_path;
@@ -86,10 +91,19 @@ typedef struct sk_gptq_run {
     int64_t        n_matrices;
     int32_t        damp_raised;   /* inputs whose damping had to be raised */
     double         max_damp;      /* the largest damping used */
+    int64_t        layers_done, layers_total; /* progress of the pass (the head counted) */
+    sk_gptq_state *st;            /* between begin and free */
 } sk_gptq_run;
 
-/* Runs it; r->bytes is allocated here (free with sk_gptq_run_free, also after an error). */
-SK_HIDDEN shrink_status sk_gptq_model(sk_xf *xf, sk_gptq_run *r);
+/* Loads the model, encodes the calibration text and embeds it (r->sel must live until free).
+ * Free with sk_gptq_run_free, also after an error. */
+SK_HIDDEN shrink_status sk_gptq_begin(sk_xf *xf, sk_gptq_run *r);
+/* Runs the layers up to `layer` (n_layers: the head too) that have not run yet. */
+SK_HIDDEN shrink_status sk_gptq_upto(sk_gptq_run *r, int layer);
+/* The layer at which tensor i is GPTQ'd (n_layers: the head), -1 if it is not. */
+SK_HIDDEN int sk_gptq_layer_of(const sk_gptq_run *r, int64_t i);
+/* Frees tensor i's bytes (written). */
+SK_HIDDEN void sk_gptq_release(sk_gptq_run *r, int64_t i);
 SK_HIDDEN void sk_gptq_run_free(sk_gptq_run *r, int64_t n);
 
 #endif /* SK_QUANT_GPTQ_H */
