@@ -8,9 +8,11 @@
  *     equal, bit for bit, H = sum_t x_t x_t^T accumulated here in double from an observer on
  *     shrink_context_eval over the same windows of a second copy of the model with the same
  *     change bound (every layer run per window, as the pass did before it kept the stream);
- *   - with diag (Wanda's statistics) layer 1's sums of x^2 equal the same way.
+ *   - with diag (Wanda's statistics) layer 1's sums of x^2 equal the same way;
+ *   - packed (GPTQ's form: the upper triangle by rows) the same numbers.
  */
 #include "model/layerwise.h"
+#include "model/hessian.h"
 #include "model/model.h"
 #include "test_util.h"
 
@@ -20,7 +22,7 @@
 
 typedef struct ref {
     int     layer;              /* the layer observed (n_layers: the head) */
-    int     n_layers, diag;
+    int     n_layers, diag, packed;
     int64_t cols[SK_IN_COUNT];
     double *h[SK_IN_COUNT];
 } ref;
@@ -78,7 +80,8 @@ static shrink_status got_layer(void *user, struct shrink_model *m, int l,
                                m->layers[0].wq.cols, g->wq);
     if (l != g->want->layer) return SHRINK_OK;
     for (int i = 0; i < SK_IN_COUNT; i++) {
-        size_t n = (size_t)(g->want->diag ? cols[i] : cols[i] * cols[i]);
+        size_t n = g->want->diag ? (size_t)cols[i] : g->want->packed
+                   ? sk_hessian_packed(cols[i]) : (size_t)(cols[i] * cols[i]);
         g->h[i] = malloc(n * sizeof(double));
         if (g->h[i]) memcpy(g->h[i], stat[i], n * sizeof(double));
     }
@@ -86,14 +89,14 @@ static shrink_status got_layer(void *user, struct shrink_model *m, int l,
 }
 
 /* The reference: every layer per window with the observer, then the pass; compared. */
-static void check(const char *model, int layer, int diag, const int32_t *ids) {
+static void check(const char *model, int layer, int diag, int packed, const int32_t *ids) {
     shrink_model *m1 = NULL, *m2 = NULL;
     CHECK(shrink_model_load(&m1, model, NULL) == SHRINK_OK, "load %s: %s", model,
           shrink_last_error());
     CHECK(shrink_model_load(&m2, model, NULL) == SHRINK_OK, "load %s", model);
     if (!m1 || !m2) goto out;
     const sk_config *c = &m1->cfg;
-    ref r = {.layer = layer, .n_layers = c->n_layers, .diag = diag};
+    ref r = {.layer = layer, .n_layers = c->n_layers, .diag = diag, .packed = packed};
     r.cols[SK_IN_ATTN] = c->dim;
     r.cols[SK_IN_O] = (int64_t)c->n_heads * c->head_dim;
     r.cols[SK_IN_FFN] = c->dim;
@@ -116,7 +119,7 @@ static void check(const char *model, int layer, int diag, const int32_t *ids) {
     }
     got g = {.want = &r, .wq = wq2};
     sk_layerwise lw = {.model = m2, .ids = ids, .n = NTOK, .n_ctx = NCTX, .n_batch = NBATCH,
-                       .diag = diag, .layer = got_layer, .head = layer == c->n_layers,
+                       .diag = diag, .packed = packed, .layer = got_layer, .head = layer == c->n_layers,
                        .user = &g};
     CHECK(sk_layerwise_run(&lw) == SHRINK_OK, "layerwise: %s", shrink_last_error());
     const int ins[2] = {SK_IN_ATTN, SK_IN_DOWN};
@@ -128,9 +131,11 @@ static void check(const char *model, int layer, int diag, const int32_t *ids) {
         for (int64_t a = 0; same && a < n; a++)
             for (int64_t b = diag ? 0 : a; b < (diag ? 1 : n); b++) {
                 const int64_t at = diag ? a : a * n + b;
-                if (g.h[i][at] != r.h[i][at]) {
+                const double v = packed ? g.h[i][sk_hessian_up(a, n) + (size_t)(b - a)]
+                                        : g.h[i][at];
+                if (v != r.h[i][at]) {
                     same = 0;
-                    worst = fabs(g.h[i][at] - r.h[i][at]);
+                    worst = fabs(v - r.h[i][at]);
                 }
             }
         CHECK(same, "%s, %s %d, input %d: the layer-by-layer statistics differ from the "
@@ -138,7 +143,7 @@ static void check(const char *model, int layer, int diag, const int32_t *ids) {
               layer, i, worst);
         /* the mirrored lower triangle too */
         int sym = g.h[i] != NULL;
-        for (int64_t a = 0; !diag && sym && a < n; a++)
+        for (int64_t a = 0; !diag && !packed && sym && a < n; a++)
             for (int64_t b = 0; b < a; b++)
                 if (g.h[i][a * n + b] != g.h[i][b * n + a]) sym = 0;
         CHECK(sym, "%s: the Hessian of input %d is not symmetric", model, i);
@@ -172,9 +177,10 @@ int main(void) {
                                                               (uint32_t)m->cfg.vocab_size);
             const int L = m->cfg.n_layers;
             shrink_model_free(m);
-            check(llama, 1, 0, ids);
-            check(llama, 1, 1, ids);
-            check(llama, L, 0, ids);
+            check(llama, 1, 0, 0, ids);
+            check(llama, 1, 1, 0, ids);
+            check(llama, L, 0, 0, ids);
+            check(llama, 1, 0, 1, ids);
         }
     }
     if (gpt2) {
@@ -182,8 +188,10 @@ int main(void) {
         if (shrink_model_load(&m, gpt2, NULL) == SHRINK_OK) {
             for (int i = 0; i < NTOK; i++) ids[i] = (int32_t)(test_rng_u32() %
                                                               (uint32_t)m->cfg.vocab_size);
+            const int L2 = m->cfg.n_layers;
             shrink_model_free(m);
-            check(gpt2, 1, 0, ids);
+            check(gpt2, 1, 0, 0, ids);
+            check(gpt2, L2, 0, 1, ids);
         }
     }
     return test_summary("test_layerwise");

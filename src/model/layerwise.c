@@ -3,6 +3,7 @@
  * src/prune/prune.c so that SparseGPT, Wanda and GPTQ share it).
  */
 #include "layerwise.h"
+#include "hessian.h"
 
 #include <math.h>
 #include <omp.h>
@@ -70,11 +71,18 @@ void sk_bind_linear(struct shrink_model *m, sk_role role, int layer, shrink_dtyp
 
 typedef struct lw_calib {
     int      diag;
+    int      packed;           /* H as its packed upper triangle (hessian.h) */
     int      n_layers;
     int      layer;            /* the layer observed */
     int64_t  cols[SK_IN_COUNT];
     double  *stat[SK_IN_COUNT];
 } lw_calib;
+
+/* Doubles of input i's statistics. */
+static int64_t lw_elems(const lw_calib *c, int i) {
+    const int64_t k = c->cols[i];
+    return c->diag ? k : c->packed ? (int64_t)sk_hessian_packed(k) : k * k;
+}
 
 static void lw_observe(void *user, int layer, sk_linear which, const float *X, int64_t T,
                        int64_t cols) {
@@ -96,10 +104,11 @@ static void lw_observe(void *user, int layer, sk_linear which, const float *X, i
             for (int64_t k = 0; k < cols; k++) s[k] += (double)X[t * cols + k] * X[t * cols + k];
         return;
     }
-    /* upper triangle of X^T X */
+    /* upper triangle of X^T X (row a from column a when packed) */
+    const int packed = c->packed;
     #pragma omp parallel for schedule(dynamic, 4) if (cols * cols * T > 1000000)
     for (int64_t a = 0; a < cols; a++) {
-        double *ha = s + a * cols;
+        double *ha = packed ? s + sk_hessian_up(a, cols) - a : s + a * cols;
         for (int64_t t = 0; t < T; t++) {
             const float *xt = X + t * cols;
             const double xa = xt[a];
@@ -177,6 +186,7 @@ shrink_status sk_layerwise_begin(const sk_layerwise *w, sk_lw_state **out) {
     if (!s) return sk_error(SHRINK_ERR_NOMEM, "out of memory for the layer-by-layer pass");
     s->w = *w;
     s->c.diag = w->diag;
+    s->c.packed = w->packed && !w->diag;
     s->c.n_layers = cfg->n_layers;
     int32_t n_ctx = w->n_ctx > 0 ? w->n_ctx : (cfg->max_seq_len < 512 ? cfg->max_seq_len : 512);
     if (n_ctx > cfg->max_seq_len) n_ctx = cfg->max_seq_len;
@@ -197,7 +207,7 @@ shrink_status sk_layerwise_begin(const sk_layerwise *w, sk_lw_state **out) {
     s->c.cols[SK_IN_FFN] = cfg->dim;
     s->c.cols[SK_IN_DOWN] = cfg->ffn_dim;
     for (int i = 0; i < SK_IN_COUNT && w->layer; i++) {
-        int64_t e = w->diag ? s->c.cols[i] : s->c.cols[i] * s->c.cols[i];
+        int64_t e = lw_elems(&s->c, i);
         s->c.stat[i] = sk_malloc((size_t)e * sizeof(double));
         if (!s->c.stat[i]) {
             st = sk_error(SHRINK_ERR_NOMEM, "out of memory for the statistics of a %lld-column "
@@ -241,12 +251,11 @@ shrink_status sk_layerwise_step(sk_lw_state *s) {
         return SHRINK_OK;
     }
     for (int i = 0; i < SK_IN_COUNT; i++)
-        memset(c->stat[i], 0, (size_t)(w->diag ? c->cols[i] : c->cols[i] * c->cols[i]) *
-               sizeof(double));
+        memset(c->stat[i], 0, (size_t)lw_elems(c, i) * sizeof(double));
     /* the statistics of layer l's inputs (windows of n_ctx tokens, each from position 0) */
     if ((st = lw_pass(s, l, 0))) return st;
     if (l < L) release_layer(mm, l);
-    if (!w->diag)
+    if (!w->diag && !c->packed)
         for (int i = 0; i < SK_IN_COUNT; i++) { /* mirror the upper triangle */
             const int64_t k = c->cols[i];
             double *H = c->stat[i];

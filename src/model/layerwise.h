@@ -49,6 +49,8 @@ typedef struct sk_layerwise {
     int32_t         n_ctx;      /* 0: min(max_seq_len, 512) */
     int32_t         n_batch;    /* tokens per step of a window: 0: min(n_ctx, 128) */
     int             diag;       /* 1: sum x^2 per column; 0: H (full, symmetric) */
+    int             packed;     /* diag 0: H as its upper triangle packed by rows (hessian.h:
+                                   half the memory) */
     sk_layer_fn     layer;      /* called once per layer with the statistics (may change them);
                                    NULL: no statistics, `observe` sees one pass per layer */
     sk_observe_fn   observe;    /* with layer NULL: the observer of every layer's pass (user) */

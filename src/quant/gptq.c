@@ -152,10 +152,11 @@ shrink_status sk_gptq_prepare(double *H, int64_t n, const sk_gptq_opts *o, sk_gp
                               const char *what) {
     memset(f, 0, sizeof *f);
     f->n = n;
-    f->U = sk_malloc((size_t)(n * n) * sizeof *f->U);
+    const size_t P = sk_hessian_packed(n);
+    f->U = sk_malloc(P * sizeof *f->U);
     f->perm = sk_malloc((size_t)n * sizeof *f->perm);
     f->dead = sk_malloc((size_t)n);
-    double *Hp = sk_malloc((size_t)(n * n) * sizeof *Hp);
+    double *Hp = sk_malloc(P * sizeof *Hp);
     uint8_t *dead2 = sk_malloc((size_t)n);
     dkey *keys = sk_malloc((size_t)n * sizeof *keys);
     shrink_status st = SHRINK_OK;
@@ -165,18 +166,26 @@ shrink_status sk_gptq_prepare(double *H, int64_t n, const sk_gptq_opts *o, sk_gp
         goto out;
     }
     for (int64_t c = 0; c < n; c++) {
-        f->dead[c] = H[c * n + c] == 0.0;
-        if (f->dead[c]) H[c * n + c] = 1.0;
-        keys[c].v = H[c * n + c];
+        double *hc = H + sk_hessian_up(c, n);
+        f->dead[c] = *hc == 0.0;
+        if (f->dead[c]) *hc = 1.0;
+        keys[c].v = *hc;
         keys[c].i = c;
     }
     if (o->act_order) qsort(keys, (size_t)n, sizeof *keys, cmp_desc);
     for (int64_t c = 0; c < n; c++) f->perm[c] = o->act_order ? keys[c].i : c;
     f->damp = o->damp;
     for (int tries = 0;; tries++) {
-        for (int64_t a = 0; a < n; a++)
-            for (int64_t b = 0; b < n; b++) Hp[a * n + b] = H[f->perm[a] * n + f->perm[b]];
-        st = sk_hessian_factor(Hp, n, f->damp, f->U, dead2, what);
+        /* the permuted H, lower triangle packed: Hp[a][b] = H[perm a][perm b], b <= a */
+        for (int64_t a = 0; a < n; a++) {
+            double *ha = Hp + (size_t)a * (size_t)(a + 1) / 2;
+            for (int64_t b = 0; b <= a; b++) {
+                const int64_t x = f->perm[a], y = f->perm[b];
+                ha[b] = x <= y ? H[sk_hessian_up(x, n) + (size_t)(y - x)]
+                               : H[sk_hessian_up(y, n) + (size_t)(x - y)];
+            }
+        }
+        st = sk_hessian_factor_packed(Hp, n, f->damp, f->U, dead2, what);
         if (st != SHRINK_ERR_ARG || tries == 3) break;
         f->damp *= 10.0;
         f->retries++;
@@ -218,7 +227,7 @@ shrink_status sk_gptq_quantize(const float *W, int64_t rows, const sk_gptq_facto
     if (!scratch)
         return sk_error(SHRINK_ERR_NOMEM, "gptq: out of memory for %d x %lld scratch rows",
                         nt * TILE, (long long)n);
-    const double *U = f->U;
+    const double *U = f->U; /* row a of the packed upper factor: U + up(a) - a, from column a */
     const int64_t *perm = f->perm;
     const int stat = o->act_order;
     #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (rows * n * n > 1000000)
@@ -255,7 +264,7 @@ shrink_status sk_gptq_quantize(const float *W, int64_t rows, const sk_gptq_facto
             const int64_t i2 = i1 + bs < n ? i1 + bs : n;
             for (int64_t j = i1; j < i2; j++) {
                 const int64_t c = perm[j];
-                const double *u = U + j * n;
+                const double *u = U + sk_hessian_up(j, n) - j;
                 if (!stat && c % G == 0) /* a group starts: its scales from current values */
                     for (int64_t r = 0; r < nr; r++) {
                         const double *wr = w + r * n;
@@ -263,7 +272,8 @@ shrink_status sk_gptq_quantize(const float *W, int64_t rows, const sk_gptq_facto
                             double v = wr[j + k];
                             if (j + k >= i2) /* the block's errors are still pending there */
                                 for (int64_t a = i1; a < j; a++)
-                                    v -= e[r * bs + (a - i1)] * U[a * n + j + k];
+                                    v -= e[r * bs + (a - i1)] *
+                                         U[sk_hessian_up(a, n) + (size_t)(j + k - a)];
                             vals[k] = v;
                         }
                         choose(g, vals, G, o->search, fbuf, bbuf, &ps[r * ng + c / G]);
@@ -283,7 +293,7 @@ shrink_status sk_gptq_quantize(const float *W, int64_t rows, const sk_gptq_facto
             }
             /* the block's errors onto the later columns */
             for (int64_t a = i1; a < i2 && i2 < n; a++) {
-                const double *u = U + a * n;
+                const double *u = U + sk_hessian_up(a, n) - a;
                 for (int64_t r = 0; r < nr; r++) {
                     const double ej = e[r * bs + (a - i1)];
                     if (ej == 0.0) continue;
@@ -422,7 +432,7 @@ shrink_status sk_gptq_begin(sk_xf *xf, sk_gptq_run *r) {
     c->n_layers = ((struct shrink_model *)c->m)->cfg.n_layers;
     c->tied = 1;
     for (int64_t i = 0; i < xf->n; i++) c->tied &= xf->ts[i].t.role != SK_ROLE_HEAD;
-    sk_layerwise lw = {.model = c->m, .ids = c->ids, .n = n, .n_ctx = r->calib_ctx, .diag = 0,
+    sk_layerwise lw = {.model = c->m, .ids = c->ids, .n = n, .n_ctx = r->calib_ctx, .diag = 0, .packed = 1,
                        .layer = gptq_layer, .head = r->head, .progress = gptq_progress,
                        .user = r};
     if ((st = sk_layerwise_begin(&lw, &c->lw))) return st;

@@ -40,7 +40,8 @@ typedef struct sk_gptq_opts {
 /* The factor of one input's Hessian, shared by the matrices reading that input. */
 typedef struct sk_gptq_factor {
     int64_t  n;
-    double  *U;      /* (n x n) upper factor of the damped inverse of the permuted H */
+    double  *U;      /* upper factor of the damped inverse of the permuted H, packed by rows
+                        (src/model/hessian.h: n (n + 1) / 2 doubles) */
     int64_t *perm;   /* (n) column order (identity without act_order) */
     uint8_t *dead;   /* (n) original column c never sees a nonzero input */
     double   damp;   /* the damping that worked */
@@ -51,7 +52,9 @@ typedef struct sk_gptq_factor {
  * cols <= 0: the type alone). */
 SK_HIDDEN int sk_gptq_serves(shrink_dtype t, int64_t cols);
 
-/* Factors H (n x n, symmetric, full; overwritten) under o. `what` names the matrix in
+/* Factors H (the upper triangle of the symmetric n x n Hessian, packed by rows as
+ * src/model/hessian.h says; dead diagonal entries set to 1) under o. Memory: H and two more
+ * packed triangles (3 n (n + 1) / 2 doubles). `what` names the matrix in
  * messages. f is freed with sk_gptq_factor_free (also after an error). */
 SK_HIDDEN shrink_status sk_gptq_prepare(double *H, int64_t n, const sk_gptq_opts *o,
                                         sk_gptq_factor *f, const char *what);
