@@ -273,6 +273,7 @@ static shrink_status calib_begin(pjob *j, sk_xf *xf, const char *in, int64_t *n_
     const shrink_prune_params *p = j->p;
     shrink_load_params lp = shrink_load_params_default();
     lp.tokenizer_path = p->tokenizer_path;
+    lp.allow_nonfinite = true; /* xf checked the same file at open */
     pcal *pc = sk_calloc(1, sizeof *pc);
     if (!pc) return sk_error(SHRINK_ERR_NOMEM, "prune: out of memory");
     j->cal = pc;

@@ -368,7 +368,9 @@ static shrink_status gptq_layer(void *user, struct shrink_model *m, int l,
     sk_gptq_state *c = r->st;
     sk_xf *xf = c->xf;
     shrink_status st = SHRINK_OK;
-    for (int in = 0; in < SK_IN_COUNT && !st; in++) {
+    /* the widest input first (ffn_down's): the inputs are independent, and the memory of the
+     * largest factor is reached at once */
+    for (int in = SK_IN_COUNT - 1; in >= 0 && !st; in--) {
         int any = 0;
         for (int64_t i = 0; i < xf->n; i++) any |= selected(r, i, l, in);
         if (!any) continue;
@@ -423,6 +425,7 @@ shrink_status sk_gptq_begin(sk_xf *xf, sk_gptq_run *r) {
     c->xf = xf;
     shrink_load_params lp = shrink_load_params_default();
     lp.tokenizer_path = r->tokenizer_path;
+    lp.allow_nonfinite = true; /* xf checked the same file at open; rows are checked again */
     int64_t n = 0;
     shrink_status st = shrink_model_load(&c->m, r->in, &lp);
     if (st) return st;
