@@ -1048,6 +1048,12 @@ static int run_recipe(const recipe *r, const char *out, bool resume, const cli_c
             cli_manifest_restart(a.n + 1, mfargv);
             if (common->no_manifest) cli_manifest_disable();
             cli_manifest_input("RECIPE", r->path);
+            for (int j = 0; j < i; j++)   /* the gates measured so far: "gate2.kl" */
+                for (int g = 0; g < r->step[j].n_gate; g++) {
+                    char key[64];
+                    snprintf(key, sizeof key, "gate%d.%s", j + 1, r->step[j].gate[g].m->name);
+                    cli_manifest_quality(key, rs->gate_value[j][g]);
+                }
             double t0 = now_sec();
             rc = run_captured(s->k->run, &a, log);
             rs->seconds[i] = now_sec() - t0;
