@@ -177,6 +177,11 @@ expect_fail "failing gate" "gate 'kl < 1e-6' failed after step 1 (quantize): kl 
 [ -e "$tmp/gate/step-1-quantize/step.json" ] && bad "gate: failed step recorded as done" || ok
 [ -e "$tmp/gate/step-2-convert" ] && bad "gate: the next step ran" || ok
 
+# ---- every shipped recipe parses and checks (their steps, options and gates) ------------------
+for f in recipes/*.recipe; do
+    expect_ok "recipe check $f" "$bin" recipe check "$f"
+done
+
 # ---- check prints the command lines -----------------------------------------------------------
 if expect_ok "recipe check" "$bin" recipe check "$R"; then
     grep -q '^step 3 (line 16): shrink quantize OUT/step-2-distill/model.gguf OUT/step-3-quantize/model.gguf --scheme q8_0' \
