@@ -415,6 +415,30 @@ static int write_atomic(const char *path, const char *text) {
     return ok ? CLI_OK : cli_fail("%s: cannot write: %s", path, strerror(e));
 }
 
+/* A JSON record built in memory (open_memstream) and written atomically to path. */
+typedef struct memjson {
+    char    *buf;
+    size_t   len;
+    FILE    *f;
+    cli_json j;
+} memjson;
+
+static bool memjson_begin(memjson *m) {
+    memset(m, 0, sizeof *m);
+    if (!(m->f = open_memstream(&m->buf, &m->len))) return false;
+    cli_json_begin(&m->j, m->f);
+    return true;
+}
+
+static int memjson_write(memjson *m, char *path) {
+    cli_json_end(&m->j);
+    fclose(m->f);
+    int rc = path && m->buf ? write_atomic(path, m->buf) : cli_fail("out of memory");
+    free(path);
+    free(m->buf);
+    return rc;
+}
+
 static char *slurp(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -746,37 +770,28 @@ static void json_gates(cli_json *j, const run_state *rs, int i) {
 
 /* step.json: the record of a finished step, written last. */
 static int write_step_json(const run_state *rs, int i, const char *dir, const argvec *a) {
-    char  *buf = NULL;
-    size_t len = 0;
-    FILE  *f = open_memstream(&buf, &len);
-    if (!f) return cli_fail("out of memory");
-    cli_json j;
+    memjson m;
+    if (!memjson_begin(&m)) return cli_fail("out of memory");
+    cli_json *j = &m.j;
     char sha[65] = "";
     uint64_t bytes = 0;
     const char *out = rs->model[i] ? rs->model[i] : rs->adapter[i];
     struct stat sb;
     if (out && stat(out, &sb) == 0 && S_ISREG(sb.st_mode)) shrink_sha256_file(out, sha, &bytes);
-    cli_json_begin(&j, f);
-    cli_json_key(&j, "step");    cli_json_int(&j, i + 1);
-    cli_json_key(&j, "name");    cli_json_str(&j, rs->r->step[i].k->name);
-    cli_json_key(&j, "line");    cli_json_int(&j, rs->r->step[i].line);
-    cli_json_key(&j, "command");
-    cli_json_arr_begin(&j);
-    cli_json_str(&j, "shrink");
-    for (int k = 0; k < a->n; k++) cli_json_str(&j, a->v[k]);
-    cli_json_arr_end(&j);
-    cli_json_key(&j, "output");  if (out) cli_json_str(&j, out); else cli_json_null(&j);
-    cli_json_key(&j, "bytes");   cli_json_u64(&j, out ? path_bytes(out) : 0);
-    cli_json_key(&j, "sha256");  cli_json_str(&j, sha);
-    cli_json_key(&j, "seconds"); cli_json_num(&j, rs->seconds[i]);
-    json_gates(&j, rs, i);
-    cli_json_end(&j);
-    fclose(f);
-    char *p = pathf("%s/step.json", dir);
-    int rc = p && buf ? write_atomic(p, buf) : cli_fail("out of memory");
-    free(p);
-    free(buf);
-    return rc;
+    cli_json_key(j, "step");    cli_json_int(j, i + 1);
+    cli_json_key(j, "name");    cli_json_str(j, rs->r->step[i].k->name);
+    cli_json_key(j, "line");    cli_json_int(j, rs->r->step[i].line);
+    cli_json_key(j, "command");
+    cli_json_arr_begin(j);
+    cli_json_str(j, "shrink");
+    for (int k = 0; k < a->n; k++) cli_json_str(j, a->v[k]);
+    cli_json_arr_end(j);
+    cli_json_key(j, "output");  if (out) cli_json_str(j, out); else cli_json_null(j);
+    cli_json_key(j, "bytes");   cli_json_u64(j, out ? path_bytes(out) : 0);
+    cli_json_key(j, "sha256");  cli_json_str(j, sha);
+    cli_json_key(j, "seconds"); cli_json_num(j, rs->seconds[i]);
+    json_gates(j, rs, i);
+    return memjson_write(&m, pathf("%s/step.json", dir));
 }
 
 /* ==== run.json: which run an OUT folder holds ============================================= */
@@ -789,26 +804,17 @@ typedef struct run_id {
 } run_id;
 
 static int write_run_json(const char *out, const recipe *r, const run_id *id) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f) return cli_fail("out of memory");
-    cli_json j;
-    cli_json_begin(&j, f);
-    cli_json_key(&j, "shrink_recipe_run"); cli_json_int(&j, 1);
-    cli_json_key(&j, "recipe");            cli_json_str(&j, r->path);
-    cli_json_key(&j, "recipe_sha256");     cli_json_str(&j, id->recipe_sha);
-    cli_json_key(&j, "input");             cli_json_str(&j, id->input);
-    cli_json_key(&j, "threads");           cli_json_int(&j, id->threads);
-    cli_json_key(&j, "date_epoch");        cli_json_int(&j, id->date_epoch);
-    cli_json_key(&j, "version");           cli_json_str(&j, SHRINK_VERSION);
-    cli_json_end(&j);
-    fclose(f);
-    char *p = pathf("%s/run.json", out);
-    int rc = p && buf ? write_atomic(p, buf) : cli_fail("out of memory");
-    free(p);
-    free(buf);
-    return rc;
+    memjson m;
+    if (!memjson_begin(&m)) return cli_fail("out of memory");
+    cli_json *j = &m.j;
+    cli_json_key(j, "shrink_recipe_run"); cli_json_int(j, 1);
+    cli_json_key(j, "recipe");            cli_json_str(j, r->path);
+    cli_json_key(j, "recipe_sha256");     cli_json_str(j, id->recipe_sha);
+    cli_json_key(j, "input");             cli_json_str(j, id->input);
+    cli_json_key(j, "threads");           cli_json_int(j, id->threads);
+    cli_json_key(j, "date_epoch");        cli_json_int(j, id->date_epoch);
+    cli_json_key(j, "version");           cli_json_str(j, SHRINK_VERSION);
+    return memjson_write(&m, pathf("%s/run.json", out));
 }
 
 static bool read_run_json(const char *out, run_id *id) {
