@@ -182,6 +182,12 @@ for f in recipes/*.recipe; do
     expect_ok "recipe check $f" "$bin" recipe check "$f"
 done
 
+# ---- two threads: a step that ran OpenMP's threads, then compare (which forks) for the gate -----
+printf 'input %s\ntext %s\ntokens 64\nstep convert dtype=f16\nstep quantize scheme=q4_0\ngate kl < 1\n' \
+    "$model" "$text" >"$tmp/t2.recipe"
+expect_ok "two threads (timeout 300 s: a hang is a failure)" timeout 300 "$bin" recipe run \
+    "$tmp/t2.recipe" "$tmp/t2" --threads 2
+
 # ---- check prints the command lines -----------------------------------------------------------
 if expect_ok "recipe check" "$bin" recipe check "$R"; then
     grep -q '^step 3 (line 16): shrink quantize OUT/step-2-distill/model.gguf OUT/step-3-quantize/model.gguf --scheme q8_0' \

@@ -3,8 +3,8 @@
  * [IN]`: a recipe file (docs/recipes.md; syntax in recipe_parse.c) is an ordered list of
  * shrink commands with their options, and gates on measured metrics after any of them.
  *
- * Each step runs in this process through the same function as typing the command (cmd_student,
- * cmd_distill, cmd_quantize, ...), with the previous step's model as its input and
+ * Each step runs through the same function as typing the command (cmd_student, cmd_distill,
+ * cmd_quantize, ...), in a forked child (no exec), with the previous step's model as its input and
  * OUT/step-N-NAME/ as its output folder; its stdout goes to a file there, so the model, its
  * manifest (command = the step's command line, the recipe among the inputs) and the step's
  * record step.json sit together. A gate runs `shrink compare` (same code path) of the step's
@@ -30,7 +30,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -569,24 +571,41 @@ static bool av_ok(const argvec *a) {
     return a->n < MAX_ARGV - 1;
 }
 
-/* Runs argv (argv[0] the command) with stdout into `out_file`. */
+/* Runs argv (argv[0] the command) in a child process with stdout into `out_file`: the same
+ * function as typing the command, in a process of its own, so that each step starts like a
+ * fresh `shrink` (OpenMP's threads are not fork-safe: the runner itself never starts them, and
+ * a command that forks, as compare does, forks from a process that has not either), and no
+ * global state carries from one step to the next. The child dies with the runner
+ * (PR_SET_PDEATHSIG): a run killed with SIGKILL leaves no step running behind it. */
 static int run_captured(int (*run)(int, char **), argvec *a, const char *out_file) {
     fflush(stdout);
-    int saved = dup(1);
-    int fd = open(out_file, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-    if (saved < 0 || fd < 0) {
-        if (saved >= 0) close(saved);
-        if (fd >= 0) close(fd);
-        return cli_fail("%s: cannot write: %s", out_file, strerror(errno));
+    fflush(stderr);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) return cli_fail("fork: %s", strerror(errno));
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(CLI_ERR);
+        int fd = open(out_file, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+        if (fd < 0) {
+            fprintf(stderr, "shrink: %s: cannot write: %s\n", out_file, strerror(errno));
+            _exit(CLI_ERR);
+        }
+        dup2(fd, 1);
+        close(fd);
+        a->v[a->n] = NULL;
+        int rc = run(a->n, a->v);
+        fflush(stdout);
+        fflush(stderr);
+        _exit(rc);
     }
-    dup2(fd, 1);
-    close(fd);
-    a->v[a->n] = NULL;
-    int rc = run(a->n, a->v);
-    fflush(stdout);
-    dup2(saved, 1);
-    close(saved);
-    return rc;
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return cli_fail("%s: wait: %s", a->v[0], strerror(errno));
+    if (WIFSIGNALED(status))
+        return cli_fail("%s: the step's process died of signal %d (%s)", a->v[0],
+                        WTERMSIG(status), strsignal(WTERMSIG(status)));
+    return WEXITSTATUS(status);
 }
 
 static void echo(const char *label, const argvec *a) {
@@ -611,6 +630,7 @@ typedef struct run_state {
     double        gate_limit[MAX_STEPS][MAX_GATES];
     bool          gate_pass[MAX_STEPS][MAX_GATES];
     bool          resumed[MAX_STEPS];
+    bool          measured[MAX_STEPS];  /* its gates were measured (or read back on resume) */
     double        seconds[MAX_STEPS];
 } run_state;
 
@@ -895,7 +915,7 @@ static void print_summary(const run_state *rs, int done, bool json, const char *
             cli_json_key(&j, "bytes");   cli_json_u64(&j, o ? path_bytes(o) : 0);
             cli_json_key(&j, "resumed"); cli_json_bool(&j, rs->resumed[i]);
             cli_json_key(&j, "seconds"); cli_json_num(&j, rs->seconds[i]);
-            json_gates(&j, rs, i);
+            if (rs->measured[i]) json_gates(&j, rs, i);
             cli_json_obj_end(&j);
         }
         cli_json_arr_end(&j);
@@ -909,7 +929,8 @@ static void print_summary(const run_state *rs, int done, bool json, const char *
         fprintf(f, "| %d %s | %s | %s | %.1f s%s | ", i + 1, r->step[i].k->name, o ? o : "-",
                o ? cli_fmt_bytes(b, sizeof b, path_bytes(o)) : "-", rs->seconds[i],
                rs->resumed[i] ? " (earlier run)" : "");
-        for (int g = 0; g < r->step[i].n_gate; g++)
+        if (!rs->measured[i] && r->step[i].n_gate) fprintf(f, "not measured");
+        for (int g = 0; g < r->step[i].n_gate && rs->measured[i]; g++)
             fprintf(f, "%s%s: %.6g (limit %.6g) %s", g ? "; " : "", r->step[i].gate[g].text,
                    rs->gate_value[i][g], rs->gate_limit[i][g],
                    rs->gate_pass[i][g] ? "pass" : "FAIL");
@@ -1034,6 +1055,7 @@ static int run_recipe(const recipe *r, const char *out, bool resume, const cli_c
             }
             rs->seconds[i] = json_num_after(t, "seconds");
             rs->resumed[i] = true;
+            rs->measured[i] = true;
             fprintf(stderr, "%s: %s done before, kept\n", label, s->dir);
             free(t);
             goto next;
@@ -1066,7 +1088,7 @@ static int run_recipe(const recipe *r, const char *out, bool resume, const cli_c
             cli_manifest_restart(0, NULL);
         }
         if (rc != CLI_OK) {
-            cli_fail("recipe %s:%d: step %d (%s) failed (exit %d); its output so far is in %s",
+            cli_fail("recipe %s:%d: step %d (%s) failed (exit %d; its stdout: %s)",
                      r->path, s->line, i + 1, s->k->name, rc, log);
             rc = CLI_ERR;
             status = "step failed";
@@ -1077,6 +1099,7 @@ static int run_recipe(const recipe *r, const char *out, bool resume, const cli_c
             status = "gate not measured";
             goto next;
         }
+        rs->measured[i] = true;
         for (int g = 0; g < s->n_gate; g++) {
             fprintf(stderr, "%s: gate %s: %s = %.6g, limit %.6g: %s\n", label, s->gate[g].text,
                     s->gate[g].m->name, rs->gate_value[i][g], rs->gate_limit[i][g],
