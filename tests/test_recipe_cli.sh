@@ -62,6 +62,12 @@ if expect_ok "recipe run" "$bin" recipe run "$R" "$tmp/r" --threads 1 --json; th
     fi
 fi
 
+# shrink report of the run's folder: its compare step's input and three models, four points
+if [ -d "$tmp/ref" ] && expect_ok "report of a recipe OUT" "$bin" report "$tmp/ref" -o "$tmp/ref.html"; then
+    [ "$(grep -c '<circle class="point' "$tmp/ref.html")" -eq 4 ] && ok || bad "report: not 4 points"
+fi
+expect_fail "report of a folder without a run" "not a recipe run" "$bin" report "$tmp" -o "$tmp/x.html"
+
 # ---- resume after kill -9: byte-identical models ----------------------------------------------
 same_models() {
     for s in $steps; do
