@@ -92,8 +92,8 @@ static const metric metrics[] = {
     {"dppl_pct",   M_COMPARE,  "delta_ppl_pct",   1,    false, "100 (ppl / input's ppl - 1)"},
     {"top1",       M_COMPARE,  "top1_same_pct",   0.01, false, "top-1 agreement, a fraction"},
     {"bpw",        M_COMPARE,  "bits_per_weight", 1,    false, "bits per weight as stored"},
-    {"tok_s",      M_COMPARE,  "tg_tokens_per_s", 1,    true,  "decode tokens/s (median)"},
-    {"pp_tok_s",   M_COMPARE,  "pp_tokens_per_s", 1,    true,  "prompt tokens/s (median)"},
+    {"tg_tokens_per_s", M_COMPARE, "tg_tokens_per_s", 1, true, "decode tokens/s (median)"},
+    {"pp_tokens_per_s", M_COMPARE, "pp_tokens_per_s", 1, true, "prompt tokens/s (median)"},
     {"bytes",      M_FILE,     NULL,              1,    false, "size of the model on disk"},
     {"val_loss",   M_MANIFEST, "val_loss",        1,    false, "last validation loss"},
     {"val_kl",     M_MANIFEST, "val_kl",          1,    false, "last validation KL"},
@@ -257,8 +257,8 @@ static int check_gate(recipe *r, const rp_stmt *st) {
         if (c) return rfail(r, st->line, g->mcol, "unknown metric '%s'; did you mean %s?",
                             g->metric, c);
         return rfail(r, st->line, g->mcol, "unknown metric '%s' (the metrics: kl, kl_p99, "
-                     "kl_max, ppl, dppl, dppl_pct, top1, bpw, tok_s, pp_tok_s, bytes, val_loss, "
-                     "val_kl, train_loss)", g->metric);
+                     "kl_max, ppl, dppl, dppl_pct, top1, bpw, tg_tokens_per_s, "
+                     "pp_tokens_per_s, bytes, val_loss, val_kl, train_loss)", g->metric);
     }
     if (!r->n) return rfail(r, st->line, 1, "a gate checks the step before it: this one comes "
                             "before the first step");
