@@ -865,7 +865,16 @@ static const cli_opt recipe_rows[] = {
      "continue the run in OUT from its first unfinished step"},
 };
 
+static void epilog(FILE *f) {
+    fprintf(f, "\nsteps (the options of `shrink STEP --help`, without dashes: scheme=q4_K_M):\n ");
+    for (int i = 0; i < N_KINDS; i++) fprintf(f, " %s", kinds[i].name);
+    fprintf(f, "\ngate metrics (gate METRIC < <= > >= VALUE, VALUE: a number, base, X * base, "
+               "base + X):\n");
+    for (int i = 0; i < N_METRICS; i++) fprintf(f, "  %-16s %s\n", metrics[i].name, metrics[i].what);
+}
+
 static const cli_spec spec = {
+    .epilog      = epilog,
     .name        = "recipe",
     .synopsis    = "run RECIPE [IN] OUT [--resume] [--threads N] [--json]\n"
                    "       check RECIPE [IN]",
