@@ -1109,10 +1109,11 @@ static int run_recipe(const recipe *r, const char *out, bool resume, const cli_c
             goto next;
         }
         rs->measured[i] = true;
-        for (int g = 0; g < s->n_gate; g++) {
+        for (int g = 0; g < s->n_gate; g++)
             fprintf(stderr, "%s: gate %s: %s = %.6g, limit %.6g: %s\n", label, s->gate[g].text,
                     s->gate[g].m->name, rs->gate_value[i][g], rs->gate_limit[i][g],
                     rs->gate_pass[i][g] ? "pass" : "FAIL");
+        for (int g = 0; g < s->n_gate; g++) {
             if (!rs->gate_pass[i][g] && rc == CLI_OK) {
                 cli_fail("recipe %s:%d: gate '%s' failed after step %d (%s): %s = %.6g, limit "
                          "%.6g; the run stops here (the step's model: %s)", r->path,
