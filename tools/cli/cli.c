@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ==== options ============================================================================= */
@@ -949,4 +951,38 @@ double cli_bits_per_weight(const shrink_model *m) {
         elems += e;
     }
     return elems > 0 ? 8.0 * bytes / elems : 0.0;
+}
+
+/* ==== a command in a child process ======================================================== */
+
+int cli_run_child(int (*run)(int argc, char **argv), int argc, char **argv, const char *out_file) {
+    fflush(stdout);
+    fflush(stderr);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) return cli_fail("fork: %s", strerror(errno));
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(CLI_ERR);
+        if (out_file) {
+            int fd = open(out_file, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+            if (fd < 0) {
+                fprintf(stderr, "shrink: %s: cannot write: %s\n", out_file, strerror(errno));
+                _exit(CLI_ERR);
+            }
+            dup2(fd, 1);
+            close(fd);
+        }
+        int rc = run(argc, argv);
+        fflush(stdout);
+        fflush(stderr);
+        _exit(rc);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return cli_fail("%s: wait: %s", argv[0], strerror(errno));
+    if (WIFSIGNALED(status))
+        return cli_fail("%s: the process died of signal %d (%s)", argv[0], WTERMSIG(status),
+                        strsignal(WTERMSIG(status)));
+    return WEXITSTATUS(status);
 }

@@ -215,6 +215,16 @@ bool cli_out_is_folder(const char *to, const char *path);
  * (shrink_remove_temporaries) and exits with 128 + the signal. */
 void cli_install_signals(void);
 
+/* ==== a command in a child process ======================================================== */
+
+/* Runs run(argc, argv) (argv NULL-terminated, argv[0] the command) in a forked child, stdout
+ * into out_file (NULL: this stdout), and returns its exit code. The same function as typing
+ * the command, in a fresh process: OpenMP's threads do not survive fork, so a command that
+ * forks itself (compare) hangs if an earlier command started them in the same process; each
+ * step of a recipe or pipeline runs this way. The child dies with the parent
+ * (PR_SET_PDEATHSIG): a parent killed with SIGKILL leaves no command running behind it. */
+int cli_run_child(int (*run)(int argc, char **argv), int argc, char **argv, const char *out_file);
+
 /* ==== text files ========================================================================== */
 
 /* The largest text file cli_read_text reads (1 GiB). */

@@ -30,9 +30,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -571,41 +569,9 @@ static bool av_ok(const argvec *a) {
     return a->n < MAX_ARGV - 1;
 }
 
-/* Runs argv (argv[0] the command) in a child process with stdout into `out_file`: the same
- * function as typing the command, in a process of its own, so that each step starts like a
- * fresh `shrink` (OpenMP's threads are not fork-safe: the runner itself never starts them, and
- * a command that forks, as compare does, forks from a process that has not either), and no
- * global state carries from one step to the next. The child dies with the runner
- * (PR_SET_PDEATHSIG): a run killed with SIGKILL leaves no step running behind it. */
 static int run_captured(int (*run)(int, char **), argvec *a, const char *out_file) {
-    fflush(stdout);
-    fflush(stderr);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) return cli_fail("fork: %s", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) _exit(CLI_ERR);
-        int fd = open(out_file, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-        if (fd < 0) {
-            fprintf(stderr, "shrink: %s: cannot write: %s\n", out_file, strerror(errno));
-            _exit(CLI_ERR);
-        }
-        dup2(fd, 1);
-        close(fd);
-        a->v[a->n] = NULL;
-        int rc = run(a->n, a->v);
-        fflush(stdout);
-        fflush(stderr);
-        _exit(rc);
-    }
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) return cli_fail("%s: wait: %s", a->v[0], strerror(errno));
-    if (WIFSIGNALED(status))
-        return cli_fail("%s: the step's process died of signal %d (%s)", a->v[0],
-                        WTERMSIG(status), strsignal(WTERMSIG(status)));
-    return WEXITSTATUS(status);
+    a->v[a->n] = NULL;
+    return cli_run_child(run, a->n, a->v, out_file);
 }
 
 static void echo(const char *label, const argvec *a) {
