@@ -142,11 +142,11 @@ static void print_text(const char *in, const plan_opts *o, const shrink_plan_res
         const shrink_plan_cand *c = &t->cands[t->choice];
         char shape[32];
         snprintf(shape, sizeof shape, "%lld x %lld", (long long)t->rows, (long long)t->cols);
-        printf("%-28s %13s  %-7s %10llu  %10.6f\n", t->name, shape, shrink_dtype_name(c->dtype),
+        printf("%-28s %13s  %-7s %10llu  %10.3e\n", t->name, shape, shrink_dtype_name(c->dtype),
                (unsigned long long)c->bytes, c->kl);
         if (!o->verbose) continue;
         for (int32_t k = 0; k < t->n_cands; k++)
-            printf("%-28s %13s  %c%-6s %10llu  %10.6f%c %10.3e\n", "", "",
+            printf("%-28s %13s  %c%-6s %10llu  %10.3e%c %10.3e\n", "", "",
                    k == t->choice ? '*' : ' ', shrink_dtype_name(t->cands[k].dtype),
                    (unsigned long long)t->cands[k].bytes, t->cands[k].kl,
                    t->cands[k].measured ? 'm' : ' ', t->cands[k].err);
@@ -164,9 +164,9 @@ static void print_text(const char *in, const plan_opts *o, const shrink_plan_res
            (unsigned long long)r->file_bytes, (unsigned long long)r->budget_bytes,
            (unsigned long long)r->min_bytes, (unsigned long long)r->header_bytes,
            (unsigned long long)r->fixed_bytes, r->bits_per_weight);
-    printf("predicted KL %.6f (sum of the chosen matrices' KL alone)\n", r->predicted_kl);
+    printf("predicted KL %.3e (sum of the chosen matrices' KL alone)\n", r->predicted_kl);
     if (o->to)
-        printf("wrote %s: measured KL %.6f on the same %lld tokens\n", o->to, r->measured_kl,
+        printf("wrote %s: measured KL %.3e on the same %lld tokens\n", o->to, r->measured_kl,
                (long long)r->calib_tokens);
 }
 
