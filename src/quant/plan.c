@@ -27,6 +27,7 @@
 
 #include "../model/model.h"
 #include "../model/transform.h"
+#include "../eval/ppl.h"
 #include "../kernels/palette.h"
 #include "../core/out.h"
 
@@ -277,27 +278,12 @@ static shrink_status pass(meas *s, shrink_model *m, int base, double *kl) {
         #pragma omp parallel for schedule(static)
         for (int32_t t = 0; t < wl; t++) {
             const float *z = s->logits + (size_t)t * V;
-            float mx = -INFINITY;
-            for (int v = 0; v < V; v++) mx = z[v] > mx ? z[v] : mx;
-            double se = 0.0;
-            for (int v = 0; v < V; v++) se += exp((double)z[v] - mx);
-            const double lse = mx + log(se);
+            const double lse = sk_logits_lse(z, V);
             float *b = s->base_p + (size_t)(w0 + t) * V;
             if (base) {
-                double ne = 0.0;
-                for (int v = 0; v < V; v++) {
-                    const double lp = (double)z[v] - lse;
-                    b[v] = (float)exp(lp);
-                    ne += b[v] > 0 ? b[v] * lp : 0.0;
-                }
-                s->negent[w0 + t] = ne;
+                s->negent[w0 + t] = sk_logits_keep(z, V, lse, b);
             } else {
-                double pz = 0.0, ps = 0.0;
-                for (int v = 0; v < V; v++) {
-                    pz += (double)b[v] * z[v];
-                    ps += b[v];
-                }
-                const double k = s->negent[w0 + t] - (pz - ps * lse);
+                const double k = sk_logits_kl(z, V, lse, b, s->negent[w0 + t]);
                 s->kl_tok[w0 + t] = k > 0.0 ? k : 0.0;
             }
         }
