@@ -6,11 +6,12 @@
 #
 # Model: stories260K (in the repository); calibration text written here. Covers: the written
 # file is at most --bytes (its size on disk) and holds the plan's types (shrink info), the
-# text and --json outputs, --bits, two runs byte-identical (same relative output name from two
+# text and --json outputs, --bits (--bpw), two runs byte-identical (same relative output name from two
 # folders, SOURCE_DATE_EPOCH fixed: the manifests agree too); bad input, each with a message,
 # a non-zero exit and no output: a budget below the smallest possible file (the message gives
 # that size, and that size itself is accepted), an unknown type, a type no matrix can take,
-# both budgets, none, no --calib, the output being the model.
+# both budgets, none, no --calib, the output being the model, a quantized input, an output
+# that is not GGUF, a calibration text shorter than --calib-tokens.
 # Needs models/stories260K: missing, it is a failure when the shared folder ($SHRINK_SHARED,
 # else ../shared) is present, a counted skip (exit 77) when it is absent.
 # Ends with "test_plan_cli: N passed, N failed, N skipped"; exit 1 on any failure.
@@ -47,6 +48,14 @@ expect_fail "both budgets" "not both" "$bin" plan "$model" $C --bytes 900000 --b
 expect_fail "no budget" "a budget is required" "$bin" plan "$model" $C
 expect_fail "no --calib" "--calib FILE is required" "$bin" plan "$model" --bytes 900000
 expect_fail "output is the model" "" "$bin" plan "$model" $C --bytes 900000 --to "$model"
+"$bin" convert "$model" "$tmp/q8.gguf" --dtype q8_0 --no-manifest >/dev/null 2>&1
+expect_refused "a quantized input" "holds quantized tensors" "$tmp/x.gguf" \
+    "$bin" plan "$tmp/q8.gguf" $C --bytes 900000 --to "$tmp/x.gguf"
+expect_refused "an output that is not GGUF" "GGUF" "$tmp/x.bin" \
+    "$bin" plan "$model" $C --bytes 900000 --to "$tmp/x.bin"
+printf 'Once upon a time.\n' >"$tmp/short.txt"
+expect_refused "a calibration text too short" "tokens, fewer than" "$tmp/x.gguf" \
+    "$bin" plan "$model" --calib "$tmp/short.txt" --types q8_0,f16 --bytes 900000 --to "$tmp/x.gguf"
 
 # ==== the smallest file is accepted; a larger budget is used and respected ===================
 
@@ -84,9 +93,9 @@ else
     bad "second plan: $(head -c 400 "$tmp/err")"
 fi
 
-# ==== --json and --bits =======================================================================
+# ==== --json and --bits (spelled --bpw, as the issue does) =======================================================================
 
-if expect_ok "plan --bits --json" "$bin" plan "$model" $C --bits 8 --json; then
+if expect_ok "plan --bpw --json" "$bin" plan "$model" $C --bpw 8 --json; then
     for k in budget_bytes min_bytes file_bytes tensor_bytes bits_per_weight predicted_kl \
              measured_kl tensors candidates measured; do
         grep -q "\"$k\":" "$tmp/out" && ok || bad "plan --json: no \"$k\""

@@ -33,7 +33,7 @@ static const cli_opt plan_rows[] = {
      "UTF-8 text every KL is measured on (required)"},
     {"--bytes", NULL, CLI_OPT_U64, O(bytes), "N", 0, 0,
      "budget: the output file's size at most, header and manifest included"},
-    {"--bits", NULL, CLI_OPT_FLOAT, O(bits), "B", 0.5, 64,
+    {"--bits", "--bpw", CLI_OPT_FLOAT, O(bits), "B", 0.5, 64,
      "budget: bits per weight at most (8 x tensor bytes / elements, as quantize prints)"},
     {"--calib-tokens", NULL, CLI_OPT_INT, O(calib_tokens), "N", 2, 100000000,
      "tokens of the text used (default 1024)"},
