@@ -8,7 +8,9 @@
  *     costs) still fit and are never worse than the all-cheapest choice;
  *   - shrink_plan on stories260K (in the repository): the written file is at most the budget
  *     (file size on disk), two runs write the same bytes, the predicted KL is the sum of the
- *     chosen candidates' and the chosen types are the file's; a budget below the smallest
+ *     chosen candidates' and the chosen types are the file's; with measure_all every
+ *     candidate is measured and the anchors' KL equals the default's (the same pass), whose
+ *     other candidates are the anchor's KL scaled by their error; a budget below the smallest
  *     file is refused saying the smallest size; an unknown type, a type no matrix can take,
  *     no budget are refused with nothing written.
  */
@@ -135,7 +137,7 @@ static void test_plan_model(void) {
     p.calib_path = calib;
     p.calib_tokens = 64;
     p.calib_ctx = 64;
-    p.types = "q4_0,q5_0,q8_0,f16";
+    p.types = "q4_0,q8_0,f16";
     /* the smallest file: learned from a refusal of a 1-byte budget */
     p.budget_bytes = 1;
     shrink_plan_result r;
@@ -207,6 +209,31 @@ static void test_plan_model(void) {
                   r2.predicted_kl);
             shrink_plan_result_free(&r2);
         }
+        /* --measure-all: every candidate measured; the anchors' KL the same passes give */
+        shrink_plan_params pa = p;
+        pa.out = NULL;
+        pa.measure_all = true;
+        shrink_plan_result ra;
+        st = shrink_plan(model, &pa, &ra);
+        CHECK(st == SHRINK_OK && ra.n_tensors == r.n_tensors, "measure_all: %s",
+              shrink_last_error());
+        for (int64_t i = 0; st == SHRINK_OK && i < r.n_tensors; i++) {
+            const shrink_plan_tensor *t = &r.tensors[i], *a = &ra.tensors[i];
+            for (int32_t j = 0; j < t->n_cands; j++) {
+                const shrink_plan_cand *c = &t->cands[j];
+                if (j == t->anchor)
+                    CHECK(a->cands[j].kl == c->kl, "%s %s: anchor KL %g, measured alone %g",
+                          t->name, shrink_dtype_name(c->dtype), c->kl, a->cands[j].kl);
+                else if (c->err > 0)
+                    CHECK(fabs(c->kl - t->cands[t->anchor].kl * c->err / t->cands[t->anchor].err)
+                              <= 1e-12 * (1 + c->kl) && !c->measured,
+                          "%s %s: KL %g is not the anchor's scaled", t->name,
+                          shrink_dtype_name(c->dtype), c->kl);
+                CHECK(a->cands[j].measured || a->cands[j].err == 0.0, "%s %s: not measured",
+                      t->name, shrink_dtype_name(c->dtype));
+            }
+        }
+        if (st == SHRINK_OK) shrink_plan_result_free(&ra);
         shrink_plan_result_free(&r);
     }
     /* bad input, nothing written */
