@@ -56,6 +56,7 @@ int cmd_student(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
 int cmd_recipe(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 
 /* mpi.c: data-parallel training in a `make MPI=1` build run by mpirun; in other builds (or one
  * rank) cli_mpi_comm is NULL. Call cli_mpi_comm after the arguments are checked; pass the
