@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <string.h>
 
 void sk_distill_teacher_row(const float *z, int V, float tau, int K, int32_t *idx, float *logp) {
     if (K >= V) {
@@ -62,6 +63,9 @@ shrink_status sk_distill_classifier_forward_backward(double *loss_out, float *dX
     double loss = 0.0, ce_all = 0.0, kl_all = 0.0;
     for (int n0 = 0; n0 < N; n0 += chunk) {
         const int c = N - n0 < chunk ? N - n0 : chunk;
+        const int32_t *cidx = t->idx ? t->idx + (size_t)n0 * K : NULL; /* the chunk's rows */
+        const float   *clogp = t->logp ? t->logp + (size_t)n0 * K : NULL;
+        if (t->fill && (st = t->fill(t->fill_ctx, n0, c, &cidx, &clogp))) return st;
         if ((st = sk_matmul(&Hm, X + (size_t)n0 * D, c, logits, V, scratch))) return st;
         double ce_part = 0.0, kl_part = 0.0;
         #pragma omp parallel for schedule(static) reduction(+ : ce_part, kl_part) if (c > 1)
@@ -69,8 +73,8 @@ shrink_status sk_distill_classifier_forward_backward(double *loss_out, float *dX
             float *l = logits + (size_t)r * V;
             const int64_t row = n0 + r;
             const int tgt = targets[row];
-            const int32_t *ix = t->idx ? t->idx + row * K : NULL;
-            const float *lp = t->logp + row * K;
+            const int32_t *ix = cidx ? cidx + (size_t)r * K : NULL;
+            const float *lp = clogp + (size_t)r * K;
             float mx = -INFINITY;
             for (int i = 0; i < V; i++) mx = l[i] > mx ? l[i] : mx;
             double s1 = 0.0, stau = 0.0;
@@ -126,5 +130,44 @@ shrink_status sk_distill_classifier_forward_backward(double *loss_out, float *dX
     if (ce_sum) *ce_sum = ce_all;
     if (kl_sum) *kl_sum = kl_all;
     *loss_out = loss;
+    return SHRINK_OK;
+}
+
+int64_t sk_distill_feed_cap(int N, int T, int V) {
+    const int64_t c = (int64_t)sk_classifier_chunk(N, V) + T;
+    return c < N ? c : N;
+}
+
+shrink_status sk_distill_feed_rows(void *feed, int64_t r0, int n, const int32_t **idx,
+                                   const float **logp) {
+    sk_distill_feed *f = feed;
+    const int T = f->T, V = f->V, K = f->K;
+    if (r0 < f->base || r0 > f->base + f->have || n < 0 || r0 + n > f->n_rows)
+        return sk_error(SHRINK_ERR_ARG, "distill: teacher rows [%lld, %lld) asked out of order",
+                        (long long)r0, (long long)(r0 + n));
+    const int64_t drop = r0 - f->base; /* rows the classifier is done with */
+    if (drop) {
+        f->have -= drop;
+        memmove(f->logp, f->logp + drop * K, (size_t)f->have * K * sizeof(float));
+        if (K < V) memmove(f->idx, f->idx + drop * K, (size_t)f->have * K * sizeof(int32_t));
+        f->base = r0;
+    }
+    while (f->base + f->have < r0 + n) {
+        if (f->have + T > f->cap)
+            return sk_error(SHRINK_ERR_ARG, "distill: %d teacher rows asked at once, %lld held",
+                            n, (long long)f->cap);
+        const int64_t j = (f->base + f->have) / T; /* base + have ends a window */
+        float *z = K == V ? f->logp + f->have * V : f->z;
+        shrink_status st = f->window(f->ctx, j, z);
+        if (st) return st;
+        for (int t = 0; t < T; t++) {
+            const int64_t row = f->have + t;
+            sk_distill_teacher_row(z + (size_t)t * V, V, f->tau, K,
+                                   K < V ? f->idx + row * K : NULL, f->logp + row * K);
+        }
+        f->have += T;
+    }
+    *idx  = K < V ? f->idx + (r0 - f->base) * K : NULL;
+    *logp = f->logp + (r0 - f->base) * K;
     return SHRINK_OK;
 }

@@ -275,9 +275,10 @@ typedef struct sk_trainer {
     char            *config;     /* the run's trajectory-defining options, as text */
     /* distillation (o.distill != NULL) */
     struct shrink_context *tctx; /* the teacher's run state (T positions) */
-    float           *tlogits;    /* (T, V) teacher logits of one sequence */
+    float           *tlogits;    /* (T, V) teacher logits of one sequence (K < V), or NULL */
     int32_t         *tidx;       /* (B T, K) top-K ids (K < V) */
-    float           *tlogp;      /* (B T, V) teacher log-probabilities (training: K per row) */
+    float           *tlogp;      /* (feed_rows, V) or (B T, K) teacher log-probabilities */
+    int64_t          feed_rows;  /* rows of the teacher held at once: a classifier chunk + T */
     double           val_kl;     /* last validation KL(teacher || student) at tau 1, NAN if none */
     int64_t         *wstart;     /* (B) window starts (teacher cache) */
     float           *acc;        /* (trainable elements) the step's gradient sum when A > 1 */
