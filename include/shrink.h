@@ -993,6 +993,7 @@ typedef struct shrink_train_params {
     double      temperature;    /* tau > 0 */
     int32_t     top_k;          /* 0: the whole vocabulary; K: the teacher's top K, renormalized */
     bool        weak;           /* the teacher's top-1 token as the soft target (K = 1) */
+    int32_t     teacher_threads; /* threads of the teacher's forward passes (0: the student's) */
     /* The teacher cache (top_k or weak only): the teacher's top K per position of every
      * aligned window (multiples of ctx) of the data, built once in this folder and reused;
      * random windows then start at multiples of ctx. cache_progress (windows done / total,

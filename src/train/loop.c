@@ -13,6 +13,7 @@
 #include "../model/model.h"
 
 #include <math.h>
+#include <omp.h>
 
 sk_train_opts sk_train_opts_default(void) {
     return (sk_train_opts){
@@ -119,6 +120,7 @@ static void bind_params(sk_trainer *tr) {
 }
 
 static int train_k(const sk_trainer *tr);
+static int teacher_threads(const sk_distill_opts *d);
 
 shrink_status sk_trainer_create(sk_trainer **out, sk_train_model *tm, const sk_tokens *train,
                                 const sk_tokens *valid, const sk_train_opts *o) {
@@ -154,8 +156,10 @@ shrink_status sk_trainer_create(sk_trainer **out, sk_train_model *tm, const sk_t
     tr->val_kl = NAN;
     if (o->distill) {
         const size_t V = (size_t)tm->cfg.vocab_size, N = (size_t)o->batch * o->ctx;
-        if ((st = shrink_context_create(&tr->tctx, o->distill->teacher, o->ctx, o->ctx)))
-            goto out_free;
+        const int nth = teacher_threads(o->distill); /* its scratch: for the teacher's threads */
+        st = shrink_context_create(&tr->tctx, o->distill->teacher, o->ctx, o->ctx);
+        omp_set_num_threads(nth);
+        if (st) goto out_free;
         /* the teacher's rows: a classifier chunk and a window (feed_rows), or with the cache
          * the batch's top K (cached_rows); the logits of one window when K < V */
         const size_t K = (size_t)train_k(tr);
@@ -208,11 +212,23 @@ void sk_trainer_free(sk_trainer *tr) {
 
 /* ==== validation ========================================================================== */
 
+/* Switches OpenMP to the teacher's thread budget (d->threads > 0); returns the count to
+ * restore with omp_set_num_threads. */
+static int teacher_threads(const sk_distill_opts *d) {
+    const int nth = omp_get_max_threads();
+    if (d->threads > 0) omp_set_num_threads(d->threads);
+    return nth;
+}
+
 /* The teacher's logits (T, V) of window j of tr->tokens (T + 1 tokens each) into z. */
 static shrink_status teacher_window(void *ctx, int64_t j, float *z) {
     sk_trainer *tr = ctx;
     const int32_t T = tr->o.ctx;
-    return shrink_context_eval(tr->tctx, tr->tokens + (size_t)j * (T + 1), T, 0, z, T);
+    const int nth = teacher_threads(tr->o.distill);
+    shrink_status st =
+        shrink_context_eval(tr->tctx, tr->tokens + (size_t)j * (T + 1), T, 0, z, T);
+    omp_set_num_threads(nth);
+    return st;
 }
 
 /* The teacher's rows for b windows of tr->tokens, made on demand by a feed (train.h): a

@@ -200,6 +200,7 @@ typedef struct sk_distill_opts {
     int32_t     top_k;       /* 0: the whole vocabulary; K: the teacher's top K, renormalized */
     bool        weak;        /* the teacher's top-1 token only (K = 1) */
     const struct sk_tcache *cache; /* the teacher's top K per aligned window, or NULL */
+    int32_t     threads;     /* threads of the teacher's forward (0: the student's) */
 } sk_distill_opts;
 
 /* The teacher cache (tcache.c, docs/distillation.md): for every aligned window w of the
