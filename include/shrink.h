@@ -1160,6 +1160,10 @@ typedef struct shrink_structured_params {
     int32_t        n_layer_list;
     const double  *layer_scores; /* (n_layers) the caller's layer ranking, lowest removed
                                     first (shrink student's every-other / list); NULL: by */
+    int32_t        dims;       /* residual-stream dimensions removed (a narrower hidden size:
+                                  the columns of every matrix reading the stream, the rows of
+                                  wo / down, the embeddings' columns, the norms); the kept ones
+                                  are those of largest token-embedding column norm */
 } shrink_structured_params;
 
 typedef struct shrink_structured_result {
@@ -1174,6 +1178,7 @@ typedef struct shrink_structured_result {
     uint64_t in_file_bytes, out_file_bytes;
     int64_t  calib_tokens;
     double   seconds;
+    int32_t  dim_in, dim;      /* hidden size before and after */
 } shrink_structured_result;
 
 SHRINK_API shrink_structured_params shrink_structured_params_default(void);
@@ -1353,6 +1358,9 @@ typedef struct shrink_student_params {
     int32_t             heads;       /* query heads kept per layer (0: all); a multiple of the
                                         K/V groups: each group keeps heads / n_kv_heads */
     int32_t             ffn;         /* FFN neurons kept per layer (0: all) */
+    int32_t             hidden;      /* residual width kept (0: all): the dims of largest
+                                        token-embedding column norm (shrink_structured_params
+                                        .dims) */
     /* heads and neurons kept: with pick KLD the least measured KL goes (needs calib_path);
      * with EVERY_OTHER the least activation importance (calib_path given) or the last ones */
     const char         *calib_path;
