@@ -1,14 +1,15 @@
 /*
  * test_distill.c - the distillation loss of src/train/distill_loss.c:
  *   1. against the float64 reference tools/ref_check/distill_ref.py (fixture
- *      fixtures/distill/loss_ref.txt: whole vocabulary, top-K, weak, alpha 1, alpha 0): loss,
+ *      fixtures/distill/loss_ref.txt: whole vocabulary, top-K, weak, alpha 1, alpha 0, and at
+ *      tau 1 (the one-softmax float path) whole vocabulary and top-K): loss,
  *      CE and KL rel 1e-5, ||dX - ref|| / ||ref|| and the same for dhead < 1e-4 (the reference
  *      gradient is a float64 central difference, not the closed form), computed in chunks of 3
  *      rows so the chunking is exercised;
  *   2. central finite differences of the C loss itself with respect to X (double loss sums);
  *   3. teacher rows: top-K ids sorted, log-probabilities renormalized (sum of p = 1);
  *   4. through a tiny random model: alpha 0 gives sk_train_forward_backward's loss and
- *      gradients; central finite differences of the model-level distillation loss (top-5
+ *      gradients (at tau 1 bit for bit: the same float kernel); central finite differences of the model-level distillation loss (top-5
  *      teacher rows) on three weights of every parameter tensor;
  *   5. teacher rows on demand (sk_distill_feed, the training loop's way: a chunk and a window
  *      of rows held, never all N): loss, dX and dhead bit for bit those of all rows made
@@ -141,7 +142,7 @@ static void check_reference(void) {
         if (!ok) break;
     }
     fclose(f);
-    CHECK(cases == 5, "%s: %d cases read, 5 expected", path, cases);
+    CHECK(cases == 7, "%s: %d cases read, 7 expected", path, cases);
 }
 
 /* ---- 4. through a model ------------------------------------------------------------------ */
@@ -197,6 +198,19 @@ static void check_model(void) {
         n2 += (double)g_ce[i] * g_ce[i];
     }
     CHECK(sqrt(e / n2) < 1e-5, "alpha 0: gradient rel err %.3g vs plain CE", sqrt(e / n2));
+
+    /* alpha 0 at tau 1 (the one-softmax path): the cross-entropy's own floats, bit for bit */
+    for (int n = 0; n < N; n++) {
+        for (int v = 0; v < V; v++) zt[v] = (float)((int)(rnd() % 2001) - 1000) / 300.0f;
+        sk_distill_teacher_row(zt, V, 1.0f, V, NULL, logp + (size_t)n * V);
+    }
+    sk_distill_rows r1 = {.alpha = 0.0f, .tau = 1.0f, .K = V, .idx = NULL, .logp = logp};
+    sk_train_zero_grad(tm);
+    CHECK(sk_train_forward_backward_distill(tm, tok, B, T, &r1, &l_d, NULL, NULL) == SHRINK_OK,
+          "fb distill tau 1: %s", shrink_last_error());
+    CHECK(l_d == l_ce && !memcmp(tm->g_all, g_ce, sizeof(float) * tm->n_elems),
+          "alpha 0, tau 1: loss %.9g vs CE %.9g, gradients %s", l_d, l_ce,
+          memcmp(tm->g_all, g_ce, sizeof(float) * tm->n_elems) ? "differ" : "equal");
 
     /* finite differences of the model-level loss (alpha 0.6, tau 2, top-5 teacher rows) */
     int32_t *idx = malloc(sizeof(int32_t) * N * 5);
