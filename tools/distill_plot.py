@@ -6,7 +6,8 @@ lines of `shrink distill ... --valid FILE --eval-every N` runs (docs/distillatio
 
 Prints a Markdown table (one row per run, one column per evaluated step: "ppl / KL") and, with
 --svg, writes a two-panel SVG (ppl left, KL right; x: tokens seen). Pure Python, no
-dependencies. Step 0 is the summary's val_loss_start / val_kl_start.
+dependencies. Step 0 is the summary's val_loss_start / val_kl_start (in the table; the plot
+starts at the first evaluated step).
 """
 import json
 import math
@@ -89,8 +90,9 @@ def main(argv):
         out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
                'font-family="sans-serif">' % (W, H + 20 * ((len(data) + 3) // 4))]
         out.append('<rect width="100%" height="100%" fill="white"/>')
-        panel(out, data, 0, 0, W // 2, H, 0, 'held-out perplexity (log scale)', True)
-        panel(out, data, W // 2, 0, W // 2, H, 1, 'held-out KL to the teacher', False)
+        trained = [(label, [(t, v) for t, v in p if t > 0]) for label, p in data]
+        panel(out, trained, 0, 0, W // 2, H, 0, 'held-out perplexity (log scale)', True)
+        panel(out, trained, W // 2, 0, W // 2, H, 1, 'held-out KL to the teacher', False)
         for i, (label, _) in enumerate(data):
             x, y = 60 + 200 * (i % 4), H + 14 + 20 * (i // 4)
             c = COLORS[i % len(COLORS)]
