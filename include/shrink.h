@@ -993,6 +993,7 @@ typedef struct shrink_train_params {
     double      temperature;    /* tau > 0 */
     int32_t     top_k;          /* 0: the whole vocabulary; K: the teacher's top K, renormalized */
     bool        weak;           /* the teacher's top-1 token as the soft target (K = 1) */
+    int32_t     teacher_threads; /* threads of the teacher's forward passes (0: the student's) */
     /* The teacher cache (top_k or weak only): the teacher's top K per position of every
      * aligned window (multiples of ctx) of the data, built once in this folder and reused;
      * random windows then start at multiples of ctx. cache_progress (windows done / total,
@@ -1159,6 +1160,10 @@ typedef struct shrink_structured_params {
     int32_t        n_layer_list;
     const double  *layer_scores; /* (n_layers) the caller's layer ranking, lowest removed
                                     first (shrink student's every-other / list); NULL: by */
+    int32_t        dims;       /* residual-stream dimensions removed (a narrower hidden size:
+                                  the columns of every matrix reading the stream, the rows of
+                                  wo / down, the embeddings' columns, the norms); the kept ones
+                                  are those of largest token-embedding column norm */
 } shrink_structured_params;
 
 typedef struct shrink_structured_result {
@@ -1173,6 +1178,7 @@ typedef struct shrink_structured_result {
     uint64_t in_file_bytes, out_file_bytes;
     int64_t  calib_tokens;
     double   seconds;
+    int32_t  dim_in, dim;      /* hidden size before and after */
 } shrink_structured_result;
 
 SHRINK_API shrink_structured_params shrink_structured_params_default(void);
@@ -1352,6 +1358,9 @@ typedef struct shrink_student_params {
     int32_t             heads;       /* query heads kept per layer (0: all); a multiple of the
                                         K/V groups: each group keeps heads / n_kv_heads */
     int32_t             ffn;         /* FFN neurons kept per layer (0: all) */
+    int32_t             hidden;      /* residual width kept (0: all): the dims of largest
+                                        token-embedding column norm (shrink_structured_params
+                                        .dims) */
     /* heads and neurons kept: with pick KLD the least measured KL goes (needs calib_path);
      * with EVERY_OTHER the least activation importance (calib_path given) or the last ones */
     const char         *calib_path;
