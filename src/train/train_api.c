@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -364,7 +365,11 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
         if ((st = same_tokenizer(r->teacher, r->m, p->teacher, model_path))) return st;
         r->dopts = (sk_distill_opts){.teacher = r->teacher, .teacher_id = p->teacher,
                                      .alpha = (float)p->alpha, .tau = (float)p->temperature,
-                                     .top_k = p->top_k, .weak = p->weak};
+                                     .top_k = p->top_k, .weak = p->weak,
+                                     .threads = p->teacher_threads};
+        if (p->teacher_threads < 0)
+            return sk_error(SHRINK_ERR_ARG, "distill: teacher threads %d must be >= 0",
+                            (int)p->teacher_threads);
     }
     if ((st = sk_train_create_from_model(&r->tm, r->m))) return st;
     if (!lo && (st = keep_sparsity(r, model_path, p->keep_sparsity))) return st;
@@ -378,9 +383,12 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
         return st;
     if (p->teacher && p->teacher_cache) {
         const int32_t K = p->weak ? 1 : p->top_k;
-        if ((st = sk_tcache_open(&r->tcache, p->teacher_cache, r->teacher, &r->train, o->ctx, K,
-                                 p->cache_progress, p->user)))
-            return st;
+        const int nth = omp_get_max_threads(); /* the cache is the teacher's pass */
+        if (p->teacher_threads > 0) omp_set_num_threads(p->teacher_threads);
+        st = sk_tcache_open(&r->tcache, p->teacher_cache, r->teacher, &r->train, o->ctx, K,
+                            p->cache_progress, p->user);
+        omp_set_num_threads(nth);
+        if (st) return st;
         r->dopts.cache = &r->tcache;
     }
     const bool writer = !o->comm || o->comm->rank == 0;   /* data parallel: rank 0 writes */

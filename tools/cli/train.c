@@ -46,6 +46,7 @@ typedef struct train_opts {
     double      temperature;
     int32_t     top_k;
     const char *teacher_cache;
+    int32_t     teacher_threads;
     /* shrink lora */
     const char *ckpt_dir;
     const char *targets;
@@ -117,6 +118,8 @@ static const cli_opt distill_rows[] = {
      "tokens, renormalized (default 0: all)"},
     {"--mode", NULL, CLI_OPT_STR, O(mode), "M", 0, 0, "soft (default) or weak (teacher's top-1 "
      "token as the target)"},
+    {"--teacher-threads", NULL, CLI_OPT_INT, O(teacher_threads), "N", 0, 4096, "threads of the "
+     "teacher's forward passes (default 0: --threads)"},
     {"--teacher-cache", NULL, CLI_OPT_STR, O(teacher_cache), "DIR", 0, 0, "keep the teacher's "
      "top K per position in DIR (built once,\n                         reused; --top-k or --mode "
      "weak; windows at multiples of --ctx)"},
@@ -389,6 +392,7 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
         p.temperature = o.temperature;
         p.top_k       = o.top_k;
         p.weak        = o.mode && !strcmp(o.mode, "weak");
+        p.teacher_threads = o.teacher_threads;
         if (o.teacher_cache && !p.weak && !o.top_k)
             return usage(sp, "--teacher-cache stores the teacher's top K: give --top-k K or "
                          "--mode weak");
