@@ -188,9 +188,11 @@ static const cli_spec lora_spec = {
                    "(out x r) zero at the start, as PEFT initializes them; only A and B train.\n"
                    "Same loop, schedule, checkpoints (DIR/checkpoint.bin) and bit-exact --resume\n"
                    "as `shrink train`. ADAPTER is written at the end: a llama.cpp GGUF LoRA\n"
-                   "adapter when it ends in .gguf, else a PEFT folder. A quantized GGUF base\n"
-                   "(QLoRA) trains on its dequantized weights; --load-as SCHEME quantizes an\n"
-                   "f32/f16/bf16 BASE so (as --qat on a frozen base). docs/adapters.md.",
+                   "adapter when it ends in .gguf, else a PEFT folder. The base stays frozen\n"
+                   "in its stored dtype (f32/f16/bf16, or quantized: q4_K, nf4, int4, q8_0 ...,\n"
+                   "QLoRA), never widened: forward and backward run through its kernels.\n"
+                   "--load-as SCHEME (or --qat SCHEME) quantizes an f32/f16/bf16 BASE so while\n"
+                   "loading. docs/adapters.md.",
     .opts        = lora_rows,
     .n_opts      = sizeof lora_rows / sizeof lora_rows[0],
     .n_pos_min   = 1,
