@@ -184,10 +184,10 @@ shrink_status sk_train_reserve(sk_train_model *tm, int B, int T) {
 
 /* ==== parameters ============================================================================ */
 
-static shrink_status create(sk_train_model **out, const sk_source *src) {
+/* A parameter table for src's config, no weights yet: one row per canonical tensor (t, n,
+ * conv1d, dtype); the caller lays out the offsets (held stored: -1) and calls blocks_alloc. */
+static shrink_status table_new(sk_train_model **out, const sk_source *src) {
     *out = NULL;
-    if (!src || !src->fill || !src->cfg.arch)
-        return sk_error(SHRINK_ERR_ARG, "training: incomplete model");
     shrink_status st = sk_config_validate(&src->cfg, "training");
     if (st) return st;
     sk_train_model *tm = sk_calloc(1, sizeof *tm);
@@ -198,44 +198,69 @@ static shrink_status create(sk_train_model **out, const sk_source *src) {
     sk_wtensor *ts = NULL;
     int64_t n = 0;
     if ((st = sk_wtensors(&tm->cfg, &ts, &n))) goto fail;
-    tm->params = sk_calloc((size_t)n, sizeof *tm->params);
-    if (!tm->params) {
+    if (!(tm->params = sk_calloc((size_t)n, sizeof *tm->params))) {
         st = sk_error(SHRINK_ERR_NOMEM, "training: out of memory");
         goto fail;
     }
     tm->n_params = n;
-    int64_t off = 0;
     for (int64_t i = 0; i < n; i++) {
         sk_train_param *p = &tm->params[i];
         p->t = ts[i];
         p->n = ts[i].rows * ts[i].cols;
-        p->offset = off;
-        off += (p->n + 15) & ~(int64_t)15; /* every tensor 64-byte aligned */
         p->conv1d = ts[i].n_dims == 2 && sk_trole_conv1d(sk_trole_at(ts[i].role), tm->cfg.arch);
         p->dtype = src->dtype_of ? src->dtype_of(src->user, &ts[i]) : src->dtype;
-    }
-    tm->n_elems = off;
-    tm->w_all = falloc((size_t)off);
-    tm->g_all = falloc((size_t)off);
-    if (!tm->w_all || !tm->g_all) {
-        st = sk_error(SHRINK_ERR_NOMEM, "training: out of memory for %" PRId64
-                      " parameters", off);
-        goto fail;
-    }
-    memset(tm->w_all, 0, (size_t)off * sizeof(float));
-    memset(tm->g_all, 0, (size_t)off * sizeof(float));
-    for (int64_t i = 0; i < n; i++) {
-        sk_train_param *p = &tm->params[i];
-        p->w = tm->w_all + p->offset;
-        p->g = tm->g_all + p->offset;
-        if ((st = src->fill(src->user, &p->t, 0, p->t.rows, 0, SHRINK_DTYPE_F32, p->w)))
-            goto fail;
     }
     sk_free(ts);
     *out = tm;
     return SHRINK_OK;
 fail:
     sk_free(ts);
+    sk_train_free(tm);
+    return st;
+}
+
+/* The next offset in the blocks for p (every tensor 64-byte aligned). */
+static void place(sk_train_model *tm, sk_train_param *p) {
+    p->offset = tm->n_elems;
+    tm->n_elems += (p->n + 15) & ~(int64_t)15;
+}
+
+/* w_all and g_all of n_elems floats, zeroed; w and g of every parameter not held stored. */
+static shrink_status blocks_alloc(sk_train_model *tm) {
+    const int64_t off = tm->n_elems;
+    tm->w_all = falloc((size_t)off);
+    tm->g_all = falloc((size_t)off);
+    if (!tm->w_all || !tm->g_all)
+        return sk_error(SHRINK_ERR_NOMEM, "training: out of memory for %" PRId64
+                        " parameters", off);
+    memset(tm->w_all, 0, (size_t)off * sizeof(float));
+    memset(tm->g_all, 0, (size_t)off * sizeof(float));
+    for (int64_t i = 0; i < tm->n_params; i++) {
+        sk_train_param *p = &tm->params[i];
+        if (p->stored.data) continue;
+        p->w = tm->w_all + p->offset;
+        p->g = tm->g_all + p->offset;
+    }
+    return SHRINK_OK;
+}
+
+static shrink_status create(sk_train_model **out, const sk_source *src) {
+    *out = NULL;
+    if (!src || !src->fill || !src->cfg.arch)
+        return sk_error(SHRINK_ERR_ARG, "training: incomplete model");
+    sk_train_model *tm;
+    shrink_status st = table_new(&tm, src);
+    if (st) return st;
+    for (int64_t i = 0; i < tm->n_params; i++) place(tm, &tm->params[i]);
+    if ((st = blocks_alloc(tm))) goto fail;
+    for (int64_t i = 0; i < tm->n_params; i++) {
+        sk_train_param *p = &tm->params[i];
+        if ((st = src->fill(src->user, &p->t, 0, p->t.rows, 0, SHRINK_DTYPE_F32, p->w)))
+            goto fail;
+    }
+    *out = tm;
+    return SHRINK_OK;
+fail:
     sk_train_free(tm);
     return st;
 }
@@ -285,57 +310,31 @@ shrink_status sk_train_create_frozen(sk_train_model **out, const struct shrink_m
     if (!m || !m->layers) return sk_error(SHRINK_ERR_ARG, "training: the base model's weights "
                                           "are not loaded");
     sk_source src;
+    sk_train_model *tm;
     shrink_status st = sk_source_from_model(m, &src);
-    if (st || (st = sk_config_validate(&src.cfg, "training"))) return st;
-    sk_train_model *tm = sk_calloc(1, sizeof *tm);
-    if (!tm) return sk_error(SHRINK_ERR_NOMEM, "training: out of memory");
-    tm->cfg = src.cfg;
-    tm->dtype = src.dtype;
-    tm->grad_scale = 1.0f;
-    sk_wtensor *ts = NULL;
-    int64_t n = 0;
-    if ((st = sk_wtensors(&tm->cfg, &ts, &n))) goto fail;
-    if (!(tm->params = sk_calloc((size_t)n, sizeof *tm->params))) {
-        st = sk_error(SHRINK_ERR_NOMEM, "training: out of memory");
-        goto fail;
-    }
-    tm->n_params = n;
-    int64_t off = 0;
-    for (int64_t i = 0; i < n; i++) {
+    if (st || (st = table_new(&tm, &src))) return st;
+    for (int64_t i = 0; i < tm->n_params; i++) {
         sk_train_param *p = &tm->params[i];
-        p->t = ts[i];
-        p->n = ts[i].rows * ts[i].cols;
         p->frozen = 1;
-        p->dtype = src.dtype_of ? src.dtype_of(src.user, &ts[i]) : src.dtype;
         const sk_mat *mat;
-        const void *d = model_weight(m, &ts[i], &mat);
+        const void *d = model_weight(m, &p->t, &mat);
         if (!d) {
             st = sk_error(SHRINK_ERR_FORMAT, "%s: tensor '%s' is not loaded", m->path,
-                          ts[i].name);
+                          p->t.name);
             goto fail;
         }
-        if (mat && ts[i].role != SK_ROLE_POS_EMB) { /* held as stored: a view, no floats */
-            p->stored = (sk_mat){.dtype = mat->dtype, .rows = ts[i].rows, .cols = ts[i].cols,
+        if (mat && p->t.role != SK_ROLE_POS_EMB) { /* held as stored: a view, no floats */
+            p->stored = (sk_mat){.dtype = mat->dtype, .rows = p->t.rows, .cols = p->t.cols,
                                  .data = d};
             p->offset = -1;
-            continue;
+        } else {
+            place(tm, p);
         }
-        p->offset = off;
-        off += (p->n + 15) & ~(int64_t)15;
     }
-    tm->n_elems = off;
-    tm->w_all = falloc((size_t)off);
-    tm->g_all = falloc((size_t)off);
-    if (!tm->w_all || !tm->g_all) {
-        st = sk_error(SHRINK_ERR_NOMEM, "training: out of memory");
-        goto fail;
-    }
-    memset(tm->g_all, 0, (size_t)off * sizeof(float));
-    for (int64_t i = 0; i < n; i++) {
+    if ((st = blocks_alloc(tm))) goto fail;
+    for (int64_t i = 0; i < tm->n_params; i++) {
         sk_train_param *p = &tm->params[i];
         if (p->stored.data) continue;
-        p->w = tm->w_all + p->offset;
-        p->g = tm->g_all + p->offset;
         const sk_mat *mat;
         const void *d = model_weight(m, &p->t, &mat);
         if (mat) /* a learned position embedding: widened (small) */
@@ -343,11 +342,9 @@ shrink_status sk_train_create_frozen(sk_train_model **out, const struct shrink_m
         else
             memcpy(p->w, d, (size_t)p->n * sizeof(float));
     }
-    sk_free(ts);
     *out = tm;
     return SHRINK_OK;
 fail:
-    sk_free(ts);
     sk_train_free(tm);
     return st;
 }
