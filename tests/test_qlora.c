@@ -12,7 +12,9 @@
  *     the adapter's gradients match central finite differences of the quantized forward
  *     (within 2 %), and loss and gradients equal those of the f32 master copy of the same
  *     dequantized weights (bit for bit for f16/bf16, to f32 rounding otherwise: the block types'
- *     forward K blocking follows the quantization block).
+ *     forward K blocking follows the quantization block);
+ *   - activation checkpointing (sk_train_model.recompute) gives the same loss and gradients bit
+ *     for bit: QLoRA on nf4 with adapter dropout, and a full f32 model.
  */
 #include "formats/formats.h"
 #include "convert/init.h"
@@ -272,6 +274,74 @@ out:
     shrink_model_free(m);
 }
 
+/* Activation checkpointing (tm->recompute) gives the same loss and gradients, bit for bit: a
+ * QLoRA base with adapter dropout (the masks of the recomputed layers must be the pass's) and a
+ * full f32 model with every parameter training. */
+static int grads_equal_recomputed(sk_train_model *tm, struct sk_lora_train *lt, const char *what) {
+    int32_t tok[B * (T + 1)];
+    test_rng_seed(23);
+    for (int i = 0; i < B * (T + 1); i++) tok[i] = (int32_t)(test_rng_u32() % V);
+    float l0 = NAN, l1 = NAN;
+    float *g = malloc(sizeof(float) * (size_t)tm->n_elems);
+    tm->recompute = 0;
+    sk_train_zero_grad(tm);
+    if (lt) sk_lora_train_set_calls(lt, 3);
+    CHECK(sk_train_forward_backward(tm, tok, B, T, &l0) == SHRINK_OK, "%s: %s", what,
+          shrink_last_error());
+    memcpy(g, tm->g_all, sizeof(float) * (size_t)tm->n_elems);
+    tm->recompute = 1;
+    sk_train_zero_grad(tm);
+    if (lt) sk_lora_train_set_calls(lt, 3);
+    CHECK(sk_train_forward_backward(tm, tok, B, T, &l1) == SHRINK_OK, "%s recompute: %s", what,
+          shrink_last_error());
+    const int same = l0 == l1 && !memcmp(g, tm->g_all, sizeof(float) * (size_t)tm->n_elems);
+    CHECK(same, "%s: with activation checkpointing loss %.9g vs %.9g or gradients differ", what,
+          l1, l0);
+    float lv1 = NAN, lv0 = NAN; /* validation passes (no backward) too */
+    CHECK(sk_train_loss(tm, tok, B, T, &lv1) == SHRINK_OK, "loss: %s", shrink_last_error());
+    tm->recompute = 0;
+    CHECK(sk_train_loss(tm, tok, B, T, &lv0) == SHRINK_OK && lv0 == lv1,
+          "%s: validation loss %.9g with activation checkpointing, %.9g without", what, lv1, lv0);
+    free(g);
+    printf("  %-22s activation checkpointing: loss %.7f and %lld gradients bit for bit\n", what,
+           l1, (long long)tm->n_elems);
+    return same;
+}
+
+static void check_recompute(const char *dir) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/base-%s-%d.gguf", dir, shrink_dtype_name(SHRINK_DTYPE_F32), 1);
+    if (access(path, F_OK) != 0 && !write_model(path, 1, SHRINK_DTYPE_F32)) return;
+    shrink_model *m = NULL;
+    shrink_load_params lp = shrink_load_params_default();
+    lp.no_tokenizer = true;
+    lp.load_as = "nf4";
+    CHECK(shrink_model_load(&m, path, &lp) == SHRINK_OK, "load: %s", shrink_last_error());
+    sk_train_model *ts = NULL, *tf = NULL;
+    if (m) CHECK(sk_train_create_frozen(&ts, m) == SHRINK_OK, "create: %s", shrink_last_error());
+    if (ts) {
+        sk_lora_opts o = {.rank = 4, .alpha = 8, .targets = 0x7f, .seed = 9, .dropout = 0.25};
+        struct sk_lora_train *lt = NULL;
+        CHECK(sk_lora_attach(ts, &o, &lt) == SHRINK_OK, "attach: %s", shrink_last_error());
+        for (int64_t i = 0; lt && i < ts->n_params; i++) /* B != 0: A gets gradients */
+            if (!ts->params[i].frozen && strstr(ts->params[i].t.name, "lora_b"))
+                for (int64_t j = 0; j < ts->params[i].n; j++)
+                    ts->params[i].w[j] = 0.3f * rnd_unit();
+        if (lt) grads_equal_recomputed(ts, lt, "QLoRA nf4, dropout");
+        sk_lora_train_free(lt);
+    }
+    /* a full model (every parameter trains), f32 */
+    sk_source src;
+    if (ts) {
+        sk_train_source(ts, &src);
+        CHECK(sk_train_create(&tf, &src) == SHRINK_OK, "create: %s", shrink_last_error());
+    }
+    if (tf) grads_equal_recomputed(tf, NULL, "full f32 model");
+    sk_train_free(ts);
+    sk_train_free(tf);
+    shrink_model_free(m);
+}
+
 int main(void) {
     const shrink_dtype kdt[] = {SHRINK_DTYPE_F16,  SHRINK_DTYPE_BF16,    SHRINK_DTYPE_Q8_0,
                                 SHRINK_DTYPE_Q4_0, SHRINK_DTYPE_Q4_K,    SHRINK_DTYPE_Q6_K,
@@ -290,6 +360,7 @@ int main(void) {
     check_model(dir, "--load-as nf4", SHRINK_DTYPE_F32, "nf4", SHRINK_DTYPE_NF4, 0);
     check_model(dir, "--load-as int4_g128", SHRINK_DTYPE_F32, "int4_g128",
                 SHRINK_DTYPE_INT4_G128, 1);
+    check_recompute(dir);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     CHECK(system(cmd) == 0, "cleanup");
     return test_summary("test_qlora");

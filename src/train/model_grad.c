@@ -16,10 +16,12 @@
 
 struct sk_train_state {
     int B, T;              /* capacity */
+    int recompute;         /* sized for sk_train_model.recompute: one layer's activations */
     int32_t *inp, *tgt;    /* (N) input ids, target ids */
     float *rope_cos;       /* (T, hd/2) */
     float *rope_sin;
-    /* saved by the forward pass, per layer l (offset l * size) */
+    /* saved by the forward pass, per layer l (offset l * size; with recompute, res per layer
+     * and the others for one layer: slot 0, refilled by the backward layer by layer) */
     float *res;            /* (L+1, N, D) residual stream entering layer l; res[L] the last */
     float *mid;            /* (L, N, D) residual after the attention block */
     float *xn1, *mean1, *rstd1; /* (L, N, D), (L, N), (L, N) attention norm out, statistics */
@@ -98,7 +100,8 @@ static shrink_status reserve_scratch(const sk_train_model *tm, struct sk_train_s
 static shrink_status state_alloc(const sk_train_model *tm, int B, int T,
                                  struct sk_train_state **out) {
     const sk_config *c = &tm->cfg;
-    const size_t L = (size_t)c->n_layers, D = (size_t)c->dim, F = (size_t)c->ffn_dim;
+    const size_t Lr = (size_t)c->n_layers, D = (size_t)c->dim, F = (size_t)c->ffn_dim;
+    const size_t L = tm->recompute ? 1 : Lr; /* layers of saved activations but res */
     const size_t Q = (size_t)c->n_heads * c->head_dim, K = (size_t)c->n_kv_heads * c->head_dim;
     const size_t N = (size_t)B * T, H = (size_t)c->n_heads, V = (size_t)c->vocab_size;
     const size_t half = (size_t)c->head_dim / 2;
@@ -106,11 +109,12 @@ static shrink_status state_alloc(const sk_train_model *tm, int B, int T,
     if (!s) return sk_error(SHRINK_ERR_NOMEM, "training: out of memory");
     s->B = B;
     s->T = T;
+    s->recompute = tm->recompute != 0;
     s->inp = sk_malloc(N * sizeof(int32_t));
     s->tgt = sk_malloc(N * sizeof(int32_t));
     s->rope_cos = falloc((size_t)T * half);
     s->rope_sin = falloc((size_t)T * half);
-    s->res = falloc((L + 1) * N * D);
+    s->res = falloc((Lr + 1) * N * D);
     s->mid = falloc(L * N * D);
     s->xn1 = falloc(L * N * D);
     s->mean1 = falloc(L * N);
@@ -169,7 +173,8 @@ shrink_status sk_train_reserve(sk_train_model *tm, int B, int T) {
     if (T > tm->cfg.max_seq_len)
         return sk_error(SHRINK_ERR_RANGE, "training: a sequence of %d tokens exceeds the context "
                         "length %d", T, tm->cfg.max_seq_len);
-    if (tm->st && B <= tm->st->B && T <= tm->st->T) return SHRINK_OK;
+    if (tm->st && B <= tm->st->B && T <= tm->st->T && tm->st->recompute == (tm->recompute != 0))
+        return SHRINK_OK;
     if (tm->st) {
         if (B < tm->st->B) B = tm->st->B;
         if (T < tm->st->T) T = tm->st->T;
@@ -596,33 +601,31 @@ static layer_mats mats_of(const sk_config *c, const layer_slots *w) {
     return m;
 }
 
-static shrink_status forward(const sk_train_model *tm, const model_slots *ms, int B,
-                             int T) {
+/* Layer l's forward pass from res[l]: its activations into their slot (train_state), and
+ * with `down` the down projection and residual into res[l + 1]; without, it stops at fh (the
+ * backward's recomputation of a layer whose activations were not kept). */
+static shrink_status layer_forward(const sk_train_model *tm, const model_slots *ms, int l,
+                                   int B, int T, int down) {
     const sk_config *c = &tm->cfg;
     struct sk_train_state *s = tm->st;
     const int N = B * T, D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim;
     const int F = c->ffn_dim, Q = H * hd, K = KV * hd;
     const size_t ND = (size_t)N * D;
     shrink_status st;
-
-    /* token embedding (+ learned position embedding) */
-    const sk_mat wte = mat_of(ms->tok_emb, c->vocab_size, D);
-    sk_encoder_forward(s->res, s->inp, &wte,
-                    c->arch->pos == SK_POS_LEARNED ? ms->pos_emb.w : NULL, N, T, D);
-
-    for (int l = 0; l < c->n_layers; l++) {
+    {
         const layer_slots *w = &ms->layers[l];
         const layer_mats mw = mats_of(c, w);
-        float *x = s->res + (size_t)l * ND, *mid = s->mid + (size_t)l * ND;
-        float *xn1 = s->xn1 + (size_t)l * ND, *xn2 = s->xn2 + (size_t)l * ND;
-        float *q = s->q + (size_t)l * N * Q, *k = s->k + (size_t)l * N * K;
-        float *v = s->v + (size_t)l * N * K, *ao = s->ao + (size_t)l * N * Q;
-        float *att = s->att + (size_t)l * B * H * T * T;
-        float *fa = s->fa + (size_t)l * N * F, *fb = s->fb + (size_t)l * N * F;
-        float *fh = s->fh + (size_t)l * N * F;
+        const size_t j = s->recompute ? 0 : (size_t)l; /* the slot of its activations */
+        float *x = s->res + (size_t)l * ND, *mid = s->mid + j * ND;
+        float *xn1 = s->xn1 + j * ND, *xn2 = s->xn2 + j * ND;
+        float *q = s->q + j * N * Q, *k = s->k + j * N * K;
+        float *v = s->v + j * N * K, *ao = s->ao + j * N * Q;
+        float *att = s->att + j * B * H * T * T;
+        float *fa = s->fa + j * N * F, *fb = s->fb + j * N * F;
+        float *fh = s->fh + j * N * F;
 
         /* attention: xn = norm(x); q, k, v projections; RoPE on q and k */
-        norm_forward(c, xn1, s->mean1 + (size_t)l * N, s->rstd1 + (size_t)l * N, x,
+        norm_forward(c, xn1, s->mean1 + j * N, s->rstd1 + j * N, x,
                      w->attn_norm, w->attn_norm_b, N);
         if ((st = sk_matmul_forward(q, xn1, &mw.wq, w->bq.w, N, D, Q, &s->mm))) return st;
         if ((st = sk_matmul_forward(k, xn1, &mw.wk, w->bk.w, N, D, K, &s->mm))) return st;
@@ -643,7 +646,7 @@ static shrink_status forward(const sk_train_model *tm, const model_slots *ms, in
         sk_residual_forward(mid, x, ND);
 
         /* feed-forward: xn = norm(mid); SwiGLU or GELU MLP; residual */
-        norm_forward(c, xn2, s->mean2 + (size_t)l * N, s->rstd2 + (size_t)l * N, mid,
+        norm_forward(c, xn2, s->mean2 + j * N, s->rstd2 + j * N, mid,
                      w->ffn_norm, w->ffn_norm_b, N);
         if (c->arch->ffn == SK_FFN_SWIGLU) {
             st = sk_matmul_forward(fa, xn2, &mw.w_gate, NULL, N, D, F, &s->mm);
@@ -658,11 +661,30 @@ static shrink_status forward(const sk_train_model *tm, const model_slots *ms, in
             if (st || (st = hook_fwd(tm, l, SK_LIN_UP, xn2, N, fa))) return st;
             sk_gelu_forward(fh, fa, (size_t)N * F);
         }
+        if (!down) return SHRINK_OK; /* a recomputation: the backward needs no more */
         float *xo = s->res + (size_t)(l + 1) * ND;
         st = sk_matmul_forward(xo, fh, &mw.w_down, w->b_down.w, N, F, D, &s->mm);
         if (st || (st = hook_fwd(tm, l, SK_LIN_DOWN, fh, N, xo))) return st;
         sk_residual_forward(xo, mid, ND);
     }
+    return SHRINK_OK;
+}
+
+static shrink_status forward(const sk_train_model *tm, const model_slots *ms, int B,
+                             int T) {
+    const sk_config *c = &tm->cfg;
+    struct sk_train_state *s = tm->st;
+    const int N = B * T, D = c->dim;
+    const size_t ND = (size_t)N * D;
+    shrink_status st;
+
+    /* token embedding (+ learned position embedding) */
+    const sk_mat wte = mat_of(ms->tok_emb, c->vocab_size, D);
+    sk_encoder_forward(s->res, s->inp, &wte,
+                    c->arch->pos == SK_POS_LEARNED ? ms->pos_emb.w : NULL, N, T, D);
+
+    for (int l = 0; l < c->n_layers; l++)
+        if ((st = layer_forward(tm, ms, l, B, T, 1))) return st;
     norm_forward(c, s->xnf, s->meanf, s->rstdf, s->res + (size_t)c->n_layers * ND,
                  ms->final_norm, ms->final_norm_b, N);
     return SHRINK_OK;
@@ -686,13 +708,18 @@ static shrink_status backward(const sk_train_model *tm, const model_slots *ms, i
     for (int l = L - 1; l >= 0; l--) {
         const layer_slots *w = &ms->layers[l];
         const layer_mats mw = mats_of(c, w);
-        const float *x = s->res + (size_t)l * ND, *mid = s->mid + (size_t)l * ND;
-        const float *xn1 = s->xn1 + (size_t)l * ND, *xn2 = s->xn2 + (size_t)l * ND;
-        const float *q = s->q + (size_t)l * N * Q, *k = s->k + (size_t)l * N * K;
-        const float *v = s->v + (size_t)l * N * K, *ao = s->ao + (size_t)l * N * Q;
-        const float *att = s->att + (size_t)l * B * H * T * T;
-        const float *fa = s->fa + (size_t)l * N * F, *fb = s->fb + (size_t)l * N * F;
-        const float *fh = s->fh + (size_t)l * N * F;
+        /* activation checkpointing: the layer's activations again, from its input res[l]
+         * (the same kernels on the same input: the same floats; the last layer's are still
+         * in the slot from the forward pass) */
+        if (s->recompute && l < L - 1 && (st = layer_forward(tm, ms, l, B, T, 0))) return st;
+        const size_t j = s->recompute ? 0 : (size_t)l;
+        const float *x = s->res + (size_t)l * ND, *mid = s->mid + j * ND;
+        const float *xn1 = s->xn1 + j * ND, *xn2 = s->xn2 + j * ND;
+        const float *q = s->q + j * N * Q, *k = s->k + j * N * K;
+        const float *v = s->v + j * N * K, *ao = s->ao + j * N * Q;
+        const float *att = s->att + j * B * H * T * T;
+        const float *fa = s->fa + j * N * F, *fb = s->fb + j * N * F;
+        const float *fh = s->fh + j * N * F;
 
         /* res[l+1] = mid + down(fh): dres flows to mid unchanged and into the MLP */
         memset(s->dfh, 0, (size_t)N * F * sizeof(float));
@@ -715,7 +742,7 @@ static shrink_status backward(const sk_train_model *tm, const model_slots *ms, i
             if (st || (st = hook_bwd(tm, l, SK_LIN_UP, xn2, s->dfa, N, s->dxn))) return st;
         }
         norm_backward(c, s->dres, s->dxn, mid, w->ffn_norm, w->ffn_norm_b,
-                      s->mean2 + (size_t)l * N, s->rstd2 + (size_t)l * N, N);
+                      s->mean2 + j * N, s->rstd2 + j * N, N);
 
         /* mid = x + o(ao): dres (now d/dmid) flows to x unchanged and into attention */
         memset(s->dao, 0, (size_t)N * Q * sizeof(float));
@@ -739,7 +766,7 @@ static shrink_status backward(const sk_train_model *tm, const model_slots *ms, i
                                 N, D, K, &s->mm);
         if (st || (st = hook_bwd(tm, l, SK_LIN_V, xn1, s->dv, N, s->dxn))) return st;
         norm_backward(c, s->dres, s->dxn, x, w->attn_norm, w->attn_norm_b,
-                      s->mean1 + (size_t)l * N, s->rstd1 + (size_t)l * N, N);
+                      s->mean1 + j * N, s->rstd1 + j * N, N);
     }
     /* embeddings */
     sk_encoder_backward(ms->tok_emb.g, c->arch->pos == SK_POS_LEARNED ? ms->pos_emb.g : NULL,

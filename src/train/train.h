@@ -83,6 +83,11 @@ typedef struct sk_train_model {
      * accumulates k micro-batches may set 1/k). */
     float           grad_scale;
     struct sk_train_state *st; /* owned; sized for the largest (B, T) seen so far */
+    /* Activation checkpointing: 1 keeps only each layer's input (res) through the forward
+     * pass and recomputes a layer's other activations in the backward, just before its own
+     * backward (one more forward per layer but the last; the same floats, so the gradients are
+     * bit-identical): the activations of one layer instead of all. Set before a pass. */
+    int             recompute;
     sk_train_hook  *hook;      /* borrowed; NULL: none */
     /* QAT (qat.c): set by sk_qat_attach */
     int             qat;       /* some parameters have wq */

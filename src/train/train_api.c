@@ -388,6 +388,7 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
     if ((st = lo ? sk_train_create_frozen(&r->tm, r->m)
                  : sk_train_create_from_model(&r->tm, r->m)))
         return st;
+    r->tm->recompute = p->gradient_checkpointing;
     if (!lo && (st = keep_sparsity(r, model_path, p->keep_sparsity))) return st;
     if (lo && (st = sk_lora_attach(r->tm, lo, &r->lora))) return st;
     if (p->qat && !lo && (st = qat_attach(r->tm, p))) return st;

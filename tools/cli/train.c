@@ -36,6 +36,7 @@ typedef struct train_opts {
     double      momentum;
     uint64_t    seed;
     bool        sequential;
+    bool        grad_ckpt;
     bool        keep_sparsity;
     bool        no_keep_sparsity;
     /* shrink distill */
@@ -92,6 +93,9 @@ typedef struct train_opts {
     {"--seed", "-s", CLI_OPT_U64, O(seed), "S", 0, 0, "seed of the random windows (default 0)"}, \
     {"--sequential", NULL, CLI_OPT_FLAG, O(sequential), NULL, 0, 0, "sequential windows " \
      "instead of random ones"}, \
+    {"--gradient-checkpointing", NULL, CLI_OPT_FLAG, O(grad_ckpt), NULL, 0, 0, "keep one " \
+     "layer's activations, recompute the others in the backward (less memory, one more " \
+     "forward; the same result)"}, \
     {"--eval-every", NULL, CLI_OPT_INT, O(eval_every), "N", 0, 1e9, "validation loss every N " \
      "steps (and at the end)"}, \
     {"--eval-windows", NULL, CLI_OPT_INT, O(eval_windows), "W", 1, 1e6, "validation windows " \
@@ -327,6 +331,7 @@ static void fill_params(shrink_train_params *pp, const train_opts *op, const cli
     pp->clip           = op->clip;
     pp->seed           = op->seed;
     pp->sequential     = op->sequential;
+    pp->gradient_checkpointing = op->grad_ckpt;
     pp->eval_every     = op->eval_every;
     pp->eval_windows   = op->eval_windows;
     pp->save_every     = op->save_every;
