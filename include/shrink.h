@@ -1023,6 +1023,10 @@ typedef struct shrink_train_params {
      * optimizer, and only rank 0 validates, logs and writes checkpoints and the model (all
      * ranks read --resume's checkpoint). */
     const shrink_train_comm *comm;
+    /* Activation (gradient) checkpointing: only each layer's input is kept through the forward
+     * pass, the backward recomputes the rest layer by layer: the activations of one layer
+     * instead of all, for one more forward pass; the results are bit-identical. */
+    bool        gradient_checkpointing;
 } shrink_train_params;
 
 typedef struct shrink_train_result {
