@@ -12,7 +12,8 @@
 #     q4_0 (both --no-manifest), and its --text KL equals compare's KL of the output against
 #     BASE --base-lora A on the same windows (a separate process and code path);
 #   - bad input: --scheme with --dtype, --text without --scheme, an unknown scheme, a
-#     non-GGUF output with --scheme, an adapter of another base on --base-lora.
+#     non-GGUF output with --scheme, a truncated adapter (merge --scheme, compare --lora), an
+#     adapter of another base on --base-lora.
 # Missing assets: a failure when the shared folder is present, exit 77 when it is absent.
 set -u
 bin=${1:-build/shrink}
@@ -95,6 +96,14 @@ expect_refused "unknown scheme" "q4_7" "$tmp/x.gguf" "$bin" merge "$base" --lora
     -o "$tmp/x.gguf" --scheme q4_7
 expect_refused "non-GGUF output" "GGUF" "$tmp/x-hf" "$bin" merge "$base" --lora "$ad" \
     -o "$tmp/x-hf" --scheme q4_0
+gad=$(asset fixtures/lora/mix-llama-14m-lora-f32.gguf) || missing "fixtures/lora/mix-llama-14m-lora-f32.gguf"
+if [ -n "${gad:-}" ]; then
+    head -c 600000 "$gad" >"$tmp/trunc.gguf"
+    expect_refused "truncated adapter" "trunc.gguf" "$tmp/x.gguf" "$bin" merge "$base" \
+        --lora "$tmp/trunc.gguf" -o "$tmp/x.gguf" --scheme q4_0
+    expect_fail "compare --lora truncated" "trunc.gguf" "$bin" compare "$base" "$base" \
+        --lora "$tmp/trunc.gguf" --text "$text" -n 64 --no-speed
+fi
 other=$(asset models/stories260K-hf) || missing "models/stories260K-hf"
 if [ -n "${other:-}" ]; then
     expect_fail "--base-lora of another base" "does not fit" "$bin" compare "$other" "$other" \
