@@ -26,19 +26,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int same_bytes(const char *a, const char *b) {
-    FILE *f = fopen(a, "rb"), *g = fopen(b, "rb");
-    int same = f && g;
-    while (same) {
-        int x = fgetc(f), y = fgetc(g);
-        if (x != y) same = 0;
-        if (x == EOF || y == EOF) break;
-    }
-    if (f) fclose(f);
-    if (g) fclose(g);
-    return same;
-}
-
 static shrink_status merge_s(const char *base, const char *out, const char *ad, int dtype,
                              const char *scheme, const char *text, shrink_merge_result *r) {
     shrink_merge_params p = shrink_merge_params_default();
@@ -194,7 +181,7 @@ int main(void) {
               r.bits_per_weight > 4 && r.bits_per_weight < 6, "%s: %lld merged, %.3f bpw",
               schemes[i], (long long)r.n_merged, r.bits_per_weight);
         CHECK(quantize_s(f32, q2, schemes[i]) == SHRINK_OK, "quantize: %s", shrink_last_error());
-        CHECK(same_bytes(q, q2), "%s: merge --scheme differs from merge f32 + quantize",
+        CHECK(test_same_file(q, q2), "%s: merge --scheme differs from merge f32 + quantize",
               schemes[i]);
         if (i == 1) break;
         /* the weight error, recomputed from the two files */
@@ -214,7 +201,7 @@ int main(void) {
     CHECK(merge_s(qb, f32, peft, SHRINK_DTYPE_F32, NULL, NULL, NULL) == SHRINK_OK,
           "merge q8_0 -> f32: %s", shrink_last_error());
     CHECK(quantize_s(f32, q2, "nf4") == SHRINK_OK, "quantize: %s", shrink_last_error());
-    CHECK(same_bytes(q, q2), "q8_0 base: merge --scheme differs from merge f32 + quantize");
+    CHECK(test_same_file(q, q2), "q8_0 base: merge --scheme differs from merge f32 + quantize");
 
     /* the KL figures, recomputed on one window of 64 tokens */
     shrink_model *m = NULL;

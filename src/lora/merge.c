@@ -151,16 +151,12 @@ static shrink_status merge_requantize(const char *base, const char *out,
     shrink_load_params lp = shrink_load_params_default();
     lp.tokenizer_path = p->tokenizer_path;
     struct shrink_model *m = NULL;
-    sk_lora *list = NULL, **end = &list;
+    sk_lora *list = NULL;
     shrink_quantize_result qr;
     memset(&qr, 0, sizeof qr);
     int base_quantized = 0;
     shrink_status st = sk_model_open(&m, base, &lp);
-    for (int i = 0; !st && i < p->n_adapters; i++) {
-        st = sk_lora_read(p->adapters[i], &m->cfg, m->cfg.rope_layout,
-                          p->scales ? p->scales[i] : 1.0, end);
-        if (!st) end = &(*end)->next;
-    }
+    if (!st) st = sk_lora_read_list(p->adapters, p->scales, p->n_adapters, &m->cfg, &list);
     if (st) goto out;
     for (int64_t i = 0; i < m->n_tensors; i++)
         base_quantized |= m->tensors[i].n_dims == 2 && sk_dtype_quantized(m->tensors[i].dtype);
@@ -251,12 +247,8 @@ shrink_status shrink_merge(const char *base, const char *out, const shrink_merge
                               shrink_dtype_name(m->tensors[i].dtype));
                 goto out;
             }
-    sk_lora **end = &list;
-    for (int i = 0; i < p->n_adapters; i++) {
-        double sc = p->scales ? p->scales[i] : 1.0;
-        if ((st = sk_lora_read(p->adapters[i], &m->cfg, m->cfg.rope_layout, sc, end))) goto out;
-        end = &(*end)->next;
-    }
+    if ((st = sk_lora_read_list(p->adapters, p->scales, p->n_adapters, &m->cfg, &list)))
+        goto out;
     sk_source base_src, src;
     if ((st = sk_source_from_model(m, &base_src))) goto out;
     sk_lora_merge_source(&ms, &base_src, list, p->keep_sparsity, &src);

@@ -83,6 +83,10 @@ typedef struct sk_lora_merge {
 SK_HIDDEN void sk_lora_merge_source(sk_lora_merge *ms, const sk_source *base,
                                     const sk_lora *list, int keep_zeros, sk_source *out);
 SK_HIDDEN void sk_lora_merge_free(sk_lora_merge *ms);
+/* sk_lora_read of n adapters (scales: user scales, NULL = all 1) for a base of config cfg (q/k
+ * rows in cfg->rope_layout), chained in order into *out; on failure *out is NULL. */
+SK_HIDDEN shrink_status sk_lora_read_list(const char *const *paths, const double *scales, int n,
+                                          const sk_config *cfg, sk_lora **out);
 /* Is projection `which` (sk_linear) of layer l changed by an adapter of nonzero scale? */
 SK_HIDDEN int sk_lora_adapted(const sk_lora *list, int l, int which);
 /* Matrices of `cfg` that an adapter of nonzero scale in list changes. */

@@ -8,6 +8,23 @@
 #include "lora.h"
 #include "source.h"
 
+shrink_status sk_lora_read_list(const char *const *paths, const double *scales, int n,
+                                const sk_config *cfg, sk_lora **out) {
+    *out = NULL;
+    sk_lora **end = out;
+    for (int i = 0; i < n; i++) {
+        shrink_status st = sk_lora_read(paths[i], cfg, cfg->rope_layout, scales ? scales[i] : 1.0,
+                                        end);
+        if (st) {
+            sk_lora_free(*out);
+            *out = NULL;
+            return st;
+        }
+        end = &(*end)->next;
+    }
+    return SHRINK_OK;
+}
+
 int sk_lora_role_linear(int role) {
     switch (role) {
     case SK_ROLE_WQ: return SK_LIN_Q;

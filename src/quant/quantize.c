@@ -1066,13 +1066,8 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
         goto out;
     }
     if (p->n_lora > 0) {
-        sk_lora **end = &lora;
-        for (int32_t i = 0; i < p->n_lora; i++) {
-            double sc = p->lora_scales ? p->lora_scales[i] : 1.0;
-            if ((st = sk_lora_read(p->lora[i], &m->cfg, xf.base.cfg.rope_layout, sc, end)))
-                goto out;
-            end = &(*end)->next;
-        }
+        if ((st = sk_lora_read_list(p->lora, p->lora_scales, p->n_lora, &xf.base.cfg, &lora)))
+            goto out;
         sk_lora_merge_source(&lm, &xf.base, lora, 0, &xf.base);
     }
     if (im && (st = sk_imatrix_check(im, &xf, p->imatrix_path && *p->imatrix_path
