@@ -948,10 +948,13 @@ typedef struct shrink_train_log {
  * CLI of a `make MPI=1` build under mpirun) supplies the communication. */
 typedef struct shrink_train_comm {
     int32_t rank, n_ranks;
-    /* x[0..n) of every rank summed in rank order, ((x_0 + x_1) + x_2) + ..., the sum left in
-     * every rank's x (the same additions one process makes, so the result is bit-identical) */
-    shrink_status (*sum_f32)(void *user, float *x, int64_t n);
-    shrink_status (*sum_f64)(void *user, double *x, int64_t n);
+    /* Ordered sum: x[0..k) are this rank's k >= 1 parts (arrays of n), in order; the parts of
+     * all ranks, rank 0's first, are added one after another, (((x_00 + x_01) + ...) + x_10)
+     * + ... (rank r adding its parts to the running sum rank r - 1 sends), and the total is
+     * left in x[0] of every rank: the additions one process makes summing the parts in
+     * order, so the result is bit-identical to it. */
+    shrink_status (*sum_f32)(void *user, float *const *x, int32_t k, int64_t n);
+    shrink_status (*sum_f64)(void *user, double *const *x, int32_t k, int64_t n);
     /* every rank passes the hash of its inputs and options; an error if any differs */
     shrink_status (*agree)(void *user, uint64_t hash);
     void *user;
@@ -1015,10 +1018,11 @@ typedef struct shrink_train_params {
      * step. The library reports an automatic choice through the log callback. Not with LoRA
      * (its frozen base keeps its zeros; a merged adapter fills them). */
     int32_t     keep_sparsity;
-    /* Data parallelism: NULL or n_ranks 1: one process. Otherwise accum must equal n_ranks
-     * (0 or 1: set to it): rank r runs micro-batch r of every step, the gradients and losses
-     * are summed in rank order through comm (one process with accum = n_ranks makes the same
-     * additions: the runs are bit-identical at equal threads per rank), every rank steps the
+    /* Data parallelism: NULL or n_ranks 1: one process. Otherwise accum must be a multiple
+     * of n_ranks (0 or 1: set to n_ranks): rank r runs micro-batches r K .. r K + K - 1 of
+     * every step (K = accum / n_ranks), the gradients and losses are summed in micro-batch
+     * order through comm (one process with the same accum makes the same additions: the runs
+     * are bit-identical at equal threads per rank), every rank steps the
      * optimizer, and only rank 0 validates, logs and writes checkpoints and the model (all
      * ranks read --resume's checkpoint). */
     const shrink_train_comm *comm;

@@ -9,8 +9,9 @@
 # follows the micro-batch) end with the same model / adapter bytes and the same final line;
 # a 2-rank run resumed from a 2-rank checkpoint ends as the uninterrupted one-process run; each
 # rank sends 4 bytes per trainable parameter per step (+ 8 for the loss), counted. Bad input:
-# ranks started with different options (mpirun's MPMD form), --accum that is not the number
-# of ranks: a message, a non-zero exit, every rank stopped.
+# ranks started with different options (mpirun's MPMD form), --accum that is not a multiple
+# of the ranks: a message, a non-zero exit, every rank stopped. --accum 4 over 2 ranks (two
+# micro-batches each) equals one process with --accum 4.
 # Needs mpirun (Open MPI; `make MPI=1` installs it): missing, that is a failure, since the
 # test only runs after `make MPI=1`. Needs models/stories260K (in the repository) and
 # ../shared/data/corpus/ (failure when the shared folder is present, counted skip if absent).
@@ -74,6 +75,16 @@ for cmd in train distill lora; do
     same "$cmd" "$one" "$two" $file
 done
 
+# two micro-batches per rank (--accum 4 over 2 ranks): rank 1 adds its two gradients one by one
+# to rank 0's sum, as one process with --accum 4 does
+# shellcheck disable=SC2086
+expect_ok "train --accum 4, 1 process" "$bin" train "$model" $common --accum 4 --out "$tmp/a1" &&
+    cp "$tmp/out" "$tmp/a1.out"
+# shellcheck disable=SC2086
+expect_ok "train --accum 4, 2 ranks" mpi2 train "$model" $common --accum 4 --out "$tmp/a2" &&
+    cp "$tmp/out" "$tmp/a2.out"
+same "train --accum 4" "$tmp/a1" "$tmp/a2" model.bin
+
 # bytes per step, counted by the ranks
 # shellcheck disable=SC2086
 if expect_ok "train --json, 2 ranks" mpi2 train "$model" $common --out "$tmp/j" --json; then
@@ -121,7 +132,7 @@ elif expect_ok "resume with 2 ranks" mpi2 train "$model" $c --out "$tmp/k" --res
     echo "resume: 2 ranks killed at checkpoint step $ck_step of $steps, resumed: identical"
 fi
 
-# bad input: ranks with different options (MPMD), --accum that is not the number of ranks
+# bad input: ranks with different options (MPMD), --accum that is not a multiple of the ranks
 # shellcheck disable=SC2086
 timeout 300 mpirun -np 1 "$mbin" train "$model" $common --lr 1e-3 --out "$tmp/b1" : \
     -np 1 "$mbin" train "$model" $common --lr 2e-3 --out "$tmp/b1" >"$tmp/out" 2>"$tmp/err"
@@ -132,6 +143,6 @@ rc=$?
 # shellcheck disable=SC2086
 timeout 300 mpirun -np 2 "$mbin" train "$model" $common --accum 3 --out "$tmp/b2" >"$tmp/out" 2>"$tmp/err"
 rc=$?
-[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "2 ranks need 2 micro-batches per step" "$tmp/err" && ok ||
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "2 ranks need a multiple of 2 micro-batches per step" "$tmp/err" && ok ||
     bad "2 ranks with --accum 3: exit $rc: $(head -c 300 "$tmp/err")"
 sh_finish test_mpi
