@@ -427,6 +427,11 @@ typedef struct shrink_imatrix_params {
     const char *tokenizer_path; /* NULL: the model's own tokenizer */
     void      (*progress)(void *user, int64_t done, int64_t total); /* tokens; may be NULL */
     void       *user;
+    /* Ranks (docs/scale.md; NULL or n_ranks 1: one process): rank r runs the contiguous
+     * chunks r n / R .. (r + 1) n / R - 1 of the n, the per-chunk sums of every column are
+     * added in chunk order through comm->sum_f64 (the additions one process makes, so the
+     * file is byte-identical), and only rank 0 writes it. */
+    const struct shrink_train_comm *comm;
 } shrink_imatrix_params;
 
 typedef struct shrink_imatrix_result {
