@@ -751,6 +751,15 @@ typedef struct shrink_compare_params {
     /* called after each window (all models) with windows done / total; may be NULL */
     void            (*progress)(void *user, int64_t done, int64_t total);
     void             *user;
+    /* A share of the windows for a sweep over machines (docs/scale.md): n_shards > 1 scores
+     * only windows shard W / n_shards .. (shard + 1) W / n_shards - 1 of the W, and results
+     * are the share's; 0 or 1: all. */
+    int32_t           shard, n_shards;
+    /* Non-NULL: *per_token gets a shrink_free'd array of 3 x n_ctxs x tokens_scored doubles,
+     * model i's per-token KL, NLL and same-top-1 (1 or 0) at (3 i + 0, 1, 2) x tokens_scored,
+     * in token order; the shards' arrays joined in shard order give, through
+     * shrink_compare_stats, the unsharded run's results bit for bit. */
+    double          **per_token;
 } shrink_compare_params;
 
 typedef struct shrink_compare_result {
@@ -761,7 +770,8 @@ typedef struct shrink_compare_result {
     double  kl_max;
     double  top1_same;     /* fraction of scored tokens whose argmax equals the base's */
     int64_t tokens_scored;
-    int64_t windows;
+    int64_t windows;       /* scored (a shard's share, shrink_compare_params.n_shards) */
+    int64_t windows_total; /* of the whole text */
     int64_t n_tokens;      /* tokens used (after max_tokens) */
     double  seconds;       /* evaluating this model and its statistics */
     /* Standard errors from the per-token values (sample sd / sqrt(n), as llama-perplexity
@@ -793,6 +803,37 @@ SHRINK_API shrink_status shrink_compare(shrink_context *const *ctxs, int32_t n_c
                                         const int32_t *ids, int64_t n_ids,
                                         const shrink_compare_params *params,
                                         shrink_compare_result *results);
+
+/* The statistics of shrink_compare (all but windows, n_tokens and seconds, left as they are)
+ * from n tokens' per-token values in the layout of shrink_compare_params.per_token: the same
+ * sums in the same order as shrink_compare makes. */
+SHRINK_API shrink_status shrink_compare_stats(const double *per_token, int32_t n_ctxs,
+                                              int64_t n, shrink_compare_result *results);
+
+/* Shards of one comparison joined (`shrink compare --shard i/N` outputs; shrink_compare_merge):
+ * what the unsharded run reports, per model. */
+typedef struct shrink_compare_merged_model {
+    char                 *name, *path, *scheme;   /* owned */
+    double                bits_per_weight;
+    uint64_t              file_bytes;
+    int64_t               n_params;
+    shrink_compare_result r;
+} shrink_compare_merged_model;
+
+typedef struct shrink_compare_merged {
+    char                        *base, *text, *method;   /* owned */
+    int32_t                      ctx, stride;
+    int32_t                      n_models;
+    shrink_compare_merged_model *models;                 /* owned; [0] is the base */
+} shrink_compare_merged;
+
+/* Joins the --json files paths[0..n) of `shrink compare --shard i/N`: they must name the same
+ * base, models, text, windows and number of shards and hold every shard 0..N-1 once; the
+ * per-token values joined in shard order give the unsharded run's statistics (bit for bit;
+ * seconds summed). Otherwise SHRINK_ERR_ARG / SHRINK_ERR_FORMAT names the file. */
+SHRINK_API shrink_status shrink_compare_merge(const char *const *paths, int32_t n,
+                                              shrink_compare_merged *merged);
+SHRINK_API void shrink_compare_merged_free(shrink_compare_merged *merged);
 
 /* ==== task accuracy (shrink eval; docs/eval.md) =========================================== */
 
