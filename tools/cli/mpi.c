@@ -27,17 +27,21 @@ static int               mpi_on, mpi_rank, mpi_size;
 static int64_t           mpi_sent;       /* bytes this rank sent in sums */
 static shrink_train_comm mpi_comm;
 
-enum { CHUNK = 1 << 26 };   /* elements per message (MPI counts are int) */
+/* The chain moves PIPE elements at a time: rank r + 1 adds piece i while rank r adds piece
+ * i + 1, so the chain's time is about one array's transfer plus (R - 2) pieces, not R - 1
+ * arrays (docs/scale.md, "Time per step"). The broadcast goes in pieces of BCAST elements (MPI
+ * counts are int). */
+enum { PIPE = 1 << 18, BCAST = 1 << 26 };
 
 /* The ordered sum (shrink_train_comm.sum_f32): rank 0 adds its k parts into x[0] and sends
  * them; rank r receives the running sum, adds its parts one by one, sends it on; the last rank
- * broadcasts the total. In chunks of CHUNK elements (MPI counts are int). */
+ * broadcasts the total. */
 static shrink_status chain_sum(void *const *xs, int32_t k, int64_t n, MPI_Datatype t,
                                size_t es, int f64) {
-    void *prev = mpi_rank > 0 ? malloc((size_t)(n ? n : 1) * es) : NULL;
+    void *prev = mpi_rank > 0 ? malloc((size_t)(n < PIPE ? (n ? n : 1) : PIPE) * es) : NULL;
     if (mpi_rank > 0 && !prev) return SHRINK_ERR_NOMEM;
-    for (int64_t off = 0; off < n; off += CHUNK) {
-        const int m = (int)(n - off < CHUNK ? n - off : CHUNK);
+    for (int64_t off = 0; off < n; off += PIPE) {
+        const int m = (int)(n - off < PIPE ? n - off : PIPE);
         char *x = (char *)xs[0] + (size_t)off * es;
         if (mpi_rank > 0) MPI_Recv(prev, m, t, mpi_rank - 1, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
         for (int32_t p = mpi_rank > 0 ? 0 : 1; p < k; p++) {
@@ -53,7 +57,10 @@ static shrink_status chain_sum(void *const *xs, int32_t k, int64_t n, MPI_Dataty
             MPI_Send(x, m, t, mpi_rank + 1, 7, MPI_COMM_WORLD);
             mpi_sent += (int64_t)m * (int64_t)es;
         }
-        MPI_Bcast(x, m, t, mpi_size - 1, MPI_COMM_WORLD);
+    }
+    for (int64_t off = 0; off < n; off += BCAST) {
+        const int m = (int)(n - off < BCAST ? n - off : BCAST);
+        MPI_Bcast((char *)xs[0] + (size_t)off * es, m, t, mpi_size - 1, MPI_COMM_WORLD);
         if (mpi_rank == mpi_size - 1) mpi_sent += (int64_t)m * (int64_t)es;
     }
     free(prev);
