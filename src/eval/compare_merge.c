@@ -24,12 +24,7 @@ typedef struct cshard {
 static shrink_status cshard_read(const char *path, cshard *f) {
     memset(f, 0, sizeof *f);
     f->path = path;
-    char  *text = NULL;
-    size_t len = 0;
-    shrink_status st = sk_read_file(path, (size_t)1 << 30, &text, &len);
-    if (st) return st;
-    st = sk_json_parse(text, len, path, &f->j);
-    sk_free(text);
+    shrink_status st = sk_json_read_file(path, (size_t)1 << 30, &f->j);
     if (st) return st;
     f->base   = sk_json_get_str(f->j, "base");
     f->text   = sk_json_get_str(f->j, "text");

@@ -421,16 +421,32 @@ static double delta_pct(const cmp_row *r, const cmp_row *base) {
 
 static const char *method_name(const cmp_opts *o) { return o->llama_cpp ? "llama.cpp" : "sliding"; }
 
+/* The keys a run's and a shard's JSON share: the comparison ... */
+static void json_windows(cli_json *j, const cmp_job *job, const cmp_quality *q) {
+    cli_json_key(j, "base");          cli_json_str(j, job->paths[0]);
+    cli_json_key(j, "text");          cli_json_str(j, job->opts->text);
+    cli_json_key(j, "ctx");           cli_json_int(j, q->ctx);
+    cli_json_key(j, "stride");        cli_json_int(j, q->stride);
+    cli_json_key(j, "method");        cli_json_str(j, method_name(job->opts));
+}
+
+/* ... and each model's description */
+static void json_model(cli_json *j, const cmp_job *job, const cmp_row *r, int i) {
+    char name[256];
+    cli_json_key(j, "name");            cli_json_str(j, model_label(job, i, name, sizeof name));
+    cli_json_key(j, "path");            cli_json_str(j, job->paths[i]);
+    cli_json_key(j, "is_base");         cli_json_bool(j, i == 0);
+    cli_json_key(j, "scheme");          cli_json_str(j, r->scheme);
+    cli_json_key(j, "bits_per_weight"); cli_json_num(j, r->bpw);
+    cli_json_key(j, "file_bytes");      cli_json_u64(j, r->file_bytes);
+    cli_json_key(j, "n_params");        cli_json_int(j, r->n_params);
+}
+
 static void print_json(const cmp_job *job, const cmp_quality *q) {
     const cmp_row *rows = q->rows;
-    char           name[256];
     cli_json       j;
     cli_json_begin(&j, stdout);
-    cli_json_key(&j, "base");          cli_json_str(&j, job->paths[0]);
-    cli_json_key(&j, "text");          cli_json_str(&j, job->opts->text);
-    cli_json_key(&j, "ctx");           cli_json_int(&j, q->ctx);
-    cli_json_key(&j, "stride");        cli_json_int(&j, q->stride);
-    cli_json_key(&j, "method");        cli_json_str(&j, method_name(job->opts));
+    json_windows(&j, job, q);
     cli_json_key(&j, "tokens_scored"); cli_json_int(&j, rows[0].q.tokens_scored);
     cli_json_key(&j, "n_tokens");      cli_json_int(&j, rows[0].q.n_tokens);
     cli_json_key(&j, "windows");       cli_json_int(&j, rows[0].q.windows);
@@ -441,13 +457,7 @@ static void print_json(const cmp_job *job, const cmp_quality *q) {
     for (int i = 0; i < job->n; i++) {
         const cmp_row *r = &rows[i];
         cli_json_obj_begin(&j);
-        cli_json_key(&j, "name");            cli_json_str(&j, model_label(job, i, name, sizeof name));
-        cli_json_key(&j, "path");            cli_json_str(&j, job->paths[i]);
-        cli_json_key(&j, "is_base");         cli_json_bool(&j, i == 0);
-        cli_json_key(&j, "scheme");          cli_json_str(&j, r->scheme);
-        cli_json_key(&j, "bits_per_weight"); cli_json_num(&j, r->bpw);
-        cli_json_key(&j, "file_bytes");      cli_json_u64(&j, r->file_bytes);
-        cli_json_key(&j, "n_params");        cli_json_int(&j, r->n_params);
+        json_model(&j, job, r, i);
         cli_json_key(&j, "ppl");             cli_json_num(&j, r->q.ppl);
         cli_json_key(&j, "nll");             cli_json_num(&j, r->q.nll);
         cli_json_key(&j, "ppl_se");          cli_json_num(&j, r->q.ppl_se);
@@ -483,15 +493,10 @@ static void print_shard_json(const cmp_job *job, const cmp_quality *q, const dou
     const cmp_row *rows = q->rows;
     const int64_t  S    = rows[0].q.tokens_scored;
     static const char *const arr[3] = {"kl", "nll", "same"};
-    char           name[256];
     cli_json       j;
     cli_json_begin(&j, stdout);
     cli_json_key(&j, "compare_shard"); cli_json_bool(&j, true);
-    cli_json_key(&j, "base");          cli_json_str(&j, job->paths[0]);
-    cli_json_key(&j, "text");          cli_json_str(&j, job->opts->text);
-    cli_json_key(&j, "ctx");           cli_json_int(&j, q->ctx);
-    cli_json_key(&j, "stride");        cli_json_int(&j, q->stride);
-    cli_json_key(&j, "method");        cli_json_str(&j, method_name(job->opts));
+    json_windows(&j, job, q);
     cli_json_key(&j, "n_tokens");      cli_json_int(&j, rows[0].q.n_tokens);
     cli_json_key(&j, "windows_total"); cli_json_int(&j, q->windows_total);
     cli_json_key(&j, "windows");       cli_json_int(&j, rows[0].q.windows);
@@ -504,12 +509,7 @@ static void print_shard_json(const cmp_job *job, const cmp_quality *q, const dou
     for (int i = 0; i < job->n; i++) {
         const cmp_row *r = &rows[i];
         cli_json_obj_begin(&j);
-        cli_json_key(&j, "name");            cli_json_str(&j, model_label(job, i, name, sizeof name));
-        cli_json_key(&j, "path");            cli_json_str(&j, job->paths[i]);
-        cli_json_key(&j, "scheme");          cli_json_str(&j, r->scheme);
-        cli_json_key(&j, "bits_per_weight"); cli_json_num(&j, r->bpw);
-        cli_json_key(&j, "file_bytes");      cli_json_u64(&j, r->file_bytes);
-        cli_json_key(&j, "n_params");        cli_json_int(&j, r->n_params);
+        json_model(&j, job, r, i);
         cli_json_key(&j, "eval_seconds");    cli_json_num(&j, r->q.seconds);
         for (int a = 0; a < 3; a++) {
             const double *v = pt + (size_t)(3 * i + a) * (size_t)S;
