@@ -344,8 +344,9 @@ typedef struct qjob {
     const sk_wfold   *cur_fold; /* palette types: that tensor's awq / smooth fold, or NULL */
     const sk_imatrix *im;    /* importance matrix, or NULL */
     const sk_wfold   *folds; /* (xf->n) awq / smooth, or NULL */
-    sk_gptq_run *gptq;       /* --method gptq (run before the first tensor is written) */
-    int       gptq_done;
+    sk_gptq_run *gptq;       /* --method gptq (begun at the first tensor, then advanced a layer
+                              * at a time as the writer reaches each layer's tensors) */
+    uint8_t  *gptq_sel;      /* (xf->n) the tensors GPTQ may change */
 } qjob;
 
 /* The importance of x's columns when it has an entry and its type uses one: ggml's weighted
@@ -492,18 +493,25 @@ static shrink_status palette_begin(qjob *j, sk_xf *xf, sk_xf_tensor *x, qtensor 
     return st;
 }
 
-/* --method gptq (gptq.c): the layer-by-layer pass, then each GPTQ'd tensor's rows are copied
- * by q_rows instead of quantized (kept tensors, embeddings, head: round to nearest). */
-static shrink_status run_gptq(qjob *j, sk_xf *xf) {
-    uint8_t *sel = sk_malloc((size_t)xf->n);
-    if (!sel) return sk_error(SHRINK_ERR_NOMEM, "quantize: out of memory");
-    for (int64_t i = 0; i < xf->n; i++) sel[i] = !j->qs[i].kept;
-    j->gptq->sel = sel;
-    shrink_status st = sk_gptq_model(xf, j->gptq);
-    j->gptq->sel = NULL;
-    sk_free(sel);
-    for (int64_t i = 0; !st && i < xf->n; i++) j->qs[i].gptq_rows = j->gptq->bytes[i];
-    return st;
+/* --method gptq (gptq.c): the layer-by-layer pass is begun at the first tensor and run up to
+ * the layer of each GPTQ'd tensor when the writer reaches it; its rows are then copied by
+ * q_rows instead of quantized (kept tensors, embeddings, head: round to nearest) and freed
+ * once written (q_end_block). */
+static shrink_status gptq_tensor(qjob *j, sk_xf *xf, sk_xf_tensor *x) {
+    shrink_status st;
+    if (!j->gptq_sel) {
+        j->gptq_sel = sk_malloc((size_t)xf->n);
+        if (!j->gptq_sel) return sk_error(SHRINK_ERR_NOMEM, "quantize: out of memory");
+        for (int64_t i = 0; i < xf->n; i++) j->gptq_sel[i] = !j->qs[i].kept;
+        j->gptq->sel = j->gptq_sel;
+        if ((st = sk_gptq_begin(xf, j->gptq))) return st;
+    }
+    const int64_t i = x - xf->ts;
+    const int l = sk_gptq_layer_of(j->gptq, i);
+    if (l < 0) return SHRINK_OK;
+    if ((st = sk_gptq_upto(j->gptq, l))) return st;
+    j->qs[i].gptq_rows = j->gptq->bytes[i];
+    return SHRINK_OK;
 }
 
 /* Before a tensor's rows: per-tensor types need the whole tensor's min and max, palettes
@@ -511,9 +519,8 @@ static shrink_status run_gptq(qjob *j, sk_xf *xf) {
 static shrink_status q_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
     qjob *j = user;
     qtensor *q = x->user;
-    if (j->gptq && !j->gptq_done) { /* every tensor is planned: GPTQ the blocks' matrices */
-        j->gptq_done = 1;
-        shrink_status st = run_gptq(j, xf);
+    if (j->gptq) {
+        shrink_status st = gptq_tensor(j, xf, x);
         if (st) return st;
     }
     acc_reset(j, xf->n_threads);
@@ -642,6 +649,8 @@ static shrink_status q_end_block(void *user, sk_xf *xf, sk_xf_tensor *x, int64_t
     if (row0 + n_rows >= (x->t.n_dims == 1 ? 1 : x->t.rows)) {
         sk_free(q->pal);
         q->pal = NULL;
+        if (j->gptq) sk_gptq_release(j->gptq, x - xf->ts);
+        q->gptq_rows = NULL;
         tensor_done(j, xf, x);
     }
     return SHRINK_OK;
@@ -649,7 +658,10 @@ static shrink_status q_end_block(void *user, sk_xf *xf, sk_xf_tensor *x, int64_t
 
 /* Progress of the writing phase (phase 1; calibration is phase 0). */
 static void q_progress(void *user, int64_t done, int64_t total) {
-    const shrink_quantize_params *p = user;
+    const qjob *j = user;
+    const shrink_quantize_params *p = j->p;
+    /* GPTQ's layers are the calibration phase's progress until the last is done */
+    if (j->gptq && j->gptq->layers_done < j->gptq->layers_total) return;
     if (p->progress) p->progress(p->user, 1, done, total);
 }
 
@@ -1063,7 +1075,7 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
     sk_xf_method method = {.plan = plan_tensor, .begin = q_begin, .rows = q_rows,
                            .end_block = q_end_block, .user = &j};
     sk_xf_opts o = {.dtype = s->dtype, .file_type = s->file_type, .progress = q_progress,
-                    .progress_user = (void *)(uintptr_t)p};
+                    .progress_user = &j};
     if ((st = sk_xf_write(&xf, out, &method, &o))) goto out;
 
     fill_result(r, s, &xf, p);
@@ -1088,6 +1100,7 @@ out:
     sk_free(absmax);
     sk_imatrix_free(im);
     sk_gptq_run_free(&gr, xf.n);
+    sk_free(j.gptq_sel);
     sk_xf_close(&xf);
     return st;
 }
