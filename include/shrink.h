@@ -1516,6 +1516,91 @@ SHRINK_API shrink_status shrink_report(const char *const *json_paths, int32_t n_
                                        const char *out, const shrink_report_params *params,
                                        shrink_report_result *result);
 
+/* ==== plan: per-tensor types for a size budget (docs/plan.md) ============================= */
+
+#define SHRINK_PLAN_MAX_CANDS 16
+
+/* One candidate type of a planned tensor: what it costs and the KL it gives alone. */
+typedef struct shrink_plan_cand {
+    shrink_dtype dtype;
+    uint64_t     bytes;      /* of the tensor in that type, padded to the GGUF alignment */
+    double       kl;         /* mean KL(original || model with this tensor alone in dtype) on
+                                the calibration text (0 for the input's own type): measured,
+                                or the anchor's scaled by err / the anchor's err */
+    double       err;        /* importance-weighted squared error of the round trip, relative
+                                to the weights' (sum imp (q - w)^2 / sum imp w^2) */
+    bool         measured;   /* kl was measured by a forward pass (else scaled from it) */
+} shrink_plan_cand;
+
+/* One matrix of the output (GGUF name) with its measured candidates and the chosen one. */
+typedef struct shrink_plan_tensor {
+    char             name[64];
+    int64_t          rows, cols;
+    int32_t          n_cands;    /* candidates whose block divides the rows, ascending bytes */
+    shrink_plan_cand cands[SHRINK_PLAN_MAX_CANDS];
+    int32_t          choice;     /* index into cands */
+    int32_t          anchor;     /* the candidate measured when not every one is */
+} shrink_plan_tensor;
+
+typedef struct shrink_plan_params {
+    const char *calib_path;      /* UTF-8 text the KL is measured on (required) */
+    int64_t     calib_tokens;    /* tokens of it used (default 1024) */
+    int32_t     calib_ctx;       /* tokens per window, each from position 0 (0: min(512, ctx)) */
+    uint64_t    budget_bytes;    /* the output file's size at most (header and manifest
+                                    included); 0: budget_bits */
+    double      budget_bits;     /* else: bits per weight at most (8 x tensor bytes / elements
+                                    of every tensor written, as shrink_quantize counts) */
+    const char *types;           /* comma-separated candidate types (NULL: llama.cpp's q2_K,
+                                    q3_K, q4_K, q5_K, q6_K, q4_0, q4_1, q5_0, q5_1, iq4_nl,
+                                    q8_0, f16) */
+    bool        measure_all;     /* one forward pass per candidate (default: one per matrix,
+                                    at its anchor type, the others scaled by their error) */
+    bool        no_imatrix;      /* quantize without the importance of the inputs measured on
+                                    the text (default: with it, the head's included) */
+    const char *tokenizer_path;  /* NULL: the model's own */
+    const char *out;             /* write the planned model here (GGUF), or NULL */
+    void      (*progress)(void *user, int64_t done, int64_t total); /* measurements; may be NULL */
+    void       *user;
+} shrink_plan_params;
+
+typedef struct shrink_plan_result {
+    int64_t             n_tensors;     /* planned matrices */
+    shrink_plan_tensor *tensors;       /* (n_tensors), writing order; shrink_plan_result_free */
+    uint64_t            budget_bytes;  /* the file-size budget that was solved for */
+    uint64_t            min_bytes;     /* the smallest file the candidates allow */
+    uint64_t            file_bytes;    /* of the planned file (written or not) */
+    uint64_t            header_bytes;  /* of it: header, metadata and manifest */
+    uint64_t            fixed_bytes;   /* of it: tensors not planned (norms, positions) */
+    uint64_t            tensor_bytes;  /* every tensor's data, unpadded */
+    int64_t             n_params;      /* elements of every tensor written */
+    double              bits_per_weight; /* 8 x tensor_bytes / n_params */
+    double              predicted_kl;  /* sum of the chosen candidates' KL */
+    double              measured_kl;   /* of the written file on the calibration text; NaN
+                                          without out */
+    int64_t             calib_tokens;  /* tokens the KL was measured on */
+    int64_t             n_measured;    /* forward passes run for the table */
+    double              seconds;
+} shrink_plan_result;
+
+SHRINK_API shrink_plan_params shrink_plan_params_default(void);
+/* Measures, for every matrix of the model at `in` and every candidate type whose block divides
+ * its rows, the KL on the calibration text when that matrix alone is quantized (the importance
+ * weighted quantizer shrink_quantize uses; by default measured at one anchor type per matrix,
+ * the first of at least 4.5 bits, and scaled to the other types by their weighted error), then chooses one type per matrix minimising the
+ * summed KL under the budget (shrink_plan_solve), and with params->out writes the model so.
+ * A pure function of its inputs. A budget below the smallest possible file is SHRINK_ERR_ARG
+ * saying that size; an unknown or unusable type is SHRINK_ERR_ARG naming it. */
+SHRINK_API shrink_status shrink_plan(const char *in, const shrink_plan_params *params,
+                                     shrink_plan_result *result);
+SHRINK_API void shrink_plan_result_free(shrink_plan_result *result);
+/* The multiple-choice knapsack shrink_plan solves: n items of k options each (bytes[i*k + j],
+ * UINT64_MAX: not available; kl[i*k + j]), one option per item, summed bytes <= budget, least
+ * summed kl (exact when budget <= 2^20: costs are then not rounded; otherwise costs are
+ * rounded up to budget / 2^20 and the slack refilled greedily). choice[i] gets the option;
+ * ties go to the fewer bytes, then the lower index. SHRINK_ERR_ARG if no choice fits. */
+SHRINK_API shrink_status shrink_plan_solve(int64_t n, int32_t k, const uint64_t *bytes,
+                                           const double *kl, uint64_t budget, int32_t *choice);
+
 #ifdef __cplusplus
 }
 #endif

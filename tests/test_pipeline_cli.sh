@@ -42,6 +42,11 @@ if expect_ok "pipeline" "$bin" pipeline teacher-student-4bit "$model" "$tmp/pl" 
     b=$(wc -c <"$tmp/pl/student-q8_0.gguf")
     [ "$b" -lt "$a" ] && ok || bad "quantized student not smaller ($b >= $a)"
 fi
+# two threads: the distill step starts OpenMP's threads, then compare forks (each step runs in a
+# process of its own since; before, this hung): a hang is a failure, not a stuck suite
+expect_ok "pipeline --threads 2 (timeout 300 s)" timeout 300 "$bin" pipeline teacher-student-4bit \
+    "$model" "$tmp/pl2" --student-layers 3 --data "$tmp/d.txt" --tokens 256 --ctx 32 \
+    --eval "$tmp/d.txt" --eval-tokens 128 --no-speed --scheme q8_0 --threads 2
 expect_fail "bigger student" "bigger than its teacher" "$bin" pipeline teacher-student-4bit "$model" \
     "$tmp/out2" --student-layers 9 --data "$tmp/d.txt" --tokens 512 --eval "$tmp/d.txt"
 [ -e "$tmp/out2" ] && bad "bigger student: OUT left behind" || ok

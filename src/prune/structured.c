@@ -27,6 +27,7 @@
 #include "prune.h"
 
 #include "../model/source.h"
+#include "../eval/ppl.h"
 
 #include <math.h>
 #include <omp.h>
@@ -160,32 +161,16 @@ static shrink_status score_pass(sscore *s, int base, double *kl_out, double *ppl
         #pragma omp parallel for reduction(+ : kl, nll, scored) schedule(static)
         for (int32_t t = 0; t < wl; t++) {
             const float *z = s->logits + (size_t)t * V;
-            float mx = -INFINITY;
-            for (int v = 0; v < V; v++) mx = z[v] > mx ? z[v] : mx;
-            double se = 0.0;
-            for (int v = 0; v < V; v++) se += expf(z[v] - mx);
-            const double lse = mx + log(se);
+            const double lse = sk_logits_lse(z, V);
             if (t + 1 < wl) {
                 nll += lse - z[s->ids[w0 + t + 1]];
                 scored++;
             }
             float *b = s->base_p + (size_t)(w0 + t) * V;
-            if (base) { /* probabilities and sum p log p of the unmasked model */
-                double negent = 0.0;
-                for (int v = 0; v < V; v++) {
-                    const double lp = (double)z[v] - lse;
-                    b[v] = (float)exp(lp);
-                    negent += b[v] > 0 ? b[v] * lp : 0.0;
-                }
-                s->base_negent[w0 + t] = negent;
-            } else { /* KL = sum p_b log p_b - sum p_b log q */
-                double pz = 0.0, ps = 0.0;
-                for (int v = 0; v < V; v++) {
-                    pz += (double)b[v] * z[v];
-                    ps += b[v];
-                }
-                kl += s->base_negent[w0 + t] - (pz - ps * lse);
-            }
+            if (base) /* probabilities and sum p log p of the unmasked model */
+                s->base_negent[w0 + t] = sk_logits_keep(z, V, lse, b);
+            else /* KL = sum p_b log p_b - sum p_b log q */
+                kl += sk_logits_kl(z, V, lse, b, s->base_negent[w0 + t]);
         }
     }
     if (kl_out) *kl_out = kl / (double)s->n;

@@ -209,7 +209,7 @@ int cmd_pipeline(int argc, char **argv) {
         for (int a = 0; a < s[i].argc; a++) fprintf(stderr, " %s", s[i].argv[a]);
         fprintf(stderr, "\n");
         fflush(stdout);
-        rc = s[i].run(s[i].argc, s[i].argv);
+        rc = cli_run_child(s[i].run, s[i].argc, s[i].argv, NULL);   /* a process per step */
         fflush(stdout);
         if (rc != CLI_OK) fprintf(stderr, "shrink pipeline: step %d (%s) failed\n", i + 1,
                                   s[i].argv[0]);
