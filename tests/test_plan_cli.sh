@@ -29,7 +29,7 @@ if [ -z "$model" ]; then
 fi
 case $model in /*) ;; *) model=$(pwd)/$model ;; esac
 story_text "$tmp/calib.txt" 12
-C="--calib $tmp/calib.txt --calib-tokens 64 --calib-ctx 64 --types q4_0,q5_0,q8_0,f16"
+C="--calib $tmp/calib.txt --calib-tokens 64 --calib-ctx 64 --types q4_0,q5_0,q8_0,f16 --threads 1"
 
 # ==== bad input first (cheap: refused before anything is measured) ============================
 
