@@ -7,8 +7,8 @@
  *     bytes fit, and an instance no choice fits is refused; budgets above 2^18 (rounded
  *     costs) still fit and are never worse than the all-cheapest choice;
  *   - shrink_plan on stories260K (in the repository): the written file is at most the budget
- *     (file size on disk), the predicted KL is the sum of the
- *     chosen candidates' and the chosen types are the file's; with measure_all every
+ *     (file size on disk), the predicted KL is the sum of the chosen candidates' and the
+ *     chosen types are the file's; with measure_all every
  *     candidate is measured and the anchors' KL equals the default's (the same pass), whose
  *     other candidates are the anchor's KL scaled by their error; a budget below the smallest
  *     file is refused saying the smallest size; an unknown type, a type no matrix can take,
