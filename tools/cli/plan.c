@@ -49,8 +49,8 @@ static const cli_opt plan_rows[] = {
     {"--verbose", "-v", CLI_OPT_FLAG, O(verbose), NULL, 0, 0,
      "print every candidate's bytes, error and KL per matrix (m: measured)"},
     {"--measure-all", NULL, CLI_OPT_FLAG, O(measure_all), NULL, 0, 0,
-     "a forward pass for every candidate (default: one per matrix, at its anchor type of >= 4.5\n"
-     "bits, the others' KL scaled by their importance-weighted error)"},
+     "a forward pass for every candidate (default: one per matrix at its anchor type, the first\n"
+     "of >= 4.5 bits, the others' KL scaled by their importance-weighted error)"},
 };
 #undef O
 
@@ -64,13 +64,13 @@ static const cli_spec spec = {
                    "matrix and every candidate type whose block divides its rows, the model runs\n"
                    "over --calib with that matrix alone quantized (shrink quantize's importance-\n"
                    "weighted quantizer, the importance measured on the same text) and the mean\n"
-                   "KL of its next-token distribution from the original's is measured (by\n"
-                   "default at one anchor type per matrix, the others scaled by their weighted\n"
-                   "error; --measure-all: every candidate); then the\n"
-                   "types of least summed KL whose file fits the budget are chosen (a knapsack).\n"
-                   "Prints the plan and its predicted KL; --to writes it (GGUF, llama.cpp's types\n"
-                   "by default) and measures the file's KL on the same text. The plan is a pure\n"
-                   "function of the model, the text and the options. docs/plan.md.",
+                   "KL of its next-token distribution from the original's is measured, by\n"
+                   "default at one anchor type per matrix (the others scaled by their weighted\n"
+                   "error; --measure-all: every candidate). Then the types of least summed KL\n"
+                   "whose file fits the budget are chosen (a knapsack). Prints the plan and its\n"
+                   "predicted KL; --to writes it (GGUF, llama.cpp's types by default) and\n"
+                   "measures the file's KL on the same text. The plan is a pure function of the\n"
+                   "model, the text and the options. docs/plan.md.",
     .opts        = plan_rows,
     .n_opts      = sizeof plan_rows / sizeof plan_rows[0],
     .n_pos_min   = 1,
