@@ -10,7 +10,8 @@
  *     (file size on disk), the predicted KL is the sum of the chosen candidates' and the
  *     chosen types are the file's; with measure_all every
  *     candidate is measured and the anchors' KL equals the default's (the same pass), whose
- *     other candidates are the anchor's KL scaled by their error; a budget below the smallest
+ *     other candidates are the anchor's KL scaled by their error; max_kl at that plan's KL
+ *     gives a file no larger within it, a KL bound no plan reaches is refused; a budget below the smallest
  *     file is refused saying the smallest size; an unknown type, a type no matrix can take,
  *     no budget are refused with nothing written.
  */
@@ -225,6 +226,26 @@ static void test_plan_model(void) {
             }
         }
         if (st == SHRINK_OK) shrink_plan_result_free(&ra);
+        /* max_kl = this plan's predicted KL: a file no larger (to the bisection's 1/10000 of
+         * the largest file) within that KL; a bound below the f16 model's KL refused */
+        shrink_plan_params pk = p;
+        pk.out = NULL;
+        pk.budget_bytes = 0;
+        pk.max_kl = r.predicted_kl;
+        st = shrink_plan(model, &pk, &ra);
+        CHECK(st == SHRINK_OK, "max_kl: %s", shrink_last_error());
+        if (st == SHRINK_OK) {
+            CHECK(ra.predicted_kl <= r.predicted_kl && ra.file_bytes <= ra.budget_bytes &&
+                  ra.file_bytes <= r.file_bytes + ra.budget_bytes / 5000,
+                  "max_kl %g: KL %g in %llu bytes; the budget plan %llu bytes", r.predicted_kl,
+                  ra.predicted_kl, (unsigned long long)ra.file_bytes,
+                  (unsigned long long)r.file_bytes);
+            shrink_plan_result_free(&ra);
+        }
+        pk.max_kl = 1e-30;
+        CHECK(shrink_plan(model, &pk, &ra) == SHRINK_ERR_ARG &&
+              strstr(shrink_last_error(), "no plan within"), "max_kl 1e-30: %s",
+              shrink_last_error());
         shrink_plan_result_free(&r);
     }
     /* bad input, nothing written */

@@ -93,6 +93,11 @@ else
     bad "second plan: $(head -c 400 "$tmp/err")"
 fi
 
+if expect_ok "plan --max-kl" "$bin" plan "$model" $C --max-kl 0.002; then
+    grep -q "predicted KL" "$tmp/out" && ok || bad "--max-kl: $(head -c 300 "$tmp/out")"
+fi
+expect_fail "--max-kl no plan reaches" "no plan within a KL" "$bin" plan "$model" $C --max-kl 1e-20
+
 # ==== --json and --bits (spelled --bpw, as the issue does) =======================================================================
 
 if expect_ok "plan --bpw --json" "$bin" plan "$model" $C --bpw 8 --json; then

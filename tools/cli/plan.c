@@ -1,6 +1,6 @@
 /*
- * plan.c - `shrink plan MODEL --calib FILE (--bytes N | --bits B) [--to OUT.gguf]`: one
- * quantization type per matrix chosen from the measured KL of each matrix alone in each
+ * plan.c - `shrink plan MODEL --calib FILE (--bytes N | --bits B | --max-kl K) [--to OUT]`:
+ * one quantization type per matrix chosen from the measured KL of each matrix alone in each
  * candidate type, least summed KL within the budget (shrink_plan does the work; this file
  * parses and prints).
  *
@@ -18,6 +18,7 @@ typedef struct plan_opts {
     const char *calib;
     uint64_t    bytes;
     double      bits;
+    double      max_kl;
     int32_t     calib_tokens;
     int32_t     calib_ctx;
     const char *types;
@@ -35,6 +36,8 @@ static const cli_opt plan_rows[] = {
      "budget: the output file's size at most, header and manifest included"},
     {"--bits", "--bpw", CLI_OPT_FLOAT, O(bits), "B", 0.5, 64,
      "budget: bits per weight at most (8 x tensor bytes / elements, as quantize prints)"},
+    {"--max-kl", NULL, CLI_OPT_FLOAT, O(max_kl), "K", 1e-300, 1e300,
+     "budget: the smallest file whose predicted KL is at most K"},
     {"--calib-tokens", NULL, CLI_OPT_INT, O(calib_tokens), "N", 2, 100000000,
      "tokens of the text used (default 1024)"},
     {"--calib-ctx", NULL, CLI_OPT_INT, O(calib_ctx), "N", 1, 1000000,
@@ -56,7 +59,7 @@ static const cli_opt plan_rows[] = {
 
 static const cli_spec spec = {
     .name        = "plan",
-    .synopsis    = "MODEL --calib FILE (--bytes N | --bits B) [--to OUT.gguf]\n"
+    .synopsis    = "MODEL --calib FILE (--bytes N | --bits B | --max-kl K) [--to OUT.gguf]\n"
                    "       [--calib-tokens N] [--calib-ctx C] [--types LIST] [--measure-all]\n"
                    "       [--no-imatrix]"
                    " [--verbose] [--json]",
@@ -177,10 +180,11 @@ int cmd_plan(int argc, char **argv) {
     plan_opts  opts = {.calib_tokens = 1024};
     int rc = cli_parse(&spec, argc, argv, &opts, &common, pos, &n_pos);
     if (rc != CLI_OK || common.help) return rc;
-    if (!opts.calib || (!opts.bytes && !(opts.bits > 0)) || (opts.bytes && opts.bits > 0)) {
+    const int n_budgets = (opts.bytes != 0) + (opts.bits > 0) + (opts.max_kl > 0);
+    if (!opts.calib || n_budgets != 1) {
         fprintf(stderr, "shrink plan: %s\n\n", !opts.calib ? "--calib FILE is required"
-                : opts.bytes ? "give one budget: --bytes N or --bits B, not both"
-                             : "a budget is required: --bytes N or --bits B");
+                : n_budgets ? "give one budget: --bytes N, --bits B or --max-kl K, not both"
+                            : "a budget is required: --bytes N, --bits B or --max-kl K");
         cli_usage(&spec, stderr);
         return CLI_USAGE;
     }
@@ -196,6 +200,7 @@ int cmd_plan(int argc, char **argv) {
     p.calib_ctx = opts.calib_ctx;
     p.budget_bytes = opts.bytes;
     p.budget_bits = opts.bits;
+    p.max_kl = opts.max_kl;
     p.types = opts.types;
     p.no_imatrix = opts.no_imatrix;
     p.measure_all = opts.measure_all;
