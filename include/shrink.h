@@ -336,6 +336,13 @@ typedef struct shrink_quantize_params {
     bool        smooth;         /* w8a8, w8a8_static: SmoothQuant before quantizing */
     double      smooth_alpha;   /* its migration strength in [0, 1] (default 0.5) */
     bool        awq_no_clip;    /* AWQ without the clipping search */
+    /* LoRA adapters merged into the weights before they are quantized (shrink_merge with a
+     * scheme; docs/adapters.md): n_lora paths as shrink_model_add_lora reads them, lora_scales
+     * their user scales (NULL: all 1). Round to nearest only: with adapters, the calibrated
+     * methods (imatrix, gptq, awq, smooth, w8a8_static) are SHRINK_ERR_ARG. */
+    const char *const *lora;
+    const double *lora_scales;
+    int32_t     n_lora;
 } shrink_quantize_params;
 
 /* One tensor of the output. */
@@ -993,6 +1000,7 @@ typedef struct shrink_train_params {
     double      temperature;    /* tau > 0 */
     int32_t     top_k;          /* 0: the whole vocabulary; K: the teacher's top K, renormalized */
     bool        weak;           /* the teacher's top-1 token as the soft target (K = 1) */
+    int32_t     teacher_threads; /* threads of the teacher's forward passes (0: the student's) */
     /* The teacher cache (top_k or weak only): the teacher's top K per position of every
      * aligned window (multiples of ctx) of the data, built once in this folder and reused;
      * random windows then start at multiples of ctx. cache_progress (windows done / total,
@@ -1022,6 +1030,10 @@ typedef struct shrink_train_params {
      * optimizer, and only rank 0 validates, logs and writes checkpoints and the model (all
      * ranks read --resume's checkpoint). */
     const shrink_train_comm *comm;
+    /* Activation (gradient) checkpointing: only each layer's input is kept through the forward
+     * pass, the backward recomputes the rest layer by layer: the activations of one layer
+     * instead of all, for one more forward pass; the results are bit-identical. */
+    bool        gradient_checkpointing;
 } shrink_train_params;
 
 typedef struct shrink_train_result {
@@ -1159,6 +1171,10 @@ typedef struct shrink_structured_params {
     int32_t        n_layer_list;
     const double  *layer_scores; /* (n_layers) the caller's layer ranking, lowest removed
                                     first (shrink student's every-other / list); NULL: by */
+    int32_t        dims;       /* residual-stream dimensions removed (a narrower hidden size:
+                                  the columns of every matrix reading the stream, the rows of
+                                  wo / down, the embeddings' columns, the norms); the kept ones
+                                  are those of largest token-embedding column norm */
 } shrink_structured_params;
 
 typedef struct shrink_structured_result {
@@ -1173,6 +1189,7 @@ typedef struct shrink_structured_result {
     uint64_t in_file_bytes, out_file_bytes;
     int64_t  calib_tokens;
     double   seconds;
+    int32_t  dim_in, dim;      /* hidden size before and after */
 } shrink_structured_result;
 
 SHRINK_API shrink_structured_params shrink_structured_params_default(void);
@@ -1199,6 +1216,19 @@ typedef struct shrink_merge_params {
     void       *user;
     bool        keep_sparsity;  /* the base's exact zeros stay 0 (a pruned base healed with
                                    LoRA); default false: B A fills them */
+    /* Re-quantize (docs/adapters.md, "Merge and re-quantize"): a scheme of shrink_quantize
+     * ("q4_0", "nf4", "q4_K_M", ...; round to nearest) instead of dtype; the merged rows are
+     * quantized as they stream (shrink_quantize with the adapters), into GGUF. A quantized
+     * base (QLoRA) is dequantized, merged and quantized again. NULL: dtype as above. */
+    const char *scheme;
+    /* With scheme: the merged-then-quantized error measured on this UTF-8 text (NULL: the
+     * weight error only): the reference is the base as stored with the adapters applied at
+     * run time (a float base: the merged model in f32; a quantized base: the model the
+     * adapter was trained on), scored against the output and against the base quantized to
+     * the scheme in memory with the adapters unmerged (shrink_compare's windows). */
+    const char *eval_text;
+    int64_t     eval_tokens;    /* scored tokens (0: 1024) */
+    int32_t     eval_ctx;       /* window (0: min(256, the model's context)) */
 } shrink_merge_params;
 
 typedef struct shrink_merge_result {
@@ -1208,6 +1238,20 @@ typedef struct shrink_merge_result {
     int64_t      n_adapter_params; /* elements of the adapters' A and B */
     uint64_t     tensor_bytes;
     double       seconds;
+    /* with a scheme */
+    const char  *scheme;        /* canonical name (static) */
+    double       bits_per_weight;
+    /* weight error of the merged matrices, ||Q(W') - W'|| / ||W'|| with W' = W + s B A in f32:
+     * mean and largest over them */
+    double       wrel_mean, wrel_max;
+    /* with eval_text: reference (base + adapters at run time), the output (merged, then
+     * quantized) and the base quantized in memory with the adapters unmerged (NaN when not
+     * measured: a mix scheme, or a quantized base, whose reference is already that) */
+    int64_t      eval_tokens;   /* tokens scored */
+    double       ppl_ref, ppl_merged, ppl_unmerged;
+    double       kl_merged, kl_unmerged;      /* mean KL(P_ref || P_model), nats per token */
+    double       kl_merged_se, kl_unmerged_se;
+    double       top1_merged, top1_unmerged;  /* fraction of tokens with the reference's argmax */
 } shrink_merge_result;
 
 SHRINK_API shrink_merge_params shrink_merge_params_default(void);
@@ -1352,6 +1396,9 @@ typedef struct shrink_student_params {
     int32_t             heads;       /* query heads kept per layer (0: all); a multiple of the
                                         K/V groups: each group keeps heads / n_kv_heads */
     int32_t             ffn;         /* FFN neurons kept per layer (0: all) */
+    int32_t             hidden;      /* residual width kept (0: all): the dims of largest
+                                        token-embedding column norm (shrink_structured_params
+                                        .dims) */
     /* heads and neurons kept: with pick KLD the least measured KL goes (needs calib_path);
      * with EVERY_OTHER the least activation importance (calib_path given) or the last ones */
     const char         *calib_path;

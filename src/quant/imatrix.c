@@ -21,6 +21,7 @@
 #include "imatrix.h"
 
 #include "../model/model.h"
+#include "../model/layerwise.h"
 #include "../formats/formats.h"
 #include "../core/out.h"
 
@@ -265,7 +266,11 @@ shrink_status sk_imatrix_check(const sk_imatrix *m, const sk_xf *xf, const char 
 
 #define UBATCH 512 /* llama.cpp's default micro-batch: one matrix product ("call") per piece */
 
+size_t sk_imatrix_stream_bytes = (size_t)256 << 20;
+
 typedef struct icoll {
+    const shrink_imatrix_params *progress; /* its progress callback, tokens */
+    int64_t  total, base, span;  /* tokens in all, before this group, in this group */
     int      n_layers;
     int64_t  cols[SK_LIN_COUNT]; /* input width of each linear of a layer */
     double  *sum[SK_LIN_COUNT];  /* (n_layers * cols) sums of x^2 */
@@ -315,6 +320,13 @@ static int64_t lin_cols(const sk_config *c, sk_linear which) {
     }
 }
 
+/* A group's layers done, as tokens of the whole pass. */
+static void im_layers(void *user, int64_t done, int64_t n) {
+    const icoll *c = user;
+    const shrink_imatrix_params *p = c->progress;
+    if (p->progress && n > 0) p->progress(p->user, c->base + c->span * done / n, c->total);
+}
+
 shrink_imatrix_params shrink_imatrix_params_default(void) {
     shrink_imatrix_params p = {.calib_path = NULL, .calib_tokens = 0, .calib_ctx = 512,
                                .tokenizer_path = NULL, .progress = NULL, .user = NULL};
@@ -337,7 +349,6 @@ shrink_status sk_imatrix_compute(const char *in, const shrink_imatrix_params *p,
     shrink_load_params lp = shrink_load_params_default();
     lp.tokenizer_path = p->tokenizer_path;
     shrink_model *m = NULL;
-    shrink_context *ctx = NULL;
     int32_t *ids = NULL;
     sk_imatrix *im = NULL;
     icoll c;
@@ -367,7 +378,6 @@ shrink_status sk_imatrix_compute(const char *in, const shrink_imatrix_params *p,
                       "one chunk of %d (--calib-ctx)", p->calib_path, n_ids, (int)C);
         goto out;
     }
-    if ((st = shrink_context_create(&ctx, m, C, C))) goto out;
     c.n_layers = cfg->n_layers;
     for (int w = 0; w < SK_LIN_HEAD; w++) {
         char nb[96];
@@ -379,15 +389,24 @@ shrink_status sk_imatrix_compute(const char *in, const shrink_imatrix_params *p,
             goto out;
         }
     }
-    sk_context_set_observer(ctx, icoll_observe, &c);
+    /* every chunk from position 0 with its first token BOS */
+    for (int64_t k = 0; k < n_chunks; k++)
+        if (cfg->add_bos && cfg->bos_id >= 0) ids[k * C] = cfg->bos_id;
+    /* one layer at a time over a group of chunks (src/model/layerwise.h): the sums of each
+     * column still come chunk after chunk, as a whole-model forward per chunk adds them */
     const int64_t total = n_chunks * C;
-    for (int64_t k = 0; k < n_chunks && !st; k++) {
-        int32_t *chunk = ids + k * C;
-        int32_t org = chunk[0];
-        if (cfg->add_bos && cfg->bos_id >= 0) chunk[0] = cfg->bos_id;
-        st = shrink_context_eval(ctx, chunk, C, 0, NULL, 0);
-        chunk[0] = org;
-        if (p->progress) p->progress(p->user, (k + 1) * C, total);
+    int64_t group = (int64_t)(sk_imatrix_stream_bytes / ((size_t)C * (size_t)cfg->dim * sizeof(float)));
+    if (group < 1) group = 1;
+    c.progress = p;
+    c.total = total;
+    for (int64_t k = 0; k < n_chunks && !st; k += group) {
+        const int64_t g = n_chunks - k < group ? n_chunks - k : group;
+        c.base = k * C;
+        c.span = g * C;
+        sk_layerwise lw = {.model = m, .ids = ids + k * C, .n = g * C, .n_ctx = C,
+                           .n_batch = C, .observe = icoll_observe, .progress = im_layers,
+                           .user = &c};
+        st = sk_layerwise_run(&lw);
     }
     if (st) goto out;
     /* the entries, layer by layer in the decoder's order */
@@ -432,7 +451,6 @@ out:
     for (int w = 0; w < SK_LIN_COUNT; w++) sk_free(c.sum[w]);
     sk_imatrix_free(im);
     shrink_free(ids);
-    shrink_context_free(ctx);
     shrink_model_free(m);
     return st;
 }

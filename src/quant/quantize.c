@@ -38,6 +38,7 @@
 
 #include "../model/transform.h"
 #include "../model/model.h"
+#include "../model/lora.h"
 
 #include "../tokenizer/tokenizer.h"
 #include "../kernels/q_search.h"
@@ -344,8 +345,9 @@ typedef struct qjob {
     const sk_wfold   *cur_fold; /* palette types: that tensor's awq / smooth fold, or NULL */
     const sk_imatrix *im;    /* importance matrix, or NULL */
     const sk_wfold   *folds; /* (xf->n) awq / smooth, or NULL */
-    sk_gptq_run *gptq;       /* --method gptq (run before the first tensor is written) */
-    int       gptq_done;
+    sk_gptq_run *gptq;       /* --method gptq (begun at the first tensor, then advanced a layer
+                              * at a time as the writer reaches each layer's tensors) */
+    uint8_t  *gptq_sel;      /* (xf->n) the tensors GPTQ may change */
     const sk_quant_override *ov; /* shrink_plan's per-tensor types, or NULL */
 } qjob;
 
@@ -508,18 +510,25 @@ static shrink_status palette_begin(qjob *j, sk_xf *xf, sk_xf_tensor *x, qtensor 
     return st;
 }
 
-/* --method gptq (gptq.c): the layer-by-layer pass, then each GPTQ'd tensor's rows are copied
- * by q_rows instead of quantized (kept tensors, embeddings, head: round to nearest). */
-static shrink_status run_gptq(qjob *j, sk_xf *xf) {
-    uint8_t *sel = sk_malloc((size_t)xf->n);
-    if (!sel) return sk_error(SHRINK_ERR_NOMEM, "quantize: out of memory");
-    for (int64_t i = 0; i < xf->n; i++) sel[i] = !j->qs[i].kept;
-    j->gptq->sel = sel;
-    shrink_status st = sk_gptq_model(xf, j->gptq);
-    j->gptq->sel = NULL;
-    sk_free(sel);
-    for (int64_t i = 0; !st && i < xf->n; i++) j->qs[i].gptq_rows = j->gptq->bytes[i];
-    return st;
+/* --method gptq (gptq.c): the layer-by-layer pass is begun at the first tensor and run up to
+ * the layer of each GPTQ'd tensor when the writer reaches it; its rows are then copied by
+ * q_rows instead of quantized (kept tensors, embeddings, head: round to nearest) and freed
+ * once written (q_end_block). */
+static shrink_status gptq_tensor(qjob *j, sk_xf *xf, sk_xf_tensor *x) {
+    shrink_status st;
+    if (!j->gptq_sel) {
+        j->gptq_sel = sk_malloc((size_t)xf->n);
+        if (!j->gptq_sel) return sk_error(SHRINK_ERR_NOMEM, "quantize: out of memory");
+        for (int64_t i = 0; i < xf->n; i++) j->gptq_sel[i] = !j->qs[i].kept;
+        j->gptq->sel = j->gptq_sel;
+        if ((st = sk_gptq_begin(xf, j->gptq))) return st;
+    }
+    const int64_t i = x - xf->ts;
+    const int l = sk_gptq_layer_of(j->gptq, i);
+    if (l < 0) return SHRINK_OK;
+    if ((st = sk_gptq_upto(j->gptq, l))) return st;
+    j->qs[i].gptq_rows = j->gptq->bytes[i];
+    return SHRINK_OK;
 }
 
 /* Before a tensor's rows: per-tensor types need the whole tensor's min and max, palettes
@@ -527,9 +536,8 @@ static shrink_status run_gptq(qjob *j, sk_xf *xf) {
 static shrink_status q_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
     qjob *j = user;
     qtensor *q = x->user;
-    if (j->gptq && !j->gptq_done) { /* every tensor is planned: GPTQ the blocks' matrices */
-        j->gptq_done = 1;
-        shrink_status st = run_gptq(j, xf);
+    if (j->gptq) {
+        shrink_status st = gptq_tensor(j, xf, x);
         if (st) return st;
     }
     acc_reset(j, xf->n_threads);
@@ -670,6 +678,8 @@ static shrink_status q_end_block(void *user, sk_xf *xf, sk_xf_tensor *x, int64_t
     if (row0 + n_rows >= (x->t.n_dims == 1 ? 1 : x->t.rows)) {
         sk_free(q->pal);
         q->pal = NULL;
+        if (j->gptq) sk_gptq_release(j->gptq, x - xf->ts);
+        q->gptq_rows = NULL;
         tensor_done(j, xf, x);
     }
     return SHRINK_OK;
@@ -677,7 +687,10 @@ static shrink_status q_end_block(void *user, sk_xf *xf, sk_xf_tensor *x, int64_t
 
 /* Progress of the writing phase (phase 1; calibration is phase 0). */
 static void q_progress(void *user, int64_t done, int64_t total) {
-    const shrink_quantize_params *p = user;
+    const qjob *j = user;
+    const shrink_quantize_params *p = j->p;
+    /* GPTQ's layers are the calibration phase's progress until the last is done */
+    if (j->gptq && j->gptq->layers_done < j->gptq->layers_total) return;
     if (p->progress) p->progress(p->user, 1, done, total);
 }
 
@@ -927,6 +940,25 @@ static shrink_status check_method(const shrink_quantize_params *p, const sk_sche
     return SHRINK_OK;
 }
 
+/* Adapters merged before quantizing: round to nearest only (a calibration pass would run the
+ * unmerged model). */
+static shrink_status check_lora(const shrink_quantize_params *p, const sk_scheme *s) {
+    if (p->n_lora < 0 || (p->n_lora > 0 && !p->lora))
+        return sk_error(SHRINK_ERR_ARG, "quantize: bad adapter list (%d adapters)", (int)p->n_lora);
+    if (p->n_lora == 0) return SHRINK_OK;
+    const char *what = quant_method(p) != QM_RTN                   ? "--method"
+                       : p->smooth                                 ? "--smooth"
+                       : p->imatrix_path && *p->imatrix_path       ? "--imatrix"
+                       : p->imatrix_calib && *p->imatrix_calib     ? "--imatrix-calib"
+                       : s->dtype == SHRINK_DTYPE_W8A8_STATIC      ? "scheme w8a8_static"
+                                                                   : NULL;
+    if (what)
+        return sk_error(SHRINK_ERR_ARG, "%s and LoRA adapters merged while quantizing: the "
+                        "calibration would run the unmerged model; merge first (--dtype f32), "
+                        "then quantize the merged file", what);
+    return SHRINK_OK;
+}
+
 /* --method: rtn, or gptq with what it needs (a calibration text, a scheme it serves). */
 static shrink_status check_gptq(const shrink_quantize_params *p, const sk_scheme *s) {
     if (!p->method || strcasecmp(p->method, "gptq") != 0) return SHRINK_OK; /* check_method */
@@ -992,6 +1024,7 @@ static shrink_status check_params(const char *in, const char *out,
                         (long long)p->calib_tokens);
     shrink_status st = check_method(p, *s);
     if (!st) st = check_gptq(p, *s);
+    if (!st) st = check_lora(p, *s);
     if (st) return st;
     if (sk_same_file(in, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the input; refusing to overwrite it", out);
@@ -1043,6 +1076,9 @@ shrink_status sk_quantize_with(const char *in, const char *out, const shrink_qua
         return st;
 
     sk_imatrix *im = NULL;
+    sk_lora *lora = NULL;
+    sk_lora_merge lm;
+    memset(&lm, 0, sizeof lm);
     sk_xf xf;
     memset(&xf, 0, sizeof xf);
     qjob j;
@@ -1076,6 +1112,11 @@ shrink_status sk_quantize_with(const char *in, const char *out, const shrink_qua
                       "--allow-requantize to do it anyway", in, r->in_dtype);
         goto out;
     }
+    if (p->n_lora > 0) {
+        if ((st = sk_lora_read_list(p->lora, p->lora_scales, p->n_lora, &xf.base.cfg, &lora)))
+            goto out;
+        sk_lora_merge_source(&lm, &xf.base, lora, 0, &xf.base);
+    }
     if (im && (st = sk_imatrix_check(im, &xf, p->imatrix_path && *p->imatrix_path
                                                ? p->imatrix_path : p->imatrix_calib)))
         goto out;
@@ -1098,7 +1139,7 @@ shrink_status sk_quantize_with(const char *in, const char *out, const shrink_qua
     sk_xf_method method = {.plan = plan_tensor, .begin = q_begin, .rows = q_rows,
                            .end_block = q_end_block, .user = &j};
     sk_xf_opts o = {.dtype = s->dtype, .file_type = s->file_type, .progress = q_progress,
-                    .progress_user = (void *)(uintptr_t)p};
+                    .progress_user = &j};
     if (ov) {
         if (ov->file_type >= 0) o.file_type = ov->file_type;
         o.dry_bytes = ov->dry_bytes;
@@ -1128,6 +1169,9 @@ out:
     sk_free(absmax);
     sk_imatrix_free(im);
     sk_gptq_run_free(&gr, xf.n);
+    sk_free(j.gptq_sel);
     sk_xf_close(&xf);
+    sk_lora_merge_free(&lm);
+    sk_lora_free(lora);
     return st;
 }

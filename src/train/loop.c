@@ -13,6 +13,7 @@
 #include "../model/model.h"
 
 #include <math.h>
+#include <omp.h>
 
 sk_train_opts sk_train_opts_default(void) {
     return (sk_train_opts){
@@ -119,6 +120,7 @@ static void bind_params(sk_trainer *tr) {
 }
 
 static int train_k(const sk_trainer *tr);
+static int teacher_threads(const sk_distill_opts *d);
 
 shrink_status sk_trainer_create(sk_trainer **out, sk_train_model *tm, const sk_tokens *train,
                                 const sk_tokens *valid, const sk_train_opts *o) {
@@ -154,12 +156,19 @@ shrink_status sk_trainer_create(sk_trainer **out, sk_train_model *tm, const sk_t
     tr->val_kl = NAN;
     if (o->distill) {
         const size_t V = (size_t)tm->cfg.vocab_size, N = (size_t)o->batch * o->ctx;
-        if ((st = shrink_context_create(&tr->tctx, o->distill->teacher, o->ctx, o->ctx)))
-            goto out_free;
-        tr->tlogits = sk_malloc((size_t)o->ctx * V * sizeof(float));
-        tr->tlogp   = sk_malloc(N * V * sizeof(float));
-        tr->tidx    = sk_malloc(N * (size_t)train_k(tr) * sizeof(int32_t));
-        if (!tr->tlogits || !tr->tlogp || !tr->tidx) {
+        const int nth = teacher_threads(o->distill); /* its scratch: for the teacher's threads */
+        st = shrink_context_create(&tr->tctx, o->distill->teacher, o->ctx, o->ctx);
+        omp_set_num_threads(nth);
+        if (st) goto out_free;
+        /* the teacher's rows: a classifier chunk and a window (feed_rows), or with the cache
+         * the batch's top K (cached_rows); the logits of one window when K < V */
+        const size_t K = (size_t)train_k(tr);
+        tr->feed_rows = sk_distill_feed_cap((int)N, o->ctx, (int)V);
+        const size_t lp = (size_t)tr->feed_rows * V, lk = N * K;
+        tr->tlogits = K < V ? sk_malloc((size_t)o->ctx * V * sizeof(float)) : NULL;
+        tr->tlogp   = sk_malloc((lp > lk ? lp : lk) * sizeof(float));
+        tr->tidx    = sk_malloc(N * K * sizeof(int32_t));
+        if ((K < V && !tr->tlogits) || !tr->tlogp || !tr->tidx) {
             st = sk_error(SHRINK_ERR_NOMEM, "distill: out of memory for the teacher's logits");
             goto out_free;
         }
@@ -203,27 +212,38 @@ void sk_trainer_free(sk_trainer *tr) {
 
 /* ==== validation ========================================================================== */
 
-/* The teacher's rows for b windows of tr->tokens: the decoder's logits of each window's T
- * inputs, turned into log-probabilities at tau over K entries per row (K >= V: all). */
-static shrink_status teacher_rows(sk_trainer *tr, int32_t b, float tau, int K,
-                                  sk_distill_rows *rows) {
-    const int32_t T = tr->o.ctx, V = tr->tm->cfg.vocab_size;
-    if (K >= V) K = V;
-    for (int32_t j = 0; j < b; j++) {
-        shrink_status st = shrink_context_eval(tr->tctx, tr->tokens + (size_t)j * (T + 1), T, 0,
-                                               tr->tlogits, T);
-        if (st) return st;
-        for (int32_t t = 0; t < T; t++) {
-            const size_t row = (size_t)j * T + t;
-            sk_distill_teacher_row(tr->tlogits + (size_t)t * V, V, tau, K,
-                                   K < V ? tr->tidx + row * K : NULL, tr->tlogp + row * K);
-        }
-    }
-    rows->tau  = tau;
-    rows->K    = K;
-    rows->idx  = K < V ? tr->tidx : NULL;
-    rows->logp = tr->tlogp;
-    return SHRINK_OK;
+/* Switches OpenMP to the teacher's thread budget (d->threads > 0); returns the count to
+ * restore with omp_set_num_threads. */
+static int teacher_threads(const sk_distill_opts *d) {
+    const int nth = omp_get_max_threads();
+    if (d->threads > 0) omp_set_num_threads(d->threads);
+    return nth;
+}
+
+/* The teacher's logits (T, V) of window j of tr->tokens (T + 1 tokens each) into z. */
+static shrink_status teacher_window(void *ctx, int64_t j, float *z) {
+    sk_trainer *tr = ctx;
+    const int32_t T = tr->o.ctx;
+    const int nth = teacher_threads(tr->o.distill);
+    shrink_status st =
+        shrink_context_eval(tr->tctx, tr->tokens + (size_t)j * (T + 1), T, 0, z, T);
+    omp_set_num_threads(nth);
+    return st;
+}
+
+/* The teacher's rows for b windows of tr->tokens, made on demand by a feed (train.h): a
+ * classifier chunk and a window of rows at a time, never the B T V logits of the batch. */
+static void teacher_rows(sk_trainer *tr, int32_t b, float tau, int K, sk_distill_feed *f,
+                         sk_distill_rows *rows) {
+    const int32_t V = tr->tm->cfg.vocab_size;
+    *f = (sk_distill_feed){.window = teacher_window, .ctx = tr, .T = tr->o.ctx, .V = V,
+                           .K = K < V ? K : V, .tau = tau, .n_rows = (int64_t)b * tr->o.ctx,
+                           .cap = tr->feed_rows, .logp = tr->tlogp, .idx = tr->tidx,
+                           .z = tr->tlogits};
+    rows->tau      = tau;
+    rows->K        = f->K;
+    rows->fill     = sk_distill_feed_rows;
+    rows->fill_ctx = f;
 }
 
 /* The teacher's rows for the b windows of tr->tokens from the cache (their starts in
@@ -270,9 +290,10 @@ shrink_status sk_trainer_eval(sk_trainer *tr, double *loss, double *kl) {
         if (tr->o.distill) {
             /* alpha 1, tau 1, the whole vocabulary: ce = the plain loss, kl = KL to the teacher */
             sk_distill_rows rows = {.alpha = 1.0f};
+            sk_distill_feed f;
             double ce, k;
-            if ((st = teacher_rows(tr, b, 1.0f, tr->tm->cfg.vocab_size, &rows)) ||
-                (st = sk_train_loss_distill(tr->tm, tr->tokens, b, T, &rows, &l, &ce, &k)))
+            teacher_rows(tr, b, 1.0f, tr->tm->cfg.vocab_size, &f, &rows);
+            if ((st = sk_train_loss_distill(tr->tm, tr->tokens, b, T, &rows, &l, &ce, &k)))
                 return st;
             l = (float)ce;
             kl_sum += k * b;
@@ -292,10 +313,9 @@ static shrink_status micro_batch(sk_trainer *tr, float *l) {
     const sk_train_opts *o = &tr->o;
     if (o->distill) {
         sk_distill_rows rows = {.alpha = o->distill->alpha};
-        shrink_status st;
+        sk_distill_feed f;
         if (o->distill->cache) cached_rows(tr, o->batch, o->distill->tau, &rows);
-        else if ((st = teacher_rows(tr, o->batch, o->distill->tau, train_k(tr), &rows)))
-            return st;
+        else teacher_rows(tr, o->batch, o->distill->tau, train_k(tr), &f, &rows);
         return sk_train_forward_backward_distill(tr->tm, tr->tokens, o->batch, o->ctx, &rows, l,
                                                  NULL, NULL);
     }

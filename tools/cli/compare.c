@@ -46,6 +46,7 @@ typedef struct cmp_opts {
     int32_t     pp;
     int32_t     tg;
     int32_t     reps;
+    cli_list    base_lora;
 } cmp_opts;
 
 #define O(field) offsetof(cmp_opts, field)
@@ -68,6 +69,8 @@ static const cli_opt compare_rows[] = {
      "tokens of the decode test (default 64, capped at the context; 0 = skip)"},
     {"--reps",      "-r", CLI_OPT_INT,  O(reps),      "N", 1, 1000,
      "measured repetitions of each speed test after one warm-up (default 3)"},
+    {"--base-lora", NULL, CLI_OPT_LIST, O(base_lora), "FILE[:SCALE]", 0, 0,
+     "apply a LoRA adapter to BASE at run time (repeatable; --lora applies to the MODELs)"},
 };
 #undef O
 
@@ -80,13 +83,16 @@ static const cli_spec spec = {
                    "ppl's with the same windows), delta-ppl vs BASE, KL(P_base || P_model) per\n"
                    "token (mean, 99th percentile), same-top-1 %, pp and tg tokens/s (shrink\n"
                    "bench's method) and peak RSS (each model alone in a forked child). All\n"
-                   "models must share BASE's vocabulary and tokenization.",
+                   "models must share BASE's vocabulary and tokenization. --lora adapters apply\n"
+                   "to every MODEL, --base-lora ones to BASE, at run time without merging (as\n"
+                   "--load-as quantizes the MODELs only); docs/adapters.md.",
     .opts        = compare_rows,
     .n_opts      = sizeof compare_rows / sizeof compare_rows[0],
     .n_pos_min   = 2,
     .n_pos_max   = CMP_MAX_MODELS,
     .model       = true,
     .load_as     = true,
+    .lora        = true,
 };
 
 /* One model's row; filled in the children and sent through a pipe (same binary: same layout). */
@@ -129,6 +135,22 @@ static const char *base_name(const char *path, char *buf, size_t cap) {
 
 /* Model i's name in the table: its file name, or parent/name when another file of the run has
  * the same name (run1/model.gguf and run2/model.gguf; the same path twice keeps the name). */
+/* The adapters model i gets: --base-lora for BASE, --lora for the MODELs. */
+static const cli_list *model_lora(const cmp_job *job, int i) {
+    return i == 0 ? &job->opts->base_lora : &job->common->lora;
+}
+
+/* The options model i is loaded with: --load-as and --lora are the MODELs', --base-lora
+ * BASE's. */
+static cli_common model_common(const cmp_job *job, int i) {
+    cli_common c = *job->common;
+    if (i == 0) {
+        c.load_as = NULL;
+        c.lora = job->opts->base_lora;
+    }
+    return c;
+}
+
 static const char *model_label(const cmp_job *job, int i, char *buf, size_t cap) {
     char other[256];
     base_name(job->paths[i], buf, cap);
@@ -143,6 +165,10 @@ static const char *model_label(const cmp_job *job, int i, char *buf, size_t cap)
         while (b > 0 && !(p[b - 1] == '/' && ++slashes == 2)) b--;
         snprintf(buf, cap, "%.*s", (int)(n - b), p + b);
         break;
+    }
+    if (model_lora(job, i)->n > 0) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, cap - len, " + lora");
     }
     return buf;
 }
@@ -325,11 +351,10 @@ static int quality_child(const cmp_job *job, void *vout) {
     int32_t      *ids               = NULL;
     size_t        n                 = 0;
     int           rc                = CLI_OK;
-    cli_common base = *job->common; /* --load-as quantizes the MODELs, never BASE */
-    base.load_as = NULL;
-    for (int i = 0; i < job->n && rc == CLI_OK; i++)
-        rc = cli_load_model(job->paths[i], i == 0 ? &base : job->common,
-                            i == 0 ? CLI_TOK_NEED : CLI_TOK_OPTIONAL, &m[i]);
+    for (int i = 0; i < job->n && rc == CLI_OK; i++) {
+        cli_common c = model_common(job, i);
+        rc = cli_load_model(job->paths[i], &c, i == 0 ? CLI_TOK_NEED : CLI_TOK_OPTIONAL, &m[i]);
+    }
     if (rc != CLI_OK) goto out_models;
     shrink_model_info b;
     shrink_model_get_info(m[0], &b);
@@ -356,8 +381,7 @@ static int speed_child(const cmp_job *job, void *vout) {
     cmp_row      *row = vout;
     shrink_model *m   = NULL;
     char          name[256], label[300];
-    cli_common base = *job->common; /* --load-as quantizes the MODELs, never BASE */
-    if (job->model == 0) base.load_as = NULL;
+    cli_common base = model_common(job, job->model);
     int rc = cli_load_model(job->paths[job->model], &base, CLI_TOK_NONE, &m);
     if (rc != CLI_OK) return rc;
     shrink_model_info mi;
@@ -422,6 +446,10 @@ static void print_json(const cmp_job *job, const cmp_quality *q) {
         cli_json_key(&j, "name");            cli_json_str(&j, model_label(job, i, name, sizeof name));
         cli_json_key(&j, "path");            cli_json_str(&j, job->paths[i]);
         cli_json_key(&j, "is_base");         cli_json_bool(&j, i == 0);
+        cli_json_key(&j, "lora");
+        cli_json_arr_begin(&j);
+        for (int k = 0; k < model_lora(job, i)->n; k++) cli_json_str(&j, model_lora(job, i)->v[k]);
+        cli_json_arr_end(&j);
         cli_json_key(&j, "scheme");          cli_json_str(&j, r->scheme);
         cli_json_key(&j, "bits_per_weight"); cli_json_num(&j, r->bpw);
         cli_json_key(&j, "file_bytes");      cli_json_u64(&j, r->file_bytes);
