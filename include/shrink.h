@@ -434,6 +434,11 @@ typedef struct shrink_imatrix_params {
     const char *tokenizer_path; /* NULL: the model's own tokenizer */
     void      (*progress)(void *user, int64_t done, int64_t total); /* tokens; may be NULL */
     void       *user;
+    /* Ranks (docs/scale.md; NULL or n_ranks 1: one process): rank r runs the contiguous
+     * chunks r n / R .. (r + 1) n / R - 1 of the n, the per-chunk sums of every column are
+     * added in chunk order through comm->sum_f64 (the additions one process makes, so the
+     * file is byte-identical), and only rank 0 writes it. */
+    const struct shrink_train_comm *comm;
 } shrink_imatrix_params;
 
 typedef struct shrink_imatrix_result {
@@ -753,6 +758,15 @@ typedef struct shrink_compare_params {
     /* called after each window (all models) with windows done / total; may be NULL */
     void            (*progress)(void *user, int64_t done, int64_t total);
     void             *user;
+    /* A share of the windows for a sweep over machines (docs/scale.md): n_shards > 1 scores
+     * only windows shard W / n_shards .. (shard + 1) W / n_shards - 1 of the W, and results
+     * are the share's; 0 or 1: all. */
+    int32_t           shard, n_shards;
+    /* Non-NULL: *per_token gets a shrink_free'd array of 3 x n_ctxs x tokens_scored doubles,
+     * model i's per-token KL, NLL and same-top-1 (1 or 0) at (3 i + 0, 1, 2) x tokens_scored,
+     * in token order; the shards' arrays joined in shard order give, through
+     * shrink_compare_stats, the unsharded run's results bit for bit. */
+    double          **per_token;
 } shrink_compare_params;
 
 typedef struct shrink_compare_result {
@@ -763,7 +777,8 @@ typedef struct shrink_compare_result {
     double  kl_max;
     double  top1_same;     /* fraction of scored tokens whose argmax equals the base's */
     int64_t tokens_scored;
-    int64_t windows;
+    int64_t windows;       /* scored (a shard's share, shrink_compare_params.n_shards) */
+    int64_t windows_total; /* of the whole text */
     int64_t n_tokens;      /* tokens used (after max_tokens) */
     double  seconds;       /* evaluating this model and its statistics */
     /* Standard errors from the per-token values (sample sd / sqrt(n), as llama-perplexity
@@ -795,6 +810,37 @@ SHRINK_API shrink_status shrink_compare(shrink_context *const *ctxs, int32_t n_c
                                         const int32_t *ids, int64_t n_ids,
                                         const shrink_compare_params *params,
                                         shrink_compare_result *results);
+
+/* The statistics of shrink_compare (all but windows, n_tokens and seconds, left as they are)
+ * from n tokens' per-token values in the layout of shrink_compare_params.per_token: the same
+ * sums in the same order as shrink_compare makes. */
+SHRINK_API shrink_status shrink_compare_stats(const double *per_token, int32_t n_ctxs,
+                                              int64_t n, shrink_compare_result *results);
+
+/* Shards of one comparison joined (`shrink compare --shard i/N` outputs; shrink_compare_merge):
+ * what the unsharded run reports, per model. */
+typedef struct shrink_compare_merged_model {
+    char                 *name, *path, *scheme;   /* owned */
+    double                bits_per_weight;
+    uint64_t              file_bytes;
+    int64_t               n_params;
+    shrink_compare_result r;
+} shrink_compare_merged_model;
+
+typedef struct shrink_compare_merged {
+    char                        *base, *text, *method;   /* owned */
+    int32_t                      ctx, stride;
+    int32_t                      n_models;
+    shrink_compare_merged_model *models;                 /* owned; [0] is the base */
+} shrink_compare_merged;
+
+/* Joins the --json files paths[0..n) of `shrink compare --shard i/N`: they must name the same
+ * base, models, text, windows and number of shards and hold every shard 0..N-1 once; the
+ * per-token values joined in shard order give the unsharded run's statistics (bit for bit;
+ * seconds summed). Otherwise SHRINK_ERR_ARG / SHRINK_ERR_FORMAT names the file. */
+SHRINK_API shrink_status shrink_compare_merge(const char *const *paths, int32_t n,
+                                              shrink_compare_merged *merged);
+SHRINK_API void shrink_compare_merged_free(shrink_compare_merged *merged);
 
 /* ==== task accuracy (shrink eval; docs/eval.md) =========================================== */
 
@@ -955,10 +1001,13 @@ typedef struct shrink_train_log {
  * CLI of a `make MPI=1` build under mpirun) supplies the communication. */
 typedef struct shrink_train_comm {
     int32_t rank, n_ranks;
-    /* x[0..n) of every rank summed in rank order, ((x_0 + x_1) + x_2) + ..., the sum left in
-     * every rank's x (the same additions one process makes, so the result is bit-identical) */
-    shrink_status (*sum_f32)(void *user, float *x, int64_t n);
-    shrink_status (*sum_f64)(void *user, double *x, int64_t n);
+    /* Ordered sum: x[0..k) are this rank's k >= 1 parts (arrays of n), in order; the parts of
+     * all ranks, rank 0's first, are added one after another, (((x_00 + x_01) + ...) + x_10)
+     * + ... (rank r adding its parts to the running sum rank r - 1 sends), and the total is
+     * left in x[0] of every rank: the additions one process makes summing the parts in
+     * order, so the result is bit-identical to it. */
+    shrink_status (*sum_f32)(void *user, float *const *x, int32_t k, int64_t n);
+    shrink_status (*sum_f64)(void *user, double *const *x, int32_t k, int64_t n);
     /* every rank passes the hash of its inputs and options; an error if any differs */
     shrink_status (*agree)(void *user, uint64_t hash);
     void *user;
@@ -1023,10 +1072,11 @@ typedef struct shrink_train_params {
      * step. The library reports an automatic choice through the log callback. Not with LoRA
      * (its frozen base keeps its zeros; a merged adapter fills them). */
     int32_t     keep_sparsity;
-    /* Data parallelism: NULL or n_ranks 1: one process. Otherwise accum must equal n_ranks
-     * (0 or 1: set to it): rank r runs micro-batch r of every step, the gradients and losses
-     * are summed in rank order through comm (one process with accum = n_ranks makes the same
-     * additions: the runs are bit-identical at equal threads per rank), every rank steps the
+    /* Data parallelism: NULL or n_ranks 1: one process. Otherwise accum must be a multiple
+     * of n_ranks (0 or 1: set to n_ranks): rank r runs micro-batches r K .. r K + K - 1 of
+     * every step (K = accum / n_ranks), the gradients and losses are summed in micro-batch
+     * order through comm (one process with the same accum makes the same additions: the runs
+     * are bit-identical at equal threads per rank), every rank steps the
      * optimizer, and only rank 0 validates, logs and writes checkpoints and the model (all
      * ranks read --resume's checkpoint). */
     const shrink_train_comm *comm;

@@ -97,28 +97,15 @@ static shrink_status make_opts(const shrink_train_params *p, sk_train_opts *o) {
     return SHRINK_OK;
 }
 
-/* s hashed with its terminating zero, so "ab" + "c" differs from "a" + "bc". */
-static uint64_t fnv(uint64_t h, const char *s) {
-    if (!s) s = "";
-    return sk_hash64(h, s, strlen(s) + 1);
-}
-
 /* Data parallelism: every rank must run the same options on the same inputs. The hash covers
  * the trajectory-defining options (the checkpoint's config text) and each input's path, size
  * and modification time. */
 static shrink_status ranks_agree(const sk_train_opts *o, const sk_trainer *tr,
                                  const char *model_path, const shrink_train_params *p) {
     if (!o->comm || !o->comm->agree) return SHRINK_OK;
-    uint64_t h = fnv(SK_HASH64_INIT, tr->config);
+    uint64_t h = sk_hash_str(SK_HASH64_INIT, tr->config);
     const char *in[4] = {model_path, p->data, p->valid, p->teacher};
-    for (int i = 0; i < 4; i++) {
-        char buf[96] = "";
-        struct stat sb;
-        if (in[i] && stat(in[i], &sb) == 0)
-            snprintf(buf, sizeof buf, "%lld:%lld", (long long)sb.st_size,
-                     (long long)sb.st_mtime);
-        h = fnv(fnv(h, in[i]), buf);
-    }
+    for (int i = 0; i < 4; i++) h = sk_hash_file_id(h, in[i]);
     return o->comm->agree(o->comm->user, h);
 }
 

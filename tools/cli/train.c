@@ -79,7 +79,7 @@ typedef struct train_opts {
      "(default 4)"}, \
     {"--ctx", "-c", CLI_OPT_INT, O(ctx), "T", 1, 1 << 20, "tokens per sequence (default 64)"}, \
     {"--accum", NULL, CLI_OPT_INT, O(accum), "A", 1, 65536, "micro-batches per step " \
-     "(default 1)"}, \
+     "(default 1; under mpirun a multiple of the ranks, default the ranks)"}, \
     {"--lr", NULL, CLI_OPT_FLOAT, O(lr), "LR", 1e-12, 10, "peak learning rate (default 3e-4)"}, \
     {"--lr-min", NULL, CLI_OPT_FLOAT, O(lr_min), "LR", 0, 10, "final learning rate (default 0)"}, \
     {"--warmup", NULL, CLI_OPT_INT, O(warmup), "N", 0, 1e9, "linear warmup steps (default 0)"}, \
