@@ -56,6 +56,7 @@ int cmd_student(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
 int cmd_recipe(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 
 /* mpi.c: data-parallel training in a `make MPI=1` build run by mpirun; in other builds (or one
  * rank) cli_mpi_comm is NULL. Call cli_mpi_comm after the arguments are checked; pass the
@@ -71,6 +72,8 @@ int cli_print_sensitivity(const char *input, const char *calib,
                           const shrink_sensitivity_result *r, bool json, int top);
 /* "I/N" (0 <= I < N) of --shard into *i, *n; CLI_USAGE with a message naming `cmd` if not. */
 int cli_parse_shard(const char *cmd, const char *text, int32_t *i, int32_t *n);
+/* Prints joined compare shards as `shrink compare --no-speed` prints one run (JSON or table). */
+int cli_compare_print_merged(const shrink_compare_merged *m, bool json);
 
 /* ==== options ============================================================================= */
 

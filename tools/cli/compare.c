@@ -19,6 +19,10 @@
  * without the other models or the quality pass's buffers. Results come back through pipes. The
  * children are forked before this process has started any OpenMP thread (libgomp's pool does
  * not survive fork).
+ *
+ * --shard I/N scores share I of the windows (no speed runs) and writes, from the quality
+ * child, JSON with every model's per-token KL, NLL and same-top-1; `shrink merge-results`
+ * joins the shards into this command's output for the whole text (docs/scale.md).
  */
 #include "cli.h"
 
@@ -47,6 +51,7 @@ typedef struct cmp_opts {
     int32_t     tg;
     int32_t     reps;
     cli_list    base_lora;
+    const char *shard;
 } cmp_opts;
 
 #define O(field) offsetof(cmp_opts, field)
@@ -71,13 +76,16 @@ static const cli_opt compare_rows[] = {
      "measured repetitions of each speed test after one warm-up (default 3)"},
     {"--base-lora", NULL, CLI_OPT_LIST, O(base_lora), "FILE[:SCALE]", 0, 0,
      "apply a LoRA adapter to BASE at run time (repeatable; --lora applies to the MODELs)"},
+    {"--shard",     NULL, CLI_OPT_STR,  O(shard),     "I/N", 0, 0,
+     "score only share I of N of the windows (no speed runs; JSON with the per-token values "
+     "that `shrink merge-results` joins)"},
 };
 #undef O
 
 static const cli_spec spec = {
     .name        = "compare",
     .synopsis    = "BASE MODEL... --text FILE [--ctx N] [--stride S] [--llama-cpp] [--tokens N]\n"
-                   "       [--no-speed] [--pp N] [--tg N] [--reps N] [options]",
+                   "       [--no-speed] [--pp N] [--tg N] [--reps N] [--shard I/N] [options]",
     .description = "Scores BASE and every MODEL on FILE in lockstep and prints one markdown row per\n"
                    "model: weight dtypes, bits per weight, file size, perplexity (equal to shrink\n"
                    "ppl's with the same windows), delta-ppl vs BASE, KL(P_base || P_model) per\n"
@@ -111,6 +119,7 @@ typedef struct cmp_row {
 typedef struct cmp_quality {           /* what the quality child returns */
     int32_t ctx;
     int32_t stride;
+    int64_t windows_total;             /* of the whole text (a shard scores its share) */
     cmp_row rows[CMP_MAX_MODELS];
 } cmp_quality;
 
@@ -122,6 +131,7 @@ typedef struct cmp_job {
     const char       *text;
     size_t            text_bytes;
     int               model;           /* speed child: which model */
+    int32_t           shard, n_shards; /* --shard I/N (n_shards 0: the whole text) */
 } cmp_job;
 
 static const char *base_name(const char *path, char *buf, size_t cap) {
@@ -315,6 +325,8 @@ static int tokenize(const cmp_job *job, shrink_model **m, int32_t **ids, size_t 
     return CLI_OK;
 }
 
+static void print_shard_json(const cmp_job *job, const cmp_quality *q, const double *pt);
+
 static int run_compare(const cmp_job *job, shrink_model **m, const int32_t *ids, size_t n,
                        cmp_quality *out) {
     shrink_context *ctx[CMP_MAX_MODELS] = {NULL};
@@ -333,15 +345,25 @@ static int run_compare(const cmp_job *job, shrink_model **m, const int32_t *ids,
         cp.max_tokens = job->opts->tokens;
         cp.progress   = cli_progress_cb;
         cp.user       = &prog;
+        double *pt    = NULL;
+        if (job->n_shards > 1) {
+            cp.shard     = job->shard;
+            cp.n_shards  = job->n_shards;
+            cp.per_token = &pt;
+        }
         cli_progress_start(&prog, "compare windows", job->common);
         shrink_status st = shrink_compare(ctx, job->n, ids, (int64_t)n, &cp, r);
         cli_progress_end(&prog);
         if (st != SHRINK_OK) rc = cli_fail_status(st);
+        for (int i = 0; i < job->n && rc == CLI_OK; i++) out->rows[i].q = r[i];
+        if (rc == CLI_OK) out->windows_total = r[0].windows_total;
+        if (rc == CLI_OK && pt) {   /* the share's JSON, written here (the per-token values) */
+            print_shard_json(job, out, pt);
+            fflush(stdout);
+        }
+        shrink_free(pt);
     }
-    for (int i = 0; i < job->n; i++) {
-        if (rc == CLI_OK) out->rows[i].q = r[i];
-        shrink_context_free(ctx[i]);
-    }
+    for (int i = 0; i < job->n; i++) shrink_context_free(ctx[i]);
     return rc;
 }
 
@@ -423,16 +445,36 @@ static double delta_pct(const cmp_row *r, const cmp_row *base) {
 
 static const char *method_name(const cmp_opts *o) { return o->llama_cpp ? "llama.cpp" : "sliding"; }
 
+/* The keys a run's and a shard's JSON share: the comparison ... */
+static void json_windows(cli_json *j, const cmp_job *job, const cmp_quality *q) {
+    cli_json_key(j, "base");          cli_json_str(j, job->paths[0]);
+    cli_json_key(j, "text");          cli_json_str(j, job->opts->text);
+    cli_json_key(j, "ctx");           cli_json_int(j, q->ctx);
+    cli_json_key(j, "stride");        cli_json_int(j, q->stride);
+    cli_json_key(j, "method");        cli_json_str(j, method_name(job->opts));
+}
+
+/* ... and each model's description */
+static void json_model(cli_json *j, const cmp_job *job, const cmp_row *r, int i) {
+    char name[256];
+    cli_json_key(j, "name");            cli_json_str(j, model_label(job, i, name, sizeof name));
+    cli_json_key(j, "path");            cli_json_str(j, job->paths[i]);
+    cli_json_key(j, "is_base");         cli_json_bool(j, i == 0);
+    cli_json_key(j, "lora");
+    cli_json_arr_begin(j);
+    for (int k = 0; k < model_lora(job, i)->n; k++) cli_json_str(j, model_lora(job, i)->v[k]);
+    cli_json_arr_end(j);
+    cli_json_key(j, "scheme");          cli_json_str(j, r->scheme);
+    cli_json_key(j, "bits_per_weight"); cli_json_num(j, r->bpw);
+    cli_json_key(j, "file_bytes");      cli_json_u64(j, r->file_bytes);
+    cli_json_key(j, "n_params");        cli_json_int(j, r->n_params);
+}
+
 static void print_json(const cmp_job *job, const cmp_quality *q) {
     const cmp_row *rows = q->rows;
-    char           name[256];
     cli_json       j;
     cli_json_begin(&j, stdout);
-    cli_json_key(&j, "base");          cli_json_str(&j, job->paths[0]);
-    cli_json_key(&j, "text");          cli_json_str(&j, job->opts->text);
-    cli_json_key(&j, "ctx");           cli_json_int(&j, q->ctx);
-    cli_json_key(&j, "stride");        cli_json_int(&j, q->stride);
-    cli_json_key(&j, "method");        cli_json_str(&j, method_name(job->opts));
+    json_windows(&j, job, q);
     cli_json_key(&j, "tokens_scored"); cli_json_int(&j, rows[0].q.tokens_scored);
     cli_json_key(&j, "n_tokens");      cli_json_int(&j, rows[0].q.n_tokens);
     cli_json_key(&j, "windows");       cli_json_int(&j, rows[0].q.windows);
@@ -443,17 +485,7 @@ static void print_json(const cmp_job *job, const cmp_quality *q) {
     for (int i = 0; i < job->n; i++) {
         const cmp_row *r = &rows[i];
         cli_json_obj_begin(&j);
-        cli_json_key(&j, "name");            cli_json_str(&j, model_label(job, i, name, sizeof name));
-        cli_json_key(&j, "path");            cli_json_str(&j, job->paths[i]);
-        cli_json_key(&j, "is_base");         cli_json_bool(&j, i == 0);
-        cli_json_key(&j, "lora");
-        cli_json_arr_begin(&j);
-        for (int k = 0; k < model_lora(job, i)->n; k++) cli_json_str(&j, model_lora(job, i)->v[k]);
-        cli_json_arr_end(&j);
-        cli_json_key(&j, "scheme");          cli_json_str(&j, r->scheme);
-        cli_json_key(&j, "bits_per_weight"); cli_json_num(&j, r->bpw);
-        cli_json_key(&j, "file_bytes");      cli_json_u64(&j, r->file_bytes);
-        cli_json_key(&j, "n_params");        cli_json_int(&j, r->n_params);
+        json_model(&j, job, r, i);
         cli_json_key(&j, "ppl");             cli_json_num(&j, r->q.ppl);
         cli_json_key(&j, "nll");             cli_json_num(&j, r->q.nll);
         cli_json_key(&j, "ppl_se");          cli_json_num(&j, r->q.ppl_se);
@@ -477,6 +509,43 @@ static void print_json(const cmp_job *job, const cmp_quality *q) {
         cli_json_speed(&j, "tg", r->speed && r->tg, b->tg_tok_s_median, b->tg_tok_s,
                        b->tg_tok_s_sd, b->tg_tok_s_min, b->tg_tok_s_max);
         cli_json_key(&j, "peak_rss_bytes");  if (r->speed) cli_json_u64(&j, r->peak_rss); else cli_json_null(&j);
+        cli_json_obj_end(&j);
+    }
+    cli_json_arr_end(&j);
+    cli_json_end(&j);
+}
+
+/* A share's JSON (--shard I/N): what merge-results needs to join the shards, the per-token
+ * values of every model included (numbers round-trip exactly). */
+static void print_shard_json(const cmp_job *job, const cmp_quality *q, const double *pt) {
+    const cmp_row *rows = q->rows;
+    const int64_t  S    = rows[0].q.tokens_scored;
+    static const char *const arr[3] = {"kl", "nll", "same"};
+    cli_json       j;
+    cli_json_begin(&j, stdout);
+    cli_json_key(&j, "compare_shard"); cli_json_bool(&j, true);
+    json_windows(&j, job, q);
+    cli_json_key(&j, "n_tokens");      cli_json_int(&j, rows[0].q.n_tokens);
+    cli_json_key(&j, "windows_total"); cli_json_int(&j, q->windows_total);
+    cli_json_key(&j, "windows");       cli_json_int(&j, rows[0].q.windows);
+    cli_json_key(&j, "shard");         cli_json_int(&j, job->shard);
+    cli_json_key(&j, "shards");        cli_json_int(&j, job->n_shards);
+    cli_json_key(&j, "tokens_scored"); cli_json_int(&j, S);
+    cli_json_key(&j, "threads");       cli_json_int(&j, shrink_get_threads());
+    cli_json_key(&j, "models");
+    cli_json_arr_begin(&j);
+    for (int i = 0; i < job->n; i++) {
+        const cmp_row *r = &rows[i];
+        cli_json_obj_begin(&j);
+        json_model(&j, job, r, i);
+        cli_json_key(&j, "eval_seconds");    cli_json_num(&j, r->q.seconds);
+        for (int a = 0; a < 3; a++) {
+            const double *v = pt + (size_t)(3 * i + a) * (size_t)S;
+            cli_json_key(&j, arr[a]);
+            cli_json_arr_begin(&j);
+            for (int64_t t = 0; t < S; t++) cli_json_num(&j, v[t]);
+            cli_json_arr_end(&j);
+        }
         cli_json_obj_end(&j);
     }
     cli_json_arr_end(&j);
@@ -544,6 +613,36 @@ static void print_table(const cmp_job *job, const cmp_quality *q) {
                cli_s(shrink_get_threads()));
 }
 
+/* ==== joined shards (shrink merge-results) ================================================ */
+
+int cli_compare_print_merged(const shrink_compare_merged *m, bool json) {
+    if (m->n_models < 1 || m->n_models > CMP_MAX_MODELS)
+        return cli_fail("the shards compare %d models; at most %d", m->n_models, CMP_MAX_MODELS);
+    cmp_opts     opts = {.text = m->text, .llama_cpp = !strcmp(m->method, "llama.cpp"),
+                         .no_speed = true};
+    char        *paths[CMP_MAX_MODELS];
+    cmp_quality *q = calloc(1, sizeof *q);
+    if (!q) return cli_fail("out of memory");
+    q->ctx    = m->ctx;
+    q->stride = m->stride;
+    for (int i = 0; i < m->n_models; i++) {
+        const shrink_compare_merged_model *mm = &m->models[i];
+        cmp_row *r = &q->rows[i];
+        paths[i] = mm->path;
+        snprintf(r->scheme, sizeof r->scheme, "%s", mm->scheme);
+        r->bpw        = mm->bits_per_weight;
+        r->file_bytes = mm->file_bytes;
+        r->n_params   = mm->n_params;
+        r->q          = mm->r;
+    }
+    q->windows_total = m->models[0].r.windows_total;
+    cmp_job job = {.opts = &opts, .paths = paths, .n = m->n_models};
+    if (json) print_json(&job, q);
+    else print_table(&job, q);
+    free(q);
+    return CLI_OK;
+}
+
 /* ==== command ============================================================================= */
 
 int cmd_compare(int argc, char **argv) {
@@ -561,6 +660,11 @@ int cmd_compare(int argc, char **argv) {
         cli_usage(&spec, stderr);
         return CLI_USAGE;
     }
+    if (opts.shard) {   /* a share of the windows: quality only, as JSON */
+        if ((rc = cli_parse_shard("compare", opts.shard, &job.shard, &job.n_shards)))
+            return rc;
+        opts.no_speed = true;
+    }
     if (opts.no_speed) opts.pp = opts.tg = 0;
     else if (opts.pp == 0 && opts.tg == 0)
         return cli_fail("nothing to measure: --pp 0 and --tg 0 (use --no-speed)");
@@ -574,7 +678,7 @@ int cmd_compare(int argc, char **argv) {
         return cli_fail("out of memory");
     }
     job = (cmp_job){.opts = &opts, .common = &common, .paths = pos, .n = n_pos, .text = text,
-                    .text_bytes = text_bytes};
+                    .text_bytes = text_bytes, .shard = job.shard, .n_shards = job.n_shards};
     rc = in_child(quality_child, &job, q, sizeof *q, "compare", NULL);
     free(text);   /* the speed children do not need it */
     job.text = NULL;
@@ -589,7 +693,8 @@ int cmd_compare(int argc, char **argv) {
         q->rows[i].s        = row.s;
         q->rows[i].peak_rss = row.peak_rss;
     }
-    if (rc == CLI_OK && common.json) print_json(&job, q);
+    if (job.n_shards > 1) {}   /* the quality child wrote the share's JSON */
+    else if (rc == CLI_OK && common.json) print_json(&job, q);
     else if (rc == CLI_OK) print_table(&job, q);
     free(q);
     return rc;

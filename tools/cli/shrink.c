@@ -38,6 +38,7 @@ static const cli_command commands[] = {
     {"report",   "one HTML page from compare --json outputs: size-vs-KL Pareto plot, speed", cmd_report},
     {"drop-layers", "remove whole decoder layers (by measured KL, influence, last)", cmd_drop_layers},
     {"lowrank",  "low-rank factorization of the linear layers: svd, asvd, whiten", cmd_lowrank},
+    {"plan",     "one quantization type per matrix for a size budget, from measured KL", cmd_plan},
     {"version",  "version, CPU kernels and threads",                              cmd_version},
     {"help",     "help on a command: shrink help COMMAND",                        cmd_help},
 };
