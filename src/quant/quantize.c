@@ -38,6 +38,7 @@
 
 #include "../model/transform.h"
 #include "../model/model.h"
+#include "../model/lora.h"
 
 #include "../tokenizer/tokenizer.h"
 #include "../kernels/q_search.h"
@@ -939,6 +940,25 @@ static shrink_status check_method(const shrink_quantize_params *p, const sk_sche
     return SHRINK_OK;
 }
 
+/* Adapters merged before quantizing: round to nearest only (a calibration pass would run the
+ * unmerged model). */
+static shrink_status check_lora(const shrink_quantize_params *p, const sk_scheme *s) {
+    if (p->n_lora < 0 || (p->n_lora > 0 && !p->lora))
+        return sk_error(SHRINK_ERR_ARG, "quantize: bad adapter list (%d adapters)", (int)p->n_lora);
+    if (p->n_lora == 0) return SHRINK_OK;
+    const char *what = quant_method(p) != QM_RTN                   ? "--method"
+                       : p->smooth                                 ? "--smooth"
+                       : p->imatrix_path && *p->imatrix_path       ? "--imatrix"
+                       : p->imatrix_calib && *p->imatrix_calib     ? "--imatrix-calib"
+                       : s->dtype == SHRINK_DTYPE_W8A8_STATIC      ? "scheme w8a8_static"
+                                                                   : NULL;
+    if (what)
+        return sk_error(SHRINK_ERR_ARG, "%s and LoRA adapters merged while quantizing: the "
+                        "calibration would run the unmerged model; merge first (--dtype f32), "
+                        "then quantize the merged file", what);
+    return SHRINK_OK;
+}
+
 /* --method: rtn, or gptq with what it needs (a calibration text, a scheme it serves). */
 static shrink_status check_gptq(const shrink_quantize_params *p, const sk_scheme *s) {
     if (!p->method || strcasecmp(p->method, "gptq") != 0) return SHRINK_OK; /* check_method */
@@ -1004,6 +1024,7 @@ static shrink_status check_params(const char *in, const char *out,
                         (long long)p->calib_tokens);
     shrink_status st = check_method(p, *s);
     if (!st) st = check_gptq(p, *s);
+    if (!st) st = check_lora(p, *s);
     if (st) return st;
     if (sk_same_file(in, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the input; refusing to overwrite it", out);
@@ -1055,6 +1076,9 @@ shrink_status sk_quantize_with(const char *in, const char *out, const shrink_qua
         return st;
 
     sk_imatrix *im = NULL;
+    sk_lora *lora = NULL;
+    sk_lora_merge lm;
+    memset(&lm, 0, sizeof lm);
     sk_xf xf;
     memset(&xf, 0, sizeof xf);
     qjob j;
@@ -1087,6 +1111,11 @@ shrink_status sk_quantize_with(const char *in, const char *out, const shrink_qua
                       "rounds twice and loses more than quantizing the original weights; give "
                       "--allow-requantize to do it anyway", in, r->in_dtype);
         goto out;
+    }
+    if (p->n_lora > 0) {
+        if ((st = sk_lora_read_list(p->lora, p->lora_scales, p->n_lora, &xf.base.cfg, &lora)))
+            goto out;
+        sk_lora_merge_source(&lm, &xf.base, lora, 0, &xf.base);
     }
     if (im && (st = sk_imatrix_check(im, &xf, p->imatrix_path && *p->imatrix_path
                                                ? p->imatrix_path : p->imatrix_calib)))
@@ -1142,5 +1171,7 @@ out:
     sk_gptq_run_free(&gr, xf.n);
     sk_free(j.gptq_sel);
     sk_xf_close(&xf);
+    sk_lora_merge_free(&lm);
+    sk_lora_free(lora);
     return st;
 }

@@ -148,7 +148,7 @@ shrink_status sk_distill_classifier_forward_backward(double *loss_out, float *dX
         kl_all += kl_part;
         if ((dX || dhead) &&
             (st = sk_matmul_backward(dX ? dX + (size_t)n0 * D : NULL, dhead, NULL, logits,
-                                     X + (size_t)n0 * D, head, c, D, V, scratch)))
+                                     X + (size_t)n0 * D, &Hm, c, D, V, scratch)))
             return st;
     }
     loss = a * tau * tau * kl_all + (1.0 - a) * ce_all;

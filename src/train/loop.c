@@ -46,9 +46,10 @@ static shrink_status check_opts(const sk_train_opts *o, const sk_train_model *tm
         return sk_error(SHRINK_ERR_ARG, "train: bad optimizer");
     const shrink_train_comm *c = o->comm;
     if (c && (c->n_ranks < 1 || c->rank < 0 || c->rank >= c->n_ranks || !c->sum_f32 ||
-              !c->sum_f64 || (c->n_ranks > 1 && o->accum != c->n_ranks)))
-        return sk_error(SHRINK_ERR_ARG, "train: %d ranks need %d micro-batches per step (one "
-                        "per rank), not %d", c->n_ranks, c->n_ranks, o->accum);
+              !c->sum_f64 || (c->n_ranks > 1 && o->accum % c->n_ranks)))
+        return sk_error(SHRINK_ERR_ARG, "train: %d ranks need a multiple of %d micro-batches "
+                        "per step (--accum), not %d", c ? c->n_ranks : 0, c ? c->n_ranks : 0,
+                        o->accum);
     const sk_distill_opts *d = o->distill;
     if (d) {
         if (!d->teacher) return sk_error(SHRINK_ERR_ARG, "distill: no teacher");
@@ -206,7 +207,10 @@ void sk_trainer_free(sk_trainer *tr) {
     sk_free(tr->tlogp);
     sk_free(tr->tidx);
     sk_free(tr->wstart);
+    for (int32_t i = 0; i < tr->n_accbuf; i++) sk_free(tr->acc[i]);
     sk_free(tr->acc);
+    sk_free(tr->acc_loss);
+    sk_free(tr->acc_lp);
     sk_free(tr);
 }
 
@@ -342,38 +346,62 @@ static int64_t pack_grads(sk_trainer *tr, float *buf, int mode) {
 }
 
 /* With A > 1 micro-batches (or ranks), each micro-batch's gradient starts from zero and the
- * step's gradient is their sum in micro-batch order, S = ((g_0 + g_1) + g_2) + ...: across
- * ranks (comm) rank r computes g_r and the ranks add in rank order, the same additions, so
- * one process with --accum R and R ranks give bit-identical runs. */
+ * step's gradient is their sum in micro-batch order, S = ((g_0 + g_1) + g_2) + ...: across R
+ * ranks (comm) rank r computes the contiguous block g_{rK} .. g_{rK+K-1} (K = A / R), rank 0
+ * adds its block as one process does, a later rank keeps its K gradients apart and the chain
+ * adds them one by one to the running sum of the ranks before it: the same additions in the
+ * same order, so one process with --accum A and R ranks give bit-identical runs. */
 static shrink_status accumulate(sk_trainer *tr, double *loss) {
     const sk_train_opts *o = &tr->o;
     const shrink_train_comm *c = o->comm && o->comm->n_ranks > 1 ? o->comm : NULL;
+    const int32_t K = c ? o->accum / c->n_ranks : o->accum;
+    const int32_t lo = c ? c->rank * K : 0;
+    const int32_t nbuf = c && c->rank > 0 ? K : 1;   /* gradients kept apart */
     if (!tr->acc) {
         tr->n_acc = pack_grads(tr, NULL, PACK_COUNT);
-        tr->acc = sk_malloc((size_t)(tr->n_acc ? tr->n_acc : 1) * sizeof(float));
-        if (!tr->acc) return sk_error(SHRINK_ERR_NOMEM, "train: out of memory for the gradient "
-                                      "sum of %d micro-batches", o->accum);
+        tr->acc      = sk_calloc((size_t)nbuf, sizeof *tr->acc);
+        tr->acc_loss = sk_calloc((size_t)nbuf, sizeof *tr->acc_loss);
+        tr->acc_lp   = sk_calloc((size_t)nbuf, sizeof *tr->acc_lp);
+        if (!tr->acc || !tr->acc_loss || !tr->acc_lp)
+            return sk_error(SHRINK_ERR_NOMEM, "train: out of memory");
+        tr->n_accbuf = nbuf;
+        for (int32_t i = 0; i < nbuf; i++) {
+            tr->acc[i] = sk_malloc((size_t)(tr->n_acc ? tr->n_acc : 1) * sizeof(float));
+            if (!tr->acc[i]) return sk_error(SHRINK_ERR_NOMEM, "train: out of memory for the "
+                                             "gradient sum of %d micro-batches", o->accum);
+        }
     }
-    double sum = 0.0;
+    double   sum = 0.0;
+    double **lp  = tr->acc_lp;
     for (int32_t a = 0; a < o->accum; a++) {
         sk_loader_next(&tr->train, o->batch, tr->tokens);   /* every rank: the same windows */
-        if (c && a != c->rank) continue;
+        if (a < lo || a >= lo + K) continue;
         /* the pass number seeds LoRA's dropout: the one this micro-batch has in one process */
         if (tr->tm->hook) tr->tm->hook->passes = tr->step * o->accum + a;
         sk_train_zero_grad(tr->tm);
         float l;
         shrink_status st = micro_batch(tr, &l);
         if (st) return st;
-        const int first = c || a == 0;
-        pack_grads(tr, tr->acc, first ? PACK_COPY : PACK_ADD);
-        sum = first ? l : sum + l;
+        const int32_t i = a - lo;
+        if (nbuf > 1) {   /* kept apart for the chain */
+            pack_grads(tr, tr->acc[i], PACK_COPY);
+            tr->acc_loss[i] = l;
+            lp[i] = &tr->acc_loss[i];
+            continue;
+        }
+        pack_grads(tr, tr->acc[0], i == 0 ? PACK_COPY : PACK_ADD);
+        sum = i == 0 ? l : sum + l;
     }
     if (c) {
         shrink_status st;
-        if ((st = c->sum_f32(c->user, tr->acc, tr->n_acc)) || (st = c->sum_f64(c->user, &sum, 1)))
+        const int32_t k = nbuf;
+        if (k == 1) lp[0] = &sum;
+        if ((st = c->sum_f32(c->user, tr->acc, k, tr->n_acc)) ||
+            (st = c->sum_f64(c->user, lp, k, 1)))
             return st;
+        sum = *lp[0];
     }
-    pack_grads(tr, tr->acc, PACK_BACK);
+    pack_grads(tr, tr->acc[0], PACK_BACK);
     *loss = sum;
     return SHRINK_OK;
 }

@@ -252,7 +252,7 @@ typedef struct sk_train_opts {
     const char     *ckpt_path;    /* checkpoint file; NULL: none written */
     const sk_distill_opts *distill; /* NULL: plain training (cross-entropy) */
     const char     *config_extra; /* appended to the checkpoint's options text (LoRA), or NULL */
-    const struct shrink_train_comm *comm; /* data parallelism (accum == n_ranks), or NULL */
+    const struct shrink_train_comm *comm; /* data parallelism (accum a multiple of n_ranks), or NULL */
     void          (*log)(void *user, const shrink_train_log *l);  /* after every step; may be NULL */
     void           *user;
 } sk_train_opts;
@@ -282,7 +282,13 @@ typedef struct sk_trainer {
     int64_t          feed_rows;  /* rows of the teacher held at once: a classifier chunk + T */
     double           val_kl;     /* last validation KL(teacher || student) at tau 1, NAN if none */
     int64_t         *wstart;     /* (B) window starts (teacher cache) */
-    float           *acc;        /* (trainable elements) the step's gradient sum when A > 1 */
+    /* when A > 1: (trainable elements) the step's gradient sum in acc[0]; with ranks, a rank
+     * other than 0 keeps each of its A / R micro-batches' gradients (acc[0..A/R)) until the
+     * chain brings the sum of the ranks before it */
+    float          **acc;
+    double          *acc_loss;   /* (n_accbuf) their losses */
+    double         **acc_lp;     /* (n_accbuf) pointers to them */
+    int32_t          n_accbuf;
     int64_t          n_acc;
 } sk_trainer;
 

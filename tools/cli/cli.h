@@ -72,6 +72,8 @@ int cli_print_sensitivity(const char *input, const char *calib,
                           const shrink_sensitivity_result *r, bool json, int top);
 /* "I/N" (0 <= I < N) of --shard into *i, *n; CLI_USAGE with a message naming `cmd` if not. */
 int cli_parse_shard(const char *cmd, const char *text, int32_t *i, int32_t *n);
+/* Prints joined compare shards as `shrink compare --no-speed` prints one run (JSON or table). */
+int cli_compare_print_merged(const shrink_compare_merged *m, bool json);
 
 /* ==== options ============================================================================= */
 
