@@ -16,6 +16,7 @@
  *      damping and says how often; a type GPTQ cannot write is an error.
  */
 #include "quant/gptq.h"
+#include "model/hessian.h"
 #include "kernels/kernels.h"
 #include "test_util.h"
 
@@ -62,6 +63,12 @@ static void make_inputs(uint64_t seed) {
     free(s);
 }
 
+/* H (n x n, full) to its upper triangle packed by rows, in place (sk_gptq_prepare's form). */
+static void pack_upper(double *H, int64_t n) {
+    for (int64_t a = 0; a < n; a++)
+        memmove(H + sk_hessian_up(a, n), H + a * n + a, (size_t)(n - a) * sizeof *H);
+}
+
 /* ||(W - Q) X^T|| / ||W X^T|| */
 static double layer_err(const float *Q) {
     double e = 0, r = 0;
@@ -89,6 +96,7 @@ static int run(shrink_dtype t, int act, int64_t block, double damp, float *Qf, d
     sk_gptq_factor f;
     size_t rb = (size_t)sk_dtype_row_bytes(t, cols);
     uint8_t *out = malloc(rb * (size_t)rows);
+    pack_upper(H, cols);
     int ok = sk_gptq_prepare(H, cols, &o, &f, "test") == SHRINK_OK;
     if (ok) ok = sk_gptq_quantize(Wf, rows, &f, t, &o, out, Qt) == SHRINK_OK;
     if (retries) *retries = f.retries;
@@ -191,6 +199,7 @@ static void check_bad(void) {
     sk_gptq_factor f;
     sk_gptq_opts o = {.damp = 0.01, .block = 128};
     memcpy(save, H0, sizeof(double) * (size_t)(cols * cols));
+    pack_upper(save, cols);
     if (sk_gptq_prepare(save, cols, &o, &f, "test") == SHRINK_OK) {
         uint8_t buf[64];
         float w[256] = {0};

@@ -8,6 +8,8 @@
  *      the reader): entry count, names, calls, values = mean * calls, chunk count, dataset;
  *   3. an independent value: blk.0.attn_q of stories260K is the mean over the tokens of
  *      (RMSNorm(embedding) * attn_norm)^2, computed here from the llama2.c file in double;
+ *      computed with the chunks in groups of one (sk_imatrix_stream_bytes), every value is
+ *      the same bit for bit;
  *   4. the GGUF form (a file built here by hand: <name>.in_sum2, <name>.counts) reads as
  *      in_sum2 / counts;
  *   5. broken files: truncated, NaN, a duplicate entry, a GGUF without entries; an imatrix of
@@ -197,6 +199,21 @@ static void test_independent(void) {
         }
         CHECK(e && worst < 1e-5, "blk.0.attn_q against RMSNorm(embedding)^2 in double: %.3e",
               worst);
+        /* the chunks one group each (the layer-by-layer pass run twice): the same values */
+        const size_t keep = sk_imatrix_stream_bytes;
+        sk_imatrix_stream_bytes = 1;
+        sk_imatrix *b = NULL;
+        CHECK(sk_imatrix_compute(model, &p, &b, NULL) == SHRINK_OK, "groups of one chunk: %s",
+              shrink_last_error());
+        sk_imatrix_stream_bytes = keep;
+        int same = b && b->n == a->n;
+        for (int64_t i = 0; same && i < a->n; i++)
+            same = strcmp(a->e[i].name, b->e[i].name) == 0 && a->e[i].n == b->e[i].n &&
+                   a->e[i].ncall == b->e[i].ncall &&
+                   memcmp(a->e[i].v, b->e[i].v, (size_t)a->e[i].n * sizeof(float)) == 0;
+        CHECK(same, "an importance matrix computed in groups of one chunk differs from one "
+              "computed in one group");
+        sk_imatrix_free(b);
         CHECK(sk_imatrix_find(a, "blk.4.ffn_down.weight") && a->n == 5 * 7,
               "every linear of the 5 layers (%lld entries)", (long long)a->n);
         free(s);

@@ -27,8 +27,9 @@ struct shrink_context {
     int32_t n_batch; /* max T per forward */
     int32_t n_past;  /* positions held by the cache */
 
-    float *k_cache;  /* (L, KV, C, hd) */
-    float *v_cache;  /* (L, KV, C, hd) */
+    float *k_cache;  /* (cache_layers, KV, C, hd) */
+    float *v_cache;  /* (cache_layers, KV, C, hd) */
+    int32_t cache_layers; /* L, or 1: a context for one layer at a time (sk_context_layer) */
     float *rope_cos; /* (C, hd/2) */
     float *rope_sin; /* (C, hd/2) */
 
@@ -60,6 +61,11 @@ void sk_context_set_observer(shrink_context *x, sk_observe_fn fn, void *user) {
 static void observe(const shrink_context *x, int l, sk_linear which, const float *X, int T,
                     int64_t cols) {
     if (x->observe) x->observe(x->observe_user, l, which, X, T, cols);
+}
+
+/* Where layer l's keys and values are in the cache: a one-layer context reuses its slot. */
+static size_t cache_at(const shrink_context *x, int l) {
+    return x->cache_layers == 1 ? 0 : (size_t)l;
 }
 
 /* ==== small ops ================================================================ */
@@ -204,8 +210,8 @@ static shrink_status reserve_matmul_scratch(shrink_context *x) {
     return SHRINK_OK;
 }
 
-shrink_status shrink_context_create(shrink_context **out, const shrink_model *model,
-                                    int32_t n_ctx, int32_t n_batch) {
+static shrink_status context_create(shrink_context **out, const shrink_model *model,
+                                    int32_t n_ctx, int32_t n_batch, int one_layer) {
     *out = NULL;
     if (!model) return sk_error(SHRINK_ERR_ARG, "creating a context: no model given");
     const sk_config *c = &model->cfg;
@@ -222,7 +228,9 @@ shrink_status shrink_context_create(shrink_context **out, const shrink_model *mo
     x->model = model;
     x->n_ctx = n_ctx;
     x->n_batch = n_batch;
-    const size_t L = (size_t)c->n_layers, KV = (size_t)c->n_kv_heads, hd = (size_t)c->head_dim;
+    x->cache_layers = one_layer ? 1 : c->n_layers;
+    const size_t L = (size_t)x->cache_layers, KV = (size_t)c->n_kv_heads;
+    const size_t hd = (size_t)c->head_dim;
     const size_t D = (size_t)c->dim, H = (size_t)c->n_heads, F = (size_t)c->ffn_dim;
     const size_t C = (size_t)n_ctx, T = (size_t)n_batch;
     x->n_threads_scores = omp_get_max_threads();
@@ -264,6 +272,16 @@ shrink_status shrink_context_create(shrink_context **out, const shrink_model *mo
     }
     *out = x;
     return SHRINK_OK;
+}
+
+shrink_status shrink_context_create(shrink_context **out, const shrink_model *model,
+                                    int32_t n_ctx, int32_t n_batch) {
+    return context_create(out, model, n_ctx, n_batch, 0);
+}
+
+shrink_status sk_context_create_layer(shrink_context **out, const shrink_model *model,
+                                      int32_t n_ctx, int32_t n_batch) {
+    return context_create(out, model, n_ctx, n_batch, 1);
 }
 
 void shrink_context_free(shrink_context *x) {
@@ -314,8 +332,8 @@ static void attention_head(shrink_context *x, const sk_kernel_set *ks, int l, in
     const int group = H / c->n_kv_heads;
     const float scale = 1.0f / sqrtf((float)hd);
     const size_t head_stride = (size_t)C * hd;
-    const float *kl = x->k_cache + (size_t)l * c->n_kv_heads * head_stride;
-    const float *vl = x->v_cache + (size_t)l * c->n_kv_heads * head_stride;
+    const float *kl = x->k_cache + cache_at(x, l) * c->n_kv_heads * head_stride;
+    const float *vl = x->v_cache + cache_at(x, l) * c->n_kv_heads * head_stride;
     const float *qv = x->q + ((size_t)t * H + h) * hd;
     const float *K = kl + (size_t)(h / group) * head_stride;
     const float *V = vl + (size_t)(h / group) * head_stride;
@@ -382,8 +400,8 @@ static void attention_blocked(shrink_context *x, const sk_kernel_set *ks, int l,
     const int group = H / c->n_kv_heads;
     const float scale = 1.0f / sqrtf((float)hd);
     const size_t head_stride = (size_t)C * hd;
-    const float *kl = x->k_cache + (size_t)l * c->n_kv_heads * head_stride;
-    const float *vl = x->v_cache + (size_t)l * c->n_kv_heads * head_stride;
+    const float *kl = x->k_cache + cache_at(x, l) * c->n_kv_heads * head_stride;
+    const float *vl = x->v_cache + cache_at(x, l) * c->n_kv_heads * head_stride;
     const int nblocks = (T + nr - 1) / nr;
     const int vpanels = (hd + mr - 1) / mr;
 
@@ -451,23 +469,18 @@ static void rope_store(shrink_context *x, int l, int t, int pos) {
         for (int g = 0; g < KV; g++) rope_head(kt + (size_t)g * hd, hd, cs, sn, c->rope_layout);
     }
     for (int g = 0; g < KV; g++) {
-        size_t at = (((size_t)l * KV + g) * C + p) * hd;
+        size_t at = ((cache_at(x, l) * KV + g) * C + p) * hd;
         memcpy(x->k_cache + at, kt + (size_t)g * hd, (size_t)hd * sizeof(float));
         memcpy(x->v_cache + at, kt + kvd + (size_t)g * hd, (size_t)hd * sizeof(float));
     }
 }
 
-/* Runs T <= n_batch tokens at positions pos.. and leaves the final-normed hidden states of
- * the last n_out tokens in x->xn[(T - n_out) ...]. */
-static shrink_status forward(shrink_context *x, const int32_t *tokens, int T, int pos) {
+/* The token embedding (+ learned position embedding) of T tokens at positions pos.. into
+ * x->x. */
+static void embed(shrink_context *x, const int32_t *tokens, int T, int pos) {
     const struct shrink_model *m = x->model;
     const sk_config *c = &m->cfg;
-    const int D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim;
-    const int F = c->ffn_dim;
-    const size_t kvd = (size_t)KV * hd;
-    shrink_status st;
-
-    /* token embedding (+ learned position embedding) */
+    const int D = c->dim;
     for (int t = 0; t < T; t++) {
         float *xt = x->x + (size_t)t * D;
         sk_mat_row_f32(&m->tok_emb, tokens[t], xt);
@@ -476,8 +489,18 @@ static shrink_status forward(shrink_context *x, const int32_t *tokens, int T, in
             add_rows(xt, x->tmp, (size_t)D);
         }
     }
+}
 
-    for (int l = 0; l < c->n_layers; l++) {
+/* Decoder layer l on the residual stream x->x of T tokens at positions pos.. (its keys and
+ * values go to the cache). */
+static shrink_status layer_forward(shrink_context *x, int l, int T, int pos) {
+    const struct shrink_model *m = x->model;
+    const sk_config *c = &m->cfg;
+    const int D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim;
+    const int F = c->ffn_dim;
+    const size_t kvd = (size_t)KV * hd;
+    shrink_status st;
+    {
         const sk_layer *w = &m->layers[l];
         observe(x, l, SK_LIN_RESID, x->x, T, D);
 
@@ -543,7 +566,61 @@ static shrink_status forward(shrink_context *x, const int32_t *tokens, int T, in
         sk_lora_apply(m->lora, l, SK_LIN_DOWN, x->hb, T, x->tmp, D);
         add_rows(x->x, x->tmp, (size_t)T * D);
     }
-    observe(x, c->n_layers, SK_LIN_RESID, x->x, T, D);
+    return SHRINK_OK;
+}
+
+/* Runs T <= n_batch tokens at positions pos.. through every layer, leaving the last layer's
+ * output in x->x. */
+static shrink_status forward(shrink_context *x, const int32_t *tokens, int T, int pos) {
+    const sk_config *c = &x->model->cfg;
+    shrink_status st;
+    embed(x, tokens, T, pos);
+    for (int l = 0; l < c->n_layers; l++)
+        if ((st = layer_forward(x, l, T, pos))) return st;
+    observe(x, c->n_layers, SK_LIN_RESID, x->x, T, c->dim);
+    return SHRINK_OK;
+}
+
+/* ---- one layer at a time (layerwise.c) ---- */
+
+/* The checks of a call on T tokens at positions pos.. of a one-layer step. */
+static shrink_status step_check(shrink_context *x, int32_t T, int32_t pos) {
+    if (T < 1 || T > x->n_batch || pos < 0 || (int64_t)pos + T > x->n_ctx)
+        return sk_error(SHRINK_ERR_RANGE, "a layer step of %d tokens at position %d does not fit "
+                        "a context of %d tokens in batches of %d", T, pos, x->n_ctx, x->n_batch);
+    return reserve_matmul_scratch(x);
+}
+
+shrink_status sk_context_embed(shrink_context *x, const int32_t *tokens, int32_t T, int32_t pos,
+                               float *out) {
+    shrink_status st = step_check(x, T, pos);
+    if (st) return st;
+    for (int32_t i = 0; i < T; i++)
+        if (tokens[i] < 0 || tokens[i] >= x->model->cfg.vocab_size)
+            return sk_error(SHRINK_ERR_RANGE, "token id %d is not in the model's vocabulary of %d "
+                            "tokens", tokens[i], x->model->cfg.vocab_size);
+    embed(x, tokens, T, pos);
+    memcpy(out, x->x, (size_t)T * (size_t)x->model->cfg.dim * sizeof(float));
+    return SHRINK_OK;
+}
+
+shrink_status sk_context_layer(shrink_context *x, int l, const float *in, float *out, int32_t T,
+                               int32_t pos) {
+    shrink_status st = step_check(x, T, pos);
+    if (st) return st;
+    const size_t n = (size_t)T * (size_t)x->model->cfg.dim;
+    memcpy(x->x, in, n * sizeof(float));
+    if ((st = layer_forward(x, l, T, pos))) return st;
+    if (out) memcpy(out, x->x, n * sizeof(float));
+    return SHRINK_OK;
+}
+
+shrink_status sk_context_head_input(shrink_context *x, const float *in, int32_t T) {
+    shrink_status st = step_check(x, T, 0);
+    if (st) return st;
+    const struct shrink_model *m = x->model;
+    norm_rows(m, x->xn, in, T, m->final_norm, m->final_norm_b);
+    observe(x, -1, SK_LIN_HEAD, x->xn, T, m->cfg.dim);
     return SHRINK_OK;
 }
 

@@ -15,4 +15,18 @@
 SK_HIDDEN shrink_status sk_hessian_factor(double *H, int64_t n, double damp, double *U,
                                           uint8_t *dead, const char *what);
 
+/* Packed triangles (n (n + 1) / 2 doubles, half the memory: a 7B model's ffn_down input has
+ * n = 11008): a lower triangle by rows (row i at i (i + 1) / 2, elements 0..i), an upper one
+ * by rows (row i at sk_hessian_up(i, n), elements i..n-1; element j at + j - i). */
+static inline size_t sk_hessian_up(int64_t i, int64_t n) {
+    return (size_t)i * (size_t)n - (size_t)i * (size_t)(i - 1) / 2;
+}
+static inline size_t sk_hessian_packed(int64_t n) { return (size_t)n * (size_t)(n + 1) / 2; }
+
+/* The same with H the lower triangle, packed (overwritten), and U (packed doubles, work space
+ * too) the upper factor, packed: the same numbers as sk_hessian_factor, in 2 n (n + 1) / 2
+ * doubles instead of 2 n^2. */
+SK_HIDDEN shrink_status sk_hessian_factor_packed(double *H, int64_t n, double damp, double *U,
+                                                 uint8_t *dead, const char *what);
+
 #endif /* SK_MODEL_HESSIAN_H */

@@ -3,6 +3,7 @@
  * src/prune/prune.c so that SparseGPT, Wanda and GPTQ share it).
  */
 #include "layerwise.h"
+#include "hessian.h"
 
 #include <math.h>
 #include <omp.h>
@@ -70,11 +71,18 @@ void sk_bind_linear(struct shrink_model *m, sk_role role, int layer, shrink_dtyp
 
 typedef struct lw_calib {
     int      diag;
+    int      packed;           /* H as its packed upper triangle (hessian.h) */
     int      n_layers;
     int      layer;            /* the layer observed */
     int64_t  cols[SK_IN_COUNT];
     double  *stat[SK_IN_COUNT];
 } lw_calib;
+
+/* Doubles of input i's statistics. */
+static int64_t lw_elems(const lw_calib *c, int i) {
+    const int64_t k = c->cols[i];
+    return c->diag ? k : c->packed ? (int64_t)sk_hessian_packed(k) : k * k;
+}
 
 static void lw_observe(void *user, int layer, sk_linear which, const float *X, int64_t T,
                        int64_t cols) {
@@ -96,10 +104,11 @@ static void lw_observe(void *user, int layer, sk_linear which, const float *X, i
             for (int64_t k = 0; k < cols; k++) s[k] += (double)X[t * cols + k] * X[t * cols + k];
         return;
     }
-    /* upper triangle of X^T X */
+    /* upper triangle of X^T X (row a from column a when packed) */
+    const int packed = c->packed;
     #pragma omp parallel for schedule(dynamic, 4) if (cols * cols * T > 1000000)
     for (int64_t a = 0; a < cols; a++) {
-        double *ha = s + a * cols;
+        double *ha = packed ? s + sk_hessian_up(a, cols) - a : s + a * cols;
         for (int64_t t = 0; t < T; t++) {
             const float *xt = X + t * cols;
             const double xa = xt[a];
@@ -109,80 +118,167 @@ static void lw_observe(void *user, int layer, sk_linear which, const float *X, i
     }
 }
 
-shrink_status sk_layerwise_run(const sk_layerwise *w) {
+/* Drops the mapped pages of layer l's matrices (heap copies are left alone). */
+static void release_layer(const struct shrink_model *m, int l) {
+    const sk_layer *L = &m->layers[l];
+    const sk_mat *ms[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    for (int i = 0; i < 7; i++)
+        if (ms[i]->data && sk_model_in_mapping(m, ms[i]->data))
+            sk_map_release(ms[i]->data, sk_dtype_tensor_bytes(ms[i]->dtype, ms[i]->rows,
+                                                                ms[i]->cols));
+}
+
+struct sk_lw_state {
+    sk_layerwise    w;
+    shrink_context *ctx;
+    lw_calib        c;
+    float          *X;        /* (n, dim) the residual stream entering layer `next` */
+    int32_t         n_ctx, piece;
+    int             next;     /* the next layer to run (n_layers: the head) */
+    int             LL;       /* layers to run, the head counted */
+};
+
+void sk_layerwise_end(sk_lw_state *s) {
+    if (!s) return;
+    for (int i = 0; i < SK_IN_COUNT; i++) sk_free(s->c.stat[i]);
+    sk_free(s->X);
+    shrink_context_free(s->ctx);
+    sk_free(s);
+}
+
+int sk_layerwise_next(const sk_lw_state *s) { return s->next; }
+int sk_layerwise_count(const sk_lw_state *s) { return s->LL; }
+
+/* A context for one layer, observed by the statistics (or the caller's observer). */
+static shrink_status lw_context(sk_lw_state *s) {
+    shrink_context_free(s->ctx);
+    s->ctx = NULL;
+    shrink_status st = sk_context_create_layer(&s->ctx, s->w.model, s->n_ctx, s->piece);
+    if (st) return st;
+    if (s->w.layer) sk_context_set_observer(s->ctx, lw_observe, &s->c);
+    else sk_context_set_observer(s->ctx, s->w.observe, s->w.user);
+    return SHRINK_OK;
+}
+
+/* One pass of layer l (n_layers: the head's input) over every window: in place when
+ * `update`, else only observed. */
+static shrink_status lw_pass(sk_lw_state *s, int l, int update) {
+    const int64_t D = s->w.model->cfg.dim;
+    shrink_status st = SHRINK_OK;
+    for (int64_t w0 = 0; w0 < s->w.n && !st; w0 += s->n_ctx) {
+        const int32_t wl = (int32_t)(s->w.n - w0 < s->n_ctx ? s->w.n - w0 : s->n_ctx);
+        for (int32_t o = 0; o < wl && !st; o += s->piece) {
+            const int32_t k = wl - o < s->piece ? wl - o : s->piece;
+            float *X = s->X + (size_t)(w0 + o) * (size_t)D;
+            st = l == s->w.model->cfg.n_layers ? sk_context_head_input(s->ctx, X, k)
+                                               : sk_context_layer(s->ctx, l, X,
+                                                                  update ? X : NULL, k, o);
+        }
+    }
+    return st;
+}
+
+shrink_status sk_layerwise_begin(const sk_layerwise *w, sk_lw_state **out) {
+    *out = NULL;
     struct shrink_model *mm = w->model;
     const sk_config *cfg = &mm->cfg;
-    shrink_context *ctx = NULL;
-    lw_calib c;
-    memset(&c, 0, sizeof c);
-    c.diag = w->diag;
-    c.n_layers = cfg->n_layers;
+    sk_lw_state *s = sk_calloc(1, sizeof *s);
+    if (!s) return sk_error(SHRINK_ERR_NOMEM, "out of memory for the layer-by-layer pass");
+    s->w = *w;
+    s->c.diag = w->diag;
+    s->c.packed = w->packed && !w->diag;
+    s->c.n_layers = cfg->n_layers;
     int32_t n_ctx = w->n_ctx > 0 ? w->n_ctx : (cfg->max_seq_len < 512 ? cfg->max_seq_len : 512);
     if (n_ctx > cfg->max_seq_len) n_ctx = cfg->max_seq_len;
-    const int32_t piece = n_ctx < 128 ? n_ctx : 128;
-    shrink_status st = shrink_context_create(&ctx, w->model, n_ctx, piece);
-    if (st) return st;
-    c.cols[SK_IN_ATTN] = cfg->dim;
-    c.cols[SK_IN_O] = (int64_t)cfg->n_heads * cfg->head_dim;
-    c.cols[SK_IN_FFN] = cfg->dim;
-    c.cols[SK_IN_DOWN] = cfg->ffn_dim;
-    for (int i = 0; i < SK_IN_COUNT; i++) {
-        int64_t e = w->diag ? c.cols[i] : c.cols[i] * c.cols[i];
-        c.stat[i] = sk_malloc((size_t)e * sizeof(double));
-        if (!c.stat[i]) {
+    s->n_ctx = n_ctx;
+    s->piece = w->n_batch > 0 ? (w->n_batch < n_ctx ? w->n_batch : n_ctx)
+                              : (n_ctx < 128 ? n_ctx : 128);
+    s->LL = cfg->n_layers + (w->layer && w->head && !w->diag);
+    shrink_status st = SHRINK_OK;
+    s->X = sk_malloc((size_t)w->n * (size_t)cfg->dim * sizeof(float));
+    if (!s->X) {
+        st = sk_error(SHRINK_ERR_NOMEM, "out of memory for the activations of %lld calibration "
+                      "tokens (%lld x %d floats): use fewer tokens", (long long)w->n,
+                      (long long)w->n, cfg->dim);
+        goto out;
+    }
+    s->c.cols[SK_IN_ATTN] = cfg->dim;
+    s->c.cols[SK_IN_O] = (int64_t)cfg->n_heads * cfg->head_dim;
+    s->c.cols[SK_IN_FFN] = cfg->dim;
+    s->c.cols[SK_IN_DOWN] = cfg->ffn_dim;
+    for (int i = 0; i < SK_IN_COUNT && w->layer; i++) {
+        int64_t e = lw_elems(&s->c, i);
+        s->c.stat[i] = sk_malloc((size_t)e * sizeof(double));
+        if (!s->c.stat[i]) {
             st = sk_error(SHRINK_ERR_NOMEM, "out of memory for the statistics of a %lld-column "
-                          "input", (long long)c.cols[i]);
+                          "input", (long long)s->c.cols[i]);
             goto out;
         }
     }
-    sk_context_set_observer(ctx, lw_observe, &c);
-    const int L = cfg->n_layers, LL = L + (w->head && !w->diag);
-    float *logits = NULL;
-    for (int l = 0; l < LL && !st; l++) {
-        c.layer = l;
-        for (int i = 0; i < SK_IN_COUNT; i++)
-            memset(c.stat[i], 0, (size_t)(w->diag ? c.cols[i] : c.cols[i] * c.cols[i]) *
-                   sizeof(double));
-        /* windows of n_ctx tokens, each from position 0 (the head: in pieces whose logits are
-         * all asked for, so that its input is observed for every token) */
-        if (l == L && !logits) {
-            logits = sk_malloc((size_t)piece * (size_t)cfg->vocab_size * sizeof *logits);
-            if (!logits) {
-                st = sk_error(SHRINK_ERR_NOMEM, "out of memory for the head's calibration");
-                break;
-            }
+    if ((st = lw_context(s))) goto out;
+    /* the embeddings of every window, in the batches the layers will see */
+    for (int64_t w0 = 0; w0 < w->n && !st; w0 += n_ctx) {
+        const int32_t wl = (int32_t)(w->n - w0 < n_ctx ? w->n - w0 : n_ctx);
+        for (int32_t o = 0; o < wl && !st; o += s->piece) {
+            const int32_t k = wl - o < s->piece ? wl - o : s->piece;
+            st = sk_context_embed(s->ctx, w->ids + w0 + o, k, o,
+                                  s->X + (size_t)(w0 + o) * (size_t)cfg->dim);
         }
-        for (int64_t w0 = 0; w0 < w->n && !st; w0 += n_ctx) {
-            int32_t wl = (int32_t)(w->n - w0 < n_ctx ? w->n - w0 : n_ctx);
-            if (l < L) {
-                st = shrink_context_eval(ctx, w->ids + w0, wl, 0, NULL, 0);
-                continue;
-            }
-            for (int32_t o = 0; o < wl && !st; o += piece) {
-                int32_t k = wl - o < piece ? wl - o : piece;
-                st = shrink_context_eval(ctx, w->ids + w0 + o, k, o, logits, k);
-            }
-        }
-        if (st) break;
-        if (!w->diag)
-            for (int i = 0; i < SK_IN_COUNT; i++) { /* mirror the upper triangle */
-                const int64_t k = c.cols[i];
-                double *H = c.stat[i];
-                for (int64_t a = 0; a < k; a++)
-                    for (int64_t b = 0; b < a; b++) H[a * k + b] = H[b * k + a];
-            }
-        st = w->layer(w->user, mm, l, c.stat, c.cols);
-        if (w->progress) w->progress(w->user, l + 1, LL);
-        if (st || l + 1 == LL) break;
-        /* the matrices bound may be of other types: a context sized for them (scratch) */
-        shrink_context_free(ctx);
-        ctx = NULL;
-        if ((st = shrink_context_create(&ctx, w->model, n_ctx, piece))) break;
-        sk_context_set_observer(ctx, lw_observe, &c);
     }
-    sk_free(logits);
+    if (!st && sk_model_in_mapping(mm, mm->tok_emb.data))
+        sk_map_release(mm->tok_emb.data, sk_dtype_tensor_bytes(mm->tok_emb.dtype,
+                                                               mm->tok_emb.rows,
+                                                               mm->tok_emb.cols));
 out:
-    for (int i = 0; i < SK_IN_COUNT; i++) sk_free(c.stat[i]);
-    shrink_context_free(ctx);
+    if (st) sk_layerwise_end(s);
+    else *out = s;
+    return st;
+}
+
+shrink_status sk_layerwise_step(sk_lw_state *s) {
+    const sk_layerwise *w = &s->w;
+    struct shrink_model *mm = w->model;
+    const int L = mm->cfg.n_layers, l = s->next;
+    if (l >= s->LL) return SHRINK_OK;
+    lw_calib *c = &s->c;
+    shrink_status st;
+    c->layer = l;
+    if (!w->layer) { /* observe only: one pass, in place */
+        if ((st = lw_pass(s, l, 1))) return st;
+        release_layer(mm, l);
+        s->next++;
+        if (w->progress) w->progress(w->user, s->next, s->LL);
+        return SHRINK_OK;
+    }
+    for (int i = 0; i < SK_IN_COUNT; i++)
+        memset(c->stat[i], 0, (size_t)lw_elems(c, i) * sizeof(double));
+    /* the statistics of layer l's inputs (windows of n_ctx tokens, each from position 0) */
+    if ((st = lw_pass(s, l, 0))) return st;
+    if (l < L) release_layer(mm, l);
+    if (!w->diag && !c->packed)
+        for (int i = 0; i < SK_IN_COUNT; i++) { /* mirror the upper triangle */
+            const int64_t k = c->cols[i];
+            double *H = c->stat[i];
+            for (int64_t a = 0; a < k; a++)
+                for (int64_t b = 0; b < a; b++) H[a * k + b] = H[b * k + a];
+        }
+    if ((st = w->layer(w->user, mm, l, c->stat, c->cols))) return st;
+    s->next++;
+    /* the matrices bound may be of other types: a context sized for them (scratch) */
+    if (s->next < s->LL) {
+        if ((st = lw_context(s))) return st;
+        /* layer l as changed, on the stream the next layer reads */
+        if (l < L && (st = lw_pass(s, l, 1))) return st;
+        if (l < L) release_layer(mm, l);
+    }
+    if (w->progress) w->progress(w->user, s->next, s->LL);
+    return SHRINK_OK;
+}
+
+shrink_status sk_layerwise_run(const sk_layerwise *w) {
+    sk_lw_state *s = NULL;
+    shrink_status st = sk_layerwise_begin(w, &s);
+    while (!st && s->next < s->LL) st = sk_layerwise_step(s);
+    sk_layerwise_end(s);
     return st;
 }

@@ -1,13 +1,19 @@
 /*
  * layerwise.h - the layer-by-layer calibration pass shared by the methods that adjust each
  * linear layer from statistics of its inputs (Wanda and SparseGPT in src/prune, GPTQ in
- * src/quant), as their papers do: for layer l = 0, 1, ... the model runs over the
- * calibration tokens (windows of n_ctx tokens, each from position 0) with an observer that
- * accumulates, for the inputs of layer l's matrices, the sum of x^2 per input column (diag)
- * or the Hessian H = sum_t x_t x_t^T; then the caller's layer function changes layer l's
- * matrices (sk_bind_linear), so that layer l + 1 is calibrated on the outputs of the already
- * changed layers. Memory: the model as loaded plus one layer's statistics (four D x D / F x F
- * Hessians); the forward of layer l reruns layers 0..l (L (L + 1) / 2 layer passes in all).
+ * src/quant), as their papers do, and by those that only observe (the importance matrix):
+ * the calibration tokens (windows of n_ctx tokens, each from position 0, in batches of
+ * n_batch) are embedded once, and the residual stream of every token is kept (n x dim
+ * floats); then for layer l = 0, 1, ... layer l alone runs over the stream with an observer
+ * that accumulates, for the inputs of layer l's matrices, the sum of x^2 per input column
+ * (diag) or the Hessian H = sum_t x_t x_t^T; the caller's layer function changes layer l's
+ * matrices (sk_bind_linear), and layer l runs again, as changed, to give the stream layer
+ * l + 1 reads — so each layer is calibrated on the outputs of the already changed layers.
+ * The arithmetic is that of shrink_context_eval on the same windows (the same bytes as a
+ * whole-model forward per layer). Memory: the stream, one layer's statistics (four D x D /
+ * F x F Hessians) and one layer's weights: the mapped pages of a finished layer are dropped
+ * (sk_map_release), so a model far larger than memory streams from its mapping. Time: two
+ * passes of one layer per layer.
  */
 #ifndef SK_MODEL_LAYERWISE_H
 #define SK_MODEL_LAYERWISE_H
@@ -41,14 +47,31 @@ typedef struct sk_layerwise {
     const int32_t  *ids;
     int64_t         n;          /* tokens */
     int32_t         n_ctx;      /* 0: min(max_seq_len, 512) */
+    int32_t         n_batch;    /* tokens per step of a window: 0: min(n_ctx, 128) */
     int             diag;       /* 1: sum x^2 per column; 0: H (full, symmetric) */
-    sk_layer_fn     layer;      /* called once per layer with the statistics (may change them) */
+    int             packed;     /* diag 0: H as its upper triangle packed by rows (hessian.h:
+                                   half the memory) */
+    sk_layer_fn     layer;      /* called once per layer with the statistics (may change them);
+                                   NULL: no statistics, `observe` sees one pass per layer */
+    sk_observe_fn   observe;    /* with layer NULL: the observer of every layer's pass (user) */
     int             head;       /* 1 (diag 0 only): then once more with layer = n_layers and in
                                    stat[SK_IN_ATTN] the Hessian of the output head's input */
     void          (*progress)(void *user, int64_t done, int64_t total); /* layers done */
     void           *user;
 } sk_layerwise;
 
+/* The whole pass. */
 SK_HIDDEN shrink_status sk_layerwise_run(const sk_layerwise *w);
+
+/* The same pass a layer at a time, for callers that consume each layer's result as it comes
+ * (quantize writes a GPTQ'd layer before the next is calibrated): begin embeds the tokens;
+ * each step runs the next layer (sk_layerwise_next; sk_layerwise_count in all, the head
+ * counted); end frees (safe on NULL). w is copied; its ids must live until end. */
+typedef struct sk_lw_state sk_lw_state;
+SK_HIDDEN shrink_status sk_layerwise_begin(const sk_layerwise *w, sk_lw_state **out);
+SK_HIDDEN shrink_status sk_layerwise_step(sk_lw_state *s);
+SK_HIDDEN int sk_layerwise_next(const sk_lw_state *s);
+SK_HIDDEN int sk_layerwise_count(const sk_lw_state *s);
+SK_HIDDEN void sk_layerwise_end(sk_lw_state *s);
 
 #endif /* SK_MODEL_LAYERWISE_H */

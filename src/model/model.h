@@ -91,6 +91,22 @@ typedef void (*sk_observe_fn)(void *user, int layer, sk_linear which, const floa
  * unset. */
 SK_HIDDEN void sk_context_set_observer(shrink_context *x, sk_observe_fn fn, void *user);
 
+/* ---- one layer at a time (layerwise.c: calibration that holds one layer's weights) ----
+ * A context whose cache holds a single layer: sk_context_layer runs any layer l on a residual
+ * stream the caller keeps, with the same arithmetic as shrink_context_eval for the same
+ * batches (T <= n_batch tokens at positions pos.., the batches of a window in order, since
+ * layer l's keys and values of earlier positions are read from the cache). */
+SK_HIDDEN shrink_status sk_context_create_layer(shrink_context **out, const shrink_model *model,
+                                                int32_t n_ctx, int32_t n_batch);
+/* The token (+ position) embedding of T tokens at positions pos.. into out (T x dim). */
+SK_HIDDEN shrink_status sk_context_embed(shrink_context *x, const int32_t *tokens, int32_t T,
+                                         int32_t pos, float *out);
+/* Layer l on in (T x dim) into out (may be NULL: only the observer sees the layer). */
+SK_HIDDEN shrink_status sk_context_layer(shrink_context *x, int l, const float *in, float *out,
+                                         int32_t T, int32_t pos);
+/* The final norm of in (T x dim), shown to the observer as the head's input (SK_LIN_HEAD). */
+SK_HIDDEN shrink_status sk_context_head_input(shrink_context *x, const float *in, int32_t T);
+
 /* The tokens of the calibration text at `path` for model m (its tokenizer; BOS first when the
  * model adds one): the whole text (want 0), or at least `want` of them from a prefix long
  * enough (the tokens of a prefix equal the whole text's except near the cut, which is

@@ -7,14 +7,15 @@
  *      tensors are the matrices of roles q, k, v, qkv (GPT-2), o, gate, up, down not matched
  *      by --keep (embeddings, head, norms and biases are never pruned); an N:M pattern must
  *      divide their rows;
- *   2. wanda / sparsegpt: loads the model for decoding and runs it over the calibration
- *      tokens once per layer l with an observer on the decoder (sk_context_set_observer) that
- *      accumulates, for the inputs of layer l's matrices, the squared L2 norm per input column
- *      (Wanda) or X^T X (SparseGPT's Hessian); then prunes layer l's matrices (read as f32 from
- *      the transform's source) and binds the pruned f32 copies into the decoder, so layer
- *      l + 1 is calibrated on the outputs of the already pruned layers (as both papers do).
- *      Memory: the pruned f32 copies of the linear layers (the weights of one model in f32)
- *      plus one layer's statistics (four D x D / F x F Hessians for SparseGPT);
+ *   2. wanda / sparsegpt: the layer-by-layer pass (src/model/layerwise.h) over the calibration
+ *      tokens accumulates, for the inputs of layer l's matrices, the squared L2 norm per input
+ *      column (Wanda) or X^T X (SparseGPT's Hessian); then layer l's matrices are pruned (read
+ *      as f32 from the transform's source) and the pruned f32 copies bound into the decoder,
+ *      so layer l + 1 is calibrated on the outputs of the already pruned layers (as both
+ *      papers do). The writer drives the pass: it runs up to layer l when the output reaches
+ *      layer l's first pruned tensor, and each pruned copy is freed once written (the decoder
+ *      never reads a finished layer again). Memory: the calibration stream, one layer's
+ *      statistics (four D x D / F x F Hessians for SparseGPT) and pruned copies;
  *   3. threshold / magnitude: each tensor is pruned when the transform reaches it (begin:
  *      the whole tensor as f32, pruned, kept until its last block is written);
  *   4. writes every tensor in its output dtype (--dtype, or the input's float type) from the
@@ -45,7 +46,11 @@ typedef struct ptensor {
     double   rel_err;
 } ptensor;
 
+struct pcal;
+
 typedef struct pjob {
+    struct pcal *cal;    /* wanda / sparsegpt: the layer-by-layer pass, begun at the first
+                            tensor and advanced as the writer reaches each layer */
     const shrink_prune_params *p;
     const char *in;      /* the input's path, for messages */
     pmethod   method;
@@ -99,10 +104,17 @@ static shrink_status check_sparse24(const pjob *j, const sk_xf_tensor *x, const 
     return SHRINK_OK;
 }
 
-/* threshold / magnitude: the whole tensor, pruned, before its first rows are written */
+static shrink_status calib_upto(pjob *j, int l);
+
+/* threshold / magnitude: the whole tensor, pruned, before its first rows are written (wanda /
+ * sparsegpt: the pass run up to the tensor's layer, which prunes it) */
 static shrink_status p_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
     pjob *j = user;
     ptensor *q = x->user;
+    if (j->cal && q->prunable && x->t.n_dims == 2) { /* wanda / sparsegpt: its layer's turn */
+        shrink_status st = calib_upto(j, x->t.layer);
+        if (st) return st;
+    }
     if (q->prunable && q->w && j->p->store >= 0) return check_sparse24(j, x, q->w);
     if (!q->prunable || q->w) return SHRINK_OK;
     float *w = NULL;
@@ -155,8 +167,12 @@ static shrink_status p_end_block(void *user, sk_xf *xf, sk_xf_tensor *x, int64_t
     return SHRINK_OK;
 }
 
+static int calib_running(const pjob *j);
+
 static void p_progress(void *user, int64_t done, int64_t total) {
-    const shrink_prune_params *p = user;
+    const pjob *j = user;
+    const shrink_prune_params *p = j->p;
+    if (calib_running(j)) return; /* the layers are the progress until the last is done */
     if (p->progress) p->progress(p->user, 1, done, total);
 }
 
@@ -209,6 +225,9 @@ typedef struct pcal {
     sk_xf        *xf;
     double       *U;
     uint8_t      *dead;
+    shrink_model *m;     /* the decoding model the pass runs and binds pruned layers into */
+    int32_t      *ids;
+    sk_lw_state  *lw;
 } pcal;
 
 /* Layer l's statistics are in: its matrices, input by input (factor, prune, bind). */
@@ -248,44 +267,66 @@ static void prune_layer_progress(void *user, int64_t done, int64_t total) {
     if (pc->j->p->progress) pc->j->p->progress(pc->j->p->user, 0, done, total);
 }
 
-/* Runs the model over the calibration tokens once per layer and prunes that layer's
- * matrices (see the top of the file). */
-static shrink_status calibrate_and_prune(pjob *j, sk_xf *xf, const char *in,
-                                         int64_t *n_used) {
+/* Loads the model, encodes the calibration tokens and begins the layer-by-layer pass; the
+ * layers run later, as the writer reaches them (calib_upto). pc is freed by calib_end. */
+static shrink_status calib_begin(pjob *j, sk_xf *xf, const char *in, int64_t *n_used) {
     const shrink_prune_params *p = j->p;
     shrink_load_params lp = shrink_load_params_default();
     lp.tokenizer_path = p->tokenizer_path;
-    shrink_model *m = NULL;
-    int32_t *ids = NULL;
+    lp.allow_nonfinite = true; /* xf checked the same file at open */
+    pcal *pc = sk_calloc(1, sizeof *pc);
+    if (!pc) return sk_error(SHRINK_ERR_NOMEM, "prune: out of memory");
+    j->cal = pc;
+    pc->j = j;
+    pc->xf = xf;
     int64_t n = 0;
-    pcal pc = {j, xf, NULL, NULL};
-    shrink_status st = shrink_model_load(&m, in, &lp);
+    shrink_status st = shrink_model_load(&pc->m, in, &lp);
     if (st) return st;
-    const sk_config *cfg = &((struct shrink_model *)m)->cfg;
-    if ((st = sk_prune_calib_tokens(m, p->calib_path, p->calib_tokens, &ids, &n))) goto out;
+    const sk_config *cfg = &((struct shrink_model *)pc->m)->cfg;
+    if ((st = sk_prune_calib_tokens(pc->m, p->calib_path, p->calib_tokens, &pc->ids, &n)))
+        return st;
     if (j->method == PM_SPARSEGPT) {
         const int64_t maxc = cfg->ffn_dim > cfg->dim ? cfg->ffn_dim : cfg->dim;
         const int64_t qd = (int64_t)cfg->n_heads * cfg->head_dim;
         const int64_t mc = qd > maxc ? qd : maxc;
-        pc.U = sk_malloc((size_t)(mc * mc) * sizeof *pc.U);
-        pc.dead = sk_malloc((size_t)mc);
-        if (!pc.U || !pc.dead) {
-            st = sk_error(SHRINK_ERR_NOMEM, "prune: out of memory for a %lld x %lld "
-                          "inverse Hessian", (long long)mc, (long long)mc);
-            goto out;
-        }
+        pc->U = sk_malloc((size_t)(mc * mc) * sizeof *pc->U);
+        pc->dead = sk_malloc((size_t)mc);
+        if (!pc->U || !pc->dead)
+            return sk_error(SHRINK_ERR_NOMEM, "prune: out of memory for a %lld x %lld "
+                            "inverse Hessian", (long long)mc, (long long)mc);
     }
-    sk_layerwise lw = {.model = m, .ids = ids, .n = n, .n_ctx = p->calib_ctx,
+    sk_layerwise lw = {.model = pc->m, .ids = pc->ids, .n = n, .n_ctx = p->calib_ctx,
                        .diag = j->method == PM_WANDA, .layer = prune_layer,
-                       .progress = prune_layer_progress, .user = &pc};
-    st = sk_layerwise_run(&lw);
-    if (!st) *n_used = n;
-out:
-    sk_free(pc.U);
-    sk_free(pc.dead);
-    shrink_free(ids);
-    shrink_model_free(m);
+                       .progress = prune_layer_progress, .user = pc};
+    if ((st = sk_layerwise_begin(&lw, &pc->lw))) return st;
+    *n_used = n;
+    return SHRINK_OK;
+}
+
+/* Runs the pass up to layer l (its matrices pruned into j->ps[..].w). */
+static shrink_status calib_upto(pjob *j, int l) {
+    pcal *pc = j->cal;
+    shrink_status st = SHRINK_OK;
+    while (!st && sk_layerwise_next(pc->lw) <= l &&
+           sk_layerwise_next(pc->lw) < sk_layerwise_count(pc->lw))
+        st = sk_layerwise_step(pc->lw);
     return st;
+}
+
+static int calib_running(const pjob *j) {
+    return j->cal && j->cal->lw && sk_layerwise_next(j->cal->lw) < sk_layerwise_count(j->cal->lw);
+}
+
+static void calib_end(pjob *j) {
+    pcal *pc = j->cal;
+    if (!pc) return;
+    sk_layerwise_end(pc->lw);
+    sk_free(pc->U);
+    sk_free(pc->dead);
+    shrink_free(pc->ids);
+    shrink_model_free(pc->m);
+    sk_free(pc);
+    j->cal = NULL;
 }
 
 /* ---- shrink_prune -------------------------------------------------------------------------- */
@@ -420,12 +461,12 @@ shrink_status shrink_prune(const char *in, const char *out, const shrink_prune_p
         }
     }
     if (j.method == PM_WANDA || j.method == PM_SPARSEGPT) {
-        if ((st = calibrate_and_prune(&j, &xf, in, &r->calib_tokens))) goto out;
+        if ((st = calib_begin(&j, &xf, in, &r->calib_tokens))) goto out;
     }
     sk_xf_method method = {.plan = p_plan, .begin = p_begin, .rows = p_rows,
                            .end_block = p_end_block, .user = &j};
     sk_xf_opts o = {.dtype = p->dtype, .file_type = -1, .progress = p_progress,
-                    .progress_user = (void *)(uintptr_t)p};
+                    .progress_user = &j};
     if ((st = sk_xf_write(&xf, out, &method, &o))) goto out;
 
     r->method = method_names[j.method];
@@ -466,6 +507,7 @@ shrink_status shrink_prune(const char *in, const char *out, const shrink_prune_p
     if (stat(out, &sb) == 0) r->out_file_bytes = (uint64_t)sb.st_size;
     r->seconds = shrink_time() - t0;
 out:
+    calib_end(&j);
     if (j.ps)
         for (int64_t i = 0; i < xf.n; i++) sk_free(j.ps[i].w);
     sk_free(j.ps);

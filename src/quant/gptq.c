@@ -152,10 +152,11 @@ shrink_status sk_gptq_prepare(double *H, int64_t n, const sk_gptq_opts *o, sk_gp
                               const char *what) {
     memset(f, 0, sizeof *f);
     f->n = n;
-    f->U = sk_malloc((size_t)(n * n) * sizeof *f->U);
+    const size_t P = sk_hessian_packed(n);
+    f->U = sk_malloc(P * sizeof *f->U);
     f->perm = sk_malloc((size_t)n * sizeof *f->perm);
     f->dead = sk_malloc((size_t)n);
-    double *Hp = sk_malloc((size_t)(n * n) * sizeof *Hp);
+    double *Hp = sk_malloc(P * sizeof *Hp);
     uint8_t *dead2 = sk_malloc((size_t)n);
     dkey *keys = sk_malloc((size_t)n * sizeof *keys);
     shrink_status st = SHRINK_OK;
@@ -165,18 +166,26 @@ shrink_status sk_gptq_prepare(double *H, int64_t n, const sk_gptq_opts *o, sk_gp
         goto out;
     }
     for (int64_t c = 0; c < n; c++) {
-        f->dead[c] = H[c * n + c] == 0.0;
-        if (f->dead[c]) H[c * n + c] = 1.0;
-        keys[c].v = H[c * n + c];
+        double *hc = H + sk_hessian_up(c, n);
+        f->dead[c] = *hc == 0.0;
+        if (f->dead[c]) *hc = 1.0;
+        keys[c].v = *hc;
         keys[c].i = c;
     }
     if (o->act_order) qsort(keys, (size_t)n, sizeof *keys, cmp_desc);
     for (int64_t c = 0; c < n; c++) f->perm[c] = o->act_order ? keys[c].i : c;
     f->damp = o->damp;
     for (int tries = 0;; tries++) {
-        for (int64_t a = 0; a < n; a++)
-            for (int64_t b = 0; b < n; b++) Hp[a * n + b] = H[f->perm[a] * n + f->perm[b]];
-        st = sk_hessian_factor(Hp, n, f->damp, f->U, dead2, what);
+        /* the permuted H, lower triangle packed: Hp[a][b] = H[perm a][perm b], b <= a */
+        for (int64_t a = 0; a < n; a++) {
+            double *ha = Hp + (size_t)a * (size_t)(a + 1) / 2;
+            for (int64_t b = 0; b <= a; b++) {
+                const int64_t x = f->perm[a], y = f->perm[b];
+                ha[b] = x <= y ? H[sk_hessian_up(x, n) + (size_t)(y - x)]
+                               : H[sk_hessian_up(y, n) + (size_t)(x - y)];
+            }
+        }
+        st = sk_hessian_factor_packed(Hp, n, f->damp, f->U, dead2, what);
         if (st != SHRINK_ERR_ARG || tries == 3) break;
         f->damp *= 10.0;
         f->retries++;
@@ -218,7 +227,7 @@ shrink_status sk_gptq_quantize(const float *W, int64_t rows, const sk_gptq_facto
     if (!scratch)
         return sk_error(SHRINK_ERR_NOMEM, "gptq: out of memory for %d x %lld scratch rows",
                         nt * TILE, (long long)n);
-    const double *U = f->U;
+    const double *U = f->U; /* row a of the packed upper factor: U + up(a) - a, from column a */
     const int64_t *perm = f->perm;
     const int stat = o->act_order;
     #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (rows * n * n > 1000000)
@@ -255,7 +264,7 @@ shrink_status sk_gptq_quantize(const float *W, int64_t rows, const sk_gptq_facto
             const int64_t i2 = i1 + bs < n ? i1 + bs : n;
             for (int64_t j = i1; j < i2; j++) {
                 const int64_t c = perm[j];
-                const double *u = U + j * n;
+                const double *u = U + sk_hessian_up(j, n) - j;
                 if (!stat && c % G == 0) /* a group starts: its scales from current values */
                     for (int64_t r = 0; r < nr; r++) {
                         const double *wr = w + r * n;
@@ -263,7 +272,8 @@ shrink_status sk_gptq_quantize(const float *W, int64_t rows, const sk_gptq_facto
                             double v = wr[j + k];
                             if (j + k >= i2) /* the block's errors are still pending there */
                                 for (int64_t a = i1; a < j; a++)
-                                    v -= e[r * bs + (a - i1)] * U[a * n + j + k];
+                                    v -= e[r * bs + (a - i1)] *
+                                         U[sk_hessian_up(a, n) + (size_t)(j + k - a)];
                             vals[k] = v;
                         }
                         choose(g, vals, G, o->search, fbuf, bbuf, &ps[r * ng + c / G]);
@@ -283,7 +293,7 @@ shrink_status sk_gptq_quantize(const float *W, int64_t rows, const sk_gptq_facto
             }
             /* the block's errors onto the later columns */
             for (int64_t a = i1; a < i2 && i2 < n; a++) {
-                const double *u = U + a * n;
+                const double *u = U + sk_hessian_up(a, n) - a;
                 for (int64_t r = 0; r < nr; r++) {
                     const double ej = e[r * bs + (a - i1)];
                     if (ej == 0.0) continue;
@@ -301,40 +311,68 @@ shrink_status sk_gptq_quantize(const float *W, int64_t rows, const sk_gptq_facto
 
 /* ---- a whole model ------------------------------------------------------------------------ */
 
-void sk_gptq_run_free(sk_gptq_run *r, int64_t n) {
-    if (!r->bytes) return;
-    for (int64_t i = 0; i < n; i++) sk_free(r->bytes[i]);
-    sk_free(r->bytes);
-    r->bytes = NULL;
-}
-
-typedef struct gctx {
+/* The state of a run between begin and free (sk_gptq_run.st). */
+struct sk_gptq_state {
     sk_xf       *xf;
-    sk_gptq_run *r;
+    shrink_model *m;
+    int32_t     *ids;
+    sk_lw_state *lw;
     int          n_layers;
     int          tied;     /* no output.weight: the token embedding is the head */
-} gctx;
+};
+
+void sk_gptq_run_free(sk_gptq_run *r, int64_t n) {
+    if (r->bytes) {
+        for (int64_t i = 0; i < n; i++) sk_free(r->bytes[i]);
+        sk_free(r->bytes);
+        r->bytes = NULL;
+    }
+    sk_gptq_state *s = r->st;
+    if (!s) return;
+    sk_layerwise_end(s->lw);
+    shrink_free(s->ids);
+    shrink_model_free(s->m);
+    sk_free(s);
+    r->st = NULL;
+}
+
+void sk_gptq_release(sk_gptq_run *r, int64_t i) {
+    if (!r->bytes) return;
+    sk_free(r->bytes[i]);
+    r->bytes[i] = NULL;
+}
 
 /* Whether tensor i is GPTQ'd at layer `layer` from input `in` (layer n_layers: the head). */
-static int selected(const gctx *c, int64_t i, int layer, int in) {
+static int selected(const sk_gptq_run *r, int64_t i, int layer, int in) {
+    const sk_gptq_state *c = r->st;
     const sk_xf_tensor *x = &c->xf->ts[i];
-    if (!c->r->sel[i] || x->t.n_dims != 2 || !sk_gptq_serves(x->dtype, x->t.cols)) return 0;
+    if (!r->sel[i] || x->t.n_dims != 2 || !sk_gptq_serves(x->dtype, x->t.cols)) return 0;
     if (layer == c->n_layers)
         return in == SK_IN_ATTN && (x->t.role == SK_ROLE_HEAD ||
                                     (c->tied && x->t.role == SK_ROLE_TOK_EMB));
     return x->t.layer == layer && sk_role_input(x->t.role) == in;
 }
 
+int sk_gptq_layer_of(const sk_gptq_run *r, int64_t i) {
+    if (!r->st) return -1;
+    for (int l = 0; l <= r->st->n_layers; l++)
+        for (int in = 0; in < SK_IN_COUNT; in++)
+            if (selected(r, i, l, in)) return l <= sk_layerwise_count(r->st->lw) - 1 ? l : -1;
+    return -1;
+}
+
 /* Layer l's Hessians are in: GPTQ of its selected matrices, input by input, and binding. */
 static shrink_status gptq_layer(void *user, struct shrink_model *m, int l,
                                 double *const stat[SK_IN_COUNT], const int64_t cols[SK_IN_COUNT]) {
-    gctx *c = user;
+    sk_gptq_run *r = user;
+    sk_gptq_state *c = r->st;
     sk_xf *xf = c->xf;
-    sk_gptq_run *r = c->r;
     shrink_status st = SHRINK_OK;
-    for (int in = 0; in < SK_IN_COUNT && !st; in++) {
+    /* the widest input first (ffn_down's): the inputs are independent, and the memory of the
+     * largest factor is reached at once */
+    for (int in = SK_IN_COUNT - 1; in >= 0 && !st; in--) {
         int any = 0;
-        for (int64_t i = 0; i < xf->n; i++) any |= selected(c, i, l, in);
+        for (int64_t i = 0; i < xf->n; i++) any |= selected(r, i, l, in);
         if (!any) continue;
         static const char *const names[SK_IN_COUNT] = {"attention input", "attention output",
                                                        "feed-forward input", "ffn_down input"};
@@ -346,7 +384,7 @@ static shrink_status gptq_layer(void *user, struct shrink_model *m, int l,
         if (f.retries) r->damp_raised++;
         if (f.damp > r->max_damp) r->max_damp = f.damp;
         for (int64_t i = 0; i < xf->n && !st; i++) {
-            if (!selected(c, i, l, in)) continue;
+            if (!selected(r, i, l, in)) continue;
             const sk_xf_tensor *x = &xf->ts[i];
             float *w = NULL;
             if ((st = sk_xf_read_f32(xf, x, &w))) break;
@@ -370,34 +408,46 @@ static shrink_status gptq_layer(void *user, struct shrink_model *m, int l,
 }
 
 static void gptq_progress(void *user, int64_t done, int64_t total) {
-    const gctx *c = user;
-    if (c->r->progress) c->r->progress(c->r->user, done, total);
+    sk_gptq_run *r = user;
+    r->layers_done = done;
+    r->layers_total = total;
+    if (r->progress) r->progress(r->user, done, total);
 }
 
-shrink_status sk_gptq_model(sk_xf *xf, sk_gptq_run *r) {
+shrink_status sk_gptq_begin(sk_xf *xf, sk_gptq_run *r) {
     r->bytes = sk_calloc((size_t)xf->n, sizeof *r->bytes);
-    if (!r->bytes) return sk_error(SHRINK_ERR_NOMEM, "gptq: out of memory");
+    sk_gptq_state *c = sk_calloc(1, sizeof *c);
+    r->st = c;
+    if (!r->bytes || !c) return sk_error(SHRINK_ERR_NOMEM, "gptq: out of memory");
     r->n_matrices = 0;
     r->damp_raised = 0;
     r->max_damp = r->o.damp;
+    c->xf = xf;
     shrink_load_params lp = shrink_load_params_default();
     lp.tokenizer_path = r->tokenizer_path;
-    shrink_model *m = NULL;
-    int32_t *ids = NULL;
+    lp.allow_nonfinite = true; /* xf checked the same file at open; rows are checked again */
     int64_t n = 0;
-    shrink_status st = shrink_model_load(&m, r->in, &lp);
+    shrink_status st = shrink_model_load(&c->m, r->in, &lp);
     if (st) return st;
-    if ((st = sk_calib_tokens(m, r->calib_path, r->calib_tokens, "--calib-tokens", &ids, &n)))
-        goto out;
-    gctx c = {xf, r, ((struct shrink_model *)m)->cfg.n_layers, 1};
-    for (int64_t i = 0; i < xf->n; i++) c.tied &= xf->ts[i].t.role != SK_ROLE_HEAD;
-    sk_layerwise lw = {.model = m, .ids = ids, .n = n, .n_ctx = r->calib_ctx, .diag = 0,
+    if ((st = sk_calib_tokens(c->m, r->calib_path, r->calib_tokens, "--calib-tokens", &c->ids,
+                              &n)))
+        return st;
+    c->n_layers = ((struct shrink_model *)c->m)->cfg.n_layers;
+    c->tied = 1;
+    for (int64_t i = 0; i < xf->n; i++) c->tied &= xf->ts[i].t.role != SK_ROLE_HEAD;
+    sk_layerwise lw = {.model = c->m, .ids = c->ids, .n = n, .n_ctx = r->calib_ctx, .diag = 0, .packed = 1,
                        .layer = gptq_layer, .head = r->head, .progress = gptq_progress,
-                       .user = &c};
-    st = sk_layerwise_run(&lw);
-    if (!st) r->n_tokens = n;
-out:
-    shrink_free(ids);
-    shrink_model_free(m);
+                       .user = r};
+    if ((st = sk_layerwise_begin(&lw, &c->lw))) return st;
+    r->layers_total = sk_layerwise_count(c->lw);
+    r->n_tokens = n;
+    return SHRINK_OK;
+}
+
+shrink_status sk_gptq_upto(sk_gptq_run *r, int layer) {
+    shrink_status st = SHRINK_OK;
+    while (!st && r->st && sk_layerwise_next(r->st->lw) <= layer &&
+           sk_layerwise_next(r->st->lw) < sk_layerwise_count(r->st->lw))
+        st = sk_layerwise_step(r->st->lw);
     return st;
 }

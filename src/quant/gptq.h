@@ -40,7 +40,8 @@ typedef struct sk_gptq_opts {
 /* The factor of one input's Hessian, shared by the matrices reading that input. */
 typedef struct sk_gptq_factor {
     int64_t  n;
-    double  *U;      /* (n x n) upper factor of the damped inverse of the permuted H */
+    double  *U;      /* upper factor of the damped inverse of the permuted H, packed by rows
+                        (src/model/hessian.h: n (n + 1) / 2 doubles) */
     int64_t *perm;   /* (n) column order (identity without act_order) */
     uint8_t *dead;   /* (n) original column c never sees a nonzero input */
     double   damp;   /* the damping that worked */
@@ -51,7 +52,9 @@ typedef struct sk_gptq_factor {
  * cols <= 0: the type alone). */
 SK_HIDDEN int sk_gptq_serves(shrink_dtype t, int64_t cols);
 
-/* Factors H (n x n, symmetric, full; overwritten) under o. `what` names the matrix in
+/* Factors H (the upper triangle of the symmetric n x n Hessian, packed by rows as
+ * src/model/hessian.h says; dead diagonal entries set to 1) under o. Memory: H and two more
+ * packed triangles (3 n (n + 1) / 2 doubles). `what` names the matrix in
  * messages. f is freed with sk_gptq_factor_free (also after an error). */
 SK_HIDDEN shrink_status sk_gptq_prepare(double *H, int64_t n, const sk_gptq_opts *o,
                                         sk_gptq_factor *f, const char *what);
@@ -67,7 +70,12 @@ SK_HIDDEN shrink_status sk_gptq_quantize(const float *W, int64_t rows, const sk_
  * The layer-by-layer pass (src/model/layerwise.h) over the calibration text: for every layer,
  * the Hessians of its four inputs, then GPTQ of the selected matrices of that layer into
  * their planned dtype (xf->ts[i].dtype), whose quantized bytes are bound into the decoding
- * model so that the next layer is calibrated on the quantized layers' outputs. */
+ * model so that the next layer is calibrated on the quantized layers' outputs. The caller
+ * advances it a layer at a time (sk_gptq_upto) as the writer reaches each layer's tensors and
+ * releases each tensor's bytes once written, so memory holds one layer (its Hessians, its
+ * quantized bytes, the calibration stream), not the model. */
+typedef struct sk_gptq_state sk_gptq_state;
+
 typedef struct sk_gptq_run {
     const char    *in;            /* the model (as opened in xf) */
     const char    *tokenizer_path;
@@ -86,10 +94,19 @@ typedef struct sk_gptq_run {
     int64_t        n_matrices;
     int32_t        damp_raised;   /* inputs whose damping had to be raised */
     double         max_damp;      /* the largest damping used */
+    int64_t        layers_done, layers_total; /* progress of the pass (the head counted) */
+    sk_gptq_state *st;            /* between begin and free */
 } sk_gptq_run;
 
-/* Runs it; r->bytes is allocated here (free with sk_gptq_run_free, also after an error). */
-SK_HIDDEN shrink_status sk_gptq_model(sk_xf *xf, sk_gptq_run *r);
+/* Loads the model, encodes the calibration text and embeds it (r->sel must live until free).
+ * Free with sk_gptq_run_free, also after an error. */
+SK_HIDDEN shrink_status sk_gptq_begin(sk_xf *xf, sk_gptq_run *r);
+/* Runs the layers up to `layer` (n_layers: the head too) that have not run yet. */
+SK_HIDDEN shrink_status sk_gptq_upto(sk_gptq_run *r, int layer);
+/* The layer at which tensor i is GPTQ'd (n_layers: the head), -1 if it is not. */
+SK_HIDDEN int sk_gptq_layer_of(const sk_gptq_run *r, int64_t i);
+/* Frees tensor i's bytes (written). */
+SK_HIDDEN void sk_gptq_release(sk_gptq_run *r, int64_t i);
 SK_HIDDEN void sk_gptq_run_free(sk_gptq_run *r, int64_t n);
 
 #endif /* SK_QUANT_GPTQ_H */

@@ -33,6 +33,11 @@ SK_HIDDEN const sk_imatrix_entry *sk_imatrix_find(const sk_imatrix *m, const cha
 
 /* Runs the model at `in` over the calibration text and returns its importance matrix in
  * *out (entries in the model's order); r may be NULL. */
+/* The calibration stream the layer-by-layer pass of sk_imatrix_compute keeps at once: the
+ * chunks run in groups of at most this many bytes of activations (256 MiB; the result does
+ * not depend on it: tests set it small). */
+SK_HIDDEN extern size_t sk_imatrix_stream_bytes;
+
 SK_HIDDEN shrink_status sk_imatrix_compute(const char *in, const shrink_imatrix_params *p,
                                            sk_imatrix **out, shrink_imatrix_result *r);
 

@@ -38,6 +38,7 @@
 
 #include "../model/transform.h"
 #include "../model/model.h"
+#include "../model/lora.h"
 
 #include "../tokenizer/tokenizer.h"
 #include "../kernels/q_search.h"
@@ -344,17 +345,30 @@ typedef struct qjob {
     const sk_wfold   *cur_fold; /* palette types: that tensor's awq / smooth fold, or NULL */
     const sk_imatrix *im;    /* importance matrix, or NULL */
     const sk_wfold   *folds; /* (xf->n) awq / smooth, or NULL */
-    sk_gptq_run *gptq;       /* --method gptq (run before the first tensor is written) */
-    int       gptq_done;
+    sk_gptq_run *gptq;       /* --method gptq (begun at the first tensor, then advanced a layer
+                              * at a time as the writer reaches each layer's tensors) */
+    uint8_t  *gptq_sel;      /* (xf->n) the tensors GPTQ may change */
+    const sk_quant_override *ov; /* shrink_plan's per-tensor types, or NULL */
 } qjob;
 
-/* The importance of x's columns when it has an entry and its type uses one: ggml's weighted
- * quantizers (q_imatrix.c) and the searched types (q_search.c, shrink's own int4/nf4). */
+/* Whether type t's quantizer uses an importance: ggml's weighted quantizers (q_imatrix.c) and
+ * the searched types (q_search.c, shrink's own int4/nf4), palettes. */
+static int uses_imatrix(shrink_dtype t) {
+    return sk_qim_has(t) || sk_quantize_searches(t) || sk_pal_k(t);
+}
+
+/* The importance of x's columns when it has an entry and its type uses one. */
 static void plan_imatrix(const qjob *j, const sk_xf_tensor *x, qtensor *q) {
     const sk_imatrix_entry *e = sk_imatrix_find(j->im, x->name);
     if (!e || x->t.n_dims != 2 || e->n != x->t.cols) return;
-    if (sk_qim_has(x->dtype) || sk_quantize_searches(x->dtype) || sk_pal_k(x->dtype))
-        q->qp.imatrix = e->v;
+    if (uses_imatrix(x->dtype)) q->qp.imatrix = e->v;
+}
+
+/* The type shrink_plan chose for tensor `name` (-1: none). */
+static int ov_type(const sk_quant_override *ov, const char *name) {
+    for (int64_t k = 0; ov && k < ov->n; k++)
+        if (strcmp(ov->names[k], name) == 0) return (int)ov->types[k];
+    return -1;
 }
 
 /* llama-quantize's rule for the output matrix (output.weight, or the token embedding of a
@@ -382,6 +396,7 @@ static shrink_dtype tensor_want(const qjob *in, const sk_xf *xf, const sk_xf_ten
     const sk_config *c = &xf->base.cfg;
     if (!q->fallback || t->n_dims == 1) return x->dtype;
     if (q->kept) return (shrink_dtype)in->p->keep_dtype;
+    if (ov_type(in->ov, x->name) >= 0) return (shrink_dtype)ov_type(in->ov, x->name);
     if (in->scheme->mix != SK_MIX_NONE)
         return mix_want(in->scheme->mix, x->name, t->cols, t->layer, c->n_layers, in->has_output,
                         c->n_layers == 80 && c->n_heads != c->n_kv_heads,
@@ -406,6 +421,9 @@ static shrink_status plan_tensor(void *user, sk_xf *xf, sk_xf_tensor *x) {
     } else if (t->role == SK_ROLE_POS_EMB) {
         shrink_dtype d = x->in_dtype;
         x->dtype = sk_dtype(d)->block == 1 && d <= SHRINK_DTYPE_BF16 ? d : SHRINK_DTYPE_F32;
+    } else if (ov_type(in->ov, x->name) >= 0) {
+        x->dtype = sk_quant_fallback((shrink_dtype)ov_type(in->ov, x->name), t->cols,
+                                     &q->fallback);
     } else if (s->mix != SK_MIX_NONE) {
         /* llama.cpp's 70B rule (80 layers with GQA: only the Llama family has GQA) */
         int is_70b = c->n_layers == 80 && c->n_heads != c->n_kv_heads;
@@ -492,18 +510,25 @@ static shrink_status palette_begin(qjob *j, sk_xf *xf, sk_xf_tensor *x, qtensor 
     return st;
 }
 
-/* --method gptq (gptq.c): the layer-by-layer pass, then each GPTQ'd tensor's rows are copied
- * by q_rows instead of quantized (kept tensors, embeddings, head: round to nearest). */
-static shrink_status run_gptq(qjob *j, sk_xf *xf) {
-    uint8_t *sel = sk_malloc((size_t)xf->n);
-    if (!sel) return sk_error(SHRINK_ERR_NOMEM, "quantize: out of memory");
-    for (int64_t i = 0; i < xf->n; i++) sel[i] = !j->qs[i].kept;
-    j->gptq->sel = sel;
-    shrink_status st = sk_gptq_model(xf, j->gptq);
-    j->gptq->sel = NULL;
-    sk_free(sel);
-    for (int64_t i = 0; !st && i < xf->n; i++) j->qs[i].gptq_rows = j->gptq->bytes[i];
-    return st;
+/* --method gptq (gptq.c): the layer-by-layer pass is begun at the first tensor and run up to
+ * the layer of each GPTQ'd tensor when the writer reaches it; its rows are then copied by
+ * q_rows instead of quantized (kept tensors, embeddings, head: round to nearest) and freed
+ * once written (q_end_block). */
+static shrink_status gptq_tensor(qjob *j, sk_xf *xf, sk_xf_tensor *x) {
+    shrink_status st;
+    if (!j->gptq_sel) {
+        j->gptq_sel = sk_malloc((size_t)xf->n);
+        if (!j->gptq_sel) return sk_error(SHRINK_ERR_NOMEM, "quantize: out of memory");
+        for (int64_t i = 0; i < xf->n; i++) j->gptq_sel[i] = !j->qs[i].kept;
+        j->gptq->sel = j->gptq_sel;
+        if ((st = sk_gptq_begin(xf, j->gptq))) return st;
+    }
+    const int64_t i = x - xf->ts;
+    const int l = sk_gptq_layer_of(j->gptq, i);
+    if (l < 0) return SHRINK_OK;
+    if ((st = sk_gptq_upto(j->gptq, l))) return st;
+    j->qs[i].gptq_rows = j->gptq->bytes[i];
+    return SHRINK_OK;
 }
 
 /* Before a tensor's rows: per-tensor types need the whole tensor's min and max, palettes
@@ -511,9 +536,8 @@ static shrink_status run_gptq(qjob *j, sk_xf *xf) {
 static shrink_status q_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
     qjob *j = user;
     qtensor *q = x->user;
-    if (j->gptq && !j->gptq_done) { /* every tensor is planned: GPTQ the blocks' matrices */
-        j->gptq_done = 1;
-        shrink_status st = run_gptq(j, xf);
+    if (j->gptq) {
+        shrink_status st = gptq_tensor(j, xf, x);
         if (st) return st;
     }
     acc_reset(j, xf->n_threads);
@@ -538,18 +562,30 @@ static shrink_status q_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
 /* One row: with an importance matrix ggml's weighted quantizer (--ggml-exact), else the search
  * (q_search.c for the 32-blocks, sk_qim_search for the K types; both start from ggml's
  * weighted blocks); without one the dtype row's search, or its reference with --ggml-exact. */
+static void quant_row(shrink_dtype t, const sk_qparams *qp, int exact, const float *xr,
+                      uint8_t *y, int64_t cols) {
+    const sk_dtype_traits *d = sk_dtype(t);
+    const int searches = sk_quantize_searches(t);
+    if (qp->imatrix && sk_qim_has(t) && (exact || !searches)) {
+        if (exact || sk_qsearch_mode() == 0) sk_qim_quantize(t, xr, y, cols, qp->imatrix);
+        else sk_qim_search(t, xr, y, cols, qp->imatrix); /* the K types */
+    }
+    else if (d->quantize && !(exact && searches))
+        d->quantize(xr, y, cols, qp);
+    else d->from_f32(xr, y, cols);
+}
+
 static void quantize_row(const qjob *j, const sk_xf_tensor *x, const qtensor *q, const float *xr,
                          uint8_t *y, int64_t cols) {
-    const sk_dtype_traits *d = sk_dtype(x->dtype);
-    const int searches = sk_quantize_searches(x->dtype);
-    if (q->qp.imatrix && sk_qim_has(x->dtype) && (j->p->ggml_exact || !searches)) {
-        if (j->p->ggml_exact || sk_qsearch_mode() == 0)
-            sk_qim_quantize(x->dtype, xr, y, cols, q->qp.imatrix);
-        else sk_qim_search(x->dtype, xr, y, cols, q->qp.imatrix); /* the K types */
-    }
-    else if (d->quantize && !(j->p->ggml_exact && searches))
-        d->quantize(xr, y, cols, &q->qp);
-    else d->from_f32(xr, y, cols);
+    quant_row(x->dtype, &q->qp, j->p->ggml_exact, xr, y, cols);
+}
+
+void sk_quantize_row_im(shrink_dtype t, const float *x, uint8_t *y, int64_t cols,
+                        const float *im) {
+    sk_qparams qp;
+    memset(&qp, 0, sizeof qp);
+    if (im && uses_imatrix(t)) qp.imatrix = im;
+    quant_row(t, &qp, 0, x, y, cols);
 }
 
 /* Quantizes k rows with the dtype row's quantizer (the reference one with --ggml-exact) and
@@ -642,6 +678,8 @@ static shrink_status q_end_block(void *user, sk_xf *xf, sk_xf_tensor *x, int64_t
     if (row0 + n_rows >= (x->t.n_dims == 1 ? 1 : x->t.rows)) {
         sk_free(q->pal);
         q->pal = NULL;
+        if (j->gptq) sk_gptq_release(j->gptq, x - xf->ts);
+        q->gptq_rows = NULL;
         tensor_done(j, xf, x);
     }
     return SHRINK_OK;
@@ -649,7 +687,10 @@ static shrink_status q_end_block(void *user, sk_xf *xf, sk_xf_tensor *x, int64_t
 
 /* Progress of the writing phase (phase 1; calibration is phase 0). */
 static void q_progress(void *user, int64_t done, int64_t total) {
-    const shrink_quantize_params *p = user;
+    const qjob *j = user;
+    const shrink_quantize_params *p = j->p;
+    /* GPTQ's layers are the calibration phase's progress until the last is done */
+    if (j->gptq && j->gptq->layers_done < j->gptq->layers_total) return;
     if (p->progress) p->progress(p->user, 1, done, total);
 }
 
@@ -899,6 +940,25 @@ static shrink_status check_method(const shrink_quantize_params *p, const sk_sche
     return SHRINK_OK;
 }
 
+/* Adapters merged before quantizing: round to nearest only (a calibration pass would run the
+ * unmerged model). */
+static shrink_status check_lora(const shrink_quantize_params *p, const sk_scheme *s) {
+    if (p->n_lora < 0 || (p->n_lora > 0 && !p->lora))
+        return sk_error(SHRINK_ERR_ARG, "quantize: bad adapter list (%d adapters)", (int)p->n_lora);
+    if (p->n_lora == 0) return SHRINK_OK;
+    const char *what = quant_method(p) != QM_RTN                   ? "--method"
+                       : p->smooth                                 ? "--smooth"
+                       : p->imatrix_path && *p->imatrix_path       ? "--imatrix"
+                       : p->imatrix_calib && *p->imatrix_calib     ? "--imatrix-calib"
+                       : s->dtype == SHRINK_DTYPE_W8A8_STATIC      ? "scheme w8a8_static"
+                                                                   : NULL;
+    if (what)
+        return sk_error(SHRINK_ERR_ARG, "%s and LoRA adapters merged while quantizing: the "
+                        "calibration would run the unmerged model; merge first (--dtype f32), "
+                        "then quantize the merged file", what);
+    return SHRINK_OK;
+}
+
 /* --method: rtn, or gptq with what it needs (a calibration text, a scheme it serves). */
 static shrink_status check_gptq(const shrink_quantize_params *p, const sk_scheme *s) {
     if (!p->method || strcasecmp(p->method, "gptq") != 0) return SHRINK_OK; /* check_method */
@@ -964,6 +1024,7 @@ static shrink_status check_params(const char *in, const char *out,
                         (long long)p->calib_tokens);
     shrink_status st = check_method(p, *s);
     if (!st) st = check_gptq(p, *s);
+    if (!st) st = check_lora(p, *s);
     if (st) return st;
     if (sk_same_file(in, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the input; refusing to overwrite it", out);
@@ -994,6 +1055,11 @@ static void fill_result(shrink_quantize_result *r, const sk_scheme *s, const sk_
 
 shrink_status shrink_quantize(const char *in, const char *out, const shrink_quantize_params *p,
                               shrink_quantize_result *r) {
+    return sk_quantize_with(in, out, p, NULL, r);
+}
+
+shrink_status sk_quantize_with(const char *in, const char *out, const shrink_quantize_params *p,
+                               const sk_quant_override *ov, shrink_quantize_result *r) {
     shrink_quantize_params def = shrink_quantize_params_default();
     if (!p) p = &def;
     shrink_quantize_result tmp;
@@ -1010,6 +1076,9 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
         return st;
 
     sk_imatrix *im = NULL;
+    sk_lora *lora = NULL;
+    sk_lora_merge lm;
+    memset(&lm, 0, sizeof lm);
     sk_xf xf;
     memset(&xf, 0, sizeof xf);
     qjob j;
@@ -1017,6 +1086,7 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
     j.scheme = s;
     j.p = p;
     j.absmax = absmax;
+    j.ov = ov;
     sk_gptq_run gr;
     memset(&gr, 0, sizeof gr);
     if (p->method && strcasecmp(p->method, "gptq") == 0) {
@@ -1028,8 +1098,9 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
                            .progress = gptq_progress, .user = (void *)(uintptr_t)p};
         j.gptq = &gr;
     }
-    if ((st = quant_imatrix(in, p, &im, &r->calib_tokens))) goto out;
-    j.im = im;
+    if (ov && ov->im) j.im = ov->im;
+    else if ((st = quant_imatrix(in, p, &im, &r->calib_tokens))) goto out;
+    else j.im = im;
     if ((st = sk_xf_open(&xf, in, p->tokenizer_path, "quantize"))) goto out;
     const struct shrink_model *m = xf.model;
     int quantized;
@@ -1040,6 +1111,11 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
                       "rounds twice and loses more than quantizing the original weights; give "
                       "--allow-requantize to do it anyway", in, r->in_dtype);
         goto out;
+    }
+    if (p->n_lora > 0) {
+        if ((st = sk_lora_read_list(p->lora, p->lora_scales, p->n_lora, &xf.base.cfg, &lora)))
+            goto out;
+        sk_lora_merge_source(&lm, &xf.base, lora, 0, &xf.base);
     }
     if (im && (st = sk_imatrix_check(im, &xf, p->imatrix_path && *p->imatrix_path
                                                ? p->imatrix_path : p->imatrix_calib)))
@@ -1063,8 +1139,13 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
     sk_xf_method method = {.plan = plan_tensor, .begin = q_begin, .rows = q_rows,
                            .end_block = q_end_block, .user = &j};
     sk_xf_opts o = {.dtype = s->dtype, .file_type = s->file_type, .progress = q_progress,
-                    .progress_user = (void *)(uintptr_t)p};
+                    .progress_user = &j};
+    if (ov) {
+        if (ov->file_type >= 0) o.file_type = ov->file_type;
+        o.dry_bytes = ov->dry_bytes;
+    }
     if ((st = sk_xf_write(&xf, out, &method, &o))) goto out;
+    if (o.dry_bytes) goto out;
 
     fill_result(r, s, &xf, p);
     for (int64_t i = 0; i < xf.n; i++)
@@ -1088,6 +1169,9 @@ out:
     sk_free(absmax);
     sk_imatrix_free(im);
     sk_gptq_run_free(&gr, xf.n);
+    sk_free(j.gptq_sel);
     sk_xf_close(&xf);
+    sk_lora_merge_free(&lm);
+    sk_lora_free(lora);
     return st;
 }

@@ -55,7 +55,7 @@ static void state_free(struct sk_train_state *s) {
 }
 
 /* Rows of logits held at once by the classifier: about 4M floats. */
-static int classifier_chunk(int N, int V) {
+int sk_classifier_chunk(int N, int V) {
     int c = (int)((4u << 20) / (unsigned)V);
     if (c < 16) c = 16;
     if (c > 256) c = 256;
@@ -90,7 +90,7 @@ static shrink_status reserve_scratch(const sk_train_model *tm, struct sk_train_s
     shrink_dtype dts[SHRINK_DTYPE_COUNT];
     const int nd = stored_dtypes(tm, dts, SHRINK_DTYPE_COUNT);
     shrink_status st = sk_scratch_reserve(
-        &s->mm, sk_layers_scratch_bytes(c, N, classifier_chunk(N, c->vocab_size), dts, nd));
+        &s->mm, sk_layers_scratch_bytes(c, N, sk_classifier_chunk(N, c->vocab_size), dts, nd));
     if (st) return st;
     s->mm_set = ks;
     s->mm_threads = nth;
@@ -142,7 +142,7 @@ static shrink_status state_alloc(const sk_train_model *tm, int B, int T,
     s->dfh = falloc(N * F);
     s->dfa = falloc(N * F);
     s->dfb = falloc(N * F);
-    size_t w = sk_classifier_work_floats((int)D, (int)V, classifier_chunk((int)N, (int)V));
+    size_t w = sk_classifier_work_floats((int)D, (int)V, sk_classifier_chunk((int)N, (int)V));
     w = max_sz(w, (size_t)omp_get_max_threads() * T);
     s->work_floats = w;
     s->work = falloc(w);
@@ -841,12 +841,12 @@ static shrink_status run(sk_train_model *tm, const int32_t *tokens, int B, int T
     else if (teach)
         st = sk_distill_classifier_forward_backward(&sum, dxnf, want_grad ? ms.head.g : NULL,
                                                     s->xnf, ms.head.w, s->tgt, teach, N, D, V,
-                                                    scale, s->work, classifier_chunk(N, V),
+                                                    scale, s->work, sk_classifier_chunk(N, V),
                                                     &s->mm, &ce_sum, &kl_sum);
     else {
         st = sk_classifier_forward_backward(&sum, dxnf, want_grad ? ms.head.g : NULL, s->xnf,
                                             &head, s->tgt, N, D, V, scale, s->work,
-                                            classifier_chunk(N, V), &s->mm);
+                                            sk_classifier_chunk(N, V), &s->mm);
         ce_sum = sum;
     }
     if (st) goto out;
@@ -875,7 +875,8 @@ shrink_status sk_train_loss(sk_train_model *tm, const int32_t *tokens, int B, in
 static shrink_status check_teach(const sk_train_model *tm, const sk_distill_rows *t,
                                  const char *fn) {
     const int V = tm->cfg.vocab_size;
-    if (!t || !t->logp || t->K < 1 || t->K > V || (!t->idx && t->K != V) ||
+    if (!t || (!t->logp && !t->fill) || t->K < 1 || t->K > V ||
+        (!t->idx && !t->fill && t->K != V) ||
         !(t->alpha >= 0 && t->alpha <= 1) || !(t->tau > 0))
         return sk_error(SHRINK_ERR_ARG, "%s: bad teacher rows (alpha in [0, 1], tau > 0, "
                         "1 <= K <= V, idx unless K == V)", fn);

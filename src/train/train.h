@@ -240,6 +240,8 @@ SK_HIDDEN shrink_status sk_classifier_forward_backward(double *loss, float *dX, 
                                                        int V, float scale, float *work,
                                                        int chunk, sk_scratch *s);
 SK_HIDDEN size_t sk_classifier_work_floats(int D, int V, int chunk);
+/* Rows of logits the training classifiers hold at once for N rows of V logits (model_grad.c). */
+SK_HIDDEN int sk_classifier_chunk(int N, int V);
 
 /* ==== distillation loss (distill_loss.c) ====================================================
  *
@@ -258,6 +260,12 @@ typedef struct sk_distill_rows {
     int            K;      /* entries per row; K == V with idx == NULL: the whole vocabulary */
     const int32_t *idx;    /* (N, K) token ids (distinct), or NULL (then K == V, ids 0..V-1) */
     const float   *logp;   /* (N, K) teacher log-probabilities at tau, normalized over the K */
+    /* Or rows on demand (idx and logp unused): before the classifier uses rows [r0, r0 + n) it
+     * calls fill, which points *idx (NULL when K == V) and *logp at those n rows; calls come in
+     * increasing r0, each chunk once, so a feed holds a chunk and a window of rows, never all N
+     * (the teacher's forward interleaved with the student's classifier: loop.c). */
+    shrink_status (*fill)(void *ctx, int64_t r0, int n, const int32_t **idx, const float **logp);
+    void          *fill_ctx;
 } sk_distill_rows;
 
 /* From one row of teacher logits z (V): log softmax(z / tau) over the whole vocabulary
@@ -283,6 +291,30 @@ SK_HIDDEN shrink_status sk_distill_classifier_forward_backward(
     double *loss, float *dX, float *dhead, const float *X, const float *head,
     const int32_t *targets, const sk_distill_rows *t, int N, int D, int V, float scale,
     float *work, int chunk, sk_scratch *scratch, double *ce_sum, double *kl_sum);
+
+/* Teacher rows on demand (sk_distill_rows.fill = sk_distill_feed_rows, fill_ctx = the feed):
+ * rows [base, base + have) held in logp (and idx when K < V), whole windows of T rows
+ * appended at the end by running window(ctx, j, z) (the teacher's (T, V) logits of window j)
+ * and turning each row into log-probabilities at tau over K entries (sk_distill_teacher_row);
+ * with K == V the logits land in logp and become log-probabilities in place (z unused). Rows
+ * the classifier is done with are dropped from the front. cap = sk_distill_feed_cap(N, T, V):
+ * a classifier chunk plus a window (never all N rows of V floats). The rows are the floats of
+ * making every row first. Start with base = have = 0. */
+typedef struct sk_distill_feed {
+    shrink_status (*window)(void *ctx, int64_t j, float *z);
+    void    *ctx;
+    int      T, V, K;
+    float    tau;
+    int64_t  n_rows;  /* windows x T */
+    int64_t  cap;     /* rows logp and idx hold */
+    float   *logp;    /* (cap, K) */
+    int32_t *idx;     /* (cap, K) when K < V */
+    float   *z;       /* (T, V) when K < V */
+    int64_t  base, have;
+} sk_distill_feed;
+SK_HIDDEN int64_t sk_distill_feed_cap(int N, int T, int V);
+SK_HIDDEN shrink_status sk_distill_feed_rows(void *feed, int64_t r0, int n, const int32_t **idx,
+                                             const float **logp);
 
 /* sk_train_forward_backward with the distillation loss: t holds B*T teacher rows, in the
  * order of the predictions (row b*T + p). *loss is the mean distillation loss; *ce and *kl (may

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -96,28 +97,15 @@ static shrink_status make_opts(const shrink_train_params *p, sk_train_opts *o) {
     return SHRINK_OK;
 }
 
-/* s hashed with its terminating zero, so "ab" + "c" differs from "a" + "bc". */
-static uint64_t fnv(uint64_t h, const char *s) {
-    if (!s) s = "";
-    return sk_hash64(h, s, strlen(s) + 1);
-}
-
 /* Data parallelism: every rank must run the same options on the same inputs. The hash covers
  * the trajectory-defining options (the checkpoint's config text) and each input's path, size
  * and modification time. */
 static shrink_status ranks_agree(const sk_train_opts *o, const sk_trainer *tr,
                                  const char *model_path, const shrink_train_params *p) {
     if (!o->comm || !o->comm->agree) return SHRINK_OK;
-    uint64_t h = fnv(SK_HASH64_INIT, tr->config);
+    uint64_t h = sk_hash_str(SK_HASH64_INIT, tr->config);
     const char *in[4] = {model_path, p->data, p->valid, p->teacher};
-    for (int i = 0; i < 4; i++) {
-        char buf[96] = "";
-        struct stat sb;
-        if (in[i] && stat(in[i], &sb) == 0)
-            snprintf(buf, sizeof buf, "%lld:%lld", (long long)sb.st_size,
-                     (long long)sb.st_mtime);
-        h = fnv(fnv(h, in[i]), buf);
-    }
+    for (int i = 0; i < 4; i++) h = sk_hash_file_id(h, in[i]);
     return o->comm->agree(o->comm->user, h);
 }
 
@@ -383,7 +371,11 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
         if ((st = same_tokenizer(r->teacher, r->m, p->teacher, model_path))) return st;
         r->dopts = (sk_distill_opts){.teacher = r->teacher, .teacher_id = p->teacher,
                                      .alpha = (float)p->alpha, .tau = (float)p->temperature,
-                                     .top_k = p->top_k, .weak = p->weak};
+                                     .top_k = p->top_k, .weak = p->weak,
+                                     .threads = p->teacher_threads};
+        if (p->teacher_threads < 0)
+            return sk_error(SHRINK_ERR_ARG, "distill: teacher threads %d must be >= 0",
+                            (int)p->teacher_threads);
     }
     if ((st = lo ? sk_train_create_frozen(&r->tm, r->m)
                  : sk_train_create_from_model(&r->tm, r->m)))
@@ -400,9 +392,12 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
         return st;
     if (p->teacher && p->teacher_cache) {
         const int32_t K = p->weak ? 1 : p->top_k;
-        if ((st = sk_tcache_open(&r->tcache, p->teacher_cache, r->teacher, &r->train, o->ctx, K,
-                                 p->cache_progress, p->user)))
-            return st;
+        const int nth = omp_get_max_threads(); /* the cache is the teacher's pass */
+        if (p->teacher_threads > 0) omp_set_num_threads(p->teacher_threads);
+        st = sk_tcache_open(&r->tcache, p->teacher_cache, r->teacher, &r->train, o->ctx, K,
+                            p->cache_progress, p->user);
+        omp_set_num_threads(nth);
+        if (st) return st;
         r->dopts.cache = &r->tcache;
     }
     const bool writer = !o->comm || o->comm->rank == 0;   /* data parallel: rank 0 writes */

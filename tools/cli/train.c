@@ -47,6 +47,7 @@ typedef struct train_opts {
     double      temperature;
     int32_t     top_k;
     const char *teacher_cache;
+    int32_t     teacher_threads;
     /* shrink lora */
     const char *ckpt_dir;
     const char *targets;
@@ -78,7 +79,7 @@ typedef struct train_opts {
      "(default 4)"}, \
     {"--ctx", "-c", CLI_OPT_INT, O(ctx), "T", 1, 1 << 20, "tokens per sequence (default 64)"}, \
     {"--accum", NULL, CLI_OPT_INT, O(accum), "A", 1, 65536, "micro-batches per step " \
-     "(default 1)"}, \
+     "(default 1; under mpirun a multiple of the ranks, default the ranks)"}, \
     {"--lr", NULL, CLI_OPT_FLOAT, O(lr), "LR", 1e-12, 10, "peak learning rate (default 3e-4)"}, \
     {"--lr-min", NULL, CLI_OPT_FLOAT, O(lr_min), "LR", 0, 10, "final learning rate (default 0)"}, \
     {"--warmup", NULL, CLI_OPT_INT, O(warmup), "N", 0, 1e9, "linear warmup steps (default 0)"}, \
@@ -121,6 +122,8 @@ static const cli_opt distill_rows[] = {
      "tokens, renormalized (default 0: all)"},
     {"--mode", NULL, CLI_OPT_STR, O(mode), "M", 0, 0, "soft (default) or weak (teacher's top-1 "
      "token as the target)"},
+    {"--teacher-threads", NULL, CLI_OPT_INT, O(teacher_threads), "N", 0, 4096, "threads of the "
+     "teacher's forward passes (default 0: --threads)"},
     {"--teacher-cache", NULL, CLI_OPT_STR, O(teacher_cache), "DIR", 0, 0, "keep the teacher's "
      "top K per position in DIR (built once,\n                         reused; --top-k or --mode "
      "weak; windows at multiples of --ctx)"},
@@ -396,6 +399,7 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
         p.temperature = o.temperature;
         p.top_k       = o.top_k;
         p.weak        = o.mode && !strcmp(o.mode, "weak");
+        p.teacher_threads = o.teacher_threads;
         if (o.teacher_cache && !p.weak && !o.top_k)
             return usage(sp, "--teacher-cache stores the teacher's top K: give --top-k K or "
                          "--mode weak");
