@@ -696,7 +696,8 @@ shrink_status sk_classifier_forward_backward(double *loss_out, float *dX, float 
         if (dX && (st = gemm_acc(dX + (size_t)n0 * D, D, c, D, V, logits, 1, V,
                                  Hq ? NULL : head->data, D, Hq, scratch)))
             return st;
-        if (dhead && (st = gemm_acc(dhead, D, V, D, c, logits, V, 1, xc, D, NULL, scratch))) return st;
+        if (dhead && (st = gemm_acc(dhead, D, V, D, c, logits, V, 1, xc, D, NULL, scratch)))
+            return st;
     }
     *loss_out = loss;
     return SHRINK_OK;
