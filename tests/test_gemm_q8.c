@@ -1,6 +1,6 @@
 /*
  * test_gemm_q8.c - the integer prompt processing of q8_0, q4_0, q4_K (src/kernels/gemm_q8.c,
- * x86/gemm_q8_<isa>.c): sk_matmul_infer at T > 1 with every kernel set this CPU runs (ref, avx2,
+ * x86/gemm_q8_<isa>.c): sk_matmul at T > 1 with every kernel set this CPU runs (ref, avx2,
  * avx512), against
  *   1. the scalar integer reference, BIT FOR BIT: each token quantized by
  *      sk_act_quantize_ref (SK_ACT_Q8_32, q4_K: SK_ACT_Q8_K), Y[t, r] = vec_dot_ref(row r,
@@ -155,8 +155,7 @@ static void check_case(const tcase *c, const float *R, const float *F, int nthre
         CHECK(taken == integer, "%s: %s taken by the integer GEMM: %d", ks->name,
               sk_dtype(c->dt)->name, taken);
         for (int64_t i = 0; i < c->T * ldy; i++) Y[i] = SENTINEL;
-        CHECK(sk_matmul_infer_with(ks, &W, c->X, c->T, Y, ldy) == SHRINK_OK,
-              "sk_matmul_infer_with");
+        CHECK(sk_matmul_with(ks, &W, c->X, c->T, Y, ldy) == SHRINK_OK, "sk_matmul_with");
         int64_t nbits = 0, nfar = 0, npad = 0;
         for (int64_t t = 0; t < c->T; t++) {
             for (int64_t r = 0; r < c->rows; r++) {

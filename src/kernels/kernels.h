@@ -131,12 +131,14 @@ typedef struct sk_mat {
 SK_HIDDEN shrink_status sk_matmul(const sk_mat *W, const float *X, int64_t T, float *Y,
                                   int64_t ldy, sk_scratch *s);
 
-/* sk_matmul for inference (the decoder): prompts (T > 1) of q8_0 / q4_0 / q4_K quantize the
- * activations per block as decode does and run the integer GEMM (gemm_q8.c), so each token's
- * result is decode's; sk_matmul keeps f32 activations for them (the exact product of the
- * dequantized weights, which training differentiates). Scratch: sk_matmul_infer_scratch_bytes. */
-SK_HIDDEN shrink_status sk_matmul_infer(const sk_mat *W, const float *X, int64_t T, float *Y,
-                                        int64_t ldy, sk_scratch *s);
+/* sk_matmul with the activations kept in f32 whatever W's dtype (training through a frozen
+ * quantized matrix: the product its backward differentiates): W's rows dequantized into the
+ * f32 GEMM (T > 1) or GEMV (T == 1), never the kernels that quantize X (decode's vec_dot, the
+ * integer prompt GEMMs of q8_0 / q4_0 / q4_K); w8a8 types keep their fake-quantized X. The
+ * same as sk_matmul for f32/f16/bf16 and the types without integer kernels. Scratch:
+ * sk_matmul_f32x_scratch_bytes(sk_kernels(), W, T). */
+SK_HIDDEN shrink_status sk_matmul_f32x(const sk_mat *W, const float *X, int64_t T, float *Y,
+                                       int64_t ldy, sk_scratch *s);
 
 /* The scalar reference of sk_matmul (single-threaded): the specification, used by tests.
  * Allocates a row (SHRINK_ERR_NOMEM on failure); the library does not call it. */
@@ -214,11 +216,8 @@ SK_HIDDEN void sk_gemm_grid(int64_t npanels, int64_t ntiles, int me, int n, int6
 /* Scratch bytes sk_matmul takes for W and T tokens with kernel set ks at the current thread
  * count (omp_get_max_threads()): 0 for most decode calls. */
 SK_HIDDEN size_t sk_matmul_scratch_bytes(const sk_kernel_set *ks, const sk_mat *W, int64_t T);
-SK_HIDDEN size_t sk_matmul_infer_scratch_bytes(const sk_kernel_set *ks, const sk_mat *W,
-                                               int64_t T);
-/* sk_matmul_infer with a given kernel set and a scratch of its own (tests, benchmarks) */
-SK_HIDDEN shrink_status sk_matmul_infer_with(const sk_kernel_set *ks, const sk_mat *W,
-                                             const float *X, int64_t T, float *Y, int64_t ldy);
+/* The same for sk_matmul_f32x. */
+SK_HIDDEN size_t sk_matmul_f32x_scratch_bytes(const sk_kernel_set *ks, const sk_mat *W, int64_t T);
 /* sk_matmul with a given kernel set and scratch. */
 SK_HIDDEN shrink_status sk_matmul_in(const sk_kernel_set *ks, const sk_mat *W, const float *X,
                                      int64_t T, float *Y, int64_t ldy, sk_scratch *s);

@@ -404,13 +404,13 @@ static int takes_qdot(const sk_mat *W, int64_t T) {
     return T == 1 && d->vec_dot_ref != NULL && W->cols % sk_act_block(d->act) == 0;
 }
 
-/* infer: prompts of q8_0 / q4_0 / q4_K through the integer GEMM (sk_matmul_infer) */
-static size_t scratch_bytes(const sk_kernel_set *ks, const sk_mat *W, int64_t T, int infer) {
+/* f32x: the activations stay f32 (sk_matmul_f32x): none of the kernels that quantize X */
+static size_t matmul_scratch(const sk_kernel_set *ks, const sk_mat *W, int64_t T, int f32x) {
     if (W->rows <= 0 || W->cols <= 0 || T <= 0) return 0;
-    if (takes_qdot(W, T)) return qdot_scratch_bytes(W);
-    const size_t i8 = T > 1 ? sk_matmul_i8_scratch_bytes(ks->isa, W, T) : 0;
+    if (!f32x && takes_qdot(W, T)) return qdot_scratch_bytes(W);
+    const size_t i8 = T > 1 && !f32x ? sk_matmul_i8_scratch_bytes(ks->isa, W, T) : 0;
     if (i8 > 0) return i8;
-    const size_t q8 = infer && T > 1 ? sk_matmul_q8_scratch_bytes(ks->isa, W, T) : 0;
+    const size_t q8 = T > 1 && !f32x ? sk_matmul_q8_scratch_bytes(ks->isa, W, T) : 0;
     if (q8 > 0) return q8;
     const size_t fq = fake_quant_bytes(W, T);
     if (ks->tile == NULL) return fq + ref_scratch_bytes(W, T);
@@ -420,15 +420,15 @@ static size_t scratch_bytes(const sk_kernel_set *ks, const sk_mat *W, int64_t T,
 }
 
 size_t sk_matmul_scratch_bytes(const sk_kernel_set *ks, const sk_mat *W, int64_t T) {
-    return scratch_bytes(ks, W, T, 0);
+    return matmul_scratch(ks, W, T, 0);
 }
 
-size_t sk_matmul_infer_scratch_bytes(const sk_kernel_set *ks, const sk_mat *W, int64_t T) {
-    return scratch_bytes(ks, W, T, 1);
+size_t sk_matmul_f32x_scratch_bytes(const sk_kernel_set *ks, const sk_mat *W, int64_t T) {
+    return matmul_scratch(ks, W, T, 1);
 }
 
-static shrink_status matmul_in(const sk_kernel_set *ks, const sk_mat *W, const float *X,
-                               int64_t T, float *Y, int64_t ldy, sk_scratch *s, int infer) {
+static shrink_status matmul_run(const sk_kernel_set *ks, const sk_mat *W, const float *X,
+                                int64_t T, float *Y, int64_t ldy, sk_scratch *s, int f32x) {
     SHRINK_ASSERT(W->rows >= 0 && W->cols >= 0 && T >= 0 && (T <= 1 || ldy >= W->rows));
     if (W->rows == 0 || T == 0) return SHRINK_OK;
     if (W->cols == 0) {
@@ -436,18 +436,18 @@ static shrink_status matmul_in(const sk_kernel_set *ks, const sk_mat *W, const f
             for (int64_t r = 0; r < W->rows; r++) Y[t * ldy + r] = 0.0f;
         return SHRINK_OK;
     }
-    const size_t need = scratch_bytes(ks, W, T, infer);
+    const size_t need = matmul_scratch(ks, W, T, f32x);
     if (need > sk_scratch_left(s))
         return sk_error(SHRINK_ERR_ARG,
                         "matrix product: %zu bytes of scratch left, %zu needed (%s, %" PRId64
                         " x %" PRId64 ", %" PRId64 " tokens)",
                         sk_scratch_left(s), need, sk_dtype(W->dtype)->name, W->rows, W->cols, T);
     const size_t mark = s ? s->used : 0;
-    if (takes_qdot(W, T)) {
+    if (!f32x && takes_qdot(W, T)) {
         gemv_qdot(ks, W, X, Y, s);
-    } else if (T > 1 && sk_matmul_i8(ks->isa, W, X, T, Y, ldy, s)) {
+    } else if (T > 1 && !f32x && sk_matmul_i8(ks->isa, W, X, T, Y, ldy, s)) {
         /* w8a8 prompts: done */
-    } else if (infer && T > 1 && sk_matmul_q8(ks->isa, W, X, T, Y, ldy, s)) {
+    } else if (T > 1 && !f32x && sk_matmul_q8(ks->isa, W, X, T, Y, ldy, s)) {
         /* q8_0 / q4_0 prompts: done */
     } else {
         float *Xq = fake_quant_x(ks, W, X, T, s);
@@ -465,26 +465,17 @@ static shrink_status matmul_in(const sk_kernel_set *ks, const sk_mat *W, const f
 
 shrink_status sk_matmul_in(const sk_kernel_set *ks, const sk_mat *W, const float *X, int64_t T,
                            float *Y, int64_t ldy, sk_scratch *s) {
-    return matmul_in(ks, W, X, T, Y, ldy, s, 0);
+    return matmul_run(ks, W, X, T, Y, ldy, s, 0);
+}
+
+shrink_status sk_matmul_f32x(const sk_mat *W, const float *X, int64_t T, float *Y, int64_t ldy,
+                             sk_scratch *s) {
+    return matmul_run(sk_kernels(), W, X, T, Y, ldy, s, 1);
 }
 
 shrink_status sk_matmul(const sk_mat *W, const float *X, int64_t T, float *Y, int64_t ldy,
                         sk_scratch *s) {
-    return matmul_in(sk_kernels(), W, X, T, Y, ldy, s, 0);
-}
-
-shrink_status sk_matmul_infer(const sk_mat *W, const float *X, int64_t T, float *Y,
-                              int64_t ldy, sk_scratch *s) {
-    return matmul_in(sk_kernels(), W, X, T, Y, ldy, s, 1);
-}
-
-shrink_status sk_matmul_infer_with(const sk_kernel_set *ks, const sk_mat *W, const float *X,
-                                   int64_t T, float *Y, int64_t ldy) {
-    sk_scratch s = {0};
-    shrink_status st = sk_scratch_reserve(&s, scratch_bytes(ks, W, T, 1));
-    if (st == SHRINK_OK) st = matmul_in(ks, W, X, T, Y, ldy, &s, 1);
-    sk_scratch_free(&s);
-    return st;
+    return sk_matmul_in(sk_kernels(), W, X, T, Y, ldy, s);
 }
 
 shrink_status sk_matmul_with(const sk_kernel_set *ks, const sk_mat *W, const float *X,

@@ -114,7 +114,7 @@ static void norm_rows(const struct shrink_model *m, float *xn, const float *x, i
 /* Y = X W^T (+ bias per row), the product's work memory from the context's scratch. */
 static shrink_status linear(shrink_context *x, const sk_mat *W, const float *bias,
                             const float *X, int T, float *Y, int64_t ldy) {
-    shrink_status st = sk_matmul_infer(W, X, T, Y, ldy, &x->mm);
+    shrink_status st = sk_matmul(W, X, T, Y, ldy, &x->mm);
     if (st || !bias) return st;
     if (T <= 8) {
         for (int t = 0; t < T; t++)
@@ -191,14 +191,14 @@ static shrink_status reserve_matmul_scratch(shrink_context *x) {
     const int64_t Ts[2] = {1, x->n_batch};
     size_t need = 0;
     for (int i = 0; i < 2; i++) {
-        size_t b = sk_matmul_infer_scratch_bytes(ks, &m->head, Ts[i]);
+        size_t b = sk_matmul_scratch_bytes(ks, &m->head, Ts[i]);
         need = b > need ? b : need;
         for (int l = 0; l < m->cfg.n_layers; l++) {
             const sk_layer *w = &m->layers[l];
             const sk_mat *mats[7] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up,
                                      &w->w_down};
             for (int j = 0; j < 7; j++) {
-                b = sk_matmul_infer_scratch_bytes(ks, mats[j], Ts[i]);
+                b = sk_matmul_scratch_bytes(ks, mats[j], Ts[i]);
                 need = b > need ? b : need;
             }
         }
@@ -664,7 +664,7 @@ shrink_status shrink_context_eval(shrink_context *x, const int32_t *tokens, int3
             float *hx = x->x + (size_t)lo * D;
             norm_rows(m, x->xn, hx, nl, m->final_norm, m->final_norm_b);
             observe(x, -1, SK_LIN_HEAD, x->xn, nl, D);
-            st = sk_matmul_infer(&m->head, x->xn, nl, logits + (size_t)(done + lo - first_logit) * V,
+            st = sk_matmul(&m->head, x->xn, nl, logits + (size_t)(done + lo - first_logit) * V,
                            V, &x->mm);
             if (st) return st;
         }
