@@ -76,6 +76,7 @@ $(BUILD)/src/kernels/x86/%_avx512.o: src/kernels/x86/%_avx512.c
 $(BUILD)/src/kernels/q_legacy.o $(BUILD)/src/kernels/kquants.o $(BUILD)/src/kernels/q_imatrix.o: EXTRA_CFLAGS += -ffp-contract=off
 # The SIMD dequantizers give the references' floats bit for bit: no fused multiply-adds.
 $(BUILD)/src/kernels/x86/dequant_avx2.o $(BUILD)/src/kernels/x86/dequant_avx512.o: EXTRA_CFLAGS += -ffp-contract=off
+$(BUILD)/src/kernels/x86/gemm_q8_avx2.o $(BUILD)/src/kernels/x86/gemm_q8_avx512.o: EXTRA_CFLAGS += -ffp-contract=off
 
 $(BUILD)/libshrink.a: $(LIB_OBJ)
 	@rm -f $@

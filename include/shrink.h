@@ -336,6 +336,13 @@ typedef struct shrink_quantize_params {
     bool        smooth;         /* w8a8, w8a8_static: SmoothQuant before quantizing */
     double      smooth_alpha;   /* its migration strength in [0, 1] (default 0.5) */
     bool        awq_no_clip;    /* AWQ without the clipping search */
+    /* LoRA adapters merged into the weights before they are quantized (shrink_merge with a
+     * scheme; docs/adapters.md): n_lora paths as shrink_model_add_lora reads them, lora_scales
+     * their user scales (NULL: all 1). Round to nearest only: with adapters, the calibrated
+     * methods (imatrix, gptq, awq, smooth, w8a8_static) are SHRINK_ERR_ARG. */
+    const char *const *lora;
+    const double *lora_scales;
+    int32_t     n_lora;
 } shrink_quantize_params;
 
 /* One tensor of the output. */
@@ -427,6 +434,11 @@ typedef struct shrink_imatrix_params {
     const char *tokenizer_path; /* NULL: the model's own tokenizer */
     void      (*progress)(void *user, int64_t done, int64_t total); /* tokens; may be NULL */
     void       *user;
+    /* Ranks (docs/scale.md; NULL or n_ranks 1: one process): rank r runs the contiguous
+     * chunks r n / R .. (r + 1) n / R - 1 of the n, the per-chunk sums of every column are
+     * added in chunk order through comm->sum_f64 (the additions one process makes, so the
+     * file is byte-identical), and only rank 0 writes it. */
+    const struct shrink_train_comm *comm;
 } shrink_imatrix_params;
 
 typedef struct shrink_imatrix_result {
@@ -746,6 +758,15 @@ typedef struct shrink_compare_params {
     /* called after each window (all models) with windows done / total; may be NULL */
     void            (*progress)(void *user, int64_t done, int64_t total);
     void             *user;
+    /* A share of the windows for a sweep over machines (docs/scale.md): n_shards > 1 scores
+     * only windows shard W / n_shards .. (shard + 1) W / n_shards - 1 of the W, and results
+     * are the share's; 0 or 1: all. */
+    int32_t           shard, n_shards;
+    /* Non-NULL: *per_token gets a shrink_free'd array of 3 x n_ctxs x tokens_scored doubles,
+     * model i's per-token KL, NLL and same-top-1 (1 or 0) at (3 i + 0, 1, 2) x tokens_scored,
+     * in token order; the shards' arrays joined in shard order give, through
+     * shrink_compare_stats, the unsharded run's results bit for bit. */
+    double          **per_token;
 } shrink_compare_params;
 
 typedef struct shrink_compare_result {
@@ -756,7 +777,8 @@ typedef struct shrink_compare_result {
     double  kl_max;
     double  top1_same;     /* fraction of scored tokens whose argmax equals the base's */
     int64_t tokens_scored;
-    int64_t windows;
+    int64_t windows;       /* scored (a shard's share, shrink_compare_params.n_shards) */
+    int64_t windows_total; /* of the whole text */
     int64_t n_tokens;      /* tokens used (after max_tokens) */
     double  seconds;       /* evaluating this model and its statistics */
     /* Standard errors from the per-token values (sample sd / sqrt(n), as llama-perplexity
@@ -788,6 +810,37 @@ SHRINK_API shrink_status shrink_compare(shrink_context *const *ctxs, int32_t n_c
                                         const int32_t *ids, int64_t n_ids,
                                         const shrink_compare_params *params,
                                         shrink_compare_result *results);
+
+/* The statistics of shrink_compare (all but windows, n_tokens and seconds, left as they are)
+ * from n tokens' per-token values in the layout of shrink_compare_params.per_token: the same
+ * sums in the same order as shrink_compare makes. */
+SHRINK_API shrink_status shrink_compare_stats(const double *per_token, int32_t n_ctxs,
+                                              int64_t n, shrink_compare_result *results);
+
+/* Shards of one comparison joined (`shrink compare --shard i/N` outputs; shrink_compare_merge):
+ * what the unsharded run reports, per model. */
+typedef struct shrink_compare_merged_model {
+    char                 *name, *path, *scheme;   /* owned */
+    double                bits_per_weight;
+    uint64_t              file_bytes;
+    int64_t               n_params;
+    shrink_compare_result r;
+} shrink_compare_merged_model;
+
+typedef struct shrink_compare_merged {
+    char                        *base, *text, *method;   /* owned */
+    int32_t                      ctx, stride;
+    int32_t                      n_models;
+    shrink_compare_merged_model *models;                 /* owned; [0] is the base */
+} shrink_compare_merged;
+
+/* Joins the --json files paths[0..n) of `shrink compare --shard i/N`: they must name the same
+ * base, models, text, windows and number of shards and hold every shard 0..N-1 once; the
+ * per-token values joined in shard order give the unsharded run's statistics (bit for bit;
+ * seconds summed). Otherwise SHRINK_ERR_ARG / SHRINK_ERR_FORMAT names the file. */
+SHRINK_API shrink_status shrink_compare_merge(const char *const *paths, int32_t n,
+                                              shrink_compare_merged *merged);
+SHRINK_API void shrink_compare_merged_free(shrink_compare_merged *merged);
 
 /* ==== task accuracy (shrink eval; docs/eval.md) =========================================== */
 
@@ -948,10 +1001,13 @@ typedef struct shrink_train_log {
  * CLI of a `make MPI=1` build under mpirun) supplies the communication. */
 typedef struct shrink_train_comm {
     int32_t rank, n_ranks;
-    /* x[0..n) of every rank summed in rank order, ((x_0 + x_1) + x_2) + ..., the sum left in
-     * every rank's x (the same additions one process makes, so the result is bit-identical) */
-    shrink_status (*sum_f32)(void *user, float *x, int64_t n);
-    shrink_status (*sum_f64)(void *user, double *x, int64_t n);
+    /* Ordered sum: x[0..k) are this rank's k >= 1 parts (arrays of n), in order; the parts of
+     * all ranks, rank 0's first, are added one after another, (((x_00 + x_01) + ...) + x_10)
+     * + ... (rank r adding its parts to the running sum rank r - 1 sends), and the total is
+     * left in x[0] of every rank: the additions one process makes summing the parts in
+     * order, so the result is bit-identical to it. */
+    shrink_status (*sum_f32)(void *user, float *const *x, int32_t k, int64_t n);
+    shrink_status (*sum_f64)(void *user, double *const *x, int32_t k, int64_t n);
     /* every rank passes the hash of its inputs and options; an error if any differs */
     shrink_status (*agree)(void *user, uint64_t hash);
     void *user;
@@ -993,6 +1049,7 @@ typedef struct shrink_train_params {
     double      temperature;    /* tau > 0 */
     int32_t     top_k;          /* 0: the whole vocabulary; K: the teacher's top K, renormalized */
     bool        weak;           /* the teacher's top-1 token as the soft target (K = 1) */
+    int32_t     teacher_threads; /* threads of the teacher's forward passes (0: the student's) */
     /* The teacher cache (top_k or weak only): the teacher's top K per position of every
      * aligned window (multiples of ctx) of the data, built once in this folder and reused;
      * random windows then start at multiples of ctx. cache_progress (windows done / total,
@@ -1015,13 +1072,18 @@ typedef struct shrink_train_params {
      * step. The library reports an automatic choice through the log callback. Not with LoRA
      * (its frozen base keeps its zeros; a merged adapter fills them). */
     int32_t     keep_sparsity;
-    /* Data parallelism: NULL or n_ranks 1: one process. Otherwise accum must equal n_ranks
-     * (0 or 1: set to it): rank r runs micro-batch r of every step, the gradients and losses
-     * are summed in rank order through comm (one process with accum = n_ranks makes the same
-     * additions: the runs are bit-identical at equal threads per rank), every rank steps the
+    /* Data parallelism: NULL or n_ranks 1: one process. Otherwise accum must be a multiple
+     * of n_ranks (0 or 1: set to n_ranks): rank r runs micro-batches r K .. r K + K - 1 of
+     * every step (K = accum / n_ranks), the gradients and losses are summed in micro-batch
+     * order through comm (one process with the same accum makes the same additions: the runs
+     * are bit-identical at equal threads per rank), every rank steps the
      * optimizer, and only rank 0 validates, logs and writes checkpoints and the model (all
      * ranks read --resume's checkpoint). */
     const shrink_train_comm *comm;
+    /* Activation (gradient) checkpointing: only each layer's input is kept through the forward
+     * pass, the backward recomputes the rest layer by layer: the activations of one layer
+     * instead of all, for one more forward pass; the results are bit-identical. */
+    bool        gradient_checkpointing;
 } shrink_train_params;
 
 typedef struct shrink_train_result {
@@ -1159,6 +1221,10 @@ typedef struct shrink_structured_params {
     int32_t        n_layer_list;
     const double  *layer_scores; /* (n_layers) the caller's layer ranking, lowest removed
                                     first (shrink student's every-other / list); NULL: by */
+    int32_t        dims;       /* residual-stream dimensions removed (a narrower hidden size:
+                                  the columns of every matrix reading the stream, the rows of
+                                  wo / down, the embeddings' columns, the norms); the kept ones
+                                  are those of largest token-embedding column norm */
 } shrink_structured_params;
 
 typedef struct shrink_structured_result {
@@ -1173,6 +1239,7 @@ typedef struct shrink_structured_result {
     uint64_t in_file_bytes, out_file_bytes;
     int64_t  calib_tokens;
     double   seconds;
+    int32_t  dim_in, dim;      /* hidden size before and after */
 } shrink_structured_result;
 
 SHRINK_API shrink_structured_params shrink_structured_params_default(void);
@@ -1199,6 +1266,19 @@ typedef struct shrink_merge_params {
     void       *user;
     bool        keep_sparsity;  /* the base's exact zeros stay 0 (a pruned base healed with
                                    LoRA); default false: B A fills them */
+    /* Re-quantize (docs/adapters.md, "Merge and re-quantize"): a scheme of shrink_quantize
+     * ("q4_0", "nf4", "q4_K_M", ...; round to nearest) instead of dtype; the merged rows are
+     * quantized as they stream (shrink_quantize with the adapters), into GGUF. A quantized
+     * base (QLoRA) is dequantized, merged and quantized again. NULL: dtype as above. */
+    const char *scheme;
+    /* With scheme: the merged-then-quantized error measured on this UTF-8 text (NULL: the
+     * weight error only): the reference is the base as stored with the adapters applied at
+     * run time (a float base: the merged model in f32; a quantized base: the model the
+     * adapter was trained on), scored against the output and against the base quantized to
+     * the scheme in memory with the adapters unmerged (shrink_compare's windows). */
+    const char *eval_text;
+    int64_t     eval_tokens;    /* scored tokens (0: 1024) */
+    int32_t     eval_ctx;       /* window (0: min(256, the model's context)) */
 } shrink_merge_params;
 
 typedef struct shrink_merge_result {
@@ -1208,6 +1288,20 @@ typedef struct shrink_merge_result {
     int64_t      n_adapter_params; /* elements of the adapters' A and B */
     uint64_t     tensor_bytes;
     double       seconds;
+    /* with a scheme */
+    const char  *scheme;        /* canonical name (static) */
+    double       bits_per_weight;
+    /* weight error of the merged matrices, ||Q(W') - W'|| / ||W'|| with W' = W + s B A in f32:
+     * mean and largest over them */
+    double       wrel_mean, wrel_max;
+    /* with eval_text: reference (base + adapters at run time), the output (merged, then
+     * quantized) and the base quantized in memory with the adapters unmerged (NaN when not
+     * measured: a mix scheme, or a quantized base, whose reference is already that) */
+    int64_t      eval_tokens;   /* tokens scored */
+    double       ppl_ref, ppl_merged, ppl_unmerged;
+    double       kl_merged, kl_unmerged;      /* mean KL(P_ref || P_model), nats per token */
+    double       kl_merged_se, kl_unmerged_se;
+    double       top1_merged, top1_unmerged;  /* fraction of tokens with the reference's argmax */
 } shrink_merge_result;
 
 SHRINK_API shrink_merge_params shrink_merge_params_default(void);
@@ -1352,6 +1446,9 @@ typedef struct shrink_student_params {
     int32_t             heads;       /* query heads kept per layer (0: all); a multiple of the
                                         K/V groups: each group keeps heads / n_kv_heads */
     int32_t             ffn;         /* FFN neurons kept per layer (0: all) */
+    int32_t             hidden;      /* residual width kept (0: all): the dims of largest
+                                        token-embedding column norm (shrink_structured_params
+                                        .dims) */
     /* heads and neurons kept: with pick KLD the least measured KL goes (needs calib_path);
      * with EVERY_OTHER the least activation importance (calib_path given) or the last ones */
     const char         *calib_path;
@@ -1506,6 +1603,91 @@ typedef struct shrink_report_params {
 SHRINK_API shrink_status shrink_report(const char *const *json_paths, int32_t n_json,
                                        const char *out, const shrink_report_params *params,
                                        shrink_report_result *result);
+
+/* ==== plan: per-tensor types for a size budget (docs/plan.md) ============================= */
+
+#define SHRINK_PLAN_MAX_CANDS 16
+
+/* One candidate type of a planned tensor: what it costs and the KL it gives alone. */
+typedef struct shrink_plan_cand {
+    shrink_dtype dtype;
+    uint64_t     bytes;      /* of the tensor in that type, padded to the GGUF alignment */
+    double       kl;         /* mean KL(original || model with this tensor alone in dtype) on
+                                the calibration text (0 for the input's own type): measured,
+                                or the anchor's scaled by err / the anchor's err */
+    double       err;        /* importance-weighted squared error of the round trip, relative
+                                to the weights' (sum imp (q - w)^2 / sum imp w^2) */
+    bool         measured;   /* kl was measured by a forward pass (else scaled from it) */
+} shrink_plan_cand;
+
+/* One matrix of the output (GGUF name) with its measured candidates and the chosen one. */
+typedef struct shrink_plan_tensor {
+    char             name[64];
+    int64_t          rows, cols;
+    int32_t          n_cands;    /* candidates whose block divides the rows, ascending bytes */
+    shrink_plan_cand cands[SHRINK_PLAN_MAX_CANDS];
+    int32_t          choice;     /* index into cands */
+    int32_t          anchor;     /* the candidate measured when not every one is */
+} shrink_plan_tensor;
+
+typedef struct shrink_plan_params {
+    const char *calib_path;      /* UTF-8 text the KL is measured on (required) */
+    int64_t     calib_tokens;    /* tokens of it used (default 1024) */
+    int32_t     calib_ctx;       /* tokens per window, each from position 0 (0: min(512, ctx)) */
+    uint64_t    budget_bytes;    /* the output file's size at most (header and manifest
+                                    included); 0: budget_bits */
+    double      budget_bits;     /* else: bits per weight at most (8 x tensor bytes / elements
+                                    of every tensor written, as shrink_quantize counts) */
+    const char *types;           /* comma-separated candidate types (NULL: llama.cpp's q2_K,
+                                    q3_K, q4_K, q5_K, q6_K, q4_0, q4_1, q5_0, q5_1, iq4_nl,
+                                    q8_0, f16) */
+    bool        measure_all;     /* one forward pass per candidate (default: one per matrix,
+                                    at its anchor type, the others scaled by their error) */
+    bool        no_imatrix;      /* quantize without the importance of the inputs measured on
+                                    the text (default: with it, the head's included) */
+    const char *tokenizer_path;  /* NULL: the model's own */
+    const char *out;             /* write the planned model here (GGUF), or NULL */
+    void      (*progress)(void *user, int64_t done, int64_t total); /* measurements; may be NULL */
+    void       *user;
+} shrink_plan_params;
+
+typedef struct shrink_plan_result {
+    int64_t             n_tensors;     /* planned matrices */
+    shrink_plan_tensor *tensors;       /* (n_tensors), writing order; shrink_plan_result_free */
+    uint64_t            budget_bytes;  /* the file-size budget that was solved for */
+    uint64_t            min_bytes;     /* the smallest file the candidates allow */
+    uint64_t            file_bytes;    /* of the planned file (written or not) */
+    uint64_t            header_bytes;  /* of it: header, metadata and manifest */
+    uint64_t            fixed_bytes;   /* of it: tensors not planned (norms, positions) */
+    uint64_t            tensor_bytes;  /* every tensor's data, unpadded */
+    int64_t             n_params;      /* elements of every tensor written */
+    double              bits_per_weight; /* 8 x tensor_bytes / n_params */
+    double              predicted_kl;  /* sum of the chosen candidates' KL */
+    double              measured_kl;   /* of the written file on the calibration text; NaN
+                                          without out */
+    int64_t             calib_tokens;  /* tokens the KL was measured on */
+    int64_t             n_measured;    /* forward passes run for the table */
+    double              seconds;
+} shrink_plan_result;
+
+SHRINK_API shrink_plan_params shrink_plan_params_default(void);
+/* Measures, for every matrix of the model at `in` and every candidate type whose block divides
+ * its rows, the KL on the calibration text when that matrix alone is quantized (the importance
+ * weighted quantizer shrink_quantize uses; by default measured at one anchor type per matrix,
+ * the first of at least 4.5 bits, and scaled to the other types by their weighted error), then chooses one type per matrix minimising the
+ * summed KL under the budget (shrink_plan_solve), and with params->out writes the model so.
+ * A pure function of its inputs. A budget below the smallest possible file is SHRINK_ERR_ARG
+ * saying that size; an unknown or unusable type is SHRINK_ERR_ARG naming it. */
+SHRINK_API shrink_status shrink_plan(const char *in, const shrink_plan_params *params,
+                                     shrink_plan_result *result);
+SHRINK_API void shrink_plan_result_free(shrink_plan_result *result);
+/* The multiple-choice knapsack shrink_plan solves: n items of k options each (bytes[i*k + j],
+ * UINT64_MAX: not available; kl[i*k + j]), one option per item, summed bytes <= budget, least
+ * summed kl (exact when budget <= 2^20: costs are then not rounded; otherwise costs are
+ * rounded up to budget / 2^20 and the slack refilled greedily). choice[i] gets the option;
+ * ties go to the fewer bytes, then the lower index. SHRINK_ERR_ARG if no choice fits. */
+SHRINK_API shrink_status shrink_plan_solve(int64_t n, int32_t k, const uint64_t *bytes,
+                                           const double *kl, uint64_t budget, int32_t *choice);
 
 #ifdef __cplusplus
 }

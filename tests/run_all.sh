@@ -32,6 +32,7 @@ if [ -f tests/test_qat_cli.sh ]; then run "test_qat_cli.sh" sh tests/test_qat_cl
 if [ -f tests/test_sparse_cli.sh ]; then run "test_sparse_cli.sh" sh tests/test_sparse_cli.sh "$build/shrink"; fi
 if [ -f tests/test_manifest.sh ]; then run "test_manifest.sh" sh tests/test_manifest.sh "$build/shrink"; fi
 if [ -f tests/test_report.sh ]; then run "test_report.sh" sh tests/test_report.sh "$build/shrink"; fi
+if [ -f tests/test_report_browser.sh ]; then run "test_report_browser.sh" sh tests/test_report_browser.sh "$build/shrink"; fi
 if [ -f tests/test_gptq_cli.sh ]; then run "test_gptq_cli.sh" sh tests/test_gptq_cli.sh "$build/shrink"; fi
 if [ -f tests/test_awq_cli.sh ]; then run "test_awq_cli.sh" sh tests/test_awq_cli.sh "$build/shrink"; fi
 if [ -f tests/test_lowrank_cli.sh ]; then run "test_lowrank_cli.sh" sh tests/test_lowrank_cli.sh "$build/shrink"; fi
@@ -40,6 +41,9 @@ if [ -f tests/test_student_cli.sh ]; then run "test_student_cli.sh" sh tests/tes
 if [ -f tests/test_synth_cli.sh ]; then run "test_synth_cli.sh" sh tests/test_synth_cli.sh "$build/shrink"; fi
 if [ -f tests/test_teacher_cache.sh ]; then run "test_teacher_cache.sh" sh tests/test_teacher_cache.sh "$build/shrink"; fi
 if [ -f tests/test_pipeline_cli.sh ]; then run "test_pipeline_cli.sh" sh tests/test_pipeline_cli.sh "$build/shrink"; fi
+if [ -f tests/test_recipe_cli.sh ]; then run "test_recipe_cli.sh" sh tests/test_recipe_cli.sh "$build/shrink"; fi
+if [ -f tests/test_plan_cli.sh ]; then run "test_plan_cli.sh" sh tests/test_plan_cli.sh "$build/shrink"; fi
+if [ -f tests/test_lora_compare_cli.sh ]; then run "test_lora_compare_cli.sh" sh tests/test_lora_compare_cli.sh "$build/shrink"; fi
 run "test_skip_rule.sh" sh tests/test_skip_rule.sh
 if [ -f tests/test_docs.sh ]; then run "test_docs.sh" sh tests/test_docs.sh "$build/shrink"; fi
 if [ -f tests/test_json_keys.sh ]; then run "test_json_keys.sh" sh tests/test_json_keys.sh "$build/shrink"; fi

@@ -266,7 +266,8 @@ static void quantized_input(void) {
     st = shrink_convert(q8, out, &p, NULL);
     CHECK(st == SHRINK_OK, "q8_0 -> f16 with allow_requantize: %s", shrink_last_error());
     double d = st ? -1 : logits_diff(q8, out);
-    CHECK(d >= 0 && d < 1e-2, "q8_0 -> f16: logits differ by %g", d);
+    /* q8_0 quantizes the activations per 32 (decode and prompt, as llama.cpp): ~1 % here */
+    CHECK(d >= 0 && d < 2e-2, "q8_0 -> f16: logits differ by %g", d);
     printf("  q8_0 GGUF -> GGUF byte for byte; -> f16 or HF refused without allow_requantize\n");
 }
 

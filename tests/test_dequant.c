@@ -168,6 +168,9 @@ static void test_gemm(void) {
             const sk_dtype_traits *dt = sk_dtype(t);
             if (!sk_dtype_quantized(t) || dt->act == SK_ACT_I8_TOKEN || dt->act == SK_ACT_I8_STATIC)
                 continue; /* w8a8*: the int8 GEMM (test_gemm_i8) */
+            sk_mat probe = {.dtype = t, .rows = 70, .cols = 512, .data = NULL};
+            if (sk_matmul_q8_scratch_bytes((sk_isa)l, &probe, 13) > 0)
+                continue; /* the integer GEMM of q8_0 / q4_0 / q4_K (test_gemm_q8) */
             check_gemm(ks, t, 70, 512, 13);
             if (dt->block <= 32) {
                 check_gemm(ks, t, 37, 288, 5); /* K blocks of 160 + 128 */

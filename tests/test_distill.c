@@ -1,15 +1,19 @@
 /*
  * test_distill.c - the distillation loss of src/train/distill_loss.c:
  *   1. against the float64 reference tools/ref_check/distill_ref.py (fixture
- *      fixtures/distill/loss_ref.txt: whole vocabulary, top-K, weak, alpha 1, alpha 0): loss,
+ *      fixtures/distill/loss_ref.txt: whole vocabulary, top-K, weak, alpha 1, alpha 0, and at
+ *      tau 1 (the one-softmax float path) whole vocabulary and top-K): loss,
  *      CE and KL rel 1e-5, ||dX - ref|| / ||ref|| and the same for dhead < 1e-4 (the reference
  *      gradient is a float64 central difference, not the closed form), computed in chunks of 3
  *      rows so the chunking is exercised;
  *   2. central finite differences of the C loss itself with respect to X (double loss sums);
  *   3. teacher rows: top-K ids sorted, log-probabilities renormalized (sum of p = 1);
  *   4. through a tiny random model: alpha 0 gives sk_train_forward_backward's loss and
- *      gradients; central finite differences of the model-level distillation loss (top-5
- *      teacher rows) on three weights of every parameter tensor.
+ *      gradients (at tau 1 bit for bit: the same float kernel); central finite differences of the model-level distillation loss (top-5
+ *      teacher rows) on three weights of every parameter tensor;
+ *   5. teacher rows on demand (sk_distill_feed, the training loop's way: a chunk and a window
+ *      of rows held, never all N): loss, dX and dhead bit for bit those of all rows made
+ *      first, whole vocabulary and top 3, chunks of 5 rows across windows of 6.
  */
 #include "formats/formats.h"
 #include "convert/init.h"
@@ -138,7 +142,7 @@ static void check_reference(void) {
         if (!ok) break;
     }
     fclose(f);
-    CHECK(cases == 5, "%s: %d cases read, 5 expected", path, cases);
+    CHECK(cases == 7, "%s: %d cases read, 7 expected", path, cases);
 }
 
 /* ---- 4. through a model ------------------------------------------------------------------ */
@@ -195,6 +199,19 @@ static void check_model(void) {
     }
     CHECK(sqrt(e / n2) < 1e-5, "alpha 0: gradient rel err %.3g vs plain CE", sqrt(e / n2));
 
+    /* alpha 0 at tau 1 (the one-softmax path): the cross-entropy's own floats, bit for bit */
+    for (int n = 0; n < N; n++) {
+        for (int v = 0; v < V; v++) zt[v] = (float)((int)(rnd() % 2001) - 1000) / 300.0f;
+        sk_distill_teacher_row(zt, V, 1.0f, V, NULL, logp + (size_t)n * V);
+    }
+    sk_distill_rows r1 = {.alpha = 0.0f, .tau = 1.0f, .K = V, .idx = NULL, .logp = logp};
+    sk_train_zero_grad(tm);
+    CHECK(sk_train_forward_backward_distill(tm, tok, B, T, &r1, &l_d, NULL, NULL) == SHRINK_OK,
+          "fb distill tau 1: %s", shrink_last_error());
+    CHECK(l_d == l_ce && !memcmp(tm->g_all, g_ce, sizeof(float) * tm->n_elems),
+          "alpha 0, tau 1: loss %.9g vs CE %.9g, gradients %s", l_d, l_ce,
+          memcmp(tm->g_all, g_ce, sizeof(float) * tm->n_elems) ? "differ" : "equal");
+
     /* finite differences of the model-level loss (alpha 0.6, tau 2, top-5 teacher rows) */
     int32_t *idx = malloc(sizeof(int32_t) * N * 5);
     float *lp5 = malloc(sizeof(float) * N * 5);
@@ -231,6 +248,69 @@ static void check_model(void) {
     sk_train_free(tm);
 }
 
+/* ---- 5. rows on demand ------------------------------------------------------------------- */
+
+static const float *feed_z;  /* (N, V) teacher logits the fake teacher serves */
+static int feed_calls;
+
+static shrink_status fake_window(void *ctx, int64_t j, float *z) {
+    const int *TV = ctx;
+    memcpy(z, feed_z + (size_t)j * TV[0] * TV[1], sizeof(float) * TV[0] * TV[1]);
+    feed_calls++;
+    return SHRINK_OK;
+}
+
+static void check_feed(void) {
+    enum { T = 6, W = 3, N = T * W, D = 8, V = 37, CH = 5 };
+    int TV[2] = {T, V};
+    float *zt = malloc(sizeof(float) * N * V), *X = malloc(sizeof(float) * N * D),
+          *H = malloc(sizeof(float) * V * D);
+    int32_t tg[N];
+    for (int i = 0; i < N * V; i++) zt[i] = (float)((int)(rnd() % 2001) - 1000) / 300.0f;
+    for (int i = 0; i < N * D; i++) X[i] = (float)((int)(rnd() % 2001) - 1000) / 1000.0f;
+    for (int i = 0; i < V * D; i++) H[i] = (float)((int)(rnd() % 2001) - 1000) / 1000.0f;
+    for (int i = 0; i < N; i++) tg[i] = (int32_t)(rnd() % V);
+    feed_z = zt;
+    float *work = malloc(sizeof(float) * sk_classifier_work_floats(D, V, CH));
+    for (int kk = 0; kk < 2; kk++) {
+        const int K = kk ? 3 : V;
+        /* all rows first */
+        float *lp = malloc(sizeof(float) * N * K);
+        int32_t *ix = malloc(sizeof(int32_t) * N * K);
+        for (int n = 0; n < N; n++)
+            sk_distill_teacher_row(zt + (size_t)n * V, V, 1.5f, K, K < V ? ix + n * K : NULL,
+                                   lp + (size_t)n * K);
+        sk_distill_rows all = {.alpha = 0.7f, .tau = 1.5f, .K = K, .idx = K < V ? ix : NULL,
+                               .logp = lp};
+        float dXa[N * D] = {0}, dHa[V * D] = {0}, dXf[N * D] = {0}, dHf[V * D] = {0};
+        double cea, kla, cef, klf;
+        const double la = dloss(dXa, dHa, X, H, tg, &all, N, D, V, 0.25f, work, CH, &cea, &kla);
+        /* on demand: cap = a chunk + a window */
+        const int cap = CH + T;
+        float *flp = malloc(sizeof(float) * cap * V), *fz = malloc(sizeof(float) * T * V);
+        int32_t *fix = malloc(sizeof(int32_t) * cap * K);
+        sk_distill_feed f = {.window = fake_window, .ctx = TV, .T = T, .V = V, .K = K,
+                             .tau = 1.5f, .n_rows = N, .cap = cap, .logp = flp, .idx = fix,
+                             .z = fz};
+        sk_distill_rows fed = {.alpha = 0.7f, .tau = 1.5f, .K = K, .fill = sk_distill_feed_rows,
+                               .fill_ctx = &f};
+        feed_calls = 0;
+        const double lf = dloss(dXf, dHf, X, H, tg, &fed, N, D, V, 0.25f, work, CH, &cef, &klf);
+        CHECK(lf == la && cef == cea && klf == kla, "feed K=%d: loss %.17g vs %.17g", K, lf, la);
+        CHECK(!memcmp(dXf, dXa, sizeof dXa) && !memcmp(dHf, dHa, sizeof dHa),
+              "feed K=%d: gradients differ from all rows first", K);
+        CHECK(feed_calls == W, "feed K=%d: %d teacher windows run, %d expected", K, feed_calls, W);
+        /* out of order is an error, not a wrong row */
+        const int32_t *pi;
+        const float *pl;
+        CHECK(sk_distill_feed_rows(&f, 0, 5, &pi, &pl) != SHRINK_OK, "feed: a row asked twice");
+        free(lp); free(ix); free(flp); free(fz); free(fix);
+    }
+    CHECK(sk_distill_feed_cap(4 * 64, 64, 32000) == 131 + 64, "feed cap at V 32000: %lld",
+          (long long)sk_distill_feed_cap(4 * 64, 64, 32000));
+    free(zt); free(X); free(H); free(work);
+}
+
 int main(void) {
     if (sk_scratch_reserve(&scratch, (size_t)64 << 20) != SHRINK_OK) {
         fprintf(stderr, "scratch: %s\n", shrink_last_error());
@@ -238,6 +318,7 @@ int main(void) {
     }
     check_reference();
     check_model();
+    check_feed();
     sk_scratch_free(&scratch);
     return test_summary("test_distill");
 }

@@ -11,7 +11,8 @@
 # bytes; a run killed with SIGKILL at a checkpoint strictly before its last step and resumed
 # ends with the same final line and model bytes; a checkpoint refuses another temperature;
 # bad input (alpha outside [0, 1], tau <= 0, a tokenizer that differs at token 0, another
-# vocabulary size): a message, exit 1 or 2, no output folder written.
+# vocabulary size, --teacher-threads -1): a message, exit 1 or 2, no output folder written;
+# --teacher-threads 2 gives the run of the teacher on the student's one thread.
 # Needs models/stories260K (in the repository) and ../shared/data/corpus/: missing, they are a
 # failure when the shared folder ($SHRINK_SHARED, else ../shared) is present, a counted skip
 # (exit 77) when it is absent.
@@ -173,6 +174,17 @@ elif run "resume" "$bin" distill $opts --out "$tmp/r3" --resume "$tmp/r3"; then
     cmp -s "$tmp/r1/model.gguf" "$tmp/r3/model.gguf" && ok || bad "killed + resumed: models differ"
     echo "resume: killed at checkpoint step $ck_step of $steps, resumed from step $from"
 fi
+# the teacher on its own thread budget: the same run (its logits do not depend on its thread
+# count, and the student keeps --threads 1)
+# shellcheck disable=SC2086
+run "teacher threads" "$bin" distill $opts --teacher-threads 2 --out "$tmp/r5" &&
+    grep '^final:' "$tmp/out" >"$tmp/final5"
+cmp -s "$tmp/final1" "$tmp/final5" && cmp -s "$tmp/r1/model.gguf" "$tmp/r5/model.gguf" && ok ||
+    bad "--teacher-threads 2: $(cat "$tmp/final5") vs $(cat "$tmp/final1")"
+# shellcheck disable=SC2086
+"$bin" distill $opts --teacher-threads -1 --out "$tmp/r6" >"$tmp/out" 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q "teacher-threads" "$tmp/err" && [ ! -e "$tmp/r6" ] && ok ||
+    bad "--teacher-threads -1 accepted: $(cat "$tmp/err")"
 # a checkpoint refuses another temperature
 # shellcheck disable=SC2086
 "$bin" distill $opts --temperature 3 --out "$tmp/r4" --resume "$tmp/r1" >"$tmp/out" 2>"$tmp/err"

@@ -15,7 +15,7 @@
 # Every ```sh block of README.md and docs/**/*.md (or of the FILEs given) runs with `sh -e` in
 # a scratch folder of its document, the blocks of one document in order in the same folder
 # (a later block may use a file an earlier one wrote). The folder holds links to the
-# repository's build (the folder of the binary, as build/), models/, tests/, include/ and
+# repository's build (the folder of the binary, as build/), models/, tests/, include/, recipes/ and
 # docs/, with the shared folder linked as ../shared, and `shrink` on the PATH, so a block may
 # write `shrink ...` or `build/shrink ...`, `models/...`, `tests/fixtures/...` and
 # `../shared/...`. A block fails when a command fails (non-zero exit) or it runs over 120 s;
@@ -97,7 +97,7 @@ for f in $files; do
     mkdir -p "$blocks" "$work"
     ln -s "$shared" "$tmp/run/$name/shared"
     ln -s "$bindir" "$work/build"
-    for d in models tests include docs; do ln -s "$root/$d" "$work/$d"; done
+    for d in models tests include docs recipes; do ln -s "$root/$d" "$work/$d"; done
     n_not=$(extract "$f" "$blocks")
     notrun=$((notrun + n_not))
     for c in "$blocks"/*.c; do [ -f "$c" ] && cp "$c" "$work/"; done

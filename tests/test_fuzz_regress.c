@@ -50,6 +50,9 @@
 #define LLVMFuzzerTestOneInput fuzz_ckpt
 #include "../fuzz/fuzz_ckpt.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_recipe
+#include "../fuzz/fuzz_recipe.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*fuzz_fn)(const uint8_t *, size_t);
 
@@ -67,6 +70,7 @@ static const struct {
     {"gguf", fuzz_gguf},
     {"tokens", fuzz_tokens},
     {"ckpt", fuzz_ckpt},
+    {"recipe", fuzz_recipe},
 };
 
 /* Peak resident set of this process so far, in MB. */

@@ -76,6 +76,8 @@ run train    "$bin" train "$model" --data "$tmp/t.tok" --steps 2 --batch 2 --ctx
 run distill  "$bin" distill --teacher "$model" --student "$tmp/i.gguf" --data "$tmp/t.tok" --steps 2 \
                  --batch 2 --ctx 32 --threads 1 --out "$tmp/di"
 run eval     "$bin" eval "$model" --task lambada --data "$lambada" --limit 4
+run plan     "$bin" plan "$model" --calib "$tmp/t.txt" --calib-tokens 32 --calib-ctx 32 --bits 8 \
+                 --types q4_0,q8_0,f16
 
 while read -r key cmd; do
     if [ ! -f "$tmp/$cmd.json" ]; then

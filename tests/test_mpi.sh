@@ -9,8 +9,10 @@
 # follows the micro-batch) end with the same model / adapter bytes and the same final line;
 # a 2-rank run resumed from a 2-rank checkpoint ends as the uninterrupted one-process run; each
 # rank sends 4 bytes per trainable parameter per step (+ 8 for the loss), counted. Bad input:
-# ranks started with different options (mpirun's MPMD form), --accum that is not the number
-# of ranks: a message, a non-zero exit, every rank stopped.
+# ranks started with different options (mpirun's MPMD form), --accum that is not a multiple
+# of the ranks: a message, a non-zero exit, every rank stopped. --accum 4 over 2 ranks (two
+# micro-batches each) equals one process with --accum 4. Calibration: `shrink imatrix` over 2
+# and 3 ranks writes the one-process file byte for byte; more ranks than chunks is refused.
 # Needs mpirun (Open MPI; `make MPI=1` installs it): missing, that is a failure, since the
 # test only runs after `make MPI=1`. Needs models/stories260K (in the repository) and
 # ../shared/data/corpus/ (failure when the shared folder is present, counted skip if absent).
@@ -74,6 +76,16 @@ for cmd in train distill lora; do
     same "$cmd" "$one" "$two" $file
 done
 
+# two micro-batches per rank (--accum 4 over 2 ranks): rank 1 adds its two gradients one by one
+# to rank 0's sum, as one process with --accum 4 does
+# shellcheck disable=SC2086
+expect_ok "train --accum 4, 1 process" "$bin" train "$model" $common --accum 4 --out "$tmp/a1" &&
+    cp "$tmp/out" "$tmp/a1.out"
+# shellcheck disable=SC2086
+expect_ok "train --accum 4, 2 ranks" mpi2 train "$model" $common --accum 4 --out "$tmp/a2" &&
+    cp "$tmp/out" "$tmp/a2.out"
+same "train --accum 4" "$tmp/a1" "$tmp/a2" model.bin
+
 # bytes per step, counted by the ranks
 # shellcheck disable=SC2086
 if expect_ok "train --json, 2 ranks" mpi2 train "$model" $common --out "$tmp/j" --json; then
@@ -121,7 +133,29 @@ elif expect_ok "resume with 2 ranks" mpi2 train "$model" $c --out "$tmp/k" --res
     echo "resume: 2 ranks killed at checkpoint step $ck_step of $steps, resumed: identical"
 fi
 
-# bad input: ranks with different options (MPMD), --accum that is not the number of ranks
+# calibration over ranks: imatrix's 5 chunks shared by 2 ranks (2 + 3) and by 3 (1 + 2 + 2:
+# ranks 1 and 2 keep two chunks' sums apart), the file byte for byte the one-process file;
+# more ranks than chunks is refused
+ic="--calib $data --calib-ctx 32 --calib-tokens 160 --threads 1"
+# shellcheck disable=SC2086
+expect_ok "imatrix, 1 process" "$bin" imatrix "$model" $ic -o "$tmp/im1.dat"
+for n in 2 3; do
+    # shellcheck disable=SC2086
+    if expect_ok "imatrix, $n ranks" timeout 300 mpirun -np $n "$mbin" imatrix "$model" $ic \
+        -o "$tmp/im$n.dat" --json; then
+        cmp -s "$tmp/im1.dat" "$tmp/im$n.dat" && ok || bad "imatrix: $n ranks differ from 1 process"
+        [ "$(json_num ranks "$tmp/out")" = $n ] && [ "$(json_num n_chunks "$tmp/out")" = 5 ] && ok ||
+            bad "imatrix, $n ranks: $(cat "$tmp/out")"
+    fi
+done
+# shellcheck disable=SC2086
+timeout 300 mpirun -np 3 "$mbin" imatrix "$model" --calib $data --calib-ctx 32 --calib-tokens 64 \
+    --threads 1 -o "$tmp/im-bad.dat" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "2 chunks of 32 tokens cannot be shared by 3 ranks" "$tmp/err" &&
+    [ ! -e "$tmp/im-bad.dat" ] && ok || bad "imatrix, 3 ranks, 2 chunks: exit $rc: $(head -c 300 "$tmp/err")"
+
+# bad input: ranks with different options (MPMD), --accum that is not a multiple of the ranks
 # shellcheck disable=SC2086
 timeout 300 mpirun -np 1 "$mbin" train "$model" $common --lr 1e-3 --out "$tmp/b1" : \
     -np 1 "$mbin" train "$model" $common --lr 2e-3 --out "$tmp/b1" >"$tmp/out" 2>"$tmp/err"
@@ -132,6 +166,6 @@ rc=$?
 # shellcheck disable=SC2086
 timeout 300 mpirun -np 2 "$mbin" train "$model" $common --accum 3 --out "$tmp/b2" >"$tmp/out" 2>"$tmp/err"
 rc=$?
-[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "2 ranks need 2 micro-batches per step" "$tmp/err" && ok ||
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "2 ranks need a multiple of 2 micro-batches per step" "$tmp/err" && ok ||
     bad "2 ranks with --accum 3: exit $rc: $(head -c 300 "$tmp/err")"
 sh_finish test_mpi

@@ -7,7 +7,8 @@
 # Base: stories260K (f32). Covers: `ppl --load-as S` equals, digit for digit, `ppl` on the file
 # `shrink quantize --scheme S` writes (q4_0, nf4, int4_g32), `generate --load-as` the same
 # greedy text as on that file; `shrink train --qat q4_0` writes a q4_0 GGUF that loads and runs;
-# `shrink lora --load-as nf4` trains; bad input (a mix, f16, a quantized model loaded as, --qat
+# `shrink lora --load-as nf4` trains, as on the nf4 file, and with --gradient-checkpointing to the
+# same losses; bad input (a mix, f16, a quantized model loaded as, --qat
 # with --to hf): a message naming the problem, a non-zero exit, no output.
 # Needs models/stories260K and ../shared/data/corpus/: missing, they are a failure when the
 # shared folder ($SHRINK_SHARED, else ../shared) is present, a counted skip (exit 77) when it is
@@ -68,4 +69,19 @@ expect_fail "--qat-targets zz" "zz" "$bin" train $M $opts --qat q4_0 --qat-targe
 # ==== lora --load-as: QLoRA on a base quantized at load ===================================
 expect_ok "lora --load-as nf4" "$bin" lora $M $opts --rank 2 --alpha 4 --load-as nf4 \
     -o "$tmp/a.gguf"
+# the base is held in nf4 either way (docs/adapters.md, "QLoRA"): quantized at load or read from
+# the file `shrink quantize` wrote, the run is the same to the last digit, and
+# --gradient-checkpointing (activations recomputed in the backward) changes only the memory
+lora_losses() { # DESC ARGS...: "loss val_loss" of a --json run
+    desc=$1
+    shift
+    expect_ok "$desc" "$bin" lora "$@" $opts --rank 2 --alpha 4 --json -o "$tmp/q.gguf" &&
+        echo "$(json_num loss "$tmp/out") $(json_num val_loss "$tmp/out")"
+}
+l_mem=$(lora_losses "lora --load-as nf4 --json" $M --load-as nf4)
+l_file=$(lora_losses "lora on the nf4 file" "$tmp/nf4.gguf")
+l_gc=$(lora_losses "lora --gradient-checkpointing" $M --load-as nf4 --gradient-checkpointing)
+[ -n "$l_mem" ] && [ "$l_mem" = "$l_file" ] && ok || bad "lora: --load-as nf4 '$l_mem', nf4 file '$l_file'"
+echo "  lora losses: --load-as nf4 $l_mem, file $l_file, checkpointed $l_gc"
+[ -n "$l_mem" ] && [ "$l_mem" = "$l_gc" ] && ok || bad "lora: '$l_mem', checkpointed '$l_gc'"
 sh_finish test_qat_cli

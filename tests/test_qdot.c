@@ -255,10 +255,12 @@ static void check_matmul(shrink_dtype dt, int64_t rows, int64_t cols, int64_t T)
     void *w = malloc(rows * rb);
     quant_rows(dt, wf, rows, cols, w, &p);
     for (int64_t r = 0; r < rows; r++) d->to_f32((uint8_t *)w + r * rb, wf + r * cols, cols);
-    /* the activations as the scheme sees them (decode quantizes every type; prompt
-     * processing only the int8-activation types) */
+    /* the activations as the scheme sees them (decode quantizes every type; prompt processing
+     * the int8-activation types and q8_0 / q4_0 / q4_K, gemm_q8.c) */
     float *Xd = malloc((size_t)(T * cols) * sizeof(float));
-    const int act_always = d->act == SK_ACT_I8_TOKEN || d->act == SK_ACT_I8_STATIC;
+    const int act_always = d->act == SK_ACT_I8_TOKEN || d->act == SK_ACT_I8_STATIC ||
+                           dt == SHRINK_DTYPE_Q8_0 || dt == SHRINK_DTYPE_Q4_0 ||
+                           dt == SHRINK_DTYPE_Q4_K; /* gemm_q8.c (the bound only grows) */
     if ((T == 1 || act_always) && cols % sk_act_block(d->act) == 0) {
         void *xa = malloc(sk_act_bytes(d->act, cols));
         for (int64_t t = 0; t < T; t++) {

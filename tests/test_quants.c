@@ -293,13 +293,17 @@ static void check_matmul(shrink_dtype dt, int64_t rows, int64_t cols, int64_t T)
     float *Y = malloc((size_t)(T * rows) * sizeof(float)), *R = malloc((size_t)(T * rows) * 4);
     sk_mat W = {.dtype = dt, .rows = rows, .cols = cols, .data = w};
     sk_matmul_ref(&W, X, T, R, rows);
-    /* decode (T == 1) quantizes x to the row's act format (tests/test_qdot.c): allow for it */
+    /* decode (T == 1) quantizes x to the row's act format (tests/test_qdot.c), and so does
+     * the integer prompt GEMM of q8_0 / q4_0 / q4_K (test_gemm_q8.c): allow for it */
     float *Xd = malloc((size_t)(T * cols) * sizeof(float));
     memcpy(Xd, X, (size_t)(T * cols) * sizeof(float));
-    if (T == 1 && d->vec_dot_ref) {
+    if ((T == 1 || dt == SHRINK_DTYPE_Q8_0 || dt == SHRINK_DTYPE_Q4_0 || dt == SHRINK_DTYPE_Q4_K) &&
+        d->vec_dot_ref) {
         void *xa = malloc(sk_act_bytes(d->act, cols));
-        sk_act_quantize_ref(d->act, X, cols, xa, 0.0f);
-        sk_act_dequantize(d->act, xa, cols, Xd);
+        for (int64_t t = 0; t < T; t++) {
+            sk_act_quantize_ref(d->act, X + t * cols, cols, xa, 0.0f);
+            sk_act_dequantize(d->act, xa, cols, Xd + t * cols);
+        }
         free(xa);
     }
     for (int l = 0; l < SK_ISA_COUNT; l++) {

@@ -11,7 +11,7 @@
 # speed, no script and no URL but the SVG namespace; it must be well-formed XML (checked with
 # xmllint when installed). Bad input: a JSON that is not compare's output names the file and
 # writes nothing. A real compare of stories260K and two quantized copies runs too (seconds).
-# A rendering test in a headless browser is not here yet (docs/report.md).
+# The page rendered in a real browser: tests/test_report_browser.sh.
 set -u
 bin=${1:-build/shrink}
 [ -f tests/sh_lib.sh ] || { echo "test_report: run from the repository root"; exit 1; }

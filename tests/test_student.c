@@ -9,6 +9,11 @@
  * layers that shrink_sensitivity (computed separately here) ranks most sensitive. A student
  * as big as or bigger than its teacher, a layer outside it or listed twice, heads that are not
  * a multiple of the K/V groups: SHRINK_ERR_ARG and no output.
+ * --hidden (tiny-llama-gqa, hidden 64 -> 40 with 16 neurons, HF out): the kept residual
+ * dimensions are the 40 of largest token-embedding column norm (computed here in double), and
+ * every tensor is the teacher's sub-matrix on them (embedding / head / W_q,k,v,gate,up
+ * columns, W_o / W_down rows, the norms' entries); the student loads, has head_dim 16 with
+ * dim 40, and runs with finite logits; a hidden size of 65 is refused.
  */
 #include "model/model.h"
 #include "test_util.h"
@@ -114,6 +119,109 @@ static void bad(const char *teacher, const char *what, const shrink_student_para
     CHECK(!exists(out), "%s: output left behind", what);
 }
 
+/* Ws[i][j] == Wt[rmap[i]][cmap[j]] for i < nr, j < nc (NULL map: the identity). */
+static int sub_equal(const sk_mat *Ws, const sk_mat *Wt, const int64_t *rmap, int64_t nr,
+                     const int64_t *cmap, int64_t nc) {
+    if (Ws->rows != nr || Ws->cols != nc) return 0;
+    float *a = malloc((size_t)Ws->cols * sizeof *a), *b = malloc((size_t)Wt->cols * sizeof *b);
+    int ok = 1;
+    for (int64_t i = 0; ok && i < nr; i++) {
+        mat_row(Ws, i, a);
+        mat_row(Wt, rmap ? rmap[i] : i, b);
+        for (int64_t j = 0; ok && j < nc; j++) ok = a[j] == b[cmap ? cmap[j] : j];
+    }
+    free(a);
+    free(b);
+    return ok;
+}
+
+static int vec_sub_equal(const float *a, const float *b, const int64_t *map, int64_t n) {
+    if (!a || !b) return a == b;
+    for (int64_t i = 0; i < n; i++)
+        if (a[i] != b[map[i]]) return 0;
+    return 1;
+}
+
+/* --hidden D: the D residual dimensions of largest token-embedding column norm, ascending. */
+static void check_hidden(const char *model) {
+    enum { D = 40, F = 16 };
+    char out[4200];
+    snprintf(out, sizeof out, "%s/hidden", tmp_dir);
+    shrink_student_params p = shrink_student_params_default();
+    p.hidden = D;
+    p.ffn = F;
+    shrink_structured_result r;
+    shrink_status s = shrink_student(model, out, &p, &r);
+    CHECK(s == SHRINK_OK, "hidden student: %s", shrink_last_error());
+    shrink_model *t = load(model), *m = s ? NULL : load(out);
+    CHECK(m != NULL, "hidden student loads: %s", shrink_last_error());
+    if (!s) {
+        CHECK(r.dim_in == 64 && r.dim == D, "hidden: result dim %d -> %d", r.dim_in, r.dim);
+        shrink_structured_result_free(&r);
+    }
+    if (m && t) {
+        const sk_config *ct = &t->cfg, *cs = &m->cfg;
+        CHECK(cs->dim == D && cs->head_dim == ct->head_dim && cs->n_heads == ct->n_heads &&
+              cs->ffn_dim == F && cs->n_layers == ct->n_layers, "hidden: config dim %d "
+              "head_dim %d heads %d ffn %d layers %d", cs->dim, cs->head_dim, cs->n_heads,
+              cs->ffn_dim, cs->n_layers);
+        /* the reference choice: column norms of the embedding, the D largest (ties: lower) */
+        const int64_t V = ct->vocab_size, Dt = ct->dim;
+        double *nrm = calloc((size_t)Dt, sizeof *nrm);
+        float *row = malloc((size_t)Dt * sizeof *row);
+        for (int64_t v = 0; v < V; v++) {
+            mat_row(&t->tok_emb, v, row);
+            for (int64_t d = 0; d < Dt; d++) nrm[d] += (double)row[d] * row[d];
+        }
+        int64_t dmap[D], fr[F], *qr = malloc((size_t)ct->n_heads * ct->head_dim * sizeof *qr);
+        int n = 0;
+        for (int64_t d = 0; d < Dt; d++) {
+            int above = 0; /* dims ranked before d */
+            for (int64_t e = 0; e < Dt; e++) above += nrm[e] > nrm[d] || (nrm[e] == nrm[d] && e < d);
+            if (above < D) dmap[n++] = d;
+        }
+        CHECK(n == D, "hidden: reference kept %d dims", n);
+        for (int i = 0; i < F; i++) fr[i] = i;
+        const int64_t Q = (int64_t)ct->n_heads * ct->head_dim;
+        for (int64_t i = 0; i < Q; i++) qr[i] = i;
+        if (cs->dim == D && n == D && cs->ffn_dim == F) {
+            CHECK(sub_equal(&m->tok_emb, &t->tok_emb, NULL, V, dmap, D), "hidden: embeddings");
+            CHECK(sub_equal(&m->head, &t->head, NULL, V, dmap, D), "hidden: head");
+            CHECK(vec_sub_equal(m->final_norm, t->final_norm, dmap, D), "hidden: final norm");
+            for (int l = 0; l < cs->n_layers; l++) {
+                const sk_layer *a = &m->layers[l], *b = &t->layers[l];
+                CHECK(vec_sub_equal(a->attn_norm, b->attn_norm, dmap, D) &&
+                      vec_sub_equal(a->ffn_norm, b->ffn_norm, dmap, D), "hidden: layer %d norms", l);
+                CHECK(sub_equal(&a->wq, &b->wq, qr, Q, dmap, D) &&
+                      sub_equal(&a->wk, &b->wk, NULL, b->wk.rows, dmap, D) &&
+                      sub_equal(&a->wv, &b->wv, NULL, b->wv.rows, dmap, D),
+                      "hidden: layer %d W_q, W_k, W_v", l);
+                CHECK(sub_equal(&a->wo, &b->wo, dmap, D, qr, Q), "hidden: layer %d W_o", l);
+                CHECK(sub_equal(&a->w_gate, &b->w_gate, fr, F, dmap, D) &&
+                      sub_equal(&a->w_up, &b->w_up, fr, F, dmap, D) &&
+                      sub_equal(&a->w_down, &b->w_down, dmap, D, fr, F),
+                      "hidden: layer %d FFN", l);
+            }
+            shrink_context *ctx = NULL;
+            int32_t ids[8] = {1, 5, 9, 40, 3, 7, 100, 2};
+            float *z = malloc((size_t)8 * V * sizeof *z);
+            int finite = shrink_context_create(&ctx, m, 8, 8) == SHRINK_OK &&
+                         shrink_context_eval(ctx, ids, 8, 0, z, 8) == SHRINK_OK;
+            for (int64_t i = 0; finite && i < 8 * V; i++) finite = isfinite(z[i]);
+            CHECK(finite, "hidden: the student runs with finite logits");
+            free(z);
+            shrink_context_free(ctx);
+        }
+        free(nrm); free(row); free(qr);
+    }
+    shrink_model_free(m);
+    shrink_model_free(t);
+    rm_out(out);
+    shrink_student_params q = shrink_student_params_default();
+    q.hidden = 65;
+    bad(model, "hidden 65 of 64", &q);
+}
+
 int main(void) {
     static char gqa[2048], st260[2048], calib[2048];
     if (!mkdtemp(tmp_dir)) {
@@ -171,6 +279,7 @@ int main(void) {
         q.n_layer_list = 2;
         bad(model, "layer 0 twice", &q);
         shrink_model_free(t);
+        check_hidden(model);
     }
     if (st) {
         shrink_student_params p = shrink_student_params_default();

@@ -247,30 +247,33 @@ static int full_io(int fd, void *buf, size_t n, int wr) {
     return 0;
 }
 
-static shrink_status pipe_sum(pipe_comm *c, void *x, int64_t n, size_t esize, int f64) {
+/* The ordered sum of k parts per rank: rank 0 adds its parts and sends the sum; rank 1 adds
+ * its parts one by one to it and sends the total back. */
+static shrink_status pipe_sum(pipe_comm *c, void *const *xs, int32_t k, int64_t n,
+                              size_t esize, int f64) {
     size_t bytes = (size_t)n * esize;
     void  *other = malloc(bytes ? bytes : 1);
+    void  *x     = xs[0];
     int    bad   = !other;
-    if (!bad && c->rank == 0) {
-        bad = full_io(c->wr, x, bytes, 1) || full_io(c->rd, x, bytes, 0);
-        c->sent += (int64_t)bytes;
-    } else if (!bad) {
-        bad = full_io(c->rd, other, bytes, 0);
+    for (int32_t p = c->rank == 0 ? 1 : 0; !bad && p < k; p++) {
+        const void *a = p == 0 ? other : x;
+        if (p == 0) bad = full_io(c->rd, other, bytes, 0);
         for (int64_t i = 0; !bad && i < n; i++) {
-            if (f64) ((double *)x)[i] = ((double *)other)[i] + ((double *)x)[i];
-            else ((float *)x)[i] = ((float *)other)[i] + ((float *)x)[i];
+            if (f64) ((double *)x)[i] = ((const double *)a)[i] + ((double *)xs[p])[i];
+            else ((float *)x)[i] = ((const float *)a)[i] + ((float *)xs[p])[i];
         }
-        bad = bad || full_io(c->wr, x, bytes, 1);
-        c->sent += (int64_t)bytes;
     }
+    if (!bad && c->rank == 0) bad = full_io(c->wr, x, bytes, 1) || full_io(c->rd, x, bytes, 0);
+    else if (!bad) bad = full_io(c->wr, x, bytes, 1);
+    c->sent += (int64_t)bytes;
     free(other);
     return bad ? SHRINK_ERR_IO : SHRINK_OK;
 }
-static shrink_status pipe_sum_f32(void *u, float *x, int64_t n) {
-    return pipe_sum(u, x, n, sizeof(float), 0);
+static shrink_status pipe_sum_f32(void *u, float *const *x, int32_t k, int64_t n) {
+    return pipe_sum(u, (void *const *)x, k, n, sizeof(float), 0);
 }
-static shrink_status pipe_sum_f64(void *u, double *x, int64_t n) {
-    return pipe_sum(u, x, n, sizeof(double), 1);
+static shrink_status pipe_sum_f64(void *u, double *const *x, int32_t k, int64_t n) {
+    return pipe_sum(u, (void *const *)x, k, n, sizeof(double), 1);
 }
 
 static uint64_t fnv_bytes(const void *p, size_t n) {
@@ -279,18 +282,22 @@ static uint64_t fnv_bytes(const void *p, size_t n) {
     return h;
 }
 
-static sk_train_opts ranks_opts(void) {
+static sk_train_opts ranks_opts(int32_t accum) {
     sk_train_opts o = sk_train_opts_default();
     o.steps      = 5;
     o.ctx        = 16;
     o.batch      = 2;
-    o.accum      = 2;
+    o.accum      = accum;
     o.sched.lr   = 3e-3;
     return o;
 }
 
-/* Runs before anything else in main (no OpenMP state to fork). */
+/* Two ranks with accum 2 (one micro-batch each) and accum 4 (two each: rank 1 keeps its two
+ * gradients apart for the chain) against one process with the same accum. Both rank runs come
+ * first, before anything else in main (no OpenMP state to fork). */
 static void test_ranks(void) {
+    enum { NA = 2 };
+    static const int32_t accums[NA] = {2, 4};
     static int32_t ids[800];
     random_ids(ids, 800, 7);
     sk_tokens data = {.n = 800, .vocab_size = 64, .ids = ids};
@@ -308,47 +315,62 @@ static void test_ranks(void) {
     pipe_comm pc = {.rd = rank ? p01[0] : p10[0], .wr = rank ? p10[1] : p01[1], .rank = rank};
     shrink_train_comm comm = {.rank = rank, .n_ranks = 2, .sum_f32 = pipe_sum_f32,
                               .sum_f64 = pipe_sum_f64, .user = &pc};
-    sk_train_opts o = ranks_opts();
-    o.comm = &comm;
-    double loss = NAN;
-    sk_train_model *tm = train_run(&o, &data, NULL, &loss);
-    if (rank == 1) {   /* the child reports its weights' hash, loss and bytes sent, and ends */
-        uint64_t msg[3] = {tm ? fnv_bytes(tm->w_all, (size_t)tm->n_elems * 4) : 0, 0,
-                           (uint64_t)pc.sent};
-        memcpy(&msg[1], &loss, sizeof loss);
+    sk_train_model *tm[NA];
+    double          loss[NA];
+    int64_t         sent[NA];
+    /* rank 1's report per run: its weights' hash, loss and bytes sent */
+    uint64_t msg[NA][3];
+    memset(msg, 0, sizeof msg);
+    for (int i = 0; i < NA; i++) {
+        sk_train_opts o = ranks_opts(accums[i]);
+        o.comm = &comm;
+        loss[i] = NAN;
+        pc.sent = 0;
+        tm[i] = train_run(&o, &data, NULL, &loss[i]);
+        sent[i] = pc.sent;
+        msg[i][0] = tm[i] ? fnv_bytes(tm[i]->w_all, (size_t)tm[i]->n_elems * 4) : 0;
+        memcpy(&msg[i][1], &loss[i], sizeof loss[i]);
+        msg[i][2] = (uint64_t)sent[i];
+    }
+    if (rank == 1) {   /* the child reports and ends */
         int bad = full_io(res[1], msg, sizeof msg, 1);
-        sk_train_free(tm);
+        for (int i = 0; i < NA; i++) sk_train_free(tm[i]);
         _exit(bad || test_failed ? 1 : 0);
     }
-    uint64_t msg[3] = {0, 0, 0};
     int status = 0;
     CHECK(full_io(res[0], msg, sizeof msg, 0) == 0, "rank 1 reported nothing");
     CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
           "rank 1 failed (status %d)", status);
-    double loss1;
-    memcpy(&loss1, &msg[1], sizeof loss1);
-    /* the reference: one process, the same two micro-batches per step */
-    sk_train_opts one = ranks_opts();
-    double loss_one = NAN;
-    sk_train_model *ref = train_run(&one, &data, NULL, &loss_one);
-    if (tm && ref) {
-        const size_t bytes = (size_t)ref->n_elems * 4;
-        CHECK(!memcmp(tm->w_all, ref->w_all, bytes), "rank 0's weights differ from one "
-              "process with accum 2");
-        CHECK(msg[0] == fnv_bytes(ref->w_all, bytes), "rank 1's weights differ from one "
-              "process with accum 2");
-        CHECK(loss == loss_one && loss1 == loss_one, "losses: rank 0 %.17g, rank 1 %.17g, one "
-              "process %.17g", loss, loss1, loss_one);
-        /* per step: one float per trainable parameter (and the loss, a double) each way */
-        const int64_t per_step = ref->n_elems * 4 + 8;
-        CHECK(pc.sent == o.steps * per_step && (int64_t)msg[2] == o.steps * per_step,
-              "bytes sent: rank 0 %lld, rank 1 %lld, want %lld (4 per parameter + 8 per step)",
-              (long long)pc.sent, (long long)msg[2], (long long)(o.steps * per_step));
-        printf("2 ranks = 1 process with accum 2, bit for bit (%lld parameters, %lld bytes "
-               "sent per rank per step)\n", (long long)ref->n_elems, (long long)per_step);
+    for (int i = 0; i < NA; i++) {
+        const int32_t accum = accums[i];
+        double loss1;
+        memcpy(&loss1, &msg[i][1], sizeof loss1);
+        /* the reference: one process, the same micro-batches per step */
+        sk_train_opts one = ranks_opts(accum);
+        double loss_one = NAN;
+        sk_train_model *ref = train_run(&one, &data, NULL, &loss_one);
+        if (tm[i] && ref) {
+            const size_t bytes = (size_t)ref->n_elems * 4;
+            CHECK(!memcmp(tm[i]->w_all, ref->w_all, bytes), "rank 0's weights differ from one "
+                  "process with accum %d", accum);
+            CHECK(msg[i][0] == fnv_bytes(ref->w_all, bytes), "rank 1's weights differ from one "
+                  "process with accum %d", accum);
+            CHECK(loss[i] == loss_one && loss1 == loss_one, "accum %d: losses: rank 0 %.17g, "
+                  "rank 1 %.17g, one process %.17g", accum, loss[i], loss1, loss_one);
+            /* per step: one float per trainable parameter (and the loss, a double) each way,
+             * whatever the micro-batches per rank */
+            const int64_t per_step = ref->n_elems * 4 + 8;
+            CHECK(sent[i] == one.steps * per_step && (int64_t)msg[i][2] == one.steps * per_step,
+                  "accum %d: bytes sent: rank 0 %lld, rank 1 %lld, want %lld (4 per parameter "
+                  "+ 8 per step)", accum, (long long)sent[i], (long long)msg[i][2],
+                  (long long)(one.steps * per_step));
+            printf("2 ranks = 1 process with accum %d, bit for bit (%lld parameters, %lld bytes "
+                   "sent per rank per step)\n", accum, (long long)ref->n_elems,
+                   (long long)per_step);
+        }
+        sk_train_free(tm[i]);
+        sk_train_free(ref);
     }
-    sk_train_free(tm);
-    sk_train_free(ref);
     close(p01[0]); close(p01[1]); close(p10[0]); close(p10[1]); close(res[0]); close(res[1]);
 }
 

@@ -11,6 +11,8 @@
 #   clang               clang 14 on Debian 12, the compiler of the libFuzzer targets
 #   libclang-rt-14-dev  libFuzzer and clang's ASan/UBSan runtimes (only "Recommended" by clang)
 #   libomp-14-dev       OpenMP for clang (omp.h, libomp): the library is built with -fopenmp
+# With the argument `browser` (run by tests/test_report_browser.sh when chromium is missing):
+#   chromium            Debian's headless-capable browser, to render `shrink report`'s page
 # With the argument `mpi` (run by `make MPI=1`), also:
 #   openmpi-bin, libopenmpi-dev   Open MPI's mpirun and mpicc (data-parallel training)
 #
@@ -23,6 +25,10 @@ tools="cc make"
 if [ "${1:-}" = fuzz ]; then
     pkgs="$pkgs clang libclang-rt-14-dev libomp-14-dev"
     tools="$tools clang"
+fi
+if [ "${1:-}" = browser ]; then
+    pkgs="chromium"
+    tools="chromium"
 fi
 if [ "${1:-}" = mpi ]; then
     pkgs="$pkgs openmpi-bin libopenmpi-dev"

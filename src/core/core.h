@@ -183,5 +183,11 @@ SK_HIDDEN int sk_name_find(const char *const *names, int n, const char *name);
  * cryptographic hash (shrink_sha256 is). */
 #define SK_HASH64_INIT 0xcbf29ce484222325ull
 SK_HIDDEN uint64_t sk_hash64(uint64_t h, const void *p, size_t n);
+/* h extended by the string s with its terminating zero (NULL as ""), so "ab" + "c" differs
+ * from "a" + "bc". */
+SK_HIDDEN uint64_t sk_hash_str(uint64_t h, const char *s);
+/* h extended by an input's identity as ranks compare it (docs/scale.md): its path, then its
+ * size and modification time (nothing for a file that cannot be read, or NULL). */
+SK_HIDDEN uint64_t sk_hash_file_id(uint64_t h, const char *path);
 
 #endif /* SK_CORE_H */

@@ -449,3 +449,13 @@ const char *sk_json_get_str(const sk_json *j, const char *key) {
     if (!v || v->type != SK_JSON_STRING) return NULL;
     return v->str;
 }
+
+shrink_status sk_json_read_file(const char *path, size_t max_bytes, sk_json **out) {
+    char  *text = NULL;
+    size_t len  = 0;
+    shrink_status st = sk_read_file(path, max_bytes, &text, &len);
+    if (st) return st;
+    st = sk_json_parse(text, len, path, out);
+    sk_free(text);
+    return st;
+}

@@ -40,6 +40,8 @@ struct sk_json {
 SK_HIDDEN shrink_status sk_json_parse(const char *text, size_t len, const char *what,
                                       sk_json **out);
 SK_HIDDEN void sk_json_free(sk_json *j);
+/* The file at `path` (at most max_bytes) parsed into *out (messages name the path). */
+SK_HIDDEN shrink_status sk_json_read_file(const char *path, size_t max_bytes, sk_json **out);
 
 /* Member `key` of an object (NULL if j is not an object or has no such key). */
 SK_HIDDEN const sk_json *sk_json_get(const sk_json *j, const char *key);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 
 double shrink_time(void) {
@@ -135,6 +136,19 @@ uint64_t sk_hash64(uint64_t h, const void *p, size_t n) {
     }
     for (; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
     return h;
+}
+
+uint64_t sk_hash_str(uint64_t h, const char *s) {
+    if (!s) s = "";
+    return sk_hash64(h, s, strlen(s) + 1);
+}
+
+uint64_t sk_hash_file_id(uint64_t h, const char *path) {
+    char buf[64] = "";
+    struct stat sb;
+    if (path && stat(path, &sb) == 0)
+        snprintf(buf, sizeof buf, "%lld:%lld", (long long)sb.st_size, (long long)sb.st_mtime);
+    return sk_hash_str(sk_hash_str(h, path), buf);
 }
 
 int sk_name_find(const char *const *names, int n, const char *name) {

@@ -254,6 +254,37 @@ static void errors_of(const double *x, const double *y, const double *yb, int64_
     r->top1_same_se = n > 1 ? sqrt(p * (1.0 - p) / (double)(n - 1)) : 0.0;
 }
 
+shrink_status shrink_compare_stats(const double *pt, int32_t n, int64_t scored,
+                                   shrink_compare_result *res) {
+    if (n < 1 || scored < 0 || !res || (scored > 0 && !pt))
+        return sk_error(SHRINK_ERR_ARG, "compare: statistics of %d models over %lld tokens", n,
+                        (long long)scored);
+    double *x = sk_malloc((size_t)(scored ? scored : 1) * sizeof(double));
+    if (!x) return sk_error(SHRINK_ERR_NOMEM, "compare: out of memory (%" PRId64 " tokens)",
+                            scored);
+    const size_t S = (size_t)scored;
+    for (int32_t i = 0; i < n; i++) {
+        const double *kl = pt + (size_t)(3 * i) * S, *nll = kl + S, *sm = nll + S;
+        double nsum = 0.0, ksum = 0.0, same = 0.0;
+        for (size_t t = 0; t < S; t++) {   /* token order, from 0: shrink_compare's sums */
+            nsum += nll[t];
+            ksum += kl[t];
+            same += sm[t];
+        }
+        memcpy(x, kl, S * sizeof(double));
+        errors_of(x, nll, pt + S, scored, &res[i], &res[0], (int64_t)same);
+        res[i].tokens_scored = scored;
+        res[i].nll           = scored ? nsum / (double)scored : 0.0;
+        res[i].ppl           = exp(res[i].nll);
+        res[i].kl_mean       = scored ? ksum / (double)scored : 0.0;
+        res[i].top1_same     = scored ? same / (double)scored : 1.0;
+        res[i].kl_p99        = quantile(x, scored, 0.99);   /* sorts x */
+        res[i].kl_max        = scored ? x[scored - 1] : 0.0;
+    }
+    sk_free(x);
+    return SHRINK_OK;
+}
+
 shrink_status shrink_compare(shrink_context *const *ctxs, int32_t n, const int32_t *ids,
                              int64_t n_ids, const shrink_compare_params *params,
                              shrink_compare_result *res) {
@@ -267,21 +298,27 @@ shrink_status shrink_compare(shrink_context *const *ctxs, int32_t n, const int32
                                         p.n_ctx, p.stride, n_ids, p.max_tokens, "compare");
     if (st != SHRINK_OK || (st = cmp_check(ctxs, n, plan.n_ctx)) != SHRINK_OK) return st;
 
+    /* the share of the windows: [k0, k1) */
+    int64_t k0 = 0, k1 = plan.windows;
+    if (p.n_shards > 1) {
+        if (p.shard < 0 || p.shard >= p.n_shards)
+            return sk_error(SHRINK_ERR_ARG, "compare: shard %d of %d", p.shard, p.n_shards);
+        k0 = plan.windows * p.shard / p.n_shards;
+        k1 = plan.windows * (p.shard + 1) / p.n_shards;
+    }
     cmp_state s;
     if ((st = cmp_alloc(&s, b->cfg.vocab_size)) != SHRINK_OK) return st;
-    int32_t *win   = sk_malloc((size_t)plan.n_ctx * sizeof(int32_t));
-    double  *kl    = sk_malloc((size_t)n * (size_t)plan.scored * sizeof(double));
-    double  *tnll  = sk_malloc((size_t)n * (size_t)plan.scored * sizeof(double));
-    double  *nll   = sk_calloc((size_t)n, sizeof(double));
-    double  *klsum = sk_calloc((size_t)n, sizeof(double));
-    int64_t *same  = sk_calloc((size_t)n, sizeof(int64_t));
-    if (!win || !kl || !tnll || !nll || !klsum || !same) {
+    /* per model i: KL, NLL, same-top-1 of every scored token, at (3 i + 0, 1, 2) x scored */
+    const size_t S   = (size_t)plan.scored;
+    int32_t     *win = sk_malloc((size_t)plan.n_ctx * sizeof(int32_t));
+    double      *tok = sk_malloc((size_t)(3 * n) * (S ? S : 1) * sizeof(double));
+    if (!win || !tok) {
         st = sk_error(SHRINK_ERR_NOMEM, "compare: out of memory (%" PRId64 " tokens x %d "
                       "models)", plan.scored, n);
         goto out_free;
     }
     int64_t scored = 0;
-    for (int64_t k = 0; k < plan.windows; k++) {
+    for (int64_t k = k0; k < k1; k++) {
         sk_ppl_window w;
         sk_ppl_piece  pc;
         sk_ppl_window_at(&plan, k, ids, &w, win);
@@ -291,42 +328,36 @@ shrink_status shrink_compare(shrink_context *const *ctxs, int32_t n, const int32
                 double t0 = shrink_time();
                 st = i == 0 ? eval_base(&s, ctxs[0], win, &pc) : eval_model(&s, ctxs[i], win, &pc);
                 if (st != SHRINK_OK) goto out_free;
+                double *t = tok + (size_t)(3 * i) * S + (size_t)scored;
                 for (int32_t r = 0; r < pc.nl; r++) {
-                    double d = i == 0 ? 0.0 : s.row_kl[r];
-                    nll[i] += s.row_nll[r];
-                    klsum[i] += d;
-                    kl[(size_t)i * (size_t)plan.scored + (size_t)(scored + r)] = d;
-                    tnll[(size_t)i * (size_t)plan.scored + (size_t)(scored + r)] = s.row_nll[r];
-                    same[i] += i == 0 ? 1 : s.row_same[r];
+                    t[r]         = i == 0 ? 0.0 : s.row_kl[r];
+                    t[S + r]     = s.row_nll[r];
+                    t[2 * S + r] = i == 0 ? 1.0 : s.row_same[r];
                 }
                 res[i].seconds += shrink_time() - t0;
             }
             scored += pc.nl;
         }
-        if (p.progress) p.progress(p.user, k + 1, plan.windows);
+        if (p.progress) p.progress(p.user, k + 1 - k0, k1 - k0);
     }
-    SHRINK_ASSERT(scored == plan.scored);
+    SHRINK_ASSERT(p.n_shards > 1 ? scored <= plan.scored : scored == plan.scored);
+    if (scored < plan.scored)   /* a share: the arrays packed to its tokens */
+        for (int32_t i = 0; i < 3 * n; i++)
+            memmove(tok + (size_t)i * (size_t)scored, tok + (size_t)i * S,
+                    (size_t)scored * sizeof(double));
+    if ((st = shrink_compare_stats(tok, n, scored, res))) goto out_free;
     for (int32_t i = 0; i < n; i++) {
-        double *x = kl + (size_t)i * (size_t)plan.scored;
-        errors_of(x, tnll + (size_t)i * (size_t)plan.scored, tnll, scored, &res[i], &res[0],
-                  same[i]);
-        res[i].tokens_scored = scored;
-        res[i].windows       = plan.windows;
-        res[i].n_tokens      = plan.n_ids;
-        res[i].nll           = scored ? nll[i] / (double)scored : 0.0;
-        res[i].ppl           = exp(res[i].nll);
-        res[i].kl_mean       = scored ? klsum[i] / (double)scored : 0.0;
-        res[i].top1_same     = scored ? (double)same[i] / (double)scored : 1.0;
-        res[i].kl_p99        = quantile(x, scored, 0.99);   /* sorts x */
-        res[i].kl_max        = scored ? x[scored - 1] : 0.0;
+        res[i].windows       = k1 - k0;
+        res[i].windows_total = plan.windows;
+        res[i].n_tokens = plan.n_ids;
+    }
+    if (p.per_token) {
+        *p.per_token = tok;
+        tok = NULL;
     }
 out_free:
     sk_free(win);
-    sk_free(kl);
-    sk_free(tnll);
-    sk_free(nll);
-    sk_free(klsum);
-    sk_free(same);
+    sk_free(tok);
     cmp_free(&s);
     return st;
 }

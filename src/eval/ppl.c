@@ -41,6 +41,33 @@ double sk_ppl_nll(const float *logits, int32_t V, int32_t target) {
     return log((double)sum) + mx - (double)logits[target];
 }
 
+double sk_logits_lse(const float *z, int32_t V) {
+    float mx = -INFINITY;
+    for (int32_t v = 0; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+    double se = 0.0;
+    for (int32_t v = 0; v < V; v++) se += expf(z[v] - mx);
+    return mx + log(se);
+}
+
+double sk_logits_keep(const float *z, int32_t V, double lse, float *p) {
+    double negent = 0.0;
+    for (int32_t v = 0; v < V; v++) {
+        const double lp = (double)z[v] - lse;
+        p[v] = (float)exp(lp);
+        negent += p[v] > 0 ? p[v] * lp : 0.0;
+    }
+    return negent;
+}
+
+double sk_logits_kl(const float *z, int32_t V, double lse, const float *p, double negent) {
+    double pz = 0.0, ps = 0.0;
+    for (int32_t v = 0; v < V; v++) {
+        pz += (double)p[v] * z[v];
+        ps += p[v];
+    }
+    return negent - (pz - ps * lse);
+}
+
 /* Window k's begin, len and j0. */
 static void window_bounds(const sk_ppl_plan *p, int64_t k, sk_ppl_window *w) {
     w->begin = k * p->stride;

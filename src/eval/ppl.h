@@ -54,6 +54,15 @@ SK_HIDDEN void sk_ppl_window_at(const sk_ppl_plan *p, int64_t k, const int32_t *
                                 sk_ppl_window *w, int32_t *win);
 /* The first piece of a window (done = 0), then the next one; false past the end. */
 SK_HIDDEN bool sk_ppl_piece_next(const sk_ppl_window *w, sk_ppl_piece *pc, bool first);
+/* KL of next-token distributions against a kept base (structured pruning's sensitivity, shrink
+ * plan). lse: log sum exp of a logits row (max + log of the double sum of expf). keep: p[0..V)
+ * = softmax(z) as float, returns sum p log p. kl: KL(p || softmax(z)) for p kept by keep
+ * (negent its return value) = negent - (sum p z - sum p * lse); may be slightly negative from
+ * rounding. */
+SK_HIDDEN double sk_logits_lse(const float *z, int32_t V);
+SK_HIDDEN double sk_logits_keep(const float *z, int32_t V, double lse, float *p);
+SK_HIDDEN double sk_logits_kl(const float *z, int32_t V, double lse, const float *p,
+                              double negent);
 /* -log softmax(logits)[target] in double (float sum of the exponentials). */
 SK_HIDDEN double sk_ppl_nll(const float *logits, int32_t V, int32_t target);
 

@@ -175,6 +175,9 @@ typedef struct sk_write_opts {
     /* the manifest (a JSON object, docs/manifest.md): GGUF metadata "shrink.manifest", HF
      * shrink_manifest.json; NULL: sk_write asks the source of shrink_set_manifest_source */
     const char *manifest;
+    /* GGUF only: when non-NULL nothing is written and *dry_bytes gets the size the file would
+     * have (header, manifest and aligned tensor data): shrink_plan's budget */
+    uint64_t   *dry_bytes;
 } sk_write_opts;
 
 SK_HIDDEN sk_write_opts sk_write_opts_default(void);

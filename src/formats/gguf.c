@@ -1243,6 +1243,11 @@ shrink_status sk_gguf_write(const sk_source *src, const char *out, const sk_writ
         st = sk_error(SHRINK_ERR_NOMEM, "%s: out of memory for the header", out);
         goto out_free;
     }
+    if (o->dry_bytes) { /* the size only: magic, version, counts, header, aligned data */
+        const uint64_t head = 24 + kv.n + ti.n;
+        *o->dry_bytes = (head + SK_GGUF_ALIGNMENT - 1) / SK_GGUF_ALIGNMENT * SK_GGUF_ALIGNMENT + off;
+        goto out_free;
+    }
 
     sk_out f;
     if ((st = sk_out_open(&f, out, src->inputs, src->n_inputs))) goto out_free;

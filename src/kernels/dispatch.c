@@ -75,6 +75,7 @@ static void fill_tables(void) {
         tb->set = set_of(tb->isa);
         const int vnni = tb->isa >= SK_ISA_AVX512 && sk_has_vnni;
         tb->i8 = vnni ? &sk_i8_gemm_avx512 : tb->isa >= SK_ISA_AVX2 ? &sk_i8_gemm_avx2 : NULL;
+        tb->q8 = vnni ? &sk_q8_gemm_avx512 : tb->isa >= SK_ISA_AVX2 ? &sk_q8_gemm_avx2 : NULL;
         sk_dequant_fill(tb);
         sk_qdot_fill(tb, vnni);
     }

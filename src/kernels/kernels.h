@@ -344,6 +344,48 @@ SK_HIDDEN int sk_matmul_i8(sk_isa isa, const sk_mat *W, const float *X, int64_t 
 /* Scratch bytes of sk_matmul_i8 (0: it declines W). */
 SK_HIDDEN size_t sk_matmul_i8_scratch_bytes(sk_isa isa, const sk_mat *W, int64_t T);
 
+/* ---- integer GEMM of weight-only block types (gemm_q8.c, x86/gemm_q8_<isa>.c) -------------
+ *
+ * Prompt processing (T > 1) of q8_0, q4_0 and q4_K: every token quantized once per call into
+ * the dtype's act format (decode's quantizer: SK_ACT_Q8_32, SK_ACT_Q8_K), then per weight
+ * block and token the integer sums of the block in int32 and the f32 block term of the
+ * dtype's vec_dot_ref, blocks accumulated in index order: bit-identical to decode's
+ * vec_dot_ref of every token (what the ref level runs). The weights are read in place (no
+ * packing): each 4-byte group of a block is broadcast and multiplied with a vector of tokens.
+ * The tokens are packed once per call into tiles of `nt` tokens, per weight block:
+ *   32-blocks (q8_0, q4_0): [8 groups][nt][4 int8], nt int32 sums of q, nt f32 d;
+ *   q4_K (256):             [64 groups][nt][4 int8], [8][nt] int32 sums of q per 32, nt f32 d.
+ * Per weight row and block the driver prepares sk_q8g_prep(kind) floats: d (32-blocks), or
+ * q4_K's 8 scales and 8 mins (int32 bits), d and dmin. */
+typedef enum sk_q8g_kind { SK_Q8G_Q8_0 = 0, SK_Q8G_Q4_0, SK_Q8G_Q4_K, SK_Q8G_COUNT } sk_q8g_kind;
+/* bytes of one weight block's part of a tile of nt tokens */
+#define sk_q8g_xblock(kind, nt) ((size_t)(nt) * ((kind) == SK_Q8G_Q4_K ? 292u : 40u))
+/* floats prepared per weight row and block */
+#define sk_q8g_prep(kind) ((kind) == SK_Q8G_Q4_K ? 18 : 1)
+typedef struct sk_q8_gemm {
+    const char *name;       /* "avx2", "avx512" */
+    int mr[SK_Q8G_COUNT];   /* rows per tile call (at most) per kind; 0: kind not supported */
+    int nt;                 /* tokens per x tile */
+    /* For i < mrows, t < ntv (the tile's tokens; out[] of the others is left undefined):
+     * out[i*nt + t] = the dtype's vec_dot_ref of row i (at w + i*rb, nb blocks) and token t
+     * of the x tile xp (64-byte aligned; padding tokens zero), with row i's prepared scales
+     * at prep + i*preps (sk_q8g_prep(kind) floats per block). */
+    void (*tile)(sk_q8g_kind kind, int64_t nb, const uint8_t *w, uint64_t rb, int mrows,
+                 int ntv, const float *prep, int64_t preps, const uint8_t *xp, float *out);
+} sk_q8_gemm;
+
+SK_HIDDEN extern const sk_q8_gemm sk_q8_gemm_avx2;   /* x86/gemm_q8_avx2.c: maddubs */
+SK_HIDDEN extern const sk_q8_gemm sk_q8_gemm_avx512; /* x86/gemm_q8_avx512.c: VNNI */
+/* The level's kernels (avx512 needs VNNI, else avx2's); NULL at the ref level. */
+SK_HIDDEN const sk_q8_gemm *sk_q8_gemm_get(sk_isa isa);
+/* Y = X W^T for T > 1 and W of q8_0 / q4_0 / q4_K with the level's kernels
+ * (ref: the reference quantizer and vec_dot_ref per token and row). Returns 0 without
+ * touching Y or s for other types, else 1. Threads as sk_matmul; takes
+ * sk_matmul_q8_scratch_bytes from s. */
+SK_HIDDEN int sk_matmul_q8(sk_isa isa, const sk_mat *W, const float *X, int64_t T, float *Y,
+                           int64_t ldy, sk_scratch *s);
+SK_HIDDEN size_t sk_matmul_q8_scratch_bytes(sk_isa isa, const sk_mat *W, int64_t T);
+
 /* ---- the kernel table: what each level runs for each dtype ---------------------------------
  *
  * One table per level, filled once at init (dispatch.c, with each family's fill function) from
@@ -363,6 +405,7 @@ typedef struct sk_isa_table {
     const sk_kernel_set *set;  /* that level's f32 kernels */
     const sk_i8_gemm    *i8;   /* int8 GEMM of the w8a8 prompts (avx512 needs VNNI, else
                                 * avx2's); NULL at the ref level */
+    const sk_q8_gemm    *q8;   /* integer GEMM of the q8_0 / q4_0 / q4_K prompts (likewise) */
     sk_act_quant_fn      act_quant[SK_ACT_COUNT];   /* quantizer of each act format */
     sk_dtype_kernels     dtype[SHRINK_DTYPE_COUNT];
 } sk_isa_table;

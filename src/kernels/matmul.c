@@ -409,6 +409,8 @@ size_t sk_matmul_scratch_bytes(const sk_kernel_set *ks, const sk_mat *W, int64_t
     if (takes_qdot(W, T)) return qdot_scratch_bytes(W);
     const size_t i8 = T > 1 ? sk_matmul_i8_scratch_bytes(ks->isa, W, T) : 0;
     if (i8 > 0) return i8;
+    const size_t q8 = T > 1 ? sk_matmul_q8_scratch_bytes(ks->isa, W, T) : 0;
+    if (q8 > 0) return q8;
     const size_t fq = fake_quant_bytes(W, T);
     if (ks->tile == NULL) return fq + ref_scratch_bytes(W, T);
     if (T == 1) return fq;
@@ -436,6 +438,8 @@ shrink_status sk_matmul_in(const sk_kernel_set *ks, const sk_mat *W, const float
         gemv_qdot(ks, W, X, Y, s);
     } else if (T > 1 && sk_matmul_i8(ks->isa, W, X, T, Y, ldy, s)) {
         /* w8a8 prompts: done */
+    } else if (T > 1 && sk_matmul_q8(ks->isa, W, X, T, Y, ldy, s)) {
+        /* q8_0 / q4_0 prompts: done */
     } else {
         float *Xq = fake_quant_x(ks, W, X, T, s);
         if (Xq) X = Xq;

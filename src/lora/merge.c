@@ -13,87 +13,14 @@
 #include "../model/source.h"
 
 #include <math.h>
+#include <strings.h>
+#include <unistd.h>
 
 shrink_merge_params shrink_merge_params_default(void) {
     shrink_merge_params p;
     memset(&p, 0, sizeof p);
     p.dtype = -1;
     return p;
-}
-
-typedef struct merge_src {
-    sk_source      base;     /* the model's own source */
-    const sk_lora *list;
-    float         *tmp;      /* f32 rows of one block */
-    size_t         tmp_n;
-    int64_t        n_merged; /* blocks of adapted tensors (counted on their first rows) */
-    int            keep_zeros; /* shrink_merge_params.keep_sparsity */
-} merge_src;
-
-static int role_linear(int role) {
-    switch (role) {
-    case SK_ROLE_WQ: return SK_LIN_Q;
-    case SK_ROLE_WK: return SK_LIN_K;
-    case SK_ROLE_WV: return SK_LIN_V;
-    case SK_ROLE_WO: return SK_LIN_O;
-    case SK_ROLE_W_GATE: return SK_LIN_GATE;
-    case SK_ROLE_W_UP: return SK_LIN_UP;
-    case SK_ROLE_W_DOWN: return SK_LIN_DOWN;
-    default: return -1;
-    }
-}
-
-/* Is projection `which` of layer l adapted by an adapter of nonzero scale? */
-static int adapted(const sk_lora *list, int l, int which) {
-    for (const sk_lora *a = list; a; a = a->next)
-        if (a->scale != 0.f && a->pairs[(size_t)l * SK_LORA_N_LIN + which].A) return 1;
-    return 0;
-}
-
-static shrink_status merge_fill(void *user, const sk_wtensor *t, int64_t row0, int64_t n_rows,
-                                int transposed, shrink_dtype dt, void *dst) {
-    merge_src *ms = user;
-    int which = t->n_dims == 2 ? role_linear(t->role) : -1;
-    if (which < 0 || t->layer < 0 || !adapted(ms->list, t->layer, which))
-        return ms->base.fill(ms->base.user, t, row0, n_rows, transposed, dt, dst);
-    if (transposed)
-        return sk_error(SHRINK_ERR_UNSUPPORTED, "merge: '%s': the output format asks "
-                        "the merged matrix transposed", t->name);
-    size_t need = (size_t)n_rows * (size_t)t->cols;
-    float *w = dt == SHRINK_DTYPE_F32 ? dst : NULL;
-    if (!w) {
-        if (need > ms->tmp_n) {
-            sk_free(ms->tmp);
-            ms->tmp = sk_aligned_alloc(64, need * sizeof(float));
-            ms->tmp_n = ms->tmp ? need : 0;
-            if (!ms->tmp)
-                return sk_error(SHRINK_ERR_NOMEM, "merge: '%s': out of memory", t->name);
-        }
-        w = ms->tmp;
-    }
-    shrink_status st = ms->base.fill(ms->base.user, t, row0, n_rows, 0, SHRINK_DTYPE_F32, w);
-    if (st) return st;
-    if (row0 == 0) ms->n_merged++;
-    const int64_t cols = t->cols;
-    for (const sk_lora *a = ms->list; a; a = a->next) {
-        const sk_lora_pair *p = &a->pairs[(size_t)t->layer * SK_LORA_N_LIN + which];
-        if (!p->A || a->scale == 0.f) continue;
-        const float s = a->scale;
-        const int64_t r = p->r;
-        #pragma omp parallel for schedule(static) if (n_rows * cols * r > 65536)
-        for (int64_t i = 0; i < n_rows; i++) {
-            const float *b = p->B + (row0 + i) * r;
-            float *row = w + i * cols;
-            for (int64_t c = 0; c < cols; c++) {
-                if (ms->keep_zeros && row[c] == 0.0f) continue; /* a pruned weight */
-                float acc = 0.f;
-                for (int64_t k = 0; k < r; k++) acc += b[k] * p->A[k * cols + c];
-                row[c] += s * acc;
-            }
-        }
-    }
-    if (w != dst) return sk_convert_rows(w, SHRINK_DTYPE_F32, dst, dt, n_rows, cols);
-    return SHRINK_OK;
 }
 
 /* Forwards progress and remembers the bytes written. */
@@ -106,6 +33,176 @@ static void merge_progress_cb(void *user, int64_t done, int64_t total) {
     merge_progress *c = user;
     c->done = done;
     if (c->p->progress) c->p->progress(c->p->user, done, total);
+}
+
+/* ==== merge, then quantize ================================================================= */
+
+static void q_progress_fwd(void *user, int phase, int64_t done, int64_t total) {
+    const shrink_merge_params *p = user;
+    if (p->progress && phase == 1) p->progress(p->user, done, total);
+}
+
+/* Is `scheme` one dtype for every matrix (not a llama.cpp mix)? Its dtype in *dt. */
+static int single_scheme(const char *scheme, shrink_dtype *dt) {
+    for (int32_t i = 0; i < shrink_quantize_scheme_count(); i++) {
+        shrink_quantize_scheme_info info;
+        if (shrink_quantize_scheme_get(i, &info) || strcasecmp(info.name, scheme)) continue;
+        *dt = info.dtype;
+        return !info.mix;
+    }
+    return 0;
+}
+
+/* Base (as stored) + adapters at run time, or quantized in memory to load_as first. */
+static shrink_status load_adapted(shrink_model **out, const char *base,
+                                  const shrink_merge_params *p, const char *load_as) {
+    shrink_load_params lp = shrink_load_params_default();
+    lp.tokenizer_path = p->tokenizer_path;
+    lp.load_as = load_as;
+    shrink_status st = shrink_model_load(out, base, &lp);
+    for (int i = 0; !st && i < p->n_adapters; i++)
+        st = shrink_model_add_lora(*out, p->adapters[i], p->scales ? p->scales[i] : 1.0);
+    if (st) {
+        shrink_model_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+/* The merged-then-quantized error on p->eval_text: reference = base + adapters at run time;
+ * scored with shrink_compare against the output and (a float base, a single-type scheme) the
+ * base quantized to the scheme in memory with the adapters unmerged. */
+static shrink_status merge_eval(const char *base, const char *out, const shrink_merge_params *p,
+                                int base_quantized, shrink_merge_result *r) {
+    shrink_model *ms[3] = {NULL, NULL, NULL};
+    shrink_context *cs[3] = {NULL, NULL, NULL};
+    char *text = NULL;
+    int32_t *ids = NULL;
+    size_t n_ids = 0, len = 0;
+    int n = 2;
+    shrink_status st = load_adapted(&ms[0], base, p, NULL);
+    if (!st) {
+        shrink_load_params lp = shrink_load_params_default();
+        lp.tokenizer_path = p->tokenizer_path;
+        st = shrink_model_load(&ms[1], out, &lp);
+    }
+    shrink_dtype dt;
+    if (!st && !base_quantized && single_scheme(p->scheme, &dt)) {
+        st = load_adapted(&ms[2], base, p, shrink_dtype_name(dt));
+        n = 3;
+    }
+    if (!st) st = sk_read_file(p->eval_text, (size_t)1 << 30, &text, &len);
+    shrink_model_info info;
+    if (!st) {
+        shrink_model_get_info(ms[0], &info);
+        st = shrink_tokenizer_encode(shrink_model_tokenizer(ms[0]), text, len, info.add_bos,
+                                     &ids, &n_ids);
+        if (st) st = sk_error(st, "%s: %s", p->eval_text, shrink_last_error());
+    }
+    int32_t n_ctx = p->eval_ctx > 0 ? p->eval_ctx : 256;
+    if (!st && n_ctx > info.max_seq_len) n_ctx = info.max_seq_len;
+    for (int i = 0; !st && i < n; i++) st = shrink_context_create(&cs[i], ms[i], n_ctx, 0);
+    shrink_compare_result cr[3];
+    if (!st) {
+        shrink_compare_params cp = shrink_compare_params_default();
+        cp.n_ctx = n_ctx;
+        cp.max_tokens = p->eval_tokens > 0 ? p->eval_tokens : 1024;
+        st = shrink_compare(cs, n, ids, (int64_t)n_ids, &cp, cr);
+    }
+    if (!st) {
+        r->eval_tokens = cr[0].tokens_scored;
+        r->ppl_ref = cr[0].ppl;
+        r->ppl_merged = cr[1].ppl;
+        r->kl_merged = cr[1].kl_mean;
+        r->kl_merged_se = cr[1].kl_mean_se;
+        r->top1_merged = cr[1].top1_same;
+        if (n == 3) {
+            r->ppl_unmerged = cr[2].ppl;
+            r->kl_unmerged = cr[2].kl_mean;
+            r->kl_unmerged_se = cr[2].kl_mean_se;
+            r->top1_unmerged = cr[2].top1_same;
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        shrink_context_free(cs[i]);
+        shrink_model_free(ms[i]);
+    }
+    shrink_free(ids);
+    sk_free(text);
+    return st;
+}
+
+/* shrink_merge with a scheme: shrink_quantize with the adapters merged into the rows it reads;
+ * then the weight error of the merged matrices from its tensor statistics, and the error on
+ * eval_text. */
+static shrink_status merge_requantize(const char *base, const char *out,
+                                      const shrink_merge_params *p, shrink_merge_result *r) {
+    if (p->dtype >= 0)
+        return sk_error(SHRINK_ERR_ARG, "merge: give an output dtype or a scheme, not both");
+    if ((p->to && sk_format_parse(p->to) != SK_FORMAT_GGUF) ||
+        (!p->to && sk_format_from_path(out) != SK_FORMAT_GGUF))
+        return sk_error(SHRINK_ERR_ARG, "%s: a re-quantized model is written as GGUF; name the "
+                        "output *.gguf", out);
+    if (p->keep_sparsity)
+        return sk_error(SHRINK_ERR_ARG, "merge: keeping a pruned base's zeros is not done with "
+                        "a scheme; merge with a dtype, then quantize");
+    double t0 = shrink_time();
+    /* the adapters are checked against the base before anything is written */
+    shrink_load_params lp = shrink_load_params_default();
+    lp.tokenizer_path = p->tokenizer_path;
+    struct shrink_model *m = NULL;
+    sk_lora *list = NULL;
+    shrink_quantize_result qr;
+    memset(&qr, 0, sizeof qr);
+    int base_quantized = 0;
+    shrink_status st = sk_model_open(&m, base, &lp);
+    if (!st) st = sk_lora_read_list(p->adapters, p->scales, p->n_adapters, &m->cfg, &list);
+    if (st) goto out;
+    for (int64_t i = 0; i < m->n_tensors; i++)
+        base_quantized |= m->tensors[i].n_dims == 2 && sk_dtype_quantized(m->tensors[i].dtype);
+    shrink_quantize_params qp = shrink_quantize_params_default();
+    qp.scheme = p->scheme;
+    qp.tokenizer_path = p->tokenizer_path;
+    qp.tensor_stats = true;
+    qp.allow_requantize = true; /* a QLoRA base: dequantized, merged, quantized again */
+    qp.progress = q_progress_fwd;
+    qp.user = (void *)(uintptr_t)p;
+    qp.lora = p->adapters;
+    qp.lora_scales = p->scales;
+    qp.n_lora = p->n_adapters;
+    if ((st = shrink_quantize(base, out, &qp, &qr))) goto out;
+    r->format = sk_format_name(SK_FORMAT_GGUF);
+    r->scheme = qr.scheme;
+    r->bits_per_weight = qr.bits_per_weight;
+    r->tensor_bytes = qr.tensor_bytes;
+    r->n_merged = sk_lora_n_adapted(list, &m->cfg);
+    for (const sk_lora *a = list; a; a = a->next) r->n_adapter_params += a->n_params;
+    shrink_dtype dt;
+    r->dtype = single_scheme(p->scheme, &dt) ? dt : SHRINK_DTYPE_COUNT;
+    int64_t k = 0;
+    for (int64_t i = 0; qr.tensors && i < qr.n_tensors; i++) {
+        int layer, which = sk_lora_gguf_linear(qr.tensors[i].name, &layer);
+        if (which < 0 || !sk_lora_adapted(list, layer, which)) continue;
+        double e = qr.tensors[i].rel_rms;
+        r->wrel_mean += e;
+        if (e > r->wrel_max) r->wrel_max = e;
+        k++;
+    }
+    if (k) r->wrel_mean /= (double)k;
+    r->eval_tokens = 0;
+    r->ppl_ref = r->ppl_merged = r->ppl_unmerged = NAN;
+    r->kl_merged = r->kl_unmerged = r->kl_merged_se = r->kl_unmerged_se = NAN;
+    r->top1_merged = r->top1_unmerged = NAN;
+    if (p->eval_text && (st = merge_eval(base, out, p, base_quantized, r))) {
+        unlink(out); /* no partial result: the error was asked for */
+        goto out;
+    }
+    r->seconds = shrink_time() - t0;
+out:
+    shrink_quantize_result_free(&qr);
+    sk_lora_free(list);
+    shrink_model_free(m);
+    return st;
 }
 
 shrink_status shrink_merge(const char *base, const char *out, const shrink_merge_params *p,
@@ -127,12 +224,18 @@ shrink_status shrink_merge(const char *base, const char *out, const shrink_merge
                         sk_dtype((shrink_dtype)p->dtype)->name);
     if (sk_same_file(base, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the base model; refusing to overwrite it", out);
+    if (p->scheme) {
+        shrink_merge_result tmp;
+        if (!r) r = &tmp;
+        return merge_requantize(base, out, p, r);
+    }
     double t0 = shrink_time();
     shrink_load_params lp = shrink_load_params_default();
     lp.tokenizer_path = p->tokenizer_path;
     struct shrink_model *m = NULL;
     sk_lora *list = NULL;
-    merge_src ms = {0};
+    sk_lora_merge ms;
+    memset(&ms, 0, sizeof ms);
     shrink_status st = sk_model_open(&m, base, &lp);
     if (st) goto out;
     if (p->dtype < 0 && fmt != SK_FORMAT_LLAMA2C)
@@ -144,18 +247,11 @@ shrink_status shrink_merge(const char *base, const char *out, const shrink_merge
                               shrink_dtype_name(m->tensors[i].dtype));
                 goto out;
             }
-    sk_lora **end = &list;
-    for (int i = 0; i < p->n_adapters; i++) {
-        double sc = p->scales ? p->scales[i] : 1.0;
-        if ((st = sk_lora_read(p->adapters[i], &m->cfg, m->cfg.rope_layout, sc, end))) goto out;
-        end = &(*end)->next;
-    }
-    if ((st = sk_source_from_model(m, &ms.base))) goto out;
-    ms.list = list;
-    ms.keep_zeros = p->keep_sparsity;
-    sk_source src = ms.base;
-    src.fill = merge_fill;
-    src.user = &ms;
+    if ((st = sk_lora_read_list(p->adapters, p->scales, p->n_adapters, &m->cfg, &list)))
+        goto out;
+    sk_source base_src, src;
+    if ((st = sk_source_from_model(m, &base_src))) goto out;
+    sk_lora_merge_source(&ms, &base_src, list, p->keep_sparsity, &src);
     sk_write_opts o = sk_write_opts_default();
     o.dtype = p->dtype;
     merge_progress mp = {p, 0};
@@ -166,14 +262,14 @@ shrink_status shrink_merge(const char *base, const char *out, const shrink_merge
         r->format = sk_format_name((sk_format)fmt);
         r->dtype = fmt == SK_FORMAT_LLAMA2C ? SHRINK_DTYPE_F32
                    : p->dtype >= 0          ? (shrink_dtype)p->dtype
-                                            : ms.base.dtype;
-        r->n_merged = ms.n_merged;
+                                            : base_src.dtype;
+        r->n_merged = sk_lora_n_adapted(list, &m->cfg);
         r->tensor_bytes = (uint64_t)mp.done;
         for (const sk_lora *a = list; a; a = a->next) r->n_adapter_params += a->n_params;
         r->seconds = shrink_time() - t0;
     }
 out:
-    sk_free(ms.tmp);
+    sk_lora_merge_free(&ms);
     sk_lora_free(list);
     shrink_model_free(m);
     return st;

@@ -196,38 +196,51 @@ static shrink_status quantize_as(binder *b, const sk_tensor *t, sk_mat *mat) {
     if (to == from) return SHRINK_OK;
     const sk_dtype_traits *d = sk_dtype(to), *fd = sk_dtype(from);
     const uint64_t rb = sk_dtype_row_bytes(to, cols), fb = sk_dtype_row_bytes(from, cols);
+    /* a block of rows widened at a time (about 4 MiB of f32), never the whole matrix */
+    const int64_t chunk = cols < ((int64_t)1 << 20) ? ((int64_t)1 << 20) / cols : 1;
     uint8_t *q = sk_aligned_alloc(64, (size_t)(rb * (uint64_t)rows));
-    float *f = sk_aligned_alloc(64, (size_t)rows * (size_t)cols * sizeof(float));
+    float *f = sk_aligned_alloc(64, (size_t)(rows < chunk ? rows : chunk) * (size_t)cols *
+                                        sizeof(float));
     if (!q || !f || !sk_model_own(b->m, q)) {
         if (!q || !f) sk_free(q); /* owned (freed with the model) once sk_model_own took it */
         sk_free(f);
         return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory quantizing '%s'", b->file, t->name);
     }
     const uint8_t *src = mat->data;
-    #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; r++)
-        fd->to_f32(src + (size_t)(r * (int64_t)fb), f + (size_t)r * (size_t)cols, cols);
     sk_qparams qp;
     memset(&qp, 0, sizeof qp);
     if (to == SHRINK_DTYPE_INT8_T || to == SHRINK_DTYPE_INT8_T_ASYM) {
         float lo = INFINITY, hi = -INFINITY;
-        for (int64_t i = 0; i < rows * cols; i++) {
-            if (f[i] < lo) lo = f[i];
-            if (f[i] > hi) hi = f[i];
+        for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+            const int64_t nr = rows - r0 < chunk ? rows - r0 : chunk;
+            for (int64_t r = 0; r < nr; r++)
+                fd->to_f32(src + (size_t)((r0 + r) * (int64_t)fb), f + (size_t)r * (size_t)cols,
+                           cols);
+            for (int64_t i = 0; i < nr * cols; i++) {
+                if (f[i] < lo) lo = f[i];
+                if (f[i] > hi) hi = f[i];
+            }
         }
         if (!(lo <= hi)) lo = hi = 0.0f;
         qp.tensor_range = 1;
         qp.tmin = lo;
         qp.tmax = hi;
     }
-    #pragma omp parallel for schedule(dynamic, 16)
-    for (int64_t r = 0; r < rows; r++) {
-        const float *x = f + (size_t)r * (size_t)cols;
-        uint8_t *y = q + (size_t)(r * (int64_t)rb);
-        if (d->quantize) d->quantize(x, y, cols, &qp);
-        else d->from_f32(x, y, cols);
+    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+        const int64_t nr = rows - r0 < chunk ? rows - r0 : chunk;
+        #pragma omp parallel for schedule(dynamic, 16)
+        for (int64_t r = 0; r < nr; r++) {
+            float *x = f + (size_t)r * (size_t)cols;
+            uint8_t *y = q + (size_t)((r0 + r) * (int64_t)rb);
+            fd->to_f32(src + (size_t)((r0 + r) * (int64_t)fb), x, cols);
+            if (d->quantize) d->quantize(x, y, cols, &qp);
+            else d->from_f32(x, y, cols);
+        }
     }
     sk_free(f);
+    /* the source's pages are not read again: a mapped file's go back to the page cache */
+    if (sk_model_in_mapping(b->m, src))
+        sk_map_release(src, sk_dtype_tensor_bytes(from, rows, cols));
     b->m->weight_bytes -= sk_dtype_tensor_bytes(from, rows, cols);
     b->m->weight_bytes += sk_dtype_tensor_bytes(to, rows, cols);
     mat->dtype = to;

@@ -20,6 +20,19 @@ static const char *const gguf_mod[SK_LORA_N_LIN] = {"attn_q", "attn_k", "attn_v"
                                                      "attn_output", "ffn_gate", "ffn_up",
                                                      "ffn_down"};
 
+int sk_lora_gguf_linear(const char *name, int *layer) {
+    int l, n = 0;
+    char mod[32];
+    if (sscanf(name, "blk.%d.%31[^.].weight%n", &l, mod, &n) != 2 || name[n] != '\0' || l < 0)
+        return -1;
+    for (int w = 0; w < SK_LORA_N_LIN; w++)
+        if (!strcmp(mod, gguf_mod[w])) {
+            *layer = l;
+            return w;
+        }
+    return -1;
+}
+
 /* (out, in) of projection `which` for config c. */
 static void lin_shape(const sk_config *c, int which, int64_t *out, int64_t *in) {
     int64_t D = c->dim, Q = (int64_t)c->n_heads * c->head_dim;

@@ -63,4 +63,38 @@ SK_HIDDEN shrink_status sk_lora_write(const sk_lora *a, const sk_config *cfg, co
 SK_HIDDEN void sk_lora_apply(const sk_lora *list, int l, sk_linear which, const float *X,
                              int64_t T, float *Y, int64_t ldy);
 
+/* ---- merging (lora_merge.c) -------------------------------------------------------------- */
+
+/* A tensor source that adds the adapters' scale * B A to the rows of every adapted projection
+ * of `base` (another source, e.g. sk_source_from_model's): W' = W + sum scale * B A, computed
+ * in f32 and converted to the dtype asked for. Shared by shrink_merge (any output format) and
+ * shrink_quantize with adapters (merge, then quantize, streamed). Rows of other tensors come
+ * from `base` as they are. An adapter of scale 0 is skipped. */
+typedef struct sk_lora_merge {
+    sk_source      base;       /* the wrapped source */
+    const sk_lora *list;
+    int            keep_zeros; /* the base's exact zeros stay zero (a pruned base) */
+    float         *tmp;        /* f32 rows when a non-f32 dtype is asked (one thread only) */
+    size_t         tmp_n;
+} sk_lora_merge;
+
+/* *out = base with fill/user replaced by the merging ones; ms must outlive out. Fills of f32
+ * rows may run concurrently on threads; fills of other dtypes use ms->tmp (one at a time). */
+SK_HIDDEN void sk_lora_merge_source(sk_lora_merge *ms, const sk_source *base,
+                                    const sk_lora *list, int keep_zeros, sk_source *out);
+SK_HIDDEN void sk_lora_merge_free(sk_lora_merge *ms);
+/* sk_lora_read of n adapters (scales: user scales, NULL = all 1) for a base of config cfg (q/k
+ * rows in cfg->rope_layout), chained in order into *out; on failure *out is NULL. */
+SK_HIDDEN shrink_status sk_lora_read_list(const char *const *paths, const double *scales, int n,
+                                          const sk_config *cfg, sk_lora **out);
+/* Is projection `which` (sk_linear) of layer l changed by an adapter of nonzero scale? */
+SK_HIDDEN int sk_lora_adapted(const sk_lora *list, int l, int which);
+/* Matrices of `cfg` that an adapter of nonzero scale in list changes. */
+SK_HIDDEN int64_t sk_lora_n_adapted(const sk_lora *list, const sk_config *cfg);
+/* The sk_linear of a GGUF tensor name "blk.N.attn_q.weight" (attn_q .. ffn_down; *layer = N),
+ * -1 for other names. (lora.c) */
+SK_HIDDEN int sk_lora_gguf_linear(const char *name, int *layer);
+/* The sk_linear of a canonical tensor role (SK_ROLE_WQ ... SK_ROLE_W_DOWN), -1 for others. */
+SK_HIDDEN int sk_lora_role_linear(int role);
+
 #endif /* SK_MODEL_LORA_H */

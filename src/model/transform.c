@@ -215,9 +215,11 @@ shrink_status sk_xf_write(sk_xf *xf, const char *out, const sk_xf_method *m,
     wo.tensor_dtype = xf_tensor_dtype;
     wo.tensor_user = xf;
     wo.file_type = o->file_type;
+    wo.dry_bytes = o->dry_bytes;
     xf->cur = -1;
     xf->done = 0;
     if ((st = sk_model_write_source(xf->model, &src, out, SK_FORMAT_GGUF, &wo))) return st;
+    if (o->dry_bytes) return SHRINK_OK;
     SHRINK_ASSERT(xf->cur == xf->n - 1);
     return SHRINK_OK;
 }

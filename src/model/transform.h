@@ -67,6 +67,7 @@ typedef struct sk_xf_opts {
     /* called after each block with tensor bytes written / to write; may be NULL */
     void   (*progress)(void *user, int64_t done, int64_t total);
     void    *progress_user;
+    uint64_t *dry_bytes; /* non-NULL: plan only, write nothing; *dry_bytes = the file's size */
 } sk_xf_opts;
 
 struct sk_xf {

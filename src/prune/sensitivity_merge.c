@@ -27,12 +27,7 @@ typedef struct shard_file {
 static shrink_status shard_read(const char *path, shard_file *f) {
     memset(f, 0, sizeof *f);
     f->path = path;
-    char  *text = NULL;
-    size_t len = 0;
-    shrink_status st = sk_read_file(path, (size_t)1 << 28, &text, &len);
-    if (st) return st;
-    st = sk_json_parse(text, len, path, &f->j);
-    sk_free(text);
+    shrink_status st = sk_json_read_file(path, (size_t)1 << 28, &f->j);
     if (st) return st;
     f->input = sk_json_get_str(f->j, "input");
     f->calib = sk_json_get_str(f->j, "calib");

@@ -27,6 +27,7 @@
 #include "prune.h"
 
 #include "../model/source.h"
+#include "../eval/ppl.h"
 
 #include <math.h>
 #include <omp.h>
@@ -160,32 +161,16 @@ static shrink_status score_pass(sscore *s, int base, double *kl_out, double *ppl
         #pragma omp parallel for reduction(+ : kl, nll, scored) schedule(static)
         for (int32_t t = 0; t < wl; t++) {
             const float *z = s->logits + (size_t)t * V;
-            float mx = -INFINITY;
-            for (int v = 0; v < V; v++) mx = z[v] > mx ? z[v] : mx;
-            double se = 0.0;
-            for (int v = 0; v < V; v++) se += expf(z[v] - mx);
-            const double lse = mx + log(se);
+            const double lse = sk_logits_lse(z, V);
             if (t + 1 < wl) {
                 nll += lse - z[s->ids[w0 + t + 1]];
                 scored++;
             }
             float *b = s->base_p + (size_t)(w0 + t) * V;
-            if (base) { /* probabilities and sum p log p of the unmasked model */
-                double negent = 0.0;
-                for (int v = 0; v < V; v++) {
-                    const double lp = (double)z[v] - lse;
-                    b[v] = (float)exp(lp);
-                    negent += b[v] > 0 ? b[v] * lp : 0.0;
-                }
-                s->base_negent[w0 + t] = negent;
-            } else { /* KL = sum p_b log p_b - sum p_b log q */
-                double pz = 0.0, ps = 0.0;
-                for (int v = 0; v < V; v++) {
-                    pz += (double)b[v] * z[v];
-                    ps += b[v];
-                }
-                kl += s->base_negent[w0 + t] - (pz - ps * lse);
-            }
+            if (base) /* probabilities and sum p log p of the unmasked model */
+                s->base_negent[w0 + t] = sk_logits_keep(z, V, lse, b);
+            else /* KL = sum p_b log p_b - sum p_b log q */
+                kl += sk_logits_kl(z, V, lse, b, s->base_negent[w0 + t]);
         }
     }
     if (kl_out) *kl_out = kl / (double)s->n;
@@ -530,6 +515,7 @@ typedef struct splan {
     int32_t   *qmap;  /* (out.L, out.H) */
     int32_t   *kvmap; /* (out.L, out.KV) */
     int32_t   *fmap;  /* (out.L, out.F) */
+    int32_t   *dmap;  /* (out.D) kept residual dimensions, ascending */
 } splan;
 
 static void splan_free(splan *pl) {
@@ -537,6 +523,7 @@ static void splan_free(splan *pl) {
     sk_free(pl->qmap);
     sk_free(pl->kvmap);
     sk_free(pl->fmap);
+    sk_free(pl->dmap);
 }
 
 /* The source of the smaller model: each tensor read whole as f32 from the input's source,
@@ -613,6 +600,13 @@ static shrink_status load_tensor(sfill *f, const sk_wtensor *t) {
     const int32_t *rk_ = t->layer >= 0 ? kept(f->pl, t->role, t->layer, 0, &nr, &ur) : NULL;
     const int32_t *ck = t->layer >= 0 && !vec ? kept(f->pl, t->role, t->layer, 1, &nc, &uc)
                                               : NULL;
+    /* an axis of the residual stream (hidden size changed): the kept dimensions */
+    const sk_config *pi = &f->pl->in, *po = &f->pl->out;
+    if (pi->dim != po->dim) {
+        if (!rk_ && ir == pi->dim && orows == po->dim) rk_ = f->pl->dmap, nr = po->dim, ur = 1;
+        if (!ck && !vec && ic == pi->dim && ocols == po->dim)
+            ck = f->pl->dmap, nc = po->dim, uc = 1;
+    }
     if ((rk_ ? (int64_t)nr * ur : ir) != orows || (ck ? (int64_t)nc * uc : ic) != ocols)
         return sk_error(SHRINK_ERR_FORMAT, "structured pruning: '%s' does not match the plan",
                         t->name);
@@ -672,9 +666,17 @@ static shrink_status check_structured(const shrink_structured_params *p, const s
                                       const char *in) {
     if (p->heads < 0 || p->kv_heads < 0 || p->neurons < 0 || p->layers < 0)
         return sk_error(SHRINK_ERR_ARG, "structured pruning: negative count");
-    if (!p->heads && !p->kv_heads && !p->neurons && !p->layers)
+    if (p->dims < 0) return sk_error(SHRINK_ERR_ARG, "structured pruning: negative count");
+    if (!p->heads && !p->kv_heads && !p->neurons && !p->layers && !p->dims)
         return sk_error(SHRINK_ERR_ARG, "structured pruning: nothing to remove (give heads, "
-                        "kv-heads, neurons or layers)");
+                        "kv-heads, neurons, layers or hidden dimensions)");
+    if (p->dims && c->arch->fused_qkv)
+        return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: %s has a fused q|k|v projection and "
+                        "head_dim = dim / n_heads, so its hidden size cannot be narrowed", in,
+                        c->arch->name);
+    if (p->dims >= c->dim)
+        return sk_error(SHRINK_ERR_ARG, "%s: cannot remove %d hidden dimensions of %d (at "
+                        "least one must stay)", in, p->dims, c->dim);
     if (p->heads && p->kv_heads)
         return sk_error(SHRINK_ERR_ARG, "structured pruning: give heads or kv-heads, not both");
     if ((p->heads || p->kv_heads) && c->arch->fused_qkv)
@@ -739,6 +741,7 @@ static void write_progress(void *user, int64_t done, int64_t total) {
  * second key neuron2 (the proxy under sensitivity). */
 typedef struct sscores {
     double *layer, *head, *kv, *neuron, *neuron2;
+    double *dim; /* (D) residual dimensions: the token embedding's column norms */
 } sscores;
 
 static shrink_status compute_scores(const char *in, const shrink_structured_params *p,
@@ -826,23 +829,35 @@ static shrink_status make_plan(const shrink_structured_params *p, const sscores 
     o->n_kv_heads = KV - p->kv_heads;
     o->n_heads = p->kv_heads ? o->n_kv_heads * G : H - p->heads;
     o->ffn_dim = F - p->neurons;
+    o->dim = c->dim - p->dims;
+    o->head_dim = c->head_dim; /* the heads keep their width (GGUF: key_length) */
     const int rh = H - o->n_heads, rf = F - o->ffn_dim;
     pl->lmap = sk_malloc((size_t)o->n_layers * sizeof(int32_t));
     pl->qmap = sk_malloc((size_t)o->n_layers * o->n_heads * sizeof(int32_t));
     pl->kvmap = sk_malloc((size_t)o->n_layers * o->n_kv_heads * sizeof(int32_t));
     pl->fmap = sk_malloc((size_t)o->n_layers * o->ffn_dim * sizeof(int32_t));
+    pl->dmap = sk_malloc((size_t)o->dim * sizeof(int32_t));
     r->removed_layers = sk_malloc((size_t)(p->layers + 1) * sizeof(int32_t));
     r->removed_heads = sk_malloc((size_t)L * (size_t)(rh + 1) * sizeof(int32_t));
     r->removed_neurons = sk_malloc((size_t)L * (size_t)(rf + 1) * sizeof(int32_t));
-    const size_t most = (size_t)(F > H ? F : H) + (size_t)L; /* units ranked at once */
+    size_t most = (size_t)(F > H ? F : H) + (size_t)L; /* units ranked at once */
+    if (most < (size_t)c->dim) most = (size_t)c->dim;
     int64_t *ord = sk_malloc(most * sizeof *ord);
     uint8_t *gone = sk_malloc(most);
     shrink_status st = SHRINK_OK;
-    if (!pl->lmap || !pl->qmap || !pl->kvmap || !pl->fmap || !r->removed_layers ||
+    if (!pl->lmap || !pl->qmap || !pl->kvmap || !pl->fmap || !pl->dmap || !r->removed_layers ||
         !r->removed_heads || !r->removed_neurons || !ord || !gone) {
         st = sk_error(SHRINK_ERR_NOMEM, "structured pruning: out of memory");
         goto out;
     }
+    /* residual dimensions: the lowest scores go, the rest stay in order */
+    memset(gone, 0, (size_t)c->dim);
+    if (p->dims) {
+        if ((st = rank_order(sc->dim, NULL, c->dim, ord))) goto out;
+        for (int i = 0; i < p->dims; i++) gone[ord[i]] = 1;
+    }
+    for (int d = 0, j = 0; d < c->dim; d++)
+        if (!gone[d]) pl->dmap[j++] = d;
     /* layers */
     if ((st = rank_order(sc->layer, NULL, L, ord))) goto out;
     memset(gone, 0, (size_t)L);
@@ -897,6 +912,27 @@ out:
     return st;
 }
 
+/* The score of each residual dimension d: the L2 norm of the token embedding's column d (how
+ * much every token writes into it), into sc->dim. */
+static shrink_status dim_scores(const sk_source *src, const sk_wtensor *ts, int64_t n,
+                                const sk_config *c, double *out) {
+    const sk_wtensor *e = NULL;
+    for (int64_t i = 0; i < n; i++)
+        if (ts[i].role == SK_ROLE_TOK_EMB) e = &ts[i];
+    if (!e || e->cols != c->dim)
+        return sk_error(SHRINK_ERR_FORMAT, "structured pruning: no token embedding of width %d",
+                        c->dim);
+    float *w = sk_aligned_alloc(64, (size_t)(e->rows * e->cols) * sizeof(float));
+    if (!w) return sk_error(SHRINK_ERR_NOMEM, "structured pruning: out of memory");
+    shrink_status st = src->fill(src->user, e, 0, e->rows, 0, SHRINK_DTYPE_F32, w);
+    for (int64_t d = 0; d < c->dim; d++) out[d] = 0.0;
+    for (int64_t r = 0; !st && r < e->rows; r++)
+        for (int64_t d = 0; d < c->dim; d++) out[d] += (double)w[r * c->dim + d] * w[r * c->dim + d];
+    for (int64_t d = 0; d < c->dim; d++) out[d] = sqrt(out[d]);
+    sk_free(w);
+    return st;
+}
+
 static shrink_status config_params(const sk_config *c, int64_t *out) {
     sk_wtensor *ts;
     int64_t n, total = 0;
@@ -942,9 +978,10 @@ shrink_status shrink_prune_structured(const char *in, const char *out,
     sc.head = sk_calloc(L * (size_t)c->n_heads, sizeof(double));
     sc.kv = sk_calloc(L * (size_t)c->n_kv_heads, sizeof(double));
     sc.neuron = sk_calloc(L * (size_t)c->ffn_dim, sizeof(double));
+    sc.dim = sk_calloc((size_t)c->dim, sizeof(double));
     if (p->by == SHRINK_RANK_SENSITIVITY)
         sc.neuron2 = sk_calloc(L * (size_t)c->ffn_dim, sizeof(double));
-    if (!sc.layer || !sc.head || !sc.kv || !sc.neuron ||
+    if (!sc.layer || !sc.head || !sc.kv || !sc.neuron || !sc.dim ||
         (p->by == SHRINK_RANK_SENSITIVITY && !sc.neuron2)) {
         st = sk_error(SHRINK_ERR_NOMEM, "structured pruning: out of memory");
         goto out;
@@ -959,15 +996,16 @@ shrink_status shrink_prune_structured(const char *in, const char *out,
     } else if (p->layer_scores) {
         memcpy(sc.layer, p->layer_scores, L * sizeof(double));
     }
+    if ((st = sk_source_from_model(m, &f.base))) goto out;
+    if ((st = sk_wtensors(&pl.in, &f.in_ts, &f.n_in))) goto out;
+    if (p->dims && (st = dim_scores(&f.base, f.in_ts, f.n_in, c, sc.dim))) goto out;
     if ((st = make_plan(p, &sc, &pl, r))) goto out;
     if ((st = sk_config_validate(&pl.out, out))) goto out;
     if ((st = config_params(&pl.in, &r->params_in)) ||
         (st = config_params(&pl.out, &r->params_out)))
         goto out;
     /* write */
-    if ((st = sk_source_from_model(m, &f.base))) goto out;
     f.pl = &pl;
-    if ((st = sk_wtensors(&pl.in, &f.in_ts, &f.n_in))) goto out;
     sk_source src = f.base;
     src.cfg = pl.out;
     src.cfg.rope_layout = f.base.cfg.rope_layout;
@@ -988,6 +1026,8 @@ shrink_status shrink_prune_structured(const char *in, const char *out,
     r->n_heads = pl.out.n_heads;
     r->n_kv_heads = pl.out.n_kv_heads;
     r->ffn_dim = pl.out.ffn_dim;
+    r->dim_in = c->dim;
+    r->dim = pl.out.dim;
     r->in_file_bytes = m->file_bytes;
     struct stat sb;
     if (stat(out, &sb) == 0 && S_ISREG(sb.st_mode)) r->out_file_bytes = (uint64_t)sb.st_size;
@@ -1000,6 +1040,7 @@ out:
     sk_free(sc.kv);
     sk_free(sc.neuron);
     sk_free(sc.neuron2);
+    sk_free(sc.dim);
     sk_free(f.in_ts);
     sk_free(f.buf);
     sk_free(f.sel);

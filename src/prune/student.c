@@ -32,8 +32,11 @@ static shrink_status student_plan(const char *teacher, const shrink_student_para
                                   double *layer_scores) {
     const int L = c->n_layers, H = c->n_heads, KV = c->n_kv_heads, F = c->ffn_dim;
     const int keep_l = p->n_layer_list > 0 ? p->n_layer_list : p->layers > 0 ? p->layers : L;
-    if (p->layers < 0 || p->heads < 0 || p->ffn < 0 || p->n_layer_list < 0)
-        return sk_error(SHRINK_ERR_ARG, "student: negative layers, heads or FFN size");
+    if (p->layers < 0 || p->heads < 0 || p->ffn < 0 || p->n_layer_list < 0 || p->hidden < 0)
+        return sk_error(SHRINK_ERR_ARG, "student: negative layers, heads, FFN or hidden size");
+    if (p->hidden > c->dim)
+        return sk_error(SHRINK_ERR_ARG, "%s: a student of hidden size %d is bigger than its "
+                        "teacher (%d)", teacher, p->hidden, c->dim);
     if (keep_l > L)
         return sk_error(SHRINK_ERR_ARG, "%s: a student of %d layers is bigger than its teacher "
                         "(%d layers)", teacher, keep_l, L);
@@ -50,10 +53,11 @@ static shrink_status student_plan(const char *teacher, const shrink_student_para
     sp->layers = L - keep_l;
     sp->heads = p->heads ? H - p->heads : 0;
     sp->neurons = p->ffn ? F - p->ffn : 0;
-    if (!sp->layers && !sp->heads && !sp->neurons)
+    sp->dims = p->hidden ? c->dim - p->hidden : 0;
+    if (!sp->layers && !sp->heads && !sp->neurons && !sp->dims)
         return sk_error(SHRINK_ERR_ARG, "%s: the student would be the teacher itself (%d layers, "
-                        "%d heads, FFN %d): keep fewer layers, heads or neurons", teacher, L, H,
-                        F);
+                        "%d heads, FFN %d, hidden %d): keep fewer layers, heads, neurons or "
+                        "dimensions", teacher, L, H, F, c->dim);
     if (p->n_layer_list > 0) {
         for (int l = 0; l < L; l++) layer_scores[l] = 0.0;
         for (int i = 0; i < p->n_layer_list; i++) {

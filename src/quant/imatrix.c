@@ -276,6 +276,10 @@ typedef struct icoll {
     double  *sum[SK_LIN_COUNT];  /* (n_layers * cols) sums of x^2 */
     int64_t  tokens;             /* tokens seen per linear (each sees every token) */
     int      seen[SK_LIN_COUNT];
+    /* a rank other than 0 keeps each chunk's sums apart: sum[w] holds n_keep blocks of
+     * n_layers * cols, the i-th call of (layer, w) adding into block i */
+    int64_t  n_keep;
+    int64_t *calls;              /* (SK_LIN_HEAD * n_layers) calls seen, when n_keep > 1 */
 } icoll;
 
 static void icoll_observe(void *user, int layer, sk_linear which, const float *X, int64_t T,
@@ -286,6 +290,11 @@ static void icoll_observe(void *user, int layer, sk_linear which, const float *X
         return;
     c->seen[which] = 1;
     double *s = c->sum[which] + (int64_t)layer * cols;
+    if (c->n_keep > 1) {   /* this chunk's block */
+        int64_t i = c->calls[(int64_t)which * c->n_layers + layer]++;
+        if (i >= c->n_keep) return;
+        s += i * c->n_layers * cols;
+    }
     #pragma omp parallel for schedule(static) if (cols * T > 65536)
     for (int64_t j = 0; j < cols; j++) {
         double a = 0.0;
@@ -325,6 +334,36 @@ static void im_layers(void *user, int64_t done, int64_t n) {
     const icoll *c = user;
     const shrink_imatrix_params *p = c->progress;
     if (p->progress && n > 0) p->progress(p->user, c->base + c->span * done / n, c->total);
+}
+
+/* Ranks: every one must run the same options on the same files. */
+static shrink_status imatrix_agree(const shrink_train_comm *rc, const char *in,
+                                   const shrink_imatrix_params *p) {
+    if (!rc->agree) return SHRINK_OK;
+    char opt[64];
+    snprintf(opt, sizeof opt, "imatrix %lld %d", (long long)p->calib_tokens, (int)p->calib_ctx);
+    uint64_t h = sk_hash_str(SK_HASH64_INIT, opt);
+    h = sk_hash_file_id(sk_hash_file_id(sk_hash_file_id(h, in), p->calib_path),
+                        p->tokenizer_path);
+    return rc->agree(rc->user, h);
+}
+
+/* Ranks: the sums of every column, each rank's chunk blocks in order, added along the chain;
+ * the total lands in every rank's first block. */
+static shrink_status imatrix_reduce(const shrink_train_comm *rc, icoll *c) {
+    if (!rc->sum_f64)
+        return sk_error(SHRINK_ERR_ARG, "imatrix: the ranks' communication has no sum");
+    double **parts = sk_malloc((size_t)c->n_keep * sizeof *parts);
+    if (!parts) return sk_error(SHRINK_ERR_NOMEM, "imatrix: out of memory");
+    shrink_status st = SHRINK_OK;
+    for (int w = 0; w < SK_LIN_HEAD && !st; w++) {
+        if (!c->sum[w]) continue;
+        const int64_t n = (int64_t)c->n_layers * c->cols[w];
+        for (int64_t i = 0; i < c->n_keep; i++) parts[i] = c->sum[w] + i * n;
+        st = rc->sum_f64(rc->user, parts, (int32_t)c->n_keep, n);
+    }
+    sk_free(parts);
+    return st;
 }
 
 shrink_imatrix_params shrink_imatrix_params_default(void) {
@@ -378,12 +417,33 @@ shrink_status sk_imatrix_compute(const char *in, const shrink_imatrix_params *p,
                       "one chunk of %d (--calib-ctx)", p->calib_path, n_ids, (int)C);
         goto out;
     }
+    /* ranks: this rank's chunks [lo, hi) */
+    const shrink_train_comm *rc = p->comm && p->comm->n_ranks > 1 ? p->comm : NULL;
+    int64_t lo = 0, hi = n_chunks;
+    if (rc) {
+        if (n_chunks < rc->n_ranks) {
+            st = sk_error(SHRINK_ERR_ARG, "%s: %lld chunks of %d tokens cannot be shared by %d "
+                          "ranks (at least one chunk each)", p->calib_path,
+                          (long long)n_chunks, (int)C, (int)rc->n_ranks);
+            goto out;
+        }
+        lo = n_chunks * rc->rank / rc->n_ranks;
+        hi = n_chunks * (rc->rank + 1) / rc->n_ranks;
+        if ((st = imatrix_agree(rc, in, p))) goto out;
+        c.n_keep = rc->rank > 0 ? hi - lo : 1;
+    }
     c.n_layers = cfg->n_layers;
+    if (c.n_keep > 1 &&
+        !(c.calls = sk_calloc((size_t)SK_LIN_HEAD * (size_t)c.n_layers, sizeof *c.calls))) {
+        st = sk_error(SHRINK_ERR_NOMEM, "imatrix: out of memory");
+        goto out;
+    }
     for (int w = 0; w < SK_LIN_HEAD; w++) {
         char nb[96];
         if (!lin_name(cfg, 0, (sk_linear)w, nb, sizeof nb)) continue;
         c.cols[w] = lin_cols(cfg, (sk_linear)w);
-        c.sum[w] = sk_calloc((size_t)c.n_layers * (size_t)c.cols[w], sizeof(double));
+        c.sum[w] = sk_calloc((size_t)(c.n_keep > 1 ? c.n_keep : 1) * (size_t)c.n_layers *
+                             (size_t)c.cols[w], sizeof(double));
         if (!c.sum[w]) {
             st = sk_error(SHRINK_ERR_NOMEM, "imatrix: out of memory");
             goto out;
@@ -394,21 +454,21 @@ shrink_status sk_imatrix_compute(const char *in, const shrink_imatrix_params *p,
         if (cfg->add_bos && cfg->bos_id >= 0) ids[k * C] = cfg->bos_id;
     /* one layer at a time over a group of chunks (src/model/layerwise.h): the sums of each
      * column still come chunk after chunk, as a whole-model forward per chunk adds them */
-    const int64_t total = n_chunks * C;
+    const int64_t total = (hi - lo) * C;
     int64_t group = (int64_t)(sk_imatrix_stream_bytes / ((size_t)C * (size_t)cfg->dim * sizeof(float)));
     if (group < 1) group = 1;
     c.progress = p;
     c.total = total;
-    for (int64_t k = 0; k < n_chunks && !st; k += group) {
-        const int64_t g = n_chunks - k < group ? n_chunks - k : group;
-        c.base = k * C;
+    for (int64_t k = lo; k < hi && !st; k += group) {
+        const int64_t g = hi - k < group ? hi - k : group;
+        c.base = (k - lo) * C;
         c.span = g * C;
         sk_layerwise lw = {.model = m, .ids = ids + k * C, .n = g * C, .n_ctx = C,
                            .n_batch = C, .observe = icoll_observe, .progress = im_layers,
                            .user = &c};
         st = sk_layerwise_run(&lw);
     }
-    if (st) goto out;
+    if (st || (rc && (st = imatrix_reduce(rc, &c)))) goto out;
     /* the entries, layer by layer in the decoder's order */
     im = sk_calloc(1, sizeof *im);
     if (!im) {
@@ -449,6 +509,7 @@ shrink_status sk_imatrix_compute(const char *in, const shrink_imatrix_params *p,
     im = NULL;
 out:
     for (int w = 0; w < SK_LIN_COUNT; w++) sk_free(c.sum[w]);
+    sk_free(c.calls);
     sk_imatrix_free(im);
     shrink_free(ids);
     shrink_model_free(m);
@@ -547,7 +608,7 @@ shrink_status shrink_imatrix(const char *in, const char *out, const shrink_imatr
     shrink_status st = sk_imatrix_compute(in, p, &m, r);
     if (st) return st;
     double t = r->seconds;
-    st = write_legacy(m, out, in, p->calib_path);
+    if (!p->comm || p->comm->rank == 0) st = write_legacy(m, out, in, p->calib_path);
     sk_imatrix_free(m);
     r->seconds = t;
     return st;

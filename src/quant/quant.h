@@ -63,4 +63,28 @@ SK_HIDDEN shrink_dtype sk_mix_type(sk_mix mix, const char *name, int64_t ne0, in
  * *fallback set to 1 if not `want` (may be NULL). */
 SK_HIDDEN shrink_dtype sk_quant_fallback(shrink_dtype want, int64_t cols, int *fallback);
 
+/* A per-tensor plan for shrink_quantize (shrink_plan, plan.c): tensors named in `names` (GGUF
+ * names) get types[k] (falling back like any type where its block does not divide the rows),
+ * every other tensor the scheme's rule; `im` (not owned, may be NULL) is the importance the
+ * rows are quantized with instead of params' imatrix; file_type is general.file_type (-1:
+ * from the scheme); dry_bytes non-NULL: nothing is written and *dry_bytes gets the size the
+ * file would have. */
+typedef struct sk_quant_override {
+    int64_t                  n;
+    const char *const       *names;
+    const shrink_dtype      *types;
+    const struct sk_imatrix *im;
+    int64_t                  file_type;
+    uint64_t                *dry_bytes;
+} sk_quant_override;
+SK_HIDDEN shrink_status sk_quantize_with(const char *in, const char *out,
+                                         const shrink_quantize_params *p,
+                                         const sk_quant_override *ov, shrink_quantize_result *r);
+
+/* One row of `cols` values quantized to t as shrink_quantize writes it (default search, no
+ * --ggml-exact), weighted by the importance `im` (cols values) where t uses one; im may be
+ * NULL. */
+SK_HIDDEN void sk_quantize_row_im(shrink_dtype t, const float *x, uint8_t *y, int64_t cols,
+                                  const float *im);
+
 #endif /* SK_QUANT_H */

@@ -38,6 +38,7 @@
 
 #include "../model/transform.h"
 #include "../model/model.h"
+#include "../model/lora.h"
 
 #include "../tokenizer/tokenizer.h"
 #include "../kernels/q_search.h"
@@ -347,15 +348,27 @@ typedef struct qjob {
     sk_gptq_run *gptq;       /* --method gptq (begun at the first tensor, then advanced a layer
                               * at a time as the writer reaches each layer's tensors) */
     uint8_t  *gptq_sel;      /* (xf->n) the tensors GPTQ may change */
+    const sk_quant_override *ov; /* shrink_plan's per-tensor types, or NULL */
 } qjob;
 
-/* The importance of x's columns when it has an entry and its type uses one: ggml's weighted
- * quantizers (q_imatrix.c) and the searched types (q_search.c, shrink's own int4/nf4). */
+/* Whether type t's quantizer uses an importance: ggml's weighted quantizers (q_imatrix.c) and
+ * the searched types (q_search.c, shrink's own int4/nf4), palettes. */
+static int uses_imatrix(shrink_dtype t) {
+    return sk_qim_has(t) || sk_quantize_searches(t) || sk_pal_k(t);
+}
+
+/* The importance of x's columns when it has an entry and its type uses one. */
 static void plan_imatrix(const qjob *j, const sk_xf_tensor *x, qtensor *q) {
     const sk_imatrix_entry *e = sk_imatrix_find(j->im, x->name);
     if (!e || x->t.n_dims != 2 || e->n != x->t.cols) return;
-    if (sk_qim_has(x->dtype) || sk_quantize_searches(x->dtype) || sk_pal_k(x->dtype))
-        q->qp.imatrix = e->v;
+    if (uses_imatrix(x->dtype)) q->qp.imatrix = e->v;
+}
+
+/* The type shrink_plan chose for tensor `name` (-1: none). */
+static int ov_type(const sk_quant_override *ov, const char *name) {
+    for (int64_t k = 0; ov && k < ov->n; k++)
+        if (strcmp(ov->names[k], name) == 0) return (int)ov->types[k];
+    return -1;
 }
 
 /* llama-quantize's rule for the output matrix (output.weight, or the token embedding of a
@@ -383,6 +396,7 @@ static shrink_dtype tensor_want(const qjob *in, const sk_xf *xf, const sk_xf_ten
     const sk_config *c = &xf->base.cfg;
     if (!q->fallback || t->n_dims == 1) return x->dtype;
     if (q->kept) return (shrink_dtype)in->p->keep_dtype;
+    if (ov_type(in->ov, x->name) >= 0) return (shrink_dtype)ov_type(in->ov, x->name);
     if (in->scheme->mix != SK_MIX_NONE)
         return mix_want(in->scheme->mix, x->name, t->cols, t->layer, c->n_layers, in->has_output,
                         c->n_layers == 80 && c->n_heads != c->n_kv_heads,
@@ -407,6 +421,9 @@ static shrink_status plan_tensor(void *user, sk_xf *xf, sk_xf_tensor *x) {
     } else if (t->role == SK_ROLE_POS_EMB) {
         shrink_dtype d = x->in_dtype;
         x->dtype = sk_dtype(d)->block == 1 && d <= SHRINK_DTYPE_BF16 ? d : SHRINK_DTYPE_F32;
+    } else if (ov_type(in->ov, x->name) >= 0) {
+        x->dtype = sk_quant_fallback((shrink_dtype)ov_type(in->ov, x->name), t->cols,
+                                     &q->fallback);
     } else if (s->mix != SK_MIX_NONE) {
         /* llama.cpp's 70B rule (80 layers with GQA: only the Llama family has GQA) */
         int is_70b = c->n_layers == 80 && c->n_heads != c->n_kv_heads;
@@ -545,18 +562,30 @@ static shrink_status q_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
 /* One row: with an importance matrix ggml's weighted quantizer (--ggml-exact), else the search
  * (q_search.c for the 32-blocks, sk_qim_search for the K types; both start from ggml's
  * weighted blocks); without one the dtype row's search, or its reference with --ggml-exact. */
+static void quant_row(shrink_dtype t, const sk_qparams *qp, int exact, const float *xr,
+                      uint8_t *y, int64_t cols) {
+    const sk_dtype_traits *d = sk_dtype(t);
+    const int searches = sk_quantize_searches(t);
+    if (qp->imatrix && sk_qim_has(t) && (exact || !searches)) {
+        if (exact || sk_qsearch_mode() == 0) sk_qim_quantize(t, xr, y, cols, qp->imatrix);
+        else sk_qim_search(t, xr, y, cols, qp->imatrix); /* the K types */
+    }
+    else if (d->quantize && !(exact && searches))
+        d->quantize(xr, y, cols, qp);
+    else d->from_f32(xr, y, cols);
+}
+
 static void quantize_row(const qjob *j, const sk_xf_tensor *x, const qtensor *q, const float *xr,
                          uint8_t *y, int64_t cols) {
-    const sk_dtype_traits *d = sk_dtype(x->dtype);
-    const int searches = sk_quantize_searches(x->dtype);
-    if (q->qp.imatrix && sk_qim_has(x->dtype) && (j->p->ggml_exact || !searches)) {
-        if (j->p->ggml_exact || sk_qsearch_mode() == 0)
-            sk_qim_quantize(x->dtype, xr, y, cols, q->qp.imatrix);
-        else sk_qim_search(x->dtype, xr, y, cols, q->qp.imatrix); /* the K types */
-    }
-    else if (d->quantize && !(j->p->ggml_exact && searches))
-        d->quantize(xr, y, cols, &q->qp);
-    else d->from_f32(xr, y, cols);
+    quant_row(x->dtype, &q->qp, j->p->ggml_exact, xr, y, cols);
+}
+
+void sk_quantize_row_im(shrink_dtype t, const float *x, uint8_t *y, int64_t cols,
+                        const float *im) {
+    sk_qparams qp;
+    memset(&qp, 0, sizeof qp);
+    if (im && uses_imatrix(t)) qp.imatrix = im;
+    quant_row(t, &qp, 0, x, y, cols);
 }
 
 /* Quantizes k rows with the dtype row's quantizer (the reference one with --ggml-exact) and
@@ -911,6 +940,25 @@ static shrink_status check_method(const shrink_quantize_params *p, const sk_sche
     return SHRINK_OK;
 }
 
+/* Adapters merged before quantizing: round to nearest only (a calibration pass would run the
+ * unmerged model). */
+static shrink_status check_lora(const shrink_quantize_params *p, const sk_scheme *s) {
+    if (p->n_lora < 0 || (p->n_lora > 0 && !p->lora))
+        return sk_error(SHRINK_ERR_ARG, "quantize: bad adapter list (%d adapters)", (int)p->n_lora);
+    if (p->n_lora == 0) return SHRINK_OK;
+    const char *what = quant_method(p) != QM_RTN                   ? "--method"
+                       : p->smooth                                 ? "--smooth"
+                       : p->imatrix_path && *p->imatrix_path       ? "--imatrix"
+                       : p->imatrix_calib && *p->imatrix_calib     ? "--imatrix-calib"
+                       : s->dtype == SHRINK_DTYPE_W8A8_STATIC      ? "scheme w8a8_static"
+                                                                   : NULL;
+    if (what)
+        return sk_error(SHRINK_ERR_ARG, "%s and LoRA adapters merged while quantizing: the "
+                        "calibration would run the unmerged model; merge first (--dtype f32), "
+                        "then quantize the merged file", what);
+    return SHRINK_OK;
+}
+
 /* --method: rtn, or gptq with what it needs (a calibration text, a scheme it serves). */
 static shrink_status check_gptq(const shrink_quantize_params *p, const sk_scheme *s) {
     if (!p->method || strcasecmp(p->method, "gptq") != 0) return SHRINK_OK; /* check_method */
@@ -976,6 +1024,7 @@ static shrink_status check_params(const char *in, const char *out,
                         (long long)p->calib_tokens);
     shrink_status st = check_method(p, *s);
     if (!st) st = check_gptq(p, *s);
+    if (!st) st = check_lora(p, *s);
     if (st) return st;
     if (sk_same_file(in, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the input; refusing to overwrite it", out);
@@ -1006,6 +1055,11 @@ static void fill_result(shrink_quantize_result *r, const sk_scheme *s, const sk_
 
 shrink_status shrink_quantize(const char *in, const char *out, const shrink_quantize_params *p,
                               shrink_quantize_result *r) {
+    return sk_quantize_with(in, out, p, NULL, r);
+}
+
+shrink_status sk_quantize_with(const char *in, const char *out, const shrink_quantize_params *p,
+                               const sk_quant_override *ov, shrink_quantize_result *r) {
     shrink_quantize_params def = shrink_quantize_params_default();
     if (!p) p = &def;
     shrink_quantize_result tmp;
@@ -1022,6 +1076,9 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
         return st;
 
     sk_imatrix *im = NULL;
+    sk_lora *lora = NULL;
+    sk_lora_merge lm;
+    memset(&lm, 0, sizeof lm);
     sk_xf xf;
     memset(&xf, 0, sizeof xf);
     qjob j;
@@ -1029,6 +1086,7 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
     j.scheme = s;
     j.p = p;
     j.absmax = absmax;
+    j.ov = ov;
     sk_gptq_run gr;
     memset(&gr, 0, sizeof gr);
     if (p->method && strcasecmp(p->method, "gptq") == 0) {
@@ -1040,8 +1098,9 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
                            .progress = gptq_progress, .user = (void *)(uintptr_t)p};
         j.gptq = &gr;
     }
-    if ((st = quant_imatrix(in, p, &im, &r->calib_tokens))) goto out;
-    j.im = im;
+    if (ov && ov->im) j.im = ov->im;
+    else if ((st = quant_imatrix(in, p, &im, &r->calib_tokens))) goto out;
+    else j.im = im;
     if ((st = sk_xf_open(&xf, in, p->tokenizer_path, "quantize"))) goto out;
     const struct shrink_model *m = xf.model;
     int quantized;
@@ -1052,6 +1111,11 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
                       "rounds twice and loses more than quantizing the original weights; give "
                       "--allow-requantize to do it anyway", in, r->in_dtype);
         goto out;
+    }
+    if (p->n_lora > 0) {
+        if ((st = sk_lora_read_list(p->lora, p->lora_scales, p->n_lora, &xf.base.cfg, &lora)))
+            goto out;
+        sk_lora_merge_source(&lm, &xf.base, lora, 0, &xf.base);
     }
     if (im && (st = sk_imatrix_check(im, &xf, p->imatrix_path && *p->imatrix_path
                                                ? p->imatrix_path : p->imatrix_calib)))
@@ -1076,7 +1140,12 @@ shrink_status shrink_quantize(const char *in, const char *out, const shrink_quan
                            .end_block = q_end_block, .user = &j};
     sk_xf_opts o = {.dtype = s->dtype, .file_type = s->file_type, .progress = q_progress,
                     .progress_user = &j};
+    if (ov) {
+        if (ov->file_type >= 0) o.file_type = ov->file_type;
+        o.dry_bytes = ov->dry_bytes;
+    }
     if ((st = sk_xf_write(&xf, out, &method, &o))) goto out;
+    if (o.dry_bytes) goto out;
 
     fill_result(r, s, &xf, p);
     for (int64_t i = 0; i < xf.n; i++)
@@ -1102,5 +1171,7 @@ out:
     sk_gptq_run_free(&gr, xf.n);
     sk_free(j.gptq_sel);
     sk_xf_close(&xf);
+    sk_lora_merge_free(&lm);
+    sk_lora_free(lora);
     return st;
 }

@@ -28,18 +28,21 @@ static void add_to(float *y, const float *x, size_t n) {
 
 /* ==== token and position embedding ========================================================= */
 
-/* out[n] = wte[tok[n]] (+ wpe[n % T]). Saves nothing: the backward needs only the tokens. */
-void sk_encoder_forward(float *out, const int32_t *tok, const float *wte, const float *wpe, int N,
+/* out[n] = wte[tok[n]] (+ wpe[n % T]); wte in any dtype (a frozen base's stored one: the row
+ * is widened into out). Saves nothing: the backward needs only the tokens. */
+void sk_encoder_forward(float *out, const int32_t *tok, const sk_mat *wte, const float *wpe, int N,
                      int T, int D) {
+    SHRINK_ASSERT(wte->cols == D);
     #pragma omp parallel for schedule(static) if ((size_t)N * D > 32768)
     for (int n = 0; n < N; n++) {
         float *o = out + (size_t)n * D;
-        const float *e = wte + (size_t)tok[n] * D;
+        if (wte->dtype == SHRINK_DTYPE_F32)
+            memcpy(o, (const float *)wte->data + (size_t)tok[n] * D, (size_t)D * sizeof(float));
+        else
+            sk_mat_row_f32(wte, tok[n], o);
         if (wpe) {
             const float *p = wpe + (size_t)(n % T) * D;
-            for (int i = 0; i < D; i++) o[i] = e[i] + p[i];
-        } else {
-            memcpy(o, e, (size_t)D * sizeof(float));
+            for (int i = 0; i < D; i++) o[i] += p[i];
         }
     }
 }
@@ -187,12 +190,13 @@ void sk_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float 
 
 /* ==== linear layers ========================================================================== */
 
-/* Y (N, out) = X (N, in) W^T (+ bias), W (out, in) f32, through the GEMM kernels. Saves
- * nothing itself: the backward needs X (the caller keeps it) and W. */
-shrink_status sk_matmul_forward(float *Y, const float *X, const float *W, const float *bias,
+/* Y (N, out) = X (N, in) W^T (+ bias), W (out, in) f32 or a frozen matrix in its stored
+ * dtype, through the GEMM kernels (kernels.h: sk_matmul). Saves nothing itself: the backward
+ * needs X (the caller keeps it) and W. */
+shrink_status sk_matmul_forward(float *Y, const float *X, const sk_mat *W, const float *bias,
                                 int N, int in, int out, sk_scratch *s) {
-    const sk_mat Wm = {.dtype = SHRINK_DTYPE_F32, .rows = out, .cols = in, .data = W};
-    shrink_status st = sk_matmul(&Wm, X, N, Y, out, s);
+    SHRINK_ASSERT(W->rows == out && W->cols == in);
+    shrink_status st = sk_matmul(W, X, N, Y, out, s);
     if (st || !bias) return st;
     #pragma omp parallel for schedule(static) if ((size_t)N * out > 32768)
     for (int n = 0; n < N; n++)
@@ -207,6 +211,11 @@ shrink_status sk_matmul_forward(float *Y, const float *X, const float *W, const 
  * linear layer have this form without any transposed copy:
  *   dW (out, in) += dY^T X:  t = o, r = i, k = n:  A = dY (ak = out, at = 1), B = X;
  *   dX (N, in)  += dY W:     t = n, r = i, k = o:  A = dY (ak = 1, at = out), B = W.
+ * B may instead be a matrix Bq (K rows of nr_) held in a stored dtype (a frozen base: f16,
+ * bf16, q4_K, nf4, ...): its rows are dequantized as the panels are packed, a row's needed
+ * blocks at a time into a per-thread row buffer (the level's dequantizer, bit-identical to the
+ * reference), so the product is exactly the one on the widened matrix and the matrix is never
+ * widened whole.
  * It runs on the GEMM micro-kernel of the kernel set (kernels.h: `tile` with accumulate).
  * One parallel region, no barrier inside: the threads form a grid over (tiles of nr t's) x
  * (panels of mr r's); each thread, for each block of GEMM_KC k's, packs its own B panels
@@ -220,11 +229,17 @@ shrink_status sk_matmul_forward(float *Y, const float *X, const float *W, const 
 typedef struct gemm_acc_plan {
     int64_t npan, ntile, pan_per;
     int     tg, pg;
-    size_t  floats; /* all threads' B panels and A tile */
+    size_t  per;    /* one thread's floats: B panels, A tile, and Bq's row buffer */
+    size_t  floats; /* all threads' */
 } gemm_acc_plan;
 
+/* Floats of a row buffer of Bq for n columns starting anywhere: whole blocks around them. */
+static size_t bq_row_floats(const sk_mat *Bq, int64_t n) {
+    return Bq ? (size_t)n + 2 * sk_dtype(Bq->dtype)->block : 0;
+}
+
 static gemm_acc_plan gemm_acc_plan_of(const sk_kernel_set *ks, int64_t nt, int64_t nr_,
-                                      int64_t K) {
+                                      int64_t K, const sk_mat *Bq) {
     const int mr = ks->mr, nr = ks->nr;
     gemm_acc_plan p = {.npan = (nr_ + mr - 1) / mr, .ntile = (nt + nr - 1) / nr};
     int nth = omp_get_max_threads();
@@ -248,23 +263,51 @@ static gemm_acc_plan gemm_acc_plan_of(const sk_kernel_set *ks, int64_t nt, int64
     p.tg = tg;
     p.pg = pg;
     p.pan_per = (p.npan + pg - 1) / pg;
-    p.floats = (size_t)tg * pg * ((size_t)p.pan_per * mr + nr) * GEMM_KC;
+    p.per = ((size_t)p.pan_per * mr + nr) * GEMM_KC + bq_row_floats(Bq, p.pan_per * mr);
+    p.per = (p.per + 15) & ~(size_t)15; /* each thread's buffers 64-byte aligned */
+    p.floats = (size_t)tg * pg * p.per;
     return p;
 }
 
-/* Scratch bytes of gemm_acc (0 for the reference kernel set). */
-static size_t gemm_acc_bytes(int64_t nt, int64_t nr_, int64_t K) {
+/* Threads of the reference loops with a stored Bq (each with a row buffer of nr_). */
+static int gemm_acc_ref_threads(int64_t nt, int64_t nr_, int64_t K) {
+    int nth = nt * nr_ * K > 65536 ? omp_get_max_threads() : 1;
+    if (nth > nt) nth = (int)nt;
+    return nth < 1 ? 1 : nth;
+}
+
+/* Scratch bytes of gemm_acc (0 for the reference kernel set with an f32 B). */
+static size_t gemm_acc_bytes(int64_t nt, int64_t nr_, int64_t K, const sk_mat *Bq) {
     const sk_kernel_set *ks = sk_kernels();
-    if (!ks->tile || nt <= 0 || nr_ <= 0 || K <= 0) return 0;
-    const gemm_acc_plan p = gemm_acc_plan_of(ks, nt, nr_, K);
+    if (nt <= 0 || nr_ <= 0 || K <= 0) return 0;
+    if (!ks->tile)
+        return Bq ? sk_scratch_round((size_t)gemm_acc_ref_threads(nt, nr_, K) *
+                                     bq_row_floats(Bq, nr_) * sizeof(float))
+                  : 0;
+    const gemm_acc_plan p = gemm_acc_plan_of(ks, nt, nr_, K, Bq);
     return sk_scratch_round(p.floats * sizeof(float));
+}
+
+/* Columns [c0, c1) of row k of Bq as f32: the blocks holding them dequantized into buf (the
+ * level's dequantizer, else the reference); returns the address of column c0 in buf. */
+static const float *bq_row(const sk_mat *Bq, sk_dequant_fn deq, int64_t k, int64_t c0,
+                           int64_t c1, float *buf) {
+    const int64_t bl = (int64_t)sk_dtype(Bq->dtype)->block;
+    const int64_t a = c0 / bl * bl, b = (c1 + bl - 1) / bl * bl;
+    const uint8_t *row = (const uint8_t *)Bq->data +
+                         (size_t)k * (size_t)sk_dtype_row_bytes(Bq->dtype, Bq->cols);
+    if (deq) deq(row, a, b - a, buf);
+    else sk_dequant_ref(Bq->dtype, row, a, b - a, buf);
+    return buf + (c0 - a);
 }
 
 static shrink_status gemm_acc(float *C, int64_t ldc, int64_t nt, int64_t nr_, int64_t K,
                               const float *A, int64_t ak, int64_t at, const float *Bm,
-                              int64_t bk, sk_scratch *s) {
+                              int64_t bk, const sk_mat *Bq, sk_scratch *s) {
     const sk_kernel_set *ks = sk_kernels();
-    if (!ks->tile) {
+    SHRINK_ASSERT(!Bq || (Bq->rows == K && Bq->cols == nr_));
+    const sk_dequant_fn deq = Bq ? sk_kernel_table(ks->isa)->dtype[Bq->dtype].dequant : NULL;
+    if (!ks->tile && !Bq) {
         #pragma omp parallel for schedule(static) if (nt * nr_ * K > 65536)
         for (int64_t t = 0; t < nt; t++)
             for (int64_t k = 0; k < K; k++) {
@@ -275,33 +318,69 @@ static shrink_status gemm_acc(float *C, int64_t ldc, int64_t nt, int64_t nr_, in
             }
         return SHRINK_OK;
     }
-    const int mr = ks->mr, nr = ks->nr;
-    const gemm_acc_plan pl = gemm_acc_plan_of(ks, nt, nr_, K);
-    const int64_t npan = pl.npan, ntile = pl.ntile, pan_per = pl.pan_per;
-    const int tg = pl.tg, pg = pl.pg;
+    const size_t need = gemm_acc_bytes(nt, nr_, K, Bq);
     const size_t mark = s ? s->used : 0;
-    float *buf = sk_scratch_take(s, pl.floats * sizeof(float));
+    float *buf = sk_scratch_take(s, need);
     if (!buf)
         return sk_error(SHRINK_ERR_ARG, "training step: %zu bytes of scratch left, %zu needed",
-                        sk_scratch_left(s), sk_scratch_round(pl.floats * sizeof(float)));
+                        sk_scratch_left(s), need);
+    if (!ks->tile) {
+        /* the reference loops with a stored B: each thread its own t's, B's rows dequantized
+         * once per thread; every C element sums its k's in order, as the loop above */
+        const int nth = gemm_acc_ref_threads(nt, nr_, K);
+        const size_t rb = bq_row_floats(Bq, nr_);
+        #pragma omp parallel num_threads(nth) if (nth > 1)
+        {
+            int64_t t0, t1;
+            sk_split(nt, omp_get_thread_num(), omp_get_num_threads(), &t0, &t1);
+            float *row = buf + (size_t)omp_get_thread_num() * rb;
+            for (int64_t k = 0; k < K && t0 < t1; k++) {
+                const float *b = bq_row(Bq, NULL, k, 0, nr_, row);
+                for (int64_t t = t0; t < t1; t++) {
+                    const float a = A[k * ak + t * at];
+                    float *c = C + t * ldc;
+                    for (int64_t r = 0; r < nr_; r++) c[r] += a * b[r];
+                }
+            }
+        }
+        s->used = mark;
+        return SHRINK_OK;
+    }
+    const int mr = ks->mr, nr = ks->nr;
+    const gemm_acc_plan pl = gemm_acc_plan_of(ks, nt, nr_, K, Bq);
+    const int64_t npan = pl.npan, ntile = pl.ntile, pan_per = pl.pan_per;
+    const int tg = pl.tg, pg = pl.pg;
     #pragma omp parallel num_threads(tg * pg)
     {
         const int id = omp_get_thread_num(), ti = id / pg, pi = id % pg;
-        float *bp = buf + (size_t)id * ((size_t)pan_per * mr + nr) * GEMM_KC;
+        float *bp = buf + (size_t)id * pl.per;
         float *ap = bp + (size_t)pan_per * mr * GEMM_KC;
+        float *rowbuf = ap + (size_t)nr * GEMM_KC;
         const int64_t j0 = ntile * ti / tg, j1 = ntile * (ti + 1) / tg;
         const int64_t p0 = pan_per * pi, p1 = p0 + pan_per < npan ? p0 + pan_per : npan;
         for (int64_t k0 = 0; k0 < K && p0 < p1; k0 += GEMM_KC) {
             const int64_t kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
-            for (int64_t p = p0; p < p1; p++) {
-                float *d = bp + (size_t)(p - p0) * kc * mr;
-                const int64_t r0 = p * mr, mrows = nr_ - r0 < mr ? nr_ - r0 : mr;
+            if (Bq) { /* a row at a time: this thread's columns, then into its panels */
+                const int64_t c0 = p0 * mr, c1 = p1 * mr < nr_ ? p1 * mr : nr_;
                 for (int64_t k = 0; k < kc; k++) {
-                    float *dk = d + k * mr;
-                    memcpy(dk, Bm + (k0 + k) * bk + r0, (size_t)mrows * sizeof(float));
-                    for (int64_t i = mrows; i < mr; i++) dk[i] = 0.0f;
+                    const float *b = bq_row(Bq, deq, k0 + k, c0, c1, rowbuf);
+                    for (int64_t p = p0; p < p1; p++) {
+                        float *dk = bp + (size_t)(p - p0) * kc * mr + k * mr;
+                        const int64_t r0 = p * mr, mrows = nr_ - r0 < mr ? nr_ - r0 : mr;
+                        memcpy(dk, b + (r0 - c0), (size_t)mrows * sizeof(float));
+                        for (int64_t i = mrows; i < mr; i++) dk[i] = 0.0f;
+                    }
                 }
-            }
+            } else
+                for (int64_t p = p0; p < p1; p++) {
+                    float *d = bp + (size_t)(p - p0) * kc * mr;
+                    const int64_t r0 = p * mr, mrows = nr_ - r0 < mr ? nr_ - r0 : mr;
+                    for (int64_t k = 0; k < kc; k++) {
+                        float *dk = d + k * mr;
+                        memcpy(dk, Bm + (k0 + k) * bk + r0, (size_t)mrows * sizeof(float));
+                        for (int64_t i = mrows; i < mr; i++) dk[i] = 0.0f;
+                    }
+                }
             for (int64_t j = j0; j < j1; j++) {
                 const int64_t t0 = j * nr, tn = nt - t0 < nr ? nt - t0 : nr;
                 if (ak == 1) /* A's rows are t's: the kernel set's own token packing */
@@ -340,22 +419,31 @@ static void bias_backward(float *dbias, const float *dY, int N, int out) {
     }
 }
 
-/* dX += dY W; dW += dY^T X; dbias += sum_n dY. Any of dX, dW, dbias may be NULL. */
+/* W as gemm_acc's B: f32 rows in place (NULL), or the stored matrix itself. */
+static const sk_mat *stored_b(const sk_mat *W) {
+    return W->dtype == SHRINK_DTYPE_F32 ? NULL : W;
+}
+
+/* dX += dY W; dW += dY^T X; dbias += sum_n dY. Any of dX, dW, dbias may be NULL; dW only for
+ * an f32 W (a stored one is frozen). */
 shrink_status sk_matmul_backward(float *dX, float *dW, float *dbias, const float *dY,
-                                 const float *X, const float *W, int N, int in, int out,
+                                 const float *X, const sk_mat *W, int N, int in, int out,
                                  sk_scratch *s) {
+    SHRINK_ASSERT(W->rows == out && W->cols == in && (!dW || W->dtype == SHRINK_DTYPE_F32));
+    const sk_mat *Bq = stored_b(W);
     shrink_status st = SHRINK_OK;
-    if (dX && (st = gemm_acc(dX, in, N, in, out, dY, 1, out, W, in, s))) return st;
-    if (dW && (st = gemm_acc(dW, in, out, in, N, dY, out, 1, X, in, s))) return st;
+    if (dX && (st = gemm_acc(dX, in, N, in, out, dY, 1, out, Bq ? NULL : W->data, in, Bq, s)))
+        return st;
+    if (dW && (st = gemm_acc(dW, in, out, in, N, dY, out, 1, X, in, NULL, s))) return st;
     if (dbias) bias_backward(dbias, dY, N, out);
     return SHRINK_OK;
 }
 
-/* The largest scratch of a linear layer's forward and backward products. */
-static size_t linear_bytes(int N, int in, int out) {
-    const sk_mat Wm = {.dtype = SHRINK_DTYPE_F32, .rows = out, .cols = in, .data = NULL};
-    size_t a = sk_matmul_scratch_bytes(sk_kernels(), &Wm, N);
-    size_t b = gemm_acc_bytes(N, in, out), c = gemm_acc_bytes(out, in, N);
+/* The largest scratch of a linear layer's forward and backward products (W's data unused). */
+static size_t linear_bytes(int N, const sk_mat *W) {
+    size_t a = sk_matmul_scratch_bytes(sk_kernels(), W, N);
+    size_t b = gemm_acc_bytes(N, W->cols, W->rows, stored_b(W));
+    size_t c = W->dtype == SHRINK_DTYPE_F32 ? gemm_acc_bytes(W->rows, W->cols, N, NULL) : 0;
     a = a > b ? a : b;
     return a > c ? a : c;
 }
@@ -541,22 +629,28 @@ void sk_residual_forward(float *x, const float *y, size_t n) { add_to(x, y, n); 
 
 size_t sk_classifier_work_floats(int D, int V, int chunk) { return (size_t)chunk * V + 64; }
 
-size_t sk_layers_scratch_bytes(const sk_config *c, int N, int chunk) {
+size_t sk_layers_scratch_bytes(const sk_config *c, int N, int chunk, const shrink_dtype *dts,
+                               int n_dts) {
     const int D = c->dim, F = c->ffn_dim, Q = c->n_heads * c->head_dim;
     const int K = c->n_kv_heads * c->head_dim, V = c->vocab_size;
     const int lin[5][2] = {{D, Q}, {D, K}, {Q, D}, {D, F}, {F, D}}; /* in, out */
     size_t need = 0;
-    for (int i = 0; i < 5; i++) {
-        const size_t b = linear_bytes(N, lin[i][0], lin[i][1]);
-        need = b > need ? b : need;
-    }
-    /* the classifier: chunks of at most `chunk` rows (and the last, shorter one) */
-    const int last = N % chunk;
-    const int rows[2] = {N < chunk ? N : chunk, last};
-    for (int i = 0; i < 2; i++) {
-        if (rows[i] <= 0) continue;
-        const size_t b = linear_bytes(rows[i], D, V);
-        need = b > need ? b : need;
+    for (int d = -1; d < n_dts; d++) { /* f32, then each stored dtype of a frozen base */
+        const shrink_dtype dt = d < 0 ? SHRINK_DTYPE_F32 : dts[d];
+        for (int i = 0; i < 5; i++) {
+            const sk_mat W = {.dtype = dt, .rows = lin[i][1], .cols = lin[i][0]};
+            const size_t b = linear_bytes(N, &W);
+            need = b > need ? b : need;
+        }
+        /* the classifier: chunks of at most `chunk` rows (and the last, shorter one) */
+        const int last = N % chunk;
+        const int rows[2] = {N < chunk ? N : chunk, last};
+        const sk_mat H = {.dtype = dt, .rows = V, .cols = D};
+        for (int i = 0; i < 2; i++) {
+            if (rows[i] <= 0) continue;
+            const size_t b = linear_bytes(rows[i], &H);
+            need = b > need ? b : need;
+        }
     }
     return need;
 }
@@ -566,18 +660,20 @@ size_t sk_layers_scratch_bytes(const sk_config *c, int N, int chunk) {
  * in place and go through the head's backward at once (dX += dlogits head,
  * dhead += dlogits^T X). Only one chunk of logits exists at a time; nothing is saved. */
 shrink_status sk_classifier_forward_backward(double *loss_out, float *dX, float *dhead,
-                                             const float *X, const float *head,
+                                             const float *X, const sk_mat *head,
                                              const int32_t *targets, int N, int D, int V,
                                              float scale, float *work, int chunk,
                                              sk_scratch *scratch) {
     shrink_status st;
     const sk_kernel_set *ks = sk_kernels();
     float *logits = work; /* (chunk, V) */
-    const sk_mat Hm = {.dtype = SHRINK_DTYPE_F32, .rows = V, .cols = D, .data = head};
+    SHRINK_ASSERT(head->rows == V && head->cols == D &&
+                  (!dhead || head->dtype == SHRINK_DTYPE_F32));
+    const sk_mat *Hq = stored_b(head);
     double loss = 0.0;
     for (int n0 = 0; n0 < N; n0 += chunk) {
         const int c = N - n0 < chunk ? N - n0 : chunk;
-        if ((st = sk_matmul(&Hm, X + (size_t)n0 * D, c, logits, V, scratch))) return st;
+        if ((st = sk_matmul(head, X + (size_t)n0 * D, c, logits, V, scratch))) return st;
         double part = 0.0;
         #pragma omp parallel for schedule(static) reduction(+ : part) if (c > 1)
         for (int r = 0; r < c; r++) {
@@ -596,10 +692,10 @@ shrink_status sk_classifier_forward_backward(double *loss_out, float *dX, float 
         }
         loss += part;
         const float *xc = X + (size_t)n0 * D;
-        if (dX && (st = gemm_acc(dX + (size_t)n0 * D, D, c, D, V, logits, 1, V, head, D,
-                                 scratch)))
+        if (dX && (st = gemm_acc(dX + (size_t)n0 * D, D, c, D, V, logits, 1, V,
+                                 Hq ? NULL : head->data, D, Hq, scratch)))
             return st;
-        if (dhead && (st = gemm_acc(dhead, D, V, D, c, logits, V, 1, xc, D, scratch))) return st;
+        if (dhead && (st = gemm_acc(dhead, D, V, D, c, logits, V, 1, xc, D, NULL, scratch))) return st;
     }
     *loss_out = loss;
     return SHRINK_OK;

@@ -13,6 +13,7 @@
 #include "../model/model.h"
 
 #include <math.h>
+#include <omp.h>
 
 sk_train_opts sk_train_opts_default(void) {
     return (sk_train_opts){
@@ -45,9 +46,10 @@ static shrink_status check_opts(const sk_train_opts *o, const sk_train_model *tm
         return sk_error(SHRINK_ERR_ARG, "train: bad optimizer");
     const shrink_train_comm *c = o->comm;
     if (c && (c->n_ranks < 1 || c->rank < 0 || c->rank >= c->n_ranks || !c->sum_f32 ||
-              !c->sum_f64 || (c->n_ranks > 1 && o->accum != c->n_ranks)))
-        return sk_error(SHRINK_ERR_ARG, "train: %d ranks need %d micro-batches per step (one "
-                        "per rank), not %d", c->n_ranks, c->n_ranks, o->accum);
+              !c->sum_f64 || (c->n_ranks > 1 && o->accum % c->n_ranks)))
+        return sk_error(SHRINK_ERR_ARG, "train: %d ranks need a multiple of %d micro-batches "
+                        "per step (--accum), not %d", c ? c->n_ranks : 0, c ? c->n_ranks : 0,
+                        o->accum);
     const sk_distill_opts *d = o->distill;
     if (d) {
         if (!d->teacher) return sk_error(SHRINK_ERR_ARG, "distill: no teacher");
@@ -119,6 +121,7 @@ static void bind_params(sk_trainer *tr) {
 }
 
 static int train_k(const sk_trainer *tr);
+static int teacher_threads(const sk_distill_opts *d);
 
 shrink_status sk_trainer_create(sk_trainer **out, sk_train_model *tm, const sk_tokens *train,
                                 const sk_tokens *valid, const sk_train_opts *o) {
@@ -154,12 +157,19 @@ shrink_status sk_trainer_create(sk_trainer **out, sk_train_model *tm, const sk_t
     tr->val_kl = NAN;
     if (o->distill) {
         const size_t V = (size_t)tm->cfg.vocab_size, N = (size_t)o->batch * o->ctx;
-        if ((st = shrink_context_create(&tr->tctx, o->distill->teacher, o->ctx, o->ctx)))
-            goto out_free;
-        tr->tlogits = sk_malloc((size_t)o->ctx * V * sizeof(float));
-        tr->tlogp   = sk_malloc(N * V * sizeof(float));
-        tr->tidx    = sk_malloc(N * (size_t)train_k(tr) * sizeof(int32_t));
-        if (!tr->tlogits || !tr->tlogp || !tr->tidx) {
+        const int nth = teacher_threads(o->distill); /* its scratch: for the teacher's threads */
+        st = shrink_context_create(&tr->tctx, o->distill->teacher, o->ctx, o->ctx);
+        omp_set_num_threads(nth);
+        if (st) goto out_free;
+        /* the teacher's rows: a classifier chunk and a window (feed_rows), or with the cache
+         * the batch's top K (cached_rows); the logits of one window when K < V */
+        const size_t K = (size_t)train_k(tr);
+        tr->feed_rows = sk_distill_feed_cap((int)N, o->ctx, (int)V);
+        const size_t lp = (size_t)tr->feed_rows * V, lk = N * K;
+        tr->tlogits = K < V ? sk_malloc((size_t)o->ctx * V * sizeof(float)) : NULL;
+        tr->tlogp   = sk_malloc((lp > lk ? lp : lk) * sizeof(float));
+        tr->tidx    = sk_malloc(N * K * sizeof(int32_t));
+        if ((K < V && !tr->tlogits) || !tr->tlogp || !tr->tidx) {
             st = sk_error(SHRINK_ERR_NOMEM, "distill: out of memory for the teacher's logits");
             goto out_free;
         }
@@ -197,33 +207,47 @@ void sk_trainer_free(sk_trainer *tr) {
     sk_free(tr->tlogp);
     sk_free(tr->tidx);
     sk_free(tr->wstart);
+    for (int32_t i = 0; i < tr->n_accbuf; i++) sk_free(tr->acc[i]);
     sk_free(tr->acc);
+    sk_free(tr->acc_loss);
+    sk_free(tr->acc_lp);
     sk_free(tr);
 }
 
 /* ==== validation ========================================================================== */
 
-/* The teacher's rows for b windows of tr->tokens: the decoder's logits of each window's T
- * inputs, turned into log-probabilities at tau over K entries per row (K >= V: all). */
-static shrink_status teacher_rows(sk_trainer *tr, int32_t b, float tau, int K,
-                                  sk_distill_rows *rows) {
-    const int32_t T = tr->o.ctx, V = tr->tm->cfg.vocab_size;
-    if (K >= V) K = V;
-    for (int32_t j = 0; j < b; j++) {
-        shrink_status st = shrink_context_eval(tr->tctx, tr->tokens + (size_t)j * (T + 1), T, 0,
-                                               tr->tlogits, T);
-        if (st) return st;
-        for (int32_t t = 0; t < T; t++) {
-            const size_t row = (size_t)j * T + t;
-            sk_distill_teacher_row(tr->tlogits + (size_t)t * V, V, tau, K,
-                                   K < V ? tr->tidx + row * K : NULL, tr->tlogp + row * K);
-        }
-    }
-    rows->tau  = tau;
-    rows->K    = K;
-    rows->idx  = K < V ? tr->tidx : NULL;
-    rows->logp = tr->tlogp;
-    return SHRINK_OK;
+/* Switches OpenMP to the teacher's thread budget (d->threads > 0); returns the count to
+ * restore with omp_set_num_threads. */
+static int teacher_threads(const sk_distill_opts *d) {
+    const int nth = omp_get_max_threads();
+    if (d->threads > 0) omp_set_num_threads(d->threads);
+    return nth;
+}
+
+/* The teacher's logits (T, V) of window j of tr->tokens (T + 1 tokens each) into z. */
+static shrink_status teacher_window(void *ctx, int64_t j, float *z) {
+    sk_trainer *tr = ctx;
+    const int32_t T = tr->o.ctx;
+    const int nth = teacher_threads(tr->o.distill);
+    shrink_status st =
+        shrink_context_eval(tr->tctx, tr->tokens + (size_t)j * (T + 1), T, 0, z, T);
+    omp_set_num_threads(nth);
+    return st;
+}
+
+/* The teacher's rows for b windows of tr->tokens, made on demand by a feed (train.h): a
+ * classifier chunk and a window of rows at a time, never the B T V logits of the batch. */
+static void teacher_rows(sk_trainer *tr, int32_t b, float tau, int K, sk_distill_feed *f,
+                         sk_distill_rows *rows) {
+    const int32_t V = tr->tm->cfg.vocab_size;
+    *f = (sk_distill_feed){.window = teacher_window, .ctx = tr, .T = tr->o.ctx, .V = V,
+                           .K = K < V ? K : V, .tau = tau, .n_rows = (int64_t)b * tr->o.ctx,
+                           .cap = tr->feed_rows, .logp = tr->tlogp, .idx = tr->tidx,
+                           .z = tr->tlogits};
+    rows->tau      = tau;
+    rows->K        = f->K;
+    rows->fill     = sk_distill_feed_rows;
+    rows->fill_ctx = f;
 }
 
 /* The teacher's rows for the b windows of tr->tokens from the cache (their starts in
@@ -270,9 +294,10 @@ shrink_status sk_trainer_eval(sk_trainer *tr, double *loss, double *kl) {
         if (tr->o.distill) {
             /* alpha 1, tau 1, the whole vocabulary: ce = the plain loss, kl = KL to the teacher */
             sk_distill_rows rows = {.alpha = 1.0f};
+            sk_distill_feed f;
             double ce, k;
-            if ((st = teacher_rows(tr, b, 1.0f, tr->tm->cfg.vocab_size, &rows)) ||
-                (st = sk_train_loss_distill(tr->tm, tr->tokens, b, T, &rows, &l, &ce, &k)))
+            teacher_rows(tr, b, 1.0f, tr->tm->cfg.vocab_size, &f, &rows);
+            if ((st = sk_train_loss_distill(tr->tm, tr->tokens, b, T, &rows, &l, &ce, &k)))
                 return st;
             l = (float)ce;
             kl_sum += k * b;
@@ -292,10 +317,9 @@ static shrink_status micro_batch(sk_trainer *tr, float *l) {
     const sk_train_opts *o = &tr->o;
     if (o->distill) {
         sk_distill_rows rows = {.alpha = o->distill->alpha};
-        shrink_status st;
+        sk_distill_feed f;
         if (o->distill->cache) cached_rows(tr, o->batch, o->distill->tau, &rows);
-        else if ((st = teacher_rows(tr, o->batch, o->distill->tau, train_k(tr), &rows)))
-            return st;
+        else teacher_rows(tr, o->batch, o->distill->tau, train_k(tr), &f, &rows);
         return sk_train_forward_backward_distill(tr->tm, tr->tokens, o->batch, o->ctx, &rows, l,
                                                  NULL, NULL);
     }
@@ -322,38 +346,62 @@ static int64_t pack_grads(sk_trainer *tr, float *buf, int mode) {
 }
 
 /* With A > 1 micro-batches (or ranks), each micro-batch's gradient starts from zero and the
- * step's gradient is their sum in micro-batch order, S = ((g_0 + g_1) + g_2) + ...: across
- * ranks (comm) rank r computes g_r and the ranks add in rank order, the same additions, so
- * one process with --accum R and R ranks give bit-identical runs. */
+ * step's gradient is their sum in micro-batch order, S = ((g_0 + g_1) + g_2) + ...: across R
+ * ranks (comm) rank r computes the contiguous block g_{rK} .. g_{rK+K-1} (K = A / R), rank 0
+ * adds its block as one process does, a later rank keeps its K gradients apart and the chain
+ * adds them one by one to the running sum of the ranks before it: the same additions in the
+ * same order, so one process with --accum A and R ranks give bit-identical runs. */
 static shrink_status accumulate(sk_trainer *tr, double *loss) {
     const sk_train_opts *o = &tr->o;
     const shrink_train_comm *c = o->comm && o->comm->n_ranks > 1 ? o->comm : NULL;
+    const int32_t K = c ? o->accum / c->n_ranks : o->accum;
+    const int32_t lo = c ? c->rank * K : 0;
+    const int32_t nbuf = c && c->rank > 0 ? K : 1;   /* gradients kept apart */
     if (!tr->acc) {
         tr->n_acc = pack_grads(tr, NULL, PACK_COUNT);
-        tr->acc = sk_malloc((size_t)(tr->n_acc ? tr->n_acc : 1) * sizeof(float));
-        if (!tr->acc) return sk_error(SHRINK_ERR_NOMEM, "train: out of memory for the gradient "
-                                      "sum of %d micro-batches", o->accum);
+        tr->acc      = sk_calloc((size_t)nbuf, sizeof *tr->acc);
+        tr->acc_loss = sk_calloc((size_t)nbuf, sizeof *tr->acc_loss);
+        tr->acc_lp   = sk_calloc((size_t)nbuf, sizeof *tr->acc_lp);
+        if (!tr->acc || !tr->acc_loss || !tr->acc_lp)
+            return sk_error(SHRINK_ERR_NOMEM, "train: out of memory");
+        tr->n_accbuf = nbuf;
+        for (int32_t i = 0; i < nbuf; i++) {
+            tr->acc[i] = sk_malloc((size_t)(tr->n_acc ? tr->n_acc : 1) * sizeof(float));
+            if (!tr->acc[i]) return sk_error(SHRINK_ERR_NOMEM, "train: out of memory for the "
+                                             "gradient sum of %d micro-batches", o->accum);
+        }
     }
-    double sum = 0.0;
+    double   sum = 0.0;
+    double **lp  = tr->acc_lp;
     for (int32_t a = 0; a < o->accum; a++) {
         sk_loader_next(&tr->train, o->batch, tr->tokens);   /* every rank: the same windows */
-        if (c && a != c->rank) continue;
+        if (a < lo || a >= lo + K) continue;
         /* the pass number seeds LoRA's dropout: the one this micro-batch has in one process */
         if (tr->tm->hook) tr->tm->hook->passes = tr->step * o->accum + a;
         sk_train_zero_grad(tr->tm);
         float l;
         shrink_status st = micro_batch(tr, &l);
         if (st) return st;
-        const int first = c || a == 0;
-        pack_grads(tr, tr->acc, first ? PACK_COPY : PACK_ADD);
-        sum = first ? l : sum + l;
+        const int32_t i = a - lo;
+        if (nbuf > 1) {   /* kept apart for the chain */
+            pack_grads(tr, tr->acc[i], PACK_COPY);
+            tr->acc_loss[i] = l;
+            lp[i] = &tr->acc_loss[i];
+            continue;
+        }
+        pack_grads(tr, tr->acc[0], i == 0 ? PACK_COPY : PACK_ADD);
+        sum = i == 0 ? l : sum + l;
     }
     if (c) {
         shrink_status st;
-        if ((st = c->sum_f32(c->user, tr->acc, tr->n_acc)) || (st = c->sum_f64(c->user, &sum, 1)))
+        const int32_t k = nbuf;
+        if (k == 1) lp[0] = &sum;
+        if ((st = c->sum_f32(c->user, tr->acc, k, tr->n_acc)) ||
+            (st = c->sum_f64(c->user, lp, k, 1)))
             return st;
+        sum = *lp[0];
     }
-    pack_grads(tr, tr->acc, PACK_BACK);
+    pack_grads(tr, tr->acc[0], PACK_BACK);
     *loss = sum;
     return SHRINK_OK;
 }

@@ -282,6 +282,7 @@ shrink_status sk_lora_attach(sk_train_model *tm, const sk_lora_opts *o,
     memset(w_all + tm->n_elems, 0, (size_t)(off - tm->n_elems) * sizeof(float));
     memset(g_all, 0, (size_t)off * sizeof(float));
     for (int64_t i = 0; i < tm->n_params + n_new; i++) {
+        if (np[i].stored.data) continue; /* a frozen matrix held stored: no floats */
         np[i].w = w_all + np[i].offset;
         np[i].g = g_all + np[i].offset;
     }

@@ -16,10 +16,12 @@
 
 struct sk_train_state {
     int B, T;              /* capacity */
+    int recompute;         /* sized for sk_train_model.recompute: one layer's activations */
     int32_t *inp, *tgt;    /* (N) input ids, target ids */
     float *rope_cos;       /* (T, hd/2) */
     float *rope_sin;
-    /* saved by the forward pass, per layer l (offset l * size) */
+    /* saved by the forward pass, per layer l (offset l * size; with recompute, res per layer
+     * and the others for one layer: slot 0, refilled by the backward layer by layer) */
     float *res;            /* (L+1, N, D) residual stream entering layer l; res[L] the last */
     float *mid;            /* (L, N, D) residual after the attention block */
     float *xn1, *mean1, *rstd1; /* (L, N, D), (L, N), (L, N) attention norm out, statistics */
@@ -53,7 +55,7 @@ static void state_free(struct sk_train_state *s) {
 }
 
 /* Rows of logits held at once by the classifier: about 4M floats. */
-static int classifier_chunk(int N, int V) {
+int sk_classifier_chunk(int N, int V) {
     int c = (int)((4u << 20) / (unsigned)V);
     if (c < 16) c = 16;
     if (c > 256) c = 256;
@@ -64,15 +66,31 @@ static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
 static float *falloc(size_t n) { return sk_aligned_alloc(64, (n ? n : 1) * sizeof(float)); }
 
+/* The distinct dtypes of the matrices held stored (a frozen base), at most cap. */
+static int stored_dtypes(const sk_train_model *tm, shrink_dtype *dts, int cap) {
+    int n = 0;
+    for (int64_t i = 0; i < tm->n_params; i++) {
+        const sk_train_param *p = &tm->params[i];
+        if (!p->stored.data) continue;
+        int seen = 0;
+        for (int k = 0; k < n; k++) seen |= dts[k] == p->stored.dtype;
+        if (!seen && n < cap) dts[n++] = p->stored.dtype;
+    }
+    return n;
+}
+
 /* Sizes the products' scratch for B*T rows at the current kernels and thread count: at
  * reserve, then again only when the threads or the kernel set changed. */
-static shrink_status reserve_scratch(const sk_config *c, struct sk_train_state *s) {
+static shrink_status reserve_scratch(const sk_train_model *tm, struct sk_train_state *s) {
+    const sk_config *c = &tm->cfg;
     const sk_kernel_set *ks = sk_kernels();
     const int nth = omp_get_max_threads();
     if (s->mm_set == ks && s->mm_threads == nth) return SHRINK_OK;
     const int N = s->B * s->T;
+    shrink_dtype dts[SHRINK_DTYPE_COUNT];
+    const int nd = stored_dtypes(tm, dts, SHRINK_DTYPE_COUNT);
     shrink_status st = sk_scratch_reserve(
-        &s->mm, sk_layers_scratch_bytes(c, N, classifier_chunk(N, c->vocab_size)));
+        &s->mm, sk_layers_scratch_bytes(c, N, sk_classifier_chunk(N, c->vocab_size), dts, nd));
     if (st) return st;
     s->mm_set = ks;
     s->mm_threads = nth;
@@ -82,7 +100,8 @@ static shrink_status reserve_scratch(const sk_config *c, struct sk_train_state *
 static shrink_status state_alloc(const sk_train_model *tm, int B, int T,
                                  struct sk_train_state **out) {
     const sk_config *c = &tm->cfg;
-    const size_t L = (size_t)c->n_layers, D = (size_t)c->dim, F = (size_t)c->ffn_dim;
+    const size_t Lr = (size_t)c->n_layers, D = (size_t)c->dim, F = (size_t)c->ffn_dim;
+    const size_t L = tm->recompute ? 1 : Lr; /* layers of saved activations but res */
     const size_t Q = (size_t)c->n_heads * c->head_dim, K = (size_t)c->n_kv_heads * c->head_dim;
     const size_t N = (size_t)B * T, H = (size_t)c->n_heads, V = (size_t)c->vocab_size;
     const size_t half = (size_t)c->head_dim / 2;
@@ -90,11 +109,12 @@ static shrink_status state_alloc(const sk_train_model *tm, int B, int T,
     if (!s) return sk_error(SHRINK_ERR_NOMEM, "training: out of memory");
     s->B = B;
     s->T = T;
+    s->recompute = tm->recompute != 0;
     s->inp = sk_malloc(N * sizeof(int32_t));
     s->tgt = sk_malloc(N * sizeof(int32_t));
     s->rope_cos = falloc((size_t)T * half);
     s->rope_sin = falloc((size_t)T * half);
-    s->res = falloc((L + 1) * N * D);
+    s->res = falloc((Lr + 1) * N * D);
     s->mid = falloc(L * N * D);
     s->xn1 = falloc(L * N * D);
     s->mean1 = falloc(L * N);
@@ -122,7 +142,7 @@ static shrink_status state_alloc(const sk_train_model *tm, int B, int T,
     s->dfh = falloc(N * F);
     s->dfa = falloc(N * F);
     s->dfb = falloc(N * F);
-    size_t w = sk_classifier_work_floats((int)D, (int)V, classifier_chunk((int)N, (int)V));
+    size_t w = sk_classifier_work_floats((int)D, (int)V, sk_classifier_chunk((int)N, (int)V));
     w = max_sz(w, (size_t)omp_get_max_threads() * T);
     s->work_floats = w;
     s->work = falloc(w);
@@ -130,7 +150,7 @@ static shrink_status state_alloc(const sk_train_model *tm, int B, int T,
         !s->mean1 || !s->rstd1 || !s->q || !s->k || !s->v || !s->att || !s->ao || !s->xn2 ||
         !s->mean2 || !s->rstd2 || !s->fa || !s->fb || !s->fh || !s->xnf || !s->meanf ||
         !s->rstdf || !s->dres || !s->dxn || !s->dq || !s->dk || !s->dv || !s->dao || !s->dfh ||
-        !s->dfa || !s->dfb || !s->work || reserve_scratch(c, s) != SHRINK_OK) {
+        !s->dfa || !s->dfb || !s->work || reserve_scratch(tm, s) != SHRINK_OK) {
         state_free(s);
         return sk_error(SHRINK_ERR_NOMEM, "training: out of memory for the "
                         "activations of B=%d, T=%d", B, T);
@@ -153,7 +173,8 @@ shrink_status sk_train_reserve(sk_train_model *tm, int B, int T) {
     if (T > tm->cfg.max_seq_len)
         return sk_error(SHRINK_ERR_RANGE, "training: a sequence of %d tokens exceeds the context "
                         "length %d", T, tm->cfg.max_seq_len);
-    if (tm->st && B <= tm->st->B && T <= tm->st->T) return SHRINK_OK;
+    if (tm->st && B <= tm->st->B && T <= tm->st->T && tm->st->recompute == (tm->recompute != 0))
+        return SHRINK_OK;
     if (tm->st) {
         if (B < tm->st->B) B = tm->st->B;
         if (T < tm->st->T) T = tm->st->T;
@@ -168,10 +189,10 @@ shrink_status sk_train_reserve(sk_train_model *tm, int B, int T) {
 
 /* ==== parameters ============================================================================ */
 
-static shrink_status create(sk_train_model **out, const sk_source *src) {
+/* A parameter table for src's config, no weights yet: one row per canonical tensor (t, n,
+ * conv1d, dtype); the caller lays out the offsets (held stored: -1) and calls blocks_alloc. */
+static shrink_status table_new(sk_train_model **out, const sk_source *src) {
     *out = NULL;
-    if (!src || !src->fill || !src->cfg.arch)
-        return sk_error(SHRINK_ERR_ARG, "training: incomplete model");
     shrink_status st = sk_config_validate(&src->cfg, "training");
     if (st) return st;
     sk_train_model *tm = sk_calloc(1, sizeof *tm);
@@ -182,44 +203,69 @@ static shrink_status create(sk_train_model **out, const sk_source *src) {
     sk_wtensor *ts = NULL;
     int64_t n = 0;
     if ((st = sk_wtensors(&tm->cfg, &ts, &n))) goto fail;
-    tm->params = sk_calloc((size_t)n, sizeof *tm->params);
-    if (!tm->params) {
+    if (!(tm->params = sk_calloc((size_t)n, sizeof *tm->params))) {
         st = sk_error(SHRINK_ERR_NOMEM, "training: out of memory");
         goto fail;
     }
     tm->n_params = n;
-    int64_t off = 0;
     for (int64_t i = 0; i < n; i++) {
         sk_train_param *p = &tm->params[i];
         p->t = ts[i];
         p->n = ts[i].rows * ts[i].cols;
-        p->offset = off;
-        off += (p->n + 15) & ~(int64_t)15; /* every tensor 64-byte aligned */
         p->conv1d = ts[i].n_dims == 2 && sk_trole_conv1d(sk_trole_at(ts[i].role), tm->cfg.arch);
         p->dtype = src->dtype_of ? src->dtype_of(src->user, &ts[i]) : src->dtype;
-    }
-    tm->n_elems = off;
-    tm->w_all = falloc((size_t)off);
-    tm->g_all = falloc((size_t)off);
-    if (!tm->w_all || !tm->g_all) {
-        st = sk_error(SHRINK_ERR_NOMEM, "training: out of memory for %" PRId64
-                      " parameters", off);
-        goto fail;
-    }
-    memset(tm->w_all, 0, (size_t)off * sizeof(float));
-    memset(tm->g_all, 0, (size_t)off * sizeof(float));
-    for (int64_t i = 0; i < n; i++) {
-        sk_train_param *p = &tm->params[i];
-        p->w = tm->w_all + p->offset;
-        p->g = tm->g_all + p->offset;
-        if ((st = src->fill(src->user, &p->t, 0, p->t.rows, 0, SHRINK_DTYPE_F32, p->w)))
-            goto fail;
     }
     sk_free(ts);
     *out = tm;
     return SHRINK_OK;
 fail:
     sk_free(ts);
+    sk_train_free(tm);
+    return st;
+}
+
+/* The next offset in the blocks for p (every tensor 64-byte aligned). */
+static void place(sk_train_model *tm, sk_train_param *p) {
+    p->offset = tm->n_elems;
+    tm->n_elems += (p->n + 15) & ~(int64_t)15;
+}
+
+/* w_all and g_all of n_elems floats, zeroed; w and g of every parameter not held stored. */
+static shrink_status blocks_alloc(sk_train_model *tm) {
+    const int64_t off = tm->n_elems;
+    tm->w_all = falloc((size_t)off);
+    tm->g_all = falloc((size_t)off);
+    if (!tm->w_all || !tm->g_all)
+        return sk_error(SHRINK_ERR_NOMEM, "training: out of memory for %" PRId64
+                        " parameters", off);
+    memset(tm->w_all, 0, (size_t)off * sizeof(float));
+    memset(tm->g_all, 0, (size_t)off * sizeof(float));
+    for (int64_t i = 0; i < tm->n_params; i++) {
+        sk_train_param *p = &tm->params[i];
+        if (p->stored.data) continue;
+        p->w = tm->w_all + p->offset;
+        p->g = tm->g_all + p->offset;
+    }
+    return SHRINK_OK;
+}
+
+static shrink_status create(sk_train_model **out, const sk_source *src) {
+    *out = NULL;
+    if (!src || !src->fill || !src->cfg.arch)
+        return sk_error(SHRINK_ERR_ARG, "training: incomplete model");
+    sk_train_model *tm;
+    shrink_status st = table_new(&tm, src);
+    if (st) return st;
+    for (int64_t i = 0; i < tm->n_params; i++) place(tm, &tm->params[i]);
+    if ((st = blocks_alloc(tm))) goto fail;
+    for (int64_t i = 0; i < tm->n_params; i++) {
+        sk_train_param *p = &tm->params[i];
+        if ((st = src->fill(src->user, &p->t, 0, p->t.rows, 0, SHRINK_DTYPE_F32, p->w)))
+            goto fail;
+    }
+    *out = tm;
+    return SHRINK_OK;
+fail:
     sk_train_free(tm);
     return st;
 }
@@ -236,6 +282,76 @@ shrink_status sk_train_create_from_model(sk_train_model **out, const struct shri
     shrink_status st = sk_source_from_model(m, &src);
     if (st) return st;
     return create(out, &src);
+}
+
+/* The bound weight of canonical tensor t in loaded model m: a matrix (*mat set, returns its
+ * data) or an f32 vector (returned); NULL if the model has none bound. A fused q|k|v is the
+ * whole (Q + 2K) rows from wq's first. */
+static const void *model_weight(const struct shrink_model *m, const sk_wtensor *t,
+                                const sk_mat **mat) {
+    const sk_trole *r = sk_trole_at(t->role);
+    const uint8_t *base = t->layer >= 0 ? (const uint8_t *)&m->layers[t->layer]
+                                        : (const uint8_t *)&m->tok_emb;
+    *mat = NULL;
+    switch (r->bind) {
+    case SK_TB_MAT:
+        *mat = (const sk_mat *)(base + r->off);
+        return (*mat)->data;
+    case SK_TB_VEC:
+        return *(const float *const *)(base + r->off);
+    case SK_TB_QKV:
+        *mat = &m->layers[t->layer].wq;
+        return (*mat)->data;
+    case SK_TB_QKV_BIAS:
+        return m->layers[t->layer].bq;
+    default:
+        return NULL;
+    }
+}
+
+shrink_status sk_train_create_frozen(sk_train_model **out, const struct shrink_model *m) {
+    if (!out) return sk_error(SHRINK_ERR_ARG, "training: no result given");
+    *out = NULL;
+    if (!m || !m->layers) return sk_error(SHRINK_ERR_ARG, "training: the base model's weights "
+                                          "are not loaded");
+    sk_source src;
+    sk_train_model *tm;
+    shrink_status st = sk_source_from_model(m, &src);
+    if (st || (st = table_new(&tm, &src))) return st;
+    for (int64_t i = 0; i < tm->n_params; i++) {
+        sk_train_param *p = &tm->params[i];
+        p->frozen = 1;
+        const sk_mat *mat;
+        const void *d = model_weight(m, &p->t, &mat);
+        if (!d) {
+            st = sk_error(SHRINK_ERR_FORMAT, "%s: tensor '%s' is not loaded", m->path,
+                          p->t.name);
+            goto fail;
+        }
+        if (mat && p->t.role != SK_ROLE_POS_EMB) { /* held as stored: a view, no floats */
+            p->stored = (sk_mat){.dtype = mat->dtype, .rows = p->t.rows, .cols = p->t.cols,
+                                 .data = d};
+            p->offset = -1;
+        } else {
+            place(tm, p);
+        }
+    }
+    if ((st = blocks_alloc(tm))) goto fail;
+    for (int64_t i = 0; i < tm->n_params; i++) {
+        sk_train_param *p = &tm->params[i];
+        if (p->stored.data) continue;
+        const sk_mat *mat;
+        const void *d = model_weight(m, &p->t, &mat);
+        if (mat) /* a learned position embedding: widened (small) */
+            for (int64_t r = 0; r < p->t.rows; r++) sk_mat_row_f32(mat, r, p->w + r * p->t.cols);
+        else
+            memcpy(p->w, d, (size_t)p->n * sizeof(float));
+    }
+    *out = tm;
+    return SHRINK_OK;
+fail:
+    sk_train_free(tm);
+    return st;
 }
 
 void sk_train_free(sk_train_model *tm) {
@@ -281,6 +397,14 @@ static shrink_status train_fill(void *user, const sk_wtensor *t, int64_t row0, i
     if (!p) return sk_error(SHRINK_ERR_FORMAT, "the model has no tensor '%s'", t->name);
     if (p->wq && dt == (shrink_dtype)p->qat_dtype && !transposed) /* QAT: the real quantized */
         return sk_qat_quantize_rows(p, row0, n_rows, dst);
+    if (p->stored.data) { /* a frozen matrix held in its stored dtype */
+        if (transposed && t->n_dims == 2)
+            return sk_error(SHRINK_ERR_UNSUPPORTED, "tensor '%s': a frozen %s matrix is not "
+                            "written transposed", t->name, sk_dtype(p->stored.dtype)->name);
+        const uint8_t *src = (const uint8_t *)p->stored.data +
+                             sk_dtype_tensor_bytes(p->stored.dtype, row0, p->t.cols);
+        return sk_convert_rows(src, p->stored.dtype, dst, dt, n_rows, p->t.cols);
+    }
     if (!transposed || t->n_dims == 1) {
         /* whole rows: row-head dtypes (int8_ch, ...) quantize each row with its own scale */
         return sk_convert_rows(p->w + row0 * p->t.cols, SHRINK_DTYPE_F32, dst, dt, n_rows,
@@ -319,11 +443,21 @@ void sk_train_source(const sk_train_model *tm, sk_source *src) {
 
 /* ==== binding parameters to the layers ====================================================== */
 
-/* A parameter as a layer sees it: weights, and where its gradient goes (NULL: frozen). */
+/* A parameter as a layer sees it: weights (f32 w, or q: a frozen matrix's rows in its stored
+ * dtype dt), and where its gradient goes (NULL: frozen). */
 typedef struct slot {
     const float *w;
     float       *g;
+    const void  *q;
+    shrink_dtype dt;
 } slot;
+
+/* Slot s as a (rows, cols) matrix for the products. */
+static sk_mat mat_of(slot s, int64_t rows, int64_t cols) {
+    sk_mat m = {.dtype = s.q ? s.dt : SHRINK_DTYPE_F32, .rows = rows, .cols = cols,
+                .data = s.q ? s.q : (const void *)s.w};
+    return m;
+}
 
 typedef struct layer_slots {
     slot attn_norm, attn_norm_b, wq, wk, wv, bq, bk, bv, wo, bo;
@@ -343,6 +477,12 @@ static float *grad_target(const sk_train_model *tm, const sk_train_param *p) {
 }
 
 static slot slot_at(const sk_train_param *p, float *g, int64_t row0, int64_t cols) {
+    if (p->stored.data) {
+        slot s = {.q = (const uint8_t *)p->stored.data +
+                       sk_dtype_tensor_bytes(p->stored.dtype, row0, p->t.cols),
+                  .dt = p->stored.dtype};
+        return s;
+    }
     slot s = {.w = (p->wq ? p->wq : p->w) + row0 * cols, .g = g ? g + row0 * cols : NULL};
     return s;
 }
@@ -446,35 +586,50 @@ static shrink_status hook_bwd(const sk_train_model *tm, int l, sk_linear w, cons
     return tm->hook ? tm->hook->backward(tm->hook, l, w, X, dY, N, dX) : SHRINK_OK;
 }
 
-static shrink_status forward(const sk_train_model *tm, const model_slots *ms, int B,
-                             int T) {
+/* A layer's projection matrices as the products take them. */
+typedef struct layer_mats {
+    sk_mat wq, wk, wv, wo, w_gate, w_up, w_down;
+} layer_mats;
+
+static layer_mats mats_of(const sk_config *c, const layer_slots *w) {
+    const int64_t D = c->dim, F = c->ffn_dim, Q = (int64_t)c->n_heads * c->head_dim;
+    const int64_t K = (int64_t)c->n_kv_heads * c->head_dim;
+    layer_mats m = {.wq = mat_of(w->wq, Q, D), .wk = mat_of(w->wk, K, D),
+                    .wv = mat_of(w->wv, K, D), .wo = mat_of(w->wo, D, Q),
+                    .w_gate = mat_of(w->w_gate, F, D), .w_up = mat_of(w->w_up, F, D),
+                    .w_down = mat_of(w->w_down, D, F)};
+    return m;
+}
+
+/* Layer l's forward pass from res[l]: its activations into their slot (train_state), and
+ * with `down` the down projection and residual into res[l + 1]; without, it stops at fh (the
+ * backward's recomputation of a layer whose activations were not kept). */
+static shrink_status layer_forward(const sk_train_model *tm, const model_slots *ms, int l,
+                                   int B, int T, int down) {
     const sk_config *c = &tm->cfg;
     struct sk_train_state *s = tm->st;
     const int N = B * T, D = c->dim, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim;
     const int F = c->ffn_dim, Q = H * hd, K = KV * hd;
     const size_t ND = (size_t)N * D;
     shrink_status st;
-
-    /* token embedding (+ learned position embedding) */
-    sk_encoder_forward(s->res, s->inp, ms->tok_emb.w,
-                    c->arch->pos == SK_POS_LEARNED ? ms->pos_emb.w : NULL, N, T, D);
-
-    for (int l = 0; l < c->n_layers; l++) {
+    {
         const layer_slots *w = &ms->layers[l];
-        float *x = s->res + (size_t)l * ND, *mid = s->mid + (size_t)l * ND;
-        float *xn1 = s->xn1 + (size_t)l * ND, *xn2 = s->xn2 + (size_t)l * ND;
-        float *q = s->q + (size_t)l * N * Q, *k = s->k + (size_t)l * N * K;
-        float *v = s->v + (size_t)l * N * K, *ao = s->ao + (size_t)l * N * Q;
-        float *att = s->att + (size_t)l * B * H * T * T;
-        float *fa = s->fa + (size_t)l * N * F, *fb = s->fb + (size_t)l * N * F;
-        float *fh = s->fh + (size_t)l * N * F;
+        const layer_mats mw = mats_of(c, w);
+        const size_t j = s->recompute ? 0 : (size_t)l; /* the slot of its activations */
+        float *x = s->res + (size_t)l * ND, *mid = s->mid + j * ND;
+        float *xn1 = s->xn1 + j * ND, *xn2 = s->xn2 + j * ND;
+        float *q = s->q + j * N * Q, *k = s->k + j * N * K;
+        float *v = s->v + j * N * K, *ao = s->ao + j * N * Q;
+        float *att = s->att + j * B * H * T * T;
+        float *fa = s->fa + j * N * F, *fb = s->fb + j * N * F;
+        float *fh = s->fh + j * N * F;
 
         /* attention: xn = norm(x); q, k, v projections; RoPE on q and k */
-        norm_forward(c, xn1, s->mean1 + (size_t)l * N, s->rstd1 + (size_t)l * N, x,
+        norm_forward(c, xn1, s->mean1 + j * N, s->rstd1 + j * N, x,
                      w->attn_norm, w->attn_norm_b, N);
-        if ((st = sk_matmul_forward(q, xn1, w->wq.w, w->bq.w, N, D, Q, &s->mm))) return st;
-        if ((st = sk_matmul_forward(k, xn1, w->wk.w, w->bk.w, N, D, K, &s->mm))) return st;
-        if ((st = sk_matmul_forward(v, xn1, w->wv.w, w->bv.w, N, D, K, &s->mm))) return st;
+        if ((st = sk_matmul_forward(q, xn1, &mw.wq, w->bq.w, N, D, Q, &s->mm))) return st;
+        if ((st = sk_matmul_forward(k, xn1, &mw.wk, w->bk.w, N, D, K, &s->mm))) return st;
+        if ((st = sk_matmul_forward(v, xn1, &mw.wv, w->bv.w, N, D, K, &s->mm))) return st;
         if ((st = hook_fwd(tm, l, SK_LIN_Q, xn1, N, q)) ||
             (st = hook_fwd(tm, l, SK_LIN_K, xn1, N, k)) ||
             (st = hook_fwd(tm, l, SK_LIN_V, xn1, N, v)))
@@ -486,31 +641,50 @@ static shrink_status forward(const sk_train_model *tm, const model_slots *ms, in
         sk_attention_forward(ao, att, q, k, v, B, T, H, KV, hd);
 
         /* output projection and residual: mid = x + ao wo^T (+ bo) */
-        if ((st = sk_matmul_forward(mid, ao, w->wo.w, w->bo.w, N, Q, D, &s->mm))) return st;
+        if ((st = sk_matmul_forward(mid, ao, &mw.wo, w->bo.w, N, Q, D, &s->mm))) return st;
         if ((st = hook_fwd(tm, l, SK_LIN_O, ao, N, mid))) return st;
         sk_residual_forward(mid, x, ND);
 
         /* feed-forward: xn = norm(mid); SwiGLU or GELU MLP; residual */
-        norm_forward(c, xn2, s->mean2 + (size_t)l * N, s->rstd2 + (size_t)l * N, mid,
+        norm_forward(c, xn2, s->mean2 + j * N, s->rstd2 + j * N, mid,
                      w->ffn_norm, w->ffn_norm_b, N);
         if (c->arch->ffn == SK_FFN_SWIGLU) {
-            st = sk_matmul_forward(fa, xn2, w->w_gate.w, NULL, N, D, F, &s->mm);
-            if (st || (st = sk_matmul_forward(fb, xn2, w->w_up.w, w->b_up.w, N, D, F, &s->mm)))
+            st = sk_matmul_forward(fa, xn2, &mw.w_gate, NULL, N, D, F, &s->mm);
+            if (st || (st = sk_matmul_forward(fb, xn2, &mw.w_up, w->b_up.w, N, D, F, &s->mm)))
                 return st;
             if ((st = hook_fwd(tm, l, SK_LIN_GATE, xn2, N, fa)) ||
                 (st = hook_fwd(tm, l, SK_LIN_UP, xn2, N, fb)))
                 return st;
             sk_swiglu_forward(fh, fa, fb, (size_t)N * F);
         } else {
-            st = sk_matmul_forward(fa, xn2, w->w_up.w, w->b_up.w, N, D, F, &s->mm);
+            st = sk_matmul_forward(fa, xn2, &mw.w_up, w->b_up.w, N, D, F, &s->mm);
             if (st || (st = hook_fwd(tm, l, SK_LIN_UP, xn2, N, fa))) return st;
             sk_gelu_forward(fh, fa, (size_t)N * F);
         }
+        if (!down) return SHRINK_OK; /* a recomputation: the backward needs no more */
         float *xo = s->res + (size_t)(l + 1) * ND;
-        st = sk_matmul_forward(xo, fh, w->w_down.w, w->b_down.w, N, F, D, &s->mm);
+        st = sk_matmul_forward(xo, fh, &mw.w_down, w->b_down.w, N, F, D, &s->mm);
         if (st || (st = hook_fwd(tm, l, SK_LIN_DOWN, fh, N, xo))) return st;
         sk_residual_forward(xo, mid, ND);
     }
+    return SHRINK_OK;
+}
+
+static shrink_status forward(const sk_train_model *tm, const model_slots *ms, int B,
+                             int T) {
+    const sk_config *c = &tm->cfg;
+    struct sk_train_state *s = tm->st;
+    const int N = B * T, D = c->dim;
+    const size_t ND = (size_t)N * D;
+    shrink_status st;
+
+    /* token embedding (+ learned position embedding) */
+    const sk_mat wte = mat_of(ms->tok_emb, c->vocab_size, D);
+    sk_encoder_forward(s->res, s->inp, &wte,
+                    c->arch->pos == SK_POS_LEARNED ? ms->pos_emb.w : NULL, N, T, D);
+
+    for (int l = 0; l < c->n_layers; l++)
+        if ((st = layer_forward(tm, ms, l, B, T, 1))) return st;
     norm_forward(c, s->xnf, s->meanf, s->rstdf, s->res + (size_t)c->n_layers * ND,
                  ms->final_norm, ms->final_norm_b, N);
     return SHRINK_OK;
@@ -533,41 +707,47 @@ static shrink_status backward(const sk_train_model *tm, const model_slots *ms, i
 
     for (int l = L - 1; l >= 0; l--) {
         const layer_slots *w = &ms->layers[l];
-        const float *x = s->res + (size_t)l * ND, *mid = s->mid + (size_t)l * ND;
-        const float *xn1 = s->xn1 + (size_t)l * ND, *xn2 = s->xn2 + (size_t)l * ND;
-        const float *q = s->q + (size_t)l * N * Q, *k = s->k + (size_t)l * N * K;
-        const float *v = s->v + (size_t)l * N * K, *ao = s->ao + (size_t)l * N * Q;
-        const float *att = s->att + (size_t)l * B * H * T * T;
-        const float *fa = s->fa + (size_t)l * N * F, *fb = s->fb + (size_t)l * N * F;
-        const float *fh = s->fh + (size_t)l * N * F;
+        const layer_mats mw = mats_of(c, w);
+        /* activation checkpointing: the layer's activations again, from its input res[l]
+         * (the same kernels on the same input: the same floats; the last layer's are still
+         * in the slot from the forward pass) */
+        if (s->recompute && l < L - 1 && (st = layer_forward(tm, ms, l, B, T, 0))) return st;
+        const size_t j = s->recompute ? 0 : (size_t)l;
+        const float *x = s->res + (size_t)l * ND, *mid = s->mid + j * ND;
+        const float *xn1 = s->xn1 + j * ND, *xn2 = s->xn2 + j * ND;
+        const float *q = s->q + j * N * Q, *k = s->k + j * N * K;
+        const float *v = s->v + j * N * K, *ao = s->ao + j * N * Q;
+        const float *att = s->att + j * B * H * T * T;
+        const float *fa = s->fa + j * N * F, *fb = s->fb + j * N * F;
+        const float *fh = s->fh + j * N * F;
 
         /* res[l+1] = mid + down(fh): dres flows to mid unchanged and into the MLP */
         memset(s->dfh, 0, (size_t)N * F * sizeof(float));
         st = sk_matmul_backward(s->dfh, w->w_down.g, w->b_down.w ? w->b_down.g : NULL, s->dres,
-                                fh, w->w_down.w, N, F, D, &s->mm);
+                                fh, &mw.w_down, N, F, D, &s->mm);
         if (st || (st = hook_bwd(tm, l, SK_LIN_DOWN, fh, s->dres, N, s->dfh))) return st;
         memset(s->dxn, 0, ND * sizeof(float));
         if (c->arch->ffn == SK_FFN_SWIGLU) {
             sk_swiglu_backward(s->dfa, s->dfb, s->dfh, fa, fb, (size_t)N * F);
-            st = sk_matmul_backward(s->dxn, w->w_gate.g, NULL, s->dfa, xn2, w->w_gate.w, N, D,
+            st = sk_matmul_backward(s->dxn, w->w_gate.g, NULL, s->dfa, xn2, &mw.w_gate, N, D,
                                     F, &s->mm);
             if (st || (st = hook_bwd(tm, l, SK_LIN_GATE, xn2, s->dfa, N, s->dxn))) return st;
             st = sk_matmul_backward(s->dxn, w->w_up.g, w->b_up.w ? w->b_up.g : NULL, s->dfb,
-                                    xn2, w->w_up.w, N, D, F, &s->mm);
+                                    xn2, &mw.w_up, N, D, F, &s->mm);
             if (st || (st = hook_bwd(tm, l, SK_LIN_UP, xn2, s->dfb, N, s->dxn))) return st;
         } else {
             sk_gelu_backward(s->dfa, fa, s->dfh, (size_t)N * F);
             st = sk_matmul_backward(s->dxn, w->w_up.g, w->b_up.w ? w->b_up.g : NULL, s->dfa,
-                                    xn2, w->w_up.w, N, D, F, &s->mm);
+                                    xn2, &mw.w_up, N, D, F, &s->mm);
             if (st || (st = hook_bwd(tm, l, SK_LIN_UP, xn2, s->dfa, N, s->dxn))) return st;
         }
         norm_backward(c, s->dres, s->dxn, mid, w->ffn_norm, w->ffn_norm_b,
-                      s->mean2 + (size_t)l * N, s->rstd2 + (size_t)l * N, N);
+                      s->mean2 + j * N, s->rstd2 + j * N, N);
 
         /* mid = x + o(ao): dres (now d/dmid) flows to x unchanged and into attention */
         memset(s->dao, 0, (size_t)N * Q * sizeof(float));
         st = sk_matmul_backward(s->dao, w->wo.g, w->bo.w ? w->bo.g : NULL, s->dres, ao,
-                                w->wo.w, N, Q, D, &s->mm);
+                                &mw.wo, N, Q, D, &s->mm);
         if (st || (st = hook_bwd(tm, l, SK_LIN_O, ao, s->dres, N, s->dao))) return st;
         sk_attention_backward(s->dq, s->dk, s->dv, s->dao, q, k, v, att, B, T, H, KV, hd,
                            s->work);
@@ -576,17 +756,17 @@ static shrink_status backward(const sk_train_model *tm, const model_slots *ms, i
             sk_rope_backward(s->dk, s->rope_cos, s->rope_sin, N, T, KV, hd, c->rope_layout);
         }
         memset(s->dxn, 0, ND * sizeof(float));
-        st = sk_matmul_backward(s->dxn, w->wq.g, w->bq.w ? w->bq.g : NULL, s->dq, xn1, w->wq.w,
+        st = sk_matmul_backward(s->dxn, w->wq.g, w->bq.w ? w->bq.g : NULL, s->dq, xn1, &mw.wq,
                                 N, D, Q, &s->mm);
         if (st || (st = hook_bwd(tm, l, SK_LIN_Q, xn1, s->dq, N, s->dxn))) return st;
-        st = sk_matmul_backward(s->dxn, w->wk.g, w->bk.w ? w->bk.g : NULL, s->dk, xn1, w->wk.w,
+        st = sk_matmul_backward(s->dxn, w->wk.g, w->bk.w ? w->bk.g : NULL, s->dk, xn1, &mw.wk,
                                 N, D, K, &s->mm);
         if (st || (st = hook_bwd(tm, l, SK_LIN_K, xn1, s->dk, N, s->dxn))) return st;
-        st = sk_matmul_backward(s->dxn, w->wv.g, w->bv.w ? w->bv.g : NULL, s->dv, xn1, w->wv.w,
+        st = sk_matmul_backward(s->dxn, w->wv.g, w->bv.w ? w->bv.g : NULL, s->dv, xn1, &mw.wv,
                                 N, D, K, &s->mm);
         if (st || (st = hook_bwd(tm, l, SK_LIN_V, xn1, s->dv, N, s->dxn))) return st;
         norm_backward(c, s->dres, s->dxn, x, w->attn_norm, w->attn_norm_b,
-                      s->mean1 + (size_t)l * N, s->rstd1 + (size_t)l * N, N);
+                      s->mean1 + j * N, s->rstd1 + j * N, N);
     }
     /* embeddings */
     sk_encoder_backward(ms->tok_emb.g, c->arch->pos == SK_POS_LEARNED ? ms->pos_emb.g : NULL,
@@ -617,7 +797,7 @@ static shrink_status run(sk_train_model *tm, const int32_t *tokens, int B, int T
     if ((st = sk_train_reserve(tm, B, T))) return st;
     struct sk_train_state *s = tm->st;
     const sk_config *c = &tm->cfg;
-    if ((st = reserve_scratch(c, s))) return st; /* a no-op unless threads or kernels changed */
+    if ((st = reserve_scratch(tm, s))) return st; /* a no-op unless threads or kernels changed */
     const int N = B * T, D = c->dim, V = c->vocab_size;
 
     /* masked parameters accumulate into a scratch first */
@@ -654,15 +834,19 @@ static shrink_status run(sk_train_model *tm, const int32_t *tokens, int B, int T
         memset(dxnf, 0, (size_t)N * D * sizeof(float));
     }
     double sum = 0.0, ce_sum = 0.0, kl_sum = 0.0;
-    if (teach)
+    const sk_mat head = mat_of(ms.head, V, D);
+    if (teach && ms.head.q)
+        st = sk_error(SHRINK_ERR_UNSUPPORTED, "%s: distillation into a frozen %s head is not "
+                      "supported", fn, sk_dtype(ms.head.dt)->name);
+    else if (teach)
         st = sk_distill_classifier_forward_backward(&sum, dxnf, want_grad ? ms.head.g : NULL,
                                                     s->xnf, ms.head.w, s->tgt, teach, N, D, V,
-                                                    scale, s->work, classifier_chunk(N, V),
+                                                    scale, s->work, sk_classifier_chunk(N, V),
                                                     &s->mm, &ce_sum, &kl_sum);
     else {
         st = sk_classifier_forward_backward(&sum, dxnf, want_grad ? ms.head.g : NULL, s->xnf,
-                                            ms.head.w, s->tgt, N, D, V, scale, s->work,
-                                            classifier_chunk(N, V), &s->mm);
+                                            &head, s->tgt, N, D, V, scale, s->work,
+                                            sk_classifier_chunk(N, V), &s->mm);
         ce_sum = sum;
     }
     if (st) goto out;
@@ -691,7 +875,8 @@ shrink_status sk_train_loss(sk_train_model *tm, const int32_t *tokens, int B, in
 static shrink_status check_teach(const sk_train_model *tm, const sk_distill_rows *t,
                                  const char *fn) {
     const int V = tm->cfg.vocab_size;
-    if (!t || !t->logp || t->K < 1 || t->K > V || (!t->idx && t->K != V) ||
+    if (!t || (!t->logp && !t->fill) || t->K < 1 || t->K > V ||
+        (!t->idx && !t->fill && t->K != V) ||
         !(t->alpha >= 0 && t->alpha <= 1) || !(t->tau > 0))
         return sk_error(SHRINK_ERR_ARG, "%s: bad teacher rows (alpha in [0, 1], tau > 0, "
                         "1 <= K <= V, idx unless K == V)", fn);

@@ -200,6 +200,7 @@ typedef struct sk_distill_opts {
     int32_t     top_k;       /* 0: the whole vocabulary; K: the teacher's top K, renormalized */
     bool        weak;        /* the teacher's top-1 token only (K = 1) */
     const struct sk_tcache *cache; /* the teacher's top K per aligned window, or NULL */
+    int32_t     threads;     /* threads of the teacher's forward (0: the student's) */
 } sk_distill_opts;
 
 /* The teacher cache (tcache.c, docs/distillation.md): for every aligned window w of the
@@ -251,7 +252,7 @@ typedef struct sk_train_opts {
     const char     *ckpt_path;    /* checkpoint file; NULL: none written */
     const sk_distill_opts *distill; /* NULL: plain training (cross-entropy) */
     const char     *config_extra; /* appended to the checkpoint's options text (LoRA), or NULL */
-    const struct shrink_train_comm *comm; /* data parallelism (accum == n_ranks), or NULL */
+    const struct shrink_train_comm *comm; /* data parallelism (accum a multiple of n_ranks), or NULL */
     void          (*log)(void *user, const shrink_train_log *l);  /* after every step; may be NULL */
     void           *user;
 } sk_train_opts;
@@ -275,12 +276,19 @@ typedef struct sk_trainer {
     char            *config;     /* the run's trajectory-defining options, as text */
     /* distillation (o.distill != NULL) */
     struct shrink_context *tctx; /* the teacher's run state (T positions) */
-    float           *tlogits;    /* (T, V) teacher logits of one sequence */
+    float           *tlogits;    /* (T, V) teacher logits of one sequence (K < V), or NULL */
     int32_t         *tidx;       /* (B T, K) top-K ids (K < V) */
-    float           *tlogp;      /* (B T, V) teacher log-probabilities (training: K per row) */
+    float           *tlogp;      /* (feed_rows, V) or (B T, K) teacher log-probabilities */
+    int64_t          feed_rows;  /* rows of the teacher held at once: a classifier chunk + T */
     double           val_kl;     /* last validation KL(teacher || student) at tau 1, NAN if none */
     int64_t         *wstart;     /* (B) window starts (teacher cache) */
-    float           *acc;        /* (trainable elements) the step's gradient sum when A > 1 */
+    /* when A > 1: (trainable elements) the step's gradient sum in acc[0]; with ranks, a rank
+     * other than 0 keeps each of its A / R micro-batches' gradients (acc[0..A/R)) until the
+     * chain brings the sum of the ranks before it */
+    float          **acc;
+    double          *acc_loss;   /* (n_accbuf) their losses */
+    double         **acc_lp;     /* (n_accbuf) pointers to them */
+    int32_t          n_accbuf;
     int64_t          n_acc;
 } sk_trainer;
 

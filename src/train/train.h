@@ -50,6 +50,9 @@ typedef struct sk_train_param {
      * (refreshed from w by every pass); qat_dtype their type (valid when wq is set) */
     float         *wq;
     int            qat_dtype;
+    /* A frozen matrix held in its stored dtype (sk_train_create_frozen): stored.data set (a
+     * view of the model's weights, borrowed), w and g NULL, offset -1, no floats in w_all. */
+    sk_mat         stored;
 } sk_train_param;
 
 struct sk_train_state; /* activations and work buffers (model_grad.c) */
@@ -80,6 +83,11 @@ typedef struct sk_train_model {
      * accumulates k micro-batches may set 1/k). */
     float           grad_scale;
     struct sk_train_state *st; /* owned; sized for the largest (B, T) seen so far */
+    /* Activation checkpointing: 1 keeps only each layer's input (res) through the forward
+     * pass and recomputes a layer's other activations in the backward, just before its own
+     * backward (one more forward per layer but the last; the same floats, so the gradients are
+     * bit-identical): the activations of one layer instead of all. Set before a pass. */
+    int             recompute;
     sk_train_hook  *hook;      /* borrowed; NULL: none */
     /* QAT (qat.c): set by sk_qat_attach */
     int             qat;       /* some parameters have wq */
@@ -96,6 +104,14 @@ SK_HIDDEN shrink_status sk_train_create(sk_train_model **out, const sk_source *s
 /* The same from a loaded (or sk_model_open'ed) model; the model may be freed afterwards. */
 SK_HIDDEN shrink_status sk_train_create_from_model(sk_train_model **out,
                                                    const struct shrink_model *m);
+/* A frozen base (LoRA, QLoRA) from a loaded model (shrink_model_load: weights bound): every
+ * parameter frozen, each matrix a view of the model's own in its stored dtype (f32, f16, bf16,
+ * q4_K, nf4, ...: sk_train_param.stored, nothing copied or widened), the vectors (norms,
+ * biases) as f32 in w_all. The passes run the matrices through the quantized kernels
+ * (sk_matmul forward, gemm_acc's dequantizing panels for the input gradient). m must outlive
+ * *out. */
+SK_HIDDEN shrink_status sk_train_create_frozen(sk_train_model **out,
+                                               const struct shrink_model *m);
 SK_HIDDEN void sk_train_free(sk_train_model *tm); /* NULL is a no-op */
 
 /* The parameter called `name` (canonical name; a "transformer." prefix is ignored, so the
@@ -138,8 +154,8 @@ SK_HIDDEN void sk_train_source(const sk_train_model *tm, sk_source *src);
  * otherwise; all functions thread over rows with OpenMP (call from outside a parallel region).
  */
 
-/* out[n] = wte[tok[n]] (+ wpe[n % T] when wpe). */
-SK_HIDDEN void sk_encoder_forward(float *out, const int32_t *tok, const float *wte,
+/* out[n] = wte[tok[n]] (+ wpe[n % T] when wpe); wte (V, D) in any dtype. */
+SK_HIDDEN void sk_encoder_forward(float *out, const int32_t *tok, const sk_mat *wte,
                                const float *wpe, int N, int T, int D);
 /* dwte[tok[n]] += dout[n]; dwpe[n % T] += dout[n] (either may be NULL). */
 SK_HIDDEN void sk_encoder_backward(float *dwte, float *dwpe, const float *dout,
@@ -159,20 +175,25 @@ SK_HIDDEN void sk_rmsnorm_forward(float *out, float *rstd, const float *inp, con
 SK_HIDDEN void sk_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
                                 const float *w, const float *rstd, int N, int D);
 
-/* Y (N, out) = X (N, in) W^T (+ bias); W (out, in) f32. */
-SK_HIDDEN shrink_status sk_matmul_forward(float *Y, const float *X, const float *W,
+/* Y (N, out) = X (N, in) W^T (+ bias); W (out, in): f32, or a frozen matrix in its stored
+ * dtype (f16, bf16, q4_K, nf4, ...: sk_matmul's kernels). */
+SK_HIDDEN shrink_status sk_matmul_forward(float *Y, const float *X, const sk_mat *W,
                                           const float *bias, int N, int in, int out,
                                           sk_scratch *s);
-/* dX (N, in) += dY W; dW += dY^T X; dbias += sum_n dY (any of the three may be NULL).
- * Both products run on the GEMM micro-kernel (no transposed copies). */
+/* dX (N, in) += dY W; dW += dY^T X; dbias += sum_n dY (any of the three may be NULL; dW only
+ * for an f32 W). Both products run on the GEMM micro-kernel (no transposed copies); a W in a
+ * stored dtype is dequantized a row's blocks at a time as its panels are packed (never whole),
+ * giving exactly the product with the widened W. */
 SK_HIDDEN shrink_status sk_matmul_backward(float *dX, float *dW, float *dbias, const float *dY,
-                                           const float *X, const float *W, int N, int in,
+                                           const float *X, const sk_mat *W, int N, int in,
                                            int out, sk_scratch *s);
 /* The products' work memory (sk_matmul_forward, sk_matmul_backward and the classifier's take
  * it from the scratch s and give it back; nothing is allocated): the largest need of a model of
  * config c over N rows with classifier chunks of `chunk`, at the current kernels and thread
- * count. SHRINK_ERR_ARG from a layer whose scratch is too small. */
-SK_HIDDEN size_t sk_layers_scratch_bytes(const sk_config *c, int N, int chunk);
+ * count, for f32 matrices and matrices of the n_dts stored dtypes dts (a frozen base's; may be
+ * 0). SHRINK_ERR_ARG from a layer whose scratch is too small. */
+SK_HIDDEN size_t sk_layers_scratch_bytes(const sk_config *c, int N, int chunk,
+                                         const shrink_dtype *dts, int n_dts);
 
 /* RoPE in place on (N, nh, hd) rows, position of row n = n % T; cos/sin tables (T, hd/2). */
 SK_HIDDEN void sk_rope_forward(float *x, const float *cos_t, const float *sin_t, int N, int T,
@@ -209,15 +230,18 @@ SK_HIDDEN void sk_residual_forward(float *x, const float *y, size_t n);
 /* Fused classifier: for rows [0, N) in chunks of `chunk`, logits = X head^T (V columns),
  * loss += -log softmax(logits)[target], then (when dX or dhead) the logits are turned into
  * their gradient scale * (p - onehot) in place and pushed through the head at once:
- * dX += dlogits head, dhead += dlogits^T X (either NULL: not wanted). Only chunk x V logits
+ * dX += dlogits head, dhead += dlogits^T X (either NULL: not wanted; dhead only for an f32
+ * head, which may otherwise be a frozen one in its stored dtype). Only chunk x V logits
  * exist at any time. *loss = the summed loss (double). work: sk_classifier_work_floats(D, V,
  * chunk) floats. */
 SK_HIDDEN shrink_status sk_classifier_forward_backward(double *loss, float *dX, float *dhead,
-                                                       const float *X, const float *head,
+                                                       const float *X, const sk_mat *head,
                                                        const int32_t *targets, int N, int D,
                                                        int V, float scale, float *work,
                                                        int chunk, sk_scratch *s);
 SK_HIDDEN size_t sk_classifier_work_floats(int D, int V, int chunk);
+/* Rows of logits the training classifiers hold at once for N rows of V logits (model_grad.c). */
+SK_HIDDEN int sk_classifier_chunk(int N, int V);
 
 /* ==== distillation loss (distill_loss.c) ====================================================
  *
@@ -236,6 +260,12 @@ typedef struct sk_distill_rows {
     int            K;      /* entries per row; K == V with idx == NULL: the whole vocabulary */
     const int32_t *idx;    /* (N, K) token ids (distinct), or NULL (then K == V, ids 0..V-1) */
     const float   *logp;   /* (N, K) teacher log-probabilities at tau, normalized over the K */
+    /* Or rows on demand (idx and logp unused): before the classifier uses rows [r0, r0 + n) it
+     * calls fill, which points *idx (NULL when K == V) and *logp at those n rows; calls come in
+     * increasing r0, each chunk once, so a feed holds a chunk and a window of rows, never all N
+     * (the teacher's forward interleaved with the student's classifier: loop.c). */
+    shrink_status (*fill)(void *ctx, int64_t r0, int n, const int32_t **idx, const float **logp);
+    void          *fill_ctx;
 } sk_distill_rows;
 
 /* From one row of teacher logits z (V): log softmax(z / tau) over the whole vocabulary
@@ -261,6 +291,30 @@ SK_HIDDEN shrink_status sk_distill_classifier_forward_backward(
     double *loss, float *dX, float *dhead, const float *X, const float *head,
     const int32_t *targets, const sk_distill_rows *t, int N, int D, int V, float scale,
     float *work, int chunk, sk_scratch *scratch, double *ce_sum, double *kl_sum);
+
+/* Teacher rows on demand (sk_distill_rows.fill = sk_distill_feed_rows, fill_ctx = the feed):
+ * rows [base, base + have) held in logp (and idx when K < V), whole windows of T rows
+ * appended at the end by running window(ctx, j, z) (the teacher's (T, V) logits of window j)
+ * and turning each row into log-probabilities at tau over K entries (sk_distill_teacher_row);
+ * with K == V the logits land in logp and become log-probabilities in place (z unused). Rows
+ * the classifier is done with are dropped from the front. cap = sk_distill_feed_cap(N, T, V):
+ * a classifier chunk plus a window (never all N rows of V floats). The rows are the floats of
+ * making every row first. Start with base = have = 0. */
+typedef struct sk_distill_feed {
+    shrink_status (*window)(void *ctx, int64_t j, float *z);
+    void    *ctx;
+    int      T, V, K;
+    float    tau;
+    int64_t  n_rows;  /* windows x T */
+    int64_t  cap;     /* rows logp and idx hold */
+    float   *logp;    /* (cap, K) */
+    int32_t *idx;     /* (cap, K) when K < V */
+    float   *z;       /* (T, V) when K < V */
+    int64_t  base, have;
+} sk_distill_feed;
+SK_HIDDEN int64_t sk_distill_feed_cap(int N, int T, int V);
+SK_HIDDEN shrink_status sk_distill_feed_rows(void *feed, int64_t r0, int n, const int32_t **idx,
+                                             const float **logp);
 
 /* sk_train_forward_backward with the distillation loss: t holds B*T teacher rows, in the
  * order of the predictions (row b*T + p). *loss is the mean distillation loss; *ce and *kl (may

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -96,28 +97,15 @@ static shrink_status make_opts(const shrink_train_params *p, sk_train_opts *o) {
     return SHRINK_OK;
 }
 
-/* s hashed with its terminating zero, so "ab" + "c" differs from "a" + "bc". */
-static uint64_t fnv(uint64_t h, const char *s) {
-    if (!s) s = "";
-    return sk_hash64(h, s, strlen(s) + 1);
-}
-
 /* Data parallelism: every rank must run the same options on the same inputs. The hash covers
  * the trajectory-defining options (the checkpoint's config text) and each input's path, size
  * and modification time. */
 static shrink_status ranks_agree(const sk_train_opts *o, const sk_trainer *tr,
                                  const char *model_path, const shrink_train_params *p) {
     if (!o->comm || !o->comm->agree) return SHRINK_OK;
-    uint64_t h = fnv(SK_HASH64_INIT, tr->config);
+    uint64_t h = sk_hash_str(SK_HASH64_INIT, tr->config);
     const char *in[4] = {model_path, p->data, p->valid, p->teacher};
-    for (int i = 0; i < 4; i++) {
-        char buf[96] = "";
-        struct stat sb;
-        if (in[i] && stat(in[i], &sb) == 0)
-            snprintf(buf, sizeof buf, "%lld:%lld", (long long)sb.st_size,
-                     (long long)sb.st_mtime);
-        h = fnv(fnv(h, in[i]), buf);
-    }
+    for (int i = 0; i < 4; i++) h = sk_hash_file_id(h, in[i]);
     return o->comm->agree(o->comm->user, h);
 }
 
@@ -272,13 +260,27 @@ static shrink_status same_tokenizer(const struct shrink_model *t, const struct s
     return SHRINK_OK;
 }
 
-/* FNV-1a 64 (sk_hash64) of the frozen parameters' weights, in table order. */
-static uint64_t frozen_fingerprint(const sk_train_model *tm) {
+/* FNV-1a 64 (sk_hash64) of the frozen parameters' weights as f32, in table order (a matrix
+ * held stored hashed a widened row at a time: the same value as its f32 copy would give). */
+static shrink_status frozen_fingerprint(const sk_train_model *tm, uint64_t *out) {
     uint64_t h = SK_HASH64_INIT;
-    for (int64_t i = 0; i < tm->n_params; i++)
-        if (tm->params[i].frozen)
-            h = sk_hash64(h, tm->params[i].w, (size_t)tm->params[i].n * sizeof(float));
-    return h;
+    for (int64_t i = 0; i < tm->n_params; i++) {
+        const sk_train_param *p = &tm->params[i];
+        if (!p->frozen) continue;
+        if (!p->stored.data) {
+            h = sk_hash64(h, p->w, (size_t)p->n * sizeof(float));
+            continue;
+        }
+        float *row = sk_malloc((size_t)p->t.cols * sizeof(float));
+        if (!row) return sk_error(SHRINK_ERR_NOMEM, "train: out of memory");
+        for (int64_t k = 0; k < p->t.rows; k++) {
+            sk_mat_row_f32(&p->stored, k, row);
+            h = sk_hash64(h, row, (size_t)p->t.cols * sizeof(float));
+        }
+        sk_free(row);
+    }
+    *out = h;
+    return SHRINK_OK;
 }
 
 /* QAT: the dtype and targets of p onto the parameter table (qat.c). */
@@ -340,10 +342,15 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
                               const sk_train_opts *o, const sk_lora_opts *lo) {
     shrink_load_params lp = shrink_load_params_default();
     lp.tokenizer_path = p->tokenizer_path;
-    shrink_status st = sk_model_open(&r->m, model_path, &lp);
+    /* LoRA: the base is loaded (bound) and stays frozen in its stored dtype; with --qat /
+     * --load-as SCHEME it is quantized while loading (QLoRA on a quantized copy in memory) */
+    if (lo) lp.load_as = p->qat;
+    shrink_status st = lo ? shrink_model_load(&r->m, model_path, &lp)
+                          : sk_model_open(&r->m, model_path, &lp);
     if (st && !p->tokenizer_path) {   /* token files need no tokenizer */
         lp.no_tokenizer = true;
-        st = sk_model_open(&r->m, model_path, &lp);
+        st = lo ? shrink_model_load(&r->m, model_path, &lp)
+                : sk_model_open(&r->m, model_path, &lp);
     }
     if (st) return st;
     if (p->teacher) {
@@ -364,12 +371,19 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
         if ((st = same_tokenizer(r->teacher, r->m, p->teacher, model_path))) return st;
         r->dopts = (sk_distill_opts){.teacher = r->teacher, .teacher_id = p->teacher,
                                      .alpha = (float)p->alpha, .tau = (float)p->temperature,
-                                     .top_k = p->top_k, .weak = p->weak};
+                                     .top_k = p->top_k, .weak = p->weak,
+                                     .threads = p->teacher_threads};
+        if (p->teacher_threads < 0)
+            return sk_error(SHRINK_ERR_ARG, "distill: teacher threads %d must be >= 0",
+                            (int)p->teacher_threads);
     }
-    if ((st = sk_train_create_from_model(&r->tm, r->m))) return st;
+    if ((st = lo ? sk_train_create_frozen(&r->tm, r->m)
+                 : sk_train_create_from_model(&r->tm, r->m)))
+        return st;
+    r->tm->recompute = p->gradient_checkpointing;
     if (!lo && (st = keep_sparsity(r, model_path, p->keep_sparsity))) return st;
     if (lo && (st = sk_lora_attach(r->tm, lo, &r->lora))) return st;
-    if (p->qat && (st = qat_attach(r->tm, p))) return st;
+    if (p->qat && !lo && (st = qat_attach(r->tm, p))) return st;
     const sk_config *c = &r->m->cfg;
     if ((st = sk_tokens_open(&r->train, p->data, r->m->tok, c->add_bos, c->vocab_size)))
         return st;
@@ -378,9 +392,12 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
         return st;
     if (p->teacher && p->teacher_cache) {
         const int32_t K = p->weak ? 1 : p->top_k;
-        if ((st = sk_tcache_open(&r->tcache, p->teacher_cache, r->teacher, &r->train, o->ctx, K,
-                                 p->cache_progress, p->user)))
-            return st;
+        const int nth = omp_get_max_threads(); /* the cache is the teacher's pass */
+        if (p->teacher_threads > 0) omp_set_num_threads(p->teacher_threads);
+        st = sk_tcache_open(&r->tcache, p->teacher_cache, r->teacher, &r->train, o->ctx, K,
+                            p->cache_progress, p->user);
+        omp_set_num_threads(nth);
+        if (st) return st;
         r->dopts.cache = &r->tcache;
     }
     const bool writer = !o->comm || o->comm->rank == 0;   /* data parallel: rank 0 writes */
@@ -392,10 +409,12 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
     if (p->teacher) oo.distill = &r->dopts;
     if (lo) {
         /* the checkpoint holds no frozen weights: their fingerprint refuses another base */
+        uint64_t fp = 0;
+        if ((st = frozen_fingerprint(r->tm, &fp))) return st;
         snprintf(r->lora_cfg, sizeof r->lora_cfg, "lora_rank=%lld\nlora_alpha=%.17g\n"
                  "lora_targets=%d\nlora_dropout=%.17g\nrslora=%d\nbase_fnv=%016llx\n",
                  (long long)lo->rank, lo->alpha, lo->targets, lo->dropout, (int)lo->rslora,
-                 (unsigned long long)frozen_fingerprint(r->tm));
+                 (unsigned long long)fp);
         oo.config_extra = r->lora_cfg;
     }
     if (p->qat) {

@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ==== options ============================================================================= */
@@ -142,7 +144,7 @@ static int set_value(const cli_spec *spec, const cli_opt *o, void *base, const c
 }
 
 /* The row of option `name` (len bytes), and in *common whether it is a common option. */
-static const cli_opt *find_opt(const cli_spec *spec, const char *name, size_t len, bool *common) {
+const cli_opt *cli_find_opt(const cli_spec *spec, const char *name, size_t len, bool *common) {
     for (int i = 0; i < spec->n_opts + COMMON_COUNT; i++) {
         *common = i >= spec->n_opts;
         const cli_opt *o = *common ? &common_rows[i - spec->n_opts] : &spec->opts[i];
@@ -175,7 +177,7 @@ int cli_edit_distance(const char *a, size_t n, const char *b, size_t m) {
 /* The option of spec (or a common one that applies) closest to name[0..len): a unique one
  * name starts with, else the nearest by edit distance if at most max(2, len / 3); NULL if
  * none is close. Dashes are ignored, so "-scheme" and "scheme" find --scheme. */
-static const cli_opt *closest_opt(const cli_spec *spec, const char *name, size_t len) {
+const cli_opt *cli_closest_opt(const cli_spec *spec, const char *name, size_t len) {
     while (len > 0 && *name == '-') name++, len--;
     const cli_opt *best = NULL, *prefix = NULL;
     int            best_d = 1 << 20, n_prefix = 0;
@@ -196,7 +198,7 @@ static const cli_opt *closest_opt(const cli_spec *spec, const char *name, size_t
 /* An unknown option: one line, with the nearest option ("did you mean --scheme q4_K_M?") when
  * one is close, instead of the whole usage. */
 static int unknown_option(const cli_spec *spec, const char *a, size_t len, const char *next) {
-    const cli_opt *o = closest_opt(spec, a, len);
+    const cli_opt *o = cli_closest_opt(spec, a, len);
     const char    *v = a[len] == '=' ? a + len + 1 : next && next[0] != '-' ? next : NULL;
     if (o && o->kind != CLI_OPT_FLAG && v)
         fprintf(stderr, "shrink %s: unknown option '%.*s'; did you mean %s %s?\n", spec->name,
@@ -239,6 +241,8 @@ static void record_manifest(const cli_spec *spec, const void *opts, const cli_co
     }
 }
 
+const cli_spec **cli_probe;
+
 int cli_parse(const cli_spec *spec, int argc, char **argv, void *opts, cli_common *common,
               char **pos, int *n_pos) {
     bool  options_done = false;
@@ -246,6 +250,11 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, void *opts, cli_commo
     int   n_slots = 0, n_bare = 0;
     memset(common, 0, sizeof *common);
     *n_pos = 0;
+    if (cli_probe) {   /* recipe.c asks for the option table: answer as --help, silently */
+        *cli_probe = spec;
+        common->help = true;
+        return CLI_OK;
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (options_done || a[0] != '-' || a[1] == '\0') {
@@ -261,7 +270,7 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, void *opts, cli_commo
         const char    *eq  = a[1] == '-' ? strchr(a, '=') : NULL;
         size_t         len = eq ? (size_t)(eq - a) : strlen(a);
         bool           is_common;
-        const cli_opt *o = find_opt(spec, a, len, &is_common);
+        const cli_opt *o = cli_find_opt(spec, a, len, &is_common);
         if (!o) return unknown_option(spec, a, len, i + 1 < argc ? argv[i + 1] : NULL);
         const char *v = NULL;
         if (o->kind == CLI_OPT_FLAG) {
@@ -942,4 +951,38 @@ double cli_bits_per_weight(const shrink_model *m) {
         elems += e;
     }
     return elems > 0 ? 8.0 * bytes / elems : 0.0;
+}
+
+/* ==== a command in a child process ======================================================== */
+
+int cli_run_child(int (*run)(int argc, char **argv), int argc, char **argv, const char *out_file) {
+    fflush(stdout);
+    fflush(stderr);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) return cli_fail("fork: %s", strerror(errno));
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(CLI_ERR);
+        if (out_file) {
+            int fd = open(out_file, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+            if (fd < 0) {
+                fprintf(stderr, "shrink: %s: cannot write: %s\n", out_file, strerror(errno));
+                _exit(CLI_ERR);
+            }
+            dup2(fd, 1);
+            close(fd);
+        }
+        int rc = run(argc, argv);
+        fflush(stdout);
+        fflush(stderr);
+        _exit(rc);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return cli_fail("%s: wait: %s", argv[0], strerror(errno));
+    if (WIFSIGNALED(status))
+        return cli_fail("%s: the process died of signal %d (%s)", argv[0], WTERMSIG(status),
+                        strsignal(WTERMSIG(status)));
+    return WEXITSTATUS(status);
 }

@@ -55,6 +55,8 @@ int cmd_lowrank(int argc, char **argv);
 int cmd_student(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
+int cmd_recipe(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 
 /* mpi.c: data-parallel training in a `make MPI=1` build run by mpirun; in other builds (or one
  * rank) cli_mpi_comm is NULL. Call cli_mpi_comm after the arguments are checked; pass the
@@ -70,6 +72,8 @@ int cli_print_sensitivity(const char *input, const char *calib,
                           const shrink_sensitivity_result *r, bool json, int top);
 /* "I/N" (0 <= I < N) of --shard into *i, *n; CLI_USAGE with a message naming `cmd` if not. */
 int cli_parse_shard(const char *cmd, const char *text, int32_t *i, int32_t *n);
+/* Prints joined compare shards as `shrink compare --no-speed` prints one run (JSON or table). */
+int cli_compare_print_merged(const shrink_compare_merged *m, bool json);
 
 /* ==== options ============================================================================= */
 
@@ -139,6 +143,14 @@ typedef struct cli_spec {
 int cli_parse(const cli_spec *spec, int argc, char **argv, void *opts, cli_common *common,
               char **pos, int *n_pos);
 void cli_usage(const cli_spec *spec, FILE *f);   /* the full help text of a command */
+/* The recipe runner (recipe.c) learns a command's options by setting cli_probe and calling
+ * the command with no arguments: cli_parse stores its spec in *cli_probe and returns as after
+ * --help, printing nothing. */
+extern const cli_spec **cli_probe;
+/* The option `name` (len bytes, with its dashes) of spec or a common option that applies to
+ * it (*common says which), or NULL; and the closest one for "did you mean" (dashes ignored). */
+const cli_opt *cli_find_opt(const cli_spec *spec, const char *name, size_t len, bool *common);
+const cli_opt *cli_closest_opt(const cli_spec *spec, const char *name, size_t len);
 /* Edit distance (Damerau-Levenshtein: insert, delete, replace, swap two neighbours) of
  * a[0..n) and b[0..m); both at most 63 bytes (longer: a large number). For "did you mean". */
 int cli_edit_distance(const char *a, size_t n, const char *b, size_t m);
@@ -205,6 +217,16 @@ bool cli_out_is_folder(const char *to, const char *path);
 /* Installs the SIGINT/SIGTERM/SIGHUP handler: removes the temporaries being written
  * (shrink_remove_temporaries) and exits with 128 + the signal. */
 void cli_install_signals(void);
+
+/* ==== a command in a child process ======================================================== */
+
+/* Runs run(argc, argv) (argv NULL-terminated, argv[0] the command) in a forked child, stdout
+ * into out_file (NULL: this stdout), and returns its exit code. The same function as typing
+ * the command, in a fresh process: OpenMP's threads do not survive fork, so a command that
+ * forks itself (compare) hangs if an earlier command started them in the same process; each
+ * step of a recipe or pipeline runs this way. The child dies with the parent
+ * (PR_SET_PDEATHSIG): a parent killed with SIGKILL leaves no command running behind it. */
+int cli_run_child(int (*run)(int argc, char **argv), int argc, char **argv, const char *out_file);
 
 /* ==== text files ========================================================================== */
 
@@ -345,6 +367,9 @@ void cli_manifest_input(const char *arg, const char *path);
 void cli_manifest_seed(const char *name, uint64_t v);
 void cli_manifest_quality(const char *name, double v);
 void cli_manifest_disable(void);   /* --no-manifest */
+/* A new command run in the same process (a recipe step): forgets the inputs, seeds and
+ * quality recorded so far and records argv as the command; manifests on again. */
+void cli_manifest_restart(int argc, char **argv);
 /* A manifest as text lines (info, verify) and as a JSON object value (after a key). */
 void cli_manifest_print(const shrink_manifest *m, FILE *f);
 void cli_manifest_json(const shrink_manifest *m, cli_json *j);

@@ -19,6 +19,10 @@
  * without the other models or the quality pass's buffers. Results come back through pipes. The
  * children are forked before this process has started any OpenMP thread (libgomp's pool does
  * not survive fork).
+ *
+ * --shard I/N scores share I of the windows (no speed runs) and writes, from the quality
+ * child, JSON with every model's per-token KL, NLL and same-top-1; `shrink merge-results`
+ * joins the shards into this command's output for the whole text (docs/scale.md).
  */
 #include "cli.h"
 
@@ -46,6 +50,8 @@ typedef struct cmp_opts {
     int32_t     pp;
     int32_t     tg;
     int32_t     reps;
+    cli_list    base_lora;
+    const char *shard;
 } cmp_opts;
 
 #define O(field) offsetof(cmp_opts, field)
@@ -68,25 +74,33 @@ static const cli_opt compare_rows[] = {
      "tokens of the decode test (default 64, capped at the context; 0 = skip)"},
     {"--reps",      "-r", CLI_OPT_INT,  O(reps),      "N", 1, 1000,
      "measured repetitions of each speed test after one warm-up (default 3)"},
+    {"--base-lora", NULL, CLI_OPT_LIST, O(base_lora), "FILE[:SCALE]", 0, 0,
+     "apply a LoRA adapter to BASE at run time (repeatable; --lora applies to the MODELs)"},
+    {"--shard",     NULL, CLI_OPT_STR,  O(shard),     "I/N", 0, 0,
+     "score only share I of N of the windows (no speed runs; JSON with the per-token values "
+     "that `shrink merge-results` joins)"},
 };
 #undef O
 
 static const cli_spec spec = {
     .name        = "compare",
     .synopsis    = "BASE MODEL... --text FILE [--ctx N] [--stride S] [--llama-cpp] [--tokens N]\n"
-                   "       [--no-speed] [--pp N] [--tg N] [--reps N] [options]",
+                   "       [--no-speed] [--pp N] [--tg N] [--reps N] [--shard I/N] [options]",
     .description = "Scores BASE and every MODEL on FILE in lockstep and prints one markdown row per\n"
                    "model: weight dtypes, bits per weight, file size, perplexity (equal to shrink\n"
                    "ppl's with the same windows), delta-ppl vs BASE, KL(P_base || P_model) per\n"
                    "token (mean, 99th percentile), same-top-1 %, pp and tg tokens/s (shrink\n"
                    "bench's method) and peak RSS (each model alone in a forked child). All\n"
-                   "models must share BASE's vocabulary and tokenization.",
+                   "models must share BASE's vocabulary and tokenization. --lora adapters apply\n"
+                   "to every MODEL, --base-lora ones to BASE, at run time without merging (as\n"
+                   "--load-as quantizes the MODELs only); docs/adapters.md.",
     .opts        = compare_rows,
     .n_opts      = sizeof compare_rows / sizeof compare_rows[0],
     .n_pos_min   = 2,
     .n_pos_max   = CMP_MAX_MODELS,
     .model       = true,
     .load_as     = true,
+    .lora        = true,
 };
 
 /* One model's row; filled in the children and sent through a pipe (same binary: same layout). */
@@ -105,6 +119,7 @@ typedef struct cmp_row {
 typedef struct cmp_quality {           /* what the quality child returns */
     int32_t ctx;
     int32_t stride;
+    int64_t windows_total;             /* of the whole text (a shard scores its share) */
     cmp_row rows[CMP_MAX_MODELS];
 } cmp_quality;
 
@@ -116,6 +131,7 @@ typedef struct cmp_job {
     const char       *text;
     size_t            text_bytes;
     int               model;           /* speed child: which model */
+    int32_t           shard, n_shards; /* --shard I/N (n_shards 0: the whole text) */
 } cmp_job;
 
 static const char *base_name(const char *path, char *buf, size_t cap) {
@@ -129,6 +145,22 @@ static const char *base_name(const char *path, char *buf, size_t cap) {
 
 /* Model i's name in the table: its file name, or parent/name when another file of the run has
  * the same name (run1/model.gguf and run2/model.gguf; the same path twice keeps the name). */
+/* The adapters model i gets: --base-lora for BASE, --lora for the MODELs. */
+static const cli_list *model_lora(const cmp_job *job, int i) {
+    return i == 0 ? &job->opts->base_lora : &job->common->lora;
+}
+
+/* The options model i is loaded with: --load-as and --lora are the MODELs', --base-lora
+ * BASE's. */
+static cli_common model_common(const cmp_job *job, int i) {
+    cli_common c = *job->common;
+    if (i == 0) {
+        c.load_as = NULL;
+        c.lora = job->opts->base_lora;
+    }
+    return c;
+}
+
 static const char *model_label(const cmp_job *job, int i, char *buf, size_t cap) {
     char other[256];
     base_name(job->paths[i], buf, cap);
@@ -143,6 +175,10 @@ static const char *model_label(const cmp_job *job, int i, char *buf, size_t cap)
         while (b > 0 && !(p[b - 1] == '/' && ++slashes == 2)) b--;
         snprintf(buf, cap, "%.*s", (int)(n - b), p + b);
         break;
+    }
+    if (model_lora(job, i)->n > 0) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, cap - len, " + lora");
     }
     return buf;
 }
@@ -289,6 +325,8 @@ static int tokenize(const cmp_job *job, shrink_model **m, int32_t **ids, size_t 
     return CLI_OK;
 }
 
+static void print_shard_json(const cmp_job *job, const cmp_quality *q, const double *pt);
+
 static int run_compare(const cmp_job *job, shrink_model **m, const int32_t *ids, size_t n,
                        cmp_quality *out) {
     shrink_context *ctx[CMP_MAX_MODELS] = {NULL};
@@ -307,15 +345,25 @@ static int run_compare(const cmp_job *job, shrink_model **m, const int32_t *ids,
         cp.max_tokens = job->opts->tokens;
         cp.progress   = cli_progress_cb;
         cp.user       = &prog;
+        double *pt    = NULL;
+        if (job->n_shards > 1) {
+            cp.shard     = job->shard;
+            cp.n_shards  = job->n_shards;
+            cp.per_token = &pt;
+        }
         cli_progress_start(&prog, "compare windows", job->common);
         shrink_status st = shrink_compare(ctx, job->n, ids, (int64_t)n, &cp, r);
         cli_progress_end(&prog);
         if (st != SHRINK_OK) rc = cli_fail_status(st);
+        for (int i = 0; i < job->n && rc == CLI_OK; i++) out->rows[i].q = r[i];
+        if (rc == CLI_OK) out->windows_total = r[0].windows_total;
+        if (rc == CLI_OK && pt) {   /* the share's JSON, written here (the per-token values) */
+            print_shard_json(job, out, pt);
+            fflush(stdout);
+        }
+        shrink_free(pt);
     }
-    for (int i = 0; i < job->n; i++) {
-        if (rc == CLI_OK) out->rows[i].q = r[i];
-        shrink_context_free(ctx[i]);
-    }
+    for (int i = 0; i < job->n; i++) shrink_context_free(ctx[i]);
     return rc;
 }
 
@@ -325,11 +373,10 @@ static int quality_child(const cmp_job *job, void *vout) {
     int32_t      *ids               = NULL;
     size_t        n                 = 0;
     int           rc                = CLI_OK;
-    cli_common base = *job->common; /* --load-as quantizes the MODELs, never BASE */
-    base.load_as = NULL;
-    for (int i = 0; i < job->n && rc == CLI_OK; i++)
-        rc = cli_load_model(job->paths[i], i == 0 ? &base : job->common,
-                            i == 0 ? CLI_TOK_NEED : CLI_TOK_OPTIONAL, &m[i]);
+    for (int i = 0; i < job->n && rc == CLI_OK; i++) {
+        cli_common c = model_common(job, i);
+        rc = cli_load_model(job->paths[i], &c, i == 0 ? CLI_TOK_NEED : CLI_TOK_OPTIONAL, &m[i]);
+    }
     if (rc != CLI_OK) goto out_models;
     shrink_model_info b;
     shrink_model_get_info(m[0], &b);
@@ -356,8 +403,7 @@ static int speed_child(const cmp_job *job, void *vout) {
     cmp_row      *row = vout;
     shrink_model *m   = NULL;
     char          name[256], label[300];
-    cli_common base = *job->common; /* --load-as quantizes the MODELs, never BASE */
-    if (job->model == 0) base.load_as = NULL;
+    cli_common base = model_common(job, job->model);
     int rc = cli_load_model(job->paths[job->model], &base, CLI_TOK_NONE, &m);
     if (rc != CLI_OK) return rc;
     shrink_model_info mi;
@@ -399,16 +445,36 @@ static double delta_pct(const cmp_row *r, const cmp_row *base) {
 
 static const char *method_name(const cmp_opts *o) { return o->llama_cpp ? "llama.cpp" : "sliding"; }
 
+/* The keys a run's and a shard's JSON share: the comparison ... */
+static void json_windows(cli_json *j, const cmp_job *job, const cmp_quality *q) {
+    cli_json_key(j, "base");          cli_json_str(j, job->paths[0]);
+    cli_json_key(j, "text");          cli_json_str(j, job->opts->text);
+    cli_json_key(j, "ctx");           cli_json_int(j, q->ctx);
+    cli_json_key(j, "stride");        cli_json_int(j, q->stride);
+    cli_json_key(j, "method");        cli_json_str(j, method_name(job->opts));
+}
+
+/* ... and each model's description */
+static void json_model(cli_json *j, const cmp_job *job, const cmp_row *r, int i) {
+    char name[256];
+    cli_json_key(j, "name");            cli_json_str(j, model_label(job, i, name, sizeof name));
+    cli_json_key(j, "path");            cli_json_str(j, job->paths[i]);
+    cli_json_key(j, "is_base");         cli_json_bool(j, i == 0);
+    cli_json_key(j, "lora");
+    cli_json_arr_begin(j);
+    for (int k = 0; k < model_lora(job, i)->n; k++) cli_json_str(j, model_lora(job, i)->v[k]);
+    cli_json_arr_end(j);
+    cli_json_key(j, "scheme");          cli_json_str(j, r->scheme);
+    cli_json_key(j, "bits_per_weight"); cli_json_num(j, r->bpw);
+    cli_json_key(j, "file_bytes");      cli_json_u64(j, r->file_bytes);
+    cli_json_key(j, "n_params");        cli_json_int(j, r->n_params);
+}
+
 static void print_json(const cmp_job *job, const cmp_quality *q) {
     const cmp_row *rows = q->rows;
-    char           name[256];
     cli_json       j;
     cli_json_begin(&j, stdout);
-    cli_json_key(&j, "base");          cli_json_str(&j, job->paths[0]);
-    cli_json_key(&j, "text");          cli_json_str(&j, job->opts->text);
-    cli_json_key(&j, "ctx");           cli_json_int(&j, q->ctx);
-    cli_json_key(&j, "stride");        cli_json_int(&j, q->stride);
-    cli_json_key(&j, "method");        cli_json_str(&j, method_name(job->opts));
+    json_windows(&j, job, q);
     cli_json_key(&j, "tokens_scored"); cli_json_int(&j, rows[0].q.tokens_scored);
     cli_json_key(&j, "n_tokens");      cli_json_int(&j, rows[0].q.n_tokens);
     cli_json_key(&j, "windows");       cli_json_int(&j, rows[0].q.windows);
@@ -419,13 +485,7 @@ static void print_json(const cmp_job *job, const cmp_quality *q) {
     for (int i = 0; i < job->n; i++) {
         const cmp_row *r = &rows[i];
         cli_json_obj_begin(&j);
-        cli_json_key(&j, "name");            cli_json_str(&j, model_label(job, i, name, sizeof name));
-        cli_json_key(&j, "path");            cli_json_str(&j, job->paths[i]);
-        cli_json_key(&j, "is_base");         cli_json_bool(&j, i == 0);
-        cli_json_key(&j, "scheme");          cli_json_str(&j, r->scheme);
-        cli_json_key(&j, "bits_per_weight"); cli_json_num(&j, r->bpw);
-        cli_json_key(&j, "file_bytes");      cli_json_u64(&j, r->file_bytes);
-        cli_json_key(&j, "n_params");        cli_json_int(&j, r->n_params);
+        json_model(&j, job, r, i);
         cli_json_key(&j, "ppl");             cli_json_num(&j, r->q.ppl);
         cli_json_key(&j, "nll");             cli_json_num(&j, r->q.nll);
         cli_json_key(&j, "ppl_se");          cli_json_num(&j, r->q.ppl_se);
@@ -449,6 +509,43 @@ static void print_json(const cmp_job *job, const cmp_quality *q) {
         cli_json_speed(&j, "tg", r->speed && r->tg, b->tg_tok_s_median, b->tg_tok_s,
                        b->tg_tok_s_sd, b->tg_tok_s_min, b->tg_tok_s_max);
         cli_json_key(&j, "peak_rss_bytes");  if (r->speed) cli_json_u64(&j, r->peak_rss); else cli_json_null(&j);
+        cli_json_obj_end(&j);
+    }
+    cli_json_arr_end(&j);
+    cli_json_end(&j);
+}
+
+/* A share's JSON (--shard I/N): what merge-results needs to join the shards, the per-token
+ * values of every model included (numbers round-trip exactly). */
+static void print_shard_json(const cmp_job *job, const cmp_quality *q, const double *pt) {
+    const cmp_row *rows = q->rows;
+    const int64_t  S    = rows[0].q.tokens_scored;
+    static const char *const arr[3] = {"kl", "nll", "same"};
+    cli_json       j;
+    cli_json_begin(&j, stdout);
+    cli_json_key(&j, "compare_shard"); cli_json_bool(&j, true);
+    json_windows(&j, job, q);
+    cli_json_key(&j, "n_tokens");      cli_json_int(&j, rows[0].q.n_tokens);
+    cli_json_key(&j, "windows_total"); cli_json_int(&j, q->windows_total);
+    cli_json_key(&j, "windows");       cli_json_int(&j, rows[0].q.windows);
+    cli_json_key(&j, "shard");         cli_json_int(&j, job->shard);
+    cli_json_key(&j, "shards");        cli_json_int(&j, job->n_shards);
+    cli_json_key(&j, "tokens_scored"); cli_json_int(&j, S);
+    cli_json_key(&j, "threads");       cli_json_int(&j, shrink_get_threads());
+    cli_json_key(&j, "models");
+    cli_json_arr_begin(&j);
+    for (int i = 0; i < job->n; i++) {
+        const cmp_row *r = &rows[i];
+        cli_json_obj_begin(&j);
+        json_model(&j, job, r, i);
+        cli_json_key(&j, "eval_seconds");    cli_json_num(&j, r->q.seconds);
+        for (int a = 0; a < 3; a++) {
+            const double *v = pt + (size_t)(3 * i + a) * (size_t)S;
+            cli_json_key(&j, arr[a]);
+            cli_json_arr_begin(&j);
+            for (int64_t t = 0; t < S; t++) cli_json_num(&j, v[t]);
+            cli_json_arr_end(&j);
+        }
         cli_json_obj_end(&j);
     }
     cli_json_arr_end(&j);
@@ -516,6 +613,36 @@ static void print_table(const cmp_job *job, const cmp_quality *q) {
                cli_s(shrink_get_threads()));
 }
 
+/* ==== joined shards (shrink merge-results) ================================================ */
+
+int cli_compare_print_merged(const shrink_compare_merged *m, bool json) {
+    if (m->n_models < 1 || m->n_models > CMP_MAX_MODELS)
+        return cli_fail("the shards compare %d models; at most %d", m->n_models, CMP_MAX_MODELS);
+    cmp_opts     opts = {.text = m->text, .llama_cpp = !strcmp(m->method, "llama.cpp"),
+                         .no_speed = true};
+    char        *paths[CMP_MAX_MODELS];
+    cmp_quality *q = calloc(1, sizeof *q);
+    if (!q) return cli_fail("out of memory");
+    q->ctx    = m->ctx;
+    q->stride = m->stride;
+    for (int i = 0; i < m->n_models; i++) {
+        const shrink_compare_merged_model *mm = &m->models[i];
+        cmp_row *r = &q->rows[i];
+        paths[i] = mm->path;
+        snprintf(r->scheme, sizeof r->scheme, "%s", mm->scheme);
+        r->bpw        = mm->bits_per_weight;
+        r->file_bytes = mm->file_bytes;
+        r->n_params   = mm->n_params;
+        r->q          = mm->r;
+    }
+    q->windows_total = m->models[0].r.windows_total;
+    cmp_job job = {.opts = &opts, .paths = paths, .n = m->n_models};
+    if (json) print_json(&job, q);
+    else print_table(&job, q);
+    free(q);
+    return CLI_OK;
+}
+
 /* ==== command ============================================================================= */
 
 int cmd_compare(int argc, char **argv) {
@@ -533,6 +660,11 @@ int cmd_compare(int argc, char **argv) {
         cli_usage(&spec, stderr);
         return CLI_USAGE;
     }
+    if (opts.shard) {   /* a share of the windows: quality only, as JSON */
+        if ((rc = cli_parse_shard("compare", opts.shard, &job.shard, &job.n_shards)))
+            return rc;
+        opts.no_speed = true;
+    }
     if (opts.no_speed) opts.pp = opts.tg = 0;
     else if (opts.pp == 0 && opts.tg == 0)
         return cli_fail("nothing to measure: --pp 0 and --tg 0 (use --no-speed)");
@@ -546,7 +678,7 @@ int cmd_compare(int argc, char **argv) {
         return cli_fail("out of memory");
     }
     job = (cmp_job){.opts = &opts, .common = &common, .paths = pos, .n = n_pos, .text = text,
-                    .text_bytes = text_bytes};
+                    .text_bytes = text_bytes, .shard = job.shard, .n_shards = job.n_shards};
     rc = in_child(quality_child, &job, q, sizeof *q, "compare", NULL);
     free(text);   /* the speed children do not need it */
     job.text = NULL;
@@ -561,7 +693,8 @@ int cmd_compare(int argc, char **argv) {
         q->rows[i].s        = row.s;
         q->rows[i].peak_rss = row.peak_rss;
     }
-    if (rc == CLI_OK && common.json) print_json(&job, q);
+    if (job.n_shards > 1) {}   /* the quality child wrote the share's JSON */
+    else if (rc == CLI_OK && common.json) print_json(&job, q);
     else if (rc == CLI_OK) print_table(&job, q);
     free(q);
     return rc;

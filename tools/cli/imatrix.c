@@ -3,6 +3,9 @@
  * on a calibration text, written in the legacy imatrix format llama-quantize --imatrix reads,
  * through shrink_imatrix (the library does the work; this file parses options and prints).
  *
+ * Under mpirun (a `make MPI=1` build) the chunks are shared by the ranks and rank 0 writes OUT,
+ * the same bytes as one process (docs/scale.md).
+ *
  * stdout: one line ("42 entries from 65 chunks of 256 tokens (16640 tokens) -> OUT");
  * or with --json one object. stderr: progress with an ETA (calibration tokens).
  */
@@ -45,7 +48,7 @@ static const cli_spec spec = {
     .model       = true,
 };
 
-int cmd_imatrix(int argc, char **argv) {
+static int run_imatrix(int argc, char **argv) {
     cli_common common;
     char      *pos[1];
     int        n_pos;
@@ -68,10 +71,13 @@ int cmd_imatrix(int argc, char **argv) {
     p.calib_tokens = opts.calib_tokens;
     p.calib_ctx = opts.calib_ctx;
     p.tokenizer_path = common.tokenizer;
+    p.comm = cli_mpi_comm();   /* mpirun -np R of a `make MPI=1` build: chunks over the ranks */
     cli_progress prog;
     cli_progress_start(&prog, "calibration tokens", &common);
-    p.progress = cli_progress_cb;
-    p.user = &prog;
+    if (!p.comm || p.comm->rank == 0) {   /* rank 0 shows its share's progress */
+        p.progress = cli_progress_cb;
+        p.user = &prog;
+    }
     shrink_imatrix_result r;
     shrink_status st = shrink_imatrix(pos[0], opts.out, &p, &r);
     cli_progress_end(&prog);
@@ -93,6 +99,10 @@ int cmd_imatrix(int argc, char **argv) {
         cli_json_key(&j, "calib_ctx");    cli_json_int(&j, opts.calib_ctx);
         cli_json_key(&j, "n_tokens");     cli_json_int(&j, r.n_tokens);
         cli_json_key(&j, "text_tokens");  cli_json_int(&j, r.text_tokens);
+        if (cli_mpi_ranks() > 1) {
+            cli_json_key(&j, "ranks");    cli_json_int(&j, cli_mpi_ranks());
+            cli_json_key(&j, "reduce_bytes"); cli_json_int(&j, cli_mpi_bytes_sent());
+        }
         cli_json_key(&j, "seconds");      cli_json_num(&j, r.seconds);
         cli_json_key(&j, "peak_rss_bytes"); cli_json_u64(&j, shrink_peak_rss());
         cli_json_end(&j);
@@ -103,3 +113,5 @@ int cmd_imatrix(int argc, char **argv) {
     }
     return CLI_OK;
 }
+
+int cmd_imatrix(int argc, char **argv) { return cli_mpi_end(run_imatrix(argc, argv)); }

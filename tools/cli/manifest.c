@@ -280,6 +280,14 @@ static const char *manifest_text(void *user) {
     return mf.text;
 }
 
+void cli_manifest_restart(int argc, char **argv) {
+    for (int i = 0; i < mf.n_in; i++) free(mf.in[i].arg), free(mf.in[i].path);
+    for (int i = 0; i < mf.n_parent; i++)
+        free(mf.parent[i].arg), free(mf.parent[i].path), free(mf.parent[i].text);
+    mf.n_in = mf.n_parent = mf.n_seed = mf.n_quality = 0;
+    cli_manifest_begin(argc, argv);
+}
+
 void cli_manifest_begin(int argc, char **argv) {
     mf.on = true;
     mf.argc = argc;

@@ -1,12 +1,14 @@
 /*
  * merge_results.c - `shrink merge-results FILE... [--json] [--top N]`: joins the --json
  * outputs of a sweep run in shards (`shrink sensitivity --shard I/N --json > shard-I.json`, one
- * per machine or Slurm array task; docs/scale.md) and prints what the unsharded run prints.
- * shrink_sensitivity_merge checks that the files are the shards of one sweep, all present.
+ * per machine or Slurm array task, or `shrink compare --shard I/N`; docs/scale.md) and prints
+ * what the unsharded run prints. shrink_sensitivity_merge / shrink_compare_merge check that the
+ * files are the shards of one sweep, all present.
  */
 #include "cli.h"
 
 #include <stddef.h>
+#include <string.h>
 
 typedef struct merge_results_opts {
     int32_t top;
@@ -29,13 +31,26 @@ static const cli_spec spec = {
                    "  shrink sensitivity M --calib T --shard 1/2 --json > s1.json   (machine 2)\n"
                    "  shrink merge-results s0.json s1.json\n"
                    "and prints what one unsharded run prints (the same numbers, ranked over all\n"
-                   "units). The files must be the shards of one sweep (same model, text, unit,\n"
-                   "tokens), each shard once: otherwise a message names the file and what differs.",
+                   "units). The same for `shrink compare --shard I/N` outputs (the comparison\n"
+                   "of the whole text, as --no-speed prints it). The files must be the shards of\n"
+                   "one sweep (same model, text, unit, tokens), each shard once: otherwise a\n"
+                   "message names the file and what differs.",
     .opts        = merge_results_rows,
     .n_opts      = sizeof merge_results_rows / sizeof merge_results_rows[0],
     .n_pos_min   = 1,
     .n_pos_max   = MAX_SHARDS,
 };
+
+/* A compare shard's JSON starts with {"compare_shard":true (tools/cli/compare.c). */
+static bool is_compare_shard(const char *path) {
+    char  head[32] = "";
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    size_t n = fread(head, 1, sizeof head - 1, f);
+    fclose(f);
+    head[n] = '\0';
+    return strncmp(head, "{\"compare_shard\":", 17) == 0;
+}
 
 int cmd_merge_results(int argc, char **argv) {
     cli_common          common;
@@ -47,6 +62,14 @@ int cmd_merge_results(int argc, char **argv) {
     for (int i = 0; i < n_pos; i++) {
         cli_io io = {"SHARD", pos[i], CLI_IN};
         if ((rc = cli_check_io(&io, 1)) != CLI_OK) return rc;
+    }
+    if (is_compare_shard(pos[0])) {   /* shrink compare --shard I/N outputs */
+        shrink_compare_merged m;
+        shrink_status st = shrink_compare_merge((const char *const *)pos, n_pos, &m);
+        if (st) return cli_fail_status(st);
+        rc = cli_compare_print_merged(&m, common.json);
+        shrink_compare_merged_free(&m);
+        return rc;
     }
     shrink_sensitivity_result r;
     shrink_status st = shrink_sensitivity_merge((const char *const *)pos, n_pos, &r);

@@ -3,9 +3,10 @@
  * `mpirun -np R build-mpi/shrink train|distill|lora ...`. The library holds no MPI; this file
  * gives it the communication it asks for (shrink_train_comm):
  *
- *   sum     the ranks' arrays summed in rank order along a chain, rank r adding its own to what
- *           rank r - 1 sends ((x_0 + x_1) + x_2 ...: the additions one process makes with
- *           --accum R, so the runs are bit-identical), then broadcast from the last rank;
+ *   sum     the ranks' parts summed in order along a chain, rank r adding its parts one by one
+ *           to what rank r - 1 sends ((x_0 + x_1) + x_2 ...: the additions one process makes
+ *           with the same --accum, so the runs are bit-identical), then broadcast from the
+ *           last rank;
  *   agree   the hash of every rank's inputs and options gathered and compared.
  *
  * Every rank checks its arguments, then all meet at a barrier before rank 0 creates the output
@@ -26,37 +27,51 @@ static int               mpi_on, mpi_rank, mpi_size;
 static int64_t           mpi_sent;       /* bytes this rank sent in sums */
 static shrink_train_comm mpi_comm;
 
-enum { CHUNK = 1 << 26 };   /* elements per message (MPI counts are int) */
+/* The chain moves PIPE elements at a time: rank r + 1 adds piece i while rank r adds piece
+ * i + 1, so the chain's time is about one array's transfer plus (R - 2) pieces, not R - 1
+ * arrays (docs/scale.md, "Time per step"). The broadcast goes in pieces of BCAST elements (MPI
+ * counts are int). */
+enum { PIPE = 1 << 18, BCAST = 1 << 26 };
 
-static shrink_status chain_sum(void *x, int64_t n, MPI_Datatype t, size_t es, int f64) {
-    void *prev = mpi_rank > 0 ? malloc((size_t)(n ? n : 1) * es) : NULL;
+/* The ordered sum (shrink_train_comm.sum_f32): rank 0 adds its k parts into x[0] and sends
+ * them; rank r receives the running sum, adds its parts one by one, sends it on; the last rank
+ * broadcasts the total. */
+static shrink_status chain_sum(void *const *xs, int32_t k, int64_t n, MPI_Datatype t,
+                               size_t es, int f64) {
+    void *prev = mpi_rank > 0 ? malloc((size_t)(n < PIPE ? (n ? n : 1) : PIPE) * es) : NULL;
     if (mpi_rank > 0 && !prev) return SHRINK_ERR_NOMEM;
-    for (int64_t off = 0; off < n; off += CHUNK) {
-        const int k = (int)(n - off < CHUNK ? n - off : CHUNK);
-        char *xs = (char *)x + (size_t)off * es;
-        if (mpi_rank > 0) {
-            MPI_Recv(prev, k, t, mpi_rank - 1, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-            for (int i = 0; i < k; i++) {
-                if (f64) ((double *)xs)[i] = ((double *)prev)[i] + ((double *)xs)[i];
-                else ((float *)xs)[i] = ((float *)prev)[i] + ((float *)xs)[i];
+    for (int64_t off = 0; off < n; off += PIPE) {
+        const int m = (int)(n - off < PIPE ? n - off : PIPE);
+        char *x = (char *)xs[0] + (size_t)off * es;
+        if (mpi_rank > 0) MPI_Recv(prev, m, t, mpi_rank - 1, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        for (int32_t p = mpi_rank > 0 ? 0 : 1; p < k; p++) {
+            /* the running sum: what rank r - 1 sent, then x[0] itself (rank 0) */
+            const char *a = p == 0 ? prev : x;
+            const char *b = (const char *)xs[p] + (size_t)off * es;
+            for (int i = 0; i < m; i++) {
+                if (f64) ((double *)x)[i] = ((const double *)a)[i] + ((const double *)b)[i];
+                else ((float *)x)[i] = ((const float *)a)[i] + ((const float *)b)[i];
             }
         }
         if (mpi_rank < mpi_size - 1) {
-            MPI_Send(xs, k, t, mpi_rank + 1, 7, MPI_COMM_WORLD);
-            mpi_sent += (int64_t)k * (int64_t)es;
+            MPI_Send(x, m, t, mpi_rank + 1, 7, MPI_COMM_WORLD);
+            mpi_sent += (int64_t)m * (int64_t)es;
         }
-        MPI_Bcast(xs, k, t, mpi_size - 1, MPI_COMM_WORLD);
-        if (mpi_rank == mpi_size - 1) mpi_sent += (int64_t)k * (int64_t)es;
+    }
+    for (int64_t off = 0; off < n; off += BCAST) {
+        const int m = (int)(n - off < BCAST ? n - off : BCAST);
+        MPI_Bcast((char *)xs[0] + (size_t)off * es, m, t, mpi_size - 1, MPI_COMM_WORLD);
+        if (mpi_rank == mpi_size - 1) mpi_sent += (int64_t)m * (int64_t)es;
     }
     free(prev);
     return SHRINK_OK;
 }
 
-static shrink_status sum_f32(void *u, float *x, int64_t n) {
-    return chain_sum(x, n, MPI_FLOAT, sizeof *x, 0);
+static shrink_status sum_f32(void *u, float *const *x, int32_t k, int64_t n) {
+    return chain_sum((void *const *)x, k, n, MPI_FLOAT, sizeof **x, 0);
 }
-static shrink_status sum_f64(void *u, double *x, int64_t n) {
-    return chain_sum(x, n, MPI_DOUBLE, sizeof *x, 1);
+static shrink_status sum_f64(void *u, double *const *x, int32_t k, int64_t n) {
+    return chain_sum((void *const *)x, k, n, MPI_DOUBLE, sizeof **x, 1);
 }
 
 static shrink_status agree(void *u, uint64_t hash) {

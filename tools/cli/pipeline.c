@@ -33,6 +33,8 @@ typedef struct pipe_opts {
     uint64_t    seed;
     int64_t     eval_tokens;
     bool        no_speed;
+    int32_t     student_hidden;
+    int32_t     teacher_threads;
 } pipe_opts;
 
 #define O(f) offsetof(pipe_opts, f)
@@ -58,6 +60,10 @@ static const cli_opt pipe_rows[] = {
      "tokens of --eval scored (default 4096)"},
     {"--no-speed", NULL, CLI_OPT_FLAG, O(no_speed), NULL, 0, 0,
      "no tok/s columns in the table"},
+    {"--student-hidden", NULL, CLI_OPT_INT, O(student_hidden), "D", 1, 1 << 24,
+     "hidden size of the student (shrink student --hidden)"},
+    {"--teacher-threads", NULL, CLI_OPT_INT, O(teacher_threads), "N", 1, 4096,
+     "threads of the teacher in distill (default: --threads)"},
 };
 #undef O
 
@@ -166,6 +172,7 @@ int cmd_pipeline(int argc, char **argv) {
                  {.run = cmd_compare}};
     add(&s[0], "student"); add(&s[0], teacher); add(&s[0], student);
     add(&s[0], "--layers"); addf(&s[0], "%.0f", o.student_layers);
+    if (o.student_hidden) { add(&s[0], "--hidden"); addf(&s[0], "%.0f", o.student_hidden); }
     add_common(&s[0], &common);
 
     add(&s[1], "distill"); add(&s[1], "--teacher"); add(&s[1], teacher);
@@ -180,6 +187,10 @@ int cmd_pipeline(int argc, char **argv) {
     add(&s[1], "--temperature"); addf(&s[1], "%.9g", o.temperature);
     if (o.top_k) { add(&s[1], "--top-k"); addf(&s[1], "%.0f", o.top_k); }
     add(&s[1], "--seed"); addf(&s[1], "%.0f", (double)o.seed);
+    if (o.teacher_threads) {
+        add(&s[1], "--teacher-threads");
+        addf(&s[1], "%.0f", o.teacher_threads);
+    }
     add_common(&s[1], &common);
 
     add(&s[2], "quantize"); add(&s[2], trained); add(&s[2], quant);
@@ -198,7 +209,7 @@ int cmd_pipeline(int argc, char **argv) {
         for (int a = 0; a < s[i].argc; a++) fprintf(stderr, " %s", s[i].argv[a]);
         fprintf(stderr, "\n");
         fflush(stdout);
-        rc = s[i].run(s[i].argc, s[i].argv);
+        rc = cli_run_child(s[i].run, s[i].argc, s[i].argv, NULL);   /* a process per step */
         fflush(stdout);
         if (rc != CLI_OK) fprintf(stderr, "shrink pipeline: step %d (%s) failed\n", i + 1,
                                   s[i].argv[0]);

@@ -1,9 +1,13 @@
 /*
- * report.c - `shrink report JSON... -o report.html`: one self-contained HTML page from the
+ * report.c - `shrink report JSON|OUT... -o report.html`: one self-contained HTML page from the
  * outputs of `shrink compare --json` (shrink_report): the size-vs-KL Pareto plot, speed bars,
- * the table of variants and the manifests (docs/report.md).
+ * the table of variants and the manifests (docs/report.md). A folder argument is a recipe
+ * run's OUT (docs/recipes.md): its compare steps' step-N-compare/compare.json.
  */
 #include "cli.h"
+
+#include <glob.h>
+#include <sys/stat.h>
 
 #include <stddef.h>
 
@@ -24,7 +28,7 @@ static const cli_opt report_rows[] = {
 
 static const cli_spec spec = {
     .name        = "report",
-    .synopsis    = "JSON... -o report.html [--title TEXT] [--svg pareto|speed] [options]",
+    .synopsis    = "JSON|OUT... -o report.html [--title TEXT] [--svg pareto|speed] [options]",
     .description = "Writes one self-contained HTML page (inline SVG, no script, nothing fetched\n"
                    "from the network) from the outputs of `shrink compare --json`: every variant's\n"
                    "file size against its KL divergence from the base with the Pareto front, the\n"
@@ -35,6 +39,8 @@ static const cli_spec spec = {
     .n_pos_min   = 1,
     .n_pos_max   = 64,
 };
+
+static int report_files(char **pos, int n_pos, const report_opts *o, const cli_common *c);
 
 int cmd_report(int argc, char **argv) {
     cli_common  common;
@@ -48,7 +54,38 @@ int cmd_report(int argc, char **argv) {
         cli_usage(&spec, stderr);
         return CLI_USAGE;
     }
-    cli_io io[65];
+    /* a recipe's OUT folder (docs/recipes.md): the outputs of its compare steps */
+    glob_t g[64];
+    int    n_glob = 0;
+    char  *json[64 * 4];
+    int    n_json = 0;
+    for (int i = 0; i < n_pos; i++) {
+        struct stat sb;
+        if (stat(pos[i], &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+            if (n_json < 64 * 4) json[n_json++] = pos[i];
+            continue;
+        }
+        char pat[4096];
+        snprintf(pat, sizeof pat, "%s/step-*-compare/compare.json", pos[i]);
+        if (glob(pat, 0, NULL, &g[n_glob]) != 0) {
+            for (int k = 0; k < n_glob; k++) globfree(&g[k]);
+            return cli_fail("%s: a folder, but not a recipe run with a compare step (no "
+                            "step-N-compare/compare.json in it)", pos[i]);
+        }
+        for (size_t k = 0; k < g[n_glob].gl_pathc && n_json < 64 * 4; k++)
+            json[n_json++] = g[n_glob].gl_pathv[k];
+        n_glob++;
+    }
+    rc = report_files(json, n_json, &opts, &common);
+    for (int k = 0; k < n_glob; k++) globfree(&g[k]);
+    return rc;
+}
+
+static int report_files(char **pos, int n_pos, const report_opts *o, const cli_common *c) {
+    report_opts opts = *o;
+    cli_common common = *c;
+    int rc;
+    cli_io io[64 * 4 + 1];
     for (int i = 0; i < n_pos; i++) io[i] = (cli_io){"JSON", pos[i], CLI_IN};
     io[n_pos] = (cli_io){"-o", opts.out, CLI_OUT};
     if ((rc = cli_check_io(io, n_pos + 1)) != CLI_OK) return rc;

@@ -33,10 +33,12 @@ static const cli_command commands[] = {
     {"student",  "cut a student from a teacher: fewer layers, heads, FFN neurons",  cmd_student},
     {"synth",    "sample synthetic training tokens from a teacher (token file)",  cmd_synth},
     {"pipeline", "run a recipe: teacher-student-4bit (cut, distill, quantize, compare)", cmd_pipeline},
+    {"recipe",   "run a recipe file: steps, gates, OUT/step-N-NAME, --resume (docs/recipes.md)", cmd_recipe},
     {"verify",   "re-hash the inputs a model's manifest names: match, changed, missing", cmd_verify},
     {"report",   "one HTML page from compare --json outputs: size-vs-KL Pareto plot, speed", cmd_report},
     {"drop-layers", "remove whole decoder layers (by measured KL, influence, last)", cmd_drop_layers},
     {"lowrank",  "low-rank factorization of the linear layers: svd, asvd, whiten", cmd_lowrank},
+    {"plan",     "one quantization type per matrix for a size budget, from measured KL", cmd_plan},
     {"version",  "version, CPU kernels and threads",                              cmd_version},
     {"help",     "help on a command: shrink help COMMAND",                        cmd_help},
 };

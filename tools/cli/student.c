@@ -23,6 +23,7 @@ typedef struct student_opts {
     const char *pick;
     int32_t     heads;
     int32_t     ffn;
+    int32_t     hidden;
     const char *init;
     int32_t     seed;
     const char *calib;
@@ -42,6 +43,8 @@ static const cli_opt student_rows_opts[] = {
     {"--heads", NULL, CLI_OPT_INT, O(heads), "H", 1, 1 << 20,
      "query heads kept per layer (a multiple of the K/V groups)"},
     {"--ffn", NULL, CLI_OPT_INT, O(ffn), "F", 1, 1 << 28, "FFN neurons kept per layer"},
+    {"--hidden", NULL, CLI_OPT_INT, O(hidden), "D", 1, 1 << 24, "hidden size kept (the residual "
+     "dims of largest\n                         token-embedding column norm)"},
     {"--init", NULL, CLI_OPT_STR, O(init), "copy|random", 0, 0,
      "copy the teacher's kept weights (default) or random\n"
      "                         weights of the cut config (as shrink init)"},
@@ -59,10 +62,11 @@ static const cli_opt student_rows_opts[] = {
 static const cli_spec spec = {
     .name        = "student",
     .synopsis    = "TEACHER OUT --layers N|LIST [--pick every-other|kld] [--heads H] [--ffn F]\n"
-                   "       [--init copy|random [--seed S]] [--calib FILE] [--dtype DTYPE]",
+                   "       [--hidden D] [--init copy|random [--seed S]] [--calib FILE] [--dtype DTYPE]",
     .description = "Cuts a student from a teacher for distillation (shrink distill): keeps\n"
                    "the chosen layers (every other one, a list, or the most important by\n"
-                   "measured KL), fewer query heads and FFN neurons per layer, with the\n"
+                   "measured KL), fewer query heads and FFN neurons per layer, a narrower\n"
+                   "hidden size (the residual dimensions of largest embedding norm), with the\n"
                    "teacher's kept weights copied exactly, or random weights of the cut config\n"
                    "(--init random). OUT: .gguf, .bin (llama2.c) or a Hugging Face folder,\n"
                    "written only when complete. A student as big as its teacher is an error.",
@@ -177,10 +181,11 @@ int cmd_student(int argc, char **argv) {
     if (o.init && !strcasecmp(o.init, "random")) random = true;
     else if (o.init && strcasecmp(o.init, "copy"))
         return usage_error("--init %s: copy or random", o.init);
-    if (!o.layers && !o.heads && !o.ffn)
-        return usage_error("%s", "nothing to cut: give --layers, --heads or --ffn");
+    if (!o.layers && !o.heads && !o.ffn && !o.hidden)
+        return usage_error("%s", "nothing to cut: give --layers, --heads, --ffn or --hidden");
     p.heads = o.heads;
     p.ffn = o.ffn;
+    p.hidden = o.hidden;
     p.calib_path = o.calib;
     if (o.calib_tokens) p.calib_tokens = o.calib_tokens;
     p.tokenizer_path = common.tokenizer;
@@ -243,6 +248,8 @@ int cmd_student(int argc, char **argv) {
         cli_json_key(&j, "n_heads");        cli_json_int(&j, r.n_heads);
         cli_json_key(&j, "n_kv_heads");     cli_json_int(&j, r.n_kv_heads);
         cli_json_key(&j, "ffn_dim");        cli_json_int(&j, r.ffn_dim);
+        cli_json_key(&j, "dim_in");         cli_json_int(&j, r.dim_in);
+        cli_json_key(&j, "dim");            cli_json_int(&j, r.dim);
         cli_json_key(&j, "kept_layers");    json_i32s(&j, kept, r.n_layers);
         cli_json_key(&j, "params_in");      cli_json_int(&j, r.params_in);
         cli_json_key(&j, "params_out");     cli_json_int(&j, r.params_out);
@@ -254,8 +261,9 @@ int cmd_student(int argc, char **argv) {
         printf("student (%s, %s): layers %d -> %d [", pick, random ? "random init" : "copied",
                r.n_layers_in, r.n_layers);
         for (int i = 0; i < r.n_layers; i++) printf("%s%d", i ? " " : "", kept[i]);
-        printf("], heads %d -> %d, ffn %d -> %d; %.2fM -> %.2fM params -> %s\n", r.n_heads_in,
-               r.n_heads, r.ffn_dim_in, r.ffn_dim, (double)r.params_in / 1e6,
+        printf("], heads %d -> %d, ffn %d -> %d, hidden %d -> %d; %.2fM -> %.2fM params -> %s\n",
+               r.n_heads_in, r.n_heads, r.ffn_dim_in, r.ffn_dim, r.dim_in, r.dim,
+               (double)r.params_in / 1e6,
                (double)r.params_out / 1e6, pos[1]);
     }
     free(kept);

@@ -36,6 +36,7 @@ typedef struct train_opts {
     double      momentum;
     uint64_t    seed;
     bool        sequential;
+    bool        grad_ckpt;
     bool        keep_sparsity;
     bool        no_keep_sparsity;
     /* shrink distill */
@@ -46,6 +47,7 @@ typedef struct train_opts {
     double      temperature;
     int32_t     top_k;
     const char *teacher_cache;
+    int32_t     teacher_threads;
     /* shrink lora */
     const char *ckpt_dir;
     const char *targets;
@@ -77,7 +79,7 @@ typedef struct train_opts {
      "(default 4)"}, \
     {"--ctx", "-c", CLI_OPT_INT, O(ctx), "T", 1, 1 << 20, "tokens per sequence (default 64)"}, \
     {"--accum", NULL, CLI_OPT_INT, O(accum), "A", 1, 65536, "micro-batches per step " \
-     "(default 1)"}, \
+     "(default 1; under mpirun a multiple of the ranks, default the ranks)"}, \
     {"--lr", NULL, CLI_OPT_FLOAT, O(lr), "LR", 1e-12, 10, "peak learning rate (default 3e-4)"}, \
     {"--lr-min", NULL, CLI_OPT_FLOAT, O(lr_min), "LR", 0, 10, "final learning rate (default 0)"}, \
     {"--warmup", NULL, CLI_OPT_INT, O(warmup), "N", 0, 1e9, "linear warmup steps (default 0)"}, \
@@ -92,6 +94,9 @@ typedef struct train_opts {
     {"--seed", "-s", CLI_OPT_U64, O(seed), "S", 0, 0, "seed of the random windows (default 0)"}, \
     {"--sequential", NULL, CLI_OPT_FLAG, O(sequential), NULL, 0, 0, "sequential windows " \
      "instead of random ones"}, \
+    {"--gradient-checkpointing", NULL, CLI_OPT_FLAG, O(grad_ckpt), NULL, 0, 0, "keep one " \
+     "layer's activations, recompute the others in the backward (less memory, one more " \
+     "forward; the same result)"}, \
     {"--eval-every", NULL, CLI_OPT_INT, O(eval_every), "N", 0, 1e9, "validation loss every N " \
      "steps (and at the end)"}, \
     {"--eval-windows", NULL, CLI_OPT_INT, O(eval_windows), "W", 1, 1e6, "validation windows " \
@@ -117,6 +122,8 @@ static const cli_opt distill_rows[] = {
      "tokens, renormalized (default 0: all)"},
     {"--mode", NULL, CLI_OPT_STR, O(mode), "M", 0, 0, "soft (default) or weak (teacher's top-1 "
      "token as the target)"},
+    {"--teacher-threads", NULL, CLI_OPT_INT, O(teacher_threads), "N", 0, 4096, "threads of the "
+     "teacher's forward passes (default 0: --threads)"},
     {"--teacher-cache", NULL, CLI_OPT_STR, O(teacher_cache), "DIR", 0, 0, "keep the teacher's "
      "top K per position in DIR (built once,\n                         reused; --top-k or --mode "
      "weak; windows at multiples of --ctx)"},
@@ -188,9 +195,11 @@ static const cli_spec lora_spec = {
                    "(out x r) zero at the start, as PEFT initializes them; only A and B train.\n"
                    "Same loop, schedule, checkpoints (DIR/checkpoint.bin) and bit-exact --resume\n"
                    "as `shrink train`. ADAPTER is written at the end: a llama.cpp GGUF LoRA\n"
-                   "adapter when it ends in .gguf, else a PEFT folder. A quantized GGUF base\n"
-                   "(QLoRA) trains on its dequantized weights; --load-as SCHEME quantizes an\n"
-                   "f32/f16/bf16 BASE so (as --qat on a frozen base). docs/adapters.md.",
+                   "adapter when it ends in .gguf, else a PEFT folder. The base stays frozen\n"
+                   "in its stored dtype (f32/f16/bf16, or quantized: q4_K, nf4, int4, q8_0 ...,\n"
+                   "QLoRA), never widened: forward and backward run through its kernels.\n"
+                   "--load-as SCHEME (or --qat SCHEME) quantizes an f32/f16/bf16 BASE so while\n"
+                   "loading. docs/adapters.md.",
     .opts        = lora_rows,
     .n_opts      = sizeof lora_rows / sizeof lora_rows[0],
     .n_pos_min   = 1,
@@ -325,6 +334,7 @@ static void fill_params(shrink_train_params *pp, const train_opts *op, const cli
     pp->clip           = op->clip;
     pp->seed           = op->seed;
     pp->sequential     = op->sequential;
+    pp->gradient_checkpointing = op->grad_ckpt;
     pp->eval_every     = op->eval_every;
     pp->eval_windows   = op->eval_windows;
     pp->save_every     = op->save_every;
@@ -389,6 +399,7 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
         p.temperature = o.temperature;
         p.top_k       = o.top_k;
         p.weak        = o.mode && !strcmp(o.mode, "weak");
+        p.teacher_threads = o.teacher_threads;
         if (o.teacher_cache && !p.weak && !o.top_k)
             return usage(sp, "--teacher-cache stores the teacher's top K: give --top-k K or "
                          "--mode weak");

@@ -2,7 +2,8 @@
  * matmul_avx512.c - the AVX-512 kernel set (compiled with -mavx512f/bw/vl/dq ... only).
  * Same contracts as the references in matmul.c; see kernels.h and docs/kernels.md.
  *
- *   gemv    4 weight rows at a time, 16 columns per step, one accumulator per row; f16 is
+ *   gemv    4 weight rows at a time, 16 columns per step, one accumulator per row (f16/bf16:
+ *           32 columns, two accumulators, the next 4 rows prefetched into L2); f16 is
  *           widened with vcvtph2ps, bf16 by zero-extending to 32 bits and shifting left 16.
  *   pack_w  16 x 16 blocks: 16 rows loaded (widened), transposed in registers, stored as
  *           [k][32] panels.
@@ -52,7 +53,35 @@ SK_INLINE void gemv_impl(const void *Wd, int64_t cols, const float *x, float *y,
         const uint8_t *w3 = w2 + (size_t)cols * es;
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
         __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-        for (int64_t k = 0; k < kv; k += 16) {
+        int64_t k = 0;
+        if (es == 2) {
+            /* 32 columns (one cache line of each row) per step, two accumulators per row, and
+             * the same line of the next 4 rows prefetched into L2: the rows are 4 streams that
+             * restart on a new page every row, where the hardware prefetchers stall */
+            const size_t ahead = 4 * (size_t)cols * es;
+            __m512 b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
+            __m512 b2 = _mm512_setzero_ps(), b3 = _mm512_setzero_ps();
+            for (; k + 32 <= kv; k += 32) {
+                _mm_prefetch((const char *)(w0 + ahead + (size_t)k * es), _MM_HINT_T1);
+                _mm_prefetch((const char *)(w1 + ahead + (size_t)k * es), _MM_HINT_T1);
+                _mm_prefetch((const char *)(w2 + ahead + (size_t)k * es), _MM_HINT_T1);
+                _mm_prefetch((const char *)(w3 + ahead + (size_t)k * es), _MM_HINT_T1);
+                __m512 xv = _mm512_loadu_ps(x + k), xw = _mm512_loadu_ps(x + k + 16);
+                a0 = _mm512_fmadd_ps(load16(w0, k, dt), xv, a0);
+                a1 = _mm512_fmadd_ps(load16(w1, k, dt), xv, a1);
+                a2 = _mm512_fmadd_ps(load16(w2, k, dt), xv, a2);
+                a3 = _mm512_fmadd_ps(load16(w3, k, dt), xv, a3);
+                b0 = _mm512_fmadd_ps(load16(w0, k + 16, dt), xw, b0);
+                b1 = _mm512_fmadd_ps(load16(w1, k + 16, dt), xw, b1);
+                b2 = _mm512_fmadd_ps(load16(w2, k + 16, dt), xw, b2);
+                b3 = _mm512_fmadd_ps(load16(w3, k + 16, dt), xw, b3);
+            }
+            a0 = _mm512_add_ps(a0, b0);
+            a1 = _mm512_add_ps(a1, b1);
+            a2 = _mm512_add_ps(a2, b2);
+            a3 = _mm512_add_ps(a3, b3);
+        }
+        for (; k < kv; k += 16) {
             __m512 xv = _mm512_loadu_ps(x + k);
             a0 = _mm512_fmadd_ps(load16(w0, k, dt), xv, a0);
             a1 = _mm512_fmadd_ps(load16(w1, k, dt), xv, a1);
