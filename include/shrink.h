@@ -1638,6 +1638,8 @@ typedef struct shrink_plan_params {
                                     included); 0: budget_bits */
     double      budget_bits;     /* else: bits per weight at most (8 x tensor bytes / elements
                                     of every tensor written, as shrink_quantize counts) */
+    double      max_kl;          /* else: the smallest file whose predicted KL is at most this
+                                    (budget_bytes and budget_bits 0) */
     const char *types;           /* comma-separated candidate types (NULL: llama.cpp's q2_K,
                                     q3_K, q4_K, q5_K, q6_K, q4_0, q4_1, q5_0, q5_1, iq4_nl,
                                     q8_0, f16) */
@@ -1654,7 +1656,8 @@ typedef struct shrink_plan_params {
 typedef struct shrink_plan_result {
     int64_t             n_tensors;     /* planned matrices */
     shrink_plan_tensor *tensors;       /* (n_tensors), writing order; shrink_plan_result_free */
-    uint64_t            budget_bytes;  /* the file-size budget that was solved for */
+    uint64_t            budget_bytes;  /* the file-size budget that was solved for (max_kl: the
+                                          smallest found, to 1/10000 of the largest file) */
     uint64_t            min_bytes;     /* the smallest file the candidates allow */
     uint64_t            file_bytes;    /* of the planned file (written or not) */
     uint64_t            header_bytes;  /* of it: header, metadata and manifest */

@@ -116,11 +116,12 @@ while [ $i -lt 6000 ]; do
     sleep 0.01
     i=$((i + 1))
 done
-# step: u64 little-endian at byte 16 of the checkpoint (src/train/checkpoint.c)
-ck_step=$(od -An -t u8 -j 16 -N 8 "$tmp/k/checkpoint.bin" 2>/dev/null | tr -d ' ')
 pkill -9 -f "$mbin train $model"
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
+# step: u64 little-endian at byte 16 of the checkpoint (src/train/checkpoint.c), read once
+# every rank is dead (a rank scheduled late can still rename a newer one before it stops)
+ck_step=$(od -An -t u8 -j 16 -N 8 "$tmp/k/checkpoint.bin" 2>/dev/null | tr -d ' ')
 if [ $stopped -ne 1 ] || [ -z "$ck_step" ] || [ "$ck_step" -lt 1 ] || [ "$ck_step" -ge $steps ]; then
     bad "resume: could not stop the ranks strictly before the last step (stopped $stopped, checkpoint step '${ck_step}')"
 # shellcheck disable=SC2086

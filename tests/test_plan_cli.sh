@@ -29,7 +29,7 @@ if [ -z "$model" ]; then
 fi
 case $model in /*) ;; *) model=$(pwd)/$model ;; esac
 story_text "$tmp/calib.txt" 12
-C="--calib $tmp/calib.txt --calib-tokens 64 --calib-ctx 64 --types q4_0,q5_0,q8_0,f16"
+C="--calib $tmp/calib.txt --calib-tokens 64 --calib-ctx 64 --types q4_0,q5_0,q8_0,f16 --threads 1"
 
 # ==== bad input first (cheap: refused before anything is measured) ============================
 
@@ -92,6 +92,11 @@ if (cd "$tmp/b" && SOURCE_DATE_EPOCH=0 "$bin" plan "$model" $C --bytes $budget -
 else
     bad "second plan: $(head -c 400 "$tmp/err")"
 fi
+
+if expect_ok "plan --max-kl" "$bin" plan "$model" $C --max-kl 0.002; then
+    grep -q "predicted KL" "$tmp/out" && ok || bad "--max-kl: $(head -c 300 "$tmp/out")"
+fi
+expect_fail "--max-kl no plan reaches" "no plan within a KL" "$bin" plan "$model" $C --max-kl 1e-20
 
 # ==== --json and --bits (spelled --bpw, as the issue does) =======================================================================
 

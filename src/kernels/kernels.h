@@ -131,6 +131,15 @@ typedef struct sk_mat {
 SK_HIDDEN shrink_status sk_matmul(const sk_mat *W, const float *X, int64_t T, float *Y,
                                   int64_t ldy, sk_scratch *s);
 
+/* sk_matmul with the activations kept in f32 whatever W's dtype (training through a frozen
+ * quantized matrix: the product its backward differentiates): W's rows dequantized into the
+ * f32 GEMM (T > 1) or GEMV (T == 1), never the kernels that quantize X (decode's vec_dot, the
+ * integer prompt GEMMs of q8_0 / q4_0 / q4_K); w8a8 types keep their fake-quantized X. The
+ * same as sk_matmul for f32/f16/bf16 and the types without integer kernels. Scratch:
+ * sk_matmul_f32x_scratch_bytes(sk_kernels(), W, T). */
+SK_HIDDEN shrink_status sk_matmul_f32x(const sk_mat *W, const float *X, int64_t T, float *Y,
+                                       int64_t ldy, sk_scratch *s);
+
 /* The scalar reference of sk_matmul (single-threaded): the specification, used by tests.
  * Allocates a row (SHRINK_ERR_NOMEM on failure); the library does not call it. */
 SK_HIDDEN shrink_status sk_matmul_ref(const sk_mat *W, const float *X, int64_t T, float *Y,
@@ -207,6 +216,8 @@ SK_HIDDEN void sk_gemm_grid(int64_t npanels, int64_t ntiles, int me, int n, int6
 /* Scratch bytes sk_matmul takes for W and T tokens with kernel set ks at the current thread
  * count (omp_get_max_threads()): 0 for most decode calls. */
 SK_HIDDEN size_t sk_matmul_scratch_bytes(const sk_kernel_set *ks, const sk_mat *W, int64_t T);
+/* The same for sk_matmul_f32x. */
+SK_HIDDEN size_t sk_matmul_f32x_scratch_bytes(const sk_kernel_set *ks, const sk_mat *W, int64_t T);
 /* sk_matmul with a given kernel set and scratch. */
 SK_HIDDEN shrink_status sk_matmul_in(const sk_kernel_set *ks, const sk_mat *W, const float *X,
                                      int64_t T, float *Y, int64_t ldy, sk_scratch *s);

@@ -404,12 +404,13 @@ static int takes_qdot(const sk_mat *W, int64_t T) {
     return T == 1 && d->vec_dot_ref != NULL && W->cols % sk_act_block(d->act) == 0;
 }
 
-size_t sk_matmul_scratch_bytes(const sk_kernel_set *ks, const sk_mat *W, int64_t T) {
+/* f32x: the activations stay f32 (sk_matmul_f32x): none of the kernels that quantize X */
+static size_t matmul_scratch(const sk_kernel_set *ks, const sk_mat *W, int64_t T, int f32x) {
     if (W->rows <= 0 || W->cols <= 0 || T <= 0) return 0;
-    if (takes_qdot(W, T)) return qdot_scratch_bytes(W);
-    const size_t i8 = T > 1 ? sk_matmul_i8_scratch_bytes(ks->isa, W, T) : 0;
+    if (!f32x && takes_qdot(W, T)) return qdot_scratch_bytes(W);
+    const size_t i8 = T > 1 && !f32x ? sk_matmul_i8_scratch_bytes(ks->isa, W, T) : 0;
     if (i8 > 0) return i8;
-    const size_t q8 = T > 1 ? sk_matmul_q8_scratch_bytes(ks->isa, W, T) : 0;
+    const size_t q8 = T > 1 && !f32x ? sk_matmul_q8_scratch_bytes(ks->isa, W, T) : 0;
     if (q8 > 0) return q8;
     const size_t fq = fake_quant_bytes(W, T);
     if (ks->tile == NULL) return fq + ref_scratch_bytes(W, T);
@@ -418,8 +419,16 @@ size_t sk_matmul_scratch_bytes(const sk_kernel_set *ks, const sk_mat *W, int64_t
     return fq + gemm_scratch_bytes(&p);
 }
 
-shrink_status sk_matmul_in(const sk_kernel_set *ks, const sk_mat *W, const float *X, int64_t T,
-                           float *Y, int64_t ldy, sk_scratch *s) {
+size_t sk_matmul_scratch_bytes(const sk_kernel_set *ks, const sk_mat *W, int64_t T) {
+    return matmul_scratch(ks, W, T, 0);
+}
+
+size_t sk_matmul_f32x_scratch_bytes(const sk_kernel_set *ks, const sk_mat *W, int64_t T) {
+    return matmul_scratch(ks, W, T, 1);
+}
+
+static shrink_status matmul_run(const sk_kernel_set *ks, const sk_mat *W, const float *X,
+                                int64_t T, float *Y, int64_t ldy, sk_scratch *s, int f32x) {
     SHRINK_ASSERT(W->rows >= 0 && W->cols >= 0 && T >= 0 && (T <= 1 || ldy >= W->rows));
     if (W->rows == 0 || T == 0) return SHRINK_OK;
     if (W->cols == 0) {
@@ -427,18 +436,18 @@ shrink_status sk_matmul_in(const sk_kernel_set *ks, const sk_mat *W, const float
             for (int64_t r = 0; r < W->rows; r++) Y[t * ldy + r] = 0.0f;
         return SHRINK_OK;
     }
-    const size_t need = sk_matmul_scratch_bytes(ks, W, T);
+    const size_t need = matmul_scratch(ks, W, T, f32x);
     if (need > sk_scratch_left(s))
         return sk_error(SHRINK_ERR_ARG,
                         "matrix product: %zu bytes of scratch left, %zu needed (%s, %" PRId64
                         " x %" PRId64 ", %" PRId64 " tokens)",
                         sk_scratch_left(s), need, sk_dtype(W->dtype)->name, W->rows, W->cols, T);
     const size_t mark = s ? s->used : 0;
-    if (takes_qdot(W, T)) {
+    if (!f32x && takes_qdot(W, T)) {
         gemv_qdot(ks, W, X, Y, s);
-    } else if (T > 1 && sk_matmul_i8(ks->isa, W, X, T, Y, ldy, s)) {
+    } else if (T > 1 && !f32x && sk_matmul_i8(ks->isa, W, X, T, Y, ldy, s)) {
         /* w8a8 prompts: done */
-    } else if (T > 1 && sk_matmul_q8(ks->isa, W, X, T, Y, ldy, s)) {
+    } else if (T > 1 && !f32x && sk_matmul_q8(ks->isa, W, X, T, Y, ldy, s)) {
         /* q8_0 / q4_0 prompts: done */
     } else {
         float *Xq = fake_quant_x(ks, W, X, T, s);
@@ -452,6 +461,16 @@ shrink_status sk_matmul_in(const sk_kernel_set *ks, const sk_mat *W, const float
     }
     if (s) s->used = mark;
     return SHRINK_OK;
+}
+
+shrink_status sk_matmul_in(const sk_kernel_set *ks, const sk_mat *W, const float *X, int64_t T,
+                           float *Y, int64_t ldy, sk_scratch *s) {
+    return matmul_run(ks, W, X, T, Y, ldy, s, 0);
+}
+
+shrink_status sk_matmul_f32x(const sk_mat *W, const float *X, int64_t T, float *Y, int64_t ldy,
+                             sk_scratch *s) {
+    return matmul_run(sk_kernels(), W, X, T, Y, ldy, s, 1);
 }
 
 shrink_status sk_matmul(const sk_mat *W, const float *X, int64_t T, float *Y, int64_t ldy,

@@ -35,6 +35,17 @@ static void merge_progress_cb(void *user, int64_t done, int64_t total) {
     if (c->p->progress) c->p->progress(c->p->user, done, total);
 }
 
+/* The base opened without binding its weights (*m) and the adapters read and checked against
+ * it (*list): what both merges start from. */
+static shrink_status open_adapted(const char *base, const shrink_merge_params *p,
+                                  struct shrink_model **m, sk_lora **list) {
+    shrink_load_params lp = shrink_load_params_default();
+    lp.tokenizer_path = p->tokenizer_path;
+    shrink_status st = sk_model_open(m, base, &lp);
+    if (!st) st = sk_lora_read_list(p->adapters, p->scales, p->n_adapters, &(*m)->cfg, list);
+    return st;
+}
+
 /* ==== merge, then quantize ================================================================= */
 
 static void q_progress_fwd(void *user, int phase, int64_t done, int64_t total) {
@@ -148,15 +159,12 @@ static shrink_status merge_requantize(const char *base, const char *out,
                         "a scheme; merge with a dtype, then quantize");
     double t0 = shrink_time();
     /* the adapters are checked against the base before anything is written */
-    shrink_load_params lp = shrink_load_params_default();
-    lp.tokenizer_path = p->tokenizer_path;
     struct shrink_model *m = NULL;
     sk_lora *list = NULL;
     shrink_quantize_result qr;
     memset(&qr, 0, sizeof qr);
     int base_quantized = 0;
-    shrink_status st = sk_model_open(&m, base, &lp);
-    if (!st) st = sk_lora_read_list(p->adapters, p->scales, p->n_adapters, &m->cfg, &list);
+    shrink_status st = open_adapted(base, p, &m, &list);
     if (st) goto out;
     for (int64_t i = 0; i < m->n_tensors; i++)
         base_quantized |= m->tensors[i].n_dims == 2 && sk_dtype_quantized(m->tensors[i].dtype);
@@ -230,13 +238,11 @@ shrink_status shrink_merge(const char *base, const char *out, const shrink_merge
         return merge_requantize(base, out, p, r);
     }
     double t0 = shrink_time();
-    shrink_load_params lp = shrink_load_params_default();
-    lp.tokenizer_path = p->tokenizer_path;
     struct shrink_model *m = NULL;
     sk_lora *list = NULL;
     sk_lora_merge ms;
     memset(&ms, 0, sizeof ms);
-    shrink_status st = sk_model_open(&m, base, &lp);
+    shrink_status st = open_adapted(base, p, &m, &list);
     if (st) goto out;
     if (p->dtype < 0 && fmt != SK_FORMAT_LLAMA2C)
         for (int64_t i = 0; i < m->n_tensors; i++)
@@ -247,8 +253,6 @@ shrink_status shrink_merge(const char *base, const char *out, const shrink_merge
                               shrink_dtype_name(m->tensors[i].dtype));
                 goto out;
             }
-    if ((st = sk_lora_read_list(p->adapters, p->scales, p->n_adapters, &m->cfg, &list)))
-        goto out;
     sk_source base_src, src;
     if ((st = sk_source_from_model(m, &base_src))) goto out;
     sk_lora_merge_source(&ms, &base_src, list, p->keep_sparsity, &src);

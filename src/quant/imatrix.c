@@ -454,11 +454,11 @@ shrink_status sk_imatrix_compute(const char *in, const shrink_imatrix_params *p,
         if (cfg->add_bos && cfg->bos_id >= 0) ids[k * C] = cfg->bos_id;
     /* one layer at a time over a group of chunks (src/model/layerwise.h): the sums of each
      * column still come chunk after chunk, as a whole-model forward per chunk adds them */
-    const int64_t total = (hi - lo) * C;
+    const int64_t total = n_chunks * C;
     int64_t group = (int64_t)(sk_imatrix_stream_bytes / ((size_t)C * (size_t)cfg->dim * sizeof(float)));
     if (group < 1) group = 1;
     c.progress = p;
-    c.total = total;
+    c.total = (hi - lo) * C; /* this rank's share */
     for (int64_t k = lo; k < hi && !st; k += group) {
         const int64_t g = hi - k < group ? hi - k : group;
         c.base = (k - lo) * C;

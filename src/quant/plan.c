@@ -436,6 +436,38 @@ static int32_t anchor_of(const shrink_plan_tensor *pt, shrink_dtype own) {
     return below;
 }
 
+/* --max-kl: the smallest file (r->budget_bytes) whose solved KL is at most max_kl, by bisection
+ * between the smallest and the largest file (the least summed KL does not grow with the
+ * budget), to 1/10000 of the largest file. */
+static shrink_status budget_for_kl(shrink_plan_result *r, int32_t K, const uint64_t *cb,
+                                   const double *ck, int32_t *choice, uint64_t overhead,
+                                   double max_kl) {
+    uint64_t hi = overhead;
+    for (int64_t i = 0; i < r->n_tensors; i++)
+        hi += r->tensors[i].cands[r->tensors[i].n_cands - 1].bytes; /* the most bytes */
+    uint64_t lo = r->min_bytes;
+    for (int pass = 0;; pass++) {
+        const uint64_t b = pass == 0 ? hi : lo + (hi - lo) / 2;
+        shrink_status st = shrink_plan_solve(r->n_tensors, K, cb, ck, b - overhead, choice);
+        if (st) return st;
+        double kl = 0.0;
+        for (int64_t i = 0; i < r->n_tensors; i++) kl += ck[i * K + choice[i]];
+        if (pass == 0) {
+            if (kl > max_kl)
+                return sk_error(SHRINK_ERR_ARG, "plan: no plan within a KL of %g: the least the "
+                                "candidates give is %.3e, at %llu bytes", max_kl, kl,
+                                (unsigned long long)hi);
+        } else if (kl <= max_kl) {
+            hi = b;
+        } else {
+            lo = b;
+        }
+        if (hi - lo <= hi / 10000 + 1) break;
+    }
+    r->budget_bytes = hi;
+    return SHRINK_OK;
+}
+
 /* ==== shrink_plan ======================================================================== */
 
 shrink_plan_params shrink_plan_params_default(void) {
@@ -523,9 +555,13 @@ shrink_status shrink_plan(const char *in, const shrink_plan_params *pp, shrink_p
     if (!p->calib_path || !*p->calib_path)
         return sk_error(SHRINK_ERR_ARG, "plan: a calibration text is required (--calib FILE): "
                         "the KL of every candidate is measured on it");
-    if (p->budget_bytes == 0 && !(p->budget_bits > 0.0 && isfinite(p->budget_bits)))
-        return sk_error(SHRINK_ERR_ARG, "plan: give a budget: file bytes (--bytes) or bits per "
-                        "weight (--bits) above 0");
+    const int by_kl = p->max_kl > 0.0;
+    if (p->max_kl < 0.0 || !isfinite(p->max_kl))
+        return sk_error(SHRINK_ERR_ARG, "plan: a KL bound of %g: give one above 0", p->max_kl);
+    if ((p->budget_bytes != 0) + (p->budget_bits > 0.0) + by_kl != 1 ||
+        !(p->budget_bits >= 0.0 && isfinite(p->budget_bits)))
+        return sk_error(SHRINK_ERR_ARG, "plan: give one budget: file bytes (--bytes), bits per "
+                        "weight (--bits) or a KL bound (--max-kl), above 0");
     if (p->calib_tokens < 2)
         return sk_error(SHRINK_ERR_ARG, "plan: %lld calibration tokens; need at least 2",
                         (long long)p->calib_tokens);
@@ -618,6 +654,8 @@ shrink_status shrink_plan(const char *in, const shrink_plan_params *pp, shrink_p
     r->min_bytes = min_file;
     if (p->budget_bytes)
         r->budget_bytes = p->budget_bytes;
+    else if (by_kl)
+        r->budget_bytes = min_file; /* found after the measurements */
     else
         r->budget_bytes = r->header_bytes +
                           (uint64_t)floor(p->budget_bits * (double)r->n_params / 8.0);
@@ -761,6 +799,7 @@ shrink_status shrink_plan(const char *in, const shrink_plan_params *pp, shrink_p
             cb[i * K + j] = ok ? r->tensors[i].cands[j].bytes : UINT64_MAX;
             ck[i * K + j] = ok ? r->tensors[i].cands[j].kl : 0.0;
         }
+    if (by_kl && (st = budget_for_kl(r, K, cb, ck, choice, overhead, p->max_kl))) goto out;
     if ((st = shrink_plan_solve(r->n_tensors, K, cb, ck, r->budget_bytes - overhead, choice)))
         goto out;
     r->file_bytes = overhead;

@@ -191,12 +191,13 @@ void sk_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float 
 /* ==== linear layers ========================================================================== */
 
 /* Y (N, out) = X (N, in) W^T (+ bias), W (out, in) f32 or a frozen matrix in its stored
- * dtype, through the GEMM kernels (kernels.h: sk_matmul). Saves nothing itself: the backward
+ * dtype, through the GEMM kernels with f32 activations (kernels.h: sk_matmul_f32x: never the
+ * integer kernels that quantize X, whose output is not differentiable). Saves nothing: the backward
  * needs X (the caller keeps it) and W. */
 shrink_status sk_matmul_forward(float *Y, const float *X, const sk_mat *W, const float *bias,
                                 int N, int in, int out, sk_scratch *s) {
     SHRINK_ASSERT(W->rows == out && W->cols == in);
-    shrink_status st = sk_matmul(W, X, N, Y, out, s);
+    shrink_status st = sk_matmul_f32x(W, X, N, Y, out, s); /* f32 activations: differentiable */
     if (st || !bias) return st;
     #pragma omp parallel for schedule(static) if ((size_t)N * out > 32768)
     for (int n = 0; n < N; n++)
@@ -441,7 +442,7 @@ shrink_status sk_matmul_backward(float *dX, float *dW, float *dbias, const float
 
 /* The largest scratch of a linear layer's forward and backward products (W's data unused). */
 static size_t linear_bytes(int N, const sk_mat *W) {
-    size_t a = sk_matmul_scratch_bytes(sk_kernels(), W, N);
+    size_t a = sk_matmul_f32x_scratch_bytes(sk_kernels(), W, N);
     size_t b = gemm_acc_bytes(N, W->cols, W->rows, stored_b(W));
     size_t c = W->dtype == SHRINK_DTYPE_F32 ? gemm_acc_bytes(W->rows, W->cols, N, NULL) : 0;
     a = a > b ? a : b;
@@ -673,7 +674,7 @@ shrink_status sk_classifier_forward_backward(double *loss_out, float *dX, float 
     double loss = 0.0;
     for (int n0 = 0; n0 < N; n0 += chunk) {
         const int c = N - n0 < chunk ? N - n0 : chunk;
-        if ((st = sk_matmul(head, X + (size_t)n0 * D, c, logits, V, scratch))) return st;
+        if ((st = sk_matmul_f32x(head, X + (size_t)n0 * D, c, logits, V, scratch))) return st;
         double part = 0.0;
         #pragma omp parallel for schedule(static) reduction(+ : part) if (c > 1)
         for (int r = 0; r < c; r++) {
@@ -695,7 +696,8 @@ shrink_status sk_classifier_forward_backward(double *loss_out, float *dX, float 
         if (dX && (st = gemm_acc(dX + (size_t)n0 * D, D, c, D, V, logits, 1, V,
                                  Hq ? NULL : head->data, D, Hq, scratch)))
             return st;
-        if (dhead && (st = gemm_acc(dhead, D, V, D, c, logits, V, 1, xc, D, NULL, scratch))) return st;
+        if (dhead && (st = gemm_acc(dhead, D, V, D, c, logits, V, 1, xc, D, NULL, scratch)))
+            return st;
     }
     *loss_out = loss;
     return SHRINK_OK;

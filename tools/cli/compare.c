@@ -636,7 +636,9 @@ int cli_compare_print_merged(const shrink_compare_merged *m, bool json) {
         r->q          = mm->r;
     }
     q->windows_total = m->models[0].r.windows_total;
-    cmp_job job = {.opts = &opts, .paths = paths, .n = m->n_models};
+    cli_common common;   /* no adapters: --shard refuses them */
+    memset(&common, 0, sizeof common);
+    cmp_job job = {.opts = &opts, .common = &common, .paths = paths, .n = m->n_models};
     if (json) print_json(&job, q);
     else print_table(&job, q);
     free(q);
@@ -663,6 +665,9 @@ int cmd_compare(int argc, char **argv) {
     if (opts.shard) {   /* a share of the windows: quality only, as JSON */
         if ((rc = cli_parse_shard("compare", opts.shard, &job.shard, &job.n_shards)))
             return rc;
+        if (common.lora.n > 0 || opts.base_lora.n > 0)
+            return cli_fail("--shard does not take --lora or --base-lora (the joined output "
+                            "would not name the adapters)");
         opts.no_speed = true;
     }
     if (opts.no_speed) opts.pp = opts.tg = 0;

@@ -1,6 +1,6 @@
 /*
- * plan.c - `shrink plan MODEL --calib FILE (--bytes N | --bits B) [--to OUT.gguf]`: one
- * quantization type per matrix chosen from the measured KL of each matrix alone in each
+ * plan.c - `shrink plan MODEL --calib FILE (--bytes N | --bits B | --max-kl K) [--to OUT]`:
+ * one quantization type per matrix chosen from the measured KL of each matrix alone in each
  * candidate type, least summed KL within the budget (shrink_plan does the work; this file
  * parses and prints).
  *
@@ -18,6 +18,7 @@ typedef struct plan_opts {
     const char *calib;
     uint64_t    bytes;
     double      bits;
+    double      max_kl;
     int32_t     calib_tokens;
     int32_t     calib_ctx;
     const char *types;
@@ -35,6 +36,8 @@ static const cli_opt plan_rows[] = {
      "budget: the output file's size at most, header and manifest included"},
     {"--bits", "--bpw", CLI_OPT_FLOAT, O(bits), "B", 0.5, 64,
      "budget: bits per weight at most (8 x tensor bytes / elements, as quantize prints)"},
+    {"--max-kl", NULL, CLI_OPT_FLOAT, O(max_kl), "K", 1e-300, 1e300,
+     "budget: the smallest file whose predicted KL is at most K"},
     {"--calib-tokens", NULL, CLI_OPT_INT, O(calib_tokens), "N", 2, 100000000,
      "tokens of the text used (default 1024)"},
     {"--calib-ctx", NULL, CLI_OPT_INT, O(calib_ctx), "N", 1, 1000000,
@@ -49,14 +52,14 @@ static const cli_opt plan_rows[] = {
     {"--verbose", "-v", CLI_OPT_FLAG, O(verbose), NULL, 0, 0,
      "print every candidate's bytes, error and KL per matrix (m: measured)"},
     {"--measure-all", NULL, CLI_OPT_FLAG, O(measure_all), NULL, 0, 0,
-     "a forward pass for every candidate (default: one per matrix, at its anchor type of >= 4.5\n"
-     "bits, the others' KL scaled by their importance-weighted error)"},
+     "a forward pass for every candidate (default: one per matrix at its anchor type, the first\n"
+     "of >= 4.5 bits, the others' KL scaled by their importance-weighted error)"},
 };
 #undef O
 
 static const cli_spec spec = {
     .name        = "plan",
-    .synopsis    = "MODEL --calib FILE (--bytes N | --bits B) [--to OUT.gguf]\n"
+    .synopsis    = "MODEL --calib FILE (--bytes N | --bits B | --max-kl K) [--to OUT.gguf]\n"
                    "       [--calib-tokens N] [--calib-ctx C] [--types LIST] [--measure-all]\n"
                    "       [--no-imatrix]"
                    " [--verbose] [--json]",
@@ -64,13 +67,13 @@ static const cli_spec spec = {
                    "matrix and every candidate type whose block divides its rows, the model runs\n"
                    "over --calib with that matrix alone quantized (shrink quantize's importance-\n"
                    "weighted quantizer, the importance measured on the same text) and the mean\n"
-                   "KL of its next-token distribution from the original's is measured (by\n"
-                   "default at one anchor type per matrix, the others scaled by their weighted\n"
-                   "error; --measure-all: every candidate); then the\n"
-                   "types of least summed KL whose file fits the budget are chosen (a knapsack).\n"
-                   "Prints the plan and its predicted KL; --to writes it (GGUF, llama.cpp's types\n"
-                   "by default) and measures the file's KL on the same text. The plan is a pure\n"
-                   "function of the model, the text and the options. docs/plan.md.",
+                   "KL of its next-token distribution from the original's is measured, by\n"
+                   "default at one anchor type per matrix (the others scaled by their weighted\n"
+                   "error; --measure-all: every candidate). Then the types of least summed KL\n"
+                   "whose file fits the budget are chosen (a knapsack). Prints the plan and its\n"
+                   "predicted KL; --to writes it (GGUF, llama.cpp's types by default) and\n"
+                   "measures the file's KL on the same text. The plan is a pure function of the\n"
+                   "model, the text and the options. docs/plan.md.",
     .opts        = plan_rows,
     .n_opts      = sizeof plan_rows / sizeof plan_rows[0],
     .n_pos_min   = 1,
@@ -177,10 +180,11 @@ int cmd_plan(int argc, char **argv) {
     plan_opts  opts = {.calib_tokens = 1024};
     int rc = cli_parse(&spec, argc, argv, &opts, &common, pos, &n_pos);
     if (rc != CLI_OK || common.help) return rc;
-    if (!opts.calib || (!opts.bytes && !(opts.bits > 0)) || (opts.bytes && opts.bits > 0)) {
+    const int n_budgets = (opts.bytes != 0) + (opts.bits > 0) + (opts.max_kl > 0);
+    if (!opts.calib || n_budgets != 1) {
         fprintf(stderr, "shrink plan: %s\n\n", !opts.calib ? "--calib FILE is required"
-                : opts.bytes ? "give one budget: --bytes N or --bits B, not both"
-                             : "a budget is required: --bytes N or --bits B");
+                : n_budgets ? "give one budget: --bytes N, --bits B or --max-kl K, not both"
+                            : "a budget is required: --bytes N, --bits B or --max-kl K");
         cli_usage(&spec, stderr);
         return CLI_USAGE;
     }
@@ -196,6 +200,7 @@ int cmd_plan(int argc, char **argv) {
     p.calib_ctx = opts.calib_ctx;
     p.budget_bytes = opts.bytes;
     p.budget_bits = opts.bits;
+    p.max_kl = opts.max_kl;
     p.types = opts.types;
     p.no_imatrix = opts.no_imatrix;
     p.measure_all = opts.measure_all;

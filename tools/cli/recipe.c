@@ -589,7 +589,7 @@ typedef struct run_state {
     const char   *input;      /* as given */
     const char   *teacher;
     int           threads;
-    bool          quiet_speed;
+    bool          progress;     /* --progress: passed to every step */
     char         *model[MAX_STEPS];     /* each step's model (NULL: none) */
     char         *adapter[MAX_STEPS];
     double        gate_value[MAX_STEPS][MAX_GATES];
@@ -600,11 +600,12 @@ typedef struct run_state {
     double        seconds[MAX_STEPS];
 } run_state;
 
-static void add_threads(argvec *a, int threads) {
+static void add_threads(argvec *a, int threads, bool progress) {
     char b[16];
     snprintf(b, sizeof b, "%d", threads);
     av_add(a, "--threads");
     av_add(a, b);
+    if (progress) av_add(a, "--progress");
 }
 
 /* The command line of step i (its model input `in`), into a; *model, *adapter: what it writes. */
@@ -663,7 +664,7 @@ static void build_step(run_state *rs, int i, const char *in, const char *dir, ar
         break;
     }
     for (int k = 0; k < s->n_opt; k++) av_add(a, s->opt[k]);
-    add_threads(a, rs->threads);
+    add_threads(a, rs->threads, rs->progress);
 }
 
 /* Measures the gates of step i on its model (or adapter); fills rs->gate_*. Returns CLI_OK,
@@ -692,7 +693,7 @@ static int measure_gates(run_state *rs, int i, const char *dir) {
         av_add(&a, b);
         av_add(&a, "--json");
         if (!need_speed) av_add(&a, "--no-speed");
-        add_threads(&a, rs->threads);
+        add_threads(&a, rs->threads, rs->progress);
         if (!file || !av_ok(&a)) rc = cli_fail("out of memory");
         if (rc == CLI_OK) {
             char label[96];
@@ -998,6 +999,7 @@ static int run_recipe(const recipe *r, const char *out, bool resume, const cli_c
     rs->input = r->input;
     rs->teacher = r->teacher ? r->teacher : r->input;
     rs->threads = id.threads;
+    rs->progress = common->progress;
     const char *in = r->input, *status = "done", *final = NULL;
     bool redo = false;   /* a step was (re)run: every later one is rerun too */
     int i = 0;
@@ -1045,10 +1047,12 @@ static int run_recipe(const recipe *r, const char *out, bool resume, const cli_c
         kill_hook(i + 1, "start");
         echo(label, &a);
         {
-            char *mfargv[MAX_ARGV + 1];
-            mfargv[0] = "shrink";
-            for (int k = 0; k < a.n; k++) mfargv[k + 1] = a.v[k];
-            cli_manifest_restart(a.n + 1, mfargv);
+            char *mfargv[MAX_ARGV + 1];   /* without --progress: the bytes do not depend on it */
+            int   n_mf = 0;
+            mfargv[n_mf++] = "shrink";
+            for (int k = 0; k < a.n; k++)
+                if (strcmp(a.v[k], "--progress")) mfargv[n_mf++] = a.v[k];
+            cli_manifest_restart(n_mf, mfargv);
             if (common->no_manifest) cli_manifest_disable();
             cli_manifest_input("RECIPE", r->path);
             for (int j = 0; j < i; j++)   /* the gates measured so far: "gate2.kl" */
