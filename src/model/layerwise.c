@@ -246,6 +246,7 @@ shrink_status sk_layerwise_step(sk_lw_state *s) {
     if (!w->layer) { /* observe only: one pass, in place */
         if ((st = lw_pass(s, l, 1))) return st;
         release_layer(mm, l);
+        if (w->after && (st = w->after(w->user, l))) return st;
         s->next++;
         if (w->progress) w->progress(w->user, s->next, s->LL);
         return SHRINK_OK;

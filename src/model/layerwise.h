@@ -54,6 +54,8 @@ typedef struct sk_layerwise {
     sk_layer_fn     layer;      /* called once per layer with the statistics (may change them);
                                    NULL: no statistics, `observe` sees one pass per layer */
     sk_observe_fn   observe;    /* with layer NULL: the observer of every layer's pass (user) */
+    shrink_status (*after)(void *user, int layer); /* with layer NULL: called after each
+                                   layer's pass (may be NULL) */
     int             head;       /* 1 (diag 0 only): then once more with layer = n_layers and in
                                    stat[SK_IN_ATTN] the Hessian of the output head's input */
     void          (*progress)(void *user, int64_t done, int64_t total); /* layers done */

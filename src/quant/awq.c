@@ -6,8 +6,10 @@
  * decoder (sk_context_set_observer) that accumulates, for the four inputs of each layer
  * (attn_norm output -> q/k/v; attention output -> o; ffn_norm output -> gate/up; the
  * up * act(gate) product -> down): sum |x| and max |x| per column and, for AWQ, X^T X (one
- * f32 Gram per observed piece by sk_matmul, added in double). X^T X of a layer is D^2 or F^2
- * doubles per input, so the layers are observed in as few passes as fit SK_FOLD_BUDGET bytes.
+ * f32 Gram per observed piece by sk_matmul, added in double). The pass is the layer-by-layer
+ * one (src/model/layerwise.h, observe only): layer l runs over the kept calibration stream,
+ * then its searches run (fold_after) while only its X^T X (D^2 or F^2 doubles per input) is
+ * held, and its mapped pages are dropped.
  *
  * AWQ per layer, on the original weights read as f32 from the transform's source:
  *   q/k/v (or GPT-2's qkv) after attn_norm, gate/up after ffn_norm: s searched
@@ -35,7 +37,6 @@
 #include <math.h>
 #include <omp.h>
 
-#define SK_FOLD_BUDGET ((size_t)256 << 20) /* bytes of X^T X held per calibration pass */
 #define CLIP_STEPS 10                      /* AutoAWQ: max_shrink 0.5 over a grid of 20 */
 
 enum { IN_ATTN, IN_O, IN_FFN, IN_DOWN, IN_COUNT };
@@ -355,6 +356,7 @@ typedef struct fjob {
     int64_t               n_tokens;
     sk_fold_info         *info;
     double                alpha_sum;
+    int64_t               want;   /* calibration tokens (progress units per layer) */
 } fjob;
 
 /* fold[i].mul (n values) = v (or 1 / v with inv), allocating it; i < 0: nothing. A second
@@ -633,6 +635,28 @@ static shrink_status smooth_layer(fjob *j, int l) {
     return st;
 }
 
+/* The observer of the layer-by-layer pass (user: the fjob). */
+static void fold_observe(void *user, int layer, sk_linear which, const float *X, int64_t T,
+                         int64_t cols) {
+    fjob *j = user;
+    fstats_observe(&j->st, layer, which, X, T, cols);
+}
+
+/* Layer l observed: its searches, then the statistics ready for layer l + 1. */
+static shrink_status fold_after(void *user, int l) {
+    fjob *j = user;
+    fstats *f = &j->st;
+    const sk_fold_params *p = j->p;
+    if (f->err) return f->err;
+    shrink_status st = p->kind == SK_FOLD_AWQ ? awq_layer(j, l) : smooth_layer(j, l);
+    if (p->progress) p->progress(p->user, (int64_t)(l + 1) * j->want, (int64_t)f->L * j->want);
+    f->l0 = l + 1;
+    f->l1 = l + 2;
+    for (int i = 0; i < IN_COUNT && f->want_h; i++)
+        memset(f->H[i], 0, (size_t)(f->cols[i] * f->cols[i]) * sizeof(double));
+    return st;
+}
+
 /* ==== the driver ========================================================================= */
 
 shrink_status sk_fold_compute(sk_xf *xf, const char *in, const sk_fold_params *p,
@@ -642,7 +666,6 @@ shrink_status sk_fold_compute(sk_xf *xf, const char *in, const sk_fold_params *p
     shrink_load_params lp = shrink_load_params_default();
     lp.tokenizer_path = p->tokenizer_path;
     shrink_model *m = NULL;
-    shrink_context *ctx = NULL;
     int32_t *ids = NULL;
     fjob j;
     memset(&j, 0, sizeof j);
@@ -664,7 +687,6 @@ shrink_status sk_fold_compute(sk_xf *xf, const char *in, const sk_fold_params *p
     int32_t n_ctx = p->calib_ctx > 0 ? p->calib_ctx : 512;
     if (n_ctx > cfg->max_seq_len) n_ctx = cfg->max_seq_len;
     const int32_t piece = n_ctx < 256 ? n_ctx : 256;
-    if ((st = shrink_context_create(&ctx, m, n_ctx, piece))) goto out;
     fstats *f = &j.st;
     f->L = L;
     f->want_h = p->kind == SK_FOLD_AWQ;
@@ -674,7 +696,6 @@ shrink_status sk_fold_compute(sk_xf *xf, const char *in, const sk_fold_params *p
     f->cols[IN_DOWN] = cfg->ffn_dim;
     f->t_max = piece;
     int64_t maxc = 0;
-    size_t per_layer = 0;
     for (int i = 0; i < IN_COUNT; i++) {
         f->sabs[i] = sk_calloc((size_t)(L * f->cols[i]), sizeof(double));
         f->amax[i] = sk_calloc((size_t)(L * f->cols[i]), sizeof(float));
@@ -683,13 +704,9 @@ shrink_status sk_fold_compute(sk_xf *xf, const char *in, const sk_fold_params *p
             goto out;
         }
         if (f->cols[i] > maxc) maxc = f->cols[i];
-        per_layer += (size_t)(f->cols[i] * f->cols[i]) * sizeof(double);
     }
-    int per_pass = L;
+    const int per_pass = 1; /* the layer-by-layer pass: one layer's X^T X at a time */
     if (f->want_h) {
-        per_pass = (int)(SK_FOLD_BUDGET / per_layer);
-        if (per_pass < 1) per_pass = 1;
-        if (per_pass > L) per_pass = L;
         f->xt = sk_malloc((size_t)(maxc * f->t_max) * sizeof(float));
         f->g = sk_malloc((size_t)(maxc * maxc) * sizeof(float));
         const sk_mat Xm = {SHRINK_DTYPE_F32, maxc, f->t_max, NULL};
@@ -715,27 +732,17 @@ shrink_status sk_fold_compute(sk_xf *xf, const char *in, const sk_fold_params *p
             goto out;
         }
     }
-    sk_context_set_observer(ctx, fstats_observe, f);
-    const int n_pass = (L + per_pass - 1) / per_pass;
-    for (int pass = 0; pass < n_pass && !st; pass++) {
-        f->l0 = pass * per_pass;
-        f->l1 = f->l0 + per_pass < L ? f->l0 + per_pass : L;
-        for (int i = 0; i < IN_COUNT && f->want_h; i++)
-            memset(f->H[i], 0, (size_t)per_pass * (size_t)(f->cols[i] * f->cols[i]) *
-                   sizeof(double));
-        for (int64_t w0 = 0; w0 < want && !st; w0 += n_ctx) {
-            const int32_t wl = (int32_t)(want - w0 < n_ctx ? want - w0 : n_ctx);
-            st = shrink_context_eval(ctx, ids + w0, wl, 0, NULL, 0);
-            if (!st) st = f->err;
-            if (p->progress)
-                p->progress(p->user, pass * want + f->l0 * want + w0 + wl, (n_pass + L) * want);
-        }
-        /* each layer's searches count as `want` more units of progress */
-        for (int l = f->l0; l < f->l1 && !st; l++) {
-            st = p->kind == SK_FOLD_AWQ ? awq_layer(&j, l) : smooth_layer(&j, l);
-            if (p->progress) p->progress(p->user, (pass + 2 + l) * want, (n_pass + L) * want);
-        }
-    }
+    /* one layer at a time (src/model/layerwise.h): the statistics of layer l, then its
+     * searches (the same sums as a whole-model forward per window: the same pieces in order) */
+    f->l0 = 0;
+    f->l1 = 1;
+    for (int i = 0; i < IN_COUNT && f->want_h; i++)
+        memset(f->H[i], 0, (size_t)(f->cols[i] * f->cols[i]) * sizeof(double));
+    j.want = want;
+    sk_layerwise lw = {.model = m, .ids = ids, .n = want, .n_ctx = n_ctx, .n_batch = piece,
+                       .observe = fold_observe, .after = fold_after, .user = &j};
+    st = sk_layerwise_run(&lw);
+    if (!st) st = f->err;
     if (st) goto out;
     info->tokens = want;
     info->mean_alpha = info->n_inputs ? j.alpha_sum / info->n_inputs : 0.0;
@@ -749,7 +756,6 @@ out:
     sk_wfold_free(j.folds, xf->n);
     fstats_free(&j.st);
     shrink_free(ids);
-    shrink_context_free(ctx);
     shrink_model_free(m);
     return st;
 }
