@@ -44,7 +44,8 @@ final() { grep '^final:' "$1"; }
 
 # same DESC ONE TWO FILE: ONE/FILE and TWO/FILE are the same bytes and so are the final lines
 same() {
-    if cmp -s "$2/$4" "$3/$4" && [ "$(final "$2.out")" = "$(final "$3.out")" ]; then ok
+    if cmp -s "$2/$4" "$3/$4" && [ -n "$(final "$2.out")" ] &&
+        [ "$(final "$2.out")" = "$(final "$3.out")" ]; then ok
     else bad "$1: 2 ranks differ from 1 process: $(final "$2.out") vs $(final "$3.out")"; fi
 }
 
@@ -128,7 +129,7 @@ if [ $stopped -ne 1 ] || [ -z "$ck_step" ] || [ "$ck_step" -lt 1 ] || [ "$ck_ste
 elif expect_ok "resume with 2 ranks" mpi2 train "$model" $c --out "$tmp/k" --resume "$tmp/k"; then
     grep -q "^resumed: *from step $ck_step\$" "$tmp/out" && ok ||
         bad "resumed from '$(grep resumed "$tmp/out")', the checkpoint holds step $ck_step"
-    [ "$(final "$tmp/out")" = "$(cat "$tmp/u.final")" ] && ok ||
+    [ -s "$tmp/u.final" ] && [ "$(final "$tmp/out")" = "$(cat "$tmp/u.final")" ] && ok ||
         bad "killed + resumed: $(final "$tmp/out") vs uninterrupted $(cat "$tmp/u.final")"
     cmp -s "$tmp/k/model.bin" "$tmp/u/model.bin" && ok || bad "killed + resumed: models differ"
     echo "resume: 2 ranks killed at checkpoint step $ck_step of $steps, resumed: identical"

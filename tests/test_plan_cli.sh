@@ -81,7 +81,7 @@ if (cd "$tmp/a" && SOURCE_DATE_EPOCH=0 "$bin" plan "$model" $C --bytes $budget -
     while read -r name shape x cols type bytes kl; do
         case $name in *.weight) ;; *) continue ;; esac
         n=$((n + 1))
-        grep "$name" "$tmp/info" | grep -qw "$type" || bad_n=$((bad_n + 1))
+        grep -Fw -- "$name" "$tmp/info" | grep -qw "$type" || bad_n=$((bad_n + 1))
     done <"$tmp/out"
     [ $n -gt 30 ] && [ $bad_n -eq 0 ] && ok || bad "info: $bad_n of $n planned types not in the file"
 else

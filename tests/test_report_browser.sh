@@ -5,8 +5,8 @@
 #   sh tests/test_report_browser.sh build/shrink
 #
 # When chromium is missing it is installed (tools/deps.sh browser: apt-get as root). If it
-# still cannot run: a failure where it could have been installed (root with apt-get), else a
-# counted skip (exit 77) with the reason. Never a pass without a browser.
+# still cannot run, that is a failure (a check whose tool is missing fails), with the reason:
+# the apt-get output, or that this machine cannot install it (not root, or no apt-get).
 #
 # A real report (stories260K, its q8_0 and q4_0 copies, compare with a short speed test) is
 # rendered three ways:
@@ -43,8 +43,7 @@ if ! find_browser; then
         if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
             bad "chromium could not be installed with apt-get: $(tail -n 3 "$tmp/deps.log")"
         else
-            skipped "chromium is missing and cannot be installed here (not root, or no apt-get): $(tail -n 2 "$tmp/deps.log")"
-            absent=1
+            bad "chromium is missing and cannot be installed here (not root, or no apt-get): $(tail -n 2 "$tmp/deps.log")"
         fi
         finish
     fi
