@@ -98,6 +98,7 @@ fi
 
 # kill -9 and resume with 2 ranks: ends as the uninterrupted one-process run. As soon as rank 0
 # has written its first checkpoint the ranks are frozen (SIGSTOP), then killed with mpirun.
+# The processes are matched by this run's own output folder (--out TMP/k), not by name alone.
 steps=12
 c="--data $data --steps $steps --batch 2 --ctx 32 --threads 1 --seed 5 --save-every 2"
 # shellcheck disable=SC2086
@@ -110,14 +111,14 @@ i=0
 stopped=0
 while [ $i -lt 6000 ]; do
     if [ -f "$tmp/k/checkpoint.bin" ]; then
-        pkill -STOP -f "$mbin train $model" && stopped=1
+        pkill -STOP -f -- "--out $tmp/k\$" && stopped=1
         break
     fi
     kill -0 $pid 2>/dev/null || break
     sleep 0.01
     i=$((i + 1))
 done
-pkill -9 -f "$mbin train $model"
+pkill -9 -f -- "--out $tmp/k\$"
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
 # step: u64 little-endian at byte 16 of the checkpoint (src/train/checkpoint.c), read once
