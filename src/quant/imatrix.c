@@ -280,6 +280,8 @@ typedef struct icoll {
      * n_layers * cols, the i-th call of (layer, w) adding into block i */
     int64_t  n_keep;
     int64_t *calls;              /* (SK_LIN_HEAD * n_layers) calls seen, when n_keep > 1 */
+    int      overflow;           /* a (layer, w) called more than once per chunk: the chunk
+                                  * blocks would not be the chunks */
 } icoll;
 
 static void icoll_observe(void *user, int layer, sk_linear which, const float *X, int64_t T,
@@ -292,7 +294,10 @@ static void icoll_observe(void *user, int layer, sk_linear which, const float *X
     double *s = c->sum[which] + (int64_t)layer * cols;
     if (c->n_keep > 1) {   /* this chunk's block */
         int64_t i = c->calls[(int64_t)which * c->n_layers + layer]++;
-        if (i >= c->n_keep) return;
+        if (i >= c->n_keep) {
+            c->overflow = 1;
+            return;
+        }
         s += i * c->n_layers * cols;
     }
     #pragma omp parallel for schedule(static) if (cols * T > 65536)
@@ -468,6 +473,9 @@ shrink_status sk_imatrix_compute(const char *in, const shrink_imatrix_params *p,
                            .user = &c};
         st = sk_layerwise_run(&lw);
     }
+    if (!st && c.overflow)
+        st = sk_error(SHRINK_ERR_UNSUPPORTED, "imatrix: a rank saw more products than chunks; "
+                      "its sums cannot be added in chunk order");
     if (st || (rc && (st = imatrix_reduce(rc, &c)))) goto out;
     /* the entries, layer by layer in the decoder's order */
     im = sk_calloc(1, sizeof *im);
