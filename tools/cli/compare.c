@@ -213,7 +213,9 @@ typedef int (*child_fn)(const cmp_job *job, void *out);
 
 /* Runs fn(job, out) in a forked child, which sends `out` (bytes long) back through a pipe.
  * Returns the child's exit code (it printed its own message) or CLI_ERR; *max_rss gets the
- * child's peak RSS in bytes. */
+ * child's peak RSS in bytes. The process must not have started OpenMP's thread pool before
+ * (libgomp's does not survive fork: the child hangs in its first parallel region): pipeline
+ * and recipe steps therefore each run in their own child (cli_run_child). */
 static int in_child(child_fn fn, const cmp_job *job, void *out, size_t bytes, const char *what,
                     uint64_t *max_rss) {
     int fd[2];
