@@ -1084,6 +1084,12 @@ typedef struct shrink_train_params {
      * pass, the backward recomputes the rest layer by layer: the activations of one layer
      * instead of all, for one more forward pass; the results are bit-identical. */
     bool        gradient_checkpointing;
+    /* QAT's block scales (docs/adapters.md, "Learned scales"): NULL or "recompute" (from the
+     * current weights in every pass), or "learned" (LSQ: one trainable scale per block,
+     * initialized from the quantizer's, for q4_0, q8_0, int4_g32/g64/g128 and nf4), trained at
+     * qat_scale_lr (0: lr) without weight decay; the written GGUF holds the learned scales. */
+    const char *qat_scales;
+    double      qat_scale_lr;
 } shrink_train_params;
 
 typedef struct shrink_train_result {
