@@ -72,9 +72,9 @@ static int is_target(const sk_train_model *tm, const sk_train_param *p, int targ
 }
 
 /* The type parameter p is fake-quantized to (the scheme's, or its fallback where the block does
- * not divide the rows, as `shrink quantize` writes it; under a mix, the mix's type for this
- * matrix by the rules `shrink quantize --scheme MIX` applies: formats/qmix.c), or -1: not a
- * target, or a fallback to f16. */
+ * not divide the rows, as `shrink quantize` writes it, f16 at the end of the chain; under a
+ * mix, the mix's type for this matrix by the rules `shrink quantize --scheme MIX` applies:
+ * formats/qmix.c), or -1: not a target. */
 static int qat_type(const sk_train_model *tm, const sk_train_param *p, shrink_dtype dtype,
                     sk_mix mix, int targets) {
     if (!is_target(tm, p, targets)) return -1;
@@ -88,7 +88,8 @@ static int qat_type(const sk_train_model *tm, const sk_train_param *p, shrink_dt
     } else {
         dt = sk_gguf_fallback(dtype, p->t.cols);
     }
-    return sk_dtype_quantized(dt) ? (int)dt : -1;
+    /* a fallback to f16 is what `shrink quantize` writes too: fake-quantized to f16 */
+    return sk_dtype_quantized(dt) || dt == SHRINK_DTYPE_F16 ? (int)dt : -1;
 }
 
 static shrink_status attach(sk_train_model *tm, shrink_dtype dtype, sk_mix mix, int targets) {
@@ -146,7 +147,8 @@ shrink_status sk_qat_attach_opts(sk_train_model *tm, const sk_qat_opts *o) {
     if (st || !o->learned) return st;
     for (int64_t i = 0; i < tm->n_params; i++) {
         const sk_train_param *p = &tm->params[i];
-        if (p->wq && !sk_qat_lsq_supported((shrink_dtype)p->qat_dtype))
+        if (p->wq && p->qat_dtype != SHRINK_DTYPE_F16 &&
+            !sk_qat_lsq_supported((shrink_dtype)p->qat_dtype))
             return sk_error(SHRINK_ERR_ARG, "QAT: learned scales: tensor '%s' (rows of %lld) "
                             "falls back to %s, which has no learned-scale form", p->t.name,
                             (long long)p->t.cols, sk_dtype(p->qat_dtype)->name);

@@ -167,14 +167,16 @@ void sk_qat_lsq_backward(sk_train_model *tm, const sk_train_param *p, const floa
 
 shrink_status sk_qat_lsq_attach(sk_train_model *tm, float lr_mult) {
     int64_t n_new = 0, off = tm->n_elems;
-    for (int64_t i = 0; i < tm->n_params; i++) n_new += tm->params[i].wq != NULL;
+    /* every QAT matrix but those fallen back to f16 (no scales: rounded to f16) */
+#define HAS_SCALES(p) ((p)->wq && (p)->qat_dtype != SHRINK_DTYPE_F16)
+    for (int64_t i = 0; i < tm->n_params; i++) n_new += HAS_SCALES(&tm->params[i]);
     sk_train_param *np = sk_calloc((size_t)(tm->n_params + n_new), sizeof *np);
     if (!np) return sk_error(SHRINK_ERR_NOMEM, "QAT: out of memory");
     memcpy(np, tm->params, (size_t)tm->n_params * sizeof *np);
     int64_t j = tm->n_params;
     for (int64_t i = 0; i < tm->n_params; i++) {
         sk_train_param *p = &np[i];
-        if (!p->wq) continue;
+        if (!HAS_SCALES(p)) continue;
         const lsq_kind *k = kind_of((shrink_dtype)p->qat_dtype);
         sk_train_param *s = &np[j];
         if (snprintf(s->t.name, sizeof s->t.name, "%s.qat_scale", p->t.name) >=
