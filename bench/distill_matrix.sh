@@ -9,7 +9,10 @@
 #   sh bench/distill_matrix.sh [OUTDIR]        (default runs/matrix)
 #
 # Environment: SHRINK (binary, default build/shrink), SHARED (default ../shared), STEPS (80),
-# PHASES (default "1 2 6 3 4 5"; 6 = the pipeline with a narrower student, PIPE_TOKENS). Runs strictly one at a time, `nice -n 10`, one thread. A run
+# PHASES (default "1 2 6 3 4 5 7"; 6 = the pipeline with a narrower student, PIPE_TOKENS; 7 =
+# throughput: shrink train on the student alone, distill soft (the teacher run on every batch),
+# distill top-32 from the cache, and the teacher's forward alone (shrink ppl at ctx 64),
+# interleaved, 3 rounds of 16 steps, mix-llama-22m-long only). Runs strictly one at a time, `nice -n 10`, one thread. A run
 # whose JSON already holds its summary is skipped, so the script resumes where it stopped.
 # log.txt in OUTDIR names the commit, the machine and the load average beside every run.
 set -eu
@@ -17,7 +20,7 @@ OUT=${1:-runs/matrix}
 SHRINK=${SHRINK:-build/shrink}
 SHARED=${SHARED:-../shared}
 STEPS=${STEPS:-80}
-PHASES=${PHASES:-1 2 6 3 4 5}
+PHASES=${PHASES:-1 2 6 3 4 5 7}
 PIPE_TOKENS=${PIPE_TOKENS:-40960}
 M=$SHARED/models
 C=$SHARED/data/corpus
@@ -75,6 +78,23 @@ for phase in $PHASES; do
         run pipe192 $SHRINK pipeline teacher-student-4bit "$M/mix-llama-22m-long" "$OUT/pipe192" \
             --student-layers 3 --student-hidden 192 --scheme q4_0 --data "$OUT/train.llama.tok" \
             --tokens "$PIPE_TOKENS" --eval "$C/test.txt" --no-speed --threads 1
+        continue
+    fi
+    if [ "$phase" = 7 ]; then
+        t=mix-llama-22m-long d=$OUT/tr80k.llama.tok
+        [ -f "$OUT/fwd.txt" ] || head -c 20000 "$OUT/tr80k.txt" > "$OUT/fwd.txt"
+        com="--steps 16 --batch 4 --ctx 64 --lr 1e-3 --seed 1 --threads 1 --json --no-manifest"
+        for r in 1 2 3; do
+            # shellcheck disable=SC2086
+            run "sp_train_$r" $SHRINK train "$OUT/L3.gguf" --data "$d" --out "$OUT/sp_train_$r" $com
+            # shellcheck disable=SC2086
+            run "sp_soft_$r" $SHRINK distill --teacher "$M/$t" --student "$OUT/L3.gguf" --data "$d" \
+                --out "$OUT/sp_soft_$r" --alpha 0.9 $com
+            # shellcheck disable=SC2086
+            run "sp_cache_$r" $SHRINK distill --teacher "$M/$t" --student "$OUT/L3.gguf" --data "$d" \
+                --out "$OUT/sp_cache_$r" --alpha 0.9 --top-k 32 --teacher-cache "$OUT/tc_L" $com
+            run "sp_fwd_$r" $SHRINK ppl "$M/$t" "$OUT/fwd.txt" --ctx 64 --stride 64 --threads 1 --json
+        done
         continue
     fi
     for tt in $teachers; do
