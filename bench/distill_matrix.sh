@@ -9,6 +9,7 @@
 #   sh bench/distill_matrix.sh [OUTDIR]        (default runs/matrix)
 #
 # Environment: SHRINK (binary, default build/shrink), SHARED (default ../shared), STEPS (80),
+# TEACHERS (default "L:mix-llama-22m-long:llama g:mix-gpt2-30m:gpt2 m:mix-llama-22m:llama"),
 # PHASES (default "1 2 6 3 4 5 7"; 6 = the pipeline with a narrower student, PIPE_TOKENS; 7 =
 # throughput: shrink train on the student alone, distill soft (the teacher run on every batch),
 # distill top-32 from the cache, and the teacher's forward alone (shrink ppl at ctx 64),
@@ -44,7 +45,7 @@ run() {  # run NAME CMD...: skip when NAME.json already has its summary
 }
 
 # per teacher: short name, model folder, token suffix
-teachers="L:mix-llama-22m-long:llama g:mix-gpt2-30m:gpt2 m:mix-llama-22m:llama"
+teachers=${TEACHERS:-L:mix-llama-22m-long:llama g:mix-gpt2-30m:gpt2 m:mix-llama-22m:llama}
 
 prep() {  # tokens and students of one teacher
     p=$1 t=$2 tk=$3
