@@ -155,21 +155,7 @@ kill_resume() {
     shift 2
     rm -rf "$tmp/k_$kname"
     "$bin" distill "$@" --out "$tmp/k_$kname" >"$tmp/out3" 2>"$tmp/err3" &
-    pid=$!
-    i=0
-    stopped=0
-    while [ $i -lt 12000 ]; do
-        if [ -f "$tmp/k_$kname/checkpoint.bin" ]; then
-            kill -STOP $pid 2>/dev/null && stopped=1
-            break
-        fi
-        kill -0 $pid 2>/dev/null || break
-        sleep 0.01
-        i=$((i + 1))
-    done
-    ck_step=$(od -An -t u8 -j 16 -N 8 "$tmp/k_$kname/checkpoint.bin" 2>/dev/null | tr -d ' ')
-    kill -9 $pid 2>/dev/null
-    wait $pid 2>/dev/null
+    kill_at_checkpoint $! "$tmp/k_$kname"
     if [ $stopped -ne 1 ] || [ -z "$ck_step" ] || [ "$ck_step" -lt 1 ] || [ "$ck_step" -ge "$steps" ]; then
         bad "resume $kname: could not kill the run strictly before its last step (stopped: $stopped, checkpoint step '${ck_step}'): no resume was tested"
     elif run "resume $kname" "$bin" distill "$@" --out "$tmp/k_$kname" --resume "$tmp/k_$kname"; then
