@@ -6,6 +6,7 @@
  * layer function (so the next layers must read the changed layer's outputs),
  *   - the Hessian of layer 1's attention input, of its ffn_down input, and of the head's input
  *     equal, bit for bit, H = sum_t x_t x_t^T accumulated here in double from an observer on
+ *     (each element's sum over a window from zero in token order, then added to H)
  *     shrink_context_eval over the same windows of a second copy of the model with the same
  *     change bound (every layer run per window, as the pass did before it kept the stream);
  *   - with diag (Wanda's statistics) layer 1's sums of x^2 equal the same way;
@@ -25,7 +26,19 @@ typedef struct ref {
     int     n_layers, diag, packed;
     int64_t cols[SK_IN_COUNT];
     double *h[SK_IN_COUNT];
+    double *hw[SK_IN_COUNT];    /* the current window's sums (H), added to h at its end */
 } ref;
+
+/* The end of a window: each element's window sum (from zero, in token order) added to H. */
+static void ref_flush(ref *r) {
+    for (int i = 0; i < SK_IN_COUNT && !r->diag; i++) {
+        const int64_t n = r->cols[i] * r->cols[i];
+        for (int64_t k = 0; r->h[i] && r->hw[i] && k < n; k++) {
+            r->h[i][k] += r->hw[i][k];
+            r->hw[i][k] = 0.0;
+        }
+    }
+}
 
 static void ref_observe(void *user, int layer, sk_linear which, const float *X, int64_t T,
                         int64_t cols) {
@@ -43,7 +56,7 @@ static void ref_observe(void *user, int layer, sk_linear which, const float *X, 
         else return;
     }
     double *h = r->h[in];
-    if (!h || cols != r->cols[in]) return;
+    if (!h || !r->hw[in] || cols != r->cols[in]) return;
     for (int64_t t = 0; t < T; t++)
         for (int64_t a = 0; a < cols; a++) {
             const double xa = X[t * cols + a];
@@ -52,7 +65,8 @@ static void ref_observe(void *user, int layer, sk_linear which, const float *X, 
                 continue;
             }
             if (xa == 0.0) continue;
-            for (int64_t b = a; b < cols; b++) h[a * cols + b] += xa * (double)X[t * cols + b];
+            for (int64_t b = a; b < cols; b++)
+                r->hw[in][a * cols + b] += xa * (double)X[t * cols + b];
         }
 }
 
@@ -103,6 +117,8 @@ static void check(const char *model, int layer, int diag, int packed, const int3
     r.cols[SK_IN_DOWN] = c->ffn_dim;
     for (int i = 0; i < SK_IN_COUNT; i++)
         r.h[i] = calloc((size_t)(diag ? r.cols[i] : r.cols[i] * r.cols[i]), sizeof(double));
+    for (int i = 0; i < SK_IN_COUNT; i++)
+        r.hw[i] = calloc((size_t)(diag ? r.cols[i] : r.cols[i] * r.cols[i]), sizeof(double));
     float *wq1 = changed_wq(m1), *wq2 = changed_wq(m2);
     sk_bind_linear(m1, SK_ROLE_WQ, 0, SHRINK_DTYPE_F32, m1->layers[0].wq.rows,
                    m1->layers[0].wq.cols, wq1);
@@ -116,6 +132,7 @@ static void check(const char *model, int layer, int diag, int packed, const int3
             int32_t k = wl - o < NBATCH ? wl - o : NBATCH;
             CHECK(shrink_context_eval(ctx, ids + w0 + o, k, o, logits, k) == SHRINK_OK, "eval");
         }
+        ref_flush(&r);
     }
     got g = {.want = &r, .wq = wq2};
     sk_layerwise lw = {.model = m2, .ids = ids, .n = NTOK, .n_ctx = NCTX, .n_batch = NBATCH,
@@ -152,6 +169,7 @@ static void check(const char *model, int layer, int diag, int packed, const int3
     }
     for (int i = 0; i < SK_IN_COUNT; i++) {
         free(r.h[i]);
+        free(r.hw[i]);
         free(g.h[i]);
     }
     free(logits);

@@ -74,8 +74,13 @@ typedef struct lw_calib {
     int      packed;           /* H as its packed upper triangle (hessian.h) */
     int      n_layers;
     int      layer;            /* the layer observed */
+    int      active;           /* 0: the statistics are not collected (the update pass) */
     int64_t  cols[SK_IN_COUNT];
     double  *stat[SK_IN_COUNT];
+    /* H: the current window's inputs (n_ctx x cols floats each), added to H at its end */
+    float   *win[SK_IN_COUNT];
+    int64_t  wn[SK_IN_COUNT];  /* tokens in win */
+    double  *xd;               /* n_ctx x max cols doubles: sk_hessian_add_xtx's scratch */
 } lw_calib;
 
 /* Doubles of input i's statistics. */
@@ -87,6 +92,7 @@ static int64_t lw_elems(const lw_calib *c, int i) {
 static void lw_observe(void *user, int layer, sk_linear which, const float *X, int64_t T,
                        int64_t cols) {
     lw_calib *c = user;
+    if (!c->active) return;
     if (which == SK_LIN_HEAD ? c->layer != c->n_layers : layer != c->layer) return;
     int in;
     switch (which) {
@@ -104,17 +110,19 @@ static void lw_observe(void *user, int layer, sk_linear which, const float *X, i
             for (int64_t k = 0; k < cols; k++) s[k] += (double)X[t * cols + k] * X[t * cols + k];
         return;
     }
-    /* upper triangle of X^T X (row a from column a when packed) */
-    const int packed = c->packed;
-    #pragma omp parallel for schedule(dynamic, 4) if (cols * cols * T > 1000000)
-    for (int64_t a = 0; a < cols; a++) {
-        double *ha = packed ? s + sk_hessian_up(a, cols) - a : s + a * cols;
-        for (int64_t t = 0; t < T; t++) {
-            const float *xt = X + t * cols;
-            const double xa = xt[a];
-            if (xa == 0.0) continue;
-            for (int64_t b = a; b < cols; b++) ha[b] += xa * (double)xt[b];
-        }
+    /* H: kept until the window ends (lw_flush) */
+    memcpy(c->win[in] + (size_t)c->wn[in] * (size_t)cols, X, (size_t)(T * cols) * sizeof *X);
+    c->wn[in] += T;
+}
+
+/* The end of a window: H += X^T X of its inputs (each element's window sum from zero, then
+ * added: src/model/hessian.h), so the sums do not depend on how a window is cut in steps. */
+static void lw_flush(lw_calib *c) {
+    if (c->diag) return;
+    for (int i = 0; i < SK_IN_COUNT; i++) {
+        if (c->wn[i] > 0 && c->stat[i])
+            sk_hessian_add_xtx(c->stat[i], c->cols[i], c->packed, c->win[i], c->wn[i], c->xd);
+        c->wn[i] = 0;
     }
 }
 
@@ -140,7 +148,11 @@ struct sk_lw_state {
 
 void sk_layerwise_end(sk_lw_state *s) {
     if (!s) return;
-    for (int i = 0; i < SK_IN_COUNT; i++) sk_free(s->c.stat[i]);
+    for (int i = 0; i < SK_IN_COUNT; i++) {
+        sk_free(s->c.stat[i]);
+        sk_free(s->c.win[i]);
+    }
+    sk_free(s->c.xd);
     sk_free(s->X);
     shrink_context_free(s->ctx);
     sk_free(s);
@@ -174,6 +186,7 @@ static shrink_status lw_pass(sk_lw_state *s, int l, int update) {
                                                : sk_context_layer(s->ctx, l, X,
                                                                   update ? X : NULL, k, o);
         }
+        if (!st && s->c.active) lw_flush(&s->c);
     }
     return st;
 }
@@ -215,6 +228,18 @@ shrink_status sk_layerwise_begin(const sk_layerwise *w, sk_lw_state **out) {
             goto out;
         }
     }
+    int64_t widest = 0;
+    for (int i = 0; i < SK_IN_COUNT && w->layer && !w->diag; i++) {
+        widest = s->c.cols[i] > widest ? s->c.cols[i] : widest;
+        if (!(s->c.win[i] = sk_malloc((size_t)n_ctx * (size_t)s->c.cols[i] * sizeof(float)))) {
+            st = sk_error(SHRINK_ERR_NOMEM, "out of memory for a window's inputs");
+            goto out;
+        }
+    }
+    if (widest && !(s->c.xd = sk_malloc((size_t)n_ctx * (size_t)widest * sizeof(double)))) {
+        st = sk_error(SHRINK_ERR_NOMEM, "out of memory for a window's inputs");
+        goto out;
+    }
     if ((st = lw_context(s))) goto out;
     /* the embeddings of every window, in the batches the layers will see */
     for (int64_t w0 = 0; w0 < w->n && !st; w0 += n_ctx) {
@@ -254,7 +279,10 @@ shrink_status sk_layerwise_step(sk_lw_state *s) {
     for (int i = 0; i < SK_IN_COUNT; i++)
         memset(c->stat[i], 0, (size_t)lw_elems(c, i) * sizeof(double));
     /* the statistics of layer l's inputs (windows of n_ctx tokens, each from position 0) */
-    if ((st = lw_pass(s, l, 0))) return st;
+    c->active = 1;
+    st = lw_pass(s, l, 0);
+    c->active = 0;
+    if (st) return st;
     if (l < L) release_layer(mm, l);
     if (!w->diag && !c->packed)
         for (int i = 0; i < SK_IN_COUNT; i++) { /* mirror the upper triangle */
