@@ -443,11 +443,39 @@ shrink_status sk_gptq_begin(sk_xf *xf, sk_gptq_run *r) {
                               &n)))
         return st;
     c->n_layers = ((struct shrink_model *)c->m)->cfg.n_layers;
+    /* ranks: this rank's windows [lo, hi) of the n_win windows of C tokens */
+    const sk_config *cfg = &((struct shrink_model *)c->m)->cfg;
+    int32_t C = r->calib_ctx > 0 ? r->calib_ctx : (cfg->max_seq_len < 512 ? cfg->max_seq_len : 512);
+    if (C > cfg->max_seq_len) C = cfg->max_seq_len;
+    const shrink_train_comm *rc = r->comm && r->comm->n_ranks > 1 ? r->comm : NULL;
+    int64_t t0 = 0, t1 = n;
+    if (rc) {
+        const int64_t n_win = (n + C - 1) / C;
+        if (n_win < rc->n_ranks)
+            return sk_error(SHRINK_ERR_ARG, "%s: %lld calibration windows of %d tokens cannot "
+                            "be shared by %d ranks (at least one window each)", r->calib_path,
+                            (long long)n_win, (int)C, (int)rc->n_ranks);
+        t0 = n_win * rc->rank / rc->n_ranks * C;
+        t1 = n_win * (rc->rank + 1) / rc->n_ranks * C;
+        if (t1 > n) t1 = n;
+        if (rc->agree) {
+            char opt[160];
+            snprintf(opt, sizeof opt, "gptq %lld %d %.17g %d %lld %d %d", (long long)n, (int)C,
+                     r->o.damp, r->o.act_order, (long long)r->o.block, r->o.search, r->head);
+            uint64_t h = sk_hash_str(SK_HASH64_INIT, opt);
+            h = sk_hash_file_id(sk_hash_file_id(sk_hash_file_id(h, r->in), r->calib_path),
+                                r->tokenizer_path);
+            for (int64_t i = 0; i < xf->n; i++) /* the planned types */
+                h = sk_hash_str(h, r->sel[i] && shrink_dtype_name(xf->ts[i].dtype)
+                                       ? shrink_dtype_name(xf->ts[i].dtype) : "-");
+            if ((st = rc->agree(rc->user, h))) return st;
+        }
+    }
     c->tied = 1;
     for (int64_t i = 0; i < xf->n; i++) c->tied &= xf->ts[i].t.role != SK_ROLE_HEAD;
-    sk_layerwise lw = {.model = c->m, .ids = c->ids, .n = n, .n_ctx = r->calib_ctx, .diag = 0, .packed = 1,
-                       .layer = gptq_layer, .head = r->head, .progress = gptq_progress,
-                       .user = r};
+    sk_layerwise lw = {.model = c->m, .ids = c->ids + t0, .n = t1 - t0, .n_ctx = C, .diag = 0,
+                       .packed = 1, .layer = gptq_layer, .head = r->head,
+                       .progress = gptq_progress, .user = r, .comm = rc};
     if ((st = sk_layerwise_begin(&lw, &c->lw))) return st;
     r->layers_total = sk_layerwise_count(c->lw);
     r->n_tokens = n;
