@@ -161,8 +161,9 @@ rc=$?
 
 # GPTQ over ranks: 150 tokens = 5 windows of 32 (the last 22) shared by 2 ranks (2 + 3) and
 # by 3 (1 + 2 + 2: ranks 1 and 2 keep two windows' Hessians apart), the file rank 0 writes
-# byte for byte the one-process file; more ranks than windows is refused
-gc="--scheme q4_0 --method gptq --calib $data --calib-ctx 32 --calib-tokens 150 --threads 1"
+# byte for byte the one-process file (--no-manifest: the manifest records the command line);
+# more ranks than windows is refused
+gc="--scheme q4_0 --method gptq --calib $data --calib-ctx 32 --calib-tokens 150 --threads 1 --no-manifest"
 # shellcheck disable=SC2086
 expect_ok "gptq, 1 process" "$bin" quantize "$model" "$tmp/g1.gguf" $gc
 for n in 2 3; do
