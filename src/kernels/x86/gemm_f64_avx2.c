@@ -23,19 +23,18 @@ static void rows4(int64_t n, int64_t K, const double *const *A, int64_t ak,
         for (int64_t k = 0; k < K; k++) {
             const double *b = B[k] + j;
             const __m256d b0 = _mm256_loadu_pd(b), b1 = _mm256_loadu_pd(b + 4);
-            __m256d v;
-            v = _mm256_mul_pd(_mm256_broadcast_sd(a0 + k * ak), sg);
-            x[0][0] = _mm256_fmadd_pd(v, b0, x[0][0]);
-            x[0][1] = _mm256_fmadd_pd(v, b1, x[0][1]);
-            v = _mm256_mul_pd(_mm256_broadcast_sd(a1 + k * ak), sg);
-            x[1][0] = _mm256_fmadd_pd(v, b0, x[1][0]);
-            x[1][1] = _mm256_fmadd_pd(v, b1, x[1][1]);
-            v = _mm256_mul_pd(_mm256_broadcast_sd(a2 + k * ak), sg);
-            x[2][0] = _mm256_fmadd_pd(v, b0, x[2][0]);
-            x[2][1] = _mm256_fmadd_pd(v, b1, x[2][1]);
-            v = _mm256_mul_pd(_mm256_broadcast_sd(a3 + k * ak), sg);
-            x[3][0] = _mm256_fmadd_pd(v, b0, x[3][0]);
-            x[3][1] = _mm256_fmadd_pd(v, b1, x[3][1]);
+/* row i of the 4 x 8 block: one broadcast of A (signed), two FMAs */
+#define ROW8(i, ai)                                                                          \
+    do {                                                                                     \
+        const __m256d v_ = _mm256_mul_pd(_mm256_broadcast_sd((ai) + k * ak), sg);            \
+        x[i][0] = _mm256_fmadd_pd(v_, b0, x[i][0]);                                          \
+        x[i][1] = _mm256_fmadd_pd(v_, b1, x[i][1]);                                          \
+    } while (0)
+            ROW8(0, a0);
+            ROW8(1, a1);
+            ROW8(2, a2);
+            ROW8(3, a3);
+#undef ROW8
         }
         for (int i = 0; i < 4; i++) {
             if (zero) {
