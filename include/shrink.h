@@ -343,6 +343,10 @@ typedef struct shrink_quantize_params {
     const char *const *lora;
     const double *lora_scales;
     int32_t     n_lora;
+    /* method "gptq" under mpirun (docs/scale.md): the calibration windows shared by the ranks,
+     * the Hessians summed in window order; rank 0 writes `out`, byte for byte the one-process
+     * file; the other ranks write nothing. NULL: one process. */
+    const struct shrink_train_comm *comm;
 } shrink_quantize_params;
 
 /* One tensor of the output. */

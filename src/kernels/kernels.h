@@ -428,4 +428,26 @@ SK_HIDDEN const sk_isa_table *sk_kernel_table(sk_isa isa);
 SK_HIDDEN void sk_dequant_fill(sk_isa_table *tb);
 SK_HIDDEN void sk_qdot_fill(sk_isa_table *tb, int vnni);
 
+/* ---- double-precision tile update (gemm_f64.c, x86/gemm_f64_avx2.c) -----------------------
+ * The one product the second-order methods need (GPTQ's lazy block update, the blocked
+ * Cholesky factor and triangular inverse, the Hessian X^T X; src/model/hessian.c): for rows
+ * i < m (m <= 4) and columns j < n,
+ *     acc = zero ? 0 : C[i][j];  for k = 0 .. K-1: acc = acc +/- A[i][k * ak] * B[k][j]
+ *     C[i][j] = zero ? C[i][j] + acc : acc
+ * (sub: -, else +), each element's products taken in order of k. A[i], B[k], C[i] are row
+ * pointers (any stride between them). The ref level rounds each product, then the sum; the
+ * avx2 level fuses them (FMA): the same bits when every product is exact in double (products
+ * of floats, as in X^T X), else equal within rounding (tests/test_gemm_f64.c). */
+typedef void (*sk_f64_tile_fn)(int64_t m, int64_t n, int64_t K, const double *const *A,
+                               int64_t ak, const double *const *B, double *const *C, int sub,
+                               int zero);
+SK_HIDDEN void sk_f64_tile_ref(int64_t m, int64_t n, int64_t K, const double *const *A,
+                               int64_t ak, const double *const *B, double *const *C, int sub,
+                               int zero);
+SK_HIDDEN void sk_f64_tile_avx2(int64_t m, int64_t n, int64_t K, const double *const *A,
+                                int64_t ak, const double *const *B, double *const *C, int sub,
+                                int zero);
+/* The tile of the chosen level (SHRINK_KERNELS=ref: the reference). */
+SK_HIDDEN sk_f64_tile_fn sk_f64_tile_get(void);
+
 #endif /* SK_KERNELS_H */
