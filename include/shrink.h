@@ -1651,6 +1651,10 @@ typedef struct shrink_plan_params {
     const char *out;             /* write the planned model here (GGUF), or NULL */
     void      (*progress)(void *user, int64_t done, int64_t total); /* measurements; may be NULL */
     void       *user;
+    /* instead of a budget: the type of every planned matrix, "NAME=TYPE,NAME=TYPE,..." (the
+     * plan a run chose, as `shrink plan --recipe` prints it): nothing is measured but the
+     * importance and, with out, the written file's KL; each TYPE must be a candidate */
+    const char *assign;
 } shrink_plan_params;
 
 typedef struct shrink_plan_result {
