@@ -65,6 +65,7 @@ if expect_ok "try run" "$bin" recipe run "$R" "$tmp/ra" --threads 1 --json; then
     want=$(awk '$3 < 0.05 && (best == "" || $2 < bb) { best = $1; bb = $2 } END { print best }' \
            "$tmp/table")
     got=$(grep -o '"chosen":[0-9]*' "$ra/step-1-try/step.json" | sed 's/.*://')
+    kept=$got
     [ -n "$want" ] && [ "$want" = "$got" ] && ok ||
         bad "kept alternative $got, the smallest passing is $want: $(cat "$tmp/table")"
     # not trivially the first or the smallest: a smaller one failed (q4_0), a passing larger one
@@ -203,6 +204,52 @@ expect_fail "--assign of a type the rows refuse" "q4_K is not a candidate" \
     "$bin" plan "$model" --calib "$text" --calib-tokens 64 --threads 1 --assign token_embd.weight=q4_K
 expect_fail "--assign and a budget" "not both" \
     "$bin" plan "$model" --calib "$text" --bytes 300000 --assign token_embd.weight=q8_0
+
+# ---- gates on every metric the issue names (max KL, max dppl, min tok/s, max bytes); the
+# values against an independent compare and wc -c; the next step's manifest records them ------
+cat >"$tmp/g.recipe" <<EOF
+input  $model
+text   $text
+tokens 64
+step quantize scheme=q8_0
+gate kl < 0.01
+gate dppl_pct < 50
+gate dppl < 1
+gate tg_tokens_per_s > 1
+gate pp_tokens_per_s > 1
+gate bytes <= 400KiB
+step convert
+EOF
+if expect_ok "gates on kl, dppl, tok/s, bytes" "$bin" recipe run "$tmp/g.recipe" "$tmp/g" --threads 1 --json; then
+    q=$tmp/g/step-1-quantize
+    "$bin" compare "$model" "$q/model.gguf" --text "$text" --tokens 64 --no-speed --json --threads 1 \
+        >"$tmp/gc.json" 2>/dev/null
+    gate_value() { grep -o "\"metric\":\"$1\",\"value\":[-0-9.e+]*" "$q/step.json" | sed 's/.*://'; }
+    for pair in kl:kl_mean dppl_pct:delta_ppl_pct dppl:delta_ppl; do
+        want=$(sed 's/.*"is_base":false//' "$tmp/gc.json" | grep -o "\"${pair#*:}\":[-0-9.e+]*" | head -1 | sed 's/.*://')
+        got=$(gate_value "${pair%%:*}")
+        awk -v a="$want" -v b="$got" 'BEGIN { d = a - b; if (d < 0) d = -d; m = a < 0 ? -a : a
+            exit !(a != "" && b != "" && d <= 1e-9 * m + 1e-12) }' && ok ||
+            bad "gate ${pair%%:*} = $got, compare says $want"
+    done
+    [ "$(gate_value bytes)" = "$(wc -c <"$q/model.gguf" | tr -d ' ')" ] && ok || bad "bytes gate != wc -c"
+    lt 1 "$(gate_value tg_tokens_per_s)" && lt 1 "$(gate_value pp_tokens_per_s)" && ok || bad "speed gates not measured"
+    "$bin" info "$tmp/g/step-2-convert/model.gguf" >"$tmp/info" 2>&1
+    for m in kl dppl_pct dppl tg_tokens_per_s pp_tokens_per_s bytes; do
+        grep -q "^quality: *gate1\.$m " "$tmp/info" && ok || bad "manifest lacks gate1.$m"
+    done
+    expect_ok "shrink verify of a recipe's model" "$bin" verify "$tmp/g/step-2-convert/model.gguf"
+fi
+sed 's/gate tg_tokens_per_s > 1$/gate tg_tokens_per_s > 1e12/' "$tmp/g.recipe" >"$tmp/g2.recipe"
+expect_fail "a min tok/s gate failing" "gate 'tg_tokens_per_s > 1e12' failed after step 1" \
+    "$bin" recipe run "$tmp/g2.recipe" "$tmp/g2" --threads 1
+
+# ---- the report of a recipe folder: its recipe and the steps' gates --------------------------
+if [ -d "$ra" ] && expect_ok "report of a try run" "$bin" report "$ra" -o "$tmp/ra.html"; then
+    grep -q '<pre class="recipe">' "$tmp/ra.html" && grep -q "try quantize scheme=q4_0" "$tmp/ra.html" && ok ||
+        bad "the report does not show the recipe"
+    grep -q "alternative $kept kept" "$tmp/ra.html" && ok || bad "the report does not name the kept alternative"
+fi
 
 # ---- the shipped search recipe checks ----------------------------------------------------------
 expect_ok "recipe check smallest-within-kl" "$bin" recipe check recipes/smallest-within-kl.recipe
