@@ -249,6 +249,12 @@ if [ -d "$ra" ] && expect_ok "report of a try run" "$bin" report "$ra" -o "$tmp/
     grep -q '<pre class="recipe">' "$tmp/ra.html" && grep -q "try quantize scheme=q4_0" "$tmp/ra.html" && ok ||
         bad "the report does not show the recipe"
     grep -q "alternative $kept kept" "$tmp/ra.html" && ok || bad "the report does not name the kept alternative"
+    # the plan alternative's measured table (plan.json): its error bars and heatmap on the page
+    n_pt=$(grep -o '"name":"[^"]*","shape":\[[0-9]*,[0-9]*\]' "$ra/step-1-try/alt-4-plan/plan.json" | wc -l)
+    [ "$n_pt" -gt 10 ] && [ "$(grep -c '<rect class="errbar"' "$tmp/ra.html")" -eq "$n_pt" ] && ok ||
+        bad "the report's error bars are not the plan's $n_pt matrices"
+    [ "$(grep -c '<rect class="cell"' "$tmp/ra.html")" -eq "$(grep -o '"name":"blk\.[^"]*","shape":\[[0-9]*,[0-9]*\]' "$ra/step-1-try/alt-4-plan/plan.json" | wc -l)" ] &&
+        ok || bad "the report's heatmap cells are not the plan's block matrices"
 fi
 
 # ---- the shipped search recipe checks ----------------------------------------------------------

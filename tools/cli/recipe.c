@@ -669,11 +669,12 @@ static void build_cmd(run_state *rs, const rstep *s, int i, const char *in, cons
         av_add(a, in);
         av_add(a, *model);
         break;
-    case L_TO:
+    case L_TO:   /* its JSON (the measured table) into plan.json, for shrink report */
         *model = pathf("%s/model.gguf", dir);
         av_add(a, in);
         av_add(a, "--to");
         av_add(a, *model);
+        av_add(a, "--json");
         break;
     case L_TRY:   /* not a command: run_try builds each alternative's */
         break;
@@ -1050,7 +1051,8 @@ static int run_try(run_state *rs, int i, const char *in, const char *dir, bool k
         const rstep *t = &r->alt[s->alt0 + j];
         char *adir = pathf("%s/%s", dir, t->dir);
         char *rec = adir ? pathf("%s/alt.json", adir) : NULL;
-        char *log = adir ? pathf("%s/output.txt", adir) : NULL;
+        char *log = adir ? pathf("%s/%s", adir, t->k->lay == L_TO ? "plan.json" : "output.txt")
+                         : NULL;
         char *model = NULL, *adapter = NULL, *what = alt_text(t);
         argvec a = {0};
         char label[128];
@@ -1473,7 +1475,8 @@ static int run_recipe(const recipe *r, const char *out, bool resume, const cli_c
         const rstep *s = &r->step[i];
         char *dir = pathf("%s/%s", out, s->dir), *rec = dir ? pathf("%s/step.json", dir) : NULL;
         char *log = dir ? pathf("%s/%s", dir, s->k->lay == L_COMPARE ? "compare.json"
-                                                                        : "output.txt") : NULL;
+                                              : s->k->lay == L_TO ? "plan.json" : "output.txt")
+                        : NULL;
         argvec a = {0};
         if (!dir || !rec || !log) {
             rc = cli_fail("out of memory");

@@ -75,10 +75,17 @@ int cmd_report(int argc, char **argv) {
         char pat[4096];
         if (!run_dir) run_dir = pos[i];
         snprintf(pat, sizeof pat, "%s/step-*-compare/compare.json", pos[i]);
-        if (glob(pat, 0, NULL, &g[n_glob]) != 0) {
+        int found = glob(pat, 0, NULL, &g[n_glob]) == 0;
+        /* its plan steps' measured tables (per-tensor errors, the sensitivity heatmap) */
+        snprintf(pat, sizeof pat, "%s/step-*-plan/plan.json", pos[i]);
+        found |= glob(pat, GLOB_APPEND, NULL, &g[n_glob]) == 0;
+        snprintf(pat, sizeof pat, "%s/step-*-try/alt-*-plan/plan.json", pos[i]);
+        found |= glob(pat, GLOB_APPEND, NULL, &g[n_glob]) == 0;
+        if (!found) {
+            globfree(&g[n_glob]);
             for (int k = 0; k < n_glob; k++) globfree(&g[k]);
-            return cli_fail("%s: a folder, but not a recipe run with a compare step (no "
-                            "step-N-compare/compare.json in it)", pos[i]);
+            return cli_fail("%s: a folder, but not a recipe run with a compare or plan step (no "
+                            "step-N-compare/compare.json or plan.json in it)", pos[i]);
         }
         for (size_t k = 0; k < g[n_glob].gl_pathc && n_json < 64 * 4; k++)
             json[n_json++] = g[n_glob].gl_pathv[k];
