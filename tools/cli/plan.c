@@ -67,8 +67,9 @@ static const cli_opt plan_rows[] = {
 
 static const cli_spec spec = {
     .name        = "plan",
-    .synopsis    = "MODEL --calib FILE (--bytes N | --bits B | --max-kl K) [--to OUT.gguf]\n"
-                   "       [--calib-tokens N] [--calib-ctx C] [--types LIST] [--measure-all]\n"
+    .synopsis    = "MODEL --calib FILE (--bytes N | --bits B | --max-kl K | --assign LIST)\n"
+                   "       [--to OUT.gguf]"
+                   " [--calib-tokens N] [--calib-ctx C] [--types LIST] [--measure-all]\n"
                    "       [--no-imatrix]"
                    " [--verbose] [--json] [--recipe]",
     .description = "Chooses one quantization type per matrix for a size budget. For every\n"
