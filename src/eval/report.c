@@ -659,7 +659,7 @@ shrink_status shrink_report(const char *const *json_paths, int32_t n_json, const
         st = sk_error(SHRINK_ERR_ARG, "report: --svg %s plots a shrink plan --json (or, for "
                       "tensors, shrink quantize --json --verbose) output: none given", svg);
     if (st) goto done;
-    qsort(m, (size_t)n, sizeof *m, by_size);
+    if (n > 0) qsort(m, (size_t)n, sizeof *m, by_size);
     int n_front = 0, n_bars = 0, n_mem = 0, n_err = 0, n_cells = 0;
     for (int i = 0; i < n; i++) {
         m[i].pareto = 1;
