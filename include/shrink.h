@@ -1597,12 +1597,17 @@ typedef struct shrink_report_result {
     int32_t n_points;   /* variants plotted (a base shared by several inputs counts once) */
     int32_t n_pareto;   /* of them on the size-vs-KL Pareto front */
     int32_t n_bars;     /* speed bars (decode and prompt tokens/s that were measured) */
+    int32_t n_mem_bars;    /* memory bars (compare's peak RSS, measured with its speed test) */
+    int32_t n_tensor_bars; /* per-tensor error bars (plan and quantize --verbose JSON inputs) */
+    int32_t n_cells;       /* cells of the per-layer sensitivity heatmaps (plan JSON inputs) */
 } shrink_report_result;
 
 typedef struct shrink_report_params {
     const char *title;  /* the page's title; NULL: "shrink report" */
-    const char *svg;    /* NULL: the HTML page; "pareto" or "speed": that plot alone, as an
-                         * SVG file (for documents) */
+    const char *svg;    /* NULL: the HTML page; "pareto", "speed", "memory", "tensors" or
+                         * "heatmap": that plot alone, as an SVG file (for documents) */
+    const char *recipe_run; /* a recipe run's folder (docs/recipes.md), or NULL: the page shows
+                             * its recipe and each step's record (command, size, gates) */
 } shrink_report_params;
 
 /* Writes one self-contained HTML page (inline SVG, no script, nothing fetched) to `out` from
@@ -1661,6 +1666,10 @@ typedef struct shrink_plan_params {
     const char *out;             /* write the planned model here (GGUF), or NULL */
     void      (*progress)(void *user, int64_t done, int64_t total); /* measurements; may be NULL */
     void       *user;
+    /* instead of a budget: the type of every planned matrix, "NAME=TYPE,NAME=TYPE,..." (the
+     * plan a run chose, as `shrink plan --recipe` prints it): nothing is measured but the
+     * importance and, with out, the written file's KL; each TYPE must be a candidate */
+    const char *assign;
 } shrink_plan_params;
 
 typedef struct shrink_plan_result {
