@@ -381,7 +381,8 @@ static void test_search(void) {
     float *yb = malloc((size_t)cols * 4);
     for (int64_t j = 0; j < cols; j++) qw[j] = (float)(0.05 + 4.0 * test_rng_u() * test_rng_u());
     for (int t = 0; t < SHRINK_DTYPE_COUNT; t++) {
-        const int kq = t == SHRINK_DTYPE_Q4_K || t == SHRINK_DTYPE_Q5_K || t == SHRINK_DTYPE_Q6_K;
+        const int kq = t == SHRINK_DTYPE_Q4_K || t == SHRINK_DTYPE_Q5_K || t == SHRINK_DTYPE_Q6_K ||
+                       t == SHRINK_DTYPE_Q2_K || t == SHRINK_DTYPE_Q3_K;
         if (!sk_quantize_searches((shrink_dtype)t) && !kq) continue;
         const sk_dtype_traits *d = sk_dtype((shrink_dtype)t);
         const size_t rb = (size_t)sk_dtype_row_bytes((shrink_dtype)t, cols);

@@ -15,6 +15,10 @@
  *               8 scales and 8 mins quantized to 6 bits by fit_pos weighted by the sub-block
  *               weight sums; the codes again against the stored scales;
  *   q6_K        per sub-block of 16 fit_sym with w = qw alone; 8-bit scales from the largest.
+ *   q2_K        per super-block sigma2 = mean x^2; per sub-block of 16 fit_min (codes 0..3),
+ *               the 16 scales and 16 mins to 4 bits by fit_pos weighted by the weight sums;
+ *   q3_K        sigma2 = 2 mean x^2; per sub-block of 16 fit_sym (codes -4..3), the 16 scales
+ *               to 6 bits by fit_sym (codes -32..31) weighted by the weight sums;
  * q8_0 has none: ggml ignores the importance there (its from_f32 is llama-quantize's).
  */
 #include "q_imatrix.h"
@@ -378,6 +382,107 @@ static void quant_q6_K(const float *src, void *dst, int64_t n, const float *qw) 
         q6_block(src + i * SK_QK_K, qw + i * SK_QK_K, 0, L, &y[i]);
 }
 
+/* q2_K super-block: per sub-block of 16 fit_min (codes 0..3) with weights
+ * qw * sqrt(sigma2 + x^2), sigma2 = mean x^2 (ggml's; plain qw when `plain`), then q2_finish. */
+static void q2_finish(const float *x, const float sc[16], const float mins[16],
+                      const float sw[16], uint8_t L[SK_QK_K], block_q2_K *y) {
+    uint8_t Ls[16], Lm[16];
+    float dm = fit_pos(16, 15, sc, Ls, sw), mm = fit_pos(16, 15, mins, Lm, sw);
+    y->d = sk_f32_to_f16(dm);
+    y->dmin = sk_f32_to_f16(mm);
+    dm = sk_f16_to_f32(y->d);
+    mm = sk_f16_to_f32(y->dmin);
+    for (int j = 0; j < 16; j++) y->scales[j] = (uint8_t)(Ls[j] | Lm[j] << 4);
+    for (int j = 0; j < 16; j++) {
+        const float d = dm * (float)(y->scales[j] & 0xF);
+        if (d == 0.0f) continue;
+        const float m = mm * (float)(y->scales[j] >> 4);
+        for (int i = 0; i < 16; i++)
+            L[16 * j + i] = (uint8_t)clamp_i(near_int((x[16 * j + i] + m) / d), 0, 3);
+    }
+    sk_q2_K_pack(y, L);
+}
+
+static void q2_block(const float *x, const float *qw, int plain, uint8_t L[SK_QK_K],
+                     block_q2_K *y) {
+    float sumx2 = 0;
+    for (int j = 0; j < SK_QK_K; j++) sumx2 += x[j] * x[j];
+    const float sigma2 = sumx2 / SK_QK_K;
+    float w[16], sw[16], sc[16], mins[16];
+    uint8_t Laux[16];
+    for (int j = 0; j < 16; j++) {
+        const float *xs = x + 16 * j;
+        for (int l = 0; l < 16; l++)
+            w[l] = plain ? qw[16 * j + l] : qw[16 * j + l] * sqrtf(sigma2 + xs[l] * xs[l]);
+        float s = 0;
+        for (int l = 0; l < 16; l++) s += w[l];
+        sw[j] = s;
+        sc[j] = fit_min(16, 3, xs, w, L + 16 * j, &mins[j], Laux, -0.9f, 0.05f, 36);
+    }
+    q2_finish(x, sc, mins, sw, L, y);
+}
+
+static void quant_q2_K(const float *x, void *dst, int64_t n, const float *qw) {
+    block_q2_K *y = dst;
+    uint8_t L[SK_QK_K];
+    for (int64_t i = 0; i < n / SK_QK_K; i++)
+        q2_block(x + i * SK_QK_K, qw + i * SK_QK_K, 0, L, &y[i]);
+}
+
+/* q3_K super-block from the 16 float sub-block scales sc and their weight sums sw: the 6-bit
+ * scales by fit_sym (codes -32..31), the codes against the stored scales (L holds the fits'
+ * codes 0..7 on entry, kept where a stored scale is 0), packed. */
+static void q3_finish(const float *x, const float sc[16], const float sw[16],
+                      int8_t L[SK_QK_K], block_q3_K *y) {
+    int8_t Ls[16];
+    memset(y->scales, 0, 12);
+    const float d_block = fit_sym(16, 32, sc, Ls, sw);
+    for (int j = 0; j < 16; j++) {
+        int l = Ls[j];
+        if (j < 8) y->scales[j] = (uint8_t)(l & 0xF);
+        else y->scales[j - 8] |= (uint8_t)((l & 0xF) << 4);
+        l >>= 4;
+        y->scales[j % 4 + 8] |= (uint8_t)(l << (2 * (j / 4)));
+    }
+    y->d = sk_f32_to_f16(d_block);
+    for (int j = 0; j < 16; j++) {
+        int lo = j < 8 ? y->scales[j] & 0xF : y->scales[j - 8] >> 4;
+        int s = (lo | ((y->scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4) - 32;
+        const float d = sk_f16_to_f32(y->d) * (float)s;
+        if (d == 0.0f) continue;
+        for (int i = 0; i < 16; i++)
+            L[16 * j + i] = (int8_t)(clamp_i(near_int(x[16 * j + i] / d), -4, 3) + 4);
+    }
+    sk_q3_K_pack(y, L);
+}
+
+/* q3_K super-block: per sub-block of 16 fit_sym (codes -4..3) with weights
+ * qw * sqrt(sigma2 + x^2), sigma2 = 2 mean x^2 (ggml's; plain qw when `plain`). */
+static void q3_block(const float *x, const float *qw, int plain, int8_t L[SK_QK_K],
+                     block_q3_K *y) {
+    float sumx2 = 0;
+    for (int j = 0; j < SK_QK_K; j++) sumx2 += x[j] * x[j];
+    const float sigma2 = 2 * sumx2 / SK_QK_K;
+    float w[16], sw[16], sc[16];
+    for (int j = 0; j < 16; j++) {
+        const float *xs = x + 16 * j;
+        for (int l = 0; l < 16; l++)
+            w[l] = plain ? qw[16 * j + l] : qw[16 * j + l] * sqrtf(sigma2 + xs[l] * xs[l]);
+        float s = 0;
+        for (int l = 0; l < 16; l++) s += w[l];
+        sw[j] = s;
+        sc[j] = fit_sym(16, 4, xs, L + 16 * j, w);
+    }
+    q3_finish(x, sc, sw, L, y);
+}
+
+static void quant_q3_K(const float *x, void *dst, int64_t n, const float *qw) {
+    block_q3_K *y = dst;
+    int8_t L[SK_QK_K];
+    for (int64_t i = 0; i < n / SK_QK_K; i++)
+        q3_block(x + i * SK_QK_K, qw + i * SK_QK_K, 0, L, &y[i]);
+}
+
 /* ==== the K types' search ================================================================ */
 
 /* sum qw (dequant(b) - x)^2 over one super-block of type t */
@@ -501,9 +606,59 @@ static void search_q6_K(const float *src, void *dst, int64_t n, const float *qwr
     }
 }
 
+/* q2_K / q3_K: candidates 0 ggml's block, 1 the plain importance as fit weights, 2-3 refits of
+ * the best so far (its codes fixed, each sub-block's scale (and min) by weighted least squares,
+ * the super-block stored again); the smallest sum qw (x - x')^2 is written. */
+static void search_q23_K(shrink_dtype t, const float *src, void *dst, int64_t n,
+                         const float *qwr) {
+    const int three = t == SHRINK_DTYPE_Q3_K;
+    const size_t bytes = three ? sizeof(block_q3_K) : sizeof(block_q2_K);
+    union { block_q2_K a; block_q3_K b; } c, best;
+    uint8_t L[SK_QK_K], Lb[SK_QK_K];
+    for (int64_t i = 0; i < n / SK_QK_K; i++) {
+        const float *x = src + i * SK_QK_K, *qw = qwr + i * SK_QK_K;
+        double be = INFINITY;
+        for (int cand = 0; cand < 4; cand++) {
+            if (cand < 2) {
+                if (three) q3_block(x, qw, cand, (int8_t *)L, &c.b);
+                else q2_block(x, qw, cand, L, &c.a);
+            } else {
+                float sc[16], mins[16], sw[16];
+                for (int j = 0; j < 16; j++) {
+                    int l[16];
+                    float sj = 0, s, m;
+                    for (int k = 0; k < 16; k++) {
+                        l[k] = Lb[16 * j + k] - (three ? 4 : 0);
+                        sj += qw[16 * j + k];
+                    }
+                    sw[j] = sj;
+                    if (!lsq(16, x + 16 * j, qw + 16 * j, l, three, &s, &m)) {
+                        s = 0;
+                        m = 0;
+                        for (int k = 0; k < 16; k++) m = x[16 * j + k] < m ? x[16 * j + k] : m;
+                    }
+                    sc[j] = three || s > 0 ? s : 0;
+                    mins[j] = -m;
+                }
+                memcpy(L, Lb, sizeof L);
+                if (three) q3_finish(x, sc, sw, (int8_t *)L, &c.b);
+                else q2_finish(x, sc, mins, sw, L, &c.a);
+            }
+            double e = k_err(t, &c, x, qw);
+            if (e < be) {
+                be = e;
+                best = c;
+                memcpy(Lb, L, sizeof L);
+            }
+        }
+        memcpy((uint8_t *)dst + (size_t)i * bytes, &best, bytes);
+    }
+}
+
 void sk_qim_search(shrink_dtype t, const float *src, void *dst, int64_t n, const float *qw) {
     if (t == SHRINK_DTYPE_Q4_K || t == SHRINK_DTYPE_Q5_K) search_q45_K(t, src, dst, n, qw);
     else if (t == SHRINK_DTYPE_Q6_K) search_q6_K(src, dst, n, qw);
+    else if (t == SHRINK_DTYPE_Q2_K || t == SHRINK_DTYPE_Q3_K) search_q23_K(t, src, dst, n, qw);
     else sk_qim_quantize(t, src, dst, n, qw);
 }
 
@@ -512,8 +667,8 @@ void sk_qim_search(shrink_dtype t, const float *src, void *dst, int64_t n, const
 int sk_qim_has(shrink_dtype t) {
     switch (t) {
     case SHRINK_DTYPE_Q4_0: case SHRINK_DTYPE_Q4_1: case SHRINK_DTYPE_Q5_0:
-    case SHRINK_DTYPE_Q5_1: case SHRINK_DTYPE_Q4_K: case SHRINK_DTYPE_Q5_K:
-    case SHRINK_DTYPE_Q6_K:
+    case SHRINK_DTYPE_Q5_1: case SHRINK_DTYPE_Q2_K: case SHRINK_DTYPE_Q3_K:
+    case SHRINK_DTYPE_Q4_K: case SHRINK_DTYPE_Q5_K: case SHRINK_DTYPE_Q6_K:
         return 1;
     default:
         return 0;
@@ -529,6 +684,8 @@ void sk_qim_quantize(shrink_dtype t, const float *src, void *dst, int64_t n, con
     case SHRINK_DTYPE_Q4_K: quant_q4_K(src, dst, n, qw); break;
     case SHRINK_DTYPE_Q5_K: quant_q5_K(src, dst, n, qw); break;
     case SHRINK_DTYPE_Q6_K: quant_q6_K(src, dst, n, qw); break;
+    case SHRINK_DTYPE_Q2_K: quant_q2_K(src, dst, n, qw); break;
+    case SHRINK_DTYPE_Q3_K: quant_q3_K(src, dst, n, qw); break;
     default: SHRINK_ASSERT(!"a dtype without an importance-weighted quantizer"); break;
     }
 }

@@ -1,7 +1,7 @@
 /*
  * q_imatrix.h - ggml's importance-weighted quantizers (q_imatrix.c): the bytes llama-quantize
- * --imatrix writes for q4_0, q4_1, q5_0, q5_1, q4_K, q5_K and q6_K, given the importance of
- * each column of the row (the imatrix entry of the tensor).
+ * --imatrix writes for q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K and q6_K, given the
+ * importance of each column of the row (the imatrix entry of the tensor).
  */
 #ifndef SK_Q_IMATRIX_H
 #define SK_Q_IMATRIX_H
@@ -16,9 +16,9 @@ SK_HIDDEN int sk_qim_has(shrink_dtype t);
 SK_HIDDEN void sk_qim_quantize(shrink_dtype t, const float *src, void *dst, int64_t n,
                                const float *qw);
 
-/* The K types' importance search: per super-block ggml's block, the same with the plain
- * importance as fit weights, and two alternating refits (codes fixed, sub-block scales and
- * mins by weighted least squares, stored again) of the best so far; the block with the
+/* The K types' importance search (q2_K..q6_K): per super-block ggml's block, the same with the
+ * plain importance as fit weights, and two alternating refits (codes fixed, sub-block scales
+ * and mins by weighted least squares, stored again) of the best so far; the block with the
  * smallest sum qw (x - x')^2 is written, so never one worse than ggml's. Other types:
  * sk_qim_quantize. */
 SK_HIDDEN void sk_qim_search(shrink_dtype t, const float *src, void *dst, int64_t n,
