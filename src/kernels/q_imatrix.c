@@ -39,14 +39,23 @@ static int near_int(float v) {
 
 static int clamp_i(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
-/* Weighted sums of the symmetric codes of x at inverse scale id (codes in [-nmax, nmax - 1]);
- * L gets code + nmax when L is not NULL. */
-static void sym_sums(int n, int nmax, const float *x, const float *w, float id, int8_t *L,
+/* The symmetric codes of x at inverse scale id (code + nmax, codes in [-nmax, nmax - 1]) into C;
+ * returns 1 if they equal P's. */
+static int sym_codes(int n, int nmax, const float *x, float id, int8_t *C, const int8_t *P) {
+    int same = 1;
+    for (int i = 0; i < n; i++) {
+        C[i] = (int8_t)(clamp_i(near_int(id * x[i]), -nmax, nmax - 1) + nmax);
+        same &= C[i] == P[i];
+    }
+    return same;
+}
+
+/* Weighted sums of the codes C (code + nmax), in ggml's order. */
+static void sym_sums(int n, int nmax, const float *x, const float *w, const int8_t *C,
                      float *sumlx, float *suml2) {
     float a = 0, b = 0;
     for (int i = 0; i < n; i++) {
-        int l = clamp_i(near_int(id * x[i]), -nmax, nmax - 1);
-        if (L) L[i] = (int8_t)(l + nmax);
+        const int l = C[i] - nmax;
         a += w[i] * x[i] * (float)l;
         b += w[i] * (float)l * (float)l;
     }
@@ -54,7 +63,9 @@ static void sym_sums(int n, int nmax, const float *x, const float *w, float id, 
     *suml2 = b;
 }
 
-/* ggml's make_qx_quants with weights: the scale d of x ~ d (L - nmax). */
+/* ggml's make_qx_quants with weights: the scale d of x ~ d (L - nmax). A candidate whose codes
+ * equal the previous candidate's is skipped: the same sums meet the same state (or the state
+ * those codes made), so the outcome is the same. */
 static float fit_sym(int n, int nmax, const float *x, int8_t *L, const float *w) {
     float max = 0, amax = 0;
     for (int i = 0; i < n; i++) {
@@ -68,16 +79,22 @@ static float fit_sym(int n, int nmax, const float *x, int8_t *L, const float *w)
         memset(L, 0, (size_t)n);
         return 0.0f;
     }
+    int8_t P[32], C[32];
+    SHRINK_ASSERT(n <= 32);
     float sumlx, suml2;
-    sym_sums(n, nmax, x, w, (float)-nmax / max, L, &sumlx, &suml2);
+    sym_codes(n, nmax, x, (float)-nmax / max, L, L);
+    sym_sums(n, nmax, x, w, L, &sumlx, &suml2);
+    memcpy(P, L, (size_t)n);
     float scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
     float best = scale * sumlx;
     for (int is = -9; is <= 9; is++) {
         if (is == 0) continue;
         float id = -((float)nmax + 0.1f * (float)is) / max;
-        sym_sums(n, nmax, x, w, id, NULL, &sumlx, &suml2);
+        if (sym_codes(n, nmax, x, id, C, P)) continue;
+        memcpy(P, C, (size_t)n);
+        sym_sums(n, nmax, x, w, C, &sumlx, &suml2);
         if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-            sym_sums(n, nmax, x, w, id, L, &sumlx, &suml2);
+            memcpy(L, C, (size_t)n);
             scale = sumlx / suml2;
             best = scale * sumlx;
         }
@@ -108,12 +125,22 @@ static float fit_min(int n, int nmax, const float *x, const float *w, uint8_t *L
         float diff = scale * (float)L[i] + min - x[i];
         best += w[i] * (diff * diff);
     }
+    /* A step whose codes equal the previous step's gives the same sums and error, which was
+     * either taken (then not smaller than itself) or not: skipped, with the same result. */
+    uint8_t Lc[32];
+    SHRINK_ASSERT(n <= 32);
     for (int is = 0; is <= nstep; is++) {
         id = (rmin + rdelta * (float)is + (float)nmax) / (max - min);
+        int same = is > 0;
+        for (int i = 0; i < n; i++) {
+            Lc[i] = (uint8_t)clamp_i(near_int(id * (x[i] - min)), 0, nmax);
+            same &= Lc[i] == Laux[i];
+        }
+        if (same) continue;
+        memcpy(Laux, Lc, (size_t)n);
         float sl = 0, sl2 = 0, sxl = 0;
         for (int i = 0; i < n; i++) {
-            int l = clamp_i(near_int(id * (x[i] - min)), 0, nmax);
-            Laux[i] = (uint8_t)l;
+            const int l = Laux[i];
             sl += w[i] * (float)l;
             sl2 += w[i] * (float)l * (float)l;
             sxl += w[i] * (float)l * x[i];
