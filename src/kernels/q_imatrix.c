@@ -328,7 +328,7 @@ static void k_scales_min(const float *x, const float *qw, int nmax, int plain,
         float s = 0;
         for (int l = 0; l < 32; l++) s += w[l];
         sw[j] = s;
-        sc[j] = fit_min(32, nmax, xs, w, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36);
+        sc[j] = fit_min(32, nmax, xs, w, L + 32 * j, &mins[j], Laux, -0.9f, plain ? 0.15f : 0.05f, plain ? 12 : 36);
     }
     k_finish(x, sc, mins, sw, nmax, L, d, dmin, scales);
 }
@@ -444,7 +444,7 @@ static void q2_block(const float *x, const float *qw, int plain, uint8_t L[SK_QK
         float s = 0;
         for (int l = 0; l < 16; l++) s += w[l];
         sw[j] = s;
-        sc[j] = fit_min(16, 3, xs, w, L + 16 * j, &mins[j], Laux, -0.9f, 0.05f, 36);
+        sc[j] = fit_min(16, 3, xs, w, L + 16 * j, &mins[j], Laux, -0.9f, plain ? 0.15f : 0.05f, plain ? 12 : 36);
     }
     q2_finish(x, sc, mins, sw, L, y);
 }
@@ -603,36 +603,6 @@ static void search_q45_K(shrink_dtype t, const float *src, void *dst, int64_t n,
     }
 }
 
-static void search_q6_K(const float *src, void *dst, int64_t n, const float *qwr) {
-    block_q6_K *y = dst, c, best;
-    int8_t L[SK_QK_K], Lb[SK_QK_K];
-    for (int64_t i = 0; i < n / SK_QK_K; i++) {
-        const float *x = src + i * SK_QK_K, *qw = qwr + i * SK_QK_K;
-        double be = INFINITY;
-        for (int cand = 0; cand < 4; cand++) {
-            if (cand < 2) {
-                q6_block(x, qw, cand, L, &c);
-            } else {
-                float sc[SK_QK_K / 16], m;
-                for (int ib = 0; ib < SK_QK_K / 16; ib++) {
-                    int l[16];
-                    for (int k = 0; k < 16; k++) l[k] = Lb[16 * ib + k] - 32;
-                    if (!lsq(16, x + 16 * ib, qw + 16 * ib, l, 1, &sc[ib], &m)) sc[ib] = 0;
-                }
-                memcpy(L, Lb, sizeof L);
-                q6_finish(x, sc, L, &c);
-            }
-            double e = k_err(SHRINK_DTYPE_Q6_K, &c, x, qw);
-            if (e < be) {
-                be = e;
-                best = c;
-                memcpy(Lb, L, sizeof L);
-            }
-        }
-        y[i] = best;
-    }
-}
-
 /* q2_K / q3_K: candidates 0 ggml's block, 1 the plain importance as fit weights, 2-3 refits of
  * the best so far (its codes fixed, each sub-block's scale (and min) by weighted least squares,
  * the super-block stored again); the smallest sum qw (x - x')^2 is written. */
@@ -684,7 +654,6 @@ static void search_q23_K(shrink_dtype t, const float *src, void *dst, int64_t n,
 
 void sk_qim_search(shrink_dtype t, const float *src, void *dst, int64_t n, const float *qw) {
     if (t == SHRINK_DTYPE_Q4_K || t == SHRINK_DTYPE_Q5_K) search_q45_K(t, src, dst, n, qw);
-    else if (t == SHRINK_DTYPE_Q6_K) search_q6_K(src, dst, n, qw);
     else if (t == SHRINK_DTYPE_Q2_K || t == SHRINK_DTYPE_Q3_K) search_q23_K(t, src, dst, n, qw);
     else sk_qim_quantize(t, src, dst, n, qw);
 }
