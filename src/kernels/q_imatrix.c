@@ -311,24 +311,36 @@ static void k_finish(const float *x, const float sc[8], const float mins[8], con
     }
 }
 
+/* sum x^2 over a super-block */
+static float sb_sumsq(const float *x) {
+    float s = 0;
+    for (int l = 0; l < SK_QK_K; l++) s += x[l] * x[l];
+    return s;
+}
+
+/* The fit weights of n values: qw * sqrt(sigma2 + x^2) (ggml's), or qw when `plain`; returns
+ * their sum (in ggml's order). */
+static float sub_weights(int n, const float *x, const float *qw, float sigma2, int plain,
+                         float *w) {
+    for (int l = 0; l < n; l++) w[l] = plain ? qw[l] : qw[l] * sqrtf(sigma2 + x[l] * x[l]);
+    float s = 0;
+    for (int l = 0; l < n; l++) s += w[l];
+    return s;
+}
+
 /* q4_K / q5_K super-block: sub-block fits with weights qw * sqrt(sigma2 + x^2) (ggml's; plain
  * qw when `plain`), then k_finish. */
 static void k_scales_min(const float *x, const float *qw, int nmax, int plain,
                          uint8_t L[SK_QK_K], sk_half *d, sk_half *dmin,
                          uint8_t scales[SK_K_SCALE_SIZE]) {
-    float sum_x2 = 0;
-    for (int l = 0; l < SK_QK_K; l++) sum_x2 += x[l] * x[l];
-    const float sigma2 = 2 * sum_x2 / SK_QK_K;
+    const float sigma2 = 2 * sb_sumsq(x) / SK_QK_K;
     float w[32], sw[8], sc[8], mins[8];
     uint8_t Laux[32];
     for (int j = 0; j < 8; j++) {
         const float *xs = x + 32 * j;
-        for (int l = 0; l < 32; l++)
-            w[l] = plain ? qw[32 * j + l] : qw[32 * j + l] * sqrtf(sigma2 + xs[l] * xs[l]);
-        float s = 0;
-        for (int l = 0; l < 32; l++) s += w[l];
-        sw[j] = s;
-        sc[j] = fit_min(32, nmax, xs, w, L + 32 * j, &mins[j], Laux, -0.9f, plain ? 0.15f : 0.05f, plain ? 12 : 36);
+        sw[j] = sub_weights(32, xs, qw + 32 * j, sigma2, plain, w);
+        sc[j] = fit_min(32, nmax, xs, w, L + 32 * j, &mins[j], Laux, -0.9f, plain ? 0.15f : 0.05f,
+                        plain ? 12 : 36);
     }
     k_finish(x, sc, mins, sw, nmax, L, d, dmin, scales);
 }
@@ -409,8 +421,8 @@ static void quant_q6_K(const float *src, void *dst, int64_t n, const float *qw) 
         q6_block(src + i * SK_QK_K, qw + i * SK_QK_K, 0, L, &y[i]);
 }
 
-/* q2_K super-block: per sub-block of 16 fit_min (codes 0..3) with weights
- * qw * sqrt(sigma2 + x^2), sigma2 = mean x^2 (ggml's; plain qw when `plain`), then q2_finish. */
+/* q2_K super-block from the 16 float sub-block scales and mins and their weight sums sw: both to
+ * 4 bits by fit_pos, the codes against the stored values, packed. */
 static void q2_finish(const float *x, const float sc[16], const float mins[16],
                       const float sw[16], uint8_t L[SK_QK_K], block_q2_K *y) {
     uint8_t Ls[16], Lm[16];
@@ -430,30 +442,20 @@ static void q2_finish(const float *x, const float sc[16], const float mins[16],
     sk_q2_K_pack(y, L);
 }
 
+/* q2_K super-block: per sub-block of 16 fit_min (codes 0..3) with weights
+ * qw * sqrt(sigma2 + x^2), sigma2 = mean x^2 (ggml's; plain qw when `plain`), then q2_finish. */
 static void q2_block(const float *x, const float *qw, int plain, uint8_t L[SK_QK_K],
                      block_q2_K *y) {
-    float sumx2 = 0;
-    for (int j = 0; j < SK_QK_K; j++) sumx2 += x[j] * x[j];
-    const float sigma2 = sumx2 / SK_QK_K;
+    const float sigma2 = sb_sumsq(x) / SK_QK_K;
     float w[16], sw[16], sc[16], mins[16];
     uint8_t Laux[16];
     for (int j = 0; j < 16; j++) {
         const float *xs = x + 16 * j;
-        for (int l = 0; l < 16; l++)
-            w[l] = plain ? qw[16 * j + l] : qw[16 * j + l] * sqrtf(sigma2 + xs[l] * xs[l]);
-        float s = 0;
-        for (int l = 0; l < 16; l++) s += w[l];
-        sw[j] = s;
-        sc[j] = fit_min(16, 3, xs, w, L + 16 * j, &mins[j], Laux, -0.9f, plain ? 0.15f : 0.05f, plain ? 12 : 36);
+        sw[j] = sub_weights(16, xs, qw + 16 * j, sigma2, plain, w);
+        sc[j] = fit_min(16, 3, xs, w, L + 16 * j, &mins[j], Laux, -0.9f, plain ? 0.15f : 0.05f,
+                        plain ? 12 : 36);
     }
     q2_finish(x, sc, mins, sw, L, y);
-}
-
-static void quant_q2_K(const float *x, void *dst, int64_t n, const float *qw) {
-    block_q2_K *y = dst;
-    uint8_t L[SK_QK_K];
-    for (int64_t i = 0; i < n / SK_QK_K; i++)
-        q2_block(x + i * SK_QK_K, qw + i * SK_QK_K, 0, L, &y[i]);
 }
 
 /* q3_K super-block from the 16 float sub-block scales sc and their weight sums sw: the 6-bit
@@ -487,27 +489,14 @@ static void q3_finish(const float *x, const float sc[16], const float sw[16],
  * qw * sqrt(sigma2 + x^2), sigma2 = 2 mean x^2 (ggml's; plain qw when `plain`). */
 static void q3_block(const float *x, const float *qw, int plain, int8_t L[SK_QK_K],
                      block_q3_K *y) {
-    float sumx2 = 0;
-    for (int j = 0; j < SK_QK_K; j++) sumx2 += x[j] * x[j];
-    const float sigma2 = 2 * sumx2 / SK_QK_K;
+    const float sigma2 = 2 * sb_sumsq(x) / SK_QK_K;
     float w[16], sw[16], sc[16];
     for (int j = 0; j < 16; j++) {
         const float *xs = x + 16 * j;
-        for (int l = 0; l < 16; l++)
-            w[l] = plain ? qw[16 * j + l] : qw[16 * j + l] * sqrtf(sigma2 + xs[l] * xs[l]);
-        float s = 0;
-        for (int l = 0; l < 16; l++) s += w[l];
-        sw[j] = s;
+        sw[j] = sub_weights(16, xs, qw + 16 * j, sigma2, plain, w);
         sc[j] = fit_sym(16, 4, xs, L + 16 * j, w);
     }
     q3_finish(x, sc, sw, L, y);
-}
-
-static void quant_q3_K(const float *x, void *dst, int64_t n, const float *qw) {
-    block_q3_K *y = dst;
-    int8_t L[SK_QK_K];
-    for (int64_t i = 0; i < n / SK_QK_K; i++)
-        q3_block(x + i * SK_QK_K, qw + i * SK_QK_K, 0, L, &y[i]);
 }
 
 /* ==== the K types' search ================================================================ */
@@ -605,9 +594,9 @@ static void search_q45_K(shrink_dtype t, const float *src, void *dst, int64_t n,
 
 /* q2_K / q3_K: candidates 0 ggml's block, 1 the plain importance as fit weights, 2-3 refits of
  * the best so far (its codes fixed, each sub-block's scale (and min) by weighted least squares,
- * the super-block stored again); the smallest sum qw (x - x')^2 is written. */
+ * the super-block stored again); the smallest sum qw (x - x')^2 is written. ncand 1: ggml's. */
 static void search_q23_K(shrink_dtype t, const float *src, void *dst, int64_t n,
-                         const float *qwr) {
+                         const float *qwr, int ncand) {
     const int three = t == SHRINK_DTYPE_Q3_K;
     const size_t bytes = three ? sizeof(block_q3_K) : sizeof(block_q2_K);
     union { block_q2_K a; block_q3_K b; } c, best;
@@ -615,7 +604,7 @@ static void search_q23_K(shrink_dtype t, const float *src, void *dst, int64_t n,
     for (int64_t i = 0; i < n / SK_QK_K; i++) {
         const float *x = src + i * SK_QK_K, *qw = qwr + i * SK_QK_K;
         double be = INFINITY;
-        for (int cand = 0; cand < 4; cand++) {
+        for (int cand = 0; cand < ncand; cand++) {
             if (cand < 2) {
                 if (three) q3_block(x, qw, cand, (int8_t *)L, &c.b);
                 else q2_block(x, qw, cand, L, &c.a);
@@ -654,7 +643,8 @@ static void search_q23_K(shrink_dtype t, const float *src, void *dst, int64_t n,
 
 void sk_qim_search(shrink_dtype t, const float *src, void *dst, int64_t n, const float *qw) {
     if (t == SHRINK_DTYPE_Q4_K || t == SHRINK_DTYPE_Q5_K) search_q45_K(t, src, dst, n, qw);
-    else if (t == SHRINK_DTYPE_Q2_K || t == SHRINK_DTYPE_Q3_K) search_q23_K(t, src, dst, n, qw);
+    else if (t == SHRINK_DTYPE_Q2_K || t == SHRINK_DTYPE_Q3_K)
+        search_q23_K(t, src, dst, n, qw, 4);
     else sk_qim_quantize(t, src, dst, n, qw);
 }
 
@@ -680,8 +670,7 @@ void sk_qim_quantize(shrink_dtype t, const float *src, void *dst, int64_t n, con
     case SHRINK_DTYPE_Q4_K: quant_q4_K(src, dst, n, qw); break;
     case SHRINK_DTYPE_Q5_K: quant_q5_K(src, dst, n, qw); break;
     case SHRINK_DTYPE_Q6_K: quant_q6_K(src, dst, n, qw); break;
-    case SHRINK_DTYPE_Q2_K: quant_q2_K(src, dst, n, qw); break;
-    case SHRINK_DTYPE_Q3_K: quant_q3_K(src, dst, n, qw); break;
+    case SHRINK_DTYPE_Q2_K: case SHRINK_DTYPE_Q3_K: search_q23_K(t, src, dst, n, qw, 1); break;
     default: SHRINK_ASSERT(!"a dtype without an importance-weighted quantizer"); break;
     }
 }
