@@ -50,7 +50,7 @@ shrink_lowrank_params shrink_lowrank_params_default(void) {
                                .ratio = 0.0, .targets = NULL, .calib_path = NULL,
                                .calib_tokens = 2048, .calib_ctx = 0, .alpha = 0.5,
                                .damp = 1e-3, .tokenizer_path = NULL, .dtype = -1,
-                               .progress = NULL, .user = NULL};
+                               .progress = NULL, .user = NULL, .factored = 0};
     return p;
 }
 
@@ -239,6 +239,12 @@ typedef struct lfill {
     sk_source    base;
     float       *buf;       /* the current matrix: f32 (rows x cols), truncated */
     float       *tr;        /* transposed rows */
+    int64_t     *ranks;     /* factored: per layer and target, the rank it is stored at (0:
+                               dense), fixed before the header is written (plan_ranks) */
+    double      *fy, *fz;   /* factored: the current matrix's factors (rows x k, k x cols) */
+    float       *fab;       /* ... as f32: A (k x cols) then B (rows x k) */
+    int64_t      cur_rank;  /* rank of the factors in fab, 0: none */
+    int64_t      cur_cols;  /* cols of the current matrix */
     int          cur_role, cur_layer;
     shrink_lowrank_result *r;
     double       sum_energy, sum_err;
@@ -266,7 +272,22 @@ static shrink_status load_matrix(lfill *f, const sk_wtensor *t, int target) {
         else met.scale = s;
     }
     sk_lr_out o;
-    if ((st = sk_lowrank_matrix(f->buf, m, n, &met, &f->how, f->buf, NULL, NULL, NULL, &o))) {
+    const int fact = f->ranks && f->ranks[t->layer * T_COUNT + target] > 0;
+    const int64_t k = m < n ? m : n;
+    f->cur_rank = 0;
+    if (fact) {
+        sk_free(f->fy);
+        sk_free(f->fz);
+        sk_free(f->fab);
+        f->fy = sk_malloc((size_t)(m * k) * sizeof(double));
+        f->fz = sk_malloc((size_t)(k * n) * sizeof(double));
+        f->fab = sk_aligned_alloc(64, (size_t)(k * (m + n)) * sizeof(float));
+        if (!f->fy || !f->fz || !f->fab)
+            return sk_error(SHRINK_ERR_NOMEM, "low-rank: out of memory for the factors of '%s'",
+                            t->name);
+    }
+    if ((st = sk_lowrank_matrix(f->buf, m, n, &met, &f->how, f->buf, NULL, fact ? f->fy : NULL,
+                                fact ? f->fz : NULL, &o))) {
         char why[256];
         snprintf(why, sizeof why, "%s", shrink_last_error());
         return sk_error(st, "'%s' (%lld x %lld): %s", t->name, (long long)m, (long long)n, why);
@@ -281,6 +302,17 @@ static shrink_status load_matrix(lfill *f, const sk_wtensor *t, int target) {
         r->params_lowrank += m * n;
     } else {
         r->params_lowrank += o.rank * (m + n);
+    }
+    if (fact) {
+        if (o.dense || o.rank != f->ranks[t->layer * T_COUNT + target])
+            return sk_error(SHRINK_ERR_RANGE, "low-rank: '%s' came out at rank %lld, planned "
+                            "%lld", t->name, (long long)o.rank,
+                            (long long)f->ranks[t->layer * T_COUNT + target]);
+        for (int64_t i = 0; i < o.rank * n; i++) f->fab[i] = (float)f->fz[i];
+        for (int64_t i = 0; i < m * o.rank; i++) f->fab[o.rank * n + i] = (float)f->fy[i];
+        f->cur_rank = o.rank;
+        f->cur_cols = n;
+        r->n_factored++;
     }
     f->sum_energy += o.energy;
     f->sum_err += o.rel_err;
@@ -298,9 +330,70 @@ static shrink_status l_fill(void *user, const sk_wtensor *t, int64_t row0, int64
     const int tg = is_target(f, t);
     if (tg < 0) return f->base.fill(f->base.user, t, row0, n_rows, transposed, dt, dst);
     shrink_status st;
-    if ((int)t->role != f->cur_role || t->layer != f->cur_layer || !f->buf)
-        if ((st = load_matrix(f, t, tg))) return st;
-    return sk_source_serve_f32(f->buf, t, row0, n_rows, transposed, dt, dst, &f->tr, "low-rank");
+    if ((int)t->role != f->cur_role || t->layer != f->cur_layer || !f->buf) {
+        sk_wtensor d = *t; /* the whole matrix, whichever factor is asked for */
+        if (t->factor) {
+            d.factor = 0;
+            d.rows = sk_tdim_value(&f->base.cfg, sk_trole_at(t->role)->rows);
+            d.cols = sk_tdim_value(&f->base.cfg, sk_trole_at(t->role)->cols);
+            d.name[strlen(d.name) - strlen(SK_LR_SUFFIX_A)] = 0;
+        }
+        if ((st = load_matrix(f, &d, tg))) return st;
+    }
+    if (!t->factor)
+        return sk_source_serve_f32(f->buf, t, row0, n_rows, transposed, dt, dst, &f->tr,
+                                   "low-rank");
+    if (!f->cur_rank || (t->factor == 1 ? t->rows : t->cols) != f->cur_rank)
+        return sk_error(SHRINK_ERR_RANGE, "low-rank: no factors of rank %lld for '%s'",
+                        (long long)(t->factor == 1 ? t->rows : t->cols), t->name);
+    /* fab: A (k x cols) then B (rows x k) */
+    const float *w = t->factor == 1 ? f->fab : f->fab + f->cur_rank * (f->cur_cols);
+    return sk_source_serve_f32(w, t, row0, n_rows, transposed, dt, dst, &f->tr, "low-rank");
+}
+
+static int64_t l_rank_of(void *user, const sk_wtensor *t) {
+    lfill *f = user;
+    const int tg = is_target(f, t);
+    return tg >= 0 && t->layer >= 0 && !t->factor ? f->ranks[t->layer * T_COUNT + tg] : 0;
+}
+
+/* factored: the rank every targeted matrix is stored at (0: dense, its factors would not be
+ * smaller), before the writer lists the tensors. A fixed rank or ratio gives it from the
+ * shape (svd.c's rule); an energy needs the spectrum: each matrix is factored once here. */
+static shrink_status plan_ranks(lfill *f, const sk_config *c) {
+    f->ranks = sk_calloc((size_t)c->n_layers * T_COUNT, sizeof *f->ranks);
+    if (!f->ranks) return sk_error(SHRINK_ERR_NOMEM, "low-rank: out of memory");
+    sk_wtensor *ts;
+    int64_t n;
+    shrink_status st = sk_wtensors(c, &ts, &n);
+    if (st) return st;
+    for (int64_t i = 0; i < n && !st; i++) {
+        const int tg = is_target(f, &ts[i]);
+        if (tg < 0 || ts[i].layer < 0 || !sk_trole_at(ts[i].role)->lowrank) continue;
+        const int64_t m = ts[i].rows, nn = ts[i].cols, k = m < nn ? m : nn;
+        int64_t r;
+        if (f->how.rank) {
+            r = f->how.rank;
+        } else if (f->how.ratio != 0.0) {
+            r = (int64_t)floor(f->how.ratio * (double)m * (double)nn / (double)(m + nn));
+            r = r < 1 ? 1 : r > k ? k : r;
+        } else {
+            shrink_lowrank_result scratch_r;
+            memset(&scratch_r, 0, sizeof scratch_r);
+            shrink_lowrank_result *keep = f->r;
+            f->r = &scratch_r;
+            int64_t *ranks = f->ranks;
+            f->ranks = NULL;
+            st = load_matrix(f, &ts[i], tg);
+            f->ranks = ranks;
+            f->r = keep;
+            r = scratch_r.n_dense ? k : scratch_r.max_rank;
+            f->cur_role = -1;
+        }
+        f->ranks[ts[i].layer * T_COUNT + tg] = r * (m + nn) < m * nn ? r : 0;
+    }
+    sk_free(ts);
+    return st;
 }
 
 static shrink_dtype l_dtype_of(void *user, const sk_wtensor *t) {
@@ -393,9 +486,20 @@ shrink_status shrink_lowrank(const char *in, const char *out, const shrink_lowra
     f.p = p;
     f.mask = mask;
     f.r = r;
+    if (p->factored) {
+        if (sk_format_from_path(out) != SK_FORMAT_GGUF) {
+            st = sk_error(SHRINK_ERR_UNSUPPORTED, "%s: factored storage (--store factored) is "
+                          "written as GGUF only: name the output *.gguf, or use --store dense",
+                          out);
+            goto out;
+        }
+        if ((st = plan_ranks(&f, &m->cfg))) goto out;
+    }
     sk_source src = f.base;
     src.fill = l_fill;
     src.dtype_of = l_dtype_of;
+    src.rank_of = p->factored ? l_rank_of : NULL;
+    src.rank_user = &f;
     src.user = &f;
     sk_write_opts wo = sk_write_opts_default();
     wo.dtype = p->dtype;
@@ -415,6 +519,10 @@ out:
     lcalib_free(&cal);
     sk_free(f.buf);
     sk_free(f.tr);
+    sk_free(f.ranks);
+    sk_free(f.fy);
+    sk_free(f.fz);
+    sk_free(f.fab);
     shrink_model_free(m);
     return st;
 }

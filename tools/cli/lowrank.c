@@ -26,6 +26,7 @@ typedef struct lr_opts {
     double      alpha;
     double      damp;
     const char *dtype;
+    const char *store;
 } lr_opts;
 
 #define O(f) offsetof(lr_opts, f)
@@ -55,6 +56,11 @@ static const cli_opt lr_opts_table[] = {
      "whiten: added to diag(X^T X), fraction of its mean (1e-3)"},
     {"--dtype", NULL, CLI_OPT_STR, O(dtype), "DTYPE", 0, 0,
      "dtype of the output's matrices (default: the input's)"},
+    {"--store", NULL, CLI_OPT_STR, O(store), "S", 0, 0,
+     "dense (default): the product merged back, any reader\n"
+     "                         runs it | factored: each matrix whose factors are\n"
+     "                         smaller stored as the two (GGUF; shrink runs them as\n"
+     "                         two products, llama.cpp does not read them)"},
 };
 #undef O
 
@@ -62,7 +68,7 @@ static const cli_spec spec = {
     .name        = "lowrank",
     .synopsis    = "IN OUT (--rank R | --energy E | --ratio P) [--method svd|asvd|whiten]\n"
                    "       [--calib FILE [--calib-tokens N]] [--targets q,k,v,o,gate,up,down]\n"
-                   "       [--dtype DTYPE] [--json]",
+                   "       [--dtype DTYPE] [--store dense|factored] [--json]",
     .description = "Low-rank factorization: every targeted matrix W (attention q/k/v/o, FFN\n"
                    "gate/up/down) is replaced by its best rank-r approximation and the product\n"
                    "is written back dense (GGUF for OUT.gguf, else a Hugging Face folder), so\n"
@@ -127,6 +133,14 @@ int cmd_lowrank(int argc, char **argv) {
         }
         p.dtype = d;
     }
+    if (opts.store && strcmp(opts.store, "dense") && strcmp(opts.store, "factored")) {
+        snprintf(msg, sizeof msg, "--store %.40s: one of dense, factored", opts.store);
+        return usage_error(msg);
+    }
+    p.factored = opts.store && !strcmp(opts.store, "factored");
+    if (p.factored && cli_out_is_folder(NULL, pos[1]))
+        return usage_error("--store factored writes a GGUF file: name OUT *.gguf (a Hugging "
+                           "Face folder holds dense matrices only)");
     const char *calib = p.method != SHRINK_LOWRANK_SVD ? opts.calib : NULL;
     cli_io io[] = {{"IN", pos[0], CLI_IN},
                    {"--tokenizer", common.tokenizer, CLI_IN},
@@ -155,6 +169,9 @@ int cmd_lowrank(int argc, char **argv) {
     if (r.n_dense)
         cli_warn("%lld of %lld matrices kept dense: their two factors would not be smaller",
                  (long long)r.n_dense, (long long)r.n_matrices);
+    if (p.factored && !r.n_factored)
+        cli_warn("no matrix is stored factored (no factors would be smaller): %s is dense",
+                 pos[1]);
     const char *method = shrink_lowrank_method_name(p.method);
     const double frac = (double)r.params_lowrank / (double)(r.params_target ? r.params_target : 1);
     if (common.json) {
@@ -165,6 +182,7 @@ int cmd_lowrank(int argc, char **argv) {
         cli_json_key(&j, "method");         cli_json_str(&j, method);
         cli_json_key(&j, "n_matrices");     cli_json_int(&j, r.n_matrices);
         cli_json_key(&j, "n_dense");        cli_json_int(&j, r.n_dense);
+        cli_json_key(&j, "n_factored");     cli_json_int(&j, r.n_factored);
         cli_json_key(&j, "min_rank");       cli_json_int(&j, r.min_rank);
         cli_json_key(&j, "max_rank");       cli_json_int(&j, r.max_rank);
         cli_json_key(&j, "params_target");  cli_json_int(&j, r.params_target);
@@ -180,10 +198,10 @@ int cmd_lowrank(int argc, char **argv) {
         char a[48] = "a folder";
         if (r.out_file_bytes) cli_fmt_bytes(a, sizeof a, r.out_file_bytes);
         printf("%s: %lld matrices, rank %d..%d, factors %.2fM of %.2fM params (%.1f%%), "
-               "mean kept energy %.4f, mean relative error %.4f -> %s (%s, dense)\n", method,
+               "mean kept energy %.4f, mean relative error %.4f -> %s (%s, %s)\n", method,
                (long long)r.n_matrices, r.min_rank, r.max_rank, (double)r.params_lowrank / 1e6,
                (double)r.params_target / 1e6, 100.0 * frac, r.mean_energy, r.mean_rel_err,
-               pos[1], a);
+               pos[1], a, r.n_factored ? "factored" : "dense");
     }
     return CLI_OK;
 }
