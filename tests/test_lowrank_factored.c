@@ -11,9 +11,15 @@
  *     and holds <name>.lr_a / .lr_b instead of <name>; `convert` of the factored file keeps
  *     the factors and the logits bit for bit (reload, rewrite, run); q8_0 factors written by
  *     lowrank --dtype q8_0 load and run close to the f32 ones; a Hugging Face output of a
- *     factored model is refused.
+ *     factored model is refused;
+ *   - training: a tiny random model whose seven linear kinds are two factors each trains them
+ *     as two parameters: every gradient (the factors' included) against central finite
+ *     differences of the loss; the training forward's loss equals the decoder's on the model
+ *     it saves (a factored GGUF), within f32 rounding.
  */
 #include "kernels/kernels.h"
+#include "convert/init.h"
+#include "train/train.h"
 #include "test_util.h"
 
 #include <unistd.h>
@@ -242,11 +248,173 @@ static void test_factored_model(void) {
     unlink(conv);
 }
 
+/* ---- training ------------------------------------------------------------------------- */
+
+typedef struct fsrc {
+    sk_source base;
+    int64_t   k;
+} fsrc;
+
+static int64_t f_rank_of(void *user, const sk_wtensor *t) { return ((fsrc *)user)->k; }
+
+/* the base's tensors; factors: deterministic values of about the base matrix's scale */
+static shrink_status f_fill(void *user, const sk_wtensor *t, int64_t row0, int64_t n, int tr,
+                            shrink_dtype dt, void *dst) {
+    fsrc *f = user;
+    if (!t->factor) return f->base.fill(f->base.user, t, row0, n, tr, dt, dst);
+    float *o = dst;
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t c = 0; c < t->cols; c++) {
+            const uint64_t h = (uint64_t)(row0 + r) * 7919u + (uint64_t)c * 104729u +
+                               (uint64_t)t->factor * 31u + (uint64_t)t->role * 1009u +
+                               (uint64_t)(t->layer + 1) * 65537u;
+            o[r * t->cols + c] = (float)((double)(h % 2001u) / 1000.0 - 1.0) * 0.5f;
+        }
+    return SHRINK_OK;
+}
+
+static double decoder_loss(const char *path, const int32_t *tok, int B, int T) {
+    shrink_load_params lp = shrink_load_params_default();
+    lp.no_tokenizer = true;
+    shrink_model *m = NULL;
+    shrink_context *ctx = NULL;
+    if (shrink_model_load(&m, path, &lp) != SHRINK_OK ||
+        shrink_context_create(&ctx, m, T, T) != SHRINK_OK) {
+        CHECK(0, "load %s: %s", path, shrink_last_error());
+        shrink_model_free(m);
+        return NAN;
+    }
+    shrink_model_info info;
+    shrink_model_get_info(m, &info);
+    const int V = info.vocab_size;
+    float *lg = malloc(sizeof(float) * (size_t)T * V);
+    double sum = 0;
+    for (int b = 0; b < B; b++) {
+        const int32_t *row = tok + (size_t)b * (T + 1);
+        if (shrink_context_eval(ctx, row, T, 0, lg, T) != SHRINK_OK) sum = NAN;
+        for (int t = 0; t < T; t++) {
+            const float *l = lg + (size_t)t * V;
+            double mx = l[0], e = 0;
+            for (int i = 1; i < V; i++) mx = l[i] > mx ? l[i] : mx;
+            for (int i = 0; i < V; i++) e += exp(l[i] - mx);
+            sum += mx + log(e) - l[row[t + 1]];
+        }
+    }
+    free(lg);
+    shrink_context_free(ctx);
+    shrink_model_free(m);
+    return sum / (B * T);
+}
+
+static void test_training(const char *arch, int recompute) {
+    sk_init_params ip = {.seed = 5, .init_range = 0.3f, .dtype = SHRINK_DTYPE_F32};
+    sk_config *c = &ip.cfg;
+    c->arch = sk_arch_find(arch);
+    c->dim = 16;
+    c->n_layers = 2;
+    c->n_heads = 4;
+    c->n_kv_heads = strcmp(arch, "llama") ? 4 : 2;
+    c->head_dim = 4;
+    c->ffn_dim = 24;
+    c->vocab_size = 29;
+    c->max_seq_len = 16;
+    c->norm_eps = 1e-5f;
+    c->rope_theta = 10000.0f;
+    c->rope_layout = SK_ROPE_INTERLEAVED;
+    c->bos_id = 1;
+    c->eos_id = 2;
+    c->qkv_bias = strcmp(arch, "llama") != 0;
+    fsrc f;
+    sk_init_source(&ip, &f.base);
+    f.k = 3;
+    sk_source src = f.base;
+    src.fill = f_fill;
+    src.user = &f;
+    src.rank_of = f_rank_of;
+    src.rank_user = &f;
+    sk_train_model *tm = NULL;
+    CHECK(sk_train_create(&tm, &src) == SHRINK_OK, "%s: %s", arch, shrink_last_error());
+    if (!tm) return;
+    tm->recompute = recompute;
+    int n_fa = 0, n_fb = 0;
+    for (int64_t i = 0; i < tm->n_params; i++) {
+        n_fa += tm->params[i].t.factor == 1 && tm->params[i].t.rows == 3;
+        n_fb += tm->params[i].t.factor == 2 && tm->params[i].t.cols == 3;
+        CHECK(!sk_trole_at(tm->params[i].t.role)->lowrank || tm->params[i].t.factor,
+              "%s: no dense parameter of a factored matrix ('%s')", arch, tm->params[i].t.name);
+    }
+    const int kinds = strcmp(arch, "llama") ? 3 : 7; /* gpt2: q|k|v fused (not factored) */
+    CHECK(n_fa == kinds * 2 && n_fb == kinds * 2, "%s: %d A and %d B factors", arch, n_fa, n_fb);
+    enum { B = 2, T = 6 };
+    int32_t tok[B * (T + 1)];
+    for (int i = 0; i < B * (T + 1); i++) tok[i] = (int32_t)(test_rng_u32() % 29u);
+    sk_train_zero_grad(tm);
+    float loss = 0;
+    CHECK(sk_train_forward_backward(tm, tok, B, T, &loss) == SHRINK_OK, "%s: %s", arch,
+          shrink_last_error());
+    /* directional derivatives, which carry far more signal than one element in f32: along
+     * the gradient itself (FD = |g|) and along a random direction r (FD = g . r) */
+    const double eps = 1e-2;
+    double worst = 0;
+    float *w0 = malloc(sizeof(float) * (size_t)tm->n_elems), *dir = NULL;
+    for (int64_t i = 0; i < tm->n_params; i++) {
+        sk_train_param *p = &tm->params[i];
+        if (!p->t.factor && p->t.n_dims == 2 && i % 3) continue; /* the factors, and some others */
+        dir = realloc(dir, sizeof(float) * (size_t)p->n);
+        memcpy(w0, p->w, sizeof(float) * (size_t)p->n);
+        for (int d = 0; d < 2; d++) {
+            double nn = 0, gd = 0;
+            for (int64_t j = 0; j < p->n; j++) {
+                dir[j] = d == 0 ? p->g[j] : (float)test_rng_normal();
+                nn += (double)dir[j] * dir[j];
+            }
+            nn = sqrt(nn);
+            for (int64_t j = 0; j < p->n; j++) {
+                dir[j] = (float)(dir[j] / nn);
+                gd += (double)p->g[j] * dir[j];
+            }
+            float lp = 0, lm = 0;
+            for (int64_t j = 0; j < p->n; j++) p->w[j] = w0[j] + (float)eps * dir[j];
+            sk_train_loss(tm, tok, B, T, &lp);
+            for (int64_t j = 0; j < p->n; j++) p->w[j] = w0[j] - (float)eps * dir[j];
+            sk_train_loss(tm, tok, B, T, &lm);
+            memcpy(p->w, w0, sizeof(float) * (size_t)p->n);
+            const double fd = ((double)lp - lm) / (2.0 * eps);
+            const double rel = fabs(fd - gd) / (fabs(fd) + fabs(gd) + 1e-3);
+            CHECK(rel < 2e-2, "%s: '%s' %s: finite difference %.6g, gradient %.6g", arch,
+                  p->t.name, d ? "random direction" : "along g", fd, gd);
+            worst = rel > worst ? rel : worst;
+        }
+    }
+    free(w0);
+    free(dir);
+    printf("  fd %s factored (recompute %d): loss %.4f, worst rel err %.2e\n", arch, recompute,
+           loss, worst);
+    /* saved as a factored GGUF, the decoder's loss is the training forward's */
+    char out[256];
+    snprintf(out, sizeof out, "/tmp/shrink_lrf_%d_train_%s.gguf", (int)getpid(), arch);
+    sk_source ts;
+    sk_train_source(tm, &ts);
+    sk_write_opts o = sk_write_opts_default();
+    o.dtype = SHRINK_DTYPE_F32;
+    CHECK(sk_write(&ts, out, SK_FORMAT_GGUF, &o) == SHRINK_OK, "save: %s", shrink_last_error());
+    int n;
+    CHECK(count_tensors(out, ".lr_a", SHRINK_DTYPE_F32, &n) == kinds * 2, "saved factors");
+    const double dl = decoder_loss(out, tok, B, T);
+    CHECK(fabs(dl - loss) < 1e-5 * fabs(dl) + 1e-6, "%s: decoder loss %.7f vs training %.7f",
+          arch, dl, (double)loss);
+    unlink(out);
+    sk_train_free(tm);
+}
+
 int main(void) {
     test_rng_seed(15);
     test_kernels(SHRINK_DTYPE_F32, 48, 64, 12);
     test_kernels(SHRINK_DTYPE_F32, 40, 24, 24);
     test_kernels(SHRINK_DTYPE_Q8_0, 64, 96, 32);
     test_factored_model();
+    test_training("llama", 0);
+    test_training("llama", 1);
+    test_training("gpt2", 0);
     return test_summary("test_lowrank_factored");
 }
