@@ -27,6 +27,8 @@ typedef struct lr_opts {
     double      damp;
     const char *dtype;
     const char *store;
+    const char *choose;
+    int32_t     choose_tokens;
 } lr_opts;
 
 #define O(f) offsetof(lr_opts, f)
@@ -61,6 +63,12 @@ static const cli_opt lr_opts_table[] = {
      "                         runs it | factored: each matrix whose factors are\n"
      "                         smaller stored as the two (GGUF; shrink runs them as\n"
      "                         two products, llama.cpp does not read them)"},
+    {"--choose", NULL, CLI_OPT_STR, O(choose), "HOW", 0, 0,
+     "uniform (default): every matrix at --ratio P | sensitivity:\n"
+     "                         per-matrix ranks under the budget P x the parameters,\n"
+     "                         from each matrix's measured KL on --calib at a few ranks"},
+    {"--choose-tokens", NULL, CLI_OPT_INT, O(choose_tokens), "N", 1, 100000000,
+     "--choose sensitivity: tokens of --calib measured (default 512)"},
 };
 #undef O
 
@@ -68,7 +76,8 @@ static const cli_spec spec = {
     .name        = "lowrank",
     .synopsis    = "IN OUT (--rank R | --energy E | --ratio P) [--method svd|asvd|whiten]\n"
                    "       [--calib FILE [--calib-tokens N]] [--targets q,k,v,o,gate,up,down]\n"
-                   "       [--dtype DTYPE] [--store dense|factored] [--json]",
+                   "       [--dtype DTYPE] [--store dense|factored]\n"
+                   "       [--choose uniform|sensitivity --calib FILE] [--json]",
     .description = "Low-rank factorization: every targeted matrix W (attention q/k/v/o, FFN\n"
                    "gate/up/down) is replaced by its best rank-r approximation and the product\n"
                    "is written back dense (GGUF for OUT.gguf, else a Hugging Face folder), so\n"
@@ -120,10 +129,19 @@ int cmd_lowrank(int argc, char **argv) {
         snprintf(msg, sizeof msg, "--method: %s", shrink_last_error());
         return usage_error(msg);
     }
+    if (opts.choose && strcmp(opts.choose, "uniform") && strcmp(opts.choose, "sensitivity")) {
+        snprintf(msg, sizeof msg, "--choose %.40s: one of uniform, sensitivity", opts.choose);
+        return usage_error(msg);
+    }
+    p.choose = opts.choose && !strcmp(opts.choose, "sensitivity");
+    if (p.choose && (opts.ratio == -1.0 || !opts.calib))
+        return usage_error("--choose sensitivity needs a budget --ratio P and a calibration "
+                           "text --calib FILE");
     if (p.method != SHRINK_LOWRANK_SVD && !opts.calib)
         return usage_error("--method asvd and --method whiten need --calib FILE");
-    if (p.method == SHRINK_LOWRANK_SVD && opts.calib)
+    if (p.method == SHRINK_LOWRANK_SVD && opts.calib && !p.choose)
         cli_warn("--calib is not used by --method svd");
+    if (opts.choose_tokens) p.choose_tokens = opts.choose_tokens;
     if (common.f32) return cli_fail("lowrank: --f32 does not apply (use --dtype f32)");
     if (opts.dtype) {
         shrink_dtype d;
@@ -141,7 +159,7 @@ int cmd_lowrank(int argc, char **argv) {
     if (p.factored && cli_out_is_folder(NULL, pos[1]))
         return usage_error("--store factored writes a GGUF file: name OUT *.gguf (a Hugging "
                            "Face folder holds dense matrices only)");
-    const char *calib = p.method != SHRINK_LOWRANK_SVD ? opts.calib : NULL;
+    const char *calib = p.method != SHRINK_LOWRANK_SVD || p.choose ? opts.calib : NULL;
     cli_io io[] = {{"IN", pos[0], CLI_IN},
                    {"--tokenizer", common.tokenizer, CLI_IN},
                    {"--calib", calib, CLI_IN},
@@ -166,7 +184,10 @@ int cmd_lowrank(int argc, char **argv) {
     shrink_status st = shrink_lowrank(pos[0], pos[1], &p, &r);
     cli_phase_progress_end(&prog);
     if (st) return cli_fail_status(st);
-    if (r.n_dense)
+    if (r.n_dense && p.choose)
+        cli_warn("%lld of %lld matrices kept dense (chosen by measured sensitivity)",
+                 (long long)r.n_dense, (long long)r.n_matrices);
+    else if (r.n_dense)
         cli_warn("%lld of %lld matrices kept dense: their two factors would not be smaller",
                  (long long)r.n_dense, (long long)r.n_matrices);
     if (p.factored && !r.n_factored)
@@ -183,6 +204,9 @@ int cmd_lowrank(int argc, char **argv) {
         cli_json_key(&j, "n_matrices");     cli_json_int(&j, r.n_matrices);
         cli_json_key(&j, "n_dense");        cli_json_int(&j, r.n_dense);
         cli_json_key(&j, "n_factored");     cli_json_int(&j, r.n_factored);
+        cli_json_key(&j, "choose");         cli_json_str(&j, p.choose ? "sensitivity" : "uniform");
+        cli_json_key(&j, "choose_passes");  cli_json_int(&j, r.choose_passes);
+        cli_json_key(&j, "choose_kl_sum");  cli_json_num(&j, r.choose_kl_sum);
         cli_json_key(&j, "min_rank");       cli_json_int(&j, r.min_rank);
         cli_json_key(&j, "max_rank");       cli_json_int(&j, r.max_rank);
         cli_json_key(&j, "params_target");  cli_json_int(&j, r.params_target);
