@@ -160,5 +160,12 @@ expect_fail "lowrank --store bad" "one of dense, factored" \
     "$bin" lowrank "$gqa" "$tmp/bad.gguf" --rank 4 --store packed
 no_output "lowrank bad store" "$tmp/bad.gguf"
 [ -e "$tmp/bad-hf" ] && bad "a folder was left for --store factored" || ok
+expect_fail "lowrank --choose without --calib" "needs a budget --ratio P and a calibration" \
+    "$bin" lowrank "$gqa" "$tmp/bad.gguf" --ratio 0.5 --choose sensitivity
+expect_fail "lowrank --choose with --rank" "needs a budget --ratio P" \
+    "$bin" lowrank "$gqa" "$tmp/bad.gguf" --rank 4 --choose sensitivity --calib "$text"
+expect_fail "lowrank --choose bad" "one of uniform, sensitivity" \
+    "$bin" lowrank "$gqa" "$tmp/bad.gguf" --ratio 0.5 --choose best
+no_output "lowrank bad choose" "$tmp/bad.gguf"
 
 finish

@@ -15,7 +15,11 @@
  *   - training: a tiny random model whose seven linear kinds are two factors each trains them
  *     as two parameters: every gradient (the factors' included) against central finite
  *     differences of the loss; the training forward's loss equals the decoder's on the model
- *     it saves (a factored GGUF), within f32 rounding.
+ *     it saves (a factored GGUF), within f32 rounding;
+ *   - the sensitivity chooser (--choose sensitivity): the parameters it keeps stay within the
+ *     budget and above the next smaller one's, its ranks differ between matrices, the factored
+ *     and the merged-dense files of the same choice give the same logits (the ranks are the
+ *     same in both modes), and no budget / no text is refused.
  */
 #include "kernels/kernels.h"
 #include "convert/init.h"
@@ -407,6 +411,59 @@ static void test_training(const char *arch, int recompute) {
     sk_train_free(tm);
 }
 
+/* ---- the sensitivity chooser ------------------------------------------------------------ */
+
+static void test_chooser(void) {
+    char mp[2048], cal[2048];
+    if (!test_need_model(mp, sizeof mp, "tiny-llama-gqa")) return;
+    if (!test_need_asset(cal, sizeof cal, "fixtures/imatrix/calib.txt")) return;
+    char a[256], b[256], fa[256];
+    const int pid = (int)getpid();
+    snprintf(a, sizeof a, "/tmp/shrink_lrf_%d_ch_a.gguf", pid);
+    snprintf(b, sizeof b, "/tmp/shrink_lrf_%d_ch_b.gguf", pid);
+    snprintf(fa, sizeof fa, "/tmp/shrink_lrf_%d_ch_f.gguf", pid);
+    shrink_lowrank_params p = shrink_lowrank_params_default();
+    p.ratio = 0.5;
+    p.dtype = SHRINK_DTYPE_F32;
+    p.choose = 1;
+    p.calib_path = cal;
+    p.choose_tokens = 32;
+    shrink_lowrank_result r1, r3;
+    CHECK(shrink_lowrank(mp, a, &p, &r1) == SHRINK_OK, "choose: %s", shrink_last_error());
+    CHECK(r1.params_lowrank <= (int64_t)(0.5 * (double)r1.params_target) &&
+          r1.params_lowrank > (int64_t)(0.4 * (double)r1.params_target),
+          "budget: %lld of %lld", (long long)r1.params_lowrank, (long long)r1.params_target);
+    CHECK(r1.choose_passes > 0 && r1.choose_kl_sum >= 0.0, "passes %lld, kl %g",
+          (long long)r1.choose_passes, r1.choose_kl_sum);
+    CHECK(r1.min_rank < r1.max_rank || r1.n_dense > 0, "ranks vary between matrices");
+    p.factored = 1;
+    CHECK(shrink_lowrank(mp, fa, &p, &r3) == SHRINK_OK, "choose factored: %s",
+          shrink_last_error());
+    CHECK(r3.params_lowrank == r1.params_lowrank && r3.n_factored == r1.n_matrices - r1.n_dense,
+          "factored: the same choice (%lld factored, %lld dense)", (long long)r3.n_factored,
+          (long long)r1.n_dense);
+    int32_t ids[16];
+    for (int i = 0; i < 16; i++) ids[i] = (int32_t)((i * 53 + 7) % 500);
+    int V1 = 0, V2 = 0;
+    float *la = logits_of(a, ids, 16, &V1), *lf = logits_of(fa, ids, 16, &V2);
+    if (la && lf && V1 == V2) {
+        const double e = logit_diff(lf, la, 16 * (int64_t)V1);
+        CHECK(e < 2e-5, "chosen factored vs merged dense logits: %.3g relative", e);
+    }
+    free(la);
+    free(lf);
+    p.factored = 0;
+    p.calib_path = NULL;
+    CHECK(shrink_lowrank(mp, b, &p, NULL) == SHRINK_ERR_ARG, "no text refused");
+    p.calib_path = cal;
+    p.ratio = 0.0;
+    p.rank = 4;
+    CHECK(shrink_lowrank(mp, b, &p, NULL) == SHRINK_ERR_ARG, "no budget refused");
+    unlink(a);
+    unlink(b);
+    unlink(fa);
+}
+
 int main(void) {
     test_rng_seed(15);
     test_kernels(SHRINK_DTYPE_F32, 48, 64, 12);
@@ -416,5 +473,6 @@ int main(void) {
     test_training("llama", 0);
     test_training("llama", 1);
     test_training("gpt2", 0);
+    test_chooser();
     return test_summary("test_lowrank_factored");
 }
