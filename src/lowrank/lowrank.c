@@ -311,8 +311,9 @@ static shrink_status load_matrix(lfill *f, const sk_wtensor *t, int target) {
         return sk_error(st, "'%s' (%lld x %lld): %s", t->name, (long long)m, (long long)n, why);
     }
     shrink_lowrank_result *r = f->r;
-    if (!r->n_matrices || o.rank < r->min_rank) r->min_rank = (int32_t)o.rank;
-    if (!r->n_matrices || o.rank > r->max_rank) r->max_rank = (int32_t)o.rank;
+    const int first = r->n_matrices == r->n_dense && f->chosen; /* the chooser's dense: no rank */
+    if (!r->n_matrices || first || o.rank < r->min_rank) r->min_rank = (int32_t)o.rank;
+    if (!r->n_matrices || first || o.rank > r->max_rank) r->max_rank = (int32_t)o.rank;
     r->n_matrices++;
     r->params_target += m * n;
     if (o.dense) {
