@@ -5,7 +5,9 @@
  * layer i > 0 it finds the earlier layer j nearest in relative Frobenius distance
  * ||W_i - W_j|| / ||W_i||, and the distance left after the best rank-r correction of the
  * difference (r = --rank, plain SVD of W_i - W_j, so W_i ~ W_j + B A); for scale, the same for
- * two independent random matrices of W_i's size and norm is sqrt(2) = 1.414 without a delta.
+ * two independent random matrices of W_i's size and norm is sqrt(2) = 1.414 without a delta,
+ * 1 is dropping W_i, and the last column is W_i's own rank-r truncation (no sharing, the same
+ * r (rows + cols) parameters as the delta): sharing pays only below it.
  * Prints a markdown table (median and best over the layers per kind). Measures; never asserts.
  *
  * usage: bench_share MODEL [--rank R]   (default rank 32)
@@ -53,13 +55,15 @@ int main(int argc, char **argv) {
     const sk_config *c = &m->cfg;
     static const char *const kinds[] = {"q", "k", "v", "o", "gate", "up", "down"};
     printf("# bench_share %s (%d layers), delta rank %lld\n\n| matrix | shape | nearest earlier "
-           "layer: median rel. distance | best | after a rank-%lld delta: median | best |\n"
-           "| --- | --- | --- | --- | --- | --- |\n", argv[1], c->n_layers, (long long)rank,
-           (long long)rank);
+           "layer: median rel. distance | best | after a rank-%lld delta: median | best | W_i's own "
+           "rank-%lld truncation: median |\n"
+           "| --- | --- | --- | --- | --- | --- | --- |\n", argv[1], c->n_layers, (long long)rank,
+           (long long)rank, (long long)rank);
     for (int kd = 0; kd < 7; kd++) {
         if (c->n_layers < 2) break;
         double *d0 = calloc((size_t)c->n_layers, sizeof *d0), *d1 = calloc((size_t)c->n_layers,
                                                                            sizeof *d1);
+        double *d2 = calloc((size_t)c->n_layers, sizeof *d2);
         int64_t rows = 0, cols = 0;
         int n = 0;
         for (int i = 1; i < c->n_layers; i++) {
@@ -99,6 +103,10 @@ int main(int argc, char **argv) {
                 for (int64_t e = 0; e < rows * cols; e++) approx[e] = bestd[e] - approx[e];
                 after = o.dense ? 0.0 : fro(approx, rows * cols) / ni;
             }
+            d2[n] = 1.0; /* W_i alone at rank r */
+            if (sk_lowrank_matrix(wi, rows, cols, NULL, &how, approx, NULL, NULL, NULL, &o) ==
+                SHRINK_OK)
+                d2[n] = o.dense ? 0.0 : o.rel_err;
             d0[n] = best;
             d1[n] = after;
             n++;
@@ -109,12 +117,15 @@ int main(int argc, char **argv) {
         if (n) {
             qsort(d0, (size_t)n, sizeof *d0, cmp_double);
             qsort(d1, (size_t)n, sizeof *d1, cmp_double);
-            printf("| %s | %lld x %lld | %.3f | %.3f | %.3f | %.3f |\n", kinds[kd],
-                   (long long)rows, (long long)cols, d0[n / 2], d0[0], d1[n / 2], d1[0]);
+            qsort(d2, (size_t)n, sizeof *d2, cmp_double);
+            printf("| %s | %lld x %lld | %.3f | %.3f | %.3f | %.3f | %.3f |\n", kinds[kd],
+                   (long long)rows, (long long)cols, d0[n / 2], d0[0], d1[n / 2], d1[0],
+                   d2[n / 2]);
             fflush(stdout);
         }
         free(d0);
         free(d1);
+        free(d2);
     }
     shrink_model_free(m);
     return 0;
