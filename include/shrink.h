@@ -1398,11 +1398,25 @@ typedef struct shrink_lowrank_params {
      * factorization runs as each matrix is reached); may be NULL */
     void      (*progress)(void *user, int phase, int64_t done, int64_t total);
     void       *user;
+    /* 1: each matrix whose factors are smaller is stored as its two factors (GGUF output only:
+     * <name>.lr_a (rank x cols), <name>.lr_b (rows x rank), run by shrink as two products;
+     * llama.cpp does not read them); 0 (default): the product merged back dense */
+    int         factored;
+    /* 0 (default): every matrix at the rank of `ratio` (or rank / energy); 1: per-matrix ranks
+     * under the global budget `ratio` x the targeted parameters, chosen by measured
+     * sensitivity: each matrix alone truncated to a few candidate ranks, the KL of the model's
+     * next-token distribution from the original's on calib_path (choose_tokens tokens), then a
+     * greedy allocation of the budget by KL saved per parameter (docs/lowrank.md) */
+    int         choose;
+    int64_t     choose_tokens;  /* tokens of calib_path the sensitivity is measured on (512) */
 } shrink_lowrank_params;
 
 typedef struct shrink_lowrank_result {
     int64_t  n_matrices;      /* matrices targeted */
     int64_t  n_dense;         /* of them kept dense: their factors would not be smaller */
+    int64_t  n_factored;      /* of them stored as two factors (params.factored) */
+    int64_t  choose_passes;   /* choose: forward passes measured */
+    double   choose_kl_sum;   /* choose: sum of the chosen matrices' measured KL (nats) */
     int64_t  params_target;   /* parameters of the targeted matrices */
     int64_t  params_lowrank;  /* their parameters stored as factors r (rows + cols) (the
                                  dense ones: rows x cols) */

@@ -118,7 +118,18 @@ typedef struct sk_mat {
     int64_t      rows;  /* out features */
     int64_t      cols;  /* in features */
     const void  *data;  /* rows * cols elements, row-major */
+    /* A low-rank matrix stored as two factors (issue 15, docs/lowrank.md): NULL for a dense
+     * one. Else W = B A with lr[0] = A (rank x cols) and lr[1] = B (rows x rank), each in any
+     * dtype; data is NULL and dtype that of A. sk_matmul (and _f32x, _ref) run it as two
+     * products, X A^T then (X A^T) B^T, through the kernels of each factor's dtype; code that
+     * reads W's rows itself (sk_mat_row_f32, the training's f32 W) must check sk_mat_lowrank. */
+    const struct sk_mat *lr;
 } sk_mat;
+
+/* W is stored as two factors (W->lr). */
+static inline int sk_mat_lowrank(const sk_mat *W) { return W->lr != NULL; }
+/* Bytes of W's weights (both factors of a low-rank W). */
+SK_HIDDEN uint64_t sk_mat_bytes(const sk_mat *W);
 
 /* Y[t*ldy + r] = sum_k W[r, k] * X[t*cols + k]   for t < T, r < W->rows.
  * (Y = X W^T, as torch.nn.functional.linear without bias.) Accumulates in f32.

@@ -428,7 +428,7 @@ static shrink_status unit_quantize(struct shrink_model *m, unit *u, shrink_dtype
         if (bad)
             return sk_error(SHRINK_ERR_RANGE, "plan: the model's weights hold NaN or an "
                             "infinity: a quantized copy would hide the damage");
-        *u->mats[i] = (sk_mat){t, W->rows, W->cols, bufs[i]};
+        *u->mats[i] = (sk_mat){t, W->rows, W->cols, bufs[i], NULL};
     }
     if (u->also_head) m->head = bufs ? *u->mats[0] : u->orig[0];
     return SHRINK_OK;
