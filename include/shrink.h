@@ -505,7 +505,8 @@ typedef struct shrink_prune_params {
      * method and pattern: a matrix stays dense (in dtype; the tensor's store_note says why)
      * when a row would keep more than half of its inputs, its rows are not a multiple of 64, or
      * the sparse type would not be smaller; SparseGPT's rows are known only when pruned: one
-     * keeping more than half is SHRINK_ERR_ARG naming the tensor, and no output. */
+     * keeping more than half is trimmed to its half largest |w| (counted in n_zero, said in
+     * store_note; rel_err is before the trim). */
     int32_t     store;
 } shrink_prune_params;
 
@@ -522,7 +523,8 @@ typedef struct shrink_prune_tensor {
     int64_t      n_zero;        /* exact zeros in the pruned f32 values (before the dtype) */
     double       rel_err;       /* ||W' - W|| / ||W|| of a pruned tensor (0 otherwise) */
     char         store_note[96]; /* store sparse_f16 / sparse_i8: why this pruned matrix stays
-                                    dense ("" when it is stored sparse or no store was asked) */
+                                    dense, or how many of its rows were trimmed to fit (SparseGPT);
+                                    "" otherwise */
 } shrink_prune_tensor;
 
 typedef struct shrink_prune_result {

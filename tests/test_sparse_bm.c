@@ -397,6 +397,40 @@ static void test_store(void) {
     CHECK(n_sp + noted == all_pruned && noted > 2, "every pruned matrix sparse or noted");
     shrink_prune_result_free(&r);
 
+    /* SparseGPT 70 %: its rows are known only when pruned; the few above half are trimmed, and
+     * the result's zero count (trim included) is the file's */
+    char calib[1024];
+    if (test_need_asset(calib, sizeof calib, "prune/calib.txt")) {
+        shrink_prune_params g = shrink_prune_params_default();
+        g.method = "sparsegpt";
+        g.sparsity = 0.7;
+        g.calib_path = calib;
+        g.calib_tokens = 256;
+        g.calib_ctx = 64;
+        g.store = SHRINK_DTYPE_SPARSE_F16;
+        shrink_status st = shrink_prune(model, mat, &g, &r);
+        CHECK(st == SHRINK_OK, "sparsegpt 70 %% --store sparse_f16: %s", shrink_last_error());
+        if (st == SHRINK_OK) {
+            int64_t zr = 0, zf = 0;
+            int sparse = 0;
+            for (int64_t i = 0; i < r.n_tensors; i++) {
+                if (r.tensors[i].pruned) zr += r.tensors[i].n_zero;
+                sparse += r.tensors[i].dtype == SHRINK_DTYPE_SPARSE_F16;
+                if (r.tensors[i].store_note[0])
+                    printf("  sparsegpt %s: %s\n", r.tensors[i].name, r.tensors[i].store_note);
+            }
+            shrink_prune_result_free(&r);
+            if (shrink_model_load(&m, mat, &lp) == SHRINK_OK) {
+                for (int64_t i = 0; i < m->n_tensors; i++)
+                    if (m->tensors[i].n_dims == 2 && strstr(m->tensors[i].name, "blk."))
+                        zf += shrink_model_zeros(m, i);
+                shrink_model_free(m);
+            }
+            CHECK(sparse == 12 && zr == zf, "sparsegpt: %d sparse tensors, zeros %lld reported, "
+                  "%lld in the file", sparse, (long long)zr, (long long)zf);
+        }
+    }
+
     test_corrupt(f16, badp);
 
     shrink_prune_params b = shrink_prune_params_default();

@@ -97,6 +97,9 @@ SK_HIDDEN int sk_dtype_sparse_bm(shrink_dtype t);
 /* 1 if x[0..n) has at most n/2 non-zeros (n % 64 == 0): the row is stored exactly (up to the
  * values' rounding) by the sparse_bm types. */
 SK_HIDDEN int sk_sparse_bm_row_fits(const float *x, int64_t n);
+/* Zeroes all but the n/2 largest |x| of a row with more non-zeros (the lower index stays on
+ * ties), as the sparse_bm quantizers keep them; returns the count zeroed (0 if it fits). */
+SK_HIDDEN int64_t sk_sparse_bm_trim(float *x, int64_t n);
 /* The first row of a sparse_bm tensor (rows x cols at data) whose head disagrees with its
  * bitmaps (popcount != nnz, or nnz > cols/2), or -1 if every row is sound. */
 SK_HIDDEN int64_t sk_sparse_bm_check(shrink_dtype t, const void *data, int64_t rows,

@@ -45,20 +45,12 @@ static uint32_t mag_key(float v) {
     return u & 0x7FFFFFFFu;
 }
 
-/* The bitmaps of the kept inputs of x[0..n): every non-zero when they are at most n/2, else
- * the n/2 largest |x| (the lower index on ties). Returns the count kept. */
-static int64_t select_kept(const float *x, int64_t n, uint8_t *bm) {
+/* For a row with more than cap = n/2 non-zeros: the key T of its cap-th largest |x| (the largest
+ * T with count(key >= T) >= cap, by a binary search on the key) and how many inputs with key T
+ * stay (the first ones): the kept inputs are key > T, then the first *ties of key == T. */
+static uint32_t cut_key(const float *x, int64_t n, int64_t *ties) {
     const int64_t cap = n / 2;
-    int64_t nz = 0;
-    for (int64_t i = 0; i < n; i++) nz += x[i] != 0.0f;
-    memset(bm, 0, (size_t)(n / 8));
-    if (nz <= cap) {
-        for (int64_t i = 0; i < n; i++)
-            if (x[i] != 0.0f) bm[i / 8] |= (uint8_t)(1u << (i % 8));
-        return nz;
-    }
-    /* the largest key T with count(key >= T) >= cap: a binary search on the key */
-    uint32_t lo = 1, hi = 0xFFFFFFFFu >> 1; /* count(key >= lo) >= cap holds (nz > cap) */
+    uint32_t lo = 1, hi = 0xFFFFFFFFu >> 1; /* count(key >= 1) = non-zeros > cap */
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo + 1) / 2;
         int64_t c = 0;
@@ -68,15 +60,40 @@ static int64_t select_kept(const float *x, int64_t n, uint8_t *bm) {
     }
     int64_t above = 0;
     for (int64_t i = 0; i < n; i++) above += mag_key(x[i]) > lo;
-    int64_t ties = cap - above, kept = 0;
+    *ties = cap - above;
+    return lo;
+}
+
+/* The bitmaps of the kept inputs of x[0..n): every non-zero when they are at most n/2, else
+ * the n/2 largest |x| (the lower index on ties). Returns the count kept. */
+static int64_t select_kept(const float *x, int64_t n, uint8_t *bm) {
+    int64_t nz = 0, kept = 0, ties = 0;
+    for (int64_t i = 0; i < n; i++) nz += x[i] != 0.0f;
+    memset(bm, 0, (size_t)(n / 8));
+    const uint32_t t = nz > n / 2 ? cut_key(x, n, &ties) : 0;
     for (int64_t i = 0; i < n; i++) {
         const uint32_t k = mag_key(x[i]);
-        if (k > lo || (k == lo && ties-- > 0)) {
+        if (nz > n / 2 ? (k > t || (k == t && ties-- > 0)) : x[i] != 0.0f) {
             bm[i / 8] |= (uint8_t)(1u << (i % 8));
             kept++;
         }
     }
     return kept;
+}
+
+int64_t sk_sparse_bm_trim(float *x, int64_t n) {
+    int64_t nz = 0, ties = 0, zeroed = 0;
+    for (int64_t i = 0; i < n; i++) nz += x[i] != 0.0f;
+    if (nz <= n / 2) return 0;
+    const uint32_t t = cut_key(x, n, &ties);
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t k = mag_key(x[i]);
+        if (!(k > t || (k == t && ties-- > 0)) && x[i] != 0.0f) {
+            x[i] = 0.0f;
+            zeroed++;
+        }
+    }
+    return zeroed;
 }
 
 /* ==== common ================================================================================ */

@@ -158,17 +158,24 @@ static shrink_status p_plan(void *user, sk_xf *xf, sk_xf_tensor *x) {
     return SHRINK_OK;
 }
 
-/* --store sparse24_*: every row of the pruned values must be 2:4; sparse_*: keep at most half
- * of its inputs (only SparseGPT's rows are not known to when planned) */
-static shrink_status check_store(const pjob *j, const sk_xf_tensor *x, const float *w) {
+/* --store sparse24_*: every row of the pruned values must be 2:4. sparse_*: a row keeping more
+ * than half of its inputs (only SparseGPT's, whose rows are not known when the types are
+ * planned) is trimmed to its half largest |w|, counted in the zeros and in the note */
+static shrink_status check_store(const pjob *j, const sk_xf_tensor *x, float *w) {
     if (sk_dtype_sparse_bm(x->dtype)) {
-        for (int64_t r = 0; r < x->t.rows; r++)
-            if (!sk_sparse_bm_row_fits(w + (size_t)r * (size_t)x->t.cols, x->t.cols))
-                return sk_error(SHRINK_ERR_ARG, "%s: row %lld of '%s' keeps more than half of its "
-                                "%lld inputs after %s: --store %s holds at most half; use a "
-                                "higher --sparsity, an N:M pattern or --store dense", j->in,
-                                (long long)r, x->name, (long long)x->t.cols,
-                                method_names[j->method], sk_dtype(x->dtype)->name);
+        ptensor *q = x->user;
+        int64_t rows = 0, extra = 0;
+        for (int64_t r = 0; r < x->t.rows; r++) {
+            int64_t z = sk_sparse_bm_trim(w + (size_t)r * (size_t)x->t.cols, x->t.cols);
+            rows += z > 0;
+            extra += z;
+        }
+        if (rows) {
+            q->n_zero += extra;
+            snprintf(q->note, sizeof q->note, "%lld rows trimmed to half their inputs (%lld more "
+                     "zeros) to fit %s", (long long)rows, (long long)extra,
+                     sk_dtype(x->dtype)->name);
+        }
         return SHRINK_OK;
     }
     if (!sk_dtype_sparse24(x->dtype)) return SHRINK_OK;
