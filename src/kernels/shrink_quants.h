@@ -208,8 +208,8 @@ SK_HIDDEN void sk_sparse_i8_to_f32_range(const void *row, int64_t k0, int64_t n,
 SK_HIDDEN void sk_sparse_i8_from_f32(const float *src, void *dst, int64_t n);
 SK_HIDDEN void sk_sparse_i8_quantize(const float *src, void *dst, int64_t n, const sk_qparams *p);
 SK_HIDDEN float sk_sparse_i8_dot_ref(int64_t n, const void *w, const void *xa);
-/* the AVX2 kernels' table: entry m (a byte of a bitmap) holds, in nibble i, the number of set
- * bits of m below bit i (the slot of lane i relative to the byte's first value) */
-SK_HIDDEN extern const uint32_t sk_sbm_lut8[256];
+/* the SIMD dots' table: byte i of entry m (a byte of a bitmap) is the number of set bits of m
+ * below bit i (the slot of lane i relative to the byte's first value) */
+SK_HIDDEN extern const uint64_t sk_sbm_idx8[256];
 
 #endif /* SK_SHRINK_QUANTS_H */

@@ -832,15 +832,13 @@ static float sparse24_i8_dot(int64_t n, const void *w, const void *xa) {
 /* ==== unstructured sparse x f32 (sparse_bm.c) ================================================ */
 
 /* 8 inputs per step: byte m of the bitmap; its popcount(m) values (the next slots) are loaded
- * compact, converted and moved to their lanes by vpermps with the indices of sk_sbm_lut8[m]
- * (lane i: the set bits of m below i), the lanes of unset bits zeroed. Rows hold at most 32
- * slots per 64 inputs, so the last bytes copy their values to a zeroed buffer instead of
- * loading 8 slots past the row's end. */
+ * compact, converted, and moved to their lanes by vpermps with the indices sk_sbm_idx8[m]
+ * (lane i: the set bits of m below i; one vpmovzxbd from the table), the lanes of unset bits
+ * zeroed by an AND with the lane mask of m. Rows hold at most n/2 slots, so the last steps of
+ * a row copy their values to a zeroed buffer instead of loading 8 slots past the row's end. */
 SK_INLINE __m256 sbm_expand8(unsigned m, __m256 compact) {
-    const __m256i sh = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
     const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    __m256i idx = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)sk_sbm_lut8[m]), sh),
-                                   _mm256_set1_epi32(15));
+    __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)&sk_sbm_idx8[m]));
     __m256i on = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)m), bit), bit);
     return _mm256_and_ps(_mm256_permutevar8x32_ps(compact, idx), _mm256_castsi256_ps(on));
 }
@@ -853,7 +851,6 @@ static float sparse_f16_dot(int64_t n, const void *w, const void *xa) {
     int64_t s = 0;
     for (int64_t k = 0; k < n; k += 16, x += 16) {
         const unsigned m0 = bm[k / 8], m1 = bm[k / 8 + 1];
-        if (!(m0 | m1)) continue;
         const int c0 = __builtin_popcount(m0);
         __m128i h0, h1;
         if (s + 16 <= cap) {
@@ -881,7 +878,6 @@ static float sparse_i8_dot(int64_t n, const void *w, const void *xa) {
     int64_t s = 0;
     for (int64_t k = 0; k < n; k += 16, x += 16) {
         const unsigned m0 = bm[k / 8], m1 = bm[k / 8 + 1];
-        if (!(m0 | m1)) continue;
         const int c0 = __builtin_popcount(m0);
         __m128i q0, q1;
         if (s + 16 <= cap) {
