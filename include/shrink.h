@@ -101,6 +101,10 @@ typedef enum shrink_dtype {
     SHRINK_DTYPE_PAL16 = 30,  /* 16 values per 16 rows, 4-bit codes */
     SHRINK_DTYPE_PAL256 = 31, /* 256 values per 256 rows, 8-bit codes */
     SHRINK_DTYPE_PAL4 = 32,   /* 4 values per 4 rows, 2-bit codes */
+    /* shrink's unstructured sparse types (GGUF type ids 1019, 1020; docs/formats.md): a bitmap
+     * per 64 inputs and the kept values packed, at most half of each row */
+    SHRINK_DTYPE_SPARSE_F16 = 33, /* f16 values: 9 bits/weight (+ 64 bits per row) */
+    SHRINK_DTYPE_SPARSE_I8 = 34,  /* int8 values, row scale f32 d: 5 bits/weight (+ 96 per row) */
     SHRINK_DTYPE_COUNT
 } shrink_dtype;
 
@@ -500,7 +504,13 @@ typedef struct shrink_prune_params {
      * 1015; shrink only): every pruned matrix must then be 2:4 (at most 2 non-zeros in each
      * group of 4 inputs), else SHRINK_ERR_ARG naming the tensor and no output; one whose rows
      * are not a multiple of 32 (the types' block) stays dense. The other tensors are written
-     * as dtype says. */
+     * as dtype says. SHRINK_DTYPE_SPARSE_F16 or SHRINK_DTYPE_SPARSE_I8 (unstructured: a bitmap
+     * and at most half of each row's values; GGUF type ids 1019, 1020; shrink only), any
+     * method and pattern: a matrix stays dense (in dtype; the tensor's store_note says why)
+     * when a row would keep more than half of its inputs, its rows are not a multiple of 64, or
+     * the sparse type would not be smaller; SparseGPT's rows are known only when pruned: one
+     * keeping more than half is trimmed to its half largest |w| (counted in n_zero, said in
+     * store_note; rel_err is before the trim). */
     int32_t     store;
 } shrink_prune_params;
 
@@ -516,6 +526,9 @@ typedef struct shrink_prune_tensor {
     int64_t      n_elems;
     int64_t      n_zero;        /* exact zeros in the pruned f32 values (before the dtype) */
     double       rel_err;       /* ||W' - W|| / ||W|| of a pruned tensor (0 otherwise) */
+    char         store_note[96]; /* store sparse_f16 / sparse_i8: why this pruned matrix stays
+                                    dense, or how many of its rows were trimmed to fit (SparseGPT);
+                                    "" otherwise */
 } shrink_prune_tensor;
 
 typedef struct shrink_prune_result {

@@ -92,6 +92,18 @@ SK_HIDDEN int sk_dtype_sparse24(shrink_dtype t);
 /* 1 if every group of 4 consecutive elements of x[0..n) has at most 2 non-zeros (n % 4 == 0):
  * the row is stored exactly (up to the values' rounding) by the sparse24 types. */
 SK_HIDDEN int sk_sparse24_row_ok(const float *x, int64_t n);
+/* 1 if t is one of the unstructured sparse types (sparse_f16, sparse_i8; sparse_bm.c). */
+SK_HIDDEN int sk_dtype_sparse_bm(shrink_dtype t);
+/* 1 if x[0..n) has at most n/2 non-zeros (n % 64 == 0): the row is stored exactly (up to the
+ * values' rounding) by the sparse_bm types. */
+SK_HIDDEN int sk_sparse_bm_row_fits(const float *x, int64_t n);
+/* Zeroes all but the n/2 largest |x| of a row with more non-zeros (the lower index stays on
+ * ties), as the sparse_bm quantizers keep them; returns the count zeroed (0 if it fits). */
+SK_HIDDEN int64_t sk_sparse_bm_trim(float *x, int64_t n);
+/* The first row of a sparse_bm tensor (rows x cols at data) whose head disagrees with its
+ * bitmaps (popcount != nnz, or nnz > cols/2), or -1 if every row is sound. */
+SK_HIDDEN int64_t sk_sparse_bm_check(shrink_dtype t, const void *data, int64_t rows,
+                                     int64_t cols);
 
 /* Scalar conversions (IEEE half, bfloat16); round to nearest even, NaN/Inf preserved. */
 SK_HIDDEN float    sk_f16_to_f32(uint16_t h);
