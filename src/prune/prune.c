@@ -99,7 +99,7 @@ static shrink_status max_row_keep(pjob *j, sk_xf *xf, sk_xf_tensor *x, int64_t *
     shrink_status st = sk_xf_read_f32(xf, x, &w);
     if (st) return st;
     if (j->method == PM_THRESHOLD) sk_prune_threshold(w, rows * cols, j->p->threshold);
-    else st = sk_prune_matrix(w, rows, cols, j->sparsity);
+    else st = sk_prune_matrix(w, rows, cols, j->sparsity, NULL);
     int64_t most = 0;
     for (int64_t r = 0; !st && r < rows; r++) {
         int64_t nz = 0;
@@ -218,7 +218,7 @@ static shrink_status p_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
         for (int64_t i = 0; i < n; i++) z += w[i] == 0.0f;
         q->n_zero = z;
         q->rel_err = r2 > 0 ? sqrt(e2 / r2) : 0.0;
-        if (j->p->store >= 0 && (st = check_sparse24(j, x, w))) {
+        if (j->p->store >= 0 && (st = check_store(j, x, w))) {
             sk_free(w);
             return st;
         }
