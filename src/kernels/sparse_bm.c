@@ -194,7 +194,7 @@ void sk_sparse_i8_from_f32(const float *src, void *dst, int64_t n) {
         if (bm[i / 8] >> (i % 8) & 1) amax = fmaxf(amax, fabsf(src[i]));
     const float d = amax / 127.0f;
     memcpy(r + 8, &d, 4);
-    memset(v, 0, (size_t)(n / 2));
+    memset(v, 0, n > 0 ? (size_t)n / 2 : 0);
     int64_t s = 0;
     for (int64_t i = 0; i < n; i++)
         if (bm[i / 8] >> (i % 8) & 1) {

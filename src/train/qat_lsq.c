@@ -179,7 +179,7 @@ shrink_status sk_qat_lsq_attach(sk_train_model *tm, float lr_mult) {
         if (!HAS_SCALES(p)) continue;
         const lsq_kind *k = kind_of((shrink_dtype)p->qat_dtype);
         sk_train_param *s = &np[j];
-        if (snprintf(s->t.name, sizeof s->t.name, "%s.qat_scale", p->t.name) >=
+        if (snprintf(s->t.name, sizeof s->t.name, "%s.qat_scale", tm->params[i].t.name) >=
             (int)sizeof s->t.name) {
             sk_free(np);
             return sk_error(SHRINK_ERR_ARG, "QAT: tensor name '%s' too long", p->t.name);
