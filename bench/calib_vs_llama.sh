@@ -33,6 +33,7 @@ if [ -n "${OUT:-}" ]; then tmp=$OUT; mkdir -p "$tmp"; else
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
 fi
+. "$(dirname "$0")/kl_rows.sh"
 export LD_LIBRARY_PATH="$bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 chunks=$((ctok / ctx))
 # the calibration text: the start of train.txt, long enough for $ctok tokens (about 4 bytes each)
@@ -88,17 +89,7 @@ for t in $types; do
         --tokens "$tokens" --no-speed -t "$threads" --json >"$tmp/c-$t.json" 2>/dev/null
     echo "### $t"
     echo
-    echo "| file | bits/weight | KL mean | KL p99 | Δppl % | same top-1 % | KL / llama-quantize --imatrix |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-    ref=$("$json_get" "$tmp/c-$t.json" models.2.kl_mean)
-    i=1
-    echo "$names" | tr '|' '\n' | while IFS= read -r name; do
-        set -- $("$json_get" "$tmp/c-$t.json" models.$i.bits_per_weight models.$i.kl_mean \
-            models.$i.kl_p99 models.$i.delta_ppl_pct models.$i.top1_same_pct)
-        awk -v n="$name" -v b="$1" -v k="$2" -v p="$3" -v d="$4" -v s="$5" -v r="$ref" \
-            'BEGIN { printf "| %s | %.2f | %.6f | %.5f | %+.3f | %.2f | %.3f |\n", n, b, k, p, d, s, k / r }'
-        i=$((i + 1))
-    done
+    echo "$names" | tr '|' '\n' | kl_rows "$tmp/c-$t.json"
     echo
     [ -n "${OUT:-}" ] || rm -f "$tmp"/l-*.gguf "$tmp"/s-*.gguf
 done

@@ -30,6 +30,7 @@ threads=${THREADS:-2}
 types=${TYPES:-q4_0 q4_K_M}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/kl_rows.sh"
 export LD_LIBRARY_PATH="$bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 "$shrink" convert "$model" "$tmp/f16.gguf" --dtype f16 >/dev/null
@@ -67,19 +68,10 @@ for t in $types; do
         --tokens "$tokens" --no-speed -t "$threads" --json >"$tmp/c.json" 2>/dev/null
     echo "### $t"
     echo
-    echo "| file | bits/weight | KL mean | KL p99 | Δppl % | same top-1 % | KL / llama-quantize --imatrix |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-    ref=$("$json_get" "$tmp/c.json" models.2.kl_mean)
-    i=1
-    for name in "llama-quantize" "llama-quantize --imatrix (llama-imatrix)" \
+    printf '%s\n' "llama-quantize" "llama-quantize --imatrix (llama-imatrix)" \
         "shrink quantize (search, no imatrix)" "shrink quantize --imatrix (shrink imatrix)" \
-        "shrink quantize --imatrix (llama-imatrix)" "shrink --ggml-exact --imatrix (llama-imatrix)"; do
-        set -- $("$json_get" "$tmp/c.json" models.$i.bits_per_weight models.$i.kl_mean \
-            models.$i.kl_p99 models.$i.delta_ppl_pct models.$i.top1_same_pct)
-        awk -v n="$name" -v b="$1" -v k="$2" -v p="$3" -v d="$4" -v s="$5" -v r="$ref" \
-            'BEGIN { printf "| %s | %.2f | %.6f | %.5f | %+.3f | %.2f | %.3f |\n", n, b, k, p, d, s, k / r }'
-        i=$((i + 1))
-    done
+        "shrink quantize --imatrix (llama-imatrix)" \
+        "shrink --ggml-exact --imatrix (llama-imatrix)" | kl_rows "$tmp/c.json"
     echo
     rm -f "$tmp"/l-*.gguf "$tmp"/s-*.gguf
 done
