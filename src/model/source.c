@@ -124,7 +124,8 @@ static shrink_dtype model_dtype_of(void *user, const sk_wtensor *t) {
     /* quantized types (q4_K, int8_ch, ...) are written widened to f32 unless a dtype is asked
      * for (shrink_convert passes them through itself) */
     int d = sk_model_file_dtype(user, t);
-    if (d == SHRINK_DTYPE_SPARSE24_F16) return SHRINK_DTYPE_F16; /* dense again, exactly */
+    if (d == SHRINK_DTYPE_SPARSE24_F16 || d == SHRINK_DTYPE_SPARSE_F16)
+        return SHRINK_DTYPE_F16; /* dense again, exactly */
     return d >= 0 && !sk_dtype_quantized((shrink_dtype)d) ? (shrink_dtype)d : SHRINK_DTYPE_F32;
 }
 

@@ -415,7 +415,7 @@ static shrink_status train_fill(void *user, const sk_wtensor *t, int64_t row0, i
     const sk_train_param *p = sk_train_param_of(tm, t);
     if (!p) return sk_error(SHRINK_ERR_FORMAT, "the model has no tensor '%s'", t->name);
     if (p->wq && dt == (shrink_dtype)p->qat_dtype && !transposed) /* QAT: the real quantized */
-        return sk_qat_quantize_rows(p, row0, n_rows, dst);
+        return sk_qat_quantize_rows(tm, p, row0, n_rows, dst);
     if (p->stored.data) { /* a frozen matrix held in its stored dtype */
         if (transposed && t->n_dims == 2)
             return sk_error(SHRINK_ERR_UNSUPPORTED, "tensor '%s': a frozen %s matrix is not "
@@ -525,7 +525,7 @@ typedef struct model_slots {
 /* Where parameter p's gradient is accumulated: g, the mask scratch, or nowhere (frozen). */
 static float *grad_target(const sk_train_model *tm, const sk_train_param *p) {
     if (p->frozen) return NULL;
-    if (p->mask_f32 || p->mask_u8) return tm->st->gmask + p->offset;
+    if (p->mask_f32 || p->mask_u8 || p->qat_sp) return tm->st->gmask + p->offset;
     return p->g;
 }
 
@@ -865,12 +865,17 @@ static shrink_status backward(const sk_train_model *tm, const model_slots *ms, i
     return SHRINK_OK;
 }
 
-/* g += mask * scratch for every masked, unfrozen parameter. */
+/* g += mask * scratch for every masked, unfrozen parameter (QAT's learned scales: their
+ * backward, qat_lsq.c). */
 static void apply_masks(sk_train_model *tm) {
     for (int64_t i = 0; i < tm->n_params; i++) {
         sk_train_param *p = &tm->params[i];
-        if (p->frozen || (!p->mask_f32 && !p->mask_u8)) continue;
+        if (p->frozen || (!p->mask_f32 && !p->mask_u8 && !p->qat_sp)) continue;
         const float *src = tm->st->gmask + p->offset;
+        if (p->qat_sp) { /* QAT's learned scales: dL/dŴ to w (clip mask) and the scales */
+            sk_qat_lsq_backward(tm, p, src);
+            continue;
+        }
         #pragma omp parallel for schedule(static) if (p->n > 65536)
         for (int64_t j = 0; j < p->n; j++) {
             float m = p->mask_f32 ? p->mask_f32[j] : 1.0f;
@@ -894,7 +899,8 @@ static shrink_status run(sk_train_model *tm, const int32_t *tokens, int B, int T
     /* masked parameters accumulate into a scratch first */
     int masked = 0;
     for (int64_t i = 0; i < tm->n_params; i++)
-        masked |= !tm->params[i].frozen && (tm->params[i].mask_f32 || tm->params[i].mask_u8);
+        masked |= !tm->params[i].frozen && (tm->params[i].mask_f32 || tm->params[i].mask_u8 ||
+                                            tm->params[i].qat_sp);
     if (want_grad && masked) {
         if (!s->gmask && !(s->gmask = falloc((size_t)tm->n_elems)))
             return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory for masked gradients", fn);
