@@ -17,27 +17,19 @@
  */
 #include "kernels/kernels.h"
 
+#include "bench_util.h"
+
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static float frand(uint64_t *s) {
-    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((double)(*s >> 11) / 9007199254740992.0 - 0.5);
-}
 
 static void *make(shrink_dtype dt, int64_t rows, int64_t cols, uint64_t seed) {
     const uint64_t rb = sk_dtype_row_bytes(dt, cols);
     uint8_t *w = sk_aligned_alloc(64, (size_t)(rb * (uint64_t)rows));
     float *x = malloc((size_t)cols * sizeof(float));
     for (int64_t r = 0; r < rows; r++) {
-        for (int64_t i = 0; i < cols; i++) x[i] = frand(&seed) * 0.05f;
+        for (int64_t i = 0; i < cols; i++) x[i] = bench_frand(&seed) * 0.05f;
         sk_dtype(dt)->from_f32(x, w + r * rb, cols);
     }
     free(x);
@@ -144,7 +136,7 @@ int main(int argc, char **argv) {
         if (sk_scratch_reserve(&s, need)) return 1;
         float *x = malloc(5632 * sizeof(float)), *y = malloc(5632 * sizeof(float));
         uint64_t seed = 3;
-        for (int64_t i = 0; i < 5632; i++) x[i] = frand(&seed);
+        for (int64_t i = 0; i < 5632; i++) x[i] = bench_frand(&seed);
         double *t = calloc((size_t)(NV * rounds), sizeof(double));
         double *ratio = calloc((size_t)(NV * rounds), sizeof(double));
         for (int r = -1; r < rounds; r++) /* round -1: warm-up */
@@ -164,8 +156,8 @@ int main(int argc, char **argv) {
             }
         for (int v = 0; v < NV; v++) {
             for (int r = 0; r < rounds; r++) ratio[v * rounds + r] = t[r] / t[v * rounds + r];
-            qsort(t + v * rounds, (size_t)rounds, sizeof(double), cmp_double);
-            qsort(ratio + v * rounds, (size_t)rounds, sizeof(double), cmp_double);
+            qsort(t + v * rounds, (size_t)rounds, sizeof(double), bench_cmp_double);
+            qsort(ratio + v * rounds, (size_t)rounds, sizeof(double), bench_cmp_double);
         }
         for (int v = 1; v < NV; v++) {
             const double ideal = (double)L[0][0].bytes / (double)L[v][0].bytes;

@@ -13,25 +13,17 @@
 #include "kernels/palette.h"
 #include "quant/palette.h"
 
+#include "bench_util.h"
+
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static float frand(uint64_t *s) {
-    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((double)(*s >> 11) / 9007199254740992.0 - 0.5);
-}
-
 /* one (rows, cols) matrix of type dt from random data */
 static void *make(shrink_dtype dt, int64_t rows, int64_t cols, uint64_t seed) {
     float *x = malloc((size_t)(rows * cols) * sizeof(float));
-    for (int64_t i = 0; i < rows * cols; i++) x[i] = frand(&seed) * 0.05f;
+    for (int64_t i = 0; i < rows * cols; i++) x[i] = bench_frand(&seed) * 0.05f;
     const uint64_t rb = sk_dtype_row_bytes(dt, cols);
     uint8_t *w = sk_aligned_alloc(64, (size_t)(rb * (uint64_t)rows));
     const int k = sk_pal_k(dt);
@@ -100,7 +92,7 @@ int main(int argc, char **argv) {
         }
         float *x = malloc((size_t)cols * sizeof(float)), *y = malloc((size_t)rows * sizeof(float));
         uint64_t seed = 3;
-        for (int64_t i = 0; i < cols; i++) x[i] = frand(&seed);
+        for (int64_t i = 0; i < cols; i++) x[i] = bench_frand(&seed);
         double *t = calloc((size_t)(ND * rounds), sizeof(double));
         double *ratio = calloc((size_t)(ND * rounds), sizeof(double));
         for (int r = -1; r < rounds; r++) /* round -1: warm-up */
@@ -116,8 +108,8 @@ int main(int argc, char **argv) {
             }
         for (int d = 0; d < ND; d++) {
             for (int r = 0; r < rounds; r++) ratio[d * rounds + r] = t[r] / t[d * rounds + r];
-            qsort(t + d * rounds, (size_t)rounds, sizeof(double), cmp_double);
-            qsort(ratio + d * rounds, (size_t)rounds, sizeof(double), cmp_double);
+            qsort(t + d * rounds, (size_t)rounds, sizeof(double), bench_cmp_double);
+            qsort(ratio + d * rounds, (size_t)rounds, sizeof(double), bench_cmp_double);
             double med = t[d * rounds + rounds / 2];
             uint64_t bytes = sk_dtype_tensor_bytes(dts[d], rows, cols);
             printf("| %s | %s | %.3f | %.1f | %.2f | %.2fx |\n", shapes[s].name,

@@ -15,15 +15,12 @@
 #include "lowrank/lowrank.h"
 #include "model/model.h"
 
+#include "bench_util.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static float *mat_f32(const sk_mat *W) {
     float *w = malloc((size_t)(W->rows * W->cols) * sizeof *w);
@@ -115,9 +112,9 @@ int main(int argc, char **argv) {
             free(wi);
         }
         if (n) {
-            qsort(d0, (size_t)n, sizeof *d0, cmp_double);
-            qsort(d1, (size_t)n, sizeof *d1, cmp_double);
-            qsort(d2, (size_t)n, sizeof *d2, cmp_double);
+            qsort(d0, (size_t)n, sizeof *d0, bench_cmp_double);
+            qsort(d1, (size_t)n, sizeof *d1, bench_cmp_double);
+            qsort(d2, (size_t)n, sizeof *d2, bench_cmp_double);
             printf("| %s | %lld x %lld | %.3f | %.3f | %.3f | %.3f | %.3f |\n", kinds[kd],
                    (long long)rows, (long long)cols, d0[n / 2], d0[0], d1[n / 2], d1[0],
                    d2[n / 2]);

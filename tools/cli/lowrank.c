@@ -86,7 +86,10 @@ static const cli_spec spec = {
                    "first (ASVD); whiten truncates W L with L L^T = X^T X of the calibration\n"
                    "inputs (SVD-LLM), which minimises the error of the layer's output. A matrix\n"
                    "whose factors r (rows + cols) would not be smaller than it is kept as it is\n"
-                   "(a warning says how many). OUT appears only when complete. docs/lowrank.md.",
+                   "(a warning says how many). --store factored keeps the two factors instead\n"
+                   "(a smaller GGUF shrink runs as two products); --choose sensitivity gives\n"
+                   "each matrix its own rank under the budget --ratio P from its measured KL.\n"
+                   "OUT appears only when complete. docs/lowrank.md.",
     .opts        = lr_opts_table,
     .n_opts      = sizeof lr_opts_table / sizeof lr_opts_table[0],
     .n_pos_min   = 2,
