@@ -696,10 +696,14 @@ shrink_status shrink_report(const char *const *json_paths, int32_t n_json, const
     sk_bytes_printf(&b, "</h1>\n");
     if (n == 0) goto tensors;
     sk_bytes_printf(&b, "<p>%d variant%s from", n, n == 1 ? "" : "s");
-    for (int32_t f = 0; f < n_json; f++) {
-        sk_bytes_printf(&b, " <code>");
+    for (int32_t f = 0, first = 1; f < n_json; f++) {   /* the compare outputs */
+        int is_src = 0;
+        for (int k = 0; k < n_src; k++) is_src |= srcs[k].path == json_paths[f];
+        if (is_src) continue;
+        sk_bytes_printf(&b, "%s <code>", first ? "" : ",");
         esc(&b, json_paths[f]);
-        sk_bytes_printf(&b, "</code>%s", f + 1 < n_json ? "," : "");
+        sk_bytes_printf(&b, "</code>");
+        first = 0;
     }
     sk_bytes_printf(&b, " (<code>shrink compare --json</code>); %d on the Pareto front: no other "
                     "variant is both smaller and closer to its base.</p>\n", n_front);
