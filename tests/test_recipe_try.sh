@@ -149,6 +149,19 @@ expect_fail "--shard without a try step" "has none" \
     "$bin" recipe run "$tmp/plain.recipe" "$tmp/sx" --shard 0/2
 [ -e "$tmp/sx" ] && bad "refused --shard created OUT" || ok
 
+# a shard's OUT finished unsharded with --resume: its alternatives kept, the others run, the
+# same bytes as one run
+rm -rf "$tmp/ra"
+"$bin" recipe run "$R" "$tmp/ra" --threads 1 --shard 0/2 >/dev/null 2>&1
+if expect_ok "resume a shard's OUT unsharded" "$bin" recipe run "$R" "$tmp/ra" --resume; then
+    [ "$(grep -c 'done before, kept' "$tmp/err")" -eq 2 ] && ok || bad "the shard's 2 alternatives not kept"
+    for a in $alts; do
+        cmp -s "$tmp/ra/step-1-try/$a/model.gguf" "$ra/step-1-try/$a/model.gguf" 2>/dev/null && ok ||
+            bad "shard then resume: $a/model.gguf differs"
+    done
+    cmp -s "$tmp/ra/step-1-try/sweep.json" "$ra/step-1-try/sweep.json" && ok || bad "shard then resume: sweep.json differs"
+fi
+
 # ---- no alternative passes: the run stops, every alternative's measure kept -----------------------
 printf 'input %s\ntext %s\ntokens 64\ntry quantize scheme=q4_0\ntry quantize scheme=q4_1\ngate kl < 1e-9\nstep convert\n' \
     "$model" "$text" >"$tmp/none.recipe"
