@@ -1182,13 +1182,7 @@ static int run_try(run_state *rs, int i, const char *in, const char *dir, bool k
 /* ==== merging the shards of a sweep (shrink merge-results) =============================== */
 
 bool cli_recipe_is_shard(const char *path) {
-    char  head[32] = "";
-    FILE *f = fopen(path, "rb");
-    if (!f) return false;
-    size_t n = fread(head, 1, sizeof head - 1, f);
-    fclose(f);
-    head[n] = '\0';
-    return strncmp(head, "{\"recipe_shard\":true", 20) == 0;
+    return cli_file_starts_with(path, "{\"recipe_shard\":true");
 }
 
 int cli_recipe_merge(char *const *paths, int n, bool json) {
