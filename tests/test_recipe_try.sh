@@ -38,7 +38,7 @@ tokens 128
 try quantize scheme=q4_0
 try quantize scheme=q8_0
 try quantize scheme=q5_0
-try plan calib=$text calib-tokens=64 types=q4_0,q8_0,f16 max-kl=0.01
+try plan calib=$text calib-tokens=64 types=q4_0,q8_0,f16 bytes=290000
 gate kl < 0.05
 step compare no-speed
 EOF
