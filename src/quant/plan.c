@@ -238,7 +238,8 @@ static shrink_status parse_types(const char *list, shrink_dtype *t, int *n) {
         const sk_dtype_traits *tr = sk_dtype(d);
         if (d == SHRINK_DTYPE_W8A8_STATIC || d == SHRINK_DTYPE_INT8_T ||
             d == SHRINK_DTYPE_INT8_T_ASYM || sk_pal_k(d) || !tr->from_f32 ||
-            d == SHRINK_DTYPE_SPARSE24_F16 || d == SHRINK_DTYPE_SPARSE24_I8)
+            d == SHRINK_DTYPE_SPARSE24_F16 || d == SHRINK_DTYPE_SPARSE24_I8 ||
+            d == SHRINK_DTYPE_SPARSE_F16 || d == SHRINK_DTYPE_SPARSE_I8)
             return sk_error(SHRINK_ERR_ARG, "plan: type '%s' cannot be planned (it needs a "
                             "calibration or a whole-tensor pass of its own)", name);
         for (int i = 0; i < *n; i++)
@@ -428,7 +429,7 @@ static shrink_status unit_quantize(struct shrink_model *m, unit *u, shrink_dtype
         if (bad)
             return sk_error(SHRINK_ERR_RANGE, "plan: the model's weights hold NaN or an "
                             "infinity: a quantized copy would hide the damage");
-        *u->mats[i] = (sk_mat){t, W->rows, W->cols, bufs[i]};
+        *u->mats[i] = (sk_mat){t, W->rows, W->cols, bufs[i], NULL};
     }
     if (u->also_head) m->head = bufs ? *u->mats[0] : u->orig[0];
     return SHRINK_OK;

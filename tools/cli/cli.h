@@ -179,6 +179,8 @@ typedef enum cli_tok_mode {
  * single-type scheme of `shrink quantize` (or a quantized dtype's name) into *dtype; CLI_OK, or
  * CLI_ERR after a message (mixes such as q4_K_M, f16, w8a8 are refused). */
 int cli_scheme_dtype(const char *opt, const char *scheme, const char **dtype);
+/* The same for --qat, which also takes llama.cpp's mixes (q4_K_M, ...): *name = the scheme's. */
+int cli_qat_scheme(const char *opt, const char *scheme, const char **name);
 
 /* Applies --threads, then loads `path` with --tokenizer and --f32, then adds the --lora
  * adapters (FILE or FILE:SCALE, scale 1 by default). Returns CLI_OK, or CLI_ERR
