@@ -38,7 +38,7 @@ tokens 128
 try quantize scheme=q4_0
 try quantize scheme=q8_0
 try quantize scheme=q5_0
-try plan calib=$text calib-tokens=64 types=q4_0,q8_0,f16 max-kl=0.01
+try plan calib=$text calib-tokens=64 types=q4_0,q8_0,f16 bytes=290000
 gate kl < 0.05
 step compare no-speed
 EOF
@@ -141,6 +141,13 @@ expect_fail "shards of two splits" "another split" \
 sed 's/"recipe_sha256":"./"recipe_sha256":"x/' "$tmp/sh1-2.json" >"$tmp/other.json"
 expect_fail "a shard of another recipe" "another recipe" \
     "$bin" merge-results "$tmp/sh0-2.json" "$tmp/other.json"
+# hostile shard files: no crash (exit < 128), and a record without its verdicts is not kept
+for cut in 's/"pass":[a-z]*,*//g' 's/"gates":.*$/}/' 's/^{"alt":\([0-9]\)/{"alt":9\1/'; do
+    sed "$cut" "$tmp/sh0-2.json" >"$tmp/hostile.json"
+    "$bin" merge-results "$tmp/hostile.json" "$tmp/sh1-2.json" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    [ $rc -lt 128 ] && sanitized "merge of a hostile shard ($cut)" && ok || bad "merge of a hostile shard ($cut): exit $rc"
+done
 for s in 2/2 x -1/2; do
     expect_fail "--shard $s" "--shard '$s'" "$bin" recipe run "$R" "$tmp/sx" --shard "$s"
 done
@@ -148,6 +155,19 @@ printf 'input %s\nstep quantize scheme=q8_0\n' "$model" >"$tmp/plain.recipe"
 expect_fail "--shard without a try step" "has none" \
     "$bin" recipe run "$tmp/plain.recipe" "$tmp/sx" --shard 0/2
 [ -e "$tmp/sx" ] && bad "refused --shard created OUT" || ok
+
+# a shard's OUT finished unsharded with --resume: its alternatives kept, the others run, the
+# same bytes as one run
+rm -rf "$tmp/ra"
+"$bin" recipe run "$R" "$tmp/ra" --threads 1 --shard 0/2 >/dev/null 2>&1
+if expect_ok "resume a shard's OUT unsharded" "$bin" recipe run "$R" "$tmp/ra" --resume; then
+    [ "$(grep -c 'done before, kept' "$tmp/err")" -eq 2 ] && ok || bad "the shard's 2 alternatives not kept"
+    for a in $alts; do
+        cmp -s "$tmp/ra/step-1-try/$a/model.gguf" "$ra/step-1-try/$a/model.gguf" 2>/dev/null && ok ||
+            bad "shard then resume: $a/model.gguf differs"
+    done
+    cmp -s "$tmp/ra/step-1-try/sweep.json" "$ra/step-1-try/sweep.json" && ok || bad "shard then resume: sweep.json differs"
+fi
 
 # ---- no alternative passes: the run stops, every alternative's measure kept -----------------------
 printf 'input %s\ntext %s\ntokens 64\ntry quantize scheme=q4_0\ntry quantize scheme=q4_1\ngate kl < 1e-9\nstep convert\n' \

@@ -257,6 +257,21 @@ static int by_size(const void *a, const void *b) {
 
 /* ---- memory, per-tensor errors, the sensitivity heatmap ------------------------------ */
 
+/* The frame of a horizontal bar chart: the <svg> element (attrs: its id and class), the
+ * background and the vertical grid with its ticks, 0..vmax every xs, bars from x = lw over w
+ * pixels, rows from y = top over rows_h pixels. */
+static void hbar_open(sk_bytes *b, const char *attrs, const char *label, int hgt, int lw,
+                      double w, double vmax, double xs, int top, int rows_h) {
+    sk_bytes_printf(b, "<svg %s xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+                    "viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"%s\">\n%s<rect width=\"100%%\" "
+                    "height=\"100%%\" fill=\"#fff\"/>\n", attrs, PW, hgt, PW, hgt, label, svg_style);
+    for (double t = 0; t <= vmax + xs / 2; t += xs)
+        sk_bytes_printf(b, "<line class=\"grid\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/>"
+                        "<text class=\"tick\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>\n",
+                        lw + t / vmax * w, top, lw + t / vmax * w, top + rows_h,
+                        lw + t / vmax * w, top + rows_h + 16, t);
+}
+
 static void memory_svg(sk_bytes *b, const rp_model *m, int n) {
     double vmax = 0;
     int rows = 0;
@@ -274,15 +289,7 @@ static void memory_svg(sk_bytes *b, const rp_model *m, int n) {
     int hgt = top + rows * row + 34;
     double w = PW - lw - 90, xs = nice_step(vmax, 5);
     vmax = ceil(vmax / xs) * xs;
-    sk_bytes_printf(b, "<svg id=\"memory\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
-                    "height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"memory\">\n%s"
-                    "<rect width=\"100%%\" height=\"100%%\" fill=\"#fff\"/>\n", PW, hgt, PW, hgt,
-                    svg_style);
-    for (double t = 0; t <= vmax + xs / 2; t += xs)
-        sk_bytes_printf(b, "<line class=\"grid\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/>"
-                        "<text class=\"tick\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>\n",
-                        lw + t / vmax * w, top, lw + t / vmax * w, top + rows * row,
-                        lw + t / vmax * w, top + rows * row + 16, t);
+    hbar_open(b, "id=\"memory\"", "memory", hgt, lw, w, vmax, xs, top, rows * row);
     sk_bytes_printf(b, "<text class=\"axis\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">peak RSS of "
                     "the speed test (MiB)</text>\n", lw + w / 2, hgt - 4);
     int r = 0;
@@ -380,15 +387,9 @@ static int tensors_svg(sk_bytes *b, const rp_tsrc *src, int idx) {
     int hgt = top + rows * row + 36;
     double w = PW - lw - 110, xs = nice_step(vmax, 5);
     vmax = ceil(vmax / xs) * xs;
-    sk_bytes_printf(b, "<svg id=\"tensors-%d\" class=\"tensors\" xmlns=\"http://www.w3.org/2000/svg\" "
-                    "width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" "
-                    "aria-label=\"per-tensor error\">\n%s<rect width=\"100%%\" height=\"100%%\" "
-                    "fill=\"#fff\"/>\n", idx, PW, hgt, PW, hgt, svg_style);
-    for (double t = 0; t <= vmax + xs / 2; t += xs)
-        sk_bytes_printf(b, "<line class=\"grid\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/>"
-                        "<text class=\"tick\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>\n",
-                        lw + t / vmax * w, top, lw + t / vmax * w, top + rows * row,
-                        lw + t / vmax * w, top + rows * row + 16, t);
+    char attrs[64];
+    snprintf(attrs, sizeof attrs, "id=\"tensors-%d\" class=\"tensors\"", idx);
+    hbar_open(b, attrs, "per-tensor error", hgt, lw, w, vmax, xs, top, rows * row);
     sk_bytes_printf(b, "<text class=\"axis\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">relative "
                     "RMS error of the type written%s</text>\n", lw + w / 2, hgt - 4,
                     src->is_plan ? " (weighted by the inputs' importance)" : "");
@@ -696,10 +697,14 @@ shrink_status shrink_report(const char *const *json_paths, int32_t n_json, const
     sk_bytes_printf(&b, "</h1>\n");
     if (n == 0) goto tensors;
     sk_bytes_printf(&b, "<p>%d variant%s from", n, n == 1 ? "" : "s");
-    for (int32_t f = 0; f < n_json; f++) {
-        sk_bytes_printf(&b, " <code>");
+    for (int32_t f = 0, first = 1; f < n_json; f++) {   /* the compare outputs */
+        int is_src = 0;
+        for (int k = 0; k < n_src; k++) is_src |= srcs[k].path == json_paths[f];
+        if (is_src) continue;
+        sk_bytes_printf(&b, "%s <code>", first ? "" : ",");
         esc(&b, json_paths[f]);
-        sk_bytes_printf(&b, "</code>%s", f + 1 < n_json ? "," : "");
+        sk_bytes_printf(&b, "</code>");
+        first = 0;
     }
     sk_bytes_printf(&b, " (<code>shrink compare --json</code>); %d on the Pareto front: no other "
                     "variant is both smaller and closer to its base.</p>\n", n_front);

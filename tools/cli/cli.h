@@ -60,6 +60,7 @@ int cmd_plan(int argc, char **argv);
 /* shrink recipe run --shard I/N outputs (tools/cli/recipe.c), joined by merge-results */
 bool cli_recipe_is_shard(const char *path);
 int  cli_recipe_merge(char *const *paths, int n, bool json);
+bool cli_file_starts_with(const char *path, const char *prefix);   /* merge_results.c */
 
 /* mpi.c: data-parallel training in a `make MPI=1` build run by mpirun; in other builds (or one
  * rank) cli_mpi_comm is NULL. Call cli_mpi_comm after the arguments are checked; pass the

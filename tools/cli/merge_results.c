@@ -43,13 +43,18 @@ static const cli_spec spec = {
 
 /* A compare shard's JSON starts with {"compare_shard":true (tools/cli/compare.c). */
 static bool is_compare_shard(const char *path) {
-    char  head[32] = "";
+    return cli_file_starts_with(path, "{\"compare_shard\":");
+}
+
+/* Whether the file at path starts with prefix (< 64 bytes). */
+bool cli_file_starts_with(const char *path, const char *prefix) {
+    char  head[64] = "";
     FILE *f = fopen(path, "rb");
     if (!f) return false;
     size_t n = fread(head, 1, sizeof head - 1, f);
     fclose(f);
     head[n] = '\0';
-    return strncmp(head, "{\"compare_shard\":", 17) == 0;
+    return strncmp(head, prefix, strlen(prefix)) == 0;
 }
 
 int cmd_merge_results(int argc, char **argv) {

@@ -996,10 +996,11 @@ static void sweep_text(FILE *f, char *const *lines, int n) {
         bool any = false;
         while (p && (p = strstr(p, "{\"gate\":\""))) {
             char g[256] = "";
+            const char *ps = strstr(p, "\"pass\":");
             json_str_after(p, "gate", g, sizeof g);
             fprintf(f, "%s%s: %.6g (limit %.6g) %s", any ? "; " : "", g,
                     json_num_after(p, "value"), json_num_after(p, "limit"),
-                    strncmp(strstr(p, "\"pass\":") + 7, "true", 4) ? "FAIL" : "pass");
+                    ps && !strncmp(ps + 7, "true", 4) ? "pass" : "FAIL");
             any = true;
             p++;
         }
@@ -1182,13 +1183,7 @@ static int run_try(run_state *rs, int i, const char *in, const char *dir, bool k
 /* ==== merging the shards of a sweep (shrink merge-results) =============================== */
 
 bool cli_recipe_is_shard(const char *path) {
-    char  head[32] = "";
-    FILE *f = fopen(path, "rb");
-    if (!f) return false;
-    size_t n = fread(head, 1, sizeof head - 1, f);
-    fclose(f);
-    head[n] = '\0';
-    return strncmp(head, "{\"recipe_shard\":true", 20) == 0;
+    return cli_file_starts_with(path, "{\"recipe_shard\":true");
 }
 
 int cli_recipe_merge(char *const *paths, int n, bool json) {
@@ -1207,7 +1202,7 @@ int cli_recipe_merge(char *const *paths, int n, bool json) {
         double na = json_num_after(t, "n_alternatives"), st = json_num_after(t, "step");
         if (!cli_recipe_is_shard(paths[f]) || !json_str_after(t, "recipe_sha256", s2, sizeof s2) ||
             !json_str_after(t, "input", in2, sizeof in2) || !json_str_after(t, "recipe", rp2, sizeof rp2) ||
-            !(nsh >= 1 && nsh <= MAX_ALTS && sh >= 0 && sh < nsh) || !(na >= 1 && na <= MAX_ALTS) ||
+            !(nsh >= 1 && nsh <= (1 << 20) && sh >= 0 && sh < nsh) || !(na >= 1 && na <= MAX_ALTS) ||
             !(st >= 1)) {
             rc = cli_fail("%s: not the output of shrink recipe run --shard I/N", paths[f]);
         } else if (f == 0) {
