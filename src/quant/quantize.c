@@ -442,6 +442,21 @@ static shrink_status gptq_tensor(qjob *j, sk_xf *xf, sk_xf_tensor *x) {
     return SHRINK_OK;
 }
 
+/* Ranks other than 0 (p->comm): the GPTQ pass without the writer, layer after layer. */
+static shrink_status gptq_rank_pass(qjob *j, sk_xf *xf) {
+    shrink_status st = SHRINK_OK;
+    for (int64_t i = 0; i < xf->n && !st; i++)
+        if (!j->gptq_sel) st = gptq_tensor(j, xf, &xf->ts[i]);
+    for (int l = 0; !st && j->gptq->st && l < j->gptq->layers_total; l++) {
+        st = sk_gptq_upto(j->gptq, l);
+        for (int64_t i = 0; i < xf->n; i++) {
+            const int li = sk_gptq_layer_of(j->gptq, i);
+            if (li >= 0 && li <= l) sk_gptq_release(j->gptq, i);
+        }
+    }
+    return st;
+}
+
 /* Before a tensor's rows: per-tensor types need the whole tensor's min and max, palettes
  * their k-means. */
 static shrink_status q_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
@@ -1006,7 +1021,8 @@ shrink_status sk_quantize_with(const char *in, const char *out, const shrink_qua
                            .calib_ctx = p->calib_ctx, .head = p->gptq_head,
                            .o = {.damp = p->gptq_damp, .act_order = p->gptq_act_order,
                                  .block = p->gptq_block, .search = !p->ggml_exact},
-                           .progress = gptq_progress, .user = (void *)(uintptr_t)p};
+                           .progress = gptq_progress, .user = (void *)(uintptr_t)p,
+                           .comm = p->comm};
         j.gptq = &gr;
     }
     if (ov && ov->im) j.im = ov->im;
@@ -1054,6 +1070,19 @@ shrink_status sk_quantize_with(const char *in, const char *out, const shrink_qua
     if (ov) {
         if (ov->file_type >= 0) o.file_type = ov->file_type;
         o.dry_bytes = ov->dry_bytes;
+    }
+    if (j.gptq && p->comm && p->comm->n_ranks > 1 && p->comm->rank > 0) {
+        /* a rank other than 0 plans the tensors (nothing written), runs its share of the
+         * GPTQ pass and frees each layer once the next one has run */
+        uint64_t dry = 0;
+        o.dry_bytes = &dry;
+        if ((st = sk_xf_write(&xf, out, &method, &o))) goto out;
+        st = gptq_rank_pass(&j, &xf);
+        if (!st) {
+            r->calib_tokens = gr.n_tokens;
+            r->gptq_matrices = gr.n_matrices;
+        }
+        goto out;
     }
     if ((st = sk_xf_write(&xf, out, &method, &o))) goto out;
     if (o.dry_bytes) goto out;

@@ -57,6 +57,9 @@ int cmd_synth(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
 int cmd_recipe(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+/* shrink recipe run --shard I/N outputs (tools/cli/recipe.c), joined by merge-results */
+bool cli_recipe_is_shard(const char *path);
+int  cli_recipe_merge(char *const *paths, int n, bool json);
 
 /* mpi.c: data-parallel training in a `make MPI=1` build run by mpirun; in other builds (or one
  * rank) cli_mpi_comm is NULL. Call cli_mpi_comm after the arguments are checked; pass the
