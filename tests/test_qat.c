@@ -140,6 +140,17 @@ out:
 static void check_file_is_qat(sk_train_model *tm, const char *path, const char *what,
                               const int32_t *tok);
 
+/* check_file_is_qat on random tokens, the file at path (dir/qat-<kind><dtype>.gguf). */
+static void export_checked(sk_train_model *tm, int V, const char *dir, const char *kind,
+                           shrink_dtype dt, char path[400]) {
+    int32_t tok[B * (T + 1)];
+    for (int i = 0; i < B * (T + 1); i++) tok[i] = (int32_t)(rnd() % (uint32_t)V);
+    char what[64];
+    snprintf(path, 400, "%.300s/qat-%s%s.gguf", dir, kind, shrink_dtype_name(dt));
+    snprintf(what, sizeof what, "export %s%s", kind, shrink_dtype_name(dt));
+    check_file_is_qat(tm, path, what, tok);
+}
+
 /* The real quantized GGUF of a QAT model dequantizes to Ŵ and runs to the same loss
  * (check_file_is_qat), and holds the quantized types: its size is their bytes. */
 static void check_export(shrink_dtype dt, const char *dir) {
@@ -149,12 +160,9 @@ static void check_export(shrink_dtype dt, const char *dir) {
     sk_train_model *tm = random_model(256, 512, V, SK_ROPE_INTERLEAVED, 0, 21);
     if (!tm) return;
     CHECK(sk_qat_attach(tm, dt, SK_QAT_ALL) == SHRINK_OK, "attach: %s", shrink_last_error());
-    int32_t tok[B * (T + 1)];
-    for (int i = 0; i < B * (T + 1); i++) tok[i] = (int32_t)(rnd() % (uint32_t)V);
-    char path[400], what[64];
-    snprintf(path, sizeof path, "%s/qat-%s.gguf", dir, shrink_dtype_name(dt));
-    snprintf(what, sizeof what, "export %s", shrink_dtype_name(dt));
-    check_file_is_qat(tm, path, what, tok);
+    char path[400];
+    export_checked(tm, V, dir, "", dt, path);
+    const char *what = shrink_dtype_name(dt);
     int64_t typed = 0;
     uint64_t want_bytes = 0;
     for (int64_t i = 0; i < tm->n_params; i++) {
@@ -509,12 +517,8 @@ static void check_lsq_export(shrink_dtype dt, const char *dir) {
     const int V = 64;
     sk_train_model *tm = lsq_model(dt, 256, 512, V, SK_ROPE_INTERLEAVED, 0, 23);
     if (!tm) return;
-    int32_t tok[B * (T + 1)];
-    for (int i = 0; i < B * (T + 1); i++) tok[i] = (int32_t)(rnd() % (uint32_t)V);
-    char path[400], what[64];
-    snprintf(path, sizeof path, "%s/lsq-%s.gguf", dir, shrink_dtype_name(dt));
-    snprintf(what, sizeof what, "export learned %s", shrink_dtype_name(dt));
-    check_file_is_qat(tm, path, what, tok);
+    char path[400];
+    export_checked(tm, V, dir, "learned ", dt, path);
     sk_train_free(tm);
     unlink(path);
 }
