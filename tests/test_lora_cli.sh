@@ -8,7 +8,10 @@
 # the validation loss, prints PEFT's "trainable params" line and --json; the adapter applies
 # with --lora; `shrink merge` of it gives the run-time perplexity; bad input (rank 0, a rank
 # larger than a projection, an unknown target, an adapter of another base, a quantized base
-# merged without --dtype, no --lora): a message naming the problem, a non-zero exit, no output;
+# merged without --dtype, no --lora; on mix-llama-14m's fixture adapter, edited: a PEFT folder
+# naming an unknown module, holding tensors outside its target_modules, or with r 0, a GGUF
+# adapter of another architecture, applied or merged): a message naming the problem, a non-zero
+# exit, no output;
 # llama.cpp's llama-perplexity --lora on shrink's GGUF adapter gives shrink's perplexity within
 # 1e-3 (when llama.cpp is built: /work/llama.cpp or $LLAMA_CPP_BIN).
 # Needs models/stories260K and ../shared/data/corpus/: missing, they are a failure when the
@@ -92,6 +95,38 @@ refuse "no --lora" "--lora" "$tmp/m2.gguf" "$bin" merge $M -o "$tmp/m2.gguf"
 if run "convert q8_0" "$bin" convert $M "$tmp/q8.gguf" --dtype q8_0; then
     refuse "quantized base without --dtype" "--dtype" "$tmp/m3.gguf" \
         "$bin" merge "$tmp/q8.gguf" --lora "$tmp/a.gguf" -o "$tmp/m3.gguf"
+fi
+
+# ==== bad adapter files on mix-llama-14m (the fixture's adapter, edited): message, exit 1 ======
+m14=$(asset models/mix-llama-14m) || m14=""
+g14=$(asset fixtures/lora/mix-llama-14m-lora-f32.gguf) || g14=""
+if [ -n "$m14" ] && [ -n "$g14" ]; then
+    head -c 3000 "$test_text" > "$tmp/t3.txt"
+    for v in zz only_q r0; do
+        mkdir -p "$tmp/peft_$v"
+        cp "$other/adapter_model.safetensors" "$tmp/peft_$v/"
+    done
+    # an unknown target module; tensors of modules not in target_modules; r 0
+    sed 's/"q_proj"/"zz_proj"/' "$other/adapter_config.json" > "$tmp/peft_zz/adapter_config.json"
+    tr -d '\n' < "$other/adapter_config.json" |
+        sed 's/"target_modules": *\[[^]]*\]/"target_modules": ["q_proj"]/' \
+        > "$tmp/peft_only_q/adapter_config.json"
+    sed 's/"r": *8/"r": 0/' "$other/adapter_config.json" > "$tmp/peft_r0/adapter_config.json"
+    refuse "PEFT unknown target module" "zz_proj" "$tmp/none" \
+        "$bin" ppl "$m14" "$tmp/t3.txt" -c 64 --lora "$tmp/peft_zz"
+    refuse "PEFT tensor outside target_modules" "not in target_modules" "$tmp/none" \
+        "$bin" ppl "$m14" "$tmp/t3.txt" -c 64 --lora "$tmp/peft_only_q"
+    refuse "PEFT r 0" "'r'" "$tmp/none" "$bin" ppl "$m14" "$tmp/t3.txt" -c 64 --lora "$tmp/peft_r0"
+    # a GGUF adapter of another architecture (general.architecture "llama" -> "gemma")
+    off=$(grep -obUa 'llama' "$g14" | head -1 | cut -d: -f1)
+    cp "$g14" "$tmp/arch.gguf"
+    printf 'gemma' | dd of="$tmp/arch.gguf" bs=1 seek="$off" conv=notrunc 2>/dev/null
+    refuse "GGUF adapter of another architecture" "architecture" "$tmp/none" \
+        "$bin" ppl "$m14" "$tmp/t3.txt" -c 64 --lora "$tmp/arch.gguf"
+    refuse "merge of an adapter of another architecture" "architecture" "$tmp/m4.gguf" \
+        "$bin" merge "$m14" --lora "$tmp/arch.gguf" -o "$tmp/m4.gguf" --dtype f32
+else
+    missing "models/mix-llama-14m or fixtures/lora/mix-llama-14m-lora-f32.gguf"
 fi
 
 # ==== llama.cpp applies shrink's GGUF adapter as shrink does (when llama.cpp is built) =======

@@ -137,7 +137,22 @@ out:
     sk_train_free(tp);
 }
 
-/* The real quantized GGUF of a QAT model dequantizes to Ŵ and runs to the same loss. */
+static void check_file_is_qat(sk_train_model *tm, const char *path, const char *what,
+                              const int32_t *tok);
+
+/* check_file_is_qat on random tokens, the file at path (dir/qat-<kind><dtype>.gguf). */
+static void export_checked(sk_train_model *tm, int V, const char *dir, const char *kind,
+                           shrink_dtype dt, char path[400]) {
+    int32_t tok[B * (T + 1)];
+    for (int i = 0; i < B * (T + 1); i++) tok[i] = (int32_t)(rnd() % (uint32_t)V);
+    char what[64];
+    snprintf(path, 400, "%.300s/qat-%s%s.gguf", dir, kind, shrink_dtype_name(dt));
+    snprintf(what, sizeof what, "export %s%s", kind, shrink_dtype_name(dt));
+    check_file_is_qat(tm, path, what, tok);
+}
+
+/* The real quantized GGUF of a QAT model dequantizes to Ŵ and runs to the same loss
+ * (check_file_is_qat), and holds the quantized types: its size is their bytes. */
 static void check_export(shrink_dtype dt, const char *dir) {
     const int V = 64;
     /* interleaved q/k rows: GGUF's order, so the file's rows are the model's (a rotate-half
@@ -145,57 +160,25 @@ static void check_export(shrink_dtype dt, const char *dir) {
     sk_train_model *tm = random_model(256, 512, V, SK_ROPE_INTERLEAVED, 0, 21);
     if (!tm) return;
     CHECK(sk_qat_attach(tm, dt, SK_QAT_ALL) == SHRINK_OK, "attach: %s", shrink_last_error());
-    int32_t tok[B * (T + 1)];
-    for (int i = 0; i < B * (T + 1); i++) tok[i] = (int32_t)(rnd() % (uint32_t)V);
-    float lq = NAN, le = NAN;
-    CHECK(sk_train_loss(tm, tok, B, T, &lq) == SHRINK_OK, "loss: %s", shrink_last_error());
     char path[400];
-    snprintf(path, sizeof path, "%s/qat-%s.gguf", dir, shrink_dtype_name(dt));
-    sk_source src;
-    sk_train_source(tm, &src);
-    sk_write_opts wo = sk_write_opts_default();
-    sk_qat_write_opts(tm, &wo);
-    CHECK(sk_write(&src, path, SK_FORMAT_GGUF, &wo) == SHRINK_OK, "write %s: %s", path,
-          shrink_last_error());
-    shrink_model *m = NULL;
-    shrink_load_params lp = shrink_load_params_default();
-    lp.no_tokenizer = true;
-    CHECK(shrink_model_load(&m, path, &lp) == SHRINK_OK, "load %s: %s", path,
-          shrink_last_error());
-    sk_train_model *te = NULL;
-    if (m) CHECK(sk_train_create_from_model(&te, m) == SHRINK_OK, "create: %s",
-                 shrink_last_error());
-    if (te) {
-        int64_t bad = 0, typed = 0;
-        uint64_t want_bytes = 0;
-        for (int64_t i = 0; i < tm->n_params; i++) {
-            const sk_train_param *p = &tm->params[i], *q = &te->params[i];
-            const float *want = p->wq ? p->wq : p->w;
-            typed += p->wq != NULL;
-            want_bytes += p->wq ? sk_dtype_tensor_bytes((shrink_dtype)p->qat_dtype, p->t.rows,
-                                                        p->t.cols)
-                                : (uint64_t)p->n * 4;
-            bad += memcmp(want, q->w, (size_t)p->n * sizeof(float)) != 0;
-        }
-        CHECK(bad == 0, "%s: %lld tensors of the file differ from the fake-quantized weights",
-              shrink_dtype_name(dt), (long long)bad);
-        CHECK(typed == 2 * 7 + 2, "%s: %lld QAT tensors", shrink_dtype_name(dt), (long long)typed);
-        /* the file holds the quantized types: its size is their bytes (+ header, alignment) */
-        FILE *f = fopen(path, "rb");
-        long size = -1;
-        if (f && fseek(f, 0, SEEK_END) == 0) size = ftell(f);
-        if (f) fclose(f);
-        CHECK(size >= (long)want_bytes && size < (long)want_bytes + 65536, "%s: file of %ld "
-              "bytes, the quantized tensors take %llu", shrink_dtype_name(dt), size,
-              (unsigned long long)want_bytes);
-        CHECK(sk_train_loss(te, tok, B, T, &le) == SHRINK_OK, "loss");
-        CHECK(le == lq, "%s: the file's loss %.9g != the QAT forward's %.9g",
-              shrink_dtype_name(dt), le, lq);
-        printf("  export %-9s: %lld tensors typed, loss %.7f = %.7f\n", shrink_dtype_name(dt),
-               (long long)typed, le, lq);
+    export_checked(tm, V, dir, "", dt, path);
+    const char *what = shrink_dtype_name(dt);
+    int64_t typed = 0;
+    uint64_t want_bytes = 0;
+    for (int64_t i = 0; i < tm->n_params; i++) {
+        const sk_train_param *p = &tm->params[i];
+        typed += p->wq != NULL;
+        want_bytes += p->wq ? sk_dtype_tensor_bytes((shrink_dtype)p->qat_dtype, p->t.rows,
+                                                    p->t.cols)
+                            : (uint64_t)p->n * 4;
     }
-    sk_train_free(te);
-    shrink_model_free(m);
+    CHECK(typed == 2 * 7 + 2, "%s: %lld QAT tensors", what, (long long)typed);
+    FILE *f = fopen(path, "rb");
+    long size = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0) size = ftell(f);
+    if (f) fclose(f);
+    CHECK(size >= (long)want_bytes && size < (long)want_bytes + 65536, "%s: file of %ld "
+          "bytes, the quantized tensors take %llu", what, size, (unsigned long long)want_bytes);
     sk_train_free(tm);
     unlink(path);
 }
@@ -534,12 +517,8 @@ static void check_lsq_export(shrink_dtype dt, const char *dir) {
     const int V = 64;
     sk_train_model *tm = lsq_model(dt, 256, 512, V, SK_ROPE_INTERLEAVED, 0, 23);
     if (!tm) return;
-    int32_t tok[B * (T + 1)];
-    for (int i = 0; i < B * (T + 1); i++) tok[i] = (int32_t)(rnd() % (uint32_t)V);
-    char path[400], what[64];
-    snprintf(path, sizeof path, "%s/lsq-%s.gguf", dir, shrink_dtype_name(dt));
-    snprintf(what, sizeof what, "export learned %s", shrink_dtype_name(dt));
-    check_file_is_qat(tm, path, what, tok);
+    char path[400];
+    export_checked(tm, V, dir, "learned ", dt, path);
     sk_train_free(tm);
     unlink(path);
 }

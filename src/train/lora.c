@@ -271,36 +271,16 @@ shrink_status sk_lora_attach(sk_train_model *tm, const sk_lora_opts *o,
                 elems += p->n;
             }
         }
-    float *w_all = sk_aligned_alloc(64, (size_t)off * sizeof(float));
-    float *g_all = sk_aligned_alloc(64, (size_t)off * sizeof(float));
-    if (!w_all || !g_all) {
-        sk_free(w_all);
-        sk_free(g_all);
-        goto nomem;
-    }
-    memcpy(w_all, tm->w_all, (size_t)tm->n_elems * sizeof(float));
-    memset(w_all + tm->n_elems, 0, (size_t)(off - tm->n_elems) * sizeof(float));
-    memset(g_all, 0, (size_t)off * sizeof(float));
-    for (int64_t i = 0; i < tm->n_params + n_new; i++) {
-        if (np[i].stored.data) continue; /* a frozen matrix held stored: no floats */
-        np[i].w = w_all + np[i].offset;
-        np[i].g = g_all + np[i].offset;
-    }
+    const int64_t first = tm->n_params;
+    if (sk_train_append(tm, np, n_new, off)) goto nomem;
     /* PEFT's init: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform_, a = sqrt(5)), B = 0 */
     uint64_t rng = o->seed ^ 0x4C6F5241ull; /* "LoRA" */
-    for (int64_t i = tm->n_params; i < tm->n_params + n_new; i += 2) {
-        const double bound = 1.0 / sqrt((double)np[i].t.cols);
-        for (int64_t e = 0; e < np[i].n; e++)
-            np[i].w[e] = (float)((2.0 * (double)(sk_rng_next(&rng) >> 11) * 0x1p-53 - 1.0) * bound);
+    for (int64_t i = first; i < first + n_new; i += 2) {
+        sk_train_param *pa_i = &tm->params[i];
+        const double bound = 1.0 / sqrt((double)pa_i->t.cols);
+        for (int64_t e = 0; e < pa_i->n; e++)
+            pa_i->w[e] = (float)((2.0 * (double)(sk_rng_next(&rng) >> 11) * 0x1p-53 - 1.0) * bound);
     }
-    sk_free(tm->w_all);
-    sk_free(tm->g_all);
-    sk_free(tm->params);
-    tm->w_all = w_all;
-    tm->g_all = g_all;
-    tm->params = np;
-    tm->n_params += n_new;
-    tm->n_elems = off;
     tm->hook = &lt->hook;
     lt->n_trainable = elems;
     *out = lt;

@@ -395,6 +395,36 @@ void sk_train_zero_grad(sk_train_model *tm) {
     if (tm) memset(tm->g_all, 0, (size_t)tm->n_elems * sizeof(float));
 }
 
+/* ---- appended parameters (LoRA's A and B, QAT's learned scales) -------------------------- */
+
+shrink_status sk_train_append(sk_train_model *tm, sk_train_param *np, int64_t n_new,
+                              int64_t off) {
+    float *w_all = sk_aligned_alloc(64, (size_t)off * sizeof(float));
+    float *g_all = sk_aligned_alloc(64, (size_t)off * sizeof(float));
+    if (!w_all || !g_all) {
+        sk_free(w_all);
+        sk_free(g_all);
+        return SHRINK_ERR_NOMEM;
+    }
+    memcpy(w_all, tm->w_all, (size_t)tm->n_elems * sizeof(float));
+    memset(w_all + tm->n_elems, 0, (size_t)(off - tm->n_elems) * sizeof(float));
+    memset(g_all, 0, (size_t)off * sizeof(float));
+    for (int64_t i = 0; i < tm->n_params + n_new; i++) {
+        if (np[i].stored.data) continue; /* a frozen matrix held stored: no floats */
+        np[i].w = w_all + np[i].offset;
+        np[i].g = g_all + np[i].offset;
+    }
+    sk_free(tm->w_all);
+    sk_free(tm->g_all);
+    sk_free(tm->params);
+    tm->w_all = w_all;
+    tm->g_all = g_all;
+    tm->params = np;
+    tm->n_params += n_new;
+    tm->n_elems = off;
+    return SHRINK_OK;
+}
+
 /* ---- saving: a tensor source over the master weights ------------------------------------ */
 
 const sk_train_param *sk_train_param_of(const sk_train_model *tm, const sk_wtensor *t) {

@@ -197,30 +197,10 @@ shrink_status sk_qat_lsq_attach(sk_train_model *tm, float lr_mult) {
         off += (s->n + 15) & ~(int64_t)15;
         p->qat_sp = ++j; /* 1 + index */
     }
-    float *w_all = sk_aligned_alloc(64, (size_t)off * sizeof(float));
-    float *g_all = sk_aligned_alloc(64, (size_t)off * sizeof(float));
-    if (!w_all || !g_all) {
-        sk_free(w_all);
-        sk_free(g_all);
+    if (sk_train_append(tm, np, n_new, off)) {
         sk_free(np);
         return sk_error(SHRINK_ERR_NOMEM, "QAT: out of memory for the learned scales");
     }
-    memcpy(w_all, tm->w_all, (size_t)tm->n_elems * sizeof(float));
-    memset(w_all + tm->n_elems, 0, (size_t)(off - tm->n_elems) * sizeof(float));
-    memset(g_all, 0, (size_t)off * sizeof(float));
-    for (int64_t i = 0; i < tm->n_params + n_new; i++) {
-        if (np[i].stored.data) continue; /* a frozen matrix held stored: no floats */
-        np[i].w = w_all + np[i].offset;
-        np[i].g = g_all + np[i].offset;
-    }
-    sk_free(tm->w_all);
-    sk_free(tm->g_all);
-    sk_free(tm->params);
-    tm->w_all = w_all;
-    tm->g_all = g_all;
-    tm->params = np;
-    tm->n_params += n_new;
-    tm->n_elems = off;
     /* the scale the type's own quantizer picks for the initial weights (its f16 field) */
     for (int64_t i = 0; i < tm->n_params; i++) {
         const sk_train_param *p = &tm->params[i];

@@ -136,6 +136,13 @@ SK_HIDDEN shrink_status sk_train_reserve(sk_train_model *tm, int B, int T);
  * if none. */
 SK_HIDDEN const sk_train_param *sk_train_param_of(const sk_train_model *tm, const sk_wtensor *t);
 
+/* Appends parameters (LoRA's A and B, QAT's learned scales): np holds tm's n_params rows, then
+ * n_new more whose offsets (16-float aligned) end at `off` floats; w_all and g_all grow to off
+ * (the new floats 0), every row's w and g point into them and np becomes tm's table (owned).
+ * SHRINK_ERR_NOMEM (no message; nothing changed, np still the caller's) if out of memory. */
+SK_HIDDEN shrink_status sk_train_append(sk_train_model *tm, sk_train_param *np, int64_t n_new,
+                                        int64_t off);
+
 /* g_all = 0. */
 SK_HIDDEN void sk_train_zero_grad(sk_train_model *tm);
 
