@@ -347,6 +347,10 @@ typedef struct shrink_quantize_params {
     const char *const *lora;
     const double *lora_scales;
     int32_t     n_lora;
+    /* method "gptq" under mpirun (docs/scale.md): the calibration windows shared by the ranks,
+     * the Hessians summed in window order; rank 0 writes `out`, byte for byte the one-process
+     * file; the other ranks write nothing. NULL: one process. */
+    const struct shrink_train_comm *comm;
 } shrink_quantize_params;
 
 /* One tensor of the output. */
@@ -1097,6 +1101,12 @@ typedef struct shrink_train_params {
      * pass, the backward recomputes the rest layer by layer: the activations of one layer
      * instead of all, for one more forward pass; the results are bit-identical. */
     bool        gradient_checkpointing;
+    /* QAT's block scales (docs/adapters.md, "Learned scales"): NULL or "recompute" (from the
+     * current weights in every pass), or "learned" (LSQ: one trainable scale per block,
+     * initialized from the quantizer's, for q4_0, q8_0, int4_g32/g64/g128 and nf4), trained at
+     * qat_scale_lr (0: lr) without weight decay; the written GGUF holds the learned scales. */
+    const char *qat_scales;
+    double      qat_scale_lr;
 } shrink_train_params;
 
 typedef struct shrink_train_result {
@@ -1401,11 +1411,25 @@ typedef struct shrink_lowrank_params {
      * factorization runs as each matrix is reached); may be NULL */
     void      (*progress)(void *user, int phase, int64_t done, int64_t total);
     void       *user;
+    /* 1: each matrix whose factors are smaller is stored as its two factors (GGUF output only:
+     * <name>.lr_a (rank x cols), <name>.lr_b (rows x rank), run by shrink as two products;
+     * llama.cpp does not read them); 0 (default): the product merged back dense */
+    int         factored;
+    /* 0 (default): every matrix at the rank of `ratio` (or rank / energy); 1: per-matrix ranks
+     * under the global budget `ratio` x the targeted parameters, chosen by measured
+     * sensitivity: each matrix alone truncated to a few candidate ranks, the KL of the model's
+     * next-token distribution from the original's on calib_path (choose_tokens tokens), then a
+     * greedy allocation of the budget by KL saved per parameter (docs/lowrank.md) */
+    int         choose;
+    int64_t     choose_tokens;  /* tokens of calib_path the sensitivity is measured on (512) */
 } shrink_lowrank_params;
 
 typedef struct shrink_lowrank_result {
     int64_t  n_matrices;      /* matrices targeted */
     int64_t  n_dense;         /* of them kept dense: their factors would not be smaller */
+    int64_t  n_factored;      /* of them stored as two factors (params.factored) */
+    int64_t  choose_passes;   /* choose: forward passes measured */
+    double   choose_kl_sum;   /* choose: sum of the chosen matrices' measured KL (nats) */
     int64_t  params_target;   /* parameters of the targeted matrices */
     int64_t  params_lowrank;  /* their parameters stored as factors r (rows + cols) (the
                                  dense ones: rows x cols) */
@@ -1600,12 +1624,17 @@ typedef struct shrink_report_result {
     int32_t n_points;   /* variants plotted (a base shared by several inputs counts once) */
     int32_t n_pareto;   /* of them on the size-vs-KL Pareto front */
     int32_t n_bars;     /* speed bars (decode and prompt tokens/s that were measured) */
+    int32_t n_mem_bars;    /* memory bars (compare's peak RSS, measured with its speed test) */
+    int32_t n_tensor_bars; /* per-tensor error bars (plan and quantize --verbose JSON inputs) */
+    int32_t n_cells;       /* cells of the per-layer sensitivity heatmaps (plan JSON inputs) */
 } shrink_report_result;
 
 typedef struct shrink_report_params {
     const char *title;  /* the page's title; NULL: "shrink report" */
-    const char *svg;    /* NULL: the HTML page; "pareto" or "speed": that plot alone, as an
-                         * SVG file (for documents) */
+    const char *svg;    /* NULL: the HTML page; "pareto", "speed", "memory", "tensors" or
+                         * "heatmap": that plot alone, as an SVG file (for documents) */
+    const char *recipe_run; /* a recipe run's folder (docs/recipes.md), or NULL: the page shows
+                             * its recipe and each step's record (command, size, gates) */
 } shrink_report_params;
 
 /* Writes one self-contained HTML page (inline SVG, no script, nothing fetched) to `out` from
@@ -1664,6 +1693,10 @@ typedef struct shrink_plan_params {
     const char *out;             /* write the planned model here (GGUF), or NULL */
     void      (*progress)(void *user, int64_t done, int64_t total); /* measurements; may be NULL */
     void       *user;
+    /* instead of a budget: the type of every planned matrix, "NAME=TYPE,NAME=TYPE,..." (the
+     * plan a run chose, as `shrink plan --recipe` prints it): nothing is measured but the
+     * importance and, with out, the written file's KL; each TYPE must be a candidate */
+    const char *assign;
 } shrink_plan_params;
 
 typedef struct shrink_plan_result {

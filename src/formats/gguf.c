@@ -1139,7 +1139,7 @@ static void kv_tokenizer(wbuf *b, int64_t *n, const sk_source *src) {
 
 /* GGUF tensor of a canonical tensor: name and type. */
 static void gguf_name(const sk_config *c, const sk_wtensor *t, char *buf, size_t cap) {
-    if (!sk_trole_name(sk_trole_at(t->role), c->arch, SK_TNAME_GGUF, t->layer, buf, cap))
+    if (!sk_wtensor_name(t, c->arch, SK_TNAME_GGUF, buf, cap))
         snprintf(buf, cap, "?"); /* every role has a GGUF name (test_tensors checks it) */
 }
 
@@ -1148,7 +1148,7 @@ static void gguf_name(const sk_config *c, const sk_wtensor *t, char *buf, size_t
  * older llama.cpp builds need it for (GPT-2 before PR 12456, as its converter wrote it then). */
 static shrink_status gguf_list(const sk_source *src, const sk_write_opts *o, sk_wtensor **ts,
                                int64_t *n) {
-    shrink_status st = sk_wtensors(&src->cfg, ts, n);
+    shrink_status st = sk_source_tensors(src, ts, n);
     if (st) return st;
     if (o->head_copy && src->cfg.arch->gguf_head && src->cfg.tied) {
         sk_wtensor *g = sk_realloc(*ts, (size_t)(*n + 1) * sizeof *g);

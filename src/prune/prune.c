@@ -99,7 +99,7 @@ static shrink_status max_row_keep(pjob *j, sk_xf *xf, sk_xf_tensor *x, int64_t *
     shrink_status st = sk_xf_read_f32(xf, x, &w);
     if (st) return st;
     if (j->method == PM_THRESHOLD) sk_prune_threshold(w, rows * cols, j->p->threshold);
-    else st = sk_prune_matrix(w, rows, cols, j->sparsity);
+    else st = sk_prune_matrix(w, rows, cols, j->sparsity, NULL);
     int64_t most = 0;
     for (int64_t r = 0; !st && r < rows; r++) {
         int64_t nz = 0;
@@ -205,6 +205,26 @@ static shrink_status p_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
     shrink_status st = sk_xf_read_f32(xf, x, &w);
     if (st) return st;
     const int64_t rows = x->t.rows, cols = x->t.cols, n = rows * cols;
+    if (j->method == PM_MAGNITUDE && j->n == 0 && !j->p->per_row) {
+        /* magnitude over the whole matrix: the statistics without a copy (only zeroes, so
+         * the error is the zeroed weights'; the sums are tensor_stats' in its order) */
+        double r2 = 0.0, e2 = 0.0;
+        for (int64_t i = 0; i < n; i++) r2 += (double)w[i] * (double)w[i];
+        if ((st = sk_prune_matrix(w, rows, cols, j->sparsity, &e2))) {
+            sk_free(w);
+            return st;
+        }
+        int64_t z = 0;
+        for (int64_t i = 0; i < n; i++) z += w[i] == 0.0f;
+        q->n_zero = z;
+        q->rel_err = r2 > 0 ? sqrt(e2 / r2) : 0.0;
+        if (j->p->store >= 0 && (st = check_store(j, x, w))) {
+            sk_free(w);
+            return st;
+        }
+        q->w = w;
+        return SHRINK_OK;
+    }
     float *w0 = sk_aligned_alloc(64, (size_t)n * sizeof *w0);
     if (!w0) {
         sk_free(w);
@@ -216,8 +236,6 @@ static shrink_status p_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
         sk_prune_threshold(w, n, j->p->threshold);
     } else if (j->n > 0 || j->p->per_row) {
         st = sk_prune_rows(w, rows, cols, NULL, j->sparsity, j->n, j->m);
-    } else {
-        st = sk_prune_matrix(w, rows, cols, j->sparsity);
     }
     if (!st) tensor_stats(q, w, w0, n);
     sk_free(w0);
