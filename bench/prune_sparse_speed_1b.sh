@@ -7,7 +7,9 @@
 # on a shared host).
 #
 #   sh bench/prune_sparse_speed_1b.sh [DIR]
-#   env: SHRINK (build/shrink), THREADS (2), ROUNDS (3), TG (8)
+#   env: SHRINK (build/shrink), THREADS (2), ROUNDS (3), TG (8),
+#        MODELS ("dense s70 s70i8 s24 q4km": which of them to make and run; each prune of the
+#        1.1B shape takes minutes on a loaded machine)
 set -eu
 bin=${SHRINK:-build/shrink}
 dir=${1:-/tmp/sparse_speed_1b}
@@ -17,13 +19,19 @@ dense="$dir/dense.gguf"
 [ -f "$dense" ] || nice -n 10 "$bin" init --preset tinyllama-1.1b --dtype f16 --to gguf "$dense" >/dev/null
 pr() { name=$1; shift; [ -f "$dir/$name.gguf" ] || nice -n 10 "$bin" prune "$dense" "$dir/$name.gguf" \
       --method magnitude "$@" >"$dir/$name.log" 2>&1 || { cat "$dir/$name.log" >&2; exit 1; }; }
-pr s70 --sparsity 0.7 --per row --store sparse
-pr s70i8 --sparsity 0.7 --per row --store sparse_i8
-pr s24 --pattern 2:4 --store sparse24
-[ -f "$dir/q4km.gguf" ] || nice -n 10 "$bin" quantize "$dense" "$dir/q4km.gguf" --scheme q4_K_M >/dev/null 2>&1
+models=${MODELS:-dense s70 s70i8 s24 q4km}
+for m in $models; do
+    case $m in
+    s70) pr s70 --sparsity 0.7 --per row --store sparse ;;
+    s70i8) pr s70i8 --sparsity 0.7 --per row --store sparse_i8 ;;
+    s24) pr s24 --pattern 2:4 --store sparse24 ;;
+    q4km) [ -f "$dir/q4km.gguf" ] ||
+        nice -n 10 "$bin" quantize "$dense" "$dir/q4km.gguf" --scheme q4_K_M >/dev/null 2>&1 ;;
+    esac
+done
 jget() { sed -n "s/.*\"$1\":\([-0-9.e+]*\).*/\1/p" "$2" | head -n 1; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-set -- dense s70 s70i8 s24 q4km
+set -- $models
 for m in "$@"; do : >"$dir/$m.tg"; done
 echo "commit $(git rev-parse --short HEAD 2>/dev/null); $(lscpu | sed -n 's/^Model name:[[:space:]]*//p'); $threads threads; tg $tg; $rounds rounds; load $(cut -d' ' -f1-3 /proc/loadavg)"
 i=0
