@@ -167,6 +167,7 @@ static float dot_ref(int64_t n, const void *w, size_t hb, int i8, const void *xa
 /* ==== sparse_f16 ============================================================================ */
 
 void sk_sparse_f16_from_f32(const float *src, void *dst, int64_t n) {
+    if (n <= 0) return;
     uint8_t *r = dst, *bm = r + SK_SBM_HEAD_F16, *v = bm + n / 8;
     put_head(r, (uint32_t)select_kept(src, n, bm), n);
     memset(v, 0, (size_t)n); /* n/2 slots of 2 bytes */
@@ -199,6 +200,7 @@ float sk_sparse_f16_dot_ref(int64_t n, const void *w, const void *xa) {
 /* ==== sparse_i8 ============================================================================= */
 
 void sk_sparse_i8_from_f32(const float *src, void *dst, int64_t n) {
+    if (n <= 0) return;
     uint8_t *r = dst, *bm = r + SK_SBM_HEAD_I8, *v = bm + n / 8;
     put_head(r, (uint32_t)select_kept(src, n, bm), n);
     float amax = 0.0f;
