@@ -320,16 +320,8 @@ static void test_store(void) {
     CHECK(shrink_prune(model, i8, &p, &r) == SHRINK_OK, "sparse_i8: %s", shrink_last_error());
     shrink_prune_result_free(&r);
 
-    const int32_t V = 512;
-    float *ld = malloc(6 * (size_t)V * 4), *ls = malloc(6 * (size_t)V * 4),
-          *li = malloc(6 * (size_t)V * 4);
-    if (test_logits6(dense, ld, V) && test_logits6(f16, ls, V) && test_logits6(i8, li, V)) {
-        double worst = 0, worst_i8 = 0, amax = 0;
-        for (int64_t k = 0; k < 6 * (int64_t)V; k++) amax = fmax(amax, fabs(ld[k]));
-        for (int64_t k = 0; k < 6 * (int64_t)V; k++) {
-            worst = fmax(worst, fabs((double)ls[k] - ld[k]) / amax);
-            worst_i8 = fmax(worst_i8, fabs((double)li[k] - ld[k]) / amax);
-        }
+    const double worst = test_logits6_rel(dense, f16, 512), worst_i8 = test_logits6_rel(dense, i8, 512);
+    if (worst >= 0 && worst_i8 >= 0) {
         printf("  logits sparse_f16 vs dense: max |diff| / max |logit| = %.3g; sparse_i8 %.3g\n",
                worst, worst_i8);
         CHECK(worst <= 1e-5, "sparse_f16 logits differ from dense: %.3g", worst);
@@ -337,7 +329,6 @@ static void test_store(void) {
     } else {
         CHECK(0, "a pruned model does not load or run: %s", shrink_last_error());
     }
-    free(ld); free(ls); free(li);
     /* the zeros of the sparse tensors: 60 % of each row (floor(0.6 * 64) = 38 of 64) */
     shrink_model *m = NULL;
     shrink_load_params lp = shrink_load_params_default();

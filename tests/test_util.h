@@ -211,4 +211,20 @@ static inline int test_logits6(const char *path, float *out, int32_t V) {
     return st == SHRINK_OK;
 }
 
+/* max |logit_got - logit_ref| / max |logit_ref| over test_logits6's 6 positions of two models
+ * with vocabulary V, or -1 if either does not load or run. */
+static inline double test_logits6_rel(const char *ref, const char *got, int32_t V) {
+    float *a = (float *)malloc(6 * (size_t)V * sizeof *a), *b = (float *)malloc(6 * (size_t)V * sizeof *b);
+    double worst = -1;
+    if (a && b && test_logits6(ref, a, V) && test_logits6(got, b, V)) {
+        double amax = 0;
+        worst = 0;
+        for (int64_t k = 0; k < 6 * (int64_t)V; k++) amax = fmax(amax, fabs(a[k]));
+        for (int64_t k = 0; k < 6 * (int64_t)V; k++) worst = fmax(worst, fabs((double)b[k] - a[k]) / amax);
+    }
+    free(a);
+    free(b);
+    return worst;
+}
+
 #endif
