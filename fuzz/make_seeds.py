@@ -318,5 +318,17 @@ T4 = [('int4_g32', [32, 2], 1004, bytes(36)), ('int4_g64', [64], 1005, bytes(34)
       ('nf4', [64, 2], 1010, bytes(68)), ('nf4_dq', [128, 2], 1011, bytes(2 * (4 + 66))),
       ('int8_ch', [3, 2], 1000, bytes(14))]
 open(RG + '/own-types.gguf', 'wb').write(gguf([('general.alignment', 4, 16)], T4, align=16))
+# the unstructured sparse types (ids 1019 sparse_f16, 1020 sparse_i8; docs/formats.md): rows
+# of 64 with a sound index (u32 nnz, u32 nb = 1, [f32 d,] u64 bitmap, 32 value slots), so a
+# mutation of the bitmap or the count reaches the reader's index check
+def sparse_row(i8, bits):
+    nnz = bin(bits).count('1')
+    head = struct.pack('<II', nnz, 1) + (struct.pack('<f', 0.01) if i8 else b'')
+    vals = bytes((3 * k + 1) & 127 for k in range(nnz)) if i8 else b''.join(
+        struct.pack('<e', 0.25 * (k + 1)) for k in range(nnz))
+    return head + struct.pack('<Q', bits) + vals + bytes((32 - nnz) * (1 if i8 else 2))
+T5 = [('sparse_f16', [64, 2], 1019, sparse_row(0, 0x8000000100F00021) + sparse_row(0, 0)),
+      ('sparse_i8', [64], 1020, sparse_row(1, 0xFFFF))]
+open(RG + '/sparse-types.gguf', 'wb').write(gguf([('general.alignment', 4, 16)], T5, align=16))
 shutil.copy(SH + '/fixtures/gguf/ggml-gguf-kv-types.gguf', RG)
 os.chmod(RG + '/ggml-gguf-kv-types.gguf', 0o644)

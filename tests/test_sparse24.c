@@ -40,14 +40,6 @@ static float rng_normal(void) {
     return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
 }
 
-/* independent f16 decoder */
-static double f16_dec(const uint8_t *p) {
-    unsigned h = (unsigned)p[0] | (unsigned)p[1] << 8;
-    int e = (h >> 10) & 31, m = h & 1023;
-    double v = e ? ldexp(1024 + m, e - 25) : ldexp(m, -24);
-    return h & 0x8000 ? -v : v;
-}
-
 /* a 2:4 row of f16-representable values: in each group 0, 1 or 2 non-zeros */
 static void make_row24(float *x, int64_t n) {
     for (int64_t g = 0; g < n; g += 4) {
@@ -86,7 +78,7 @@ static void test_layout(void) {
         for (int i = 0; i < 16; i++) {
             int p = (int)(pos >> (2 * i) & 3);
             if (i % 2 == 1 && p <= (int)(pos >> (2 * (i - 1)) & 3)) bad_pos++;
-            dec[b * 32 + 4 * (i / 2) + p] = f16_dec(blk + 4 + 2 * i);
+            dec[b * 32 + 4 * (i / 2) + p] = test_f16_decode(blk + 4 + 2 * i);
         }
     }
     for (int64_t k = 0; k < n; k++) bad_val += dec[k] != (double)x[k];
@@ -179,22 +171,6 @@ static void test_kernels(void) {
 
 static char tmp_dir[] = "/tmp/test_sparse24_XXXXXX";
 
-static int logits_of(const char *path, float *out, int32_t V) {
-    shrink_model *m = NULL;
-    shrink_context *ctx = NULL;
-    shrink_load_params lp = shrink_load_params_default();
-    shrink_status st = shrink_model_load(&m, path, &lp);
-    if (!st) st = shrink_context_create(&ctx, m, 16, 16);
-    int32_t ids[6] = {1, 50, 120, 7, 300, 42};
-    /* all positions' logits: prompt processing (T > 1, dequantized panels) */
-    if (!st) st = shrink_context_eval(ctx, ids, 5, 0, out, 5);
-    /* one more token: decode (T = 1, the dot kernels) */
-    if (!st) st = shrink_context_eval(ctx, ids + 5, 1, 5, out + 5 * V, 1);
-    shrink_context_free(ctx);
-    shrink_model_free(m);
-    return st == SHRINK_OK;
-}
-
 static void test_store(void) {
     static char buf[2048];
     const char *model = test_need_model(buf, sizeof buf, "tiny-llama-gqa");
@@ -230,16 +206,8 @@ static void test_store(void) {
     CHECK(shrink_prune(model, i8, &p, &r) == SHRINK_OK, "sparse24_i8: %s", shrink_last_error());
     shrink_prune_result_free(&r);
 
-    const int32_t V = 512;
-    float *ld = malloc(6 * (size_t)V * 4), *ls = malloc(6 * (size_t)V * 4),
-          *li = malloc(6 * (size_t)V * 4);
-    if (logits_of(dense, ld, V) && logits_of(f16, ls, V) && logits_of(i8, li, V)) {
-        double worst = 0, worst_i8 = 0, amax = 0;
-        for (int64_t k = 0; k < 6 * (int64_t)V; k++) amax = fmax(amax, fabs(ld[k]));
-        for (int64_t k = 0; k < 6 * (int64_t)V; k++) {
-            worst = fmax(worst, fabs((double)ls[k] - ld[k]) / amax);
-            worst_i8 = fmax(worst_i8, fabs((double)li[k] - ld[k]) / amax);
-        }
+    const double worst = test_logits6_rel(dense, f16, 512), worst_i8 = test_logits6_rel(dense, i8, 512);
+    if (worst >= 0 && worst_i8 >= 0) {
         printf("  logits sparse24_f16 vs dense: max |diff| / max |logit| = %.3g; sparse24_i8 %.3g\n",
                worst, worst_i8);
         CHECK(worst <= 1e-5, "sparse24_f16 logits differ from dense: %.3g", worst);
@@ -263,7 +231,6 @@ static void test_store(void) {
         CHECK(half == 12, "shrink_model_zeros: %d of 12 sparse tensors at 50%%", half);
         shrink_model_free(m);
     }
-    free(ld); free(ls); free(li);
 
     /* bad input: unstructured 50 % is not 2:4 */
     shrink_prune_params b = shrink_prune_params_default();

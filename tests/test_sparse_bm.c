@@ -26,26 +26,6 @@
 #include <stdint.h>
 #include <unistd.h>
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static double rng_u(void) {
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
-
-static float rng_normal(void) {
-    double u = rng_u() + 1e-12, v = rng_u();
-    return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
-}
-
-/* independent f16 decoder */
-static double f16_dec(const uint8_t *p) {
-    unsigned h = (unsigned)p[0] | (unsigned)p[1] << 8;
-    int e = (h >> 10) & 31, m = h & 1023;
-    double v = e ? ldexp(1024 + m, e - 25) : ldexp(m, -24);
-    return h & 0x8000 ? -v : v;
-}
-
 static uint32_t le32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
@@ -54,9 +34,9 @@ static uint32_t le32(const uint8_t *p) {
 static void make_row(float *x, int64_t n, int64_t nz) {
     for (int64_t i = 0; i < n; i++) x[i] = 0.0f;
     for (int64_t k = 0; k < nz;) {
-        int64_t i = (int64_t)(rng_u() * (double)n);
+        int64_t i = (int64_t)(test_rng_u() * (double)n);
         if (x[i] != 0.0f) continue;
-        float v = sk_f16_to_f32(sk_f32_to_f16(rng_normal()));
+        float v = sk_f16_to_f32(sk_f32_to_f16(test_rng_normal()));
         if (v == 0.0f) continue;
         x[i] = v;
         k++;
@@ -77,7 +57,7 @@ static int decode(shrink_dtype t, const uint8_t *r, int64_t n, double *dec) {
     for (int64_t i = 0; i < n; i++) {
         dec[i] = 0.0;
         if (bm[i / 8] >> (i % 8) & 1) {
-            dec[i] = i8 ? (double)(d * (float)(int8_t)v[s]) : f16_dec(v + 2 * s);
+            dec[i] = i8 ? (double)(d * (float)(int8_t)v[s]) : test_f16_decode(v + 2 * s);
             s++;
         }
     }
@@ -173,7 +153,7 @@ static void test_kernels(void) {
                 float *wd = malloc((size_t)n * 4), *ref = malloc((size_t)n * 4);
                 float *got = malloc((size_t)n * 4);
                 make_row(x, n, (int64_t)(dens[di] * (double)n));
-                for (int64_t k = 0; k < n; k++) a[k] = rng_normal();
+                for (int64_t k = 0; k < n; k++) a[k] = test_rng_normal();
                 const uint64_t rb = sk_dtype_row_bytes(t, n);
                 uint8_t *buf = malloc(rb + 3), *w = buf + 3; /* odd address, ends at the row */
                 d->from_f32(x, w, n);
@@ -223,20 +203,6 @@ static void test_kernels(void) {
 /* ==== 3, 4. prune --store ==================================================================== */
 
 static char tmp_dir[] = "/tmp/test_sparse_bm_XXXXXX";
-
-static int logits_of(const char *path, float *out) {
-    shrink_model *m = NULL;
-    shrink_context *ctx = NULL;
-    shrink_load_params lp = shrink_load_params_default();
-    shrink_status st = shrink_model_load(&m, path, &lp);
-    if (!st) st = shrink_context_create(&ctx, m, 16, 16);
-    int32_t ids[6] = {1, 50, 120, 7, 300, 42};
-    if (!st) st = shrink_context_eval(ctx, ids, 5, 0, out, 5);            /* prompt: panels */
-    if (!st) st = shrink_context_eval(ctx, ids + 5, 1, 5, out + 5 * 512, 1); /* decode: dots */
-    shrink_context_free(ctx);
-    shrink_model_free(m);
-    return st == SHRINK_OK;
-}
 
 static int count_type(const shrink_prune_result *r, shrink_dtype t, int *noted) {
     int n = 0;
@@ -354,16 +320,8 @@ static void test_store(void) {
     CHECK(shrink_prune(model, i8, &p, &r) == SHRINK_OK, "sparse_i8: %s", shrink_last_error());
     shrink_prune_result_free(&r);
 
-    const int32_t V = 512;
-    float *ld = malloc(6 * (size_t)V * 4), *ls = malloc(6 * (size_t)V * 4),
-          *li = malloc(6 * (size_t)V * 4);
-    if (logits_of(dense, ld) && logits_of(f16, ls) && logits_of(i8, li)) {
-        double worst = 0, worst_i8 = 0, amax = 0;
-        for (int64_t k = 0; k < 6 * (int64_t)V; k++) amax = fmax(amax, fabs(ld[k]));
-        for (int64_t k = 0; k < 6 * (int64_t)V; k++) {
-            worst = fmax(worst, fabs((double)ls[k] - ld[k]) / amax);
-            worst_i8 = fmax(worst_i8, fabs((double)li[k] - ld[k]) / amax);
-        }
+    const double worst = test_logits6_rel(dense, f16, 512), worst_i8 = test_logits6_rel(dense, i8, 512);
+    if (worst >= 0 && worst_i8 >= 0) {
         printf("  logits sparse_f16 vs dense: max |diff| / max |logit| = %.3g; sparse_i8 %.3g\n",
                worst, worst_i8);
         CHECK(worst <= 1e-5, "sparse_f16 logits differ from dense: %.3g", worst);
@@ -371,7 +329,6 @@ static void test_store(void) {
     } else {
         CHECK(0, "a pruned model does not load or run: %s", shrink_last_error());
     }
-    free(ld); free(ls); free(li);
     /* the zeros of the sparse tensors: 60 % of each row (floor(0.6 * 64) = 38 of 64) */
     shrink_model *m = NULL;
     shrink_load_params lp = shrink_load_params_default();

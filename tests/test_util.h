@@ -185,4 +185,46 @@ static inline int test_same_file(const char *a, const char *b) {
     return system(cmd) == 0;
 }
 
+/* An IEEE half at p (little-endian) decoded with ldexp: independent of the library's
+ * converters (the sparse types' layout tests). */
+static inline double test_f16_decode(const uint8_t *p) {
+    unsigned h = (unsigned)p[0] | (unsigned)p[1] << 8;
+    int e = (h >> 10) & 31, m = h & 1023;
+    double v = e ? ldexp(1024 + m, e - 25) : ldexp(m, -24);
+    return h & 0x8000 ? -v : v;
+}
+
+/* The logits of a fixed 6-token input (vocabulary V) from the model at path: positions 0..4 by
+ * prompt processing (T > 1) into out[0 .. 5V), position 5 by decode (T = 1) into out[5V ..).
+ * 1 on success. */
+static inline int test_logits6(const char *path, float *out, int32_t V) {
+    shrink_model *m = NULL;
+    shrink_context *ctx = NULL;
+    shrink_load_params lp = shrink_load_params_default();
+    shrink_status st = shrink_model_load(&m, path, &lp);
+    if (!st) st = shrink_context_create(&ctx, m, 16, 16);
+    int32_t ids[6] = {1, 50, 120, 7, 300, 42};
+    if (!st) st = shrink_context_eval(ctx, ids, 5, 0, out, 5);
+    if (!st) st = shrink_context_eval(ctx, ids + 5, 1, 5, out + 5 * (size_t)V, 1);
+    shrink_context_free(ctx);
+    shrink_model_free(m);
+    return st == SHRINK_OK;
+}
+
+/* max |logit_got - logit_ref| / max |logit_ref| over test_logits6's 6 positions of two models
+ * with vocabulary V, or -1 if either does not load or run. */
+static inline double test_logits6_rel(const char *ref, const char *got, int32_t V) {
+    float *a = (float *)malloc(6 * (size_t)V * sizeof *a), *b = (float *)malloc(6 * (size_t)V * sizeof *b);
+    double worst = -1;
+    if (a && b && test_logits6(ref, a, V) && test_logits6(got, b, V)) {
+        double amax = 0;
+        worst = 0;
+        for (int64_t k = 0; k < 6 * (int64_t)V; k++) amax = fmax(amax, fabs(a[k]));
+        for (int64_t k = 0; k < 6 * (int64_t)V; k++) worst = fmax(worst, fabs((double)b[k] - a[k]) / amax);
+    }
+    free(a);
+    free(b);
+    return worst;
+}
+
 #endif

@@ -513,15 +513,21 @@ static int cmp_tname(const void *a, const void *b) {
     return c ? c : (x->name.len > y->name.len) - (x->name.len < y->name.len);
 }
 
+/* rows of a tensor: the product of its dimensions after the first (no overflow: its bytes were
+ * checked to fit the file) */
+static int64_t tensor_rows(const sk_gguf_tensor *t) {
+    int64_t rows = 1;
+    for (uint32_t d = 1; d < t->n_dims; d++) rows *= t->ne[d];
+    return rows;
+}
+
 /* Palette types (src/kernels/palette.h): every row head names a group inside the tensor, so
  * no kernel reads a palette entry outside it. */
 static shrink_status check_palette(rd *r, const sk_gguf_tensor *t, const char *nt) {
     tensor_type tt;
     if (!tensor_type_of(t->type, &tt) || tt.dtype < 0 || !sk_pal_k((shrink_dtype)tt.dtype))
         return SHRINK_OK;
-    int64_t rows = 1;
-    for (uint32_t d = 1; d < t->n_dims; d++) rows *= t->ne[d]; /* no overflow: bytes fit */
-    int64_t bad = sk_pal_check((shrink_dtype)tt.dtype, t->data, rows, t->ne[0]);
+    int64_t bad = sk_pal_check((shrink_dtype)tt.dtype, t->data, tensor_rows(t), t->ne[0]);
     if (bad < 0) return SHRINK_OK;
     return sk_error(SHRINK_ERR_FORMAT, "%s: tensor '%s' (%s): the head of row %" PRId64 " names "
                     "a palette group outside the tensor or a wrong row length; the file is "
@@ -534,9 +540,7 @@ static shrink_status check_sparse_bm(rd *r, const sk_gguf_tensor *t, const char 
     tensor_type tt;
     if (!tensor_type_of(t->type, &tt) || tt.dtype < 0 || !sk_dtype_sparse_bm((shrink_dtype)tt.dtype))
         return SHRINK_OK;
-    int64_t rows = 1;
-    for (uint32_t d = 1; d < t->n_dims; d++) rows *= t->ne[d]; /* no overflow: bytes fit */
-    int64_t bad = sk_sparse_bm_check((shrink_dtype)tt.dtype, t->data, rows, t->ne[0]);
+    int64_t bad = sk_sparse_bm_check((shrink_dtype)tt.dtype, t->data, tensor_rows(t), t->ne[0]);
     if (bad < 0) return SHRINK_OK;
     return sk_error(SHRINK_ERR_FORMAT, "%s: tensor '%s' (%s): the index of row %" PRId64 " is "
                     "corrupt (its bitmaps do not count the stored values, more than half the "

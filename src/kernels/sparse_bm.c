@@ -138,9 +138,36 @@ static void range_to_f32(const uint8_t *r, size_t hb, int is_i8, float d, int64_
     }
 }
 
+/* sum over the stored values in input order of v (f16) or q (int8) times x, in f32 */
+static float dot_ref(int64_t n, const void *w, size_t hb, int i8, const void *xa) {
+    const uint8_t *bm = (const uint8_t *)w + hb, *v = bm + n / 8;
+    const float *x = xa;
+    float acc = 0.0f;
+    int64_t s = 0;
+    for (int64_t b = 0; b < n / SK_QK_SBM; b++) {
+        uint64_t m = rd_u64(bm + 8 * b);
+        while (m) {
+            const int j = __builtin_ctzll(m);
+            m &= m - 1;
+            float val;
+            if (i8) {
+                val = (float)(int8_t)v[s];
+            } else {
+                uint16_t h;
+                memcpy(&h, v + 2 * s, 2);
+                val = sk_f16_to_f32(h);
+            }
+            s++;
+            acc += val * x[b * SK_QK_SBM + j];
+        }
+    }
+    return acc;
+}
+
 /* ==== sparse_f16 ============================================================================ */
 
 void sk_sparse_f16_from_f32(const float *src, void *dst, int64_t n) {
+    if (n <= 0) return;
     uint8_t *r = dst, *bm = r + SK_SBM_HEAD_F16, *v = bm + n / 8;
     put_head(r, (uint32_t)select_kept(src, n, bm), n);
     memset(v, 0, (size_t)n); /* n/2 slots of 2 bytes */
@@ -167,26 +194,13 @@ void sk_sparse_f16_to_f32(const void *src, float *dst, int64_t n) {
 
 /* sum v_i x_i over the stored values in input order, in f32 */
 float sk_sparse_f16_dot_ref(int64_t n, const void *w, const void *xa) {
-    const uint8_t *bm = (const uint8_t *)w + SK_SBM_HEAD_F16, *v = bm + n / 8;
-    const float *x = xa;
-    float acc = 0.0f;
-    int64_t s = 0;
-    for (int64_t b = 0; b < n / SK_QK_SBM; b++) {
-        uint64_t m = rd_u64(bm + 8 * b);
-        while (m) {
-            const int j = __builtin_ctzll(m);
-            m &= m - 1;
-            uint16_t h;
-            memcpy(&h, v + 2 * s++, 2);
-            acc += sk_f16_to_f32(h) * x[b * SK_QK_SBM + j];
-        }
-    }
-    return acc;
+    return dot_ref(n, w, SK_SBM_HEAD_F16, 0, xa);
 }
 
 /* ==== sparse_i8 ============================================================================= */
 
 void sk_sparse_i8_from_f32(const float *src, void *dst, int64_t n) {
+    if (n <= 0) return;
     uint8_t *r = dst, *bm = r + SK_SBM_HEAD_I8, *v = bm + n / 8;
     put_head(r, (uint32_t)select_kept(src, n, bm), n);
     float amax = 0.0f;
@@ -222,21 +236,9 @@ void sk_sparse_i8_to_f32(const void *src, float *dst, int64_t n) {
 
 /* d * sum q_i x_i (the sum in f32, in input order) */
 float sk_sparse_i8_dot_ref(int64_t n, const void *w, const void *xa) {
-    const uint8_t *r = w, *bm = r + SK_SBM_HEAD_I8, *v = bm + n / 8;
     float d;
-    memcpy(&d, r + 8, 4);
-    const float *x = xa;
-    float acc = 0.0f;
-    int64_t s = 0;
-    for (int64_t b = 0; b < n / SK_QK_SBM; b++) {
-        uint64_t m = rd_u64(bm + 8 * b);
-        while (m) {
-            const int j = __builtin_ctzll(m);
-            m &= m - 1;
-            acc += (float)(int8_t)v[s++] * x[b * SK_QK_SBM + j];
-        }
-    }
-    return d * acc;
+    memcpy(&d, (const uint8_t *)w + 8, 4);
+    return d * dot_ref(n, w, SK_SBM_HEAD_I8, 1, xa);
 }
 
 /* ==== validation ============================================================================ */

@@ -843,59 +843,49 @@ SK_INLINE __m256 sbm_expand8(unsigned m, __m256 compact) {
     return _mm256_and_ps(_mm256_permutevar8x32_ps(compact, idx), _mm256_castsi256_ps(on));
 }
 
-static float sparse_f16_dot(int64_t n, const void *w, const void *xa) {
-    const uint8_t *bm = (const uint8_t *)w + SK_SBM_HEAD_F16, *v = bm + n / 8;
-    const int64_t cap = n / 2;
-    const float *x = xa;
+/* 8 slots from s on (f16 or int8) as f32; the row's last steps copy the slots left (fewer than
+ * 16) into a zeroed buffer first */
+SK_INLINE void sbm_vals8x2(const uint8_t *v, int64_t s, int c0, int64_t cap, int i8, __m256 *v0,
+                           __m256 *v1) {
+    const int vb = i8 ? 1 : 2;
+    const uint8_t *p = v + vb * s;
+    uint8_t t[48];
+    if (s + 16 > cap) {
+        memset(t, 0, sizeof t);
+        memcpy(t, p, (size_t)((cap - s) * vb));
+        p = t;
+    }
+    if (i8) {
+        *v0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+        *v1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + c0))));
+    } else {
+        *v0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+        *v1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 2 * c0)));
+    }
+}
+
+SK_INLINE float sbm_dot(int64_t n, const uint8_t *bm, int i8, const float *x) {
+    const uint8_t *v = bm + n / 8;
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     int64_t s = 0;
     for (int64_t k = 0; k < n; k += 16, x += 16) {
         const unsigned m0 = bm[k / 8], m1 = bm[k / 8 + 1];
         const int c0 = __builtin_popcount(m0);
-        __m128i h0, h1;
-        if (s + 16 <= cap) {
-            h0 = _mm_loadu_si128((const __m128i *)(v + 2 * s));
-            h1 = _mm_loadu_si128((const __m128i *)(v + 2 * (s + c0)));
-        } else {
-            uint16_t t[24] = {0};
-            memcpy(t, v + 2 * s, (size_t)(cap - s) * 2);
-            h0 = _mm_loadu_si128((const __m128i *)t);
-            h1 = _mm_loadu_si128((const __m128i *)(t + c0));
-        }
-        a0 = _mm256_fmadd_ps(sbm_expand8(m0, _mm256_cvtph_ps(h0)), _mm256_loadu_ps(x), a0);
-        a1 = _mm256_fmadd_ps(sbm_expand8(m1, _mm256_cvtph_ps(h1)), _mm256_loadu_ps(x + 8), a1);
+        __m256 v0, v1;
+        sbm_vals8x2(v, s, c0, n / 2, i8, &v0, &v1);
+        a0 = _mm256_fmadd_ps(sbm_expand8(m0, v0), _mm256_loadu_ps(x), a0);
+        a1 = _mm256_fmadd_ps(sbm_expand8(m1, v1), _mm256_loadu_ps(x + 8), a1);
         s += c0 + __builtin_popcount(m1);
     }
     return hsum8(_mm256_add_ps(a0, a1));
 }
 
+static float sparse_f16_dot(int64_t n, const void *w, const void *xa) {
+    return sbm_dot(n, (const uint8_t *)w + SK_SBM_HEAD_F16, 0, xa);
+}
+
 static float sparse_i8_dot(int64_t n, const void *w, const void *xa) {
-    const uint8_t *r = w, *bm = r + SK_SBM_HEAD_I8, *v = bm + n / 8;
-    const int64_t cap = n / 2;
-    const float d = f32_at(r + 8);
-    const float *x = xa;
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    int64_t s = 0;
-    for (int64_t k = 0; k < n; k += 16, x += 16) {
-        const unsigned m0 = bm[k / 8], m1 = bm[k / 8 + 1];
-        const int c0 = __builtin_popcount(m0);
-        __m128i q0, q1;
-        if (s + 16 <= cap) {
-            q0 = _mm_loadl_epi64((const __m128i *)(v + s));
-            q1 = _mm_loadl_epi64((const __m128i *)(v + s + c0));
-        } else {
-            uint8_t t[24] = {0};
-            memcpy(t, v + s, (size_t)(cap - s));
-            q0 = _mm_loadl_epi64((const __m128i *)t);
-            q1 = _mm_loadl_epi64((const __m128i *)(t + c0));
-        }
-        __m256 v0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q0));
-        __m256 v1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q1));
-        a0 = _mm256_fmadd_ps(sbm_expand8(m0, v0), _mm256_loadu_ps(x), a0);
-        a1 = _mm256_fmadd_ps(sbm_expand8(m1, v1), _mm256_loadu_ps(x + 8), a1);
-        s += c0 + __builtin_popcount(m1);
-    }
-    return d * hsum8(_mm256_add_ps(a0, a1));
+    return f32_at((const uint8_t *)w + 8) * sbm_dot(n, (const uint8_t *)w + SK_SBM_HEAD_I8, 1, xa);
 }
 
 /* ==== lookups ================================================================================ */
