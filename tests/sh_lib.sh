@@ -124,3 +124,26 @@ story_text() {
         i=$((i + 1))
     done
 }
+
+# kill_at_checkpoint PID DIR: as soon as DIR/checkpoint.bin appears, freezes the background run
+# PID (SIGSTOP, so it cannot reach its last step first), then kills it (SIGKILL) and reaps it.
+# Sets stopped (1 if it was frozen) and ck_step (the checkpoint's step: u64 little-endian at
+# byte 16, src/train/checkpoint.c; empty if none).
+kill_at_checkpoint() {
+    kpid=$1
+    kdir=$2
+    i=0
+    stopped=0
+    while [ $i -lt 12000 ]; do
+        if [ -f "$kdir/checkpoint.bin" ]; then
+            kill -STOP "$kpid" 2>/dev/null && stopped=1
+            break
+        fi
+        kill -0 "$kpid" 2>/dev/null || break
+        sleep 0.01
+        i=$((i + 1))
+    done
+    ck_step=$(od -An -t u8 -j 16 -N 8 "$kdir/checkpoint.bin" 2>/dev/null | tr -d ' ')
+    kill -9 "$kpid" 2>/dev/null
+    wait "$kpid" 2>/dev/null
+}

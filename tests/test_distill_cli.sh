@@ -9,7 +9,9 @@
 # validation KL to the teacher (soft targets at tau 2, top-K and weak modes, and a q8_0 GGUF
 # teacher); two runs with one seed and thread count give the same final line and model
 # bytes; a run killed with SIGKILL at a checkpoint strictly before its last step and resumed
-# ends with the same final line and model bytes; a checkpoint refuses another temperature;
+# ends with the same final line and model bytes, in every mode (top-K, whole vocabulary, weak,
+# top-K from the teacher cache, and on synthetic text from shrink synth); a checkpoint refuses
+# another temperature;
 # bad input (alpha outside [0, 1], tau <= 0, a tokenizer that differs at token 0, another
 # vocabulary size, --teacher-threads -1): a message, exit 1 or 2, no output folder written;
 # --teacher-threads 2 gives the run of the teacher on the student's one thread.
@@ -145,35 +147,50 @@ cmp -s "$tmp/final1" "$tmp/final2" && [ -s "$tmp/final1" ] && ok ||
     bad "two runs with one seed: $(cat "$tmp/final1") vs $(cat "$tmp/final2")"
 cmp -s "$tmp/r1/model.gguf" "$tmp/r2/model.gguf" && ok || bad "two runs with one seed: models differ"
 
-# shellcheck disable=SC2086
-"$bin" distill $opts --out "$tmp/r3" >"$tmp/out3" 2>"$tmp/err3" &
-pid=$!
-i=0
-stopped=0
-while [ $i -lt 12000 ]; do
-    if [ -f "$tmp/r3/checkpoint.bin" ]; then
-        kill -STOP $pid 2>/dev/null && stopped=1
-        break
+# kill_resume NAME REF OPTIONS...: a run of OPTIONS stopped (SIGSTOP, then SIGKILL) as soon as
+# its first checkpoint exists, strictly before its last step, then resumed: the same final line
+# and model bytes as the uninterrupted run REF (a folder beside REF.final).
+kill_resume() {
+    kname=$1 kref=$2
+    shift 2
+    rm -rf "$tmp/k_$kname"
+    "$bin" distill "$@" --out "$tmp/k_$kname" >"$tmp/out3" 2>"$tmp/err3" &
+    kill_at_checkpoint $! "$tmp/k_$kname"
+    if [ $stopped -ne 1 ] || [ -z "$ck_step" ] || [ "$ck_step" -lt 1 ] || [ "$ck_step" -ge "$steps" ]; then
+        bad "resume $kname: could not kill the run strictly before its last step (stopped: $stopped, checkpoint step '${ck_step}'): no resume was tested"
+    elif run "resume $kname" "$bin" distill "$@" --out "$tmp/k_$kname" --resume "$tmp/k_$kname"; then
+        from=$(sed -n 's/^resumed: *from step \([0-9]*\).*/\1/p' "$tmp/out")
+        [ "$from" = "$ck_step" ] && ok || bad "resume $kname: resumed from step '${from}', the checkpoint holds $ck_step"
+        grep '^final:' "$tmp/out" >"$tmp/k_$kname.final"
+        cmp -s "$kref.final" "$tmp/k_$kname.final" && [ -s "$tmp/k_$kname.final" ] && ok ||
+            bad "resume $kname: killed + resumed: $(cat "$tmp/k_$kname.final") vs uninterrupted $(cat "$kref.final")"
+        cmp -s "$kref/model.gguf" "$tmp/k_$kname/model.gguf" && ok || bad "resume $kname: killed + resumed: models differ"
+        echo "resume $kname: killed at checkpoint step $ck_step of $steps, resumed from step $from"
     fi
-    kill -0 $pid 2>/dev/null || break
-    sleep 0.01
-    i=$((i + 1))
-done
-ck_step=$(od -An -t u8 -j 16 -N 8 "$tmp/r3/checkpoint.bin" 2>/dev/null | tr -d ' ')
-kill -9 $pid 2>/dev/null
-wait $pid 2>/dev/null
-if [ $stopped -ne 1 ] || [ -z "$ck_step" ] || [ "$ck_step" -lt 1 ] || [ "$ck_step" -ge "$steps" ]; then
-    bad "resume: could not kill the run strictly before its last step (stopped: $stopped, checkpoint step '${ck_step}'): no resume was tested"
+}
+
+cp "$tmp/final1" "$tmp/r1.final"
 # shellcheck disable=SC2086
-elif run "resume" "$bin" distill $opts --out "$tmp/r3" --resume "$tmp/r3"; then
-    from=$(sed -n 's/^resumed: *from step \([0-9]*\).*/\1/p' "$tmp/out")
-    [ "$from" = "$ck_step" ] && ok || bad "resume: resumed from step '${from}', the checkpoint holds $ck_step"
-    grep '^final:' "$tmp/out" >"$tmp/final3"
-    cmp -s "$tmp/final1" "$tmp/final3" && [ -s "$tmp/final3" ] && ok ||
-        bad "killed + resumed: $(cat "$tmp/final3") vs uninterrupted $(cat "$tmp/final1")"
-    cmp -s "$tmp/r1/model.gguf" "$tmp/r3/model.gguf" && ok || bad "killed + resumed: models differ"
-    echo "resume: killed at checkpoint step $ck_step of $steps, resumed from step $from"
-fi
+kill_resume topk "$tmp/r1" $opts
+
+# every other mode: whole vocabulary (soft), weak, top-K from the teacher cache, and soft on
+# synthetic text the teacher wrote (shrink synth): uninterrupted, then killed and resumed
+run "synth" "$bin" synth "$teacher" "$tmp/syn.tok" --tokens 3000 --seed 1 --threads 1
+base="--teacher $teacher --student $tmp/student.gguf --steps $steps --batch 4 --ctx 32 \
+--lr 3e-3 --seed 7 --save-every $every --threads 1 --no-manifest"
+for mode in soft weak cache synth; do
+    case $mode in
+        soft)  extra="--data $tmp/train.tok --alpha 0.7 --temperature 2" ;;
+        weak)  extra="--data $tmp/train.tok --alpha 0.5 --mode weak" ;;
+        cache) extra="--data $tmp/train.tok --alpha 0.7 --top-k 16 --teacher-cache $tmp/tc" ;;
+        synth) extra="--data $tmp/syn.tok --alpha 0.9" ;;
+    esac
+    # shellcheck disable=SC2086
+    run "uninterrupted $mode" "$bin" distill $base $extra --out "$tmp/u_$mode" || continue
+    grep '^final:' "$tmp/out" >"$tmp/u_$mode.final"
+    # shellcheck disable=SC2086
+    kill_resume "$mode" "$tmp/u_$mode" $base $extra
+done
 # the teacher on its own thread budget: the same run (its logits do not depend on its thread
 # count, and the student keeps --threads 1)
 # shellcheck disable=SC2086

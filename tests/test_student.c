@@ -222,13 +222,74 @@ static void check_hidden(const char *model) {
     bad(model, "hidden 65 of 64", &q);
 }
 
+/* GPT-2 (fused q|k|v in the file, learned positions, LayerNorm with biases, biased matrices):
+ * a student of the teacher's layer 1 only (tiny-gpt2, HF -> GGUF) holds every tensor of that
+ * layer and every global bit for bit, and runs. */
+static int fvec_equal(const float *a, const float *b, int64_t n) {
+    if (!a || !b) return a == b;
+    return vec_equal(a, b, n);
+}
+
+static void check_gpt2(const char *model) {
+    char out[4200];
+    snprintf(out, sizeof out, "%s/gpt2.gguf", tmp_dir);
+    shrink_student_params p = shrink_student_params_default();
+    const int32_t keep[1] = {1};
+    p.layer_list = keep;
+    p.n_layer_list = 1;
+    shrink_status s = shrink_student(model, out, &p, NULL);
+    CHECK(s == SHRINK_OK, "gpt2 student: %s", shrink_last_error());
+    shrink_model *t = load(model), *m = s ? NULL : load(out);
+    CHECK(m != NULL && t != NULL, "gpt2 student loads: %s", shrink_last_error());
+    if (m && t && m->cfg.n_layers == 1 && m->cfg.dim == t->cfg.dim) {
+        const sk_config *c = &t->cfg;
+        const int64_t D = c->dim, Q = (int64_t)c->n_heads * c->head_dim,
+                      KV = (int64_t)c->n_kv_heads * c->head_dim, F = c->ffn_dim;
+        CHECK(rows_equal(&m->tok_emb, &t->tok_emb, NULL, c->vocab_size), "gpt2: token embeddings");
+        CHECK(m->pos_emb.data && rows_equal(&m->pos_emb, &t->pos_emb, NULL, t->pos_emb.rows),
+              "gpt2: position embeddings");
+        CHECK(fvec_equal(m->final_norm, t->final_norm, D) &&
+              fvec_equal(m->final_norm_b, t->final_norm_b, D), "gpt2: final norm");
+        const sk_layer *a = &m->layers[0], *b = &t->layers[1];
+        CHECK(b->bq && b->attn_norm_b && b->b_up, "gpt2: the teacher has biases");
+        CHECK(fvec_equal(a->attn_norm, b->attn_norm, D) && fvec_equal(a->attn_norm_b, b->attn_norm_b, D),
+              "gpt2: attn norm");
+        CHECK(fvec_equal(a->ffn_norm, b->ffn_norm, D) && fvec_equal(a->ffn_norm_b, b->ffn_norm_b, D),
+              "gpt2: ffn norm");
+        CHECK(rows_equal(&a->wq, &b->wq, NULL, Q) && rows_equal(&a->wk, &b->wk, NULL, KV) &&
+              rows_equal(&a->wv, &b->wv, NULL, KV), "gpt2: W_q, W_k, W_v of layer 1");
+        CHECK(fvec_equal(a->bq, b->bq, Q) && fvec_equal(a->bk, b->bk, KV) &&
+              fvec_equal(a->bv, b->bv, KV), "gpt2: q, k, v biases of layer 1");
+        CHECK(rows_equal(&a->wo, &b->wo, NULL, D) && fvec_equal(a->bo, b->bo, D), "gpt2: W_o");
+        CHECK(rows_equal(&a->w_up, &b->w_up, NULL, F) && fvec_equal(a->b_up, b->b_up, F) &&
+              rows_equal(&a->w_down, &b->w_down, NULL, D) && fvec_equal(a->b_down, b->b_down, D),
+              "gpt2: FFN of layer 1");
+        shrink_context *ctx = NULL;
+        int32_t ids[8] = {50256, 5, 9, 40, 3, 7, 100, 2};
+        float *z = malloc((size_t)8 * c->vocab_size * sizeof *z);
+        int finite = z && shrink_context_create(&ctx, m, 8, 8) == SHRINK_OK &&
+                     shrink_context_eval(ctx, ids, 8, 0, z, 8) == SHRINK_OK;
+        for (int64_t i = 0; finite && i < (int64_t)8 * c->vocab_size; i++) finite = isfinite(z[i]);
+        CHECK(finite, "gpt2: the student runs with finite logits");
+        free(z);
+        shrink_context_free(ctx);
+    } else if (m && t) {
+        CHECK(0, "gpt2 student: %d layers, dim %d", m->cfg.n_layers, m->cfg.dim);
+    }
+    shrink_model_free(m);
+    shrink_model_free(t);
+    rm_out(out);
+}
+
 int main(void) {
-    static char gqa[2048], st260[2048], calib[2048];
+    static char gqa[2048], st260[2048], calib[2048], gpt2[2048];
     if (!mkdtemp(tmp_dir)) {
         CHECK(0, "mkdtemp");
         return test_summary("test_student");
     }
     const char *model = test_need_model(gqa, sizeof gqa, "tiny-llama-gqa");
+    const char *g2 = test_need_model(gpt2, sizeof gpt2, "tiny-gpt2");
+    if (g2) check_gpt2(g2);
     const char *st = test_need_model(st260, sizeof st260, "stories260K/stories260K.bin");
     const char *text = test_need_asset(calib, sizeof calib, "fixtures/stories260K/ppl_text.txt");
     char out[4200];

@@ -91,24 +91,9 @@ run "generate with the trained llama2.c model (tokenizer.bin copied beside it)" 
 
 # shellcheck disable=SC2086
 "$bin" train "$model" $opts --out "$tmp/r3" >"$tmp/out3" 2>"$tmp/err3" &
-pid=$!
-# As soon as the first checkpoint appears, freeze the run (SIGSTOP) so it cannot reach its last
-# step before the SIGKILL; the checkpoint then in place is the one the resume must start from.
-i=0
-stopped=0
-while [ $i -lt 6000 ]; do
-    if [ -f "$tmp/r3/checkpoint.bin" ]; then
-        kill -STOP $pid 2>/dev/null && stopped=1
-        break
-    fi
-    kill -0 $pid 2>/dev/null || break
-    sleep 0.01
-    i=$((i + 1))
-done
-# step: u64 little-endian at byte 16 of the checkpoint (src/train/checkpoint.c)
-ck_step=$(od -An -t u8 -j 16 -N 8 "$tmp/r3/checkpoint.bin" 2>/dev/null | tr -d ' ')
-kill -9 $pid 2>/dev/null
-wait $pid 2>/dev/null
+# frozen at its first checkpoint so it cannot reach its last step before the SIGKILL; the
+# checkpoint then in place is the one the resume must start from
+kill_at_checkpoint $! "$tmp/r3"
 killed_at=$(grep -c '^step' "$tmp/err3")
 if [ $stopped -ne 1 ] || [ -z "$ck_step" ] || [ "$ck_step" -lt 1 ] || [ "$ck_step" -ge "$steps" ]; then
     bad "resume: could not kill the run strictly before its last step (stopped: $stopped, checkpoint step '${ck_step}', $killed_at steps logged, $steps steps): no resume was tested"

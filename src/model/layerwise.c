@@ -46,7 +46,7 @@ void sk_bind_linear(struct shrink_model *m, sk_role role, int layer, shrink_dtyp
                     int64_t rows, int64_t cols, const void *w) {
     sk_layer *L = &m->layers[layer];
     const sk_config *c = &m->cfg;
-    sk_mat mt = {dt, rows, cols, w};
+    sk_mat mt = {dt, rows, cols, w, NULL};
     switch (role) {
     case SK_ROLE_WQ: L->wq = mt; break;
     case SK_ROLE_WK: L->wk = mt; break;
@@ -60,9 +60,9 @@ void sk_bind_linear(struct shrink_model *m, sk_role role, int layer, shrink_dtyp
                           c->head_dim;
         const size_t rb = (size_t)sk_dtype_row_bytes(dt, cols);
         const uint8_t *b = w;
-        L->wq = (sk_mat){dt, q, cols, b};
-        L->wk = (sk_mat){dt, kv, cols, b + (size_t)q * rb};
-        L->wv = (sk_mat){dt, kv, cols, b + (size_t)(q + kv) * rb};
+        L->wq = (sk_mat){dt, q, cols, b, NULL};
+        L->wk = (sk_mat){dt, kv, cols, b + (size_t)q * rb, NULL};
+        L->wv = (sk_mat){dt, kv, cols, b + (size_t)(q + kv) * rb, NULL};
         break;
     }
     default: break;
