@@ -14,7 +14,7 @@
  *     throughput on L1-resident data measured in this run ("tile peak").
  *
  *   Quantized decode (qgemv): every dtype with a dot kernel (and f16, the dense baseline of the
- *     2:4 sparse types) against f32 at 1B shapes (2048 x 2048, 5632 x 2048, 2048 x 5632) with
+ *     2:4 sparse types; the unstructured sparse types are made $BENCH_SPARSITY sparse, 0.7) against f32 at 1B shapes (2048 x 2048, 5632 x 2048, 2048 x 5632) with
  *     the chosen kernel set and all threads, ram regime: GB/s, % of a plain read, speed-up
  *     over f32 (--dtype NAME[,NAME...] picks some).
  *
@@ -32,6 +32,7 @@
 #include "kernels/kernels.h"
 #include "kernels/palette.h"
 
+#include <math.h>
 #include <omp.h>
 
 static double min_time = 0.25; /* seconds per measurement (at least 3 reps) */
@@ -66,6 +67,12 @@ static void *make_w(shrink_dtype dt, int64_t rows, int64_t cols, uint64_t seed) 
         uint64_t s = seed + (uint64_t)r * 7919;
         for (int64_t k = 0; k < cols; k++) tmp[r * cols + k] = frand(&s);
     }
+    /* unstructured sparse types: the weights with |x| < S zeroed first (uniform in [-1, 1]: a
+     * fraction S of zeros; S = $BENCH_SPARSITY, default 0.7), as a pruned matrix would be */
+    const char *sp = getenv("BENCH_SPARSITY");
+    const float cut = sp ? (float)atof(sp) : 0.7f;
+    for (size_t i = 0; sk_dtype_sparse_bm(dt) && i < n; i++)
+        if (fabsf(tmp[i]) < cut) tmp[i] = 0.0f;
     for (int64_t r = 0; r < rows; r++) /* row by row: row-head types scale each row */
         sk_dtype(dt)->from_f32(tmp + r * cols, (uint8_t *)w + (uint64_t)r * rb, cols);
     const int64_t k = sk_pal_k(dt);

@@ -101,6 +101,10 @@ typedef enum shrink_dtype {
     SHRINK_DTYPE_PAL16 = 30,  /* 16 values per 16 rows, 4-bit codes */
     SHRINK_DTYPE_PAL256 = 31, /* 256 values per 256 rows, 8-bit codes */
     SHRINK_DTYPE_PAL4 = 32,   /* 4 values per 4 rows, 2-bit codes */
+    /* shrink's unstructured sparse types (GGUF type ids 1019, 1020; docs/formats.md): a bitmap
+     * per 64 inputs and the kept values packed, at most half of each row */
+    SHRINK_DTYPE_SPARSE_F16 = 33, /* f16 values: 9 bits/weight (+ 64 bits per row) */
+    SHRINK_DTYPE_SPARSE_I8 = 34,  /* int8 values, row scale f32 d: 5 bits/weight (+ 96 per row) */
     SHRINK_DTYPE_COUNT
 } shrink_dtype;
 
@@ -343,6 +347,10 @@ typedef struct shrink_quantize_params {
     const char *const *lora;
     const double *lora_scales;
     int32_t     n_lora;
+    /* method "gptq" under mpirun (docs/scale.md): the calibration windows shared by the ranks,
+     * the Hessians summed in window order; rank 0 writes `out`, byte for byte the one-process
+     * file; the other ranks write nothing. NULL: one process. */
+    const struct shrink_train_comm *comm;
 } shrink_quantize_params;
 
 /* One tensor of the output. */
@@ -496,7 +504,13 @@ typedef struct shrink_prune_params {
      * 1015; shrink only): every pruned matrix must then be 2:4 (at most 2 non-zeros in each
      * group of 4 inputs), else SHRINK_ERR_ARG naming the tensor and no output; one whose rows
      * are not a multiple of 32 (the types' block) stays dense. The other tensors are written
-     * as dtype says. */
+     * as dtype says. SHRINK_DTYPE_SPARSE_F16 or SHRINK_DTYPE_SPARSE_I8 (unstructured: a bitmap
+     * and at most half of each row's values; GGUF type ids 1019, 1020; shrink only), any
+     * method and pattern: a matrix stays dense (in dtype; the tensor's store_note says why)
+     * when a row would keep more than half of its inputs, its rows are not a multiple of 64, or
+     * the sparse type would not be smaller; SparseGPT's rows are known only when pruned: one
+     * keeping more than half is trimmed to its half largest |w| (counted in n_zero, said in
+     * store_note; rel_err is before the trim). */
     int32_t     store;
 } shrink_prune_params;
 
@@ -512,6 +526,9 @@ typedef struct shrink_prune_tensor {
     int64_t      n_elems;
     int64_t      n_zero;        /* exact zeros in the pruned f32 values (before the dtype) */
     double       rel_err;       /* ||W' - W|| / ||W|| of a pruned tensor (0 otherwise) */
+    char         store_note[96]; /* store sparse_f16 / sparse_i8: why this pruned matrix stays
+                                    dense, or how many of its rows were trimmed to fit (SparseGPT);
+                                    "" otherwise */
 } shrink_prune_tensor;
 
 typedef struct shrink_prune_result {
@@ -1084,6 +1101,12 @@ typedef struct shrink_train_params {
      * pass, the backward recomputes the rest layer by layer: the activations of one layer
      * instead of all, for one more forward pass; the results are bit-identical. */
     bool        gradient_checkpointing;
+    /* QAT's block scales (docs/adapters.md, "Learned scales"): NULL or "recompute" (from the
+     * current weights in every pass), or "learned" (LSQ: one trainable scale per block,
+     * initialized from the quantizer's, for q4_0, q8_0, int4_g32/g64/g128 and nf4), trained at
+     * qat_scale_lr (0: lr) without weight decay; the written GGUF holds the learned scales. */
+    const char *qat_scales;
+    double      qat_scale_lr;
 } shrink_train_params;
 
 typedef struct shrink_train_result {
@@ -1388,11 +1411,25 @@ typedef struct shrink_lowrank_params {
      * factorization runs as each matrix is reached); may be NULL */
     void      (*progress)(void *user, int phase, int64_t done, int64_t total);
     void       *user;
+    /* 1: each matrix whose factors are smaller is stored as its two factors (GGUF output only:
+     * <name>.lr_a (rank x cols), <name>.lr_b (rows x rank), run by shrink as two products;
+     * llama.cpp does not read them); 0 (default): the product merged back dense */
+    int         factored;
+    /* 0 (default): every matrix at the rank of `ratio` (or rank / energy); 1: per-matrix ranks
+     * under the global budget `ratio` x the targeted parameters, chosen by measured
+     * sensitivity: each matrix alone truncated to a few candidate ranks, the KL of the model's
+     * next-token distribution from the original's on calib_path (choose_tokens tokens), then a
+     * greedy allocation of the budget by KL saved per parameter (docs/lowrank.md) */
+    int         choose;
+    int64_t     choose_tokens;  /* tokens of calib_path the sensitivity is measured on (512) */
 } shrink_lowrank_params;
 
 typedef struct shrink_lowrank_result {
     int64_t  n_matrices;      /* matrices targeted */
     int64_t  n_dense;         /* of them kept dense: their factors would not be smaller */
+    int64_t  n_factored;      /* of them stored as two factors (params.factored) */
+    int64_t  choose_passes;   /* choose: forward passes measured */
+    double   choose_kl_sum;   /* choose: sum of the chosen matrices' measured KL (nats) */
     int64_t  params_target;   /* parameters of the targeted matrices */
     int64_t  params_lowrank;  /* their parameters stored as factors r (rows + cols) (the
                                  dense ones: rows x cols) */
@@ -1587,12 +1624,17 @@ typedef struct shrink_report_result {
     int32_t n_points;   /* variants plotted (a base shared by several inputs counts once) */
     int32_t n_pareto;   /* of them on the size-vs-KL Pareto front */
     int32_t n_bars;     /* speed bars (decode and prompt tokens/s that were measured) */
+    int32_t n_mem_bars;    /* memory bars (compare's peak RSS, measured with its speed test) */
+    int32_t n_tensor_bars; /* per-tensor error bars (plan and quantize --verbose JSON inputs) */
+    int32_t n_cells;       /* cells of the per-layer sensitivity heatmaps (plan JSON inputs) */
 } shrink_report_result;
 
 typedef struct shrink_report_params {
     const char *title;  /* the page's title; NULL: "shrink report" */
-    const char *svg;    /* NULL: the HTML page; "pareto" or "speed": that plot alone, as an
-                         * SVG file (for documents) */
+    const char *svg;    /* NULL: the HTML page; "pareto", "speed", "memory", "tensors" or
+                         * "heatmap": that plot alone, as an SVG file (for documents) */
+    const char *recipe_run; /* a recipe run's folder (docs/recipes.md), or NULL: the page shows
+                             * its recipe and each step's record (command, size, gates) */
 } shrink_report_params;
 
 /* Writes one self-contained HTML page (inline SVG, no script, nothing fetched) to `out` from
@@ -1651,6 +1693,10 @@ typedef struct shrink_plan_params {
     const char *out;             /* write the planned model here (GGUF), or NULL */
     void      (*progress)(void *user, int64_t done, int64_t total); /* measurements; may be NULL */
     void       *user;
+    /* instead of a budget: the type of every planned matrix, "NAME=TYPE,NAME=TYPE,..." (the
+     * plan a run chose, as `shrink plan --recipe` prints it): nothing is measured but the
+     * importance and, with out, the written file's KL; each TYPE must be a candidate */
+    const char *assign;
 } shrink_plan_params;
 
 typedef struct shrink_plan_result {

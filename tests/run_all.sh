@@ -43,6 +43,7 @@ if [ -f tests/test_teacher_cache.sh ]; then run "test_teacher_cache.sh" sh tests
 if [ -f tests/test_pipeline_cli.sh ]; then run "test_pipeline_cli.sh" sh tests/test_pipeline_cli.sh "$build/shrink"; fi
 if [ -f tests/test_recipe_cli.sh ]; then run "test_recipe_cli.sh" sh tests/test_recipe_cli.sh "$build/shrink"; fi
 if [ -f tests/test_plan_cli.sh ]; then run "test_plan_cli.sh" sh tests/test_plan_cli.sh "$build/shrink"; fi
+if [ -f tests/test_recipe_try.sh ]; then run "test_recipe_try.sh" sh tests/test_recipe_try.sh "$build/shrink"; fi
 if [ -f tests/test_lora_compare_cli.sh ]; then run "test_lora_compare_cli.sh" sh tests/test_lora_compare_cli.sh "$build/shrink"; fi
 run "test_skip_rule.sh" sh tests/test_skip_rule.sh
 if [ -f tests/test_docs.sh ]; then run "test_docs.sh" sh tests/test_docs.sh "$build/shrink"; fi

@@ -37,6 +37,16 @@ static uint8_t *make_row(shrink_dtype t, int64_t cols, int random_bytes) {
             row[4] = (uint8_t)(cols / 32);
             row[5] = (uint8_t)(cols / 32 >> 8);
         }
+        if (sk_dtype_sparse_bm(t)) { /* a sound index (the GGUF reader refuses others) */
+            const size_t hb = sk_dtype(t)->row_head;
+            uint32_t nnz = 0, nb = (uint32_t)(cols / 64);
+            for (int64_t b = 0; b < cols / 8; b++) {
+                row[hb + b] &= (uint8_t)(test_rng_u() * 256.0); /* about a quarter set */
+                nnz += (uint32_t)__builtin_popcount(row[hb + b]);
+            }
+            memcpy(row, &nnz, 4);
+            memcpy(row + 4, &nb, 4);
+        }
     } else {
         float *x = malloc((size_t)cols * sizeof(float));
         for (int64_t i = 0; i < cols; i++) x[i] = test_rng_normal() * (i % 7 == 0 ? 3.0f : 1.0f);

@@ -10,7 +10,8 @@
 # naming the problem, a non-zero exit and no output file: a calibration text shorter than asked
 # (saying how many tokens it has), --calib-ctx over the model's context, an imatrix of another
 # model (another width; fewer layers), a truncated imatrix, a NaN in it, a quantized input
-# without --allow-requantize.
+# without --allow-requantize; q3_K and q2_K with the importance matrix (ggml's bytes change, the
+# search differs from them) and the q3_K_M / q2_K_M mixes by imatrix and AWQ, reloaded and run.
 # Needs models/stories260K: missing, it is a failure when the shared folder ($SHRINK_SHARED,
 # else ../shared) is present, a counted skip (exit 77) when it is absent.
 # Ends with "test_imatrix_cli: N passed, N failed, N skipped"; exit 1 on any failure.
@@ -105,5 +106,42 @@ expect_fail "quantize: a quantized input without --allow-requantize" "--allow-re
 expect_ok "quantize: --allow-requantize" "$bin" quantize "$tmp/q.gguf" "$tmp/x.gguf" \
     --scheme q8_0 --allow-requantize
 grep -q "quantized again" "$tmp/err" && ok || bad "--allow-requantize: no warning"
+
+# ==== q3_K / q2_K with the importance matrix (a random 256-wide model: K-type rows) ===========
+
+config 256 1 | sed 's/"intermediate_size":172/"intermediate_size":512/' >"$tmp/c3.json"
+if expect_ok "init width 256" "$bin" init --config "$tmp/c3.json" --tokenizer "$tok" --seed 2 \
+    "$tmp/w256.gguf" &&
+    expect_ok "imatrix width 256" "$bin" imatrix "$tmp/w256.gguf" --calib "$tmp/calib.txt" -c 64 \
+        -o "$tmp/w.imatrix"; then
+    for s in q3_K q2_K; do
+        # ggml's importance-weighted quantizer must see the matrix (bytes of llama-quantize
+        # --imatrix: tests/test_quants.c), and the default search is another quantizer
+        expect_ok "$s --ggml-exact" "$bin" quantize "$tmp/w256.gguf" "$tmp/$s-e.gguf" --scheme $s \
+            --ggml-exact --no-manifest
+        expect_ok "$s --imatrix --ggml-exact" "$bin" quantize "$tmp/w256.gguf" "$tmp/$s-ei.gguf" \
+            --scheme $s --imatrix "$tmp/w.imatrix" --ggml-exact --no-manifest
+        expect_ok "$s --imatrix" "$bin" quantize "$tmp/w256.gguf" "$tmp/$s-i.gguf" --scheme $s \
+            --imatrix "$tmp/w.imatrix" --no-manifest
+        cmp -s "$tmp/$s-e.gguf" "$tmp/$s-ei.gguf" && bad "$s: --imatrix did not change the bytes" || ok
+        cmp -s "$tmp/$s-ei.gguf" "$tmp/$s-i.gguf" && bad "$s: the search wrote ggml's bytes" || ok
+    done
+    # the mixes of those types with each calibrated method that serves them: saved, reloaded, run
+    expect_ok "q3_K_M --imatrix" "$bin" quantize "$tmp/w256.gguf" "$tmp/m-i.gguf" --scheme q3_K_M \
+        --imatrix "$tmp/w.imatrix" --no-manifest
+    expect_ok "q3_K_M --method awq" "$bin" quantize "$tmp/w256.gguf" "$tmp/m-a.gguf" \
+        --scheme q3_K_M --method awq --calib "$tmp/calib.txt" --calib-tokens 256 --calib-ctx 64 \
+        --no-manifest
+    expect_ok "q2_K_M --imatrix" "$bin" quantize "$tmp/w256.gguf" "$tmp/m-2.gguf" --scheme q2_K_M \
+        --imatrix "$tmp/w.imatrix" --no-manifest
+    if expect_ok "compare the q3_K_M / q2_K_M files" "$bin" compare "$tmp/w256.gguf" \
+        "$tmp/m-i.gguf" "$tmp/m-a.gguf" "$tmp/m-2.gguf" --text "$tmp/calib.txt" --ctx 64 \
+        --tokens 128 --no-speed --json; then
+        for i in 1 2 3; do
+            k=$("$(dirname "$bin")/tests/json_get" "$tmp/out" "models.$i.kl_mean" 2>/dev/null)
+            lt 0 "$k" && lt "$k" 10 && ok || bad "compare: model $i KL '$k' not in (0, 10)"
+        done
+    fi
+fi
 
 sh_finish test_imatrix_cli

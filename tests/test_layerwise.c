@@ -6,15 +6,20 @@
  * layer function (so the next layers must read the changed layer's outputs),
  *   - the Hessian of layer 1's attention input, of its ffn_down input, and of the head's input
  *     equal, bit for bit, H = sum_t x_t x_t^T accumulated here in double from an observer on
+ *     (each element's sum over a window from zero in token order, then added to H)
  *     shrink_context_eval over the same windows of a second copy of the model with the same
  *     change bound (every layer run per window, as the pass did before it kept the stream);
  *   - with diag (Wanda's statistics) layer 1's sums of x^2 equal the same way;
- *   - packed (GPTQ's form: the upper triangle by rows) the same numbers.
+ *   - packed (GPTQ's form: the upper triangle by rows) the same numbers;
+ *   - two ranks (threads joined by an ordered sum as tools/cli/mpi.c's chain), each running
+ *     its windows, give both the one-process packed Hessians bit for bit.
  */
 #include "model/layerwise.h"
 #include "model/hessian.h"
 #include "model/model.h"
 #include "test_util.h"
+
+#include <pthread.h>
 
 #define NTOK 180
 #define NCTX 50
@@ -25,7 +30,19 @@ typedef struct ref {
     int     n_layers, diag, packed;
     int64_t cols[SK_IN_COUNT];
     double *h[SK_IN_COUNT];
+    double *hw[SK_IN_COUNT];    /* the current window's sums (H), added to h at its end */
 } ref;
+
+/* The end of a window: each element's window sum (from zero, in token order) added to H. */
+static void ref_flush(ref *r) {
+    for (int i = 0; i < SK_IN_COUNT && !r->diag; i++) {
+        const int64_t n = r->cols[i] * r->cols[i];
+        for (int64_t k = 0; r->h[i] && r->hw[i] && k < n; k++) {
+            r->h[i][k] += r->hw[i][k];
+            r->hw[i][k] = 0.0;
+        }
+    }
+}
 
 static void ref_observe(void *user, int layer, sk_linear which, const float *X, int64_t T,
                         int64_t cols) {
@@ -43,7 +60,7 @@ static void ref_observe(void *user, int layer, sk_linear which, const float *X, 
         else return;
     }
     double *h = r->h[in];
-    if (!h || cols != r->cols[in]) return;
+    if (!h || !r->hw[in] || cols != r->cols[in]) return;
     for (int64_t t = 0; t < T; t++)
         for (int64_t a = 0; a < cols; a++) {
             const double xa = X[t * cols + a];
@@ -52,7 +69,8 @@ static void ref_observe(void *user, int layer, sk_linear which, const float *X, 
                 continue;
             }
             if (xa == 0.0) continue;
-            for (int64_t b = a; b < cols; b++) h[a * cols + b] += xa * (double)X[t * cols + b];
+            for (int64_t b = a; b < cols; b++)
+                r->hw[in][a * cols + b] += xa * (double)X[t * cols + b];
         }
 }
 
@@ -103,6 +121,8 @@ static void check(const char *model, int layer, int diag, int packed, const int3
     r.cols[SK_IN_DOWN] = c->ffn_dim;
     for (int i = 0; i < SK_IN_COUNT; i++)
         r.h[i] = calloc((size_t)(diag ? r.cols[i] : r.cols[i] * r.cols[i]), sizeof(double));
+    for (int i = 0; i < SK_IN_COUNT; i++)
+        r.hw[i] = calloc((size_t)(diag ? r.cols[i] : r.cols[i] * r.cols[i]), sizeof(double));
     float *wq1 = changed_wq(m1), *wq2 = changed_wq(m2);
     sk_bind_linear(m1, SK_ROLE_WQ, 0, SHRINK_DTYPE_F32, m1->layers[0].wq.rows,
                    m1->layers[0].wq.cols, wq1);
@@ -116,6 +136,7 @@ static void check(const char *model, int layer, int diag, int packed, const int3
             int32_t k = wl - o < NBATCH ? wl - o : NBATCH;
             CHECK(shrink_context_eval(ctx, ids + w0 + o, k, o, logits, k) == SHRINK_OK, "eval");
         }
+        ref_flush(&r);
     }
     got g = {.want = &r, .wq = wq2};
     sk_layerwise lw = {.model = m2, .ids = ids, .n = NTOK, .n_ctx = NCTX, .n_batch = NBATCH,
@@ -152,6 +173,7 @@ static void check(const char *model, int layer, int diag, int packed, const int3
     }
     for (int i = 0; i < SK_IN_COUNT; i++) {
         free(r.h[i]);
+        free(r.hw[i]);
         free(g.h[i]);
     }
     free(logits);
@@ -164,6 +186,112 @@ static void check(const char *model, int layer, int diag, int packed, const int3
 out:
     shrink_model_free(m1);
     shrink_model_free(m2);
+}
+
+/* ---- two ranks in one process: threads joined by the ordered sum ------------------------- */
+
+typedef struct fake_comm {
+    pthread_mutex_t mu;
+    pthread_cond_t  cv;
+    double *x0;      /* rank 0's total (its part 0) of the current call */
+    int     posted;  /* calls rank 0 has posted / rank 1 has finished */
+    int     done;
+} fake_comm;
+
+/* shrink_train_comm.sum_f64 for 2 ranks: rank 1 adds its parts one by one to rank 0's sum
+ * (tools/cli/mpi.c's chain), and both get the total. */
+static shrink_status fake_sum(fake_comm *f, int rank, double *const *x, int32_t k, int64_t n) {
+    pthread_mutex_lock(&f->mu);
+    if (rank == 0) {
+        f->x0 = x[0];
+        f->posted++;
+        pthread_cond_broadcast(&f->cv);
+        while (f->done < f->posted) pthread_cond_wait(&f->cv, &f->mu);
+    } else {
+        while (f->posted <= f->done) pthread_cond_wait(&f->cv, &f->mu);
+        for (int64_t e = 0; e < n; e++) {
+            double t = f->x0[e];
+            for (int32_t p = 0; p < k; p++) t += x[p][e];
+            x[0][e] = t;
+            f->x0[e] = t;
+        }
+        f->done++;
+        pthread_cond_broadcast(&f->cv);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return SHRINK_OK;
+}
+static fake_comm fc = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0};
+static shrink_status sum0(void *u, double *const *x, int32_t k, int64_t n) {
+    return fake_sum(u, 0, x, k, n);
+}
+static shrink_status sum1(void *u, double *const *x, int32_t k, int64_t n) {
+    return fake_sum(u, 1, x, k, n);
+}
+
+typedef struct rank_job {
+    const char     *model;
+    const int32_t  *ids;
+    int64_t         n;
+    shrink_train_comm comm;
+    ref             want;
+    got             g;
+    shrink_status   st;
+} rank_job;
+
+static void *rank_run(void *u) {
+    rank_job *r = u;
+    shrink_model *m = NULL;
+    r->st = shrink_model_load(&m, r->model, NULL);
+    if (r->st) return NULL;
+    r->g.want = &r->want;
+    r->g.wq = changed_wq(m);
+    sk_layerwise lw = {.model = m, .ids = r->ids, .n = r->n, .n_ctx = NCTX, .n_batch = NBATCH,
+                       .packed = 1, .layer = got_layer, .user = &r->g, .comm = &r->comm};
+    r->st = sk_layerwise_run(&lw);
+    shrink_model_free(m);
+    free(r->g.wq);
+    return NULL;
+}
+
+/* Layer `layer`'s packed Hessians from 2 ranks (windows 0-1 and 2-3 of NTOK = 180: 50, 50 |
+ * 50, 30; rank 1 keeps its two windows apart) equal one process's bit for bit, on both ranks. */
+static void check_ranks(const char *model, int layer, const int32_t *ids) {
+    rank_job one = {.model = model, .ids = ids, .n = NTOK, .want = {.layer = layer, .packed = 1}};
+    one.comm = (shrink_train_comm){.rank = 0, .n_ranks = 1};
+    rank_run(&one);
+    CHECK(one.st == SHRINK_OK, "one process: %s", shrink_last_error());
+    rank_job r[2];
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++) {
+        r[k] = (rank_job){.model = model, .ids = ids + k * 2 * NCTX,
+                          .n = k ? NTOK - 2 * NCTX : 2 * NCTX,
+                          .want = {.layer = layer, .packed = 1}};
+        r[k].comm = (shrink_train_comm){.rank = k, .n_ranks = 2, .sum_f64 = k ? sum1 : sum0,
+                                        .user = &fc};
+        pthread_create(&th[k], NULL, rank_run, &r[k]);
+    }
+    for (int k = 0; k < 2; k++) pthread_join(th[k], NULL);
+    shrink_model *m = NULL;
+    if (shrink_model_load(&m, model, NULL) != SHRINK_OK) return;
+    const int64_t cols[SK_IN_COUNT] = {m->cfg.dim, (int64_t)m->cfg.n_heads * m->cfg.head_dim,
+                                       m->cfg.dim, m->cfg.ffn_dim};
+    shrink_model_free(m);
+    for (int k = 0; k < 2; k++) {
+        CHECK(r[k].st == SHRINK_OK, "rank %d: %s", k, shrink_last_error());
+        for (int i = 0; i < SK_IN_COUNT; i++) {
+            const size_t P = sk_hessian_packed(cols[i]);
+            int same = one.g.h[i] && r[k].g.h[i] &&
+                       !memcmp(one.g.h[i], r[k].g.h[i], P * sizeof(double));
+            CHECK(same, "%s layer %d input %d: rank %d of 2 differs from one process", model,
+                  layer, i, k);
+        }
+    }
+    for (int i = 0; i < SK_IN_COUNT; i++) {
+        free(one.g.h[i]);
+        free(r[0].g.h[i]);
+        free(r[1].g.h[i]);
+    }
 }
 
 int main(void) {
@@ -183,6 +311,7 @@ int main(void) {
             check(llama, 1, 1, 0, ids);
             check(llama, L, 0, 0, ids);
             check(llama, 1, 0, 1, ids);
+            check_ranks(llama, 1, ids);
         }
     }
     if (gpt2) {

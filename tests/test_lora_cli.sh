@@ -8,7 +8,9 @@
 # the validation loss, prints PEFT's "trainable params" line and --json; the adapter applies
 # with --lora; `shrink merge` of it gives the run-time perplexity; bad input (rank 0, a rank
 # larger than a projection, an unknown target, an adapter of another base, a quantized base
-# merged without --dtype, no --lora): a message naming the problem, a non-zero exit, no output.
+# merged without --dtype, no --lora): a message naming the problem, a non-zero exit, no output;
+# llama.cpp's llama-perplexity --lora on shrink's GGUF adapter gives shrink's perplexity within
+# 1e-3 (when llama.cpp is built: /work/llama.cpp or $LLAMA_CPP_BIN).
 # Needs models/stories260K and ../shared/data/corpus/: missing, they are a failure when the
 # shared folder ($SHRINK_SHARED, else ../shared) is present, a counted skip (exit 77) when it is
 # absent. Ends with "test_lora_cli: N passed, N failed, N skipped"; exit 1 on any failure.
@@ -90,5 +92,28 @@ refuse "no --lora" "--lora" "$tmp/m2.gguf" "$bin" merge $M -o "$tmp/m2.gguf"
 if run "convert q8_0" "$bin" convert $M "$tmp/q8.gguf" --dtype q8_0; then
     refuse "quantized base without --dtype" "--dtype" "$tmp/m3.gguf" \
         "$bin" merge "$tmp/q8.gguf" --lora "$tmp/a.gguf" -o "$tmp/m3.gguf"
+fi
+
+# ==== llama.cpp applies shrink's GGUF adapter as shrink does (when llama.cpp is built) =======
+# llama-perplexity --lora on the base GGUF against `shrink ppl --llama-cpp --lora` (the same
+# chunks of 64): relative difference < 1e-3 (issue 13), with the adapter's own effect far larger
+lcpp=${LLAMA_CPP_BIN:-/work/llama.cpp/build/bin}
+lc_ppl() { "$lcpp/llama-perplexity" "$@" -f "$tmp/valid.txt" -c 64 -b 64 -t 1 2>&1 |
+    sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p'; }
+if [ -x "$lcpp/llama-perplexity" ] && [ -f "$tmp/a.gguf" ] &&
+   run "convert for llama.cpp" "$bin" convert $M "$tmp/base.gguf"; then
+    l0=$(lc_ppl -m "$tmp/base.gguf")
+    l1=$(lc_ppl -m "$tmp/base.gguf" --lora "$tmp/a.gguf")
+    run "ppl --llama-cpp" "$bin" ppl "$tmp/base.gguf" "$tmp/valid.txt" --llama-cpp -c 64 --json &&
+        s0=$(json_num ppl "$tmp/out")
+    run "ppl --llama-cpp --lora" "$bin" ppl "$tmp/base.gguf" "$tmp/valid.txt" --llama-cpp -c 64 \
+        --lora "$tmp/a.gguf" --json && s1=$(json_num ppl "$tmp/out")
+    echo "  llama-perplexity: base ${l0:-?} + adapter ${l1:-?}; shrink: ${s0:-?} + adapter ${s1:-?}"
+    if [ -n "$l0" ] && [ -n "$l1" ] && [ -n "${s0:-}" ] && [ -n "${s1:-}" ] &&
+       awk -v a="$l1" -v b="$s1" -v c="$l0" 'BEGIN { d = (a - b) / b; if (d < 0) d = -d;
+           e = (c - a) / a; if (e < 0) e = -e; exit !(d < 1e-3 && e > 1e-2) }'; then ok
+    else bad "llama-perplexity --lora ${l1:-none} vs shrink ${s1:-none} (base ${l0:-none})"; fi
+else
+    echo "test_lora_cli: llama.cpp not built here: the llama-perplexity --lora check is not run"
 fi
 sh_finish test_lora_cli

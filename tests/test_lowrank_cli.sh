@@ -141,4 +141,31 @@ expect_fail "lowrank unknown method" "unknown low-rank method" \
     "$bin" lowrank "$gqa" "$tmp/bad.gguf" --rank 4 --method pca
 no_output "lowrank bad input" "$tmp/bad.gguf"
 
+# --store factored: the same factorization as two tensors per matrix; the file is smaller and
+# runs with the perplexity of the merged-dense file (f32: equal to 4 significant digits)
+if expect_ok "lowrank --store factored" "$bin" lowrank "$gqa" "$tmp/fac.gguf" --ratio 0.5 \
+        --dtype f32 --store factored --json &&
+   expect_ok "lowrank --store dense" "$bin" lowrank "$gqa" "$tmp/den.gguf" --ratio 0.5 --dtype f32; then
+    [ "$(wc -c < "$tmp/fac.gguf")" -lt "$(wc -c < "$tmp/den.gguf")" ] && ok ||
+        bad "factored file not smaller than the dense one"
+    a=$(ppl_of "$tmp/fac.gguf"); b=$(ppl_of "$tmp/den.gguf")
+    [ -n "$a" ] && awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-4 * b) }' &&
+        ok || bad "factored ppl '$a' != merged-dense ppl '$b'"
+    expect_ok "info lists the factors" "$bin" info "$tmp/fac.gguf"
+    grep -q "blk.0.ffn_down.weight.lr_b" "$tmp/out" && ok || bad "info: no blk.0.ffn_down.weight.lr_b"
+fi
+expect_fail "lowrank --store factored to a folder" "GGUF" \
+    "$bin" lowrank "$gqa" "$tmp/bad-hf" --rank 4 --store factored
+expect_fail "lowrank --store bad" "one of dense, factored" \
+    "$bin" lowrank "$gqa" "$tmp/bad.gguf" --rank 4 --store packed
+no_output "lowrank bad store" "$tmp/bad.gguf"
+[ -e "$tmp/bad-hf" ] && bad "a folder was left for --store factored" || ok
+expect_fail "lowrank --choose without --calib" "needs a budget --ratio P and a calibration" \
+    "$bin" lowrank "$gqa" "$tmp/bad.gguf" --ratio 0.5 --choose sensitivity
+expect_fail "lowrank --choose with --rank" "needs a budget --ratio P" \
+    "$bin" lowrank "$gqa" "$tmp/bad.gguf" --rank 4 --choose sensitivity --calib "$text"
+expect_fail "lowrank --choose bad" "one of uniform, sensitivity" \
+    "$bin" lowrank "$gqa" "$tmp/bad.gguf" --ratio 0.5 --choose best
+no_output "lowrank bad choose" "$tmp/bad.gguf"
+
 finish

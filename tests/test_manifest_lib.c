@@ -110,7 +110,8 @@ static shrink_status call_report(void *user) {
     char out[300];
     path_in(out, sizeof out, "r.html");
     const char *in[1] = {(const char *)user};
-    shrink_report_params p = {"t", NULL};
+    shrink_report_params p = {0};
+    p.title = "t";
     return shrink_report(in, 1, out, &p, NULL);
 }
 

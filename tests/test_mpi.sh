@@ -12,7 +12,8 @@
 # ranks started with different options (mpirun's MPMD form), --accum that is not a multiple
 # of the ranks: a message, a non-zero exit, every rank stopped. --accum 4 over 2 ranks (two
 # micro-batches each) equals one process with --accum 4. Calibration: `shrink imatrix` over 2
-# and 3 ranks writes the one-process file byte for byte; more ranks than chunks is refused.
+# and 3 ranks writes the one-process file byte for byte; more ranks than chunks is refused;
+# `shrink quantize --method gptq` likewise (the windows' Hessians summed in window order).
 # Needs mpirun (Open MPI; `make MPI=1` installs it): missing, that is a failure, since the
 # test only runs after `make MPI=1`. Needs models/stories260K (in the repository) and
 # ../shared/data/corpus/ (failure when the shared folder is present, counted skip if absent).
@@ -157,6 +158,29 @@ timeout 300 mpirun -np 3 "$mbin" imatrix "$model" --calib $data --calib-ctx 32 -
 rc=$?
 [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "2 chunks of 32 tokens cannot be shared by 3 ranks" "$tmp/err" &&
     [ ! -e "$tmp/im-bad.dat" ] && ok || bad "imatrix, 3 ranks, 2 chunks: exit $rc: $(head -c 300 "$tmp/err")"
+
+# GPTQ over ranks: 150 tokens = 5 windows of 32 (the last 22) shared by 2 ranks (2 + 3) and
+# by 3 (1 + 2 + 2: ranks 1 and 2 keep two windows' Hessians apart), the file rank 0 writes
+# byte for byte the one-process file (--no-manifest: the manifest records the command line);
+# more ranks than windows is refused
+gc="--scheme q4_0 --method gptq --calib $data --calib-ctx 32 --calib-tokens 150 --threads 1 --no-manifest"
+# shellcheck disable=SC2086
+expect_ok "gptq, 1 process" "$bin" quantize "$model" "$tmp/g1.gguf" $gc
+for n in 2 3; do
+    # shellcheck disable=SC2086
+    if expect_ok "gptq, $n ranks" timeout 300 mpirun -np $n "$mbin" quantize "$model" \
+        "$tmp/g$n.gguf" $gc --json; then
+        cmp -s "$tmp/g1.gguf" "$tmp/g$n.gguf" && ok || bad "gptq: $n ranks differ from 1 process"
+        [ "$(json_num ranks "$tmp/out")" = $n ] && [ "$(json_num gptq_matrices "$tmp/out")" -gt 0 ] &&
+            ok || bad "gptq, $n ranks: $(cat "$tmp/out")"
+    fi
+done
+# shellcheck disable=SC2086
+timeout 300 mpirun -np 3 "$mbin" quantize "$model" "$tmp/g-bad.gguf" --scheme q4_0 --method gptq \
+    --calib $data --calib-ctx 32 --calib-tokens 64 --threads 1 >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "2 calibration windows of 32 tokens cannot be shared by 3 ranks" "$tmp/err" &&
+    [ ! -e "$tmp/g-bad.gguf" ] && ok || bad "gptq, 3 ranks, 2 windows: exit $rc: $(head -c 300 "$tmp/err")"
 
 # bad input: ranks with different options (MPMD), --accum that is not a multiple of the ranks
 # shellcheck disable=SC2086

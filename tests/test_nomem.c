@@ -201,6 +201,18 @@ static shrink_status call_lowrank(void *user) {
     return st;
 }
 
+/* low-rank factored storage: rank 2 stored as two factors per matrix */
+static shrink_status call_lowrank_factored(void *user) {
+    char out[320];
+    snprintf(out, sizeof out, "%s/lrf.gguf", tmp_dir);
+    shrink_lowrank_params p = shrink_lowrank_params_default();
+    p.rank = 2;
+    p.factored = 1;
+    shrink_status st = shrink_lowrank(model_path, out, &p, NULL);
+    if (!user) remove(out);
+    return st;
+}
+
 static shrink_status call_bench(void *user) {
     shrink_bench_params p = shrink_bench_params_default();
     p.pp = 8;
@@ -380,6 +392,12 @@ int main(int argc, char **argv) {
     sweep("shrink_quantize q4_0 --imatrix", call_quantize_imatrix, im_path);
     sweep("shrink_convert to HF", call_convert, q8_path);
     sweep("shrink_lowrank svd", call_lowrank, NULL);
+    sweep("shrink_lowrank factored", call_lowrank_factored, NULL);
+    char lrf_path[320];
+    snprintf(lrf_path, sizeof lrf_path, "%s/lrf.gguf", tmp_dir);
+    CHECK(call_lowrank_factored(lrf_path) == SHRINK_OK, "factored model: %s", shrink_last_error());
+    sweep("shrink_model_load factored", call_load, lrf_path);
+    remove(lrf_path);
     sweep("shrink_bench", call_bench, m);
     sweep("sk_train_create + forward_backward", call_grad, &gj);
     sweep("shrink_train", call_train, NULL);

@@ -359,8 +359,44 @@ static void check_algo(void) {
           "2:4 on one row: the two smallest |w| of each group (ties: lower index)");
 }
 
+/* sk_prune_matrix (k-th |w| by quickselect, ties by index) against sk_prune_select's sorted
+ * (score, index) pairs, on values with many ties (a few levels, signs, zeros) and without:
+ * the same zeros, and the zeroed squares summed as tensor_stats sums them. */
+static void check_matrix_ties(void) {
+    const int64_t rows = 37, cols = 29, n = rows * cols;
+    float *w = malloc(sizeof(float) * (size_t)n), *v = malloc(sizeof(float) * (size_t)n);
+    double *s = malloc(sizeof(double) * (size_t)n);
+    uint8_t *mask = malloc((size_t)n);
+    for (int rep = 0; rep < 3; rep++)
+        for (int si = 0; si < 5; si++) {
+            const double sp[5] = {0.0, 0.1, 0.5, 0.77, 1.0};
+            for (int64_t i = 0; i < n; i++)
+                w[i] = rep == 2 ? test_rng_normal()
+                                : (float)((int)(test_rng_u() * (rep ? 3 : 7)) - (rep ? 1 : 3)) * 0.25f;
+            memcpy(v, w, sizeof(float) * (size_t)n);
+            double e2 = -1.0, e2r = 0.0;
+            CHECK(sk_prune_matrix(v, rows, cols, sp[si], &e2) == SHRINK_OK, "prune_matrix");
+            for (int64_t i = 0; i < n; i++) s[i] = fabs((double)w[i]);
+            sk_prune_select(s, n, (int64_t)floor((double)n * sp[si]), mask);
+            int diff = 0;
+            for (int64_t i = 0; i < n; i++) {
+                const float want = mask[i] ? 0.0f : w[i];
+                diff += memcmp(&v[i], &want, sizeof want) != 0 && !(v[i] == 0 && want == 0);
+                const double d = (double)want - (double)w[i];
+                e2r += d * d;
+            }
+            CHECK(diff == 0 && e2 == e2r, "prune_matrix, values %d, sparsity %g: %d differ from "
+                  "the sorted selection, e2 %.17g vs %.17g", rep, sp[si], diff, e2, e2r);
+        }
+    free(w);
+    free(v);
+    free(s);
+    free(mask);
+}
+
 int main(void) {
     check_algo();
+    check_matrix_ties();
     static char buf[2048], gpt2[2048];
     if (!mkdtemp(tmp_dir)) {
         CHECK(0, "mkdtemp");

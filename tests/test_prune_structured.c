@@ -44,7 +44,7 @@ static float *logits_of(shrink_model *m, const int32_t *ids, int n) {
 static float *bind_f32(shrink_model *m, sk_mat *W) {
     float *w = malloc((size_t)(W->rows * W->cols) * sizeof *w);
     for (int64_t r = 0; r < W->rows; r++) sk_mat_row_f32(W, r, w + r * W->cols);
-    *W = (sk_mat){SHRINK_DTYPE_F32, W->rows, W->cols, w};
+    *W = (sk_mat){SHRINK_DTYPE_F32, W->rows, W->cols, w, NULL};
     return w;
 }
 

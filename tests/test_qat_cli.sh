@@ -7,8 +7,10 @@
 # Base: stories260K (f32). Covers: `ppl --load-as S` equals, digit for digit, `ppl` on the file
 # `shrink quantize --scheme S` writes (q4_0, nf4, int4_g32), `generate --load-as` the same
 # greedy text as on that file; `shrink train --qat q4_0` writes a q4_0 GGUF that loads and runs;
+# `train --qat q4_K_M` writes the per-tensor types `quantize --scheme q4_K_M` writes;
+# `--qat-scales learned` writes q4_0 and is refused for K-quants, mixes and without --qat;
 # `shrink lora --load-as nf4` trains, as on the nf4 file, and with --gradient-checkpointing to the
-# same losses; bad input (a mix, f16, a quantized model loaded as, --qat
+# same losses; bad input (a mix for --load-as / lora --qat, f16, a quantized model loaded as, --qat
 # with --to hf): a message naming the problem, a non-zero exit, no output.
 # Needs models/stories260K and ../shared/data/corpus/: missing, they are a failure when the
 # shared folder ($SHRINK_SHARED, else ../shared) is present, a counted skip (exit 77) when it is
@@ -59,8 +61,35 @@ if expect_ok "train --qat" "$bin" train $M $opts --qat q4_0 --out "$tmp/run" --j
     else bad "train --qat: no q4_0 model.gguf: $(ls "$tmp/run") $(head -c 300 "$tmp/out")"; fi
     expect_ok "ppl of the QAT model" "$bin" ppl "$tmp/run/model.gguf" "$tmp/valid.txt" -c 32
 fi
-expect_fail "--qat a mix" "single-type" "$bin" train $M $opts --qat q4_K_M --out "$tmp/r1"
-[ -e "$tmp/r1" ] && bad "--qat a mix left $tmp/r1" || ok
+# a llama.cpp mix: each matrix fake-quantized to, and written in, the type shrink quantize's mix
+# gives it (stories260K's 64-wide rows make q4_K fall back to q5_0, q6_K to q8_0, 172 to f16)
+types() { "$bin" info "$1" | awk '/^(token_embd|blk\.|output)/ {print $1, $(NF-2)}'; }
+if expect_ok "quantize q4_K_M" "$bin" quantize $M "$tmp/q4km.gguf" --scheme q4_K_M &&
+   expect_ok "train --qat q4_K_M" "$bin" train $M $opts --qat q4_K_M --out "$tmp/rm"; then
+    types "$tmp/q4km.gguf" > "$tmp/types_q"
+    types "$tmp/rm/model.gguf" > "$tmp/types_t"
+    n_kinds=$(awk '{print $2}' "$tmp/types_q" | sort -u | wc -l)
+    [ -s "$tmp/types_q" ] && [ "$n_kinds" -ge 4 ] && cmp -s "$tmp/types_q" "$tmp/types_t" && ok ||
+        bad "train --qat q4_K_M: tensor types differ from quantize's: $(diff "$tmp/types_q" "$tmp/types_t" | head -5)"
+fi
+expect_fail "lora --qat a mix" "single-type" "$bin" lora $M $opts --qat q4_K_M -o "$tmp/r1.gguf"
+[ -e "$tmp/r1.gguf" ] && bad "lora --qat a mix left $tmp/r1.gguf" || ok
+# learned scales (LSQ): a q4_0 GGUF; refused for K-quants and mixes, and without --qat
+if expect_ok "train --qat-scales learned" "$bin" train $M $opts --qat q4_0 --qat-scales learned \
+    --qat-scale-lr 2e-3 --out "$tmp/rl" --json; then
+    types "$tmp/rl/model.gguf" | grep -q 'attn_q.weight q4_0' && ok ||
+        bad "train --qat-scales learned: no q4_0 tensors"
+    expect_ok "ppl of the learned-scales model" "$bin" ppl "$tmp/rl/model.gguf" "$tmp/valid.txt" -c 32
+fi
+expect_fail "learned q4_K" "learned scales" "$bin" train $M $opts --qat q4_K --qat-scales learned \
+    --out "$tmp/r4"
+[ -e "$tmp/r4/model.gguf" ] && bad "learned q4_K left a model" || ok
+expect_fail "learned q4_K_M" "learned scales" "$bin" train $M $opts --qat q4_K_M \
+    --qat-scales learned --out "$tmp/r5"
+expect_fail "--qat-scales without --qat" "--qat" "$bin" train $M $opts --qat-scales learned \
+    --out "$tmp/r6"
+expect_fail "--qat-scales bad" "recompute or learned" "$bin" train $M $opts --qat q4_0 \
+    --qat-scales maybe --out "$tmp/r7"
 expect_fail "--qat --to hf" "GGUF" "$bin" train $M $opts --qat q4_0 --to hf --out "$tmp/r2"
 expect_fail "--qat-targets zz" "zz" "$bin" train $M $opts --qat q4_0 --qat-targets q,zz \
     --out "$tmp/r3"

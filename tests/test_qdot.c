@@ -165,6 +165,7 @@ static const shrink_dtype must_dot[] = {
     SHRINK_DTYPE_W8A8_STATIC,   SHRINK_DTYPE_Q2_K,          SHRINK_DTYPE_Q3_K,
     SHRINK_DTYPE_IQ4_NL,        SHRINK_DTYPE_SPARSE24_F16,  SHRINK_DTYPE_SPARSE24_I8,
     SHRINK_DTYPE_PAL16,         SHRINK_DTYPE_PAL256,        SHRINK_DTYPE_PAL4,
+    SHRINK_DTYPE_SPARSE_F16,    SHRINK_DTYPE_SPARSE_I8,
 };
 enum { N_MUST_DOT = sizeof must_dot / sizeof must_dot[0] };
 
@@ -175,8 +176,8 @@ static int must_have_dot(int t) {
 }
 
 static void test_dot_list(void) {
-    CHECK(N_MUST_DOT == 30, "the list holds %d types", N_MUST_DOT);
-    CHECK(SHRINK_DTYPE_COUNT == 33, "%d dtypes: a new one must be added to must_dot (or not)",
+    CHECK(N_MUST_DOT == 32, "the list holds %d types", N_MUST_DOT);
+    CHECK(SHRINK_DTYPE_COUNT == 35, "%d dtypes: a new one must be added to must_dot (or not)",
           (int)SHRINK_DTYPE_COUNT);
     int ndt = 0;
     for (int t = 0; t < SHRINK_DTYPE_COUNT; t++) {

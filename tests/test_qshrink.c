@@ -159,8 +159,8 @@ static uint8_t *quant_rows(shrink_dtype dt, const float *x, int64_t rows, int64_
 
 static void test_table(void) {
     CHECK(SHRINK_DTYPE_INT8_CH == 11 && SHRINK_DTYPE_W8A8_STATIC == 24 &&
-              SHRINK_DTYPE_COUNT == 33,
-          "enum values 11..24 (then q2_K, q3_K, iq4_nl, sparse24_f16, sparse24_i8, pal16, pal256, pal4: test_palette.c)");
+              SHRINK_DTYPE_COUNT == 35,
+          "enum values 11..24 (then q2_K, q3_K, iq4_nl, sparse24_f16, sparse24_i8, pal16, pal256, pal4: test_palette.c, sparse_f16, sparse_i8: test_sparse_bm.c)");
     for (int i = 0; i < N_OWN; i++) {
         const struct layout *l = &L[i];
         CHECK((int)l->dt == (int)FIRST_OWN + i, "%s: enum order", l->name);
@@ -549,7 +549,7 @@ static void test_gguf_hostile(void) {
         {1004, 2, {48, 2}, 64, "not a multiple of the int4_g32 block size 32", 0},
         {1006, 2, {64, 2}, 64, "not a multiple of the int4_g128 block size 128", 0},
         {1011, 2, {100, 1}, 64, "not a multiple of the nf4_dq block size 64", 0},
-        {1019, 2, {16, 1}, 64, "unknown ggml type 1019", 0}, /* after the sparse24 and pal types */
+        {1021, 2, {16, 1}, 64, "unknown ggml type 1021", 0}, /* after the sparse24, pal, sparse types */
         {999, 2, {16, 1}, 64, "unknown ggml type 999", 0},
         {1000, 3, {0, 1ull << 62, 1ull << 62}, 0, "row count overflows", 0},
         {1000, 2, {10, 3}, 41, "outside the data section", 0},    /* one byte short */

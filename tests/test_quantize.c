@@ -79,8 +79,9 @@ static void test_mix_rules(const char *fixture) {
         if (t->n_dims == 1) {
             want = SHRINK_DTYPE_F32;
         } else {
-            want = sk_mix_type(SK_MIX_Q4_K_M, t->name, t->shape[t->n_dims - 1], layer_of(t->name),
-                               f->cfg.n_layers, has_output, 0, 1, NULL);
+            want = sk_mix_type(SK_MIX_Q4_K_M, sk_mix_role(t->name, f->cfg.n_layers),
+                               t->shape[t->n_dims - 1], layer_of(t->name), f->cfg.n_layers,
+                               has_output, 0, 1, NULL);
         }
         CHECK(want == t->dtype, "%s: %s: rules give %s, llama-quantize wrote %s", fixture,
               t->name, shrink_dtype_name(want), shrink_dtype_name(t->dtype));

@@ -89,13 +89,67 @@ if expect_ok "report --svg pareto" "$bin" report "$tmp/a.json" "$tmp/b.json" -o 
 fi
 expect_ok "report --svg speed" "$bin" report "$tmp/a.json" "$tmp/b.json" -o "$tmp/s.svg" --svg speed &&
     { [ "$(bars "$tmp/s.svg")" = 6 ] && ! grep -q '<circle' "$tmp/s.svg" && ok || bad "--svg speed: $(bars "$tmp/s.svg") bars"; }
-expect_fail "report --svg bogus" "--svg 'table': the plots are 'pareto' and 'speed'" \
+expect_fail "report --svg bogus" "--svg 'table': the plots are pareto, speed, memory, tensors and heatmap" \
     "$bin" report "$tmp/a.json" -o "$tmp/t.svg" --svg table
 [ ! -e "$tmp/t.svg" ] && ok || bad "--svg table left a file"
 
+# ==== per-tensor error bars, the sensitivity heatmap, memory bars ===================================
+# a hand-made plan: 2 layers x 2 roles plus the embedding; one vector (not drawn); the chosen
+# type's err is squared (the bar: its square root), the heatmap the measured candidate's KL
+cat >"$tmp/plan.json" <<'EOF2'
+{"input":"m","tensors":[
+ {"name":"token_embd.weight","shape":[512,64],"dtype":"q8_0","bytes":1,"kl":0.001,"candidates":[{"dtype":"q4_0","bytes":1,"kl":0.01,"err":0.04,"measured":true},{"dtype":"q8_0","bytes":2,"kl":0.001,"err":0.0001,"measured":false}]},
+ {"name":"blk.0.attn_q.weight","shape":[64,64],"dtype":"q4_0","bytes":1,"kl":0.002,"candidates":[{"dtype":"q4_0","bytes":1,"kl":0.002,"err":0.0025,"measured":true}]},
+ {"name":"blk.0.ffn_up.weight","shape":[172,64],"dtype":"q4_0","bytes":1,"kl":0.0003,"candidates":[{"dtype":"q4_0","bytes":1,"kl":0.0003,"err":0.0016,"measured":true}]},
+ {"name":"blk.1.attn_q.weight","shape":[64,64],"dtype":"q8_0","bytes":1,"kl":0.00001,"candidates":[{"dtype":"q4_0","bytes":1,"kl":0.004,"err":0.0036,"measured":true},{"dtype":"q8_0","bytes":1,"kl":0.00001,"err":0.000009,"measured":false}]},
+ {"name":"blk.1.ffn_up.weight","shape":[172,64],"dtype":"q4_0","bytes":1,"kl":0.0001,"candidates":[{"dtype":"q4_0","bytes":1,"kl":0.0001,"err":0.0004,"measured":true}]},
+ {"name":"output_norm.weight","shape":[64],"dtype":"f32","bytes":1,"kl":0,"candidates":[]}]}
+EOF2
+cells() { grep -o '<rect class="cell"[^>]*data-tensor="[^"]*" data-layer="[0-9]*" data-kl="[^"]*"' "$1" | sed 's/.*data-tensor="\([^"]*\)" data-layer="\([0-9]*\)" data-kl="\([^"]*\)"/\1 \2 \3/'; }
+errbars() { grep -o '<rect class="errbar"[^>]*data-tensor="[^"]*" data-err="[^"]*"' "$1" | sed 's/.*data-tensor="\([^"]*\)" data-err="\([^"]*\)"/\1 \2/'; }
+if expect_ok "report of a plan" "$bin" report "$tmp/plan.json" "$tmp/a.json" -o "$tmp/pl.html" --json; then
+    [ "$("$jg" "$tmp/out" n_tensor_bars)" = 5 ] && [ "$("$jg" "$tmp/out" n_cells)" = 4 ] &&
+        [ "$("$jg" "$tmp/out" n_mem_bars)" = 0 ] && ok || bad "report of a plan --json: $(cat "$tmp/out")"
+    # the reference: sqrt(err) of the chosen type; KL of the measured candidate, by layer
+    printf '%s\n' "token_embd.weight 0.01" "blk.0.attn_q.weight 0.05" "blk.0.ffn_up.weight 0.04" \
+        "blk.1.attn_q.weight 0.003" "blk.1.ffn_up.weight 0.02" >"$tmp/want"
+    errbars "$tmp/pl.html" | awk '{ printf "%s %.6g\n", $1, $2 }' >"$tmp/got"
+    cmp -s "$tmp/want" "$tmp/got" && ok || bad "error bars: $(tr '\n' ';' <"$tmp/got")"
+    printf '%s\n' "blk.0.attn_q.weight 0 0.002" "blk.0.ffn_up.weight 0 0.0003" \
+        "blk.1.attn_q.weight 1 0.004" "blk.1.ffn_up.weight 1 0.0001" >"$tmp/want"
+    cells "$tmp/pl.html" | awk '{ printf "%s %s %.6g\n", $1, $2, $3 }' >"$tmp/got"
+    cmp -s "$tmp/want" "$tmp/got" && ok || bad "heatmap cells: $(tr '\n' ';' <"$tmp/got")"
+    # the bar lengths are proportional to the errors; the most sensitive cell is the darkest
+    grep -o '<rect class="errbar"[^>]*width="[0-9.]*"' "$tmp/pl.html" | sed 's/.*width="//; s/"//' >"$tmp/w"
+    awk 'NR == FNR { w[NR] = $1; next } { e[FNR] = $2 } END { for (i = 2; i <= 5; i++)
+        if (w[i] / w[1] < 0.999 * e[i] / e[1] || w[i] / w[1] > 1.001 * e[i] / e[1] + 0.01) exit 1 }' \
+        "$tmp/w" "$(errbars "$tmp/pl.html" >"$tmp/e"; echo "$tmp/e")" && ok || bad "bar widths not proportional to the errors"
+    well_formed "$tmp/pl.html"
+fi
+expect_ok "report --svg heatmap" "$bin" report "$tmp/plan.json" -o "$tmp/h.svg" --svg heatmap &&
+    { [ "$(cells "$tmp/h.svg" | wc -l | tr -d ' ')" = 4 ] && ! grep -q '<html' "$tmp/h.svg" && ok || bad "--svg heatmap"; }
+expect_fail "report --svg heatmap of compare outputs" "none given" \
+    "$bin" report "$tmp/a.json" -o "$tmp/h2.svg" --svg heatmap
+# quantize --json --verbose: its rel_rms per matrix, the vectors left out
+cat >"$tmp/qz.json" <<'EOF2'
+{"scheme":"q4_0","tensors":[{"name":"token_embd.weight","shape":[512,64],"dtype":"q4_0","bytes":18432,"rel_rms":0.08},
+ {"name":"blk.0.attn_norm.weight","shape":[64],"dtype":"f32","bytes":256,"rel_rms":0},
+ {"name":"blk.0.attn_q.weight","shape":[64,64],"dtype":"q4_0","bytes":2304,"rel_rms":0.11}]}
+EOF2
+expect_ok "report of a quantize --json" "$bin" report "$tmp/qz.json" -o "$tmp/qz.html" --json &&
+    { [ "$("$jg" "$tmp/out" n_tensor_bars)" = 2 ] && [ "$("$jg" "$tmp/out" n_cells)" = 0 ] && ok ||
+      bad "report of quantize --json: $(cat "$tmp/out")"; }
+# memory: one bar per model whose speed test measured its peak RSS
+sed 's/"tg_tokens_per_s":100,/"tg_tokens_per_s":100,"peak_rss_bytes":52428800,/; s/"tg_tokens_per_s":250,/"tg_tokens_per_s":250,"peak_rss_bytes":20971520,/' \
+    "$tmp/a.json" >"$tmp/mem.json"
+expect_ok "report with memory" "$bin" report "$tmp/mem.json" -o "$tmp/mem.html" --json &&
+    { [ "$("$jg" "$tmp/out" n_mem_bars)" = 2 ] &&
+      [ "$(grep -c '<rect class="membar"[^>]*data-bytes="\(52428800\|20971520\)"' "$tmp/mem.html")" = 2 ] && ok ||
+      bad "memory bars: $(cat "$tmp/out")"; }
+
 # ==== bad input: named, nothing written ============================================================
 printf '{"ppl": 3}' >"$tmp/ppl.json"
-expect_fail "report of a ppl --json" "ppl.json: no \"models\" array" "$bin" report "$tmp/ppl.json" -o "$tmp/bad.html"
+expect_fail "report of a ppl --json" "ppl.json: no \"models\" or \"tensors\" array" "$bin" report "$tmp/ppl.json" -o "$tmp/bad.html"
 [ ! -e "$tmp/bad.html" ] && ok || bad "a failed report left $tmp/bad.html"
 printf '{"models": [{"name": "x"}]}' >"$tmp/nokl.json"
 expect_fail "report of a model without kl_mean" "nokl.json: models[0] lacks" "$bin" report "$tmp/nokl.json" -o "$tmp/bad.html"

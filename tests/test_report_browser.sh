@@ -8,12 +8,13 @@
 # still cannot run, that is a failure (a check whose tool is missing fails), with the reason:
 # the apt-get output, or that this machine cannot install it (not root, or no apt-get).
 #
-# A real report (stories260K, its q8_0 and q4_0 copies, compare with a short speed test) is
-# rendered three ways:
+# A real report (stories260K, its q8_0 and q4_0 copies, compare with a short speed test, and a
+# plan of stories260K: its --json) is rendered three ways:
 #   1. --dump-dom of the page plus a probe script appended to a copy (the page itself has no
-#      script): after layout it counts the SVG points, the speed bars and the table rows, and
-#      checks that every point's box lies inside its plot; the counts must equal those read
-#      from the compare JSON (json_get), and the table must show each variant's KL as the
+#      script): after layout it counts the SVG points, the speed bars, the memory bars, the
+#      per-tensor error bars, the heatmap cells and the table rows, and checks that every
+#      point, bar and cell lies inside its plot; the counts must equal those read from the
+#      compare and plan JSON (json_get), and the table must show each variant's KL as the
 #      JSON has it (6 decimals);
 #   2. the page as it is with the browser's console log on stderr: no console error, no
 #      uncaught exception. The detector is checked first on a page whose script throws
@@ -63,14 +64,28 @@ text=tests/fixtures/fixtures/stories260K/ppl_text.txt
 "$bin" compare "$model" "$tmp/q8.gguf" "$tmp/q4.gguf" --text "$text" --ctx 64 --tokens 128 \
     --pp 16 --tg 8 --reps 1 --threads 1 --json >"$tmp/compare.json" 2>"$tmp/err" ||
     { bad "quantize/compare failed: $(head -c 300 "$tmp/err")"; finish; }
-expect_ok "report" "$bin" report "$tmp/compare.json" -o "$tmp/report.html" --title "browser test" ||
-    finish
+"$bin" plan "$model" --calib "$text" --calib-tokens 64 --types q4_0,q8_0,f16 --bytes 290000 \
+    --threads 1 --json >"$tmp/plan.json" 2>"$tmp/err" || { bad "plan failed: $(head -c 300 "$tmp/err")"; finish; }
+expect_ok "report" "$bin" report "$tmp/compare.json" "$tmp/plan.json" -o "$tmp/report.html" \
+    --title "browser test" || finish
+# the plan's matrices (error bars), those of the blocks (heatmap cells), the models whose
+# speed test measured a peak RSS (memory bars): counted from the JSON
+nt=$("$jg" "$tmp/plan.json" 'tensors.#')
+nerr=0 ncell=0 i=0
+while [ "$i" -lt "$nt" ]; do
+    if [ "$("$jg" "$tmp/plan.json" "tensors.$i.shape.#")" = 2 ]; then
+        nerr=$((nerr + 1))
+        case $("$jg" "$tmp/plan.json" "tensors.$i.name") in blk.*) ncell=$((ncell + 1)) ;; esac
+    fi
+    i=$((i + 1))
+done
 n=$("$jg" "$tmp/compare.json" 'models.#')
-nbars=0
+nbars=0 nmem=0
 i=0
 while [ "$i" -lt "$n" ]; do
     [ "$("$jg" "$tmp/compare.json" "models.$i.tg_tokens_per_s")" != null ] && nbars=$((nbars + 1))
     [ "$("$jg" "$tmp/compare.json" "models.$i.pp_tokens_per_s")" != null ] && nbars=$((nbars + 1))
+    [ "$("$jg" "$tmp/compare.json" "models.$i.peak_rss_bytes")" != null ] && nmem=$((nmem + 1))
     i=$((i + 1))
 done
 
@@ -85,6 +100,15 @@ cat >>"$tmp/probe.html" <<'EOF'
     if (r.width > 0 && r.left >= s.left - 0.5 && r.right <= s.right + 0.5 &&
         r.top >= s.top - 0.5 && r.bottom <= s.bottom + 0.5) inside++;
   }
+  var within = function (sel) {   /* drawn, and inside its own plot */
+    var els = document.querySelectorAll(sel), k = 0;
+    for (var i = 0; i < els.length; i++) {
+      var r = els[i].getBoundingClientRect(), s = els[i].ownerSVGElement.getBoundingClientRect();
+      if (r.width > 0 && r.height > 0 && r.left >= s.left - 0.5 && r.right <= s.right + 0.5 &&
+          r.top >= s.top - 0.5 && r.bottom <= s.bottom + 0.5) k++;
+    }
+    return els.length + '/' + k;
+  };
   var svgs = document.querySelectorAll('svg'), shown = 0;
   for (var k = 0; k < svgs.length; k++) {
     var b = svgs[k].getBoundingClientRect();
@@ -94,23 +118,32 @@ cat >>"$tmp/probe.html" <<'EOF'
   p.id = 'probe';
   p.textContent = 'points=' + pts.length + ' inside=' + inside + ' svgs=' + svgs.length +
     ' shown=' + shown + ' bars=' + document.querySelectorAll('rect.bar').length +
-    ' rows=' + document.querySelectorAll('table tr').length + ' end';
+    ' rows=' + document.querySelectorAll('table tr').length + ' errbars=' + within('rect.errbar') +
+    ' cells=' + within('rect.cell') + ' membars=' + within('rect.membar') + ' end';
   document.body.appendChild(p);
 })();
 </script>
 EOF
 chrome --dump-dom "file://$tmp/probe.html" >"$tmp/dom.html" 2>"$tmp/dom.err"
-probe=$(grep -o 'points=[0-9]* inside=[0-9]* svgs=[0-9]* shown=[0-9]* bars=[0-9]* rows=[0-9]* end' "$tmp/dom.html")
+probe=$(grep -o 'points=[0-9]* inside=[0-9]* svgs=[0-9]* shown=[0-9]* bars=[0-9]* rows=[0-9]* errbars=[0-9/]* cells=[0-9/]* membars=[0-9/]* end' "$tmp/dom.html")
 if [ -z "$probe" ]; then
     bad "no probe result in the rendered DOM: $(head -c 300 "$tmp/dom.err")"
 else
-    val() { echo "$probe" | sed "s/.*$1=\([0-9]*\).*/\1/"; }
+    val() { echo " $probe" | sed "s/.* $1=\([0-9/]*\).*/\1/"; }
     [ "$(val points)" -eq "$n" ] && ok || bad "rendered points $(val points), JSON has $n variants"
     [ "$(val inside)" -eq "$n" ] && ok || bad "only $(val inside) of $n points inside their plot"
     [ "$(val shown)" -ge 2 ] && [ "$(val shown)" -eq "$(val svgs)" ] && ok ||
         bad "plots shown: $(val shown) of $(val svgs) (want every one, at least 2)"
     [ "$(val bars)" -eq "$nbars" ] && ok || bad "rendered bars $(val bars), JSON has $nbars speeds"
     [ "$(val rows)" -ge $((n + 1)) ] && ok || bad "table rows $(val rows) < $n variants + header"
+    # per-tensor error bars, heatmap cells, memory bars: as many as the JSON has, each drawn
+    # inside its plot (N/N: found / inside)
+    [ "$(val errbars)" = "$nerr/$nerr" ] && [ "$nerr" -gt 10 ] && ok ||
+        bad "error bars rendered/inside $(val errbars), the plan has $nerr matrices"
+    [ "$(val cells)" = "$ncell/$ncell" ] && [ "$ncell" -gt 10 ] && ok ||
+        bad "heatmap cells rendered/inside $(val cells), the plan has $ncell block matrices"
+    [ "$(val membars)" = "$nmem/$nmem" ] && [ "$nmem" -ge 1 ] && ok ||
+        bad "memory bars rendered/inside $(val membars), the compare measured $nmem peak RSS"
 fi
 # the table's values as the browser has them: each variant's KL with 6 decimals
 i=0

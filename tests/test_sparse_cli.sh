@@ -13,7 +13,11 @@
 # is kept sparse by default with a note on stderr (the trained model still 50 % zeros),
 # --no-keep-sparsity trains the zeros (no note, fewer zeros); a LoRA adapter merged into the
 # pruned model fills the zeros, merge --keep-sparsity keeps them. The kernels, the logits and the
-# exact positions of the zeros are checked in tests/test_sparse24.c.
+# exact positions of the zeros are checked in tests/test_sparse24.c. Unstructured: prune 70 % per
+# row --store sparse writes sparse_f16 (info: dtype, sparsity 44/64), ffn_down stays f16 with a
+# store_note in --json, ppl equals the dense prune's, generate runs, sparse_i8 runs, convert
+# writes it dense byte-identical to the dense prune; 50 % per matrix notes the matrices left
+# dense; convert --dtype sparse_f16 is refused (tests/test_sparse_bm.c: kernels, logits, index).
 # Missing assets: a failure when the shared folder ($SHRINK_SHARED, else ../shared) is present,
 # a counted skip (exit 77) when it is absent.
 set -u
@@ -66,6 +70,38 @@ expect_ok "convert sparse24 -> gguf (dense)" "$bin" convert "$tmp/s24.gguf" "$tm
 cmp -s "$tmp/back.gguf" "$tmp/dense.gguf" && ok || bad "convert of sparse24 is not the dense prune"
 expect_ok "convert sparse24 -> hf" "$bin" convert "$tmp/s24.gguf" "$tmp/back_hf"
 [ -f "$tmp/back_hf/model.safetensors" ] && ok || bad "no HF model.safetensors"
+
+# ---- unstructured sparse (sparse_f16, sparse_i8) ---------------------------------------------
+expect_ok "prune 70% per row dense" "$bin" prune "$model" "$tmp/u_dense.gguf" --method magnitude \
+    --sparsity 0.7 --per row --dtype f16 --no-manifest
+if expect_ok "prune 70% per row --store sparse" "$bin" prune "$model" "$tmp/u_sp.gguf" \
+    --method magnitude --sparsity 0.7 --per row --dtype f16 --store sparse --json; then
+    tr '{' '\n' <"$tmp/out" | grep '"name":"blk.0.ffn_down.weight"' | grep -q '"store_note":"stays f16: 172 inputs' &&
+        ok || bad "prune --json: no store_note for ffn_down (172 inputs)"
+fi
+if expect_ok "info --json of sparse_f16" "$bin" info "$tmp/u_sp.gguf" --json; then
+    [ "$(dtype_of blk.0.attn_q.weight)" = sparse_f16 ] && ok || bad "attn_q: $(dtype_of blk.0.attn_q.weight)"
+    [ "$(dtype_of blk.0.ffn_down.weight)" = f16 ] && ok || bad "ffn_down not dense f16"
+    [ "$(sparsity_of blk.1.ffn_up.weight)" = 0.6875 ] && ok || bad "ffn_up sparsity $(sparsity_of blk.1.ffn_up.weight) (44 of 64)"
+fi
+expect_ok "ppl dense 70%" "$bin" ppl "$tmp/u_dense.gguf" -f "$text" --ctx 64 --json && p_ud=$(ppl_of)
+expect_ok "ppl sparse_f16" "$bin" ppl "$tmp/u_sp.gguf" -f "$text" --ctx 64 --json && p_us=$(ppl_of)
+awk -v a="${p_ud:-x}" -v b="${p_us:-y}" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 1e-4 * a) }' &&
+    ok || bad "ppl sparse_f16 ${p_us:-?} vs dense ${p_ud:-?}"
+expect_ok "generate sparse_f16" "$bin" generate "$tmp/u_sp.gguf" -p "Once upon" -n 8 --temp 0
+expect_ok "prune --store sparse_i8" "$bin" prune "$model" "$tmp/u_i8.gguf" --method magnitude \
+    --sparsity 0.7 --per row --store sparse_i8
+expect_ok "ppl sparse_i8" "$bin" ppl "$tmp/u_i8.gguf" -f "$text" --ctx 64
+expect_ok "convert sparse_f16 -> gguf (dense)" "$bin" convert "$tmp/u_sp.gguf" "$tmp/u_back.gguf" \
+    --no-manifest
+cmp -s "$tmp/u_back.gguf" "$tmp/u_dense.gguf" && ok || bad "convert of sparse_f16 is not the dense prune"
+expect_ok "prune 50% per matrix --store sparse" "$bin" prune "$model" "$tmp/u_m.gguf" \
+    --method magnitude --sparsity 0.5 --store sparse
+grep -q "a row keeps .* (sparse_f16 holds at most half)" "$tmp/out" && ok ||
+    bad "50% per matrix: no note for a matrix with a row above half"
+expect_fail "convert --dtype sparse_f16" "shrink prune --store sparse_f16" "$bin" convert \
+    "$model" "$tmp/bad.gguf" --dtype sparse_f16
+[ -e "$tmp/bad.gguf" ] && bad "bad.gguf left behind" || ok
 
 # ---- bad input -------------------------------------------------------------------------------
 expect_fail "unstructured 50% --store sparse24" "not 2:4" "$bin" prune "$model" "$tmp/bad.gguf" \

@@ -34,7 +34,9 @@ static quant_scan scan_quantized(const struct shrink_model *m, int want) {
     for (int64_t i = 0; i < m->n_tensors; i++) {
         const sk_tensor *t = &m->tensors[i];
         /* sparse24_f16 widens to f16 exactly: written dense like a float type */
-        if (!sk_dtype_quantized(t->dtype) || t->dtype == SHRINK_DTYPE_SPARSE24_F16) continue;
+        if (!sk_dtype_quantized(t->dtype) || t->dtype == SHRINK_DTYPE_SPARSE24_F16 ||
+            t->dtype == SHRINK_DTYPE_SPARSE_F16)
+            continue;
         if (!q.first) q.first = t;
         if (!q.differs && (want < 0 || (int)t->dtype != want)) q.differs = t;
         bytes[t->dtype] += t->bytes;
@@ -103,6 +105,10 @@ shrink_status shrink_convert(const char *in, const char *out, const shrink_conve
     if (p->dtype >= 0 && sk_dtype_sparse24((shrink_dtype)p->dtype))
         return sk_error(SHRINK_ERR_ARG, "%s: %s stores 2:4-pruned matrices only; write it with "
                         "shrink prune --pattern 2:4 --store %s", out, sk_dtype((shrink_dtype)p->dtype)->name,
+                        sk_dtype((shrink_dtype)p->dtype)->name);
+    if (p->dtype >= 0 && sk_dtype_sparse_bm((shrink_dtype)p->dtype))
+        return sk_error(SHRINK_ERR_ARG, "%s: %s stores pruned matrices only; write it with "
+                        "shrink prune --store %s", out, sk_dtype((shrink_dtype)p->dtype)->name,
                         sk_dtype((shrink_dtype)p->dtype)->name);
     if (p->dtype >= 0 && sk_pal_k(p->dtype))
         return sk_error(SHRINK_ERR_ARG, "convert: %s needs a k-means palette per group of "

@@ -10,12 +10,13 @@
 #include "../core/json.h"
 #include "../core/out.h"
 
+#include <dirent.h>
 #include <math.h>
 
 typedef struct rp_model {
     const char *name, *path, *scheme, *source;  /* views into the parsed trees */
     int         is_base;
-    double      bytes, bpw, ppl, dppl_pct, kl, kl_se, kl_p99, top1, tg, pp;
+    double      bytes, bpw, ppl, dppl_pct, kl, kl_se, kl_p99, top1, tg, pp, rss;
     int         pareto;
 } rp_model;
 
@@ -69,7 +70,7 @@ static const char svg_style[] =
     ".grid{stroke:#eee}.tick{fill:#555}.axis{fill:#222;font-size:13px}.label{fill:#333;"
     "font-size:11px}.point{fill:#9aa;stroke:#455}.point.pareto{fill:#d62;stroke:#822}"
     ".point.base{fill:#26c}.front{fill:none;stroke:#d62;stroke-width:1.5;stroke-dasharray:4 3}"
-    ".tg{fill:#2a7}.pp{fill:#69c}</style>\n";
+    ".tg{fill:#2a7}.pp{fill:#69c}.membar{fill:#a7c}.errbar{fill:#c84}.cell{stroke:#fff}</style>\n";
 
 enum { PW = 720, PH = 420, ML = 80, MR = 30, MT = 20, MB = 56 };
 
@@ -254,6 +255,319 @@ static int by_size(const void *a, const void *b) {
     return (x->bytes > y->bytes) - (x->bytes < y->bytes);
 }
 
+/* ---- memory, per-tensor errors, the sensitivity heatmap ------------------------------ */
+
+static void memory_svg(sk_bytes *b, const rp_model *m, int n) {
+    double vmax = 0;
+    int rows = 0;
+    for (int i = 0; i < n; i++)
+        if (isfinite(m[i].rss) && m[i].rss > 0) {
+            rows++;
+            if (m[i].rss / 1048576.0 > vmax) vmax = m[i].rss / 1048576.0;
+        }
+    if (!rows) {
+        sk_bytes_printf(b, "<p>No memory measured (compare measures the peak RSS of its speed "
+                        "test; none ran with <code>--no-speed</code>).</p>\n");
+        return;
+    }
+    const int lw = 220, bh = 14, row = bh + 8, top = 10;
+    int hgt = top + rows * row + 34;
+    double w = PW - lw - 90, xs = nice_step(vmax, 5);
+    vmax = ceil(vmax / xs) * xs;
+    sk_bytes_printf(b, "<svg id=\"memory\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+                    "height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"memory\">\n%s"
+                    "<rect width=\"100%%\" height=\"100%%\" fill=\"#fff\"/>\n", PW, hgt, PW, hgt,
+                    svg_style);
+    for (double t = 0; t <= vmax + xs / 2; t += xs)
+        sk_bytes_printf(b, "<line class=\"grid\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/>"
+                        "<text class=\"tick\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>\n",
+                        lw + t / vmax * w, top, lw + t / vmax * w, top + rows * row,
+                        lw + t / vmax * w, top + rows * row + 16, t);
+    sk_bytes_printf(b, "<text class=\"axis\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">peak RSS of "
+                    "the speed test (MiB)</text>\n", lw + w / 2, hgt - 4);
+    int r = 0;
+    for (int i = 0; i < n; i++) {
+        if (!(isfinite(m[i].rss) && m[i].rss > 0)) continue;
+        int y = top + r * row + 4;
+        double v = m[i].rss / 1048576.0;
+        sk_bytes_printf(b, "<text class=\"label\" x=\"%d\" y=\"%d\" text-anchor=\"end\">", lw - 8,
+                        y + bh - 3);
+        esc(b, m[i].name);
+        sk_bytes_printf(b, "</text><rect class=\"membar\" x=\"%d\" y=\"%d\" width=\"%.1f\" "
+                        "height=\"%d\" data-name=\"", lw, y, v / vmax * w, bh);
+        esc(b, m[i].name);
+        sk_bytes_printf(b, "\" data-bytes=\"%.0f\"><title>%.1f MiB</title></rect><text "
+                        "class=\"tick\" x=\"%.1f\" y=\"%d\">%.1f MiB</text>\n", m[i].rss, v,
+                        lw + v / vmax * w + 4, y + bh - 3, v);
+        r++;
+    }
+    sk_bytes_printf(b, "</svg>\n");
+}
+
+/* One matrix of a `shrink plan --json` or `shrink quantize --json --verbose` output. */
+typedef struct rp_tensor {
+    const char *name, *dtype;
+    double      err;     /* relative RMS error of the type written (plan: importance-weighted) */
+    double      kl;      /* plan: KL with this matrix alone quantized (its measured candidate) */
+    int         layer;   /* blk.N: N, else -1 */
+    char        role[24];
+} rp_tensor;
+
+typedef struct rp_tsrc {
+    const char *path;
+    int         is_plan;
+    rp_tensor  *t;
+    int         n;
+} rp_tsrc;
+
+/* The matrices of a plan or quantize JSON; 0 when the object is neither. */
+static shrink_status read_tensors(const sk_json *root, const char *path, rp_tsrc *src, int *is) {
+    *is = 0;
+    const sk_json *ts = sk_json_get(root, "tensors");
+    if (!ts || ts->type != SK_JSON_ARRAY) return SHRINK_OK;
+    *is = 1;
+    src->path = path;
+    src->t = sk_calloc(ts->len + 1, sizeof *src->t);
+    if (!src->t) return sk_error(SHRINK_ERR_NOMEM, "report: out of memory");
+    for (size_t i = 0; i < ts->len; i++) {
+        const sk_json *o = &ts->items[i], *sh = sk_json_get(o, "shape");
+        const sk_json *cands = sk_json_get(o, "candidates");
+        rp_tensor t = {.name = sk_json_get_str(o, "name"), .dtype = sk_json_get_str(o, "dtype"),
+                       .err = NAN, .kl = NAN, .layer = -1};
+        if (o->type != SK_JSON_OBJECT || !t.name || !t.dtype || !sh || sh->type != SK_JSON_ARRAY)
+            return sk_error(SHRINK_ERR_FORMAT, "%s: tensors[%zu] lacks a name, dtype or shape: "
+                            "not the output of shrink plan --json or shrink quantize --json "
+                            "--verbose", path, i);
+        if (sh->len != 2) continue;   /* vectors: not quantized */
+        if (cands && cands->type == SK_JSON_ARRAY) {
+            src->is_plan = 1;
+            for (size_t k = 0; k < cands->len; k++) {
+                const sk_json *c = &cands->items[k];
+                const char *d = sk_json_get_str(c, "dtype");
+                int measured = 0;
+                sk_json_get_bool(c, "measured", &measured);
+                if (d && !strcmp(d, t.dtype)) t.err = sqrt(num_or_nan(c, "err"));
+                if (measured) t.kl = num_or_nan(c, "kl");
+            }
+            if (!isfinite(t.kl)) t.kl = num_or_nan(o, "kl");
+        } else {
+            t.err = num_or_nan(o, "rel_rms");
+        }
+        int L = -1, at = 0;
+        if (sscanf(t.name, "blk.%d.%n", &L, &at) == 1 && at > 0) {
+            t.layer = L;
+            snprintf(t.role, sizeof t.role, "%s", t.name + at);
+            char *dot = strrchr(t.role, '.');
+            if (dot && !strcmp(dot, ".weight")) *dot = 0;
+        }
+        src->t[src->n++] = t;
+    }
+    return SHRINK_OK;
+}
+
+/* One bar per matrix: its relative RMS error in the type it was written in. */
+static int tensors_svg(sk_bytes *b, const rp_tsrc *src, int idx) {
+    double vmax = 0;
+    int rows = 0;
+    for (int i = 0; i < src->n; i++)
+        if (isfinite(src->t[i].err)) {
+            rows++;
+            if (src->t[i].err > vmax) vmax = src->t[i].err;
+        }
+    if (!rows) return 0;
+    if (vmax <= 0) vmax = 1;
+    const int lw = 260, bh = 10, row = bh + 3, top = 10;
+    int hgt = top + rows * row + 36;
+    double w = PW - lw - 110, xs = nice_step(vmax, 5);
+    vmax = ceil(vmax / xs) * xs;
+    sk_bytes_printf(b, "<svg id=\"tensors-%d\" class=\"tensors\" xmlns=\"http://www.w3.org/2000/svg\" "
+                    "width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" "
+                    "aria-label=\"per-tensor error\">\n%s<rect width=\"100%%\" height=\"100%%\" "
+                    "fill=\"#fff\"/>\n", idx, PW, hgt, PW, hgt, svg_style);
+    for (double t = 0; t <= vmax + xs / 2; t += xs)
+        sk_bytes_printf(b, "<line class=\"grid\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/>"
+                        "<text class=\"tick\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>\n",
+                        lw + t / vmax * w, top, lw + t / vmax * w, top + rows * row,
+                        lw + t / vmax * w, top + rows * row + 16, t);
+    sk_bytes_printf(b, "<text class=\"axis\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">relative "
+                    "RMS error of the type written%s</text>\n", lw + w / 2, hgt - 4,
+                    src->is_plan ? " (weighted by the inputs' importance)" : "");
+    int r = 0;
+    for (int i = 0; i < src->n; i++) {
+        const rp_tensor *t = &src->t[i];
+        if (!isfinite(t->err)) continue;
+        int y = top + r * row + 1;
+        sk_bytes_printf(b, "<text class=\"label\" x=\"%d\" y=\"%d\" text-anchor=\"end\">", lw - 6,
+                        y + bh - 1);
+        esc(b, t->name);
+        sk_bytes_printf(b, " ");
+        esc(b, t->dtype);
+        sk_bytes_printf(b, "</text><rect class=\"errbar\" x=\"%d\" y=\"%d\" width=\"%.2f\" "
+                        "height=\"%d\" data-tensor=\"", lw, y, t->err / vmax * w, bh);
+        esc(b, t->name);
+        sk_bytes_printf(b, "\" data-err=\"%.9g\"><title>", t->err);
+        esc(b, t->name);
+        sk_bytes_printf(b, " (");
+        esc(b, t->dtype);
+        sk_bytes_printf(b, "): %.4g</title></rect>\n", t->err);
+        r++;
+    }
+    sk_bytes_printf(b, "</svg>\n");
+    return rows;
+}
+
+/* Layers down, matrix roles across: the KL of each matrix alone quantized (a plan's
+ * measured table), on a log colour scale. Returns the cells drawn. */
+static int heatmap_svg(sk_bytes *b, const rp_tsrc *src, int idx) {
+    char roles[16][24];
+    int n_roles = 0, n_layers = 0;
+    double lo = INFINITY, hi = 0;
+    for (int i = 0; i < src->n; i++) {
+        const rp_tensor *t = &src->t[i];
+        if (t->layer < 0 || !isfinite(t->kl)) continue;
+        int k = 0;
+        while (k < n_roles && strcmp(roles[k], t->role)) k++;
+        if (k == n_roles && n_roles < 16) snprintf(roles[n_roles++], sizeof roles[0], "%s", t->role);
+        if (t->layer + 1 > n_layers) n_layers = t->layer + 1;
+        if (t->kl > 0 && t->kl < lo) lo = t->kl;
+        if (t->kl > hi) hi = t->kl;
+    }
+    if (!n_roles || n_layers > 4096) return 0;
+    if (!isfinite(lo)) lo = hi > 0 ? hi : 1;
+    if (hi <= lo) hi = lo * 10;
+    const int lw = 70, top = 56, cw = (PW - lw - 20) / n_roles, ch = n_layers > 40 ? 8 : 18;
+    int hgt = top + n_layers * ch + 40;
+    sk_bytes_printf(b, "<svg id=\"heatmap-%d\" class=\"heatmap\" xmlns=\"http://www.w3.org/2000/svg\" "
+                    "width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" "
+                    "aria-label=\"per-layer sensitivity\">\n%s<rect width=\"100%%\" height=\"100%%\" "
+                    "fill=\"#fff\"/>\n", idx, PW, hgt, PW, hgt, svg_style);
+    for (int k = 0; k < n_roles; k++) {
+        sk_bytes_printf(b, "<text class=\"tick\" x=\"%d\" y=\"%d\" text-anchor=\"middle\">", lw +
+                        k * cw + cw / 2, top - 8);
+        esc(b, roles[k]);
+        sk_bytes_printf(b, "</text>\n");
+    }
+    sk_bytes_printf(b, "<text class=\"axis\" x=\"%d\" y=\"18\">KL when the matrix alone is "
+                    "quantized (log colour: %.3g .. %.3g nats/token)</text>\n", lw, lo, hi);
+    int cells = 0;
+    for (int L = 0; L < n_layers; L++) {
+        if (ch >= 12 || L % 4 == 0)
+            sk_bytes_printf(b, "<text class=\"tick\" x=\"%d\" y=\"%d\" text-anchor=\"end\">layer "
+                            "%d</text>\n", lw - 6, top + L * ch + ch - 5, L);
+        for (int i = 0; i < src->n; i++) {
+            const rp_tensor *t = &src->t[i];
+            if (t->layer != L || !isfinite(t->kl)) continue;
+            int k = 0;
+            while (k < n_roles && strcmp(roles[k], t->role)) k++;
+            if (k == n_roles) continue;
+            double f = t->kl <= 0 ? 0 : (log10(t->kl) - log10(lo)) / (log10(hi) - log10(lo));
+            f = f < 0 ? 0 : f > 1 ? 1 : f;
+            /* white-yellow to dark red */
+            int R = (int)(255 - 128 * f), G = (int)(247 - 217 * f), B = (int)(236 - 206 * f);
+            sk_bytes_printf(b, "<rect class=\"cell\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" "
+                            "fill=\"rgb(%d,%d,%d)\" data-tensor=\"", lw + k * cw, top + L * ch,
+                            cw, ch, R, G, B);
+            esc(b, t->name);
+            sk_bytes_printf(b, "\" data-layer=\"%d\" data-kl=\"%.9g\"><title>", L, t->kl);
+            esc(b, t->name);
+            sk_bytes_printf(b, ": KL %.4g</title></rect>\n", t->kl);
+            cells++;
+        }
+    }
+    sk_bytes_printf(b, "</svg>\n");
+    return cells;
+}
+
+/* A recipe run's folder (docs/recipes.md): the recipe as written and each finished step's
+ * record: its command, output size and gates. Missing pieces are skipped. */
+static shrink_status recipe_html(sk_bytes *b, const char *dir) {
+    char path[4096], *text = NULL;
+    size_t len = 0;
+    sk_json *run = NULL;
+    snprintf(path, sizeof path, "%s/run.json", dir);
+    if (sk_read_file(path, 1u << 20, &text, &len) || sk_json_parse(text, len, path, &run)) {
+        sk_free(text);
+        sk_clear_error();
+        return SHRINK_OK;
+    }
+    sk_free(text);
+    text = NULL;
+    const char *rp = sk_json_get_str(run, "recipe");
+    sk_bytes_printf(b, "<h2>The recipe</h2>\n<p><code>");
+    esc(b, rp ? rp : "?");
+    sk_bytes_printf(b, "</code> (sha256 ");
+    esc(b, sk_json_get_str(run, "recipe_sha256"));
+    sk_bytes_printf(b, ") on <code>");
+    esc(b, sk_json_get_str(run, "input"));
+    sk_bytes_printf(b, "</code>:</p>\n");
+    if (rp && !sk_read_file(rp, 1u << 20, &text, &len)) {
+        sk_bytes_printf(b, "<pre class=\"recipe\">");
+        esc(b, text);
+        sk_bytes_printf(b, "</pre>\n");
+    } else {
+        sk_clear_error();
+        sk_bytes_printf(b, "<p>(the recipe file is no longer at that path)</p>\n");
+    }
+    sk_free(text);
+    sk_json_free(run);
+    sk_bytes_printf(b, "<table class=\"steps\">\n<tr><th>step</th><th>command</th><th>size</th>"
+                    "<th>gates</th></tr>\n");
+    for (int k = 1; k <= 64; k++) {
+        DIR *d = opendir(dir);
+        if (!d) break;
+        struct dirent *e;
+        char want[32], found[300] = "";
+        snprintf(want, sizeof want, "step-%d-", k);
+        while ((e = readdir(d)))
+            if (!strncmp(e->d_name, want, strlen(want)) && strlen(e->d_name) < sizeof found)
+                snprintf(found, sizeof found, "%s", e->d_name);
+        closedir(d);
+        if (!*found) break;
+        sk_json *st = NULL;
+        snprintf(path, sizeof path, "%s/%s/step.json", dir, found);
+        if (sk_read_file(path, 1u << 20, &text, &len) || sk_json_parse(text, len, path, &st)) {
+            sk_free(text);
+            text = NULL;
+            sk_clear_error();
+            sk_bytes_printf(b, "<tr><td>%d</td><td>", k);
+            esc(b, found);
+            sk_bytes_printf(b, "</td><td></td><td>not finished</td></tr>\n");
+            continue;
+        }
+        sk_free(text);
+        text = NULL;
+        char sz[32];
+        sk_bytes_printf(b, "<tr><td>%d ", k);
+        esc(b, sk_json_get_str(st, "name"));
+        sk_bytes_printf(b, "</td><td><code>");
+        const sk_json *cmd = sk_json_get(st, "command");
+        for (size_t i = 0; cmd && cmd->type == SK_JSON_ARRAY && i < cmd->len; i++) {
+            if (i) sk_bytes_printf(b, " ");
+            if (cmd->items[i].type == SK_JSON_STRING) esc(b, cmd->items[i].str);
+        }
+        double by = num_or_nan(st, "bytes");
+        sk_bytes_printf(b, "</code></td><td class=\"num\">%s</td><td>",
+                        by > 0 ? fmt_size(sz, sizeof sz, by) : "–");
+        const sk_json *gs = sk_json_get(st, "gates");
+        for (size_t i = 0; gs && gs->type == SK_JSON_ARRAY && i < gs->len; i++) {
+            const sk_json *g = &gs->items[i];
+            int pass = 0;
+            sk_json_get_bool(g, "pass", &pass);
+            if (i) sk_bytes_printf(b, "; ");
+            esc(b, sk_json_get_str(g, "gate"));
+            sk_bytes_printf(b, ": %.6g (limit %.6g) %s", num_or_nan(g, "value"),
+                            num_or_nan(g, "limit"), pass ? "pass" : "FAIL");
+        }
+        double ch = num_or_nan(st, "chosen");
+        if (isfinite(ch)) sk_bytes_printf(b, "%salternative %.0f kept (sweep.json)",
+                                          gs && gs->len ? "; " : "", ch);
+        sk_bytes_printf(b, "</td></tr>\n");
+        sk_json_free(st);
+    }
+    sk_bytes_printf(b, "</table>\n");
+    return SHRINK_OK;
+}
+
 /* ---- the report ----------------------------------------------------------------------- */
 
 shrink_status shrink_report(const char *const *json_paths, int32_t n_json, const char *out,
@@ -262,14 +576,21 @@ shrink_status shrink_report(const char *const *json_paths, int32_t n_json, const
     if (!json_paths || n_json < 1 || !out || !*out)
         return sk_error(SHRINK_ERR_ARG, "report: no JSON input or no output path");
     const char *title = params ? params->title : NULL, *svg = params ? params->svg : NULL;
-    if (svg && strcmp(svg, "pareto") && strcmp(svg, "speed"))
-        return sk_error(SHRINK_ERR_ARG, "report: --svg '%s': the plots are 'pareto' and 'speed'",
-                        svg);
+    const char *run_dir = params ? params->recipe_run : NULL;
+    if (svg && strcmp(svg, "pareto") && strcmp(svg, "speed") && strcmp(svg, "memory") &&
+        strcmp(svg, "tensors") && strcmp(svg, "heatmap"))
+        return sk_error(SHRINK_ERR_ARG, "report: --svg '%s': the plots are pareto, speed, "
+                        "memory, tensors and heatmap", svg);
     sk_json **trees = sk_calloc((size_t)n_json, sizeof *trees);
     if (!trees) return sk_error(SHRINK_ERR_NOMEM, "report: out of memory");
     shrink_status st = SHRINK_OK;
     rp_model *m = NULL;
-    int n = 0, cap = 0;
+    int n = 0, cap = 0, n_src = 0;
+    rp_tsrc *srcs = sk_calloc((size_t)n_json, sizeof *srcs);
+    if (!srcs) {
+        sk_free(trees);
+        return sk_error(SHRINK_ERR_NOMEM, "report: out of memory");
+    }
     sk_bytes b = {0};
     for (int32_t f = 0; f < n_json && !st; f++) {
         char *text = NULL;
@@ -280,8 +601,15 @@ shrink_status shrink_report(const char *const *json_paths, int32_t n_json, const
         if (st) break;
         const sk_json *ms = sk_json_get(trees[f], "models");
         if (!ms || ms->type != SK_JSON_ARRAY) {
-            st = sk_error(SHRINK_ERR_FORMAT, "%s: no \"models\" array: not the output of "
-                          "shrink compare --json", json_paths[f]);
+            int is = 0;
+            if ((st = read_tensors(trees[f], json_paths[f], &srcs[n_src], &is))) break;
+            if (is) {
+                n_src++;
+                continue;
+            }
+            st = sk_error(SHRINK_ERR_FORMAT, "%s: no \"models\" or \"tensors\" array: not the "
+                          "output of shrink compare --json, shrink plan --json or shrink quantize "
+                          "--json --verbose", json_paths[f]);
             break;
         }
         for (size_t i = 0; i < ms->len; i++) {
@@ -295,7 +623,8 @@ shrink_status shrink_report(const char *const *json_paths, int32_t n_json, const
                           .dppl_pct = num_or_nan(o, "delta_ppl_pct"), .kl = num_or_nan(o, "kl_mean"),
                           .kl_se = num_or_nan(o, "kl_mean_se"), .kl_p99 = num_or_nan(o, "kl_p99"),
                           .top1 = num_or_nan(o, "top1_same_pct"),
-                          .tg = num_or_nan(o, "tg_tokens_per_s"), .pp = num_or_nan(o, "pp_tokens_per_s")};
+                          .tg = num_or_nan(o, "tg_tokens_per_s"), .pp = num_or_nan(o, "pp_tokens_per_s"),
+                          .rss = num_or_nan(o, "peak_rss_bytes")};
             if (o->type != SK_JSON_OBJECT || !r.name || !isfinite(r.bytes) || r.bytes < 0 ||
                 !isfinite(r.kl)) {
                 st = sk_error(SHRINK_ERR_FORMAT, "%s: models[%zu] lacks a name, file_bytes or "
@@ -320,11 +649,18 @@ shrink_status shrink_report(const char *const *json_paths, int32_t n_json, const
             m[n++] = r;
         }
     }
-    if (!st && n == 0)
+    if (!st && n == 0 && n_src == 0)
         st = sk_error(SHRINK_ERR_ARG, "%s: no models to report", json_paths[0]);
+    if (!st && svg && n == 0 && (!strcmp(svg, "pareto") || !strcmp(svg, "speed") ||
+                                 !strcmp(svg, "memory")))
+        st = sk_error(SHRINK_ERR_ARG, "report: --svg %s plots shrink compare --json outputs: "
+                      "none given", svg);
+    if (!st && svg && n_src == 0 && (!strcmp(svg, "tensors") || !strcmp(svg, "heatmap")))
+        st = sk_error(SHRINK_ERR_ARG, "report: --svg %s plots a shrink plan --json (or, for "
+                      "tensors, shrink quantize --json --verbose) output: none given", svg);
     if (st) goto done;
-    qsort(m, (size_t)n, sizeof *m, by_size);
-    int n_front = 0, n_bars = 0;
+    if (n > 0) qsort(m, (size_t)n, sizeof *m, by_size);
+    int n_front = 0, n_bars = 0, n_mem = 0, n_err = 0, n_cells = 0;
     for (int i = 0; i < n; i++) {
         m[i].pareto = 1;
         for (int k = 0; k < n && m[i].pareto; k++)
@@ -333,12 +669,19 @@ shrink_status shrink_report(const char *const *json_paths, int32_t n_json, const
                 m[i].pareto = 0;
         n_front += m[i].pareto;
         n_bars += isfinite(m[i].tg) + isfinite(m[i].pp);
+        n_mem += isfinite(m[i].rss) && m[i].rss > 0;
     }
     if (!title || !*title) title = "shrink report";
     if (svg) {   /* one plot alone */
         sk_bytes_printf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         if (!strcmp(svg, "pareto")) pareto_svg(&b, m, n);
-        else speed_svg(&b, m, n);
+        else if (!strcmp(svg, "speed")) speed_svg(&b, m, n);
+        else if (!strcmp(svg, "memory")) memory_svg(&b, m, n);
+        else if (!strcmp(svg, "tensors")) n_err = tensors_svg(&b, &srcs[0], 0);
+        else n_cells = heatmap_svg(&b, &srcs[0], 0);
+        if (b.n < 60)   /* nothing but the XML declaration */
+            st = sk_error(SHRINK_ERR_ARG, "report: --svg %s: nothing to plot in the inputs", svg);
+        if (st) goto done;
         goto write;
     }
     sk_bytes_printf(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>");
@@ -350,7 +693,9 @@ shrink_status shrink_report(const char *const *json_paths, int32_t n_json, const
         "pre{background:#f6f6f6;padding:6px;overflow-x:auto}\n"
         "</style>\n</head>\n<body>\n<h1>");
     esc(&b, title);
-    sk_bytes_printf(&b, "</h1>\n<p>%d variant%s from", n, n == 1 ? "" : "s");
+    sk_bytes_printf(&b, "</h1>\n");
+    if (n == 0) goto tensors;
+    sk_bytes_printf(&b, "<p>%d variant%s from", n, n == 1 ? "" : "s");
     for (int32_t f = 0; f < n_json; f++) {
         sk_bytes_printf(&b, " <code>");
         esc(&b, json_paths[f]);
@@ -362,6 +707,8 @@ shrink_status shrink_report(const char *const *json_paths, int32_t n_json, const
     pareto_svg(&b, m, n);
     sk_bytes_printf(&b, "<h2>Speed</h2>\n");
     speed_svg(&b, m, n);
+    sk_bytes_printf(&b, "<h2>Memory</h2>\n");
+    memory_svg(&b, m, n);
     sk_bytes_printf(&b, "<h2>Variants</h2>\n<table>\n<tr><th>model</th><th>scheme</th><th>bpw</th>"
                     "<th>size</th><th>ppl</th><th>Δppl %%</th><th>KL mean</th><th>KL p99</th>"
                     "<th>same top-1 %%</th><th>tg t/s</th><th>pp t/s</th><th>from</th></tr>\n");
@@ -387,6 +734,22 @@ shrink_status shrink_report(const char *const *json_paths, int32_t n_json, const
     }
     sk_bytes_printf(&b, "</table>\n<p>★: on the Pareto front. KL: KL(P_base ‖ P_model) in nats "
                     "per scored token, as <code>shrink compare</code> measures it.</p>\n");
+tensors:
+    for (int k = 0; k < n_src; k++) {
+        sk_bytes_printf(&b, "<h2>Per-tensor error: <code>");
+        esc(&b, srcs[k].path);
+        sk_bytes_printf(&b, "</code></h2>\n");
+        n_err += tensors_svg(&b, &srcs[k], k);
+        if (!srcs[k].is_plan) continue;
+        sk_bytes_printf(&b, "<h2>Per-layer sensitivity: <code>");
+        esc(&b, srcs[k].path);
+        sk_bytes_printf(&b, "</code></h2>\n");
+        int c = heatmap_svg(&b, &srcs[k], k);
+        if (!c) sk_bytes_printf(&b, "<p>No KL measured per matrix (a plan given its types with "
+                                "--assign measures none).</p>\n");
+        n_cells += c;
+    }
+    if (run_dir && (st = recipe_html(&b, run_dir))) goto done;
     if ((st = manifest_html(&b, m, n))) goto done;
     sk_bytes_printf(&b, "</body>\n</html>\n");
 write:
@@ -401,11 +764,16 @@ write:
         result->n_points = n;
         result->n_pareto = n_front;
         result->n_bars = n_bars;
+        result->n_mem_bars = n_mem;
+        result->n_tensor_bars = n_err;
+        result->n_cells = n_cells;
     }
 done:
     for (int32_t f = 0; f < n_json; f++) sk_json_free(trees[f]);
     sk_free(trees);
     sk_free(m);
+    for (int k = 0; k < n_json; k++) sk_free(srcs[k].t);
+    sk_free(srcs);
     sk_free(b.p);
     return st;
 }

@@ -151,6 +151,11 @@ typedef struct sk_source {
      * special_tokens_map.json); NULL: generated from `tok` */
     const char  *tok_dir;
     const char  *name;       /* general.name; NULL: "shrink" */
+    /* optional (NULL: every matrix dense): the rank of matrix t when it is to be written as
+     * two low-rank factors (a role with `lowrank`), 0: dense. The writer then lists t's two
+     * factors (sk_wtensor.factor 1, 2) in its place and fill is asked for those. GGUF only. */
+    int64_t    (*rank_of)(void *rank_user, const sk_wtensor *t);
+    void        *rank_user;  /* its own user: a wrapper replacing `user` keeps the base's */
     /* files the output must not replace (the source's own files); may be NULL */
     const char *const *inputs;
     int          n_inputs;
@@ -194,6 +199,12 @@ SK_HIDDEN shrink_status sk_write(const sk_source *src, const char *out, sk_forma
 SK_HIDDEN shrink_status sk_manifest_for_write(const char *out, const char **text);
 
 /* ---- shared by the writers (write.c) ---------------------------------------------------- */
+
+/* The tensors src writes: the canonical list (sk_wtensors), a matrix src->rank_of factors
+ * replaced by its two factors. *out: sk_free. */
+SK_HIDDEN shrink_status sk_source_tensors(const sk_source *src, sk_wtensor **out, int64_t *n);
+/* How many matrices src stores as low-rank factors (0 without rank_of; -1 out of memory). */
+SK_HIDDEN int64_t sk_source_n_factored(const sk_source *src);
 
 typedef struct sk_write_progress {
     int64_t done;    /* tensor bytes written */

@@ -91,6 +91,8 @@ static const struct {
     {"pal16", SHRINK_DTYPE_PAL16},                   /* 1016 */
     {"pal256", SHRINK_DTYPE_PAL256},                 /* 1017 */
     {"pal4", SHRINK_DTYPE_PAL4},                     /* 1018 */
+    {"sparse_f16", SHRINK_DTYPE_SPARSE_F16},         /* 1019 */
+    {"sparse_i8", SHRINK_DTYPE_SPARSE_I8},           /* 1020 */
 };
 enum { N_OWN_TYPES = sizeof own_types / sizeof own_types[0] };
 
@@ -135,7 +137,8 @@ static uint32_t ggml_of_dtype(shrink_dtype d) {
 /* Fallbacks of shrink's own types whose block does not divide the rows: a smaller group of
  * the same kind, then 8 bits per channel (block 1, always possible):
  * int4_g128 -> int4_g64 -> int4_g32 -> int8_ch, the _asym ones -> int8_ch_asym,
- * nf4 / nf4_dq -> int4_g32 -> int8_ch, sparse24_f16 -> f16, sparse24_i8 -> int8_ch. */
+ * nf4 / nf4_dq -> int4_g32 -> int8_ch, sparse24_f16 -> f16, sparse24_i8 -> int8_ch,
+ * sparse_f16 -> f16, sparse_i8 -> int8_ch. */
 static shrink_dtype own_fallback(shrink_dtype want, int64_t cols) {
     while (cols % (int64_t)sk_dtype(want)->block != 0) {
         switch (want) {
@@ -147,6 +150,7 @@ static shrink_dtype own_fallback(shrink_dtype want, int64_t cols) {
         case SHRINK_DTYPE_NF4:
         case SHRINK_DTYPE_NF4_DQ:         want = SHRINK_DTYPE_INT4_G32; break;
         case SHRINK_DTYPE_SPARSE24_F16:   want = SHRINK_DTYPE_F16; break; /* zeros kept dense */
+        case SHRINK_DTYPE_SPARSE_F16:     want = SHRINK_DTYPE_F16; break;
         default:                          want = SHRINK_DTYPE_INT8_CH; break;
         }
     }
@@ -524,6 +528,22 @@ static shrink_status check_palette(rd *r, const sk_gguf_tensor *t, const char *n
                     "damaged", r->name, nt, tt.name, bad);
 }
 
+/* Unstructured sparse types (src/kernels/sparse_bm.c): every row's bitmaps count its stored
+ * values, at most half the row, so no kernel reads past the row's value slots. */
+static shrink_status check_sparse_bm(rd *r, const sk_gguf_tensor *t, const char *nt) {
+    tensor_type tt;
+    if (!tensor_type_of(t->type, &tt) || tt.dtype < 0 || !sk_dtype_sparse_bm((shrink_dtype)tt.dtype))
+        return SHRINK_OK;
+    int64_t rows = 1;
+    for (uint32_t d = 1; d < t->n_dims; d++) rows *= t->ne[d]; /* no overflow: bytes fit */
+    int64_t bad = sk_sparse_bm_check((shrink_dtype)tt.dtype, t->data, rows, t->ne[0]);
+    if (bad < 0) return SHRINK_OK;
+    return sk_error(SHRINK_ERR_FORMAT, "%s: tensor '%s' (%s): the index of row %" PRId64 " is "
+                    "corrupt (its bitmaps do not count the stored values, more than half the "
+                    "row is stored, or a wrong row length); the file is damaged", r->name, nt,
+                    tt.name, bad);
+}
+
 /* Names unique, offsets aligned, data inside the section and not overlapping. */
 static shrink_status check_tensors(rd *r, sk_gguf *g) {
     int64_t n = g->n_tensors;
@@ -553,6 +573,7 @@ static shrink_status check_tensors(rd *r, sk_gguf *g) {
         by_name[i] = t;
         t->data = r->p + g->data_offset + t->offset;
         st = check_palette(r, t, nt);
+        if (!st) st = check_sparse_bm(r, t, nt);
     }
     if (st) goto out;
     qsort(o, (size_t)n, sizeof *o, cmp_off);
@@ -1114,7 +1135,7 @@ static void kv_tokenizer(wbuf *b, int64_t *n, const sk_source *src) {
 
 /* GGUF tensor of a canonical tensor: name and type. */
 static void gguf_name(const sk_config *c, const sk_wtensor *t, char *buf, size_t cap) {
-    if (!sk_trole_name(sk_trole_at(t->role), c->arch, SK_TNAME_GGUF, t->layer, buf, cap))
+    if (!sk_wtensor_name(t, c->arch, SK_TNAME_GGUF, buf, cap))
         snprintf(buf, cap, "?"); /* every role has a GGUF name (test_tensors checks it) */
 }
 
@@ -1123,7 +1144,7 @@ static void gguf_name(const sk_config *c, const sk_wtensor *t, char *buf, size_t
  * older llama.cpp builds need it for (GPT-2 before PR 12456, as its converter wrote it then). */
 static shrink_status gguf_list(const sk_source *src, const sk_write_opts *o, sk_wtensor **ts,
                                int64_t *n) {
-    shrink_status st = sk_wtensors(&src->cfg, ts, n);
+    shrink_status st = sk_source_tensors(src, ts, n);
     if (st) return st;
     if (o->head_copy && src->cfg.arch->gguf_head && src->cfg.tied) {
         sk_wtensor *g = sk_realloc(*ts, (size_t)(*n + 1) * sizeof *g);

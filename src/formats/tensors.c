@@ -32,11 +32,11 @@ static const sk_trole troles[] = {
     [SK_ROLE_ATTN_NORM_B] = {{NULL, "h.%d.ln_1.bias"}, "blk.%d.attn_norm.bias",
         0, 1, SK_TD_D, SK_TD_1, SK_TW_NORM_BIAS, 0, 0, 0, SK_TB_VEC, L(attn_norm_b), SK_INIT_ZEROS, 0},
     [SK_ROLE_WQ] = {{"model.layers.%d.self_attn.q_proj.weight", NULL}, "blk.%d.attn_q.weight",
-        3, 1, SK_TD_Q, SK_TD_D, SK_TW_SPLIT, 0, 1, 0, SK_TB_MAT, L(wq), SK_INIT_NORMAL, 0},
+        3, 1, SK_TD_Q, SK_TD_D, SK_TW_SPLIT, 0, 1, 0, SK_TB_MAT, L(wq), SK_INIT_NORMAL, 0, 1},
     [SK_ROLE_WK] = {{"model.layers.%d.self_attn.k_proj.weight", NULL}, "blk.%d.attn_k.weight",
-        4, 1, SK_TD_KV, SK_TD_D, SK_TW_SPLIT, 0, 1, 0, SK_TB_MAT, L(wk), SK_INIT_NORMAL, 0},
+        4, 1, SK_TD_KV, SK_TD_D, SK_TW_SPLIT, 0, 1, 0, SK_TB_MAT, L(wk), SK_INIT_NORMAL, 0, 1},
     [SK_ROLE_WV] = {{"model.layers.%d.self_attn.v_proj.weight", NULL}, "blk.%d.attn_v.weight",
-        5, 1, SK_TD_KV, SK_TD_D, SK_TW_SPLIT, 0, 0, 0, SK_TB_MAT, L(wv), SK_INIT_NORMAL, 0},
+        5, 1, SK_TD_KV, SK_TD_D, SK_TW_SPLIT, 0, 0, 0, SK_TB_MAT, L(wv), SK_INIT_NORMAL, 0, 1},
     [SK_ROLE_BQ] = {{"model.layers.%d.self_attn.q_proj.bias", NULL}, "blk.%d.attn_q.bias",
         0, 1, SK_TD_Q, SK_TD_1, SK_TW_QKV_BIAS, 0, 1, 0, SK_TB_VEC, L(bq), SK_INIT_ZEROS, 0},
     [SK_ROLE_BK] = {{"model.layers.%d.self_attn.k_proj.bias", NULL}, "blk.%d.attn_k.bias",
@@ -49,7 +49,7 @@ static const sk_trole troles[] = {
         0, 1, SK_TD_QKV, SK_TD_1, SK_TW_FUSED_BIAS, 0, 0, 0, SK_TB_QKV_BIAS, 0, SK_INIT_ZEROS, 0},
     [SK_ROLE_WO] = {{"model.layers.%d.self_attn.o_proj.weight", "h.%d.attn.c_proj.weight"},
         "blk.%d.attn_output.weight",
-        6, 1, SK_TD_D, SK_TD_Q, SK_TW_ALWAYS, 1, 0, 0, SK_TB_MAT, L(wo), SK_INIT_NORMAL, 1},
+        6, 1, SK_TD_D, SK_TD_Q, SK_TW_ALWAYS, 1, 0, 0, SK_TB_MAT, L(wo), SK_INIT_NORMAL, 1, 1},
     [SK_ROLE_BO] = {{"model.layers.%d.self_attn.o_proj.bias", "h.%d.attn.c_proj.bias"},
         "blk.%d.attn_output.bias",
         0, 1, SK_TD_D, SK_TD_1, SK_TW_OUT_BIAS, 0, 0, 0, SK_TB_VEC, L(bo), SK_INIT_ZEROS, 0},
@@ -59,15 +59,15 @@ static const sk_trole troles[] = {
     [SK_ROLE_FFN_NORM_B] = {{NULL, "h.%d.ln_2.bias"}, "blk.%d.ffn_norm.bias",
         0, 1, SK_TD_D, SK_TD_1, SK_TW_NORM_BIAS, 0, 0, 0, SK_TB_VEC, L(ffn_norm_b), SK_INIT_ZEROS, 0},
     [SK_ROLE_W_GATE] = {{"model.layers.%d.mlp.gate_proj.weight", NULL}, "blk.%d.ffn_gate.weight",
-        8, 1, SK_TD_F, SK_TD_D, SK_TW_SWIGLU, 0, 0, 0, SK_TB_MAT, L(w_gate), SK_INIT_NORMAL, 0},
+        8, 1, SK_TD_F, SK_TD_D, SK_TW_SWIGLU, 0, 0, 0, SK_TB_MAT, L(w_gate), SK_INIT_NORMAL, 0, 1},
     [SK_ROLE_W_UP] = {{"model.layers.%d.mlp.up_proj.weight", "h.%d.mlp.c_fc.weight"},
         "blk.%d.ffn_up.weight",
-        10, 1, SK_TD_F, SK_TD_D, SK_TW_ALWAYS, 1, 0, 0, SK_TB_MAT, L(w_up), SK_INIT_NORMAL, 0},
+        10, 1, SK_TD_F, SK_TD_D, SK_TW_ALWAYS, 1, 0, 0, SK_TB_MAT, L(w_up), SK_INIT_NORMAL, 0, 1},
     [SK_ROLE_B_UP] = {{NULL, "h.%d.mlp.c_fc.bias"}, "blk.%d.ffn_up.bias",
         0, 1, SK_TD_F, SK_TD_1, SK_TW_MLP_BIAS, 0, 0, 0, SK_TB_VEC, L(b_up), SK_INIT_ZEROS, 0},
     [SK_ROLE_W_DOWN] = {{"model.layers.%d.mlp.down_proj.weight", "h.%d.mlp.c_proj.weight"},
         "blk.%d.ffn_down.weight",
-        9, 1, SK_TD_D, SK_TD_F, SK_TW_ALWAYS, 1, 0, 0, SK_TB_MAT, L(w_down), SK_INIT_NORMAL, 1},
+        9, 1, SK_TD_D, SK_TD_F, SK_TW_ALWAYS, 1, 0, 0, SK_TB_MAT, L(w_down), SK_INIT_NORMAL, 1, 1},
     [SK_ROLE_B_DOWN] = {{NULL, "h.%d.mlp.c_proj.bias"}, "blk.%d.ffn_down.bias",
         0, 1, SK_TD_D, SK_TD_1, SK_TW_MLP_BIAS, 0, 0, 0, SK_TB_VEC, L(b_down), SK_INIT_ZEROS, 0},
     [SK_ROLE_FINAL_NORM] = {{"model.norm.weight", "ln_f.weight"}, "output_norm.weight",
@@ -159,6 +159,29 @@ int sk_trole_find(const sk_arch *a, sk_tname fmt, const char *name, int n_layers
         }
     }
     return -1;
+}
+
+const char *sk_wtensor_name(const sk_wtensor *t, const sk_arch *a, sk_tname fmt, char *buf,
+                            size_t cap) {
+    if (!sk_trole_name(sk_trole_at(t->role), a, fmt, t->layer, buf, cap)) return NULL;
+    if (t->factor) {
+        const size_t n = strlen(buf);
+        snprintf(buf + n, cap > n ? cap - n : 0, "%s",
+                 t->factor == 1 ? SK_LR_SUFFIX_A : SK_LR_SUFFIX_B);
+    }
+    return buf;
+}
+
+void sk_wtensor_factors(const sk_wtensor *t, int64_t k, sk_wtensor *fa, sk_wtensor *fb) {
+    *fa = *t;
+    *fb = *t;
+    fa->factor = 1;
+    fa->rows = k;
+    fb->factor = 2;
+    fb->cols = k;
+    const size_t n = strlen(t->name);
+    snprintf(fa->name + n, sizeof fa->name - n, "%s", SK_LR_SUFFIX_A);
+    snprintf(fb->name + n, sizeof fb->name - n, "%s", SK_LR_SUFFIX_B);
 }
 
 int sk_trole_conv1d(const sk_trole *r, const sk_arch *a) {

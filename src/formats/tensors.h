@@ -202,6 +202,9 @@ typedef struct sk_trole {
     size_t       off;                /* offsetof in sk_layer (layer) or sk_globals */
     sk_init_kind init;
     int          resid;              /* a residual output projection (init scaling) */
+    int          lowrank;            /* a linear layer that may be stored as two low-rank
+                                        factors (docs/lowrank.md): named <name>.lr_a (rank x
+                                        cols) and <name>.lr_b (rows x rank), no <name> */
 } sk_trole;
 
 /* The table: rows 0..n-1, row i is role i. */
@@ -240,7 +243,21 @@ typedef struct sk_wtensor {
     int32_t n_dims;    /* 1 (vector) or 2 (matrix) */
     int64_t rows;      /* matrices: out features; vectors: length */
     int64_t cols;      /* matrices: in features; vectors: 1 */
+    int32_t factor;    /* 0: the tensor itself; 1, 2: low-rank factor A (rows = rank, cols as
+                          the matrix's) or B (rows as the matrix's, cols = rank) of a role
+                          with `lowrank` (name: the matrix's + SK_LR_SUFFIX_A / _B) */
 } sk_wtensor;
+
+#define SK_LR_SUFFIX_A ".lr_a"
+#define SK_LR_SUFFIX_B ".lr_b"
+
+/* The name of t in a file of `fmt` (sk_trole_name, and the factor's suffix), in buf; NULL if
+ * the format has no such tensor. */
+SK_HIDDEN const char *sk_wtensor_name(const sk_wtensor *t, const sk_arch *a, sk_tname fmt,
+                                      char *buf, size_t cap);
+/* The two factor rows of matrix t at rank k: fa (A: k x cols), fb (B: rows x k), named. */
+SK_HIDDEN void sk_wtensor_factors(const sk_wtensor *t, int64_t k, sk_wtensor *fa,
+                                  sk_wtensor *fb);
 
 /* The canonical tensor list of a config (the roles it has, layer rows layer by layer between
  * the model rows before and after them): *out (malloc'd, free with sk_free) gets *n rows. */

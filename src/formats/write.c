@@ -71,14 +71,59 @@ static void permute_rows(const uint8_t *src, uint8_t *dst, int64_t n_rows, size_
                row_bytes);
 }
 
-/* Is role a q/k tensor whose rows follow the RoPE layout? */
-static int role_is_rope(const sk_config *c, sk_role r) {
-    return c->arch->pos == SK_POS_ROPE && sk_trole_at(r)->rope;
+/* Are t's rows q/k rows that follow the RoPE layout? (A low-rank factor A's rows are not:
+ * its B carries the output rows.) */
+static int role_is_rope(const sk_config *c, const sk_wtensor *t) {
+    return c->arch->pos == SK_POS_ROPE && sk_trole_at(t->role)->rope && t->factor != 1;
+}
+
+shrink_status sk_source_tensors(const sk_source *src, sk_wtensor **out, int64_t *n_out) {
+    sk_wtensor *ts;
+    int64_t n;
+    shrink_status st = sk_wtensors(&src->cfg, &ts, &n);
+    if (st) return st;
+    int64_t extra = 0;
+    for (int64_t i = 0; src->rank_of && i < n; i++)
+        extra += sk_trole_at(ts[i].role)->lowrank && src->rank_of(src->rank_user, &ts[i]) > 0;
+    if (extra) {
+        sk_wtensor *w = sk_calloc((size_t)(n + extra), sizeof *w);
+        if (!w) {
+            sk_free(ts);
+            return sk_error(SHRINK_ERR_NOMEM, "out of memory for the tensor list");
+        }
+        int64_t j = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const int64_t k = sk_trole_at(ts[i].role)->lowrank ? src->rank_of(src->rank_user, &ts[i])
+                                                               : 0;
+            if (k > 0) {
+                sk_wtensor_factors(&ts[i], k, &w[j], &w[j + 1]);
+                j += 2;
+            } else {
+                w[j++] = ts[i];
+            }
+        }
+        sk_free(ts);
+        ts = w;
+        n = j;
+    }
+    *out = ts;
+    *n_out = n;
+    return SHRINK_OK;
+}
+
+int64_t sk_source_n_factored(const sk_source *src) {
+    if (!src->rank_of) return 0;
+    sk_wtensor *ts;
+    int64_t n, k = 0;
+    if (sk_source_tensors(src, &ts, &n)) return -1;
+    for (int64_t i = 0; i < n; i++) k += ts[i].factor == 1;
+    sk_free(ts);
+    return k;
 }
 
 int64_t sk_write_row_pos(const sk_config *c, const sk_wtensor *t, sk_rope_layout layout,
                          int64_t r) {
-    return role_is_rope(c, t->role) && layout != c->rope_layout
+    return role_is_rope(c, t) && layout != c->rope_layout
                ? rope_dest(r, c->head_dim, c->rope_layout) : r;
 }
 
@@ -89,7 +134,7 @@ shrink_status sk_write_stream(const sk_source *src, const sk_wtensor *t, sk_out 
     int64_t rows = transposed ? t->cols : t->rows;
     int64_t cols = transposed ? t->rows : t->cols;
     size_t row_bytes = (size_t)sk_dtype_row_bytes(dt, cols);
-    int permute = role_is_rope(c, t->role) && layout != c->rope_layout && !transposed;
+    int permute = role_is_rope(c, t) && layout != c->rope_layout && !transposed;
     int64_t unit = permute ? c->head_dim : 1;
     int64_t per = (int64_t)(SK_WRITE_BLOCK_BYTES / (row_bytes ? row_bytes : 1));
     per = per / unit * unit;
@@ -147,6 +192,12 @@ shrink_status sk_write(const sk_source *src, const char *out, sk_format fmt,
     if (st) return st;
     sk_write_opts wo = *o;   /* every writer gets the manifest here (docs/manifest.md) */
     if (!wo.manifest && (st = sk_manifest_for_write(out, &wo.manifest))) return st;
+    const int64_t nf = fmt == SK_FORMAT_GGUF ? 0 : sk_source_n_factored(src);
+    if (nf < 0) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory", out);
+    if (nf > 0)
+        return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: %lld matrices are stored as low-rank "
+                        "factors, which only shrink's GGUF holds: write a .gguf, or merge them "
+                        "dense (shrink lowrank --store dense)", out, (long long)nf);
     switch (fmt) {
     case SK_FORMAT_GGUF:    return sk_gguf_write(src, out, &wo);
     case SK_FORMAT_HF:      return sk_hf_write(src, out, &wo);

@@ -259,6 +259,15 @@ static const sk_dtype_traits sk_dtypes[SHRINK_DTYPE_COUNT] = {
                                      .row_head = SK_HEAD_PAL, PAL_FUNCS(pal256), .tol_rel = 0.016},
     [SHRINK_DTYPE_PAL4]           = {.name = "pal4", .block = SK_QK_PAL, .bytes = 8,
                                      .row_head = SK_HEAD_PAL, PAL_FUNCS(pal4), .tol_rel = 0.4},
+    /* unstructured sparse (sparse_bm.c): tol_rel of normal data, whose smaller half is lost */
+    [SHRINK_DTYPE_SPARSE_F16]     = {.name = "sparse_f16", .block = SK_QK_SBM,
+                                     .bytes = SK_SBM_F16_BYTES, .row_head = SK_SBM_HEAD_F16,
+                                     ROW_HEAD_FUNCS(sparse_f16, sparse_f16), .act = SK_ACT_F32,
+                                     .vec_dot_ref = sk_sparse_f16_dot_ref, .tol_rel = 0.3},
+    [SHRINK_DTYPE_SPARSE_I8]      = {.name = "sparse_i8", .block = SK_QK_SBM,
+                                     .bytes = SK_SBM_I8_BYTES, .row_head = SK_SBM_HEAD_I8,
+                                     ROW_HEAD_FUNCS(sparse_i8, sparse_i8), .act = SK_ACT_F32,
+                                     .vec_dot_ref = sk_sparse_i8_dot_ref, .tol_rel = 0.3},
 #undef PAL_FUNCS
 #undef ROW_HEAD_FUNCS
 #undef BLOCK_FUNCS
@@ -281,11 +290,15 @@ uint64_t sk_dtype_tensor_bytes(shrink_dtype t, int64_t rows, int64_t cols) {
 
 int sk_dtype_own(shrink_dtype t) {
     return (t >= SHRINK_DTYPE_INT8_CH && t <= SHRINK_DTYPE_W8A8_STATIC) || sk_dtype_sparse24(t) ||
-           sk_pal_k(t) > 0;
+           sk_pal_k(t) > 0 || sk_dtype_sparse_bm(t);
 }
 
 int sk_dtype_sparse24(shrink_dtype t) {
     return t == SHRINK_DTYPE_SPARSE24_F16 || t == SHRINK_DTYPE_SPARSE24_I8;
+}
+
+int sk_dtype_sparse_bm(shrink_dtype t) {
+    return t == SHRINK_DTYPE_SPARSE_F16 || t == SHRINK_DTYPE_SPARSE_I8;
 }
 
 int sk_dtype_quantized(shrink_dtype t) {
@@ -335,6 +348,6 @@ shrink_status shrink_dtype_parse(const char *name, shrink_dtype *out) {
                     "q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K, iq4_nl; GGUF only, shrink's own "
                     "types: int8_ch, int8_ch_asym, int8_t, int8_t_asym, int4_g32, int4_g64, "
                     "int4_g128, int4_g32_asym, int4_g64_asym, int4_g128_asym, nf4, nf4_dq, "
-                    "w8a8, w8a8_static, sparse24_f16, sparse24_i8, pal4, pal16, pal256; '-' may "
+                    "w8a8, w8a8_static, sparse24_f16, sparse24_i8, pal4, pal16, pal256, sparse_f16, sparse_i8; '-' may "
                     "replace '_')", name);
 }

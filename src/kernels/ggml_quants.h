@@ -197,5 +197,8 @@ SK_HIDDEN void sk_k4_pack_scales(const int ls[8], const int lm[8], uint8_t q[SK_
 SK_HIDDEN void sk_q4_K_pack(block_q4_K *b, const uint8_t L[SK_QK_K]);
 SK_HIDDEN void sk_q5_K_pack(block_q5_K *b, const uint8_t L[SK_QK_K]);
 SK_HIDDEN void sk_q6_K_pack(block_q6_K *b, const int8_t L[SK_QK_K]);
+/* q2_K: the 2-bit codes L (0..3) into qs; q3_K: the codes L (0..7) into hmask and qs. */
+SK_HIDDEN void sk_q2_K_pack(block_q2_K *b, const uint8_t L[SK_QK_K]);
+SK_HIDDEN void sk_q3_K_pack(block_q3_K *b, const int8_t L[SK_QK_K]);
 
 #endif /* SK_GGML_QUANTS_H */

@@ -92,6 +92,18 @@ SK_HIDDEN int sk_dtype_sparse24(shrink_dtype t);
 /* 1 if every group of 4 consecutive elements of x[0..n) has at most 2 non-zeros (n % 4 == 0):
  * the row is stored exactly (up to the values' rounding) by the sparse24 types. */
 SK_HIDDEN int sk_sparse24_row_ok(const float *x, int64_t n);
+/* 1 if t is one of the unstructured sparse types (sparse_f16, sparse_i8; sparse_bm.c). */
+SK_HIDDEN int sk_dtype_sparse_bm(shrink_dtype t);
+/* 1 if x[0..n) has at most n/2 non-zeros (n % 64 == 0): the row is stored exactly (up to the
+ * values' rounding) by the sparse_bm types. */
+SK_HIDDEN int sk_sparse_bm_row_fits(const float *x, int64_t n);
+/* Zeroes all but the n/2 largest |x| of a row with more non-zeros (the lower index stays on
+ * ties), as the sparse_bm quantizers keep them; returns the count zeroed (0 if it fits). */
+SK_HIDDEN int64_t sk_sparse_bm_trim(float *x, int64_t n);
+/* The first row of a sparse_bm tensor (rows x cols at data) whose head disagrees with its
+ * bitmaps (popcount != nnz, or nnz > cols/2), or -1 if every row is sound. */
+SK_HIDDEN int64_t sk_sparse_bm_check(shrink_dtype t, const void *data, int64_t rows,
+                                     int64_t cols);
 
 /* Scalar conversions (IEEE half, bfloat16); round to nearest even, NaN/Inf preserved. */
 SK_HIDDEN float    sk_f16_to_f32(uint16_t h);
@@ -118,7 +130,18 @@ typedef struct sk_mat {
     int64_t      rows;  /* out features */
     int64_t      cols;  /* in features */
     const void  *data;  /* rows * cols elements, row-major */
+    /* A low-rank matrix stored as two factors (issue 15, docs/lowrank.md): NULL for a dense
+     * one. Else W = B A with lr[0] = A (rank x cols) and lr[1] = B (rows x rank), each in any
+     * dtype; data is NULL and dtype that of A. sk_matmul (and _f32x, _ref) run it as two
+     * products, X A^T then (X A^T) B^T, through the kernels of each factor's dtype; code that
+     * reads W's rows itself (sk_mat_row_f32, the training's f32 W) must check sk_mat_lowrank. */
+    const struct sk_mat *lr;
 } sk_mat;
+
+/* W is stored as two factors (W->lr). */
+static inline int sk_mat_lowrank(const sk_mat *W) { return W->lr != NULL; }
+/* Bytes of W's weights (both factors of a low-rank W). */
+SK_HIDDEN uint64_t sk_mat_bytes(const sk_mat *W);
 
 /* Y[t*ldy + r] = sum_k W[r, k] * X[t*cols + k]   for t < T, r < W->rows.
  * (Y = X W^T, as torch.nn.functional.linear without bias.) Accumulates in f32.
@@ -427,5 +450,27 @@ SK_HIDDEN const sk_isa_table *sk_kernel_table(sk_isa isa);
  * dequant.c fills dtype[].dequant, qdot.c act_quant[] and dtype[].vec_dot / act_quant. */
 SK_HIDDEN void sk_dequant_fill(sk_isa_table *tb);
 SK_HIDDEN void sk_qdot_fill(sk_isa_table *tb, int vnni);
+
+/* ---- double-precision tile update (gemm_f64.c, x86/gemm_f64_avx2.c) -----------------------
+ * The one product the second-order methods need (GPTQ's lazy block update, the blocked
+ * Cholesky factor and triangular inverse, the Hessian X^T X; src/model/hessian.c): for rows
+ * i < m (m <= 4) and columns j < n,
+ *     acc = zero ? 0 : C[i][j];  for k = 0 .. K-1: acc = acc +/- A[i][k * ak] * B[k][j]
+ *     C[i][j] = zero ? C[i][j] + acc : acc
+ * (sub: -, else +), each element's products taken in order of k. A[i], B[k], C[i] are row
+ * pointers (any stride between them). The ref level rounds each product, then the sum; the
+ * avx2 level fuses them (FMA): the same bits when every product is exact in double (products
+ * of floats, as in X^T X), else equal within rounding (tests/test_gemm_f64.c). */
+typedef void (*sk_f64_tile_fn)(int64_t m, int64_t n, int64_t K, const double *const *A,
+                               int64_t ak, const double *const *B, double *const *C, int sub,
+                               int zero);
+SK_HIDDEN void sk_f64_tile_ref(int64_t m, int64_t n, int64_t K, const double *const *A,
+                               int64_t ak, const double *const *B, double *const *C, int sub,
+                               int zero);
+SK_HIDDEN void sk_f64_tile_avx2(int64_t m, int64_t n, int64_t K, const double *const *A,
+                                int64_t ak, const double *const *B, double *const *C, int sub,
+                                int zero);
+/* The tile of the chosen level (SHRINK_KERNELS=ref: the reference). */
+SK_HIDDEN sk_f64_tile_fn sk_f64_tile_get(void);
 
 #endif /* SK_KERNELS_H */

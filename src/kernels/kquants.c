@@ -597,9 +597,11 @@ static void q2_K_quant(const float *src, void *dst, int64_t n) {
             for (int l = 0; l < 16; l++)
                 L[16 * j + l] = (uint8_t)clampi(nearest_int((x[16 * j + l] + dm) / dj), 0, 3);
         }
-        pack_2bit(L, b[i].qs);
+        sk_q2_K_pack(&b[i], L);
     }
 }
+
+void sk_q2_K_pack(block_q2_K *b, const uint8_t L[SK_QK_K]) { pack_2bit(L, b->qs); }
 
 void sk_q2_K_quant_ref(const float *src, void *dst, int64_t n) { q2_K_quant(src, dst, n); }
 
@@ -676,7 +678,6 @@ static float fit_scale_sym_sweep(int n, int nmax, const float *x, int8_t *L) {
 static void q3_K_quant(const float *src, void *dst, int64_t n) {
     block_q3_K *b = dst;
     int8_t L[SK_QK_K];
-    uint8_t Lu[SK_QK_K];
     float sc[16];
     for (int64_t i = 0; i < n / SK_QK_K; i++) {
         const float *x = src + i * SK_QK_K;
@@ -705,17 +706,22 @@ static void q3_K_quant(const float *src, void *dst, int64_t n) {
             for (int l = 0; l < 16; l++)
                 L[16 * j + l] = (int8_t)(clampi(nearest_int(x[16 * j + l] / dj), -4, 3) + 4);
         }
-        memset(b[i].hmask, 0, sizeof b[i].hmask);
-        for (int e = 0; e < SK_QK_K; e++) {
-            int v = L[e];
-            if (v > 3) {
-                b[i].hmask[e % 32] |= (uint8_t)(1 << (e / 32));
-                v -= 4;
-            }
-            Lu[e] = (uint8_t)v;
-        }
-        pack_2bit(Lu, b[i].qs);
+        sk_q3_K_pack(&b[i], L);
     }
+}
+
+void sk_q3_K_pack(block_q3_K *b, const int8_t L[SK_QK_K]) {
+    uint8_t Lu[SK_QK_K];
+    memset(b->hmask, 0, sizeof b->hmask);
+    for (int e = 0; e < SK_QK_K; e++) {
+        int v = L[e];
+        if (v > 3) {
+            b->hmask[e % 32] |= (uint8_t)(1 << (e / 32));
+            v -= 4;
+        }
+        Lu[e] = (uint8_t)v;
+    }
+    pack_2bit(Lu, b->qs);
 }
 
 void sk_q3_K_quant_ref(const float *src, void *dst, int64_t n) { q3_K_quant(src, dst, n); }

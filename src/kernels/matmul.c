@@ -8,7 +8,13 @@
 
 #include <omp.h>
 
+uint64_t sk_mat_bytes(const sk_mat *W) {
+    if (W->lr) return sk_mat_bytes(&W->lr[0]) + sk_mat_bytes(&W->lr[1]);
+    return sk_dtype_tensor_bytes(W->dtype, W->rows, W->cols);
+}
+
 void sk_mat_row_f32(const sk_mat *W, int64_t r, float *dst) {
+    SHRINK_ASSERT(!W->lr); /* embeddings and heads are never factored */
     const uint8_t *row = (const uint8_t *)W->data + (uint64_t)r * sk_dtype_row_bytes(W->dtype, W->cols);
     sk_dtype(W->dtype)->to_f32(row, dst, W->cols);
 }
@@ -30,6 +36,15 @@ static void matmul_ref_rows(const sk_mat *W, const float *X, int64_t T, float *Y
 
 shrink_status sk_matmul_ref(const sk_mat *W, const float *X, int64_t T, float *Y,
                             int64_t ldy) {
+    if (W->lr) { /* the two products, through a (T, rank) f32 intermediate */
+        const int64_t k = W->lr[0].rows;
+        float *mid = sk_malloc((size_t)(T * k > 0 ? T * k : 1) * sizeof(float));
+        if (!mid) return sk_error(SHRINK_ERR_NOMEM, "out of memory for a matrix product");
+        shrink_status st = sk_matmul_ref(&W->lr[0], X, T, mid, k);
+        if (!st) st = sk_matmul_ref(&W->lr[1], mid, T, Y, ldy);
+        sk_free(mid);
+        return st;
+    }
     float *wrow = sk_malloc((size_t)W->cols * sizeof(float));
     if (!wrow) return sk_error(SHRINK_ERR_NOMEM, "out of memory for a matrix product");
     matmul_ref_rows(W, X, T, Y, ldy, 0, W->rows, wrow);
@@ -407,6 +422,12 @@ static int takes_qdot(const sk_mat *W, int64_t T) {
 /* f32x: the activations stay f32 (sk_matmul_f32x): none of the kernels that quantize X */
 static size_t matmul_scratch(const sk_kernel_set *ks, const sk_mat *W, int64_t T, int f32x) {
     if (W->rows <= 0 || W->cols <= 0 || T <= 0) return 0;
+    if (W->lr) { /* the (T, rank) intermediate, then the larger of the two products' needs */
+        const size_t a = matmul_scratch(ks, &W->lr[0], T, f32x);
+        const size_t b = matmul_scratch(ks, &W->lr[1], T, f32x);
+        return sk_scratch_round((size_t)T * (size_t)W->lr[0].rows * sizeof(float)) +
+               (a > b ? a : b);
+    }
     if (!f32x && takes_qdot(W, T)) return qdot_scratch_bytes(W);
     const size_t i8 = T > 1 && !f32x ? sk_matmul_i8_scratch_bytes(ks->isa, W, T) : 0;
     if (i8 > 0) return i8;
@@ -443,6 +464,16 @@ static shrink_status matmul_run(const sk_kernel_set *ks, const sk_mat *W, const 
                         " x %" PRId64 ", %" PRId64 " tokens)",
                         sk_scratch_left(s), need, sk_dtype(W->dtype)->name, W->rows, W->cols, T);
     const size_t mark = s ? s->used : 0;
+    if (W->lr) { /* low-rank: mid = X A^T (T, rank), then Y = mid B^T, each by its kernels */
+        SHRINK_ASSERT(W->lr[0].cols == W->cols && W->lr[1].rows == W->rows &&
+                      W->lr[1].cols == W->lr[0].rows);
+        const int64_t k = W->lr[0].rows;
+        float *mid = sk_scratch_take(s, (size_t)T * (size_t)k * sizeof(float));
+        shrink_status st = matmul_run(ks, &W->lr[0], X, T, mid, k, s, f32x);
+        if (!st) st = matmul_run(ks, &W->lr[1], mid, T, Y, ldy, s, f32x);
+        s->used = mark;
+        return st;
+    }
     if (!f32x && takes_qdot(W, T)) {
         gemv_qdot(ks, W, X, Y, s);
     } else if (T > 1 && !f32x && sk_matmul_i8(ks->isa, W, X, T, Y, ldy, s)) {

@@ -15,6 +15,10 @@
  *               8 scales and 8 mins quantized to 6 bits by fit_pos weighted by the sub-block
  *               weight sums; the codes again against the stored scales;
  *   q6_K        per sub-block of 16 fit_sym with w = qw alone; 8-bit scales from the largest.
+ *   q2_K        per super-block sigma2 = mean x^2; per sub-block of 16 fit_min (codes 0..3),
+ *               the 16 scales and 16 mins to 4 bits by fit_pos weighted by the weight sums;
+ *   q3_K        sigma2 = 2 mean x^2; per sub-block of 16 fit_sym (codes -4..3), the 16 scales
+ *               to 6 bits by fit_sym (codes -32..31) weighted by the weight sums;
  * q8_0 has none: ggml ignores the importance there (its from_f32 is llama-quantize's).
  */
 #include "q_imatrix.h"
@@ -35,14 +39,23 @@ static int near_int(float v) {
 
 static int clamp_i(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
-/* Weighted sums of the symmetric codes of x at inverse scale id (codes in [-nmax, nmax - 1]);
- * L gets code + nmax when L is not NULL. */
-static void sym_sums(int n, int nmax, const float *x, const float *w, float id, int8_t *L,
+/* The symmetric codes of x at inverse scale id (code + nmax, codes in [-nmax, nmax - 1]) into C;
+ * returns 1 if they equal P's. */
+static int sym_codes(int n, int nmax, const float *x, float id, int8_t *C, const int8_t *P) {
+    int same = 1;
+    for (int i = 0; i < n; i++) {
+        C[i] = (int8_t)(clamp_i(near_int(id * x[i]), -nmax, nmax - 1) + nmax);
+        same &= C[i] == P[i];
+    }
+    return same;
+}
+
+/* Weighted sums of the codes C (code + nmax), in ggml's order. */
+static void sym_sums(int n, int nmax, const float *x, const float *w, const int8_t *C,
                      float *sumlx, float *suml2) {
     float a = 0, b = 0;
     for (int i = 0; i < n; i++) {
-        int l = clamp_i(near_int(id * x[i]), -nmax, nmax - 1);
-        if (L) L[i] = (int8_t)(l + nmax);
+        const int l = C[i] - nmax;
         a += w[i] * x[i] * (float)l;
         b += w[i] * (float)l * (float)l;
     }
@@ -50,7 +63,9 @@ static void sym_sums(int n, int nmax, const float *x, const float *w, float id, 
     *suml2 = b;
 }
 
-/* ggml's make_qx_quants with weights: the scale d of x ~ d (L - nmax). */
+/* ggml's make_qx_quants with weights: the scale d of x ~ d (L - nmax). A candidate whose codes
+ * equal the previous candidate's is skipped: the same sums meet the same state (or the state
+ * those codes made), so the outcome is the same. */
 static float fit_sym(int n, int nmax, const float *x, int8_t *L, const float *w) {
     float max = 0, amax = 0;
     for (int i = 0; i < n; i++) {
@@ -64,16 +79,22 @@ static float fit_sym(int n, int nmax, const float *x, int8_t *L, const float *w)
         memset(L, 0, (size_t)n);
         return 0.0f;
     }
+    int8_t P[32], C[32];
+    SHRINK_ASSERT(n <= 32);
     float sumlx, suml2;
-    sym_sums(n, nmax, x, w, (float)-nmax / max, L, &sumlx, &suml2);
+    sym_codes(n, nmax, x, (float)-nmax / max, L, L);
+    sym_sums(n, nmax, x, w, L, &sumlx, &suml2);
+    memcpy(P, L, (size_t)n);
     float scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
     float best = scale * sumlx;
     for (int is = -9; is <= 9; is++) {
         if (is == 0) continue;
         float id = -((float)nmax + 0.1f * (float)is) / max;
-        sym_sums(n, nmax, x, w, id, NULL, &sumlx, &suml2);
+        if (sym_codes(n, nmax, x, id, C, P)) continue;
+        memcpy(P, C, (size_t)n);
+        sym_sums(n, nmax, x, w, C, &sumlx, &suml2);
         if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-            sym_sums(n, nmax, x, w, id, L, &sumlx, &suml2);
+            memcpy(L, C, (size_t)n);
             scale = sumlx / suml2;
             best = scale * sumlx;
         }
@@ -104,12 +125,22 @@ static float fit_min(int n, int nmax, const float *x, const float *w, uint8_t *L
         float diff = scale * (float)L[i] + min - x[i];
         best += w[i] * (diff * diff);
     }
+    /* A step whose codes equal the previous step's gives the same sums and error, which was
+     * either taken (then not smaller than itself) or not: skipped, with the same result. */
+    uint8_t Lc[32];
+    SHRINK_ASSERT(n <= 32);
     for (int is = 0; is <= nstep; is++) {
         id = (rmin + rdelta * (float)is + (float)nmax) / (max - min);
+        int same = is > 0;
+        for (int i = 0; i < n; i++) {
+            Lc[i] = (uint8_t)clamp_i(near_int(id * (x[i] - min)), 0, nmax);
+            same &= Lc[i] == Laux[i];
+        }
+        if (same) continue;
+        memcpy(Laux, Lc, (size_t)n);
         float sl = 0, sl2 = 0, sxl = 0;
         for (int i = 0; i < n; i++) {
-            int l = clamp_i(near_int(id * (x[i] - min)), 0, nmax);
-            Laux[i] = (uint8_t)l;
+            const int l = Laux[i];
             sl += w[i] * (float)l;
             sl2 += w[i] * (float)l * (float)l;
             sxl += w[i] * (float)l * x[i];
@@ -280,24 +311,36 @@ static void k_finish(const float *x, const float sc[8], const float mins[8], con
     }
 }
 
+/* sum x^2 over a super-block */
+static float sb_sumsq(const float *x) {
+    float s = 0;
+    for (int l = 0; l < SK_QK_K; l++) s += x[l] * x[l];
+    return s;
+}
+
+/* The fit weights of n values: qw * sqrt(sigma2 + x^2) (ggml's), or qw when `plain`; returns
+ * their sum (in ggml's order). */
+static float sub_weights(int n, const float *x, const float *qw, float sigma2, int plain,
+                         float *w) {
+    for (int l = 0; l < n; l++) w[l] = plain ? qw[l] : qw[l] * sqrtf(sigma2 + x[l] * x[l]);
+    float s = 0;
+    for (int l = 0; l < n; l++) s += w[l];
+    return s;
+}
+
 /* q4_K / q5_K super-block: sub-block fits with weights qw * sqrt(sigma2 + x^2) (ggml's; plain
  * qw when `plain`), then k_finish. */
 static void k_scales_min(const float *x, const float *qw, int nmax, int plain,
                          uint8_t L[SK_QK_K], sk_half *d, sk_half *dmin,
                          uint8_t scales[SK_K_SCALE_SIZE]) {
-    float sum_x2 = 0;
-    for (int l = 0; l < SK_QK_K; l++) sum_x2 += x[l] * x[l];
-    const float sigma2 = 2 * sum_x2 / SK_QK_K;
+    const float sigma2 = 2 * sb_sumsq(x) / SK_QK_K;
     float w[32], sw[8], sc[8], mins[8];
     uint8_t Laux[32];
     for (int j = 0; j < 8; j++) {
         const float *xs = x + 32 * j;
-        for (int l = 0; l < 32; l++)
-            w[l] = plain ? qw[32 * j + l] : qw[32 * j + l] * sqrtf(sigma2 + xs[l] * xs[l]);
-        float s = 0;
-        for (int l = 0; l < 32; l++) s += w[l];
-        sw[j] = s;
-        sc[j] = fit_min(32, nmax, xs, w, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36);
+        sw[j] = sub_weights(32, xs, qw + 32 * j, sigma2, plain, w);
+        sc[j] = fit_min(32, nmax, xs, w, L + 32 * j, &mins[j], Laux, -0.9f, plain ? 0.15f : 0.05f,
+                        plain ? 12 : 36);
     }
     k_finish(x, sc, mins, sw, nmax, L, d, dmin, scales);
 }
@@ -376,6 +419,84 @@ static void quant_q6_K(const float *src, void *dst, int64_t n, const float *qw) 
     int8_t L[SK_QK_K];
     for (int64_t i = 0; i < n / SK_QK_K; i++)
         q6_block(src + i * SK_QK_K, qw + i * SK_QK_K, 0, L, &y[i]);
+}
+
+/* q2_K super-block from the 16 float sub-block scales and mins and their weight sums sw: both to
+ * 4 bits by fit_pos, the codes against the stored values, packed. */
+static void q2_finish(const float *x, const float sc[16], const float mins[16],
+                      const float sw[16], uint8_t L[SK_QK_K], block_q2_K *y) {
+    uint8_t Ls[16], Lm[16];
+    float dm = fit_pos(16, 15, sc, Ls, sw), mm = fit_pos(16, 15, mins, Lm, sw);
+    y->d = sk_f32_to_f16(dm);
+    y->dmin = sk_f32_to_f16(mm);
+    dm = sk_f16_to_f32(y->d);
+    mm = sk_f16_to_f32(y->dmin);
+    for (int j = 0; j < 16; j++) y->scales[j] = (uint8_t)(Ls[j] | Lm[j] << 4);
+    for (int j = 0; j < 16; j++) {
+        const float d = dm * (float)(y->scales[j] & 0xF);
+        if (d == 0.0f) continue;
+        const float m = mm * (float)(y->scales[j] >> 4);
+        for (int i = 0; i < 16; i++)
+            L[16 * j + i] = (uint8_t)clamp_i(near_int((x[16 * j + i] + m) / d), 0, 3);
+    }
+    sk_q2_K_pack(y, L);
+}
+
+/* q2_K super-block: per sub-block of 16 fit_min (codes 0..3) with weights
+ * qw * sqrt(sigma2 + x^2), sigma2 = mean x^2 (ggml's; plain qw when `plain`), then q2_finish. */
+static void q2_block(const float *x, const float *qw, int plain, uint8_t L[SK_QK_K],
+                     block_q2_K *y) {
+    const float sigma2 = sb_sumsq(x) / SK_QK_K;
+    float w[16], sw[16], sc[16], mins[16];
+    uint8_t Laux[16];
+    for (int j = 0; j < 16; j++) {
+        const float *xs = x + 16 * j;
+        sw[j] = sub_weights(16, xs, qw + 16 * j, sigma2, plain, w);
+        sc[j] = fit_min(16, 3, xs, w, L + 16 * j, &mins[j], Laux, -0.9f, plain ? 0.15f : 0.05f,
+                        plain ? 12 : 36);
+    }
+    q2_finish(x, sc, mins, sw, L, y);
+}
+
+/* q3_K super-block from the 16 float sub-block scales sc and their weight sums sw: the 6-bit
+ * scales by fit_sym (codes -32..31), the codes against the stored scales (L holds the fits'
+ * codes 0..7 on entry, kept where a stored scale is 0), packed. */
+static void q3_finish(const float *x, const float sc[16], const float sw[16],
+                      int8_t L[SK_QK_K], block_q3_K *y) {
+    int8_t Ls[16];
+    memset(y->scales, 0, 12);
+    const float d_block = fit_sym(16, 32, sc, Ls, sw);
+    for (int j = 0; j < 16; j++) {
+        int l = Ls[j];
+        if (j < 8) y->scales[j] = (uint8_t)(l & 0xF);
+        else y->scales[j - 8] |= (uint8_t)((l & 0xF) << 4);
+        l >>= 4;
+        y->scales[j % 4 + 8] |= (uint8_t)(l << (2 * (j / 4)));
+    }
+    y->d = sk_f32_to_f16(d_block);
+    for (int j = 0; j < 16; j++) {
+        int lo = j < 8 ? y->scales[j] & 0xF : y->scales[j - 8] >> 4;
+        int s = (lo | ((y->scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4) - 32;
+        const float d = sk_f16_to_f32(y->d) * (float)s;
+        if (d == 0.0f) continue;
+        for (int i = 0; i < 16; i++)
+            L[16 * j + i] = (int8_t)(clamp_i(near_int(x[16 * j + i] / d), -4, 3) + 4);
+    }
+    sk_q3_K_pack(y, L);
+}
+
+/* q3_K super-block: per sub-block of 16 fit_sym (codes -4..3) with weights
+ * qw * sqrt(sigma2 + x^2), sigma2 = 2 mean x^2 (ggml's; plain qw when `plain`). */
+static void q3_block(const float *x, const float *qw, int plain, int8_t L[SK_QK_K],
+                     block_q3_K *y) {
+    const float sigma2 = 2 * sb_sumsq(x) / SK_QK_K;
+    float w[16], sw[16], sc[16];
+    for (int j = 0; j < 16; j++) {
+        const float *xs = x + 16 * j;
+        sw[j] = sub_weights(16, xs, qw + 16 * j, sigma2, plain, w);
+        sc[j] = fit_sym(16, 4, xs, L + 16 * j, w);
+    }
+    q3_finish(x, sc, sw, L, y);
 }
 
 /* ==== the K types' search ================================================================ */
@@ -471,39 +592,59 @@ static void search_q45_K(shrink_dtype t, const float *src, void *dst, int64_t n,
     }
 }
 
-static void search_q6_K(const float *src, void *dst, int64_t n, const float *qwr) {
-    block_q6_K *y = dst, c, best;
-    int8_t L[SK_QK_K], Lb[SK_QK_K];
+/* q2_K / q3_K: candidates 0 ggml's block, 1 the plain importance as fit weights, 2-3 refits of
+ * the best so far (its codes fixed, each sub-block's scale (and min) by weighted least squares,
+ * the super-block stored again); the smallest sum qw (x - x')^2 is written. ncand 1: ggml's. */
+static void search_q23_K(shrink_dtype t, const float *src, void *dst, int64_t n,
+                         const float *qwr, int ncand) {
+    const int three = t == SHRINK_DTYPE_Q3_K;
+    const size_t bytes = three ? sizeof(block_q3_K) : sizeof(block_q2_K);
+    union { block_q2_K a; block_q3_K b; } c, best;
+    uint8_t L[SK_QK_K], Lb[SK_QK_K];
     for (int64_t i = 0; i < n / SK_QK_K; i++) {
         const float *x = src + i * SK_QK_K, *qw = qwr + i * SK_QK_K;
         double be = INFINITY;
-        for (int cand = 0; cand < 4; cand++) {
+        for (int cand = 0; cand < ncand; cand++) {
             if (cand < 2) {
-                q6_block(x, qw, cand, L, &c);
+                if (three) q3_block(x, qw, cand, (int8_t *)L, &c.b);
+                else q2_block(x, qw, cand, L, &c.a);
             } else {
-                float sc[SK_QK_K / 16], m;
-                for (int ib = 0; ib < SK_QK_K / 16; ib++) {
+                float sc[16], mins[16], sw[16];
+                for (int j = 0; j < 16; j++) {
                     int l[16];
-                    for (int k = 0; k < 16; k++) l[k] = Lb[16 * ib + k] - 32;
-                    if (!lsq(16, x + 16 * ib, qw + 16 * ib, l, 1, &sc[ib], &m)) sc[ib] = 0;
+                    float sj = 0, s, m;
+                    for (int k = 0; k < 16; k++) {
+                        l[k] = Lb[16 * j + k] - (three ? 4 : 0);
+                        sj += qw[16 * j + k];
+                    }
+                    sw[j] = sj;
+                    if (!lsq(16, x + 16 * j, qw + 16 * j, l, three, &s, &m)) {
+                        s = 0;
+                        m = 0;
+                        for (int k = 0; k < 16; k++) m = x[16 * j + k] < m ? x[16 * j + k] : m;
+                    }
+                    sc[j] = three || s > 0 ? s : 0;
+                    mins[j] = -m;
                 }
                 memcpy(L, Lb, sizeof L);
-                q6_finish(x, sc, L, &c);
+                if (three) q3_finish(x, sc, sw, (int8_t *)L, &c.b);
+                else q2_finish(x, sc, mins, sw, L, &c.a);
             }
-            double e = k_err(SHRINK_DTYPE_Q6_K, &c, x, qw);
+            double e = k_err(t, &c, x, qw);
             if (e < be) {
                 be = e;
                 best = c;
                 memcpy(Lb, L, sizeof L);
             }
         }
-        y[i] = best;
+        memcpy((uint8_t *)dst + (size_t)i * bytes, &best, bytes);
     }
 }
 
 void sk_qim_search(shrink_dtype t, const float *src, void *dst, int64_t n, const float *qw) {
     if (t == SHRINK_DTYPE_Q4_K || t == SHRINK_DTYPE_Q5_K) search_q45_K(t, src, dst, n, qw);
-    else if (t == SHRINK_DTYPE_Q6_K) search_q6_K(src, dst, n, qw);
+    else if (t == SHRINK_DTYPE_Q2_K || t == SHRINK_DTYPE_Q3_K)
+        search_q23_K(t, src, dst, n, qw, 4);
     else sk_qim_quantize(t, src, dst, n, qw);
 }
 
@@ -512,8 +653,8 @@ void sk_qim_search(shrink_dtype t, const float *src, void *dst, int64_t n, const
 int sk_qim_has(shrink_dtype t) {
     switch (t) {
     case SHRINK_DTYPE_Q4_0: case SHRINK_DTYPE_Q4_1: case SHRINK_DTYPE_Q5_0:
-    case SHRINK_DTYPE_Q5_1: case SHRINK_DTYPE_Q4_K: case SHRINK_DTYPE_Q5_K:
-    case SHRINK_DTYPE_Q6_K:
+    case SHRINK_DTYPE_Q5_1: case SHRINK_DTYPE_Q2_K: case SHRINK_DTYPE_Q3_K:
+    case SHRINK_DTYPE_Q4_K: case SHRINK_DTYPE_Q5_K: case SHRINK_DTYPE_Q6_K:
         return 1;
     default:
         return 0;
@@ -529,6 +670,7 @@ void sk_qim_quantize(shrink_dtype t, const float *src, void *dst, int64_t n, con
     case SHRINK_DTYPE_Q4_K: quant_q4_K(src, dst, n, qw); break;
     case SHRINK_DTYPE_Q5_K: quant_q5_K(src, dst, n, qw); break;
     case SHRINK_DTYPE_Q6_K: quant_q6_K(src, dst, n, qw); break;
+    case SHRINK_DTYPE_Q2_K: case SHRINK_DTYPE_Q3_K: search_q23_K(t, src, dst, n, qw, 1); break;
     default: SHRINK_ASSERT(!"a dtype without an importance-weighted quantizer"); break;
     }
 }

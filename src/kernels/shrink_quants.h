@@ -183,4 +183,33 @@ SK_HIDDEN void sk_sparse24_i8_quantize(const float *src, void *dst, int64_t n,
                                        const sk_qparams *p);
 SK_HIDDEN float sk_sparse24_i8_dot_ref(int64_t n, const void *w, const void *xa);
 
+
+/* ---- unstructured sparse types (sparse_bm.c; enum 33, 34, GGUF type ids 1019, 1020) --------
+ *   sparse_f16  head {u32 nnz; u32 nb}       u64 bitmap[nb]; f16 v[32 nb]   9 + 64/n bits/weight
+ *   sparse_i8   head {u32 nnz; u32 nb; f32 d} u64 bitmap[nb]; i8 q[32 nb]    5 + 96/n bits/weight
+ * nb = n/64. Bit j of bitmap b (little-endian u64) set: input 64b + j is stored; the row's
+ * stored values are the first nnz slots, in input order (x = v, or d*q); unused slots are 0,
+ * every other input is 0. A row keeps at most n/2 values (the capacity is fixed so that the
+ * row has a fixed size, as every dtype row must): sk_sparse_bm_row_fits says whether a row
+ * fits. sk_sparse_bm_check validates a whole tensor (the GGUF reader calls it): popcount of
+ * the bitmaps == nnz <= n/2 and nb == n/64 in every row, so no kernel reads past a row. */
+#define SK_QK_SBM        64
+#define SK_SBM_HEAD_F16  8
+#define SK_SBM_HEAD_I8   12
+#define SK_SBM_F16_BYTES 72 /* per 64 inputs: 8 bytes of bitmap + 32 f16 slots */
+#define SK_SBM_I8_BYTES  40 /* per 64 inputs: 8 bytes of bitmap + 32 i8 slots */
+SK_HIDDEN void sk_sparse_f16_to_f32(const void *src, float *dst, int64_t n);
+SK_HIDDEN void sk_sparse_f16_to_f32_range(const void *row, int64_t k0, int64_t n, float *dst);
+SK_HIDDEN void sk_sparse_f16_from_f32(const float *src, void *dst, int64_t n);
+SK_HIDDEN void sk_sparse_f16_quantize(const float *src, void *dst, int64_t n, const sk_qparams *p);
+SK_HIDDEN float sk_sparse_f16_dot_ref(int64_t n, const void *w, const void *xa);
+SK_HIDDEN void sk_sparse_i8_to_f32(const void *src, float *dst, int64_t n);
+SK_HIDDEN void sk_sparse_i8_to_f32_range(const void *row, int64_t k0, int64_t n, float *dst);
+SK_HIDDEN void sk_sparse_i8_from_f32(const float *src, void *dst, int64_t n);
+SK_HIDDEN void sk_sparse_i8_quantize(const float *src, void *dst, int64_t n, const sk_qparams *p);
+SK_HIDDEN float sk_sparse_i8_dot_ref(int64_t n, const void *w, const void *xa);
+/* the SIMD dots' table: byte i of entry m (a byte of a bitmap) is the number of set bits of m
+ * below bit i (the slot of lane i relative to the byte's first value) */
+SK_HIDDEN extern const uint64_t sk_sbm_idx8[256];
+
 #endif /* SK_SHRINK_QUANTS_H */

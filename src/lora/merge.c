@@ -230,6 +230,10 @@ shrink_status shrink_merge(const char *base, const char *out, const shrink_merge
         return sk_error(SHRINK_ERR_ARG, "%s: %s stores 2:4-pruned matrices only; write it with "
                         "shrink prune --pattern 2:4 --store %s", out, sk_dtype((shrink_dtype)p->dtype)->name,
                         sk_dtype((shrink_dtype)p->dtype)->name);
+    if (p->dtype >= 0 && sk_dtype_sparse_bm((shrink_dtype)p->dtype))
+        return sk_error(SHRINK_ERR_ARG, "%s: %s stores pruned matrices only; write it with "
+                        "shrink prune --store %s", out, sk_dtype((shrink_dtype)p->dtype)->name,
+                        sk_dtype((shrink_dtype)p->dtype)->name);
     if (sk_same_file(base, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the base model; refusing to overwrite it", out);
     if (p->scheme) {

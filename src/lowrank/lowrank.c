@@ -21,6 +21,7 @@
 
 #include "../model/source.h"
 #include "../model/layerwise.h"
+#include "../eval/ppl.h"
 
 #include <math.h>
 #include <strings.h>
@@ -50,7 +51,8 @@ shrink_lowrank_params shrink_lowrank_params_default(void) {
                                .ratio = 0.0, .targets = NULL, .calib_path = NULL,
                                .calib_tokens = 2048, .calib_ctx = 0, .alpha = 0.5,
                                .damp = 1e-3, .tokenizer_path = NULL, .dtype = -1,
-                               .progress = NULL, .user = NULL};
+                               .progress = NULL, .user = NULL, .factored = 0,
+                               .choose = 0, .choose_tokens = 512};
     return p;
 }
 
@@ -239,6 +241,14 @@ typedef struct lfill {
     sk_source    base;
     float       *buf;       /* the current matrix: f32 (rows x cols), truncated */
     float       *tr;        /* transposed rows */
+    int64_t     *ranks;     /* per layer and target, the rank (0: dense), fixed before the
+                               header is written: factored (plan_ranks) or chosen (choose) */
+    int          factored;  /* store the factors */
+    int          chosen;    /* ranks from the sensitivity chooser */
+    double      *fy, *fz;   /* factored: the current matrix's factors (rows x k, k x cols) */
+    float       *fab;       /* ... as f32: A (k x cols) then B (rows x k) */
+    int64_t      cur_rank;  /* rank of the factors in fab, 0: none */
+    int64_t      cur_cols;  /* cols of the current matrix */
     int          cur_role, cur_layer;
     shrink_lowrank_result *r;
     double       sum_energy, sum_err;
@@ -266,14 +276,44 @@ static shrink_status load_matrix(lfill *f, const sk_wtensor *t, int target) {
         else met.scale = s;
     }
     sk_lr_out o;
-    if ((st = sk_lowrank_matrix(f->buf, m, n, &met, &f->how, f->buf, NULL, NULL, NULL, &o))) {
+    sk_lr_rank how = f->how;
+    if (f->chosen) { /* the chooser's rank; 0: this matrix stays dense */
+        const int64_t rk = f->ranks[t->layer * T_COUNT + target];
+        if (!rk) {
+            f->r->n_matrices++;
+            f->r->n_dense++;
+            f->r->params_target += m * n;
+            f->r->params_lowrank += m * n;
+            f->sum_energy += 1.0;
+            f->cur_rank = 0;
+            return SHRINK_OK;
+        }
+        how = (sk_lr_rank){.rank = rk, .energy = 0.0, .ratio = 0.0};
+    }
+    const int fact = f->factored && f->ranks && f->ranks[t->layer * T_COUNT + target] > 0;
+    const int64_t k = m < n ? m : n;
+    f->cur_rank = 0;
+    if (fact) {
+        sk_free(f->fy);
+        sk_free(f->fz);
+        sk_free(f->fab);
+        f->fy = sk_malloc((size_t)(m * k) * sizeof(double));
+        f->fz = sk_malloc((size_t)(k * n) * sizeof(double));
+        f->fab = sk_aligned_alloc(64, (size_t)(k * (m + n)) * sizeof(float));
+        if (!f->fy || !f->fz || !f->fab)
+            return sk_error(SHRINK_ERR_NOMEM, "low-rank: out of memory for the factors of '%s'",
+                            t->name);
+    }
+    if ((st = sk_lowrank_matrix(f->buf, m, n, &met, &how, f->buf, NULL, fact ? f->fy : NULL,
+                                fact ? f->fz : NULL, &o))) {
         char why[256];
         snprintf(why, sizeof why, "%s", shrink_last_error());
         return sk_error(st, "'%s' (%lld x %lld): %s", t->name, (long long)m, (long long)n, why);
     }
     shrink_lowrank_result *r = f->r;
-    if (!r->n_matrices || o.rank < r->min_rank) r->min_rank = (int32_t)o.rank;
-    if (!r->n_matrices || o.rank > r->max_rank) r->max_rank = (int32_t)o.rank;
+    const int first = r->n_matrices == r->n_dense && f->chosen; /* the chooser's dense: no rank */
+    if (!r->n_matrices || first || o.rank < r->min_rank) r->min_rank = (int32_t)o.rank;
+    if (!r->n_matrices || first || o.rank > r->max_rank) r->max_rank = (int32_t)o.rank;
     r->n_matrices++;
     r->params_target += m * n;
     if (o.dense) {
@@ -281,6 +321,17 @@ static shrink_status load_matrix(lfill *f, const sk_wtensor *t, int target) {
         r->params_lowrank += m * n;
     } else {
         r->params_lowrank += o.rank * (m + n);
+    }
+    if (fact) {
+        if (o.dense || o.rank != f->ranks[t->layer * T_COUNT + target])
+            return sk_error(SHRINK_ERR_RANGE, "low-rank: '%s' came out at rank %lld, planned "
+                            "%lld", t->name, (long long)o.rank,
+                            (long long)f->ranks[t->layer * T_COUNT + target]);
+        for (int64_t i = 0; i < o.rank * n; i++) f->fab[i] = (float)f->fz[i];
+        for (int64_t i = 0; i < m * o.rank; i++) f->fab[o.rank * n + i] = (float)f->fy[i];
+        f->cur_rank = o.rank;
+        f->cur_cols = n;
+        r->n_factored++;
     }
     f->sum_energy += o.energy;
     f->sum_err += o.rel_err;
@@ -298,9 +349,276 @@ static shrink_status l_fill(void *user, const sk_wtensor *t, int64_t row0, int64
     const int tg = is_target(f, t);
     if (tg < 0) return f->base.fill(f->base.user, t, row0, n_rows, transposed, dt, dst);
     shrink_status st;
-    if ((int)t->role != f->cur_role || t->layer != f->cur_layer || !f->buf)
-        if ((st = load_matrix(f, t, tg))) return st;
-    return sk_source_serve_f32(f->buf, t, row0, n_rows, transposed, dt, dst, &f->tr, "low-rank");
+    if ((int)t->role != f->cur_role || t->layer != f->cur_layer || !f->buf) {
+        sk_wtensor d = *t; /* the whole matrix, whichever factor is asked for */
+        if (t->factor) {
+            d.factor = 0;
+            d.rows = sk_tdim_value(&f->base.cfg, sk_trole_at(t->role)->rows);
+            d.cols = sk_tdim_value(&f->base.cfg, sk_trole_at(t->role)->cols);
+            d.name[strlen(d.name) - strlen(SK_LR_SUFFIX_A)] = 0;
+        }
+        if ((st = load_matrix(f, &d, tg))) return st;
+    }
+    if (!t->factor)
+        return sk_source_serve_f32(f->buf, t, row0, n_rows, transposed, dt, dst, &f->tr,
+                                   "low-rank");
+    if (!f->cur_rank || (t->factor == 1 ? t->rows : t->cols) != f->cur_rank)
+        return sk_error(SHRINK_ERR_RANGE, "low-rank: no factors of rank %lld for '%s'",
+                        (long long)(t->factor == 1 ? t->rows : t->cols), t->name);
+    /* fab: A (k x cols) then B (rows x k) */
+    const float *w = t->factor == 1 ? f->fab : f->fab + f->cur_rank * (f->cur_cols);
+    return sk_source_serve_f32(w, t, row0, n_rows, transposed, dt, dst, &f->tr, "low-rank");
+}
+
+static int64_t l_rank_of(void *user, const sk_wtensor *t) {
+    lfill *f = user;
+    const int tg = is_target(f, t);
+    return tg >= 0 && t->layer >= 0 && !t->factor ? f->ranks[t->layer * T_COUNT + tg] : 0;
+}
+
+/* ---- the rank chooser: measured sensitivity, greedy allocation --------------------------- */
+
+/* Candidate sizes of a matrix's factors, as fractions of its parameters (then dense). */
+static const double choose_fracs[] = {0.3, 0.5, 0.7, 0.85};
+enum { N_CAND = sizeof choose_fracs / sizeof choose_fracs[0] };
+
+typedef struct cand {
+    int64_t rank[N_CAND + 1];   /* last: dense (0) */
+    int64_t cost[N_CAND + 1];   /* parameters */
+    double  kl[N_CAND + 1];
+    int     pick;
+} cand;
+
+typedef struct kpass {
+    shrink_context *ctx;
+    const int32_t  *ids;
+    int64_t         n;
+    int32_t         C;
+    int             V;
+    float          *logits;     /* (C, V) */
+    float          *base_p;     /* (n, V) */
+    double         *negent;     /* (n) */
+} kpass;
+
+/* One pass over the tokens: base (keep the distributions) or the mean KL from them. */
+static shrink_status kl_pass(kpass *k, int base, double *kl_out) {
+    double kl = 0.0;
+    const int V = k->V;
+    for (int64_t w0 = 0; w0 < k->n; w0 += k->C) {
+        const int32_t wl = (int32_t)(k->n - w0 < k->C ? k->n - w0 : k->C);
+        shrink_status st = shrink_context_eval(k->ctx, k->ids + w0, wl, 0, k->logits, wl);
+        if (st) return st;
+        #pragma omp parallel for reduction(+ : kl) schedule(static)
+        for (int32_t t = 0; t < wl; t++) {
+            const float *z = k->logits + (size_t)t * V;
+            const double lse = sk_logits_lse(z, V);
+            float *b = k->base_p + (size_t)(w0 + t) * V;
+            if (base) k->negent[w0 + t] = sk_logits_keep(z, V, lse, b);
+            else kl += sk_logits_kl(z, V, lse, b, k->negent[w0 + t]);
+        }
+    }
+    if (kl_out) *kl_out = kl / (double)k->n;
+    return SHRINK_OK;
+}
+
+/* Greedy allocation: every matrix starts at its smallest candidate; while the budget allows,
+ * the upgrade (to any larger candidate of one matrix) of most KL saved per parameter added is
+ * taken. Measured KL is made non-increasing in the size first (noise). */
+static void allocate(cand *cs, int64_t n, int64_t budget) {
+    int64_t used = 0;
+    for (int64_t i = 0; i < n; i++) {
+        for (int c = N_CAND - 1; c >= 0; c--)
+            if (cs[i].kl[c] < cs[i].kl[c + 1]) cs[i].kl[c] = cs[i].kl[c + 1];
+        cs[i].pick = 0;
+        used += cs[i].cost[0];
+    }
+    for (;;) {
+        double best = 0.0;
+        int64_t bi = -1;
+        int bc = -1;
+        for (int64_t i = 0; i < n; i++)
+            for (int c = cs[i].pick + 1; c <= N_CAND; c++) {
+                const int64_t dc = cs[i].cost[c] - cs[i].cost[cs[i].pick];
+                if (dc <= 0 || used + dc > budget) continue;
+                const double gain = (cs[i].kl[cs[i].pick] - cs[i].kl[c]) / (double)dc;
+                if (gain > best) {
+                    best = gain;
+                    bi = i;
+                    bc = c;
+                }
+            }
+        if (bi < 0) break;
+        used += cs[bi].cost[bc] - cs[bi].cost[cs[bi].pick];
+        cs[bi].pick = bc;
+    }
+}
+
+/* The chooser: f->ranks from measured sensitivity under the budget p->ratio. */
+static shrink_status choose_ranks(lfill *f, const char *in, const shrink_lowrank_params *p) {
+    shrink_load_params lp = shrink_load_params_default();
+    lp.tokenizer_path = p->tokenizer_path;
+    shrink_model *m = NULL;
+    int32_t *ids = NULL;
+    kpass k;
+    memset(&k, 0, sizeof k);
+    cand *cs = NULL;
+    float *W = NULL, *Wc = NULL;
+    double *Y = NULL, *Z = NULL;
+    shrink_status st = shrink_model_load(&m, in, &lp);
+    if (st) return st;
+    const sk_config *c = &m->cfg;
+    const int64_t want = p->choose_tokens > 0 ? p->choose_tokens : 512;
+    int64_t n_ids = 0;
+    if ((st = sk_calib_tokens(m, p->calib_path, want, "--choose-tokens", &ids, &n_ids))) goto out;
+    k.ids = ids;
+    k.n = want;
+    k.C = p->calib_ctx > 0 ? p->calib_ctx : (c->max_seq_len < 256 ? c->max_seq_len : 256);
+    k.V = c->vocab_size;
+    k.logits = sk_malloc((size_t)k.C * (size_t)k.V * sizeof(float));
+    k.base_p = sk_malloc((size_t)k.n * (size_t)k.V * sizeof(float));
+    k.negent = sk_malloc((size_t)k.n * sizeof(double));
+    f->ranks = sk_calloc((size_t)c->n_layers * T_COUNT, sizeof *f->ranks);
+    cs = sk_calloc((size_t)c->n_layers * T_COUNT, sizeof *cs);
+    if (!k.logits || !k.base_p || !k.negent || !f->ranks || !cs) {
+        st = sk_error(SHRINK_ERR_NOMEM, "low-rank: out of memory for the sensitivity pass "
+                      "(%lld tokens x %d vocabulary)", (long long)k.n, k.V);
+        goto out;
+    }
+    if ((st = shrink_context_create(&k.ctx, m, k.C, k.C < 128 ? k.C : 128))) goto out;
+    if ((st = kl_pass(&k, 1, NULL))) goto out;
+    int64_t total = 0, n_mat = 0, done = 0;
+    for (int l = 0; l < c->n_layers; l++)
+        for (int tg = 0; tg < T_COUNT; tg++) n_mat += (f->mask >> tg) & 1;
+    for (int l = 0; l < c->n_layers && !st; l++) {
+        int n_r;
+        const sk_trole *roles = sk_troles(&n_r);
+        for (int ri = 0; ri < n_r && !st; ri++) {
+            const sk_trole *r = &roles[ri];
+            const int tg = r->lowrank && r->bind == SK_TB_MAT ? role_target((sk_role)ri) : -1;
+            if (tg < 0 || !(f->mask & (1u << tg)) || sk_trole_need(r, c) != 1) continue;
+            sk_mat *mat = (sk_mat *)((uint8_t *)&m->layers[l] + r->off);
+            if (sk_mat_lowrank(mat)) {
+                st = sk_error(SHRINK_ERR_UNSUPPORTED, "%s: the input is already low-rank "
+                              "factored", in);
+                break;
+            }
+            const int64_t rows = mat->rows, cols = mat->cols, kk = rows < cols ? rows : cols;
+            cand *cd = &cs[l * T_COUNT + tg];
+            for (int ci = 0; ci < N_CAND; ci++) {
+                int64_t rk = (int64_t)floor(choose_fracs[ci] * (double)rows * (double)cols /
+                                            (double)(rows + cols));
+                cd->rank[ci] = rk < 1 ? 1 : rk > kk ? kk : rk;
+                cd->cost[ci] = cd->rank[ci] * (rows + cols);
+            }
+            cd->rank[N_CAND] = 0;
+            cd->cost[N_CAND] = rows * cols;
+            total += rows * cols;
+            const int64_t rmax = cd->rank[N_CAND - 1];
+            sk_free(W); sk_free(Wc); sk_free(Y); sk_free(Z);
+            W = sk_aligned_alloc(64, (size_t)(rows * cols) * sizeof *W);
+            Wc = sk_aligned_alloc(64, (size_t)(rows * cols) * sizeof *Wc);
+            Y = sk_malloc((size_t)(rows * kk) * sizeof *Y);
+            Z = sk_malloc((size_t)(kk * cols) * sizeof *Z);
+            if (!W || !Wc || !Y || !Z) {
+                st = sk_error(SHRINK_ERR_NOMEM, "low-rank: out of memory for a %lld x %lld "
+                              "matrix", (long long)rows, (long long)cols);
+                break;
+            }
+            for (int64_t i = 0; i < rows; i++) sk_mat_row_f32(mat, i, W + i * cols);
+            sk_lr_metric met = {NULL, NULL};
+            const int in_i = target_input(tg);
+            if (f->cal && f->cal->stat[in_i]) {
+                const double *sv = f->cal->stat[in_i] +
+                                   (size_t)l * (size_t)(f->cal->whiten ? cols * cols : cols);
+                if (f->cal->whiten) met.cov = sv;
+                else met.scale = sv;
+            }
+            const sk_lr_rank how = {.rank = rmax, .energy = 0.0, .ratio = 0.0};
+            sk_lr_out o;
+            if ((st = sk_lowrank_matrix(W, rows, cols, &met, &how, Wc, NULL, Y, Z, &o))) break;
+            const sk_mat keep = *mat;
+            for (int ci = 0; ci < N_CAND && !st; ci++) {
+                const int64_t rk = cd->rank[ci];
+                if (o.dense || rk * (rows + cols) >= rows * cols) { /* not smaller: dense */
+                    cd->rank[ci] = 0;
+                    cd->cost[ci] = rows * cols;
+                    cd->kl[ci] = 0.0;
+                    continue;
+                }
+                /* the nested truncation: the first rk columns of Y, rows of Z */
+                #pragma omp parallel for schedule(static)
+                for (int64_t i = 0; i < rows; i++)
+                    for (int64_t j = 0; j < cols; j++) {
+                        double sum = 0.0;
+                        for (int64_t q = 0; q < rk; q++) sum += Y[i * rmax + q] * Z[q * cols + j];
+                        Wc[i * cols + j] = (float)sum;
+                    }
+                *mat = (sk_mat){.dtype = SHRINK_DTYPE_F32, .rows = rows, .cols = cols,
+                                .data = Wc, .lr = NULL};
+                st = kl_pass(&k, 0, &cd->kl[ci]);
+                *mat = keep;
+                f->r->choose_passes++;
+            }
+            if (p->progress) p->progress(p->user, 0, ++done, n_mat); /* matrices measured */
+        }
+    }
+    if (st) goto out;
+    allocate(cs, (int64_t)c->n_layers * T_COUNT, (int64_t)floor(p->ratio * (double)total));
+    for (int64_t i = 0; i < (int64_t)c->n_layers * T_COUNT; i++) {
+        f->ranks[i] = cs[i].rank[cs[i].pick];
+        f->r->choose_kl_sum += cs[i].kl[cs[i].pick];
+    }
+    f->chosen = 1;
+out:
+    sk_free(W); sk_free(Wc); sk_free(Y); sk_free(Z);
+    sk_free(cs);
+    sk_free(k.logits);
+    sk_free(k.base_p);
+    sk_free(k.negent);
+    shrink_context_free(k.ctx);
+    shrink_free(ids);
+    shrink_model_free(m);
+    return st;
+}
+
+/* factored: the rank every targeted matrix is stored at (0: dense, its factors would not be
+ * smaller), before the writer lists the tensors. A fixed rank or ratio gives it from the
+ * shape (svd.c's rule); an energy needs the spectrum: each matrix is factored once here. */
+static shrink_status plan_ranks(lfill *f, const sk_config *c) {
+    if (f->chosen) return SHRINK_OK; /* the chooser's ranks (0: dense) */
+    f->ranks = sk_calloc((size_t)c->n_layers * T_COUNT, sizeof *f->ranks);
+    if (!f->ranks) return sk_error(SHRINK_ERR_NOMEM, "low-rank: out of memory");
+    sk_wtensor *ts;
+    int64_t n;
+    shrink_status st = sk_wtensors(c, &ts, &n);
+    if (st) return st;
+    for (int64_t i = 0; i < n && !st; i++) {
+        const int tg = is_target(f, &ts[i]);
+        if (tg < 0 || ts[i].layer < 0 || !sk_trole_at(ts[i].role)->lowrank) continue;
+        const int64_t m = ts[i].rows, nn = ts[i].cols, k = m < nn ? m : nn;
+        int64_t r;
+        if (f->how.rank) {
+            r = f->how.rank;
+        } else if (f->how.ratio != 0.0) {
+            r = (int64_t)floor(f->how.ratio * (double)m * (double)nn / (double)(m + nn));
+            r = r < 1 ? 1 : r > k ? k : r;
+        } else {
+            shrink_lowrank_result scratch_r;
+            memset(&scratch_r, 0, sizeof scratch_r);
+            shrink_lowrank_result *keep = f->r;
+            f->r = &scratch_r;
+            int64_t *ranks = f->ranks;
+            f->ranks = NULL;
+            st = load_matrix(f, &ts[i], tg);
+            f->ranks = ranks;
+            f->r = keep;
+            r = scratch_r.n_dense ? k : scratch_r.max_rank;
+            f->cur_role = -1;
+        }
+        f->ranks[ts[i].layer * T_COUNT + tg] = r * (m + nn) < m * nn ? r : 0;
+    }
+    sk_free(ts);
+    return st;
 }
 
 static shrink_dtype l_dtype_of(void *user, const sk_wtensor *t) {
@@ -393,9 +711,32 @@ shrink_status shrink_lowrank(const char *in, const char *out, const shrink_lowra
     f.p = p;
     f.mask = mask;
     f.r = r;
+    if (p->choose) {
+        if (!(p->ratio > 0.0) || !p->calib_path || !*p->calib_path) {
+            st = sk_error(SHRINK_ERR_ARG, "low-rank: the sensitivity chooser (--choose "
+                          "sensitivity) needs a parameter budget (--ratio P) and a calibration "
+                          "text (--calib FILE)");
+            goto out;
+        }
+        f.mask = mask;
+        f.r = r;
+        if ((st = choose_ranks(&f, in, p))) goto out;
+    }
+    f.factored = p->factored;
+    if (p->factored) {
+        if (sk_format_from_path(out) != SK_FORMAT_GGUF) {
+            st = sk_error(SHRINK_ERR_UNSUPPORTED, "%s: factored storage (--store factored) is "
+                          "written as GGUF only: name the output *.gguf, or use --store dense",
+                          out);
+            goto out;
+        }
+        if ((st = plan_ranks(&f, &m->cfg))) goto out;
+    }
     sk_source src = f.base;
     src.fill = l_fill;
     src.dtype_of = l_dtype_of;
+    src.rank_of = p->factored ? l_rank_of : NULL;
+    src.rank_user = &f;
     src.user = &f;
     sk_write_opts wo = sk_write_opts_default();
     wo.dtype = p->dtype;
@@ -415,6 +756,10 @@ out:
     lcalib_free(&cal);
     sk_free(f.buf);
     sk_free(f.tr);
+    sk_free(f.ranks);
+    sk_free(f.fy);
+    sk_free(f.fz);
+    sk_free(f.fab);
     shrink_model_free(m);
     return st;
 }

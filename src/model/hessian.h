@@ -29,4 +29,11 @@ static inline size_t sk_hessian_packed(int64_t n) { return (size_t)n * (size_t)(
 SK_HIDDEN shrink_status sk_hessian_factor_packed(double *H, int64_t n, double damp, double *U,
                                                  uint8_t *dead, const char *what);
 
+/* H += X^T X for the T x n floats X (T tokens): H packed (its upper triangle by rows) or full
+ * (row-major, upper triangle only), each element's sum over the T tokens taken from zero in
+ * token order, then added (products of floats are exact in double, so the bits do not depend
+ * on the kernel level). Xd: T x n doubles of scratch. Threads over rows. */
+SK_HIDDEN void sk_hessian_add_xtx(double *H, int64_t n, int packed, const float *X, int64_t T,
+                                  double *Xd);
+
 #endif /* SK_MODEL_HESSIAN_H */

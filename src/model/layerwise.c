@@ -46,7 +46,7 @@ void sk_bind_linear(struct shrink_model *m, sk_role role, int layer, shrink_dtyp
                     int64_t rows, int64_t cols, const void *w) {
     sk_layer *L = &m->layers[layer];
     const sk_config *c = &m->cfg;
-    sk_mat mt = {dt, rows, cols, w};
+    sk_mat mt = {dt, rows, cols, w, NULL};
     switch (role) {
     case SK_ROLE_WQ: L->wq = mt; break;
     case SK_ROLE_WK: L->wk = mt; break;
@@ -60,9 +60,9 @@ void sk_bind_linear(struct shrink_model *m, sk_role role, int layer, shrink_dtyp
                           c->head_dim;
         const size_t rb = (size_t)sk_dtype_row_bytes(dt, cols);
         const uint8_t *b = w;
-        L->wq = (sk_mat){dt, q, cols, b};
-        L->wk = (sk_mat){dt, kv, cols, b + (size_t)q * rb};
-        L->wv = (sk_mat){dt, kv, cols, b + (size_t)(q + kv) * rb};
+        L->wq = (sk_mat){dt, q, cols, b, NULL};
+        L->wk = (sk_mat){dt, kv, cols, b + (size_t)q * rb, NULL};
+        L->wv = (sk_mat){dt, kv, cols, b + (size_t)(q + kv) * rb, NULL};
         break;
     }
     default: break;
@@ -74,8 +74,19 @@ typedef struct lw_calib {
     int      packed;           /* H as its packed upper triangle (hessian.h) */
     int      n_layers;
     int      layer;            /* the layer observed */
+    int      active;           /* 0: the statistics are not collected (the update pass) */
     int64_t  cols[SK_IN_COUNT];
     double  *stat[SK_IN_COUNT];
+    /* H: the current window's inputs (n_ctx x cols floats each), added to H at its end */
+    float   *win[SK_IN_COUNT];
+    int64_t  wn[SK_IN_COUNT];  /* tokens in win */
+    double  *xd;               /* n_ctx x max cols doubles: sk_hessian_add_xtx's scratch */
+    /* ranks (sk_layerwise.comm): block holds n_keep parts of E doubles (the four inputs' H
+     * at offsets off[]); stat[i] points into part 0. A rank other than 0 keeps each window's
+     * sums apart (part k = window k) until the ordered sum adds them. */
+    double  *block;
+    int64_t  n_keep, E, off[SK_IN_COUNT];
+    int64_t  window;           /* the window being observed (its part when n_keep > 1) */
 } lw_calib;
 
 /* Doubles of input i's statistics. */
@@ -87,6 +98,7 @@ static int64_t lw_elems(const lw_calib *c, int i) {
 static void lw_observe(void *user, int layer, sk_linear which, const float *X, int64_t T,
                        int64_t cols) {
     lw_calib *c = user;
+    if (!c->active) return;
     if (which == SK_LIN_HEAD ? c->layer != c->n_layers : layer != c->layer) return;
     int in;
     switch (which) {
@@ -104,18 +116,23 @@ static void lw_observe(void *user, int layer, sk_linear which, const float *X, i
             for (int64_t k = 0; k < cols; k++) s[k] += (double)X[t * cols + k] * X[t * cols + k];
         return;
     }
-    /* upper triangle of X^T X (row a from column a when packed) */
-    const int packed = c->packed;
-    #pragma omp parallel for schedule(dynamic, 4) if (cols * cols * T > 1000000)
-    for (int64_t a = 0; a < cols; a++) {
-        double *ha = packed ? s + sk_hessian_up(a, cols) - a : s + a * cols;
-        for (int64_t t = 0; t < T; t++) {
-            const float *xt = X + t * cols;
-            const double xa = xt[a];
-            if (xa == 0.0) continue;
-            for (int64_t b = a; b < cols; b++) ha[b] += xa * (double)xt[b];
-        }
+    /* H: kept until the window ends (lw_flush) */
+    memcpy(c->win[in] + (size_t)c->wn[in] * (size_t)cols, X, (size_t)(T * cols) * sizeof *X);
+    c->wn[in] += T;
+}
+
+/* The end of a window: H += X^T X of its inputs (each element's window sum from zero, then
+ * added: src/model/hessian.h), so the sums do not depend on how a window is cut in steps. */
+static void lw_flush(lw_calib *c) {
+    if (c->diag) return;
+    double *part = c->block + (size_t)(c->n_keep > 1 ? c->window : 0) * (size_t)c->E;
+    for (int i = 0; i < SK_IN_COUNT; i++) {
+        if (c->wn[i] > 0 && c->stat[i])
+            sk_hessian_add_xtx(part + c->off[i], c->cols[i], c->packed, c->win[i], c->wn[i],
+                               c->xd);
+        c->wn[i] = 0;
     }
+    c->window++;
 }
 
 /* Drops the mapped pages of layer l's matrices (heap copies are left alone). */
@@ -140,7 +157,9 @@ struct sk_lw_state {
 
 void sk_layerwise_end(sk_lw_state *s) {
     if (!s) return;
-    for (int i = 0; i < SK_IN_COUNT; i++) sk_free(s->c.stat[i]);
+    sk_free(s->c.block);
+    for (int i = 0; i < SK_IN_COUNT; i++) sk_free(s->c.win[i]);
+    sk_free(s->c.xd);
     sk_free(s->X);
     shrink_context_free(s->ctx);
     sk_free(s);
@@ -174,6 +193,7 @@ static shrink_status lw_pass(sk_lw_state *s, int l, int update) {
                                                : sk_context_layer(s->ctx, l, X,
                                                                   update ? X : NULL, k, o);
         }
+        if (!st && s->c.active) lw_flush(&s->c);
     }
     return st;
 }
@@ -206,14 +226,39 @@ shrink_status sk_layerwise_begin(const sk_layerwise *w, sk_lw_state **out) {
     s->c.cols[SK_IN_O] = (int64_t)cfg->n_heads * cfg->head_dim;
     s->c.cols[SK_IN_FFN] = cfg->dim;
     s->c.cols[SK_IN_DOWN] = cfg->ffn_dim;
+    /* ranks: a rank other than 0 keeps its windows apart (H only; the ordered sum then gives
+     * one process's additions) */
+    const shrink_train_comm *rc = w->comm && w->comm->n_ranks > 1 ? w->comm : NULL;
+    s->c.n_keep = rc && rc->rank > 0 && !w->diag ? (w->n + n_ctx - 1) / n_ctx : 1;
+    if (rc && w->layer && !rc->sum_f64) {
+        st = sk_error(SHRINK_ERR_ARG, "the ranks' communication has no sum");
+        goto out;
+    }
     for (int i = 0; i < SK_IN_COUNT && w->layer; i++) {
-        int64_t e = lw_elems(&s->c, i);
-        s->c.stat[i] = sk_malloc((size_t)e * sizeof(double));
-        if (!s->c.stat[i]) {
-            st = sk_error(SHRINK_ERR_NOMEM, "out of memory for the statistics of a %lld-column "
-                          "input", (long long)s->c.cols[i]);
+        s->c.off[i] = s->c.E;
+        s->c.E += lw_elems(&s->c, i);
+    }
+    if (w->layer) {
+        s->c.block = sk_malloc((size_t)s->c.n_keep * (size_t)s->c.E * sizeof(double));
+        if (!s->c.block) {
+            st = sk_error(SHRINK_ERR_NOMEM, "out of memory for the statistics of a layer "
+                          "(%lld doubles%s)", (long long)(s->c.n_keep * s->c.E),
+                          s->c.n_keep > 1 ? ", one set per window of this rank" : "");
             goto out;
         }
+        for (int i = 0; i < SK_IN_COUNT; i++) s->c.stat[i] = s->c.block + s->c.off[i];
+    }
+    int64_t widest = 0;
+    for (int i = 0; i < SK_IN_COUNT && w->layer && !w->diag; i++) {
+        widest = s->c.cols[i] > widest ? s->c.cols[i] : widest;
+        if (!(s->c.win[i] = sk_malloc((size_t)n_ctx * (size_t)s->c.cols[i] * sizeof(float)))) {
+            st = sk_error(SHRINK_ERR_NOMEM, "out of memory for a window's inputs");
+            goto out;
+        }
+    }
+    if (widest && !(s->c.xd = sk_malloc((size_t)n_ctx * (size_t)widest * sizeof(double)))) {
+        st = sk_error(SHRINK_ERR_NOMEM, "out of memory for a window's inputs");
+        goto out;
     }
     if ((st = lw_context(s))) goto out;
     /* the embeddings of every window, in the batches the layers will see */
@@ -251,10 +296,23 @@ shrink_status sk_layerwise_step(sk_lw_state *s) {
         if (w->progress) w->progress(w->user, s->next, s->LL);
         return SHRINK_OK;
     }
-    for (int i = 0; i < SK_IN_COUNT; i++)
-        memset(c->stat[i], 0, (size_t)lw_elems(c, i) * sizeof(double));
+    memset(c->block, 0, (size_t)c->n_keep * (size_t)c->E * sizeof(double));
+    c->window = 0;
     /* the statistics of layer l's inputs (windows of n_ctx tokens, each from position 0) */
-    if ((st = lw_pass(s, l, 0))) return st;
+    c->active = 1;
+    st = lw_pass(s, l, 0);
+    c->active = 0;
+    if (st) return st;
+    /* ranks: the windows' sums in window order (rank 0's already added), onto every rank */
+    const shrink_train_comm *rc = w->comm && w->comm->n_ranks > 1 ? w->comm : NULL;
+    if (rc && !w->diag) {
+        double **parts = sk_malloc((size_t)c->n_keep * sizeof *parts);
+        if (!parts) return sk_error(SHRINK_ERR_NOMEM, "out of memory");
+        for (int64_t k = 0; k < c->n_keep; k++) parts[k] = c->block + (size_t)k * (size_t)c->E;
+        st = rc->sum_f64(rc->user, parts, (int32_t)c->n_keep, c->E);
+        sk_free(parts);
+        if (st) return st;
+    }
     if (l < L) release_layer(mm, l);
     if (!w->diag && !c->packed)
         for (int i = 0; i < SK_IN_COUNT; i++) { /* mirror the upper triangle */

@@ -60,6 +60,13 @@ typedef struct sk_layerwise {
                                    stat[SK_IN_ATTN] the Hessian of the output head's input */
     void          (*progress)(void *user, int64_t done, int64_t total); /* layers done */
     void           *user;
+    /* ranks (H only): ids / n are this rank's share of the windows, contiguous and in order;
+     * each window's sums start from zero and are added to H in window order (also in one
+     * process), a rank other than 0 keeping each of its windows' sums apart until comm's
+     * ordered sum adds them to the running total of the ranks before it, so every rank gets
+     * one process's H bit for bit. Memory there: one set of the four H per window of its
+     * share. NULL or one rank: one process. */
+    const struct shrink_train_comm *comm;
 } sk_layerwise;
 
 /* The whole pass. */

@@ -267,6 +267,55 @@ static shrink_status check_shape(binder *b, const sk_tensor *t, int64_t rows, in
                     b->file, t->name, got, want);
 }
 
+/* Role r of layer `layer` stored as two low-rank factors <name>.lr_a (rank x cols) and
+ * <name>.lr_b (rows x rank) (docs/lowrank.md): both bound as matrices of their own dtypes,
+ * the layer's sk_mat pointing to them (lr). Missing factors: the dense tensor is missing. */
+static shrink_status bind_factored(binder *b, const sk_trole *r, int layer, const char *pre,
+                                   const char *base) {
+    const sk_config *c = &b->m->cfg;
+    const int64_t rows = sk_tdim_value(c, r->rows), cols = sk_tdim_value(c, r->cols);
+    int64_t ti[2];
+    const char *suf[2] = {SK_LR_SUFFIX_A, SK_LR_SUFFIX_B};
+    for (int f = 0; f < 2; f++) {
+        char name[200];
+        snprintf(name, sizeof name, "%s%s%s", pre, base, suf[f]);
+        ti[f] = find_tensor(b, name);
+        if (ti[f] < 0 && (f == 1 || *pre)) { /* HF: also without the prefix */
+            snprintf(name, sizeof name, "%s%s", base, suf[f]);
+            ti[f] = find_tensor(b, name);
+        }
+    }
+    if (ti[0] < 0 && ti[1] < 0)
+        return sk_error(SHRINK_ERR_FORMAT, "%s: missing tensor '%s%s'", b->file, pre, base);
+    if (ti[0] < 0 || ti[1] < 0)
+        return sk_error(SHRINK_ERR_FORMAT, "%s: low-rank tensor '%s%s' has factor %s but not "
+                        "%s", b->file, pre, base, ti[0] < 0 ? suf[1] : suf[0],
+                        ti[0] < 0 ? suf[0] : suf[1]);
+    if (!is_gguf(b->m) && sk_trole_conv1d(r, c->arch))
+        return sk_error(SHRINK_ERR_UNSUPPORTED, "%s: low-rank factors of '%s' in a Hugging Face "
+                        "GPT-2 file (Conv1D layout) are not supported", b->file, base);
+    const sk_tensor *ta = &b->m->tensors[ti[0]], *tb = &b->m->tensors[ti[1]];
+    const int64_t k = ta->n_dims == 2 ? ta->shape[0] : 0;
+    if (k < 1 || k > (rows < cols ? rows : cols))
+        return sk_error(SHRINK_ERR_FORMAT, "%s: low-rank factor '%s' has rank %lld, not in "
+                        "[1, %lld]", b->file, ta->name, (long long)k,
+                        (long long)(rows < cols ? rows : cols));
+    shrink_status st;
+    if ((st = check_shape(b, ta, k, cols, 0)) || (st = check_shape(b, tb, rows, k, 0))) return st;
+    sk_mat *ab = sk_model_own(b->m, sk_calloc(2, sizeof *ab));
+    if (!ab) return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory for '%s'", b->file, base);
+    if ((st = bind_mat(b, ta, k, cols, 0, &ab[0])) || (st = bind_mat(b, tb, rows, k, 0, &ab[1])))
+        return st;
+    if (b->load_as >= 0 &&
+        ((st = quantize_as(b, ta, &ab[0])) || (st = quantize_as(b, tb, &ab[1]))))
+        return st;
+    b->used[ti[0]] = b->used[ti[1]] = 1;
+    uint8_t *base_ptr = (uint8_t *)&b->m->layers[layer];
+    sk_mat *mat = (sk_mat *)(base_ptr + r->off);
+    *mat = (sk_mat){.dtype = ab[0].dtype, .rows = rows, .cols = cols, .data = NULL, .lr = ab};
+    return SHRINK_OK;
+}
+
 /* Binds role r of layer `layer` (-1: a model tensor) when the file has it. */
 static shrink_status bind_one(binder *b, const sk_trole *r, int layer) {
     const sk_config *c = &b->m->cfg;
@@ -286,6 +335,8 @@ static shrink_status bind_one(binder *b, const sk_trole *r, int layer) {
         snprintf(name, sizeof name, "%s%s", pre[p], base);
         ti = find_tensor(b, name);
     }
+    if (ti < 0 && r->lowrank && r->bind == SK_TB_MAT && need > 0)
+        return bind_factored(b, r, layer, pre[0], base);
     if (ti < 0) {
         if (!need) return SHRINK_OK;
         return sk_error(SHRINK_ERR_FORMAT, "%s: missing tensor '%s%s'", b->file, pre[0], base);

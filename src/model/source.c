@@ -20,7 +20,7 @@ static const sk_tensor *model_tensor(const struct shrink_model *m, const sk_wten
     const sk_arch *a = m->cfg.arch;
     *stored_t = 0;
     char base[128], full[160];
-    if (!sk_trole_name(r, a, gguf ? SK_TNAME_GGUF : SK_TNAME_HF, t->layer, base, sizeof base))
+    if (!sk_wtensor_name(t, a, gguf ? SK_TNAME_GGUF : SK_TNAME_HF, base, sizeof base))
         return NULL;
     /* HF files may put the arch's prefix before the base model's names, or not */
     const char *const pre[] = {gguf || r->top ? "" : a->hf_prefix, ""};
@@ -124,8 +124,21 @@ static shrink_dtype model_dtype_of(void *user, const sk_wtensor *t) {
     /* quantized types (q4_K, int8_ch, ...) are written widened to f32 unless a dtype is asked
      * for (shrink_convert passes them through itself) */
     int d = sk_model_file_dtype(user, t);
-    if (d == SHRINK_DTYPE_SPARSE24_F16) return SHRINK_DTYPE_F16; /* dense again, exactly */
+    if (d == SHRINK_DTYPE_SPARSE24_F16 || d == SHRINK_DTYPE_SPARSE_F16)
+        return SHRINK_DTYPE_F16; /* dense again, exactly */
     return d >= 0 && !sk_dtype_quantized((shrink_dtype)d) ? (shrink_dtype)d : SHRINK_DTYPE_F32;
+}
+
+/* A matrix the file stores as two low-rank factors: their rank (A's rows), else 0. */
+static int64_t model_rank_of(void *user, const sk_wtensor *t) {
+    const struct shrink_model *m = user;
+    if (t->factor || !sk_trole_at(t->role)->lowrank) return 0;
+    int stored_t;
+    if (model_tensor(m, t, &stored_t)) return 0;
+    sk_wtensor fa, fb;
+    sk_wtensor_factors(t, 1, &fa, &fb);
+    const sk_tensor *a = model_tensor(m, &fa, &stored_t);
+    return a && a->n_dims == 2 ? a->shape[0] : 0;
 }
 
 shrink_status sk_source_from_model(const struct shrink_model *m, sk_source *src) {
@@ -134,6 +147,8 @@ shrink_status sk_source_from_model(const struct shrink_model *m, sk_source *src)
     src->cfg = m->cfg;
     src->fill = model_fill;
     src->dtype_of = model_dtype_of;
+    src->rank_of = model_rank_of;
+    src->rank_user = (void *)(uintptr_t)m;
     src->user = (void *)(uintptr_t)m;
     src->tok = m->tok;
     src->name = NULL;
@@ -143,7 +158,7 @@ shrink_status sk_source_from_model(const struct shrink_model *m, sk_source *src)
     /* every canonical tensor must exist with the right element count */
     sk_wtensor *ts;
     int64_t n;
-    shrink_status st = sk_wtensors(&m->cfg, &ts, &n);
+    shrink_status st = sk_source_tensors(src, &ts, &n); /* low-rank factors included */
     if (st) return st;
     for (int64_t i = 0; i < n && !st; i++) {
         int stored_t;

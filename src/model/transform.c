@@ -20,7 +20,7 @@ static shrink_status list_tensors(sk_xf *xf) {
     const sk_config *c = &xf->base.cfg;
     sk_wtensor *ts;
     int64_t n;
-    shrink_status st = sk_wtensors(c, &ts, &n);
+    shrink_status st = sk_source_tensors(&xf->base, &ts, &n); /* low-rank factors included */
     if (st) return st;
     sk_xf_tensor *x = sk_calloc((size_t)n, sizeof *x);
     if (!x) {
@@ -30,8 +30,7 @@ static shrink_status list_tensors(sk_xf *xf) {
     for (int64_t i = 0; i < n; i++) x[i].t = ts[i];
     sk_free(ts);
     for (int64_t i = 0; i < n; i++) {
-        if (!sk_trole_name(sk_trole_at(x[i].t.role), c->arch, SK_TNAME_GGUF, x[i].t.layer,
-                           x[i].name, sizeof x[i].name))
+        if (!sk_wtensor_name(&x[i].t, c->arch, SK_TNAME_GGUF, x[i].name, sizeof x[i].name))
             snprintf(x[i].name, sizeof x[i].name, "?");
         x[i].in_dtype = xf->base.dtype_of ? xf->base.dtype_of(xf->base.user, &x[i].t)
                                           : xf->base.dtype;

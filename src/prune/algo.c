@@ -99,24 +99,63 @@ shrink_status sk_prune_rows(float *W, int64_t rows, int64_t cols, const double *
     return SHRINK_OK;
 }
 
-shrink_status sk_prune_matrix(float *W, int64_t rows, int64_t cols, double sparsity) {
-    const int64_t n = rows * cols;
-    double *s = sk_malloc((size_t)(n > 0 ? n : 1) * sizeof *s);
-    uint8_t *mask = sk_malloc((size_t)(n > 0 ? n : 1));
-    if (!s || !mask) {
-        sk_free(s);
-        sk_free(mask);
-        return sk_error(SHRINK_ERR_NOMEM, "prune: out of memory for a %lld x %lld matrix",
-                        (long long)rows, (long long)cols);
+/* The k-th smallest (0-based) of a[0..n) (reordered): quickselect with a three-way partition
+ * (many equal values, zeros of a pruned matrix, stay linear). */
+static float kth_smallest(float *a, int64_t n, int64_t k) {
+    int64_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        const float x = a[lo], y = a[lo + (hi - lo) / 2], z = a[hi];
+        const float p = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
+        int64_t lt = lo, i = lo, gt = hi;
+        while (i <= gt) {
+            if (a[i] < p) {
+                const float t = a[lt]; a[lt++] = a[i]; a[i++] = t;
+            } else if (a[i] > p) {
+                const float t = a[gt]; a[gt--] = a[i]; a[i] = t;
+            } else {
+                i++;
+            }
+        }
+        if (k < lt) hi = lt - 1;
+        else if (k > gt) lo = gt + 1;
+        else return p;
     }
-    for (int64_t i = 0; i < n; i++) s[i] = fabs((double)W[i]);
-    shrink_status st = sk_prune_select(s, n, (int64_t)floor((double)n * sparsity), mask);
-    if (!st)
-        for (int64_t i = 0; i < n; i++)
-            if (mask[i]) W[i] = 0.0f;
-    sk_free(s);
-    sk_free(mask);
-    return st;
+    return a[k];
+}
+
+shrink_status sk_prune_matrix(float *W, int64_t rows, int64_t cols, double sparsity,
+                              double *e2) {
+    const int64_t n = rows * cols, k = (int64_t)floor((double)n * sparsity);
+    double e = 0.0;
+    if (k >= n) {
+        for (int64_t i = 0; i < n; i++) {
+            e += (double)W[i] * (double)W[i];
+            W[i] = 0.0f;
+        }
+    } else if (k > 0) {
+        /* the k smallest by (|w|, index), as sk_prune_select orders them, from the k-th |w|
+         * alone: n floats of scratch where sorting (score, index) pairs took 24 bytes each */
+        float *a = sk_malloc((size_t)n * sizeof *a);
+        if (!a)
+            return sk_error(SHRINK_ERR_NOMEM, "prune: out of memory for a %lld x %lld matrix",
+                            (long long)rows, (long long)cols);
+        for (int64_t i = 0; i < n; i++) a[i] = fabsf(W[i]);
+        const float t = kth_smallest(a, n, k - 1);
+        sk_free(a);
+        int64_t below = 0;
+        for (int64_t i = 0; i < n; i++) below += fabsf(W[i]) < t;
+        int64_t ties = k - below; /* of the |w| == t, the first by index */
+        for (int64_t i = 0; i < n; i++) {
+            const float v = fabsf(W[i]);
+            if (v < t || (v == t && ties > 0)) {
+                if (v == t) ties--;
+                e += (double)W[i] * (double)W[i];
+                W[i] = 0.0f;
+            }
+        }
+    }
+    if (e2) *e2 = e;
+    return SHRINK_OK;
 }
 
 void sk_prune_threshold(float *W, int64_t n, double thr) {

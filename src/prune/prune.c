@@ -44,6 +44,7 @@ typedef struct ptensor {
     float   *w;          /* pruned values (rows x cols) until written */
     int64_t  n_zero;
     double   rel_err;
+    char     note[96];   /* --store sparse_*: why the matrix stays dense ("" otherwise) */
 } ptensor;
 
 struct pcal;
@@ -76,6 +77,68 @@ static void tensor_stats(ptensor *q, const float *w, const float *w0, int64_t n)
 
 /* ---- the method over the transform ------------------------------------------------------- */
 
+/* The most non-zeros a row of x will keep, known before it is pruned: per-row methods and N:M
+ * patterns from the count they zero; threshold and magnitude per matrix by pruning a copy now
+ * (the same deterministic result as later); SparseGPT's adaptive masks are not known until its
+ * layer's turn: -1 (its rows are checked when written). */
+static shrink_status max_row_keep(pjob *j, sk_xf *xf, sk_xf_tensor *x, int64_t *out) {
+    const int64_t rows = x->t.rows, cols = x->t.cols;
+    if (j->m) {
+        *out = cols / j->m * j->n;
+        return SHRINK_OK;
+    }
+    if (j->method == PM_WANDA || (j->method == PM_MAGNITUDE && j->p->per_row)) {
+        *out = cols - (int64_t)floor((double)cols * j->sparsity);
+        return SHRINK_OK;
+    }
+    if (j->method == PM_SPARSEGPT) {
+        *out = -1;
+        return SHRINK_OK;
+    }
+    float *w = NULL;
+    shrink_status st = sk_xf_read_f32(xf, x, &w);
+    if (st) return st;
+    if (j->method == PM_THRESHOLD) sk_prune_threshold(w, rows * cols, j->p->threshold);
+    else st = sk_prune_matrix(w, rows, cols, j->sparsity, NULL);
+    int64_t most = 0;
+    for (int64_t r = 0; !st && r < rows; r++) {
+        int64_t nz = 0;
+        for (int64_t c = 0; c < cols; c++) nz += w[(size_t)r * (size_t)cols + (size_t)c] != 0.0f;
+        if (nz > most) most = nz;
+    }
+    sk_free(w);
+    *out = most;
+    return st;
+}
+
+/* --store sparse_f16 / sparse_i8: the sparse type when every row will fit (at most half of it
+ * kept) and the type is smaller than the dense one; else dense, and the note says why */
+static shrink_status plan_sparse_bm(pjob *j, sk_xf *xf, sk_xf_tensor *x, ptensor *q) {
+    const shrink_dtype sp = (shrink_dtype)j->p->store, dense = x->dtype;
+    const int64_t cols = x->t.cols;
+    if (cols % (int64_t)sk_dtype(sp)->block) {
+        snprintf(q->note, sizeof q->note, "stays %s: %lld inputs are not a multiple of %d",
+                 sk_dtype(dense)->name, (long long)cols, (int)sk_dtype(sp)->block);
+        return SHRINK_OK;
+    }
+    if (sk_dtype_row_bytes(sp, cols) >= sk_dtype_row_bytes(dense, cols)) {
+        snprintf(q->note, sizeof q->note, "stays %s: %s would not be smaller",
+                 sk_dtype(dense)->name, sk_dtype(sp)->name);
+        return SHRINK_OK;
+    }
+    int64_t most = 0;
+    shrink_status st = max_row_keep(j, xf, x, &most);
+    if (st) return st;
+    if (most > cols / 2) {
+        snprintf(q->note, sizeof q->note, "stays %s: a row keeps %lld of %lld inputs (%s holds "
+                 "at most half)", sk_dtype(dense)->name, (long long)most, (long long)cols,
+                 sk_dtype(sp)->name);
+        return SHRINK_OK;
+    }
+    x->dtype = sp;
+    return SHRINK_OK;
+}
+
 static shrink_status p_plan(void *user, sk_xf *xf, sk_xf_tensor *x) {
     pjob *j = user;
     ptensor *q = &j->ps[x - xf->ts];
@@ -87,14 +150,35 @@ static shrink_status p_plan(void *user, sk_xf *xf, sk_xf_tensor *x) {
     if (j->p->dtype >= 0 && x->t.role != SK_ROLE_POS_EMB)
         x->dtype = sk_gguf_fallback((shrink_dtype)j->p->dtype, x->t.cols);
     /* --store: the 2:4 type where its block of 32 divides the rows (else dense, as dtype) */
-    if (q->prunable && j->p->store >= 0 &&
+    if (q->prunable && j->p->store >= 0 && sk_dtype_sparse24((shrink_dtype)j->p->store) &&
         x->t.cols % (int64_t)sk_dtype((shrink_dtype)j->p->store)->block == 0)
         x->dtype = (shrink_dtype)j->p->store;
+    if (q->prunable && j->p->store >= 0 && sk_dtype_sparse_bm((shrink_dtype)j->p->store))
+        return plan_sparse_bm(j, xf, x, q);
     return SHRINK_OK;
 }
 
-/* --store sparse24_*: every row of the pruned values must be 2:4 */
-static shrink_status check_sparse24(const pjob *j, const sk_xf_tensor *x, const float *w) {
+/* --store sparse24_*: every row of the pruned values must be 2:4. sparse_*: a row keeping more
+ * than half of its inputs (only SparseGPT's, whose rows are not known when the types are
+ * planned) is trimmed to its half largest |w|, counted in the zeros and in the note */
+static shrink_status check_store(const pjob *j, const sk_xf_tensor *x, float *w) {
+    if (sk_dtype_sparse_bm(x->dtype)) {
+        ptensor *q = x->user;
+        int64_t rows = 0, extra = 0;
+        for (int64_t r = 0; r < x->t.rows; r++) {
+            int64_t z = sk_sparse_bm_trim(w + (size_t)r * (size_t)x->t.cols, x->t.cols);
+            rows += z > 0;
+            extra += z;
+        }
+        if (rows) {
+            q->n_zero += extra;
+            snprintf(q->note, sizeof q->note, "%lld rows trimmed to half their inputs (%lld more "
+                     "zeros) to fit %s", (long long)rows, (long long)extra,
+                     sk_dtype(x->dtype)->name);
+        }
+        return SHRINK_OK;
+    }
+    if (!sk_dtype_sparse24(x->dtype)) return SHRINK_OK;
     for (int64_t r = 0; r < x->t.rows; r++)
         if (!sk_sparse24_row_ok(w + (size_t)r * (size_t)x->t.cols, x->t.cols))
             return sk_error(SHRINK_ERR_ARG, "%s: '%s' is not 2:4 sparse after pruning (row %lld "
@@ -115,12 +199,32 @@ static shrink_status p_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
         shrink_status st = calib_upto(j, x->t.layer);
         if (st) return st;
     }
-    if (q->prunable && q->w && j->p->store >= 0) return check_sparse24(j, x, q->w);
+    if (q->prunable && q->w && j->p->store >= 0) return check_store(j, x, q->w);
     if (!q->prunable || q->w) return SHRINK_OK;
     float *w = NULL;
     shrink_status st = sk_xf_read_f32(xf, x, &w);
     if (st) return st;
     const int64_t rows = x->t.rows, cols = x->t.cols, n = rows * cols;
+    if (j->method == PM_MAGNITUDE && j->n == 0 && !j->p->per_row) {
+        /* magnitude over the whole matrix: the statistics without a copy (only zeroes, so
+         * the error is the zeroed weights'; the sums are tensor_stats' in its order) */
+        double r2 = 0.0, e2 = 0.0;
+        for (int64_t i = 0; i < n; i++) r2 += (double)w[i] * (double)w[i];
+        if ((st = sk_prune_matrix(w, rows, cols, j->sparsity, &e2))) {
+            sk_free(w);
+            return st;
+        }
+        int64_t z = 0;
+        for (int64_t i = 0; i < n; i++) z += w[i] == 0.0f;
+        q->n_zero = z;
+        q->rel_err = r2 > 0 ? sqrt(e2 / r2) : 0.0;
+        if (j->p->store >= 0 && (st = check_store(j, x, w))) {
+            sk_free(w);
+            return st;
+        }
+        q->w = w;
+        return SHRINK_OK;
+    }
     float *w0 = sk_aligned_alloc(64, (size_t)n * sizeof *w0);
     if (!w0) {
         sk_free(w);
@@ -132,8 +236,6 @@ static shrink_status p_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
         sk_prune_threshold(w, n, j->p->threshold);
     } else if (j->n > 0 || j->p->per_row) {
         st = sk_prune_rows(w, rows, cols, NULL, j->sparsity, j->n, j->m);
-    } else {
-        st = sk_prune_matrix(w, rows, cols, j->sparsity);
     }
     if (!st) tensor_stats(q, w, w0, n);
     sk_free(w0);
@@ -141,7 +243,7 @@ static shrink_status p_begin(void *user, sk_xf *xf, sk_xf_tensor *x) {
         sk_free(w);
         return st;
     }
-    if (j->p->store >= 0 && (st = check_sparse24(j, x, w))) {
+    if (j->p->store >= 0 && (st = check_store(j, x, w))) {
         sk_free(w);
         return st;
     }
@@ -410,9 +512,11 @@ static shrink_status check_params(const char *in, const char *out, const shrink_
         (p->dtype >= 0 && (!sk_dtype((shrink_dtype)p->dtype)->name ||
                            !sk_dtype((shrink_dtype)p->dtype)->block)))
         return sk_error(SHRINK_ERR_ARG, "prune: bad output dtype %d", (int)p->dtype);
-    if (p->store != -1 && !sk_dtype_sparse24((shrink_dtype)p->store))
-        return sk_error(SHRINK_ERR_ARG, "prune: storage %d is neither dense nor a 2:4 sparse "
-                        "type (sparse24_f16, sparse24_i8)", (int)p->store);
+    if (p->store != -1 && (p->store < 0 || p->store >= SHRINK_DTYPE_COUNT ||
+                           (!sk_dtype_sparse24((shrink_dtype)p->store) &&
+                            !sk_dtype_sparse_bm((shrink_dtype)p->store))))
+        return sk_error(SHRINK_ERR_ARG, "prune: storage %d is neither dense nor a sparse type "
+                        "(sparse24_f16, sparse24_i8, sparse_f16, sparse_i8)", (int)p->store);
     if (sk_same_file(in, out))
         return sk_error(SHRINK_ERR_ARG, "%s: is the input; refusing to overwrite it", out);
     if (sk_format_from_path(out) != SK_FORMAT_GGUF)
@@ -494,6 +598,7 @@ shrink_status shrink_prune(const char *in, const char *out, const shrink_prune_p
         o2->n_elems = ne;
         o2->n_zero = q->n_zero;
         o2->rel_err = q->rel_err;
+        snprintf(o2->store_note, sizeof o2->store_note, "%s", q->note);
         r->tensor_bytes += x->bytes;
         r->n_params += ne;
         if (q->prunable) {

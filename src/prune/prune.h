@@ -28,8 +28,11 @@ SK_HIDDEN shrink_status sk_prune_select(const double *score, int64_t n, int64_t 
 SK_HIDDEN shrink_status sk_prune_rows(float *W, int64_t rows, int64_t cols, const double *scale,
                                       double sparsity, int n, int m);
 
-/* Zeroes the floor(rows * cols * sparsity) weights of smallest |w| in the whole matrix. */
-SK_HIDDEN shrink_status sk_prune_matrix(float *W, int64_t rows, int64_t cols, double sparsity);
+/* Zeroes the floor(rows * cols * sparsity) weights of smallest |w| in the whole matrix (ties
+ * by index, as sk_prune_select); *e2 (if e2) = the sum of the squares of the zeroed weights in
+ * index order. Scratch: rows * cols floats. */
+SK_HIDDEN shrink_status sk_prune_matrix(float *W, int64_t rows, int64_t cols, double sparsity,
+                                      double *e2);
 
 /* Zeroes |w| < thr. */
 SK_HIDDEN void sk_prune_threshold(float *W, int64_t n, double thr);

@@ -226,8 +226,8 @@ static shrink_status sscore_open(sscore *s, const char *in, const char *tok_path
         s->wd0[l] = mat_f32(&Ly->w_down);
         if (!s->wo[l] || !s->wo0[l] || !s->wd[l] || !s->wd0[l])
             return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory for f32 weights", in);
-        Ly->wo = (sk_mat){SHRINK_DTYPE_F32, Ly->wo.rows, Ly->wo.cols, s->wo[l]};
-        Ly->w_down = (sk_mat){SHRINK_DTYPE_F32, Ly->w_down.rows, Ly->w_down.cols, s->wd[l]};
+        Ly->wo = (sk_mat){SHRINK_DTYPE_F32, Ly->wo.rows, Ly->wo.cols, s->wo[l], NULL};
+        Ly->w_down = (sk_mat){SHRINK_DTYPE_F32, Ly->w_down.rows, Ly->w_down.cols, s->wd[l], NULL};
         s->bo0[l] = Ly->bo;
         s->bd0[l] = Ly->b_down;
     }

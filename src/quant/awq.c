@@ -142,7 +142,7 @@ shrink_status sk_awq_search(const float *const *W, const int64_t *rows, const sh
         if (b > qbytes) qbytes = b;
     }
     const int nt = omp_get_max_threads();
-    const sk_mat Hm = {SHRINK_DTYPE_F32, cols, cols, H};
+    const sk_mat Hm = {SHRINK_DTYPE_F32, cols, cols, H, NULL};
     float *D = sk_aligned_alloc(64, (size_t)(R * cols) * sizeof(float));
     float *Y = sk_aligned_alloc(64, (size_t)(R * cols) * sizeof(float));
     float *cs = sk_malloc((size_t)cols * sizeof(float));
@@ -322,7 +322,7 @@ static void fstats_observe(void *user, int layer, sk_linear which, const float *
         const int64_t n = T - t0 < f->t_max ? T - t0 : f->t_max;
         for (int64_t t = 0; t < n; t++)
             for (int64_t j = 0; j < cols; j++) f->xt[j * n + t] = X[(t0 + t) * cols + j];
-        const sk_mat Xm = {SHRINK_DTYPE_F32, cols, n, f->xt};
+        const sk_mat Xm = {SHRINK_DTYPE_F32, cols, n, f->xt, NULL};
         f->sc.used = 0;
         shrink_status st = sk_matmul(&Xm, f->xt, cols, f->g, cols, &f->sc);
         if (st) {
@@ -709,7 +709,7 @@ shrink_status sk_fold_compute(sk_xf *xf, const char *in, const sk_fold_params *p
     if (f->want_h) {
         f->xt = sk_malloc((size_t)(maxc * f->t_max) * sizeof(float));
         f->g = sk_malloc((size_t)(maxc * maxc) * sizeof(float));
-        const sk_mat Xm = {SHRINK_DTYPE_F32, maxc, f->t_max, NULL};
+        const sk_mat Xm = {SHRINK_DTYPE_F32, maxc, f->t_max, NULL, NULL};
         if (!f->xt || !f->g) {
             st = sk_error(SHRINK_ERR_NOMEM, "quantize: out of memory for calibration");
             goto out;

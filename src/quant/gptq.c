@@ -200,7 +200,8 @@ out:
 
 /* ---- GPTQ over tiles of rows -------------------------------------------------------------- */
 
-#define TILE 8
+#define TILE 32 /* rows per tile: the lazy update streams a block of U once per tile */
+#define CHUNK 512 /* columns per step of the lazy update (a block of U: 128 x 512 doubles) */
 
 shrink_status sk_gptq_quantize(const float *W, int64_t rows, const sk_gptq_factor *f,
                                shrink_dtype t, const sk_gptq_opts *o, uint8_t *out, double *Q) {
@@ -221,7 +222,8 @@ shrink_status sk_gptq_quantize(const float *W, int64_t rows, const sk_gptq_facto
                        (size_t)TILE * (size_t)bs * sizeof(double) +
                        (size_t)TILE * (size_t)n * sizeof(int16_t) +
                        (size_t)TILE * (size_t)ng * sizeof(gparam) + (size_t)G * sizeof(float) +
-                       gbytes + (size_t)G * sizeof(double) + 64 * 8;
+                       gbytes + (size_t)G * sizeof(double) + (size_t)bs * sizeof(double *) +
+                       64 * 8;
     per = (per + 63) & ~(size_t)63; /* every thread's slice 64-byte aligned */
     uint8_t *scratch = sk_malloc((size_t)nt * per);
     if (!scratch)
@@ -230,6 +232,7 @@ shrink_status sk_gptq_quantize(const float *W, int64_t rows, const sk_gptq_facto
     const double *U = f->U; /* row a of the packed upper factor: U + up(a) - a, from column a */
     const int64_t *perm = f->perm;
     const int stat = o->act_order;
+    const sk_f64_tile_fn tile = sk_f64_tile_get();
     #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (rows * n * n > 1000000)
     for (int64_t ti = 0; ti < n_tiles; ti++) {
         uint8_t *s = scratch + (size_t)omp_get_thread_num() * per;
@@ -244,6 +247,7 @@ shrink_status sk_gptq_quantize(const float *W, int64_t rows, const sk_gptq_facto
         uint8_t *vb = bbuf + gbytes;
         vb += (size_t)(-(uintptr_t)vb & 7);
         double *vals = (double *)vb;
+        const double **bp = (const double **)(vals + G);
         const int64_t r0 = ti * TILE, nr = rows - r0 < TILE ? rows - r0 : TILE;
         /* the rows in column order perm, dead inputs zeroed */
         for (int64_t r = 0; r < nr; r++) {
@@ -291,14 +295,20 @@ shrink_status sk_gptq_quantize(const float *W, int64_t rows, const sk_gptq_facto
                         for (int64_t k = j + 1; k < i2; k++) wr[k] -= ej * u[k];
                 }
             }
-            /* the block's errors onto the later columns */
-            for (int64_t a = i1; a < i2 && i2 < n; a++) {
-                const double *u = U + sk_hessian_up(a, n) - a;
-                for (int64_t r = 0; r < nr; r++) {
-                    const double ej = e[r * bs + (a - i1)];
-                    if (ej == 0.0) continue;
-                    double *wr = w + r * n;
-                    for (int64_t k = i2; k < n; k++) wr[k] -= ej * u[k];
+            /* the block's errors onto the later columns: W[:, i2:] -= E U[i1:i2, i2:], by
+             * chunks of columns (a chunk of U's block stays in cache for all the rows) */
+            for (int64_t c0 = i2; c0 < n; c0 += CHUNK) {
+                const int64_t c1 = c0 + CHUNK < n ? c0 + CHUNK : n;
+                for (int64_t a = i1; a < i2; a++) bp[a - i1] = U + sk_hessian_up(a, n) - a + c0;
+                for (int64_t r = 0; r < nr; r += 4) {
+                    const int64_t mi = nr - r < 4 ? nr - r : 4;
+                    const double *ar[4];
+                    double *cr[4];
+                    for (int64_t q = 0; q < mi; q++) {
+                        ar[q] = e + (r + q) * bs;
+                        cr[q] = w + (r + q) * n + c0;
+                    }
+                    tile(mi, c1 - c0, i2 - i1, ar, 1, bp, cr, 1, 0);
                 }
             }
         }
@@ -433,11 +443,39 @@ shrink_status sk_gptq_begin(sk_xf *xf, sk_gptq_run *r) {
                               &n)))
         return st;
     c->n_layers = ((struct shrink_model *)c->m)->cfg.n_layers;
+    /* ranks: this rank's windows [lo, hi) of the n_win windows of C tokens */
+    const sk_config *cfg = &((struct shrink_model *)c->m)->cfg;
+    int32_t C = r->calib_ctx > 0 ? r->calib_ctx : (cfg->max_seq_len < 512 ? cfg->max_seq_len : 512);
+    if (C > cfg->max_seq_len) C = cfg->max_seq_len;
+    const shrink_train_comm *rc = r->comm && r->comm->n_ranks > 1 ? r->comm : NULL;
+    int64_t t0 = 0, t1 = n;
+    if (rc) {
+        const int64_t n_win = (n + C - 1) / C;
+        if (n_win < rc->n_ranks)
+            return sk_error(SHRINK_ERR_ARG, "%s: %lld calibration windows of %d tokens cannot "
+                            "be shared by %d ranks (at least one window each)", r->calib_path,
+                            (long long)n_win, (int)C, (int)rc->n_ranks);
+        t0 = n_win * rc->rank / rc->n_ranks * C;
+        t1 = n_win * (rc->rank + 1) / rc->n_ranks * C;
+        if (t1 > n) t1 = n;
+        if (rc->agree) {
+            char opt[160];
+            snprintf(opt, sizeof opt, "gptq %lld %d %.17g %d %lld %d %d", (long long)n, (int)C,
+                     r->o.damp, r->o.act_order, (long long)r->o.block, r->o.search, r->head);
+            uint64_t h = sk_hash_str(SK_HASH64_INIT, opt);
+            h = sk_hash_file_id(sk_hash_file_id(sk_hash_file_id(h, r->in), r->calib_path),
+                                r->tokenizer_path);
+            for (int64_t i = 0; i < xf->n; i++) /* the planned types */
+                h = sk_hash_str(h, r->sel[i] && shrink_dtype_name(xf->ts[i].dtype)
+                                       ? shrink_dtype_name(xf->ts[i].dtype) : "-");
+            if ((st = rc->agree(rc->user, h))) return st;
+        }
+    }
     c->tied = 1;
     for (int64_t i = 0; i < xf->n; i++) c->tied &= xf->ts[i].t.role != SK_ROLE_HEAD;
-    sk_layerwise lw = {.model = c->m, .ids = c->ids, .n = n, .n_ctx = r->calib_ctx, .diag = 0, .packed = 1,
-                       .layer = gptq_layer, .head = r->head, .progress = gptq_progress,
-                       .user = r};
+    sk_layerwise lw = {.model = c->m, .ids = c->ids + t0, .n = t1 - t0, .n_ctx = C, .diag = 0,
+                       .packed = 1, .layer = gptq_layer, .head = r->head,
+                       .progress = gptq_progress, .user = r, .comm = rc};
     if ((st = sk_layerwise_begin(&lw, &c->lw))) return st;
     r->layers_total = sk_layerwise_count(c->lw);
     r->n_tokens = n;

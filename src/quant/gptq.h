@@ -88,6 +88,10 @@ typedef struct sk_gptq_run {
                                      the Hessian of its input, after the last layer */
     void         (*progress)(void *user, int64_t done, int64_t total); /* layers */
     void          *user;
+    /* ranks (docs/scale.md): the calibration windows shared by the ranks, contiguous; the
+     * Hessians summed in window order (src/model/layerwise.h), so every rank quantizes every
+     * layer as one process does, byte for byte. NULL or one rank: one process. */
+    const struct shrink_train_comm *comm;
     /* out */
     uint8_t      **bytes;         /* (xf->n) the rows of each GPTQ'd tensor, else NULL */
     int64_t        n_tokens;

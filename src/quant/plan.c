@@ -160,6 +160,52 @@ shrink_status shrink_plan_solve(int64_t n, int32_t k, const uint64_t *bytes, con
 
 /* ==== the candidates ===================================================================== */
 
+/* params->assign ("NAME=TYPE,...") into each planned tensor's choice: every tensor named once,
+ * each TYPE one of its candidates; the candidates' KL unknown (NaN). */
+static shrink_status assign_types(shrink_plan_result *r, const char *list) {
+    for (int64_t i = 0; i < r->n_tensors; i++) {
+        r->tensors[i].choice = -1;
+        for (int j = 0; j < r->tensors[i].n_cands; j++) r->tensors[i].cands[j].kl = NAN;
+    }
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ','), *eq = strchr(p, '=');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (!eq || eq >= p + len || eq == p)
+            return sk_error(SHRINK_ERR_ARG, "plan: --assign '%.*s': expected NAME=TYPE",
+                            (int)len, p);
+        const size_t nl = (size_t)(eq - p), tl = len - nl - 1;
+        char type[32];
+        if (tl == 0 || tl >= sizeof type)
+            return sk_error(SHRINK_ERR_ARG, "plan: --assign '%.*s': no type", (int)len, p);
+        memcpy(type, eq + 1, tl);
+        type[tl] = 0;
+        shrink_dtype d;
+        if (shrink_dtype_parse(type, &d) != SHRINK_OK)
+            return sk_error(SHRINK_ERR_ARG, "plan: --assign: unknown type '%s'", type);
+        int64_t t = -1;
+        for (int64_t i = 0; i < r->n_tensors && t < 0; i++)
+            if (strlen(r->tensors[i].name) == nl && !strncmp(r->tensors[i].name, p, nl)) t = i;
+        if (t < 0)
+            return sk_error(SHRINK_ERR_ARG, "plan: --assign: '%.*s' is not a matrix the plan "
+                            "covers", (int)nl, p);
+        shrink_plan_tensor *pt = &r->tensors[t];
+        if (pt->choice >= 0)
+            return sk_error(SHRINK_ERR_ARG, "plan: --assign: '%s' given twice", pt->name);
+        for (int j = 0; j < pt->n_cands; j++)
+            if (pt->cands[j].dtype == d) pt->choice = j;
+        if (pt->choice < 0)
+            return sk_error(SHRINK_ERR_ARG, "plan: --assign: %s is not a candidate of '%s' "
+                            "(its rows of %lld values, or not in --types)", type, pt->name,
+                            (long long)pt->cols);
+        p += len + (e != NULL);
+    }
+    for (int64_t i = 0; i < r->n_tensors; i++)
+        if (r->tensors[i].choice < 0)
+            return sk_error(SHRINK_ERR_ARG, "plan: --assign gives no type for '%s'",
+                            r->tensors[i].name);
+    return SHRINK_OK;
+}
+
 static const shrink_dtype default_types[] = {
     SHRINK_DTYPE_Q2_K, SHRINK_DTYPE_Q3_K, SHRINK_DTYPE_Q4_K, SHRINK_DTYPE_Q5_K,
     SHRINK_DTYPE_Q6_K, SHRINK_DTYPE_Q4_0, SHRINK_DTYPE_Q4_1, SHRINK_DTYPE_Q5_0,
@@ -192,7 +238,8 @@ static shrink_status parse_types(const char *list, shrink_dtype *t, int *n) {
         const sk_dtype_traits *tr = sk_dtype(d);
         if (d == SHRINK_DTYPE_W8A8_STATIC || d == SHRINK_DTYPE_INT8_T ||
             d == SHRINK_DTYPE_INT8_T_ASYM || sk_pal_k(d) || !tr->from_f32 ||
-            d == SHRINK_DTYPE_SPARSE24_F16 || d == SHRINK_DTYPE_SPARSE24_I8)
+            d == SHRINK_DTYPE_SPARSE24_F16 || d == SHRINK_DTYPE_SPARSE24_I8 ||
+            d == SHRINK_DTYPE_SPARSE_F16 || d == SHRINK_DTYPE_SPARSE_I8)
             return sk_error(SHRINK_ERR_ARG, "plan: type '%s' cannot be planned (it needs a "
                             "calibration or a whole-tensor pass of its own)", name);
         for (int i = 0; i < *n; i++)
@@ -382,7 +429,7 @@ static shrink_status unit_quantize(struct shrink_model *m, unit *u, shrink_dtype
         if (bad)
             return sk_error(SHRINK_ERR_RANGE, "plan: the model's weights hold NaN or an "
                             "infinity: a quantized copy would hide the damage");
-        *u->mats[i] = (sk_mat){t, W->rows, W->cols, bufs[i]};
+        *u->mats[i] = (sk_mat){t, W->rows, W->cols, bufs[i], NULL};
     }
     if (u->also_head) m->head = bufs ? *u->mats[0] : u->orig[0];
     return SHRINK_OK;
@@ -558,10 +605,12 @@ shrink_status shrink_plan(const char *in, const shrink_plan_params *pp, shrink_p
     const int by_kl = p->max_kl > 0.0;
     if (p->max_kl < 0.0 || !isfinite(p->max_kl))
         return sk_error(SHRINK_ERR_ARG, "plan: a KL bound of %g: give one above 0", p->max_kl);
-    if ((p->budget_bytes != 0) + (p->budget_bits > 0.0) + by_kl != 1 ||
+    const int by_assign = p->assign != NULL;
+    if ((p->budget_bytes != 0) + (p->budget_bits > 0.0) + by_kl + by_assign != 1 ||
         !(p->budget_bits >= 0.0 && isfinite(p->budget_bits)))
         return sk_error(SHRINK_ERR_ARG, "plan: give one budget: file bytes (--bytes), bits per "
-                        "weight (--bits) or a KL bound (--max-kl), above 0");
+                        "weight (--bits) or a KL bound (--max-kl), above 0; or the types "
+                        "(--assign)");
     if (p->calib_tokens < 2)
         return sk_error(SHRINK_ERR_ARG, "plan: %lld calibration tokens; need at least 2",
                         (long long)p->calib_tokens);
@@ -652,7 +701,10 @@ shrink_status shrink_plan(const char *in, const shrink_plan_params *pp, shrink_p
     }
     r->header_bytes = overhead > r->fixed_bytes ? overhead - r->fixed_bytes : 0;
     r->min_bytes = min_file;
-    if (p->budget_bytes)
+    if (by_assign) {
+        if ((st = assign_types(r, p->assign))) goto out;
+        r->budget_bytes = UINT64_MAX; /* the assigned file's size, below */
+    } else if (p->budget_bytes)
         r->budget_bytes = p->budget_bytes;
     else if (by_kl)
         r->budget_bytes = min_file; /* found after the measurements */
@@ -754,7 +806,7 @@ shrink_status shrink_plan(const char *in, const shrink_plan_params *pp, shrink_p
         st = sk_error(SHRINK_ERR_NOMEM, "plan: out of memory");
         goto out;
     }
-    for (int64_t i = 0; i < r->n_tensors && !st; i++) {
+    for (int64_t i = 0; i < r->n_tensors && !st && !by_assign; i++) {
         shrink_plan_tensor *pt = &r->tensors[i];
         const shrink_dtype own = us[i].orig[0].dtype;
         for (int j = 0; j < pt->n_cands; j++)
@@ -800,7 +852,9 @@ shrink_status shrink_plan(const char *in, const shrink_plan_params *pp, shrink_p
             ck[i * K + j] = ok ? r->tensors[i].cands[j].kl : 0.0;
         }
     if (by_kl && (st = budget_for_kl(r, K, cb, ck, choice, overhead, p->max_kl))) goto out;
-    if ((st = shrink_plan_solve(r->n_tensors, K, cb, ck, r->budget_bytes - overhead, choice)))
+    if (by_assign)
+        for (int64_t i = 0; i < r->n_tensors; i++) choice[i] = r->tensors[i].choice;
+    else if ((st = shrink_plan_solve(r->n_tensors, K, cb, ck, r->budget_bytes - overhead, choice)))
         goto out;
     r->file_bytes = overhead;
     r->tensor_bytes = 0;
@@ -811,6 +865,10 @@ shrink_status shrink_plan(const char *in, const shrink_plan_params *pp, shrink_p
         r->file_bytes += pt->cands[pt->choice].bytes;
         r->tensor_bytes += sk_dtype_tensor_bytes(chosen[i], pt->rows, pt->cols);
         r->predicted_kl += pt->cands[pt->choice].kl;
+    }
+    if (by_assign) {
+        r->budget_bytes = r->file_bytes;
+        r->predicted_kl = NAN; /* nothing measured alone */
     }
     /* the tensors not planned, unpadded */
     if ((st = sk_xf_open(&xf, in, p->tokenizer_path, "plan"))) goto out;

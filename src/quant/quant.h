@@ -12,19 +12,8 @@
 #define SK_QUANT_H
 
 #include "../model/source.h"
+#include "../formats/qmix.h"
 
-typedef enum sk_mix {
-    SK_MIX_NONE = 0, /* every matrix in the scheme's dtype (llama-quantize --pure) */
-    SK_MIX_Q4_K_M,   /* LLAMA_FTYPE_MOSTLY_Q4_K_M */
-    SK_MIX_Q5_K_M,   /* LLAMA_FTYPE_MOSTLY_Q5_K_M */
-    SK_MIX_Q2_K,     /* LLAMA_FTYPE_MOSTLY_Q2_K (shrink's scheme q2_K_M: q2_K is every matrix q2_K) */
-    SK_MIX_Q3_K_S,   /* LLAMA_FTYPE_MOSTLY_Q3_K_S */
-    SK_MIX_Q3_K_M,   /* LLAMA_FTYPE_MOSTLY_Q3_K_M */
-    SK_MIX_Q3_K_L,   /* LLAMA_FTYPE_MOSTLY_Q3_K_L */
-    SK_MIX_Q4_K_S,   /* LLAMA_FTYPE_MOSTLY_Q4_K_S */
-    SK_MIX_Q5_K_S,   /* LLAMA_FTYPE_MOSTLY_Q5_K_S */
-    SK_MIX_COUNT
-} sk_mix;
 
 typedef struct sk_scheme {
     const char  *name;      /* "q4_K_M" */
@@ -44,18 +33,7 @@ SK_HIDDEN const sk_scheme *sk_scheme_find(const char *name);
 SK_HIDDEN int32_t          sk_scheme_count(void);
 SK_HIDDEN const sk_scheme *sk_scheme_at(int32_t i);
 
-/* What llama.cpp's llama_tensor_get_type decides for a 2-D weight that llama-quantize
- * quantizes (not norms, not position embeddings) under a mix, from the tensor's GGUF name,
- * its row length ne0, its layer i_layer of n_layer (blocks are visited in layer order, so
- * llama.cpp's attn_v / ffn_down counters equal the layer), whether the file has an
- * output.weight (if not, token_embd.weight takes the output's rule), whether the model is
- * a llama 70B (80 layers with GQA: attn_v one step up) and its n_gqa (query heads per kv
- * head; q2_K_M's attn_v). Row lengths the type's block does not
- * divide fall back as llama.cpp does (q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0, then f16 where
- * llama.cpp would refuse); *fallback is set to 1 then (may be NULL). */
-SK_HIDDEN shrink_dtype sk_mix_type(sk_mix mix, const char *name, int64_t ne0, int i_layer,
-                                   int n_layer, int has_output, int is_70b, int n_gqa,
-                                   int *fallback);
+/* Mixes: sk_mix, sk_mix_type (src/formats/qmix.h). */
 
 /* The type a matrix of rows of `cols` elements gets when `want` is asked for: `want` if its
  * block divides cols, else the dtype's fallback chain (sk_gguf_fallback: llama-quantize's for

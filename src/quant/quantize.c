@@ -19,7 +19,8 @@
  *
  * Per-tensor rules (every scheme): vectors (norms, biases) f32; --keep globs at keep_dtype;
  * position embeddings keep the input's float type (as llama-quantize leaves them); a row length
- * the type's block does not divide falls back (sk_quant_fallback). Mixes: sk_mix_type, which
+ * the type's block does not divide falls back (sk_quant_fallback). Mixes: sk_mix_type
+ * (src/formats/qmix.c, shared with QAT), which
  * follows llama.cpp's llama_tensor_get_type (src/llama-quant.cpp at the commit of
  * ../shared/fixtures/gguf: c392e50, build 4748) for Q2_K, Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M
  * (mix_rows: one row per mix). Single dtypes: every
@@ -192,97 +193,6 @@ shrink_dtype sk_quant_fallback(shrink_dtype want, int64_t cols, int *fallback) {
     return got;
 }
 
-/* llama.cpp's use_more_bits: the first and last eighth of the layers and every third between */
-static int use_more_bits(int i_layer, int n_layers) {
-    return i_layer < n_layers / 8 || i_layer >= 7 * n_layers / 8 ||
-           (i_layer - n_layers / 8) % 3 == 2;
-}
-
-/* llama.cpp's per-tensor rules of its mixes (llama_tensor_get_type), one row per mix. A rule
- * gives a role `hit` where its condition holds for the tensor's layer i of n, else `miss`
- * (KEEP: the mix's base type). */
-typedef enum { W_NEVER = 0, W_ALWAYS, W_MORE_BITS, W_FIRST, W_FIRST_FRAC, W_GQA } mix_when;
-#define KEEP SHRINK_DTYPE_COUNT
-typedef struct mix_rule {
-    mix_when     when;
-    int          arg;        /* W_FIRST: i < arg; W_FIRST_FRAC: i < n / arg; W_GQA: n_gqa >= arg */
-    shrink_dtype hit, miss;
-} mix_rule;
-typedef struct mix_row {
-    sk_mix       mix;
-    shrink_dtype base;
-    mix_rule     attn_v, ffn_down, attn_output, attn_qkv;
-} mix_row;
-
-#define Q(t) SHRINK_DTYPE_##t
-static const mix_row mix_rows[] = {
-    /* mix          base     attn_v                           ffn_down
-     *              attn_output                    attn_qkv */
-    {SK_MIX_Q2_K,   Q(Q2_K), {W_GQA, 4, Q(Q4_K), Q(Q3_K)},    {W_ALWAYS, 0, Q(Q3_K), KEEP},
-                    {W_ALWAYS, 0, Q(Q3_K), KEEP},  {W_NEVER, 0, KEEP, KEEP}},
-    {SK_MIX_Q3_K_S, Q(Q3_K), {W_NEVER, 0, KEEP, KEEP},        {W_NEVER, 0, KEEP, KEEP},
-                    {W_NEVER, 0, KEEP, KEEP},      {W_NEVER, 0, KEEP, KEEP}},
-    {SK_MIX_Q3_K_M, Q(Q3_K), {W_FIRST, 2, Q(Q5_K), Q(Q4_K)},  {W_FIRST_FRAC, 16, Q(Q5_K), Q(Q4_K)},
-                    {W_ALWAYS, 0, Q(Q4_K), KEEP},  {W_ALWAYS, 0, Q(Q4_K), KEEP}},
-    {SK_MIX_Q3_K_L, Q(Q3_K), {W_ALWAYS, 0, Q(Q5_K), KEEP},    {W_ALWAYS, 0, Q(Q5_K), KEEP},
-                    {W_ALWAYS, 0, Q(Q5_K), KEEP},  {W_ALWAYS, 0, Q(Q4_K), KEEP}},
-    {SK_MIX_Q4_K_S, Q(Q4_K), {W_FIRST, 4, Q(Q5_K), KEEP},     {W_FIRST_FRAC, 8, Q(Q5_K), KEEP},
-                    {W_NEVER, 0, KEEP, KEEP},      {W_NEVER, 0, KEEP, KEEP}},
-    {SK_MIX_Q4_K_M, Q(Q4_K), {W_MORE_BITS, 0, Q(Q6_K), KEEP}, {W_MORE_BITS, 0, Q(Q6_K), KEEP},
-                    {W_NEVER, 0, KEEP, KEEP},      {W_ALWAYS, 0, Q(Q5_K), KEEP}},
-    {SK_MIX_Q5_K_S, Q(Q5_K), {W_NEVER, 0, KEEP, KEEP},        {W_NEVER, 0, KEEP, KEEP},
-                    {W_NEVER, 0, KEEP, KEEP},      {W_NEVER, 0, KEEP, KEEP}},
-    {SK_MIX_Q5_K_M, Q(Q5_K), {W_MORE_BITS, 0, Q(Q6_K), KEEP}, {W_MORE_BITS, 0, Q(Q6_K), KEEP},
-                    {W_NEVER, 0, KEEP, KEEP},      {W_ALWAYS, 0, Q(Q6_K), KEEP}},
-};
-#undef Q
-
-static shrink_dtype apply_rule(const mix_rule *r, shrink_dtype base, int i, int n, int n_gqa) {
-    int hit = r->when == W_ALWAYS || (r->when == W_MORE_BITS && use_more_bits(i, n)) ||
-              (r->when == W_FIRST && i < r->arg) || (r->when == W_FIRST_FRAC && i < n / r->arg) ||
-              (r->when == W_GQA && n_gqa >= r->arg);
-    shrink_dtype t = hit ? r->hit : r->miss;
-    return t == KEEP ? base : t;
-}
-
-/* sk_mix_type before the fallback: the type llama.cpp's rules choose. */
-static shrink_dtype mix_want(sk_mix mix, const char *name, int64_t ne0, int i_layer, int n_layer,
-                             int has_output, int is_70b, int n_gqa) {
-    const mix_row *m = NULL;
-    for (size_t k = 0; k < sizeof mix_rows / sizeof mix_rows[0]; k++)
-        if (mix_rows[k].mix == mix) m = &mix_rows[k];
-    if (!m) return SHRINK_DTYPE_Q4_K; /* not a mix */
-    const shrink_dtype base = m->base;
-    shrink_dtype t = base;
-    /* the role of the GGUF name (llama.cpp's rules go by name; the table maps it) */
-    int layer, role = sk_trole_find(NULL, SK_TNAME_GGUF, name, n_layer, &layer);
-    if (role == SK_ROLE_HEAD || (!has_output && role == SK_ROLE_TOK_EMB)) {
-        /* the output matrix (or the embedding that serves as one): q6_K, q8_0 if the K-quant
-         * block does not divide its rows */
-        t = ne0 % (int64_t)sk_dtype(base)->block != 0 ? SHRINK_DTYPE_Q8_0 : SHRINK_DTYPE_Q6_K;
-    } else if (role == SK_ROLE_WV) {
-        t = apply_rule(&m->attn_v, base, i_layer, n_layer, n_gqa);
-        if (is_70b && (t == SHRINK_DTYPE_Q3_K || t == SHRINK_DTYPE_Q4_K)) t = SHRINK_DTYPE_Q5_K;
-    } else if (role == SK_ROLE_W_DOWN) {
-        t = apply_rule(&m->ffn_down, base, i_layer, n_layer, n_gqa);
-    } else if (role == SK_ROLE_WO) {
-        t = apply_rule(&m->attn_output, base, i_layer, n_layer, n_gqa);
-    } else if (role == SK_ROLE_WQKV) {
-        t = apply_rule(&m->attn_qkv, base, i_layer, n_layer, n_gqa);
-    }
-    /* every other matrix (token embedding, q, k, gate, up): the base type */
-    return t;
-}
-
-shrink_dtype sk_mix_type(sk_mix mix, const char *name, int64_t ne0, int i_layer, int n_layer,
-                         int has_output, int is_70b, int n_gqa, int *fallback) {
-    /* llama.cpp's convert_incompatible_tensor: q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0,
-     * q2_K / q3_K -> iq4_nl, then f16; q8_0 has no fallback there (it refuses the model), f16
-     * here */
-    return sk_quant_fallback(mix_want(mix, name, ne0, i_layer, n_layer, has_output, is_70b, n_gqa),
-                             ne0, fallback);
-}
-
 /* ==== the plan =========================================================================== */
 
 /* What quantize keeps per output tensor (its sk_xf_tensor's user). */
@@ -397,10 +307,12 @@ static shrink_dtype tensor_want(const qjob *in, const sk_xf *xf, const sk_xf_ten
     if (!q->fallback || t->n_dims == 1) return x->dtype;
     if (q->kept) return (shrink_dtype)in->p->keep_dtype;
     if (ov_type(in->ov, x->name) >= 0) return (shrink_dtype)ov_type(in->ov, x->name);
-    if (in->scheme->mix != SK_MIX_NONE)
-        return mix_want(in->scheme->mix, x->name, t->cols, t->layer, c->n_layers, in->has_output,
-                        c->n_layers == 80 && c->n_heads != c->n_kv_heads,
-                        c->n_kv_heads > 0 ? c->n_heads / c->n_kv_heads : 1);
+    if (in->scheme->mix != SK_MIX_NONE) {
+        int is_70b, n_gqa;
+        sk_mix_facts(c, &is_70b, &n_gqa);
+        return sk_mix_want(in->scheme->mix, sk_mix_role(x->name, c->n_layers), t->cols, t->layer,
+                           c->n_layers, in->has_output, is_70b, n_gqa);
+    }
     shrink_dtype want = in->scheme->dtype;
     int w8a8 = want == SHRINK_DTYPE_W8A8 || want == SHRINK_DTYPE_W8A8_STATIC;
     return w8a8 && t->role == SK_ROLE_TOK_EMB && in->has_output ? SHRINK_DTYPE_INT8_CH : want;
@@ -425,11 +337,10 @@ static shrink_status plan_tensor(void *user, sk_xf *xf, sk_xf_tensor *x) {
         x->dtype = sk_quant_fallback((shrink_dtype)ov_type(in->ov, x->name), t->cols,
                                      &q->fallback);
     } else if (s->mix != SK_MIX_NONE) {
-        /* llama.cpp's 70B rule (80 layers with GQA: only the Llama family has GQA) */
-        int is_70b = c->n_layers == 80 && c->n_heads != c->n_kv_heads;
-        int n_gqa = c->n_kv_heads > 0 ? c->n_heads / c->n_kv_heads : 1;
-        x->dtype = sk_mix_type(s->mix, x->name, t->cols, t->layer, c->n_layers, in->has_output,
-                               is_70b, n_gqa, &q->fallback);
+        int is_70b, n_gqa;
+        sk_mix_facts(c, &is_70b, &n_gqa);
+        x->dtype = sk_mix_type(s->mix, sk_mix_role(x->name, c->n_layers), t->cols, t->layer,
+                               c->n_layers, in->has_output, is_70b, n_gqa, &q->fallback);
     } else {
         shrink_dtype want = s->dtype;
         int w8a8 = want == SHRINK_DTYPE_W8A8 || want == SHRINK_DTYPE_W8A8_STATIC;
@@ -529,6 +440,21 @@ static shrink_status gptq_tensor(qjob *j, sk_xf *xf, sk_xf_tensor *x) {
     if ((st = sk_gptq_upto(j->gptq, l))) return st;
     j->qs[i].gptq_rows = j->gptq->bytes[i];
     return SHRINK_OK;
+}
+
+/* Ranks other than 0 (p->comm): the GPTQ pass without the writer, layer after layer. */
+static shrink_status gptq_rank_pass(qjob *j, sk_xf *xf) {
+    shrink_status st = SHRINK_OK;
+    for (int64_t i = 0; i < xf->n && !st; i++)
+        if (!j->gptq_sel) st = gptq_tensor(j, xf, &xf->ts[i]);
+    for (int l = 0; !st && j->gptq->st && l < j->gptq->layers_total; l++) {
+        st = sk_gptq_upto(j->gptq, l);
+        for (int64_t i = 0; i < xf->n; i++) {
+            const int li = sk_gptq_layer_of(j->gptq, i);
+            if (li >= 0 && li <= l) sk_gptq_release(j->gptq, i);
+        }
+    }
+    return st;
 }
 
 /* Before a tensor's rows: per-tensor types need the whole tensor's min and max, palettes
@@ -1095,7 +1021,8 @@ shrink_status sk_quantize_with(const char *in, const char *out, const shrink_qua
                            .calib_ctx = p->calib_ctx, .head = p->gptq_head,
                            .o = {.damp = p->gptq_damp, .act_order = p->gptq_act_order,
                                  .block = p->gptq_block, .search = !p->ggml_exact},
-                           .progress = gptq_progress, .user = (void *)(uintptr_t)p};
+                           .progress = gptq_progress, .user = (void *)(uintptr_t)p,
+                           .comm = p->comm};
         j.gptq = &gr;
     }
     if (ov && ov->im) j.im = ov->im;
@@ -1143,6 +1070,19 @@ shrink_status sk_quantize_with(const char *in, const char *out, const shrink_qua
     if (ov) {
         if (ov->file_type >= 0) o.file_type = ov->file_type;
         o.dry_bytes = ov->dry_bytes;
+    }
+    if (j.gptq && p->comm && p->comm->n_ranks > 1 && p->comm->rank > 0) {
+        /* a rank other than 0 plans the tensors (nothing written), runs its share of the
+         * GPTQ pass and frees each layer once the next one has run */
+        uint64_t dry = 0;
+        o.dry_bytes = &dry;
+        if ((st = sk_xf_write(&xf, out, &method, &o))) goto out;
+        st = gptq_rank_pass(&j, &xf);
+        if (!st) {
+            r->calib_tokens = gr.n_tokens;
+            r->gptq_matrices = gr.n_matrices;
+        }
+        goto out;
     }
     if ((st = sk_xf_write(&xf, out, &method, &o))) goto out;
     if (o.dry_bytes) goto out;

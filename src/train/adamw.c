@@ -126,10 +126,11 @@ void sk_optim_step(sk_optim *o, const sk_opt_param *params, int n, double lr,
         if (p->frozen) continue;
         float wd = p->decay ? (float)op->wd : 0.0f;
         float *m = o->m ? o->m + o->off[i] : NULL;
+        const float lr_i = (float)lr * (p->lr_mult > 0 ? p->lr_mult : 1.0f);
         if (op->kind == SK_OPTIM_ADAMW)
-            adamw_tensor(p, m, o->v + o->off[i], (float)lr, (float)op->beta1, (float)op->beta2,
+            adamw_tensor(p, m, o->v + o->off[i], lr_i, (float)op->beta1, (float)op->beta2,
                          (float)op->eps, wd, c1, c2, (float)grad_scale);
         else
-            sgd_tensor(p, m, (float)lr, (float)op->momentum, wd, (float)grad_scale);
+            sgd_tensor(p, m, lr_i, (float)op->momentum, wd, (float)grad_scale);
     }
 }

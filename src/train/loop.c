@@ -115,7 +115,8 @@ static void bind_params(sk_trainer *tr) {
         tr->op[i] = (sk_opt_param){
             .w = p->w, .g = p->g, .mask = p->mask_u8, .mask_f32 = p->mask_f32, .n = p->n,
             .frozen = p->frozen != 0,
-            .decay  = p->t.n_dims == 2 || tr->o.decay_vectors,
+            .decay  = !p->no_decay && (p->t.n_dims == 2 || tr->o.decay_vectors),
+            .lr_mult = p->lr_mult,
         };
     }
 }

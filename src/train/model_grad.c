@@ -36,6 +36,8 @@ struct sk_train_state {
     float *work;           /* matmul / classifier / attention work space */
     size_t work_floats;
     float *gmask;          /* (n_elems) scratch gradients of masked tensors, or NULL */
+    float *lr_mid, *lr_dmid; /* (N, largest rank) a low-rank linear's X A^T and its gradient
+                                (recomputed in the backward), NULL without factored ones */
     sk_scratch mm;         /* the matrix products' work memory (sk_layers_scratch_bytes) */
     int    mm_threads;     /* the thread count and kernel set mm is sized for */
     const sk_kernel_set *mm_set;
@@ -46,7 +48,8 @@ static void state_free(struct sk_train_state *s) {
     float *bufs[] = {s->rope_cos, s->rope_sin, s->res, s->mid, s->xn1, s->mean1, s->rstd1,
                      s->q, s->k, s->v, s->att, s->ao, s->xn2, s->mean2, s->rstd2, s->fa,
                      s->fb, s->fh, s->xnf, s->meanf, s->rstdf, s->dres, s->dxn, s->dq, s->dk,
-                     s->dv, s->dao, s->dfh, s->dfa, s->dfb, s->work, s->gmask};
+                     s->dv, s->dao, s->dfh, s->dfa, s->dfb, s->work, s->gmask, s->lr_mid,
+                     s->lr_dmid};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sk_free(bufs[i]);
     sk_free(s->inp);
     sk_free(s->tgt);
@@ -146,6 +149,14 @@ static shrink_status state_alloc(const sk_train_model *tm, int B, int T,
     w = max_sz(w, (size_t)omp_get_max_threads() * T);
     s->work_floats = w;
     s->work = falloc(w);
+    size_t kmax = 0; /* low-rank factors: the (N, rank) intermediate of the two products */
+    for (int64_t i = 0; i < tm->n_params; i++)
+        if (tm->params[i].t.factor == 1) kmax = max_sz(kmax, (size_t)tm->params[i].t.rows);
+    if (kmax && (!(s->lr_mid = falloc(N * kmax)) || !(s->lr_dmid = falloc(N * kmax)))) {
+        state_free(s);
+        return sk_error(SHRINK_ERR_NOMEM, "training: out of memory for the activations of "
+                        "B=%d, T=%d", B, T);
+    }
     if (!s->inp || !s->tgt || !s->rope_cos || !s->rope_sin || !s->res || !s->mid || !s->xn1 ||
         !s->mean1 || !s->rstd1 || !s->q || !s->k || !s->v || !s->att || !s->ao || !s->xn2 ||
         !s->mean2 || !s->rstd2 || !s->fa || !s->fb || !s->fh || !s->xnf || !s->meanf ||
@@ -202,7 +213,8 @@ static shrink_status table_new(sk_train_model **out, const sk_source *src) {
     tm->grad_scale = 1.0f;
     sk_wtensor *ts = NULL;
     int64_t n = 0;
-    if ((st = sk_wtensors(&tm->cfg, &ts, &n))) goto fail;
+    /* a matrix the source stores as low-rank factors: two parameters, A then B */
+    if ((st = sk_source_tensors(src, &ts, &n))) goto fail;
     if (!(tm->params = sk_calloc((size_t)n, sizeof *tm->params))) {
         st = sk_error(SHRINK_ERR_NOMEM, "training: out of memory");
         goto fail;
@@ -328,6 +340,12 @@ shrink_status sk_train_create_frozen(sk_train_model **out, const struct shrink_m
                           p->t.name);
             goto fail;
         }
+        if (mat && sk_mat_lowrank(mat)) {
+            st = sk_error(SHRINK_ERR_UNSUPPORTED, "%s: '%s' is stored as low-rank factors: a "
+                          "frozen base (LoRA, QLoRA) of factored matrices is not supported; "
+                          "train the factors themselves (shrink train)", m->path, p->t.name);
+            goto fail;
+        }
         if (mat && p->t.role != SK_ROLE_POS_EMB) { /* held as stored: a view, no floats */
             p->stored = (sk_mat){.dtype = mat->dtype, .rows = p->t.rows, .cols = p->t.cols,
                                  .data = d};
@@ -382,7 +400,8 @@ void sk_train_zero_grad(sk_train_model *tm) {
 const sk_train_param *sk_train_param_of(const sk_train_model *tm, const sk_wtensor *t) {
     const sk_train_param *p = NULL;
     for (int64_t i = 0; i < tm->n_params && !p; i++)
-        if (tm->params[i].t.role == t->role && tm->params[i].t.layer == t->layer)
+        if (tm->params[i].t.role == t->role && tm->params[i].t.layer == t->layer &&
+            tm->params[i].t.factor == t->factor)
             p = &tm->params[i];
     if (!p && t->role == SK_ROLE_HEAD && tm->cfg.tied)
         for (int64_t i = 0; i < tm->n_params && !p; i++)
@@ -396,7 +415,7 @@ static shrink_status train_fill(void *user, const sk_wtensor *t, int64_t row0, i
     const sk_train_param *p = sk_train_param_of(tm, t);
     if (!p) return sk_error(SHRINK_ERR_FORMAT, "the model has no tensor '%s'", t->name);
     if (p->wq && dt == (shrink_dtype)p->qat_dtype && !transposed) /* QAT: the real quantized */
-        return sk_qat_quantize_rows(p, row0, n_rows, dst);
+        return sk_qat_quantize_rows(tm, p, row0, n_rows, dst);
     if (p->stored.data) { /* a frozen matrix held in its stored dtype */
         if (transposed && t->n_dims == 2)
             return sk_error(SHRINK_ERR_UNSUPPORTED, "tensor '%s': a frozen %s matrix is not "
@@ -426,14 +445,27 @@ static shrink_status train_fill(void *user, const sk_wtensor *t, int64_t row0, i
 static shrink_dtype train_dtype_of(void *user, const sk_wtensor *t) {
     const sk_train_model *tm = user;
     for (int64_t i = 0; i < tm->n_params; i++)
-        if (tm->params[i].t.role == t->role && tm->params[i].t.layer == t->layer)
+        if (tm->params[i].t.role == t->role && tm->params[i].t.layer == t->layer &&
+            tm->params[i].t.factor == t->factor)
             return tm->params[i].wq ? (shrink_dtype)tm->params[i].qat_dtype
                                     : tm->params[i].dtype;
     return tm->dtype;
 }
 
+/* A matrix trained as low-rank factors is saved as its factors: their rank. */
+static int64_t train_rank_of(void *user, const sk_wtensor *t) {
+    const sk_train_model *tm = user;
+    for (int64_t i = 0; i < tm->n_params; i++)
+        if (tm->params[i].t.factor == 1 && tm->params[i].t.role == t->role &&
+            tm->params[i].t.layer == t->layer)
+            return tm->params[i].t.rows;
+    return 0;
+}
+
 void sk_train_source(const sk_train_model *tm, sk_source *src) {
     memset(src, 0, sizeof *src);
+    src->rank_of = train_rank_of;
+    src->rank_user = (void *)(uintptr_t)tm;
     src->cfg = tm->cfg;
     src->dtype = tm->dtype;
     src->dtype_of = train_dtype_of;
@@ -459,9 +491,30 @@ static sk_mat mat_of(slot s, int64_t rows, int64_t cols) {
     return m;
 }
 
+/* A linear layer trained as two low-rank factors (W = B A, docs/lowrank.md): k 0 if dense. */
+enum { LR_Q, LR_K, LR_V, LR_O, LR_GATE, LR_UP, LR_DOWN, LR_N };
+typedef struct lr_slots {
+    slot    a, b;  /* A (k, in), B (out, k) */
+    int64_t k;
+} lr_slots;
+
+static int lr_index(sk_role r) {
+    switch (r) {
+    case SK_ROLE_WQ: return LR_Q;
+    case SK_ROLE_WK: return LR_K;
+    case SK_ROLE_WV: return LR_V;
+    case SK_ROLE_WO: return LR_O;
+    case SK_ROLE_W_GATE: return LR_GATE;
+    case SK_ROLE_W_UP: return LR_UP;
+    case SK_ROLE_W_DOWN: return LR_DOWN;
+    default: return -1;
+    }
+}
+
 typedef struct layer_slots {
     slot attn_norm, attn_norm_b, wq, wk, wv, bq, bk, bv, wo, bo;
     slot ffn_norm, ffn_norm_b, w_gate, w_up, b_up, w_down, b_down;
+    lr_slots lr[LR_N];
 } layer_slots;
 
 typedef struct model_slots {
@@ -472,7 +525,7 @@ typedef struct model_slots {
 /* Where parameter p's gradient is accumulated: g, the mask scratch, or nowhere (frozen). */
 static float *grad_target(const sk_train_model *tm, const sk_train_param *p) {
     if (p->frozen) return NULL;
-    if (p->mask_f32 || p->mask_u8) return tm->st->gmask + p->offset;
+    if (p->mask_f32 || p->mask_u8 || p->qat_sp) return tm->st->gmask + p->offset;
     return p->g;
 }
 
@@ -498,6 +551,16 @@ static void bind_slots(const sk_train_model *tm, model_slots *ms) {
         slot s = slot_at(p, g, 0, 0);
         layer_slots *l = p->t.layer >= 0 ? &ms->layers[p->t.layer] : NULL;
         const int64_t cols = p->t.cols;
+        if (p->t.factor && l && lr_index(p->t.role) >= 0) { /* a low-rank factor */
+            lr_slots *f = &l->lr[lr_index(p->t.role)];
+            if (p->t.factor == 1) {
+                f->a = s;
+                f->k = p->t.rows;
+            } else {
+                f->b = s;
+            }
+            continue;
+        }
         switch (p->t.role) {
         case SK_ROLE_TOK_EMB:      ms->tok_emb = s; break;
         case SK_ROLE_POS_EMB:      ms->pos_emb = s; break;
@@ -601,6 +664,34 @@ static layer_mats mats_of(const sk_config *c, const layer_slots *w) {
     return m;
 }
 
+/* Y (N, out) = X W^T (+ bias), or for a low-rank linear (f->k) X A^T B^T through the
+ * (N, k) intermediate lr_mid. */
+static shrink_status lin_fwd(struct sk_train_state *s, const lr_slots *f, float *Y,
+                             const float *X, const sk_mat *W, const float *bias, int N, int in,
+                             int out) {
+    if (!f->k) return sk_matmul_forward(Y, X, W, bias, N, in, out, &s->mm);
+    const int k = (int)f->k;
+    const sk_mat A = mat_of(f->a, k, in), Bm = mat_of(f->b, out, k);
+    shrink_status st = sk_matmul_forward(s->lr_mid, X, &A, NULL, N, in, k, &s->mm);
+    return st ? st : sk_matmul_forward(Y, s->lr_mid, &Bm, bias, N, k, out, &s->mm);
+}
+
+/* The backward of lin_fwd: dX += dY W (or dY B A), the weight gradients (dW, or A's and B's
+ * into their slots' g) and dbias added. A low-rank linear recomputes mid = X A^T (cheap:
+ * rank k), then dB += dY^T mid, dmid = dY B, dA += dmid^T X, dX += dmid A. */
+static shrink_status lin_bwd(struct sk_train_state *s, const lr_slots *f, float *dX, float *dW,
+                             float *dbias, const float *dY, const float *X, const sk_mat *W,
+                             int N, int in, int out) {
+    if (!f->k) return sk_matmul_backward(dX, dW, dbias, dY, X, W, N, in, out, &s->mm);
+    const int k = (int)f->k;
+    const sk_mat A = mat_of(f->a, k, in), Bm = mat_of(f->b, out, k);
+    shrink_status st = sk_matmul_forward(s->lr_mid, X, &A, NULL, N, in, k, &s->mm);
+    if (st) return st;
+    memset(s->lr_dmid, 0, (size_t)N * (size_t)k * sizeof(float));
+    st = sk_matmul_backward(s->lr_dmid, f->b.g, dbias, dY, s->lr_mid, &Bm, N, k, out, &s->mm);
+    return st ? st : sk_matmul_backward(dX, f->a.g, NULL, s->lr_dmid, X, &A, N, in, k, &s->mm);
+}
+
 /* Layer l's forward pass from res[l]: its activations into their slot (train_state), and
  * with `down` the down projection and residual into res[l + 1]; without, it stops at fh (the
  * backward's recomputation of a layer whose activations were not kept). */
@@ -627,9 +718,9 @@ static shrink_status layer_forward(const sk_train_model *tm, const model_slots *
         /* attention: xn = norm(x); q, k, v projections; RoPE on q and k */
         norm_forward(c, xn1, s->mean1 + j * N, s->rstd1 + j * N, x,
                      w->attn_norm, w->attn_norm_b, N);
-        if ((st = sk_matmul_forward(q, xn1, &mw.wq, w->bq.w, N, D, Q, &s->mm))) return st;
-        if ((st = sk_matmul_forward(k, xn1, &mw.wk, w->bk.w, N, D, K, &s->mm))) return st;
-        if ((st = sk_matmul_forward(v, xn1, &mw.wv, w->bv.w, N, D, K, &s->mm))) return st;
+        if ((st = lin_fwd(s, &w->lr[LR_Q], q, xn1, &mw.wq, w->bq.w, N, D, Q))) return st;
+        if ((st = lin_fwd(s, &w->lr[LR_K], k, xn1, &mw.wk, w->bk.w, N, D, K))) return st;
+        if ((st = lin_fwd(s, &w->lr[LR_V], v, xn1, &mw.wv, w->bv.w, N, D, K))) return st;
         if ((st = hook_fwd(tm, l, SK_LIN_Q, xn1, N, q)) ||
             (st = hook_fwd(tm, l, SK_LIN_K, xn1, N, k)) ||
             (st = hook_fwd(tm, l, SK_LIN_V, xn1, N, v)))
@@ -641,7 +732,7 @@ static shrink_status layer_forward(const sk_train_model *tm, const model_slots *
         sk_attention_forward(ao, att, q, k, v, B, T, H, KV, hd);
 
         /* output projection and residual: mid = x + ao wo^T (+ bo) */
-        if ((st = sk_matmul_forward(mid, ao, &mw.wo, w->bo.w, N, Q, D, &s->mm))) return st;
+        if ((st = lin_fwd(s, &w->lr[LR_O], mid, ao, &mw.wo, w->bo.w, N, Q, D))) return st;
         if ((st = hook_fwd(tm, l, SK_LIN_O, ao, N, mid))) return st;
         sk_residual_forward(mid, x, ND);
 
@@ -649,21 +740,21 @@ static shrink_status layer_forward(const sk_train_model *tm, const model_slots *
         norm_forward(c, xn2, s->mean2 + j * N, s->rstd2 + j * N, mid,
                      w->ffn_norm, w->ffn_norm_b, N);
         if (c->arch->ffn == SK_FFN_SWIGLU) {
-            st = sk_matmul_forward(fa, xn2, &mw.w_gate, NULL, N, D, F, &s->mm);
-            if (st || (st = sk_matmul_forward(fb, xn2, &mw.w_up, w->b_up.w, N, D, F, &s->mm)))
+            st = lin_fwd(s, &w->lr[LR_GATE], fa, xn2, &mw.w_gate, NULL, N, D, F);
+            if (st || (st = lin_fwd(s, &w->lr[LR_UP], fb, xn2, &mw.w_up, w->b_up.w, N, D, F)))
                 return st;
             if ((st = hook_fwd(tm, l, SK_LIN_GATE, xn2, N, fa)) ||
                 (st = hook_fwd(tm, l, SK_LIN_UP, xn2, N, fb)))
                 return st;
             sk_swiglu_forward(fh, fa, fb, (size_t)N * F);
         } else {
-            st = sk_matmul_forward(fa, xn2, &mw.w_up, w->b_up.w, N, D, F, &s->mm);
+            st = lin_fwd(s, &w->lr[LR_UP], fa, xn2, &mw.w_up, w->b_up.w, N, D, F);
             if (st || (st = hook_fwd(tm, l, SK_LIN_UP, xn2, N, fa))) return st;
             sk_gelu_forward(fh, fa, (size_t)N * F);
         }
         if (!down) return SHRINK_OK; /* a recomputation: the backward needs no more */
         float *xo = s->res + (size_t)(l + 1) * ND;
-        st = sk_matmul_forward(xo, fh, &mw.w_down, w->b_down.w, N, F, D, &s->mm);
+        st = lin_fwd(s, &w->lr[LR_DOWN], xo, fh, &mw.w_down, w->b_down.w, N, F, D);
         if (st || (st = hook_fwd(tm, l, SK_LIN_DOWN, fh, N, xo))) return st;
         sk_residual_forward(xo, mid, ND);
     }
@@ -723,22 +814,22 @@ static shrink_status backward(const sk_train_model *tm, const model_slots *ms, i
 
         /* res[l+1] = mid + down(fh): dres flows to mid unchanged and into the MLP */
         memset(s->dfh, 0, (size_t)N * F * sizeof(float));
-        st = sk_matmul_backward(s->dfh, w->w_down.g, w->b_down.w ? w->b_down.g : NULL, s->dres,
-                                fh, &mw.w_down, N, F, D, &s->mm);
+        st = lin_bwd(s, &w->lr[LR_DOWN], s->dfh, w->w_down.g,
+                     w->b_down.w ? w->b_down.g : NULL, s->dres, fh, &mw.w_down, N, F, D);
         if (st || (st = hook_bwd(tm, l, SK_LIN_DOWN, fh, s->dres, N, s->dfh))) return st;
         memset(s->dxn, 0, ND * sizeof(float));
         if (c->arch->ffn == SK_FFN_SWIGLU) {
             sk_swiglu_backward(s->dfa, s->dfb, s->dfh, fa, fb, (size_t)N * F);
-            st = sk_matmul_backward(s->dxn, w->w_gate.g, NULL, s->dfa, xn2, &mw.w_gate, N, D,
-                                    F, &s->mm);
+            st = lin_bwd(s, &w->lr[LR_GATE], s->dxn, w->w_gate.g, NULL, s->dfa, xn2,
+                         &mw.w_gate, N, D, F);
             if (st || (st = hook_bwd(tm, l, SK_LIN_GATE, xn2, s->dfa, N, s->dxn))) return st;
-            st = sk_matmul_backward(s->dxn, w->w_up.g, w->b_up.w ? w->b_up.g : NULL, s->dfb,
-                                    xn2, &mw.w_up, N, D, F, &s->mm);
+            st = lin_bwd(s, &w->lr[LR_UP], s->dxn, w->w_up.g, w->b_up.w ? w->b_up.g : NULL,
+                         s->dfb, xn2, &mw.w_up, N, D, F);
             if (st || (st = hook_bwd(tm, l, SK_LIN_UP, xn2, s->dfb, N, s->dxn))) return st;
         } else {
             sk_gelu_backward(s->dfa, fa, s->dfh, (size_t)N * F);
-            st = sk_matmul_backward(s->dxn, w->w_up.g, w->b_up.w ? w->b_up.g : NULL, s->dfa,
-                                    xn2, &mw.w_up, N, D, F, &s->mm);
+            st = lin_bwd(s, &w->lr[LR_UP], s->dxn, w->w_up.g, w->b_up.w ? w->b_up.g : NULL,
+                         s->dfa, xn2, &mw.w_up, N, D, F);
             if (st || (st = hook_bwd(tm, l, SK_LIN_UP, xn2, s->dfa, N, s->dxn))) return st;
         }
         norm_backward(c, s->dres, s->dxn, mid, w->ffn_norm, w->ffn_norm_b,
@@ -746,8 +837,8 @@ static shrink_status backward(const sk_train_model *tm, const model_slots *ms, i
 
         /* mid = x + o(ao): dres (now d/dmid) flows to x unchanged and into attention */
         memset(s->dao, 0, (size_t)N * Q * sizeof(float));
-        st = sk_matmul_backward(s->dao, w->wo.g, w->bo.w ? w->bo.g : NULL, s->dres, ao,
-                                &mw.wo, N, Q, D, &s->mm);
+        st = lin_bwd(s, &w->lr[LR_O], s->dao, w->wo.g, w->bo.w ? w->bo.g : NULL, s->dres, ao,
+                     &mw.wo, N, Q, D);
         if (st || (st = hook_bwd(tm, l, SK_LIN_O, ao, s->dres, N, s->dao))) return st;
         sk_attention_backward(s->dq, s->dk, s->dv, s->dao, q, k, v, att, B, T, H, KV, hd,
                            s->work);
@@ -756,14 +847,14 @@ static shrink_status backward(const sk_train_model *tm, const model_slots *ms, i
             sk_rope_backward(s->dk, s->rope_cos, s->rope_sin, N, T, KV, hd, c->rope_layout);
         }
         memset(s->dxn, 0, ND * sizeof(float));
-        st = sk_matmul_backward(s->dxn, w->wq.g, w->bq.w ? w->bq.g : NULL, s->dq, xn1, &mw.wq,
-                                N, D, Q, &s->mm);
+        st = lin_bwd(s, &w->lr[LR_Q], s->dxn, w->wq.g, w->bq.w ? w->bq.g : NULL, s->dq, xn1,
+                     &mw.wq, N, D, Q);
         if (st || (st = hook_bwd(tm, l, SK_LIN_Q, xn1, s->dq, N, s->dxn))) return st;
-        st = sk_matmul_backward(s->dxn, w->wk.g, w->bk.w ? w->bk.g : NULL, s->dk, xn1, &mw.wk,
-                                N, D, K, &s->mm);
+        st = lin_bwd(s, &w->lr[LR_K], s->dxn, w->wk.g, w->bk.w ? w->bk.g : NULL, s->dk, xn1,
+                     &mw.wk, N, D, K);
         if (st || (st = hook_bwd(tm, l, SK_LIN_K, xn1, s->dk, N, s->dxn))) return st;
-        st = sk_matmul_backward(s->dxn, w->wv.g, w->bv.w ? w->bv.g : NULL, s->dv, xn1, &mw.wv,
-                                N, D, K, &s->mm);
+        st = lin_bwd(s, &w->lr[LR_V], s->dxn, w->wv.g, w->bv.w ? w->bv.g : NULL, s->dv, xn1,
+                     &mw.wv, N, D, K);
         if (st || (st = hook_bwd(tm, l, SK_LIN_V, xn1, s->dv, N, s->dxn))) return st;
         norm_backward(c, s->dres, s->dxn, x, w->attn_norm, w->attn_norm_b,
                       s->mean1 + j * N, s->rstd1 + j * N, N);
@@ -774,12 +865,17 @@ static shrink_status backward(const sk_train_model *tm, const model_slots *ms, i
     return SHRINK_OK;
 }
 
-/* g += mask * scratch for every masked, unfrozen parameter. */
+/* g += mask * scratch for every masked, unfrozen parameter (QAT's learned scales: their
+ * backward, qat_lsq.c). */
 static void apply_masks(sk_train_model *tm) {
     for (int64_t i = 0; i < tm->n_params; i++) {
         sk_train_param *p = &tm->params[i];
-        if (p->frozen || (!p->mask_f32 && !p->mask_u8)) continue;
+        if (p->frozen || (!p->mask_f32 && !p->mask_u8 && !p->qat_sp)) continue;
         const float *src = tm->st->gmask + p->offset;
+        if (p->qat_sp) { /* QAT's learned scales: dL/dŴ to w (clip mask) and the scales */
+            sk_qat_lsq_backward(tm, p, src);
+            continue;
+        }
         #pragma omp parallel for schedule(static) if (p->n > 65536)
         for (int64_t j = 0; j < p->n; j++) {
             float m = p->mask_f32 ? p->mask_f32[j] : 1.0f;
@@ -803,7 +899,8 @@ static shrink_status run(sk_train_model *tm, const int32_t *tokens, int B, int T
     /* masked parameters accumulate into a scratch first */
     int masked = 0;
     for (int64_t i = 0; i < tm->n_params; i++)
-        masked |= !tm->params[i].frozen && (tm->params[i].mask_f32 || tm->params[i].mask_u8);
+        masked |= !tm->params[i].frozen && (tm->params[i].mask_f32 || tm->params[i].mask_u8 ||
+                                            tm->params[i].qat_sp);
     if (want_grad && masked) {
         if (!s->gmask && !(s->gmask = falloc((size_t)tm->n_elems)))
             return sk_error(SHRINK_ERR_NOMEM, "%s: out of memory for masked gradients", fn);

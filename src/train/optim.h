@@ -82,6 +82,7 @@ typedef struct sk_opt_param {
     bool           frozen;   /* the whole tensor is held: no update, no state (sk_optim_create
                                 gives it none; checkpoints do not hold it) */
     bool           decay;    /* weight decay applies (matrices yes, norms and biases no) */
+    float          lr_mult;  /* learning rate factor (0: 1) */
 } sk_opt_param;
 
 /* Optimizer state: one block of m (and v) for all tensors, pointed into (AdamW: m, v;

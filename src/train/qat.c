@@ -13,6 +13,7 @@
  * (sk_qat_quantize_rows), so its dequantized weights are Ŵ bit for bit.
  */
 #include "train.h"
+#include "../formats/qmix.h"
 
 #include <math.h>
 #include <omp.h>
@@ -71,25 +72,37 @@ static int is_target(const sk_train_model *tm, const sk_train_param *p, int targ
 }
 
 /* The type parameter p is fake-quantized to (the scheme's, or its fallback where the block does
- * not divide the rows, as `shrink quantize` writes it), or -1: not a target, or a fallback
- * to f16. */
+ * not divide the rows, as `shrink quantize` writes it, f16 at the end of the chain; under a
+ * mix, the mix's type for this matrix by the rules `shrink quantize --scheme MIX` applies:
+ * formats/qmix.c), or -1: not a target. */
 static int qat_type(const sk_train_model *tm, const sk_train_param *p, shrink_dtype dtype,
-                    int targets) {
+                    sk_mix mix, int targets) {
     if (!is_target(tm, p, targets)) return -1;
-    shrink_dtype dt = sk_gguf_fallback(dtype, p->t.cols);
-    return sk_dtype_quantized(dt) ? (int)dt : -1;
+    shrink_dtype dt;
+    if (mix != SK_MIX_NONE) {
+        const sk_config *c = &tm->cfg;
+        int is_70b, n_gqa;
+        sk_mix_facts(c, &is_70b, &n_gqa);
+        dt = sk_mix_type(mix, p->t.role, p->t.cols, p->t.layer, c->n_layers, !c->tied, is_70b,
+                         n_gqa, NULL);
+    } else {
+        dt = sk_gguf_fallback(dtype, p->t.cols);
+    }
+    /* a fallback to f16 is what `shrink quantize` writes too: fake-quantized to f16 */
+    return sk_dtype_quantized(dt) || dt == SHRINK_DTYPE_F16 ? (int)dt : -1;
 }
 
-shrink_status sk_qat_attach(sk_train_model *tm, shrink_dtype dtype, int targets) {
-    if ((int)dtype < 0 || dtype >= SHRINK_DTYPE_COUNT || !sk_dtype_quantized(dtype) ||
-        dtype == SHRINK_DTYPE_W8A8 || dtype == SHRINK_DTYPE_W8A8_STATIC)
+static shrink_status attach(sk_train_model *tm, shrink_dtype dtype, sk_mix mix, int targets) {
+    if (mix == SK_MIX_NONE &&
+        ((int)dtype < 0 || dtype >= SHRINK_DTYPE_COUNT || !sk_dtype_quantized(dtype) ||
+         dtype == SHRINK_DTYPE_W8A8 || dtype == SHRINK_DTYPE_W8A8_STATIC))
         return sk_error(SHRINK_ERR_ARG, "QAT: '%s' is not a weight quantization type (q4_0, "
                         "q8_0, q4_K, int4_g128, nf4, ...)",
                         (int)dtype >= 0 && dtype < SHRINK_DTYPE_COUNT ? sk_dtype(dtype)->name
                                                                      : "?");
     int64_t n = 0;
     for (int64_t i = 0; i < tm->n_params; i++)
-        if (qat_type(tm, &tm->params[i], dtype, targets) >= 0) n += tm->params[i].n;
+        if (qat_type(tm, &tm->params[i], dtype, mix, targets) >= 0) n += tm->params[i].n;
     if (!n) return sk_error(SHRINK_ERR_ARG, "QAT: no matrix of the model is a target");
     sk_free(tm->wq_all);
     if (!(tm->wq_all = sk_aligned_alloc(64, (size_t)n * sizeof(float))))
@@ -98,15 +111,53 @@ shrink_status sk_qat_attach(sk_train_model *tm, shrink_dtype dtype, int targets)
     float *w = tm->wq_all;
     for (int64_t i = 0; i < tm->n_params; i++) {
         sk_train_param *p = &tm->params[i];
-        int dt = qat_type(tm, p, dtype, targets);
+        int dt = qat_type(tm, p, dtype, mix, targets);
         if (dt < 0) continue;
         p->qat_dtype = dt;
         p->wq = w;
         w += p->n;
     }
     tm->qat = 1;
+    tm->qat_mix = (int)mix;
     tm->qat_fresh = 0;
     return SHRINK_OK;
+}
+
+shrink_status sk_qat_attach(sk_train_model *tm, shrink_dtype dtype, int targets) {
+    return attach(tm, dtype, SK_MIX_NONE, targets);
+}
+
+shrink_status sk_qat_attach_opts(sk_train_model *tm, const sk_qat_opts *o) {
+    sk_mix mix = sk_mix_find(o->scheme);
+    shrink_dtype dt = SHRINK_DTYPE_F32;
+    if (mix == SK_MIX_NONE && shrink_dtype_parse(o->scheme, &dt) != SHRINK_OK)
+        return sk_error(SHRINK_ERR_ARG, "QAT: '%s' is not a dtype or scheme of shrink quantize "
+                        "(q4_0, q8_0, q4_K, int4_g128, nf4, q4_K_M, ...)", o->scheme);
+    if (o->learned && mix != SK_MIX_NONE)
+        return sk_error(SHRINK_ERR_ARG, "QAT: learned scales are for q4_0, q8_0, int4_g32/g64/"
+                        "g128 and nf4 (one f16 scale per block); %s is a mix of K-quants "
+                        "(super-block scales): use --qat-scales recompute", o->scheme);
+    if (o->learned && !sk_qat_lsq_supported(dt))
+        return sk_error(SHRINK_ERR_ARG, "QAT: learned scales are for q4_0, q8_0, int4_g32/g64/"
+                        "g128 and nf4 (one f16 scale per block), not %s: use --qat-scales "
+                        "recompute", o->scheme);
+    if (!(o->scale_lr >= 0) || !isfinite(o->scale_lr))
+        return sk_error(SHRINK_ERR_ARG, "QAT: scale learning rate %g must be >= 0", o->scale_lr);
+    shrink_status st = attach(tm, dt, mix, o->targets);
+    if (st || !o->learned) return st;
+    for (int64_t i = 0; i < tm->n_params; i++) {
+        const sk_train_param *p = &tm->params[i];
+        if (p->wq && p->qat_dtype != SHRINK_DTYPE_F16 &&
+            !sk_qat_lsq_supported((shrink_dtype)p->qat_dtype))
+            return sk_error(SHRINK_ERR_ARG, "QAT: learned scales: tensor '%s' (rows of %lld) "
+                            "falls back to %s, which has no learned-scale form", p->t.name,
+                            (long long)p->t.cols, sk_dtype(p->qat_dtype)->name);
+        if (p->wq && p->frozen)
+            return sk_error(SHRINK_ERR_ARG, "QAT: learned scales on a frozen matrix ('%s')",
+                            p->t.name);
+    }
+    float mult = o->scale_lr > 0 && o->lr > 0 ? (float)(o->scale_lr / o->lr) : 1.0f;
+    return sk_qat_lsq_attach(tm, mult);
 }
 
 /* Per-tensor types (int8_t) scale every row by the whole tensor's range. */
@@ -132,8 +183,12 @@ static void quantize_row(shrink_dtype dt, const float *x, void *y, int64_t cols,
     else d->from_f32(x, y, cols);
 }
 
-shrink_status sk_qat_quantize_rows(const sk_train_param *p, int64_t row0, int64_t n_rows,
-                                   void *dst) {
+shrink_status sk_qat_quantize_rows(const sk_train_model *tm, const sk_train_param *p,
+                                   int64_t row0, int64_t n_rows, void *dst) {
+    if (p->qat_sp) { /* learned scales */
+        sk_qat_lsq_rows(tm, p, row0, n_rows, dst);
+        return SHRINK_OK;
+    }
     const shrink_dtype dt = (shrink_dtype)p->qat_dtype;
     const int64_t cols = p->t.cols;
     const size_t rb = (size_t)sk_dtype_row_bytes(dt, cols);
@@ -167,6 +222,10 @@ shrink_status sk_qat_refresh(sk_train_model *tm) {
     for (int64_t i = 0; i < tm->n_params; i++) {
         const sk_train_param *p = &tm->params[i];
         if (!p->wq || (p->frozen && tm->qat_fresh)) continue;
+        if (p->qat_sp) {
+            sk_qat_lsq_refresh(tm, p);
+            continue;
+        }
         const shrink_dtype dt = (shrink_dtype)p->qat_dtype;
         const sk_dtype_traits *d = sk_dtype(dt);
         const int64_t rows = p->t.rows, cols = p->t.cols;
@@ -217,6 +276,7 @@ static int file_dtype(const sk_train_model *tm) {
 
 void sk_qat_write_opts(const sk_train_model *tm, sk_write_opts *o) {
     o->dtype = file_dtype(tm);
+    if (tm->qat_mix) o->file_type = sk_mix_file_type((sk_mix)tm->qat_mix); /* as quantize */
     o->tensor_dtype = qat_tensor_dtype;
     o->tensor_user = (void *)(uintptr_t)tm;
 }

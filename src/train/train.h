@@ -50,6 +50,14 @@ typedef struct sk_train_param {
      * (refreshed from w by every pass); qat_dtype their type (valid when wq is set) */
     float         *wq;
     int            qat_dtype;
+    /* QAT with learned scales: 1 + the index in params of this matrix's scale parameter
+     * ("<name>.qat_scale", (rows, cols / block) floats, one per quantization block); 0: the
+     * scales are recomputed from w */
+    int64_t        qat_sp;
+    /* Optimizer details of appended parameters: the learning rate times lr_mult (0: 1), no
+     * weight decay when no_decay (QAT's scales) */
+    float          lr_mult;
+    int            no_decay;
     /* A frozen matrix held in its stored dtype (sk_train_create_frozen): stored.data set (a
      * view of the model's weights, borrowed), w and g NULL, offset -1, no floats in w_all. */
     sk_mat         stored;
@@ -93,6 +101,8 @@ typedef struct sk_train_model {
     int             qat;       /* some parameters have wq */
     int             qat_fresh; /* wq computed at least once */
     float          *wq_all;    /* owned: every wq */
+    int             qat_mix;   /* sk_mix (formats/qmix.h) the types follow, 0: one dtype */
+    int             qat_lsq;   /* learned scales (some parameters have qat_sp) */
 } sk_train_model;
 
 /* fp32 master parameters from any tensor source (formats.h): a loaded model
@@ -373,11 +383,46 @@ SK_HIDDEN shrink_status sk_qat_parse_targets(const char *list, int *out);
  * sk_gguf_fallback(dtype, cols), as `shrink quantize` writes it; a matrix whose fallback is
  * f16 is left alone). */
 SK_HIDDEN shrink_status sk_qat_attach(sk_train_model *tm, shrink_dtype dtype, int targets);
+/* The general form: scheme = a dtype or single-type scheme ("q4_0", "int4_g128", ...) or one of
+ * llama.cpp's mixes ("q4_K_M", "q3_K_S", ...: each matrix gets the type `shrink quantize
+ * --scheme MIX` writes for it, by the rules of formats/qmix.h). learned: LSQ scales (below);
+ * scale_lr their learning rate (0: the weights'), lr the weights' (for the ratio). */
+typedef struct sk_qat_opts {
+    const char *scheme;
+    int         targets;
+    int         learned;
+    double      scale_lr, lr;
+} sk_qat_opts;
+SK_HIDDEN shrink_status sk_qat_attach_opts(sk_train_model *tm, const sk_qat_opts *o);
+/* Learned scales (LSQ, Esser et al. 2020; qat_lsq.c) for the types whose blocks are one f16
+ * scale d and codes on a fixed grid L (x = d L): q4_0 (L = -8..7), q8_0 (-127..127),
+ * int4_g32/g64/g128 (-7..7), nf4 (NF4's 16 levels in [-1, 1]). Each block's scale s is a
+ * trainable parameter (initialized from the scale the type's quantizer picks for the initial
+ * weights); the forward stores d = f16(s), codes q = nearest level of v = x / d (clamped to
+ * the grid) and x̂ = the type's dequantization of those bytes, so the written file holds
+ * exactly the forward's weights. Backward, from G = dL/dx̂ of a block:
+ *     dL/dx = G where v is inside the grid's range, 0 where it is clipped;
+ *     dL/ds = gs * sum_j G_j (L_j - v_j) inside, G_j L_j clipped,  gs = 1 / sqrt(G Qp)
+ * (LSQ's gradient scale, Qp = the largest level: 7, 7, 127, 1). Whether a dtype has that
+ * form: */
+SK_HIDDEN int sk_qat_lsq_supported(shrink_dtype dt);
+/* Attaches a scale parameter to every QAT matrix of tm (sk_qat_attach first): appends them to
+ * the table (trainable, no weight decay, lr_mult) and initializes them. */
+SK_HIDDEN shrink_status sk_qat_lsq_attach(sk_train_model *tm, float lr_mult);
+/* Forward: p->wq of LSQ parameter p from its w and scales (rows in parallel). */
+SK_HIDDEN void sk_qat_lsq_refresh(const sk_train_model *tm, const sk_train_param *p);
+/* Backward: G (p->n floats, dL/dŴ of one pass) into p->g (clip mask, and p's element mask if
+ * any) and the scales' g (added). */
+SK_HIDDEN void sk_qat_lsq_backward(sk_train_model *tm, const sk_train_param *p, const float *G);
+/* The bytes of rows [row0, row0 + n) of LSQ parameter p with its learned scales. */
+SK_HIDDEN void sk_qat_lsq_rows(const sk_train_model *tm, const sk_train_param *p, int64_t row0,
+                               int64_t n, void *dst);
 /* Recomputes every wq from w (run by each pass; frozen parameters only the first time). */
 SK_HIDDEN shrink_status sk_qat_refresh(sk_train_model *tm);
 /* Rows [row0, row0 + n_rows) of QAT parameter p quantized to p->qat_dtype into dst (the bytes
  * the real quantized model holds; dequantized, exactly p->wq's rows after a refresh). */
-SK_HIDDEN shrink_status sk_qat_quantize_rows(const sk_train_param *p, int64_t row0,
+SK_HIDDEN shrink_status sk_qat_quantize_rows(const sk_train_model *tm,
+                                             const sk_train_param *p, int64_t row0,
                                              int64_t n_rows, void *dst);
 SK_HIDDEN int64_t sk_qat_elements(const sk_train_model *tm); /* floats in wq_all */
 /* GGUF writer options (with sk_train_source) for the real quantized model: QAT matrices in

@@ -205,7 +205,7 @@ typedef struct run {
     int                  dir_listed;   /* its slot in the table of temporaries (out.h) */
     struct sk_lora_train *lora;        /* LoRA training (lora.c), or NULL */
     char                 lora_cfg[224];
-    char                 extra[256];    /* the checkpoint's extra options text */
+    char                 extra[512];    /* the checkpoint's extra options text */
     uint8_t             *keep_mask;    /* keep_sparsity: 1 = trainable, per linear matrix */
     int64_t              kept_zeros;
     double               sparsity;
@@ -283,16 +283,16 @@ static shrink_status frozen_fingerprint(const sk_train_model *tm, uint64_t *out)
     return SHRINK_OK;
 }
 
-/* QAT: the dtype and targets of p onto the parameter table (qat.c). */
+/* QAT: the scheme, targets and scales of p onto the parameter table (qat.c). */
 static shrink_status qat_attach(sk_train_model *tm, const shrink_train_params *p) {
-    shrink_dtype dt;
-    if (shrink_dtype_parse(p->qat, &dt) != SHRINK_OK)
-        return sk_error(SHRINK_ERR_ARG, "QAT: '%s' is not a dtype or single-type scheme (q4_0, "
-                        "q8_0, q4_K, int4_g128, nf4, ...)", p->qat);
-    int targets;
-    shrink_status st = sk_qat_parse_targets(p->qat_targets, &targets);
+    sk_qat_opts q = {.scheme = p->qat, .scale_lr = p->qat_scale_lr, .lr = p->lr};
+    if (p->qat_scales && strcmp(p->qat_scales, "recompute") && strcmp(p->qat_scales, "learned"))
+        return sk_error(SHRINK_ERR_ARG, "QAT: scales '%s' are not recompute or learned",
+                        p->qat_scales);
+    q.learned = p->qat_scales && !strcmp(p->qat_scales, "learned");
+    shrink_status st = sk_qat_parse_targets(p->qat_targets, &q.targets);
     if (st) return st;
-    return sk_qat_attach(tm, dt, targets);
+    return sk_qat_attach_opts(tm, &q);
 }
 
 /* The linear matrices a pruning method zeroes (src/prune): their exact zeros are the mask. */
@@ -345,6 +345,10 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
     /* LoRA: the base is loaded (bound) and stays frozen in its stored dtype; with --qat /
      * --load-as SCHEME it is quantized while loading (QLoRA on a quantized copy in memory) */
     if (lo) lp.load_as = p->qat;
+    if (p->qat_scales && strcmp(p->qat_scales, "recompute") && (!p->qat || lo))
+        return sk_error(SHRINK_ERR_ARG, "QAT: %s scales need QAT of trainable weights (%s)",
+                        p->qat_scales, lo ? "LoRA's base is frozen: its scales are the "
+                        "quantizer's" : "no QAT scheme given");
     shrink_status st = lo ? shrink_model_load(&r->m, model_path, &lp)
                           : sk_model_open(&r->m, model_path, &lp);
     if (st && !p->tokenizer_path) {   /* token files need no tokenizer */
@@ -420,6 +424,11 @@ static shrink_status run_open(run *r, const char *model_path, const shrink_train
     if (p->qat) {
         snprintf(r->extra, sizeof r->extra, "%sqat=%s\nqat_targets=%s\n", r->lora_cfg, p->qat,
                  p->qat_targets ? p->qat_targets : "all");
+        if (r->tm->qat_lsq) { /* learned scales: their options too */
+            size_t len = strlen(r->extra);
+            snprintf(r->extra + len, sizeof r->extra - len, "qat_scales=learned\n"
+                     "qat_scale_lr=%.17g\n", p->qat_scale_lr);
+        }
         oo.config_extra = r->extra;
     }
     if ((st = sk_trainer_create(&r->tr, r->tm, &r->train, p->valid ? &r->valid : NULL, &oo)))

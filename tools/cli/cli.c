@@ -417,6 +417,18 @@ int cli_scheme_dtype(const char *opt, const char *scheme, const char **dtype) {
                     "q8_0, q4_K, int4_g128, nf4, ...)", opt, scheme);
 }
 
+int cli_qat_scheme(const char *opt, const char *scheme, const char **name) {
+    for (int32_t i = 0; i < shrink_quantize_scheme_count(); i++) {
+        shrink_quantize_scheme_info in;
+        if (shrink_quantize_scheme_get(i, &in) == SHRINK_OK && in.mix &&
+            !strcasecmp(in.name, scheme)) {
+            *name = in.name; /* a mix: each matrix gets the type the mix writes for it */
+            return CLI_OK;
+        }
+    }
+    return cli_scheme_dtype(opt, scheme, name);
+}
+
 int cli_load_model(const char *path, const cli_common *common, cli_tok_mode mode,
                    shrink_model **out) {
     shrink_load_params lp = shrink_load_params_default();

@@ -57,6 +57,9 @@ int cmd_synth(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
 int cmd_recipe(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+/* shrink recipe run --shard I/N outputs (tools/cli/recipe.c), joined by merge-results */
+bool cli_recipe_is_shard(const char *path);
+int  cli_recipe_merge(char *const *paths, int n, bool json);
 
 /* mpi.c: data-parallel training in a `make MPI=1` build run by mpirun; in other builds (or one
  * rank) cli_mpi_comm is NULL. Call cli_mpi_comm after the arguments are checked; pass the
@@ -175,6 +178,8 @@ typedef enum cli_tok_mode {
  * single-type scheme of `shrink quantize` (or a quantized dtype's name) into *dtype; CLI_OK, or
  * CLI_ERR after a message (mixes such as q4_K_M, f16, w8a8 are refused). */
 int cli_scheme_dtype(const char *opt, const char *scheme, const char **dtype);
+/* The same for --qat, which also takes llama.cpp's mixes (q4_K_M, ...): *name = the scheme's. */
+int cli_qat_scheme(const char *opt, const char *scheme, const char **name);
 
 /* Applies --threads, then loads `path` with --tokenizer and --f32, then adds the --lora
  * adapters (FILE or FILE:SCALE, scale 1 by default). Returns CLI_OK, or CLI_ERR

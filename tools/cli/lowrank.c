@@ -26,6 +26,9 @@ typedef struct lr_opts {
     double      alpha;
     double      damp;
     const char *dtype;
+    const char *store;
+    const char *choose;
+    int32_t     choose_tokens;
 } lr_opts;
 
 #define O(f) offsetof(lr_opts, f)
@@ -55,6 +58,17 @@ static const cli_opt lr_opts_table[] = {
      "whiten: added to diag(X^T X), fraction of its mean (1e-3)"},
     {"--dtype", NULL, CLI_OPT_STR, O(dtype), "DTYPE", 0, 0,
      "dtype of the output's matrices (default: the input's)"},
+    {"--store", NULL, CLI_OPT_STR, O(store), "S", 0, 0,
+     "dense (default): the product merged back, any reader\n"
+     "                         runs it | factored: each matrix whose factors are\n"
+     "                         smaller stored as the two (GGUF; shrink runs them as\n"
+     "                         two products, llama.cpp does not read them)"},
+    {"--choose", NULL, CLI_OPT_STR, O(choose), "HOW", 0, 0,
+     "uniform (default): every matrix at --ratio P | sensitivity:\n"
+     "                         per-matrix ranks under the budget P x the parameters,\n"
+     "                         from each matrix's measured KL on --calib at a few ranks"},
+    {"--choose-tokens", NULL, CLI_OPT_INT, O(choose_tokens), "N", 1, 100000000,
+     "--choose sensitivity: tokens of --calib measured (default 512)"},
 };
 #undef O
 
@@ -62,7 +76,8 @@ static const cli_spec spec = {
     .name        = "lowrank",
     .synopsis    = "IN OUT (--rank R | --energy E | --ratio P) [--method svd|asvd|whiten]\n"
                    "       [--calib FILE [--calib-tokens N]] [--targets q,k,v,o,gate,up,down]\n"
-                   "       [--dtype DTYPE] [--json]",
+                   "       [--dtype DTYPE] [--store dense|factored]\n"
+                   "       [--choose uniform|sensitivity --calib FILE] [--json]",
     .description = "Low-rank factorization: every targeted matrix W (attention q/k/v/o, FFN\n"
                    "gate/up/down) is replaced by its best rank-r approximation and the product\n"
                    "is written back dense (GGUF for OUT.gguf, else a Hugging Face folder), so\n"
@@ -114,10 +129,19 @@ int cmd_lowrank(int argc, char **argv) {
         snprintf(msg, sizeof msg, "--method: %s", shrink_last_error());
         return usage_error(msg);
     }
+    if (opts.choose && strcmp(opts.choose, "uniform") && strcmp(opts.choose, "sensitivity")) {
+        snprintf(msg, sizeof msg, "--choose %.40s: one of uniform, sensitivity", opts.choose);
+        return usage_error(msg);
+    }
+    p.choose = opts.choose && !strcmp(opts.choose, "sensitivity");
+    if (p.choose && (opts.ratio == -1.0 || !opts.calib))
+        return usage_error("--choose sensitivity needs a budget --ratio P and a calibration "
+                           "text --calib FILE");
     if (p.method != SHRINK_LOWRANK_SVD && !opts.calib)
         return usage_error("--method asvd and --method whiten need --calib FILE");
-    if (p.method == SHRINK_LOWRANK_SVD && opts.calib)
+    if (p.method == SHRINK_LOWRANK_SVD && opts.calib && !p.choose)
         cli_warn("--calib is not used by --method svd");
+    if (opts.choose_tokens) p.choose_tokens = opts.choose_tokens;
     if (common.f32) return cli_fail("lowrank: --f32 does not apply (use --dtype f32)");
     if (opts.dtype) {
         shrink_dtype d;
@@ -127,7 +151,15 @@ int cmd_lowrank(int argc, char **argv) {
         }
         p.dtype = d;
     }
-    const char *calib = p.method != SHRINK_LOWRANK_SVD ? opts.calib : NULL;
+    if (opts.store && strcmp(opts.store, "dense") && strcmp(opts.store, "factored")) {
+        snprintf(msg, sizeof msg, "--store %.40s: one of dense, factored", opts.store);
+        return usage_error(msg);
+    }
+    p.factored = opts.store && !strcmp(opts.store, "factored");
+    if (p.factored && cli_out_is_folder(NULL, pos[1]))
+        return usage_error("--store factored writes a GGUF file: name OUT *.gguf (a Hugging "
+                           "Face folder holds dense matrices only)");
+    const char *calib = p.method != SHRINK_LOWRANK_SVD || p.choose ? opts.calib : NULL;
     cli_io io[] = {{"IN", pos[0], CLI_IN},
                    {"--tokenizer", common.tokenizer, CLI_IN},
                    {"--calib", calib, CLI_IN},
@@ -152,9 +184,15 @@ int cmd_lowrank(int argc, char **argv) {
     shrink_status st = shrink_lowrank(pos[0], pos[1], &p, &r);
     cli_phase_progress_end(&prog);
     if (st) return cli_fail_status(st);
-    if (r.n_dense)
+    if (r.n_dense && p.choose)
+        cli_warn("%lld of %lld matrices kept dense (chosen by measured sensitivity)",
+                 (long long)r.n_dense, (long long)r.n_matrices);
+    else if (r.n_dense)
         cli_warn("%lld of %lld matrices kept dense: their two factors would not be smaller",
                  (long long)r.n_dense, (long long)r.n_matrices);
+    if (p.factored && !r.n_factored)
+        cli_warn("no matrix is stored factored (no factors would be smaller): %s is dense",
+                 pos[1]);
     const char *method = shrink_lowrank_method_name(p.method);
     const double frac = (double)r.params_lowrank / (double)(r.params_target ? r.params_target : 1);
     if (common.json) {
@@ -165,6 +203,10 @@ int cmd_lowrank(int argc, char **argv) {
         cli_json_key(&j, "method");         cli_json_str(&j, method);
         cli_json_key(&j, "n_matrices");     cli_json_int(&j, r.n_matrices);
         cli_json_key(&j, "n_dense");        cli_json_int(&j, r.n_dense);
+        cli_json_key(&j, "n_factored");     cli_json_int(&j, r.n_factored);
+        cli_json_key(&j, "choose");         cli_json_str(&j, p.choose ? "sensitivity" : "uniform");
+        cli_json_key(&j, "choose_passes");  cli_json_int(&j, r.choose_passes);
+        cli_json_key(&j, "choose_kl_sum");  cli_json_num(&j, r.choose_kl_sum);
         cli_json_key(&j, "min_rank");       cli_json_int(&j, r.min_rank);
         cli_json_key(&j, "max_rank");       cli_json_int(&j, r.max_rank);
         cli_json_key(&j, "params_target");  cli_json_int(&j, r.params_target);
@@ -180,10 +222,10 @@ int cmd_lowrank(int argc, char **argv) {
         char a[48] = "a folder";
         if (r.out_file_bytes) cli_fmt_bytes(a, sizeof a, r.out_file_bytes);
         printf("%s: %lld matrices, rank %d..%d, factors %.2fM of %.2fM params (%.1f%%), "
-               "mean kept energy %.4f, mean relative error %.4f -> %s (%s, dense)\n", method,
+               "mean kept energy %.4f, mean relative error %.4f -> %s (%s, %s)\n", method,
                (long long)r.n_matrices, r.min_rank, r.max_rank, (double)r.params_lowrank / 1e6,
                (double)r.params_target / 1e6, 100.0 * frac, r.mean_energy, r.mean_rel_err,
-               pos[1], a);
+               pos[1], a, r.n_factored ? "factored" : "dense");
     }
     return CLI_OK;
 }

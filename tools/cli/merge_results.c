@@ -63,6 +63,8 @@ int cmd_merge_results(int argc, char **argv) {
         cli_io io = {"SHARD", pos[i], CLI_IN};
         if ((rc = cli_check_io(&io, 1)) != CLI_OK) return rc;
     }
+    if (cli_recipe_is_shard(pos[0]))   /* shrink recipe run --shard I/N outputs */
+        return cli_recipe_merge(pos, n_pos, common.json);
     if (is_compare_shard(pos[0])) {   /* shrink compare --shard I/N outputs */
         shrink_compare_merged m;
         shrink_status st = shrink_compare_merge((const char *const *)pos, n_pos, &m);

@@ -26,6 +26,8 @@ typedef struct plan_opts {
     bool        no_imatrix;
     bool        verbose;
     bool        measure_all;
+    bool        recipe;
+    const char *assign;
 } plan_opts;
 
 #define O(f) offsetof(plan_opts, f)
@@ -54,15 +56,22 @@ static const cli_opt plan_rows[] = {
     {"--measure-all", NULL, CLI_OPT_FLAG, O(measure_all), NULL, 0, 0,
      "a forward pass for every candidate (default: one per matrix at its anchor type, the first\n"
      "of >= 4.5 bits, the others' KL scaled by their importance-weighted error)"},
+    {"--recipe", NULL, CLI_OPT_FLAG, O(recipe), NULL, 0, 0,
+     "print the plan as a recipe (docs/recipes.md) that `shrink recipe run` turns into the\n"
+     "planned file: a plan step with the chosen types (--assign), the measures in comments"},
+    {"--assign", NULL, CLI_OPT_STR, O(assign), "LIST", 0, 0,
+     "instead of a budget: the type of every planned matrix, NAME=TYPE,... (what --recipe\n"
+     "prints): written with the importance measured on --calib, nothing else measured"},
 };
 #undef O
 
 static const cli_spec spec = {
     .name        = "plan",
-    .synopsis    = "MODEL --calib FILE (--bytes N | --bits B | --max-kl K) [--to OUT.gguf]\n"
-                   "       [--calib-tokens N] [--calib-ctx C] [--types LIST] [--measure-all]\n"
+    .synopsis    = "MODEL --calib FILE (--bytes N | --bits B | --max-kl K | --assign LIST)\n"
+                   "       [--to OUT.gguf]"
+                   " [--calib-tokens N] [--calib-ctx C] [--types LIST] [--measure-all]\n"
                    "       [--no-imatrix]"
-                   " [--verbose] [--json]",
+                   " [--verbose] [--json] [--recipe]",
     .description = "Chooses one quantization type per matrix for a size budget. For every\n"
                    "matrix and every candidate type whose block divides its rows, the model runs\n"
                    "over --calib with that matrix alone quantized (shrink quantize's importance-\n"
@@ -173,6 +182,64 @@ static void print_text(const char *in, const plan_opts *o, const shrink_plan_res
                (long long)r->calib_tokens);
 }
 
+/* A recipe value: quoted when it holds a space, a '#' or a quote. */
+static void recipe_value(const char *v) {
+    if (!strpbrk(v, " \t#\"\\")) {
+        printf("%s", v);
+        return;
+    }
+    putchar('"');
+    for (; *v; v++) {
+        if (*v == '"' || *v == '\\') putchar('\\');
+        putchar(*v);
+    }
+    putchar('"');
+}
+
+/* The plan as a recipe: the same options in a plan step (the plan is a pure function of the
+ * model, the text and the options, so the run writes the same types), a gate on the budget,
+ * and the chosen types as comments. */
+static void print_recipe(const char *in, const plan_opts *o, const cli_common *c,
+                         const shrink_plan_result *r) {
+    printf("# the plan of %s as a recipe (shrink plan --recipe; docs/recipes.md):\n", in);
+    printf("#   shrink recipe run THIS.recipe OUT   writes OUT/step-1-plan/model.gguf\n");
+    printf("# budget:");
+    if (o->bytes) printf(" --bytes %llu", (unsigned long long)o->bytes);
+    if (o->bits > 0) printf(" --bits %g", o->bits);
+    if (o->max_kl > 0) printf(" --max-kl %g", o->max_kl);
+    if (o->assign) printf(" --assign");
+    printf("; file %llu bytes, %.3f bits/weight\n", (unsigned long long)r->file_bytes,
+           r->bits_per_weight);
+    printf("# predicted KL %.3e on %lld tokens of the text; KL alone of each chosen type:\n",
+           r->predicted_kl, (long long)r->calib_tokens);
+    for (int64_t i = 0; i < r->n_tensors; i++) {
+        const shrink_plan_tensor *t = &r->tensors[i];
+        printf("#   %-32s %-7s %10.3e\n", t->name, shrink_dtype_name(t->cands[t->choice].dtype),
+               t->cands[t->choice].kl);
+    }
+    printf("input  ");
+    recipe_value(in);
+    printf("\n\nstep plan calib=");
+    recipe_value(o->calib);
+    printf(" calib-tokens=%d", o->calib_tokens);
+    if (o->calib_ctx) printf(" calib-ctx=%d", o->calib_ctx);
+    printf(" assign=");
+    for (int64_t i = 0; i < r->n_tensors; i++) {
+        const shrink_plan_tensor *t = &r->tensors[i];
+        printf("%s%s=%s", i ? "," : "", t->name, shrink_dtype_name(t->cands[t->choice].dtype));
+    }
+    if (o->types) {
+        printf(" types=");
+        recipe_value(o->types);
+    }
+    if (c->tokenizer) {
+        printf(" tokenizer=");
+        recipe_value(c->tokenizer);
+    }
+    if (o->no_imatrix) printf(" no-imatrix");
+    printf("\n");
+}
+
 int cmd_plan(int argc, char **argv) {
     cli_common common;
     char      *pos[1];
@@ -180,11 +247,14 @@ int cmd_plan(int argc, char **argv) {
     plan_opts  opts = {.calib_tokens = 1024};
     int rc = cli_parse(&spec, argc, argv, &opts, &common, pos, &n_pos);
     if (rc != CLI_OK || common.help) return rc;
-    const int n_budgets = (opts.bytes != 0) + (opts.bits > 0) + (opts.max_kl > 0);
+    const int n_budgets = (opts.bytes != 0) + (opts.bits > 0) + (opts.max_kl > 0) +
+                          (opts.assign != NULL);
     if (!opts.calib || n_budgets != 1) {
         fprintf(stderr, "shrink plan: %s\n\n", !opts.calib ? "--calib FILE is required"
-                : n_budgets ? "give one budget: --bytes N, --bits B or --max-kl K, not both"
-                            : "a budget is required: --bytes N, --bits B or --max-kl K");
+                : n_budgets ? "give one budget: --bytes N, --bits B, --max-kl K or --assign "
+                              "LIST, not both"
+                            : "a budget is required: --bytes N, --bits B or --max-kl K (or "
+                              "--assign LIST)");
         cli_usage(&spec, stderr);
         return CLI_USAGE;
     }
@@ -204,6 +274,7 @@ int cmd_plan(int argc, char **argv) {
     p.types = opts.types;
     p.no_imatrix = opts.no_imatrix;
     p.measure_all = opts.measure_all;
+    p.assign = opts.assign;
     p.tokenizer_path = common.tokenizer;
     p.out = opts.to;
     cli_progress prog;
@@ -220,7 +291,8 @@ int cmd_plan(int argc, char **argv) {
             return cli_fail("%s: %s", pos[0], msg);
         return cli_fail_status(st);
     }
-    if (common.json) print_json(pos[0], &opts, &r);
+    if (opts.recipe) print_recipe(pos[0], &opts, &common, &r);
+    else if (common.json) print_json(pos[0], &opts, &r);
     else print_text(pos[0], &opts, &r);
     shrink_plan_result_free(&r);
     return CLI_OK;

@@ -85,7 +85,11 @@ static const cli_opt prune_rows_opts[] = {
      "pruned matrices: dense (default; llama.cpp and HF read\n"
      "                         it), sparse24 (= sparse24_f16: 2:4 with f16 values,\n"
      "                         9 bits/weight) or sparse24_i8 (int8 values, 5 bits);\n"
-     "                         sparse needs --pattern 2:4, is shrink-only GGUF"},
+     "                         sparse24 needs --pattern 2:4; sparse (= sparse_f16:\n"
+     "                         any pattern, a bitmap + f16 values, at most half of\n"
+     "                         each row: 9 bits/weight) or sparse_i8 (int8, 5 bits);\n"
+     "                         a matrix that does not fit stays dense (--json:\n"
+     "                         store_note); sparse types are shrink-only GGUF"},
 };
 #undef O
 
@@ -93,7 +97,7 @@ static const cli_spec spec = {
     .name        = "prune",
     .synopsis    = "IN OUT.gguf --method M (--sparsity S | --pattern N:M | --threshold V)\n"
                    "       [--per row|matrix] [--calib FILE [--calib-tokens N]] [--keep GLOBS]\n"
-                   "       [--dtype DTYPE] [--store dense|sparse24|sparse24_i8] [--verbose]\n"
+                   "       [--dtype DTYPE] [--store dense|sparse24|sparse24_i8|sparse|sparse_i8] [-v]\n"
                    "       shrink prune IN OUT --structured heads=N,neurons=N,layers=N\n"
                    "       [--by activation|sensitivity|random] [--calib FILE] [--dtype DTYPE]",
     .description = "Prunes the linear layers (attention q/k/v/o, FFN gate/up/down) of a model and\n"
@@ -160,6 +164,10 @@ static void print_json(const char *in, const char *out, const shrink_prune_param
         cli_json_key(&j, "sparsity");
         cli_json_num(&j, t->pruned && t->n_elems ? (double)t->n_zero / (double)t->n_elems : 0.0);
         cli_json_key(&j, "rel_err");  cli_json_num(&j, t->rel_err);
+        if (t->store_note[0]) {
+            cli_json_key(&j, "store_note");
+            cli_json_str(&j, t->store_note);
+        }
         cli_json_obj_end(&j);
     }
     cli_json_arr_end(&j);
@@ -186,6 +194,9 @@ static void print_text(const char *out, const shrink_prune_result *r, bool verbo
         }
         printf("\n");
     }
+    for (int64_t i = 0; i < r->n_tensors; i++)
+        if (r->tensors[i].store_note[0])
+            printf("%s: %s\n", r->tensors[i].name, r->tensors[i].store_note);
     char ob[32];
     printf("%s: %.2f%% of %.2fM weights in %lld matri%s zeroed -> %s (%s)\n", r->method,
            100.0 * r->sparsity, (double)r->n_pruned_params / 1e6, (long long)r->n_pruned,
@@ -430,9 +441,14 @@ int cmd_prune(int argc, char **argv) {
             p.store = SHRINK_DTYPE_SPARSE24_F16;
         else if (!strcasecmp(opts.store, "sparse24_i8") || !strcasecmp(opts.store, "sparse24-i8"))
             p.store = SHRINK_DTYPE_SPARSE24_I8;
+        else if (!strcasecmp(opts.store, "sparse") || !strcasecmp(opts.store, "sparse_f16") ||
+                 !strcasecmp(opts.store, "sparse-f16"))
+            p.store = SHRINK_DTYPE_SPARSE_F16;
+        else if (!strcasecmp(opts.store, "sparse_i8") || !strcasecmp(opts.store, "sparse-i8"))
+            p.store = SHRINK_DTYPE_SPARSE_I8;
         else
-            return usage_error("--store %s: dense, sparse24 (sparse24_f16) or sparse24_i8",
-                               opts.store);
+            return usage_error("--store %s: dense, sparse24 (sparse24_f16), sparse24_i8, sparse "
+                               "(sparse_f16) or sparse_i8", opts.store);
     }
     p.keep = opts.keep;
     p.calib_path = opts.calib;

@@ -168,6 +168,10 @@ static void print_json(const char *in, const char *out, const shrink_quantize_re
     cli_json_key(&j, "awq_mean_alpha");  cli_json_num(&j, r->awq_mean_alpha);
     cli_json_key(&j, "awq_clipped");     cli_json_int(&j, r->awq_clipped);
     cli_json_key(&j, "gptq_matrices");   cli_json_int(&j, r->gptq_matrices);
+    if (cli_mpi_ranks() > 1) {
+        cli_json_key(&j, "ranks");       cli_json_int(&j, cli_mpi_ranks());
+        cli_json_key(&j, "reduce_bytes"); cli_json_int(&j, cli_mpi_bytes_sent());
+    }
     cli_json_key(&j, "seconds");         cli_json_num(&j, r->seconds);
     cli_json_key(&j, "peak_rss_bytes");  cli_json_u64(&j, shrink_peak_rss());
     cli_written_json(w, &j);
@@ -338,7 +342,7 @@ static void written_of_result(cli_written *w, const shrink_quantize_result *r) {
     }
 }
 
-int cmd_quantize(int argc, char **argv) {
+static int run_quantize(int argc, char **argv) {
     cli_common common;
     char      *pos[3];
     int        n_pos;
@@ -394,8 +398,12 @@ int cmd_quantize(int argc, char **argv) {
     cli_phase_progress prog = {.phase = -1, .last = -1, .calib_label = "calibration tokens",
                                .write_label = "quantize MiB", .common = &common};
     if (opts.method && !strcasecmp(opts.method, "gptq")) prog.calib_label = "GPTQ layers";
-    p.progress = cli_phase_progress_cb;
-    p.user = &prog;
+    /* mpirun -np R of a `make MPI=1` build, --method gptq: the windows over the ranks */
+    if (opts.method && !strcasecmp(opts.method, "gptq")) p.comm = cli_mpi_comm();
+    if (!p.comm || p.comm->rank == 0) {   /* rank 0 shows its share's progress */
+        p.progress = cli_phase_progress_cb;
+        p.user = &prog;
+    }
     shrink_quantize_result r;
     shrink_status st = shrink_quantize(pos[0], pos[1], &p, &r);
     cli_phase_progress_end(&prog);
@@ -410,6 +418,10 @@ int cmd_quantize(int argc, char **argv) {
             !(opts.imatrix && strstr(msg, opts.imatrix)))
             return cli_fail("%s: %s", pos[0], msg);   /* a tensor of IN */
         return cli_fail_status(st);
+    }
+    if (p.comm && p.comm->rank > 0) { /* rank 0 writes and reports */
+        shrink_quantize_result_free(&r);
+        return CLI_OK;
     }
     if (r.gptq_damp_raised)
         cli_warn("GPTQ: the Hessian of %d layer input(s) was not positive definite with damping "
@@ -426,3 +438,5 @@ int cmd_quantize(int argc, char **argv) {
     shrink_quantize_result_free(&r);
     return CLI_OK;
 }
+
+int cmd_quantize(int argc, char **argv) { return cli_mpi_end(run_quantize(argc, argv)); }

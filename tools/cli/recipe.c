@@ -43,6 +43,8 @@ typedef enum layout {
     L_LORA,      /* lora IN -o DIR/adapter.gguf (the model stays IN) */
     L_MERGE,     /* merge IN --lora ADAPTER -o DIR/model.gguf */
     L_COMPARE,   /* compare INPUT MODELS... --text TEXT --json > DIR/compare.json */
+    L_TO,        /* plan IN --to DIR/model.gguf */
+    L_TRY,       /* consecutive `try` lines: alternatives, the smallest passing its gates kept */
 } layout;
 
 typedef struct step_kind {
@@ -64,7 +66,9 @@ static const step_kind kinds[] = {
     {"lora",        cmd_lora,        L_LORA,    "--out --resume --ckpt-dir"},
     {"merge",       cmd_merge,       L_MERGE,   "--output --to"},
     {"compare",     cmd_compare,     L_COMPARE, ""},
+    {"plan",        cmd_plan,        L_TO,      "--to --recipe"},
 };
+static const step_kind try_kind = {"try", NULL, L_TRY, ""};
 enum { N_KINDS = sizeof kinds / sizeof kinds[0] };
 /* set for every step by the runner */
 static const char *const always_reserved = "--threads --json --help --model --no-manifest --lora";
@@ -99,7 +103,7 @@ static const metric metrics[] = {
 };
 enum { N_METRICS = sizeof metrics / sizeof metrics[0] };
 
-enum { MAX_STEPS = 64, MAX_GATES = 16, MAX_OPTS = 128 };
+enum { MAX_STEPS = 64, MAX_GATES = 16, MAX_OPTS = 128, MAX_ALTS = 64 };
 
 typedef struct rgate {
     rp_gate        g;
@@ -116,7 +120,8 @@ typedef struct rstep {
     rgate            gate[MAX_GATES];
     int              n_gate;
     int              lora_step;        /* merge: the lora step it merges (index) */
-    char             dir[64];          /* "step-3-quantize" */
+    char             dir[64];          /* "step-3-quantize"; an alternative: "alt-2-plan" */
+    int              alt0, n_alt;      /* try: its alternatives, recipe.alt[alt0 .. +n_alt) */
 } rstep;
 
 typedef struct recipe {
@@ -126,6 +131,8 @@ typedef struct recipe {
     int64_t     tokens;
     rstep       step[MAX_STEPS];
     int         n;
+    rstep       alt[MAX_ALTS];   /* the alternatives of the try steps */
+    int         n_alt;
 } recipe;
 
 /* ==== checking a recipe =================================================================== */
@@ -243,6 +250,18 @@ static bool step_has_model(const rstep *s) {
     return s->k->lay != L_LORA && s->k->lay != L_COMPARE;
 }
 
+/* Whether step s (every alternative of a try step) is train or distill, or, lora too: the
+ * steps whose manifest records the training metrics. */
+static bool step_trains(const recipe *r, const rstep *s) {
+    if (s->k->lay == L_TRY) {
+        for (int j = 0; j < s->n_alt; j++)
+            if (!step_trains(r, &r->alt[s->alt0 + j])) return false;
+        return s->n_alt > 0;
+    }
+    const char *n = s->k->name;
+    return !strcmp(n, "train") || !strcmp(n, "distill") || !strcmp(n, "lora");
+}
+
 static int check_gate(recipe *r, const rp_stmt *st) {
     const rp_gate *g = &st->gate;
     const char *names[N_METRICS];
@@ -263,9 +282,10 @@ static int check_gate(recipe *r, const rp_stmt *st) {
     rstep *s = &r->step[r->n - 1];
     if (m->src == M_MANIFEST) {
         const char *n = s->k->name;
-        if (strcmp(n, "train") && strcmp(n, "distill") && strcmp(n, "lora"))
+        if (!step_trains(r, s))
             return rfail(r, st->line, g->mcol, "gate %s: step %d (%s) does not measure %s; "
-                         "train, distill and lora record it", m->name, r->n, n, m->name);
+                         "train, distill and lora record it%s", m->name, r->n, n, m->name,
+                         s->k->lay == L_TRY ? " (every alternative must)" : "");
         if (g->uses_base)
             return rfail(r, st->line, g->vcol, "gate %s: the input model has no %s to "
                          "compare with: give a number", m->name, m->name);
@@ -287,7 +307,8 @@ static int check_gate(recipe *r, const rp_stmt *st) {
     return CLI_OK;
 }
 
-static const char *const settings[] = {"input", "teacher", "text", "tokens", "step", "gate"};
+static const char *const settings[] = {"input", "teacher", "text", "tokens", "step", "gate",
+                                       "try"};
 
 /* Parses and checks the recipe at path; in_override replaces its `input`. */
 static int recipe_load(recipe *r, const char *path, const char *in_override) {
@@ -313,10 +334,11 @@ static int recipe_load(recipe *r, const char *path, const char *in_override) {
             if ((rc = check_gate(r, st)) != CLI_OK) return rc;
             continue;
         }
-        if (!strcmp(kw, "step")) {
+        if (!strcmp(kw, "step") || !strcmp(kw, "try")) {
+            bool alt = !strcmp(kw, "try");
             if (st->n < 2 || st->w[1].val)
-                return rfail(r, st->line, st->n < 2 ? 5 : st->w[1].col,
-                             "step needs a command name: step quantize scheme=q4_K_M");
+                return rfail(r, st->line, st->n < 2 ? (int)strlen(kw) + 2 : st->w[1].col,
+                             "%s needs a command name: %s quantize scheme=q4_K_M", kw, kw);
             const step_kind *k = NULL;
             for (int j = 0; j < N_KINDS; j++)
                 if (!strcmp(kinds[j].name, st->w[1].key)) k = &kinds[j];
@@ -326,14 +348,34 @@ static int recipe_load(recipe *r, const char *path, const char *in_override) {
                                     "mean %s?", st->w[1].key, c);
                 return rfail(r, st->line, st->w[1].col, "unknown step '%s' (the steps: student, "
                              "distill, train, prune, quantize, lowrank, drop-layers, convert, "
-                             "lora, merge, compare)", st->w[1].key);
+                             "lora, merge, compare, plan)", st->w[1].key);
             }
-            if (r->n >= MAX_STEPS) return rfail(r, st->line, 1, "more than %d steps", MAX_STEPS);
-            rstep *s = &r->step[r->n];
+            if (alt && (k->lay == L_LORA || k->lay == L_MERGE || k->lay == L_COMPARE))
+                return rfail(r, st->line, st->w[1].col, "try %s: an alternative must write a "
+                             "model from the previous one (not lora, merge or compare)", k->name);
+            /* consecutive try lines are one step: a new one after anything else */
+            bool more = alt && i > 0 && !strcmp(r->f.st[i - 1].w[0].key, "try");
+            if (!more && r->n >= MAX_STEPS)
+                return rfail(r, st->line, 1, "more than %d steps", MAX_STEPS);
+            if (alt && r->n_alt >= MAX_ALTS)
+                return rfail(r, st->line, 1, "more than %d alternatives", MAX_ALTS);
+            if (alt && !more) {
+                rstep *t = &r->step[r->n];
+                t->k = &try_kind;
+                t->line = st->line;
+                t->lora_step = -1;
+                t->alt0 = r->n_alt;
+                snprintf(t->dir, sizeof t->dir, "step-%d-try", r->n + 1);
+                r->n++;
+            }
+            rstep *s = alt ? &r->alt[r->n_alt] : &r->step[r->n];
             s->k = k;
             s->line = st->line;
             s->lora_step = -1;
-            snprintf(s->dir, sizeof s->dir, "step-%d-%s", r->n + 1, k->name);
+            if (alt)
+                snprintf(s->dir, sizeof s->dir, "alt-%d-%s", r->step[r->n - 1].n_alt + 1, k->name);
+            else
+                snprintf(s->dir, sizeof s->dir, "step-%d-%s", r->n + 1, k->name);
             if ((rc = check_step_opts(r, s, st)) != CLI_OK) return rc;
             if (k->lay == L_MERGE) {
                 for (int j = r->n - 1; j >= 0 && s->lora_step < 0; j--)
@@ -349,7 +391,12 @@ static int recipe_load(recipe *r, const char *path, const char *in_override) {
                     return rfail(r, st->line, st->w[1].col, "compare needs a text: a line "
                                  "`text FILE` before it, or text=FILE");
             }
-            r->n++;
+            if (alt) {
+                r->n_alt++;
+                r->step[r->n - 1].n_alt++;
+            } else {
+                r->n++;
+            }
             continue;
         }
         const char **slot = !strcmp(kw, "input") ? &r->input : !strcmp(kw, "teacher") ? &r->teacher
@@ -375,10 +422,10 @@ static int recipe_load(recipe *r, const char *path, const char *in_override) {
             }
             continue;
         }
-        const char *c = nearest(kw, settings, 6, sizeof settings[0]);
+        const char *c = nearest(kw, settings, 7, sizeof settings[0]);
         if (c) return rfail(r, st->line, 1, "unknown keyword '%s'; did you mean %s?", kw, c);
         return rfail(r, st->line, 1, "unknown keyword '%s' (input, teacher, text, tokens, step, "
-                     "gate)", kw);
+                     "try, gate)", kw);
     }
     if (in_override) r->input = in_override;
     if (!r->input)
@@ -592,11 +639,13 @@ typedef struct run_state {
     bool          progress;     /* --progress: passed to every step */
     char         *model[MAX_STEPS];     /* each step's model (NULL: none) */
     char         *adapter[MAX_STEPS];
+    char         *alt_model[MAX_ALTS];  /* each alternative's model (NULL: not run) */
     double        gate_value[MAX_STEPS][MAX_GATES];
     double        gate_limit[MAX_STEPS][MAX_GATES];
     bool          gate_pass[MAX_STEPS][MAX_GATES];
     bool          resumed[MAX_STEPS];
     bool          measured[MAX_STEPS];  /* its gates were measured (or read back on resume) */
+    int           chosen[MAX_STEPS];    /* try: the alternative kept (0-based) */
     double        seconds[MAX_STEPS];
 } run_state;
 
@@ -608,10 +657,10 @@ static void add_threads(argvec *a, int threads, bool progress) {
     if (progress) av_add(a, "--progress");
 }
 
-/* The command line of step i (its model input `in`), into a; *model, *adapter: what it writes. */
-static void build_step(run_state *rs, int i, const char *in, const char *dir, argvec *a,
-                       char **model, char **adapter) {
-    const rstep *s = &rs->r->step[i];
+/* The command line of step i (its model input `in`), into a; *model, *adapter: what it writes.
+ * s: the step, or one of its alternatives (a try step). */
+static void build_cmd(run_state *rs, const rstep *s, int i, const char *in, const char *dir,
+                      argvec *a, char **model, char **adapter) {
     *model = *adapter = NULL;
     av_add(a, s->k->name);
     switch (s->k->lay) {
@@ -619,6 +668,15 @@ static void build_step(run_state *rs, int i, const char *in, const char *dir, ar
         *model = pathf("%s/model.gguf", dir);
         av_add(a, in);
         av_add(a, *model);
+        break;
+    case L_TO:   /* its JSON (the measured table) into plan.json, for shrink report */
+        *model = pathf("%s/model.gguf", dir);
+        av_add(a, in);
+        av_add(a, "--to");
+        av_add(a, *model);
+        av_add(a, "--json");
+        break;
+    case L_TRY:   /* not a command: run_try builds each alternative's */
         break;
     case L_TRAIN:
     case L_DISTILL:
@@ -650,8 +708,12 @@ static void build_step(run_state *rs, int i, const char *in, const char *dir, ar
         break;
     case L_COMPARE:
         av_add(a, rs->input);
-        for (int j = 0; j < i; j++)
-            if (rs->model[j]) av_add(a, rs->model[j]);
+        for (int j = 0; j < i; j++) {
+            const rstep *t = &rs->r->step[j];
+            for (int k = 0; t->k->lay == L_TRY && k < t->n_alt; k++)   /* every alternative */
+                if (rs->alt_model[t->alt0 + k]) av_add(a, rs->alt_model[t->alt0 + k]);
+            if (rs->model[j] && t->k->lay != L_TRY) av_add(a, rs->model[j]);
+        }
         if (rs->r->text) {
             av_add(a, "--text");
             av_add(a, rs->r->text);
@@ -777,7 +839,13 @@ static int write_step_json(const run_state *rs, int i, const char *dir, const ar
     cli_json_key(j, "bytes");   cli_json_u64(j, out ? path_bytes(out) : 0);
     cli_json_key(j, "sha256");  cli_json_str(j, sha);
     cli_json_key(j, "seconds"); cli_json_num(j, rs->seconds[i]);
-    json_gates(j, rs, i);
+    json_gates(j, rs, i);   /* a try step: the chosen alternative's, first */
+    if (rs->r->step[i].k->lay == L_TRY) {
+        cli_json_key(j, "chosen");
+        cli_json_int(j, rs->chosen[i] + 1);
+        cli_json_key(j, "sweep");
+        cli_json_str(j, "sweep.json");
+    }
     return memjson_write(&m, pathf("%s/step.json", dir));
 }
 
@@ -821,15 +889,398 @@ static bool read_run_json(const char *out, run_id *id) {
     return ok;
 }
 
+/* ==== running a step's command, and try steps ============================================= */
+
+/* Runs the command a of step i (or of one of its alternatives) in a child, its stdout into
+ * log, with the step's manifest: the command line, the recipe among the inputs, the gates
+ * measured so far as quality keys ("gate2.kl"). */
+static int run_command(run_state *rs, int i, const rstep *s, argvec *a, const char *log,
+                       bool no_manifest) {
+    const recipe *r = rs->r;
+    char *mfargv[MAX_ARGV + 1];   /* without --progress: the bytes do not depend on it */
+    int   n_mf = 0;
+    mfargv[n_mf++] = "shrink";
+    for (int k = 0; k < a->n; k++)
+        if (strcmp(a->v[k], "--progress")) mfargv[n_mf++] = a->v[k];
+    cli_manifest_restart(n_mf, mfargv);
+    if (no_manifest) cli_manifest_disable();
+    cli_manifest_input("RECIPE", r->path);
+    for (int j = 0; j < i; j++)   /* the gates measured so far: "gate2.kl" */
+        for (int g = 0; g < r->step[j].n_gate; g++) {
+            char key[64];
+            snprintf(key, sizeof key, "gate%d.%s", j + 1, r->step[j].gate[g].m->name);
+            cli_manifest_quality(key, rs->gate_value[j][g]);
+        }
+    double t0 = now_sec();
+    int rc = run_captured(s->k->run, a, log);
+    rs->seconds[i] += now_sec() - t0;
+    cli_manifest_restart(0, NULL);
+    return rc;
+}
+
+/* An alternative as the recipe wrote it, without inputs and outputs: "quantize --scheme q4_0". */
+static char *alt_text(const rstep *t) {
+    size_t n = strlen(t->k->name) + 1;
+    for (int k = 0; k < t->n_opt; k++) n += strlen(t->opt[k]) + 1;
+    char *p = malloc(n);
+    if (!p) return NULL;
+    strcpy(p, t->k->name);
+    for (int k = 0; k < t->n_opt; k++) strcat(strcat(p, " "), t->opt[k]);
+    return p;
+}
+
+/* A sweep (the alternatives of a try step) from their records, one JSON line each (alt.json):
+ *   {"alt":J,"line":L,"step":"quantize --scheme q4_0","output":"step-1-try/alt-1-quantize/
+ *    model.gguf","bytes":B,"pass":true,"gates":[...]}
+ * The kept one: the smallest passing every gate, the first of equal sizes. */
+static int sweep_choose(char *const *lines, int n) {
+    int best = -1;
+    double best_bytes = 0;
+    for (int j = 0; j < n; j++) {
+        if (!lines[j] || !strstr(lines[j], "\"pass\":true,\"gates\"")) continue;
+        double b = json_num_after(lines[j], "bytes");
+        if (best < 0 || b < best_bytes) best = j, best_bytes = b;
+    }
+    return best;
+}
+
+/* The sweep's JSON: a header, then the alternatives' records one per line (those of a shard,
+ * or all), so that joined shards and one run give the same bytes. kind: "recipe_shard" or
+ * "recipe_sweep"; chosen < 0: none (or a shard: not chosen). */
+static void sweep_json(FILE *f, const char *kind, const char *recipe_path, const char *sha,
+                       const char *input, int step, int line, int shard, int shards,
+                       char *const *lines, int n) {
+    cli_json j;
+    cli_json_begin(&j, f);
+    cli_json_key(&j, kind);            cli_json_bool(&j, true);
+    cli_json_key(&j, "recipe");        cli_json_str(&j, recipe_path);
+    cli_json_key(&j, "recipe_sha256"); cli_json_str(&j, sha);
+    cli_json_key(&j, "input");         cli_json_str(&j, input);
+    cli_json_key(&j, "step");          cli_json_int(&j, step);
+    cli_json_key(&j, "line");          cli_json_int(&j, line);
+    if (shards) {
+        cli_json_key(&j, "shard");     cli_json_int(&j, shard);
+        cli_json_key(&j, "shards");    cli_json_int(&j, shards);
+    }
+    cli_json_key(&j, "n_alternatives"); cli_json_int(&j, n);
+    if (!shards) {
+        int c = sweep_choose(lines, n);
+        cli_json_key(&j, "chosen");
+        if (c >= 0) cli_json_int(&j, c + 1); else cli_json_null(&j);
+    }
+    fflush(f);
+    fprintf(f, ",\"alternatives\":[");   /* the records as they are, one per line */
+    bool first = true;
+    for (int k = 0; k < n; k++) {
+        if (!lines[k]) continue;
+        size_t l = strlen(lines[k]);
+        while (l && lines[k][l - 1] == '\n') l--;
+        fprintf(f, "%s\n%.*s", first ? "" : ",", (int)l, lines[k]);
+        first = false;
+    }
+    fprintf(f, "\n]}\n");
+}
+
+/* The sweep as a table (stderr of a run, stdout of merge-results). */
+static void sweep_text(FILE *f, char *const *lines, int n) {
+    fprintf(f, "| alt | line | step | size | gates |\n|---:|---:|---|---:|---|\n");
+    int c = sweep_choose(lines, n);
+    for (int k = 0; k < n; k++) {
+        if (!lines[k]) continue;
+        char what[512] = "", b[32];
+        json_str_after(lines[k], "step", what, sizeof what);
+        fprintf(f, "| %d%s | %.0f | %s | %s | ", k + 1, k == c ? " (kept)" : "",
+                json_num_after(lines[k], "line"), what,
+                cli_fmt_bytes(b, sizeof b, (uint64_t)json_num_after(lines[k], "bytes")));
+        const char *p = strstr(lines[k], "\"gates\":");
+        bool any = false;
+        while (p && (p = strstr(p, "{\"gate\":\""))) {
+            char g[256] = "";
+            json_str_after(p, "gate", g, sizeof g);
+            fprintf(f, "%s%s: %.6g (limit %.6g) %s", any ? "; " : "", g,
+                    json_num_after(p, "value"), json_num_after(p, "limit"),
+                    strncmp(strstr(p, "\"pass\":") + 7, "true", 4) ? "FAIL" : "pass");
+            any = true;
+            p++;
+        }
+        fprintf(f, " |\n");
+    }
+    if (c >= 0) fprintf(f, "kept: alternative %d, the smallest that passed every gate\n", c + 1);
+    else fprintf(f, "kept: none (no alternative passed every gate)\n");
+}
+
+/* The model paths of the alternatives of try step i; with the record t of the finished step
+ * (step.json), the chosen one's as the step's model. false: the record does not fit. */
+static bool keep_try(run_state *rs, int i, const char *in, const char *dir, const char *t) {
+    const recipe *r = rs->r;
+    const rstep *s = &r->step[i];
+    double c = json_num_after(t, "chosen");
+    if (!(c >= 1 && c <= s->n_alt)) return false;
+    for (int j = 0; j < s->n_alt; j++) {
+        argvec a = {0};
+        char *m = NULL, *ad = NULL, *adir = pathf("%s/%s", dir, r->alt[s->alt0 + j].dir);
+        if (adir) build_cmd(rs, &r->alt[s->alt0 + j], i, in, adir, &a, &m, &ad);
+        av_free(&a);
+        free(ad), free(adir);
+        free(rs->alt_model[s->alt0 + j]);
+        rs->alt_model[s->alt0 + j] = m && access(m, R_OK) == 0 ? m : (free(m), NULL);
+    }
+    rs->chosen[i] = (int)c - 1;
+    free(rs->model[i]);
+    rs->model[i] = rs->alt_model[s->alt0 + (int)c - 1] ? strdup(rs->alt_model[s->alt0 + (int)c - 1])
+                                                        : NULL;
+    return rs->model[i] != NULL;
+}
+
+/* Runs the alternatives of try step i (those of shard I/N: index % N == I), each from the
+ * previous model `in` into DIR/alt-J-NAME/, measures the step's gates on each and records
+ * them (alt.json, written last: a finished alternative is kept on resume when keep), then
+ * keeps the smallest that passed every gate (unsharded) as the step's model, writing
+ * DIR/sweep.json; a shard prints its alternatives' JSON on stdout instead. */
+static int run_try(run_state *rs, int i, const char *in, const char *dir, bool keep,
+                   int32_t shard, int32_t n_shards, const char **status) {
+    const recipe *r = rs->r;
+    const rstep *s = &r->step[i];
+    char *lines[MAX_ALTS] = {0};
+    int rc = CLI_OK;
+    if (!keep && (rc = remove_tree(dir)) != CLI_OK) return rc;
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return cli_fail("%s: cannot create the folder: %s", dir, strerror(errno));
+    for (int j = 0; j < s->n_alt && rc == CLI_OK; j++) {
+        if (n_shards > 1 && j % n_shards != shard) continue;
+        const rstep *t = &r->alt[s->alt0 + j];
+        char *adir = pathf("%s/%s", dir, t->dir);
+        char *rec = adir ? pathf("%s/alt.json", adir) : NULL;
+        char *log = adir ? pathf("%s/%s", adir, t->k->lay == L_TO ? "plan.json" : "output.txt")
+                         : NULL;
+        char *model = NULL, *adapter = NULL, *what = alt_text(t);
+        argvec a = {0};
+        char label[128];
+        if (!adir || !rec || !log || !what) {
+            rc = cli_fail("out of memory");
+            goto next;
+        }
+        build_cmd(rs, t, i, in, adir, &a, &model, &adapter);
+        free(rs->alt_model[s->alt0 + j]);
+        rs->alt_model[s->alt0 + j] = model;
+        if (!av_ok(&a) || !model) {
+            rc = cli_fail("out of memory");
+            goto next;
+        }
+        snprintf(label, sizeof label, "recipe step %d/%d try %d/%d (%s:%d)", i + 1, r->n, j + 1,
+                 s->n_alt, r->path, t->line);
+        char *old = keep ? slurp(rec) : NULL;
+        if (old && access(model, R_OK) == 0) {
+            fprintf(stderr, "%s: %s/%s done before, kept\n", label, s->dir, t->dir);
+            lines[j] = old;
+            goto next;
+        }
+        free(old);
+        if ((rc = remove_tree(adir)) != CLI_OK) goto next;
+        if (mkdir(adir, 0777) != 0) {
+            rc = cli_fail("%s: cannot create the folder: %s", adir, strerror(errno));
+            goto next;
+        }
+        echo(label, &a);
+        if ((rc = run_command(rs, i, t, &a, log, false)) != CLI_OK) {
+            cli_fail("recipe %s:%d: step %d, alternative %d (%s) failed (exit %d; its stdout: %s)",
+                     r->path, t->line, i + 1, j + 1, t->k->name, rc, log);
+            rc = CLI_ERR;
+            *status = "step failed";
+            goto next;
+        }
+        rs->model[i] = model;   /* the gates measure it */
+        rc = measure_gates(rs, i, adir);
+        rs->model[i] = NULL;
+        if (rc != CLI_OK) {
+            *status = "gate not measured";
+            goto next;
+        }
+        bool pass = true;
+        for (int g = 0; g < s->n_gate; g++) {
+            fprintf(stderr, "%s: gate %s: %s = %.6g, limit %.6g: %s\n", label, s->gate[g].text,
+                    s->gate[g].m->name, rs->gate_value[i][g], rs->gate_limit[i][g],
+                    rs->gate_pass[i][g] ? "pass" : "FAIL");
+            pass &= rs->gate_pass[i][g];
+        }
+        {
+            memjson m;
+            if (!memjson_begin(&m)) {
+                rc = cli_fail("out of memory");
+                goto next;
+            }
+            char *rel = pathf("%s/%s/model.gguf", s->dir, t->dir);
+            cli_json_key(&m.j, "alt");    cli_json_int(&m.j, j + 1);
+            cli_json_key(&m.j, "line");   cli_json_int(&m.j, t->line);
+            cli_json_key(&m.j, "step");   cli_json_str(&m.j, what);
+            cli_json_key(&m.j, "output"); cli_json_str(&m.j, rel ? rel : "");
+            cli_json_key(&m.j, "bytes");  cli_json_u64(&m.j, path_bytes(model));
+            cli_json_key(&m.j, "pass");   cli_json_bool(&m.j, pass);
+            json_gates(&m.j, rs, i);
+            free(rel);
+            if ((rc = memjson_write(&m, pathf("%s", rec))) != CLI_OK) goto next;
+            lines[j] = slurp(rec);
+            if (!lines[j]) rc = cli_fail("%s: cannot read", rec);
+        }
+        {
+            char point[32];
+            snprintf(point, sizeof point, "alt%d", j + 1);
+            kill_hook(i + 1, point);
+        }
+    next:
+        av_free(&a);
+        free(adapter), free(what), free(adir), free(rec), free(log);
+    }
+    if (rc == CLI_OK) {
+        run_id id;
+        char *file = pathf("%s/sweep.json", dir);
+        read_run_json(rs->out, &id);
+        if (n_shards) {   /* a shard: its records on stdout, no choice */
+            sweep_json(stdout, "recipe_shard", r->path, id.recipe_sha, id.input, i + 1, s->line,
+                       shard, n_shards, lines, s->n_alt);
+        } else {
+            memjson m;
+            FILE *f = NULL;
+            char *buf = NULL;
+            size_t len = 0;
+            (void)m;
+            if (!(f = open_memstream(&buf, &len))) rc = cli_fail("out of memory");
+            if (f) {
+                sweep_json(f, "recipe_sweep", r->path, id.recipe_sha, id.input, i + 1, s->line,
+                           0, 0, lines, s->n_alt);
+                fclose(f);
+                rc = file && buf ? write_atomic(file, buf) : cli_fail("out of memory");
+                free(buf);
+            }
+            sweep_text(stderr, lines, s->n_alt);
+            int c = sweep_choose(lines, s->n_alt);
+            if (rc == CLI_OK && c < 0) {
+                cli_fail("recipe %s:%d: no alternative of step %d passed every gate; the run "
+                         "stops here (their models and measures: %s)", r->path, s->line, i + 1,
+                         dir);
+                rc = CLI_ERR;
+                *status = "gate failed";
+            } else if (rc == CLI_OK) {   /* the kept one's gates are the step's */
+                rs->chosen[i] = c;
+                rs->model[i] = strdup(rs->alt_model[s->alt0 + c]);
+                const char *p = lines[c];
+                for (int g = 0; g < s->n_gate; g++) {
+                    p = strstr(p + 1, "\"metric\":");
+                    rs->gate_value[i][g] = json_num_after(p, "value");
+                    rs->gate_limit[i][g] = json_num_after(p, "limit");
+                    rs->gate_pass[i][g] = true;
+                }
+                if (!rs->model[i]) rc = cli_fail("out of memory");
+            }
+        }
+        free(file);
+    }
+    for (int j = 0; j < s->n_alt; j++) free(lines[j]);
+    return rc;
+}
+
+/* ==== merging the shards of a sweep (shrink merge-results) =============================== */
+
+bool cli_recipe_is_shard(const char *path) {
+    char  head[32] = "";
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    size_t n = fread(head, 1, sizeof head - 1, f);
+    fclose(f);
+    head[n] = '\0';
+    return strncmp(head, "{\"recipe_shard\":true", 20) == 0;
+}
+
+int cli_recipe_merge(char *const *paths, int n, bool json) {
+    char *lines[MAX_ALTS] = {0};
+    char  sha[65] = "", input[PATH_MAX] = "", recipe_path[PATH_MAX] = "";
+    int   rc = CLI_OK, shards = 0, n_alt = 0, step = 0, line = 0;
+    bool  seen[MAX_ALTS] = {0};
+    for (int f = 0; f < n && rc == CLI_OK; f++) {
+        char *t = slurp(paths[f]);
+        if (!t) {
+            rc = cli_fail("%s: %s", paths[f], strerror(errno));
+            break;
+        }
+        char s2[65] = "", in2[PATH_MAX] = "", rp2[PATH_MAX] = "";
+        double sh = json_num_after(t, "shard"), nsh = json_num_after(t, "shards");
+        double na = json_num_after(t, "n_alternatives"), st = json_num_after(t, "step");
+        if (!cli_recipe_is_shard(paths[f]) || !json_str_after(t, "recipe_sha256", s2, sizeof s2) ||
+            !json_str_after(t, "input", in2, sizeof in2) || !json_str_after(t, "recipe", rp2, sizeof rp2) ||
+            !(nsh >= 1 && nsh <= MAX_ALTS && sh >= 0 && sh < nsh) || !(na >= 1 && na <= MAX_ALTS) ||
+            !(st >= 1)) {
+            rc = cli_fail("%s: not the output of shrink recipe run --shard I/N", paths[f]);
+        } else if (f == 0) {
+            memcpy(sha, s2, sizeof sha);
+            memcpy(input, in2, sizeof input);
+            memcpy(recipe_path, rp2, sizeof recipe_path);
+            shards = (int)nsh, n_alt = (int)na, step = (int)st;
+            line = (int)json_num_after(t, "line");
+        } else if (strcmp(sha, s2)) {
+            rc = cli_fail("%s: a shard of another recipe (sha256 %.12s..., not %.12s... of %s)",
+                          paths[f], s2, sha, paths[0]);
+        } else if (strcmp(input, in2)) {
+            rc = cli_fail("%s: a shard of a run on another input (%s, not %s)", paths[f], in2,
+                          input);
+        } else if ((int)nsh != shards || (int)na != n_alt || (int)st != step) {
+            rc = cli_fail("%s: the shards of another split (shards %d, step %d; %s: %d, %d)",
+                          paths[f], (int)nsh, (int)st, paths[0], shards, step);
+        }
+        for (int k = 0; k < f && rc == CLI_OK; k++) {
+            char *u = slurp(paths[k]);
+            if (u && json_num_after(u, "shard") == sh)
+                rc = cli_fail("%s: shard %d/%d given twice (also %s)", paths[f], (int)sh, shards,
+                              paths[k]);
+            free(u);
+        }
+        /* the records: one per line, each {"alt":J,... */
+        for (char *p = strstr(t, "\n{\"alt\":"); p && rc == CLI_OK; p = strstr(p + 1, "\n{\"alt\":")) {
+            int j = (int)json_num_after(p, "alt") - 1;
+            char *e = strchr(p + 1, '\n');
+            size_t l = e ? (size_t)(e - p - 1) : strlen(p + 1);
+            if (l && p[l] == ',') l--;   /* the separator after the record */
+            if (j < 0 || j >= n_alt || j % shards != (int)sh) {
+                rc = cli_fail("%s: alternative %d is not one of shard %d/%d", paths[f], j + 1,
+                              (int)sh, shards);
+            } else if (seen[j]) {
+                rc = cli_fail("%s: alternative %d given twice", paths[f], j + 1);
+            } else if (!(lines[j] = malloc(l + 2))) {
+                rc = cli_fail("out of memory");
+            } else {
+                memcpy(lines[j], p + 1, l);
+                lines[j][l] = '\n';
+                lines[j][l + 1] = 0;
+                seen[j] = true;
+            }
+        }
+        free(t);
+    }
+    for (int j = 0; j < n_alt && rc == CLI_OK; j++)
+        if (!seen[j])
+            rc = cli_fail("alternative %d of step %d is missing: shard %d of %d not given "
+                          "(or not finished)", j + 1, step, j % shards, shards);
+    if (rc == CLI_OK) {
+        if (json) sweep_json(stdout, "recipe_sweep", recipe_path, sha, input, step, line, 0, 0,
+                             lines, n_alt);
+        else sweep_text(stdout, lines, n_alt);
+    }
+    for (int j = 0; j < MAX_ALTS; j++) free(lines[j]);
+    return rc;
+}
+
 /* ==== the command ========================================================================= */
 
 typedef struct recipe_opts {
-    bool resume;
+    bool        resume;
+    const char *shard;
 } recipe_opts;
 
 static const cli_opt recipe_rows[] = {
     {"--resume", NULL, CLI_OPT_FLAG, offsetof(recipe_opts, resume), NULL, 0, 0,
      "continue the run in OUT from its first unfinished step"},
+    {"--shard", NULL, CLI_OPT_STR, offsetof(recipe_opts, shard), "I/N", 0, 0,
+     "run only the alternatives J of the first try step with J % N = I (0-based) and print\n"
+     "their measures as JSON, for shrink merge-results (the steps before it run in every shard)"},
 };
 
 static void epilog(FILE *f) {
@@ -843,7 +1294,7 @@ static void epilog(FILE *f) {
 static const cli_spec spec = {
     .epilog      = epilog,
     .name        = "recipe",
-    .synopsis    = "run RECIPE [IN] OUT [--resume] [--threads N] [--json]\n"
+    .synopsis    = "run RECIPE [IN] OUT [--resume] [--threads N] [--json] [--shard I/N]\n"
                    "       check RECIPE [IN]",
     .description = "Runs a recipe file (docs/recipes.md): its steps (shrink commands with their\n"
                    "options) in order, each writing OUT/step-N-NAME/ (the model with its\n"
@@ -923,10 +1374,26 @@ static int cmd_check(const recipe *r) {
     for (int i = 0; i < r->n; i++) {
         argvec a = {0};
         char *dir = pathf("OUT/%s", r->step[i].dir);
-        build_step(&rs, i, in, dir, &a, &rs.model[i], &rs.adapter[i]);
-        printf("step %d (line %d): shrink", i + 1, r->step[i].line);
-        for (int k = 0; k < a.n; k++) printf(" %s", a.v[k]);
-        printf("\n");
+        const rstep *s = &r->step[i];
+        build_cmd(&rs, s, i, in, dir, &a, &rs.model[i], &rs.adapter[i]);
+        if (s->k->lay == L_TRY) {
+            printf("step %d (line %d): the smallest passing its gates of\n", i + 1, s->line);
+            for (int j = 0; j < s->n_alt; j++) {
+                argvec b = {0};
+                char *m = NULL, *ad = NULL, *adir = pathf("%s/%s", dir, r->alt[s->alt0 + j].dir);
+                build_cmd(&rs, &r->alt[s->alt0 + j], i, in, adir, &b, &m, &ad);
+                printf("  try %d (line %d): shrink", j + 1, r->alt[s->alt0 + j].line);
+                for (int k = 0; k < b.n; k++) printf(" %s", b.v[k]);
+                printf("\n");
+                if (j == 0) rs.model[i] = m; else free(m);
+                free(ad), free(adir);
+                av_free(&b);
+            }
+        } else {
+            printf("step %d (line %d): shrink", i + 1, s->line);
+            for (int k = 0; k < a.n; k++) printf(" %s", a.v[k]);
+            printf("\n");
+        }
         for (int g = 0; g < r->step[i].n_gate; g++)
             printf("  gate (line %d): %s  [%s]\n", r->step[i].gate[g].line, r->step[i].gate[g].text,
                    r->step[i].gate[g].m->what);
@@ -938,7 +1405,8 @@ static int cmd_check(const recipe *r) {
     return rc;
 }
 
-static int run_recipe(const recipe *r, const char *out, bool resume, const cli_common *common) {
+static int run_recipe(const recipe *r, const char *out, bool resume, const cli_common *common,
+                      int32_t shard, int32_t n_shards) {
     cli_io io[] = {{"RECIPE", r->path, CLI_IN},
                    {"IN", r->input, CLI_IN},
                    {"teacher", r->teacher, CLI_IN},
@@ -1002,25 +1470,31 @@ static int run_recipe(const recipe *r, const char *out, bool resume, const cli_c
     rs->progress = common->progress;
     const char *in = r->input, *status = "done", *final = NULL;
     bool redo = false;   /* a step was (re)run: every later one is rerun too */
-    int i = 0;
+    int i = 0, chosen = -1;
     for (; i < r->n && rc == CLI_OK; i++) {
         const rstep *s = &r->step[i];
         char *dir = pathf("%s/%s", out, s->dir), *rec = dir ? pathf("%s/step.json", dir) : NULL;
         char *log = dir ? pathf("%s/%s", dir, s->k->lay == L_COMPARE ? "compare.json"
-                                                                        : "output.txt") : NULL;
+                                              : s->k->lay == L_TO ? "plan.json" : "output.txt")
+                        : NULL;
         argvec a = {0};
         if (!dir || !rec || !log) {
             rc = cli_fail("out of memory");
             goto next;
         }
-        build_step(rs, i, in, dir, &a, &rs->model[i], &rs->adapter[i]);
-        if (!av_ok(&a) || (s->k->lay != L_COMPARE && !rs->model[i] && !rs->adapter[i])) {
+        build_cmd(rs, s, i, in, dir, &a, &rs->model[i], &rs->adapter[i]);
+        if (!av_ok(&a) || (s->k->lay != L_COMPARE && s->k->lay != L_TRY && !rs->model[i] &&
+                           !rs->adapter[i])) {
             rc = cli_fail("out of memory");
             goto next;
         }
         char label[96];
         snprintf(label, sizeof label, "recipe step %d/%d (%s:%d)", i + 1, r->n, r->path, s->line);
         char *t = !redo ? slurp(rec) : NULL;
+        if (t && s->k->lay == L_TRY && !keep_try(rs, i, in, dir, t)) {
+            free(t);
+            t = NULL;
+        }
         const char *o = rs->model[i] ? rs->model[i] : rs->adapter[i];
         if (t && (!o || access(o, R_OK) == 0)) {   /* finished before: take its gates */
             for (int g = 0; g < s->n_gate; g++) {
@@ -1038,34 +1512,30 @@ static int run_recipe(const recipe *r, const char *out, bool resume, const cli_c
             goto next;
         }
         free(t);
+        bool was_redo = redo;
         redo = true;
-        if ((rc = remove_tree(dir)) != CLI_OK) goto next;
-        if (mkdir(dir, 0777) != 0) {
+        if (s->k->lay != L_TRY && (rc = remove_tree(dir)) != CLI_OK) goto next;
+        if (s->k->lay != L_TRY && mkdir(dir, 0777) != 0) {
             rc = cli_fail("%s: cannot create the folder: %s", dir, strerror(errno));
             goto next;
         }
         kill_hook(i + 1, "start");
-        echo(label, &a);
-        {
-            char *mfargv[MAX_ARGV + 1];   /* without --progress: the bytes do not depend on it */
-            int   n_mf = 0;
-            mfargv[n_mf++] = "shrink";
-            for (int k = 0; k < a.n; k++)
-                if (strcmp(a.v[k], "--progress")) mfargv[n_mf++] = a.v[k];
-            cli_manifest_restart(n_mf, mfargv);
-            if (common->no_manifest) cli_manifest_disable();
-            cli_manifest_input("RECIPE", r->path);
-            for (int j = 0; j < i; j++)   /* the gates measured so far: "gate2.kl" */
-                for (int g = 0; g < r->step[j].n_gate; g++) {
-                    char key[64];
-                    snprintf(key, sizeof key, "gate%d.%s", j + 1, r->step[j].gate[g].m->name);
-                    cli_manifest_quality(key, rs->gate_value[j][g]);
-                }
-            double t0 = now_sec();
-            rc = run_captured(s->k->run, &a, log);
-            rs->seconds[i] = now_sec() - t0;
-            cli_manifest_restart(0, NULL);
+        if (s->k->lay == L_TRY) {
+            rc = run_try(rs, i, in, dir, !was_redo, shard, n_shards, &status);
+            if (rc == CLI_OK && n_shards) {   /* a shard: its alternatives only, then stop */
+                status = "shard done";
+                i++;
+                av_free(&a);
+                free(dir), free(rec), free(log);
+                break;
+            }
+            if (rc != CLI_OK) goto next;
+            rs->measured[i] = true;
+            chosen = rs->chosen[i];
+            goto record;
         }
+        echo(label, &a);
+        rc = run_command(rs, i, s, &a, log, common->no_manifest);
         if (rc != CLI_OK) {
             cli_fail("recipe %s:%d: step %d (%s) failed (exit %d; its stdout: %s)",
                      r->path, s->line, i + 1, s->k->name, rc, log);
@@ -1093,10 +1563,18 @@ static int run_recipe(const recipe *r, const char *out, bool resume, const cli_c
                 status = "gate failed";
             }
         }
+    record:
+        if (rc == CLI_OK && s->k->lay == L_TRY) {   /* the record names the chosen one */
+            char *m2 = NULL, *a2 = NULL, *adir = pathf("%s/%s", dir, r->alt[s->alt0 + chosen].dir);
+            av_free(&a);
+            build_cmd(rs, &r->alt[s->alt0 + chosen], i, in, adir, &a, &m2, &a2);
+            free(m2), free(a2), free(adir);
+        }
         if (rc == CLI_OK) rc = write_step_json(rs, i, dir, &a);
         if (rc == CLI_OK) kill_hook(i + 1, "done");
     next:
         if (rc == CLI_OK && rs->model[i]) in = rs->model[i];
+        (void)chosen;
         av_free(&a);
         free(dir);
         free(rec);
@@ -1104,9 +1582,11 @@ static int run_recipe(const recipe *r, const char *out, bool resume, const cli_c
     }
     for (int k = 0; k < r->n; k++)
         if (rs->model[k]) final = rs->model[k];
-    print_summary(rs, i, common->json, rc == CLI_OK ? "done" : status,
-                  rc == CLI_OK ? final : NULL);
+    if (n_shards) status = rc == CLI_OK ? "shard done" : status;
+    print_summary(rs, i, common->json && !n_shards, rc == CLI_OK && !n_shards ? "done" : status,
+                  rc == CLI_OK && !n_shards ? final : NULL);
     for (int k = 0; k < r->n; k++) free(rs->model[k]), free(rs->adapter[k]);
+    for (int k = 0; k < r->n_alt; k++) free(rs->alt_model[k]);
     free(rs);
     return rc;
 }
@@ -1128,7 +1608,18 @@ int cmd_recipe(int argc, char **argv) {
     recipe *r = calloc(1, sizeof *r);
     if (!r) return cli_fail("out of memory");
     rc = recipe_load(r, pos[1], in);
-    if (rc == CLI_OK) rc = run ? run_recipe(r, pos[n_pos - 1], o.resume, &common) : cmd_check(r);
+    int32_t shard = 0, n_shards = 0;
+    if (rc == CLI_OK && o.shard) {
+        bool has_try = false;
+        for (int i = 0; i < r->n; i++) has_try |= r->step[i].k->lay == L_TRY;
+        if (!run) rc = usage_error("--shard splits a run: recipe run RECIPE OUT --shard I/N");
+        else if ((rc = cli_parse_shard("recipe", o.shard, &shard, &n_shards)) != CLI_OK) {}
+        else if (!has_try)
+            rc = cli_fail("%s: --shard splits the alternatives of a try step, and this recipe has "
+                          "none", r->path);
+    }
+    if (rc == CLI_OK)
+        rc = run ? run_recipe(r, pos[n_pos - 1], o.resume, &common, shard, n_shards) : cmd_check(r);
     rp_free(&r->f);
     free(r);
     return rc;

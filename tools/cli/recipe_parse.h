@@ -19,7 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum { RP_MAX_WORDS = 64, RP_MAX_STMTS = 1024, RP_MAX_LINE = 4096 };
+enum { RP_MAX_WORDS = 64, RP_MAX_STMTS = 1024, RP_MAX_LINE = 65536 };
 
 typedef struct rp_word {
     char *key;      /* the word, or the KEY of KEY=VALUE (unquoted, malloc'd) */

@@ -58,6 +58,8 @@ typedef struct train_opts {
     /* --qat (train, distill, lora) */
     const char *qat;
     const char *qat_targets;
+    const char *qat_scales;
+    double      qat_scale_lr;
 } train_opts;
 
 #define O(f) offsetof(train_opts, f)
@@ -104,9 +106,15 @@ typedef struct train_opts {
     {"--save-every", NULL, CLI_OPT_INT, O(save_every), "K", 0, 1e9, "checkpoint every K steps " \
      "(and at the end)"}, \
     {"--qat", NULL, CLI_OPT_STR, O(qat), "SCHEME", 0, 0, "quantization-aware: fake-quantize " \
-     "to a single-type scheme (q4_0, int4_g128, nf4, q4_K, ...) in every forward pass"}, \
+     "to a scheme of shrink quantize (q4_0, int4_g128, nf4, q4_K, or a mix: q4_K_M, ...) in " \
+     "every forward pass"}, \
     {"--qat-targets", NULL, CLI_OPT_STR, O(qat_targets), "LIST", 0, 0, "QAT's matrices: q,k,v," \
      "o,gate,up,down,embed,output or all (default all)"}, \
+    {"--qat-scales", NULL, CLI_OPT_STR, O(qat_scales), "HOW", 0, 0, "QAT's block scales: " \
+     "recompute (from the weights, every pass; default) or learned (LSQ; q4_0, q8_0, int4_gN, " \
+     "nf4)"}, \
+    {"--qat-scale-lr", NULL, CLI_OPT_FLOAT, O(qat_scale_lr), "LR", 1e-12, 10, "learning rate " \
+     "of learned QAT scales (default: --lr)"}, \
 
 static const cli_opt train_rows[] = {TRAIN_ROWS};
 static const cli_opt distill_rows[] = {
@@ -341,6 +349,8 @@ static void fill_params(shrink_train_params *pp, const train_opts *op, const cli
     pp->log            = log_step;
     pp->user           = lsp;
     pp->qat_targets    = op->qat_targets;
+    pp->qat_scales     = op->qat_scales;
+    pp->qat_scale_lr   = op->qat_scale_lr;
     pp->comm           = cli_mpi_comm();   /* mpirun -np R of a `make MPI=1` build */
 }
 
@@ -385,7 +395,13 @@ static int run_train(const cli_spec *sp, int argc, char **argv) {
     if (o.optimizer && strcmp(o.optimizer, "adamw") && strcmp(o.optimizer, "sgd"))
         return usage(sp, "--optimizer: not adamw or sgd");
     const char *qat = NULL;
-    if (o.qat && (rc = cli_scheme_dtype("--qat", o.qat, &qat)) != CLI_OK) return rc;
+    if (o.qat && (rc = cli_qat_scheme("--qat", o.qat, &qat)) != CLI_OK) return rc;
+    if (o.qat_scales && strcmp(o.qat_scales, "recompute") && strcmp(o.qat_scales, "learned"))
+        return usage(sp, "--qat-scales: not recompute or learned");
+    if ((o.qat_scales || o.qat_scale_lr > 0) && !o.qat)
+        return usage(sp, "--qat-scales and --qat-scale-lr need --qat SCHEME");
+    if (o.qat_scale_lr > 0 && !(o.qat_scales && !strcmp(o.qat_scales, "learned")))
+        return usage(sp, "--qat-scale-lr is the learning rate of --qat-scales learned");
     if (o.qat && o.to && strcmp(o.to, "gguf"))
         return usage(sp, "--qat writes the quantized model as GGUF: no --to hf/llama2c");
     if (o.qat) o.to = "gguf";

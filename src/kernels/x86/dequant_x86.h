@@ -361,6 +361,37 @@ static void sparse24_i8_deq(const void *row, int64_t k0, int64_t n, float *dst) 
     }
 }
 
+/* unstructured sparse (sparse_bm.c): zeros, then each set bit's value (the next slot) at its
+ * input; f16 by vcvtph2ps, int8 as d * q like the reference */
+DQ_INLINE void sbm_deq(const uint8_t *r, size_t hb, int i8, int64_t k0, int64_t n, float *dst) {
+    uint32_t nb;
+    memcpy(&nb, r + 4, 4);
+    const uint8_t *bm = r + hb, *v = bm + 8 * (uint64_t)nb;
+    const float d = i8 ? dq_rd_f32(r + 8) : 0.0f;
+    int64_t s = 0;
+    for (int64_t b = 0; b < k0 / SK_QK_SBM; b++) {
+        uint64_t m;
+        memcpy(&m, bm + 8 * b, 8);
+        s += __builtin_popcountll(m);
+    }
+    memset(dst, 0, (size_t)n * sizeof *dst);
+    for (int64_t b = k0 / SK_QK_SBM; b < (k0 + n) / SK_QK_SBM; b++) {
+        uint64_t m;
+        memcpy(&m, bm + 8 * b, 8);
+        float *o = dst + b * SK_QK_SBM - k0;
+        for (; m; m &= m - 1, s++)
+            o[__builtin_ctzll(m)] = i8 ? d * (float)(int8_t)v[s] : dq_rd_f16(v + 2 * s);
+    }
+}
+
+static void sparse_f16_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    sbm_deq(row, SK_SBM_HEAD_F16, 0, k0, n, dst);
+}
+
+static void sparse_i8_deq(const void *row, int64_t k0, int64_t n, float *dst) {
+    sbm_deq(row, SK_SBM_HEAD_I8, 1, k0, n, dst);
+}
+
 /* palettes (palette.h): the group's palette as a 16-entry table (pal4: 4 entries, the rest 0),
  * the codes of 16 elements looked up at once; pal256: one lookup per element */
 static void pal16_deq(const void *row, int64_t k0, int64_t n, float *dst) {
@@ -429,6 +460,8 @@ static const sk_dequant_fn dq_table[SHRINK_DTYPE_COUNT] = {
     [SHRINK_DTYPE_PAL16] = pal16_deq,
     [SHRINK_DTYPE_PAL256] = pal256_deq,
     [SHRINK_DTYPE_PAL4] = pal4_deq,
+    [SHRINK_DTYPE_SPARSE_F16] = sparse_f16_deq,
+    [SHRINK_DTYPE_SPARSE_I8] = sparse_i8_deq,
 };
 
 #endif /* SK_DEQUANT_X86_H */

@@ -183,11 +183,77 @@ static float pal16_dot_z(int64_t n, const void *w, const void *xa) {
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
 
+/* unstructured sparse: 16 inputs per step, mask m = 16 bits of the bitmap. Its popcount(m)
+ * values (the next slots) are loaded compact (a plain load while 32 more slots remain in the
+ * row, else a masked load that reads nothing past them) and vexpandps with zeroing mask m puts
+ * them on their lanes (tried instead: vpermps with table indices, sk_sbm_idx8 as on AVX2 —
+ * slower on Zen 4, bench/bench_sparse_dot.c) */
+static float sparse_f16_dot_z(int64_t n, const void *w, const void *xa) {
+    const uint8_t *bm = (const uint8_t *)w + SK_SBM_HEAD_F16;
+    const uint16_t *v = (const uint16_t *)(bm + n / 8);
+    const int64_t cap = n / 2;
+    const float *x = xa;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t s = 0;
+    for (int64_t k = 0; k < n; k += 32, x += 32) {
+        uint32_t m;
+        memcpy(&m, bm + k / 8, 4);
+        const unsigned m0 = m & 0xFFFF, m1 = m >> 16;
+        const int c0 = __builtin_popcount(m0), c1 = __builtin_popcount(m1);
+        __m256i h0, h1;
+        if (s + 32 <= cap) {
+            h0 = _mm256_loadu_si256((const __m256i *)(v + s));
+            h1 = _mm256_loadu_si256((const __m256i *)(v + s + c0));
+        } else {
+            h0 = _mm256_maskz_loadu_epi16((__mmask16)((1u << c0) - 1), v + s);
+            h1 = _mm256_maskz_loadu_epi16((__mmask16)((1u << c1) - 1), v + s + c0);
+        }
+        a0 = _mm512_fmadd_ps(_mm512_maskz_expand_ps((__mmask16)m0, _mm512_cvtph_ps(h0)),
+                             _mm512_loadu_ps(x), a0);
+        a1 = _mm512_fmadd_ps(_mm512_maskz_expand_ps((__mmask16)m1, _mm512_cvtph_ps(h1)),
+                             _mm512_loadu_ps(x + 16), a1);
+        s += c0 + c1;
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+static float sparse_i8_dot_z(int64_t n, const void *w, const void *xa) {
+    const uint8_t *r = w, *bm = r + SK_SBM_HEAD_I8;
+    const int8_t *v = (const int8_t *)(bm + n / 8);
+    const int64_t cap = n / 2;
+    const float d = f32_at(r + 8);
+    const float *x = xa;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t s = 0;
+    for (int64_t k = 0; k < n; k += 32, x += 32) {
+        uint32_t m;
+        memcpy(&m, bm + k / 8, 4);
+        const unsigned m0 = m & 0xFFFF, m1 = m >> 16;
+        const int c0 = __builtin_popcount(m0), c1 = __builtin_popcount(m1);
+        __m128i q0, q1;
+        if (s + 32 <= cap) {
+            q0 = _mm_loadu_si128((const __m128i *)(v + s));
+            q1 = _mm_loadu_si128((const __m128i *)(v + s + c0));
+        } else {
+            q0 = _mm_maskz_loadu_epi8((__mmask16)((1u << c0) - 1), v + s);
+            q1 = _mm_maskz_loadu_epi8((__mmask16)((1u << c1) - 1), v + s + c0);
+        }
+        __m512 v0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0));
+        __m512 v1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1));
+        a0 = _mm512_fmadd_ps(_mm512_maskz_expand_ps((__mmask16)m0, v0), _mm512_loadu_ps(x), a0);
+        a1 = _mm512_fmadd_ps(_mm512_maskz_expand_ps((__mmask16)m1, v1), _mm512_loadu_ps(x + 16), a1);
+        s += c0 + c1;
+    }
+    return d * _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
 sk_vec_dot_fn sk_qdot_avx512(shrink_dtype t) {
     switch (t) {
     case SHRINK_DTYPE_SPARSE24_F16: return sparse24_f16_dot_z;
     case SHRINK_DTYPE_SPARSE24_I8:  return sparse24_i8_dot_z;
     case SHRINK_DTYPE_PAL16:       return pal16_dot_z;
+    case SHRINK_DTYPE_SPARSE_F16:  return sparse_f16_dot_z;
+    case SHRINK_DTYPE_SPARSE_I8:   return sparse_i8_dot_z;
     case SHRINK_DTYPE_NF4:         return nf4_dot_z;
     case SHRINK_DTYPE_NF4_DQ:      return nf4_dq_dot_z;
     case SHRINK_DTYPE_W8A8:        return w8a8_dot_zmm;

@@ -829,6 +829,75 @@ static float sparse24_i8_dot(int64_t n, const void *w, const void *xa) {
     return d * hsum8(_mm256_add_ps(a0, a1));
 }
 
+/* ==== unstructured sparse x f32 (sparse_bm.c) ================================================ */
+
+/* 8 inputs per step: byte m of the bitmap; its popcount(m) values (the next slots) are loaded
+ * compact, converted, and moved to their lanes by vpermps with the indices sk_sbm_idx8[m]
+ * (lane i: the set bits of m below i; one vpmovzxbd from the table), the lanes of unset bits
+ * zeroed by an AND with the lane mask of m. Rows hold at most n/2 slots, so the last steps of
+ * a row copy their values to a zeroed buffer instead of loading 8 slots past the row's end. */
+SK_INLINE __m256 sbm_expand8(unsigned m, __m256 compact) {
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)&sk_sbm_idx8[m]));
+    __m256i on = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)m), bit), bit);
+    return _mm256_and_ps(_mm256_permutevar8x32_ps(compact, idx), _mm256_castsi256_ps(on));
+}
+
+static float sparse_f16_dot(int64_t n, const void *w, const void *xa) {
+    const uint8_t *bm = (const uint8_t *)w + SK_SBM_HEAD_F16, *v = bm + n / 8;
+    const int64_t cap = n / 2;
+    const float *x = xa;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t s = 0;
+    for (int64_t k = 0; k < n; k += 16, x += 16) {
+        const unsigned m0 = bm[k / 8], m1 = bm[k / 8 + 1];
+        const int c0 = __builtin_popcount(m0);
+        __m128i h0, h1;
+        if (s + 16 <= cap) {
+            h0 = _mm_loadu_si128((const __m128i *)(v + 2 * s));
+            h1 = _mm_loadu_si128((const __m128i *)(v + 2 * (s + c0)));
+        } else {
+            uint16_t t[24] = {0};
+            memcpy(t, v + 2 * s, (size_t)(cap - s) * 2);
+            h0 = _mm_loadu_si128((const __m128i *)t);
+            h1 = _mm_loadu_si128((const __m128i *)(t + c0));
+        }
+        a0 = _mm256_fmadd_ps(sbm_expand8(m0, _mm256_cvtph_ps(h0)), _mm256_loadu_ps(x), a0);
+        a1 = _mm256_fmadd_ps(sbm_expand8(m1, _mm256_cvtph_ps(h1)), _mm256_loadu_ps(x + 8), a1);
+        s += c0 + __builtin_popcount(m1);
+    }
+    return hsum8(_mm256_add_ps(a0, a1));
+}
+
+static float sparse_i8_dot(int64_t n, const void *w, const void *xa) {
+    const uint8_t *r = w, *bm = r + SK_SBM_HEAD_I8, *v = bm + n / 8;
+    const int64_t cap = n / 2;
+    const float d = f32_at(r + 8);
+    const float *x = xa;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t s = 0;
+    for (int64_t k = 0; k < n; k += 16, x += 16) {
+        const unsigned m0 = bm[k / 8], m1 = bm[k / 8 + 1];
+        const int c0 = __builtin_popcount(m0);
+        __m128i q0, q1;
+        if (s + 16 <= cap) {
+            q0 = _mm_loadl_epi64((const __m128i *)(v + s));
+            q1 = _mm_loadl_epi64((const __m128i *)(v + s + c0));
+        } else {
+            uint8_t t[24] = {0};
+            memcpy(t, v + s, (size_t)(cap - s));
+            q0 = _mm_loadl_epi64((const __m128i *)t);
+            q1 = _mm_loadl_epi64((const __m128i *)(t + c0));
+        }
+        __m256 v0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q0));
+        __m256 v1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q1));
+        a0 = _mm256_fmadd_ps(sbm_expand8(m0, v0), _mm256_loadu_ps(x), a0);
+        a1 = _mm256_fmadd_ps(sbm_expand8(m1, v1), _mm256_loadu_ps(x + 8), a1);
+        s += c0 + __builtin_popcount(m1);
+    }
+    return d * hsum8(_mm256_add_ps(a0, a1));
+}
+
 /* ==== lookups ================================================================================ */
 
 static sk_vec_dot_fn qdot_lookup(shrink_dtype t) {
@@ -863,6 +932,8 @@ static sk_vec_dot_fn qdot_lookup(shrink_dtype t) {
     case SHRINK_DTYPE_PAL16:          return pal16_dot;
     case SHRINK_DTYPE_PAL4:           return pal4_dot;
     case SHRINK_DTYPE_PAL256:         return pal256_dot;
+    case SHRINK_DTYPE_SPARSE_F16:     return sparse_f16_dot;
+    case SHRINK_DTYPE_SPARSE_I8:      return sparse_i8_dot;
     default:                return NULL;
     }
 }
