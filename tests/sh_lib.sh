@@ -7,6 +7,9 @@
 #   missing DESC                    an asset is missing: bad or skipped by the rule above
 #   asset REL                       prints the first existing of <shared>/REL,
 #                                   tests/fixtures/REL, ./REL; status 1 if none
+#   llama_tool TOOL                 sets $ltool to llama.cpp's TOOL ($LLAMA_CPP_BIN, else
+#                                   /work/llama.cpp/build/bin); not built: a counted skip,
+#                                   status 1 (llama.cpp cannot be built offline, e.g. in CI)
 #   sh_finish NAME                  prints "NAME: N passed, N failed, N skipped" and exits
 #                                   1 on a failure, 77 if an asset was absent, else 0
 pass=0
@@ -28,6 +31,13 @@ asset() {
     for root in "$shared" tests/fixtures .; do
         if [ -e "$root/$1" ]; then echo "$root/$1"; return 0; fi
     done
+    return 1
+}
+
+llama_tool() {
+    ltool="${LLAMA_CPP_BIN:-/work/llama.cpp/build/bin}/$1"
+    [ -x "$ltool" ] && return 0
+    skipped "llama.cpp's $1 is not built here (set LLAMA_CPP_BIN): its check is not run"
     return 1
 }
 

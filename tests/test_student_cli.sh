@@ -48,18 +48,15 @@ fi
 ls "$tmp" | grep -q 'student-cut' && bad "random init left its temporary cut" || ok
 
 # llama.cpp loads the GGUF student (when built)
-lcpp=${LLAMA_CPP_BIN:-/work/llama.cpp/build/bin}
-text=$(asset fixtures/stories260K/ppl_text.txt) || text=""
-if [ -x "$lcpp/llama-perplexity" ] && [ -n "$text" ]; then
+text=$(asset fixtures/stories260K/ppl_text.txt) || { text=""; missing "fixtures/stories260K/ppl_text.txt"; }
+if [ -n "$text" ] && llama_tool llama-perplexity; then
     head -c 4000 "$text" >"$tmp/ppl.txt"
-    if "$lcpp/llama-perplexity" -m "$tmp/s.gguf" -f "$tmp/ppl.txt" -c 64 -b 64 -t 1 \
+    if "$ltool" -m "$tmp/s.gguf" -f "$tmp/ppl.txt" -c 64 -b 64 -t 1 \
         >"$tmp/lc.out" 2>&1; then
         grep -q 'Final estimate: PPL' "$tmp/lc.out" && ok || bad "llama-perplexity: no estimate"
     else
         bad "llama-perplexity does not load the student: $(tail -5 "$tmp/lc.out")"
     fi
-else
-    echo "test_student_cli: llama.cpp not built here: the llama-perplexity check is not run"
 fi
 
 # bad input: message, non-zero exit, no output
