@@ -521,31 +521,17 @@ static int64_t tensor_rows(const sk_gguf_tensor *t) {
     return rows;
 }
 
-/* Palette types (src/kernels/palette.h): every row head names a group inside the tensor, so
- * no kernel reads a palette entry outside it. */
-static shrink_status check_palette(rd *r, const sk_gguf_tensor *t, const char *nt) {
+/* Types whose row heads index into the row (the dtype table's check_rows: palettes,
+ * unstructured sparse): every row checked here, so no kernel reads outside it. */
+static shrink_status check_rows(rd *r, const sk_gguf_tensor *t, const char *nt) {
     tensor_type tt;
-    if (!tensor_type_of(t->type, &tt) || tt.dtype < 0 || !sk_pal_k((shrink_dtype)tt.dtype))
-        return SHRINK_OK;
-    int64_t bad = sk_pal_check((shrink_dtype)tt.dtype, t->data, tensor_rows(t), t->ne[0]);
+    if (!tensor_type_of(t->type, &tt) || tt.dtype < 0) return SHRINK_OK;
+    const sk_dtype_traits *d = sk_dtype((shrink_dtype)tt.dtype);
+    if (!d->check_rows) return SHRINK_OK;
+    int64_t bad = d->check_rows((shrink_dtype)tt.dtype, t->data, tensor_rows(t), t->ne[0]);
     if (bad < 0) return SHRINK_OK;
-    return sk_error(SHRINK_ERR_FORMAT, "%s: tensor '%s' (%s): the head of row %" PRId64 " names "
-                    "a palette group outside the tensor or a wrong row length; the file is "
-                    "damaged", r->name, nt, tt.name, bad);
-}
-
-/* Unstructured sparse types (src/kernels/sparse_bm.c): every row's bitmaps count its stored
- * values, at most half the row, so no kernel reads past the row's value slots. */
-static shrink_status check_sparse_bm(rd *r, const sk_gguf_tensor *t, const char *nt) {
-    tensor_type tt;
-    if (!tensor_type_of(t->type, &tt) || tt.dtype < 0 || !sk_dtype_sparse_bm((shrink_dtype)tt.dtype))
-        return SHRINK_OK;
-    int64_t bad = sk_sparse_bm_check((shrink_dtype)tt.dtype, t->data, tensor_rows(t), t->ne[0]);
-    if (bad < 0) return SHRINK_OK;
-    return sk_error(SHRINK_ERR_FORMAT, "%s: tensor '%s' (%s): the index of row %" PRId64 " is "
-                    "corrupt (its bitmaps do not count the stored values, more than half the "
-                    "row is stored, or a wrong row length); the file is damaged", r->name, nt,
-                    tt.name, bad);
+    return sk_error(SHRINK_ERR_FORMAT, "%s: tensor '%s' (%s): row %" PRId64 " is corrupt (%s); "
+                    "the file is damaged", r->name, nt, tt.name, bad, d->check_what);
 }
 
 /* Names unique, offsets aligned, data inside the section and not overlapping. */
@@ -576,8 +562,7 @@ static shrink_status check_tensors(rd *r, sk_gguf *g) {
         o[i] = (off_idx){t->offset, t->offset + t->bytes, i};
         by_name[i] = t;
         t->data = r->p + g->data_offset + t->offset;
-        st = check_palette(r, t, nt);
-        if (!st) st = check_sparse_bm(r, t, nt);
+        st = check_rows(r, t, nt);
     }
     if (st) goto out;
     qsort(o, (size_t)n, sizeof *o, cmp_off);

@@ -252,7 +252,10 @@ static const sk_dtype_traits sk_dtypes[SHRINK_DTYPE_COUNT] = {
      * tol_rel: of quantize() with the k-means palette on normal data (tests/test_palette.c) */
 #define PAL_FUNCS(t) .to_f32 = sk_##t##_to_f32, .from_f32 = sk_##t##_from_f32,                   \
                      .quantize = sk_##t##_quantize, .to_f32_range = sk_##t##_to_f32_range,       \
-                     .act = SK_ACT_F32, .vec_dot_ref = sk_##t##_dot_ref
+                     .act = SK_ACT_F32, .vec_dot_ref = sk_##t##_dot_ref,                      \
+                     .check_rows = sk_pal_check,                                                 \
+                     .check_what = "its head names a palette group outside the tensor, or a "    \
+                                   "wrong row length"
     [SHRINK_DTYPE_PAL16]          = {.name = "pal16", .block = SK_QK_PAL, .bytes = 16,
                                      .row_head = SK_HEAD_PAL, PAL_FUNCS(pal16), .tol_rel = 0.12},
     [SHRINK_DTYPE_PAL256]         = {.name = "pal256", .block = SK_QK_PAL, .bytes = 32,
@@ -260,15 +263,21 @@ static const sk_dtype_traits sk_dtypes[SHRINK_DTYPE_COUNT] = {
     [SHRINK_DTYPE_PAL4]           = {.name = "pal4", .block = SK_QK_PAL, .bytes = 8,
                                      .row_head = SK_HEAD_PAL, PAL_FUNCS(pal4), .tol_rel = 0.4},
     /* unstructured sparse (sparse_bm.c): tol_rel of normal data, whose smaller half is lost */
+#define SBM_CHECK .check_rows = sk_sparse_bm_check,                                              \
+                  .check_what = "its bitmaps do not count the stored values, more than half "  \
+                                "the row is stored, or a wrong row length"
     [SHRINK_DTYPE_SPARSE_F16]     = {.name = "sparse_f16", .block = SK_QK_SBM,
                                      .bytes = SK_SBM_F16_BYTES, .row_head = SK_SBM_HEAD_F16,
                                      ROW_HEAD_FUNCS(sparse_f16, sparse_f16), .act = SK_ACT_F32,
-                                     .vec_dot_ref = sk_sparse_f16_dot_ref, .tol_rel = 0.3},
+                                     .vec_dot_ref = sk_sparse_f16_dot_ref, .tol_rel = 0.3,
+                                     SBM_CHECK},
     [SHRINK_DTYPE_SPARSE_I8]      = {.name = "sparse_i8", .block = SK_QK_SBM,
                                      .bytes = SK_SBM_I8_BYTES, .row_head = SK_SBM_HEAD_I8,
                                      ROW_HEAD_FUNCS(sparse_i8, sparse_i8), .act = SK_ACT_F32,
-                                     .vec_dot_ref = sk_sparse_i8_dot_ref, .tol_rel = 0.3},
+                                     .vec_dot_ref = sk_sparse_i8_dot_ref, .tol_rel = 0.3,
+                                     SBM_CHECK},
 #undef PAL_FUNCS
+#undef SBM_CHECK
 #undef ROW_HEAD_FUNCS
 #undef BLOCK_FUNCS
 #undef BLOCK_FUNCS_S24

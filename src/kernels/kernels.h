@@ -72,6 +72,12 @@ typedef struct sk_dtype_traits {
     sk_act_format act;      /* activations for vec_dot */
     sk_vec_dot_fn vec_dot_ref; /* the scalar reference dot (NULL: dequantize + f32 dot) */
     double tol_rel;         /* tests: relative error of a round trip */
+    /* types whose row heads index into the row (palettes, unstructured sparse): the first
+     * row of a tensor whose head does not fit, or -1 (the GGUF reader runs it on every tensor
+     * of the type, so no kernel reads outside a row); check_what: what such a row breaks.
+     * NULL: nothing to check */
+    int64_t (*check_rows)(shrink_dtype t, const void *data, int64_t rows, int64_t cols);
+    const char *check_what;
 } sk_dtype_traits;
 
 SK_HIDDEN const sk_dtype_traits *sk_dtype(shrink_dtype t);
