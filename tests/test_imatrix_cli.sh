@@ -123,8 +123,11 @@ if expect_ok "init width 256" "$bin" init --config "$tmp/c3.json" --tokenizer "$
             --scheme $s --imatrix "$tmp/w.imatrix" --ggml-exact --no-manifest
         expect_ok "$s --imatrix" "$bin" quantize "$tmp/w256.gguf" "$tmp/$s-i.gguf" --scheme $s \
             --imatrix "$tmp/w.imatrix" --no-manifest
-        cmp -s "$tmp/$s-e.gguf" "$tmp/$s-ei.gguf" && bad "$s: --imatrix did not change the bytes" || ok
-        cmp -s "$tmp/$s-ei.gguf" "$tmp/$s-i.gguf" && bad "$s: the search wrote ggml's bytes" || ok
+        # cmp exits 2 on a missing file: only two written files that differ pass
+        cmp -s "$tmp/$s-e.gguf" "$tmp/$s-ei.gguf"
+        [ $? -eq 1 ] && ok || bad "$s: --imatrix did not change the bytes (or a file is missing)"
+        cmp -s "$tmp/$s-ei.gguf" "$tmp/$s-i.gguf"
+        [ $? -eq 1 ] && ok || bad "$s: the search wrote ggml's bytes (or a file is missing)"
     done
     # the mixes of those types with each calibrated method that serves them: saved, reloaded, run
     expect_ok "q3_K_M --imatrix" "$bin" quantize "$tmp/w256.gguf" "$tmp/m-i.gguf" --scheme q3_K_M \

@@ -144,8 +144,9 @@ if llama_tool llama-perplexity && [ -f "$tmp/a.gguf" ] &&
         --lora "$tmp/a.gguf" --json && s1=$(json_num ppl "$tmp/out")
     echo "  llama-perplexity: base ${l0:-?} + adapter ${l1:-?}; shrink: ${s0:-?} + adapter ${s1:-?}"
     if [ -n "$l0" ] && [ -n "$l1" ] && [ -n "${s0:-}" ] && [ -n "${s1:-}" ] &&
-       awk -v a="$l1" -v b="$s1" -v c="$l0" 'BEGIN { d = (a - b) / b; if (d < 0) d = -d;
-           e = (c - a) / a; if (e < 0) e = -e; exit !(d < 1e-3 && e > 1e-2) }'; then ok
+       awk -v a="$l1" -v b="$s1" -v c="$l0" -v s="$s0" 'BEGIN { d = (a - b) / b; if (d < 0) d = -d;
+           e = (c - a) / a; if (e < 0) e = -e; f = (c - s) / s; if (f < 0) f = -f;
+           exit !(d < 1e-3 && f < 1e-3 && e > 1e-2) }'; then ok
     else bad "llama-perplexity --lora ${l1:-none} vs shrink ${s1:-none} (base ${l0:-none})"; fi
 fi
 sh_finish test_lora_cli

@@ -433,7 +433,7 @@ static void test_chooser(void) {
     CHECK(r1.params_lowrank <= (int64_t)(0.5 * (double)r1.params_target) &&
           r1.params_lowrank > (int64_t)(0.4 * (double)r1.params_target),
           "budget: %lld of %lld", (long long)r1.params_lowrank, (long long)r1.params_target);
-    CHECK(r1.choose_passes > 0 && r1.choose_kl_sum >= 0.0, "passes %lld, kl %g",
+    CHECK(r1.choose_passes > 0 && r1.choose_kl_sum > 0.0, "passes %lld, kl %g",
           (long long)r1.choose_passes, r1.choose_kl_sum);
     CHECK(r1.min_rank < r1.max_rank || r1.n_dense > 0, "ranks vary between matrices");
     p.factored = 1;
@@ -449,6 +449,8 @@ static void test_chooser(void) {
     if (la && lf && V1 == V2) {
         const double e = logit_diff(lf, la, 16 * (int64_t)V1);
         CHECK(e < 2e-5, "chosen factored vs merged dense logits: %.3g relative", e);
+    } else {
+        CHECK(0, "chosen: no logits of the merged or factored file: %s", shrink_last_error());
     }
     free(la);
     free(lf);

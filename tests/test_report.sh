@@ -47,6 +47,8 @@ ref_front() {
 well_formed() {
     if command -v xmllint >/dev/null 2>&1; then
         xmllint --noout "$1" 2>"$tmp/xml.err" && ok || bad "$1 is not well-formed: $(head -c 300 "$tmp/xml.err")"
+    else
+        bad "xmllint not found (Debian's libxml2-utils): $1's well-formedness is not checked"
     fi
     ! grep -qi '<script' "$1" && ok || bad "$1 holds a script"
     [ -z "$(grep -o 'https\?://[^"]*' "$1" | grep -v '^http://www.w3.org/2000/svg$')" ] && ok ||

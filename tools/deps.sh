@@ -7,6 +7,7 @@
 #   libc6-dev  libc headers and crt files (only "Recommended" by gcc)
 #   libgomp1   OpenMP runtime (-fopenmp)
 #   libasan8, libubsan1   ASan + UBSan runtimes of `make test` (Debian 12 names)
+#   libxml2-utils  xmllint: tests/test_report.sh checks the report's page is well-formed
 # With the argument `fuzz` (run by `make fuzz`), also:
 #   clang               clang 14 on Debian 12, the compiler of the libFuzzer targets
 #   libclang-rt-14-dev  libFuzzer and clang's ASan/UBSan runtimes (only "Recommended" by clang)
@@ -20,7 +21,7 @@
 # prints the exact apt-get line and exits 1. On a system without dpkg it only checks that a
 # C compiler and make (and clang for `fuzz`) are on PATH.
 set -u
-pkgs="gcc make libc6-dev libgomp1 libasan8 libubsan1"
+pkgs="gcc make libc6-dev libgomp1 libasan8 libubsan1 libxml2-utils"
 tools="cc make"
 if [ "${1:-}" = fuzz ]; then
     pkgs="$pkgs clang libclang-rt-14-dev libomp-14-dev"
