@@ -17,16 +17,19 @@ static void rows4(int64_t n, int64_t K, const double *const *A, int64_t ak,
     for (; j + 8 <= n; j += 8) {
         __m256d x[4][2];
         for (int i = 0; i < 4; i++) {
-            x[i][0] = zero ? _mm256_setzero_pd() : _mm256_loadu_pd(c[i] + j);
-            x[i][1] = zero ? _mm256_setzero_pd() : _mm256_loadu_pd(c[i] + j + 4);
+            /* sub: the accumulators hold -C and gain +a*b; negated back at the store (the
+             * rounding is sign-symmetric: the same bits as accumulating -a*b into C) */
+            x[i][0] = zero ? _mm256_setzero_pd() : _mm256_mul_pd(_mm256_loadu_pd(c[i] + j), sg);
+            x[i][1] = zero ? _mm256_setzero_pd()
+                           : _mm256_mul_pd(_mm256_loadu_pd(c[i] + j + 4), sg);
         }
         for (int64_t k = 0; k < K; k++) {
             const double *b = B[k] + j;
             const __m256d b0 = _mm256_loadu_pd(b), b1 = _mm256_loadu_pd(b + 4);
-/* row i of the 4 x 8 block: one broadcast of A (signed), two FMAs */
+/* row i of the 4 x 8 block: one broadcast of A, two FMAs */
 #define ROW8(i, ai)                                                                          \
     do {                                                                                     \
-        const __m256d v_ = _mm256_mul_pd(_mm256_broadcast_sd((ai) + k * ak), sg);            \
+        const __m256d v_ = _mm256_broadcast_sd((ai) + k * ak);                               \
         x[i][0] = _mm256_fmadd_pd(v_, b0, x[i][0]);                                          \
         x[i][1] = _mm256_fmadd_pd(v_, b1, x[i][1]);                                          \
     } while (0)
@@ -37,6 +40,8 @@ static void rows4(int64_t n, int64_t K, const double *const *A, int64_t ak,
 #undef ROW8
         }
         for (int i = 0; i < 4; i++) {
+            x[i][0] = _mm256_mul_pd(x[i][0], sg);
+            x[i][1] = _mm256_mul_pd(x[i][1], sg);
             if (zero) {
                 x[i][0] = _mm256_add_pd(_mm256_loadu_pd(c[i] + j), x[i][0]);
                 x[i][1] = _mm256_add_pd(_mm256_loadu_pd(c[i] + j + 4), x[i][1]);
@@ -47,15 +52,17 @@ static void rows4(int64_t n, int64_t K, const double *const *A, int64_t ak,
     }
     for (; j + 4 <= n; j += 4) {
         __m256d x[4];
-        for (int i = 0; i < 4; i++) x[i] = zero ? _mm256_setzero_pd() : _mm256_loadu_pd(c[i] + j);
+        for (int i = 0; i < 4; i++)
+            x[i] = zero ? _mm256_setzero_pd() : _mm256_mul_pd(_mm256_loadu_pd(c[i] + j), sg);
         for (int64_t k = 0; k < K; k++) {
             const __m256d b0 = _mm256_loadu_pd(B[k] + j);
-            x[0] = _mm256_fmadd_pd(_mm256_mul_pd(_mm256_broadcast_sd(a0 + k * ak), sg), b0, x[0]);
-            x[1] = _mm256_fmadd_pd(_mm256_mul_pd(_mm256_broadcast_sd(a1 + k * ak), sg), b0, x[1]);
-            x[2] = _mm256_fmadd_pd(_mm256_mul_pd(_mm256_broadcast_sd(a2 + k * ak), sg), b0, x[2]);
-            x[3] = _mm256_fmadd_pd(_mm256_mul_pd(_mm256_broadcast_sd(a3 + k * ak), sg), b0, x[3]);
+            x[0] = _mm256_fmadd_pd(_mm256_broadcast_sd(a0 + k * ak), b0, x[0]);
+            x[1] = _mm256_fmadd_pd(_mm256_broadcast_sd(a1 + k * ak), b0, x[1]);
+            x[2] = _mm256_fmadd_pd(_mm256_broadcast_sd(a2 + k * ak), b0, x[2]);
+            x[3] = _mm256_fmadd_pd(_mm256_broadcast_sd(a3 + k * ak), b0, x[3]);
         }
         for (int i = 0; i < 4; i++) {
+            x[i] = _mm256_mul_pd(x[i], sg);
             if (zero) x[i] = _mm256_add_pd(_mm256_loadu_pd(c[i] + j), x[i]);
             _mm256_storeu_pd(c[i] + j, x[i]);
         }
